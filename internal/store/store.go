@@ -1,0 +1,53 @@
+// Package store opens the control-plane database, embedded SQLite or
+// PostgreSQL, behind one Backend interface. The adapters live in
+// store/sqlite and store/postgres; storetest holds the contract suite that
+// runs against both.
+package store
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/tenants"
+)
+
+// Backend is everything the server needs from its control-plane database.
+type Backend interface {
+	tenants.Store
+	idempotency.Store
+	// Migrate brings the schema (Cairn's tables and River's) up to date
+	// under a lock, so concurrent replicas never race a migration.
+	Migrate(ctx context.Context) error
+	// Ping checks the database answers; /readyz uses it.
+	Ping(ctx context.Context) error
+	// JobCounts returns the number of jobs per River state (available,
+	// running, retryable, scheduled, completed, discarded, cancelled).
+	JobCounts(ctx context.Context) (map[string]int64, error)
+	// StartWorkers starts working jobs until ctx is done or the returned
+	// stop function is called; stop waits for running jobs to finish or
+	// its own context to end.
+	StartWorkers(ctx context.Context, cfg WorkerConfig) (stop func(context.Context) error, err error)
+	// Close releases the database.
+	Close() error
+}
+
+// WorkerConfig configures job processing.
+type WorkerConfig struct {
+	Workers *river.Workers
+	// PeriodicJobs are scheduled by the elected leader only.
+	PeriodicJobs []*river.PeriodicJob
+	// MaxWorkers bounds concurrent jobs; default 10.
+	MaxWorkers int
+	// PollInterval is how often to look for new jobs where the database has
+	// no notifications (SQLite); default 1s. Tests shorten it.
+	PollInterval time.Duration
+	Logger       *slog.Logger
+	// OnJobDone, if set, is called after each job attempt with its kind and
+	// the resulting River state (completed, retryable, discarded,
+	// cancelled, ...). Metrics use it.
+	OnJobDone func(kind, state string)
+}

@@ -1,0 +1,21 @@
+package tenants
+
+// ProvisionArgs asks the provisioner to bring the tenant's stacks in line
+// with its desired Regions and tier. It carries only the key: the worker
+// re-reads the tenant every run.
+type ProvisionArgs struct {
+	TenantID string `json:"tenant_id"`
+}
+
+// Kind implements JobArgs.
+func (ProvisionArgs) Kind() string { return "tenant_provision" }
+
+// DeprovisionArgs asks the provisioner to take the tenant's stacks away.
+type DeprovisionArgs struct {
+	TenantID string `json:"tenant_id"`
+	// Purge also deletes retained data buckets.
+	Purge bool `json:"purge,omitempty"`
+}
+
+// Kind implements JobArgs.
+func (DeprovisionArgs) Kind() string { return "tenant_deprovision" }

@@ -1,0 +1,279 @@
+package tenants
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+)
+
+// Service runs the tenant lifecycle. It is safe for concurrent use; all
+// coordination between replicas goes through the Store.
+type Service struct {
+	store Store
+	now   func() time.Time
+	newID func() string
+}
+
+// NewService returns a Service on store. now defaults to time.Now.
+func NewService(store Store, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }, newID: NewID}
+}
+
+// OnboardParams is what an ISV admin gives to onboard a tenant.
+type OnboardParams struct {
+	Name         string
+	Slug         string
+	Tier         Tier
+	HomeRegion   string
+	Regions      []string
+	Plan         string
+	ContactEmail string
+	Labels       map[string]string
+}
+
+func (p OnboardParams) validate() ([]string, error) {
+	if err := validateName(p.Name); err != nil {
+		return nil, err
+	}
+	if err := validateSlug(p.Slug); err != nil {
+		return nil, err
+	}
+	if !p.Tier.Valid() {
+		return nil, invalid("tier", "must be %q or %q", TierPooled, TierDedicated)
+	}
+	regions, err := normalizeRegions(p.HomeRegion, p.Regions)
+	if err != nil {
+		return nil, err
+	}
+	if err := validatePlan(p.Plan); err != nil {
+		return nil, err
+	}
+	if err := validateEmail(p.ContactEmail); err != nil {
+		return nil, err
+	}
+	return regions, validateLabels(p.Labels)
+}
+
+// Onboard creates a tenant in StatusProvisioning and, in the same
+// transaction, the job that provisions it. It returns a *ValidationError or
+// ErrSlugTaken for bad input.
+func (s *Service) Onboard(ctx context.Context, p OnboardParams) (Tenant, error) {
+	regions, err := p.validate()
+	if err != nil {
+		return Tenant{}, err
+	}
+	now := s.now()
+	t := Tenant{
+		ID:           s.newID(),
+		Slug:         p.Slug,
+		Name:         p.Name,
+		Tier:         p.Tier,
+		Status:       StatusProvisioning,
+		HomeRegion:   p.HomeRegion,
+		Regions:      regions,
+		Plan:         p.Plan,
+		ContactEmail: p.ContactEmail,
+		Labels:       maps.Clone(p.Labels),
+		Version:      1,
+		CreatedAt:    now,
+		UpdatedAt:    now,
+	}
+	if t.Labels == nil {
+		t.Labels = map[string]string{}
+	}
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		if t, err = tx.TenantInsert(ctx, t); err != nil {
+			return err
+		}
+		return tx.JobInsert(ctx, ProvisionArgs{TenantID: t.ID})
+	})
+	if err != nil {
+		return Tenant{}, fmt.Errorf("onboard tenant: %w", err)
+	}
+	return t, nil
+}
+
+// Get returns the tenant, deleted tombstones included, or ErrNotFound.
+func (s *Service) Get(ctx context.Context, id string) (Tenant, error) {
+	return s.store.TenantGet(ctx, id)
+}
+
+// List returns one page of tenants in a stable order (insertion order).
+// Tenants inserted while a client pages through appear at the end, so a
+// client never sees a tenant twice or misses one that existed when it began.
+func (s *Service) List(ctx context.Context, p ListParams) ([]Tenant, error) {
+	if p.Status != "" && !p.Status.Valid() {
+		return nil, invalid("status", "unknown status %q", p.Status)
+	}
+	if p.Tier != "" && !p.Tier.Valid() {
+		return nil, invalid("tier", "unknown tier %q", p.Tier)
+	}
+	if p.Region != "" && !ValidRegion(p.Region) {
+		return nil, invalid("region", "%q is not an AWS commercial Region", p.Region)
+	}
+	return s.store.TenantList(ctx, p)
+}
+
+// UpdateParams changes a tenant's descriptive fields; nil leaves a field as
+// it is. Labels replaces the whole label set.
+type UpdateParams struct {
+	Name         *string
+	Plan         *string
+	ContactEmail *string
+	Labels       *map[string]string
+	// IfVersion, when set, makes the update fail with ErrVersionMismatch
+	// unless the tenant is still at this version.
+	IfVersion *int64
+}
+
+func (p UpdateParams) validate() error {
+	if p.Name != nil {
+		if err := validateName(*p.Name); err != nil {
+			return err
+		}
+	}
+	if p.Plan != nil {
+		if err := validatePlan(*p.Plan); err != nil {
+			return err
+		}
+	}
+	if p.ContactEmail != nil {
+		if err := validateEmail(*p.ContactEmail); err != nil {
+			return err
+		}
+	}
+	if p.Labels != nil {
+		return validateLabels(*p.Labels)
+	}
+	return nil
+}
+
+// Update changes a live tenant's descriptive fields. It returns
+// ErrVersionMismatch when p.IfVersion is stale and a *TransitionError when
+// the tenant is being or has been deleted.
+func (s *Service) Update(ctx context.Context, id string, p UpdateParams) (Tenant, error) {
+	if err := p.validate(); err != nil {
+		return Tenant{}, err
+	}
+	return s.change(ctx, id, p.IfVersion, func(t *Tenant) (JobArgs, error) {
+		if !t.Status.Live() {
+			return nil, &TransitionError{From: t.Status, Event: "update"}
+		}
+		if p.Name != nil {
+			t.Name = *p.Name
+		}
+		if p.Plan != nil {
+			t.Plan = *p.Plan
+		}
+		if p.ContactEmail != nil {
+			t.ContactEmail = *p.ContactEmail
+		}
+		if p.Labels != nil {
+			t.Labels = maps.Clone(*p.Labels)
+			if t.Labels == nil {
+				t.Labels = map[string]string{}
+			}
+		}
+		return nil, nil
+	})
+}
+
+// Suspend stops an active tenant's access; its stacks stay in place.
+func (s *Service) Suspend(ctx context.Context, id string) (Tenant, error) {
+	return s.transition(ctx, id, EventSuspend, "", nil)
+}
+
+// Resume gives a suspended tenant its access back.
+func (s *Service) Resume(ctx context.Context, id string) (Tenant, error) {
+	return s.transition(ctx, id, EventResume, "", nil)
+}
+
+// Retry sends a failed tenant back to provisioning with a fresh job.
+func (s *Service) Retry(ctx context.Context, id string) (Tenant, error) {
+	return s.transition(ctx, id, EventRetry, "", func(t Tenant) JobArgs { return ProvisionArgs{TenantID: t.ID} })
+}
+
+// Offboard moves a tenant to deprovisioning and inserts the job that takes
+// its stacks away; the tenant ends as a deleted tombstone. purge also
+// deletes data that would otherwise be retained.
+func (s *Service) Offboard(ctx context.Context, id string, purge bool) (Tenant, error) {
+	return s.transition(ctx, id, EventOffboard, "", func(t Tenant) JobArgs {
+		return DeprovisionArgs{TenantID: t.ID, Purge: purge}
+	})
+}
+
+// MarkProvisioned is called by the provisioner when every Region is ready.
+func (s *Service) MarkProvisioned(ctx context.Context, id string) (Tenant, error) {
+	return s.transition(ctx, id, EventProvisioned, "", nil)
+}
+
+// MarkFailed is called by the provisioner when a stack failed for good.
+func (s *Service) MarkFailed(ctx context.Context, id, reason string) (Tenant, error) {
+	return s.transition(ctx, id, EventProvisionFailed, reason, nil)
+}
+
+// MarkDeleted is called by the provisioner once everything is gone.
+func (s *Service) MarkDeleted(ctx context.Context, id string) (Tenant, error) {
+	return s.transition(ctx, id, EventDeprovisioned, "", nil)
+}
+
+// transition applies one state-machine event and, if job is not nil, the
+// job it causes, in one transaction.
+func (s *Service) transition(ctx context.Context, id string, ev Event, reason string, job func(Tenant) JobArgs) (Tenant, error) {
+	return s.change(ctx, id, nil, func(t *Tenant) (JobArgs, error) {
+		to, err := Next(t.Status, ev)
+		if err != nil {
+			return nil, err
+		}
+		t.Status = to
+		t.StatusReason = reason
+		if to == StatusDeleted {
+			now := s.now()
+			t.DeletedAt = &now
+		}
+		if job == nil {
+			return nil, nil
+		}
+		return job(*t), nil
+	})
+}
+
+// change reads the tenant, applies mutate and writes it back with its
+// version increased, all in one transaction.
+func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutate func(*Tenant) (JobArgs, error)) (Tenant, error) {
+	var out Tenant
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		t, err := tx.TenantGet(ctx, id)
+		if err != nil {
+			return err
+		}
+		if ifVersion != nil && *ifVersion != t.Version {
+			return ErrVersionMismatch
+		}
+		job, err := mutate(&t)
+		if err != nil {
+			return err
+		}
+		t.Version++
+		t.UpdatedAt = s.now()
+		if err := tx.TenantUpdate(ctx, t); err != nil {
+			return err
+		}
+		if job != nil {
+			if err := tx.JobInsert(ctx, job); err != nil {
+				return err
+			}
+		}
+		out = t
+		return nil
+	})
+	if err != nil {
+		return Tenant{}, fmt.Errorf("change tenant %s: %w", id, err)
+	}
+	return out, nil
+}
