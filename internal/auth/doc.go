@@ -1,0 +1,41 @@
+// Package auth issues and verifies the bearer tokens that guard every /v1
+// route of the Cairn API.
+//
+// Cairn signs its own tokens with Ed25519 (JWS alg EdDSA). The signing key is
+// a PEM PKCS#8 file: LoadOrCreateKey generates one on first start of the
+// embedded default, LoadKey reads one named by configuration. Authority.JWKS
+// publishes the public half of the signing key and of every extra
+// verification key (Config.VerifyKeys, for rotation) as RFC 8037 OKP keys
+// whose kid is the RFC 7638 thumbprint.
+//
+// An external OIDC issuer (for example Amazon Cognito) may be trusted as
+// well. Its keys come from its JWKS URL through keyfunc, which caches them,
+// refreshes them hourly and re-fetches (at most every five minutes) when a
+// token names an unknown kid.
+//
+// Verification follows RFC 8725. The token's iss selects the trusted issuer;
+// that issuer alone decides the algorithm allow-list (EdDSA for Cairn; RS256,
+// RS384, RS512, ES256, ES384 and PS256 for the external issuer; never none or
+// HMAC) and the key set in which the required kid is looked up. Keys named by
+// the token itself (jku, jwk, x5u) are ignored. iss, aud (or the configured
+// audience claim), exp and sub are required; nbf and iat are honoured with
+// Config.Leeway of clock skew. A typ header other than JWT or at+jwt, and any
+// crit header, are rejected.
+//
+// A verified token yields a Principal: the ISV admin (scope "admin", no
+// tenant) or a tenant principal (a tenant ID and tenant scopes). A token that
+// yields neither, or both, is rejected.
+//
+// Defaults: issuer "cairn", audience "cairn-api", leeway 30s, token lifetime
+// DefaultTTL (1h). Tenant tokens live at most MaxTenantTTL (24h), admin
+// tokens at most MaxAdminTTL (30 days).
+//
+// Errors: every error Verify returns matches ErrUnauthenticated and is a
+// *TokenError whose Reason is short and safe to show a client. MintAdmin and
+// MintTenant return errors matching ErrInvalidScope or ErrInvalidTTL for bad
+// input. New returns plain errors for invalid configuration.
+//
+// Concurrency: an Authority is immutable after New and safe for concurrent
+// use. The external key cache is synchronized internally; its refresh
+// goroutine lives until the context given to New is done.
+package auth

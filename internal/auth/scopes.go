@@ -1,0 +1,63 @@
+package auth
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Scopes. ScopeAdmin belongs to the ISV admin only; the others are the tenant
+// scopes MintTenant accepts.
+const (
+	ScopeAdmin         = "admin"
+	ScopeProfilesRead  = "profiles:read"
+	ScopeProfilesWrite = "profiles:write"
+	ScopeSegmentsRead  = "segments:read"
+	ScopeSegmentsWrite = "segments:write"
+	ScopeGrantsWrite   = "grants:write"
+	ScopeEventsWrite   = "events:write"
+)
+
+var tenantScopes = []string{
+	ScopeProfilesRead, ScopeProfilesWrite,
+	ScopeSegmentsRead, ScopeSegmentsWrite,
+	ScopeGrantsWrite, ScopeEventsWrite,
+}
+
+// Token lifetimes for MintAdmin and MintTenant. A zero TTL means DefaultTTL.
+const (
+	DefaultTTL   = time.Hour
+	MaxTenantTTL = 24 * time.Hour
+	MaxAdminTTL  = 30 * 24 * time.Hour
+)
+
+// normalizeTenantScopes returns the scopes sorted and without duplicates, so
+// equal requests mint equal scope claims.
+func normalizeTenantScopes(scopes []string) ([]string, error) {
+	if len(scopes) == 0 {
+		return nil, fmt.Errorf("%w: at least one scope is required", ErrInvalidScope)
+	}
+	for _, s := range scopes {
+		if s == ScopeAdmin {
+			return nil, fmt.Errorf("%w: %q cannot be given to a tenant token", ErrInvalidScope, s)
+		}
+		if !slices.Contains(tenantScopes, s) {
+			return nil, fmt.Errorf("%w: unknown scope %q", ErrInvalidScope, s)
+		}
+	}
+	out := slices.Clone(scopes)
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+func checkTTL(ttl, limit time.Duration) (time.Duration, error) {
+	switch {
+	case ttl == 0:
+		return DefaultTTL, nil
+	case ttl < 0:
+		return 0, fmt.Errorf("%w: %s is negative", ErrInvalidTTL, ttl)
+	case ttl > limit:
+		return 0, fmt.Errorf("%w: %s exceeds the maximum of %s", ErrInvalidTTL, ttl, limit)
+	}
+	return ttl, nil
+}

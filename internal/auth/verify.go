@@ -1,0 +1,231 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// maxTokenSize bounds the work an unauthenticated caller can cause; real
+// tokens, Cognito's included, are a few kilobytes.
+const maxTokenSize = 16 << 10
+
+// Principal is who a verified token speaks for.
+type Principal struct {
+	// Subject is the token's sub: "admin" or "tenant:<id>" for Cairn's own
+	// tokens, the user or client ID for external ones.
+	Subject string
+	// TenantID is empty for the admin.
+	TenantID string
+	Scopes   []string
+	// Issuer is the token's iss.
+	Issuer string
+}
+
+// IsAdmin reports whether p is the ISV admin: scope "admin" and no tenant.
+func (p Principal) IsAdmin() bool { return p.TenantID == "" && p.HasScope(ScopeAdmin) }
+
+// HasScope reports whether p holds scope s.
+func (p Principal) HasScope(s string) bool { return slices.Contains(p.Scopes, s) }
+
+// Verify checks token (without the "Bearer " prefix) against the issuer its
+// iss names and returns the principal it speaks for. Every error matches
+// ErrUnauthenticated and is a *TokenError. ctx bounds a JWKS refresh that an
+// unknown external kid may trigger.
+func (a *Authority) Verify(ctx context.Context, token string) (Principal, error) {
+	if token == "" {
+		return Principal{}, unauthenticated("missing token")
+	}
+	if len(token) > maxTokenSize {
+		return Principal{}, unauthenticated("token too large")
+	}
+
+	// The unverified iss only chooses which issuer's rules apply; the
+	// parser below then requires that same iss under the signature.
+	unverified, _, err := jwt.NewParser().ParseUnverified(token, jwt.MapClaims{})
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenMalformed) {
+			return Principal{}, unauthenticated("malformed token")
+		}
+		return Principal{}, unauthenticated("unsupported algorithm")
+	}
+	iss, _ := unverified.Claims.(jwt.MapClaims)["iss"].(string)
+	if iss == "" {
+		return Principal{}, unauthenticated("missing issuer")
+	}
+	t, ok := a.trusted[iss]
+	if !ok {
+		return Principal{}, unauthenticated("unknown issuer")
+	}
+	if err := t.checkHeader(unverified.Header); err != nil {
+		return Principal{}, err
+	}
+
+	claims := jwt.MapClaims{}
+	if _, err := t.parser.ParseWithClaims(token, claims, t.keys(ctx)); err != nil {
+		return Principal{}, parseError(err, claims, t.audienceClaim)
+	}
+	if t.audienceClaim != "aud" {
+		if err := checkAudience(claims, t.audienceClaim, t.audience); err != nil {
+			return Principal{}, err
+		}
+	}
+	return t.principal(iss, claims)
+}
+
+// checkHeader enforces what the parser does not: typ, crit and a present kid.
+// It also checks alg so the client is told why, although the parser would
+// refuse the alg as well.
+func (t *trustedIssuer) checkHeader(h map[string]any) error {
+	if typ, ok := h["typ"]; ok {
+		s, _ := typ.(string)
+		s = strings.TrimPrefix(strings.ToLower(s), "application/")
+		if s != "jwt" && s != "at+jwt" {
+			return unauthenticated("unsupported token type")
+		}
+	}
+	// No header extension is understood, so RFC 7515 requires refusing any
+	// token that marks one critical.
+	if _, ok := h["crit"]; ok {
+		return unauthenticated("unsupported critical header")
+	}
+	if alg, _ := h["alg"].(string); !slices.Contains(t.algs, alg) {
+		return unauthenticated("unsupported algorithm")
+	}
+	// Without a kid keyfunc would try every key of the set.
+	if kid, _ := h["kid"].(string); kid == "" {
+		return unauthenticated("missing key id")
+	}
+	return nil
+}
+
+// parseError turns a jwt parse error into a client-safe TokenError. When a
+// token has several faults the first matching case names it.
+func parseError(err error, claims jwt.MapClaims, audienceClaim string) error {
+	var te *TokenError
+	reason := "invalid token"
+	switch {
+	case errors.As(err, &te):
+		return te
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		reason = "malformed token"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		reason = "invalid signature"
+	case errors.Is(err, jwt.ErrInvalidType):
+		reason = "malformed claims"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		reason = "token expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		reason = "token not yet valid"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		reason = "token issued in the future"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		reason = "issuer mismatch"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		reason = "audience mismatch"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		reason = "missing required claim"
+		for _, name := range []string{"exp", audienceClaim} {
+			if _, ok := claims[name]; !ok {
+				reason = "missing " + name + " claim"
+				break
+			}
+		}
+	}
+	return unauthenticated(reason)
+}
+
+// checkAudience checks an audience carried in a claim other than aud.
+func checkAudience(claims jwt.MapClaims, name, want string) error {
+	v, ok := claims[name]
+	if !ok {
+		return unauthenticated("missing " + name + " claim")
+	}
+	values, ok := stringList(v)
+	if !ok {
+		return unauthenticated("malformed claims")
+	}
+	if !slices.Contains(values, want) {
+		return unauthenticated("audience mismatch")
+	}
+	return nil
+}
+
+// principal maps verified claims to a Principal, refusing tokens that are
+// neither exactly an admin nor exactly a tenant.
+func (t *trustedIssuer) principal(iss string, claims jwt.MapClaims) (Principal, error) {
+	sub, _ := claims["sub"].(string)
+	if sub == "" {
+		return Principal{}, unauthenticated("missing subject")
+	}
+	var tenantID string
+	if v, ok := claims[t.tenantClaim]; ok {
+		if tenantID, ok = v.(string); !ok {
+			return Principal{}, unauthenticated("invalid tenant claim")
+		}
+	}
+	scopes, ok := t.scopes(claims[t.scopeClaim])
+	if !ok {
+		return Principal{}, unauthenticated("invalid scope claim")
+	}
+	p := Principal{Subject: sub, TenantID: tenantID, Scopes: scopes, Issuer: iss}
+	admin := slices.Contains(scopes, ScopeAdmin)
+	switch {
+	case tenantID != "" && admin:
+		// IsAdmin would say no, but a handler testing HasScope("admin")
+		// would say yes: refuse rather than guess.
+		return Principal{}, unauthenticated("token is both tenant and admin")
+	case tenantID == "" && !admin:
+		return Principal{}, unauthenticated("token grants neither tenant nor admin access")
+	}
+	return p, nil
+}
+
+// scopes reads a scope claim: absent, a space-separated string, or an array
+// of strings. With a scope prefix, only prefixed scopes are kept, unprefixed.
+func (t *trustedIssuer) scopes(v any) ([]string, bool) {
+	var scopes []string
+	switch v := v.(type) {
+	case nil:
+		return nil, true
+	case string:
+		scopes = strings.Fields(v)
+	default:
+		var ok bool
+		if scopes, ok = stringList(v); !ok {
+			return nil, false
+		}
+	}
+	if t.scopePrefix == "" {
+		return scopes, true
+	}
+	kept := scopes[:0]
+	for _, s := range scopes {
+		if rest, ok := strings.CutPrefix(s, t.scopePrefix); ok {
+			kept = append(kept, rest)
+		}
+	}
+	return kept, true
+}
+
+// stringList reads a claim that is a string or an array of strings.
+func stringList(v any) ([]string, bool) {
+	switch v := v.(type) {
+	case string:
+		return []string{v}, true
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, true
+	}
+	return nil, false
+}
