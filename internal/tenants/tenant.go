@@ -119,12 +119,14 @@ func validatePlan(plan string) error {
 	return nil
 }
 
+// ValidEmail reports whether s is a plain e-mail address (no display name).
+func ValidEmail(s string) bool {
+	addr, err := mail.ParseAddress(s)
+	return err == nil && addr.Address == s && len(s) <= 254
+}
+
 func validateEmail(email string) error {
-	if email == "" {
-		return nil
-	}
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != email {
+	if email != "" && !ValidEmail(email) {
 		return invalid("contact_email", "must be a plain e-mail address")
 	}
 	return nil

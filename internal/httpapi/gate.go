@@ -1,0 +1,278 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/tenants"
+)
+
+// scopeAdmin is the scope of ISV admin tokens.
+const scopeAdmin = "admin"
+
+// gate is the spec-driven front door of the API. For every request it, in
+// order: matches the OpenAPI operation (404 and 405 otherwise),
+// authenticates the bearer token (401), authorizes it against the
+// operation's security requirements and the {tenant_id} in the path (403,
+// or 404 for another tenant's resources so that tenant IDs cannot be
+// probed), reads the body under the size limit (413), checks its media type
+// (415) and validates the request against the spec (400, naming the field).
+type gate struct {
+	router  routers.Router
+	auth    Authenticator
+	tenants TenantReader
+	maxBody int64
+}
+
+// TenantReader is what the gate needs to refuse tokens of tenants that are
+// suspended or gone.
+type TenantReader interface {
+	Get(ctx context.Context, id string) (tenants.Tenant, error)
+}
+
+// Authenticator verifies bearer tokens.
+type Authenticator interface {
+	Verify(ctx context.Context, token string) (auth.Principal, error)
+}
+
+func newGate(spec []byte, a Authenticator, t TenantReader, maxBody int64) (*gate, error) {
+	openapi3.DefineStringFormatCallback("email", func(s string) error {
+		if !tenants.ValidEmail(s) {
+			return errors.New("not a plain e-mail address")
+		}
+		return nil
+	})
+	doc, err := openapi3.NewLoader().LoadFromData(spec)
+	if err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("validate spec: %w", err)
+	}
+	doc.Servers = nil // match requests whatever host they were sent to
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("spec router: %w", err)
+	}
+	return &gate{router: router, auth: a, tenants: t, maxBody: maxBody}, nil
+}
+
+func (g *gate) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, p := g.admit(r)
+		if p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (g *gate) admit(r *http.Request) (*http.Request, *problem) {
+	route, params, err := g.router.FindRoute(r)
+	if err != nil {
+		if errors.Is(err, routers.ErrMethodNotAllowed) {
+			p := newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+				r.Method+" is not allowed on this resource.")
+			p.header = http.Header{"Allow": {g.allowed(r)}}
+			return r, p
+		}
+		return r, errNotFound
+	}
+	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok {
+		info.template = route.Path
+		info.tenantID = params["tenant_id"]
+		info.idempotent = route.Operation.Parameters.GetByInAndName(openapi3.ParameterInHeader, idempotencyHeader) != nil
+	}
+
+	security := route.Spec.Security
+	if route.Operation.Security != nil {
+		security = *route.Operation.Security
+	}
+	if len(security) > 0 {
+		principal, p := g.authenticate(r)
+		if p != nil {
+			return r, p
+		}
+		if p := g.authorize(r.Context(), principal, security, params["tenant_id"]); p != nil {
+			return r, p
+		}
+		r = r.WithContext(context.WithValue(r.Context(), ctxPrincipal, principal))
+	}
+
+	if route.Operation.RequestBody != nil {
+		if p := g.readBody(r); p != nil {
+			return r, p
+		}
+	}
+	in := &openapi3filter.RequestValidationInput{
+		Request:    r,
+		PathParams: params,
+		Route:      route,
+		Options:    &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+	}
+	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
+		return r, validationProblem(err)
+	}
+	return r, nil
+}
+
+// allowed lists the methods the spec has for the request's path.
+func (g *gate) allowed(r *http.Request) string {
+	var methods []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, _, err := g.router.FindRoute(probe); err == nil {
+			methods = append(methods, m)
+		}
+	}
+	return strings.Join(methods, ", ")
+}
+
+func unauthorized(detail string) *problem {
+	p := newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", detail)
+	p.header = http.Header{"Www-Authenticate": {`Bearer realm="cairn", error="invalid_token"`}}
+	return p
+}
+
+func (g *gate) authenticate(r *http.Request) (auth.Principal, *problem) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		p := unauthorized("This route needs an Authorization: Bearer token.")
+		p.header.Set("Www-Authenticate", `Bearer realm="cairn"`)
+		return auth.Principal{}, p
+	}
+	principal, err := g.auth.Verify(r.Context(), strings.TrimSpace(token))
+	if err != nil {
+		var te *auth.TokenError
+		if errors.As(err, &te) {
+			return auth.Principal{}, unauthorized("The bearer token was refused: " + te.Reason + ".")
+		}
+		return auth.Principal{}, errInternal
+	}
+	return principal, nil
+}
+
+// authorize applies the operation's security requirements, which are
+// alternatives: the principal needs every scope of at least one of them.
+// Admins hold "admin"; a tenant principal may only reach routes of its own
+// tenant, and only while that tenant is live and not suspended.
+func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi3.SecurityRequirements, pathTenant string) *problem {
+	forbidden := func(detail string) *problem {
+		return newProblem(http.StatusForbidden, "forbidden", "Forbidden", detail)
+	}
+	if p.IsAdmin() {
+		if !admits(security, []string{scopeAdmin}) {
+			return forbidden("This route is not for admin tokens.")
+		}
+		return nil
+	}
+	tenantRoute := slices.ContainsFunc(security, func(req openapi3.SecurityRequirement) bool {
+		return !slices.Contains(req["bearerAuth"], scopeAdmin)
+	})
+	if !tenantRoute {
+		return forbidden("This route needs an admin token.")
+	}
+	if pathTenant != "" && pathTenant != p.TenantID {
+		return errNotFound
+	}
+	t, err := g.tenants.Get(ctx, p.TenantID)
+	switch {
+	case errors.Is(err, tenants.ErrNotFound):
+		return unauthorized("The token's tenant does not exist.")
+	case err != nil:
+		return errInternal
+	case t.Status == tenants.StatusSuspended:
+		return forbidden("The tenant is suspended.")
+	case !t.Status.Live():
+		return unauthorized("The token's tenant has been offboarded.")
+	}
+	if !admits(security, p.Scopes) {
+		return forbidden("The token lacks a scope this route needs.")
+	}
+	return nil
+}
+
+// admits reports whether scopes satisfy one of the alternatives.
+func admits(security openapi3.SecurityRequirements, scopes []string) bool {
+	for _, req := range security {
+		need, ok := req["bearerAuth"]
+		if !ok {
+			continue
+		}
+		if !slices.Contains(need, scopeAdmin) || slices.Contains(scopes, scopeAdmin) {
+			if !slices.ContainsFunc(need, func(s string) bool { return !slices.Contains(scopes, s) }) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readBody enforces the size limit and the media type and leaves the body
+// readable again for the validator and the handler.
+func (g *gate) readBody(r *http.Request) *problem {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, g.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return newProblem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
+				fmt.Sprintf("The request body must be at most %d bytes.", g.maxBody))
+		}
+		return badRequest("body", "could not be read")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if len(body) == 0 {
+		return badRequest("body", "a JSON request body is required")
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+			"The request body must be application/json.")
+	}
+	if mt != "application/json" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	return nil
+}
+
+// validationProblem turns a validator error into a 400 that names the
+// offending field: a JSON pointer into the body, or a parameter's name.
+func validationProblem(err error) *problem {
+	var (
+		reqErr    *openapi3filter.RequestError
+		schemaErr *openapi3.SchemaError
+	)
+	field, msg := "body", err.Error()
+	if errors.As(err, &reqErr) {
+		msg = reqErr.Reason
+		if reqErr.Parameter != nil {
+			field = reqErr.Parameter.Name
+		}
+	}
+	if errors.As(err, &schemaErr) {
+		if ptr := schemaErr.JSONPointer(); len(ptr) > 0 && (reqErr == nil || reqErr.Parameter == nil) {
+			field = "/" + strings.Join(ptr, "/")
+		}
+		msg = schemaErr.Reason
+	}
+	if msg == "" {
+		msg = "is invalid"
+	}
+	return badRequest(field, msg)
+}

@@ -1,0 +1,97 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/tenants"
+)
+
+// problemTypePrefix starts every problem type URI; the rest names the kind.
+const problemTypePrefix = "urn:cairn:problem:"
+
+// problem is an error that knows its RFC 9457 representation.
+type problem struct {
+	status int
+	kind   string
+	title  string
+	detail string
+	fields []FieldError
+	header http.Header
+}
+
+func (p *problem) Error() string { return p.detail }
+
+func newProblem(status int, kind, title, detail string) *problem {
+	return &problem{status: status, kind: kind, title: title, detail: detail}
+}
+
+func badRequest(field, message string) *problem {
+	p := newProblem(http.StatusBadRequest, "invalid-request", "Invalid request", field+": "+message)
+	p.fields = []FieldError{{Field: field, Message: message}}
+	return p
+}
+
+var (
+	errInternal = newProblem(http.StatusInternalServerError, "internal", "Internal server error",
+		"The server could not complete the request; quote the request ID to the operator.")
+	errNotFound = newProblem(http.StatusNotFound, "not-found", "Not found", "No such resource.")
+)
+
+// toProblem maps an error from a domain or from this package to its problem.
+// It is the one place that translates domain sentinel errors to HTTP.
+// Unknown errors become a generic 500 and are logged with the request's IDs;
+// their text never reaches the client.
+func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
+	var (
+		p  *problem
+		ve *tenants.ValidationError
+		te *tenants.TransitionError
+	)
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &ve):
+		return badRequest(ve.Field, ve.Reason)
+	case errors.As(err, &te):
+		return newProblem(http.StatusConflict, "illegal-transition", "Illegal state transition",
+			"Cannot "+string(te.Event)+" a tenant that is "+string(te.From)+".")
+	case errors.Is(err, tenants.ErrNotFound):
+		return newProblem(http.StatusNotFound, "not-found", "Not found", "No tenant has this ID.")
+	case errors.Is(err, tenants.ErrSlugTaken):
+		return newProblem(http.StatusConflict, "slug-taken", "Slug taken", "Another tenant already uses this slug.")
+	case errors.Is(err, tenants.ErrVersionMismatch):
+		return newProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
+			"The tenant changed since the ETag given in If-Match; read it again.")
+	case errors.Is(err, page.ErrBadCursor):
+		return badRequest("cursor", "not a cursor this API returned")
+	}
+	log.ErrorContext(r.Context(), "request failed", "err", err)
+	return errInternal
+}
+
+// writeProblem writes p as application/problem+json.
+func writeProblem(w http.ResponseWriter, r *http.Request, p *problem) {
+	body := Problem{
+		Type:      problemTypePrefix + p.kind,
+		Title:     p.title,
+		Status:    p.status,
+		Detail:    p.detail,
+		RequestId: requestID(r.Context()),
+	}
+	if len(p.fields) > 0 {
+		body.Errors = &p.fields
+	}
+	instance := r.URL.Path
+	body.Instance = &instance
+	for k, v := range p.header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.status)
+	_ = json.NewEncoder(w).Encode(body)
+}

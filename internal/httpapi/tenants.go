@@ -1,0 +1,222 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/tenants"
+)
+
+// Converters between API and domain types. API types never reach the
+// domain and domain types never reach the wire.
+
+func toAPITenant(t tenants.Tenant) Tenant {
+	regions := make([]Region, len(t.Regions))
+	for i, r := range t.Regions {
+		regions[i] = Region(r)
+	}
+	out := Tenant{
+		Id:           t.ID,
+		Slug:         t.Slug,
+		Name:         t.Name,
+		Tier:         Tier(t.Tier),
+		Status:       TenantStatus(t.Status),
+		HomeRegion:   Region(t.HomeRegion),
+		Regions:      regions,
+		Plan:         t.Plan,
+		ContactEmail: t.ContactEmail,
+		Labels:       t.Labels,
+		Version:      t.Version,
+		CreatedAt:    t.CreatedAt.UTC(),
+		UpdatedAt:    t.UpdatedAt.UTC(),
+	}
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	if t.StatusReason != "" {
+		out.StatusReason = &t.StatusReason
+	}
+	if t.DeletedAt != nil {
+		d := t.DeletedAt.UTC()
+		out.DeletedAt = &d
+	}
+	return out
+}
+
+func toOnboardParams(b TenantCreate) tenants.OnboardParams {
+	p := tenants.OnboardParams{
+		Name:       b.Name,
+		Slug:       b.Slug,
+		Tier:       tenants.Tier(b.Tier),
+		HomeRegion: string(b.HomeRegion),
+	}
+	if b.Regions != nil {
+		for _, r := range *b.Regions {
+			p.Regions = append(p.Regions, string(r))
+		}
+	}
+	if b.Plan != nil {
+		p.Plan = *b.Plan
+	}
+	if b.ContactEmail != nil {
+		p.ContactEmail = string(*b.ContactEmail)
+	}
+	if b.Labels != nil {
+		p.Labels = *b.Labels
+	}
+	return p
+}
+
+func etag(t tenants.Tenant) string { return fmt.Sprintf(`"v%d"`, t.Version) }
+
+// parseIfMatch returns the version an If-Match header names. "*" matches
+// any version (nil); anything unparseable matches none (-1).
+func parseIfMatch(h string) *int64 {
+	h = strings.TrimSpace(h)
+	if h == "*" {
+		return nil
+	}
+	h = strings.TrimPrefix(h, "W/")
+	h = strings.TrimSuffix(strings.TrimPrefix(h, `"v`), `"`)
+	v, err := strconv.ParseInt(h, 10, 64)
+	if err != nil {
+		v = -1
+	}
+	return &v
+}
+
+func (s *Server) ListTenants(ctx context.Context, req ListTenantsRequestObject) (ListTenantsResponseObject, error) {
+	limit := page.Limit(req.Params.Limit)
+	p := tenants.ListParams{Limit: limit + 1}
+	var err error
+	if req.Params.Cursor != nil {
+		if p.AfterSeq, err = page.Decode(*req.Params.Cursor); err != nil {
+			return nil, err
+		}
+	}
+	if req.Params.Status != nil {
+		p.Status = tenants.Status(*req.Params.Status)
+	}
+	if req.Params.Tier != nil {
+		p.Tier = tenants.Tier(*req.Params.Tier)
+	}
+	if req.Params.Region != nil {
+		p.Region = string(*req.Params.Region)
+	}
+	list, err := s.tenants.List(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	list, next := page.Trim(list, limit, func(t tenants.Tenant) int64 { return t.Seq })
+	items := make([]Tenant, len(list))
+	for i, t := range list {
+		items[i] = toAPITenant(t)
+	}
+	return ListTenants200JSONResponse{Items: items, NextCursor: next}, nil
+}
+
+func (s *Server) CreateTenant(ctx context.Context, req CreateTenantRequestObject) (CreateTenantResponseObject, error) {
+	t, err := s.tenants.Onboard(ctx, toOnboardParams(*req.Body))
+	if err != nil {
+		return nil, err
+	}
+	return CreateTenant202JSONResponse{
+		Body:    toAPITenant(t),
+		Headers: CreateTenant202ResponseHeaders{Location: "/v1/tenants/" + t.ID, ETag: etag(t)},
+	}, nil
+}
+
+func (s *Server) GetTenant(ctx context.Context, req GetTenantRequestObject) (GetTenantResponseObject, error) {
+	t, err := s.tenants.Get(ctx, req.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	return GetTenant200JSONResponse{Body: toAPITenant(t), Headers: GetTenant200ResponseHeaders{ETag: etag(t)}}, nil
+}
+
+func (s *Server) UpdateTenant(ctx context.Context, req UpdateTenantRequestObject) (UpdateTenantResponseObject, error) {
+	p := tenants.UpdateParams{Name: req.Body.Name, Plan: req.Body.Plan, Labels: (*map[string]string)(req.Body.Labels)}
+	if req.Body.ContactEmail != nil {
+		e := string(*req.Body.ContactEmail)
+		p.ContactEmail = &e
+	}
+	if req.Params.IfMatch != nil {
+		p.IfVersion = parseIfMatch(*req.Params.IfMatch)
+	}
+	t, err := s.tenants.Update(ctx, req.TenantId, p)
+	if err != nil {
+		return nil, err
+	}
+	return UpdateTenant200JSONResponse{Body: toAPITenant(t), Headers: UpdateTenant200ResponseHeaders{ETag: etag(t)}}, nil
+}
+
+func (s *Server) DeleteTenant(ctx context.Context, req DeleteTenantRequestObject) (DeleteTenantResponseObject, error) {
+	purge := req.Params.Purge != nil && *req.Params.Purge
+	t, err := s.tenants.Offboard(ctx, req.TenantId, purge)
+	if err != nil {
+		return nil, err
+	}
+	return DeleteTenant202JSONResponse(toAPITenant(t)), nil
+}
+
+func tenantOK(t tenants.Tenant) TenantOKJSONResponse {
+	return TenantOKJSONResponse{Body: toAPITenant(t), Headers: TenantOKResponseHeaders{ETag: etag(t)}}
+}
+
+func (s *Server) SuspendTenant(ctx context.Context, req SuspendTenantRequestObject) (SuspendTenantResponseObject, error) {
+	t, err := s.tenants.Suspend(ctx, req.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	return SuspendTenant200JSONResponse{tenantOK(t)}, nil
+}
+
+func (s *Server) ResumeTenant(ctx context.Context, req ResumeTenantRequestObject) (ResumeTenantResponseObject, error) {
+	t, err := s.tenants.Resume(ctx, req.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	return ResumeTenant200JSONResponse{tenantOK(t)}, nil
+}
+
+func (s *Server) RetryTenant(ctx context.Context, req RetryTenantRequestObject) (RetryTenantResponseObject, error) {
+	t, err := s.tenants.Retry(ctx, req.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	return RetryTenant202JSONResponse{TenantAcceptedJSONResponse(toAPITenant(t))}, nil
+}
+
+func (s *Server) CreateTenantToken(ctx context.Context, req CreateTenantTokenRequestObject) (CreateTenantTokenResponseObject, error) {
+	t, err := s.tenants.Get(ctx, req.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	if t.Status != tenants.StatusActive {
+		return nil, newProblem(409, "tenant-not-active", "Tenant not active",
+			"Tokens are minted only for active tenants; this tenant is "+string(t.Status)+".")
+	}
+	ttl := time.Hour
+	if req.Body.TtlSeconds != nil {
+		ttl = time.Duration(*req.Body.TtlSeconds) * time.Second
+	}
+	scopes := make([]string, len(req.Body.Scopes))
+	for i, sc := range req.Body.Scopes {
+		scopes[i] = string(sc)
+	}
+	token, exp, err := s.auth.MintTenant(t.ID, scopes, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return CreateTenantToken201JSONResponse{
+		Token:     token,
+		TokenType: Bearer,
+		TenantId:  t.ID,
+		Scopes:    req.Body.Scopes,
+		ExpiresAt: exp.UTC(),
+	}, nil
+}
