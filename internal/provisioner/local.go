@@ -12,14 +12,14 @@ import (
 // Zones are the data lake zones every tenant gets in every Region.
 var Zones = []string{"raw", "clean", "curated"}
 
-// LocalEngine is the embedded default's Engine: it lays each tenant's zones
+// LocalEngine is the embedded default's ZoneEngine: it lays each tenant's zones
 // out as directories, <root>/<tenant ID>/<region>/<zone>, so the whole
 // lifecycle works with no AWS account.
 type LocalEngine struct {
 	Root string
 }
 
-var _ Engine = (*LocalEngine)(nil)
+var _ ZoneEngine = (*LocalEngine)(nil)
 
 func (e *LocalEngine) dir(t tenants.Tenant, region string) string {
 	return filepath.Join(e.Root, t.ID, region)

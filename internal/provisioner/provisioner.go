@@ -1,6 +1,6 @@
 // Package provisioner brings each tenant's CDP data stack in line with the
 // tenant: it works the durable provisioning and deprovisioning jobs that
-// package tenants inserts, one Region at a time, through an Engine.
+// package tenants inserts, one Region at a time, through an ZoneEngine.
 //
 // Workers are level-based and idempotent: a job carries only the tenant ID,
 // every run re-reads the tenant and the engine's actual state, and repeating
@@ -9,6 +9,7 @@ package provisioner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/riverqueue/river"
@@ -16,26 +17,36 @@ import (
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
-// Engine lays a tenant's data stack out in one Region, or takes it away.
+// ZoneEngine lays a tenant's data stack out in one Region, or takes it away.
 // Both calls must be idempotent.
-type Engine interface {
+type ZoneEngine interface {
 	// Provision makes the tenant's stack in region exist.
 	Provision(ctx context.Context, t tenants.Tenant, region string) error
 	// Deprovision removes it; data is retained unless purge.
 	Deprovision(ctx context.Context, t tenants.Tenant, region string, purge bool) error
 }
 
+// FailedError is returned by an ZoneEngine when a stack failed for good (it
+// rolled back): retrying the job will not help, an admin must retry the
+// tenant. Other errors are retried with backoff.
+type FailedError struct {
+	Reason string
+}
+
+func (e *FailedError) Error() string { return "stack failed: " + e.Reason }
+
 // Lifecycle is the part of tenants.Service the workers drive.
 type Lifecycle interface {
 	Get(ctx context.Context, id string) (tenants.Tenant, error)
 	MarkProvisioned(ctx context.Context, id string) (tenants.Tenant, error)
+	MarkFailed(ctx context.Context, id, reason string) (tenants.Tenant, error)
 	MarkDeleted(ctx context.Context, id string) (tenants.Tenant, error)
 }
 
 var _ Lifecycle = (*tenants.Service)(nil)
 
 // Register adds the provisioner's workers to workers.
-func Register(workers *river.Workers, lc Lifecycle, engine Engine) {
+func Register(workers *river.Workers, lc Lifecycle, engine ZoneEngine) {
 	river.AddWorker(workers, &provisionWorker{lc: lc, engine: engine})
 	river.AddWorker(workers, &deprovisionWorker{lc: lc, engine: engine})
 }
@@ -43,7 +54,7 @@ func Register(workers *river.Workers, lc Lifecycle, engine Engine) {
 type provisionWorker struct {
 	river.WorkerDefaults[tenants.ProvisionArgs]
 	lc     Lifecycle
-	engine Engine
+	engine ZoneEngine
 }
 
 func (w *provisionWorker) Work(ctx context.Context, job *river.Job[tenants.ProvisionArgs]) error {
@@ -55,7 +66,15 @@ func (w *provisionWorker) Work(ctx context.Context, job *river.Job[tenants.Provi
 		return nil // desired state moved on (offboarded, already active)
 	}
 	for _, region := range t.Regions {
-		if err := w.engine.Provision(ctx, t, region); err != nil {
+		err := w.engine.Provision(ctx, t, region)
+		var failed *FailedError
+		if errors.As(err, &failed) {
+			if _, err := w.lc.MarkFailed(ctx, t.ID, region+": "+failed.Reason); err != nil {
+				return fmt.Errorf("mark failed: %w", err)
+			}
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("provision %s in %s: %w", t.ID, region, err)
 		}
 	}
@@ -68,7 +87,7 @@ func (w *provisionWorker) Work(ctx context.Context, job *river.Job[tenants.Provi
 type deprovisionWorker struct {
 	river.WorkerDefaults[tenants.DeprovisionArgs]
 	lc     Lifecycle
-	engine Engine
+	engine ZoneEngine
 }
 
 func (w *deprovisionWorker) Work(ctx context.Context, job *river.Job[tenants.DeprovisionArgs]) error {

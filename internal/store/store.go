@@ -1,7 +1,7 @@
 // Package store opens the control-plane database, embedded SQLite or
 // PostgreSQL, behind one Backend interface. The adapters live in
-// store/sqlite and store/postgres; storetest holds the contract suite that
-// runs against both.
+// store/sqlite and store/postgres, store/backend opens the one a database
+// URL names, and storetest holds the contract suite that runs against both.
 package store
 
 import (

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+
+	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/store"
+)
+
+// jobMetrics exports the job queue's depth (read from the database at
+// scrape time, so every replica reports the shared queue) and the outcome
+// of every job attempt this replica ran.
+type jobMetrics struct {
+	outcomes *prometheus.CounterVec
+	depth    *prometheus.Desc
+	db       store.Backend
+}
+
+func newJobMetrics(reg prometheus.Registerer, db store.Backend) *jobMetrics {
+	m := &jobMetrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_job_attempts_total",
+			Help: "Job attempts by kind and resulting state.",
+		}, []string{"kind", "state"}),
+		depth: prometheus.NewDesc("cairn_jobs", "Jobs in the queue by state.", []string{"state"}, nil),
+		db:    db,
+	}
+	reg.MustRegister(m.outcomes, m)
+	return m
+}
+
+func (m *jobMetrics) done(kind, state string) { m.outcomes.WithLabelValues(kind, state).Inc() }
+
+// Describe implements prometheus.Collector.
+func (m *jobMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.depth }
+
+// Collect implements prometheus.Collector.
+func (m *jobMetrics) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := m.db.JobCounts(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(m.depth, err)
+		return
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(m.depth, prometheus.GaugeValue, float64(n), state)
+	}
+}
+
+// idempotencySweepArgs removes expired idempotency keys.
+type idempotencySweepArgs struct{}
+
+func (idempotencySweepArgs) Kind() string { return "idempotency_sweep" }
+
+type idempotencySweeper struct {
+	river.WorkerDefaults[idempotencySweepArgs]
+	store idempotency.Store
+}
+
+func (w *idempotencySweeper) Work(ctx context.Context, _ *river.Job[idempotencySweepArgs]) error {
+	n, err := w.store.IdempotencyDeleteExpired(ctx, time.Now())
+	if err == nil && n > 0 {
+		slog.InfoContext(ctx, "expired idempotency keys removed", "count", n)
+	}
+	return err
+}
+
+func registerMaintenance(workers *river.Workers, db store.Backend) {
+	river.AddWorker(workers, &idempotencySweeper{store: db})
+}
+
+func maintenanceJobs() []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
+			return idempotencySweepArgs{}, nil
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+	}
+}

@@ -1,0 +1,257 @@
+// Command server runs the Cairn control plane.
+//
+//	server [flags]              serve the API (the default)
+//	server migrate [flags]      bring the database schema up to date and exit
+//	server token --admin        print an ISV admin token
+//	server token --tenant ID [--scopes a,b] [--ttl 1h]
+//	                            print a tenant token
+//
+// Every flag is also a CAIRN_* environment variable; see the README.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+
+	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/httpapi"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/store"
+	"github.com/cairn-cdp/cairn/internal/store/backend"
+	"github.com/cairn-cdp/cairn/internal/tenants"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "cairn:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; tests call it with their own arguments,
+// environment and streams. It returns when ctx is done (after a graceful
+// shutdown) or on a fatal error.
+func run(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := parseConfig("server", args, getenv, stderr, nil)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stdout, stderr, nil)
+	case "migrate":
+		cfg, err := parseConfig("server migrate", args, getenv, stderr, nil)
+		if err != nil {
+			return err
+		}
+		return migrate(ctx, cfg, stderr)
+	case "token":
+		return token(ctx, args, getenv, stdout, stderr)
+	default:
+		return fmt.Errorf("unknown command %q (want serve, migrate or token)", cmd)
+	}
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(cfg.LogLevel) // validated by parseConfig
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func openStore(ctx context.Context, cfg *config, log *slog.Logger) (store.Backend, error) {
+	db, err := backend.Open(ctx, cfg.DatabaseURL, cfg.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return db, nil
+}
+
+func migrate(ctx context.Context, cfg *config, stderr io.Writer) error {
+	log := newLogger(cfg, stderr)
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "database schema is up to date")
+	return db.Close()
+}
+
+// newAuthority loads (or on first start creates) the signing key. With
+// external set it also trusts the configured OIDC issuer; minting needs no
+// external keys.
+func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external bool) (*auth.Authority, error) {
+	key, err := auth.LoadOrCreateKey(cfg.SigningKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	acfg := auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Logger: log}
+	if external && cfg.OIDCIssuer != "" {
+		acfg.External = &auth.ExternalConfig{
+			Issuer:        cfg.OIDCIssuer,
+			JWKSURL:       cfg.OIDCJWKSURL,
+			Audience:      cfg.OIDCAudience,
+			AudienceClaim: cfg.OIDCAudClaim,
+			TenantClaim:   cfg.OIDCTenantClaim,
+			ScopeClaim:    cfg.OIDCScopeClaim,
+		}
+	}
+	return auth.New(ctx, key, acfg)
+}
+
+// token prints a token for operators. It needs only the signing key, not
+// the database.
+func token(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var (
+		admin  bool
+		tenant string
+		scopes string
+		ttl    time.Duration
+	)
+	cfg, err := parseConfig("server token", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&admin, "admin", false, "mint an ISV admin token")
+		fs.StringVar(&tenant, "tenant", "", "mint a token for this tenant ID")
+		fs.StringVar(&scopes, "scopes", "profiles:read,profiles:write,events:write,segments:read,segments:write", "tenant token scopes, comma-separated")
+		fs.DurationVar(&ttl, "ttl", time.Hour, "token lifetime")
+	})
+	if err != nil {
+		return err
+	}
+	if admin == (tenant != "") {
+		return errors.New("token: give exactly one of --admin and --tenant ID")
+	}
+	a, err := newAuthority(ctx, cfg, newLogger(cfg, stderr), false)
+	if err != nil {
+		return err
+	}
+	var tok string
+	if admin {
+		tok, _, err = a.MintAdmin(ttl)
+	} else {
+		tok, _, err = a.MintTenant(tenant, strings.Split(scopes, ","), ttl)
+	}
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+// serve wires the server explicitly, in order: database, stores, services,
+// jobs, handler; then serves until ctx is done and shuts down gracefully.
+// ready, if not nil, receives the bound address once the server listens.
+func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready chan<- string) error {
+	log := newLogger(cfg, stderr)
+
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	authority, err := newAuthority(ctx, cfg, log, true)
+	if err != nil {
+		return err
+	}
+	tenantSvc := tenants.NewService(db, nil)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	jobMetrics := newJobMetrics(reg, db)
+
+	workers := river.NewWorkers()
+	provisioner.Register(workers, tenantSvc, &provisioner.LocalEngine{Root: filepath.Join(cfg.DataDir, "zones")})
+	registerMaintenance(workers, db)
+	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
+		Workers:      workers,
+		PeriodicJobs: maintenanceJobs(),
+		MaxWorkers:   cfg.MaxWorkers,
+		PollInterval: cfg.JobPollInterval,
+		Logger:       log,
+		OnJobDone:    jobMetrics.done,
+	})
+	if err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+
+	handler, err := httpapi.NewServer(httpapi.Config{
+		Logger:       log,
+		Tenants:      tenantSvc,
+		Auth:         authority,
+		Idempotency:  db,
+		Ready:        db.Ping,
+		Registry:     reg,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "Cairn is serving on %s\n", url)
+	fmt.Fprintf(stdout, "Get an admin token with: go run ./cmd/server token --admin --data-dir %s\n", cfg.DataDir)
+	log.InfoContext(ctx, "serving", "url", url, "database", describeDB(cfg.DatabaseURL))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down: finishing in-flight requests and jobs")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	httpErr := srv.Shutdown(shutdownCtx)
+	jobsErr := stopWorkers(shutdownCtx)
+	return errors.Join(httpErr, jobsErr)
+}
+
+func describeDB(url string) string {
+	if url == "" {
+		return "embedded sqlite"
+	}
+	return "postgres"
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/testdb"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func runToken(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), append([]string{"token"}, args...), env(nil), nil, &out, &errOut)
+	return strings.TrimSpace(out.String()), err
+}
+
+func verify(t *testing.T, dataDir, token string) auth.Principal {
+	t.Helper()
+	key, err := auth.LoadKey(filepath.Join(dataDir, "signing-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(context.Background(), key, auth.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.Verify(context.Background(), token)
+	if err != nil {
+		t.Fatalf("minted token does not verify: %v", err)
+	}
+	return p
+}
+
+func TestTokenCommand(t *testing.T) {
+	dir := t.TempDir()
+	tok, err := runToken(t, "--admin", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := verify(t, dir, tok); !p.IsAdmin() {
+		t.Fatalf("admin token gives %+v", p)
+	}
+	tok, err = runToken(t, "--tenant", "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--scopes", "profiles:read,grants:write", "--ttl", "10m", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := verify(t, dir, tok)
+	if p.TenantID != "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa" || !slices.Equal(p.Scopes, []string{"grants:write", "profiles:read"}) && !slices.Equal(p.Scopes, []string{"profiles:read", "grants:write"}) {
+		t.Fatalf("tenant token gives %+v", p)
+	}
+	for _, bad := range [][]string{
+		{"--data-dir", dir},
+		{"--admin", "--tenant", "ten_x", "--data-dir", dir},
+		{"--tenant", "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--scopes", "admin", "--data-dir", dir},
+		{"--admin", "--ttl", "9000h", "--data-dir", dir},
+	} {
+		if tok, err := runToken(t, bad...); err == nil || tok != "" {
+			t.Errorf("token %v succeeded: %q", bad, tok)
+		}
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	cfg, err := parseConfig("server", []string{"--addr", "127.0.0.1:9999"}, env(map[string]string{
+		"CAIRN_ADDR": "127.0.0.1:1111", "CAIRN_DATA_DIR": "/tmp/cairn-x", "CAIRN_MAX_WORKERS": "3",
+	}), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:9999" || cfg.DataDir != "/tmp/cairn-x" || cfg.MaxWorkers != 3 {
+		t.Fatalf("flag should beat env, env should beat default: %+v", cfg)
+	}
+	if cfg.SigningKeyFile != "/tmp/cairn-x/signing-key.pem" {
+		t.Fatalf("signing key default %q", cfg.SigningKeyFile)
+	}
+	for _, bad := range []map[string]string{
+		{"CAIRN_MAX_WORKERS": "many"},
+		{"CAIRN_LOG_LEVEL": "loud"},
+		{"CAIRN_OIDC_ISSUER": "https://issuer.example"},
+	} {
+		if _, err := parseConfig("server", nil, env(bad), io.Discard, nil); err == nil {
+			t.Errorf("config %v accepted", bad)
+		}
+	}
+}
+
+// TestReadmeDocumentsEverySetting keeps the README's configuration table
+// complete.
+func TestReadmeDocumentsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c config
+	for _, s := range c.settings() {
+		if !bytes.Contains(readme, []byte("`"+s.env+"`")) || !bytes.Contains(readme, []byte("`--"+s.flag+"`")) {
+			t.Errorf("README does not document --%s / %s", s.flag, s.env)
+		}
+	}
+}
+
+// startServer runs the real server until the test ends and returns its URL.
+func startServer(t *testing.T, ctx context.Context, vars map[string]string) (string, <-chan error) {
+	t.Helper()
+	cfg, err := parseConfig("server", []string{"--addr", "127.0.0.1:0", "--job-poll-interval", "20ms"}, env(vars), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, io.Discard, io.Discard, ready) }()
+	select {
+	case addr := <-ready:
+		return "http://" + addr, done
+	case err := <-done:
+		t.Fatalf("server stopped: %v", err)
+	}
+	return "", nil
+}
+
+func call(t *testing.T, method, url, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// TestRestartKeepsState onboards a tenant, stops the server, starts a new
+// one on the same database and finds the tenant, on both stores.
+func TestRestartKeepsState(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		dbURL func(t *testing.T) string
+	}{
+		{"sqlite", func(*testing.T) string { return "" }},
+		{"postgres", testdb.Postgres},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			vars := map[string]string{"CAIRN_DATA_DIR": dir, "CAIRN_DATABASE_URL": tc.dbURL(t)}
+			admin, err := runToken(t, "--admin", "--data-dir", dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, stop := context.WithCancel(context.Background())
+			url, done := startServer(t, ctx, vars)
+			status, tenant := call(t, "POST", url+"/v1/tenants", admin, `{"name":"Keep","slug":"keep","tier":"pooled","home_region":"eu-west-1"}`)
+			if status != http.StatusAccepted {
+				t.Fatalf("onboard: %d %v", status, tenant)
+			}
+			stop()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("shutdown: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("server did not shut down")
+			}
+
+			ctx2, stop2 := context.WithCancel(context.Background())
+			defer stop2()
+			url, _ = startServer(t, ctx2, vars)
+			status, got := call(t, "GET", url+"/v1/tenants/"+tenant["id"].(string), admin, "")
+			if status != http.StatusOK || got["slug"] != "keep" {
+				t.Fatalf("after restart: %d %v", status, got)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "signing-key.pem")); err != nil {
+				t.Fatalf("signing key not kept in the data directory: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,260 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+
+	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/httpapi"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/store"
+	"github.com/cairn-cdp/cairn/internal/store/backend"
+	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/testdb"
+)
+
+// env is a real Cairn API over HTTP on a real database, with the job
+// workers running, as the server wires it.
+type env struct {
+	t       *testing.T
+	url     string
+	db      store.Backend
+	dbURL   string
+	auth    *auth.Authority
+	admin   string
+	jobDone chan string
+}
+
+// backends runs fn once per control-plane database.
+func backends(t *testing.T, fn func(t *testing.T, newEnv func() *env)) {
+	t.Run("sqlite", func(t *testing.T) {
+		fn(t, func() *env { return startEnv(t, "", t.TempDir()) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		fn(t, func() *env { return startEnv(t, testdb.Postgres(t), t.TempDir()) })
+	})
+}
+
+func startEnv(t *testing.T, dbURL, dataDir string) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	db, err := backend.Open(ctx, dbURL, dataDir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key, err := auth.LoadOrCreateKey(filepath.Join(dataDir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(ctx, key, auth.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := tenants.NewService(db, nil)
+	e := &env{t: t, db: db, dbURL: dbURL, auth: a, jobDone: make(chan string, 1000)}
+
+	workers := river.NewWorkers()
+	provisioner.Register(workers, svc, &flakyEngine{ZoneEngine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}})
+	stop, err := db.StartWorkers(ctx, store.WorkerConfig{
+		Workers:      workers,
+		PollInterval: 20 * time.Millisecond,
+		Logger:       log,
+		OnJobDone: func(kind, state string) {
+			select {
+			case e.jobDone <- kind + ":" + state:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = stop(ctx)
+	})
+
+	h, err := httpapi.NewServer(httpapi.Config{
+		Logger: log, Tenants: svc, Auth: a, Idempotency: db, Ready: db.Ping,
+		Registry: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	if e.admin, _, err = a.MintAdmin(time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// flakyEngine fails the first provisioning of tenants whose slug starts
+// with "fail-", as a stack that rolls back would.
+type flakyEngine struct {
+	provisioner.ZoneEngine
+	failed sync.Map
+}
+
+func (f *flakyEngine) Provision(ctx context.Context, t tenants.Tenant, region string) error {
+	if strings.HasPrefix(t.Slug, "fail-") {
+		if _, again := f.failed.LoadOrStore(t.ID, true); !again {
+			return &provisioner.FailedError{Reason: "ROLLBACK_COMPLETE"}
+		}
+	}
+	return f.ZoneEngine.Provision(ctx, t, region)
+}
+
+// resp is a decoded response.
+type resp struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    []byte
+}
+
+func (r resp) str(key string) string { s, _ := r.body[key].(string); return s }
+
+// do sends a request; body is marshalled to JSON unless it is a string.
+func (e *env) do(method, path, token string, body any, headers ...string) resp {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := resp{status: res.StatusCode, header: res.Header, raw: raw}
+	if len(raw) > 0 && raw[0] == '{' {
+		if err := json.Unmarshal(raw, &out.body); err != nil {
+			e.t.Fatalf("%s %s: bad JSON %q: %v", method, path, raw, err)
+		}
+	}
+	return out
+}
+
+// want fails the test unless r has the status; problem responses must be
+// RFC 9457 documents with a request ID.
+func (r resp) want(t *testing.T, status int) resp {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.raw)
+	}
+	if status >= 400 {
+		if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Fatalf("error content type %q: %s", ct, r.raw)
+		}
+		for _, k := range []string{"type", "title", "detail", "request_id"} {
+			if r.str(k) == "" {
+				t.Fatalf("problem without %s: %s", k, r.raw)
+			}
+		}
+		if int(r.body["status"].(float64)) != status {
+			t.Fatalf("problem status %v, want %d", r.body["status"], status)
+		}
+	}
+	return r
+}
+
+var seq int
+
+func (e *env) onboard(slug string, extra ...map[string]any) resp {
+	e.t.Helper()
+	body := map[string]any{"name": "Tenant " + slug, "slug": slug, "tier": "pooled", "home_region": "eu-west-1"}
+	for _, x := range extra {
+		for k, v := range x {
+			body[k] = v
+		}
+	}
+	return e.do("POST", "/v1/tenants", e.admin, body)
+}
+
+// waitStatus waits, woken by finished jobs, until the tenant has status.
+func (e *env) waitStatus(id, status string) resp {
+	e.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		r := e.do("GET", "/v1/tenants/"+id, e.admin, nil).want(e.t, 200)
+		if r.str("status") == status {
+			return r
+		}
+		select {
+		case <-e.jobDone:
+		case <-deadline:
+			e.t.Fatalf("tenant %s is %s; waited for %s", id, r.str("status"), status)
+		}
+	}
+}
+
+// activeTenant onboards a tenant and waits for it to be active.
+func (e *env) activeTenant(slug string) string {
+	e.t.Helper()
+	id := e.onboard(slug).want(e.t, 202).str("id")
+	e.waitStatus(id, "active")
+	return id
+}
+
+func (e *env) tenantToken(id string, scopes ...string) string {
+	e.t.Helper()
+	if len(scopes) == 0 {
+		scopes = []string{"profiles:read"}
+	}
+	tok, _, err := e.auth.MintTenant(id, scopes, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}

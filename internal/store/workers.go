@@ -1,0 +1,94 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+)
+
+// Defaults of WorkerConfig.
+const (
+	DefaultMaxWorkers   = 10
+	DefaultPollInterval = time.Second
+)
+
+// StartRiver starts a River client that works jobs through driver as cfg
+// says and returns the function that stops it; both adapters' StartWorkers
+// call it so jobs run alike on either database. It returns an error when
+// cfg.Workers is nil or a limit is negative.
+//
+// The client stops when ctx is done or stop is called. stop waits for
+// running jobs until its own context ends; once it has returned nil,
+// cfg.OnJobDone is no longer called.
+func StartRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg WorkerConfig) (stop func(context.Context) error, err error) {
+	if cfg.Workers == nil {
+		return nil, errors.New("start workers: Workers is required")
+	}
+	if cfg.MaxWorkers < 0 || cfg.PollInterval < 0 {
+		return nil, errors.New("start workers: MaxWorkers and PollInterval must not be negative")
+	}
+	poll := cmp.Or(cfg.PollInterval, DefaultPollInterval)
+	client, err := river.NewClient(driver, &river.Config{
+		Logger:       cmp.Or(cfg.Logger, slog.Default()),
+		Workers:      cfg.Workers,
+		PeriodicJobs: cfg.PeriodicJobs,
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: cmp.Or(cfg.MaxWorkers, DefaultMaxWorkers)},
+		},
+		FetchPollInterval: poll,
+		// River refuses a cooldown longer than the poll interval, which
+		// tests shorten.
+		FetchCooldown: min(poll, river.FetchCooldownDefault),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start workers: %w", err)
+	}
+
+	// River closes the subscription channel when the client stops, which
+	// ends the goroutine.
+	cancelEvents, eventsDone := func() {}, make(chan struct{})
+	if cfg.OnJobDone != nil {
+		var events <-chan *river.Event
+		events, cancelEvents = client.Subscribe(
+			river.EventKindJobCompleted,
+			river.EventKindJobFailed,
+			river.EventKindJobCancelled,
+			river.EventKindJobSnoozed,
+		)
+		go func() {
+			defer close(eventsDone)
+			for ev := range events {
+				cfg.OnJobDone(ev.Job.Kind, string(ev.Job.State))
+			}
+		}()
+	} else {
+		close(eventsDone)
+	}
+
+	if err := client.Start(ctx); err != nil {
+		cancelEvents()
+		<-eventsDone
+		return nil, fmt.Errorf("start workers: %w", err)
+	}
+	return func(ctx context.Context) error {
+		// Stop returns at once when the client is already stopping because
+		// ctx ended, hence the wait on Stopped.
+		if err := client.Stop(ctx); err != nil {
+			return fmt.Errorf("stop workers: %w", err)
+		}
+		select {
+		case <-client.Stopped():
+		case <-ctx.Done():
+			return fmt.Errorf("stop workers: %w", ctx.Err())
+		}
+		cancelEvents()
+		<-eventsDone
+		return nil
+	}, nil
+}
