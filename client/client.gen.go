@@ -292,7 +292,7 @@ type Tenant struct {
 
 	// Id A random, prefixed tenant ID.
 	//
-	// Example: ten_7f3kq2w6xbm4zr5vjc8nd1ay0e
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
 	Id      TenantID          `json:"id"`
 	Labels  map[string]string `json:"labels"`
 	Name    string            `json:"name"`
@@ -338,7 +338,7 @@ type TenantCreate struct {
 
 // TenantID A random, prefixed tenant ID.
 //
-// Example: ten_7f3kq2w6xbm4zr5vjc8nd1ay0e
+// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
 type TenantID = string
 
 // TenantList defines model for TenantList.
@@ -375,7 +375,7 @@ type Token struct {
 
 	// TenantId A random, prefixed tenant ID.
 	//
-	// Example: ten_7f3kq2w6xbm4zr5vjc8nd1ay0e
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
 	TenantId  TenantID       `json:"tenant_id"`
 	Token     string         `json:"token"`
 	TokenType TokenTokenType `json:"token_type"`
