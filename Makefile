@@ -1,0 +1,77 @@
+# Cairn's build and test entry points. `make test` is the one command CI runs
+# (.ci/run) on a fresh clone: it installs what it needs (.venv/ from
+# requirements-test.txt), starts a throwaway PostgreSQL and moto server, and
+# stops them again, also when a step fails. See scripts/testenv.sh.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+# The steps of `test` share ports, the venv and the tree: never run them in parallel.
+.NOTPARALLEL:
+
+GO ?= go
+PKGS ?= ./...
+TEST_FLAGS ?= -count=1 -timeout 15m
+TESTENV := scripts/testenv.sh
+
+.PHONY: test generate generate-check vet fmt-check venv lint-templates schemathesis \
+	schemathesis-postgres go-test test-race run bench
+
+## test: every check CI runs, in this order, stopping at the first failure.
+# go test runs last so that its summary closes the output, which is what CI reads.
+test: generate-check vet lint-templates schemathesis go-test
+
+## generate: regenerate code (oapi-codegen server and client, ...).
+generate:
+	$(GO) generate $(PKGS)
+
+## generate-check: fail if regenerating changes the tree (generated code is committed).
+generate-check:
+	scripts/generate-check.sh
+
+## vet: go vet plus a gofmt check.
+vet: fmt-check
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	scripts/gofmt-check.sh
+
+## venv: create or refresh .venv/ (moto, cfn-lint, schemathesis).
+venv:
+	$(TESTENV) venv
+
+## lint-templates: cfn-lint every CloudFormation template under templates/.
+lint-templates: venv
+	@shopt -s nullglob; \
+	templates=(templates/*.yaml templates/*.yml templates/*.json); \
+	if (( $${#templates[@]} == 0 )); then \
+		echo "lint-templates: no templates under templates/, skipping"; \
+	else \
+		echo "lint-templates: cfn-lint $${templates[*]}"; \
+		.venv/bin/cfn-lint -- "$${templates[@]}"; \
+	fi
+
+## schemathesis: fuzz the built server against api/openapi.yaml (scripts/schemathesis.sh).
+# Under testenv so that the server's AWS SDK, if it makes any call, reaches moto.
+schemathesis: venv
+	$(TESTENV) run scripts/schemathesis.sh
+
+## schemathesis-postgres: the same with the server on the throwaway PostgreSQL.
+schemathesis-postgres: venv
+	$(TESTENV) run bash -c 'SCHEMATHESIS_DATABASE_URL="$$CAIRN_TEST_DATABASE_URL" scripts/schemathesis.sh'
+
+## go-test: go test against a throwaway PostgreSQL and moto.
+go-test: venv
+	$(TESTENV) run $(GO) test $(TEST_FLAGS) $(PKGS)
+
+## test-race: go-test with the race detector (about twice as slow on 2 cores).
+test-race: venv
+	$(TESTENV) run $(GO) test -race $(TEST_FLAGS) $(PKGS)
+
+## run: run the server with its defaults.
+run:
+	$(GO) run ./cmd/server
+
+## bench: benchmarks only, with Postgres and moto up for the adapters' benchmarks.
+bench: venv
+	$(TESTENV) run $(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# schemathesis.sh fuzzes a freshly built server against api/openapi.yaml with
+# every schemathesis check, and fails on any finding.
+#
+# It builds ./cmd/server, starts it on a free loopback port with a throwaway
+# data dir (the embedded default store), waits for GET /readyz to answer 200,
+# mints an admin token with `cairn token --admin`, runs `schemathesis run`,
+# and stops the server on exit, whatever way the run ends.
+#
+# Environment knobs:
+#   SCHEMATHESIS_DATABASE_URL   run the server (and the token command) on this
+#                               Postgres URL instead of the embedded store
+#   SCHEMATHESIS_MAX_EXAMPLES   test cases per operation (default 25)
+#   SCHEMATHESIS_TIMEOUT        seconds before the whole run is abandoned (default 900)
+#   SCHEMATHESIS_ARGS           extra arguments for `schemathesis run`, e.g.
+#                               "--include-path-regex ^/v1/tenants"
+#   KEEP_SCHEMATHESIS=1         keep the temp dir (server log, data dir)
+#
+# Settings that belong with the spec (expected statuses, per-operation
+# overrides) go in schemathesis.toml at the repo root; it is passed with
+# --config-file. schemathesis runs inside the temp dir so that its crash cache
+# (.schemathesis/) and Hypothesis' files (.hypothesis/) stay out of the tree.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+log() { printf 'schemathesis.sh: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+spec=api/openapi.yaml
+[[ -f $spec ]] || die "no $spec"
+scripts/testenv.sh venv
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-schemathesis.XXXXXX")
+server_pid=
+fuzzing=0
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [[ -n $server_pid ]]; then
+		# SIGTERM drains in-flight work; give it 15s, then stop it hard.
+		kill "$server_pid" 2>/dev/null || true
+		local i
+		for ((i = 0; i < 75; i++)); do
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	if ((rc != 0)) && [[ -s $tmp/server.log ]]; then
+		if ((fuzzing)); then
+			# Findings are in schemathesis' report; from the server, show what
+			# went wrong on its side (errors, warnings, panics), not every request.
+			log "server log, without its INFO lines (last 40):"
+			{ grep -v '"level":"INFO"' "$tmp/server.log" || true; } | tail -n 40 >&2
+		else
+			log "last lines of the server log:"
+			tail -n 40 "$tmp/server.log" >&2
+		fi
+	fi
+	if [[ ${KEEP_SCHEMATHESIS:-} == 1 ]]; then
+		log "kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "building ./cmd/server"
+go build -o "$tmp/cairn" ./cmd/server || die "go build ./cmd/server failed; schemathesis needs the server"
+
+# The server reads CAIRN_* settings from the environment: start it from the
+# defaults plus the flags below, not from whatever the caller's shell has set.
+while IFS= read -r name; do
+	[[ $name == CAIRN_TEST_* ]] || unset "$name"
+done < <(compgen -e | grep '^CAIRN_' || true)
+
+db_args=()
+if [[ -n ${SCHEMATHESIS_DATABASE_URL:-} ]]; then
+	db_args=(--database-url "$SCHEMATHESIS_DATABASE_URL")
+fi
+
+port=$(.venv/bin/python -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+"$tmp/cairn" --addr "127.0.0.1:$port" --data-dir "$tmp/data" "${db_args[@]}" >"$tmp/server.log" 2>&1 </dev/null &
+server_pid=$!
+
+deadline=$((SECONDS + 60))
+until [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "$base/readyz" || true) == 200 ]]; do
+	kill -0 "$server_pid" 2>/dev/null || die "server exited before it was ready"
+	((SECONDS < deadline)) || die "server not ready on $base/readyz after 60s"
+	sleep 0.2
+done
+log "server ready on $base"
+
+token=$(timeout 60 "$tmp/cairn" token --admin --data-dir "$tmp/data" "${db_args[@]}" </dev/null) ||
+	die "cairn token --admin failed"
+[[ -n $token ]] || die "cairn token --admin printed nothing"
+
+# --generation-deterministic derandomizes generation (schemathesis then
+# ignores --seed, which pins the run should that flag ever go), and one worker
+# keeps the request order, and so the server's state, the same from run to run.
+read -r -a extra <<<"${SCHEMATHESIS_ARGS:-}"
+config=()
+if [[ -f schemathesis.toml ]]; then
+	config=(--config-file "$root/schemathesis.toml")
+fi
+cd "$tmp"
+fuzzing=1
+timeout "${SCHEMATHESIS_TIMEOUT:-900}" "$root/.venv/bin/schemathesis" --no-color "${config[@]}" run "$root/$spec" \
+	--url "$base" \
+	--header "Authorization: Bearer $token" \
+	--checks all \
+	--seed 1 \
+	--generation-deterministic \
+	--max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" \
+	--workers 1 \
+	--request-timeout 10 \
+	"${extra[@]}"

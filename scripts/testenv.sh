@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# testenv.sh brings up the throwaway services that `make test` runs against and
+# takes them down again, whatever way the command under test ends.
+#
+# Usage:
+#   scripts/testenv.sh venv         create or refresh .venv/ from requirements-test.txt
+#   scripts/testenv.sh run CMD...   start PostgreSQL 15 and the moto server, export
+#                                   their addresses, run CMD, stop both, exit with
+#                                   CMD's status
+#
+# `run` exports, for CMD:
+#   CAIRN_TEST_DATABASE_URL      postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable
+#   CAIRN_TEST_REQUIRE_POSTGRES  1 (tests fail instead of skipping without Postgres)
+#   CAIRN_TEST_AWS_ENDPOINT      http://127.0.0.1:PORT (moto, every service on one port)
+#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (both "testing"), AWS_REGION and
+#   AWS_DEFAULT_REGION (us-east-1), AWS_ENDPOINT_URL (moto, for any SDK client
+#   built without an explicit endpoint)
+#   PATH                         with .venv/bin first (cfn-lint for golden-template tests)
+# and isolates the AWS SDK from the machine: no shared config or credentials
+# files, no instance metadata lookups.
+#
+# Nothing is reused between runs: each gets a fresh cluster (initdb, trust
+# auth, fsync off) and a fresh moto, each on a free loopback port, so two runs
+# on one machine do not collide and no service that happens to be running is
+# ever used. The venv is the exception: it is rebuilt only when
+# requirements-test.txt or the Python interpreter changes (stamp in .venv/).
+#
+# Environment knobs:
+#   PYTHON          interpreter for the venv (default python3)
+#   PG_BIN          PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
+#   KEEP_TESTENV=1  keep the temp dir (cluster, logs) for a post-mortem
+#
+# PostgreSQL refuses to run as root, so as root initdb and pg_ctl run as the
+# postgres system user (runuser) in a directory that user owns.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$root/.venv"
+requirements="$root/requirements-test.txt"
+python=${PYTHON:-python3}
+pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
+
+log() { printf 'testenv: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on right now.
+# Another process can take it before we bind it; the start functions retry.
+free_port() {
+	"$python" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# ensure_venv creates .venv/ from requirements-test.txt unless the stamp says
+# it already matches. A lock keeps two concurrent runs in one checkout from
+# building it at the same time.
+ensure_venv() {
+	[[ -f $requirements ]] || die "missing $requirements"
+	command -v "$python" >/dev/null || die "no $python on PATH"
+	local want
+	want=$({ "$python" -c 'import sys; print(sys.version)'; cat "$requirements"; } | sha256sum | cut -d' ' -f1)
+	# The lock is held on requirements-test.txt itself, so no lock file is left behind.
+	(
+		flock 9
+		if [[ -x $venv/bin/python && -f $venv/.requirements.sha256 && $(<"$venv/.requirements.sha256") == "$want" ]]; then
+			exit 0
+		fi
+		log "building .venv from requirements-test.txt"
+		local start=$SECONDS
+		rm -rf "$venv"
+		"$python" -m venv "$venv"
+		"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements"
+		# Written last: an interrupted install leaves no stamp and is redone.
+		printf '%s\n' "$want" >"$venv/.requirements.sha256"
+		log "built .venv in $((SECONDS - start))s"
+	) 9<"$requirements"
+}
+
+# The temp dir holding the cluster and the logs; set by start_services.
+env_dir=
+pg_data=
+moto_pid=
+as_postgres=()
+
+start_postgres() {
+	if [[ ! -x $pg_bin/initdb ]]; then
+		if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+			log "installing postgresql-15 ($pg_bin/initdb not found)"
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-15 >&2 ||
+				{ apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-15 >&2; }
+		fi
+		[[ -x $pg_bin/initdb ]] || die "no PostgreSQL 15 at $pg_bin (set PG_BIN)"
+	fi
+	local dir="$env_dir/pg"
+	mkdir -m 700 "$dir"
+	if [[ $(id -u) -eq 0 ]]; then
+		chown postgres:postgres "$dir"
+		as_postgres=(runuser -u postgres --)
+	fi
+	pg_data="$dir/data"
+	# cd: initdb as postgres must be able to read its working directory.
+	if ! (cd "$dir" && "${as_postgres[@]}" "$pg_bin/initdb" -D "$pg_data" -A trust -U postgres \
+		--no-sync --no-instructions -E UTF8 --locale=C) >"$env_dir/initdb.log" 2>&1; then
+		cat "$env_dir/initdb.log" >&2
+		die "initdb failed"
+	fi
+	local attempt port
+	for attempt in 1 2 3; do
+		port=$(free_port)
+		if (cd "$dir" && "${as_postgres[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -l "$dir/postgres.log" -w -t 60 \
+			-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+			start) >"$env_dir/pg_ctl.log" 2>&1; then
+			export CAIRN_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+			export CAIRN_TEST_REQUIRE_POSTGRES=1
+			log "PostgreSQL $("$pg_bin/postgres" -V | awk '{print $3}') on 127.0.0.1:$port"
+			return 0
+		fi
+		log "PostgreSQL did not start on port $port (attempt $attempt)"
+		stop_postgres
+	done
+	cat "$env_dir/pg_ctl.log" "$dir/postgres.log" >&2 2>/dev/null || true
+	die "PostgreSQL failed to start"
+}
+
+stop_postgres() {
+	[[ -n $pg_data && -f $pg_data/postmaster.pid ]] || return 0
+	(cd "$env_dir/pg" && "${as_postgres[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -m immediate -w -t 30 stop) >/dev/null 2>&1 && return 0
+	# pg_ctl could not stop it: end the postmaster by its own pid.
+	local pid
+	pid=$(head -n1 "$pg_data/postmaster.pid" 2>/dev/null || true)
+	if [[ $pid =~ ^[0-9]+$ ]]; then
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+}
+
+start_moto() {
+	local attempt port deadline
+	for attempt in 1 2 3; do
+		port=$(free_port)
+		"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$env_dir/moto.log" 2>&1 &
+		moto_pid=$!
+		deadline=$((SECONDS + 60))
+		while ((SECONDS < deadline)) && kill -0 "$moto_pid" 2>/dev/null; do
+			# Any HTTP answer means it is serving; curl prints 000 until then.
+			if [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/moto-api/" || true) != 000 ]]; then
+				export CAIRN_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+				log "moto $("$venv/bin/python" -c 'import moto; print(moto.__version__)') on 127.0.0.1:$port"
+				return 0
+			fi
+			sleep 0.2
+		done
+		log "moto did not answer on port $port (attempt $attempt)"
+		stop_moto
+	done
+	cat "$env_dir/moto.log" >&2 || true
+	die "moto server failed to start"
+}
+
+stop_moto() {
+	[[ -n $moto_pid ]] || return 0
+	kill "$moto_pid" 2>/dev/null || true
+	wait "$moto_pid" 2>/dev/null || true
+	moto_pid=
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_moto
+	stop_postgres
+	if [[ -n $env_dir ]]; then
+		if [[ ${KEEP_TESTENV:-} == 1 ]]; then
+			log "kept $env_dir"
+		else
+			rm -rf "$env_dir"
+		fi
+	fi
+	exit "$rc"
+}
+
+run() {
+	(($# > 0)) || die "usage: testenv.sh run CMD..."
+	ensure_venv
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	env_dir=$(mktemp -d "${TMPDIR:-/tmp}/cairn-testenv.XXXXXX")
+	chmod 755 "$env_dir" # the postgres user must reach $env_dir/pg
+	start_postgres
+	start_moto
+	export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+	export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+	export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+	unset AWS_SESSION_TOKEN AWS_PROFILE
+	# SDK clients built without an explicit endpoint go to moto too, never to AWS.
+	export AWS_ENDPOINT_URL="$CAIRN_TEST_AWS_ENDPOINT"
+	export PATH="$venv/bin:$PATH"
+	# Not exec: the EXIT trap must run after CMD to stop the services.
+	local rc=0
+	"$@" || rc=$?
+	exit "$rc"
+}
+
+case ${1:-} in
+venv) ensure_venv ;;
+run)
+	shift
+	run "$@"
+	;;
+*)
+	sed -n '2,9p' "${BASH_SOURCE[0]}" >&2
+	exit 2
+	;;
+esac
