@@ -33,6 +33,39 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for PlacementStatus.
+const (
+	PlacementStatusCreating  PlacementStatus = "creating"
+	PlacementStatusDeleted   PlacementStatus = "deleted"
+	PlacementStatusDeleting  PlacementStatus = "deleting"
+	PlacementStatusFailed    PlacementStatus = "failed"
+	PlacementStatusPending   PlacementStatus = "pending"
+	PlacementStatusReady     PlacementStatus = "ready"
+	PlacementStatusReplacing PlacementStatus = "replacing"
+)
+
+// Valid indicates whether the value is a known member of the PlacementStatus enum.
+func (e PlacementStatus) Valid() bool {
+	switch e {
+	case PlacementStatusCreating:
+		return true
+	case PlacementStatusDeleted:
+		return true
+	case PlacementStatusDeleting:
+		return true
+	case PlacementStatusFailed:
+		return true
+	case PlacementStatusPending:
+		return true
+	case PlacementStatusReady:
+		return true
+	case PlacementStatusReplacing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Region.
 const (
 	AfSouth1     Region = "af-south-1"
@@ -176,28 +209,28 @@ func (e TenantScope) Valid() bool {
 
 // Defines values for TenantStatus.
 const (
-	Active         TenantStatus = "active"
-	Deleted        TenantStatus = "deleted"
-	Deprovisioning TenantStatus = "deprovisioning"
-	Failed         TenantStatus = "failed"
-	Provisioning   TenantStatus = "provisioning"
-	Suspended      TenantStatus = "suspended"
+	TenantStatusActive         TenantStatus = "active"
+	TenantStatusDeleted        TenantStatus = "deleted"
+	TenantStatusDeprovisioning TenantStatus = "deprovisioning"
+	TenantStatusFailed         TenantStatus = "failed"
+	TenantStatusProvisioning   TenantStatus = "provisioning"
+	TenantStatusSuspended      TenantStatus = "suspended"
 )
 
 // Valid indicates whether the value is a known member of the TenantStatus enum.
 func (e TenantStatus) Valid() bool {
 	switch e {
-	case Active:
+	case TenantStatusActive:
 		return true
-	case Deleted:
+	case TenantStatusDeleted:
 		return true
-	case Deprovisioning:
+	case TenantStatusDeprovisioning:
 		return true
-	case Failed:
+	case TenantStatusFailed:
 		return true
-	case Provisioning:
+	case TenantStatusProvisioning:
 		return true
-	case Suspended:
+	case TenantStatusSuspended:
 		return true
 	default:
 		return false
@@ -260,6 +293,42 @@ type JWKS struct {
 // Labels Free-form labels. Keys are 1 to 63 characters of a-z, 0-9, '_', '.', '/', '-', starting and ending alphanumeric.
 type Labels map[string]string
 
+// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
+// curated_bucket, stream_arn, profile_table, glue_database,
+// data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
+// tenant also s3_prefix and key_prefix, its slice of the pool.
+type Outputs map[string]string
+
+// PlacementStatus defines model for PlacementStatus.
+type PlacementStatus string
+
+// Pool defines model for Pool.
+type Pool struct {
+	CreatedAt time.Time `json:"created_at"`
+	LastError *string   `json:"last_error,omitempty"`
+
+	// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
+	// curated_bucket, stream_arn, profile_table, glue_database,
+	// data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
+	// tenant also s3_prefix and key_prefix, its slice of the pool.
+	Outputs Outputs `json:"outputs"`
+
+	// Region An AWS commercial Region code.
+	Region          Region          `json:"region"`
+	StackName       string          `json:"stack_name"`
+	StackStatus     *string         `json:"stack_status,omitempty"`
+	Status          PlacementStatus `json:"status"`
+	TemplateVersion string          `json:"template_version"`
+	TenantCount     int             `json:"tenant_count"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+}
+
+// PoolList defines model for PoolList.
+type PoolList struct {
+	Items      []Pool  `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
+
 // Problem An RFC 9457 problem detail.
 type Problem struct {
 	Detail string `json:"detail"`
@@ -280,6 +349,57 @@ type Region string
 
 // Slug Lowercase, 3 to 40 characters of a-z, 0-9 and '-'; unique among tenants that are not deleted.
 type Slug = string
+
+// Stack defines model for Stack.
+type Stack struct {
+	// Attempt How many times the stack has been created.
+	Attempt   int       `json:"attempt"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Kind `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	Kind      Tier    `json:"kind"`
+	LastError *string `json:"last_error,omitempty"`
+
+	// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
+	// curated_bucket, stream_arn, profile_table, glue_database,
+	// data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
+	// tenant also s3_prefix and key_prefix, its slice of the pool.
+	Outputs Outputs `json:"outputs"`
+
+	// Region An AWS commercial Region code.
+	Region Region `json:"region"`
+
+	// StackName The tenant's own stack, or the Region's pool stack for a pooled tenant.
+	StackName string `json:"stack_name"`
+
+	// StackStatus CloudFormation's last reported status of the stack.
+	StackStatus     *string         `json:"stack_status,omitempty"`
+	Status          PlacementStatus `json:"status"`
+	TemplateVersion string          `json:"template_version"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+}
+
+// StackEvent defines model for StackEvent.
+type StackEvent struct {
+	Id           string    `json:"id"`
+	LogicalId    string    `json:"logical_id"`
+	Reason       *string   `json:"reason,omitempty"`
+	ResourceType string    `json:"resource_type"`
+	Status       string    `json:"status"`
+	Time         time.Time `json:"time"`
+}
+
+// StackEventList defines model for StackEventList.
+type StackEventList struct {
+	Items      []StackEvent `json:"items"`
+	NextCursor *string      `json:"next_cursor"`
+}
+
+// StackList defines model for StackList.
+type StackList struct {
+	Items      []Stack `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
 
 // Tenant defines model for Tenant.
 type Tenant struct {
@@ -363,6 +483,9 @@ type TenantUpdate struct {
 	Labels *Labels `json:"labels,omitempty"`
 	Name   *string `json:"name,omitempty"`
 	Plan   *string `json:"plan,omitempty"`
+
+	// Regions The tenant's whole new Region list. Regions can only be added; each new one is provisioned.
+	Regions *[]Region `json:"regions,omitempty"`
 }
 
 // Tier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
@@ -398,6 +521,9 @@ type IdempotencyKey = string
 
 // Limit defines model for Limit.
 type Limit = int
+
+// RegionPath An AWS commercial Region code.
+type RegionPath = Region
 
 // BadRequest An RFC 9457 problem detail.
 type BadRequest = Problem
@@ -466,6 +592,15 @@ type DeleteTenantParams struct {
 type UpdateTenantParams struct {
 	// IfMatch The ETag last read; the update fails with 412 if the tenant changed since.
 	IfMatch *string `json:"If-Match,omitempty"`
+}
+
+// ListStackEventsParams defines parameters for ListStackEvents.
+type ListStackEventsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
@@ -566,6 +701,13 @@ type ClientInterface interface {
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListPools Pool stacks per Region
+	//
+	// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+	//
+	// Corresponds with GET /v1/pools (the `ListPools` operationId).
+	ListPools(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListTenants List tenants
 	//
 	// Tenants in a stable order (onboarding order). Tenants onboarded while a client pages appear at the end.
@@ -637,6 +779,26 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/tenants/{tenant_id}/retry (the `RetryTenant` operationId).
 	RetryTenant(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListTenantStacks The tenant's data stack in each of its Regions
+	//
+	// One entry per Region, with status, kind, template version, outputs and last error.
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/stacks (the `ListTenantStacks` operationId).
+	ListTenantStacks(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListStackEvents Events of the tenant's stack in a Region, newest first
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/stacks/{region}/events (the `ListStackEvents` operationId).
+	ListStackEvents(ctx context.Context, tenantId TenantID, region RegionPath, params *ListStackEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryStack Retry a failed stack
+	//
+	// Deletes the failed stack and creates it again. A tenant that had
+	// failed goes back to provisioning.
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/stacks/{region}/retry (the `RetryStack` operationId).
+	RetryStack(ctx context.Context, tenantId TenantID, region RegionPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// SuspendTenant Suspend an active tenant
 	//
 	// The tenant's tokens and data access stop working; its stacks stay in place.
@@ -700,6 +862,23 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Corresponds with GET /readyz (the `GetReady` operationId).
 func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReadyRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPools Pool stacks per Region
+//
+// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+//
+// Corresponds with GET /v1/pools (the `ListPools` operationId).
+func (c *Client) ListPools(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPoolsRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -871,6 +1050,56 @@ func (c *Client) RetryTenant(ctx context.Context, tenantId TenantID, reqEditors 
 	return c.Client.Do(req)
 }
 
+// ListTenantStacks The tenant's data stack in each of its Regions
+//
+// One entry per Region, with status, kind, template version, outputs and last error.
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/stacks (the `ListTenantStacks` operationId).
+func (c *Client) ListTenantStacks(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTenantStacksRequest(c.Server, tenantId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListStackEvents Events of the tenant's stack in a Region, newest first
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/stacks/{region}/events (the `ListStackEvents` operationId).
+func (c *Client) ListStackEvents(ctx context.Context, tenantId TenantID, region RegionPath, params *ListStackEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListStackEventsRequest(c.Server, tenantId, region, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryStack Retry a failed stack
+//
+// Deletes the failed stack and creates it again. A tenant that had
+// failed goes back to provisioning.
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/stacks/{region}/retry (the `RetryStack` operationId).
+func (c *Client) RetryStack(ctx context.Context, tenantId TenantID, region RegionPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryStackRequest(c.Server, tenantId, region)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // SuspendTenant Suspend an active tenant
 //
 // The tenant's tokens and data access stop working; its stacks stay in place.
@@ -992,6 +1221,33 @@ func NewGetReadyRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/readyz")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListPoolsRequest constructs an http.Request for the ListPools method
+func NewListPoolsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pools")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -1391,6 +1647,161 @@ func NewRetryTenantRequest(server string, tenantId TenantID) (*http.Request, err
 	return req, nil
 }
 
+// NewListTenantStacksRequest constructs an http.Request for the ListTenantStacks method
+func NewListTenantStacksRequest(server string, tenantId TenantID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/stacks", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListStackEventsRequest constructs an http.Request for the ListStackEvents method
+func NewListStackEventsRequest(server string, tenantId TenantID, region RegionPath, params *ListStackEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "region", region, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/stacks/%s/events", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetryStackRequest constructs an http.Request for the RetryStack method
+func NewRetryStackRequest(server string, tenantId TenantID, region RegionPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "region", region, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/stacks/%s/retry", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewSuspendTenantRequest constructs an http.Request for the SuspendTenant method
 func NewSuspendTenantRequest(server string, tenantId TenantID) (*http.Request, error) {
 	var err error
@@ -1537,6 +1948,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReadyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyResponse, error)
 
+	// ListPoolsWithResponse Pool stacks per Region
+	//
+	// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/pools (the `ListPools` operationId).
+	ListPoolsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPoolsResponse, error)
+
 	// ListTenantsWithResponse List tenants
 	//
 	// Tenants in a stable order (onboarding order). Tenants onboarded while a client pages appear at the end.
@@ -1617,6 +2037,32 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/retry (the `RetryTenant` operationId).
 	RetryTenantWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*RetryTenantResponse, error)
+
+	// ListTenantStacksWithResponse The tenant's data stack in each of its Regions
+	//
+	// One entry per Region, with status, kind, template version, outputs and last error.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/stacks (the `ListTenantStacks` operationId).
+	ListTenantStacksWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*ListTenantStacksResponse, error)
+
+	// ListStackEventsWithResponse Events of the tenant's stack in a Region, newest first
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/stacks/{region}/events (the `ListStackEvents` operationId).
+	ListStackEventsWithResponse(ctx context.Context, tenantId TenantID, region RegionPath, params *ListStackEventsParams, reqEditors ...RequestEditorFn) (*ListStackEventsResponse, error)
+
+	// RetryStackWithResponse Retry a failed stack
+	//
+	// Deletes the failed stack and creates it again. A tenant that had
+	// failed goes back to provisioning.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/stacks/{region}/retry (the `RetryStack` operationId).
+	RetryStackWithResponse(ctx context.Context, tenantId TenantID, region RegionPath, reqEditors ...RequestEditorFn) (*RetryStackResponse, error)
 
 	// SuspendTenantWithResponse Suspend an active tenant
 	//
@@ -1772,6 +2218,75 @@ func (r GetReadyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReadyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListPoolsResponse401Headers the declared response headers of an HTTP 401 response for ListPools
+type ListPoolsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListPoolsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PoolList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListPoolsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPoolsResponse) GetJSON200() *PoolList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListPoolsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListPoolsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListPoolsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPoolsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPoolsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPoolsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPoolsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2451,6 +2966,262 @@ func (r RetryTenantResponse) ContentType() string {
 	return ""
 }
 
+// ListTenantStacksResponse401Headers the declared response headers of an HTTP 401 response for ListTenantStacks
+type ListTenantStacksResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListTenantStacksResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StackList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListTenantStacksResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTenantStacksResponse) GetJSON200() *StackList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListTenantStacksResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListTenantStacksResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListTenantStacksResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListTenantStacksResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListTenantStacksResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTenantStacksResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTenantStacksResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTenantStacksResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTenantStacksResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListStackEventsResponse401Headers the declared response headers of an HTTP 401 response for ListStackEvents
+type ListStackEventsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListStackEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StackEventList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListStackEventsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListStackEventsResponse) GetJSON200() *StackEventList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListStackEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListStackEventsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListStackEventsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListStackEventsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListStackEventsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListStackEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListStackEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListStackEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListStackEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetryStackResponse401Headers the declared response headers of an HTTP 401 response for RetryStack
+type RetryStackResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type RetryStackResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Stack
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RetryStackResponse401Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RetryStackResponse) GetJSON202() *Stack {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RetryStackResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RetryStackResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RetryStackResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RetryStackResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RetryStackResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RetryStackResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryStackResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryStackResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryStackResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryStackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // SuspendTenantResponse200Headers the declared response headers of an HTTP 200 response for SuspendTenant
 type SuspendTenantResponse200Headers struct {
 	ETag string
@@ -2691,6 +3462,21 @@ func (c *ClientWithResponses) GetReadyWithResponse(ctx context.Context, reqEdito
 	return ParseGetReadyResponse(rsp)
 }
 
+// ListPoolsWithResponse Pool stacks per Region
+//
+// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/pools (the `ListPools` operationId).
+func (c *ClientWithResponses) ListPoolsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPoolsResponse, error) {
+	rsp, err := c.ListPools(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPoolsResponse(rsp)
+}
+
 // ListTenantsWithResponse List tenants
 //
 // Tenants in a stable order (onboarding order). Tenants onboarded while a client pages appear at the end.
@@ -2826,6 +3612,50 @@ func (c *ClientWithResponses) RetryTenantWithResponse(ctx context.Context, tenan
 	return ParseRetryTenantResponse(rsp)
 }
 
+// ListTenantStacksWithResponse The tenant's data stack in each of its Regions
+//
+// One entry per Region, with status, kind, template version, outputs and last error.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/stacks (the `ListTenantStacks` operationId).
+func (c *ClientWithResponses) ListTenantStacksWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*ListTenantStacksResponse, error) {
+	rsp, err := c.ListTenantStacks(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTenantStacksResponse(rsp)
+}
+
+// ListStackEventsWithResponse Events of the tenant's stack in a Region, newest first
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/stacks/{region}/events (the `ListStackEvents` operationId).
+func (c *ClientWithResponses) ListStackEventsWithResponse(ctx context.Context, tenantId TenantID, region RegionPath, params *ListStackEventsParams, reqEditors ...RequestEditorFn) (*ListStackEventsResponse, error) {
+	rsp, err := c.ListStackEvents(ctx, tenantId, region, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListStackEventsResponse(rsp)
+}
+
+// RetryStackWithResponse Retry a failed stack
+//
+// Deletes the failed stack and creates it again. A tenant that had
+// failed goes back to provisioning.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/stacks/{region}/retry (the `RetryStack` operationId).
+func (c *ClientWithResponses) RetryStackWithResponse(ctx context.Context, tenantId TenantID, region RegionPath, reqEditors ...RequestEditorFn) (*RetryStackResponse, error) {
+	rsp, err := c.RetryStack(ctx, tenantId, region, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryStackResponse(rsp)
+}
+
 // SuspendTenantWithResponse Suspend an active tenant
 //
 // The tenant's tokens and data access stop working; its stacks stay in place.
@@ -2953,6 +3783,66 @@ func ParseGetReadyResponse(rsp *http.Response) (*GetReadyResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseListPoolsResponse parses an HTTP response from a ListPoolsWithResponse call
+func ParseListPoolsResponse(rsp *http.Response) (*ListPoolsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPoolsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PoolList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListPoolsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil
@@ -3573,6 +4463,235 @@ func ParseRetryTenantResponse(rsp *http.Response) (*RetryTenantResponse, error) 
 	switch {
 	case rsp.StatusCode == 401:
 		var headers RetryTenantResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListTenantStacksResponse parses an HTTP response from a ListTenantStacksWithResponse call
+func ParseListTenantStacksResponse(rsp *http.Response) (*ListTenantStacksResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTenantStacksResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StackList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListTenantStacksResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListStackEventsResponse parses an HTTP response from a ListStackEventsWithResponse call
+func ParseListStackEventsResponse(rsp *http.Response) (*ListStackEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListStackEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StackEventList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListStackEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetryStackResponse parses an HTTP response from a RetryStackWithResponse call
+func ParseRetryStackResponse(rsp *http.Response) (*RetryStackResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryStackResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Stack
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RetryStackResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

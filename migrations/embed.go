@@ -5,8 +5,8 @@
 // Version 1 creates Cairn's tables. Version 2 is River's schema: it has no
 // file here because it is a goose Go migration registered by each store
 // adapter (internal/store/sqlite, internal/store/postgres), so River's
-// tables are created inside goose's run, under its lock. New Cairn
-// migrations start at version 3.
+// tables are created inside goose's run, under its lock. Version 3 adds
+// the provisioner's placements, pools and stack events.
 //
 // sqlc reads these files as the schema of the queries in internal/store.
 package migrations

@@ -15,23 +15,25 @@ import (
 // config is every setting of the server. Each is a flag and a CAIRN_*
 // environment variable; a flag given on the command line wins.
 type config struct {
-	Addr            string
-	DataDir         string
-	DatabaseURL     string
-	SigningKeyFile  string
-	Issuer          string
-	Audience        string
-	OIDCIssuer      string
-	OIDCJWKSURL     string
-	OIDCAudience    string
-	OIDCAudClaim    string
-	OIDCTenantClaim string
-	OIDCScopeClaim  string
-	LogLevel        string
-	MaxBodyBytes    int64
-	ShutdownTimeout time.Duration
-	JobPollInterval time.Duration
-	MaxWorkers      int
+	Addr              string
+	DataDir           string
+	DatabaseURL       string
+	SigningKeyFile    string
+	Issuer            string
+	Audience          string
+	OIDCIssuer        string
+	OIDCJWKSURL       string
+	OIDCAudience      string
+	OIDCAudClaim      string
+	OIDCTenantClaim   string
+	OIDCScopeClaim    string
+	LogLevel          string
+	MaxBodyBytes      int64
+	ShutdownTimeout   time.Duration
+	JobPollInterval   time.Duration
+	MaxWorkers        int
+	Cloud             string
+	StackPollInterval time.Duration
 }
 
 // setting describes one configuration entry; the README's table is made
@@ -60,6 +62,8 @@ func (c *config) settings() []setting {
 		{"shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight requests and jobs", &c.ShutdownTimeout},
 		{"job-poll-interval", "CAIRN_JOB_POLL_INTERVAL", "1s", "how often workers look for jobs on SQLite", &c.JobPollInterval},
 		{"max-workers", "CAIRN_MAX_WORKERS", "10", "jobs worked at once", &c.MaxWorkers},
+		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud},
+		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval},
 	}
 }
 
@@ -104,6 +108,12 @@ func (c *config) validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("max-body-bytes must be at least 1024")
+	}
+	if c.Cloud != "local" && c.Cloud != "aws" {
+		return fmt.Errorf("cloud %q: want local or aws", c.Cloud)
+	}
+	if c.StackPollInterval <= 0 {
+		return errors.New("stack-poll-interval must be positive")
 	}
 	if c.MaxWorkers < 1 {
 		return errors.New("max-workers must be at least 1")

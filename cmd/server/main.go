@@ -185,12 +185,23 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready cha
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	jobMetrics := newJobMetrics(reg, db)
 
+	engine, err := newEngine(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	prov, err := provisioner.New(provisioner.Config{
+		Engine: engine, Store: db, Tenants: tenantSvc, PollInterval: cfg.StackPollInterval, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
 	workers := river.NewWorkers()
-	provisioner.Register(workers, tenantSvc, &provisioner.LocalEngine{Root: filepath.Join(cfg.DataDir, "zones")})
+	prov.Register(workers)
 	registerMaintenance(workers, db)
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: maintenanceJobs(),
+		PeriodicJobs: append(maintenanceJobs(), prov.PeriodicJobs()...),
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,
@@ -203,6 +214,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready cha
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Logger:       log,
 		Tenants:      tenantSvc,
+		Stacks:       prov,
 		Auth:         authority,
 		Idempotency:  db,
 		Ready:        db.Ping,
@@ -247,6 +259,16 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready cha
 	httpErr := srv.Shutdown(shutdownCtx)
 	jobsErr := stopWorkers(shutdownCtx)
 	return errors.Join(httpErr, jobsErr)
+}
+
+// newEngine returns the provisioning engine the configuration names.
+func newEngine(_ context.Context, cfg *config) (provisioner.Engine, error) {
+	switch cfg.Cloud {
+	case "local":
+		return &provisioner.LocalEngine{Root: filepath.Join(cfg.DataDir, "zones")}, nil
+	default:
+		return nil, fmt.Errorf("cloud %q: want local or aws", cfg.Cloud)
+	}
 }
 
 func describeDB(url string) string {

@@ -32,6 +32,39 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for PlacementStatus.
+const (
+	PlacementStatusCreating  PlacementStatus = "creating"
+	PlacementStatusDeleted   PlacementStatus = "deleted"
+	PlacementStatusDeleting  PlacementStatus = "deleting"
+	PlacementStatusFailed    PlacementStatus = "failed"
+	PlacementStatusPending   PlacementStatus = "pending"
+	PlacementStatusReady     PlacementStatus = "ready"
+	PlacementStatusReplacing PlacementStatus = "replacing"
+)
+
+// Valid indicates whether the value is a known member of the PlacementStatus enum.
+func (e PlacementStatus) Valid() bool {
+	switch e {
+	case PlacementStatusCreating:
+		return true
+	case PlacementStatusDeleted:
+		return true
+	case PlacementStatusDeleting:
+		return true
+	case PlacementStatusFailed:
+		return true
+	case PlacementStatusPending:
+		return true
+	case PlacementStatusReady:
+		return true
+	case PlacementStatusReplacing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Region.
 const (
 	AfSouth1     Region = "af-south-1"
@@ -175,28 +208,28 @@ func (e TenantScope) Valid() bool {
 
 // Defines values for TenantStatus.
 const (
-	Active         TenantStatus = "active"
-	Deleted        TenantStatus = "deleted"
-	Deprovisioning TenantStatus = "deprovisioning"
-	Failed         TenantStatus = "failed"
-	Provisioning   TenantStatus = "provisioning"
-	Suspended      TenantStatus = "suspended"
+	TenantStatusActive         TenantStatus = "active"
+	TenantStatusDeleted        TenantStatus = "deleted"
+	TenantStatusDeprovisioning TenantStatus = "deprovisioning"
+	TenantStatusFailed         TenantStatus = "failed"
+	TenantStatusProvisioning   TenantStatus = "provisioning"
+	TenantStatusSuspended      TenantStatus = "suspended"
 )
 
 // Valid indicates whether the value is a known member of the TenantStatus enum.
 func (e TenantStatus) Valid() bool {
 	switch e {
-	case Active:
+	case TenantStatusActive:
 		return true
-	case Deleted:
+	case TenantStatusDeleted:
 		return true
-	case Deprovisioning:
+	case TenantStatusDeprovisioning:
 		return true
-	case Failed:
+	case TenantStatusFailed:
 		return true
-	case Provisioning:
+	case TenantStatusProvisioning:
 		return true
-	case Suspended:
+	case TenantStatusSuspended:
 		return true
 	default:
 		return false
@@ -259,6 +292,42 @@ type JWKS struct {
 // Labels Free-form labels. Keys are 1 to 63 characters of a-z, 0-9, '_', '.', '/', '-', starting and ending alphanumeric.
 type Labels map[string]string
 
+// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
+// curated_bucket, stream_arn, profile_table, glue_database,
+// data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
+// tenant also s3_prefix and key_prefix, its slice of the pool.
+type Outputs map[string]string
+
+// PlacementStatus defines model for PlacementStatus.
+type PlacementStatus string
+
+// Pool defines model for Pool.
+type Pool struct {
+	CreatedAt time.Time `json:"created_at"`
+	LastError *string   `json:"last_error,omitempty"`
+
+	// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
+	// curated_bucket, stream_arn, profile_table, glue_database,
+	// data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
+	// tenant also s3_prefix and key_prefix, its slice of the pool.
+	Outputs Outputs `json:"outputs"`
+
+	// Region An AWS commercial Region code.
+	Region          Region          `json:"region"`
+	StackName       string          `json:"stack_name"`
+	StackStatus     *string         `json:"stack_status,omitempty"`
+	Status          PlacementStatus `json:"status"`
+	TemplateVersion string          `json:"template_version"`
+	TenantCount     int             `json:"tenant_count"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+}
+
+// PoolList defines model for PoolList.
+type PoolList struct {
+	Items      []Pool  `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
+
 // Problem An RFC 9457 problem detail.
 type Problem struct {
 	Detail string `json:"detail"`
@@ -279,6 +348,57 @@ type Region string
 
 // Slug Lowercase, 3 to 40 characters of a-z, 0-9 and '-'; unique among tenants that are not deleted.
 type Slug = string
+
+// Stack defines model for Stack.
+type Stack struct {
+	// Attempt How many times the stack has been created.
+	Attempt   int       `json:"attempt"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Kind `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	Kind      Tier    `json:"kind"`
+	LastError *string `json:"last_error,omitempty"`
+
+	// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
+	// curated_bucket, stream_arn, profile_table, glue_database,
+	// data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
+	// tenant also s3_prefix and key_prefix, its slice of the pool.
+	Outputs Outputs `json:"outputs"`
+
+	// Region An AWS commercial Region code.
+	Region Region `json:"region"`
+
+	// StackName The tenant's own stack, or the Region's pool stack for a pooled tenant.
+	StackName string `json:"stack_name"`
+
+	// StackStatus CloudFormation's last reported status of the stack.
+	StackStatus     *string         `json:"stack_status,omitempty"`
+	Status          PlacementStatus `json:"status"`
+	TemplateVersion string          `json:"template_version"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+}
+
+// StackEvent defines model for StackEvent.
+type StackEvent struct {
+	Id           string    `json:"id"`
+	LogicalId    string    `json:"logical_id"`
+	Reason       *string   `json:"reason,omitempty"`
+	ResourceType string    `json:"resource_type"`
+	Status       string    `json:"status"`
+	Time         time.Time `json:"time"`
+}
+
+// StackEventList defines model for StackEventList.
+type StackEventList struct {
+	Items      []StackEvent `json:"items"`
+	NextCursor *string      `json:"next_cursor"`
+}
+
+// StackList defines model for StackList.
+type StackList struct {
+	Items      []Stack `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
 
 // Tenant defines model for Tenant.
 type Tenant struct {
@@ -362,6 +482,9 @@ type TenantUpdate struct {
 	Labels *Labels `json:"labels,omitempty"`
 	Name   *string `json:"name,omitempty"`
 	Plan   *string `json:"plan,omitempty"`
+
+	// Regions The tenant's whole new Region list. Regions can only be added; each new one is provisioned.
+	Regions *[]Region `json:"regions,omitempty"`
 }
 
 // Tier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
@@ -397,6 +520,9 @@ type IdempotencyKey = string
 
 // Limit defines model for Limit.
 type Limit = int
+
+// RegionPath An AWS commercial Region code.
+type RegionPath = Region
 
 // BadRequest An RFC 9457 problem detail.
 type BadRequest = Problem
@@ -467,6 +593,15 @@ type UpdateTenantParams struct {
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
+// ListStackEventsParams defines parameters for ListStackEvents.
+type ListStackEventsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
 
@@ -487,6 +622,9 @@ type ServerInterface interface {
 	// GetReady Readiness probe; checks the database
 	// (GET /readyz)
 	GetReady(w http.ResponseWriter, r *http.Request)
+	// ListPools Pool stacks per Region
+	// (GET /v1/pools)
+	ListPools(w http.ResponseWriter, r *http.Request)
 	// ListTenants List tenants
 	// (GET /v1/tenants)
 	ListTenants(w http.ResponseWriter, r *http.Request, params ListTenantsParams)
@@ -508,6 +646,15 @@ type ServerInterface interface {
 	// RetryTenant Retry provisioning of a failed tenant
 	// (POST /v1/tenants/{tenant_id}/retry)
 	RetryTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	// ListTenantStacks The tenant's data stack in each of its Regions
+	// (GET /v1/tenants/{tenant_id}/stacks)
+	ListTenantStacks(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	// ListStackEvents Events of the tenant's stack in a Region, newest first
+	// (GET /v1/tenants/{tenant_id}/stacks/{region}/events)
+	ListStackEvents(w http.ResponseWriter, r *http.Request, tenantId TenantID, region RegionPath, params ListStackEventsParams)
+	// RetryStack Retry a failed stack
+	// (POST /v1/tenants/{tenant_id}/stacks/{region}/retry)
+	RetryStack(w http.ResponseWriter, r *http.Request, tenantId TenantID, region RegionPath)
 	// SuspendTenant Suspend an active tenant
 	// (POST /v1/tenants/{tenant_id}/suspend)
 	SuspendTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID)
@@ -535,6 +682,12 @@ func (_ Unimplemented) GetHealth(w http.ResponseWriter, r *http.Request) {
 // GetReady Readiness probe; checks the database
 // (GET /readyz)
 func (_ Unimplemented) GetReady(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListPools Pool stacks per Region
+// (GET /v1/pools)
+func (_ Unimplemented) ListPools(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -577,6 +730,24 @@ func (_ Unimplemented) ResumeTenant(w http.ResponseWriter, r *http.Request, tena
 // RetryTenant Retry provisioning of a failed tenant
 // (POST /v1/tenants/{tenant_id}/retry)
 func (_ Unimplemented) RetryTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListTenantStacks The tenant's data stack in each of its Regions
+// (GET /v1/tenants/{tenant_id}/stacks)
+func (_ Unimplemented) ListTenantStacks(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListStackEvents Events of the tenant's stack in a Region, newest first
+// (GET /v1/tenants/{tenant_id}/stacks/{region}/events)
+func (_ Unimplemented) ListStackEvents(w http.ResponseWriter, r *http.Request, tenantId TenantID, region RegionPath, params ListStackEventsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RetryStack Retry a failed stack
+// (POST /v1/tenants/{tenant_id}/stacks/{region}/retry)
+func (_ Unimplemented) RetryStack(w http.ResponseWriter, r *http.Request, tenantId TenantID, region RegionPath) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -634,6 +805,20 @@ func (siw *ServerInterfaceWrapper) GetReady(w http.ResponseWriter, r *http.Reque
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetReady(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListPools operation middleware
+func (siw *ServerInterfaceWrapper) ListPools(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListPools(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -939,6 +1124,131 @@ func (siw *ServerInterfaceWrapper) RetryTenant(w http.ResponseWriter, r *http.Re
 	handler.ServeHTTP(w, r)
 }
 
+// ListTenantStacks operation middleware
+func (siw *ServerInterfaceWrapper) ListTenantStacks(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListTenantStacks(w, r, tenantId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListStackEvents operation middleware
+func (siw *ServerInterfaceWrapper) ListStackEvents(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "region" -------------
+	var region RegionPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "region", chi.URLParam(r, "region"), &region, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "region", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListStackEventsParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListStackEvents(w, r, tenantId, region, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RetryStack operation middleware
+func (siw *ServerInterfaceWrapper) RetryStack(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "region" -------------
+	var region RegionPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "region", chi.URLParam(r, "region"), &region, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "region", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RetryStack(w, r, tenantId, region)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // SuspendTenant operation middleware
 func (siw *ServerInterfaceWrapper) SuspendTenant(w http.ResponseWriter, r *http.Request) {
 
@@ -1140,6 +1450,18 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/tokens", wrapper.CreateTenantToken)
 	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/stacks", wrapper.ListTenantStacks)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/stacks/{region}/events", wrapper.ListStackEvents)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/stacks/{region}/retry", wrapper.RetryStack)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/pools", wrapper.ListPools)
+	})
 
 	return r
 }
@@ -1259,6 +1581,76 @@ func (response GetReady503ApplicationProblemPlusJSONResponse) VisitGetReadyRespo
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPoolsRequestObject struct {
+}
+
+type ListPoolsResponseObject interface {
+	VisitListPoolsResponse(w http.ResponseWriter) error
+}
+
+type ListPools200JSONResponse PoolList
+
+func (response ListPools200JSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPools401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListPools401ApplicationProblemPlusJSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPools403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListPools403ApplicationProblemPlusJSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPools500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListPools500ApplicationProblemPlusJSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2159,6 +2551,334 @@ func (response RetryTenant500ApplicationProblemPlusJSONResponse) VisitRetryTenan
 	return err
 }
 
+type ListTenantStacksRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+}
+
+type ListTenantStacksResponseObject interface {
+	VisitListTenantStacksResponse(w http.ResponseWriter) error
+}
+
+type ListTenantStacks200JSONResponse StackList
+
+func (response ListTenantStacks200JSONResponse) VisitListTenantStacksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTenantStacks400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListTenantStacks400ApplicationProblemPlusJSONResponse) VisitListTenantStacksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTenantStacks401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListTenantStacks401ApplicationProblemPlusJSONResponse) VisitListTenantStacksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTenantStacks403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListTenantStacks403ApplicationProblemPlusJSONResponse) VisitListTenantStacksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTenantStacks404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListTenantStacks404ApplicationProblemPlusJSONResponse) VisitListTenantStacksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTenantStacks500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListTenantStacks500ApplicationProblemPlusJSONResponse) VisitListTenantStacksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListStackEventsRequestObject struct {
+	TenantId TenantID   `json:"tenant_id"`
+	Region   RegionPath `json:"region"`
+	Params   ListStackEventsParams
+}
+
+type ListStackEventsResponseObject interface {
+	VisitListStackEventsResponse(w http.ResponseWriter) error
+}
+
+type ListStackEvents200JSONResponse StackEventList
+
+func (response ListStackEvents200JSONResponse) VisitListStackEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListStackEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListStackEvents400ApplicationProblemPlusJSONResponse) VisitListStackEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListStackEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListStackEvents401ApplicationProblemPlusJSONResponse) VisitListStackEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListStackEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListStackEvents403ApplicationProblemPlusJSONResponse) VisitListStackEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListStackEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListStackEvents404ApplicationProblemPlusJSONResponse) VisitListStackEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListStackEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListStackEvents500ApplicationProblemPlusJSONResponse) VisitListStackEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryStackRequestObject struct {
+	TenantId TenantID   `json:"tenant_id"`
+	Region   RegionPath `json:"region"`
+}
+
+type RetryStackResponseObject interface {
+	VisitRetryStackResponse(w http.ResponseWriter) error
+}
+
+type RetryStack202JSONResponse Stack
+
+func (response RetryStack202JSONResponse) VisitRetryStackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryStack400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RetryStack400ApplicationProblemPlusJSONResponse) VisitRetryStackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryStack401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RetryStack401ApplicationProblemPlusJSONResponse) VisitRetryStackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryStack403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RetryStack403ApplicationProblemPlusJSONResponse) VisitRetryStackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryStack404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RetryStack404ApplicationProblemPlusJSONResponse) VisitRetryStackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryStack409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RetryStack409ApplicationProblemPlusJSONResponse) VisitRetryStackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryStack500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RetryStack500ApplicationProblemPlusJSONResponse) VisitRetryStackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SuspendTenantRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
 }
@@ -2442,6 +3162,9 @@ type StrictServerInterface interface {
 	// GetReady Readiness probe; checks the database
 	// (GET /readyz)
 	GetReady(ctx context.Context, request GetReadyRequestObject) (GetReadyResponseObject, error)
+	// ListPools Pool stacks per Region
+	// (GET /v1/pools)
+	ListPools(ctx context.Context, request ListPoolsRequestObject) (ListPoolsResponseObject, error)
 	// ListTenants List tenants
 	// (GET /v1/tenants)
 	ListTenants(ctx context.Context, request ListTenantsRequestObject) (ListTenantsResponseObject, error)
@@ -2463,6 +3186,15 @@ type StrictServerInterface interface {
 	// RetryTenant Retry provisioning of a failed tenant
 	// (POST /v1/tenants/{tenant_id}/retry)
 	RetryTenant(ctx context.Context, request RetryTenantRequestObject) (RetryTenantResponseObject, error)
+	// ListTenantStacks The tenant's data stack in each of its Regions
+	// (GET /v1/tenants/{tenant_id}/stacks)
+	ListTenantStacks(ctx context.Context, request ListTenantStacksRequestObject) (ListTenantStacksResponseObject, error)
+	// ListStackEvents Events of the tenant's stack in a Region, newest first
+	// (GET /v1/tenants/{tenant_id}/stacks/{region}/events)
+	ListStackEvents(ctx context.Context, request ListStackEventsRequestObject) (ListStackEventsResponseObject, error)
+	// RetryStack Retry a failed stack
+	// (POST /v1/tenants/{tenant_id}/stacks/{region}/retry)
+	RetryStack(ctx context.Context, request RetryStackRequestObject) (RetryStackResponseObject, error)
 	// SuspendTenant Suspend an active tenant
 	// (POST /v1/tenants/{tenant_id}/suspend)
 	SuspendTenant(ctx context.Context, request SuspendTenantRequestObject) (SuspendTenantResponseObject, error)
@@ -2575,6 +3307,30 @@ func (sh *strictHandler) GetReady(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetReadyResponseObject); ok {
 		if err := validResponse.VisitGetReadyResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListPools operation middleware
+func (sh *strictHandler) ListPools(w http.ResponseWriter, r *http.Request) {
+	var request ListPoolsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListPools(ctx, request.(ListPoolsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListPools")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListPoolsResponseObject); ok {
+		if err := validResponse.VisitListPoolsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -2773,6 +3529,87 @@ func (sh *strictHandler) RetryTenant(w http.ResponseWriter, r *http.Request, ten
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(RetryTenantResponseObject); ok {
 		if err := validResponse.VisitRetryTenantResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListTenantStacks operation middleware
+func (sh *strictHandler) ListTenantStacks(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	var request ListTenantStacksRequestObject
+
+	request.TenantId = tenantId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTenantStacks(ctx, request.(ListTenantStacksRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTenantStacks")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListTenantStacksResponseObject); ok {
+		if err := validResponse.VisitListTenantStacksResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListStackEvents operation middleware
+func (sh *strictHandler) ListStackEvents(w http.ResponseWriter, r *http.Request, tenantId TenantID, region RegionPath, params ListStackEventsParams) {
+	var request ListStackEventsRequestObject
+
+	request.TenantId = tenantId
+	request.Region = region
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListStackEvents(ctx, request.(ListStackEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListStackEvents")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListStackEventsResponseObject); ok {
+		if err := validResponse.VisitListStackEventsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RetryStack operation middleware
+func (sh *strictHandler) RetryStack(w http.ResponseWriter, r *http.Request, tenantId TenantID, region RegionPath) {
+	var request RetryStackRequestObject
+
+	request.TenantId = tenantId
+	request.Region = region
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RetryStack(ctx, request.(RetryStackRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetryStack")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RetryStackResponseObject); ok {
+		if err := validResponse.VisitRetryStackResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

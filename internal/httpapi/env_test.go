@@ -34,7 +34,9 @@ type env struct {
 	url     string
 	db      store.Backend
 	dbURL   string
+	dataDir string
 	auth    *auth.Authority
+	prov    *provisioner.Provisioner
 	admin   string
 	jobDone chan string
 }
@@ -74,12 +76,24 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 		t.Fatal(err)
 	}
 	svc := tenants.NewService(db, nil)
-	e := &env{t: t, db: db, dbURL: dbURL, auth: a, jobDone: make(chan string, 1000)}
+	e := &env{t: t, db: db, dbURL: dbURL, dataDir: dataDir, auth: a, jobDone: make(chan string, 1000)}
 
+	prov, err := provisioner.New(provisioner.Config{
+		Engine:       &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}},
+		Store:        db,
+		Tenants:      svc,
+		PollInterval: 25 * time.Millisecond,
+		Logger:       log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.prov = prov
 	workers := river.NewWorkers()
-	provisioner.Register(workers, svc, &flakyEngine{ZoneEngine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}})
+	prov.Register(workers)
 	stop, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
+		PeriodicJobs: prov.PeriodicJobs(),
 		PollInterval: 20 * time.Millisecond,
 		Logger:       log,
 		OnJobDone: func(kind, state string) {
@@ -99,7 +113,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	})
 
 	h, err := httpapi.NewServer(httpapi.Config{
-		Logger: log, Tenants: svc, Auth: a, Idempotency: db, Ready: db.Ping,
+		Logger: log, Tenants: svc, Stacks: prov, Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {
@@ -114,20 +128,41 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	return e
 }
 
-// flakyEngine fails the first provisioning of tenants whose slug starts
-// with "fail-", as a stack that rolls back would.
+// flakyEngine rolls back the first stack of dedicated tenants whose slug
+// starts with "fail-", as CloudFormation would report a failed stack.
 type flakyEngine struct {
-	provisioner.ZoneEngine
-	failed sync.Map
+	provisioner.Engine
+	mu      sync.Mutex
+	failing map[string]bool
 }
 
-func (f *flakyEngine) Provision(ctx context.Context, t tenants.Tenant, region string) error {
-	if strings.HasPrefix(t.Slug, "fail-") {
-		if _, again := f.failed.LoadOrStore(t.ID, true); !again {
-			return &provisioner.FailedError{Reason: "ROLLBACK_COMPLETE"}
+func (f *flakyEngine) CreateStack(ctx context.Context, in provisioner.CreateStackInput) error {
+	if strings.HasPrefix(in.Parameters["TenantSlug"], "fail-") && strings.HasSuffix(in.Token, "-create-1") {
+		f.mu.Lock()
+		f.failing[in.Region+"/"+in.Name] = true
+		f.mu.Unlock()
+	}
+	return f.Engine.CreateStack(ctx, in)
+}
+
+func (f *flakyEngine) DeleteStack(ctx context.Context, region, name, token string) error {
+	f.mu.Lock()
+	delete(f.failing, region+"/"+name)
+	f.mu.Unlock()
+	return f.Engine.DeleteStack(ctx, region, name, token)
+}
+
+func (f *flakyEngine) Stacks(ctx context.Context, region string) (map[string]provisioner.Stack, error) {
+	stacks, err := f.Engine.Stacks(ctx, region)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for name, st := range stacks {
+		if f.failing[region+"/"+name] {
+			st.Status, st.Reason, st.Outputs = provisioner.StackRollbackComplete, "The following resource(s) failed to create: [ProfileTable].", nil
+			stacks[name] = st
 		}
 	}
-	return f.ZoneEngine.Provision(ctx, t, region)
+	return stacks, err
 }
 
 // resp is a decoded response.

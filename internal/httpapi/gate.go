@@ -122,7 +122,7 @@ func (g *gate) admit(r *http.Request) (*http.Request, *problem) {
 		Request:    r,
 		PathParams: params,
 		Route:      route,
-		Options:    &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+		Options:    &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true},
 	}
 	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
 		return r, validationProblem(err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -66,6 +67,10 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 	case errors.Is(err, tenants.ErrVersionMismatch):
 		return newProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
 			"The tenant changed since the ETag given in If-Match; read it again.")
+	case errors.Is(err, provisioner.ErrNotFound):
+		return newProblem(http.StatusNotFound, "not-found", "Not found", "The tenant has no stack in this Region.")
+	case errors.Is(err, provisioner.ErrNotRetryable):
+		return newProblem(http.StatusConflict, "not-retryable", "Nothing to retry", "The stack has not failed; only a failed stack can be retried.")
 	case errors.Is(err, page.ErrBadCursor):
 		return badRequest("cursor", "not a cursor this API returned")
 	}

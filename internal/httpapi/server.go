@@ -35,11 +35,12 @@ type Authority interface {
 	JWKS() []byte
 }
 
-// Config wires the server. Logger, Tenants, Auth, Idempotency and Registry
-// are required.
+// Config wires the server. Every field but Ready, MaxBodyBytes and Now is
+// required.
 type Config struct {
 	Logger      *slog.Logger
 	Tenants     *tenants.Service
+	Stacks      StackService
 	Auth        Authority
 	Idempotency idempotency.Store
 	// Ready reports whether the server can serve (the database answers).
@@ -56,6 +57,7 @@ type Config struct {
 type Server struct {
 	log     *slog.Logger
 	tenants *tenants.Service
+	stacks  StackService
 	auth    Authority
 	ready   func(context.Context) error
 }
@@ -64,8 +66,8 @@ var _ StrictServerInterface = (*Server)(nil)
 
 // NewServer returns the whole API as one http.Handler.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil {
-		return nil, errors.New("httpapi: Logger, Tenants, Auth, Idempotency and Registry are required")
+	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil {
+		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Auth, Idempotency and Registry are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -80,7 +82,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, auth: cfg.Auth, ready: cfg.Ready}
+	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, auth: cfg.Auth, ready: cfg.Ready}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

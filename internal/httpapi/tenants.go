@@ -144,6 +144,13 @@ func (s *Server) UpdateTenant(ctx context.Context, req UpdateTenantRequestObject
 		e := string(*req.Body.ContactEmail)
 		p.ContactEmail = &e
 	}
+	if req.Body.Regions != nil {
+		regions := make([]string, len(*req.Body.Regions))
+		for i, r := range *req.Body.Regions {
+			regions[i] = string(r)
+		}
+		p.Regions = &regions
+	}
 	if req.Params.IfMatch != nil {
 		p.IfVersion = parseIfMatch(*req.Params.IfMatch)
 	}

@@ -278,7 +278,7 @@ func TestTenantTokens(t *testing.T) {
 func TestFailedProvisioningRetry(t *testing.T) {
 	backends(t, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()
-		id := e.onboard("fail-once").want(t, 202).str("id")
+		id := e.onboard("fail-once", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
 		f := e.waitStatus(id, "failed")
 		if !strings.Contains(f.str("status_reason"), "ROLLBACK_COMPLETE") {
 			t.Fatalf("failed tenant without the reason: %s", f.raw)

@@ -12,12 +12,14 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
 // Backend is everything the server needs from its control-plane database.
 type Backend interface {
 	tenants.Store
+	provisioner.Store
 	idempotency.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date
 	// under a lock, so concurrent replicas never race a migration.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -126,6 +127,10 @@ type UpdateParams struct {
 	Plan         *string
 	ContactEmail *string
 	Labels       *map[string]string
+	// Regions, when set, is the tenant's whole new Region list. Regions can
+	// only be added; the new ones are provisioned by a job queued with the
+	// change. The home Region is always kept.
+	Regions *[]string
 	// IfVersion, when set, makes the update fail with ErrVersionMismatch
 	// unless the tenant is still at this version.
 	IfVersion *int64
@@ -164,6 +169,22 @@ func (s *Service) Update(ctx context.Context, id string, p UpdateParams) (Tenant
 		if !t.Status.Live() {
 			return nil, &TransitionError{From: t.Status, Event: "update"}
 		}
+		var job JobArgs
+		if p.Regions != nil {
+			regions, err := normalizeRegions(t.HomeRegion, *p.Regions)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range t.Regions {
+				if !slices.Contains(regions, r) {
+					return nil, invalid("regions", "Regions can only be added; %s is missing", r)
+				}
+			}
+			if !slices.Equal(regions, t.Regions) {
+				t.Regions = regions
+				job = ProvisionArgs{TenantID: t.ID}
+			}
+		}
 		if p.Name != nil {
 			t.Name = *p.Name
 		}
@@ -179,7 +200,19 @@ func (s *Service) Update(ctx context.Context, id string, p UpdateParams) (Tenant
 				t.Labels = map[string]string{}
 			}
 		}
-		return nil, nil
+		return job, nil
+	})
+}
+
+// Reconcile queues a provisioning job for the tenant without changing it,
+// so the provisioner compares its stacks with what the tenant wants again
+// (used after a stack retry).
+func (s *Service) Reconcile(ctx context.Context, id string) error {
+	return s.store.InTx(ctx, func(tx Tx) error {
+		if _, err := tx.TenantGet(ctx, id); err != nil {
+			return err
+		}
+		return tx.JobInsert(ctx, ProvisionArgs{TenantID: id})
 	})
 }
 

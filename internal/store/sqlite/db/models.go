@@ -21,6 +21,48 @@ type IdempotencyKey struct {
 	ExpiresAt   string
 }
 
+type Placement struct {
+	TenantID        string
+	Region          string
+	Kind            string
+	StackName       string
+	Status          string
+	StackStatus     string
+	TemplateVersion string
+	Outputs         string
+	LastError       string
+	Attempt         int64
+	Version         int64
+	CreatedAt       string
+	UpdatedAt       string
+}
+
+type Pool struct {
+	Region          string
+	StackName       string
+	Status          string
+	StackStatus     string
+	TemplateVersion string
+	Outputs         string
+	LastError       string
+	Attempt         int64
+	Version         int64
+	CreatedAt       string
+	UpdatedAt       string
+}
+
+type StackEvent struct {
+	Seq          int64
+	TenantID     string
+	Region       string
+	EventID      string
+	Time         string
+	LogicalID    string
+	ResourceType string
+	Status       string
+	Reason       string
+}
+
 type Tenant struct {
 	Seq          int64
 	ID           string

@@ -1,0 +1,96 @@
+package provisioner
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cairn-cdp/cairn/templates"
+)
+
+// CloudFormation stack statuses the reconciler acts on. Engines report
+// statuses in CloudFormation's own words, whatever their backend.
+const (
+	StackCreateInProgress         = "CREATE_IN_PROGRESS"
+	StackCreateComplete           = "CREATE_COMPLETE"
+	StackCreateFailed             = "CREATE_FAILED"
+	StackRollbackInProgress       = "ROLLBACK_IN_PROGRESS"
+	StackRollbackComplete         = "ROLLBACK_COMPLETE"
+	StackRollbackFailed           = "ROLLBACK_FAILED"
+	StackDeleteInProgress         = "DELETE_IN_PROGRESS"
+	StackDeleteFailed             = "DELETE_FAILED"
+	StackUpdateInProgress         = "UPDATE_IN_PROGRESS"
+	StackUpdateComplete           = "UPDATE_COMPLETE"
+	StackUpdateRollbackComplete   = "UPDATE_ROLLBACK_COMPLETE"
+	StackUpdateRollbackInProgress = "UPDATE_ROLLBACK_IN_PROGRESS"
+)
+
+// Stack is one stack as an Engine sees it.
+type Stack struct {
+	Name   string
+	ID     string
+	Status string
+	// Reason is the engine's status reason, e.g. why it rolled back.
+	Reason string
+	// Outputs are keyed by the template's output logical IDs.
+	Outputs map[string]string
+}
+
+// StackEvent is one event of a stack, as CloudFormation records them.
+type StackEvent struct {
+	ID           string
+	Time         time.Time
+	LogicalID    string
+	ResourceType string
+	Status       string
+	Reason       string
+}
+
+// CreateStackInput asks for one stack.
+type CreateStackInput struct {
+	Region     string
+	Name       string
+	Template   templates.Template
+	Parameters map[string]string
+	Tags       map[string]string
+	// Token is the ClientRequestToken: repeating a call with the same token
+	// never starts a second operation.
+	Token string
+}
+
+// ErrStackNotFound is returned by StackEvents for a stack that does not
+// exist.
+var ErrStackNotFound = errors.New("stack not found")
+
+// StackPrefix starts the name of every stack Cairn creates; Engine.Stacks
+// reports only stacks with this prefix.
+const StackPrefix = "cairn-"
+
+// Engine is the provisioning port: the few primitives the reconciler needs
+// from CloudFormation (or from the local engine that stands in for it in
+// the embedded default). Every method is safe to repeat.
+type Engine interface {
+	// Stacks returns every stack in region whose name starts with
+	// StackPrefix and that is not deleted, keyed by name, with outputs. It
+	// reads the whole Region at once (DescribeStacks pages), so a polling
+	// round costs calls per Region, not per stack.
+	Stacks(ctx context.Context, region string) (map[string]Stack, error)
+	// CreateStack starts creating a stack. A stack that already exists
+	// under that name is not an error: it returns nil.
+	CreateStack(ctx context.Context, in CreateStackInput) error
+	// DeleteStack starts deleting a stack; an absent stack is not an error.
+	DeleteStack(ctx context.Context, region, name, token string) error
+	// StackEvents returns the stack's events, newest first, or
+	// ErrStackNotFound.
+	StackEvents(ctx context.Context, region, name string) ([]StackEvent, error)
+	// EnsureDatabase creates the Glue database (a pooled tenant's own
+	// catalog) if it does not exist. locationURI is its data location.
+	EnsureDatabase(ctx context.Context, region, name, locationURI string, tags map[string]string) error
+	// DeleteDatabase deletes the Glue database; absent is not an error.
+	DeleteDatabase(ctx context.Context, region, name string) error
+	// DeleteBuckets empties (every object version) and deletes buckets that
+	// a stack retained; absent buckets are not an error.
+	DeleteBuckets(ctx context.Context, region string, buckets []string) error
+	// DeletePrefix deletes every object version under prefix in bucket.
+	DeletePrefix(ctx context.Context, region, bucket, prefix string) error
+}

@@ -1,0 +1,188 @@
+package provisioner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/templates"
+)
+
+// pollOnce reads the status of every in-flight stack, one Engine.Stacks
+// call per Region that has any, and records what changed. A Region whose
+// read fails is skipped this round and the error returned, so the job is
+// retried with backoff.
+func (p *Provisioner) pollOnce(ctx context.Context) error {
+	placements, err := p.store.PlacementListInFlight(ctx)
+	if err != nil {
+		return fmt.Errorf("in-flight placements: %w", err)
+	}
+	pools, err := p.store.PoolList(ctx)
+	if err != nil {
+		return fmt.Errorf("pools: %w", err)
+	}
+	byRegion := map[string][]Placement{}
+	poolByRegion := map[string]Pool{}
+	for _, pl := range placements {
+		byRegion[pl.Region] = append(byRegion[pl.Region], pl)
+	}
+	for _, pool := range pools {
+		if pool.Status.InFlight() {
+			poolByRegion[pool.Region] = pool
+		}
+	}
+	regions := slices.Sorted(maps.Keys(byRegion))
+	for r := range poolByRegion {
+		if _, ok := byRegion[r]; !ok {
+			regions = append(regions, r)
+		}
+	}
+
+	var errs []error
+	for _, region := range regions {
+		stacks, err := p.engine.Stacks(ctx, region)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read stacks in %s: %w", region, err))
+			continue
+		}
+		for _, pl := range byRegion[region] {
+			st, found := stacks[pl.StackName]
+			if err := p.observe(ctx, pl, st, found); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if pool, ok := poolByRegion[region]; ok {
+			st, found := stacks[pool.StackName]
+			if err := p.observePool(ctx, pool, st, found); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// observe applies a dedicated stack's reported status to its placement.
+func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found bool) error {
+	before := pl
+	if found {
+		pl.StackStatus = st.Status
+	}
+	var failure string
+	switch pl.Status {
+	case StatusCreating:
+		switch {
+		case !found:
+			pl.Status = StatusPending // the create never landed; the job sends it again
+		case completeStatus(st.Status):
+			out := stackOutputs(st.Outputs)
+			if out["glue_database"] == "" {
+				out["glue_database"] = templates.DedicatedGlueDatabase(pl.TenantID)
+			}
+			if out["athena_workgroup"] == "" {
+				out["athena_workgroup"] = templates.DedicatedWorkGroup(pl.TenantID)
+			}
+			// The catalog the grants broker relies on is verified through
+			// the Glue API, not taken on the template's word.
+			location := "s3://" + out["raw_bucket"] + "/"
+			if err := p.engine.EnsureDatabase(ctx, pl.Region, out["glue_database"], location, map[string]string{"cairn:tenant-id": pl.TenantID, "cairn:managed-by": "cairn"}); err != nil {
+				return fmt.Errorf("glue database for %s in %s: %w", pl.TenantID, pl.Region, err)
+			}
+			pl.Status, pl.Outputs, pl.LastError = StatusReady, out, ""
+		case failedStatus(st.Status):
+			failure = reasonOf(st)
+			pl.Status, pl.LastError = StatusFailed, failure
+		}
+	case StatusReplacing, StatusDeleting:
+		switch {
+		case !found && pl.Status == StatusReplacing:
+			pl.Status, pl.Attempt, pl.StackStatus = StatusPending, pl.Attempt+1, ""
+		case !found:
+			pl.Status, pl.StackStatus = StatusDeleted, "DELETE_COMPLETE"
+		case st.Status == StackDeleteFailed:
+			pl.Status, pl.LastError = StatusFailed, reasonOf(st)
+		case st.Status != StackDeleteInProgress:
+			// The delete has not started (a crash between the call and the
+			// record, or a throttled call): ask again, idempotently.
+			if err := p.engine.DeleteStack(ctx, pl.Region, pl.StackName, token(pl.StackName, "delete", pl.Attempt)); err != nil {
+				return fmt.Errorf("delete stack %s in %s: %w", pl.StackName, pl.Region, err)
+			}
+		}
+	}
+	if pl.Status == before.Status && pl.StackStatus == before.StackStatus {
+		return nil
+	}
+	if _, err := p.store.PlacementUpdate(ctx, pl); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil // a worker moved it; the next round sees the new record
+		}
+		return fmt.Errorf("update placement %s/%s: %w", pl.TenantID, pl.Region, err)
+	}
+	if found {
+		p.recordEvents(ctx, pl)
+	}
+	if failure != "" {
+		t, err := p.tenants.Get(ctx, pl.TenantID)
+		if err == nil && t.Status == tenants.StatusProvisioning {
+			_, err = p.tenants.MarkFailed(ctx, pl.TenantID, pl.Region+": "+failure)
+		}
+		if err := ignoreTransition(err); err != nil {
+			return fmt.Errorf("mark %s failed: %w", pl.TenantID, err)
+		}
+	}
+	return nil
+}
+
+func reasonOf(st Stack) string {
+	if st.Reason != "" {
+		return st.Status + ": " + st.Reason
+	}
+	return st.Status
+}
+
+// recordEvents copies the stack's events into Cairn's record; a failure
+// only costs history, so it is logged, not returned.
+func (p *Provisioner) recordEvents(ctx context.Context, pl Placement) {
+	events, err := p.engine.StackEvents(ctx, pl.Region, pl.StackName)
+	if err == nil {
+		slices.Reverse(events) // oldest first
+		_, err = p.store.StackEventsAppend(ctx, pl.TenantID, pl.Region, events)
+	}
+	if err != nil && !errors.Is(err, ErrStackNotFound) {
+		p.log.WarnContext(ctx, "record stack events", "tenant_id", pl.TenantID, "region", pl.Region, "err", err)
+	}
+}
+
+// observePool applies the pool stack's reported status to the pool.
+func (p *Provisioner) observePool(ctx context.Context, pool Pool, st Stack, found bool) error {
+	before := pool
+	if found {
+		pool.StackStatus = st.Status
+	}
+	switch {
+	case pool.Status == StatusCreating && !found:
+		pool.Status = StatusPending
+	case pool.Status == StatusCreating && completeStatus(st.Status):
+		pool.Status, pool.Outputs, pool.LastError = StatusReady, st.Outputs, ""
+		if pool.Outputs["AthenaWorkGroup"] == "" {
+			pool.Outputs = maps.Clone(pool.Outputs)
+			pool.Outputs["AthenaWorkGroup"] = templates.PoolWorkGroup(PoolID)
+		}
+	case pool.Status == StatusCreating && failedStatus(st.Status):
+		pool.Status, pool.LastError = StatusFailed, reasonOf(st)
+	case pool.Status == StatusReplacing && !found:
+		pool.Status, pool.Attempt, pool.StackStatus = StatusPending, pool.Attempt+1, ""
+	case pool.Status == StatusReplacing && st.Status == StackDeleteFailed:
+		pool.Status, pool.LastError = StatusFailed, reasonOf(st)
+	case pool.Status == StatusReplacing && st.Status != StackDeleteInProgress:
+		if err := p.engine.DeleteStack(ctx, pool.Region, pool.StackName, token(pool.StackName, "delete", pool.Attempt)); err != nil {
+			return fmt.Errorf("delete pool in %s: %w", pool.Region, err)
+		}
+	}
+	if pool.Status == before.Status && pool.StackStatus == before.StackStatus {
+		return nil
+	}
+	return p.updatePool(ctx, pool)
+}

@@ -1,0 +1,420 @@
+package provisioner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/templates"
+)
+
+// ErrNotRetryable is returned by RetryStack for a stack that has not failed.
+var ErrNotRetryable = errors.New("stack has not failed")
+
+// Lifecycle is the part of tenants.Service the provisioner drives.
+type Lifecycle interface {
+	Get(ctx context.Context, id string) (tenants.Tenant, error)
+	MarkProvisioned(ctx context.Context, id string) (tenants.Tenant, error)
+	MarkFailed(ctx context.Context, id, reason string) (tenants.Tenant, error)
+	MarkDeleted(ctx context.Context, id string) (tenants.Tenant, error)
+	Retry(ctx context.Context, id string) (tenants.Tenant, error)
+	Reconcile(ctx context.Context, id string) error
+}
+
+var _ Lifecycle = (*tenants.Service)(nil)
+
+// DefaultPollInterval is how often in-flight stacks are polled, and how
+// long a job waiting on them snoozes, unless Config says otherwise.
+const DefaultPollInterval = 5 * time.Second
+
+// Config wires a Provisioner. Engine, Store and Tenants are required.
+type Config struct {
+	Engine  Engine
+	Store   Store
+	Tenants Lifecycle
+	// PollInterval defaults to DefaultPollInterval.
+	PollInterval time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Provisioner reconciles tenants' stacks. It is safe for concurrent use by
+// any number of workers and replicas: all state is in Store and Engine.
+type Provisioner struct {
+	engine  Engine
+	store   Store
+	tenants Lifecycle
+	poll    time.Duration
+	log     *slog.Logger
+}
+
+// New validates cfg and returns a Provisioner.
+func New(cfg Config) (*Provisioner, error) {
+	if cfg.Engine == nil || cfg.Store == nil || cfg.Tenants == nil {
+		return nil, errors.New("provisioner: Engine, Store and Tenants are required")
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Provisioner{engine: cfg.Engine, store: cfg.Store, tenants: cfg.Tenants, poll: cfg.PollInterval, log: cfg.Logger}, nil
+}
+
+// PollArgs is the periodic job that reads in-flight stacks' status, a
+// Region at a time.
+type PollArgs struct{}
+
+// Kind implements river.JobArgs.
+func (PollArgs) Kind() string { return "stack_poll" }
+
+// Register adds the provisioner's workers.
+func (p *Provisioner) Register(w *river.Workers) {
+	river.AddWorker(w, &provisionWorker{p: p})
+	river.AddWorker(w, &deprovisionWorker{p: p})
+	river.AddWorker(w, &pollWorker{p: p})
+}
+
+// PeriodicJobs returns the poller, at most one queued or running at a time.
+func (p *Provisioner) PeriodicJobs() []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(p.poll), func() (river.JobArgs, *river.InsertOpts) {
+			return PollArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+				rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+				rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+			}}}
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+	}
+}
+
+type provisionWorker struct {
+	river.WorkerDefaults[tenants.ProvisionArgs]
+	p *Provisioner
+}
+
+func (w *provisionWorker) Work(ctx context.Context, job *river.Job[tenants.ProvisionArgs]) error {
+	return w.p.provision(ctx, job.Args.TenantID)
+}
+
+type deprovisionWorker struct {
+	river.WorkerDefaults[tenants.DeprovisionArgs]
+	p *Provisioner
+}
+
+func (w *deprovisionWorker) Work(ctx context.Context, job *river.Job[tenants.DeprovisionArgs]) error {
+	return w.p.deprovision(ctx, job.Args.TenantID, job.Args.Purge)
+}
+
+type pollWorker struct {
+	river.WorkerDefaults[PollArgs]
+	p *Provisioner
+}
+
+func (w *pollWorker) Work(ctx context.Context, _ *river.Job[PollArgs]) error {
+	return w.p.pollOnce(ctx)
+}
+
+// ignoreTransition drops the error of a lifecycle event that another
+// worker already applied.
+func ignoreTransition(err error) error {
+	var te *tenants.TransitionError
+	if errors.As(err, &te) {
+		return nil
+	}
+	return err
+}
+
+// outcome of one reconcile step for a Region.
+type outcome int
+
+const (
+	done outcome = iota
+	waiting
+	failed
+)
+
+// provision takes the next step towards the tenant's desired stacks in each
+// of its Regions, and moves the tenant to active (all ready) or failed.
+func (p *Provisioner) provision(ctx context.Context, id string) error {
+	t, err := p.tenants.Get(ctx, id)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read tenant: %w", err)
+	}
+	if t.Status != tenants.StatusProvisioning && t.Status != tenants.StatusActive && t.Status != tenants.StatusSuspended {
+		return nil // desired state moved on: nothing to build
+	}
+	var (
+		wait     bool
+		failures []string
+	)
+	for _, region := range t.Regions {
+		pl, err := p.store.PlacementEnsure(ctx, newPlacement(t, region))
+		if err != nil {
+			return fmt.Errorf("placement %s: %w", region, err)
+		}
+		out, reason, err := p.step(ctx, t, pl)
+		if err != nil {
+			return fmt.Errorf("%s in %s: %w", t.ID, region, err)
+		}
+		switch out {
+		case waiting:
+			wait = true
+		case failed:
+			failures = append(failures, region+": "+reason)
+		}
+	}
+	switch {
+	case len(failures) > 0:
+		if t.Status == tenants.StatusProvisioning {
+			_, err := p.tenants.MarkFailed(ctx, t.ID, strings.Join(failures, "; "))
+			return ignoreTransition(err)
+		}
+		if wait {
+			return river.JobSnooze(p.poll)
+		}
+		return nil
+	case wait:
+		return river.JobSnooze(p.poll)
+	case t.Status == tenants.StatusProvisioning:
+		_, err := p.tenants.MarkProvisioned(ctx, t.ID)
+		return ignoreTransition(err)
+	}
+	return nil
+}
+
+func newPlacement(t tenants.Tenant, region string) Placement {
+	pl := Placement{TenantID: t.ID, Region: region, Attempt: 1, Status: StatusPending}
+	if t.Tier == tenants.TierDedicated {
+		pl.Kind, pl.StackName, pl.TemplateVersion = KindDedicated, DedicatedStackName(t.ID), templates.Dedicated().Version
+	} else {
+		pl.Kind, pl.StackName, pl.TemplateVersion = KindPooled, PoolStackName(), templates.Pool().Version
+	}
+	return pl
+}
+
+func tenantTags(t tenants.Tenant) map[string]string {
+	return map[string]string{"cairn:tenant-id": t.ID, "cairn:managed-by": "cairn"}
+}
+
+// retrying reports whether a failure recorded at failedAt predates the
+// tenant's latest move back to provisioning, i.e. an admin retried since.
+func retrying(t tenants.Tenant, failedAt time.Time) bool {
+	return t.Status == tenants.StatusProvisioning && t.UpdatedAt.After(failedAt)
+}
+
+func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) (outcome, string, error) {
+	if pl.Kind == KindPooled {
+		return p.stepPooled(ctx, t, pl)
+	}
+	switch pl.Status {
+	case StatusReady:
+		return done, "", nil
+	case StatusCreating, StatusReplacing, StatusDeleting:
+		return waiting, "", nil
+	case StatusFailed:
+		if !retrying(t, pl.UpdatedAt) {
+			return failed, pl.LastError, nil
+		}
+		return waiting, "", p.replace(ctx, pl)
+	case StatusDeleted:
+		pl.Attempt++
+	}
+	tmpl := templates.Dedicated()
+	err := p.engine.CreateStack(ctx, CreateStackInput{
+		Region:     pl.Region,
+		Name:       pl.StackName,
+		Template:   tmpl,
+		Parameters: map[string]string{"TenantId": t.ID, "TenantSlug": t.Slug},
+		Tags:       tenantTags(t),
+		Token:      token(pl.StackName, "create", pl.Attempt),
+	})
+	if err != nil {
+		return waiting, "", fmt.Errorf("create stack: %w", err)
+	}
+	pl.Status, pl.TemplateVersion, pl.LastError = StatusCreating, tmpl.Version, ""
+	return waiting, "", p.updatePlacement(ctx, pl)
+}
+
+// replace deletes a failed stack so the poller can send it back to pending
+// for a new attempt.
+func (p *Provisioner) replace(ctx context.Context, pl Placement) error {
+	if err := p.engine.DeleteStack(ctx, pl.Region, pl.StackName, token(pl.StackName, "delete", pl.Attempt)); err != nil {
+		return fmt.Errorf("delete failed stack: %w", err)
+	}
+	pl.Status = StatusReplacing
+	return p.updatePlacement(ctx, pl)
+}
+
+// updatePlacement stores pl; a concurrent change by another worker is not
+// an error, since every step is re-derived on the next run.
+func (p *Provisioner) updatePlacement(ctx context.Context, pl Placement) error {
+	if _, err := p.store.PlacementUpdate(ctx, pl); err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("update placement: %w", err)
+	}
+	return nil
+}
+
+func (p *Provisioner) updatePool(ctx context.Context, pool Pool) error {
+	if _, err := p.store.PoolUpdate(ctx, pool); err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("update pool: %w", err)
+	}
+	return nil
+}
+
+func (p *Provisioner) stepPooled(ctx context.Context, t tenants.Tenant, pl Placement) (outcome, string, error) {
+	if pl.Status == StatusReady {
+		return done, "", nil
+	}
+	tmpl := templates.Pool()
+	pool, err := p.store.PoolEnsure(ctx, Pool{
+		Region: pl.Region, StackName: PoolStackName(), Status: StatusPending, TemplateVersion: tmpl.Version, Attempt: 1,
+	})
+	if err != nil {
+		return waiting, "", fmt.Errorf("pool: %w", err)
+	}
+	switch pool.Status {
+	case StatusCreating, StatusReplacing, StatusDeleting:
+		return waiting, "", nil
+	case StatusFailed:
+		if !retrying(t, pool.UpdatedAt) {
+			return failed, "pool stack: " + pool.LastError, nil
+		}
+		if err := p.engine.DeleteStack(ctx, pool.Region, pool.StackName, token(pool.StackName, "delete", pool.Attempt)); err != nil {
+			return waiting, "", fmt.Errorf("delete failed pool: %w", err)
+		}
+		pool.Status = StatusReplacing
+		return waiting, "", p.updatePool(ctx, pool)
+	case StatusPending, StatusDeleted:
+		err := p.engine.CreateStack(ctx, CreateStackInput{
+			Region:     pool.Region,
+			Name:       pool.StackName,
+			Template:   tmpl,
+			Parameters: map[string]string{"PoolId": PoolID},
+			Tags:       map[string]string{"cairn:pool-id": PoolID, "cairn:managed-by": "cairn"},
+			Token:      token(pool.StackName, "create", pool.Attempt),
+		})
+		if err != nil {
+			return waiting, "", fmt.Errorf("create pool stack: %w", err)
+		}
+		pool.Status, pool.TemplateVersion, pool.LastError = StatusCreating, tmpl.Version, ""
+		return waiting, "", p.updatePool(ctx, pool)
+	}
+
+	// The pool is ready: cut the tenant's slice.
+	out := sliceOutputs(pool, t.ID)
+	location := "s3://" + out["raw_bucket"] + "/" + S3Prefix(t.ID)
+	if err := p.engine.EnsureDatabase(ctx, pl.Region, out["glue_database"], location, tenantTags(t)); err != nil {
+		return waiting, "", fmt.Errorf("glue database: %w", err)
+	}
+	pl.Status, pl.Outputs, pl.TemplateVersion, pl.LastError = StatusReady, out, pool.TemplateVersion, ""
+	if err := p.updatePlacement(ctx, pl); err != nil {
+		return waiting, "", err
+	}
+	p.recordCairnEvent(ctx, pl, "Slice", "Cairn::Pool::Slice", StackCreateComplete, "glue database "+out["glue_database"]+" over "+location)
+	return done, "", nil
+}
+
+// recordCairnEvent records an event Cairn itself produced, for stacks (and
+// slices) whose history CloudFormation does not hold.
+func (p *Provisioner) recordCairnEvent(ctx context.Context, pl Placement, logicalID, typ, status, reason string) {
+	now := time.Now().UTC()
+	ev := StackEvent{
+		ID: fmt.Sprintf("cairn-%s-%d", strings.ToLower(status), now.UnixNano()), Time: now,
+		LogicalID: logicalID, ResourceType: typ, Status: status, Reason: reason,
+	}
+	if _, err := p.store.StackEventsAppend(ctx, pl.TenantID, pl.Region, []StackEvent{ev}); err != nil {
+		p.log.WarnContext(ctx, "record stack event", "tenant_id", pl.TenantID, "region", pl.Region, "err", err)
+	}
+}
+
+// deprovision takes the tenant's stacks and slices away, then marks the
+// tenant deleted. Dedicated stacks retain their data buckets unless purge.
+func (p *Provisioner) deprovision(ctx context.Context, id string, purge bool) error {
+	t, err := p.tenants.Get(ctx, id)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read tenant: %w", err)
+	}
+	if t.Status != tenants.StatusDeprovisioning {
+		return nil
+	}
+	placements, err := p.store.PlacementList(ctx, id)
+	if err != nil {
+		return fmt.Errorf("placements: %w", err)
+	}
+	wait := false
+	for _, pl := range placements {
+		gone, err := p.teardown(ctx, t, pl, purge)
+		if err != nil {
+			return fmt.Errorf("%s in %s: %w", t.ID, pl.Region, err)
+		}
+		wait = wait || !gone
+	}
+	if wait {
+		return river.JobSnooze(p.poll)
+	}
+	_, err = p.tenants.MarkDeleted(ctx, id)
+	return ignoreTransition(err)
+}
+
+func (p *Provisioner) teardown(ctx context.Context, t tenants.Tenant, pl Placement, purge bool) (bool, error) {
+	glue := GlueDatabase(pl.Kind, t.ID)
+	if pl.Kind == KindPooled {
+		if pl.Status == StatusDeleted {
+			return true, nil
+		}
+		if err := p.engine.DeleteDatabase(ctx, pl.Region, glue); err != nil {
+			return false, fmt.Errorf("delete glue database: %w", err)
+		}
+		if purge {
+			for _, key := range []string{"raw_bucket", "clean_bucket", "curated_bucket"} {
+				if b := pl.Outputs[key]; b != "" {
+					if err := p.engine.DeletePrefix(ctx, pl.Region, b, S3Prefix(t.ID)); err != nil {
+						return false, fmt.Errorf("purge %s: %w", key, err)
+					}
+				}
+			}
+		}
+		pl.Status = StatusDeleted
+		return true, p.updatePlacement(ctx, pl)
+	}
+	switch pl.Status {
+	case StatusCreating, StatusReplacing, StatusDeleting:
+		return false, nil // let the stack settle first
+	case StatusDeleted:
+		// The stack is gone; the catalog and (on purge) retained data follow.
+		if err := p.engine.DeleteDatabase(ctx, pl.Region, glue); err != nil {
+			return false, fmt.Errorf("delete glue database: %w", err)
+		}
+		if purge {
+			var buckets []string
+			for _, key := range []string{"raw_bucket", "clean_bucket", "curated_bucket"} {
+				if b := pl.Outputs[key]; b != "" {
+					buckets = append(buckets, b)
+				}
+			}
+			if err := p.engine.DeleteBuckets(ctx, pl.Region, buckets); err != nil {
+				return false, fmt.Errorf("purge buckets: %w", err)
+			}
+		}
+		return true, nil
+	}
+	if err := p.engine.DeleteStack(ctx, pl.Region, pl.StackName, token(pl.StackName, "delete", pl.Attempt)); err != nil {
+		return false, fmt.Errorf("delete stack: %w", err)
+	}
+	pl.Status = StatusDeleting
+	return false, p.updatePlacement(ctx, pl)
+}

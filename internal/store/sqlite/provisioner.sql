@@ -1,0 +1,104 @@
+-- name: PlacementInsert :one
+-- Returns no row when the placement exists.
+INSERT INTO placements (
+    tenant_id, region, kind, stack_name, status, stack_status, template_version,
+    outputs, last_error, attempt, version, created_at, updated_at
+) VALUES (
+    @tenant_id, @region, @kind, @stack_name, @status, @stack_status, @template_version,
+    @outputs, @last_error, @attempt, @version, @created_at, @updated_at
+)
+ON CONFLICT (tenant_id, region) DO NOTHING
+RETURNING *;
+
+-- name: PlacementGet :one
+SELECT * FROM placements WHERE tenant_id = @tenant_id AND region = @region;
+
+-- name: PlacementList :many
+SELECT * FROM placements WHERE tenant_id = @tenant_id ORDER BY region;
+
+-- name: PlacementListInFlight :many
+-- The statuses of provisioner.Status.InFlight.
+SELECT * FROM placements
+WHERE status IN ('creating', 'replacing', 'deleting')
+ORDER BY region, tenant_id;
+
+-- name: PlacementUpdate :one
+-- Returns no row when the placement is absent or its version is not
+-- @prev_version. The key and created_at never change.
+UPDATE placements SET
+    kind = @kind,
+    stack_name = @stack_name,
+    status = @status,
+    stack_status = @stack_status,
+    template_version = @template_version,
+    outputs = @outputs,
+    last_error = @last_error,
+    attempt = @attempt,
+    version = version + 1,
+    updated_at = @updated_at
+WHERE tenant_id = @tenant_id AND region = @region AND version = @prev_version
+RETURNING *;
+
+-- name: PlacementExists :one
+SELECT EXISTS (SELECT 1 FROM placements WHERE tenant_id = @tenant_id AND region = @region);
+
+-- name: PoolInsert :one
+-- Returns no row when the pool exists.
+INSERT INTO pools (
+    region, stack_name, status, stack_status, template_version,
+    outputs, last_error, attempt, version, created_at, updated_at
+) VALUES (
+    @region, @stack_name, @status, @stack_status, @template_version,
+    @outputs, @last_error, @attempt, @version, @created_at, @updated_at
+)
+ON CONFLICT (region) DO NOTHING
+RETURNING *;
+
+-- name: PoolGet :one
+SELECT * FROM pools WHERE region = @region;
+
+-- name: PoolList :many
+-- tenant_count is the Region's pooled placements that are not deleted.
+SELECT sqlc.embed(pools),
+    (SELECT count(*) FROM placements
+        WHERE placements.region = pools.region
+            AND placements.kind = 'pooled'
+            AND placements.status <> 'deleted') AS tenant_count
+FROM pools
+ORDER BY region;
+
+-- name: PoolUpdate :one
+-- Returns no row when the pool is absent or its version is not
+-- @prev_version. The key and created_at never change.
+UPDATE pools SET
+    stack_name = @stack_name,
+    status = @status,
+    stack_status = @stack_status,
+    template_version = @template_version,
+    outputs = @outputs,
+    last_error = @last_error,
+    attempt = @attempt,
+    version = version + 1,
+    updated_at = @updated_at
+WHERE region = @region AND version = @prev_version
+RETURNING *;
+
+-- name: PoolExists :one
+SELECT EXISTS (SELECT 1 FROM pools WHERE region = @region);
+
+-- name: StackEventInsert :execrows
+-- Affects no row when the event is already recorded.
+INSERT INTO stack_events (
+    tenant_id, region, event_id, time, logical_id, resource_type, status, reason
+) VALUES (
+    @tenant_id, @region, @event_id, @time, @logical_id, @resource_type, @status, @reason
+)
+ON CONFLICT (tenant_id, region, event_id) DO NOTHING;
+
+-- name: StackEventList :many
+-- Newest first; @before_seq <= 0 starts at the newest.
+SELECT * FROM stack_events
+WHERE tenant_id = @tenant_id AND region = @region
+    AND (CAST(@before_seq AS INTEGER) <= 0 OR seq < CAST(@before_seq AS INTEGER))
+ORDER BY seq DESC
+LIMIT @max_rows;
