@@ -33,6 +33,7 @@ type config struct {
 	JobPollInterval   time.Duration
 	MaxWorkers        int
 	Cloud             string
+	AWSEndpointURL    string
 	StackPollInterval time.Duration
 }
 
@@ -63,6 +64,7 @@ func (c *config) settings() []setting {
 		{"job-poll-interval", "CAIRN_JOB_POLL_INTERVAL", "1s", "how often workers look for jobs on SQLite", &c.JobPollInterval},
 		{"max-workers", "CAIRN_MAX_WORKERS", "10", "jobs worked at once", &c.MaxWorkers},
 		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud},
+		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL},
 		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval},
 	}
 }

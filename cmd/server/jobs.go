@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 	"github.com/cairn-cdp/cairn/internal/store"
 )
 
@@ -50,6 +51,21 @@ func (m *jobMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(m.depth, prometheus.GaugeValue, float64(n), state)
+	}
+}
+
+// awsCallsCollector exports the AWS engine's API calls by operation.
+type awsCallsCollector struct{ calls *cfn.CallCounter }
+
+var awsCallsDesc = prometheus.NewDesc("cairn_aws_calls_total", "AWS API calls by service and operation.", []string{"operation"}, nil)
+
+// Describe implements prometheus.Collector.
+func (awsCallsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- awsCallsDesc }
+
+// Collect implements prometheus.Collector.
+func (c awsCallsCollector) Collect(ch chan<- prometheus.Metric) {
+	for op, n := range c.calls.Snapshot() {
+		ch <- prometheus.MustNewConstMetric(awsCallsDesc, prometheus.CounterValue, float64(n), op)
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -185,7 +186,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready cha
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	jobMetrics := newJobMetrics(reg, db)
 
-	engine, err := newEngine(ctx, cfg)
+	engine, err := newEngine(ctx, cfg, reg)
 	if err != nil {
 		return err
 	}
@@ -261,11 +262,16 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready cha
 	return errors.Join(httpErr, jobsErr)
 }
 
-// newEngine returns the provisioning engine the configuration names.
-func newEngine(_ context.Context, cfg *config) (provisioner.Engine, error) {
+// newEngine returns the provisioning engine the configuration names. The
+// AWS engine's API calls are exported as metrics.
+func newEngine(ctx context.Context, cfg *config, reg prometheus.Registerer) (provisioner.Engine, error) {
 	switch cfg.Cloud {
 	case "local":
 		return &provisioner.LocalEngine{Root: filepath.Join(cfg.DataDir, "zones")}, nil
+	case "aws":
+		calls := &cfn.CallCounter{}
+		reg.MustRegister(awsCallsCollector{calls})
+		return cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL})
 	default:
 		return nil, fmt.Errorf("cloud %q: want local or aws", cfg.Cloud)
 	}

@@ -21,7 +21,7 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-func runToken(t *testing.T, args ...string) (string, error) {
+func runToken(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), append([]string{"token"}, args...), env(nil), nil, &out, &errOut)
@@ -114,7 +114,7 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 }
 
 // startServer runs the real server until the test ends and returns its URL.
-func startServer(t *testing.T, ctx context.Context, vars map[string]string) (string, <-chan error) {
+func startServer(t testing.TB, ctx context.Context, vars map[string]string) (string, <-chan error) {
 	t.Helper()
 	cfg, err := parseConfig("server", []string{"--addr", "127.0.0.1:0", "--job-poll-interval", "20ms"}, env(vars), io.Discard, nil)
 	if err != nil {
@@ -132,7 +132,7 @@ func startServer(t *testing.T, ctx context.Context, vars map[string]string) (str
 	return "", nil
 }
 
-func call(t *testing.T, method, url, token, body string) (int, map[string]any) {
+func call(t testing.TB, method, url, token, body string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)

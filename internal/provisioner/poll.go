@@ -11,11 +11,11 @@ import (
 	"github.com/cairn-cdp/cairn/templates"
 )
 
-// pollOnce reads the status of every in-flight stack, one Engine.Stacks
+// PollOnce reads the status of every in-flight stack, one Engine.Stacks
 // call per Region that has any, and records what changed. A Region whose
 // read fails is skipped this round and the error returned, so the job is
 // retried with backoff.
-func (p *Provisioner) pollOnce(ctx context.Context) error {
+func (p *Provisioner) PollOnce(ctx context.Context) error {
 	placements, err := p.store.PlacementListInFlight(ctx)
 	if err != nil {
 		return fmt.Errorf("in-flight placements: %w", err)

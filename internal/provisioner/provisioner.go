@@ -119,7 +119,7 @@ type pollWorker struct {
 }
 
 func (w *pollWorker) Work(ctx context.Context, _ *river.Job[PollArgs]) error {
-	return w.p.pollOnce(ctx)
+	return w.p.PollOnce(ctx)
 }
 
 // ignoreTransition drops the error of a lifecycle event that another
