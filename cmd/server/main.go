@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Re
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, stdout, stderr, nil)
+		return serve(ctx, cfg, stdout, stderr, hooks{})
 	case "migrate":
 		cfg, err := parseConfig("server migrate", args, getenv, stderr, nil)
 		if err != nil {
@@ -166,8 +166,15 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 
 // serve wires the server explicitly, in order: database, stores, services,
 // jobs, handler; then serves until ctx is done and shuts down gracefully.
-// ready, if not nil, receives the bound address once the server listens.
-func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready chan<- string) error {
+// hooks lets tests observe a running server; nil fields are ignored.
+type hooks struct {
+	// ready receives the bound address once the server listens.
+	ready chan<- string
+	// connState is called on every connection state change.
+	connState func(net.Conn, http.ConnState)
+}
+
+func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) error {
 	log := newLogger(cfg, stderr)
 
 	db, err := openStore(ctx, cfg, log)
@@ -237,13 +244,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready cha
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         h.connState,
 	}
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "Cairn is serving on %s\n", url)
 	fmt.Fprintf(stdout, "Get an admin token with: go run ./cmd/server token --admin --data-dir %s\n", cfg.DataDir)
 	log.InfoContext(ctx, "serving", "url", url, "database", describeDB(cfg.DatabaseURL))
-	if ready != nil {
-		ready <- ln.Addr().String()
+	if h.ready != nil {
+		h.ready <- ln.Addr().String()
 	}
 
 	errc := make(chan error, 1)

@@ -116,13 +116,20 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 // startServer runs the real server until the test ends and returns its URL.
 func startServer(t testing.TB, ctx context.Context, vars map[string]string) (string, <-chan error) {
 	t.Helper()
+	return startServerHooks(t, ctx, vars, hooks{})
+}
+
+// startServerHooks is startServer with hooks; h.ready is set here.
+func startServerHooks(t testing.TB, ctx context.Context, vars map[string]string, h hooks) (string, <-chan error) {
+	t.Helper()
 	cfg, err := parseConfig("server", []string{"--addr", "127.0.0.1:0", "--job-poll-interval", "20ms"}, env(vars), io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, io.Discard, io.Discard, ready) }()
+	h.ready = ready
+	go func() { done <- serve(ctx, cfg, io.Discard, io.Discard, h) }()
 	select {
 	case addr := <-ready:
 		return "http://" + addr, done
