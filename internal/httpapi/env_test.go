@@ -41,12 +41,17 @@ type env struct {
 	jobDone chan string
 }
 
-// backends runs fn once per control-plane database.
+// backends runs fn once per control-plane database, in parallel with the
+// other tests: every environment has a database and data directory of its
+// own.
 func backends(t *testing.T, fn func(t *testing.T, newEnv func() *env)) {
+	t.Parallel()
 	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
 		fn(t, func() *env { return startEnv(t, "", t.TempDir()) })
 	})
 	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
 		fn(t, func() *env { return startEnv(t, testdb.Postgres(t), t.TempDir()) })
 	})
 }
@@ -244,7 +249,6 @@ func (r resp) want(t *testing.T, status int) resp {
 	return r
 }
 
-var seq int
 
 func (e *env) onboard(slug string, extra ...map[string]any) resp {
 	e.t.Helper()

@@ -123,6 +123,14 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 	if found {
 		p.recordEvents(ctx, pl)
 	}
+	if pl.Status == StatusReady || pl.Status == StatusPending {
+		// Wake the tenant's job now rather than at the end of its snooze.
+		// The snoozed job stays as the safety net, so a lost wake-up only
+		// costs time.
+		if err := p.tenants.Reconcile(ctx, pl.TenantID); err != nil && !errors.Is(err, tenants.ErrNotFound) {
+			p.log.WarnContext(ctx, "wake tenant job", "tenant_id", pl.TenantID, "err", err)
+		}
+	}
 	if failure != "" {
 		t, err := p.tenants.Get(ctx, pl.TenantID)
 		if err == nil && t.Status == tenants.StatusProvisioning {
