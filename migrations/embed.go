@@ -6,7 +6,8 @@
 // file here because it is a goose Go migration registered by each store
 // adapter (internal/store/sqlite, internal/store/postgres), so River's
 // tables are created inside goose's run, under its lock. Version 3 adds
-// the provisioner's placements, pools and stack events.
+// the provisioner's placements, pools and stack events; version 4 the
+// grants broker's principals, grants and audit events.
 //
 // sqlc reads these files as the schema of the queries in internal/store.
 package migrations

@@ -145,6 +145,7 @@ start_moto() {
 			# Any HTTP answer means it is serving; curl prints 000 until then.
 			if [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/moto-api/" || true) != 000 ]]; then
 				export CAIRN_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+				export CAIRN_TEST_REQUIRE_AWS=1
 				log "moto $("$venv/bin/python" -c 'import moto; print(moto.__version__)') on 127.0.0.1:$port"
 				return 0
 			fi

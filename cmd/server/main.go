@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/grants"
+	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
@@ -193,12 +196,19 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	jobMetrics := newJobMetrics(reg, db)
 
-	engine, err := newEngine(ctx, cfg, reg)
+	engine, catalog, creds, err := newCloud(ctx, cfg, reg)
+	if err != nil {
+		return err
+	}
+	grantSvc, err := grants.NewService(grants.Config{
+		Store: db.Grants(), Catalog: catalog, Credentials: creds, Tenants: tenantSvc, Placements: db, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
 	prov, err := provisioner.New(provisioner.Config{
 		Engine: engine, Store: db, Tenants: tenantSvc, PollInterval: cfg.StackPollInterval, Logger: log,
+		BeforeTeardown: grantSvc.RevokeAll,
 	})
 	if err != nil {
 		return err
@@ -206,10 +216,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 
 	workers := river.NewWorkers()
 	prov.Register(workers)
+	grantSvc.Register(workers)
 	registerMaintenance(workers, db)
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: append(maintenanceJobs(), prov.PeriodicJobs()...),
+		PeriodicJobs: slices.Concat(maintenanceJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs()),
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,
@@ -223,6 +234,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Logger:       log,
 		Tenants:      tenantSvc,
 		Stacks:       prov,
+		Grants:       grantSvc,
 		Auth:         authority,
 		Idempotency:  db,
 		Ready:        db.Ping,
@@ -270,18 +282,33 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	return errors.Join(httpErr, jobsErr)
 }
 
-// newEngine returns the provisioning engine the configuration names. The
-// AWS engine's API calls are exported as metrics.
-func newEngine(ctx context.Context, cfg *config, reg prometheus.Registerer) (provisioner.Engine, error) {
+// newCloud returns the provisioning engine, the governance catalog and the
+// credential issuer the configuration names. AWS API calls are exported as
+// metrics.
+func newCloud(ctx context.Context, cfg *config, reg prometheus.Registerer) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
 	switch cfg.Cloud {
 	case "local":
-		return &provisioner.LocalEngine{Root: filepath.Join(cfg.DataDir, "zones")}, nil
+		root := filepath.Join(cfg.DataDir, "zones")
+		return &provisioner.LocalEngine{Root: root}, &grants.LocalCatalog{Root: root}, grants.LocalCredentials{}, nil
 	case "aws":
 		calls := &cfn.CallCounter{}
 		reg.MustRegister(awsCallsCollector{calls})
-		return cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL})
+		engine, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		lfCfg := lakeformation.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL}
+		catalog, err := lakeformation.NewCatalog(ctx, lfCfg)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		sts, err := lakeformation.NewSTS(ctx, lfCfg)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return engine, catalog, sts, nil
 	default:
-		return nil, fmt.Errorf("cloud %q: want local or aws", cfg.Cloud)
+		return nil, nil, nil, fmt.Errorf("cloud %q: want local or aws", cfg.Cloud)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/store"
@@ -37,6 +38,7 @@ type env struct {
 	dataDir string
 	auth    *auth.Authority
 	prov    *provisioner.Provisioner
+	catalog *grants.LocalCatalog
 	admin   string
 	jobDone chan string
 }
@@ -83,12 +85,20 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	svc := tenants.NewService(db, nil)
 	e := &env{t: t, db: db, dbURL: dbURL, dataDir: dataDir, auth: a, jobDone: make(chan string, 1000)}
 
+	e.catalog = &grants.LocalCatalog{Root: filepath.Join(dataDir, "zones")}
+	gs, err := grants.NewService(grants.Config{
+		Store: db.Grants(), Catalog: e.catalog, Credentials: grants.LocalCredentials{}, Tenants: svc, Placements: db, Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	prov, err := provisioner.New(provisioner.Config{
-		Engine:       &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}},
-		Store:        db,
-		Tenants:      svc,
-		PollInterval: 25 * time.Millisecond,
-		Logger:       log,
+		Engine:         &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}},
+		Store:          db,
+		Tenants:        svc,
+		PollInterval:   25 * time.Millisecond,
+		Logger:         log,
+		BeforeTeardown: gs.RevokeAll,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +106,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	e.prov = prov
 	workers := river.NewWorkers()
 	prov.Register(workers)
+	gs.Register(workers)
 	stop, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
 		PeriodicJobs: prov.PeriodicJobs(),
@@ -118,7 +129,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	})
 
 	h, err := httpapi.NewServer(httpapi.Config{
-		Logger: log, Tenants: svc, Stacks: prov, Auth: a, Idempotency: db, Ready: db.Ping,
+		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {
@@ -248,7 +259,6 @@ func (r resp) want(t *testing.T, status int) resp {
 	}
 	return r
 }
-
 
 func (e *env) onboard(slug string, extra ...map[string]any) resp {
 	e.t.Helper()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -48,9 +49,10 @@ var (
 // their text never reaches the client.
 func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 	var (
-		p  *problem
-		ve *tenants.ValidationError
-		te *tenants.TransitionError
+		p       *problem
+		ve      *tenants.ValidationError
+		te      *tenants.TransitionError
+		refusal *grants.Refusal
 	)
 	switch {
 	case errors.As(err, &p):
@@ -67,6 +69,14 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 	case errors.Is(err, tenants.ErrVersionMismatch):
 		return newProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
 			"The tenant changed since the ETag given in If-Match; read it again.")
+	case errors.As(err, &refusal):
+		return grantProblem(refusal.Err, refusal.Detail)
+	case errors.Is(err, grants.ErrNotFound):
+		return newProblem(http.StatusNotFound, "not-found", "Not found", "No such principal or grant for this tenant.")
+	case errors.Is(err, grants.ErrPrincipalInUse):
+		return newProblem(http.StatusConflict, "principal-in-use", "Principal in use", "Revoke the principal's grants before removing it.")
+	case errors.Is(err, grants.ErrNotReady):
+		return newProblem(http.StatusConflict, "catalog-not-ready", "Catalog not ready", "The tenant's catalog in that Region is not provisioned yet.")
 	case errors.Is(err, provisioner.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not-found", "Not found", "The tenant has no stack in this Region.")
 	case errors.Is(err, provisioner.ErrNotRetryable):
@@ -75,6 +85,23 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 		return badRequest("cursor", "not a cursor this API returned")
 	}
 	log.ErrorContext(r.Context(), "request failed", "err", err)
+	return errInternal
+}
+
+// grantProblem maps a broker refusal: an unregistered principal is 422, a
+// resource outside the tenant's catalog or an admin-only permission 403,
+// another tenant's principal 409.
+func grantProblem(err error, detail string) *problem {
+	switch {
+	case errors.Is(err, grants.ErrUnregistered):
+		return newProblem(http.StatusUnprocessableEntity, "principal-not-registered", "Principal not registered", detail+".")
+	case errors.Is(err, grants.ErrOutsideCatalog):
+		return newProblem(http.StatusForbidden, "outside-catalog", "Outside the tenant's catalog", detail+".")
+	case errors.Is(err, grants.ErrAdminOnly):
+		return newProblem(http.StatusForbidden, "admin-only-permission", "Admin-only permission", detail+".")
+	case errors.Is(err, grants.ErrPrincipalTaken):
+		return newProblem(http.StatusConflict, "principal-taken", "Principal taken", detail+".")
+	}
 	return errInternal
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairn-cdp/cairn/api"
+	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
@@ -41,6 +42,7 @@ type Config struct {
 	Logger      *slog.Logger
 	Tenants     *tenants.Service
 	Stacks      StackService
+	Grants      *grants.Service
 	Auth        Authority
 	Idempotency idempotency.Store
 	// Ready reports whether the server can serve (the database answers).
@@ -58,6 +60,7 @@ type Server struct {
 	log     *slog.Logger
 	tenants *tenants.Service
 	stacks  StackService
+	grants  *grants.Service
 	auth    Authority
 	ready   func(context.Context) error
 }
@@ -66,8 +69,8 @@ var _ StrictServerInterface = (*Server)(nil)
 
 // NewServer returns the whole API as one http.Handler.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil {
-		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Auth, Idempotency and Registry are required")
+	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil {
+		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Auth, Idempotency and Registry are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -82,7 +85,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, auth: cfg.Auth, ready: cfg.Ready}
+	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, auth: cfg.Auth, ready: cfg.Ready}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

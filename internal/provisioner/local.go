@@ -3,6 +3,7 @@ package provisioner
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,10 @@ import (
 
 	"github.com/cairn-cdp/cairn/templates"
 )
+
+// LocalAccountID is the stand-in AWS account of the local engine's
+// outputs.
+const LocalAccountID = "000000000000"
 
 // LocalEngine is the embedded default's Engine: it lays each stack out on
 // disk under Root, so the whole lifecycle works with no AWS account.
@@ -179,11 +184,15 @@ func (e *LocalEngine) build(region string, s *localStack) {
 		}
 		s.event(key, "AWS::S3::Bucket", StackCreateComplete, "")
 	}
+	// Outputs are shaped like AWS's, in a stand-in account, so everything
+	// built on them (session policies, say) works the same locally.
+	sum := sha256.Sum256([]byte(region + "/" + s.Name))
+	keyID := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
 	s.Outputs = buckets
-	s.Outputs["StreamArn"] = "local:stream/" + s.Name
+	s.Outputs["StreamArn"] = "arn:aws:kinesis:" + region + ":" + LocalAccountID + ":stream/" + s.Name
 	s.Outputs["ProfileTable"] = s.Name + "-profiles"
-	s.Outputs["DataAccessRoleArn"] = "local:role/" + s.Name
-	s.Outputs["KmsKeyArn"] = "local:key/" + s.Name
+	s.Outputs["DataAccessRoleArn"] = "arn:aws:iam::" + LocalAccountID + ":role/cairn/" + s.Name + "-data-access"
+	s.Outputs["KmsKeyArn"] = "arn:aws:kms:" + region + ":" + LocalAccountID + ":key/" + keyID
 	if s.Template == templates.DedicatedFile {
 		tenant := s.Parameters["TenantId"]
 		s.Outputs["GlueDatabase"] = templates.DedicatedGlueDatabase(tenant)

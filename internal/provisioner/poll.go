@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/templates"
@@ -74,6 +75,8 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 	switch pl.Status {
 	case StatusCreating:
 		switch {
+		case !found && !createLost(pl.UpdatedAt):
+			// Claimed: the CreateStack call may still be on its way.
 		case !found:
 			pl.Status = StatusPending // the create never landed; the job sends it again
 		case completeStatus(st.Status):
@@ -143,6 +146,18 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 	return nil
 }
 
+// createGrace is how long a stack claimed for creation (see
+// Provisioner.step) may stay unseen before the poller takes the create for
+// lost: longer than a CreateStack call can take, which River's job timeout
+// (a minute by default) bounds, retries included.
+const createGrace = 2 * time.Minute
+
+// createLost reports whether a create claimed at claimedAt and still not
+// seen is lost.
+func createLost(claimedAt time.Time) bool {
+	return time.Since(claimedAt) > createGrace
+}
+
 func reasonOf(st Stack) string {
 	if st.Reason != "" {
 		return st.Status + ": " + st.Reason
@@ -170,6 +185,8 @@ func (p *Provisioner) observePool(ctx context.Context, pool Pool, st Stack, foun
 		pool.StackStatus = st.Status
 	}
 	switch {
+	case pool.Status == StatusCreating && !found && !createLost(pool.UpdatedAt):
+		// Claimed: the CreateStack call may still be on its way.
 	case pool.Status == StatusCreating && !found:
 		pool.Status = StatusPending
 	case pool.Status == StatusCreating && completeStatus(st.Status):

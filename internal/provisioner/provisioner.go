@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/templates"
@@ -43,6 +43,10 @@ type Config struct {
 	PollInterval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// BeforeTeardown, if set, runs before an offboarded tenant's stacks
+	// and slices are taken away (the grants broker revokes the tenant's
+	// grants there). An error retries the job.
+	BeforeTeardown func(ctx context.Context, tenantID string) error
 }
 
 // Provisioner reconciles tenants' stacks. It is safe for concurrent use by
@@ -53,6 +57,7 @@ type Provisioner struct {
 	tenants Lifecycle
 	poll    time.Duration
 	log     *slog.Logger
+	before  func(ctx context.Context, tenantID string) error
 }
 
 // New validates cfg and returns a Provisioner.
@@ -66,7 +71,10 @@ func New(cfg Config) (*Provisioner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Provisioner{engine: cfg.Engine, store: cfg.Store, tenants: cfg.Tenants, poll: cfg.PollInterval, log: cfg.Logger}, nil
+	return &Provisioner{
+		engine: cfg.Engine, store: cfg.Store, tenants: cfg.Tenants, poll: cfg.PollInterval, log: cfg.Logger,
+		before: cfg.BeforeTeardown,
+	}, nil
 }
 
 // PollArgs is the periodic job that reads in-flight stacks' status, a
@@ -83,14 +91,19 @@ func (p *Provisioner) Register(w *river.Workers) {
 	river.AddWorker(w, &pollWorker{p: p})
 }
 
-// PeriodicJobs returns the poller, at most one queued or running at a time.
+// PeriodicJobs returns the poller: one round per polling interval.
+//
+// Rounds are unique per interval, not per state: a round that a crashed
+// process left "running" stays so until River rescues it (an hour by
+// default), and must not stop every round after it. A process runs one
+// round at a time; a round due while one is still running is skipped.
 func (p *Provisioner) PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(p.poll), func() (river.JobArgs, *river.InsertOpts) {
-			return PollArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
-				rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-				rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-			}}}
+			if p.poll < time.Second {
+				return PollArgs{}, nil // River's unique periods start at a second
+			}
+			return PollArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: p.poll}}
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
 }
@@ -115,10 +128,15 @@ func (w *deprovisionWorker) Work(ctx context.Context, job *river.Job[tenants.Dep
 
 type pollWorker struct {
 	river.WorkerDefaults[PollArgs]
-	p *Provisioner
+	p       *Provisioner
+	running sync.Mutex
 }
 
 func (w *pollWorker) Work(ctx context.Context, _ *river.Job[PollArgs]) error {
+	if !w.running.TryLock() {
+		return nil // this process is still in the previous round
+	}
+	defer w.running.Unlock()
 	return w.p.PollOnce(ctx)
 }
 
@@ -213,6 +231,22 @@ func retrying(t tenants.Tenant, failedAt time.Time) bool {
 	return t.Status == tenants.StatusProvisioning && t.UpdatedAt.After(failedAt)
 }
 
+// step takes the next step for a tenant's placement in one Region.
+//
+// A stack (a tenant's or a pool) is created in two moves, "claim, then
+// create": the worker first records the placement or pool as creating,
+// under its version, and only the worker whose update wins calls
+// CreateStack. So:
+//
+//   - of the jobs that find a stack pending at once (every pooled tenant
+//     onboarded together finds its Region's pool pending; a tenant's job
+//     woken by the poller runs beside its snoozed one), exactly one asks
+//     CloudFormation for it, instead of one call per job;
+//   - if the process dies during the call, the poller already watches the
+//     stack: it finds it (the create landed) or, once createGrace has
+//     passed without one, sends the record back to pending for a new
+//     create with the same token. Nothing waits for the dead process's
+//     job, which River leaves "running" until it rescues it.
 func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) (outcome, string, error) {
 	if pl.Kind == KindPooled {
 		return p.stepPooled(ctx, t, pl)
@@ -230,20 +264,28 @@ func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) 
 	case StatusDeleted:
 		pl.Attempt++
 	}
+	// Claim the create before making it (see step).
 	tmpl := templates.Dedicated()
-	err := p.engine.CreateStack(ctx, CreateStackInput{
-		Region:     pl.Region,
-		Name:       pl.StackName,
+	pl.Status, pl.StackStatus, pl.TemplateVersion, pl.LastError = StatusCreating, "", tmpl.Version, ""
+	claimed, err := p.store.PlacementUpdate(ctx, pl)
+	if errors.Is(err, ErrConflict) {
+		return waiting, "", nil // another job of the tenant claimed it
+	}
+	if err != nil {
+		return waiting, "", fmt.Errorf("claim stack create: %w", err)
+	}
+	err = p.engine.CreateStack(ctx, CreateStackInput{
+		Region:     claimed.Region,
+		Name:       claimed.StackName,
 		Template:   tmpl,
 		Parameters: map[string]string{"TenantId": t.ID, "TenantSlug": t.Slug},
 		Tags:       tenantTags(t),
-		Token:      token(pl.StackName, "create", pl.Attempt),
+		Token:      token(claimed.StackName, "create", claimed.Attempt),
 	})
 	if err != nil {
 		return waiting, "", fmt.Errorf("create stack: %w", err)
 	}
-	pl.Status, pl.TemplateVersion, pl.LastError = StatusCreating, tmpl.Version, ""
-	return waiting, "", p.updatePlacement(ctx, pl)
+	return waiting, "", nil
 }
 
 // replace deletes a failed stack so the poller can send it back to pending
@@ -296,19 +338,27 @@ func (p *Provisioner) stepPooled(ctx context.Context, t tenants.Tenant, pl Place
 		pool.Status = StatusReplacing
 		return waiting, "", p.updatePool(ctx, pool)
 	case StatusPending, StatusDeleted:
-		err := p.engine.CreateStack(ctx, CreateStackInput{
-			Region:     pool.Region,
-			Name:       pool.StackName,
+		// Claim the create before making it (see step).
+		pool.Status, pool.StackStatus, pool.TemplateVersion, pool.LastError = StatusCreating, "", tmpl.Version, ""
+		claimed, err := p.store.PoolUpdate(ctx, pool)
+		if errors.Is(err, ErrConflict) {
+			return waiting, "", nil // another pooled tenant's job claimed it
+		}
+		if err != nil {
+			return waiting, "", fmt.Errorf("claim pool stack create: %w", err)
+		}
+		err = p.engine.CreateStack(ctx, CreateStackInput{
+			Region:     claimed.Region,
+			Name:       claimed.StackName,
 			Template:   tmpl,
 			Parameters: map[string]string{"PoolId": PoolID},
 			Tags:       map[string]string{"cairn:pool-id": PoolID, "cairn:managed-by": "cairn"},
-			Token:      token(pool.StackName, "create", pool.Attempt),
+			Token:      token(claimed.StackName, "create", claimed.Attempt),
 		})
 		if err != nil {
 			return waiting, "", fmt.Errorf("create pool stack: %w", err)
 		}
-		pool.Status, pool.TemplateVersion, pool.LastError = StatusCreating, tmpl.Version, ""
-		return waiting, "", p.updatePool(ctx, pool)
+		return waiting, "", nil
 	}
 
 	// The pool is ready: cut the tenant's slice.
@@ -350,6 +400,11 @@ func (p *Provisioner) deprovision(ctx context.Context, id string, purge bool) er
 	}
 	if t.Status != tenants.StatusDeprovisioning {
 		return nil
+	}
+	if p.before != nil {
+		if err := p.before(ctx, id); err != nil {
+			return fmt.Errorf("before teardown of %s: %w", id, err)
+		}
 	}
 	placements, err := p.store.PlacementList(ctx, id)
 	if err != nil {

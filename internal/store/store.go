@@ -11,6 +11,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -21,6 +22,8 @@ type Backend interface {
 	tenants.Store
 	provisioner.Store
 	idempotency.Store
+	// Grants returns the grants broker's store on the same database.
+	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date
 	// under a lock, so concurrent replicas never race a migration.
 	Migrate(ctx context.Context) error

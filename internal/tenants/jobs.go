@@ -19,3 +19,13 @@ type DeprovisionArgs struct {
 
 // Kind implements JobArgs.
 func (DeprovisionArgs) Kind() string { return "tenant_deprovision" }
+
+// AccessSyncArgs asks the grants broker to bring the tenant's data access
+// in line with its status: taken away while suspended or offboarded,
+// restored when it resumes.
+type AccessSyncArgs struct {
+	TenantID string `json:"tenant_id"`
+}
+
+// Kind implements JobArgs.
+func (AccessSyncArgs) Kind() string { return "tenant_access_sync" }

@@ -216,15 +216,19 @@ func (s *Service) Reconcile(ctx context.Context, id string) error {
 	})
 }
 
-// Suspend stops an active tenant's access; its stacks stay in place.
+// Suspend stops an active tenant's access: its tokens are refused at once,
+// and a job queued with the change takes its data grants away. Its stacks
+// stay in place.
 func (s *Service) Suspend(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, id, EventSuspend, "", nil)
+	return s.transition(ctx, id, EventSuspend, "", accessSync)
 }
 
-// Resume gives a suspended tenant its access back.
+// Resume gives a suspended tenant its access back, grants included.
 func (s *Service) Resume(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, id, EventResume, "", nil)
+	return s.transition(ctx, id, EventResume, "", accessSync)
 }
+
+func accessSync(t Tenant) JobArgs { return AccessSyncArgs{TenantID: t.ID} }
 
 // Retry sends a failed tenant back to provisioning with a fresh job.
 func (s *Service) Retry(ctx context.Context, id string) (Tenant, error) {

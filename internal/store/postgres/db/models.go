@@ -6,7 +6,41 @@ package db
 
 import (
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
+
+type AuditEvent struct {
+	Seq      int64
+	ID       string
+	Time     time.Time
+	TenantID pgtype.Text
+	Actor    string
+	Action   string
+	Resource string
+	Outcome  string
+	Detail   []byte
+}
+
+type Grant struct {
+	Seq         int64
+	ID          string
+	TenantID    string
+	Principal   string
+	Region      string
+	Database    string
+	TableName   string
+	Columns     []byte
+	Permissions []byte
+	GrantKey    string
+	CellsFilter string
+	Status      string
+	Reason      string
+	CreatedBy   string
+	Version     int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
 
 type IdempotencyKey struct {
 	Principal   string
@@ -49,6 +83,13 @@ type Pool struct {
 	Version         int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+}
+
+type Principal struct {
+	Seq       int64
+	Principal string
+	TenantID  string
+	CreatedAt time.Time
 }
 
 type StackEvent struct {

@@ -8,6 +8,38 @@ import (
 	"database/sql"
 )
 
+type AuditEvent struct {
+	Seq      int64
+	ID       string
+	Time     string
+	TenantID sql.NullString
+	Actor    string
+	Action   string
+	Resource string
+	Outcome  string
+	Detail   string
+}
+
+type Grant struct {
+	Seq         int64
+	ID          string
+	TenantID    string
+	Principal   string
+	Region      string
+	Database    string
+	TableName   string
+	Columns     string
+	Permissions string
+	GrantKey    string
+	CellsFilter string
+	Status      string
+	Reason      string
+	CreatedBy   string
+	Version     int64
+	CreatedAt   string
+	UpdatedAt   string
+}
+
 type IdempotencyKey struct {
 	Principal   string
 	Key         string
@@ -49,6 +81,13 @@ type Pool struct {
 	Version         int64
 	CreatedAt       string
 	UpdatedAt       string
+}
+
+type Principal struct {
+	Seq       int64
+	Principal string
+	TenantID  string
+	CreatedAt string
 }
 
 type StackEvent struct {

@@ -1,0 +1,81 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/provisioner"
+)
+
+// CredentialsTTL is the lifetime of tenant-scoped credentials.
+const CredentialsTTL = time.Hour
+
+// IssuedCredentials are credentials with what they reach.
+type IssuedCredentials struct {
+	Credentials
+	Region  string
+	RoleARN string
+	// Outputs name the data the credentials reach (buckets, prefixes,
+	// table, Glue database).
+	Outputs map[string]string
+}
+
+// accountOf returns the account ID in an ARN ("arn:aws:iam::123456789012:role/x").
+func accountOf(arn string) string {
+	parts := strings.Split(arn, ":")
+	if len(parts) < 5 {
+		return ""
+	}
+	return parts[4]
+}
+
+// Credentials issues short-lived AWS credentials on the tenant's
+// data-access role (dedicated) or the pool role (pooled) in its home
+// Region, confined by a session policy to the tenant's buckets or bucket
+// prefixes and its DynamoDB leading keys. The issue is audited.
+func (s *Service) Credentials(ctx context.Context, actor, tenantID string) (IssuedCredentials, error) {
+	t, err := s.activeTenant(ctx, tenantID)
+	if err != nil {
+		return IssuedCredentials{}, err
+	}
+	pl, err := s.catalogOf(ctx, t, t.HomeRegion)
+	if err != nil {
+		return IssuedCredentials{}, err
+	}
+	out := pl.Outputs
+	role := out["data_access_role_arn"]
+	if role == "" {
+		return IssuedCredentials{}, errors.New("credentials: the stack reports no data-access role")
+	}
+	policy, err := SessionPolicy(PolicyInput{
+		Pooled:          pl.Kind == provisioner.KindPooled,
+		TenantID:        t.ID,
+		Region:          t.HomeRegion,
+		AccountID:       accountOf(role),
+		RawBucket:       out["raw_bucket"],
+		CleanBucket:     out["clean_bucket"],
+		CuratedBucket:   out["curated_bucket"],
+		ProfileTable:    out["profile_table"],
+		GlueDatabase:    out["glue_database"],
+		KMSKeyARN:       out["kms_key_arn"],
+		StreamARN:       out["stream_arn"],
+		AthenaWorkGroup: out["athena_workgroup"],
+	})
+	if err != nil {
+		return IssuedCredentials{}, err
+	}
+	creds, err := s.creds.AssumeRole(ctx, AssumeRoleInput{
+		Region: t.HomeRegion, RoleARN: role, SessionName: "cairn-" + t.ID, ExternalID: t.ID,
+		Policy: policy, Duration: CredentialsTTL,
+	})
+	if err != nil {
+		return IssuedCredentials{}, err
+	}
+	s.audit(ctx, AuditEvent{
+		TenantID: t.ID, Actor: actor, Action: "credentials.issue", Resource: role, Outcome: "ok",
+		Detail: map[string]string{"region": t.HomeRegion, "expires_at": creds.Expiration.UTC().Format(time.RFC3339)},
+	})
+	return IssuedCredentials{Credentials: creds, Region: t.HomeRegion, RoleARN: role, Outputs: out}, nil
+}

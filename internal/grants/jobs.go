@@ -1,0 +1,329 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/cairn-cdp/cairn/internal/tenants"
+)
+
+// ApplyArgs applies a pending grant in the Catalog.
+type ApplyArgs struct {
+	TenantID string `json:"tenant_id"`
+	GrantID  string `json:"grant_id"`
+}
+
+// Kind implements river.JobArgs.
+func (ApplyArgs) Kind() string { return "grant_apply" }
+
+// RevokeArgs revokes a revoking grant in the Catalog.
+type RevokeArgs struct {
+	TenantID string `json:"tenant_id"`
+	GrantID  string `json:"grant_id"`
+}
+
+// Kind implements river.JobArgs.
+func (RevokeArgs) Kind() string { return "grant_revoke" }
+
+// ReconcileArgs compares the Catalog with the ledger for one tenant.
+type ReconcileArgs struct {
+	TenantID string `json:"tenant_id"`
+}
+
+// Kind implements river.JobArgs.
+func (ReconcileArgs) Kind() string { return "grant_reconcile" }
+
+// ReconcileAllArgs is the periodic drift check: it queues a reconcile for
+// every active tenant.
+type ReconcileAllArgs struct{}
+
+// Kind implements river.JobArgs.
+func (ReconcileAllArgs) Kind() string { return "grant_reconcile_all" }
+
+// ReconcileInterval is how often every active tenant's grants are compared
+// with Lake Formation.
+const ReconcileInterval = time.Hour
+
+// PeriodicJobs returns the drift check.
+func (s *Service) PeriodicJobs() []*river.PeriodicJob {
+	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(ReconcileInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return ReconcileAllArgs{}, nil }, nil)}
+}
+
+// reconcileAll queues a reconcile job per active tenant, a page at a time.
+func (s *Service) reconcileAll(ctx context.Context) error {
+	var after int64
+	for {
+		list, err := s.tenants.List(ctx, tenants.ListParams{Status: tenants.StatusActive, AfterSeq: after, Limit: 200})
+		if err != nil {
+			return err
+		}
+		if len(list) == 0 {
+			return nil
+		}
+		err = s.store.InTx(ctx, func(tx Tx) error {
+			for _, t := range list {
+				if err := tx.JobInsert(ctx, ReconcileArgs{TenantID: t.ID}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		after = list[len(list)-1].Seq
+	}
+}
+
+// maxApplyAttempts bounds how often a grant is tried before it is marked
+// failed with the Catalog's reason.
+const maxApplyAttempts = 5
+
+// Register adds the broker's workers. The tenant lifecycle's access sync
+// job (tenants.AccessSyncArgs) is worked here too.
+func (s *Service) Register(w *river.Workers) {
+	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, job *river.Job[ApplyArgs]) error {
+		return s.apply(ctx, job.Args.TenantID, job.Args.GrantID, job.Attempt >= maxApplyAttempts)
+	}))
+	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, job *river.Job[RevokeArgs]) error {
+		return s.revoke(ctx, job.Args.TenantID, job.Args.GrantID)
+	}))
+	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, job *river.Job[ReconcileArgs]) error {
+		_, err := s.Reconcile(ctx, "cairn", job.Args.TenantID)
+		if errors.Is(err, tenants.ErrNotFound) {
+			return nil
+		}
+		return err
+	}))
+	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, _ *river.Job[ReconcileAllArgs]) error {
+		return s.reconcileAll(ctx)
+	}))
+	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, job *river.Job[tenants.AccessSyncArgs]) error {
+		return s.Sync(ctx, job.Args.TenantID)
+	}))
+}
+
+// permissionOf is the Catalog permission that carries g. A grant scoped by
+// a data cells filter names the filter, which holds the columns.
+func permissionOf(g Grant) Permission {
+	p := Permission{Principal: g.Principal, Resource: g.Resource, CellsFilter: g.CellsFilter, Permissions: g.Permissions}
+	if g.CellsFilter != "" {
+		p.Resource.Columns = nil
+	}
+	return p
+}
+
+// put applies g in the Catalog, creating its data cells filter first.
+func (s *Service) put(ctx context.Context, g Grant) error {
+	if g.CellsFilter != "" {
+		f := CellsFilter{
+			Database: g.Resource.Database, Table: g.Resource.Table, Name: g.CellsFilter,
+			RowFilter: RowFilter(g.TenantID), Columns: g.Resource.Columns,
+		}
+		if err := s.catalog.EnsureCellsFilter(ctx, g.Resource.Region, f); err != nil {
+			return fmt.Errorf("data cells filter: %w", err)
+		}
+	}
+	return s.catalog.Grant(ctx, g.Resource.Region, permissionOf(g))
+}
+
+// setStatus records a grant's new status with an audit event, unless a
+// concurrent change got there first.
+func (s *Service) setStatus(ctx context.Context, g Grant, status Status, reason, action string) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		g.Status, g.Reason = status, reason
+		if _, err := tx.GrantUpdate(ctx, g); err != nil {
+			return err
+		}
+		detail := map[string]string{}
+		if reason != "" {
+			detail["reason"] = reason
+		}
+		return tx.AuditAppend(ctx, AuditEvent{Time: s.now(), TenantID: g.TenantID, Actor: "cairn", Action: action, Resource: g.ID, Outcome: string(status), Detail: detail})
+	})
+	if errors.Is(err, ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+func (s *Service) apply(ctx context.Context, tenantID, id string, last bool) error {
+	g, err := s.store.GrantGet(ctx, tenantID, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil || g.Status != StatusPending {
+		return err
+	}
+	t, err := s.tenants.Get(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	if t.Status == tenants.StatusSuspended {
+		return s.setStatus(ctx, g, StatusSuspended, "", "grant.suspend")
+	}
+	if err := s.put(ctx, g); err != nil {
+		if last {
+			return s.setStatus(ctx, g, StatusFailed, err.Error(), "grant.apply")
+		}
+		return fmt.Errorf("grant %s: %w", id, err)
+	}
+	return s.setStatus(ctx, g, StatusActive, "", "grant.apply")
+}
+
+func (s *Service) revoke(ctx context.Context, tenantID, id string) error {
+	g, err := s.store.GrantGet(ctx, tenantID, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil || g.Status != StatusRevoking {
+		return err
+	}
+	if err := s.catalog.Revoke(ctx, g.Resource.Region, permissionOf(g)); err != nil {
+		return fmt.Errorf("revoke %s: %w", id, err)
+	}
+	return s.setStatus(ctx, g, StatusRevoked, "", "grant.revoked")
+}
+
+// Sync brings the Catalog in line with the tenant's lifecycle: a suspended
+// tenant's grants are taken out of the Catalog (kept in the ledger as
+// suspended), a resumed tenant's are restored, and an offboarded tenant's
+// are revoked for good.
+func (s *Service) Sync(ctx context.Context, tenantID string) error {
+	t, err := s.tenants.Get(ctx, tenantID)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	live, err := s.store.GrantListLive(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	for _, g := range live {
+		switch {
+		case !t.Status.Live() && g.Status != StatusRevoked:
+			if err := s.catalog.Revoke(ctx, g.Resource.Region, permissionOf(g)); err != nil {
+				return fmt.Errorf("revoke %s: %w", g.ID, err)
+			}
+			if err := s.setStatus(ctx, g, StatusRevoked, "tenant offboarded", "grant.revoked"); err != nil {
+				return err
+			}
+		case t.Status == tenants.StatusSuspended && (g.Status == StatusActive || g.Status == StatusPending):
+			if err := s.catalog.Revoke(ctx, g.Resource.Region, permissionOf(g)); err != nil {
+				return fmt.Errorf("suspend %s: %w", g.ID, err)
+			}
+			if err := s.setStatus(ctx, g, StatusSuspended, "tenant suspended", "grant.suspend"); err != nil {
+				return err
+			}
+		case t.Status == tenants.StatusActive && g.Status == StatusSuspended:
+			if err := s.put(ctx, g); err != nil {
+				return fmt.Errorf("restore %s: %w", g.ID, err)
+			}
+			if err := s.setStatus(ctx, g, StatusActive, "", "grant.restore"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RevokeAll takes every grant of an offboarded tenant out of the Catalog;
+// the provisioner calls it before the tenant's resources go.
+func (s *Service) RevokeAll(ctx context.Context, tenantID string) error {
+	return s.Sync(ctx, tenantID)
+}
+
+// ReconcileReport is what a reconcile found and did.
+type ReconcileReport struct {
+	// Repaired are active grants missing from the Catalog, applied again.
+	Repaired []string
+	// Unmanaged are permissions on the tenant's resources that no grant of
+	// the broker accounts for; they are reported, not removed.
+	Unmanaged []Permission
+	// Regions are the Regions checked.
+	Regions []string
+}
+
+// covers reports whether the Catalog's permission p carries grant g.
+func covers(p Permission, g Grant) bool {
+	want := permissionOf(g)
+	if p.Principal != g.Principal || p.Resource.Database != g.Resource.Database || p.Resource.Table != g.Resource.Table ||
+		p.CellsFilter != g.CellsFilter {
+		return false
+	}
+	if !sameSet(p.Resource.Columns, want.Resource.Columns) {
+		return false
+	}
+	for _, perm := range g.Permissions {
+		if !slices.Contains(p.Permissions, perm) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameSet(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+}
+
+// Reconcile compares the Catalog's permissions on the tenant's databases
+// with the ledger: active grants that are missing are applied again, and
+// permissions that exist outside the broker are reported.
+func (s *Service) Reconcile(ctx context.Context, actor, tenantID string) (ReconcileReport, error) {
+	t, err := s.tenants.Get(ctx, tenantID)
+	if err != nil {
+		return ReconcileReport{}, err
+	}
+	live, err := s.store.GrantListLive(ctx, tenantID)
+	if err != nil {
+		return ReconcileReport{}, err
+	}
+	var report ReconcileReport
+	for _, region := range t.Regions {
+		pl, err := s.catalogOf(ctx, t, region)
+		if errors.Is(err, ErrNotReady) {
+			continue
+		}
+		if err != nil {
+			return report, err
+		}
+		db := pl.Outputs["glue_database"]
+		perms, err := s.catalog.Permissions(ctx, region, db)
+		if err != nil {
+			return report, fmt.Errorf("list permissions in %s: %w", region, err)
+		}
+		report.Regions = append(report.Regions, region)
+		var mine []Grant
+		for _, g := range live {
+			if g.Resource.Region == region {
+				mine = append(mine, g)
+			}
+		}
+		for _, g := range mine {
+			if g.Status != StatusActive || slices.ContainsFunc(perms, func(p Permission) bool { return covers(p, g) }) {
+				continue
+			}
+			if err := s.put(ctx, g); err != nil {
+				return report, fmt.Errorf("repair %s: %w", g.ID, err)
+			}
+			report.Repaired = append(report.Repaired, g.ID)
+		}
+		for _, p := range perms {
+			if !slices.ContainsFunc(mine, func(g Grant) bool { return g.Status != StatusRevoked && covers(p, g) }) {
+				report.Unmanaged = append(report.Unmanaged, p)
+			}
+		}
+	}
+	detail := map[string]string{"repaired": strings.Join(report.Repaired, ","), "unmanaged": fmt.Sprint(len(report.Unmanaged))}
+	s.audit(ctx, AuditEvent{TenantID: tenantID, Actor: actor, Action: "grant.reconcile", Resource: tenantID, Outcome: "ok", Detail: detail})
+	return report, nil
+}

@@ -1,0 +1,348 @@
+package grants
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/tenants"
+)
+
+// TenantReader reads tenants.
+type TenantReader interface {
+	Get(ctx context.Context, id string) (tenants.Tenant, error)
+	List(ctx context.Context, p tenants.ListParams) ([]tenants.Tenant, error)
+}
+
+// PlacementReader reads where a tenant's catalog and data live.
+type PlacementReader interface {
+	PlacementList(ctx context.Context, tenantID string) ([]provisioner.Placement, error)
+}
+
+// Config wires a Service. Every field but Logger and Now is required.
+type Config struct {
+	Store       Store
+	Catalog     Catalog
+	Credentials CredentialIssuer
+	Tenants     TenantReader
+	Placements  PlacementReader
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Service is the grants broker. It is safe for concurrent use; replicas
+// coordinate through the Store only.
+type Service struct {
+	store      Store
+	catalog    Catalog
+	creds      CredentialIssuer
+	tenants    TenantReader
+	placements PlacementReader
+	log        *slog.Logger
+	now        func() time.Time
+}
+
+// NewService validates cfg and returns a Service.
+func NewService(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Catalog == nil || cfg.Credentials == nil || cfg.Tenants == nil || cfg.Placements == nil {
+		return nil, errors.New("grants: Store, Catalog, Credentials, Tenants and Placements are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{
+		store: cfg.Store, catalog: cfg.Catalog, creds: cfg.Credentials, tenants: cfg.Tenants, placements: cfg.Placements,
+		log: cfg.Logger, now: func() time.Time { return cfg.Now().UTC().Truncate(time.Microsecond) },
+	}, nil
+}
+
+// Refusal is returned (wrapping a sentinel) when a request is refused; the
+// refusal has been written to the audit log.
+type Refusal struct {
+	Err    error
+	Detail string
+}
+
+func (r *Refusal) Error() string { return r.Err.Error() + ": " + r.Detail }
+func (r *Refusal) Unwrap() error { return r.Err }
+
+func newID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// audit writes an event in its own transaction; used for refusals, which
+// change nothing else.
+func (s *Service) audit(ctx context.Context, e AuditEvent) {
+	e.Time = s.now()
+	err := s.store.InTx(ctx, func(tx Tx) error { return tx.AuditAppend(ctx, e) })
+	if err != nil {
+		s.log.ErrorContext(ctx, "audit", "action", e.Action, "tenant_id", e.TenantID, "err", err)
+	}
+}
+
+func (s *Service) refuse(ctx context.Context, actor, tenantID, action, resource string, err error, detail string) error {
+	s.audit(ctx, AuditEvent{
+		TenantID: tenantID, Actor: actor, Action: action, Resource: resource, Outcome: "refused",
+		Detail: map[string]string{"reason": detail},
+	})
+	return &Refusal{Err: err, Detail: detail}
+}
+
+// activeTenant returns the tenant if it may be granted access now.
+func (s *Service) activeTenant(ctx context.Context, id string) (tenants.Tenant, error) {
+	t, err := s.tenants.Get(ctx, id)
+	if err != nil {
+		return t, err
+	}
+	if t.Status != tenants.StatusActive {
+		return t, &tenants.TransitionError{From: t.Status, Event: "grant access to"}
+	}
+	return t, nil
+}
+
+// RegisterPrincipal registers an AWS principal (account ID or role ARN)
+// for the tenant. It returns the principal and whether it is new;
+// ErrPrincipalTaken when another tenant has it.
+func (s *Service) RegisterPrincipal(ctx context.Context, actor, tenantID, principal string) (Principal, bool, error) {
+	if _, err := s.tenants.Get(ctx, tenantID); err != nil {
+		return Principal{}, false, err
+	}
+	if !ValidPrincipal(principal) {
+		return Principal{}, false, &tenants.ValidationError{Field: "principal", Reason: "must be a 12-digit account ID or an IAM role ARN"}
+	}
+	var (
+		out     Principal
+		created bool
+	)
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		out, created, err = tx.PrincipalInsert(ctx, Principal{TenantID: tenantID, Principal: principal, CreatedAt: s.now()})
+		if err != nil || !created {
+			return err
+		}
+		return tx.AuditAppend(ctx, AuditEvent{Time: s.now(), TenantID: tenantID, Actor: actor, Action: "principal.register", Resource: principal, Outcome: "ok"})
+	})
+	if errors.Is(err, ErrPrincipalTaken) {
+		return Principal{}, false, s.refuse(ctx, actor, tenantID, "principal.register", principal, ErrPrincipalTaken, "the principal is registered to another tenant")
+	}
+	return out, created, err
+}
+
+// Principals pages the tenant's principals.
+func (s *Service) Principals(ctx context.Context, tenantID string, afterSeq int64, limit int) ([]Principal, error) {
+	if _, err := s.tenants.Get(ctx, tenantID); err != nil {
+		return nil, err
+	}
+	return s.store.PrincipalList(ctx, tenantID, afterSeq, limit)
+}
+
+// ErrPrincipalInUse is returned by RemovePrincipal while grants to the
+// principal are live.
+var ErrPrincipalInUse = errors.New("principal has live grants")
+
+// RemovePrincipal unregisters a principal that holds no live grant.
+func (s *Service) RemovePrincipal(ctx context.Context, actor, tenantID, principal string) error {
+	live, err := s.store.GrantListLive(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(live, func(g Grant) bool { return g.Principal == principal }) {
+		return ErrPrincipalInUse
+	}
+	return s.store.InTx(ctx, func(tx Tx) error {
+		if err := tx.PrincipalDelete(ctx, tenantID, principal); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, AuditEvent{Time: s.now(), TenantID: tenantID, Actor: actor, Action: "principal.remove", Resource: principal, Outcome: "ok"})
+	})
+}
+
+// GrantRequest asks for a grant.
+type GrantRequest struct {
+	TenantID    string
+	Principal   string
+	Resource    Resource
+	Permissions []string
+	// Actor is the token subject; Admin whether it holds the admin scope.
+	Actor string
+	Admin bool
+}
+
+func (r GrantRequest) describe() string {
+	parts := []string{r.Resource.Region, r.Resource.Database}
+	if r.Resource.Table != "" {
+		parts = append(parts, r.Resource.Table)
+	}
+	return strings.Join(parts, "/")
+}
+
+// catalogOf returns the tenant's Glue database in region and its kind, or
+// an error when the tenant has no ready catalog there.
+func (s *Service) catalogOf(ctx context.Context, t tenants.Tenant, region string) (provisioner.Placement, error) {
+	if !slices.Contains(t.Regions, region) {
+		return provisioner.Placement{}, ErrOutsideCatalog
+	}
+	list, err := s.placements.PlacementList(ctx, t.ID)
+	if err != nil {
+		return provisioner.Placement{}, err
+	}
+	for _, pl := range list {
+		if pl.Region == region && pl.Status == provisioner.StatusReady && pl.Outputs["glue_database"] != "" {
+			return pl, nil
+		}
+	}
+	return provisioner.Placement{}, ErrNotReady
+}
+
+// Grant records a grant as pending and queues the job that applies it, in
+// one transaction. The same grant asked twice is one grant: it returns the
+// existing one and false. Refusals are audited and returned as *Refusal
+// wrapping ErrUnregistered, ErrOutsideCatalog or ErrAdminOnly.
+func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, error) {
+	t, err := s.activeTenant(ctx, req.TenantID)
+	if err != nil {
+		return Grant{}, false, err
+	}
+	const action = "grant.create"
+	if len(req.Permissions) == 0 {
+		return Grant{}, false, &tenants.ValidationError{Field: "permissions", Reason: "at least one permission"}
+	}
+	for _, p := range req.Permissions {
+		if !slices.Contains(AdminPermissions, p) {
+			return Grant{}, false, &tenants.ValidationError{Field: "permissions", Reason: fmt.Sprintf("unknown permission %q", p)}
+		}
+		if !req.Admin && !slices.Contains(TenantPermissions, p) {
+			return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrAdminOnly, p+" can only be granted by an admin")
+		}
+	}
+	if _, err := s.store.PrincipalGet(ctx, t.ID, req.Principal); errors.Is(err, ErrNotFound) {
+		return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrUnregistered, "principal "+req.Principal+" is not registered for this tenant")
+	} else if err != nil {
+		return Grant{}, false, err
+	}
+	pl, err := s.catalogOf(ctx, t, req.Resource.Region)
+	switch {
+	case errors.Is(err, ErrOutsideCatalog):
+		return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrOutsideCatalog, "the tenant does not use Region "+req.Resource.Region)
+	case err != nil:
+		return Grant{}, false, err
+	}
+	if req.Resource.Database != pl.Outputs["glue_database"] {
+		return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
+	}
+	g := Grant{
+		ID: newID("grt_"), TenantID: t.ID, Principal: req.Principal, Resource: req.Resource,
+		Permissions: slices.Sorted(slices.Values(req.Permissions)), Status: StatusPending,
+		CreatedBy: req.Actor, Version: 1, CreatedAt: s.now(), UpdatedAt: s.now(),
+	}
+	g.Permissions = slices.Compact(g.Permissions)
+	if req.Resource.Table != "" {
+		tbl, err := s.catalog.Table(ctx, req.Resource.Region, req.Resource.Database, req.Resource.Table)
+		if errors.Is(err, ErrNotFound) {
+			return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrOutsideCatalog, "no table "+req.Resource.Table+" in the tenant's catalog")
+		}
+		if err != nil {
+			return Grant{}, false, fmt.Errorf("read table: %w", err)
+		}
+		for _, c := range req.Resource.Columns {
+			if !slices.Contains(tbl.Columns, c) {
+				return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrOutsideCatalog, "no column "+c+" in table "+tbl.Name)
+			}
+		}
+		if tbl.Shared && pl.Kind == provisioner.KindPooled {
+			g.CellsFilter = CellsFilterName(t.ID, req.Resource.Columns)
+		}
+	} else if len(req.Resource.Columns) > 0 {
+		return Grant{}, false, &tenants.ValidationError{Field: "resource.columns", Reason: "columns need a table"}
+	}
+
+	var created bool
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		if g, created, err = tx.GrantInsert(ctx, g); err != nil || !created {
+			return err
+		}
+		if err := tx.JobInsert(ctx, ApplyArgs{TenantID: g.TenantID, GrantID: g.ID}); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, AuditEvent{
+			Time: s.now(), TenantID: g.TenantID, Actor: req.Actor, Action: action, Resource: g.ID, Outcome: "ok",
+			Detail: map[string]string{"principal": g.Principal, "resource": req.describe(), "permissions": strings.Join(g.Permissions, ",")},
+		})
+	})
+	return g, created, err
+}
+
+// CellsFilterName names the data cells filter that scopes a pooled
+// tenant's grants on a shared table to its rows (and to columns, if any: a
+// grant on a filter reaches exactly the filter's columns, so each column
+// set has a filter of its own).
+func CellsFilterName(tenantID string, columns []string) string {
+	name := "cairn_rows_" + tenantID
+	if len(columns) == 0 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(strings.Join(slices.Sorted(slices.Values(columns)), ",")))
+	return name + "_" + hex.EncodeToString(sum[:4])
+}
+
+// RowFilter is the filter expression of that data cells filter.
+func RowFilter(tenantID string) string { return "tenant_id = '" + tenantID + "'" }
+
+// GetGrant returns the tenant's grant or ErrNotFound.
+func (s *Service) GetGrant(ctx context.Context, tenantID, id string) (Grant, error) {
+	return s.store.GrantGet(ctx, tenantID, id)
+}
+
+// Grants pages the tenant's grants.
+func (s *Service) Grants(ctx context.Context, p GrantListParams) ([]Grant, error) {
+	if _, err := s.tenants.Get(ctx, p.TenantID); err != nil {
+		return nil, err
+	}
+	return s.store.GrantList(ctx, p)
+}
+
+// Revoke moves a grant to revoking and queues the job that revokes it in
+// Lake Formation; the record stays as revoked. Revoking a revoked grant is
+// a no-op.
+func (s *Service) Revoke(ctx context.Context, actor, tenantID, id string) (Grant, error) {
+	var out Grant
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		g, err := tx.GrantGet(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if g.Status == StatusRevoked || g.Status == StatusRevoking {
+			out = g
+			return nil
+		}
+		g.Status, g.Reason = StatusRevoking, ""
+		if out, err = tx.GrantUpdate(ctx, g); err != nil {
+			return err
+		}
+		if err := tx.JobInsert(ctx, RevokeArgs{TenantID: tenantID, GrantID: id}); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, AuditEvent{Time: s.now(), TenantID: tenantID, Actor: actor, Action: "grant.revoke", Resource: id, Outcome: "ok"})
+	})
+	return out, err
+}
+
+// Audit pages the audit log.
+func (s *Service) Audit(ctx context.Context, p AuditListParams) ([]AuditEvent, error) {
+	return s.store.AuditList(ctx, p)
+}

@@ -1,0 +1,225 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/grants"
+	"github.com/cairn-cdp/cairn/internal/page"
+)
+
+// actor returns the subject of the request's token and whether it is an
+// admin.
+func actor(ctx context.Context) (string, bool) {
+	p, _ := principalFrom(ctx)
+	return p.Subject, p.IsAdmin()
+}
+
+func toAPIGrant(g grants.Grant) Grant {
+	perms := make([]Permission, len(g.Permissions))
+	for i, p := range g.Permissions {
+		perms[i] = Permission(p)
+	}
+	res := GrantResource{Region: Region(g.Resource.Region), Database: g.Resource.Database, Table: optional(g.Resource.Table)}
+	if len(g.Resource.Columns) > 0 {
+		cols := g.Resource.Columns
+		res.Columns = &cols
+	}
+	return Grant{
+		Id: g.ID, TenantId: g.TenantID, Principal: g.Principal, Resource: res, Permissions: perms,
+		CellsFilter: optional(g.CellsFilter), Status: GrantStatus(g.Status), Reason: optional(g.Reason),
+		CreatedBy: g.CreatedBy, CreatedAt: g.CreatedAt.UTC(), UpdatedAt: g.UpdatedAt.UTC(),
+	}
+}
+
+func toAPIPrincipal(p grants.Principal) Principal {
+	return Principal{Principal: p.Principal, TenantId: p.TenantID, CreatedAt: p.CreatedAt.UTC()}
+}
+
+func decodeCursor(c *string) (int64, error) {
+	if c == nil {
+		return 0, nil
+	}
+	return page.Decode(*c)
+}
+
+func (s *Server) ListPrincipals(ctx context.Context, req ListPrincipalsRequestObject) (ListPrincipalsResponseObject, error) {
+	limit := page.Limit(req.Params.Limit)
+	after, err := decodeCursor(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.grants.Principals(ctx, req.TenantId, after, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	list, next := page.Trim(list, limit, func(p grants.Principal) int64 { return p.Seq })
+	items := make([]Principal, len(list))
+	for i, p := range list {
+		items[i] = toAPIPrincipal(p)
+	}
+	return ListPrincipals200JSONResponse{Items: items, NextCursor: next}, nil
+}
+
+func (s *Server) RegisterPrincipal(ctx context.Context, req RegisterPrincipalRequestObject) (RegisterPrincipalResponseObject, error) {
+	who, _ := actor(ctx)
+	p, created, err := s.grants.RegisterPrincipal(ctx, who, req.TenantId, req.Body.Principal)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		return RegisterPrincipal201JSONResponse(toAPIPrincipal(p)), nil
+	}
+	return RegisterPrincipal200JSONResponse(toAPIPrincipal(p)), nil
+}
+
+func (s *Server) RemovePrincipal(ctx context.Context, req RemovePrincipalRequestObject) (RemovePrincipalResponseObject, error) {
+	who, _ := actor(ctx)
+	if err := s.grants.RemovePrincipal(ctx, who, req.TenantId, req.Body.Principal); err != nil {
+		return nil, err
+	}
+	return RemovePrincipal204Response{}, nil
+}
+
+func (s *Server) ListGrants(ctx context.Context, req ListGrantsRequestObject) (ListGrantsResponseObject, error) {
+	limit := page.Limit(req.Params.Limit)
+	after, err := decodeCursor(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	p := grants.GrantListParams{TenantID: req.TenantId, AfterSeq: after, Limit: limit + 1}
+	if req.Params.Principal != nil {
+		p.Principal = *req.Params.Principal
+	}
+	if req.Params.Status != nil {
+		p.Status = grants.Status(*req.Params.Status)
+	}
+	list, err := s.grants.Grants(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	list, next := page.Trim(list, limit, func(g grants.Grant) int64 { return g.Seq })
+	items := make([]Grant, len(list))
+	for i, g := range list {
+		items[i] = toAPIGrant(g)
+	}
+	return ListGrants200JSONResponse{Items: items, NextCursor: next}, nil
+}
+
+func (s *Server) CreateGrant(ctx context.Context, req CreateGrantRequestObject) (CreateGrantResponseObject, error) {
+	who, admin := actor(ctx)
+	b := req.Body
+	r := grants.GrantRequest{
+		TenantID: req.TenantId, Principal: b.Principal, Actor: who, Admin: admin,
+		Resource: grants.Resource{Region: string(b.Resource.Region), Database: b.Resource.Database},
+	}
+	if b.Resource.Table != nil {
+		r.Resource.Table = *b.Resource.Table
+	}
+	if b.Resource.Columns != nil {
+		r.Resource.Columns = *b.Resource.Columns
+	}
+	for _, p := range b.Permissions {
+		r.Permissions = append(r.Permissions, string(p))
+	}
+	g, _, err := s.grants.Grant(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return CreateGrant202JSONResponse(toAPIGrant(g)), nil
+}
+
+func (s *Server) GetGrant(ctx context.Context, req GetGrantRequestObject) (GetGrantResponseObject, error) {
+	g, err := s.grants.GetGrant(ctx, req.TenantId, req.GrantId)
+	if err != nil {
+		return nil, err
+	}
+	return GetGrant200JSONResponse(toAPIGrant(g)), nil
+}
+
+func (s *Server) RevokeGrant(ctx context.Context, req RevokeGrantRequestObject) (RevokeGrantResponseObject, error) {
+	who, _ := actor(ctx)
+	g, err := s.grants.Revoke(ctx, who, req.TenantId, req.GrantId)
+	if err != nil {
+		return nil, err
+	}
+	return RevokeGrant202JSONResponse(toAPIGrant(g)), nil
+}
+
+func (s *Server) ReconcileGrants(ctx context.Context, req ReconcileGrantsRequestObject) (ReconcileGrantsResponseObject, error) {
+	who, _ := actor(ctx)
+	r, err := s.grants.Reconcile(ctx, who, req.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	out := ReconcileGrants200JSONResponse{Repaired: r.Repaired, Regions: r.Regions, Unmanaged: []CatalogPermission{}}
+	if out.Repaired == nil {
+		out.Repaired = []string{}
+	}
+	if out.Regions == nil {
+		out.Regions = []string{}
+	}
+	for _, p := range r.Unmanaged {
+		cp := CatalogPermission{Principal: p.Principal, Permissions: p.Permissions, CellsFilter: optional(p.CellsFilter)}
+		cp.Resource.Region, cp.Resource.Database, cp.Resource.Table = p.Resource.Region, p.Resource.Database, optional(p.Resource.Table)
+		if len(p.Resource.Columns) > 0 {
+			cols := p.Resource.Columns
+			cp.Resource.Columns = &cols
+		}
+		out.Unmanaged = append(out.Unmanaged, cp)
+	}
+	return out, nil
+}
+
+func (s *Server) CreateCredentials(ctx context.Context, req CreateCredentialsRequestObject) (CreateCredentialsResponseObject, error) {
+	who, _ := actor(ctx)
+	c, err := s.grants.Credentials(ctx, who, req.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	return CreateCredentials201JSONResponse{
+		AccessKeyId: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
+		ExpiresAt: c.Expiration.UTC(), Region: Region(c.Region), RoleArn: c.RoleARN, Outputs: outputs(c.Outputs),
+	}, nil
+}
+
+func (s *Server) ListAuditEvents(ctx context.Context, req ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error) {
+	limit := page.Limit(req.Params.Limit)
+	after, err := decodeCursor(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	p := grants.AuditListParams{AfterSeq: after, Limit: limit + 1}
+	if v := req.Params.TenantId; v != nil {
+		p.TenantID = *v
+	}
+	if v := req.Params.Actor; v != nil {
+		p.Actor = *v
+	}
+	if v := req.Params.Action; v != nil {
+		p.Action = *v
+	}
+	if v := req.Params.Since; v != nil {
+		p.Since = v.UTC()
+	}
+	if v := req.Params.Until; v != nil {
+		p.Until = v.UTC()
+	}
+	list, err := s.grants.Audit(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	list, next := page.Trim(list, limit, func(e grants.AuditEvent) int64 { return e.Seq })
+	items := make([]AuditEvent, len(list))
+	for i, e := range list {
+		detail := e.Detail
+		if detail == nil {
+			detail = map[string]string{}
+		}
+		items[i] = AuditEvent{
+			Id: e.ID, Time: e.Time.UTC().Truncate(time.Microsecond), TenantId: optional(e.TenantID), Actor: e.Actor,
+			Action: e.Action, Resource: e.Resource, Outcome: e.Outcome, Detail: detail,
+		}
+	}
+	return ListAuditEvents200JSONResponse{Items: items, NextCursor: next}, nil
+}

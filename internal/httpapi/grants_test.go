@@ -1,0 +1,282 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/grants"
+)
+
+// waitGrant waits, woken by finished jobs, until the grant has status.
+func (e *env) waitGrant(tenantID, id, status string) resp {
+	e.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		r := e.do("GET", "/v1/tenants/"+tenantID+"/grants/"+id, e.admin, nil).want(e.t, 200)
+		if r.str("status") == status {
+			return r
+		}
+		select {
+		case <-e.jobDone:
+		case <-deadline:
+			e.t.Fatalf("grant %s is %s; waited for %s", id, r.str("status"), status)
+		}
+	}
+}
+
+// addTable registers a table in the tenant's local catalog, as a Glue
+// crawler or ETL job would.
+func (e *env) addTable(region, database, table string, shared bool, columns ...string) {
+	e.t.Helper()
+	dir := filepath.Join(e.dataDir, "zones", region, "catalog", database)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		e.t.Fatal(err)
+	}
+	b, _ := json.Marshal(grants.Table{Columns: columns, Shared: shared})
+	if err := os.WriteFile(filepath.Join(dir, table+".json"), b, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) ledger(region, database string) []grants.Permission {
+	e.t.Helper()
+	perms, err := e.catalog.Permissions(context.Background(), region, database)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return perms
+}
+
+func TestPrincipals(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		a := e.activeTenant("prin-a")
+		b := e.activeTenant("prin-b")
+		role := map[string]any{"principal": "arn:aws:iam::123456789012:role/analysts"}
+		e.do("POST", "/v1/tenants/"+a+"/principals", e.admin, role).want(t, 201)
+		e.do("POST", "/v1/tenants/"+a+"/principals", e.admin, role).want(t, 200)
+		e.do("POST", "/v1/tenants/"+a+"/principals", e.admin, map[string]any{"principal": "111122223333"}).want(t, 201)
+		// One tenant only.
+		e.do("POST", "/v1/tenants/"+b+"/principals", e.admin, role).want(t, 409)
+		for _, bad := range []string{"12345", "arn:aws:iam::123456789012:user/bob", "arn:aws:iam::12345:role/x"} {
+			e.do("POST", "/v1/tenants/"+a+"/principals", e.admin, map[string]any{"principal": bad}).want(t, 400)
+		}
+		list := e.do("GET", "/v1/tenants/"+a+"/principals?limit=1", e.admin, nil).want(t, 200)
+		if len(list.body["items"].([]any)) != 1 || list.body["next_cursor"] == nil {
+			t.Fatalf("principals page: %s", list.raw)
+		}
+		e.do("DELETE", "/v1/tenants/"+a+"/principals", e.admin, map[string]any{"principal": "111122223333"}).want(t, 204)
+		e.do("DELETE", "/v1/tenants/"+a+"/principals", e.admin, map[string]any{"principal": "111122223333"}).want(t, 404)
+		// Tenants cannot register principals for themselves.
+		e.do("POST", "/v1/tenants/"+a+"/principals", e.tenantToken(a, "grants:write"), role).want(t, 403)
+	})
+}
+
+func TestGrantsLifecycle(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		for _, tier := range []string{"pooled", "dedicated"} {
+			t.Run(tier, func(t *testing.T) {
+				e := newEnv()
+				id := e.onboard("gr-"+tier, map[string]any{"tier": tier, "regions": []string{"us-east-1"}}).want(t, 202).str("id")
+				e.waitStatus(id, "active")
+				db := outputsOf(stacksOf(t, e, id)["eu-west-1"])["glue_database"].(string)
+				principal := "arn:aws:iam::123456789012:role/" + tier
+				e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": principal}).want(t, 201)
+				tok := e.tenantToken(id, "grants:write")
+				body := map[string]any{"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db}, "permissions": []string{"SELECT", "DESCRIBE"}}
+
+				g := e.do("POST", "/v1/tenants/"+id+"/grants", tok, body).want(t, 202)
+				if g.str("status") != "pending" && g.str("status") != "active" {
+					t.Fatalf("new grant: %s", g.raw)
+				}
+				gid := g.str("id")
+				again := e.do("POST", "/v1/tenants/"+id+"/grants", tok, body).want(t, 202)
+				if again.str("id") != gid {
+					t.Fatalf("the same grant twice made two grants: %s, %s", gid, again.str("id"))
+				}
+				e.waitGrant(id, gid, "active")
+				if perms := e.ledger("eu-west-1", db); len(perms) != 1 || perms[0].Principal != principal {
+					t.Fatalf("catalog after grant: %+v", perms)
+				}
+
+				// Refusals: each is a clear problem, changes nothing and is audited.
+				refusals := []struct {
+					body   map[string]any
+					status int
+				}{
+					{map[string]any{"principal": "arn:aws:iam::123456789012:role/stranger", "resource": map[string]any{"region": "eu-west-1", "database": db}, "permissions": []string{"SELECT"}}, 422},
+					{map[string]any{"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": "cairn_other"}, "permissions": []string{"SELECT"}}, 403},
+					{map[string]any{"principal": principal, "resource": map[string]any{"region": "ap-south-1", "database": db}, "permissions": []string{"SELECT"}}, 403},
+					{map[string]any{"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db}, "permissions": []string{"ALTER"}}, 403},
+					{map[string]any{"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db, "table": "nope"}, "permissions": []string{"SELECT"}}, 403},
+				}
+				for _, r := range refusals {
+					e.do("POST", "/v1/tenants/"+id+"/grants", tok, r.body).want(t, r.status)
+				}
+				if n := len(e.do("GET", "/v1/tenants/"+id+"/grants", tok, nil).body["items"].([]any)); n != 1 {
+					t.Fatalf("refusals created grants: %d", n)
+				}
+				audit := e.do("GET", "/v1/audit-events?action=grant.create&tenant_id="+id, e.admin, nil).want(t, 200)
+				refused := 0
+				for _, it := range audit.body["items"].([]any) {
+					if it.(map[string]any)["outcome"] == "refused" {
+						refused++
+					}
+				}
+				if refused != len(refusals)-0 {
+					t.Fatalf("%d refusals audited, want %d: %s", refused, len(refusals), audit.raw)
+				}
+				// An admin may grant what a tenant may not.
+				alter := map[string]any{"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db}, "permissions": []string{"ALTER"}}
+				e.waitGrant(id, e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, alter).want(t, 202).str("id"), "active")
+
+				// Revoke: gone from the catalog, kept in the ledger.
+				e.do("DELETE", "/v1/tenants/"+id+"/grants/"+gid, tok, nil).want(t, 202)
+				e.waitGrant(id, gid, "revoked")
+				for _, p := range e.ledger("eu-west-1", db) {
+					if strings.Contains(strings.Join(p.Permissions, ","), "SELECT") {
+						t.Fatalf("SELECT still granted after revoke: %+v", p)
+					}
+				}
+				if r := e.do("GET", "/v1/tenants/"+id+"/grants?status=revoked", tok, nil).want(t, 200); len(r.body["items"].([]any)) != 1 {
+					t.Fatalf("revoked grants: %s", r.raw)
+				}
+			})
+		}
+	})
+}
+
+func TestSharedTableGrantUsesCellsFilter(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("cells-co")
+		db := outputsOf(stacksOf(t, e, id)["eu-west-1"])["glue_database"].(string)
+		e.addTable("eu-west-1", db, "events", true, "tenant_id", "event", "ts")
+		e.addTable("eu-west-1", db, "private", false, "a", "b")
+		principal := "210987654321"
+		e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": principal}).want(t, 201)
+		shared := e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, map[string]any{
+			"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db, "table": "events", "columns": []string{"event", "ts"}},
+			"permissions": []string{"SELECT"},
+		}).want(t, 202)
+		if shared.str("cells_filter") != grants.CellsFilterName(id, []string{"ts", "event"}) {
+			t.Fatalf("shared table grant without the tenant's cells filter: %s", shared.raw)
+		}
+		private := e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, map[string]any{
+			"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db, "table": "private"},
+			"permissions": []string{"SELECT"},
+		}).want(t, 202)
+		if private.body["cells_filter"] != nil {
+			t.Fatalf("private table grant with a cells filter: %s", private.raw)
+		}
+		e.waitGrant(id, shared.str("id"), "active")
+		b, err := os.ReadFile(filepath.Join(e.dataDir, "zones", "eu-west-1", "lakeformation.json"))
+		if err != nil || !strings.Contains(string(b), grants.RowFilter(id)) {
+			t.Fatalf("the data cells filter with the tenant's row filter was not created: %s %v", b, err)
+		}
+		e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, map[string]any{
+			"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db, "table": "events", "columns": []string{"salary"}},
+			"permissions": []string{"SELECT"},
+		}).want(t, 403)
+	})
+}
+
+func TestReconcileRepairsAndReportsDrift(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("drift-co")
+		db := outputsOf(stacksOf(t, e, id)["eu-west-1"])["glue_database"].(string)
+		principal := "arn:aws:iam::123456789012:role/drift"
+		e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": principal}).want(t, 201)
+		gid := e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, map[string]any{
+			"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db}, "permissions": []string{"DESCRIBE"},
+		}).want(t, 202).str("id")
+		e.waitGrant(id, gid, "active")
+		ctx := context.Background()
+		// Behind the broker's back: the grant is deleted, another is added.
+		if err := e.catalog.Revoke(ctx, "eu-west-1", grants.Permission{Principal: principal, Resource: grants.Resource{Database: db}, Permissions: []string{"DESCRIBE"}}); err != nil {
+			t.Fatal(err)
+		}
+		rogue := grants.Permission{Principal: "999999999999", Resource: grants.Resource{Database: db}, Permissions: []string{"SELECT"}}
+		if err := e.catalog.Grant(ctx, "eu-west-1", rogue); err != nil {
+			t.Fatal(err)
+		}
+		r := e.do("POST", "/v1/tenants/"+id+"/grants/reconcile", e.admin, nil).want(t, 200)
+		if repaired := r.body["repaired"].([]any); len(repaired) != 1 || repaired[0] != gid {
+			t.Fatalf("repaired: %s", r.raw)
+		}
+		unmanaged := r.body["unmanaged"].([]any)
+		if len(unmanaged) != 1 || unmanaged[0].(map[string]any)["principal"] != "999999999999" {
+			t.Fatalf("unmanaged: %s", r.raw)
+		}
+		if perms := e.ledger("eu-west-1", db); len(perms) != 2 {
+			t.Fatalf("catalog after reconcile: %+v", perms)
+		}
+		// A second reconcile has nothing to repair.
+		if r := e.do("POST", "/v1/tenants/"+id+"/grants/reconcile", e.admin, nil).want(t, 200); len(r.body["repaired"].([]any)) != 0 {
+			t.Fatalf("second reconcile repaired again: %s", r.raw)
+		}
+	})
+}
+
+func TestSuspensionAndOffboardingTakeGrantsAway(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("susp-co")
+		db := outputsOf(stacksOf(t, e, id)["eu-west-1"])["glue_database"].(string)
+		principal := "arn:aws:iam::123456789012:role/susp"
+		e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": principal}).want(t, 201)
+		gid := e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, map[string]any{
+			"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db}, "permissions": []string{"SELECT"},
+		}).want(t, 202).str("id")
+		e.waitGrant(id, gid, "active")
+
+		e.do("POST", "/v1/tenants/"+id+"/suspend", e.admin, nil).want(t, 200)
+		e.waitGrant(id, gid, "suspended")
+		if perms := e.ledger("eu-west-1", db); len(perms) != 0 {
+			t.Fatalf("a suspended tenant keeps grants: %+v", perms)
+		}
+		e.do("POST", "/v1/tenants/"+id+"/resume", e.admin, nil).want(t, 200)
+		e.waitGrant(id, gid, "active")
+		if perms := e.ledger("eu-west-1", db); len(perms) != 1 {
+			t.Fatalf("grants not restored on resume: %+v", perms)
+		}
+
+		e.do("DELETE", "/v1/tenants/"+id, e.admin, nil).want(t, 202)
+		e.waitStatus(id, "deleted")
+		e.waitGrant(id, gid, "revoked")
+		if perms := e.ledger("eu-west-1", db); len(perms) != 0 {
+			t.Fatalf("an offboarded tenant keeps grants: %+v", perms)
+		}
+	})
+}
+
+func TestCredentialsAreIssuedAndAudited(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("cred-co")
+		r := e.do("POST", "/v1/tenants/"+id+"/credentials", e.tenantToken(id, "grants:write"), nil).want(t, 201)
+		if r.str("access_key_id") == "" || r.str("session_token") == "" || r.str("region") != "eu-west-1" {
+			t.Fatalf("credentials: %s", r.raw)
+		}
+		out := r.body["outputs"].(map[string]any)
+		if out["s3_prefix"] != "tenants/"+id+"/" {
+			t.Fatalf("credentials do not name the tenant's slice: %v", out)
+		}
+		exp, err := time.Parse(time.RFC3339, r.str("expires_at"))
+		if err != nil || time.Until(exp) > time.Hour+time.Minute || time.Until(exp) < 50*time.Minute {
+			t.Fatalf("expiry %v", r.str("expires_at"))
+		}
+		e.do("POST", "/v1/tenants/"+id+"/credentials", e.tenantToken(id, "profiles:read"), nil).want(t, 403)
+		a := e.do("GET", "/v1/audit-events?action=credentials.issue", e.admin, nil).want(t, 200)
+		if items := a.body["items"].([]any); len(items) != 1 || items[0].(map[string]any)["tenant_id"] != id {
+			t.Fatalf("credential issue not audited: %s", a.raw)
+		}
+		e.do("GET", "/v1/audit-events", e.tenantToken(id, "grants:write"), nil).want(t, 403)
+	})
+}

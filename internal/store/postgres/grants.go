@@ -1,0 +1,511 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/riverqueue/river"
+
+	"github.com/cairn-cdp/cairn/internal/grants"
+	"github.com/cairn-cdp/cairn/internal/store"
+	"github.com/cairn-cdp/cairn/internal/store/postgres/db"
+)
+
+var (
+	_ grants.Store = (*grantsStore)(nil)
+	_ grants.Tx    = (*grantsTx)(nil)
+)
+
+// Grants implements store.Backend: the grants broker's store on this
+// database. It is a type of its own because *DB's InTx is tenants.Store's.
+func (d *DB) Grants() grants.Store { return &grantsStore{d: d} }
+
+// grantsStore implements grants.Store. It is safe for concurrent use, also
+// by several replicas: unique indexes and row locks coordinate them.
+//
+// Of the list methods, a limit <= 0 means no limit (grants' list
+// parameters filter nothing when zero). An empty JSON array or object
+// reads back as nil.
+type grantsStore struct{ d *DB }
+
+// insertAttempts bounds the retries of an insert that found a conflicting
+// row which was gone before it could be read (a principal deregistered or
+// a grant revoked in between); after that the insert returns ErrConflict.
+const insertAttempts = 3
+
+// InTx implements grants.Store. It returns fn's error as is.
+func (s *grantsStore) InTx(ctx context.Context, fn func(grants.Tx) error) error {
+	return s.d.withTx(ctx, func(pgxTx pgx.Tx) error {
+		return fn(&grantsTx{pgxTx: pgxTx, queries: s.d.queries.WithTx(pgxTx), jobs: s.d.jobs})
+	})
+}
+
+// PrincipalGet implements grants.Store.
+func (s *grantsStore) PrincipalGet(ctx context.Context, tenantID, principal string) (grants.Principal, error) {
+	row, err := s.d.queries.PrincipalGet(ctx, db.PrincipalGetParams{TenantID: tenantID, Principal: principal})
+	if err != nil {
+		return grants.Principal{}, fmt.Errorf("get principal: %w", translateGrants(err))
+	}
+	return principalFromRow(row), nil
+}
+
+// PrincipalList implements grants.Store.
+func (s *grantsStore) PrincipalList(ctx context.Context, tenantID string, afterSeq int64, limit int) ([]grants.Principal, error) {
+	rows, err := s.d.queries.PrincipalList(ctx, db.PrincipalListParams{
+		TenantID: tenantID,
+		AfterSeq: afterSeq,
+		MaxRows:  maxRows(limit),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list principals: %w", translateGrants(err))
+	}
+	out := make([]grants.Principal, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, principalFromRow(r))
+	}
+	return out, nil
+}
+
+// GrantGet implements grants.Store.
+func (s *grantsStore) GrantGet(ctx context.Context, tenantID, id string) (grants.Grant, error) {
+	row, err := s.d.queries.GrantGet(ctx, db.GrantGetParams{TenantID: tenantID, ID: id})
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("get grant: %w", translateGrants(err))
+	}
+	g, err := grantFromRow(row)
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("get grant: %w", err)
+	}
+	return g, nil
+}
+
+// GrantList implements grants.Store. An empty TenantID lists every
+// tenant's grants.
+func (s *grantsStore) GrantList(ctx context.Context, p grants.GrantListParams) ([]grants.Grant, error) {
+	rows, err := s.d.queries.GrantList(ctx, db.GrantListParams{
+		AfterSeq:  p.AfterSeq,
+		TenantID:  p.TenantID,
+		Principal: p.Principal,
+		Status:    string(p.Status),
+		MaxRows:   maxRows(p.Limit),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list grants: %w", translateGrants(err))
+	}
+	out, err := grantsFromRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list grants: %w", err)
+	}
+	return out, nil
+}
+
+// GrantListLive implements grants.Store.
+func (s *grantsStore) GrantListLive(ctx context.Context, tenantID string) ([]grants.Grant, error) {
+	rows, err := s.d.queries.GrantListLive(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list live grants: %w", translateGrants(err))
+	}
+	out, err := grantsFromRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list live grants: %w", err)
+	}
+	return out, nil
+}
+
+// AuditList implements grants.Store.
+func (s *grantsStore) AuditList(ctx context.Context, p grants.AuditListParams) ([]grants.AuditEvent, error) {
+	rows, err := s.d.queries.AuditList(ctx, db.AuditListParams{
+		AfterSeq: p.AfterSeq,
+		TenantID: p.TenantID,
+		Actor:    p.Actor,
+		Action:   p.Action,
+		Since:    timeBound(p.Since),
+		Until:    timeBound(p.Until),
+		MaxRows:  maxRows(p.Limit),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list audit events: %w", translateGrants(err))
+	}
+	out := make([]grants.AuditEvent, 0, len(rows))
+	for _, r := range rows {
+		e, err := auditEventFromRow(r)
+		if err != nil {
+			return nil, fmt.Errorf("list audit events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// grantsTx is the grants.Tx of one InTx call.
+type grantsTx struct {
+	pgxTx   pgx.Tx
+	queries *db.Queries
+	jobs    *river.Client[pgx.Tx]
+}
+
+// PrincipalInsert implements grants.Tx. A zero CreatedAt means now. Of
+// concurrent registrations of one principal exactly one inserts: the
+// others' inserts wait for it and then read its row.
+func (t *grantsTx) PrincipalInsert(ctx context.Context, p grants.Principal) (grants.Principal, bool, error) {
+	createdAt, _ := insertTimes(p.CreatedAt, time.Time{})
+	for range insertAttempts {
+		row, err := t.queries.PrincipalInsert(ctx, db.PrincipalInsertParams{
+			TenantID:  p.TenantID,
+			Principal: p.Principal,
+			CreatedAt: createdAt,
+		})
+		if err == nil {
+			return principalFromRow(row), true, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return grants.Principal{}, false, fmt.Errorf("insert principal: %w", translateGrants(err))
+		}
+		row, err = t.queries.PrincipalGetAnyTenant(ctx, p.Principal)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			continue // deregistered since the insert; try again
+		case err != nil:
+			return grants.Principal{}, false, fmt.Errorf("insert principal: %w", translateGrants(err))
+		case row.TenantID != p.TenantID:
+			return grants.Principal{}, false, fmt.Errorf("insert principal: %w", grants.ErrPrincipalTaken)
+		}
+		return principalFromRow(row), false, nil
+	}
+	return grants.Principal{}, false, fmt.Errorf("insert principal: %w", grants.ErrConflict)
+}
+
+// PrincipalDelete implements grants.Tx. It leaves the principal's grants
+// alone.
+func (t *grantsTx) PrincipalDelete(ctx context.Context, tenantID, principal string) error {
+	n, err := t.queries.PrincipalDelete(ctx, db.PrincipalDeleteParams{TenantID: tenantID, Principal: principal})
+	if err != nil {
+		return fmt.Errorf("delete principal: %w", translateGrants(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("delete principal: %w", grants.ErrNotFound)
+	}
+	return nil
+}
+
+// GrantInsert implements grants.Tx. The key stored is g.Key(); a new grant
+// is stored at Version 1, whatever g.Version, and a zero CreatedAt means
+// now and a zero UpdatedAt means CreatedAt. Of concurrent inserts of one
+// grant exactly one inserts: the others' inserts wait for it (on the
+// partial unique index) and then read its row.
+func (t *grantsTx) GrantInsert(ctx context.Context, g grants.Grant) (grants.Grant, bool, error) {
+	columns, err := stringsColumn(g.Resource.Columns)
+	if err != nil {
+		return grants.Grant{}, false, fmt.Errorf("insert grant: %w", err)
+	}
+	permissions, err := stringsColumn(g.Permissions)
+	if err != nil {
+		return grants.Grant{}, false, fmt.Errorf("insert grant: %w", err)
+	}
+	createdAt, updatedAt := insertTimes(g.CreatedAt, g.UpdatedAt)
+	key := g.Key()
+	for range insertAttempts {
+		row, err := t.queries.GrantInsert(ctx, db.GrantInsertParams{
+			ID:          g.ID,
+			TenantID:    g.TenantID,
+			Principal:   g.Principal,
+			Region:      g.Resource.Region,
+			Database:    g.Resource.Database,
+			TableName:   g.Resource.Table,
+			Columns:     columns,
+			Permissions: permissions,
+			GrantKey:    key,
+			CellsFilter: g.CellsFilter,
+			Status:      string(g.Status),
+			Reason:      g.Reason,
+			CreatedBy:   g.CreatedBy,
+			Version:     1,
+			CreatedAt:   createdAt,
+			UpdatedAt:   updatedAt,
+		})
+		inserted := err == nil
+		if errors.Is(err, pgx.ErrNoRows) {
+			row, err = t.queries.GrantGetLiveByKey(ctx, db.GrantGetLiveByKeyParams{TenantID: g.TenantID, GrantKey: key})
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // revoked since the insert; try again
+			}
+		}
+		if err != nil {
+			return grants.Grant{}, false, fmt.Errorf("insert grant: %w", translateGrants(err))
+		}
+		stored, err := grantFromRow(row)
+		if err != nil {
+			return grants.Grant{}, false, fmt.Errorf("insert grant: %w", err)
+		}
+		return stored, inserted, nil
+	}
+	return grants.Grant{}, false, fmt.Errorf("insert grant: %w", grants.ErrConflict)
+}
+
+// GrantGet implements grants.Tx: it locks the row (SELECT ... FOR UPDATE)
+// until the transaction ends, so concurrent changes to one grant queue up
+// instead of failing their version check.
+func (t *grantsTx) GrantGet(ctx context.Context, tenantID, id string) (grants.Grant, error) {
+	row, err := t.queries.GrantGetForUpdate(ctx, db.GrantGetForUpdateParams{TenantID: tenantID, ID: id})
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("get grant: %w", translateGrants(err))
+	}
+	g, err := grantFromRow(row)
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("get grant: %w", err)
+	}
+	return g, nil
+}
+
+// GrantUpdate implements grants.Tx. It stores Permissions, CellsFilter,
+// Status and Reason, increases Version and sets UpdatedAt to now; the
+// other fields are as stored. It returns ErrNotFound when the tenant has
+// no such grant, and ErrConflict when the stored Version is not g.Version
+// or when the change would make the grant alike (same Key) to another of
+// the tenant's grants that is not revoked.
+//
+// It reads the stored grant first, under a row lock, because the key is
+// the stored principal and resource with the new permissions.
+func (t *grantsTx) GrantUpdate(ctx context.Context, g grants.Grant) (grants.Grant, error) {
+	row, err := t.queries.GrantGetForUpdate(ctx, db.GrantGetForUpdateParams{TenantID: g.TenantID, ID: g.ID})
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("update grant: %w", translateGrants(err))
+	}
+	if row.Version != g.Version {
+		return grants.Grant{}, fmt.Errorf("update grant: %w", grants.ErrConflict)
+	}
+	stored, err := grantFromRow(row)
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("update grant: %w", err)
+	}
+	stored.Permissions = g.Permissions
+	permissions, err := stringsColumn(g.Permissions)
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("update grant: %w", err)
+	}
+	row, err = t.queries.GrantUpdate(ctx, db.GrantUpdateParams{
+		Permissions: permissions,
+		GrantKey:    stored.Key(),
+		CellsFilter: g.CellsFilter,
+		Status:      string(g.Status),
+		Reason:      g.Reason,
+		UpdatedAt:   storedTime(time.Now()),
+		TenantID:    g.TenantID,
+		ID:          g.ID,
+		PrevVersion: g.Version,
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Not while the row is locked; kept so that a missing lock shows as
+		// a conflict rather than a lost update.
+		return grants.Grant{}, fmt.Errorf("update grant: %w", grants.ErrConflict)
+	}
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("update grant: %w", translateGrants(err))
+	}
+	updated, err := grantFromRow(row)
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("update grant: %w", err)
+	}
+	return updated, nil
+}
+
+// AuditAppend implements grants.Tx. An empty ID is set to a new
+// store.NewAuditID and a zero Time to now; Seq is always assigned. An
+// empty TenantID is stored as no tenant.
+func (t *grantsTx) AuditAppend(ctx context.Context, e grants.AuditEvent) error {
+	if e.ID == "" {
+		e.ID = store.NewAuditID()
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	detail, err := detailColumn(e.Detail)
+	if err != nil {
+		return fmt.Errorf("append audit event: %w", err)
+	}
+	err = t.queries.AuditInsert(ctx, db.AuditInsertParams{
+		ID:       e.ID,
+		Time:     storedTime(e.Time),
+		TenantID: e.TenantID,
+		Actor:    e.Actor,
+		Action:   e.Action,
+		Resource: e.Resource,
+		Outcome:  e.Outcome,
+		Detail:   detail,
+	})
+	if err != nil {
+		return fmt.Errorf("append audit event: %w", translateGrants(err))
+	}
+	return nil
+}
+
+// JobInsert implements grants.Tx, as tx.JobInsert does for tenants.
+func (t *grantsTx) JobInsert(ctx context.Context, args grants.JobArgs) error {
+	if _, err := t.jobs.InsertTx(ctx, t.pgxTx, args, nil); err != nil {
+		return fmt.Errorf("insert %s job: %w", args.Kind(), err)
+	}
+	return nil
+}
+
+// grantKeyIndex is the partial unique index that keeps live grants
+// distinct.
+const grantKeyIndex = "grants_tenant_key_live_key"
+
+// translateGrants maps driver errors to the grants package's sentinel
+// errors, as translate does for tenants. Every principal, grant and audit
+// query error passes through it exactly once.
+func translateGrants(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return grants.ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" /* unique_violation */ && pgErr.ConstraintName == grantKeyIndex {
+		return grants.ErrConflict
+	}
+	return err
+}
+
+// maxRows is the LIMIT of a list: limit, or every row when limit <= 0.
+func maxRows(limit int) int64 {
+	if limit <= 0 {
+		return math.MaxInt64
+	}
+	return int64(limit)
+}
+
+// timeBound is the stored form of a list's time bound: nil for the zero
+// time (no bound), else t rounded up to the microsecond. Stored times are
+// whole microseconds, so rounding up keeps both an inclusive lower and an
+// exclusive upper bound exact.
+func timeBound(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	b := storedTime(t)
+	if b.Before(t) {
+		b = b.Add(time.Microsecond)
+	}
+	return &b
+}
+
+// stringsColumn is the stored form of a list of strings: a JSON array, []
+// for nil.
+func stringsColumn(s []string) ([]byte, error) {
+	if s == nil {
+		s = []string{}
+	}
+	return json.Marshal(s)
+}
+
+// stringsFromColumn parses a stored JSON array; empty reads back as nil.
+func stringsFromColumn(b []byte) ([]string, error) {
+	var s []string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	if len(s) == 0 {
+		return nil, nil
+	}
+	return s, nil
+}
+
+// detailColumn is the stored form of an audit event's detail: a JSON
+// object, {} for nil.
+func detailColumn(detail map[string]string) ([]byte, error) {
+	if detail == nil {
+		detail = map[string]string{}
+	}
+	return json.Marshal(detail)
+}
+
+// detailFromColumn parses a stored detail object; empty reads back as nil.
+func detailFromColumn(b []byte) (map[string]string, error) {
+	var detail map[string]string
+	if err := json.Unmarshal(b, &detail); err != nil {
+		return nil, err
+	}
+	if len(detail) == 0 {
+		return nil, nil
+	}
+	return detail, nil
+}
+
+// principalFromRow converts a stored row to a grants.Principal.
+func principalFromRow(r db.Principal) grants.Principal {
+	return grants.Principal{
+		TenantID:  r.TenantID,
+		Principal: r.Principal,
+		CreatedAt: r.CreatedAt.UTC(),
+		Seq:       r.Seq,
+	}
+}
+
+// grantFromRow converts a stored row to a grants.Grant.
+func grantFromRow(r db.Grant) (grants.Grant, error) {
+	columns, err := stringsFromColumn(r.Columns)
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("grant %s columns: %w", r.ID, err)
+	}
+	permissions, err := stringsFromColumn(r.Permissions)
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("grant %s permissions: %w", r.ID, err)
+	}
+	return grants.Grant{
+		ID:        r.ID,
+		TenantID:  r.TenantID,
+		Principal: r.Principal,
+		Resource: grants.Resource{
+			Region:   r.Region,
+			Database: r.Database,
+			Table:    r.TableName,
+			Columns:  columns,
+		},
+		Permissions: permissions,
+		CellsFilter: r.CellsFilter,
+		Status:      grants.Status(r.Status),
+		Reason:      r.Reason,
+		CreatedBy:   r.CreatedBy,
+		Version:     r.Version,
+		CreatedAt:   r.CreatedAt.UTC(),
+		UpdatedAt:   r.UpdatedAt.UTC(),
+		Seq:         r.Seq,
+	}, nil
+}
+
+func grantsFromRows(rows []db.Grant) ([]grants.Grant, error) {
+	out := make([]grants.Grant, 0, len(rows))
+	for _, r := range rows {
+		g, err := grantFromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// auditEventFromRow converts a stored row to a grants.AuditEvent; a NULL
+// tenant reads back as "".
+func auditEventFromRow(r db.AuditEvent) (grants.AuditEvent, error) {
+	detail, err := detailFromColumn(r.Detail)
+	if err != nil {
+		return grants.AuditEvent{}, fmt.Errorf("audit event %s detail: %w", r.ID, err)
+	}
+	return grants.AuditEvent{
+		ID:       r.ID,
+		Time:     r.Time.UTC(),
+		TenantID: r.TenantID.String,
+		Actor:    r.Actor,
+		Action:   r.Action,
+		Resource: r.Resource,
+		Outcome:  r.Outcome,
+		Detail:   detail,
+		Seq:      r.Seq,
+	}, nil
+}
