@@ -148,7 +148,7 @@ func TestAddRegionProvisionsOnlyTheNewOne(t *testing.T) {
 			t.Fatalf("status %s while adding a Region", got)
 		}
 		// Regions can only be added.
-		e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"regions": []string{"eu-west-1"}}).want(t, 400)
+		e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"regions": []string{"eu-west-1"}}).want(t, 409)
 	})
 }
 

@@ -4,23 +4,59 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
 // Placements returns the tenant's placements, one per Region, or
 // tenants.ErrNotFound.
+//
+// A Region the tenant chose whose first step has not run yet is reported as
+// a pending placement, so the list always covers every Region.
 func (p *Provisioner) Placements(ctx context.Context, tenantID string) ([]Placement, error) {
-	if _, err := p.tenants.Get(ctx, tenantID); err != nil {
+	t, err := p.tenants.Get(ctx, tenantID)
+	if err != nil {
 		return nil, err
 	}
-	return p.store.PlacementList(ctx, tenantID)
+	list, err := p.store.PlacementList(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	for _, region := range t.Regions {
+		if !slices.ContainsFunc(list, func(pl Placement) bool { return pl.Region == region }) {
+			pl := newPlacement(t, region)
+			pl.CreatedAt, pl.UpdatedAt = t.UpdatedAt, t.UpdatedAt
+			list = append(list, pl)
+		}
+	}
+	slices.SortFunc(list, func(a, b Placement) int { return strings.Compare(a.Region, b.Region) })
+	return list, nil
+}
+
+// placement returns the tenant's placement in region; a Region the tenant
+// chose but whose first step has not run yet is a pending placement, one
+// it did not choose ErrNotFound.
+func (p *Provisioner) placement(ctx context.Context, tenantID, region string) (Placement, bool, error) {
+	pl, err := p.store.PlacementGet(ctx, tenantID, region)
+	if !errors.Is(err, ErrNotFound) {
+		return pl, err == nil, err
+	}
+	t, err := p.tenants.Get(ctx, tenantID)
+	if err != nil {
+		return Placement{}, false, err
+	}
+	if !slices.Contains(t.Regions, region) {
+		return Placement{}, false, ErrNotFound
+	}
+	return newPlacement(t, region), false, nil
 }
 
 // Events returns a page of the events of the tenant's stack in region,
 // newest first; ErrNotFound when the tenant has no placement there.
 func (p *Provisioner) Events(ctx context.Context, tenantID, region string, beforeSeq int64, limit int) ([]RecordedEvent, error) {
-	if _, err := p.store.PlacementGet(ctx, tenantID, region); err != nil {
+	if _, stored, err := p.placement(ctx, tenantID, region); err != nil || !stored {
 		return nil, err
 	}
 	return p.store.StackEventsList(ctx, tenantID, region, beforeSeq, limit)
@@ -40,9 +76,12 @@ func (p *Provisioner) RetryStack(ctx context.Context, tenantID, region string) (
 	if err != nil {
 		return Placement{}, err
 	}
-	pl, err := p.store.PlacementGet(ctx, tenantID, region)
+	pl, stored, err := p.placement(ctx, tenantID, region)
 	if err != nil {
 		return Placement{}, err
+	}
+	if !stored {
+		return Placement{}, ErrNotRetryable
 	}
 	if !t.Status.Live() {
 		return Placement{}, &tenants.TransitionError{From: t.Status, Event: "retry a stack of"}
@@ -76,4 +115,25 @@ func (p *Provisioner) RetryStack(ctx context.Context, tenantID, region string) (
 		return Placement{}, err
 	}
 	return p.store.PlacementGet(ctx, tenantID, region)
+}
+
+// ErrNotReady is returned by Home while the tenant's home Region is not
+// provisioned.
+var ErrNotReady = errors.New("home Region not provisioned")
+
+// Home returns the tenant's home Region and what its ready placement there
+// made (raw zone, profile table, ...), or ErrNotReady.
+func (p *Provisioner) Home(ctx context.Context, tenantID string) (string, map[string]string, error) {
+	t, err := p.tenants.Get(ctx, tenantID)
+	if err != nil {
+		return "", nil, err
+	}
+	pl, err := p.store.PlacementGet(ctx, tenantID, t.HomeRegion)
+	if errors.Is(err, ErrNotFound) || (err == nil && pl.Status != StatusReady) {
+		return "", nil, ErrNotReady
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return pl.Region, pl.Outputs, nil
 }

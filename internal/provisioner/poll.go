@@ -27,13 +27,23 @@ func (p *Provisioner) PollOnce(ctx context.Context) error {
 	}
 	byRegion := map[string][]Placement{}
 	poolByRegion := map[string]Pool{}
-	for _, pl := range placements {
-		byRegion[pl.Region] = append(byRegion[pl.Region], pl)
-	}
+	readyPools := map[string]bool{}
 	for _, pool := range pools {
 		if pool.Status.InFlight() {
 			poolByRegion[pool.Region] = pool
 		}
+		readyPools[pool.Region] = pool.Status == StatusReady
+	}
+	for _, pl := range placements {
+		if pl.Kind == KindPooled {
+			// A slice waiting on its pool: once the pool is ready, wake the
+			// tenant's job to cut it (the job may have died with a replica).
+			if readyPools[pl.Region] {
+				p.wake(ctx, pl.TenantID)
+			}
+			continue
+		}
+		byRegion[pl.Region] = append(byRegion[pl.Region], pl)
 	}
 	regions := slices.Sorted(maps.Keys(byRegion))
 	for r := range poolByRegion {
@@ -127,12 +137,7 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 		p.recordEvents(ctx, pl)
 	}
 	if pl.Status == StatusReady || pl.Status == StatusPending {
-		// Wake the tenant's job now rather than at the end of its snooze.
-		// The snoozed job stays as the safety net, so a lost wake-up only
-		// costs time.
-		if err := p.tenants.Reconcile(ctx, pl.TenantID); err != nil && !errors.Is(err, tenants.ErrNotFound) {
-			p.log.WarnContext(ctx, "wake tenant job", "tenant_id", pl.TenantID, "err", err)
-		}
+		p.wake(ctx, pl.TenantID)
 	}
 	if failure != "" {
 		t, err := p.tenants.Get(ctx, pl.TenantID)
@@ -156,6 +161,15 @@ const createGrace = 2 * time.Minute
 // seen is lost.
 func createLost(claimedAt time.Time) bool {
 	return time.Since(claimedAt) > createGrace
+}
+
+// wake queues the tenant's provisioning job now rather than at the end of
+// its snooze. The snoozed job stays as the safety net, so a lost wake-up
+// only costs time.
+func (p *Provisioner) wake(ctx context.Context, tenantID string) {
+	if err := p.tenants.Reconcile(ctx, tenantID); err != nil && !errors.Is(err, tenants.ErrNotFound) {
+		p.log.WarnContext(ctx, "wake tenant job", "tenant_id", tenantID, "err", err)
+	}
 }
 
 func reasonOf(st Stack) string {

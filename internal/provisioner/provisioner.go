@@ -325,6 +325,15 @@ func (p *Provisioner) stepPooled(ctx context.Context, t tenants.Tenant, pl Place
 	if err != nil {
 		return waiting, "", fmt.Errorf("pool: %w", err)
 	}
+	if pool.Status != StatusReady && pl.Status != StatusCreating {
+		// Waiting on the pool is in flight: the poller watches the slice
+		// and wakes this tenant's job when the pool is ready, so a job
+		// lost in a crash does not leave the tenant waiting.
+		pl.Status = StatusCreating
+		if err := p.updatePlacement(ctx, pl); err != nil {
+			return waiting, "", err
+		}
+	}
 	switch pool.Status {
 	case StatusCreating, StatusReplacing, StatusDeleting:
 		return waiting, "", nil

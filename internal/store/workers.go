@@ -45,6 +45,10 @@ func StartRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cf
 		// River refuses a cooldown longer than the poll interval, which
 		// tests shorten.
 		FetchCooldown: min(poll, river.FetchCooldownDefault),
+		// A job left running by a replica that died is worked again after
+		// this, instead of River's default hour. Cairn's jobs are short
+		// steps (their timeout is River's default minute).
+		RescueStuckJobsAfter: 5 * time.Minute,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start workers: %w", err)

@@ -15,6 +15,9 @@ var (
 	// ErrVersionMismatch is returned by Tx.TenantUpdate and Service.Update when
 	// the tenant changed since the version the caller read.
 	ErrVersionMismatch = errors.New("tenant version mismatch")
+	// ErrRegionRemoved is returned by Service.Update for a Region list that
+	// leaves out one of the tenant's Regions: Regions can only be added.
+	ErrRegionRemoved = errors.New("regions can only be added")
 	// ErrInvalid wraps every validation failure; see ValidationError.
 	ErrInvalid = errors.New("invalid tenant input")
 )

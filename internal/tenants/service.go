@@ -177,7 +177,7 @@ func (s *Service) Update(ctx context.Context, id string, p UpdateParams) (Tenant
 			}
 			for _, r := range t.Regions {
 				if !slices.Contains(regions, r) {
-					return nil, invalid("regions", "Regions can only be added; %s is missing", r)
+					return nil, fmt.Errorf("%w: %s is missing", ErrRegionRemoved, r)
 				}
 			}
 			if !slices.Equal(regions, t.Regions) {
@@ -202,6 +202,12 @@ func (s *Service) Update(ctx context.Context, id string, p UpdateParams) (Tenant
 		}
 		return job, nil
 	})
+}
+
+// Enqueue inserts a durable job on its own (for work whose state lives
+// outside the control-plane database, such as a profile erasure).
+func (s *Service) Enqueue(ctx context.Context, args JobArgs) error {
+	return s.store.InTx(ctx, func(tx Tx) error { return tx.JobInsert(ctx, args) })
 }
 
 // Reconcile queues a provisioning job for the tenant without changing it,

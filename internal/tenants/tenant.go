@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Tier is how a tenant's data stack is laid out.
@@ -106,15 +107,15 @@ func validateName(name string) error {
 	if strings.TrimSpace(name) == "" {
 		return invalid("name", "must not be empty")
 	}
-	if len(name) > MaxNameLen {
-		return invalid("name", "must be at most %d bytes", MaxNameLen)
+	if utf8.RuneCountInString(name) > MaxNameLen {
+		return invalid("name", "must be at most %d characters", MaxNameLen)
 	}
 	return nil
 }
 
 func validatePlan(plan string) error {
-	if len(plan) > MaxPlanLen {
-		return invalid("plan", "must be at most %d bytes", MaxPlanLen)
+	if utf8.RuneCountInString(plan) > MaxPlanLen {
+		return invalid("plan", "must be at most %d characters", MaxPlanLen)
 	}
 	return nil
 }
@@ -140,8 +141,8 @@ func validateLabels(labels map[string]string) error {
 		if !labelKeyPattern.MatchString(k) {
 			return invalid("labels", "key %q must be 1 to %d characters of a-z, 0-9, '_', '.', '/', '-', starting and ending alphanumeric", k, MaxLabelKey)
 		}
-		if len(v) > MaxLabelValue {
-			return invalid("labels", "value of %q must be at most %d bytes", k, MaxLabelValue)
+		if utf8.RuneCountInString(v) > MaxLabelValue {
+			return invalid("labels", "value of %q must be at most %d characters", k, MaxLabelValue)
 		}
 	}
 	return nil
