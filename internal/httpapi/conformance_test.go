@@ -1,0 +1,303 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/cairn-cdp/cairn/api"
+	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/tenants"
+)
+
+// The tests in this file pin the server behaviour that schemathesis.toml and
+// scripts/schemathesis_hooks.py excuse in the schemathesis run of `make
+// test`: each excuse is only sound while the server answers exactly so. If
+// one of these fails, revisit the matching entry there.
+
+// soleField returns the field of a problem's only error, failing unless the
+// problem has exactly one.
+func soleField(t *testing.T, r resp) string {
+	t.Helper()
+	errs, _ := r.body["errors"].([]any)
+	if len(errs) != 1 {
+		t.Fatalf("want exactly one error: %s", r.raw)
+	}
+	field, _ := errs[0].(map[string]any)["field"].(string)
+	return field
+}
+
+// TestCursorIsOpaque: on every list, a cursor the API did not issue is a 400
+// naming "cursor", and "AQA" is accepted. schemathesis.toml pins every
+// cursor to "AQA" instead of accepting 400 for valid data.
+func TestCursorIsOpaque(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("cursor-co")
+		// The value schemathesis generated: valid by the spec (a string of
+		// at most 200 characters), but not a cursor.
+		foreign := strings.Repeat("0", 200)
+		lists := listsWithCursor(t)
+		if len(lists) < 2 {
+			t.Fatalf("lists with a cursor: %v", lists)
+		}
+		for _, path := range lists {
+			path = strings.NewReplacer("{tenant_id}", id, "{region}", "eu-west-1").Replace(path)
+			if strings.Contains(path, "{") {
+				// Needs a resource this test does not make; schemathesis
+				// still runs the list with the pinned cursor.
+				t.Logf("not checked here: GET %s", path)
+				continue
+			}
+			r := e.do("GET", path+"?cursor="+foreign, e.admin, nil).want(t, 400)
+			if f := soleField(t, r); f != "cursor" {
+				t.Fatalf("GET %s with a foreign cursor names %q, want cursor", path, f)
+			}
+			e.do("GET", path+"?cursor=AQA", e.admin, nil).want(t, 200)
+		}
+		if seq, err := page.Decode("AQA"); err != nil || seq != 0 {
+			t.Fatalf(`Decode("AQA") = %d, %v; the pinned cursor must be the API's own cursor for the start`, seq, err)
+		}
+	})
+}
+
+// listsWithCursor returns the path of every GET operation in the spec that
+// takes a cursor.
+func listsWithCursor(t *testing.T) []string {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(api.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for path, item := range doc.Paths.Map() {
+		if item.Get != nil && item.Get.Parameters.GetByInAndName(openapi3.ParameterInQuery, "cursor") != nil {
+			paths = append(paths, path)
+		}
+	}
+	slices.Sort(paths)
+	return paths
+}
+
+// TestHeaderStateProblems: the only 412 and 422 for valid requests come from
+// If-Match and Idempotency-Key, with these problem types. The hooks file
+// excuses exactly those, for requests that carry the header.
+func TestHeaderStateProblems(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.onboard("headers-co").want(t, 202).str("id")
+		// An If-Match schemathesis generated.
+		r := e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"plan": "x"}, "If-Match", "ch:o").want(t, 412)
+		if got := r.str("type"); got != "urn:cairn:problem:precondition-failed" {
+			t.Fatalf("412 of type %q", got)
+		}
+		body := map[string]any{"name": "Key", "slug": "key-co", "tier": "pooled", "home_region": "eu-west-1"}
+		e.do("POST", "/v1/tenants", e.admin, body, "Idempotency-Key", "0").want(t, 202)
+		body["slug"] = "key-co-2"
+		r = e.do("POST", "/v1/tenants", e.admin, body, "Idempotency-Key", "0").want(t, 422)
+		if got := r.str("type"); got != "urn:cairn:problem:idempotency-key-reused" {
+			t.Fatalf("422 of type %q", got)
+		}
+	})
+}
+
+// TestLabelKeyRule: label keys the domain refuses are a 400 whose only error
+// names "labels", on create and update; keys within the rule, up to its
+// limits, are accepted. The hooks file excuses exactly that 400.
+func TestLabelKeyRule(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		// Keys schemathesis generated, and the rule's edges.
+		bad := []string{"LPT1", "\n|", "æ", "", "-a", "a-", "a b", strings.Repeat("a", 64)}
+		good := []string{"a", "0", "env", "team/growth.eu_west-1", strings.Repeat("a", 63)}
+
+		id := e.onboard("labels-co").want(t, 202).str("id")
+		for _, key := range bad {
+			labels := map[string]string{key: "v"}
+			r := e.onboard("labels-bad", map[string]any{"labels": labels}).want(t, 400)
+			if f := soleField(t, r); f != "labels" {
+				t.Fatalf("create with label key %q names %q, want labels", key, f)
+			}
+			r = e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"labels": labels}).want(t, 400)
+			if f := soleField(t, r); f != "labels" {
+				t.Fatalf("update with label key %q names %q, want labels", key, f)
+			}
+		}
+		labels := map[string]string{}
+		for _, key := range good {
+			labels[key] = "v"
+		}
+		r := e.onboard("labels-good", map[string]any{"labels": labels}).want(t, 202)
+		if got := len(r.body["labels"].(map[string]any)); got != len(good) {
+			t.Fatalf("%d labels kept of %d: %s", got, len(good), r.raw)
+		}
+		e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"labels": labels}).want(t, 200)
+	})
+}
+
+// TestRegionTotal: at most 10 Regions in all, counting the home Region. A
+// request over it is a 400 whose only error names "regions"; the hooks
+// file excuses exactly that 400.
+func TestRegionTotal(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		home := "eu-west-1"
+		var others []string
+		for _, r := range tenants.Regions {
+			if r != home && len(others) < 10 {
+				others = append(others, r)
+			}
+		}
+		if tenants.MaxRegions != 10 {
+			t.Fatalf("MaxRegions is %d; update the spec's descriptions and scripts/schemathesis_hooks.py", tenants.MaxRegions)
+		}
+		// Ten listed Regions are valid by the spec (maxItems 10), eleven in all.
+		r := e.onboard("regions-11", map[string]any{"regions": others}).want(t, 400)
+		if f := soleField(t, r); f != "regions" {
+			t.Fatalf("11 Regions names %q, want regions", f)
+		}
+		// Ten in all, whether or not the list repeats the home Region.
+		e.onboard("regions-9", map[string]any{"regions": others[:9]}).want(t, 202)
+		e.onboard("regions-10", map[string]any{"regions": append([]string{home}, others[:9]...)}).want(t, 202)
+
+		id := e.onboard("regions-up").want(t, 202).str("id")
+		r = e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"regions": others}).want(t, 400)
+		if f := soleField(t, r); f != "regions" {
+			t.Fatalf("update to 11 Regions names %q, want regions", f)
+		}
+	})
+}
+
+// TestTombstoneStaysReadable: a deleted tenant, its stacks and their events
+// stay readable (200) for audit, which is why schemathesis.toml turns
+// use_after_free off for those reads. Changes to it are conflicts.
+func TestTombstoneStaysReadable(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("tomb-co")
+		e.do("DELETE", "/v1/tenants/"+id, e.admin, nil).want(t, 202)
+		for _, path := range []string{"", "/stacks", "/stacks/eu-west-1/events"} {
+			e.do("GET", "/v1/tenants/"+id+path, e.admin, nil).want(t, 200)
+		}
+		e.waitStatus(id, "deleted")
+		for _, path := range []string{"", "/stacks", "/stacks/eu-west-1/events"} {
+			e.do("GET", "/v1/tenants/"+id+path, e.admin, nil).want(t, 200)
+		}
+		e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"name": "Back"}).want(t, 409)
+		e.do("POST", "/v1/tenants/"+id+"/suspend", e.admin, nil).want(t, 409)
+	})
+}
+
+// TestSpecLinks keeps the spec's links, which drive schemathesis' stateful
+// phase, pointing at real operations, parameters and response fields.
+func TestSpecLinks(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(api.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]*openapi3.Operation{}
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			ops[op.OperationID] = op
+		}
+	}
+	// params names the parameters of each operation, bare and qualified
+	// by location ("tenant_id", "header.If-Match").
+	params := map[string]map[string]bool{}
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			names := map[string]bool{}
+			for _, p := range append(slices.Clone(item.Parameters), op.Parameters...) {
+				names[p.Value.In+"."+p.Value.Name] = true
+				names[p.Value.Name] = true
+			}
+			params[op.OperationID] = names
+		}
+	}
+	checked := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for code, r := range op.Responses.Map() {
+				for name, l := range r.Value.Links {
+					where := fmt.Sprintf("%s %s %s link %s", method, path, code, name)
+					link := l.Value
+					if ops[link.OperationID] == nil {
+						t.Errorf("%s: no operation %q", where, link.OperationID)
+						continue
+					}
+					for param, expr := range link.Parameters {
+						if !params[link.OperationID][param] {
+							t.Errorf("%s: %s has no parameter %q", where, link.OperationID, param)
+						}
+						s, _ := expr.(string)
+						switch {
+						case strings.HasPrefix(s, "$response.body#/"):
+							field, _ := url.PathUnescape(strings.TrimPrefix(s, "$response.body#/"))
+							schema := r.Value.Content.Get("application/json").Schema.Value
+							if schema.Properties[field] == nil || !slices.Contains(schema.Required, field) {
+								t.Errorf("%s: %s is not a required field of the response", where, s)
+							}
+						case strings.HasPrefix(s, "$response.header."):
+							if r.Value.Headers[strings.TrimPrefix(s, "$response.header.")] == nil {
+								t.Errorf("%s: the response has no header for %s", where, s)
+							}
+						default:
+							t.Errorf("%s: unexpected expression %q", where, s)
+						}
+					}
+					checked++
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("the spec has no links; schemathesis' stateful phase would only see 404s")
+	}
+}
+
+// TestNULIsRefused: U+0000 anywhere in a request is a 400 naming where, on
+// both stores. Before, SQLite stored it and PostgreSQL failed the insert as
+// a 500 (schemathesis found it with a name of "...\u0000...").
+func TestNULIsRefused(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.onboard("nul-co").want(t, 202).str("id")
+		create := func(extra map[string]any) map[string]any {
+			body := map[string]any{"name": "Nul", "slug": "nul-new", "tier": "pooled", "home_region": "eu-west-1"}
+			for k, v := range extra {
+				body[k] = v
+			}
+			return body
+		}
+		tests := []struct {
+			method, path string
+			body         any
+			field        string
+		}{
+			{"POST", "/v1/tenants", create(map[string]any{"name": "a\x00b"}), "/name"},
+			{"POST", "/v1/tenants", create(map[string]any{"labels": map[string]string{"env": "x\x00"}}), "/labels/env"},
+			{"POST", "/v1/tenants", create(map[string]any{"labels": map[string]string{"a/b\x00": "x"}}), "/labels/a~1b\x00"},
+			{"PATCH", "/v1/tenants/" + id, map[string]any{"plan": "\x00"}, "/plan"},
+			{"GET", "/v1/tenants?cursor=%00", nil, "cursor"},
+		}
+		for _, tt := range tests {
+			r := e.do(tt.method, tt.path, e.admin, tt.body).want(t, 400)
+			if f := soleField(t, r); f != tt.field {
+				t.Errorf("%s %s names %q, want %q: %s", tt.method, tt.path, f, tt.field, r.raw)
+			}
+			if !strings.Contains(r.str("detail"), "U+0000") {
+				t.Errorf("%s %s: detail %q does not name the NUL character", tt.method, tt.path, r.str("detail"))
+			}
+		}
+		if items := e.do("GET", "/v1/tenants", e.admin, nil).want(t, 200).body["items"].([]any); len(items) != 1 {
+			t.Fatalf("%d tenants; the refused requests created some", len(items))
+		}
+		if got := e.do("GET", "/v1/tenants/"+id, e.admin, nil).want(t, 200).str("plan"); got != "" {
+			t.Fatalf("plan %q after a refused update", got)
+		}
+	})
+}
