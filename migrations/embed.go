@@ -7,7 +7,8 @@
 // adapter (internal/store/sqlite, internal/store/postgres), so River's
 // tables are created inside goose's run, under its lock. Version 3 adds
 // the provisioner's placements, pools and stack events; version 4 the
-// grants broker's principals, grants and audit events.
+// grants broker's principals, grants and audit events; version 5 the
+// profiles service's event sources and their write keys.
 //
 // sqlc reads these files as the schema of the queries in internal/store.
 package migrations

@@ -34,6 +34,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
+	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 	"github.com/cairn-cdp/cairn/internal/store"
@@ -196,10 +197,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	jobMetrics := newJobMetrics(reg, db)
 
-	engine, catalog, creds, err := newCloud(ctx, cfg, reg)
+	calls := &cfn.CallCounter{}
+	if cfg.Cloud == "aws" {
+		reg.MustRegister(awsCallsCollector{calls})
+	}
+	engine, catalog, creds, err := newCloud(ctx, cfg, calls)
 	if err != nil {
 		return err
 	}
+
 	grantSvc, err := grants.NewService(grants.Config{
 		Store: db.Grants(), Catalog: catalog, Credentials: creds, Tenants: tenantSvc, Placements: db, Logger: log,
 	})
@@ -214,9 +220,18 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
+	profileStore, rawZone, closeProfiles, err := newProfileStores(ctx, cfg, profiles.PlacementLocator{Home: prov.Home}, calls)
+	if err != nil {
+		return err
+	}
+	defer closeProfiles()
+	profileSvc := profiles.NewService(profileStore, rawZone, nil)
+	sources := profiles.NewSources(db, nil)
+
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	grantSvc.Register(workers)
+	profileSvc.Register(workers)
 	registerMaintenance(workers, db)
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
@@ -235,6 +250,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Tenants:      tenantSvc,
 		Stacks:       prov,
 		Grants:       grantSvc,
+		Profiles:     profileSvc,
+		Sources:      sources,
 		Auth:         authority,
 		Idempotency:  db,
 		Ready:        db.Ping,
@@ -285,14 +302,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 // newCloud returns the provisioning engine, the governance catalog and the
 // credential issuer the configuration names. AWS API calls are exported as
 // metrics.
-func newCloud(ctx context.Context, cfg *config, reg prometheus.Registerer) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
+func newCloud(ctx context.Context, cfg *config, calls *cfn.CallCounter) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
 	switch cfg.Cloud {
 	case "local":
 		root := filepath.Join(cfg.DataDir, "zones")
 		return &provisioner.LocalEngine{Root: root}, &grants.LocalCatalog{Root: root}, grants.LocalCredentials{}, nil
 	case "aws":
-		calls := &cfn.CallCounter{}
-		reg.MustRegister(awsCallsCollector{calls})
 		engine, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL})
 		if err != nil {
 			return nil, nil, nil, err

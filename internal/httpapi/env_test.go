@@ -21,6 +21,9 @@ import (
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
+	"github.com/cairn-cdp/cairn/internal/profiles"
+	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
+	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
@@ -39,6 +42,7 @@ type env struct {
 	auth    *auth.Authority
 	prov    *provisioner.Provisioner
 	catalog *grants.LocalCatalog
+	raw     profiles.RawZone
 	admin   string
 	jobDone chan string
 }
@@ -104,9 +108,18 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 		t.Fatal(err)
 	}
 	e.prov = prov
+	profileStore, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "profiles.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { profileStore.Close() })
+	locate := profiles.PlacementLocator{Home: prov.Home}
+	e.raw = &rawzone.Local{Root: filepath.Join(dataDir, "zones"), Locate: locate.RawZone}
+	ps := profiles.NewService(profileStore, e.raw, nil)
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	gs.Register(workers)
+	ps.Register(workers)
 	stop, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
 		PeriodicJobs: prov.PeriodicJobs(),
@@ -129,7 +142,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	})
 
 	h, err := httpapi.NewServer(httpapi.Config{
-		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Auth: a, Idempotency: db, Ready: db.Ping,
+		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: profiles.NewSources(db, nil), Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {

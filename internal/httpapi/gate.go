@@ -3,12 +3,16 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -17,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -33,9 +38,19 @@ const scopeAdmin = "admin"
 type gate struct {
 	router  routers.Router
 	auth    Authenticator
+	keys    WriteKeyAuthenticator
 	tenants TenantReader
 	maxBody int64
 }
+
+// WriteKeyAuthenticator maps a source's write key to its tenant.
+type WriteKeyAuthenticator interface {
+	Authenticate(ctx context.Context, key string) (profiles.Source, error)
+}
+
+// writeKeyScheme is the security scheme of the Segment-compatible routes:
+// HTTP Basic with the write key as the user name.
+const writeKeyScheme = "writeKey"
 
 // TenantReader is what the gate needs to refuse tokens of tenants that are
 // suspended or gone.
@@ -48,7 +63,7 @@ type Authenticator interface {
 	Verify(ctx context.Context, token string) (auth.Principal, error)
 }
 
-func newGate(spec []byte, a Authenticator, t TenantReader, maxBody int64) (*gate, error) {
+func newGate(spec []byte, a Authenticator, keys WriteKeyAuthenticator, t TenantReader, maxBody int64) (*gate, error) {
 	openapi3.DefineStringFormatCallback("email", func(s string) error {
 		if !tenants.ValidEmail(s) {
 			return errors.New("not a plain e-mail address")
@@ -67,7 +82,7 @@ func newGate(spec []byte, a Authenticator, t TenantReader, maxBody int64) (*gate
 	if err != nil {
 		return nil, fmt.Errorf("spec router: %w", err)
 	}
-	return &gate{router: router, auth: a, tenants: t, maxBody: maxBody}, nil
+	return &gate{router: router, auth: a, keys: keys, tenants: t, maxBody: maxBody}, nil
 }
 
 func (g *gate) wrap(next http.Handler) http.Handler {
@@ -103,7 +118,11 @@ func (g *gate) admit(r *http.Request) (*http.Request, *problem) {
 		security = *route.Operation.Security
 	}
 	if len(security) > 0 {
-		principal, p := g.authenticate(r)
+		authenticate := g.authenticate
+		if _, ok := security[0][writeKeyScheme]; ok {
+			authenticate = g.authenticateWriteKey
+		}
+		principal, p := authenticate(r)
 		if p != nil {
 			return r, p
 		}
@@ -114,9 +133,17 @@ func (g *gate) admit(r *http.Request) (*http.Request, *problem) {
 	}
 
 	if route.Operation.RequestBody != nil {
-		if p := g.readBody(r); p != nil {
+		limit, tooBig := g.maxBody, http.StatusRequestEntityTooLarge
+		if v, ok := route.Operation.Extensions["x-cairn-max-body"].(float64); ok {
+			// An operation's own documented limit (Segment's batch size) is
+			// a bad request, not a server limit.
+			limit, tooBig = int64(v), http.StatusBadRequest
+		}
+		body, p := g.readBody(r, limit, tooBig)
+		if p != nil {
 			return r, p
 		}
+		r = r.WithContext(context.WithValue(r.Context(), ctxRawBody, body))
 	}
 	in := &openapi3filter.RequestValidationInput{
 		Request:    r,
@@ -126,6 +153,9 @@ func (g *gate) admit(r *http.Request) (*http.Request, *problem) {
 	}
 	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
 		return r, validationProblem(err)
+	}
+	if p := refuseNUL(params, r.URL.Query(), rawBody(r.Context())); p != nil {
+		return r, p
 	}
 	return r, nil
 }
@@ -183,7 +213,8 @@ func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi
 		return nil
 	}
 	tenantRoute := slices.ContainsFunc(security, func(req openapi3.SecurityRequirement) bool {
-		return !slices.Contains(req["bearerAuth"], scopeAdmin)
+		_, byKey := req[writeKeyScheme]
+		return byKey || !slices.Contains(req["bearerAuth"], scopeAdmin)
 	})
 	if !tenantRoute {
 		return forbidden("This route needs an admin token.")
@@ -211,6 +242,9 @@ func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi
 // admits reports whether scopes satisfy one of the alternatives.
 func admits(security openapi3.SecurityRequirements, scopes []string) bool {
 	for _, req := range security {
+		if _, ok := req[writeKeyScheme]; ok && slices.Contains(scopes, auth.ScopeEventsWrite) {
+			return true
+		}
 		need, ok := req["bearerAuth"]
 		if !ok {
 			continue
@@ -225,30 +259,58 @@ func admits(security openapi3.SecurityRequirements, scopes []string) bool {
 }
 
 // readBody enforces the size limit and the media type and leaves the body
-// readable again for the validator and the handler.
-func (g *gate) readBody(r *http.Request) *problem {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, g.maxBody))
+// readable again for the validator and the handler. It returns the body.
+func (g *gate) readBody(r *http.Request, limit int64, tooBig int) ([]byte, *problem) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return newProblem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
-				fmt.Sprintf("The request body must be at most %d bytes.", g.maxBody))
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			kind := "too-large"
+			if tooBig == http.StatusBadRequest {
+				kind = "invalid-request"
+			}
+			return nil, newProblem(tooBig, kind, "Request body too large",
+				fmt.Sprintf("The request body must be at most %d bytes; nothing of it was stored.", limit))
 		}
-		return badRequest("body", "could not be read")
+		return nil, badRequest("body", "could not be read")
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if len(body) == 0 {
-		return badRequest("body", "a JSON request body is required")
+		return nil, badRequest("body", "a JSON request body is required")
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+		return nil, newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			"The request body must be application/json.")
 	}
 	if mt != "application/json" {
 		r.Header.Set("Content-Type", "application/json")
 	}
-	return nil
+	return body, nil
+}
+
+// authenticateWriteKey authenticates a Segment-style request: the source's
+// write key is the Basic user name.
+func (g *gate) authenticateWriteKey(r *http.Request) (auth.Principal, *problem) {
+	key, _, ok := r.BasicAuth()
+	if !ok || key == "" {
+		p := unauthorized("This route needs the source's write key as the HTTP Basic user name.")
+		p.header.Set("Www-Authenticate", `Basic realm="cairn"`)
+		return auth.Principal{}, p
+	}
+	src, err := g.keys.Authenticate(r.Context(), key)
+	switch {
+	case errors.Is(err, profiles.ErrSourceNotFound), errors.Is(err, profiles.ErrSourceRevoked):
+		p := unauthorized("The write key is not valid.")
+		p.header.Set("Www-Authenticate", `Basic realm="cairn"`)
+		return auth.Principal{}, p
+	case err != nil:
+		return auth.Principal{}, errInternal
+	}
+	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok {
+		info.tenantID = src.TenantID
+	}
+	return auth.Principal{Subject: "source:" + src.ID, TenantID: src.TenantID, Scopes: []string{auth.ScopeEventsWrite}}, nil
 }
 
 // validationProblem turns a validator error into a 400 that names the
@@ -275,4 +337,73 @@ func validationProblem(err error) *problem {
 		msg = "is invalid"
 	}
 	return badRequest(field, msg)
+}
+
+// nulMessage is the reason given for a request that carries U+0000.
+const nulMessage = "must not contain the NUL character (U+0000)"
+
+// refuseNUL answers 400, naming where, for a request that carries U+0000 in
+// a path or query parameter or anywhere in its JSON body, keys included.
+// PostgreSQL can store it in neither text nor jsonb, so the write would fail
+// as a 500 there while SQLite stored it; no name, label or parameter of this
+// API means anything with it. Refusing it here treats every route and both
+// stores alike. It runs after validation, so a request gets it only if
+// nothing else is wrong.
+func refuseNUL(pathParams map[string]string, query url.Values, body []byte) *problem {
+	for _, name := range slices.Sorted(maps.Keys(pathParams)) {
+		if strings.ContainsRune(pathParams[name], 0) {
+			return badRequest(name, nulMessage)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(query)) {
+		if strings.ContainsRune(name, 0) || slices.ContainsFunc(query[name], func(v string) bool { return strings.ContainsRune(v, 0) }) {
+			return badRequest(name, nulMessage)
+		}
+	}
+	// JSON can only carry U+0000 escaped, so most bodies need no decoding.
+	if !bytes.Contains(body, []byte(`\u0000`)) {
+		return nil
+	}
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if dec.Decode(&doc) != nil {
+		return nil // the validator has judged the body already
+	}
+	if ptr, ok := findNUL(doc, ""); ok {
+		if ptr == "" {
+			ptr = "body"
+		}
+		return badRequest(ptr, nulMessage)
+	}
+	return nil
+}
+
+// pointerEscaper escapes an object key for a JSON pointer (RFC 6901).
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
+// findNUL returns the JSON pointer, below ptr, of the first string or key in
+// v that contains U+0000, keys in sorted order so the answer is stable.
+func findNUL(v any, ptr string) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return ptr, strings.ContainsRune(v, 0)
+	case []any:
+		for i, item := range v {
+			if p, ok := findNUL(item, ptr+"/"+strconv.Itoa(i)); ok {
+				return p, true
+			}
+		}
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			p := ptr + "/" + pointerEscaper.Replace(k)
+			if strings.ContainsRune(k, 0) {
+				return p, true
+			}
+			if p, ok := findNUL(v[k], p); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }

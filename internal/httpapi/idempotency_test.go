@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
 func TestIdempotencyReplay(t *testing.T) {
@@ -38,12 +40,14 @@ func TestIdempotencyReplay(t *testing.T) {
 // request is stuck inside its transaction, then races a second request with
 // the same key against it: the second must get 409, and once the first
 // finishes, a retry replays its response.
+//
+// It runs on Postgres only (SQLite serialises writers, so the claim itself
+// would wait behind the lock) and not in parallel: Go holds parallel tests
+// back until the sequential ones are done, so the lock wait it watches for
+// is not starved by the rest of the suite.
 func TestIdempotencyInFlightRace(t *testing.T) {
-	backends(t, func(t *testing.T, newEnv func() *env) {
-		e := newEnv()
-		if e.dbURL == "" {
-			t.Skip("SQLite serialises writers, so the claim itself would wait behind the lock; the race is proven on Postgres")
-		}
+	{
+		e := startEnv(t, testdb.Postgres(t), t.TempDir())
 		ctx := context.Background()
 		conn, err := pgx.Connect(ctx, e.dbURL)
 		if err != nil {
@@ -97,5 +101,5 @@ func TestIdempotencyInFlightRace(t *testing.T) {
 		if n := len(e.do("GET", "/v1/tenants", e.admin, nil).body["items"].([]any)); n != 1 {
 			t.Fatalf("%d tenants, want 1", n)
 		}
-	})
+	}
 }

@@ -22,7 +22,14 @@ const (
 	ctxRequestID ctxKey = iota
 	ctxPrincipal
 	ctxRoute
+	ctxRawBody
 )
+
+// rawBody returns the request body as received (the gate buffered it).
+func rawBody(ctx context.Context) []byte {
+	b, _ := ctx.Value(ctxRawBody).([]byte)
+	return b
+}
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(ctxRequestID).(string)

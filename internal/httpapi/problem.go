@@ -64,11 +64,16 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 			"Cannot "+string(te.Event)+" a tenant that is "+string(te.From)+".")
 	case errors.Is(err, tenants.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not-found", "Not found", "No tenant has this ID.")
+	case errors.Is(err, tenants.ErrRegionRemoved):
+		return newProblem(http.StatusConflict, "region-removal", "Regions can only be added",
+			"The new Region list leaves out a Region the tenant has; Regions can only be added.")
 	case errors.Is(err, tenants.ErrSlugTaken):
 		return newProblem(http.StatusConflict, "slug-taken", "Slug taken", "Another tenant already uses this slug.")
 	case errors.Is(err, tenants.ErrVersionMismatch):
 		return newProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
 			"The tenant changed since the ETag given in If-Match; read it again.")
+	case profileProblem(err) != nil:
+		return profileProblem(err)
 	case errors.As(err, &refusal):
 		return grantProblem(refusal.Err, refusal.Detail)
 	case errors.Is(err, grants.ErrNotFound):

@@ -23,6 +23,7 @@ import (
 	"github.com/cairn-cdp/cairn/api"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -43,6 +44,8 @@ type Config struct {
 	Tenants     *tenants.Service
 	Stacks      StackService
 	Grants      *grants.Service
+	Profiles    *profiles.Service
+	Sources     *profiles.Sources
 	Auth        Authority
 	Idempotency idempotency.Store
 	// Ready reports whether the server can serve (the database answers).
@@ -57,20 +60,22 @@ type Config struct {
 
 // Server implements the generated StrictServerInterface.
 type Server struct {
-	log     *slog.Logger
-	tenants *tenants.Service
-	stacks  StackService
-	grants  *grants.Service
-	auth    Authority
-	ready   func(context.Context) error
+	log      *slog.Logger
+	tenants  *tenants.Service
+	stacks   StackService
+	grants   *grants.Service
+	profiles *profiles.Service
+	sources  *profiles.Sources
+	auth     Authority
+	ready    func(context.Context) error
 }
 
 var _ StrictServerInterface = (*Server)(nil)
 
 // NewServer returns the whole API as one http.Handler.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil {
-		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Auth, Idempotency and Registry are required")
+	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil {
+		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Auth, Idempotency and Registry are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -81,11 +86,11 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if cfg.Ready == nil {
 		cfg.Ready = func(context.Context) error { return nil }
 	}
-	g, err := newGate(api.Spec, cfg.Auth, cfg.Tenants, cfg.MaxBodyBytes)
+	g, err := newGate(api.Spec, cfg.Auth, cfg.Sources, cfg.Tenants, cfg.MaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, auth: cfg.Auth, ready: cfg.Ready}
+	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, auth: cfg.Auth, ready: cfg.Ready}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

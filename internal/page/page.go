@@ -68,3 +68,18 @@ func Trim[T any](items []T, limit int, seq func(T) int64) ([]T, *string) {
 	c := Encode(seq(items[len(items)-1]))
 	return items, &c
 }
+
+// EncodeString returns an opaque cursor for a store's own position (a sort
+// key), for lists ordered by something other than a sequence number.
+func EncodeString(pos string) string {
+	return base64.RawURLEncoding.EncodeToString(append([]byte{version + 1}, pos...))
+}
+
+// DecodeString returns the position in a cursor made by EncodeString.
+func DecodeString(cursor string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(b) < 2 || b[0] != version+1 {
+		return "", ErrBadCursor
+	}
+	return string(b[1:]), nil
+}

@@ -72,6 +72,13 @@ func Run(t *testing.T, h Harness) {
 		{"GrantList", testGrantList},
 		{"Audit", testAudit},
 		{"GrantTx", testGrantTx},
+		{"SourceRoundTrip", testSourceRoundTrip},
+		{"SourceNameTaken", testSourceNameTaken},
+		{"SourceConcurrentInsert", testSourceConcurrentInsert},
+		{"SourceByKeyHash", testSourceByKeyHash},
+		{"SourceRotate", testSourceRotate},
+		{"SourceUpdateVersion", testSourceUpdateVersion},
+		{"SourceList", testSourceList},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}

@@ -92,6 +92,19 @@ type Principal struct {
 	CreatedAt time.Time
 }
 
+type Source struct {
+	Seq       int64
+	ID        string
+	TenantID  string
+	Name      string
+	KeyHash   []byte
+	KeyHint   string
+	CreatedAt time.Time
+	RotatedAt *time.Time
+	RevokedAt *time.Time
+	Version   int64
+}
+
 type StackEvent struct {
 	Seq          int64
 	TenantID     string

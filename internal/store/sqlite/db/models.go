@@ -90,6 +90,19 @@ type Principal struct {
 	CreatedAt string
 }
 
+type Source struct {
+	Seq       int64
+	ID        string
+	TenantID  string
+	Name      string
+	KeyHash   []byte
+	KeyHint   string
+	CreatedAt string
+	RotatedAt sql.NullString
+	RevokedAt sql.NullString
+	Version   int64
+}
+
 type StackEvent struct {
 	Seq          int64
 	TenantID     string

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/cairn-cdp/cairn/internal/profiles"
+	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
+	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
+	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
+	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
+)
+
+// newProfileStores opens the profile store and the raw zone the
+// configuration names: an embedded SQLite file and the local zones by
+// default, DynamoDB and S3 with --cloud aws.
+func newProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, calls *cfn.CallCounter) (profiles.Store, profiles.RawZone, func() error, error) {
+	if cfg.Cloud == "aws" {
+		return newAWSProfileStores(ctx, cfg, loc, calls)
+	}
+	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, "profiles.db"))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("profile store: %w", err)
+	}
+	raw := &rawzone.Local{Root: filepath.Join(cfg.DataDir, "zones"), Locate: loc.RawZone}
+	return st, raw, st.Close, nil
+}
+
+func newAWSProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, calls *cfn.CallCounter) (profiles.Store, profiles.RawZone, func() error, error) {
+	st, err := dynamostore.New(ctx, dynamostore.Config{EndpointURL: cfg.AWSEndpointURL, Tables: loc.Table, Calls: calls})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("profile store: %w", err)
+	}
+	raw, err := rawzone.NewS3(ctx, rawzone.Config{EndpointURL: cfg.AWSEndpointURL, Locate: loc.RawZone, Calls: calls})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("raw zone: %w", err)
+	}
+	return st, raw, func() error { return nil }, nil
+}

@@ -1,0 +1,347 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/profiles"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
+)
+
+// ingest parses a request's events (a batch, or one event of defaultType)
+// from the raw body, so the raw zone keeps each event exactly as sent, and
+// ingests the valid ones for the tenant.
+func (s *Server) ingest(ctx context.Context, tenant string, batch bool, defaultType string) (IngestResult, error) {
+	body := rawBody(ctx)
+	var raws []json.RawMessage
+	if batch {
+		var b struct {
+			Batch []json.RawMessage `json:"batch"`
+		}
+		if err := json.Unmarshal(body, &b); err != nil {
+			return IngestResult{}, badRequest("batch", "must be an array of events")
+		}
+		raws = b.Batch
+	} else {
+		raws = []json.RawMessage{body}
+	}
+	now := time.Now()
+	var events []profiles.Event
+	out := IngestResult{Errors: []EventError{}}
+	for i, raw := range raws {
+		ev, err := profiles.ParseEvent(i, raw, defaultType, now)
+		var ee *profiles.EventError
+		if errors.As(err, &ee) {
+			out.Errors = append(out.Errors, EventError{Index: ee.Index, Field: ee.Field, Message: ee.Reason})
+			continue
+		}
+		events = append(events, ev)
+	}
+	res, err := s.profiles.Ingest(ctx, tenant, events)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	out.Accepted, out.Duplicates, out.Suppressed = res.Accepted, res.Duplicates, res.Suppressed
+	out.Success = len(out.Errors) == 0
+	return out, nil
+}
+
+func (s *Server) segment(ctx context.Context, batch bool, typ string) (IngestResult, error) {
+	p, _ := principalFrom(ctx)
+	return s.ingest(ctx, p.TenantID, batch, typ)
+}
+
+func (s *Server) SegmentBatch(ctx context.Context, _ SegmentBatchRequestObject) (SegmentBatchResponseObject, error) {
+	r, err := s.segment(ctx, true, "")
+	return SegmentBatch200JSONResponse(r), err
+}
+
+func (s *Server) SegmentIdentify(ctx context.Context, _ SegmentIdentifyRequestObject) (SegmentIdentifyResponseObject, error) {
+	r, err := s.segment(ctx, false, "identify")
+	return SegmentIdentify200JSONResponse(r), err
+}
+
+func (s *Server) SegmentTrack(ctx context.Context, _ SegmentTrackRequestObject) (SegmentTrackResponseObject, error) {
+	r, err := s.segment(ctx, false, "track")
+	return SegmentTrack200JSONResponse(r), err
+}
+
+func (s *Server) SegmentPage(ctx context.Context, _ SegmentPageRequestObject) (SegmentPageResponseObject, error) {
+	r, err := s.segment(ctx, false, "page")
+	return SegmentPage200JSONResponse(r), err
+}
+
+func (s *Server) SegmentScreen(ctx context.Context, _ SegmentScreenRequestObject) (SegmentScreenResponseObject, error) {
+	r, err := s.segment(ctx, false, "screen")
+	return SegmentScreen200JSONResponse(r), err
+}
+
+func (s *Server) SegmentGroup(ctx context.Context, _ SegmentGroupRequestObject) (SegmentGroupResponseObject, error) {
+	r, err := s.segment(ctx, false, "group")
+	return SegmentGroup200JSONResponse(r), err
+}
+
+func (s *Server) SegmentAlias(ctx context.Context, _ SegmentAliasRequestObject) (SegmentAliasResponseObject, error) {
+	r, err := s.segment(ctx, false, "alias")
+	return SegmentAlias200JSONResponse(r), err
+}
+
+func (s *Server) IngestEvents(ctx context.Context, req IngestEventsRequestObject) (IngestEventsResponseObject, error) {
+	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
+		return nil, err
+	}
+	r, err := s.ingest(ctx, req.TenantId, true, "")
+	if err != nil {
+		return nil, err
+	}
+	return IngestEvents200JSONResponse(r), nil
+}
+
+func toAPISource(src profiles.Source) Source {
+	return Source{
+		Id: src.ID, TenantId: src.TenantID, Name: src.Name, KeyHint: src.KeyHint, CreatedAt: src.CreatedAt.UTC(),
+		RotatedAt: src.RotatedAt, RevokedAt: src.RevokedAt, Revoked: src.RevokedAt != nil,
+	}
+}
+
+func withKey(src profiles.Source, key string) SourceWithKey {
+	a := toAPISource(src)
+	return SourceWithKey{
+		Id: a.Id, TenantId: a.TenantId, Name: a.Name, KeyHint: a.KeyHint, CreatedAt: a.CreatedAt,
+		RotatedAt: a.RotatedAt, RevokedAt: a.RevokedAt, Revoked: a.Revoked, WriteKey: key,
+	}
+}
+
+func (s *Server) ListSources(ctx context.Context, req ListSourcesRequestObject) (ListSourcesResponseObject, error) {
+	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
+		return nil, err
+	}
+	limit := page.Limit(req.Params.Limit)
+	after, err := decodeCursor(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.sources.List(ctx, req.TenantId, after, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	list, next := page.Trim(list, limit, func(s profiles.Source) int64 { return s.Seq })
+	items := make([]Source, len(list))
+	for i, src := range list {
+		items[i] = toAPISource(src)
+	}
+	return ListSources200JSONResponse{Items: items, NextCursor: next}, nil
+}
+
+func (s *Server) CreateSource(ctx context.Context, req CreateSourceRequestObject) (CreateSourceResponseObject, error) {
+	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
+		return nil, err
+	}
+	src, key, err := s.sources.Create(ctx, req.TenantId, req.Body.Name)
+	if err != nil {
+		return nil, err
+	}
+	return CreateSource201JSONResponse(withKey(src, key)), nil
+}
+
+func (s *Server) RevokeSource(ctx context.Context, req RevokeSourceRequestObject) (RevokeSourceResponseObject, error) {
+	src, err := s.sources.Revoke(ctx, req.TenantId, req.SourceId)
+	if err != nil {
+		return nil, err
+	}
+	return RevokeSource200JSONResponse(toAPISource(src)), nil
+}
+
+func (s *Server) RotateSource(ctx context.Context, req RotateSourceRequestObject) (RotateSourceResponseObject, error) {
+	src, key, err := s.sources.Rotate(ctx, req.TenantId, req.SourceId)
+	if err != nil {
+		return nil, err
+	}
+	return RotateSource200JSONResponse(withKey(src, key)), nil
+}
+
+func toAPIConfig(c profiles.IdentityConfig) IdentityConfig {
+	out := IdentityConfig{Identifiers: make([]IdentifierRule, len(c.Identifiers))}
+	for i, r := range c.Identifiers {
+		out.Identifiers[i] = IdentifierRule{Type: r.Type, Priority: r.Priority, Limit: r.Limit}
+		if len(r.Blocked) > 0 {
+			b := r.Blocked
+			out.Identifiers[i].Blocked = &b
+		}
+	}
+	return out
+}
+
+func (s *Server) GetIdentityConfig(ctx context.Context, req GetIdentityConfigRequestObject) (GetIdentityConfigResponseObject, error) {
+	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
+		return nil, err
+	}
+	c, err := s.profiles.IdentityConfig(ctx, req.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	return GetIdentityConfig200JSONResponse(toAPIConfig(c)), nil
+}
+
+func (s *Server) PutIdentityConfig(ctx context.Context, req PutIdentityConfigRequestObject) (PutIdentityConfigResponseObject, error) {
+	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
+		return nil, err
+	}
+	var c profiles.IdentityConfig
+	for _, r := range req.Body.Identifiers {
+		rule := profiles.IdentifierRule{Type: r.Type, Priority: r.Priority, Limit: r.Limit}
+		if r.Blocked != nil {
+			rule.Blocked = *r.Blocked
+		}
+		c.Identifiers = append(c.Identifiers, rule)
+	}
+	c, err := s.profiles.SetIdentityConfig(ctx, req.TenantId, c)
+	if err != nil {
+		return nil, err
+	}
+	return PutIdentityConfig200JSONResponse(toAPIConfig(c)), nil
+}
+
+func toAPIProfile(p profiles.Profile) Profile {
+	out := Profile{
+		Id: p.ID, Traits: p.Traits, Segments: p.Segments, MergedProfileIds: p.MergedProfileIDs,
+		Identifiers: make([]ProfileIdentifier, len(p.Identifiers)), CreatedAt: p.CreatedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(),
+	}
+	if out.MergedProfileIds == nil {
+		out.MergedProfileIds = []string{}
+	}
+	if out.Segments == nil {
+		out.Segments = []string{}
+	}
+	for i, id := range p.Identifiers {
+		out.Identifiers[i] = ProfileIdentifier{Type: id.Type, Value: id.Value, FirstSeen: id.FirstSeen.UTC()}
+	}
+	return out
+}
+
+func (s *Server) LookupProfile(ctx context.Context, req LookupProfileRequestObject) (LookupProfileResponseObject, error) {
+	typ, value, _ := strings.Cut(req.Params.Identifier, ":")
+	p, err := s.profiles.Lookup(ctx, req.TenantId, profiles.Identifier{Type: typ, Value: value})
+	if err != nil {
+		return nil, err
+	}
+	return LookupProfile200JSONResponse(toAPIProfile(p)), nil
+}
+
+func (s *Server) GetProfile(ctx context.Context, req GetProfileRequestObject) (GetProfileResponseObject, error) {
+	p, err := s.profiles.Profile(ctx, req.TenantId, req.ProfileId)
+	if err != nil {
+		return nil, err
+	}
+	return GetProfile200JSONResponse(toAPIProfile(p)), nil
+}
+
+func (s *Server) ListProfileEvents(ctx context.Context, req ListProfileEventsRequestObject) (ListProfileEventsResponseObject, error) {
+	limit := page.Limit(req.Params.Limit)
+	cursor := ""
+	if req.Params.Cursor != nil {
+		c, err := page.DecodeString(*req.Params.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		cursor = c
+	}
+	name := ""
+	if req.Params.Event != nil {
+		name = *req.Params.Event
+	}
+	list, err := s.profiles.Events(ctx, req.TenantId, req.ProfileId, name, cursor, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	var next *string
+	if len(list) > limit {
+		list = list[:limit]
+		c := page.EncodeString(list[len(list)-1].Cursor)
+		next = &c
+	}
+	items := make([]ProfileEvent, len(list))
+	for i, e := range list {
+		var raw map[string]any
+		_ = json.Unmarshal(e.Raw, &raw)
+		items[i] = ProfileEvent{MessageId: e.MessageID, Type: e.Type, Name: optional(e.Name), Timestamp: e.Timestamp.UTC(), ProfileId: e.ProfileID, Event: raw}
+	}
+	return ListProfileEvents200JSONResponse{Items: items, NextCursor: next}, nil
+}
+
+func (s *Server) ListProfileMerges(ctx context.Context, req ListProfileMergesRequestObject) (ListProfileMergesResponseObject, error) {
+	list, err := s.profiles.Merges(ctx, req.TenantId, req.ProfileId)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]Merge, len(list))
+	for i, m := range list {
+		items[i] = Merge{MergedProfileId: m.MergedProfileID, Members: m.Members, At: m.At.UTC(), Identifier: m.Identifier}
+	}
+	return ListProfileMerges200JSONResponse{Items: items}, nil
+}
+
+func (s *Server) UnmergeProfile(ctx context.Context, req UnmergeProfileRequestObject) (UnmergeProfileResponseObject, error) {
+	p, err := s.profiles.Unmerge(ctx, req.TenantId, req.ProfileId, req.Body.ProfileId)
+	if err != nil {
+		return nil, err
+	}
+	return UnmergeProfile200JSONResponse(toAPIProfile(p)), nil
+}
+
+func toAPIErasure(e profiles.Erasure) Erasure {
+	return Erasure{
+		Id: e.ID, ProfileId: e.ProfileID, Status: ErasureStatus(e.Status), Suppress: e.Suppress,
+		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(),
+		ItemsDeleted: e.ItemsDeleted, ObjectsRewritten: e.ObjectsRewritten, LinesRemoved: e.LinesRemoved,
+	}
+}
+
+func (s *Server) EraseProfile(ctx context.Context, req EraseProfileRequestObject) (EraseProfileResponseObject, error) {
+	suppress := req.Params.Suppress != nil && *req.Params.Suppress
+	e, err := s.profiles.StartErasure(ctx, req.TenantId, req.ProfileId, suppress)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.tenants.Enqueue(ctx, profiles.ErasureArgs{TenantID: req.TenantId, ErasureID: e.ID}); err != nil {
+		return nil, err
+	}
+	return EraseProfile202JSONResponse(toAPIErasure(e)), nil
+}
+
+func (s *Server) GetErasure(ctx context.Context, req GetErasureRequestObject) (GetErasureResponseObject, error) {
+	e, err := s.profiles.GetErasure(ctx, req.TenantId, req.ErasureId)
+	if err != nil {
+		return nil, err
+	}
+	return GetErasure200JSONResponse(toAPIErasure(e)), nil
+}
+
+// profileProblem maps the profiles package's errors.
+func profileProblem(err error) *problem {
+	var ve *profiles.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return badRequest(ve.Field, ve.Reason)
+	case errors.Is(err, profiles.ErrProfileNotFound):
+		return newProblem(http.StatusNotFound, "not-found", "Not found", "No profile has this ID or identifier.")
+	case errors.Is(err, profiles.ErrErasureNotFound):
+		return newProblem(http.StatusNotFound, "not-found", "Not found", "No erasure has this ID.")
+	case errors.Is(err, profiles.ErrSourceNotFound):
+		return newProblem(http.StatusNotFound, "not-found", "Not found", "No source has this ID.")
+	case errors.Is(err, profiles.ErrSourceNameTaken):
+		return newProblem(http.StatusConflict, "source-name-taken", "Source name taken", "The tenant has a live source with this name.")
+	case errors.Is(err, profiles.ErrSourceRevoked):
+		return newProblem(http.StatusConflict, "source-revoked", "Source revoked", "A revoked source cannot get a new key.")
+	case errors.Is(err, profiles.ErrNotMerged):
+		return newProblem(http.StatusConflict, "not-merged", "Not merged", "That profile was not merged into this one.")
+	case errors.Is(err, profiles.ErrNotReady), errors.Is(err, provisioner.ErrNotReady):
+		return newProblem(http.StatusConflict, "tenant-not-ready", "Tenant not ready", "The tenant's data stack in its home Region is not provisioned yet.")
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package profiles
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Erasure statuses.
+const (
+	ErasurePending   = "pending"
+	ErasureRunning   = "running"
+	ErasureCompleted = "completed"
+)
+
+// ErrErasureNotFound: no erasure with the ID for the tenant.
+var ErrErasureNotFound = errors.New("erasure not found")
+
+// Erasure is a GDPR erasure of a profile and its progress.
+type Erasure struct {
+	ID        string    `json:"id"`
+	ProfileID string    `json:"profile_id"`
+	Suppress  bool      `json:"suppress"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// What the erasure found, recorded before anything is deleted so that a
+	// run that crashes can be run again to the same end.
+	Members     []string            `json:"members"`
+	Identifiers []Identifier        `json:"identifiers"`
+	Objects     map[string][]string `json:"objects"` // raw zone object → messageIds
+	// Progress.
+	ItemsDeleted     int `json:"items_deleted"`
+	ObjectsRewritten int `json:"objects_rewritten"`
+	LinesRemoved     int `json:"lines_removed"`
+}
+
+func erasureKey(tenant, id string) Key { return Key{PK: tenantPrefix(tenant) + "X#" + id, SK: "X"} }
+
+// ErasureArgs is the durable job that carries an erasure out.
+type ErasureArgs struct {
+	TenantID  string `json:"tenant_id"`
+	ErasureID string `json:"erasure_id"`
+}
+
+// Kind implements river.JobArgs.
+func (ErasureArgs) Kind() string { return "profile_erasure" }
+
+func (s *Service) saveErasure(ctx context.Context, tenant string, e Erasure) error {
+	e.UpdatedAt = s.now().UTC()
+	d, _ := json.Marshal(e)
+	k := erasureKey(tenant, e.ID)
+	return s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: d}}})
+}
+
+// StartErasure records an erasure of the profile (following a merged-away
+// ID to its survivor) as pending. The caller queues ErasureArgs for it.
+func (s *Service) StartErasure(ctx context.Context, tenant, profileID string, suppress bool) (Erasure, error) {
+	p, err := s.Profile(ctx, tenant, profileID)
+	if err != nil {
+		return Erasure{}, err
+	}
+	now := s.now().UTC()
+	e := Erasure{ID: "era_" + random(16), ProfileID: p.ID, Suppress: suppress, Status: ErasurePending, CreatedAt: now}
+	return e, s.saveErasure(ctx, tenant, e)
+}
+
+// GetErasure returns an erasure's progress.
+func (s *Service) GetErasure(ctx context.Context, tenant, id string) (Erasure, error) {
+	it, ok, err := s.store.Get(ctx, erasureKey(tenant, id))
+	if err != nil {
+		return Erasure{}, err
+	}
+	if !ok {
+		return Erasure{}, ErrErasureNotFound
+	}
+	var e Erasure
+	return e, json.Unmarshal(it.Data, &e)
+}
+
+// Erase carries an erasure out: it removes the profile, its merged members,
+// their identifiers, events, merges and memberships from the store, purges
+// their events from the raw zone (rewriting the objects that hold them)
+// and, with Suppress, blocks the identifiers so later events naming them
+// are dropped. It is safe to run again after a crash.
+func (s *Service) Erase(ctx context.Context, tenant, id string) error {
+	e, err := s.GetErasure(ctx, tenant, id)
+	if err != nil || e.Status == ErasureCompleted {
+		return err
+	}
+	if e.Status == ErasurePending {
+		if err := s.survey(ctx, tenant, &e); err != nil {
+			return err
+		}
+		e.Status = ErasureRunning
+		if err := s.saveErasure(ctx, tenant, e); err != nil {
+			return err
+		}
+	}
+	if e.Suppress {
+		var items []Item
+		for _, id := range e.Identifiers {
+			k := suppressKey(tenant, id)
+			items = append(items, Item{PK: k.PK, SK: k.SK, Data: []byte(`{}`)})
+		}
+		if err := s.store.PutBatch(ctx, items); err != nil {
+			return fmt.Errorf("suppress: %w", err)
+		}
+	}
+	var keys []Key
+	for _, id := range e.Identifiers {
+		keys = append(keys, indexKey(tenant, id))
+	}
+	for _, m := range e.Members {
+		items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + m})
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			keys = append(keys, Key{PK: it.PK, SK: it.SK})
+		}
+	}
+	// Identifiers first, so no new event attaches to a half-erased member.
+	for start := 0; start < len(keys); start += MaxTransactOps {
+		var ops []Op
+		for _, k := range keys[start:min(start+MaxTransactOps, len(keys))] {
+			ops = append(ops, Op{Delete: &k})
+		}
+		if err := s.store.Transact(ctx, ops); err != nil {
+			return fmt.Errorf("delete items: %w", err)
+		}
+		e.ItemsDeleted += len(ops)
+	}
+	for object, ids := range e.Objects {
+		erased := map[string]bool{}
+		for _, id := range ids {
+			erased[id] = true
+		}
+		n, err := s.raw.Rewrite(ctx, tenant, object, func(line []byte) bool {
+			var ev struct {
+				MessageID string `json:"messageId"`
+			}
+			return json.Unmarshal(line, &ev) != nil || !erased[ev.MessageID]
+		})
+		if err != nil {
+			return fmt.Errorf("rewrite %s: %w", object, err)
+		}
+		e.ObjectsRewritten++
+		e.LinesRemoved += n
+	}
+	e.Status = ErasureCompleted
+	return s.saveErasure(ctx, tenant, e)
+}
+
+// survey records what the erasure will remove.
+func (s *Service) survey(ctx context.Context, tenant string, e *Erasure) error {
+	r := &resolver{store: s.store, tenant: tenant}
+	members, err := r.profileMembers(ctx, e.ProfileID)
+	if err != nil {
+		return err
+	}
+	e.Objects = map[string][]string{}
+	for _, m := range members {
+		e.Members = append(e.Members, m.ID)
+		ids, err := r.memberIdentifiers(ctx, m.ID)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			e.Identifiers = append(e.Identifiers, Identifier{Type: id.Type, Value: id.Value})
+		}
+		events, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + m.ID, Prefix: "E#"})
+		if err != nil {
+			return err
+		}
+		for _, it := range events {
+			var d eventData
+			if err := json.Unmarshal(it.Data, &d); err != nil {
+				return err
+			}
+			objects := []string{d.Object}
+			if marker, ok, err := s.store.Get(ctx, dedupKey(tenant, d.MessageID)); err != nil {
+				return err
+			} else if ok {
+				var dd dedupData
+				if err := json.Unmarshal(marker.Data, &dd); err != nil {
+					return err
+				}
+				objects = append(objects, dd.Objects...)
+			}
+			for _, o := range objects {
+				if o != "" && !slices.Contains(e.Objects[o], d.MessageID) {
+					e.Objects[o] = append(e.Objects[o], d.MessageID)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,14 @@
+package profiles
+
+import (
+	"context"
+
+	"github.com/riverqueue/river"
+)
+
+// Register adds the profile workers (erasures).
+func (s *Service) Register(w *river.Workers) {
+	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, job *river.Job[ErasureArgs]) error {
+		return s.Erase(ctx, job.Args.TenantID, job.Args.ErasureID)
+	}))
+}

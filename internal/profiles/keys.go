@@ -1,0 +1,123 @@
+package profiles
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Item layout (single table; every partition key is tenant-prefixed):
+//
+//	PK                          SK                      what
+//	TENANT#t#M#<member>         M                       a member profile: its root and traits (gsi1: TENANT#t#R#<root>, M#<member>)
+//	TENANT#t#M#<member>         I#<type>#<value>        an identifier the member holds
+//	TENANT#t#M#<member>         E#<time>#<messageId>    an event of the member
+//	TENANT#t#M#<root>           G#<time>#<member>       a merge into the root
+//	TENANT#t#I#<type>#<value>   I                       which member holds the identifier
+//	TENANT#t#D#<messageId>      D                       a processed messageId (expires)
+//	TENANT#t#S#<type>#<value>   S                       a suppressed identifier (erasure)
+//	TENANT#t#C                  identity                the identity configuration
+//	TENANT#t#X#<erasure>        X                       an erasure and its progress
+//
+// A profile is a set of members under one root; its ID is the root's. A
+// merge re-points the merged members at the survivor, an unmerge points a
+// member back at itself, so every member keeps exactly the identifiers,
+// traits and events it brought.
+
+func tenantPrefix(tenant string) string { return "TENANT#" + tenant + "#" }
+
+func memberKey(tenant, member string) Key {
+	return Key{PK: tenantPrefix(tenant) + "M#" + member, SK: "M"}
+}
+
+func memberIdentKey(tenant, member string, id Identifier) Key {
+	return Key{PK: tenantPrefix(tenant) + "M#" + member, SK: "I#" + id.Type + "#" + id.Value}
+}
+
+func indexKey(tenant string, id Identifier) Key {
+	return Key{PK: tenantPrefix(tenant) + "I#" + id.Type + "#" + id.Value, SK: "I"}
+}
+
+func dedupKey(tenant, messageID string) Key {
+	return Key{PK: tenantPrefix(tenant) + "D#" + messageID, SK: "D"}
+}
+
+func suppressKey(tenant string, id Identifier) Key {
+	return Key{PK: tenantPrefix(tenant) + "S#" + id.Type + "#" + id.Value, SK: "S"}
+}
+
+func configKey(tenant string) Key { return Key{PK: tenantPrefix(tenant) + "C", SK: "identity"} }
+
+func rootIndex(tenant, root string) string { return tenantPrefix(tenant) + "R#" + root }
+
+// sortTime formats a time so that sort keys order by it.
+func sortTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
+
+func eventSK(t time.Time, messageID string) string { return "E#" + sortTime(t) + "#" + messageID }
+
+// traitValue is one trait as a member set it.
+type traitValue struct {
+	V  any       `json:"v"`
+	At time.Time `json:"at"`
+}
+
+// memberData is a member profile.
+type memberData struct {
+	ID        string                `json:"id"`
+	Root      string                `json:"root"`
+	CreatedAt time.Time             `json:"created_at"`
+	UpdatedAt time.Time             `json:"updated_at"`
+	Traits    map[string]traitValue `json:"traits,omitempty"`
+}
+
+// member is a member item as read, with its version.
+type member struct {
+	memberData
+	version int64
+}
+
+func (m member) item(tenant string) Item {
+	d, _ := json.Marshal(m.memberData)
+	k := memberKey(tenant, m.ID)
+	return Item{PK: k.PK, SK: k.SK, GSI1PK: rootIndex(tenant, m.Root), GSI1SK: "M#" + m.ID, Data: d}
+}
+
+func readMember(it Item) (member, error) {
+	var m member
+	if err := json.Unmarshal(it.Data, &m.memberData); err != nil {
+		return m, fmt.Errorf("member item %s: %w", it.PK, err)
+	}
+	m.version = it.Version
+	return m, nil
+}
+
+// identData is an identifier a member holds.
+type identData struct {
+	Type      string    `json:"type"`
+	Value     string    `json:"value"`
+	FirstSeen time.Time `json:"first_seen"`
+}
+
+// indexData says which member holds an identifier.
+type indexData struct {
+	Member    string    `json:"member"`
+	FirstSeen time.Time `json:"first_seen"`
+}
+
+// eventData is an event as the store keeps it.
+type eventData struct {
+	MessageID string          `json:"message_id"`
+	Type      string          `json:"type"`
+	Name      string          `json:"name,omitempty"`
+	Timestamp time.Time       `json:"timestamp"`
+	Object    string          `json:"object,omitempty"`
+	Raw       json.RawMessage `json:"raw"`
+}
+
+// mergeData records a merge into a root.
+type mergeData struct {
+	MergedProfileID string    `json:"merged_profile_id"`
+	Members         []string  `json:"members"`
+	At              time.Time `json:"at"`
+	Identifier      string    `json:"identifier"`
+}

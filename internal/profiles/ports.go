@@ -1,0 +1,108 @@
+package profiles
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// RawZone is the tenant's immutable raw zone: every accepted event is
+// appended to it unchanged, as newline-delimited JSON, compressed,
+// partitioned by date and hour. S3 in AWS mode, files under the tenant's
+// local raw zone in the embedded default.
+type RawZone interface {
+	// Append writes lines (one JSON event each) as one new object under
+	// events/dt=YYYY-MM-DD/hh=HH/ of the tenant's raw zone (at gives the
+	// partition) and returns its key. It returns only once the object is
+	// durable.
+	Append(ctx context.Context, tenantID string, at time.Time, lines [][]byte) (string, error)
+	// Rewrite replaces the object with one that keeps only the lines for
+	// which keep is true (erasure), and returns how many lines it removed.
+	// An object left with no line is deleted.
+	Rewrite(ctx context.Context, tenantID, key string, keep func(line []byte) bool) (int, error)
+	// Read returns the object's lines (tests, audits).
+	Read(ctx context.Context, tenantID, key string) ([][]byte, error)
+	// List returns the keys of the tenant's raw zone objects.
+	List(ctx context.Context, tenantID string) ([]string, error)
+}
+
+// RawZoneLocation is where a tenant's raw zone is: a bucket (or, locally, a
+// directory named like it) in a Region, and a key prefix ("" for a
+// dedicated tenant's own bucket, "tenants/<id>/" in a pool bucket).
+type RawZoneLocation struct {
+	Region string
+	Bucket string
+	Prefix string
+}
+
+// Source is a named event source of a tenant with its write key. Only the
+// key's SHA-256 is stored; the key itself is shown once.
+type Source struct {
+	ID       string
+	TenantID string
+	Name     string
+	// KeyHash is the SHA-256 of the current write key.
+	KeyHash []byte
+	// KeyHint is the key's first characters, to tell keys apart.
+	KeyHint   string
+	CreatedAt time.Time
+	RotatedAt *time.Time
+	RevokedAt *time.Time
+	Version   int64
+	Seq       int64
+}
+
+// Sentinel errors of SourceStore implementations.
+var (
+	// ErrSourceNotFound: no such source for the tenant, or no source has
+	// the key.
+	ErrSourceNotFound = errors.New("source not found")
+	// ErrSourceNameTaken: the tenant has a live source with the name.
+	ErrSourceNameTaken = errors.New("source name taken")
+	// ErrSourceConflict: the source changed concurrently.
+	ErrSourceConflict = errors.New("source changed concurrently")
+)
+
+// SourceStore keeps sources in the control-plane database.
+type SourceStore interface {
+	// SourceInsert stores a new source (ErrSourceNameTaken).
+	SourceInsert(ctx context.Context, s Source) (Source, error)
+	// SourceGet returns the tenant's source (ErrSourceNotFound).
+	SourceGet(ctx context.Context, tenantID, id string) (Source, error)
+	// SourceByKeyHash returns the source whose current key hashes to hash,
+	// revoked or not (ErrSourceNotFound).
+	SourceByKeyHash(ctx context.Context, hash []byte) (Source, error)
+	// SourceList pages the tenant's sources in creation order, revoked
+	// ones included.
+	SourceList(ctx context.Context, tenantID string, afterSeq int64, limit int) ([]Source, error)
+	// SourceUpdate stores s if the stored Version is s.Version; it returns
+	// s with Version+1 (ErrSourceConflict, ErrSourceNotFound).
+	SourceUpdate(ctx context.Context, s Source) (Source, error)
+}
+
+// ErrNotReady is returned by a RawZone or Store locator while the tenant's
+// data stack in its home Region is not provisioned yet.
+var ErrNotReady = errors.New("tenant data stack not ready")
+
+// PlacementLocator locates a tenant's raw zone and profile table from what
+// its home Region's stack made.
+type PlacementLocator struct {
+	// Home returns the tenant's home Region and its stack outputs
+	// (raw_bucket, s3_prefix, profile_table).
+	Home func(ctx context.Context, tenantID string) (string, map[string]string, error)
+}
+
+// RawZone locates the tenant's raw zone.
+func (l PlacementLocator) RawZone(ctx context.Context, tenantID string) (RawZoneLocation, error) {
+	region, out, err := l.Home(ctx, tenantID)
+	if err != nil {
+		return RawZoneLocation{}, err
+	}
+	return RawZoneLocation{Region: region, Bucket: out["raw_bucket"], Prefix: out["s3_prefix"]}, nil
+}
+
+// Table locates the tenant's profile table.
+func (l PlacementLocator) Table(ctx context.Context, tenantID string) (string, string, error) {
+	region, out, err := l.Home(ctx, tenantID)
+	return region, out["profile_table"], err
+}

@@ -1,0 +1,322 @@
+package profiles
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// maxResolveAttempts bounds the optimistic retries of one resolution; each
+// retry follows a concurrent change or a dropped identifier.
+const maxResolveAttempts = 25
+
+// errLimit reports that a merge or attach would break an identifier limit.
+var errLimit = errors.New("identifier limit")
+
+// resolver runs identity resolution for one tenant.
+type resolver struct {
+	store  Store
+	tenant string
+	cc     compiledConfig
+	now    time.Time
+	newID  func() string
+}
+
+// resolution is where an event's identifiers led.
+type resolution struct {
+	Root   string
+	Member member
+	// Merged lists the roots merged into Root by this event.
+	Merged []string
+	// Dropped lists identifiers left out to respect limits.
+	Dropped []Identifier
+}
+
+// owners returns the member holding each of ids, where one does.
+func (r *resolver) owners(ctx context.Context, ids []Identifier) (map[Identifier]member, error) {
+	keys := make([]Key, len(ids))
+	for i, id := range ids {
+		keys[i] = indexKey(r.tenant, id)
+	}
+	idx, err := r.store.BatchGet(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read identifiers: %w", err)
+	}
+	holder := map[Identifier]string{}
+	var memberKeys []Key
+	for i, id := range ids {
+		it, ok := idx[keys[i]]
+		if !ok {
+			continue
+		}
+		var d indexData
+		if err := json.Unmarshal(it.Data, &d); err != nil {
+			return nil, fmt.Errorf("index item %s (v%d, %q): %w", it.PK, it.Version, it.Data, err)
+		}
+		holder[id] = d.Member
+		memberKeys = append(memberKeys, memberKey(r.tenant, d.Member))
+	}
+	if len(memberKeys) == 0 {
+		return map[Identifier]member{}, nil
+	}
+	items, err := r.store.BatchGet(ctx, memberKeys)
+	if err != nil {
+		return nil, fmt.Errorf("read members: %w", err)
+	}
+	out := map[Identifier]member{}
+	for id, m := range holder {
+		it, ok := items[memberKey(r.tenant, m)]
+		if !ok {
+			continue // an index entry without its member: being erased
+		}
+		mb, err := readMember(it)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = mb
+	}
+	return out, nil
+}
+
+// profileMembers returns every member under root.
+func (r *resolver) profileMembers(ctx context.Context, root string) ([]member, error) {
+	items, err := r.store.Query(ctx, QueryInput{PK: rootIndex(r.tenant, root), Index: "gsi1", Prefix: "M#"})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]member, 0, len(items))
+	for _, it := range items {
+		// gsi1 is eventually consistent on DynamoDB: read the member itself.
+		m, ok, err := r.store.Get(ctx, Key{PK: it.PK, SK: it.SK})
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		mb, err := readMember(m)
+		if err != nil {
+			return nil, err
+		}
+		if mb.Root == root {
+			out = append(out, mb)
+		}
+	}
+	return out, nil
+}
+
+// memberIdentifiers returns the identifiers a member holds.
+func (r *resolver) memberIdentifiers(ctx context.Context, m string) ([]identData, error) {
+	items, err := r.store.Query(ctx, QueryInput{PK: tenantPrefix(r.tenant) + "M#" + m, Prefix: "I#"})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]identData, 0, len(items))
+	for _, it := range items {
+		var d identData
+		if err := json.Unmarshal(it.Data, &d); err != nil {
+			return nil, fmt.Errorf("identifier item %s %s: %w", it.PK, it.SK, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// counts returns, per type, the identifier values held by the members.
+func (r *resolver) counts(ctx context.Context, members []member) (map[string]map[string]bool, error) {
+	out := map[string]map[string]bool{}
+	for _, m := range members {
+		ids, err := r.memberIdentifiers(ctx, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if out[id.Type] == nil {
+				out[id.Type] = map[string]bool{}
+			}
+			out[id.Type][id.Value] = true
+		}
+	}
+	return out, nil
+}
+
+// fits reports whether adding ids to held keeps every type within limits.
+func (r *resolver) fits(held map[string]map[string]bool, ids []Identifier) bool {
+	for _, id := range ids {
+		if held[id.Type] == nil {
+			held[id.Type] = map[string]bool{}
+		}
+		held[id.Type][id.Value] = true
+	}
+	for typ, vals := range held {
+		if len(vals) > r.cc.rule(typ).Limit {
+			return false
+		}
+	}
+	return true
+}
+
+// claim returns the ops that give ids to member m.
+func (r *resolver) claim(m string, ids []Identifier) []Op {
+	var ops []Op
+	for _, id := range ids {
+		idx, _ := json.Marshal(indexData{Member: m, FirstSeen: r.now})
+		own, _ := json.Marshal(identData{Type: id.Type, Value: id.Value, FirstSeen: r.now})
+		ik, ok := indexKey(r.tenant, id), memberIdentKey(r.tenant, m, id)
+		ops = append(ops,
+			Op{Put: &Item{PK: ik.PK, SK: ik.SK, Data: idx}, IfAbsent: true},
+			Op{Put: &Item{PK: ok.PK, SK: ok.SK, Data: own}},
+		)
+	}
+	return ops
+}
+
+// resolve finds (or makes) the profile of an event's identifiers: it
+// attaches them to the one profile they match, creates a profile when they
+// match none, and merges the profiles they link when they match several.
+// A merge or attach that would break a limit drops the event's
+// lowest-priority identifier and tries again, as Segment does. All writes
+// are conditional, so concurrent events never make two profiles of one
+// identity.
+func (r *resolver) resolve(ctx context.Context, ids []Identifier) (resolution, error) {
+	var dropped []Identifier
+	for range maxResolveAttempts {
+		if len(ids) == 0 {
+			return resolution{}, errors.New("resolve: no identifier left")
+		}
+		owned, err := r.owners(ctx, ids)
+		if err != nil {
+			return resolution{}, err
+		}
+		var roots []string
+		var fresh []Identifier
+		for _, id := range ids { // highest priority first
+			m, ok := owned[id]
+			if !ok {
+				fresh = append(fresh, id)
+				continue
+			}
+			if !slices.Contains(roots, m.Root) {
+				roots = append(roots, m.Root)
+			}
+		}
+		var res resolution
+		switch len(roots) {
+		case 0:
+			res, err = r.create(ctx, fresh)
+		default:
+			res, err = r.join(ctx, ids, owned, roots, fresh)
+		}
+		switch {
+		case errors.Is(err, errLimit):
+			dropped = append(dropped, ids[len(ids)-1])
+			ids = ids[:len(ids)-1]
+			continue
+		case errors.Is(err, ErrConditionFailed):
+			continue // a concurrent change: look again
+		case err != nil:
+			return resolution{}, err
+		}
+		res.Dropped = dropped
+		return res, nil
+	}
+	return resolution{}, errors.New("resolve: too much contention")
+}
+
+// create makes a new profile holding ids (within limits).
+func (r *resolver) create(ctx context.Context, ids []Identifier) (resolution, error) {
+	held := map[string]map[string]bool{}
+	var keep []Identifier
+	for _, id := range ids {
+		if len(held[id.Type]) < r.cc.rule(id.Type).Limit {
+			r.fits(held, []Identifier{id})
+			keep = append(keep, id)
+		}
+	}
+	m := member{memberData: memberData{ID: r.newID(), CreatedAt: r.now, UpdatedAt: r.now}}
+	m.Root = m.ID
+	it := m.item(r.tenant)
+	ops := append([]Op{{Put: &it, IfAbsent: true}}, r.claim(m.ID, keep)...)
+	if err := r.store.Transact(ctx, ops); err != nil {
+		return resolution{}, err
+	}
+	m.version = 1
+	return resolution{Root: m.ID, Member: m}, nil
+}
+
+// join attaches fresh identifiers to the matched profile, merging the
+// matched profiles into the one of the highest-priority identifier.
+func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identifier]member, roots []string, fresh []Identifier) (resolution, error) {
+	survivor := roots[0]
+	var evMember member
+	for _, id := range ids {
+		if m, ok := owned[id]; ok {
+			evMember = m
+			break
+		}
+	}
+	if len(roots) == 1 && len(fresh) == 0 {
+		return resolution{Root: survivor, Member: evMember}, nil
+	}
+	var all []member
+	byRoot := map[string][]member{}
+	for _, root := range roots {
+		ms, err := r.profileMembers(ctx, root)
+		if err != nil {
+			return resolution{}, err
+		}
+		byRoot[root] = ms
+		all = append(all, ms...)
+	}
+	held, err := r.counts(ctx, all)
+	if err != nil {
+		return resolution{}, err
+	}
+	if !r.fits(held, fresh) {
+		return resolution{}, errLimit
+	}
+	// Every profile involved is locked by a condition on its root member,
+	// so a concurrent attach or merge fails and retries.
+	var ops []Op
+	var merged []string
+	for _, root := range roots {
+		for _, m := range byRoot[root] {
+			if m.ID == evMember.ID {
+				continue // written below
+			}
+			switch {
+			case root != survivor:
+				m.Root, m.UpdatedAt = survivor, r.now
+				it := m.item(r.tenant)
+				ops = append(ops, Op{Put: &it, IfVersion: m.version})
+			case m.ID == root:
+				k := memberKey(r.tenant, m.ID)
+				ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: m.version})
+			}
+		}
+		if root != survivor {
+			merged = append(merged, root)
+			var moved []string
+			for _, m := range byRoot[root] {
+				moved = append(moved, m.ID)
+			}
+			d, _ := json.Marshal(mergeData{MergedProfileID: root, Members: moved, At: r.now, Identifier: ids[0].String()})
+			ops = append(ops, Op{Put: &Item{PK: tenantPrefix(r.tenant) + "M#" + survivor, SK: "G#" + sortTime(r.now) + "#" + root, Data: d}})
+		}
+	}
+	evMember.Root, evMember.UpdatedAt = survivor, r.now
+	it := evMember.item(r.tenant)
+	ops = append(ops, Op{Put: &it, IfVersion: evMember.version})
+	ops = append(ops, r.claim(evMember.ID, fresh)...)
+	if len(ops) > MaxTransactOps {
+		return resolution{}, errLimit
+	}
+	if err := r.store.Transact(ctx, ops); err != nil {
+		return resolution{}, err
+	}
+	evMember.version++
+	return resolution{Root: survivor, Member: evMember, Merged: merged}, nil
+}

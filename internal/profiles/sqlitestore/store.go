@@ -1,0 +1,535 @@
+// Package sqlitestore is the embedded profiles.Store: one SQLite database
+// file of its own (modernc.org/sqlite, pure Go), separate from the
+// control-plane database, holding the single items table of the profile
+// store.
+//
+// # Design
+//
+// SQLite allows one writer at a time, so a Store has exactly one writer
+// connection, owned by one goroutine, and a small pool of read-only
+// connections that, under WAL, read concurrently with it. Transact and
+// PutBatch hand their work to the writer goroutine, which commits whatever
+// has queued up meanwhile in one SQLite transaction (group commit): every
+// call's conditions are checked against the state its predecessors in the
+// group left, a call whose condition fails writes nothing and the others go
+// on, and one fsync makes the whole group durable before any call returns.
+// Under load this turns thousands of small transactions a second into a
+// few hundred commits; alone, a call commits at once.
+//
+// # Durability
+//
+// WAL with synchronous=FULL: Transact and PutBatch return only after their
+// commit is on disk, so a crash right after loses nothing.
+//
+// # Expiry
+//
+// Items whose ExpiresAt is set and in the past are invisible to reads and
+// count as absent for IfAbsent. The writer deletes them in the background
+// (Config.SweepInterval), like DynamoDB's TTL.
+//
+// # Errors
+//
+// Validation errors (keys without the tenant prefix, ops that name a key
+// twice, ...) are returned before anything is written; see storetest's
+// package doc for the rules, which dynamostore applies too. Methods called
+// after Close return ErrClosed.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Only one Store (one process) should
+// open a file: SQLite would serialise two of them, but each would pay for
+// the other's locks.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/cairn-cdp/cairn/internal/profiles"
+)
+
+var _ profiles.Store = (*Store)(nil)
+
+// FileName is the conventional name of the database file in the data
+// directory.
+const FileName = "profiles.db"
+
+// Defaults of Config.
+const (
+	// DefaultSweepInterval is how often expired items are deleted.
+	DefaultSweepInterval = time.Minute
+	// sweepChunk is the most expired items deleted in one statement, so a
+	// sweep never holds the write lock for long.
+	sweepChunk = 1000
+	// maxGroup is the most calls committed in one transaction.
+	maxGroup = 512
+)
+
+// ErrClosed is returned by every method of a closed Store.
+var ErrClosed = errors.New("sqlitestore: store closed")
+
+// Config configures a Store.
+type Config struct {
+	// Path is the database file, created if missing. Required.
+	Path string
+	// Readers is the most read connections; default max(4, GOMAXPROCS).
+	Readers int
+	// SweepInterval is how often expired items are deleted; default
+	// DefaultSweepInterval, negative disables the sweep.
+	SweepInterval time.Duration
+	// Now is the clock that decides expiry; default time.Now.
+	Now func() time.Time
+	// Logger logs sweep failures; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is the SQLite profiles.Store. Create it with Open or New; it is
+// safe for concurrent use.
+type Store struct {
+	now    func() time.Time
+	logger *slog.Logger
+
+	readDB   *sql.DB
+	getStmt  *sql.Stmt
+	queryMu  sync.Mutex
+	queryStm map[queryShape]*sql.Stmt
+
+	writeDB *sql.DB
+	w       *writer
+
+	checkpointDB *sql.DB
+	// checkpoint wakes the checkpointer after a commit; it holds at most
+	// one wake-up.
+	checkpoint chan struct{}
+
+	reqs      chan *request
+	closing   chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// schema is created at open. gsi1pk, gsi1sk and expires_at are NULL when
+// empty or 0, so that the partial indexes hold only the items that need
+// them (and `gsi1pk = ?` or `expires_at < ?` imply the indexes' WHERE).
+// The table is WITHOUT ROWID: the primary key is the only lookup path.
+const schema = `
+CREATE TABLE IF NOT EXISTS items (
+	pk         TEXT NOT NULL,
+	sk         TEXT NOT NULL,
+	gsi1pk     TEXT,
+	gsi1sk     TEXT,
+	v          INTEGER NOT NULL,
+	d          BLOB,
+	expires_at INTEGER,
+	PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_gsi1 ON items (gsi1pk, gsi1sk) WHERE gsi1pk IS NOT NULL;
+CREATE INDEX IF NOT EXISTS items_expires_at ON items (expires_at) WHERE expires_at IS NOT NULL;
+`
+
+// Connection parameters. busy_timeout only matters when another process
+// (a backup, the sqlite3 shell) holds the file. The cache is larger than
+// SQLite's 2 MB default because profile reads are random point lookups.
+var (
+	writeParams = url.Values{"_pragma": {
+		"busy_timeout(10000)",
+		"journal_mode(WAL)",
+		"synchronous(FULL)",
+		"cache_size(-32000)",
+	}}
+	// The checkpointer's connection: a checkpoint syncs the database file
+	// before it lets the WAL be reused.
+	checkpointParams = url.Values{"_pragma": {
+		"busy_timeout(10000)",
+		"synchronous(FULL)",
+	}}
+	readParams = url.Values{"_pragma": {
+		"busy_timeout(10000)",
+		"query_only(1)",
+		"cache_size(-16000)",
+	}}
+)
+
+// Open opens (creating if needed) the store in the database file at path
+// with the default Config.
+func Open(ctx context.Context, path string) (*Store, error) {
+	return New(ctx, Config{Path: path})
+}
+
+// New opens (creating if needed) the store that cfg describes: it creates
+// the schema, checks that WAL is on, prepares statements and starts the
+// writer goroutine. Close the Store to stop it.
+func New(ctx context.Context, cfg Config) (_ *Store, err error) {
+	if cfg.Path == "" || strings.ContainsAny(cfg.Path, "?#") {
+		return nil, fmt.Errorf("sqlitestore: invalid database path %q", cfg.Path)
+	}
+	if cfg.Readers < 0 {
+		return nil, fmt.Errorf("sqlitestore: Readers must not be negative, got %d", cfg.Readers)
+	}
+	if cfg.Readers == 0 {
+		cfg.Readers = max(4, runtime.GOMAXPROCS(0))
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = DefaultSweepInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Store{
+		now:        cfg.Now,
+		logger:     cfg.Logger,
+		queryStm:   make(map[queryShape]*sql.Stmt),
+		reqs:       make(chan *request, maxGroup),
+		checkpoint: make(chan struct{}, 1),
+		closing:    make(chan struct{}),
+		stopped:    make(chan struct{}),
+	}
+	defer func() {
+		if err != nil {
+			s.closeDBs()
+			err = fmt.Errorf("sqlitestore: open %s: %w", cfg.Path, err)
+		}
+	}()
+
+	// The writer first: it sets WAL mode, which the file keeps, and
+	// creates the schema the readers' statements need.
+	if s.writeDB, err = sql.Open("sqlite", cfg.Path+"?"+writeParams.Encode()); err != nil {
+		return nil, err
+	}
+	s.writeDB.SetMaxOpenConns(1)
+	conn, err := s.writeDB.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		_ = conn.Close()
+		return nil, fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	if _, err := conn.ExecContext(ctx, schema); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("create schema: %w", err)
+	}
+	if s.w, err = newWriter(ctx, conn); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+
+	if s.readDB, err = sql.Open("sqlite", cfg.Path+"?"+readParams.Encode()); err != nil {
+		return nil, err
+	}
+	s.readDB.SetMaxOpenConns(cfg.Readers)
+	s.readDB.SetMaxIdleConns(cfg.Readers)
+	if s.getStmt, err = s.readDB.PrepareContext(ctx, `SELECT coalesce(gsi1pk, ''), coalesce(gsi1sk, ''), v, d, coalesce(expires_at, 0)
+		FROM items WHERE pk = ?1 AND sk = ?2`); err != nil {
+		return nil, err
+	}
+
+	if s.checkpointDB, err = sql.Open("sqlite", cfg.Path+"?"+checkpointParams.Encode()); err != nil {
+		return nil, err
+	}
+	s.checkpointDB.SetMaxOpenConns(1)
+
+	go s.run(cfg.SweepInterval)
+	return s, nil
+}
+
+// Close stops the writer, after it has answered every call already
+// queued, and closes the database. It returns the first error of closing;
+// later calls return nil.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.stopped
+		s.closeErr = s.closeDBs()
+	})
+	return s.closeErr
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	if s.w != nil {
+		errs = append(errs, s.w.close())
+	}
+	if s.writeDB != nil {
+		errs = append(errs, s.writeDB.Close())
+	}
+	if s.checkpointDB != nil {
+		errs = append(errs, s.checkpointDB.Close())
+	}
+	s.queryMu.Lock()
+	for _, st := range s.queryStm {
+		errs = append(errs, st.Close())
+	}
+	s.queryMu.Unlock()
+	if s.getStmt != nil {
+		errs = append(errs, s.getStmt.Close())
+	}
+	if s.readDB != nil {
+		errs = append(errs, s.readDB.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlitestore: close: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) closed() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// checkpointInterval is the least time between two checkpoints: each one
+// costs an fsync of the database file, so under load it copies what
+// several commits wrote.
+var checkpointInterval = 10 * time.Millisecond
+
+// checkpointer copies committed pages from the WAL into the database file
+// (a PASSIVE checkpoint, which never blocks readers or the writer), so that
+// the writer never does it in a commit and the WAL stays short enough to be
+// reused from its start. It runs until the writer stops.
+func (s *Store) checkpointer() {
+	for {
+		select {
+		case <-s.checkpoint:
+		case <-s.stopped:
+			return
+		}
+		if _, err := s.checkpointDB.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+			s.logger.Error("sqlitestore: checkpoint", "error", err)
+		}
+		select {
+		case <-time.After(checkpointInterval):
+		case <-s.stopped:
+			return
+		}
+	}
+}
+
+// live reports whether an item with expiresAt is visible at now.
+func live(expiresAt, now int64) bool { return expiresAt == 0 || expiresAt >= now }
+
+// Get implements profiles.Store.
+func (s *Store) Get(ctx context.Context, k profiles.Key) (profiles.Item, bool, error) {
+	if _, err := validateKey(k); err != nil {
+		return profiles.Item{}, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return profiles.Item{}, false, err
+	}
+	if s.closed() {
+		return profiles.Item{}, false, ErrClosed
+	}
+	it, ok, err := s.get(k, s.now().Unix())
+	if err != nil {
+		return profiles.Item{}, false, fmt.Errorf("sqlitestore: get %s/%s: %w", k.PK, k.SK, err)
+	}
+	return it, ok, nil
+}
+
+// get reads one item. A point lookup takes microseconds, so it runs
+// without ctx: a cancellable context costs the driver and database/sql a
+// watcher goroutine per statement, which would be most of the cost.
+func (s *Store) get(k profiles.Key, now int64) (profiles.Item, bool, error) {
+	it := profiles.Item{PK: k.PK, SK: k.SK}
+	err := s.getStmt.QueryRow(k.PK, k.SK).Scan(&it.GSI1PK, &it.GSI1SK, &it.Version, &it.Data, &it.ExpiresAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return profiles.Item{}, false, nil
+	}
+	if err != nil {
+		return profiles.Item{}, false, err
+	}
+	if !live(it.ExpiresAt, now) {
+		return profiles.Item{}, false, nil
+	}
+	return it, true, nil
+}
+
+// BatchGet implements profiles.Store. It reads the keys one by one (a point
+// lookup is cheaper than building an IN list), so the items are not one
+// snapshot, as on DynamoDB.
+func (s *Store) BatchGet(ctx context.Context, keys []profiles.Key) (map[profiles.Key]profiles.Item, error) {
+	for _, k := range keys {
+		if _, err := validateKey(k); err != nil {
+			return nil, err
+		}
+	}
+	if s.closed() {
+		return nil, ErrClosed
+	}
+	now := s.now().Unix()
+	out := make(map[profiles.Key]profiles.Item, len(keys))
+	for i, k := range keys {
+		if i%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if _, done := out[k]; done {
+			continue
+		}
+		it, ok, err := s.get(k, now)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: batch get %s/%s: %w", k.PK, k.SK, err)
+		}
+		if ok {
+			out[k] = it
+		}
+	}
+	return out, nil
+}
+
+// queryShape selects one of the prepared query statements.
+type queryShape struct {
+	gsi1  bool
+	desc  bool
+	lo    bound // lower bound of the sort key
+	hiSet bool  // an exclusive upper bound
+}
+
+type bound uint8
+
+const (
+	noBound bound = iota
+	inclusive
+	exclusive
+)
+
+func (q queryShape) sql() string {
+	pk, sk := "pk", "sk"
+	order := "sk"
+	if q.gsi1 {
+		pk, sk = "gsi1pk", "gsi1sk"
+		// Ties on gsi1sk come out in base-key order: the index holds the
+		// primary key after its own columns, so this costs no sort.
+		order = "gsi1sk, pk, sk"
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT pk, sk, coalesce(gsi1pk, ''), coalesce(gsi1sk, ''), v, d, coalesce(expires_at, 0) FROM items WHERE `)
+	b.WriteString(pk + " = ?1")
+	switch q.lo {
+	case inclusive:
+		b.WriteString(" AND " + sk + " >= ?2")
+	case exclusive:
+		b.WriteString(" AND " + sk + " > ?2")
+	}
+	if q.hiSet {
+		b.WriteString(" AND " + sk + " < ?3")
+	}
+	b.WriteString(" AND (expires_at IS NULL OR expires_at >= ?4) ORDER BY ")
+	if q.desc {
+		order = strings.ReplaceAll(order, ",", " DESC,") + " DESC"
+	}
+	b.WriteString(order + " LIMIT ?5")
+	return b.String()
+}
+
+func (s *Store) queryStmt(ctx context.Context, q queryShape) (*sql.Stmt, error) {
+	s.queryMu.Lock()
+	defer s.queryMu.Unlock()
+	if st, ok := s.queryStm[q]; ok {
+		return st, nil
+	}
+	st, err := s.readDB.PrepareContext(ctx, q.sql())
+	if err != nil {
+		return nil, err
+	}
+	s.queryStm[q] = st
+	return st, nil
+}
+
+// prefixEnd returns the least string greater than every string that starts
+// with prefix, or false if there is none. Sort keys compare as bytes.
+func prefixEnd(prefix string) (string, bool) {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// Query implements profiles.Store. Prefix and After become one range of
+// the primary key or of the gsi1 index, so a query reads only the rows it
+// returns (and the expired ones among them).
+func (s *Store) Query(ctx context.Context, in profiles.QueryInput) ([]profiles.Item, error) {
+	if _, err := tenantOf(in.PK); err != nil {
+		return nil, err
+	}
+	if in.Index != "" && in.Index != "gsi1" {
+		return nil, invalid("unknown index %q", in.Index)
+	}
+	if in.Limit < 0 {
+		return nil, invalid("negative limit %d", in.Limit)
+	}
+	if s.closed() {
+		return nil, ErrClosed
+	}
+	q := queryShape{gsi1: in.Index == "gsi1", desc: in.Desc}
+	var lo, hi string
+	if in.Prefix != "" {
+		q.lo, lo = inclusive, in.Prefix
+		hi, q.hiSet = prefixEnd(in.Prefix)
+	}
+	if in.After != "" {
+		if !in.Desc && (q.lo == noBound || in.After >= lo) {
+			q.lo, lo = exclusive, in.After
+		}
+		if in.Desc && (!q.hiSet || in.After < hi) {
+			q.hiSet, hi = true, in.After
+		}
+	}
+	limit := int64(-1)
+	if in.Limit > 0 {
+		limit = int64(in.Limit)
+	}
+
+	st, err := s.queryStmt(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: query: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, in.PK, lo, hi, s.now().Unix(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: query %s: %w", in.PK, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []profiles.Item
+	if in.Limit > 0 {
+		out = make([]profiles.Item, 0, min(in.Limit, 256))
+	}
+	for rows.Next() {
+		var it profiles.Item
+		if err := rows.Scan(&it.PK, &it.SK, &it.GSI1PK, &it.GSI1SK, &it.Version, &it.Data, &it.ExpiresAt); err != nil {
+			return nil, fmt.Errorf("sqlitestore: query %s: %w", in.PK, err)
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: query %s: %w", in.PK, err)
+	}
+	return out, nil
+}

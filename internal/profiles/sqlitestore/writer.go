@@ -1,0 +1,400 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/profiles"
+)
+
+// request is one Transact or PutBatch call waiting for the writer.
+type request struct {
+	ctx   context.Context
+	ops   []profiles.Op   // Transact
+	items []profiles.Item // PutBatch
+	swept *int64          // Sweep: where to count the deleted items
+	done  chan error      // buffered: the writer never blocks on it
+}
+
+// writer is the writer connection and its prepared statements. Only the
+// writer goroutine (Store.run) uses it once New returns. Its statements run
+// without a context: a call's context is checked before its work starts,
+// and a statement interrupted halfway would abort the whole group.
+type writer struct {
+	conn                    *sql.Conn
+	begin, commit, rollback *sql.Stmt
+	// meta reads what a condition needs, and what picks the cheapest
+	// write: see transact.
+	meta *sql.Stmt
+	// insert, replace and setData write an item whose stored state is
+	// known; upsert and overwrite one whose state is not.
+	insert, replace, setData, upsert, overwrite *sql.Stmt
+	del, sweep                                  *sql.Stmt
+
+	// stored is transact's buffer of the stored state of each op's key.
+	stored []stored
+}
+
+// stored is what meta read of an item.
+type stored struct {
+	found          bool
+	version        int64
+	expiresAt      int64
+	gsi1pk, gsi1sk string
+}
+
+func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
+	w := &writer{conn: conn}
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		// IMMEDIATE takes the write lock at once: the group reads then
+		// writes, and must never fail to upgrade a read lock.
+		{&w.begin, "BEGIN IMMEDIATE"},
+		{&w.commit, "COMMIT"},
+		{&w.rollback, "ROLLBACK"},
+		{&w.meta, `SELECT v, coalesce(expires_at, 0), coalesce(gsi1pk, ''), coalesce(gsi1sk, '')
+			FROM items WHERE pk = ?1 AND sk = ?2`},
+		{&w.insert, `INSERT INTO items (pk, sk, gsi1pk, gsi1sk, v, d, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`},
+		{&w.replace, `UPDATE items SET gsi1pk = ?3, gsi1sk = ?4, v = ?5, d = ?6, expires_at = ?7 WHERE pk = ?1 AND sk = ?2`},
+		// Leaving the indexed columns out of SET spares SQLite rewriting
+		// their index entries.
+		{&w.setData, `UPDATE items SET v = ?3, d = ?4 WHERE pk = ?1 AND sk = ?2`},
+		// Stored version + 1, 1 for a new item; an expired item still
+		// stored counts as stored, as with DynamoDB's if_not_exists.
+		{&w.upsert, `INSERT INTO items (pk, sk, gsi1pk, gsi1sk, v, d, expires_at) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)
+			ON CONFLICT (pk, sk) DO UPDATE SET gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk,
+			v = items.v + 1, d = excluded.d, expires_at = excluded.expires_at`},
+		// PutBatch: version 1 whatever is stored.
+		{&w.overwrite, `INSERT INTO items (pk, sk, gsi1pk, gsi1sk, v, d, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+			ON CONFLICT (pk, sk) DO UPDATE SET gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk,
+			v = excluded.v, d = excluded.d, expires_at = excluded.expires_at`},
+		{&w.del, "DELETE FROM items WHERE pk = ?1 AND sk = ?2"},
+		{&w.sweep, fmt.Sprintf(`DELETE FROM items WHERE (pk, sk) IN
+			(SELECT pk, sk FROM items WHERE expires_at < ?1 LIMIT %d)`, sweepChunk)},
+	} {
+		st, err := conn.PrepareContext(ctx, p.sql)
+		if err != nil {
+			_ = w.close()
+			return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
+		}
+		*p.st = st
+	}
+	return w, nil
+}
+
+func (w *writer) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.meta, w.insert, w.replace, w.setData, w.upsert, w.overwrite, w.del, w.sweep} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, w.conn.Close())...)
+}
+
+// Transact implements profiles.Store. If ctx ends while the call waits for
+// the writer, Transact returns ctx.Err(): before the group that holds the
+// call starts, nothing is written; after, the call's ops may have been
+// committed, as with any remote store.
+func (s *Store) Transact(ctx context.Context, ops []profiles.Op) error {
+	if err := validateOps(ops); err != nil {
+		return err
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	return s.submit(ctx, &request{ctx: ctx, ops: ops, done: make(chan error, 1)})
+}
+
+// PutBatch implements profiles.Store: all items are written in one
+// transaction, with Version 1, replacing any stored item. Of items that
+// share a key, the last one wins.
+func (s *Store) PutBatch(ctx context.Context, items []profiles.Item) error {
+	for i := range items {
+		if _, err := validateItem(&items[i]); err != nil {
+			return fmt.Errorf("item %d: %w", i, err)
+		}
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	return s.submit(ctx, &request{ctx: ctx, items: items, done: make(chan error, 1)})
+}
+
+func (s *Store) submit(ctx context.Context, r *request) error {
+	select {
+	case s.reqs <- r:
+	case <-s.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopped:
+		// The writer answers every request it took before it stops; one
+		// queued after its last look is never taken.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// run is the writer goroutine: it commits queued calls in groups and
+// sweeps expired items, until Close.
+func (s *Store) run(sweepInterval time.Duration) {
+	defer close(s.stopped)
+	var sweep <-chan time.Time // nil, never ready, when sweeping is off
+	var timer *time.Timer
+	if sweepInterval > 0 {
+		timer = time.NewTimer(sweepInterval)
+		defer timer.Stop()
+		sweep = timer.C
+	}
+	g := &groupCommitter{s: s}
+	for {
+		select {
+		case r := <-s.reqs:
+			g.run(r)
+		case <-sweep:
+			next := sweepInterval
+			if s.sweepOnce() == sweepChunk {
+				next = 0 // more to delete; calls queued meanwhile go first
+			}
+			timer.Reset(next)
+		case <-s.closing:
+			g.drain()
+			return
+		}
+	}
+}
+
+// groupCommitter commits groups of requests, reusing its buffers.
+type groupCommitter struct {
+	s       *Store
+	group   []*request
+	results []error
+}
+
+// run commits r with whatever else is queued.
+func (g *groupCommitter) run(r *request) {
+	g.group = append(g.group[:0], r)
+collect:
+	for len(g.group) < maxGroup {
+		select {
+		case r := <-g.s.reqs:
+			g.group = append(g.group, r)
+		default:
+			break collect
+		}
+	}
+	g.commit(g.group)
+	clear(g.group) // drop references to answered requests
+}
+
+// drain answers the requests still queued at Close: they are committed,
+// since their callers are waiting for them.
+func (g *groupCommitter) drain() {
+	for {
+		select {
+		case r := <-g.s.reqs:
+			g.run(r)
+		default:
+			return
+		}
+	}
+}
+
+// commit applies group in one transaction and answers every request. A
+// request whose condition fails is answered ErrConditionFailed and writes
+// nothing (conditions are checked before any write); any other failure
+// rolls the whole transaction back, and then each request is retried alone
+// so that one bad request cannot fail the others.
+func (g *groupCommitter) commit(group []*request) {
+	w := g.s.w
+	g.results = append(g.results[:0], make([]error, len(group))...)
+	results := g.results
+	fail := func(err error) {
+		_, _ = w.rollback.Exec()
+		if len(group) > 1 {
+			for _, r := range group {
+				g.commit([]*request{r})
+			}
+			return
+		}
+		group[0].done <- fmt.Errorf("sqlitestore: write: %w", err)
+	}
+
+	if _, err := w.begin.Exec(); err != nil {
+		fail(err)
+		return
+	}
+	now := g.s.now().Unix()
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		var err error
+		switch {
+		case r.ops != nil:
+			err = w.transact(r.ops, now)
+		case r.swept != nil:
+			*r.swept, err = w.sweepAll(now)
+		default:
+			err = w.putBatch(r.items)
+		}
+		if err != nil && !errors.Is(err, profiles.ErrConditionFailed) {
+			fail(err)
+			return
+		}
+		results[i] = err
+	}
+	if _, err := w.commit.Exec(); err != nil {
+		fail(err)
+		return
+	}
+	for i, r := range group {
+		r.done <- results[i]
+	}
+}
+
+// transact checks every condition of ops, then, if all hold, applies the
+// writes. It returns ErrConditionFailed having written nothing.
+//
+// A conditional put knows the stored item from its check, so it takes the
+// cheapest statement: a plain INSERT for a new item, an UPDATE of the
+// version and data alone when the GSI keys and expiry are unchanged (the
+// usual profile update), a full UPDATE otherwise. An unconditional put is
+// an upsert.
+func (w *writer) transact(ops []profiles.Op, now int64) error {
+	w.stored = append(w.stored[:0], make([]stored, len(ops))...)
+	for i := range ops {
+		op := &ops[i]
+		if !op.IfAbsent && op.IfVersion == 0 {
+			continue
+		}
+		k := opKey(op)
+		st := &w.stored[i]
+		err := w.meta.QueryRow(k.PK, k.SK).Scan(&st.version, &st.expiresAt, &st.gsi1pk, &st.gsi1sk)
+		switch {
+		case err == nil:
+			st.found = true
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		exists := st.found && live(st.expiresAt, now)
+		if op.IfAbsent && exists || op.IfVersion != 0 && (!exists || st.version != op.IfVersion) {
+			return profiles.ErrConditionFailed
+		}
+	}
+	for i := range ops {
+		op := &ops[i]
+		var err error
+		switch {
+		case op.Check:
+		case op.Delete != nil:
+			_, err = w.del.Exec(op.Delete.PK, op.Delete.SK)
+		case op.IfAbsent && !w.stored[i].found:
+			err = w.write(w.insert, op.Put, 1)
+		case op.IfAbsent:
+			err = w.write(w.replace, op.Put, 1) // over an expired item
+		case op.IfVersion != 0:
+			it, st := op.Put, &w.stored[i]
+			if it.GSI1PK == st.gsi1pk && it.GSI1SK == st.gsi1sk && it.ExpiresAt == st.expiresAt {
+				_, err = w.setData.Exec(it.PK, it.SK, op.IfVersion+1, it.Data)
+			} else {
+				err = w.write(w.replace, it, op.IfVersion+1)
+			}
+		default:
+			it := op.Put
+			_, err = w.upsert.Exec(it.PK, it.SK, nullString(it.GSI1PK), nullString(it.GSI1SK), it.Data, nullInt(it.ExpiresAt))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putBatch writes items with version 1, replacing any stored item.
+func (w *writer) putBatch(items []profiles.Item) error {
+	for i := range items {
+		if err := w.write(w.overwrite, &items[i], 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write runs st (insert, replace or overwrite) for it with version.
+func (w *writer) write(st *sql.Stmt, it *profiles.Item, version int64) error {
+	_, err := st.Exec(it.PK, it.SK, nullString(it.GSI1PK), nullString(it.GSI1SK), version, it.Data, nullInt(it.ExpiresAt))
+	return err
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullInt(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}
+
+// Sweep deletes every expired item now and returns how many it deleted.
+// The writer also sweeps on its own every Config.SweepInterval; Sweep is
+// for tests and maintenance.
+func (s *Store) Sweep(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.submit(ctx, &request{ctx: ctx, swept: &n, done: make(chan error, 1)}); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// sweepOnce deletes up to sweepChunk expired items in a transaction of its
+// own and returns how many.
+func (s *Store) sweepOnce() int64 {
+	n, err := s.w.sweepChunk(s.now().Unix())
+	if err != nil {
+		s.logger.Error("sqlitestore: sweep expired items", "error", err)
+	}
+	return n
+}
+
+func (w *writer) sweepChunk(now int64) (int64, error) {
+	res, err := w.sweep.Exec(now)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// sweepAll deletes every item expired at now.
+func (w *writer) sweepAll(now int64) (int64, error) {
+	var total int64
+	for {
+		n, err := w.sweepChunk(now)
+		total += n
+		if err != nil || n < sweepChunk {
+			return total, err
+		}
+	}
+}
