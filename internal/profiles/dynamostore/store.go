@@ -79,7 +79,8 @@ const (
 	DefaultMaxAttempts = 8
 	// DefaultMaxBackoff is the default cap of the delay between two
 	// attempts, and between two retries of unprocessed items or of a
-	// conflicting transaction.
+	// conflicting transaction: shorter than the provisioner's, since a
+	// profile call is on the path of an API request.
 	DefaultMaxBackoff = 2 * time.Second
 	// DefaultMaxConflictRetries is the default number of times a
 	// transaction cancelled by a conflict or by throttling is retried.
@@ -380,7 +381,7 @@ func live(expiresAt, now int64) bool { return expiresAt == 0 || expiresAt >= now
 
 // Get implements profiles.Store with one consistent GetItem.
 func (s *Store) Get(ctx context.Context, k profiles.Key) (profiles.Item, bool, error) {
-	tenant, err := validateKey(k)
+	tenant, err := profiles.ValidateKey(k)
 	if err != nil {
 		return profiles.Item{}, false, err
 	}
@@ -455,7 +456,7 @@ func (s *Store) BatchGet(ctx context.Context, keys []profiles.Key) (map[profiles
 	tenants := make([]string, len(keys))
 	for i, k := range keys {
 		var err error
-		if tenants[i], err = validateKey(k); err != nil {
+		if tenants[i], err = profiles.ValidateKey(k); err != nil {
 			return nil, err
 		}
 	}
@@ -545,15 +546,15 @@ func (s *Store) sleep(ctx context.Context, attempt int) error {
 // range, in which case the first item past the range ends the query. So a
 // query reads no item before its range and at most one page past it.
 func (s *Store) Query(ctx context.Context, in profiles.QueryInput) ([]profiles.Item, error) {
-	tenant, err := tenantOf(in.PK)
+	tenant, err := profiles.TenantOf(in.PK)
 	if err != nil {
 		return nil, err
 	}
 	if in.Index != "" && in.Index != indexGSI1 {
-		return nil, invalid("unknown index %q", in.Index)
+		return nil, profiles.InvalidInput("unknown index %q", in.Index)
 	}
 	if in.Limit < 0 {
-		return nil, invalid("negative limit %d", in.Limit)
+		return nil, profiles.InvalidInput("negative limit %d", in.Limit)
 	}
 	t, err := s.table(ctx, tenant)
 	if err != nil {
@@ -649,7 +650,7 @@ func (s *Store) PutBatch(ctx context.Context, items []profiles.Item) error {
 	tenants := make([]string, len(items))
 	for i := range items {
 		var err error
-		if tenants[i], err = validateItem(&items[i]); err != nil {
+		if tenants[i], err = profiles.ValidateItem(&items[i]); err != nil {
 			return fmt.Errorf("item %d: %w", i, err)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
+	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore/dynamotest"
 	"github.com/cairn-cdp/cairn/internal/profiles/storetest"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -119,10 +120,12 @@ func newStore(t *testing.T, endpoint string, tables func(ctx context.Context, te
 	cfg := dynamostore.Config{
 		AWS:         &awsCfg,
 		EndpointURL: endpoint,
-		HTTPClient:  &motoSerializer{},
-		Tables:      tables,
-		Calls:       calls,
-		MaxBackoff:  5 * time.Millisecond,
+		// moto's transactions are not atomic without it: see
+		// dynamotest.SerialTransactions.
+		HTTPClient: &dynamotest.SerialTransactions{},
+		Tables:     tables,
+		Calls:      calls,
+		MaxBackoff: 5 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -132,31 +135,6 @@ func newStore(t *testing.T, endpoint string, tables func(ctx context.Context, te
 		t.Fatal(err)
 	}
 	return s, calls
-}
-
-// motoSerializer makes moto's TransactWriteItems atomic, which it is not
-// under concurrent requests: moto snapshots each table a transaction
-// touches (deepcopy) and, when a condition fails, puts the snapshot back,
-// wiping whatever other requests wrote meanwhile, without a lock. Twenty
-// goroutines racing read-modify-write transactions lose an update in about
-// one run in four (it happens with boto3 too). DynamoDB itself is atomic;
-// what the tests check is that the Store uses its conditions right, so the
-// Store's HTTP client runs a TransactWriteItems call alone, and all other
-// calls (atomic in moto) concurrently. One serializer per Store is enough:
-// each test's Store has tables of its own.
-type motoSerializer struct{ mu sync.RWMutex }
-
-func (m *motoSerializer) Do(r *http.Request) (*http.Response, error) {
-	if strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".TransactWriteItems") {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-	} else {
-		m.mu.RLock()
-		defer m.mu.RUnlock()
-	}
-	// moto builds its whole answer before sending it: once Do returns, the
-	// call's effects are done.
-	return http.DefaultClient.Do(r)
 }
 
 // oneTable routes every tenant to table in region.

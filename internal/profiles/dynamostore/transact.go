@@ -29,13 +29,13 @@ import (
 // throttling, is retried up to Config.MaxConflictRetries times with
 // backoff, each time as a new call (new token, new expiry time).
 func (s *Store) Transact(ctx context.Context, ops []profiles.Op) error {
-	if err := validateOps(ops); err != nil {
+	if err := profiles.ValidateOps(ops); err != nil {
 		return err
 	}
 	if len(ops) == 0 {
 		return nil
 	}
-	tenant, _ := tenantOf(opKey(&ops[0]).PK) // validated
+	tenant, _ := profiles.TenantOf(profiles.OpKey(&ops[0]).PK) // validated
 	t, err := s.table(ctx, tenant)
 	if err != nil {
 		return err
@@ -113,7 +113,7 @@ func optional(s string) *string {
 
 func transactItem(tableName string, op *profiles.Op, now int64) types.TransactWriteItem {
 	cond, values := condition(op, now)
-	k := opKey(op)
+	k := profiles.OpKey(op)
 	switch {
 	case op.Check:
 		return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
@@ -182,7 +182,7 @@ func (s *Store) writeOne(ctx context.Context, t table, op *profiles.Op) error {
 	if op.Put != nil {
 		expr, values := updateExpression(op.Put)
 		_, err = t.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(t.name), Key: keyAttrs(opKey(op)),
+			TableName: aws.String(t.name), Key: keyAttrs(profiles.OpKey(op)),
 			UpdateExpression: aws.String(expr), ExpressionAttributeValues: values,
 		})
 	} else {

@@ -79,11 +79,12 @@ func BenchmarkQuery(b *testing.B) {
 	m.report("queries/s")
 }
 
-// BenchmarkTransact commits the transaction of a resolved event: claim an
-// identifier (IfAbsent), update the profile (IfVersion), append the event
-// and its deduplication record (with a TTL). "serial" is one caller at a
-// time, so each commit is its own fsync; "parallel" is 64 callers, which
-// group commit serves with few fsyncs.
+// BenchmarkTransact commits the transaction of a new visitor's first
+// event: claim an identifier and create the profile (IfAbsent), append the
+// event, and record its deduplication marker (IfAbsent, with a TTL).
+// "serial" is one caller at a time, so each commit is its own fsync;
+// "parallel" is 32 callers per CPU (64 with -cpu 2), which group commit
+// serves with few fsyncs.
 func BenchmarkTransact(b *testing.B) {
 	for _, bc := range []struct {
 		name        string
@@ -129,7 +130,8 @@ func BenchmarkTransact(b *testing.B) {
 // benchmark op per event: look the identifier up (Query gsi1), read the
 // profile and the dedup record (Get), then one Transact writing the
 // event, the dedup record and the profile (IfVersion). Reported as
-// events/s across 64 concurrent callers.
+// events/s across 32 concurrent callers per CPU (as concurrent ingest
+// requests would be).
 func BenchmarkResolve(b *testing.B) {
 	s := open(b, sqlitestore.Config{})
 	tenant := tenants.NewID()

@@ -5,19 +5,33 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/profiles"
 )
 
-// request is one Transact or PutBatch call waiting for the writer.
+// request is one Transact, PutBatch or Sweep call waiting for the writer.
 type request struct {
-	ctx   context.Context
 	ops   []profiles.Op   // Transact
 	items []profiles.Item // PutBatch
 	swept *int64          // Sweep: where to count the deleted items
 	done  chan error      // buffered: the writer never blocks on it
+	// state is queued until either the writer takes the request or its
+	// caller gives up on it, whichever comes first: a request the writer
+	// took is always answered, one abandoned is never touched again.
+	state atomic.Int32
 }
+
+// States of a request.
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
+func newRequest() *request { return &request{done: make(chan error, 1)} }
 
 // writer is the writer connection and its prepared statements. Only the
 // writer goroutine (Store.run) uses it once New returns. Its statements run
@@ -97,18 +111,20 @@ func (w *writer) close() error {
 	return errors.Join(append(errs, w.conn.Close())...)
 }
 
-// Transact implements profiles.Store. If ctx ends while the call waits for
-// the writer, Transact returns ctx.Err(): before the group that holds the
-// call starts, nothing is written; after, the call's ops may have been
-// committed, as with any remote store.
+// Transact implements profiles.Store. If ctx ends before the writer takes
+// the call, Transact returns ctx.Err() and nothing is written; once taken,
+// the call waits for its commit (one group's worth, milliseconds) and
+// returns its outcome. ops are not retained after Transact returns.
 func (s *Store) Transact(ctx context.Context, ops []profiles.Op) error {
-	if err := validateOps(ops); err != nil {
+	if err := profiles.ValidateOps(ops); err != nil {
 		return err
 	}
 	if len(ops) == 0 {
 		return nil
 	}
-	return s.submit(ctx, &request{ctx: ctx, ops: ops, done: make(chan error, 1)})
+	r := newRequest()
+	r.ops = ops
+	return s.submit(ctx, r)
 }
 
 // PutBatch implements profiles.Store: all items are written in one
@@ -116,17 +132,22 @@ func (s *Store) Transact(ctx context.Context, ops []profiles.Op) error {
 // share a key, the last one wins.
 func (s *Store) PutBatch(ctx context.Context, items []profiles.Item) error {
 	for i := range items {
-		if _, err := validateItem(&items[i]); err != nil {
+		if _, err := profiles.ValidateItem(&items[i]); err != nil {
 			return fmt.Errorf("item %d: %w", i, err)
 		}
 	}
 	if len(items) == 0 {
 		return nil
 	}
-	return s.submit(ctx, &request{ctx: ctx, items: items, done: make(chan error, 1)})
+	r := newRequest()
+	r.items = items
+	return s.submit(ctx, r)
 }
 
 func (s *Store) submit(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case s.reqs <- r:
 	case <-s.closing:
@@ -138,7 +159,11 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	case err := <-r.done:
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		if r.state.CompareAndSwap(queued, abandoned) {
+			return ctx.Err()
+		}
+		// Taken: the writer is committing it and will answer.
+		return <-r.done
 	case <-s.stopped:
 		// The writer answers every request it took before it stops; one
 		// queued after its last look is never taken.
@@ -189,18 +214,29 @@ type groupCommitter struct {
 
 // run commits r with whatever else is queued.
 func (g *groupCommitter) run(r *request) {
-	g.group = append(g.group[:0], r)
+	g.group = g.group[:0]
+	g.take(r)
 collect:
 	for len(g.group) < maxGroup {
 		select {
 		case r := <-g.s.reqs:
-			g.group = append(g.group, r)
+			g.take(r)
 		default:
 			break collect
 		}
 	}
+	if len(g.group) == 0 {
+		return
+	}
 	g.commit(g.group)
 	clear(g.group) // drop references to answered requests
+}
+
+// take adds r to the group unless its caller has given up on it.
+func (g *groupCommitter) take(r *request) {
+	if r.state.CompareAndSwap(queued, taken) {
+		g.group = append(g.group, r)
+	}
 }
 
 // drain answers the requests still queued at Close: they are committed,
@@ -223,8 +259,7 @@ func (g *groupCommitter) drain() {
 // so that one bad request cannot fail the others.
 func (g *groupCommitter) commit(group []*request) {
 	w := g.s.w
-	g.results = append(g.results[:0], make([]error, len(group))...)
-	results := g.results
+	results := resize(&g.results, len(group))
 	fail := func(err error) {
 		_, _ = w.rollback.Exec()
 		if len(group) > 1 {
@@ -242,10 +277,6 @@ func (g *groupCommitter) commit(group []*request) {
 	}
 	now := g.s.now().Unix()
 	for i, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			results[i] = err
-			continue
-		}
 		var err error
 		switch {
 		case r.ops != nil:
@@ -270,6 +301,13 @@ func (g *groupCommitter) commit(group []*request) {
 	}
 }
 
+// resize sets *buf to n zero values, reusing its array, and returns it.
+func resize[T any](buf *[]T, n int) []T {
+	*buf = slices.Grow((*buf)[:0], n)[:n]
+	clear(*buf)
+	return *buf
+}
+
 // transact checks every condition of ops, then, if all hold, applies the
 // writes. It returns ErrConditionFailed having written nothing.
 //
@@ -279,13 +317,13 @@ func (g *groupCommitter) commit(group []*request) {
 // usual profile update), a full UPDATE otherwise. An unconditional put is
 // an upsert.
 func (w *writer) transact(ops []profiles.Op, now int64) error {
-	w.stored = append(w.stored[:0], make([]stored, len(ops))...)
+	resize(&w.stored, len(ops))
 	for i := range ops {
 		op := &ops[i]
 		if !op.IfAbsent && op.IfVersion == 0 {
 			continue
 		}
-		k := opKey(op)
+		k := profiles.OpKey(op)
 		st := &w.stored[i]
 		err := w.meta.QueryRow(k.PK, k.SK).Scan(&st.version, &st.expiresAt, &st.gsi1pk, &st.gsi1sk)
 		switch {
@@ -363,7 +401,9 @@ func nullInt(n int64) any {
 // for tests and maintenance.
 func (s *Store) Sweep(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.submit(ctx, &request{ctx: ctx, swept: &n, done: make(chan error, 1)}); err != nil {
+	r := newRequest()
+	r.swept = &n
+	if err := s.submit(ctx, r); err != nil {
 		return 0, err
 	}
 	return n, nil

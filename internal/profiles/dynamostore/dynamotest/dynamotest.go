@@ -7,10 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net/http"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,34 +83,11 @@ func Store(t testing.TB) *dynamostore.Store {
 	table := Table(t, endpoint, region)
 	cfg := Config(region)
 	st, err := dynamostore.New(context.Background(), dynamostore.Config{
-		AWS: &cfg, EndpointURL: endpoint, HTTPClient: &MotoSerializer{},
+		AWS: &cfg, EndpointURL: endpoint, HTTPClient: &SerialTransactions{},
 		Tables: func(context.Context, string) (string, string, error) { return region, table, nil },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
-}
-
-// MotoSerializer is an HTTP client that makes the emulator's
-// TransactWriteItems atomic, which it is not under concurrent requests:
-// moto snapshots each table a transaction touches and, when a condition
-// fails, puts the snapshot back, wiping whatever other requests wrote
-// meanwhile. DynamoDB itself is atomic; what tests check is that Cairn uses
-// its conditions right, so a TransactWriteItems call runs alone and all
-// other calls (atomic in moto) run concurrently. Use one per table.
-type MotoSerializer struct{ mu sync.RWMutex }
-
-// Do implements aws.HTTPClient.
-func (m *MotoSerializer) Do(r *http.Request) (*http.Response, error) {
-	if strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".TransactWriteItems") {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-	} else {
-		m.mu.RLock()
-		defer m.mu.RUnlock()
-	}
-	// moto builds its whole answer before sending it: once Do returns, the
-	// call's effects are done.
-	return http.DefaultClient.Do(r)
 }
