@@ -182,7 +182,7 @@ func (s *Service) Ingest(ctx context.Context, tenant string, events []Event) (In
 }
 
 // Lanes is how many events of one batch are resolved at once.
-const Lanes = 16
+const Lanes = 32
 
 // apply resolves one event and records it with its dedup marker and trait
 // changes in one conditional transaction, so a retried event is applied
