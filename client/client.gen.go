@@ -511,6 +511,7 @@ type IdentifierRule struct {
 
 // IdentityConfig defines model for IdentityConfig.
 type IdentityConfig struct {
+	// Identifiers One rule per identifier type; a type listed twice is a `400`.
 	Identifiers []IdentifierRule `json:"identifiers"`
 }
 
@@ -1826,8 +1827,10 @@ type ClientInterface interface {
 	//
 	// Records the grant as `pending` and applies it in Lake Formation from a
 	// durable job (`active`, or `failed` with the reason). The same grant
-	// asked twice is one grant. Tenants may grant SELECT and DESCRIBE; other
-	// permissions are admin-only.
+	// asked twice is one grant. The principal must be registered for the
+	// tenant first (registerPrincipal); otherwise the grant is refused as
+	// `422` `principal-not-registered`. Tenants may grant SELECT and
+	// DESCRIBE; other permissions are admin-only.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1838,8 +1841,10 @@ type ClientInterface interface {
 	//
 	// Records the grant as `pending` and applies it in Lake Formation from a
 	// durable job (`active`, or `failed` with the reason). The same grant
-	// asked twice is one grant. Tenants may grant SELECT and DESCRIBE; other
-	// permissions are admin-only.
+	// asked twice is one grant. The principal must be registered for the
+	// tenant first (registerPrincipal); otherwise the grant is refused as
+	// `422` `principal-not-registered`. Tenants may grant SELECT and
+	// DESCRIBE; other permissions are admin-only.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2647,8 +2652,10 @@ func (c *Client) ListGrants(ctx context.Context, tenantId TenantID, params *List
 //
 // Records the grant as `pending` and applies it in Lake Formation from a
 // durable job (`active`, or `failed` with the reason). The same grant
-// asked twice is one grant. Tenants may grant SELECT and DESCRIBE; other
-// permissions are admin-only.
+// asked twice is one grant. The principal must be registered for the
+// tenant first (registerPrincipal); otherwise the grant is refused as
+// `422` `principal-not-registered`. Tenants may grant SELECT and
+// DESCRIBE; other permissions are admin-only.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2669,8 +2676,10 @@ func (c *Client) CreateGrantWithBody(ctx context.Context, tenantId TenantID, par
 //
 // Records the grant as `pending` and applies it in Lake Formation from a
 // durable job (`active`, or `failed` with the reason). The same grant
-// asked twice is one grant. Tenants may grant SELECT and DESCRIBE; other
-// permissions are admin-only.
+// asked twice is one grant. The principal must be registered for the
+// tenant first (registerPrincipal); otherwise the grant is refused as
+// `422` `principal-not-registered`. Tenants may grant SELECT and
+// DESCRIBE; other permissions are admin-only.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5955,8 +5964,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Records the grant as `pending` and applies it in Lake Formation from a
 	// durable job (`active`, or `failed` with the reason). The same grant
-	// asked twice is one grant. Tenants may grant SELECT and DESCRIBE; other
-	// permissions are admin-only.
+	// asked twice is one grant. The principal must be registered for the
+	// tenant first (registerPrincipal); otherwise the grant is refused as
+	// `422` `principal-not-registered`. Tenants may grant SELECT and
+	// DESCRIBE; other permissions are admin-only.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5967,8 +5978,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Records the grant as `pending` and applies it in Lake Formation from a
 	// durable job (`active`, or `failed` with the reason). The same grant
-	// asked twice is one grant. Tenants may grant SELECT and DESCRIBE; other
-	// permissions are admin-only.
+	// asked twice is one grant. The principal must be registered for the
+	// tenant first (registerPrincipal); otherwise the grant is refused as
+	// `422` `principal-not-registered`. Tenants may grant SELECT and
+	// DESCRIBE; other permissions are admin-only.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -10853,8 +10866,10 @@ func (c *ClientWithResponses) ListGrantsWithResponse(ctx context.Context, tenant
 //
 // Records the grant as `pending` and applies it in Lake Formation from a
 // durable job (`active`, or `failed` with the reason). The same grant
-// asked twice is one grant. Tenants may grant SELECT and DESCRIBE; other
-// permissions are admin-only.
+// asked twice is one grant. The principal must be registered for the
+// tenant first (registerPrincipal); otherwise the grant is refused as
+// `422` `principal-not-registered`. Tenants may grant SELECT and
+// DESCRIBE; other permissions are admin-only.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10871,8 +10886,10 @@ func (c *ClientWithResponses) CreateGrantWithBodyWithResponse(ctx context.Contex
 //
 // Records the grant as `pending` and applies it in Lake Formation from a
 // durable job (`active`, or `failed` with the reason). The same grant
-// asked twice is one grant. Tenants may grant SELECT and DESCRIBE; other
-// permissions are admin-only.
+// asked twice is one grant. The principal must be registered for the
+// tenant first (registerPrincipal); otherwise the grant is refused as
+// `422` `principal-not-registered`. Tenants may grant SELECT and
+// DESCRIBE; other permissions are admin-only.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

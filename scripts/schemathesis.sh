@@ -5,8 +5,10 @@
 #
 # It builds ./cmd/server, starts it on a free loopback port with a throwaway
 # data dir (the embedded default store), waits for GET /readyz to answer 200,
-# mints an admin token with `cairn token --admin`, runs `schemathesis run`,
-# and stops the server on exit, whatever way the run ends.
+# mints an admin token with `cairn token --admin`, makes the run's fixtures
+# (an active tenant with a source, whose write key the Segment-compatible
+# routes need, and a profile), runs `schemathesis run`, and stops the server
+# on exit, whatever way the run ends.
 #
 # Environment knobs:
 #   SCHEMATHESIS_DATABASE_URL   run the server (and the token command) on this
@@ -113,6 +115,53 @@ token=$(timeout 60 "$tmp/cairn" token --admin --data-dir "$tmp/data" "${db_args[
 	die "cairn token --admin failed"
 [[ -n $token ]] || die "cairn token --admin printed nothing"
 
+# api METHOD PATH [BODY] calls the API as the admin and prints the response
+# body; it fails on an answer other than 2xx.
+api() {
+	curl -sS -f -m 10 -X "$1" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+		${3:+--data "$3"} "$base$2"
+}
+# field NAME prints the top-level field NAME of the JSON document on stdin.
+field() { .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# The run's fixtures. The Segment-compatible routes take a source's write
+# key, not a bearer token, and a tenant's events only land once its stack is
+# ready: onboard one tenant for them, wait until it is active, and give
+# schemathesis its source's write key. The hooks keep schemathesis from
+# offboarding or suspending that tenant and from replacing that key
+# (ST_FIXTURE_* name them).
+tenant=$(api POST /v1/tenants '{"name": "Schemathesis", "slug": "schemathesis", "tier": "pooled", "home_region": "eu-west-1"}' | field id) ||
+	die "could not onboard the fixture tenant"
+deadline=$((SECONDS + 60))
+until [[ $(api GET "/v1/tenants/$tenant" | field status) == active ]]; do
+	((SECONDS < deadline)) || die "the fixture tenant $tenant is not active after 60s"
+	sleep 0.2
+done
+src=$(api POST "/v1/tenants/$tenant/sources" '{"name": "schemathesis"}') ||
+	die "could not create the fixture source"
+write_key=$(field write_key <<<"$src")
+export ST_FIXTURE_TENANT=$tenant ST_FIXTURE_SOURCE=$(field id <<<"$src")
+# And one profile of that tenant, which lookupProfile is pinned to below: no
+# generated ID names a profile, but schemathesis reuses the ID that lookup
+# answers with on the other profile routes (reads first, the erasure last).
+curl -sS -f -m 10 -o /dev/null -u "$write_key:" -H 'Content-Type: application/json' \
+	--data '{"messageId": "schemathesis", "userId": "schemathesis", "traits": {"email": "schemathesis@example.com"}}' \
+	"$base/v1/identify" || die "could not ingest the fixture profile's event"
+log "fixture tenant $tenant is active, with a source and a profile"
+
+# schemathesis.toml plus what only this run knows: the credentials per
+# security scheme (the admin token; the write key as the Basic user name
+# with no password, as Segment's client libraries send it) and the fixture
+# profile's lookup. They are the throwaway server's and stay in the temp dir.
+config=$tmp/schemathesis.toml
+{
+	cat schemathesis.toml
+	printf '\n[auth.openapi.bearerAuth]\nbearer = "%s"\n' "$token"
+	printf '\n[auth.openapi.writeKey]\nusername = "%s"\npassword = ""\n' "$write_key"
+	printf '\n[[operations]]\ninclude-operation-id = ["lookupProfile"]\n'
+	printf 'parameters = { "path.tenant_id" = "%s", "query.identifier" = "user_id:schemathesis" }\n' "$tenant"
+} >"$config"
+
 # --generation-deterministic derandomizes generation (schemathesis then
 # ignores --seed, which pins the run should that flag ever go), and one worker
 # keeps the request order, and so the server's state, the same from run to run.
@@ -121,7 +170,7 @@ token=$(timeout 60 "$tmp/cairn" token --admin --data-dir "$tmp/data" "${db_args[
 # check is on by default, and naming checks on the command line would
 # override the per-operation settings of schemathesis.toml.
 read -r -a extra <<<"${SCHEMATHESIS_ARGS:-}"
-args=(--url "$base" --header "Authorization: Bearer $token"
+args=(--url "$base"
 	--seed 1 --generation-deterministic --workers 1 --request-timeout 10 --continue-on-failure)
 if [[ -n ${SCHEMATHESIS_MAX_EXAMPLES:-} ]]; then
 	args+=(--max-examples "$SCHEMATHESIS_MAX_EXAMPLES")
@@ -132,4 +181,4 @@ export SCHEMATHESIS_HOOKS="$root/scripts/schemathesis_hooks.py" PYTHONDONTWRITEB
 cd "$tmp"
 fuzzing=1
 timeout "${SCHEMATHESIS_TIMEOUT:-900}" "$root/.venv/bin/schemathesis" --no-color \
-	--config-file "$root/schemathesis.toml" run "$root/$spec" "${args[@]}" "${extra[@]}"
+	--config-file "$config" run "$root/$spec" "${args[@]}" "${extra[@]}"

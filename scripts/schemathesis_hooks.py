@@ -1,25 +1,30 @@
 """Schemathesis hooks for scripts/schemathesis.sh (loaded via SCHEMATHESIS_HOOKS).
 
-One hook, filter_failure, drops findings that are explained by a rule
-api/openapi.yaml cannot state, and nothing else. Each rule checks the request
-and the server's problem document, so the same status for any other reason,
-or for a request that keeps the rule, is still reported. The alternative,
-accepting every 400 for valid data on createTenant and updateTenant in
+filter_failure drops findings that are explained by a rule api/openapi.yaml
+cannot state, and nothing else. Each rule checks the request and the
+server's problem document, so the same status for any other reason, or for
+a request that keeps the rule, is still reported. The alternative, accepting
+every 400 for valid data on createTenant and updateTenant in
 schemathesis.toml, would hide any other wrong refusal there.
 
-Request headers whose validity depends on earlier requests, which a spec
-cannot tie them to. Dropped: "schema-valid request rejected" with
+Answers that depend on earlier requests, which a spec cannot tie a request
+to. Dropped: "schema-valid request rejected" with
 
   412 precondition-failed   for a request with If-Match: a generated ETag
                             rarely names the tenant's current version;
   422 idempotency-key-reused
                             for a request with Idempotency-Key: schemathesis
                             reuses key values across different bodies, and the
-                            same key with another body is a 422 by design.
+                            same key with another body is a 422 by design;
+  422 principal-not-registered
+                            for createGrant, when the detail names the
+                            request's principal: only a principal registered
+                            for the tenant may be granted (product spec), and
+                            generated principals rarely are.
 
-Each status has only that source in the API (the problem type says so), so
-no other refusal hides behind it; both apply to every operation that takes
-the header, however many there are.
+Each status and problem type has only that source in the API, so no other
+refusal hides behind it; the header rules apply to every operation that
+takes the header, however many there are.
 
 Rules the server rightly enforces and OpenAPI 3.0 cannot state (the spec's
 descriptions say them in words). Dropped: "schema-valid request rejected"
@@ -27,70 +32,50 @@ with a 400 whose only error names the field, when the request breaks the rule:
 
   NUL      no string in a request may contain U+0000 (PostgreSQL cannot
            store it; stating it would take a pattern on every string);
-           checked at the very parameter, value or key the server names;
+           checked at the very parameter, value or key the server names, on
+           every route, the Segment-compatible ones included;
   labels   keys are 1 to 63 characters of a-z, 0-9, '_', '.', '/', '-',
            starting and ending alphanumeric (3.0 has no propertyNames);
   regions  at most 10 Regions in all, counting the home Region (a rule
-           across two fields; an update does not even carry the home Region).
+           across two fields; an update does not even carry the home Region);
+  identifier types
+           an identity configuration lists each type once (uniqueItems
+           cannot say "unique by one property"); checked: the rule the
+           server names repeats the type of an earlier one.
 
-TEMPORARY: server bugs whose fixes are pending in internal/tenants and
-internal/provisioner. Delete each rule once its fix lands; the run then
-proves the fix.
+before_call keeps the run's fixtures alive (see it); it drops nothing.
 
-  regions  an update that leaves out one of the tenant's Regions is a 400;
-           it conflicts with the tenant's state and should be a 409 like the
-           API's other refused changes (needs a sentinel error in
-           internal/tenants). Checked: the Region the server names is
-           missing from the request.
-  name, plan, label values
-           the spec's maxLength counts characters, internal/tenants counts
-           UTF-8 bytes, so a short non-ASCII value is refused. Checked: the
-           value is within the limit in characters and over it in bytes.
-  stacks   right after onboarding, before the provisioning job first runs,
-           the tenant's Regions have no placement rows, so the stack routes
-           answer 404 "The tenant has no stack in this Region." for a Region
-           the tenant has (internal/provisioner). Dropped: "created resource
-           not found" with exactly that 404 (the check only fires when the
-           tenant and the Region come from the createTenant response).
-
-Keep the rules in step with internal/tenants (labelKeyPattern, MaxRegions);
-internal/httpapi/conformance_test.go pins the server behaviour the permanent
-rules rely on (TestHeaderStateProblems, TestLabelKeyRule, TestRegionTotal).
+Keep the rules in step with internal/tenants (labelKeyPattern, MaxRegions)
+and internal/profiles (IdentityConfig); internal/httpapi/conformance_test.go
+pins the server behaviour the rules rely on (TestHeaderStateProblems,
+TestConformanceUnregisteredPrincipal, TestNULIsRefused, TestLabelKeyRule,
+TestRegionTotal, TestConformanceIdentifierTypeListedTwice).
 """
 
 import json
+import os
 import re
 
 import schemathesis
-from schemathesis.openapi.checks import EnsureResourceAvailability, RejectedPositiveData
+from schemathesis.openapi.checks import RejectedPositiveData
 
 LABEL_KEY = re.compile(r"[a-z0-9]([a-z0-9_./-]{0,61}[a-z0-9])?")
 MAX_REGIONS = 10
-REGION_MISSING = re.compile(r"Regions can only be added; (\S+) is missing")
-TOO_MANY_BYTES = re.compile(r"(?:value of .* )?must be at most (\d+) bytes")
-NO_STACK_YET = "The tenant has no stack in this Region."
 NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 PROBLEM = "urn:cairn:problem:"
-# Status, problem type and the request header that explains them.
+# Status and problem type of the answers that only a request header, whose
+# validity depends on earlier requests, explains; and that header.
 HEADER_RULES = {
-    412: (PROBLEM + "precondition-failed", "If-Match"),
-    422: (PROBLEM + "idempotency-key-reused", "Idempotency-Key"),
+    (412, PROBLEM + "precondition-failed"): "If-Match",
+    (422, PROBLEM + "idempotency-key-reused"): "Idempotency-Key",
 }
-
-
-def _over_in_bytes_only(value, limit):
-    return isinstance(value, str) and len(value) <= limit < len(value.encode("utf-8", "surrogatepass"))
+UNREGISTERED = (422, PROBLEM + "principal-not-registered")
+DUPLICATE_TYPE = re.compile(r"identifiers/(\d+)/type")
 
 
 def breaks_label_rule(body, message):
     labels = body.get("labels")
-    if not isinstance(labels, dict):
-        return False
-    if any(not LABEL_KEY.fullmatch(key) for key in labels):
-        return True
-    # TEMPORARY: label values counted in bytes.
-    match = TOO_MANY_BYTES.fullmatch(message)
-    return bool(match) and any(_over_in_bytes_only(v, int(match.group(1))) for v in labels.values())
+    return isinstance(labels, dict) and any(not LABEL_KEY.fullmatch(key) for key in labels)
 
 
 def breaks_region_rule(body, message):
@@ -98,27 +83,12 @@ def breaks_region_rule(body, message):
     if not isinstance(regions, list):
         return False
     # An update does not carry the home Region: count it as one more.
-    if len(set(regions) | {body.get("home_region")}) > MAX_REGIONS:
-        return True
-    # TEMPORARY: removing a Region is a 400 instead of a 409.
-    match = REGION_MISSING.fullmatch(message)
-    return bool(match) and match.group(1) not in regions
-
-
-def breaks_length_in_bytes(field):
-    # TEMPORARY: name and plan counted in bytes.
-    def rule(body, message):
-        match = TOO_MANY_BYTES.fullmatch(message)
-        return bool(match) and _over_in_bytes_only(body.get(field), int(match.group(1)))
-
-    return rule
+    return len(set(regions) | {body.get("home_region")}) > MAX_REGIONS
 
 
 BODY_RULES = {
     "labels": breaks_label_rule,
     "regions": breaks_region_rule,
-    "name": breaks_length_in_bytes("name"),
-    "plan": breaks_length_in_bytes("plan"),
 }
 
 
@@ -154,29 +124,82 @@ def carries_nul_at(case, field):
     return isinstance(node, str) and "\0" in node
 
 
+def lists_type_twice(body, field, message):
+    """Whether the identity configuration in body lists the type at the
+    index the server names a second time, as the message says."""
+    match = DUPLICATE_TYPE.fullmatch(field)
+    rules = body.get("identifiers")
+    if not match or not isinstance(rules, list) or int(match.group(1)) >= len(rules):
+        return False
+    index = int(match.group(1))
+    kind = rules[index].get("type") if isinstance(rules[index], dict) else None
+    earlier = [r.get("type") for r in rules[:index] if isinstance(r, dict)]
+    return isinstance(kind, str) and message == f"type {kind} listed twice" and kind in earlier
+
+
 def sent_header(case, name):
     return any(key.lower() == name.lower() for key in (case.headers or {}))
 
 
+def operation_id(case):
+    return case.operation.definition.raw.get("operationId")
+
+
 def explained_rejection(case, response):
-    if response.status_code in HEADER_RULES:
-        kind, header = HEADER_RULES[response.status_code]
-        return problem(response).get("type") == kind and sent_header(case, header)
+    doc = problem(response)
+    answer = (response.status_code, doc.get("type"))
+    if answer in HEADER_RULES:
+        return sent_header(case, HEADER_RULES[answer])
+    if answer == UNREGISTERED:
+        principal = case.body.get("principal") if isinstance(case.body, dict) else None
+        return (
+            operation_id(case) == "createGrant"
+            and isinstance(principal, str)
+            and doc.get("detail") == f"principal {principal} is not registered for this tenant."
+        )
     if response.status_code != 400:
         return False
-    errors = [e for e in problem(response).get("errors") or [] if isinstance(e, dict)]
+    errors = [e for e in doc.get("errors") or [] if isinstance(e, dict)]
     if len(errors) != 1:
         return False
     field, message = str(errors[0].get("field", "")), str(errors[0].get("message", ""))
     if message == NUL_MESSAGE:
         return carries_nul_at(case, field)
+    if not isinstance(case.body, dict):
+        return False
+    if operation_id(case) == "putIdentityConfig":
+        return lists_type_twice(case.body, field, message)
     rule = BODY_RULES.get(field)
-    return rule is not None and isinstance(case.body, dict) and rule(case.body, message)
+    return rule is not None and operation_id(case) in ("createTenant", "updateTenant") and rule(case.body, message)
 
 
-def explained_missing_stack(response):
-    # TEMPORARY: see "stacks" above.
-    return response.status_code == 404 and problem(response).get("detail") == NO_STACK_YET
+# The run's fixtures, which scripts/schemathesis.sh makes and names in the
+# environment: the tenant whose source's write key authenticates the
+# writeKey routes, and that source. For each operation that would end one:
+# the path parameter that names it, the variable that holds its ID, and an
+# ID of the same shape that names nothing.
+SPARE = {
+    "deleteTenant": ("tenant_id", "ST_FIXTURE_TENANT", "ten_" + "a" * 26),
+    "suspendTenant": ("tenant_id", "ST_FIXTURE_TENANT", "ten_" + "a" * 26),
+    "rotateSource": ("source_id", "ST_FIXTURE_SOURCE", "src_" + "a" * 26),
+    "revokeSource": ("source_id", "ST_FIXTURE_SOURCE", "src_" + "a" * 26),
+}
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """Send a request that would offboard or suspend the fixture tenant, or
+    replace its source's write key, to an ID that names nothing instead; it
+    is still sent and judged, as the 404 it then is. schemathesis learns the
+    fixtures' IDs from the API's answers and any phase may reuse them;
+    without them every later request to a writeKey route would be a 401."""
+    rule = SPARE.get(operation_id(case))
+    if rule is None:
+        return
+    param, variable, spare = rule
+    params = case.path_parameters or {}
+    if os.environ.get(variable) and params.get(param) == os.environ[variable]:
+        case.path_parameters = {**params, param: spare}
 
 
 @schemathesis.hook
@@ -184,6 +207,4 @@ def filter_failure(context, failure, case, response):
     """Keep every failure that no rule above explains."""
     if isinstance(failure, RejectedPositiveData):
         return not explained_rejection(case, response)
-    if isinstance(failure, EnsureResourceAvailability):
-        return not explained_missing_stack(response)
     return True

@@ -510,6 +510,7 @@ type IdentifierRule struct {
 
 // IdentityConfig defines model for IdentityConfig.
 type IdentityConfig struct {
+	// Identifiers One rule per identifier type; a type listed twice is a `400`.
 	Identifiers []IdentifierRule `json:"identifiers"`
 }
 

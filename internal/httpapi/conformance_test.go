@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -31,13 +32,30 @@ func soleField(t *testing.T, r resp) string {
 	return field
 }
 
+// startCursors are the cursors schemathesis.toml pins per list: every list
+// is ordered by sequence number, and its start is "AQA" (page.Encode(0)),
+// except those named here, ordered by a sort key, whose cursors are
+// page.EncodeString's.
+var startCursors = map[string]string{
+	// page.EncodeString("F"): after every "E#..." event key, newest first.
+	"/v1/tenants/{tenant_id}/profiles/{profile_id}/events": "AkY",
+}
+
 // TestCursorIsOpaque: on every list, a cursor the API did not issue is a 400
-// naming "cursor", and "AQA" is accepted. schemathesis.toml pins every
-// cursor to "AQA" instead of accepting 400 for valid data.
+// naming "cursor", and the cursor schemathesis.toml pins for the list (see
+// startCursors) is accepted and reads the list from its start.
+// schemathesis.toml pins every cursor instead of accepting 400 for valid
+// data.
 func TestCursorIsOpaque(t *testing.T) {
 	backends(t, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()
 		id := e.activeTenant("cursor-co")
+		// A profile with more events than a page of one holds.
+		key := e.source(id, "web")
+		for _, msg := range []string{"c1", "c2", "c3"} {
+			e.segment("/v1/track", key, segEvent("track", msg, map[string]any{"userId": "cursor-user", "event": "E"})).want(t, 200)
+		}
+		profile := e.do("GET", "/v1/tenants/"+id+"/profiles?identifier=user_id:cursor-user", e.admin, nil).want(t, 200).str("id")
 		// The value schemathesis generated: valid by the spec (a string of
 		// at most 200 characters), but not a cursor.
 		foreign := strings.Repeat("0", 200)
@@ -45,8 +63,8 @@ func TestCursorIsOpaque(t *testing.T) {
 		if len(lists) < 2 {
 			t.Fatalf("lists with a cursor: %v", lists)
 		}
-		for _, path := range lists {
-			path = strings.NewReplacer("{tenant_id}", id, "{region}", "eu-west-1").Replace(path)
+		for _, tmpl := range lists {
+			path := strings.NewReplacer("{tenant_id}", id, "{region}", "eu-west-1", "{profile_id}", profile).Replace(tmpl)
 			if strings.Contains(path, "{") {
 				// Needs a resource this test does not make; schemathesis
 				// still runs the list with the pinned cursor.
@@ -57,10 +75,21 @@ func TestCursorIsOpaque(t *testing.T) {
 			if f := soleField(t, r); f != "cursor" {
 				t.Fatalf("GET %s with a foreign cursor names %q, want cursor", path, f)
 			}
-			e.do("GET", path+"?cursor=AQA", e.admin, nil).want(t, 200)
+			start, ok := startCursors[tmpl]
+			if !ok {
+				start = "AQA"
+			}
+			first := e.do("GET", path+"?limit=1", e.admin, nil).want(t, 200)
+			pinned := e.do("GET", path+"?limit=1&cursor="+start, e.admin, nil).want(t, 200)
+			if fmt.Sprint(pinned.body["items"]) != fmt.Sprint(first.body["items"]) {
+				t.Fatalf("GET %s?cursor=%s does not start the list: %s, want %s", path, start, pinned.raw, first.raw)
+			}
 		}
 		if seq, err := page.Decode("AQA"); err != nil || seq != 0 {
 			t.Fatalf(`Decode("AQA") = %d, %v; the pinned cursor must be the API's own cursor for the start`, seq, err)
+		}
+		if pos, err := page.DecodeString("AkY"); err != nil || pos != "F" {
+			t.Fatalf(`DecodeString("AkY") = %q, %v; the pinned cursor must be one the API can issue`, pos, err)
 		}
 	})
 }
@@ -102,6 +131,57 @@ func TestHeaderStateProblems(t *testing.T) {
 		if got := r.str("type"); got != "urn:cairn:problem:idempotency-key-reused" {
 			t.Fatalf("422 of type %q", got)
 		}
+	})
+}
+
+// TestConformanceUnregisteredPrincipal: granting a principal the tenant
+// has not registered is a 422 of type principal-not-registered whose detail
+// names the principal, and once it is registered the same grant is
+// accepted. The hooks file excuses exactly that 422, for createGrant.
+func TestConformanceUnregisteredPrincipal(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("unreg-co")
+		glue := e.do("GET", "/v1/tenants/"+id+"/stacks", e.admin, nil).want(t, 200).
+			body["items"].([]any)[0].(map[string]any)["outputs"].(map[string]any)["glue_database"]
+		// A principal schemathesis generated.
+		principal := "000000000000"
+		grant := map[string]any{
+			"principal":   principal,
+			"resource":    map[string]any{"region": "eu-west-1", "database": glue},
+			"permissions": []string{"SELECT"},
+		}
+		r := e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, grant).want(t, 422)
+		if got := r.str("type"); got != "urn:cairn:problem:principal-not-registered" {
+			t.Fatalf("422 of type %q", got)
+		}
+		if want := "principal " + principal + " is not registered for this tenant."; r.str("detail") != want {
+			t.Fatalf("detail %q, want %q (the hooks file matches it)", r.str("detail"), want)
+		}
+		e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": principal}).want(t, 201)
+		e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, grant).want(t, 202)
+	})
+}
+
+// TestConformanceIdentifierTypeListedTwice: an identity configuration that
+// lists a type twice, which the spec's schema cannot refuse, is a 400 whose
+// only error names the second rule's type. The hooks file excuses exactly
+// that 400.
+func TestConformanceIdentifierTypeListedTwice(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.onboard("types-co").want(t, 202).str("id")
+		rule := map[string]any{"type": "a", "priority": 1, "limit": 1}
+		other := map[string]any{"type": "b", "priority": 1, "limit": 1}
+		path := "/v1/tenants/" + id + "/identity-config"
+		r := e.do("PUT", path, e.admin, map[string]any{"identifiers": []any{rule, other, rule}}).want(t, 400)
+		if f := soleField(t, r); f != "identifiers/2/type" {
+			t.Fatalf("duplicate type names %q, want identifiers/2/type", f)
+		}
+		if msg := r.body["errors"].([]any)[0].(map[string]any)["message"]; msg != "type a listed twice" {
+			t.Fatalf("message %q (the hooks file matches it)", msg)
+		}
+		e.do("PUT", path, e.admin, map[string]any{"identifiers": []any{rule, other}}).want(t, 200)
 	})
 }
 
@@ -193,21 +273,19 @@ func TestTombstoneStaysReadable(t *testing.T) {
 }
 
 // TestSpecLinks keeps the spec's links, which drive schemathesis' stateful
-// phase, pointing at real operations, parameters and response fields.
+// phase, pointing at real operations, parameters, request body fields and
+// response fields: "$response.body#/f" must be a required field of the
+// response, "$request.path.p" a path parameter of the linking operation.
 func TestSpecLinks(t *testing.T) {
 	doc, err := openapi3.NewLoader().LoadFromData(api.Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops := map[string]*openapi3.Operation{}
-	for _, item := range doc.Paths.Map() {
-		for _, op := range item.Operations() {
-			ops[op.OperationID] = op
-		}
-	}
 	// params names the parameters of each operation, bare and qualified
-	// by location ("tenant_id", "header.If-Match").
+	// by location ("tenant_id", "header.If-Match"); bodies holds the schema
+	// of its JSON request body, if any.
 	params := map[string]map[string]bool{}
+	bodies := map[string]*openapi3.Schema{}
 	for _, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
 			names := map[string]bool{}
@@ -216,6 +294,9 @@ func TestSpecLinks(t *testing.T) {
 				names[p.Value.Name] = true
 			}
 			params[op.OperationID] = names
+			if op.RequestBody != nil {
+				bodies[op.OperationID] = op.RequestBody.Value.Content.Get("application/json").Schema.Value
+			}
 		}
 	}
 	checked := 0
@@ -225,28 +306,50 @@ func TestSpecLinks(t *testing.T) {
 				for name, l := range r.Value.Links {
 					where := fmt.Sprintf("%s %s %s link %s", method, path, code, name)
 					link := l.Value
-					if ops[link.OperationID] == nil {
+					if params[link.OperationID] == nil {
 						t.Errorf("%s: no operation %q", where, link.OperationID)
 						continue
 					}
+					// exprs maps what the link sets to its expression.
+					exprs := map[string]any{}
 					for param, expr := range link.Parameters {
 						if !params[link.OperationID][param] {
 							t.Errorf("%s: %s has no parameter %q", where, link.OperationID, param)
 						}
+						exprs["parameter "+param] = expr
+					}
+					if link.RequestBody != nil {
+						fields, ok := link.RequestBody.(map[string]any)
+						body := bodies[link.OperationID]
+						if !ok || body == nil {
+							t.Errorf("%s: requestBody must name fields of %s's JSON body", where, link.OperationID)
+						}
+						for field, expr := range fields {
+							if body != nil && body.Properties[field] == nil {
+								t.Errorf("%s: %s's body has no field %q", where, link.OperationID, field)
+							}
+							exprs["body field "+field] = expr
+						}
+					}
+					for what, expr := range exprs {
 						s, _ := expr.(string)
 						switch {
 						case strings.HasPrefix(s, "$response.body#/"):
 							field, _ := url.PathUnescape(strings.TrimPrefix(s, "$response.body#/"))
-							schema := r.Value.Content.Get("application/json").Schema.Value
-							if schema.Properties[field] == nil || !slices.Contains(schema.Required, field) {
-								t.Errorf("%s: %s is not a required field of the response", where, s)
+							props, required := objectFields(r.Value.Content.Get("application/json").Schema.Value)
+							if props[field] == nil || !required[field] {
+								t.Errorf("%s: %s: %s is not a required field of the response", where, what, s)
 							}
 						case strings.HasPrefix(s, "$response.header."):
 							if r.Value.Headers[strings.TrimPrefix(s, "$response.header.")] == nil {
-								t.Errorf("%s: the response has no header for %s", where, s)
+								t.Errorf("%s: %s: the response has no header for %s", where, what, s)
+							}
+						case strings.HasPrefix(s, "$request.path."):
+							if !params[op.OperationID]["path."+strings.TrimPrefix(s, "$request.path.")] {
+								t.Errorf("%s: %s: %s is not a path parameter of %s", where, what, s, op.OperationID)
 							}
 						default:
-							t.Errorf("%s: unexpected expression %q", where, s)
+							t.Errorf("%s: %s: unexpected expression %q", where, what, s)
 						}
 					}
 					checked++
@@ -257,6 +360,24 @@ func TestSpecLinks(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("the spec has no links; schemathesis' stateful phase would only see 404s")
 	}
+}
+
+// objectFields returns the properties of an object schema and which of
+// them are required, through allOf.
+func objectFields(s *openapi3.Schema) (map[string]*openapi3.SchemaRef, map[string]bool) {
+	props, required := map[string]*openapi3.SchemaRef{}, map[string]bool{}
+	for name, p := range s.Properties {
+		props[name] = p
+	}
+	for _, name := range s.Required {
+		required[name] = true
+	}
+	for _, sub := range s.AllOf {
+		p, r := objectFields(sub.Value)
+		maps.Copy(props, p)
+		maps.Copy(required, r)
+	}
+	return props, required
 }
 
 // TestNULIsRefused: U+0000 anywhere in a request is a 400 naming where, on
@@ -283,6 +404,13 @@ func TestNULIsRefused(t *testing.T) {
 			{"POST", "/v1/tenants", create(map[string]any{"labels": map[string]string{"a/b\x00": "x"}}), "/labels/a~1b\x00"},
 			{"PATCH", "/v1/tenants/" + id, map[string]any{"plan": "\x00"}, "/plan"},
 			{"GET", "/v1/tenants?cursor=%00", nil, "cursor"},
+		}
+		// The Segment-compatible routes refuse it too, before storing
+		// anything of the event.
+		key := e.source(id, "nul-web")
+		r := e.segment("/v1/track", key, segEvent("track", "nul-1", map[string]any{"userId": "u", "event": "E", "properties": map[string]any{"p": "a\x00"}})).want(t, 400)
+		if f := soleField(t, r); f != "/properties/p" {
+			t.Errorf("POST /v1/track names %q, want /properties/p: %s", f, r.raw)
 		}
 		for _, tt := range tests {
 			r := e.do(tt.method, tt.path, e.admin, tt.body).want(t, 400)
