@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -204,7 +205,7 @@ func (s *Server) CreateTenantToken(ctx context.Context, req CreateTenantTokenReq
 		return nil, err
 	}
 	if t.Status != tenants.StatusActive {
-		return nil, newProblem(409, "tenant-not-active", "Tenant not active",
+		return nil, newProblem(http.StatusConflict, "tenant-not-active", "Tenant not active",
 			"Tokens are minted only for active tenants; this tenant is "+string(t.Status)+".")
 	}
 	ttl := time.Hour
