@@ -50,7 +50,7 @@ func TestAWSGrantsAndReconcile(t *testing.T) {
 	keyFile := t.TempDir() + "/signing-key.pem"
 	admin := adminToken(t, keyFile)
 	url := startAWSServer(t, "grants", awsVars(t, moto, testdb.Postgres(t), keyFile))
-	const region = "us-east-1"
+	const region = "eu-north-1"
 	id := awsOnboard(t, url, admin, "dedicated", region)
 	awaitTenants(t, url, admin, []string{id}, "active", 90*time.Second)
 	db := outputsOf(tenantStacks(t, url, admin, id)[region])["glue_database"]

@@ -34,7 +34,7 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 	keyFile := t.TempDir() + "/signing-key.pem"
 	admin := adminToken(t, keyFile)
 	url := startAWSServer(t, "onboard", awsVars(t, moto, testdb.Postgres(t), keyFile))
-	regions := []string{"us-east-1", "eu-west-1"}
+	regions := []string{"us-east-2", "eu-west-2"} // see awsTestEndpoint on Regions
 
 	ded := awsOnboard(t, url, admin, "dedicated", regions...)
 	pooled := []string{awsOnboard(t, url, admin, "pooled", regions...), awsOnboard(t, url, admin, "pooled", regions...)}
@@ -218,7 +218,7 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 func TestAWSFaults(t *testing.T) {
 	moto := awsTestEndpoint(t)
 	t.Parallel()
-	const region = "eu-west-1"
+	const region = "eu-west-3"
 
 	// setup starts a server on a proxy of its own.
 	setup := func(t *testing.T) (f *faultEndpoint, url, admin string) {

@@ -56,6 +56,14 @@ const (
 // awsTestEndpoint returns moto's URL (CAIRN_TEST_AWS_ENDPOINT, exported by
 // scripts/testenv.sh), skipping the test without one unless
 // CAIRN_TEST_REQUIRE_AWS=1, the convention of the cfn package's tests.
+//
+// One emulator serves every test package at once, and its DescribeStacks
+// pages by stack ARN: a stack deleted between two pages makes the next page
+// fail. So each test here provisions in Regions of its own, where no other
+// test deletes stacks while it polls: onboarding us-east-2/eu-west-2, faults
+// eu-west-3, crash recovery ap-northeast-1/ap-southeast-1, replicas
+// us-west-2/eu-central-1, grants eu-north-1 (the cfn package uses us-east-1,
+// eu-west-1 and ca-central-1).
 func awsTestEndpoint(t *testing.T) string {
 	t.Helper()
 	endpoint := os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
