@@ -91,6 +91,7 @@ func (p *Provisioner) RetryStack(ctx context.Context, tenantID, region string) (
 		if err := p.replace(ctx, pl); err != nil {
 			return Placement{}, err
 		}
+		pl.Status = StatusReplacing
 	case pl.Kind == KindPooled:
 		pool, err := p.store.PoolGet(ctx, region)
 		if err != nil || pool.Status != StatusFailed {
@@ -114,7 +115,9 @@ func (p *Provisioner) RetryStack(ctx context.Context, tenantID, region string) (
 	if err != nil {
 		return Placement{}, err
 	}
-	return p.store.PlacementGet(ctx, tenantID, region)
+	// The placement as this call left it; the poller may already have
+	// moved it on.
+	return pl, nil
 }
 
 // ErrNotReady is returned by Home while the tenant's home Region is not
