@@ -17,10 +17,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
@@ -42,6 +44,7 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 
 	type bucketObject struct{ region, bucket, key string }
 	var dedBuckets, pooledObjects []bucketObject
+	var poolItems []bucketObject // region, table, partition key
 	var dedTables []bucketObject // region, table
 	name := dedicatedStack(ded)
 	if want := "cairn-" + strings.ReplaceAll(ded, "_", "-"); name != want {
@@ -149,6 +152,23 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 			}
 			pooledObjects = append(pooledObjects, bucketObject{region, poolRaw, key})
 		}
+		// Profile items in the home Region's pool table, as ingestion writes
+		// them, of the pooled tenants and of one that stays.
+		if region == regions[0] {
+			table := outputsOf(tenantStacks(t, url, admin, pooled[0])[region])["profile_table"]
+			if table == "" {
+				t.Fatalf("no profile_table in the outputs of %s in %s", pooled[0], region)
+			}
+			for _, id := range append(pooled, tenants.NewID()) {
+				pk := "TENANT#" + id + "#M#m1"
+				if _, err := motoDynamo(moto, region).PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]ddbtypes.AttributeValue{
+					"pk": &ddbtypes.AttributeValueMemberS{Value: pk}, "sk": &ddbtypes.AttributeValueMemberS{Value: "M"}, "v": &ddbtypes.AttributeValueMemberN{Value: "1"},
+				}}); err != nil {
+					t.Fatal(err)
+				}
+				poolItems = append(poolItems, bucketObject{region, table, pk})
+			}
+		}
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -197,6 +217,22 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 	for _, b := range dedBuckets {
 		if _, err := motoS3(moto, b.region).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.bucket)}); awsErrorCode(err) != "NotFound" {
 			t.Errorf("retained bucket %s in %s after offboarding with purge: %v, want NotFound", b.bucket, b.region, err)
+		}
+	}
+	// Offboarding deletes a pooled tenant's profile items from the pool
+	// table, with purge or without (a dedicated tenant's go with its
+	// table), and no other tenant's.
+	for i, it := range poolItems {
+		got, err := motoDynamo(moto, it.region).GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(it.bucket), Key: map[string]ddbtypes.AttributeValue{
+			"pk": &ddbtypes.AttributeValueMemberS{Value: it.key}, "sk": &ddbtypes.AttributeValueMemberS{Value: "M"},
+		}})
+		switch kept := i == len(poolItems)-1; {
+		case err != nil:
+			t.Fatal(err)
+		case kept && got.Item == nil:
+			t.Errorf("profile item %s of a tenant that stays is gone from %s", it.key, it.bucket)
+		case !kept && got.Item != nil:
+			t.Errorf("profile item %s of an offboarded pooled tenant is still in %s", it.key, it.bucket)
 		}
 	}
 	for _, o := range pooledObjects {

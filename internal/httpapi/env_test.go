@@ -99,26 +99,43 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prov, err := provisioner.New(provisioner.Config{
-		Engine:         &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}},
-		Store:          db,
-		Tenants:        svc,
-		PollInterval:   25 * time.Millisecond,
-		Logger:         log,
-		BeforeTeardown: gs.RevokeAll,
+	// As in the server: the locator reads prov, set below; the
+	// provisioner's teardown purges the profile store.
+	var prov *provisioner.Provisioner
+	profileStore, err := sqlitestore.Open(ctx, filepath.Join(dataDir, sqlitestore.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { profileStore.Close() })
+	locate := profiles.PlacementLocator{Home: func(ctx context.Context, id string) (string, map[string]string, error) {
+		return prov.Home(ctx, id)
+	}}
+	e.raw = &rawzone.Local{Root: filepath.Join(dataDir, "zones"), Locate: locate.RawZone}
+	ps := profiles.NewService(profileStore, e.raw, nil)
+	sources := profiles.NewSources(db, nil)
+	prov, err = provisioner.New(provisioner.Config{
+		Engine:       &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}},
+		Store:        db,
+		Tenants:      svc,
+		PollInterval: 25 * time.Millisecond,
+		Logger:       log,
+		// The server's beforeTeardown, without what only AWS mode needs:
+		// every tenant's items are in the one profiles.db.
+		BeforeTeardown: func(ctx context.Context, id string) error {
+			if err := gs.RevokeAll(ctx, id); err != nil {
+				return err
+			}
+			if _, err := sources.RevokeAll(ctx, id); err != nil {
+				return err
+			}
+			_, err := ps.PurgeTenant(ctx, id)
+			return err
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.prov = prov
-	profileStore, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "profiles.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { profileStore.Close() })
-	locate := profiles.PlacementLocator{Home: prov.Home}
-	e.raw = &rawzone.Local{Root: filepath.Join(dataDir, "zones"), Locate: locate.RawZone}
-	ps := profiles.NewService(profileStore, e.raw, nil)
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	gs.Register(workers)
@@ -145,7 +162,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	})
 
 	h, err := httpapi.NewServer(httpapi.Config{
-		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: profiles.NewSources(db, nil), Auth: a, Idempotency: db, Ready: db.Ping,
+		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {

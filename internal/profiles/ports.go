@@ -78,6 +78,11 @@ type SourceStore interface {
 	// SourceUpdate stores s if the stored Version is s.Version; it returns
 	// s with Version+1 (ErrSourceConflict, ErrSourceNotFound).
 	SourceUpdate(ctx context.Context, s Source) (Source, error)
+	// SourceRevokeAll revokes every live source of the tenant at at,
+	// increasing each one's Version, and returns how many it revoked.
+	// Sources already revoked keep their RevokedAt and Version, so a
+	// second call returns 0.
+	SourceRevokeAll(ctx context.Context, tenantID string, at time.Time) (int, error)
 }
 
 // ErrNotReady is returned by a RawZone or Store locator while the tenant's

@@ -82,6 +82,13 @@ func (s *Sources) Revoke(ctx context.Context, tenantID, id string) (Source, erro
 	return s.store.SourceUpdate(ctx, src)
 }
 
+// RevokeAll revokes every live source of the tenant, so that none of its
+// write keys authenticates again, and returns how many it revoked. The
+// records stay, as with Revoke. Offboarding calls it; it is idempotent.
+func (s *Sources) RevokeAll(ctx context.Context, tenantID string) (int, error) {
+	return s.store.SourceRevokeAll(ctx, tenantID, s.now())
+}
+
 // List pages the tenant's sources.
 func (s *Sources) List(ctx context.Context, tenantID string, afterSeq int64, limit int) ([]Source, error) {
 	return s.store.SourceList(ctx, tenantID, afterSeq, limit)

@@ -44,10 +44,16 @@ type Op struct {
 	// IfVersion, when not zero, requires the stored item's Version to equal
 	// it (and the item to exist).
 	IfVersion int64
-	// Check only checks the condition (IfAbsent or IfVersion) on the key of
-	// Put or Delete, writing nothing (DynamoDB ConditionCheck).
+	// IfExists requires an unexpired item under the key, whatever its
+	// version. It is for Check and Delete ops only.
+	IfExists bool
+	// Check only checks the condition (IfAbsent, IfVersion or IfExists) on
+	// the key of Put or Delete, writing nothing (DynamoDB ConditionCheck).
 	Check bool
 }
+
+// Conditional reports whether the op has a condition.
+func (op *Op) Conditional() bool { return op.IfAbsent || op.IfVersion != 0 || op.IfExists }
 
 // QueryInput reads items of one partition (or of one gsi1 partition), in
 // sort-key order.
@@ -97,4 +103,13 @@ type Store interface {
 	// allows (25 items a call on DynamoDB), with Version 1: it is for items
 	// written once, such as events.
 	PutBatch(ctx context.Context, items []Item) error
+	// DeleteTenant deletes every item of the tenant, expired ones
+	// included, and returns how many it found and deleted; see
+	// TenantKeyPrefix. It is for the offboarding job only, never a request
+	// path: it reads the tenant's whole key range on SQLite and scans the
+	// whole table on DynamoDB. It is not atomic, and items the tenant
+	// writes while it runs may survive it; calling it again deletes what is
+	// left (and returns 0 once nothing is). A tenant that is not a tenant
+	// ID is ErrInvalidInput, and deletes nothing.
+	DeleteTenant(ctx context.Context, tenant string) (int, error)
 }

@@ -104,11 +104,14 @@ func ValidateOps(ops []Op) error {
 		if (op.Put == nil) == (op.Delete == nil) {
 			return InvalidInput("op %d: exactly one of Put and Delete must be set", i)
 		}
-		if op.IfAbsent && op.IfVersion != 0 {
-			return InvalidInput("op %d: IfAbsent and IfVersion are exclusive", i)
+		if n := btoi(op.IfAbsent) + btoi(op.IfVersion != 0) + btoi(op.IfExists); n > 1 {
+			return InvalidInput("op %d: IfAbsent, IfVersion and IfExists are exclusive", i)
 		}
-		if op.Check && !op.IfAbsent && op.IfVersion == 0 {
-			return InvalidInput("op %d: a Check needs IfAbsent or IfVersion", i)
+		if op.Check && !op.Conditional() {
+			return InvalidInput("op %d: a Check needs IfAbsent, IfVersion or IfExists", i)
+		}
+		if op.IfExists && op.Put != nil && !op.Check {
+			return InvalidInput("op %d: IfExists is for Check and Delete ops", i)
 		}
 		var t string
 		var err error
@@ -146,4 +149,11 @@ func ValidateOps(ops []Op) error {
 		seen[k] = i
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -295,6 +295,7 @@ const (
 const (
 	condAbsent  = "attribute_not_exists(pk) OR expires_at < :now"
 	condVersion = "v = :ver AND (attribute_not_exists(expires_at) OR expires_at >= :now)"
+	condExists  = "attribute_exists(pk) AND (attribute_not_exists(expires_at) OR expires_at >= :now)"
 )
 
 func attrS(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }

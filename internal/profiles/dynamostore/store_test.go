@@ -145,10 +145,22 @@ func oneTable(region, table string) func(context.Context, string) (string, strin
 func TestContract(t *testing.T) {
 	endpoint := awsEndpoint(t)
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) profiles.Store {
+	storetest.Run(t, newTableStore(endpoint))
+}
+
+func TestPurgeContract(t *testing.T) {
+	endpoint := awsEndpoint(t)
+	t.Parallel()
+	storetest.RunDeleteTenant(t, newTableStore(endpoint))
+}
+
+// newTableStore returns a newStore function for the contract suites: a
+// Store on a table of the subtest's own.
+func newTableStore(endpoint string) func(t *testing.T) profiles.Store {
+	return func(t *testing.T) profiles.Store {
 		s, _ := newStore(t, endpoint, oneTable(regionA, createTable(t, endpoint, regionA)))
 		return s
-	})
+	}
 }
 
 func TestNewValidates(t *testing.T) {

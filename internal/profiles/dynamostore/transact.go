@@ -22,7 +22,8 @@ import (
 //     those the item lacks) and v = if_not_exists(v, 0) + 1: only an update
 //     bumps the stored version atomically;
 //   - Delete: Delete, with the op's condition if any;
-//   - Check: ConditionCheck of the op's condition.
+//   - Check: ConditionCheck of the op's condition (condAbsent, condVersion
+//     or condExists).
 //
 // A single unconditional op is an UpdateItem or DeleteItem instead. A
 // transaction cancelled for a conflict with another one, or for
@@ -62,7 +63,7 @@ var errRetryable = errors.New("transaction conflict or throttling")
 
 func (s *Store) transactOnce(ctx context.Context, t table, ops []profiles.Op) error {
 	now := s.now().Unix()
-	if len(ops) == 1 && !ops[0].IfAbsent && ops[0].IfVersion == 0 {
+	if len(ops) == 1 && !ops[0].Conditional() {
 		return s.writeOne(ctx, t, &ops[0])
 	}
 	items := make([]types.TransactWriteItem, len(ops))
@@ -100,6 +101,8 @@ func condition(op *profiles.Op, now int64) (string, map[string]types.AttributeVa
 		return condAbsent, map[string]types.AttributeValue{":now": attrN(now)}
 	case op.IfVersion != 0:
 		return condVersion, map[string]types.AttributeValue{":now": attrN(now), ":ver": attrN(op.IfVersion)}
+	case op.IfExists:
+		return condExists, map[string]types.AttributeValue{":now": attrN(now)}
 	}
 	return "", nil
 }

@@ -47,6 +47,12 @@ func TestContractStorePerTest(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) profiles.Store { return open(t, sqlitestore.Config{}) })
 }
 
+func TestPurgeContract(t *testing.T) {
+	t.Parallel()
+	s := open(t, sqlitestore.Config{})
+	storetest.RunDeleteTenant(t, func(*testing.T) profiles.Store { return s })
+}
+
 func pk(tenant, name string) string { return "TENANT#" + tenant + "#" + name }
 
 func TestReopenKeepsWrites(t *testing.T) {

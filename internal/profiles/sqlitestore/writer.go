@@ -320,7 +320,7 @@ func (w *writer) transact(ops []profiles.Op, now int64) error {
 	resize(&w.stored, len(ops))
 	for i := range ops {
 		op := &ops[i]
-		if !op.IfAbsent && op.IfVersion == 0 {
+		if !op.Conditional() {
 			continue
 		}
 		k := profiles.OpKey(op)
@@ -333,7 +333,7 @@ func (w *writer) transact(ops []profiles.Op, now int64) error {
 			return err
 		}
 		exists := st.found && live(st.expiresAt, now)
-		if op.IfAbsent && exists || op.IfVersion != 0 && (!exists || st.version != op.IfVersion) {
+		if op.IfAbsent && exists || op.IfExists && !exists || op.IfVersion != 0 && (!exists || st.version != op.IfVersion) {
 			return profiles.ErrConditionFailed
 		}
 	}

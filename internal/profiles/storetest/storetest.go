@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) profiles.Store) {
 		{"IfAbsent", testIfAbsent},
 		{"IfVersion", testIfVersion},
 		{"Check", testCheck},
+		{"IfExists", testIfExists},
 		{"AllOrNothing", testAllOrNothing},
 		{"TooManyOps", testTooManyOps},
 		{"Delete", testDelete},
@@ -409,6 +410,60 @@ func testDelete(t *testing.T, f *fixture) {
 	// IfAbsent on a delete passes when absent (and deletes nothing).
 	if err := f.transact(profiles.Op{Delete: &k, IfAbsent: true}); err != nil {
 		t.Fatalf("IfAbsent delete of an absent item: %v", err)
+	}
+}
+
+func testIfExists(t *testing.T, f *fixture) {
+	guard := f.key("PROFILE#p1", "META")
+	guardItem := f.item(guard)
+	f.put(t, guardItem)
+	f.put(t, guardItem) // version 2: IfExists ignores the version
+	expired := f.key("PROFILE#p2", "META")
+	expiredItem := f.item(expired)
+	expiredItem.ExpiresAt = now() - 3600
+	f.put(t, expiredItem)
+	missing := f.key("PROFILE#p3", "META")
+	missingItem := f.item(missing)
+	target := f.key("PROFILE#p1", "EVENT#1")
+	targetItem := f.item(target)
+
+	// A Check IfExists on a missing or expired item fails the transaction.
+	wantCondFailed(t, f.transact(
+		profiles.Op{Put: &missingItem, IfExists: true, Check: true},
+		profiles.Op{Put: &targetItem},
+	))
+	wantCondFailed(t, f.transact(
+		profiles.Op{Put: &expiredItem, IfExists: true, Check: true},
+		profiles.Op{Put: &targetItem},
+	))
+	f.mustBeAbsent(t, target)
+
+	// On a live item it passes and writes nothing itself.
+	if err := f.transact(
+		profiles.Op{Put: &guardItem, IfExists: true, Check: true},
+		profiles.Op{Put: &targetItem},
+	); err != nil {
+		t.Fatal(err)
+	}
+	f.mustGet(t, target)
+	wantItem(t, f.mustGet(t, guard), profiles.Item{PK: guard.PK, SK: guard.SK, Version: 2, Data: guardItem.Data})
+
+	// A Delete IfExists deletes a live item and fails on a missing one.
+	wantCondFailed(t, f.transact(profiles.Op{Delete: &missing, IfExists: true}))
+	if err := f.transact(profiles.Op{Delete: &target, IfExists: true}); err != nil {
+		t.Fatal(err)
+	}
+	f.mustBeAbsent(t, target)
+
+	// IfExists on a Put that writes is refused, as is a second condition.
+	for _, op := range []profiles.Op{
+		{Put: &targetItem, IfExists: true},
+		{Put: &guardItem, IfExists: true, IfVersion: 2, Check: true},
+		{Delete: &guard, IfExists: true, IfAbsent: true},
+	} {
+		if err := f.transact(op); !errors.Is(err, profiles.ErrInvalidInput) {
+			t.Errorf("Transact(%+v) = %v, want ErrInvalidInput", op, err)
+		}
 	}
 }
 

@@ -132,6 +132,17 @@ func (d *DB) SourceUpdate(ctx context.Context, s profiles.Source) (profiles.Sour
 	return stored, nil
 }
 
+// SourceRevokeAll implements profiles.SourceStore in one statement, so a
+// source the tenant creates meanwhile is either revoked with the others or
+// created after it (offboarding refuses that: the tenant is no longer live).
+func (d *DB) SourceRevokeAll(ctx context.Context, tenantID string, at time.Time) (int, error) {
+	n, err := d.queries.SourceRevokeAll(ctx, db.SourceRevokeAllParams{TenantID: tenantID, RevokedAt: optionalTimeColumn(&at)})
+	if err != nil {
+		return 0, fmt.Errorf("revoke sources: %w", translateSources(err))
+	}
+	return int(n), nil
+}
+
 // translateSources maps driver errors to the profiles package's source
 // sentinel errors, as translate does for tenants. Every source query error
 // passes through it exactly once.

@@ -35,3 +35,11 @@ RETURNING *;
 
 -- name: SourceExists :one
 SELECT EXISTS (SELECT 1 FROM sources WHERE tenant_id = @tenant_id AND id = @id);
+
+-- name: SourceRevokeAll :execrows
+-- Revokes the tenant's live sources; revoked ones keep their revoked_at
+-- and version.
+UPDATE sources SET
+    revoked_at = @revoked_at,
+    version = version + 1
+WHERE tenant_id = @tenant_id AND revoked_at IS NULL;

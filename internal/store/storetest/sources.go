@@ -387,3 +387,55 @@ func testSourceList(t *testing.T, h Harness) {
 		t.Errorf("list of an unknown tenant = %d sources, %v; want none", len(got), err)
 	}
 }
+
+func testSourceRevokeAll(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ids := tenantIDs(t, b, 2)
+	var live []profiles.Source
+	for i := range 3 {
+		live = append(live, insertSource(t, b, newSource(ids[0], i)))
+	}
+	revoked := revokeSource(t, b, insertSource(t, b, newSource(ids[0], 3)))
+	other := insertSource(t, b, newSource(ids[1], 0))
+
+	at := base.Add(2 * time.Hour)
+	n, err := b.SourceRevokeAll(t.Context(), ids[0], at)
+	if err != nil || n != len(live) {
+		t.Fatalf("revoke all = %d, %v; want %d", n, err, len(live))
+	}
+	// The live sources are revoked at at, a version on; the one revoked
+	// before keeps its revocation; the other tenant's is untouched.
+	var want []profiles.Source
+	for _, src := range live {
+		src.RevokedAt, src.Version = &at, src.Version+1
+		want = append(want, src)
+	}
+	want = append(want, revoked)
+	got, err := b.SourceList(t.Context(), ids[0], 0, 10)
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("sources after revoke all (-want +got):\n%s", diff)
+	}
+	for _, src := range want {
+		byKey, err := b.SourceByKeyHash(t.Context(), src.KeyHash)
+		if err != nil || byKey.RevokedAt == nil {
+			t.Errorf("by key hash of %s after revoke all = %+v, %v; want it revoked", src.ID, byKey, err)
+		}
+	}
+	if got, err := b.SourceGet(t.Context(), ids[1], other.ID); err != nil || !cmp.Equal(other, got) {
+		t.Errorf("the other tenant's source after revoke all = %+v, %v; want %+v", got, err, other)
+	}
+
+	// Again: nothing left to revoke, nothing changes.
+	if n, err := b.SourceRevokeAll(t.Context(), ids[0], at.Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("second revoke all = %d, %v; want 0", n, err)
+	}
+	if got, err := b.SourceList(t.Context(), ids[0], 0, 10); err != nil || !cmp.Equal(want, got) {
+		t.Errorf("sources after a second revoke all changed: %+v, %v", got, err)
+	}
+	if n, err := b.SourceRevokeAll(t.Context(), "ten_absent", at); err != nil || n != 0 {
+		t.Errorf("revoke all of an unknown tenant = %d, %v; want 0", n, err)
+	}
+}

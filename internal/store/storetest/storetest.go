@@ -79,6 +79,7 @@ func Run(t *testing.T, h Harness) {
 		{"SourceRotate", testSourceRotate},
 		{"SourceUpdateVersion", testSourceUpdateVersion},
 		{"SourceList", testSourceList},
+		{"SourceRevokeAll", testSourceRevokeAll},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
+	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 )
 
 // Endpoint returns the emulator's URL or skips the test.
@@ -78,12 +79,18 @@ func Table(t testing.TB, endpoint, region string) string {
 // fresh table.
 func Store(t testing.TB) *dynamostore.Store {
 	t.Helper()
+	return CountedStore(t, nil)
+}
+
+// CountedStore is Store with every SDK call counted by calls (if not nil).
+func CountedStore(t testing.TB, calls *cfn.CallCounter) *dynamostore.Store {
+	t.Helper()
 	endpoint := Endpoint(t)
 	const region = "us-east-1"
 	table := Table(t, endpoint, region)
 	cfg := Config(region)
 	st, err := dynamostore.New(context.Background(), dynamostore.Config{
-		AWS: &cfg, EndpointURL: endpoint, HTTPClient: &SerialTransactions{},
+		AWS: &cfg, EndpointURL: endpoint, HTTPClient: &SerialTransactions{}, Calls: calls,
 		Tables: func(context.Context, string) (string, string, error) { return region, table, nil },
 	})
 	if err != nil {

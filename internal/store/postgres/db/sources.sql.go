@@ -170,6 +170,28 @@ func (q *Queries) SourceList(ctx context.Context, arg SourceListParams) ([]Sourc
 	return items, nil
 }
 
+const sourceRevokeAll = `-- name: SourceRevokeAll :execrows
+UPDATE sources SET
+    revoked_at = $1,
+    version = version + 1
+WHERE tenant_id = $2 AND revoked_at IS NULL
+`
+
+type SourceRevokeAllParams struct {
+	RevokedAt *time.Time
+	TenantID  string
+}
+
+// Revokes the tenant's live sources; revoked ones keep their revoked_at
+// and version.
+func (q *Queries) SourceRevokeAll(ctx context.Context, arg SourceRevokeAllParams) (int64, error) {
+	result, err := q.db.Exec(ctx, sourceRevokeAll, arg.RevokedAt, arg.TenantID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const sourceUpdate = `-- name: SourceUpdate :one
 UPDATE sources SET
     name = $1,
