@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,15 +63,20 @@ func batchBody(n, users int, seq *atomic.Int64) []byte {
 }
 
 // BenchmarkIngestBatches sends batches of 100 Segment events over HTTP to
-// the embedded default, identity resolution included, from 4 clients.
+// the embedded default, identity resolution included, from 8 clients
+// (CAIRN_BENCH_CLIENTS to change).
 //
-//	go test -run '^$' -bench IngestBatches -benchtime 200x ./cmd/server
+//	go test -run '^$' -bench IngestBatches -benchtime 400x ./cmd/server
 func BenchmarkIngestBatches(b *testing.B) {
+	clients := 8
+	if n, err := strconv.Atoi(os.Getenv("CAIRN_BENCH_CLIENTS")); err == nil && n > 0 {
+		clients = n
+	}
 	url, _, _, key, stop := benchTenant(b)
 	defer stop()
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(key+":"))
 	var seq atomic.Int64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	post := func(body []byte) {
 		req, _ := http.NewRequest("POST", url+"/v1/batch", bytes.NewReader(body))
 		req.Header.Set("Authorization", auth)
@@ -87,8 +94,8 @@ func BenchmarkIngestBatches(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
-	work := make(chan []byte, 8)
-	for range 4 {
+	work := make(chan []byte, clients)
+	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

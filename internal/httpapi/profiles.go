@@ -304,11 +304,10 @@ func toAPIErasure(e profiles.Erasure) Erasure {
 
 func (s *Server) EraseProfile(ctx context.Context, req EraseProfileRequestObject) (EraseProfileResponseObject, error) {
 	suppress := req.Params.Suppress != nil && *req.Params.Suppress
-	e, err := s.profiles.StartErasure(ctx, req.TenantId, req.ProfileId, suppress)
+	e, err := s.profiles.StartErasure(ctx, req.TenantId, req.ProfileId, suppress, func(ctx context.Context, args profiles.ErasureArgs) error {
+		return s.tenants.Enqueue(ctx, args)
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := s.tenants.Enqueue(ctx, profiles.ErasureArgs{TenantID: req.TenantId, ErasureID: e.ID}); err != nil {
 		return nil, err
 	}
 	return EraseProfile202JSONResponse(toAPIErasure(e)), nil

@@ -40,10 +40,15 @@ type Erasure struct {
 
 func erasureKey(tenant, id string) Key { return Key{PK: tenantPrefix(tenant) + "X#" + id, SK: "X"} }
 
-// ErasureArgs is the durable job that carries an erasure out.
+// ErasureArgs is the durable job that carries an erasure out. It holds
+// what the erasure record says, so that the job can write the record
+// itself if a crash came between queueing it and writing the record.
 type ErasureArgs struct {
-	TenantID  string `json:"tenant_id"`
-	ErasureID string `json:"erasure_id"`
+	TenantID  string    `json:"tenant_id"`
+	ErasureID string    `json:"erasure_id"`
+	ProfileID string    `json:"profile_id,omitempty"`
+	Suppress  bool      `json:"suppress,omitempty"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
 // Kind implements river.JobArgs.
@@ -56,16 +61,45 @@ func (s *Service) saveErasure(ctx context.Context, tenant string, e Erasure) err
 	return s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: d}}})
 }
 
-// StartErasure records an erasure of the profile (following a merged-away
-// ID to its survivor) as pending. The caller queues ErasureArgs for it.
-func (s *Service) StartErasure(ctx context.Context, tenant, profileID string, suppress bool) (Erasure, error) {
+// StartErasure starts an erasure of the profile (following a merged-away
+// ID to its survivor): queue makes its job durable, then the erasure is
+// recorded as pending. There is never a record without its job; a job
+// without its record (a crash between the two) writes the record itself.
+func (s *Service) StartErasure(ctx context.Context, tenant, profileID string, suppress bool, queue func(context.Context, ErasureArgs) error) (Erasure, error) {
 	p, err := s.Profile(ctx, tenant, profileID)
 	if err != nil {
 		return Erasure{}, err
 	}
-	now := s.now().UTC()
-	e := Erasure{ID: "era_" + random(16), ProfileID: p.ID, Suppress: suppress, Status: ErasurePending, CreatedAt: now}
-	return e, s.saveErasure(ctx, tenant, e)
+	e := Erasure{ID: "era_" + random(16), ProfileID: p.ID, Suppress: suppress, Status: ErasurePending, CreatedAt: s.now().UTC()}
+	if err := queue(ctx, ErasureArgs{TenantID: tenant, ErasureID: e.ID, ProfileID: e.ProfileID, Suppress: suppress, CreatedAt: e.CreatedAt}); err != nil {
+		return Erasure{}, err
+	}
+	return e, s.recordErasure(ctx, tenant, e)
+}
+
+// recordErasure writes a new erasure's record unless its job (or
+// StartErasure) did first.
+func (s *Service) recordErasure(ctx context.Context, tenant string, e Erasure) error {
+	e.UpdatedAt = s.now().UTC()
+	d, _ := json.Marshal(e)
+	k := erasureKey(tenant, e.ID)
+	err := s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: d}, IfAbsent: true}})
+	if errors.Is(err, ErrConditionFailed) {
+		return nil
+	}
+	return err
+}
+
+// RunErasure is the erasure job: it records the erasure if it is not yet,
+// then carries it out (Erase).
+func (s *Service) RunErasure(ctx context.Context, args ErasureArgs) error {
+	if args.ProfileID != "" {
+		e := Erasure{ID: args.ErasureID, ProfileID: args.ProfileID, Suppress: args.Suppress, Status: ErasurePending, CreatedAt: args.CreatedAt}
+		if err := s.recordErasure(ctx, args.TenantID, e); err != nil {
+			return err
+		}
+	}
+	return s.Erase(ctx, args.TenantID, args.ErasureID)
 }
 
 // GetErasure returns an erasure's progress.
@@ -100,19 +134,21 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 			return err
 		}
 	}
+	// Identifiers first, so no new event attaches to a half-erased member:
+	// suppressed ones are marked so in the index, the others removed.
+	var keys []Key
 	if e.Suppress {
 		var items []Item
 		for _, id := range e.Identifiers {
-			k := suppressKey(tenant, id)
-			items = append(items, Item{PK: k.PK, SK: k.SK, Data: []byte(`{}`)})
+			items = append(items, suppressedIndex(tenant, id, s.now().UTC()))
 		}
 		if err := s.store.PutBatch(ctx, items); err != nil {
 			return fmt.Errorf("suppress: %w", err)
 		}
-	}
-	var keys []Key
-	for _, id := range e.Identifiers {
-		keys = append(keys, indexKey(tenant, id))
+	} else {
+		for _, id := range e.Identifiers {
+			keys = append(keys, indexKey(tenant, id))
+		}
 	}
 	for _, m := range e.Members {
 		items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + m})
@@ -123,7 +159,6 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 			keys = append(keys, Key{PK: it.PK, SK: it.SK})
 		}
 	}
-	// Identifiers first, so no new event attaches to a half-erased member.
 	for start := 0; start < len(keys); start += MaxTransactOps {
 		var ops []Op
 		for _, k := range keys[start:min(start+MaxTransactOps, len(keys))] {
@@ -151,7 +186,9 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 		e.ObjectsRewritten++
 		e.LinesRemoved += n
 	}
+	// The finished record keeps its counts, not what it erased.
 	e.Status = ErasureCompleted
+	e.Members, e.Identifiers, e.Objects = nil, nil, nil
 	return s.saveErasure(ctx, tenant, e)
 }
 

@@ -9,6 +9,6 @@ import (
 // Register adds the profile workers (erasures).
 func (s *Service) Register(w *river.Workers) {
 	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, job *river.Job[ErasureArgs]) error {
-		return s.Erase(ctx, job.Args.TenantID, job.Args.ErasureID)
+		return s.RunErasure(ctx, job.Args)
 	}))
 }

@@ -13,9 +13,8 @@ import (
 //	TENANT#t#M#<member>         I#<type>#<value>        an identifier the member holds
 //	TENANT#t#M#<member>         E#<time>#<messageId>    an event of the member
 //	TENANT#t#M#<root>           G#<time>#<member>       a merge into the root
-//	TENANT#t#I#<type>#<value>   I                       which member holds the identifier
+//	TENANT#t#I#<type>#<value>   I                       which member holds the identifier, or that it is suppressed
 //	TENANT#t#D#<messageId>      D                       a processed messageId (expires)
-//	TENANT#t#S#<type>#<value>   S                       a suppressed identifier (erasure)
 //	TENANT#t#C                  identity                the identity configuration
 //	TENANT#t#X#<erasure>        X                       an erasure and its progress
 //
@@ -40,10 +39,6 @@ func indexKey(tenant string, id Identifier) Key {
 
 func dedupKey(tenant, messageID string) Key {
 	return Key{PK: tenantPrefix(tenant) + "D#" + messageID, SK: "D"}
-}
-
-func suppressKey(tenant string, id Identifier) Key {
-	return Key{PK: tenantPrefix(tenant) + "S#" + id.Type + "#" + id.Value, SK: "S"}
 }
 
 func configKey(tenant string) Key { return Key{PK: tenantPrefix(tenant) + "C", SK: "identity"} }
@@ -98,10 +93,25 @@ type identData struct {
 	FirstSeen time.Time `json:"first_seen"`
 }
 
-// indexData says which member holds an identifier.
+// indexData says which member holds an identifier, or that an erasure
+// suppressed it: events naming it are dropped, and no member holds it.
 type indexData struct {
-	Member    string    `json:"member"`
-	FirstSeen time.Time `json:"first_seen"`
+	Member     string    `json:"member,omitempty"`
+	FirstSeen  time.Time `json:"first_seen"`
+	Suppressed bool      `json:"suppressed,omitempty"`
+}
+
+// suppressedIndex is the index item of a suppressed identifier.
+func suppressedIndex(tenant string, id Identifier, at time.Time) Item {
+	k := indexKey(tenant, id)
+	d, _ := json.Marshal(indexData{FirstSeen: at, Suppressed: true})
+	return Item{PK: k.PK, SK: k.SK, Data: d}
+}
+
+// isSuppressed reports whether an index item marks a suppressed identifier.
+func isSuppressed(it Item) bool {
+	var d indexData
+	return json.Unmarshal(it.Data, &d) == nil && d.Suppressed
 }
 
 // eventData is an event as the store keeps it.

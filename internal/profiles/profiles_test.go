@@ -22,6 +22,7 @@ import (
 type fixture struct {
 	t      *testing.T
 	svc    *profiles.Service
+	store  profiles.Store
 	raw    profiles.RawZone
 	tenant string
 	seq    int
@@ -53,7 +54,7 @@ func newFixture(t *testing.T, st profiles.Store) *fixture {
 	raw := &rawzone.Local{Root: root, Locate: func(context.Context, string) (profiles.RawZoneLocation, error) {
 		return profiles.RawZoneLocation{Region: "eu-west-1", Bucket: "cairn-pool-raw", Prefix: "tenants/t/"}, nil
 	}}
-	return &fixture{t: t, svc: profiles.NewService(st, raw, nil), raw: raw, tenant: tenants.NewID()}
+	return &fixture{t: t, svc: profiles.NewService(st, raw, nil), store: st, raw: raw, tenant: tenants.NewID()}
 }
 
 // ev builds an event; fields: userId, anonymousId, email, phone, type, event, previousId.
@@ -340,21 +341,32 @@ func TestErasureLeavesNothing(t *testing.T) {
 			f.ev(map[string]any{"type": "track", "anonymousId": "a1", "userId": "u1"}),
 		}
 		f.send(append([]profiles.Event{keep}, gone...)...)
-		f.send(gone[1]) // a retry: a second raw copy
+		if r := f.send(gone[1]); r.Duplicates != 1 { // a retry: dropped before the raw zone
+			t.Fatalf("retry: %+v", r)
+		}
 		p := f.lookup("user_id", "u1")
-		e, err := f.svc.StartErasure(ctx, f.tenant, p.ID, true)
+		var job profiles.ErasureArgs
+		e, err := f.svc.StartErasure(ctx, f.tenant, p.ID, true, func(_ context.Context, args profiles.ErasureArgs) error {
+			job = args
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.svc.Erase(ctx, f.tenant, e.ID); err != nil {
+		if err := f.svc.RunErasure(ctx, job); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.svc.Erase(ctx, f.tenant, e.ID); err != nil {
 			t.Fatal("erasure is not safe to repeat:", err)
 		}
 		done, err := f.svc.GetErasure(ctx, f.tenant, e.ID)
-		if err != nil || done.Status != profiles.ErasureCompleted || done.LinesRemoved != 3 {
+		if err != nil || done.Status != profiles.ErasureCompleted || done.LinesRemoved != 2 {
 			t.Fatalf("erasure %+v %v", done, err)
+		}
+		// Its record keeps counts, not the customer's identifiers.
+		it, _, err := f.store.Get(ctx, profiles.Key{PK: "TENANT#" + f.tenant + "#X#" + e.ID, SK: "X"})
+		if err != nil || strings.Contains(string(it.Data), "u1") || strings.Contains(string(it.Data), "gone@") {
+			t.Fatalf("completed erasure record keeps personal data: %s %v", it.Data, err)
 		}
 		for _, id := range [][2]string{{"user_id", "u1"}, {"email", "gone@example.com"}, {"anonymous_id", "a1"}} {
 			if _, err := f.svc.Lookup(ctx, f.tenant, profiles.Identifier{Type: id[0], Value: id[1]}); err == nil {
@@ -389,5 +401,58 @@ func TestErasureLeavesNothing(t *testing.T) {
 			t.Fatalf("suppressed identifier accepted: %+v", r)
 		}
 		f.lookup("user_id", "other")
+	})
+}
+
+// An erasure is queued before it is recorded: a queue that fails leaves
+// nothing, and a job whose record a crash prevented writes it itself.
+func TestErasureJobWithoutRecord(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		first := f.ev(map[string]any{"userId": "u1", "email": "gone@example.com"})
+		f.send(first)
+		p := f.lookup("user_id", "u1")
+
+		var failed profiles.ErasureArgs
+		_, err := f.svc.StartErasure(ctx, f.tenant, p.ID, false, func(_ context.Context, args profiles.ErasureArgs) error {
+			failed = args
+			return fmt.Errorf("queue down")
+		})
+		if err == nil {
+			t.Fatal("StartErasure succeeded with its queue failing")
+		}
+		if _, err := f.svc.GetErasure(ctx, f.tenant, failed.ErasureID); err != profiles.ErrErasureNotFound {
+			t.Fatalf("erasure recorded without its job: %v", err)
+		}
+		f.lookup("user_id", "u1")
+
+		// The job alone, as after a crash right after queueing it.
+		job := profiles.ErasureArgs{TenantID: f.tenant, ErasureID: "era_crashed", ProfileID: p.ID, CreatedAt: time.Now().UTC()}
+		if err := f.svc.RunErasure(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		e, err := f.svc.GetErasure(ctx, f.tenant, job.ErasureID)
+		if err != nil || e.Status != profiles.ErasureCompleted || e.ProfileID != p.ID {
+			t.Fatalf("erasure %+v, %v", e, err)
+		}
+		if _, err := f.svc.Lookup(ctx, f.tenant, profiles.Identifier{Type: "user_id", Value: "u1"}); err != profiles.ErrProfileNotFound {
+			t.Fatalf("erased profile still resolves: %v", err)
+		}
+		// The record StartErasure writes late does not reset a finished
+		// erasure's status: a job run again leaves it completed.
+		if err := f.svc.RunErasure(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		if e, _ := f.svc.GetErasure(ctx, f.tenant, job.ErasureID); e.Status != profiles.ErasureCompleted {
+			t.Fatalf("status after a second run: %s", e.Status)
+		}
+		// A client's retry of the erased event is a duplicate within the
+		// dedup window: it brings nothing back, not even to the raw zone.
+		if r := f.send(first); r.Duplicates != 1 || r.Accepted != 0 || r.Object != "" {
+			t.Fatalf("retry of an erased event: %+v", r)
+		}
+		if keys, err := f.raw.List(ctx, f.tenant); err != nil || len(keys) != 0 {
+			t.Fatalf("raw zone after the retry: %v %v", keys, err)
+		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,6 +17,10 @@ const maxResolveAttempts = 25
 // errLimit reports that a merge or attach would break an identifier limit.
 var errLimit = errors.New("identifier limit")
 
+// errSuppressed reports that an event names an identifier an erasure
+// suppressed since the batch was checked: the event is dropped.
+var errSuppressed = errors.New("suppressed identifier")
+
 // resolver runs identity resolution for one tenant.
 type resolver struct {
 	store  Store
@@ -23,6 +28,11 @@ type resolver struct {
 	cc     compiledConfig
 	now    time.Time
 	newID  func() string
+	// record, if set, returns the writes that record the event being
+	// resolved on member m, having applied the event's traits to m. A
+	// resolution that writes anyway (create, attach, merge) includes them
+	// in its transaction and reports Recorded.
+	record func(m *member) []Op
 }
 
 // resolution is where an event's identifiers led.
@@ -33,9 +43,12 @@ type resolution struct {
 	Merged []string
 	// Dropped lists identifiers left out to respect limits.
 	Dropped []Identifier
+	// Recorded is set when the resolution wrote the record ops too.
+	Recorded bool
 }
 
-// owners returns the member holding each of ids, where one does.
+// owners returns the member holding each of ids, where one does, or
+// errSuppressed if any of ids is suppressed.
 func (r *resolver) owners(ctx context.Context, ids []Identifier) (map[Identifier]member, error) {
 	keys := make([]Key, len(ids))
 	for i, id := range ids {
@@ -46,6 +59,7 @@ func (r *resolver) owners(ctx context.Context, ids []Identifier) (map[Identifier
 		return nil, fmt.Errorf("read identifiers: %w", err)
 	}
 	holder := map[Identifier]string{}
+	suppressed := map[Identifier]bool{}
 	var memberKeys []Key
 	for i, id := range ids {
 		it, ok := idx[keys[i]]
@@ -56,8 +70,15 @@ func (r *resolver) owners(ctx context.Context, ids []Identifier) (map[Identifier
 		if err := json.Unmarshal(it.Data, &d); err != nil {
 			return nil, fmt.Errorf("index item %s (v%d, %q): %w", it.PK, it.Version, it.Data, err)
 		}
+		if d.Suppressed {
+			suppressed[id] = true
+			continue
+		}
 		holder[id] = d.Member
 		memberKeys = append(memberKeys, memberKey(r.tenant, d.Member))
+	}
+	if len(suppressed) > 0 {
+		return nil, errSuppressed
 	}
 	if len(memberKeys) == 0 {
 		return map[Identifier]member{}, nil
@@ -81,31 +102,72 @@ func (r *resolver) owners(ctx context.Context, ids []Identifier) (map[Identifier
 	return out, nil
 }
 
-// profileMembers returns every member under root.
-func (r *resolver) profileMembers(ctx context.Context, root string) ([]member, error) {
+// profileMembers returns every member under root. have are members the
+// caller has just read, which need no second read.
+func (r *resolver) profileMembers(ctx context.Context, root string, have ...member) ([]member, error) {
 	items, err := r.store.Query(ctx, QueryInput{PK: rootIndex(r.tenant, root), Index: "gsi1", Prefix: "M#"})
 	if err != nil {
 		return nil, err
 	}
+	// gsi1 is eventually consistent on DynamoDB: read the members
+	// themselves, and keep those still under root.
+	var keys []Key
+	for _, it := range items {
+		if !slices.ContainsFunc(have, func(m member) bool { return it.PK == memberKey(r.tenant, m.ID).PK }) {
+			keys = append(keys, Key{PK: it.PK, SK: it.SK})
+		}
+	}
+	var read map[Key]Item
+	if len(keys) > 0 {
+		if read, err = r.store.BatchGet(ctx, keys); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]member, 0, len(items))
 	for _, it := range items {
-		// gsi1 is eventually consistent on DynamoDB: read the member itself.
-		m, ok, err := r.store.Get(ctx, Key{PK: it.PK, SK: it.SK})
-		if err != nil {
-			return nil, err
+		mb, ok := member{}, false
+		if i := slices.IndexFunc(have, func(m member) bool { return it.PK == memberKey(r.tenant, m.ID).PK }); i >= 0 {
+			mb, ok = have[i], true
+		} else if m, found := read[Key{PK: it.PK, SK: it.SK}]; found {
+			if mb, err = readMember(m); err != nil {
+				return nil, err
+			}
+			ok = true
 		}
-		if !ok {
-			continue
-		}
-		mb, err := readMember(m)
-		if err != nil {
-			return nil, err
-		}
-		if mb.Root == root {
+		if ok && mb.Root == root {
 			out = append(out, mb)
 		}
 	}
 	return out, nil
+}
+
+// memberWithIdentifiers reads a member and the identifiers it holds with
+// one query: in a member's partition, the identifiers ("I#...") and the
+// member item ("M") sort last.
+func (r *resolver) memberWithIdentifiers(ctx context.Context, id string) (member, []identData, bool, error) {
+	items, err := r.store.Query(ctx, QueryInput{PK: tenantPrefix(r.tenant) + "M#" + id, After: "I"})
+	if err != nil {
+		return member{}, nil, false, err
+	}
+	var m member
+	found := false
+	ids := make([]identData, 0, len(items))
+	for _, it := range items {
+		switch {
+		case it.SK == "M":
+			if m, err = readMember(it); err != nil {
+				return member{}, nil, false, err
+			}
+			found = true
+		case strings.HasPrefix(it.SK, "I#"):
+			var d identData
+			if err := json.Unmarshal(it.Data, &d); err != nil {
+				return member{}, nil, false, fmt.Errorf("identifier item %s %s: %w", it.PK, it.SK, err)
+			}
+			ids = append(ids, d)
+		}
+	}
+	return m, ids, found, nil
 }
 
 // memberIdentifiers returns the identifiers a member holds.
@@ -180,7 +242,9 @@ func (r *resolver) claim(m string, ids []Identifier) []Op {
 // A merge or attach that would break a limit drops the event's
 // lowest-priority identifier and tries again, as Segment does. All writes
 // are conditional, so concurrent events never make two profiles of one
-// identity.
+// identity: a failed condition returns ErrConditionFailed, for the caller
+// to look again (its event may have been recorded by a concurrent
+// duplicate).
 func (r *resolver) resolve(ctx context.Context, ids []Identifier) (resolution, error) {
 	var dropped []Identifier
 	for range maxResolveAttempts {
@@ -215,8 +279,6 @@ func (r *resolver) resolve(ctx context.Context, ids []Identifier) (resolution, e
 			dropped = append(dropped, ids[len(ids)-1])
 			ids = ids[:len(ids)-1]
 			continue
-		case errors.Is(err, ErrConditionFailed):
-			continue // a concurrent change: look again
 		case err != nil:
 			return resolution{}, err
 		}
@@ -238,13 +300,17 @@ func (r *resolver) create(ctx context.Context, ids []Identifier) (resolution, er
 	}
 	m := member{memberData: memberData{ID: r.newID(), CreatedAt: r.now, UpdatedAt: r.now}}
 	m.Root = m.ID
+	var record []Op
+	if r.record != nil {
+		record = r.record(&m)
+	}
 	it := m.item(r.tenant)
 	ops := append([]Op{{Put: &it, IfAbsent: true}}, r.claim(m.ID, keep)...)
-	if err := r.store.Transact(ctx, ops); err != nil {
+	if err := r.store.Transact(ctx, append(ops, record...)); err != nil {
 		return resolution{}, err
 	}
 	m.version = 1
-	return resolution{Root: m.ID, Member: m}, nil
+	return resolution{Root: m.ID, Member: m, Recorded: record != nil}, nil
 }
 
 // join attaches fresh identifiers to the matched profile, merging the
@@ -308,9 +374,14 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 		}
 	}
 	evMember.Root, evMember.UpdatedAt = survivor, r.now
+	var record []Op
+	if r.record != nil {
+		record = r.record(&evMember)
+	}
 	it := evMember.item(r.tenant)
 	ops = append(ops, Op{Put: &it, IfVersion: evMember.version})
 	ops = append(ops, r.claim(evMember.ID, fresh)...)
+	ops = append(ops, record...)
 	if len(ops) > MaxTransactOps {
 		return resolution{}, errLimit
 	}
@@ -318,5 +389,5 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 		return resolution{}, err
 	}
 	evMember.version++
-	return resolution{Root: survivor, Member: evMember, Merged: merged}, nil
+	return resolution{Root: survivor, Member: evMember, Merged: merged, Recorded: record != nil}, nil
 }

@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -66,147 +64,40 @@ func (s *Service) SetIdentityConfig(ctx context.Context, tenant string, c Identi
 	return c, s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: d}}})
 }
 
-// IngestResult reports what happened to a batch.
-type IngestResult struct {
-	Accepted   int
-	Duplicates int
-	// Suppressed events named an erased customer's identifier (or only
-	// blocked values) and were dropped before anything was stored.
-	Suppressed int
-	// Errors are the events refused, by index.
-	Errors []*EventError
-	// Object is the raw zone object holding the accepted events.
-	Object string
-}
-
-// Ingest appends a batch of valid events to the tenant's raw zone (so a
-// returned result means they are durable), then resolves each event's
-// identity and records it, applying each messageId once.
-func (s *Service) Ingest(ctx context.Context, tenant string, events []Event) (IngestResult, error) {
-	var res IngestResult
-	if len(events) == 0 {
-		return res, nil
-	}
-	cfg, err := s.IdentityConfig(ctx, tenant)
-	if err != nil {
-		return res, err
-	}
-	cc, err := cfg.compile()
-	if err != nil {
-		return res, err
-	}
-	// Events naming a suppressed (erased) identifier are dropped before
-	// anything of them is stored.
-	idsOf := make([][]Identifier, len(events))
-	var supKeys []Key
-	for i, ev := range events {
-		idsOf[i] = cc.identifiers(ev)
-		for _, id := range idsOf[i] {
-			supKeys = append(supKeys, suppressKey(tenant, id))
-		}
-	}
-	sup, err := s.store.BatchGet(ctx, supKeys)
-	if err != nil {
-		return res, err
-	}
-	var keep []int
-	var lines [][]byte
-	for i, ev := range events {
-		if len(idsOf[i]) == 0 || slices.ContainsFunc(idsOf[i], func(id Identifier) bool {
-			_, ok := sup[suppressKey(tenant, id)]
-			return ok
-		}) {
-			res.Suppressed++
-			continue
-		}
-		keep = append(keep, i)
-		lines = append(lines, ev.Raw)
-	}
-	if len(keep) == 0 {
-		return res, nil
-	}
-	now := s.now().UTC()
-	if res.Object, err = s.raw.Append(ctx, tenant, now, lines); err != nil {
-		return res, fmt.Errorf("raw zone: %w", err)
-	}
-	// Events run in parallel lanes; events whose highest-priority
-	// identifier is the same share a lane and keep their order. Events in
-	// different lanes that meet on one profile are kept correct by the
-	// store's conditions (the loser retries), and the store can commit
-	// the lanes' writes together.
-	lanes := make([][]int, min(Lanes, len(keep)))
-	seen := map[string]bool{}
-	for _, i := range keep {
-		ev := events[i]
-		if seen[ev.MessageID] {
-			res.Duplicates++
-			continue
-		}
-		seen[ev.MessageID] = true
-		h := fnv.New32a()
-		h.Write([]byte(idsOf[i][0].String()))
-		lane := int(h.Sum32() % uint32(len(lanes)))
-		lanes[lane] = append(lanes[lane], i)
-	}
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	for _, lane := range lanes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, i := range lane {
-				dup, err := s.apply(ctx, tenant, cc, events[i], idsOf[i], res.Object, now)
-				mu.Lock()
-				switch {
-				case err != nil:
-					if firstErr == nil {
-						firstErr = err
-					}
-				case dup:
-					res.Duplicates++
-				default:
-					res.Accepted++
-				}
-				mu.Unlock()
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return res, firstErr
-}
-
-// Lanes is how many events of one batch are resolved at once.
-const Lanes = 32
-
 // apply resolves one event and records it with its dedup marker and trait
 // changes in one conditional transaction, so a retried event is applied
 // exactly once even after a crash between the steps.
 // It reports whether the event was a duplicate.
-func (s *Service) apply(ctx context.Context, tenant string, cc compiledConfig, ev Event, ids []Identifier, object string, now time.Time) (bool, error) {
+// With unseen, the caller has just found no dedup marker for the event.
+func (s *Service) apply(ctx context.Context, tenant string, cc compiledConfig, ev Event, ids []Identifier, object string, now time.Time, unseen bool) (bool, error) {
 	dk := dedupKey(tenant, ev.MessageID)
-	if dup, ok, err := s.store.Get(ctx, dk); err != nil || ok {
-		if err == nil {
-			err = s.noteCopy(ctx, dup, object)
+	if !unseen {
+		if dup, err := s.seen(ctx, dk, object); err != nil || dup {
+			return dup, err
 		}
-		return true, err
 	}
-	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID}
+	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID,
+		record: func(m *member) []Op {
+			if setTraits(&m.memberData, ev) {
+				m.UpdatedAt = now
+			}
+			return recordOps(tenant, m.ID, ev, object, now)
+		}}
 	for range maxResolveAttempts {
 		res, err := r.resolve(ctx, ids)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrConditionFailed):
+			if dup, err := s.seen(ctx, dk, object); err != nil || dup {
+				return dup, err
+			}
+			continue // a concurrent change: look again
+		case err != nil:
 			return false, err
+		case res.Recorded:
+			return false, nil
 		}
 		m := res.Member
-		marker, _ := json.Marshal(dedupData{Objects: []string{object}})
-		ops := []Op{{Put: &Item{PK: dk.PK, SK: dk.SK, Data: marker, ExpiresAt: now.Add(DedupWindow).Unix()}, IfAbsent: true}}
-		evData, _ := json.Marshal(eventData{MessageID: ev.MessageID, Type: ev.Type, Name: cmpOr(ev.Event, ev.Name), Timestamp: ev.Timestamp, Object: object, Raw: ev.Raw})
-		ops = append(ops, Op{Put: &Item{PK: tenantPrefix(tenant) + "M#" + m.ID, SK: eventSK(ev.Timestamp, ev.MessageID), Data: evData}})
+		ops := recordOps(tenant, m.ID, ev, object, now)
 		if changed := setTraits(&m.memberData, ev); changed {
 			m.UpdatedAt = now
 			it := m.item(tenant)
@@ -217,17 +108,36 @@ func (s *Service) apply(ctx context.Context, tenant string, cc compiledConfig, e
 		}
 		err = s.store.Transact(ctx, ops)
 		if errors.Is(err, ErrConditionFailed) {
-			if dup, ok, err := s.store.Get(ctx, dk); err != nil || ok {
-				if err == nil {
-					err = s.noteCopy(ctx, dup, object)
-				}
-				return true, err
+			if dup, err := s.seen(ctx, dk, object); err != nil || dup {
+				return dup, err
 			}
 			continue // the member changed meanwhile: resolve again
 		}
 		return false, err
 	}
 	return false, errors.New("apply: too much contention")
+}
+
+// seen reports whether the event of dedup key dk was recorded already,
+// noting object as another raw copy of it if so.
+func (s *Service) seen(ctx context.Context, dk Key, object string) (bool, error) {
+	marker, ok, err := s.store.Get(ctx, dk)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, s.noteCopy(ctx, marker, object)
+}
+
+// recordOps returns the two writes that record an event of member m: its
+// dedup marker, on condition that there is none, and the event itself.
+func recordOps(tenant, m string, ev Event, object string, now time.Time) []Op {
+	dk := dedupKey(tenant, ev.MessageID)
+	marker, _ := json.Marshal(dedupData{Objects: []string{object}})
+	evData, _ := json.Marshal(eventData{MessageID: ev.MessageID, Type: ev.Type, Name: cmpOr(ev.Event, ev.Name), Timestamp: ev.Timestamp, Object: object, Raw: ev.Raw})
+	return []Op{
+		{Put: &Item{PK: dk.PK, SK: dk.SK, Data: marker, ExpiresAt: now.Add(DedupWindow).Unix()}, IfAbsent: true},
+		{Put: &Item{PK: tenantPrefix(tenant) + "M#" + m, SK: eventSK(ev.Timestamp, ev.MessageID), Data: evData}},
+	}
 }
 
 // dedupData marks a processed messageId and lists every raw zone object
@@ -237,23 +147,30 @@ type dedupData struct {
 	Objects []string `json:"objects"`
 }
 
-// noteCopy adds object to a duplicate's marker. A lost race only means
-// another writer updated the marker; the copy is noted on its retry.
+// noteCopy adds object to a duplicate's marker, so that an erasure finds
+// every raw copy of its event (a duplicate reaches the raw zone only when
+// it raced with the first copy). A lost race reads the marker again.
 func (s *Service) noteCopy(ctx context.Context, marker Item, object string) error {
-	var d dedupData
-	if err := json.Unmarshal(marker.Data, &d); err != nil {
-		return fmt.Errorf("dedup marker %s: %w", marker.PK, err)
+	for range maxResolveAttempts {
+		var d dedupData
+		if err := json.Unmarshal(marker.Data, &d); err != nil {
+			return fmt.Errorf("dedup marker %s: %w", marker.PK, err)
+		}
+		if slices.Contains(d.Objects, object) {
+			return nil
+		}
+		d.Objects = append(d.Objects, object)
+		marker.Data, _ = json.Marshal(d)
+		err := s.store.Transact(ctx, []Op{{Put: &marker, IfVersion: marker.Version}})
+		if !errors.Is(err, ErrConditionFailed) {
+			return err
+		}
+		var ok bool
+		if marker, ok, err = s.store.Get(ctx, Key{PK: marker.PK, SK: marker.SK}); err != nil || !ok {
+			return err // an expired marker needs no note
+		}
 	}
-	if slices.Contains(d.Objects, object) {
-		return nil
-	}
-	d.Objects = append(d.Objects, object)
-	marker.Data, _ = json.Marshal(d)
-	err := s.store.Transact(ctx, []Op{{Put: &marker, IfVersion: marker.Version}})
-	if errors.Is(err, ErrConditionFailed) {
-		return nil
-	}
-	return err
+	return errors.New("note raw copy: too much contention")
 }
 
 func cmpOr(a, b string) string {
@@ -305,20 +222,19 @@ type Profile struct {
 
 // Profile returns the profile with the ID, following a merged-away ID to
 // the surviving profile.
+//
+// An unmerged profile costs two reads: its member with its identifiers,
+// and the members under it (gsi1).
 func (s *Service) Profile(ctx context.Context, tenant, id string) (Profile, error) {
-	it, ok, err := s.store.Get(ctx, memberKey(tenant, id))
+	r := &resolver{store: s.store, tenant: tenant}
+	m, mIDs, ok, err := r.memberWithIdentifiers(ctx, id)
 	if err != nil {
 		return Profile{}, err
 	}
 	if !ok {
 		return Profile{}, ErrProfileNotFound
 	}
-	m, err := readMember(it)
-	if err != nil {
-		return Profile{}, err
-	}
-	r := &resolver{store: s.store, tenant: tenant}
-	members, err := r.profileMembers(ctx, m.Root)
+	members, err := r.profileMembers(ctx, m.Root, m)
 	if err != nil {
 		return Profile{}, err
 	}
@@ -342,9 +258,11 @@ func (s *Service) Profile(ctx context.Context, tenant, id string) (Profile, erro
 				latest[k], p.Traits[k] = v.At, v.V
 			}
 		}
-		ids, err := r.memberIdentifiers(ctx, mb.ID)
-		if err != nil {
-			return Profile{}, err
+		ids := mIDs
+		if mb.ID != m.ID {
+			if ids, err = r.memberIdentifiers(ctx, mb.ID); err != nil {
+				return Profile{}, err
+			}
 		}
 		for _, id := range ids {
 			p.Identifiers = append(p.Identifiers, ProfileIdentifier(id))
@@ -372,6 +290,9 @@ func (s *Service) Lookup(ctx context.Context, tenant string, id Identifier) (Pro
 	var d indexData
 	if err := json.Unmarshal(it.Data, &d); err != nil {
 		return Profile{}, err
+	}
+	if d.Suppressed {
+		return Profile{}, ErrProfileNotFound
 	}
 	return s.Profile(ctx, tenant, d.Member)
 }

@@ -1,0 +1,328 @@
+package profiles
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"time"
+)
+
+// IngestResult reports what happened to a batch.
+type IngestResult struct {
+	Accepted   int
+	Duplicates int
+	// Suppressed events named an erased customer's identifier (or only
+	// blocked values) and were dropped before anything was stored.
+	Suppressed int
+	// Errors are the events refused, by index.
+	Errors []*EventError
+	// Object is the raw zone object holding the accepted events.
+	Object string
+}
+
+// Lanes is how many events of one batch are resolved at once.
+const Lanes = 32
+
+// Ingest appends a batch of valid events to the tenant's raw zone (so a
+// returned result means they are durable), then resolves each event's
+// identity and records it, applying each messageId once.
+//
+// A batch costs few store calls. One BatchGet reads, for every event at
+// once, its dedup marker and the index entries of its identifiers: which
+// members hold them, or that they are suppressed. An event whose identifiers all belong to one member
+// already, the usual event of a known customer, needs no resolution: such
+// events are recorded together, in transactions of up to MaxTransactOps
+// writes, each on condition that its member still exists and its messageId
+// is new. The other events, and those of a transaction that lost a race,
+// are resolved one by one (apply).
+func (s *Service) Ingest(ctx context.Context, tenant string, events []Event) (IngestResult, error) {
+	var res IngestResult
+	if len(events) == 0 {
+		return res, nil
+	}
+	cfg, err := s.IdentityConfig(ctx, tenant)
+	if err != nil {
+		return res, err
+	}
+	cc, err := cfg.compile()
+	if err != nil {
+		return res, err
+	}
+	idsOf := make([][]Identifier, len(events))
+	keys := make([]Key, 0, 3*len(events))
+	for i, ev := range events {
+		idsOf[i] = cc.identifiers(ev)
+		keys = append(keys, dedupKey(tenant, ev.MessageID))
+		for _, id := range idsOf[i] {
+			keys = append(keys, indexKey(tenant, id))
+		}
+	}
+	found, err := s.store.BatchGet(ctx, keys)
+	if err != nil {
+		return res, err
+	}
+
+	// Events naming a suppressed (erased) identifier, and duplicates, are
+	// dropped before anything of them is stored: a retry of an event
+	// erased since adds no copy to the raw zone.
+	var keep []int
+	var lines [][]byte
+	seen := make(map[string]bool, len(events))
+	for i, ev := range events {
+		if len(idsOf[i]) == 0 || slices.ContainsFunc(idsOf[i], func(id Identifier) bool {
+			it, ok := found[indexKey(tenant, id)]
+			return ok && isSuppressed(it)
+		}) {
+			res.Suppressed++
+			continue
+		}
+		if _, ok := found[dedupKey(tenant, ev.MessageID)]; ok || seen[ev.MessageID] {
+			res.Duplicates++
+			continue
+		}
+		seen[ev.MessageID] = true
+		keep = append(keep, i)
+		lines = append(lines, ev.Raw)
+	}
+	if len(keep) == 0 {
+		return res, nil
+	}
+	now := s.now().UTC()
+	if res.Object, err = s.raw.Append(ctx, tenant, now, lines); err != nil {
+		return res, fmt.Errorf("raw zone: %w", err)
+	}
+
+	b := &batch{s: s, tenant: tenant, cc: cc, events: events, idsOf: idsOf, object: res.Object, now: now}
+	var known, unknown []int
+	holder := map[int]string{}
+	for _, i := range keep {
+		if m := soleHolder(found, tenant, idsOf[i]); m != "" {
+			known, holder[i] = append(known, i), m
+		} else {
+			unknown = append(unknown, i)
+		}
+	}
+
+	// Known and unknown events go at once; the events of a transaction
+	// that lost a race (to this batch's own resolutions, say) follow.
+	var (
+		recorded int
+		retry    []int
+		knownErr error
+		wg       sync.WaitGroup
+	)
+	wg.Go(func() { recorded, retry, knownErr = b.recordKnown(ctx, known, holder) })
+	each, err := b.resolveEach(ctx, unknown, nil)
+	wg.Wait()
+	if err = errors.Join(err, knownErr); err != nil {
+		return res, err
+	}
+	again, err := b.resolveEach(ctx, nil, retry)
+	res.Accepted += recorded + each.Accepted + again.Accepted
+	res.Duplicates += each.Duplicates + again.Duplicates
+	res.Suppressed += each.Suppressed + again.Suppressed
+	return res, err
+}
+
+// batch is one Ingest call's events and what it found out about them.
+type batch struct {
+	s      *Service
+	tenant string
+	cc     compiledConfig
+	events []Event
+	idsOf  [][]Identifier
+	object string
+	now    time.Time
+}
+
+// soleHolder returns the member holding every one of ids, according to the
+// index entries in found, or "" when any is unheld or two members hold
+// them.
+func soleHolder(found map[Key]Item, tenant string, ids []Identifier) string {
+	var m string
+	for _, id := range ids {
+		it, ok := found[indexKey(tenant, id)]
+		if !ok {
+			return ""
+		}
+		var d indexData
+		if json.Unmarshal(it.Data, &d) != nil || d.Member == "" || m != "" && d.Member != m {
+			return ""
+		}
+		m = d.Member
+	}
+	return m
+}
+
+// unit is the writes of some events of one member: a condition on the
+// member (or its trait update) and each event's dedup marker and record.
+type unit struct {
+	ops    []Op
+	events []int
+}
+
+// maxUnitEvents keeps a unit within one transaction: 2 ops an event and
+// one for the member.
+const maxUnitEvents = (MaxTransactOps - 1) / 2
+
+// recordKnown records the events whose member is known (holder), grouped
+// by member, with as few transactions as MaxTransactOps allows. It returns
+// how many it recorded and the events of transactions whose condition
+// failed, which must be resolved again.
+func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]string) (int, []int, error) {
+	if len(known) == 0 {
+		return 0, nil, nil
+	}
+	byMember := map[string][]int{}
+	var order []string
+	needed := map[string]bool{} // members whose traits events set
+	var traitKeys []Key
+	for _, i := range known {
+		m := holder[i]
+		if _, ok := byMember[m]; !ok {
+			order = append(order, m)
+		}
+		byMember[m] = append(byMember[m], i)
+		if ev := b.events[i]; ev.Type == "identify" && len(ev.Traits) > 0 && !needed[m] {
+			needed[m] = true
+			traitKeys = append(traitKeys, memberKey(b.tenant, m))
+		}
+	}
+	var members map[Key]Item
+	if len(traitKeys) > 0 {
+		var err error
+		if members, err = b.s.store.BatchGet(ctx, traitKeys); err != nil {
+			return 0, nil, err
+		}
+	}
+	var units []unit
+	var retry []int
+	for _, m := range order {
+		mk := memberKey(b.tenant, m)
+		it, withTraits := members[mk]
+		var mb member
+		if withTraits {
+			var err error
+			if mb, err = readMember(it); err != nil {
+				return 0, nil, err
+			}
+		} else if needed[m] {
+			retry = append(retry, byMember[m]...) // being erased: resolve again
+			continue
+		}
+		for evs := range slices.Chunk(byMember[m], maxUnitEvents) {
+			u := unit{events: evs}
+			changed := false
+			for _, i := range evs {
+				if withTraits && setTraits(&mb.memberData, b.events[i]) {
+					changed = true
+				}
+				u.ops = append(u.ops, recordOps(b.tenant, m, b.events[i], b.object, b.now)...)
+			}
+			if changed {
+				mb.UpdatedAt = b.now
+				item := mb.item(b.tenant)
+				u.ops = append(u.ops, Op{Put: &item, IfVersion: mb.version})
+				mb.version++
+			} else {
+				u.ops = append(u.ops, Op{Put: &Item{PK: mk.PK, SK: mk.SK}, Check: true, IfExists: true})
+			}
+			units = append(units, u)
+		}
+	}
+
+	// Pack the units into transactions and run them at once.
+	var txs []unit
+	for _, u := range units {
+		if n := len(txs); n > 0 && len(txs[n-1].ops)+len(u.ops) <= MaxTransactOps {
+			txs[n-1].ops = append(txs[n-1].ops, u.ops...)
+			txs[n-1].events = append(txs[n-1].events, u.events...)
+			continue
+		}
+		txs = append(txs, u)
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		recorded int
+		firstErr error
+	)
+	for _, tx := range txs {
+		wg.Go(func() {
+			err := b.s.store.Transact(ctx, tx.ops)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				recorded += len(tx.events)
+			case errors.Is(err, ErrConditionFailed):
+				retry = append(retry, tx.events...)
+			case firstErr == nil:
+				firstErr = err
+			}
+		})
+	}
+	wg.Wait()
+	return recorded, retry, firstErr
+}
+
+// resolveEach resolves and records events one by one, in parallel lanes:
+// events whose highest-priority identifier is the same share a lane and
+// keep their batch order. Events in different lanes that meet on one
+// profile are kept correct by the store's conditions (the loser retries),
+// and the store can commit the lanes' writes together. unseen events are
+// known to have had no dedup marker just before; retried ones are looked
+// up again. An event naming an identifier suppressed meanwhile is dropped.
+func (b *batch) resolveEach(ctx context.Context, unseen, retried []int) (res IngestResult, err error) {
+	all := append(slices.Clone(unseen), retried...)
+	if len(all) == 0 {
+		return res, nil
+	}
+	again := make(map[int]bool, len(retried))
+	for _, i := range retried {
+		again[i] = true
+	}
+	slices.Sort(all)
+	lanes := make([][]int, min(Lanes, len(all)))
+	for _, i := range all {
+		h := fnv.New32a()
+		h.Write([]byte(b.idsOf[i][0].String()))
+		lane := int(h.Sum32() % uint32(len(lanes)))
+		lanes[lane] = append(lanes[lane], i)
+	}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, lane := range lanes {
+		wg.Go(func() {
+			for _, i := range lane {
+				dup, e := b.s.apply(ctx, b.tenant, b.cc, b.events[i], b.idsOf[i], b.object, b.now, !again[i])
+				mu.Lock()
+				switch {
+				case errors.Is(e, errSuppressed):
+					res.Suppressed++
+					e = nil
+				case e != nil:
+					if err == nil {
+						err = e
+					}
+				case dup:
+					res.Duplicates++
+				default:
+					res.Accepted++
+				}
+				mu.Unlock()
+				if e != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return res, err
+}
