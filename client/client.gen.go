@@ -985,6 +985,9 @@ type Unprocessable = Problem
 // UnsupportedMediaType An RFC 9457 problem detail.
 type UnsupportedMediaType = Problem
 
+// SegmentAliasJSONBody defines parameters for SegmentAlias.
+type SegmentAliasJSONBody = json.RawMessage
+
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
 	// Limit Page size.
@@ -998,6 +1001,21 @@ type ListAuditEventsParams struct {
 	Since    *time.Time `form:"since,omitempty" json:"since,omitempty"`
 	Until    *time.Time `form:"until,omitempty" json:"until,omitempty"`
 }
+
+// SegmentBatchJSONBody defines parameters for SegmentBatch.
+type SegmentBatchJSONBody = json.RawMessage
+
+// SegmentGroupJSONBody defines parameters for SegmentGroup.
+type SegmentGroupJSONBody = json.RawMessage
+
+// SegmentIdentifyJSONBody defines parameters for SegmentIdentify.
+type SegmentIdentifyJSONBody = json.RawMessage
+
+// SegmentPageJSONBody defines parameters for SegmentPage.
+type SegmentPageJSONBody = json.RawMessage
+
+// SegmentScreenJSONBody defines parameters for SegmentScreen.
+type SegmentScreenJSONBody = json.RawMessage
 
 // ListTenantsParams defines parameters for ListTenants.
 type ListTenantsParams struct {
@@ -1108,23 +1126,26 @@ type ListStackEventsParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// SegmentTrackJSONBody defines parameters for SegmentTrack.
+type SegmentTrackJSONBody = json.RawMessage
+
 // SegmentAliasJSONRequestBody defines body for SegmentAlias for application/json ContentType.
-type SegmentAliasJSONRequestBody = SegmentEvent
+type SegmentAliasJSONRequestBody = SegmentAliasJSONBody
 
 // SegmentBatchJSONRequestBody defines body for SegmentBatch for application/json ContentType.
-type SegmentBatchJSONRequestBody = SegmentBatch
+type SegmentBatchJSONRequestBody = SegmentBatchJSONBody
 
 // SegmentGroupJSONRequestBody defines body for SegmentGroup for application/json ContentType.
-type SegmentGroupJSONRequestBody = SegmentEvent
+type SegmentGroupJSONRequestBody = SegmentGroupJSONBody
 
 // SegmentIdentifyJSONRequestBody defines body for SegmentIdentify for application/json ContentType.
-type SegmentIdentifyJSONRequestBody = SegmentEvent
+type SegmentIdentifyJSONRequestBody = SegmentIdentifyJSONBody
 
 // SegmentPageJSONRequestBody defines body for SegmentPage for application/json ContentType.
-type SegmentPageJSONRequestBody = SegmentEvent
+type SegmentPageJSONRequestBody = SegmentPageJSONBody
 
 // SegmentScreenJSONRequestBody defines body for SegmentScreen for application/json ContentType.
-type SegmentScreenJSONRequestBody = SegmentEvent
+type SegmentScreenJSONRequestBody = SegmentScreenJSONBody
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
@@ -1157,7 +1178,7 @@ type CreateSourceJSONRequestBody = SourceCreate
 type CreateTenantTokenJSONRequestBody = TokenCreate
 
 // SegmentTrackJSONRequestBody defines body for SegmentTrack for application/json ContentType.
-type SegmentTrackJSONRequestBody = SegmentEvent
+type SegmentTrackJSONRequestBody = SegmentTrackJSONBody
 
 // Getter for additional properties for SegmentBatch. Returns the specified
 // element and whether it was found

@@ -91,6 +91,12 @@ func BenchmarkIngestBatches(b *testing.B) {
 			b.Errorf("status %d", res.StatusCode)
 		}
 	}
+	// The bodies are made before the clock starts: the load generator
+	// shares the machine's cores with the server.
+	bodies := make([][]byte, b.N)
+	for n := range bodies {
+		bodies[n] = batchBody(n, 5000, &seq)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -104,8 +110,8 @@ func BenchmarkIngestBatches(b *testing.B) {
 			}
 		}()
 	}
-	for n := range b.N {
-		work <- batchBody(n, 5000, &seq)
+	for _, body := range bodies {
+		work <- body
 	}
 	close(work)
 	wg.Wait()

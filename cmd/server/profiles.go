@@ -14,7 +14,8 @@ import (
 
 // newProfileStores opens the profile store and the raw zone the
 // configuration names: an embedded SQLite file and the local zones by
-// default, DynamoDB and S3 with --cloud aws.
+// default, DynamoDB and S3 with --cloud aws. Concurrent appends of one
+// tenant to its raw zone are merged into one object (rawzone.Coalescer).
 func newProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, calls *cfn.CallCounter) (profiles.Store, profiles.RawZone, func() error, error) {
 	if cfg.Cloud == "aws" {
 		return newAWSProfileStores(ctx, cfg, loc, calls)
@@ -24,7 +25,7 @@ func newProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLo
 		return nil, nil, nil, fmt.Errorf("profile store: %w", err)
 	}
 	raw := &rawzone.Local{Root: filepath.Join(cfg.DataDir, "zones"), Locate: loc.RawZone}
-	return st, raw, st.Close, nil
+	return st, &rawzone.Coalescer{Zone: raw}, st.Close, nil
 }
 
 func newAWSProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, calls *cfn.CallCounter) (profiles.Store, profiles.RawZone, func() error, error) {
@@ -36,5 +37,5 @@ func newAWSProfileStores(ctx context.Context, cfg *config, loc profiles.Placemen
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("raw zone: %w", err)
 	}
-	return st, raw, func() error { return nil }, nil
+	return st, &rawzone.Coalescer{Zone: raw}, func() error { return nil }, nil
 }

@@ -95,8 +95,11 @@ func (s *Service) Ingest(ctx context.Context, tenant string, events []Event) (In
 	if res.Object, err = s.raw.Append(ctx, tenant, now, lines); err != nil {
 		return res, fmt.Errorf("raw zone: %w", err)
 	}
+	// The events are durable: apply them to the end even if the client
+	// leaves, so that no raw line lacks the records that find it again.
+	ctx = context.WithoutCancel(ctx)
 
-	b := &batch{s: s, tenant: tenant, cc: cc, events: events, idsOf: idsOf, object: res.Object, now: now}
+	b := &batch{s: s, tenant: tenant, cc: cc, events: events, idsOf: idsOf, object: res.Object, now: now, found: found}
 	var known, unknown []int
 	holder := map[int]string{}
 	for _, i := range keep {
@@ -137,6 +140,8 @@ type batch struct {
 	idsOf  [][]Identifier
 	object string
 	now    time.Time
+	// found is what the batch read: dedup markers and index items.
+	found map[Key]Item
 }
 
 // soleHolder returns the member holding every one of ids, according to the
@@ -277,6 +282,10 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 // and the store can commit the lanes' writes together. unseen events are
 // known to have had no dedup marker just before; retried ones are looked
 // up again. An event naming an identifier suppressed meanwhile is dropped.
+//
+// An unseen event's first lookup uses the index items the batch read,
+// unless an earlier event of the batch names one of its identifiers (and
+// may have claimed it since).
 func (b *batch) resolveEach(ctx context.Context, unseen, retried []int) (res IngestResult, err error) {
 	all := append(slices.Clone(unseen), retried...)
 	if len(all) == 0 {
@@ -287,6 +296,14 @@ func (b *batch) resolveEach(ctx context.Context, unseen, retried []int) (res Ing
 		again[i] = true
 	}
 	slices.Sort(all)
+	fresh := make(map[int]bool, len(unseen))
+	named := map[Identifier]bool{}
+	for _, i := range all {
+		fresh[i] = !again[i] && !slices.ContainsFunc(b.idsOf[i], func(id Identifier) bool { return named[id] })
+		for _, id := range b.idsOf[i] {
+			named[id] = true
+		}
+	}
 	lanes := make([][]int, min(Lanes, len(all)))
 	for _, i := range all {
 		h := fnv.New32a()
@@ -301,7 +318,11 @@ func (b *batch) resolveEach(ctx context.Context, unseen, retried []int) (res Ing
 	for _, lane := range lanes {
 		wg.Go(func() {
 			for _, i := range lane {
-				dup, e := b.s.apply(ctx, b.tenant, b.cc, b.events[i], b.idsOf[i], b.object, b.now, !again[i])
+				var index map[Key]Item
+				if fresh[i] {
+					index = b.found
+				}
+				dup, e := b.s.apply(ctx, b.tenant, b.cc, b.events[i], b.idsOf[i], b.object, b.now, !again[i], index)
 				mu.Lock()
 				switch {
 				case errors.Is(e, errSuppressed):

@@ -63,6 +63,11 @@ type memberData struct {
 	CreatedAt time.Time             `json:"created_at"`
 	UpdatedAt time.Time             `json:"updated_at"`
 	Traits    map[string]traitValue `json:"traits,omitempty"`
+	// Held counts the identifiers the member holds, by type, for the
+	// limit checks: a member gains identifiers only in the transaction
+	// that writes it (claim), and never loses one but with all of itself
+	// (erasure).
+	Held map[string]int `json:"held,omitempty"`
 }
 
 // member is a member item as read, with its version.

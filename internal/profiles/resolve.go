@@ -33,6 +33,11 @@ type resolver struct {
 	// resolution that writes anyway (create, attach, merge) includes them
 	// in its transaction and reports Recorded.
 	record func(m *member) []Op
+	// index, if set, holds the index items of the identifiers as the
+	// caller read them just before (absent: unheld), for the first lookup
+	// to use rather than read them again. A stale entry only costs a
+	// failed condition and a second, fresh, lookup.
+	index map[Key]Item
 }
 
 // resolution is where an event's identifiers led.
@@ -54,9 +59,13 @@ func (r *resolver) owners(ctx context.Context, ids []Identifier) (map[Identifier
 	for i, id := range ids {
 		keys[i] = indexKey(r.tenant, id)
 	}
-	idx, err := r.store.BatchGet(ctx, keys)
-	if err != nil {
-		return nil, fmt.Errorf("read identifiers: %w", err)
+	idx := r.index
+	r.index = nil
+	if idx == nil {
+		var err error
+		if idx, err = r.store.BatchGet(ctx, keys); err != nil {
+			return nil, fmt.Errorf("read identifiers: %w", err)
+		}
 	}
 	holder := map[Identifier]string{}
 	suppressed := map[Identifier]bool{}
@@ -187,47 +196,45 @@ func (r *resolver) memberIdentifiers(ctx context.Context, m string) ([]identData
 	return out, nil
 }
 
-// counts returns, per type, the identifier values held by the members.
-func (r *resolver) counts(ctx context.Context, members []member) (map[string]map[string]bool, error) {
-	out := map[string]map[string]bool{}
+// counts returns how many identifiers of each type the members hold
+// together. An identifier has one holder, so the sum is exact.
+func counts(members []member) map[string]int {
+	out := map[string]int{}
 	for _, m := range members {
-		ids, err := r.memberIdentifiers(ctx, m.ID)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			if out[id.Type] == nil {
-				out[id.Type] = map[string]bool{}
-			}
-			out[id.Type][id.Value] = true
+		for typ, n := range m.Held {
+			out[typ] += n
 		}
 	}
-	return out, nil
+	return out
 }
 
-// fits reports whether adding ids to held keeps every type within limits.
-func (r *resolver) fits(held map[string]map[string]bool, ids []Identifier) bool {
+// fits reports whether adding ids (held by none) to held keeps every type
+// within limits.
+func (r *resolver) fits(held map[string]int, ids []Identifier) bool {
+	add := map[string]int{}
 	for _, id := range ids {
-		if held[id.Type] == nil {
-			held[id.Type] = map[string]bool{}
-		}
-		held[id.Type][id.Value] = true
+		add[id.Type]++
 	}
-	for typ, vals := range held {
-		if len(vals) > r.cc.rule(typ).Limit {
+	for typ, n := range add {
+		if held[typ]+n > r.cc.rule(typ).Limit {
 			return false
 		}
 	}
 	return true
 }
 
-// claim returns the ops that give ids to member m.
-func (r *resolver) claim(m string, ids []Identifier) []Op {
+// claim returns the ops that give ids to member m, and counts them in m,
+// whose item the caller writes in the same transaction.
+func (r *resolver) claim(m *member, ids []Identifier) []Op {
 	var ops []Op
 	for _, id := range ids {
-		idx, _ := json.Marshal(indexData{Member: m, FirstSeen: r.now})
+		if m.Held == nil {
+			m.Held = map[string]int{}
+		}
+		m.Held[id.Type]++
+		idx, _ := json.Marshal(indexData{Member: m.ID, FirstSeen: r.now})
 		own, _ := json.Marshal(identData{Type: id.Type, Value: id.Value, FirstSeen: r.now})
-		ik, ok := indexKey(r.tenant, id), memberIdentKey(r.tenant, m, id)
+		ik, ok := indexKey(r.tenant, id), memberIdentKey(r.tenant, m.ID, id)
 		ops = append(ops,
 			Op{Put: &Item{PK: ik.PK, SK: ik.SK, Data: idx}, IfAbsent: true},
 			Op{Put: &Item{PK: ok.PK, SK: ok.SK, Data: own}},
@@ -247,13 +254,16 @@ func (r *resolver) claim(m string, ids []Identifier) []Op {
 // duplicate).
 func (r *resolver) resolve(ctx context.Context, ids []Identifier) (resolution, error) {
 	var dropped []Identifier
+	var owned map[Identifier]member // still true after a dropped identifier
 	for range maxResolveAttempts {
 		if len(ids) == 0 {
 			return resolution{}, errors.New("resolve: no identifier left")
 		}
-		owned, err := r.owners(ctx, ids)
-		if err != nil {
-			return resolution{}, err
+		var err error
+		if owned == nil {
+			if owned, err = r.owners(ctx, ids); err != nil {
+				return resolution{}, err
+			}
 		}
 		var roots []string
 		var fresh []Identifier
@@ -290,11 +300,11 @@ func (r *resolver) resolve(ctx context.Context, ids []Identifier) (resolution, e
 
 // create makes a new profile holding ids (within limits).
 func (r *resolver) create(ctx context.Context, ids []Identifier) (resolution, error) {
-	held := map[string]map[string]bool{}
+	held := map[string]int{}
 	var keep []Identifier
 	for _, id := range ids {
-		if len(held[id.Type]) < r.cc.rule(id.Type).Limit {
-			r.fits(held, []Identifier{id})
+		if held[id.Type] < r.cc.rule(id.Type).Limit {
+			held[id.Type]++
 			keep = append(keep, id)
 		}
 	}
@@ -304,8 +314,9 @@ func (r *resolver) create(ctx context.Context, ids []Identifier) (resolution, er
 	if r.record != nil {
 		record = r.record(&m)
 	}
+	claims := r.claim(&m, keep)
 	it := m.item(r.tenant)
-	ops := append([]Op{{Put: &it, IfAbsent: true}}, r.claim(m.ID, keep)...)
+	ops := append([]Op{{Put: &it, IfAbsent: true}}, claims...)
 	if err := r.store.Transact(ctx, append(ops, record...)); err != nil {
 		return resolution{}, err
 	}
@@ -329,19 +340,21 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 	}
 	var all []member
 	byRoot := map[string][]member{}
+	var have []member // read just now, consistently
+	for _, m := range owned {
+		if !slices.ContainsFunc(have, func(h member) bool { return h.ID == m.ID }) {
+			have = append(have, m)
+		}
+	}
 	for _, root := range roots {
-		ms, err := r.profileMembers(ctx, root)
+		ms, err := r.profileMembers(ctx, root, have...)
 		if err != nil {
 			return resolution{}, err
 		}
 		byRoot[root] = ms
 		all = append(all, ms...)
 	}
-	held, err := r.counts(ctx, all)
-	if err != nil {
-		return resolution{}, err
-	}
-	if !r.fits(held, fresh) {
+	if !r.fits(counts(all), fresh) {
 		return resolution{}, errLimit
 	}
 	// Every profile involved is locked by a condition on its root member,
@@ -378,9 +391,10 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 	if r.record != nil {
 		record = r.record(&evMember)
 	}
+	claims := r.claim(&evMember, fresh)
 	it := evMember.item(r.tenant)
 	ops = append(ops, Op{Put: &it, IfVersion: evMember.version})
-	ops = append(ops, r.claim(evMember.ID, fresh)...)
+	ops = append(ops, claims...)
 	ops = append(ops, record...)
 	if len(ops) > MaxTransactOps {
 		return resolution{}, errLimit

@@ -68,15 +68,16 @@ func (s *Service) SetIdentityConfig(ctx context.Context, tenant string, c Identi
 // changes in one conditional transaction, so a retried event is applied
 // exactly once even after a crash between the steps.
 // It reports whether the event was a duplicate.
-// With unseen, the caller has just found no dedup marker for the event.
-func (s *Service) apply(ctx context.Context, tenant string, cc compiledConfig, ev Event, ids []Identifier, object string, now time.Time, unseen bool) (bool, error) {
+// With unseen, the caller has just found no dedup marker for the event;
+// index, if set, holds the index items of ids as the caller just read them.
+func (s *Service) apply(ctx context.Context, tenant string, cc compiledConfig, ev Event, ids []Identifier, object string, now time.Time, unseen bool, index map[Key]Item) (bool, error) {
 	dk := dedupKey(tenant, ev.MessageID)
 	if !unseen {
 		if dup, err := s.seen(ctx, dk, object); err != nil || dup {
 			return dup, err
 		}
 	}
-	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID,
+	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID, index: index,
 		record: func(m *member) []Op {
 			if setTraits(&m.memberData, ev) {
 				m.UpdatedAt = now

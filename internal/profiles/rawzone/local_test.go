@@ -36,18 +36,23 @@ func TestLocalContract(t *testing.T) {
 		New: func(_ *testing.T, locate func(context.Context, string) (profiles.RawZoneLocation, error)) profiles.RawZone {
 			return &rawzone.Local{Root: root, Locate: locate}
 		},
-		// A file has one version, the file itself.
-		Versions: func(t *testing.T, loc profiles.RawZoneLocation, key string) [][][]byte {
-			lines, err := readFile(filepath.Join(bucketDir(root, loc), filepath.FromSlash(key)))
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			return [][][]byte{lines}
-		},
+		Versions: localVersions(root),
 	})
+}
+
+// localVersions returns the versions of a local object: a file has one,
+// the file itself.
+func localVersions(root string) func(t *testing.T, loc profiles.RawZoneLocation, key string) [][][]byte {
+	return func(t *testing.T, loc profiles.RawZoneLocation, key string) [][][]byte {
+		lines, err := readFile(filepath.Join(bucketDir(root, loc), filepath.FromSlash(key)))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return [][][]byte{lines}
+	}
 }
 
 // TestLocalEngineLayout appends into the raw bucket the local provisioning

@@ -122,6 +122,13 @@ func errNotInZone(tenantID, key string) error {
 	return fmt.Errorf("key %q is not in tenant %s's raw zone: %w", key, tenantID, ErrNotFound)
 }
 
+// gzipWriters reuses compressors, whose state is large to allocate. The
+// raw zone favours ingestion speed over the last bytes of compression.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level
+	return zw
+}}
+
 // encode returns lines as gzip-compressed NDJSON. Each line must be
 // non-empty and hold no newline, or the object could not be split back
 // into the same lines; there must be at least one.
@@ -130,7 +137,9 @@ func encode(lines [][]byte) ([]byte, error) {
 		return nil, errors.New("no lines")
 	}
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	for i, line := range lines {
 		if len(line) == 0 || bytes.IndexByte(line, '\n') >= 0 {
 			return nil, fmt.Errorf("line %d is empty or holds a newline", i)

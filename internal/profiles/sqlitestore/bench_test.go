@@ -202,3 +202,31 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkBatchGet reads batches of 300 keys, two thirds present, from 16
+// goroutines: an ingestion batch's read.
+func BenchmarkBatchGet(b *testing.B) {
+	s := open(b, sqlitestore.Config{})
+	tenant := tenants.NewID()
+	keys := seed(b, s, tenant)
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	m := startMeter(b)
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		batch := make([]profiles.Key, 300)
+		for pb.Next() {
+			for i := range batch {
+				if i%3 == 2 {
+					batch[i] = profiles.Key{PK: pk(tenant, fmt.Sprintf("MISSING#%d", r.IntN(1e9))), SK: "META"}
+				} else {
+					batch[i] = keys[r.IntN(len(keys))]
+				}
+			}
+			if got, err := s.BatchGet(b.Context(), batch); err != nil || len(got) < 150 {
+				b.Fatal(len(got), err)
+			}
+		}
+	})
+	m.report("batches/s")
+}
