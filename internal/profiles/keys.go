@@ -22,6 +22,28 @@ import (
 // merge re-points the merged members at the survivor, an unmerge points a
 // member back at itself, so every member keeps exactly the identifiers,
 // traits and events it brought.
+//
+// Access patterns (calls are Store calls; on DynamoDB a BatchGet is one
+// BatchGetItem per 100 keys and a Transact one TransactWriteItems):
+//
+//	ingest a batch            Get C; BatchGet D and I of every event; raw zone append;
+//	                          events of known members: BatchGet M (identifies only),
+//	                          Transact per 100 writes (D if absent, E, M exists or M if version);
+//	                          other events: per event, BatchGet M of its holders, Query gsi1
+//	                          R#<root> per profile to merge, one Transact (M, I, D, E, G)
+//	get a profile             Query M#<id> after "I" (its identifiers and M); Query gsi1 R#<root>;
+//	                          BatchGet M and Query M#<member> "I#" for each merged member
+//	look up an identifier     Get I, then get a profile
+//	list events               get a profile; Query M#<member> "E#" descending, per member
+//	list merges               get a profile; Query M#<root> "G#"
+//	unmerge                   get a profile; Query M#<member> "G#" per member; Transact
+//	                          re-pointing the merged members' M and deleting the G
+//	erase                     get a profile; Query M#<member> per member; Get D per event;
+//	                          Transact deletes (I or suppressed I first); raw zone rewrites
+//	offboard (job only)       Store.DeleteTenant: a key-range delete, or a filtered Scan of
+//	                          the pool table on DynamoDB
+//
+// No request path scans.
 
 func tenantPrefix(tenant string) string { return "TENANT#" + tenant + "#" }
 

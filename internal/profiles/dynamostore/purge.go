@@ -83,21 +83,8 @@ func (s *Store) deleteBatch(ctx context.Context, t table, keys []map[string]type
 	for i, k := range keys {
 		reqs[i] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}}
 	}
-	req := map[string][]types.WriteRequest{t.name: reqs}
-	for attempt := 0; len(req) > 0; attempt++ {
-		if attempt > 0 {
-			if attempt >= s.maxAttempts {
-				return fmt.Errorf("batch delete: items still unprocessed after %d attempts", attempt)
-			}
-			if err := s.sleep(ctx, attempt); err != nil {
-				return err
-			}
-		}
-		res, err := t.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: req})
-		if err != nil {
-			return fmt.Errorf("batch delete: %w", err)
-		}
-		req = res.UnprocessedItems
+	if err := s.writeBatch(ctx, t.client, map[string][]types.WriteRequest{t.name: reqs}); err != nil {
+		return fmt.Errorf("batch delete: %w", err)
 	}
 	return nil
 }

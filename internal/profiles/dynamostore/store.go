@@ -680,21 +680,30 @@ func (s *Store) PutBatch(ctx context.Context, items []profiles.Item) error {
 			name := tc.m[tenants[i]].name
 			req[name] = append(req[name], types.WriteRequest{PutRequest: &types.PutRequest{Item: itemAttrs(&items[i], 1)}})
 		}
-		for attempt := 0; len(req) > 0; attempt++ {
-			if attempt > 0 {
-				if attempt >= s.maxAttempts {
-					return fmt.Errorf("dynamostore: put batch: items still unprocessed after %d attempts", attempt)
-				}
-				if err := s.sleep(ctx, attempt); err != nil {
-					return err
-				}
-			}
-			res, err := c.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: req})
-			if err != nil {
-				return fmt.Errorf("dynamostore: put batch: %w", err)
-			}
-			req = res.UnprocessedItems
+		if err := s.writeBatch(ctx, c, req); err != nil {
+			return fmt.Errorf("dynamostore: put batch: %w", err)
 		}
 		return nil
 	})
+}
+
+// writeBatch sends one BatchWriteItem call's requests, retrying the
+// unprocessed ones with backoff.
+func (s *Store) writeBatch(ctx context.Context, c *dynamodb.Client, req map[string][]types.WriteRequest) error {
+	for attempt := 0; len(req) > 0; attempt++ {
+		if attempt > 0 {
+			if attempt >= s.maxAttempts {
+				return fmt.Errorf("items still unprocessed after %d attempts", attempt)
+			}
+			if err := s.sleep(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		res, err := c.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: req})
+		if err != nil {
+			return err
+		}
+		req = res.UnprocessedItems
+	}
+	return nil
 }

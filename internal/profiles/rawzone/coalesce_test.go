@@ -2,11 +2,8 @@ package rawzone_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,20 +15,7 @@ import (
 
 // The Coalescer is a raw zone like the one it wraps.
 func TestCoalescerContract(t *testing.T) {
-	root := t.TempDir()
-	rawzonetest.Run(t, rawzonetest.Harness{
-		NewBucket: func(t *testing.T) profiles.RawZoneLocation {
-			loc := profiles.RawZoneLocation{Region: "eu-west-1", Bucket: "cairn-test-" + strings.ToLower(rand.Text()[:8]) + "-raw"}
-			if err := os.MkdirAll(bucketDir(root, loc), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			return loc
-		},
-		New: func(_ *testing.T, locate func(context.Context, string) (profiles.RawZoneLocation, error)) profiles.RawZone {
-			return &rawzone.Coalescer{Zone: &rawzone.Local{Root: root, Locate: locate}}
-		},
-		Versions: localVersions(root),
-	})
+	rawzonetest.Run(t, localHarness(t.TempDir(), func(z *rawzone.Local) profiles.RawZone { return &rawzone.Coalescer{Zone: z} }))
 }
 
 // heldZone records appends; while held, an append waits for release.

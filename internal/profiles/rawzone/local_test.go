@@ -24,8 +24,13 @@ import (
 )
 
 func TestLocalContract(t *testing.T) {
-	root := t.TempDir()
-	rawzonetest.Run(t, rawzonetest.Harness{
+	rawzonetest.Run(t, localHarness(t.TempDir(), func(z *rawzone.Local) profiles.RawZone { return z }))
+}
+
+// localHarness runs the contract on local zones under root, each wrapped
+// by wrap.
+func localHarness(root string, wrap func(*rawzone.Local) profiles.RawZone) rawzonetest.Harness {
+	return rawzonetest.Harness{
 		NewBucket: func(t *testing.T) profiles.RawZoneLocation {
 			loc := profiles.RawZoneLocation{Region: "eu-west-1", Bucket: "cairn-test-" + strings.ToLower(rand.Text()[:8]) + "-raw"}
 			if err := os.MkdirAll(bucketDir(root, loc), 0o700); err != nil {
@@ -34,10 +39,10 @@ func TestLocalContract(t *testing.T) {
 			return loc
 		},
 		New: func(_ *testing.T, locate func(context.Context, string) (profiles.RawZoneLocation, error)) profiles.RawZone {
-			return &rawzone.Local{Root: root, Locate: locate}
+			return wrap(&rawzone.Local{Root: root, Locate: locate})
 		},
 		Versions: localVersions(root),
-	})
+	}
 }
 
 // localVersions returns the versions of a local object: a file has one,
