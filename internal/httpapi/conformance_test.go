@@ -39,6 +39,8 @@ func soleField(t *testing.T, r resp) string {
 var startCursors = map[string]string{
 	// page.EncodeString("F"): after every "E#..." event key, newest first.
 	"/v1/tenants/{tenant_id}/profiles/{profile_id}/events": "AkY",
+	// page.EncodeString("F"): before every "seg_..." ID, oldest first.
+	"/v1/tenants/{tenant_id}/segments": "AkY",
 }
 
 // TestCursorIsOpaque: on every list, a cursor the API did not issue is a 400

@@ -74,6 +74,8 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 			"The tenant changed since the ETag given in If-Match; read it again.")
 	case profileProblem(err) != nil:
 		return profileProblem(err)
+	case segmentProblem(err) != nil:
+		return segmentProblem(err)
 	case errors.As(err, &refusal):
 		return grantProblem(refusal.Err, refusal.Detail)
 	case errors.Is(err, grants.ErrNotFound):

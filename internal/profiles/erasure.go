@@ -66,7 +66,7 @@ func (s *Service) saveErasure(ctx context.Context, tenant string, e Erasure) err
 // recorded as pending. There is never a record without its job; a job
 // without its record (a crash between the two) writes the record itself.
 func (s *Service) StartErasure(ctx context.Context, tenant, profileID string, suppress bool, queue func(context.Context, ErasureArgs) error) (Erasure, error) {
-	p, err := s.Profile(ctx, tenant, profileID)
+	p, err := s.profile(ctx, tenant, profileID)
 	if err != nil {
 		return Erasure{}, err
 	}

@@ -222,11 +222,21 @@ type Profile struct {
 }
 
 // Profile returns the profile with the ID, following a merged-away ID to
-// the surviving profile.
+// the surviving profile, with the segments it is a member of.
+func (s *Service) Profile(ctx context.Context, tenant, id string) (Profile, error) {
+	p, err := s.profile(ctx, tenant, id)
+	if err != nil {
+		return Profile{}, err
+	}
+	p.Segments, err = s.memberships(ctx, tenant, p.Traits)
+	return p, err
+}
+
+// profile is Profile without segment memberships.
 //
 // An unmerged profile costs two reads: its member with its identifiers,
 // and the members under it (gsi1).
-func (s *Service) Profile(ctx context.Context, tenant, id string) (Profile, error) {
+func (s *Service) profile(ctx context.Context, tenant, id string) (Profile, error) {
 	r := &resolver{store: s.store, tenant: tenant}
 	m, mIDs, ok, err := r.memberWithIdentifiers(ctx, id)
 	if err != nil {
@@ -242,7 +252,7 @@ func (s *Service) Profile(ctx context.Context, tenant, id string) (Profile, erro
 	if len(members) == 0 {
 		return Profile{}, ErrProfileNotFound
 	}
-	p := Profile{ID: m.Root, Traits: map[string]any{}, Segments: []string{}}
+	p := Profile{ID: m.Root, Traits: map[string]any{}}
 	latest := map[string]time.Time{}
 	for _, mb := range members {
 		if mb.ID != m.Root {
@@ -308,7 +318,7 @@ type Merge struct {
 
 // Merges lists the merges into the profile, oldest first.
 func (s *Service) Merges(ctx context.Context, tenant, id string) ([]Merge, error) {
-	p, err := s.Profile(ctx, tenant, id)
+	p, err := s.profile(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +352,7 @@ type StoredEvent struct {
 // Events returns a profile's events newest first, across all its members:
 // at most limit, after the cursor, and only named name when set.
 func (s *Service) Events(ctx context.Context, tenant, id, name, cursor string, limit int) ([]StoredEvent, error) {
-	p, err := s.Profile(ctx, tenant, id)
+	p, err := s.profile(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ var ErrNotMerged = errors.New("profile was not merged into this one")
 // It returns the restored profile.
 func (s *Service) Unmerge(ctx context.Context, tenant, profileID, mergedID string) (Profile, error) {
 	for range maxResolveAttempts {
-		p, err := s.Profile(ctx, tenant, profileID)
+		p, err := s.profile(ctx, tenant, profileID)
 		if err != nil {
 			return Profile{}, err
 		}

@@ -1,0 +1,300 @@
+package profiles
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Sentinel errors of the segment API.
+var (
+	// ErrSegmentNotFound: no segment with the ID for the tenant.
+	ErrSegmentNotFound = errors.New("segment not found")
+	// ErrSegmentLimit: the tenant has MaxSegments segments already.
+	ErrSegmentLimit = errors.New("segment limit reached")
+)
+
+// MaxSegments is how many segments a tenant may have.
+const MaxSegments = 500
+
+// Segment operators.
+const (
+	OpEquals      = "equals"
+	OpNotEquals   = "not_equals"
+	OpExists      = "exists"
+	OpNotExists   = "not_exists"
+	OpIn          = "in"
+	OpContains    = "contains"
+	OpGreaterThan = "greater_than"
+	OpLessThan    = "less_than"
+)
+
+var segmentOperators = []string{OpEquals, OpNotEquals, OpExists, OpNotExists, OpIn, OpContains, OpGreaterThan, OpLessThan}
+
+// Condition is one test of a segment on a profile trait.
+type Condition struct {
+	Trait    string `json:"trait"`
+	Operator string `json:"operator"`
+	Value    any    `json:"value,omitempty"`
+}
+
+// Segment is a set of profiles defined by conditions on their traits, as
+// Apache Unomi defines segments on profile properties. Membership is
+// evaluated when a profile is read (Service.Profile), so it follows every
+// change of the profile at once and needs no stored state to erase.
+type Segment struct {
+	ID          string      `json:"id"`
+	Name        string      `json:"name"`
+	Description string      `json:"description,omitempty"`
+	Match       string      `json:"match"` // "all" or "any"
+	Conditions  []Condition `json:"conditions"`
+	CreatedAt   time.Time   `json:"created_at"`
+}
+
+// segmentKey is the item of a segment: one partition holds a tenant's
+// segments, sorted by ID, which sorts by creation time.
+func segmentKey(tenant, id string) Key { return Key{PK: tenantPrefix(tenant) + "SG", SK: id} }
+
+// lastSegmentMicros is the time of the latest segment ID this process made.
+var lastSegmentMicros atomic.Int64
+
+// newSegmentID returns "seg_" and 26 characters of base32hex (0-9a-v),
+// which sort as the time they were made: 64 bits of microseconds, later
+// than the previous ID's in this process, then 64 random bits.
+func newSegmentID(now time.Time) string {
+	us := now.UnixMicro()
+	for {
+		last := lastSegmentMicros.Load()
+		if us <= last {
+			us = last + 1
+		}
+		if lastSegmentMicros.CompareAndSwap(last, us) {
+			break
+		}
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(us))
+	_, _ = rand.Read(b[8:])
+	return "seg_" + strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// validate checks a segment definition.
+func (g *Segment) validate() error {
+	if g.Match == "" {
+		g.Match = "all"
+	}
+	switch {
+	case g.Name == "" || len(g.Name) > 100:
+		return &ValidationError{Field: "name", Reason: "1 to 100 characters"}
+	case len(g.Description) > 1000:
+		return &ValidationError{Field: "description", Reason: "at most 1000 characters"}
+	case g.Match != "all" && g.Match != "any":
+		return &ValidationError{Field: "match", Reason: `"all" or "any"`}
+	case len(g.Conditions) == 0 || len(g.Conditions) > 20:
+		return &ValidationError{Field: "conditions", Reason: "1 to 20 conditions"}
+	}
+	for i, c := range g.Conditions {
+		if c.Trait == "" || len(c.Trait) > 200 {
+			return &ValidationError{Field: fmt.Sprintf("conditions[%d].trait", i), Reason: "1 to 200 characters"}
+		}
+		if !slices.Contains(segmentOperators, c.Operator) {
+			return &ValidationError{Field: fmt.Sprintf("conditions[%d].operator", i), Reason: "one of " + strings.Join(segmentOperators, ", ")}
+		}
+	}
+	return nil
+}
+
+// CreateSegment stores a new segment of the tenant.
+func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment) (Segment, error) {
+	if err := g.validate(); err != nil {
+		return Segment{}, err
+	}
+	all, err := s.segments(ctx, tenant, "", MaxSegments)
+	if err != nil {
+		return Segment{}, err
+	}
+	if len(all) >= MaxSegments {
+		return Segment{}, ErrSegmentLimit
+	}
+	now := s.now().UTC().Truncate(time.Millisecond)
+	g.ID, g.CreatedAt = newSegmentID(now), now
+	d, err := json.Marshal(g)
+	if err != nil {
+		return Segment{}, &ValidationError{Field: "conditions", Reason: err.Error()}
+	}
+	k := segmentKey(tenant, g.ID)
+	return g, s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: d}, IfAbsent: true}})
+}
+
+// Segments lists the tenant's segments oldest first: at most limit, after
+// the one whose ID is after.
+func (s *Service) Segments(ctx context.Context, tenant, after string, limit int) ([]Segment, error) {
+	return s.segments(ctx, tenant, after, limit)
+}
+
+func (s *Service) segments(ctx context.Context, tenant, after string, limit int) ([]Segment, error) {
+	items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "SG", After: after, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Segment, len(items))
+	for i, it := range items {
+		if err := json.Unmarshal(it.Data, &out[i]); err != nil {
+			return nil, fmt.Errorf("segment item %s: %w", it.SK, err)
+		}
+	}
+	return out, nil
+}
+
+// GetSegment returns a segment of the tenant.
+func (s *Service) GetSegment(ctx context.Context, tenant, id string) (Segment, error) {
+	it, ok, err := s.store.Get(ctx, segmentKey(tenant, id))
+	if err != nil {
+		return Segment{}, err
+	}
+	if !ok {
+		return Segment{}, ErrSegmentNotFound
+	}
+	var g Segment
+	return g, json.Unmarshal(it.Data, &g)
+}
+
+// DeleteSegment deletes a segment of the tenant.
+func (s *Service) DeleteSegment(ctx context.Context, tenant, id string) error {
+	k := segmentKey(tenant, id)
+	err := s.store.Transact(ctx, []Op{{Delete: &k, IfExists: true}})
+	if errors.Is(err, ErrConditionFailed) {
+		return ErrSegmentNotFound
+	}
+	return err
+}
+
+// memberships returns the IDs of the tenant's segments whose conditions
+// the traits meet, oldest segment first.
+func (s *Service) memberships(ctx context.Context, tenant string, traits map[string]any) ([]string, error) {
+	all, err := s.segments(ctx, tenant, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, g := range all {
+		if g.matches(traits) {
+			out = append(out, g.ID)
+		}
+	}
+	return out, nil
+}
+
+// matches reports whether traits meet the segment's conditions.
+func (g Segment) matches(traits map[string]any) bool {
+	for _, c := range g.Conditions {
+		v, ok := traits[c.Trait]
+		met := c.holds(v, ok && v != nil)
+		if g.Match == "any" && met {
+			return true
+		}
+		if g.Match != "any" && !met {
+			return false
+		}
+	}
+	return g.Match != "any"
+}
+
+// holds reports whether a trait (v, present) meets the condition.
+func (c Condition) holds(v any, present bool) bool {
+	switch c.Operator {
+	case OpExists:
+		return present
+	case OpNotExists:
+		return !present
+	case OpNotEquals:
+		return !present || !equalJSON(v, c.Value)
+	}
+	if !present {
+		return false
+	}
+	switch c.Operator {
+	case OpEquals:
+		return equalJSON(v, c.Value)
+	case OpIn:
+		list, ok := c.Value.([]any)
+		if !ok {
+			return equalJSON(v, c.Value)
+		}
+		return slices.ContainsFunc(list, func(x any) bool { return equalJSON(v, x) })
+	case OpContains:
+		switch t := v.(type) {
+		case string:
+			sub, ok := c.Value.(string)
+			return ok && strings.Contains(t, sub)
+		case []any:
+			return slices.ContainsFunc(t, func(x any) bool { return equalJSON(x, c.Value) })
+		}
+		return false
+	case OpGreaterThan:
+		n, ok := compare(v, c.Value)
+		return ok && n > 0
+	case OpLessThan:
+		n, ok := compare(v, c.Value)
+		return ok && n < 0
+	}
+	return false
+}
+
+// equalJSON compares two values decoded from JSON (numbers as float64, or
+// json.Number).
+func equalJSON(a, b any) bool {
+	if x, ok := number(a); ok {
+		y, ok := number(b)
+		return ok && x == y
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// compare orders two numbers, two times (RFC 3339) or two strings.
+func compare(a, b any) (int, bool) {
+	if x, ok := number(a); ok {
+		y, ok := number(b)
+		if !ok {
+			return 0, false
+		}
+		switch {
+		case x < y:
+			return -1, true
+		case x > y:
+			return 1, true
+		}
+		return 0, true
+	}
+	x, ok1 := a.(string)
+	y, ok2 := b.(string)
+	if !ok1 || !ok2 {
+		return 0, false
+	}
+	tx, err1 := time.Parse(time.RFC3339Nano, x)
+	ty, err2 := time.Parse(time.RFC3339Nano, y)
+	if err1 == nil && err2 == nil {
+		return tx.Compare(ty), true
+	}
+	return strings.Compare(x, y), true
+}

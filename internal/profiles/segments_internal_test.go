@@ -1,0 +1,82 @@
+package profiles
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestConditionHolds(t *testing.T) {
+	var traits map[string]any
+	if err := json.Unmarshal([]byte(`{"plan":"pro","seats":12,"tags":["beta","vip"],"signed_up":"2026-03-01T10:00:00Z","nothing":null,"email":"jane@example.com"}`), &traits); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		trait, op string
+		value     any
+		want      bool
+	}{
+		{"plan", OpEquals, "pro", true},
+		{"plan", OpEquals, "free", false},
+		{"seats", OpEquals, 12.0, true},
+		{"seats", OpEquals, json.Number("12"), true},
+		{"seats", OpEquals, "12", false},
+		{"tags", OpEquals, []any{"beta", "vip"}, true},
+		{"plan", OpNotEquals, "free", true},
+		{"plan", OpNotEquals, "pro", false},
+		{"missing", OpNotEquals, "pro", true},
+		{"missing", OpEquals, nil, false},
+		{"plan", OpExists, nil, true},
+		{"missing", OpExists, nil, false},
+		{"nothing", OpExists, nil, false},
+		{"nothing", OpNotExists, nil, true},
+		{"plan", OpNotExists, nil, false},
+		{"plan", OpIn, []any{"free", "pro"}, true},
+		{"plan", OpIn, []any{"free"}, false},
+		{"plan", OpIn, "pro", true},
+		{"email", OpContains, "@example.com", true},
+		{"email", OpContains, "@other", false},
+		{"email", OpContains, 3.0, false},
+		{"tags", OpContains, "vip", true},
+		{"tags", OpContains, "gold", false},
+		{"seats", OpGreaterThan, 10.0, true},
+		{"seats", OpGreaterThan, 12.0, false},
+		{"seats", OpLessThan, 20.0, true},
+		{"seats", OpLessThan, "20", false},
+		{"signed_up", OpGreaterThan, "2026-01-01T00:00:00+01:00", true},
+		{"signed_up", OpLessThan, "2026-03-01T11:00:00+02:00", false}, // 09:00Z: earlier than the trait
+		{"plan", OpGreaterThan, "basic", true},
+		{"missing", OpGreaterThan, 0.0, false},
+		{"missing", OpLessThan, 0.0, false},
+	}
+	for _, c := range cases {
+		v, ok := traits[c.trait]
+		if got := (Condition{Trait: c.trait, Operator: c.op, Value: c.value}).holds(v, ok && v != nil); got != c.want {
+			t.Errorf("%s %s %v: %v, want %v", c.trait, c.op, c.value, got, c.want)
+		}
+	}
+
+	all := Segment{Match: "all", Conditions: []Condition{{Trait: "plan", Operator: OpEquals, Value: "pro"}, {Trait: "seats", Operator: OpGreaterThan, Value: 50.0}}}
+	anyOf := all
+	anyOf.Match = "any"
+	if all.matches(traits) || !anyOf.matches(traits) {
+		t.Fatalf("all: %v, any: %v; want false, true", all.matches(traits), anyOf.matches(traits))
+	}
+}
+
+func TestSegmentIDsSortByTime(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	var ids []string
+	for i := range 50 {
+		ids = append(ids, newSegmentID(t0.Add(time.Duration(i)*time.Millisecond)))
+	}
+	if !slices.IsSorted(ids) {
+		t.Fatalf("segment IDs do not sort by time: %v", ids)
+	}
+	for _, id := range ids {
+		if len(id) != len("seg_")+26 {
+			t.Fatalf("id %q", id)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package profiles_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/cairn-cdp/cairn/internal/profiles"
+	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
+)
+
+// Memberships follow a profile's traits, merges and unmerges, and a
+// deleted segment has no members.
+func TestSegmentMemberships(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		mk := func(name, match string, conds ...profiles.Condition) profiles.Segment {
+			g, err := f.svc.CreateSegment(ctx, f.tenant, profiles.Segment{Name: name, Match: match, Conditions: conds})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		pro := mk("pro", "", profiles.Condition{Trait: "plan", Operator: profiles.OpEquals, Value: "pro"})
+		named := mk("named", "all", profiles.Condition{Trait: "name", Operator: profiles.OpExists})
+		either := mk("pro or named", "any",
+			profiles.Condition{Trait: "plan", Operator: profiles.OpEquals, Value: "pro"},
+			profiles.Condition{Trait: "name", Operator: profiles.OpExists})
+		segmentsOf := func(typ, value string) []string {
+			t.Helper()
+			return f.lookup(typ, value).Segments
+		}
+
+		f.send(f.ev(map[string]any{"anonymousId": "a1", "plan": "free"}))
+		if got := segmentsOf("anonymous_id", "a1"); len(got) != 0 {
+			t.Fatalf("free, unnamed: %v", got)
+		}
+		f.send(f.ev(map[string]any{"anonymousId": "a1", "plan": "pro"}))
+		if got := segmentsOf("anonymous_id", "a1"); !slices.Equal(got, []string{pro.ID, either.ID}) {
+			t.Fatalf("pro: %v, want %v", got, []string{pro.ID, either.ID})
+		}
+
+		// A merge brings the other profile's traits, an unmerge takes them
+		// away again.
+		f.send(f.ev(map[string]any{"userId": "u1", "name": "Jo"}))
+		if got := segmentsOf("user_id", "u1"); !slices.Equal(got, []string{named.ID, either.ID}) {
+			t.Fatalf("named: %v", got)
+		}
+		f.send(f.ev(map[string]any{"type": "track", "userId": "u1", "anonymousId": "a1"}))
+		merged := f.lookup("user_id", "u1")
+		if !slices.Equal(merged.Segments, []string{pro.ID, named.ID, either.ID}) {
+			t.Fatalf("merged: %v", merged.Segments)
+		}
+		other := merged.MergedProfileIDs[0]
+		if _, err := f.svc.Unmerge(ctx, f.tenant, merged.ID, other); err != nil {
+			t.Fatal(err)
+		}
+		if got := segmentsOf("user_id", "u1"); len(got) != 2 || slices.Contains(got, pro.ID) == slices.Contains(got, named.ID) {
+			t.Fatalf("after unmerge: %v", got)
+		}
+
+		// Deleting a segment ends its memberships.
+		if err := f.svc.DeleteSegment(ctx, f.tenant, either.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.DeleteSegment(ctx, f.tenant, either.ID); !errors.Is(err, profiles.ErrSegmentNotFound) {
+			t.Fatalf("second delete: %v", err)
+		}
+		if _, err := f.svc.GetSegment(ctx, f.tenant, either.ID); !errors.Is(err, profiles.ErrSegmentNotFound) {
+			t.Fatalf("deleted segment: %v", err)
+		}
+		for _, id := range [][2]string{{"user_id", "u1"}, {"anonymous_id", "a1"}} {
+			if slices.Contains(segmentsOf(id[0], id[1]), either.ID) {
+				t.Fatalf("%s still in a deleted segment", id[1])
+			}
+		}
+
+		// Listing pages in creation order.
+		page1, err := f.svc.Segments(ctx, f.tenant, "", 1)
+		if err != nil || len(page1) != 1 || page1[0].ID != pro.ID {
+			t.Fatalf("page 1: %+v %v", page1, err)
+		}
+		page2, err := f.svc.Segments(ctx, f.tenant, page1[0].ID, 10)
+		if err != nil || len(page2) != 1 || page2[0].ID != named.ID {
+			t.Fatalf("page 2: %+v %v", page2, err)
+		}
+	})
+}
+
+func TestSegmentValidationAndLimit(t *testing.T) {
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "profiles.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := newFixture(t, st)
+	ctx := context.Background()
+	cond := []profiles.Condition{{Trait: "plan", Operator: profiles.OpExists}}
+	for _, bad := range []profiles.Segment{
+		{Name: "", Conditions: cond},
+		{Name: "x", Match: "some", Conditions: cond},
+		{Name: "x"},
+		{Name: "x", Conditions: []profiles.Condition{{Trait: "plan", Operator: "like"}}},
+		{Name: "x", Conditions: []profiles.Condition{{Trait: "", Operator: profiles.OpExists}}},
+	} {
+		var ve *profiles.ValidationError
+		if _, err := f.svc.CreateSegment(ctx, f.tenant, bad); !errors.As(err, &ve) {
+			t.Errorf("CreateSegment(%+v) = %v, want a validation error", bad, err)
+		}
+	}
+	if list, _ := f.svc.Segments(ctx, f.tenant, "", 0); len(list) != 0 {
+		t.Fatalf("refused segments stored: %+v", list)
+	}
+	for i := range profiles.MaxSegments {
+		if _, err := f.svc.CreateSegment(ctx, f.tenant, profiles.Segment{Name: fmt.Sprint("s", i), Conditions: cond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.svc.CreateSegment(ctx, f.tenant, profiles.Segment{Name: "one too many", Conditions: cond}); !errors.Is(err, profiles.ErrSegmentLimit) {
+		t.Fatalf("segment %d: %v, want ErrSegmentLimit", profiles.MaxSegments+1, err)
+	}
+}
