@@ -33,12 +33,13 @@ const Lanes = 32
 //
 // A batch costs few store calls. One BatchGet reads, for every event at
 // once, its dedup marker and the index entries of its identifiers: which
-// members hold them, or that they are suppressed. An event whose identifiers all belong to one member
-// already, the usual event of a known customer, needs no resolution: such
-// events are recorded together, in transactions of up to MaxTransactOps
-// writes, each on condition that its member still exists and its messageId
-// is new. The other events, and those of a transaction that lost a race,
-// are resolved one by one (apply).
+// members hold them, or that they are suppressed. An event whose
+// identifiers all belong to one member already, the usual event of a known
+// customer, needs no resolution: such events are recorded together, in
+// transactions of up to MaxTransactOps writes, each on condition that its
+// member still exists and its messageId is new. The other events, and
+// those of a transaction that lost a race, are resolved one by one
+// (apply).
 func (s *Service) Ingest(ctx context.Context, tenant string, events []Event) (IngestResult, error) {
 	var res IngestResult
 	if len(events) == 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -386,6 +387,8 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 			ops = append(ops, Op{Put: &Item{PK: tenantPrefix(r.tenant) + "M#" + survivor, SK: "G#" + sortTime(r.now) + "#" + root, Data: d}})
 		}
 	}
+	// owned is kept across attempts: change copies of the member's maps.
+	evMember.Traits, evMember.Held = maps.Clone(evMember.Traits), maps.Clone(evMember.Held)
 	evMember.Root, evMember.UpdatedAt = survivor, r.now
 	var record []Op
 	if r.record != nil {
