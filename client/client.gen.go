@@ -2175,7 +2175,9 @@ type ClientInterface interface {
 	// its merged profiles, newest value first) meet the conditions: all of
 	// them, or any one with `match: any`. Memberships are evaluated when a
 	// profile is read, so they follow every trait change, merge, unmerge and
-	// erasure at once. A tenant has at most 500 segments.
+	// erasure at once; a segment made or deleted counts at once on the
+	// replica that served the call, and on other replicas within a second.
+	// A tenant has at most 500 segments.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2188,7 +2190,9 @@ type ClientInterface interface {
 	// its merged profiles, newest value first) meet the conditions: all of
 	// them, or any one with `match: any`. Memberships are evaluated when a
 	// profile is read, so they follow every trait change, merge, unmerge and
-	// erasure at once. A tenant has at most 500 segments.
+	// erasure at once; a segment made or deleted counts at once on the
+	// replica that served the call, and on other replicas within a second.
+	// A tenant has at most 500 segments.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3271,7 +3275,9 @@ func (c *Client) ListSegments(ctx context.Context, tenantId TenantID, params *Li
 // its merged profiles, newest value first) meet the conditions: all of
 // them, or any one with `match: any`. Memberships are evaluated when a
 // profile is read, so they follow every trait change, merge, unmerge and
-// erasure at once. A tenant has at most 500 segments.
+// erasure at once; a segment made or deleted counts at once on the
+// replica that served the call, and on other replicas within a second.
+// A tenant has at most 500 segments.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3294,7 +3300,9 @@ func (c *Client) CreateSegmentWithBody(ctx context.Context, tenantId TenantID, p
 // its merged profiles, newest value first) meet the conditions: all of
 // them, or any one with `match: any`. Memberships are evaluated when a
 // profile is read, so they follow every trait change, merge, unmerge and
-// erasure at once. A tenant has at most 500 segments.
+// erasure at once; a segment made or deleted counts at once on the
+// replica that served the call, and on other replicas within a second.
+// A tenant has at most 500 segments.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6687,7 +6695,9 @@ type ClientWithResponsesInterface interface {
 	// its merged profiles, newest value first) meet the conditions: all of
 	// them, or any one with `match: any`. Memberships are evaluated when a
 	// profile is read, so they follow every trait change, merge, unmerge and
-	// erasure at once. A tenant has at most 500 segments.
+	// erasure at once; a segment made or deleted counts at once on the
+	// replica that served the call, and on other replicas within a second.
+	// A tenant has at most 500 segments.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6700,7 +6710,9 @@ type ClientWithResponsesInterface interface {
 	// its merged profiles, newest value first) meet the conditions: all of
 	// them, or any one with `match: any`. Memberships are evaluated when a
 	// profile is read, so they follow every trait change, merge, unmerge and
-	// erasure at once. A tenant has at most 500 segments.
+	// erasure at once; a segment made or deleted counts at once on the
+	// replica that served the call, and on other replicas within a second.
+	// A tenant has at most 500 segments.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12127,7 +12139,9 @@ func (c *ClientWithResponses) ListSegmentsWithResponse(ctx context.Context, tena
 // its merged profiles, newest value first) meet the conditions: all of
 // them, or any one with `match: any`. Memberships are evaluated when a
 // profile is read, so they follow every trait change, merge, unmerge and
-// erasure at once. A tenant has at most 500 segments.
+// erasure at once; a segment made or deleted counts at once on the
+// replica that served the call, and on other replicas within a second.
+// A tenant has at most 500 segments.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12146,7 +12160,9 @@ func (c *ClientWithResponses) CreateSegmentWithBodyWithResponse(ctx context.Cont
 // its merged profiles, newest value first) meet the conditions: all of
 // them, or any one with `match: any`. Memberships are evaluated when a
 // profile is read, so they follow every trait change, merge, unmerge and
-// erasure at once. A tenant has at most 500 segments.
+// erasure at once; a segment made or deleted counts at once on the
+// replica that served the call, and on other replicas within a second.
+// A tenant has at most 500 segments.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

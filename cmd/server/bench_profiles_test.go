@@ -118,8 +118,9 @@ func BenchmarkIngestBatches(b *testing.B) {
 	b.ReportMetric(float64(b.N*100)/time.Since(start).Seconds(), "events/s")
 }
 
-// BenchmarkGetProfile measures GET profile under load from 8 clients,
-// beside /healthz in the same run, with requests/s and p99 latency.
+// BenchmarkGetProfile measures GET profile (with 10 segments to evaluate)
+// under load from 8 clients, beside /healthz in the same run, with
+// requests/s and p99 latency.
 //
 //	go test -run '^$' -bench GetProfile -benchtime 5s ./cmd/server
 func BenchmarkGetProfile(b *testing.B) {
@@ -136,6 +137,12 @@ func BenchmarkGetProfile(b *testing.B) {
 			b.Fatal(err)
 		}
 		res.Body.Close()
+	}
+	for i := range 10 { // memberships are evaluated on every read
+		if status, _ := call(b, "POST", url+"/v1/tenants/"+tenant+"/segments", admin,
+			fmt.Sprintf(`{"name":"s%d","match":"any","conditions":[{"trait":"plan","operator":"equals","value":"pro"},{"trait":"email","operator":"contains","value":"-%d@"}]}`, i, i)); status != 201 {
+			b.Fatalf("segment: status %d", status)
+		}
 	}
 	_, t := call(b, "POST", url+"/v1/tenants/"+tenant+"/tokens", admin, `{"scopes":["profiles:read"]}`)
 	token := t["token"].(string)

@@ -95,6 +95,8 @@ type Authority struct {
 	// trusted maps an iss to the only rules under which a token claiming
 	// that iss can be accepted.
 	trusted map[string]*trustedIssuer
+	// verified remembers the tokens Verify accepted.
+	verified verifiedTokens
 }
 
 // trustedIssuer holds everything Verify needs for one iss.

@@ -435,3 +435,36 @@ func TestVerifyConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// An accepted token is remembered, but never past its exp, never before
+// the time it was accepted, and its principal cannot be changed through
+// an answer.
+func TestVerifyRemembersWithinExpiry(t *testing.T) {
+	clk := &clock{now: t0}
+	a := newAuthority(t, newKey(t), auth.Config{Now: clk.Now})
+	tok, _, err := a.MintTenant("ten_1", []string{"profiles:read"}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at     time.Duration
+		reason string
+	}{
+		{0, ""},
+		{9 * time.Second, ""}, // remembered
+		{-31 * time.Second, "token not yet valid"}, // before it was accepted: checked again
+		{20 * time.Second, ""},                     // past exp, within the leeway: checked again
+		{41 * time.Second, "token expired"},
+		{5 * time.Second, ""},
+	} {
+		clk.now = t0.Add(tc.at)
+		p, err := a.Verify(t.Context(), tok)
+		wantReason(t, err, tc.reason)
+		if err == nil {
+			if p.TenantID != "ten_1" || !slices.Equal(p.Scopes, []string{"profiles:read"}) {
+				t.Fatalf("at %s: principal %+v", tc.at, p)
+			}
+			p.Scopes[0] = "admin"
+		}
+	}
+}

@@ -2,9 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -35,6 +38,9 @@ func (p Principal) HasScope(s string) bool { return slices.Contains(p.Scopes, s)
 // iss names and returns the principal it speaks for. Every error matches
 // ErrUnauthenticated and is a *TokenError. ctx bounds a JWKS refresh that an
 // unknown external kid may trigger.
+//
+// A token accepted once is accepted again without its signature checked,
+// for at most verifiedTTL and never past its exp (see verifiedTokens).
 func (a *Authority) Verify(ctx context.Context, token string) (Principal, error) {
 	if token == "" {
 		return Principal{}, unauthenticated("missing token")
@@ -42,38 +48,113 @@ func (a *Authority) Verify(ctx context.Context, token string) (Principal, error)
 	if len(token) > maxTokenSize {
 		return Principal{}, unauthenticated("token too large")
 	}
+	now := a.now()
+	sum := sha256.Sum256([]byte(token))
+	if p, ok := a.verified.get(sum, now); ok {
+		return p, nil
+	}
+	p, exp, err := a.verify(ctx, token)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !exp.IsZero() {
+		until := now.Add(verifiedTTL)
+		if exp.Before(until) {
+			until = exp
+		}
+		a.verified.put(sum, p, now, until)
+	}
+	return p, nil
+}
+
+// verify checks a token's signature and claims, and returns its exp.
+func (a *Authority) verify(ctx context.Context, token string) (Principal, time.Time, error) {
+	fail := func(err error) (Principal, time.Time, error) { return Principal{}, time.Time{}, err }
 
 	// The unverified iss only chooses which issuer's rules apply; the
 	// parser below then requires that same iss under the signature.
 	unverified, _, err := jwt.NewParser().ParseUnverified(token, jwt.MapClaims{})
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenMalformed) {
-			return Principal{}, unauthenticated("malformed token")
+			return fail(unauthenticated("malformed token"))
 		}
-		return Principal{}, unauthenticated("unsupported algorithm")
+		return fail(unauthenticated("unsupported algorithm"))
 	}
 	iss, _ := unverified.Claims.(jwt.MapClaims)["iss"].(string)
 	if iss == "" {
-		return Principal{}, unauthenticated("missing issuer")
+		return fail(unauthenticated("missing issuer"))
 	}
 	t, ok := a.trusted[iss]
 	if !ok {
-		return Principal{}, unauthenticated("unknown issuer")
+		return fail(unauthenticated("unknown issuer"))
 	}
 	if err := t.checkHeader(unverified.Header); err != nil {
-		return Principal{}, err
+		return fail(err)
 	}
 
 	claims := jwt.MapClaims{}
 	if _, err := t.parser.ParseWithClaims(token, claims, t.keys(ctx)); err != nil {
-		return Principal{}, parseError(err, claims, t.audienceClaim)
+		return fail(parseError(err, claims, t.audienceClaim))
 	}
 	if t.audienceClaim != "aud" {
 		if err := checkAudience(claims, t.audienceClaim, t.audience); err != nil {
-			return Principal{}, err
+			return fail(err)
 		}
 	}
-	return t.principal(iss, claims)
+	p, err := t.principal(iss, claims)
+	if err != nil {
+		return fail(err)
+	}
+	var exp time.Time
+	if e, err := claims.GetExpirationTime(); err == nil && e != nil {
+		exp = e.Time
+	}
+	return p, exp, nil
+}
+
+// verifiedTTL bounds how long an accepted token is accepted again without
+// its signature checked: a key taken out of an issuer's JWKS stops
+// working within it.
+const verifiedTTL = time.Minute
+
+// maxVerified bounds the tokens remembered; past it they are forgotten
+// all at once.
+const maxVerified = 10_000
+
+// verifiedTokens remembers accepted tokens by their SHA-256, so that a
+// client's repeated calls cost a hash rather than a signature check.
+type verifiedTokens struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]verifiedToken
+}
+
+type verifiedToken struct {
+	p           Principal
+	from, until time.Time
+}
+
+// get returns the principal of a token accepted at or before now whose
+// entry lasts past now.
+func (v *verifiedTokens) get(sum [sha256.Size]byte, now time.Time) (Principal, bool) {
+	v.mu.Lock()
+	e, ok := v.m[sum]
+	v.mu.Unlock()
+	if !ok || now.Before(e.from) || !now.Before(e.until) {
+		return Principal{}, false
+	}
+	p := e.p
+	p.Scopes = slices.Clone(p.Scopes)
+	return p, true
+}
+
+func (v *verifiedTokens) put(sum [sha256.Size]byte, p Principal, from, until time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil || len(v.m) >= maxVerified {
+		v.m = make(map[[sha256.Size]byte]verifiedToken)
+	}
+	p.Scopes = slices.Clone(p.Scopes)
+	v.m[sum] = verifiedToken{p: p, from: from, until: until}
 }
 
 // checkHeader enforces what the parser does not: typ, crit and a present kid.

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -118,7 +119,7 @@ func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment) (
 	if err := g.validate(); err != nil {
 		return Segment{}, err
 	}
-	all, err := s.segments(ctx, tenant, "", MaxSegments)
+	all, err := s.listSegments(ctx, tenant, "", MaxSegments)
 	if err != nil {
 		return Segment{}, err
 	}
@@ -132,16 +133,24 @@ func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment) (
 		return Segment{}, &ValidationError{Field: "conditions", Reason: err.Error()}
 	}
 	k := segmentKey(tenant, g.ID)
+	defer s.forgetSegments(tenant)
 	return g, s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: d}, IfAbsent: true}})
 }
 
 // Segments lists the tenant's segments oldest first: at most limit, after
 // the one whose ID is after.
 func (s *Service) Segments(ctx context.Context, tenant, after string, limit int) ([]Segment, error) {
-	return s.segments(ctx, tenant, after, limit)
+	return s.listSegments(ctx, tenant, after, limit)
 }
 
-func (s *Service) segments(ctx context.Context, tenant, after string, limit int) ([]Segment, error) {
+// forgetSegments drops the tenant's cached segments.
+func (s *Service) forgetSegments(tenant string) {
+	s.segments.mu.Lock()
+	defer s.segments.mu.Unlock()
+	delete(s.segments.m, tenant)
+}
+
+func (s *Service) listSegments(ctx context.Context, tenant, after string, limit int) ([]Segment, error) {
 	items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "SG", After: after, Limit: limit})
 	if err != nil {
 		return nil, err
@@ -171,6 +180,7 @@ func (s *Service) GetSegment(ctx context.Context, tenant, id string) (Segment, e
 // DeleteSegment deletes a segment of the tenant.
 func (s *Service) DeleteSegment(ctx context.Context, tenant, id string) error {
 	k := segmentKey(tenant, id)
+	defer s.forgetSegments(tenant)
 	err := s.store.Transact(ctx, []Op{{Delete: &k, IfExists: true}})
 	if errors.Is(err, ErrConditionFailed) {
 		return ErrSegmentNotFound
@@ -178,13 +188,43 @@ func (s *Service) DeleteSegment(ctx context.Context, tenant, id string) error {
 	return err
 }
 
+// segmentsTTL is how long a replica evaluates memberships with the
+// segments it read: a segment made or deleted through another replica
+// counts there within it (at once on this one).
+const segmentsTTL = time.Second
+
+// segmentCache holds each tenant's segments as last read.
+type segmentCache struct {
+	mu sync.Mutex
+	m  map[string]cachedSegments
+}
+
+type cachedSegments struct {
+	list []Segment
+	read time.Time
+}
+
 // memberships returns the IDs of the tenant's segments whose conditions
 // the traits meet, oldest segment first.
 func (s *Service) memberships(ctx context.Context, tenant string, traits map[string]any) ([]string, error) {
-	all, err := s.segments(ctx, tenant, "", 0)
-	if err != nil {
-		return nil, err
+	now := s.now()
+	s.segments.mu.Lock()
+	c, ok := s.segments.m[tenant]
+	s.segments.mu.Unlock()
+	if !ok || now.Before(c.read) || now.Sub(c.read) >= segmentsTTL {
+		all, err := s.listSegments(ctx, tenant, "", 0)
+		if err != nil {
+			return nil, err
+		}
+		c = cachedSegments{list: all, read: now}
+		s.segments.mu.Lock()
+		if s.segments.m == nil || len(s.segments.m) >= 10_000 {
+			s.segments.m = map[string]cachedSegments{}
+		}
+		s.segments.m[tenant] = c
+		s.segments.mu.Unlock()
 	}
+	all := c.list
 	out := []string{}
 	for _, g := range all {
 		if g.matches(traits) {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
@@ -121,5 +122,45 @@ func TestSegmentValidationAndLimit(t *testing.T) {
 	}
 	if _, err := f.svc.CreateSegment(ctx, f.tenant, profiles.Segment{Name: "one too many", Conditions: cond}); !errors.Is(err, profiles.ErrSegmentLimit) {
 		t.Fatalf("segment %d: %v, want ErrSegmentLimit", profiles.MaxSegments+1, err)
+	}
+}
+
+// A replica counts a segment made through another one within a second,
+// and its own at once.
+func TestSegmentsReachOtherReplicas(t *testing.T) {
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "profiles.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := newFixture(t, st)
+	ctx := context.Background()
+	now := time.Now()
+	other := profiles.NewService(st, f.raw, func() time.Time { return now })
+	f.send(f.ev(map[string]any{"userId": "u1", "plan": "pro"}))
+	segs := func(svc *profiles.Service) []string {
+		t.Helper()
+		p, err := svc.Lookup(ctx, f.tenant, profiles.Identifier{Type: "user_id", Value: "u1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Segments
+	}
+	if got := segs(other); len(got) != 0 {
+		t.Fatalf("before any segment: %v", got)
+	}
+	g, err := f.svc.CreateSegment(ctx, f.tenant, profiles.Segment{Name: "pro", Conditions: []profiles.Condition{{Trait: "plan", Operator: profiles.OpEquals, Value: "pro"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := segs(f.svc); !slices.Equal(got, []string{g.ID}) {
+		t.Fatalf("the replica that made it: %v", got)
+	}
+	if got := segs(other); len(got) != 0 {
+		t.Fatalf("another replica within the second: %v (its cached read should still count)", got)
+	}
+	now = now.Add(time.Second)
+	if got := segs(other); !slices.Equal(got, []string{g.ID}) {
+		t.Fatalf("another replica a second later: %v", got)
 	}
 }

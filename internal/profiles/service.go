@@ -24,9 +24,10 @@ const DedupWindow = 48 * time.Hour
 // Service ingests events and serves profiles. It is safe for concurrent
 // use; replicas coordinate through the Store's conditions only.
 type Service struct {
-	store Store
-	raw   RawZone
-	now   func() time.Time
+	store    Store
+	raw      RawZone
+	now      func() time.Time
+	segments segmentCache
 }
 
 // NewService returns a Service. now defaults to time.Now.
