@@ -63,12 +63,13 @@ func batchBody(n, users int, seq *atomic.Int64) []byte {
 }
 
 // BenchmarkIngestBatches sends batches of 100 Segment events over HTTP to
-// the embedded default, identity resolution included, from 8 clients
-// (CAIRN_BENCH_CLIENTS to change).
+// the embedded default, identity resolution included, from 16 clients
+// (CAIRN_BENCH_CLIENTS to change): enough to keep the server busy, which
+// with fewer waits on fsyncs between batches.
 //
 //	go test -run '^$' -bench IngestBatches -benchtime 400x ./cmd/server
 func BenchmarkIngestBatches(b *testing.B) {
-	clients := 8
+	clients := 16
 	if n, err := strconv.Atoi(os.Getenv("CAIRN_BENCH_CLIENTS")); err == nil && n > 0 {
 		clients = n
 	}
