@@ -335,3 +335,51 @@ func TestDynamoDBCallsPerBatch(t *testing.T) {
 		t.Errorf("100 events of known customers took %d DynamoDB calls, want ≤ 10: %v", hundred, hundredOps)
 	}
 }
+
+// An event recorded after an erasure surveyed the profile, before its
+// deletes, is erased too, raw copy included.
+func TestEventRacingAnErasure(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		f.customers(2)
+		p := f.lookup("user_id", "u0")
+		g, cs := f.counted()
+		late := f.tracks(1)[0]
+		var once sync.Once
+		cs.transact = func(ops []profiles.Op) {
+			if ops[0].Delete == nil {
+				return
+			}
+			once.Do(func() { // the erasure's first delete: the survey is done
+				if r := f.send(late); r.Accepted != 1 {
+					t.Errorf("late event: %+v", r)
+				}
+			})
+		}
+		var job profiles.ErasureArgs
+		if _, err := g.svc.StartErasure(ctx, f.tenant, p.ID, false, func(_ context.Context, a profiles.ErasureArgs) error { job = a; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.svc.RunErasure(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		e, err := g.svc.GetErasure(ctx, f.tenant, job.ErasureID)
+		if err != nil || e.Status != profiles.ErasureCompleted || e.LinesRemoved != 2 {
+			t.Fatalf("erasure %+v, %v; want 2 lines removed (the seeded identify and the late track)", e, err)
+		}
+		items, err := f.store.Query(ctx, profiles.QueryInput{PK: "TENANT#" + f.tenant + "#M#" + p.ID})
+		if err != nil || len(items) != 0 {
+			t.Fatalf("left in the erased profile's partition: %d items, %v", len(items), err)
+		}
+		objects, _ := f.raw.List(ctx, f.tenant)
+		for _, o := range objects {
+			lines, _ := f.raw.Read(ctx, f.tenant, o)
+			for _, l := range lines {
+				if strings.Contains(string(l), `"u0"`) {
+					t.Fatalf("%s still holds %s", o, l)
+				}
+			}
+		}
+		f.lookup("user_id", "u1")
+	})
+}

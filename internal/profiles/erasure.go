@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -134,9 +135,8 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 			return err
 		}
 	}
-	// Identifiers first, so no new event attaches to a half-erased member:
+	// Identifiers first, so that no new event finds the members:
 	// suppressed ones are marked so in the index, the others removed.
-	var keys []Key
 	if e.Suppress {
 		var items []Item
 		for _, id := range e.Identifiers {
@@ -146,28 +146,48 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 			return fmt.Errorf("suppress: %w", err)
 		}
 	} else {
+		var keys []Key
 		for _, id := range e.Identifiers {
 			keys = append(keys, indexKey(tenant, id))
 		}
-	}
-	for _, m := range e.Members {
-		items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + m})
-		if err != nil {
+		if err := s.deleteAll(ctx, &e, keys); err != nil {
 			return err
 		}
-		for _, it := range items {
-			keys = append(keys, Key{PK: it.PK, SK: it.SK})
-		}
 	}
-	for start := 0; start < len(keys); start += MaxTransactOps {
-		var ops []Op
-		for _, k := range keys[start:min(start+MaxTransactOps, len(keys))] {
-			ops = append(ops, Op{Delete: &k})
+	// Then the members' partitions. An event that found a member before
+	// its identifiers went can still be recorded until the member's own
+	// item goes (every record checks it), so a second pass finds what
+	// raced the first; its raw copies join the erasure before its items go.
+	for {
+		var keys []Key
+		grew := false
+		for _, m := range e.Members {
+			items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + m})
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				keys = append(keys, Key{PK: it.PK, SK: it.SK})
+				if strings.HasPrefix(it.SK, "E#") {
+					added, err := s.noteObjects(ctx, tenant, &e, it)
+					if err != nil {
+						return err
+					}
+					grew = grew || added
+				}
+			}
 		}
-		if err := s.store.Transact(ctx, ops); err != nil {
-			return fmt.Errorf("delete items: %w", err)
+		if len(keys) == 0 {
+			break
 		}
-		e.ItemsDeleted += len(ops)
+		if grew {
+			if err := s.saveErasure(ctx, tenant, e); err != nil {
+				return err
+			}
+		}
+		if err := s.deleteAll(ctx, &e, keys); err != nil {
+			return err
+		}
 	}
 	for object, ids := range e.Objects {
 		erased := map[string]bool{}
@@ -214,26 +234,60 @@ func (s *Service) survey(ctx context.Context, tenant string, e *Erasure) error {
 			return err
 		}
 		for _, it := range events {
-			var d eventData
-			if err := json.Unmarshal(it.Data, &d); err != nil {
+			if _, err := s.noteObjects(ctx, tenant, e, it); err != nil {
 				return err
-			}
-			objects := []string{d.Object}
-			if marker, ok, err := s.store.Get(ctx, dedupKey(tenant, d.MessageID)); err != nil {
-				return err
-			} else if ok {
-				var dd dedupData
-				if err := json.Unmarshal(marker.Data, &dd); err != nil {
-					return err
-				}
-				objects = append(objects, dd.Objects...)
-			}
-			for _, o := range objects {
-				if o != "" && !slices.Contains(e.Objects[o], d.MessageID) {
-					e.Objects[o] = append(e.Objects[o], d.MessageID)
-				}
 			}
 		}
+	}
+	return nil
+}
+
+// noteObjects adds to the erasure the raw zone objects that hold copies of
+// the event item it (the one it was recorded from, and those its dedup
+// marker names), and reports whether any was new.
+func (s *Service) noteObjects(ctx context.Context, tenant string, e *Erasure, it Item) (bool, error) {
+	var d eventData
+	if err := json.Unmarshal(it.Data, &d); err != nil {
+		return false, fmt.Errorf("event item %s %s: %w", it.PK, it.SK, err)
+	}
+	if slices.Contains(e.Objects[d.Object], d.MessageID) {
+		return false, nil // surveyed already
+	}
+	objects := []string{d.Object}
+	if marker, ok, err := s.store.Get(ctx, dedupKey(tenant, d.MessageID)); err != nil {
+		return false, err
+	} else if ok {
+		var dd dedupData
+		if err := json.Unmarshal(marker.Data, &dd); err != nil {
+			return false, err
+		}
+		objects = append(objects, dd.Objects...)
+	}
+	if e.Objects == nil {
+		e.Objects = map[string][]string{}
+	}
+	added := false
+	for _, o := range objects {
+		if o != "" && !slices.Contains(e.Objects[o], d.MessageID) {
+			e.Objects[o] = append(e.Objects[o], d.MessageID)
+			added = true
+		}
+	}
+	return added, nil
+}
+
+// deleteAll deletes keys, MaxTransactOps a transaction, counting them in
+// the erasure's progress.
+func (s *Service) deleteAll(ctx context.Context, e *Erasure, keys []Key) error {
+	for chunk := range slices.Chunk(keys, MaxTransactOps) {
+		ops := make([]Op, len(chunk))
+		for i := range chunk {
+			ops[i] = Op{Delete: &chunk[i]}
+		}
+		if err := s.store.Transact(ctx, ops); err != nil {
+			return fmt.Errorf("delete items: %w", err)
+		}
+		e.ItemsDeleted += len(ops)
 	}
 	return nil
 }
