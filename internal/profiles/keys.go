@@ -9,7 +9,7 @@ import (
 // Item layout (single table; every partition key is tenant-prefixed):
 //
 //	PK                          SK                      what
-//	TENANT#t#M#<member>         M                       a member profile: its root and traits (gsi1: TENANT#t#R#<root>, M#<member>)
+//	TENANT#t#M#<member>         M                       a member profile: its root, traits and identifier counts (gsi1: TENANT#t#R#<root>, M#<member>)
 //	TENANT#t#M#<member>         I#<type>#<value>        an identifier the member holds
 //	TENANT#t#M#<member>         E#<time>#<messageId>    an event of the member
 //	TENANT#t#M#<root>           G#<time>#<member>       a merge into the root
@@ -17,6 +17,7 @@ import (
 //	TENANT#t#D#<messageId>      D                       a processed messageId (expires)
 //	TENANT#t#C                  identity                the identity configuration
 //	TENANT#t#X#<erasure>        X                       an erasure and its progress
+//	TENANT#t#SG                 <segment id>            a segment (IDs sort by creation time)
 //
 // A profile is a set of members under one root; its ID is the root's. A
 // merge re-points the merged members at the survivor, an unmerge points a
@@ -40,6 +41,8 @@ import (
 //	                          re-pointing the merged members' M and deleting the G
 //	erase                     get a profile; Query M#<member> per member; Get D per event;
 //	                          Transact deletes (I or suppressed I first); raw zone rewrites
+//	segments                  Query SG (list, and memberships on a profile read, at most
+//	                          once a second a replica); Get, Transact to make or delete one
 //	offboard (job only)       Store.DeleteTenant: a key-range delete, or a filtered Scan of
 //	                          the pool table on DynamoDB
 //

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors of the segment API.
@@ -94,9 +95,9 @@ func (g *Segment) validate() error {
 		g.Match = "all"
 	}
 	switch {
-	case g.Name == "" || len(g.Name) > 100:
+	case g.Name == "" || utf8.RuneCountInString(g.Name) > 100:
 		return &ValidationError{Field: "name", Reason: "1 to 100 characters"}
-	case len(g.Description) > 1000:
+	case utf8.RuneCountInString(g.Description) > 1000:
 		return &ValidationError{Field: "description", Reason: "at most 1000 characters"}
 	case g.Match != "all" && g.Match != "any":
 		return &ValidationError{Field: "match", Reason: `"all" or "any"`}
@@ -104,7 +105,7 @@ func (g *Segment) validate() error {
 		return &ValidationError{Field: "conditions", Reason: "1 to 20 conditions"}
 	}
 	for i, c := range g.Conditions {
-		if c.Trait == "" || len(c.Trait) > 200 {
+		if c.Trait == "" || utf8.RuneCountInString(c.Trait) > 200 {
 			return &ValidationError{Field: fmt.Sprintf("conditions[%d].trait", i), Reason: "1 to 200 characters"}
 		}
 		if !slices.Contains(segmentOperators, c.Operator) {
