@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
-	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 	"github.com/cairn-cdp/cairn/internal/store"
 )
 
@@ -55,7 +55,7 @@ func (m *jobMetrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 // awsCallsCollector exports the AWS engine's API calls by operation.
-type awsCallsCollector struct{ calls *cfn.CallCounter }
+type awsCallsCollector struct{ calls *awsclient.CallCounter }
 
 var awsCallsDesc = prometheus.NewDesc("cairn_aws_calls_total", "AWS API calls by service and operation.", []string{"operation"}, nil)
 

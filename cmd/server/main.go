@@ -31,6 +31,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
@@ -197,7 +198,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	jobMetrics := newJobMetrics(reg, db)
 
-	calls := &cfn.CallCounter{}
+	calls := &awsclient.CallCounter{}
 	if cfg.Cloud == "aws" {
 		reg.MustRegister(awsCallsCollector{calls})
 	}
@@ -358,7 +359,7 @@ func beforeTeardown(grantSvc *grants.Service, tenantSvc *tenants.Service, source
 // newCloud returns the provisioning engine, the governance catalog and the
 // credential issuer the configuration names. AWS API calls are exported as
 // metrics.
-func newCloud(ctx context.Context, cfg *config, calls *cfn.CallCounter) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
+func newCloud(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
 	switch cfg.Cloud {
 	case "local":
 		root := filepath.Join(cfg.DataDir, "zones")

@@ -5,18 +5,18 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
-	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 )
 
 // newProfileStores opens the profile store and the raw zone the
 // configuration names: an embedded SQLite file and the local zones by
 // default, DynamoDB and S3 with --cloud aws. Concurrent appends of one
 // tenant to its raw zone are merged into one object (rawzone.Coalescer).
-func newProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, calls *cfn.CallCounter) (profiles.Store, profiles.RawZone, func() error, error) {
+func newProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, calls *awsclient.CallCounter) (profiles.Store, profiles.RawZone, func() error, error) {
 	if cfg.Cloud == "aws" {
 		return newAWSProfileStores(ctx, cfg, loc, calls)
 	}
@@ -28,7 +28,7 @@ func newProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLo
 	return st, &rawzone.Coalescer{Zone: raw}, st.Close, nil
 }
 
-func newAWSProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, calls *cfn.CallCounter) (profiles.Store, profiles.RawZone, func() error, error) {
+func newAWSProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, calls *awsclient.CallCounter) (profiles.Store, profiles.RawZone, func() error, error) {
 	st, err := dynamostore.New(ctx, dynamostore.Config{EndpointURL: cfg.AWSEndpointURL, Tables: loc.Table, Calls: calls})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("profile store: %w", err)

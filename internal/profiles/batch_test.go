@@ -9,9 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore/dynamotest"
-	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 )
 
 // countingStore counts the calls made to a Store, by method, and can run
@@ -306,7 +306,7 @@ func TestKnownCustomerErasedMeanwhile(t *testing.T) {
 // TestDynamoDBCallsPerBatch counts the SDK calls ingestion makes on
 // DynamoDB (one event, and a batch of 100, of known customers).
 func TestDynamoDBCallsPerBatch(t *testing.T) {
-	calls := &cfn.CallCounter{}
+	calls := &awsclient.CallCounter{}
 	f := newFixture(t, dynamotest.CountedStore(t, calls))
 	f.customers(100)
 	total := func() (n int64) {

@@ -69,7 +69,7 @@ func NewCatalog(ctx context.Context, cfg Config) (*Catalog, error) {
 // GetCallerIdentity call per Region for the Catalog's lifetime. Failures are
 // not cached.
 func (c *Catalog) catalogID(ctx context.Context, region string) (string, error) {
-	client, err := c.c.stsClient(region)
+	client, err := c.c.sts.Client(region)
 	if err != nil {
 		return "", err
 	}
@@ -102,7 +102,7 @@ func (c *Catalog) catalogID(ctx context.Context, region string) (string, error) 
 // (SharedParameter). One Glue GetTable call. A missing database or table
 // returns an error wrapping grants.ErrNotFound.
 func (c *Catalog) Table(ctx context.Context, region, database, table string) (grants.Table, error) {
-	client, err := c.c.glueClient(region)
+	client, err := c.c.glue.Client(region)
 	if err != nil {
 		return grants.Table{}, fmt.Errorf("lakeformation: get table: %w", err)
 	}
@@ -212,7 +212,7 @@ func (c *Catalog) Revoke(ctx context.Context, region string, p grants.Permission
 // permissionRequest checks p and returns the client and the Lake Formation
 // resource of a grant or revoke.
 func (c *Catalog) permissionRequest(ctx context.Context, region string, p grants.Permission) (*lf.Client, *lftypes.Resource, error) {
-	client, err := c.c.lfClient(region)
+	client, err := c.c.lf.Client(region)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -290,11 +290,11 @@ func (c *Catalog) permissionRequest(ctx context.Context, region string, p grants
 // A database that does not exist returns an error wrapping
 // grants.ErrNotFound.
 func (c *Catalog) Permissions(ctx context.Context, region, database string) ([]grants.Permission, error) {
-	glueClient, err := c.c.glueClient(region)
+	glueClient, err := c.c.glue.Client(region)
 	if err != nil {
 		return nil, fmt.Errorf("lakeformation: list permissions: %w", err)
 	}
-	lfClient, err := c.c.lfClient(region)
+	lfClient, err := c.c.lf.Client(region)
 	if err != nil {
 		return nil, fmt.Errorf("lakeformation: list permissions: %w", err)
 	}
@@ -475,7 +475,7 @@ func (s *permissionSet) list() []grants.Permission {
 // f.RowFilter is refused: a filter of every row would expose every tenant's
 // rows of a shared table.
 func (c *Catalog) EnsureCellsFilter(ctx context.Context, region string, f grants.CellsFilter) error {
-	client, err := c.c.lfClient(region)
+	client, err := c.c.lf.Client(region)
 	if err != nil {
 		return fmt.Errorf("lakeformation: create data cells filter: %w", err)
 	}
@@ -549,7 +549,7 @@ func sameFilter(got, want lftypes.DataCellsFilter) bool {
 // catalog ID). A filter that does not exist (EntityNotFoundException, also
 // answered when its table or database is gone) is not an error.
 func (c *Catalog) DeleteCellsFilter(ctx context.Context, region, database, table, name string) error {
-	client, err := c.c.lfClient(region)
+	client, err := c.c.lf.Client(region)
 	if err != nil {
 		return fmt.Errorf("lakeformation: delete data cells filter: %w", err)
 	}

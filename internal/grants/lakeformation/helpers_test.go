@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	lf "github.com/aws/aws-sdk-go-v2/service/lakeformation"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
-	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 )
 
 // Regions the tests use.
@@ -47,7 +47,7 @@ func testAWSConfig() aws.Config {
 	}
 }
 
-func testConfig(endpoint string, calls *cfn.CallCounter) lakeformation.Config {
+func testConfig(endpoint string, calls *awsclient.CallCounter) lakeformation.Config {
 	cfg := testAWSConfig()
 	return lakeformation.Config{
 		AWS:         &cfg,
@@ -60,9 +60,9 @@ func testConfig(endpoint string, calls *cfn.CallCounter) lakeformation.Config {
 
 // newCatalog returns a Catalog on endpoint with a CallCounter and short
 // backoffs.
-func newCatalog(t *testing.T, endpoint string) (*lakeformation.Catalog, *cfn.CallCounter) {
+func newCatalog(t *testing.T, endpoint string) (*lakeformation.Catalog, *awsclient.CallCounter) {
 	t.Helper()
-	calls := &cfn.CallCounter{}
+	calls := &awsclient.CallCounter{}
 	c, err := lakeformation.NewCatalog(t.Context(), testConfig(endpoint, calls))
 	if err != nil {
 		t.Fatal(err)
@@ -70,9 +70,9 @@ func newCatalog(t *testing.T, endpoint string) (*lakeformation.Catalog, *cfn.Cal
 	return c, calls
 }
 
-func newSTS(t *testing.T, endpoint string) (*lakeformation.STS, *cfn.CallCounter) {
+func newSTS(t *testing.T, endpoint string) (*lakeformation.STS, *awsclient.CallCounter) {
 	t.Helper()
-	calls := &cfn.CallCounter{}
+	calls := &awsclient.CallCounter{}
 	s, err := lakeformation.NewSTS(t.Context(), testConfig(endpoint, calls))
 	if err != nil {
 		t.Fatal(err)

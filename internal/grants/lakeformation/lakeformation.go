@@ -5,21 +5,16 @@
 // # Clients
 //
 // Catalog and STS keep one client per Region per service (Lake Formation,
-// Glue, STS), created on first use and cached for their lifetime. Every
-// client:
-//
-//   - resolves its endpoint the SDK's standard way (AWS_ENDPOINT_URL,
-//     AWS_ENDPOINT_URL_<SERVICE>, shared config), unless Config.EndpointURL is
-//     set, which then wins for every service;
-//   - retries with the SDK standard retryer (exponential backoff with full
-//     jitter, capped at Config.MaxBackoff, at most Config.MaxAttempts
-//     attempts): throttling codes, 5xx answers and transport errors, and, for
-//     Lake Formation, ConcurrentModificationException, which Lake Formation
-//     answers when two permission changes race on one resource;
-//   - counts its calls in Config.Calls when set.
+// Glue, STS), created on first use and cached for their lifetime, made as
+// package awsclient describes: standard endpoint resolution unless
+// Config.EndpointURL is set, the SDK standard retryer (throttling codes, 5xx
+// answers and transport errors) and call counting in Config.Calls. Lake
+// Formation clients also retry ConcurrentModificationException, which Lake
+// Formation answers when two permission changes race on one resource.
 //
 // No method ever falls back to a default Region: a tenant's grants are made
-// only where the caller said.
+// only where the caller said, and a method called with an empty Region
+// fails with awsclient.ErrNoRegion.
 //
 // # Errors
 //
@@ -35,55 +30,42 @@ package lakeformation
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	lf "github.com/aws/aws-sdk-go-v2/service/lakeformation"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go/middleware"
 
-	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
-)
-
-// Defaults of Config.
-const (
-	// DefaultMaxAttempts is the default number of attempts per API call,
-	// the first one included.
-	DefaultMaxAttempts = 8
-	// DefaultMaxBackoff is the default cap of the delay between two
-	// attempts.
-	DefaultMaxBackoff = 20 * time.Second
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 )
 
 // Config configures a Catalog or an STS. The zero value is valid: it loads
-// the SDK's default configuration and uses the defaults above.
+// the SDK's default configuration and uses awsclient's defaults
+// (DefaultMaxAttempts, DefaultMaxBackoff).
 type Config struct {
 	// AWS is the SDK configuration to start from (credentials, ...). Nil
-	// means config.LoadDefaultConfig, which reads the environment
-	// (AWS_ENDPOINT_URL, credentials, ...) and the shared config files. Its
-	// Region is never used: every method takes the Region.
+	// means config.LoadDefaultConfig. Its Region is never used: every
+	// method takes the Region.
 	AWS *aws.Config
 	// EndpointURL, if set, is the base endpoint of every client, overriding
-	// the SDK's own endpoint resolution (e.g. "http://127.0.0.1:5000" for an
-	// emulator, or a fault-injecting proxy in front of one).
+	// the SDK's own endpoint resolution (an emulator, or a fault-injecting
+	// proxy in front of one).
 	EndpointURL string
 	// HTTPClient, if set, replaces the SDK's HTTP client.
 	HTTPClient aws.HTTPClient
 	// MaxAttempts is the most attempts made per API call, the first one
-	// included; default DefaultMaxAttempts. It takes precedence over
-	// AWS_MAX_ATTEMPTS and the shared config's max_attempts.
+	// included; default awsclient.DefaultMaxAttempts. It takes precedence
+	// over AWS_MAX_ATTEMPTS and the shared config's max_attempts.
 	MaxAttempts int
-	// MaxBackoff caps the delay between attempts; default DefaultMaxBackoff.
+	// MaxBackoff caps the delay between attempts; default
+	// awsclient.DefaultMaxBackoff.
 	MaxBackoff time.Duration
 	// Calls, if set, counts every API call ("LakeFormation.GrantPermissions",
 	// "Glue.GetTables", "STS.AssumeRole", ...) and every HTTP attempt.
-	Calls *cfn.CallCounter
+	Calls *awsclient.CallCounter
 }
 
 // retryableLakeFormationCodes are retried on top of the standard retryer's
@@ -92,158 +74,60 @@ type Config struct {
 // package makes is safe to repeat.
 var retryableLakeFormationCodes = []string{"ConcurrentModificationException"}
 
-// clients builds and caches the SDK clients of a Catalog or an STS.
+// clients builds and caches the SDK clients of a Catalog or an STS. Each
+// cache's Client fails with awsclient.ErrNoRegion for an empty Region.
 type clients struct {
-	aws         aws.Config
-	endpointURL string
-	httpClient  aws.HTTPClient
-	maxAttempts int
-	maxBackoff  time.Duration
-	calls       *cfn.CallCounter
-
-	lf   regional[lf.Client]
-	glue regional[glue.Client]
-	sts  regional[sts.Client]
+	lf   *awsclient.Regional[lf.Client]
+	glue *awsclient.Regional[glue.Client]
+	sts  *awsclient.Regional[sts.Client]
 }
 
 func newClients(ctx context.Context, cfg Config) (*clients, error) {
-	if cfg.MaxAttempts < 0 {
-		return nil, fmt.Errorf("lakeformation: MaxAttempts must not be negative, got %d", cfg.MaxAttempts)
+	b, err := awsclient.Settings{
+		AWS:         cfg.AWS,
+		EndpointURL: cfg.EndpointURL,
+		HTTPClient:  cfg.HTTPClient,
+		MaxAttempts: cfg.MaxAttempts,
+		MaxBackoff:  cfg.MaxBackoff,
+		Calls:       cfg.Calls,
+	}.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lakeformation: %w", err)
 	}
-	if cfg.MaxBackoff < 0 {
-		return nil, fmt.Errorf("lakeformation: MaxBackoff must not be negative, got %s", cfg.MaxBackoff)
-	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	var awsCfg aws.Config
-	if cfg.AWS != nil {
-		awsCfg = cfg.AWS.Copy()
-	} else {
-		var err error
-		awsCfg, err = config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("lakeformation: load AWS config: %w", err)
-		}
-	}
-	c := &clients{
-		aws:         awsCfg,
-		endpointURL: cfg.EndpointURL,
-		httpClient:  cfg.HTTPClient,
-		maxAttempts: cfg.MaxAttempts,
-		maxBackoff:  cfg.MaxBackoff,
-		calls:       cfg.Calls,
-	}
-	c.lf.newClient = func(region string) *lf.Client {
-		return lf.NewFromConfig(c.aws, func(o *lf.Options) {
-			o.Region = region
-			if c.httpClient != nil {
-				o.HTTPClient = c.httpClient
-			}
-			o.Retryer = retry.AddWithErrorCodes(c.retryer(), retryableLakeFormationCodes...)
-			o.RetryMaxAttempts = 0
-			o.BaseEndpoint = c.baseEndpoint(o.BaseEndpoint)
-			o.APIOptions = append(o.APIOptions, c.apiOptions()...)
-		})
-	}
-	c.glue.newClient = func(region string) *glue.Client {
-		return glue.NewFromConfig(c.aws, func(o *glue.Options) {
-			o.Region = region
-			if c.httpClient != nil {
-				o.HTTPClient = c.httpClient
-			}
-			o.Retryer, o.RetryMaxAttempts = c.retryer(), 0
-			o.BaseEndpoint = c.baseEndpoint(o.BaseEndpoint)
-			o.APIOptions = append(o.APIOptions, c.apiOptions()...)
-		})
-	}
-	c.sts.newClient = func(region string) *sts.Client {
-		return sts.NewFromConfig(c.aws, func(o *sts.Options) {
-			o.Region = region
-			if c.httpClient != nil {
-				o.HTTPClient = c.httpClient
-			}
-			o.Retryer, o.RetryMaxAttempts = c.retryer(), 0
-			o.BaseEndpoint = c.baseEndpoint(o.BaseEndpoint)
-			o.APIOptions = append(o.APIOptions, c.apiOptions()...)
-		})
-	}
-	return c, nil
-}
-
-// retryer returns a new standard retryer for one client, so that each
-// client has its own retry token bucket. Setting the client's
-// RetryMaxAttempts to 0 next to it matters: a non-zero value (from
-// AWS_MAX_ATTEMPTS) would wrap and override it, and Config.MaxAttempts is
-// meant to be authoritative.
-func (c *clients) retryer() aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = c.maxAttempts
-		o.MaxBackoff = c.maxBackoff
-	})
-}
-
-// baseEndpoint returns the endpoint a client should use given the one the
-// SDK resolved from the environment: Config.EndpointURL wins.
-func (c *clients) baseEndpoint(resolved *string) *string {
-	if c.endpointURL != "" {
-		return aws.String(c.endpointURL)
-	}
-	return resolved
-}
-
-func (c *clients) apiOptions() []func(*middleware.Stack) error {
-	if c.calls == nil {
-		return nil
-	}
-	return []func(*middleware.Stack) error{c.calls.AddToStack}
-}
-
-// errNoRegion is returned by every method called with an empty Region.
-var errNoRegion = errors.New("region is required")
-
-func (c *clients) lfClient(region string) (*lf.Client, error) {
-	if region == "" {
-		return nil, errNoRegion
-	}
-	return c.lf.get(region), nil
-}
-
-func (c *clients) glueClient(region string) (*glue.Client, error) {
-	if region == "" {
-		return nil, errNoRegion
-	}
-	return c.glue.get(region), nil
-}
-
-func (c *clients) stsClient(region string) (*sts.Client, error) {
-	if region == "" {
-		return nil, errNoRegion
-	}
-	return c.sts.get(region), nil
-}
-
-// regional caches one client per Region.
-type regional[C any] struct {
-	newClient func(region string) *C
-
-	mu      sync.Mutex
-	clients map[string]*C
-}
-
-func (r *regional[C]) get(region string) *C {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.clients[region]; ok {
-		return c
-	}
-	if r.clients == nil {
-		r.clients = make(map[string]*C)
-	}
-	c := r.newClient(region)
-	r.clients[region] = c
-	return c
+	return &clients{
+		lf: awsclient.NewRegional(func(region string) *lf.Client {
+			return lf.NewFromConfig(b.AWS, func(o *lf.Options) {
+				o.Region = region
+				if b.HTTPClient != nil {
+					o.HTTPClient = b.HTTPClient
+				}
+				o.Retryer = retry.AddWithErrorCodes(b.Retryer(), retryableLakeFormationCodes...)
+				o.RetryMaxAttempts = 0
+				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
+				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
+			})
+		}),
+		glue: awsclient.NewRegional(func(region string) *glue.Client {
+			return glue.NewFromConfig(b.AWS, func(o *glue.Options) {
+				o.Region = region
+				if b.HTTPClient != nil {
+					o.HTTPClient = b.HTTPClient
+				}
+				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
+				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
+				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
+			})
+		}),
+		sts: awsclient.NewRegional(func(region string) *sts.Client {
+			return sts.NewFromConfig(b.AWS, func(o *sts.Options) {
+				o.Region = region
+				if b.HTTPClient != nil {
+					o.HTTPClient = b.HTTPClient
+				}
+				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
+				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
+				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
+			})
+		}),
+	}, nil
 }

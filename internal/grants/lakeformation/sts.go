@@ -40,7 +40,7 @@ func NewSTS(ctx context.Context, cfg Config) (*STS, error) {
 // the role's maximum session duration), and zero lets STS default to one
 // hour. Region, RoleARN and SessionName are required.
 func (s *STS) AssumeRole(ctx context.Context, in grants.AssumeRoleInput) (grants.Credentials, error) {
-	client, err := s.c.stsClient(in.Region)
+	client, err := s.c.sts.Client(in.Region)
 	if err != nil {
 		return grants.Credentials{}, fmt.Errorf("lakeformation: assume role: %w", err)
 	}

@@ -30,7 +30,7 @@
 //     Config.Parallelism at once, plus one per retry of unprocessed items.
 //
 // Each call is retried by the SDK's standard retryer (throttling, 5xx,
-// transport errors), as in the provisioner's cfn package. Conditional
+// transport errors), with clients made as package awsclient describes. Conditional
 // writes always go through TransactWriteItems, whose client request token
 // (set by the SDK, the same for every retry of one call) makes a retry of a
 // write that did happen succeed rather than fail its own condition.
@@ -60,14 +60,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/profiles"
-	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 )
 
 var _ profiles.Store = (*Store)(nil)
@@ -76,7 +74,7 @@ var _ profiles.Store = (*Store)(nil)
 const (
 	// DefaultMaxAttempts is the default number of attempts per API call,
 	// the first one included.
-	DefaultMaxAttempts = 8
+	DefaultMaxAttempts = awsclient.DefaultMaxAttempts
 	// DefaultMaxBackoff is the default cap of the delay between two
 	// attempts, and between two retries of unprocessed items or of a
 	// conflicting transaction: shorter than the provisioner's, since a
@@ -116,7 +114,7 @@ type Config struct {
 	// answer from memory.
 	Tables func(ctx context.Context, tenantID string) (region, table string, err error)
 	// Calls, if set, counts every API call and HTTP attempt.
-	Calls *cfn.CallCounter
+	Calls *awsclient.CallCounter
 	// MaxAttempts is the most attempts per API call, the first included;
 	// default DefaultMaxAttempts. It also bounds the retries of
 	// unprocessed batch items.
@@ -139,19 +137,13 @@ type Config struct {
 // Store is the DynamoDB profiles.Store. Create it with New; it is safe for
 // concurrent use.
 type Store struct {
-	aws                aws.Config
-	endpointURL        string
-	httpClient         aws.HTTPClient
 	tables             func(ctx context.Context, tenantID string) (string, string, error)
-	calls              *cfn.CallCounter
+	clients            *awsclient.Regional[dynamodb.Client]
 	maxAttempts        int
 	maxBackoff         time.Duration
 	maxConflictRetries int
 	parallelism        int
 	now                func() time.Time
-
-	mu      sync.Mutex
-	clients map[string]*dynamodb.Client
 }
 
 // New returns a Store. It loads the SDK's default configuration when
@@ -161,14 +153,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Tables == nil {
 		return nil, errors.New("dynamostore: Config.Tables is required")
 	}
-	if cfg.MaxAttempts < 0 || cfg.MaxBackoff < 0 || cfg.Parallelism < 0 {
-		return nil, fmt.Errorf("dynamostore: MaxAttempts (%d), MaxBackoff (%s) and Parallelism (%d) must not be negative",
-			cfg.MaxAttempts, cfg.MaxBackoff, cfg.Parallelism)
-	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
+	if cfg.Parallelism < 0 {
+		return nil, fmt.Errorf("dynamostore: Parallelism must not be negative, got %d", cfg.Parallelism)
 	}
 	if cfg.MaxBackoff == 0 {
+		// Ours, not awsclient's: a profile call is on an API request's path.
 		cfg.MaxBackoff = DefaultMaxBackoff
 	}
 	switch {
@@ -183,60 +172,36 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	var awsCfg aws.Config
-	if cfg.AWS != nil {
-		awsCfg = cfg.AWS.Copy()
-	} else {
-		var err error
-		if awsCfg, err = config.LoadDefaultConfig(ctx); err != nil {
-			return nil, fmt.Errorf("dynamostore: load AWS config: %w", err)
-		}
+	b, err := awsclient.Settings{
+		AWS:         cfg.AWS,
+		EndpointURL: cfg.EndpointURL,
+		HTTPClient:  cfg.HTTPClient,
+		MaxAttempts: cfg.MaxAttempts,
+		MaxBackoff:  cfg.MaxBackoff,
+		Calls:       cfg.Calls,
+	}.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dynamostore: %w", err)
 	}
 	return &Store{
-		aws:                awsCfg,
-		endpointURL:        cfg.EndpointURL,
-		httpClient:         cfg.HTTPClient,
-		tables:             cfg.Tables,
-		calls:              cfg.Calls,
-		maxAttempts:        cfg.MaxAttempts,
-		maxBackoff:         cfg.MaxBackoff,
+		tables: cfg.Tables,
+		clients: awsclient.NewRegional(func(region string) *dynamodb.Client {
+			return dynamodb.NewFromConfig(b.AWS, func(o *dynamodb.Options) {
+				o.Region = region
+				if b.HTTPClient != nil {
+					o.HTTPClient = b.HTTPClient
+				}
+				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
+				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
+				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
+			})
+		}),
+		maxAttempts:        b.MaxAttempts,
+		maxBackoff:         b.MaxBackoff,
 		maxConflictRetries: cfg.MaxConflictRetries,
 		parallelism:        cfg.Parallelism,
 		now:                cfg.Now,
-		clients:            make(map[string]*dynamodb.Client),
 	}, nil
-}
-
-// client returns the Region's client, created on first use. Each client
-// has its own standard retryer (and retry token bucket), so that a Region
-// in trouble does not starve the others of retries.
-func (s *Store) client(region string) *dynamodb.Client {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c, ok := s.clients[region]; ok {
-		return c
-	}
-	c := dynamodb.NewFromConfig(s.aws, func(o *dynamodb.Options) {
-		o.Region = region
-		if s.httpClient != nil {
-			o.HTTPClient = s.httpClient
-		}
-		// RetryMaxAttempts 0: a non-zero value (AWS_MAX_ATTEMPTS) would
-		// wrap and override the retryer's.
-		o.Retryer = retry.NewStandard(func(ro *retry.StandardOptions) {
-			ro.MaxAttempts = s.maxAttempts
-			ro.MaxBackoff = s.maxBackoff
-		})
-		o.RetryMaxAttempts = 0
-		if s.endpointURL != "" {
-			o.BaseEndpoint = aws.String(s.endpointURL)
-		}
-		if s.calls != nil {
-			o.APIOptions = append(o.APIOptions, s.calls.AddToStack)
-		}
-	})
-	s.clients[region] = c
-	return c
 }
 
 // table is where one tenant's items are.
@@ -254,7 +219,11 @@ func (s *Store) table(ctx context.Context, tenantID string) (table, error) {
 	if region == "" || name == "" {
 		return table{}, fmt.Errorf("dynamostore: table of tenant %s: empty Region or table name", tenantID)
 	}
-	return table{client: s.client(region), region: region, name: name}, nil
+	client, err := s.clients.Client(region)
+	if err != nil {
+		return table{}, fmt.Errorf("dynamostore: table of tenant %s: %w", tenantID, err)
+	}
+	return table{client: client, region: region, name: name}, nil
 }
 
 // tableCache resolves each tenant's table once per Store call.

@@ -21,12 +21,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore/dynamotest"
 	"github.com/cairn-cdp/cairn/internal/profiles/storetest"
-	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -113,10 +113,10 @@ func createTable(t *testing.T, endpoint, region string) string {
 
 // newStore returns a Store on endpoint with a CallCounter and short
 // backoffs. tables routes tenants.
-func newStore(t *testing.T, endpoint string, tables func(ctx context.Context, tenantID string) (string, string, error), opts ...func(*dynamostore.Config)) (*dynamostore.Store, *cfn.CallCounter) {
+func newStore(t *testing.T, endpoint string, tables func(ctx context.Context, tenantID string) (string, string, error), opts ...func(*dynamostore.Config)) (*dynamostore.Store, *awsclient.CallCounter) {
 	t.Helper()
 	awsCfg := testAWSConfig()
-	calls := &cfn.CallCounter{}
+	calls := &awsclient.CallCounter{}
 	cfg := dynamostore.Config{
 		AWS:         &awsCfg,
 		EndpointURL: endpoint,

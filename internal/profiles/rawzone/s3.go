@@ -7,19 +7,16 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/profiles"
-	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 )
 
 // Config configures an S3 raw zone. Locate is required; the rest may be
@@ -36,12 +33,12 @@ type Config struct {
 	// Locate returns where a tenant's raw zone is.
 	Locate func(ctx context.Context, tenantID string) (profiles.RawZoneLocation, error)
 	// Calls, if set, counts every S3 call and HTTP attempt.
-	Calls *cfn.CallCounter
+	Calls *awsclient.CallCounter
 	// MaxAttempts is the most attempts per API call, the first included;
-	// default cfn.DefaultMaxAttempts.
+	// default awsclient.DefaultMaxAttempts.
 	MaxAttempts int
 	// MaxBackoff caps the delay between attempts; default
-	// cfn.DefaultMaxBackoff.
+	// awsclient.DefaultMaxBackoff.
 	MaxBackoff time.Duration
 }
 
@@ -75,18 +72,13 @@ type Config struct {
 // s3:ListBucketVersions, s3:DeleteObjectVersion and
 // s3:BypassGovernanceRetention on the tenant's prefix.
 //
-// Clients, one per Region, are made on first use and cached; they retry
-// with the SDK's standard retryer. An S3 is safe for concurrent use.
+// Clients, one per Region, are made on first use and cached, as package
+// awsclient describes; they retry with the SDK's standard retryer. An S3 is
+// safe for concurrent use.
 type S3 struct {
-	aws         aws.Config
-	endpointURL string
-	locate      func(ctx context.Context, tenantID string) (profiles.RawZoneLocation, error)
-	calls       *cfn.CallCounter
-	maxAttempts int
-	maxBackoff  time.Duration
+	locate  func(ctx context.Context, tenantID string) (profiles.RawZoneLocation, error)
+	clients *awsclient.Regional[s3.Client]
 
-	mu       sync.Mutex
-	clients  map[string]*s3.Client
 	rewrites keyLocks
 }
 
@@ -105,72 +97,34 @@ const maxDeleteObjects = 1000
 // when cfg.AWS is nil, and fails if that fails, if Locate is nil or if
 // MaxAttempts or MaxBackoff is negative. It makes no call.
 func NewS3(ctx context.Context, cfg Config) (*S3, error) {
-	switch {
-	case cfg.Locate == nil:
+	if cfg.Locate == nil {
 		return nil, errors.New("rawzone: Locate is required")
-	case cfg.MaxAttempts < 0:
-		return nil, fmt.Errorf("rawzone: MaxAttempts must not be negative, got %d", cfg.MaxAttempts)
-	case cfg.MaxBackoff < 0:
-		return nil, fmt.Errorf("rawzone: MaxBackoff must not be negative, got %s", cfg.MaxBackoff)
 	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = cfn.DefaultMaxAttempts
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = cfn.DefaultMaxBackoff
-	}
-	var awsCfg aws.Config
-	if cfg.AWS != nil {
-		awsCfg = cfg.AWS.Copy()
-	} else {
-		var err error
-		if awsCfg, err = config.LoadDefaultConfig(ctx); err != nil {
-			return nil, fmt.Errorf("rawzone: load AWS config: %w", err)
-		}
+	b, err := awsclient.Settings{
+		AWS:         cfg.AWS,
+		EndpointURL: cfg.EndpointURL,
+		MaxAttempts: cfg.MaxAttempts,
+		MaxBackoff:  cfg.MaxBackoff,
+		Calls:       cfg.Calls,
+	}.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rawzone: %w", err)
 	}
 	return &S3{
-		aws:         awsCfg,
-		endpointURL: cfg.EndpointURL,
-		locate:      cfg.Locate,
-		calls:       cfg.Calls,
-		maxAttempts: cfg.MaxAttempts,
-		maxBackoff:  cfg.MaxBackoff,
+		locate: cfg.Locate,
+		clients: awsclient.NewRegional(func(region string) *s3.Client {
+			return s3.NewFromConfig(b.AWS, func(o *s3.Options) {
+				o.Region = region
+				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
+				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
+				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
+				// An emulator serves every bucket on one host.
+				if o.BaseEndpoint != nil {
+					o.UsePathStyle = true
+				}
+			})
+		}),
 	}, nil
-}
-
-// client returns the cached client of region, making it on first use. The
-// options follow cfn.Engine's: a standard retryer authoritative over
-// AWS_MAX_ATTEMPTS (hence RetryMaxAttempts 0), EndpointURL over the SDK's
-// resolution, and path-style addressing whenever an endpoint is set, since
-// an emulator serves every bucket on one host.
-func (z *S3) client(region string) *s3.Client {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if c, ok := z.clients[region]; ok {
-		return c
-	}
-	c := s3.NewFromConfig(z.aws, func(o *s3.Options) {
-		o.Region = region
-		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = z.maxAttempts
-			so.MaxBackoff = z.maxBackoff
-		})
-		o.RetryMaxAttempts = 0
-		if z.endpointURL != "" {
-			o.BaseEndpoint = aws.String(z.endpointURL)
-		}
-		if o.BaseEndpoint != nil {
-			o.UsePathStyle = true
-		}
-		if z.calls != nil {
-			o.APIOptions = append(o.APIOptions, z.calls.AddToStack)
-		}
-	})
-	if z.clients == nil {
-		z.clients = make(map[string]*s3.Client)
-	}
-	z.clients[region] = c
-	return c
 }
 
 // zone returns the tenant's location and the client of its Region.
@@ -182,7 +136,11 @@ func (z *S3) zone(ctx context.Context, tenantID string) (profiles.RawZoneLocatio
 	if err := checkLocation(loc); err != nil {
 		return profiles.RawZoneLocation{}, nil, fmt.Errorf("tenant %s: %w", tenantID, err)
 	}
-	return loc, z.client(loc.Region), nil
+	client, err := z.clients.Client(loc.Region)
+	if err != nil {
+		return profiles.RawZoneLocation{}, nil, fmt.Errorf("tenant %s: %w", tenantID, err)
+	}
+	return loc, client, nil
 }
 
 // Append implements profiles.RawZone.

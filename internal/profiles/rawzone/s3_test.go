@@ -19,11 +19,11 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone/rawzonetest"
-	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 )
 
 // Regions of the S3 tests; us-east-1 buckets take no location constraint.
@@ -62,7 +62,7 @@ func s3Client(endpoint, region string) *s3.Client {
 	})
 }
 
-func newS3(t *testing.T, endpoint string, calls *cfn.CallCounter, locate func(context.Context, string) (profiles.RawZoneLocation, error)) *rawzone.S3 {
+func newS3(t *testing.T, endpoint string, calls *awsclient.CallCounter, locate func(context.Context, string) (profiles.RawZoneLocation, error)) *rawzone.S3 {
 	t.Helper()
 	cfg := testAWSConfig()
 	z, err := rawzone.NewS3(t.Context(), rawzone.Config{
@@ -204,7 +204,7 @@ func TestS3ObjectLock(t *testing.T) {
 	client := s3Client(endpoint, regionB)
 	loc := createBucket(t, client, regionB, locked)
 	loc.Prefix = "tenants/ten_x/"
-	calls := &cfn.CallCounter{}
+	calls := &awsclient.CallCounter{}
 	z := newS3(t, endpoint, calls, func(context.Context, string) (profiles.RawZoneLocation, error) { return loc, nil })
 
 	lines := [][]byte{[]byte(`{"messageId":"m1"}`), []byte(`{"messageId":"m2"}`), []byte(`{"messageId":"m3"}`)}
@@ -317,7 +317,7 @@ func TestS3RewriteRace(t *testing.T) {
 	client := s3Client(endpoint, regionB)
 	loc := createBucket(t, client, regionB, locked)
 	locate := func(context.Context, string) (profiles.RawZoneLocation, error) { return loc, nil }
-	calls := &cfn.CallCounter{}
+	calls := &awsclient.CallCounter{}
 	first, second := newS3(t, endpoint, calls, locate), newS3(t, endpoint, nil, locate)
 
 	lines := [][]byte{[]byte(`{"messageId":"a"}`), []byte(`{"messageId":"b"}`), []byte(`{"messageId":"c"}`)}

@@ -23,6 +23,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
@@ -77,10 +78,10 @@ func testAWSConfig() aws.Config {
 
 // newEngine returns an Engine on endpoint with a CallCounter and short
 // backoffs, so that retried faults cost milliseconds.
-func newEngine(t *testing.T, endpoint string) (*cfn.Engine, *cfn.CallCounter) {
+func newEngine(t *testing.T, endpoint string) (*cfn.Engine, *awsclient.CallCounter) {
 	t.Helper()
 	cfg := testAWSConfig()
-	calls := &cfn.CallCounter{}
+	calls := &awsclient.CallCounter{}
 	e, err := cfn.New(t.Context(), cfn.Config{
 		AWS:         &cfg,
 		EndpointURL: endpoint,

@@ -17,7 +17,7 @@ import (
 // under that name (AlreadyExistsException) is not an error: it returns nil
 // and leaves that database as it is.
 func (e *Engine) EnsureDatabase(ctx context.Context, region, name, locationURI string, tags map[string]string) error {
-	client, err := e.glueClient(region)
+	client, err := e.glue.Client(region)
 	if err != nil {
 		return fmt.Errorf("cfn: create glue database %s: %w", name, err)
 	}
@@ -42,7 +42,7 @@ func (e *Engine) EnsureDatabase(ctx context.Context, region, name, locationURI s
 // DeleteDatabase deletes the Glue database name (and, as Glue does, its
 // tables). An absent database (EntityNotFoundException) is not an error.
 func (e *Engine) DeleteDatabase(ctx context.Context, region, name string) error {
-	client, err := e.glueClient(region)
+	client, err := e.glue.Client(region)
 	if err != nil {
 		return fmt.Errorf("cfn: delete glue database %s: %w", name, err)
 	}
@@ -61,7 +61,7 @@ func (e *Engine) DeleteDatabase(ctx context.Context, region, name string) error 
 // bucket it cannot purge; what it deleted stays deleted, so repeating the
 // call resumes the work.
 func (e *Engine) DeleteBuckets(ctx context.Context, region string, buckets []string) error {
-	client, err := e.s3Client(region)
+	client, err := e.s3.Client(region)
 	if err != nil {
 		return fmt.Errorf("cfn: delete buckets: %w", err)
 	}
@@ -91,7 +91,7 @@ func (e *Engine) DeletePrefix(ctx context.Context, region, bucket, prefix string
 	if prefix == "" {
 		return fmt.Errorf("cfn: delete prefix in bucket %s: empty prefix refused", bucket)
 	}
-	client, err := e.s3Client(region)
+	client, err := e.s3.Client(region)
 	if err != nil {
 		return fmt.Errorf("cfn: delete prefix %s in bucket %s: %w", prefix, bucket, err)
 	}

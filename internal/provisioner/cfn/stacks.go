@@ -20,7 +20,7 @@ import (
 // name, with its outputs and status reason. It pages through DescribeStacks
 // without a stack name: one call per page, whatever the number of stacks.
 func (e *Engine) Stacks(ctx context.Context, region string) (map[string]provisioner.Stack, error) {
-	client, err := e.cfnClient(region)
+	client, err := e.cfn.Client(region)
 	if err != nil {
 		return nil, fmt.Errorf("cfn: describe stacks: %w", err)
 	}
@@ -58,7 +58,7 @@ func (e *Engine) Stacks(ctx context.Context, region string) (map[string]provisio
 // name (AlreadyExistsException) is not an error: it returns nil, whatever
 // that stack's template or status; the caller reads the status with Stacks.
 func (e *Engine) CreateStack(ctx context.Context, in provisioner.CreateStackInput) error {
-	client, err := e.cfnClient(in.Region)
+	client, err := e.cfn.Client(in.Region)
 	if err != nil {
 		return fmt.Errorf("cfn: create stack %s: %w", in.Name, err)
 	}
@@ -87,7 +87,7 @@ func (e *Engine) CreateStack(ctx context.Context, in provisioner.CreateStackInpu
 // "does not exist" ValidationError, should an implementation return one, is
 // translated into nil as well.
 func (e *Engine) DeleteStack(ctx context.Context, region, name, token string) error {
-	client, err := e.cfnClient(region)
+	client, err := e.cfn.Client(region)
 	if err != nil {
 		return fmt.Errorf("cfn: delete stack %s: %w", name, err)
 	}
@@ -108,7 +108,7 @@ func (e *Engine) DeleteStack(ctx context.Context, region, name, token string) er
 // which DescribeStackEvents pages them), or an error wrapping
 // provisioner.ErrStackNotFound if no such stack exists.
 func (e *Engine) StackEvents(ctx context.Context, region, name string) ([]provisioner.StackEvent, error) {
-	client, err := e.cfnClient(region)
+	client, err := e.cfn.Client(region)
 	if err != nil {
 		return nil, fmt.Errorf("cfn: describe stack events of %s: %w", name, err)
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
-	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 )
 
 // Endpoint returns the emulator's URL or skips the test.
@@ -83,7 +83,7 @@ func Store(t testing.TB) *dynamostore.Store {
 }
 
 // CountedStore is Store with every SDK call counted by calls (if not nil).
-func CountedStore(t testing.TB, calls *cfn.CallCounter) *dynamostore.Store {
+func CountedStore(t testing.TB, calls *awsclient.CallCounter) *dynamostore.Store {
 	t.Helper()
 	endpoint := Endpoint(t)
 	const region = "us-east-1"

@@ -1,4 +1,4 @@
-package cfn
+package awsclient
 
 import (
 	"context"
@@ -16,16 +16,18 @@ import (
 // count CloudFormation calls per polling round.
 //
 // The zero value is ready to use. A CallCounter is safe for concurrent use.
-// Hook it into an Engine through Config.Calls, or into any SDK client
-// through AddToStack (config.WithAPIOptions or a client's APIOptions).
+// Hook it into an adapter through Settings.Calls (the Calls field of its
+// Config), or into any SDK client through AddToStack
+// (config.WithAPIOptions or a client's APIOptions).
 type CallCounter struct {
 	mu       sync.Mutex
 	calls    map[string]int64
 	attempts map[string]int64
 }
 
-// Middleware IDs of the counter, unique in a stack: adding the counter twice
-// to the same client fails rather than counting twice.
+// Middleware IDs of the counter. The smithy-go version in use does not
+// reject a duplicate ID in the Initialize or Finalize step, so a counter
+// added twice to one client counts twice: add it once.
 const (
 	callMiddlewareID    = "cairn.CallCounter"
 	attemptMiddlewareID = "cairn.AttemptCounter"
