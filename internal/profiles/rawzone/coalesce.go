@@ -1,6 +1,7 @@
 package rawzone
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
@@ -17,20 +18,25 @@ import (
 //
 // Every caller of a merged append gets the same object key and returns
 // once the object is durable. Appends are merged only within one date-hour
-// partition and up to MaxLines lines.
+// partition and up to MaxLines lines and MaxBytes bytes.
 type Coalescer struct {
 	Zone profiles.RawZone
-	// MaxLines bounds the lines of a merged object (DefaultMaxLines if 0);
-	// an append that would overflow it is written on its own.
+	// MaxLines and MaxBytes bound a merged object (DefaultMaxLines and
+	// DefaultMaxBytes if 0); an append that would overflow either is
+	// written on its own.
 	MaxLines int
+	MaxBytes int
 
 	mu     sync.Mutex
 	queues map[string]*appendQueue
 }
 
-// DefaultMaxLines is Coalescer's default bound on merged lines: 50 full
-// Segment batches of 100 events.
-const DefaultMaxLines = 5000
+// Coalescer's default bounds: 50 full Segment batches of 100 events, and
+// 32 full batches of 500 KB.
+const (
+	DefaultMaxLines = 5000
+	DefaultMaxBytes = 16 << 20
+)
 
 var _ profiles.RawZone = (*Coalescer)(nil)
 
@@ -44,6 +50,7 @@ type appendQueue struct {
 type appendGroup struct {
 	at    time.Time
 	lines [][]byte
+	bytes int
 	ready chan struct{} // closed when the group may be written
 	done  chan struct{} // closed when it was
 	key   string
@@ -56,9 +63,10 @@ func samePartition(a, b time.Time) bool {
 
 // Append implements profiles.RawZone.
 func (c *Coalescer) Append(ctx context.Context, tenantID string, at time.Time, lines [][]byte) (string, error) {
-	maxLines := c.MaxLines
-	if maxLines == 0 {
-		maxLines = DefaultMaxLines
+	maxLines, maxBytes := cmp.Or(c.MaxLines, DefaultMaxLines), cmp.Or(c.MaxBytes, DefaultMaxBytes)
+	size := 0
+	for _, l := range lines {
+		size += len(l) + 1
 	}
 	c.mu.Lock()
 	if c.queues == nil {
@@ -73,7 +81,7 @@ func (c *Coalescer) Append(ctx context.Context, tenantID string, at time.Time, l
 		return key, err
 	}
 	g := q.next
-	if g != nil && (!samePartition(g.at, at) || len(g.lines)+len(lines) > maxLines) {
+	if g != nil && (!samePartition(g.at, at) || len(g.lines)+len(lines) > maxLines || g.bytes+size > maxBytes) {
 		c.mu.Unlock()
 		return c.Zone.Append(ctx, tenantID, at, lines) // on its own
 	}
@@ -83,6 +91,7 @@ func (c *Coalescer) Append(ctx context.Context, tenantID string, at time.Time, l
 		q.next = g
 	}
 	g.lines = append(g.lines, lines...)
+	g.bytes += size
 	c.mu.Unlock()
 
 	// Waits end with the writes ahead, not with ctx: lines handed to a

@@ -54,7 +54,7 @@ func (z *heldZone) Append(_ context.Context, tenant string, at time.Time, lines 
 func TestCoalescerMergesWaitingAppends(t *testing.T) {
 	ctx := t.Context()
 	zone := &heldZone{entered: make(chan struct{}), release: make(chan struct{})}
-	c := &rawzone.Coalescer{Zone: zone, MaxLines: 12}
+	c := &rawzone.Coalescer{Zone: zone, MaxLines: 12, MaxBytes: 40}
 	at := time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC)
 
 	first := make(chan string, 1)
@@ -94,8 +94,11 @@ func TestCoalescerMergesWaitingAppends(t *testing.T) {
 	for name, call := range map[string]func() (string, error){
 		"other tenant": func() (string, error) { return c.Append(ctx, "ten_b", at, [][]byte{[]byte("b")}) },
 		"next hour":    func() (string, error) { return c.Append(ctx, "ten_a", at.Add(time.Hour), [][]byte{[]byte("later")}) },
-		"overflow": func() (string, error) {
+		"too many lines": func() (string, error) {
 			return c.Append(ctx, "ten_a", at, [][]byte{[]byte("x1"), []byte("x2"), []byte("x3")})
+		},
+		"too many bytes": func() (string, error) { // 10 lines of 3 bytes are 30 of the 40
+			return c.Append(ctx, "ten_a", at, [][]byte{[]byte("0123456789")})
 		},
 	} {
 		key, err := call()
@@ -129,8 +132,8 @@ func TestCoalescerMergesWaitingAppends(t *testing.T) {
 	if want := []string{"a0", "a1", "a2", "a3", "a4", "b0", "b1", "b2", "b3", "b4"}; !slices.Equal(group.lines, want) {
 		t.Fatalf("merged lines %v, want %v", group.lines, want)
 	}
-	if len(zone.appends) != 5 {
-		t.Fatalf("%d objects written, want 5 (first, merged, other tenant, next hour, overflow): %+v", len(zone.appends), zone.appends)
+	if len(zone.appends) != 6 {
+		t.Fatalf("%d objects written, want 6 (first, merged, other tenant, next hour, two overflows): %+v", len(zone.appends), zone.appends)
 	}
 	for name, key := range alone {
 		if key == keys[0] || key == "object-0" {
