@@ -43,6 +43,15 @@ func decodeCursor(c *string) (int64, error) {
 	return page.Decode(*c)
 }
 
+// decodeStringCursor is decodeCursor for lists ordered by a store's own
+// position (page.EncodeString).
+func decodeStringCursor(c *string) (string, error) {
+	if c == nil {
+		return "", nil
+	}
+	return page.DecodeString(*c)
+}
+
 func (s *Server) ListPrincipals(ctx context.Context, req ListPrincipalsRequestObject) (ListPrincipalsResponseObject, error) {
 	limit := page.Limit(req.Params.Limit)
 	after, err := decodeCursor(req.Params.Cursor)

@@ -243,13 +243,9 @@ func (s *Server) GetProfile(ctx context.Context, req GetProfileRequestObject) (G
 
 func (s *Server) ListProfileEvents(ctx context.Context, req ListProfileEventsRequestObject) (ListProfileEventsResponseObject, error) {
 	limit := page.Limit(req.Params.Limit)
-	cursor := ""
-	if req.Params.Cursor != nil {
-		c, err := page.DecodeString(*req.Params.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		cursor = c
+	cursor, err := decodeStringCursor(req.Params.Cursor)
+	if err != nil {
+		return nil, err
 	}
 	name := ""
 	if req.Params.Event != nil {
@@ -259,12 +255,7 @@ func (s *Server) ListProfileEvents(ctx context.Context, req ListProfileEventsReq
 	if err != nil {
 		return nil, err
 	}
-	var next *string
-	if len(list) > limit {
-		list = list[:limit]
-		c := page.EncodeString(list[len(list)-1].Cursor)
-		next = &c
-	}
+	list, next := page.TrimString(list, limit, func(e profiles.StoredEvent) string { return e.Cursor })
 	items := make([]ProfileEvent, len(list))
 	for i, e := range list {
 		var raw map[string]any

@@ -47,23 +47,15 @@ func (s *Server) ListSegments(ctx context.Context, req ListSegmentsRequestObject
 		return nil, err
 	}
 	limit := page.Limit(req.Params.Limit)
-	after := ""
-	if req.Params.Cursor != nil {
-		var err error
-		if after, err = page.DecodeString(*req.Params.Cursor); err != nil {
-			return nil, err
-		}
+	after, err := decodeStringCursor(req.Params.Cursor)
+	if err != nil {
+		return nil, err
 	}
 	list, err := s.profiles.Segments(ctx, req.TenantId, after, limit+1)
 	if err != nil {
 		return nil, err
 	}
-	var next *string
-	if len(list) > limit {
-		list = list[:limit]
-		c := page.EncodeString(list[len(list)-1].ID)
-		next = &c
-	}
+	list, next := page.TrimString(list, limit, func(g profiles.Segment) string { return g.ID })
 	items := make([]Segment, len(list))
 	for i, g := range list {
 		items[i] = toAPISegment(req.TenantId, g)

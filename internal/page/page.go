@@ -69,6 +69,17 @@ func Trim[T any](items []T, limit int, seq func(T) int64) ([]T, *string) {
 	return items, &c
 }
 
+// TrimString is Trim for lists ordered by a store's own position: pos
+// gives an item's position (EncodeString).
+func TrimString[T any](items []T, limit int, pos func(T) string) ([]T, *string) {
+	if len(items) <= limit {
+		return items, nil
+	}
+	items = items[:limit]
+	c := EncodeString(pos(items[len(items)-1]))
+	return items, &c
+}
+
 // EncodeString returns an opaque cursor for a store's own position (a sort
 // key), for lists ordered by something other than a sequence number.
 func EncodeString(pos string) string {

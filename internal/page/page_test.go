@@ -38,3 +38,17 @@ func TestTrim(t *testing.T) {
 		t.Fatalf("Trim of the last page = %v, %v; want no cursor", items, next)
 	}
 }
+
+func TestTrimString(t *testing.T) {
+	id := func(s string) string { return "K#" + s }
+	items, next := TrimString([]string{"a", "b", "c"}, 2, id)
+	if len(items) != 2 || next == nil {
+		t.Fatalf("TrimString of a full page = %v, %v", items, next)
+	}
+	if pos, _ := DecodeString(*next); pos != "K#b" {
+		t.Fatalf("next cursor points after %q; want K#b", pos)
+	}
+	if items, next := TrimString([]string{"a"}, 2, id); len(items) != 1 || next != nil {
+		t.Fatalf("TrimString of the last page = %v, %v; want no cursor", items, next)
+	}
+}

@@ -28,16 +28,42 @@ type fixture struct {
 	seq    int
 }
 
+// sqliteStore opens an embedded store in a temporary directory.
+func sqliteStore(t *testing.T) *sqlitestore.Store {
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "profiles.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// rawFree fails the test if a line of the tenant's raw zone contains s.
+func (f *fixture) rawFree(s string) {
+	f.t.Helper()
+	ctx := context.Background()
+	objects, err := f.raw.List(ctx, f.tenant)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, o := range objects {
+		lines, err := f.raw.Read(ctx, f.tenant, o)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for _, l := range lines {
+			if strings.Contains(string(l), s) {
+				f.t.Fatalf("%s still holds %s", o, l)
+			}
+		}
+	}
+}
+
 // stores runs fn against every profile store.
 func stores(t *testing.T, fn func(t *testing.T, f *fixture)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "profiles.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		fn(t, newFixture(t, st))
+		fn(t, newFixture(t, sqliteStore(t)))
 	})
 	t.Run("dynamodb", func(t *testing.T) {
 		t.Parallel()

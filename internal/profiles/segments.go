@@ -120,7 +120,7 @@ func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment) (
 	if err := g.validate(); err != nil {
 		return Segment{}, err
 	}
-	all, err := s.listSegments(ctx, tenant, "", MaxSegments)
+	all, err := s.Segments(ctx, tenant, "", MaxSegments)
 	if err != nil {
 		return Segment{}, err
 	}
@@ -138,12 +138,6 @@ func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment) (
 	return g, s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: d}, IfAbsent: true}})
 }
 
-// Segments lists the tenant's segments oldest first: at most limit, after
-// the one whose ID is after.
-func (s *Service) Segments(ctx context.Context, tenant, after string, limit int) ([]Segment, error) {
-	return s.listSegments(ctx, tenant, after, limit)
-}
-
 // forgetSegments drops the tenant's cached segments.
 func (s *Service) forgetSegments(tenant string) {
 	s.segments.mu.Lock()
@@ -151,7 +145,9 @@ func (s *Service) forgetSegments(tenant string) {
 	delete(s.segments.m, tenant)
 }
 
-func (s *Service) listSegments(ctx context.Context, tenant, after string, limit int) ([]Segment, error) {
+// Segments lists the tenant's segments oldest first: at most limit (0: all),
+// after the one whose ID is after.
+func (s *Service) Segments(ctx context.Context, tenant, after string, limit int) ([]Segment, error) {
 	items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "SG", After: after, Limit: limit})
 	if err != nil {
 		return nil, err
@@ -213,7 +209,7 @@ func (s *Service) memberships(ctx context.Context, tenant string, traits map[str
 	c, ok := s.segments.m[tenant]
 	s.segments.mu.Unlock()
 	if !ok || now.Before(c.read) || now.Sub(c.read) >= segmentsTTL {
-		all, err := s.listSegments(ctx, tenant, "", 0)
+		all, err := s.Segments(ctx, tenant, "", 0)
 		if err != nil {
 			return nil, err
 		}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/profiles"
-	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
 )
 
 // Memberships follow a profile's traits, merges and unmerges, and a
@@ -92,11 +90,7 @@ func TestSegmentMemberships(t *testing.T) {
 }
 
 func TestSegmentValidationAndLimit(t *testing.T) {
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "profiles.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqliteStore(t)
 	f := newFixture(t, st)
 	ctx := context.Background()
 	cond := []profiles.Condition{{Trait: "plan", Operator: profiles.OpExists}}
@@ -128,11 +122,7 @@ func TestSegmentValidationAndLimit(t *testing.T) {
 // A replica counts a segment made through another one within a second,
 // and its own at once.
 func TestSegmentsReachOtherReplicas(t *testing.T) {
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "profiles.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqliteStore(t)
 	f := newFixture(t, st)
 	ctx := context.Background()
 	now := time.Now()
