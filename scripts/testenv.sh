@@ -138,7 +138,8 @@ start_moto() {
 	local attempt port deadline
 	for attempt in 1 2 3; do
 		port=$(free_port)
-		"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$env_dir/moto.log" 2>&1 &
+		# moto_server, one request at a time (see the script).
+		"$venv/bin/python" "$root/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$env_dir/moto.log" 2>&1 &
 		moto_pid=$!
 		deadline=$((SECONDS + 60))
 		while ((SECONDS < deadline)) && kill -0 "$moto_pid" 2>/dev/null; do
@@ -163,6 +164,17 @@ stop_moto() {
 	kill "$moto_pid" 2>/dev/null || true
 	wait "$moto_pid" 2>/dev/null || true
 	moto_pid=
+}
+
+# moto_errors prints the Python tracebacks in moto's log, the last ones
+# first cut if there are many: an emulator error behind a failed test
+# (a stack left CREATE_IN_PROGRESS by a create that raised half-way) shows
+# only there.
+moto_errors() {
+	local log=$env_dir/moto.log
+	[[ -f $log ]] && grep -q '^Traceback' "$log" || return 0
+	log "moto logged $(grep -c '^Traceback' "$log") tracebacks; the last of them:"
+	awk '/^Traceback/ { tb = 1 } tb { print } /^[A-Za-z_.]+(Error|Exception)/ { tb = 0 }' "$log" | tail -n 120 >&2
 }
 
 cleanup() {
@@ -200,6 +212,9 @@ run() {
 	# Not exec: the EXIT trap must run after CMD to stop the services.
 	local rc=0
 	"$@" || rc=$?
+	if ((rc != 0)); then
+		moto_errors
+	fi
 	exit "$rc"
 }
 

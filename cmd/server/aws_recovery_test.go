@@ -119,7 +119,8 @@ func riverJobs(dbURL string) string {
 		return "(cannot read river_job: " + err.Error() + ")"
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT id, kind, state, attempt, args::text, coalesce(attempted_by[array_upper(attempted_by, 1)], '')
+	rows, err := conn.Query(ctx, `SELECT id, kind, state, attempt, args::text, coalesce(attempted_by[array_upper(attempted_by, 1)], ''),
+			coalesce(extract(epoch FROM now() - attempted_at)::float8, 0), coalesce(errors[array_upper(errors, 1)]->>'error', '')
 		FROM river_job WHERE state NOT IN ('completed', 'discarded', 'cancelled') ORDER BY id`)
 	if err != nil {
 		return "(cannot read river_job: " + err.Error() + ")"
@@ -128,13 +129,14 @@ func riverJobs(dbURL string) string {
 	var b strings.Builder
 	for rows.Next() {
 		var (
-			id, attempt           int64
-			kind, state, args, by string
+			id, attempt                    int64
+			kind, state, args, by, lastErr string
+			since                          float64
 		)
-		if err := rows.Scan(&id, &kind, &state, &attempt, &args, &by); err != nil {
+		if err := rows.Scan(&id, &kind, &state, &attempt, &args, &by, &since, &lastErr); err != nil {
 			return b.String() + "(scan: " + err.Error() + ")"
 		}
-		fmt.Fprintf(&b, "  job %d %s %s attempt %d by %s %s\n", id, kind, state, attempt, by, args)
+		fmt.Fprintf(&b, "  job %d %s %s attempt %d by %s %.1fs ago %s %s\n", id, kind, state, attempt, by, since, args, lastErr)
 	}
 	return b.String()
 }
@@ -267,6 +269,8 @@ func TestAWSCrashRecovery(t *testing.T) {
 					t.Logf("jobs the first process left unfinished when it was killed (River rescues a "+
 						"\"running\" one only after RescueStuckJobsAfter, an hour by default):\n%s"+
 						"unfinished jobs now:\n%s", orphans, riverJobs(dbURL))
+					t.Logf("pools as the server has them: %v\nstacks as moto has them:\n%s",
+						poolsByRegion(t, second.URL, admin), motoStatuses(t, moto, regions))
 				}
 			}()
 			awaitTenants(t, second.URL, admin, group.ids, "active", 45*time.Second)
@@ -297,6 +301,21 @@ func TestAWSCrashRecovery(t *testing.T) {
 			t.Errorf("moto has %d pool stacks in %s, want 1", n, region)
 		}
 	}
+}
+
+// motoStatuses lists the emulator's stacks in regions with their real
+// status, which the proxy's rules do not rewrite: a stack whose create
+// raised half-way in the emulator stays CREATE_IN_PROGRESS there for good.
+func motoStatuses(t *testing.T, moto string, regions []string) string {
+	var b strings.Builder
+	for _, region := range regions {
+		for name, stacks := range liveStacks(t, moto, region) {
+			for _, s := range stacks {
+				fmt.Fprintf(&b, "  %s %s: %s %s\n", region, name, s.StackStatus, aws.ToString(s.StackStatusReason))
+			}
+		}
+	}
+	return b.String()
 }
 
 // TestAWSThreeReplicas runs three replicas on one database, onboards 100

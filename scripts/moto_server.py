@@ -1,0 +1,64 @@
+"""The moto server, one request at a time.
+
+moto's backends are plain Python dicts with no locking, and moto_server
+runs every request in its own thread. Under the test suite's concurrency
+that raises errors half-way through a request ("dictionary changed size
+during iteration" in a DynamoDB transaction's copy of its table, or in a
+CloudFormation create that then leaves its stack CREATE_IN_PROGRESS for
+good, as no real stack ever stays). This runs the same application as
+moto_server, still accepting connections on many threads, but handles one
+request at a time: each request is atomic, as each is in AWS.
+
+Usage: python moto_server.py [-H HOST] [-p PORT]
+"""
+
+import argparse
+import os
+import threading
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import run_simple
+
+
+class OneAtATime:
+    """A WSGI middleware that runs the application under one lock, its
+    response body included."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self.lock:
+            body = self.app(environ, start_response)
+            try:
+                return [b"".join(body)]
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args()
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True  # as moto_server: errors are logged with their traceback
+    run_simple(
+        args.host,
+        args.port,
+        OneAtATime(app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+
+
+if __name__ == "__main__":
+    main()
