@@ -307,6 +307,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	return errors.Join(httpErr, jobsErr)
 }
 
+// purgeBudget is how long the offboarding job's hook purges profile items
+// in one run: well inside River's job timeout (a minute by default), with
+// the revocations before it and the teardown after it.
+const purgeBudget = 30 * time.Second
+
 // beforeTeardown returns the provisioner's BeforeTeardown hook: before an
 // offboarded tenant's stacks are taken away it revokes the tenant's
 // grants, then revokes its sources, so that no write key of the tenant
@@ -322,7 +327,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 // home Region is not ready has no table left to purge: its placement is
 // being or has been deleted (a dedicated table with its stack, a pooled
 // slice only after an earlier run of this hook purged it), or it never
-// became ready, and nothing was written.
+// became ready, and nothing was written. A purge longer than purgeBudget
+// (a large pool table) snoozes the job and goes on in its next run.
 func beforeTeardown(grantSvc *grants.Service, tenantSvc *tenants.Service, sources *profiles.Sources, profileSvc *profiles.Service, dedicatedTables bool, log *slog.Logger) func(context.Context, string) error {
 	return func(ctx context.Context, tenantID string) error {
 		if err := grantSvc.RevokeAll(ctx, tenantID); err != nil {
@@ -342,10 +348,17 @@ func beforeTeardown(grantSvc *grants.Service, tenantSvc *tenants.Service, source
 				return nil
 			}
 		}
-		deleted, err := profileSvc.PurgeTenant(ctx, tenantID)
+		deleted, err := profileSvc.PurgeTenant(ctx, tenantID, purgeBudget)
 		if errors.Is(err, provisioner.ErrNotReady) || errors.Is(err, profiles.ErrNotReady) {
 			log.DebugContext(ctx, "offboarding: no profile table left to purge", "tenant_id", tenantID, "sources_revoked", revoked)
 			return nil
+		}
+		if errors.Is(err, profiles.ErrPurgeUnfinished) {
+			// Not a failure: the job runs again in a second, without using up
+			// an attempt, and the purge goes on where it stopped.
+			log.InfoContext(ctx, "offboarding: profile purge continues in the next run", "tenant_id", tenantID,
+				"profile_items_deleted", deleted)
+			return river.JobSnooze(time.Second)
 		}
 		if err != nil {
 			return err

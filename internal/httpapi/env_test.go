@@ -128,7 +128,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 			if _, err := sources.RevokeAll(ctx, id); err != nil {
 				return err
 			}
-			_, err := ps.PurgeTenant(ctx, id)
+			_, err := ps.PurgeTenant(ctx, id, 0)
 			return err
 		},
 	})

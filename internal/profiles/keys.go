@@ -18,6 +18,7 @@ import (
 //	TENANT#t#C                  identity                the identity configuration
 //	TENANT#t#X#<erasure>        X                       an erasure and its progress
 //	TENANT#t#SG                 <segment id>            a segment (IDs sort by creation time)
+//	TENANT#t#~purge             <segment>/<segments>    how far an offboarding purge's scan got (DynamoDB only)
 //
 // A profile is a set of members under one root; its ID is the root's. A
 // merge re-points the merged members at the survivor, an unmerge points a
@@ -44,7 +45,7 @@ import (
 //	segments                  Query SG (list, and memberships on a profile read, at most
 //	                          once a second a replica); Get, Transact to make or delete one
 //	offboard (job only)       Store.DeleteTenant: a key-range delete, or a filtered Scan of
-//	                          the pool table on DynamoDB
+//	                          the pool table on DynamoDB, resumed across job runs
 //
 // No request path scans.
 

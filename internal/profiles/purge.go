@@ -2,7 +2,9 @@ package profiles
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 )
 
 // TenantKeyPrefix returns the prefix of every partition key of the tenant's
@@ -20,6 +22,11 @@ func TenantKeyPrefix(tenant string) (string, error) {
 	return prefix, nil
 }
 
+// ErrPurgeUnfinished is returned by PurgeTenant when its time is up before
+// the tenant's items are all deleted: the store kept its progress, and the
+// next call goes on from there.
+var ErrPurgeUnfinished = errors.New("profile purge unfinished")
+
 // PurgeTenant deletes every profile item of an offboarded tenant (profiles,
 // identifiers, events, merges, deduplication and suppression records, its
 // identity configuration and erasures) and returns how many it deleted. It
@@ -30,8 +37,21 @@ func TenantKeyPrefix(tenant string) (string, error) {
 // sources: Sources.RevokeAll). The raw zone is not touched: its objects go
 // with the tenant's buckets or prefix when the tenant is offboarded with
 // purge.
-func (s *Service) PurgeTenant(ctx context.Context, tenant string) (int, error) {
-	n, err := s.store.DeleteTenant(ctx, tenant)
+//
+// It works for at most budget (no limit if budget <= 0, but ctx's), then
+// returns what it deleted and ErrPurgeUnfinished: a large pool table
+// takes more than one job run, and the store resumes where it stopped.
+func (s *Service) PurgeTenant(ctx context.Context, tenant string, budget time.Duration) (int, error) {
+	work := ctx
+	if budget > 0 {
+		var cancel context.CancelFunc
+		work, cancel = context.WithTimeout(ctx, budget)
+		defer cancel()
+	}
+	n, err := s.store.DeleteTenant(work, tenant)
+	if err != nil && ctx.Err() == nil && errors.Is(work.Err(), context.DeadlineExceeded) {
+		return n, fmt.Errorf("purge profile items of %s: %w after %s (%d items deleted in this run)", tenant, ErrPurgeUnfinished, budget, n)
+	}
 	if err != nil {
 		return n, fmt.Errorf("purge profile items of %s: %w", tenant, err)
 	}

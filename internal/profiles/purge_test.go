@@ -1,8 +1,11 @@
 package profiles_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -22,7 +25,7 @@ func TestPurgeTenant(t *testing.T) {
 			)
 		}
 		ctx := t.Context()
-		n, err := f.svc.PurgeTenant(ctx, f.tenant)
+		n, err := f.svc.PurgeTenant(ctx, f.tenant, 0)
 		if err != nil || n == 0 {
 			t.Fatalf("PurgeTenant: %d, %v; want items deleted", n, err)
 		}
@@ -34,11 +37,55 @@ func TestPurgeTenant(t *testing.T) {
 		if p := other.lookup(profiles.IDEmail, "u1@example.com"); len(p.Identifiers) != 3 {
 			t.Errorf("the other tenant's profile after the purge: %+v", p)
 		}
-		if n, err := f.svc.PurgeTenant(ctx, f.tenant); err != nil || n != 0 {
+		if n, err := f.svc.PurgeTenant(ctx, f.tenant, 0); err != nil || n != 0 {
 			t.Errorf("second PurgeTenant: %d, %v; want 0", n, err)
 		}
-		if _, err := f.svc.PurgeTenant(ctx, "ten_a"); !errors.Is(err, profiles.ErrInvalidInput) {
+		if _, err := f.svc.PurgeTenant(ctx, "ten_a", 0); !errors.Is(err, profiles.ErrInvalidInput) {
 			t.Errorf("PurgeTenant of a malformed ID: %v, want ErrInvalidInput", err)
+		}
+	})
+}
+
+// TestPurgeTenantInRuns gives PurgeTenant less time than the purge takes:
+// it reports ErrPurgeUnfinished (and a cancelled caller gets its own
+// error, not that one), and calls with a budget again finish the purge.
+func TestPurgeTenantInRuns(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		for i := range 10 {
+			f.send(f.ev(map[string]any{"userId": fmt.Sprint("u", i), "email": fmt.Sprintf("u%d@example.com", i)}))
+		}
+		ctx := t.Context()
+		total, err := f.svc.PurgeTenant(ctx, f.tenant, time.Nanosecond)
+		if !errors.Is(err, profiles.ErrPurgeUnfinished) {
+			t.Fatalf("PurgeTenant with 1ns: %d, %v; want ErrPurgeUnfinished", total, err)
+		}
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if n, err := f.svc.PurgeTenant(cancelled, f.tenant, time.Hour); !errors.Is(err, context.Canceled) || errors.Is(err, profiles.ErrPurgeUnfinished) {
+			t.Fatalf("PurgeTenant of a cancelled caller: %d, %v; want context.Canceled", n, err)
+		} else {
+			total += n
+		}
+		for run := 0; ; run++ {
+			n, err := f.svc.PurgeTenant(ctx, f.tenant, 20*time.Millisecond)
+			total += n
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, profiles.ErrPurgeUnfinished) || run == 1000 {
+				t.Fatalf("PurgeTenant run %d: %v", run, err)
+			}
+		}
+		// total may fall short of the items deleted: a run cut while a
+		// delete call was in flight does not know it landed.
+		t.Logf("%d items deleted as counted", total)
+		for i := range 10 {
+			if _, err := f.svc.Lookup(ctx, f.tenant, profiles.Identifier{Type: profiles.IDUserID, Value: fmt.Sprint("u", i)}); !errors.Is(err, profiles.ErrProfileNotFound) {
+				t.Errorf("lookup of u%d after the purge: %v, want ErrProfileNotFound", i, err)
+			}
+		}
+		if n, err := f.svc.PurgeTenant(ctx, f.tenant, 0); err != nil || n != 0 {
+			t.Errorf("PurgeTenant after the last run: %d, %v; want 0", n, err)
 		}
 	})
 }

@@ -109,7 +109,9 @@ type Store interface {
 	// path: it reads the tenant's whole key range on SQLite and scans the
 	// whole table on DynamoDB. It is not atomic, and items the tenant
 	// writes while it runs may survive it; calling it again deletes what is
-	// left (and returns 0 once nothing is). A tenant that is not a tenant
-	// ID is ErrInvalidInput, and deletes nothing.
+	// left (and returns 0 once nothing is). A call cut short by ctx keeps
+	// what it deleted, and on DynamoDB its progress through the table, so
+	// that the next call does not read it again. A tenant that is not a
+	// tenant ID is ErrInvalidInput, and deletes nothing.
 	DeleteTenant(ctx context.Context, tenant string) (int, error)
 }

@@ -45,7 +45,9 @@ type Config struct {
 	Logger *slog.Logger
 	// BeforeTeardown, if set, runs before an offboarded tenant's stacks
 	// and slices are taken away (the grants broker revokes the tenant's
-	// grants there). An error retries the job.
+	// grants there). An error retries the job; river.JobSnooze runs it
+	// again later without using up an attempt (a long purge goes on that
+	// way).
 	BeforeTeardown func(ctx context.Context, tenantID string) error
 }
 

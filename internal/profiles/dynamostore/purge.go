@@ -26,6 +26,13 @@ import (
 // offboarding job, never on a request path. (A dedicated tenant's table is
 // deleted with its stack, and need not be purged.)
 //
+// On a large pool table that takes longer than one job run, so the scan
+// keeps its progress: after each page it stores where its segment stands
+// (see purgeProgressPK), and a call cut short, by its context or an error,
+// is resumed by the next call from there rather than from the start of the
+// table. Only the page in flight is read again. Once every segment is
+// through, the progress is deleted, and a later call scans from the start.
+//
 // It returns how many items it deleted before an error, with the error.
 func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 	prefix, err := profiles.TenantKeyPrefix(tenant)
@@ -36,34 +43,52 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var deleted atomic.Int64
-	eg, ctx := errgroup.WithContext(ctx)
 	segments := int32(s.parallelism)
+	progressPK := prefix + purgeProgressSuffix
+	progress, stale, err := s.purgeProgress(ctx, t, progressPK, segments)
+	if err != nil {
+		return 0, fmt.Errorf("dynamostore: delete tenant %s: %w", tenant, err)
+	}
+	var deleted atomic.Int64
+	eg, gctx := errgroup.WithContext(ctx)
 	for segment := range segments {
+		start, resumed := progress[segment]
+		if resumed && start == nil {
+			continue // through in an earlier call
+		}
 		eg.Go(func() error {
 			input := &dynamodb.ScanInput{
-				TableName:                 aws.String(t.name),
-				FilterExpression:          aws.String("begins_with(#pk, :prefix)"),
-				ProjectionExpression:      aws.String("#pk, #sk"),
-				ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":prefix": attrS(prefix)},
+				TableName:                aws.String(t.name),
+				FilterExpression:         aws.String("begins_with(#pk, :prefix) AND #pk <> :progress"),
+				ProjectionExpression:     aws.String("#pk, #sk"),
+				ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK},
+				ExpressionAttributeValues: map[string]types.AttributeValue{
+					":prefix": attrS(prefix), ":progress": attrS(progressPK),
+				},
 				// Consistent, so that no item written before the call is
 				// missed.
-				ConsistentRead: aws.Bool(true),
-				Segment:        aws.Int32(segment),
-				TotalSegments:  aws.Int32(segments),
+				ConsistentRead:    aws.Bool(true),
+				Segment:           aws.Int32(segment),
+				TotalSegments:     aws.Int32(segments),
+				ExclusiveStartKey: start,
+			}
+			if s.purgePageSize > 0 {
+				input.Limit = aws.Int32(s.purgePageSize)
 			}
 			for {
-				page, err := t.client.Scan(ctx, input)
+				page, err := t.client.Scan(gctx, input)
 				if err != nil {
 					return fmt.Errorf("dynamostore: delete tenant %s: scan %s: %w", tenant, t.name, err)
 				}
 				for start := 0; start < len(page.Items); start += batchWriteMax {
 					chunk := page.Items[start:min(start+batchWriteMax, len(page.Items))]
-					if err := s.deleteBatch(ctx, t, chunk); err != nil {
+					if err := s.deleteBatch(gctx, t, chunk); err != nil {
 						return fmt.Errorf("dynamostore: delete tenant %s: %w", tenant, err)
 					}
 					deleted.Add(int64(len(chunk)))
+				}
+				if err := s.savePurgeProgress(gctx, t, progressPK, segment, segments, page.LastEvaluatedKey); err != nil {
+					return fmt.Errorf("dynamostore: delete tenant %s: %w", tenant, err)
 				}
 				if len(page.LastEvaluatedKey) == 0 {
 					return nil
@@ -72,9 +97,106 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 			}
 		})
 	}
-	err = eg.Wait()
-	return int(deleted.Load()), err
+	if err := eg.Wait(); err != nil {
+		return int(deleted.Load()), err
+	}
+	if err := s.forgetPurgeProgress(ctx, t, progressPK, segments, stale); err != nil {
+		return int(deleted.Load()), fmt.Errorf("dynamostore: delete tenant %s: %w", tenant, err)
+	}
+	return int(deleted.Load()), nil
 }
+
+// purgeProgressSuffix makes, after a tenant's key prefix, the partition
+// of its DeleteTenant progress: one item a scan segment, sort key
+// "<segment>/<segments>", holding the key the segment's next page starts
+// after (next_pk, next_sk), or done once the segment is through. The scan
+// skips the partition, and deletes it last. No profile key starts with
+// '~'.
+const purgeProgressSuffix = "~purge"
+
+const (
+	attrNextPK = "next_pk"
+	attrNextSK = "next_sk"
+	attrDone   = "done"
+)
+
+// purgeProgress reads the progress of an earlier DeleteTenant of the
+// partition: for each segment it recorded, the key to start after, or nil
+// if the segment is through. Progress recorded with another number of
+// segments (Config.Parallelism changed since) cannot be resumed, and is
+// left out: the scan starts over.
+func (s *Store) purgeProgress(ctx context.Context, t table, progressPK string, segments int32) (progress map[int32]map[string]types.AttributeValue, stale []string, err error) {
+	out, err := t.client.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(t.name),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": attrS(progressPK)},
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read purge progress: %w", err)
+	}
+	progress = map[int32]map[string]types.AttributeValue{}
+	for _, it := range out.Items {
+		var segment, total int32
+		sk, _ := it[attrSK].(*types.AttributeValueMemberS)
+		if sk == nil {
+			continue
+		}
+		if _, err := fmt.Sscanf(sk.Value, "%d/%d", &segment, &total); err != nil || total != segments || segment < 0 || segment >= total {
+			stale = append(stale, sk.Value)
+			continue
+		}
+		if done, ok := it[attrDone].(*types.AttributeValueMemberBOOL); ok && done.Value {
+			progress[segment] = nil
+			continue
+		}
+		nextPK, ok1 := it[attrNextPK].(*types.AttributeValueMemberS)
+		nextSK, ok2 := it[attrNextSK].(*types.AttributeValueMemberS)
+		if ok1 && ok2 {
+			progress[segment] = map[string]types.AttributeValue{attrPK: attrS(nextPK.Value), attrSK: attrS(nextSK.Value)}
+		}
+	}
+	return progress, stale, nil
+}
+
+// savePurgeProgress records that segment's next page starts after next, or
+// that the segment is through if next is empty.
+func (s *Store) savePurgeProgress(ctx context.Context, t table, progressPK string, segment, segments int32, next map[string]types.AttributeValue) error {
+	item := map[string]types.AttributeValue{
+		attrPK: attrS(progressPK),
+		attrSK: attrS(progressSK(segment, segments)),
+	}
+	if len(next) == 0 {
+		item[attrDone] = &types.AttributeValueMemberBOOL{Value: true}
+	} else {
+		item[attrNextPK], item[attrNextSK] = next[attrPK], next[attrSK]
+	}
+	if _, err := t.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(t.name), Item: item}); err != nil {
+		return fmt.Errorf("save purge progress: %w", err)
+	}
+	return nil
+}
+
+// forgetPurgeProgress deletes the progress items: one a segment, and
+// stale, those of a run with another number of segments.
+func (s *Store) forgetPurgeProgress(ctx context.Context, t table, progressPK string, segments int32, stale []string) error {
+	var keys []map[string]types.AttributeValue
+	for segment := range segments {
+		keys = append(keys, keyAttrs(profiles.Key{PK: progressPK, SK: progressSK(segment, segments)}))
+	}
+	for _, sk := range stale {
+		keys = append(keys, keyAttrs(profiles.Key{PK: progressPK, SK: sk}))
+	}
+	for start := 0; start < len(keys); start += batchWriteMax {
+		if err := s.deleteBatch(ctx, t, keys[start:min(start+batchWriteMax, len(keys))]); err != nil {
+			return fmt.Errorf("delete purge progress: %w", err)
+		}
+	}
+	return nil
+}
+
+func progressSK(segment, segments int32) string { return fmt.Sprintf("%d/%d", segment, segments) }
 
 // deleteBatch deletes the items of keys (key attributes, at most 25,
 // distinct) with BatchWriteItem, retrying unprocessed items.

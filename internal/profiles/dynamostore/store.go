@@ -132,6 +132,9 @@ type Config struct {
 	Parallelism int
 	// Now is the clock that decides expiry; default time.Now.
 	Now func() time.Time
+	// PurgePageSize is the Limit of each Scan page of DeleteTenant, the
+	// most items a page reads; default 0, DynamoDB's own pages of 1 MB.
+	PurgePageSize int32
 }
 
 // Store is the DynamoDB profiles.Store. Create it with New; it is safe for
@@ -143,6 +146,7 @@ type Store struct {
 	maxBackoff         time.Duration
 	maxConflictRetries int
 	parallelism        int
+	purgePageSize      int32
 	now                func() time.Time
 }
 
@@ -155,6 +159,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.Parallelism < 0 {
 		return nil, fmt.Errorf("dynamostore: Parallelism must not be negative, got %d", cfg.Parallelism)
+	}
+	if cfg.PurgePageSize < 0 {
+		return nil, fmt.Errorf("dynamostore: PurgePageSize must not be negative, got %d", cfg.PurgePageSize)
 	}
 	if cfg.MaxBackoff == 0 {
 		// Ours, not awsclient's: a profile call is on an API request's path.
@@ -200,6 +207,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		maxBackoff:         b.MaxBackoff,
 		maxConflictRetries: cfg.MaxConflictRetries,
 		parallelism:        cfg.Parallelism,
+		purgePageSize:      cfg.PurgePageSize,
 		now:                cfg.Now,
 	}, nil
 }

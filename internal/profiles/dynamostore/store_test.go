@@ -171,6 +171,7 @@ func TestNewValidates(t *testing.T) {
 		"negative attempts": {AWS: &awsCfg, Tables: oneTable(regionA, "t"), MaxAttempts: -1},
 		"negative backoff":  {AWS: &awsCfg, Tables: oneTable(regionA, "t"), MaxBackoff: -1},
 		"negative parallel": {AWS: &awsCfg, Tables: oneTable(regionA, "t"), Parallelism: -1},
+		"negative page":     {AWS: &awsCfg, Tables: oneTable(regionA, "t"), PurgePageSize: -1},
 	} {
 		if _, err := dynamostore.New(t.Context(), cfg); err == nil {
 			t.Errorf("New (%s): no error", name)
