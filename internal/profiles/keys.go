@@ -18,6 +18,7 @@ import (
 //	TENANT#t#C                  identity                the identity configuration
 //	TENANT#t#X#<erasure>        X                       an erasure and its progress
 //	TENANT#t#SG                 <segment id>            a segment (IDs sort by creation time)
+//	TENANT#t#SC                 count                   how many segments the tenant has
 //	TENANT#t#~purge             <segment>/<segments>    how far an offboarding purge's scan got (DynamoDB only)
 //
 // A profile is a set of members under one root; its ID is the root's. A
@@ -43,7 +44,8 @@ import (
 //	erase                     get a profile; Query M#<member> per member; Get D per event;
 //	                          Transact deletes (I or suppressed I first); raw zone rewrites
 //	segments                  Query SG (list, and memberships on a profile read, at most
-//	                          once a second a replica); Get, Transact to make or delete one
+//	                          once a second a replica); Get; make or delete one: Get SC,
+//	                          Transact (the segment, SC if its version)
 //	offboard (job only)       Store.DeleteTenant: a key-range delete, or a filtered Scan of
 //	                          the pool table on DynamoDB, resumed across job runs
 //

@@ -120,13 +120,6 @@ func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment) (
 	if err := g.validate(); err != nil {
 		return Segment{}, err
 	}
-	all, err := s.Segments(ctx, tenant, "", MaxSegments)
-	if err != nil {
-		return Segment{}, err
-	}
-	if len(all) >= MaxSegments {
-		return Segment{}, ErrSegmentLimit
-	}
 	now := s.now().UTC().Truncate(time.Millisecond)
 	g.ID, g.CreatedAt = newSegmentID(now), now
 	d, err := json.Marshal(g)
@@ -135,7 +128,71 @@ func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment) (
 	}
 	k := segmentKey(tenant, g.ID)
 	defer s.forgetSegments(tenant)
-	return g, s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: d}, IfAbsent: true}})
+	// The ID is new: a failed condition is the count's.
+	err = s.countSegments(ctx, tenant, +1, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: d}, IfAbsent: true}, func() (bool, error) { return false, nil })
+	if err != nil {
+		return Segment{}, err
+	}
+	return g, nil
+}
+
+// segmentCountKey is the item that counts a tenant's segments. Every
+// create and delete changes it, conditioned on its version, in the
+// transaction that writes the segment, so that creates racing on replicas
+// cannot pass MaxSegments.
+func segmentCountKey(tenant string) Key { return Key{PK: tenantPrefix(tenant) + "SC", SK: "count"} }
+
+// segmentCountRetries is how many times a segment change that lost a race
+// for the count is tried again. Each loss means another change won, so
+// only a burst of more changes than this at once can exhaust it.
+const segmentCountRetries = 32
+
+// countSegments applies op (a segment's put or delete) with the tenant's
+// segment count moved by delta, refusing a create at MaxSegments. When
+// the transaction fails a condition, gone reports whether op's own
+// condition failed (the segment is not there to delete): then it returns
+// ErrSegmentNotFound, else it tries again with the count read anew.
+func (s *Service) countSegments(ctx context.Context, tenant string, delta int, op Op, gone func() (bool, error)) error {
+	key := segmentCountKey(tenant)
+	for range segmentCountRetries {
+		counter := Op{Put: &Item{PK: key.PK, SK: key.SK}}
+		var count struct {
+			N int `json:"n"`
+		}
+		it, ok, err := s.store.Get(ctx, key)
+		switch {
+		case err != nil:
+			return err
+		case ok:
+			if err := json.Unmarshal(it.Data, &count); err != nil {
+				return fmt.Errorf("segment count of %s: %w", tenant, err)
+			}
+			counter.IfVersion = it.Version
+		default:
+			// No count yet: count the segments there are.
+			all, err := s.Segments(ctx, tenant, "", 0)
+			if err != nil {
+				return err
+			}
+			count.N, counter.IfAbsent = len(all), true
+		}
+		if delta > 0 && count.N >= MaxSegments {
+			return ErrSegmentLimit
+		}
+		count.N = max(count.N+delta, 0)
+		counter.Put.Data, _ = json.Marshal(count)
+		err = s.store.Transact(ctx, []Op{op, counter})
+		if !errors.Is(err, ErrConditionFailed) {
+			return err
+		}
+		if missing, err := gone(); err != nil || missing {
+			if err == nil {
+				err = ErrSegmentNotFound
+			}
+			return err
+		}
+	}
+	return fmt.Errorf("segments of %s changed by %d other requests meanwhile: try again", tenant, segmentCountRetries)
 }
 
 // forgetSegments drops the tenant's cached segments.
@@ -178,11 +235,10 @@ func (s *Service) GetSegment(ctx context.Context, tenant, id string) (Segment, e
 func (s *Service) DeleteSegment(ctx context.Context, tenant, id string) error {
 	k := segmentKey(tenant, id)
 	defer s.forgetSegments(tenant)
-	err := s.store.Transact(ctx, []Op{{Delete: &k, IfExists: true}})
-	if errors.Is(err, ErrConditionFailed) {
-		return ErrSegmentNotFound
-	}
-	return err
+	return s.countSegments(ctx, tenant, -1, Op{Delete: &k, IfExists: true}, func() (bool, error) {
+		_, ok, err := s.store.Get(ctx, k)
+		return !ok, err
+	})
 }
 
 // segmentsTTL is how long a replica evaluates memberships with the

@@ -2,9 +2,11 @@ package profiles_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,6 +119,71 @@ func TestSegmentValidationAndLimit(t *testing.T) {
 	if _, err := f.svc.CreateSegment(ctx, f.tenant, profiles.Segment{Name: "one too many", Conditions: cond}); !errors.Is(err, profiles.ErrSegmentLimit) {
 		t.Fatalf("segment %d: %v, want ErrSegmentLimit", profiles.MaxSegments+1, err)
 	}
+}
+
+// Creates racing for the last free places, as replicas would, get exactly
+// those places; the rest are refused with ErrSegmentLimit. The tenant's
+// first segments are stored as before the count existed, so the first
+// create also counts them.
+func TestSegmentLimitUnderConcurrency(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		cond := []profiles.Condition{{Trait: "plan", Operator: profiles.OpExists}}
+		const free = 5
+		var items []profiles.Item
+		for i := range profiles.MaxSegments - free {
+			g := profiles.Segment{ID: fmt.Sprintf("seg_%06d", i), Name: fmt.Sprint("s", i), Match: "all", Conditions: cond, CreatedAt: time.Now()}
+			d, err := json.Marshal(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			items = append(items, profiles.Item{PK: "TENANT#" + f.tenant + "#SG", SK: g.ID, Data: d})
+		}
+		if err := f.store.PutBatch(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		race := func(n int) (made []string, refused int) {
+			t.Helper()
+			var (
+				mu sync.Mutex
+				wg sync.WaitGroup
+			)
+			for i := range n {
+				wg.Go(func() {
+					g, err := f.svc.CreateSegment(ctx, f.tenant, profiles.Segment{Name: fmt.Sprint("racer", i), Conditions: cond})
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						made = append(made, g.ID)
+					case errors.Is(err, profiles.ErrSegmentLimit):
+						refused++
+					default:
+						t.Errorf("racer %d: %v", i, err)
+					}
+				})
+			}
+			wg.Wait()
+			return made, refused
+		}
+		made, refused := race(20)
+		if len(made) != free || refused != 20-free {
+			t.Fatalf("20 creates racing for %d places: %d made, %d refused", free, len(made), refused)
+		}
+		if all, err := f.svc.Segments(ctx, f.tenant, "", 0); err != nil || len(all) != profiles.MaxSegments {
+			t.Fatalf("%d segments stored (%v), want %d", len(all), err, profiles.MaxSegments)
+		}
+		// A delete frees one place, for one of the next racers.
+		if err := f.svc.DeleteSegment(ctx, f.tenant, made[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.DeleteSegment(ctx, f.tenant, made[0]); !errors.Is(err, profiles.ErrSegmentNotFound) {
+			t.Fatalf("second delete: %v, want ErrSegmentNotFound", err)
+		}
+		if made, refused := race(4); len(made) != 1 || refused != 3 {
+			t.Fatalf("4 creates racing for the place a delete freed: %d made, %d refused", len(made), refused)
+		}
+	})
 }
 
 // A replica counts a segment made through another one within a second,
