@@ -129,7 +129,23 @@ func startServerHooks(t testing.TB, ctx context.Context, vars map[string]string,
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	h.ready = ready
-	go func() { done <- serve(ctx, cfg, io.Discard, io.Discard, h) }()
+	// The server stops when the test ends, if ctx has not stopped it, and
+	// the test waits for it: a server still writing to its data directory
+	// would make the directory's removal fail.
+	ctx, cancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		done <- serve(ctx, cfg, io.Discard, io.Discard, h)
+		close(stopped)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-stopped:
+		case <-time.After(30 * time.Second):
+			t.Error("server still running 30s after the test ended")
+		}
+	})
 	select {
 	case addr := <-ready:
 		return "http://" + addr, done
