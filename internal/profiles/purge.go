@@ -22,25 +22,31 @@ func TenantKeyPrefix(tenant string) (string, error) {
 	return prefix, nil
 }
 
-// ErrPurgeUnfinished is returned by PurgeTenant when its time is up before
-// the tenant's items are all deleted: the store kept its progress, and the
-// next call goes on from there.
+// ErrPurgeUnfinished is in the error of a Store.DeleteTenant, and of
+// PurgeTenant, whose context ended after it made progress that the next
+// call keeps: items deleted, or (DynamoDB) its position in the table
+// saved. A call that ends without any progress returns only its
+// context's error.
 var ErrPurgeUnfinished = errors.New("profile purge unfinished")
 
 // PurgeTenant deletes every profile item of an offboarded tenant (profiles,
 // identifiers, events, merges, deduplication and suppression records, its
-// identity configuration and erasures) and returns how many it deleted. It
-// is for the offboarding job only: it reads the tenant's whole key range,
-// or the whole table on DynamoDB (see Store.DeleteTenant). It is
-// idempotent: run again (after a crash, or to catch a write that raced
+// identity configuration, segments and erasures) and returns how many it
+// deleted. It is for the offboarding job only: it reads the tenant's whole
+// key range, or the whole table on DynamoDB (see Store.DeleteTenant). It
+// is idempotent: run again (after a crash, or to catch a write that raced
 // it), it deletes what is left. Stop the tenant's writes first (revoke its
 // sources: Sources.RevokeAll). The raw zone is not touched: its objects go
 // with the tenant's buckets or prefix when the tenant is offboarded with
 // purge.
 //
-// It works for at most budget (no limit if budget <= 0, but ctx's), then
-// returns what it deleted and ErrPurgeUnfinished: a large pool table
-// takes more than one job run, and the store resumes where it stopped.
+// It works for at most budget (no limit if budget <= 0, but ctx's). When
+// that is up it returns what it deleted and, if it made progress, an
+// error that is ErrPurgeUnfinished: a large pool table takes more than
+// one job run, and the store resumes where it stopped. A budget that ends
+// before any progress is an error like any other (context.DeadlineExceeded),
+// so that a store that cannot move forward fails the job rather than
+// running it for ever.
 func (s *Service) PurgeTenant(ctx context.Context, tenant string, budget time.Duration) (int, error) {
 	work := ctx
 	if budget > 0 {
@@ -49,11 +55,8 @@ func (s *Service) PurgeTenant(ctx context.Context, tenant string, budget time.Du
 		defer cancel()
 	}
 	n, err := s.store.DeleteTenant(work, tenant)
-	if err != nil && ctx.Err() == nil && errors.Is(work.Err(), context.DeadlineExceeded) {
-		return n, fmt.Errorf("purge profile items of %s: %w after %s (%d items deleted in this run)", tenant, ErrPurgeUnfinished, budget, n)
-	}
 	if err != nil {
-		return n, fmt.Errorf("purge profile items of %s: %w", tenant, err)
+		return n, fmt.Errorf("purge profile items of %s (%d deleted in this call): %w", tenant, n, err)
 	}
 	return n, nil
 }

@@ -111,7 +111,8 @@ type Store interface {
 	// writes while it runs may survive it; calling it again deletes what is
 	// left (and returns 0 once nothing is). A call cut short by ctx keeps
 	// what it deleted, and on DynamoDB its progress through the table, so
-	// that the next call does not read it again. A tenant that is not a
-	// tenant ID is ErrInvalidInput, and deletes nothing.
+	// that the next call does not read it again; its error is then also
+	// ErrPurgeUnfinished. A tenant that is not a tenant ID is
+	// ErrInvalidInput, and deletes nothing.
 	DeleteTenant(ctx context.Context, tenant string) (int, error)
 }

@@ -3,7 +3,9 @@ package dynamostore
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -28,12 +30,13 @@ import (
 //
 // On a large pool table that takes longer than one job run, so the scan
 // keeps its progress: after each page it stores where its segment stands
-// (see purgeProgressPK), and a call cut short, by its context or an error,
+// (see purgeProgressSuffix), and a call cut short, by its context or an error,
 // is resumed by the next call from there rather than from the start of the
 // table. Only the page in flight is read again. Once every segment is
 // through, the progress is deleted, and a later call scans from the start.
 //
-// It returns how many items it deleted before an error, with the error.
+// It returns how many items it deleted before an error, with the error
+// (also profiles.ErrPurgeUnfinished if ctx ended after some progress).
 func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 	prefix, err := profiles.TenantKeyPrefix(tenant)
 	if err != nil {
@@ -49,7 +52,16 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("dynamostore: delete tenant %s: %w", tenant, err)
 	}
-	var deleted atomic.Int64
+	var (
+		deleted atomic.Int64
+		moved   atomic.Bool // a page's deletes or position kept
+	)
+	fail := func(err error) (int, error) {
+		if moved.Load() && ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", profiles.ErrPurgeUnfinished, err)
+		}
+		return int(deleted.Load()), err
+	}
 	eg, gctx := errgroup.WithContext(ctx)
 	for segment := range segments {
 		start, resumed := progress[segment]
@@ -65,8 +77,10 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 				ExpressionAttributeValues: map[string]types.AttributeValue{
 					":prefix": attrS(prefix), ":progress": attrS(progressPK),
 				},
-				// Consistent, so that no item written before the call is
-				// missed.
+				// Consistent, so that no item written before the scan
+				// passes its place is missed. (One written behind a
+				// position an earlier call saved is left, as one written
+				// behind the scan is: see profiles.Store.)
 				ConsistentRead:    aws.Bool(true),
 				Segment:           aws.Int32(segment),
 				TotalSegments:     aws.Int32(segments),
@@ -86,10 +100,12 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 						return fmt.Errorf("dynamostore: delete tenant %s: %w", tenant, err)
 					}
 					deleted.Add(int64(len(chunk)))
+					moved.Store(true)
 				}
 				if err := s.savePurgeProgress(gctx, t, progressPK, segment, segments, page.LastEvaluatedKey); err != nil {
 					return fmt.Errorf("dynamostore: delete tenant %s: %w", tenant, err)
 				}
+				moved.Store(true)
 				if len(page.LastEvaluatedKey) == 0 {
 					return nil
 				}
@@ -98,10 +114,11 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 		})
 	}
 	if err := eg.Wait(); err != nil {
-		return int(deleted.Load()), err
+		return fail(err)
 	}
 	if err := s.forgetPurgeProgress(ctx, t, progressPK, segments, stale); err != nil {
-		return int(deleted.Load()), fmt.Errorf("dynamostore: delete tenant %s: %w", tenant, err)
+		moved.Store(true) // every segment is through, as the next call will read
+		return fail(fmt.Errorf("dynamostore: delete tenant %s: %w", tenant, err))
 	}
 	return int(deleted.Load()), nil
 }
@@ -111,8 +128,13 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 // "<segment>/<segments>", holding the key the segment's next page starts
 // after (next_pk, next_sk), or done once the segment is through. The scan
 // skips the partition, and deletes it last. No profile key starts with
-// '~'.
+// '~'. The items expire purgeProgressTTL after their last save, so that a
+// purge abandoned half-way does not keep them for ever.
 const purgeProgressSuffix = "~purge"
+
+// purgeProgressTTL is how long the progress of a purge is kept after its
+// last page: a purge resumed later starts over.
+const purgeProgressTTL = 7 * 24 * time.Hour
 
 const (
 	attrNextPK = "next_pk"
@@ -147,6 +169,11 @@ func (s *Store) purgeProgress(ctx context.Context, t table, progressPK string, s
 			stale = append(stale, sk.Value)
 			continue
 		}
+		if exp, ok := it[attrExpiresAt].(*types.AttributeValueMemberN); ok {
+			if at, err := strconv.ParseInt(exp.Value, 10, 64); err == nil && at < s.now().Unix() {
+				continue // expired, not yet removed by TTL: start the segment over
+			}
+		}
 		if done, ok := it[attrDone].(*types.AttributeValueMemberBOOL); ok && done.Value {
 			progress[segment] = nil
 			continue
@@ -164,8 +191,9 @@ func (s *Store) purgeProgress(ctx context.Context, t table, progressPK string, s
 // that the segment is through if next is empty.
 func (s *Store) savePurgeProgress(ctx context.Context, t table, progressPK string, segment, segments int32, next map[string]types.AttributeValue) error {
 	item := map[string]types.AttributeValue{
-		attrPK: attrS(progressPK),
-		attrSK: attrS(progressSK(segment, segments)),
+		attrPK:        attrS(progressPK),
+		attrSK:        attrS(progressSK(segment, segments)),
+		attrExpiresAt: attrN(s.now().Add(purgeProgressTTL).Unix()),
 	}
 	if len(next) == 0 {
 		item[attrDone] = &types.AttributeValueMemberBOOL{Value: true}

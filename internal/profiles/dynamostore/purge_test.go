@@ -107,7 +107,7 @@ func TestPurgeFromPoolTable(t *testing.T) {
 // as a job timeout does, after cancelling its context; it adds up the
 // ScannedCount of the pages it lets through.
 type cutScans struct {
-	cutAt   int64
+	cutAt   atomic.Int64
 	cancel  context.CancelFunc
 	calls   atomic.Int64
 	scanned atomic.Int64
@@ -117,7 +117,7 @@ func (c *cutScans) Do(r *http.Request) (*http.Response, error) {
 	if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".Scan") {
 		return http.DefaultClient.Do(r)
 	}
-	if c.calls.Add(1) == c.cutAt {
+	if c.calls.Add(1) == c.cutAt.Load() {
 		c.cancel()
 		return nil, context.Canceled
 	}
@@ -148,7 +148,8 @@ func TestPurgeResumes(t *testing.T) {
 	endpoint := awsEndpoint(t)
 	t.Parallel()
 	table := createTable(t, endpoint, regionA)
-	cut := &cutScans{cutAt: 7}
+	cut := &cutScans{}
+	cut.cutAt.Store(7)
 	const page = 5
 	s, _ := newStore(t, endpoint, oneTable(regionA, table), func(c *dynamostore.Config) {
 		c.HTTPClient = cut
@@ -174,8 +175,8 @@ func TestPurgeResumes(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cut.cancel = cancel
 	first, err := s.DeleteTenant(ctx, gone)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("DeleteTenant cut at its 7th page: %d, %v; want context.Canceled", first, err)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, profiles.ErrPurgeUnfinished) {
+		t.Fatalf("DeleteTenant cut at its 7th page: %d, %v; want context.Canceled and ErrPurgeUnfinished", first, err)
 	}
 	if first != 2*page {
 		t.Errorf("the cut DeleteTenant deleted %d items, want %d: those of its 5th and 6th pages", first, 2*page)
@@ -206,6 +207,17 @@ func TestPurgeResumes(t *testing.T) {
 	if raw := rawGet(t, endpoint, regionA, table, pk(gone, "~purge"), "0/1"); raw != nil {
 		t.Errorf("the progress is still stored after the purge finished: %v", raw)
 	}
+	// A call cut at its first page made no progress, and does not say it
+	// did.
+	cut.calls.Store(0)
+	cut.cutAt.Store(1)
+	ctx, cancel = context.WithCancel(t.Context())
+	cut.cancel = cancel
+	if n, err := s.DeleteTenant(ctx, ids[2]); !errors.Is(err, context.Canceled) || errors.Is(err, profiles.ErrPurgeUnfinished) || n != 0 {
+		t.Errorf("DeleteTenant cut at its first page: %d, %v; want 0, context.Canceled and not ErrPurgeUnfinished", n, err)
+	}
+	cut.cutAt.Store(0)
+
 	// Finished, a new call starts over (and finds nothing).
 	before := cut.scanned.Load()
 	if n, err := s.DeleteTenant(t.Context(), gone); err != nil || n != 0 {

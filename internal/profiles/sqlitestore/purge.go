@@ -23,7 +23,7 @@ const purgePage = sweepChunk
 // calls of other tenants queued meanwhile go in between pages. An item
 // written behind the read position while it runs is left for the next
 // call. It returns how many items it deleted before an error, with the
-// error.
+// error (also ErrPurgeUnfinished if ctx ended after some were).
 func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 	prefix, err := profiles.TenantKeyPrefix(tenant)
 	if err != nil {
@@ -37,15 +37,21 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 	// Sort keys are never empty, so (prefix, "") sorts before every key of
 	// the range.
 	after := profiles.Key{PK: prefix}
+	fail := func(err error) (int, error) {
+		if deleted > 0 && ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", profiles.ErrPurgeUnfinished, err)
+		}
+		return deleted, fmt.Errorf("sqlitestore: delete tenant %s: %w", tenant, err)
+	}
 	for {
 		keys, err := s.keyPage(ctx, after, end)
 		if err != nil {
-			return deleted, fmt.Errorf("sqlitestore: delete tenant %s: %w", tenant, err)
+			return fail(err)
 		}
 		n, err := s.deleteKeys(ctx, keys)
 		deleted += n
 		if err != nil {
-			return deleted, fmt.Errorf("sqlitestore: delete tenant %s: %w", tenant, err)
+			return fail(err)
 		}
 		if len(keys) < purgePage {
 			return deleted, nil
