@@ -86,6 +86,9 @@ func segmentProblem(err error) *problem {
 	case errors.Is(err, profiles.ErrSegmentLimit):
 		return newProblem(http.StatusUnprocessableEntity, "segment-limit", "Segment limit reached",
 			fmt.Sprintf("A tenant has at most %d segments; delete one first.", profiles.MaxSegments))
+	case errors.Is(err, profiles.ErrSegmentsBusy):
+		return newProblem(http.StatusConflict, "segments-busy", "Segments busy",
+			"The tenant's segments were changed by many other requests at once; try again.")
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -23,6 +24,9 @@ var (
 	ErrSegmentNotFound = errors.New("segment not found")
 	// ErrSegmentLimit: the tenant has MaxSegments segments already.
 	ErrSegmentLimit = errors.New("segment limit reached")
+	// ErrSegmentsBusy: the tenant's segments kept changing under a create
+	// or delete (see countSegments); it may be tried again.
+	ErrSegmentsBusy = errors.New("segments changed concurrently")
 )
 
 // MaxSegments is how many segments a tenant may have.
@@ -143,8 +147,11 @@ func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment) (
 func segmentCountKey(tenant string) Key { return Key{PK: tenantPrefix(tenant) + "SC", SK: "count"} }
 
 // segmentCountRetries is how many times a segment change that lost a race
-// for the count is tried again. Each loss means another change won, so
-// only a burst of more changes than this at once can exhaust it.
+// for the count is tried again, after a short random pause that grows. A
+// loss on the count's version means another change of the tenant's
+// segments won (a transaction the store cancelled for a conflict with no
+// winner is retried inside Store.Transact), so only a burst of that many
+// changes at once can exhaust it.
 const segmentCountRetries = 32
 
 // countSegments applies op (a segment's put or delete) with the tenant's
@@ -154,7 +161,16 @@ const segmentCountRetries = 32
 // ErrSegmentNotFound, else it tries again with the count read anew.
 func (s *Service) countSegments(ctx context.Context, tenant string, delta int, op Op, gone func() (bool, error)) error {
 	key := segmentCountKey(tenant)
-	for range segmentCountRetries {
+	for attempt := range segmentCountRetries {
+		if attempt > 0 {
+			pause := time.NewTimer(mrand.N(time.Duration(attempt) * 2 * time.Millisecond))
+			select {
+			case <-ctx.Done():
+				pause.Stop()
+				return ctx.Err()
+			case <-pause.C:
+			}
+		}
 		counter := Op{Put: &Item{PK: key.PK, SK: key.SK}}
 		var count struct {
 			N int `json:"n"`
@@ -192,7 +208,7 @@ func (s *Service) countSegments(ctx context.Context, tenant string, delta int, o
 			return err
 		}
 	}
-	return fmt.Errorf("segments of %s changed by %d other requests meanwhile: try again", tenant, segmentCountRetries)
+	return fmt.Errorf("%w: %d other changes of the segments of %s won meanwhile", ErrSegmentsBusy, segmentCountRetries, tenant)
 }
 
 // forgetSegments drops the tenant's cached segments.

@@ -186,6 +186,37 @@ func TestSegmentLimitUnderConcurrency(t *testing.T) {
 	})
 }
 
+// alwaysOutraced is a store on which every transaction loses its
+// conditions, as if other changes always won.
+type alwaysOutraced struct{ profiles.Store }
+
+func (alwaysOutraced) Transact(context.Context, []profiles.Op) error {
+	return profiles.ErrConditionFailed
+}
+
+// A create or delete that keeps losing the count to other changes gives
+// up with ErrSegmentsBusy, which the API answers 409, and changes nothing.
+func TestSegmentChangesGiveUpWhenAlwaysOutraced(t *testing.T) {
+	st := sqliteStore(t)
+	f := newFixture(t, st)
+	ctx := context.Background()
+	cond := []profiles.Condition{{Trait: "plan", Operator: profiles.OpExists}}
+	g, err := f.svc.CreateSegment(ctx, f.tenant, profiles.Segment{Name: "kept", Conditions: cond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := profiles.NewService(alwaysOutraced{st}, f.raw, nil)
+	if _, err := busy.CreateSegment(ctx, f.tenant, profiles.Segment{Name: "new", Conditions: cond}); !errors.Is(err, profiles.ErrSegmentsBusy) {
+		t.Errorf("create: %v, want ErrSegmentsBusy", err)
+	}
+	if err := busy.DeleteSegment(ctx, f.tenant, g.ID); !errors.Is(err, profiles.ErrSegmentsBusy) {
+		t.Errorf("delete: %v, want ErrSegmentsBusy", err)
+	}
+	if all, err := f.svc.Segments(ctx, f.tenant, "", 0); err != nil || len(all) != 1 || all[0].ID != g.ID {
+		t.Errorf("segments after the failed changes: %+v, %v; want only %s", all, err, g.ID)
+	}
+}
+
 // A replica counts a segment made through another one within a second,
 // and its own at once.
 func TestSegmentsReachOtherReplicas(t *testing.T) {
