@@ -13,6 +13,7 @@ Usage: python moto_server.py [-H HOST] [-p PORT]
 """
 
 import argparse
+import io
 import os
 import threading
 
@@ -22,17 +23,25 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import run_simple
+from werkzeug.wsgi import get_input_stream
 
 
 class OneAtATime:
     """A WSGI middleware that runs the application under one lock, its
-    response body included."""
+    response body included. The request body is read before the lock is
+    taken, so that a client slow to send it holds up only itself."""
 
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
+        # As much as Content-Length says, or all of a chunked body.
+        body = get_input_stream(environ).read()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)  # de-chunked above
+        environ["wsgi.input_terminated"] = True
         with self.lock:
             body = self.app(environ, start_response)
             try:

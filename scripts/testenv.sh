@@ -174,7 +174,9 @@ moto_errors() {
 	local log=$env_dir/moto.log
 	[[ -f $log ]] && grep -q '^Traceback' "$log" || return 0
 	log "moto logged $(grep -c '^Traceback' "$log") tracebacks; the last of them:"
-	awk '/^Traceback/ { tb = 1 } tb { print } /^[A-Za-z_.]+(Error|Exception)/ { tb = 0 }' "$log" | tail -n 120 >&2
+	# A traceback is its header, indented frames, and one unindented line:
+	# the exception.
+	awk '/^Traceback/ { tb = 1; print; next } tb { print } tb && /^[^ ]/ { tb = 0 }' "$log" | tail -n 120 >&2
 }
 
 cleanup() {
