@@ -276,11 +276,51 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 	return recorded, retry, firstErr
 }
 
+// groups maps each of events (indexes into the batch, ascending) to the
+// first event of its group: the events linked by shared identifiers,
+// transitively.
+func (b *batch) groups(events []int) map[int]int {
+	parent := make(map[int]int, len(events))
+	var find func(i int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	holder := map[Identifier]int{}
+	for _, i := range events {
+		parent[i] = i
+		for _, id := range b.idsOf[i] {
+			j, ok := holder[id]
+			if !ok {
+				holder[id] = i
+				continue
+			}
+			// Keep the earlier event as the root.
+			ri, rj := find(i), find(j)
+			if ri != rj {
+				parent[max(ri, rj)] = min(ri, rj)
+			}
+		}
+	}
+	out := make(map[int]int, len(events))
+	for _, i := range events {
+		out[i] = find(i)
+	}
+	return out
+}
+
 // resolveEach resolves and records events one by one, in parallel lanes:
-// events whose highest-priority identifier is the same share a lane and
-// keep their batch order. Events in different lanes that meet on one
-// profile are kept correct by the store's conditions (the loser retries),
-// and the store can commit the lanes' writes together. unseen events are
+// events that share an identifier, directly or through other events of
+// the batch, share a lane and keep their batch order, so the batch
+// resolves as it would one event at a time (an identify linking two
+// earlier events' profiles merges them, whatever the timing). Events in
+// different lanes touch different identifiers; if they still meet on one
+// profile (through identifiers stored before), the store's conditions
+// keep it correct (the loser retries), and the store can commit the
+// lanes' writes together. unseen events are
 // known to have had no dedup marker just before; retried ones are looked
 // up again. An event naming an identifier suppressed meanwhile is dropped.
 //
@@ -306,9 +346,10 @@ func (b *batch) resolveEach(ctx context.Context, unseen, retried []int) (res Ing
 		}
 	}
 	lanes := make([][]int, min(Lanes, len(all)))
+	group := b.groups(all)
 	for _, i := range all {
 		h := fnv.New32a()
-		h.Write([]byte(b.idsOf[i][0].String()))
+		h.Write([]byte(b.idsOf[group[i]][0].String()))
 		lane := int(h.Sum32() % uint32(len(lanes)))
 		lanes[lane] = append(lanes[lane], i)
 	}

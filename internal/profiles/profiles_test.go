@@ -298,6 +298,36 @@ func TestConcurrentNewIdentifiersMakeOneProfile(t *testing.T) {
 	})
 }
 
+// TestBatchResolvesInOrder sends, in one batch, many independent runs of
+// three identifies: an anonymous visitor with an email, a user, then the
+// user with that email. Resolved in batch order, each run makes two
+// profiles and merges them; the batch's parallel lanes must not reorder a
+// run (which would attach everything to one profile, with no merge).
+func TestBatchResolvesInOrder(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		const runs = 40
+		var batch []profiles.Event
+		for i := range runs {
+			email := fmt.Sprintf("m%d@example.com", i)
+			batch = append(batch,
+				f.ev(map[string]any{"anonymousId": fmt.Sprint("a", i), "email": email}),
+				f.ev(map[string]any{"userId": fmt.Sprint("u", i), "plan": "pro"}),
+				f.ev(map[string]any{"userId": fmt.Sprint("u", i), "email": email}),
+			)
+		}
+		if res := f.send(batch...); res.Accepted != 3*runs {
+			t.Fatalf("accepted %d of %d events", res.Accepted, 3*runs)
+		}
+		for i := range runs {
+			p := f.lookup(profiles.IDUserID, fmt.Sprint("u", i))
+			want := []string{"anonymous_id:a" + fmt.Sprint(i), "email:m" + fmt.Sprint(i) + "@example.com", "user_id:u" + fmt.Sprint(i)}
+			if got := idsOf(p); len(p.MergedProfileIDs) != 1 || !slices.Equal(got, want) {
+				t.Errorf("run %d: identifiers %v, merged %v; want %v and one merge", i, got, p.MergedProfileIDs, want)
+			}
+		}
+	})
+}
+
 func TestDuplicatesAreAppliedOnce(t *testing.T) {
 	stores(t, func(t *testing.T, f *fixture) {
 		e := f.ev(map[string]any{"type": "track", "userId": "u1"})
