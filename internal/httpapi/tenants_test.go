@@ -104,6 +104,9 @@ func TestValidationNamesTheField(t *testing.T) {
 			{"missing name", map[string]any{"slug": "abc", "tier": "pooled", "home_region": "eu-west-1"}, "name"},
 			{"unknown field", map[string]any{"name": "A", "slug": "abc", "tier": "pooled", "home_region": "eu-west-1", "owner": "x"}, "owner"},
 			{"bad email", map[string]any{"name": "A", "slug": "abc", "tier": "pooled", "home_region": "eu-west-1", "contact_email": "nope"}, "/contact_email"},
+			// An address with a display name is one to mail, not a plain
+			// address: the spec's email format, as Cairn defines it, says so.
+			{"named email", map[string]any{"name": "A", "slug": "abc", "tier": "pooled", "home_region": "eu-west-1", "contact_email": "Jane <jane@example.com>"}, "(not a plain e-mail address)"},
 			{"bad label key", map[string]any{"name": "A", "slug": "abc", "tier": "pooled", "home_region": "eu-west-1", "labels": map[string]string{"Bad Key": "v"}}, "labels"},
 			{"malformed JSON", `{"name": `, "body"},
 		}
