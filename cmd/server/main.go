@@ -35,6 +35,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
+	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
@@ -228,9 +229,17 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	profileSvc := profiles.NewService(profileStore, rawZone, nil)
 	sources := profiles.NewSources(db, nil)
 
+	teardown, err := offboarding.BeforeTeardown(offboarding.Config{
+		Grants: grantSvc, Sources: sources, Profiles: profileSvc, Tenants: tenantSvc, Logger: log,
+		// In AWS mode a dedicated tenant's items are in its own table.
+		DedicatedTables: cfg.Cloud == "aws",
+	})
+	if err != nil {
+		return err
+	}
 	prov, err = provisioner.New(provisioner.Config{
 		Engine: engine, Store: db, Tenants: tenantSvc, PollInterval: cfg.StackPollInterval, Logger: log,
-		BeforeTeardown: beforeTeardown(grantSvc, tenantSvc, sources, profileSvc, cfg.Cloud == "aws", log),
+		BeforeTeardown: teardown,
 	})
 	if err != nil {
 		return err
@@ -305,68 +314,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	httpErr := srv.Shutdown(shutdownCtx)
 	jobsErr := stopWorkers(shutdownCtx)
 	return errors.Join(httpErr, jobsErr)
-}
-
-// purgeBudget is how long the offboarding job's hook purges profile items
-// in one run: well inside River's job timeout (a minute by default), with
-// the revocations before it and the teardown after it.
-const purgeBudget = 30 * time.Second
-
-// beforeTeardown returns the provisioner's BeforeTeardown hook: before an
-// offboarded tenant's stacks are taken away it revokes the tenant's
-// grants, then revokes its sources, so that no write key of the tenant
-// authenticates and nothing more is written, then deletes its profile
-// items, which would otherwise outlive it in the Region's pool table or
-// the embedded profiles.db. The provisioner runs the hook on every run of
-// the deprovision job (again after a crash, and on each poll while a stack
-// is deleted), so every step is idempotent, and a failure retries the job.
-//
-// dedicatedTables says that a dedicated tenant's items are in a table of
-// its own, deleted with its stack (AWS mode): they are left to that,
-// rather than scanned and deleted an item at a time. And a tenant whose
-// home Region is not ready has no table left to purge: its placement is
-// being or has been deleted (a dedicated table with its stack, a pooled
-// slice only after an earlier run of this hook purged it), or it never
-// became ready, and nothing was written. A purge longer than purgeBudget
-// (a large pool table) snoozes the job and goes on in its next run.
-func beforeTeardown(grantSvc *grants.Service, tenantSvc *tenants.Service, sources *profiles.Sources, profileSvc *profiles.Service, dedicatedTables bool, log *slog.Logger) func(context.Context, string) error {
-	return func(ctx context.Context, tenantID string) error {
-		if err := grantSvc.RevokeAll(ctx, tenantID); err != nil {
-			return fmt.Errorf("revoke grants: %w", err)
-		}
-		revoked, err := sources.RevokeAll(ctx, tenantID)
-		if err != nil {
-			return err
-		}
-		if dedicatedTables {
-			t, err := tenantSvc.Get(ctx, tenantID)
-			if err != nil {
-				return fmt.Errorf("read tenant: %w", err)
-			}
-			if t.Tier == tenants.TierDedicated {
-				log.DebugContext(ctx, "offboarding: profile items go with the dedicated table", "tenant_id", tenantID, "sources_revoked", revoked)
-				return nil
-			}
-		}
-		deleted, err := profileSvc.PurgeTenant(ctx, tenantID, purgeBudget)
-		if errors.Is(err, provisioner.ErrNotReady) || errors.Is(err, profiles.ErrNotReady) {
-			log.DebugContext(ctx, "offboarding: no profile table left to purge", "tenant_id", tenantID, "sources_revoked", revoked)
-			return nil
-		}
-		if errors.Is(err, profiles.ErrPurgeUnfinished) {
-			// Not a failure: the job runs again in a second, without using up
-			// an attempt, and the purge goes on where it stopped.
-			log.InfoContext(ctx, "offboarding: profile purge continues in the next run", "tenant_id", tenantID,
-				"profile_items_deleted", deleted)
-			return river.JobSnooze(time.Second)
-		}
-		if err != nil {
-			return err
-		}
-		log.InfoContext(ctx, "offboarding: sources revoked and profile items deleted", "tenant_id", tenantID,
-			"sources_revoked", revoked, "profile_items_deleted", deleted)
-		return nil
-	}
 }
 
 // newCloud returns the provisioning engine, the governance catalog and the

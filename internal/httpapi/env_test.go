@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
+	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
@@ -113,24 +114,19 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	e.raw = &rawzone.Local{Root: filepath.Join(dataDir, "zones"), Locate: locate.RawZone}
 	ps := profiles.NewService(profileStore, e.raw, nil)
 	sources := profiles.NewSources(db, nil)
+	// The server's hook, as in the embedded default: every tenant's items
+	// are in the one profiles.db.
+	teardown, err := offboarding.BeforeTeardown(offboarding.Config{Grants: gs, Sources: sources, Profiles: ps, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	prov, err = provisioner.New(provisioner.Config{
-		Engine:       &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}},
-		Store:        db,
-		Tenants:      svc,
-		PollInterval: 25 * time.Millisecond,
-		Logger:       log,
-		// The server's beforeTeardown, without what only AWS mode needs:
-		// every tenant's items are in the one profiles.db.
-		BeforeTeardown: func(ctx context.Context, id string) error {
-			if err := gs.RevokeAll(ctx, id); err != nil {
-				return err
-			}
-			if _, err := sources.RevokeAll(ctx, id); err != nil {
-				return err
-			}
-			_, err := ps.PurgeTenant(ctx, id, 0)
-			return err
-		},
+		Engine:         &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}},
+		Store:          db,
+		Tenants:        svc,
+		PollInterval:   25 * time.Millisecond,
+		Logger:         log,
+		BeforeTeardown: teardown,
 	})
 	if err != nil {
 		t.Fatal(err)
