@@ -142,7 +142,10 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 	if failure != "" {
 		t, err := p.tenants.Get(ctx, pl.TenantID)
 		if err == nil && t.Status == tenants.StatusProvisioning {
-			_, err = p.tenants.MarkFailed(ctx, pl.TenantID, pl.Region+": "+failure)
+			_, err = p.tenants.MarkFailed(ctx, pl.TenantID, t.Version, pl.Region+": "+failure)
+		}
+		if errors.Is(err, tenants.ErrVersionMismatch) {
+			err = nil // changed since read: the tenant's job judges it again
 		}
 		if err := ignoreTransition(err); err != nil {
 			return fmt.Errorf("mark %s failed: %w", pl.TenantID, err)

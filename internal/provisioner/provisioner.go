@@ -22,7 +22,7 @@ var ErrNotRetryable = errors.New("stack has not failed")
 type Lifecycle interface {
 	Get(ctx context.Context, id string) (tenants.Tenant, error)
 	MarkProvisioned(ctx context.Context, id string) (tenants.Tenant, error)
-	MarkFailed(ctx context.Context, id, reason string) (tenants.Tenant, error)
+	MarkFailed(ctx context.Context, id string, version int64, reason string) (tenants.Tenant, error)
 	MarkDeleted(ctx context.Context, id string) (tenants.Tenant, error)
 	Retry(ctx context.Context, id string) (tenants.Tenant, error)
 	Reconcile(ctx context.Context, id string) error
@@ -197,7 +197,12 @@ func (p *Provisioner) provision(ctx context.Context, id string) error {
 	switch {
 	case len(failures) > 0:
 		if t.Status == tenants.StatusProvisioning {
-			_, err := p.tenants.MarkFailed(ctx, t.ID, strings.Join(failures, "; "))
+			_, err := p.tenants.MarkFailed(ctx, t.ID, t.Version, strings.Join(failures, "; "))
+			if errors.Is(err, tenants.ErrVersionMismatch) {
+				// The tenant changed since this run read it (an admin
+				// retried, say): judge again from what it is now.
+				return river.JobSnooze(0)
+			}
 			return ignoreTransition(err)
 		}
 		if wait {

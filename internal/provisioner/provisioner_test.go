@@ -96,3 +96,77 @@ func TestPollingCostGrowsWithRegionsNotStacks(t *testing.T) {
 		t.Fatalf("idle round read %v", engine.stacks)
 	}
 }
+
+// failingEngine reports every stack as rolled back.
+type failingEngine struct{ provisioner.Engine }
+
+func (f failingEngine) Stacks(ctx context.Context, region string) (map[string]provisioner.Stack, error) {
+	stacks, err := f.Engine.Stacks(ctx, region)
+	for name, st := range stacks {
+		st.Status, st.Reason = provisioner.StackRollbackComplete, "The following resource(s) failed to create: [RawZoneBucket]."
+		stacks[name] = st
+	}
+	return stacks, err
+}
+
+// changedMeanwhile is the tenant service with a change (an admin's) landing
+// between the provisioner's reading of a tenant and its failure verdict.
+type changedMeanwhile struct{ *tenants.Service }
+
+func (c changedMeanwhile) MarkFailed(ctx context.Context, id string, version int64, reason string) (tenants.Tenant, error) {
+	name := "Changed meanwhile"
+	if _, err := c.Update(ctx, id, tenants.UpdateParams{Name: &name}); err != nil {
+		return tenants.Tenant{}, err
+	}
+	return c.Service.MarkFailed(ctx, id, version, reason)
+}
+
+// TestStaleFailureVerdictIsDropped: a stack's failure fails its tenant only
+// at the version the poller read; after a change since (a retry, say) the
+// verdict is dropped, so it cannot undo the change, and the placement
+// still records the failure for the tenant's job to judge again.
+func TestStaleFailureVerdictIsDropped(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cairn.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := tenants.NewService(db, nil)
+	engine := failingEngine{&provisioner.LocalEngine{Root: t.TempDir()}}
+	p, err := provisioner.New(provisioner.Config{Engine: engine, Store: db, Tenants: changedMeanwhile{svc}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := svc.Onboard(ctx, tenants.OnboardParams{
+		Name: "T", Slug: "stale-verdict", Tier: tenants.TierDedicated, HomeRegion: "eu-west-1", Regions: []string{"eu-west-1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := provisioner.DedicatedStackName(tn.ID)
+	if _, err := db.PlacementEnsure(ctx, provisioner.Placement{
+		TenantID: tn.ID, Region: "eu-west-1", Kind: provisioner.KindDedicated, StackName: name,
+		Status: provisioner.StatusCreating, Attempt: 1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.CreateStack(ctx, provisioner.CreateStackInput{Region: "eu-west-1", Name: name, Parameters: map[string]string{"TenantId": tn.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PollOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := db.PlacementGet(ctx, tn.ID, "eu-west-1")
+	if err != nil || pl.Status != provisioner.StatusFailed {
+		t.Fatalf("placement after the poll: %+v, %v; want failed", pl, err)
+	}
+	got, err := svc.Get(ctx, tn.ID)
+	if err != nil || got.Status != tenants.StatusProvisioning || got.Name != "Changed meanwhile" {
+		t.Fatalf("tenant after a verdict on a stale version: %s %q, %v; want provisioning, renamed", got.Status, got.Name, err)
+	}
+}

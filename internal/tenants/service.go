@@ -255,9 +255,20 @@ func (s *Service) MarkProvisioned(ctx context.Context, id string) (Tenant, error
 	return s.transition(ctx, id, EventProvisioned, "", nil)
 }
 
-// MarkFailed is called by the provisioner when a stack failed for good.
-func (s *Service) MarkFailed(ctx context.Context, id, reason string) (Tenant, error) {
-	return s.transition(ctx, id, EventProvisionFailed, reason, nil)
+// MarkFailed is called by the provisioner when a stack failed for good. It
+// fails the tenant only at version, the one the provisioner judged the
+// failure against: a retry since (or any other change) is
+// ErrVersionMismatch, and changes nothing, so that a stale judgement
+// cannot undo a retry.
+func (s *Service) MarkFailed(ctx context.Context, id string, version int64, reason string) (Tenant, error) {
+	return s.change(ctx, id, &version, func(t *Tenant) (JobArgs, error) {
+		to, err := Next(t.Status, EventProvisionFailed)
+		if err != nil {
+			return nil, err
+		}
+		t.Status, t.StatusReason = to, reason
+		return nil, nil
+	})
 }
 
 // MarkDeleted is called by the provisioner once everything is gone.

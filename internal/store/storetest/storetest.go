@@ -43,6 +43,7 @@ func Run(t *testing.T, h Harness) {
 		{"TenantSlugTaken", testTenantSlugTaken},
 		{"TenantUpdateVersion", testTenantUpdateVersion},
 		{"TenantConcurrentChanges", testTenantConcurrentChanges},
+		{"MarkFailedAtVersion", testMarkFailedAtVersion},
 		{"TenantListFilters", testTenantListFilters},
 		{"TenantListPagingWhileInserting", testTenantListPagingWhileInserting},
 		{"TxRollback", testTxRollback},

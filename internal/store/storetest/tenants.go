@@ -244,6 +244,30 @@ func testTenantConcurrentChanges(t *testing.T, h Harness) {
 	}
 }
 
+// testMarkFailedAtVersion checks that the provisioner's failure verdict
+// lands only on the tenant version it judged: after a retry (or any
+// change) it is refused and changes nothing.
+func testMarkFailedAtVersion(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	svc := tenants.NewService(b, nil)
+	tn := insert(t, b, newTenant(1))[0] // provisioning
+	judged := tn.Version
+	name := "Renamed"
+	if _, err := svc.Update(t.Context(), tn.ID, tenants.UpdateParams{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.MarkFailed(t.Context(), tn.ID, judged, "stale"); !errors.Is(err, tenants.ErrVersionMismatch) {
+		t.Fatalf("MarkFailed at a stale version = %v, want ErrVersionMismatch", err)
+	}
+	if got := get(t, b, tn.ID); got.Status != tenants.StatusProvisioning || got.Version != judged+1 {
+		t.Fatalf("after a refused MarkFailed: %s at version %d, want provisioning at %d", got.Status, got.Version, judged+1)
+	}
+	failed, err := svc.MarkFailed(t.Context(), tn.ID, judged+1, "us-east-1: ROLLBACK_COMPLETE")
+	if err != nil || failed.Status != tenants.StatusFailed || failed.StatusReason != "us-east-1: ROLLBACK_COMPLETE" {
+		t.Fatalf("MarkFailed at the current version = %+v, %v", failed, err)
+	}
+}
+
 func testTenantListFilters(t *testing.T, h Harness) {
 	b := newBackend(t, h)
 	a := newTenant(1) // pooled, provisioning, eu-west-1 + us-east-1
