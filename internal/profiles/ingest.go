@@ -320,9 +320,11 @@ func (b *batch) groups(events []int) map[int]int {
 // different lanes touch different identifiers; if they still meet on one
 // profile (through identifiers stored before), the store's conditions
 // keep it correct (the loser retries), and the store can commit the
-// lanes' writes together. unseen events are
-// known to have had no dedup marker just before; retried ones are looked
-// up again. An event naming an identifier suppressed meanwhile is dropped.
+// lanes' writes together.
+//
+// unseen events are known to have had no dedup marker just before;
+// retried ones are looked up again. An event naming an identifier
+// suppressed meanwhile is dropped.
 //
 // An unseen event's first lookup uses the index items the batch read,
 // unless an earlier event of the batch names one of its identifiers (and
