@@ -22,6 +22,7 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.serving import run_simple
 from werkzeug.wsgi import get_input_stream
 
@@ -37,7 +38,13 @@ class OneAtATime:
 
     def __call__(self, environ, start_response):
         # As much as Content-Length says, or all of a chunked body.
-        body = get_input_stream(environ).read()
+        try:
+            body = get_input_stream(environ).read()
+        except ClientDisconnected:
+            # The client gave up on the request (a test cancelling it, or a
+            # server process it killed): nothing to serve, nothing to log.
+            start_response("400 Bad Request", [("Content-Length", "0")])
+            return [b""]
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)  # de-chunked above
