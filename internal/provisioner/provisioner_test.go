@@ -28,19 +28,26 @@ func (c *countingEngine) Stacks(ctx context.Context, region string) (map[string]
 	return c.Engine.Stacks(ctx, region)
 }
 
+// openDB opens a migrated embedded store for the test.
+func openDB(t *testing.T, log *slog.Logger) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "cairn.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // TestPollingCostGrowsWithRegionsNotStacks puts 40 stacks in flight across
 // two Regions and checks that one polling round reads each Region once.
 func TestPollingCostGrowsWithRegionsNotStacks(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cairn.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, log)
 	svc := tenants.NewService(db, nil)
 	engine := &countingEngine{Engine: &provisioner.LocalEngine{Root: t.TempDir()}, stacks: map[string]int{}}
 	p, err := provisioner.New(provisioner.Config{Engine: engine, Store: db, Tenants: svc, Logger: log})
@@ -128,14 +135,7 @@ func (c changedMeanwhile) MarkFailed(ctx context.Context, id string, version int
 func TestStaleFailureVerdictIsDropped(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cairn.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, log)
 	svc := tenants.NewService(db, nil)
 	engine := failingEngine{&provisioner.LocalEngine{Root: t.TempDir()}}
 	p, err := provisioner.New(provisioner.Config{Engine: engine, Store: db, Tenants: changedMeanwhile{svc}, Logger: log})
