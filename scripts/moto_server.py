@@ -14,8 +14,10 @@ Usage: python moto_server.py [-H HOST] [-p PORT]
 
 import argparse
 import io
+import json
 import os
 import threading
+import time
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -27,14 +29,25 @@ from werkzeug.serving import run_simple
 from werkzeug.wsgi import get_input_stream
 
 
+# How long DynamoDB honours a TransactWriteItems ClientRequestToken.
+TOKEN_TTL = 600.0
+
+
 class OneAtATime:
     """A WSGI middleware that runs the application under one lock, its
     response body included. The request body is read before the lock is
-    taken, so that a client slow to send it holds up only itself."""
+    taken, so that a client slow to send it holds up only itself.
+
+    It also honours the ClientRequestToken of DynamoDB's TransactWriteItems,
+    which moto ignores: a call repeated with the token of one that succeeded
+    (the SDK retrying a call whose answer it lost) gets the same answer and
+    writes nothing, as in DynamoDB, instead of being applied again or, with
+    a condition, failing it."""
 
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
+        self.answered = {}  # token -> (time, status, headers, body)
 
     def __call__(self, environ, start_response):
         # As much as Content-Length says, or all of a chunked body.
@@ -49,14 +62,42 @@ class OneAtATime:
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)  # de-chunked above
         environ["wsgi.input_terminated"] = True
+        token = transaction_token(environ, body)
         with self.lock:
-            body = self.app(environ, start_response)
+            now = time.monotonic()
+            if token in self.answered:
+                _, status, headers, answer = self.answered[token]
+                start_response(status, headers)
+                return [answer]
+            seen = {}
+
+            def record(status, headers, exc_info=None):
+                seen["status"], seen["headers"] = status, list(headers)
+                return start_response(status, headers, exc_info)
+
+            result = self.app(environ, record if token else start_response)
             try:
-                return [b"".join(body)]
+                answer = b"".join(result)
             finally:
-                close = getattr(body, "close", None)
+                close = getattr(result, "close", None)
                 if close is not None:
                     close()
+            if token and seen.get("status", "").startswith("200"):
+                for old in [t for t, a in self.answered.items() if now - a[0] > TOKEN_TTL]:
+                    del self.answered[old]
+                self.answered[token] = (now, seen["status"], seen["headers"], answer)
+            return [answer]
+
+
+def transaction_token(environ, body):
+    """The ClientRequestToken of a DynamoDB TransactWriteItems call, or None."""
+    if not environ.get("HTTP_X_AMZ_TARGET", "").endswith(".TransactWriteItems"):
+        return None
+    try:
+        token = json.loads(body).get("ClientRequestToken")
+    except (ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) and token else None
 
 
 def main():
