@@ -7,7 +7,8 @@ during iteration" in a DynamoDB transaction's copy of its table, or in a
 CloudFormation create that then leaves its stack CREATE_IN_PROGRESS for
 good, as no real stack ever stays). This runs the same application as
 moto_server, still accepting connections on many threads, but handles one
-request at a time: each request is atomic, as each is in AWS.
+request at a time: each request is atomic, as each is in AWS. It also
+honours DynamoDB's TransactWriteItems ClientRequestToken (see OneAtATime).
 
 Usage: python moto_server.py [-H HOST] [-p PORT]
 """
@@ -65,7 +66,7 @@ class OneAtATime:
         token = transaction_token(environ, body)
         with self.lock:
             now = time.monotonic()
-            if token in self.answered:
+            if token in self.answered and now - self.answered[token][0] <= TOKEN_TTL:
                 _, status, headers, answer = self.answered[token]
                 start_response(status, headers)
                 return [answer]
