@@ -5,10 +5,12 @@
 //
 // An adapter takes Settings in its own Config, resolves them once with
 // Settings.Load, and makes one client per Region per service, on first use,
-// through a Regional cache. Its option function for a service's client sets
-// the Region, Base.HTTPClient when set, Base.Retryer with RetryMaxAttempts 0,
-// Base.BaseEndpoint and Base.APIOptions; anything service-specific (extra
-// retryable codes, S3 path-style addressing) stays in the adapter.
+// through a Regional cache, made from Base.AWS, which carries the HTTP
+// client, retryer and API options every client shares. Its option function
+// for a service's client sets only the Region and Base.BaseEndpoint (which
+// must see the endpoint the SDK resolved for that service); anything
+// service-specific (extra retryable codes, S3 path-style addressing) stays
+// in the adapter.
 //
 // Every client made that way:
 //
@@ -31,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -84,7 +87,9 @@ type Settings struct {
 // Base is Settings resolved: the SDK configuration to make clients from and
 // the settings with their defaults in place. Make it with Settings.Load.
 type Base struct {
-	// AWS is a copy of Settings.AWS, or the SDK's default configuration.
+	// AWS is a copy of Settings.AWS, or the SDK's default configuration,
+	// with HTTPClient (when set), Retryer (RetryMaxAttempts 0) and
+	// APIOptions set for every client made from it.
 	AWS aws.Config
 	// The rest are Settings' fields, MaxAttempts and MaxBackoff never zero.
 	EndpointURL string
@@ -120,20 +125,25 @@ func (s Settings) Load(ctx context.Context) (*Base, error) {
 	}
 	if s.AWS != nil {
 		b.AWS = s.AWS.Copy()
-		return b, nil
+	} else {
+		awsCfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load AWS config: %w", err)
+		}
+		b.AWS = awsCfg
 	}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS config: %w", err)
+	if b.HTTPClient != nil {
+		b.AWS.HTTPClient = b.HTTPClient
 	}
-	b.AWS = awsCfg
+	b.AWS.Retryer, b.AWS.RetryMaxAttempts = b.Retryer, 0
+	b.AWS.APIOptions = slices.Concat(b.AWS.APIOptions, b.APIOptions())
 	return b, nil
 }
 
 // Retryer returns a new standard retryer, so that each client gets its own
-// retry token bucket. The client's RetryMaxAttempts must be set to 0 next
-// to it: a non-zero value (from AWS_MAX_ATTEMPTS) would wrap and override
-// it, and MaxAttempts is meant to be authoritative.
+// retry token bucket. Base.AWS carries it with RetryMaxAttempts 0: a
+// non-zero value (from AWS_MAX_ATTEMPTS) would wrap and override it, and
+// MaxAttempts is meant to be authoritative.
 func (b *Base) Retryer() aws.Retryer {
 	return retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = b.MaxAttempts

@@ -175,9 +175,7 @@ func TestCallCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := sts.NewFromConfig(b.AWS, func(o *sts.Options) {
-		o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
 		o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-		o.APIOptions = append(o.APIOptions, b.APIOptions()...)
 	})
 	if _, err := client.GetCallerIdentity(t.Context(), &sts.GetCallerIdentityInput{}); err != nil {
 		t.Fatal(err)

@@ -98,35 +98,20 @@ func newClients(ctx context.Context, cfg Config) (*clients, error) {
 		lf: awsclient.NewRegional(func(region string) *lf.Client {
 			return lf.NewFromConfig(b.AWS, func(o *lf.Options) {
 				o.Region = region
-				if b.HTTPClient != nil {
-					o.HTTPClient = b.HTTPClient
-				}
 				o.Retryer = retry.AddWithErrorCodes(b.Retryer(), retryableLakeFormationCodes...)
-				o.RetryMaxAttempts = 0
 				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
 			})
 		}),
 		glue: awsclient.NewRegional(func(region string) *glue.Client {
 			return glue.NewFromConfig(b.AWS, func(o *glue.Options) {
 				o.Region = region
-				if b.HTTPClient != nil {
-					o.HTTPClient = b.HTTPClient
-				}
-				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
 				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
 			})
 		}),
 		sts: awsclient.NewRegional(func(region string) *sts.Client {
 			return sts.NewFromConfig(b.AWS, func(o *sts.Options) {
 				o.Region = region
-				if b.HTTPClient != nil {
-					o.HTTPClient = b.HTTPClient
-				}
-				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
 				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
 			})
 		}),
 	}, nil

@@ -195,12 +195,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		clients: awsclient.NewRegional(func(region string) *dynamodb.Client {
 			return dynamodb.NewFromConfig(b.AWS, func(o *dynamodb.Options) {
 				o.Region = region
-				if b.HTTPClient != nil {
-					o.HTTPClient = b.HTTPClient
-				}
-				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
 				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
 			})
 		}),
 		maxAttempts:        b.MaxAttempts,

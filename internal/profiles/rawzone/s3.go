@@ -115,9 +115,7 @@ func NewS3(ctx context.Context, cfg Config) (*S3, error) {
 		clients: awsclient.NewRegional(func(region string) *s3.Client {
 			return s3.NewFromConfig(b.AWS, func(o *s3.Options) {
 				o.Region = region
-				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
 				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
 				// An emulator serves every bucket on one host.
 				if o.BaseEndpoint != nil {
 					o.UsePathStyle = true

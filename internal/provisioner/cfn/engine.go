@@ -97,34 +97,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfn: awsclient.NewRegional(func(region string) *cloudformation.Client {
 			return cloudformation.NewFromConfig(b.AWS, func(o *cloudformation.Options) {
 				o.Region = region
-				if b.HTTPClient != nil {
-					o.HTTPClient = b.HTTPClient
-				}
-				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
 				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
 			})
 		}),
 		glue: awsclient.NewRegional(func(region string) *glue.Client {
 			return glue.NewFromConfig(b.AWS, func(o *glue.Options) {
 				o.Region = region
-				if b.HTTPClient != nil {
-					o.HTTPClient = b.HTTPClient
-				}
-				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
 				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
 			})
 		}),
 		s3: awsclient.NewRegional(func(region string) *s3.Client {
 			return s3.NewFromConfig(b.AWS, func(o *s3.Options) {
 				o.Region = region
-				if b.HTTPClient != nil {
-					o.HTTPClient = b.HTTPClient
-				}
-				o.Retryer, o.RetryMaxAttempts = b.Retryer(), 0
 				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				o.APIOptions = append(o.APIOptions, b.APIOptions()...)
 				// One host serves every bucket on an emulator: virtual-hosted
 				// names (bucket.127.0.0.1) would not resolve.
 				if o.BaseEndpoint != nil {
