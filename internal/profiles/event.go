@@ -2,10 +2,19 @@ package profiles
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base32"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Segment's documented limits.
@@ -47,35 +56,32 @@ func (e *EventError) Error() string {
 }
 
 type wireEvent struct {
-	Type        string          `json:"type"`
-	MessageID   string          `json:"messageId"`
-	Timestamp   string          `json:"timestamp"`
-	SentAt      string          `json:"sentAt"`
-	UserID      json.RawMessage `json:"userId"`
-	AnonymousID json.RawMessage `json:"anonymousId"`
-	PreviousID  json.RawMessage `json:"previousId"`
-	GroupID     json.RawMessage `json:"groupId"`
-	Event       string          `json:"event"`
-	Name        string          `json:"name"`
-	Traits      map[string]any  `json:"traits"`
-	Properties  map[string]any  `json:"properties"`
-	Context     map[string]any  `json:"context"`
+	Type        string         `json:"type"`
+	MessageID   string         `json:"messageId"`
+	Timestamp   string         `json:"timestamp"`
+	SentAt      string         `json:"sentAt"`
+	UserID      jsontext.Value `json:"userId"`
+	AnonymousID jsontext.Value `json:"anonymousId"`
+	PreviousID  jsontext.Value `json:"previousId"`
+	GroupID     jsontext.Value `json:"groupId"`
+	Event       string         `json:"event"`
+	Name        string         `json:"name"`
+	Traits      map[string]any `json:"traits"`
+	Properties  map[string]any `json:"properties"`
+	Context     map[string]any `json:"context"`
 }
 
-// idString reads an ID that clients send as a string or a number.
-func idString(raw json.RawMessage) (string, bool) {
-	if len(raw) == 0 || string(raw) == "null" {
+// idString reads an ID that clients send as a string or a number (kept as
+// written).
+func idString(raw jsontext.Value) (string, bool) {
+	switch raw.Kind() {
+	case 0, 'n':
 		return "", true
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, true
-	}
-	var n json.Number
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if dec.Decode(&n) == nil {
-		return n.String(), true
+	case '"':
+		s, err := jsontext.AppendUnquote(nil, raw)
+		return string(s), err == nil
+	case '0':
+		return string(raw), true
 	}
 	return "", false
 }
@@ -83,6 +89,16 @@ func idString(raw json.RawMessage) (string, bool) {
 // ParseEvent validates one event. defaultType is used when the event has
 // no type (the single-event endpoints), now stamps events without a
 // timestamp.
+//
+// The event is decoded once, strictly: an object with a duplicate name at
+// any depth, invalid UTF-8 or a number out of range is refused, since the
+// raw zone keeps the event as received and must never hold a line that
+// readers can read two ways. The refusal names the field ("traits.age").
+//
+// Identify traits sent in context.traits (as rudder-sdk-python does) count
+// as traits, under the top-level ones, as Segment's servers read them.
+// An event without a messageId gets a new one, written into Raw too, so
+// that raw zone readers see the ID the event was recorded under.
 func ParseEvent(index int, raw json.RawMessage, defaultType string, now time.Time) (Event, error) {
 	bad := func(field, format string, args ...any) (Event, error) {
 		return Event{}, &EventError{Index: index, Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -91,8 +107,9 @@ func ParseEvent(index int, raw json.RawMessage, defaultType string, now time.Tim
 		return bad("", "larger than %d bytes", MaxEventBytes)
 	}
 	var w wireEvent
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return bad("", "not a JSON object")
+	if err := jsonv2.Unmarshal(raw, &w); err != nil {
+		field, reason := decodeError(raw, err)
+		return bad(field, "%s", reason)
 	}
 	ev := Event{Type: w.Type, MessageID: w.MessageID, Event: w.Event, Name: w.Name,
 		Traits: w.Traits, Properties: w.Properties, Context: w.Context, Raw: raw}
@@ -108,7 +125,7 @@ func ParseEvent(index int, raw json.RawMessage, defaultType string, now time.Tim
 	var ok bool
 	for _, f := range []struct {
 		name string
-		raw  json.RawMessage
+		raw  jsontext.Value
 		dst  *string
 	}{{"userId", w.UserID, &ev.UserID}, {"anonymousId", w.AnonymousID, &ev.AnonymousID}, {"previousId", w.PreviousID, &ev.PreviousID}, {"groupId", w.GroupID, &ev.GroupID}} {
 		if *f.dst, ok = idString(f.raw); !ok {
@@ -120,9 +137,6 @@ func ParseEvent(index int, raw json.RawMessage, defaultType string, now time.Tim
 	}
 	if ev.UserID == "" && ev.AnonymousID == "" {
 		return bad("userId", "userId or anonymousId is required")
-	}
-	if ev.MessageID == "" {
-		return bad("messageId", "is required")
 	}
 	if len(ev.MessageID) > 256 {
 		return bad("messageId", "longer than 256 bytes")
@@ -140,6 +154,13 @@ func ParseEvent(index int, raw json.RawMessage, defaultType string, now time.Tim
 		if ev.GroupID == "" {
 			return bad("groupId", "is required for group")
 		}
+	case "identify":
+		if ct, ok := ev.Context["traits"].(map[string]any); ok && len(ct) > 0 {
+			traits := make(map[string]any, len(ct)+len(ev.Traits))
+			maps.Copy(traits, ct)
+			maps.Copy(traits, ev.Traits) // the top-level value wins
+			ev.Traits = traits
+		}
 	}
 	ev.Timestamp = now
 	if w.Timestamp != "" {
@@ -150,7 +171,98 @@ func ParseEvent(index int, raw json.RawMessage, defaultType string, now time.Tim
 		ev.Timestamp = t
 	}
 	ev.Timestamp = ev.Timestamp.UTC()
+	if ev.MessageID == "" {
+		ev.MessageID = newMessageID()
+		var err error
+		if ev.Raw, err = withMessageID(raw, ev.MessageID); err != nil {
+			return bad("", "not a JSON object")
+		}
+	}
 	return ev, nil
+}
+
+// decodeError turns a decoding error into the field it concerns, in the
+// dotted form clients write ("traits.age"), and a reason.
+func decodeError(raw []byte, err error) (string, string) {
+	var se *jsonv2.SemanticError
+	var syn *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
+		return dotted(syn.JSONPointer), "duplicate name"
+	case errors.As(err, &syn) && syn.Err != nil && strings.Contains(syn.Err.Error(), "invalid UTF-8"):
+		return dotted(syn.JSONPointer), "invalid UTF-8"
+	case errors.As(err, &se) && se.JSONPointer != "":
+		field := dotted(se.JSONPointer)
+		var kind reflect.Kind
+		if se.GoType != nil {
+			kind = se.GoType.Kind()
+		}
+		switch {
+		case kind == reflect.Map:
+			return field, "must be an object"
+		case kind == reflect.String:
+			return field, "must be a string"
+		case se.JSONKind == '0':
+			return field, "number out of range"
+		}
+		return field, "invalid value"
+	}
+	if k := jsontext.Value(bytes.TrimSpace(raw)).Kind(); k != '{' {
+		return "", "not a JSON object"
+	}
+	return "", "invalid JSON"
+}
+
+// dotted writes a JSON pointer as the dotted path clients know.
+func dotted(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// newMessageID returns a messageId for an event sent without one.
+func newMessageID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "cairn-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// withMessageID returns a copy of the event object raw with its top-level
+// messageId set to id: an absent one is added first, a null or empty one
+// replaced in place, so the rest of the event stays byte for byte as sent.
+func withMessageID(raw []byte, id string) ([]byte, error) {
+	member, _ := jsontext.AppendQuote(nil, id)
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, errors.New("not an object")
+	}
+	open := int(dec.InputOffset())
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		isID := name.String() == "messageId" // before the next read voids name
+		val, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		if isID {
+			end := int(dec.InputOffset())
+			start := end - len(val)
+			return slices.Concat(raw[:start], member, raw[end:]), nil
+		}
+	}
+	prefix := append([]byte(`"messageId":`), member...)
+	if rest := bytes.TrimLeft(raw[open:], " \t\r\n"); len(rest) == 0 || rest[0] != '}' {
+		prefix = append(prefix, ',')
+	}
+	return slices.Concat(raw[:open], prefix, raw[open:]), nil
 }
 
 func contains(list []string, s string) bool {
