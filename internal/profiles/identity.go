@@ -139,6 +139,9 @@ func (cc compiledConfig) identifiers(ev Event) []Identifier {
 	add(IDUserID, ev.UserID)
 	add(IDAnonymousID, ev.AnonymousID)
 	if ev.Type == "alias" {
+		// previousId is a user ID or an anonymous ID: resolution keeps
+		// the one that identifies a profile (see previousOnly).
+		add(IDUserID, ev.PreviousID)
 		add(IDAnonymousID, ev.PreviousID)
 	}
 	add(IDEmail, traitString(ev.Traits, "email"))
@@ -160,6 +163,25 @@ func (cc compiledConfig) identifiers(ev Event) []Identifier {
 	}
 	slices.SortStableFunc(ids, func(a, b Identifier) int { return cc.rule(a.Type).Priority - cc.rule(b.Type).Priority })
 	return ids
+}
+
+// previousOnly returns those of an alias's identifiers ids that stand for
+// its previousId alone: a user_id and an anonymous_id of the same value,
+// of which resolution keeps the ones that identify a profile, or the
+// anonymous_id when none does (a visitor never seen).
+func previousOnly(ev Event, ids []Identifier) []Identifier {
+	if ev.Type != "alias" || ev.PreviousID == "" {
+		return nil
+	}
+	var out []Identifier
+	for _, id := range ids {
+		switch {
+		case id.Type == IDUserID && id.Value == ev.PreviousID && ev.PreviousID != ev.UserID,
+			id.Type == IDAnonymousID && id.Value == ev.PreviousID && ev.PreviousID != ev.AnonymousID:
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // ValidationError names a bad field of a request.

@@ -34,6 +34,9 @@ type resolver struct {
 	// resolution that writes anyway (create, attach, merge) includes them
 	// in its transaction and reports Recorded.
 	record func(m *member) []Op
+	// previous, for an alias, are the identifiers that stand for its
+	// previousId only (see previousOnly).
+	previous []Identifier
 	// index, if set, holds the index items of the identifiers as the
 	// caller read them just before (absent: unheld), for the first lookup
 	// to use rather than read them again. A stale entry only costs a
@@ -209,15 +212,24 @@ func counts(members []member) map[string]int {
 	return out
 }
 
-// fits reports whether adding ids (held by none) to held keeps every type
-// within limits.
-func (r *resolver) fits(held map[string]int, ids []Identifier) bool {
-	add := map[string]int{}
-	for _, id := range ids {
-		add[id.Type]++
+// fits reports whether joining the profiles (their members by root) and
+// adding ids (held by none) keeps every type within its limit: the merged
+// profile holds every identifier of the profiles it joins. A profile that
+// already holds more of a type than its limit (lowered since) may keep
+// them, but no join may make more.
+func (r *resolver) fits(byRoot map[string][]member, ids []Identifier) bool {
+	total, most := map[string]int{}, map[string]int{}
+	for _, members := range byRoot {
+		for typ, n := range counts(members) {
+			total[typ] += n
+			most[typ] = max(most[typ], n)
+		}
 	}
-	for typ, n := range add {
-		if held[typ]+n > r.cc.rule(typ).Limit {
+	for _, id := range ids {
+		total[id.Type]++
+	}
+	for typ, n := range total {
+		if n > r.cc.rule(typ).Limit && n > most[typ] {
 			return false
 		}
 	}
@@ -266,6 +278,7 @@ func (r *resolver) resolve(ctx context.Context, ids []Identifier) (resolution, e
 				return resolution{}, err
 			}
 		}
+		ids = r.settlePrevious(ids, owned)
 		var roots []string
 		var fresh []Identifier
 		for _, id := range ids { // highest priority first
@@ -297,6 +310,26 @@ func (r *resolver) resolve(ctx context.Context, ids []Identifier) (resolution, e
 		return res, nil
 	}
 	return resolution{}, errors.New("resolve: too much contention")
+}
+
+// settlePrevious leaves out of ids the readings of an alias's previousId
+// that identify no profile, keeping the anonymous_id when none does: so an
+// alias links the profile its previousId names, whether that was a user
+// ID or an anonymous visitor, and makes no identifier of the other kind.
+func (r *resolver) settlePrevious(ids []Identifier, owned map[Identifier]member) []Identifier {
+	if len(r.previous) == 0 {
+		return ids
+	}
+	known := slices.ContainsFunc(r.previous, func(id Identifier) bool { _, ok := owned[id]; return ok })
+	return slices.DeleteFunc(slices.Clone(ids), func(id Identifier) bool {
+		if !slices.Contains(r.previous, id) {
+			return false
+		}
+		if _, ok := owned[id]; ok {
+			return false
+		}
+		return known || id.Type != IDAnonymousID
+	})
 }
 
 // create makes a new profile holding ids (within limits).
@@ -339,7 +372,6 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 	if len(roots) == 1 && len(fresh) == 0 {
 		return resolution{Root: survivor, Member: evMember}, nil
 	}
-	var all []member
 	byRoot := map[string][]member{}
 	var have []member // read just now, consistently
 	for _, m := range owned {
@@ -353,9 +385,8 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 			return resolution{}, err
 		}
 		byRoot[root] = ms
-		all = append(all, ms...)
 	}
-	if !r.fits(counts(all), fresh) {
+	if !r.fits(byRoot, fresh) {
 		return resolution{}, errLimit
 	}
 	// Every profile involved is locked by a condition on its root member,

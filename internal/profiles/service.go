@@ -78,7 +78,7 @@ func (s *Service) apply(ctx context.Context, tenant string, cc compiledConfig, e
 			return dup, err
 		}
 	}
-	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID, index: index,
+	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID, index: index, previous: previousOnly(ev, ids),
 		record: func(m *member) []Op {
 			if setTraits(&m.memberData, ev) {
 				m.UpdatedAt = now
