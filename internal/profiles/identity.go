@@ -1,10 +1,16 @@
 package profiles
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Built-in identifier types.
@@ -47,18 +53,47 @@ func DefaultIdentityConfig() IdentityConfig {
 
 var typePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
-// compiledConfig is an IdentityConfig ready to apply.
+// Bounds of the blocked values of an identity configuration. A value is
+// checked against every blocked expression of its type, in time that grows
+// with the expressions' compiled size, on every event: the bounds keep that
+// cost, and the memory of a compiled configuration, small whatever a
+// tenant sets.
+const (
+	// MaxBlockedPerType is the most blocked values of one identifier type.
+	MaxBlockedPerType = 100
+	// MaxBlocked is the most blocked values of a configuration.
+	MaxBlocked = 500
+	// MaxBlockedLen is the longest blocked value, in bytes.
+	MaxBlockedLen = 500
+	// MaxPatternInsts is the most instructions one blocked regular
+	// expression may compile to (regexp/syntax), and MaxConfigInsts the
+	// most all of a configuration's may, together.
+	MaxPatternInsts = 500
+	MaxConfigInsts  = 2000
+)
+
+// compiledConfig is an IdentityConfig ready to apply. It is read-only once
+// made, so safe for concurrent use.
 type compiledConfig struct {
 	rules   map[string]IdentifierRule
-	blocked map[string][]func(string) bool
+	blocked map[string]blockList
 }
 
-// Validate checks the configuration and compiles it.
+// blockList is the blocked values of one type.
+type blockList struct {
+	exact    map[string]bool
+	patterns []*regexp.Regexp
+}
+
+// compile validates the configuration and compiles it. Its errors are
+// *ValidationError naming the field of the request body at fault
+// ("identifiers/1/blocked/3").
 func (c IdentityConfig) compile() (compiledConfig, error) {
-	cc := compiledConfig{rules: map[string]IdentifierRule{}, blocked: map[string][]func(string) bool{}}
+	cc := compiledConfig{rules: map[string]IdentifierRule{}, blocked: map[string]blockList{}}
 	if len(c.Identifiers) == 0 || len(c.Identifiers) > 50 {
 		return cc, &ValidationError{Field: "identifiers", Reason: "between 1 and 50 identifier types"}
 	}
+	blocked, insts := 0, 0
 	for i, r := range c.Identifiers {
 		field := fmt.Sprintf("identifiers/%d", i)
 		if !typePattern.MatchString(r.Type) {
@@ -70,21 +105,99 @@ func (c IdentityConfig) compile() (compiledConfig, error) {
 		if r.Priority < 1 || r.Limit < 1 || r.Limit > 100 {
 			return cc, &ValidationError{Field: field, Reason: "priority must be at least 1 and limit between 1 and 100"}
 		}
-		for _, b := range r.Blocked {
+		if len(r.Blocked) > MaxBlockedPerType {
+			return cc, &ValidationError{Field: field + "/blocked", Reason: fmt.Sprintf("at most %d blocked values a type", MaxBlockedPerType)}
+		}
+		if blocked += len(r.Blocked); blocked > MaxBlocked {
+			return cc, &ValidationError{Field: field + "/blocked", Reason: fmt.Sprintf("at most %d blocked values in all types together", MaxBlocked)}
+		}
+		var bl blockList
+		for j, b := range r.Blocked {
+			bfield := fmt.Sprintf("%s/blocked/%d", field, j)
+			if b == "" || len(b) > MaxBlockedLen {
+				return cc, &ValidationError{Field: bfield, Reason: fmt.Sprintf("between 1 and %d bytes", MaxBlockedLen)}
+			}
 			if len(b) > 2 && strings.HasPrefix(b, "/") && strings.HasSuffix(b, "/") {
-				re, err := regexp.Compile(b[1 : len(b)-1])
+				re, n, err := compilePattern(b[1 : len(b)-1])
 				if err != nil {
-					return cc, &ValidationError{Field: field + "/blocked", Reason: fmt.Sprintf("bad regular expression %q", b)}
+					return cc, &ValidationError{Field: bfield, Reason: fmt.Sprintf("regular expression %q: %v", b, err)}
 				}
-				cc.blocked[r.Type] = append(cc.blocked[r.Type], re.MatchString)
+				if insts += n; insts > MaxConfigInsts {
+					return cc, &ValidationError{Field: bfield, Reason: fmt.Sprintf("the blocked regular expressions compile to more than %d instructions together", MaxConfigInsts)}
+				}
+				bl.patterns = append(bl.patterns, re)
 				continue
 			}
-			exact := b
-			cc.blocked[r.Type] = append(cc.blocked[r.Type], func(v string) bool { return v == exact })
+			if bl.exact == nil {
+				bl.exact = map[string]bool{}
+			}
+			bl.exact[b] = true
+		}
+		if bl.exact != nil || bl.patterns != nil {
+			cc.blocked[r.Type] = bl
 		}
 		cc.rules[r.Type] = r
 	}
 	return cc, nil
+}
+
+// compilePattern compiles a blocked regular expression and returns its
+// size in instructions, refusing one larger than MaxPatternInsts. The size
+// is estimated on the parsed expression first, so a short expression that
+// would expand to a huge program (".{1,1000}" repeated) is refused before
+// anything big is built.
+func compilePattern(expr string) (*regexp.Regexp, int, error) {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, 0, err
+	}
+	if patternSize(re) > MaxPatternInsts {
+		return nil, 0, fmt.Errorf("compiles to more than %d instructions", MaxPatternInsts)
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(prog.Inst) > MaxPatternInsts {
+		return nil, 0, fmt.Errorf("compiles to more than %d instructions", MaxPatternInsts)
+	}
+	compiled, err := regexp.Compile(expr)
+	return compiled, len(prog.Inst), err
+}
+
+// patternSize estimates the instructions re compiles to, without
+// expanding it, saturating beyond MaxPatternInsts: a counted repetition
+// compiles its operand once a count.
+func patternSize(re *syntax.Regexp) int {
+	const over = MaxPatternInsts + 1
+	subs := 0
+	for _, sub := range re.Sub {
+		subs += patternSize(sub)
+		if subs >= over {
+			return over
+		}
+	}
+	n := 0
+	switch re.Op {
+	case syntax.OpLiteral:
+		n = len(re.Rune)
+	case syntax.OpRepeat:
+		// Each copy beyond Min is optional: one more instruction.
+		count := re.Max
+		if count < 0 { // {n,}: n copies and a star
+			count = re.Min + 1
+		}
+		count = max(count, 1)
+		if count > over/max(subs, 1) {
+			return over
+		}
+		n = subs*count + count - re.Min
+	case syntax.OpCapture:
+		n = subs + 2
+	default:
+		n = subs + len(re.Sub) + 1
+	}
+	return min(n, over)
 }
 
 // rule returns the rule of a type; unconfigured custom types (from
@@ -97,8 +210,15 @@ func (cc compiledConfig) rule(typ string) IdentifierRule {
 }
 
 func (cc compiledConfig) isBlocked(typ, value string) bool {
-	for _, f := range cc.blocked[typ] {
-		if f(value) {
+	bl, ok := cc.blocked[typ]
+	if !ok {
+		return false
+	}
+	if bl.exact[value] {
+		return true
+	}
+	for _, re := range bl.patterns {
+		if re.MatchString(value) {
 			return true
 		}
 	}
@@ -191,3 +311,77 @@ type ValidationError struct {
 }
 
 func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
+
+// configCache keeps each tenant's compiled identity configuration, so that
+// a configuration is compiled once per stored version, not on every batch.
+// An entry is the stored item's version and content with what compiling it
+// gave; an entry whose item changed is compiled again. It holds at most
+// maxCachedConfigs tenants. It is safe for concurrent use.
+type configCache struct {
+	mu       sync.Mutex
+	byTenant map[string]cachedConfig
+	// compiles counts the configurations compiled (tests).
+	compiles atomic.Int64
+}
+
+// maxCachedConfigs bounds the tenants whose configuration a replica keeps
+// compiled; beyond it, one entry is forgotten for each new one.
+const maxCachedConfigs = 10000
+
+type cachedConfig struct {
+	version int64
+	data    []byte
+	cc      compiledConfig
+	err     error
+}
+
+// defaultCompiled is DefaultIdentityConfig compiled, for tenants that set
+// none.
+var defaultCompiled = sync.OnceValue(func() compiledConfig {
+	cc, err := DefaultIdentityConfig().compile()
+	if err != nil {
+		panic(err)
+	}
+	return cc
+})
+
+// compiledConfig returns the tenant's identity configuration compiled: the
+// default until the tenant sets one. It reads the stored configuration
+// (one Get) and compiles it only if it changed since the last call.
+func (s *Service) compiledConfig(ctx context.Context, tenant string) (compiledConfig, error) {
+	it, ok, err := s.store.Get(ctx, configKey(tenant))
+	if err != nil {
+		return compiledConfig{}, err
+	}
+	if !ok {
+		return defaultCompiled(), nil
+	}
+	c := &s.configs
+	c.mu.Lock()
+	e, hit := c.byTenant[tenant]
+	c.mu.Unlock()
+	if hit && e.version == it.Version && bytes.Equal(e.data, it.Data) {
+		return e.cc, e.err
+	}
+	e = cachedConfig{version: it.Version, data: it.Data}
+	var cfg IdentityConfig
+	if err := json.Unmarshal(it.Data, &cfg); err != nil {
+		e.err = fmt.Errorf("identity config: %w", err)
+	} else if e.cc, err = cfg.compile(); err != nil {
+		e.err = fmt.Errorf("identity config: %w", err)
+	}
+	c.compiles.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byTenant == nil {
+		c.byTenant = map[string]cachedConfig{}
+	}
+	if _, ok := c.byTenant[tenant]; !ok && len(c.byTenant) >= maxCachedConfigs {
+		for k := range c.byTenant {
+			delete(c.byTenant, k)
+			break
+		}
+	}
+	c.byTenant[tenant] = e
+	return e.cc, e.err
+}

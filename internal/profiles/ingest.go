@@ -45,11 +45,7 @@ func (s *Service) Ingest(ctx context.Context, tenant string, events []Event) (In
 	if len(events) == 0 {
 		return res, nil
 	}
-	cfg, err := s.IdentityConfig(ctx, tenant)
-	if err != nil {
-		return res, err
-	}
-	cc, err := cfg.compile()
+	cc, err := s.compiledConfig(ctx, tenant)
 	if err != nil {
 		return res, err
 	}

@@ -28,6 +28,7 @@ type Service struct {
 	raw      RawZone
 	now      func() time.Time
 	segments segmentCache
+	configs  configCache
 }
 
 // NewService returns a Service. now defaults to time.Now.
