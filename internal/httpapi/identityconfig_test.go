@@ -34,3 +34,31 @@ func TestIdentityConfigBlockedValuesBounded(t *testing.T) {
 		e.do("PUT", path, e.admin, map[string]any{"identifiers": rules}).want(t, 200)
 	})
 }
+
+// TestSegmentEventsWithoutMessageIDOrWithDuplicateNames: over HTTP, an
+// event without messageId is accepted (and given one), and an event with a
+// duplicate name is refused on its own, naming the member.
+func TestSegmentEventsWithoutMessageIDOrWithDuplicateNames(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("msgid-co")
+		key := e.source(id, "server")
+		r := e.segment("/v1/track", key, `{"userId":"u1","event":"Signed Up"}`).want(t, 200)
+		if r.body["accepted"].(float64) != 1 {
+			t.Fatalf("event without messageId: %s", r.raw)
+		}
+		r = e.segment("/v1/batch", key, `{"batch":[
+			{"type":"track","userId":"u1","event":"Ok"},
+			{"type":"identify","userId":"u1","traits":{"plan":"pro","plan":"free"}},
+			{"type":"identify","userId":"u1","traits":{"age":1e400}}]}`).want(t, 200)
+		errs, _ := r.body["errors"].([]any)
+		if r.body["accepted"].(float64) != 1 || len(errs) != 2 {
+			t.Fatalf("batch: %s", r.raw)
+		}
+		for i, want := range []string{"traits.plan", "traits.age"} {
+			if f := errs[i].(map[string]any)["field"]; f != want {
+				t.Fatalf("error %d names %v, want %s: %s", i, f, want, r.raw)
+			}
+		}
+	})
+}
