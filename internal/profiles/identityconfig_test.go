@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cairn-cdp/cairn/internal/profiles"
@@ -112,5 +113,20 @@ func TestIdentityConfigCompiledOncePerVersion(t *testing.T) {
 		}
 		f.lookup("email", "qa9@example.test")
 		notFound(f, "email", "b@example.org")
+		// Concurrent batches share the compiled config.
+		var wg sync.WaitGroup
+		for i := range 8 {
+			e := f.ev(map[string]any{"userId": fmt.Sprint("c", i), "email": fmt.Sprintf("c%d@example.org", i)})
+			wg.Go(func() {
+				if _, err := f.svc.Ingest(ctx, f.tenant, []profiles.Event{e}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := profiles.ConfigCompiles(f.svc); n != 2 {
+			t.Fatalf("%d compiles after concurrent batches, want 2", n)
+		}
+		notFound(f, "email", "c7@example.org")
 	})
 }
