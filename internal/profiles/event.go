@@ -37,10 +37,13 @@ type Event struct {
 	GroupID     string
 	Event       string
 	Name        string
-	Traits      map[string]any
-	Properties  map[string]any
-	Context     map[string]any
-	// Raw is the event as received, which the raw zone keeps unchanged.
+	// Traits are the event's traits; an identify's include those it sent
+	// in context.traits, under the top-level ones.
+	Traits     map[string]any
+	Properties map[string]any
+	Context    map[string]any
+	// Raw is the event as received, which the raw zone keeps unchanged,
+	// but for the messageId ParseEvent gives an event sent without one.
 	Raw json.RawMessage
 }
 
