@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -253,7 +254,11 @@ func (c *callbackErrors[M]) err() error {
 
 func rudderGo(t *testing.T, plan trackingPlan) error {
 	failures := &callbackErrors[rudder.Message]{}
-	client, err := rudder.NewWithConfig(plan.WriteKey, rudder.Config{DataPlaneUrl: plan.URL, Callback: failures})
+	client, err := rudder.NewWithConfig(plan.WriteKey, rudder.Config{
+		DataPlaneUrl: plan.URL,
+		Callback:     failures,
+		Logger:       rudder.StdLogger(log.New(t.Output(), "rudder-analytics-go: ", 0)),
+	})
 	if err != nil {
 		return err
 	}
@@ -283,7 +288,11 @@ func rudderGo(t *testing.T, plan trackingPlan) error {
 
 func segmentGo(t *testing.T, plan trackingPlan) error {
 	failures := &callbackErrors[segment.Message]{}
-	client, err := segment.NewWithConfig(plan.WriteKey, segment.Config{Endpoint: plan.URL, Callback: failures})
+	client, err := segment.NewWithConfig(plan.WriteKey, segment.Config{
+		Endpoint: plan.URL,
+		Callback: failures,
+		Logger:   segment.StdLogger(log.New(t.Output(), "segment-analytics-go: ", 0)),
+	})
 	if err != nil {
 		return err
 	}
