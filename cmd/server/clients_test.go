@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -411,6 +412,25 @@ func TestBrowserClient(t *testing.T) {
 	mux.Handle("/", http.FileServer(http.Dir(filepath.Join(dir, "browser"))))
 	site := httptest.NewServer(mux)
 	t.Cleanup(site.Close)
+
+	// The page names Cairn's host itself, but a site that sets only cdnURL
+	// gets it from the settings, which must point at the server that served
+	// them.
+	res, err := http.Get(base + "/v1/projects/" + key + "/settings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var settings struct {
+		Integrations map[string]struct {
+			APIHost string `json:"apiHost"`
+		} `json:"integrations"`
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err := json.Unmarshal(body, &settings); err != nil || res.StatusCode != http.StatusOK ||
+		!strings.HasPrefix(settings.Integrations["Segment.io"].APIHost, strings.TrimPrefix(base, "http://")+"/") {
+		t.Errorf("settings: %d %s; want integrations[\"Segment.io\"].apiHost on %s", res.StatusCode, bytes.TrimSpace(body), base)
+	}
 
 	const user, email = "visitor-1", "visitor@example.com"
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
