@@ -1,7 +1,8 @@
 # Cairn's build and test entry points. `make test` is the one command CI runs
 # (.ci/run) on a fresh clone: it installs what it needs (.venv/ from
-# requirements-test.txt, e2e/node_modules, Debian's chromium), starts a throwaway PostgreSQL and moto server, and
-# stops them again, also when a step fails. See scripts/testenv.sh.
+# requirements-test.txt, e2e/node_modules, Debian's chromium), starts a
+# throwaway PostgreSQL and moto server, and stops them again, also when a
+# step fails. See scripts/testenv.sh.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c

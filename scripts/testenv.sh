@@ -101,6 +101,10 @@ ensure_node_modules() {
 		fi
 		command -v node >/dev/null && command -v npm >/dev/null || { log "WARNING: no node/npm: the client tests will fail"; return 0; }
 	fi
+	# playwright-core needs Node 20; the Rudder SDK alone would run on older.
+	local major
+	major=$(node -p 'process.versions.node.split(".")[0]')
+	((major >= 20)) || log "WARNING: Node $(node --version) is older than 20: the browser test will fail"
 	local lock="$e2e/package-lock.json" want
 	want=$({ node --version; cat "$lock"; } | sha256sum | cut -d' ' -f1)
 	(
