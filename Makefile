@@ -1,7 +1,8 @@
 # Cairn's build and test entry points. `make test` is the one command CI runs
 # (.ci/run) on a fresh clone: it installs what it needs (.venv/ from
-# requirements-test.txt), starts a throwaway PostgreSQL and moto server, and
-# stops them again, also when a step fails. See scripts/testenv.sh.
+# requirements-test.txt, e2e/node_modules, Debian's chromium), starts a
+# throwaway PostgreSQL and moto server, and stops them again, also when a
+# step fails. See scripts/testenv.sh.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -14,7 +15,7 @@ PKGS ?= ./...
 TEST_FLAGS ?= -count=1 -timeout 15m
 TESTENV := scripts/testenv.sh
 
-.PHONY: test generate generate-check vet fmt-check venv lint-templates schemathesis \
+.PHONY: test generate generate-check vet fmt-check venv clients lint-templates schemathesis \
 	schemathesis-postgres go-test run bench
 
 ## test: every check CI runs, in this order, stopping at the first failure.
@@ -40,6 +41,11 @@ fmt-check:
 venv:
 	$(TESTENV) venv
 
+## clients: install the tracking clients and Chromium for the client and browser
+## tests (e2e/node_modules by npm ci, Debian's chromium; cached, see testenv.sh).
+clients:
+	$(TESTENV) clients
+
 ## lint-templates: cfn-lint every CloudFormation template under templates/.
 lint-templates: venv
 	@shopt -s nullglob; \
@@ -63,7 +69,7 @@ schemathesis-postgres: venv
 ## go-test: go test, with the race detector, against a throwaway PostgreSQL
 ## and moto (RACE= to run without it: about half the time on 2 cores).
 RACE ?= -race
-go-test: venv
+go-test: venv clients
 	$(TESTENV) run $(GO) test $(RACE) $(TEST_FLAGS) $(PKGS)
 
 ## run: run the server with its defaults.

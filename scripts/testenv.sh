@@ -4,6 +4,8 @@
 #
 # Usage:
 #   scripts/testenv.sh venv         create or refresh .venv/ from requirements-test.txt
+#   scripts/testenv.sh clients      install what the client and browser tests need:
+#                                   e2e/node_modules (npm ci) and Debian's chromium
 #   scripts/testenv.sh run CMD...   start PostgreSQL 15 and the moto server, export
 #                                   their addresses, run CMD, stop both, exit with
 #                                   CMD's status
@@ -16,6 +18,10 @@
 #   AWS_DEFAULT_REGION (us-east-1), AWS_ENDPOINT_URL (moto, for any SDK client
 #   built without an explicit endpoint)
 #   PATH                         with .venv/bin first (cfn-lint for golden-template tests)
+#   CAIRN_TEST_PYTHON            .venv/bin/python, with the Python tracking clients
+#   CAIRN_TEST_NODE_DIR          e2e/, its node_modules installed by npm ci
+#   CAIRN_TEST_CHROMIUM          /usr/bin/chromium (Debian's; installed when missing)
+#   CAIRN_TEST_REQUIRE_CLIENTS   1 (client and browser tests fail instead of skipping)
 # and isolates the AWS SDK from the machine: no shared config or credentials
 # files, no instance metadata lookups.
 #
@@ -23,7 +29,11 @@
 # auth, fsync off) and a fresh moto, each on a free loopback port, so two runs
 # on one machine do not collide and no service that happens to be running is
 # ever used. The venv is the exception: it is rebuilt only when
-# requirements-test.txt or the Python interpreter changes (stamp in .venv/).
+# requirements-test.txt or the Python interpreter changes (stamp in .venv/);
+# so is e2e/node_modules, reinstalled by `npm ci` only when e2e/package-lock.json
+# or Node changes (stamp in node_modules/). Chromium comes from Debian
+# (apt-get, as root) when /usr/bin/chromium is missing; Playwright never
+# downloads a browser.
 #
 # Environment knobs:
 #   PYTHON          interpreter for the venv (default python3)
@@ -36,6 +46,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv"
+e2e="$root/e2e"
+chromium=/usr/bin/chromium
 requirements="$root/requirements-test.txt"
 python=${PYTHON:-python3}
 pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -75,6 +87,53 @@ ensure_venv() {
 		printf '%s\n' "$want" >"$venv/.requirements.sha256"
 		log "built .venv in $((SECONDS - start))s"
 	) 9<"$requirements"
+}
+
+# ensure_node_modules runs `npm ci` in e2e/ unless the stamp says
+# node_modules already matches package-lock.json and this Node. Install
+# scripts are off: no package may fetch a browser or a binary of its own.
+# Failures are logged, not fatal: the client tests then fail and say why.
+ensure_node_modules() {
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+			log "installing nodejs and npm (no node or npm on PATH)"
+			{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; } >&2 || true
+		fi
+		command -v node >/dev/null && command -v npm >/dev/null || { log "WARNING: no node/npm: the client tests will fail"; return 0; }
+	fi
+	# playwright-core needs Node 20; the Rudder SDK alone would run on older.
+	local major
+	major=$(node -p 'process.versions.node.split(".")[0]')
+	((major >= 20)) || log "WARNING: Node $(node --version) is older than 20: the browser test will fail"
+	local lock="$e2e/package-lock.json" want
+	want=$({ node --version; cat "$lock"; } | sha256sum | cut -d' ' -f1)
+	(
+		flock 9
+		if [[ -f $e2e/node_modules/.package-lock.sha256 && $(<"$e2e/node_modules/.package-lock.sha256") == "$want" ]]; then
+			exit 0
+		fi
+		log "npm ci in e2e/"
+		local start=$SECONDS
+		(cd "$e2e" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2 || exit 1
+		# Written last: an interrupted install leaves no stamp and is redone.
+		printf '%s\n' "$want" >"$e2e/node_modules/.package-lock.sha256"
+		log "installed e2e/node_modules in $((SECONDS - start))s"
+	) 9<"$lock" || log "WARNING: npm ci failed in e2e/: the client tests will fail"
+}
+
+# ensure_chromium installs Debian's chromium when it is missing (as root).
+ensure_chromium() {
+	[[ -x $chromium ]] && return 0
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+		log "installing chromium ($chromium not found)"
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } >&2 || true
+	fi
+	[[ -x $chromium ]] || log "WARNING: no $chromium: the browser test will fail"
+}
+
+ensure_clients() {
+	ensure_node_modules
+	ensure_chromium
 }
 
 # The temp dir holding the cluster and the logs; set by start_services.
@@ -197,6 +256,7 @@ cleanup() {
 run() {
 	(($# > 0)) || die "usage: testenv.sh run CMD..."
 	ensure_venv
+	ensure_clients
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -211,6 +271,8 @@ run() {
 	# SDK clients built without an explicit endpoint go to moto too, never to AWS.
 	export AWS_ENDPOINT_URL="$CAIRN_TEST_AWS_ENDPOINT"
 	export PATH="$venv/bin:$PATH"
+	export CAIRN_TEST_PYTHON="$venv/bin/python" CAIRN_TEST_NODE_DIR="$e2e" CAIRN_TEST_CHROMIUM="$chromium"
+	export CAIRN_TEST_REQUIRE_CLIENTS=1
 	# Not exec: the EXIT trap must run after CMD to stop the services.
 	local rc=0
 	"$@" || rc=$?
@@ -222,12 +284,13 @@ run() {
 
 case ${1:-} in
 venv) ensure_venv ;;
+clients) ensure_clients ;;
 run)
 	shift
 	run "$@"
 	;;
 *)
-	sed -n '2,9p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,11p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 	;;
 esac
