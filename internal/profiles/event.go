@@ -59,19 +59,22 @@ func (e *EventError) Error() string {
 }
 
 type wireEvent struct {
-	Type        string         `json:"type"`
-	MessageID   string         `json:"messageId"`
-	Timestamp   string         `json:"timestamp"`
-	SentAt      string         `json:"sentAt"`
-	UserID      jsontext.Value `json:"userId"`
-	AnonymousID jsontext.Value `json:"anonymousId"`
-	PreviousID  jsontext.Value `json:"previousId"`
-	GroupID     jsontext.Value `json:"groupId"`
-	Event       string         `json:"event"`
-	Name        string         `json:"name"`
-	Traits      map[string]any `json:"traits"`
-	Properties  map[string]any `json:"properties"`
-	Context     map[string]any `json:"context"`
+	Type      string `json:"type"`
+	MessageID string `json:"messageId"`
+	Timestamp string `json:"timestamp"`
+	// OriginalTimestamp is when a client library (RudderStack's, Segment's
+	// browser library) recorded the event, on the client's clock.
+	OriginalTimestamp string         `json:"originalTimestamp"`
+	SentAt            string         `json:"sentAt"`
+	UserID            jsontext.Value `json:"userId"`
+	AnonymousID       jsontext.Value `json:"anonymousId"`
+	PreviousID        jsontext.Value `json:"previousId"`
+	GroupID           jsontext.Value `json:"groupId"`
+	Event             string         `json:"event"`
+	Name              string         `json:"name"`
+	Traits            map[string]any `json:"traits"`
+	Properties        map[string]any `json:"properties"`
+	Context           map[string]any `json:"context"`
 }
 
 // idString reads an ID that clients send as a string or a number (kept as
@@ -165,23 +168,48 @@ func ParseEvent(index int, raw json.RawMessage, defaultType string, now time.Tim
 			ev.Traits = traits
 		}
 	}
-	ev.Timestamp = now
-	if w.Timestamp != "" {
-		t, err := time.Parse(time.RFC3339Nano, w.Timestamp)
-		if err != nil {
-			return bad("timestamp", "must be an ISO 8601 date-time")
-		}
-		ev.Timestamp = t
+	var err error
+	if ev.Timestamp, err = eventTime(w, now); err != nil {
+		return bad(err.Error(), "must be an ISO 8601 date-time")
 	}
-	ev.Timestamp = ev.Timestamp.UTC()
 	if ev.MessageID == "" {
 		ev.MessageID = newMessageID()
-		var err error
 		if ev.Raw, err = withMessageID(raw, ev.MessageID); err != nil {
 			return bad("", "not a JSON object")
 		}
 	}
 	return ev, nil
+}
+
+// eventTime is when the event happened, as Segment's and RudderStack's
+// servers compute it: the event's own timestamp if it set one; otherwise
+// originalTimestamp, corrected for the client's clock skew by the time the
+// event spent between the client's sentAt and its arrival (now); now for
+// an event that says neither. An unreadable time is an error naming its
+// field.
+func eventTime(w wireEvent, now time.Time) (time.Time, error) {
+	parse := func(field, v string) (time.Time, error) {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return time.Time{}, errors.New(field)
+		}
+		return t.UTC(), nil
+	}
+	switch {
+	case w.Timestamp != "":
+		return parse("timestamp", w.Timestamp)
+	case w.OriginalTimestamp == "":
+		return now.UTC(), nil
+	}
+	orig, err := parse("originalTimestamp", w.OriginalTimestamp)
+	if err != nil || w.SentAt == "" {
+		return orig, err
+	}
+	sent, err := parse("sentAt", w.SentAt)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return now.Add(-sent.Sub(orig)).UTC(), nil
 }
 
 // decodeError turns a decoding error into the field it concerns, in the

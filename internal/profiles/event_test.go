@@ -105,6 +105,31 @@ func TestParseEvent(t *testing.T) {
 		{name: "no identity", raw: `{"type":"identify","messageId":"m"}`, field: "userId", reason: "required"},
 		{name: "track without event", raw: `{"type":"track","messageId":"m","userId":"u"}`, field: "event", reason: "required"},
 		{name: "alias without previousId", raw: `{"type":"alias","messageId":"m","userId":"u"}`, field: "previousId", reason: "previousId"},
+		{name: "originalTimestamp corrected by the client's clock skew",
+			// The client's clock is 10 minutes fast: it stamped the event 2 s
+			// before it sent it, so it happened 2 s before it arrived.
+			raw: `{"type":"track","event":"E","messageId":"m","userId":"u","originalTimestamp":"2026-12-03T08:09:58Z","sentAt":"2026-12-03T08:10:00Z"}`,
+			check: func(t *testing.T, ev profiles.Event) {
+				if want := now.Add(-2 * time.Second); !ev.Timestamp.Equal(want) {
+					t.Errorf("timestamp %v, want %v", ev.Timestamp, want)
+				}
+			}},
+		{name: "originalTimestamp without sentAt",
+			raw: `{"type":"track","event":"E","messageId":"m","userId":"u","originalTimestamp":"2026-12-01T00:00:00+01:00"}`,
+			check: func(t *testing.T, ev profiles.Event) {
+				if want := time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC); !ev.Timestamp.Equal(want) {
+					t.Errorf("timestamp %v, want %v", ev.Timestamp, want)
+				}
+			}},
+		{name: "timestamp wins over originalTimestamp",
+			raw: `{"type":"track","event":"E","messageId":"m","userId":"u","timestamp":"2026-12-02T00:00:00Z","originalTimestamp":"2026-12-01T00:00:00Z","sentAt":"2026-12-01T00:00:01Z"}`,
+			check: func(t *testing.T, ev profiles.Event) {
+				if want := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC); !ev.Timestamp.Equal(want) {
+					t.Errorf("timestamp %v, want %v", ev.Timestamp, want)
+				}
+			}},
+		{name: "bad originalTimestamp", raw: `{"type":"track","event":"E","messageId":"m","userId":"u","originalTimestamp":"soon"}`, field: "originalTimestamp", reason: "ISO 8601"},
+		{name: "bad sentAt", raw: `{"type":"track","event":"E","messageId":"m","userId":"u","originalTimestamp":"2026-12-01T00:00:00Z","sentAt":"later"}`, field: "sentAt", reason: "ISO 8601"},
 		{name: "bad timestamp", raw: `{"type":"identify","messageId":"m","userId":"u","timestamp":"yesterday"}`, field: "timestamp", reason: "ISO 8601"},
 		{name: "long messageId", raw: `{"type":"identify","userId":"u","messageId":"` + strings.Repeat("m", 257) + `"}`, field: "messageId", reason: "256"},
 	}
