@@ -142,7 +142,7 @@ func (s *Server) CreateSource(ctx context.Context, req CreateSourceRequestObject
 	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
 		return nil, err
 	}
-	src, key, err := s.sources.Create(ctx, req.TenantId, req.Body.Name)
+	src, key, err := s.sources.Create(ctx, req.TenantId, req.Body.Name, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
+	"fmt"
+	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -43,16 +47,93 @@ func newWriteKey() (key string, hash []byte, hint string) {
 	return key, sum[:], key[:9]
 }
 
-// Create makes a source and returns it with its write key.
-func (s *Sources) Create(ctx context.Context, tenantID, name string) (Source, string, error) {
+// Create makes a source and returns it with its write key. allowedOrigins
+// (see SetAllowedOrigins) may be empty: any origin.
+func (s *Sources) Create(ctx context.Context, tenantID, name string, allowedOrigins []string) (Source, string, error) {
 	if !sourceNamePattern.MatchString(name) {
 		return Source{}, "", &ValidationError{Field: "name", Reason: "1 to 100 characters of letters, digits, space, '.', '_' and '-'"}
 	}
+	origins, err := checkOrigins(allowedOrigins)
+	if err != nil {
+		return Source{}, "", err
+	}
 	key, hash, hint := newWriteKey()
 	src, err := s.store.SourceInsert(ctx, Source{
-		ID: "src_" + random(16), TenantID: tenantID, Name: name, KeyHash: hash, KeyHint: hint, CreatedAt: s.now(), Version: 1,
+		ID: "src_" + random(16), TenantID: tenantID, Name: name, KeyHash: hash, KeyHint: hint, CreatedAt: s.now(),
+		AllowedOrigins: origins, Version: 1,
 	})
 	return src, key, err
+}
+
+// MaxAllowedOrigins is how many origins a source may list.
+const MaxAllowedOrigins = 100
+
+// SetAllowedOrigins replaces the browser origins the source accepts events
+// from; an empty list allows any origin. Each origin is what browsers send
+// in the Origin header: "http" or "https", "://", a lower-case host and a
+// port only when it is not the scheme's default. A revoked source may be
+// changed too (its key stays refused). It returns ValidationError,
+// ErrSourceNotFound, or ErrSourceConflict when the source changed
+// meanwhile.
+func (s *Sources) SetAllowedOrigins(ctx context.Context, tenantID, id string, origins []string) (Source, error) {
+	origins, err := checkOrigins(origins)
+	if err != nil {
+		return Source{}, err
+	}
+	src, err := s.store.SourceGet(ctx, tenantID, id)
+	if err != nil {
+		return Source{}, err
+	}
+	src.AllowedOrigins = origins
+	return s.store.SourceUpdate(ctx, src)
+}
+
+// checkOrigins validates a list of origins and returns it without
+// duplicates, never nil.
+func checkOrigins(origins []string) ([]string, error) {
+	if len(origins) > MaxAllowedOrigins {
+		return nil, &ValidationError{Field: "allowed_origins", Reason: fmt.Sprintf("at most %d origins", MaxAllowedOrigins)}
+	}
+	out := make([]string, 0, len(origins))
+	for i, o := range origins {
+		if !validOrigin(o) {
+			return nil, &ValidationError{Field: fmt.Sprintf("allowed_origins/%d", i),
+				Reason: "an origin as browsers send it: http:// or https://, a lower-case host, and a port only if not the default"}
+		}
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// validOrigin reports whether o is a serialized origin (RFC 6454) exactly
+// as a browser sends it, so that comparing strings compares origins.
+func validOrigin(o string) bool {
+	if len(o) > 200 || o != strings.ToLower(o) {
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return false
+	}
+	if u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
+		return false
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p ||
+			(u.Scheme == "http" && n == 80) || (u.Scheme == "https" && n == 443) {
+			return false
+		}
+	}
+	return u.Scheme+"://"+u.Host == o
+}
+
+// AllowsOrigin reports whether a browser at origin may send the source's
+// events: any origin when the source lists none.
+func (s Source) AllowsOrigin(origin string) bool {
+	return len(s.AllowedOrigins) == 0 || slices.Contains(s.AllowedOrigins, origin)
 }
 
 // Rotate gives a live source a new write key; the old one stops working.
