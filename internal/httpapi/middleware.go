@@ -23,9 +23,13 @@ const (
 	ctxPrincipal
 	ctxRoute
 	ctxRawBody
+	ctxSource
+	ctxBodyLen
 )
 
-// rawBody returns the request body as received (the gate buffered it).
+// rawBody returns the request body as received (the gate buffered it), on
+// routes other than the ingestion routes, whose handlers take the body
+// from the generated request object.
 func rawBody(ctx context.Context) []byte {
 	b, _ := ctx.Value(ctxRawBody).([]byte)
 	return b

@@ -170,6 +170,11 @@ func (s *Sources) RevokeAll(ctx context.Context, tenantID string) (int, error) {
 	return s.store.SourceRevokeAll(ctx, tenantID, s.now())
 }
 
+// Get returns the tenant's source (ErrSourceNotFound).
+func (s *Sources) Get(ctx context.Context, tenantID, id string) (Source, error) {
+	return s.store.SourceGet(ctx, tenantID, id)
+}
+
 // List pages the tenant's sources.
 func (s *Sources) List(ctx context.Context, tenantID string, afterSeq int64, limit int) ([]Source, error) {
 	return s.store.SourceList(ctx, tenantID, afterSeq, limit)
