@@ -465,9 +465,9 @@ type AWSCredentials struct {
 type AWSPrincipal = string
 
 // AllowedOrigins The origins (`https://shop.example`, as browsers send them in
-// `Origin`: scheme, host and a port other than the scheme's default,
-// lower case) browsers may send the source's events from. Empty or
-// absent: any origin.
+// `Origin`: scheme, lower-case host and maybe a port; the scheme's
+// default port is left out) browsers may send the source's events
+// from. Empty or absent: any origin.
 type AllowedOrigins = []string
 
 // AuditEvent defines model for AuditEvent.
@@ -924,9 +924,9 @@ type Source struct {
 // SourceCreate defines model for SourceCreate.
 type SourceCreate struct {
 	// AllowedOrigins The origins (`https://shop.example`, as browsers send them in
-	// `Origin`: scheme, host and a port other than the scheme's default,
-	// lower case) browsers may send the source's events from. Empty or
-	// absent: any origin.
+	// `Origin`: scheme, lower-case host and maybe a port; the scheme's
+	// default port is left out) browsers may send the source's events
+	// from. Empty or absent: any origin.
 	AllowedOrigins *AllowedOrigins `json:"allowed_origins,omitempty"`
 	Name           string          `json:"name"`
 }
@@ -940,9 +940,9 @@ type SourceList struct {
 // SourceUpdate defines model for SourceUpdate.
 type SourceUpdate struct {
 	// AllowedOrigins The origins (`https://shop.example`, as browsers send them in
-	// `Origin`: scheme, host and a port other than the scheme's default,
-	// lower case) browsers may send the source's events from. Empty or
-	// absent: any origin.
+	// `Origin`: scheme, lower-case host and maybe a port; the scheme's
+	// default port is left out) browsers may send the source's events
+	// from. Empty or absent: any origin.
 	AllowedOrigins *AllowedOrigins `json:"allowed_origins,omitempty"`
 }
 

@@ -355,20 +355,27 @@ func TestCORS(t *testing.T) {
 		corsOK(post("c-7", key, "https://evil.example"), "https://evil.example")
 		e.do("PATCH", path, tok, map[string]any{"allowed_origins": []string{}}).want(t, 200)
 		corsOK(post("c-8", key, shop), "*")
-		for _, bad := range []string{"https://Shop.example", "https://shop.example/", "https://shop.example:443", "ftp://shop.example", "shop.example", "https://shop.example?x"} {
+		// A scheme's default port is left out, as browsers send it.
+		u = e.do("PATCH", path, tok, map[string]any{"allowed_origins": []string{"https://shop.example:443", "http://[::1]:8080"}}).want(t, 200)
+		if fmt.Sprint(u.body["allowed_origins"]) != "[https://shop.example http://[::1]:8080]" {
+			t.Fatalf("PATCH with a default port: %s", u.raw)
+		}
+		corsOK(post("c-9", key, shop), shop)
+		for _, bad := range []string{"https://Shop.example", "https://shop.example/", "https://shop.example:0", "https://shop.example:65536", "ftp://shop.example", "shop.example", "https://shop.example?x", "http://:80"} {
 			e.do("PATCH", path, tok, map[string]any{"allowed_origins": []string{bad}}).want(t, 400)
 		}
 		e.do("PATCH", path, tok, map[string]any{}).want(t, 400)
 		e.do("PATCH", "/v1/tenants/"+id+"/sources/src_"+strings.Repeat("a", 26), tok, map[string]any{"allowed_origins": []string{}}).want(t, 404)
 		e.do("PATCH", path, e.tenantToken(id, "profiles:read"), map[string]any{"allowed_origins": []string{}}).want(t, 403)
+		e.do("PATCH", path, e.admin, map[string]any{"allowed_origins": []string{}}).want(t, 200)
 		got := e.do("GET", "/v1/tenants/"+id+"/sources", tok, nil).want(t, 200)
 		if !strings.Contains(string(got.raw), `"allowed_origins":[]`) {
 			t.Errorf("list after clearing: %s", got.raw)
 		}
 
 		stored := e.rawLines(id)
-		if len(stored) != 6 {
-			t.Fatalf("%d events stored, want 6 (c-5 and c-6 refused): %q", len(stored), stored)
+		if len(stored) != 7 {
+			t.Fatalf("%d events stored, want 7 (c-5 and c-6 refused): %q", len(stored), stored)
 		}
 		for _, l := range stored {
 			if strings.Contains(l, `"c-5"`) || strings.Contains(l, `"c-6"`) {

@@ -7,10 +7,8 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -70,8 +68,8 @@ const MaxAllowedOrigins = 100
 
 // SetAllowedOrigins replaces the browser origins the source accepts events
 // from; an empty list allows any origin. Each origin is what browsers send
-// in the Origin header: "http" or "https", "://", a lower-case host and a
-// port only when it is not the scheme's default. A revoked source may be
+// in the Origin header: "http" or "https", "://", a lower-case host and
+// maybe a port (the scheme's default port is left out, as browsers do). A revoked source may be
 // changed too (its key stays refused). It returns ValidationError,
 // ErrSourceNotFound, or ErrSourceConflict when the source changed
 // meanwhile.
@@ -88,17 +86,18 @@ func (s *Sources) SetAllowedOrigins(ctx context.Context, tenantID, id string, or
 	return s.store.SourceUpdate(ctx, src)
 }
 
-// checkOrigins validates a list of origins and returns it without
-// duplicates, never nil.
+// checkOrigins validates a list of origins and returns it normalized (a
+// scheme's default port left out) without duplicates, never nil.
 func checkOrigins(origins []string) ([]string, error) {
 	if len(origins) > MaxAllowedOrigins {
 		return nil, &ValidationError{Field: "allowed_origins", Reason: fmt.Sprintf("at most %d origins", MaxAllowedOrigins)}
 	}
 	out := make([]string, 0, len(origins))
 	for i, o := range origins {
-		if !validOrigin(o) {
+		o, ok := normalizeOrigin(o)
+		if !ok {
 			return nil, &ValidationError{Field: fmt.Sprintf("allowed_origins/%d", i),
-				Reason: "an origin as browsers send it: http:// or https://, a lower-case host, and a port only if not the default"}
+				Reason: "an origin as browsers send it: http:// or https://, a lower-case host, and a port if any"}
 		}
 		if !slices.Contains(out, o) {
 			out = append(out, o)
@@ -107,27 +106,25 @@ func checkOrigins(origins []string) ([]string, error) {
 	return out, nil
 }
 
-// validOrigin reports whether o is a serialized origin (RFC 6454) exactly
-// as a browser sends it, so that comparing strings compares origins.
-func validOrigin(o string) bool {
-	if len(o) > 200 || o != strings.ToLower(o) {
-		return false
+// originPattern is a serialized origin (RFC 6454) as browsers send it:
+// scheme, lower-case host name or bracketed IPv6 address, and a port from
+// 1 to 65535 without leading zeros. api/openapi.yaml states the same
+// pattern, so that what the spec admits is valid here.
+var originPattern = regexp.MustCompile(`^https?://([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$`)
+
+// normalizeOrigin reports whether o is an origin, and returns it as a
+// browser sends it: without the scheme's default port, which browsers
+// leave out, so that comparing strings compares origins.
+func normalizeOrigin(o string) (string, bool) {
+	if len(o) > 200 || !originPattern.MatchString(o) {
+		return "", false
 	}
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
-		return false
+	if strings.HasPrefix(o, "http://") {
+		o = strings.TrimSuffix(o, ":80")
+	} else {
+		o = strings.TrimSuffix(o, ":443")
 	}
-	if u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
-		return false
-	}
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p ||
-			(u.Scheme == "http" && n == 80) || (u.Scheme == "https" && n == 443) {
-			return false
-		}
-	}
-	return u.Scheme+"://"+u.Host == o
+	return o, true
 }
 
 // AllowsOrigin reports whether a browser at origin may send the source's
