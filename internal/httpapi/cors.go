@@ -52,9 +52,13 @@ func (g *gate) preflight(w http.ResponseWriter, r *http.Request) bool {
 // allowOrigin sets the CORS answer for a request from origin: "*" when
 // allowed lists no origin, origin itself otherwise (checkOrigin has found
 // it listed). Answers vary by Origin in any case, so caches keep them
-// apart.
+// apart; call it once per response, then checkOrigin.
 func allowOrigin(h http.Header, origin string, allowed []string) {
 	h.Add("Vary", "Origin")
+	setAllowOrigin(h, origin, allowed)
+}
+
+func setAllowOrigin(h http.Header, origin string, allowed []string) {
 	if origin == "" {
 		return
 	}
@@ -79,7 +83,6 @@ func checkOrigin(h http.Header, origin string, src profiles.Source) *problem {
 		return newProblem(http.StatusForbidden, "origin-not-allowed", "Origin not allowed",
 			"The source does not accept events from the origin "+origin+".")
 	}
-	h.Del("Vary") // set again below, once
-	allowOrigin(h, origin, src.AllowedOrigins)
+	setAllowOrigin(h, origin, src.AllowedOrigins)
 	return nil
 }

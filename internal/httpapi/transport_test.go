@@ -454,3 +454,23 @@ func TestIngestMetrics(t *testing.T) {
 		t.Errorf("an ingestion metric is labelled by tenant")
 	}
 }
+
+// TestSourceUpdateStaysWithItsTenant: another tenant's token reaches
+// neither a source's PATCH nor its settings, and changes nothing.
+func TestSourceUpdateStaysWithItsTenant(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		a := e.activeTenant("patch-a")
+		b := e.activeTenant("patch-b")
+		src := e.do("POST", "/v1/tenants/"+a+"/sources", e.admin, map[string]any{"name": "web", "allowed_origins": []string{"https://a.example"}}).want(t, 201)
+		path := "/v1/tenants/" + a + "/sources/" + src.str("id")
+		bTok := e.tenantToken(b, "profiles:write", "profiles:read", "events:write")
+		e.do("PATCH", path, bTok, map[string]any{"allowed_origins": []string{}}).want(t, 404)
+		// Not through its own tenant's path either: the source is A's.
+		e.do("PATCH", "/v1/tenants/"+b+"/sources/"+src.str("id"), bTok, map[string]any{"allowed_origins": []string{}}).want(t, 404)
+		list := e.do("GET", "/v1/tenants/"+a+"/sources", e.admin, nil).want(t, 200)
+		if !strings.Contains(string(list.raw), `"allowed_origins":["https://a.example"]`) {
+			t.Fatalf("A's source changed: %s", list.raw)
+		}
+	})
+}
