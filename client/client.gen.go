@@ -836,6 +836,15 @@ type SegmentBatch struct {
 	AdditionalProperties map[string]interface{}  `json:"-"`
 }
 
+// SegmentBatchBody A batch of events, each shaped as SegmentEvent describes and
+// validated on its own: invalid events are listed in the answer's
+// `errors` and the valid ones kept. analytics.js adds the write key
+// as `writeKey`.
+type SegmentBatchBody struct {
+	Batch                []interface{}          `json:"batch"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
 // SegmentCondition defines model for SegmentCondition.
 type SegmentCondition struct {
 	// Operator `equals` and `not_equals` compare JSON values; `in` holds when the
@@ -892,6 +901,13 @@ type SegmentEvent struct {
 	UserId               interface{}            `json:"userId,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
+
+// SegmentEventBody One event, shaped as SegmentEvent describes. Its fields are
+// validated as the event is ingested: an invalid event is answered
+// `200` with the reason in the answer's `errors`, as Segment answers,
+// and nothing of it is stored. analytics.js adds the write key as
+// `writeKey`.
+type SegmentEventBody map[string]interface{}
 
 // SegmentList defines model for SegmentList.
 type SegmentList struct {
@@ -1545,6 +1561,74 @@ func (a SegmentBatch) MarshalJSON() ([]byte, error) {
 		object["sentAt"], err = json.Marshal(a.SentAt)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'sentAt': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for SegmentBatchBody. Returns the specified
+// element and whether it was found
+func (a SegmentBatchBody) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for SegmentBatchBody
+func (a *SegmentBatchBody) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for SegmentBatchBody to handle AdditionalProperties
+func (a *SegmentBatchBody) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["batch"]; found {
+		err = json.Unmarshal(raw, &a.Batch)
+		if err != nil {
+			return fmt.Errorf("error reading 'batch': %w", err)
+		}
+		delete(object, "batch")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for SegmentBatchBody to handle AdditionalProperties
+func (a SegmentBatchBody) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.Batch != nil {
+		object["batch"], err = json.Marshal(a.Batch)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'batch': %w", err)
 		}
 	}
 
