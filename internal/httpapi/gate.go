@@ -208,14 +208,10 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 			return r, p
 		}
 	}
-	if route.Operation.RequestBody != nil {
-		if ingest {
-			// The generated handler decodes the first JSON value only; its
-			// handler refuses a body with more (see ingestBody).
-			r = r.WithContext(context.WithValue(r.Context(), ctxBodyLen, len(bytes.TrimSpace(body))))
-		} else {
-			r = r.WithContext(context.WithValue(r.Context(), ctxRawBody, body))
-		}
+	if ingest {
+		// The generated handler decodes the first JSON value only; its
+		// handler refuses a body with more (see ingestBody).
+		r = r.WithContext(context.WithValue(r.Context(), ctxBodyLen, len(bytes.TrimSpace(body))))
 	}
 
 	// The ingestion routes' bodies are read once, by their handlers:

@@ -22,18 +22,9 @@ const (
 	ctxRequestID ctxKey = iota
 	ctxPrincipal
 	ctxRoute
-	ctxRawBody
 	ctxSource
 	ctxBodyLen
 )
-
-// rawBody returns the request body as received (the gate buffered it), on
-// routes other than the ingestion routes, whose handlers take the body
-// from the generated request object.
-func rawBody(ctx context.Context) []byte {
-	b, _ := ctx.Value(ctxRawBody).([]byte)
-	return b
-}
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(ctxRequestID).(string)
