@@ -2887,7 +2887,8 @@ type ClientInterface interface {
 	// UpdateSourceWithBody Change a source's settings
 	//
 	// Sets the origins browsers may send the source's events from; an
-	// empty list allows any origin (browser write keys are public).
+	// empty list allows any origin (browser write keys are public). A
+	// revoked source no longer changes (`409`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2897,7 +2898,8 @@ type ClientInterface interface {
 	// UpdateSource Change a source's settings
 	//
 	// Sets the origins browsers may send the source's events from; an
-	// empty list allows any origin (browser write keys are public).
+	// empty list allows any origin (browser write keys are public). A
+	// revoked source no longer changes (`409`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4694,7 +4696,8 @@ func (c *Client) RevokeSource(ctx context.Context, tenantId TenantID, sourceId S
 // UpdateSourceWithBody Change a source's settings
 //
 // Sets the origins browsers may send the source's events from; an
-// empty list allows any origin (browser write keys are public).
+// empty list allows any origin (browser write keys are public). A
+// revoked source no longer changes (`409`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -4714,7 +4717,8 @@ func (c *Client) UpdateSourceWithBody(ctx context.Context, tenantId TenantID, so
 // UpdateSource Change a source's settings
 //
 // Sets the origins browsers may send the source's events from; an
-// empty list allows any origin (browser write keys are public).
+// empty list allows any origin (browser write keys are public). A
+// revoked source no longer changes (`409`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8909,7 +8913,8 @@ type ClientWithResponsesInterface interface {
 	// UpdateSourceWithBodyWithResponse Change a source's settings
 	//
 	// Sets the origins browsers may send the source's events from; an
-	// empty list allows any origin (browser write keys are public).
+	// empty list allows any origin (browser write keys are public). A
+	// revoked source no longer changes (`409`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8919,7 +8924,8 @@ type ClientWithResponsesInterface interface {
 	// UpdateSourceWithResponse Change a source's settings
 	//
 	// Sets the origins browsers may send the source's events from; an
-	// empty list allows any origin (browser write keys are public).
+	// empty list allows any origin (browser write keys are public). A
+	// revoked source no longer changes (`409`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -15787,7 +15793,8 @@ func (c *ClientWithResponses) RevokeSourceWithResponse(ctx context.Context, tena
 // UpdateSourceWithBodyWithResponse Change a source's settings
 //
 // Sets the origins browsers may send the source's events from; an
-// empty list allows any origin (browser write keys are public).
+// empty list allows any origin (browser write keys are public). A
+// revoked source no longer changes (`409`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15803,7 +15810,8 @@ func (c *ClientWithResponses) UpdateSourceWithBodyWithResponse(ctx context.Conte
 // UpdateSourceWithResponse Change a source's settings
 //
 // Sets the origins browsers may send the source's events from; an
-// empty list allows any origin (browser write keys are public).
+// empty list allows any origin (browser write keys are public). A
+// revoked source no longer changes (`409`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -481,7 +481,7 @@ func profileProblem(err error) *problem {
 	case errors.Is(err, profiles.ErrSourceNameTaken):
 		return newProblem(http.StatusConflict, "source-name-taken", "Source name taken", "The tenant has a live source with this name.")
 	case errors.Is(err, profiles.ErrSourceRevoked):
-		return newProblem(http.StatusConflict, "source-revoked", "Source revoked", "A revoked source cannot get a new key.")
+		return newProblem(http.StatusConflict, "source-revoked", "Source revoked", "A revoked source gets no new key and no changes.")
 	case errors.Is(err, profiles.ErrNotMerged):
 		return newProblem(http.StatusConflict, "not-merged", "Not merged", "That profile was not merged into this one.")
 	case errors.Is(err, profiles.ErrNotReady), errors.Is(err, provisioner.ErrNotReady):

@@ -373,6 +373,9 @@ func TestCORS(t *testing.T) {
 			t.Errorf("list after clearing: %s", got.raw)
 		}
 
+		// A revoked source no longer changes.
+		e.do("DELETE", path, tok, nil).want(t, 200)
+		e.do("PATCH", path, tok, map[string]any{"allowed_origins": []string{shop}}).want(t, 409)
 		stored := e.rawLines(id)
 		if len(stored) != 7 {
 			t.Fatalf("%d events stored, want 7 (c-5 and c-6 refused): %q", len(stored), stored)

@@ -30,7 +30,8 @@ func NewSources(store SourceStore, now func() time.Time) *Sources {
 
 var sourceNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$`)
 
-// ErrSourceRevoked is returned by Authenticate for a revoked source's key.
+// ErrSourceRevoked is returned by Authenticate for a revoked source's key,
+// and by Rotate and SetAllowedOrigins for a revoked source.
 var ErrSourceRevoked = errors.New("source revoked")
 
 func random(n int) string {
@@ -69,10 +70,10 @@ const MaxAllowedOrigins = 100
 // SetAllowedOrigins replaces the browser origins the source accepts events
 // from; an empty list allows any origin. Each origin is what browsers send
 // in the Origin header: "http" or "https", "://", a lower-case host and
-// maybe a port (the scheme's default port is left out, as browsers do). A revoked source may be
-// changed too (its key stays refused). It returns ValidationError,
-// ErrSourceNotFound, or ErrSourceConflict when the source changed
-// meanwhile.
+// maybe a port (the scheme's default port is left out, as browsers do). A
+// revoked source no longer changes (ErrSourceRevoked). It returns
+// ValidationError, ErrSourceNotFound, or ErrSourceConflict when the source
+// changed meanwhile.
 func (s *Sources) SetAllowedOrigins(ctx context.Context, tenantID, id string, origins []string) (Source, error) {
 	origins, err := checkOrigins(origins)
 	if err != nil {
@@ -81,6 +82,9 @@ func (s *Sources) SetAllowedOrigins(ctx context.Context, tenantID, id string, or
 	src, err := s.store.SourceGet(ctx, tenantID, id)
 	if err != nil {
 		return Source{}, err
+	}
+	if src.RevokedAt != nil {
+		return Source{}, ErrSourceRevoked
 	}
 	src.AllowedOrigins = origins
 	return s.store.SourceUpdate(ctx, src)
