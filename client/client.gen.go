@@ -18,6 +18,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for BrowserSegmentIOProtocol.
+const (
+	Http  BrowserSegmentIOProtocol = "http"
+	Https BrowserSegmentIOProtocol = "https"
+)
+
+// Valid indicates whether the value is a known member of the BrowserSegmentIOProtocol enum.
+func (e BrowserSegmentIOProtocol) Valid() bool {
+	switch e {
+	case Http:
+		return true
+	case Https:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErasureStatus.
 const (
 	ErasureStatusCompleted ErasureStatus = "completed"
@@ -447,6 +465,12 @@ type AWSCredentials struct {
 // AWSPrincipal A 12-digit AWS account ID or an IAM role ARN.
 type AWSPrincipal = string
 
+// AllowedOrigins The origins (`https://shop.example`, as browsers send them in
+// `Origin`: scheme, lower-case host and maybe a port; the scheme's
+// default port is left out) browsers may send the source's events
+// from. Empty or absent: any origin.
+type AllowedOrigins = []string
+
 // AuditEvent defines model for AuditEvent.
 type AuditEvent struct {
 	Action   string            `json:"action"`
@@ -463,6 +487,38 @@ type AuditEvent struct {
 type AuditEventList struct {
 	Items      []AuditEvent `json:"items"`
 	NextCursor *string      `json:"next_cursor"`
+}
+
+// BrowserSegmentIO defines model for BrowserSegmentIO.
+type BrowserSegmentIO struct {
+	AddBundledMetadata *bool `json:"addBundledMetadata,omitempty"`
+
+	// ApiHost This server's host and `/v1`, without a scheme.
+	ApiHost string `json:"apiHost"`
+
+	// ApiKey The write key.
+	ApiKey                string                   `json:"apiKey"`
+	Protocol              BrowserSegmentIOProtocol `json:"protocol"`
+	UnbundledIntegrations *[]string                `json:"unbundledIntegrations,omitempty"`
+}
+
+// BrowserSegmentIOProtocol defines model for BrowserSegmentIO.Protocol.
+type BrowserSegmentIOProtocol string
+
+// BrowserSettings Segment's settings document, as analytics-next reads it.
+type BrowserSettings struct {
+	AnalyticsNextEnabled bool                   `json:"analyticsNextEnabled"`
+	EdgeFunction         map[string]interface{} `json:"edgeFunction"`
+	EnabledMiddleware    map[string]interface{} `json:"enabledMiddleware"`
+	Integrations         struct {
+		SegmentIo BrowserSegmentIO `json:"Segment.io"`
+	} `json:"integrations"`
+	Metrics struct {
+		SampleRate float32 `json:"sampleRate"`
+	} `json:"metrics"`
+	MiddlewareSettings map[string]interface{}   `json:"middlewareSettings"`
+	Plan               map[string]interface{}   `json:"plan"`
+	RemotePlugins      []map[string]interface{} `json:"remotePlugins"`
 }
 
 // CatalogPermission defines model for CatalogPermission.
@@ -780,6 +836,15 @@ type SegmentBatch struct {
 	AdditionalProperties map[string]interface{}  `json:"-"`
 }
 
+// SegmentBatchBody A batch of events, each shaped as SegmentEvent describes and
+// validated on its own: invalid events are listed in the answer's
+// `errors` and the valid ones kept. analytics.js adds the write key
+// as `writeKey`.
+type SegmentBatchBody struct {
+	Batch                []interface{}          `json:"batch"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
 // SegmentCondition defines model for SegmentCondition.
 type SegmentCondition struct {
 	// Operator `equals` and `not_equals` compare JSON values; `in` holds when the
@@ -837,6 +902,13 @@ type SegmentEvent struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
+// SegmentEventBody One event, shaped as SegmentEvent describes. Its fields are
+// validated as the event is ingested: an invalid event is answered
+// `200` with the reason in the answer's `errors`, as Segment answers,
+// and nothing of it is stored. analytics.js adds the write key as
+// `writeKey`.
+type SegmentEventBody map[string]interface{}
+
 // SegmentList defines model for SegmentList.
 type SegmentList struct {
 	Items      []Segment `json:"items"`
@@ -848,8 +920,10 @@ type Slug = string
 
 // Source defines model for Source.
 type Source struct {
-	CreatedAt time.Time `json:"created_at"`
-	Id        string    `json:"id"`
+	// AllowedOrigins The origins browsers may send from; empty allows any.
+	AllowedOrigins []string  `json:"allowed_origins"`
+	CreatedAt      time.Time `json:"created_at"`
+	Id             string    `json:"id"`
 
 	// KeyHint The write key's first characters.
 	KeyHint   string     `json:"key_hint"`
@@ -866,7 +940,12 @@ type Source struct {
 
 // SourceCreate defines model for SourceCreate.
 type SourceCreate struct {
-	Name string `json:"name"`
+	// AllowedOrigins The origins (`https://shop.example`, as browsers send them in
+	// `Origin`: scheme, lower-case host and maybe a port; the scheme's
+	// default port is left out) browsers may send the source's events
+	// from. Empty or absent: any origin.
+	AllowedOrigins *AllowedOrigins `json:"allowed_origins,omitempty"`
+	Name           string          `json:"name"`
 }
 
 // SourceList defines model for SourceList.
@@ -875,10 +954,21 @@ type SourceList struct {
 	NextCursor *string  `json:"next_cursor"`
 }
 
+// SourceUpdate defines model for SourceUpdate.
+type SourceUpdate struct {
+	// AllowedOrigins The origins (`https://shop.example`, as browsers send them in
+	// `Origin`: scheme, lower-case host and maybe a port; the scheme's
+	// default port is left out) browsers may send the source's events
+	// from. Empty or absent: any origin.
+	AllowedOrigins *AllowedOrigins `json:"allowed_origins,omitempty"`
+}
+
 // SourceWithKey defines model for SourceWithKey.
 type SourceWithKey struct {
-	CreatedAt time.Time `json:"created_at"`
-	Id        string    `json:"id"`
+	// AllowedOrigins The origins browsers may send from; empty allows any.
+	AllowedOrigins []string  `json:"allowed_origins"`
+	CreatedAt      time.Time `json:"created_at"`
+	Id             string    `json:"id"`
 
 	// KeyHint The write key's first characters.
 	KeyHint   string     `json:"key_hint"`
@@ -1124,6 +1214,9 @@ type Unprocessable = Problem
 // UnsupportedMediaType An RFC 9457 problem detail.
 type UnsupportedMediaType = Problem
 
+// SegmentAliasShortJSONBody defines parameters for SegmentAliasShort.
+type SegmentAliasShortJSONBody = json.RawMessage
+
 // SegmentAliasJSONBody defines parameters for SegmentAlias.
 type SegmentAliasJSONBody = json.RawMessage
 
@@ -1141,20 +1234,38 @@ type ListAuditEventsParams struct {
 	Until    *time.Time `form:"until,omitempty" json:"until,omitempty"`
 }
 
+// SegmentBatchShortJSONBody defines parameters for SegmentBatchShort.
+type SegmentBatchShortJSONBody = json.RawMessage
+
 // SegmentBatchJSONBody defines parameters for SegmentBatch.
 type SegmentBatchJSONBody = json.RawMessage
+
+// SegmentGroupShortJSONBody defines parameters for SegmentGroupShort.
+type SegmentGroupShortJSONBody = json.RawMessage
 
 // SegmentGroupJSONBody defines parameters for SegmentGroup.
 type SegmentGroupJSONBody = json.RawMessage
 
+// SegmentIdentifyShortJSONBody defines parameters for SegmentIdentifyShort.
+type SegmentIdentifyShortJSONBody = json.RawMessage
+
 // SegmentIdentifyJSONBody defines parameters for SegmentIdentify.
 type SegmentIdentifyJSONBody = json.RawMessage
+
+// SegmentPageShortJSONBody defines parameters for SegmentPageShort.
+type SegmentPageShortJSONBody = json.RawMessage
 
 // SegmentPageJSONBody defines parameters for SegmentPage.
 type SegmentPageJSONBody = json.RawMessage
 
+// SegmentScreenShortJSONBody defines parameters for SegmentScreenShort.
+type SegmentScreenShortJSONBody = json.RawMessage
+
 // SegmentScreenJSONBody defines parameters for SegmentScreen.
 type SegmentScreenJSONBody = json.RawMessage
+
+// SegmentTrackShortJSONBody defines parameters for SegmentTrackShort.
+type SegmentTrackShortJSONBody = json.RawMessage
 
 // ListTenantsParams defines parameters for ListTenants.
 type ListTenantsParams struct {
@@ -1185,6 +1296,9 @@ type UpdateTenantParams struct {
 	// IfMatch The ETag last read; the update fails with 412 if the tenant changed since.
 	IfMatch *string `json:"If-Match,omitempty"`
 }
+
+// IngestEventsJSONBody defines parameters for IngestEvents.
+type IngestEventsJSONBody = json.RawMessage
 
 // ListGrantsParams defines parameters for ListGrants.
 type ListGrantsParams struct {
@@ -1283,23 +1397,44 @@ type ListStackEventsParams struct {
 // SegmentTrackJSONBody defines parameters for SegmentTrack.
 type SegmentTrackJSONBody = json.RawMessage
 
+// SegmentAliasShortJSONRequestBody defines body for SegmentAliasShort for application/json ContentType.
+type SegmentAliasShortJSONRequestBody = SegmentAliasShortJSONBody
+
 // SegmentAliasJSONRequestBody defines body for SegmentAlias for application/json ContentType.
 type SegmentAliasJSONRequestBody = SegmentAliasJSONBody
+
+// SegmentBatchShortJSONRequestBody defines body for SegmentBatchShort for application/json ContentType.
+type SegmentBatchShortJSONRequestBody = SegmentBatchShortJSONBody
 
 // SegmentBatchJSONRequestBody defines body for SegmentBatch for application/json ContentType.
 type SegmentBatchJSONRequestBody = SegmentBatchJSONBody
 
+// SegmentGroupShortJSONRequestBody defines body for SegmentGroupShort for application/json ContentType.
+type SegmentGroupShortJSONRequestBody = SegmentGroupShortJSONBody
+
 // SegmentGroupJSONRequestBody defines body for SegmentGroup for application/json ContentType.
 type SegmentGroupJSONRequestBody = SegmentGroupJSONBody
+
+// SegmentIdentifyShortJSONRequestBody defines body for SegmentIdentifyShort for application/json ContentType.
+type SegmentIdentifyShortJSONRequestBody = SegmentIdentifyShortJSONBody
 
 // SegmentIdentifyJSONRequestBody defines body for SegmentIdentify for application/json ContentType.
 type SegmentIdentifyJSONRequestBody = SegmentIdentifyJSONBody
 
+// SegmentPageShortJSONRequestBody defines body for SegmentPageShort for application/json ContentType.
+type SegmentPageShortJSONRequestBody = SegmentPageShortJSONBody
+
 // SegmentPageJSONRequestBody defines body for SegmentPage for application/json ContentType.
 type SegmentPageJSONRequestBody = SegmentPageJSONBody
 
+// SegmentScreenShortJSONRequestBody defines body for SegmentScreenShort for application/json ContentType.
+type SegmentScreenShortJSONRequestBody = SegmentScreenShortJSONBody
+
 // SegmentScreenJSONRequestBody defines body for SegmentScreen for application/json ContentType.
 type SegmentScreenJSONRequestBody = SegmentScreenJSONBody
+
+// SegmentTrackShortJSONRequestBody defines body for SegmentTrackShort for application/json ContentType.
+type SegmentTrackShortJSONRequestBody = SegmentTrackShortJSONBody
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
@@ -1308,7 +1443,7 @@ type CreateTenantJSONRequestBody = TenantCreate
 type UpdateTenantJSONRequestBody = TenantUpdate
 
 // IngestEventsJSONRequestBody defines body for IngestEvents for application/json ContentType.
-type IngestEventsJSONRequestBody = SegmentBatch
+type IngestEventsJSONRequestBody = IngestEventsJSONBody
 
 // CreateGrantJSONRequestBody defines body for CreateGrant for application/json ContentType.
 type CreateGrantJSONRequestBody = GrantCreate
@@ -1330,6 +1465,9 @@ type CreateSegmentJSONRequestBody = SegmentCreate
 
 // CreateSourceJSONRequestBody defines body for CreateSource for application/json ContentType.
 type CreateSourceJSONRequestBody = SourceCreate
+
+// UpdateSourceJSONRequestBody defines body for UpdateSource for application/json ContentType.
+type UpdateSourceJSONRequestBody = SourceUpdate
 
 // CreateTenantTokenJSONRequestBody defines body for CreateTenantToken for application/json ContentType.
 type CreateTenantTokenJSONRequestBody = TokenCreate
@@ -1423,6 +1561,74 @@ func (a SegmentBatch) MarshalJSON() ([]byte, error) {
 		object["sentAt"], err = json.Marshal(a.SentAt)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'sentAt': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for SegmentBatchBody. Returns the specified
+// element and whether it was found
+func (a SegmentBatchBody) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for SegmentBatchBody
+func (a *SegmentBatchBody) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for SegmentBatchBody to handle AdditionalProperties
+func (a *SegmentBatchBody) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["batch"]; found {
+		err = json.Unmarshal(raw, &a.Batch)
+		if err != nil {
+			return fmt.Errorf("error reading 'batch': %w", err)
+		}
+		delete(object, "batch")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for SegmentBatchBody to handle AdditionalProperties
+func (a SegmentBatchBody) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.Batch != nil {
+		object["batch"], err = json.Marshal(a.Batch)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'batch': %w", err)
 		}
 	}
 
@@ -1749,12 +1955,66 @@ type ClientInterface interface {
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SegmentAliasShortWithBody Segment-compatible alias endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/alias`.
+	//
+	// Accepts one Segment alias call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/a (the `SegmentAliasShort` operationId).
+	SegmentAliasShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SegmentAliasShort Segment-compatible alias endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/alias`.
+	//
+	// Accepts one Segment alias call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/a (the `SegmentAliasShort` operationId).
+	SegmentAliasShort(ctx context.Context, body SegmentAliasShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// SegmentAliasWithBody Segment-compatible alias endpoint
 	//
 	// Accepts one Segment alias call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1765,8 +2025,16 @@ type ClientInterface interface {
 	//
 	// Accepts one Segment alias call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1778,12 +2046,66 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/audit-events (the `ListAuditEvents` operationId).
 	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SegmentBatchShortWithBody Segment-compatible batch endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/batch`.
+	//
+	// Accepts a batch of Segment events exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/b (the `SegmentBatchShort` operationId).
+	SegmentBatchShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SegmentBatchShort Segment-compatible batch endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/batch`.
+	//
+	// Accepts a batch of Segment events exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/b (the `SegmentBatchShort` operationId).
+	SegmentBatchShort(ctx context.Context, body SegmentBatchShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// SegmentBatchWithBody Segment-compatible batch endpoint
 	//
 	// Accepts a batch of Segment events exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1794,20 +2116,82 @@ type ClientInterface interface {
 	//
 	// Accepts a batch of Segment events exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/batch (the `SegmentBatch` operationId).
 	SegmentBatch(ctx context.Context, body SegmentBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SegmentGroupShortWithBody Segment-compatible group endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/group`.
+	//
+	// Accepts one Segment group call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/g (the `SegmentGroupShort` operationId).
+	SegmentGroupShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SegmentGroupShort Segment-compatible group endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/group`.
+	//
+	// Accepts one Segment group call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/g (the `SegmentGroupShort` operationId).
+	SegmentGroupShort(ctx context.Context, body SegmentGroupShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// SegmentGroupWithBody Segment-compatible group endpoint
 	//
 	// Accepts one Segment group call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1818,20 +2202,82 @@ type ClientInterface interface {
 	//
 	// Accepts one Segment group call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/group (the `SegmentGroup` operationId).
 	SegmentGroup(ctx context.Context, body SegmentGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SegmentIdentifyShortWithBody Segment-compatible identify endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/identify`.
+	//
+	// Accepts one Segment identify call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/i (the `SegmentIdentifyShort` operationId).
+	SegmentIdentifyShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SegmentIdentifyShort Segment-compatible identify endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/identify`.
+	//
+	// Accepts one Segment identify call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/i (the `SegmentIdentifyShort` operationId).
+	SegmentIdentifyShort(ctx context.Context, body SegmentIdentifyShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// SegmentIdentifyWithBody Segment-compatible identify endpoint
 	//
 	// Accepts one Segment identify call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1842,20 +2288,82 @@ type ClientInterface interface {
 	//
 	// Accepts one Segment identify call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/identify (the `SegmentIdentify` operationId).
 	SegmentIdentify(ctx context.Context, body SegmentIdentifyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SegmentPageShortWithBody Segment-compatible page endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/page`.
+	//
+	// Accepts one Segment page call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/p (the `SegmentPageShort` operationId).
+	SegmentPageShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SegmentPageShort Segment-compatible page endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/page`.
+	//
+	// Accepts one Segment page call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/p (the `SegmentPageShort` operationId).
+	SegmentPageShort(ctx context.Context, body SegmentPageShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// SegmentPageWithBody Segment-compatible page endpoint
 	//
 	// Accepts one Segment page call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1866,8 +2374,16 @@ type ClientInterface interface {
 	//
 	// Accepts one Segment page call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1881,12 +2397,79 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/pools (the `ListPools` operationId).
 	ListPools(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetSourceSettings The settings analytics.js loads for a write key
+	//
+	// The document analytics.js (analytics-next) loads from
+	// `<cdnURL>/v1/projects/<writeKey>/settings`. Its `Segment.io`
+	// integration points the library at this server (`apiHost` is this
+	// host's `/v1`, `protocol` that of the request), so a page sends to
+	// Cairn by setting only `cdnURL` to this server's URL. Public (the
+	// write key is); cacheable for a minute. An unknown or revoked key is
+	// `404`.
+	//
+	// Corresponds with GET /v1/projects/{write_key}/settings (the `GetSourceSettings` operationId).
+	GetSourceSettings(ctx context.Context, writeKey string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SegmentScreenShortWithBody Segment-compatible screen endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/screen`.
+	//
+	// Accepts one Segment screen call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/s (the `SegmentScreenShort` operationId).
+	SegmentScreenShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SegmentScreenShort Segment-compatible screen endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/screen`.
+	//
+	// Accepts one Segment screen call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/s (the `SegmentScreenShort` operationId).
+	SegmentScreenShort(ctx context.Context, body SegmentScreenShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// SegmentScreenWithBody Segment-compatible screen endpoint
 	//
 	// Accepts one Segment screen call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1897,13 +2480,67 @@ type ClientInterface interface {
 	//
 	// Accepts one Segment screen call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/screen (the `SegmentScreen` operationId).
 	SegmentScreen(ctx context.Context, body SegmentScreenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SegmentTrackShortWithBody Segment-compatible track endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/track`.
+	//
+	// Accepts one Segment track call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/t (the `SegmentTrackShort` operationId).
+	SegmentTrackShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SegmentTrackShort Segment-compatible track endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/track`.
+	//
+	// Accepts one Segment track call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/t (the `SegmentTrackShort` operationId).
+	SegmentTrackShort(ctx context.Context, body SegmentTrackShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTenants List tenants
 	//
@@ -1984,12 +2621,22 @@ type ClientInterface interface {
 
 	// IngestEventsWithBody Ingest a batch of Segment-shaped events with a tenant token
 	//
+	// Takes the bodies `/v1/batch` takes: `Content-Encoding: gzip` or
+	// `deflate` (the size limit applies to the decompressed body), and
+	// JSON sent as `application/json`, `text/plain`,
+	// `application/x-www-form-urlencoded` or without a Content-Type.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/events (the `IngestEvents` operationId).
 	IngestEventsWithBody(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// IngestEvents Ingest a batch of Segment-shaped events with a tenant token
+	//
+	// Takes the bodies `/v1/batch` takes: `Content-Encoding: gzip` or
+	// `deflate` (the size limit applies to the decompressed body), and
+	// JSON sent as `application/json`, `text/plain`,
+	// `application/x-www-form-urlencoded` or without a Content-Type.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2237,6 +2884,28 @@ type ClientInterface interface {
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/sources/{source_id} (the `RevokeSource` operationId).
 	RevokeSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// UpdateSourceWithBody Change a source's settings
+	//
+	// Sets the origins browsers may send the source's events from; an
+	// empty list allows any origin (browser write keys are public). A
+	// revoked source no longer changes (`409`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/tenants/{tenant_id}/sources/{source_id} (the `UpdateSource` operationId).
+	UpdateSourceWithBody(ctx context.Context, tenantId TenantID, sourceId SourceID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSource Change a source's settings
+	//
+	// Sets the origins browsers may send the source's events from; an
+	// empty list allows any origin (browser write keys are public). A
+	// revoked source no longer changes (`409`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/tenants/{tenant_id}/sources/{source_id} (the `UpdateSource` operationId).
+	UpdateSource(ctx context.Context, tenantId TenantID, sourceId SourceID, body UpdateSourceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RotateSource Give a source a new write key; the old one stops working
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/sources/{source_id}/rotate (the `RotateSource` operationId).
@@ -2293,8 +2962,16 @@ type ClientInterface interface {
 	//
 	// Accepts one Segment track call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2305,8 +2982,16 @@ type ClientInterface interface {
 	//
 	// Accepts one Segment track call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2359,12 +3044,86 @@ func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*
 	return c.Client.Do(req)
 }
 
+// SegmentAliasShortWithBody Segment-compatible alias endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/alias`.
+//
+// Accepts one Segment alias call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/a (the `SegmentAliasShort` operationId).
+func (c *Client) SegmentAliasShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentAliasShortRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SegmentAliasShort Segment-compatible alias endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/alias`.
+//
+// Accepts one Segment alias call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/a (the `SegmentAliasShort` operationId).
+func (c *Client) SegmentAliasShort(ctx context.Context, body SegmentAliasShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentAliasShortRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // SegmentAliasWithBody Segment-compatible alias endpoint
 //
 // Accepts one Segment alias call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2385,8 +3144,16 @@ func (c *Client) SegmentAliasWithBody(ctx context.Context, contentType string, b
 //
 // Accepts one Segment alias call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2418,12 +3185,86 @@ func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsPar
 	return c.Client.Do(req)
 }
 
+// SegmentBatchShortWithBody Segment-compatible batch endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/batch`.
+//
+// Accepts a batch of Segment events exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/b (the `SegmentBatchShort` operationId).
+func (c *Client) SegmentBatchShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentBatchShortRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SegmentBatchShort Segment-compatible batch endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/batch`.
+//
+// Accepts a batch of Segment events exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/b (the `SegmentBatchShort` operationId).
+func (c *Client) SegmentBatchShort(ctx context.Context, body SegmentBatchShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentBatchShortRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // SegmentBatchWithBody Segment-compatible batch endpoint
 //
 // Accepts a batch of Segment events exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2444,8 +3285,16 @@ func (c *Client) SegmentBatchWithBody(ctx context.Context, contentType string, b
 //
 // Accepts a batch of Segment events exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2462,12 +3311,86 @@ func (c *Client) SegmentBatch(ctx context.Context, body SegmentBatchJSONRequestB
 	return c.Client.Do(req)
 }
 
+// SegmentGroupShortWithBody Segment-compatible group endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/group`.
+//
+// Accepts one Segment group call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/g (the `SegmentGroupShort` operationId).
+func (c *Client) SegmentGroupShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentGroupShortRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SegmentGroupShort Segment-compatible group endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/group`.
+//
+// Accepts one Segment group call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/g (the `SegmentGroupShort` operationId).
+func (c *Client) SegmentGroupShort(ctx context.Context, body SegmentGroupShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentGroupShortRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // SegmentGroupWithBody Segment-compatible group endpoint
 //
 // Accepts one Segment group call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2488,8 +3411,16 @@ func (c *Client) SegmentGroupWithBody(ctx context.Context, contentType string, b
 //
 // Accepts one Segment group call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2506,12 +3437,86 @@ func (c *Client) SegmentGroup(ctx context.Context, body SegmentGroupJSONRequestB
 	return c.Client.Do(req)
 }
 
+// SegmentIdentifyShortWithBody Segment-compatible identify endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/identify`.
+//
+// Accepts one Segment identify call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/i (the `SegmentIdentifyShort` operationId).
+func (c *Client) SegmentIdentifyShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentIdentifyShortRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SegmentIdentifyShort Segment-compatible identify endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/identify`.
+//
+// Accepts one Segment identify call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/i (the `SegmentIdentifyShort` operationId).
+func (c *Client) SegmentIdentifyShort(ctx context.Context, body SegmentIdentifyShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentIdentifyShortRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // SegmentIdentifyWithBody Segment-compatible identify endpoint
 //
 // Accepts one Segment identify call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2532,8 +3537,16 @@ func (c *Client) SegmentIdentifyWithBody(ctx context.Context, contentType string
 //
 // Accepts one Segment identify call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2550,12 +3563,86 @@ func (c *Client) SegmentIdentify(ctx context.Context, body SegmentIdentifyJSONRe
 	return c.Client.Do(req)
 }
 
+// SegmentPageShortWithBody Segment-compatible page endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/page`.
+//
+// Accepts one Segment page call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/p (the `SegmentPageShort` operationId).
+func (c *Client) SegmentPageShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentPageShortRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SegmentPageShort Segment-compatible page endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/page`.
+//
+// Accepts one Segment page call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/p (the `SegmentPageShort` operationId).
+func (c *Client) SegmentPageShort(ctx context.Context, body SegmentPageShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentPageShortRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // SegmentPageWithBody Segment-compatible page endpoint
 //
 // Accepts one Segment page call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2576,8 +3663,16 @@ func (c *Client) SegmentPageWithBody(ctx context.Context, contentType string, bo
 //
 // Accepts one Segment page call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2611,12 +3706,109 @@ func (c *Client) ListPools(ctx context.Context, reqEditors ...RequestEditorFn) (
 	return c.Client.Do(req)
 }
 
+// GetSourceSettings The settings analytics.js loads for a write key
+//
+// The document analytics.js (analytics-next) loads from
+// `<cdnURL>/v1/projects/<writeKey>/settings`. Its `Segment.io`
+// integration points the library at this server (`apiHost` is this
+// host's `/v1`, `protocol` that of the request), so a page sends to
+// Cairn by setting only `cdnURL` to this server's URL. Public (the
+// write key is); cacheable for a minute. An unknown or revoked key is
+// `404`.
+//
+// Corresponds with GET /v1/projects/{write_key}/settings (the `GetSourceSettings` operationId).
+func (c *Client) GetSourceSettings(ctx context.Context, writeKey string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSourceSettingsRequest(c.Server, writeKey)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SegmentScreenShortWithBody Segment-compatible screen endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/screen`.
+//
+// Accepts one Segment screen call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/s (the `SegmentScreenShort` operationId).
+func (c *Client) SegmentScreenShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentScreenShortRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SegmentScreenShort Segment-compatible screen endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/screen`.
+//
+// Accepts one Segment screen call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/s (the `SegmentScreenShort` operationId).
+func (c *Client) SegmentScreenShort(ctx context.Context, body SegmentScreenShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentScreenShortRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // SegmentScreenWithBody Segment-compatible screen endpoint
 //
 // Accepts one Segment screen call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2637,14 +3829,88 @@ func (c *Client) SegmentScreenWithBody(ctx context.Context, contentType string, 
 //
 // Accepts one Segment screen call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/screen (the `SegmentScreen` operationId).
 func (c *Client) SegmentScreen(ctx context.Context, body SegmentScreenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSegmentScreenRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SegmentTrackShortWithBody Segment-compatible track endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/track`.
+//
+// Accepts one Segment track call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/t (the `SegmentTrackShort` operationId).
+func (c *Client) SegmentTrackShortWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentTrackShortRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SegmentTrackShort Segment-compatible track endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/track`.
+//
+// Accepts one Segment track call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/t (the `SegmentTrackShort` operationId).
+func (c *Client) SegmentTrackShort(ctx context.Context, body SegmentTrackShortJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSegmentTrackShortRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2824,6 +4090,11 @@ func (c *Client) GetErasure(ctx context.Context, tenantId TenantID, erasureId st
 
 // IngestEventsWithBody Ingest a batch of Segment-shaped events with a tenant token
 //
+// Takes the bodies `/v1/batch` takes: `Content-Encoding: gzip` or
+// `deflate` (the size limit applies to the decompressed body), and
+// JSON sent as `application/json`, `text/plain`,
+// `application/x-www-form-urlencoded` or without a Content-Type.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/events (the `IngestEvents` operationId).
@@ -2840,6 +4111,11 @@ func (c *Client) IngestEventsWithBody(ctx context.Context, tenantId TenantID, co
 }
 
 // IngestEvents Ingest a batch of Segment-shaped events with a tenant token
+//
+// Takes the bodies `/v1/batch` takes: `Content-Encoding: gzip` or
+// `deflate` (the size limit applies to the decompressed body), and
+// JSON sent as `application/json`, `text/plain`,
+// `application/x-www-form-urlencoded` or without a Content-Type.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3417,6 +4693,48 @@ func (c *Client) RevokeSource(ctx context.Context, tenantId TenantID, sourceId S
 	return c.Client.Do(req)
 }
 
+// UpdateSourceWithBody Change a source's settings
+//
+// Sets the origins browsers may send the source's events from; an
+// empty list allows any origin (browser write keys are public). A
+// revoked source no longer changes (`409`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/tenants/{tenant_id}/sources/{source_id} (the `UpdateSource` operationId).
+func (c *Client) UpdateSourceWithBody(ctx context.Context, tenantId TenantID, sourceId SourceID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSourceRequestWithBody(c.Server, tenantId, sourceId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSource Change a source's settings
+//
+// Sets the origins browsers may send the source's events from; an
+// empty list allows any origin (browser write keys are public). A
+// revoked source no longer changes (`409`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/tenants/{tenant_id}/sources/{source_id} (the `UpdateSource` operationId).
+func (c *Client) UpdateSource(ctx context.Context, tenantId TenantID, sourceId SourceID, body UpdateSourceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSourceRequest(c.Server, tenantId, sourceId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RotateSource Give a source a new write key; the old one stops working
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/sources/{source_id}/rotate (the `RotateSource` operationId).
@@ -3543,8 +4861,16 @@ func (c *Client) CreateTenantToken(ctx context.Context, tenantId TenantID, body 
 //
 // Accepts one Segment track call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3565,8 +4891,16 @@ func (c *Client) SegmentTrackWithBody(ctx context.Context, contentType string, b
 //
 // Accepts one Segment track call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3660,6 +4994,46 @@ func NewGetReadyRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewSegmentAliasShortRequest calls the generic SegmentAliasShort builder with application/json body
+func NewSegmentAliasShortRequest(server string, body SegmentAliasShortJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSegmentAliasShortRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSegmentAliasShortRequestWithBody constructs an http.Request for the SegmentAliasShort method, with any body, and a specified content type
+func NewSegmentAliasShortRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/a")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -3830,6 +5204,46 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 	return req, nil
 }
 
+// NewSegmentBatchShortRequest calls the generic SegmentBatchShort builder with application/json body
+func NewSegmentBatchShortRequest(server string, body SegmentBatchShortJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSegmentBatchShortRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSegmentBatchShortRequestWithBody constructs an http.Request for the SegmentBatchShort method, with any body, and a specified content type
+func NewSegmentBatchShortRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/b")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewSegmentBatchRequest calls the generic SegmentBatch builder with application/json body
 func NewSegmentBatchRequest(server string, body SegmentBatchJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3851,6 +5265,46 @@ func NewSegmentBatchRequestWithBody(server string, contentType string, body io.R
 	}
 
 	operationPath := fmt.Sprintf("/v1/batch")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSegmentGroupShortRequest calls the generic SegmentGroupShort builder with application/json body
+func NewSegmentGroupShortRequest(server string, body SegmentGroupShortJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSegmentGroupShortRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSegmentGroupShortRequestWithBody constructs an http.Request for the SegmentGroupShort method, with any body, and a specified content type
+func NewSegmentGroupShortRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/g")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -3910,6 +5364,46 @@ func NewSegmentGroupRequestWithBody(server string, contentType string, body io.R
 	return req, nil
 }
 
+// NewSegmentIdentifyShortRequest calls the generic SegmentIdentifyShort builder with application/json body
+func NewSegmentIdentifyShortRequest(server string, body SegmentIdentifyShortJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSegmentIdentifyShortRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSegmentIdentifyShortRequestWithBody constructs an http.Request for the SegmentIdentifyShort method, with any body, and a specified content type
+func NewSegmentIdentifyShortRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/i")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewSegmentIdentifyRequest calls the generic SegmentIdentify builder with application/json body
 func NewSegmentIdentifyRequest(server string, body SegmentIdentifyJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3931,6 +5425,46 @@ func NewSegmentIdentifyRequestWithBody(server string, contentType string, body i
 	}
 
 	operationPath := fmt.Sprintf("/v1/identify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSegmentPageShortRequest calls the generic SegmentPageShort builder with application/json body
+func NewSegmentPageShortRequest(server string, body SegmentPageShortJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSegmentPageShortRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSegmentPageShortRequestWithBody constructs an http.Request for the SegmentPageShort method, with any body, and a specified content type
+func NewSegmentPageShortRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/p")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -4017,6 +5551,80 @@ func NewListPoolsRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetSourceSettingsRequest constructs an http.Request for the GetSourceSettings method
+func NewGetSourceSettingsRequest(server string, writeKey string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "write_key", writeKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/projects/%s/settings", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSegmentScreenShortRequest calls the generic SegmentScreenShort builder with application/json body
+func NewSegmentScreenShortRequest(server string, body SegmentScreenShortJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSegmentScreenShortRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSegmentScreenShortRequestWithBody constructs an http.Request for the SegmentScreenShort method, with any body, and a specified content type
+func NewSegmentScreenShortRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/s")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewSegmentScreenRequest calls the generic SegmentScreen builder with application/json body
 func NewSegmentScreenRequest(server string, body SegmentScreenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4038,6 +5646,46 @@ func NewSegmentScreenRequestWithBody(server string, contentType string, body io.
 	}
 
 	operationPath := fmt.Sprintf("/v1/screen")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSegmentTrackShortRequest calls the generic SegmentTrackShort builder with application/json body
+func NewSegmentTrackShortRequest(server string, body SegmentTrackShortJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSegmentTrackShortRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSegmentTrackShortRequestWithBody constructs an http.Request for the SegmentTrackShort method, with any body, and a specified content type
+func NewSegmentTrackShortRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/t")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -5845,6 +7493,60 @@ func NewRevokeSourceRequest(server string, tenantId TenantID, sourceId SourceID)
 	return req, nil
 }
 
+// NewUpdateSourceRequest calls the generic UpdateSource builder with application/json body
+func NewUpdateSourceRequest(server string, tenantId TenantID, sourceId SourceID, body UpdateSourceJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateSourceRequestWithBody(server, tenantId, sourceId, "application/json", bodyReader)
+}
+
+// NewUpdateSourceRequestWithBody constructs an http.Request for the UpdateSource method, with any body, and a specified content type
+func NewUpdateSourceRequestWithBody(server string, tenantId TenantID, sourceId SourceID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "source_id", sourceId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/sources/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRotateSourceRequest constructs an http.Request for the RotateSource method
 func NewRotateSourceRequest(server string, tenantId TenantID, sourceId SourceID) (*http.Request, error) {
 	var err error
@@ -6227,12 +7929,66 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReadyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyResponse, error)
 
+	// SegmentAliasShortWithBodyWithResponse Segment-compatible alias endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/alias`.
+	//
+	// Accepts one Segment alias call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/a (the `SegmentAliasShort` operationId).
+	SegmentAliasShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentAliasShortResponse, error)
+
+	// SegmentAliasShortWithResponse Segment-compatible alias endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/alias`.
+	//
+	// Accepts one Segment alias call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/a (the `SegmentAliasShort` operationId).
+	SegmentAliasShortWithResponse(ctx context.Context, body SegmentAliasShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentAliasShortResponse, error)
+
 	// SegmentAliasWithBodyWithResponse Segment-compatible alias endpoint
 	//
 	// Accepts one Segment alias call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6243,8 +7999,16 @@ type ClientWithResponsesInterface interface {
 	//
 	// Accepts one Segment alias call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6258,12 +8022,66 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/audit-events (the `ListAuditEvents` operationId).
 	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
 
+	// SegmentBatchShortWithBodyWithResponse Segment-compatible batch endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/batch`.
+	//
+	// Accepts a batch of Segment events exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/b (the `SegmentBatchShort` operationId).
+	SegmentBatchShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentBatchShortResponse, error)
+
+	// SegmentBatchShortWithResponse Segment-compatible batch endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/batch`.
+	//
+	// Accepts a batch of Segment events exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/b (the `SegmentBatchShort` operationId).
+	SegmentBatchShortWithResponse(ctx context.Context, body SegmentBatchShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentBatchShortResponse, error)
+
 	// SegmentBatchWithBodyWithResponse Segment-compatible batch endpoint
 	//
 	// Accepts a batch of Segment events exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6274,20 +8092,82 @@ type ClientWithResponsesInterface interface {
 	//
 	// Accepts a batch of Segment events exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/batch (the `SegmentBatch` operationId).
 	SegmentBatchWithResponse(ctx context.Context, body SegmentBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentBatchResponse, error)
 
+	// SegmentGroupShortWithBodyWithResponse Segment-compatible group endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/group`.
+	//
+	// Accepts one Segment group call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/g (the `SegmentGroupShort` operationId).
+	SegmentGroupShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentGroupShortResponse, error)
+
+	// SegmentGroupShortWithResponse Segment-compatible group endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/group`.
+	//
+	// Accepts one Segment group call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/g (the `SegmentGroupShort` operationId).
+	SegmentGroupShortWithResponse(ctx context.Context, body SegmentGroupShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentGroupShortResponse, error)
+
 	// SegmentGroupWithBodyWithResponse Segment-compatible group endpoint
 	//
 	// Accepts one Segment group call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6298,20 +8178,82 @@ type ClientWithResponsesInterface interface {
 	//
 	// Accepts one Segment group call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/group (the `SegmentGroup` operationId).
 	SegmentGroupWithResponse(ctx context.Context, body SegmentGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentGroupResponse, error)
 
+	// SegmentIdentifyShortWithBodyWithResponse Segment-compatible identify endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/identify`.
+	//
+	// Accepts one Segment identify call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/i (the `SegmentIdentifyShort` operationId).
+	SegmentIdentifyShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentIdentifyShortResponse, error)
+
+	// SegmentIdentifyShortWithResponse Segment-compatible identify endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/identify`.
+	//
+	// Accepts one Segment identify call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/i (the `SegmentIdentifyShort` operationId).
+	SegmentIdentifyShortWithResponse(ctx context.Context, body SegmentIdentifyShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentIdentifyShortResponse, error)
+
 	// SegmentIdentifyWithBodyWithResponse Segment-compatible identify endpoint
 	//
 	// Accepts one Segment identify call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6322,20 +8264,82 @@ type ClientWithResponsesInterface interface {
 	//
 	// Accepts one Segment identify call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/identify (the `SegmentIdentify` operationId).
 	SegmentIdentifyWithResponse(ctx context.Context, body SegmentIdentifyJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentIdentifyResponse, error)
 
+	// SegmentPageShortWithBodyWithResponse Segment-compatible page endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/page`.
+	//
+	// Accepts one Segment page call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/p (the `SegmentPageShort` operationId).
+	SegmentPageShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentPageShortResponse, error)
+
+	// SegmentPageShortWithResponse Segment-compatible page endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/page`.
+	//
+	// Accepts one Segment page call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/p (the `SegmentPageShort` operationId).
+	SegmentPageShortWithResponse(ctx context.Context, body SegmentPageShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentPageShortResponse, error)
+
 	// SegmentPageWithBodyWithResponse Segment-compatible page endpoint
 	//
 	// Accepts one Segment page call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6346,8 +8350,16 @@ type ClientWithResponsesInterface interface {
 	//
 	// Accepts one Segment page call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6363,12 +8375,81 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/pools (the `ListPools` operationId).
 	ListPoolsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPoolsResponse, error)
 
+	// GetSourceSettingsWithResponse The settings analytics.js loads for a write key
+	//
+	// The document analytics.js (analytics-next) loads from
+	// `<cdnURL>/v1/projects/<writeKey>/settings`. Its `Segment.io`
+	// integration points the library at this server (`apiHost` is this
+	// host's `/v1`, `protocol` that of the request), so a page sends to
+	// Cairn by setting only `cdnURL` to this server's URL. Public (the
+	// write key is); cacheable for a minute. An unknown or revoked key is
+	// `404`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/projects/{write_key}/settings (the `GetSourceSettings` operationId).
+	GetSourceSettingsWithResponse(ctx context.Context, writeKey string, reqEditors ...RequestEditorFn) (*GetSourceSettingsResponse, error)
+
+	// SegmentScreenShortWithBodyWithResponse Segment-compatible screen endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/screen`.
+	//
+	// Accepts one Segment screen call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/s (the `SegmentScreenShort` operationId).
+	SegmentScreenShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentScreenShortResponse, error)
+
+	// SegmentScreenShortWithResponse Segment-compatible screen endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/screen`.
+	//
+	// Accepts one Segment screen call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/s (the `SegmentScreenShort` operationId).
+	SegmentScreenShortWithResponse(ctx context.Context, body SegmentScreenShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentScreenShortResponse, error)
+
 	// SegmentScreenWithBodyWithResponse Segment-compatible screen endpoint
 	//
 	// Accepts one Segment screen call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6379,13 +8460,67 @@ type ClientWithResponsesInterface interface {
 	//
 	// Accepts one Segment screen call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/screen (the `SegmentScreen` operationId).
 	SegmentScreenWithResponse(ctx context.Context, body SegmentScreenJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentScreenResponse, error)
+
+	// SegmentTrackShortWithBodyWithResponse Segment-compatible track endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/track`.
+	//
+	// Accepts one Segment track call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/t (the `SegmentTrackShort` operationId).
+	SegmentTrackShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentTrackShortResponse, error)
+
+	// SegmentTrackShortWithResponse Segment-compatible track endpoint (short path)
+	//
+	// The path analytics.js (analytics-next) posts to; the same as
+	// `/v1/track`.
+	//
+	// Accepts one Segment track call exactly as Segment's and
+	// RudderStack's client libraries send it, with the source's write key as
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/t (the `SegmentTrackShort` operationId).
+	SegmentTrackShortWithResponse(ctx context.Context, body SegmentTrackShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentTrackShortResponse, error)
 
 	// ListTenantsWithResponse List tenants
 	//
@@ -6476,12 +8611,22 @@ type ClientWithResponsesInterface interface {
 
 	// IngestEventsWithBodyWithResponse Ingest a batch of Segment-shaped events with a tenant token
 	//
+	// Takes the bodies `/v1/batch` takes: `Content-Encoding: gzip` or
+	// `deflate` (the size limit applies to the decompressed body), and
+	// JSON sent as `application/json`, `text/plain`,
+	// `application/x-www-form-urlencoded` or without a Content-Type.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/events (the `IngestEvents` operationId).
 	IngestEventsWithBodyWithResponse(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestEventsResponse, error)
 
 	// IngestEventsWithResponse Ingest a batch of Segment-shaped events with a tenant token
+	//
+	// Takes the bodies `/v1/batch` takes: `Content-Encoding: gzip` or
+	// `deflate` (the size limit applies to the decompressed body), and
+	// JSON sent as `application/json`, `text/plain`,
+	// `application/x-www-form-urlencoded` or without a Content-Type.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6765,6 +8910,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/sources/{source_id} (the `RevokeSource` operationId).
 	RevokeSourceWithResponse(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*RevokeSourceResponse, error)
 
+	// UpdateSourceWithBodyWithResponse Change a source's settings
+	//
+	// Sets the origins browsers may send the source's events from; an
+	// empty list allows any origin (browser write keys are public). A
+	// revoked source no longer changes (`409`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/tenants/{tenant_id}/sources/{source_id} (the `UpdateSource` operationId).
+	UpdateSourceWithBodyWithResponse(ctx context.Context, tenantId TenantID, sourceId SourceID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSourceResponse, error)
+
+	// UpdateSourceWithResponse Change a source's settings
+	//
+	// Sets the origins browsers may send the source's events from; an
+	// empty list allows any origin (browser write keys are public). A
+	// revoked source no longer changes (`409`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/tenants/{tenant_id}/sources/{source_id} (the `UpdateSource` operationId).
+	UpdateSourceWithResponse(ctx context.Context, tenantId TenantID, sourceId SourceID, body UpdateSourceJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSourceResponse, error)
+
 	// RotateSourceWithResponse Give a source a new write key; the old one stops working
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -6831,8 +8998,16 @@ type ClientWithResponsesInterface interface {
 	//
 	// Accepts one Segment track call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6843,8 +9018,16 @@ type ClientWithResponsesInterface interface {
 	//
 	// Accepts one Segment track call exactly as Segment's and
 	// RudderStack's client libraries send it, with the source's write key as
-	// the HTTP Basic user name. Events are durable in the tenant's raw zone
-	// when this answers 200.
+	// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+	// request with two different keys is refused). Events are durable in
+	// the tenant's raw zone when this answers 200.
+	//
+	// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+	// size limit applies to the decompressed body. It is read as JSON
+	// whether its Content-Type is `application/json` (or `+json`),
+	// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+	// browser and server libraries send it. Browsers may call it across
+	// origins (CORS) from the origins the source allows.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6976,6 +9159,96 @@ func (r GetReadyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReadyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SegmentAliasShortResponse401Headers the declared response headers of an HTTP 401 response for SegmentAliasShort
+type SegmentAliasShortResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type SegmentAliasShortResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IngestResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SegmentAliasShortResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SegmentAliasShortResponse) GetJSON200() *IngestResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SegmentAliasShortResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SegmentAliasShortResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SegmentAliasShortResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SegmentAliasShortResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SegmentAliasShortResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SegmentAliasShortResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SegmentAliasShortResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SegmentAliasShortResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SegmentAliasShortResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SegmentAliasShortResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7148,6 +9421,96 @@ func (r ListAuditEventsResponse) ContentType() string {
 	return ""
 }
 
+// SegmentBatchShortResponse401Headers the declared response headers of an HTTP 401 response for SegmentBatchShort
+type SegmentBatchShortResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type SegmentBatchShortResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IngestResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SegmentBatchShortResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SegmentBatchShortResponse) GetJSON200() *IngestResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SegmentBatchShortResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SegmentBatchShortResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SegmentBatchShortResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SegmentBatchShortResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SegmentBatchShortResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SegmentBatchShortResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SegmentBatchShortResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SegmentBatchShortResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SegmentBatchShortResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SegmentBatchShortResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // SegmentBatchResponse401Headers the declared response headers of an HTTP 401 response for SegmentBatch
 type SegmentBatchResponse401Headers struct {
 	WWWAuthenticate string
@@ -7232,6 +9595,96 @@ func (r SegmentBatchResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r SegmentBatchResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SegmentGroupShortResponse401Headers the declared response headers of an HTTP 401 response for SegmentGroupShort
+type SegmentGroupShortResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type SegmentGroupShortResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IngestResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SegmentGroupShortResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SegmentGroupShortResponse) GetJSON200() *IngestResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SegmentGroupShortResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SegmentGroupShortResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SegmentGroupShortResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SegmentGroupShortResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SegmentGroupShortResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SegmentGroupShortResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SegmentGroupShortResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SegmentGroupShortResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SegmentGroupShortResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SegmentGroupShortResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7328,6 +9781,96 @@ func (r SegmentGroupResponse) ContentType() string {
 	return ""
 }
 
+// SegmentIdentifyShortResponse401Headers the declared response headers of an HTTP 401 response for SegmentIdentifyShort
+type SegmentIdentifyShortResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type SegmentIdentifyShortResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IngestResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SegmentIdentifyShortResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SegmentIdentifyShortResponse) GetJSON200() *IngestResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SegmentIdentifyShortResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SegmentIdentifyShortResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SegmentIdentifyShortResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SegmentIdentifyShortResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // SegmentIdentifyResponse401Headers the declared response headers of an HTTP 401 response for SegmentIdentify
 type SegmentIdentifyResponse401Headers struct {
 	WWWAuthenticate string
@@ -7412,6 +9955,96 @@ func (r SegmentIdentifyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r SegmentIdentifyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SegmentPageShortResponse401Headers the declared response headers of an HTTP 401 response for SegmentPageShort
+type SegmentPageShortResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type SegmentPageShortResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IngestResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SegmentPageShortResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SegmentPageShortResponse) GetJSON200() *IngestResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SegmentPageShortResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SegmentPageShortResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SegmentPageShortResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SegmentPageShortResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SegmentPageShortResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SegmentPageShortResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SegmentPageShortResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SegmentPageShortResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SegmentPageShortResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SegmentPageShortResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7577,6 +10210,172 @@ func (r ListPoolsResponse) ContentType() string {
 	return ""
 }
 
+// GetSourceSettingsResponse200Headers the declared response headers of an HTTP 200 response for GetSourceSettings
+type GetSourceSettingsResponse200Headers struct {
+	CacheControl string
+}
+
+type GetSourceSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BrowserSettings
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetSourceSettingsResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSourceSettingsResponse) GetJSON200() *BrowserSettings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetSourceSettingsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetSourceSettingsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetSourceSettingsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetSourceSettingsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSourceSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSourceSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSourceSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSourceSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SegmentScreenShortResponse401Headers the declared response headers of an HTTP 401 response for SegmentScreenShort
+type SegmentScreenShortResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type SegmentScreenShortResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IngestResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SegmentScreenShortResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SegmentScreenShortResponse) GetJSON200() *IngestResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SegmentScreenShortResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SegmentScreenShortResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SegmentScreenShortResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SegmentScreenShortResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SegmentScreenShortResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SegmentScreenShortResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SegmentScreenShortResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SegmentScreenShortResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SegmentScreenShortResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SegmentScreenShortResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // SegmentScreenResponse401Headers the declared response headers of an HTTP 401 response for SegmentScreen
 type SegmentScreenResponse401Headers struct {
 	WWWAuthenticate string
@@ -7661,6 +10460,96 @@ func (r SegmentScreenResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r SegmentScreenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SegmentTrackShortResponse401Headers the declared response headers of an HTTP 401 response for SegmentTrackShort
+type SegmentTrackShortResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type SegmentTrackShortResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IngestResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SegmentTrackShortResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SegmentTrackShortResponse) GetJSON200() *IngestResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SegmentTrackShortResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SegmentTrackShortResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SegmentTrackShortResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SegmentTrackShortResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SegmentTrackShortResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SegmentTrackShortResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SegmentTrackShortResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SegmentTrackShortResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SegmentTrackShortResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SegmentTrackShortResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10708,6 +13597,110 @@ func (r RevokeSourceResponse) ContentType() string {
 	return ""
 }
 
+// UpdateSourceResponse401Headers the declared response headers of an HTTP 401 response for UpdateSource
+type UpdateSourceResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type UpdateSourceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Source
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateSourceResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateSourceResponse) GetJSON200() *Source {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateSourceResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateSourceResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateSourceResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateSourceResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateSourceResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UpdateSourceResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UpdateSourceResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UpdateSourceResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateSourceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateSourceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateSourceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateSourceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RotateSourceResponse401Headers the declared response headers of an HTTP 401 response for RotateSource
 type RotateSourceResponse401Headers struct {
 	WWWAuthenticate string
@@ -11384,12 +14377,78 @@ func (c *ClientWithResponses) GetReadyWithResponse(ctx context.Context, reqEdito
 	return ParseGetReadyResponse(rsp)
 }
 
+// SegmentAliasShortWithBodyWithResponse Segment-compatible alias endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/alias`.
+//
+// Accepts one Segment alias call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/a (the `SegmentAliasShort` operationId).
+func (c *ClientWithResponses) SegmentAliasShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentAliasShortResponse, error) {
+	rsp, err := c.SegmentAliasShortWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentAliasShortResponse(rsp)
+}
+
+// SegmentAliasShortWithResponse Segment-compatible alias endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/alias`.
+//
+// Accepts one Segment alias call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/a (the `SegmentAliasShort` operationId).
+func (c *ClientWithResponses) SegmentAliasShortWithResponse(ctx context.Context, body SegmentAliasShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentAliasShortResponse, error) {
+	rsp, err := c.SegmentAliasShort(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentAliasShortResponse(rsp)
+}
+
 // SegmentAliasWithBodyWithResponse Segment-compatible alias endpoint
 //
 // Accepts one Segment alias call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11406,8 +14465,16 @@ func (c *ClientWithResponses) SegmentAliasWithBodyWithResponse(ctx context.Conte
 //
 // Accepts one Segment alias call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11433,12 +14500,78 @@ func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, p
 	return ParseListAuditEventsResponse(rsp)
 }
 
+// SegmentBatchShortWithBodyWithResponse Segment-compatible batch endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/batch`.
+//
+// Accepts a batch of Segment events exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/b (the `SegmentBatchShort` operationId).
+func (c *ClientWithResponses) SegmentBatchShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentBatchShortResponse, error) {
+	rsp, err := c.SegmentBatchShortWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentBatchShortResponse(rsp)
+}
+
+// SegmentBatchShortWithResponse Segment-compatible batch endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/batch`.
+//
+// Accepts a batch of Segment events exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/b (the `SegmentBatchShort` operationId).
+func (c *ClientWithResponses) SegmentBatchShortWithResponse(ctx context.Context, body SegmentBatchShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentBatchShortResponse, error) {
+	rsp, err := c.SegmentBatchShort(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentBatchShortResponse(rsp)
+}
+
 // SegmentBatchWithBodyWithResponse Segment-compatible batch endpoint
 //
 // Accepts a batch of Segment events exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11455,8 +14588,16 @@ func (c *ClientWithResponses) SegmentBatchWithBodyWithResponse(ctx context.Conte
 //
 // Accepts a batch of Segment events exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11469,12 +14610,78 @@ func (c *ClientWithResponses) SegmentBatchWithResponse(ctx context.Context, body
 	return ParseSegmentBatchResponse(rsp)
 }
 
+// SegmentGroupShortWithBodyWithResponse Segment-compatible group endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/group`.
+//
+// Accepts one Segment group call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/g (the `SegmentGroupShort` operationId).
+func (c *ClientWithResponses) SegmentGroupShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentGroupShortResponse, error) {
+	rsp, err := c.SegmentGroupShortWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentGroupShortResponse(rsp)
+}
+
+// SegmentGroupShortWithResponse Segment-compatible group endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/group`.
+//
+// Accepts one Segment group call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/g (the `SegmentGroupShort` operationId).
+func (c *ClientWithResponses) SegmentGroupShortWithResponse(ctx context.Context, body SegmentGroupShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentGroupShortResponse, error) {
+	rsp, err := c.SegmentGroupShort(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentGroupShortResponse(rsp)
+}
+
 // SegmentGroupWithBodyWithResponse Segment-compatible group endpoint
 //
 // Accepts one Segment group call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11491,8 +14698,16 @@ func (c *ClientWithResponses) SegmentGroupWithBodyWithResponse(ctx context.Conte
 //
 // Accepts one Segment group call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11505,12 +14720,78 @@ func (c *ClientWithResponses) SegmentGroupWithResponse(ctx context.Context, body
 	return ParseSegmentGroupResponse(rsp)
 }
 
+// SegmentIdentifyShortWithBodyWithResponse Segment-compatible identify endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/identify`.
+//
+// Accepts one Segment identify call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/i (the `SegmentIdentifyShort` operationId).
+func (c *ClientWithResponses) SegmentIdentifyShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentIdentifyShortResponse, error) {
+	rsp, err := c.SegmentIdentifyShortWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentIdentifyShortResponse(rsp)
+}
+
+// SegmentIdentifyShortWithResponse Segment-compatible identify endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/identify`.
+//
+// Accepts one Segment identify call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/i (the `SegmentIdentifyShort` operationId).
+func (c *ClientWithResponses) SegmentIdentifyShortWithResponse(ctx context.Context, body SegmentIdentifyShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentIdentifyShortResponse, error) {
+	rsp, err := c.SegmentIdentifyShort(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentIdentifyShortResponse(rsp)
+}
+
 // SegmentIdentifyWithBodyWithResponse Segment-compatible identify endpoint
 //
 // Accepts one Segment identify call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11527,8 +14808,16 @@ func (c *ClientWithResponses) SegmentIdentifyWithBodyWithResponse(ctx context.Co
 //
 // Accepts one Segment identify call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11541,12 +14830,78 @@ func (c *ClientWithResponses) SegmentIdentifyWithResponse(ctx context.Context, b
 	return ParseSegmentIdentifyResponse(rsp)
 }
 
+// SegmentPageShortWithBodyWithResponse Segment-compatible page endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/page`.
+//
+// Accepts one Segment page call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/p (the `SegmentPageShort` operationId).
+func (c *ClientWithResponses) SegmentPageShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentPageShortResponse, error) {
+	rsp, err := c.SegmentPageShortWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentPageShortResponse(rsp)
+}
+
+// SegmentPageShortWithResponse Segment-compatible page endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/page`.
+//
+// Accepts one Segment page call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/p (the `SegmentPageShort` operationId).
+func (c *ClientWithResponses) SegmentPageShortWithResponse(ctx context.Context, body SegmentPageShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentPageShortResponse, error) {
+	rsp, err := c.SegmentPageShort(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentPageShortResponse(rsp)
+}
+
 // SegmentPageWithBodyWithResponse Segment-compatible page endpoint
 //
 // Accepts one Segment page call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11563,8 +14918,16 @@ func (c *ClientWithResponses) SegmentPageWithBodyWithResponse(ctx context.Contex
 //
 // Accepts one Segment page call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11592,12 +14955,99 @@ func (c *ClientWithResponses) ListPoolsWithResponse(ctx context.Context, reqEdit
 	return ParseListPoolsResponse(rsp)
 }
 
+// GetSourceSettingsWithResponse The settings analytics.js loads for a write key
+//
+// The document analytics.js (analytics-next) loads from
+// `<cdnURL>/v1/projects/<writeKey>/settings`. Its `Segment.io`
+// integration points the library at this server (`apiHost` is this
+// host's `/v1`, `protocol` that of the request), so a page sends to
+// Cairn by setting only `cdnURL` to this server's URL. Public (the
+// write key is); cacheable for a minute. An unknown or revoked key is
+// `404`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/projects/{write_key}/settings (the `GetSourceSettings` operationId).
+func (c *ClientWithResponses) GetSourceSettingsWithResponse(ctx context.Context, writeKey string, reqEditors ...RequestEditorFn) (*GetSourceSettingsResponse, error) {
+	rsp, err := c.GetSourceSettings(ctx, writeKey, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSourceSettingsResponse(rsp)
+}
+
+// SegmentScreenShortWithBodyWithResponse Segment-compatible screen endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/screen`.
+//
+// Accepts one Segment screen call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/s (the `SegmentScreenShort` operationId).
+func (c *ClientWithResponses) SegmentScreenShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentScreenShortResponse, error) {
+	rsp, err := c.SegmentScreenShortWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentScreenShortResponse(rsp)
+}
+
+// SegmentScreenShortWithResponse Segment-compatible screen endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/screen`.
+//
+// Accepts one Segment screen call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/s (the `SegmentScreenShort` operationId).
+func (c *ClientWithResponses) SegmentScreenShortWithResponse(ctx context.Context, body SegmentScreenShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentScreenShortResponse, error) {
+	rsp, err := c.SegmentScreenShort(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentScreenShortResponse(rsp)
+}
+
 // SegmentScreenWithBodyWithResponse Segment-compatible screen endpoint
 //
 // Accepts one Segment screen call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11614,8 +15064,16 @@ func (c *ClientWithResponses) SegmentScreenWithBodyWithResponse(ctx context.Cont
 //
 // Accepts one Segment screen call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11626,6 +15084,64 @@ func (c *ClientWithResponses) SegmentScreenWithResponse(ctx context.Context, bod
 		return nil, err
 	}
 	return ParseSegmentScreenResponse(rsp)
+}
+
+// SegmentTrackShortWithBodyWithResponse Segment-compatible track endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/track`.
+//
+// Accepts one Segment track call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/t (the `SegmentTrackShort` operationId).
+func (c *ClientWithResponses) SegmentTrackShortWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SegmentTrackShortResponse, error) {
+	rsp, err := c.SegmentTrackShortWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentTrackShortResponse(rsp)
+}
+
+// SegmentTrackShortWithResponse Segment-compatible track endpoint (short path)
+//
+// The path analytics.js (analytics-next) posts to; the same as
+// `/v1/track`.
+//
+// Accepts one Segment track call exactly as Segment's and
+// RudderStack's client libraries send it, with the source's write key as
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/t (the `SegmentTrackShort` operationId).
+func (c *ClientWithResponses) SegmentTrackShortWithResponse(ctx context.Context, body SegmentTrackShortJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentTrackShortResponse, error) {
+	rsp, err := c.SegmentTrackShort(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSegmentTrackShortResponse(rsp)
 }
 
 // ListTenantsWithResponse List tenants
@@ -11771,6 +15287,11 @@ func (c *ClientWithResponses) GetErasureWithResponse(ctx context.Context, tenant
 
 // IngestEventsWithBodyWithResponse Ingest a batch of Segment-shaped events with a tenant token
 //
+// Takes the bodies `/v1/batch` takes: `Content-Encoding: gzip` or
+// `deflate` (the size limit applies to the decompressed body), and
+// JSON sent as `application/json`, `text/plain`,
+// `application/x-www-form-urlencoded` or without a Content-Type.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/events (the `IngestEvents` operationId).
@@ -11783,6 +15304,11 @@ func (c *ClientWithResponses) IngestEventsWithBodyWithResponse(ctx context.Conte
 }
 
 // IngestEventsWithResponse Ingest a batch of Segment-shaped events with a tenant token
+//
+// Takes the bodies `/v1/batch` takes: `Content-Encoding: gzip` or
+// `deflate` (the size limit applies to the decompressed body), and
+// JSON sent as `application/json`, `text/plain`,
+// `application/x-www-form-urlencoded` or without a Content-Type.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12264,6 +15790,40 @@ func (c *ClientWithResponses) RevokeSourceWithResponse(ctx context.Context, tena
 	return ParseRevokeSourceResponse(rsp)
 }
 
+// UpdateSourceWithBodyWithResponse Change a source's settings
+//
+// Sets the origins browsers may send the source's events from; an
+// empty list allows any origin (browser write keys are public). A
+// revoked source no longer changes (`409`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/tenants/{tenant_id}/sources/{source_id} (the `UpdateSource` operationId).
+func (c *ClientWithResponses) UpdateSourceWithBodyWithResponse(ctx context.Context, tenantId TenantID, sourceId SourceID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSourceResponse, error) {
+	rsp, err := c.UpdateSourceWithBody(ctx, tenantId, sourceId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSourceResponse(rsp)
+}
+
+// UpdateSourceWithResponse Change a source's settings
+//
+// Sets the origins browsers may send the source's events from; an
+// empty list allows any origin (browser write keys are public). A
+// revoked source no longer changes (`409`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/tenants/{tenant_id}/sources/{source_id} (the `UpdateSource` operationId).
+func (c *ClientWithResponses) UpdateSourceWithResponse(ctx context.Context, tenantId TenantID, sourceId SourceID, body UpdateSourceJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSourceResponse, error) {
+	rsp, err := c.UpdateSource(ctx, tenantId, sourceId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSourceResponse(rsp)
+}
+
 // RotateSourceWithResponse Give a source a new write key; the old one stops working
 //
 // Returns a wrapper object for the known response body format(s).
@@ -12372,8 +15932,16 @@ func (c *ClientWithResponses) CreateTenantTokenWithResponse(ctx context.Context,
 //
 // Accepts one Segment track call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12390,8 +15958,16 @@ func (c *ClientWithResponses) SegmentTrackWithBodyWithResponse(ctx context.Conte
 //
 // Accepts one Segment track call exactly as Segment's and
 // RudderStack's client libraries send it, with the source's write key as
-// the HTTP Basic user name. Events are durable in the tenant's raw zone
-// when this answers 200.
+// the HTTP Basic user name, or as the body's top-level `writeKey` (a
+// request with two different keys is refused). Events are durable in
+// the tenant's raw zone when this answers 200.
+//
+// The body may be sent with `Content-Encoding: gzip` or `deflate`; the
+// size limit applies to the decompressed body. It is read as JSON
+// whether its Content-Type is `application/json` (or `+json`),
+// `text/plain`, `application/x-www-form-urlencoded` or absent, as
+// browser and server libraries send it. Browsers may call it across
+// origins (CORS) from the origins the source allows.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12484,6 +16060,87 @@ func ParseGetReadyResponse(rsp *http.Response) (*GetReadyResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseSegmentAliasShortResponse parses an HTTP response from a SegmentAliasShortWithResponse call
+func ParseSegmentAliasShortResponse(rsp *http.Response) (*SegmentAliasShortResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SegmentAliasShortResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IngestResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SegmentAliasShortResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil
@@ -12637,6 +16294,87 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 	return response, nil
 }
 
+// ParseSegmentBatchShortResponse parses an HTTP response from a SegmentBatchShortWithResponse call
+func ParseSegmentBatchShortResponse(rsp *http.Response) (*SegmentBatchShortResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SegmentBatchShortResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IngestResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SegmentBatchShortResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseSegmentBatchResponse parses an HTTP response from a SegmentBatchWithResponse call
 func ParseSegmentBatchResponse(rsp *http.Response) (*SegmentBatchResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -12705,6 +16443,87 @@ func ParseSegmentBatchResponse(rsp *http.Response) (*SegmentBatchResponse, error
 	switch {
 	case rsp.StatusCode == 401:
 		var headers SegmentBatchResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSegmentGroupShortResponse parses an HTTP response from a SegmentGroupShortWithResponse call
+func ParseSegmentGroupShortResponse(rsp *http.Response) (*SegmentGroupShortResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SegmentGroupShortResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IngestResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SegmentGroupShortResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12799,6 +16618,87 @@ func ParseSegmentGroupResponse(rsp *http.Response) (*SegmentGroupResponse, error
 	return response, nil
 }
 
+// ParseSegmentIdentifyShortResponse parses an HTTP response from a SegmentIdentifyShortWithResponse call
+func ParseSegmentIdentifyShortResponse(rsp *http.Response) (*SegmentIdentifyShortResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SegmentIdentifyShortResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IngestResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SegmentIdentifyShortResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseSegmentIdentifyResponse parses an HTTP response from a SegmentIdentifyWithResponse call
 func ParseSegmentIdentifyResponse(rsp *http.Response) (*SegmentIdentifyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -12867,6 +16767,87 @@ func ParseSegmentIdentifyResponse(rsp *http.Response) (*SegmentIdentifyResponse,
 	switch {
 	case rsp.StatusCode == 401:
 		var headers SegmentIdentifyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSegmentPageShortResponse parses an HTTP response from a SegmentPageShortWithResponse call
+func ParseSegmentPageShortResponse(rsp *http.Response) (*SegmentPageShortResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SegmentPageShortResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IngestResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SegmentPageShortResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13021,6 +17002,154 @@ func ParseListPoolsResponse(rsp *http.Response) (*ListPoolsResponse, error) {
 	return response, nil
 }
 
+// ParseGetSourceSettingsResponse parses an HTTP response from a GetSourceSettingsWithResponse call
+func ParseGetSourceSettingsResponse(rsp *http.Response) (*GetSourceSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSourceSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BrowserSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetSourceSettingsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSegmentScreenShortResponse parses an HTTP response from a SegmentScreenShortWithResponse call
+func ParseSegmentScreenShortResponse(rsp *http.Response) (*SegmentScreenShortResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SegmentScreenShortResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IngestResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SegmentScreenShortResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseSegmentScreenResponse parses an HTTP response from a SegmentScreenWithResponse call
 func ParseSegmentScreenResponse(rsp *http.Response) (*SegmentScreenResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13089,6 +17218,87 @@ func ParseSegmentScreenResponse(rsp *http.Response) (*SegmentScreenResponse, err
 	switch {
 	case rsp.StatusCode == 401:
 		var headers SegmentScreenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSegmentTrackShortResponse parses an HTTP response from a SegmentTrackShortWithResponse call
+func ParseSegmentTrackShortResponse(rsp *http.Response) (*SegmentTrackShortResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SegmentTrackShortResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IngestResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SegmentTrackShortResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15857,6 +20067,101 @@ func ParseRevokeSourceResponse(rsp *http.Response) (*RevokeSourceResponse, error
 	switch {
 	case rsp.StatusCode == 401:
 		var headers RevokeSourceResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateSourceResponse parses an HTTP response from a UpdateSourceWithResponse call
+func ParseUpdateSourceResponse(rsp *http.Response) (*UpdateSourceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateSourceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Source
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UpdateSourceResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

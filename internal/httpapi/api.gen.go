@@ -17,6 +17,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for BrowserSegmentIOProtocol.
+const (
+	Http  BrowserSegmentIOProtocol = "http"
+	Https BrowserSegmentIOProtocol = "https"
+)
+
+// Valid indicates whether the value is a known member of the BrowserSegmentIOProtocol enum.
+func (e BrowserSegmentIOProtocol) Valid() bool {
+	switch e {
+	case Http:
+		return true
+	case Https:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErasureStatus.
 const (
 	ErasureStatusCompleted ErasureStatus = "completed"
@@ -446,6 +464,12 @@ type AWSCredentials struct {
 // AWSPrincipal A 12-digit AWS account ID or an IAM role ARN.
 type AWSPrincipal = string
 
+// AllowedOrigins The origins (`https://shop.example`, as browsers send them in
+// `Origin`: scheme, lower-case host and maybe a port; the scheme's
+// default port is left out) browsers may send the source's events
+// from. Empty or absent: any origin.
+type AllowedOrigins = []string
+
 // AuditEvent defines model for AuditEvent.
 type AuditEvent struct {
 	Action   string            `json:"action"`
@@ -462,6 +486,38 @@ type AuditEvent struct {
 type AuditEventList struct {
 	Items      []AuditEvent `json:"items"`
 	NextCursor *string      `json:"next_cursor"`
+}
+
+// BrowserSegmentIO defines model for BrowserSegmentIO.
+type BrowserSegmentIO struct {
+	AddBundledMetadata *bool `json:"addBundledMetadata,omitempty"`
+
+	// ApiHost This server's host and `/v1`, without a scheme.
+	ApiHost string `json:"apiHost"`
+
+	// ApiKey The write key.
+	ApiKey                string                   `json:"apiKey"`
+	Protocol              BrowserSegmentIOProtocol `json:"protocol"`
+	UnbundledIntegrations *[]string                `json:"unbundledIntegrations,omitempty"`
+}
+
+// BrowserSegmentIOProtocol defines model for BrowserSegmentIO.Protocol.
+type BrowserSegmentIOProtocol string
+
+// BrowserSettings Segment's settings document, as analytics-next reads it.
+type BrowserSettings struct {
+	AnalyticsNextEnabled bool                   `json:"analyticsNextEnabled"`
+	EdgeFunction         map[string]interface{} `json:"edgeFunction"`
+	EnabledMiddleware    map[string]interface{} `json:"enabledMiddleware"`
+	Integrations         struct {
+		SegmentIo BrowserSegmentIO `json:"Segment.io"`
+	} `json:"integrations"`
+	Metrics struct {
+		SampleRate float32 `json:"sampleRate"`
+	} `json:"metrics"`
+	MiddlewareSettings map[string]interface{}   `json:"middlewareSettings"`
+	Plan               map[string]interface{}   `json:"plan"`
+	RemotePlugins      []map[string]interface{} `json:"remotePlugins"`
 }
 
 // CatalogPermission defines model for CatalogPermission.
@@ -779,6 +835,15 @@ type SegmentBatch struct {
 	AdditionalProperties map[string]interface{}  `json:"-"`
 }
 
+// SegmentBatchBody A batch of events, each shaped as SegmentEvent describes and
+// validated on its own: invalid events are listed in the answer's
+// `errors` and the valid ones kept. analytics.js adds the write key
+// as `writeKey`.
+type SegmentBatchBody struct {
+	Batch                []interface{}          `json:"batch"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
 // SegmentCondition defines model for SegmentCondition.
 type SegmentCondition struct {
 	// Operator `equals` and `not_equals` compare JSON values; `in` holds when the
@@ -836,6 +901,13 @@ type SegmentEvent struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
+// SegmentEventBody One event, shaped as SegmentEvent describes. Its fields are
+// validated as the event is ingested: an invalid event is answered
+// `200` with the reason in the answer's `errors`, as Segment answers,
+// and nothing of it is stored. analytics.js adds the write key as
+// `writeKey`.
+type SegmentEventBody map[string]interface{}
+
 // SegmentList defines model for SegmentList.
 type SegmentList struct {
 	Items      []Segment `json:"items"`
@@ -847,8 +919,10 @@ type Slug = string
 
 // Source defines model for Source.
 type Source struct {
-	CreatedAt time.Time `json:"created_at"`
-	Id        string    `json:"id"`
+	// AllowedOrigins The origins browsers may send from; empty allows any.
+	AllowedOrigins []string  `json:"allowed_origins"`
+	CreatedAt      time.Time `json:"created_at"`
+	Id             string    `json:"id"`
 
 	// KeyHint The write key's first characters.
 	KeyHint   string     `json:"key_hint"`
@@ -865,7 +939,12 @@ type Source struct {
 
 // SourceCreate defines model for SourceCreate.
 type SourceCreate struct {
-	Name string `json:"name"`
+	// AllowedOrigins The origins (`https://shop.example`, as browsers send them in
+	// `Origin`: scheme, lower-case host and maybe a port; the scheme's
+	// default port is left out) browsers may send the source's events
+	// from. Empty or absent: any origin.
+	AllowedOrigins *AllowedOrigins `json:"allowed_origins,omitempty"`
+	Name           string          `json:"name"`
 }
 
 // SourceList defines model for SourceList.
@@ -874,10 +953,21 @@ type SourceList struct {
 	NextCursor *string  `json:"next_cursor"`
 }
 
+// SourceUpdate defines model for SourceUpdate.
+type SourceUpdate struct {
+	// AllowedOrigins The origins (`https://shop.example`, as browsers send them in
+	// `Origin`: scheme, lower-case host and maybe a port; the scheme's
+	// default port is left out) browsers may send the source's events
+	// from. Empty or absent: any origin.
+	AllowedOrigins *AllowedOrigins `json:"allowed_origins,omitempty"`
+}
+
 // SourceWithKey defines model for SourceWithKey.
 type SourceWithKey struct {
-	CreatedAt time.Time `json:"created_at"`
-	Id        string    `json:"id"`
+	// AllowedOrigins The origins browsers may send from; empty allows any.
+	AllowedOrigins []string  `json:"allowed_origins"`
+	CreatedAt      time.Time `json:"created_at"`
+	Id             string    `json:"id"`
 
 	// KeyHint The write key's first characters.
 	KeyHint   string     `json:"key_hint"`
@@ -1123,6 +1213,9 @@ type Unprocessable = Problem
 // UnsupportedMediaType An RFC 9457 problem detail.
 type UnsupportedMediaType = Problem
 
+// SegmentAliasShortJSONBody defines parameters for SegmentAliasShort.
+type SegmentAliasShortJSONBody = json.RawMessage
+
 // SegmentAliasJSONBody defines parameters for SegmentAlias.
 type SegmentAliasJSONBody = json.RawMessage
 
@@ -1140,20 +1233,38 @@ type ListAuditEventsParams struct {
 	Until    *time.Time `form:"until,omitempty" json:"until,omitempty"`
 }
 
+// SegmentBatchShortJSONBody defines parameters for SegmentBatchShort.
+type SegmentBatchShortJSONBody = json.RawMessage
+
 // SegmentBatchJSONBody defines parameters for SegmentBatch.
 type SegmentBatchJSONBody = json.RawMessage
+
+// SegmentGroupShortJSONBody defines parameters for SegmentGroupShort.
+type SegmentGroupShortJSONBody = json.RawMessage
 
 // SegmentGroupJSONBody defines parameters for SegmentGroup.
 type SegmentGroupJSONBody = json.RawMessage
 
+// SegmentIdentifyShortJSONBody defines parameters for SegmentIdentifyShort.
+type SegmentIdentifyShortJSONBody = json.RawMessage
+
 // SegmentIdentifyJSONBody defines parameters for SegmentIdentify.
 type SegmentIdentifyJSONBody = json.RawMessage
+
+// SegmentPageShortJSONBody defines parameters for SegmentPageShort.
+type SegmentPageShortJSONBody = json.RawMessage
 
 // SegmentPageJSONBody defines parameters for SegmentPage.
 type SegmentPageJSONBody = json.RawMessage
 
+// SegmentScreenShortJSONBody defines parameters for SegmentScreenShort.
+type SegmentScreenShortJSONBody = json.RawMessage
+
 // SegmentScreenJSONBody defines parameters for SegmentScreen.
 type SegmentScreenJSONBody = json.RawMessage
+
+// SegmentTrackShortJSONBody defines parameters for SegmentTrackShort.
+type SegmentTrackShortJSONBody = json.RawMessage
 
 // ListTenantsParams defines parameters for ListTenants.
 type ListTenantsParams struct {
@@ -1184,6 +1295,9 @@ type UpdateTenantParams struct {
 	// IfMatch The ETag last read; the update fails with 412 if the tenant changed since.
 	IfMatch *string `json:"If-Match,omitempty"`
 }
+
+// IngestEventsJSONBody defines parameters for IngestEvents.
+type IngestEventsJSONBody = json.RawMessage
 
 // ListGrantsParams defines parameters for ListGrants.
 type ListGrantsParams struct {
@@ -1282,23 +1396,44 @@ type ListStackEventsParams struct {
 // SegmentTrackJSONBody defines parameters for SegmentTrack.
 type SegmentTrackJSONBody = json.RawMessage
 
+// SegmentAliasShortJSONRequestBody defines body for SegmentAliasShort for application/json ContentType.
+type SegmentAliasShortJSONRequestBody = SegmentAliasShortJSONBody
+
 // SegmentAliasJSONRequestBody defines body for SegmentAlias for application/json ContentType.
 type SegmentAliasJSONRequestBody = SegmentAliasJSONBody
+
+// SegmentBatchShortJSONRequestBody defines body for SegmentBatchShort for application/json ContentType.
+type SegmentBatchShortJSONRequestBody = SegmentBatchShortJSONBody
 
 // SegmentBatchJSONRequestBody defines body for SegmentBatch for application/json ContentType.
 type SegmentBatchJSONRequestBody = SegmentBatchJSONBody
 
+// SegmentGroupShortJSONRequestBody defines body for SegmentGroupShort for application/json ContentType.
+type SegmentGroupShortJSONRequestBody = SegmentGroupShortJSONBody
+
 // SegmentGroupJSONRequestBody defines body for SegmentGroup for application/json ContentType.
 type SegmentGroupJSONRequestBody = SegmentGroupJSONBody
+
+// SegmentIdentifyShortJSONRequestBody defines body for SegmentIdentifyShort for application/json ContentType.
+type SegmentIdentifyShortJSONRequestBody = SegmentIdentifyShortJSONBody
 
 // SegmentIdentifyJSONRequestBody defines body for SegmentIdentify for application/json ContentType.
 type SegmentIdentifyJSONRequestBody = SegmentIdentifyJSONBody
 
+// SegmentPageShortJSONRequestBody defines body for SegmentPageShort for application/json ContentType.
+type SegmentPageShortJSONRequestBody = SegmentPageShortJSONBody
+
 // SegmentPageJSONRequestBody defines body for SegmentPage for application/json ContentType.
 type SegmentPageJSONRequestBody = SegmentPageJSONBody
 
+// SegmentScreenShortJSONRequestBody defines body for SegmentScreenShort for application/json ContentType.
+type SegmentScreenShortJSONRequestBody = SegmentScreenShortJSONBody
+
 // SegmentScreenJSONRequestBody defines body for SegmentScreen for application/json ContentType.
 type SegmentScreenJSONRequestBody = SegmentScreenJSONBody
+
+// SegmentTrackShortJSONRequestBody defines body for SegmentTrackShort for application/json ContentType.
+type SegmentTrackShortJSONRequestBody = SegmentTrackShortJSONBody
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantCreate
@@ -1307,7 +1442,7 @@ type CreateTenantJSONRequestBody = TenantCreate
 type UpdateTenantJSONRequestBody = TenantUpdate
 
 // IngestEventsJSONRequestBody defines body for IngestEvents for application/json ContentType.
-type IngestEventsJSONRequestBody = SegmentBatch
+type IngestEventsJSONRequestBody = IngestEventsJSONBody
 
 // CreateGrantJSONRequestBody defines body for CreateGrant for application/json ContentType.
 type CreateGrantJSONRequestBody = GrantCreate
@@ -1329,6 +1464,9 @@ type CreateSegmentJSONRequestBody = SegmentCreate
 
 // CreateSourceJSONRequestBody defines body for CreateSource for application/json ContentType.
 type CreateSourceJSONRequestBody = SourceCreate
+
+// UpdateSourceJSONRequestBody defines body for UpdateSource for application/json ContentType.
+type UpdateSourceJSONRequestBody = SourceUpdate
 
 // CreateTenantTokenJSONRequestBody defines body for CreateTenantToken for application/json ContentType.
 type CreateTenantTokenJSONRequestBody = TokenCreate
@@ -1422,6 +1560,74 @@ func (a SegmentBatch) MarshalJSON() ([]byte, error) {
 		object["sentAt"], err = json.Marshal(a.SentAt)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'sentAt': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for SegmentBatchBody. Returns the specified
+// element and whether it was found
+func (a SegmentBatchBody) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for SegmentBatchBody
+func (a *SegmentBatchBody) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for SegmentBatchBody to handle AdditionalProperties
+func (a *SegmentBatchBody) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["batch"]; found {
+		err = json.Unmarshal(raw, &a.Batch)
+		if err != nil {
+			return fmt.Errorf("error reading 'batch': %w", err)
+		}
+		delete(object, "batch")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for SegmentBatchBody to handle AdditionalProperties
+func (a SegmentBatchBody) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.Batch != nil {
+		object["batch"], err = json.Marshal(a.Batch)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'batch': %w", err)
 		}
 	}
 
@@ -1670,30 +1876,54 @@ type ServerInterface interface {
 	// GetReady Readiness probe; checks the database
 	// (GET /readyz)
 	GetReady(w http.ResponseWriter, r *http.Request)
+	// SegmentAliasShort Segment-compatible alias endpoint (short path)
+	// (POST /v1/a)
+	SegmentAliasShort(w http.ResponseWriter, r *http.Request)
 	// SegmentAlias Segment-compatible alias endpoint
 	// (POST /v1/alias)
 	SegmentAlias(w http.ResponseWriter, r *http.Request)
 	// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
 	// (GET /v1/audit-events)
 	ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams)
+	// SegmentBatchShort Segment-compatible batch endpoint (short path)
+	// (POST /v1/b)
+	SegmentBatchShort(w http.ResponseWriter, r *http.Request)
 	// SegmentBatch Segment-compatible batch endpoint
 	// (POST /v1/batch)
 	SegmentBatch(w http.ResponseWriter, r *http.Request)
+	// SegmentGroupShort Segment-compatible group endpoint (short path)
+	// (POST /v1/g)
+	SegmentGroupShort(w http.ResponseWriter, r *http.Request)
 	// SegmentGroup Segment-compatible group endpoint
 	// (POST /v1/group)
 	SegmentGroup(w http.ResponseWriter, r *http.Request)
+	// SegmentIdentifyShort Segment-compatible identify endpoint (short path)
+	// (POST /v1/i)
+	SegmentIdentifyShort(w http.ResponseWriter, r *http.Request)
 	// SegmentIdentify Segment-compatible identify endpoint
 	// (POST /v1/identify)
 	SegmentIdentify(w http.ResponseWriter, r *http.Request)
+	// SegmentPageShort Segment-compatible page endpoint (short path)
+	// (POST /v1/p)
+	SegmentPageShort(w http.ResponseWriter, r *http.Request)
 	// SegmentPage Segment-compatible page endpoint
 	// (POST /v1/page)
 	SegmentPage(w http.ResponseWriter, r *http.Request)
 	// ListPools Pool stacks per Region
 	// (GET /v1/pools)
 	ListPools(w http.ResponseWriter, r *http.Request)
+	// GetSourceSettings The settings analytics.js loads for a write key
+	// (GET /v1/projects/{write_key}/settings)
+	GetSourceSettings(w http.ResponseWriter, r *http.Request, writeKey string)
+	// SegmentScreenShort Segment-compatible screen endpoint (short path)
+	// (POST /v1/s)
+	SegmentScreenShort(w http.ResponseWriter, r *http.Request)
 	// SegmentScreen Segment-compatible screen endpoint
 	// (POST /v1/screen)
 	SegmentScreen(w http.ResponseWriter, r *http.Request)
+	// SegmentTrackShort Segment-compatible track endpoint (short path)
+	// (POST /v1/t)
+	SegmentTrackShort(w http.ResponseWriter, r *http.Request)
 	// ListTenants List tenants
 	// (GET /v1/tenants)
 	ListTenants(w http.ResponseWriter, r *http.Request, params ListTenantsParams)
@@ -1793,6 +2023,9 @@ type ServerInterface interface {
 	// RevokeSource Revoke a source's write key for good
 	// (DELETE /v1/tenants/{tenant_id}/sources/{source_id})
 	RevokeSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID)
+	// UpdateSource Change a source's settings
+	// (PATCH /v1/tenants/{tenant_id}/sources/{source_id})
+	UpdateSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID)
 	// RotateSource Give a source a new write key; the old one stops working
 	// (POST /v1/tenants/{tenant_id}/sources/{source_id}/rotate)
 	RotateSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID)
@@ -1838,6 +2071,12 @@ func (_ Unimplemented) GetReady(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// SegmentAliasShort Segment-compatible alias endpoint (short path)
+// (POST /v1/a)
+func (_ Unimplemented) SegmentAliasShort(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // SegmentAlias Segment-compatible alias endpoint
 // (POST /v1/alias)
 func (_ Unimplemented) SegmentAlias(w http.ResponseWriter, r *http.Request) {
@@ -1850,9 +2089,21 @@ func (_ Unimplemented) ListAuditEvents(w http.ResponseWriter, r *http.Request, p
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// SegmentBatchShort Segment-compatible batch endpoint (short path)
+// (POST /v1/b)
+func (_ Unimplemented) SegmentBatchShort(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // SegmentBatch Segment-compatible batch endpoint
 // (POST /v1/batch)
 func (_ Unimplemented) SegmentBatch(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// SegmentGroupShort Segment-compatible group endpoint (short path)
+// (POST /v1/g)
+func (_ Unimplemented) SegmentGroupShort(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1862,9 +2113,21 @@ func (_ Unimplemented) SegmentGroup(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// SegmentIdentifyShort Segment-compatible identify endpoint (short path)
+// (POST /v1/i)
+func (_ Unimplemented) SegmentIdentifyShort(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // SegmentIdentify Segment-compatible identify endpoint
 // (POST /v1/identify)
 func (_ Unimplemented) SegmentIdentify(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// SegmentPageShort Segment-compatible page endpoint (short path)
+// (POST /v1/p)
+func (_ Unimplemented) SegmentPageShort(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1880,9 +2143,27 @@ func (_ Unimplemented) ListPools(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// GetSourceSettings The settings analytics.js loads for a write key
+// (GET /v1/projects/{write_key}/settings)
+func (_ Unimplemented) GetSourceSettings(w http.ResponseWriter, r *http.Request, writeKey string) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// SegmentScreenShort Segment-compatible screen endpoint (short path)
+// (POST /v1/s)
+func (_ Unimplemented) SegmentScreenShort(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // SegmentScreen Segment-compatible screen endpoint
 // (POST /v1/screen)
 func (_ Unimplemented) SegmentScreen(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// SegmentTrackShort Segment-compatible track endpoint (short path)
+// (POST /v1/t)
+func (_ Unimplemented) SegmentTrackShort(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2084,6 +2365,12 @@ func (_ Unimplemented) RevokeSource(w http.ResponseWriter, r *http.Request, tena
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// UpdateSource Change a source's settings
+// (PATCH /v1/tenants/{tenant_id}/sources/{source_id})
+func (_ Unimplemented) UpdateSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // RotateSource Give a source a new write key; the old one stops working
 // (POST /v1/tenants/{tenant_id}/sources/{source_id}/rotate)
 func (_ Unimplemented) RotateSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID) {
@@ -2168,6 +2455,20 @@ func (siw *ServerInterfaceWrapper) GetReady(w http.ResponseWriter, r *http.Reque
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetReady(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SegmentAliasShort operation middleware
+func (siw *ServerInterfaceWrapper) SegmentAliasShort(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SegmentAliasShort(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2302,11 +2603,39 @@ func (siw *ServerInterfaceWrapper) ListAuditEvents(w http.ResponseWriter, r *htt
 	handler.ServeHTTP(w, r)
 }
 
+// SegmentBatchShort operation middleware
+func (siw *ServerInterfaceWrapper) SegmentBatchShort(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SegmentBatchShort(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // SegmentBatch operation middleware
 func (siw *ServerInterfaceWrapper) SegmentBatch(w http.ResponseWriter, r *http.Request) {
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.SegmentBatch(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SegmentGroupShort operation middleware
+func (siw *ServerInterfaceWrapper) SegmentGroupShort(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SegmentGroupShort(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2330,11 +2659,39 @@ func (siw *ServerInterfaceWrapper) SegmentGroup(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
+// SegmentIdentifyShort operation middleware
+func (siw *ServerInterfaceWrapper) SegmentIdentifyShort(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SegmentIdentifyShort(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // SegmentIdentify operation middleware
 func (siw *ServerInterfaceWrapper) SegmentIdentify(w http.ResponseWriter, r *http.Request) {
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.SegmentIdentify(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SegmentPageShort operation middleware
+func (siw *ServerInterfaceWrapper) SegmentPageShort(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SegmentPageShort(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2372,11 +2729,65 @@ func (siw *ServerInterfaceWrapper) ListPools(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// GetSourceSettings operation middleware
+func (siw *ServerInterfaceWrapper) GetSourceSettings(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "write_key" -------------
+	var writeKey string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "write_key", chi.URLParam(r, "write_key"), &writeKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "write_key", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetSourceSettings(w, r, writeKey)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SegmentScreenShort operation middleware
+func (siw *ServerInterfaceWrapper) SegmentScreenShort(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SegmentScreenShort(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // SegmentScreen operation middleware
 func (siw *ServerInterfaceWrapper) SegmentScreen(w http.ResponseWriter, r *http.Request) {
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.SegmentScreen(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SegmentTrackShort operation middleware
+func (siw *ServerInterfaceWrapper) SegmentTrackShort(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SegmentTrackShort(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3769,6 +4180,41 @@ func (siw *ServerInterfaceWrapper) RevokeSource(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
+// UpdateSource operation middleware
+func (siw *ServerInterfaceWrapper) UpdateSource(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "source_id" -------------
+	var sourceId SourceID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "source_id", chi.URLParam(r, "source_id"), &sourceId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "source_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateSource(w, r, tenantId, sourceId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // RotateSource operation middleware
 func (siw *ServerInterfaceWrapper) RotateSource(w http.ResponseWriter, r *http.Request) {
 
@@ -4208,6 +4654,30 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/alias", wrapper.SegmentAlias)
 	})
 	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/b", wrapper.SegmentBatchShort)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/i", wrapper.SegmentIdentifyShort)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/t", wrapper.SegmentTrackShort)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/p", wrapper.SegmentPageShort)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/s", wrapper.SegmentScreenShort)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/g", wrapper.SegmentGroupShort)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/a", wrapper.SegmentAliasShort)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/projects/{write_key}/settings", wrapper.GetSourceSettings)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/sources", wrapper.ListSources)
 	})
 	r.Group(func(r chi.Router) {
@@ -4215,6 +4685,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/v1/tenants/{tenant_id}/sources/{source_id}", wrapper.RevokeSource)
+	})
+	r.Group(func(r chi.Router) {
+		r.Patch(options.BaseURL+"/v1/tenants/{tenant_id}/sources/{source_id}", wrapper.UpdateSource)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/sources/{source_id}/rotate", wrapper.RotateSource)
@@ -4380,6 +4853,125 @@ func (response GetReady503ApplicationProblemPlusJSONResponse) VisitGetReadyRespo
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentAliasShortRequestObject struct {
+	Body *SegmentAliasShortJSONRequestBody
+}
+
+type SegmentAliasShortResponseObject interface {
+	VisitSegmentAliasShortResponse(w http.ResponseWriter) error
+}
+
+type SegmentAliasShort200JSONResponse IngestResult
+
+func (response SegmentAliasShort200JSONResponse) VisitSegmentAliasShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentAliasShort400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentAliasShort400ApplicationProblemPlusJSONResponse) VisitSegmentAliasShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentAliasShort401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentAliasShort401ApplicationProblemPlusJSONResponse) VisitSegmentAliasShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentAliasShort403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentAliasShort403ApplicationProblemPlusJSONResponse) VisitSegmentAliasShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentAliasShort413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentAliasShort413ApplicationProblemPlusJSONResponse) VisitSegmentAliasShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentAliasShort415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentAliasShort415ApplicationProblemPlusJSONResponse) VisitSegmentAliasShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentAliasShort500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentAliasShort500ApplicationProblemPlusJSONResponse) VisitSegmentAliasShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4590,6 +5182,125 @@ func (response ListAuditEvents500ApplicationProblemPlusJSONResponse) VisitListAu
 	return err
 }
 
+type SegmentBatchShortRequestObject struct {
+	Body *SegmentBatchShortJSONRequestBody
+}
+
+type SegmentBatchShortResponseObject interface {
+	VisitSegmentBatchShortResponse(w http.ResponseWriter) error
+}
+
+type SegmentBatchShort200JSONResponse IngestResult
+
+func (response SegmentBatchShort200JSONResponse) VisitSegmentBatchShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentBatchShort400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentBatchShort400ApplicationProblemPlusJSONResponse) VisitSegmentBatchShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentBatchShort401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentBatchShort401ApplicationProblemPlusJSONResponse) VisitSegmentBatchShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentBatchShort403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentBatchShort403ApplicationProblemPlusJSONResponse) VisitSegmentBatchShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentBatchShort413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentBatchShort413ApplicationProblemPlusJSONResponse) VisitSegmentBatchShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentBatchShort415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentBatchShort415ApplicationProblemPlusJSONResponse) VisitSegmentBatchShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentBatchShort500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentBatchShort500ApplicationProblemPlusJSONResponse) VisitSegmentBatchShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentBatchRequestObject struct {
 	Body *SegmentBatchJSONRequestBody
 }
@@ -4698,6 +5409,125 @@ type SegmentBatch500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response SegmentBatch500ApplicationProblemPlusJSONResponse) VisitSegmentBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentGroupShortRequestObject struct {
+	Body *SegmentGroupShortJSONRequestBody
+}
+
+type SegmentGroupShortResponseObject interface {
+	VisitSegmentGroupShortResponse(w http.ResponseWriter) error
+}
+
+type SegmentGroupShort200JSONResponse IngestResult
+
+func (response SegmentGroupShort200JSONResponse) VisitSegmentGroupShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentGroupShort400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentGroupShort400ApplicationProblemPlusJSONResponse) VisitSegmentGroupShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentGroupShort401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentGroupShort401ApplicationProblemPlusJSONResponse) VisitSegmentGroupShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentGroupShort403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentGroupShort403ApplicationProblemPlusJSONResponse) VisitSegmentGroupShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentGroupShort413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentGroupShort413ApplicationProblemPlusJSONResponse) VisitSegmentGroupShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentGroupShort415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentGroupShort415ApplicationProblemPlusJSONResponse) VisitSegmentGroupShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentGroupShort500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentGroupShort500ApplicationProblemPlusJSONResponse) VisitSegmentGroupShortResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -4828,6 +5658,125 @@ func (response SegmentGroup500ApplicationProblemPlusJSONResponse) VisitSegmentGr
 	return err
 }
 
+type SegmentIdentifyShortRequestObject struct {
+	Body *SegmentIdentifyShortJSONRequestBody
+}
+
+type SegmentIdentifyShortResponseObject interface {
+	VisitSegmentIdentifyShortResponse(w http.ResponseWriter) error
+}
+
+type SegmentIdentifyShort200JSONResponse IngestResult
+
+func (response SegmentIdentifyShort200JSONResponse) VisitSegmentIdentifyShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentIdentifyShort400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentIdentifyShort400ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentIdentifyShort401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentIdentifyShort401ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentIdentifyShort403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentIdentifyShort403ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentIdentifyShort413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentIdentifyShort413ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentIdentifyShort415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentIdentifyShort415ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentIdentifyShort500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentIdentifyShort500ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentIdentifyRequestObject struct {
 	Body *SegmentIdentifyJSONRequestBody
 }
@@ -4936,6 +5885,125 @@ type SegmentIdentify500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response SegmentIdentify500ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentPageShortRequestObject struct {
+	Body *SegmentPageShortJSONRequestBody
+}
+
+type SegmentPageShortResponseObject interface {
+	VisitSegmentPageShortResponse(w http.ResponseWriter) error
+}
+
+type SegmentPageShort200JSONResponse IngestResult
+
+func (response SegmentPageShort200JSONResponse) VisitSegmentPageShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentPageShort400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentPageShort400ApplicationProblemPlusJSONResponse) VisitSegmentPageShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentPageShort401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentPageShort401ApplicationProblemPlusJSONResponse) VisitSegmentPageShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentPageShort403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentPageShort403ApplicationProblemPlusJSONResponse) VisitSegmentPageShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentPageShort413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentPageShort413ApplicationProblemPlusJSONResponse) VisitSegmentPageShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentPageShort415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentPageShort415ApplicationProblemPlusJSONResponse) VisitSegmentPageShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentPageShort500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentPageShort500ApplicationProblemPlusJSONResponse) VisitSegmentPageShortResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -5136,6 +6204,219 @@ func (response ListPools500ApplicationProblemPlusJSONResponse) VisitListPoolsRes
 	return err
 }
 
+type GetSourceSettingsRequestObject struct {
+	WriteKey string `json:"write_key"`
+}
+
+type GetSourceSettingsResponseObject interface {
+	VisitGetSourceSettingsResponse(w http.ResponseWriter) error
+}
+
+type GetSourceSettings200ResponseHeaders struct {
+	CacheControl string
+}
+
+type GetSourceSettings200JSONResponse struct {
+	Body    BrowserSettings
+	Headers GetSourceSettings200ResponseHeaders
+}
+
+func (response GetSourceSettings200JSONResponse) VisitGetSourceSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSourceSettings400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetSourceSettings400ApplicationProblemPlusJSONResponse) VisitGetSourceSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSourceSettings403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetSourceSettings403ApplicationProblemPlusJSONResponse) VisitGetSourceSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSourceSettings404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetSourceSettings404ApplicationProblemPlusJSONResponse) VisitGetSourceSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSourceSettings500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetSourceSettings500ApplicationProblemPlusJSONResponse) VisitGetSourceSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentScreenShortRequestObject struct {
+	Body *SegmentScreenShortJSONRequestBody
+}
+
+type SegmentScreenShortResponseObject interface {
+	VisitSegmentScreenShortResponse(w http.ResponseWriter) error
+}
+
+type SegmentScreenShort200JSONResponse IngestResult
+
+func (response SegmentScreenShort200JSONResponse) VisitSegmentScreenShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentScreenShort400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentScreenShort400ApplicationProblemPlusJSONResponse) VisitSegmentScreenShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentScreenShort401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentScreenShort401ApplicationProblemPlusJSONResponse) VisitSegmentScreenShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentScreenShort403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentScreenShort403ApplicationProblemPlusJSONResponse) VisitSegmentScreenShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentScreenShort413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentScreenShort413ApplicationProblemPlusJSONResponse) VisitSegmentScreenShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentScreenShort415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentScreenShort415ApplicationProblemPlusJSONResponse) VisitSegmentScreenShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentScreenShort500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentScreenShort500ApplicationProblemPlusJSONResponse) VisitSegmentScreenShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentScreenRequestObject struct {
 	Body *SegmentScreenJSONRequestBody
 }
@@ -5244,6 +6525,125 @@ type SegmentScreen500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response SegmentScreen500ApplicationProblemPlusJSONResponse) VisitSegmentScreenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentTrackShortRequestObject struct {
+	Body *SegmentTrackShortJSONRequestBody
+}
+
+type SegmentTrackShortResponseObject interface {
+	VisitSegmentTrackShortResponse(w http.ResponseWriter) error
+}
+
+type SegmentTrackShort200JSONResponse IngestResult
+
+func (response SegmentTrackShort200JSONResponse) VisitSegmentTrackShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentTrackShort400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentTrackShort400ApplicationProblemPlusJSONResponse) VisitSegmentTrackShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentTrackShort401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentTrackShort401ApplicationProblemPlusJSONResponse) VisitSegmentTrackShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentTrackShort403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentTrackShort403ApplicationProblemPlusJSONResponse) VisitSegmentTrackShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentTrackShort413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentTrackShort413ApplicationProblemPlusJSONResponse) VisitSegmentTrackShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentTrackShort415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentTrackShort415ApplicationProblemPlusJSONResponse) VisitSegmentTrackShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentTrackShort500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentTrackShort500ApplicationProblemPlusJSONResponse) VisitSegmentTrackShortResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -9357,6 +10757,159 @@ func (response RevokeSource500ApplicationProblemPlusJSONResponse) VisitRevokeSou
 	return err
 }
 
+type UpdateSourceRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	SourceId SourceID `json:"source_id"`
+	Body     *UpdateSourceJSONRequestBody
+}
+
+type UpdateSourceResponseObject interface {
+	VisitUpdateSourceResponse(w http.ResponseWriter) error
+}
+
+type UpdateSource200JSONResponse Source
+
+func (response UpdateSource200JSONResponse) VisitUpdateSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSource400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSource400ApplicationProblemPlusJSONResponse) VisitUpdateSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSource401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSource401ApplicationProblemPlusJSONResponse) VisitUpdateSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSource403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSource403ApplicationProblemPlusJSONResponse) VisitUpdateSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSource404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSource404ApplicationProblemPlusJSONResponse) VisitUpdateSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSource409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSource409ApplicationProblemPlusJSONResponse) VisitUpdateSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSource413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSource413ApplicationProblemPlusJSONResponse) VisitUpdateSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSource415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSource415ApplicationProblemPlusJSONResponse) VisitUpdateSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSource500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSource500ApplicationProblemPlusJSONResponse) VisitUpdateSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RotateSourceRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
 	SourceId SourceID `json:"source_id"`
@@ -10207,30 +11760,54 @@ type StrictServerInterface interface {
 	// GetReady Readiness probe; checks the database
 	// (GET /readyz)
 	GetReady(ctx context.Context, request GetReadyRequestObject) (GetReadyResponseObject, error)
+	// SegmentAliasShort Segment-compatible alias endpoint (short path)
+	// (POST /v1/a)
+	SegmentAliasShort(ctx context.Context, request SegmentAliasShortRequestObject) (SegmentAliasShortResponseObject, error)
 	// SegmentAlias Segment-compatible alias endpoint
 	// (POST /v1/alias)
 	SegmentAlias(ctx context.Context, request SegmentAliasRequestObject) (SegmentAliasResponseObject, error)
 	// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
 	// (GET /v1/audit-events)
 	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
+	// SegmentBatchShort Segment-compatible batch endpoint (short path)
+	// (POST /v1/b)
+	SegmentBatchShort(ctx context.Context, request SegmentBatchShortRequestObject) (SegmentBatchShortResponseObject, error)
 	// SegmentBatch Segment-compatible batch endpoint
 	// (POST /v1/batch)
 	SegmentBatch(ctx context.Context, request SegmentBatchRequestObject) (SegmentBatchResponseObject, error)
+	// SegmentGroupShort Segment-compatible group endpoint (short path)
+	// (POST /v1/g)
+	SegmentGroupShort(ctx context.Context, request SegmentGroupShortRequestObject) (SegmentGroupShortResponseObject, error)
 	// SegmentGroup Segment-compatible group endpoint
 	// (POST /v1/group)
 	SegmentGroup(ctx context.Context, request SegmentGroupRequestObject) (SegmentGroupResponseObject, error)
+	// SegmentIdentifyShort Segment-compatible identify endpoint (short path)
+	// (POST /v1/i)
+	SegmentIdentifyShort(ctx context.Context, request SegmentIdentifyShortRequestObject) (SegmentIdentifyShortResponseObject, error)
 	// SegmentIdentify Segment-compatible identify endpoint
 	// (POST /v1/identify)
 	SegmentIdentify(ctx context.Context, request SegmentIdentifyRequestObject) (SegmentIdentifyResponseObject, error)
+	// SegmentPageShort Segment-compatible page endpoint (short path)
+	// (POST /v1/p)
+	SegmentPageShort(ctx context.Context, request SegmentPageShortRequestObject) (SegmentPageShortResponseObject, error)
 	// SegmentPage Segment-compatible page endpoint
 	// (POST /v1/page)
 	SegmentPage(ctx context.Context, request SegmentPageRequestObject) (SegmentPageResponseObject, error)
 	// ListPools Pool stacks per Region
 	// (GET /v1/pools)
 	ListPools(ctx context.Context, request ListPoolsRequestObject) (ListPoolsResponseObject, error)
+	// GetSourceSettings The settings analytics.js loads for a write key
+	// (GET /v1/projects/{write_key}/settings)
+	GetSourceSettings(ctx context.Context, request GetSourceSettingsRequestObject) (GetSourceSettingsResponseObject, error)
+	// SegmentScreenShort Segment-compatible screen endpoint (short path)
+	// (POST /v1/s)
+	SegmentScreenShort(ctx context.Context, request SegmentScreenShortRequestObject) (SegmentScreenShortResponseObject, error)
 	// SegmentScreen Segment-compatible screen endpoint
 	// (POST /v1/screen)
 	SegmentScreen(ctx context.Context, request SegmentScreenRequestObject) (SegmentScreenResponseObject, error)
+	// SegmentTrackShort Segment-compatible track endpoint (short path)
+	// (POST /v1/t)
+	SegmentTrackShort(ctx context.Context, request SegmentTrackShortRequestObject) (SegmentTrackShortResponseObject, error)
 	// ListTenants List tenants
 	// (GET /v1/tenants)
 	ListTenants(ctx context.Context, request ListTenantsRequestObject) (ListTenantsResponseObject, error)
@@ -10330,6 +11907,9 @@ type StrictServerInterface interface {
 	// RevokeSource Revoke a source's write key for good
 	// (DELETE /v1/tenants/{tenant_id}/sources/{source_id})
 	RevokeSource(ctx context.Context, request RevokeSourceRequestObject) (RevokeSourceResponseObject, error)
+	// UpdateSource Change a source's settings
+	// (PATCH /v1/tenants/{tenant_id}/sources/{source_id})
+	UpdateSource(ctx context.Context, request UpdateSourceRequestObject) (UpdateSourceResponseObject, error)
 	// RotateSource Give a source a new write key; the old one stops working
 	// (POST /v1/tenants/{tenant_id}/sources/{source_id}/rotate)
 	RotateSource(ctx context.Context, request RotateSourceRequestObject) (RotateSourceResponseObject, error)
@@ -10464,6 +12044,37 @@ func (sh *strictHandler) GetReady(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// SegmentAliasShort operation middleware
+func (sh *strictHandler) SegmentAliasShort(w http.ResponseWriter, r *http.Request) {
+	var request SegmentAliasShortRequestObject
+
+	var body SegmentAliasShortJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SegmentAliasShort(ctx, request.(SegmentAliasShortRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SegmentAliasShort")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SegmentAliasShortResponseObject); ok {
+		if err := validResponse.VisitSegmentAliasShortResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // SegmentAlias operation middleware
 func (sh *strictHandler) SegmentAlias(w http.ResponseWriter, r *http.Request) {
 	var request SegmentAliasRequestObject
@@ -10521,6 +12132,37 @@ func (sh *strictHandler) ListAuditEvents(w http.ResponseWriter, r *http.Request,
 	}
 }
 
+// SegmentBatchShort operation middleware
+func (sh *strictHandler) SegmentBatchShort(w http.ResponseWriter, r *http.Request) {
+	var request SegmentBatchShortRequestObject
+
+	var body SegmentBatchShortJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SegmentBatchShort(ctx, request.(SegmentBatchShortRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SegmentBatchShort")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SegmentBatchShortResponseObject); ok {
+		if err := validResponse.VisitSegmentBatchShortResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // SegmentBatch operation middleware
 func (sh *strictHandler) SegmentBatch(w http.ResponseWriter, r *http.Request) {
 	var request SegmentBatchRequestObject
@@ -10545,6 +12187,37 @@ func (sh *strictHandler) SegmentBatch(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(SegmentBatchResponseObject); ok {
 		if err := validResponse.VisitSegmentBatchResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SegmentGroupShort operation middleware
+func (sh *strictHandler) SegmentGroupShort(w http.ResponseWriter, r *http.Request) {
+	var request SegmentGroupShortRequestObject
+
+	var body SegmentGroupShortJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SegmentGroupShort(ctx, request.(SegmentGroupShortRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SegmentGroupShort")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SegmentGroupShortResponseObject); ok {
+		if err := validResponse.VisitSegmentGroupShortResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -10583,6 +12256,37 @@ func (sh *strictHandler) SegmentGroup(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// SegmentIdentifyShort operation middleware
+func (sh *strictHandler) SegmentIdentifyShort(w http.ResponseWriter, r *http.Request) {
+	var request SegmentIdentifyShortRequestObject
+
+	var body SegmentIdentifyShortJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SegmentIdentifyShort(ctx, request.(SegmentIdentifyShortRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SegmentIdentifyShort")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SegmentIdentifyShortResponseObject); ok {
+		if err := validResponse.VisitSegmentIdentifyShortResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // SegmentIdentify operation middleware
 func (sh *strictHandler) SegmentIdentify(w http.ResponseWriter, r *http.Request) {
 	var request SegmentIdentifyRequestObject
@@ -10607,6 +12311,37 @@ func (sh *strictHandler) SegmentIdentify(w http.ResponseWriter, r *http.Request)
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(SegmentIdentifyResponseObject); ok {
 		if err := validResponse.VisitSegmentIdentifyResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SegmentPageShort operation middleware
+func (sh *strictHandler) SegmentPageShort(w http.ResponseWriter, r *http.Request) {
+	var request SegmentPageShortRequestObject
+
+	var body SegmentPageShortJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SegmentPageShort(ctx, request.(SegmentPageShortRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SegmentPageShort")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SegmentPageShortResponseObject); ok {
+		if err := validResponse.VisitSegmentPageShortResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -10669,6 +12404,63 @@ func (sh *strictHandler) ListPools(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// GetSourceSettings operation middleware
+func (sh *strictHandler) GetSourceSettings(w http.ResponseWriter, r *http.Request, writeKey string) {
+	var request GetSourceSettingsRequestObject
+
+	request.WriteKey = writeKey
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSourceSettings(ctx, request.(GetSourceSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSourceSettings")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetSourceSettingsResponseObject); ok {
+		if err := validResponse.VisitGetSourceSettingsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SegmentScreenShort operation middleware
+func (sh *strictHandler) SegmentScreenShort(w http.ResponseWriter, r *http.Request) {
+	var request SegmentScreenShortRequestObject
+
+	var body SegmentScreenShortJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SegmentScreenShort(ctx, request.(SegmentScreenShortRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SegmentScreenShort")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SegmentScreenShortResponseObject); ok {
+		if err := validResponse.VisitSegmentScreenShortResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // SegmentScreen operation middleware
 func (sh *strictHandler) SegmentScreen(w http.ResponseWriter, r *http.Request) {
 	var request SegmentScreenRequestObject
@@ -10693,6 +12485,37 @@ func (sh *strictHandler) SegmentScreen(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(SegmentScreenResponseObject); ok {
 		if err := validResponse.VisitSegmentScreenResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SegmentTrackShort operation middleware
+func (sh *strictHandler) SegmentTrackShort(w http.ResponseWriter, r *http.Request) {
+	var request SegmentTrackShortRequestObject
+
+	var body SegmentTrackShortJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SegmentTrackShort(ctx, request.(SegmentTrackShortRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SegmentTrackShort")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SegmentTrackShortResponseObject); ok {
+		if err := validResponse.VisitSegmentTrackShortResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -11645,6 +13468,40 @@ func (sh *strictHandler) RevokeSource(w http.ResponseWriter, r *http.Request, te
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(RevokeSourceResponseObject); ok {
 		if err := validResponse.VisitRevokeSourceResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateSource operation middleware
+func (sh *strictHandler) UpdateSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID) {
+	var request UpdateSourceRequestObject
+
+	request.TenantId = tenantId
+	request.SourceId = sourceId
+
+	var body UpdateSourceJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSource(ctx, request.(UpdateSourceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSource")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateSourceResponseObject); ok {
+		if err := validResponse.VisitUpdateSourceResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -92,7 +92,10 @@ func newGate(spec []byte, a Authenticator, keys WriteKeyAuthenticator, t TenantR
 
 func (g *gate) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r, p := g.admit(r)
+		if r.Method == http.MethodOptions && g.preflight(w, r) {
+			return
+		}
+		r, p := g.admit(w, r)
 		if p != nil {
 			writeProblem(w, r, p)
 			return
@@ -101,7 +104,7 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 	})
 }
 
-func (g *gate) admit(r *http.Request) (*http.Request, *problem) {
+func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *problem) {
 	route, params, err := g.router.FindRoute(r)
 	if err != nil {
 		if errors.Is(err, routers.ErrMethodNotAllowed) {
@@ -117,17 +120,64 @@ func (g *gate) admit(r *http.Request) (*http.Request, *problem) {
 		info.tenantID = params["tenant_id"]
 		info.idempotent = route.Operation.Parameters.GetByInAndName(openapi3.ParameterInHeader, idempotencyHeader) != nil
 	}
+	ingest := route.Operation.Extensions[extIngest] == true
+	cors := route.Operation.Extensions[extCORS] == true
+	if cors {
+		// Any origin may read the answer until the source is known, so
+		// that a browser sees why a request without one was refused.
+		allowOrigin(w.Header(), r.Header.Get("Origin"), nil)
+	}
 
 	security := route.Spec.Security
 	if route.Operation.Security != nil {
 		security = *route.Operation.Security
 	}
+	byKey := false
 	if len(security) > 0 {
-		authenticate := g.authenticate
-		if _, ok := security[0][writeKeyScheme]; ok {
-			authenticate = g.authenticateWriteKey
+		_, byKey = security[0][writeKeyScheme]
+	}
+
+	// A write-key route reads its body before authenticating, since the
+	// key may be in it; other routes authenticate first.
+	var body []byte
+	readBody := func() *problem {
+		if route.Operation.RequestBody == nil {
+			return nil
 		}
-		principal, p := authenticate(r)
+		limit, tooBig := g.maxBody, http.StatusRequestEntityTooLarge
+		if v, ok := route.Operation.Extensions["x-cairn-max-body"].(float64); ok {
+			// An operation's own documented limit (Segment's batch size) is
+			// a bad request, not a server limit.
+			limit, tooBig = int64(v), http.StatusBadRequest
+		}
+		var p *problem
+		if ingest {
+			body, p = readIngestBody(r, limit, tooBig)
+		} else {
+			body, p = g.readBody(r, limit, tooBig)
+		}
+		return p
+	}
+	if byKey {
+		if p := readBody(); p != nil {
+			return r, p
+		}
+	}
+
+	if len(security) > 0 {
+		var (
+			principal auth.Principal
+			p         *problem
+		)
+		if byKey {
+			var src profiles.Source
+			principal, src, p = g.authenticateWriteKey(r, body)
+			if p == nil && cors {
+				p = checkOrigin(w.Header(), r.Header.Get("Origin"), src)
+			}
+		} else {
+			principal, p = g.authenticate(r)
+		}
 		if p != nil {
 			return r, p
 		}
@@ -136,33 +186,53 @@ func (g *gate) admit(r *http.Request) (*http.Request, *problem) {
 		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxPrincipal, principal))
 	}
-
-	if route.Operation.RequestBody != nil {
-		limit, tooBig := g.maxBody, http.StatusRequestEntityTooLarge
-		if v, ok := route.Operation.Extensions["x-cairn-max-body"].(float64); ok {
-			// An operation's own documented limit (Segment's batch size) is
-			// a bad request, not a server limit.
-			limit, tooBig = int64(v), http.StatusBadRequest
+	if cors && params["write_key"] != "" {
+		// A public route named by a write key (the browser settings): the
+		// key's source decides the origins.
+		src, p := g.source(r, params["write_key"])
+		if p == nil {
+			p = checkOrigin(w.Header(), r.Header.Get("Origin"), src)
 		}
-		body, p := g.readBody(r, limit, tooBig)
 		if p != nil {
 			return r, p
 		}
-		r = r.WithContext(context.WithValue(r.Context(), ctxRawBody, body))
+		scheme := "http"
+		if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+			scheme = "https"
+		}
+		w.Header().Add("Vary", "X-Forwarded-Proto")
+		r = r.WithContext(context.WithValue(r.Context(), ctxSource, browserRequest{source: src, host: r.Host, scheme: scheme}))
 	}
+	if !byKey {
+		if p := readBody(); p != nil {
+			return r, p
+		}
+	}
+	if ingest {
+		// The generated handler decodes the first JSON value only; its
+		// handler refuses a body with more (see ingestBody).
+		r = r.WithContext(context.WithValue(r.Context(), ctxBodyLen, len(bytes.TrimSpace(body))))
+	}
+
+	// The ingestion routes' bodies are read once, by their handlers:
+	// ParseEvent judges each event, so neither the spec's body schema
+	// (a slow decode of the whole batch) nor the NUL scan runs here.
 	in := &openapi3filter.RequestValidationInput{
 		Request:    r,
 		PathParams: params,
 		Route:      route,
 		Options: &openapi3filter.Options{
 			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true,
-			SchemaValidationOptions: g.formats,
+			SchemaValidationOptions: g.formats, ExcludeRequestBody: ingest,
 		},
 	}
 	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
 		return r, validationProblem(err)
 	}
-	if p := refuseNUL(params, r.URL.Query(), rawBody(r.Context())); p != nil {
+	if ingest {
+		body = nil
+	}
+	if p := refuseNUL(params, r.URL.Query(), body); p != nil {
 		return r, p
 	}
 	return r, nil
@@ -269,16 +339,14 @@ func admits(security openapi3.SecurityRequirements, scopes []string) bool {
 // readBody enforces the size limit and the media type and leaves the body
 // readable again for the validator and the handler. It returns the body.
 func (g *gate) readBody(r *http.Request, limit int64, tooBig int) ([]byte, *problem) {
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, unsupportedMediaType("Only the ingestion routes take a Content-Encoding; send this body uncompressed.")
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			kind := "too-large"
-			if tooBig == http.StatusBadRequest {
-				kind = "invalid-request"
-			}
-			return nil, newProblem(tooBig, kind, "Request body too large",
-				fmt.Sprintf("The request body must be at most %d bytes; nothing of it was stored.", limit))
+			return nil, tooLarge(limit, tooBig)
 		}
 		return nil, badRequest("body", "could not be read")
 	}
@@ -288,8 +356,7 @@ func (g *gate) readBody(r *http.Request, limit int64, tooBig int) ([]byte, *prob
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return nil, newProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
-			"The request body must be application/json.")
+		return nil, unsupportedMediaType("The request body must be application/json.")
 	}
 	if mt != "application/json" {
 		r.Header.Set("Content-Type", "application/json")
@@ -298,27 +365,52 @@ func (g *gate) readBody(r *http.Request, limit int64, tooBig int) ([]byte, *prob
 }
 
 // authenticateWriteKey authenticates a Segment-style request: the source's
-// write key is the Basic user name.
-func (g *gate) authenticateWriteKey(r *http.Request) (auth.Principal, *problem) {
-	key, _, ok := r.BasicAuth()
-	if !ok || key == "" {
-		p := unauthorized("This route needs the source's write key as the HTTP Basic user name.")
+// write key is the Basic user name, or the body's top-level "writeKey" (as
+// analytics.js sends it). A request with two different keys is refused.
+func (g *gate) authenticateWriteKey(r *http.Request, body []byte) (auth.Principal, profiles.Source, *problem) {
+	refuse := func(detail string) (auth.Principal, profiles.Source, *problem) {
+		p := unauthorized(detail)
 		p.header.Set("Www-Authenticate", `Basic realm="cairn"`)
-		return auth.Principal{}, p
+		return auth.Principal{}, profiles.Source{}, p
+	}
+	key, _, _ := r.BasicAuth()
+	inBody, err := bodyWriteKey(body)
+	switch {
+	case err != nil || (key != "" && inBody != "" && key != inBody):
+		return refuse("The request carries two different write keys; send one.")
+	case key == "":
+		key = inBody
+	}
+	if key == "" {
+		return refuse("This route needs the source's write key as the HTTP Basic user name or the body's writeKey.")
 	}
 	src, err := g.keys.Authenticate(r.Context(), key)
 	switch {
 	case errors.Is(err, profiles.ErrSourceNotFound), errors.Is(err, profiles.ErrSourceRevoked):
-		p := unauthorized("The write key is not valid.")
-		p.header.Set("Www-Authenticate", `Basic realm="cairn"`)
-		return auth.Principal{}, p
+		return refuse("The write key is not valid.")
 	case err != nil:
-		return auth.Principal{}, errInternal
+		return auth.Principal{}, profiles.Source{}, errInternal
 	}
 	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok {
 		info.tenantID = src.TenantID
 	}
-	return auth.Principal{Subject: "source:" + src.ID, TenantID: src.TenantID, Scopes: []string{auth.ScopeEventsWrite}}, nil
+	return auth.Principal{Subject: "source:" + src.ID, TenantID: src.TenantID, Scopes: []string{auth.ScopeEventsWrite}}, src, nil
+}
+
+// source returns the live source of a write key in a public route's path;
+// 404 for an unknown or revoked key.
+func (g *gate) source(r *http.Request, key string) (profiles.Source, *problem) {
+	src, err := g.keys.Authenticate(r.Context(), key)
+	switch {
+	case errors.Is(err, profiles.ErrSourceNotFound), errors.Is(err, profiles.ErrSourceRevoked):
+		return profiles.Source{}, newProblem(http.StatusNotFound, "not-found", "Not found", "No live source has this write key.")
+	case err != nil:
+		return profiles.Source{}, errInternal
+	}
+	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok {
+		info.tenantID = src.TenantID
+	}
+	return src, nil
 }
 
 // validationProblem turns a validator error into a 400 that names the

@@ -22,14 +22,9 @@ const (
 	ctxRequestID ctxKey = iota
 	ctxPrincipal
 	ctxRoute
-	ctxRawBody
+	ctxSource
+	ctxBodyLen
 )
-
-// rawBody returns the request body as received (the gate buffered it).
-func rawBody(ctx context.Context) []byte {
-	b, _ := ctx.Value(ctxRawBody).([]byte)
-	return b
-}
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(ctxRequestID).(string)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,36 +14,46 @@ import (
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
 
-// ingest parses a request's events (a batch, or one event of defaultType)
-// from the raw body, so the raw zone keeps each event exactly as sent, and
-// ingests the valid ones for the tenant.
-func (s *Server) ingest(ctx context.Context, tenant string, batch bool, defaultType string) (IngestResult, error) {
-	body := rawBody(ctx)
-	var raws []json.RawMessage
-	if batch {
-		var b struct {
-			Batch []json.RawMessage `json:"batch"`
-		}
-		if err := json.Unmarshal(body, &b); err != nil {
-			return IngestResult{}, badRequest("batch", "must be an array of events")
-		}
-		raws = b.Batch
-	} else {
-		raws = []json.RawMessage{body}
+// maxBatchEvents is the most events a batch may hold (SegmentBatch's
+// maxItems in the spec).
+const maxBatchEvents = 10000
+
+// Source kinds, the label of the ingestion metrics.
+const (
+	kindWriteKey = "write_key"
+	kindToken    = "token"
+)
+
+// ingest splits the body (as the generated request object holds it: the
+// bytes sent) into its events in one pass, a batch or one event of
+// defaultType, parses each, and ingests the valid ones for the tenant.
+// Each event keeps its bytes, so the raw zone stores it as sent.
+func (s *Server) ingest(ctx context.Context, tenant, kind string, body []byte, batch bool, defaultType string) (IngestResult, error) {
+	raws, p := splitEvents(body, batch, maxBatchEvents)
+	if p != nil {
+		return IngestResult{}, p
 	}
 	now := time.Now()
-	var events []profiles.Event
+	events := make([]profiles.Event, 0, len(raws))
 	out := IngestResult{Errors: []EventError{}}
 	for i, raw := range raws {
 		ev, err := profiles.ParseEvent(i, raw, defaultType, now)
+		if err == nil {
+			err = refuseEventNUL(i, raw)
+		}
 		var ee *profiles.EventError
 		if errors.As(err, &ee) {
 			out.Errors = append(out.Errors, EventError{Index: ee.Index, Field: ee.Field, Message: ee.Reason})
 			continue
 		}
+		if err != nil {
+			return IngestResult{}, err
+		}
 		events = append(events, ev)
 	}
+	start := time.Now()
 	res, err := s.profiles.Ingest(ctx, tenant, events)
+	s.ingestMetrics.observe(kind, len(raws), time.Since(start), res, out.Errors, err)
 	if err != nil {
 		return IngestResult{}, err
 	}
@@ -51,61 +62,184 @@ func (s *Server) ingest(ctx context.Context, tenant string, batch bool, defaultT
 	return out, nil
 }
 
-func (s *Server) segment(ctx context.Context, batch bool, typ string) (IngestResult, error) {
-	p, _ := principalFrom(ctx)
-	return s.ingest(ctx, p.TenantID, batch, typ)
+// refuseEventNUL refuses an event that carries U+0000, naming where, as the
+// gate refuses it in other requests' bodies: no field of an event means
+// anything with it, and stores differ in whether they keep it. JSON can
+// only carry it escaped, so most events need no decoding.
+func refuseEventNUL(index int, raw []byte) error {
+	if !bytes.Contains(raw, []byte(`\u0000`)) {
+		return nil
+	}
+	var doc any
+	if json.Unmarshal(raw, &doc) != nil {
+		return nil
+	}
+	if ptr, ok := findNUL(doc, ""); ok {
+		return &profiles.EventError{Index: index, Field: ptr, Reason: nulMessage}
+	}
+	return nil
 }
 
-func (s *Server) SegmentBatch(ctx context.Context, _ SegmentBatchRequestObject) (SegmentBatchResponseObject, error) {
-	r, err := s.segment(ctx, true, "")
+// ingestBody returns the body of an ingestion request's generated request
+// object. That holds the body's first JSON value; a body with more after
+// it (its length, without surrounding space, as the gate read it, is
+// longer) is refused.
+func ingestBody(ctx context.Context, body *json.RawMessage) ([]byte, error) {
+	if body == nil {
+		return nil, badRequest("body", "a JSON request body is required")
+	}
+	if n, ok := ctx.Value(ctxBodyLen).(int); ok && n != len(bytes.TrimSpace(*body)) {
+		return nil, badRequest("body", "must hold one JSON value")
+	}
+	return *body, nil
+}
+
+// segment ingests a write-key route's body for the key's tenant.
+func (s *Server) segment(ctx context.Context, body *json.RawMessage, batch bool, typ string) (IngestResult, error) {
+	p, _ := principalFrom(ctx)
+	b, err := ingestBody(ctx, body)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	return s.ingest(ctx, p.TenantID, kindWriteKey, b, batch, typ)
+}
+
+func (s *Server) SegmentBatch(ctx context.Context, req SegmentBatchRequestObject) (SegmentBatchResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, true, "")
 	return SegmentBatch200JSONResponse(r), err
 }
 
-func (s *Server) SegmentIdentify(ctx context.Context, _ SegmentIdentifyRequestObject) (SegmentIdentifyResponseObject, error) {
-	r, err := s.segment(ctx, false, "identify")
+func (s *Server) SegmentIdentify(ctx context.Context, req SegmentIdentifyRequestObject) (SegmentIdentifyResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "identify")
 	return SegmentIdentify200JSONResponse(r), err
 }
 
-func (s *Server) SegmentTrack(ctx context.Context, _ SegmentTrackRequestObject) (SegmentTrackResponseObject, error) {
-	r, err := s.segment(ctx, false, "track")
+func (s *Server) SegmentTrack(ctx context.Context, req SegmentTrackRequestObject) (SegmentTrackResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "track")
 	return SegmentTrack200JSONResponse(r), err
 }
 
-func (s *Server) SegmentPage(ctx context.Context, _ SegmentPageRequestObject) (SegmentPageResponseObject, error) {
-	r, err := s.segment(ctx, false, "page")
+func (s *Server) SegmentPage(ctx context.Context, req SegmentPageRequestObject) (SegmentPageResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "page")
 	return SegmentPage200JSONResponse(r), err
 }
 
-func (s *Server) SegmentScreen(ctx context.Context, _ SegmentScreenRequestObject) (SegmentScreenResponseObject, error) {
-	r, err := s.segment(ctx, false, "screen")
+func (s *Server) SegmentScreen(ctx context.Context, req SegmentScreenRequestObject) (SegmentScreenResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "screen")
 	return SegmentScreen200JSONResponse(r), err
 }
 
-func (s *Server) SegmentGroup(ctx context.Context, _ SegmentGroupRequestObject) (SegmentGroupResponseObject, error) {
-	r, err := s.segment(ctx, false, "group")
+func (s *Server) SegmentGroup(ctx context.Context, req SegmentGroupRequestObject) (SegmentGroupResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "group")
 	return SegmentGroup200JSONResponse(r), err
 }
 
-func (s *Server) SegmentAlias(ctx context.Context, _ SegmentAliasRequestObject) (SegmentAliasResponseObject, error) {
-	r, err := s.segment(ctx, false, "alias")
+func (s *Server) SegmentAlias(ctx context.Context, req SegmentAliasRequestObject) (SegmentAliasResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "alias")
 	return SegmentAlias200JSONResponse(r), err
+}
+
+// The short paths analytics.js posts to.
+
+func (s *Server) SegmentBatchShort(ctx context.Context, req SegmentBatchShortRequestObject) (SegmentBatchShortResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, true, "")
+	return SegmentBatchShort200JSONResponse(r), err
+}
+
+func (s *Server) SegmentIdentifyShort(ctx context.Context, req SegmentIdentifyShortRequestObject) (SegmentIdentifyShortResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "identify")
+	return SegmentIdentifyShort200JSONResponse(r), err
+}
+
+func (s *Server) SegmentTrackShort(ctx context.Context, req SegmentTrackShortRequestObject) (SegmentTrackShortResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "track")
+	return SegmentTrackShort200JSONResponse(r), err
+}
+
+func (s *Server) SegmentPageShort(ctx context.Context, req SegmentPageShortRequestObject) (SegmentPageShortResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "page")
+	return SegmentPageShort200JSONResponse(r), err
+}
+
+func (s *Server) SegmentScreenShort(ctx context.Context, req SegmentScreenShortRequestObject) (SegmentScreenShortResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "screen")
+	return SegmentScreenShort200JSONResponse(r), err
+}
+
+func (s *Server) SegmentGroupShort(ctx context.Context, req SegmentGroupShortRequestObject) (SegmentGroupShortResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "group")
+	return SegmentGroupShort200JSONResponse(r), err
+}
+
+func (s *Server) SegmentAliasShort(ctx context.Context, req SegmentAliasShortRequestObject) (SegmentAliasShortResponseObject, error) {
+	r, err := s.segment(ctx, req.Body, false, "alias")
+	return SegmentAliasShort200JSONResponse(r), err
 }
 
 func (s *Server) IngestEvents(ctx context.Context, req IngestEventsRequestObject) (IngestEventsResponseObject, error) {
 	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
 		return nil, err
 	}
-	r, err := s.ingest(ctx, req.TenantId, true, "")
+	body, err := ingestBody(ctx, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.ingest(ctx, req.TenantId, kindToken, body, true, "")
 	if err != nil {
 		return nil, err
 	}
 	return IngestEvents200JSONResponse(r), nil
 }
 
+// browserRequest is what the gate learnt of a browser settings request:
+// the write key's source and where the request was sent.
+type browserRequest struct {
+	source profiles.Source
+	host   string
+	scheme string
+}
+
+// settingsMaxAge is how long the settings document may be cached: a
+// source's revocation reaches browsers within it.
+const settingsMaxAge = "public, max-age=60"
+
+func (s *Server) GetSourceSettings(ctx context.Context, req GetSourceSettingsRequestObject) (GetSourceSettingsResponseObject, error) {
+	b, ok := ctx.Value(ctxSource).(browserRequest)
+	if !ok {
+		return nil, errors.New("settings: the gate did not resolve the write key")
+	}
+	doc := BrowserSettings{
+		AnalyticsNextEnabled: true,
+		EdgeFunction:         map[string]any{},
+		EnabledMiddleware:    map[string]any{},
+		MiddlewareSettings:   map[string]any{},
+		RemotePlugins:        []map[string]any{},
+		// Every event type goes to the Segment.io integration, and no
+		// other destination is bundled.
+		Plan: map[string]any{
+			"track":    map[string]any{"__default": map[string]any{"enabled": true, "integrations": map[string]any{}}},
+			"identify": map[string]any{"__default": map[string]any{"enabled": true}},
+			"group":    map[string]any{"__default": map[string]any{"enabled": true}},
+		},
+	}
+	// sampleRate 0: the library sends no usage metrics (to Segment's API).
+	doc.Metrics.SampleRate = 0
+	bundled := false
+	doc.Integrations.SegmentIo = BrowserSegmentIO{
+		ApiKey: req.WriteKey, ApiHost: b.host + "/v1", Protocol: BrowserSegmentIOProtocol(b.scheme),
+		AddBundledMetadata: &bundled, UnbundledIntegrations: &[]string{},
+	}
+	return GetSourceSettings200JSONResponse{Body: doc, Headers: GetSourceSettings200ResponseHeaders{CacheControl: settingsMaxAge}}, nil
+}
+
 func toAPISource(src profiles.Source) Source {
+	origins := src.AllowedOrigins
+	if origins == nil {
+		origins = []string{}
+	}
 	return Source{
 		Id: src.ID, TenantId: src.TenantID, Name: src.Name, KeyHint: src.KeyHint, CreatedAt: src.CreatedAt.UTC(),
-		RotatedAt: src.RotatedAt, RevokedAt: src.RevokedAt, Revoked: src.RevokedAt != nil,
+		RotatedAt: src.RotatedAt, RevokedAt: src.RevokedAt, Revoked: src.RevokedAt != nil, AllowedOrigins: origins,
 	}
 }
 
@@ -113,7 +247,7 @@ func withKey(src profiles.Source, key string) SourceWithKey {
 	a := toAPISource(src)
 	return SourceWithKey{
 		Id: a.Id, TenantId: a.TenantId, Name: a.Name, KeyHint: a.KeyHint, CreatedAt: a.CreatedAt,
-		RotatedAt: a.RotatedAt, RevokedAt: a.RevokedAt, Revoked: a.Revoked, WriteKey: key,
+		RotatedAt: a.RotatedAt, RevokedAt: a.RevokedAt, Revoked: a.Revoked, AllowedOrigins: a.AllowedOrigins, WriteKey: key,
 	}
 }
 
@@ -142,11 +276,31 @@ func (s *Server) CreateSource(ctx context.Context, req CreateSourceRequestObject
 	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
 		return nil, err
 	}
-	src, key, err := s.sources.Create(ctx, req.TenantId, req.Body.Name)
+	var origins []string
+	if req.Body.AllowedOrigins != nil {
+		origins = *req.Body.AllowedOrigins
+	}
+	src, key, err := s.sources.Create(ctx, req.TenantId, req.Body.Name, origins)
 	if err != nil {
 		return nil, err
 	}
 	return CreateSource201JSONResponse(withKey(src, key)), nil
+}
+
+func (s *Server) UpdateSource(ctx context.Context, req UpdateSourceRequestObject) (UpdateSourceResponseObject, error) {
+	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
+		return nil, err
+	}
+	src, err := s.sources.Get(ctx, req.TenantId, req.SourceId)
+	if err != nil {
+		return nil, err
+	}
+	if req.Body.AllowedOrigins != nil {
+		if src, err = s.sources.SetAllowedOrigins(ctx, req.TenantId, req.SourceId, *req.Body.AllowedOrigins); err != nil {
+			return nil, err
+		}
+	}
+	return UpdateSource200JSONResponse(toAPISource(src)), nil
 }
 
 func (s *Server) RevokeSource(ctx context.Context, req RevokeSourceRequestObject) (RevokeSourceResponseObject, error) {
@@ -327,7 +481,7 @@ func profileProblem(err error) *problem {
 	case errors.Is(err, profiles.ErrSourceNameTaken):
 		return newProblem(http.StatusConflict, "source-name-taken", "Source name taken", "The tenant has a live source with this name.")
 	case errors.Is(err, profiles.ErrSourceRevoked):
-		return newProblem(http.StatusConflict, "source-revoked", "Source revoked", "A revoked source cannot get a new key.")
+		return newProblem(http.StatusConflict, "source-revoked", "Source revoked", "A revoked source gets no new key and no changes.")
 	case errors.Is(err, profiles.ErrNotMerged):
 		return newProblem(http.StatusConflict, "not-merged", "Not merged", "That profile was not merged into this one.")
 	case errors.Is(err, profiles.ErrNotReady), errors.Is(err, provisioner.ErrNotReady):

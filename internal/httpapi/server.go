@@ -50,7 +50,7 @@ type Config struct {
 	Idempotency idempotency.Store
 	// Ready reports whether the server can serve (the database answers).
 	Ready func(context.Context) error
-	// Registry receives the HTTP metrics and serves /metrics.
+	// Registry receives the HTTP and ingestion metrics and serves /metrics.
 	Registry *prometheus.Registry
 	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -68,6 +68,8 @@ type Server struct {
 	sources  *profiles.Sources
 	auth     Authority
 	ready    func(context.Context) error
+	// ingestMetrics count the ingestion routes' events.
+	ingestMetrics *ingestMetrics
 }
 
 var _ StrictServerInterface = (*Server)(nil)
@@ -90,7 +92,8 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, auth: cfg.Auth, ready: cfg.Ready}
+	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, auth: cfg.Auth, ready: cfg.Ready,
+		ingestMetrics: newIngestMetrics(cfg.Registry)}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

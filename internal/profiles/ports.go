@@ -48,8 +48,11 @@ type Source struct {
 	CreatedAt time.Time
 	RotatedAt *time.Time
 	RevokedAt *time.Time
-	Version   int64
-	Seq       int64
+	// AllowedOrigins are the browser origins (scheme://host[:port]) the
+	// source's events may come from; empty allows any origin.
+	AllowedOrigins []string
+	Version        int64
+	Seq            int64
 }
 
 // Sentinel errors of SourceStore implementations.
@@ -75,7 +78,8 @@ type SourceStore interface {
 	// SourceList pages the tenant's sources in creation order, revoked
 	// ones included.
 	SourceList(ctx context.Context, tenantID string, afterSeq int64, limit int) ([]Source, error)
-	// SourceUpdate stores s if the stored Version is s.Version; it returns
+	// SourceUpdate stores s (its name, key, times and allowed origins) if
+	// the stored Version is s.Version; it returns
 	// s with Version+1 (ErrSourceConflict, ErrSourceNotFound).
 	SourceUpdate(ctx context.Context, s Source) (Source, error)
 	// SourceRevokeAll revokes every live source of the tenant at at,

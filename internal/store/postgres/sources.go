@@ -25,15 +25,16 @@ var _ profiles.SourceStore = (*DB)(nil)
 func (d *DB) SourceInsert(ctx context.Context, s profiles.Source) (profiles.Source, error) {
 	createdAt, _ := insertTimes(s.CreatedAt, time.Time{})
 	row, err := d.queries.SourceInsert(ctx, db.SourceInsertParams{
-		ID:        s.ID,
-		TenantID:  s.TenantID,
-		Name:      s.Name,
-		KeyHash:   s.KeyHash,
-		KeyHint:   s.KeyHint,
-		CreatedAt: createdAt,
-		RotatedAt: storedTimePtr(s.RotatedAt),
-		RevokedAt: storedTimePtr(s.RevokedAt),
-		Version:   1,
+		ID:             s.ID,
+		TenantID:       s.TenantID,
+		Name:           s.Name,
+		KeyHash:        s.KeyHash,
+		KeyHint:        s.KeyHint,
+		CreatedAt:      createdAt,
+		RotatedAt:      storedTimePtr(s.RotatedAt),
+		RevokedAt:      storedTimePtr(s.RevokedAt),
+		AllowedOrigins: originsColumn(s.AllowedOrigins),
+		Version:        1,
 	})
 	if err != nil {
 		return profiles.Source{}, fmt.Errorf("insert source: %w", translateSources(err))
@@ -77,21 +78,22 @@ func (d *DB) SourceList(ctx context.Context, tenantID string, afterSeq int64, li
 }
 
 // SourceUpdate implements profiles.SourceStore. It stores Name, KeyHash,
-// KeyHint, RotatedAt and RevokedAt; ID, TenantID, CreatedAt and Seq are as
+// KeyHint, RotatedAt, RevokedAt and AllowedOrigins; ID, TenantID, CreatedAt and Seq are as
 // stored. Of concurrent updates from one Version exactly one succeeds: the
 // others wait for its row lock, then find the Version changed. It returns
 // ErrSourceNameTaken when the change would give the tenant two live
 // sources of one name (a rename, or a revoke undone).
 func (d *DB) SourceUpdate(ctx context.Context, s profiles.Source) (profiles.Source, error) {
 	row, err := d.queries.SourceUpdate(ctx, db.SourceUpdateParams{
-		Name:        s.Name,
-		KeyHash:     s.KeyHash,
-		KeyHint:     s.KeyHint,
-		RotatedAt:   storedTimePtr(s.RotatedAt),
-		RevokedAt:   storedTimePtr(s.RevokedAt),
-		TenantID:    s.TenantID,
-		ID:          s.ID,
-		PrevVersion: s.Version,
+		Name:           s.Name,
+		KeyHash:        s.KeyHash,
+		KeyHint:        s.KeyHint,
+		RotatedAt:      storedTimePtr(s.RotatedAt),
+		RevokedAt:      storedTimePtr(s.RevokedAt),
+		AllowedOrigins: originsColumn(s.AllowedOrigins),
+		TenantID:       s.TenantID,
+		ID:             s.ID,
+		PrevVersion:    s.Version,
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		var exists bool
@@ -157,18 +159,32 @@ func timePtrFromColumn(t *time.Time) *time.Time {
 	return &u
 }
 
-// sourceFromRow converts a stored row to a profiles.Source.
+// originsColumn is the stored form of a source's allowed origins: never
+// NULL, an empty array for none.
+func originsColumn(origins []string) []string {
+	if origins == nil {
+		return []string{}
+	}
+	return origins
+}
+
+// sourceFromRow converts a stored row to a profiles.Source. No allowed
+// origins read back as nil.
 func sourceFromRow(r db.Source) profiles.Source {
+	if len(r.AllowedOrigins) == 0 {
+		r.AllowedOrigins = nil
+	}
 	return profiles.Source{
-		ID:        r.ID,
-		TenantID:  r.TenantID,
-		Name:      r.Name,
-		KeyHash:   r.KeyHash,
-		KeyHint:   r.KeyHint,
-		CreatedAt: r.CreatedAt.UTC(),
-		RotatedAt: timePtrFromColumn(r.RotatedAt),
-		RevokedAt: timePtrFromColumn(r.RevokedAt),
-		Version:   r.Version,
-		Seq:       r.Seq,
+		ID:             r.ID,
+		TenantID:       r.TenantID,
+		Name:           r.Name,
+		KeyHash:        r.KeyHash,
+		KeyHint:        r.KeyHint,
+		CreatedAt:      r.CreatedAt.UTC(),
+		RotatedAt:      timePtrFromColumn(r.RotatedAt),
+		RevokedAt:      timePtrFromColumn(r.RevokedAt),
+		AllowedOrigins: r.AllowedOrigins,
+		Version:        r.Version,
+		Seq:            r.Seq,
 	}
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,7 +37,9 @@ func (d *DB) SourceInsert(ctx context.Context, s profiles.Source) (profiles.Sour
 		CreatedAt: createdAt,
 		RotatedAt: optionalTimeColumn(s.RotatedAt),
 		RevokedAt: optionalTimeColumn(s.RevokedAt),
-		Version:   1,
+		// AllowedOrigins is a JSON array; nil is stored as [].
+		AllowedOrigins: originsColumn(s.AllowedOrigins),
+		Version:        1,
 	})
 	if err != nil {
 		return profiles.Source{}, fmt.Errorf("insert source: %w", translateSources(err))
@@ -96,21 +99,22 @@ func (d *DB) SourceList(ctx context.Context, tenantID string, afterSeq int64, li
 }
 
 // SourceUpdate implements profiles.SourceStore. It stores Name, KeyHash,
-// KeyHint, RotatedAt and RevokedAt; ID, TenantID, CreatedAt and Seq are as
+// KeyHint, RotatedAt, RevokedAt and AllowedOrigins; ID, TenantID, CreatedAt and Seq are as
 // stored. Of concurrent updates from one Version exactly one succeeds:
 // statements run one at a time, and the others find the Version changed.
 // It returns ErrSourceNameTaken when the change would give the tenant two
 // live sources of one name (a rename, or a revoke undone).
 func (d *DB) SourceUpdate(ctx context.Context, s profiles.Source) (profiles.Source, error) {
 	row, err := d.queries.SourceUpdate(ctx, db.SourceUpdateParams{
-		Name:        s.Name,
-		KeyHash:     s.KeyHash,
-		KeyHint:     s.KeyHint,
-		RotatedAt:   optionalTimeColumn(s.RotatedAt),
-		RevokedAt:   optionalTimeColumn(s.RevokedAt),
-		TenantID:    s.TenantID,
-		ID:          s.ID,
-		PrevVersion: s.Version,
+		Name:           s.Name,
+		KeyHash:        s.KeyHash,
+		KeyHint:        s.KeyHint,
+		RotatedAt:      optionalTimeColumn(s.RotatedAt),
+		RevokedAt:      optionalTimeColumn(s.RevokedAt),
+		AllowedOrigins: originsColumn(s.AllowedOrigins),
+		TenantID:       s.TenantID,
+		ID:             s.ID,
+		PrevVersion:    s.Version,
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		var exists bool
@@ -182,6 +186,16 @@ func optionalTimeFromColumn(c sql.NullString) (*time.Time, error) {
 	return &t, nil
 }
 
+// originsColumn is the stored form of a source's allowed origins: a JSON
+// array, [] for none.
+func originsColumn(origins []string) string {
+	if len(origins) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(origins) // strings always marshal
+	return string(b)
+}
+
 // sourceFromRow converts a stored row to a profiles.Source.
 func sourceFromRow(r db.Source) (profiles.Source, error) {
 	createdAt, err := parseTime(r.CreatedAt)
@@ -196,16 +210,24 @@ func sourceFromRow(r db.Source) (profiles.Source, error) {
 	if err != nil {
 		return profiles.Source{}, fmt.Errorf("source %s revoked_at: %w", r.ID, err)
 	}
+	var origins []string
+	if err := json.Unmarshal([]byte(r.AllowedOrigins), &origins); err != nil {
+		return profiles.Source{}, fmt.Errorf("source %s allowed_origins: %w", r.ID, err)
+	}
+	if len(origins) == 0 {
+		origins = nil // none reads back as nil, as on PostgreSQL
+	}
 	return profiles.Source{
-		ID:        r.ID,
-		TenantID:  r.TenantID,
-		Name:      r.Name,
-		KeyHash:   r.KeyHash,
-		KeyHint:   r.KeyHint,
-		CreatedAt: createdAt,
-		RotatedAt: rotatedAt,
-		RevokedAt: revokedAt,
-		Version:   r.Version,
-		Seq:       r.Seq,
+		AllowedOrigins: origins,
+		ID:             r.ID,
+		TenantID:       r.TenantID,
+		Name:           r.Name,
+		KeyHash:        r.KeyHash,
+		KeyHint:        r.KeyHint,
+		CreatedAt:      createdAt,
+		RotatedAt:      rotatedAt,
+		RevokedAt:      revokedAt,
+		Version:        r.Version,
+		Seq:            r.Seq,
 	}, nil
 }

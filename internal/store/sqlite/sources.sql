@@ -2,9 +2,9 @@
 -- A live source with the same name violates the partial unique index
 -- sources_tenant_name_live_key.
 INSERT INTO sources (
-    id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version
+    id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, allowed_origins, version
 ) VALUES (
-    @id, @tenant_id, @name, @key_hash, @key_hint, @created_at, @rotated_at, @revoked_at, @version
+    @id, @tenant_id, @name, @key_hash, @key_hint, @created_at, @rotated_at, @revoked_at, @allowed_origins, @version
 )
 RETURNING *;
 
@@ -29,6 +29,7 @@ UPDATE sources SET
     key_hint = @key_hint,
     rotated_at = @rotated_at,
     revoked_at = @revoked_at,
+    allowed_origins = @allowed_origins,
     version = version + 1
 WHERE tenant_id = @tenant_id AND id = @id AND version = @prev_version
 RETURNING *;

@@ -439,3 +439,57 @@ func testSourceRevokeAll(t *testing.T, h Harness) {
 		t.Errorf("revoke all of an unknown tenant = %d, %v; want 0", n, err)
 	}
 }
+
+// testSourceAllowedOrigins: a source's allowed origins are stored at
+// insert and by an update, in order, and read back by every query; none
+// read back as nil.
+func testSourceAllowedOrigins(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ids := tenantIDs(t, b, 1)
+
+	origins := []string{"https://shop.example", "http://localhost:3000", "https://名前.example"}
+	withOrigins := newSource(ids[0], 1)
+	withOrigins.AllowedOrigins = origins
+	got := insertSource(t, b, withOrigins)
+	if diff := cmp.Diff(origins, got.AllowedOrigins); diff != "" {
+		t.Errorf("insert returned origins (-want +got):\n%s", diff)
+	}
+	byKey, err := b.SourceByKeyHash(t.Context(), withOrigins.KeyHash)
+	if err != nil {
+		t.Fatalf("by key hash: %v", err)
+	}
+	if diff := cmp.Diff(got, byKey); diff != "" {
+		t.Errorf("by key hash (-want +got):\n%s", diff)
+	}
+
+	empty := newSource(ids[0], 2)
+	empty.AllowedOrigins = []string{}
+	if got := insertSource(t, b, empty); got.AllowedOrigins != nil {
+		t.Errorf("insert of no origins reads back %#v, want nil", got.AllowedOrigins)
+	}
+
+	// An update replaces the list, and an empty list clears it.
+	narrowed := got
+	narrowed.AllowedOrigins = []string{"https://other.example"}
+	narrowed = updateSource(t, b, narrowed)
+	if diff := cmp.Diff([]string{"https://other.example"}, narrowed.AllowedOrigins); diff != "" {
+		t.Errorf("update returned origins (-want +got):\n%s", diff)
+	}
+	cleared := narrowed
+	cleared.AllowedOrigins = nil
+	cleared = updateSource(t, b, cleared)
+	stored, err := b.SourceGet(t.Context(), ids[0], withOrigins.ID)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if stored.AllowedOrigins != nil || cleared.AllowedOrigins != nil {
+		t.Errorf("after clearing: stored %#v, returned %#v; want nil", stored.AllowedOrigins, cleared.AllowedOrigins)
+	}
+	list, err := b.SourceList(t.Context(), ids[0], 0, 10)
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if len(list) != 2 || list[0].AllowedOrigins != nil {
+		t.Errorf("list: %+v", list)
+	}
+}

@@ -81,6 +81,7 @@ func Run(t *testing.T, h Harness) {
 		{"SourceUpdateVersion", testSourceUpdateVersion},
 		{"SourceList", testSourceList},
 		{"SourceRevokeAll", testSourceRevokeAll},
+		{"SourceAllowedOrigins", testSourceAllowedOrigins},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}

@@ -93,16 +93,17 @@ type Principal struct {
 }
 
 type Source struct {
-	Seq       int64
-	ID        string
-	TenantID  string
-	Name      string
-	KeyHash   []byte
-	KeyHint   string
-	CreatedAt time.Time
-	RotatedAt *time.Time
-	RevokedAt *time.Time
-	Version   int64
+	Seq            int64
+	ID             string
+	TenantID       string
+	Name           string
+	KeyHash        []byte
+	KeyHint        string
+	CreatedAt      time.Time
+	RotatedAt      *time.Time
+	RevokedAt      *time.Time
+	Version        int64
+	AllowedOrigins []string
 }
 
 type StackEvent struct {

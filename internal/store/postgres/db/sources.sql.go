@@ -11,7 +11,7 @@ import (
 )
 
 const sourceByKeyHash = `-- name: SourceByKeyHash :one
-SELECT seq, id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version FROM sources WHERE key_hash = $1
+SELECT seq, id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version, allowed_origins FROM sources WHERE key_hash = $1
 `
 
 func (q *Queries) SourceByKeyHash(ctx context.Context, keyHash []byte) (Source, error) {
@@ -28,6 +28,7 @@ func (q *Queries) SourceByKeyHash(ctx context.Context, keyHash []byte) (Source, 
 		&i.RotatedAt,
 		&i.RevokedAt,
 		&i.Version,
+		&i.AllowedOrigins,
 	)
 	return i, err
 }
@@ -49,7 +50,7 @@ func (q *Queries) SourceExists(ctx context.Context, arg SourceExistsParams) (boo
 }
 
 const sourceGet = `-- name: SourceGet :one
-SELECT seq, id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version FROM sources WHERE tenant_id = $1 AND id = $2
+SELECT seq, id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version, allowed_origins FROM sources WHERE tenant_id = $1 AND id = $2
 `
 
 type SourceGetParams struct {
@@ -71,29 +72,31 @@ func (q *Queries) SourceGet(ctx context.Context, arg SourceGetParams) (Source, e
 		&i.RotatedAt,
 		&i.RevokedAt,
 		&i.Version,
+		&i.AllowedOrigins,
 	)
 	return i, err
 }
 
 const sourceInsert = `-- name: SourceInsert :one
 INSERT INTO sources (
-    id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version
+    id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, allowed_origins, version
 ) VALUES (
-    $1, $2, $3, $4, $5, $6, $7, $8, $9
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
 )
-RETURNING seq, id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version
+RETURNING seq, id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version, allowed_origins
 `
 
 type SourceInsertParams struct {
-	ID        string
-	TenantID  string
-	Name      string
-	KeyHash   []byte
-	KeyHint   string
-	CreatedAt time.Time
-	RotatedAt *time.Time
-	RevokedAt *time.Time
-	Version   int64
+	ID             string
+	TenantID       string
+	Name           string
+	KeyHash        []byte
+	KeyHint        string
+	CreatedAt      time.Time
+	RotatedAt      *time.Time
+	RevokedAt      *time.Time
+	AllowedOrigins []string
+	Version        int64
 }
 
 // A live source with the same name violates the partial unique index
@@ -108,6 +111,7 @@ func (q *Queries) SourceInsert(ctx context.Context, arg SourceInsertParams) (Sou
 		arg.CreatedAt,
 		arg.RotatedAt,
 		arg.RevokedAt,
+		arg.AllowedOrigins,
 		arg.Version,
 	)
 	var i Source
@@ -122,12 +126,13 @@ func (q *Queries) SourceInsert(ctx context.Context, arg SourceInsertParams) (Sou
 		&i.RotatedAt,
 		&i.RevokedAt,
 		&i.Version,
+		&i.AllowedOrigins,
 	)
 	return i, err
 }
 
 const sourceList = `-- name: SourceList :many
-SELECT seq, id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version FROM sources
+SELECT seq, id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version, allowed_origins FROM sources
 WHERE tenant_id = $1 AND seq > $2
 ORDER BY seq
 LIMIT $3::bigint
@@ -159,6 +164,7 @@ func (q *Queries) SourceList(ctx context.Context, arg SourceListParams) ([]Sourc
 			&i.RotatedAt,
 			&i.RevokedAt,
 			&i.Version,
+			&i.AllowedOrigins,
 		); err != nil {
 			return nil, err
 		}
@@ -199,20 +205,22 @@ UPDATE sources SET
     key_hint = $3,
     rotated_at = $4,
     revoked_at = $5,
+    allowed_origins = $6,
     version = version + 1
-WHERE tenant_id = $6 AND id = $7 AND version = $8
-RETURNING seq, id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version
+WHERE tenant_id = $7 AND id = $8 AND version = $9
+RETURNING seq, id, tenant_id, name, key_hash, key_hint, created_at, rotated_at, revoked_at, version, allowed_origins
 `
 
 type SourceUpdateParams struct {
-	Name        string
-	KeyHash     []byte
-	KeyHint     string
-	RotatedAt   *time.Time
-	RevokedAt   *time.Time
-	TenantID    string
-	ID          string
-	PrevVersion int64
+	Name           string
+	KeyHash        []byte
+	KeyHint        string
+	RotatedAt      *time.Time
+	RevokedAt      *time.Time
+	AllowedOrigins []string
+	TenantID       string
+	ID             string
+	PrevVersion    int64
 }
 
 // Returns no row when the source is absent or its version is not
@@ -224,6 +232,7 @@ func (q *Queries) SourceUpdate(ctx context.Context, arg SourceUpdateParams) (Sou
 		arg.KeyHint,
 		arg.RotatedAt,
 		arg.RevokedAt,
+		arg.AllowedOrigins,
 		arg.TenantID,
 		arg.ID,
 		arg.PrevVersion,
@@ -240,6 +249,7 @@ func (q *Queries) SourceUpdate(ctx context.Context, arg SourceUpdateParams) (Sou
 		&i.RotatedAt,
 		&i.RevokedAt,
 		&i.Version,
+		&i.AllowedOrigins,
 	)
 	return i, err
 }

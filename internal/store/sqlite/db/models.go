@@ -91,16 +91,17 @@ type Principal struct {
 }
 
 type Source struct {
-	Seq       int64
-	ID        string
-	TenantID  string
-	Name      string
-	KeyHash   []byte
-	KeyHint   string
-	CreatedAt string
-	RotatedAt sql.NullString
-	RevokedAt sql.NullString
-	Version   int64
+	Seq            int64
+	ID             string
+	TenantID       string
+	Name           string
+	KeyHash        []byte
+	KeyHint        string
+	CreatedAt      string
+	RotatedAt      sql.NullString
+	RevokedAt      sql.NullString
+	Version        int64
+	AllowedOrigins string
 }
 
 type StackEvent struct {
