@@ -64,17 +64,20 @@ type wireEvent struct {
 	Timestamp string `json:"timestamp"`
 	// OriginalTimestamp is when a client library (RudderStack's, Segment's
 	// browser library) recorded the event, on the client's clock.
-	OriginalTimestamp string         `json:"originalTimestamp"`
-	SentAt            string         `json:"sentAt"`
-	UserID            jsontext.Value `json:"userId"`
-	AnonymousID       jsontext.Value `json:"anonymousId"`
-	PreviousID        jsontext.Value `json:"previousId"`
-	GroupID           jsontext.Value `json:"groupId"`
-	Event             string         `json:"event"`
-	Name              string         `json:"name"`
-	Traits            map[string]any `json:"traits"`
-	Properties        map[string]any `json:"properties"`
-	Context           map[string]any `json:"context"`
+	OriginalTimestamp string `json:"originalTimestamp"`
+	SentAt            string `json:"sentAt"`
+	// WriteKey authenticates a browser library's single event; it is the
+	// source's credential, not part of the event.
+	WriteKey    string         `json:"writeKey"`
+	UserID      jsontext.Value `json:"userId"`
+	AnonymousID jsontext.Value `json:"anonymousId"`
+	PreviousID  jsontext.Value `json:"previousId"`
+	GroupID     jsontext.Value `json:"groupId"`
+	Event       string         `json:"event"`
+	Name        string         `json:"name"`
+	Traits      map[string]any `json:"traits"`
+	Properties  map[string]any `json:"properties"`
+	Context     map[string]any `json:"context"`
 }
 
 // idString reads an ID that clients send as a string or a number (kept as
@@ -172,9 +175,14 @@ func ParseEvent(index int, raw json.RawMessage, defaultType string, now time.Tim
 	if ev.Timestamp, err = eventTime(w, now); err != nil {
 		return bad(err.Error(), "must be an ISO 8601 date-time")
 	}
+	if w.WriteKey != "" {
+		if ev.Raw, err = withoutMember(ev.Raw, "writeKey"); err != nil {
+			return bad("", "not a JSON object")
+		}
+	}
 	if ev.MessageID == "" {
 		ev.MessageID = newMessageID()
-		if ev.Raw, err = withMessageID(raw, ev.MessageID); err != nil {
+		if ev.Raw, err = withMessageID(ev.Raw, ev.MessageID); err != nil {
 			return bad("", "not a JSON object")
 		}
 	}
@@ -294,6 +302,38 @@ func withMessageID(raw []byte, id string) ([]byte, error) {
 		prefix = append(prefix, ',')
 	}
 	return slices.Concat(raw[:open], prefix, raw[open:]), nil
+}
+
+// withoutMember returns raw, an event object, without its top-level member
+// name, the rest byte for byte as sent; raw itself if it has no such member.
+func withoutMember(raw []byte, name string) ([]byte, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, errors.New("not an object")
+	}
+	prevEnd, first := int(dec.InputOffset()), true
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		match := tok.String() == name // before the next read voids tok
+		if _, err := dec.ReadValue(); err != nil {
+			return nil, err
+		}
+		end := int(dec.InputOffset())
+		if !match {
+			prevEnd, first = end, false
+			continue
+		}
+		// A later member goes with the comma before it (raw[prevEnd:]
+		// starts with it); the first one with the comma after it.
+		if rest := bytes.TrimLeft(raw[end:], " \t\r\n"); first && len(rest) > 0 && rest[0] == ',' {
+			end = len(raw) - len(bytes.TrimLeft(rest[1:], " \t\r\n"))
+		}
+		return slices.Concat(raw[:prevEnd], raw[end:]), nil
+	}
+	return raw, nil
 }
 
 func contains(list []string, s string) bool {

@@ -130,6 +130,27 @@ func TestParseEvent(t *testing.T) {
 			}},
 		{name: "bad originalTimestamp", raw: `{"type":"track","event":"E","messageId":"m","userId":"u","originalTimestamp":"soon"}`, field: "originalTimestamp", reason: "ISO 8601"},
 		{name: "bad sentAt", raw: `{"type":"track","event":"E","messageId":"m","userId":"u","originalTimestamp":"2026-12-01T00:00:00Z","sentAt":"later"}`, field: "sentAt", reason: "ISO 8601"},
+		{name: "writeKey first leaves the raw line",
+			raw: `{"writeKey":"wk_secret", "type":"track","event":"E","messageId":"m","userId":"u"}`,
+			check: func(t *testing.T, ev profiles.Event) {
+				if got, want := string(ev.Raw), `{"type":"track","event":"E","messageId":"m","userId":"u"}`; got != want {
+					t.Errorf("raw %s, want %s", got, want)
+				}
+			}},
+		{name: "writeKey last leaves the raw line",
+			raw: `{"type":"track","event":"E","messageId":"m","userId":"u","properties":{"writeKey":"kept"} , "writeKey":"wk_secret"}`,
+			check: func(t *testing.T, ev profiles.Event) {
+				if got, want := string(ev.Raw), `{"type":"track","event":"E","messageId":"m","userId":"u","properties":{"writeKey":"kept"}}`; got != want {
+					t.Errorf("raw %s, want %s", got, want)
+				}
+			}},
+		{name: "writeKey alone with a generated messageId",
+			raw: `{"type":"track","event":"E","userId":"u","writeKey":"wk_secret"}`,
+			check: func(t *testing.T, ev profiles.Event) {
+				if strings.Contains(string(ev.Raw), "wk_secret") || !strings.Contains(string(ev.Raw), ev.MessageID) {
+					t.Errorf("raw %s", ev.Raw)
+				}
+			}},
 		{name: "bad timestamp", raw: `{"type":"identify","messageId":"m","userId":"u","timestamp":"yesterday"}`, field: "timestamp", reason: "ISO 8601"},
 		{name: "long messageId", raw: `{"type":"identify","userId":"u","messageId":"` + strings.Repeat("m", 257) + `"}`, field: "messageId", reason: "256"},
 	}
