@@ -167,6 +167,14 @@ func (c clientCustomer) calls() []trackingCall {
 // the alias.
 func TestClientLibraries(t *testing.T) {
 	base, admin, tenant, key := trackingSource(t)
+	// Segment's server libraries alias an earlier user ID to the new one.
+	// An alias merges within the identity limits, and the default allows
+	// one user_id a profile: this tenant allows two.
+	if status, body := call(t, "PUT", base+"/v1/tenants/"+tenant+"/identity-config", admin, `{"identifiers":[
+		{"type":"user_id","priority":1,"limit":2},{"type":"email","priority":2,"limit":5},{"type":"phone","priority":3,"limit":5},
+		{"type":"device_id","priority":4,"limit":5},{"type":"anonymous_id","priority":5,"limit":5}]}`); status != http.StatusOK {
+		t.Fatalf("identity config: %d %v", status, body)
+	}
 	for _, lib := range []struct {
 		name         string
 		previousType string
