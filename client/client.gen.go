@@ -744,14 +744,22 @@ type PrincipalRef struct {
 
 // Problem An RFC 9457 problem detail.
 type Problem struct {
-	Detail string `json:"detail"`
+	// Code On the tracking routes only: the problem type's last segment, as
+	// Segment's tracking API names its errors. Segment's and RudderStack's
+	// client libraries read `code` and `message` from a refusal; without
+	// them they take it for a network error and retry for minutes.
+	Code   *string `json:"code,omitempty"`
+	Detail string  `json:"detail"`
 
 	// Errors The offending fields of a bad request.
-	Errors    *[]FieldError `json:"errors,omitempty"`
-	Instance  *string       `json:"instance,omitempty"`
-	RequestId string        `json:"request_id"`
-	Status    int           `json:"status"`
-	Title     string        `json:"title"`
+	Errors   *[]FieldError `json:"errors,omitempty"`
+	Instance *string       `json:"instance,omitempty"`
+
+	// Message On the tracking routes only: the detail, as `code`.
+	Message   *string `json:"message,omitempty"`
+	RequestId string  `json:"request_id"`
+	Status    int     `json:"status"`
+	Title     string  `json:"title"`
 
 	// Type A URI reference that identifies the problem type.
 	Type string `json:"type"`

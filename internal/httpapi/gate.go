@@ -122,6 +122,9 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 	}
 	ingest := route.Operation.Extensions[extIngest] == true
 	cors := route.Operation.Extensions[extCORS] == true
+	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok {
+		info.tracking = ingest || cors
+	}
 	if cors {
 		// Any origin may read the answer until the source is known, so
 		// that a browser sees why a request without one was refused.

@@ -44,6 +44,8 @@ type routeInfo struct {
 	tenantID string
 	// idempotent is true for operations that take an Idempotency-Key.
 	idempotent bool
+	// tracking is true for the routes that tracking libraries call.
+	tracking bool
 }
 
 func newRequestID() string {

@@ -245,6 +245,15 @@ func TestWriteKeyInBody(t *testing.T) {
 			if !strings.Contains(r.str("detail"), "two different write keys") {
 				t.Errorf("two keys: %s", r.raw)
 			}
+			// Segment's and RudderStack's libraries read code and
+			// message: without them they retry a refusal for minutes.
+			if r.str("code") != "unauthorized" || r.str("message") != r.str("detail") {
+				t.Errorf("tracking problem without code and message: %s", r.raw)
+			}
+		}
+		// The tenant API's problems keep to RFC 9457's members.
+		if r := e.send("GET", "/v1/tenants/"+id+"/sources", nil); r.str("code") != "" || r.str("message") != "" || r.str("detail") == "" {
+			t.Errorf("tenant API problem: %s", r.raw)
 		}
 		e.send("POST", "/v1/b", batch("b-5", "wk_unknown"), "Content-Type", "text/plain").want(t, 401)
 		e.send("POST", "/v1/b", batch("b-6", ""), "Content-Type", "text/plain").want(t, 401)
