@@ -175,6 +175,12 @@ func ParseEvent(index int, raw json.RawMessage, defaultType string, now time.Tim
 	if ev.Timestamp, err = eventTime(w, now); err != nil {
 		return bad(err.Error(), "must be an ISO 8601 date-time")
 	}
+	if w.Type == "" {
+		// The endpoint named the type: the raw line says it too.
+		if ev.Raw, err = withMember(ev.Raw, "type", ev.Type); err != nil {
+			return bad("", "not a JSON object")
+		}
+	}
 	if w.WriteKey != "" {
 		if ev.Raw, err = withoutMember(ev.Raw, "writeKey"); err != nil {
 			return bad("", "not a JSON object")
@@ -182,7 +188,7 @@ func ParseEvent(index int, raw json.RawMessage, defaultType string, now time.Tim
 	}
 	if ev.MessageID == "" {
 		ev.MessageID = newMessageID()
-		if ev.Raw, err = withMessageID(ev.Raw, ev.MessageID); err != nil {
+		if ev.Raw, err = withMember(ev.Raw, "messageId", ev.MessageID); err != nil {
 			return bad("", "not a JSON object")
 		}
 	}
@@ -271,33 +277,35 @@ func newMessageID() string {
 	return "cairn-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
-// withMessageID returns a copy of the event object raw with its top-level
-// messageId set to id: an absent one is added first, a null or empty one
-// replaced in place, so the rest of the event stays byte for byte as sent.
-func withMessageID(raw []byte, id string) ([]byte, error) {
-	member, _ := jsontext.AppendQuote(nil, id)
+// withMember returns a copy of the event object raw with its top-level
+// member name set to the string value: an absent one is added first, a
+// null or empty one replaced in place, so the rest of the event stays byte
+// for byte as sent.
+func withMember(raw []byte, name, value string) ([]byte, error) {
+	member, _ := jsontext.AppendQuote(nil, value)
 	dec := jsontext.NewDecoder(bytes.NewReader(raw))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return nil, errors.New("not an object")
 	}
 	open := int(dec.InputOffset())
 	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
+		tok, err := dec.ReadToken()
 		if err != nil {
 			return nil, err
 		}
-		isID := name.String() == "messageId" // before the next read voids name
+		match := tok.String() == name // before the next read voids tok
 		val, err := dec.ReadValue()
 		if err != nil {
 			return nil, err
 		}
-		if isID {
+		if match {
 			end := int(dec.InputOffset())
 			start := end - len(val)
 			return slices.Concat(raw[:start], member, raw[end:]), nil
 		}
 	}
-	prefix := append([]byte(`"messageId":`), member...)
+	prefix, _ := jsontext.AppendQuote(nil, name)
+	prefix = append(append(prefix, ':'), member...)
 	if rest := bytes.TrimLeft(raw[open:], " \t\r\n"); len(rest) == 0 || rest[0] != '}' {
 		prefix = append(prefix, ',')
 	}

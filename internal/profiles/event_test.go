@@ -37,6 +37,8 @@ func TestParseEvent(t *testing.T) {
 		// reason is a substring of the refusal's reason; "" for an accepted event
 		reason string
 		check  func(t *testing.T, ev profiles.Event)
+		// defaultType is the endpoint's type (single-event routes)
+		defaultType string
 	}{
 		{name: "identify", raw: `{"type":"identify","messageId":"m1","userId":"u1","traits":{"email":"a@example.com"}}`,
 			check: func(t *testing.T, ev profiles.Event) {
@@ -151,12 +153,19 @@ func TestParseEvent(t *testing.T) {
 					t.Errorf("raw %s", ev.Raw)
 				}
 			}},
+		{name: "the endpoint's type is written into the raw line",
+			raw: `{"event":"E","messageId":"m","userId":"u"}`, defaultType: "track",
+			check: func(t *testing.T, ev profiles.Event) {
+				if got, want := string(ev.Raw), `{"type":"track","event":"E","messageId":"m","userId":"u"}`; ev.Type != "track" || got != want {
+					t.Errorf("type %q, raw %s, want %s", ev.Type, got, want)
+				}
+			}},
 		{name: "bad timestamp", raw: `{"type":"identify","messageId":"m","userId":"u","timestamp":"yesterday"}`, field: "timestamp", reason: "ISO 8601"},
 		{name: "long messageId", raw: `{"type":"identify","userId":"u","messageId":"` + strings.Repeat("m", 257) + `"}`, field: "messageId", reason: "256"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := profiles.ParseEvent(3, json.RawMessage(tt.raw), "", now)
+			ev, err := profiles.ParseEvent(3, json.RawMessage(tt.raw), tt.defaultType, now)
 			if tt.reason == "" {
 				if err != nil {
 					t.Fatal(err)
