@@ -220,33 +220,21 @@ type resp struct {
 
 func (r resp) str(key string) string { s, _ := r.body[key].(string); return s }
 
-// do sends a request; body is marshalled to JSON unless it is a string.
-func (e *env) do(method, path, token string, body any, headers ...string) resp {
+// send posts body as is, with exactly the headers given (no Content-Type
+// unless one is given); "" values are left out.
+func (e *env) send(method, path string, body []byte, headers ...string) resp {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = bytes.NewBufferString(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, e.url+path, rd)
+	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if body == nil {
+		req.Body = nil
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		if headers[i+1] != "" {
+			req.Header.Set(headers[i], headers[i+1])
+		}
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -264,6 +252,31 @@ func (e *env) do(method, path, token string, body any, headers ...string) resp {
 		}
 	}
 	return out
+}
+
+// do sends a request; body is marshalled to JSON unless it is a string.
+func (e *env) do(method, path, token string, body any, headers ...string) resp {
+	e.t.Helper()
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		raw = j
+	}
+	var std []string
+	if body != nil {
+		std = append(std, "Content-Type", "application/json")
+	}
+	if token != "" {
+		std = append(std, "Authorization", "Bearer "+token)
+	}
+	return e.send(method, path, raw, append(std, headers...)...)
 }
 
 // want fails the test unless r has the status; problem responses must be

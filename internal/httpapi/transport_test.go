@@ -9,47 +9,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
-
-// send posts body as is, with exactly the headers given (no Content-Type
-// unless one is given); "" values are left out.
-func (e *env) send(method, path string, body []byte, headers ...string) resp {
-	e.t.Helper()
-	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if body == nil {
-		req.Body = nil
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i+1] != "" {
-			req.Header.Set(headers[i], headers[i+1])
-		}
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := resp{status: res.StatusCode, header: res.Header, raw: raw}
-	if len(raw) > 0 && raw[0] == '{' {
-		if err := json.Unmarshal(raw, &out.body); err != nil {
-			e.t.Fatalf("%s %s: bad JSON %q: %v", method, path, raw, err)
-		}
-	}
-	return out
-}
 
 func gzipped(t *testing.T, b []byte) []byte {
 	t.Helper()
