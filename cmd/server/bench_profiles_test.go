@@ -256,6 +256,8 @@ func cpuSeconds() float64 {
 //   - healthz-req/s: /healthz throughput from as many clients just before,
 //     the machine's baseline in the same run.
 //
+// Run it with:
+//
 //	go test -run '^$' -bench IngestMix -benchtime 300x ./cmd/server
 func BenchmarkIngestMix(b *testing.B) {
 	clients := 16
