@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -23,9 +22,6 @@ type IngestResult struct {
 	// Object is the raw zone object holding the accepted events.
 	Object string
 }
-
-// Lanes is how many events of one batch are resolved at once.
-const Lanes = 32
 
 // Ingest appends a batch of valid events to the tenant's raw zone (so a
 // returned result means they are durable), then resolves each event's
@@ -314,7 +310,7 @@ func (b *batch) groups(events []int) map[int]int {
 
 // resolveEach resolves and records events one by one, in parallel lanes:
 // events that share an identifier, directly or through other events of
-// the batch, share a lane and keep their batch order, so the batch
+// the batch, share a lane (and only they do) and keep their batch order, so the batch
 // resolves as it would one event at a time (an identify linking two
 // earlier events' profiles merges them, whatever the timing). Events in
 // different lanes touch different identifiers; if they still meet on one
@@ -347,13 +343,20 @@ func (b *batch) resolveEach(ctx context.Context, unseen, retried []int) (res Ing
 			named[id] = true
 		}
 	}
-	lanes := make([][]int, min(Lanes, len(all)))
+	// A lane per group: only events that share identifiers wait for each
+	// other, so a batch costs as many store round trips as its longest
+	// chain of linked events, not as its busiest lane of unrelated ones.
+	var lanes [][]int
+	laneOf := map[int]int{}
 	group := b.groups(all)
 	for _, i := range all {
-		h := fnv.New32a()
-		h.Write([]byte(b.idsOf[group[i]][0].String()))
-		lane := int(h.Sum32() % uint32(len(lanes)))
-		lanes[lane] = append(lanes[lane], i)
+		l, ok := laneOf[group[i]]
+		if !ok {
+			l = len(lanes)
+			laneOf[group[i]] = l
+			lanes = append(lanes, nil)
+		}
+		lanes[l] = append(lanes[l], i)
 	}
 	var (
 		mu sync.Mutex
