@@ -36,7 +36,19 @@ type IngestResult struct {
 // member still exists and its messageId is new. The other events, and
 // those of a transaction that lost a race, are resolved one by one
 // (apply).
+//
+// Duplicate and suppressed events are answered from reads alone: on a
+// Store that is a Syncer, Ingest waits for what those reads saw to be
+// durable before it answers.
 func (s *Service) Ingest(ctx context.Context, tenant string, events []Event) (IngestResult, error) {
+	res, err := s.ingest(ctx, tenant, events)
+	if sy, ok := s.store.(Syncer); ok && err == nil && res.Duplicates+res.Suppressed > 0 {
+		err = sy.Sync(ctx)
+	}
+	return res, err
+}
+
+func (s *Service) ingest(ctx context.Context, tenant string, events []Event) (IngestResult, error) {
 	var res IngestResult
 	if len(events) == 0 {
 		return res, nil
