@@ -45,10 +45,14 @@ type writer struct {
 	// meta reads what a condition needs, and what picks the cheapest
 	// write: see transact.
 	meta *sql.Stmt
-	// insert, replace and setData write an item whose stored state is
-	// known; upsert and overwrite one whose state is not.
-	insert, replace, setData, upsert, overwrite *sql.Stmt
-	del, sweep                                  *sql.Stmt
+	// insertIfAbsent and setDataIf write an item on a condition; replace
+	// writes one whose stored state is known; upsert and overwrite one
+	// whose state is not.
+	insertIfAbsent, setDataIf, replace, upsert, overwrite *sql.Stmt
+	del, sweep                                            *sql.Stmt
+	// savepoint, rollbackTo and release undo a call's conditional puts
+	// when a later condition fails.
+	savepoint, rollbackTo, release *sql.Stmt
 
 	// stored is transact's buffer of the stored state of each op's key.
 	stored []stored
@@ -75,11 +79,21 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.rollback, "ROLLBACK"},
 		{&w.meta, `SELECT v, coalesce(expires_at, 0), coalesce(gsi1pk, ''), coalesce(gsi1sk, '')
 			FROM items WHERE pk = ?1 AND sk = ?2`},
-		{&w.insert, `INSERT INTO items (pk, sk, gsi1pk, gsi1sk, v, d, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`},
 		{&w.replace, `UPDATE items SET gsi1pk = ?3, gsi1sk = ?4, v = ?5, d = ?6, expires_at = ?7 WHERE pk = ?1 AND sk = ?2`},
 		// Leaving the indexed columns out of SET spares SQLite rewriting
-		// their index entries.
-		{&w.setData, `UPDATE items SET v = ?3, d = ?4 WHERE pk = ?1 AND sk = ?2`},
+		// their index entries: setDataIf updates only an item whose GSI
+		// keys and expiry stay as they are, and whose version is ?5.
+		{&w.setDataIf, `UPDATE items SET v = ?3, d = ?4 WHERE pk = ?1 AND sk = ?2 AND v = ?5
+			AND (expires_at IS NULL OR expires_at >= ?6) AND gsi1pk IS ?7 AND gsi1sk IS ?8 AND expires_at IS ?9`},
+		// An IfAbsent put: a new item, or one replacing an expired item;
+		// no row is affected when a live item is stored.
+		{&w.insertIfAbsent, `INSERT INTO items (pk, sk, gsi1pk, gsi1sk, v, d, expires_at) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)
+			ON CONFLICT (pk, sk) DO UPDATE SET gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk,
+			v = 1, d = excluded.d, expires_at = excluded.expires_at
+			WHERE items.expires_at IS NOT NULL AND items.expires_at < ?7`},
+		{&w.savepoint, "SAVEPOINT op"},
+		{&w.rollbackTo, "ROLLBACK TO op"},
+		{&w.release, "RELEASE op"},
 		// Stored version + 1, 1 for a new item; an expired item still
 		// stored counts as stored, as with DynamoDB's if_not_exists.
 		{&w.upsert, `INSERT INTO items (pk, sk, gsi1pk, gsi1sk, v, d, expires_at) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)
@@ -105,7 +119,8 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 
 func (w *writer) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.meta, w.insert, w.replace, w.setData, w.upsert, w.overwrite, w.del, w.sweep} {
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.meta, w.insertIfAbsent, w.setDataIf, w.replace,
+		w.upsert, w.overwrite, w.del, w.sweep, w.savepoint, w.rollbackTo, w.release} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -417,58 +432,125 @@ func resize[T any](buf *[]T, n int) []T {
 	return *buf
 }
 
-// transact checks every condition of ops, then, if all hold, applies the
-// writes. It returns ErrConditionFailed having written nothing.
+// transact applies ops if every condition holds; otherwise it returns
+// ErrConditionFailed having written nothing.
 //
-// A conditional put knows the stored item from its check, so it takes the
-// cheapest statement: a plain INSERT for a new item, an UPDATE of the
-// version and data alone when the GSI keys and expiry are unchanged (the
-// usual profile update), a full UPDATE otherwise. An unconditional put is
-// an upsert.
+// A conditional put carries its condition in its own statement, so that
+// it costs one statement rather than a read and a write: an IfAbsent put
+// is an insert that replaces only an expired item, an IfVersion put an
+// update of the version and data alone where the version matches and the
+// GSI keys and expiry are unchanged (the usual profile update); rows
+// affected tell whether the condition held. An IfVersion put that changes
+// the GSI keys or expiry, a check and a conditional delete read the stored
+// item first. Checks come first and write nothing, then conditional puts,
+// then the rest: a failed condition after a conditional put rolls back to
+// a savepoint taken before it. An unconditional put is an upsert.
 func (w *writer) transact(ops []profiles.Op, now int64) error {
 	resize(&w.stored, len(ops))
+	puts := 0 // conditional puts, which write as they check
 	for i := range ops {
 		op := &ops[i]
 		if !op.Conditional() {
 			continue
 		}
-		k := profiles.OpKey(op)
-		st := &w.stored[i]
-		err := w.meta.QueryRow(k.PK, k.SK).Scan(&st.version, &st.expiresAt, &st.gsi1pk, &st.gsi1sk)
-		switch {
-		case err == nil:
-			st.found = true
-		case !errors.Is(err, sql.ErrNoRows):
+		if op.Put != nil && !op.Check {
+			puts++
+			continue
+		}
+		if err := w.check(op, &w.stored[i], now); err != nil {
 			return err
 		}
-		exists := st.found && live(st.expiresAt, now)
-		if op.IfAbsent && exists || op.IfExists && !exists || op.IfVersion != 0 && (!exists || st.version != op.IfVersion) {
-			return profiles.ErrConditionFailed
+	}
+	if puts > 1 {
+		if _, err := w.savepoint.Exec(); err != nil {
+			return err
 		}
+	}
+	err := w.conditionalPuts(ops, now)
+	if puts > 1 {
+		if errors.Is(err, profiles.ErrConditionFailed) {
+			if _, rerr := w.rollbackTo.Exec(); rerr != nil {
+				return rerr
+			}
+		}
+		if _, rerr := w.release.Exec(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return err
 	}
 	for i := range ops {
 		op := &ops[i]
 		var err error
 		switch {
-		case op.Check:
+		case op.Check || op.Put != nil && op.Conditional():
+			// checked, or written above
 		case op.Delete != nil:
 			_, err = w.del.Exec(op.Delete.PK, op.Delete.SK)
-		case op.IfAbsent && !w.stored[i].found:
-			err = w.write(w.insert, op.Put, 1)
-		case op.IfAbsent:
-			err = w.write(w.replace, op.Put, 1) // over an expired item
-		case op.IfVersion != 0:
-			it, st := op.Put, &w.stored[i]
-			if it.GSI1PK == st.gsi1pk && it.GSI1SK == st.gsi1sk && it.ExpiresAt == st.expiresAt {
-				_, err = w.setData.Exec(it.PK, it.SK, op.IfVersion+1, it.Data)
-			} else {
-				err = w.write(w.replace, it, op.IfVersion+1)
-			}
 		default:
 			it := op.Put
 			_, err = w.upsert.Exec(it.PK, it.SK, nullString(it.GSI1PK), nullString(it.GSI1SK), it.Data, nullInt(it.ExpiresAt))
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// check reads the stored item of op's key into st and reports whether
+// op's condition holds.
+func (w *writer) check(op *profiles.Op, st *stored, now int64) error {
+	k := profiles.OpKey(op)
+	err := w.meta.QueryRow(k.PK, k.SK).Scan(&st.version, &st.expiresAt, &st.gsi1pk, &st.gsi1sk)
+	switch {
+	case err == nil:
+		st.found = true
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	exists := st.found && live(st.expiresAt, now)
+	if op.IfAbsent && exists || op.IfExists && !exists || op.IfVersion != 0 && (!exists || st.version != op.IfVersion) {
+		return profiles.ErrConditionFailed
+	}
+	return nil
+}
+
+// conditionalPuts writes the conditional puts of ops, each in one
+// statement whose rows affected say whether its condition held, but for an
+// IfVersion put whose one statement finds nothing to update: it checks
+// first, then writes it whole.
+func (w *writer) conditionalPuts(ops []profiles.Op, now int64) error {
+	for i := range ops {
+		op := &ops[i]
+		if op.Put == nil || op.Check || !op.Conditional() {
+			continue
+		}
+		it := op.Put
+		var res sql.Result
+		var err error
+		if op.IfAbsent {
+			res, err = w.insertIfAbsent.Exec(it.PK, it.SK, nullString(it.GSI1PK), nullString(it.GSI1SK), it.Data, nullInt(it.ExpiresAt), now)
+		} else {
+			res, err = w.setDataIf.Exec(it.PK, it.SK, op.IfVersion+1, it.Data, op.IfVersion, now, nullString(it.GSI1PK), nullString(it.GSI1SK), nullInt(it.ExpiresAt))
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 1 {
+			continue
+		}
+		if op.IfAbsent {
+			return profiles.ErrConditionFailed
+		}
+		// The version does not match, or the GSI keys or expiry change.
+		if err := w.check(op, &w.stored[i], now); err != nil {
+			return err
+		}
+		if err := w.write(w.replace, it, op.IfVersion+1); err != nil {
 			return err
 		}
 	}
