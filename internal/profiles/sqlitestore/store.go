@@ -171,6 +171,9 @@ var (
 		"synchronous(NORMAL)", // the syncer fsyncs the WAL: see walFile
 		"cache_size(-32000)",
 		"wal_autocheckpoint(10000)",
+		// A call's savepoint (see transact) journals the pages it changes
+		// first: in memory, not in a temporary file of 4 KB pwrites.
+		"temp_store(MEMORY)",
 	}}
 	readParams = url.Values{"_pragma": {
 		"busy_timeout(10000)",
