@@ -6,12 +6,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -198,4 +201,225 @@ func BenchmarkGetProfile(b *testing.B) {
 	}
 	run("profile", func(i int) string { return "/v1/tenants/" + tenant + "/profiles/" + ids[i%len(ids)] }, token)
 	run("healthz", func(int) string { return "/healthz" }, "")
+}
+
+// mixBody makes a batch of 100 events of the merge-heavy mix drawn from
+// users users: a quarter identifies carrying userId, anonymousId and an
+// e-mail trait, the rest tracks carrying either the userId or the
+// anonymousId of a random user, so anonymous and known activity keep
+// merging. It returns the body and the users of its identifies.
+func mixBody(rng *rand.Rand, n, users int) ([]byte, []int) {
+	events := make([]map[string]any, 100)
+	var identified []int
+	ts := time.Now().UTC().Format(time.RFC3339Nano)
+	for i := range events {
+		u := rng.IntN(users)
+		ev := map[string]any{"messageId": fmt.Sprintf("mix-%d-%d", n, i), "timestamp": ts}
+		switch r := rng.IntN(8); {
+		case r < 2:
+			ev["type"], ev["userId"], ev["anonymousId"] = "identify", fmt.Sprintf("user-%d", u), fmt.Sprintf("anon-%d", u)
+			ev["traits"] = map[string]any{"email": fmt.Sprintf("user-%d@example.com", u)}
+			identified = append(identified, u)
+		case r < 5:
+			ev["type"], ev["event"], ev["userId"] = "track", "Viewed", fmt.Sprintf("user-%d", u)
+			ev["properties"] = map[string]any{"page": i}
+		default:
+			ev["type"], ev["event"], ev["anonymousId"] = "track", "Viewed", fmt.Sprintf("anon-%d", u)
+			ev["properties"] = map[string]any{"page": i}
+		}
+		events[i] = ev
+	}
+	b, _ := json.Marshal(map[string]any{"batch": events})
+	return b, identified
+}
+
+// cpuSeconds returns the CPU time the process has used so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// BenchmarkIngestMix sends the merge-heavy mix (see mixBody; 50,000 users)
+// in batches of 100 events over HTTP to the embedded default from 16
+// clients (CAIRN_BENCH_CLIENTS to change), one batch per b.N. It reports:
+//
+//   - events/s: events accepted (the responses' "accepted") per second;
+//   - p99-ms: the 99th percentile batch latency;
+//   - lag-p99-ms: resolution lag, from a batch's 2xx until the profile API
+//     shows the userId of its last identify on the profile of its
+//     anonymousId (a sampler polls one batch at a time, so it adds at most
+//     one client's worth of reads);
+//   - cpu-s/s: the process's CPU seconds (getrusage) per second of wall
+//     time while sending: server and load generator together, since they
+//     share the process, out of GOMAXPROCS available;
+//   - healthz-req/s: /healthz throughput from as many clients just before,
+//     the machine's baseline in the same run.
+//
+// Run it with:
+//
+//	go test -run '^$' -bench IngestMix -benchtime 300x ./cmd/server
+func BenchmarkIngestMix(b *testing.B) {
+	clients := 16
+	if n, err := strconv.Atoi(os.Getenv("CAIRN_BENCH_CLIENTS")); err == nil && n > 0 {
+		clients = n
+	}
+	const users = 50_000
+	url, admin, tenant, key, stop := benchTenant(b)
+	defer stop()
+	_, t := call(b, "POST", url+"/v1/tenants/"+tenant+"/tokens", admin, `{"scopes":["profiles:read"]}`)
+	token := t["token"].(string)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(key+":"))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients + 1}}
+
+	// /healthz from as many clients for a second: the baseline.
+	var healthz atomic.Int64
+	hzStart := time.Now()
+	var hwg sync.WaitGroup
+	for range clients {
+		hwg.Go(func() {
+			for time.Since(hzStart) < time.Second {
+				res, err := client.Get(url + "/healthz")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				healthz.Add(1)
+			}
+		})
+	}
+	hwg.Wait()
+	healthzRate := float64(healthz.Load()) / time.Since(hzStart).Seconds()
+
+	// The bodies are made before the clock starts: the load generator
+	// shares the machine's cores with the server.
+	rng := rand.New(rand.NewPCG(1, uint64(b.N)))
+	bodies := make([][]byte, b.N)
+	idents := make([][]int, b.N)
+	for n := range bodies {
+		bodies[n], idents[n] = mixBody(rng, n, users)
+	}
+
+	// The sampler checks one batch at a time: after its 2xx, it polls the
+	// profile of the anonymousId of the batch's last identify until the
+	// profile holds that identify's userId.
+	type sample struct {
+		user int
+		at   time.Time
+	}
+	samples := make(chan sample, 1)
+	var lags []time.Duration
+	samplerDone := make(chan struct{})
+	go func() {
+		defer close(samplerDone)
+		for s := range samples {
+			path := fmt.Sprintf("%s/v1/tenants/%s/profiles?identifier=anonymous_id:anon-%d", url, tenant, s.user)
+			want := fmt.Sprintf("user-%d", s.user)
+			for {
+				if resolved(client, path, token, want) {
+					lags = append(lags, time.Since(s.at))
+					break
+				}
+				if time.Since(s.at) > time.Minute {
+					b.Errorf("anon-%d not resolved to %s after a minute", s.user, want)
+					break
+				}
+				time.Sleep(2 * time.Millisecond) // polling pace
+			}
+		}
+	}()
+
+	var accepted atomic.Int64
+	lat := make([]time.Duration, b.N)
+	post := func(n int) {
+		req, _ := http.NewRequest("POST", url+"/v1/batch", bytes.NewReader(bodies[n]))
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("Content-Type", "application/json")
+		t0 := time.Now()
+		res, err := client.Do(req)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		var out struct {
+			Accepted int `json:"accepted"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&out)
+		res.Body.Close()
+		done := time.Now()
+		lat[n] = done.Sub(t0)
+		if res.StatusCode != 200 || err != nil {
+			b.Errorf("status %d, %v", res.StatusCode, err)
+			return
+		}
+		accepted.Add(int64(out.Accepted))
+		if ids := idents[n]; len(ids) > 0 {
+			select {
+			case samples <- sample{user: ids[len(ids)-1], at: done}:
+			default: // the sampler is busy
+			}
+		}
+	}
+	b.ResetTimer()
+	cpu0, start := cpuSeconds(), time.Now()
+	var wg sync.WaitGroup
+	work := make(chan int, clients)
+	for range clients {
+		wg.Go(func() {
+			for n := range work {
+				post(n)
+			}
+		})
+	}
+	for n := range bodies {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	elapsed, cpu := time.Since(start), cpuSeconds()-cpu0
+	b.StopTimer()
+	close(samples)
+	<-samplerDone
+
+	b.ReportMetric(float64(accepted.Load())/elapsed.Seconds(), "events/s")
+	b.ReportMetric(cpu/elapsed.Seconds(), "cpu-s/s")
+	b.ReportMetric(healthzRate, "healthz-req/s")
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	if len(lags) > 0 {
+		slices.Sort(lags)
+		b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds())/1000, "lag-p99-ms")
+	}
+}
+
+// resolved reports whether the profile at path holds the user_id want.
+func resolved(client *http.Client, path, token, want string) bool {
+	req, _ := http.NewRequest("GET", path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		_, _ = io.Copy(io.Discard, res.Body)
+		return false
+	}
+	var p struct {
+		Identifiers []struct {
+			Type  string `json:"type"`
+			Value string `json:"value"`
+		} `json:"identifiers"`
+	}
+	if json.NewDecoder(res.Body).Decode(&p) != nil {
+		return false
+	}
+	return slices.ContainsFunc(p.Identifiers, func(id struct {
+		Type  string `json:"type"`
+		Value string `json:"value"`
+	}) bool {
+		return id.Type == "user_id" && id.Value == want
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -24,9 +23,6 @@ type IngestResult struct {
 	Object string
 }
 
-// Lanes is how many events of one batch are resolved at once.
-const Lanes = 32
-
 // Ingest appends a batch of valid events to the tenant's raw zone (so a
 // returned result means they are durable), then resolves each event's
 // identity and records it, applying each messageId once.
@@ -40,7 +36,19 @@ const Lanes = 32
 // member still exists and its messageId is new. The other events, and
 // those of a transaction that lost a race, are resolved one by one
 // (apply).
+//
+// Duplicate and suppressed events are answered from reads alone: on a
+// Store that is a Syncer, Ingest waits for what those reads saw to be
+// durable before it answers.
 func (s *Service) Ingest(ctx context.Context, tenant string, events []Event) (IngestResult, error) {
+	res, err := s.ingest(ctx, tenant, events)
+	if sy, ok := s.store.(Syncer); ok && err == nil && res.Duplicates+res.Suppressed > 0 {
+		err = sy.Sync(ctx)
+	}
+	return res, err
+}
+
+func (s *Service) ingest(ctx context.Context, tenant string, events []Event) (IngestResult, error) {
 	var res IngestResult
 	if len(events) == 0 {
 		return res, nil
@@ -310,7 +318,7 @@ func (b *batch) groups(events []int) map[int]int {
 
 // resolveEach resolves and records events one by one, in parallel lanes:
 // events that share an identifier, directly or through other events of
-// the batch, share a lane and keep their batch order, so the batch
+// the batch, share a lane (and only they do) and keep their batch order, so the batch
 // resolves as it would one event at a time (an identify linking two
 // earlier events' profiles merges them, whatever the timing). Events in
 // different lanes touch different identifiers; if they still meet on one
@@ -343,13 +351,20 @@ func (b *batch) resolveEach(ctx context.Context, unseen, retried []int) (res Ing
 			named[id] = true
 		}
 	}
-	lanes := make([][]int, min(Lanes, len(all)))
+	// A lane per group: only events that share identifiers wait for each
+	// other, so a batch costs as many store round trips as its longest
+	// chain of linked events, not as its busiest lane of unrelated ones.
+	var lanes [][]int
+	laneOf := map[int]int{}
 	group := b.groups(all)
 	for _, i := range all {
-		h := fnv.New32a()
-		h.Write([]byte(b.idsOf[group[i]][0].String()))
-		lane := int(h.Sum32() % uint32(len(lanes)))
-		lanes[lane] = append(lanes[lane], i)
+		l, ok := laneOf[group[i]]
+		if !ok {
+			l = len(lanes)
+			laneOf[group[i]] = l
+			lanes = append(lanes, nil)
+		}
+		lanes[l] = append(lanes[l], i)
 	}
 	var (
 		mu sync.Mutex

@@ -116,3 +116,13 @@ type Store interface {
 	// ErrInvalidInput, and deletes nothing.
 	DeleteTenant(ctx context.Context, tenant string) (int, error)
 }
+
+// Syncer is implemented by a Store whose reads may see a write a moment
+// before it is durable (sqlitestore commits, then fsyncs). Sync returns
+// once every write that a read made before the call could have seen is
+// durable. A caller that answers from reads alone, such as a duplicate
+// event's acknowledgement, calls it first, so that it never acknowledges
+// what a crash could still undo.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -248,4 +249,44 @@ func countRows(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestSync has a reader see an item written concurrently and then Sync,
+// with the writer busy, and Sync after Close.
+func TestSync(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := open(t, sqlitestore.Config{})
+	var _ profiles.Syncer = s
+	if err := s.Sync(ctx); err != nil { // nothing to wait for
+		t.Fatal(err)
+	}
+	tenant := tenants.NewID()
+	for i := range 20 {
+		it := profiles.Item{PK: pk(tenant, "EVENT"), SK: fmt.Sprint(i)}
+		done := make(chan error, 1)
+		go func() { done <- s.Transact(ctx, []profiles.Op{{Put: &it, IfAbsent: true}}) }()
+		for {
+			_, ok, err := s.Get(ctx, profiles.Key{PK: it.PK, SK: it.SK})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				break
+			}
+			runtime.Gosched()
+		}
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatalf("Sync after Close: %v", err)
+	}
 }

@@ -1,11 +1,13 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,10 +45,14 @@ type writer struct {
 	// meta reads what a condition needs, and what picks the cheapest
 	// write: see transact.
 	meta *sql.Stmt
-	// insert, replace and setData write an item whose stored state is
-	// known; upsert and overwrite one whose state is not.
-	insert, replace, setData, upsert, overwrite *sql.Stmt
-	del, sweep                                  *sql.Stmt
+	// insertIfAbsent and setDataIf write an item on a condition; replace
+	// writes one whose stored state is known; upsert and overwrite one
+	// whose state is not.
+	insertIfAbsent, setDataIf, replace, upsert, overwrite *sql.Stmt
+	del, sweep                                            *sql.Stmt
+	// savepoint, rollbackTo and release undo a call's conditional puts
+	// when a later condition fails.
+	savepoint, rollbackTo, release *sql.Stmt
 
 	// stored is transact's buffer of the stored state of each op's key.
 	stored []stored
@@ -73,11 +79,21 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.rollback, "ROLLBACK"},
 		{&w.meta, `SELECT v, coalesce(expires_at, 0), coalesce(gsi1pk, ''), coalesce(gsi1sk, '')
 			FROM items WHERE pk = ?1 AND sk = ?2`},
-		{&w.insert, `INSERT INTO items (pk, sk, gsi1pk, gsi1sk, v, d, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`},
 		{&w.replace, `UPDATE items SET gsi1pk = ?3, gsi1sk = ?4, v = ?5, d = ?6, expires_at = ?7 WHERE pk = ?1 AND sk = ?2`},
 		// Leaving the indexed columns out of SET spares SQLite rewriting
-		// their index entries.
-		{&w.setData, `UPDATE items SET v = ?3, d = ?4 WHERE pk = ?1 AND sk = ?2`},
+		// their index entries: setDataIf updates only an item whose GSI
+		// keys and expiry stay as they are, and whose version is ?5.
+		{&w.setDataIf, `UPDATE items SET v = ?3, d = ?4 WHERE pk = ?1 AND sk = ?2 AND v = ?5
+			AND (expires_at IS NULL OR expires_at >= ?6) AND gsi1pk IS ?7 AND gsi1sk IS ?8 AND expires_at IS ?9`},
+		// An IfAbsent put: a new item, or one replacing an expired item;
+		// no row is affected when a live item is stored.
+		{&w.insertIfAbsent, `INSERT INTO items (pk, sk, gsi1pk, gsi1sk, v, d, expires_at) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)
+			ON CONFLICT (pk, sk) DO UPDATE SET gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk,
+			v = 1, d = excluded.d, expires_at = excluded.expires_at
+			WHERE items.expires_at IS NOT NULL AND items.expires_at < ?7`},
+		{&w.savepoint, "SAVEPOINT op"},
+		{&w.rollbackTo, "ROLLBACK TO op"},
+		{&w.release, "RELEASE op"},
 		// Stored version + 1, 1 for a new item; an expired item still
 		// stored counts as stored, as with DynamoDB's if_not_exists.
 		{&w.upsert, `INSERT INTO items (pk, sk, gsi1pk, gsi1sk, v, d, expires_at) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)
@@ -103,7 +119,8 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 
 func (w *writer) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.meta, w.insert, w.replace, w.setData, w.upsert, w.overwrite, w.del, w.sweep} {
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.meta, w.insertIfAbsent, w.setDataIf, w.replace,
+		w.upsert, w.overwrite, w.del, w.sweep, w.savepoint, w.rollbackTo, w.release} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -176,10 +193,26 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	}
 }
 
-// run is the writer goroutine: it commits queued calls in groups and
-// sweeps expired items, until Close.
+// run is the writer goroutine: it executes queued calls and sweeps
+// expired items, until Close.
+//
+// Calls are executed in an open transaction, which is committed whenever
+// the syncer is idle: while the syncer fsyncs one commit, the writer
+// executes the calls that arrive into the next, so the disk's fsync
+// latency overlaps the writer's work instead of stalling it, and under
+// load a commit holds every call that arrived during the last fsync. Each
+// call's conditions are checked against the state its predecessors in the
+// transaction left; a call whose condition fails writes nothing and the
+// others go on. Calls are answered by the syncer, once an fsync that began
+// after their commit has returned.
 func (s *Store) run(sweepInterval time.Duration) {
-	defer close(s.stopped)
+	synced := make(chan struct{})
+	go s.syncer(synced)
+	defer func() {
+		close(s.committed)
+		<-synced
+		close(s.stopped)
+	}()
 	var sweep <-chan time.Time // nil, never ready, when sweeping is off
 	var timer *time.Timer
 	if sweepInterval > 0 {
@@ -189,115 +222,206 @@ func (s *Store) run(sweepInterval time.Duration) {
 	}
 	g := &groupCommitter{s: s}
 	for {
+		if !g.syncing {
+			g.flush()
+		}
+		reqs := s.reqs
+		if len(g.open) >= maxOpen {
+			reqs = nil // the transaction is full: wait for the fsync
+		}
 		select {
-		case r := <-s.reqs:
-			g.run(r)
+		case r := <-reqs:
+			g.take(r)
+		collect:
+			for range maxGroup {
+				select {
+				case r := <-s.reqs:
+					g.take(r)
+				default:
+					break collect
+				}
+			}
+		case <-s.synced:
+			g.syncing = false
 		case <-sweep:
+			if g.inTx {
+				timer.Reset(10 * time.Millisecond) // after this commit
+				continue
+			}
 			next := sweepInterval
 			if s.sweepOnce() == sweepChunk {
 				next = 0 // more to delete; calls queued meanwhile go first
 			}
 			timer.Reset(next)
 		case <-s.closing:
-			g.drain()
-			return
-		}
-	}
-}
-
-// groupCommitter commits groups of requests, reusing its buffers.
-type groupCommitter struct {
-	s       *Store
-	group   []*request
-	results []error
-}
-
-// run commits r with whatever else is queued.
-func (g *groupCommitter) run(r *request) {
-	g.group = g.group[:0]
-	g.take(r)
-collect:
-	for len(g.group) < maxGroup {
-		select {
-		case r := <-g.s.reqs:
-			g.take(r)
-		default:
-			break collect
-		}
-	}
-	if len(g.group) == 0 {
-		return
-	}
-	g.commit(g.group)
-	clear(g.group) // drop references to answered requests
-}
-
-// take adds r to the group unless its caller has given up on it.
-func (g *groupCommitter) take(r *request) {
-	if r.state.CompareAndSwap(queued, taken) {
-		g.group = append(g.group, r)
-	}
-}
-
-// drain answers the requests still queued at Close: they are committed,
-// since their callers are waiting for them.
-func (g *groupCommitter) drain() {
-	for {
-		select {
-		case r := <-g.s.reqs:
-			g.run(r)
-		default:
-			return
-		}
-	}
-}
-
-// commit applies group in one transaction and answers every request. A
-// request whose condition fails is answered ErrConditionFailed and writes
-// nothing (conditions are checked before any write); any other failure
-// rolls the whole transaction back, and then each request is retried alone
-// so that one bad request cannot fail the others.
-func (g *groupCommitter) commit(group []*request) {
-	w := g.s.w
-	results := resize(&g.results, len(group))
-	fail := func(err error) {
-		_, _ = w.rollback.Exec()
-		if len(group) > 1 {
-			for _, r := range group {
-				g.commit([]*request{r})
+			// Calls still queued are executed: their callers wait.
+		drain:
+			for {
+				select {
+				case r := <-s.reqs:
+					g.take(r)
+				default:
+					break drain
+				}
+			}
+			for g.syncing || g.inTx || len(g.done) > 0 {
+				if g.syncing {
+					<-s.synced
+					g.syncing = false
+				}
+				g.flush()
 			}
 			return
 		}
-		group[0].done <- fmt.Errorf("sqlitestore: write: %w", err)
 	}
+}
 
+// groupCommitter is the writer's transaction and the calls in it.
+type groupCommitter struct {
+	s *Store
+	// inTx is set while a transaction is open; open are the outcomes of
+	// the calls executed in it.
+	inTx bool
+	open []answer
+	// done are the outcomes of calls committed but not yet handed to the
+	// syncer.
+	done []answer
+	// syncing is set from handing calls to the syncer until it reports
+	// their fsync over.
+	syncing bool
+}
+
+// answer is a call's outcome, sent once its commit is durable.
+type answer struct {
+	r   *request
+	err error
+}
+
+// take executes r in the open transaction, beginning one if needed,
+// unless its caller has given up on it.
+func (g *groupCommitter) take(r *request) {
+	if !r.state.CompareAndSwap(queued, taken) {
+		return
+	}
+	w := g.s.w
+	if !g.inTx {
+		if _, err := w.begin.Exec(); err != nil {
+			r.done <- fmt.Errorf("sqlitestore: write: %w", err)
+			return
+		}
+		g.inTx = true
+	}
+	err := g.exec(r)
+	if err != nil && !errors.Is(err, profiles.ErrConditionFailed) {
+		// Roll back, and run each call alone, so that one bad call
+		// cannot fail the others.
+		_, _ = w.rollback.Exec()
+		g.inTx = false
+		calls := append(g.open, answer{r: r})
+		g.open = nil
+		for _, a := range calls {
+			g.alone(a.r)
+		}
+		return
+	}
+	g.open = append(g.open, answer{r: r, err: err})
+}
+
+// exec applies r in the open transaction. It returns ErrConditionFailed
+// having written nothing.
+func (g *groupCommitter) exec(r *request) error {
+	w, now := g.s.w, g.s.now().Unix()
+	switch {
+	case r.ops != nil:
+		return w.transact(r.ops, now)
+	case r.swept != nil:
+		var err error
+		*r.swept, err = w.sweepAll(now)
+		return err
+	case r.items != nil:
+		return w.putBatch(r.items)
+	}
+	return nil
+}
+
+// alone runs r in a transaction of its own, with no transaction open.
+func (g *groupCommitter) alone(r *request) {
+	w := g.s.w
+	fail := func(err error) {
+		_, _ = w.rollback.Exec()
+		r.done <- fmt.Errorf("sqlitestore: write: %w", err)
+	}
 	if _, err := w.begin.Exec(); err != nil {
 		fail(err)
 		return
 	}
-	now := g.s.now().Unix()
-	for i, r := range group {
-		var err error
-		switch {
-		case r.ops != nil:
-			err = w.transact(r.ops, now)
-		case r.swept != nil:
-			*r.swept, err = w.sweepAll(now)
-		default:
-			err = w.putBatch(r.items)
-		}
-		if err != nil && !errors.Is(err, profiles.ErrConditionFailed) {
-			fail(err)
-			return
-		}
-		results[i] = err
+	err := g.exec(r)
+	if err != nil && !errors.Is(err, profiles.ErrConditionFailed) {
+		fail(err)
+		return
 	}
+	g.s.commits.Add(1)
 	if _, err := w.commit.Exec(); err != nil {
 		fail(err)
 		return
 	}
-	for i, r := range group {
-		r.done <- results[i]
+	g.done = append(g.done, answer{r: r, err: err})
+}
+
+// flush commits the open transaction, if any, and hands the calls
+// committed since the last flush to the syncer. Even a call whose
+// condition failed waits for the fsync: it read state that may not have
+// been durable yet.
+func (g *groupCommitter) flush() {
+	if g.inTx {
+		g.inTx = false
+		// A commit is numbered before it becomes visible, so that Sync,
+		// having seen it, waits for its fsync.
+		g.s.commits.Add(1)
+		if _, err := g.s.w.commit.Exec(); err != nil {
+			_, _ = g.s.w.rollback.Exec()
+			calls := g.open
+			g.open = nil
+			for _, a := range calls {
+				g.alone(a.r)
+			}
+		}
+		g.done = append(g.done, g.open...)
+		g.open = g.open[:0]
+	}
+	if len(g.done) == 0 && g.s.commits.Load() == g.s.syncedUpTo() {
+		return
+	}
+	g.syncing = true
+	g.s.committed <- syncBatch{answers: g.done, upTo: g.s.commits.Load()}
+	g.done = nil
+}
+
+// syncBatch is what the syncer makes durable: the commits numbered up to
+// upTo, and the calls to answer then.
+type syncBatch struct {
+	answers []answer
+	upTo    int64
+}
+
+// syncer fsyncs the WAL for each batch the writer hands it, then answers
+// the batch's calls and tells the writer, which meanwhile goes on
+// executing calls into its next commit. It closes done when the writer has
+// stopped and every call is answered.
+func (s *Store) syncer(done chan<- struct{}) {
+	defer close(done)
+	for b := range s.committed {
+		err := s.wal.sync()
+		if err != nil {
+			err = fmt.Errorf("sqlitestore: sync: %w", err)
+		}
+		// A failed fsync is not retried (after one, Linux may have dropped
+		// the dirty pages): the calls and Syncs it was for fail.
+		s.setSynced(b.upTo, err)
+		for _, a := range b.answers {
+			a.r.done <- cmp.Or(err, a.err)
+		}
+		s.synced <- struct{}{}
 	}
 }
 
@@ -308,58 +432,125 @@ func resize[T any](buf *[]T, n int) []T {
 	return *buf
 }
 
-// transact checks every condition of ops, then, if all hold, applies the
-// writes. It returns ErrConditionFailed having written nothing.
+// transact applies ops if every condition holds; otherwise it returns
+// ErrConditionFailed having written nothing.
 //
-// A conditional put knows the stored item from its check, so it takes the
-// cheapest statement: a plain INSERT for a new item, an UPDATE of the
-// version and data alone when the GSI keys and expiry are unchanged (the
-// usual profile update), a full UPDATE otherwise. An unconditional put is
-// an upsert.
+// A conditional put carries its condition in its own statement, so that
+// it costs one statement rather than a read and a write: an IfAbsent put
+// is an insert that replaces only an expired item, an IfVersion put an
+// update of the version and data alone where the version matches and the
+// GSI keys and expiry are unchanged (the usual profile update); rows
+// affected tell whether the condition held. An IfVersion put that changes
+// the GSI keys or expiry, a check and a conditional delete read the stored
+// item first. Checks come first and write nothing, then conditional puts,
+// then the rest: a failed condition after a conditional put rolls back to
+// a savepoint taken before it. An unconditional put is an upsert.
 func (w *writer) transact(ops []profiles.Op, now int64) error {
 	resize(&w.stored, len(ops))
+	puts := 0 // conditional puts, which write as they check
 	for i := range ops {
 		op := &ops[i]
 		if !op.Conditional() {
 			continue
 		}
-		k := profiles.OpKey(op)
-		st := &w.stored[i]
-		err := w.meta.QueryRow(k.PK, k.SK).Scan(&st.version, &st.expiresAt, &st.gsi1pk, &st.gsi1sk)
-		switch {
-		case err == nil:
-			st.found = true
-		case !errors.Is(err, sql.ErrNoRows):
+		if op.Put != nil && !op.Check {
+			puts++
+			continue
+		}
+		if err := w.check(op, &w.stored[i], now); err != nil {
 			return err
 		}
-		exists := st.found && live(st.expiresAt, now)
-		if op.IfAbsent && exists || op.IfExists && !exists || op.IfVersion != 0 && (!exists || st.version != op.IfVersion) {
-			return profiles.ErrConditionFailed
+	}
+	if puts > 1 {
+		if _, err := w.savepoint.Exec(); err != nil {
+			return err
 		}
+	}
+	err := w.conditionalPuts(ops, now)
+	if puts > 1 {
+		if errors.Is(err, profiles.ErrConditionFailed) {
+			if _, rerr := w.rollbackTo.Exec(); rerr != nil {
+				return rerr
+			}
+		}
+		if _, rerr := w.release.Exec(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return err
 	}
 	for i := range ops {
 		op := &ops[i]
 		var err error
 		switch {
-		case op.Check:
+		case op.Check || op.Put != nil && op.Conditional():
+			// checked, or written above
 		case op.Delete != nil:
 			_, err = w.del.Exec(op.Delete.PK, op.Delete.SK)
-		case op.IfAbsent && !w.stored[i].found:
-			err = w.write(w.insert, op.Put, 1)
-		case op.IfAbsent:
-			err = w.write(w.replace, op.Put, 1) // over an expired item
-		case op.IfVersion != 0:
-			it, st := op.Put, &w.stored[i]
-			if it.GSI1PK == st.gsi1pk && it.GSI1SK == st.gsi1sk && it.ExpiresAt == st.expiresAt {
-				_, err = w.setData.Exec(it.PK, it.SK, op.IfVersion+1, it.Data)
-			} else {
-				err = w.write(w.replace, it, op.IfVersion+1)
-			}
 		default:
 			it := op.Put
 			_, err = w.upsert.Exec(it.PK, it.SK, nullString(it.GSI1PK), nullString(it.GSI1SK), it.Data, nullInt(it.ExpiresAt))
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// check reads the stored item of op's key into st and reports whether
+// op's condition holds.
+func (w *writer) check(op *profiles.Op, st *stored, now int64) error {
+	k := profiles.OpKey(op)
+	err := w.meta.QueryRow(k.PK, k.SK).Scan(&st.version, &st.expiresAt, &st.gsi1pk, &st.gsi1sk)
+	switch {
+	case err == nil:
+		st.found = true
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	exists := st.found && live(st.expiresAt, now)
+	if op.IfAbsent && exists || op.IfExists && !exists || op.IfVersion != 0 && (!exists || st.version != op.IfVersion) {
+		return profiles.ErrConditionFailed
+	}
+	return nil
+}
+
+// conditionalPuts writes the conditional puts of ops, each in one
+// statement whose rows affected say whether its condition held, but for an
+// IfVersion put whose one statement finds nothing to update: it checks
+// first, then writes it whole.
+func (w *writer) conditionalPuts(ops []profiles.Op, now int64) error {
+	for i := range ops {
+		op := &ops[i]
+		if op.Put == nil || op.Check || !op.Conditional() {
+			continue
+		}
+		it := op.Put
+		var res sql.Result
+		var err error
+		if op.IfAbsent {
+			res, err = w.insertIfAbsent.Exec(it.PK, it.SK, nullString(it.GSI1PK), nullString(it.GSI1SK), it.Data, nullInt(it.ExpiresAt), now)
+		} else {
+			res, err = w.setDataIf.Exec(it.PK, it.SK, op.IfVersion+1, it.Data, op.IfVersion, now, nullString(it.GSI1PK), nullString(it.GSI1SK), nullInt(it.ExpiresAt))
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 1 {
+			continue
+		}
+		if op.IfAbsent {
+			return profiles.ErrConditionFailed
+		}
+		// The version does not match, or the GSI keys or expiry change.
+		if err := w.check(op, &w.stored[i], now); err != nil {
+			return err
+		}
+		if err := w.write(w.replace, it, op.IfVersion+1); err != nil {
 			return err
 		}
 	}
@@ -435,6 +626,57 @@ func (w *writer) sweepAll(now int64) (int64, error) {
 		total += n
 		if err != nil || n < sweepChunk {
 			return total, err
+		}
+	}
+}
+
+// syncState is how far the syncer got: Sync waits on it.
+type syncState struct {
+	mu   sync.Mutex
+	upTo int64 // commits numbered up to upTo are durable
+	err  error // the last fsync's error
+	// wake is closed, and replaced, whenever upTo moves.
+	wake chan struct{}
+}
+
+func (s *Store) setSynced(upTo int64, err error) {
+	s.sync.mu.Lock()
+	defer s.sync.mu.Unlock()
+	s.sync.upTo, s.sync.err = upTo, err
+	close(s.sync.wake)
+	s.sync.wake = make(chan struct{})
+}
+
+func (s *Store) syncedUpTo() int64 {
+	s.sync.mu.Lock()
+	defer s.sync.mu.Unlock()
+	return s.sync.upTo
+}
+
+// Sync implements profiles.Syncer: it returns once every commit that a
+// read made before the call could have seen is durable. Reads may see a
+// commit a few milliseconds before its fsync has returned; a caller that
+// answers from reads alone (a duplicate event) calls Sync first. With no
+// commit waiting for its fsync, Sync returns at once.
+func (s *Store) Sync(ctx context.Context) error {
+	target := s.commits.Load()
+	for {
+		s.sync.mu.Lock()
+		upTo, err, wake := s.sync.upTo, s.sync.err, s.sync.wake
+		s.sync.mu.Unlock()
+		if upTo >= target {
+			return err
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopped:
+			// The writer made every commit durable before it stopped.
+			if s.syncedUpTo() >= target {
+				return nil
+			}
+			return ErrClosed
 		}
 	}
 }
