@@ -55,9 +55,9 @@ type WriteKeyAuthenticator interface {
 const writeKeyScheme = "writeKey"
 
 // TenantReader is what the gate needs to refuse tokens of tenants that are
-// suspended or gone.
+// suspended or gone: the tenant as read at most tenants.AdmissionMaxAge ago.
 type TenantReader interface {
-	Get(ctx context.Context, id string) (tenants.Tenant, error)
+	Admitted(ctx context.Context, id string) (tenants.Tenant, error)
 }
 
 // Authenticator verifies bearer tokens.
@@ -303,7 +303,7 @@ func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi
 	if pathTenant != "" && pathTenant != p.TenantID {
 		return errNotFound
 	}
-	t, err := g.tenants.Get(ctx, p.TenantID)
+	t, err := g.tenants.Admitted(ctx, p.TenantID)
 	switch {
 	case errors.Is(err, tenants.ErrNotFound):
 		return unauthorized("The token's tenant does not exist.")

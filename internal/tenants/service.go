@@ -14,6 +14,7 @@ type Service struct {
 	store Store
 	now   func() time.Time
 	newID func() string
+	admit admissions
 }
 
 // NewService returns a Service on store. now defaults to time.Now.
@@ -329,5 +330,6 @@ func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutat
 	if err != nil {
 		return Tenant{}, fmt.Errorf("change tenant %s: %w", id, err)
 	}
+	s.admit.forget(id)
 	return out, nil
 }
