@@ -187,6 +187,11 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 		if p := g.authorize(r.Context(), principal, security, params["tenant_id"]); p != nil {
 			return r, p
 		}
+		if !byKey && params["tenant_id"] != "" {
+			if p := g.refuseDeleted(w, r, params["tenant_id"]); p != nil {
+				return r, p
+			}
+		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxPrincipal, principal))
 	}
 	if cors && params["write_key"] != "" {
@@ -318,6 +323,36 @@ func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi
 		return forbidden("The token lacks a scope this route needs.")
 	}
 	return nil
+}
+
+// errTenantDeleted answers every change to an offboarded tenant.
+var errTenantDeleted = newProblem(http.StatusConflict, "tenant-deleted", "Tenant deleted",
+	"The tenant was offboarded and is deleted; its routes take no more changes.")
+
+// tenantStatusHeader tells a reader of a deleted tenant's routes that the
+// tenant is deleted: what they answer is its tombstone's history.
+const tenantStatusHeader = "Cairn-Tenant-Status"
+
+// refuseDeleted refuses any request but a read on the routes of a deleted
+// tenant, before the body is read, so that whatever the request no change
+// reaches a handler (and so no River job, source, segment or principal is
+// made for a tombstone). Only admins get here for a deleted tenant: a
+// tenant's own token was refused by authorize. An unknown tenant passes,
+// for the handler to answer 404.
+func (g *gate) refuseDeleted(w http.ResponseWriter, r *http.Request, tenantID string) *problem {
+	t, err := g.tenants.Get(r.Context(), tenantID)
+	switch {
+	case errors.Is(err, tenants.ErrNotFound):
+		return nil
+	case err != nil:
+		return errInternal
+	case t.Status != tenants.StatusDeleted:
+		return nil
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		w.Header().Set(tenantStatusHeader, string(tenants.StatusDeleted))
+		return nil
+	}
+	return errTenantDeleted
 }
 
 // admits reports whether scopes satisfy one of the alternatives.
