@@ -24,6 +24,9 @@ var tenantScopes = []string{
 	ScopeGrantsWrite, ScopeEventsWrite,
 }
 
+// TenantScopes returns every scope a tenant token may carry.
+func TenantScopes() []string { return slices.Clone(tenantScopes) }
+
 // Token lifetimes for MintAdmin and MintTenant. A zero TTL means DefaultTTL.
 const (
 	DefaultTTL   = time.Hour

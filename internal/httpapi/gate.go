@@ -320,9 +320,43 @@ func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi
 		return unauthorized("The token's tenant has been offboarded.")
 	}
 	if !admits(security, p.Scopes) {
-		return forbidden("The token lacks a scope this route needs.")
+		return forbidden(missingScopes(security, p.Scopes))
 	}
 	return nil
+}
+
+// missingScopes says which scopes a tenant token lacks for a route: those
+// of the one alternative it comes closest to, or, when the route has
+// alternatives of one scope each, any one of them.
+func missingScopes(security openapi3.SecurityRequirements, have []string) string {
+	var alternatives [][]string
+	for _, req := range security {
+		need, ok := req["bearerAuth"]
+		if !ok || slices.Contains(need, scopeAdmin) {
+			continue
+		}
+		var missing []string
+		for _, s := range need {
+			if !slices.Contains(have, s) {
+				missing = append(missing, s)
+			}
+		}
+		alternatives = append(alternatives, missing)
+	}
+	if len(alternatives) == 0 {
+		return "This route needs an admin token."
+	}
+	single := true
+	var names []string
+	for _, m := range alternatives {
+		single = single && len(m) == 1
+		names = append(names, strings.Join(m, " and "))
+	}
+	if len(names) > 1 && single {
+		return "The token lacks the scope this route needs: one of " + strings.Join(names, ", ") + "."
+	}
+	slices.SortFunc(alternatives, func(a, b []string) int { return len(a) - len(b) })
+	return "The token lacks the scope this route needs: " + strings.Join(alternatives[0], " and ") + "."
 }
 
 // errTenantDeleted answers every change to an offboarded tenant.
