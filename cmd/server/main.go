@@ -132,8 +132,9 @@ func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external b
 	return auth.New(ctx, key, acfg)
 }
 
-// token prints a token for operators. It needs only the signing key, not
-// the database.
+// token prints a token for operators. An admin token needs only the
+// signing key; a tenant token is minted only for a tenant the database
+// knows and that is not offboarded (see checkTokenTenant).
 func token(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
 		admin  bool
@@ -153,7 +154,13 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	if admin == (tenant != "") {
 		return errors.New("token: give exactly one of --admin and --tenant ID")
 	}
-	a, err := newAuthority(ctx, cfg, newLogger(cfg, stderr), false)
+	log := newLogger(cfg, stderr)
+	if tenant != "" {
+		if err := checkTokenTenant(ctx, cfg, log, tenant); err != nil {
+			return fmt.Errorf("token: %w", err)
+		}
+	}
+	a, err := newAuthority(ctx, cfg, log, false)
 	if err != nil {
 		return err
 	}
@@ -168,6 +175,28 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
+}
+
+// checkTokenTenant refuses to mint for a tenant the database does not have
+// or that was offboarded: the gate would refuse its token anyway, and an
+// operator should learn so now rather than from a 401 later. A suspended or
+// still provisioning tenant gets one, as the gate judges those per request.
+func checkTokenTenant(ctx context.Context, cfg *config, log *slog.Logger, id string) error {
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	t, err := tenants.NewService(db, nil).Get(ctx, id)
+	switch {
+	case errors.Is(err, tenants.ErrNotFound):
+		return fmt.Errorf("no tenant has the ID %q in %s", id, describeDB(cfg.DatabaseURL))
+	case err != nil:
+		return fmt.Errorf("read tenant %s: %w", id, err)
+	case !t.Status.Live():
+		return fmt.Errorf("tenant %s was offboarded (it is %s); it gets no more tokens", id, t.Status)
+	}
+	return nil
 }
 
 // serve wires the server explicitly, in order: database, stores, services,

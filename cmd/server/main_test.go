@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
@@ -54,24 +56,63 @@ func TestTokenCommand(t *testing.T) {
 	if p := verify(t, dir, tok); !p.IsAdmin() {
 		t.Fatalf("admin token gives %+v", p)
 	}
-	tok, err = runToken(t, "--tenant", "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--scopes", "profiles:read,grants:write", "--ttl", "10m", "--data-dir", dir)
+	live, gone := tokenTenants(t, dir)
+	tok, err = runToken(t, "--tenant", live, "--scopes", "profiles:read,grants:write", "--ttl", "10m", "--data-dir", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := verify(t, dir, tok)
-	if p.TenantID != "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa" || !slices.Equal(p.Scopes, []string{"grants:write", "profiles:read"}) && !slices.Equal(p.Scopes, []string{"profiles:read", "grants:write"}) {
+	if p.TenantID != live || !slices.Equal(p.Scopes, []string{"grants:write", "profiles:read"}) && !slices.Equal(p.Scopes, []string{"profiles:read", "grants:write"}) {
 		t.Fatalf("tenant token gives %+v", p)
 	}
-	for _, bad := range [][]string{
-		{"--data-dir", dir},
-		{"--admin", "--tenant", "ten_x", "--data-dir", dir},
-		{"--tenant", "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--scopes", "admin", "--data-dir", dir},
-		{"--admin", "--ttl", "9000h", "--data-dir", dir},
+	for _, bad := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--data-dir", dir}, "exactly one"},
+		{[]string{"--admin", "--tenant", "ten_x", "--data-dir", dir}, "exactly one"},
+		{[]string{"--tenant", live, "--scopes", "admin", "--data-dir", dir}, "scope"},
+		{[]string{"--admin", "--ttl", "9000h", "--data-dir", dir}, "lifetime"},
+		{[]string{"--tenant", "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--data-dir", dir}, "no tenant has the ID"},
+		{[]string{"--tenant", gone, "--data-dir", dir}, "offboarded"},
 	} {
-		if tok, err := runToken(t, bad...); err == nil || tok != "" {
-			t.Errorf("token %v succeeded: %q", bad, tok)
+		if tok, err := runToken(t, bad.args...); err == nil || tok != "" || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("token %v: %q, error %v; want an error saying %q", bad.args, tok, err, bad.says)
 		}
 	}
+}
+
+// tokenTenants makes, in the data directory's database, a live tenant and
+// one that has been offboarded, and returns their IDs.
+func tokenTenants(t *testing.T, dir string) (live, gone string) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := parseConfig("server", []string{"--data-dir", dir}, env(nil), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openStore(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := tenants.NewService(db, nil)
+	ids := make([]string, 2)
+	for i, slug := range []string{"live-co", "gone-co"} {
+		tn, err := svc.Onboard(ctx, tenants.OnboardParams{Name: slug, Slug: slug, Tier: tenants.TierPooled, HomeRegion: "eu-west-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = tn.ID
+	}
+	for _, step := range []func(context.Context, string) (tenants.Tenant, error){
+		svc.MarkProvisioned, func(ctx context.Context, id string) (tenants.Tenant, error) { return svc.Offboard(ctx, id, false) }, svc.MarkDeleted,
+	} {
+		if _, err := step(ctx, ids[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids[0], ids[1]
 }
 
 func TestConfigPrecedence(t *testing.T) {
