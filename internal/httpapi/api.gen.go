@@ -1300,7 +1300,11 @@ type DeleteTenantParams struct {
 
 // UpdateTenantParams defines parameters for UpdateTenant.
 type UpdateTenantParams struct {
-	// IfMatch The ETag last read; the update fails with 412 if the tenant changed since.
+	// IfMatch The ETag last read (`"v3"`), a list of them (`"v3", "v4"`) or
+	// `*`, as RFC 9110 defines If-Match. The update fails with `412`
+	// unless a listed tag is the tenant's current one; comparison is
+	// strong, so a weak tag (`W/"v3"`) never matches. A value that is
+	// not an entity tag list (an unquoted `v3`, say) is a `400`.
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 

@@ -497,6 +497,12 @@ func validationProblem(err error) *problem {
 		msg = reqErr.Reason
 		if reqErr.Parameter != nil {
 			field = reqErr.Parameter.Name
+			if field == ifMatchHeader && reqErr.Input != nil && reqErr.Input.Request != nil {
+				// The spec's pattern refused it; the parser says why.
+				if _, _, err := parseIfMatch(reqErr.Input.Request.Header.Get(ifMatchHeader)); err != nil {
+					return ifMatchProblem(err)
+				}
+			}
 		}
 	}
 	if errors.As(err, &schemaErr) {
