@@ -35,6 +35,8 @@ type config struct {
 	Cloud             string
 	AWSEndpointURL    string
 	StackPollInterval time.Duration
+	MaxTenantTokenTTL time.Duration
+	MaxAdminTokenTTL  time.Duration
 }
 
 // setting describes one configuration entry; the README's table is made
@@ -58,6 +60,8 @@ func (c *config) settings() []setting {
 		{"oidc-audience-claim", "CAIRN_OIDC_AUDIENCE_CLAIM", "aud", "claim that carries the audience (Cognito access tokens: client_id)", &c.OIDCAudClaim},
 		{"oidc-tenant-claim", "CAIRN_OIDC_TENANT_CLAIM", "custom:tenant_id", "claim of OIDC tokens that carries the tenant ID", &c.OIDCTenantClaim},
 		{"oidc-scope-claim", "CAIRN_OIDC_SCOPE_CLAIM", "scope", "claim of OIDC tokens that carries the scopes", &c.OIDCScopeClaim},
+		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL},
+		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL},
 		{"log-level", "CAIRN_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
 		{"max-body-bytes", "CAIRN_MAX_BODY_BYTES", "1048576", "largest request body accepted", &c.MaxBodyBytes},
 		{"shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight requests and jobs", &c.ShutdownTimeout},
@@ -119,6 +123,11 @@ func (c *config) validate() error {
 	}
 	if c.MaxWorkers < 1 {
 		return errors.New("max-workers must be at least 1")
+	}
+	for _, d := range []time.Duration{c.MaxTenantTokenTTL, c.MaxAdminTokenTTL} {
+		if d < time.Minute || d > 720*time.Hour {
+			return fmt.Errorf("token lifetime maximum %s: want 1m to 720h", d)
+		}
 	}
 	if c.OIDCIssuer != "" && c.OIDCJWKSURL == "" {
 		return errors.New("oidc-issuer needs oidc-jwks-url")

@@ -118,7 +118,8 @@ func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external b
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	acfg := auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Logger: log}
+	acfg := auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Logger: log,
+		MaxTenantLifetime: cfg.MaxTenantTokenTTL, MaxAdminLifetime: cfg.MaxAdminTokenTTL}
 	if external && cfg.OIDCIssuer != "" {
 		acfg.External = &auth.ExternalConfig{
 			Issuer:        cfg.OIDCIssuer,

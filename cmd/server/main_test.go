@@ -296,3 +296,45 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatal("migrate accepted a mysql URL")
 	}
 }
+
+// TestTokenLifetimeLimits: the configured maximum token lifetimes hold for
+// minting (the token command, POST .../tokens: 400 naming ttl_seconds) and
+// for verification (a longer-lived token of the same key: 401 saying why).
+func TestTokenLifetimeLimits(t *testing.T) {
+	dir := t.TempDir()
+	limits := []string{"--max-tenant-token-ttl", "1h", "--max-admin-token-ttl", "2h", "--data-dir", dir}
+	if tok, err := runToken(t, append([]string{"--admin", "--ttl", "3h"}, limits...)...); err == nil || !strings.Contains(err.Error(), "maximum") {
+		t.Fatalf("token --ttl 3h with a 2h maximum: %q, %v", tok, err)
+	}
+	admin, err := runToken(t, append([]string{"--admin", "--ttl", "2h"}, limits...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := runToken(t, "--admin", "--ttl", "3h", "--data-dir", dir) // the default maximum is 24h
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	url, _ := startServer(t, ctx, map[string]string{
+		"CAIRN_DATA_DIR": dir, "CAIRN_MAX_TENANT_TOKEN_TTL": "1h", "CAIRN_MAX_ADMIN_TOKEN_TTL": "2h",
+	})
+	if status, body := call(t, "GET", url+"/v1/tenants", long, ""); status != http.StatusUnauthorized ||
+		!strings.Contains(body["detail"].(string), "token lifetime exceeds the maximum of 2h") {
+		t.Fatalf("a 3h admin token: %d %v", status, body)
+	}
+	status, tenant := call(t, "POST", url+"/v1/tenants", admin, `{"name":"Ttl","slug":"ttl-co","tier":"pooled","home_region":"eu-west-1"}`)
+	if status != http.StatusAccepted {
+		t.Fatalf("onboard: %d %v", status, tenant)
+	}
+	id := tenant["id"].(string)
+	awaitTenants(t, url, admin, []string{id}, "active", 30*time.Second)
+	status, body := call(t, "POST", url+"/v1/tenants/"+id+"/tokens", admin, `{"scopes":["profiles:read"],"ttl_seconds":7200}`)
+	if status != http.StatusBadRequest || !strings.Contains(body["detail"].(string), "ttl_seconds") {
+		t.Fatalf("a 2h tenant token with a 1h maximum: %d %v", status, body)
+	}
+	if status, body := call(t, "POST", url+"/v1/tenants/"+id+"/tokens", admin, `{"scopes":["profiles:read"],"ttl_seconds":3600}`); status != http.StatusCreated {
+		t.Fatalf("a 1h tenant token: %d %v", status, body)
+	}
+}

@@ -1152,8 +1152,10 @@ type TokenTokenType string
 
 // TokenCreate defines model for TokenCreate.
 type TokenCreate struct {
-	Scopes     []TenantScope `json:"scopes"`
-	TtlSeconds *int          `json:"ttl_seconds,omitempty"`
+	Scopes []TenantScope `json:"scopes"`
+
+	// TtlSeconds The token's lifetime; at most the server's maximum for tenant tokens (24 hours unless configured lower), else `400`.
+	TtlSeconds *int `json:"ttl_seconds,omitempty"`
 }
 
 // UnmergeRequest defines model for UnmergeRequest.
