@@ -990,8 +990,8 @@ type SourceWithKey struct {
 	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
 	TenantId TenantID `json:"tenant_id"`
 
-	// WriteKey Shown once.
-	WriteKey string `json:"write_key"`
+	// WriteKey Shown once: null in a replay of the request that made it (Cairn-Secret-Redacted says so).
+	WriteKey *string `json:"write_key"`
 }
 
 // Stack defines model for Stack.
@@ -2878,6 +2878,10 @@ type ClientInterface interface {
 	// CreateSourceWithBody Create a source and its write key
 	//
 	// The write key is in this response only; Cairn keeps just its hash.
+	// A replay of the request (same `Idempotency-Key`) answers the source
+	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+	// remembered response never holds the key. Rotate the source for a
+	// new one.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2887,6 +2891,10 @@ type ClientInterface interface {
 	// CreateSource Create a source and its write key
 	//
 	// The write key is in this response only; Cairn keeps just its hash.
+	// A replay of the request (same `Idempotency-Key`) answers the source
+	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+	// remembered response never holds the key. Rotate the source for a
+	// new one.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4657,6 +4665,10 @@ func (c *Client) ListSources(ctx context.Context, tenantId TenantID, params *Lis
 // CreateSourceWithBody Create a source and its write key
 //
 // The write key is in this response only; Cairn keeps just its hash.
+// A replay of the request (same `Idempotency-Key`) answers the source
+// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+// remembered response never holds the key. Rotate the source for a
+// new one.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4676,6 +4688,10 @@ func (c *Client) CreateSourceWithBody(ctx context.Context, tenantId TenantID, pa
 // CreateSource Create a source and its write key
 //
 // The write key is in this response only; Cairn keeps just its hash.
+// A replay of the request (same `Idempotency-Key`) answers the source
+// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+// remembered response never holds the key. Rotate the source for a
+// new one.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8902,6 +8918,10 @@ type ClientWithResponsesInterface interface {
 	// CreateSourceWithBodyWithResponse Create a source and its write key
 	//
 	// The write key is in this response only; Cairn keeps just its hash.
+	// A replay of the request (same `Idempotency-Key`) answers the source
+	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+	// remembered response never holds the key. Rotate the source for a
+	// new one.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8911,6 +8931,10 @@ type ClientWithResponsesInterface interface {
 	// CreateSourceWithResponse Create a source and its write key
 	//
 	// The write key is in this response only; Cairn keeps just its hash.
+	// A replay of the request (same `Idempotency-Key`) answers the source
+	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+	// remembered response never holds the key. Rotate the source for a
+	// new one.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -13431,6 +13455,11 @@ func (r ListSourcesResponse) ContentType() string {
 	return ""
 }
 
+// CreateSourceResponse201Headers the declared response headers of an HTTP 201 response for CreateSource
+type CreateSourceResponse201Headers struct {
+	CairnSecretRedacted *string
+}
+
 // CreateSourceResponse401Headers the declared response headers of an HTTP 401 response for CreateSource
 type CreateSourceResponse401Headers struct {
 	WWWAuthenticate string
@@ -13459,6 +13488,8 @@ type CreateSourceResponse struct {
 	ApplicationproblemJSON422 *Unprocessable
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateSourceResponse201Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateSourceResponse401Headers
 }
@@ -15785,6 +15816,10 @@ func (c *ClientWithResponses) ListSourcesWithResponse(ctx context.Context, tenan
 // CreateSourceWithBodyWithResponse Create a source and its write key
 //
 // The write key is in this response only; Cairn keeps just its hash.
+// A replay of the request (same `Idempotency-Key`) answers the source
+// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+// remembered response never holds the key. Rotate the source for a
+// new one.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15800,6 +15835,10 @@ func (c *ClientWithResponses) CreateSourceWithBodyWithResponse(ctx context.Conte
 // CreateSourceWithResponse Create a source and its write key
 //
 // The write key is in this response only; Cairn keeps just its hash.
+// A replay of the request (same `Idempotency-Key`) answers the source
+// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+// remembered response never holds the key. Rotate the source for a
+// new one.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -20040,6 +20079,16 @@ func ParseCreateSourceResponse(rsp *http.Response) (*CreateSourceResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateSourceResponse201Headers
+		if values := rsp.Header.Values("Cairn-Secret-Redacted"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cairn-Secret-Redacted", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CairnSecretRedacted = &value
+		}
+		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateSourceResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {

@@ -989,8 +989,8 @@ type SourceWithKey struct {
 	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
 	TenantId TenantID `json:"tenant_id"`
 
-	// WriteKey Shown once.
-	WriteKey string `json:"write_key"`
+	// WriteKey Shown once: null in a replay of the request that made it (Cairn-Secret-Redacted says so).
+	WriteKey *string `json:"write_key"`
 }
 
 // Stack defines model for Stack.
@@ -10540,15 +10540,25 @@ type CreateSourceResponseObject interface {
 	VisitCreateSourceResponse(w http.ResponseWriter) error
 }
 
-type CreateSource201JSONResponse SourceWithKey
+type CreateSource201ResponseHeaders struct {
+	CairnSecretRedacted *string
+}
+
+type CreateSource201JSONResponse struct {
+	Body    SourceWithKey
+	Headers CreateSource201ResponseHeaders
+}
 
 func (response CreateSource201JSONResponse) VisitCreateSourceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CairnSecretRedacted != nil {
+		w.Header().Set("Cairn-Secret-Redacted", fmt.Sprint(*response.Headers.CairnSecretRedacted))
+	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
 	return err

@@ -119,6 +119,13 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 		info.template = route.Path
 		info.tenantID = params["tenant_id"]
 		info.idempotent = route.Operation.Parameters.GetByInAndName(openapi3.ParameterInHeader, idempotencyHeader) != nil
+		if fields, ok := route.Operation.Extensions[extSecrets].([]any); ok {
+			for _, f := range fields {
+				if name, ok := f.(string); ok {
+					info.secrets = append(info.secrets, name)
+				}
+			}
+		}
 	}
 	ingest := route.Operation.Extensions[extIngest] == true
 	cors := route.Operation.Extensions[extCORS] == true
