@@ -5,6 +5,7 @@
 //	server token --admin        print an ISV admin token
 //	server token --tenant ID [--scopes a,b] [--ttl 1h]
 //	                            print a tenant token
+//	server help [command]       print the commands, or a command's flags
 //
 // Every flag is also a CAIRN_* environment variable; see the README.
 package main
@@ -59,27 +60,43 @@ func main() {
 // environment and streams. It returns when ctx is done (after a graceful
 // shutdown) or on a fatal error.
 func run(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, getenv, stdout, stderr)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+// dispatch runs the subcommand args name ("serve" if none).
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
-		cfg, err := parseConfig("server", args, getenv, stderr, nil)
+		cfg, err := parseConfig("server", cmdServe, args, getenv, stdout, stderr, nil)
 		if err != nil {
 			return err
 		}
 		return serve(ctx, cfg, stdout, stderr, hooks{})
 	case "migrate":
-		cfg, err := parseConfig("server migrate", args, getenv, stderr, nil)
+		cfg, err := parseConfig("server migrate", cmdMigrate, args, getenv, stdout, stderr, nil)
 		if err != nil {
 			return err
 		}
 		return migrate(ctx, cfg, stderr)
 	case "token":
 		return token(ctx, args, getenv, stdout, stderr)
+	case "help":
+		// "server help" is "server --help"; "server help token" is
+		// "server token --help".
+		if len(args) > 0 && args[0] != "serve" {
+			return dispatch(ctx, []string{args[0], "--help"}, getenv, stdout, stderr)
+		}
+		return dispatch(ctx, []string{"--help"}, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate or token)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, token or help)", cmd)
 	}
 }
 
@@ -143,7 +160,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 		scopes string
 		ttl    time.Duration
 	)
-	cfg, err := parseConfig("server token", args, getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, err := parseConfig("server token", cmdToken, args, getenv, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&admin, "admin", false, "mint an ISV admin token")
 		fs.StringVar(&tenant, "tenant", "", "mint a token for this tenant ID")
 		fs.StringVar(&scopes, "scopes", "profiles:read,profiles:write,events:write,segments:read,segments:write", "tenant token scopes, comma-separated")

@@ -87,7 +87,7 @@ func TestTokenCommand(t *testing.T) {
 func tokenTenants(t *testing.T, dir string) (live, gone string) {
 	t.Helper()
 	ctx := context.Background()
-	cfg, err := parseConfig("server", []string{"--data-dir", dir}, env(nil), io.Discard, nil)
+	cfg, err := parseConfig("server", cmdServe, []string{"--data-dir", dir}, env(nil), io.Discard, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,9 +116,9 @@ func tokenTenants(t *testing.T, dir string) (live, gone string) {
 }
 
 func TestConfigPrecedence(t *testing.T) {
-	cfg, err := parseConfig("server", []string{"--addr", "127.0.0.1:9999"}, env(map[string]string{
+	cfg, err := parseConfig("server", cmdServe, []string{"--addr", "127.0.0.1:9999"}, env(map[string]string{
 		"CAIRN_ADDR": "127.0.0.1:1111", "CAIRN_DATA_DIR": "/tmp/cairn-x", "CAIRN_MAX_WORKERS": "3",
-	}), io.Discard, nil)
+	}), io.Discard, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestConfigPrecedence(t *testing.T) {
 		{"CAIRN_LOG_LEVEL": "loud"},
 		{"CAIRN_OIDC_ISSUER": "https://issuer.example"},
 	} {
-		if _, err := parseConfig("server", nil, env(bad), io.Discard, nil); err == nil {
+		if _, err := parseConfig("server", cmdServe, nil, env(bad), io.Discard, io.Discard, nil); err == nil {
 			t.Errorf("config %v accepted", bad)
 		}
 	}
@@ -163,7 +163,7 @@ func startServer(t testing.TB, ctx context.Context, vars map[string]string) (str
 // startServerHooks is startServer with hooks; h.ready is set here.
 func startServerHooks(t testing.TB, ctx context.Context, vars map[string]string, h hooks) (string, <-chan error) {
 	t.Helper()
-	cfg, err := parseConfig("server", []string{"--addr", "127.0.0.1:0", "--job-poll-interval", "20ms"}, env(vars), io.Discard, nil)
+	cfg, err := parseConfig("server", cmdServe, []string{"--addr", "127.0.0.1:0", "--job-poll-interval", "20ms"}, env(vars), io.Discard, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,5 +336,50 @@ func TestTokenLifetimeLimits(t *testing.T) {
 	}
 	if status, body := call(t, "POST", url+"/v1/tenants/"+id+"/tokens", admin, `{"scopes":["profiles:read"],"ttl_seconds":3600}`); status != http.StatusCreated {
 		t.Fatalf("a 1h tenant token: %d %v", status, body)
+	}
+}
+
+// TestHelp: help is asked for, so it succeeds; it lists the subcommands,
+// and each command's help lists that command's own flags only.
+func TestHelp(t *testing.T) {
+	help := func(t *testing.T, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, env(nil), nil, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v (stderr %q)", args, err, errOut.String())
+		}
+		return out.String() + errOut.String()
+	}
+	tests := []struct {
+		args      []string
+		has, hasn []string
+	}{
+		{[]string{"--help"}, []string{"migrate", "token", "help", "-addr", "-max-workers"}, []string{"-admin", "-scopes"}},
+		{[]string{"-h"}, []string{"migrate", "token", "-addr"}, []string{"-admin"}},
+		{[]string{"help"}, []string{"migrate", "token", "-addr"}, []string{"-admin"}},
+		{[]string{"serve", "--help"}, []string{"-addr", "-cloud", "-oidc-issuer"}, []string{"-admin"}},
+		{[]string{"migrate", "--help"}, []string{"-data-dir", "-database-url"}, []string{"-addr", "-admin", "-cloud", "-max-workers"}},
+		{[]string{"token", "--help"}, []string{"-admin", "-tenant", "-scopes", "-ttl", "-data-dir", "-database-url", "-signing-key-file", "-max-admin-token-ttl"},
+			[]string{"-addr", "-cloud", "-max-workers", "-oidc-issuer", "-max-body-bytes", "-shutdown-timeout"}},
+		{[]string{"help", "token"}, []string{"-admin", "-tenant"}, []string{"-addr"}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out := help(t, tc.args...)
+			for _, s := range tc.has {
+				if !strings.Contains(out, s) {
+					t.Errorf("help lacks %q:\n%s", s, out)
+				}
+			}
+			for _, s := range tc.hasn {
+				if strings.Contains(out, s+" ") || strings.Contains(out, s+"\n") {
+					t.Errorf("help lists %q, not a flag of this command:\n%s", s, out)
+				}
+			}
+		})
+	}
+	// A flag of another command is refused, not silently taken.
+	if _, err := runToken(t, "--admin", "--addr", "127.0.0.1:1", "--data-dir", t.TempDir()); err == nil {
+		t.Error("token took --addr")
 	}
 }
