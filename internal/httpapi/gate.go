@@ -194,7 +194,7 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 		if p := g.authorize(r.Context(), principal, security, params["tenant_id"]); p != nil {
 			return r, p
 		}
-		if !byKey && params["tenant_id"] != "" {
+		if principal.IsAdmin() && params["tenant_id"] != "" {
 			if p := g.refuseDeleted(w, r, params["tenant_id"]); p != nil {
 				return r, p
 			}
@@ -377,9 +377,9 @@ const tenantStatusHeader = "Cairn-Tenant-Status"
 // refuseDeleted refuses any request but a read on the routes of a deleted
 // tenant, before the body is read, so that whatever the request no change
 // reaches a handler (and so no River job, source, segment or principal is
-// made for a tombstone). Only admins get here for a deleted tenant: a
-// tenant's own token was refused by authorize. An unknown tenant passes,
-// for the handler to answer 404.
+// made for a tombstone). It runs for admins only: authorize has refused a
+// deleted tenant's own token already. An unknown tenant passes, for the
+// handler to answer 404.
 func (g *gate) refuseDeleted(w http.ResponseWriter, r *http.Request, tenantID string) *problem {
 	t, err := g.tenants.Get(r.Context(), tenantID)
 	switch {
