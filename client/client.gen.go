@@ -990,8 +990,8 @@ type SourceWithKey struct {
 	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
 	TenantId TenantID `json:"tenant_id"`
 
-	// WriteKey Shown once.
-	WriteKey string `json:"write_key"`
+	// WriteKey Shown once: null in a replay of the request that made it (Cairn-Secret-Redacted says so).
+	WriteKey *string `json:"write_key"`
 }
 
 // Stack defines model for Stack.
@@ -1153,8 +1153,10 @@ type TokenTokenType string
 
 // TokenCreate defines model for TokenCreate.
 type TokenCreate struct {
-	Scopes     []TenantScope `json:"scopes"`
-	TtlSeconds *int          `json:"ttl_seconds,omitempty"`
+	Scopes []TenantScope `json:"scopes"`
+
+	// TtlSeconds The token's lifetime; at most the server's maximum for tenant tokens (24 hours unless configured lower), else `400`.
+	TtlSeconds *int `json:"ttl_seconds,omitempty"`
 }
 
 // UnmergeRequest defines model for UnmergeRequest.
@@ -1301,7 +1303,11 @@ type DeleteTenantParams struct {
 
 // UpdateTenantParams defines parameters for UpdateTenant.
 type UpdateTenantParams struct {
-	// IfMatch The ETag last read; the update fails with 412 if the tenant changed since.
+	// IfMatch The ETag last read (`"v3"`), a list of them (`"v3", "v4"`) or
+	// `*`, as RFC 9110 defines If-Match. The update fails with `412`
+	// unless a listed tag is the tenant's current one; comparison is
+	// strong, so a weak tag (`W/"v3"`) never matches. A value that is
+	// not an entity tag list (an unquoted `v3`, say) is a `400`.
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
@@ -2872,6 +2878,10 @@ type ClientInterface interface {
 	// CreateSourceWithBody Create a source and its write key
 	//
 	// The write key is in this response only; Cairn keeps just its hash.
+	// A replay of the request (same `Idempotency-Key`) answers the source
+	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+	// remembered response never holds the key. Rotate the source for a
+	// new one.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2881,6 +2891,10 @@ type ClientInterface interface {
 	// CreateSource Create a source and its write key
 	//
 	// The write key is in this response only; Cairn keeps just its hash.
+	// A replay of the request (same `Idempotency-Key`) answers the source
+	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+	// remembered response never holds the key. Rotate the source for a
+	// new one.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4651,6 +4665,10 @@ func (c *Client) ListSources(ctx context.Context, tenantId TenantID, params *Lis
 // CreateSourceWithBody Create a source and its write key
 //
 // The write key is in this response only; Cairn keeps just its hash.
+// A replay of the request (same `Idempotency-Key`) answers the source
+// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+// remembered response never holds the key. Rotate the source for a
+// new one.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4670,6 +4688,10 @@ func (c *Client) CreateSourceWithBody(ctx context.Context, tenantId TenantID, pa
 // CreateSource Create a source and its write key
 //
 // The write key is in this response only; Cairn keeps just its hash.
+// A replay of the request (same `Idempotency-Key`) answers the source
+// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+// remembered response never holds the key. Rotate the source for a
+// new one.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8896,6 +8918,10 @@ type ClientWithResponsesInterface interface {
 	// CreateSourceWithBodyWithResponse Create a source and its write key
 	//
 	// The write key is in this response only; Cairn keeps just its hash.
+	// A replay of the request (same `Idempotency-Key`) answers the source
+	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+	// remembered response never holds the key. Rotate the source for a
+	// new one.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8905,6 +8931,10 @@ type ClientWithResponsesInterface interface {
 	// CreateSourceWithResponse Create a source and its write key
 	//
 	// The write key is in this response only; Cairn keeps just its hash.
+	// A replay of the request (same `Idempotency-Key`) answers the source
+	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+	// remembered response never holds the key. Rotate the source for a
+	// new one.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -11539,6 +11569,8 @@ type ReconcileGrantsResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -11568,6 +11600,11 @@ func (r ReconcileGrantsResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ReconcileGrantsResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ReconcileGrantsResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12363,6 +12400,8 @@ type EraseProfileResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -12392,6 +12431,11 @@ func (r EraseProfileResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r EraseProfileResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r EraseProfileResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -13411,6 +13455,11 @@ func (r ListSourcesResponse) ContentType() string {
 	return ""
 }
 
+// CreateSourceResponse201Headers the declared response headers of an HTTP 201 response for CreateSource
+type CreateSourceResponse201Headers struct {
+	CairnSecretRedacted *string
+}
+
 // CreateSourceResponse401Headers the declared response headers of an HTTP 401 response for CreateSource
 type CreateSourceResponse401Headers struct {
 	WWWAuthenticate string
@@ -13439,6 +13488,8 @@ type CreateSourceResponse struct {
 	ApplicationproblemJSON422 *Unprocessable
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateSourceResponse201Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateSourceResponse401Headers
 }
@@ -13540,6 +13591,8 @@ type RevokeSourceResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -13569,6 +13622,11 @@ func (r RevokeSourceResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r RevokeSourceResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RevokeSourceResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -15758,6 +15816,10 @@ func (c *ClientWithResponses) ListSourcesWithResponse(ctx context.Context, tenan
 // CreateSourceWithBodyWithResponse Create a source and its write key
 //
 // The write key is in this response only; Cairn keeps just its hash.
+// A replay of the request (same `Idempotency-Key`) answers the source
+// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+// remembered response never holds the key. Rotate the source for a
+// new one.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15773,6 +15835,10 @@ func (c *ClientWithResponses) CreateSourceWithBodyWithResponse(ctx context.Conte
 // CreateSourceWithResponse Create a source and its write key
 //
 // The write key is in this response only; Cairn keeps just its hash.
+// A replay of the request (same `Idempotency-Key`) answers the source
+// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
+// remembered response never holds the key. Rotate the source for a
+// new one.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -18251,6 +18317,13 @@ func ParseReconcileGrantsResponse(rsp *http.Response) (*ReconcileGrantsResponse,
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18996,6 +19069,13 @@ func ParseEraseProfileResponse(rsp *http.Response) (*EraseProfileResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -19999,6 +20079,16 @@ func ParseCreateSourceResponse(rsp *http.Response) (*CreateSourceResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateSourceResponse201Headers
+		if values := rsp.Header.Values("Cairn-Secret-Redacted"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cairn-Secret-Redacted", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CairnSecretRedacted = &value
+		}
+		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateSourceResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -20062,6 +20152,13 @@ func ParseRevokeSourceResponse(rsp *http.Response) (*RevokeSourceResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError

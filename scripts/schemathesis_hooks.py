@@ -38,6 +38,10 @@ with a 400 whose only error names the field, when the request breaks the rule:
            an identity configuration lists each type once (uniqueItems
            cannot say "unique by one property"); checked: the rule the
            server names repeats the type of an earlier one.
+  If-Match an entity tag list as RFC 9110 defines it; the spec states it as
+           the header's pattern, but the coverage phase sends header values
+           that ignore it ("0"); checked: the value sent does not match the
+           spec's own pattern.
 
 before_call keeps the run's fixtures alive (see it); it drops nothing.
 
@@ -45,7 +49,8 @@ Keep the rules in step with internal/tenants (labelKeyPattern, MaxRegions)
 and internal/profiles (IdentityConfig); internal/httpapi/conformance_test.go
 pins the server behaviour the rules rely on (TestHeaderStateProblems,
 TestConformanceUnregisteredPrincipal, TestNULIsRefused, TestLabelKeyRule,
-TestRegionTotal, TestConformanceIdentifierTypeListedTwice).
+TestRegionTotal, TestConformanceIdentifierTypeListedTwice, TestETagAndIfMatch,
+TestParseIfMatch).
 """
 
 import itertools
@@ -143,6 +148,17 @@ def operation_id(case):
     return case.operation.definition.raw.get("operationId")
 
 
+def breaks_header_pattern(case, name):
+    """Whether the request sent header name with a value that its
+    parameter's pattern in the spec refuses."""
+    value = next((v for k, v in (case.headers or {}).items() if k.lower() == name.lower()), None)
+    for param in case.operation.definition.raw.get("parameters") or []:
+        if param.get("in") == "header" and param.get("name", "").lower() == name.lower():
+            pattern = (param.get("schema") or {}).get("pattern")
+            return isinstance(value, str) and pattern is not None and re.search(pattern, value) is None
+    return False
+
+
 def explained_rejection(case, response):
     doc = problem(response)
     answer = (response.status_code, doc.get("type"))
@@ -163,6 +179,8 @@ def explained_rejection(case, response):
     field, message = str(errors[0].get("field", "")), str(errors[0].get("message", ""))
     if message == NUL_MESSAGE:
         return carries_nul_at(case, field)
+    if field == "If-Match":
+        return breaks_header_pattern(case, field)
     if not isinstance(case.body, dict):
         return False
     if operation_id(case) == "putIdentityConfig":

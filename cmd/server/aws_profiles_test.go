@@ -144,7 +144,8 @@ func TestAWSProfiles(t *testing.T) {
 	ctx := t.Context()
 	keyFile := t.TempDir() + "/signing-key.pem"
 	admin := adminToken(t, keyFile)
-	base := startAWSServer(t, "profiles", awsVars(t, moto, testdb.Postgres(t), keyFile))
+	dbURL := testdb.Postgres(t)
+	base := startAWSServer(t, "profiles", awsVars(t, moto, dbURL, keyFile))
 	region := profilesRegion
 	ded := awsOnboard(t, base, admin, "dedicated", region)
 	pooled := awsOnboard(t, base, admin, "pooled", region)
@@ -169,7 +170,7 @@ func TestAWSProfiles(t *testing.T) {
 		if out["profile_table"] != p.table || out["raw_bucket"] != p.bucket || out["s3_prefix"] != p.prefix {
 			t.Fatalf("%s tenant's outputs %v; want profile_table %s, raw_bucket %s, s3_prefix %q", p.tier, out, p.table, p.bucket, p.prefix)
 		}
-		tok, err := runToken(t, "--tenant", p.id, "--data-dir", filepath.Dir(keyFile), "--signing-key-file", keyFile)
+		tok, err := runToken(t, "--tenant", p.id, "--data-dir", filepath.Dir(keyFile), "--signing-key-file", keyFile, "--database-url", dbURL)
 		if err != nil {
 			t.Fatalf("tenant token: %v", err)
 		}

@@ -229,7 +229,7 @@ func awsVars(t *testing.T, endpoint, dbURL, keyFile string) map[string]string {
 // URL. Its log (warnings and errors) is printed if the test fails.
 func startAWSServer(t *testing.T, name string, vars map[string]string) string {
 	t.Helper()
-	cfg, err := parseConfig("server", nil, env(vars), io.Discard, nil)
+	cfg, err := parseConfig("server", cmdServe, nil, env(vars), io.Discard, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

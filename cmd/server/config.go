@@ -35,70 +35,105 @@ type config struct {
 	Cloud             string
 	AWSEndpointURL    string
 	StackPollInterval time.Duration
+	MaxTenantTokenTTL time.Duration
+	MaxAdminTokenTTL  time.Duration
 }
 
+// command is a subcommand of the server, as a set bit.
+type command uint8
+
+const (
+	cmdServe command = 1 << iota
+	cmdMigrate
+	cmdToken
+
+	cmdAll = cmdServe | cmdMigrate | cmdToken
+)
+
 // setting describes one configuration entry; the README's table is made
-// from the same names.
+// from the same names. cmds are the commands that take it as a flag;
+// the others keep its environment value or default.
 type setting struct {
 	flag, env, def, usage string
 	target                any
+	cmds                  command
 }
 
 func (c *config) settings() []setting {
 	return []setting{
-		{"addr", "CAIRN_ADDR", "127.0.0.1:8080", "address to serve the API on", &c.Addr},
-		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, signing key and local zones", &c.DataDir},
-		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL},
-		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key that signs tokens; default <data-dir>/signing-key.pem, created if absent", &c.SigningKeyFile},
-		{"issuer", "CAIRN_ISSUER", "cairn", "iss of the tokens Cairn issues", &c.Issuer},
-		{"audience", "CAIRN_AUDIENCE", "cairn-api", "aud of the tokens Cairn issues and accepts", &c.Audience},
-		{"oidc-issuer", "CAIRN_OIDC_ISSUER", "", "also trust tokens from this OIDC issuer (e.g. a Cognito user pool)", &c.OIDCIssuer},
-		{"oidc-jwks-url", "CAIRN_OIDC_JWKS_URL", "", "JWKS URL of the OIDC issuer", &c.OIDCJWKSURL},
-		{"oidc-audience", "CAIRN_OIDC_AUDIENCE", "", "audience required in OIDC tokens", &c.OIDCAudience},
-		{"oidc-audience-claim", "CAIRN_OIDC_AUDIENCE_CLAIM", "aud", "claim that carries the audience (Cognito access tokens: client_id)", &c.OIDCAudClaim},
-		{"oidc-tenant-claim", "CAIRN_OIDC_TENANT_CLAIM", "custom:tenant_id", "claim of OIDC tokens that carries the tenant ID", &c.OIDCTenantClaim},
-		{"oidc-scope-claim", "CAIRN_OIDC_SCOPE_CLAIM", "scope", "claim of OIDC tokens that carries the scopes", &c.OIDCScopeClaim},
-		{"log-level", "CAIRN_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
-		{"max-body-bytes", "CAIRN_MAX_BODY_BYTES", "1048576", "largest request body accepted", &c.MaxBodyBytes},
-		{"shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight requests and jobs", &c.ShutdownTimeout},
-		{"job-poll-interval", "CAIRN_JOB_POLL_INTERVAL", "1s", "how often workers look for jobs on SQLite", &c.JobPollInterval},
-		{"max-workers", "CAIRN_MAX_WORKERS", "10", "jobs worked at once", &c.MaxWorkers},
-		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud},
-		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL},
-		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval},
+		{"addr", "CAIRN_ADDR", "127.0.0.1:8080", "address to serve the API on", &c.Addr, cmdServe},
+		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, signing key and local zones", &c.DataDir, cmdAll},
+		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL, cmdAll},
+		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key that signs tokens; default <data-dir>/signing-key.pem, created if absent", &c.SigningKeyFile, cmdServe | cmdToken},
+		{"issuer", "CAIRN_ISSUER", "cairn", "iss of the tokens Cairn issues", &c.Issuer, cmdServe | cmdToken},
+		{"audience", "CAIRN_AUDIENCE", "cairn-api", "aud of the tokens Cairn issues and accepts", &c.Audience, cmdServe | cmdToken},
+		{"oidc-issuer", "CAIRN_OIDC_ISSUER", "", "also trust tokens from this OIDC issuer (e.g. a Cognito user pool)", &c.OIDCIssuer, cmdServe},
+		{"oidc-jwks-url", "CAIRN_OIDC_JWKS_URL", "", "JWKS URL of the OIDC issuer", &c.OIDCJWKSURL, cmdServe},
+		{"oidc-audience", "CAIRN_OIDC_AUDIENCE", "", "audience required in OIDC tokens", &c.OIDCAudience, cmdServe},
+		{"oidc-audience-claim", "CAIRN_OIDC_AUDIENCE_CLAIM", "aud", "claim that carries the audience (Cognito access tokens: client_id)", &c.OIDCAudClaim, cmdServe},
+		{"oidc-tenant-claim", "CAIRN_OIDC_TENANT_CLAIM", "custom:tenant_id", "claim of OIDC tokens that carries the tenant ID", &c.OIDCTenantClaim, cmdServe},
+		{"oidc-scope-claim", "CAIRN_OIDC_SCOPE_CLAIM", "scope", "claim of OIDC tokens that carries the scopes", &c.OIDCScopeClaim, cmdServe},
+		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL, cmdServe | cmdToken},
+		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL, cmdServe | cmdToken},
+		{"log-level", "CAIRN_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel, cmdAll},
+		{"max-body-bytes", "CAIRN_MAX_BODY_BYTES", "1048576", "largest request body accepted", &c.MaxBodyBytes, cmdServe},
+		{"shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight requests and jobs", &c.ShutdownTimeout, cmdServe},
+		{"job-poll-interval", "CAIRN_JOB_POLL_INTERVAL", "1s", "how often workers look for jobs on SQLite", &c.JobPollInterval, cmdServe},
+		{"max-workers", "CAIRN_MAX_WORKERS", "10", "jobs worked at once", &c.MaxWorkers, cmdServe},
+		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud, cmdServe},
+		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL, cmdServe},
+		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval, cmdServe},
 	}
 }
 
-// register adds the settings to fs with defaults taken from the
-// environment, falling back to the built-in defaults.
-func (c *config) register(fs *flag.FlagSet, getenv func(string) string) error {
+// register adds the settings that cmd takes to fs, with defaults taken
+// from the environment, falling back to the built-in defaults; the other
+// settings get that value without a flag.
+func (c *config) register(fs *flag.FlagSet, getenv func(string) string, cmd command) error {
 	for _, s := range c.settings() {
 		def := s.def
 		if v := getenv(s.env); v != "" {
 			def = v
 		}
 		usage := fmt.Sprintf("%s (env %s)", s.usage, s.env)
+		own := s.cmds&cmd != 0
 		switch t := s.target.(type) {
 		case *string:
-			fs.StringVar(t, s.flag, def, usage)
+			if own {
+				fs.StringVar(t, s.flag, def, usage)
+			} else {
+				*t = def
+			}
 		case *int64:
 			n, err := strconv.ParseInt(def, 10, 64)
 			if err != nil {
 				return fmt.Errorf("%s: %q is not an integer", s.env, def)
 			}
-			fs.Int64Var(t, s.flag, n, usage)
+			if own {
+				fs.Int64Var(t, s.flag, n, usage)
+			} else {
+				*t = n
+			}
 		case *int:
 			n, err := strconv.Atoi(def)
 			if err != nil {
 				return fmt.Errorf("%s: %q is not an integer", s.env, def)
 			}
-			fs.IntVar(t, s.flag, n, usage)
+			if own {
+				fs.IntVar(t, s.flag, n, usage)
+			} else {
+				*t = n
+			}
 		case *time.Duration:
 			d, err := time.ParseDuration(def)
 			if err != nil {
 				return fmt.Errorf("%s: %q is not a duration", s.env, def)
 			}
-			fs.DurationVar(t, s.flag, d, usage)
+			if own {
+				fs.DurationVar(t, s.flag, d, usage)
+			} else {
+				*t = d
+			}
 		}
 	}
 	return nil
@@ -120,6 +155,11 @@ func (c *config) validate() error {
 	if c.MaxWorkers < 1 {
 		return errors.New("max-workers must be at least 1")
 	}
+	for _, d := range []time.Duration{c.MaxTenantTokenTTL, c.MaxAdminTokenTTL} {
+		if d < time.Minute || d > 720*time.Hour {
+			return fmt.Errorf("token lifetime maximum %s: want 1m to 720h", d)
+		}
+	}
 	if c.OIDCIssuer != "" && c.OIDCJWKSURL == "" {
 		return errors.New("oidc-issuer needs oidc-jwks-url")
 	}
@@ -137,16 +177,51 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// parseConfig parses args (without the subcommand) into a config.
-func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (*config, error) {
+// errHelpShown is returned when help was asked for and printed: run
+// succeeds.
+var errHelpShown = errors.New("help shown")
+
+// commands describes the subcommands for the top-level help.
+const commands = `Usage: server [command] [flags]
+
+Commands:
+  serve     serve the API (the default when no command is given)
+  migrate   bring the database schema up to date and exit
+  token     print an ISV admin token (--admin) or a tenant token (--tenant ID)
+  help      print this help, or a command's: server help token
+
+Every flag is also a CAIRN_* environment variable; a flag wins.
+Run "server COMMAND --help" for a command's flags.
+`
+
+// parseConfig parses args (without the subcommand) into a config, with
+// the flags of cmd only; extra adds the command's own flags. Help asked for
+// (-h, --help) is printed to stdout and answered with errHelpShown; a
+// parse error prints the usage to stderr.
+func parseConfig(name string, cmd command, args []string, getenv func(string) string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (*config, error) {
 	var c config
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := c.register(fs, getenv); err != nil {
+	if err := c.register(fs, getenv, cmd); err != nil {
 		return nil, err
 	}
 	if extra != nil {
 		extra(fs)
+	}
+	fs.Usage = func() {
+		w := fs.Output()
+		if cmd == cmdServe {
+			fmt.Fprint(w, commands)
+			fmt.Fprintf(w, "\nFlags of serve:\n")
+		} else {
+			fmt.Fprintf(w, "Usage: %s [flags]\n\nFlags:\n", name)
+		}
+		fs.PrintDefaults()
+	}
+	if wantsHelp(args) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return nil, errHelpShown
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -155,4 +230,17 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return &c, c.validate()
+}
+
+// wantsHelp reports whether args ask for help before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--h", "--help":
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@
 //	server token --admin        print an ISV admin token
 //	server token --tenant ID [--scopes a,b] [--ttl 1h]
 //	                            print a tenant token
+//	server help [command]       print the commands, or a command's flags
 //
 // Every flag is also a CAIRN_* environment variable; see the README.
 package main
@@ -59,27 +60,43 @@ func main() {
 // environment and streams. It returns when ctx is done (after a graceful
 // shutdown) or on a fatal error.
 func run(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, getenv, stdout, stderr)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+// dispatch runs the subcommand args name ("serve" if none).
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
-		cfg, err := parseConfig("server", args, getenv, stderr, nil)
+		cfg, err := parseConfig("server", cmdServe, args, getenv, stdout, stderr, nil)
 		if err != nil {
 			return err
 		}
 		return serve(ctx, cfg, stdout, stderr, hooks{})
 	case "migrate":
-		cfg, err := parseConfig("server migrate", args, getenv, stderr, nil)
+		cfg, err := parseConfig("server migrate", cmdMigrate, args, getenv, stdout, stderr, nil)
 		if err != nil {
 			return err
 		}
 		return migrate(ctx, cfg, stderr)
 	case "token":
 		return token(ctx, args, getenv, stdout, stderr)
+	case "help":
+		// "server help" is "server --help"; "server help token" is
+		// "server token --help".
+		if len(args) > 0 && args[0] != "serve" {
+			return dispatch(ctx, []string{args[0], "--help"}, getenv, stdout, stderr)
+		}
+		return dispatch(ctx, []string{"--help"}, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate or token)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, token or help)", cmd)
 	}
 }
 
@@ -118,7 +135,8 @@ func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external b
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	acfg := auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Logger: log}
+	acfg := auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Logger: log,
+		MaxTenantLifetime: cfg.MaxTenantTokenTTL, MaxAdminLifetime: cfg.MaxAdminTokenTTL}
 	if external && cfg.OIDCIssuer != "" {
 		acfg.External = &auth.ExternalConfig{
 			Issuer:        cfg.OIDCIssuer,
@@ -132,8 +150,9 @@ func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external b
 	return auth.New(ctx, key, acfg)
 }
 
-// token prints a token for operators. It needs only the signing key, not
-// the database.
+// token prints a token for operators. An admin token needs only the
+// signing key; a tenant token is minted only for a tenant the database
+// knows and that is not offboarded (see checkTokenTenant).
 func token(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
 		admin  bool
@@ -141,7 +160,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 		scopes string
 		ttl    time.Duration
 	)
-	cfg, err := parseConfig("server token", args, getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, err := parseConfig("server token", cmdToken, args, getenv, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&admin, "admin", false, "mint an ISV admin token")
 		fs.StringVar(&tenant, "tenant", "", "mint a token for this tenant ID")
 		fs.StringVar(&scopes, "scopes", "profiles:read,profiles:write,events:write,segments:read,segments:write", "tenant token scopes, comma-separated")
@@ -153,7 +172,13 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	if admin == (tenant != "") {
 		return errors.New("token: give exactly one of --admin and --tenant ID")
 	}
-	a, err := newAuthority(ctx, cfg, newLogger(cfg, stderr), false)
+	log := newLogger(cfg, stderr)
+	if tenant != "" {
+		if err := checkTokenTenant(ctx, cfg, log, tenant); err != nil {
+			return fmt.Errorf("token: %w", err)
+		}
+	}
+	a, err := newAuthority(ctx, cfg, log, false)
 	if err != nil {
 		return err
 	}
@@ -168,6 +193,28 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
+}
+
+// checkTokenTenant refuses to mint for a tenant the database does not have
+// or that was offboarded: the gate would refuse its token anyway, and an
+// operator should learn so now rather than from a 401 later. A suspended or
+// still provisioning tenant gets one, as the gate judges those per request.
+func checkTokenTenant(ctx context.Context, cfg *config, log *slog.Logger, id string) error {
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	t, err := tenants.NewService(db, nil).Get(ctx, id)
+	switch {
+	case errors.Is(err, tenants.ErrNotFound):
+		return fmt.Errorf("no tenant has the ID %q in %s", id, describeDB(cfg.DatabaseURL))
+	case err != nil:
+		return fmt.Errorf("read tenant %s: %w", id, err)
+	case !t.Status.Live():
+		return fmt.Errorf("tenant %s was offboarded (it is %s); it gets no more tokens", id, t.Status)
+	}
+	return nil
 }
 
 // serve wires the server explicitly, in order: database, stores, services,

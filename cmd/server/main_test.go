@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
@@ -54,30 +56,69 @@ func TestTokenCommand(t *testing.T) {
 	if p := verify(t, dir, tok); !p.IsAdmin() {
 		t.Fatalf("admin token gives %+v", p)
 	}
-	tok, err = runToken(t, "--tenant", "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--scopes", "profiles:read,grants:write", "--ttl", "10m", "--data-dir", dir)
+	live, gone := tokenTenants(t, dir)
+	tok, err = runToken(t, "--tenant", live, "--scopes", "profiles:read,grants:write", "--ttl", "10m", "--data-dir", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := verify(t, dir, tok)
-	if p.TenantID != "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa" || !slices.Equal(p.Scopes, []string{"grants:write", "profiles:read"}) && !slices.Equal(p.Scopes, []string{"profiles:read", "grants:write"}) {
+	if p.TenantID != live || !slices.Equal(p.Scopes, []string{"grants:write", "profiles:read"}) && !slices.Equal(p.Scopes, []string{"profiles:read", "grants:write"}) {
 		t.Fatalf("tenant token gives %+v", p)
 	}
-	for _, bad := range [][]string{
-		{"--data-dir", dir},
-		{"--admin", "--tenant", "ten_x", "--data-dir", dir},
-		{"--tenant", "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--scopes", "admin", "--data-dir", dir},
-		{"--admin", "--ttl", "9000h", "--data-dir", dir},
+	for _, bad := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--data-dir", dir}, "exactly one"},
+		{[]string{"--admin", "--tenant", "ten_x", "--data-dir", dir}, "exactly one"},
+		{[]string{"--tenant", live, "--scopes", "admin", "--data-dir", dir}, "scope"},
+		{[]string{"--admin", "--ttl", "9000h", "--data-dir", dir}, "lifetime"},
+		{[]string{"--tenant", "ten_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--data-dir", dir}, "no tenant has the ID"},
+		{[]string{"--tenant", gone, "--data-dir", dir}, "offboarded"},
 	} {
-		if tok, err := runToken(t, bad...); err == nil || tok != "" {
-			t.Errorf("token %v succeeded: %q", bad, tok)
+		if tok, err := runToken(t, bad.args...); err == nil || tok != "" || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("token %v: %q, error %v; want an error saying %q", bad.args, tok, err, bad.says)
 		}
 	}
 }
 
+// tokenTenants makes, in the data directory's database, a live tenant and
+// one that has been offboarded, and returns their IDs.
+func tokenTenants(t *testing.T, dir string) (live, gone string) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := parseConfig("server", cmdServe, []string{"--data-dir", dir}, env(nil), io.Discard, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openStore(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := tenants.NewService(db, nil)
+	ids := make([]string, 2)
+	for i, slug := range []string{"live-co", "gone-co"} {
+		tn, err := svc.Onboard(ctx, tenants.OnboardParams{Name: slug, Slug: slug, Tier: tenants.TierPooled, HomeRegion: "eu-west-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = tn.ID
+	}
+	for _, step := range []func(context.Context, string) (tenants.Tenant, error){
+		svc.MarkProvisioned, func(ctx context.Context, id string) (tenants.Tenant, error) { return svc.Offboard(ctx, id, false) }, svc.MarkDeleted,
+	} {
+		if _, err := step(ctx, ids[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids[0], ids[1]
+}
+
 func TestConfigPrecedence(t *testing.T) {
-	cfg, err := parseConfig("server", []string{"--addr", "127.0.0.1:9999"}, env(map[string]string{
+	cfg, err := parseConfig("server", cmdServe, []string{"--addr", "127.0.0.1:9999"}, env(map[string]string{
 		"CAIRN_ADDR": "127.0.0.1:1111", "CAIRN_DATA_DIR": "/tmp/cairn-x", "CAIRN_MAX_WORKERS": "3",
-	}), io.Discard, nil)
+	}), io.Discard, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +133,7 @@ func TestConfigPrecedence(t *testing.T) {
 		{"CAIRN_LOG_LEVEL": "loud"},
 		{"CAIRN_OIDC_ISSUER": "https://issuer.example"},
 	} {
-		if _, err := parseConfig("server", nil, env(bad), io.Discard, nil); err == nil {
+		if _, err := parseConfig("server", cmdServe, nil, env(bad), io.Discard, io.Discard, nil); err == nil {
 			t.Errorf("config %v accepted", bad)
 		}
 	}
@@ -122,7 +163,7 @@ func startServer(t testing.TB, ctx context.Context, vars map[string]string) (str
 // startServerHooks is startServer with hooks; h.ready is set here.
 func startServerHooks(t testing.TB, ctx context.Context, vars map[string]string, h hooks) (string, <-chan error) {
 	t.Helper()
-	cfg, err := parseConfig("server", []string{"--addr", "127.0.0.1:0", "--job-poll-interval", "20ms"}, env(vars), io.Discard, nil)
+	cfg, err := parseConfig("server", cmdServe, []string{"--addr", "127.0.0.1:0", "--job-poll-interval", "20ms"}, env(vars), io.Discard, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,5 +294,92 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"migrate", "--database-url", "mysql://x"}, env(nil), nil, io.Discard, io.Discard); err == nil {
 		t.Fatal("migrate accepted a mysql URL")
+	}
+}
+
+// TestTokenLifetimeLimits: the configured maximum token lifetimes hold for
+// minting (the token command, POST .../tokens: 400 naming ttl_seconds) and
+// for verification (a longer-lived token of the same key: 401 saying why).
+func TestTokenLifetimeLimits(t *testing.T) {
+	dir := t.TempDir()
+	limits := []string{"--max-tenant-token-ttl", "1h", "--max-admin-token-ttl", "2h", "--data-dir", dir}
+	if tok, err := runToken(t, append([]string{"--admin", "--ttl", "3h"}, limits...)...); err == nil || !strings.Contains(err.Error(), "maximum") {
+		t.Fatalf("token --ttl 3h with a 2h maximum: %q, %v", tok, err)
+	}
+	admin, err := runToken(t, append([]string{"--admin", "--ttl", "2h"}, limits...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := runToken(t, "--admin", "--ttl", "3h", "--data-dir", dir) // the default maximum is 24h
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	url, _ := startServer(t, ctx, map[string]string{
+		"CAIRN_DATA_DIR": dir, "CAIRN_MAX_TENANT_TOKEN_TTL": "1h", "CAIRN_MAX_ADMIN_TOKEN_TTL": "2h",
+	})
+	if status, body := call(t, "GET", url+"/v1/tenants", long, ""); status != http.StatusUnauthorized ||
+		!strings.Contains(body["detail"].(string), "token lifetime exceeds the maximum of 2h") {
+		t.Fatalf("a 3h admin token: %d %v", status, body)
+	}
+	status, tenant := call(t, "POST", url+"/v1/tenants", admin, `{"name":"Ttl","slug":"ttl-co","tier":"pooled","home_region":"eu-west-1"}`)
+	if status != http.StatusAccepted {
+		t.Fatalf("onboard: %d %v", status, tenant)
+	}
+	id := tenant["id"].(string)
+	awaitTenants(t, url, admin, []string{id}, "active", 30*time.Second)
+	status, body := call(t, "POST", url+"/v1/tenants/"+id+"/tokens", admin, `{"scopes":["profiles:read"],"ttl_seconds":7200}`)
+	if status != http.StatusBadRequest || !strings.Contains(body["detail"].(string), "ttl_seconds") {
+		t.Fatalf("a 2h tenant token with a 1h maximum: %d %v", status, body)
+	}
+	if status, body := call(t, "POST", url+"/v1/tenants/"+id+"/tokens", admin, `{"scopes":["profiles:read"],"ttl_seconds":3600}`); status != http.StatusCreated {
+		t.Fatalf("a 1h tenant token: %d %v", status, body)
+	}
+}
+
+// TestHelp: help is asked for, so it succeeds; it lists the subcommands,
+// and each command's help lists that command's own flags only.
+func TestHelp(t *testing.T) {
+	help := func(t *testing.T, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, env(nil), nil, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v (stderr %q)", args, err, errOut.String())
+		}
+		return out.String() + errOut.String()
+	}
+	tests := []struct {
+		args      []string
+		has, hasn []string
+	}{
+		{[]string{"--help"}, []string{"migrate", "token", "help", "-addr", "-max-workers"}, []string{"-admin", "-scopes"}},
+		{[]string{"-h"}, []string{"migrate", "token", "-addr"}, []string{"-admin"}},
+		{[]string{"help"}, []string{"migrate", "token", "-addr"}, []string{"-admin"}},
+		{[]string{"serve", "--help"}, []string{"-addr", "-cloud", "-oidc-issuer"}, []string{"-admin"}},
+		{[]string{"migrate", "--help"}, []string{"-data-dir", "-database-url"}, []string{"-addr", "-admin", "-cloud", "-max-workers"}},
+		{[]string{"token", "--help"}, []string{"-admin", "-tenant", "-scopes", "-ttl", "-data-dir", "-database-url", "-signing-key-file", "-max-admin-token-ttl"},
+			[]string{"-addr", "-cloud", "-max-workers", "-oidc-issuer", "-max-body-bytes", "-shutdown-timeout"}},
+		{[]string{"help", "token"}, []string{"-admin", "-tenant"}, []string{"-addr"}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out := help(t, tc.args...)
+			for _, s := range tc.has {
+				if !strings.Contains(out, s) {
+					t.Errorf("help lacks %q:\n%s", s, out)
+				}
+			}
+			for _, s := range tc.hasn {
+				if strings.Contains(out, s+" ") || strings.Contains(out, s+"\n") {
+					t.Errorf("help lists %q, not a flag of this command:\n%s", s, out)
+				}
+			}
+		})
+	}
+	// A flag of another command is refused, not silently taken.
+	if _, err := runToken(t, "--admin", "--addr", "127.0.0.1:1", "--data-dir", t.TempDir()); err == nil {
+		t.Error("token took --addr")
 	}
 }

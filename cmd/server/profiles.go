@@ -10,6 +10,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
+	"github.com/cairn-cdp/cairn/internal/store/backend"
 )
 
 // newProfileStores opens the profile store and the raw zone the
@@ -20,7 +21,13 @@ func newProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLo
 	if cfg.Cloud == "aws" {
 		return newAWSProfileStores(ctx, cfg, loc, calls)
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, "profiles.db"))
+	// Created here, private, before the store opens it: SQLite would create
+	// it, and its -wal and -shm files, readable by all under umask 022.
+	path := filepath.Join(cfg.DataDir, sqlitestore.FileName)
+	if err := backend.PrivateDatabaseFile(path); err != nil {
+		return nil, nil, nil, fmt.Errorf("profile store: %w", err)
+	}
+	st, err := sqlitestore.Open(ctx, path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("profile store: %w", err)
 	}

@@ -105,7 +105,7 @@ func TestMetricsAndLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseConfig("server", []string{"--addr", "127.0.0.1:0", "--data-dir", dir}, env(nil), io.Discard, nil)
+	cfg, err := parseConfig("server", cmdServe, []string{"--addr", "127.0.0.1:0", "--data-dir", dir}, env(nil), io.Discard, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,14 @@ type Config struct {
 	// Leeway is the clock skew tolerated on exp, nbf and iat. Zero means
 	// the default, 30s; at most 5m.
 	Leeway time.Duration
+	// MaxTenantLifetime is the longest lifetime (exp minus iat) of a
+	// tenant token: MintTenant refuses a longer TTL and Verify refuses a
+	// token that lives longer, whoever issued it. Zero means MaxTenantTTL
+	// (24h); at most MaxLifetimeCeiling.
+	MaxTenantLifetime time.Duration
+	// MaxAdminLifetime is the same for admin tokens. Zero means
+	// MaxAdminTTL (24h); at most MaxLifetimeCeiling.
+	MaxAdminLifetime time.Duration
 	// VerifyKeys are further public keys accepted on Cairn's own tokens and
 	// published by JWKS, but never used to sign: typically the previous
 	// signing key, kept until the tokens it signed have expired.
@@ -92,6 +100,9 @@ type Authority struct {
 	audience string
 	now      func() time.Time
 	jwks     []byte
+	// maxTenant and maxAdmin are the longest lifetimes of tenant and admin
+	// tokens, minted or verified.
+	maxTenant, maxAdmin time.Duration
 	// trusted maps an iss to the only rules under which a token claiming
 	// that iss can be accepted.
 	trusted map[string]*trustedIssuer
@@ -135,6 +146,17 @@ func New(ctx context.Context, key ed25519.PrivateKey, cfg Config) (*Authority, e
 	if cfg.Leeway < 0 || cfg.Leeway > maxLeeway {
 		return nil, fmt.Errorf("auth: leeway %s is outside 0 to %s", cfg.Leeway, maxLeeway)
 	}
+	if cfg.MaxTenantLifetime == 0 {
+		cfg.MaxTenantLifetime = MaxTenantTTL
+	}
+	if cfg.MaxAdminLifetime == 0 {
+		cfg.MaxAdminLifetime = MaxAdminTTL
+	}
+	for _, d := range []time.Duration{cfg.MaxTenantLifetime, cfg.MaxAdminLifetime} {
+		if d < time.Minute || d > MaxLifetimeCeiling {
+			return nil, fmt.Errorf("auth: maximum token lifetime %s is outside 1m to %s", d, MaxLifetimeCeiling)
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -160,13 +182,15 @@ func New(ctx context.Context, key ed25519.PrivateKey, cfg Config) (*Authority, e
 	}
 
 	a := &Authority{
-		key:      key,
-		kid:      thumbprint(pub),
-		issuer:   cfg.Issuer,
-		audience: cfg.Audience,
-		now:      cfg.Now,
-		jwks:     jwks,
-		trusted:  map[string]*trustedIssuer{},
+		key:       key,
+		kid:       thumbprint(pub),
+		issuer:    cfg.Issuer,
+		audience:  cfg.Audience,
+		now:       cfg.Now,
+		jwks:      jwks,
+		trusted:   map[string]*trustedIssuer{},
+		maxTenant: cfg.MaxTenantLifetime,
+		maxAdmin:  cfg.MaxAdminLifetime,
 	}
 	ownAlgs := []string{jwt.SigningMethodEdDSA.Alg()}
 	a.trusted[cfg.Issuer] = &trustedIssuer{
@@ -318,9 +342,9 @@ type ownClaims struct {
 
 // MintAdmin returns a token for the ISV admin (subject "admin", scope
 // "admin") and its expiry. A zero ttl means DefaultTTL; a negative one or
-// one above MaxAdminTTL returns an error matching ErrInvalidTTL.
+// one above Config.MaxAdminLifetime returns an error matching ErrInvalidTTL.
 func (a *Authority) MintAdmin(ttl time.Duration) (string, time.Time, error) {
-	ttl, err := checkTTL(ttl, MaxAdminTTL)
+	ttl, err := checkTTL(ttl, a.maxAdmin)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -330,7 +354,7 @@ func (a *Authority) MintAdmin(ttl time.Duration) (string, time.Time, error) {
 // MintTenant returns a token for tenantID with the given tenant scopes and
 // its expiry. A zero ttl means DefaultTTL. Empty or unknown scopes, or
 // ScopeAdmin, return an error matching ErrInvalidScope; a negative ttl or one
-// above MaxTenantTTL returns one matching ErrInvalidTTL. An empty tenant ID
+// above Config.MaxTenantLifetime returns one matching ErrInvalidTTL. An empty tenant ID
 // or one with spaces or control characters is a plain error: callers are
 // expected to pass the ID of an existing tenant.
 func (a *Authority) MintTenant(tenantID string, scopes []string, ttl time.Duration) (string, time.Time, error) {
@@ -341,7 +365,7 @@ func (a *Authority) MintTenant(tenantID string, scopes []string, ttl time.Durati
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	ttl, err = checkTTL(ttl, MaxTenantTTL)
+	ttl, err = checkTTL(ttl, a.maxTenant)
 	if err != nil {
 		return "", time.Time{}, err
 	}

@@ -107,13 +107,13 @@ func TestMintErrors(t *testing.T) {
 	}{
 		{"every tenant scope", tenant("ten_1", []string{"profiles:read", "profiles:write", "segments:read", "segments:write", "grants:write", "events:write"}, 0), nil},
 		{"tenant ttl at 24h", tenant("ten_1", read, auth.MaxTenantTTL), nil},
-		{"admin ttl at 30 days", admin(auth.MaxAdminTTL), nil},
+		{"admin ttl at 24h", admin(auth.MaxAdminTTL), nil},
 		{"unknown scope", tenant("ten_1", []string{"profiles:read", "profiles:delete"}, 0), auth.ErrInvalidScope},
 		{"admin scope for tenant", tenant("ten_1", []string{"admin"}, 0), auth.ErrInvalidScope},
 		{"no scopes", tenant("ten_1", nil, 0), auth.ErrInvalidScope},
 		{"tenant ttl above 24h", tenant("ten_1", read, auth.MaxTenantTTL+time.Second), auth.ErrInvalidTTL},
 		{"negative tenant ttl", tenant("ten_1", read, -time.Second), auth.ErrInvalidTTL},
-		{"admin ttl above 30 days", admin(auth.MaxAdminTTL + time.Second), auth.ErrInvalidTTL},
+		{"admin ttl above 24h", admin(auth.MaxAdminTTL + time.Second), auth.ErrInvalidTTL},
 		{"negative admin ttl", admin(-time.Second), auth.ErrInvalidTTL},
 	}
 	for _, tc := range tests {
@@ -465,6 +465,76 @@ func TestVerifyRemembersWithinExpiry(t *testing.T) {
 				t.Fatalf("at %s: principal %+v", tc.at, p)
 			}
 			p.Scopes[0] = "admin"
+		}
+	}
+}
+
+// TestVerifyRefusesLongLivedTokens: a token whose lifetime (exp minus iat,
+// or nbf, or the time of verification when it has neither) exceeds the
+// maximum of its kind is refused, naming why, however far it is from
+// expiring. Defaults: 24h for tenant and admin tokens alike.
+func TestVerifyRefusesLongLivedTokens(t *testing.T) {
+	key := newKey(t)
+	kid := kidOf(t, pubOf(key))
+	clk := &clock{now: t0}
+	tenant := func(iat, exp time.Duration) jwt.MapClaims {
+		return jwt.MapClaims{"iss": "cairn", "aud": "cairn-api", "sub": "tenant:ten_1", "tenant_id": "ten_1",
+			"scope": "profiles:read", "iat": t0.Add(iat).Unix(), "exp": t0.Add(exp).Unix()}
+	}
+	admin := func(iat, exp time.Duration) jwt.MapClaims {
+		return jwt.MapClaims{"iss": "cairn", "aud": "cairn-api", "sub": "admin", "scope": "admin",
+			"iat": t0.Add(iat).Unix(), "exp": t0.Add(exp).Unix()}
+	}
+	noIat := func(c jwt.MapClaims) jwt.MapClaims { delete(c, "iat"); return c }
+	withNbf := func(c jwt.MapClaims, nbf time.Duration) jwt.MapClaims {
+		c = noIat(c)
+		c["nbf"] = t0.Add(nbf).Unix()
+		return c
+	}
+	ed := func(c jwt.MapClaims) string {
+		return sign(t, jwt.SigningMethodEdDSA, key, map[string]any{"typ": "JWT", "kid": kid}, c)
+	}
+	const day = 24 * time.Hour
+	tests := []struct {
+		name   string
+		cfg    auth.Config
+		claims jwt.MapClaims
+		reason string
+	}{
+		{"tenant at 24h", auth.Config{}, tenant(0, day), ""},
+		{"tenant over 24h", auth.Config{}, tenant(0, day+time.Second), "token lifetime exceeds the maximum of 24h"},
+		{"tenant issued long ago, valid now", auth.Config{}, tenant(-day-time.Hour, time.Hour), "token lifetime exceeds the maximum of 24h"},
+		{"admin at 24h", auth.Config{}, admin(0, day), ""},
+		{"admin over 24h", auth.Config{}, admin(0, 30*day), "token lifetime exceeds the maximum of 24h"},
+		{"no iat: nbf counts", auth.Config{}, withNbf(tenant(0, day+time.Hour), 0), "token lifetime exceeds the maximum of 24h"},
+		{"neither: what is left counts", auth.Config{}, noIat(admin(0, day+time.Hour)), "token lifetime exceeds the maximum of 24h"},
+		{"neither, within", auth.Config{}, noIat(admin(0, day)), ""},
+		{"configured tenant maximum", auth.Config{MaxTenantLifetime: time.Hour}, tenant(0, 2*time.Hour), "token lifetime exceeds the maximum of 1h"},
+		{"configured admin maximum", auth.Config{MaxAdminLifetime: 7 * day}, admin(0, 7*day), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Now = clk.Now
+			_, err := newAuthority(t, key, cfg).Verify(t.Context(), ed(tc.claims))
+			wantReason(t, err, tc.reason)
+		})
+	}
+
+	// Minting holds to the same maximum.
+	a := newAuthority(t, key, auth.Config{MaxTenantLifetime: time.Hour, MaxAdminLifetime: 2 * time.Hour})
+	if _, _, err := a.MintTenant("ten_1", []string{"profiles:read"}, time.Hour+time.Second); !errors.Is(err, auth.ErrInvalidTTL) {
+		t.Errorf("MintTenant above the configured maximum: %v", err)
+	}
+	if _, _, err := a.MintAdmin(2*time.Hour + time.Second); !errors.Is(err, auth.ErrInvalidTTL) {
+		t.Errorf("MintAdmin above the configured maximum: %v", err)
+	}
+	if _, _, err := a.MintAdmin(2 * time.Hour); err != nil {
+		t.Errorf("MintAdmin at the configured maximum: %v", err)
+	}
+	for _, bad := range []auth.Config{{MaxTenantLifetime: -time.Hour}, {MaxAdminLifetime: 31 * day}} {
+		if _, err := auth.New(t.Context(), key, bad); err == nil {
+			t.Errorf("New accepted %+v", bad)
 		}
 	}
 }

@@ -26,9 +26,20 @@
 // tenant) or a tenant principal (a tenant ID and tenant scopes). A token that
 // yields neither, or both, is rejected.
 //
+// Clock skew: exp, nbf and iat are checked with Config.Leeway (default 30s,
+// at most 5m) of tolerance, so a token is accepted from 30s before its
+// nbf or iat until 30s after its exp; a token whose iat is further in the
+// future than that is refused as issued in the future.
+//
+// Lifetime: a verified token must not live longer than the maximum of its
+// kind, Config.MaxTenantLifetime or Config.MaxAdminLifetime (both 24h by
+// default, at most MaxLifetimeCeiling, 30 days). The lifetime is exp minus
+// iat (minus nbf without iat, minus the time of verification without
+// either); the leeway does not stretch it. This holds for the external
+// issuer's tokens too, and MintTenant and MintAdmin refuse longer TTLs.
+//
 // Defaults: issuer "cairn", audience "cairn-api", leeway 30s, token lifetime
-// DefaultTTL (1h). Tenant tokens live at most MaxTenantTTL (24h), admin
-// tokens at most MaxAdminTTL (30 days).
+// DefaultTTL (1h), at most 24h for tenant and admin tokens alike.
 //
 // Errors: every error Verify returns matches ErrUnauthenticated and is a
 // *TokenError whose Reason is short and safe to show a client. MintAdmin and

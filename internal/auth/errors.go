@@ -11,7 +11,8 @@ var (
 	// unknown, or include ScopeAdmin.
 	ErrInvalidScope = errors.New("invalid scope")
 	// ErrInvalidTTL is returned by MintAdmin and MintTenant when the lifetime
-	// is negative or above MaxAdminTTL or MaxTenantTTL.
+	// is negative or above the configured maximum (Config.MaxAdminLifetime,
+	// Config.MaxTenantLifetime).
 	ErrInvalidTTL = errors.New("invalid token lifetime")
 )
 

@@ -24,11 +24,19 @@ var tenantScopes = []string{
 	ScopeGrantsWrite, ScopeEventsWrite,
 }
 
-// Token lifetimes for MintAdmin and MintTenant. A zero TTL means DefaultTTL.
+// TenantScopes returns every scope a tenant token may carry.
+func TenantScopes() []string { return slices.Clone(tenantScopes) }
+
+// Token lifetimes. A zero TTL given to MintAdmin or MintTenant means
+// DefaultTTL. MaxTenantTTL and MaxAdminTTL are the default maximum
+// lifetimes (Config.MaxTenantLifetime, Config.MaxAdminLifetime), which
+// minting and verification both hold to; no configuration may raise them
+// past MaxLifetimeCeiling.
 const (
-	DefaultTTL   = time.Hour
-	MaxTenantTTL = 24 * time.Hour
-	MaxAdminTTL  = 30 * 24 * time.Hour
+	DefaultTTL         = time.Hour
+	MaxTenantTTL       = 24 * time.Hour
+	MaxAdminTTL        = 24 * time.Hour
+	MaxLifetimeCeiling = 30 * 24 * time.Hour
 )
 
 // normalizeTenantScopes returns the scopes sorted and without duplicates, so

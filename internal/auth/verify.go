@@ -109,7 +109,43 @@ func (a *Authority) verify(ctx context.Context, token string) (Principal, time.T
 	if e, err := claims.GetExpirationTime(); err == nil && e != nil {
 		exp = e.Time
 	}
+	if err := a.checkLifetime(p, claims, exp); err != nil {
+		return fail(err)
+	}
 	return p, exp, nil
+}
+
+// checkLifetime refuses a token that lives longer than the maximum of its
+// kind: exp minus iat, or minus nbf without iat, or minus now without
+// either (what is left of it is then all that is known). A leaked token
+// is bounded however its issuer was configured.
+func (a *Authority) checkLifetime(p Principal, claims jwt.MapClaims, exp time.Time) error {
+	limit := a.maxTenant
+	if p.IsAdmin() {
+		limit = a.maxAdmin
+	}
+	start := a.now()
+	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
+		start = iat.Time
+	} else if nbf, err := claims.GetNotBefore(); err == nil && nbf != nil {
+		start = nbf.Time
+	}
+	if exp.Sub(start) > limit {
+		return unauthenticated("token lifetime exceeds the maximum of " + shortDuration(limit))
+	}
+	return nil
+}
+
+// shortDuration writes 24h rather than 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // verifiedTTL bounds how long an accepted token is accepted again without

@@ -236,10 +236,47 @@ func (s *Service) Sync(ctx context.Context, tenantID string) error {
 	return nil
 }
 
-// RevokeAll takes every grant of an offboarded tenant out of the Catalog;
-// the provisioner calls it before the tenant's resources go.
+// RevokeAll takes every grant of an offboarded tenant out of the Catalog,
+// then releases its principals, so that the customer's AWS accounts and
+// roles can be registered to another tenant (a tenant onboarded again for
+// the same customer). Offboarding calls it before the tenant's resources
+// go, on every run of its job: both steps are idempotent. A tenant that is
+// live again keeps its principals.
 func (s *Service) RevokeAll(ctx context.Context, tenantID string) error {
-	return s.Sync(ctx, tenantID)
+	if err := s.Sync(ctx, tenantID); err != nil {
+		return err
+	}
+	t, err := s.tenants.Get(ctx, tenantID)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return nil
+	}
+	if err != nil || t.Status.Live() {
+		return err
+	}
+	return s.releasePrincipals(ctx, tenantID)
+}
+
+// releasePrincipals unregisters every principal of an offboarded tenant,
+// each with an audit event, a page at a time.
+func (s *Service) releasePrincipals(ctx context.Context, tenantID string) error {
+	for {
+		list, err := s.store.PrincipalList(ctx, tenantID, 0, 100)
+		if err != nil || len(list) == 0 {
+			return err
+		}
+		for _, p := range list {
+			err := s.store.InTx(ctx, func(tx Tx) error {
+				if err := tx.PrincipalDelete(ctx, tenantID, p.Principal); err != nil && !errors.Is(err, ErrNotFound) {
+					return err
+				}
+				return tx.AuditAppend(ctx, AuditEvent{Time: s.now(), TenantID: tenantID, Actor: "cairn", Action: "principal.release",
+					Resource: p.Principal, Outcome: "ok", Detail: map[string]string{"reason": "tenant offboarded"}})
+			})
+			if err != nil {
+				return fmt.Errorf("release principal %s: %w", p.Principal, err)
+			}
+		}
+	}
 }
 
 // ReconcileReport is what a reconcile found and did.

@@ -989,8 +989,8 @@ type SourceWithKey struct {
 	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
 	TenantId TenantID `json:"tenant_id"`
 
-	// WriteKey Shown once.
-	WriteKey string `json:"write_key"`
+	// WriteKey Shown once: null in a replay of the request that made it (Cairn-Secret-Redacted says so).
+	WriteKey *string `json:"write_key"`
 }
 
 // Stack defines model for Stack.
@@ -1152,8 +1152,10 @@ type TokenTokenType string
 
 // TokenCreate defines model for TokenCreate.
 type TokenCreate struct {
-	Scopes     []TenantScope `json:"scopes"`
-	TtlSeconds *int          `json:"ttl_seconds,omitempty"`
+	Scopes []TenantScope `json:"scopes"`
+
+	// TtlSeconds The token's lifetime; at most the server's maximum for tenant tokens (24 hours unless configured lower), else `400`.
+	TtlSeconds *int `json:"ttl_seconds,omitempty"`
 }
 
 // UnmergeRequest defines model for UnmergeRequest.
@@ -1300,7 +1302,11 @@ type DeleteTenantParams struct {
 
 // UpdateTenantParams defines parameters for UpdateTenant.
 type UpdateTenantParams struct {
-	// IfMatch The ETag last read; the update fails with 412 if the tenant changed since.
+	// IfMatch The ETag last read (`"v3"`), a list of them (`"v3", "v4"`) or
+	// `*`, as RFC 9110 defines If-Match. The update fails with `412`
+	// unless a listed tag is the tenant's current one; comparison is
+	// strong, so a weak tag (`W/"v3"`) never matches. A value that is
+	// not an entity tag list (an unquoted `v3`, say) is a `400`.
 	IfMatch *string `json:"If-Match,omitempty"`
 }
 
@@ -8055,6 +8061,22 @@ func (response ReconcileGrants404ApplicationProblemPlusJSONResponse) VisitReconc
 	return err
 }
 
+type ReconcileGrants409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ReconcileGrants409ApplicationProblemPlusJSONResponse) VisitReconcileGrantsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReconcileGrants500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -9172,6 +9194,22 @@ func (response EraseProfile404ApplicationProblemPlusJSONResponse) VisitEraseProf
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseProfile409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response EraseProfile409ApplicationProblemPlusJSONResponse) VisitEraseProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10502,15 +10540,25 @@ type CreateSourceResponseObject interface {
 	VisitCreateSourceResponse(w http.ResponseWriter) error
 }
 
-type CreateSource201JSONResponse SourceWithKey
+type CreateSource201ResponseHeaders struct {
+	CairnSecretRedacted *string
+}
+
+type CreateSource201JSONResponse struct {
+	Body    SourceWithKey
+	Headers CreateSource201ResponseHeaders
+}
 
 func (response CreateSource201JSONResponse) VisitCreateSourceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CairnSecretRedacted != nil {
+		w.Header().Set("Cairn-Secret-Redacted", fmt.Sprint(*response.Headers.CairnSecretRedacted))
+	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10745,6 +10793,22 @@ func (response RevokeSource404ApplicationProblemPlusJSONResponse) VisitRevokeSou
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeSource409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeSource409ApplicationProblemPlusJSONResponse) VisitRevokeSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }

@@ -119,6 +119,13 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 		info.template = route.Path
 		info.tenantID = params["tenant_id"]
 		info.idempotent = route.Operation.Parameters.GetByInAndName(openapi3.ParameterInHeader, idempotencyHeader) != nil
+		if fields, ok := route.Operation.Extensions[extSecrets].([]any); ok {
+			for _, f := range fields {
+				if name, ok := f.(string); ok {
+					info.secrets = append(info.secrets, name)
+				}
+			}
+		}
 	}
 	ingest := route.Operation.Extensions[extIngest] == true
 	cors := route.Operation.Extensions[extCORS] == true
@@ -186,6 +193,11 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 		}
 		if p := g.authorize(r.Context(), principal, security, params["tenant_id"]); p != nil {
 			return r, p
+		}
+		if principal.IsAdmin() && params["tenant_id"] != "" {
+			if p := g.refuseDeleted(w, r, params["tenant_id"]); p != nil {
+				return r, p
+			}
 		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxPrincipal, principal))
 	}
@@ -315,9 +327,73 @@ func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi
 		return unauthorized("The token's tenant has been offboarded.")
 	}
 	if !admits(security, p.Scopes) {
-		return forbidden("The token lacks a scope this route needs.")
+		return forbidden(missingScopes(security, p.Scopes))
 	}
 	return nil
+}
+
+// missingScopes says which scopes a tenant token lacks for a route: those
+// of the one alternative it comes closest to, or, when the route has
+// alternatives of one scope each, any one of them.
+func missingScopes(security openapi3.SecurityRequirements, have []string) string {
+	var alternatives [][]string
+	for _, req := range security {
+		need, ok := req["bearerAuth"]
+		if !ok || slices.Contains(need, scopeAdmin) {
+			continue
+		}
+		var missing []string
+		for _, s := range need {
+			if !slices.Contains(have, s) {
+				missing = append(missing, s)
+			}
+		}
+		alternatives = append(alternatives, missing)
+	}
+	if len(alternatives) == 0 {
+		return "This route needs an admin token."
+	}
+	single := true
+	var names []string
+	for _, m := range alternatives {
+		single = single && len(m) == 1
+		names = append(names, strings.Join(m, " and "))
+	}
+	if len(names) > 1 && single {
+		return "The token lacks the scope this route needs: one of " + strings.Join(names, ", ") + "."
+	}
+	slices.SortFunc(alternatives, func(a, b []string) int { return len(a) - len(b) })
+	return "The token lacks the scope this route needs: " + strings.Join(alternatives[0], " and ") + "."
+}
+
+// errTenantDeleted answers every change to an offboarded tenant.
+var errTenantDeleted = newProblem(http.StatusConflict, "tenant-deleted", "Tenant deleted",
+	"The tenant was offboarded and is deleted; its routes take no more changes.")
+
+// tenantStatusHeader tells a reader of a deleted tenant's routes that the
+// tenant is deleted: what they answer is its tombstone's history.
+const tenantStatusHeader = "Cairn-Tenant-Status"
+
+// refuseDeleted refuses any request but a read on the routes of a deleted
+// tenant, before the body is read, so that whatever the request no change
+// reaches a handler (and so no River job, source, segment or principal is
+// made for a tombstone). It runs for admins only: authorize has refused a
+// deleted tenant's own token already. An unknown tenant passes, for the
+// handler to answer 404.
+func (g *gate) refuseDeleted(w http.ResponseWriter, r *http.Request, tenantID string) *problem {
+	t, err := g.tenants.Get(r.Context(), tenantID)
+	switch {
+	case errors.Is(err, tenants.ErrNotFound):
+		return nil
+	case err != nil:
+		return errInternal
+	case t.Status != tenants.StatusDeleted:
+		return nil
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		w.Header().Set(tenantStatusHeader, string(tenants.StatusDeleted))
+		return nil
+	}
+	return errTenantDeleted
 }
 
 // admits reports whether scopes satisfy one of the alternatives.
@@ -428,6 +504,12 @@ func validationProblem(err error) *problem {
 		msg = reqErr.Reason
 		if reqErr.Parameter != nil {
 			field = reqErr.Parameter.Name
+			if field == ifMatchHeader && reqErr.Input != nil && reqErr.Input.Request != nil {
+				// The spec's pattern refused it; the parser says why.
+				if _, _, err := parseIfMatch(reqErr.Input.Request.Header.Get(ifMatchHeader)); err != nil {
+					return ifMatchProblem(err)
+				}
+			}
 		}
 	}
 	if errors.As(err, &schemaErr) {

@@ -280,3 +280,32 @@ func TestCredentialsAreIssuedAndAudited(t *testing.T) {
 		e.do("GET", "/v1/audit-events", e.tenantToken(id, "grants:write"), nil).want(t, 403)
 	})
 }
+
+// TestOffboardingReleasesPrincipals: a customer's AWS account registered to
+// a tenant that is offboarded can be registered again by the customer's next
+// tenant, and the release is audited.
+func TestOffboardingReleasesPrincipals(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		const account = "123456789012"
+		role := "arn:aws:iam::210987654321:role/analyst"
+		old := e.activeTenant("first-life")
+		for _, p := range []string{account, role} {
+			e.do("POST", "/v1/tenants/"+old+"/principals", e.admin, map[string]any{"principal": p}).want(t, 201)
+		}
+		e.do("DELETE", "/v1/tenants/"+old, e.admin, nil).want(t, 202)
+		e.waitStatus(old, "deleted")
+		if items := e.do("GET", "/v1/tenants/"+old+"/principals", e.admin, nil).want(t, 200).body["items"].([]any); len(items) != 0 {
+			t.Fatalf("the offboarded tenant keeps principals: %v", items)
+		}
+
+		again := e.activeTenant("second-life")
+		for _, p := range []string{account, role} {
+			e.do("POST", "/v1/tenants/"+again+"/principals", e.admin, map[string]any{"principal": p}).want(t, 201)
+		}
+		a := e.do("GET", "/v1/audit-events?action=principal.release&tenant_id="+old, e.admin, nil).want(t, 200)
+		if items := a.body["items"].([]any); len(items) != 2 {
+			t.Fatalf("release not audited: %s", a.raw)
+		}
+	})
+}

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/idempotency"
@@ -120,13 +122,55 @@ func idempotent(store idempotency.Store, now func() time.Time, log *slog.Logger,
 				header.Set(h, v)
 			}
 		}
+		stored := buf.body.Bytes()
+		if len(info.secrets) > 0 {
+			var redacted []string
+			if stored, redacted, err = redact(stored, info.secrets); err != nil {
+				// Nothing that may hold a secret is remembered; the key is
+				// freed and a retry runs the request again.
+				log.ErrorContext(r.Context(), "redact idempotent response", "request_id", requestID(r.Context()), "err", err)
+				return
+			}
+			if len(redacted) > 0 {
+				header.Set(secretRedactedHeader, strings.Join(redacted, ", "))
+			}
+		}
 		hdr, _ := json.Marshal(header)
-		if err := store.IdempotencyComplete(r.Context(), rec.Principal, rec.Key, buf.status, hdr, buf.body.Bytes()); err != nil {
+		if err := store.IdempotencyComplete(r.Context(), rec.Principal, rec.Key, buf.status, hdr, stored); err != nil {
 			log.ErrorContext(r.Context(), "store idempotent response", "request_id", requestID(r.Context()), "err", err)
 			return
 		}
 		completed = true
 	})
+}
+
+// secretRedactedHeader names, on a replay, the response fields that were
+// left out (null) because they are secrets shown once.
+const secretRedactedHeader = "Cairn-Secret-Redacted"
+
+// redact returns a JSON object body with the named top-level fields set to
+// null, and the fields it nulled. A body that is not a JSON object is an
+// error: it cannot be shown to hold no secret.
+func redact(body []byte, fields []string) ([]byte, []string, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return nil, nil, fmt.Errorf("response is not a JSON object: %w", err)
+	}
+	var redacted []string
+	for _, f := range fields {
+		if v, ok := obj[f]; ok && string(v) != "null" {
+			obj[f] = json.RawMessage("null")
+			redacted = append(redacted, f)
+		}
+	}
+	if len(redacted) == 0 {
+		return body, nil, nil
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(out, '\n'), redacted, nil
 }
 
 func replay(w http.ResponseWriter, rec idempotency.Record) {

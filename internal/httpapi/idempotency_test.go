@@ -1,13 +1,18 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
@@ -102,4 +107,67 @@ func TestIdempotencyInFlightRace(t *testing.T) {
 			t.Fatalf("%d tenants, want 1", n)
 		}
 	}
+}
+
+// TestIdempotencyKeepsNoSecret: a source's write key is shown once. The
+// response of creating a source with an Idempotency-Key is remembered
+// without it: no file of the data directory (the SQLite databases and their
+// -wal files) and no remembered response holds a write key, and a replay
+// answers the source with write_key null and Cairn-Secret-Redacted naming
+// it. Rotating takes no Idempotency-Key (a replay could not show the new
+// key either), so one sent with it is ignored and nothing is remembered.
+func TestIdempotencyKeepsNoSecret(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("secret-co")
+		base := "/v1/tenants/" + id + "/sources"
+		body := map[string]any{"name": "web"}
+		first := e.do("POST", base, e.admin, body, "Idempotency-Key", "src-1").want(t, 201)
+		src := first.str("id")
+		rot := e.do("POST", base+"/"+src+"/rotate", e.admin, nil, "Idempotency-Key", "rot-1").want(t, 200)
+		keys := []string{first.str("write_key"), rot.str("write_key")}
+		if keys[0] == "" || keys[1] == "" || keys[0] == keys[1] {
+			t.Fatalf("write keys %q", keys)
+		}
+
+		r := e.do("POST", base, e.admin, body, "Idempotency-Key", "src-1").want(t, 201)
+		if r.header.Get("Idempotent-Replayed") != "true" || r.header.Get("Cairn-Secret-Redacted") != "write_key" {
+			t.Errorf("replay headers %v", r.header)
+		}
+		if v, ok := r.body["write_key"]; !ok || v != nil || r.str("id") != src || r.str("key_hint") != first.str("key_hint") {
+			t.Errorf("replay shows %s", r.raw)
+		}
+		// The rotated key works; the first was rotated away.
+		e.segment("/v1/identify", keys[1], segEvent("identify", "m1", map[string]any{"userId": "u1"})).want(t, 200)
+
+		for _, k := range []string{"src-1"} {
+			rec, claimed, err := e.db.IdempotencyClaim(context.Background(), idempotency.Record{Principal: "admin", Key: k, RequestHash: "probe"}, time.Now())
+			if err != nil || claimed || !rec.Completed {
+				t.Fatalf("record %s: %+v %v %v", k, rec, claimed, err)
+			}
+			for _, key := range keys {
+				if bytes.Contains(rec.Body, []byte(key)) || bytes.Contains(rec.Header, []byte(key)) {
+					t.Errorf("record %s holds a write key: %s", k, rec.Body)
+				}
+			}
+		}
+		err := filepath.WalkDir(e.dataDir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, key := range keys {
+				if bytes.Contains(b, []byte(key)) {
+					t.Errorf("%s holds a write key", path)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 }

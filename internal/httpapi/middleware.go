@@ -46,6 +46,8 @@ type routeInfo struct {
 	idempotent bool
 	// tracking is true for the routes that tracking libraries call.
 	tracking bool
+	// secrets are the response fields never remembered (x-cairn-secrets).
+	secrets []string
 }
 
 func newRequestID() string {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
+	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
@@ -88,6 +90,9 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 		return newProblem(http.StatusNotFound, "not-found", "Not found", "The tenant has no stack in this Region.")
 	case errors.Is(err, provisioner.ErrNotRetryable):
 		return newProblem(http.StatusConflict, "not-retryable", "Nothing to retry", "The stack has not failed; only a failed stack can be retried.")
+	case errors.Is(err, auth.ErrInvalidTTL):
+		// Its text is Cairn's own: the lifetime asked for and the maximum.
+		return badRequest("ttl_seconds", strings.TrimPrefix(err.Error(), auth.ErrInvalidTTL.Error()+": "))
 	case errors.Is(err, page.ErrBadCursor):
 		return badRequest("cursor", "not a cursor this API returned")
 	}

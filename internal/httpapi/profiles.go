@@ -247,7 +247,7 @@ func withKey(src profiles.Source, key string) SourceWithKey {
 	a := toAPISource(src)
 	return SourceWithKey{
 		Id: a.Id, TenantId: a.TenantId, Name: a.Name, KeyHint: a.KeyHint, CreatedAt: a.CreatedAt,
-		RotatedAt: a.RotatedAt, RevokedAt: a.RevokedAt, Revoked: a.Revoked, AllowedOrigins: a.AllowedOrigins, WriteKey: key,
+		RotatedAt: a.RotatedAt, RevokedAt: a.RevokedAt, Revoked: a.Revoked, AllowedOrigins: a.AllowedOrigins, WriteKey: &key,
 	}
 }
 
@@ -284,7 +284,7 @@ func (s *Server) CreateSource(ctx context.Context, req CreateSourceRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return CreateSource201JSONResponse(withKey(src, key)), nil
+	return CreateSource201JSONResponse{Body: withKey(src, key)}, nil
 }
 
 func (s *Server) UpdateSource(ctx context.Context, req UpdateSourceRequestObject) (UpdateSourceResponseObject, error) {

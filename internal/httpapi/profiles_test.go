@@ -178,7 +178,7 @@ func TestWriteKeysAndProfilesStayWithTheirTenant(t *testing.T) {
 		// A's key writes to A only.
 		e.segment("/v1/track", keyA, segEvent("track", "x2", map[string]any{"userId": "only-a", "event": "E"})).want(t, 200)
 		e.do("GET", "/v1/tenants/"+b+"/profiles?identifier=user_id:only-a", e.admin, nil).want(t, 404)
-		e.do("POST", "/v1/tenants/"+b+"/events", e.tenantToken(a, "profiles:write"), map[string]any{"batch": []any{}}).want(t, http.StatusNotFound)
+		e.do("POST", "/v1/tenants/"+b+"/events", e.tenantToken(a, "events:write"), map[string]any{"batch": []any{}}).want(t, http.StatusNotFound)
 	})
 }
 
@@ -186,7 +186,7 @@ func TestNativeEventsUnmergeAndErasure(t *testing.T) {
 	backends(t, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()
 		id := e.activeTenant("gdpr-co")
-		w := e.tenantToken(id, "profiles:write", "profiles:read")
+		w := e.tenantToken(id, "profiles:write", "profiles:read", "events:write")
 		e.do("POST", "/v1/tenants/"+id+"/events", w, map[string]any{"batch": []any{
 			segEvent("identify", "n1", map[string]any{"anonymousId": "a1", "traits": map[string]any{"email": "m@example.com"}}),
 			segEvent("identify", "n2", map[string]any{"userId": "u1", "traits": map[string]any{"plan": "pro"}}),

@@ -2,9 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -74,20 +74,99 @@ func toOnboardParams(b TenantCreate) tenants.OnboardParams {
 
 func etag(t tenants.Tenant) string { return fmt.Sprintf(`"v%d"`, t.Version) }
 
-// parseIfMatch returns the version an If-Match header names. "*" matches
-// any version (nil); anything unparseable matches none (-1).
-func parseIfMatch(h string) *int64 {
-	h = strings.TrimSpace(h)
-	if h == "*" {
-		return nil
+// entityTag is one entity tag of an If-Match field (RFC 9110, 8.8.3).
+type entityTag struct {
+	weak   bool
+	opaque string // between the quotes
+}
+
+// parseIfMatch parses an If-Match field value as RFC 9110 defines it: "*"
+// (anyTag), or a comma-separated list of entity tags, each a quoted string
+// of visible characters but DQUOTE (obs-text allowed), marked weak with a
+// leading "W/"; whitespace around elements and empty elements are allowed
+// (5.6.1). Anything else, an unquoted version included, is an error saying
+// what is wrong.
+func parseIfMatch(h string) (anyTag bool, tags []entityTag, err error) {
+	const ows = " \t"
+	if strings.Trim(h, ows) == "*" {
+		return true, nil, nil
 	}
-	h = strings.TrimPrefix(h, "W/")
-	h = strings.TrimSuffix(strings.TrimPrefix(h, `"v`), `"`)
-	v, err := strconv.ParseInt(h, 10, 64)
+	rest := h
+	for {
+		rest = strings.TrimLeft(rest, ows+",")
+		if rest == "" {
+			break
+		}
+		var tag entityTag
+		if strings.HasPrefix(rest, "W/") {
+			tag.weak, rest = true, rest[2:]
+		}
+		if !strings.HasPrefix(rest, `"`) {
+			if strings.HasPrefix(rest, "*") {
+				return false, nil, errors.New(`"*" must stand alone`)
+			}
+			return false, nil, errors.New(`an entity tag is a quoted string, like "v3" or W/"v3"`)
+		}
+		end := strings.IndexByte(rest[1:], '"')
+		if end < 0 {
+			return false, nil, errors.New("an entity tag lacks its closing quote")
+		}
+		tag.opaque = rest[1 : 1+end]
+		if strings.IndexFunc(tag.opaque, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+			return false, nil, errors.New("an entity tag holds a space or a control character")
+		}
+		tags = append(tags, tag)
+		rest = strings.TrimLeft(rest[2+end:], ows)
+		if rest != "" && rest[0] != ',' {
+			return false, nil, errors.New("entity tags must be separated by commas")
+		}
+	}
+	if len(tags) == 0 {
+		return false, nil, errors.New(`want "*" or at least one entity tag`)
+	}
+	return false, tags, nil
+}
+
+const ifMatchHeader = "If-Match"
+
+// ifMatchProblem is the 400 of a malformed If-Match.
+func ifMatchProblem(err error) *problem {
+	return badRequest(ifMatchHeader, "not an entity tag list as RFC 9110 defines it: "+err.Error())
+}
+
+// errWeakIfMatch answers an If-Match whose only tags are weak: If-Match
+// compares strongly (RFC 9110, 13.1.1), so they never match.
+var errWeakIfMatch = newProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
+	"If-Match compares entity tags strongly, so a weak tag (W/) never matches; send the ETag as it was read.")
+
+// ifMatchVersion returns the version an update must find for the tenant's
+// If-Match field: nil for "*", the tenant's current version when a strong
+// tag of the list names it (the store still checks it did not change since),
+// and a 412 when none does. A malformed field is a 400.
+func (s *Server) ifMatchVersion(ctx context.Context, id, h string) (*int64, error) {
+	anyTag, tags, err := parseIfMatch(h)
 	if err != nil {
-		v = -1
+		return nil, ifMatchProblem(err)
 	}
-	return &v
+	if anyTag {
+		return nil, nil
+	}
+	t, err := s.tenants.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	want := strings.Trim(etag(t), `"`)
+	weakOnly := true
+	for _, tag := range tags {
+		weakOnly = weakOnly && tag.weak
+		if !tag.weak && tag.opaque == want {
+			return &t.Version, nil
+		}
+	}
+	if weakOnly {
+		return nil, errWeakIfMatch
+	}
+	return nil, tenants.ErrVersionMismatch
 }
 
 func (s *Server) ListTenants(ctx context.Context, req ListTenantsRequestObject) (ListTenantsResponseObject, error) {
@@ -153,7 +232,11 @@ func (s *Server) UpdateTenant(ctx context.Context, req UpdateTenantRequestObject
 		p.Regions = &regions
 	}
 	if req.Params.IfMatch != nil {
-		p.IfVersion = parseIfMatch(*req.Params.IfMatch)
+		v, err := s.ifMatchVersion(ctx, req.TenantId, *req.Params.IfMatch)
+		if err != nil {
+			return nil, err
+		}
+		p.IfVersion = v
 	}
 	t, err := s.tenants.Update(ctx, req.TenantId, p)
 	if err != nil {

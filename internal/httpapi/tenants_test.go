@@ -183,9 +183,25 @@ func TestETagAndIfMatch(t *testing.T) {
 		// The old ETag is stale now: 412, and nothing changes.
 		e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"name": "Lost"}, "If-Match", tag).want(t, 412)
 		e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"name": "Lost"}, "If-Match", `"garbage"`).want(t, 412)
+		cur := u.header.Get("ETag")
+		// If-Match compares strongly: a weak tag never matches.
+		if r := e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"name": "Lost"}, "If-Match", "W/"+cur).want(t, 412); !strings.Contains(r.str("detail"), "weak") {
+			t.Errorf("a weak tag's 412 does not say why: %s", r.raw)
+		}
+		// Malformed: unquoted (even naming the current version), half
+		// quoted, or "*" in a list. A 400 naming If-Match, not a 412.
+		for _, bad := range []string{strings.Trim(cur, `"`), cur[:len(cur)-1], `*, ` + cur, cur + ` ` + cur} {
+			r := e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"name": "Lost"}, "If-Match", bad).want(t, 400)
+			if f := soleField(t, r); f != "If-Match" || !strings.Contains(r.str("detail"), "entity tag") {
+				t.Errorf("If-Match %q: %s", bad, r.raw)
+			}
+		}
 		if got := e.do("GET", "/v1/tenants/"+id, e.admin, nil).str("name"); got != "New name" {
 			t.Fatalf("stale update applied: name %q", got)
 		}
+		// A list matches when one of its tags does; "*" matches any version.
+		u = e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"name": "Listed"}, "If-Match", `"v999", `+cur).want(t, 200)
+		e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"name": "Any"}, "If-Match", `*`).want(t, 200)
 		// Without If-Match the update applies.
 		e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"plan": "silver"}).want(t, 200)
 	})

@@ -26,6 +26,9 @@ import (
 const (
 	extIngest = "x-cairn-ingest"
 	extCORS   = "x-cairn-cors"
+	// extSecrets names the top-level fields of an operation's response that
+	// are secrets shown once: they are never remembered for a replay.
+	extSecrets = "x-cairn-secrets"
 )
 
 // tooLarge is the problem for a body over limit; tooBig is its status.

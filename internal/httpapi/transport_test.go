@@ -104,7 +104,7 @@ func TestIngestCompressedBodies(t *testing.T) {
 		// rudder-sdk-node: gzip under a form media type.
 		accepted(t, e.send("POST", "/v1/batch", gzipped(t, batch("rn-1")), "Authorization", auth, "Content-Type", "application/x-www-form-urlencoded", "Content-Encoding", "gzip"), 1)
 		// The tenant-token route takes the same bodies.
-		tok := e.tenantToken(id, "profiles:write")
+		tok := e.tenantToken(id, "events:write")
 		accepted(t, e.send("POST", "/v1/tenants/"+id+"/events", gzipped(t, batch("tk-1")), "Authorization", "Bearer "+tok, "Content-Encoding", "gzip"), 1)
 
 		lines := e.rawLines(id)
@@ -122,7 +122,7 @@ func TestIngestRefusesBadStreams(t *testing.T) {
 		id := e.activeTenant("bomb-co")
 		key := e.source(id, "server")
 		auth := basic(key)
-		tok := e.tenantToken(id, "profiles:write")
+		tok := e.tenantToken(id, "events:write")
 
 		// 10 MB of zeros compress to about 10 KB; it is refused as too
 		// large, from what it inflates to.
@@ -320,7 +320,7 @@ func TestCORS(t *testing.T) {
 
 		// PATCH narrows, widens and validates the list.
 		path := "/v1/tenants/" + id + "/sources/" + src.str("id")
-		tok := e.tenantToken(id, "profiles:write")
+		tok := e.tenantToken(id, "events:write")
 		u := e.do("PATCH", path, tok, map[string]any{"allowed_origins": []string{"https://evil.example"}}).want(t, 200)
 		if fmt.Sprint(u.body["allowed_origins"]) != "[https://evil.example]" {
 			t.Fatalf("PATCH: %s", u.raw)
@@ -395,7 +395,7 @@ func TestIngestMetrics(t *testing.T) {
 		segEvent("track", "m-3", map[string]any{"event": "E"}),
 	}}).want(t, 200)
 	e.segment("/v1/track", key, segEvent("track", "m-1", map[string]any{"userId": "u", "event": "E"})).want(t, 200)
-	e.do("POST", "/v1/tenants/"+id+"/events", e.tenantToken(id, "profiles:write"), map[string]any{"batch": []any{
+	e.do("POST", "/v1/tenants/"+id+"/events", e.tenantToken(id, "events:write"), map[string]any{"batch": []any{
 		segEvent("identify", "t-1", map[string]any{"userId": "u"}),
 		segEvent("identify", "t-2", map[string]any{"userId": "v"}),
 	}}).want(t, 200)

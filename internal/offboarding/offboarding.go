@@ -25,7 +25,8 @@ const DefaultPurgeBudget = 30 * time.Second
 // Config wires the hook. Every field but Logger and PurgeBudget is
 // required; Tenants only when DedicatedTables is set.
 type Config struct {
-	// Grants takes the tenant's data grants away (grants.Service).
+	// Grants takes the tenant's data grants away and releases its
+	// principals (grants.Service).
 	Grants interface {
 		RevokeAll(ctx context.Context, tenantID string) error
 	}
@@ -51,7 +52,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// BeforeTeardown returns the hook: it revokes the tenant's grants, then its
+// BeforeTeardown returns the hook: it revokes the tenant's grants and
+// releases its principals (so another tenant may register them), then its
 // sources, so that no write key of the tenant authenticates and nothing
 // more is written, then deletes its profile items, which would otherwise
 // outlive it in the Region's pool table or the embedded profiles.db.
