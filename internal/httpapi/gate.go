@@ -381,7 +381,7 @@ const tenantStatusHeader = "Cairn-Tenant-Status"
 // deleted tenant's own token already. An unknown tenant passes, for the
 // handler to answer 404.
 func (g *gate) refuseDeleted(w http.ResponseWriter, r *http.Request, tenantID string) *problem {
-	t, err := g.tenants.Get(r.Context(), tenantID)
+	t, err := g.tenants.Admitted(r.Context(), tenantID)
 	switch {
 	case errors.Is(err, tenants.ErrNotFound):
 		return nil
