@@ -90,6 +90,14 @@ func parseIfMatch(h string) *int64 {
 	return &v
 }
 
+// ifMatch is the version an optional If-Match header names; nil when absent.
+func ifMatch(h *string) *int64 {
+	if h == nil {
+		return nil
+	}
+	return parseIfMatch(*h)
+}
+
 func (s *Server) ListTenants(ctx context.Context, req ListTenantsRequestObject) (ListTenantsResponseObject, error) {
 	limit := page.Limit(req.Params.Limit)
 	p := tenants.ListParams{Limit: limit + 1}
@@ -152,9 +160,7 @@ func (s *Server) UpdateTenant(ctx context.Context, req UpdateTenantRequestObject
 		}
 		p.Regions = &regions
 	}
-	if req.Params.IfMatch != nil {
-		p.IfVersion = parseIfMatch(*req.Params.IfMatch)
-	}
+	p.IfVersion = ifMatch(req.Params.IfMatch)
 	t, err := s.tenants.Update(ctx, req.TenantId, p)
 	if err != nil {
 		return nil, err
@@ -164,7 +170,7 @@ func (s *Server) UpdateTenant(ctx context.Context, req UpdateTenantRequestObject
 
 func (s *Server) DeleteTenant(ctx context.Context, req DeleteTenantRequestObject) (DeleteTenantResponseObject, error) {
 	purge := req.Params.Purge != nil && *req.Params.Purge
-	t, err := s.tenants.Offboard(ctx, req.TenantId, purge)
+	t, err := s.tenants.Offboard(ctx, req.TenantId, ifMatch(req.Params.IfMatch), purge)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +182,7 @@ func tenantOK(t tenants.Tenant) TenantOKJSONResponse {
 }
 
 func (s *Server) SuspendTenant(ctx context.Context, req SuspendTenantRequestObject) (SuspendTenantResponseObject, error) {
-	t, err := s.tenants.Suspend(ctx, req.TenantId)
+	t, err := s.tenants.Suspend(ctx, req.TenantId, ifMatch(req.Params.IfMatch))
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +190,7 @@ func (s *Server) SuspendTenant(ctx context.Context, req SuspendTenantRequestObje
 }
 
 func (s *Server) ResumeTenant(ctx context.Context, req ResumeTenantRequestObject) (ResumeTenantResponseObject, error) {
-	t, err := s.tenants.Resume(ctx, req.TenantId)
+	t, err := s.tenants.Resume(ctx, req.TenantId, ifMatch(req.Params.IfMatch))
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +198,7 @@ func (s *Server) ResumeTenant(ctx context.Context, req ResumeTenantRequestObject
 }
 
 func (s *Server) RetryTenant(ctx context.Context, req RetryTenantRequestObject) (RetryTenantResponseObject, error) {
-	t, err := s.tenants.Retry(ctx, req.TenantId)
+	t, err := s.tenants.Retry(ctx, req.TenantId, ifMatch(req.Params.IfMatch))
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +228,7 @@ func (s *Server) CreateTenantToken(ctx context.Context, req CreateTenantTokenReq
 	}
 	return CreateTenantToken201JSONResponse{
 		Token:     token,
-		TokenType: Bearer,
+		TokenType: TokenTokenTypeBearer,
 		TenantId:  t.ID,
 		Scopes:    req.Body.Scopes,
 		ExpiresAt: exp.UTC(),
