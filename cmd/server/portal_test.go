@@ -3,12 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/portal"
 	"github.com/cairn-cdp/cairn/web"
 )
@@ -103,19 +109,104 @@ func TestPortalServing(t *testing.T) {
 	}
 }
 
-// loginLink runs `server login-link` and returns the code of the link.
-func loginLinkCode(t *testing.T, dir, url string) string {
+// printLoginLink runs `server login-link` and returns the link it printed.
+func printLoginLink(t *testing.T, dir, url string) string {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"login-link", "--data-dir", dir, "--url", url}, env(nil), nil, &out, &errOut); err != nil {
 		t.Fatalf("login-link: %v\n%s", err, errOut.String())
 	}
 	link := strings.TrimSpace(out.String())
-	prefix := url + "/sign-in#code="
-	if !strings.HasPrefix(link, prefix) {
-		t.Fatalf("login-link printed %q, want %s...", link, prefix)
+	if !strings.HasPrefix(link, url+"/sign-in#code=") {
+		t.Fatalf("login-link printed %q, want %s/sign-in#code=...", link, url)
 	}
-	return strings.TrimPrefix(link, prefix)
+	return link
+}
+
+// loginLinkCode runs `server login-link` and returns the link's code.
+func loginLinkCode(t *testing.T, dir, url string) string {
+	t.Helper()
+	return strings.TrimPrefix(printLoginLink(t, dir, url), url+"/sign-in#code=")
+}
+
+// expiredAdminToken mints, with the server's key, an admin token that
+// expired an hour ago (past any leeway).
+func expiredAdminToken(t *testing.T, dataDir string) string {
+	t.Helper()
+	cfg, err := parseConfig("server", []string{"--data-dir", dataDir}, env(nil), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := auth.LoadKey(cfg.SigningKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := func() time.Time { return time.Now().Add(-2 * time.Hour) }
+	a, err := auth.New(t.Context(), key, auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Now: past})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := a.MintAdmin(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestPortalBrowser walks the admin portal in headless Chromium against
+// the real server on the embedded default (e2e/portal.mjs: one browser for
+// every scenario, axe-core on every page). Screenshots of the pages go to
+// test-artifacts/portal/ at the repository's root, or CAIRN_TEST_ARTIFACTS.
+func TestPortalBrowser(t *testing.T) {
+	chromium := clientTool(t, "CAIRN_TEST_CHROMIUM")
+	dir := nodeDir(t)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "axe-core")); err != nil {
+		missing(t, "e2e/node_modules lacks axe-core (npm ci): %v", err)
+	}
+	artifacts := os.Getenv("CAIRN_TEST_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = filepath.Join("..", "..", "test-artifacts")
+	}
+	artifacts, _ = filepath.Abs(filepath.Join(artifacts, "portal"))
+
+	data := t.TempDir()
+	url, _ := startServer(t, context.Background(), map[string]string{"CAIRN_DATA_DIR": data, "CAIRN_STACK_POLL_INTERVAL": "50ms"})
+	admin, err := runToken(t, "--admin", "--data-dir", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := expiredAdminToken(t, data)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "portal.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"CAIRN_CHROMIUM="+chromium,
+		"CAIRN_URL="+url,
+		"CAIRN_ADMIN_TOKEN="+admin,
+		"CAIRN_EXPIRED_TOKEN="+expired,
+		"CAIRN_LOGIN_LINK="+printLoginLink(t, data, url),
+		"CAIRN_ARTIFACTS="+artifacts,
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var report struct {
+		Steps       []string          `json:"steps"`
+		Failed      *string           `json:"failed"`
+		Violations  []json.RawMessage `json:"violations"`
+		CSP         []string          `json:"csp"`
+		PageErrors  []string          `json:"pageErrors"`
+		Screenshots []string          `json:"screenshots"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
+		t.Fatalf("node portal.mjs: %v; no report (%v):\n%s\nstderr:\n%s", runErr, err, stdout.String(), stderr.String())
+	}
+	if runErr != nil || report.Failed != nil || len(report.Violations) > 0 || len(report.CSP) > 0 || len(report.PageErrors) > 0 {
+		t.Fatalf("node portal.mjs: %v\nreport:\n%s\nstderr:\n%s", runErr, stdout.String(), stderr.String())
+	}
+	t.Logf("%d steps passed; screenshots in %s", len(report.Steps), artifacts)
 }
 
 // TestPortalSignIn: a sign-in link's code buys an admin token once; a
