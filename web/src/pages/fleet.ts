@@ -53,7 +53,7 @@ export async function fleetPage() {
   const failed = all.filter((t) => t.status === 'failed');
   return [
     h('h1', null, 'Fleet'),
-    h('p', null, `${live.length} live tenants (${all.length} with tombstones)`, truncated ? `; the first ${all.length} are charted.` : '.'),
+    h('p', null, `${live.length} live tenants, ${all.length} counting deleted ones`, truncated ? `; the first ${all.length} are charted.` : '.'),
     h('div', { class: 'charts' },
       barChart('Tenants by status', countBy(all, (t) => t.status)),
       barChart('Live tenants by tier', countBy(live, (t) => t.tier)),
