@@ -3,6 +3,7 @@ import { api, ApiError, etagOf, must, toProblem, type Schemas, type Tenant } fro
 import { navigate, onLeave, render } from '../router';
 import { badge, busy, dl, fill, problemBox, section, slot, table } from '../ui';
 import { REGIONS, STATUSES, TIERS, isRegion, isStatus, isTier } from '../enums';
+import { accessView, grantsView, principalsView } from './governance';
 
 function select(id: string, name: string, options: readonly string[], value: string, any?: string): HTMLSelectElement {
   return h('select', { id, name },
@@ -243,6 +244,10 @@ export async function tenantPage(params: Record<string, string>) {
   void fill(sources, () => sourcesView(id));
   const identity = slot('Loading identity configuration');
   void fill(identity, () => identityView(id));
+  const principals = slot('Loading principals');
+  void fill(principals, () => principalsView(id));
+  const grants = slot('Loading grants');
+  void fill(grants, () => grantsView(id, t));
 
   return [
     h('p', { class: 'crumbs' }, h('a', { href: '/tenants' }, 'Tenants'), ' / ', t.slug),
@@ -259,11 +264,49 @@ export async function tenantPage(params: Record<string, string>) {
       h('a', { href: `/tenants/${id}/profiles` }, 'Profiles'), ' · ',
       h('a', { href: `/tenants/${id}/segments` }, 'Segments'), ' · ',
       h('a', { href: `/audit?tenant_id=${id}` }, 'Audit log')),
+    t.status === 'deleted' ? null : h('details', null, h('summary', null, 'Edit the tenant'), editForm(t, etag, out)),
     section('Lifecycle', actions.length ? h('div', { class: 'actions' }, actions) : h('p', { class: 'muted' }, `No lifecycle action applies to a ${t.status} tenant.`), out, offboard),
     section('Stacks', stacks),
     section('Sources', sources),
     section('Identity configuration', identity),
+    section('Principals', principals),
+    section('Grants', grants),
+    section('Tokens and credentials', accessView(id, t)),
   ];
+}
+
+/** editForm changes name, plan, contact, labels and adds Regions, with If-Match. */
+function editForm(t: Tenant, etag: string, out: HTMLElement): HTMLFormElement {
+  const more = h('select', { id: 'edit-regions', name: 'regions', multiple: true, size: 5 },
+    REGIONS.filter((r) => !t.regions.includes(r)).map((r) => h('option', { value: r }, r)));
+  const form: HTMLFormElement = h('form', {
+    class: 'card', novalidate: true,
+    onSubmit: async (e: Event) => {
+      e.preventDefault();
+      const fd = new FormData(form);
+      const str = (k: string) => String(fd.get(k) ?? '').trim();
+      const body: Schemas['TenantUpdate'] = { name: str('name'), plan: str('plan'), labels: parseLabels(str('labels')) };
+      if (str('contact_email')) body.contact_email = str('contact_email');
+      const added = fd.getAll('regions').map(String).filter(isRegion);
+      if (added.length) body.regions = [...t.regions, ...added];
+      out.replaceChildren(busy('Saving…'));
+      try {
+        await must(api.PATCH('/v1/tenants/{tenant_id}', { params: { path: { tenant_id: t.id }, header: { 'If-Match': etag } }, body }));
+        render();
+      } catch (err) {
+        const p = toProblem(err);
+        const unplaced = showFieldErrors(form, p);
+        out.replaceChildren(p.status === 409 || p.status === 412 ? conflictBox(p) : problemBox({ ...p, errors: unplaced }));
+      }
+    },
+  },
+  field('Name', h('input', { id: 'edit-name', name: 'name', value: t.name })),
+  field('Plan', h('input', { id: 'edit-plan', name: 'plan', value: t.plan })),
+  field('Contact email', h('input', { id: 'edit-contact', name: 'contact_email', type: 'email', value: t.contact_email })),
+  field('Labels', h('textarea', { id: 'edit-labels', name: 'labels', rows: 3 }, Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join('\n')), 'One key=value a line; replaces the whole set.'),
+  field('Add Regions', more, 'Regions can only be added; each new one is provisioned.'),
+  h('button', { type: 'submit' }, 'Save'));
+  return form;
 }
 
 async function stacksView(id: string, t: Tenant): Promise<Child> {
