@@ -205,6 +205,20 @@ try {
     if ((await page.getByLabel('Status').inputValue()) !== 'active') throw new Error('the status filter is not kept');
     await check('tenants');
 
+    begin('keyboard: focus moves in order, is visible, and the skip link reaches the content');
+    await page.keyboard.press('Tab'); // from the page's heading, which has focus after a route change
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement;
+      const st = getComputedStyle(el);
+      return { text: el.textContent, outline: st.outlineStyle, width: st.outlineWidth };
+    });
+    if (focused.text !== 'Onboard a tenant' || focused.outline === 'none' || focused.width === '0px') {
+      throw new Error(`after the heading, Tab focused ${JSON.stringify(focused)}`);
+    }
+    await page.focus('a.skip');
+    await page.keyboard.press('Enter');
+    if ((await page.evaluate(() => document.activeElement?.id)) !== 'main') throw new Error('the skip link does not move focus to the content');
+
     begin('an expired token returns to sign-in');
     await page.evaluate((t) => sessionStorage.setItem('cairn.token', t), need('CAIRN_EXPIRED_TOKEN'));
     await page.goto(`${base}/fleet`);

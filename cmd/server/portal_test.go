@@ -239,3 +239,38 @@ func TestPortalSignIn(t *testing.T) {
 		}
 	}
 }
+
+// TestPortalStartupLink: the embedded default prints a sign-in link at
+// start, and its code signs in.
+func TestPortalStartupLink(t *testing.T) {
+	cfg, err := parseConfig("server", []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, env(nil), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var out bytes.Buffer
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, &out, io.Discard, hooks{ready: ready}) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("server stopped: %v", err)
+	}
+	// serve wrote its banner before it signalled ready.
+	_, link, ok := strings.Cut(out.String(), "Sign in to the admin portal")
+	prefix := "http://" + addr + "/sign-in#code="
+	i := strings.Index(link, prefix)
+	if !ok || i < 0 {
+		t.Fatalf("no sign-in link at start:\n%s", out.String())
+	}
+	code := strings.TrimSpace(link[i+len(prefix):])
+	if status, p := call(t, "POST", "http://"+addr+"/v1/sign-in", "", `{"code":"`+code+`"}`); status != http.StatusOK {
+		t.Fatalf("the startup link's code: %d %v", status, p)
+	}
+}
