@@ -233,9 +233,14 @@ func TestPortalSignIn(t *testing.T) {
 		"a wrong code": `{"code":"not-a-code"}`,
 		"another key":  `{"code":"` + loginLinkCode(t, t.TempDir(), url) + `"}`,
 	} {
-		status, p := call(t, "POST", url+"/v1/sign-in", "", body)
-		if status != http.StatusUnauthorized || p["title"] == nil {
-			t.Errorf("%s: %d %v, want a 401 problem", name, status, p)
+		res, err := http.Post(url+"/v1/sign-in", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized || res.Header.Get("Content-Type") != "application/problem+json" ||
+			!strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: %d %v, want a 401 problem with WWW-Authenticate", name, res.StatusCode, res.Header)
 		}
 	}
 }

@@ -25,6 +25,7 @@ const SignInTokenTTL = 8 * time.Hour
 func (s *Server) SignIn(ctx context.Context, req SignInRequestObject) (SignInResponseObject, error) {
 	refused := newProblem(http.StatusUnauthorized, "unauthenticated", "Unauthenticated",
 		"The sign-in code is wrong, expired or already used; ask for a new sign-in link.")
+	refused.header = http.Header{"Www-Authenticate": {`Bearer realm="cairn", error="invalid_grant"`}}
 	id, exp, err := s.auth.VerifySignIn(req.Body.Code)
 	if err != nil {
 		if errors.Is(err, auth.ErrUnauthenticated) {
