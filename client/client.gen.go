@@ -1318,6 +1318,12 @@ type ListTenantsParams struct {
 	Status *TenantStatus `form:"status,omitempty" json:"status,omitempty"`
 	Tier   *Tier         `form:"tier,omitempty" json:"tier,omitempty"`
 	Region *Region       `form:"region,omitempty" json:"region,omitempty"`
+
+	// Q Only tenants whose name (ignoring ASCII case), slug or ID contains this text.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Label Only tenants with this label (`key`), or with this value of it (`key=value`).
+	Label *string `form:"label,omitempty" json:"label,omitempty"`
 }
 
 // CreateTenantParams defines parameters for CreateTenant.
@@ -5969,6 +5975,30 @@ func NewListTenantsRequest(server string, params *ListTenantsParams) (*http.Requ
 		if params.Region != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "region", *params.Region, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Q != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Label != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "label", *params.Label, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

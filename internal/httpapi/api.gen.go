@@ -1317,6 +1317,12 @@ type ListTenantsParams struct {
 	Status *TenantStatus `form:"status,omitempty" json:"status,omitempty"`
 	Tier   *Tier         `form:"tier,omitempty" json:"tier,omitempty"`
 	Region *Region       `form:"region,omitempty" json:"region,omitempty"`
+
+	// Q Only tenants whose name (ignoring ASCII case), slug or ID contains this text.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Label Only tenants with this label (`key`), or with this value of it (`key=value`).
+	Label *string `form:"label,omitempty" json:"label,omitempty"`
 }
 
 // CreateTenantParams defines parameters for CreateTenant.
@@ -2955,6 +2961,32 @@ func (siw *ServerInterfaceWrapper) ListTenants(w http.ResponseWriter, r *http.Re
 			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "region"})
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "region", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", r.URL.Query(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "q"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "q", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "label" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "label", r.URL.Query(), &params.Label, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "label"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "label", Err: err})
 		}
 		return
 	}

@@ -116,6 +116,16 @@ func (s *Server) ListTenants(ctx context.Context, req ListTenantsRequestObject) 
 	if req.Params.Region != nil {
 		p.Region = string(*req.Params.Region)
 	}
+	if req.Params.Q != nil {
+		p.Search = *req.Params.Q
+	}
+	if req.Params.Label != nil {
+		key, value, ok := strings.Cut(*req.Params.Label, "=")
+		p.LabelKey = key
+		if ok {
+			p.LabelValue = &value
+		}
+	}
 	list, err := s.tenants.List(ctx, p)
 	if err != nil {
 		return nil, err

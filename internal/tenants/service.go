@@ -114,6 +114,9 @@ func (s *Service) List(ctx context.Context, p ListParams) ([]Tenant, error) {
 	if p.Tier != "" && !p.Tier.Valid() {
 		return nil, invalid("tier", "unknown tier %q", p.Tier)
 	}
+	// Stores match Search against lower-cased names (SQL lower() folds
+	// ASCII only), slugs and IDs, which are lower-case already.
+	p.Search = lowerASCII(p.Search)
 	if p.Region != "" && !ValidRegion(p.Region) {
 		return nil, invalid("region", "%q is not an AWS commercial Region", p.Region)
 	}
@@ -334,4 +337,14 @@ func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutat
 		return Tenant{}, fmt.Errorf("change tenant %s: %w", id, err)
 	}
 	return out, nil
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
