@@ -200,7 +200,7 @@ try {
     await check('fleet');
 
     begin('the tenants list with filters in the URL');
-    await page.goto(`${base}/tenants?status=active&label=team%3Dretail`);
+    await page.goto(`${base}/tenants?q=ACME&status=active&label=team%3Dretail`);
     await page.getByRole('link', { name: 'Acme Retail' }).waitFor();
     if ((await page.getByLabel('Status').inputValue()) !== 'active') throw new Error('the status filter is not kept');
     await check('tenants');

@@ -2036,6 +2036,10 @@ export interface operations {
                 status?: components["schemas"]["TenantStatus"];
                 tier?: components["schemas"]["Tier"];
                 region?: components["schemas"]["Region"];
+                /** @description Only tenants whose name (ignoring ASCII case), slug or ID contains this text. */
+                q?: string;
+                /** @description Only tenants with this label (`key`), or with this value of it (`key=value`). */
+                label?: string;
             };
             header?: never;
             path?: never;

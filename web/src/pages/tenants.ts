@@ -41,24 +41,16 @@ export async function tenantsPage(_: Record<string, string>, q: URLSearchParams)
   const search = q.get('q') ?? '';
   const cursor = q.get('cursor') ?? undefined;
 
-  const query = {
-    query: {
-      limit: 50,
-      cursor,
-      status: isStatus(status) ? status : undefined,
-      tier: isTier(tier) ? tier : undefined,
-      region: isRegion(region) ? region : undefined,
-    },
-  };
-  const { data } = await must(api.GET('/v1/tenants', { params: query }));
-
-  // The API filters by status, tier and Region; search and labels are
-  // matched on the page the API returned.
-  const [lk, lv] = label.includes('=') ? [label.slice(0, label.indexOf('=')), label.slice(label.indexOf('=') + 1)] : [label, undefined];
-  const needle = search.toLowerCase();
-  const items = data.items.filter((t) =>
-    (!needle || t.name.toLowerCase().includes(needle) || t.slug.includes(needle) || t.id.includes(needle)) &&
-    (!lk || (lk in t.labels && (lv === undefined || t.labels[lk] === lv))));
+  const { data } = await must(api.GET('/v1/tenants', { params: { query: {
+    limit: 50,
+    cursor,
+    status: isStatus(status) ? status : undefined,
+    tier: isTier(tier) ? tier : undefined,
+    region: isRegion(region) ? region : undefined,
+    q: search || undefined,
+    label: label || undefined,
+  } } }));
+  const items = data.items;
 
   const form = h('form', {
     class: 'filters', role: 'search', 'aria-label': 'Filter tenants',
