@@ -219,6 +219,19 @@ try {
     await page.keyboard.press('Enter');
     if ((await page.evaluate(() => document.activeElement?.id)) !== 'main') throw new Error('the skip link does not move focus to the content');
 
+    begin('offboard with a typed confirmation');
+    await page.goto(`${base}/tenants/${tenantID}`);
+    await heading('Acme Retail');
+    await page.getByText('Offboard this tenant').click();
+    const offboard = page.getByRole('button', { name: 'Offboard', exact: true });
+    await page.getByLabel('Type the slug “acme-retail” to confirm').fill('acme-retai');
+    if (await offboard.isEnabled()) throw new Error('Offboard is enabled before the slug is typed');
+    await page.getByLabel('Type the slug “acme-retail” to confirm').fill('acme-retail');
+    await offboard.click();
+    await page.locator('h1 .badge', { hasText: /deprovisioning|deleted/ }).waitFor();
+    await page.locator('h1 .badge', { hasText: 'deleted' }).waitFor({ timeout: 60_000 });
+    await check('tenant-offboarded');
+
     begin('an expired token returns to sign-in');
     await page.evaluate((t) => sessionStorage.setItem('cairn.token', t), need('CAIRN_EXPIRED_TOKEN'));
     await page.goto(`${base}/fleet`);

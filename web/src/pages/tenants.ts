@@ -214,7 +214,6 @@ export async function tenantPage(params: Record<string, string>) {
         void act('Offboarding', () => must(api.DELETE('/v1/tenants/{tenant_id}', { params: { ...path, header: headers, query: { purge: purge.checked } } })));
       },
     },
-    h('h3', null, 'Offboard'),
     h('p', null, 'Offboarding revokes the tenant’s grants and write keys, deletes its profiles and takes its stacks away.'),
     h('div', { class: 'field' }, h('label', { for: 'offboard-confirm' }, `Type the slug “${t.slug}” to confirm`), confirmInput),
     h('div', { class: 'check' }, purge, h('label', { for: 'offboard-purge' }, 'Also delete retained data buckets')),
@@ -257,7 +256,8 @@ export async function tenantPage(params: Record<string, string>) {
       h('a', { href: `/tenants/${id}/segments` }, 'Segments'), ' · ',
       h('a', { href: `/audit?tenant_id=${id}` }, 'Audit log')),
     t.status === 'deleted' ? null : h('details', null, h('summary', null, 'Edit the tenant'), editForm(t, etag, out)),
-    section('Lifecycle', actions.length ? h('div', { class: 'actions' }, actions) : h('p', { class: 'muted' }, `No lifecycle action applies to a ${t.status} tenant.`), out, offboard),
+    section('Lifecycle', actions.length ? h('div', { class: 'actions' }, actions) : h('p', { class: 'muted' }, `No lifecycle action applies to a ${t.status} tenant.`), out,
+      offboard ? h('details', null, h('summary', null, 'Offboard this tenant'), offboard) : null),
     section('Stacks', stacks),
     section('Sources', sources),
     section('Identity configuration', identity),
