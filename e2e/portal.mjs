@@ -136,6 +136,13 @@ try {
     await page.getByRole('button', { name: 'Resume' }).click();
     await page.locator('h1 .badge', { hasText: 'active' }).waitFor();
 
+    begin('register a principal and issue AWS credentials (both audited)');
+    await page.getByLabel('AWS account ID or role ARN').fill('123456789012');
+    await page.getByRole('button', { name: 'Register principal' }).click();
+    await page.getByRole('cell', { name: '123456789012', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Issue one-hour AWS credentials' }).click();
+    await page.getByText('Shown once.').waitFor();
+
     begin('create a source and send events with its key');
     await page.getByLabel('Source name').fill('web');
     await page.getByRole('button', { name: 'Create source' }).click();
@@ -191,6 +198,13 @@ try {
     begin('the audit log');
     await page.getByRole('link', { name: 'Audit log' }).first().click();
     await heading('Audit log');
+    await page.getByRole('cell', { name: 'credentials.issue' }).waitFor();
+    await page.getByRole('cell', { name: 'principal.register' }).waitFor();
+    await page.getByLabel('Action').fill('principal.register');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL(/action=principal\.register/);
+    await page.getByRole('cell', { name: 'principal.register' }).waitFor();
+    if (await page.getByRole('cell', { name: 'credentials.issue' }).count()) throw new Error('the action filter kept other actions');
     await check('audit');
 
     begin('the fleet overview');
@@ -217,7 +231,9 @@ try {
     }
     await page.focus('a.skip');
     await page.keyboard.press('Enter');
-    if ((await page.evaluate(() => document.activeElement?.id)) !== 'main') throw new Error('the skip link does not move focus to the content');
+    await page.waitForFunction(() => document.activeElement?.id === 'main', null, { timeout: 2000 }).catch(() => {
+      throw new Error('the skip link does not move focus to the content');
+    });
 
     begin('offboard with a typed confirmation');
     await page.goto(`${base}/tenants/${tenantID}`);

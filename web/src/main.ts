@@ -75,4 +75,11 @@ setRenderer(async (page, title, params, query) => {
   }
 });
 
+// The skip link moves focus itself: a fragment link alone does not in
+// every browser, and it must not reach the router.
+document.querySelector('a.skip')?.addEventListener('click', (e) => {
+  e.preventDefault();
+  document.getElementById('main')?.focus();
+});
+
 start();

@@ -220,17 +220,18 @@ export async function tenantPage(params: Record<string, string>) {
     go);
   }
 
+  const stacks = slot('Loading stacks');
+  void fill(stacks, () => stacksView(id, t));
   if (ACTIVE.has(t.status)) {
-    // Live status while a long operation runs.
+    // Live status while a long operation runs: the stacks as they move,
+    // and the whole page once the tenant changes.
     const timer = window.setInterval(async () => {
       const now = await api.GET('/v1/tenants/{tenant_id}', { params: { path: { tenant_id: id } } });
       if (now.data && (now.data.status !== t.status || now.data.version !== t.version)) render();
+      else void fill(stacks, () => stacksView(id, t));
     }, 1000);
     onLeave(() => window.clearInterval(timer));
   }
-
-  const stacks = slot('Loading stacks');
-  void fill(stacks, () => stacksView(id, t));
   const sources = slot('Loading sources');
   void fill(sources, () => sourcesView(id));
   const identity = slot('Loading identity configuration');
