@@ -218,6 +218,11 @@ try {
     await page.getByRole('link', { name: 'Acme Retail' }).waitFor();
     if ((await page.getByLabel('Status').inputValue()) !== 'active') throw new Error('the status filter is not kept');
     await check('tenants');
+    await page.setViewportSize({ width: 1024, height: 768 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await page.screenshot({ path: join(artifacts, 'tenants-1024.png') });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    if (overflow > 0) throw new Error(`at 1024 px the tenants page scrolls sideways by ${overflow} px`);
 
     begin('keyboard: focus moves in order, is visible, and the skip link reaches the content');
     await page.keyboard.press('Tab'); // from the page's heading, which has focus after a route change
