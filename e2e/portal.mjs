@@ -147,6 +147,10 @@ try {
     await page.getByLabel('Source name').fill('web');
     await page.getByRole('button', { name: 'Create source' }).click();
     const key = (await page.locator('.write-key').first().textContent()).trim();
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await page.getByRole('button', { name: 'Copy', exact: true }).click();
+    await page.getByText('Copied.').waitFor();
+    if ((await page.evaluate(() => navigator.clipboard.readText())) !== key) throw new Error('Copy did not copy the write key');
     await check('tenant-source');
     const send = async (batch) => {
       const res = await fetch(`${base}/v1/batch`, {
@@ -240,9 +244,17 @@ try {
       throw new Error('the skip link does not move focus to the content');
     });
 
-    begin('offboard with a typed confirmation');
+    begin('rotate and revoke the source');
     await page.goto(`${base}/tenants/${tenantID}`);
     await heading('Acme Retail');
+    await page.getByRole('button', { name: 'Rotate web' }).click();
+    await page.getByText('New write key of web.').waitFor();
+    const rotated = (await page.locator('.write-key').first().textContent()).trim();
+    if (!rotated || rotated === key) throw new Error('rotation showed no new key');
+    await page.getByRole('button', { name: 'Revoke web' }).click();
+    await page.getByRole('cell', { name: 'revoked' }).waitFor();
+
+    begin('offboard with a typed confirmation');
     await page.getByText('Offboard this tenant').click();
     const offboard = page.getByRole('button', { name: 'Offboard', exact: true });
     await page.getByLabel('Type the slug “acme-retail” to confirm').fill('acme-retai');
