@@ -96,6 +96,10 @@ try {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await heading('Sign in to Cairn');
     await check('sign-in');
+    await page.getByLabel('Admin token').fill('not-a-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('.problem', { hasText: 'Unauthorized' }).waitFor();
+    await check('sign-in-refused');
     await page.getByLabel('Admin token').fill(admin);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await heading('Tenants');
