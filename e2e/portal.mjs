@@ -37,6 +37,7 @@ const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-cor
 
 const report = { steps: [], violations: [], csp: [], pageErrors: [], screenshots: [], failed: null };
 const userDataDir = await mkdtemp(join(tmpdir(), 'cairn-portal-'));
+await rm(artifacts, { recursive: true, force: true });
 await mkdir(artifacts, { recursive: true });
 let context;
 

@@ -3,9 +3,9 @@
 //	server [flags]              serve the API (the default)
 //	server migrate [flags]      bring the database schema up to date and exit
 //	server token --admin        print an ISV admin token
-//	server login-link [--url U] print a one-time sign-in link to the admin portal
 //	server token --tenant ID [--scopes a,b] [--ttl 1h]
 //	                            print a tenant token
+//	server login-link [--url U] print a one-time sign-in link to the admin portal
 //
 // Every flag is also a CAIRN_* environment variable; see the README.
 package main
@@ -344,6 +344,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		// The embedded default is one person's server: hand them the portal.
 		link, err := signInLink(authority, url)
 		if err != nil {
+			ln.Close()
 			return err
 		}
 		fmt.Fprintf(stdout, "Sign in to the admin portal (the link works once, for %s): %s\n", auth.SignInTTL, link)
