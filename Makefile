@@ -15,12 +15,12 @@ PKGS ?= ./...
 TEST_FLAGS ?= -count=1 -timeout 15m
 TESTENV := scripts/testenv.sh
 
-.PHONY: test generate generate-check vet fmt-check venv clients lint-templates schemathesis \
+.PHONY: test generate generate-check web web-check vet fmt-check venv clients lint-templates schemathesis \
 	schemathesis-postgres go-test run bench
 
 ## test: every check CI runs, in this order, stopping at the first failure.
 # go test runs last so that its summary closes the output, which is what CI reads.
-test: generate-check vet lint-templates schemathesis go-test
+test: generate-check web-check vet lint-templates schemathesis go-test
 
 ## generate: regenerate code (oapi-codegen server and client, ...).
 generate:
@@ -29,6 +29,14 @@ generate:
 ## generate-check: fail if regenerating changes the tree (generated code is committed).
 generate-check:
 	scripts/generate-check.sh
+
+## web: build the admin portal (web/dist, embedded in the server) from its sources.
+web:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+## web-check: rebuild the portal and fail if the committed build differs.
+web-check:
+	scripts/web-check.sh
 
 ## vet: go vet plus a gofmt check.
 vet: fmt-check

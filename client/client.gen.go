@@ -351,6 +351,21 @@ func (e SegmentCreateMatch) Valid() bool {
 	}
 }
 
+// Defines values for SignInTokenTokenType.
+const (
+	SignInTokenTokenTypeBearer SignInTokenTokenType = "Bearer"
+)
+
+// Valid indicates whether the value is a known member of the SignInTokenTokenType enum.
+func (e SignInTokenTokenType) Valid() bool {
+	switch e {
+	case SignInTokenTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TenantScope.
 const (
 	EventsWrite   TenantScope = "events:write"
@@ -431,13 +446,13 @@ func (e Tier) Valid() bool {
 
 // Defines values for TokenTokenType.
 const (
-	Bearer TokenTokenType = "Bearer"
+	TokenTokenTypeBearer TokenTokenType = "Bearer"
 )
 
 // Valid indicates whether the value is a known member of the TokenTokenType enum.
 func (e TokenTokenType) Valid() bool {
 	switch e {
-	case Bearer:
+	case TokenTokenTypeBearer:
 		return true
 	default:
 		return false
@@ -923,6 +938,21 @@ type SegmentList struct {
 	NextCursor *string   `json:"next_cursor"`
 }
 
+// SignInRequest defines model for SignInRequest.
+type SignInRequest struct {
+	Code string `json:"code"`
+}
+
+// SignInToken defines model for SignInToken.
+type SignInToken struct {
+	ExpiresAt time.Time            `json:"expires_at"`
+	Token     string               `json:"token"`
+	TokenType SignInTokenTokenType `json:"token_type"`
+}
+
+// SignInTokenTokenType defines model for SignInToken.TokenType.
+type SignInTokenTokenType string
+
 // Slug Lowercase, 3 to 40 characters of a-z, 0-9 and '-'; unique among tenants that are not deleted.
 type Slug = string
 
@@ -1170,6 +1200,9 @@ type Cursor = string
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
+// IfMatch defines model for IfMatch.
+type IfMatch = string
+
 // Limit defines model for Limit.
 type Limit = int
 
@@ -1287,6 +1320,12 @@ type ListTenantsParams struct {
 	Status *TenantStatus `form:"status,omitempty" json:"status,omitempty"`
 	Tier   *Tier         `form:"tier,omitempty" json:"tier,omitempty"`
 	Region *Region       `form:"region,omitempty" json:"region,omitempty"`
+
+	// Q Only tenants whose name (ignoring ASCII case), slug or ID contains this text.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Label Only tenants with this label (`key`), or with this value of it (`key=value`).
+	Label *string `form:"label,omitempty" json:"label,omitempty"`
 }
 
 // CreateTenantParams defines parameters for CreateTenant.
@@ -1299,6 +1338,9 @@ type CreateTenantParams struct {
 type DeleteTenantParams struct {
 	// Purge Also delete data that is otherwise retained.
 	Purge *bool `form:"purge,omitempty" json:"purge,omitempty"`
+
+	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // UpdateTenantParams defines parameters for UpdateTenant.
@@ -1369,6 +1411,18 @@ type ListProfileEventsParams struct {
 	Event *string `form:"event,omitempty" json:"event,omitempty"`
 }
 
+// ResumeTenantParams defines parameters for ResumeTenant.
+type ResumeTenantParams struct {
+	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// RetryTenantParams defines parameters for RetryTenant.
+type RetryTenantParams struct {
+	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // ListSegmentsParams defines parameters for ListSegments.
 type ListSegmentsParams struct {
 	// Limit Page size.
@@ -1406,6 +1460,12 @@ type ListStackEventsParams struct {
 
 	// Cursor The `next_cursor` of the previous page.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// SuspendTenantParams defines parameters for SuspendTenant.
+type SuspendTenantParams struct {
+	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // SegmentTrackJSONBody defines parameters for SegmentTrack.
@@ -1446,6 +1506,9 @@ type SegmentScreenShortJSONRequestBody = SegmentScreenShortJSONBody
 
 // SegmentScreenJSONRequestBody defines body for SegmentScreen for application/json ContentType.
 type SegmentScreenJSONRequestBody = SegmentScreenJSONBody
+
+// SignInJSONRequestBody defines body for SignIn for application/json ContentType.
+type SignInJSONRequestBody = SignInRequest
 
 // SegmentTrackShortJSONRequestBody defines body for SegmentTrackShort for application/json ContentType.
 type SegmentTrackShortJSONRequestBody = SegmentTrackShortJSONBody
@@ -2510,6 +2573,36 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/screen (the `SegmentScreen` operationId).
 	SegmentScreen(ctx context.Context, body SegmentScreenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SignInWithBody Exchange a one-time sign-in code for an admin token
+	//
+	// The admin portal's sign-in link (printed by the server at start on
+	// the embedded default, and by `server login-link`) carries a one-time
+	// code in its URL fragment; the portal exchanges it here for an ISV
+	// admin token. A code is signed by the server's key, expires after a
+	// few minutes and is accepted once: its use is recorded in the
+	// control-plane database, so a second exchange, on any replica, is
+	// `401`, and so are an expired or a wrong code.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/sign-in (the `SignIn` operationId).
+	SignInWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignIn Exchange a one-time sign-in code for an admin token
+	//
+	// The admin portal's sign-in link (printed by the server at start on
+	// the embedded default, and by `server login-link`) carries a one-time
+	// code in its URL fragment; the portal exchanges it here for an ISV
+	// admin token. A code is signed by the server's key, expires after a
+	// few minutes and is accepted once: its use is recorded in the
+	// control-plane database, so a second exchange, on any replica, is
+	// `401`, and so are an expired or a wrong code.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/sign-in (the `SignIn` operationId).
+	SignIn(ctx context.Context, body SignInJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// SegmentTrackShortWithBody Segment-compatible track endpoint (short path)
 	//
 	// The path analytics.js (analytics-next) posts to; the same as
@@ -2818,12 +2911,12 @@ type ClientInterface interface {
 	// ResumeTenant Resume a suspended tenant
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/resume (the `ResumeTenant` operationId).
-	ResumeTenant(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ResumeTenant(ctx context.Context, tenantId TenantID, params *ResumeTenantParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RetryTenant Retry provisioning of a failed tenant
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/retry (the `RetryTenant` operationId).
-	RetryTenant(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RetryTenant(ctx context.Context, tenantId TenantID, params *RetryTenantParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSegments The tenant's segments, oldest first
 	//
@@ -2958,7 +3051,7 @@ type ClientInterface interface {
 	// The tenant's tokens and data access stop working; its stacks stay in place.
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/suspend (the `SuspendTenant` operationId).
-	SuspendTenant(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	SuspendTenant(ctx context.Context, tenantId TenantID, params *SuspendTenantParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTenantTokenWithBody Mint a token for the tenant's SDK calls
 	//
@@ -3877,6 +3970,56 @@ func (c *Client) SegmentScreen(ctx context.Context, body SegmentScreenJSONReques
 	return c.Client.Do(req)
 }
 
+// SignInWithBody Exchange a one-time sign-in code for an admin token
+//
+// The admin portal's sign-in link (printed by the server at start on
+// the embedded default, and by `server login-link`) carries a one-time
+// code in its URL fragment; the portal exchanges it here for an ISV
+// admin token. A code is signed by the server's key, expires after a
+// few minutes and is accepted once: its use is recorded in the
+// control-plane database, so a second exchange, on any replica, is
+// `401`, and so are an expired or a wrong code.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/sign-in (the `SignIn` operationId).
+func (c *Client) SignInWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignInRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignIn Exchange a one-time sign-in code for an admin token
+//
+// The admin portal's sign-in link (printed by the server at start on
+// the embedded default, and by `server login-link`) carries a one-time
+// code in its URL fragment; the portal exchanges it here for an ISV
+// admin token. A code is signed by the server's key, expires after a
+// few minutes and is accepted once: its use is recorded in the
+// control-plane database, so a second exchange, on any replica, is
+// `401`, and so are an expired or a wrong code.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/sign-in (the `SignIn` operationId).
+func (c *Client) SignIn(ctx context.Context, body SignInJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignInRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // SegmentTrackShortWithBody Segment-compatible track endpoint (short path)
 //
 // The path analytics.js (analytics-next) posts to; the same as
@@ -4525,8 +4668,8 @@ func (c *Client) UnmergeProfile(ctx context.Context, tenantId TenantID, profileI
 // ResumeTenant Resume a suspended tenant
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/resume (the `ResumeTenant` operationId).
-func (c *Client) ResumeTenant(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewResumeTenantRequest(c.Server, tenantId)
+func (c *Client) ResumeTenant(ctx context.Context, tenantId TenantID, params *ResumeTenantParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResumeTenantRequest(c.Server, tenantId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4540,8 +4683,8 @@ func (c *Client) ResumeTenant(ctx context.Context, tenantId TenantID, reqEditors
 // RetryTenant Retry provisioning of a failed tenant
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/retry (the `RetryTenant` operationId).
-func (c *Client) RetryTenant(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRetryTenantRequest(c.Server, tenantId)
+func (c *Client) RetryTenant(ctx context.Context, tenantId TenantID, params *RetryTenantParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryTenantRequest(c.Server, tenantId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4835,8 +4978,8 @@ func (c *Client) RetryStack(ctx context.Context, tenantId TenantID, region Regio
 // The tenant's tokens and data access stop working; its stacks stay in place.
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/suspend (the `SuspendTenant` operationId).
-func (c *Client) SuspendTenant(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSuspendTenantRequest(c.Server, tenantId)
+func (c *Client) SuspendTenant(ctx context.Context, tenantId TenantID, params *SuspendTenantParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSuspendTenantRequest(c.Server, tenantId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5695,6 +5838,46 @@ func NewSegmentScreenRequestWithBody(server string, contentType string, body io.
 	return req, nil
 }
 
+// NewSignInRequest calls the generic SignIn builder with application/json body
+func NewSignInRequest(server string, body SignInJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSignInRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSignInRequestWithBody constructs an http.Request for the SignIn method, with any body, and a specified content type
+func NewSignInRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/sign-in")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewSegmentTrackShortRequest calls the generic SegmentTrackShort builder with application/json body
 func NewSegmentTrackShortRequest(server string, body SegmentTrackShortJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -5814,6 +5997,30 @@ func NewListTenantsRequest(server string, params *ListTenantsParams) (*http.Requ
 		if params.Region != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "region", *params.Region, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Q != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Label != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "label", *params.Label, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5948,6 +6155,21 @@ func NewDeleteTenantRequest(server string, tenantId TenantID, params *DeleteTena
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -7063,7 +7285,7 @@ func NewUnmergeProfileRequestWithBody(server string, tenantId TenantID, profileI
 }
 
 // NewResumeTenantRequest constructs an http.Request for the ResumeTenant method
-func NewResumeTenantRequest(server string, tenantId TenantID) (*http.Request, error) {
+func NewResumeTenantRequest(server string, tenantId TenantID, params *ResumeTenantParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -7093,11 +7315,26 @@ func NewResumeTenantRequest(server string, tenantId TenantID) (*http.Request, er
 		return nil, err
 	}
 
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewRetryTenantRequest constructs an http.Request for the RetryTenant method
-func NewRetryTenantRequest(server string, tenantId TenantID) (*http.Request, error) {
+func NewRetryTenantRequest(server string, tenantId TenantID, params *RetryTenantParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -7125,6 +7362,21 @@ func NewRetryTenantRequest(server string, tenantId TenantID) (*http.Request, err
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -7774,7 +8026,7 @@ func NewRetryStackRequest(server string, tenantId TenantID, region RegionPath) (
 }
 
 // NewSuspendTenantRequest constructs an http.Request for the SuspendTenant method
-func NewSuspendTenantRequest(server string, tenantId TenantID) (*http.Request, error) {
+func NewSuspendTenantRequest(server string, tenantId TenantID, params *SuspendTenantParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -7802,6 +8054,21 @@ func NewSuspendTenantRequest(server string, tenantId TenantID) (*http.Request, e
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -8506,6 +8773,36 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/screen (the `SegmentScreen` operationId).
 	SegmentScreenWithResponse(ctx context.Context, body SegmentScreenJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentScreenResponse, error)
 
+	// SignInWithBodyWithResponse Exchange a one-time sign-in code for an admin token
+	//
+	// The admin portal's sign-in link (printed by the server at start on
+	// the embedded default, and by `server login-link`) carries a one-time
+	// code in its URL fragment; the portal exchanges it here for an ISV
+	// admin token. A code is signed by the server's key, expires after a
+	// few minutes and is accepted once: its use is recorded in the
+	// control-plane database, so a second exchange, on any replica, is
+	// `401`, and so are an expired or a wrong code.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sign-in (the `SignIn` operationId).
+	SignInWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignInResponse, error)
+
+	// SignInWithResponse Exchange a one-time sign-in code for an admin token
+	//
+	// The admin portal's sign-in link (printed by the server at start on
+	// the embedded default, and by `server login-link`) carries a one-time
+	// code in its URL fragment; the portal exchanges it here for an ISV
+	// admin token. A code is signed by the server's key, expires after a
+	// few minutes and is accepted once: its use is recorded in the
+	// control-plane database, so a second exchange, on any replica, is
+	// `401`, and so are an expired or a wrong code.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/sign-in (the `SignIn` operationId).
+	SignInWithResponse(ctx context.Context, body SignInJSONRequestBody, reqEditors ...RequestEditorFn) (*SignInResponse, error)
+
 	// SegmentTrackShortWithBodyWithResponse Segment-compatible track endpoint (short path)
 	//
 	// The path analytics.js (analytics-next) posts to; the same as
@@ -8848,14 +9145,14 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/resume (the `ResumeTenant` operationId).
-	ResumeTenantWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*ResumeTenantResponse, error)
+	ResumeTenantWithResponse(ctx context.Context, tenantId TenantID, params *ResumeTenantParams, reqEditors ...RequestEditorFn) (*ResumeTenantResponse, error)
 
 	// RetryTenantWithResponse Retry provisioning of a failed tenant
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/retry (the `RetryTenant` operationId).
-	RetryTenantWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*RetryTenantResponse, error)
+	RetryTenantWithResponse(ctx context.Context, tenantId TenantID, params *RetryTenantParams, reqEditors ...RequestEditorFn) (*RetryTenantResponse, error)
 
 	// ListSegmentsWithResponse The tenant's segments, oldest first
 	//
@@ -9010,7 +9307,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/suspend (the `SuspendTenant` operationId).
-	SuspendTenantWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*SuspendTenantResponse, error)
+	SuspendTenantWithResponse(ctx context.Context, tenantId TenantID, params *SuspendTenantParams, reqEditors ...RequestEditorFn) (*SuspendTenantResponse, error)
 
 	// CreateTenantTokenWithBodyWithResponse Mint a token for the tenant's SDK calls
 	//
@@ -10504,6 +10801,89 @@ func (r SegmentScreenResponse) ContentType() string {
 	return ""
 }
 
+// SignInResponse401Headers the declared response headers of an HTTP 401 response for SignIn
+type SignInResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type SignInResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SignInToken
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SignInResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SignInResponse) GetJSON200() *SignInToken {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SignInResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SignInResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SignInResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SignInResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SignInResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SignInResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SignInResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SignInResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SignInResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // SegmentTrackShortResponse401Headers the declared response headers of an HTTP 401 response for SegmentTrackShort
 type SegmentTrackShortResponse401Headers struct {
 	WWWAuthenticate string
@@ -10802,6 +11182,8 @@ type DeleteTenantResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *PreconditionFailed
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -10836,6 +11218,11 @@ func (r DeleteTenantResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r DeleteTenantResponse) GetApplicationproblemJSON409() *Conflict {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r DeleteTenantResponse) GetApplicationproblemJSON412() *PreconditionFailed {
+	return r.ApplicationproblemJSON412
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12850,6 +13237,8 @@ type ResumeTenantResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *PreconditionFailed
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
@@ -12886,6 +13275,11 @@ func (r ResumeTenantResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r ResumeTenantResponse) GetApplicationproblemJSON409() *Conflict {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r ResumeTenantResponse) GetApplicationproblemJSON412() *PreconditionFailed {
+	return r.ApplicationproblemJSON412
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12942,6 +13336,8 @@ type RetryTenantResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *PreconditionFailed
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -12976,6 +13372,11 @@ func (r RetryTenantResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r RetryTenantResponse) GetApplicationproblemJSON409() *Conflict {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r RetryTenantResponse) GetApplicationproblemJSON412() *PreconditionFailed {
+	return r.ApplicationproblemJSON412
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -14138,6 +14539,8 @@ type SuspendTenantResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *PreconditionFailed
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
@@ -14174,6 +14577,11 @@ func (r SuspendTenantResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r SuspendTenantResponse) GetApplicationproblemJSON409() *Conflict {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r SuspendTenantResponse) GetApplicationproblemJSON412() *PreconditionFailed {
+	return r.ApplicationproblemJSON412
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -15152,6 +15560,48 @@ func (c *ClientWithResponses) SegmentScreenWithResponse(ctx context.Context, bod
 	return ParseSegmentScreenResponse(rsp)
 }
 
+// SignInWithBodyWithResponse Exchange a one-time sign-in code for an admin token
+//
+// The admin portal's sign-in link (printed by the server at start on
+// the embedded default, and by `server login-link`) carries a one-time
+// code in its URL fragment; the portal exchanges it here for an ISV
+// admin token. A code is signed by the server's key, expires after a
+// few minutes and is accepted once: its use is recorded in the
+// control-plane database, so a second exchange, on any replica, is
+// `401`, and so are an expired or a wrong code.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sign-in (the `SignIn` operationId).
+func (c *ClientWithResponses) SignInWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignInResponse, error) {
+	rsp, err := c.SignInWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignInResponse(rsp)
+}
+
+// SignInWithResponse Exchange a one-time sign-in code for an admin token
+//
+// The admin portal's sign-in link (printed by the server at start on
+// the embedded default, and by `server login-link`) carries a one-time
+// code in its URL fragment; the portal exchanges it here for an ISV
+// admin token. A code is signed by the server's key, expires after a
+// few minutes and is accepted once: its use is recorded in the
+// control-plane database, so a second exchange, on any replica, is
+// `401`, and so are an expired or a wrong code.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/sign-in (the `SignIn` operationId).
+func (c *ClientWithResponses) SignInWithResponse(ctx context.Context, body SignInJSONRequestBody, reqEditors ...RequestEditorFn) (*SignInResponse, error) {
+	rsp, err := c.SignIn(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignInResponse(rsp)
+}
+
 // SegmentTrackShortWithBodyWithResponse Segment-compatible track endpoint (short path)
 //
 // The path analytics.js (analytics-next) posts to; the same as
@@ -15698,8 +16148,8 @@ func (c *ClientWithResponses) UnmergeProfileWithResponse(ctx context.Context, te
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/resume (the `ResumeTenant` operationId).
-func (c *ClientWithResponses) ResumeTenantWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*ResumeTenantResponse, error) {
-	rsp, err := c.ResumeTenant(ctx, tenantId, reqEditors...)
+func (c *ClientWithResponses) ResumeTenantWithResponse(ctx context.Context, tenantId TenantID, params *ResumeTenantParams, reqEditors ...RequestEditorFn) (*ResumeTenantResponse, error) {
+	rsp, err := c.ResumeTenant(ctx, tenantId, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -15711,8 +16161,8 @@ func (c *ClientWithResponses) ResumeTenantWithResponse(ctx context.Context, tena
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/retry (the `RetryTenant` operationId).
-func (c *ClientWithResponses) RetryTenantWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*RetryTenantResponse, error) {
-	rsp, err := c.RetryTenant(ctx, tenantId, reqEditors...)
+func (c *ClientWithResponses) RetryTenantWithResponse(ctx context.Context, tenantId TenantID, params *RetryTenantParams, reqEditors ...RequestEditorFn) (*RetryTenantResponse, error) {
+	rsp, err := c.RetryTenant(ctx, tenantId, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -15962,8 +16412,8 @@ func (c *ClientWithResponses) RetryStackWithResponse(ctx context.Context, tenant
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/suspend (the `SuspendTenant` operationId).
-func (c *ClientWithResponses) SuspendTenantWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*SuspendTenantResponse, error) {
-	rsp, err := c.SuspendTenant(ctx, tenantId, reqEditors...)
+func (c *ClientWithResponses) SuspendTenantWithResponse(ctx context.Context, tenantId TenantID, params *SuspendTenantParams, reqEditors ...RequestEditorFn) (*SuspendTenantResponse, error) {
+	rsp, err := c.SuspendTenant(ctx, tenantId, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -17305,6 +17755,80 @@ func ParseSegmentScreenResponse(rsp *http.Response) (*SegmentScreenResponse, err
 	return response, nil
 }
 
+// ParseSignInResponse parses an HTTP response from a SignInWithResponse call
+func ParseSignInResponse(rsp *http.Response) (*SignInResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SignInResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SignInToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SignInResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseSegmentTrackShortResponse parses an HTTP response from a SegmentTrackShortWithResponse call
 func ParseSegmentTrackShortResponse(rsp *http.Response) (*SegmentTrackShortResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17620,6 +18144,13 @@ func ParseDeleteTenantResponse(rsp *http.Response) (*DeleteTenantResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest PreconditionFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -19475,6 +20006,13 @@ func ParseResumeTenantResponse(rsp *http.Response) (*ResumeTenantResponse, error
 		}
 		response.ApplicationproblemJSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest PreconditionFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19565,6 +20103,13 @@ func ParseRetryTenantResponse(rsp *http.Response) (*RetryTenantResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest PreconditionFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -20645,6 +21190,13 @@ func ParseSuspendTenantResponse(rsp *http.Response) (*SuspendTenantResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest PreconditionFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError

@@ -46,8 +46,9 @@ const (
 	cmdServe command = 1 << iota
 	cmdMigrate
 	cmdToken
+	cmdLoginLink
 
-	cmdAll = cmdServe | cmdMigrate | cmdToken
+	cmdAll = cmdServe | cmdMigrate | cmdToken | cmdLoginLink
 )
 
 // setting describes one configuration entry; the README's table is made
@@ -61,12 +62,12 @@ type setting struct {
 
 func (c *config) settings() []setting {
 	return []setting{
-		{"addr", "CAIRN_ADDR", "127.0.0.1:8080", "address to serve the API on", &c.Addr, cmdServe},
+		{"addr", "CAIRN_ADDR", "127.0.0.1:8080", "address to serve the API on", &c.Addr, cmdServe | cmdLoginLink},
 		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, signing key and local zones", &c.DataDir, cmdAll},
 		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL, cmdAll},
-		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key that signs tokens; default <data-dir>/signing-key.pem, created if absent", &c.SigningKeyFile, cmdServe | cmdToken},
-		{"issuer", "CAIRN_ISSUER", "cairn", "iss of the tokens Cairn issues", &c.Issuer, cmdServe | cmdToken},
-		{"audience", "CAIRN_AUDIENCE", "cairn-api", "aud of the tokens Cairn issues and accepts", &c.Audience, cmdServe | cmdToken},
+		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key that signs tokens; default <data-dir>/signing-key.pem, created if absent", &c.SigningKeyFile, cmdServe | cmdToken | cmdLoginLink},
+		{"issuer", "CAIRN_ISSUER", "cairn", "iss of the tokens Cairn issues", &c.Issuer, cmdServe | cmdToken | cmdLoginLink},
+		{"audience", "CAIRN_AUDIENCE", "cairn-api", "aud of the tokens Cairn issues and accepts", &c.Audience, cmdServe | cmdToken | cmdLoginLink},
 		{"oidc-issuer", "CAIRN_OIDC_ISSUER", "", "also trust tokens from this OIDC issuer (e.g. a Cognito user pool)", &c.OIDCIssuer, cmdServe},
 		{"oidc-jwks-url", "CAIRN_OIDC_JWKS_URL", "", "JWKS URL of the OIDC issuer", &c.OIDCJWKSURL, cmdServe},
 		{"oidc-audience", "CAIRN_OIDC_AUDIENCE", "", "audience required in OIDC tokens", &c.OIDCAudience, cmdServe},
@@ -74,7 +75,7 @@ func (c *config) settings() []setting {
 		{"oidc-tenant-claim", "CAIRN_OIDC_TENANT_CLAIM", "custom:tenant_id", "claim of OIDC tokens that carries the tenant ID", &c.OIDCTenantClaim, cmdServe},
 		{"oidc-scope-claim", "CAIRN_OIDC_SCOPE_CLAIM", "scope", "claim of OIDC tokens that carries the scopes", &c.OIDCScopeClaim, cmdServe},
 		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL, cmdServe | cmdToken},
-		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL, cmdServe | cmdToken},
+		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL, cmdServe | cmdToken | cmdLoginLink},
 		{"log-level", "CAIRN_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel, cmdAll},
 		{"max-body-bytes", "CAIRN_MAX_BODY_BYTES", "1048576", "largest request body accepted", &c.MaxBodyBytes, cmdServe},
 		{"shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight requests and jobs", &c.ShutdownTimeout, cmdServe},
@@ -185,10 +186,11 @@ var errHelpShown = errors.New("help shown")
 const commands = `Usage: server [command] [flags]
 
 Commands:
-  serve     serve the API (the default when no command is given)
-  migrate   bring the database schema up to date and exit
-  token     print an ISV admin token (--admin) or a tenant token (--tenant ID)
-  help      print this help, or a command's: server help token
+  serve       serve the API (the default when no command is given)
+  migrate     bring the database schema up to date and exit
+  token       print an ISV admin token (--admin) or a tenant token (--tenant ID)
+  login-link  print a one-time sign-in link to the admin portal
+  help        print this help, or a command's: server help token
 
 Every flag is also a CAIRN_* environment variable; a flag wins.
 Run "server COMMAND --help" for a command's flags.

@@ -5,6 +5,7 @@
 //	server token --admin        print an ISV admin token
 //	server token --tenant ID [--scopes a,b] [--ttl 1h]
 //	                            print a tenant token
+//	server login-link [--url U] print a one-time sign-in link to the admin portal
 //	server help [command]       print the commands, or a command's flags
 //
 // Every flag is also a CAIRN_* environment variable; see the README.
@@ -37,12 +38,14 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
+	"github.com/cairn-cdp/cairn/internal/portal"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/web"
 )
 
 func main() {
@@ -88,6 +91,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return migrate(ctx, cfg, stderr)
 	case "token":
 		return token(ctx, args, getenv, stdout, stderr)
+	case "login-link":
+		return loginLink(ctx, args, getenv, stdout, stderr)
 	case "help":
 		// "server help" is "server --help"; "server help token" is
 		// "server token --help".
@@ -96,7 +101,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return dispatch(ctx, []string{"--help"}, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, token or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link or help)", cmd)
 	}
 }
 
@@ -217,6 +222,42 @@ func checkTokenTenant(ctx context.Context, cfg *config, log *slog.Logger, id str
 	return nil
 }
 
+// loginLink prints a one-time sign-in link to the admin portal. Like token
+// it needs only the signing key; the server that the link names records the
+// code's single use when the portal exchanges it.
+func loginLink(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var base string
+	cfg, err := parseConfig("server login-link", cmdLoginLink, args, getenv, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&base, "url", "", "the server's base URL (default http://<addr>)")
+	})
+	if err != nil {
+		return err
+	}
+	if base == "" {
+		base = "http://" + cfg.Addr
+	}
+	a, err := newAuthority(ctx, cfg, newLogger(cfg, stderr), false)
+	if err != nil {
+		return err
+	}
+	link, err := signInLink(a, base)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, link)
+	return err
+}
+
+// signInLink returns the portal's sign-in URL with a fresh one-time code in
+// its fragment, which browsers never send to a server or a Referer.
+func signInLink(a *auth.Authority, base string) (string, error) {
+	code, _, err := a.MintSignIn()
+	if err != nil {
+		return "", fmt.Errorf("login-link: %w", err)
+	}
+	return strings.TrimRight(base, "/") + "/sign-in#code=" + code, nil
+}
+
 // serve wires the server explicitly, in order: database, stores, services,
 // jobs, handler; then serves until ctx is done and shuts down gracefully.
 // hooks lets tests observe a running server; nil fields are ignored.
@@ -325,6 +366,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	if err != nil {
 		return err
 	}
+	handler, err = portal.Handler(web.Dist(), handler)
+	if err != nil {
+		return fmt.Errorf("portal: %w", err)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -342,6 +387,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "Cairn is serving on %s\n", url)
 	fmt.Fprintf(stdout, "Get an admin token with: go run ./cmd/server token --admin --data-dir %s\n", cfg.DataDir)
+	if cfg.DatabaseURL == "" {
+		// The embedded default is one person's server: hand them the portal.
+		link, err := signInLink(authority, url)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		fmt.Fprintf(stdout, "Sign in to the admin portal (the link works once, for %s): %s\n", auth.SignInTTL, link)
+	}
 	log.InfoContext(ctx, "serving", "url", url, "database", describeDB(cfg.DatabaseURL))
 	if h.ready != nil {
 		h.ready <- ln.Addr().String()

@@ -106,7 +106,7 @@ func tokenTenants(t *testing.T, dir string) (live, gone string) {
 		ids[i] = tn.ID
 	}
 	for _, step := range []func(context.Context, string) (tenants.Tenant, error){
-		svc.MarkProvisioned, func(ctx context.Context, id string) (tenants.Tenant, error) { return svc.Offboard(ctx, id, false) }, svc.MarkDeleted,
+		svc.MarkProvisioned, func(ctx context.Context, id string) (tenants.Tenant, error) { return svc.Offboard(ctx, id, nil, false) }, svc.MarkDeleted,
 	} {
 		if _, err := step(ctx, ids[1]); err != nil {
 			t.Fatal(err)

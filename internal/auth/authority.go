@@ -405,3 +405,57 @@ func (a *Authority) mint(subject, tenantID string, scopes []string, ttl time.Dur
 // Config.VerifyKeys), for /.well-known/jwks.json. The caller may keep or
 // modify the returned slice.
 func (a *Authority) JWKS() []byte { return slices.Clone(a.jwks) }
+
+// SignInTTL is how long a sign-in code lasts.
+const SignInTTL = 10 * time.Minute
+
+// signInAudience sets sign-in codes apart from tokens: Verify refuses a
+// code (its aud is not the API's), and VerifySignIn refuses a token.
+func (a *Authority) signInAudience() string { return a.audience + "#sign-in" }
+
+// MintSignIn returns a one-time sign-in code for the ISV admin portal and
+// its expiry (SignInTTL from now). The code is a signed JWT of its own
+// audience; single use is the caller's to enforce, by the code's ID that
+// VerifySignIn returns.
+func (a *Authority) MintSignIn() (string, time.Time, error) {
+	now := a.now().Truncate(time.Second)
+	exp := now.Add(SignInTTL)
+	claims := ownClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    a.issuer,
+			Subject:   "admin",
+			Audience:  jwt.ClaimStrings{a.signInAudience()},
+			ExpiresAt: jwt.NewNumericDate(exp),
+			NotBefore: jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        rand.Text(),
+		},
+		Scope: "sign-in",
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	t.Header["kid"] = a.kid
+	s, err := t.SignedString(a.key)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("auth: sign sign-in code: %w", err)
+	}
+	return s, exp, nil
+}
+
+// VerifySignIn checks a sign-in code made by MintSignIn with this
+// authority's key and returns its ID and expiry. Every error matches
+// ErrUnauthenticated.
+func (a *Authority) VerifySignIn(code string) (id string, exp time.Time, err error) {
+	if len(code) > maxTokenSize {
+		return "", time.Time{}, unauthenticated("sign-in code too large")
+	}
+	var claims ownClaims
+	pub := a.key.Public()
+	_, err = jwt.ParseWithClaims(code, &claims, func(*jwt.Token) (any, error) { return pub, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(a.issuer), jwt.WithAudience(a.signInAudience()),
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(a.now))
+	if err != nil || claims.ID == "" || claims.Scope != "sign-in" {
+		return "", time.Time{}, unauthenticated("invalid or expired sign-in code")
+	}
+	return claims.ID, claims.ExpiresAt.Time, nil
+}

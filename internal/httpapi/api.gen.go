@@ -350,6 +350,21 @@ func (e SegmentCreateMatch) Valid() bool {
 	}
 }
 
+// Defines values for SignInTokenTokenType.
+const (
+	SignInTokenTokenTypeBearer SignInTokenTokenType = "Bearer"
+)
+
+// Valid indicates whether the value is a known member of the SignInTokenTokenType enum.
+func (e SignInTokenTokenType) Valid() bool {
+	switch e {
+	case SignInTokenTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TenantScope.
 const (
 	EventsWrite   TenantScope = "events:write"
@@ -430,13 +445,13 @@ func (e Tier) Valid() bool {
 
 // Defines values for TokenTokenType.
 const (
-	Bearer TokenTokenType = "Bearer"
+	TokenTokenTypeBearer TokenTokenType = "Bearer"
 )
 
 // Valid indicates whether the value is a known member of the TokenTokenType enum.
 func (e TokenTokenType) Valid() bool {
 	switch e {
-	case Bearer:
+	case TokenTokenTypeBearer:
 		return true
 	default:
 		return false
@@ -922,6 +937,21 @@ type SegmentList struct {
 	NextCursor *string   `json:"next_cursor"`
 }
 
+// SignInRequest defines model for SignInRequest.
+type SignInRequest struct {
+	Code string `json:"code"`
+}
+
+// SignInToken defines model for SignInToken.
+type SignInToken struct {
+	ExpiresAt time.Time            `json:"expires_at"`
+	Token     string               `json:"token"`
+	TokenType SignInTokenTokenType `json:"token_type"`
+}
+
+// SignInTokenTokenType defines model for SignInToken.TokenType.
+type SignInTokenTokenType string
+
 // Slug Lowercase, 3 to 40 characters of a-z, 0-9 and '-'; unique among tenants that are not deleted.
 type Slug = string
 
@@ -1169,6 +1199,9 @@ type Cursor = string
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
+// IfMatch defines model for IfMatch.
+type IfMatch = string
+
 // Limit defines model for Limit.
 type Limit = int
 
@@ -1286,6 +1319,12 @@ type ListTenantsParams struct {
 	Status *TenantStatus `form:"status,omitempty" json:"status,omitempty"`
 	Tier   *Tier         `form:"tier,omitempty" json:"tier,omitempty"`
 	Region *Region       `form:"region,omitempty" json:"region,omitempty"`
+
+	// Q Only tenants whose name (ignoring ASCII case), slug or ID contains this text.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Label Only tenants with this label (`key`), or with this value of it (`key=value`).
+	Label *string `form:"label,omitempty" json:"label,omitempty"`
 }
 
 // CreateTenantParams defines parameters for CreateTenant.
@@ -1298,6 +1337,9 @@ type CreateTenantParams struct {
 type DeleteTenantParams struct {
 	// Purge Also delete data that is otherwise retained.
 	Purge *bool `form:"purge,omitempty" json:"purge,omitempty"`
+
+	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // UpdateTenantParams defines parameters for UpdateTenant.
@@ -1368,6 +1410,18 @@ type ListProfileEventsParams struct {
 	Event *string `form:"event,omitempty" json:"event,omitempty"`
 }
 
+// ResumeTenantParams defines parameters for ResumeTenant.
+type ResumeTenantParams struct {
+	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// RetryTenantParams defines parameters for RetryTenant.
+type RetryTenantParams struct {
+	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // ListSegmentsParams defines parameters for ListSegments.
 type ListSegmentsParams struct {
 	// Limit Page size.
@@ -1405,6 +1459,12 @@ type ListStackEventsParams struct {
 
 	// Cursor The `next_cursor` of the previous page.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// SuspendTenantParams defines parameters for SuspendTenant.
+type SuspendTenantParams struct {
+	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // SegmentTrackJSONBody defines parameters for SegmentTrack.
@@ -1445,6 +1505,9 @@ type SegmentScreenShortJSONRequestBody = SegmentScreenShortJSONBody
 
 // SegmentScreenJSONRequestBody defines body for SegmentScreen for application/json ContentType.
 type SegmentScreenJSONRequestBody = SegmentScreenJSONBody
+
+// SignInJSONRequestBody defines body for SignIn for application/json ContentType.
+type SignInJSONRequestBody = SignInRequest
 
 // SegmentTrackShortJSONRequestBody defines body for SegmentTrackShort for application/json ContentType.
 type SegmentTrackShortJSONRequestBody = SegmentTrackShortJSONBody
@@ -1935,6 +1998,9 @@ type ServerInterface interface {
 	// SegmentScreen Segment-compatible screen endpoint
 	// (POST /v1/screen)
 	SegmentScreen(w http.ResponseWriter, r *http.Request)
+	// SignIn Exchange a one-time sign-in code for an admin token
+	// (POST /v1/sign-in)
+	SignIn(w http.ResponseWriter, r *http.Request)
 	// SegmentTrackShort Segment-compatible track endpoint (short path)
 	// (POST /v1/t)
 	SegmentTrackShort(w http.ResponseWriter, r *http.Request)
@@ -2012,10 +2078,10 @@ type ServerInterface interface {
 	UnmergeProfile(w http.ResponseWriter, r *http.Request, tenantId TenantID, profileId ProfileID)
 	// ResumeTenant Resume a suspended tenant
 	// (POST /v1/tenants/{tenant_id}/resume)
-	ResumeTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	ResumeTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ResumeTenantParams)
 	// RetryTenant Retry provisioning of a failed tenant
 	// (POST /v1/tenants/{tenant_id}/retry)
-	RetryTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	RetryTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params RetryTenantParams)
 	// ListSegments The tenant's segments, oldest first
 	// (GET /v1/tenants/{tenant_id}/segments)
 	ListSegments(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListSegmentsParams)
@@ -2054,7 +2120,7 @@ type ServerInterface interface {
 	RetryStack(w http.ResponseWriter, r *http.Request, tenantId TenantID, region RegionPath)
 	// SuspendTenant Suspend an active tenant
 	// (POST /v1/tenants/{tenant_id}/suspend)
-	SuspendTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	SuspendTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params SuspendTenantParams)
 	// CreateTenantToken Mint a token for the tenant's SDK calls
 	// (POST /v1/tenants/{tenant_id}/tokens)
 	CreateTenantToken(w http.ResponseWriter, r *http.Request, tenantId TenantID)
@@ -2172,6 +2238,12 @@ func (_ Unimplemented) SegmentScreenShort(w http.ResponseWriter, r *http.Request
 // SegmentScreen Segment-compatible screen endpoint
 // (POST /v1/screen)
 func (_ Unimplemented) SegmentScreen(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// SignIn Exchange a one-time sign-in code for an admin token
+// (POST /v1/sign-in)
+func (_ Unimplemented) SignIn(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2327,13 +2399,13 @@ func (_ Unimplemented) UnmergeProfile(w http.ResponseWriter, r *http.Request, te
 
 // ResumeTenant Resume a suspended tenant
 // (POST /v1/tenants/{tenant_id}/resume)
-func (_ Unimplemented) ResumeTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+func (_ Unimplemented) ResumeTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ResumeTenantParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
 // RetryTenant Retry provisioning of a failed tenant
 // (POST /v1/tenants/{tenant_id}/retry)
-func (_ Unimplemented) RetryTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+func (_ Unimplemented) RetryTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params RetryTenantParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2411,7 +2483,7 @@ func (_ Unimplemented) RetryStack(w http.ResponseWriter, r *http.Request, tenant
 
 // SuspendTenant Suspend an active tenant
 // (POST /v1/tenants/{tenant_id}/suspend)
-func (_ Unimplemented) SuspendTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+func (_ Unimplemented) SuspendTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params SuspendTenantParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2797,6 +2869,20 @@ func (siw *ServerInterfaceWrapper) SegmentScreen(w http.ResponseWriter, r *http.
 	handler.ServeHTTP(w, r)
 }
 
+// SignIn operation middleware
+func (siw *ServerInterfaceWrapper) SignIn(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SignIn(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // SegmentTrackShort operation middleware
 func (siw *ServerInterfaceWrapper) SegmentTrackShort(w http.ResponseWriter, r *http.Request) {
 
@@ -2885,6 +2971,32 @@ func (siw *ServerInterfaceWrapper) ListTenants(w http.ResponseWriter, r *http.Re
 		return
 	}
 
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", r.URL.Query(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "q"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "q", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "label" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "label", r.URL.Query(), &params.Label, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "label"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "label", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ListTenants(w, r, params)
 	}))
@@ -2966,6 +3078,27 @@ func (siw *ServerInterfaceWrapper) DeleteTenant(w http.ResponseWriter, r *http.R
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "purge", Err: err})
 		}
 		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
 	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -3842,8 +3975,32 @@ func (siw *ServerInterfaceWrapper) ResumeTenant(w http.ResponseWriter, r *http.R
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ResumeTenantParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.ResumeTenant(w, r, tenantId)
+		siw.Handler.ResumeTenant(w, r, tenantId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3868,8 +4025,32 @@ func (siw *ServerInterfaceWrapper) RetryTenant(w http.ResponseWriter, r *http.Re
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetryTenantParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.RetryTenant(w, r, tenantId)
+		siw.Handler.RetryTenant(w, r, tenantId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4404,8 +4585,32 @@ func (siw *ServerInterfaceWrapper) SuspendTenant(w http.ResponseWriter, r *http.
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SuspendTenantParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.SuspendTenant(w, r, tenantId)
+		siw.Handler.SuspendTenant(w, r, tenantId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4576,6 +4781,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/sign-in", wrapper.SignIn)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/tenants", wrapper.ListTenants)
@@ -6550,6 +6758,109 @@ func (response SegmentScreen500ApplicationProblemPlusJSONResponse) VisitSegmentS
 	return err
 }
 
+type SignInRequestObject struct {
+	Body *SignInJSONRequestBody
+}
+
+type SignInResponseObject interface {
+	VisitSignInResponse(w http.ResponseWriter) error
+}
+
+type SignIn200JSONResponse SignInToken
+
+func (response SignIn200JSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn400ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn401ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn413ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn415ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignIn500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SignIn500ApplicationProblemPlusJSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentTrackShortRequestObject struct {
 	Body *SegmentTrackShortJSONRequestBody
 }
@@ -7018,6 +7329,22 @@ func (response DeleteTenant409ApplicationProblemPlusJSONResponse) VisitDeleteTen
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTenant412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTenant412ApplicationProblemPlusJSONResponse) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9698,6 +10025,7 @@ func (response UnmergeProfile500ApplicationProblemPlusJSONResponse) VisitUnmerge
 
 type ResumeTenantRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
+	Params   ResumeTenantParams
 }
 
 type ResumeTenantResponseObject interface {
@@ -9800,6 +10128,22 @@ func (response ResumeTenant409ApplicationProblemPlusJSONResponse) VisitResumeTen
 	return err
 }
 
+type ResumeTenant412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeTenant412ApplicationProblemPlusJSONResponse) VisitResumeTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ResumeTenant500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -9818,6 +10162,7 @@ func (response ResumeTenant500ApplicationProblemPlusJSONResponse) VisitResumeTen
 
 type RetryTenantRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
+	Params   RetryTenantParams
 }
 
 type RetryTenantResponseObject interface {
@@ -9915,6 +10260,22 @@ func (response RetryTenant409ApplicationProblemPlusJSONResponse) VisitRetryTenan
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryTenant412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response RetryTenant412ApplicationProblemPlusJSONResponse) VisitRetryTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11432,6 +11793,7 @@ func (response RetryStack500ApplicationProblemPlusJSONResponse) VisitRetryStackR
 
 type SuspendTenantRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
+	Params   SuspendTenantParams
 }
 
 type SuspendTenantResponseObject interface {
@@ -11530,6 +11892,22 @@ func (response SuspendTenant409ApplicationProblemPlusJSONResponse) VisitSuspendT
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SuspendTenant412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response SuspendTenant412ApplicationProblemPlusJSONResponse) VisitSuspendTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11877,6 +12255,9 @@ type StrictServerInterface interface {
 	// SegmentScreen Segment-compatible screen endpoint
 	// (POST /v1/screen)
 	SegmentScreen(ctx context.Context, request SegmentScreenRequestObject) (SegmentScreenResponseObject, error)
+	// SignIn Exchange a one-time sign-in code for an admin token
+	// (POST /v1/sign-in)
+	SignIn(ctx context.Context, request SignInRequestObject) (SignInResponseObject, error)
 	// SegmentTrackShort Segment-compatible track endpoint (short path)
 	// (POST /v1/t)
 	SegmentTrackShort(ctx context.Context, request SegmentTrackShortRequestObject) (SegmentTrackShortResponseObject, error)
@@ -12557,6 +12938,37 @@ func (sh *strictHandler) SegmentScreen(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(SegmentScreenResponseObject); ok {
 		if err := validResponse.VisitSegmentScreenResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// SignIn operation middleware
+func (sh *strictHandler) SignIn(w http.ResponseWriter, r *http.Request) {
+	var request SignInRequestObject
+
+	var body SignInJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SignIn(ctx, request.(SignInRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SignIn")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SignInResponseObject); ok {
+		if err := validResponse.VisitSignInResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -13293,10 +13705,11 @@ func (sh *strictHandler) UnmergeProfile(w http.ResponseWriter, r *http.Request, 
 }
 
 // ResumeTenant operation middleware
-func (sh *strictHandler) ResumeTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+func (sh *strictHandler) ResumeTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ResumeTenantParams) {
 	var request ResumeTenantRequestObject
 
 	request.TenantId = tenantId
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.ResumeTenant(ctx, request.(ResumeTenantRequestObject))
@@ -13319,10 +13732,11 @@ func (sh *strictHandler) ResumeTenant(w http.ResponseWriter, r *http.Request, te
 }
 
 // RetryTenant operation middleware
-func (sh *strictHandler) RetryTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+func (sh *strictHandler) RetryTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params RetryTenantParams) {
 	var request RetryTenantRequestObject
 
 	request.TenantId = tenantId
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.RetryTenant(ctx, request.(RetryTenantRequestObject))
@@ -13690,10 +14104,11 @@ func (sh *strictHandler) RetryStack(w http.ResponseWriter, r *http.Request, tena
 }
 
 // SuspendTenant operation middleware
-func (sh *strictHandler) SuspendTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+func (sh *strictHandler) SuspendTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params SuspendTenantParams) {
 	var request SuspendTenantRequestObject
 
 	request.TenantId = tenantId
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.SuspendTenant(ctx, request.(SuspendTenantRequestObject))

@@ -34,6 +34,8 @@ const DefaultMaxBodyBytes = 1 << 20
 type Authority interface {
 	Authenticator
 	MintTenant(tenantID string, scopes []string, ttl time.Duration) (string, time.Time, error)
+	MintAdmin(ttl time.Duration) (string, time.Time, error)
+	VerifySignIn(code string) (id string, exp time.Time, err error)
 	JWKS() []byte
 }
 
@@ -68,6 +70,9 @@ type Server struct {
 	sources  *profiles.Sources
 	auth     Authority
 	ready    func(context.Context) error
+	// signIns records the sign-in codes used, so each is used once.
+	signIns idempotency.Store
+	now     func() time.Time
 	// ingestMetrics count the ingestion routes' events.
 	ingestMetrics *ingestMetrics
 }
@@ -93,6 +98,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, auth: cfg.Auth, ready: cfg.Ready,
+		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry)}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {

@@ -169,6 +169,15 @@ func (s *Server) ifMatchVersion(ctx context.Context, id, h string) (*int64, erro
 	return nil, tenants.ErrVersionMismatch
 }
 
+// ifMatch is ifMatchVersion for an optional If-Match header: nil when it
+// is absent.
+func (s *Server) ifMatch(ctx context.Context, id string, h *string) (*int64, error) {
+	if h == nil {
+		return nil, nil
+	}
+	return s.ifMatchVersion(ctx, id, *h)
+}
+
 func (s *Server) ListTenants(ctx context.Context, req ListTenantsRequestObject) (ListTenantsResponseObject, error) {
 	limit := page.Limit(req.Params.Limit)
 	p := tenants.ListParams{Limit: limit + 1}
@@ -186,6 +195,16 @@ func (s *Server) ListTenants(ctx context.Context, req ListTenantsRequestObject) 
 	}
 	if req.Params.Region != nil {
 		p.Region = string(*req.Params.Region)
+	}
+	if req.Params.Q != nil {
+		p.Search = *req.Params.Q
+	}
+	if req.Params.Label != nil {
+		key, value, ok := strings.Cut(*req.Params.Label, "=")
+		p.LabelKey = key
+		if ok {
+			p.LabelValue = &value
+		}
 	}
 	list, err := s.tenants.List(ctx, p)
 	if err != nil {
@@ -231,13 +250,11 @@ func (s *Server) UpdateTenant(ctx context.Context, req UpdateTenantRequestObject
 		}
 		p.Regions = &regions
 	}
-	if req.Params.IfMatch != nil {
-		v, err := s.ifMatchVersion(ctx, req.TenantId, *req.Params.IfMatch)
-		if err != nil {
-			return nil, err
-		}
-		p.IfVersion = v
+	v, err := s.ifMatch(ctx, req.TenantId, req.Params.IfMatch)
+	if err != nil {
+		return nil, err
 	}
+	p.IfVersion = v
 	t, err := s.tenants.Update(ctx, req.TenantId, p)
 	if err != nil {
 		return nil, err
@@ -247,7 +264,11 @@ func (s *Server) UpdateTenant(ctx context.Context, req UpdateTenantRequestObject
 
 func (s *Server) DeleteTenant(ctx context.Context, req DeleteTenantRequestObject) (DeleteTenantResponseObject, error) {
 	purge := req.Params.Purge != nil && *req.Params.Purge
-	t, err := s.tenants.Offboard(ctx, req.TenantId, purge)
+	v, err := s.ifMatch(ctx, req.TenantId, req.Params.IfMatch)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.tenants.Offboard(ctx, req.TenantId, v, purge)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +280,11 @@ func tenantOK(t tenants.Tenant) TenantOKJSONResponse {
 }
 
 func (s *Server) SuspendTenant(ctx context.Context, req SuspendTenantRequestObject) (SuspendTenantResponseObject, error) {
-	t, err := s.tenants.Suspend(ctx, req.TenantId)
+	v, err := s.ifMatch(ctx, req.TenantId, req.Params.IfMatch)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.tenants.Suspend(ctx, req.TenantId, v)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +292,11 @@ func (s *Server) SuspendTenant(ctx context.Context, req SuspendTenantRequestObje
 }
 
 func (s *Server) ResumeTenant(ctx context.Context, req ResumeTenantRequestObject) (ResumeTenantResponseObject, error) {
-	t, err := s.tenants.Resume(ctx, req.TenantId)
+	v, err := s.ifMatch(ctx, req.TenantId, req.Params.IfMatch)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.tenants.Resume(ctx, req.TenantId, v)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +304,11 @@ func (s *Server) ResumeTenant(ctx context.Context, req ResumeTenantRequestObject
 }
 
 func (s *Server) RetryTenant(ctx context.Context, req RetryTenantRequestObject) (RetryTenantResponseObject, error) {
-	t, err := s.tenants.Retry(ctx, req.TenantId)
+	v, err := s.ifMatch(ctx, req.TenantId, req.Params.IfMatch)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.tenants.Retry(ctx, req.TenantId, v)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +338,7 @@ func (s *Server) CreateTenantToken(ctx context.Context, req CreateTenantTokenReq
 	}
 	return CreateTenantToken201JSONResponse{
 		Token:     token,
-		TokenType: Bearer,
+		TokenType: TokenTokenTypeBearer,
 		TenantId:  t.ID,
 		Scopes:    req.Body.Scopes,
 		ExpiresAt: exp.UTC(),

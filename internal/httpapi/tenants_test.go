@@ -207,6 +207,29 @@ func TestETagAndIfMatch(t *testing.T) {
 	})
 }
 
+// TestLifecycleIfMatch: a lifecycle action sent with a stale If-Match is a
+// 412 that changes nothing; with the current ETag it applies.
+func TestLifecycleIfMatch(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("life-co")
+		tag := e.do("GET", "/v1/tenants/"+id, e.admin, nil).want(t, 200).header.Get("ETag")
+		fresh := e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"plan": "gold"}, "If-Match", tag).want(t, 200).header.Get("ETag")
+		for _, action := range []string{"suspend", "resume", "retry"} {
+			e.do("POST", "/v1/tenants/"+id+"/"+action, e.admin, nil, "If-Match", tag).want(t, 412)
+		}
+		fresh = e.do("POST", "/v1/tenants/"+id+"/suspend", e.admin, nil, "If-Match", fresh).want(t, 200).header.Get("ETag")
+		fresh = e.do("POST", "/v1/tenants/"+id+"/resume", e.admin, nil, "If-Match", fresh).want(t, 200).header.Get("ETag")
+		e.do("DELETE", "/v1/tenants/"+id, e.admin, nil, "If-Match", tag).want(t, 412)
+		if got := e.do("GET", "/v1/tenants/"+id, e.admin, nil).str("status"); got == "deprovisioning" {
+			t.Fatal("a stale offboard applied")
+		}
+		if got := e.do("DELETE", "/v1/tenants/"+id, e.admin, nil, "If-Match", fresh).want(t, 202).str("status"); got != "deprovisioning" {
+			t.Fatalf("offboard with the current ETag: status %s", got)
+		}
+	})
+}
+
 func TestPaginationUnderConcurrentInserts(t *testing.T) {
 	backends(t, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()

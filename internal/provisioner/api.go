@@ -108,7 +108,7 @@ func (p *Provisioner) RetryStack(ctx context.Context, tenantID, region string) (
 		return Placement{}, ErrNotRetryable
 	}
 	if t.Status == tenants.StatusFailed {
-		_, err = p.tenants.Retry(ctx, tenantID)
+		_, err = p.tenants.Retry(ctx, tenantID, nil)
 	} else {
 		err = p.tenants.Reconcile(ctx, tenantID)
 	}

@@ -24,7 +24,7 @@ type Lifecycle interface {
 	MarkProvisioned(ctx context.Context, id string) (tenants.Tenant, error)
 	MarkFailed(ctx context.Context, id string, version int64, reason string) (tenants.Tenant, error)
 	MarkDeleted(ctx context.Context, id string) (tenants.Tenant, error)
-	Retry(ctx context.Context, id string) (tenants.Tenant, error)
+	Retry(ctx context.Context, id string, ifVersion *int64) (tenants.Tenant, error)
 	Reconcile(ctx context.Context, id string) error
 }
 

@@ -67,7 +67,7 @@ func TestAdmittedCachesAndForgetsOnChange(t *testing.T) {
 		t.Fatalf("%d store reads for 10 admissions, want 1", st.reads)
 	}
 
-	if _, err := s.Suspend(ctx, "ten_a"); err != nil {
+	if _, err := s.Suspend(ctx, "ten_a", nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Admitted(ctx, "ten_a"); got.Status != StatusSuspended {

@@ -115,6 +115,9 @@ func (s *Service) List(ctx context.Context, p ListParams) ([]Tenant, error) {
 	if p.Tier != "" && !p.Tier.Valid() {
 		return nil, invalid("tier", "unknown tier %q", p.Tier)
 	}
+	// Stores match Search against lower-cased names (SQL lower() folds
+	// ASCII only), slugs and IDs, which are lower-case already.
+	p.Search = lowerASCII(p.Search)
 	if p.Region != "" && !ValidRegion(p.Region) {
 		return nil, invalid("region", "%q is not an AWS commercial Region", p.Region)
 	}
@@ -223,37 +226,41 @@ func (s *Service) Reconcile(ctx context.Context, id string) error {
 	})
 }
 
+// Suspend, Resume, Retry and Offboard apply to the tenant at ifVersion
+// when it is not nil, and return ErrVersionMismatch, changing nothing, when
+// the tenant has changed since.
+//
 // Suspend stops an active tenant's access: its tokens are refused at once,
 // and a job queued with the change takes its data grants away. Its stacks
 // stay in place.
-func (s *Service) Suspend(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, id, EventSuspend, "", accessSync)
+func (s *Service) Suspend(ctx context.Context, id string, ifVersion *int64) (Tenant, error) {
+	return s.transition(ctx, id, ifVersion, EventSuspend, "", accessSync)
 }
 
 // Resume gives a suspended tenant its access back, grants included.
-func (s *Service) Resume(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, id, EventResume, "", accessSync)
+func (s *Service) Resume(ctx context.Context, id string, ifVersion *int64) (Tenant, error) {
+	return s.transition(ctx, id, ifVersion, EventResume, "", accessSync)
 }
 
 func accessSync(t Tenant) JobArgs { return AccessSyncArgs{TenantID: t.ID} }
 
 // Retry sends a failed tenant back to provisioning with a fresh job.
-func (s *Service) Retry(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, id, EventRetry, "", func(t Tenant) JobArgs { return ProvisionArgs{TenantID: t.ID} })
+func (s *Service) Retry(ctx context.Context, id string, ifVersion *int64) (Tenant, error) {
+	return s.transition(ctx, id, ifVersion, EventRetry, "", func(t Tenant) JobArgs { return ProvisionArgs{TenantID: t.ID} })
 }
 
 // Offboard moves a tenant to deprovisioning and inserts the job that takes
 // its stacks away; the tenant ends as a deleted tombstone. purge also
 // deletes data that would otherwise be retained.
-func (s *Service) Offboard(ctx context.Context, id string, purge bool) (Tenant, error) {
-	return s.transition(ctx, id, EventOffboard, "", func(t Tenant) JobArgs {
+func (s *Service) Offboard(ctx context.Context, id string, ifVersion *int64, purge bool) (Tenant, error) {
+	return s.transition(ctx, id, ifVersion, EventOffboard, "", func(t Tenant) JobArgs {
 		return DeprovisionArgs{TenantID: t.ID, Purge: purge}
 	})
 }
 
 // MarkProvisioned is called by the provisioner when every Region is ready.
 func (s *Service) MarkProvisioned(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, id, EventProvisioned, "", nil)
+	return s.transition(ctx, id, nil, EventProvisioned, "", nil)
 }
 
 // MarkFailed is called by the provisioner when a stack failed for good. It
@@ -274,13 +281,13 @@ func (s *Service) MarkFailed(ctx context.Context, id string, version int64, reas
 
 // MarkDeleted is called by the provisioner once everything is gone.
 func (s *Service) MarkDeleted(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, id, EventDeprovisioned, "", nil)
+	return s.transition(ctx, id, nil, EventDeprovisioned, "", nil)
 }
 
 // transition applies one state-machine event and, if job is not nil, the
 // job it causes, in one transaction.
-func (s *Service) transition(ctx context.Context, id string, ev Event, reason string, job func(Tenant) JobArgs) (Tenant, error) {
-	return s.change(ctx, id, nil, func(t *Tenant) (JobArgs, error) {
+func (s *Service) transition(ctx context.Context, id string, ifVersion *int64, ev Event, reason string, job func(Tenant) JobArgs) (Tenant, error) {
+	return s.change(ctx, id, ifVersion, func(t *Tenant) (JobArgs, error) {
 		to, err := Next(t.Status, ev)
 		if err != nil {
 			return nil, err
@@ -332,4 +339,14 @@ func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutat
 	}
 	s.admit.forget(id)
 	return out, nil
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

@@ -7,6 +7,14 @@ type ListParams struct {
 	Status Status
 	Tier   Tier
 	Region string
+	// Search, when not empty, keeps tenants whose name (ignoring ASCII
+	// case), slug or ID contains it. Service.List lowers its ASCII letters
+	// before it reaches a Store.
+	Search string
+	// LabelKey, when not empty, keeps tenants with that label; with
+	// LabelValue set, only those whose label has that value.
+	LabelKey   string
+	LabelValue *string
 	// AfterSeq returns only tenants inserted after the one with this Seq.
 	AfterSeq int64
 	// Limit is the most tenants to return; Store implementations may assume

@@ -41,6 +41,8 @@ WHERE seq > @after_seq
     AND (@status::text = '' OR status = @status::text)
     AND (@tier::text = '' OR tier = @tier::text)
     AND (@region::text = '' OR regions @> jsonb_build_array(@region::text))
+    AND (@search::text = '' OR strpos(lower(name), @search::text) > 0 OR strpos(slug, @search::text) > 0 OR strpos(id, @search::text) > 0)
+    AND (@label_key::text = '' OR (labels ->> @label_key::text) IS NOT NULL AND (NOT @label_has_value::boolean OR labels ->> @label_key::text = @label_value::text))
 ORDER BY seq
 LIMIT @max_rows;
 

@@ -30,11 +30,15 @@ func (d *DB) TenantGet(ctx context.Context, id string) (tenants.Tenant, error) {
 // TenantList implements tenants.Store.
 func (d *DB) TenantList(ctx context.Context, p tenants.ListParams) ([]tenants.Tenant, error) {
 	rows, err := d.queries.TenantList(ctx, db.TenantListParams{
-		AfterSeq: p.AfterSeq,
-		Status:   string(p.Status),
-		Tier:     string(p.Tier),
-		Region:   p.Region,
-		MaxRows:  int32(p.Limit), //nolint:gosec // Limit is at most page.MaxLimit
+		AfterSeq:      p.AfterSeq,
+		Status:        string(p.Status),
+		Tier:          string(p.Tier),
+		Region:        p.Region,
+		Search:        p.Search,
+		LabelKey:      p.LabelKey,
+		LabelHasValue: p.LabelValue != nil,
+		LabelValue:    deref(p.LabelValue),
+		MaxRows:       int32(p.Limit), //nolint:gosec // Limit is at most page.MaxLimit
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", translate(err))
@@ -202,4 +206,11 @@ func tenantFromRow(r db.Tenant) (tenants.Tenant, error) {
 		t.DeletedAt = &deleted
 	}
 	return t, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

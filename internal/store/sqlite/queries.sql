@@ -38,6 +38,10 @@ WHERE seq > @after_seq
     AND (CAST(@status AS TEXT) = '' OR status = @status)
     AND (CAST(@tier AS TEXT) = '' OR tier = @tier)
     AND (CAST(@region AS TEXT) = '' OR EXISTS (SELECT 1 FROM json_each(tenants.regions) WHERE json_each.value = @region))
+    AND (CAST(@search AS TEXT) = '' OR instr(lower(name), @search) > 0 OR instr(slug, @search) > 0 OR instr(id, @search) > 0)
+    -- Label keys are [a-z0-9_./-], so a quoted path names exactly the key.
+    AND (CAST(@label_key AS TEXT) = '' OR json_type(labels, '$.' || json_quote(CAST(@label_key AS TEXT))) IS NOT NULL
+        AND (NOT CAST(@label_has_value AS BOOLEAN) OR json_extract(labels, '$.' || json_quote(CAST(@label_key AS TEXT))) = CAST(@label_value AS TEXT)))
 ORDER BY seq
 LIMIT @max_rows;
 

@@ -24,11 +24,15 @@ func (d *DB) TenantGet(ctx context.Context, id string) (tenants.Tenant, error) {
 // TenantList implements tenants.Store.
 func (d *DB) TenantList(ctx context.Context, p tenants.ListParams) ([]tenants.Tenant, error) {
 	rows, err := d.queries.TenantList(ctx, db.TenantListParams{
-		AfterSeq: p.AfterSeq,
-		Status:   string(p.Status),
-		Tier:     string(p.Tier),
-		Region:   p.Region,
-		MaxRows:  int64(p.Limit),
+		AfterSeq:      p.AfterSeq,
+		Status:        string(p.Status),
+		Tier:          string(p.Tier),
+		Region:        p.Region,
+		Search:        p.Search,
+		LabelKey:      p.LabelKey,
+		LabelHasValue: p.LabelValue != nil,
+		LabelValue:    deref(p.LabelValue),
+		MaxRows:       int64(p.Limit),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", translate(err))
@@ -227,4 +231,11 @@ func tenantFromRow(r db.Tenant) (tenants.Tenant, error) {
 		t.DeletedAt = &deleted
 	}
 	return t, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

@@ -281,7 +281,9 @@ func testTenantListFilters(t *testing.T, h Harness) {
 	e := newTenant(4)
 	e.Tier = tenants.TierDedicated
 	e.HomeRegion, e.Regions = "eu-west-1", []string{"eu-west-1", "us-east-2"}
+	e.Name, e.Labels = "Acme Retail", map[string]string{"team": "retail", "tier.example/gold": ""}
 	all := insert(t, b, a, c, d, e)
+	ptr := func(s string) *string { return &s }
 
 	tests := []struct {
 		name string
@@ -298,6 +300,17 @@ func testTenantListFilters(t *testing.T, h Harness) {
 		{"after seq", tenants.ListParams{AfterSeq: all[1].Seq}, all[2:]},
 		{"limit", tenants.ListParams{Limit: 2}, all[:2]},
 		{"after seq with filter", tenants.ListParams{AfterSeq: all[0].Seq, Tier: tenants.TierPooled}, []tenants.Tenant{all[2]}},
+		{"search in name", tenants.ListParams{Search: "acme ret"}, []tenants.Tenant{all[3]}},
+		{"search in slug", tenants.ListParams{Search: "tenant-002"}, []tenants.Tenant{all[1]}},
+		{"search in ID", tenants.ListParams{Search: all[2].ID[4:]}, []tenants.Tenant{all[2]}},
+		{"search is a substring, not a pattern", tenants.ListParams{Search: "tenant_%"}, nil},
+		{"label key", tenants.ListParams{LabelKey: "team"}, all},
+		{"label value", tenants.ListParams{LabelKey: "team", LabelValue: ptr("retail")}, []tenants.Tenant{all[3]}},
+		{"label with dots and slashes", tenants.ListParams{LabelKey: "tier.example/gold"}, []tenants.Tenant{all[3]}},
+		{"empty label value", tenants.ListParams{LabelKey: "tier.example/gold", LabelValue: ptr("")}, []tenants.Tenant{all[3]}},
+		{"label nobody has", tenants.ListParams{LabelKey: "cost"}, nil},
+		{"label value nobody has", tenants.ListParams{LabelKey: "team", LabelValue: ptr("nobody")}, nil},
+		{"search with label", tenants.ListParams{Search: "tenant", LabelKey: "cost-center", LabelValue: ptr("42")}, all[:3]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

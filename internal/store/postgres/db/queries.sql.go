@@ -274,16 +274,22 @@ WHERE seq > $1
     AND ($2::text = '' OR status = $2::text)
     AND ($3::text = '' OR tier = $3::text)
     AND ($4::text = '' OR regions @> jsonb_build_array($4::text))
+    AND ($5::text = '' OR strpos(lower(name), $5::text) > 0 OR strpos(slug, $5::text) > 0 OR strpos(id, $5::text) > 0)
+    AND ($6::text = '' OR (labels ->> $6::text) IS NOT NULL AND (NOT $7::boolean OR labels ->> $6::text = $8::text))
 ORDER BY seq
-LIMIT $5
+LIMIT $9
 `
 
 type TenantListParams struct {
-	AfterSeq int64
-	Status   string
-	Tier     string
-	Region   string
-	MaxRows  int32
+	AfterSeq      int64
+	Status        string
+	Tier          string
+	Region        string
+	Search        string
+	LabelKey      string
+	LabelHasValue bool
+	LabelValue    string
+	MaxRows       int32
 }
 
 // An empty filter matches every tenant.
@@ -293,6 +299,10 @@ func (q *Queries) TenantList(ctx context.Context, arg TenantListParams) ([]Tenan
 		arg.Status,
 		arg.Tier,
 		arg.Region,
+		arg.Search,
+		arg.LabelKey,
+		arg.LabelHasValue,
+		arg.LabelValue,
 		arg.MaxRows,
 	)
 	if err != nil {

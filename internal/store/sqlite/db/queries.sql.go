@@ -261,16 +261,24 @@ WHERE seq > ?1
     AND (CAST(?2 AS TEXT) = '' OR status = ?2)
     AND (CAST(?3 AS TEXT) = '' OR tier = ?3)
     AND (CAST(?4 AS TEXT) = '' OR EXISTS (SELECT 1 FROM json_each(tenants.regions) WHERE json_each.value = ?4))
+    AND (CAST(?5 AS TEXT) = '' OR instr(lower(name), ?5) > 0 OR instr(slug, ?5) > 0 OR instr(id, ?5) > 0)
+    -- Label keys are [a-z0-9_./-], so a quoted path names exactly the key.
+    AND (CAST(?6 AS TEXT) = '' OR json_type(labels, '$.' || json_quote(CAST(?6 AS TEXT))) IS NOT NULL
+        AND (NOT CAST(?7 AS BOOLEAN) OR json_extract(labels, '$.' || json_quote(CAST(?6 AS TEXT))) = CAST(?8 AS TEXT)))
 ORDER BY seq
-LIMIT ?5
+LIMIT ?9
 `
 
 type TenantListParams struct {
-	AfterSeq int64
-	Status   string
-	Tier     string
-	Region   string
-	MaxRows  int64
+	AfterSeq      int64
+	Status        string
+	Tier          string
+	Region        string
+	Search        string
+	LabelKey      string
+	LabelHasValue bool
+	LabelValue    string
+	MaxRows       int64
 }
 
 // An empty filter matches every tenant.
@@ -280,6 +288,10 @@ func (q *Queries) TenantList(ctx context.Context, arg TenantListParams) ([]Tenan
 		arg.Status,
 		arg.Tier,
 		arg.Region,
+		arg.Search,
+		arg.LabelKey,
+		arg.LabelHasValue,
+		arg.LabelValue,
 		arg.MaxRows,
 	)
 	if err != nil {

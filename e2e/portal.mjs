@@ -1,0 +1,297 @@
+// portal.mjs drives the admin portal (web/, embedded in the server) in
+// headless Chromium (Debian's) through playwright-core, one browser for
+// every scenario: sign in with a sign-in link and with a pasted token,
+// onboard a tenant (after a validation error shown at its field) and watch
+// it become active, open its stacks, suspend and resume it (after a stale
+// If-Match shown as a conflict), create a source and send events with its
+// key, look the profile up, unmerge, erase, create a segment, read the
+// audit log and the fleet overview, and come back to sign-in with an
+// expired token. axe-core runs on every page; a serious or critical
+// violation fails the run. Each page is captured at 1280x800.
+//
+// Environment (set by cmd/server/portal_test.go):
+//   CAIRN_CHROMIUM        the Chromium executable
+//   CAIRN_URL             the server's base URL
+//   CAIRN_ADMIN_TOKEN     an admin token
+//   CAIRN_EXPIRED_TOKEN   an admin token that has expired
+//   CAIRN_LOGIN_LINK      a fresh sign-in link
+//   CAIRN_ARTIFACTS       the folder for screenshots
+//
+// It prints one JSON report and exits 1 when a step failed.
+import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+}
+
+const base = need('CAIRN_URL');
+const admin = need('CAIRN_ADMIN_TOKEN');
+const artifacts = need('CAIRN_ARTIFACTS');
+const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+const report = { steps: [], violations: [], csp: [], pageErrors: [], screenshots: [], failed: null };
+const userDataDir = await mkdtemp(join(tmpdir(), 'cairn-portal-'));
+await rm(artifacts, { recursive: true, force: true });
+await mkdir(artifacts, { recursive: true });
+let context;
+
+async function api(method, path, body, headers = {}) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { Authorization: `Bearer ${admin}`, ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+try {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: need('CAIRN_CHROMIUM'),
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(20_000);
+  page.on('dialog', (d) => d.accept());
+  page.on('pageerror', (e) => report.pageErrors.push(String(e)));
+  page.on('console', (m) => {
+    if (/Content.Security.Policy/i.test(m.text())) report.csp.push(m.text());
+  });
+
+  let step = '';
+  const begin = (name) => {
+    step = name;
+    report.steps.push(name);
+  };
+  // check runs axe-core on the page as it is and takes its screenshot.
+  const check = async (name) => {
+    await page.evaluate(axeSource);
+    const res = await page.evaluate(async () =>
+      // eslint-disable-next-line no-undef
+      (await axe.run(document, { resultTypes: ['violations'] })).violations.map((v) => ({
+        id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
+      })));
+    for (const v of res) if (v.impact === 'serious' || v.impact === 'critical') report.violations.push({ page: name, ...v });
+    const file = join(artifacts, `${name}.png`);
+    await page.screenshot({ path: file });
+    report.screenshots.push(file);
+  };
+  const heading = (text) => page.locator('h1', { hasText: text }).waitFor();
+
+  try {
+    begin('sign in with the sign-in link');
+    await page.goto(need('CAIRN_LOGIN_LINK'));
+    await heading('Tenants');
+    if (await page.evaluate(() => location.hash !== '')) throw new Error('the code stayed in the URL');
+
+    begin('sign out, then sign in with a pasted token');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await heading('Sign in to Cairn');
+    await check('sign-in');
+    await page.getByLabel('Admin token').fill('not-a-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('.problem', { hasText: 'Unauthorized' }).waitFor();
+    await check('sign-in-refused');
+    await page.getByLabel('Admin token').fill(admin);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await heading('Tenants');
+
+    begin('a validation error beside its field');
+    await page.getByRole('link', { name: 'Onboard', exact: true }).click();
+    await heading('Onboard a tenant');
+    await page.getByLabel('Name').fill('Acme Retail');
+    await page.getByLabel('Slug').fill('Not A Slug');
+    await page.getByLabel('Labels').fill('team=retail');
+    await page.getByRole('button', { name: 'Onboard' }).click();
+    await page.locator('.field[data-field="slug"] .field-error').waitFor();
+    if ((await page.getByLabel('Slug').getAttribute('aria-invalid')) !== 'true') throw new Error('the slug is not marked invalid');
+    await check('onboard-error');
+
+    begin('onboard a tenant and watch it become active');
+    await page.getByLabel('Slug').fill('acme-retail');
+    await page.getByRole('button', { name: 'Onboard' }).click();
+    await page.locator('h1 .badge', { hasText: 'active' }).waitFor({ timeout: 60_000 });
+    const tenantID = await page.evaluate(() => location.pathname.split('/')[2]);
+    await check('tenant');
+
+    begin('open the stacks and their events');
+    await page.getByRole('button', { name: /^Events \(/ }).first().click();
+    await page.locator('#stack-events caption, #stack-events p').first().waitFor();
+
+    begin('a stale If-Match is a conflict with a reload');
+    await api('PATCH', `/v1/tenants/${tenantID}`, { plan: 'growth' });
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await page.getByRole('button', { name: 'Reload' }).waitFor();
+    await page.locator('.problem', { hasText: 'Precondition failed' }).waitFor();
+    await check('tenant-conflict');
+    await page.getByRole('button', { name: 'Reload' }).click();
+
+    begin('suspend and resume');
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await page.locator('h1 .badge', { hasText: 'suspended' }).waitFor();
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.locator('h1 .badge', { hasText: 'active' }).waitFor();
+
+    begin('register a principal and issue AWS credentials (both audited)');
+    await page.getByLabel('AWS account ID or role ARN').fill('123456789012');
+    await page.getByRole('button', { name: 'Register principal' }).click();
+    await page.getByRole('cell', { name: '123456789012', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Issue one-hour AWS credentials' }).click();
+    await page.getByText('Shown once.').waitFor();
+
+    begin('create a source and send events with its key');
+    await page.getByLabel('Source name').fill('web');
+    await page.getByRole('button', { name: 'Create source' }).click();
+    const key = (await page.locator('.write-key').first().textContent()).trim();
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await page.getByRole('button', { name: 'Copy', exact: true }).click();
+    await page.getByText('Copied.').waitFor();
+    if ((await page.evaluate(() => navigator.clipboard.readText())) !== key) throw new Error('Copy did not copy the write key');
+    await check('tenant-source');
+    const send = async (batch) => {
+      const res = await fetch(`${base}/v1/batch`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}` },
+        body: JSON.stringify({ batch }),
+      });
+      if (!res.ok) throw new Error(`batch: ${res.status} ${await res.text()}`);
+    };
+    // Two visitors' profiles, linked by an identify: a merge.
+    await send([
+      { type: 'page', name: 'Pricing', anonymousId: 'anon-a', messageId: 'm-1' },
+      { type: 'identify', anonymousId: 'anon-b', messageId: 'm-2', traits: { email: 'ada@example.com' } },
+      { type: 'track', event: 'Trial Started', anonymousId: 'anon-b', messageId: 'm-4' },
+    ]);
+    await send([{ type: 'identify', anonymousId: 'anon-a', messageId: 'm-3', traits: { email: 'ada@example.com', plan: 'pro', name: 'Ada' } }]);
+
+    begin('look the profile up and see its timeline');
+    await page.getByRole('link', { name: 'Profiles' }).click();
+    await heading('Profiles');
+    await check('profile-lookup');
+    await page.getByLabel('Identifier type').selectOption('email');
+    await page.getByLabel('Value').fill('ada@example.com');
+    await page.getByRole('button', { name: 'Look up' }).click();
+    await heading('Profile');
+    await page.locator('.timeline li').first().waitFor();
+    await check('profile');
+
+    begin('unmerge the merge the identify made');
+    await page.getByRole('button', { name: /^Unmerge / }).first().click();
+    await page.locator('.notice', { hasText: 'Unmerged' }).waitFor();
+
+    begin('erase the profile and follow the erasure');
+    await page.getByLabel('Type “erase” to confirm').fill('erase');
+    await page.getByRole('button', { name: 'Erase profile' }).click();
+    await page.locator('#erasure .badge', { hasText: 'completed' }).waitFor({ timeout: 60_000 });
+    await check('profile-erased');
+
+    begin('create a segment');
+    await page.goto(`${base}/tenants/${tenantID}/segments`);
+    await heading('Segments');
+    await page.getByLabel('Name', { exact: true }).fill('Pro plan');
+    await page.getByLabel('Trait').fill('plan');
+    await page.getByLabel('Value (JSON, or text)').fill('pro');
+    await page.getByRole('button', { name: 'Create segment' }).click();
+    await page.getByRole('cell', { name: 'Pro plan', exact: true }).waitFor();
+    await check('segments');
+
+    begin('the audit log');
+    await page.getByRole('link', { name: 'Audit log' }).first().click();
+    await heading('Audit log');
+    await page.getByRole('cell', { name: 'credentials.issue' }).waitFor();
+    await page.getByRole('cell', { name: 'principal.register' }).waitFor();
+    await page.getByLabel('Action').fill('principal.register');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL(/action=principal\.register/);
+    await page.getByRole('cell', { name: 'principal.register' }).waitFor();
+    if (await page.getByRole('cell', { name: 'credentials.issue' }).count()) throw new Error('the action filter kept other actions');
+    await check('audit');
+
+    begin('the fleet overview');
+    await page.getByRole('link', { name: 'Fleet' }).click();
+    await heading('Fleet');
+    if ((await page.locator('svg.chart').count()) !== 3) throw new Error('want three charts');
+    await check('fleet');
+
+    begin('the tenants list with filters in the URL');
+    await page.goto(`${base}/tenants?q=ACME&status=active&label=team%3Dretail`);
+    await page.getByRole('link', { name: 'Acme Retail' }).waitFor();
+    if ((await page.getByLabel('Status').inputValue()) !== 'active') throw new Error('the status filter is not kept');
+    await check('tenants');
+    await page.setViewportSize({ width: 1024, height: 768 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await page.screenshot({ path: join(artifacts, 'tenants-1024.png') });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    if (overflow > 0) throw new Error(`at 1024 px the tenants page scrolls sideways by ${overflow} px`);
+
+    begin('keyboard: focus moves in order, is visible, and the skip link reaches the content');
+    await page.keyboard.press('Tab'); // from the page's heading, which has focus after a route change
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement;
+      const st = getComputedStyle(el);
+      return { text: el.textContent, outline: st.outlineStyle, width: st.outlineWidth };
+    });
+    if (focused.text !== 'Onboard a tenant' || focused.outline === 'none' || focused.width === '0px') {
+      throw new Error(`after the heading, Tab focused ${JSON.stringify(focused)}`);
+    }
+    await page.focus('a.skip');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.activeElement?.id === 'main', null, { timeout: 2000 }).catch(() => {
+      throw new Error('the skip link does not move focus to the content');
+    });
+
+    begin('rotate and revoke the source');
+    await page.goto(`${base}/tenants/${tenantID}`);
+    await heading('Acme Retail');
+    await page.getByRole('button', { name: 'Rotate web' }).click();
+    await page.getByText('New write key of web.').waitFor();
+    const rotated = (await page.locator('.write-key').first().textContent()).trim();
+    if (!rotated || rotated === key) throw new Error('rotation showed no new key');
+    await page.getByRole('button', { name: 'Revoke web' }).click();
+    await page.getByRole('cell', { name: 'revoked' }).waitFor();
+
+    begin('offboard with a typed confirmation');
+    await page.getByText('Offboard this tenant').click();
+    const offboard = page.getByRole('button', { name: 'Offboard', exact: true });
+    await page.getByLabel('Type the slug “acme-retail” to confirm').fill('acme-retai');
+    if (await offboard.isEnabled()) throw new Error('Offboard is enabled before the slug is typed');
+    await page.getByLabel('Type the slug “acme-retail” to confirm').fill('acme-retail');
+    await offboard.click();
+    await page.locator('h1 .badge', { hasText: /deprovisioning|deleted/ }).waitFor();
+    await page.locator('h1 .badge', { hasText: 'deleted' }).waitFor({ timeout: 60_000 });
+    await check('tenant-offboarded');
+
+    begin('an expired token returns to sign-in');
+    await page.evaluate((t) => sessionStorage.setItem('cairn.token', t), need('CAIRN_EXPIRED_TOKEN'));
+    await page.goto(`${base}/fleet`);
+    await heading('Sign in to Cairn');
+    await page.locator('.notice', { hasText: 'expired' }).waitFor();
+    if (await page.evaluate(() => sessionStorage.getItem('cairn.token'))) throw new Error('the refused token was kept');
+    await check('sign-in-expired');
+  } catch (err) {
+    report.failed = `${step}: ${err.message}`;
+    try {
+      await page.screenshot({ path: join(artifacts, 'failure.png') });
+      report.failurePage = (await page.locator('main').innerText()).slice(0, 2000);
+    } catch {
+      // the page is gone
+    }
+  }
+} catch (err) {
+  report.failed = `browser: ${err.message}`;
+} finally {
+  if (context) await context.close().catch(() => {});
+  await rm(userDataDir, { recursive: true, force: true });
+}
+
+console.log(JSON.stringify(report, null, 2));
+process.exit(report.failed || report.violations.length || report.csp.length || report.pageErrors.length ? 1 : 0);
