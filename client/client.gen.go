@@ -1339,18 +1339,24 @@ type DeleteTenantParams struct {
 	// Purge Also delete data that is otherwise retained.
 	Purge *bool `form:"purge,omitempty" json:"purge,omitempty"`
 
-	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	// IfMatch The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+	// or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+	// changing nothing, unless a listed tag is the tenant's current one;
+	// comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+	// that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+	// Absent, the change applies to the current version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // UpdateTenantParams defines parameters for UpdateTenant.
 type UpdateTenantParams struct {
-	// IfMatch The ETag last read (`"v3"`), a list of them (`"v3", "v4"`) or
-	// `*`, as RFC 9110 defines If-Match. The update fails with `412`
-	// unless a listed tag is the tenant's current one; comparison is
-	// strong, so a weak tag (`W/"v3"`) never matches. A value that is
-	// not an entity tag list (an unquoted `v3`, say) is a `400`.
-	IfMatch *string `json:"If-Match,omitempty"`
+	// IfMatch The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+	// or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+	// changing nothing, unless a listed tag is the tenant's current one;
+	// comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+	// that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+	// Absent, the change applies to the current version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // IngestEventsJSONBody defines parameters for IngestEvents.
@@ -1413,13 +1419,23 @@ type ListProfileEventsParams struct {
 
 // ResumeTenantParams defines parameters for ResumeTenant.
 type ResumeTenantParams struct {
-	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	// IfMatch The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+	// or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+	// changing nothing, unless a listed tag is the tenant's current one;
+	// comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+	// that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+	// Absent, the change applies to the current version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // RetryTenantParams defines parameters for RetryTenant.
 type RetryTenantParams struct {
-	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	// IfMatch The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+	// or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+	// changing nothing, unless a listed tag is the tenant's current one;
+	// comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+	// that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+	// Absent, the change applies to the current version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1464,7 +1480,12 @@ type ListStackEventsParams struct {
 
 // SuspendTenantParams defines parameters for SuspendTenant.
 type SuspendTenantParams struct {
-	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	// IfMatch The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+	// or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+	// changing nothing, unless a listed tag is the tenant's current one;
+	// comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+	// that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+	// Absent, the change applies to the current version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 

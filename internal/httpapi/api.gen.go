@@ -1338,18 +1338,24 @@ type DeleteTenantParams struct {
 	// Purge Also delete data that is otherwise retained.
 	Purge *bool `form:"purge,omitempty" json:"purge,omitempty"`
 
-	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	// IfMatch The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+	// or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+	// changing nothing, unless a listed tag is the tenant's current one;
+	// comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+	// that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+	// Absent, the change applies to the current version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // UpdateTenantParams defines parameters for UpdateTenant.
 type UpdateTenantParams struct {
-	// IfMatch The ETag last read (`"v3"`), a list of them (`"v3", "v4"`) or
-	// `*`, as RFC 9110 defines If-Match. The update fails with `412`
-	// unless a listed tag is the tenant's current one; comparison is
-	// strong, so a weak tag (`W/"v3"`) never matches. A value that is
-	// not an entity tag list (an unquoted `v3`, say) is a `400`.
-	IfMatch *string `json:"If-Match,omitempty"`
+	// IfMatch The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+	// or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+	// changing nothing, unless a listed tag is the tenant's current one;
+	// comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+	// that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+	// Absent, the change applies to the current version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // IngestEventsJSONBody defines parameters for IngestEvents.
@@ -1412,13 +1418,23 @@ type ListProfileEventsParams struct {
 
 // ResumeTenantParams defines parameters for ResumeTenant.
 type ResumeTenantParams struct {
-	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	// IfMatch The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+	// or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+	// changing nothing, unless a listed tag is the tenant's current one;
+	// comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+	// that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+	// Absent, the change applies to the current version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // RetryTenantParams defines parameters for RetryTenant.
 type RetryTenantParams struct {
-	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	// IfMatch The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+	// or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+	// changing nothing, unless a listed tag is the tenant's current one;
+	// comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+	// that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+	// Absent, the change applies to the current version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1463,7 +1479,12 @@ type ListStackEventsParams struct {
 
 // SuspendTenantParams defines parameters for SuspendTenant.
 type SuspendTenantParams struct {
-	// IfMatch The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version.
+	// IfMatch The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+	// or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+	// changing nothing, unless a listed tag is the tenant's current one;
+	// comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+	// that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+	// Absent, the change applies to the current version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -3160,7 +3181,7 @@ func (siw *ServerInterfaceWrapper) UpdateTenant(w http.ResponseWriter, r *http.R
 
 	// ------------- Optional header parameter "If-Match" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
-		var IfMatch string
+		var IfMatch IfMatch
 		n := len(valueList)
 		if n != 1 {
 			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})

@@ -56,6 +56,14 @@ func TestParseIfMatch(t *testing.T) {
 	}
 	param := doc.Paths.Find("/v1/tenants/{tenant_id}").Patch.Parameters.GetByInAndName("header", ifMatchHeader)
 	pattern := regexp.MustCompile(param.Schema.Value.Pattern)
+	// Every operation that takes If-Match states the same pattern.
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if p := op.Parameters.GetByInAndName("header", ifMatchHeader); p != nil && p.Schema.Value.Pattern != pattern.String() {
+				t.Errorf("%s %s: If-Match pattern %q, want the parser's %q", method, path, p.Schema.Value.Pattern, pattern)
+			}
+		}
+	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
 			if pattern.MatchString(tc.in) == tc.bad {

@@ -1920,7 +1920,14 @@ export interface components {
         };
     };
     parameters: {
-        /** @description The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version. */
+        /**
+         * @description The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+         *     or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+         *     changing nothing, unless a listed tag is the tenant's current one;
+         *     comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+         *     that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+         *     Absent, the change applies to the current version.
+         */
         IfMatch: string;
         TenantID: components["schemas"]["TenantID"];
         /** @description Page size. */
@@ -2142,7 +2149,14 @@ export interface operations {
                 purge?: boolean;
             };
             header?: {
-                /** @description The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version. */
+                /**
+                 * @description The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+                 *     or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+                 *     changing nothing, unless a listed tag is the tenant's current one;
+                 *     comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+                 *     that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+                 *     Absent, the change applies to the current version.
+                 */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
@@ -2175,13 +2189,14 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description The ETag last read (`"v3"`), a list of them (`"v3", "v4"`) or
-                 *     `*`, as RFC 9110 defines If-Match. The update fails with `412`
-                 *     unless a listed tag is the tenant's current one; comparison is
-                 *     strong, so a weak tag (`W/"v3"`) never matches. A value that is
-                 *     not an entity tag list (an unquoted `v3`, say) is a `400`.
+                 * @description The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+                 *     or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+                 *     changing nothing, unless a listed tag is the tenant's current one;
+                 *     comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+                 *     that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+                 *     Absent, the change applies to the current version.
                  */
-                "If-Match"?: string;
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 tenant_id: components["parameters"]["TenantID"];
@@ -2219,7 +2234,14 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version. */
+                /**
+                 * @description The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+                 *     or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+                 *     changing nothing, unless a listed tag is the tenant's current one;
+                 *     comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+                 *     that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+                 *     Absent, the change applies to the current version.
+                 */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
@@ -2243,7 +2265,14 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version. */
+                /**
+                 * @description The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+                 *     or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+                 *     changing nothing, unless a listed tag is the tenant's current one;
+                 *     comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+                 *     that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+                 *     Absent, the change applies to the current version.
+                 */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
@@ -2267,7 +2296,14 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The tenant's ETag last read; the action fails with 412, changing nothing, if the tenant changed since. Absent, the action applies to the current version. */
+                /**
+                 * @description The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
+                 *     or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
+                 *     changing nothing, unless a listed tag is the tenant's current one;
+                 *     comparison is strong, so a weak tag (`W/"v3"`) never matches. A value
+                 *     that is not an entity tag list (an unquoted `v3`, say) is a `400`.
+                 *     Absent, the change applies to the current version.
+                 */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
