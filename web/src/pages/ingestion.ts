@@ -38,9 +38,13 @@ const W = 560;
 const H = 160;
 const PAD = { left: 48, right: 8, top: 8, bottom: 22 };
 
-function draw(samples: Sample[], now: number, label: string): SVGElement {
+// draw charts the samples from the page's opening (or WINDOW_MS ago, if
+// longer), at least a minute wide, so a fresh page shows its first
+// samples across the chart rather than squeezed at its right edge.
+function draw(samples: Sample[], opened: number, now: number, label: string): SVGElement {
+  const span = Math.min(WINDOW_MS, Math.max(60_000, now - opened));
   const max = Math.max(1, ...samples.flatMap((p) => OUTCOMES.map((o) => p.rate[o])));
-  const x = (t: number) => PAD.left + ((t - (now - WINDOW_MS)) / WINDOW_MS) * (W - PAD.left - PAD.right);
+  const x = (t: number) => PAD.left + ((t - (now - span)) / span) * (W - PAD.left - PAD.right);
   const y = (v: number) => H - PAD.bottom - (v / max) * (H - PAD.top - PAD.bottom);
   const fmt = (v: number) => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
   return s('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': label, class: 'line-chart' },
@@ -49,12 +53,17 @@ function draw(samples: Sample[], now: number, label: string): SVGElement {
     s('line', { x1: PAD.left, y1: PAD.top, x2: PAD.left, y2: H - PAD.bottom, class: 'chart-axis' }),
     s('text', { x: PAD.left - 6, y: PAD.top + 10, 'text-anchor': 'end', class: 'chart-label' }, `${fmt(max)}/s`),
     s('text', { x: PAD.left - 6, y: H - PAD.bottom, 'text-anchor': 'end', class: 'chart-label' }, '0'),
-    s('text', { x: PAD.left, y: H - 4, class: 'chart-label' }, `${WINDOW_MS / 60000} min ago`),
+    s('text', { x: PAD.left, y: H - 4, class: 'chart-label' }, span >= 120_000 ? `${Math.round(span / 60000)} min ago` : `${Math.round(span / 1000)} s ago`),
     s('text', { x: W - PAD.right, y: H - 4, 'text-anchor': 'end', class: 'chart-label' }, 'now'),
     OUTCOMES.map((o) => samples.length < 2 ? null : s('polyline', {
       class: `line line-${o}`,
       points: samples.map((p) => `${x(p.at).toFixed(1)},${y(p.rate[o]).toFixed(1)}`).join(' '),
-    })));
+    })),
+    // The latest rates as dots, so the first sample shows too.
+    OUTCOMES.map((o) => {
+      const p = samples.at(-1);
+      return p && p.rate[o] > 0 ? s('circle', { cx: x(p.at).toFixed(1), cy: y(p.rate[o]).toFixed(1), r: 3, class: `dot dot-${o}` }) : null;
+    }));
 }
 
 /**
@@ -76,6 +85,7 @@ export function ingestionChart(): HTMLElement {
   const since = zero();
   const samples: Sample[] = [];
   let stopped = false;
+  const opened = Date.now();
 
   const sample = async () => {
     let counts: Counts;
@@ -112,7 +122,7 @@ export function ingestionChart(): HTMLElement {
       `now ${perSec.toFixed(1)} events per second (sampled every ${SAMPLE_MS / 1000} s, last ${WINDOW_MS / 60000} minutes charted).`;
     fig.setAttribute('data-total', String(total));
     summary.textContent = words;
-    picture.replaceChildren(draw(samples, now, `Events ingested per second. ${words}`));
+    picture.replaceChildren(draw(samples, opened, now, `Events ingested per second. ${words}`));
   };
 
   void sample();
