@@ -94,6 +94,11 @@ func TestPortalServing(t *testing.T) {
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, `"ok"`) {
 		t.Errorf("GET /healthz: %d %s", res.StatusCode, body)
 	}
+	// Without an OIDC client the portal offers no issuer, and needs no token to learn it.
+	res, body = get(t, url+"/v1/portal/config", "application/json")
+	if res.StatusCode != http.StatusOK || strings.TrimSpace(body) != "{}" {
+		t.Errorf("GET /v1/portal/config: %d %s, want 200 {}", res.StatusCode, body)
+	}
 	res, _ = get(t, url+"/v1/tenants", html)
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("GET /v1/tenants without a token: %d", res.StatusCode)
