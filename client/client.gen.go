@@ -168,6 +168,24 @@ func (e PlacementStatus) Valid() bool {
 	}
 }
 
+// Defines values for PortalOIDCToken.
+const (
+	AccessToken PortalOIDCToken = "access_token"
+	IdToken     PortalOIDCToken = "id_token"
+)
+
+// Valid indicates whether the value is a known member of the PortalOIDCToken enum.
+func (e PortalOIDCToken) Valid() bool {
+	switch e {
+	case AccessToken:
+		return true
+	case IdToken:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Region.
 const (
 	AfSouth1     Region = "af-south-1"
@@ -731,6 +749,29 @@ type PoolList struct {
 	Items      []Pool  `json:"items"`
 	NextCursor *string `json:"next_cursor"`
 }
+
+// PortalConfig defines model for PortalConfig.
+type PortalConfig struct {
+	// Oidc Sign-in with the authorization code flow and PKCE (S256), as a public client.
+	Oidc *PortalOIDC `json:"oidc,omitempty"`
+}
+
+// PortalOIDC Sign-in with the authorization code flow and PKCE (S256), as a public client.
+type PortalOIDC struct {
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	ClientId              string `json:"client_id"`
+
+	// Issuer The iss of the issuer's tokens.
+	Issuer string   `json:"issuer"`
+	Scopes []string `json:"scopes"`
+
+	// Token The token endpoint's answer field the portal sends as its bearer token.
+	Token         PortalOIDCToken `json:"token"`
+	TokenEndpoint string          `json:"token_endpoint"`
+}
+
+// PortalOIDCToken The token endpoint's answer field the portal sends as its bearer token.
+type PortalOIDCToken string
 
 // Principal defines model for Principal.
 type Principal struct {
@@ -2495,6 +2536,19 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/pools (the `ListPools` operationId).
 	ListPools(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetPortalConfig What the admin portal offers at sign-in
+	//
+	// Public, so the portal can read it before anyone signs in. With an
+	// external OIDC issuer and a portal client configured
+	// (`CAIRN_OIDC_CLIENT_ID`, `CAIRN_OIDC_AUTHORIZATION_URL`,
+	// `CAIRN_OIDC_TOKEN_URL`), `oidc` names the issuer's endpoints, the
+	// public client and its scopes, and which of the token endpoint's
+	// tokens the portal uses as its bearer token; without them `oidc` is
+	// absent and the portal offers a pasted token and sign-in links only.
+	//
+	// Corresponds with GET /v1/portal/config (the `GetPortalConfig` operationId).
+	GetPortalConfig(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetSourceSettings The settings analytics.js loads for a write key
 	//
 	// The document analytics.js (analytics-next) loads from
@@ -3832,6 +3886,29 @@ func (c *Client) SegmentPage(ctx context.Context, body SegmentPageJSONRequestBod
 // Corresponds with GET /v1/pools (the `ListPools` operationId).
 func (c *Client) ListPools(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListPoolsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPortalConfig What the admin portal offers at sign-in
+//
+// Public, so the portal can read it before anyone signs in. With an
+// external OIDC issuer and a portal client configured
+// (`CAIRN_OIDC_CLIENT_ID`, `CAIRN_OIDC_AUTHORIZATION_URL`,
+// `CAIRN_OIDC_TOKEN_URL`), `oidc` names the issuer's endpoints, the
+// public client and its scopes, and which of the token endpoint's
+// tokens the portal uses as its bearer token; without them `oidc` is
+// absent and the portal offers a pasted token and sign-in links only.
+//
+// Corresponds with GET /v1/portal/config (the `GetPortalConfig` operationId).
+func (c *Client) GetPortalConfig(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPortalConfigRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -5728,6 +5805,33 @@ func NewListPoolsRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/v1/pools")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPortalConfigRequest constructs an http.Request for the GetPortalConfig method
+func NewGetPortalConfigRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/portal/config")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -8693,6 +8797,21 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/pools (the `ListPools` operationId).
 	ListPoolsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPoolsResponse, error)
 
+	// GetPortalConfigWithResponse What the admin portal offers at sign-in
+	//
+	// Public, so the portal can read it before anyone signs in. With an
+	// external OIDC issuer and a portal client configured
+	// (`CAIRN_OIDC_CLIENT_ID`, `CAIRN_OIDC_AUTHORIZATION_URL`,
+	// `CAIRN_OIDC_TOKEN_URL`), `oidc` names the issuer's endpoints, the
+	// public client and its scopes, and which of the token endpoint's
+	// tokens the portal uses as its bearer token; without them `oidc` is
+	// absent and the portal offers a pasted token and sign-in links only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/portal/config (the `GetPortalConfig` operationId).
+	GetPortalConfigWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPortalConfigResponse, error)
+
 	// GetSourceSettingsWithResponse The settings analytics.js loads for a write key
 	//
 	// The document analytics.js (analytics-next) loads from
@@ -10560,6 +10679,54 @@ func (r ListPoolsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListPoolsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetPortalConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PortalConfig
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPortalConfigResponse) GetJSON200() *PortalConfig {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetPortalConfigResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPortalConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPortalConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPortalConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPortalConfigResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -15450,6 +15617,27 @@ func (c *ClientWithResponses) ListPoolsWithResponse(ctx context.Context, reqEdit
 	return ParseListPoolsResponse(rsp)
 }
 
+// GetPortalConfigWithResponse What the admin portal offers at sign-in
+//
+// Public, so the portal can read it before anyone signs in. With an
+// external OIDC issuer and a portal client configured
+// (`CAIRN_OIDC_CLIENT_ID`, `CAIRN_OIDC_AUTHORIZATION_URL`,
+// `CAIRN_OIDC_TOKEN_URL`), `oidc` names the issuer's endpoints, the
+// public client and its scopes, and which of the token endpoint's
+// tokens the portal uses as its bearer token; without them `oidc` is
+// absent and the portal offers a pasted token and sign-in links only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/portal/config (the `GetPortalConfig` operationId).
+func (c *ClientWithResponses) GetPortalConfigWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPortalConfigResponse, error) {
+	rsp, err := c.GetPortalConfig(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPortalConfigResponse(rsp)
+}
+
 // GetSourceSettingsWithResponse The settings analytics.js loads for a write key
 //
 // The document analytics.js (analytics-next) loads from
@@ -17542,6 +17730,39 @@ func ParseListPoolsResponse(rsp *http.Response) (*ListPoolsResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPortalConfigResponse parses an HTTP response from a GetPortalConfigWithResponse call
+func ParseGetPortalConfigResponse(rsp *http.Response) (*GetPortalConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPortalConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PortalConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
 	}
 
 	return response, nil

@@ -1,11 +1,14 @@
 // portal.mjs drives the admin portal (web/, embedded in the server) in
 // headless Chromium (Debian's) through playwright-core, one browser for
-// every scenario: sign in with a sign-in link and with a pasted token,
+// every scenario: sign in at the OIDC issuer (code with PKCE; a forged
+// state, an error answer and a refused code_verifier shown as problems),
+// with a sign-in link and with a pasted token,
 // onboard a tenant (after a validation error shown at its field) and watch
 // it become active, open its stacks, suspend and resume it (after a stale
 // If-Match shown as a conflict), create a source and send events with its
 // key, look the profile up, unmerge, erase, create a segment, read the
-// audit log and the fleet overview, and come back to sign-in with an
+// audit log and the fleet overview (its ingestion chart moving as events
+// arrive), and come back to sign-in with an
 // expired token. axe-core runs on every page; a serious or critical
 // violation fails the run. Each page is captured at 1280x800.
 //
@@ -16,6 +19,8 @@
 //   CAIRN_EXPIRED_TOKEN   an admin token that has expired
 //   CAIRN_LOGIN_LINK      a fresh sign-in link
 //   CAIRN_ARTIFACTS       the folder for screenshots
+//   CAIRN_OIDC_AUTHORIZE  the test OIDC issuer's authorization endpoint
+//   CAIRN_OIDC_CLIENT     the portal's client ID there
 //
 // It prints one JSON report and exits 1 when a step failed.
 import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
@@ -88,6 +93,43 @@ try {
   const heading = (text) => page.locator('h1', { hasText: text }).waitFor();
 
   try {
+    begin('sign in at the OIDC issuer');
+    await page.goto(`${base}/sign-in`);
+    await page.getByRole('button', { name: /^Sign in with 127\.0\.0\.1:/ }).click();
+    await heading('Tenants');
+    const oidcToken = await page.evaluate(() => sessionStorage.getItem('cairn.token'));
+    if (!oidcToken || oidcToken === admin || oidcToken.split('.').length !== 3) throw new Error('no issuer token was kept');
+    if (await page.evaluate(() => location.search !== '' || sessionStorage.getItem('cairn.oidc') !== null)) {
+      throw new Error('the code or the PKCE verifier outlived the sign-in');
+    }
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await heading('Sign in to Cairn');
+
+    begin('an OIDC answer with another state is refused');
+    await page.evaluate(() => sessionStorage.setItem('cairn.oidc', JSON.stringify({ state: 'mine', nonce: 'n', verifier: 'v' })));
+    await page.goto(`${base}/sign-in/callback?code=stolen&state=forged`);
+    await heading('Sign in to Cairn');
+    await page.locator('.problem', { hasText: 'state mismatch' }).waitFor();
+    await check('sign-in-oidc-state');
+
+    begin('an error answer of the issuer is shown');
+    await page.goto(`${base}/sign-in/callback?error=access_denied&error_description=The+user+said+no`);
+    await page.locator('.problem', { hasText: 'access_denied (The user said no)' }).waitFor();
+
+    begin('the issuer refuses a code with the wrong code_verifier');
+    await page.evaluate(() => sessionStorage.setItem('cairn.oidc', JSON.stringify({ state: 'st', nonce: 'n', verifier: 'not-the-verifier-of-the-challenge-at-all-0123' })));
+    const authz = new URL(need('CAIRN_OIDC_AUTHORIZE'));
+    authz.search = new URLSearchParams({
+      response_type: 'code', client_id: need('CAIRN_OIDC_CLIENT'), redirect_uri: `${base}/sign-in/callback`, state: 'st', nonce: 'n',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    }).toString();
+    const answer = await fetch(authz, { redirect: 'manual' });
+    if (answer.status !== 302) throw new Error(`authorize: ${answer.status} ${await answer.text()}`);
+    await page.goto(answer.headers.get('location'));
+    await page.locator('.problem', { hasText: 'invalid_grant' }).waitFor();
+    if (await page.evaluate(() => sessionStorage.getItem('cairn.token'))) throw new Error('a refused sign-in kept a token');
+    await check('sign-in-oidc-refused');
+
     begin('sign in with the sign-in link');
     await page.goto(need('CAIRN_LOGIN_LINK'));
     await heading('Tenants');
@@ -98,11 +140,11 @@ try {
     await heading('Sign in to Cairn');
     await check('sign-in');
     await page.getByLabel('Admin token').fill('not-a-token');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.locator('.problem', { hasText: 'Unauthorized' }).waitFor();
     await check('sign-in-refused');
     await page.getByLabel('Admin token').fill(admin);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await heading('Tenants');
 
     begin('a validation error beside its field');
@@ -220,6 +262,14 @@ try {
     await page.getByRole('link', { name: 'Fleet' }).click();
     await heading('Fleet');
     if ((await page.locator('svg.chart').count()) !== 3) throw new Error('want three charts');
+    await page.locator('#ingestion[data-readable="true"] svg.line-chart').waitFor();
+    const before = Number(await page.locator('#ingestion').getAttribute('data-total'));
+    await send([
+      { type: 'track', event: 'Chart Watched', anonymousId: 'anon-c', messageId: 'm-chart-1' },
+      { type: 'track', event: 'Chart Watched', anonymousId: 'anon-c', messageId: 'm-chart-2' },
+    ]);
+    await page.waitForFunction((n) => Number(document.getElementById('ingestion')?.dataset.total) >= n + 2, before, { timeout: 10_000 });
+    await page.locator('#ingest-summary', { hasText: /Since this page opened: [1-9]\d* accepted/ }).waitFor();
     await check('fleet');
 
     begin('the tenants list with filters in the URL');

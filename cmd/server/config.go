@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/portal"
 )
 
 // config is every setting of the server. Each is a flag and a CAIRN_*
@@ -27,6 +29,11 @@ type config struct {
 	OIDCAudClaim      string
 	OIDCTenantClaim   string
 	OIDCScopeClaim    string
+	OIDCClientID      string
+	OIDCAuthURL       string
+	OIDCTokenURL      string
+	OIDCScopes        string
+	OIDCPortalToken   string
 	LogLevel          string
 	MaxBodyBytes      int64
 	ShutdownTimeout   time.Duration
@@ -74,6 +81,11 @@ func (c *config) settings() []setting {
 		{"oidc-audience-claim", "CAIRN_OIDC_AUDIENCE_CLAIM", "aud", "claim that carries the audience (Cognito access tokens: client_id)", &c.OIDCAudClaim, cmdServe},
 		{"oidc-tenant-claim", "CAIRN_OIDC_TENANT_CLAIM", "custom:tenant_id", "claim of OIDC tokens that carries the tenant ID", &c.OIDCTenantClaim, cmdServe},
 		{"oidc-scope-claim", "CAIRN_OIDC_SCOPE_CLAIM", "scope", "claim of OIDC tokens that carries the scopes", &c.OIDCScopeClaim, cmdServe},
+		{"oidc-client-id", "CAIRN_OIDC_CLIENT_ID", "", "the portal's public client at the OIDC issuer; set, the portal offers sign-in there (authorization code with PKCE)", &c.OIDCClientID, cmdServe},
+		{"oidc-authorization-url", "CAIRN_OIDC_AUTHORIZATION_URL", "", "authorization endpoint of the OIDC issuer, for the portal", &c.OIDCAuthURL, cmdServe},
+		{"oidc-token-url", "CAIRN_OIDC_TOKEN_URL", "", "token endpoint of the OIDC issuer, for the portal (allowed in its connect-src)", &c.OIDCTokenURL, cmdServe},
+		{"oidc-scopes", "CAIRN_OIDC_SCOPES", "openid", "scopes the portal asks the OIDC issuer for, space-separated", &c.OIDCScopes, cmdServe},
+		{"oidc-portal-token", "CAIRN_OIDC_PORTAL_TOKEN", "access_token", "which token of the issuer's answer the portal sends: access_token or id_token", &c.OIDCPortalToken, cmdServe},
 		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL, cmdServe | cmdToken},
 		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL, cmdServe | cmdToken | cmdLoginLink},
 		{"log-level", "CAIRN_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel, cmdAll},
@@ -163,6 +175,19 @@ func (c *config) validate() error {
 	}
 	if c.OIDCIssuer != "" && c.OIDCJWKSURL == "" {
 		return errors.New("oidc-issuer needs oidc-jwks-url")
+	}
+	if c.OIDCClientID != "" {
+		if c.OIDCIssuer == "" {
+			return errors.New("oidc-client-id needs oidc-issuer")
+		}
+		for _, u := range []string{c.OIDCAuthURL, c.OIDCTokenURL} {
+			if _, err := portal.Origin(u); err != nil {
+				return fmt.Errorf("oidc-client-id needs oidc-authorization-url and oidc-token-url: %w", err)
+			}
+		}
+	}
+	if c.OIDCPortalToken != "access_token" && c.OIDCPortalToken != "id_token" {
+		return fmt.Errorf("oidc-portal-token %q: want access_token or id_token", c.OIDCPortalToken)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err

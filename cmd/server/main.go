@@ -155,6 +155,18 @@ func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external b
 	return auth.New(ctx, key, acfg)
 }
 
+// portalOIDC is the portal's OIDC client, or nil when none is configured.
+func portalOIDC(cfg *config) *httpapi.OIDCClient {
+	if cfg.OIDCClientID == "" {
+		return nil
+	}
+	return &httpapi.OIDCClient{
+		Issuer: cfg.OIDCIssuer, AuthorizationURL: cfg.OIDCAuthURL, TokenURL: cfg.OIDCTokenURL,
+		ClientID: cfg.OIDCClientID, Scopes: strings.Fields(cfg.OIDCScopes),
+		UseIDToken: cfg.OIDCPortalToken == "id_token",
+	}
+}
+
 // token prints a token for operators. An admin token needs only the
 // signing key; a tenant token is minted only for a tenant the database
 // knows and that is not offboarded (see checkTokenTenant).
@@ -362,11 +374,17 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Ready:        db.Ping,
 		Registry:     reg,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		PortalOIDC:   portalOIDC(cfg),
 	})
 	if err != nil {
 		return err
 	}
-	handler, err = portal.Handler(web.Dist(), handler)
+	var connect []string
+	if cfg.OIDCClientID != "" {
+		origin, _ := portal.Origin(cfg.OIDCTokenURL) // validated with the config
+		connect = append(connect, origin)
+	}
+	handler, err = portal.Handler(web.Dist(), handler, connect...)
 	if err != nil {
 		return fmt.Errorf("portal: %w", err)
 	}

@@ -132,6 +132,11 @@ func TestConfigPrecedence(t *testing.T) {
 		{"CAIRN_MAX_WORKERS": "many"},
 		{"CAIRN_LOG_LEVEL": "loud"},
 		{"CAIRN_OIDC_ISSUER": "https://issuer.example"},
+		// The portal's client needs the issuer and both endpoints, absolute.
+		{"CAIRN_OIDC_CLIENT_ID": "portal", "CAIRN_OIDC_AUTHORIZATION_URL": "https://idp.example/authorize", "CAIRN_OIDC_TOKEN_URL": "https://idp.example/token"},
+		{"CAIRN_OIDC_ISSUER": "https://idp.example", "CAIRN_OIDC_JWKS_URL": "https://idp.example/jwks", "CAIRN_OIDC_CLIENT_ID": "portal", "CAIRN_OIDC_AUTHORIZATION_URL": "https://idp.example/authorize"},
+		{"CAIRN_OIDC_ISSUER": "https://idp.example", "CAIRN_OIDC_JWKS_URL": "https://idp.example/jwks", "CAIRN_OIDC_CLIENT_ID": "portal", "CAIRN_OIDC_AUTHORIZATION_URL": "https://idp.example/authorize", "CAIRN_OIDC_TOKEN_URL": "/token"},
+		{"CAIRN_OIDC_PORTAL_TOKEN": "refresh_token"},
 	} {
 		if _, err := parseConfig("server", cmdServe, nil, env(bad), io.Discard, io.Discard, nil); err == nil {
 			t.Errorf("config %v accepted", bad)

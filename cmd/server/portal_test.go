@@ -94,6 +94,11 @@ func TestPortalServing(t *testing.T) {
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, `"ok"`) {
 		t.Errorf("GET /healthz: %d %s", res.StatusCode, body)
 	}
+	// Without an OIDC client the portal offers no issuer, and needs no token to learn it.
+	res, body = get(t, url+"/v1/portal/config", "application/json")
+	if res.StatusCode != http.StatusOK || strings.TrimSpace(body) != "{}" {
+		t.Errorf("GET /v1/portal/config: %d %s, want 200 {}", res.StatusCode, body)
+	}
 	res, _ = get(t, url+"/v1/tenants", html)
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("GET /v1/tenants without a token: %d", res.StatusCode)
@@ -154,7 +159,8 @@ func expiredAdminToken(t *testing.T, dataDir string) string {
 }
 
 // TestPortalBrowser walks the admin portal in headless Chromium against
-// the real server on the embedded default (e2e/portal.mjs: one browser for
+// the real server on the embedded default, trusting a test OIDC issuer
+// (oidcDouble) and offering it at sign-in (e2e/portal.mjs: one browser for
 // every scenario, axe-core on every page). Screenshots of the pages go to
 // test-artifacts/portal/ at the repository's root, or CAIRN_TEST_ARTIFACTS.
 func TestPortalBrowser(t *testing.T) {
@@ -170,7 +176,9 @@ func TestPortalBrowser(t *testing.T) {
 	artifacts, _ = filepath.Abs(filepath.Join(artifacts, "portal"))
 
 	data := t.TempDir()
-	url, _ := startServer(t, context.Background(), map[string]string{"CAIRN_DATA_DIR": data, "CAIRN_STACK_POLL_INTERVAL": "50ms"})
+	idp := newOIDCDouble(t)
+	url, _ := startServer(t, context.Background(), idp.serverEnv(map[string]string{"CAIRN_DATA_DIR": data, "CAIRN_STACK_POLL_INTERVAL": "50ms"}))
+	idp.allow(url + "/sign-in/callback")
 	admin, err := runToken(t, "--admin", "--data-dir", data)
 	if err != nil {
 		t.Fatal(err)
@@ -188,6 +196,8 @@ func TestPortalBrowser(t *testing.T) {
 		"CAIRN_EXPIRED_TOKEN="+expired,
 		"CAIRN_LOGIN_LINK="+printLoginLink(t, data, url),
 		"CAIRN_ARTIFACTS="+artifacts,
+		"CAIRN_OIDC_AUTHORIZE="+idp.URL+"/authorize",
+		"CAIRN_OIDC_CLIENT="+idp.clientID,
 	)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -167,6 +167,24 @@ func (e PlacementStatus) Valid() bool {
 	}
 }
 
+// Defines values for PortalOIDCToken.
+const (
+	AccessToken PortalOIDCToken = "access_token"
+	IdToken     PortalOIDCToken = "id_token"
+)
+
+// Valid indicates whether the value is a known member of the PortalOIDCToken enum.
+func (e PortalOIDCToken) Valid() bool {
+	switch e {
+	case AccessToken:
+		return true
+	case IdToken:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Region.
 const (
 	AfSouth1     Region = "af-south-1"
@@ -730,6 +748,29 @@ type PoolList struct {
 	Items      []Pool  `json:"items"`
 	NextCursor *string `json:"next_cursor"`
 }
+
+// PortalConfig defines model for PortalConfig.
+type PortalConfig struct {
+	// Oidc Sign-in with the authorization code flow and PKCE (S256), as a public client.
+	Oidc *PortalOIDC `json:"oidc,omitempty"`
+}
+
+// PortalOIDC Sign-in with the authorization code flow and PKCE (S256), as a public client.
+type PortalOIDC struct {
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	ClientId              string `json:"client_id"`
+
+	// Issuer The iss of the issuer's tokens.
+	Issuer string   `json:"issuer"`
+	Scopes []string `json:"scopes"`
+
+	// Token The token endpoint's answer field the portal sends as its bearer token.
+	Token         PortalOIDCToken `json:"token"`
+	TokenEndpoint string          `json:"token_endpoint"`
+}
+
+// PortalOIDCToken The token endpoint's answer field the portal sends as its bearer token.
+type PortalOIDCToken string
 
 // Principal defines model for Principal.
 type Principal struct {
@@ -2010,6 +2051,9 @@ type ServerInterface interface {
 	// ListPools Pool stacks per Region
 	// (GET /v1/pools)
 	ListPools(w http.ResponseWriter, r *http.Request)
+	// GetPortalConfig What the admin portal offers at sign-in
+	// (GET /v1/portal/config)
+	GetPortalConfig(w http.ResponseWriter, r *http.Request)
 	// GetSourceSettings The settings analytics.js loads for a write key
 	// (GET /v1/projects/{write_key}/settings)
 	GetSourceSettings(w http.ResponseWriter, r *http.Request, writeKey string)
@@ -2241,6 +2285,12 @@ func (_ Unimplemented) SegmentPage(w http.ResponseWriter, r *http.Request) {
 // ListPools Pool stacks per Region
 // (GET /v1/pools)
 func (_ Unimplemented) ListPools(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetPortalConfig What the admin portal offers at sign-in
+// (GET /v1/portal/config)
+func (_ Unimplemented) GetPortalConfig(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2827,6 +2877,20 @@ func (siw *ServerInterfaceWrapper) ListPools(w http.ResponseWriter, r *http.Requ
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ListPools(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetPortalConfig operation middleware
+func (siw *ServerInterfaceWrapper) GetPortalConfig(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetPortalConfig(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4807,6 +4871,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/sign-in", wrapper.SignIn)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/portal/config", wrapper.GetPortalConfig)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/tenants", wrapper.ListTenants)
 	})
 	r.Group(func(r chi.Router) {
@@ -6436,6 +6503,43 @@ type ListPools500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response ListPools500ApplicationProblemPlusJSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPortalConfigRequestObject struct {
+}
+
+type GetPortalConfigResponseObject interface {
+	VisitGetPortalConfigResponse(w http.ResponseWriter) error
+}
+
+type GetPortalConfig200JSONResponse PortalConfig
+
+func (response GetPortalConfig200JSONResponse) VisitGetPortalConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPortalConfig500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetPortalConfig500ApplicationProblemPlusJSONResponse) VisitGetPortalConfigResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -12267,6 +12371,9 @@ type StrictServerInterface interface {
 	// ListPools Pool stacks per Region
 	// (GET /v1/pools)
 	ListPools(ctx context.Context, request ListPoolsRequestObject) (ListPoolsResponseObject, error)
+	// GetPortalConfig What the admin portal offers at sign-in
+	// (GET /v1/portal/config)
+	GetPortalConfig(ctx context.Context, request GetPortalConfigRequestObject) (GetPortalConfigResponseObject, error)
 	// GetSourceSettings The settings analytics.js loads for a write key
 	// (GET /v1/projects/{write_key}/settings)
 	GetSourceSettings(ctx context.Context, request GetSourceSettingsRequestObject) (GetSourceSettingsResponseObject, error)
@@ -12871,6 +12978,30 @@ func (sh *strictHandler) ListPools(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(ListPoolsResponseObject); ok {
 		if err := validResponse.VisitListPoolsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetPortalConfig operation middleware
+func (sh *strictHandler) GetPortalConfig(w http.ResponseWriter, r *http.Request) {
+	var request GetPortalConfigRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPortalConfig(ctx, request.(GetPortalConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPortalConfig")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetPortalConfigResponseObject); ok {
+		if err := validResponse.VisitGetPortalConfigResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -39,8 +39,8 @@ type Authority interface {
 	JWKS() []byte
 }
 
-// Config wires the server. Every field but Ready, MaxBodyBytes and Now is
-// required.
+// Config wires the server. Every field but Ready, MaxBodyBytes, PortalOIDC
+// and Now is required.
 type Config struct {
 	Logger      *slog.Logger
 	Tenants     *tenants.Service
@@ -56,6 +56,8 @@ type Config struct {
 	Registry *prometheus.Registry
 	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// PortalOIDC, if not nil, is offered to the portal for sign-in.
+	PortalOIDC *OIDCClient
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -75,6 +77,8 @@ type Server struct {
 	now     func() time.Time
 	// ingestMetrics count the ingestion routes' events.
 	ingestMetrics *ingestMetrics
+	// portalOIDC is the portal's OIDC client, or nil.
+	portalOIDC *OIDCClient
 }
 
 var _ StrictServerInterface = (*Server)(nil)
@@ -99,7 +103,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	}
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
-		ingestMetrics: newIngestMetrics(cfg.Registry)}
+		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

@@ -65,3 +65,30 @@ func TestHandlerNeedsIndex(t *testing.T) {
 		t.Fatal("a site without index.html was accepted")
 	}
 }
+
+// TestConnectOrigins: a token endpoint's origin joins connect-src, and
+// nothing else of the policy changes.
+func TestConnectOrigins(t *testing.T) {
+	origin, err := portal.Origin("https://idp.example:8443/oauth2/token?x=1")
+	if err != nil || origin != "https://idp.example:8443" {
+		t.Fatalf("Origin: %q, %v", origin, err)
+	}
+	for _, bad := range []string{"", "/oauth2/token", "ftp://idp.example/t", "https://"} {
+		if _, err := portal.Origin(bad); err == nil {
+			t.Errorf("Origin(%q) accepted", bad)
+		}
+	}
+	h, err := portal.Handler(fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}}, http.NotFoundHandler(), origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/sign-in", nil)
+	req.Header.Set("Accept", "text/html")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	want := "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self' https://idp.example:8443; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	if got := rec.Header().Get("Content-Security-Policy"); got != want {
+		t.Errorf("CSP %q, want %q", got, want)
+	}
+}

@@ -3,7 +3,8 @@ import { h } from './dom';
 import { session, setUnauthorizedHandler, toProblem } from './api';
 import { navigate, route, setRenderer, start } from './router';
 import { problemBox } from './ui';
-import { signInPage, setSignInMessage } from './pages/signin';
+import { signInPage, signInCallbackPage, setSignInMessage } from './pages/signin';
+import { callbackPath } from './oidc';
 import { tenantsPage, onboardPage, tenantPage } from './pages/tenants';
 import { lookupPage, profilePage } from './pages/profiles';
 import { segmentsPage } from './pages/segments';
@@ -11,6 +12,7 @@ import { auditPage } from './pages/audit';
 import { fleetPage } from './pages/fleet';
 
 route('/sign-in', 'Sign in', signInPage);
+route(callbackPath, 'Signing in', signInCallbackPage);
 route('/', 'Tenants', tenantsPage);
 route('/tenants', 'Tenants', tenantsPage);
 route('/tenants/new', 'Onboard a tenant', onboardPage);
@@ -49,7 +51,7 @@ let generation = 0;
 setRenderer(async (page, title, params, query) => {
   const top = document.getElementById('top')!;
   const main = document.getElementById('main')!;
-  const signIn = location.pathname === '/sign-in';
+  const signIn = location.pathname === '/sign-in' || location.pathname === callbackPath;
   if (!signIn && !session.token()) {
     navigate('/sign-in', true);
     return;

@@ -81,6 +81,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/portal/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the admin portal offers at sign-in
+         * @description Public, so the portal can read it before anyone signs in. With an
+         *     external OIDC issuer and a portal client configured
+         *     (`CAIRN_OIDC_CLIENT_ID`, `CAIRN_OIDC_AUTHORIZATION_URL`,
+         *     `CAIRN_OIDC_TOKEN_URL`), `oidc` names the issuer's endpoints, the
+         *     public client and its scopes, and which of the token endpoint's
+         *     tokens the portal uses as its bearer token; without them `oidc` is
+         *     absent and the portal offers a pasted token and sign-in links only.
+         */
+        get: operations["getPortalConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants": {
         parameters: {
             query?: never;
@@ -1239,6 +1265,25 @@ export interface components {
         SignInRequest: {
             code: string;
         };
+        PortalConfig: {
+            oidc?: components["schemas"]["PortalOIDC"];
+        };
+        /** @description Sign-in with the authorization code flow and PKCE (S256), as a public client. */
+        PortalOIDC: {
+            /** @description The iss of the issuer's tokens. */
+            issuer: string;
+            /** Format: uri */
+            authorization_endpoint: string;
+            /** Format: uri */
+            token_endpoint: string;
+            client_id: string;
+            scopes: string[];
+            /**
+             * @description The token endpoint's answer field the portal sends as its bearer token.
+             * @enum {string}
+             */
+            token: "access_token" | "id_token";
+        };
         SignInToken: {
             token: string;
             /** @enum {string} */
@@ -2037,6 +2082,27 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getPortalConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The portal's sign-in options. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortalConfig"];
+                };
+            };
             500: components["responses"]["InternalError"];
         };
     };

@@ -1,6 +1,7 @@
 import { h, s } from '../dom';
 import { api, must, type Tenant } from '../api';
 import { badge, section, table } from '../ui';
+import { ingestionChart } from './ingestion';
 
 // barChart draws counts as horizontal bars: a picture with a text
 // alternative, not a table.
@@ -54,6 +55,7 @@ export async function fleetPage() {
   return [
     h('h1', null, 'Fleet'),
     h('p', null, `${live.length} live tenants, ${all.length} counting deleted ones`, truncated ? `; the first ${all.length} are charted.` : '.'),
+    section('Ingestion', ingestionChart()),
     h('div', { class: 'charts' },
       barChart('Tenants by status', countBy(all, (t) => t.status)),
       barChart('Live tenants by tier', countBy(live, (t) => t.tier)),
