@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -377,7 +378,8 @@ func TestHelp(t *testing.T) {
 				}
 			}
 			for _, s := range tc.hasn {
-				if strings.Contains(out, s+" ") || strings.Contains(out, s+"\n") {
+				// A flag's line starts with it: "-scopes" is not "-oidc-scopes".
+				if regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(s) + `( |$)`).MatchString(out) {
 					t.Errorf("help lists %q, not a flag of this command:\n%s", s, out)
 				}
 			}
