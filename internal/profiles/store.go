@@ -115,6 +115,29 @@ type Store interface {
 	// ErrPurgeUnfinished. A tenant that is not a tenant ID is
 	// ErrInvalidInput, and deletes nothing.
 	DeleteTenant(ctx context.Context, tenant string) (int, error)
+	// Count returns how many items Query would return for in (its Limit
+	// ignored), reading keys only where the store can (DynamoDB's Select
+	// COUNT).
+	Count(ctx context.Context, in QueryInput) (int, error)
+	// Scan reads, across partitions, the live items of one tenant whose
+	// partition key starts with in.PKPrefix and whose sort key is in.SK,
+	// a page at a time: it returns up to in.Limit items (at least one
+	// unless the scan is done) and the key to pass as in.After for the
+	// next page, zero when there is none. Pages come in no particular
+	// order across calls. It is for background jobs (a segment's
+	// recompute), never a request path: SQLite reads the key range,
+	// DynamoDB scans the table with a filter.
+	Scan(ctx context.Context, in ScanInput) ([]Item, Key, error)
+}
+
+// ScanInput selects the items of a Scan.
+type ScanInput struct {
+	// PKPrefix starts with a tenant's key prefix (TENANT#<id>#).
+	PKPrefix string
+	SK       string
+	After    Key
+	// Limit bounds a page; 0 means 1000.
+	Limit int
 }
 
 // Syncer is implemented by a Store whose reads may see a write a moment

@@ -679,3 +679,116 @@ func (s *Store) writeBatch(ctx context.Context, c *dynamodb.Client, req map[stri
 	}
 	return nil
 }
+
+// Count implements profiles.Store with Query calls that Select COUNT. An
+// expired item not yet deleted by TTL counts until it is.
+func (s *Store) Count(ctx context.Context, in profiles.QueryInput) (int, error) {
+	tenant, err := profiles.TenantOf(in.PK)
+	if err != nil {
+		return 0, err
+	}
+	if in.Index != "" && in.Index != indexGSI1 {
+		return 0, profiles.InvalidInput("unknown index %q", in.Index)
+	}
+	t, err := s.table(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	pkName, skName := attrPK, attrSK
+	if in.Index == indexGSI1 {
+		pkName, skName = attrGSI1PK, attrGSI1SK
+	}
+	values := map[string]types.AttributeValue{":pk": attrS(in.PK)}
+	cond := pkName + " = :pk"
+	if in.Prefix != "" {
+		cond += " AND begins_with(" + skName + ", :prefix)"
+		values[":prefix"] = attrS(in.Prefix)
+	}
+	input := &dynamodb.QueryInput{
+		TableName:                 aws.String(t.name),
+		KeyConditionExpression:    aws.String(cond),
+		ExpressionAttributeValues: values,
+		Select:                    types.SelectCount,
+		ConsistentRead:            aws.Bool(in.Index == ""),
+	}
+	if in.Index != "" {
+		input.IndexName = aws.String(in.Index)
+	}
+	n := 0
+	for {
+		page, err := t.client.Query(ctx, input)
+		if err != nil {
+			return 0, fmt.Errorf("dynamostore: count %s: %w", in.PK, err)
+		}
+		n += int(page.Count)
+		if len(page.LastEvaluatedKey) == 0 {
+			return n, nil
+		}
+		input.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+}
+
+// Scan implements profiles.Store with a filtered, consistent Scan of the
+// tenant's table, resumed from in.After (the last key of a page, which
+// DynamoDB takes as ExclusiveStartKey).
+func (s *Store) Scan(ctx context.Context, in profiles.ScanInput) ([]profiles.Item, profiles.Key, error) {
+	tenant, err := profiles.TenantOf(in.PKPrefix)
+	if err != nil {
+		return nil, profiles.Key{}, err
+	}
+	t, err := s.table(ctx, tenant)
+	if err != nil {
+		return nil, profiles.Key{}, err
+	}
+	limit := in.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	filter := "begins_with(#pk, :prefix)"
+	values := map[string]types.AttributeValue{":prefix": attrS(in.PKPrefix)}
+	if in.SK != "" {
+		filter += " AND #sk = :sk"
+		values[":sk"] = attrS(in.SK)
+	}
+	input := &dynamodb.ScanInput{
+		TableName:                 aws.String(t.name),
+		FilterExpression:          aws.String(filter),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK},
+		ExpressionAttributeValues: values,
+		ConsistentRead:            aws.Bool(true),
+		Limit:                     aws.Int32(int32(limit)),
+	}
+	if in.After.PK != "" {
+		input.ExclusiveStartKey = keyAttrs(in.After)
+	}
+	now := s.now().Unix()
+	var out []profiles.Item
+	for {
+		page, err := t.client.Scan(ctx, input)
+		if err != nil {
+			return nil, profiles.Key{}, fmt.Errorf("dynamostore: scan %s: %w", in.PKPrefix, err)
+		}
+		for _, m := range page.Items {
+			it, err := parseItem(m)
+			if err != nil {
+				return nil, profiles.Key{}, err
+			}
+			if live(it.ExpiresAt, now) {
+				out = append(out, it)
+			}
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			return out, profiles.Key{}, nil
+		}
+		pk, _ := page.LastEvaluatedKey[attrPK].(*types.AttributeValueMemberS)
+		sk, _ := page.LastEvaluatedKey[attrSK].(*types.AttributeValueMemberS)
+		if pk == nil || sk == nil {
+			return nil, profiles.Key{}, fmt.Errorf("dynamostore: scan %s: last key without pk and sk", in.PKPrefix)
+		}
+		last := profiles.Key{PK: pk.Value, SK: sk.Value}
+		if len(out) > 0 {
+			return out, last, nil
+		}
+		input.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+}

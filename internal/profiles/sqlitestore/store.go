@@ -571,3 +571,92 @@ func (s *Store) Query(ctx context.Context, in profiles.QueryInput) ([]profiles.I
 	}
 	return out, nil
 }
+
+// Count implements profiles.Store with the query's range, counted.
+func (s *Store) Count(ctx context.Context, in profiles.QueryInput) (int, error) {
+	in.Limit = 0
+	if _, err := profiles.TenantOf(in.PK); err != nil {
+		return 0, err
+	}
+	if in.Index != "" && in.Index != "gsi1" {
+		return 0, profiles.InvalidInput("unknown index %q", in.Index)
+	}
+	if s.closed() {
+		return 0, ErrClosed
+	}
+	pk, sk := "pk", "sk"
+	if in.Index == "gsi1" {
+		pk, sk = "gsi1pk", "gsi1sk"
+	}
+	q := `SELECT count(*) FROM items WHERE ` + pk + ` = ?1 AND (expires_at IS NULL OR expires_at >= ?2)`
+	args := []any{in.PK, s.now().Unix()}
+	if in.Prefix != "" {
+		q += ` AND ` + sk + ` >= ?3`
+		args = append(args, in.Prefix)
+		if end, ok := prefixEnd(in.Prefix); ok {
+			q += ` AND ` + sk + ` < ?4`
+			args = append(args, end)
+		}
+	}
+	if in.After != "" {
+		q += ` AND ` + sk + ` > ?` + fmt.Sprint(len(args)+1)
+		if in.Desc {
+			q = strings.Replace(q, sk+` > ?`+fmt.Sprint(len(args)+1), sk+` < ?`+fmt.Sprint(len(args)+1), 1)
+		}
+		args = append(args, in.After)
+	}
+	var n int
+	if err := s.readDB.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: count %s: %w", in.PK, err)
+	}
+	return n, nil
+}
+
+// Scan implements profiles.Store: the tenant's items are one range of the
+// primary key, read in key order from in.After.
+func (s *Store) Scan(ctx context.Context, in profiles.ScanInput) ([]profiles.Item, profiles.Key, error) {
+	if _, err := profiles.TenantOf(in.PKPrefix); err != nil {
+		return nil, profiles.Key{}, err
+	}
+	if s.closed() {
+		return nil, profiles.Key{}, ErrClosed
+	}
+	limit := in.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	end, _ := prefixEnd(in.PKPrefix)
+	after := in.After
+	if after.PK < in.PKPrefix {
+		after = profiles.Key{PK: in.PKPrefix}
+	}
+	q := `SELECT pk, sk, coalesce(gsi1pk, ''), coalesce(gsi1sk, ''), v, d, coalesce(expires_at, 0) FROM items
+		WHERE (pk, sk) > (?1, ?2) AND pk < ?3 AND (expires_at IS NULL OR expires_at >= ?4)`
+	args := []any{after.PK, after.SK, end, s.now().Unix(), limit}
+	if in.SK != "" {
+		q += ` AND sk = ?6`
+		args = append(args, in.SK)
+	}
+	q += ` ORDER BY pk, sk LIMIT ?5`
+	rows, err := s.readDB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, profiles.Key{}, fmt.Errorf("sqlitestore: scan %s: %w", in.PKPrefix, err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := make([]profiles.Item, 0, min(limit, 1024))
+	for rows.Next() {
+		var it profiles.Item
+		if err := rows.Scan(&it.PK, &it.SK, &it.GSI1PK, &it.GSI1SK, &it.Version, &it.Data, &it.ExpiresAt); err != nil {
+			return nil, profiles.Key{}, fmt.Errorf("sqlitestore: scan %s: %w", in.PKPrefix, err)
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, profiles.Key{}, fmt.Errorf("sqlitestore: scan %s: %w", in.PKPrefix, err)
+	}
+	var next profiles.Key
+	if len(out) == limit {
+		next = profiles.Key{PK: out[len(out)-1].PK, SK: out[len(out)-1].SK}
+	}
+	return out, next, nil
+}

@@ -73,6 +73,8 @@ func Run(t *testing.T, newStore func(t *testing.T) profiles.Store) {
 		{"InvalidInput", testInvalidInput},
 		{"RaceIfAbsent", testRaceIfAbsent},
 		{"RaceCounter", testRaceCounter},
+		{"Count", testCount},
+		{"Scan", testScan},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -971,5 +973,68 @@ func (f *fixture) increment(k profiles.Key) error {
 		if !errors.Is(err, profiles.ErrConditionFailed) {
 			return err
 		}
+	}
+}
+
+func testCount(t *testing.T, f *fixture) {
+	pk := f.partition(t, "C", "A#1", "A#2", "B#1")
+	for _, tt := range []struct {
+		in   profiles.QueryInput
+		want int
+	}{
+		{profiles.QueryInput{PK: pk}, 3},
+		{profiles.QueryInput{PK: pk, Prefix: "A#", Limit: 1}, 2},
+		{profiles.QueryInput{PK: pk, Prefix: "C#"}, 0},
+		{profiles.QueryInput{PK: f.pk("none")}, 0},
+	} {
+		if n, err := f.s.Count(f.ctx, tt.in); err != nil || n != tt.want {
+			t.Errorf("Count(%+v) = %d, %v; want %d", tt.in, n, err, tt.want)
+		}
+	}
+	expired := f.item(f.key("C", "A#3"))
+	expired.ExpiresAt = now() - 10
+	f.put(t, expired)
+	if n, err := f.s.Count(f.ctx, profiles.QueryInput{PK: pk, Prefix: "A#"}); err != nil || n < 2 {
+		t.Errorf("Count after an expired item = %d, %v; want at least 2", n, err)
+	}
+}
+
+func testScan(t *testing.T, f *fixture) {
+	var want []string
+	for i := range 25 {
+		pk := f.partition(t, fmt.Sprintf("S#%02d", i), "M", "X")
+		want = append(want, pk)
+	}
+	f.partition(t, "T#other", "M")
+	other := &fixture{s: f.s, ctx: f.ctx, tenant: tenants.NewID()}
+	other.partition(t, "S#00", "M")
+
+	var got []string
+	after := profiles.Key{}
+	for pages := 0; ; pages++ {
+		if pages > 30 {
+			t.Fatal("Scan does not end")
+		}
+		items, next, err := f.s.Scan(f.ctx, profiles.ScanInput{PKPrefix: f.pk("S#"), SK: "M", After: after, Limit: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items) == 0 && next != (profiles.Key{}) {
+			t.Fatal("Scan returned an empty page before its end")
+		}
+		for _, it := range items {
+			if it.SK != "M" || len(it.Data) == 0 {
+				t.Fatalf("Scan returned %+v", it)
+			}
+			got = append(got, it.PK)
+		}
+		if next == (profiles.Key{}) {
+			break
+		}
+		after = next
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Scan found %d partitions %v, want %d %v", len(got), got, len(want), want)
 	}
 }
