@@ -104,7 +104,11 @@ func (s *Service) ingest(ctx context.Context, tenant string, events []Event) (In
 	// leaves, so that no raw line lacks the records that find it again.
 	ctx = context.WithoutCancel(ctx)
 
-	b := &batch{s: s, tenant: tenant, cc: cc, events: events, idsOf: idsOf, object: res.Object, now: now, found: found}
+	aud, err := s.audienceOf(ctx, tenant)
+	if err != nil {
+		return res, err
+	}
+	b := &batch{s: s, tenant: tenant, cc: cc, events: events, idsOf: idsOf, object: res.Object, now: now, found: found, aud: aud, marked: map[string]bool{}}
 	var known, unknown []int
 	holder := map[int]string{}
 	for _, i := range keep {
@@ -130,6 +134,7 @@ func (s *Service) ingest(ctx context.Context, tenant string, events []Event) (In
 		return res, err
 	}
 	again, err := b.resolveEach(ctx, nil, retry)
+	b.evaluateMarked(ctx)
 	res.Accepted += recorded + each.Accepted + again.Accepted
 	res.Duplicates += each.Duplicates + again.Duplicates
 	res.Suppressed += each.Suppressed + again.Suppressed
@@ -147,6 +152,41 @@ type batch struct {
 	now    time.Time
 	// found is what the batch read: dedup markers and index items.
 	found map[Key]Item
+	// aud is the tenant's segments; marked collects the members whose
+	// events the batch marked for evaluation.
+	aud      *audience
+	markedMu sync.Mutex
+	marked   map[string]bool
+}
+
+// record returns the writes that record event i of member m: recordOps,
+// and a marker when the event can affect a segment.
+func (b *batch) record(m string, i int) []Op {
+	ops := recordOps(b.tenant, m, b.events[i], b.object, b.now)
+	if mark := b.aud.markOp(b.tenant, m, b.events[i]); mark != nil {
+		b.markedMu.Lock()
+		b.marked[m] = true
+		b.markedMu.Unlock()
+		ops = append(ops, mark...)
+	}
+	return ops
+}
+
+// evaluateMarked evaluates the profiles of the members the batch marked,
+// a few at a time. An evaluation that fails leaves its markers for the
+// periodic evaluation of pending markers (Service.Pending): the events are
+// recorded, so the batch succeeds.
+func (b *batch) evaluateMarked(ctx context.Context) {
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for m := range b.marked {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_ = b.s.evaluate(ctx, b.tenant, m, false)
+		})
+	}
+	wg.Wait()
 }
 
 // soleHolder returns the member holding every one of ids, according to the
@@ -175,9 +215,10 @@ type unit struct {
 	events []int
 }
 
-// maxUnitEvents keeps a unit within one transaction: 2 ops an event and
-// one for the member.
-const maxUnitEvents = (MaxTransactOps - 1) / 2
+// maxUnitEvents keeps a unit within one transaction: up to 3 ops an event
+// (its dedup marker, its record and its evaluation marker) and one for the
+// member.
+const maxUnitEvents = (MaxTransactOps - 1) / 3
 
 // recordKnown records the events whose member is known (holder), grouped
 // by member, with as few transactions as MaxTransactOps allows. It returns
@@ -231,7 +272,7 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 				if withTraits && setTraits(&mb.memberData, b.events[i]) {
 					changed = true
 				}
-				u.ops = append(u.ops, recordOps(b.tenant, m, b.events[i], b.object, b.now)...)
+				u.ops = append(u.ops, b.record(m, i)...)
 			}
 			if changed {
 				mb.UpdatedAt = b.now
@@ -377,7 +418,7 @@ func (b *batch) resolveEach(ctx context.Context, unseen, retried []int) (res Ing
 				if fresh[i] {
 					index = b.found
 				}
-				dup, e := b.s.apply(ctx, b.tenant, b.cc, b.events[i], b.idsOf[i], b.object, b.now, !again[i], index)
+				dup, e := b.s.apply(ctx, b, i, !again[i], index)
 				mu.Lock()
 				switch {
 				case errors.Is(e, errSuppressed):

@@ -269,38 +269,8 @@ type segmentCache struct {
 }
 
 type cachedSegments struct {
-	list []Segment
+	aud  *audience
 	read time.Time
-}
-
-// memberships returns the IDs of the tenant's segments whose conditions
-// the traits meet, oldest segment first.
-func (s *Service) memberships(ctx context.Context, tenant string, traits map[string]any) ([]string, error) {
-	now := s.now()
-	s.segments.mu.Lock()
-	c, ok := s.segments.m[tenant]
-	s.segments.mu.Unlock()
-	if !ok || now.Before(c.read) || now.Sub(c.read) >= segmentsTTL {
-		all, err := s.Segments(ctx, tenant, "", 0)
-		if err != nil {
-			return nil, err
-		}
-		c = cachedSegments{list: all, read: now}
-		s.segments.mu.Lock()
-		if s.segments.m == nil || len(s.segments.m) >= 10_000 {
-			s.segments.m = map[string]cachedSegments{}
-		}
-		s.segments.m[tenant] = c
-		s.segments.mu.Unlock()
-	}
-	all := c.list
-	out := []string{}
-	for _, g := range all {
-		if g.matches(traits) {
-			out = append(out, g.ID)
-		}
-	}
-	return out, nil
 }
 
 // matches reports whether traits meet the segment's conditions.

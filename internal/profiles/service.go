@@ -29,6 +29,7 @@ type Service struct {
 	now      func() time.Time
 	segments segmentCache
 	configs  configCache
+	outbox   Outbox
 }
 
 // NewService returns a Service. now defaults to time.Now.
@@ -84,7 +85,8 @@ func (s *Service) SetIdentityConfig(ctx context.Context, tenant string, c Identi
 // It reports whether the event was a duplicate.
 // With unseen, the caller has just found no dedup marker for the event;
 // index, if set, holds the index items of ids as the caller just read them.
-func (s *Service) apply(ctx context.Context, tenant string, cc compiledConfig, ev Event, ids []Identifier, object string, now time.Time, unseen bool, index map[Key]Item) (bool, error) {
+func (s *Service) apply(ctx context.Context, b *batch, i int, unseen bool, index map[Key]Item) (bool, error) {
+	tenant, cc, ev, ids, object, now := b.tenant, b.cc, b.events[i], b.idsOf[i], b.object, b.now
 	dk := dedupKey(tenant, ev.MessageID)
 	if !unseen {
 		if dup, err := s.seen(ctx, dk, object); err != nil || dup {
@@ -96,7 +98,7 @@ func (s *Service) apply(ctx context.Context, tenant string, cc compiledConfig, e
 			if setTraits(&m.memberData, ev) {
 				m.UpdatedAt = now
 			}
-			return recordOps(tenant, m.ID, ev, object, now)
+			return b.record(m.ID, i)
 		}}
 	for range maxResolveAttempts {
 		res, err := r.resolve(ctx, ids)
@@ -112,7 +114,7 @@ func (s *Service) apply(ctx context.Context, tenant string, cc compiledConfig, e
 			return false, nil
 		}
 		m := res.Member
-		ops := recordOps(tenant, m.ID, ev, object, now)
+		ops := b.record(m.ID, i)
 		if changed := setTraits(&m.memberData, ev); changed {
 			m.UpdatedAt = now
 			it := m.item(tenant)
@@ -242,8 +244,22 @@ func (s *Service) Profile(ctx context.Context, tenant, id string) (Profile, erro
 	if err != nil {
 		return Profile{}, err
 	}
-	p.Segments, err = s.memberships(ctx, tenant, p.Traits)
+	p.Segments, err = s.memberships(ctx, tenant, p.ID)
 	return p, err
+}
+
+// memberships returns the IDs of the segments the profile is a member of,
+// oldest segment first, as stored.
+func (s *Service) memberships(ctx context.Context, tenant, profile string) ([]string, error) {
+	items, err := s.store.Query(ctx, QueryInput{PK: membershipKey(tenant, profile, "").PK})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.SK
+	}
+	return out, nil
 }
 
 // profile is Profile without segment memberships.

@@ -1,0 +1,786 @@
+package profiles
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Stored memberships. A profile's memberships are items of its own,
+// written only by evaluate, each transition in the transaction that also
+// writes its notice to the tenant's outbox, so a membership change and its
+// delivery are never separated by a crash:
+//
+//	PK                          SK                      what
+//	TENANT#t#PS#<profile>       <segment id>            a membership (gsi1: TENANT#t#SM#<segment>, <profile>)
+//	TENANT#t#A#<member>         <event leaf key>        a member's event aggregate (EventAggregate)
+//	TENANT#t#Q                  <member>#<event SK>     an event not yet evaluated (a marker)
+//	TENANT#t#Q                  <member>#~              a profile to evaluate again in full
+//	TENANT#t#W                  <time>#<profile>        when a profile's time-dependent segments may change
+//	TENANT#t#OB                 <notice id>             a notice waiting to be relayed to the Outbox
+//	TENANT#t#SS                 <segment id>            a segment's computation status
+//
+// An event that can affect a segment writes a marker in the transaction
+// that records it. evaluate reads a profile's markers, adds their events
+// to the aggregates, re-evaluates the segments they can affect, and
+// deletes the markers, in one transaction conditioned on every item it
+// read, so each event is counted exactly once and every transition is
+// exact: a concurrent evaluation of the same profile makes one of the two
+// fail its conditions and start over.
+
+// Notice types written to the outbox.
+const (
+	NoticeSegmentEntered  = "segment.entered"
+	NoticeSegmentExited   = "segment.exited"
+	NoticeProfileCreated  = "profile.created"
+	NoticeProfileMerged   = "profile.merged"
+	NoticeProfileUnmerged = "profile.unmerged"
+	NoticeProfileErased   = "profile.erased"
+)
+
+// Notice is an activation event of a tenant's profiles.
+type Notice struct {
+	// ID is stable: the same transition always has the same ID.
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	ProfileID string          `json:"profile_id"`
+	SegmentID string          `json:"segment_id,omitempty"`
+	At        time.Time       `json:"at"`
+	Data      json.RawMessage `json:"data"`
+	Traits    map[string]any  `json:"traits,omitempty"`
+}
+
+// Outbox takes the notices out of the profile store. Its implementation
+// (the webhooks service) records them durably in Deliver; a notice leaves
+// the store's outbox only after Deliver returned nil for it, so Deliver
+// must be idempotent by Notice.ID.
+type Outbox interface {
+	// Subscribed reports whether any endpoint of the tenant wants notices
+	// of the type; notices nobody wants are not written. It may be
+	// answered from a cache of about a second.
+	Subscribed(ctx context.Context, tenant, typ string) (bool, error)
+	Deliver(ctx context.Context, tenant string, notices []Notice) error
+}
+
+// SetOutbox sets where notices go; without one none are written. Call it
+// before the Service is used.
+func (s *Service) SetOutbox(o Outbox) { s.outbox = o }
+
+func queuePK(tenant string) string { return tenantPrefix(tenant) + "Q" }
+
+func markerKey(tenant, member, eventSK string) Key {
+	return Key{PK: queuePK(tenant), SK: member + "#" + eventSK}
+}
+
+// reevaluateSK is the marker sort key asking for a full evaluation.
+func reevaluateKey(tenant, profile string) Key { return markerKey(tenant, profile, "~") }
+
+func aggregateKey(tenant, member, leaf string) Key {
+	return Key{PK: tenantPrefix(tenant) + "A#" + member, SK: leaf}
+}
+
+func membershipKey(tenant, profile, segment string) Key {
+	return Key{PK: tenantPrefix(tenant) + "PS#" + profile, SK: segment}
+}
+
+func segmentMembersIndex(tenant, segment string) string { return tenantPrefix(tenant) + "SM#" + segment }
+
+func wakePK(tenant string) string { return tenantPrefix(tenant) + "W" }
+
+func outboxPK(tenant string) string { return tenantPrefix(tenant) + "OB" }
+
+func segmentStatusKey(tenant, id string) Key { return Key{PK: tenantPrefix(tenant) + "SS", SK: id} }
+
+// markData is what a marker says of its event.
+type markData struct {
+	Type   string         `json:"t"`
+	Name   string         `json:"n,omitempty"`
+	At     time.Time      `json:"at"`
+	Props  map[string]any `json:"p,omitempty"`
+	Traits []string       `json:"tr,omitempty"`
+}
+
+// membershipData is a stored membership.
+type membershipData struct {
+	EnteredAt time.Time `json:"entered_at"`
+	// Notice is the ID of the entered notice; the exit's is derived from it.
+	Notice string `json:"notice"`
+}
+
+// transitionID derives a stable notice ID from what makes a transition
+// unique: the segment, the profile, the kind and the membership's entry.
+func transitionID(parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return "ntc_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:16]))
+}
+
+// compiled is a segment ready to evaluate.
+type compiled struct {
+	seg  Segment
+	node Node
+	refs Refs
+}
+
+// audience is a tenant's segments indexed by what they read.
+type audience struct {
+	order   []*compiled // referenced segments before those referencing them
+	byID    map[string]*compiled
+	leaves  map[string]*EventLeaf
+	byTrait map[string][]string
+	byLeaf  map[string][]string
+	byIdent []string // segments reading identifiers
+	// dependents are the segments that reference each segment.
+	dependents map[string][]string
+	timed      []string
+}
+
+func newAudience(all []Segment) *audience {
+	a := &audience{byID: map[string]*compiled{}, leaves: map[string]*EventLeaf{}, byTrait: map[string][]string{},
+		byLeaf: map[string][]string{}, dependents: map[string][]string{}}
+	for _, g := range all {
+		c := &compiled{seg: g, node: g.Tree()}
+		c.refs = c.node.Refs()
+		a.byID[g.ID] = c
+	}
+	// Topological order: a segment after every segment it references.
+	state := map[string]int{}
+	var visit func(id string)
+	visit = func(id string) {
+		c, ok := a.byID[id]
+		if !ok || state[id] != 0 {
+			return
+		}
+		state[id] = 1
+		for _, ref := range c.refs.Segments {
+			visit(ref)
+		}
+		state[id] = 2
+		a.order = append(a.order, c)
+	}
+	for _, g := range all {
+		visit(g.ID)
+	}
+	for _, c := range a.order {
+		id := c.seg.ID
+		for _, t := range c.refs.Traits {
+			a.byTrait[t] = append(a.byTrait[t], id)
+		}
+		for _, l := range c.refs.Events {
+			a.leaves[l.Key()] = l
+			a.byLeaf[l.Key()] = append(a.byLeaf[l.Key()], id)
+		}
+		if len(c.refs.Identifiers) > 0 {
+			a.byIdent = append(a.byIdent, id)
+		}
+		for _, ref := range c.refs.Segments {
+			a.dependents[ref] = append(a.dependents[ref], id)
+		}
+		if c.refs.TimeDependent {
+			a.timed = append(a.timed, id)
+		}
+	}
+	return a
+}
+
+// affects reports whether an event can change a membership, and so needs
+// a marker.
+func (a *audience) affects(ev Event, newIdentifiers bool) bool {
+	if len(a.order) == 0 {
+		return false
+	}
+	if newIdentifiers && len(a.byIdent) > 0 {
+		return true
+	}
+	if ev.Type == "identify" {
+		for t := range ev.Traits {
+			if len(a.byTrait[t]) > 0 {
+				return true
+			}
+		}
+	}
+	name := cmpOr(ev.Event, ev.Name)
+	for _, l := range a.leaves {
+		if l.Matches(ev.Type, name, ev.Properties) {
+			return true
+		}
+	}
+	return false
+}
+
+// markOp returns the marker write of an event of member m, if the event
+// can affect a segment.
+func (a *audience) markOp(tenant, m string, ev Event) []Op {
+	if a == nil || !a.affects(ev, true) {
+		return nil
+	}
+	d := markData{Type: ev.Type, Name: cmpOr(ev.Event, ev.Name), At: ev.Timestamp}
+	for _, l := range a.leaves {
+		if len(l.Where) > 0 && l.Matches(ev.Type, d.Name, ev.Properties) {
+			d.Props = ev.Properties
+			break
+		}
+	}
+	if ev.Type == "identify" {
+		d.Traits = slices.Sorted(maps.Keys(ev.Traits))
+	}
+	data, _ := json.Marshal(d)
+	k := markerKey(tenant, m, eventSK(ev.Timestamp, ev.MessageID))
+	return []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: data}}}
+}
+
+// audienceOf returns the tenant's segments, indexed, as last read (at
+// most segmentsTTL ago on this replica).
+func (s *Service) audienceOf(ctx context.Context, tenant string) (*audience, error) {
+	now := s.now()
+	s.segments.mu.Lock()
+	c, ok := s.segments.m[tenant]
+	s.segments.mu.Unlock()
+	if ok && !now.Before(c.read) && now.Sub(c.read) < segmentsTTL {
+		return c.aud, nil
+	}
+	all, err := s.Segments(ctx, tenant, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	c = cachedSegments{aud: newAudience(all), read: now}
+	s.segments.mu.Lock()
+	if s.segments.m == nil || len(s.segments.m) >= 10_000 {
+		s.segments.m = map[string]cachedSegments{}
+	}
+	s.segments.m[tenant] = c
+	s.segments.mu.Unlock()
+	return c.aud, nil
+}
+
+// maxEvaluateAttempts bounds evaluate's retries after a lost race.
+const maxEvaluateAttempts = 16
+
+// evaluate brings the memberships of the profile holding member up to
+// date: it consumes the markers of every member of the profile and
+// evaluates the segments they can affect, or every segment when full is
+// set, a marker asks for it, or the profile holds memberships of a merged
+// member. only, if not empty, limits a full evaluation to those segments
+// (and their dependents).
+func (s *Service) evaluate(ctx context.Context, tenant, member string, full bool, only ...string) error {
+	for range maxEvaluateAttempts {
+		err := s.evaluateOnce(ctx, tenant, member, full, only)
+		if !errors.Is(err, ErrConditionFailed) {
+			return err
+		}
+	}
+	return errors.New("evaluate: too much contention")
+}
+
+func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, full bool, only []string) error {
+	aud, err := s.audienceOf(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	r := &resolver{store: s.store, tenant: tenant}
+	it, ok, err := s.store.Get(ctx, memberKey(tenant, memberID))
+	if err != nil {
+		return err
+	}
+	var ops []Op
+	root := memberID
+	var members []member
+	if ok {
+		m, err := readMember(it)
+		if err != nil {
+			return err
+		}
+		root = m.Root
+		if members, err = r.profileMembers(ctx, root, m); err != nil {
+			return err
+		}
+	}
+	ids := []string{memberID}
+	for _, m := range members {
+		if m.ID != memberID {
+			ids = append(ids, m.ID)
+		}
+	}
+	// The markers of every member, and the memberships each holds (a
+	// member that was a root before a merge may still hold some).
+	type held struct {
+		profile string
+		item    Item
+		data    membershipData
+	}
+	var markers []Item
+	current := map[string]held{}  // the root's memberships, by segment
+	leftover := map[string]held{} // a merged member's, by segment
+	for _, id := range ids {
+		mk, err := s.store.Query(ctx, QueryInput{PK: queuePK(tenant), Prefix: id + "#"})
+		if err != nil {
+			return err
+		}
+		markers = append(markers, mk...)
+		ms, err := s.store.Query(ctx, QueryInput{PK: membershipKey(tenant, id, "").PK})
+		if err != nil {
+			return err
+		}
+		for _, it := range ms {
+			var d membershipData
+			if err := json.Unmarshal(it.Data, &d); err != nil {
+				return fmt.Errorf("membership %s %s: %w", it.PK, it.SK, err)
+			}
+			h := held{profile: id, item: it, data: d}
+			if id == root {
+				current[it.SK] = h
+			} else {
+				leftover[it.SK] = h
+			}
+		}
+	}
+	for _, mk := range markers {
+		ops = append(ops, Op{Delete: &Key{PK: mk.PK, SK: mk.SK}, IfVersion: mk.Version})
+	}
+	now := s.now().UTC()
+	if len(members) == 0 {
+		// The member is gone (erased): its markers go with it, and the
+		// erasure took its memberships.
+		if len(ops) == 0 {
+			return nil
+		}
+		return s.store.Transact(ctx, ops)
+	}
+
+	// Which segments to evaluate.
+	todo := map[string]bool{}
+	all := full || len(leftover) > 0 || len(members) > 1 && len(markers) > 0
+	var changed []markData
+	for _, mk := range markers {
+		if strings.HasSuffix(mk.SK, "#~") {
+			all = true
+			continue
+		}
+		var d markData
+		if err := json.Unmarshal(mk.Data, &d); err != nil {
+			return fmt.Errorf("marker %s: %w", mk.SK, err)
+		}
+		changed = append(changed, d)
+		for _, t := range d.Traits {
+			for _, id := range aud.byTrait[t] {
+				todo[id] = true
+			}
+		}
+		for key, l := range aud.leaves {
+			if l.Matches(d.Type, d.Name, d.Props) {
+				for _, id := range aud.byLeaf[key] {
+					todo[id] = true
+				}
+			}
+		}
+		for _, id := range aud.byIdent {
+			todo[id] = true
+		}
+	}
+	if all {
+		for _, c := range aud.order {
+			if len(only) == 0 || slices.Contains(only, c.seg.ID) {
+				todo[c.seg.ID] = true
+			}
+		}
+	}
+	for _, id := range slices.Collect(maps.Keys(todo)) {
+		var add func(id string)
+		add = func(id string) {
+			for _, d := range aud.dependents[id] {
+				if !todo[d] {
+					todo[d] = true
+					add(d)
+				}
+			}
+		}
+		add(id)
+	}
+
+	// The facts: traits and identifiers of every member, their event
+	// aggregates for the leaves the segments read (updated by the markers).
+	facts := Facts{Traits: map[string]any{}, Identifiers: map[string]bool{}, Events: map[string]*EventAggregate{}, Segments: map[string]bool{}}
+	latest := map[string]time.Time{}
+	var created time.Time
+	for _, m := range members {
+		for k, v := range m.Traits {
+			if t, ok := latest[k]; !ok || v.At.After(t) {
+				latest[k], facts.Traits[k] = v.At, v.V
+			}
+		}
+		for t, n := range m.Held {
+			if n > 0 {
+				facts.Identifiers[t] = true
+			}
+		}
+		if created.IsZero() || m.CreatedAt.Before(created) {
+			created = m.CreatedAt
+		}
+	}
+	leafKeys := map[string]bool{}
+	for id := range todo {
+		if c := aud.byID[id]; c != nil {
+			for _, l := range c.refs.Events {
+				leafKeys[l.Key()] = true
+			}
+		}
+	}
+	// Markers feed every aggregate they match, read or not, so that a
+	// leaf's aggregate never misses an event.
+	perMember := map[string][]markData{}
+	for i, mk := range markers {
+		if strings.HasSuffix(mk.SK, "#~") {
+			continue
+		}
+		m, _, _ := strings.Cut(mk.SK, "#")
+		_ = i
+		var d markData
+		_ = json.Unmarshal(mk.Data, &d)
+		perMember[m] = append(perMember[m], d)
+		for key, l := range aud.leaves {
+			if l.Matches(d.Type, d.Name, d.Props) {
+				leafKeys[key] = true
+			}
+		}
+	}
+	var aggKeys []Key
+	for _, m := range members {
+		for key := range leafKeys {
+			aggKeys = append(aggKeys, aggregateKey(tenant, m.ID, key))
+		}
+	}
+	aggs, err := s.store.BatchGet(ctx, aggKeys)
+	if err != nil {
+		return err
+	}
+	keep := retention(aud, now)
+	for _, m := range members {
+		for key := range leafKeys {
+			k := aggregateKey(tenant, m.ID, key)
+			a := &EventAggregate{}
+			it, had := aggs[k]
+			if had {
+				if err := json.Unmarshal(it.Data, a); err != nil {
+					return fmt.Errorf("aggregate %s %s: %w", k.PK, k.SK, err)
+				}
+			}
+			touched := false
+			for _, d := range perMember[m.ID] {
+				if aud.leaves[key].Matches(d.Type, d.Name, d.Props) {
+					a.Add(d.At, now, keep)
+					touched = true
+				}
+			}
+			if touched {
+				data, _ := json.Marshal(a)
+				op := Op{Put: &Item{PK: k.PK, SK: k.SK, Data: data}, IfAbsent: !had}
+				if had {
+					op.IfVersion = it.Version
+				}
+				ops = append(ops, op)
+			}
+			if f := facts.Events[key]; f != nil {
+				f.Merge(a)
+			} else {
+				facts.Events[key] = a
+			}
+		}
+	}
+
+	// Evaluate, referenced segments first.
+	for id, h := range current {
+		_ = h
+		facts.Segments[id] = true
+	}
+	for id := range leftover {
+		facts.Segments[id] = true
+	}
+	var notices []Notice
+	var wake time.Time
+	subscribed := func(typ string) bool {
+		if s.outbox == nil {
+			return false
+		}
+		ok, err := s.outbox.Subscribed(ctx, tenant, typ)
+		return err == nil && ok
+	}
+	for _, c := range aud.order {
+		id := c.seg.ID
+		if c.refs.TimeDependent {
+			if t := c.node.NextChange(facts, now); !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+				wake = t
+			}
+		}
+		if !todo[id] {
+			continue
+		}
+		in := c.node.Eval(facts, now)
+		facts.Segments[id] = in
+		cur, isMember := current[id]
+		old, wasLeft := leftover[id]
+		switch {
+		case in && !isMember && wasLeft:
+			// A merged member's membership carries over: no exit, no entry.
+			k := membershipKey(tenant, root, id)
+			data, _ := json.Marshal(old.data)
+			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, id), GSI1SK: root, Data: data}, IfAbsent: true})
+		case in && !isMember:
+			d := membershipData{EnteredAt: now, Notice: transitionID(tenant, id, root, "entered", sortTime(now))}
+			k := membershipKey(tenant, root, id)
+			data, _ := json.Marshal(d)
+			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, id), GSI1SK: root, Data: data}, IfAbsent: true})
+			if subscribed(NoticeSegmentEntered) {
+				notices = append(notices, segmentNotice(NoticeSegmentEntered, d.Notice, c.seg, root, now, d.EnteredAt))
+			}
+		case !in && isMember:
+			ops = append(ops, Op{Delete: &Key{PK: cur.item.PK, SK: cur.item.SK}, IfVersion: cur.item.Version})
+			if subscribed(NoticeSegmentExited) {
+				notices = append(notices, segmentNotice(NoticeSegmentExited, transitionID(cur.data.Notice, "exited"), c.seg, root, now, cur.data.EnteredAt))
+			}
+		}
+		if wasLeft {
+			ops = append(ops, Op{Delete: &Key{PK: old.item.PK, SK: old.item.SK}, IfVersion: old.item.Version})
+			if !in && !isMember && subscribed(NoticeSegmentExited) {
+				notices = append(notices, segmentNotice(NoticeSegmentExited, transitionID(old.data.Notice, "exited"), c.seg, old.profile, now, old.data.EnteredAt))
+			}
+		}
+	}
+	// Memberships of segments that no longer exist leave without notice
+	// (DeleteSegment tells the endpoints).
+	for id, h := range current {
+		if aud.byID[id] == nil {
+			ops = append(ops, Op{Delete: &Key{PK: h.item.PK, SK: h.item.SK}, IfVersion: h.item.Version})
+		}
+	}
+	for id, h := range leftover {
+		if aud.byID[id] == nil {
+			ops = append(ops, Op{Delete: &Key{PK: h.item.PK, SK: h.item.SK}, IfVersion: h.item.Version})
+		}
+	}
+	if !wake.IsZero() {
+		ops = append(ops, Op{Put: &Item{PK: wakePK(tenant), SK: sortTime(wake) + "#" + root, Data: []byte(`{}`)}})
+	}
+	if len(notices) > 0 {
+		traits := facts.Traits
+		idents, err := s.identifiersOf(ctx, r, members)
+		if err != nil {
+			return err
+		}
+		for i := range notices {
+			notices[i].Traits = traits
+			notices[i].Data = withIdentifiers(notices[i].Data, idents)
+			ops = append(ops, noticeOp(tenant, notices[i]))
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	return s.transactChunked(ctx, tenant, root, ops)
+}
+
+// transactChunked applies ops, in one transaction when they fit. When they
+// do not, the markers and aggregates go first with a marker asking for a
+// full evaluation, then the transitions in transactions of their own, so
+// that a crash between them leaves the profile marked for evaluation.
+func (s *Service) transactChunked(ctx context.Context, tenant, root string, ops []Op) error {
+	if len(ops) <= MaxTransactOps {
+		return s.store.Transact(ctx, ops)
+	}
+	again := reevaluateKey(tenant, root)
+	first := []Op{{Put: &Item{PK: again.PK, SK: again.SK, Data: []byte(`{}`)}}}
+	var rest []Op
+	for _, op := range ops {
+		k := op.key()
+		switch {
+		case k.PK == queuePK(tenant), strings.HasPrefix(k.PK, tenantPrefix(tenant)+"A#"):
+			first = append(first, op)
+		default:
+			rest = append(rest, op)
+		}
+	}
+	for chunk := range slices.Chunk(first, MaxTransactOps) {
+		if err := s.store.Transact(ctx, chunk); err != nil {
+			return err
+		}
+	}
+	// Each membership write with the notice after it, in one transaction.
+	for len(rest) > 0 {
+		n := min(len(rest), MaxTransactOps-1)
+		if n < len(rest) && rest[n].key().PK == outboxPK(tenant) {
+			n--
+		}
+		if err := s.store.Transact(ctx, rest[:n]); err != nil && !errors.Is(err, ErrConditionFailed) {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return s.evaluate(ctx, tenant, root, true)
+}
+
+func (op Op) key() Key {
+	if op.Put != nil {
+		return Key{PK: op.Put.PK, SK: op.Put.SK}
+	}
+	return *op.Delete
+}
+
+// retention is how long aggregates keep daily counts: the longest any
+// segment of the tenant needs (0: for ever).
+func retention(a *audience, now time.Time) time.Duration {
+	var keep time.Duration
+	for _, c := range a.order {
+		if len(c.refs.Events) == 0 {
+			continue
+		}
+		k := c.refs.Keep(now)
+		if k == 0 {
+			return 0
+		}
+		keep = max(keep, k)
+	}
+	return keep
+}
+
+// identifiersOf lists the identifiers of a profile's members.
+func (s *Service) identifiersOf(ctx context.Context, r *resolver, members []member) ([]ProfileIdentifier, error) {
+	var out []ProfileIdentifier
+	for _, m := range members {
+		ids, err := r.memberIdentifiers(ctx, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			out = append(out, ProfileIdentifier(id))
+		}
+	}
+	slices.SortFunc(out, func(a, b ProfileIdentifier) int {
+		return strings.Compare(a.Type+"#"+a.Value, b.Type+"#"+b.Value)
+	})
+	return out, nil
+}
+
+func segmentNotice(typ, id string, g Segment, profile string, at, entered time.Time) Notice {
+	data, _ := json.Marshal(map[string]any{
+		"segment":    map[string]any{"id": g.ID, "name": g.Name},
+		"profile_id": profile,
+		"entered_at": entered,
+	})
+	return Notice{ID: id, Type: typ, ProfileID: profile, SegmentID: g.ID, At: at, Data: data}
+}
+
+// withIdentifiers adds the profile's identifiers to a notice's data.
+func withIdentifiers(data json.RawMessage, ids []ProfileIdentifier) json.RawMessage {
+	var m map[string]any
+	_ = json.Unmarshal(data, &m)
+	list := make([]map[string]string, len(ids))
+	for i, id := range ids {
+		list[i] = map[string]string{"type": id.Type, "value": id.Value}
+	}
+	m["identifiers"] = list
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// noticeOp writes a notice to the tenant's outbox. Its sort key starts
+// with the time, so the relay reads notices in order.
+func noticeOp(tenant string, n Notice) Op {
+	data, _ := json.Marshal(n)
+	return Op{Put: &Item{PK: outboxPK(tenant), SK: sortTime(n.At) + "#" + n.ID, Data: data}}
+}
+
+// Relay hands the tenant's outbox to the Outbox, oldest first, and deletes
+// what it took. It returns how many notices it relayed.
+func (s *Service) Relay(ctx context.Context, tenant string) (int, error) {
+	if s.outbox == nil {
+		return 0, nil
+	}
+	total := 0
+	for {
+		items, err := s.store.Query(ctx, QueryInput{PK: outboxPK(tenant), Limit: 100})
+		if err != nil || len(items) == 0 {
+			return total, err
+		}
+		notices := make([]Notice, len(items))
+		ops := make([]Op, len(items))
+		for i, it := range items {
+			if err := json.Unmarshal(it.Data, &notices[i]); err != nil {
+				return total, fmt.Errorf("outbox %s: %w", it.SK, err)
+			}
+			ops[i] = Op{Delete: &Key{PK: it.PK, SK: it.SK}}
+		}
+		if err := s.outbox.Deliver(ctx, tenant, notices); err != nil {
+			return total, err
+		}
+		if err := s.store.Transact(ctx, ops); err != nil {
+			return total, err
+		}
+		total += len(items)
+		if len(items) < 100 {
+			return total, nil
+		}
+	}
+}
+
+// Pending evaluates what the tenant's queue holds (markers left by a crash
+// or by another replica) and the profiles whose time-dependent segments
+// are due, and returns how many profiles it evaluated. A periodic job
+// calls it for every tenant with segments.
+func (s *Service) Pending(ctx context.Context, tenant string) (int, error) {
+	done := map[string]bool{}
+	n := 0
+	for {
+		items, err := s.store.Query(ctx, QueryInput{PK: queuePK(tenant), Limit: 500})
+		if err != nil {
+			return n, err
+		}
+		progressed := false
+		for _, it := range items {
+			m, _, _ := strings.Cut(it.SK, "#")
+			if done[m] {
+				continue
+			}
+			done[m] = true
+			progressed = true
+			if err := s.evaluate(ctx, tenant, m, false); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if !progressed {
+			break
+		}
+	}
+	now := sortTime(s.now())
+	for {
+		items, err := s.store.Query(ctx, QueryInput{PK: wakePK(tenant), Limit: 500})
+		if err != nil {
+			return n, err
+		}
+		var due []Op
+		for _, it := range items {
+			if it.SK > now {
+				break
+			}
+			_, root, _ := strings.Cut(it.SK, "#")
+			if err := s.evaluate(ctx, tenant, root, true); err != nil {
+				return n, err
+			}
+			n++
+			due = append(due, Op{Delete: &Key{PK: it.PK, SK: it.SK}})
+		}
+		for chunk := range slices.Chunk(due, MaxTransactOps) {
+			if err := s.store.Transact(ctx, chunk); err != nil {
+				return n, err
+			}
+		}
+		if len(due) < 500 {
+			return n, nil
+		}
+	}
+}
