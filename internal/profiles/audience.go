@@ -784,3 +784,83 @@ func (s *Service) Pending(ctx context.Context, tenant string) (int, error) {
 		}
 	}
 }
+
+// leaveAudiences removes an erased profile from every segment, each exit
+// with its notice (carrying no identifier or trait), and drops its
+// members' aggregates and markers; the profile.erased notice goes with the
+// first transaction. It is safe to run again.
+func (s *Service) leaveAudiences(ctx context.Context, tenant string, e Erasure) error {
+	subscribed := func(typ string) bool {
+		if s.outbox == nil {
+			return false
+		}
+		ok, err := s.outbox.Subscribed(ctx, tenant, typ)
+		return err == nil && ok
+	}
+	now := s.now().UTC()
+	var pairs [][]Op
+	if subscribed(NoticeProfileErased) {
+		data, _ := json.Marshal(map[string]any{"profile_id": e.ProfileID, "erasure_id": e.ID})
+		n := Notice{ID: transitionID(tenant, e.ID, "erased"), Type: NoticeProfileErased, ProfileID: e.ProfileID, At: now, Data: data}
+		// An outbox item that already went out must not go twice: its key
+		// is stable, and IfAbsent makes a rerun skip it... unless relayed;
+		// receivers deduplicate by its ID then.
+		pairs = append(pairs, []Op{noticeOp(tenant, n)})
+	}
+	var rest []Op
+	for _, m := range e.Members {
+		ms, err := s.store.Query(ctx, QueryInput{PK: membershipKey(tenant, m, "").PK})
+		if err != nil {
+			return err
+		}
+		for _, it := range ms {
+			pair := []Op{{Delete: &Key{PK: it.PK, SK: it.SK}, IfExists: true}}
+			var d membershipData
+			if json.Unmarshal(it.Data, &d) == nil && subscribed(NoticeSegmentExited) {
+				data, _ := json.Marshal(map[string]any{"segment": map[string]any{"id": it.SK}, "profile_id": m, "entered_at": d.EnteredAt, "reason": "erased"})
+				pair = append(pair, noticeOp(tenant, Notice{ID: transitionID(d.Notice, "exited"), Type: NoticeSegmentExited, ProfileID: m, SegmentID: it.SK, At: now, Data: data}))
+			}
+			pairs = append(pairs, pair)
+		}
+		for _, q := range []QueryInput{{PK: tenantPrefix(tenant) + "A#" + m}, {PK: queuePK(tenant), Prefix: m + "#"}} {
+			items, err := s.store.Query(ctx, q)
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				rest = append(rest, Op{Delete: &Key{PK: it.PK, SK: it.SK}})
+			}
+		}
+	}
+	for _, pair := range pairs {
+		err := s.store.Transact(ctx, pair)
+		if err != nil && !errors.Is(err, ErrConditionFailed) {
+			return err
+		}
+	}
+	for chunk := range slices.Chunk(rest, MaxTransactOps) {
+		if err := s.store.Transact(ctx, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// profileNotices returns the outbox writes announcing a new profile
+// (merged nil) or a merge into root, for whoever subscribed. Their IDs
+// derive from the event that caused them, so a retried event (which the
+// dedup marker keeps from being applied twice) cannot announce twice.
+func (s *Service) profileNotices(ctx context.Context, tenant string, ev Event, root string, merged []string, now time.Time) []Op {
+	if s.outbox == nil {
+		return nil
+	}
+	typ, data := NoticeProfileCreated, map[string]any{"profile_id": root}
+	if merged != nil {
+		typ, data = NoticeProfileMerged, map[string]any{"profile_id": root, "merged_profile_ids": merged}
+	}
+	if ok, err := s.outbox.Subscribed(ctx, tenant, typ); err != nil || !ok {
+		return nil
+	}
+	d, _ := json.Marshal(data)
+	return []Op{noticeOp(tenant, Notice{ID: transitionID(tenant, typ, ev.MessageID, root), Type: typ, ProfileID: root, At: now, Data: d})}
+}

@@ -154,6 +154,9 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 			return err
 		}
 	}
+	if err := s.leaveAudiences(ctx, tenant, e); err != nil {
+		return err
+	}
 	// Then the members' partitions. An event that found a member before
 	// its identifiers went can still be recorded until the member's own
 	// item goes (every record checks it), so a second pass finds what

@@ -164,12 +164,17 @@ type batch struct {
 func (b *batch) record(m string, i int) []Op {
 	ops := recordOps(b.tenant, m, b.events[i], b.object, b.now)
 	if mark := b.aud.markOp(b.tenant, m, b.events[i]); mark != nil {
-		b.markedMu.Lock()
-		b.marked[m] = true
-		b.markedMu.Unlock()
+		b.mark(m)
 		ops = append(ops, mark...)
 	}
 	return ops
+}
+
+// mark notes a member to evaluate once the batch is recorded.
+func (b *batch) mark(m string) {
+	b.markedMu.Lock()
+	b.marked[m] = true
+	b.markedMu.Unlock()
 }
 
 // evaluateMarked evaluates the profiles of the members the batch marked,

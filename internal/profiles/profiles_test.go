@@ -83,6 +83,11 @@ func newFixture(t *testing.T, st profiles.Store) *fixture {
 	return &fixture{t: t, svc: profiles.NewService(st, raw, nil), store: st, raw: raw, tenant: tenants.NewID()}
 }
 
+// recompute runs a segment's computation at once, as its job would.
+func (f *fixture) recompute(ctx context.Context, a profiles.RecomputeArgs) error {
+	return f.svc.RunRecompute(ctx, a)
+}
+
 // ev builds an event; fields: userId, anonymousId, email, phone, type, event, previousId.
 func (f *fixture) ev(fields map[string]any) profiles.Event {
 	f.t.Helper()

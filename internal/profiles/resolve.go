@@ -34,6 +34,10 @@ type resolver struct {
 	// resolution that writes anyway (create, attach, merge) includes them
 	// in its transaction and reports Recorded.
 	record func(m *member) []Op
+	// notices, if set, returns the outbox writes of a new profile
+	// (merged nil) or of a merge into root, for the transaction that makes
+	// it.
+	notices func(root string, merged []string) []Op
 	// previous, for an alias, are the identifiers that stand for its
 	// previousId only (see previousOnly).
 	previous []Identifier
@@ -351,6 +355,9 @@ func (r *resolver) create(ctx context.Context, ids []Identifier) (resolution, er
 	claims := r.claim(&m, keep)
 	it := m.item(r.tenant)
 	ops := append([]Op{{Put: &it, IfAbsent: true}}, claims...)
+	if r.notices != nil {
+		ops = append(ops, r.notices(m.ID, nil)...)
+	}
 	if err := r.store.Transact(ctx, append(ops, record...)); err != nil {
 		return resolution{}, err
 	}
@@ -430,6 +437,14 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 	ops = append(ops, Op{Put: &it, IfVersion: evMember.version})
 	ops = append(ops, claims...)
 	ops = append(ops, record...)
+	if len(merged) > 0 {
+		// The merged profile's segments are evaluated anew, from all of it.
+		k := reevaluateKey(r.tenant, survivor)
+		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: []byte(`{}`)}})
+		if r.notices != nil {
+			ops = append(ops, r.notices(survivor, merged)...)
+		}
+	}
 	if len(ops) > MaxTransactOps {
 		return resolution{}, errLimit
 	}

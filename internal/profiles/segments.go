@@ -58,12 +58,18 @@ type Condition struct {
 // evaluated when a profile is read (Service.Profile), so it follows every
 // change of the profile at once and needs no stored state to erase.
 type Segment struct {
-	ID          string      `json:"id"`
-	Name        string      `json:"name"`
-	Description string      `json:"description,omitempty"`
-	Match       string      `json:"match"` // "all" or "any"
-	Conditions  []Condition `json:"conditions"`
-	CreatedAt   time.Time   `json:"created_at"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// A segment is defined either by Match and Conditions (version 1) or
+	// by Definition (version 2, a condition tree; see Node).
+	Match      string      `json:"match,omitempty"` // "all" or "any"
+	Conditions []Condition `json:"conditions,omitempty"`
+	Definition *Node       `json:"definition,omitempty"`
+	// Version increases on every edit (If-Match).
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 // segmentKey is the item of a segment: one partition holds a tenant's
@@ -93,8 +99,19 @@ func newSegmentID(now time.Time) string {
 	return "seg_" + strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
-// validate checks a segment definition.
+// validate checks a segment definition. A Definition was checked by
+// ParseDefinition when it was decoded.
 func (g *Segment) validate() error {
+	switch {
+	case g.Name == "" || utf8.RuneCountInString(g.Name) > 100:
+		return &ValidationError{Field: "name", Reason: "1 to 100 characters"}
+	case utf8.RuneCountInString(g.Description) > 1000:
+		return &ValidationError{Field: "description", Reason: "at most 1000 characters"}
+	case g.Definition != nil && (g.Match != "" || len(g.Conditions) > 0):
+		return &ValidationError{Field: "definition", Reason: "either definition, or match and conditions, not both"}
+	case g.Definition != nil:
+		return nil
+	}
 	if g.Match == "" {
 		g.Match = "all"
 	}
@@ -119,13 +136,17 @@ func (g *Segment) validate() error {
 	return nil
 }
 
-// CreateSegment stores a new segment of the tenant.
-func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment) (Segment, error) {
+// CreateSegment stores a new segment of the tenant and queues its
+// computation (queue), which its status shows.
+func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment, queue func(context.Context, RecomputeArgs) error) (Segment, error) {
 	if err := g.validate(); err != nil {
 		return Segment{}, err
 	}
+	if err := s.checkReferences(ctx, tenant, "", g); err != nil {
+		return Segment{}, err
+	}
 	now := s.now().UTC().Truncate(time.Millisecond)
-	g.ID, g.CreatedAt = newSegmentID(now), now
+	g.ID, g.CreatedAt, g.UpdatedAt, g.Version = newSegmentID(now), now, now, 1
 	d, err := json.Marshal(g)
 	if err != nil {
 		return Segment{}, &ValidationError{Field: "conditions", Reason: err.Error()}
@@ -137,7 +158,7 @@ func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment) (
 	if err != nil {
 		return Segment{}, err
 	}
-	return g, nil
+	return g, s.startRecompute(ctx, tenant, g, queue)
 }
 
 // segmentCountKey is the item that counts a tenant's segments. Every
@@ -230,6 +251,7 @@ func (s *Service) Segments(ctx context.Context, tenant, after string, limit int)
 		if err := json.Unmarshal(it.Data, &out[i]); err != nil {
 			return nil, fmt.Errorf("segment item %s: %w", it.SK, err)
 		}
+		out[i].Version = it.Version
 	}
 	return out, nil
 }
@@ -244,7 +266,11 @@ func (s *Service) GetSegment(ctx context.Context, tenant, id string) (Segment, e
 		return Segment{}, ErrSegmentNotFound
 	}
 	var g Segment
-	return g, json.Unmarshal(it.Data, &g)
+	if err := json.Unmarshal(it.Data, &g); err != nil {
+		return Segment{}, err
+	}
+	g.Version = it.Version
+	return g, nil
 }
 
 // DeleteSegment deletes a segment of the tenant.

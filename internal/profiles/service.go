@@ -94,6 +94,7 @@ func (s *Service) apply(ctx context.Context, b *batch, i int, unseen bool, index
 		}
 	}
 	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID, index: index, previous: previousOnly(ev, ids),
+		notices: func(root string, merged []string) []Op { return s.profileNotices(ctx, tenant, ev, root, merged, now) },
 		record: func(m *member) []Op {
 			if setTraits(&m.memberData, ev) {
 				m.UpdatedAt = now
@@ -111,6 +112,9 @@ func (s *Service) apply(ctx context.Context, b *batch, i int, unseen bool, index
 		case err != nil:
 			return false, err
 		case res.Recorded:
+			if len(res.Merged) > 0 {
+				b.mark(res.Root)
+			}
 			return false, nil
 		}
 		m := res.Member
@@ -252,12 +256,20 @@ func (s *Service) Profile(ctx context.Context, tenant, id string) (Profile, erro
 // oldest segment first, as stored.
 func (s *Service) memberships(ctx context.Context, tenant, profile string) ([]string, error) {
 	items, err := s.store.Query(ctx, QueryInput{PK: membershipKey(tenant, profile, "").PK})
+	if err != nil || len(items) == 0 {
+		return []string{}, err
+	}
+	// A deleted segment's memberships go with its removal job; they no
+	// longer count.
+	aud, err := s.audienceOf(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(items))
-	for i, it := range items {
-		out[i] = it.SK
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		if aud.byID[it.SK] != nil {
+			out = append(out, it.SK)
+		}
 	}
 	return out, nil
 }

@@ -65,12 +65,27 @@ func (s *Service) Unmerge(ctx context.Context, tenant, profileID, mergedID strin
 			}
 		}
 		ops = append(ops, Op{Delete: &Key{PK: record.PK, SK: record.SK}})
+		for _, id := range []string{p.ID, mergedID} {
+			k := reevaluateKey(tenant, id)
+			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: []byte(`{}`)}})
+		}
+		if s.outbox != nil {
+			if ok, err := s.outbox.Subscribed(ctx, tenant, NoticeProfileUnmerged); err == nil && ok {
+				d, _ := json.Marshal(map[string]any{"profile_id": p.ID, "unmerged_profile_id": mergedID})
+				ops = append(ops, noticeOp(tenant, Notice{ID: transitionID(tenant, "unmerged", record.SK), Type: NoticeProfileUnmerged, ProfileID: p.ID, At: now, Data: d}))
+			}
+		}
 		err = s.store.Transact(ctx, ops)
 		if errors.Is(err, ErrConditionFailed) {
 			continue
 		}
 		if err != nil {
 			return Profile{}, err
+		}
+		// Both profiles' segments are evaluated anew; one that fails here
+		// is left to the pending evaluation its marker asks for.
+		for _, id := range []string{p.ID, mergedID} {
+			_ = s.evaluate(ctx, tenant, id, true)
 		}
 		return s.Profile(ctx, tenant, mergedID)
 	}

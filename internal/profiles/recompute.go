@@ -1,0 +1,509 @@
+package profiles
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Segment computation statuses.
+const (
+	SegmentComputing = "computing"
+	SegmentReady     = "ready"
+)
+
+// Sentinel errors of segment edits.
+var (
+	// ErrSegmentVersion: the segment changed since the version the edit
+	// names (If-Match).
+	ErrSegmentVersion = errors.New("segment changed since that version")
+	// ErrSegmentReferenced: another segment's definition references it.
+	ErrSegmentReferenced = errors.New("segment referenced by another segment")
+)
+
+// SegmentStatus is where a segment's computation is.
+type SegmentStatus struct {
+	Status string `json:"status"`
+	// Progress is the share of profiles computed, 0 to 100.
+	Progress float64 `json:"progress"`
+	// Version is the segment version being (or last) computed.
+	Version    int64     `json:"version"`
+	StartedAt  time.Time `json:"started_at"`
+	ComputedAt time.Time `json:"computed_at,omitzero"`
+}
+
+// RecomputeArgs is the durable job that computes a segment's memberships
+// over every profile of the tenant (or, for a deleted segment, removes
+// them).
+type RecomputeArgs struct {
+	TenantID  string `json:"tenant_id"`
+	SegmentID string `json:"segment_id"`
+	Version   int64  `json:"version"`
+}
+
+// Kind implements river.JobArgs.
+func (RecomputeArgs) Kind() string { return "segment_recompute" }
+
+// checkReferences refuses a definition that references a segment that
+// does not exist, or that would make a cycle.
+func (s *Service) checkReferences(ctx context.Context, tenant, id string, g Segment) error {
+	if g.Definition == nil {
+		return nil
+	}
+	refs := g.Definition.Refs().Segments
+	if len(refs) == 0 {
+		return nil
+	}
+	all, err := s.Segments(ctx, tenant, "", 0)
+	if err != nil {
+		return err
+	}
+	byID := map[string]Segment{}
+	for _, x := range all {
+		byID[x.ID] = x
+	}
+	for _, ref := range refs {
+		if _, ok := byID[ref]; !ok {
+			return &ValidationError{Field: "/definition", Reason: fmt.Sprintf("segment %s does not exist", ref)}
+		}
+	}
+	if id == "" {
+		return nil // a new segment: nothing references it yet
+	}
+	cycle := SegmentCycle(id, *g.Definition, func(ref string) (Node, bool) {
+		x, ok := byID[ref]
+		if !ok {
+			return Node{}, false
+		}
+		return x.Tree(), true
+	})
+	if cycle != nil {
+		return &ValidationError{Field: "/definition", Reason: "segments may not reference each other in a cycle: " + strings.Join(cycle, " → ")}
+	}
+	return nil
+}
+
+// UpdateSegment edits a segment at version (0: any) with edit, and queues
+// its computation when its definition changed.
+func (s *Service) UpdateSegment(ctx context.Context, tenant, id string, version int64, edit func(*Segment) error, queue func(context.Context, RecomputeArgs) error) (Segment, error) {
+	it, ok, err := s.store.Get(ctx, segmentKey(tenant, id))
+	if err != nil {
+		return Segment{}, err
+	}
+	if !ok {
+		return Segment{}, ErrSegmentNotFound
+	}
+	var g Segment
+	if err := json.Unmarshal(it.Data, &g); err != nil {
+		return Segment{}, err
+	}
+	if version != 0 && version != it.Version {
+		return Segment{}, ErrSegmentVersion
+	}
+	before, _ := json.Marshal(g.Tree())
+	if err := edit(&g); err != nil {
+		return Segment{}, err
+	}
+	if err := g.validate(); err != nil {
+		return Segment{}, err
+	}
+	if err := s.checkReferences(ctx, tenant, id, g); err != nil {
+		return Segment{}, err
+	}
+	g.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
+	d, _ := json.Marshal(g)
+	err = s.store.Transact(ctx, []Op{{Put: &Item{PK: it.PK, SK: it.SK, Data: d}, IfVersion: it.Version}})
+	if errors.Is(err, ErrConditionFailed) {
+		return Segment{}, ErrSegmentVersion
+	}
+	if err != nil {
+		return Segment{}, err
+	}
+	s.forgetSegments(tenant)
+	g.Version = it.Version + 1
+	if after, _ := json.Marshal(g.Tree()); string(after) != string(before) {
+		return g, s.startRecompute(ctx, tenant, g, queue)
+	}
+	return g, nil
+}
+
+// RemoveSegment deletes a segment that no other segment references, and
+// queues the removal of its memberships (each member gets an exit).
+func (s *Service) RemoveSegment(ctx context.Context, tenant, id string, queue func(context.Context, RecomputeArgs) error) error {
+	all, err := s.Segments(ctx, tenant, "", 0)
+	if err != nil {
+		return err
+	}
+	for _, x := range all {
+		if x.ID != id && slices.Contains(x.Tree().Refs().Segments, id) {
+			return fmt.Errorf("%w: %s", ErrSegmentReferenced, x.ID)
+		}
+	}
+	if err := s.DeleteSegment(ctx, tenant, id); err != nil {
+		return err
+	}
+	return queue(ctx, RecomputeArgs{TenantID: tenant, SegmentID: id})
+}
+
+// startRecompute marks the segment computing and queues its computation.
+func (s *Service) startRecompute(ctx context.Context, tenant string, g Segment, queue func(context.Context, RecomputeArgs) error) error {
+	if err := s.saveStatus(ctx, tenant, g.ID, SegmentStatus{Status: SegmentComputing, Version: g.Version, StartedAt: s.now().UTC()}); err != nil {
+		return err
+	}
+	return queue(ctx, RecomputeArgs{TenantID: tenant, SegmentID: g.ID, Version: g.Version})
+}
+
+// Recompute queues a computation of the segment over every profile.
+func (s *Service) Recompute(ctx context.Context, tenant, id string, queue func(context.Context, RecomputeArgs) error) (SegmentStatus, error) {
+	g, err := s.GetSegment(ctx, tenant, id)
+	if err != nil {
+		return SegmentStatus{}, err
+	}
+	if err := s.startRecompute(ctx, tenant, g, queue); err != nil {
+		return SegmentStatus{}, err
+	}
+	return s.Status(ctx, tenant, id)
+}
+
+func (s *Service) saveStatus(ctx context.Context, tenant, id string, st SegmentStatus) error {
+	k := segmentStatusKey(tenant, id)
+	d, _ := json.Marshal(st)
+	return s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: d}}})
+}
+
+// Status returns the segment's computation status; a segment never
+// computed (made before stored memberships) is ready.
+func (s *Service) Status(ctx context.Context, tenant, id string) (SegmentStatus, error) {
+	it, ok, err := s.store.Get(ctx, segmentStatusKey(tenant, id))
+	if err != nil || !ok {
+		return SegmentStatus{Status: SegmentReady, Progress: 100}, err
+	}
+	var st SegmentStatus
+	return st, json.Unmarshal(it.Data, &st)
+}
+
+// SegmentMember is a profile in a segment.
+type SegmentMember struct {
+	ProfileID string
+	EnteredAt time.Time
+}
+
+// Members pages a segment's members by profile ID, after after.
+func (s *Service) Members(ctx context.Context, tenant, id, after string, limit int) ([]SegmentMember, error) {
+	if _, err := s.GetSegment(ctx, tenant, id); err != nil {
+		return nil, err
+	}
+	items, err := s.store.Query(ctx, QueryInput{PK: segmentMembersIndex(tenant, id), Index: "gsi1", After: after, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SegmentMember, len(items))
+	for i, it := range items {
+		var d membershipData
+		if err := json.Unmarshal(it.Data, &d); err != nil {
+			return nil, err
+		}
+		out[i] = SegmentMember{ProfileID: it.GSI1SK, EnteredAt: d.EnteredAt}
+	}
+	return out, nil
+}
+
+// MemberCount counts a segment's members.
+func (s *Service) MemberCount(ctx context.Context, tenant, id string) (int, error) {
+	return s.store.Count(ctx, QueryInput{PK: segmentMembersIndex(tenant, id), Index: "gsi1"})
+}
+
+// profileFacts is one profile as a bulk scan assembled it.
+type profileFacts struct {
+	root  string
+	facts Facts
+	// total is how many profiles the scan found.
+	total int
+}
+
+// scanProfiles assembles the facts of every profile of the tenant that
+// the node reads, from whole-tenant scans (members, and the aggregates of
+// its event leaves) and the members of the segments it references, and
+// calls fn for each profile. It is for jobs and previews, never per event.
+func (s *Service) scanProfiles(ctx context.Context, tenant string, node Node, fn func(p profileFacts) error) error {
+	refs := node.Refs()
+	byRoot := map[string][]member{}
+	var roots []string
+	after := Key{}
+	for {
+		items, next, err := s.store.Scan(ctx, ScanInput{PKPrefix: tenantPrefix(tenant) + "M#", SK: "M", After: after, Limit: 5000})
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			m, err := readMember(it)
+			if err != nil {
+				return err
+			}
+			if _, ok := byRoot[m.Root]; !ok {
+				roots = append(roots, m.Root)
+			}
+			byRoot[m.Root] = append(byRoot[m.Root], m)
+		}
+		if next == (Key{}) {
+			break
+		}
+		after = next
+	}
+	aggs := map[string]map[string]*EventAggregate{} // leaf key → member → aggregate
+	prefix := tenantPrefix(tenant) + "A#"
+	for _, l := range refs.Events {
+		key := l.Key()
+		aggs[key] = map[string]*EventAggregate{}
+		after := Key{}
+		for {
+			items, next, err := s.store.Scan(ctx, ScanInput{PKPrefix: prefix, SK: key, After: after, Limit: 5000})
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				a := &EventAggregate{}
+				if err := json.Unmarshal(it.Data, a); err != nil {
+					return err
+				}
+				aggs[key][strings.TrimPrefix(it.PK, prefix)] = a
+			}
+			if next == (Key{}) {
+				break
+			}
+			after = next
+		}
+	}
+	members := map[string]map[string]bool{}
+	for _, ref := range refs.Segments {
+		items, err := s.store.Query(ctx, QueryInput{PK: segmentMembersIndex(tenant, ref), Index: "gsi1"})
+		if err != nil {
+			return err
+		}
+		members[ref] = make(map[string]bool, len(items))
+		for _, it := range items {
+			members[ref][it.GSI1SK] = true
+		}
+	}
+	slices.Sort(roots)
+	for _, root := range roots {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f := Facts{Traits: map[string]any{}, Identifiers: map[string]bool{}, Events: map[string]*EventAggregate{}, Segments: map[string]bool{}}
+		latest := map[string]time.Time{}
+		for _, m := range byRoot[root] {
+			for k, v := range m.Traits {
+				if t, ok := latest[k]; !ok || v.At.After(t) {
+					latest[k], f.Traits[k] = v.At, v.V
+				}
+			}
+			for t, n := range m.Held {
+				if n > 0 {
+					f.Identifiers[t] = true
+				}
+			}
+			for key, byMember := range aggs {
+				if a := byMember[m.ID]; a != nil {
+					if f.Events[key] == nil {
+						f.Events[key] = &EventAggregate{}
+					}
+					f.Events[key].Merge(a)
+				}
+			}
+		}
+		for ref, set := range members {
+			f.Segments[ref] = set[root]
+		}
+		if err := fn(profileFacts{root: root, facts: f, total: len(roots)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errStop ends a scan early.
+var errStop = errors.New("stop")
+
+// Preview evaluates an unsaved definition over the tenant's profiles,
+// writing nothing: how many are members, and up to sample of them (by
+// profile ID).
+func (s *Service) Preview(ctx context.Context, tenant string, def Node, sample int) (int, []string, error) {
+	now := s.now().UTC()
+	n := 0
+	var ids []string
+	err := s.scanProfiles(ctx, tenant, def, func(p profileFacts) error {
+		if def.Eval(p.facts, now) {
+			n++
+			if len(ids) < sample {
+				ids = append(ids, p.root)
+			}
+		}
+		return nil
+	})
+	return n, ids, err
+}
+
+// statusEvery is how many profiles a computation goes through between
+// two progress updates.
+const statusEvery = 5000
+
+// RunRecompute is the segment computation job: it evaluates the segment
+// over every profile, from scans, and writes each transition (with its
+// notice) conditioned on the membership it read, so that a profile
+// evaluated concurrently by an event is left to that evaluation (it is
+// evaluated again, alone, when a condition fails). A segment that no
+// longer exists loses its members, each with an exit. Running it again
+// after a crash finishes the work: what is done already is no transition.
+func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
+	tenant := args.TenantID
+	g, err := s.GetSegment(ctx, tenant, args.SegmentID)
+	gone := errors.Is(err, ErrSegmentNotFound)
+	if err != nil && !gone {
+		return err
+	}
+	if !gone && args.Version != 0 && g.Version > args.Version {
+		return nil // a later edit queued its own computation
+	}
+	if gone {
+		g = Segment{ID: args.SegmentID}
+	}
+	start := s.now().UTC()
+	st := SegmentStatus{Status: SegmentComputing, Version: g.Version, StartedAt: start}
+	// The members now, by profile.
+	current := map[string]Item{}
+	items, err := s.store.Query(ctx, QueryInput{PK: segmentMembersIndex(tenant, g.ID), Index: "gsi1"})
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		current[it.GSI1SK] = it
+	}
+	subscribed := func(typ string) bool {
+		if s.outbox == nil {
+			return false
+		}
+		ok, err := s.outbox.Subscribed(ctx, tenant, typ)
+		return err == nil && ok
+	}
+	var pending [][]Op
+	var pendingRoots []string
+	flush := func() error {
+		var tx []Op
+		var roots []string
+		run := func() error {
+			if len(tx) == 0 {
+				return nil
+			}
+			err := s.store.Transact(ctx, tx)
+			if errors.Is(err, ErrConditionFailed) {
+				// Someone else changed these profiles: evaluate each alone.
+				for _, root := range roots {
+					if err := s.evaluate(ctx, tenant, root, true, g.ID); err != nil {
+						return err
+					}
+				}
+				err = nil
+			}
+			tx, roots = tx[:0], roots[:0]
+			return err
+		}
+		for i, ops := range pending {
+			if len(tx)+len(ops) > MaxTransactOps {
+				if err := run(); err != nil {
+					return err
+				}
+			}
+			tx = append(tx, ops...)
+			roots = append(roots, pendingRoots[i])
+		}
+		pending, pendingRoots = pending[:0], pendingRoots[:0]
+		return run()
+	}
+	exit := func(root string, it Item) {
+		ops := []Op{{Delete: &Key{PK: membershipKey(tenant, root, g.ID).PK, SK: g.ID}, IfVersion: it.Version}}
+		var d membershipData
+		if json.Unmarshal(it.Data, &d) == nil && subscribed(NoticeSegmentExited) {
+			ops = append(ops, noticeOp(tenant, segmentNotice(NoticeSegmentExited, transitionID(d.Notice, "exited"), g, root, start, d.EnteredAt)))
+		}
+		pending, pendingRoots = append(pending, ops), append(pendingRoots, root)
+	}
+	if gone {
+		for root, it := range current {
+			exit(root, it)
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		k := segmentStatusKey(tenant, g.ID)
+		return s.store.Transact(ctx, []Op{{Delete: &k}})
+	}
+	if err := s.saveStatus(ctx, tenant, g.ID, st); err != nil {
+		return err
+	}
+	node := g.Tree()
+	done := 0
+	err = s.scanProfiles(ctx, tenant, node, func(p profileFacts) error {
+		in := node.Eval(p.facts, start)
+		it, isMember := current[p.root]
+		delete(current, p.root)
+		switch {
+		case in && !isMember:
+			d := membershipData{EnteredAt: start, Notice: transitionID(tenant, g.ID, p.root, "entered", sortTime(start))}
+			k := membershipKey(tenant, p.root, g.ID)
+			data, _ := json.Marshal(d)
+			ops := []Op{{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, g.ID), GSI1SK: p.root, Data: data}, IfAbsent: true}}
+			if subscribed(NoticeSegmentEntered) {
+				n := segmentNotice(NoticeSegmentEntered, d.Notice, g, p.root, start, start)
+				n.Traits = p.facts.Traits
+				ops = append(ops, noticeOp(tenant, n))
+			}
+			pending, pendingRoots = append(pending, ops), append(pendingRoots, p.root)
+		case !in && isMember:
+			exit(p.root, it)
+		}
+		if len(pending) >= 200 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		done++
+		if done%statusEvery == 0 && p.total > 0 {
+			st.Progress = min(99, float64(done)*100/float64(p.total))
+			return s.saveStatus(ctx, tenant, g.ID, st)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	// Members whose profile is gone (merged away or erased) are left to
+	// their profile's own evaluation.
+	for root := range current {
+		if err := s.evaluate(ctx, tenant, root, true, g.ID); err != nil {
+			return err
+		}
+	}
+	st.Status, st.Progress, st.ComputedAt = SegmentReady, 100, s.now().UTC()
+	if err := s.saveStatus(ctx, tenant, g.ID, st); err != nil {
+		return err
+	}
+	// Segments referencing this one follow.
+	aud, err := s.audienceOf(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	for _, dep := range aud.dependents[g.ID] {
+		if err := s.RunRecompute(ctx, RecomputeArgs{TenantID: tenant, SegmentID: dep}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
