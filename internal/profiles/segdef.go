@@ -640,7 +640,9 @@ func (e *EventLeaf) changes(a *EventAggregate, now time.Time, at []time.Time) []
 			}
 		}
 	case e.Between != nil:
-		at = append(at, e.Between[0], e.Between[1])
+		// At the start, the fallback's first day takes in the events of
+		// that day before the start.
+		at = append(at, e.Between[0])
 		for _, ms := range a.Recent {
 			at = append(at, time.UnixMilli(ms))
 		}

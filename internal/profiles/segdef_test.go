@@ -642,10 +642,10 @@ func TestAggregateAdd(t *testing.T) {
 		t.Fatalf("added %+v, want %+v", a, want)
 	}
 
-	// Keeping 5 days (from May 5 12:00): April 30 goes; an event older
-	// than that is not counted; one inside is.
-	a.Add(defNow.Add(-6*day), defNow, 5*day)
+	// Keeping 5 days (from May 5 12:00): April 30 goes; an event inside
+	// is counted, one a millisecond older is not.
 	a.Add(defNow.Add(-4*day), defNow, 5*day)
+	a.Add(defNow.Add(-5*day-time.Millisecond), defNow, 5*day)
 	want = &profiles.EventAggregate{
 		Days:   map[string]int{"2026-05-09": 1, "2026-05-07": 2, "2026-05-06": 1},
 		Recent: []int64{defNow.Add(-day).UnixMilli(), defNow.Add(-3 * day).UnixMilli(), defNow.Add(-3 * day).UnixMilli(), defNow.Add(-4 * day).UnixMilli()},
