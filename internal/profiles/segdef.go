@@ -261,7 +261,7 @@ const maxChangeEvals = 2000
 // then, in EvalOrder, this one.
 func (n Node) NextChange(f Facts, now time.Time) time.Time {
 	var at []time.Time
-	n.walk(func(m Node) {
+	n.Walk(func(m Node) {
 		switch {
 		case m.Trait != nil:
 			at = m.Trait.changes(f.Traits, now, at)
@@ -281,17 +281,18 @@ func (n Node) NextChange(f Facts, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// walk calls fn on n and every node under it, parents first.
-func (n Node) walk(fn func(Node)) {
+// Walk calls fn on n and every node under it, parents first (in the
+// order of ParseDefinition's JSON Pointers).
+func (n Node) Walk(fn func(Node)) {
 	fn(n)
 	if n.Not != nil {
-		n.Not.walk(fn)
+		n.Not.Walk(fn)
 	}
 	for _, c := range n.All {
-		c.walk(fn)
+		c.Walk(fn)
 	}
 	for _, c := range n.Any {
-		c.walk(fn)
+		c.Walk(fn)
 	}
 }
 
@@ -339,7 +340,7 @@ func (n Node) Refs() Refs {
 			*list = append(*list, s)
 		}
 	}
-	n.walk(func(m Node) {
+	n.Walk(func(m Node) {
 		switch {
 		case m.Trait != nil:
 			add(&r.Traits, "t", m.Trait.Trait)
@@ -639,7 +640,9 @@ func (e *EventLeaf) changes(a *EventAggregate, now time.Time, at []time.Time) []
 			}
 		}
 	case e.Between != nil:
-		at = append(at, e.Between[0], e.Between[1])
+		// At the start, the fallback's first day takes in the events of
+		// that day before the start.
+		at = append(at, e.Between[0])
 		for _, ms := range a.Recent {
 			at = append(at, time.UnixMilli(ms))
 		}
@@ -789,7 +792,7 @@ func SegmentCycle(id string, def Node, lookup func(id string) (Node, bool)) []st
 // segmentRefs returns the segments the node references.
 func (n Node) segmentRefs() []string {
 	var ids []string
-	n.walk(func(m Node) {
+	n.Walk(func(m Node) {
 		if m.Segment != nil && !slices.Contains(ids, m.Segment.ID) {
 			ids = append(ids, m.Segment.ID)
 		}
