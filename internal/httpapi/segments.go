@@ -35,7 +35,7 @@ func (s *Server) CreateSegment(ctx context.Context, req CreateSegmentRequestObje
 	for i, c := range req.Body.Conditions {
 		g.Conditions[i] = profiles.Condition{Trait: c.Trait, Operator: string(c.Operator), Value: c.Value}
 	}
-	g, err := s.profiles.CreateSegment(ctx, req.TenantId, g)
+	g, err := s.profiles.CreateSegment(ctx, req.TenantId, g, s.queueRecompute)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (s *Server) GetSegment(ctx context.Context, req GetSegmentRequestObject) (G
 }
 
 func (s *Server) DeleteSegment(ctx context.Context, req DeleteSegmentRequestObject) (DeleteSegmentResponseObject, error) {
-	if err := s.profiles.DeleteSegment(ctx, req.TenantId, req.SegmentId); err != nil {
+	if err := s.profiles.RemoveSegment(ctx, req.TenantId, req.SegmentId, s.queueRecompute); err != nil {
 		return nil, err
 	}
 	return DeleteSegment204Response{}, nil
@@ -86,9 +86,20 @@ func segmentProblem(err error) *problem {
 	case errors.Is(err, profiles.ErrSegmentLimit):
 		return newProblem(http.StatusUnprocessableEntity, "segment-limit", "Segment limit reached",
 			fmt.Sprintf("A tenant has at most %d segments; delete one first.", profiles.MaxSegments))
+	case errors.Is(err, profiles.ErrSegmentReferenced):
+		return newProblem(http.StatusConflict, "segment-referenced", "Segment referenced",
+			"Another segment's definition references this one; change or delete that one first ("+err.Error()+").")
+	case errors.Is(err, profiles.ErrSegmentVersion):
+		return newProblem(http.StatusPreconditionFailed, "changed", "Changed since",
+			"The segment changed since the version given in If-Match; read it again.")
 	case errors.Is(err, profiles.ErrSegmentsBusy):
 		return newProblem(http.StatusConflict, "segments-busy", "Segments busy",
 			"The tenant's segments were changed by many other requests at once; try again.")
 	}
 	return nil
+}
+
+// queueRecompute queues a segment's computation job.
+func (s *Server) queueRecompute(ctx context.Context, args profiles.RecomputeArgs) error {
+	return s.tenants.Enqueue(ctx, args)
 }
