@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/store"
+	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
 // jobMetrics exports the job queue's depth (read from the database at
@@ -95,6 +100,55 @@ func maintenanceJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 			return idempotencySweepArgs{}, nil
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+	}
+}
+
+// audienceSweepArgs evaluates, for every active tenant, what its profile
+// store's queue holds (markers a crash or another replica left), the
+// profiles whose time-dependent segments are due, and relays its outbox.
+// It runs every audienceSweepEvery, so a profile leaves a window segment
+// within that long of the moment it stops qualifying.
+type audienceSweepArgs struct{}
+
+func (audienceSweepArgs) Kind() string { return "audience_sweep" }
+
+// audienceSweepEvery is the sweep's period: windows close within it.
+const audienceSweepEvery = 30 * time.Second
+
+type audienceSweeper struct {
+	river.WorkerDefaults[audienceSweepArgs]
+	tenants  *tenants.Service
+	profiles *profiles.Service
+}
+
+func (w *audienceSweeper) Work(ctx context.Context, _ *river.Job[audienceSweepArgs]) error {
+	var errs []error
+	p := tenants.ListParams{Status: tenants.StatusActive, Limit: 500}
+	for {
+		list, err := w.tenants.List(ctx, p)
+		if err != nil {
+			return err
+		}
+		for _, t := range list {
+			if _, err := w.profiles.Pending(ctx, t.ID); err != nil && !errors.Is(err, profiles.ErrNotReady) {
+				errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
+			}
+			if _, err := w.profiles.Relay(ctx, t.ID); err != nil && !errors.Is(err, profiles.ErrNotReady) {
+				errs = append(errs, fmt.Errorf("tenant %s: relay: %w", t.ID, err))
+			}
+		}
+		if len(list) < p.Limit {
+			return errors.Join(errs...)
+		}
+		p.AfterSeq = list[len(list)-1].Seq
+	}
+}
+
+func audienceJobs() []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(audienceSweepEvery), func() (river.JobArgs, *river.InsertOpts) {
+			return audienceSweepArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}}}
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
 }

@@ -350,9 +350,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	grantSvc.Register(workers)
 	profileSvc.Register(workers)
 	registerMaintenance(workers, db)
+	river.AddWorker(workers, &audienceSweeper{tenants: tenantSvc, profiles: profileSvc})
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: slices.Concat(maintenanceJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs()),
+		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs()),
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,

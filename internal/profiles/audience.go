@@ -90,7 +90,9 @@ func membershipKey(tenant, profile, segment string) Key {
 	return Key{PK: tenantPrefix(tenant) + "PS#" + profile, SK: segment}
 }
 
-func segmentMembersIndex(tenant, segment string) string { return tenantPrefix(tenant) + "SM#" + segment }
+func segmentMembersIndex(tenant, segment string) string {
+	return tenantPrefix(tenant) + "SM#" + segment
+}
 
 func wakePK(tenant string) string { return tenantPrefix(tenant) + "W" }
 
@@ -113,6 +115,10 @@ type membershipData struct {
 	// Notice is the ID of the entered notice; the exit's is derived from it.
 	Notice string `json:"notice"`
 }
+
+// newNoticeID returns the ID of an entry: random, and stored with the
+// membership, so that its exit's ID derives from it.
+func newNoticeID() string { return "ntc_" + random(16) }
 
 // transitionID derives a stable notice ID from what makes a transition
 // unique: the segment, the profile, the kind and the membership's entry.
@@ -531,7 +537,7 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 			data, _ := json.Marshal(old.data)
 			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, id), GSI1SK: root, Data: data}, IfAbsent: true})
 		case in && !isMember:
-			d := membershipData{EnteredAt: now, Notice: transitionID(tenant, id, root, "entered", sortTime(now))}
+			d := membershipData{EnteredAt: now, Notice: newNoticeID()}
 			k := membershipKey(tenant, root, id)
 			data, _ := json.Marshal(d)
 			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, id), GSI1SK: root, Data: data}, IfAbsent: true})

@@ -188,7 +188,7 @@ func (b *batch) evaluateMarked(ctx context.Context) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_ = b.s.evaluate(ctx, b.tenant, m, false)
+			_ = b.s.evaluate(ctx, b.tenant, m, false) // see above
 		})
 	}
 	wg.Wait()

@@ -453,7 +453,7 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 		delete(current, p.root)
 		switch {
 		case in && !isMember:
-			d := membershipData{EnteredAt: start, Notice: transitionID(tenant, g.ID, p.root, "entered", sortTime(start))}
+			d := membershipData{EnteredAt: start, Notice: newNoticeID()}
 			k := membershipKey(tenant, p.root, g.ID)
 			data, _ := json.Marshal(d)
 			ops := []Op{{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, g.ID), GSI1SK: p.root, Data: data}, IfAbsent: true}}

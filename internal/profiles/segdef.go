@@ -209,7 +209,12 @@ func (n *Node) UnmarshalJSON(b []byte) error {
 // holds, an any of none does not, as with matches. The tree need not pass
 // ParseDefinition: legacy segments could hold values (an exists with a
 // value, an in with one value) that version 2 refuses.
+//
+// A version 2 segment's tree is its Definition.
 func (g Segment) Tree() Node {
+	if g.Definition != nil {
+		return *g.Definition
+	}
 	leaves := make([]Node, 0, len(g.Conditions))
 	for _, c := range g.Conditions {
 		leaves = append(leaves, Node{Trait: &TraitLeaf{Trait: c.Trait, Operator: c.Operator, Value: c.Value}})

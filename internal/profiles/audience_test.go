@@ -1,0 +1,222 @@
+package profiles_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/profiles"
+)
+
+// recorder is an Outbox subscribed to everything that keeps what it is
+// given, by notice ID (Deliver is idempotent by ID, as the contract says).
+type recorder struct {
+	mu      sync.Mutex
+	byID    map[string]profiles.Notice
+	order   []string
+	repeats int
+}
+
+func (r *recorder) Subscribed(context.Context, string, string) (bool, error) { return true, nil }
+
+func (r *recorder) Deliver(_ context.Context, _ string, ns []profiles.Notice) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID == nil {
+		r.byID = map[string]profiles.Notice{}
+	}
+	for _, n := range ns {
+		if _, ok := r.byID[n.ID]; ok {
+			r.repeats++
+			continue
+		}
+		r.byID[n.ID] = n
+		r.order = append(r.order, n.ID)
+	}
+	return nil
+}
+
+// take relays the tenant's outbox and returns the notices delivered since
+// the last call, as "type profile segment" strings, sorted.
+func (r *recorder) take(t *testing.T, f *fixture) []string {
+	t.Helper()
+	if _, err := f.svc.Relay(context.Background(), f.tenant); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, id := range r.order {
+		n := r.byID[id]
+		out = append(out, strings.TrimSpace(fmt.Sprintf("%s %s %s", n.Type, n.ProfileID, n.SegmentID)))
+	}
+	r.order = nil
+	sort.Strings(out)
+	return out
+}
+
+// audienceFixture is a fixture whose service has a clock the test moves
+// and a recording outbox.
+func audienceFixture(t *testing.T, f *fixture) (*recorder, *time.Time) {
+	clock := time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC)
+	f.svc = profiles.NewService(f.store, f.raw, func() time.Time { return clock })
+	rec := &recorder{}
+	f.svc.SetOutbox(rec)
+	return rec, &clock
+}
+
+func (f *fixture) segment(t *testing.T, name, def string) profiles.Segment {
+	t.Helper()
+	node, err := profiles.ParseDefinition([]byte(def), "/definition")
+	if err != nil {
+		t.Fatalf("definition %s: %v", def, err)
+	}
+	g, err := f.svc.CreateSegment(context.Background(), f.tenant, profiles.Segment{Name: name, Definition: &node}, f.recompute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func want(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	sort.Strings(want)
+	if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+		t.Fatalf("%s: notices\n  %q\nwant\n  %q", what, got, want)
+	}
+}
+
+// Every kind of profile change gives exactly the transitions it should,
+// each once, with IDs that do not change on a replay.
+func TestTransitions(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		rec, clock := audienceFixture(t, f)
+		pro := f.segment(t, "pro", `{"trait": "plan", "operator": "equals", "value": "pro"}`)
+		active := f.segment(t, "active", `{"event": "Clicked", "within": "1h"}`)
+		proActive := f.segment(t, "pro and active", fmt.Sprintf(`{"all": [{"segment": %q}, {"segment": %q}]}`, pro.ID, active.ID))
+		want(t, "segments made over no profile", rec.take(t, f))
+
+		// Entering on a trait, then on an event, and the segment built on both.
+		f.send(f.ev(map[string]any{"userId": "u1", "plan": "pro"}))
+		u1 := f.lookup("user_id", "u1").ID
+		want(t, "pro", rec.take(t, f), "profile.created "+u1, "segment.entered "+u1+" "+pro.ID)
+		f.send(f.ev(map[string]any{"type": "track", "userId": "u1"}))
+		want(t, "active", rec.take(t, f), "segment.entered "+u1+" "+active.ID, "segment.entered "+u1+" "+proActive.ID)
+		if got := f.lookup("user_id", "u1").Segments; !slices.Equal(got, []string{pro.ID, active.ID, proActive.ID}) {
+			t.Fatalf("u1's segments: %v", got)
+		}
+		// An event that changes nothing gives nothing.
+		f.send(f.ev(map[string]any{"userId": "u1", "plan": "pro"}))
+		want(t, "same plan", rec.take(t, f))
+
+		// Merge of two members of "pro": one membership, no exit and no
+		// entry, only the merge.
+		f.send(f.ev(map[string]any{"anonymousId": "a2", "plan": "pro"}))
+		a2 := f.lookup("anonymous_id", "a2").ID
+		want(t, "a2", rec.take(t, f), "profile.created "+a2, "segment.entered "+a2+" "+pro.ID)
+		f.send(f.ev(map[string]any{"type": "track", "event": "Other", "userId": "u1", "anonymousId": "a2"}))
+		merged := f.lookup("user_id", "u1")
+		notices := rec.take(t, f)
+		if len(notices) != 1 || !strings.HasPrefix(notices[0], "profile.merged "+merged.ID) {
+			t.Fatalf("merge: notices %q, want only the merge", notices)
+		}
+		if n, err := f.svc.MemberCount(ctx, f.tenant, pro.ID); err != nil || n != 1 {
+			t.Fatalf("pro has %d members (%v) after the merge, want 1", n, err)
+		}
+
+		// Unmerge: both are evaluated again; a2 is pro again on its own.
+		other := merged.MergedProfileIDs[0]
+		if _, err := f.svc.Unmerge(ctx, f.tenant, merged.ID, other); err != nil {
+			t.Fatal(err)
+		}
+		got := rec.take(t, f)
+		if !slices.Contains(got, "segment.entered "+other+" "+pro.ID) || !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "profile.unmerged") }) {
+			t.Fatalf("unmerge: %q", got)
+		}
+
+		// The window closes with no new event: the sweep finds it due.
+		*clock = clock.Add(2 * time.Hour)
+		if _, err := f.svc.Pending(ctx, f.tenant); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "window closed", rec.take(t, f), "segment.exited "+u1+" "+active.ID, "segment.exited "+u1+" "+proActive.ID)
+
+		// A trait change out of the segment.
+		f.send(f.ev(map[string]any{"userId": "u1", "plan": "free"}))
+		want(t, "free", rec.take(t, f), "segment.exited "+u1+" "+pro.ID)
+
+		// An edit re-evaluates everyone: now "free" is the segment.
+		_, err := f.svc.UpdateSegment(ctx, f.tenant, pro.ID, 0, func(g *profiles.Segment) error {
+			node, err := profiles.ParseDefinition([]byte(`{"trait": "plan", "operator": "in", "value": ["free", "trial"]}`), "/definition")
+			g.Definition = &node
+			return err
+		}, f.recompute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want(t, "edit", rec.take(t, f), "segment.entered "+u1+" "+pro.ID, "segment.exited "+other+" "+pro.ID)
+		if st, err := f.svc.Status(ctx, f.tenant, pro.ID); err != nil || st.Status != profiles.SegmentReady || st.Progress != 100 {
+			t.Fatalf("status after the edit: %+v, %v", st, err)
+		}
+
+		// Erasure: an exit for each membership, and the erasure.
+		e, err := f.svc.StartErasure(ctx, f.tenant, u1, false, func(ctx context.Context, a profiles.ErasureArgs) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.Erase(ctx, f.tenant, e.ID); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "erasure", rec.take(t, f), "profile.erased "+u1, "segment.exited "+u1+" "+pro.ID)
+		if n, err := f.svc.MemberCount(ctx, f.tenant, pro.ID); err != nil || n != 0 {
+			t.Fatalf("pro has %d members (%v) after the erasure, want 0", n, err)
+		}
+
+		// Replays: running the sweep and the relay again delivers nothing
+		// new, and nothing was delivered twice.
+		if _, err := f.svc.Pending(ctx, f.tenant); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "replay", rec.take(t, f))
+		if rec.repeats != 0 {
+			t.Fatalf("%d notices delivered twice", rec.repeats)
+		}
+	})
+}
+
+// A notice's ID is a function of the transition: the exit of a membership
+// derives from its entry, so a replayed exit has the same ID.
+func TestTransitionIDsAreStable(t *testing.T) {
+	f := newFixture(t, sqliteStore(t))
+	rec, _ := audienceFixture(t, f)
+	pro := f.segment(t, "pro", `{"trait": "plan", "operator": "equals", "value": "pro"}`)
+	f.send(f.ev(map[string]any{"userId": "u1", "plan": "pro"}))
+	f.send(f.ev(map[string]any{"userId": "u1", "plan": "free"}))
+	rec.take(t, f)
+	var entered, exited profiles.Notice
+	for _, n := range rec.byID {
+		switch {
+		case n.Type == profiles.NoticeSegmentEntered && n.SegmentID == pro.ID:
+			entered = n
+		case n.Type == profiles.NoticeSegmentExited && n.SegmentID == pro.ID:
+			exited = n
+		}
+	}
+	if entered.ID == "" || exited.ID == "" || entered.ID == exited.ID {
+		t.Fatalf("entered %q, exited %q", entered.ID, exited.ID)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(entered.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if data["profile_id"] != entered.ProfileID || data["identifiers"] == nil || entered.Traits["plan"] != "pro" {
+		t.Fatalf("entered notice: %s, traits %v", entered.Data, entered.Traits)
+	}
+}
