@@ -518,13 +518,13 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 	}
 	for _, c := range aud.order {
 		id := c.seg.ID
+		if !todo[id] {
+			continue // its facts were not read; its wake-up stands
+		}
 		if c.refs.TimeDependent {
 			if t := c.node.NextChange(facts, now); !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
 				wake = t
 			}
-		}
-		if !todo[id] {
-			continue
 		}
 		in := c.node.Eval(facts, now)
 		facts.Segments[id] = in

@@ -20,7 +20,7 @@ import (
 
 // fixture is a profiles.Service on a real store and a real raw zone.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	svc    *profiles.Service
 	store  profiles.Store
 	raw    profiles.RawZone
@@ -29,7 +29,7 @@ type fixture struct {
 }
 
 // sqliteStore opens an embedded store in a temporary directory.
-func sqliteStore(t *testing.T) *sqlitestore.Store {
+func sqliteStore(t testing.TB) *sqlitestore.Store {
 	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "profiles.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func stores(t *testing.T, fn func(t *testing.T, f *fixture)) {
 	})
 }
 
-func newFixture(t *testing.T, st profiles.Store) *fixture {
+func newFixture(t testing.TB, st profiles.Store) *fixture {
 	root := t.TempDir()
 	// The bucket directory the local engine would have made.
 	if err := os.MkdirAll(filepath.Join(root, "eu-west-1", "buckets", "cairn-pool-raw"), 0o700); err != nil {

@@ -125,6 +125,9 @@ type EventLeaf struct {
 	// Between counts the events whose time is in [Between[0], Between[1])
 	// and not after now. At most one of Within and Between is set.
 	Between *[2]time.Time `json:"between,omitempty"`
+	// key is Key, set by ParseDefinition (and so by UnmarshalJSON), so
+	// that evaluation does not hash the conditions again.
+	key string
 }
 
 // IdentifierLeaf tests whether the profile holds an identifier of a type.
@@ -486,9 +489,20 @@ func (e *EventLeaf) typ() string {
 // '%' and '#' are escaped as %25 and %23, so that no name can pass for a
 // hash.
 func (e *EventLeaf) Key() string {
+	if e.key != "" {
+		return e.key
+	}
+	return e.computeKey()
+}
+
+// eventNameEscaper keeps an event name from reading as a key's separator.
+var eventNameEscaper = strings.NewReplacer("%", "%25", "#", "%23")
+
+// computeKey is Key, computed; ParseDefinition stores it in the leaf.
+func (e *EventLeaf) computeKey() string {
 	k := e.typ()
 	if e.Event != "" {
-		k += ":" + strings.NewReplacer("%", "%25", "#", "%23").Replace(e.Event)
+		k += ":" + eventNameEscaper.Replace(e.Event)
 	}
 	if len(e.Where) == 0 {
 		return k
@@ -1089,6 +1103,7 @@ func eventLeaf(m map[string]jsontext.Value, ptr string) (*EventLeaf, error) {
 		}
 		l.Between = &span
 	}
+	l.key = l.computeKey()
 	return &l, nil
 }
 

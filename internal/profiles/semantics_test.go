@@ -38,7 +38,7 @@ func (f *fixture) setLimit(typ string, limit int) {
 
 // withinLimits fails the test if p holds more identifiers of a type than
 // the default config allows.
-func withinLimits(t *testing.T, p profiles.Profile) {
+func withinLimits(t testing.TB, p profiles.Profile) {
 	t.Helper()
 	held := map[string]int{}
 	for _, id := range p.Identifiers {
