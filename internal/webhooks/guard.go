@@ -93,13 +93,15 @@ var refusedRanges = func() []refusedRange {
 }()
 
 var (
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour = netip.MustParsePrefix("2002::/16")
+	v4Compatible = netip.MustParsePrefix("::/96")
+	nat64        = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour    = netip.MustParsePrefix("2002::/16")
 )
 
 // embeddedIPv4 returns the IPv4 address an IPv6 address carries by
-// construction: IPv4-mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::a.b.c.d) and
-// 6to4 (2002:aabb:ccdd::/48). A connection to one reaches that IPv4
+// construction: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
+// (::a.b.c.d, but not :: or ::1), NAT64 (64:ff9b::a.b.c.d) and 6to4
+// (2002:aabb:ccdd::/48). A connection to one reaches that IPv4
 // address, so it is checked as that address.
 func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
 	if a.Is4In6() {
@@ -110,6 +112,8 @@ func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
 	}
 	b := a.As16()
 	switch {
+	case v4Compatible.Contains(a) && a != netip.IPv6Unspecified() && a != netip.IPv6Loopback():
+		return netip.AddrFrom4([4]byte(b[12:16])), true
 	case nat64.Contains(a):
 		return netip.AddrFrom4([4]byte(b[12:16])), true
 	case sixToFour.Contains(a):
