@@ -291,6 +291,19 @@ func (g *Guard) resolve(ctx context.Context, network, host string) ([]netip.Addr
 	return addrs, nil
 }
 
+// control is the client's net.Dialer Control: it sees the address the
+// socket is about to connect to, whatever resolved it.
+func (g *Guard) control(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return refusef("dialled address %q is not an IP address", address)
+	}
+	if reason, refused := g.Refused(ap.Addr()); refused {
+		return refusef("dialled address %s is %s", ap.Addr(), reason)
+	}
+	return nil
+}
+
 // Client returns an HTTP client for webhook requests: its dialer resolves
 // names with the Guard's Resolver and refuses to connect if any address
 // is refused, and its net.Dialer's Control checks the address actually
@@ -304,16 +317,7 @@ func (g *Guard) Client(timeout time.Duration) *http.Client {
 	dialer := &net.Dialer{
 		Timeout:   10 * time.Second,
 		KeepAlive: 30 * time.Second,
-		Control: func(network, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return refusef("dialled address %q is not an IP address", address)
-			}
-			if reason, refused := g.Refused(ap.Addr()); refused {
-				return refusef("dialled address %s is %s", ap.Addr(), reason)
-			}
-			return nil
-		},
+		Control:   g.control,
 	}
 	transport := &http.Transport{
 		Proxy: nil,
