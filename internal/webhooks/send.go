@@ -14,9 +14,10 @@ import (
 // DefaultUserAgent is sent when a Sender has no UserAgent.
 const DefaultUserAgent = "Cairn-Webhooks/1"
 
-// DefaultTimeout bounds a request, body included, when a Sender has no
-// Timeout.
-const DefaultTimeout = 15 * time.Second
+// defaultSendTimeout bounds a request, body included, when a Sender has
+// no Timeout. Not exported: the service's DefaultTimeout (service.go, on
+// the whstore branch) is the one callers see, with the same value.
+const defaultSendTimeout = 15 * time.Second
 
 const (
 	// resultBodyBytes of a response are kept, for the delivery log.
@@ -70,7 +71,7 @@ type Sender struct {
 	// (https only, no exceptions).
 	Guard *Guard
 	// Timeout bounds each attempt, reading the response included;
-	// DefaultTimeout (15s) if zero.
+	// 15s if zero.
 	Timeout time.Duration
 	// UserAgent is the User-Agent header; DefaultUserAgent if empty.
 	UserAgent string
@@ -88,7 +89,7 @@ func (s *Sender) init() {
 		}
 		timeout := s.Timeout
 		if timeout <= 0 {
-			timeout = DefaultTimeout
+			timeout = defaultSendTimeout
 		}
 		s.client = s.guard.Client(timeout)
 	})
