@@ -15,8 +15,8 @@ import (
 const DefaultUserAgent = "Cairn-Webhooks/1"
 
 // defaultSendTimeout bounds a request, body included, when a Sender has
-// no Timeout. Not exported: the service's DefaultTimeout (service.go, on
-// the whstore branch) is the one callers see, with the same value.
+// no Timeout. Not exported: the service's DefaultTimeout, the same
+// value, is the one callers see.
 const defaultSendTimeout = 15 * time.Second
 
 const (
