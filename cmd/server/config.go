@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,6 +45,13 @@ type config struct {
 	StackPollInterval time.Duration
 	MaxTenantTokenTTL time.Duration
 	MaxAdminTokenTTL  time.Duration
+	// WebhookAllowHTTP lets webhook endpoints use http:// URLs.
+	WebhookAllowHTTP bool
+	// WebhookAllowCIDRs is a comma list of address ranges webhook
+	// endpoints may resolve to although they are not public;
+	// webhookAllow holds it parsed, by validate.
+	WebhookAllowCIDRs string
+	webhookAllow      []netip.Prefix
 }
 
 // command is a subcommand of the server, as a set bit.
@@ -96,6 +104,8 @@ func (c *config) settings() []setting {
 		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud, cmdServe},
 		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL, cmdServe},
 		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval, cmdServe},
+		{"webhook-allow-http", "CAIRN_WEBHOOK_ALLOW_HTTP", "false", "let webhook endpoints use http:// URLs (https only otherwise)", &c.WebhookAllowHTTP, cmdServe},
+		{"webhook-allow-cidrs", "CAIRN_WEBHOOK_ALLOW_CIDRS", "", "comma-separated address ranges (10.0.0.0/8, ...) webhook endpoints may reach although they are private, loopback or link-local", &c.WebhookAllowCIDRs, cmdServe},
 	}
 }
 
@@ -136,6 +146,16 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string, cmd comm
 				fs.IntVar(t, s.flag, n, usage)
 			} else {
 				*t = n
+			}
+		case *bool:
+			b, err := strconv.ParseBool(def)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not true or false", s.env, def)
+			}
+			if own {
+				fs.BoolVar(t, s.flag, b, usage)
+			} else {
+				*t = b
 			}
 		case *time.Duration:
 			d, err := time.ParseDuration(def)
@@ -188,6 +208,17 @@ func (c *config) validate() error {
 	}
 	if c.OIDCPortalToken != "access_token" && c.OIDCPortalToken != "id_token" {
 		return fmt.Errorf("oidc-portal-token %q: want access_token or id_token", c.OIDCPortalToken)
+	}
+	c.webhookAllow = nil
+	for _, cidr := range strings.Split(c.WebhookAllowCIDRs, ",") {
+		if cidr = strings.TrimSpace(cidr); cidr == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return fmt.Errorf("webhook-allow-cidrs: %q is not an address range like 10.0.0.0/8", cidr)
+		}
+		c.webhookAllow = append(c.webhookAllow, p.Masked())
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err

@@ -45,6 +45,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/webhooks"
 	"github.com/cairn-cdp/cairn/web"
 )
 
@@ -180,7 +181,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	cfg, err := parseConfig("server token", cmdToken, args, getenv, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&admin, "admin", false, "mint an ISV admin token")
 		fs.StringVar(&tenant, "tenant", "", "mint a token for this tenant ID")
-		fs.StringVar(&scopes, "scopes", "profiles:read,profiles:write,events:write,segments:read,segments:write", "tenant token scopes, comma-separated")
+		fs.StringVar(&scopes, "scopes", "profiles:read,profiles:write,events:write,segments:read,segments:write,webhooks:read,webhooks:write", "tenant token scopes, comma-separated")
 		fs.DurationVar(&ttl, "ttl", time.Hour, "token lifetime")
 	})
 	if err != nil {
@@ -363,6 +364,24 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return fmt.Errorf("start workers: %w", err)
 	}
 
+	guard := &webhooks.Guard{AllowHTTP: cfg.WebhookAllowHTTP, Allow: cfg.webhookAllow}
+	webhookSvc, err := webhooks.New(webhooks.Config{
+		Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	// The dispatcher runs until shutdown, on a context of its own so that
+	// it stops after the HTTP server: requests in flight may enqueue.
+	dispatchCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	dispatchDone := make(chan struct{})
+	var dispatchErr error
+	go func() {
+		defer close(dispatchDone)
+		dispatchErr = webhookSvc.Run(dispatchCtx)
+	}()
+	defer func() { stopDispatch(); <-dispatchDone }() // before the database closes
+
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Logger:       log,
 		Tenants:      tenantSvc,
@@ -370,6 +389,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Grants:       grantSvc,
 		Profiles:     profileSvc,
 		Sources:      sources,
+		Webhooks:     webhookSvc,
 		Auth:         authority,
 		Idempotency:  db,
 		Ready:        db.Ping,
@@ -432,8 +452,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	httpErr := srv.Shutdown(shutdownCtx)
+	stopDispatch()
+	select {
+	case <-dispatchDone:
+	case <-shutdownCtx.Done():
+		return errors.Join(httpErr, errors.New("webhook dispatcher: attempts still in flight at the shutdown timeout"), stopWorkers(shutdownCtx))
+	}
 	jobsErr := stopWorkers(shutdownCtx)
-	return errors.Join(httpErr, jobsErr)
+	return errors.Join(httpErr, dispatchErr, jobsErr)
 }
 
 // newCloud returns the provisioning engine, the governance catalog and the

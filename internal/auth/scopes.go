@@ -14,6 +14,8 @@ const (
 	ScopeProfilesWrite = "profiles:write"
 	ScopeSegmentsRead  = "segments:read"
 	ScopeSegmentsWrite = "segments:write"
+	ScopeWebhooksRead  = "webhooks:read"
+	ScopeWebhooksWrite = "webhooks:write"
 	ScopeGrantsWrite   = "grants:write"
 	ScopeEventsWrite   = "events:write"
 )
@@ -21,6 +23,7 @@ const (
 var tenantScopes = []string{
 	ScopeProfilesRead, ScopeProfilesWrite,
 	ScopeSegmentsRead, ScopeSegmentsWrite,
+	ScopeWebhooksRead, ScopeWebhooksWrite,
 	ScopeGrantsWrite, ScopeEventsWrite,
 }
 

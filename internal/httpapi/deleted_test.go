@@ -21,6 +21,8 @@ var pathSamples = map[string]string{
 	"profile_id":  "prof_" + strings.Repeat("a", 26),
 	"segment_id":  "seg_" + strings.Repeat("0", 26),
 	"erasure_id":  "era_" + strings.Repeat("a", 26),
+	"webhook_id":  "wh_" + strings.Repeat("a", 26),
+	"delivery_id": "dlv_" + strings.Repeat("a", 26),
 	"write_key":   "key",
 	"tenant_id":   "", // the test's tenant
 	"placeholder": "",

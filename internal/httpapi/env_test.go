@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/testdb"
+	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
 // env is a real Cairn API over HTTP on a real database, with the job
@@ -157,8 +159,19 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 		_ = stop(ctx)
 	})
 
+	// Webhooks may go to the test's own receivers on loopback, over http.
+	guard := &webhooks.Guard{AllowHTTP: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	hooks, err := webhooks.New(webhooks.Config{Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: 5 * time.Second}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- hooks.Run(dispatchCtx) }()
+	t.Cleanup(func() { stopDispatch(); <-dispatched })
+
 	h, err := httpapi.NewServer(httpapi.Config{
-		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Auth: a, Idempotency: db, Ready: db.Ping,
+		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {

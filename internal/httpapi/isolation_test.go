@@ -62,7 +62,7 @@ func TestCrossTenantMatrix(t *testing.T) {
 		e := newEnv()
 		a := e.activeTenant("tenant-a")
 		b := e.activeTenant("tenant-b")
-		bToken := e.tenantToken(b, "profiles:read", "profiles:write", "events:write", "segments:read", "segments:write", "grants:write")
+		bToken := e.tenantToken(b, "profiles:read", "profiles:write", "events:write", "segments:read", "segments:write", "webhooks:read", "webhooks:write", "grants:write")
 		before := e.do("GET", "/v1/tenants/"+a, e.admin, nil).want(t, 200)
 
 		routes := tenantRoutes(t)

@@ -78,6 +78,8 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 		return profileProblem(err)
 	case segmentProblem(err) != nil:
 		return segmentProblem(err)
+	case webhookProblem(err) != nil:
+		return webhookProblem(err)
 	case errors.As(err, &refusal):
 		return grantProblem(refusal.Err, refusal.Detail)
 	case errors.Is(err, grants.ErrNotFound):

@@ -25,6 +25,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
 // DefaultMaxBodyBytes is the request body limit unless Config says otherwise.
@@ -48,6 +49,7 @@ type Config struct {
 	Grants      *grants.Service
 	Profiles    *profiles.Service
 	Sources     *profiles.Sources
+	Webhooks    *webhooks.Service
 	Auth        Authority
 	Idempotency idempotency.Store
 	// Ready reports whether the server can serve (the database answers).
@@ -70,6 +72,7 @@ type Server struct {
 	grants   *grants.Service
 	profiles *profiles.Service
 	sources  *profiles.Sources
+	webhooks *webhooks.Service
 	auth     Authority
 	ready    func(context.Context) error
 	// signIns records the sign-in codes used, so each is used once.
@@ -85,8 +88,8 @@ var _ StrictServerInterface = (*Server)(nil)
 
 // NewServer returns the whole API as one http.Handler.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil {
-		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Auth, Idempotency and Registry are required")
+	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil {
+		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Auth, Idempotency and Registry are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -101,7 +104,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, auth: cfg.Auth, ready: cfg.Ready,
+	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC}
 

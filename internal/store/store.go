@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
 // Backend is everything the server needs from its control-plane database.
@@ -24,6 +25,7 @@ type Backend interface {
 	provisioner.Store
 	idempotency.Store
 	profiles.SourceStore
+	webhooks.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

@@ -6,7 +6,7 @@ import { render } from '../router';
 import { badge, busy, dl, problemBox, table } from '../ui';
 
 const PERMISSIONS = ['SELECT', 'DESCRIBE', 'INSERT', 'DELETE', 'ALTER', 'DROP', 'DATA_LOCATION_ACCESS'] as const satisfies readonly Schemas['Permission'][];
-const SCOPES = ['profiles:read', 'profiles:write', 'events:write', 'segments:read', 'segments:write', 'grants:write'] as const satisfies readonly Schemas['TenantScope'][];
+const SCOPES = ['profiles:read', 'profiles:write', 'events:write', 'segments:read', 'segments:write', 'webhooks:read', 'webhooks:write', 'grants:write'] as const satisfies readonly Schemas['TenantScope'][];
 
 function field(id: string, label: string, control: HTMLElement): HTMLElement {
   control.id = id;

@@ -136,3 +136,43 @@ type Tenant struct {
 	UpdatedAt    time.Time
 	DeletedAt    *time.Time
 }
+
+type WebhookDelivery struct {
+	Seq            int64
+	ID             string
+	EndpointID     string
+	EventID        string
+	EventType      string
+	TenantID       string
+	OrderKey       string
+	Payload        []byte
+	Status         string
+	Attempts       int32
+	NextAttemptAt  time.Time
+	LastAttemptAt  *time.Time
+	ResponseStatus int32
+	ResponseBody   []byte
+	LastError      string
+	ClaimedUntil   *time.Time
+	CreatedAt      time.Time
+}
+
+type WebhookEndpoint struct {
+	Seq                     int64
+	ID                      string
+	TenantID                string
+	Url                     string
+	Description             string
+	EventTypes              []string
+	SegmentIds              []string
+	Traits                  []string
+	Enabled                 bool
+	DisabledReason          string
+	Secret                  string
+	PreviousSecret          string
+	PreviousSecretExpiresAt *time.Time
+	FailingSince            *time.Time
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+	Version                 int64
+}

@@ -134,3 +134,43 @@ type Tenant struct {
 	UpdatedAt    string
 	DeletedAt    sql.NullString
 }
+
+type WebhookDelivery struct {
+	Seq            int64
+	ID             string
+	EndpointID     string
+	EventID        string
+	EventType      string
+	TenantID       string
+	OrderKey       string
+	Payload        []byte
+	Status         string
+	Attempts       int64
+	NextAttemptAt  string
+	LastAttemptAt  sql.NullString
+	ResponseStatus int64
+	ResponseBody   []byte
+	LastError      string
+	ClaimedUntil   sql.NullString
+	CreatedAt      string
+}
+
+type WebhookEndpoint struct {
+	Seq                     int64
+	ID                      string
+	TenantID                string
+	Url                     string
+	Description             string
+	EventTypes              string
+	SegmentIds              string
+	Traits                  string
+	Enabled                 bool
+	DisabledReason          string
+	Secret                  string
+	PreviousSecret          string
+	PreviousSecretExpiresAt sql.NullString
+	FailingSince            sql.NullString
+	CreatedAt               string
+	UpdatedAt               string
+	Version                 int64
+}

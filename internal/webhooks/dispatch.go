@@ -1,0 +1,192 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// leaseMargin is added to the Sender's timeout to make a lease: a
+// dispatcher that is alive always records its result before its lease
+// lapses, and one that crashed is taken over soon after.
+const leaseMargin = 30 * time.Second
+
+// Notify wakes the dispatcher of this replica to look for due deliveries
+// at once. It never blocks.
+func (s *Service) Notify() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Run dispatches deliveries until ctx ends, then waits for the attempts in
+// flight and returns nil. Run one per replica: replicas share the work
+// through the store's leases, never through memory. Each round claims the
+// due deliveries it has room for, oldest first, and sends each in its own
+// goroutine; a round starts when Notify is called, when an attempt ends,
+// and otherwise every PollInterval. Store errors are logged and retried on
+// the next round.
+func (s *Service) Run(ctx context.Context) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		inFlight int
+	)
+	done := make(chan struct{}, 1)
+	defer wg.Wait()
+	ticker := time.NewTicker(s.poll)
+	defer ticker.Stop()
+	for {
+		mu.Lock()
+		room := s.maxInFlight - inFlight
+		mu.Unlock()
+		full := false
+		if room > 0 {
+			ds, err := s.claim(ctx, room)
+			if err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "claim webhook deliveries", "err", err)
+			}
+			full = len(ds) == room
+			mu.Lock()
+			inFlight += len(ds)
+			mu.Unlock()
+			for _, d := range ds {
+				wg.Go(func() {
+					// An attempt under way finishes even when Run is
+					// stopped, so its result is recorded: the Sender's
+					// timeout bounds it.
+					s.attempt(context.WithoutCancel(ctx), d)
+					mu.Lock()
+					inFlight--
+					mu.Unlock()
+					select {
+					case done <- struct{}{}:
+					default:
+					}
+				})
+			}
+		}
+		if full {
+			continue // there may be more due at once
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.notify:
+		case <-done:
+		case <-ticker.C:
+		}
+	}
+}
+
+// timeout is the Sender's timeout for one attempt.
+func (s *Service) timeout() time.Duration {
+	if s.sender.Timeout > 0 {
+		return s.sender.Timeout
+	}
+	return DefaultTimeout
+}
+
+func (s *Service) claim(ctx context.Context, limit int) ([]Delivery, error) {
+	now := s.now()
+	return s.store.WebhookDeliveryClaim(ctx, ClaimParams{
+		Now: now, LeaseUntil: now.Add(s.timeout() + leaseMargin), PerEndpoint: s.perEndpoint, Limit: limit,
+	})
+}
+
+// attempt sends one claimed delivery and records what happened.
+func (s *Service) attempt(ctx context.Context, d Delivery) {
+	log := s.log.With("delivery_id", d.ID, "endpoint_id", d.EndpointID, "event_id", d.EventID)
+	e, err := s.store.WebhookEndpointGet(ctx, d.TenantID, d.EndpointID)
+	if err != nil {
+		// Deleted since the claim: the delete has cancelled the delivery,
+		// and the lease lapses harmlessly.
+		if !errors.Is(err, ErrNotFound) {
+			log.ErrorContext(ctx, "read webhook endpoint", "err", err)
+		}
+		return
+	}
+	now := s.now()
+	res := s.sender.Send(ctx, Request{URL: e.URL, ID: d.EventID, Timestamp: now, Body: d.Payload, Secrets: e.Secrets(now)})
+	at := s.now()
+	r := AttemptResult{ID: d.ID, Lease: *d.ClaimedUntil, At: at, NextAttemptAt: at, ResponseStatus: res.Status, ResponseBody: res.Body}
+	if res.Err != nil {
+		r.LastError = res.Err.Error()
+	} else if !res.Delivered() {
+		r.LastError = fmt.Sprintf("HTTP %d %s", res.Status, http.StatusText(res.Status))
+	}
+	switch {
+	case res.Delivered():
+		r.Status = StatusDelivered
+	case res.Gone():
+		r.Status = StatusFailed
+	default:
+		next, retry := NextAttempt(d.Attempts+1, at, res.RetryAfter, s.rand)
+		r.Status, r.NextAttemptAt = StatusFailed, at
+		if retry {
+			r.Status, r.NextAttemptAt = StatusPending, next
+		}
+	}
+	if err := s.store.WebhookDeliveryRecord(ctx, r); err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			log.InfoContext(ctx, "webhook attempt outlived its lease; its result is dropped")
+		} else {
+			log.ErrorContext(ctx, "record webhook attempt", "err", err)
+		}
+		return
+	}
+	if s.onAttempt != nil {
+		s.onAttempt(d, res)
+	}
+	switch {
+	case res.Delivered():
+		if e.FailingSince != nil {
+			if err := s.store.WebhookEndpointAnswering(ctx, e.ID); err != nil {
+				log.ErrorContext(ctx, "clear webhook endpoint failure streak", "err", err)
+			}
+		}
+	case res.Gone():
+		s.disable(ctx, e, "The endpoint answered 410 Gone.", at)
+	default:
+		e, err := s.store.WebhookEndpointFailing(ctx, e.ID, at)
+		if err != nil {
+			log.ErrorContext(ctx, "record webhook endpoint failure", "err", err)
+			return
+		}
+		if e.FailingSince != nil && at.Sub(*e.FailingSince) >= s.disableAfter {
+			s.disable(ctx, e, fmt.Sprintf("Every attempt failed since %s.", e.FailingSince.Format(time.RFC3339)), at)
+		}
+	}
+}
+
+// disable disables the endpoint, cancelling its pending deliveries, and
+// tells the fleet's endpoints with a webhook.disabled event.
+func (s *Service) disable(ctx context.Context, e Endpoint, reason string, at time.Time) {
+	log := s.log.With("endpoint_id", e.ID, "tenant_id", e.TenantID)
+	disabled, err := s.store.WebhookEndpointDisable(ctx, e.ID, reason, at)
+	if err != nil {
+		log.ErrorContext(ctx, "disable webhook endpoint", "err", err)
+		return
+	}
+	if !disabled {
+		return // another attempt got there first
+	}
+	s.forget(e.TenantID)
+	log.WarnContext(ctx, "webhook endpoint disabled", "reason", reason)
+	data, _ := json.Marshal(map[string]string{ // strings always marshal
+		"endpoint_id": e.ID, "tenant_id": e.TenantID, "url": e.URL, "reason": reason,
+	})
+	ev := Event{
+		// Stable: one disabling, one event, however often it is enqueued.
+		ID:   "msg_disabled_" + e.ID + "_" + at.UTC().Format("20060102T150405.000000Z"),
+		Type: EndpointDisabled, At: at, Data: data,
+	}
+	if err := s.Enqueue(ctx, []Event{ev}); err != nil {
+		log.ErrorContext(ctx, "enqueue webhook.disabled", "err", err)
+	}
+}
