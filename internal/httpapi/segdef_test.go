@@ -73,21 +73,18 @@ func TestSegmentDefinitionsThroughTheAPI(t *testing.T) {
 			return e.do("GET", "/v1/tenants/"+id+"/profiles?identifier=user_id:"+user, reader, nil).want(t, 200).str("id")
 		}
 
-		// Before the segment: u1 is pro and ordered, u2 pro without an
-		// order, u3 ordered on the free plan.
+		// Traits before the segment: u1 and u2 are pro, u3 free.
 		e.segment("/v1/batch", key, map[string]any{"batch": []any{
 			segEvent("identify", "d1", map[string]any{"userId": "u1", "traits": map[string]any{"plan": "pro"}}),
 			segEvent("identify", "d2", map[string]any{"userId": "u2", "traits": map[string]any{"plan": "pro"}}),
 			segEvent("identify", "d3", map[string]any{"userId": "u3", "traits": map[string]any{"plan": "free"}}),
-			segEvent("track", "d4", map[string]any{"userId": "u1", "event": "Order Completed", "properties": map[string]any{"total": 50}}),
-			segEvent("track", "d5", map[string]any{"userId": "u3", "event": "Order Completed", "properties": map[string]any{"total": 70}}),
 		}}).want(t, 200)
 		u1, u2, u3 := profile("u1"), profile("u2"), profile("u3")
 
+		order := map[string]any{"event": "Order Completed", "where": []any{map[string]any{"property": "total", "operator": "gte", "value": 10}}}
 		buyers := map[string]any{"all": []any{
 			map[string]any{"trait": "plan", "operator": "equals", "value": "pro"},
-			map[string]any{"event": "Order Completed", "where": []any{map[string]any{"property": "total", "operator": "gte", "value": 10}},
-				"count": map[string]any{"operator": "at_least", "value": 1}},
+			map[string]any{"event": "Order Completed", "where": order["where"], "count": map[string]any{"operator": "at_least", "value": 1}},
 		}}
 		created := e.do("POST", base, writer, map[string]any{"name": "Pro buyers", "definition": buyers}).want(t, 201)
 		sid := created.str("id")
@@ -99,19 +96,27 @@ func TestSegmentDefinitionsThroughTheAPI(t *testing.T) {
 			t.Fatalf("created with status %q", st)
 		}
 
-		// The job computes it over the profiles that were there.
+		// The job computes it over the profiles there are: nobody ordered.
 		got := e.waitSegment(reader, seg)
-		if got.body["progress"] != float64(100) || got.body["member_count"] != float64(1) || got.header.Get("ETag") != `"v1"` {
+		if got.body["progress"] != float64(100) || got.body["member_count"] != float64(0) || got.header.Get("ETag") != `"v1"` {
 			t.Fatalf("computed: %s", got.raw)
 		}
 		if def, _ := got.body["definition"].(map[string]any); len(def["all"].([]any)) != 2 {
 			t.Fatalf("definition not shown: %s", got.raw)
 		}
+		if ids := e.memberIDs(reader, seg, 5); len(ids) != 0 {
+			t.Fatalf("members %v before any order", ids)
+		}
+
+		// Events arriving move profiles in: u1 and u3 order (u3 is free),
+		// then u2, and a small order of u3 does not count.
+		e.segment("/v1/batch", key, map[string]any{"batch": []any{
+			segEvent("track", "d4", map[string]any{"userId": "u1", "event": "Order Completed", "properties": map[string]any{"total": 50}}),
+			segEvent("track", "d5", map[string]any{"userId": "u3", "event": "Order Completed", "properties": map[string]any{"total": 70}}),
+		}}).want(t, 200)
 		if ids := e.memberIDs(reader, seg, 5); !slices.Equal(ids, []string{u1}) {
 			t.Fatalf("members %v, want [%s]", ids, u1)
 		}
-
-		// Events arriving move profiles in: u2 orders.
 		e.segment("/v1/track", key, segEvent("track", "d6", map[string]any{"userId": "u2", "event": "Order Completed", "properties": map[string]any{"total": 12}})).want(t, 200)
 		want := []string{u1, u2}
 		slices.Sort(want)
@@ -130,7 +135,7 @@ func TestSegmentDefinitionsThroughTheAPI(t *testing.T) {
 		}
 
 		// A preview counts and samples, and stores nothing.
-		prev := e.do("POST", base+"/preview", reader, map[string]any{"definition": map[string]any{"event": "Order Completed"}}).want(t, 200)
+		prev := e.do("POST", base+"/preview", reader, map[string]any{"definition": order}).want(t, 200)
 		sample := []string{}
 		for _, s := range prev.body["sample"].([]any) {
 			sample = append(sample, s.(string))

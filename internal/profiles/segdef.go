@@ -203,13 +203,17 @@ func (n *Node) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Tree converts a legacy definition (Match and Conditions) into a node
-// that holds exactly when the segment matches: an all or any of trait
+// Tree returns the segment's definition: Definition when it has one (version
+// 2); otherwise it converts the legacy definition (Match and Conditions)
+// into a node that holds exactly when the segment matches: an all or any of trait
 // leaves, the operators and values unchanged. An all of no conditions
 // holds, an any of none does not, as with matches. The tree need not pass
 // ParseDefinition: legacy segments could hold values (an exists with a
 // value, an in with one value) that version 2 refuses.
 func (g Segment) Tree() Node {
+	if g.Definition != nil {
+		return *g.Definition
+	}
 	leaves := make([]Node, 0, len(g.Conditions))
 	for _, c := range g.Conditions {
 		leaves = append(leaves, Node{Trait: &TraitLeaf{Trait: c.Trait, Operator: c.Operator, Value: c.Value}})
