@@ -90,7 +90,9 @@ func membershipKey(tenant, profile, segment string) Key {
 	return Key{PK: tenantPrefix(tenant) + "PS#" + profile, SK: segment}
 }
 
-func segmentMembersIndex(tenant, segment string) string { return tenantPrefix(tenant) + "SM#" + segment }
+func segmentMembersIndex(tenant, segment string) string {
+	return tenantPrefix(tenant) + "SM#" + segment
+}
 
 func wakePK(tenant string) string { return tenantPrefix(tenant) + "W" }
 
