@@ -315,6 +315,24 @@ func (e SegmentMatch) Valid() bool {
 	}
 }
 
+// Defines values for SegmentStatus.
+const (
+	SegmentStatusComputing SegmentStatus = "computing"
+	SegmentStatusReady     SegmentStatus = "ready"
+)
+
+// Valid indicates whether the value is a known member of the SegmentStatus enum.
+func (e SegmentStatus) Valid() bool {
+	switch e {
+	case SegmentStatusComputing:
+		return true
+	case SegmentStatusReady:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SegmentConditionOperator.
 const (
 	Contains    SegmentConditionOperator = "contains"
@@ -363,6 +381,24 @@ func (e SegmentCreateMatch) Valid() bool {
 	case SegmentCreateMatchAll:
 		return true
 	case SegmentCreateMatchAny:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SegmentUpdateMatch.
+const (
+	SegmentUpdateMatchAll SegmentUpdateMatch = "all"
+	SegmentUpdateMatchAny SegmentUpdateMatch = "any"
+)
+
+// Valid indicates whether the value is a known member of the SegmentUpdateMatch enum.
+func (e SegmentUpdateMatch) Valid() bool {
+	switch e {
+	case SegmentUpdateMatchAll:
+		return true
+	case SegmentUpdateMatchAny:
 		return true
 	default:
 		return false
@@ -954,21 +990,65 @@ type Region string
 
 // Segment defines model for Segment.
 type Segment struct {
-	Conditions  []SegmentCondition `json:"conditions"`
-	CreatedAt   time.Time          `json:"created_at"`
+	// Conditions Version 1 segments only.
+	Conditions *[]SegmentCondition `json:"conditions,omitempty"`
+	CreatedAt  time.Time           `json:"created_at"`
+
+	// Definition A segment definition (version 2): one node, a JSON object with
+	// exactly one of these shapes.
+	//
+	// - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+	//   of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+	// - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+	//   operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+	//   `between` (`value` [low, high]), `older_than` and `within`
+	//   (`value` a duration such as `"30d"`, `"12h"`).
+	// - Event leaf `{"event": name}` (a track event) or `{"event_type":
+	//   type}`, with optional `where` (up to 20 `{"property": dotted.path,
+	//   "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+	//   "at_most" | "exactly", "value": n}`, at least one event when
+	//   absent), and at most one of `within` (a duration) or `between`
+	//   ([from, to), RFC 3339 times).
+	// - Identifier leaf `{"identifier": type, "operator": "exists" |
+	//   "not_exists"}`.
+	// - Segment leaf `{"segment": id}`: a member of another segment of the
+	//   tenant (no cycles).
+	//
+	// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+	// definition itself: a `400` names the offending node or member by its
+	// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+	Definition  *SegmentDefinition `json:"definition,omitempty"`
 	Description *string            `json:"description,omitempty"`
 	Id          string             `json:"id"`
-	Match       SegmentMatch       `json:"match"`
-	Name        string             `json:"name"`
+
+	// Match Version 1 segments only.
+	Match *SegmentMatch `json:"match,omitempty"`
+
+	// MemberCount Stored members; absent in lists.
+	MemberCount *int   `json:"member_count,omitempty"`
+	Name        string `json:"name"`
+
+	// Progress Percent of profiles computed.
+	Progress int `json:"progress"`
+
+	// Status `computing` while the memberships of the current definition are being computed, then `ready`.
+	Status SegmentStatus `json:"status"`
 
 	// TenantId A random, prefixed tenant ID.
 	//
 	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
-	TenantId TenantID `json:"tenant_id"`
+	TenantId  TenantID  `json:"tenant_id"`
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Version Increases on every change; the ETag carries it.
+	Version int64 `json:"version"`
 }
 
-// SegmentMatch defines model for Segment.Match.
+// SegmentMatch Version 1 segments only.
 type SegmentMatch string
+
+// SegmentStatus `computing` while the memberships of the current definition are being computed, then `ready`.
+type SegmentStatus string
 
 // SegmentBatch defines model for SegmentBatch.
 type SegmentBatch struct {
@@ -1014,9 +1094,34 @@ type SegmentCondition struct {
 // `value`. A missing trait meets only `not_equals` and `not_exists`.
 type SegmentConditionOperator string
 
-// SegmentCreate defines model for SegmentCreate.
+// SegmentCreate Either `definition`, or `conditions` (with `match`), not both.
 type SegmentCreate struct {
-	Conditions  []SegmentCondition  `json:"conditions"`
+	Conditions *[]SegmentCondition `json:"conditions,omitempty"`
+
+	// Definition A segment definition (version 2): one node, a JSON object with
+	// exactly one of these shapes.
+	//
+	// - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+	//   of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+	// - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+	//   operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+	//   `between` (`value` [low, high]), `older_than` and `within`
+	//   (`value` a duration such as `"30d"`, `"12h"`).
+	// - Event leaf `{"event": name}` (a track event) or `{"event_type":
+	//   type}`, with optional `where` (up to 20 `{"property": dotted.path,
+	//   "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+	//   "at_most" | "exactly", "value": n}`, at least one event when
+	//   absent), and at most one of `within` (a duration) or `between`
+	//   ([from, to), RFC 3339 times).
+	// - Identifier leaf `{"identifier": type, "operator": "exists" |
+	//   "not_exists"}`.
+	// - Segment leaf `{"segment": id}`: a member of another segment of the
+	//   tenant (no cycles).
+	//
+	// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+	// definition itself: a `400` names the offending node or member by its
+	// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+	Definition  *SegmentDefinition  `json:"definition,omitempty"`
 	Description *string             `json:"description,omitempty"`
 	Match       *SegmentCreateMatch `json:"match,omitempty"`
 	Name        string              `json:"name"`
@@ -1024,6 +1129,31 @@ type SegmentCreate struct {
 
 // SegmentCreateMatch defines model for SegmentCreate.Match.
 type SegmentCreateMatch string
+
+// SegmentDefinition A segment definition (version 2): one node, a JSON object with
+// exactly one of these shapes.
+//
+//   - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+//     of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+//   - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+//     operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+//     `between` (`value` [low, high]), `older_than` and `within`
+//     (`value` a duration such as `"30d"`, `"12h"`).
+//   - Event leaf `{"event": name}` (a track event) or `{"event_type":
+//     type}`, with optional `where` (up to 20 `{"property": dotted.path,
+//     "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+//     "at_most" | "exactly", "value": n}`, at least one event when
+//     absent), and at most one of `within` (a duration) or `between`
+//     ([from, to), RFC 3339 times).
+//   - Identifier leaf `{"identifier": type, "operator": "exists" |
+//     "not_exists"}`.
+//   - Segment leaf `{"segment": id}`: a member of another segment of the
+//     tenant (no cycles).
+//
+// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+// definition itself: a `400` names the offending node or member by its
+// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+type SegmentDefinition map[string]interface{}
 
 // SegmentEvent A Segment event (identify, track, page, screen, group or alias), as Segment documents it.
 type SegmentEvent struct {
@@ -1056,6 +1186,90 @@ type SegmentList struct {
 	Items      []Segment `json:"items"`
 	NextCursor *string   `json:"next_cursor"`
 }
+
+// SegmentMember defines model for SegmentMember.
+type SegmentMember struct {
+	EnteredAt time.Time `json:"entered_at"`
+	ProfileId string    `json:"profile_id"`
+}
+
+// SegmentMemberList defines model for SegmentMemberList.
+type SegmentMemberList struct {
+	Items      []SegmentMember `json:"items"`
+	NextCursor *string         `json:"next_cursor"`
+}
+
+// SegmentPreview defines model for SegmentPreview.
+type SegmentPreview struct {
+	MemberCount int `json:"member_count"`
+
+	// Sample IDs of up to 20 profiles that meet the definition.
+	Sample []string `json:"sample"`
+}
+
+// SegmentPreviewRequest defines model for SegmentPreviewRequest.
+type SegmentPreviewRequest struct {
+	// Definition A segment definition (version 2): one node, a JSON object with
+	// exactly one of these shapes.
+	//
+	// - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+	//   of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+	// - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+	//   operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+	//   `between` (`value` [low, high]), `older_than` and `within`
+	//   (`value` a duration such as `"30d"`, `"12h"`).
+	// - Event leaf `{"event": name}` (a track event) or `{"event_type":
+	//   type}`, with optional `where` (up to 20 `{"property": dotted.path,
+	//   "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+	//   "at_most" | "exactly", "value": n}`, at least one event when
+	//   absent), and at most one of `within` (a duration) or `between`
+	//   ([from, to), RFC 3339 times).
+	// - Identifier leaf `{"identifier": type, "operator": "exists" |
+	//   "not_exists"}`.
+	// - Segment leaf `{"segment": id}`: a member of another segment of the
+	//   tenant (no cycles).
+	//
+	// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+	// definition itself: a `400` names the offending node or member by its
+	// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+	Definition SegmentDefinition `json:"definition"`
+}
+
+// SegmentUpdate Absent fields stay as they are; `definition` and `conditions` exclude each other.
+type SegmentUpdate struct {
+	Conditions *[]SegmentCondition `json:"conditions,omitempty"`
+
+	// Definition A segment definition (version 2): one node, a JSON object with
+	// exactly one of these shapes.
+	//
+	// - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+	//   of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+	// - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+	//   operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+	//   `between` (`value` [low, high]), `older_than` and `within`
+	//   (`value` a duration such as `"30d"`, `"12h"`).
+	// - Event leaf `{"event": name}` (a track event) or `{"event_type":
+	//   type}`, with optional `where` (up to 20 `{"property": dotted.path,
+	//   "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+	//   "at_most" | "exactly", "value": n}`, at least one event when
+	//   absent), and at most one of `within` (a duration) or `between`
+	//   ([from, to), RFC 3339 times).
+	// - Identifier leaf `{"identifier": type, "operator": "exists" |
+	//   "not_exists"}`.
+	// - Segment leaf `{"segment": id}`: a member of another segment of the
+	//   tenant (no cycles).
+	//
+	// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+	// definition itself: a `400` names the offending node or member by its
+	// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+	Definition  *SegmentDefinition  `json:"definition,omitempty"`
+	Description *string             `json:"description,omitempty"`
+	Match       *SegmentUpdateMatch `json:"match,omitempty"`
+	Name        *string             `json:"name,omitempty"`
+}
+
+// SegmentUpdateMatch defines model for SegmentUpdate.Match.
+type SegmentUpdateMatch string
 
 // SignInRequest defines model for SignInRequest.
 type SignInRequest struct {
@@ -1479,6 +1693,9 @@ type RegionPath = Region
 // SegmentID defines model for SegmentID.
 type SegmentID = string
 
+// SegmentIfMatch defines model for SegmentIfMatch.
+type SegmentIfMatch = string
+
 // SourceID defines model for SourceID.
 type SourceID = string
 
@@ -1721,6 +1938,24 @@ type CreateSegmentParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// UpdateSegmentParams defines parameters for UpdateSegment.
+type UpdateSegmentParams struct {
+	// IfMatch The segment's ETag last read (`"v3"`), a list of them, or `*`, as
+	// RFC 9110 defines If-Match. The change fails with `412`, changing
+	// nothing, unless a listed strong tag is the segment's current one.
+	// Absent, the change applies to the current version.
+	IfMatch *SegmentIfMatch `json:"If-Match,omitempty"`
+}
+
+// ListSegmentMembersParams defines parameters for ListSegmentMembers.
+type ListSegmentMembersParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // ListSourcesParams defines parameters for ListSources.
 type ListSourcesParams struct {
 	// Limit Page size.
@@ -1937,6 +2172,12 @@ type UnmergeProfileJSONRequestBody = UnmergeRequest
 
 // CreateSegmentJSONRequestBody defines body for CreateSegment for application/json ContentType.
 type CreateSegmentJSONRequestBody = SegmentCreate
+
+// PreviewSegmentJSONRequestBody defines body for PreviewSegment for application/json ContentType.
+type PreviewSegmentJSONRequestBody = SegmentPreviewRequest
+
+// UpdateSegmentJSONRequestBody defines body for UpdateSegment for application/json ContentType.
+type UpdateSegmentJSONRequestBody = SegmentUpdate
 
 // CreateSourceJSONRequestBody defines body for CreateSource for application/json ContentType.
 type CreateSourceJSONRequestBody = SourceCreate
@@ -3349,17 +3590,20 @@ type ClientInterface interface {
 
 	// ListSegments The tenant's segments, oldest first
 	//
+	// Items carry `status` and `progress` but no `member_count`, which would cost a count for each; GET a segment for its count.
+	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/segments (the `ListSegments` operationId).
 	ListSegments(ctx context.Context, tenantId TenantID, params *ListSegmentsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateSegmentWithBody Define a segment by conditions on profile traits
+	// CreateSegmentWithBody Define a segment by a definition, or by conditions on profile traits
 	//
-	// A profile is a member of the segment while its traits (merged across
-	// its merged profiles, newest value first) meet the conditions: all of
-	// them, or any one with `match: any`. Memberships are evaluated when a
-	// profile is read, so they follow every trait change, merge, unmerge and
-	// erasure at once; a segment made or deleted counts at once on the
-	// replica that served the call, and on other replicas within a second.
+	// A segment is defined either by `definition` (version 2, a tree of
+	// conditions on traits, events, identifiers and other segments; see
+	// SegmentDefinition) or by `match` and `conditions` (version 1: its
+	// traits, merged across its merged profiles, newest value first, meet
+	// all the conditions, or any one with `match: any`), not both.
+	// Memberships are computed over every profile by a job (`status`
+	// `computing`, then `ready`), and kept up to date as events arrive.
 	// A tenant has at most 500 segments.
 	//
 	// Takes any type of body and a specified content type.
@@ -3367,14 +3611,15 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/tenants/{tenant_id}/segments (the `CreateSegment` operationId).
 	CreateSegmentWithBody(ctx context.Context, tenantId TenantID, params *CreateSegmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateSegment Define a segment by conditions on profile traits
+	// CreateSegment Define a segment by a definition, or by conditions on profile traits
 	//
-	// A profile is a member of the segment while its traits (merged across
-	// its merged profiles, newest value first) meet the conditions: all of
-	// them, or any one with `match: any`. Memberships are evaluated when a
-	// profile is read, so they follow every trait change, merge, unmerge and
-	// erasure at once; a segment made or deleted counts at once on the
-	// replica that served the call, and on other replicas within a second.
+	// A segment is defined either by `definition` (version 2, a tree of
+	// conditions on traits, events, identifiers and other segments; see
+	// SegmentDefinition) or by `match` and `conditions` (version 1: its
+	// traits, merged across its merged profiles, newest value first, meet
+	// all the conditions, or any one with `match: any`), not both.
+	// Memberships are computed over every profile by a job (`status`
+	// `computing`, then `ready`), and kept up to date as events arrive.
 	// A tenant has at most 500 segments.
 	//
 	// Takes a body of the `application/json` content type.
@@ -3382,15 +3627,71 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/tenants/{tenant_id}/segments (the `CreateSegment` operationId).
 	CreateSegment(ctx context.Context, tenantId TenantID, params *CreateSegmentParams, body CreateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PreviewSegmentWithBody Count the profiles a definition would hold, changing nothing
+	//
+	// Evaluates the definition over every profile of the tenant now; nothing is stored.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/segments/preview (the `PreviewSegment` operationId).
+	PreviewSegmentWithBody(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PreviewSegment Count the profiles a definition would hold, changing nothing
+	//
+	// Evaluates the definition over every profile of the tenant now; nothing is stored.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/segments/preview (the `PreviewSegment` operationId).
+	PreviewSegment(ctx context.Context, tenantId TenantID, body PreviewSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteSegment Delete a segment; no profile is a member any more
+	//
+	// A segment that another segment's definition references cannot be deleted (`409 segment-referenced`).
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/segments/{segment_id} (the `DeleteSegment` operationId).
 	DeleteSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetSegment A segment
+	// GetSegment A segment, with its computation status and member count
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id} (the `GetSegment` operationId).
 	GetSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSegmentWithBody Change a segment's name, description or definition
+	//
+	// Absent fields stay as they are. A `definition` replaces `match` and
+	// `conditions`, and `conditions` (with `match`) replace a
+	// `definition`. A changed definition is computed again (`status`
+	// `computing`). Send `If-Match` with the ETag you read to avoid lost
+	// updates.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/tenants/{tenant_id}/segments/{segment_id} (the `UpdateSegment` operationId).
+	UpdateSegmentWithBody(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *UpdateSegmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSegment Change a segment's name, description or definition
+	//
+	// Absent fields stay as they are. A `definition` replaces `match` and
+	// `conditions`, and `conditions` (with `match`) replace a
+	// `definition`. A changed definition is computed again (`status`
+	// `computing`). Send `If-Match` with the ETag you read to avoid lost
+	// updates.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/tenants/{tenant_id}/segments/{segment_id} (the `UpdateSegment` operationId).
+	UpdateSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *UpdateSegmentParams, body UpdateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSegmentMembers The segment's stored members, by profile ID
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
+	ListSegmentMembers(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *ListSegmentMembersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RecomputeSegment Compute the segment's memberships again over every profile
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute (the `RecomputeSegment` operationId).
+	RecomputeSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSources The tenant's event sources
 	//
@@ -5387,6 +5688,8 @@ func (c *Client) RetryTenant(ctx context.Context, tenantId TenantID, params *Ret
 
 // ListSegments The tenant's segments, oldest first
 //
+// Items carry `status` and `progress` but no `member_count`, which would cost a count for each; GET a segment for its count.
+//
 // Corresponds with GET /v1/tenants/{tenant_id}/segments (the `ListSegments` operationId).
 func (c *Client) ListSegments(ctx context.Context, tenantId TenantID, params *ListSegmentsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListSegmentsRequest(c.Server, tenantId, params)
@@ -5400,14 +5703,15 @@ func (c *Client) ListSegments(ctx context.Context, tenantId TenantID, params *Li
 	return c.Client.Do(req)
 }
 
-// CreateSegmentWithBody Define a segment by conditions on profile traits
+// CreateSegmentWithBody Define a segment by a definition, or by conditions on profile traits
 //
-// A profile is a member of the segment while its traits (merged across
-// its merged profiles, newest value first) meet the conditions: all of
-// them, or any one with `match: any`. Memberships are evaluated when a
-// profile is read, so they follow every trait change, merge, unmerge and
-// erasure at once; a segment made or deleted counts at once on the
-// replica that served the call, and on other replicas within a second.
+// A segment is defined either by `definition` (version 2, a tree of
+// conditions on traits, events, identifiers and other segments; see
+// SegmentDefinition) or by `match` and `conditions` (version 1: its
+// traits, merged across its merged profiles, newest value first, meet
+// all the conditions, or any one with `match: any`), not both.
+// Memberships are computed over every profile by a job (`status`
+// `computing`, then `ready`), and kept up to date as events arrive.
 // A tenant has at most 500 segments.
 //
 // Takes any type of body and a specified content type.
@@ -5425,14 +5729,15 @@ func (c *Client) CreateSegmentWithBody(ctx context.Context, tenantId TenantID, p
 	return c.Client.Do(req)
 }
 
-// CreateSegment Define a segment by conditions on profile traits
+// CreateSegment Define a segment by a definition, or by conditions on profile traits
 //
-// A profile is a member of the segment while its traits (merged across
-// its merged profiles, newest value first) meet the conditions: all of
-// them, or any one with `match: any`. Memberships are evaluated when a
-// profile is read, so they follow every trait change, merge, unmerge and
-// erasure at once; a segment made or deleted counts at once on the
-// replica that served the call, and on other replicas within a second.
+// A segment is defined either by `definition` (version 2, a tree of
+// conditions on traits, events, identifiers and other segments; see
+// SegmentDefinition) or by `match` and `conditions` (version 1: its
+// traits, merged across its merged profiles, newest value first, meet
+// all the conditions, or any one with `match: any`), not both.
+// Memberships are computed over every profile by a job (`status`
+// `computing`, then `ready`), and kept up to date as events arrive.
 // A tenant has at most 500 segments.
 //
 // Takes a body of the `application/json` content type.
@@ -5450,7 +5755,47 @@ func (c *Client) CreateSegment(ctx context.Context, tenantId TenantID, params *C
 	return c.Client.Do(req)
 }
 
+// PreviewSegmentWithBody Count the profiles a definition would hold, changing nothing
+//
+// Evaluates the definition over every profile of the tenant now; nothing is stored.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/segments/preview (the `PreviewSegment` operationId).
+func (c *Client) PreviewSegmentWithBody(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPreviewSegmentRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PreviewSegment Count the profiles a definition would hold, changing nothing
+//
+// Evaluates the definition over every profile of the tenant now; nothing is stored.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/segments/preview (the `PreviewSegment` operationId).
+func (c *Client) PreviewSegment(ctx context.Context, tenantId TenantID, body PreviewSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPreviewSegmentRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // DeleteSegment Delete a segment; no profile is a member any more
+//
+// A segment that another segment's definition references cannot be deleted (`409 segment-referenced`).
 //
 // Corresponds with DELETE /v1/tenants/{tenant_id}/segments/{segment_id} (the `DeleteSegment` operationId).
 func (c *Client) DeleteSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5465,11 +5810,87 @@ func (c *Client) DeleteSegment(ctx context.Context, tenantId TenantID, segmentId
 	return c.Client.Do(req)
 }
 
-// GetSegment A segment
+// GetSegment A segment, with its computation status and member count
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id} (the `GetSegment` operationId).
 func (c *Client) GetSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetSegmentRequest(c.Server, tenantId, segmentId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSegmentWithBody Change a segment's name, description or definition
+//
+// Absent fields stay as they are. A `definition` replaces `match` and
+// `conditions`, and `conditions` (with `match`) replace a
+// `definition`. A changed definition is computed again (`status`
+// `computing`). Send `If-Match` with the ETag you read to avoid lost
+// updates.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/tenants/{tenant_id}/segments/{segment_id} (the `UpdateSegment` operationId).
+func (c *Client) UpdateSegmentWithBody(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *UpdateSegmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSegmentRequestWithBody(c.Server, tenantId, segmentId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSegment Change a segment's name, description or definition
+//
+// Absent fields stay as they are. A `definition` replaces `match` and
+// `conditions`, and `conditions` (with `match`) replace a
+// `definition`. A changed definition is computed again (`status`
+// `computing`). Send `If-Match` with the ETag you read to avoid lost
+// updates.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/tenants/{tenant_id}/segments/{segment_id} (the `UpdateSegment` operationId).
+func (c *Client) UpdateSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *UpdateSegmentParams, body UpdateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSegmentRequest(c.Server, tenantId, segmentId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSegmentMembers The segment's stored members, by profile ID
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
+func (c *Client) ListSegmentMembers(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *ListSegmentMembersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSegmentMembersRequest(c.Server, tenantId, segmentId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RecomputeSegment Compute the segment's memberships again over every profile
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute (the `RecomputeSegment` operationId).
+func (c *Client) RecomputeSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecomputeSegmentRequest(c.Server, tenantId, segmentId)
 	if err != nil {
 		return nil, err
 	}
@@ -8732,6 +9153,53 @@ func NewCreateSegmentRequestWithBody(server string, tenantId TenantID, params *C
 	return req, nil
 }
 
+// NewPreviewSegmentRequest calls the generic PreviewSegment builder with application/json body
+func NewPreviewSegmentRequest(server string, tenantId TenantID, body PreviewSegmentJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPreviewSegmentRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewPreviewSegmentRequestWithBody constructs an http.Request for the PreviewSegment method, with any body, and a specified content type
+func NewPreviewSegmentRequestWithBody(server string, tenantId TenantID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/segments/preview", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewDeleteSegmentRequest constructs an http.Request for the DeleteSegment method
 func NewDeleteSegmentRequest(server string, tenantId TenantID, segmentId SegmentID) (*http.Request, error) {
 	var err error
@@ -8807,6 +9275,196 @@ func NewGetSegmentRequest(server string, tenantId TenantID, segmentId SegmentID)
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateSegmentRequest calls the generic UpdateSegment builder with application/json body
+func NewUpdateSegmentRequest(server string, tenantId TenantID, segmentId SegmentID, params *UpdateSegmentParams, body UpdateSegmentJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateSegmentRequestWithBody(server, tenantId, segmentId, params, "application/json", bodyReader)
+}
+
+// NewUpdateSegmentRequestWithBody constructs an http.Request for the UpdateSegment method, with any body, and a specified content type
+func NewUpdateSegmentRequestWithBody(server string, tenantId TenantID, segmentId SegmentID, params *UpdateSegmentParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "segment_id", segmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/segments/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewListSegmentMembersRequest constructs an http.Request for the ListSegmentMembers method
+func NewListSegmentMembersRequest(server string, tenantId TenantID, segmentId SegmentID, params *ListSegmentMembersParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "segment_id", segmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/segments/%s/members", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRecomputeSegmentRequest constructs an http.Request for the RecomputeSegment method
+func NewRecomputeSegmentRequest(server string, tenantId TenantID, segmentId SegmentID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "segment_id", segmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/segments/%s/recompute", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -11524,19 +12182,22 @@ type ClientWithResponsesInterface interface {
 
 	// ListSegmentsWithResponse The tenant's segments, oldest first
 	//
+	// Items carry `status` and `progress` but no `member_count`, which would cost a count for each; GET a segment for its count.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/segments (the `ListSegments` operationId).
 	ListSegmentsWithResponse(ctx context.Context, tenantId TenantID, params *ListSegmentsParams, reqEditors ...RequestEditorFn) (*ListSegmentsResponse, error)
 
-	// CreateSegmentWithBodyWithResponse Define a segment by conditions on profile traits
+	// CreateSegmentWithBodyWithResponse Define a segment by a definition, or by conditions on profile traits
 	//
-	// A profile is a member of the segment while its traits (merged across
-	// its merged profiles, newest value first) meet the conditions: all of
-	// them, or any one with `match: any`. Memberships are evaluated when a
-	// profile is read, so they follow every trait change, merge, unmerge and
-	// erasure at once; a segment made or deleted counts at once on the
-	// replica that served the call, and on other replicas within a second.
+	// A segment is defined either by `definition` (version 2, a tree of
+	// conditions on traits, events, identifiers and other segments; see
+	// SegmentDefinition) or by `match` and `conditions` (version 1: its
+	// traits, merged across its merged profiles, newest value first, meet
+	// all the conditions, or any one with `match: any`), not both.
+	// Memberships are computed over every profile by a job (`status`
+	// `computing`, then `ready`), and kept up to date as events arrive.
 	// A tenant has at most 500 segments.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -11544,14 +12205,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/tenants/{tenant_id}/segments (the `CreateSegment` operationId).
 	CreateSegmentWithBodyWithResponse(ctx context.Context, tenantId TenantID, params *CreateSegmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSegmentResponse, error)
 
-	// CreateSegmentWithResponse Define a segment by conditions on profile traits
+	// CreateSegmentWithResponse Define a segment by a definition, or by conditions on profile traits
 	//
-	// A profile is a member of the segment while its traits (merged across
-	// its merged profiles, newest value first) meet the conditions: all of
-	// them, or any one with `match: any`. Memberships are evaluated when a
-	// profile is read, so they follow every trait change, merge, unmerge and
-	// erasure at once; a segment made or deleted counts at once on the
-	// replica that served the call, and on other replicas within a second.
+	// A segment is defined either by `definition` (version 2, a tree of
+	// conditions on traits, events, identifiers and other segments; see
+	// SegmentDefinition) or by `match` and `conditions` (version 1: its
+	// traits, merged across its merged profiles, newest value first, meet
+	// all the conditions, or any one with `match: any`), not both.
+	// Memberships are computed over every profile by a job (`status`
+	// `computing`, then `ready`), and kept up to date as events arrive.
 	// A tenant has at most 500 segments.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -11559,19 +12221,79 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/tenants/{tenant_id}/segments (the `CreateSegment` operationId).
 	CreateSegmentWithResponse(ctx context.Context, tenantId TenantID, params *CreateSegmentParams, body CreateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSegmentResponse, error)
 
+	// PreviewSegmentWithBodyWithResponse Count the profiles a definition would hold, changing nothing
+	//
+	// Evaluates the definition over every profile of the tenant now; nothing is stored.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/segments/preview (the `PreviewSegment` operationId).
+	PreviewSegmentWithBodyWithResponse(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PreviewSegmentResponse, error)
+
+	// PreviewSegmentWithResponse Count the profiles a definition would hold, changing nothing
+	//
+	// Evaluates the definition over every profile of the tenant now; nothing is stored.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/segments/preview (the `PreviewSegment` operationId).
+	PreviewSegmentWithResponse(ctx context.Context, tenantId TenantID, body PreviewSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*PreviewSegmentResponse, error)
+
 	// DeleteSegmentWithResponse Delete a segment; no profile is a member any more
+	//
+	// A segment that another segment's definition references cannot be deleted (`409 segment-referenced`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/segments/{segment_id} (the `DeleteSegment` operationId).
 	DeleteSegmentWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*DeleteSegmentResponse, error)
 
-	// GetSegmentWithResponse A segment
+	// GetSegmentWithResponse A segment, with its computation status and member count
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id} (the `GetSegment` operationId).
 	GetSegmentWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*GetSegmentResponse, error)
+
+	// UpdateSegmentWithBodyWithResponse Change a segment's name, description or definition
+	//
+	// Absent fields stay as they are. A `definition` replaces `match` and
+	// `conditions`, and `conditions` (with `match`) replace a
+	// `definition`. A changed definition is computed again (`status`
+	// `computing`). Send `If-Match` with the ETag you read to avoid lost
+	// updates.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/tenants/{tenant_id}/segments/{segment_id} (the `UpdateSegment` operationId).
+	UpdateSegmentWithBodyWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *UpdateSegmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSegmentResponse, error)
+
+	// UpdateSegmentWithResponse Change a segment's name, description or definition
+	//
+	// Absent fields stay as they are. A `definition` replaces `match` and
+	// `conditions`, and `conditions` (with `match`) replace a
+	// `definition`. A changed definition is computed again (`status`
+	// `computing`). Send `If-Match` with the ETag you read to avoid lost
+	// updates.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/tenants/{tenant_id}/segments/{segment_id} (the `UpdateSegment` operationId).
+	UpdateSegmentWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *UpdateSegmentParams, body UpdateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSegmentResponse, error)
+
+	// ListSegmentMembersWithResponse The segment's stored members, by profile ID
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
+	ListSegmentMembersWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *ListSegmentMembersParams, reqEditors ...RequestEditorFn) (*ListSegmentMembersResponse, error)
+
+	// RecomputeSegmentWithResponse Compute the segment's memberships again over every profile
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute (the `RecomputeSegment` operationId).
+	RecomputeSegmentWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*RecomputeSegmentResponse, error)
 
 	// ListSourcesWithResponse The tenant's event sources
 	//
@@ -16178,6 +16900,11 @@ func (r ListSegmentsResponse) ContentType() string {
 	return ""
 }
 
+// CreateSegmentResponse201Headers the declared response headers of an HTTP 201 response for CreateSegment
+type CreateSegmentResponse201Headers struct {
+	ETag string
+}
+
 // CreateSegmentResponse401Headers the declared response headers of an HTTP 401 response for CreateSegment
 type CreateSegmentResponse401Headers struct {
 	WWWAuthenticate string
@@ -16206,6 +16933,8 @@ type CreateSegmentResponse struct {
 	ApplicationproblemJSON422 *Unprocessable
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateSegmentResponse201Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateSegmentResponse401Headers
 }
@@ -16283,6 +17012,110 @@ func (r CreateSegmentResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateSegmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PreviewSegmentResponse401Headers the declared response headers of an HTTP 401 response for PreviewSegment
+type PreviewSegmentResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type PreviewSegmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentPreview
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PreviewSegmentResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PreviewSegmentResponse) GetJSON200() *SegmentPreview {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PreviewSegmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PreviewSegmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PreviewSegmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PreviewSegmentResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16372,6 +17205,11 @@ func (r DeleteSegmentResponse) ContentType() string {
 	return ""
 }
 
+// GetSegmentResponse200Headers the declared response headers of an HTTP 200 response for GetSegment
+type GetSegmentResponse200Headers struct {
+	ETag string
+}
+
 // GetSegmentResponse401Headers the declared response headers of an HTTP 401 response for GetSegment
 type GetSegmentResponse401Headers struct {
 	WWWAuthenticate string
@@ -16392,6 +17230,8 @@ type GetSegmentResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetSegmentResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetSegmentResponse401Headers
 }
@@ -16449,6 +17289,305 @@ func (r GetSegmentResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetSegmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateSegmentResponse200Headers the declared response headers of an HTTP 200 response for UpdateSegment
+type UpdateSegmentResponse200Headers struct {
+	ETag string
+}
+
+// UpdateSegmentResponse401Headers the declared response headers of an HTTP 401 response for UpdateSegment
+type UpdateSegmentResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type UpdateSegmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Segment
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateSegmentResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateSegmentResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateSegmentResponse) GetJSON200() *Segment {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON412() *PreconditionFailed {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateSegmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateSegmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateSegmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateSegmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListSegmentMembersResponse401Headers the declared response headers of an HTTP 401 response for ListSegmentMembers
+type ListSegmentMembersResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListSegmentMembersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentMemberList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListSegmentMembersResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSegmentMembersResponse) GetJSON200() *SegmentMemberList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSegmentMembersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSegmentMembersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSegmentMembersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSegmentMembersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RecomputeSegmentResponse202Headers the declared response headers of an HTTP 202 response for RecomputeSegment
+type RecomputeSegmentResponse202Headers struct {
+	ETag     string
+	Location string
+}
+
+// RecomputeSegmentResponse401Headers the declared response headers of an HTTP 401 response for RecomputeSegment
+type RecomputeSegmentResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type RecomputeSegmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Segment
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RecomputeSegmentResponse202Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RecomputeSegmentResponse401Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RecomputeSegmentResponse) GetJSON202() *Segment {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RecomputeSegmentResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RecomputeSegmentResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RecomputeSegmentResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RecomputeSegmentResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RecomputeSegmentResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RecomputeSegmentResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RecomputeSegmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RecomputeSegmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RecomputeSegmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RecomputeSegmentResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -20804,6 +21943,8 @@ func (c *ClientWithResponses) RetryTenantWithResponse(ctx context.Context, tenan
 
 // ListSegmentsWithResponse The tenant's segments, oldest first
 //
+// Items carry `status` and `progress` but no `member_count`, which would cost a count for each; GET a segment for its count.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/segments (the `ListSegments` operationId).
@@ -20815,14 +21956,15 @@ func (c *ClientWithResponses) ListSegmentsWithResponse(ctx context.Context, tena
 	return ParseListSegmentsResponse(rsp)
 }
 
-// CreateSegmentWithBodyWithResponse Define a segment by conditions on profile traits
+// CreateSegmentWithBodyWithResponse Define a segment by a definition, or by conditions on profile traits
 //
-// A profile is a member of the segment while its traits (merged across
-// its merged profiles, newest value first) meet the conditions: all of
-// them, or any one with `match: any`. Memberships are evaluated when a
-// profile is read, so they follow every trait change, merge, unmerge and
-// erasure at once; a segment made or deleted counts at once on the
-// replica that served the call, and on other replicas within a second.
+// A segment is defined either by `definition` (version 2, a tree of
+// conditions on traits, events, identifiers and other segments; see
+// SegmentDefinition) or by `match` and `conditions` (version 1: its
+// traits, merged across its merged profiles, newest value first, meet
+// all the conditions, or any one with `match: any`), not both.
+// Memberships are computed over every profile by a job (`status`
+// `computing`, then `ready`), and kept up to date as events arrive.
 // A tenant has at most 500 segments.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -20836,14 +21978,15 @@ func (c *ClientWithResponses) CreateSegmentWithBodyWithResponse(ctx context.Cont
 	return ParseCreateSegmentResponse(rsp)
 }
 
-// CreateSegmentWithResponse Define a segment by conditions on profile traits
+// CreateSegmentWithResponse Define a segment by a definition, or by conditions on profile traits
 //
-// A profile is a member of the segment while its traits (merged across
-// its merged profiles, newest value first) meet the conditions: all of
-// them, or any one with `match: any`. Memberships are evaluated when a
-// profile is read, so they follow every trait change, merge, unmerge and
-// erasure at once; a segment made or deleted counts at once on the
-// replica that served the call, and on other replicas within a second.
+// A segment is defined either by `definition` (version 2, a tree of
+// conditions on traits, events, identifiers and other segments; see
+// SegmentDefinition) or by `match` and `conditions` (version 1: its
+// traits, merged across its merged profiles, newest value first, meet
+// all the conditions, or any one with `match: any`), not both.
+// Memberships are computed over every profile by a job (`status`
+// `computing`, then `ready`), and kept up to date as events arrive.
 // A tenant has at most 500 segments.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -20857,7 +22000,39 @@ func (c *ClientWithResponses) CreateSegmentWithResponse(ctx context.Context, ten
 	return ParseCreateSegmentResponse(rsp)
 }
 
+// PreviewSegmentWithBodyWithResponse Count the profiles a definition would hold, changing nothing
+//
+// Evaluates the definition over every profile of the tenant now; nothing is stored.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/segments/preview (the `PreviewSegment` operationId).
+func (c *ClientWithResponses) PreviewSegmentWithBodyWithResponse(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PreviewSegmentResponse, error) {
+	rsp, err := c.PreviewSegmentWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePreviewSegmentResponse(rsp)
+}
+
+// PreviewSegmentWithResponse Count the profiles a definition would hold, changing nothing
+//
+// Evaluates the definition over every profile of the tenant now; nothing is stored.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/segments/preview (the `PreviewSegment` operationId).
+func (c *ClientWithResponses) PreviewSegmentWithResponse(ctx context.Context, tenantId TenantID, body PreviewSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*PreviewSegmentResponse, error) {
+	rsp, err := c.PreviewSegment(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePreviewSegmentResponse(rsp)
+}
+
 // DeleteSegmentWithResponse Delete a segment; no profile is a member any more
+//
+// A segment that another segment's definition references cannot be deleted (`409 segment-referenced`).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -20870,7 +22045,7 @@ func (c *ClientWithResponses) DeleteSegmentWithResponse(ctx context.Context, ten
 	return ParseDeleteSegmentResponse(rsp)
 }
 
-// GetSegmentWithResponse A segment
+// GetSegmentWithResponse A segment, with its computation status and member count
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -20881,6 +22056,70 @@ func (c *ClientWithResponses) GetSegmentWithResponse(ctx context.Context, tenant
 		return nil, err
 	}
 	return ParseGetSegmentResponse(rsp)
+}
+
+// UpdateSegmentWithBodyWithResponse Change a segment's name, description or definition
+//
+// Absent fields stay as they are. A `definition` replaces `match` and
+// `conditions`, and `conditions` (with `match`) replace a
+// `definition`. A changed definition is computed again (`status`
+// `computing`). Send `If-Match` with the ETag you read to avoid lost
+// updates.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/tenants/{tenant_id}/segments/{segment_id} (the `UpdateSegment` operationId).
+func (c *ClientWithResponses) UpdateSegmentWithBodyWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *UpdateSegmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSegmentResponse, error) {
+	rsp, err := c.UpdateSegmentWithBody(ctx, tenantId, segmentId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSegmentResponse(rsp)
+}
+
+// UpdateSegmentWithResponse Change a segment's name, description or definition
+//
+// Absent fields stay as they are. A `definition` replaces `match` and
+// `conditions`, and `conditions` (with `match`) replace a
+// `definition`. A changed definition is computed again (`status`
+// `computing`). Send `If-Match` with the ETag you read to avoid lost
+// updates.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/tenants/{tenant_id}/segments/{segment_id} (the `UpdateSegment` operationId).
+func (c *ClientWithResponses) UpdateSegmentWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *UpdateSegmentParams, body UpdateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSegmentResponse, error) {
+	rsp, err := c.UpdateSegment(ctx, tenantId, segmentId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSegmentResponse(rsp)
+}
+
+// ListSegmentMembersWithResponse The segment's stored members, by profile ID
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
+func (c *ClientWithResponses) ListSegmentMembersWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *ListSegmentMembersParams, reqEditors ...RequestEditorFn) (*ListSegmentMembersResponse, error) {
+	rsp, err := c.ListSegmentMembers(ctx, tenantId, segmentId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSegmentMembersResponse(rsp)
+}
+
+// RecomputeSegmentWithResponse Compute the segment's memberships again over every profile
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute (the `RecomputeSegment` operationId).
+func (c *ClientWithResponses) RecomputeSegmentWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*RecomputeSegmentResponse, error) {
+	rsp, err := c.RecomputeSegment(ctx, tenantId, segmentId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecomputeSegmentResponse(rsp)
 }
 
 // ListSourcesWithResponse The tenant's event sources
@@ -25385,8 +26624,113 @@ func ParseCreateSegmentResponse(rsp *http.Response) (*CreateSegmentResponse, err
 	}
 
 	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateSegmentResponse201Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateSegmentResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePreviewSegmentResponse parses an HTTP response from a PreviewSegmentWithResponse call
+func ParsePreviewSegmentResponse(rsp *http.Response) (*PreviewSegmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PreviewSegmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentPreview
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PreviewSegmentResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -25536,8 +26880,302 @@ func ParseGetSegmentResponse(rsp *http.Response) (*GetSegmentResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetSegmentResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetSegmentResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateSegmentResponse parses an HTTP response from a UpdateSegmentWithResponse call
+func ParseUpdateSegmentResponse(rsp *http.Response) (*UpdateSegmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateSegmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Segment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest PreconditionFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateSegmentResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers UpdateSegmentResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListSegmentMembersResponse parses an HTTP response from a ListSegmentMembersWithResponse call
+func ParseListSegmentMembersResponse(rsp *http.Response) (*ListSegmentMembersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSegmentMembersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentMemberList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListSegmentMembersResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRecomputeSegmentResponse parses an HTTP response from a RecomputeSegmentWithResponse call
+func ParseRecomputeSegmentResponse(rsp *http.Response) (*RecomputeSegmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RecomputeSegmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Segment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers RecomputeSegmentResponse202Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 401:
+		var headers RecomputeSegmentResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

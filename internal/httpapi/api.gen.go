@@ -314,6 +314,24 @@ func (e SegmentMatch) Valid() bool {
 	}
 }
 
+// Defines values for SegmentStatus.
+const (
+	SegmentStatusComputing SegmentStatus = "computing"
+	SegmentStatusReady     SegmentStatus = "ready"
+)
+
+// Valid indicates whether the value is a known member of the SegmentStatus enum.
+func (e SegmentStatus) Valid() bool {
+	switch e {
+	case SegmentStatusComputing:
+		return true
+	case SegmentStatusReady:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SegmentConditionOperator.
 const (
 	Contains    SegmentConditionOperator = "contains"
@@ -362,6 +380,24 @@ func (e SegmentCreateMatch) Valid() bool {
 	case SegmentCreateMatchAll:
 		return true
 	case SegmentCreateMatchAny:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SegmentUpdateMatch.
+const (
+	SegmentUpdateMatchAll SegmentUpdateMatch = "all"
+	SegmentUpdateMatchAny SegmentUpdateMatch = "any"
+)
+
+// Valid indicates whether the value is a known member of the SegmentUpdateMatch enum.
+func (e SegmentUpdateMatch) Valid() bool {
+	switch e {
+	case SegmentUpdateMatchAll:
+		return true
+	case SegmentUpdateMatchAny:
 		return true
 	default:
 		return false
@@ -953,21 +989,65 @@ type Region string
 
 // Segment defines model for Segment.
 type Segment struct {
-	Conditions  []SegmentCondition `json:"conditions"`
-	CreatedAt   time.Time          `json:"created_at"`
+	// Conditions Version 1 segments only.
+	Conditions *[]SegmentCondition `json:"conditions,omitempty"`
+	CreatedAt  time.Time           `json:"created_at"`
+
+	// Definition A segment definition (version 2): one node, a JSON object with
+	// exactly one of these shapes.
+	//
+	// - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+	//   of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+	// - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+	//   operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+	//   `between` (`value` [low, high]), `older_than` and `within`
+	//   (`value` a duration such as `"30d"`, `"12h"`).
+	// - Event leaf `{"event": name}` (a track event) or `{"event_type":
+	//   type}`, with optional `where` (up to 20 `{"property": dotted.path,
+	//   "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+	//   "at_most" | "exactly", "value": n}`, at least one event when
+	//   absent), and at most one of `within` (a duration) or `between`
+	//   ([from, to), RFC 3339 times).
+	// - Identifier leaf `{"identifier": type, "operator": "exists" |
+	//   "not_exists"}`.
+	// - Segment leaf `{"segment": id}`: a member of another segment of the
+	//   tenant (no cycles).
+	//
+	// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+	// definition itself: a `400` names the offending node or member by its
+	// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+	Definition  *SegmentDefinition `json:"definition,omitempty"`
 	Description *string            `json:"description,omitempty"`
 	Id          string             `json:"id"`
-	Match       SegmentMatch       `json:"match"`
-	Name        string             `json:"name"`
+
+	// Match Version 1 segments only.
+	Match *SegmentMatch `json:"match,omitempty"`
+
+	// MemberCount Stored members; absent in lists.
+	MemberCount *int   `json:"member_count,omitempty"`
+	Name        string `json:"name"`
+
+	// Progress Percent of profiles computed.
+	Progress int `json:"progress"`
+
+	// Status `computing` while the memberships of the current definition are being computed, then `ready`.
+	Status SegmentStatus `json:"status"`
 
 	// TenantId A random, prefixed tenant ID.
 	//
 	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
-	TenantId TenantID `json:"tenant_id"`
+	TenantId  TenantID  `json:"tenant_id"`
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Version Increases on every change; the ETag carries it.
+	Version int64 `json:"version"`
 }
 
-// SegmentMatch defines model for Segment.Match.
+// SegmentMatch Version 1 segments only.
 type SegmentMatch string
+
+// SegmentStatus `computing` while the memberships of the current definition are being computed, then `ready`.
+type SegmentStatus string
 
 // SegmentBatch defines model for SegmentBatch.
 type SegmentBatch struct {
@@ -1013,9 +1093,34 @@ type SegmentCondition struct {
 // `value`. A missing trait meets only `not_equals` and `not_exists`.
 type SegmentConditionOperator string
 
-// SegmentCreate defines model for SegmentCreate.
+// SegmentCreate Either `definition`, or `conditions` (with `match`), not both.
 type SegmentCreate struct {
-	Conditions  []SegmentCondition  `json:"conditions"`
+	Conditions *[]SegmentCondition `json:"conditions,omitempty"`
+
+	// Definition A segment definition (version 2): one node, a JSON object with
+	// exactly one of these shapes.
+	//
+	// - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+	//   of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+	// - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+	//   operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+	//   `between` (`value` [low, high]), `older_than` and `within`
+	//   (`value` a duration such as `"30d"`, `"12h"`).
+	// - Event leaf `{"event": name}` (a track event) or `{"event_type":
+	//   type}`, with optional `where` (up to 20 `{"property": dotted.path,
+	//   "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+	//   "at_most" | "exactly", "value": n}`, at least one event when
+	//   absent), and at most one of `within` (a duration) or `between`
+	//   ([from, to), RFC 3339 times).
+	// - Identifier leaf `{"identifier": type, "operator": "exists" |
+	//   "not_exists"}`.
+	// - Segment leaf `{"segment": id}`: a member of another segment of the
+	//   tenant (no cycles).
+	//
+	// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+	// definition itself: a `400` names the offending node or member by its
+	// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+	Definition  *SegmentDefinition  `json:"definition,omitempty"`
 	Description *string             `json:"description,omitempty"`
 	Match       *SegmentCreateMatch `json:"match,omitempty"`
 	Name        string              `json:"name"`
@@ -1023,6 +1128,31 @@ type SegmentCreate struct {
 
 // SegmentCreateMatch defines model for SegmentCreate.Match.
 type SegmentCreateMatch string
+
+// SegmentDefinition A segment definition (version 2): one node, a JSON object with
+// exactly one of these shapes.
+//
+//   - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+//     of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+//   - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+//     operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+//     `between` (`value` [low, high]), `older_than` and `within`
+//     (`value` a duration such as `"30d"`, `"12h"`).
+//   - Event leaf `{"event": name}` (a track event) or `{"event_type":
+//     type}`, with optional `where` (up to 20 `{"property": dotted.path,
+//     "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+//     "at_most" | "exactly", "value": n}`, at least one event when
+//     absent), and at most one of `within` (a duration) or `between`
+//     ([from, to), RFC 3339 times).
+//   - Identifier leaf `{"identifier": type, "operator": "exists" |
+//     "not_exists"}`.
+//   - Segment leaf `{"segment": id}`: a member of another segment of the
+//     tenant (no cycles).
+//
+// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+// definition itself: a `400` names the offending node or member by its
+// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+type SegmentDefinition map[string]interface{}
 
 // SegmentEvent A Segment event (identify, track, page, screen, group or alias), as Segment documents it.
 type SegmentEvent struct {
@@ -1055,6 +1185,90 @@ type SegmentList struct {
 	Items      []Segment `json:"items"`
 	NextCursor *string   `json:"next_cursor"`
 }
+
+// SegmentMember defines model for SegmentMember.
+type SegmentMember struct {
+	EnteredAt time.Time `json:"entered_at"`
+	ProfileId string    `json:"profile_id"`
+}
+
+// SegmentMemberList defines model for SegmentMemberList.
+type SegmentMemberList struct {
+	Items      []SegmentMember `json:"items"`
+	NextCursor *string         `json:"next_cursor"`
+}
+
+// SegmentPreview defines model for SegmentPreview.
+type SegmentPreview struct {
+	MemberCount int `json:"member_count"`
+
+	// Sample IDs of up to 20 profiles that meet the definition.
+	Sample []string `json:"sample"`
+}
+
+// SegmentPreviewRequest defines model for SegmentPreviewRequest.
+type SegmentPreviewRequest struct {
+	// Definition A segment definition (version 2): one node, a JSON object with
+	// exactly one of these shapes.
+	//
+	// - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+	//   of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+	// - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+	//   operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+	//   `between` (`value` [low, high]), `older_than` and `within`
+	//   (`value` a duration such as `"30d"`, `"12h"`).
+	// - Event leaf `{"event": name}` (a track event) or `{"event_type":
+	//   type}`, with optional `where` (up to 20 `{"property": dotted.path,
+	//   "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+	//   "at_most" | "exactly", "value": n}`, at least one event when
+	//   absent), and at most one of `within` (a duration) or `between`
+	//   ([from, to), RFC 3339 times).
+	// - Identifier leaf `{"identifier": type, "operator": "exists" |
+	//   "not_exists"}`.
+	// - Segment leaf `{"segment": id}`: a member of another segment of the
+	//   tenant (no cycles).
+	//
+	// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+	// definition itself: a `400` names the offending node or member by its
+	// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+	Definition SegmentDefinition `json:"definition"`
+}
+
+// SegmentUpdate Absent fields stay as they are; `definition` and `conditions` exclude each other.
+type SegmentUpdate struct {
+	Conditions *[]SegmentCondition `json:"conditions,omitempty"`
+
+	// Definition A segment definition (version 2): one node, a JSON object with
+	// exactly one of these shapes.
+	//
+	// - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+	//   of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+	// - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+	//   operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+	//   `between` (`value` [low, high]), `older_than` and `within`
+	//   (`value` a duration such as `"30d"`, `"12h"`).
+	// - Event leaf `{"event": name}` (a track event) or `{"event_type":
+	//   type}`, with optional `where` (up to 20 `{"property": dotted.path,
+	//   "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+	//   "at_most" | "exactly", "value": n}`, at least one event when
+	//   absent), and at most one of `within` (a duration) or `between`
+	//   ([from, to), RFC 3339 times).
+	// - Identifier leaf `{"identifier": type, "operator": "exists" |
+	//   "not_exists"}`.
+	// - Segment leaf `{"segment": id}`: a member of another segment of the
+	//   tenant (no cycles).
+	//
+	// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+	// definition itself: a `400` names the offending node or member by its
+	// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+	Definition  *SegmentDefinition  `json:"definition,omitempty"`
+	Description *string             `json:"description,omitempty"`
+	Match       *SegmentUpdateMatch `json:"match,omitempty"`
+	Name        *string             `json:"name,omitempty"`
+}
+
+// SegmentUpdateMatch defines model for SegmentUpdate.Match.
+type SegmentUpdateMatch string
 
 // SignInRequest defines model for SignInRequest.
 type SignInRequest struct {
@@ -1478,6 +1692,9 @@ type RegionPath = Region
 // SegmentID defines model for SegmentID.
 type SegmentID = string
 
+// SegmentIfMatch defines model for SegmentIfMatch.
+type SegmentIfMatch = string
+
 // SourceID defines model for SourceID.
 type SourceID = string
 
@@ -1720,6 +1937,24 @@ type CreateSegmentParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// UpdateSegmentParams defines parameters for UpdateSegment.
+type UpdateSegmentParams struct {
+	// IfMatch The segment's ETag last read (`"v3"`), a list of them, or `*`, as
+	// RFC 9110 defines If-Match. The change fails with `412`, changing
+	// nothing, unless a listed strong tag is the segment's current one.
+	// Absent, the change applies to the current version.
+	IfMatch *SegmentIfMatch `json:"If-Match,omitempty"`
+}
+
+// ListSegmentMembersParams defines parameters for ListSegmentMembers.
+type ListSegmentMembersParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // ListSourcesParams defines parameters for ListSources.
 type ListSourcesParams struct {
 	// Limit Page size.
@@ -1936,6 +2171,12 @@ type UnmergeProfileJSONRequestBody = UnmergeRequest
 
 // CreateSegmentJSONRequestBody defines body for CreateSegment for application/json ContentType.
 type CreateSegmentJSONRequestBody = SegmentCreate
+
+// PreviewSegmentJSONRequestBody defines body for PreviewSegment for application/json ContentType.
+type PreviewSegmentJSONRequestBody = SegmentPreviewRequest
+
+// UpdateSegmentJSONRequestBody defines body for UpdateSegment for application/json ContentType.
+type UpdateSegmentJSONRequestBody = SegmentUpdate
 
 // CreateSourceJSONRequestBody defines body for CreateSource for application/json ContentType.
 type CreateSourceJSONRequestBody = SourceCreate
@@ -2504,15 +2745,27 @@ type ServerInterface interface {
 	// ListSegments The tenant's segments, oldest first
 	// (GET /v1/tenants/{tenant_id}/segments)
 	ListSegments(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListSegmentsParams)
-	// CreateSegment Define a segment by conditions on profile traits
+	// CreateSegment Define a segment by a definition, or by conditions on profile traits
 	// (POST /v1/tenants/{tenant_id}/segments)
 	CreateSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, params CreateSegmentParams)
+	// PreviewSegment Count the profiles a definition would hold, changing nothing
+	// (POST /v1/tenants/{tenant_id}/segments/preview)
+	PreviewSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID)
 	// DeleteSegment Delete a segment; no profile is a member any more
 	// (DELETE /v1/tenants/{tenant_id}/segments/{segment_id})
 	DeleteSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID)
-	// GetSegment A segment
+	// GetSegment A segment, with its computation status and member count
 	// (GET /v1/tenants/{tenant_id}/segments/{segment_id})
 	GetSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID)
+	// UpdateSegment Change a segment's name, description or definition
+	// (PATCH /v1/tenants/{tenant_id}/segments/{segment_id})
+	UpdateSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID, params UpdateSegmentParams)
+	// ListSegmentMembers The segment's stored members, by profile ID
+	// (GET /v1/tenants/{tenant_id}/segments/{segment_id}/members)
+	ListSegmentMembers(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID, params ListSegmentMembersParams)
+	// RecomputeSegment Compute the segment's memberships again over every profile
+	// (POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute)
+	RecomputeSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID)
 	// ListSources The tenant's event sources
 	// (GET /v1/tenants/{tenant_id}/sources)
 	ListSources(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListSourcesParams)
@@ -2900,9 +3153,15 @@ func (_ Unimplemented) ListSegments(w http.ResponseWriter, r *http.Request, tena
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
-// CreateSegment Define a segment by conditions on profile traits
+// CreateSegment Define a segment by a definition, or by conditions on profile traits
 // (POST /v1/tenants/{tenant_id}/segments)
 func (_ Unimplemented) CreateSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, params CreateSegmentParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// PreviewSegment Count the profiles a definition would hold, changing nothing
+// (POST /v1/tenants/{tenant_id}/segments/preview)
+func (_ Unimplemented) PreviewSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2912,9 +3171,27 @@ func (_ Unimplemented) DeleteSegment(w http.ResponseWriter, r *http.Request, ten
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
-// GetSegment A segment
+// GetSegment A segment, with its computation status and member count
 // (GET /v1/tenants/{tenant_id}/segments/{segment_id})
 func (_ Unimplemented) GetSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// UpdateSegment Change a segment's name, description or definition
+// (PATCH /v1/tenants/{tenant_id}/segments/{segment_id})
+func (_ Unimplemented) UpdateSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID, params UpdateSegmentParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListSegmentMembers The segment's stored members, by profile ID
+// (GET /v1/tenants/{tenant_id}/segments/{segment_id}/members)
+func (_ Unimplemented) ListSegmentMembers(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID, params ListSegmentMembersParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RecomputeSegment Compute the segment's memberships again over every profile
+// (POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute)
+func (_ Unimplemented) RecomputeSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -4784,6 +5061,32 @@ func (siw *ServerInterfaceWrapper) CreateSegment(w http.ResponseWriter, r *http.
 	handler.ServeHTTP(w, r)
 }
 
+// PreviewSegment operation middleware
+func (siw *ServerInterfaceWrapper) PreviewSegment(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PreviewSegment(w, r, tenantId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // DeleteSegment operation middleware
 func (siw *ServerInterfaceWrapper) DeleteSegment(w http.ResponseWriter, r *http.Request) {
 
@@ -4845,6 +5148,164 @@ func (siw *ServerInterfaceWrapper) GetSegment(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetSegment(w, r, tenantId, segmentId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateSegment operation middleware
+func (siw *ServerInterfaceWrapper) UpdateSegment(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", chi.URLParam(r, "segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "segment_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateSegmentParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch SegmentIfMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Match", Err: err})
+			return
+		}
+
+		params.IfMatch = &IfMatch
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateSegment(w, r, tenantId, segmentId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListSegmentMembers operation middleware
+func (siw *ServerInterfaceWrapper) ListSegmentMembers(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", chi.URLParam(r, "segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "segment_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSegmentMembersParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListSegmentMembers(w, r, tenantId, segmentId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RecomputeSegment operation middleware
+func (siw *ServerInterfaceWrapper) RecomputeSegment(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", chi.URLParam(r, "segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "segment_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RecomputeSegment(w, r, tenantId, segmentId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -6484,6 +6945,18 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/segments/{segment_id}", wrapper.GetSegment)
+	})
+	r.Group(func(r chi.Router) {
+		r.Patch(options.BaseURL+"/v1/tenants/{tenant_id}/segments/{segment_id}", wrapper.UpdateSegment)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/segments/preview", wrapper.PreviewSegment)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/segments/{segment_id}/members", wrapper.ListSegmentMembers)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/segments/{segment_id}/recompute", wrapper.RecomputeSegment)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/erasures/{erasure_id}", wrapper.GetErasure)
@@ -12039,15 +12512,23 @@ type CreateSegmentResponseObject interface {
 	VisitCreateSegmentResponse(w http.ResponseWriter) error
 }
 
-type CreateSegment201JSONResponse Segment
+type CreateSegment201ResponseHeaders struct {
+	ETag string
+}
+
+type CreateSegment201JSONResponse struct {
+	Body    Segment
+	Headers CreateSegment201ResponseHeaders
+}
 
 func (response CreateSegment201JSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12198,6 +12679,158 @@ func (response CreateSegment500ApplicationProblemPlusJSONResponse) VisitCreateSe
 	return err
 }
 
+type PreviewSegmentRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	Body     *PreviewSegmentJSONRequestBody
+}
+
+type PreviewSegmentResponseObject interface {
+	VisitPreviewSegmentResponse(w http.ResponseWriter) error
+}
+
+type PreviewSegment200JSONResponse SegmentPreview
+
+func (response PreviewSegment200JSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment400ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment401ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment403ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment404ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment409ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment413ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment415ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment500ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteSegmentRequestObject struct {
 	TenantId  TenantID  `json:"tenant_id"`
 	SegmentId SegmentID `json:"segment_id"`
@@ -12321,15 +12954,23 @@ type GetSegmentResponseObject interface {
 	VisitGetSegmentResponse(w http.ResponseWriter) error
 }
 
-type GetSegment200JSONResponse Segment
+type GetSegment200ResponseHeaders struct {
+	ETag string
+}
+
+type GetSegment200JSONResponse struct {
+	Body    Segment
+	Headers GetSegment200ResponseHeaders
+}
 
 func (response GetSegment200JSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12405,6 +13046,419 @@ type GetSegment500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetSegment500ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentRequestObject struct {
+	TenantId  TenantID  `json:"tenant_id"`
+	SegmentId SegmentID `json:"segment_id"`
+	Params    UpdateSegmentParams
+	Body      *UpdateSegmentJSONRequestBody
+}
+
+type UpdateSegmentResponseObject interface {
+	VisitUpdateSegmentResponse(w http.ResponseWriter) error
+}
+
+type UpdateSegment200ResponseHeaders struct {
+	ETag string
+}
+
+type UpdateSegment200JSONResponse struct {
+	Body    Segment
+	Headers UpdateSegment200ResponseHeaders
+}
+
+func (response UpdateSegment200JSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment400ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment401ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment403ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment404ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment409ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment412ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment413ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment415ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment500ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembersRequestObject struct {
+	TenantId  TenantID  `json:"tenant_id"`
+	SegmentId SegmentID `json:"segment_id"`
+	Params    ListSegmentMembersParams
+}
+
+type ListSegmentMembersResponseObject interface {
+	VisitListSegmentMembersResponse(w http.ResponseWriter) error
+}
+
+type ListSegmentMembers200JSONResponse SegmentMemberList
+
+func (response ListSegmentMembers200JSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegmentMembers400ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegmentMembers401ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegmentMembers403ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegmentMembers404ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegmentMembers500ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RecomputeSegmentRequestObject struct {
+	TenantId  TenantID  `json:"tenant_id"`
+	SegmentId SegmentID `json:"segment_id"`
+}
+
+type RecomputeSegmentResponseObject interface {
+	VisitRecomputeSegmentResponse(w http.ResponseWriter) error
+}
+
+type RecomputeSegment202ResponseHeaders struct {
+	ETag     string
+	Location string
+}
+
+type RecomputeSegment202JSONResponse struct {
+	Body    Segment
+	Headers RecomputeSegment202ResponseHeaders
+}
+
+func (response RecomputeSegment202JSONResponse) VisitRecomputeSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RecomputeSegment400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RecomputeSegment400ApplicationProblemPlusJSONResponse) VisitRecomputeSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RecomputeSegment401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RecomputeSegment401ApplicationProblemPlusJSONResponse) VisitRecomputeSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RecomputeSegment403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RecomputeSegment403ApplicationProblemPlusJSONResponse) VisitRecomputeSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RecomputeSegment404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RecomputeSegment404ApplicationProblemPlusJSONResponse) VisitRecomputeSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RecomputeSegment409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RecomputeSegment409ApplicationProblemPlusJSONResponse) VisitRecomputeSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RecomputeSegment500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RecomputeSegment500ApplicationProblemPlusJSONResponse) VisitRecomputeSegmentResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -16636,15 +17690,27 @@ type StrictServerInterface interface {
 	// ListSegments The tenant's segments, oldest first
 	// (GET /v1/tenants/{tenant_id}/segments)
 	ListSegments(ctx context.Context, request ListSegmentsRequestObject) (ListSegmentsResponseObject, error)
-	// CreateSegment Define a segment by conditions on profile traits
+	// CreateSegment Define a segment by a definition, or by conditions on profile traits
 	// (POST /v1/tenants/{tenant_id}/segments)
 	CreateSegment(ctx context.Context, request CreateSegmentRequestObject) (CreateSegmentResponseObject, error)
+	// PreviewSegment Count the profiles a definition would hold, changing nothing
+	// (POST /v1/tenants/{tenant_id}/segments/preview)
+	PreviewSegment(ctx context.Context, request PreviewSegmentRequestObject) (PreviewSegmentResponseObject, error)
 	// DeleteSegment Delete a segment; no profile is a member any more
 	// (DELETE /v1/tenants/{tenant_id}/segments/{segment_id})
 	DeleteSegment(ctx context.Context, request DeleteSegmentRequestObject) (DeleteSegmentResponseObject, error)
-	// GetSegment A segment
+	// GetSegment A segment, with its computation status and member count
 	// (GET /v1/tenants/{tenant_id}/segments/{segment_id})
 	GetSegment(ctx context.Context, request GetSegmentRequestObject) (GetSegmentResponseObject, error)
+	// UpdateSegment Change a segment's name, description or definition
+	// (PATCH /v1/tenants/{tenant_id}/segments/{segment_id})
+	UpdateSegment(ctx context.Context, request UpdateSegmentRequestObject) (UpdateSegmentResponseObject, error)
+	// ListSegmentMembers The segment's stored members, by profile ID
+	// (GET /v1/tenants/{tenant_id}/segments/{segment_id}/members)
+	ListSegmentMembers(ctx context.Context, request ListSegmentMembersRequestObject) (ListSegmentMembersResponseObject, error)
+	// RecomputeSegment Compute the segment's memberships again over every profile
+	// (POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute)
+	RecomputeSegment(ctx context.Context, request RecomputeSegmentRequestObject) (RecomputeSegmentResponseObject, error)
 	// ListSources The tenant's event sources
 	// (GET /v1/tenants/{tenant_id}/sources)
 	ListSources(ctx context.Context, request ListSourcesRequestObject) (ListSourcesResponseObject, error)
@@ -18197,6 +19263,39 @@ func (sh *strictHandler) CreateSegment(w http.ResponseWriter, r *http.Request, t
 	}
 }
 
+// PreviewSegment operation middleware
+func (sh *strictHandler) PreviewSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	var request PreviewSegmentRequestObject
+
+	request.TenantId = tenantId
+
+	var body PreviewSegmentJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.PreviewSegment(ctx, request.(PreviewSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PreviewSegment")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(PreviewSegmentResponseObject); ok {
+		if err := validResponse.VisitPreviewSegmentResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // DeleteSegment operation middleware
 func (sh *strictHandler) DeleteSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID) {
 	var request DeleteSegmentRequestObject
@@ -18244,6 +19343,96 @@ func (sh *strictHandler) GetSegment(w http.ResponseWriter, r *http.Request, tena
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetSegmentResponseObject); ok {
 		if err := validResponse.VisitGetSegmentResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateSegment operation middleware
+func (sh *strictHandler) UpdateSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID, params UpdateSegmentParams) {
+	var request UpdateSegmentRequestObject
+
+	request.TenantId = tenantId
+	request.SegmentId = segmentId
+	request.Params = params
+
+	var body UpdateSegmentJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSegment(ctx, request.(UpdateSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSegment")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateSegmentResponseObject); ok {
+		if err := validResponse.VisitUpdateSegmentResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListSegmentMembers operation middleware
+func (sh *strictHandler) ListSegmentMembers(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID, params ListSegmentMembersParams) {
+	var request ListSegmentMembersRequestObject
+
+	request.TenantId = tenantId
+	request.SegmentId = segmentId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSegmentMembers(ctx, request.(ListSegmentMembersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSegmentMembers")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListSegmentMembersResponseObject); ok {
+		if err := validResponse.VisitListSegmentMembersResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RecomputeSegment operation middleware
+func (sh *strictHandler) RecomputeSegment(w http.ResponseWriter, r *http.Request, tenantId TenantID, segmentId SegmentID) {
+	var request RecomputeSegmentRequestObject
+
+	request.TenantId = tenantId
+	request.SegmentId = segmentId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RecomputeSegment(ctx, request.(RecomputeSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RecomputeSegment")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RecomputeSegmentResponseObject); ok {
+		if err := validResponse.VisitRecomputeSegmentResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -41,6 +41,8 @@ var startCursors = map[string]string{
 	"/v1/tenants/{tenant_id}/profiles/{profile_id}/events": "AkY",
 	// page.EncodeString("F"): before every "seg_..." ID, oldest first.
 	"/v1/tenants/{tenant_id}/segments": "AkY",
+	// page.EncodeString("F"): before every "prof_..." ID, by profile ID.
+	"/v1/tenants/{tenant_id}/segments/{segment_id}/members": "AkY",
 }
 
 // TestCursorIsOpaque: on every list, a cursor the API did not issue is a 400

@@ -60,6 +60,9 @@ func TestScopeOfEachRoute(t *testing.T) {
 		id := e.activeTenant("scoped-co")
 		base := "/v1/tenants/" + id
 		events := map[string]any{"batch": []any{segEvent("track", "s1", map[string]any{"userId": "u1", "event": "Signed Up"})}}
+		seg := base + "/segments/" + e.do("POST", base+"/segments", e.admin, map[string]any{"name": "any-plan",
+			"definition": map[string]any{"trait": "plan", "operator": "exists"}}).want(t, 201).str("id")
+		preview := map[string]any{"definition": map[string]any{"trait": "plan", "operator": "exists"}}
 		tests := []struct {
 			method, path string
 			body         any
@@ -74,6 +77,10 @@ func TestScopeOfEachRoute(t *testing.T) {
 			{"PUT", base + "/identity-config", map[string]any{"identifiers": []any{map[string]any{"type": "user_id", "priority": 1, "limit": 1}}}, auth.ScopeProfilesWrite, "", 200},
 			{"GET", base + "/profiles?identifier=user_id:u1", nil, auth.ScopeProfilesRead, "", 200},
 			{"GET", base + "/segments", nil, auth.ScopeSegmentsRead, auth.ScopeSegmentsWrite, 200},
+			{"POST", base + "/segments/preview", preview, auth.ScopeSegmentsRead, auth.ScopeSegmentsWrite, 200},
+			{"GET", seg + "/members", nil, auth.ScopeSegmentsRead, auth.ScopeSegmentsWrite, 200},
+			{"PATCH", seg, map[string]any{"name": "renamed"}, auth.ScopeSegmentsWrite, "", 200},
+			{"POST", seg + "/recompute", nil, auth.ScopeSegmentsWrite, "", 202},
 			{"GET", base + "/grants", nil, auth.ScopeGrantsWrite, "", 200},
 			{"GET", base + "/webhooks", nil, auth.ScopeWebhooksRead, auth.ScopeWebhooksWrite, 200},
 			{"POST", base + "/webhooks", map[string]any{"url": "http://127.0.0.1:9/hook", "event_types": []string{"profile.created"}}, auth.ScopeWebhooksWrite, "", 201},

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,13 +11,87 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles"
 )
 
-func toAPISegment(tenant string, g profiles.Segment) Segment {
+// previewSample is how many profile IDs a preview shows.
+const previewSample = 20
+
+// segmentETag is a segment's entity tag: its version.
+func segmentETag(g profiles.Segment) string { return fmt.Sprintf(`"v%d"`, g.Version) }
+
+// segmentURL is the segment's URL, for Location.
+func segmentURL(tenant, id string) string { return "/v1/tenants/" + tenant + "/segments/" + id }
+
+// toAPISegment converts a segment with its computation status; count is
+// its member count, nil when not counted (lists).
+func toAPISegment(tenant string, g profiles.Segment, st profiles.SegmentStatus, count *int) (Segment, error) {
 	out := Segment{
 		Id: g.ID, TenantId: tenant, Name: g.Name, Description: optional(g.Description),
-		Match: SegmentMatch(g.Match), Conditions: make([]SegmentCondition, len(g.Conditions)), CreatedAt: g.CreatedAt.UTC(),
+		Version: g.Version, Status: SegmentStatus(st.Status), Progress: int(st.Progress),
+		MemberCount: count, CreatedAt: g.CreatedAt.UTC(), UpdatedAt: g.UpdatedAt.UTC(),
 	}
+	if g.UpdatedAt.IsZero() {
+		out.UpdatedAt = out.CreatedAt // made before segments recorded changes
+	}
+	if g.Definition != nil {
+		raw, err := json.Marshal(g.Definition)
+		if err != nil {
+			return Segment{}, fmt.Errorf("segment %s definition: %w", g.ID, err)
+		}
+		var def SegmentDefinition
+		if err := json.Unmarshal(raw, &def); err != nil {
+			return Segment{}, fmt.Errorf("segment %s definition: %w", g.ID, err)
+		}
+		out.Definition = &def
+		return out, nil
+	}
+	match := SegmentMatch(g.Match)
+	if match == "" {
+		match = SegmentMatchAll
+	}
+	conds := make([]SegmentCondition, len(g.Conditions))
 	for i, c := range g.Conditions {
-		out.Conditions[i] = SegmentCondition{Trait: c.Trait, Operator: SegmentConditionOperator(c.Operator), Value: c.Value}
+		conds[i] = SegmentCondition{Trait: c.Trait, Operator: SegmentConditionOperator(c.Operator), Value: c.Value}
+	}
+	out.Match, out.Conditions = &match, &conds
+	return out, nil
+}
+
+// segmentView reads a segment's status (and, with count, its member count)
+// and converts it.
+func (s *Server) segmentView(ctx context.Context, tenant string, g profiles.Segment, count bool) (Segment, error) {
+	st, err := s.profiles.Status(ctx, tenant, g.ID)
+	if err != nil {
+		return Segment{}, err
+	}
+	var n *int
+	if count {
+		c, err := s.profiles.MemberCount(ctx, tenant, g.ID)
+		if err != nil {
+			return Segment{}, err
+		}
+		n = &c
+	}
+	return toAPISegment(tenant, g, st, n)
+}
+
+// fromAPIDefinition decodes a request's definition: the generated type
+// holds it as decoded JSON, so it is encoded again for ParseDefinition,
+// whose errors name the member by its JSON Pointer under /definition.
+func fromAPIDefinition(def SegmentDefinition) (*profiles.Node, error) {
+	raw, err := json.Marshal(def)
+	if err != nil {
+		return nil, badRequest("/definition", "not JSON: "+err.Error())
+	}
+	n, err := profiles.ParseDefinition(raw, "/definition")
+	if err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+func fromAPIConditions(cs []SegmentCondition) []profiles.Condition {
+	out := make([]profiles.Condition, len(cs))
+	for i, c := range cs {
+		out[i] = profiles.Condition{Trait: c.Trait, Operator: string(c.Operator), Value: c.Value}
 	}
 	return out
 }
@@ -25,21 +100,33 @@ func (s *Server) CreateSegment(ctx context.Context, req CreateSegmentRequestObje
 	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
 		return nil, err
 	}
-	g := profiles.Segment{Name: req.Body.Name, Conditions: make([]profiles.Condition, len(req.Body.Conditions))}
+	var g profiles.Segment
+	g.Name = req.Body.Name
 	if req.Body.Description != nil {
 		g.Description = *req.Body.Description
 	}
 	if req.Body.Match != nil {
 		g.Match = string(*req.Body.Match)
 	}
-	for i, c := range req.Body.Conditions {
-		g.Conditions[i] = profiles.Condition{Trait: c.Trait, Operator: string(c.Operator), Value: c.Value}
+	if req.Body.Conditions != nil {
+		g.Conditions = fromAPIConditions(*req.Body.Conditions)
+	}
+	if req.Body.Definition != nil {
+		def, err := fromAPIDefinition(*req.Body.Definition)
+		if err != nil {
+			return nil, err
+		}
+		g.Definition = def
 	}
 	g, err := s.profiles.CreateSegment(ctx, req.TenantId, g, s.queueRecompute)
 	if err != nil {
 		return nil, err
 	}
-	return CreateSegment201JSONResponse(toAPISegment(req.TenantId, g)), nil
+	out, err := s.segmentView(ctx, req.TenantId, g, true)
+	if err != nil {
+		return nil, err
+	}
+	return CreateSegment201JSONResponse{Body: out, Headers: CreateSegment201ResponseHeaders{ETag: segmentETag(g)}}, nil
 }
 
 func (s *Server) ListSegments(ctx context.Context, req ListSegmentsRequestObject) (ListSegmentsResponseObject, error) {
@@ -58,7 +145,10 @@ func (s *Server) ListSegments(ctx context.Context, req ListSegmentsRequestObject
 	list, next := page.TrimString(list, limit, func(g profiles.Segment) string { return g.ID })
 	items := make([]Segment, len(list))
 	for i, g := range list {
-		items[i] = toAPISegment(req.TenantId, g)
+		// No member_count: a count for each item would cost a query each.
+		if items[i], err = s.segmentView(ctx, req.TenantId, g, false); err != nil {
+			return nil, err
+		}
 	}
 	return ListSegments200JSONResponse{Items: items, NextCursor: next}, nil
 }
@@ -68,7 +158,147 @@ func (s *Server) GetSegment(ctx context.Context, req GetSegmentRequestObject) (G
 	if err != nil {
 		return nil, err
 	}
-	return GetSegment200JSONResponse(toAPISegment(req.TenantId, g)), nil
+	out, err := s.segmentView(ctx, req.TenantId, g, true)
+	if err != nil {
+		return nil, err
+	}
+	return GetSegment200JSONResponse{Body: out, Headers: GetSegment200ResponseHeaders{ETag: segmentETag(g)}}, nil
+}
+
+func (s *Server) UpdateSegment(ctx context.Context, req UpdateSegmentRequestObject) (UpdateSegmentResponseObject, error) {
+	version, err := s.segmentIfMatch(ctx, req.TenantId, req.SegmentId, req.Params.IfMatch)
+	if err != nil {
+		return nil, err
+	}
+	b := req.Body
+	var def *profiles.Node
+	if b.Definition != nil {
+		if def, err = fromAPIDefinition(*b.Definition); err != nil {
+			return nil, err
+		}
+	}
+	if def != nil && (b.Match != nil || b.Conditions != nil) {
+		return nil, badRequest("/definition", "either definition, or match and conditions, not both")
+	}
+	g, err := s.profiles.UpdateSegment(ctx, req.TenantId, req.SegmentId, version, func(g *profiles.Segment) error {
+		if b.Name != nil {
+			g.Name = *b.Name
+		}
+		if b.Description != nil {
+			g.Description = *b.Description
+		}
+		switch {
+		case def != nil:
+			g.Definition, g.Match, g.Conditions = def, "", nil
+		case b.Conditions != nil:
+			g.Definition, g.Conditions = nil, fromAPIConditions(*b.Conditions)
+			g.Match = ""
+			if b.Match != nil {
+				g.Match = string(*b.Match)
+			}
+		case b.Match != nil:
+			if g.Definition != nil {
+				return badRequest("/conditions", "a segment defined by definition needs conditions with match")
+			}
+			g.Match = string(*b.Match)
+		}
+		return nil
+	}, s.queueRecompute)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.segmentView(ctx, req.TenantId, g, true)
+	if err != nil {
+		return nil, err
+	}
+	return UpdateSegment200JSONResponse{Body: out, Headers: UpdateSegment200ResponseHeaders{ETag: segmentETag(g)}}, nil
+}
+
+// segmentIfMatch returns the version an edit must find for the segment's
+// If-Match field: 0 (any) when absent or "*", the current version when a
+// strong tag names it (the store still checks it did not change since),
+// and ErrSegmentVersion (412) when none does. A malformed field is a 400.
+func (s *Server) segmentIfMatch(ctx context.Context, tenant, id string, h *SegmentIfMatch) (int64, error) {
+	if h == nil {
+		return 0, nil
+	}
+	anyTag, tags, err := parseIfMatch(*h)
+	if err != nil {
+		return 0, ifMatchProblem(err)
+	}
+	if anyTag {
+		return 0, nil
+	}
+	g, err := s.profiles.GetSegment(ctx, tenant, id)
+	if err != nil {
+		return 0, err
+	}
+	want := fmt.Sprintf("v%d", g.Version)
+	weakOnly := true
+	for _, tag := range tags {
+		weakOnly = weakOnly && tag.weak
+		if !tag.weak && tag.opaque == want {
+			return g.Version, nil
+		}
+	}
+	if weakOnly {
+		return 0, errWeakIfMatch
+	}
+	return 0, profiles.ErrSegmentVersion
+}
+
+func (s *Server) PreviewSegment(ctx context.Context, req PreviewSegmentRequestObject) (PreviewSegmentResponseObject, error) {
+	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
+		return nil, err
+	}
+	def, err := fromAPIDefinition(req.Body.Definition)
+	if err != nil {
+		return nil, err
+	}
+	n, ids, err := s.profiles.Preview(ctx, req.TenantId, *def, previewSample)
+	if err != nil {
+		return nil, err
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return PreviewSegment200JSONResponse{MemberCount: n, Sample: ids}, nil
+}
+
+func (s *Server) ListSegmentMembers(ctx context.Context, req ListSegmentMembersRequestObject) (ListSegmentMembersResponseObject, error) {
+	limit := page.Limit(req.Params.Limit)
+	after, err := decodeStringCursor(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.profiles.Members(ctx, req.TenantId, req.SegmentId, after, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	list, next := page.TrimString(list, limit, func(m profiles.SegmentMember) string { return m.ProfileID })
+	items := make([]SegmentMember, len(list))
+	for i, m := range list {
+		items[i] = SegmentMember{ProfileId: m.ProfileID, EnteredAt: m.EnteredAt.UTC()}
+	}
+	return ListSegmentMembers200JSONResponse{Items: items, NextCursor: next}, nil
+}
+
+func (s *Server) RecomputeSegment(ctx context.Context, req RecomputeSegmentRequestObject) (RecomputeSegmentResponseObject, error) {
+	st, err := s.profiles.Recompute(ctx, req.TenantId, req.SegmentId, s.queueRecompute)
+	if err != nil {
+		return nil, err
+	}
+	g, err := s.profiles.GetSegment(ctx, req.TenantId, req.SegmentId)
+	if err != nil {
+		return nil, err
+	}
+	out, err := toAPISegment(req.TenantId, g, st, nil)
+	if err != nil {
+		return nil, err
+	}
+	return RecomputeSegment202JSONResponse{Body: out, Headers: RecomputeSegment202ResponseHeaders{
+		ETag: segmentETag(g), Location: segmentURL(req.TenantId, g.ID),
+	}}, nil
 }
 
 func (s *Server) DeleteSegment(ctx context.Context, req DeleteSegmentRequestObject) (DeleteSegmentResponseObject, error) {

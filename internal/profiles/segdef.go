@@ -206,8 +206,9 @@ func (n *Node) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Tree converts a legacy definition (Match and Conditions) into a node
-// that holds exactly when the segment matches: an all or any of trait
+// Tree returns the segment's definition: Definition when it has one (version
+// 2); otherwise it converts the legacy definition (Match and Conditions)
+// into a node that holds exactly when the segment matches: an all or any of trait
 // leaves, the operators and values unchanged. An all of no conditions
 // holds, an any of none does not, as with matches. The tree need not pass
 // ParseDefinition: legacy segments could hold values (an exists with a

@@ -1197,17 +1197,21 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The tenant's segments, oldest first */
+        /**
+         * The tenant's segments, oldest first
+         * @description Items carry `status` and `progress` but no `member_count`, which would cost a count for each; GET a segment for its count.
+         */
         get: operations["listSegments"];
         put?: never;
         /**
-         * Define a segment by conditions on profile traits
-         * @description A profile is a member of the segment while its traits (merged across
-         *     its merged profiles, newest value first) meet the conditions: all of
-         *     them, or any one with `match: any`. Memberships are evaluated when a
-         *     profile is read, so they follow every trait change, merge, unmerge and
-         *     erasure at once; a segment made or deleted counts at once on the
-         *     replica that served the call, and on other replicas within a second.
+         * Define a segment by a definition, or by conditions on profile traits
+         * @description A segment is defined either by `definition` (version 2, a tree of
+         *     conditions on traits, events, identifiers and other segments; see
+         *     SegmentDefinition) or by `match` and `conditions` (version 1: its
+         *     traits, merged across its merged profiles, newest value first, meet
+         *     all the conditions, or any one with `match: any`), not both.
+         *     Memberships are computed over every profile by a job (`status`
+         *     `computing`, then `ready`), and kept up to date as events arrive.
          *     A tenant has at most 500 segments.
          */
         post: operations["createSegment"];
@@ -1227,12 +1231,85 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** A segment */
+        /** A segment, with its computation status and member count */
         get: operations["getSegment"];
         put?: never;
         post?: never;
-        /** Delete a segment; no profile is a member any more */
+        /**
+         * Delete a segment; no profile is a member any more
+         * @description A segment that another segment's definition references cannot be deleted (`409 segment-referenced`).
+         */
         delete: operations["deleteSegment"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a segment's name, description or definition
+         * @description Absent fields stay as they are. A `definition` replaces `match` and
+         *     `conditions`, and `conditions` (with `match`) replace a
+         *     `definition`. A changed definition is computed again (`status`
+         *     `computing`). Send `If-Match` with the ETag you read to avoid lost
+         *     updates.
+         */
+        patch: operations["updateSegment"];
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}/segments/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Count the profiles a definition would hold, changing nothing
+         * @description Evaluates the definition over every profile of the tenant now; nothing is stored.
+         */
+        post: operations["previewSegment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}/segments/{segment_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                segment_id: components["parameters"]["SegmentID"];
+            };
+            cookie?: never;
+        };
+        /** The segment's stored members, by profile ID */
+        get: operations["listSegmentMembers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}/segments/{segment_id}/recompute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                segment_id: components["parameters"]["SegmentID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Compute the segment's memberships again over every profile */
+        post: operations["recomputeSegment"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2076,26 +2153,103 @@ export interface components {
             /** @description The operand, any JSON value. */
             value?: unknown;
         };
+        /**
+         * @description A segment definition (version 2): one node, a JSON object with
+         *     exactly one of these shapes.
+         *
+         *     - `{"all": [node, ...]}`, `{"any": [node, ...]}`: all, or any one,
+         *       of 1 to 50 nodes hold; `{"not": node}`: the node does not hold.
+         *     - Trait leaf `{"trait": name, "operator": op, "value": v}`: the
+         *       operators of SegmentCondition, and `starts_with`, `gte`, `lte`,
+         *       `between` (`value` [low, high]), `older_than` and `within`
+         *       (`value` a duration such as `"30d"`, `"12h"`).
+         *     - Event leaf `{"event": name}` (a track event) or `{"event_type":
+         *       type}`, with optional `where` (up to 20 `{"property": dotted.path,
+         *       "operator": op, "value": v}`), `count` (`{"operator": "at_least" |
+         *       "at_most" | "exactly", "value": n}`, at least one event when
+         *       absent), and at most one of `within` (a duration) or `between`
+         *       ([from, to), RFC 3339 times).
+         *     - Identifier leaf `{"identifier": type, "operator": "exists" |
+         *       "not_exists"}`.
+         *     - Segment leaf `{"segment": id}`: a member of another segment of the
+         *       tenant (no cycles).
+         *
+         *     At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
+         *     definition itself: a `400` names the offending node or member by its
+         *     JSON Pointer in `errors[].field` (`/definition/all/2/within`).
+         */
+        SegmentDefinition: {
+            [key: string]: unknown;
+        };
+        /** @description Either `definition`, or `conditions` (with `match`), not both. */
         SegmentCreate: {
             name: string;
             description?: string;
+            definition?: components["schemas"]["SegmentDefinition"];
             /**
              * @default all
              * @enum {string}
              */
             match: "all" | "any";
-            conditions: components["schemas"]["SegmentCondition"][];
+            conditions?: components["schemas"]["SegmentCondition"][];
+        };
+        /** @description Absent fields stay as they are; `definition` and `conditions` exclude each other. */
+        SegmentUpdate: {
+            name?: string;
+            description?: string;
+            definition?: components["schemas"]["SegmentDefinition"];
+            /** @enum {string} */
+            match?: "all" | "any";
+            conditions?: components["schemas"]["SegmentCondition"][];
         };
         Segment: {
             id: string;
             tenant_id: components["schemas"]["TenantID"];
             name: string;
             description?: string;
-            /** @enum {string} */
-            match: "all" | "any";
-            conditions: components["schemas"]["SegmentCondition"][];
+            definition?: components["schemas"]["SegmentDefinition"];
+            /**
+             * @description Version 1 segments only.
+             * @enum {string}
+             */
+            match?: "all" | "any";
+            /** @description Version 1 segments only. */
+            conditions?: components["schemas"]["SegmentCondition"][];
+            /**
+             * Format: int64
+             * @description Increases on every change; the ETag carries it.
+             */
+            version: number;
+            /**
+             * @description `computing` while the memberships of the current definition are being computed, then `ready`.
+             * @enum {string}
+             */
+            status: "computing" | "ready";
+            /** @description Percent of profiles computed. */
+            progress: number;
+            /** @description Stored members; absent in lists. */
+            member_count?: number;
             /** Format: date-time */
             created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        SegmentPreviewRequest: {
+            definition: components["schemas"]["SegmentDefinition"];
+        };
+        SegmentPreview: {
+            member_count: number;
+            /** @description IDs of up to 20 profiles that meet the definition. */
+            sample: string[];
+        };
+        SegmentMember: {
+            profile_id: string;
+            /** Format: date-time */
+            entered_at: string;
+        };
+        SegmentMemberList: {
+            items: components["schemas"]["SegmentMember"][];
+            next_cursor: string | null;
         };
         SegmentList: {
             items: components["schemas"]["Segment"][];
@@ -2410,6 +2564,13 @@ export interface components {
     };
     parameters: {
         /**
+         * @description The segment's ETag last read (`"v3"`), a list of them, or `*`, as
+         *     RFC 9110 defines If-Match. The change fails with `412`, changing
+         *     nothing, unless a listed strong tag is the segment's current one.
+         *     Absent, the change applies to the current version.
+         */
+        SegmentIfMatch: string;
+        /**
          * @description The tenant's ETag last read (`"v3"`), a list of them (`"v3", "v4"`)
          *     or `*`, as RFC 9110 defines If-Match. The change fails with `412`,
          *     changing nothing, unless a listed tag is the tenant's current one;
@@ -2438,6 +2599,8 @@ export interface components {
         WebhookETag: string;
         /** @description The tenant's version; send it back in If-Match. */
         ETag: string;
+        /** @description The segment's version (`"v3"`); send it back in If-Match. */
+        SegmentETag: string;
     };
     pathItems: never;
 }
@@ -4258,9 +4421,10 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The segment. */
+            /** @description The segment, computing. */
             201: {
                 headers: {
+                    ETag: components["headers"]["SegmentETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4293,6 +4457,7 @@ export interface operations {
             /** @description The segment. */
             200: {
                 headers: {
+                    ETag: components["headers"]["SegmentETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4324,6 +4489,150 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    updateSegment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The segment's ETag last read (`"v3"`), a list of them, or `*`, as
+                 *     RFC 9110 defines If-Match. The change fails with `412`, changing
+                 *     nothing, unless a listed strong tag is the segment's current one.
+                 *     Absent, the change applies to the current version.
+                 */
+                "If-Match"?: components["parameters"]["SegmentIfMatch"];
+            };
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                segment_id: components["parameters"]["SegmentID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentUpdate"];
+            };
+        };
+        responses: {
+            /** @description The segment after the change. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["SegmentETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    previewSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentPreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description How many profiles meet the definition, and some of them. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentPreview"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listSegmentMembers: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                segment_id: components["parameters"]["SegmentID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of members. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentMemberList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    recomputeSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                segment_id: components["parameters"]["SegmentID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted; the segment is computing. */
+            202: {
+                headers: {
+                    /** @description The segment's URL. */
+                    Location: string;
+                    ETag: components["headers"]["SegmentETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];

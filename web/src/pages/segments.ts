@@ -71,11 +71,15 @@ export async function segmentsPage(params: Record<string, string>) {
   return [
     h('p', { class: 'crumbs' }, h('a', { href: `/tenants/${id}` }, 'Tenant'), ' / Segments'),
     h('h1', null, 'Segments'),
-    table('Segments', ['Name', 'Match', 'Conditions', 'Created', ''], data.items.map((sg) => [
-      sg.name, sg.match, h('ul', { class: 'plain' }, sg.conditions.map((c) => h('li', null, h('code', null, describe(c))))), fmtTime(sg.created_at),
+    table('Segments', ['Name', 'Match', 'Conditions', 'Status', 'Created', ''], data.items.map((sg) => [
+      sg.name, sg.match ?? 'definition',
+      sg.conditions
+        ? h('ul', { class: 'plain' }, sg.conditions.map((c) => h('li', null, h('code', null, describe(c)))))
+        : h('code', null, JSON.stringify(sg.definition ?? {})),
+      sg.status === 'computing' ? `computing (${sg.progress}%)` : sg.status, fmtTime(sg.created_at),
       h('button', { type: 'button', class: 'small danger', onClick: () => del(sg.id, sg.name) }, `Delete ${sg.name}`),
     ]), 'none yet.'),
     out,
-    section('New segment', h('p', { class: 'muted' }, 'Memberships are computed as profiles change; the API has no preview of matches yet.'), form),
+    section('New segment', h('p', { class: 'muted' }, 'Memberships are computed by a job when a segment is made, then kept up to date as profiles change.'), form),
   ];
 }
