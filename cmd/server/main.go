@@ -346,6 +346,16 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
+	guard := &webhooks.Guard{AllowHTTP: cfg.WebhookAllowHTTP, Allow: cfg.webhookAllow}
+	webhookSvc, err := webhooks.New(webhooks.Config{
+		Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	// Segment transitions and profile changes go out as webhooks.
+	profileSvc.SetOutbox(noticeOutbox{webhookSvc})
+
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	grantSvc.Register(workers)
@@ -364,13 +374,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return fmt.Errorf("start workers: %w", err)
 	}
 
-	guard := &webhooks.Guard{AllowHTTP: cfg.WebhookAllowHTTP, Allow: cfg.webhookAllow}
-	webhookSvc, err := webhooks.New(webhooks.Config{
-		Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
 	// The dispatcher runs until shutdown, on a context of its own so that
 	// it stops after the HTTP server: requests in flight may enqueue.
 	dispatchCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))

@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
+	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
 // newProfileStores opens the profile store and the raw zone the
@@ -45,4 +46,22 @@ func newAWSProfileStores(ctx context.Context, cfg *config, loc profiles.Placemen
 		return nil, nil, nil, fmt.Errorf("raw zone: %w", err)
 	}
 	return st, &rawzone.Coalescer{Zone: raw}, func() error { return nil }, nil
+}
+
+// noticeOutbox hands the profile store's notices (segment transitions,
+// profile changes) to the webhook deliveries.
+type noticeOutbox struct{ w *webhooks.Service }
+
+var _ profiles.Outbox = noticeOutbox{}
+
+func (o noticeOutbox) Subscribed(ctx context.Context, tenant, typ string) (bool, error) {
+	return o.w.Subscribed(ctx, tenant, typ)
+}
+
+func (o noticeOutbox) Deliver(ctx context.Context, tenant string, ns []profiles.Notice) error {
+	evs := make([]webhooks.Event, len(ns))
+	for i, n := range ns {
+		evs[i] = webhooks.Event{ID: n.ID, Type: n.Type, TenantID: tenant, ProfileID: n.ProfileID, SegmentID: n.SegmentID, At: n.At, Data: n.Data, Traits: n.Traits}
+	}
+	return o.w.Enqueue(ctx, evs)
 }

@@ -275,6 +275,7 @@ const maxEvaluateAttempts = 16
 // member. only, if not empty, limits a full evaluation to those segments
 // (and their dependents).
 func (s *Service) evaluate(ctx context.Context, tenant, member string, full bool, only ...string) error {
+	defer s.relaySoon()
 	for range maxEvaluateAttempts {
 		err := s.evaluateOnce(ctx, tenant, member, full, only)
 		if !errors.Is(err, ErrConditionFailed) {
@@ -581,7 +582,7 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 		for i := range notices {
 			notices[i].Traits = traits
 			notices[i].Data = withIdentifiers(notices[i].Data, idents)
-			ops = append(ops, noticeOp(tenant, notices[i]))
+			ops = append(ops, s.noticeOp(tenant, notices[i]))
 		}
 	}
 	if len(ops) == 0 {
@@ -693,11 +694,41 @@ func withIdentifiers(data json.RawMessage, ids []ProfileIdentifier) json.RawMess
 	return out
 }
 
-// noticeOp writes a notice to the tenant's outbox. Its sort key starts
-// with the time, so the relay reads notices in order.
-func noticeOp(tenant string, n Notice) Op {
+// noticeOp writes a notice to the tenant's outbox, and notes that the
+// tenant's outbox is to be relayed (relaySoon). Its sort key starts with
+// the time, so the relay reads notices in order.
+func (s *Service) noticeOp(tenant string, n Notice) Op {
+	s.relays.Store(tenant, true)
 	data, _ := json.Marshal(n)
 	return Op{Put: &Item{PK: outboxPK(tenant), SK: sortTime(n.At) + "#" + n.ID, Data: data}}
+}
+
+// relaySoon relays, in the background, the outboxes of the tenants for
+// which notices were written since it last ran: a caller calls it once its
+// transactions committed, so that a notice is delivered within moments
+// rather than at the next sweep. One relay runs at a time a replica.
+func (s *Service) relaySoon() {
+	if s.outbox == nil || !s.relayRunning.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.relayRunning.Store(false)
+		for {
+			var tenants []string
+			s.relays.Range(func(k, _ any) bool {
+				s.relays.Delete(k)
+				tenants = append(tenants, k.(string))
+				return true
+			})
+			if len(tenants) == 0 {
+				return
+			}
+			for _, t := range tenants {
+				// A failure is left to the sweep.
+				_, _ = s.Relay(context.Background(), t)
+			}
+		}
+	}()
 }
 
 // Relay hands the tenant's outbox to the Outbox, oldest first, and deletes
@@ -719,6 +750,12 @@ func (s *Service) Relay(ctx context.Context, tenant string) (int, error) {
 				return total, fmt.Errorf("outbox %s: %w", it.SK, err)
 			}
 			ops[i] = Op{Delete: &Key{PK: it.PK, SK: it.SK}}
+		}
+		// A notice leaves only once what it announces is durable.
+		if sy, ok := s.store.(Syncer); ok {
+			if err := sy.Sync(ctx); err != nil {
+				return total, err
+			}
 		}
 		if err := s.outbox.Deliver(ctx, tenant, notices); err != nil {
 			return total, err
@@ -811,7 +848,7 @@ func (s *Service) leaveAudiences(ctx context.Context, tenant string, e Erasure) 
 		// An outbox item that already went out must not go twice: its key
 		// is stable, and IfAbsent makes a rerun skip it... unless relayed;
 		// receivers deduplicate by its ID then.
-		pairs = append(pairs, []Op{noticeOp(tenant, n)})
+		pairs = append(pairs, []Op{s.noticeOp(tenant, n)})
 	}
 	var rest []Op
 	for _, m := range e.Members {
@@ -824,7 +861,7 @@ func (s *Service) leaveAudiences(ctx context.Context, tenant string, e Erasure) 
 			var d membershipData
 			if json.Unmarshal(it.Data, &d) == nil && subscribed(NoticeSegmentExited) {
 				data, _ := json.Marshal(map[string]any{"segment": map[string]any{"id": it.SK}, "profile_id": m, "entered_at": d.EnteredAt, "reason": "erased"})
-				pair = append(pair, noticeOp(tenant, Notice{ID: transitionID(d.Notice, "exited"), Type: NoticeSegmentExited, ProfileID: m, SegmentID: it.SK, At: now, Data: data}))
+				pair = append(pair, s.noticeOp(tenant, Notice{ID: transitionID(d.Notice, "exited"), Type: NoticeSegmentExited, ProfileID: m, SegmentID: it.SK, At: now, Data: data}))
 			}
 			pairs = append(pairs, pair)
 		}
@@ -849,6 +886,7 @@ func (s *Service) leaveAudiences(ctx context.Context, tenant string, e Erasure) 
 			return err
 		}
 	}
+	s.relaySoon()
 	return nil
 }
 
@@ -868,5 +906,5 @@ func (s *Service) profileNotices(ctx context.Context, tenant string, ev Event, r
 		return nil
 	}
 	d, _ := json.Marshal(data)
-	return []Op{noticeOp(tenant, Notice{ID: transitionID(tenant, typ, ev.MessageID, root), Type: typ, ProfileID: root, At: now, Data: d})}
+	return []Op{s.noticeOp(tenant, Notice{ID: transitionID(tenant, typ, ev.MessageID, root), Type: typ, ProfileID: root, At: now, Data: d})}
 }

@@ -45,6 +45,7 @@ func (s *Service) Ingest(ctx context.Context, tenant string, events []Event) (In
 	if sy, ok := s.store.(Syncer); ok && err == nil && res.Duplicates+res.Suppressed > 0 {
 		err = sy.Sync(ctx)
 	}
+	s.relaySoon()
 	return res, err
 }
 

@@ -428,7 +428,7 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 		ops := []Op{{Delete: &Key{PK: membershipKey(tenant, root, g.ID).PK, SK: g.ID}, IfVersion: it.Version}}
 		var d membershipData
 		if json.Unmarshal(it.Data, &d) == nil && subscribed(NoticeSegmentExited) {
-			ops = append(ops, noticeOp(tenant, segmentNotice(NoticeSegmentExited, transitionID(d.Notice, "exited"), g, root, start, d.EnteredAt)))
+			ops = append(ops, s.noticeOp(tenant, segmentNotice(NoticeSegmentExited, transitionID(d.Notice, "exited"), g, root, start, d.EnteredAt)))
 		}
 		pending, pendingRoots = append(pending, ops), append(pendingRoots, root)
 	}
@@ -460,7 +460,7 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 			if subscribed(NoticeSegmentEntered) {
 				n := segmentNotice(NoticeSegmentEntered, d.Notice, g, p.root, start, start)
 				n.Traits = p.facts.Traits
-				ops = append(ops, noticeOp(tenant, n))
+				ops = append(ops, s.noticeOp(tenant, n))
 			}
 			pending, pendingRoots = append(pending, ops), append(pendingRoots, p.root)
 		case !in && isMember:
@@ -491,6 +491,7 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 			return err
 		}
 	}
+	s.relaySoon()
 	st.Status, st.Progress, st.ComputedAt = SegmentReady, 100, s.now().UTC()
 	if err := s.saveStatus(ctx, tenant, g.ID, st); err != nil {
 		return err

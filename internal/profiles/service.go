@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +32,10 @@ type Service struct {
 	segments segmentCache
 	configs  configCache
 	outbox   Outbox
+	// relays notes the tenants whose outbox has notices to relay;
+	// relayRunning is set while relaySoon's goroutine runs.
+	relays       sync.Map
+	relayRunning atomic.Bool
 }
 
 // NewService returns a Service. now defaults to time.Now.

@@ -72,7 +72,7 @@ func (s *Service) Unmerge(ctx context.Context, tenant, profileID, mergedID strin
 		if s.outbox != nil {
 			if ok, err := s.outbox.Subscribed(ctx, tenant, NoticeProfileUnmerged); err == nil && ok {
 				d, _ := json.Marshal(map[string]any{"profile_id": p.ID, "unmerged_profile_id": mergedID})
-				ops = append(ops, noticeOp(tenant, Notice{ID: transitionID(tenant, "unmerged", record.SK), Type: NoticeProfileUnmerged, ProfileID: p.ID, At: now, Data: d}))
+				ops = append(ops, s.noticeOp(tenant, Notice{ID: transitionID(tenant, "unmerged", record.SK), Type: NoticeProfileUnmerged, ProfileID: p.ID, At: now, Data: d}))
 			}
 		}
 		err = s.store.Transact(ctx, ops)
