@@ -148,7 +148,10 @@ func (w *audienceSweeper) Work(ctx context.Context, _ *river.Job[audienceSweepAr
 func audienceJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(audienceSweepEvery), func() (river.JobArgs, *river.InsertOpts) {
-			return audienceSweepArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}}}
+			// One sweep at a time: a slow one is not queued behind.
+			return audienceSweepArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+				rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+			}}}
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
 }
