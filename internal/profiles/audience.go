@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -295,75 +296,128 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 	if err != nil {
 		return err
 	}
-	var ops []Op
-	root := memberID
-	var members []member
+	st := &profileState{root: memberID, current: map[string]held{}, leftover: map[string]held{}}
 	if ok {
 		m, err := readMember(it)
 		if err != nil {
 			return err
 		}
-		root = m.Root
-		if members, err = r.profileMembers(ctx, root, m); err != nil {
+		st.root = m.Root
+		if st.members, err = r.profileMembers(ctx, st.root, m); err != nil {
 			return err
 		}
 	}
 	ids := []string{memberID}
-	for _, m := range members {
+	for _, m := range st.members {
 		if m.ID != memberID {
 			ids = append(ids, m.ID)
 		}
 	}
 	// The markers of every member, and the memberships each holds (a
 	// member that was a root before a merge may still hold some).
-	type held struct {
-		profile string
-		item    Item
-		data    membershipData
-	}
-	var markers []Item
-	current := map[string]held{}  // the root's memberships, by segment
-	leftover := map[string]held{} // a merged member's, by segment
 	for _, id := range ids {
 		mk, err := s.store.Query(ctx, QueryInput{PK: queuePK(tenant), Prefix: id + "#"})
 		if err != nil {
 			return err
 		}
-		markers = append(markers, mk...)
+		st.markers = append(st.markers, mk...)
 		ms, err := s.store.Query(ctx, QueryInput{PK: membershipKey(tenant, id, "").PK})
 		if err != nil {
 			return err
 		}
 		for _, it := range ms {
-			var d membershipData
-			if err := json.Unmarshal(it.Data, &d); err != nil {
-				return fmt.Errorf("membership %s %s: %w", it.PK, it.SK, err)
-			}
-			h := held{profile: id, item: it, data: d}
-			if id == root {
-				current[it.SK] = h
-			} else {
-				leftover[it.SK] = h
+			if err := st.hold(id, it); err != nil {
+				return err
 			}
 		}
 	}
-	for _, mk := range markers {
-		ops = append(ops, Op{Delete: &Key{PK: mk.PK, SK: mk.SK}, IfVersion: mk.Version})
-	}
-	now := s.now().UTC()
-	if len(members) == 0 {
+	if len(st.members) == 0 {
 		// The member is gone (erased): its markers go with it, and the
 		// erasure took its memberships.
+		var ops []Op
+		for _, mk := range st.markers {
+			ops = append(ops, Op{Delete: &Key{PK: mk.PK, SK: mk.SK}, IfVersion: mk.Version})
+		}
 		if len(ops) == 0 {
 			return nil
 		}
 		return s.store.Transact(ctx, ops)
 	}
+	p, err := aud.plan(st.markers, full || len(st.leftover) > 0 || len(st.members) > 1 && len(st.markers) > 0, only)
+	if err != nil {
+		return err
+	}
+	var aggKeys []Key
+	for _, m := range st.members {
+		for key := range p.leafKeys {
+			aggKeys = append(aggKeys, aggregateKey(tenant, m.ID, key))
+		}
+	}
+	if st.aggs, err = s.store.BatchGet(ctx, aggKeys); err != nil {
+		return err
+	}
+	ops, notices, err := s.decide(ctx, tenant, aud, st, p, s.now().UTC(), true)
+	if err != nil {
+		return err
+	}
+	if ops, err = s.withNotices(ctx, tenant, st, ops, notices); err != nil {
+		return err
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	return s.transactChunked(ctx, tenant, st.root, ops)
+}
 
-	// Which segments to evaluate.
-	todo := map[string]bool{}
-	all := full || len(leftover) > 0 || len(members) > 1 && len(markers) > 0
-	var changed []markData
+// held is a stored membership as read.
+type held struct {
+	profile string
+	item    Item
+	data    membershipData
+}
+
+// profileState is what an evaluation read of one profile.
+type profileState struct {
+	root    string
+	members []member
+	// markers are the events to consume (with their versions).
+	markers []Item
+	// current are the root's memberships by segment; leftover those a
+	// merged member still holds from before its merge.
+	current, leftover map[string]held
+	// aggs are the members' aggregates read, by key; absent ones have none.
+	aggs map[Key]Item
+}
+
+// hold records a membership item of member id.
+func (st *profileState) hold(id string, it Item) error {
+	var d membershipData
+	if err := json.Unmarshal(it.Data, &d); err != nil {
+		return fmt.Errorf("membership %s %s: %w", it.PK, it.SK, err)
+	}
+	h := held{profile: id, item: it, data: d}
+	if id == st.root {
+		st.current[it.SK] = h
+	} else {
+		st.leftover[it.SK] = h
+	}
+	return nil
+}
+
+// evaluation is what an evaluation must read and decide: the segments to
+// evaluate, the event leaves whose aggregates it reads or updates, and the
+// markers' events by member.
+type evaluation struct {
+	todo      map[string]bool
+	leafKeys  map[string]bool
+	perMember map[string][]markData
+}
+
+// plan decides, from the markers to consume, which segments an
+// evaluation re-evaluates (all of them, or those of only, when all is set
+// or a marker asks for it) and which aggregates it needs.
+func (a *audience) plan(markers []Item, all bool, only []string) (evaluation, error) {
+	p := evaluation{todo: map[string]bool{}, leafKeys: map[string]bool{}, perMember: map[string][]markData{}}
 	for _, mk := range markers {
 		if strings.HasSuffix(mk.SK, "#~") {
 			all = true
@@ -371,51 +425,74 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 		}
 		var d markData
 		if err := json.Unmarshal(mk.Data, &d); err != nil {
-			return fmt.Errorf("marker %s: %w", mk.SK, err)
+			return p, fmt.Errorf("marker %s: %w", mk.SK, err)
 		}
-		changed = append(changed, d)
+		m, _, _ := strings.Cut(mk.SK, "#")
+		p.perMember[m] = append(p.perMember[m], d)
 		for _, t := range d.Traits {
-			for _, id := range aud.byTrait[t] {
-				todo[id] = true
+			for _, id := range a.byTrait[t] {
+				p.todo[id] = true
 			}
 		}
-		for key, l := range aud.leaves {
+		// Markers feed every aggregate they match, read or not, so that a
+		// leaf's aggregate never misses an event.
+		for key, l := range a.leaves {
 			if l.Matches(d.Type, d.Name, d.Props) {
-				for _, id := range aud.byLeaf[key] {
-					todo[id] = true
+				p.leafKeys[key] = true
+				for _, id := range a.byLeaf[key] {
+					p.todo[id] = true
 				}
 			}
 		}
-		for _, id := range aud.byIdent {
-			todo[id] = true
+		for _, id := range a.byIdent {
+			p.todo[id] = true
 		}
 	}
 	if all {
-		for _, c := range aud.order {
+		for _, c := range a.order {
 			if len(only) == 0 || slices.Contains(only, c.seg.ID) {
-				todo[c.seg.ID] = true
+				p.todo[c.seg.ID] = true
 			}
 		}
 	}
-	for _, id := range slices.Collect(maps.Keys(todo)) {
-		var add func(id string)
-		add = func(id string) {
-			for _, d := range aud.dependents[id] {
-				if !todo[d] {
-					todo[d] = true
-					add(d)
-				}
+	var add func(id string)
+	add = func(id string) {
+		for _, d := range a.dependents[id] {
+			if !p.todo[d] {
+				p.todo[d] = true
+				add(d)
 			}
 		}
+	}
+	for _, id := range slices.Collect(maps.Keys(p.todo)) {
 		add(id)
 	}
+	for id := range p.todo {
+		if c := a.byID[id]; c != nil {
+			for _, l := range c.refs.Events {
+				p.leafKeys[l.Key()] = true
+			}
+		}
+	}
+	return p, nil
+}
 
+// decide returns the writes of an evaluation of st: the markers consumed,
+// the aggregates they update, the transitions of the segments p
+// evaluates (with their notices, still without the profile's
+// identifiers), and a wake-up for time-dependent segments. Every write is
+// conditioned on what st read. With tidy, memberships of segments that no
+// longer exist are removed too (st.current must then hold all of them).
+func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *profileState, p evaluation, now time.Time, tidy bool) ([]Op, []Notice, error) {
+	var ops []Op
+	for _, mk := range st.markers {
+		ops = append(ops, Op{Delete: &Key{PK: mk.PK, SK: mk.SK}, IfVersion: mk.Version})
+	}
 	// The facts: traits and identifiers of every member, their event
 	// aggregates for the leaves the segments read (updated by the markers).
 	facts := Facts{Traits: map[string]any{}, Identifiers: map[string]bool{}, Events: map[string]*EventAggregate{}, Segments: map[string]bool{}}
 	latest := map[string]time.Time{}
-	var created time.Time
-	for _, m := range members {
+	for _, m := range st.members {
 		for k, v := range m.Traits {
 			if t, ok := latest[k]; !ok || v.At.After(t) {
 				latest[k], facts.Traits[k] = v.At, v.V
@@ -426,59 +503,20 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 				facts.Identifiers[t] = true
 			}
 		}
-		if created.IsZero() || m.CreatedAt.Before(created) {
-			created = m.CreatedAt
-		}
-	}
-	leafKeys := map[string]bool{}
-	for id := range todo {
-		if c := aud.byID[id]; c != nil {
-			for _, l := range c.refs.Events {
-				leafKeys[l.Key()] = true
-			}
-		}
-	}
-	// Markers feed every aggregate they match, read or not, so that a
-	// leaf's aggregate never misses an event.
-	perMember := map[string][]markData{}
-	for i, mk := range markers {
-		if strings.HasSuffix(mk.SK, "#~") {
-			continue
-		}
-		m, _, _ := strings.Cut(mk.SK, "#")
-		_ = i
-		var d markData
-		_ = json.Unmarshal(mk.Data, &d)
-		perMember[m] = append(perMember[m], d)
-		for key, l := range aud.leaves {
-			if l.Matches(d.Type, d.Name, d.Props) {
-				leafKeys[key] = true
-			}
-		}
-	}
-	var aggKeys []Key
-	for _, m := range members {
-		for key := range leafKeys {
-			aggKeys = append(aggKeys, aggregateKey(tenant, m.ID, key))
-		}
-	}
-	aggs, err := s.store.BatchGet(ctx, aggKeys)
-	if err != nil {
-		return err
 	}
 	keep := retention(aud, now)
-	for _, m := range members {
-		for key := range leafKeys {
+	for _, m := range st.members {
+		for key := range p.leafKeys {
 			k := aggregateKey(tenant, m.ID, key)
 			a := &EventAggregate{}
-			it, had := aggs[k]
+			it, had := st.aggs[k]
 			if had {
 				if err := json.Unmarshal(it.Data, a); err != nil {
-					return fmt.Errorf("aggregate %s %s: %w", k.PK, k.SK, err)
+					return nil, nil, fmt.Errorf("aggregate %s %s: %w", k.PK, k.SK, err)
 				}
 			}
 			touched := false
-			for _, d := range perMember[m.ID] {
+			for _, d := range p.perMember[m.ID] {
 				if aud.leaves[key].Matches(d.Type, d.Name, d.Props) {
 					a.Add(d.At, now, keep)
 					touched = true
@@ -501,11 +539,10 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 	}
 
 	// Evaluate, referenced segments first.
-	for id, h := range current {
-		_ = h
+	for id := range st.current {
 		facts.Segments[id] = true
 	}
-	for id := range leftover {
+	for id := range st.leftover {
 		facts.Segments[id] = true
 	}
 	var notices []Notice
@@ -517,9 +554,10 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 		ok, err := s.outbox.Subscribed(ctx, tenant, typ)
 		return err == nil && ok
 	}
+	root := st.root
 	for _, c := range aud.order {
 		id := c.seg.ID
-		if !todo[id] {
+		if !p.todo[id] {
 			continue // its facts were not read; its wake-up stands
 		}
 		if c.refs.TimeDependent {
@@ -529,8 +567,8 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 		}
 		in := c.node.Eval(facts, now)
 		facts.Segments[id] = in
-		cur, isMember := current[id]
-		old, wasLeft := leftover[id]
+		cur, isMember := st.current[id]
+		old, wasLeft := st.leftover[id]
 		switch {
 		case in && !isMember && wasLeft:
 			// A merged member's membership carries over: no exit, no entry.
@@ -558,37 +596,151 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 			}
 		}
 	}
-	// Memberships of segments that no longer exist leave without notice
-	// (DeleteSegment tells the endpoints).
-	for id, h := range current {
-		if aud.byID[id] == nil {
-			ops = append(ops, Op{Delete: &Key{PK: h.item.PK, SK: h.item.SK}, IfVersion: h.item.Version})
-		}
-	}
-	for id, h := range leftover {
-		if aud.byID[id] == nil {
-			ops = append(ops, Op{Delete: &Key{PK: h.item.PK, SK: h.item.SK}, IfVersion: h.item.Version})
+	if tidy {
+		// Memberships of segments that no longer exist leave without
+		// notice: the segment's removal job announced their exits.
+		for _, set := range []map[string]held{st.current, st.leftover} {
+			for id, h := range set {
+				if aud.byID[id] == nil {
+					ops = append(ops, Op{Delete: &Key{PK: h.item.PK, SK: h.item.SK}, IfVersion: h.item.Version})
+				}
+			}
 		}
 	}
 	if !wake.IsZero() {
 		ops = append(ops, Op{Put: &Item{PK: wakePK(tenant), SK: sortTime(wake) + "#" + root, Data: []byte(`{}`)}})
 	}
-	if len(notices) > 0 {
-		traits := facts.Traits
-		idents, err := s.identifiersOf(ctx, r, members)
+	for i := range notices {
+		notices[i].Traits = facts.Traits
+	}
+	return ops, notices, nil
+}
+
+// withNotices adds the outbox writes of notices to ops, each with the
+// profile's identifiers.
+func (s *Service) withNotices(ctx context.Context, tenant string, st *profileState, ops []Op, notices []Notice) ([]Op, error) {
+	if len(notices) == 0 {
+		return ops, nil
+	}
+	idents, err := s.identifiersOf(ctx, &resolver{store: s.store, tenant: tenant}, st.members)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range notices {
+		n.Data = withIdentifiers(n.Data, idents)
+		ops = append(ops, s.noticeOp(tenant, n))
+	}
+	return ops, nil
+}
+
+// evaluateBatch evaluates, together, the profiles of the members an
+// ingestion batch marked, consuming the markers the batch wrote (marks, by
+// member): one BatchGet for the members, one for their memberships and
+// aggregates, and transactions of several profiles each. It takes only
+// profiles known to have a single member (see memberData.Single), the
+// usual known customer; it returns the members it left to evaluate, one by
+// one, because they are not, or because a write of theirs lost a race.
+func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audience, marks map[string][]Item) ([]string, error) {
+	var slow []string
+	keys := make([]Key, 0, len(marks))
+	for m := range marks {
+		keys = append(keys, memberKey(tenant, m))
+	}
+	found, err := s.store.BatchGet(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	type unit struct {
+		st *profileState
+		p  evaluation
+	}
+	var units []unit
+	var want []Key
+	for m, markers := range marks {
+		it, ok := found[memberKey(tenant, m)]
+		if !ok {
+			slow = append(slow, m)
+			continue
+		}
+		mb, err := readMember(it)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for i := range notices {
-			notices[i].Traits = traits
-			notices[i].Data = withIdentifiers(notices[i].Data, idents)
-			ops = append(ops, s.noticeOp(tenant, notices[i]))
+		if mb.Root != mb.ID || !mb.Single {
+			slow = append(slow, m)
+			continue
+		}
+		p, err := aud.plan(markers, false, nil)
+		if err != nil {
+			return nil, err
+		}
+		st := &profileState{root: m, members: []member{mb}, markers: markers, current: map[string]held{}, leftover: map[string]held{}}
+		units = append(units, unit{st, p})
+		for key := range p.leafKeys {
+			want = append(want, aggregateKey(tenant, m, key))
+		}
+		for id := range p.todo {
+			want = append(want, membershipKey(tenant, m, id))
+			for _, ref := range aud.byID[id].refs.Segments {
+				want = append(want, membershipKey(tenant, m, ref))
+			}
 		}
 	}
-	if len(ops) == 0 {
-		return nil
+	read, err := s.store.BatchGet(ctx, want)
+	if err != nil {
+		return nil, err
 	}
-	return s.transactChunked(ctx, tenant, root, ops)
+	now := s.now().UTC()
+	var txs [][]Op
+	var txMembers [][]string
+	for _, u := range units {
+		st := u.st
+		st.aggs = read
+		for id := range u.p.todo {
+			for _, seg := range append([]string{id}, aud.byID[id].refs.Segments...) {
+				if it, ok := read[membershipKey(tenant, st.root, seg)]; ok {
+					if err := st.hold(st.root, it); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+		ops, notices, err := s.decide(ctx, tenant, aud, st, u.p, now, false)
+		if err != nil {
+			return nil, err
+		}
+		if ops, err = s.withNotices(ctx, tenant, st, ops, notices); err != nil {
+			return nil, err
+		}
+		switch n := len(txs); {
+		case len(ops) > MaxTransactOps:
+			slow = append(slow, st.root)
+		case n > 0 && len(txs[n-1])+len(ops) <= MaxTransactOps:
+			txs[n-1] = append(txs[n-1], ops...)
+			txMembers[n-1] = append(txMembers[n-1], st.root)
+		default:
+			txs = append(txs, ops)
+			txMembers = append(txMembers, []string{st.root})
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var firstErr error
+	for i, tx := range txs {
+		wg.Go(func() {
+			err := s.store.Transact(ctx, tx)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrConditionFailed):
+				slow = append(slow, txMembers[i]...)
+			case err != nil && firstErr == nil:
+				firstErr = err
+			}
+		})
+	}
+	wg.Wait()
+	return slow, firstErr
 }
 
 // transactChunked applies ops, in one transaction when they fit. When they
@@ -737,6 +889,10 @@ func (s *Service) Relay(ctx context.Context, tenant string) (int, error) {
 	if s.outbox == nil {
 		return 0, nil
 	}
+	// One relay at a time on this replica, so that the same notices are not
+	// handed over twice at once (Deliver is idempotent, but why pay).
+	s.relayMu.Lock()
+	defer s.relayMu.Unlock()
 	total := 0
 	for {
 		items, err := s.store.Query(ctx, QueryInput{PK: outboxPK(tenant), Limit: 100})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -158,6 +159,9 @@ type batch struct {
 	aud      *audience
 	markedMu sync.Mutex
 	marked   map[string]bool
+	// markers are the markers the batch wrote (or tried to), by member and
+	// sort key.
+	markers map[string]map[string]Item
 }
 
 // record returns the writes that record event i of member m: recordOps,
@@ -165,7 +169,18 @@ type batch struct {
 func (b *batch) record(m string, i int) []Op {
 	ops := recordOps(b.tenant, m, b.events[i], b.object, b.now)
 	if mark := b.aud.markOp(b.tenant, m, b.events[i]); mark != nil {
-		b.mark(m)
+		b.markedMu.Lock()
+		b.marked[m] = true
+		if b.markers == nil {
+			b.markers = map[string]map[string]Item{}
+		}
+		if b.markers[m] == nil {
+			b.markers[m] = map[string]Item{}
+		}
+		it := *mark[0].Put
+		it.Version = 1 // a marker's key is its event's: written once
+		b.markers[m][it.SK] = it
+		b.markedMu.Unlock()
 		ops = append(ops, mark...)
 	}
 	return ops
@@ -183,9 +198,29 @@ func (b *batch) mark(m string) {
 // periodic evaluation of pending markers (Service.Pending): the events are
 // recorded, so the batch succeeds.
 func (b *batch) evaluateMarked(ctx context.Context) {
+	if len(b.marked) == 0 {
+		return
+	}
+	// Members whose batch markers are all there are known customers:
+	// evaluated together. The others (merged, new members, markers a
+	// failed transaction never wrote) one by one.
+	marks := map[string][]Item{}
+	var rest []string
+	for m := range b.marked {
+		if len(b.markers[m]) == 0 {
+			rest = append(rest, m)
+			continue
+		}
+		marks[m] = slices.Collect(maps.Values(b.markers[m]))
+	}
+	slow, err := b.s.evaluateBatch(ctx, b.tenant, b.aud, marks)
+	if err != nil {
+		slow = slices.Collect(maps.Keys(marks))
+	}
+	b.s.relaySoon()
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
-	for m := range b.marked {
+	for _, m := range append(rest, slow...) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()

@@ -96,6 +96,12 @@ type memberData struct {
 	// that writes it (claim), and never loses one but with all of itself
 	// (erasure).
 	Held map[string]int `json:"held,omitempty"`
+	// Single is set on a member made as a profile of its own, and cleared
+	// on a root when another profile merges into it: a root with Single
+	// has no other member, so its profile is this item alone (segment
+	// evaluation reads no more). Members made before the field existed
+	// lack it, which is only slower.
+	Single bool `json:"single,omitempty"`
 }
 
 // member is a member item as read, with its version.

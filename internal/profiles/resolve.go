@@ -346,7 +346,7 @@ func (r *resolver) create(ctx context.Context, ids []Identifier) (resolution, er
 			keep = append(keep, id)
 		}
 	}
-	m := member{memberData: memberData{ID: r.newID(), CreatedAt: r.now, UpdatedAt: r.now}}
+	m := member{memberData: memberData{ID: r.newID(), CreatedAt: r.now, UpdatedAt: r.now, Single: true}}
 	m.Root = m.ID
 	var record []Op
 	if r.record != nil {
@@ -410,6 +410,11 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 				m.Root, m.UpdatedAt = survivor, r.now
 				it := m.item(r.tenant)
 				ops = append(ops, Op{Put: &it, IfVersion: m.version})
+			case m.ID == root && m.Single && len(roots) > 1:
+				// The survivor gains members.
+				m.Single, m.UpdatedAt = false, r.now
+				it := m.item(r.tenant)
+				ops = append(ops, Op{Put: &it, IfVersion: m.version})
 			case m.ID == root:
 				k := memberKey(r.tenant, m.ID)
 				ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: m.version})
@@ -428,6 +433,9 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 	// owned is kept across attempts: change copies of the member's maps.
 	evMember.Traits, evMember.Held = maps.Clone(evMember.Traits), maps.Clone(evMember.Held)
 	evMember.Root, evMember.UpdatedAt = survivor, r.now
+	if len(roots) > 1 {
+		evMember.Single = false // a survivor gains members; a merged member is not a root
+	}
 	var record []Op
 	if r.record != nil {
 		record = r.record(&evMember)

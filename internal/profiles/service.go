@@ -36,6 +36,7 @@ type Service struct {
 	// relayRunning is set while relaySoon's goroutine runs.
 	relays       sync.Map
 	relayRunning atomic.Bool
+	relayMu      sync.Mutex
 }
 
 // NewService returns a Service. now defaults to time.Now.
