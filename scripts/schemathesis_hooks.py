@@ -203,8 +203,22 @@ def explained_rejection(case, response):
         return False
     if operation_id(case) == "putIdentityConfig":
         return lists_type_twice(case.body, field, message)
+    op = operation_id(case)
+    if op in DEFINITION_OPS and field.startswith("/definition"):
+        # A segment definition's rules (one kind a node, known operators,
+        # durations, windows, limits) are ParseDefinition's, pinned by
+        # internal/profiles/segdef_test.go; the schema is an open object.
+        return True
+    if op in WEBHOOK_OPS and field == "url" and message.startswith("webhooks: refused URL"):
+        # Whether a URL's host resolves to public addresses only is no
+        # schema's to say; internal/webhooks/guard_test.go pins the guard.
+        return True
     rule = BODY_RULES.get(field)
-    return rule is not None and operation_id(case) in ("createTenant", "updateTenant") and rule(case.body, message)
+    return rule is not None and op in ("createTenant", "updateTenant") and rule(case.body, message)
+
+
+DEFINITION_OPS = {"createSegment", "updateSegment", "previewSegment"}
+WEBHOOK_OPS = {"createWebhook", "updateWebhook", "createFleetWebhook", "updateFleetWebhook"}
 
 
 # The run's fixtures, which scripts/schemathesis.sh makes and names in the

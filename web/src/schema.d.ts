@@ -2294,6 +2294,7 @@ export interface components {
             secret: string | null;
         };
         WebhookEndpointCreate: {
+            /** @description Where deliveries go: an https URL (plain http only where the operator allows it) whose host resolves to public addresses only. Loopback, private, link-local, CGNAT, multicast and cloud metadata addresses are refused (400 naming `url`), here and again on every connection, unless the operator's allow-list permits them. */
             url: string;
             description?: string;
             event_types: components["schemas"]["WebhookEventType"][];
@@ -2303,6 +2304,7 @@ export interface components {
             enabled: boolean;
         };
         WebhookEndpointUpdate: {
+            /** @description Where deliveries go: an https URL (plain http only where the operator allows it) whose host resolves to public addresses only. Loopback, private, link-local, CGNAT, multicast and cloud metadata addresses are refused (400 naming `url`), here and again on every connection, unless the operator's allow-list permits them. */
             url?: string;
             description?: string;
             event_types?: components["schemas"]["WebhookEventType"][];
