@@ -178,7 +178,7 @@ func TestSegmentDefinitionsThroughTheAPI(t *testing.T) {
 			t.Fatalf("renamed: ETag %q %s", renamed.header.Get("ETag"), renamed.raw)
 		}
 		stale := e.do("PATCH", seg, writer, map[string]any{"name": "Lost update"}, "If-Match", `"v1"`).want(t, 412)
-		if stale.str("type") != "urn:cairn:problem:changed" {
+		if stale.str("type") != "urn:cairn:problem:precondition-failed" {
 			t.Fatalf("stale If-Match: %s", stale.raw)
 		}
 		if g := e.do("GET", seg, reader, nil).want(t, 200); g.str("name") != "Pro customers" || g.header.Get("ETag") != `"v2"` {

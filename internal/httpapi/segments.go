@@ -320,7 +320,7 @@ func segmentProblem(err error) *problem {
 		return newProblem(http.StatusConflict, "segment-referenced", "Segment referenced",
 			"Another segment's definition references this one; change or delete that one first ("+err.Error()+").")
 	case errors.Is(err, profiles.ErrSegmentVersion):
-		return newProblem(http.StatusPreconditionFailed, "changed", "Changed since",
+		return newProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
 			"The segment changed since the version given in If-Match; read it again.")
 	case errors.Is(err, profiles.ErrSegmentsBusy):
 		return newProblem(http.StatusConflict, "segments-busy", "Segments busy",

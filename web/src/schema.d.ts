@@ -2192,7 +2192,7 @@ export interface components {
              */
             match: "all" | "any";
             conditions?: components["schemas"]["SegmentCondition"][];
-        };
+        } | unknown | unknown;
         /** @description Absent fields stay as they are; `definition` and `conditions` exclude each other. */
         SegmentUpdate: {
             name?: string;
