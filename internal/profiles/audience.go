@@ -108,6 +108,8 @@ type markData struct {
 	At     time.Time      `json:"at"`
 	Props  map[string]any `json:"p,omitempty"`
 	Traits []string       `json:"tr,omitempty"`
+	// sk is the event's sort key, from the marker's own key.
+	sk string
 }
 
 // membershipData is a stored membership.
@@ -146,11 +148,13 @@ type audience struct {
 	// dependents are the segments that reference each segment.
 	dependents map[string][]string
 	timed      []string
+	// complete are the event leaves whose backfill is done.
+	complete map[string]bool
 }
 
-func newAudience(all []Segment) *audience {
+func newAudience(all []Segment, complete map[string]bool) *audience {
 	a := &audience{byID: map[string]*compiled{}, leaves: map[string]*EventLeaf{}, byTrait: map[string][]string{},
-		byLeaf: map[string][]string{}, dependents: map[string][]string{}}
+		byLeaf: map[string][]string{}, dependents: map[string][]string{}, complete: complete}
 	for _, g := range all {
 		c := &compiled{seg: g, node: g.Tree()}
 		c.refs = c.node.Refs()
@@ -252,11 +256,11 @@ func (s *Service) audienceOf(ctx context.Context, tenant string) (*audience, err
 	if ok && !now.Before(c.read) && now.Sub(c.read) < segmentsTTL {
 		return c.aud, nil
 	}
-	all, err := s.Segments(ctx, tenant, "", 0)
+	all, complete, err := s.segmentsAndLeaves(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	c = cachedSegments{aud: newAudience(all), read: now}
+	c = cachedSegments{aud: newAudience(all, complete), read: now}
 	s.segments.mu.Lock()
 	if s.segments.m == nil || len(s.segments.m) >= 10_000 {
 		s.segments.m = map[string]cachedSegments{}
@@ -427,7 +431,8 @@ func (a *audience) plan(markers []Item, all bool, only []string) (evaluation, er
 		if err := json.Unmarshal(mk.Data, &d); err != nil {
 			return p, fmt.Errorf("marker %s: %w", mk.SK, err)
 		}
-		m, _, _ := strings.Cut(mk.SK, "#")
+		m, sk, _ := strings.Cut(mk.SK, "#")
+		d.sk = sk
 		p.perMember[m] = append(p.perMember[m], d)
 		for _, t := range d.Traits {
 			for _, id := range a.byTrait[t] {
@@ -516,10 +521,23 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 				}
 			}
 			touched := false
+			if aud.complete[key] && !a.Backfilled {
+				// The leaf's backfill is done: every event of this member
+				// that it did not count comes through markers.
+				a.Backfilled, a.Seen, touched = true, nil, had
+			}
 			for _, d := range p.perMember[m.ID] {
-				if aud.leaves[key].Matches(d.Type, d.Name, d.Props) {
-					a.Add(d.At, now, keep)
-					touched = true
+				if !aud.leaves[key].Matches(d.Type, d.Name, d.Props) {
+					continue
+				}
+				touched = true
+				if i := slices.Index(a.Skip, d.sk); i >= 0 {
+					a.Skip = slices.Delete(a.Skip, i, i+1) // the backfill counted it
+					continue
+				}
+				a.Add(d.At, now, keep)
+				if !a.Backfilled {
+					a.Seen = append(a.Seen, d.sk)
 				}
 			}
 			if touched {

@@ -220,3 +220,71 @@ func TestTransitionIDsAreStable(t *testing.T) {
 		t.Fatalf("entered notice: %s, traits %v", entered.Data, entered.Traits)
 	}
 }
+
+// An event rule counts the events from before its segment existed, and
+// every event once, whether a marker or the backfill counted it.
+func TestBackfillCountsEveryEventOnce(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		click := func(user string) { f.send(f.ev(map[string]any{"type": "track", "userId": user})) }
+		for range 3 {
+			click("u1")
+		}
+		click("u2")
+		u1, u2 := f.lookup("user_id", "u1").ID, f.lookup("user_id", "u2").ID
+
+		// Made without its computation: the events that arrive now are
+		// counted by markers (and remembered as seen) before the backfill.
+		node, err := profiles.ParseDefinition([]byte(`{"event": "Clicked", "count": {"operator": "exactly", "value": 4}}`), "/definition")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var queued []profiles.RecomputeArgs
+		four, err := f.svc.CreateSegment(ctx, f.tenant, profiles.Segment{Name: "four", Definition: &node}, func(_ context.Context, a profiles.RecomputeArgs) error {
+			queued = append(queued, a)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		click("u1")
+		click("u2")
+		if n, _ := f.svc.MemberCount(ctx, f.tenant, four.ID); n != 0 {
+			t.Fatalf("%d members before the backfill: markers alone count 1 click each", n)
+		}
+		n, sample, err := f.svc.Preview(ctx, f.tenant, node, 20)
+		if err != nil || n != 1 || !slices.Equal(sample, []string{u1}) {
+			t.Fatalf("preview of an incomplete leaf: %d %v %v, want u1 alone", n, sample, err)
+		}
+		for _, a := range queued {
+			if err := f.svc.RunRecompute(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		members, err := f.svc.Members(ctx, f.tenant, four.ID, "", 10)
+		if err != nil || len(members) != 1 || members[0].ProfileID != u1 {
+			t.Fatalf("after the backfill: %+v, %v; want u1 (4 clicks) alone", members, err)
+		}
+		// Later events are counted once each: u1 leaves at 5, u2 enters
+		// at 4 (2 before, then 2 more).
+		click("u1")
+		click("u2")
+		click("u2")
+		for _, id := range []string{u1, u2} {
+			p, err := f.svc.Profile(ctx, f.tenant, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in := slices.Contains(p.Segments, four.ID); in != (id == u2) {
+				t.Fatalf("%s in four: %v after the later clicks", id, in)
+			}
+		}
+		// A second recompute changes nothing: the backfill is done once.
+		if err := f.svc.RunRecompute(ctx, profiles.RecomputeArgs{TenantID: f.tenant, SegmentID: four.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if members, _ := f.svc.Members(ctx, f.tenant, four.ID, "", 10); len(members) != 1 || members[0].ProfileID != u2 {
+			t.Fatalf("after a second recompute: %+v", members)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -254,10 +255,21 @@ func (s *Service) scanProfiles(ctx context.Context, tenant string, node Node, fn
 		}
 		after = next
 	}
+	// Aggregates: the stored ones of complete leaves; of the others (a
+	// preview of a new leaf), counted from the events.
+	aud, err := s.audienceOf(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	var incomplete []*EventLeaf
 	aggs := map[string]map[string]*EventAggregate{} // leaf key → member → aggregate
 	prefix := tenantPrefix(tenant) + "A#"
 	for _, l := range refs.Events {
 		key := l.Key()
+		if !aud.complete[key] {
+			incomplete = append(incomplete, l)
+			continue
+		}
 		aggs[key] = map[string]*EventAggregate{}
 		after := Key{}
 		for {
@@ -278,6 +290,11 @@ func (s *Service) scanProfiles(ctx context.Context, tenant string, node Node, fn
 			after = next
 		}
 	}
+	counted, err := s.eventAggregates(ctx, tenant, incomplete, retention(aud, s.now().UTC()))
+	if err != nil {
+		return err
+	}
+	maps.Copy(aggs, counted)
 	members := map[string]map[string]bool{}
 	for _, ref := range refs.Segments {
 		items, err := s.store.Query(ctx, QueryInput{PK: segmentMembersIndex(tenant, ref), Index: "gsi1"})
@@ -446,6 +463,32 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 		return err
 	}
 	node := g.Tree()
+	// Event leaves new to the tenant count the events from before them.
+	aud, err := s.audienceOf(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	waited := false
+	for _, l := range node.Refs().Events {
+		if aud.complete[l.Key()] {
+			continue
+		}
+		if !waited {
+			// Every replica writes the leaf's markers within segmentsTTL of
+			// the segment's save; from then on, the backfill misses nothing.
+			waited = true
+			t := time.NewTimer(segmentsTTL)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+		if err := s.backfill(ctx, tenant, l, retention(aud, start)); err != nil {
+			return err
+		}
+	}
 	done := 0
 	err = s.scanProfiles(ctx, tenant, node, func(p profileFacts) error {
 		in := node.Eval(p.facts, start)
@@ -497,8 +540,7 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 		return err
 	}
 	// Segments referencing this one follow.
-	aud, err := s.audienceOf(ctx, tenant)
-	if err != nil {
+	if aud, err = s.audienceOf(ctx, tenant); err != nil {
 		return err
 	}
 	for _, dep := range aud.dependents[g.ID] {
@@ -507,4 +549,167 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 		}
 	}
 	return nil
+}
+
+// Backfill. An event leaf that no segment of the tenant read before has
+// no aggregates: markers count its events from the moment a segment
+// reads it (on every replica within segmentsTTL). RunRecompute then
+// counts the events from before, member by member, exactly once, however
+// markers interleave (Seen and Skip of EventAggregate):
+//
+//   - an event a marker counted before the backfill reached its member is
+//     in Seen, and the backfill does not count it again;
+//   - an event the backfill counted whose marker is still pending goes to
+//     Skip, and its marker's processing does not count it again;
+//   - an event recorded after the backfill read the member's events is
+//     counted by its marker alone.
+//
+// The backfill reads the aggregate (and its version) first, then the
+// events, then the pending markers, and writes on condition of that
+// version, so a marker processed meanwhile makes it start over. Once
+// every member with a matching event is done, a ~leaf# item in the
+// segments' partition marks the leaf complete, after which markers no
+// longer track Seen.
+
+// matchesStored reports whether a stored event counts for the leaf.
+func matchesStored(l *EventLeaf, d eventData) bool {
+	var props map[string]any
+	if len(l.Where) > 0 {
+		var raw struct {
+			Properties map[string]any `json:"properties"`
+		}
+		_ = json.Unmarshal(d.Raw, &raw)
+		props = raw.Properties
+	}
+	return l.Matches(d.Type, d.Name, props)
+}
+
+// eventAggregates builds, from a scan of every member's events, the
+// aggregates of the leaves by leaf key and member. It is what a backfill
+// looks for, and what a preview of a leaf not yet complete counts.
+func (s *Service) eventAggregates(ctx context.Context, tenant string, leaves []*EventLeaf, keep time.Duration) (map[string]map[string]*EventAggregate, error) {
+	out := map[string]map[string]*EventAggregate{}
+	for _, l := range leaves {
+		out[l.Key()] = map[string]*EventAggregate{}
+	}
+	if len(leaves) == 0 {
+		return out, nil
+	}
+	now := s.now().UTC()
+	prefix := tenantPrefix(tenant) + "M#"
+	after := Key{}
+	for {
+		items, next, err := s.store.Scan(ctx, ScanInput{PKPrefix: prefix, After: after, Limit: 5000})
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			if !strings.HasPrefix(it.SK, "E#") {
+				continue
+			}
+			var d eventData
+			if err := json.Unmarshal(it.Data, &d); err != nil {
+				return nil, fmt.Errorf("event %s %s: %w", it.PK, it.SK, err)
+			}
+			m := strings.TrimPrefix(it.PK, prefix)
+			for _, l := range leaves {
+				if matchesStored(l, d) {
+					byMember := out[l.Key()]
+					if byMember[m] == nil {
+						byMember[m] = &EventAggregate{}
+					}
+					byMember[m].Add(d.Timestamp, now, keep)
+				}
+			}
+		}
+		if next == (Key{}) {
+			return out, nil
+		}
+		after = next
+	}
+}
+
+// backfill counts the events members had before the leaf existed, then
+// marks it complete.
+func (s *Service) backfill(ctx context.Context, tenant string, l *EventLeaf, keep time.Duration) error {
+	found, err := s.eventAggregates(ctx, tenant, []*EventLeaf{l}, keep)
+	if err != nil {
+		return err
+	}
+	for m := range found[l.Key()] {
+		if err := s.backfillMember(ctx, tenant, l, m, keep); err != nil {
+			return err
+		}
+	}
+	k := Key{PK: tenantPrefix(tenant) + "SG", SK: leafKeyPrefix + l.Key()}
+	if err := s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: []byte(`{}`)}}}); err != nil {
+		return err
+	}
+	s.forgetSegments(tenant)
+	return nil
+}
+
+// backfillMember backfills one member's aggregate of the leaf.
+func (s *Service) backfillMember(ctx context.Context, tenant string, l *EventLeaf, m string, keep time.Duration) error {
+	key := l.Key()
+	k := aggregateKey(tenant, m, key)
+	for range maxEvaluateAttempts {
+		it, had, err := s.store.Get(ctx, k)
+		if err != nil {
+			return err
+		}
+		a := &EventAggregate{}
+		if had {
+			if err := json.Unmarshal(it.Data, a); err != nil {
+				return fmt.Errorf("aggregate %s %s: %w", k.PK, k.SK, err)
+			}
+			if a.Backfilled {
+				return nil
+			}
+		}
+		events, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + m, Prefix: "E#"})
+		if err != nil {
+			return err
+		}
+		markers, err := s.store.Query(ctx, QueryInput{PK: queuePK(tenant), Prefix: m + "#"})
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		counted := map[string]bool{}
+		for _, sk := range a.Seen {
+			counted[sk] = true
+		}
+		read := map[string]bool{}
+		for _, ev := range events {
+			var d eventData
+			if err := json.Unmarshal(ev.Data, &d); err != nil {
+				return fmt.Errorf("event %s %s: %w", ev.PK, ev.SK, err)
+			}
+			if !matchesStored(l, d) {
+				continue
+			}
+			read[ev.SK] = true
+			if !counted[ev.SK] {
+				a.Add(d.Timestamp, now, keep)
+			}
+		}
+		a.Skip = nil
+		for _, mk := range markers {
+			if _, sk, _ := strings.Cut(mk.SK, "#"); read[sk] && !counted[sk] {
+				a.Skip = append(a.Skip, sk)
+			}
+		}
+		a.Seen, a.Backfilled = nil, true
+		data, _ := json.Marshal(a)
+		op := Op{Put: &Item{PK: k.PK, SK: k.SK, Data: data}, IfAbsent: !had}
+		if had {
+			op.IfVersion = it.Version
+		}
+		err = s.store.Transact(ctx, []Op{op})
+		if !errors.Is(err, ErrConditionFailed) {
+			return err
+		}
+	}
+	return errors.New("backfill: too much contention")
 }

@@ -242,7 +242,9 @@ func (s *Service) forgetSegments(tenant string) {
 // Segments lists the tenant's segments oldest first: at most limit (0: all),
 // after the one whose ID is after.
 func (s *Service) Segments(ctx context.Context, tenant, after string, limit int) ([]Segment, error) {
-	items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "SG", After: after, Limit: limit})
+	// Segment IDs start "seg_": the partition's other items (leafKeyPrefix)
+	// sort after them.
+	items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "SG", Prefix: "seg_", After: after, Limit: limit})
 	if err != nil {
 		return nil, err
 	}
@@ -402,4 +404,32 @@ func compare(a, b any) (int, bool) {
 		return tx.Compare(ty), true
 	}
 	return strings.Compare(x, y), true
+}
+
+// leafKeyPrefix starts the sort key of an item of the segments' partition
+// that records an event leaf whose backfill is done (see backfill).
+const leafKeyPrefix = "~leaf#"
+
+// segmentsAndLeaves reads the tenant's segments and the event leaves
+// whose backfill is done, in one Query of their partition.
+func (s *Service) segmentsAndLeaves(ctx context.Context, tenant string) ([]Segment, map[string]bool, error) {
+	items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "SG"})
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []Segment
+	complete := map[string]bool{}
+	for _, it := range items {
+		if key, ok := strings.CutPrefix(it.SK, leafKeyPrefix); ok {
+			complete[key] = true
+			continue
+		}
+		var g Segment
+		if err := json.Unmarshal(it.Data, &g); err != nil {
+			return nil, nil, fmt.Errorf("segment item %s: %w", it.SK, err)
+		}
+		g.Version = it.Version
+		out = append(out, g)
+	}
+	return out, complete, nil
 }

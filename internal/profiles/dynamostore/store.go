@@ -746,14 +746,16 @@ func (s *Store) Scan(ctx context.Context, in profiles.ScanInput) ([]profiles.Ite
 	}
 	filter := "begins_with(#pk, :prefix)"
 	values := map[string]types.AttributeValue{":prefix": attrS(in.PKPrefix)}
+	names := map[string]string{"#pk": attrPK}
 	if in.SK != "" {
 		filter += " AND #sk = :sk"
 		values[":sk"] = attrS(in.SK)
+		names["#sk"] = attrSK
 	}
 	input := &dynamodb.ScanInput{
 		TableName:                 aws.String(t.name),
 		FilterExpression:          aws.String(filter),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK},
+		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 		ConsistentRead:            aws.Bool(true),
 		Limit:                     aws.Int32(int32(limit)),

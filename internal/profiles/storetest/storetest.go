@@ -1037,4 +1037,20 @@ func testScan(t *testing.T, f *fixture) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("Scan found %d partitions %v, want %d %v", len(got), got, len(want), want)
 	}
+	// Without a sort key, every item of the partitions.
+	n := 0
+	for after := (profiles.Key{}); ; {
+		items, next, err := f.s.Scan(f.ctx, profiles.ScanInput{PKPrefix: f.pk("S#"), After: after, Limit: 9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(items)
+		if next == (profiles.Key{}) {
+			break
+		}
+		after = next
+	}
+	if n != 2*len(want) {
+		t.Fatalf("Scan without a sort key found %d items, want %d", n, 2*len(want))
+	}
 }
