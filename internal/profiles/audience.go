@@ -97,6 +97,11 @@ func segmentMembersIndex(tenant, segment string) string {
 
 func wakePK(tenant string) string { return tenantPrefix(tenant) + "W" }
 
+// wakeStep is the resolution of wake-ups. With the sweep's period
+// (30 s), a profile leaves a window segment within 45 s of the moment it
+// stops qualifying.
+const wakeStep = 15 * time.Second
+
 func outboxPK(tenant string) string { return tenantPrefix(tenant) + "OB" }
 
 func segmentStatusKey(tenant, id string) Key { return Key{PK: tenantPrefix(tenant) + "SS", SK: id} }
@@ -626,6 +631,12 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 		}
 	}
 	if !wake.IsZero() {
+		// Rounded up to wakeStep, so that a profile whose next change keeps
+		// moving (each event moves a window's edge) has one wake-up a step,
+		// and never one before its change.
+		if r := wake.Truncate(wakeStep); r.Before(wake) {
+			wake = r.Add(wakeStep)
+		}
 		ops = append(ops, Op{Put: &Item{PK: wakePK(tenant), SK: sortTime(wake) + "#" + root, Data: []byte(`{}`)}})
 	}
 	for i := range notices {

@@ -288,3 +288,31 @@ func TestBackfillCountsEveryEventOnce(t *testing.T) {
 		}
 	})
 }
+
+// A window segment's member leaves within 45 s (a wake-up step and the
+// sweep's period) of the moment it stops qualifying, and not before.
+func TestWindowClosesOnTime(t *testing.T) {
+	f := newFixture(t, sqliteStore(t))
+	rec, clock := audienceFixture(t, f)
+	ctx := context.Background()
+	active := f.segment(t, "active", `{"event": "Clicked", "within": "1h"}`)
+	ev := f.ev(map[string]any{"type": "track", "userId": "u1"})
+	*clock = ev.Timestamp.Add(30 * time.Minute)
+	f.send(ev)
+	u1 := f.lookup("user_id", "u1").ID
+	want(t, "clicked", rec.take(t, f), "profile.created "+u1, "segment.entered "+u1+" "+active.ID)
+
+	edge := ev.Timestamp.Add(time.Hour) // the click leaves the window
+	for _, at := range []time.Time{edge.Add(-time.Second), edge} {
+		*clock = at
+		if _, err := f.svc.Pending(ctx, f.tenant); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "before the wake-up "+at.String(), rec.take(t, f))
+	}
+	*clock = edge.Add(15 * time.Second) // the wake-up, rounded up to its step
+	if _, err := f.svc.Pending(ctx, f.tenant); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "window closed", rec.take(t, f), "segment.exited "+u1+" "+active.ID)
+}
