@@ -6,9 +6,13 @@
 // onboard a tenant (after a validation error shown at its field) and watch
 // it become active, open its stacks, suspend and resume it (after a stale
 // If-Match shown as a conflict), create a source and send events with its
-// key, look the profile up, unmerge, erase, create a segment, read the
-// audit log and the fleet overview (its ingestion chart moving as events
-// arrive), and come back to sign-in with an
+// key, look the profile up, unmerge, erase, create a version 2 segment in
+// its editor (a live preview, an invalid definition's JSON Pointer, its
+// computation and recompute, a 412 on a stale save), read the audit log
+// and the fleet overview (its ingestion chart moving as events arrive),
+// make a fleet webhook to the test's receiver (its secret shown once, a
+// test delivered, redelivery, recovery, rotation, disable, delete), and
+// come back to sign-in with an
 // expired token. axe-core runs on every page; a serious or critical
 // violation fails the run. Each page is captured at 1280x800.
 //
@@ -21,6 +25,7 @@
 //   CAIRN_ARTIFACTS       the folder for screenshots
 //   CAIRN_OIDC_AUTHORIZE  the test OIDC issuer's authorization endpoint
 //   CAIRN_OIDC_CLIENT     the portal's client ID there
+//   CAIRN_WEBHOOK_RECEIVER an http URL on loopback that answers deliveries 200
 //
 // It prints one JSON report and exits 1 when a step failed.
 import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
@@ -236,15 +241,60 @@ try {
     await page.locator('#erasure .badge', { hasText: 'completed' }).waitFor({ timeout: 60_000 });
     await check('profile-erased');
 
-    begin('create a segment');
+    begin('create a v2 segment with a live preview');
     await page.goto(`${base}/tenants/${tenantID}/segments`);
     await heading('Segments');
-    await page.getByLabel('Name', { exact: true }).fill('Pro plan');
-    await page.getByLabel('Trait').fill('plan');
-    await page.getByLabel('Value (JSON, or text)').fill('pro');
-    await page.getByRole('button', { name: 'Create segment' }).click();
-    await page.getByRole('cell', { name: 'Pro plan', exact: true }).waitFor();
     await check('segments');
+    await page.getByRole('link', { name: 'New segment' }).click();
+    await heading('New segment');
+    await page.getByLabel('Name', { exact: true }).fill('Known visitors');
+    await page.getByRole('button', { name: 'Insert identifier condition' }).click();
+    const definition = page.getByLabel('Definition (JSON)');
+    if (!(await definition.inputValue()).includes('"identifier": "email"')) throw new Error('the identifier template was not inserted');
+    await definition.fill(JSON.stringify({ any: [{ identifier: 'anonymous_id', operator: 'exists' }, { trait: 'plan', operator: 'equals', value: 'pro' }] }, null, 2));
+    await page.locator('#seg-preview .preview-count', { hasText: /^\d+ profiles? match/ }).waitFor();
+    const previewed = Number((await page.locator('#seg-preview .preview-count strong').textContent()).trim());
+    if (!(previewed >= 1)) throw new Error(`the preview counted ${previewed} profiles, want at least the unmerged one`);
+    await page.locator('#seg-preview .sample a').first().waitFor();
+    await check('segment-new');
+
+    begin('an invalid definition shows its JSON Pointer beside the editor');
+    await definition.fill(JSON.stringify({ all: [{ trait: 'plan', operator: 'equals', value: 'pro' }, { event: 'Trial Started', within: 'forever' }] }, null, 2));
+    await page.locator('#seg-def-errors .pointer', { hasText: '/definition/all/1/within' }).waitFor();
+    if ((await definition.getAttribute('aria-invalid')) !== 'true') throw new Error('the definition is not marked invalid');
+    await check('segment-invalid');
+    await page.getByRole('button', { name: 'Create segment' }).click();
+    await page.locator('#seg-def-errors .pointer', { hasText: '/definition/all/1/within' }).waitFor();
+    if (!page.url().endsWith('/segments/new')) throw new Error('an invalid segment was created');
+
+    begin('create the segment and follow its computation');
+    await definition.fill(JSON.stringify({ any: [{ identifier: 'anonymous_id', operator: 'exists' }, { trait: 'plan', operator: 'equals', value: 'pro' }] }, null, 2));
+    await page.getByRole('button', { name: 'Create segment' }).click();
+    await heading('Known visitors');
+    await page.locator('#seg-status .badge', { hasText: 'ready' }).waitFor({ timeout: 30_000 });
+    await page.getByRole('table', { name: /^Members/ }).getByRole('link').first().waitFor();
+    await check('segment');
+
+    begin('recompute shows its progress');
+    await page.getByRole('button', { name: 'Recompute' }).click();
+    await page.locator('#seg-status #seg-progress').waitFor();
+    await page.locator('#seg-status .badge', { hasText: 'ready' }).waitFor({ timeout: 30_000 });
+    if (await page.getByRole('button', { name: 'Recompute' }).isDisabled()) throw new Error('Recompute stays disabled once ready');
+
+    begin('a segment changed since it was opened is a 412 with a reload');
+    const segID = await page.evaluate(() => location.pathname.split('/')[4]);
+    await api('PATCH', `/v1/tenants/${tenantID}/segments/${segID}`, { description: 'changed elsewhere' });
+    await page.getByLabel('Description').fill('mine');
+    await page.getByRole('button', { name: 'Save segment' }).click();
+    await page.locator('.problem', { hasText: 'changed since you opened it; reload' }).waitFor();
+    await page.getByRole('button', { name: 'Reload' }).click();
+    await page.locator('dd', { hasText: 'changed elsewhere' }).waitFor();
+
+    begin('the tenant webhooks page');
+    await page.goto(`${base}/tenants/${tenantID}/webhooks`);
+    await heading('Tenant webhooks');
+    await page.getByRole('checkbox', { name: 'Known visitors' }).waitFor();
+    await check('tenant-webhooks');
 
     begin('the audit log');
     await page.getByRole('link', { name: 'Audit log' }).first().click();
@@ -271,6 +321,63 @@ try {
     await page.waitForFunction((n) => Number(document.getElementById('ingestion')?.dataset.total) >= n + 2, before, { timeout: 10_000 });
     await page.locator('#ingest-summary', { hasText: /Since this page opened: [1-9]\d* accepted/ }).waitFor();
     await check('fleet');
+
+    begin('create a fleet webhook; its secret is shown once');
+    const receiver = need('CAIRN_WEBHOOK_RECEIVER');
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await heading('Fleet webhooks');
+    await check('webhooks');
+    await page.getByLabel('Endpoint URL').fill(receiver);
+    await page.getByLabel('Description').fill('On-call receiver');
+    await page.getByRole('button', { name: 'Create webhook' }).click();
+    await page.locator('.problem .field-error, .field-error', { hasText: '/event_types' }).first().waitFor();
+    await page.getByRole('checkbox', { name: 'tenant.failed' }).check();
+    await page.getByRole('checkbox', { name: 'stack.failed' }).check();
+    await page.getByRole('button', { name: 'Create webhook' }).click();
+    const secret = (await page.locator('.secret-value').textContent()).trim();
+    if (!secret.startsWith('whsec_')) throw new Error(`the secret shown is ${secret}`);
+    await page.getByText('Shown once: copy it now.').waitFor();
+    await page.getByRole('button', { name: 'Copy secret' }).click();
+    await page.getByText('Copied.').waitFor();
+    if ((await page.evaluate(() => navigator.clipboard.readText())) !== secret) throw new Error('Copy did not copy the secret');
+    await check('webhook-created');
+    await page.reload();
+    await heading('Fleet webhooks');
+    await page.getByRole('link', { name: receiver }).waitFor();
+    if ((await page.locator('main').innerText()).includes(secret)) throw new Error('the secret is shown again');
+
+    begin('send a test and see it delivered');
+    await page.getByRole('link', { name: receiver }).click();
+    await page.getByRole('button', { name: 'Send test' }).waitFor();
+    if ((await page.locator('main').innerText()).includes('whsec_')) throw new Error('the endpoint page shows a secret');
+    await page.getByRole('button', { name: 'Send test' }).click();
+    const deliveries = page.getByRole('table', { name: /^Deliveries to / });
+    const testRow = deliveries.getByRole('row').filter({ hasText: 'webhook.test' }).first();
+    await testRow.locator('.badge', { hasText: 'delivered' }).waitFor({ timeout: 20_000 });
+    await testRow.getByRole('cell', { name: '200', exact: true }).waitFor();
+    await testRow.getByText('{"received":true}').waitFor();
+    await check('webhook');
+
+    begin('redeliver, recover, rotate, disable and enable');
+    await testRow.getByRole('button', { name: /^Redeliver / }).click();
+    await page.getByText('delivery is pending again').waitFor();
+    await deliveries.getByRole('row').filter({ hasText: 'webhook.test' }).first().locator('.badge', { hasText: 'delivered' }).waitFor({ timeout: 20_000 });
+    await page.getByRole('button', { name: 'Recover failed deliveries' }).click();
+    await page.getByText(/^0 failed deliveries are pending again\.$/).waitFor();
+    await page.getByRole('button', { name: 'Rotate secret' }).click();
+    const rotatedSecret = (await page.locator('.secret-value').textContent()).trim();
+    if (!rotatedSecret.startsWith('whsec_') || rotatedSecret === secret) throw new Error('rotation showed no new secret');
+    await check('webhook-rotated');
+    await page.getByRole('button', { name: 'Disable' }).click();
+    await page.locator('#wh-state .badge', { hasText: 'disabled' }).waitFor();
+    if (await page.getByRole('button', { name: 'Send test' }).isEnabled()) throw new Error('a disabled endpoint offers a test');
+    await page.getByRole('button', { name: 'Enable' }).click();
+    await page.locator('#wh-state .badge', { hasText: 'enabled' }).waitFor();
+
+    begin('delete the webhook after a confirmation');
+    await page.getByRole('button', { name: 'Delete webhook' }).click();
+    await heading('Fleet webhooks');
+    await page.getByText('Webhook endpoints: none yet.').waitFor();
 
     begin('the tenants list with filters in the URL');
     await page.goto(`${base}/tenants?q=ACME&status=active&label=team%3Dretail`);
