@@ -31,7 +31,8 @@ export function table(caption: string, head: string[], rows: Child[][], empty = 
     'table',
     null,
     h('caption', null, caption),
-    h('thead', null, h('tr', null, head.map((c) => h('th', { scope: 'col' }, c)))),
+    // A column of buttons has no title to show, but its header still names it.
+    h('thead', null, h('tr', null, head.map((c) => h('th', { scope: 'col' }, c || h('span', { class: 'visually-hidden' }, 'Actions'))))),
     h('tbody', null, rows.map((r) => h('tr', null, r.map((c) => h('td', null, c))))),
   );
 }

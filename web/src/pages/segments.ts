@@ -104,6 +104,8 @@ function insert(text: string, node: Record<string, unknown>): string {
 
 interface EditorOpts {
   tenant: string;
+  /** The level of the editor's own headings, below the page's. */
+  level: 'h2' | 'h3';
   segment?: Segment;
   etag?: string;
 }
@@ -119,7 +121,8 @@ async function segmentEditor(o: EditorOpts): Promise<HTMLElement> {
   const desc = h('input', { id: 'seg-desc', name: 'description', value: segment?.description ?? '', maxlength: 1000 });
   const def = h('textarea', { id: 'seg-def', name: 'definition', rows: 16, spellcheck: 'false', 'aria-describedby': 'seg-def-help seg-def-errors' });
   def.value = segment ? JSON.stringify(definitionOf(segment), null, 2) : '';
-  const errors = h('div', { id: 'seg-def-errors', class: 'def-errors', 'aria-live': 'polite' });
+  const errors = h('div', { id: 'seg-def-errors', class: 'def-errors', 'aria-live': 'polite' },
+    h('p', { class: 'muted' }, 'The definition is checked as you type.'));
   const preview = h('div', { id: 'seg-preview', class: 'preview', 'aria-live': 'polite' },
     h('p', { class: 'muted' }, 'Write or insert a definition to preview it.'));
 
@@ -151,7 +154,7 @@ async function segmentEditor(o: EditorOpts): Promise<HTMLElement> {
         h('ul', null, defErrs.map((e) => h('li', null, h('code', { class: 'pointer' }, e.field), ' ', e.message)))));
     } else {
       def.removeAttribute('aria-invalid');
-      errors.replaceChildren();
+      errors.replaceChildren(h('p', { class: 'muted' }, source === 'preview' ? 'No problem found.' : ''));
     }
     return rest;
   };
@@ -177,7 +180,7 @@ async function segmentEditor(o: EditorOpts): Promise<HTMLElement> {
   let inflight: AbortController | null = null;
   const runPreview = async () => {
     if (!def.value.trim()) {
-      errors.replaceChildren();
+      errors.replaceChildren(h('p', { class: 'muted' }, 'The definition is checked as you type.'));
       def.removeAttribute('aria-invalid');
       preview.replaceChildren(h('p', { class: 'muted' }, 'Write or insert a definition to preview it.'));
       return;
@@ -279,9 +282,9 @@ async function segmentEditor(o: EditorOpts): Promise<HTMLElement> {
       h('p', { id: 'seg-def-help', class: 'muted' },
         'One node: {"all": [...]}, {"any": [...]} or {"not": node}; leaves are traits {"trait", "operator", "value"}, events {"event" or "event_type", "where", "count", "within" or "between"}, identifiers {"identifier", "operator": "exists"} and other segments {"segment": id}.')),
     h('div', { class: 'editor-side' },
-      h('h3', null, 'Validation'),
+      h(o.level, null, 'Validation'),
       errors,
-      h('h3', null, 'Live preview'),
+      h(o.level, null, 'Live preview'),
       preview,
       others.length
         ? h('details', null, h('summary', null, 'Segments to reference'),
@@ -298,7 +301,7 @@ export async function newSegmentPage(params: Record<string, string>) {
     crumbs(tenant, 'New'),
     h('h1', null, 'New segment'),
     h('p', { class: 'muted' }, 'Memberships are computed by a job once the segment is made, then kept up to date as profiles change.'),
-    await segmentEditor({ tenant }),
+    await segmentEditor({ tenant, level: 'h2' }),
   ];
 }
 
@@ -348,7 +351,7 @@ export async function segmentPage(params: Record<string, string>) {
         badge('computing'), ' ',
         h('progress', { id: 'seg-progress', max: 100, value: sg.progress, 'aria-label': 'Computation progress' }),
         h('span', null, ` ${sg.progress}% of profiles computed`))
-      : h('p', null, badge(sg.status), ' ', `Memberships are up to date: ${sg.member_count ?? 0} members.`));
+      : h('p', null, badge(sg.status), ' ', `Memberships are up to date: ${sg.member_count ?? 0} ${sg.member_count === 1 ? 'member' : 'members'}.`));
     recompute.disabled = sg.status === 'computing';
   };
   show();
@@ -394,7 +397,7 @@ export async function segmentPage(params: Record<string, string>) {
     h('h1', null, sg.name, ' ', headBadge),
     facts,
     section('Computation', statusBox, h('p', null, recompute), out),
-    section('Definition', await segmentEditor({ tenant, segment: sg, etag })),
+    section('Definition', await segmentEditor({ tenant, segment: sg, etag, level: 'h3' })),
     section('Members', members),
   ];
 }

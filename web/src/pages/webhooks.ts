@@ -72,7 +72,8 @@ function endpointStatus(w: Endpoint): Child {
   return [badge('disabled'), ' ', w.disabled_reason ? h('span', null, w.disabled_reason) : h('span', { class: 'muted' }, 'paused by an operator')];
 }
 
-function crumbs(s: Scope, ...rest: Child[]): HTMLElement {
+function crumbs(s: Scope, ...rest: Child[]): HTMLElement | null {
+  if (!s.tenant && !rest.length) return null; // the fleet's list is a top page
   return h('p', { class: 'crumbs' },
     s.tenant ? [h('a', { href: `/tenants/${s.tenant}` }, 'Tenant'), ' / '] : null,
     rest.length ? [h('a', { href: s.base }, 'Webhooks'), ' / ', rest] : 'Webhooks');
