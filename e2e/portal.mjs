@@ -376,8 +376,14 @@ try {
     await check('webhook', { strict: true });
 
     begin('redeliver, recover, rotate, disable and enable');
+    const received = async () => (await (await fetch(receiver)).json()).filter((t) => t === 'webhook.test').length;
+    if ((await received()) !== 1) throw new Error(`the receiver got ${await received()} tests, want 1`);
     await testRow.getByRole('button', { name: /^Redeliver / }).click();
     await page.getByText('delivery is pending again').waitFor();
+    for (let i = 0; (await received()) < 2; i++) {
+      if (i === 100) throw new Error('the redelivery never reached the receiver');
+      await new Promise((r) => setTimeout(r, 200));
+    }
     await deliveries.getByRole('row').filter({ hasText: 'webhook.test' }).first().locator('.badge', { hasText: 'delivered' }).waitFor({ timeout: 20_000 });
     await page.getByRole('button', { name: 'Recover failed deliveries' }).click();
     await page.getByText(/^0 failed deliveries are pending again\.$/).waitFor();
