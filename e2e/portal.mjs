@@ -309,7 +309,7 @@ try {
     if (!(await page.locator('.secret-value').textContent()).startsWith('whsec_')) throw new Error('no secret shown for the tenant webhook');
     await page.getByRole('link', { name: 'Open the new webhook' }).click();
     await page.getByRole('button', { name: 'Send test' }).waitFor();
-    await page.locator('dd', { hasText: segID }).waitFor();
+    await page.locator('dd').getByRole('link', { name: 'Known visitors' }).waitFor();
     await page.locator('dd', { hasText: 'plan, email' }).waitFor();
     await check('tenant-webhook', { strict: true });
 

@@ -93,8 +93,10 @@ async function endpointFields(s: Scope, prefix: string, w?: Endpoint) {
     })));
   let segments: HTMLElement | null = null;
   let traits: HTMLTextAreaElement | null = null;
+  const segmentNames = new Map<string, string>();
   if (s.tenant) {
     const r = await must(api.GET('/v1/tenants/{tenant_id}/segments', { params: { path: { tenant_id: s.tenant }, query: { limit: 200 } } }));
+    for (const sg of r.data.items) segmentNames.set(sg.id, sg.name);
     segments = h('fieldset', { class: 'checks' },
       h('legend', null, 'Segment events only of these segments (none checked: every segment)'),
       r.data.items.length
@@ -124,7 +126,7 @@ async function endpointFields(s: Scope, prefix: string, w?: Endpoint) {
       h('label', { for: traits.id }, 'Traits in payloads'), traits,
       h('p', { id: `${prefix}-traits-help`, class: 'muted' }, 'Profile traits each payload carries in data.traits, separated by commas.')) : null,
   ];
-  return { controls, read };
+  return { controls, read, segmentNames };
 }
 
 /** placeErrors puts a problem's errors beside the fields they name, returning the rest. */
@@ -368,7 +370,7 @@ async function webhookPage(s: Scope, id: string) {
   h('button', { type: 'submit' }, 'Recover failed deliveries'));
 
   // Edit: the URL, description, types, segments and traits, with If-Match.
-  const { controls, read } = await endpointFields(s, 'wh-edit', w);
+  const { controls, read, segmentNames } = await endpointFields(s, 'wh-edit', w);
   const editOut = h('div', { 'aria-live': 'polite' });
   const edit: HTMLFormElement = h('form', {
     class: 'card', novalidate: true,
@@ -398,7 +400,11 @@ async function webhookPage(s: Scope, id: string) {
       ['Description', w.description || '—'],
       ['Status', endpointStatus(w)],
       ['Event types', w.event_types.map((t) => h('span', { class: 'tag' }, t))],
-      s.tenant ? ['Segments', w.segment_ids.length ? w.segment_ids.map((x) => h('code', { class: 'tag' }, x)) : 'every segment'] : null,
+      s.tenant ? ['Segments', w.segment_ids.length
+        ? w.segment_ids.map((x) => segmentNames.has(x)
+          ? h('a', { class: 'tag', href: `/tenants/${s.tenant}/segments/${x}` }, segmentNames.get(x))
+          : h('code', { class: 'tag' }, x))
+        : 'every segment'] : null,
       s.tenant ? ['Traits', w.traits.length ? w.traits.join(', ') : '—'] : null,
       ['Previous secret signs until', w.previous_secret_expires_at ? fmtTime(w.previous_secret_expires_at) : '—'],
       ['Created', fmtTime(w.created_at)],
