@@ -6,11 +6,16 @@
 // onboard a tenant (after a validation error shown at its field) and watch
 // it become active, open its stacks, suspend and resume it (after a stale
 // If-Match shown as a conflict), create a source and send events with its
-// key, look the profile up, unmerge, erase, create a segment, read the
-// audit log and the fleet overview (its ingestion chart moving as events
-// arrive), and come back to sign-in with an
+// key, look the profile up, unmerge, erase, create a version 2 segment in
+// its editor (a live preview, an invalid definition's JSON Pointer, its
+// computation and recompute, a 412 on a stale save), read the audit log
+// and the fleet overview (its ingestion chart moving as events arrive),
+// make a fleet webhook to the test's receiver (its secret shown once, a
+// test delivered, redelivery, recovery, rotation, disable, delete), and
+// come back to sign-in with an
 // expired token. axe-core runs on every page; a serious or critical
-// violation fails the run. Each page is captured at 1280x800.
+// violation fails the run, and on the segment and webhook pages any
+// violation does. Each page is captured at 1280x800.
 //
 // Environment (set by cmd/server/portal_test.go):
 //   CAIRN_CHROMIUM        the Chromium executable
@@ -21,6 +26,7 @@
 //   CAIRN_ARTIFACTS       the folder for screenshots
 //   CAIRN_OIDC_AUTHORIZE  the test OIDC issuer's authorization endpoint
 //   CAIRN_OIDC_CLIENT     the portal's client ID there
+//   CAIRN_WEBHOOK_RECEIVER an http URL on loopback that answers deliveries 200
 //
 // It prints one JSON report and exits 1 when a step failed.
 import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
@@ -78,14 +84,15 @@ try {
     report.steps.push(name);
   };
   // check runs axe-core on the page as it is and takes its screenshot.
-  const check = async (name) => {
+  // The pages of segments and webhooks must have no violation at all.
+  const check = async (name, { strict = false } = {}) => {
     await page.evaluate(axeSource);
     const res = await page.evaluate(async () =>
       // eslint-disable-next-line no-undef
       (await axe.run(document, { resultTypes: ['violations'] })).violations.map((v) => ({
         id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
       })));
-    for (const v of res) if (v.impact === 'serious' || v.impact === 'critical') report.violations.push({ page: name, ...v });
+    for (const v of res) if (strict || v.impact === 'serious' || v.impact === 'critical') report.violations.push({ page: name, ...v });
     const file = join(artifacts, `${name}.png`);
     await page.screenshot({ path: file });
     report.screenshots.push(file);
@@ -236,15 +243,75 @@ try {
     await page.locator('#erasure .badge', { hasText: 'completed' }).waitFor({ timeout: 60_000 });
     await check('profile-erased');
 
-    begin('create a segment');
+    begin('create a v2 segment with a live preview');
     await page.goto(`${base}/tenants/${tenantID}/segments`);
     await heading('Segments');
-    await page.getByLabel('Name', { exact: true }).fill('Pro plan');
-    await page.getByLabel('Trait').fill('plan');
-    await page.getByLabel('Value (JSON, or text)').fill('pro');
+    await check('segments', { strict: true });
+    await page.getByRole('link', { name: 'New segment' }).click();
+    await heading('New segment');
+    await page.getByLabel('Name', { exact: true }).fill('Known visitors');
+    await page.getByRole('button', { name: 'Insert identifier condition' }).click();
+    const definition = page.getByLabel('Definition (JSON)');
+    if (!(await definition.inputValue()).includes('"identifier": "email"')) throw new Error('the identifier template was not inserted');
+    await definition.fill(JSON.stringify({ any: [{ identifier: 'anonymous_id', operator: 'exists' }, { trait: 'plan', operator: 'equals', value: 'pro' }] }, null, 2));
+    await page.locator('#seg-preview .preview-count', { hasText: /^\d+ profiles? match/ }).waitFor();
+    const previewed = Number((await page.locator('#seg-preview .preview-count strong').textContent()).trim());
+    if (!(previewed >= 1)) throw new Error(`the preview counted ${previewed} profiles, want at least the unmerged one`);
+    await page.locator('#seg-preview .sample a').first().waitFor();
+    await check('segment-new', { strict: true });
+
+    begin('an invalid definition shows its JSON Pointer beside the editor');
+    await definition.fill(JSON.stringify({ all: [{ trait: 'plan', operator: 'equals', value: 'pro' }, { event: 'Trial Started', within: 'forever' }] }, null, 2));
+    await page.locator('#seg-def-errors .pointer', { hasText: '/definition/all/1/within' }).waitFor();
+    if ((await definition.getAttribute('aria-invalid')) !== 'true') throw new Error('the definition is not marked invalid');
+    await check('segment-invalid', { strict: true });
     await page.getByRole('button', { name: 'Create segment' }).click();
-    await page.getByRole('cell', { name: 'Pro plan', exact: true }).waitFor();
-    await check('segments');
+    await page.locator('#seg-def-errors .pointer', { hasText: '/definition/all/1/within' }).waitFor();
+    if (!page.url().endsWith('/segments/new')) throw new Error('an invalid segment was created');
+
+    begin('create the segment and follow its computation');
+    await definition.fill(JSON.stringify({ any: [{ identifier: 'anonymous_id', operator: 'exists' }, { trait: 'plan', operator: 'equals', value: 'pro' }] }, null, 2));
+    await page.getByRole('button', { name: 'Create segment' }).click();
+    await heading('Known visitors');
+    await page.locator('#seg-status .badge', { hasText: 'ready' }).waitFor({ timeout: 30_000 });
+    await page.getByRole('table', { name: /^Members/ }).getByRole('link').first().waitFor();
+    await check('segment', { strict: true });
+
+    begin('recompute shows its progress');
+    await page.getByRole('button', { name: 'Recompute' }).click();
+    await page.locator('#seg-status #seg-progress').waitFor();
+    await page.locator('#seg-status .badge', { hasText: 'ready' }).waitFor({ timeout: 30_000 });
+    if (await page.getByRole('button', { name: 'Recompute' }).isDisabled()) throw new Error('Recompute stays disabled once ready');
+
+    begin('a segment changed since it was opened is a 412 with a reload');
+    const segID = await page.evaluate(() => location.pathname.split('/')[4]);
+    await api('PATCH', `/v1/tenants/${tenantID}/segments/${segID}`, { description: 'changed elsewhere' });
+    await page.getByLabel('Description').fill('mine');
+    await page.getByRole('button', { name: 'Save segment' }).click();
+    await page.locator('.problem', { hasText: 'changed since you opened it; reload' }).waitFor();
+    await page.getByRole('button', { name: 'Reload' }).click();
+    await page.locator('dd', { hasText: 'changed elsewhere' }).waitFor();
+    await page.locator('.crumbs').getByRole('link', { name: 'Segments' }).click();
+    await heading('Segments');
+    await page.getByRole('link', { name: 'Known visitors' }).waitFor();
+    await check('segments-list', { strict: true });
+
+    begin('the tenant webhooks page');
+    await page.goto(`${base}/tenants/${tenantID}/webhooks`);
+    await heading('Tenant webhooks');
+    await page.getByRole('checkbox', { name: 'Known visitors' }).waitFor();
+    await check('tenant-webhooks', { strict: true });
+    await page.getByLabel('Endpoint URL').fill(need('CAIRN_WEBHOOK_RECEIVER'));
+    await page.getByRole('checkbox', { name: 'segment.entered' }).check();
+    await page.getByRole('checkbox', { name: 'Known visitors' }).check();
+    await page.getByLabel('Traits in payloads').fill('plan, email');
+    await page.getByRole('button', { name: 'Create webhook' }).click();
+    if (!(await page.locator('.secret-value').textContent()).startsWith('whsec_')) throw new Error('no secret shown for the tenant webhook');
+    await page.getByRole('link', { name: 'Open the new webhook' }).click();
+    await page.getByRole('button', { name: 'Send test' }).waitFor();
+    await page.locator('dd').getByRole('link', { name: 'Known visitors' }).waitFor();
+    await page.locator('dd', { hasText: 'plan, email' }).waitFor();
+    await check('tenant-webhook', { strict: true });
 
     begin('the audit log');
     await page.getByRole('link', { name: 'Audit log' }).first().click();
@@ -271,6 +338,69 @@ try {
     await page.waitForFunction((n) => Number(document.getElementById('ingestion')?.dataset.total) >= n + 2, before, { timeout: 10_000 });
     await page.locator('#ingest-summary', { hasText: /Since this page opened: [1-9]\d* accepted/ }).waitFor();
     await check('fleet');
+
+    begin('create a fleet webhook; its secret is shown once');
+    const receiver = need('CAIRN_WEBHOOK_RECEIVER');
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await heading('Fleet webhooks');
+    await check('webhooks', { strict: true });
+    await page.getByLabel('Endpoint URL').fill(receiver);
+    await page.getByLabel('Description').fill('On-call receiver');
+    await page.getByRole('button', { name: 'Create webhook' }).click();
+    await page.locator('.problem .field-error, .field-error', { hasText: '/event_types' }).first().waitFor();
+    await page.getByRole('checkbox', { name: 'tenant.failed' }).check();
+    await page.getByRole('checkbox', { name: 'stack.failed' }).check();
+    await page.getByRole('button', { name: 'Create webhook' }).click();
+    const secret = (await page.locator('.secret-value').textContent()).trim();
+    if (!secret.startsWith('whsec_')) throw new Error(`the secret shown is ${secret}`);
+    await page.getByText('Shown once: copy it now.').waitFor();
+    await page.getByRole('button', { name: 'Copy secret' }).click();
+    await page.getByText('Copied.').waitFor();
+    if ((await page.evaluate(() => navigator.clipboard.readText())) !== secret) throw new Error('Copy did not copy the secret');
+    await check('webhook-created', { strict: true });
+    await page.reload();
+    await heading('Fleet webhooks');
+    await page.getByRole('link', { name: receiver }).waitFor();
+    if ((await page.locator('main').innerText()).includes(secret)) throw new Error('the secret is shown again');
+
+    begin('send a test and see it delivered');
+    await page.getByRole('link', { name: receiver }).click();
+    await page.getByRole('button', { name: 'Send test' }).waitFor();
+    if ((await page.locator('main').innerText()).includes('whsec_')) throw new Error('the endpoint page shows a secret');
+    await page.getByRole('button', { name: 'Send test' }).click();
+    const deliveries = page.getByRole('table', { name: /^Deliveries to / });
+    const testRow = deliveries.getByRole('row').filter({ hasText: 'webhook.test' }).first();
+    await testRow.locator('.badge', { hasText: 'delivered' }).waitFor({ timeout: 20_000 });
+    await testRow.getByRole('cell', { name: '200', exact: true }).waitFor();
+    await testRow.getByText('{"received":true}').waitFor();
+    await check('webhook', { strict: true });
+
+    begin('redeliver, recover, rotate, disable and enable');
+    const received = async () => (await (await fetch(receiver)).json()).filter((t) => t === 'webhook.test').length;
+    if ((await received()) !== 1) throw new Error(`the receiver got ${await received()} tests, want 1`);
+    await testRow.getByRole('button', { name: /^Redeliver / }).click();
+    await page.getByText('delivery is pending again').waitFor();
+    for (let i = 0; (await received()) < 2; i++) {
+      if (i === 100) throw new Error('the redelivery never reached the receiver');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await deliveries.getByRole('row').filter({ hasText: 'webhook.test' }).first().locator('.badge', { hasText: 'delivered' }).waitFor({ timeout: 20_000 });
+    await page.getByRole('button', { name: 'Recover failed deliveries' }).click();
+    await page.getByText(/^0 failed deliveries are pending again\.$/).waitFor();
+    await page.getByRole('button', { name: 'Rotate secret' }).click();
+    const rotatedSecret = (await page.locator('.secret-value').textContent()).trim();
+    if (!rotatedSecret.startsWith('whsec_') || rotatedSecret === secret) throw new Error('rotation showed no new secret');
+    await check('webhook-rotated', { strict: true });
+    await page.getByRole('button', { name: 'Disable' }).click();
+    await page.locator('#wh-state .badge', { hasText: 'disabled' }).waitFor();
+    if (await page.getByRole('button', { name: 'Send test' }).isEnabled()) throw new Error('a disabled endpoint offers a test');
+    await page.getByRole('button', { name: 'Enable' }).click();
+    await page.locator('#wh-state .badge', { hasText: 'enabled' }).waitFor();
+
+    begin('delete the webhook after a confirmation');
+    await page.getByRole('button', { name: 'Delete webhook' }).click();
+    await heading('Fleet webhooks');
+    await page.getByText('Webhook endpoints: none yet.').waitFor();
 
     begin('the tenants list with filters in the URL');
     await page.goto(`${base}/tenants?q=ACME&status=active&label=team%3Dretail`);

@@ -7,10 +7,12 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,7 +179,12 @@ func TestPortalBrowser(t *testing.T) {
 
 	data := t.TempDir()
 	idp := newOIDCDouble(t)
-	url, _ := startServer(t, context.Background(), idp.serverEnv(map[string]string{"CAIRN_DATA_DIR": data, "CAIRN_STACK_POLL_INTERVAL": "50ms"}))
+	hook := newWebhookReceiver(t)
+	// Webhooks may go to the receiver: http, on loopback.
+	url, _ := startServer(t, context.Background(), idp.serverEnv(map[string]string{
+		"CAIRN_DATA_DIR": data, "CAIRN_STACK_POLL_INTERVAL": "50ms",
+		"CAIRN_WEBHOOK_ALLOW_HTTP": "true", "CAIRN_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
+	}))
 	idp.allow(url + "/sign-in/callback")
 	admin, err := runToken(t, "--admin", "--data-dir", data)
 	if err != nil {
@@ -198,6 +205,7 @@ func TestPortalBrowser(t *testing.T) {
 		"CAIRN_ARTIFACTS="+artifacts,
 		"CAIRN_OIDC_AUTHORIZE="+idp.URL+"/authorize",
 		"CAIRN_OIDC_CLIENT="+idp.clientID,
+		"CAIRN_WEBHOOK_RECEIVER="+hook.URL+"/cairn",
 	)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -216,7 +224,61 @@ func TestPortalBrowser(t *testing.T) {
 	if runErr != nil || report.Failed != nil || len(report.Violations) > 0 || len(report.CSP) > 0 || len(report.PageErrors) > 0 {
 		t.Fatalf("node portal.mjs: %v\nreport:\n%s\nstderr:\n%s", runErr, stdout.String(), stderr.String())
 	}
+	// The portal's "Send test" and its redelivery reached the receiver, signed.
+	if got := hook.seen("webhook.test"); got < 2 {
+		t.Errorf("the receiver got %d signed webhook.test deliveries, want the test and its redelivery; it got %v", got, hook.types())
+	}
 	t.Logf("%d steps passed; screenshots in %s", len(report.Steps), artifacts)
+}
+
+// webhookReceiver is an http endpoint on loopback that answers every
+// delivery 200 and remembers the event types of the signed ones; a GET
+// answers them as a JSON array.
+type webhookReceiver struct {
+	*httptest.Server
+	mu  sync.Mutex
+	got []string
+}
+
+func newWebhookReceiver(t *testing.T) *webhookReceiver {
+	t.Helper()
+	r := &webhookReceiver{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodGet { // what came so far, for the browser test to wait on
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(r.types())
+			return
+		}
+		var body struct {
+			Type string `json:"type"`
+		}
+		_ = json.NewDecoder(io.LimitReader(req.Body, 1<<20)).Decode(&body)
+		if req.Header.Get("webhook-id") != "" && strings.HasPrefix(req.Header.Get("webhook-signature"), "v1,") {
+			r.mu.Lock()
+			r.got = append(r.got, body.Type)
+			r.mu.Unlock()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"received":true}`)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *webhookReceiver) types() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got...)
+}
+
+func (r *webhookReceiver) seen(typ string) int {
+	n := 0
+	for _, g := range r.types() {
+		if g == typ {
+			n++
+		}
+	}
+	return n
 }
 
 // TestPortalSignIn: a sign-in link's code buys an admin token once; a

@@ -31,3 +31,23 @@ export function isStatus(v: string): v is Schemas['TenantStatus'] {
 export function isTier(v: string): v is Schemas['Tier'] {
   return (TIERS as readonly string[]).includes(v);
 }
+
+// Webhook event types by kind: tenant endpoints take segment.* and
+// profile.*, fleet endpoints tenant.*, stack.failed and webhook.disabled.
+export const TENANT_EVENT_KINDS = [
+  { kind: 'Segment events', types: ['segment.entered', 'segment.exited'] },
+  { kind: 'Profile events', types: ['profile.created', 'profile.merged', 'profile.unmerged', 'profile.erased'] },
+] as const satisfies readonly { kind: string; types: readonly Schemas['WebhookEventType'][] }[];
+export const FLEET_EVENT_KINDS = [
+  { kind: 'Tenant events', types: ['tenant.provisioned', 'tenant.failed', 'tenant.suspended', 'tenant.deleted'] },
+  { kind: 'Stack events', types: ['stack.failed'] },
+  { kind: 'Webhook events', types: ['webhook.disabled'] },
+] as const satisfies readonly { kind: string; types: readonly Schemas['WebhookEventType'][] }[];
+type Listed<K extends readonly { types: readonly string[] }[]> = K[number]['types'][number];
+export const eventTypesComplete: Exhaustive<Schemas['WebhookEventType'], Listed<typeof TENANT_EVENT_KINDS> | Listed<typeof FLEET_EVENT_KINDS>> = true;
+
+export const DELIVERY_STATUSES = ['pending', 'delivered', 'failed', 'cancelled'] as const satisfies readonly Schemas['WebhookDeliveryStatus'][];
+export const deliveryStatusesComplete: Exhaustive<Schemas['WebhookDeliveryStatus'], (typeof DELIVERY_STATUSES)[number]> = true;
+export function isDeliveryStatus(v: string): v is Schemas['WebhookDeliveryStatus'] {
+  return (DELIVERY_STATUSES as readonly string[]).includes(v);
+}

@@ -7,7 +7,8 @@ import { signInPage, signInCallbackPage, setSignInMessage } from './pages/signin
 import { callbackPath } from './oidc';
 import { tenantsPage, onboardPage, tenantPage } from './pages/tenants';
 import { lookupPage, profilePage } from './pages/profiles';
-import { segmentsPage } from './pages/segments';
+import { newSegmentPage, segmentPage, segmentsPage } from './pages/segments';
+import { fleetWebhookPage, fleetWebhooksPage, tenantWebhookPage, tenantWebhooksPage } from './pages/webhooks';
 import { auditPage } from './pages/audit';
 import { fleetPage } from './pages/fleet';
 
@@ -20,6 +21,12 @@ route('/tenants/:tenant', 'Tenant', tenantPage);
 route('/tenants/:tenant/profiles', 'Profiles', lookupPage);
 route('/tenants/:tenant/profiles/:profile', 'Profile', profilePage);
 route('/tenants/:tenant/segments', 'Segments', segmentsPage);
+route('/tenants/:tenant/segments/new', 'New segment', newSegmentPage);
+route('/tenants/:tenant/segments/:segment', 'Segment', segmentPage);
+route('/tenants/:tenant/webhooks', 'Tenant webhooks', tenantWebhooksPage);
+route('/tenants/:tenant/webhooks/:webhook', 'Webhook', tenantWebhookPage);
+route('/webhooks', 'Fleet webhooks', fleetWebhooksPage);
+route('/webhooks/:webhook', 'Webhook', fleetWebhookPage);
 route('/audit', 'Audit log', auditPage);
 route('/fleet', 'Fleet', fleetPage);
 
@@ -40,6 +47,7 @@ function nav(): HTMLElement {
       h('li', null, link('/', 'Tenants')),
       h('li', null, link('/tenants/new', 'Onboard')),
       h('li', null, link('/fleet', 'Fleet')),
+      h('li', null, link('/webhooks', 'Webhooks')),
       h('li', null, link('/audit', 'Audit log')),
     ),
     h('button', { type: 'button', class: 'link', onClick: () => { session.clear(); setSignInMessage('You signed out.'); navigate('/sign-in'); } }, 'Sign out'),

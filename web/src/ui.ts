@@ -16,9 +16,9 @@ export function problemBox(p: Problem, ...extra: Child[]): HTMLElement {
 }
 
 const tones: Record<string, string> = {
-  active: 'ok', ready: 'ok', completed: 'ok',
-  provisioning: 'busy', creating: 'busy', pending: 'busy', replacing: 'busy', running: 'busy', deprovisioning: 'busy', deleting: 'busy', revoking: 'busy',
-  suspended: 'warn', failed: 'bad', revoked: 'muted', deleted: 'muted',
+  active: 'ok', ready: 'ok', completed: 'ok', enabled: 'ok', delivered: 'ok',
+  computing: 'busy', provisioning: 'busy', creating: 'busy', pending: 'busy', replacing: 'busy', running: 'busy', deprovisioning: 'busy', deleting: 'busy', revoking: 'busy',
+  suspended: 'warn', disabled: 'warn', failed: 'bad', revoked: 'muted', deleted: 'muted', cancelled: 'muted',
 };
 
 export function badge(status: string): HTMLElement {
@@ -31,7 +31,8 @@ export function table(caption: string, head: string[], rows: Child[][], empty = 
     'table',
     null,
     h('caption', null, caption),
-    h('thead', null, h('tr', null, head.map((c) => h('th', { scope: 'col' }, c)))),
+    // A column of buttons has no title to show, but its header still names it.
+    h('thead', null, h('tr', null, head.map((c) => h('th', { scope: 'col' }, c || h('span', { class: 'visually-hidden' }, 'Actions'))))),
     h('tbody', null, rows.map((r) => h('tr', null, r.map((c) => h('td', null, c))))),
   );
 }
@@ -65,4 +66,32 @@ export async function fill(el: HTMLElement, load: () => Promise<Child>): Promise
   } catch (err) {
     el.replaceChildren(problemBox(toProblem(err)));
   }
+}
+
+/** conflictNotice is a 412's answer: the thing changed since the page read it. */
+export function conflictNotice(what: string, reload: () => void): HTMLElement {
+  return h('div', { class: 'problem', role: 'alert' },
+    h('p', { class: 'problem-title' }, h('strong', null, `This ${what} changed since you opened it; reload`), ' (412)'),
+    h('p', null, 'Someone else saved a change first. Reload to see it, then make your change again.'),
+    h('button', { type: 'button', onClick: reload }, 'Reload'));
+}
+
+/** secretOnce shows a secret that the API returns once, with a copy button. */
+export function secretOnce(label: string, secret: string | null, otherwise: string): HTMLElement {
+  if (secret === null) {
+    return h('div', { class: 'card secret', role: 'status' }, h('p', null, h('strong', null, label), ' ', otherwise));
+  }
+  const status = h('span', { role: 'status', class: 'muted' });
+  return h('div', { class: 'card secret', role: 'region', 'aria-label': label },
+    h('p', null, h('strong', null, label)),
+    h('p', { class: 'warning' }, 'Shown once: copy it now. Cairn keeps no copy it can show again; if it is lost, rotate the secret.'),
+    h('p', null, h('code', { class: 'secret-value' }, secret), ' ',
+      h('button', { type: 'button', class: 'small', onClick: async () => {
+        try {
+          await navigator.clipboard.writeText(secret);
+          status.textContent = 'Copied.';
+        } catch {
+          status.textContent = 'Copy failed; select the secret and copy it.';
+        }
+      } }, 'Copy secret'), ' ', status));
 }

@@ -4,6 +4,7 @@ import { navigate, onLeave, render } from '../router';
 import { badge, busy, dl, fill, problemBox, section, slot, table } from '../ui';
 import { REGIONS, STATUSES, TIERS, isRegion, isStatus, isTier } from '../enums';
 import { accessView, grantsView, principalsView } from './governance';
+import { tenantWebhooksView } from './webhooks';
 
 function select(id: string, name: string, options: readonly string[], value: string, any?: string): HTMLSelectElement {
   return h('select', { id, name },
@@ -238,6 +239,8 @@ export async function tenantPage(params: Record<string, string>) {
   void fill(identity, () => identityView(id));
   const principals = slot('Loading principals');
   void fill(principals, () => principalsView(id));
+  const webhooks = slot('Loading webhooks');
+  void fill(webhooks, () => tenantWebhooksView(id));
   const grants = slot('Loading grants');
   void fill(grants, () => grantsView(id, t));
 
@@ -255,6 +258,7 @@ export async function tenantPage(params: Record<string, string>) {
     h('p', { class: 'links' },
       h('a', { href: `/tenants/${id}/profiles` }, 'Profiles'), ' · ',
       h('a', { href: `/tenants/${id}/segments` }, 'Segments'), ' · ',
+      h('a', { href: `/tenants/${id}/webhooks` }, 'Webhooks'), ' · ',
       h('a', { href: `/audit?tenant_id=${id}` }, 'Audit log')),
     t.status === 'deleted' ? null : h('details', null, h('summary', null, 'Edit the tenant'), editForm(t, etag, out)),
     section('Lifecycle', actions.length ? h('div', { class: 'actions' }, actions) : h('p', { class: 'muted' }, `No lifecycle action applies to a ${t.status} tenant.`), out,
@@ -262,6 +266,7 @@ export async function tenantPage(params: Record<string, string>) {
     section('Stacks', stacks),
     section('Sources', sources),
     section('Identity configuration', identity),
+    section('Webhooks', webhooks),
     section('Principals', principals),
     section('Grants', grants),
     section('Tokens and credentials', accessView(id, t)),
