@@ -209,6 +209,10 @@ def explained_rejection(case, response):
         # durations, windows, limits) are ParseDefinition's, pinned by
         # internal/profiles/segdef_test.go; the schema is an open object.
         return True
+    if op == "createSegment" and field == "conditions" and "definition" not in case.body and "conditions" not in case.body:
+        # One of definition and conditions is required, which OpenAPI 3.0
+        # says only with an anyOf the generated clients cannot type.
+        return True
     if op in WEBHOOK_OPS and field == "url" and message.startswith("webhooks: refused URL"):
         # Whether a URL's host resolves to public addresses only is no
         # schema's to say; internal/webhooks/guard_test.go pins the guard.

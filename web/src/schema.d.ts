@@ -2181,18 +2181,18 @@ export interface components {
         SegmentDefinition: {
             [key: string]: unknown;
         };
-        /** @description Either `definition`, or `conditions` (with `match`), not both. */
+        /** @description Either `definition`, or `conditions` (with `match`), not both; one of them is required (a 400 naming `conditions` otherwise). */
         SegmentCreate: {
             name: string;
             description?: string;
             definition?: components["schemas"]["SegmentDefinition"];
             /**
-             * @default all
+             * @description How the conditions combine; `all` when absent. Not with a definition.
              * @enum {string}
              */
-            match: "all" | "any";
+            match?: "all" | "any";
             conditions?: components["schemas"]["SegmentCondition"][];
-        } | unknown | unknown;
+        };
         /** @description Absent fields stay as they are; `definition` and `conditions` exclude each other. */
         SegmentUpdate: {
             name?: string;

@@ -253,9 +253,9 @@ async function segmentEditor(o: EditorOpts): Promise<HTMLElement> {
         } else {
           // `match` has a default in the contract, so the generated type
           // requires it; with a definition it must be absent (a 400).
-          const body: Omit<Schemas['SegmentCreate'], 'match'> = { name: name.value.trim(), definition };
+          const body: Schemas['SegmentCreate'] = { name: name.value.trim(), definition };
           if (desc.value.trim()) body.description = desc.value.trim();
-          const r = await must(api.POST('/v1/tenants/{tenant_id}/segments', { params: { path: { tenant_id: tenant } }, body: body as Schemas['SegmentCreate'] }));
+          const r = await must(api.POST('/v1/tenants/{tenant_id}/segments', { params: { path: { tenant_id: tenant } }, body }));
           navigate(`/tenants/${tenant}/segments/${r.data.id}`);
         }
       } catch (err) {
