@@ -365,7 +365,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
-
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	grantSvc.Register(workers)
