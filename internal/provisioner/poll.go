@@ -130,7 +130,7 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 		return nil
 	}
 	var announce []fleet.Event
-	if pl.Status == StatusFailed {
+	if pl.Status == StatusFailed && before.Status != StatusFailed {
 		t, err := p.tenants.Get(ctx, pl.TenantID)
 		if err != nil && !errors.Is(err, tenants.ErrNotFound) {
 			return fmt.Errorf("tenant of failed stack %s in %s: %w", pl.StackName, pl.Region, err)
@@ -241,7 +241,7 @@ func (p *Provisioner) observePool(ctx context.Context, pool Pool, st Stack, foun
 		return nil
 	}
 	var announce []fleet.Event
-	if pool.Status == StatusFailed {
+	if pool.Status == StatusFailed && before.Status != StatusFailed {
 		announce = append(announce, poolFailed(pool, time.Now()))
 	}
 	if _, err := p.store.PoolUpdate(ctx, pool, announce...); err != nil {
