@@ -316,9 +316,8 @@ func (s *Service) transition(ctx context.Context, id string, ifVersion *int64, e
 }
 
 // change reads the tenant, applies mutate and writes it back with its
-// version increased, all in one transaction.
-// A change that Announcement finds worth announcing writes its fleet
-// event in the same transaction.
+// version increased, all in one transaction; a change that Announcement
+// finds worth announcing writes its fleet event in that transaction too.
 func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutate func(*Tenant) (JobArgs, error)) (Tenant, error) {
 	var (
 		out       Tenant
