@@ -34,6 +34,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
@@ -338,14 +339,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	if err != nil {
 		return err
 	}
-	prov, err = provisioner.New(provisioner.Config{
-		Engine: engine, Store: db, Tenants: tenantSvc, PollInterval: cfg.StackPollInterval, Logger: log,
-		BeforeTeardown: teardown,
-	})
-	if err != nil {
-		return err
-	}
-
 	guard := &webhooks.Guard{AllowHTTP: cfg.WebhookAllowHTTP, Allow: cfg.webhookAllow}
 	webhookSvc, err := webhooks.New(webhooks.Config{
 		Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
@@ -355,16 +348,33 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	// Segment transitions and profile changes go out as webhooks.
 	profileSvc.SetOutbox(noticeOutbox{webhookSvc})
+	// So do tenants' lifecycle and stacks' failures, through the fleet
+	// outbox: relayed at once after a change on this replica, and by the
+	// periodic job.
+	fleetRelay, err := fleet.NewRelay(fleet.Config{Store: db, Publisher: webhooks.FleetPublisher{Service: webhookSvc}, Logger: log})
+	if err != nil {
+		return err
+	}
+	tenantSvc.SetFleetNotifier(fleetRelay)
+
+	prov, err = provisioner.New(provisioner.Config{
+		Engine: engine, Store: db, Tenants: tenantSvc, PollInterval: cfg.StackPollInterval, Logger: log,
+		BeforeTeardown: teardown, Fleet: fleetRelay,
+	})
+	if err != nil {
+		return err
+	}
 
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	grantSvc.Register(workers)
 	profileSvc.Register(workers)
+	fleetRelay.Register(workers)
 	registerMaintenance(workers, db)
 	river.AddWorker(workers, &audienceSweeper{tenants: tenantSvc, profiles: profileSvc})
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs()),
+		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,
@@ -384,6 +394,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		dispatchErr = webhookSvc.Run(dispatchCtx)
 	}()
 	defer func() { stopDispatch(); <-dispatchDone }() // before the database closes
+	// The relay's immediate passes stop with the dispatcher; what they
+	// leave, the periodic job relays on whichever replica runs it.
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		_ = fleetRelay.Run(dispatchCtx) // returns nil when stopped; passes log their errors
+	}()
+	defer func() { stopDispatch(); <-relayDone }()
 
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Logger:       log,

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
@@ -122,6 +124,19 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Webhooks may go to the test's own receivers on loopback, over http.
+	guard := &webhooks.Guard{AllowHTTP: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	hooks, err := webhooks.New(webhooks.Config{Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: 5 * time.Second}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As in the server: fleet events are relayed at once after a change
+	// and by the periodic job.
+	relay, err := fleet.NewRelay(fleet.Config{Store: db, Publisher: webhooks.FleetPublisher{Service: hooks}, Interval: 200 * time.Millisecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetFleetNotifier(relay)
 	prov, err = provisioner.New(provisioner.Config{
 		Engine:         &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}},
 		Store:          db,
@@ -129,6 +144,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 		PollInterval:   25 * time.Millisecond,
 		Logger:         log,
 		BeforeTeardown: teardown,
+		Fleet:          relay,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -137,10 +153,11 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	gs.Register(workers)
+	relay.Register(workers)
 	ps.Register(workers)
 	stop, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: prov.PeriodicJobs(),
+		PeriodicJobs: slices.Concat(prov.PeriodicJobs(), relay.PeriodicJobs()),
 		PollInterval: 20 * time.Millisecond,
 		Logger:       log,
 		OnJobDone: func(kind, state string) {
@@ -159,16 +176,13 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 		_ = stop(ctx)
 	})
 
-	// Webhooks may go to the test's own receivers on loopback, over http.
-	guard := &webhooks.Guard{AllowHTTP: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	hooks, err := webhooks.New(webhooks.Config{Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: 5 * time.Second}, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	dispatched := make(chan error, 1)
 	go func() { dispatched <- hooks.Run(dispatchCtx) }()
 	t.Cleanup(func() { stopDispatch(); <-dispatched })
+	relayed := make(chan error, 1)
+	go func() { relayed <- relay.Run(dispatchCtx) }()
+	t.Cleanup(func() { stopDispatch(); <-relayed })
 
 	h, err := httpapi.NewServer(httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Auth: a, Idempotency: db, Ready: db.Ping,

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/templates"
 )
@@ -127,12 +129,24 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 	if pl.Status == before.Status && pl.StackStatus == before.StackStatus {
 		return nil
 	}
-	if _, err := p.store.PlacementUpdate(ctx, pl); err != nil {
+	var announce []fleet.Event
+	if pl.Status == StatusFailed && before.Status != StatusFailed {
+		t, err := p.tenants.Get(ctx, pl.TenantID)
+		if err != nil && !errors.Is(err, tenants.ErrNotFound) {
+			return fmt.Errorf("tenant of failed stack %s in %s: %w", pl.StackName, pl.Region, err)
+		}
+		if t.ID == "" {
+			t.ID = pl.TenantID
+		}
+		announce = append(announce, placementFailed(t, pl, time.Now()))
+	}
+	if _, err := p.store.PlacementUpdate(ctx, pl, announce...); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return nil // a worker moved it; the next round sees the new record
 		}
 		return fmt.Errorf("update placement %s/%s: %w", pl.TenantID, pl.Region, err)
 	}
+	p.announced(announce)
 	if found {
 		p.recordEvents(ctx, pl)
 	}
@@ -226,5 +240,46 @@ func (p *Provisioner) observePool(ctx context.Context, pool Pool, st Stack, foun
 	if pool.Status == before.Status && pool.StackStatus == before.StackStatus {
 		return nil
 	}
-	return p.updatePool(ctx, pool)
+	var announce []fleet.Event
+	if pool.Status == StatusFailed && before.Status != StatusFailed {
+		announce = append(announce, poolFailed(pool, time.Now()))
+	}
+	if _, err := p.store.PoolUpdate(ctx, pool, announce...); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil // a worker moved it; the next round sees the new record
+		}
+		return fmt.Errorf("update pool in %s: %w", pool.Region, err)
+	}
+	p.announced(announce)
+	return nil
+}
+
+// placementFailed announces the failure of t's stack pl. Its ID names the
+// stack, its attempt and the status it failed in, so a failed create and
+// the failed delete of its replacement are two events, and a repeat of
+// either is one.
+func placementFailed(t tenants.Tenant, pl Placement, now time.Time) fleet.Event {
+	d := tenants.FleetData(t, now)
+	d.Region, d.StackName, d.Reason = pl.Region, pl.StackName, pl.LastError
+	return fleet.Event{
+		ID:   fleet.NewID(fleet.StackFailed, pl.TenantID, pl.Region, pl.StackName, strconv.Itoa(pl.Attempt), pl.StackStatus),
+		Type: fleet.StackFailed, At: now, Data: d,
+	}
+}
+
+// poolFailed announces the failure of a Region's pool stack, which is no
+// one tenant's: its tenants' own failures follow as tenant.failed.
+func poolFailed(pool Pool, now time.Time) fleet.Event {
+	return fleet.Event{
+		ID:   fleet.NewID(fleet.StackFailed, "pool", pool.Region, pool.StackName, strconv.Itoa(pool.Attempt), pool.StackStatus),
+		Type: fleet.StackFailed, At: now,
+		Data: fleet.Data{Region: pool.Region, StackName: pool.StackName, Reason: pool.LastError, At: fleet.FormatTime(now)},
+	}
+}
+
+// announced tells the fleet notifier that events were written.
+func (p *Provisioner) announced(events []fleet.Event) {
+	if len(events) > 0 && p.fleet != nil {
+		p.fleet.Notify()
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/templates"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	// again later without using up an attempt (a long purge goes on that
 	// way).
 	BeforeTeardown func(ctx context.Context, tenantID string) error
+	// Fleet, if set, is told when a stack's failure was written to the
+	// fleet outbox, so that it goes out at once.
+	Fleet fleet.Notifier
 }
 
 // Provisioner reconciles tenants' stacks. It is safe for concurrent use by
@@ -60,6 +64,7 @@ type Provisioner struct {
 	poll    time.Duration
 	log     *slog.Logger
 	before  func(ctx context.Context, tenantID string) error
+	fleet   fleet.Notifier
 }
 
 // New validates cfg and returns a Provisioner.
@@ -75,7 +80,7 @@ func New(cfg Config) (*Provisioner, error) {
 	}
 	return &Provisioner{
 		engine: cfg.Engine, store: cfg.Store, tenants: cfg.Tenants, poll: cfg.PollInterval, log: cfg.Logger,
-		before: cfg.BeforeTeardown,
+		before: cfg.BeforeTeardown, fleet: cfg.Fleet,
 	}, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/fleet"
 )
 
 // Kind is how a tenant is placed in a Region.
@@ -118,8 +120,10 @@ type Store interface {
 	PlacementListInFlight(ctx context.Context) ([]Placement, error)
 	// PlacementUpdate stores p if the stored Version equals p.Version and
 	// returns it with Version increased and UpdatedAt set; ErrConflict if
-	// the version is stale, ErrNotFound if absent.
-	PlacementUpdate(ctx context.Context, p Placement) (Placement, error)
+	// the version is stale, ErrNotFound if absent. The events it is given
+	// go to the fleet outbox in the same transaction (an ID the outbox
+	// holds is ignored): they are written if and only if p is.
+	PlacementUpdate(ctx context.Context, p Placement, announce ...fleet.Event) (Placement, error)
 
 	// PoolEnsure inserts p unless the Region's pool exists, and returns the
 	// stored one either way.
@@ -129,7 +133,7 @@ type Store interface {
 	// PoolList returns every pool ordered by Region, with TenantCount.
 	PoolList(ctx context.Context) ([]Pool, error)
 	// PoolUpdate is PlacementUpdate for pools.
-	PoolUpdate(ctx context.Context, p Pool) (Pool, error)
+	PoolUpdate(ctx context.Context, p Pool, announce ...fleet.Event) (Pool, error)
 
 	// StackEventsAppend records events of a tenant's stack in a Region,
 	// ignoring events already recorded (same ID), and returns how many it

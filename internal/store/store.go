@@ -11,6 +11,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/profiles"
@@ -26,6 +27,9 @@ type Backend interface {
 	idempotency.Store
 	profiles.SourceStore
 	webhooks.Store
+	// fleet.Store is the fleet outbox, written through tenants.Tx and the
+	// provisioner's updates.
+	fleet.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

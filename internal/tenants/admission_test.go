@@ -4,14 +4,17 @@ import (
 	"context"
 	"sync"
 	"testing"
+
+	"github.com/cairn-cdp/cairn/internal/fleet"
 )
 
 // memStore is a Store of one process's memory that counts reads outside
 // transactions.
 type memStore struct {
-	mu    sync.Mutex
-	m     map[string]Tenant
-	reads int
+	mu     sync.Mutex
+	m      map[string]Tenant
+	reads  int
+	events []fleet.Event
 }
 
 func (s *memStore) InTx(ctx context.Context, fn func(Tx) error) error {
@@ -48,6 +51,10 @@ func (tx memTx) TenantInsert(_ context.Context, t Tenant) (Tenant, error) {
 }
 func (tx memTx) TenantUpdate(_ context.Context, t Tenant) error { tx.s.m[t.ID] = t; return nil }
 func (tx memTx) JobInsert(context.Context, JobArgs) error       { return nil }
+func (tx memTx) FleetEventInsert(_ context.Context, ev fleet.Event) error {
+	tx.s.events = append(tx.s.events, ev)
+	return nil
+}
 
 // TestAdmittedCachesAndForgetsOnChange reads a tenant once for many
 // admissions, sees this Service's suspension at once, sees a change made

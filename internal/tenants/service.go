@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/fleet"
 )
 
 // Service runs the tenant lifecycle. It is safe for concurrent use; all
@@ -15,6 +18,8 @@ type Service struct {
 	now   func() time.Time
 	newID func() string
 	admit admissions
+	// fleet, if set, is told when a change announced itself.
+	fleet fleet.Notifier
 }
 
 // NewService returns a Service on store. now defaults to time.Now.
@@ -24,6 +29,11 @@ func NewService(store Store, now func() time.Time) *Service {
 	}
 	return &Service{store: store, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }, newID: NewID}
 }
+
+// SetFleetNotifier makes the Service tell n after every change that wrote
+// a fleet event (see Announcement), so that it goes out at once rather than
+// at the relay's next round. Call it before the Service is used.
+func (s *Service) SetFleetNotifier(n fleet.Notifier) { s.fleet = n }
 
 // OnboardParams is what an ISV admin gives to onboard a tenant.
 type OnboardParams struct {
@@ -306,9 +316,13 @@ func (s *Service) transition(ctx context.Context, id string, ifVersion *int64, e
 }
 
 // change reads the tenant, applies mutate and writes it back with its
-// version increased, all in one transaction.
+// version increased, all in one transaction; a change that Announcement
+// finds worth announcing writes its fleet event in that transaction too.
 func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutate func(*Tenant) (JobArgs, error)) (Tenant, error) {
-	var out Tenant
+	var (
+		out       Tenant
+		announced bool
+	)
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		t, err := tx.TenantGet(ctx, id)
 		if err != nil {
@@ -317,6 +331,7 @@ func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutat
 		if ifVersion != nil && *ifVersion != t.Version {
 			return ErrVersionMismatch
 		}
+		from := t.Status
 		job, err := mutate(&t)
 		if err != nil {
 			return err
@@ -331,6 +346,12 @@ func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutat
 				return err
 			}
 		}
+		if ev, ok := Announcement(from, t); ok {
+			if err := tx.FleetEventInsert(ctx, ev); err != nil {
+				return err
+			}
+			announced = true
+		}
 		out = t
 		return nil
 	})
@@ -338,7 +359,51 @@ func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutat
 		return Tenant{}, fmt.Errorf("change tenant %s: %w", id, err)
 	}
 	s.admit.forget(id)
+	if announced && s.fleet != nil {
+		s.fleet.Notify()
+	}
 	return out, nil
+}
+
+// Announcement returns the fleet event that announces t's move from status
+// from to t.Status, if the move is one the ISV hears of: provisioning
+// completed (tenant.provisioned; a resume is not announced), provisioning
+// failed, a suspension, and the end of offboarding (tenant.deleted). Its
+// ID is derived from the tenant's ID, new status and new version, so a
+// retried change yields the same ID.
+func Announcement(from Status, t Tenant) (fleet.Event, bool) {
+	if from == t.Status {
+		return fleet.Event{}, false
+	}
+	var typ string
+	switch {
+	case t.Status == StatusActive && from == StatusProvisioning:
+		typ = fleet.TenantProvisioned
+	case t.Status == StatusFailed:
+		typ = fleet.TenantFailed
+	case t.Status == StatusSuspended:
+		typ = fleet.TenantSuspended
+	case t.Status == StatusDeleted:
+		typ = fleet.TenantDeleted
+	default:
+		return fleet.Event{}, false
+	}
+	data := FleetData(t, t.UpdatedAt)
+	if t.Status == StatusFailed {
+		data.Reason = t.StatusReason
+	}
+	return fleet.Event{
+		ID:   fleet.NewID(t.ID, string(t.Status), strconv.FormatInt(t.Version, 10)),
+		Type: typ, At: t.UpdatedAt, Data: data,
+	}, true
+}
+
+// FleetData describes t in a fleet event of a change at at.
+func FleetData(t Tenant, at time.Time) fleet.Data {
+	return fleet.Data{
+		TenantID: t.ID, Slug: t.Slug, Name: t.Name, Status: string(t.Status), Tier: string(t.Tier),
+		Regions: slices.Clone(t.Regions), At: fleet.FormatTime(at),
+	}
 }
 
 func lowerASCII(s string) string {

@@ -1,6 +1,10 @@
 package tenants
 
-import "context"
+import (
+	"context"
+
+	"github.com/cairn-cdp/cairn/internal/fleet"
+)
 
 // ListParams selects and pages tenants. Zero values do not filter.
 type ListParams struct {
@@ -55,4 +59,8 @@ type Tx interface {
 	// JobInsert inserts a durable job that commits or rolls back with the
 	// transaction.
 	JobInsert(ctx context.Context, args JobArgs) error
+	// FleetEventInsert adds ev to the fleet outbox, committing or rolling
+	// back with the transaction. An event whose ID the outbox holds is
+	// ignored, so a retried change announces itself once.
+	FleetEventInsert(ctx context.Context, ev fleet.Event) error
 }

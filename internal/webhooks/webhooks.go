@@ -22,21 +22,24 @@ package webhooks
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/fleet"
 )
 
 // Event types.
 const (
-	SegmentEntered    = "segment.entered"
-	SegmentExited     = "segment.exited"
-	ProfileCreated    = "profile.created"
-	ProfileMerged     = "profile.merged"
-	ProfileUnmerged   = "profile.unmerged"
-	ProfileErased     = "profile.erased"
-	TenantProvisioned = "tenant.provisioned"
-	TenantFailed      = "tenant.failed"
-	TenantSuspended   = "tenant.suspended"
-	TenantDeleted     = "tenant.deleted"
-	StackFailed       = "stack.failed"
+	SegmentEntered  = "segment.entered"
+	SegmentExited   = "segment.exited"
+	ProfileCreated  = "profile.created"
+	ProfileMerged   = "profile.merged"
+	ProfileUnmerged = "profile.unmerged"
+	ProfileErased   = "profile.erased"
+	// The fleet's own, which package fleet writes to its outbox.
+	TenantProvisioned = fleet.TenantProvisioned
+	TenantFailed      = fleet.TenantFailed
+	TenantSuspended   = fleet.TenantSuspended
+	TenantDeleted     = fleet.TenantDeleted
+	StackFailed       = fleet.StackFailed
 	EndpointDisabled  = "webhook.disabled"
 )
 

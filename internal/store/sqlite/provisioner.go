@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/store/sqlite/db"
 )
@@ -97,13 +98,30 @@ func (d *DB) PlacementListInFlight(ctx context.Context) ([]provisioner.Placement
 // PlacementUpdate implements provisioner.Store. It stores every field but
 // the key and CreatedAt, and sets UpdatedAt to now. Of concurrent updates
 // from one Version exactly one succeeds: statements run one at a time, and
-// the others find the Version changed.
-func (d *DB) PlacementUpdate(ctx context.Context, p provisioner.Placement) (provisioner.Placement, error) {
+// the others find the Version changed. With events to announce, the update
+// and their insert are one transaction.
+func (d *DB) PlacementUpdate(ctx context.Context, p provisioner.Placement, announce ...fleet.Event) (provisioner.Placement, error) {
+	if len(announce) == 0 {
+		return placementUpdate(ctx, d.queries, p)
+	}
+	var stored provisioner.Placement
+	err := d.withTx(ctx, func(sqlTx *sql.Tx) error {
+		q := d.queries.WithTx(sqlTx)
+		var err error
+		if stored, err = placementUpdate(ctx, q, p); err != nil {
+			return err
+		}
+		return fleetEventInsert(ctx, q, announce)
+	})
+	return stored, err
+}
+
+func placementUpdate(ctx context.Context, q *db.Queries, p provisioner.Placement) (provisioner.Placement, error) {
 	outputs, err := outputsColumn(p.Outputs)
 	if err != nil {
 		return provisioner.Placement{}, fmt.Errorf("update placement: %w", err)
 	}
-	row, err := d.queries.PlacementUpdate(ctx, db.PlacementUpdateParams{
+	row, err := q.PlacementUpdate(ctx, db.PlacementUpdateParams{
 		Kind:            string(p.Kind),
 		StackName:       p.StackName,
 		Status:          string(p.Status),
@@ -119,7 +137,7 @@ func (d *DB) PlacementUpdate(ctx context.Context, p provisioner.Placement) (prov
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		var exists bool
-		exists, err = d.queries.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
+		exists, err = q.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
 		if err == nil {
 			return provisioner.Placement{}, fmt.Errorf("update placement: %w", staleOrMissing(exists))
 		}
@@ -202,12 +220,28 @@ func (d *DB) PoolList(ctx context.Context) ([]provisioner.Pool, error) {
 
 // PoolUpdate implements provisioner.Store, as PlacementUpdate does for
 // placements.
-func (d *DB) PoolUpdate(ctx context.Context, p provisioner.Pool) (provisioner.Pool, error) {
+func (d *DB) PoolUpdate(ctx context.Context, p provisioner.Pool, announce ...fleet.Event) (provisioner.Pool, error) {
+	if len(announce) == 0 {
+		return poolUpdate(ctx, d.queries, p)
+	}
+	var stored provisioner.Pool
+	err := d.withTx(ctx, func(sqlTx *sql.Tx) error {
+		q := d.queries.WithTx(sqlTx)
+		var err error
+		if stored, err = poolUpdate(ctx, q, p); err != nil {
+			return err
+		}
+		return fleetEventInsert(ctx, q, announce)
+	})
+	return stored, err
+}
+
+func poolUpdate(ctx context.Context, q *db.Queries, p provisioner.Pool) (provisioner.Pool, error) {
 	outputs, err := outputsColumn(p.Outputs)
 	if err != nil {
 		return provisioner.Pool{}, fmt.Errorf("update pool: %w", err)
 	}
-	row, err := d.queries.PoolUpdate(ctx, db.PoolUpdateParams{
+	row, err := q.PoolUpdate(ctx, db.PoolUpdateParams{
 		StackName:       p.StackName,
 		Status:          string(p.Status),
 		StackStatus:     p.StackStatus,
@@ -221,7 +255,7 @@ func (d *DB) PoolUpdate(ctx context.Context, p provisioner.Pool) (provisioner.Po
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		var exists bool
-		exists, err = d.queries.PoolExists(ctx, p.Region)
+		exists, err = q.PoolExists(ctx, p.Region)
 		if err == nil {
 			return provisioner.Pool{}, fmt.Errorf("update pool: %w", staleOrMissing(exists))
 		}

@@ -91,6 +91,10 @@ func Run(t *testing.T, h Harness) {
 		{"WebhookDeliveryLeaseTakeover", testWebhookDeliveryLeaseTakeover},
 		{"WebhookDeliveryConcurrentClaims", testWebhookDeliveryConcurrentClaims},
 		{"WebhookDeliveryRetryRecover", testWebhookDeliveryRetryRecover},
+		{"FleetEventOutbox", testFleetEventOutbox},
+		{"FleetEventWithTenantChange", testFleetEventWithTenantChange},
+		{"FleetEventWithStackFailure", testFleetEventWithStackFailure},
+		{"FleetRelay", testFleetRelay},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}

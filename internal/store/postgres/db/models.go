@@ -22,6 +22,14 @@ type AuditEvent struct {
 	Detail   []byte
 }
 
+type FleetEvent struct {
+	Seq  int64
+	ID   string
+	Type string
+	Data []byte
+	At   time.Time
+}
+
 type Grant struct {
 	Seq         int64
 	ID          string

@@ -20,6 +20,14 @@ type AuditEvent struct {
 	Detail   string
 }
 
+type FleetEvent struct {
+	Seq  int64
+	ID   string
+	Type string
+	Data string
+	At   string
+}
+
 type Grant struct {
 	Seq         int64
 	ID          string
