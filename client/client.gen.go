@@ -1094,7 +1094,7 @@ type SegmentCondition struct {
 // `value`. A missing trait meets only `not_equals` and `not_exists`.
 type SegmentConditionOperator string
 
-// SegmentCreate Either `definition`, or `conditions` (with `match`), not both.
+// SegmentCreate Either `definition`, or `conditions` (with `match`), not both; one of them is required (a 400 naming `conditions` otherwise).
 type SegmentCreate struct {
 	Conditions *[]SegmentCondition `json:"conditions,omitempty"`
 
@@ -1121,13 +1121,15 @@ type SegmentCreate struct {
 	// At most 10 levels deep, 100 nodes and 64 KiB. The server checks the
 	// definition itself: a `400` names the offending node or member by its
 	// JSON Pointer in `errors[].field` (`/definition/all/2/within`).
-	Definition  *SegmentDefinition  `json:"definition,omitempty"`
-	Description *string             `json:"description,omitempty"`
-	Match       *SegmentCreateMatch `json:"match,omitempty"`
-	Name        string              `json:"name"`
+	Definition  *SegmentDefinition `json:"definition,omitempty"`
+	Description *string            `json:"description,omitempty"`
+
+	// Match How the conditions combine; `all` when absent. Not with a definition.
+	Match *SegmentCreateMatch `json:"match,omitempty"`
+	Name  string              `json:"name"`
 }
 
-// SegmentCreateMatch defines model for SegmentCreate.Match.
+// SegmentCreateMatch How the conditions combine; `all` when absent. Not with a definition.
 type SegmentCreateMatch string
 
 // SegmentDefinition A segment definition (version 2): one node, a JSON object with
@@ -1601,7 +1603,9 @@ type WebhookEndpointCreate struct {
 	EventTypes  []WebhookEventType `json:"event_types"`
 	SegmentIds  *[]string          `json:"segment_ids,omitempty"`
 	Traits      *[]string          `json:"traits,omitempty"`
-	Url         string             `json:"url"`
+
+	// Url Where deliveries go: an https URL (plain http only where the operator allows it) whose host resolves to public addresses only. Loopback, private, link-local, CGNAT, multicast and cloud metadata addresses are refused (400 naming `url`), here and again on every connection, unless the operator's allow-list permits them.
+	Url string `json:"url"`
 }
 
 // WebhookEndpointList defines model for WebhookEndpointList.
@@ -1617,7 +1621,9 @@ type WebhookEndpointUpdate struct {
 	EventTypes  *[]WebhookEventType `json:"event_types,omitempty"`
 	SegmentIds  *[]string           `json:"segment_ids,omitempty"`
 	Traits      *[]string           `json:"traits,omitempty"`
-	Url         *string             `json:"url,omitempty"`
+
+	// Url Where deliveries go: an https URL (plain http only where the operator allows it) whose host resolves to public addresses only. Loopback, private, link-local, CGNAT, multicast and cloud metadata addresses are refused (400 naming `url`), here and again on every connection, unless the operator's allow-list permits them.
+	Url *string `json:"url,omitempty"`
 }
 
 // WebhookEndpointWithSecret defines model for WebhookEndpointWithSecret.
