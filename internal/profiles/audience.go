@@ -205,20 +205,18 @@ func newAudience(all []Segment, complete map[string]bool) *audience {
 	return a
 }
 
-// affects reports whether an event can change a membership, and so needs
-// a marker.
-func (a *audience) affects(ev Event, newIdentifiers bool) bool {
+// affects reports whether an event, which set the traits moved to other
+// values, can change a membership, and so needs a marker.
+func (a *audience) affects(ev Event, moved []string) bool {
 	if len(a.order) == 0 {
 		return false
 	}
-	if newIdentifiers && len(a.byIdent) > 0 {
-		return true
+	if len(a.byIdent) > 0 {
+		return true // it may bring an identifier
 	}
-	if ev.Type == "identify" {
-		for t := range ev.Traits {
-			if len(a.byTrait[t]) > 0 {
-				return true
-			}
+	for _, t := range moved {
+		if len(a.byTrait[t]) > 0 {
+			return true
 		}
 	}
 	name := cmpOr(ev.Event, ev.Name)
@@ -230,10 +228,10 @@ func (a *audience) affects(ev Event, newIdentifiers bool) bool {
 	return false
 }
 
-// markOp returns the marker write of an event of member m, if the event
-// can affect a segment.
-func (a *audience) markOp(tenant, m string, ev Event) []Op {
-	if a == nil || !a.affects(ev, true) {
+// markOp returns the marker write of an event of member m, which set the
+// traits moved to other values, if the event can affect a segment.
+func (a *audience) markOp(tenant, m string, ev Event, moved []string) []Op {
+	if a == nil || !a.affects(ev, moved) {
 		return nil
 	}
 	d := markData{Type: ev.Type, Name: cmpOr(ev.Event, ev.Name), At: ev.Timestamp}
@@ -243,9 +241,7 @@ func (a *audience) markOp(tenant, m string, ev Event) []Op {
 			break
 		}
 	}
-	if ev.Type == "identify" {
-		d.Traits = slices.Sorted(maps.Keys(ev.Traits))
-	}
+	d.Traits = moved
 	data, _ := json.Marshal(d)
 	k := markerKey(tenant, m, eventSK(ev.Timestamp, ev.MessageID))
 	return []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: data}}}

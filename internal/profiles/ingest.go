@@ -164,11 +164,12 @@ type batch struct {
 	markers map[string]map[string]Item
 }
 
-// record returns the writes that record event i of member m: recordOps,
-// and a marker when the event can affect a segment.
-func (b *batch) record(m string, i int) []Op {
+// record returns the writes that record event i of member m, whose
+// traits moved set to other values: recordOps, and a marker when the event
+// can affect a segment.
+func (b *batch) record(m string, i int, moved []string) []Op {
 	ops := recordOps(b.tenant, m, b.events[i], b.object, b.now)
-	if mark := b.aud.markOp(b.tenant, m, b.events[i]); mark != nil {
+	if mark := b.aud.markOp(b.tenant, m, b.events[i], moved); mark != nil {
 		b.markedMu.Lock()
 		b.marked[m] = true
 		if b.markers == nil {
@@ -310,10 +311,14 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 			u := unit{events: evs}
 			changed := false
 			for _, i := range evs {
-				if withTraits && setTraits(&mb.memberData, b.events[i]) {
-					changed = true
+				var moved []string
+				if withTraits {
+					var c bool
+					if c, moved = setTraits(&mb.memberData, b.events[i]); c {
+						changed = true
+					}
 				}
-				u.ops = append(u.ops, b.record(m, i)...)
+				u.ops = append(u.ops, b.record(m, i, moved)...)
 			}
 			if changed {
 				mb.UpdatedAt = b.now

@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"context"
+	"reflect"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/json"
@@ -103,10 +104,11 @@ func (s *Service) apply(ctx context.Context, b *batch, i int, unseen bool, index
 	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID, index: index, previous: previousOnly(ev, ids),
 		notices: func(root string, merged []string) []Op { return s.profileNotices(ctx, tenant, ev, root, merged, now) },
 		record: func(m *member) []Op {
-			if setTraits(&m.memberData, ev) {
+			changed, moved := setTraits(&m.memberData, ev)
+			if changed {
 				m.UpdatedAt = now
 			}
-			return b.record(m.ID, i)
+			return b.record(m.ID, i, moved)
 		}}
 	for range maxResolveAttempts {
 		res, err := r.resolve(ctx, ids)
@@ -125,8 +127,9 @@ func (s *Service) apply(ctx context.Context, b *batch, i int, unseen bool, index
 			return false, nil
 		}
 		m := res.Member
-		ops := b.record(m.ID, i)
-		if changed := setTraits(&m.memberData, ev); changed {
+		changed, moved := setTraits(&m.memberData, ev)
+		ops := b.record(m.ID, i, moved)
+		if changed {
 			m.UpdatedAt = now
 			it := m.item(tenant)
 			ops = append(ops, Op{Put: &it, IfVersion: m.version})
@@ -209,23 +212,30 @@ func cmpOr(a, b string) string {
 }
 
 // setTraits applies an identify's traits to the member, newest timestamp
-// winning per trait, and reports whether anything changed.
-func setTraits(m *memberData, ev Event) bool {
+// winning per trait, and reports whether anything changed (a value or a
+// time), and which traits took another value (what segments see).
+func setTraits(m *memberData, ev Event) (bool, []string) {
 	if ev.Type != "identify" || len(ev.Traits) == 0 {
-		return false
+		return false, nil
 	}
 	if m.Traits == nil {
 		m.Traits = map[string]traitValue{}
 	}
 	changed := false
+	var moved []string
 	for k, v := range ev.Traits {
-		if old, ok := m.Traits[k]; ok && old.At.After(ev.Timestamp) {
+		old, ok := m.Traits[k]
+		if ok && old.At.After(ev.Timestamp) {
 			continue
+		}
+		if !ok || !reflect.DeepEqual(old.V, v) {
+			moved = append(moved, k)
 		}
 		m.Traits[k] = traitValue{V: v, At: ev.Timestamp}
 		changed = true
 	}
-	return changed
+	slices.Sort(moved)
+	return changed, moved
 }
 
 // ProfileIdentifier is an identifier of a profile as served.
