@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -532,54 +533,71 @@ func TestActivationSurvivesSIGKILL(t *testing.T) {
 		return dir, admin, p, setUpActivation(t, p.URL, admin, "killed", rcv.URL())
 	}
 
-	// The kill comes right after the acknowledgement: wherever it lands
-	// (notice still in the outbox, delivery pending, first attempt made),
-	// the transition arrives after the restart.
+	// The kill comes right after the acknowledgement, three times in a
+	// row, each on a new profile: wherever it lands (notices still in the
+	// outbox, deliveries pending, a first attempt made), every transition
+	// arrives once the receiver answers. Where each kill landed is logged:
+	// the relay runs in the background right after the change commits, so
+	// a kill can find the notices relayed and still in the outbox (the
+	// relay deletes them after Enqueue), and the second relay must not
+	// deliver them twice under new webhook-ids.
 	t.Run("right after the ack", func(t *testing.T) {
 		rcv := newReceiver(t)
 		rcv.SetMode(answer503)
 		dir, _, p, a := setUp(t, rcv)
-		identify(t, http.DefaultClient, p.URL, a, "kim", "pro")
-		p.Kill(t)
-		outbox, ds := storeCounts(t, dir)
-		t.Logf("at the kill: %d notices in the outbox, deliveries %v, %d attempts received", outbox, ds, len(rcv.Hooks()))
-		before := rcv.Hooks()
-
+		users := []string{"kim", "kai", "kit"}
+		var before []hook
+		for i, u := range users {
+			identify(t, http.DefaultClient, p.URL, a, u, "pro")
+			p.Kill(t)
+			outbox, ds := storeCounts(t, dir)
+			t.Logf("kill %d: %d notices in the outboxes, deliveries %v, %d requests received", i+1, outbox, ds, len(rcv.Hooks()))
+			if i < len(users)-1 {
+				p = activationProcess(t, fmt.Sprintf("restart %d", i+1), bin, dir)
+			}
+		}
+		before = rcv.Hooks()
 		rcv.SetMode(answerOK)
-		activationProcess(t, "restarted", bin, dir)
-		// The first retry is 5s after a failed attempt; the sweep relays
-		// the outbox on start.
-		hs := rcv.Await(45*time.Second, "profile.created and segment.entered for kim", func(hs []hook) bool {
-			return accepted(hs, "profile.created", "kim") && accepted(hs, "segment.entered", "kim")
+		activationProcess(t, "final", bin, dir)
+		// A failed first attempt is retried 5s later; the sweep relays
+		// what the outboxes hold on start.
+		hs := rcv.Await(60*time.Second, "profile.created and segment.entered for every user", func(hs []hook) bool {
+			for _, u := range users {
+				if !accepted(hs, "profile.created", u) || !accepted(hs, "segment.entered", u) {
+					return false
+				}
+			}
+			return true
 		})
 		checkSameIDs(t, hs)
 		for _, h := range before {
-			if !accepted(idsOf(hs, h.ID), h.Type, "kim") {
-				t.Errorf("attempted before the kill as %s, never delivered under that webhook-id", h.ID)
+			if len(idsOf(hs, h.ID)) < 2 || !slices.ContainsFunc(idsOf(hs, h.ID), func(h hook) bool { return h.Status/100 == 2 }) {
+				t.Errorf("%s was attempted before a kill as %s, never delivered under that webhook-id:\n%s", h.Type, h.ID, describeHooks(hs))
 			}
+		}
+		ids := map[string]bool{}
+		for _, h := range hs {
+			ids[h.ID] = true
+		}
+		if len(ids) != 2*len(users) {
+			t.Errorf("%d webhook-ids for %d transitions:\n%s", len(ids), 2*len(users), describeHooks(hs))
 		}
 		verifyHooks(t, a.Secret, hs)
 	})
 
 	// The first attempt was made and recorded (503) before the kill: the
-	// retry after the restart carries the same webhook-id.
+	// retry after the restart carries the same webhook-id. A profile's
+	// deliveries go in order, so its segment.entered waits behind its
+	// profile.created, and arrives after it.
 	t.Run("after a failed attempt", func(t *testing.T) {
 		rcv := newReceiver(t)
 		rcv.SetMode(answer503)
 		dir, _, p, a := setUp(t, rcv)
 		identify(t, http.DefaultClient, p.URL, a, "lee", "pro")
-		rcv.Await(30*time.Second, "a first attempt of segment.entered", func(hs []hook) bool {
-			for _, h := range hs {
-				if h.Type == "segment.entered" {
-					return true
-				}
-			}
-			return false
-		})
 		// The attempt's result is recorded after the receiver answers.
-		awaitDeliveries(t, p.URL, a, 30*time.Second, "segment.entered attempted once", func(ds []map[string]any) bool {
+		awaitDeliveries(t, p.URL, a, 30*time.Second, "a failed attempt recorded", func(ds []map[string]any) bool {
 			for _, d := range ds {
-				if d["event_type"] == "segment.entered" && jnum(d, "attempts") >= 1 {
+				if jnum(d, "attempts") >= 1 {
 					return true
 				}
 			}
@@ -587,72 +605,29 @@ func TestActivationSurvivesSIGKILL(t *testing.T) {
 		})
 		first := rcv.Hooks()
 		p.Kill(t)
+		outbox, ds := storeCounts(t, dir)
+		t.Logf("at the kill: %d notices in the outboxes, deliveries %v", outbox, ds)
 
 		rcv.SetMode(answerOK)
 		activationProcess(t, "restarted", bin, dir)
 		hs := rcv.Await(45*time.Second, "segment.entered for lee", func(hs []hook) bool { return accepted(hs, "segment.entered", "lee") })
 		checkSameIDs(t, hs)
 		for _, h := range first {
-			if h.Type == "segment.entered" && !accepted(idsOf(hs, h.ID), "segment.entered", "lee") {
-				t.Errorf("the retry of %s came under another webhook-id:\n%s", h.ID, describeHooks(hs))
+			if !slices.ContainsFunc(idsOf(hs, h.ID), func(h hook) bool { return h.Status/100 == 2 }) {
+				t.Errorf("the retry of %s (%s) came under another webhook-id:\n%s", h.ID, h.Type, describeHooks(hs))
 			}
 		}
+		var delivered []string
+		for _, h := range hs {
+			if h.Status/100 == 2 {
+				delivered = append(delivered, h.Type)
+			}
+		}
+		if got := strings.Join(delivered, " "); got != "profile.created segment.entered" {
+			t.Errorf("delivered %q, want profile.created then segment.entered", got)
+		}
 		verifyHooks(t, a.Secret, hs)
 	})
-
-	// The kill comes before the relay: the control-plane database is held
-	// locked by another process (as a backup would), so the relay cannot
-	// record deliveries and the notices stay in the profile store's
-	// outbox. After the restart the sweep relays them.
-	t.Run("before the relay", func(t *testing.T) {
-		rcv := newReceiver(t)
-		dir, _, p, a := setUp(t, rcv)
-		unlock := lockDatabase(t, filepath.Join(dir, "cairn.db"))
-		identify(t, http.DefaultClient, p.URL, a, "max", "pro")
-		p.Kill(t)
-		unlock()
-		outbox, ds := storeCounts(t, dir)
-		if outbox != 2 || len(ds) != 0 {
-			t.Fatalf("at the kill: %d notices in the outbox and deliveries %v; want 2 and none", outbox, ds)
-		}
-		if hs := rcv.Hooks(); len(hs) != 0 {
-			t.Fatalf("the receiver got requests before the relay:\n%s", describeHooks(hs))
-		}
-		activationProcess(t, "restarted", bin, dir)
-		hs := rcv.Await(45*time.Second, "profile.created and segment.entered for max", func(hs []hook) bool {
-			return accepted(hs, "profile.created", "max") && accepted(hs, "segment.entered", "max")
-		})
-		checkSameIDs(t, hs)
-		verifyHooks(t, a.Secret, hs)
-	})
-}
-
-// lockDatabase takes the write lock of the SQLite database at path from
-// this process, as another program would, and returns what releases it.
-func lockDatabase(t *testing.T, path string) func() {
-	t.Helper()
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	conn, err := db.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
-		t.Fatalf("lock %s: %v", path, err)
-	}
-	var once sync.Once
-	unlock := func() {
-		once.Do(func() {
-			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
-			conn.Close()
-			db.Close()
-		})
-	}
-	t.Cleanup(unlock)
-	return unlock
 }
 
 // idsOf returns the requests with the webhook-id.
@@ -746,45 +721,47 @@ func TestActivationReceiverOutage(t *testing.T) {
 		identify(t, http.DefaultClient, base, a, u, "free")
 	}
 	const transitions = 8
-	attempted := func(n int) func([]map[string]any) bool {
-		return func(ds []map[string]any) bool {
-			if len(ds) != transitions {
-				return false
+	// A profile's deliveries go in order: only the first of each, its
+	// profile.created, is attempted while the receiver is down; the
+	// others wait behind it.
+	heads := map[string]bool{}
+	awaitDeliveries(t, base, a, 30*time.Second, "three first deliveries failed (503)", func(ds []map[string]any) bool {
+		clear(heads)
+		for _, d := range ds {
+			if jnum(d, "attempts") >= 1 && jnum(d, "response_status") == 503 {
+				heads[jstr(d, "id")] = true
 			}
+		}
+		return len(ds) == transitions && len(heads) == len(users)
+	})
+	failed := func(n int, says string) func([]map[string]any) bool {
+		return func(ds []map[string]any) bool {
 			for _, d := range ds {
-				if jnum(d, "attempts") < n || d["status"] != "pending" {
+				if heads[jstr(d, "id")] && (jnum(d, "attempts") < n || !strings.Contains(jstr(d, "last_error"), says) || d["status"] != "pending") {
+					return false
+				}
+				if !heads[jstr(d, "id")] && (jnum(d, "attempts") != 0 || d["status"] != "pending") {
 					return false
 				}
 			}
 			return true
 		}
 	}
-	awaitDeliveries(t, base, a, 30*time.Second, "8 deliveries failed once (503)", attempted(1))
 
 	// The retry at about 5s hangs until the sender gives up (15s).
 	rcv.SetMode(answerHang)
-	awaitDeliveries(t, base, a, 60*time.Second, "8 deliveries failed twice (timeout)", attempted(2))
+	awaitDeliveries(t, base, a, 60*time.Second, "the first deliveries failed twice (timeout)", failed(2, "deadline exceeded"))
 
-	// Connection refused: redeliver makes each due at once.
+	// Connection refused. The next retry is due in 5 minutes: redeliver
+	// makes the first deliveries due at once (with a fresh schedule, so
+	// their attempts count from 0 again).
 	rcv.Down()
-	redeliverAll(t, base, a)
-	ds := awaitDeliveries(t, base, a, 30*time.Second, "8 deliveries failed three times (refused)", func(ds []map[string]any) bool {
-		for _, d := range ds {
-			if jnum(d, "attempts") < 3 || !strings.Contains(jstr(d, "last_error"), "refused") {
-				return false
-			}
-		}
-		return len(ds) == transitions
-	})
-	for _, d := range ds {
-		if d["status"] != "pending" {
-			t.Fatalf("delivery %v after three failures: %v, want pending", d["event_id"], d["status"])
-		}
-	}
+	redeliver(t, base, a, heads)
+	awaitDeliveries(t, base, a, 30*time.Second, "the first deliveries refused", failed(1, "refused"))
 
 	rcv.SetMode(answerOK)
 	rcv.Up()
-	redeliverAll(t, base, a)
+	redeliver(t, base, a, heads)
 	hs := rcv.Await(30*time.Second, "every transition", func(hs []hook) bool {
 		for _, u := range users {
 			if !accepted(hs, "profile.created", u) || !accepted(hs, "segment.entered", u) {
@@ -814,27 +791,49 @@ func TestActivationReceiverOutage(t *testing.T) {
 	if len(ids) != transitions {
 		t.Errorf("%d distinct webhook-ids, want %d (one per transition):\n%s", len(ids), transitions, describeHooks(hs))
 	}
-	for id, n := range ids {
-		// 503, hang, and the delivery; the refused attempt never arrived.
-		if n != 3 {
-			t.Errorf("webhook-id %s arrived %d times, want 3 (503, timeout, delivered)", id, n)
+	for _, h := range hs {
+		if h.Type == "profile.created" && len(idsOf(hs, h.ID)) != 3 || h.Type != "profile.created" && len(idsOf(hs, h.ID)) != 1 {
+			// profile.created: 503, timeout, delivered (the refused
+			// attempt never arrived); the rest: delivered, once.
+			t.Errorf("%s %s arrived %d times", h.Type, h.ID, len(idsOf(hs, h.ID)))
+		}
+	}
+	for _, u := range users {
+		var got []string
+		for _, h := range hs {
+			if h.Status/100 == 2 && h.Data["profile_id"] == profileOfUser(hs, u) {
+				got = append(got, h.Type)
+			}
+		}
+		want := "profile.created segment.entered segment.exited"
+		if u == "wes" {
+			want = "profile.created segment.entered"
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: delivered %q, want %q in that order", u, strings.Join(got, " "), want)
 		}
 	}
 	t.Logf("%d requests for %d transitions", len(hs), transitions)
 	verifyHooks(t, a.Secret, hs)
 }
 
-// redeliverAll asks for every delivery of the endpoint again.
-func redeliverAll(t *testing.T, base string, a activationTenant) {
+// redeliver asks for the deliveries with the IDs again.
+func redeliver(t *testing.T, base string, a activationTenant, ids map[string]bool) {
 	t.Helper()
-	status, list := call(t, "GET", base+"/v1/tenants/"+a.ID+"/webhooks/"+a.Endpoint+"/deliveries?limit=100", a.Token, "")
-	if status != http.StatusOK {
-		t.Fatalf("deliveries: %d %v", status, list)
-	}
-	for _, d := range listItems(list) {
-		status, out := call(t, "POST", base+"/v1/tenants/"+a.ID+"/webhooks/"+a.Endpoint+"/deliveries/"+jstr(d, "id")+"/redeliver", a.Token, "")
+	for id := range ids {
+		status, out := call(t, "POST", base+"/v1/tenants/"+a.ID+"/webhooks/"+a.Endpoint+"/deliveries/"+id+"/redeliver", a.Token, "")
 		if status != http.StatusAccepted {
-			t.Fatalf("redeliver %s: %d %v", jstr(d, "id"), status, out)
+			t.Fatalf("redeliver %s: %d %v", id, status, out)
 		}
 	}
+}
+
+// profileOfUser returns the profile_id of the requests naming the user.
+func profileOfUser(hs []hook, user string) any {
+	for _, h := range hs {
+		if h.AckedUser == user {
+			return h.Data["profile_id"]
+		}
+	}
+	return nil
 }
