@@ -100,7 +100,9 @@ func (s *Service) apply(ctx context.Context, b *batch, i int, unseen bool, index
 		}
 	}
 	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID, index: index, previous: previousOnly(ev, ids),
-		notices: func(root string, merged []string) []Op { return s.profileNotices(ctx, tenant, ev, ids, root, merged, now) },
+		notices: func(root string, merged []string) []Op {
+			return s.profileNotices(ctx, tenant, ev, ids, root, merged, now)
+		},
 		record: func(m *member) []Op {
 			if setTraits(&m.memberData, ev) {
 				m.UpdatedAt = now
