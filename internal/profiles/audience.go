@@ -1075,7 +1075,11 @@ func (s *Service) leaveAudiences(ctx context.Context, tenant string, e Erasure) 
 // (merged nil) or a merge into root, for whoever subscribed. Their IDs
 // derive from the event that caused them, so a retried event (which the
 // dedup marker keeps from being applied twice) cannot announce twice.
-func (s *Service) profileNotices(ctx context.Context, tenant string, ev Event, root string, merged []string, now time.Time) []Op {
+// A new profile is announced as the event makes it, with ids (the event's
+// identifiers) and the traits an identify gives it, as segment notices
+// carry them: a receiver learns whose profile it is and, from the traits
+// its endpoint asks for, what it is like.
+func (s *Service) profileNotices(ctx context.Context, tenant string, ev Event, ids []Identifier, root string, merged []string, now time.Time) []Op {
 	if s.outbox == nil {
 		return nil
 	}
@@ -1087,5 +1091,19 @@ func (s *Service) profileNotices(ctx context.Context, tenant string, ev Event, r
 		return nil
 	}
 	d, _ := json.Marshal(data)
-	return []Op{s.noticeOp(tenant, Notice{ID: transitionID(tenant, typ, ev.MessageID, root), Type: typ, ProfileID: root, At: now, Data: d})}
+	n := Notice{ID: transitionID(tenant, typ, ev.MessageID, root), Type: typ, ProfileID: root, At: now, Data: d}
+	if merged == nil {
+		idents := make([]ProfileIdentifier, len(ids))
+		for i, id := range ids {
+			idents[i] = ProfileIdentifier{Type: id.Type, Value: id.Value}
+		}
+		slices.SortFunc(idents, func(a, b ProfileIdentifier) int {
+			return strings.Compare(a.Type+"#"+a.Value, b.Type+"#"+b.Value)
+		})
+		n.Data = withIdentifiers(n.Data, idents)
+		if ev.Type == "identify" { // as setTraits
+			n.Traits = ev.Traits
+		}
+	}
+	return []Op{s.noticeOp(tenant, n)}
 }

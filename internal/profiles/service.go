@@ -102,7 +102,9 @@ func (s *Service) apply(ctx context.Context, b *batch, i int, unseen bool, index
 		}
 	}
 	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID, index: index, previous: previousOnly(ev, ids),
-		notices: func(root string, merged []string) []Op { return s.profileNotices(ctx, tenant, ev, root, merged, now) },
+		notices: func(root string, merged []string) []Op {
+			return s.profileNotices(ctx, tenant, ev, ids, root, merged, now)
+		},
 		record: func(m *member) []Op {
 			changed, moved := setTraits(&m.memberData, ev)
 			if changed {
