@@ -889,7 +889,6 @@ func (s *Service) relaySoon() {
 		return
 	}
 	go func() {
-		defer s.relayRunning.Store(false)
 		for {
 			var tenants []string
 			s.relays.Range(func(k, _ any) bool {
@@ -898,7 +897,14 @@ func (s *Service) relaySoon() {
 				return true
 			})
 			if len(tenants) == 0 {
-				return
+				s.relayRunning.Store(false)
+				// A notice noted between the Range and the Store above found
+				// the relay still running: look once more, unless another
+				// relaySoon has taken over.
+				if !s.hasRelays() || !s.relayRunning.CompareAndSwap(false, true) {
+					return
+				}
+				continue
 			}
 			for _, t := range tenants {
 				// A failure is left to the sweep.
@@ -906,6 +912,13 @@ func (s *Service) relaySoon() {
 			}
 		}
 	}()
+}
+
+// hasRelays reports whether a tenant's outbox is noted for relaying.
+func (s *Service) hasRelays() bool {
+	found := false
+	s.relays.Range(func(any, any) bool { found = true; return false })
+	return found
 }
 
 // Relay hands the tenant's outbox to the Outbox, oldest first, and deletes

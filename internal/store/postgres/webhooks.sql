@@ -103,7 +103,12 @@ LIMIT @max_rows::bigint;
 -- another transaction has locked are skipped, not waited for; the adapter
 -- runs this under a transaction-level advisory lock so that concurrent
 -- claims also agree on each endpoint's count of leases.
-WITH candidates AS (
+WITH leased AS (
+    -- Each endpoint's live leases, counted once (not once a row).
+    SELECT f.endpoint_id, count(*) AS n FROM webhook_deliveries f
+    WHERE f.status = 'pending' AND f.claimed_until >= @now::timestamptz
+    GROUP BY f.endpoint_id
+), candidates AS (
     SELECT d.id, d.endpoint_id, d.seq
     FROM webhook_deliveries d
     JOIN webhook_endpoints e ON e.id = d.endpoint_id
@@ -121,10 +126,8 @@ WITH candidates AS (
     FROM candidates c
 ), chosen AS (
     SELECT r.id FROM ranked r
-    WHERE r.rn + (
-        SELECT count(*) FROM webhook_deliveries f
-        WHERE f.endpoint_id = r.endpoint_id AND f.status = 'pending' AND f.claimed_until >= @now
-    ) <= @per_endpoint::bigint
+    LEFT JOIN leased l ON l.endpoint_id = r.endpoint_id
+    WHERE r.rn + coalesce(l.n, 0) <= @per_endpoint::bigint
     ORDER BY r.rn, r.seq
     LIMIT @max_rows::bigint
 )

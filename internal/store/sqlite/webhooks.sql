@@ -103,15 +103,18 @@ LIMIT @max_rows;
 -- live lease at once. The adapter leases them (WebhookDeliveryLease) in
 -- the same transaction, and SQLite runs one transaction at a time, so two
 -- claims never overlap.
-WITH ranked AS (
+WITH leased AS (
+    -- Each endpoint's live leases, counted once (not once a row).
+    SELECT f.endpoint_id, count(*) AS n FROM webhook_deliveries f
+    WHERE f.status = 'pending' AND f.claimed_until >= @now
+    GROUP BY f.endpoint_id
+), ranked AS (
     SELECT d.id, d.endpoint_id, d.seq,
         row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.seq) AS rn,
-        (
-            SELECT count(*) FROM webhook_deliveries f
-            WHERE f.endpoint_id = d.endpoint_id AND f.status = 'pending' AND f.claimed_until >= @now
-        ) AS leased
+        coalesce(l.n, 0) AS leased
     FROM webhook_deliveries d
     JOIN webhook_endpoints e ON e.id = d.endpoint_id
+    LEFT JOIN leased l ON l.endpoint_id = d.endpoint_id
     WHERE e.enabled AND d.status = 'pending' AND d.next_attempt_at <= @now
         AND (d.claimed_until IS NULL OR d.claimed_until < @now)
         AND NOT EXISTS (

@@ -34,7 +34,12 @@ func (q *Queries) WebhookDeliveryCancelPending(ctx context.Context, endpointID s
 }
 
 const webhookDeliveryClaim = `-- name: WebhookDeliveryClaim :many
-WITH candidates AS (
+WITH leased AS (
+    -- Each endpoint's live leases, counted once (not once a row).
+    SELECT f.endpoint_id, count(*) AS n FROM webhook_deliveries f
+    WHERE f.status = 'pending' AND f.claimed_until >= $2::timestamptz
+    GROUP BY f.endpoint_id
+), candidates AS (
     SELECT d.id, d.endpoint_id, d.seq
     FROM webhook_deliveries d
     JOIN webhook_endpoints e ON e.id = d.endpoint_id
@@ -52,10 +57,8 @@ WITH candidates AS (
     FROM candidates c
 ), chosen AS (
     SELECT r.id FROM ranked r
-    WHERE r.rn + (
-        SELECT count(*) FROM webhook_deliveries f
-        WHERE f.endpoint_id = r.endpoint_id AND f.status = 'pending' AND f.claimed_until >= $2
-    ) <= $3::bigint
+    LEFT JOIN leased l ON l.endpoint_id = r.endpoint_id
+    WHERE r.rn + coalesce(l.n, 0) <= $3::bigint
     ORDER BY r.rn, r.seq
     LIMIT $4::bigint
 )

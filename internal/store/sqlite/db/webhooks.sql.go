@@ -24,15 +24,18 @@ func (q *Queries) WebhookDeliveryCancelPending(ctx context.Context, endpointID s
 }
 
 const webhookDeliveryClaimable = `-- name: WebhookDeliveryClaimable :many
-WITH ranked AS (
+WITH leased AS (
+    -- Each endpoint's live leases, counted once (not once a row).
+    SELECT f.endpoint_id, count(*) AS n FROM webhook_deliveries f
+    WHERE f.status = 'pending' AND f.claimed_until >= ?3
+    GROUP BY f.endpoint_id
+), ranked AS (
     SELECT d.id, d.endpoint_id, d.seq,
         row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.seq) AS rn,
-        (
-            SELECT count(*) FROM webhook_deliveries f
-            WHERE f.endpoint_id = d.endpoint_id AND f.status = 'pending' AND f.claimed_until >= ?3
-        ) AS leased
+        coalesce(l.n, 0) AS leased
     FROM webhook_deliveries d
     JOIN webhook_endpoints e ON e.id = d.endpoint_id
+    LEFT JOIN leased l ON l.endpoint_id = d.endpoint_id
     WHERE e.enabled AND d.status = 'pending' AND d.next_attempt_at <= ?3
         AND (d.claimed_until IS NULL OR d.claimed_until < ?3)
         AND NOT EXISTS (
