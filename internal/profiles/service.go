@@ -2,12 +2,12 @@ package profiles
 
 import (
 	"context"
-	"reflect"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"

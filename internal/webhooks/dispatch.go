@@ -79,10 +79,25 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-s.notify:
 		case <-done:
+			// Let the attempts finishing about now free their slots too,
+			// so that one claim fills them all: a claim reads every
+			// pending head, and one claim a finished attempt would make
+			// the claims, not the sends, the limit.
+			t := time.NewTimer(claimCoalesce)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
 		case <-ticker.C:
 		}
 	}
 }
+
+// claimCoalesce is how long the dispatcher waits, after an attempt ends,
+// for others to end before it claims again.
+const claimCoalesce = 2 * time.Millisecond
 
 // timeout is the Sender's timeout for one attempt.
 func (s *Service) timeout() time.Duration {

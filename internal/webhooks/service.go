@@ -25,7 +25,7 @@ const (
 	MaxGrace = 7 * 24 * time.Hour
 	// DefaultPerEndpoint is how many deliveries of one endpoint are in
 	// flight at once.
-	DefaultPerEndpoint = 4
+	DefaultPerEndpoint = 16
 	// DefaultDisableAfter is how long an endpoint may fail without a
 	// single success before it is disabled.
 	DefaultDisableAfter = 5 * 24 * time.Hour

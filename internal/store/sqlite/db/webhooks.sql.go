@@ -29,20 +29,22 @@ WITH leased AS (
     SELECT f.endpoint_id, count(*) AS n FROM webhook_deliveries f
     WHERE f.status = 'pending' AND f.claimed_until >= ?3
     GROUP BY f.endpoint_id
+), heads AS (
+    -- The oldest pending delivery of each endpoint and order key, read
+    -- from the pending index alone.
+    SELECT h.endpoint_id, min(h.seq) AS seq FROM webhook_deliveries h
+    WHERE h.status = 'pending'
+    GROUP BY h.endpoint_id, h.order_key
 ), ranked AS (
     SELECT d.id, d.endpoint_id, d.seq,
         row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.seq) AS rn,
         coalesce(l.n, 0) AS leased
-    FROM webhook_deliveries d
+    FROM heads
+    JOIN webhook_deliveries d ON d.seq = heads.seq
     JOIN webhook_endpoints e ON e.id = d.endpoint_id
     LEFT JOIN leased l ON l.endpoint_id = d.endpoint_id
-    WHERE e.enabled AND d.status = 'pending' AND d.next_attempt_at <= ?3
+    WHERE e.enabled AND d.next_attempt_at <= ?3
         AND (d.claimed_until IS NULL OR d.claimed_until < ?3)
-        AND NOT EXISTS (
-            SELECT 1 FROM webhook_deliveries o
-            WHERE o.endpoint_id = d.endpoint_id AND o.order_key = d.order_key
-                AND o.status = 'pending' AND o.seq < d.seq
-        )
 )
 SELECT id FROM ranked
 WHERE rn + leased <= CAST(?1 AS INTEGER)
