@@ -496,20 +496,7 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 	}
 	// The facts: traits and identifiers of every member, their event
 	// aggregates for the leaves the segments read (updated by the markers).
-	facts := Facts{Traits: map[string]any{}, Identifiers: map[string]bool{}, Events: map[string]*EventAggregate{}, Segments: map[string]bool{}}
-	latest := map[string]time.Time{}
-	for _, m := range st.members {
-		for k, v := range m.Traits {
-			if t, ok := latest[k]; !ok || v.At.After(t) {
-				latest[k], facts.Traits[k] = v.At, v.V
-			}
-		}
-		for t, n := range m.Held {
-			if n > 0 {
-				facts.Identifiers[t] = true
-			}
-		}
-	}
+	facts := factsOf(st.members)
 	keep := retention(aud, now)
 	for _, m := range st.members {
 		for key := range p.leafKeys {
@@ -1119,4 +1106,24 @@ func (s *Service) profileNotices(ctx context.Context, tenant string, ev Event, i
 		}
 	}
 	return []Op{s.noticeOp(tenant, n)}
+}
+
+// factsOf returns the facts of a profile's members that their items hold:
+// the traits (each member's latest value wins) and the identifier types.
+func factsOf(members []member) Facts {
+	f := Facts{Traits: map[string]any{}, Identifiers: map[string]bool{}, Events: map[string]*EventAggregate{}, Segments: map[string]bool{}}
+	latest := map[string]time.Time{}
+	for _, m := range members {
+		for k, v := range m.Traits {
+			if t, ok := latest[k]; !ok || v.At.After(t) {
+				latest[k], f.Traits[k] = v.At, v.V
+			}
+		}
+		for t, n := range m.Held {
+			if n > 0 {
+				f.Identifiers[t] = true
+			}
+		}
+	}
+	return f
 }

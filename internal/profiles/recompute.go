@@ -91,18 +91,12 @@ func (s *Service) checkReferences(ctx context.Context, tenant, id string, g Segm
 // UpdateSegment edits a segment at version (0: any) with edit, and queues
 // its computation when its definition changed.
 func (s *Service) UpdateSegment(ctx context.Context, tenant, id string, version int64, edit func(*Segment) error, queue func(context.Context, RecomputeArgs) error) (Segment, error) {
-	it, ok, err := s.store.Get(ctx, segmentKey(tenant, id))
+	g, err := s.GetSegment(ctx, tenant, id)
 	if err != nil {
 		return Segment{}, err
 	}
-	if !ok {
-		return Segment{}, ErrSegmentNotFound
-	}
-	var g Segment
-	if err := json.Unmarshal(it.Data, &g); err != nil {
-		return Segment{}, err
-	}
-	if version != 0 && version != it.Version {
+	read := g.Version
+	if version != 0 && version != read {
 		return Segment{}, ErrSegmentVersion
 	}
 	before, _ := json.Marshal(g.Tree())
@@ -117,7 +111,8 @@ func (s *Service) UpdateSegment(ctx context.Context, tenant, id string, version 
 	}
 	g.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
 	d, _ := json.Marshal(g)
-	err = s.store.Transact(ctx, []Op{{Put: &Item{PK: it.PK, SK: it.SK, Data: d}, IfVersion: it.Version}})
+	k := segmentKey(tenant, id)
+	err = s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: d}, IfVersion: read}})
 	if errors.Is(err, ErrConditionFailed) {
 		return Segment{}, ErrSegmentVersion
 	}
@@ -125,7 +120,7 @@ func (s *Service) UpdateSegment(ctx context.Context, tenant, id string, version 
 		return Segment{}, err
 	}
 	s.forgetSegments(tenant)
-	g.Version = it.Version + 1
+	g.Version = read + 1
 	if after, _ := json.Marshal(g.Tree()); string(after) != string(before) {
 		return g, s.startRecompute(ctx, tenant, g, queue)
 	}
@@ -311,19 +306,8 @@ func (s *Service) scanProfiles(ctx context.Context, tenant string, node Node, fn
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		f := Facts{Traits: map[string]any{}, Identifiers: map[string]bool{}, Events: map[string]*EventAggregate{}, Segments: map[string]bool{}}
-		latest := map[string]time.Time{}
+		f := factsOf(byRoot[root])
 		for _, m := range byRoot[root] {
-			for k, v := range m.Traits {
-				if t, ok := latest[k]; !ok || v.At.After(t) {
-					latest[k], f.Traits[k] = v.At, v.V
-				}
-			}
-			for t, n := range m.Held {
-				if n > 0 {
-					f.Identifiers[t] = true
-				}
-			}
 			for key, byMember := range aggs {
 				if a := byMember[m.ID]; a != nil {
 					if f.Events[key] == nil {
