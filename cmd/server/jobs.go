@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
@@ -148,10 +147,10 @@ func (w *audienceSweeper) Work(ctx context.Context, _ *river.Job[audienceSweepAr
 func audienceJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(audienceSweepEvery), func() (river.JobArgs, *river.InsertOpts) {
-			// One sweep at a time: a slow one is not queued behind.
-			return audienceSweepArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-				rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-			}}}
+			// No uniqueness: a sweep is idempotent, and a unique one would
+			// wait for River's rescue (minutes) behind a sweep a killed
+			// replica left running.
+			return audienceSweepArgs{}, nil
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
 }

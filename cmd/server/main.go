@@ -371,7 +371,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	profileSvc.Register(workers)
 	fleetRelay.Register(workers)
 	registerMaintenance(workers, db)
-	river.AddWorker(workers, &audienceSweeper{tenants: tenantSvc, profiles: profileSvc})
+	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
+	river.AddWorker(workers, sweeper)
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
 		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
@@ -402,6 +403,17 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		_ = fleetRelay.Run(dispatchCtx) // returns nil when stopped; passes log their errors
 	}()
 	defer func() { stopDispatch(); <-relayDone }()
+	// One audience sweep at start, on this replica: what a crash left in
+	// the profile store's outboxes and queues goes out now, not when River
+	// elects a leader and its periodic job comes round.
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		if err := sweeper.Work(dispatchCtx, nil); err != nil && dispatchCtx.Err() == nil {
+			log.Error("audience sweep at start", "err", err)
+		}
+	}()
+	defer func() { stopDispatch(); <-sweepDone }()
 
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Logger:       log,
