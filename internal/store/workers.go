@@ -35,7 +35,7 @@ func StartRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cf
 	}
 	poll := cmp.Or(cfg.PollInterval, DefaultPollInterval)
 	client, err := river.NewClient(driver, &river.Config{
-		Logger:       cmp.Or(cfg.Logger, slog.Default()),
+		Logger:       slog.New(demoted{cmp.Or(cfg.Logger, slog.Default()).Handler()}),
 		Workers:      cfg.Workers,
 		PeriodicJobs: cfg.PeriodicJobs,
 		Queues: map[string]river.QueueConfig{
@@ -96,3 +96,27 @@ func StartRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cf
 		return nil
 	}, nil
 }
+
+// demoted passes River's INFO records on as DEBUG: River reports its
+// routine work at INFO ("producer: Producer job counts" every few seconds,
+// elections, periodic jobs), which is DEBUG to an operator. Its warnings
+// and errors keep their levels.
+type demoted struct{ h slog.Handler }
+
+func lower(l slog.Level) slog.Level {
+	if l < slog.LevelWarn {
+		return l - 4
+	}
+	return l
+}
+
+func (d demoted) Enabled(ctx context.Context, l slog.Level) bool { return d.h.Enabled(ctx, lower(l)) }
+
+func (d demoted) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = lower(r.Level)
+	return d.h.Handle(ctx, r)
+}
+
+func (d demoted) WithAttrs(as []slog.Attr) slog.Handler { return demoted{d.h.WithAttrs(as)} }
+
+func (d demoted) WithGroup(name string) slog.Handler { return demoted{d.h.WithGroup(name)} }
