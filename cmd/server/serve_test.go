@@ -134,11 +134,18 @@ func TestMetricsAndLogs(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"request"`) {
 		t.Fatalf("no request logs:\n%s", logs.String())
 	}
-	found := false
+	found, problem := false, false
 	for _, line := range strings.Split(logs.String(), "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != "request" {
 			continue
+		}
+		if status, _ := rec["status"].(float64); status >= 400 && status < 500 {
+			// A refusal's log line says which problem it was.
+			if p, _ := rec["problem"].(string); !strings.HasPrefix(p, "urn:cairn:problem:") {
+				t.Fatalf("a %v request log without its problem type: %s", status, line)
+			}
+			problem = true
 		}
 		if rec["request_id"] == nil || rec["route"] == nil || rec["status"] == nil {
 			t.Fatalf("request log without IDs: %s", line)
@@ -152,5 +159,8 @@ func TestMetricsAndLogs(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no log line names tenant %s:\n%s", id, logs.String())
+	}
+	if !problem {
+		t.Fatalf("no 4xx request log (GET of an unknown tenant):\n%s", logs.String())
 	}
 }

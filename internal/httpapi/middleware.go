@@ -48,6 +48,9 @@ type routeInfo struct {
 	tracking bool
 	// secrets are the response fields never remembered (x-cairn-secrets).
 	secrets []string
+	// problem is the type of the problem the request was answered with,
+	// for its log line.
+	problem string
 }
 
 func newRequestID() string {
@@ -139,6 +142,9 @@ func observe(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 			}
 			if info.tenantID != "" {
 				attrs = append(attrs, "tenant_id", info.tenantID)
+			}
+			if info.problem != "" {
+				attrs = append(attrs, "problem", info.problem)
 			}
 			level := slog.LevelInfo
 			if status >= 500 {

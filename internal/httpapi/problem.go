@@ -133,8 +133,11 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *problem) {
 	}
 	instance := r.URL.Path
 	body.Instance = &instance
-	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok && info.tracking {
-		body.Code, body.Message = &p.kind, &body.Detail
+	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok {
+		info.problem = body.Type
+		if info.tracking {
+			body.Code, body.Message = &p.kind, &body.Detail
+		}
 	}
 	for k, v := range p.header {
 		w.Header()[k] = v
