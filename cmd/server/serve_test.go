@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's concurrent writes.
@@ -162,5 +163,30 @@ func TestMetricsAndLogs(t *testing.T) {
 	}
 	if !problem {
 		t.Fatalf("no 4xx request log (GET of an unknown tenant):\n%s", logs.String())
+	}
+
+	// Each status transition is logged once, at INFO, with the tenant.
+	awaitTenants(t, url, admin, []string{id}, "active", 30*time.Second)
+	moves, stacks := 0, 0
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil || rec["level"] != "INFO" {
+			continue
+		}
+		switch rec["msg"] {
+		case "tenant status changed":
+			if rec["tenant_id"] == id && rec["from"] == "provisioning" && rec["to"] == "active" && rec["home_region"] == "eu-west-1" {
+				moves++
+			}
+		case "stack status changed":
+			if rec["region"] == "eu-west-1" && rec["to"] == "ready" {
+				stacks++
+			}
+		case "producer: Producer job counts":
+			t.Fatalf("River's routine line at INFO: %s", line)
+		}
+	}
+	if moves != 1 || stacks != 1 {
+		t.Fatalf("provisioning → active logged %d times, a stack becoming ready %d times; want once each:\n%s", moves, stacks, logs.String())
 	}
 }

@@ -146,6 +146,7 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 		}
 		return fmt.Errorf("update placement %s/%s: %w", pl.TenantID, pl.Region, err)
 	}
+	p.stackMoved(ctx, pl.TenantID, pl.Region, pl.StackName, before.Status, pl.Status, pl.LastError)
 	p.announced(announce)
 	if found {
 		p.recordEvents(ctx, pl)
@@ -250,6 +251,7 @@ func (p *Provisioner) observePool(ctx context.Context, pool Pool, st Stack, foun
 		}
 		return fmt.Errorf("update pool in %s: %w", pool.Region, err)
 	}
+	p.stackMoved(ctx, "", pool.Region, pool.StackName, before.Status, pool.Status, pool.LastError)
 	p.announced(announce)
 	return nil
 }

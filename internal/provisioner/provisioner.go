@@ -278,6 +278,7 @@ func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) 
 	}
 	// Claim the create before making it (see step).
 	tmpl := templates.Dedicated()
+	from := pl.Status
 	pl.Status, pl.StackStatus, pl.TemplateVersion, pl.LastError = StatusCreating, "", tmpl.Version, ""
 	claimed, err := p.store.PlacementUpdate(ctx, pl)
 	if errors.Is(err, ErrConflict) {
@@ -286,6 +287,7 @@ func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) 
 	if err != nil {
 		return waiting, "", fmt.Errorf("claim stack create: %w", err)
 	}
+	p.stackMoved(ctx, claimed.TenantID, claimed.Region, claimed.StackName, from, claimed.Status, "")
 	err = p.engine.CreateStack(ctx, CreateStackInput{
 		Region:     claimed.Region,
 		Name:       claimed.StackName,
@@ -306,8 +308,29 @@ func (p *Provisioner) replace(ctx context.Context, pl Placement) error {
 	if err := p.engine.DeleteStack(ctx, pl.Region, pl.StackName, token(pl.StackName, "delete", pl.Attempt)); err != nil {
 		return fmt.Errorf("delete failed stack: %w", err)
 	}
+	from := pl.Status
 	pl.Status = StatusReplacing
-	return p.updatePlacement(ctx, pl)
+	if err := p.updatePlacement(ctx, pl); err != nil {
+		return err
+	}
+	p.stackMoved(ctx, pl.TenantID, pl.Region, pl.StackName, from, pl.Status, "")
+	return nil
+}
+
+// stackMoved logs a stack's move from one status to another, once, at
+// INFO; a pool stack has no tenant.
+func (p *Provisioner) stackMoved(ctx context.Context, tenant, region, stack string, from, to Status, reason string) {
+	if from == to {
+		return
+	}
+	attrs := []any{"region", region, "stack_name", stack, "from", from, "to", to}
+	if tenant != "" {
+		attrs = append(attrs, "tenant_id", tenant)
+	}
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
+	}
+	p.log.InfoContext(ctx, "stack status changed", attrs...)
 }
 
 // updatePlacement stores pl; a concurrent change by another worker is not
@@ -356,10 +379,16 @@ func (p *Provisioner) stepPooled(ctx context.Context, t tenants.Tenant, pl Place
 		if err := p.engine.DeleteStack(ctx, pool.Region, pool.StackName, token(pool.StackName, "delete", pool.Attempt)); err != nil {
 			return waiting, "", fmt.Errorf("delete failed pool: %w", err)
 		}
+		from := pool.Status
 		pool.Status = StatusReplacing
-		return waiting, "", p.updatePool(ctx, pool)
+		if err := p.updatePool(ctx, pool); err != nil {
+			return waiting, "", err
+		}
+		p.stackMoved(ctx, "", pool.Region, pool.StackName, from, pool.Status, "")
+		return waiting, "", nil
 	case StatusPending, StatusDeleted:
 		// Claim the create before making it (see step).
+		from := pool.Status
 		pool.Status, pool.StackStatus, pool.TemplateVersion, pool.LastError = StatusCreating, "", tmpl.Version, ""
 		claimed, err := p.store.PoolUpdate(ctx, pool)
 		if errors.Is(err, ErrConflict) {
@@ -368,6 +397,7 @@ func (p *Provisioner) stepPooled(ctx context.Context, t tenants.Tenant, pl Place
 		if err != nil {
 			return waiting, "", fmt.Errorf("claim pool stack create: %w", err)
 		}
+		p.stackMoved(ctx, "", claimed.Region, claimed.StackName, from, claimed.Status, "")
 		err = p.engine.CreateStack(ctx, CreateStackInput{
 			Region:     claimed.Region,
 			Name:       claimed.StackName,

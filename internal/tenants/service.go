@@ -3,6 +3,7 @@ package tenants
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -20,6 +21,8 @@ type Service struct {
 	admit admissions
 	// fleet, if set, is told when a change announced itself.
 	fleet fleet.Notifier
+	// log records each status transition once (SetLogger).
+	log *slog.Logger
 }
 
 // NewService returns a Service on store. now defaults to time.Now.
@@ -27,8 +30,14 @@ func NewService(store Store, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }, newID: NewID}
+	return &Service{store: store, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }, newID: NewID,
+		log: slog.New(slog.DiscardHandler)}
 }
+
+// SetLogger makes the Service log each status transition of a tenant once,
+// at INFO, with the tenant, its Regions and the reason of a failure. Call
+// it before the Service is used.
+func (s *Service) SetLogger(l *slog.Logger) { s.log = l }
 
 // SetFleetNotifier makes the Service tell n after every change that wrote
 // a fleet event (see Announcement), so that it goes out at once rather than
@@ -321,6 +330,7 @@ func (s *Service) transition(ctx context.Context, id string, ifVersion *int64, e
 func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutate func(*Tenant) (JobArgs, error)) (Tenant, error) {
 	var (
 		out       Tenant
+		from      Status
 		announced bool
 	)
 	err := s.store.InTx(ctx, func(tx Tx) error {
@@ -331,7 +341,7 @@ func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutat
 		if ifVersion != nil && *ifVersion != t.Version {
 			return ErrVersionMismatch
 		}
-		from := t.Status
+		from = t.Status
 		job, err := mutate(&t)
 		if err != nil {
 			return err
@@ -361,6 +371,13 @@ func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutat
 	s.admit.forget(id)
 	if announced && s.fleet != nil {
 		s.fleet.Notify()
+	}
+	if out.Status != from {
+		attrs := []any{"tenant_id", out.ID, "from", from, "to", out.Status, "home_region", out.HomeRegion, "regions", out.Regions}
+		if out.StatusReason != "" {
+			attrs = append(attrs, "reason", out.StatusReason)
+		}
+		s.log.InfoContext(ctx, "tenant status changed", attrs...)
 	}
 	return out, nil
 }
