@@ -209,6 +209,12 @@ func TestNativeEventsUnmergeAndErasure(t *testing.T) {
 
 		er := e.do("DELETE", "/v1/tenants/"+id+"/profiles/"+p.str("id")+"?suppress=true", w, nil).want(t, 202)
 		eid := er.str("id")
+		// The 202 has real times: made now, and not changed since.
+		for _, f := range []string{"created_at", "updated_at"} {
+			if at, err := time.Parse(time.RFC3339Nano, er.str(f)); err != nil || time.Since(at) > time.Minute || time.Since(at) < -time.Minute {
+				t.Fatalf("erasure %s = %q (%v), want about now", f, er.str(f), err)
+			}
+		}
 		for {
 			g := e.do("GET", "/v1/tenants/"+id+"/erasures/"+eid, w, nil).want(t, 200)
 			if g.str("status") == "completed" {

@@ -71,7 +71,8 @@ func (s *Service) StartErasure(ctx context.Context, tenant, profileID string, su
 	if err != nil {
 		return Erasure{}, err
 	}
-	e := Erasure{ID: "era_" + random(16), ProfileID: p.ID, Suppress: suppress, Status: ErasurePending, CreatedAt: s.now().UTC()}
+	now := s.now().UTC()
+	e := Erasure{ID: "era_" + random(16), ProfileID: p.ID, Suppress: suppress, Status: ErasurePending, CreatedAt: now, UpdatedAt: now}
 	if err := queue(ctx, ErasureArgs{TenantID: tenant, ErasureID: e.ID, ProfileID: e.ProfileID, Suppress: suppress, CreatedAt: e.CreatedAt}); err != nil {
 		return Erasure{}, err
 	}
