@@ -3520,9 +3520,9 @@ type ClientInterface interface {
 	// RegisterPrincipalWithBody Register an AWS principal for the tenant
 	//
 	// A principal (12-digit account ID or IAM role ARN) belongs to one
-	// tenant only. Registering it again is a no-op. The `201` has no
-	// `Location`: a principal has no URL of its own (routes name it in
-	// the body); it is listed by listPrincipals.
+	// tenant only. Registering it again is a no-op. The `201` has
+	// no `Location`: a principal has no URL of its own (routes name it
+	// in the body); it is listed by listPrincipals.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3532,9 +3532,9 @@ type ClientInterface interface {
 	// RegisterPrincipal Register an AWS principal for the tenant
 	//
 	// A principal (12-digit account ID or IAM role ARN) belongs to one
-	// tenant only. Registering it again is a no-op. The `201` has no
-	// `Location`: a principal has no URL of its own (routes name it in
-	// the body); it is listed by listPrincipals.
+	// tenant only. Registering it again is a no-op. The `201` has
+	// no `Location`: a principal has no URL of its own (routes name it
+	// in the body); it is listed by listPrincipals.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -5534,9 +5534,9 @@ func (c *Client) ListPrincipals(ctx context.Context, tenantId TenantID, params *
 // RegisterPrincipalWithBody Register an AWS principal for the tenant
 //
 // A principal (12-digit account ID or IAM role ARN) belongs to one
-// tenant only. Registering it again is a no-op. The `201` has no
-// `Location`: a principal has no URL of its own (routes name it in
-// the body); it is listed by listPrincipals.
+// tenant only. Registering it again is a no-op. The `201` has
+// no `Location`: a principal has no URL of its own (routes name it
+// in the body); it is listed by listPrincipals.
 //
 // Takes any type of body and a specified content type.
 //
@@ -5556,9 +5556,9 @@ func (c *Client) RegisterPrincipalWithBody(ctx context.Context, tenantId TenantI
 // RegisterPrincipal Register an AWS principal for the tenant
 //
 // A principal (12-digit account ID or IAM role ARN) belongs to one
-// tenant only. Registering it again is a no-op. The `201` has no
-// `Location`: a principal has no URL of its own (routes name it in
-// the body); it is listed by listPrincipals.
+// tenant only. Registering it again is a no-op. The `201` has
+// no `Location`: a principal has no URL of its own (routes name it
+// in the body); it is listed by listPrincipals.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -12150,9 +12150,9 @@ type ClientWithResponsesInterface interface {
 	// RegisterPrincipalWithBodyWithResponse Register an AWS principal for the tenant
 	//
 	// A principal (12-digit account ID or IAM role ARN) belongs to one
-	// tenant only. Registering it again is a no-op. The `201` has no
-	// `Location`: a principal has no URL of its own (routes name it in
-	// the body); it is listed by listPrincipals.
+	// tenant only. Registering it again is a no-op. The `201` has
+	// no `Location`: a principal has no URL of its own (routes name it
+	// in the body); it is listed by listPrincipals.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12162,9 +12162,9 @@ type ClientWithResponsesInterface interface {
 	// RegisterPrincipalWithResponse Register an AWS principal for the tenant
 	//
 	// A principal (12-digit account ID or IAM role ARN) belongs to one
-	// tenant only. Registering it again is a no-op. The `201` has no
-	// `Location`: a principal has no URL of its own (routes name it in
-	// the body); it is listed by listPrincipals.
+	// tenant only. Registering it again is a no-op. The `201` has
+	// no `Location`: a principal has no URL of its own (routes name it
+	// in the body); it is listed by listPrincipals.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -21956,9 +21956,9 @@ func (c *ClientWithResponses) ListPrincipalsWithResponse(ctx context.Context, te
 // RegisterPrincipalWithBodyWithResponse Register an AWS principal for the tenant
 //
 // A principal (12-digit account ID or IAM role ARN) belongs to one
-// tenant only. Registering it again is a no-op. The `201` has no
-// `Location`: a principal has no URL of its own (routes name it in
-// the body); it is listed by listPrincipals.
+// tenant only. Registering it again is a no-op. The `201` has
+// no `Location`: a principal has no URL of its own (routes name it
+// in the body); it is listed by listPrincipals.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -21974,9 +21974,9 @@ func (c *ClientWithResponses) RegisterPrincipalWithBodyWithResponse(ctx context.
 // RegisterPrincipalWithResponse Register an AWS principal for the tenant
 //
 // A principal (12-digit account ID or IAM role ARN) belongs to one
-// tenant only. Registering it again is a no-op. The `201` has no
-// `Location`: a principal has no URL of its own (routes name it in
-// the body); it is listed by listPrincipals.
+// tenant only. Registering it again is a no-op. The `201` has
+// no `Location`: a principal has no URL of its own (routes name it
+// in the body); it is listed by listPrincipals.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

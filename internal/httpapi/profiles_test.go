@@ -209,6 +209,9 @@ func TestNativeEventsUnmergeAndErasure(t *testing.T) {
 
 		er := e.do("DELETE", "/v1/tenants/"+id+"/profiles/"+p.str("id")+"?suppress=true", w, nil).want(t, 202)
 		eid := er.str("id")
+		if got := e.follow(t, er, w).str("id"); got != eid {
+			t.Fatalf("erase: Location is erasure %s, want %s", got, eid)
+		}
 		for {
 			g := e.do("GET", "/v1/tenants/"+id+"/erasures/"+eid, w, nil).want(t, 200)
 			if g.str("status") == "completed" {
