@@ -3392,7 +3392,8 @@ type ClientInterface interface {
 	// pool role (pooled) in its home Region, with a session policy that
 	// confines the credentials to the tenant's buckets or bucket prefixes
 	// and its DynamoDB leading keys. Nothing is stored, so this route takes
-	// no Idempotency-Key.
+	// no Idempotency-Key, and the `201` has no `Location`: there is no URL
+	// to read the credentials back from.
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/credentials (the `CreateCredentials` operationId).
 	CreateCredentials(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3518,7 +3519,10 @@ type ClientInterface interface {
 
 	// RegisterPrincipalWithBody Register an AWS principal for the tenant
 	//
-	// A principal (12-digit account ID or IAM role ARN) belongs to one tenant only. Registering it again is a no-op.
+	// A principal (12-digit account ID or IAM role ARN) belongs to one
+	// tenant only. Registering it again is a no-op. The `201` has
+	// no `Location`: a principal has no URL of its own (routes name it
+	// in the body); it is listed by listPrincipals.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3527,7 +3531,10 @@ type ClientInterface interface {
 
 	// RegisterPrincipal Register an AWS principal for the tenant
 	//
-	// A principal (12-digit account ID or IAM role ARN) belongs to one tenant only. Registering it again is a no-op.
+	// A principal (12-digit account ID or IAM role ARN) belongs to one
+	// tenant only. Registering it again is a no-op. The `201` has
+	// no `Location`: a principal has no URL of its own (routes name it
+	// in the body); it is listed by listPrincipals.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3710,7 +3717,8 @@ type ClientInterface interface {
 	// A replay of the request (same `Idempotency-Key`) answers the source
 	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 	// remembered response never holds the key. Rotate the source for a
-	// new one.
+	// new one. The `201` has no `Location`: no route reads one source
+	// (its URL takes only PATCH and DELETE); it is listed by listSources.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3723,7 +3731,8 @@ type ClientInterface interface {
 	// A replay of the request (same `Idempotency-Key`) answers the source
 	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 	// remembered response never holds the key. Rotate the source for a
-	// new one.
+	// new one. The `201` has no `Location`: no route reads one source
+	// (its URL takes only PATCH and DELETE); it is listed by listSources.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3777,7 +3786,8 @@ type ClientInterface interface {
 	// RetryStack Retry a failed stack
 	//
 	// Deletes the failed stack and creates it again. A tenant that had
-	// failed goes back to provisioning.
+	// failed goes back to provisioning. `Location` is the tenant's stacks,
+	// where the stack's progress shows (no route reads one stack).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/stacks/{region}/retry (the `RetryStack` operationId).
 	RetryStack(ctx context.Context, tenantId TenantID, region RegionPath, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3793,6 +3803,8 @@ type ClientInterface interface {
 	//
 	// Tokens are never stored, so this route takes no Idempotency-Key: a
 	// retry simply mints another token. Only active tenants get tokens.
+	// The `201` has no `Location`: a token is not kept, so there is no URL
+	// to read it back from.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3803,6 +3815,8 @@ type ClientInterface interface {
 	//
 	// Tokens are never stored, so this route takes no Idempotency-Key: a
 	// retry simply mints another token. Only active tenants get tokens.
+	// The `201` has no `Location`: a token is not kept, so there is no URL
+	// to read it back from.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3890,12 +3904,15 @@ type ClientInterface interface {
 	// RedeliverWebhook Send a delivery again, whatever its status
 	//
 	// The same payload under the same `webhook-id` (receivers deduplicate
-	// by it), with a fresh retry schedule.
+	// by it), with a fresh retry schedule. `Location` is the endpoint's
+	// deliveries, where the outcome shows (no route reads one delivery).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `RedeliverWebhook` operationId).
 	RedeliverWebhook(ctx context.Context, tenantId TenantID, webhookId WebhookID, deliveryId DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RecoverWebhookWithBody Send again every delivery that failed since a time
+	//
+	// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3903,6 +3920,8 @@ type ClientInterface interface {
 	RecoverWebhookWithBody(ctx context.Context, tenantId TenantID, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RecoverWebhook Send again every delivery that failed since a time
+	//
+	// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3922,8 +3941,9 @@ type ClientInterface interface {
 	// TestWebhook Send a webhook.test event to the endpoint
 	//
 	// The event goes the way every event goes; the answer is its
-	// delivery, pending, whose outcome the delivery log shows. A disabled
-	// endpoint is a `409`.
+	// delivery, pending, whose outcome the delivery log shows (`Location`
+	// is that log: no route reads one delivery). A disabled endpoint is a
+	// `409`.
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/webhooks/{webhook_id}/test (the `TestWebhook` operationId).
 	TestWebhook(ctx context.Context, tenantId TenantID, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4049,12 +4069,15 @@ type ClientInterface interface {
 	// RedeliverFleetWebhook Send a delivery again, whatever its status
 	//
 	// The same payload under the same `webhook-id` (receivers deduplicate
-	// by it), with a fresh retry schedule.
+	// by it), with a fresh retry schedule. `Location` is the endpoint's
+	// deliveries, where the outcome shows (no route reads one delivery).
 	//
 	// Corresponds with POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `RedeliverFleetWebhook` operationId).
 	RedeliverFleetWebhook(ctx context.Context, webhookId WebhookID, deliveryId DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RecoverFleetWebhookWithBody Send again every delivery that failed since a time
+	//
+	// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -4062,6 +4085,8 @@ type ClientInterface interface {
 	RecoverFleetWebhookWithBody(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RecoverFleetWebhook Send again every delivery that failed since a time
+	//
+	// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4081,8 +4106,9 @@ type ClientInterface interface {
 	// TestFleetWebhook Send a webhook.test event to the endpoint
 	//
 	// The event goes the way every event goes; the answer is its
-	// delivery, pending, whose outcome the delivery log shows. A disabled
-	// endpoint is a `409`.
+	// delivery, pending, whose outcome the delivery log shows (`Location`
+	// is that log: no route reads one delivery). A disabled endpoint is a
+	// `409`.
 	//
 	// Corresponds with POST /v1/webhooks/{webhook_id}/test (the `TestFleetWebhook` operationId).
 	TestFleetWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -5220,7 +5246,8 @@ func (c *Client) UpdateTenant(ctx context.Context, tenantId TenantID, params *Up
 // pool role (pooled) in its home Region, with a session policy that
 // confines the credentials to the tenant's buckets or bucket prefixes
 // and its DynamoDB leading keys. Nothing is stored, so this route takes
-// no Idempotency-Key.
+// no Idempotency-Key, and the `201` has no `Location`: there is no URL
+// to read the credentials back from.
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/credentials (the `CreateCredentials` operationId).
 func (c *Client) CreateCredentials(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5506,7 +5533,10 @@ func (c *Client) ListPrincipals(ctx context.Context, tenantId TenantID, params *
 
 // RegisterPrincipalWithBody Register an AWS principal for the tenant
 //
-// A principal (12-digit account ID or IAM role ARN) belongs to one tenant only. Registering it again is a no-op.
+// A principal (12-digit account ID or IAM role ARN) belongs to one
+// tenant only. Registering it again is a no-op. The `201` has
+// no `Location`: a principal has no URL of its own (routes name it
+// in the body); it is listed by listPrincipals.
 //
 // Takes any type of body and a specified content type.
 //
@@ -5525,7 +5555,10 @@ func (c *Client) RegisterPrincipalWithBody(ctx context.Context, tenantId TenantI
 
 // RegisterPrincipal Register an AWS principal for the tenant
 //
-// A principal (12-digit account ID or IAM role ARN) belongs to one tenant only. Registering it again is a no-op.
+// A principal (12-digit account ID or IAM role ARN) belongs to one
+// tenant only. Registering it again is a no-op. The `201` has
+// no `Location`: a principal has no URL of its own (routes name it
+// in the body); it is listed by listPrincipals.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5928,7 +5961,8 @@ func (c *Client) ListSources(ctx context.Context, tenantId TenantID, params *Lis
 // A replay of the request (same `Idempotency-Key`) answers the source
 // with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 // remembered response never holds the key. Rotate the source for a
-// new one.
+// new one. The `201` has no `Location`: no route reads one source
+// (its URL takes only PATCH and DELETE); it is listed by listSources.
 //
 // Takes any type of body and a specified content type.
 //
@@ -5951,7 +5985,8 @@ func (c *Client) CreateSourceWithBody(ctx context.Context, tenantId TenantID, pa
 // A replay of the request (same `Idempotency-Key`) answers the source
 // with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 // remembered response never holds the key. Rotate the source for a
-// new one.
+// new one. The `201` has no `Location`: no route reads one source
+// (its URL takes only PATCH and DELETE); it is listed by listSources.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6075,7 +6110,8 @@ func (c *Client) ListStackEvents(ctx context.Context, tenantId TenantID, region 
 // RetryStack Retry a failed stack
 //
 // Deletes the failed stack and creates it again. A tenant that had
-// failed goes back to provisioning.
+// failed goes back to provisioning. `Location` is the tenant's stacks,
+// where the stack's progress shows (no route reads one stack).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/stacks/{region}/retry (the `RetryStack` operationId).
 func (c *Client) RetryStack(ctx context.Context, tenantId TenantID, region RegionPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6111,6 +6147,8 @@ func (c *Client) SuspendTenant(ctx context.Context, tenantId TenantID, params *S
 //
 // Tokens are never stored, so this route takes no Idempotency-Key: a
 // retry simply mints another token. Only active tenants get tokens.
+// The `201` has no `Location`: a token is not kept, so there is no URL
+// to read it back from.
 //
 // Takes any type of body and a specified content type.
 //
@@ -6131,6 +6169,8 @@ func (c *Client) CreateTenantTokenWithBody(ctx context.Context, tenantId TenantI
 //
 // Tokens are never stored, so this route takes no Idempotency-Key: a
 // retry simply mints another token. Only active tenants get tokens.
+// The `201` has no `Location`: a token is not kept, so there is no URL
+// to read it back from.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6308,7 +6348,8 @@ func (c *Client) ListWebhookDeliveries(ctx context.Context, tenantId TenantID, w
 // RedeliverWebhook Send a delivery again, whatever its status
 //
 // The same payload under the same `webhook-id` (receivers deduplicate
-// by it), with a fresh retry schedule.
+// by it), with a fresh retry schedule. `Location` is the endpoint's
+// deliveries, where the outcome shows (no route reads one delivery).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `RedeliverWebhook` operationId).
 func (c *Client) RedeliverWebhook(ctx context.Context, tenantId TenantID, webhookId WebhookID, deliveryId DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6324,6 +6365,8 @@ func (c *Client) RedeliverWebhook(ctx context.Context, tenantId TenantID, webhoo
 }
 
 // RecoverWebhookWithBody Send again every delivery that failed since a time
+//
+// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 //
 // Takes any type of body and a specified content type.
 //
@@ -6341,6 +6384,8 @@ func (c *Client) RecoverWebhookWithBody(ctx context.Context, tenantId TenantID, 
 }
 
 // RecoverWebhook Send again every delivery that failed since a time
+//
+// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6380,8 +6425,9 @@ func (c *Client) RotateWebhookSecret(ctx context.Context, tenantId TenantID, web
 // TestWebhook Send a webhook.test event to the endpoint
 //
 // The event goes the way every event goes; the answer is its
-// delivery, pending, whose outcome the delivery log shows. A disabled
-// endpoint is a `409`.
+// delivery, pending, whose outcome the delivery log shows (`Location`
+// is that log: no route reads one delivery). A disabled endpoint is a
+// `409`.
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/webhooks/{webhook_id}/test (the `TestWebhook` operationId).
 func (c *Client) TestWebhook(ctx context.Context, tenantId TenantID, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6617,7 +6663,8 @@ func (c *Client) ListFleetWebhookDeliveries(ctx context.Context, webhookId Webho
 // RedeliverFleetWebhook Send a delivery again, whatever its status
 //
 // The same payload under the same `webhook-id` (receivers deduplicate
-// by it), with a fresh retry schedule.
+// by it), with a fresh retry schedule. `Location` is the endpoint's
+// deliveries, where the outcome shows (no route reads one delivery).
 //
 // Corresponds with POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `RedeliverFleetWebhook` operationId).
 func (c *Client) RedeliverFleetWebhook(ctx context.Context, webhookId WebhookID, deliveryId DeliveryID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6633,6 +6680,8 @@ func (c *Client) RedeliverFleetWebhook(ctx context.Context, webhookId WebhookID,
 }
 
 // RecoverFleetWebhookWithBody Send again every delivery that failed since a time
+//
+// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 //
 // Takes any type of body and a specified content type.
 //
@@ -6650,6 +6699,8 @@ func (c *Client) RecoverFleetWebhookWithBody(ctx context.Context, webhookId Webh
 }
 
 // RecoverFleetWebhook Send again every delivery that failed since a time
+//
+// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6689,8 +6740,9 @@ func (c *Client) RotateFleetWebhookSecret(ctx context.Context, webhookId Webhook
 // TestFleetWebhook Send a webhook.test event to the endpoint
 //
 // The event goes the way every event goes; the answer is its
-// delivery, pending, whose outcome the delivery log shows. A disabled
-// endpoint is a `409`.
+// delivery, pending, whose outcome the delivery log shows (`Location`
+// is that log: no route reads one delivery). A disabled endpoint is a
+// `409`.
 //
 // Corresponds with POST /v1/webhooks/{webhook_id}/test (the `TestFleetWebhook` operationId).
 func (c *Client) TestFleetWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -11954,7 +12006,8 @@ type ClientWithResponsesInterface interface {
 	// pool role (pooled) in its home Region, with a session policy that
 	// confines the credentials to the tenant's buckets or bucket prefixes
 	// and its DynamoDB leading keys. Nothing is stored, so this route takes
-	// no Idempotency-Key.
+	// no Idempotency-Key, and the `201` has no `Location`: there is no URL
+	// to read the credentials back from.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12096,7 +12149,10 @@ type ClientWithResponsesInterface interface {
 
 	// RegisterPrincipalWithBodyWithResponse Register an AWS principal for the tenant
 	//
-	// A principal (12-digit account ID or IAM role ARN) belongs to one tenant only. Registering it again is a no-op.
+	// A principal (12-digit account ID or IAM role ARN) belongs to one
+	// tenant only. Registering it again is a no-op. The `201` has
+	// no `Location`: a principal has no URL of its own (routes name it
+	// in the body); it is listed by listPrincipals.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12105,7 +12161,10 @@ type ClientWithResponsesInterface interface {
 
 	// RegisterPrincipalWithResponse Register an AWS principal for the tenant
 	//
-	// A principal (12-digit account ID or IAM role ARN) belongs to one tenant only. Registering it again is a no-op.
+	// A principal (12-digit account ID or IAM role ARN) belongs to one
+	// tenant only. Registering it again is a no-op. The `201` has
+	// no `Location`: a principal has no URL of its own (routes name it
+	// in the body); it is listed by listPrincipals.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12314,7 +12373,8 @@ type ClientWithResponsesInterface interface {
 	// A replay of the request (same `Idempotency-Key`) answers the source
 	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 	// remembered response never holds the key. Rotate the source for a
-	// new one.
+	// new one. The `201` has no `Location`: no route reads one source
+	// (its URL takes only PATCH and DELETE); it is listed by listSources.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12327,7 +12387,8 @@ type ClientWithResponsesInterface interface {
 	// A replay of the request (same `Idempotency-Key`) answers the source
 	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 	// remembered response never holds the key. Rotate the source for a
-	// new one.
+	// new one. The `201` has no `Location`: no route reads one source
+	// (its URL takes only PATCH and DELETE); it is listed by listSources.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12389,7 +12450,8 @@ type ClientWithResponsesInterface interface {
 	// RetryStackWithResponse Retry a failed stack
 	//
 	// Deletes the failed stack and creates it again. A tenant that had
-	// failed goes back to provisioning.
+	// failed goes back to provisioning. `Location` is the tenant's stacks,
+	// where the stack's progress shows (no route reads one stack).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12409,6 +12471,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Tokens are never stored, so this route takes no Idempotency-Key: a
 	// retry simply mints another token. Only active tenants get tokens.
+	// The `201` has no `Location`: a token is not kept, so there is no URL
+	// to read it back from.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12419,6 +12483,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Tokens are never stored, so this route takes no Idempotency-Key: a
 	// retry simply mints another token. Only active tenants get tokens.
+	// The `201` has no `Location`: a token is not kept, so there is no URL
+	// to read it back from.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12514,7 +12580,8 @@ type ClientWithResponsesInterface interface {
 	// RedeliverWebhookWithResponse Send a delivery again, whatever its status
 	//
 	// The same payload under the same `webhook-id` (receivers deduplicate
-	// by it), with a fresh retry schedule.
+	// by it), with a fresh retry schedule. `Location` is the endpoint's
+	// deliveries, where the outcome shows (no route reads one delivery).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12523,12 +12590,16 @@ type ClientWithResponsesInterface interface {
 
 	// RecoverWebhookWithBodyWithResponse Send again every delivery that failed since a time
 	//
+	// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/webhooks/{webhook_id}/recover (the `RecoverWebhook` operationId).
 	RecoverWebhookWithBodyWithResponse(ctx context.Context, tenantId TenantID, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverWebhookResponse, error)
 
 	// RecoverWebhookWithResponse Send again every delivery that failed since a time
+	//
+	// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12550,8 +12621,9 @@ type ClientWithResponsesInterface interface {
 	// TestWebhookWithResponse Send a webhook.test event to the endpoint
 	//
 	// The event goes the way every event goes; the answer is its
-	// delivery, pending, whose outcome the delivery log shows. A disabled
-	// endpoint is a `409`.
+	// delivery, pending, whose outcome the delivery log shows (`Location`
+	// is that log: no route reads one delivery). A disabled endpoint is a
+	// `409`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12687,7 +12759,8 @@ type ClientWithResponsesInterface interface {
 	// RedeliverFleetWebhookWithResponse Send a delivery again, whatever its status
 	//
 	// The same payload under the same `webhook-id` (receivers deduplicate
-	// by it), with a fresh retry schedule.
+	// by it), with a fresh retry schedule. `Location` is the endpoint's
+	// deliveries, where the outcome shows (no route reads one delivery).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12696,12 +12769,16 @@ type ClientWithResponsesInterface interface {
 
 	// RecoverFleetWebhookWithBodyWithResponse Send again every delivery that failed since a time
 	//
+	// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/webhooks/{webhook_id}/recover (the `RecoverFleetWebhook` operationId).
 	RecoverFleetWebhookWithBodyWithResponse(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RecoverFleetWebhookResponse, error)
 
 	// RecoverFleetWebhookWithResponse Send again every delivery that failed since a time
+	//
+	// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12723,8 +12800,9 @@ type ClientWithResponsesInterface interface {
 	// TestFleetWebhookWithResponse Send a webhook.test event to the endpoint
 	//
 	// The event goes the way every event goes; the answer is its
-	// delivery, pending, whose outcome the delivery log shows. A disabled
-	// endpoint is a `409`.
+	// delivery, pending, whose outcome the delivery log shows (`Location`
+	// is that log: no route reads one delivery). A disabled endpoint is a
+	// `409`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -14572,6 +14650,11 @@ func (r CreateTenantResponse) ContentType() string {
 	return ""
 }
 
+// DeleteTenantResponse202Headers the declared response headers of an HTTP 202 response for DeleteTenant
+type DeleteTenantResponse202Headers struct {
+	Location string
+}
+
 // DeleteTenantResponse401Headers the declared response headers of an HTTP 401 response for DeleteTenant
 type DeleteTenantResponse401Headers struct {
 	WWWAuthenticate string
@@ -14596,6 +14679,8 @@ type DeleteTenantResponse struct {
 	ApplicationproblemJSON412 *PreconditionFailed
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *DeleteTenantResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DeleteTenantResponse401Headers
 }
@@ -15237,6 +15322,11 @@ func (r ListGrantsResponse) ContentType() string {
 	return ""
 }
 
+// CreateGrantResponse202Headers the declared response headers of an HTTP 202 response for CreateGrant
+type CreateGrantResponse202Headers struct {
+	Location string
+}
+
 // CreateGrantResponse401Headers the declared response headers of an HTTP 401 response for CreateGrant
 type CreateGrantResponse401Headers struct {
 	WWWAuthenticate string
@@ -15265,6 +15355,8 @@ type CreateGrantResponse struct {
 	ApplicationproblemJSON422 *Unprocessable
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CreateGrantResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateGrantResponse401Headers
 }
@@ -15438,6 +15530,11 @@ func (r ReconcileGrantsResponse) ContentType() string {
 	return ""
 }
 
+// RevokeGrantResponse202Headers the declared response headers of an HTTP 202 response for RevokeGrant
+type RevokeGrantResponse202Headers struct {
+	Location string
+}
+
 // RevokeGrantResponse401Headers the declared response headers of an HTTP 401 response for RevokeGrant
 type RevokeGrantResponse401Headers struct {
 	WWWAuthenticate string
@@ -15460,6 +15557,8 @@ type RevokeGrantResponse struct {
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RevokeGrantResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RevokeGrantResponse401Headers
 }
@@ -16179,6 +16278,11 @@ func (r LookupProfileResponse) ContentType() string {
 	return ""
 }
 
+// EraseProfileResponse202Headers the declared response headers of an HTTP 202 response for EraseProfile
+type EraseProfileResponse202Headers struct {
+	Location string
+}
+
 // EraseProfileResponse401Headers the declared response headers of an HTTP 401 response for EraseProfile
 type EraseProfileResponse401Headers struct {
 	WWWAuthenticate string
@@ -16201,6 +16305,8 @@ type EraseProfileResponse struct {
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *EraseProfileResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *EraseProfileResponse401Headers
 }
@@ -16726,6 +16832,11 @@ func (r ResumeTenantResponse) ContentType() string {
 	return ""
 }
 
+// RetryTenantResponse202Headers the declared response headers of an HTTP 202 response for RetryTenant
+type RetryTenantResponse202Headers struct {
+	Location string
+}
+
 // RetryTenantResponse401Headers the declared response headers of an HTTP 401 response for RetryTenant
 type RetryTenantResponse401Headers struct {
 	WWWAuthenticate string
@@ -16750,6 +16861,8 @@ type RetryTenantResponse struct {
 	ApplicationproblemJSON412 *PreconditionFailed
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RetryTenantResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RetryTenantResponse401Headers
 }
@@ -16908,7 +17021,8 @@ func (r ListSegmentsResponse) ContentType() string {
 
 // CreateSegmentResponse201Headers the declared response headers of an HTTP 201 response for CreateSegment
 type CreateSegmentResponse201Headers struct {
-	ETag string
+	ETag     string
+	Location string
 }
 
 // CreateSegmentResponse401Headers the declared response headers of an HTTP 401 response for CreateSegment
@@ -18251,6 +18365,11 @@ func (r ListStackEventsResponse) ContentType() string {
 	return ""
 }
 
+// RetryStackResponse202Headers the declared response headers of an HTTP 202 response for RetryStack
+type RetryStackResponse202Headers struct {
+	Location string
+}
+
 // RetryStackResponse401Headers the declared response headers of an HTTP 401 response for RetryStack
 type RetryStackResponse401Headers struct {
 	WWWAuthenticate string
@@ -18273,6 +18392,8 @@ type RetryStackResponse struct {
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RetryStackResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RetryStackResponse401Headers
 }
@@ -19133,6 +19254,11 @@ func (r ListWebhookDeliveriesResponse) ContentType() string {
 	return ""
 }
 
+// RedeliverWebhookResponse202Headers the declared response headers of an HTTP 202 response for RedeliverWebhook
+type RedeliverWebhookResponse202Headers struct {
+	Location string
+}
+
 // RedeliverWebhookResponse401Headers the declared response headers of an HTTP 401 response for RedeliverWebhook
 type RedeliverWebhookResponse401Headers struct {
 	WWWAuthenticate string
@@ -19155,6 +19281,8 @@ type RedeliverWebhookResponse struct {
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RedeliverWebhookResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RedeliverWebhookResponse401Headers
 }
@@ -19223,6 +19351,11 @@ func (r RedeliverWebhookResponse) ContentType() string {
 	return ""
 }
 
+// RecoverWebhookResponse202Headers the declared response headers of an HTTP 202 response for RecoverWebhook
+type RecoverWebhookResponse202Headers struct {
+	Location string
+}
+
 // RecoverWebhookResponse401Headers the declared response headers of an HTTP 401 response for RecoverWebhook
 type RecoverWebhookResponse401Headers struct {
 	WWWAuthenticate string
@@ -19249,6 +19382,8 @@ type RecoverWebhookResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RecoverWebhookResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RecoverWebhookResponse401Headers
 }
@@ -19424,6 +19559,11 @@ func (r RotateWebhookSecretResponse) ContentType() string {
 	return ""
 }
 
+// TestWebhookResponse202Headers the declared response headers of an HTTP 202 response for TestWebhook
+type TestWebhookResponse202Headers struct {
+	Location string
+}
+
 // TestWebhookResponse401Headers the declared response headers of an HTTP 401 response for TestWebhook
 type TestWebhookResponse401Headers struct {
 	WWWAuthenticate string
@@ -19446,6 +19586,8 @@ type TestWebhookResponse struct {
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *TestWebhookResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *TestWebhookResponse401Headers
 }
@@ -20188,6 +20330,11 @@ func (r ListFleetWebhookDeliveriesResponse) ContentType() string {
 	return ""
 }
 
+// RedeliverFleetWebhookResponse202Headers the declared response headers of an HTTP 202 response for RedeliverFleetWebhook
+type RedeliverFleetWebhookResponse202Headers struct {
+	Location string
+}
+
 // RedeliverFleetWebhookResponse401Headers the declared response headers of an HTTP 401 response for RedeliverFleetWebhook
 type RedeliverFleetWebhookResponse401Headers struct {
 	WWWAuthenticate string
@@ -20210,6 +20357,8 @@ type RedeliverFleetWebhookResponse struct {
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RedeliverFleetWebhookResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RedeliverFleetWebhookResponse401Headers
 }
@@ -20278,6 +20427,11 @@ func (r RedeliverFleetWebhookResponse) ContentType() string {
 	return ""
 }
 
+// RecoverFleetWebhookResponse202Headers the declared response headers of an HTTP 202 response for RecoverFleetWebhook
+type RecoverFleetWebhookResponse202Headers struct {
+	Location string
+}
+
 // RecoverFleetWebhookResponse401Headers the declared response headers of an HTTP 401 response for RecoverFleetWebhook
 type RecoverFleetWebhookResponse401Headers struct {
 	WWWAuthenticate string
@@ -20304,6 +20458,8 @@ type RecoverFleetWebhookResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RecoverFleetWebhookResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RecoverFleetWebhookResponse401Headers
 }
@@ -20479,6 +20635,11 @@ func (r RotateFleetWebhookSecretResponse) ContentType() string {
 	return ""
 }
 
+// TestFleetWebhookResponse202Headers the declared response headers of an HTTP 202 response for TestFleetWebhook
+type TestFleetWebhookResponse202Headers struct {
+	Location string
+}
+
 // TestFleetWebhookResponse401Headers the declared response headers of an HTTP 401 response for TestFleetWebhook
 type TestFleetWebhookResponse401Headers struct {
 	WWWAuthenticate string
@@ -20501,6 +20662,8 @@ type TestFleetWebhookResponse struct {
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *TestFleetWebhookResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *TestFleetWebhookResponse401Headers
 }
@@ -21553,7 +21716,8 @@ func (c *ClientWithResponses) UpdateTenantWithResponse(ctx context.Context, tena
 // pool role (pooled) in its home Region, with a session policy that
 // confines the credentials to the tenant's buckets or bucket prefixes
 // and its DynamoDB leading keys. Nothing is stored, so this route takes
-// no Idempotency-Key.
+// no Idempotency-Key, and the `201` has no `Location`: there is no URL
+// to read the credentials back from.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -21791,7 +21955,10 @@ func (c *ClientWithResponses) ListPrincipalsWithResponse(ctx context.Context, te
 
 // RegisterPrincipalWithBodyWithResponse Register an AWS principal for the tenant
 //
-// A principal (12-digit account ID or IAM role ARN) belongs to one tenant only. Registering it again is a no-op.
+// A principal (12-digit account ID or IAM role ARN) belongs to one
+// tenant only. Registering it again is a no-op. The `201` has
+// no `Location`: a principal has no URL of its own (routes name it
+// in the body); it is listed by listPrincipals.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -21806,7 +21973,10 @@ func (c *ClientWithResponses) RegisterPrincipalWithBodyWithResponse(ctx context.
 
 // RegisterPrincipalWithResponse Register an AWS principal for the tenant
 //
-// A principal (12-digit account ID or IAM role ARN) belongs to one tenant only. Registering it again is a no-op.
+// A principal (12-digit account ID or IAM role ARN) belongs to one
+// tenant only. Registering it again is a no-op. The `201` has
+// no `Location`: a principal has no URL of its own (routes name it
+// in the body); it is listed by listPrincipals.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22147,7 +22317,8 @@ func (c *ClientWithResponses) ListSourcesWithResponse(ctx context.Context, tenan
 // A replay of the request (same `Idempotency-Key`) answers the source
 // with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 // remembered response never holds the key. Rotate the source for a
-// new one.
+// new one. The `201` has no `Location`: no route reads one source
+// (its URL takes only PATCH and DELETE); it is listed by listSources.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22166,7 +22337,8 @@ func (c *ClientWithResponses) CreateSourceWithBodyWithResponse(ctx context.Conte
 // A replay of the request (same `Idempotency-Key`) answers the source
 // with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 // remembered response never holds the key. Rotate the source for a
-// new one.
+// new one. The `201` has no `Location`: no route reads one source
+// (its URL takes only PATCH and DELETE); it is listed by listSources.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22270,7 +22442,8 @@ func (c *ClientWithResponses) ListStackEventsWithResponse(ctx context.Context, t
 // RetryStackWithResponse Retry a failed stack
 //
 // Deletes the failed stack and creates it again. A tenant that had
-// failed goes back to provisioning.
+// failed goes back to provisioning. `Location` is the tenant's stacks,
+// where the stack's progress shows (no route reads one stack).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22302,6 +22475,8 @@ func (c *ClientWithResponses) SuspendTenantWithResponse(ctx context.Context, ten
 //
 // Tokens are never stored, so this route takes no Idempotency-Key: a
 // retry simply mints another token. Only active tenants get tokens.
+// The `201` has no `Location`: a token is not kept, so there is no URL
+// to read it back from.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22318,6 +22493,8 @@ func (c *ClientWithResponses) CreateTenantTokenWithBodyWithResponse(ctx context.
 //
 // Tokens are never stored, so this route takes no Idempotency-Key: a
 // retry simply mints another token. Only active tenants get tokens.
+// The `201` has no `Location`: a token is not kept, so there is no URL
+// to read it back from.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22467,7 +22644,8 @@ func (c *ClientWithResponses) ListWebhookDeliveriesWithResponse(ctx context.Cont
 // RedeliverWebhookWithResponse Send a delivery again, whatever its status
 //
 // The same payload under the same `webhook-id` (receivers deduplicate
-// by it), with a fresh retry schedule.
+// by it), with a fresh retry schedule. `Location` is the endpoint's
+// deliveries, where the outcome shows (no route reads one delivery).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22482,6 +22660,8 @@ func (c *ClientWithResponses) RedeliverWebhookWithResponse(ctx context.Context, 
 
 // RecoverWebhookWithBodyWithResponse Send again every delivery that failed since a time
 //
+// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/webhooks/{webhook_id}/recover (the `RecoverWebhook` operationId).
@@ -22494,6 +22674,8 @@ func (c *ClientWithResponses) RecoverWebhookWithBodyWithResponse(ctx context.Con
 }
 
 // RecoverWebhookWithResponse Send again every delivery that failed since a time
+//
+// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22527,8 +22709,9 @@ func (c *ClientWithResponses) RotateWebhookSecretWithResponse(ctx context.Contex
 // TestWebhookWithResponse Send a webhook.test event to the endpoint
 //
 // The event goes the way every event goes; the answer is its
-// delivery, pending, whose outcome the delivery log shows. A disabled
-// endpoint is a `409`.
+// delivery, pending, whose outcome the delivery log shows (`Location`
+// is that log: no route reads one delivery). A disabled endpoint is a
+// `409`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22730,7 +22913,8 @@ func (c *ClientWithResponses) ListFleetWebhookDeliveriesWithResponse(ctx context
 // RedeliverFleetWebhookWithResponse Send a delivery again, whatever its status
 //
 // The same payload under the same `webhook-id` (receivers deduplicate
-// by it), with a fresh retry schedule.
+// by it), with a fresh retry schedule. `Location` is the endpoint's
+// deliveries, where the outcome shows (no route reads one delivery).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22745,6 +22929,8 @@ func (c *ClientWithResponses) RedeliverFleetWebhookWithResponse(ctx context.Cont
 
 // RecoverFleetWebhookWithBodyWithResponse Send again every delivery that failed since a time
 //
+// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/webhooks/{webhook_id}/recover (the `RecoverFleetWebhook` operationId).
@@ -22757,6 +22943,8 @@ func (c *ClientWithResponses) RecoverFleetWebhookWithBodyWithResponse(ctx contex
 }
 
 // RecoverFleetWebhookWithResponse Send again every delivery that failed since a time
+//
+// `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22790,8 +22978,9 @@ func (c *ClientWithResponses) RotateFleetWebhookSecretWithResponse(ctx context.C
 // TestFleetWebhookWithResponse Send a webhook.test event to the endpoint
 //
 // The event goes the way every event goes; the answer is its
-// delivery, pending, whose outcome the delivery log shows. A disabled
-// endpoint is a `409`.
+// delivery, pending, whose outcome the delivery log shows (`Location`
+// is that log: no route reads one delivery). A disabled endpoint is a
+// `409`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -24495,6 +24684,16 @@ func ParseDeleteTenantResponse(rsp *http.Response) (*DeleteTenantResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers DeleteTenantResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers DeleteTenantResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -25117,6 +25316,16 @@ func ParseCreateGrantResponse(rsp *http.Response) (*CreateGrantResponse, error) 
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers CreateGrantResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateGrantResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -25279,6 +25488,16 @@ func ParseRevokeGrantResponse(rsp *http.Response) (*RevokeGrantResponse, error) 
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers RevokeGrantResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers RevokeGrantResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -25951,6 +26170,16 @@ func ParseEraseProfileResponse(rsp *http.Response) (*EraseProfileResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers EraseProfileResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers EraseProfileResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -26454,6 +26683,16 @@ func ParseRetryTenantResponse(rsp *http.Response) (*RetryTenantResponse, error) 
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers RetryTenantResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers RetryTenantResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -26638,6 +26877,13 @@ func ParseCreateSegmentResponse(rsp *http.Response) (*CreateSegmentResponse, err
 				return nil, err
 			}
 			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
@@ -27852,6 +28098,16 @@ func ParseRetryStackResponse(rsp *http.Response) (*RetryStackResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers RetryStackResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers RetryStackResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -28680,6 +28936,16 @@ func ParseRedeliverWebhookResponse(rsp *http.Response) (*RedeliverWebhookRespons
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers RedeliverWebhookResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers RedeliverWebhookResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -28775,6 +29041,16 @@ func ParseRecoverWebhookResponse(rsp *http.Response) (*RecoverWebhookResponse, e
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers RecoverWebhookResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers RecoverWebhookResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -28947,6 +29223,16 @@ func ParseTestWebhookResponse(rsp *http.Response) (*TestWebhookResponse, error) 
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers TestWebhookResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers TestWebhookResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -29663,6 +29949,16 @@ func ParseRedeliverFleetWebhookResponse(rsp *http.Response) (*RedeliverFleetWebh
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers RedeliverFleetWebhookResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers RedeliverFleetWebhookResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -29758,6 +30054,16 @@ func ParseRecoverFleetWebhookResponse(rsp *http.Response) (*RecoverFleetWebhookR
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers RecoverFleetWebhookResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers RecoverFleetWebhookResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -29930,6 +30236,16 @@ func ParseTestFleetWebhookResponse(rsp *http.Response) (*TestFleetWebhookRespons
 	}
 
 	switch {
+	case rsp.StatusCode == 202:
+		var headers TestFleetWebhookResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers TestFleetWebhookResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {

@@ -7043,7 +7043,14 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PreconditionFailedApplicationProblemPlusJSONResponse Problem
 
-type TenantAcceptedJSONResponse Tenant
+type TenantAcceptedResponseHeaders struct {
+	Location string
+}
+type TenantAcceptedJSONResponse struct {
+	Body Tenant
+
+	Headers TenantAcceptedResponseHeaders
+}
 
 type TenantOKResponseHeaders struct {
 	ETag string
@@ -9346,15 +9353,23 @@ type DeleteTenantResponseObject interface {
 	VisitDeleteTenantResponse(w http.ResponseWriter) error
 }
 
-type DeleteTenant202JSONResponse Tenant
+type DeleteTenant202ResponseHeaders struct {
+	Location string
+}
+
+type DeleteTenant202JSONResponse struct {
+	Body    Tenant
+	Headers DeleteTenant202ResponseHeaders
+}
 
 func (response DeleteTenant202JSONResponse) VisitDeleteTenantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10250,15 +10265,23 @@ type CreateGrantResponseObject interface {
 	VisitCreateGrantResponse(w http.ResponseWriter) error
 }
 
-type CreateGrant202JSONResponse Grant
+type CreateGrant202ResponseHeaders struct {
+	Location string
+}
+
+type CreateGrant202JSONResponse struct {
+	Body    Grant
+	Headers CreateGrant202ResponseHeaders
+}
 
 func (response CreateGrant202JSONResponse) VisitCreateGrantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10537,15 +10560,23 @@ type RevokeGrantResponseObject interface {
 	VisitRevokeGrantResponse(w http.ResponseWriter) error
 }
 
-type RevokeGrant202JSONResponse Grant
+type RevokeGrant202ResponseHeaders struct {
+	Location string
+}
+
+type RevokeGrant202JSONResponse struct {
+	Body    Grant
+	Headers RevokeGrant202ResponseHeaders
+}
 
 func (response RevokeGrant202JSONResponse) VisitRevokeGrantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11554,15 +11585,23 @@ type EraseProfileResponseObject interface {
 	VisitEraseProfileResponse(w http.ResponseWriter) error
 }
 
-type EraseProfile202JSONResponse Erasure
+type EraseProfile202ResponseHeaders struct {
+	Location string
+}
+
+type EraseProfile202JSONResponse struct {
+	Body    Erasure
+	Headers EraseProfile202ResponseHeaders
+}
 
 func (response EraseProfile202JSONResponse) VisitEraseProfileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12282,10 +12321,11 @@ type RetryTenant202JSONResponse struct{ TenantAcceptedJSONResponse }
 func (response RetryTenant202JSONResponse) VisitRetryTenantResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12519,7 +12559,8 @@ type CreateSegmentResponseObject interface {
 }
 
 type CreateSegment201ResponseHeaders struct {
-	ETag string
+	ETag     string
+	Location string
 }
 
 type CreateSegment201JSONResponse struct {
@@ -12535,6 +12576,7 @@ func (response CreateSegment201JSONResponse) VisitCreateSegmentResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14369,15 +14411,23 @@ type RetryStackResponseObject interface {
 	VisitRetryStackResponse(w http.ResponseWriter) error
 }
 
-type RetryStack202JSONResponse Stack
+type RetryStack202ResponseHeaders struct {
+	Location string
+}
+
+type RetryStack202JSONResponse struct {
+	Body    Stack
+	Headers RetryStack202ResponseHeaders
+}
 
 func (response RetryStack202JSONResponse) VisitRetryStackResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15592,15 +15642,23 @@ type RedeliverWebhookResponseObject interface {
 	VisitRedeliverWebhookResponse(w http.ResponseWriter) error
 }
 
-type RedeliverWebhook202JSONResponse WebhookDelivery
+type RedeliverWebhook202ResponseHeaders struct {
+	Location string
+}
+
+type RedeliverWebhook202JSONResponse struct {
+	Body    WebhookDelivery
+	Headers RedeliverWebhook202ResponseHeaders
+}
 
 func (response RedeliverWebhook202JSONResponse) VisitRedeliverWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15713,15 +15771,23 @@ type RecoverWebhookResponseObject interface {
 	VisitRecoverWebhookResponse(w http.ResponseWriter) error
 }
 
-type RecoverWebhook202JSONResponse WebhookRecovered
+type RecoverWebhook202ResponseHeaders struct {
+	Location string
+}
+
+type RecoverWebhook202JSONResponse struct {
+	Body    WebhookRecovered
+	Headers RecoverWebhook202ResponseHeaders
+}
 
 func (response RecoverWebhook202JSONResponse) VisitRecoverWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15994,15 +16060,23 @@ type TestWebhookResponseObject interface {
 	VisitTestWebhookResponse(w http.ResponseWriter) error
 }
 
-type TestWebhook202JSONResponse WebhookDelivery
+type TestWebhook202ResponseHeaders struct {
+	Location string
+}
+
+type TestWebhook202JSONResponse struct {
+	Body    WebhookDelivery
+	Headers TestWebhook202ResponseHeaders
+}
 
 func (response TestWebhook202JSONResponse) VisitTestWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -17040,15 +17114,23 @@ type RedeliverFleetWebhookResponseObject interface {
 	VisitRedeliverFleetWebhookResponse(w http.ResponseWriter) error
 }
 
-type RedeliverFleetWebhook202JSONResponse WebhookDelivery
+type RedeliverFleetWebhook202ResponseHeaders struct {
+	Location string
+}
+
+type RedeliverFleetWebhook202JSONResponse struct {
+	Body    WebhookDelivery
+	Headers RedeliverFleetWebhook202ResponseHeaders
+}
 
 func (response RedeliverFleetWebhook202JSONResponse) VisitRedeliverFleetWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -17160,15 +17242,23 @@ type RecoverFleetWebhookResponseObject interface {
 	VisitRecoverFleetWebhookResponse(w http.ResponseWriter) error
 }
 
-type RecoverFleetWebhook202JSONResponse WebhookRecovered
+type RecoverFleetWebhook202ResponseHeaders struct {
+	Location string
+}
+
+type RecoverFleetWebhook202JSONResponse struct {
+	Body    WebhookRecovered
+	Headers RecoverFleetWebhook202ResponseHeaders
+}
 
 func (response RecoverFleetWebhook202JSONResponse) VisitRecoverFleetWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
@@ -17439,15 +17529,23 @@ type TestFleetWebhookResponseObject interface {
 	VisitTestFleetWebhookResponse(w http.ResponseWriter) error
 }
 
-type TestFleetWebhook202JSONResponse WebhookDelivery
+type TestFleetWebhook202ResponseHeaders struct {
+	Location string
+}
+
+type TestFleetWebhook202JSONResponse struct {
+	Body    WebhookDelivery
+	Headers TestFleetWebhook202ResponseHeaders
+}
 
 func (response TestFleetWebhook202JSONResponse) VisitTestFleetWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err

@@ -115,6 +115,9 @@ func (s *Server) ListGrants(ctx context.Context, req ListGrantsRequestObject) (L
 	return ListGrants200JSONResponse{Items: items, NextCursor: next}, nil
 }
 
+// grantURL is the grant's URL, for Location.
+func grantURL(tenant, id string) string { return "/v1/tenants/" + tenant + "/grants/" + id }
+
 func (s *Server) CreateGrant(ctx context.Context, req CreateGrantRequestObject) (CreateGrantResponseObject, error) {
 	who, admin := actor(ctx)
 	b := req.Body
@@ -135,7 +138,7 @@ func (s *Server) CreateGrant(ctx context.Context, req CreateGrantRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	return CreateGrant202JSONResponse(toAPIGrant(g)), nil
+	return CreateGrant202JSONResponse{Body: toAPIGrant(g), Headers: CreateGrant202ResponseHeaders{Location: grantURL(g.TenantID, g.ID)}}, nil
 }
 
 func (s *Server) GetGrant(ctx context.Context, req GetGrantRequestObject) (GetGrantResponseObject, error) {
@@ -152,7 +155,7 @@ func (s *Server) RevokeGrant(ctx context.Context, req RevokeGrantRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	return RevokeGrant202JSONResponse(toAPIGrant(g)), nil
+	return RevokeGrant202JSONResponse{Body: toAPIGrant(g), Headers: RevokeGrant202ResponseHeaders{Location: grantURL(g.TenantID, g.ID)}}, nil
 }
 
 func (s *Server) ReconcileGrants(ctx context.Context, req ReconcileGrantsRequestObject) (ReconcileGrantsResponseObject, error) {

@@ -95,6 +95,9 @@ func TestGrantsLifecycle(t *testing.T) {
 					t.Fatalf("new grant: %s", g.raw)
 				}
 				gid := g.str("id")
+				if got := e.follow(t, g, tok).str("id"); got != gid {
+					t.Fatalf("grant: Location is grant %s, want %s", got, gid)
+				}
 				again := e.do("POST", "/v1/tenants/"+id+"/grants", tok, body).want(t, 202)
 				if again.str("id") != gid {
 					t.Fatalf("the same grant twice made two grants: %s, %s", gid, again.str("id"))
@@ -136,7 +139,9 @@ func TestGrantsLifecycle(t *testing.T) {
 				e.waitGrant(id, e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, alter).want(t, 202).str("id"), "active")
 
 				// Revoke: gone from the catalog, kept in the ledger.
-				e.do("DELETE", "/v1/tenants/"+id+"/grants/"+gid, tok, nil).want(t, 202)
+				if got := e.follow(t, e.do("DELETE", "/v1/tenants/"+id+"/grants/"+gid, tok, nil).want(t, 202), tok).str("id"); got != gid {
+					t.Fatalf("revoke: Location is grant %s, want %s", got, gid)
+				}
 				e.waitGrant(id, gid, "revoked")
 				for _, p := range e.ledger("eu-west-1", db) {
 					if strings.Contains(strings.Join(p.Permissions, ","), "SELECT") {

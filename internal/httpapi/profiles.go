@@ -455,7 +455,8 @@ func (s *Server) EraseProfile(ctx context.Context, req EraseProfileRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return EraseProfile202JSONResponse(toAPIErasure(e)), nil
+	return EraseProfile202JSONResponse{Body: toAPIErasure(e),
+		Headers: EraseProfile202ResponseHeaders{Location: "/v1/tenants/" + req.TenantId + "/erasures/" + e.ID}}, nil
 }
 
 func (s *Server) GetErasure(ctx context.Context, req GetErasureRequestObject) (GetErasureResponseObject, error) {

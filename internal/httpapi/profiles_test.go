@@ -215,6 +215,9 @@ func TestNativeEventsUnmergeAndErasure(t *testing.T) {
 				t.Fatalf("erasure %s = %q (%v), want about now", f, er.str(f), err)
 			}
 		}
+		if got := e.follow(t, er, w).str("id"); got != eid {
+			t.Fatalf("erase: Location is erasure %s, want %s", got, eid)
+		}
 		for {
 			g := e.do("GET", "/v1/tenants/"+id+"/erasures/"+eid, w, nil).want(t, 200)
 			if g.str("status") == "completed" {

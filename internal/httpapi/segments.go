@@ -126,7 +126,7 @@ func (s *Server) CreateSegment(ctx context.Context, req CreateSegmentRequestObje
 	if err != nil {
 		return nil, err
 	}
-	return CreateSegment201JSONResponse{Body: out, Headers: CreateSegment201ResponseHeaders{ETag: segmentETag(g)}}, nil
+	return CreateSegment201JSONResponse{Body: out, Headers: CreateSegment201ResponseHeaders{ETag: segmentETag(g), Location: segmentURL(req.TenantId, g.ID)}}, nil
 }
 
 func (s *Server) ListSegments(ctx context.Context, req ListSegmentsRequestObject) (ListSegmentsResponseObject, error) {

@@ -26,6 +26,9 @@ func TestSegmentsThroughTheAPI(t *testing.T) {
 		if vip.str("tenant_id") != id || vip.str("match") != "any" || gmail.str("match") != "all" {
 			t.Fatalf("created: %s %s", vip.raw, gmail.raw)
 		}
+		if got := e.follow(t, vip, reader).str("id"); got != vip.str("id") {
+			t.Fatalf("create: Location is segment %s, want %s", got, vip.str("id"))
+		}
 
 		// Bad definitions are refused, naming the field, and store nothing.
 		e.do("POST", base, writer, map[string]any{"name": "x", "conditions": []map[string]any{{"trait": "plan", "operator": "like"}}}).want(t, 400)

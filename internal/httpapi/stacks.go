@@ -88,7 +88,8 @@ func (s *Server) RetryStack(ctx context.Context, req RetryStackRequestObject) (R
 	if err != nil {
 		return nil, err
 	}
-	return RetryStack202JSONResponse(toAPIStack(p)), nil
+	// No route reads one stack; the tenant's stacks show its progress.
+	return RetryStack202JSONResponse{Body: toAPIStack(p), Headers: RetryStack202ResponseHeaders{Location: "/v1/tenants/" + req.TenantId + "/stacks"}}, nil
 }
 
 func (s *Server) ListPools(ctx context.Context, _ ListPoolsRequestObject) (ListPoolsResponseObject, error) {

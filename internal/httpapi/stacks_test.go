@@ -168,6 +168,7 @@ func TestStackRetry(t *testing.T) {
 		if r.str("status") != "replacing" {
 			t.Fatalf("retry: %s", r.raw)
 		}
+		e.follow(t, r, e.admin)
 		e.waitStatus(id, "active")
 		s = stacksOf(t, e, id)["eu-west-1"]
 		if s["status"] != "ready" || s["attempt"].(float64) != 2 {

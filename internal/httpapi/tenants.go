@@ -225,7 +225,7 @@ func (s *Server) CreateTenant(ctx context.Context, req CreateTenantRequestObject
 	}
 	return CreateTenant202JSONResponse{
 		Body:    toAPITenant(t),
-		Headers: CreateTenant202ResponseHeaders{Location: "/v1/tenants/" + t.ID, ETag: etag(t)},
+		Headers: CreateTenant202ResponseHeaders{Location: tenantURL(t.ID), ETag: etag(t)},
 	}, nil
 }
 
@@ -262,6 +262,9 @@ func (s *Server) UpdateTenant(ctx context.Context, req UpdateTenantRequestObject
 	return UpdateTenant200JSONResponse{Body: toAPITenant(t), Headers: UpdateTenant200ResponseHeaders{ETag: etag(t)}}, nil
 }
 
+// tenantURL is the tenant's URL, for Location.
+func tenantURL(id string) string { return "/v1/tenants/" + id }
+
 func (s *Server) DeleteTenant(ctx context.Context, req DeleteTenantRequestObject) (DeleteTenantResponseObject, error) {
 	purge := req.Params.Purge != nil && *req.Params.Purge
 	v, err := s.ifMatch(ctx, req.TenantId, req.Params.IfMatch)
@@ -272,7 +275,7 @@ func (s *Server) DeleteTenant(ctx context.Context, req DeleteTenantRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return DeleteTenant202JSONResponse(toAPITenant(t)), nil
+	return DeleteTenant202JSONResponse{Body: toAPITenant(t), Headers: DeleteTenant202ResponseHeaders{Location: tenantURL(t.ID)}}, nil
 }
 
 func tenantOK(t tenants.Tenant) TenantOKJSONResponse {
@@ -312,7 +315,7 @@ func (s *Server) RetryTenant(ctx context.Context, req RetryTenantRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	return RetryTenant202JSONResponse{TenantAcceptedJSONResponse(toAPITenant(t))}, nil
+	return RetryTenant202JSONResponse{TenantAcceptedJSONResponse{Body: toAPITenant(t), Headers: TenantAcceptedResponseHeaders{Location: tenantURL(t.ID)}}}, nil
 }
 
 func (s *Server) CreateTenantToken(ctx context.Context, req CreateTenantTokenRequestObject) (CreateTenantTokenResponseObject, error) {

@@ -39,6 +39,10 @@ func TestOnboardAndLifecycle(t *testing.T) {
 		if d.str("status") != "deprovisioning" {
 			t.Fatalf("status %s after delete", d.str("status"))
 		}
+		if d.header.Get("Location") != "/v1/tenants/"+id {
+			t.Fatalf("delete: Location %q", d.header.Get("Location"))
+		}
+		e.follow(t, d, e.admin)
 		g := e.waitStatus(id, "deleted")
 		if g.body["deleted_at"] == nil {
 			t.Fatalf("deleted tombstone without deleted_at: %s", g.raw)
@@ -329,6 +333,9 @@ func TestFailedProvisioningRetry(t *testing.T) {
 		r := e.do("POST", "/v1/tenants/"+id+"/retry", e.admin, nil).want(t, 202)
 		if r.str("status") != "provisioning" {
 			t.Fatalf("retry left status %s", r.str("status"))
+		}
+		if got := e.follow(t, r, e.admin).str("id"); got != id {
+			t.Fatalf("retry: Location is tenant %s, want %s", got, id)
 		}
 		e.waitStatus(id, "active")
 	})

@@ -26,6 +26,11 @@ func webhookLocation(tenant, id string) string {
 	return "/v1/tenants/" + tenant + "/webhooks/" + id
 }
 
+// deliveriesURL is the endpoint's delivery log, the Location of a
+// redelivery, a recovery and a test: no route reads one delivery, and the
+// log is where their outcome shows.
+func deliveriesURL(tenant, id string) string { return webhookLocation(tenant, id) + "/deliveries" }
+
 func toAPIWebhook(e webhooks.Endpoint) WebhookEndpoint {
 	out := WebhookEndpoint{
 		Id: e.ID, Url: e.URL, Description: e.Description, Enabled: e.Enabled,
@@ -300,7 +305,7 @@ func (s *Server) RedeliverWebhook(ctx context.Context, req RedeliverWebhookReque
 	if err != nil {
 		return nil, err
 	}
-	return RedeliverWebhook202JSONResponse(toAPIDelivery(d)), nil
+	return RedeliverWebhook202JSONResponse{Body: toAPIDelivery(d), Headers: RedeliverWebhook202ResponseHeaders{Location: deliveriesURL(req.TenantId, req.WebhookId)}}, nil
 }
 
 func (s *Server) RecoverWebhook(ctx context.Context, req RecoverWebhookRequestObject) (RecoverWebhookResponseObject, error) {
@@ -308,7 +313,7 @@ func (s *Server) RecoverWebhook(ctx context.Context, req RecoverWebhookRequestOb
 	if err != nil {
 		return nil, err
 	}
-	return RecoverWebhook202JSONResponse{Recovered: n}, nil
+	return RecoverWebhook202JSONResponse{Body: WebhookRecovered{Recovered: n}, Headers: RecoverWebhook202ResponseHeaders{Location: deliveriesURL(req.TenantId, req.WebhookId)}}, nil
 }
 
 func (s *Server) TestWebhook(ctx context.Context, req TestWebhookRequestObject) (TestWebhookResponseObject, error) {
@@ -316,7 +321,7 @@ func (s *Server) TestWebhook(ctx context.Context, req TestWebhookRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	return TestWebhook202JSONResponse(toAPIDelivery(d)), nil
+	return TestWebhook202JSONResponse{Body: toAPIDelivery(d), Headers: TestWebhook202ResponseHeaders{Location: deliveriesURL(req.TenantId, req.WebhookId)}}, nil
 }
 
 // Fleet routes (admin only, by the spec's security).
@@ -382,7 +387,7 @@ func (s *Server) RedeliverFleetWebhook(ctx context.Context, req RedeliverFleetWe
 	if err != nil {
 		return nil, err
 	}
-	return RedeliverFleetWebhook202JSONResponse(toAPIDelivery(d)), nil
+	return RedeliverFleetWebhook202JSONResponse{Body: toAPIDelivery(d), Headers: RedeliverFleetWebhook202ResponseHeaders{Location: deliveriesURL("", req.WebhookId)}}, nil
 }
 
 func (s *Server) RecoverFleetWebhook(ctx context.Context, req RecoverFleetWebhookRequestObject) (RecoverFleetWebhookResponseObject, error) {
@@ -390,7 +395,7 @@ func (s *Server) RecoverFleetWebhook(ctx context.Context, req RecoverFleetWebhoo
 	if err != nil {
 		return nil, err
 	}
-	return RecoverFleetWebhook202JSONResponse{Recovered: n}, nil
+	return RecoverFleetWebhook202JSONResponse{Body: WebhookRecovered{Recovered: n}, Headers: RecoverFleetWebhook202ResponseHeaders{Location: deliveriesURL("", req.WebhookId)}}, nil
 }
 
 func (s *Server) TestFleetWebhook(ctx context.Context, req TestFleetWebhookRequestObject) (TestFleetWebhookResponseObject, error) {
@@ -398,5 +403,5 @@ func (s *Server) TestFleetWebhook(ctx context.Context, req TestFleetWebhookReque
 	if err != nil {
 		return nil, err
 	}
-	return TestFleetWebhook202JSONResponse(toAPIDelivery(d)), nil
+	return TestFleetWebhook202JSONResponse{Body: toAPIDelivery(d), Headers: TestFleetWebhook202ResponseHeaders{Location: deliveriesURL("", req.WebhookId)}}, nil
 }

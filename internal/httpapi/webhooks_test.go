@@ -86,6 +86,10 @@ func TestWebhookRoutes(t *testing.T) {
 
 		// Test goes through the dispatcher to the receiver.
 		test := e.do("POST", base+"/"+wid+"/test", write, nil).want(t, 202)
+		if test.header.Get("Location") != base+"/"+wid+"/deliveries" {
+			t.Errorf("test: Location %q", test.header.Get("Location"))
+		}
+		e.follow(t, test, read)
 		select {
 		case hid := <-got:
 			if hid != test.str("event_id") {
@@ -110,7 +114,7 @@ func TestWebhookRoutes(t *testing.T) {
 			t.Errorf("delivery: %v", d)
 		}
 		// Redeliver sends the same webhook-id again.
-		e.do("POST", base+"/"+wid+"/deliveries/"+d["id"].(string)+"/redeliver", write, nil).want(t, 202)
+		e.follow(t, e.do("POST", base+"/"+wid+"/deliveries/"+d["id"].(string)+"/redeliver", write, nil).want(t, 202), read)
 		select {
 		case hid := <-got:
 			if hid != d["event_id"] {
@@ -120,7 +124,7 @@ func TestWebhookRoutes(t *testing.T) {
 			t.Fatal("the redelivery never arrived")
 		}
 		rec := e.do("POST", base+"/"+wid+"/recover", write, map[string]any{"since": "2020-01-01T00:00:00Z"}).want(t, 202)
-		if rec.body["recovered"] != float64(0) {
+		if rec.body["recovered"] != float64(0) || rec.header.Get("Location") != base+"/"+wid+"/deliveries" {
 			t.Errorf("recover: %s", rec.raw)
 		}
 
@@ -155,7 +159,7 @@ func TestFleetWebhooks(t *testing.T) {
 		}
 		e.do("GET", "/v1/webhooks/"+wid, e.admin, nil).want(t, 200)
 		e.do("GET", "/v1/tenants/"+id+"/webhooks/"+wid, e.admin, nil).want(t, 404)
-		e.do("POST", "/v1/webhooks/"+wid+"/test", e.admin, nil).want(t, 202)
+		e.follow(t, e.do("POST", "/v1/webhooks/"+wid+"/test", e.admin, nil).want(t, 202), e.admin)
 		e.do("DELETE", "/v1/webhooks/"+wid, e.admin, nil).want(t, 204)
 	})
 }

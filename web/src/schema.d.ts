@@ -239,6 +239,8 @@ export interface paths {
          * Mint a token for the tenant's SDK calls
          * @description Tokens are never stored, so this route takes no Idempotency-Key: a
          *     retry simply mints another token. Only active tenants get tokens.
+         *     The `201` has no `Location`: a token is not kept, so there is no URL
+         *     to read it back from.
          */
         post: operations["createTenantToken"];
         delete?: never;
@@ -304,7 +306,8 @@ export interface paths {
         /**
          * Retry a failed stack
          * @description Deletes the failed stack and creates it again. A tenant that had
-         *     failed goes back to provisioning.
+         *     failed goes back to provisioning. `Location` is the tenant's stacks,
+         *     where the stack's progress shows (no route reads one stack).
          */
         post: operations["retryStack"];
         delete?: never;
@@ -347,7 +350,10 @@ export interface paths {
         put?: never;
         /**
          * Register an AWS principal for the tenant
-         * @description A principal (12-digit account ID or IAM role ARN) belongs to one tenant only. Registering it again is a no-op.
+         * @description A principal (12-digit account ID or IAM role ARN) belongs to one
+         *     tenant only. Registering it again is a no-op. The `201` has
+         *     no `Location`: a principal has no URL of its own (routes name it
+         *     in the body); it is listed by listPrincipals.
          */
         post: operations["registerPrincipal"];
         /** Unregister a principal that holds no live grant */
@@ -448,7 +454,8 @@ export interface paths {
          *     pool role (pooled) in its home Region, with a session policy that
          *     confines the credentials to the tenant's buckets or bucket prefixes
          *     and its DynamoDB leading keys. Nothing is stored, so this route takes
-         *     no Idempotency-Key.
+         *     no Idempotency-Key, and the `201` has no `Location`: there is no URL
+         *     to read the credentials back from.
          */
         post: operations["createCredentials"];
         delete?: never;
@@ -976,7 +983,8 @@ export interface paths {
          *     A replay of the request (same `Idempotency-Key`) answers the source
          *     with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
          *     remembered response never holds the key. Rotate the source for a
-         *     new one.
+         *     new one. The `201` has no `Location`: no route reads one source
+         *     (its URL takes only PATCH and DELETE); it is listed by listSources.
          */
         post: operations["createSource"];
         delete?: never;
@@ -1456,7 +1464,8 @@ export interface paths {
         /**
          * Send a delivery again, whatever its status
          * @description The same payload under the same `webhook-id` (receivers deduplicate
-         *     by it), with a fresh retry schedule.
+         *     by it), with a fresh retry schedule. `Location` is the endpoint's
+         *     deliveries, where the outcome shows (no route reads one delivery).
          */
         post: operations["redeliverWebhook"];
         delete?: never;
@@ -1477,7 +1486,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send again every delivery that failed since a time */
+        /**
+         * Send again every delivery that failed since a time
+         * @description `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
+         */
         post: operations["recoverWebhook"];
         delete?: never;
         options?: never;
@@ -1500,8 +1512,9 @@ export interface paths {
         /**
          * Send a webhook.test event to the endpoint
          * @description The event goes the way every event goes; the answer is its
-         *     delivery, pending, whose outcome the delivery log shows. A disabled
-         *     endpoint is a `409`.
+         *     delivery, pending, whose outcome the delivery log shows (`Location`
+         *     is that log: no route reads one delivery). A disabled endpoint is a
+         *     `409`.
          */
         post: operations["testWebhook"];
         delete?: never;
@@ -1625,7 +1638,8 @@ export interface paths {
         /**
          * Send a delivery again, whatever its status
          * @description The same payload under the same `webhook-id` (receivers deduplicate
-         *     by it), with a fresh retry schedule.
+         *     by it), with a fresh retry schedule. `Location` is the endpoint's
+         *     deliveries, where the outcome shows (no route reads one delivery).
          */
         post: operations["redeliverFleetWebhook"];
         delete?: never;
@@ -1645,7 +1659,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send again every delivery that failed since a time */
+        /**
+         * Send again every delivery that failed since a time
+         * @description `Location` is the endpoint's deliveries, where the recovered ones show, pending again.
+         */
         post: operations["recoverFleetWebhook"];
         delete?: never;
         options?: never;
@@ -1667,8 +1684,9 @@ export interface paths {
         /**
          * Send a webhook.test event to the endpoint
          * @description The event goes the way every event goes; the answer is its
-         *     delivery, pending, whose outcome the delivery log shows. A disabled
-         *     endpoint is a `409`.
+         *     delivery, pending, whose outcome the delivery log shows (`Location`
+         *     is that log: no route reads one delivery). A disabled endpoint is a
+         *     `409`.
          */
         post: operations["testFleetWebhook"];
         delete?: never;
@@ -2457,6 +2475,7 @@ export interface components {
         /** @description Accepted; the tenant's job has been queued. */
         TenantAccepted: {
             headers: {
+                Location: components["headers"]["Location"];
                 [name: string]: unknown;
             };
             content: {
@@ -2597,6 +2616,11 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /**
+         * @description The URL to GET for the resource the response is about (for an
+         *     accepted change, where its progress shows).
+         */
+        Location: string;
         /** @description The endpoint's version; send it back in If-Match. */
         WebhookETag: string;
         /** @description The tenant's version; send it back in If-Match. */
@@ -2774,8 +2798,7 @@ export interface operations {
             /** @description Accepted; provisioning has started. */
             202: {
                 headers: {
-                    /** @description The tenant's URL. */
-                    Location: string;
+                    Location: components["headers"]["Location"];
                     ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
@@ -2848,6 +2871,7 @@ export interface operations {
             /** @description Accepted; deprovisioning has started. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3111,6 +3135,7 @@ export interface operations {
             /** @description Accepted; the stack is being replaced. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3314,6 +3339,7 @@ export interface operations {
             /** @description Accepted; the grant is being applied (or already exists). */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3402,6 +3428,7 @@ export interface operations {
             /** @description Accepted; the grant is being revoked. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4261,6 +4288,7 @@ export interface operations {
             /** @description Accepted; follow the erasure's progress. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4426,6 +4454,7 @@ export interface operations {
             /** @description The segment, computing. */
             201: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     ETag: components["headers"]["SegmentETag"];
                     [name: string]: unknown;
                 };
@@ -4627,8 +4656,7 @@ export interface operations {
             /** @description Accepted; the segment is computing. */
             202: {
                 headers: {
-                    /** @description The segment's URL. */
-                    Location: string;
+                    Location: components["headers"]["Location"];
                     ETag: components["headers"]["SegmentETag"];
                     [name: string]: unknown;
                 };
@@ -4725,8 +4753,7 @@ export interface operations {
             /** @description The endpoint with its secret (null in a replay). */
             201: {
                 headers: {
-                    /** @description The endpoint's URL. */
-                    Location: string;
+                    Location: components["headers"]["Location"];
                     ETag: components["headers"]["WebhookETag"];
                     /** @description On a replay only, the fields left out (null) because they are secrets shown once. */
                     "Cairn-Secret-Redacted"?: string;
@@ -4945,6 +4972,7 @@ export interface operations {
             /** @description The delivery, pending again. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4978,6 +5006,7 @@ export interface operations {
             /** @description How many failed deliveries are pending again. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5009,6 +5038,7 @@ export interface operations {
             /** @description The test delivery. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5072,8 +5102,7 @@ export interface operations {
             /** @description The endpoint with its secret (null in a replay). */
             201: {
                 headers: {
-                    /** @description The endpoint's URL. */
-                    Location: string;
+                    Location: components["headers"]["Location"];
                     ETag: components["headers"]["WebhookETag"];
                     /** @description On a replay only, the fields left out (null) because they are secrets shown once. */
                     "Cairn-Secret-Redacted"?: string;
@@ -5286,6 +5315,7 @@ export interface operations {
             /** @description The delivery, pending again. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5318,6 +5348,7 @@ export interface operations {
             /** @description How many failed deliveries are pending again. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5348,6 +5379,7 @@ export interface operations {
             /** @description The test delivery. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
