@@ -15,9 +15,10 @@ import (
 )
 
 // Stored memberships. A profile's memberships are items of its own,
-// written only by evaluate, each transition in the transaction that also
-// writes its notice to the tenant's outbox, so a membership change and its
-// delivery are never separated by a crash:
+// written by evaluation, a segment's computation (recompute.go) and an
+// erasure, each transition in the transaction that also writes its notice
+// to the tenant's outbox, so a membership change and its delivery are
+// never separated by a crash:
 //
 //	PK                          SK                      what
 //	TENANT#t#PS#<profile>       <segment id>            a membership (gsi1: TENANT#t#SM#<segment>, <profile>)
@@ -25,8 +26,9 @@ import (
 //	TENANT#t#Q                  <member>#<event SK>     an event not yet evaluated (a marker)
 //	TENANT#t#Q                  <member>#~              a profile to evaluate again in full
 //	TENANT#t#W                  <time>#<profile>        when a profile's time-dependent segments may change
-//	TENANT#t#OB                 <notice id>             a notice waiting to be relayed to the Outbox
+//	TENANT#t#OB                 <time>#<notice id>      a notice waiting to be relayed to the Outbox
 //	TENANT#t#SS                 <segment id>            a segment's computation status
+//	TENANT#t#SG                 ~leaf#<event leaf key>  an event leaf whose backfill is done (beside the segments)
 //
 // An event that can affect a segment writes a marker in the transaction
 // that records it. evaluate reads a profile's markers, adds their events

@@ -21,6 +21,8 @@ import (
 //	TENANT#t#SC                 count                   how many segments the tenant has
 //	TENANT#t#~purge             <segment>/<segments>    how far an offboarding purge's scan got (DynamoDB only)
 //
+// and the memberships, aggregates, markers and outbox of audience.go.
+//
 // A profile is a set of members under one root; its ID is the root's. A
 // merge re-points the merged members at the survivor, an unmerge points a
 // member back at itself, so every member keeps exactly the identifiers,
