@@ -45,9 +45,13 @@ import (
 //	                          re-pointing the merged members' M and deleting the G
 //	erase                     get a profile; Query M#<member> per member; Get D per event;
 //	                          Transact deletes (I or suppressed I first); raw zone rewrites
-//	segments                  Query SG (list, and memberships on a profile read, at most
+//	segments                  Query SG (list, and the index of what they read, at most
 //	                          once a second a replica); Get; make or delete one: Get SC,
 //	                          Transact (the segment, SC if its version)
+//	a profile's segments      Query PS#<profile>
+//	evaluate a batch          BatchGet M of the marked members; BatchGet their PS and A
+//	                          items; Transact per 100 writes (see audience.go)
+//	compute a segment (job)   Store.Scan of M# (and A#), Query gsi1 SM#<segment>
 //	offboard (job only)       Store.DeleteTenant: a key-range delete, or a filtered Scan of
 //	                          the pool table on DynamoDB, resumed across job runs
 //
