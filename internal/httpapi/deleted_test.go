@@ -147,3 +147,53 @@ func TestDeletedTenantRefusesChanges(t *testing.T) {
 		e.do("POST", base+"/events", tok, map[string]any{"batch": []any{}}).want(t, 401)
 	})
 }
+
+// TestDeprovisioningTenantRefusesChanges: while a tenant is being
+// offboarded, every mutating operation but its own lifecycle (the DELETE a
+// client may repeat, a retry, which the tenants service judges) answers
+// one 409 tenant-deprovisioning problem, and reads say the status.
+func TestDeprovisioningTenantRefusesChanges(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		// A "stuck-" tenant's dedicated stack never finishes deleting.
+		id := e.onboard("stuck-co", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
+		e.waitStatus(id, "active")
+		base := "/v1/tenants/" + id
+		e.do("DELETE", base, e.admin, nil).want(t, 202)
+		e.waitStatus(id, "deprovisioning")
+
+		lifecycle := map[string]bool{"deleteTenant": true, "retryTenant": true}
+		refused := 0
+		for _, o := range tenantOps(t) {
+			if o.method == http.MethodGet || lifecycle[o.id] {
+				continue
+			}
+			refused++
+			t.Run(o.id, func(t *testing.T) {
+				var body any
+				if o.op.RequestBody != nil {
+					body = map[string]any{}
+				}
+				r := e.do(o.method, o.path(t, id), e.admin, body, "Idempotency-Key", "k-"+o.id).want(t, 409)
+				if r.str("type") != "urn:cairn:problem:tenant-deprovisioning" {
+					t.Errorf("%s %s: problem %s, want tenant-deprovisioning", o.method, o.template, r.raw)
+				}
+			})
+		}
+		if refused < 20 {
+			t.Fatalf("only %d mutating operations refused", refused)
+		}
+		// Its lifecycle is the tenants service's to judge: not this refusal.
+		for _, r := range []resp{e.do("DELETE", base, e.admin, nil), e.do("POST", base+"/retry", e.admin, nil)} {
+			if r.str("type") == "urn:cairn:problem:tenant-deprovisioning" {
+				t.Errorf("a lifecycle route refused as deprovisioning: %s", r.raw)
+			}
+		}
+		if r := e.do("GET", base+"/sources", e.admin, nil).want(t, 200); r.header.Get("Cairn-Tenant-Status") != "deprovisioning" {
+			t.Errorf("a read of a tenant being offboarded does not say so (Cairn-Tenant-Status %q)", r.header.Get("Cairn-Tenant-Status"))
+		}
+		if got := e.do("GET", base, e.admin, nil).want(t, 200).str("status"); got != "deprovisioning" {
+			t.Fatalf("status %s after the refusals, want deprovisioning", got)
+		}
+	})
+}

@@ -201,25 +201,40 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 }
 
 // flakyEngine rolls back the first stack of dedicated tenants whose slug
-// starts with "fail-", as CloudFormation would report a failed stack.
+// starts with "fail-", as CloudFormation would report a failed stack, and
+// never finishes deleting the stack of one whose slug starts with
+// "stuck-", which so stays deprovisioning.
 type flakyEngine struct {
 	provisioner.Engine
-	mu      sync.Mutex
-	failing map[string]bool
+	mu       sync.Mutex
+	failing  map[string]bool
+	stuck    map[string]bool // stacks whose delete never ends
+	deleting map[string]bool // of those, the ones asked to delete
 }
 
 func (f *flakyEngine) CreateStack(ctx context.Context, in provisioner.CreateStackInput) error {
+	f.mu.Lock()
 	if strings.HasPrefix(in.Parameters["TenantSlug"], "fail-") && strings.HasSuffix(in.Token, "-create-1") {
-		f.mu.Lock()
 		f.failing[in.Region+"/"+in.Name] = true
-		f.mu.Unlock()
 	}
+	if strings.HasPrefix(in.Parameters["TenantSlug"], "stuck-") {
+		if f.stuck == nil {
+			f.stuck, f.deleting = map[string]bool{}, map[string]bool{}
+		}
+		f.stuck[in.Region+"/"+in.Name] = true
+	}
+	f.mu.Unlock()
 	return f.Engine.CreateStack(ctx, in)
 }
 
 func (f *flakyEngine) DeleteStack(ctx context.Context, region, name, token string) error {
 	f.mu.Lock()
 	delete(f.failing, region+"/"+name)
+	if f.stuck[region+"/"+name] {
+		f.deleting[region+"/"+name] = true
+		f.mu.Unlock()
+		return nil
+	}
 	f.mu.Unlock()
 	return f.Engine.DeleteStack(ctx, region, name, token)
 }
@@ -231,6 +246,10 @@ func (f *flakyEngine) Stacks(ctx context.Context, region string) (map[string]pro
 	for name, st := range stacks {
 		if f.failing[region+"/"+name] {
 			st.Status, st.Reason, st.Outputs = provisioner.StackRollbackComplete, "The following resource(s) failed to create: [ProfileTable].", nil
+			stacks[name] = st
+		}
+		if f.deleting[region+"/"+name] {
+			st.Status = provisioner.StackDeleteInProgress
 			stacks[name] = st
 		}
 	}

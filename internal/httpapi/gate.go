@@ -370,6 +370,10 @@ func missingScopes(security openapi3.SecurityRequirements, have []string) string
 var errTenantDeleted = newProblem(http.StatusConflict, "tenant-deleted", "Tenant deleted",
 	"The tenant was offboarded and is deleted; its routes take no more changes.")
 
+// errTenantDeprovisioning answers a change to a tenant being offboarded.
+var errTenantDeprovisioning = newProblem(http.StatusConflict, "tenant-deprovisioning", "Tenant being offboarded",
+	"The tenant is being offboarded; its routes take no more changes (its status says when it is deleted).")
+
 // tenantStatusHeader tells a reader of a deleted tenant's routes that the
 // tenant is deleted: what they answer is its tombstone's history.
 const tenantStatusHeader = "Cairn-Tenant-Status"
@@ -377,9 +381,11 @@ const tenantStatusHeader = "Cairn-Tenant-Status"
 // refuseDeleted refuses any request but a read on the routes of a deleted
 // tenant, before the body is read, so that whatever the request no change
 // reaches a handler (and so no River job, source, segment or principal is
-// made for a tombstone). It runs for admins only: authorize has refused a
-// deleted tenant's own token already. An unknown tenant passes, for the
-// handler to answer 404.
+// made for a tombstone). A tenant being offboarded (deprovisioning) is
+// refused the same way, but for its own lifecycle (the DELETE that a
+// client may repeat, a retry), which the tenants service judges. It runs
+// for admins only: authorize has refused a deleted tenant's own token
+// already. An unknown tenant passes, for the handler to answer 404.
 func (g *gate) refuseDeleted(w http.ResponseWriter, r *http.Request, tenantID string) *problem {
 	t, err := g.tenants.Admitted(r.Context(), tenantID)
 	switch {
@@ -387,13 +393,25 @@ func (g *gate) refuseDeleted(w http.ResponseWriter, r *http.Request, tenantID st
 		return nil
 	case err != nil:
 		return errInternal
-	case t.Status != tenants.StatusDeleted:
+	case t.Status != tenants.StatusDeleted && t.Status != tenants.StatusDeprovisioning:
 		return nil
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
-		w.Header().Set(tenantStatusHeader, string(tenants.StatusDeleted))
+		w.Header().Set(tenantStatusHeader, string(t.Status))
+		return nil
+	case t.Status == tenants.StatusDeleted:
+		return errTenantDeleted
+	}
+	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok && lifecycleRoutes[r.Method+" "+info.template] {
 		return nil
 	}
-	return errTenantDeleted
+	return errTenantDeprovisioning
+}
+
+// lifecycleRoutes are the changes a tenant being offboarded still takes
+// to the tenants service, which judges them by its status.
+var lifecycleRoutes = map[string]bool{
+	"DELETE /v1/tenants/{tenant_id}":     true,
+	"POST /v1/tenants/{tenant_id}/retry": true,
 }
 
 // admits reports whether scopes satisfy one of the alternatives.

@@ -2519,7 +2519,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The change conflicts with the resource's state (the problem names it; `tenant-deleted` for any change to an offboarded tenant), a taken slug, or an in-flight request with the same Idempotency-Key. */
+        /** @description The change conflicts with the resource's state (the problem names it; `tenant-deleted` for any change to an offboarded tenant, `tenant-deprovisioning` to one being offboarded), a taken slug, or an in-flight request with the same Idempotency-Key. */
         Conflict: {
             headers: {
                 [name: string]: unknown;
