@@ -238,7 +238,8 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 		Route:      route,
 		Options: &openapi3filter.Options{
 			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true,
-			SchemaValidationOptions: g.formats, ExcludeRequestBody: ingest,
+			SchemaValidationOptions: append(slices.Clip(g.formats), openapi3.MultiErrors()), ExcludeRequestBody: ingest,
+			MultiError: true,
 		},
 	}
 	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
@@ -510,9 +511,59 @@ func (g *gate) source(r *http.Request, key string) (profiles.Source, *problem) {
 	return src, nil
 }
 
-// validationProblem turns a validator error into a 400 that names the
-// offending field: a JSON pointer into the body, or a parameter's name.
+// validationProblem turns a validator error into a 400 that names every
+// offending field: a JSON pointer into the body, or a parameter's name,
+// each once, in the order the validator found them.
 func validationProblem(err error) *problem {
+	var fields []FieldError
+	seen := map[FieldError]bool{}
+	for _, e := range flatten(err) {
+		f, p := fieldError(e)
+		if p != nil {
+			return p
+		}
+		if !seen[f] {
+			seen[f] = true
+			fields = append(fields, f)
+		}
+	}
+	if len(fields) == 0 {
+		return badRequest("body", "is invalid")
+	}
+	p := badRequest(fields[0].Field, fields[0].Message)
+	p.fields = fields
+	if len(fields) > 1 {
+		p.detail = fmt.Sprintf("%s: %s (and %d more in errors)", fields[0].Field, fields[0].Message, len(fields)-1)
+	}
+	return p
+}
+
+// flatten lists the single errors inside the validator's (multi-)errors.
+func flatten(err error) []error {
+	var multi openapi3.MultiError
+	if errors.As(err, &multi) {
+		var out []error
+		for _, e := range multi {
+			// A request error wraps the schema errors of its parameter or
+			// body: each one keeps the request error's context.
+			var reqErr *openapi3filter.RequestError
+			var inner openapi3.MultiError
+			if errors.As(e, &reqErr) && errors.As(reqErr.Err, &inner) {
+				for _, ie := range flatten(inner) {
+					out = append(out, &openapi3filter.RequestError{Input: reqErr.Input, Parameter: reqErr.Parameter, RequestBody: reqErr.RequestBody, Reason: reqErr.Reason, Err: ie})
+				}
+				continue
+			}
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// fieldError names one validator error's field and says what is wrong, or
+// returns the problem that answers it whole (a malformed If-Match).
+func fieldError(err error) (FieldError, *problem) {
 	var (
 		reqErr    *openapi3filter.RequestError
 		schemaErr *openapi3.SchemaError
@@ -525,7 +576,7 @@ func validationProblem(err error) *problem {
 			if field == ifMatchHeader && reqErr.Input != nil && reqErr.Input.Request != nil {
 				// The spec's pattern refused it; the parser says why.
 				if _, _, err := parseIfMatch(reqErr.Input.Request.Header.Get(ifMatchHeader)); err != nil {
-					return ifMatchProblem(err)
+					return FieldError{}, ifMatchProblem(err)
 				}
 			}
 		}
@@ -535,11 +586,31 @@ func validationProblem(err error) *problem {
 			field = "/" + strings.Join(ptr, "/")
 		}
 		msg = schemaErr.Reason
+		if schemaErr.SchemaField == "enum" && schemaErr.Schema != nil && len(schemaErr.Schema.Enum) > maxListedValues {
+			// A long list (the Regions) is the schema's to show, not
+			// every answer's.
+			msg = fmt.Sprintf("%s is not one of the %d values the schema allows", compactJSON(schemaErr.Value), len(schemaErr.Schema.Enum))
+		}
 	}
 	if msg == "" {
 		msg = "is invalid"
 	}
-	return badRequest(field, msg)
+	return FieldError{Field: field, Message: msg}, nil
+}
+
+// maxListedValues is the longest enum a validation message lists.
+const maxListedValues = 8
+
+// compactJSON renders a value as JSON, cut to 60 bytes.
+func compactJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	if len(b) > 60 {
+		return string(b[:57]) + "..."
+	}
+	return string(b)
 }
 
 // nulMessage is the reason given for a request that carries U+0000.
