@@ -3717,8 +3717,7 @@ type ClientInterface interface {
 	// A replay of the request (same `Idempotency-Key`) answers the source
 	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 	// remembered response never holds the key. Rotate the source for a
-	// new one. The `201` has no `Location`: no route reads one source
-	// (its URL takes only PATCH and DELETE); it is listed by listSources.
+	// new one.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3731,8 +3730,7 @@ type ClientInterface interface {
 	// A replay of the request (same `Idempotency-Key`) answers the source
 	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 	// remembered response never holds the key. Rotate the source for a
-	// new one. The `201` has no `Location`: no route reads one source
-	// (its URL takes only PATCH and DELETE); it is listed by listSources.
+	// new one.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3743,6 +3741,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/sources/{source_id} (the `RevokeSource` operationId).
 	RevokeSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSource A source (never its write key)
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/sources/{source_id} (the `GetSource` operationId).
+	GetSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UpdateSourceWithBody Change a source's settings
 	//
@@ -5961,8 +5964,7 @@ func (c *Client) ListSources(ctx context.Context, tenantId TenantID, params *Lis
 // A replay of the request (same `Idempotency-Key`) answers the source
 // with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 // remembered response never holds the key. Rotate the source for a
-// new one. The `201` has no `Location`: no route reads one source
-// (its URL takes only PATCH and DELETE); it is listed by listSources.
+// new one.
 //
 // Takes any type of body and a specified content type.
 //
@@ -5985,8 +5987,7 @@ func (c *Client) CreateSourceWithBody(ctx context.Context, tenantId TenantID, pa
 // A replay of the request (same `Idempotency-Key`) answers the source
 // with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 // remembered response never holds the key. Rotate the source for a
-// new one. The `201` has no `Location`: no route reads one source
-// (its URL takes only PATCH and DELETE); it is listed by listSources.
+// new one.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6008,6 +6009,21 @@ func (c *Client) CreateSource(ctx context.Context, tenantId TenantID, params *Cr
 // Corresponds with DELETE /v1/tenants/{tenant_id}/sources/{source_id} (the `RevokeSource` operationId).
 func (c *Client) RevokeSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeSourceRequest(c.Server, tenantId, sourceId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSource A source (never its write key)
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/sources/{source_id} (the `GetSource` operationId).
+func (c *Client) GetSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSourceRequest(c.Server, tenantId, sourceId)
 	if err != nil {
 		return nil, err
 	}
@@ -9706,6 +9722,47 @@ func NewRevokeSourceRequest(server string, tenantId TenantID, sourceId SourceID)
 	return req, nil
 }
 
+// NewGetSourceRequest constructs an http.Request for the GetSource method
+func NewGetSourceRequest(server string, tenantId TenantID, sourceId SourceID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "source_id", sourceId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/sources/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewUpdateSourceRequest calls the generic UpdateSource builder with application/json body
 func NewUpdateSourceRequest(server string, tenantId TenantID, sourceId SourceID, body UpdateSourceJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -12373,8 +12430,7 @@ type ClientWithResponsesInterface interface {
 	// A replay of the request (same `Idempotency-Key`) answers the source
 	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 	// remembered response never holds the key. Rotate the source for a
-	// new one. The `201` has no `Location`: no route reads one source
-	// (its URL takes only PATCH and DELETE); it is listed by listSources.
+	// new one.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12387,8 +12443,7 @@ type ClientWithResponsesInterface interface {
 	// A replay of the request (same `Idempotency-Key`) answers the source
 	// with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 	// remembered response never holds the key. Rotate the source for a
-	// new one. The `201` has no `Location`: no route reads one source
-	// (its URL takes only PATCH and DELETE); it is listed by listSources.
+	// new one.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12401,6 +12456,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/sources/{source_id} (the `RevokeSource` operationId).
 	RevokeSourceWithResponse(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*RevokeSourceResponse, error)
+
+	// GetSourceWithResponse A source (never its write key)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/sources/{source_id} (the `GetSource` operationId).
+	GetSourceWithResponse(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*GetSourceResponse, error)
 
 	// UpdateSourceWithBodyWithResponse Change a source's settings
 	//
@@ -17800,6 +17862,7 @@ func (r ListSourcesResponse) ContentType() string {
 // CreateSourceResponse201Headers the declared response headers of an HTTP 201 response for CreateSource
 type CreateSourceResponse201Headers struct {
 	CairnSecretRedacted *string
+	Location            string
 }
 
 // CreateSourceResponse401Headers the declared response headers of an HTTP 401 response for CreateSource
@@ -17999,6 +18062,82 @@ func (r RevokeSourceResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RevokeSourceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetSourceResponse401Headers the declared response headers of an HTTP 401 response for GetSource
+type GetSourceResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetSourceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Source
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetSourceResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSourceResponse) GetJSON200() *Source {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetSourceResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetSourceResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetSourceResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetSourceResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSourceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSourceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSourceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSourceResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -22317,8 +22456,7 @@ func (c *ClientWithResponses) ListSourcesWithResponse(ctx context.Context, tenan
 // A replay of the request (same `Idempotency-Key`) answers the source
 // with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 // remembered response never holds the key. Rotate the source for a
-// new one. The `201` has no `Location`: no route reads one source
-// (its URL takes only PATCH and DELETE); it is listed by listSources.
+// new one.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22337,8 +22475,7 @@ func (c *ClientWithResponses) CreateSourceWithBodyWithResponse(ctx context.Conte
 // A replay of the request (same `Idempotency-Key`) answers the source
 // with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
 // remembered response never holds the key. Rotate the source for a
-// new one. The `201` has no `Location`: no route reads one source
-// (its URL takes only PATCH and DELETE); it is listed by listSources.
+// new one.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22362,6 +22499,19 @@ func (c *ClientWithResponses) RevokeSourceWithResponse(ctx context.Context, tena
 		return nil, err
 	}
 	return ParseRevokeSourceResponse(rsp)
+}
+
+// GetSourceWithResponse A source (never its write key)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/sources/{source_id} (the `GetSource` operationId).
+func (c *ClientWithResponses) GetSourceWithResponse(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*GetSourceResponse, error) {
+	rsp, err := c.GetSource(ctx, tenantId, sourceId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSourceResponse(rsp)
 }
 
 // UpdateSourceWithBodyWithResponse Change a source's settings
@@ -27611,6 +27761,13 @@ func ParseCreateSourceResponse(rsp *http.Response) (*CreateSourceResponse, error
 			}
 			headers.CairnSecretRedacted = &value
 		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateSourceResponse401Headers
@@ -27695,6 +27852,73 @@ func ParseRevokeSourceResponse(rsp *http.Response) (*RevokeSourceResponse, error
 	switch {
 	case rsp.StatusCode == 401:
 		var headers RevokeSourceResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetSourceResponse parses an HTTP response from a GetSourceWithResponse call
+func ParseGetSourceResponse(rsp *http.Response) (*GetSourceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSourceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Source
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetSourceResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

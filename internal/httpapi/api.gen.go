@@ -2781,6 +2781,9 @@ type ServerInterface interface {
 	// RevokeSource Revoke a source's write key for good
 	// (DELETE /v1/tenants/{tenant_id}/sources/{source_id})
 	RevokeSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID)
+	// GetSource A source (never its write key)
+	// (GET /v1/tenants/{tenant_id}/sources/{source_id})
+	GetSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID)
 	// UpdateSource Change a source's settings
 	// (PATCH /v1/tenants/{tenant_id}/sources/{source_id})
 	UpdateSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID)
@@ -3216,6 +3219,12 @@ func (_ Unimplemented) CreateSource(w http.ResponseWriter, r *http.Request, tena
 // RevokeSource Revoke a source's write key for good
 // (DELETE /v1/tenants/{tenant_id}/sources/{source_id})
 func (_ Unimplemented) RevokeSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetSource A source (never its write key)
+// (GET /v1/tenants/{tenant_id}/sources/{source_id})
+func (_ Unimplemented) GetSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -5461,6 +5470,41 @@ func (siw *ServerInterfaceWrapper) RevokeSource(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
+// GetSource operation middleware
+func (siw *ServerInterfaceWrapper) GetSource(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "source_id" -------------
+	var sourceId SourceID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "source_id", chi.URLParam(r, "source_id"), &sourceId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "source_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetSource(w, r, tenantId, sourceId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // UpdateSource operation middleware
 func (siw *ServerInterfaceWrapper) UpdateSource(w http.ResponseWriter, r *http.Request) {
 
@@ -6906,6 +6950,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/v1/tenants/{tenant_id}/sources/{source_id}", wrapper.RevokeSource)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/sources/{source_id}", wrapper.GetSource)
 	})
 	r.Group(func(r chi.Router) {
 		r.Patch(options.BaseURL+"/v1/tenants/{tenant_id}/sources/{source_id}", wrapper.UpdateSource)
@@ -13634,6 +13681,7 @@ type CreateSourceResponseObject interface {
 
 type CreateSource201ResponseHeaders struct {
 	CairnSecretRedacted *string
+	Location            string
 }
 
 type CreateSource201JSONResponse struct {
@@ -13651,6 +13699,7 @@ func (response CreateSource201JSONResponse) VisitCreateSourceResponse(w http.Res
 	if response.Headers.CairnSecretRedacted != nil {
 		w.Header().Set("Cairn-Secret-Redacted", fmt.Sprint(*response.Headers.CairnSecretRedacted))
 	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13910,6 +13959,94 @@ type RevokeSource500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RevokeSource500ApplicationProblemPlusJSONResponse) VisitRevokeSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSourceRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	SourceId SourceID `json:"source_id"`
+}
+
+type GetSourceResponseObject interface {
+	VisitGetSourceResponse(w http.ResponseWriter) error
+}
+
+type GetSource200JSONResponse Source
+
+func (response GetSource200JSONResponse) VisitGetSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSource401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetSource401ApplicationProblemPlusJSONResponse) VisitGetSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSource403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetSource403ApplicationProblemPlusJSONResponse) VisitGetSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSource404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetSource404ApplicationProblemPlusJSONResponse) VisitGetSourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSource500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetSource500ApplicationProblemPlusJSONResponse) VisitGetSourceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -17824,6 +17961,9 @@ type StrictServerInterface interface {
 	// RevokeSource Revoke a source's write key for good
 	// (DELETE /v1/tenants/{tenant_id}/sources/{source_id})
 	RevokeSource(ctx context.Context, request RevokeSourceRequestObject) (RevokeSourceResponseObject, error)
+	// GetSource A source (never its write key)
+	// (GET /v1/tenants/{tenant_id}/sources/{source_id})
+	GetSource(ctx context.Context, request GetSourceRequestObject) (GetSourceResponseObject, error)
 	// UpdateSource Change a source's settings
 	// (PATCH /v1/tenants/{tenant_id}/sources/{source_id})
 	UpdateSource(ctx context.Context, request UpdateSourceRequestObject) (UpdateSourceResponseObject, error)
@@ -19625,6 +19765,33 @@ func (sh *strictHandler) RevokeSource(w http.ResponseWriter, r *http.Request, te
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(RevokeSourceResponseObject); ok {
 		if err := validResponse.VisitRevokeSourceResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetSource operation middleware
+func (sh *strictHandler) GetSource(w http.ResponseWriter, r *http.Request, tenantId TenantID, sourceId SourceID) {
+	var request GetSourceRequestObject
+
+	request.TenantId = tenantId
+	request.SourceId = sourceId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSource(ctx, request.(GetSourceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSource")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetSourceResponseObject); ok {
+		if err := validResponse.VisitGetSourceResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -15,7 +15,6 @@ var noLocation = map[string]string{
 	"createTenantToken": "a minted token is not kept",
 	"createCredentials": "temporary AWS credentials are not kept",
 	"registerPrincipal": "a principal has no URL of its own; routes name it in the body",
-	"createSource":      "no route reads one source; its URL takes only PATCH and DELETE",
 }
 
 // TestLocationOnCreatedAndAccepted: every 201 and 202 of the spec declares

@@ -284,7 +284,20 @@ func (s *Server) CreateSource(ctx context.Context, req CreateSourceRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return CreateSource201JSONResponse{Body: withKey(src, key)}, nil
+	return CreateSource201JSONResponse{Body: withKey(src, key), Headers: CreateSource201ResponseHeaders{Location: sourceURL(req.TenantId, src.ID)}}, nil
+}
+
+func sourceURL(tenant, id string) string { return "/v1/tenants/" + tenant + "/sources/" + id }
+
+func (s *Server) GetSource(ctx context.Context, req GetSourceRequestObject) (GetSourceResponseObject, error) {
+	if _, err := s.tenants.Get(ctx, req.TenantId); err != nil {
+		return nil, err
+	}
+	src, err := s.sources.Get(ctx, req.TenantId, req.SourceId)
+	if err != nil {
+		return nil, err
+	}
+	return GetSource200JSONResponse(toAPISource(src)), nil
 }
 
 func (s *Server) UpdateSource(ctx context.Context, req UpdateSourceRequestObject) (UpdateSourceResponseObject, error) {

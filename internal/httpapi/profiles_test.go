@@ -21,6 +21,10 @@ func (e *env) source(tenantID, name string) string {
 	if !strings.HasPrefix(key, "wk_") {
 		e.t.Fatalf("write key %q", key)
 	}
+	// Its Location reads the source back, never the key.
+	if got := e.follow(e.t, r, e.admin); got.str("id") != r.str("id") || got.str("name") != name || strings.Contains(string(got.raw), key) || got.body["write_key"] != nil {
+		e.t.Fatalf("the source's Location answers %s", got.raw)
+	}
 	return key
 }
 

@@ -63,6 +63,7 @@ func TestScopeOfEachRoute(t *testing.T) {
 		seg := base + "/segments/" + e.do("POST", base+"/segments", e.admin, map[string]any{"name": "any-plan",
 			"definition": map[string]any{"trait": "plan", "operator": "exists"}}).want(t, 201).str("id")
 		preview := map[string]any{"definition": map[string]any{"trait": "plan", "operator": "exists"}}
+		src := base + "/sources/" + e.do("POST", base+"/sources", e.admin, map[string]any{"name": "scoped"}).want(t, 201).str("id")
 		tests := []struct {
 			method, path string
 			body         any
@@ -73,6 +74,7 @@ func TestScopeOfEachRoute(t *testing.T) {
 			{"POST", base + "/events", events, auth.ScopeEventsWrite, "", 200},
 			{"GET", base + "/sources", nil, auth.ScopeEventsWrite, "", 200},
 			{"POST", base + "/sources", map[string]any{"name": "web"}, auth.ScopeEventsWrite, "", 201},
+			{"GET", src, nil, auth.ScopeEventsWrite, "", 200},
 			{"GET", base + "/identity-config", nil, auth.ScopeProfilesRead, "", 200},
 			{"PUT", base + "/identity-config", map[string]any{"identifiers": []any{map[string]any{"type": "user_id", "priority": 1, "limit": 1}}}, auth.ScopeProfilesWrite, "", 200},
 			{"GET", base + "/profiles?identifier=user_id:u1", nil, auth.ScopeProfilesRead, "", 200},

@@ -983,8 +983,7 @@ export interface paths {
          *     A replay of the request (same `Idempotency-Key`) answers the source
          *     with `write_key` null and `Cairn-Secret-Redacted: write_key`: the
          *     remembered response never holds the key. Rotate the source for a
-         *     new one. The `201` has no `Location`: no route reads one source
-         *     (its URL takes only PATCH and DELETE); it is listed by listSources.
+         *     new one.
          */
         post: operations["createSource"];
         delete?: never;
@@ -1003,7 +1002,8 @@ export interface paths {
             };
             cookie?: never;
         };
-        get?: never;
+        /** A source (never its write key) */
+        get: operations["getSource"];
         put?: never;
         post?: never;
         /** Revoke a source's write key for good */
@@ -4006,6 +4006,7 @@ export interface operations {
             /** @description The source with its write key (null in a replay). */
             201: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     /** @description On a replay only, the fields left out (null) because they are secrets shown once. */
                     "Cairn-Secret-Redacted"?: string;
                     [name: string]: unknown;
@@ -4022,6 +4023,33 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                source_id: components["parameters"]["SourceID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The source. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Source"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
     };
