@@ -405,23 +405,25 @@ func TestAWSFaults(t *testing.T) {
 		t.Parallel()
 		f, url, admin := setup(t)
 		// The first CreateStack never reaches moto; the second does, and
-		// moto creates the stack, but the answer is lost; the third is
-		// answered AlreadyExists.
+		// moto creates the stack, but the answer is lost; the third, if the
+		// job sends it before the poller finds the stack the second made,
+		// is answered AlreadyExists.
 		f.Drop("cloudformation:CreateStack", 1)
 		f.DropResponse("cloudformation:CreateStack", 1)
 		id := awsOnboard(t, url, admin, "dedicated", region)
 		awaitTenants(t, url, admin, []string{id}, "active", 90*time.Second)
 		name := dedicatedStack(id)
 
-		if got, reached := f.Received("cloudformation:CreateStack"), f.Calls("cloudformation:CreateStack"); got != 3 || reached != 2 {
-			t.Errorf("CreateStack: %d received, %d reached moto; want 3 and 2", got, reached)
+		got, reached := f.Received("cloudformation:CreateStack"), f.Calls("cloudformation:CreateStack")
+		if got < 2 || got > 3 || reached != got-1 {
+			t.Errorf("CreateStack: %d received, %d reached moto; want 2 or 3, all but the dropped first", got, reached)
 		}
 		created := f.Ledger.Created(region, name)
 		live := liveStacks(t, moto, region)[name]
 		history := stackHistory(t, moto, region)[name]
-		if f.Ledger.Requests(region, name) != 3 || len(created) != 1 || len(live) != 1 || len(history) != 1 || aws.ToString(live[0].StackId) != created[0] {
-			t.Errorf("%d CreateStack requests for %s, moto created %v, lists %d live and %d ever; want 3 requests and exactly one stack",
-				f.Ledger.Requests(region, name), name, created, len(live), len(history))
+		if f.Ledger.Requests(region, name) != got || len(created) != 1 || len(live) != 1 || len(history) != 1 || aws.ToString(live[0].StackId) != created[0] {
+			t.Errorf("%d CreateStack requests for %s, moto created %v, lists %d live and %d ever; want %d requests and exactly one stack",
+				f.Ledger.Requests(region, name), name, created, len(live), len(history), got)
 		}
 		st := tenantStacks(t, url, admin, id)[region]
 		if jstr(st, "status") != "ready" || jnum(st, "attempt") != 1 {
