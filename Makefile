@@ -15,12 +15,12 @@ PKGS ?= ./...
 TEST_FLAGS ?= -count=1 -timeout 15m
 TESTENV := scripts/testenv.sh
 
-.PHONY: test generate generate-check web web-check vet fmt-check venv clients lint-templates schemathesis \
+.PHONY: test generate generate-check web web-check vet fmt-check venv clients lint-api lint-templates schemathesis \
 	schemathesis-postgres go-test run bench
 
 ## test: every check CI runs, in this order, stopping at the first failure.
 # go test runs last so that its summary closes the output, which is what CI reads.
-test: generate-check web-check vet lint-templates schemathesis go-test
+test: generate-check web-check vet lint-api lint-templates schemathesis go-test
 
 ## generate: regenerate code (oapi-codegen server and client, ...).
 generate:
@@ -53,6 +53,11 @@ venv:
 ## tests (e2e/node_modules by npm ci, Debian's chromium; cached, see testenv.sh).
 clients:
 	$(TESTENV) clients
+
+## lint-api: lint api/openapi.yaml with Redocly (recommended) and Spectral
+## (spectral:oas), pinned in tools/apilint; any error or warning fails.
+lint-api:
+	scripts/lint-api.sh
 
 ## lint-templates: cfn-lint every CloudFormation template under templates/.
 lint-templates: venv

@@ -6,6 +6,8 @@
 #   scripts/testenv.sh venv         create or refresh .venv/ from requirements-test.txt
 #   scripts/testenv.sh clients      install what the client and browser tests need:
 #                                   e2e/node_modules (npm ci) and Debian's chromium
+#   scripts/testenv.sh lint-tools   install the OpenAPI linters (tools/apilint/node_modules,
+#                                   npm ci; fails if it cannot)
 #   scripts/testenv.sh run CMD...   start PostgreSQL 15 and the moto server, export
 #                                   their addresses, run CMD, stop both, exit with
 #                                   CMD's status
@@ -30,8 +32,9 @@
 # on one machine do not collide and no service that happens to be running is
 # ever used. The venv is the exception: it is rebuilt only when
 # requirements-test.txt or the Python interpreter changes (stamp in .venv/);
-# so is e2e/node_modules, reinstalled by `npm ci` only when e2e/package-lock.json
-# or Node changes (stamp in node_modules/). Chromium comes from Debian
+# so are e2e/node_modules and tools/apilint/node_modules, reinstalled by
+# `npm ci` only when their package-lock.json or Node changes (stamp in
+# node_modules/). Chromium comes from Debian
 # (apt-get, as root) when /usr/bin/chromium is missing; Playwright never
 # downloads a browser.
 #
@@ -89,36 +92,43 @@ ensure_venv() {
 	) 9<"$requirements"
 }
 
-# ensure_node_modules runs `npm ci` in e2e/ unless the stamp says
-# node_modules already matches package-lock.json and this Node. Install
-# scripts are off: no package may fetch a browser or a binary of its own.
-# Failures are logged, not fatal: the client tests then fail and say why.
-ensure_node_modules() {
+# ensure_npm_ci runs `npm ci` in the directory $1 unless the stamp says its
+# node_modules already matches package-lock.json and this Node; it fails when
+# node, npm or the install fail. Install scripts are off: no package may
+# fetch a browser or a binary of its own.
+ensure_npm_ci() {
+	local dir=$1
 	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 		if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
 			log "installing nodejs and npm (no node or npm on PATH)"
 			{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; } >&2 || true
 		fi
-		command -v node >/dev/null && command -v npm >/dev/null || { log "WARNING: no node/npm: the client tests will fail"; return 0; }
+		command -v node >/dev/null && command -v npm >/dev/null || { log "no node/npm on PATH"; return 1; }
 	fi
+	local lock="$dir/package-lock.json" want
+	want=$({ node --version; cat "$lock"; } | sha256sum | cut -d' ' -f1)
+	(
+		flock 9
+		if [[ -f $dir/node_modules/.package-lock.sha256 && $(<"$dir/node_modules/.package-lock.sha256") == "$want" ]]; then
+			exit 0
+		fi
+		log "npm ci in ${dir#"$root"/}/"
+		local start=$SECONDS
+		(cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2 || exit 1
+		# Written last: an interrupted install leaves no stamp and is redone.
+		printf '%s\n' "$want" >"$dir/node_modules/.package-lock.sha256"
+		log "installed ${dir#"$root"/}/node_modules in $((SECONDS - start))s"
+	) 9<"$lock"
+}
+
+# ensure_node_modules installs e2e/node_modules. Failures are logged, not
+# fatal: the client tests then fail and say why.
+ensure_node_modules() {
+	ensure_npm_ci "$e2e" || { log "WARNING: npm ci failed in e2e/: the client tests will fail"; return 0; }
 	# playwright-core needs Node 20; the Rudder SDK alone would run on older.
 	local major
 	major=$(node -p 'process.versions.node.split(".")[0]')
 	((major >= 20)) || log "WARNING: Node $(node --version) is older than 20: the browser test will fail"
-	local lock="$e2e/package-lock.json" want
-	want=$({ node --version; cat "$lock"; } | sha256sum | cut -d' ' -f1)
-	(
-		flock 9
-		if [[ -f $e2e/node_modules/.package-lock.sha256 && $(<"$e2e/node_modules/.package-lock.sha256") == "$want" ]]; then
-			exit 0
-		fi
-		log "npm ci in e2e/"
-		local start=$SECONDS
-		(cd "$e2e" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2 || exit 1
-		# Written last: an interrupted install leaves no stamp and is redone.
-		printf '%s\n' "$want" >"$e2e/node_modules/.package-lock.sha256"
-		log "installed e2e/node_modules in $((SECONDS - start))s"
-	) 9<"$lock" || log "WARNING: npm ci failed in e2e/: the client tests will fail"
 }
 
 # ensure_chromium installs Debian's chromium when it is missing (as root).
@@ -285,12 +295,13 @@ run() {
 case ${1:-} in
 venv) ensure_venv ;;
 clients) ensure_clients ;;
+lint-tools) ensure_npm_ci "$root/tools/apilint" ;;
 run)
 	shift
 	run "$@"
 	;;
 *)
-	sed -n '2,11p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,13p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 	;;
 esac
