@@ -704,6 +704,11 @@ type EventError struct {
 	Message string `json:"message"`
 }
 
+// EventIdentifier An identifier of a Segment event (`userId`, `anonymousId`,
+// `previousId`, `groupId`): a string, or null; numbers are accepted
+// too, as Segment does.
+type EventIdentifier = interface{}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field The field, as a JSON pointer into the body or the name of a parameter.
@@ -800,6 +805,9 @@ type IngestResult struct {
 	Success    bool `json:"success"`
 	Suppressed int  `json:"suppressed"`
 }
+
+// JSONValue Any JSON value, null included.
+type JSONValue = interface{}
 
 // JWKS defines model for JWKS.
 type JWKS struct {
@@ -1082,7 +1090,7 @@ type SegmentCondition struct {
 	Trait string `json:"trait"`
 
 	// Value The operand, any JSON value.
-	Value interface{} `json:"value,omitempty"`
+	Value JSONValue `json:"value,omitempty"`
 }
 
 // SegmentConditionOperator `equals` and `not_equals` compare JSON values; `in` holds when the
@@ -1159,20 +1167,33 @@ type SegmentDefinition map[string]interface{}
 
 // SegmentEvent A Segment event (identify, track, page, screen, group or alias), as Segment documents it.
 type SegmentEvent struct {
-	AnonymousId interface{}             `json:"anonymousId,omitempty"`
+	// AnonymousId An identifier of a Segment event (`userId`, `anonymousId`,
+	// `previousId`, `groupId`): a string, or null; numbers are accepted
+	// too, as Segment does.
+	AnonymousId EventIdentifier         `json:"anonymousId,omitempty"`
 	Context     *map[string]interface{} `json:"context,omitempty"`
 	Event       *string                 `json:"event,omitempty"`
-	GroupId     interface{}             `json:"groupId,omitempty"`
-	MessageId   *string                 `json:"messageId,omitempty"`
-	Name        *string                 `json:"name,omitempty"`
-	PreviousId  interface{}             `json:"previousId,omitempty"`
-	Properties  *map[string]interface{} `json:"properties,omitempty"`
-	Timestamp   *string                 `json:"timestamp,omitempty"`
-	Traits      *map[string]interface{} `json:"traits,omitempty"`
-	Type        *string                 `json:"type,omitempty"`
 
-	// UserId A string (numbers are accepted, as Segment does).
-	UserId               interface{}            `json:"userId,omitempty"`
+	// GroupId An identifier of a Segment event (`userId`, `anonymousId`,
+	// `previousId`, `groupId`): a string, or null; numbers are accepted
+	// too, as Segment does.
+	GroupId   EventIdentifier `json:"groupId,omitempty"`
+	MessageId *string         `json:"messageId,omitempty"`
+	Name      *string         `json:"name,omitempty"`
+
+	// PreviousId An identifier of a Segment event (`userId`, `anonymousId`,
+	// `previousId`, `groupId`): a string, or null; numbers are accepted
+	// too, as Segment does.
+	PreviousId EventIdentifier         `json:"previousId,omitempty"`
+	Properties *map[string]interface{} `json:"properties,omitempty"`
+	Timestamp  *string                 `json:"timestamp,omitempty"`
+	Traits     *map[string]interface{} `json:"traits,omitempty"`
+	Type       *string                 `json:"type,omitempty"`
+
+	// UserId An identifier of a Segment event (`userId`, `anonymousId`,
+	// `previousId`, `groupId`): a string, or null; numbers are accepted
+	// too, as Segment does.
+	UserId               EventIdentifier        `json:"userId,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
