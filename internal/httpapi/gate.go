@@ -43,6 +43,9 @@ type gate struct {
 	maxBody int64
 	// formats are the document's format validators, for each request.
 	formats []openapi3.SchemaValidationOption
+	// scopes are the scope alternatives of each operation that takes a
+	// bearer token (see Scopes).
+	scopes map[*openapi3.Operation][][]string
 }
 
 // WriteKeyAuthenticator maps a source's write key to its tenant.
@@ -82,12 +85,16 @@ func newGate(spec []byte, a Authenticator, keys WriteKeyAuthenticator, t TenantR
 	if err := doc.Validate(context.Background()); err != nil {
 		return nil, fmt.Errorf("validate spec: %w", err)
 	}
+	scopes, err := operationScopes(doc)
+	if err != nil {
+		return nil, fmt.Errorf("spec scopes: %w", err)
+	}
 	doc.Servers = nil // match requests whatever host they were sent to
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		return nil, fmt.Errorf("spec router: %w", err)
 	}
-	return &gate{router: router, auth: a, keys: keys, tenants: t, maxBody: maxBody, formats: doc.GetSchemaValidationOptions()}, nil
+	return &gate{router: router, auth: a, keys: keys, tenants: t, maxBody: maxBody, formats: doc.GetSchemaValidationOptions(), scopes: scopes}, nil
 }
 
 func (g *gate) wrap(next http.Handler) http.Handler {
@@ -191,7 +198,11 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 		if p != nil {
 			return r, p
 		}
-		if p := g.authorize(r.Context(), principal, security, params["tenant_id"]); p != nil {
+		need := g.scopes[route.Operation]
+		if byKey {
+			need = writeKeyScopes
+		}
+		if p := g.authorize(r.Context(), principal, need, params["tenant_id"]); p != nil {
 			return r, p
 		}
 		if principal.IsAdmin() && params["tenant_id"] != "" {
@@ -292,24 +303,22 @@ func (g *gate) authenticate(r *http.Request) (auth.Principal, *problem) {
 	return principal, nil
 }
 
-// authorize applies the operation's security requirements, which are
-// alternatives: the principal needs every scope of at least one of them.
-// Admins hold "admin"; a tenant principal may only reach routes of its own
-// tenant, and only while that tenant is live and not suspended.
-func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi3.SecurityRequirements, pathTenant string) *problem {
+// authorize applies the operation's scope alternatives (see Scopes): the
+// principal needs every scope of at least one of them. Admins hold
+// "admin"; a tenant principal may only reach routes of its own tenant, and
+// only while that tenant is live and not suspended. A route without
+// alternatives admits no one.
+func (g *gate) authorize(ctx context.Context, p auth.Principal, need [][]string, pathTenant string) *problem {
 	forbidden := func(detail string) *problem {
 		return newProblem(http.StatusForbidden, "forbidden", "Forbidden", detail)
 	}
 	if p.IsAdmin() {
-		if !admits(security, []string{scopeAdmin}) {
+		if !admits(need, []string{scopeAdmin}) {
 			return forbidden("This route is not for admin tokens.")
 		}
 		return nil
 	}
-	tenantRoute := slices.ContainsFunc(security, func(req openapi3.SecurityRequirement) bool {
-		_, byKey := req[writeKeyScheme]
-		return byKey || !slices.Contains(req["bearerAuth"], scopeAdmin)
-	})
+	tenantRoute := slices.ContainsFunc(need, func(alt []string) bool { return !slices.Contains(alt, scopeAdmin) })
 	if !tenantRoute {
 		return forbidden("This route needs an admin token.")
 	}
@@ -327,8 +336,8 @@ func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi
 	case !t.Status.Live():
 		return unauthorized("The token's tenant has been offboarded.")
 	}
-	if !admits(security, p.Scopes) {
-		return forbidden(missingScopes(security, p.Scopes))
+	if !admits(need, p.Scopes) {
+		return forbidden(missingScopes(need, p.Scopes))
 	}
 	return nil
 }
@@ -336,15 +345,14 @@ func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi
 // missingScopes says which scopes a tenant token lacks for a route: those
 // of the one alternative it comes closest to, or, when the route has
 // alternatives of one scope each, any one of them.
-func missingScopes(security openapi3.SecurityRequirements, have []string) string {
+func missingScopes(need [][]string, have []string) string {
 	var alternatives [][]string
-	for _, req := range security {
-		need, ok := req["bearerAuth"]
-		if !ok || slices.Contains(need, scopeAdmin) {
+	for _, alt := range need {
+		if slices.Contains(alt, scopeAdmin) {
 			continue
 		}
 		var missing []string
-		for _, s := range need {
+		for _, s := range alt {
 			if !slices.Contains(have, s) {
 				missing = append(missing, s)
 			}
@@ -413,25 +421,6 @@ func (g *gate) refuseDeleted(w http.ResponseWriter, r *http.Request, tenantID st
 var lifecycleRoutes = map[string]bool{
 	"DELETE /v1/tenants/{tenant_id}":     true,
 	"POST /v1/tenants/{tenant_id}/retry": true,
-}
-
-// admits reports whether scopes satisfy one of the alternatives.
-func admits(security openapi3.SecurityRequirements, scopes []string) bool {
-	for _, req := range security {
-		if _, ok := req[writeKeyScheme]; ok && slices.Contains(scopes, auth.ScopeEventsWrite) {
-			return true
-		}
-		need, ok := req["bearerAuth"]
-		if !ok {
-			continue
-		}
-		if !slices.Contains(need, scopeAdmin) || slices.Contains(scopes, scopeAdmin) {
-			if !slices.ContainsFunc(need, func(s string) bool { return !slices.Contains(scopes, s) }) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // readBody enforces the size limit and the media type and leaves the body

@@ -12,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/cairn-cdp/cairn/api"
+	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -37,12 +38,12 @@ func tenantRoutes(t *testing.T) []tenantRoute {
 			continue
 		}
 		for method, op := range item.Operations() {
-			sec := doc.Security
-			if op.Security != nil {
-				sec = *op.Security
+			need, err := httpapi.Scopes(doc, op)
+			if err != nil {
+				t.Fatal(err)
 			}
-			access := slices.ContainsFunc(sec, func(r openapi3.SecurityRequirement) bool {
-				return !slices.Contains(r["bearerAuth"], "admin")
+			access := need == nil || slices.ContainsFunc(need, func(alt []string) bool {
+				return !slices.Contains(alt, "admin")
 			})
 			out = append(out, tenantRoute{method: method, path: path, tenantAccess: access})
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/api"
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/httpapi"
 )
 
 // TestEveryScopeMeansSomething: every tenant scope a token can be minted
@@ -24,12 +25,12 @@ func TestEveryScopeMeansSomething(t *testing.T) {
 	used := map[string][]string{}
 	for _, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
-			security := doc.Security
-			if op.Security != nil {
-				security = *op.Security
+			need, err := httpapi.Scopes(doc, op)
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, req := range security {
-				for _, s := range req["bearerAuth"] {
+			for _, alt := range need {
+				for _, s := range alt {
 					used[s] = append(used[s], op.OperationID)
 				}
 			}
