@@ -2703,15 +2703,21 @@ type ClientInterface interface {
 
 	// GetJWKS Public keys that verify Cairn-issued tokens
 	//
+	// The Ed25519 public keys (a JSON Web Key Set) that verify the tokens Cairn issues, for resource servers that verify them themselves. It needs no token.
+	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetHealth Liveness probe
 	//
+	// Answers 200 while the process is up; it checks nothing else and needs no token.
+	//
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReady Readiness probe; checks the database
+	//
+	// Answers 200 when the server can serve, that is when its database answers; 503 otherwise. It needs no token.
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2803,6 +2809,8 @@ type ClientInterface interface {
 	SegmentAlias(ctx context.Context, body SegmentAliasJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+	//
+	// The audit log, oldest first, paged by `cursor` and filtered by tenant, actor, action and time.
 	//
 	// Corresponds with GET /v1/audit-events (the `ListAuditEvents` operationId).
 	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3421,6 +3429,8 @@ type ClientInterface interface {
 
 	// GetErasure An erasure's progress
 	//
+	// An erasure's status (`pending`, `running`, `completed`) and counts of what it has deleted: it is `completed` when the profile, its merged members, identifiers and events, and its raw-zone events are gone.
+	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/erasures/{erasure_id} (the `GetErasure` operationId).
 	GetErasure(ctx context.Context, tenantId TenantID, erasureId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3449,6 +3459,8 @@ type ClientInterface interface {
 	IngestEvents(ctx context.Context, tenantId TenantID, body IngestEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListGrants The tenant's grants
+	//
+	// The tenant's grants in every state (`pending`, `active`, `failed`, `suspended`, `revoked`), paged by `cursor`.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/grants (the `ListGrants` operationId).
 	ListGrants(ctx context.Context, tenantId TenantID, params *ListGrantsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3497,15 +3509,21 @@ type ClientInterface interface {
 
 	// GetGrant Show a grant
 	//
+	// One grant of the tenant, with its state and, when it failed, why.
+	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/grants/{grant_id} (the `GetGrant` operationId).
 	GetGrant(ctx context.Context, tenantId TenantID, grantId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetIdentityConfig The tenant's identity resolution configuration
 	//
+	// The tenant's identity resolution configuration (identifier types, their priorities, limits and blocked values): the default until one is set.
+	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/identity-config (the `GetIdentityConfig` operationId).
 	GetIdentityConfig(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PutIdentityConfigWithBody Replace the identity resolution configuration
+	//
+	// Replaces the tenant's identity resolution configuration as a whole: the body is the complete configuration.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3514,12 +3532,16 @@ type ClientInterface interface {
 
 	// PutIdentityConfig Replace the identity resolution configuration
 	//
+	// Replaces the tenant's identity resolution configuration as a whole: the body is the complete configuration.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PUT /v1/tenants/{tenant_id}/identity-config (the `PutIdentityConfig` operationId).
 	PutIdentityConfig(ctx context.Context, tenantId TenantID, body PutIdentityConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RemovePrincipalWithBody Unregister a principal that holds no live grant
+	//
+	// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3528,12 +3550,16 @@ type ClientInterface interface {
 
 	// RemovePrincipal Unregister a principal that holds no live grant
 	//
+	// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/principals (the `RemovePrincipal` operationId).
 	RemovePrincipal(ctx context.Context, tenantId TenantID, body RemovePrincipalJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListPrincipals AWS principals that may receive the tenant's grants
+	//
+	// The AWS principals (account IDs or role ARNs) registered to the tenant, which its grants may name, paged by `cursor`.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/principals (the `ListPrincipals` operationId).
 	ListPrincipals(ctx context.Context, tenantId TenantID, params *ListPrincipalsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3564,6 +3590,8 @@ type ClientInterface interface {
 
 	// LookupProfile Look a profile up by any identifier
 	//
+	// Finds the profile that holds an identifier, given as `type:value` (e.g. `email:jane@example.com`); a `404` when no profile holds it.
+	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/profiles (the `LookupProfile` operationId).
 	LookupProfile(ctx context.Context, tenantId TenantID, params *LookupProfileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3586,10 +3614,14 @@ type ClientInterface interface {
 
 	// ListProfileEvents A profile's events, newest first
 	//
+	// The events recorded for the profile, newest first, paged by `cursor`.
+	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/profiles/{profile_id}/events (the `ListProfileEvents` operationId).
 	ListProfileEvents(ctx context.Context, tenantId TenantID, profileId ProfileID, params *ListProfileEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListProfileMerges The merges into a profile
+	//
+	// The merges recorded into the profile, each of which `unmerge` can undo exactly.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/profiles/{profile_id}/merges (the `ListProfileMerges` operationId).
 	ListProfileMerges(ctx context.Context, tenantId TenantID, profileId ProfileID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3614,10 +3646,14 @@ type ClientInterface interface {
 
 	// ResumeTenant Resume a suspended tenant
 	//
+	// Moves a suspended tenant back to active: its tokens work again and a durable job restores its grants. A tenant in any other state is a `409`.
+	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/resume (the `ResumeTenant` operationId).
 	ResumeTenant(ctx context.Context, tenantId TenantID, params *ResumeTenantParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RetryTenant Retry provisioning of a failed tenant
+	//
+	// Moves a failed tenant back to provisioning with a fresh provisioning job, which replaces its failed stacks; the tenant's status says when it is active. A tenant that has not failed is a `409`.
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/retry (the `RetryTenant` operationId).
 	RetryTenant(ctx context.Context, tenantId TenantID, params *RetryTenantParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3688,6 +3724,8 @@ type ClientInterface interface {
 
 	// GetSegment A segment, with its computation status and member count
 	//
+	// One segment of the tenant, with its definition, its computation status and progress, and `member_count`.
+	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id} (the `GetSegment` operationId).
 	GetSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3719,15 +3757,21 @@ type ClientInterface interface {
 
 	// ListSegmentMembers The segment's stored members, by profile ID
 	//
+	// The profiles that are members of the segment now, as stored, in profile ID order, paged by `cursor`.
+	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
 	ListSegmentMembers(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *ListSegmentMembersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RecomputeSegment Compute the segment's memberships again over every profile
 	//
+	// Starts a computation of the segment over every profile of the tenant (status `computing`, then `ready`); ingestion keeps memberships current meanwhile.
+	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute (the `RecomputeSegment` operationId).
 	RecomputeSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSources The tenant's event sources
+	//
+	// The tenant's event sources, revoked ones included; a write key is never shown again, only its first characters (`key_hint`).
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/sources (the `ListSources` operationId).
 	ListSources(ctx context.Context, tenantId TenantID, params *ListSourcesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3760,10 +3804,14 @@ type ClientInterface interface {
 
 	// RevokeSource Revoke a source's write key for good
 	//
+	// Revokes the source's write key for good: events sent with it are refused from then on. The source stays listed as revoked.
+	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/sources/{source_id} (the `RevokeSource` operationId).
 	RevokeSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetSource A source (never its write key)
+	//
+	// One source of the tenant, with its allowed origins and key hint; its write key is never shown again.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/sources/{source_id} (the `GetSource` operationId).
 	GetSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3792,6 +3840,8 @@ type ClientInterface interface {
 
 	// RotateSource Give a source a new write key; the old one stops working
 	//
+	// Gives the source a new write key, shown once in the answer; the old key stops working at once.
+	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/sources/{source_id}/rotate (the `RotateSource` operationId).
 	RotateSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3803,6 +3853,8 @@ type ClientInterface interface {
 	ListTenantStacks(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListStackEvents Events of the tenant's stack in a Region, newest first
+	//
+	// The CloudFormation events recorded for the tenant's stack in the Region, newest first, paged by `cursor`.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/stacks/{region}/events (the `ListStackEvents` operationId).
 	ListStackEvents(ctx context.Context, tenantId TenantID, region RegionPath, params *ListStackEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3849,6 +3901,8 @@ type ClientInterface interface {
 
 	// ListWebhooks The tenant's webhook endpoints, oldest first
 	//
+	// The tenant's webhook endpoints, oldest first, paged by `cursor`; their signing secrets are never shown again.
+	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/webhooks (the `ListWebhooks` operationId).
 	ListWebhooks(ctx context.Context, tenantId TenantID, params *ListWebhooksParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3886,10 +3940,14 @@ type ClientInterface interface {
 
 	// DeleteWebhook Delete a webhook endpoint; its pending deliveries are cancelled
 	//
+	// Deletes the endpoint; its pending deliveries are cancelled and no new event is delivered to it.
+	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/webhooks/{webhook_id} (the `DeleteWebhook` operationId).
 	DeleteWebhook(ctx context.Context, tenantId TenantID, webhookId WebhookID, params *DeleteWebhookParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetWebhook A webhook endpoint
+	//
+	// One webhook endpoint of the tenant, with what it subscribes to and whether it is enabled; its signing secret is never shown again.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/webhooks/{webhook_id} (the `GetWebhook` operationId).
 	GetWebhook(ctx context.Context, tenantId TenantID, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3921,6 +3979,8 @@ type ClientInterface interface {
 	UpdateWebhook(ctx context.Context, tenantId TenantID, webhookId WebhookID, params *UpdateWebhookParams, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListWebhookDeliveries An endpoint's deliveries, newest first
+	//
+	// The endpoint's deliveries, newest first, optionally in one status, paged by `cursor`, each with its attempt count and last answer.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries (the `ListWebhookDeliveries` operationId).
 	ListWebhookDeliveries(ctx context.Context, tenantId TenantID, webhookId WebhookID, params *ListWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4014,6 +4074,8 @@ type ClientInterface interface {
 
 	// ListFleetWebhooks The fleet's webhook endpoints, oldest first
 	//
+	// The ISV's fleet webhook endpoints (events of every tenant), oldest first, paged by `cursor`; their signing secrets are never shown again.
+	//
 	// Corresponds with GET /v1/webhooks (the `ListFleetWebhooks` operationId).
 	ListFleetWebhooks(ctx context.Context, params *ListFleetWebhooksParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -4051,10 +4113,14 @@ type ClientInterface interface {
 
 	// DeleteFleetWebhook Delete a webhook endpoint; its pending deliveries are cancelled
 	//
+	// Deletes the fleet endpoint; its pending deliveries are cancelled and no new event is delivered to it.
+	//
 	// Corresponds with DELETE /v1/webhooks/{webhook_id} (the `DeleteFleetWebhook` operationId).
 	DeleteFleetWebhook(ctx context.Context, webhookId WebhookID, params *DeleteFleetWebhookParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetFleetWebhook A webhook endpoint
+	//
+	// One fleet webhook endpoint, with what it subscribes to and whether it is enabled; its signing secret is never shown again.
 	//
 	// Corresponds with GET /v1/webhooks/{webhook_id} (the `GetFleetWebhook` operationId).
 	GetFleetWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4086,6 +4152,8 @@ type ClientInterface interface {
 	UpdateFleetWebhook(ctx context.Context, webhookId WebhookID, params *UpdateFleetWebhookParams, body UpdateFleetWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListFleetWebhookDeliveries An endpoint's deliveries, newest first
+	//
+	// The fleet endpoint's deliveries, newest first, optionally in one status, paged by `cursor`, each with its attempt count and last answer.
 	//
 	// Corresponds with GET /v1/webhooks/{webhook_id}/deliveries (the `ListFleetWebhookDeliveries` operationId).
 	ListFleetWebhookDeliveries(ctx context.Context, webhookId WebhookID, params *ListFleetWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4140,6 +4208,8 @@ type ClientInterface interface {
 
 // GetJWKS Public keys that verify Cairn-issued tokens
 //
+// The Ed25519 public keys (a JSON Web Key Set) that verify the tokens Cairn issues, for resource servers that verify them themselves. It needs no token.
+//
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetJWKSRequest(c.Server)
@@ -4155,6 +4225,8 @@ func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 
 // GetHealth Liveness probe
 //
+// Answers 200 while the process is up; it checks nothing else and needs no token.
+//
 // Corresponds with GET /healthz (the `GetHealth` operationId).
 func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetHealthRequest(c.Server)
@@ -4169,6 +4241,8 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 }
 
 // GetReady Readiness probe; checks the database
+//
+// Answers 200 when the server can serve, that is when its database answers; 503 otherwise. It needs no token.
 //
 // Corresponds with GET /readyz (the `GetReady` operationId).
 func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4310,6 +4384,8 @@ func (c *Client) SegmentAlias(ctx context.Context, body SegmentAliasJSONRequestB
 }
 
 // ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+//
+// The audit log, oldest first, paged by `cursor` and filtered by tenant, actor, action and time.
 //
 // Corresponds with GET /v1/audit-events (the `ListAuditEvents` operationId).
 func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5288,6 +5364,8 @@ func (c *Client) CreateCredentials(ctx context.Context, tenantId TenantID, reqEd
 
 // GetErasure An erasure's progress
 //
+// An erasure's status (`pending`, `running`, `completed`) and counts of what it has deleted: it is `completed` when the profile, its merged members, identifiers and events, and its raw-zone events are gone.
+//
 // Corresponds with GET /v1/tenants/{tenant_id}/erasures/{erasure_id} (the `GetErasure` operationId).
 func (c *Client) GetErasure(ctx context.Context, tenantId TenantID, erasureId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetErasureRequest(c.Server, tenantId, erasureId)
@@ -5346,6 +5424,8 @@ func (c *Client) IngestEvents(ctx context.Context, tenantId TenantID, body Inges
 }
 
 // ListGrants The tenant's grants
+//
+// The tenant's grants in every state (`pending`, `active`, `failed`, `suspended`, `revoked`), paged by `cursor`.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/grants (the `ListGrants` operationId).
 func (c *Client) ListGrants(ctx context.Context, tenantId TenantID, params *ListGrantsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5444,6 +5524,8 @@ func (c *Client) RevokeGrant(ctx context.Context, tenantId TenantID, grantId str
 
 // GetGrant Show a grant
 //
+// One grant of the tenant, with its state and, when it failed, why.
+//
 // Corresponds with GET /v1/tenants/{tenant_id}/grants/{grant_id} (the `GetGrant` operationId).
 func (c *Client) GetGrant(ctx context.Context, tenantId TenantID, grantId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetGrantRequest(c.Server, tenantId, grantId)
@@ -5459,6 +5541,8 @@ func (c *Client) GetGrant(ctx context.Context, tenantId TenantID, grantId string
 
 // GetIdentityConfig The tenant's identity resolution configuration
 //
+// The tenant's identity resolution configuration (identifier types, their priorities, limits and blocked values): the default until one is set.
+//
 // Corresponds with GET /v1/tenants/{tenant_id}/identity-config (the `GetIdentityConfig` operationId).
 func (c *Client) GetIdentityConfig(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetIdentityConfigRequest(c.Server, tenantId)
@@ -5473,6 +5557,8 @@ func (c *Client) GetIdentityConfig(ctx context.Context, tenantId TenantID, reqEd
 }
 
 // PutIdentityConfigWithBody Replace the identity resolution configuration
+//
+// Replaces the tenant's identity resolution configuration as a whole: the body is the complete configuration.
 //
 // Takes any type of body and a specified content type.
 //
@@ -5491,6 +5577,8 @@ func (c *Client) PutIdentityConfigWithBody(ctx context.Context, tenantId TenantI
 
 // PutIdentityConfig Replace the identity resolution configuration
 //
+// Replaces the tenant's identity resolution configuration as a whole: the body is the complete configuration.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PUT /v1/tenants/{tenant_id}/identity-config (the `PutIdentityConfig` operationId).
@@ -5507,6 +5595,8 @@ func (c *Client) PutIdentityConfig(ctx context.Context, tenantId TenantID, body 
 }
 
 // RemovePrincipalWithBody Unregister a principal that holds no live grant
+//
+// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
 //
 // Takes any type of body and a specified content type.
 //
@@ -5525,6 +5615,8 @@ func (c *Client) RemovePrincipalWithBody(ctx context.Context, tenantId TenantID,
 
 // RemovePrincipal Unregister a principal that holds no live grant
 //
+// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with DELETE /v1/tenants/{tenant_id}/principals (the `RemovePrincipal` operationId).
@@ -5541,6 +5633,8 @@ func (c *Client) RemovePrincipal(ctx context.Context, tenantId TenantID, body Re
 }
 
 // ListPrincipals AWS principals that may receive the tenant's grants
+//
+// The AWS principals (account IDs or role ARNs) registered to the tenant, which its grants may name, paged by `cursor`.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/principals (the `ListPrincipals` operationId).
 func (c *Client) ListPrincipals(ctx context.Context, tenantId TenantID, params *ListPrincipalsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5601,6 +5695,8 @@ func (c *Client) RegisterPrincipal(ctx context.Context, tenantId TenantID, param
 
 // LookupProfile Look a profile up by any identifier
 //
+// Finds the profile that holds an identifier, given as `type:value` (e.g. `email:jane@example.com`); a `404` when no profile holds it.
+//
 // Corresponds with GET /v1/tenants/{tenant_id}/profiles (the `LookupProfile` operationId).
 func (c *Client) LookupProfile(ctx context.Context, tenantId TenantID, params *LookupProfileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLookupProfileRequest(c.Server, tenantId, params)
@@ -5653,6 +5749,8 @@ func (c *Client) GetProfile(ctx context.Context, tenantId TenantID, profileId Pr
 
 // ListProfileEvents A profile's events, newest first
 //
+// The events recorded for the profile, newest first, paged by `cursor`.
+//
 // Corresponds with GET /v1/tenants/{tenant_id}/profiles/{profile_id}/events (the `ListProfileEvents` operationId).
 func (c *Client) ListProfileEvents(ctx context.Context, tenantId TenantID, profileId ProfileID, params *ListProfileEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListProfileEventsRequest(c.Server, tenantId, profileId, params)
@@ -5667,6 +5765,8 @@ func (c *Client) ListProfileEvents(ctx context.Context, tenantId TenantID, profi
 }
 
 // ListProfileMerges The merges into a profile
+//
+// The merges recorded into the profile, each of which `unmerge` can undo exactly.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/profiles/{profile_id}/merges (the `ListProfileMerges` operationId).
 func (c *Client) ListProfileMerges(ctx context.Context, tenantId TenantID, profileId ProfileID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5721,6 +5821,8 @@ func (c *Client) UnmergeProfile(ctx context.Context, tenantId TenantID, profileI
 
 // ResumeTenant Resume a suspended tenant
 //
+// Moves a suspended tenant back to active: its tokens work again and a durable job restores its grants. A tenant in any other state is a `409`.
+//
 // Corresponds with POST /v1/tenants/{tenant_id}/resume (the `ResumeTenant` operationId).
 func (c *Client) ResumeTenant(ctx context.Context, tenantId TenantID, params *ResumeTenantParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewResumeTenantRequest(c.Server, tenantId, params)
@@ -5735,6 +5837,8 @@ func (c *Client) ResumeTenant(ctx context.Context, tenantId TenantID, params *Re
 }
 
 // RetryTenant Retry provisioning of a failed tenant
+//
+// Moves a failed tenant back to provisioning with a fresh provisioning job, which replaces its failed stacks; the tenant's status says when it is active. A tenant that has not failed is a `409`.
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/retry (the `RetryTenant` operationId).
 func (c *Client) RetryTenant(ctx context.Context, tenantId TenantID, params *RetryTenantParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5875,6 +5979,8 @@ func (c *Client) DeleteSegment(ctx context.Context, tenantId TenantID, segmentId
 
 // GetSegment A segment, with its computation status and member count
 //
+// One segment of the tenant, with its definition, its computation status and progress, and `member_count`.
+//
 // Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id} (the `GetSegment` operationId).
 func (c *Client) GetSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetSegmentRequest(c.Server, tenantId, segmentId)
@@ -5936,6 +6042,8 @@ func (c *Client) UpdateSegment(ctx context.Context, tenantId TenantID, segmentId
 
 // ListSegmentMembers The segment's stored members, by profile ID
 //
+// The profiles that are members of the segment now, as stored, in profile ID order, paged by `cursor`.
+//
 // Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
 func (c *Client) ListSegmentMembers(ctx context.Context, tenantId TenantID, segmentId SegmentID, params *ListSegmentMembersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListSegmentMembersRequest(c.Server, tenantId, segmentId, params)
@@ -5951,6 +6059,8 @@ func (c *Client) ListSegmentMembers(ctx context.Context, tenantId TenantID, segm
 
 // RecomputeSegment Compute the segment's memberships again over every profile
 //
+// Starts a computation of the segment over every profile of the tenant (status `computing`, then `ready`); ingestion keeps memberships current meanwhile.
+//
 // Corresponds with POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute (the `RecomputeSegment` operationId).
 func (c *Client) RecomputeSegment(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRecomputeSegmentRequest(c.Server, tenantId, segmentId)
@@ -5965,6 +6075,8 @@ func (c *Client) RecomputeSegment(ctx context.Context, tenantId TenantID, segmen
 }
 
 // ListSources The tenant's event sources
+//
+// The tenant's event sources, revoked ones included; a write key is never shown again, only its first characters (`key_hint`).
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/sources (the `ListSources` operationId).
 func (c *Client) ListSources(ctx context.Context, tenantId TenantID, params *ListSourcesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6027,6 +6139,8 @@ func (c *Client) CreateSource(ctx context.Context, tenantId TenantID, params *Cr
 
 // RevokeSource Revoke a source's write key for good
 //
+// Revokes the source's write key for good: events sent with it are refused from then on. The source stays listed as revoked.
+//
 // Corresponds with DELETE /v1/tenants/{tenant_id}/sources/{source_id} (the `RevokeSource` operationId).
 func (c *Client) RevokeSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeSourceRequest(c.Server, tenantId, sourceId)
@@ -6041,6 +6155,8 @@ func (c *Client) RevokeSource(ctx context.Context, tenantId TenantID, sourceId S
 }
 
 // GetSource A source (never its write key)
+//
+// One source of the tenant, with its allowed origins and key hint; its write key is never shown again.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/sources/{source_id} (the `GetSource` operationId).
 func (c *Client) GetSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6099,6 +6215,8 @@ func (c *Client) UpdateSource(ctx context.Context, tenantId TenantID, sourceId S
 
 // RotateSource Give a source a new write key; the old one stops working
 //
+// Gives the source a new write key, shown once in the answer; the old key stops working at once.
+//
 // Corresponds with POST /v1/tenants/{tenant_id}/sources/{source_id}/rotate (the `RotateSource` operationId).
 func (c *Client) RotateSource(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRotateSourceRequest(c.Server, tenantId, sourceId)
@@ -6130,6 +6248,8 @@ func (c *Client) ListTenantStacks(ctx context.Context, tenantId TenantID, reqEdi
 }
 
 // ListStackEvents Events of the tenant's stack in a Region, newest first
+//
+// The CloudFormation events recorded for the tenant's stack in the Region, newest first, paged by `cursor`.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/stacks/{region}/events (the `ListStackEvents` operationId).
 func (c *Client) ListStackEvents(ctx context.Context, tenantId TenantID, region RegionPath, params *ListStackEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6226,6 +6346,8 @@ func (c *Client) CreateTenantToken(ctx context.Context, tenantId TenantID, body 
 
 // ListWebhooks The tenant's webhook endpoints, oldest first
 //
+// The tenant's webhook endpoints, oldest first, paged by `cursor`; their signing secrets are never shown again.
+//
 // Corresponds with GET /v1/tenants/{tenant_id}/webhooks (the `ListWebhooks` operationId).
 func (c *Client) ListWebhooks(ctx context.Context, tenantId TenantID, params *ListWebhooksParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListWebhooksRequest(c.Server, tenantId, params)
@@ -6293,6 +6415,8 @@ func (c *Client) CreateWebhook(ctx context.Context, tenantId TenantID, params *C
 
 // DeleteWebhook Delete a webhook endpoint; its pending deliveries are cancelled
 //
+// Deletes the endpoint; its pending deliveries are cancelled and no new event is delivered to it.
+//
 // Corresponds with DELETE /v1/tenants/{tenant_id}/webhooks/{webhook_id} (the `DeleteWebhook` operationId).
 func (c *Client) DeleteWebhook(ctx context.Context, tenantId TenantID, webhookId WebhookID, params *DeleteWebhookParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteWebhookRequest(c.Server, tenantId, webhookId, params)
@@ -6307,6 +6431,8 @@ func (c *Client) DeleteWebhook(ctx context.Context, tenantId TenantID, webhookId
 }
 
 // GetWebhook A webhook endpoint
+//
+// One webhook endpoint of the tenant, with what it subscribes to and whether it is enabled; its signing secret is never shown again.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/webhooks/{webhook_id} (the `GetWebhook` operationId).
 func (c *Client) GetWebhook(ctx context.Context, tenantId TenantID, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6368,6 +6494,8 @@ func (c *Client) UpdateWebhook(ctx context.Context, tenantId TenantID, webhookId
 }
 
 // ListWebhookDeliveries An endpoint's deliveries, newest first
+//
+// The endpoint's deliveries, newest first, optionally in one status, paged by `cursor`, each with its attempt count and last answer.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries (the `ListWebhookDeliveries` operationId).
 func (c *Client) ListWebhookDeliveries(ctx context.Context, tenantId TenantID, webhookId WebhookID, params *ListWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6541,6 +6669,8 @@ func (c *Client) SegmentTrack(ctx context.Context, body SegmentTrackJSONRequestB
 
 // ListFleetWebhooks The fleet's webhook endpoints, oldest first
 //
+// The ISV's fleet webhook endpoints (events of every tenant), oldest first, paged by `cursor`; their signing secrets are never shown again.
+//
 // Corresponds with GET /v1/webhooks (the `ListFleetWebhooks` operationId).
 func (c *Client) ListFleetWebhooks(ctx context.Context, params *ListFleetWebhooksParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListFleetWebhooksRequest(c.Server, params)
@@ -6608,6 +6738,8 @@ func (c *Client) CreateFleetWebhook(ctx context.Context, params *CreateFleetWebh
 
 // DeleteFleetWebhook Delete a webhook endpoint; its pending deliveries are cancelled
 //
+// Deletes the fleet endpoint; its pending deliveries are cancelled and no new event is delivered to it.
+//
 // Corresponds with DELETE /v1/webhooks/{webhook_id} (the `DeleteFleetWebhook` operationId).
 func (c *Client) DeleteFleetWebhook(ctx context.Context, webhookId WebhookID, params *DeleteFleetWebhookParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteFleetWebhookRequest(c.Server, webhookId, params)
@@ -6622,6 +6754,8 @@ func (c *Client) DeleteFleetWebhook(ctx context.Context, webhookId WebhookID, pa
 }
 
 // GetFleetWebhook A webhook endpoint
+//
+// One fleet webhook endpoint, with what it subscribes to and whether it is enabled; its signing secret is never shown again.
 //
 // Corresponds with GET /v1/webhooks/{webhook_id} (the `GetFleetWebhook` operationId).
 func (c *Client) GetFleetWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6683,6 +6817,8 @@ func (c *Client) UpdateFleetWebhook(ctx context.Context, webhookId WebhookID, pa
 }
 
 // ListFleetWebhookDeliveries An endpoint's deliveries, newest first
+//
+// The fleet endpoint's deliveries, newest first, optionally in one status, paged by `cursor`, each with its attempt count and last answer.
 //
 // Corresponds with GET /v1/webhooks/{webhook_id}/deliveries (the `ListFleetWebhookDeliveries` operationId).
 func (c *Client) ListFleetWebhookDeliveries(ctx context.Context, webhookId WebhookID, params *ListFleetWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -11354,6 +11490,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetJWKSWithResponse Public keys that verify Cairn-issued tokens
 	//
+	// The Ed25519 public keys (a JSON Web Key Set) that verify the tokens Cairn issues, for resource servers that verify them themselves. It needs no token.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
@@ -11361,12 +11499,16 @@ type ClientWithResponsesInterface interface {
 
 	// GetHealthWithResponse Liveness probe
 	//
+	// Answers 200 while the process is up; it checks nothing else and needs no token.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
 	GetHealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthResponse, error)
 
 	// GetReadyWithResponse Readiness probe; checks the database
+	//
+	// Answers 200 when the server can serve, that is when its database answers; 503 otherwise. It needs no token.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11460,6 +11602,8 @@ type ClientWithResponsesInterface interface {
 	SegmentAliasWithResponse(ctx context.Context, body SegmentAliasJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentAliasResponse, error)
 
 	// ListAuditEventsWithResponse The audit log of grants, revokes, refusals and credential issues
+	//
+	// The audit log, oldest first, paged by `cursor` and filtered by tenant, actor, action and time.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12094,6 +12238,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetErasureWithResponse An erasure's progress
 	//
+	// An erasure's status (`pending`, `running`, `completed`) and counts of what it has deleted: it is `completed` when the profile, its merged members, identifiers and events, and its raw-zone events are gone.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/erasures/{erasure_id} (the `GetErasure` operationId).
@@ -12124,6 +12270,8 @@ type ClientWithResponsesInterface interface {
 	IngestEventsWithResponse(ctx context.Context, tenantId TenantID, body IngestEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestEventsResponse, error)
 
 	// ListGrantsWithResponse The tenant's grants
+	//
+	// The tenant's grants in every state (`pending`, `active`, `failed`, `suspended`, `revoked`), paged by `cursor`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12178,12 +12326,16 @@ type ClientWithResponsesInterface interface {
 
 	// GetGrantWithResponse Show a grant
 	//
+	// One grant of the tenant, with its state and, when it failed, why.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/grants/{grant_id} (the `GetGrant` operationId).
 	GetGrantWithResponse(ctx context.Context, tenantId TenantID, grantId string, reqEditors ...RequestEditorFn) (*GetGrantResponse, error)
 
 	// GetIdentityConfigWithResponse The tenant's identity resolution configuration
+	//
+	// The tenant's identity resolution configuration (identifier types, their priorities, limits and blocked values): the default until one is set.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12192,12 +12344,16 @@ type ClientWithResponsesInterface interface {
 
 	// PutIdentityConfigWithBodyWithResponse Replace the identity resolution configuration
 	//
+	// Replaces the tenant's identity resolution configuration as a whole: the body is the complete configuration.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /v1/tenants/{tenant_id}/identity-config (the `PutIdentityConfig` operationId).
 	PutIdentityConfigWithBodyWithResponse(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutIdentityConfigResponse, error)
 
 	// PutIdentityConfigWithResponse Replace the identity resolution configuration
+	//
+	// Replaces the tenant's identity resolution configuration as a whole: the body is the complete configuration.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12206,6 +12362,8 @@ type ClientWithResponsesInterface interface {
 
 	// RemovePrincipalWithBodyWithResponse Unregister a principal that holds no live grant
 	//
+	// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/principals (the `RemovePrincipal` operationId).
@@ -12213,12 +12371,16 @@ type ClientWithResponsesInterface interface {
 
 	// RemovePrincipalWithResponse Unregister a principal that holds no live grant
 	//
+	// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/principals (the `RemovePrincipal` operationId).
 	RemovePrincipalWithResponse(ctx context.Context, tenantId TenantID, body RemovePrincipalJSONRequestBody, reqEditors ...RequestEditorFn) (*RemovePrincipalResponse, error)
 
 	// ListPrincipalsWithResponse AWS principals that may receive the tenant's grants
+	//
+	// The AWS principals (account IDs or role ARNs) registered to the tenant, which its grants may name, paged by `cursor`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12251,6 +12413,8 @@ type ClientWithResponsesInterface interface {
 
 	// LookupProfileWithResponse Look a profile up by any identifier
 	//
+	// Finds the profile that holds an identifier, given as `type:value` (e.g. `email:jane@example.com`); a `404` when no profile holds it.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/profiles (the `LookupProfile` operationId).
@@ -12279,12 +12443,16 @@ type ClientWithResponsesInterface interface {
 
 	// ListProfileEventsWithResponse A profile's events, newest first
 	//
+	// The events recorded for the profile, newest first, paged by `cursor`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/profiles/{profile_id}/events (the `ListProfileEvents` operationId).
 	ListProfileEventsWithResponse(ctx context.Context, tenantId TenantID, profileId ProfileID, params *ListProfileEventsParams, reqEditors ...RequestEditorFn) (*ListProfileEventsResponse, error)
 
 	// ListProfileMergesWithResponse The merges into a profile
+	//
+	// The merges recorded into the profile, each of which `unmerge` can undo exactly.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12311,12 +12479,16 @@ type ClientWithResponsesInterface interface {
 
 	// ResumeTenantWithResponse Resume a suspended tenant
 	//
+	// Moves a suspended tenant back to active: its tokens work again and a durable job restores its grants. A tenant in any other state is a `409`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/resume (the `ResumeTenant` operationId).
 	ResumeTenantWithResponse(ctx context.Context, tenantId TenantID, params *ResumeTenantParams, reqEditors ...RequestEditorFn) (*ResumeTenantResponse, error)
 
 	// RetryTenantWithResponse Retry provisioning of a failed tenant
+	//
+	// Moves a failed tenant back to provisioning with a fresh provisioning job, which replaces its failed stacks; the tenant's status says when it is active. A tenant that has not failed is a `409`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12393,6 +12565,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetSegmentWithResponse A segment, with its computation status and member count
 	//
+	// One segment of the tenant, with its definition, its computation status and progress, and `member_count`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id} (the `GetSegment` operationId).
@@ -12426,6 +12600,8 @@ type ClientWithResponsesInterface interface {
 
 	// ListSegmentMembersWithResponse The segment's stored members, by profile ID
 	//
+	// The profiles that are members of the segment now, as stored, in profile ID order, paged by `cursor`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
@@ -12433,12 +12609,16 @@ type ClientWithResponsesInterface interface {
 
 	// RecomputeSegmentWithResponse Compute the segment's memberships again over every profile
 	//
+	// Starts a computation of the segment over every profile of the tenant (status `computing`, then `ready`); ingestion keeps memberships current meanwhile.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute (the `RecomputeSegment` operationId).
 	RecomputeSegmentWithResponse(ctx context.Context, tenantId TenantID, segmentId SegmentID, reqEditors ...RequestEditorFn) (*RecomputeSegmentResponse, error)
 
 	// ListSourcesWithResponse The tenant's event sources
+	//
+	// The tenant's event sources, revoked ones included; a write key is never shown again, only its first characters (`key_hint`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12473,12 +12653,16 @@ type ClientWithResponsesInterface interface {
 
 	// RevokeSourceWithResponse Revoke a source's write key for good
 	//
+	// Revokes the source's write key for good: events sent with it are refused from then on. The source stays listed as revoked.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/sources/{source_id} (the `RevokeSource` operationId).
 	RevokeSourceWithResponse(ctx context.Context, tenantId TenantID, sourceId SourceID, reqEditors ...RequestEditorFn) (*RevokeSourceResponse, error)
 
 	// GetSourceWithResponse A source (never its write key)
+	//
+	// One source of the tenant, with its allowed origins and key hint; its write key is never shown again.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12509,6 +12693,8 @@ type ClientWithResponsesInterface interface {
 
 	// RotateSourceWithResponse Give a source a new write key; the old one stops working
 	//
+	// Gives the source a new write key, shown once in the answer; the old key stops working at once.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/sources/{source_id}/rotate (the `RotateSource` operationId).
@@ -12524,6 +12710,8 @@ type ClientWithResponsesInterface interface {
 	ListTenantStacksWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*ListTenantStacksResponse, error)
 
 	// ListStackEventsWithResponse Events of the tenant's stack in a Region, newest first
+	//
+	// The CloudFormation events recorded for the tenant's stack in the Region, newest first, paged by `cursor`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12576,6 +12764,8 @@ type ClientWithResponsesInterface interface {
 
 	// ListWebhooksWithResponse The tenant's webhook endpoints, oldest first
 	//
+	// The tenant's webhook endpoints, oldest first, paged by `cursor`; their signing secrets are never shown again.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/webhooks (the `ListWebhooks` operationId).
@@ -12615,12 +12805,16 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteWebhookWithResponse Delete a webhook endpoint; its pending deliveries are cancelled
 	//
+	// Deletes the endpoint; its pending deliveries are cancelled and no new event is delivered to it.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/tenants/{tenant_id}/webhooks/{webhook_id} (the `DeleteWebhook` operationId).
 	DeleteWebhookWithResponse(ctx context.Context, tenantId TenantID, webhookId WebhookID, params *DeleteWebhookParams, reqEditors ...RequestEditorFn) (*DeleteWebhookResponse, error)
 
 	// GetWebhookWithResponse A webhook endpoint
+	//
+	// One webhook endpoint of the tenant, with what it subscribes to and whether it is enabled; its signing secret is never shown again.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12654,6 +12848,8 @@ type ClientWithResponsesInterface interface {
 	UpdateWebhookWithResponse(ctx context.Context, tenantId TenantID, webhookId WebhookID, params *UpdateWebhookParams, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
 
 	// ListWebhookDeliveriesWithResponse An endpoint's deliveries, newest first
+	//
+	// The endpoint's deliveries, newest first, optionally in one status, paged by `cursor`, each with its attempt count and last answer.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12755,6 +12951,8 @@ type ClientWithResponsesInterface interface {
 
 	// ListFleetWebhooksWithResponse The fleet's webhook endpoints, oldest first
 	//
+	// The ISV's fleet webhook endpoints (events of every tenant), oldest first, paged by `cursor`; their signing secrets are never shown again.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/webhooks (the `ListFleetWebhooks` operationId).
@@ -12794,12 +12992,16 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteFleetWebhookWithResponse Delete a webhook endpoint; its pending deliveries are cancelled
 	//
+	// Deletes the fleet endpoint; its pending deliveries are cancelled and no new event is delivered to it.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/webhooks/{webhook_id} (the `DeleteFleetWebhook` operationId).
 	DeleteFleetWebhookWithResponse(ctx context.Context, webhookId WebhookID, params *DeleteFleetWebhookParams, reqEditors ...RequestEditorFn) (*DeleteFleetWebhookResponse, error)
 
 	// GetFleetWebhookWithResponse A webhook endpoint
+	//
+	// One fleet webhook endpoint, with what it subscribes to and whether it is enabled; its signing secret is never shown again.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12833,6 +13035,8 @@ type ClientWithResponsesInterface interface {
 	UpdateFleetWebhookWithResponse(ctx context.Context, webhookId WebhookID, params *UpdateFleetWebhookParams, body UpdateFleetWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateFleetWebhookResponse, error)
 
 	// ListFleetWebhookDeliveriesWithResponse An endpoint's deliveries, newest first
+	//
+	// The fleet endpoint's deliveries, newest first, optionally in one status, paged by `cursor`, each with its attempt count and last answer.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -20901,6 +21105,8 @@ func (r TestFleetWebhookResponse) ContentType() string {
 
 // GetJWKSWithResponse Public keys that verify Cairn-issued tokens
 //
+// The Ed25519 public keys (a JSON Web Key Set) that verify the tokens Cairn issues, for resource servers that verify them themselves. It needs no token.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
@@ -20914,6 +21120,8 @@ func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditor
 
 // GetHealthWithResponse Liveness probe
 //
+// Answers 200 while the process is up; it checks nothing else and needs no token.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /healthz (the `GetHealth` operationId).
@@ -20926,6 +21134,8 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 }
 
 // GetReadyWithResponse Readiness probe; checks the database
+//
+// Answers 200 when the server can serve, that is when its database answers; 503 otherwise. It needs no token.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -21049,6 +21259,8 @@ func (c *ClientWithResponses) SegmentAliasWithResponse(ctx context.Context, body
 }
 
 // ListAuditEventsWithResponse The audit log of grants, revokes, refusals and credential issues
+//
+// The audit log, oldest first, paged by `cursor` and filtered by tenant, actor, action and time.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -21899,6 +22111,8 @@ func (c *ClientWithResponses) CreateCredentialsWithResponse(ctx context.Context,
 
 // GetErasureWithResponse An erasure's progress
 //
+// An erasure's status (`pending`, `running`, `completed`) and counts of what it has deleted: it is `completed` when the profile, its merged members, identifiers and events, and its raw-zone events are gone.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/erasures/{erasure_id} (the `GetErasure` operationId).
@@ -21947,6 +22161,8 @@ func (c *ClientWithResponses) IngestEventsWithResponse(ctx context.Context, tena
 }
 
 // ListGrantsWithResponse The tenant's grants
+//
+// The tenant's grants in every state (`pending`, `active`, `failed`, `suspended`, `revoked`), paged by `cursor`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22031,6 +22247,8 @@ func (c *ClientWithResponses) RevokeGrantWithResponse(ctx context.Context, tenan
 
 // GetGrantWithResponse Show a grant
 //
+// One grant of the tenant, with its state and, when it failed, why.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/grants/{grant_id} (the `GetGrant` operationId).
@@ -22043,6 +22261,8 @@ func (c *ClientWithResponses) GetGrantWithResponse(ctx context.Context, tenantId
 }
 
 // GetIdentityConfigWithResponse The tenant's identity resolution configuration
+//
+// The tenant's identity resolution configuration (identifier types, their priorities, limits and blocked values): the default until one is set.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22057,6 +22277,8 @@ func (c *ClientWithResponses) GetIdentityConfigWithResponse(ctx context.Context,
 
 // PutIdentityConfigWithBodyWithResponse Replace the identity resolution configuration
 //
+// Replaces the tenant's identity resolution configuration as a whole: the body is the complete configuration.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /v1/tenants/{tenant_id}/identity-config (the `PutIdentityConfig` operationId).
@@ -22069,6 +22291,8 @@ func (c *ClientWithResponses) PutIdentityConfigWithBodyWithResponse(ctx context.
 }
 
 // PutIdentityConfigWithResponse Replace the identity resolution configuration
+//
+// Replaces the tenant's identity resolution configuration as a whole: the body is the complete configuration.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -22083,6 +22307,8 @@ func (c *ClientWithResponses) PutIdentityConfigWithResponse(ctx context.Context,
 
 // RemovePrincipalWithBodyWithResponse Unregister a principal that holds no live grant
 //
+// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/tenants/{tenant_id}/principals (the `RemovePrincipal` operationId).
@@ -22096,6 +22322,8 @@ func (c *ClientWithResponses) RemovePrincipalWithBodyWithResponse(ctx context.Co
 
 // RemovePrincipalWithResponse Unregister a principal that holds no live grant
 //
+// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/tenants/{tenant_id}/principals (the `RemovePrincipal` operationId).
@@ -22108,6 +22336,8 @@ func (c *ClientWithResponses) RemovePrincipalWithResponse(ctx context.Context, t
 }
 
 // ListPrincipalsWithResponse AWS principals that may receive the tenant's grants
+//
+// The AWS principals (account IDs or role ARNs) registered to the tenant, which its grants may name, paged by `cursor`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22158,6 +22388,8 @@ func (c *ClientWithResponses) RegisterPrincipalWithResponse(ctx context.Context,
 
 // LookupProfileWithResponse Look a profile up by any identifier
 //
+// Finds the profile that holds an identifier, given as `type:value` (e.g. `email:jane@example.com`); a `404` when no profile holds it.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/profiles (the `LookupProfile` operationId).
@@ -22204,6 +22436,8 @@ func (c *ClientWithResponses) GetProfileWithResponse(ctx context.Context, tenant
 
 // ListProfileEventsWithResponse A profile's events, newest first
 //
+// The events recorded for the profile, newest first, paged by `cursor`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/profiles/{profile_id}/events (the `ListProfileEvents` operationId).
@@ -22216,6 +22450,8 @@ func (c *ClientWithResponses) ListProfileEventsWithResponse(ctx context.Context,
 }
 
 // ListProfileMergesWithResponse The merges into a profile
+//
+// The merges recorded into the profile, each of which `unmerge` can undo exactly.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22260,6 +22496,8 @@ func (c *ClientWithResponses) UnmergeProfileWithResponse(ctx context.Context, te
 
 // ResumeTenantWithResponse Resume a suspended tenant
 //
+// Moves a suspended tenant back to active: its tokens work again and a durable job restores its grants. A tenant in any other state is a `409`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/resume (the `ResumeTenant` operationId).
@@ -22272,6 +22510,8 @@ func (c *ClientWithResponses) ResumeTenantWithResponse(ctx context.Context, tena
 }
 
 // RetryTenantWithResponse Retry provisioning of a failed tenant
+//
+// Moves a failed tenant back to provisioning with a fresh provisioning job, which replaces its failed stacks; the tenant's status says when it is active. A tenant that has not failed is a `409`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22390,6 +22630,8 @@ func (c *ClientWithResponses) DeleteSegmentWithResponse(ctx context.Context, ten
 
 // GetSegmentWithResponse A segment, with its computation status and member count
 //
+// One segment of the tenant, with its definition, its computation status and progress, and `member_count`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id} (the `GetSegment` operationId).
@@ -22441,6 +22683,8 @@ func (c *ClientWithResponses) UpdateSegmentWithResponse(ctx context.Context, ten
 
 // ListSegmentMembersWithResponse The segment's stored members, by profile ID
 //
+// The profiles that are members of the segment now, as stored, in profile ID order, paged by `cursor`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
@@ -22454,6 +22698,8 @@ func (c *ClientWithResponses) ListSegmentMembersWithResponse(ctx context.Context
 
 // RecomputeSegmentWithResponse Compute the segment's memberships again over every profile
 //
+// Starts a computation of the segment over every profile of the tenant (status `computing`, then `ready`); ingestion keeps memberships current meanwhile.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/segments/{segment_id}/recompute (the `RecomputeSegment` operationId).
@@ -22466,6 +22712,8 @@ func (c *ClientWithResponses) RecomputeSegmentWithResponse(ctx context.Context, 
 }
 
 // ListSourcesWithResponse The tenant's event sources
+//
+// The tenant's event sources, revoked ones included; a write key is never shown again, only its first characters (`key_hint`).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22518,6 +22766,8 @@ func (c *ClientWithResponses) CreateSourceWithResponse(ctx context.Context, tena
 
 // RevokeSourceWithResponse Revoke a source's write key for good
 //
+// Revokes the source's write key for good: events sent with it are refused from then on. The source stays listed as revoked.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/tenants/{tenant_id}/sources/{source_id} (the `RevokeSource` operationId).
@@ -22530,6 +22780,8 @@ func (c *ClientWithResponses) RevokeSourceWithResponse(ctx context.Context, tena
 }
 
 // GetSourceWithResponse A source (never its write key)
+//
+// One source of the tenant, with its allowed origins and key hint; its write key is never shown again.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22578,6 +22830,8 @@ func (c *ClientWithResponses) UpdateSourceWithResponse(ctx context.Context, tena
 
 // RotateSourceWithResponse Give a source a new write key; the old one stops working
 //
+// Gives the source a new write key, shown once in the answer; the old key stops working at once.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/sources/{source_id}/rotate (the `RotateSource` operationId).
@@ -22605,6 +22859,8 @@ func (c *ClientWithResponses) ListTenantStacksWithResponse(ctx context.Context, 
 }
 
 // ListStackEventsWithResponse Events of the tenant's stack in a Region, newest first
+//
+// The CloudFormation events recorded for the tenant's stack in the Region, newest first, paged by `cursor`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22687,6 +22943,8 @@ func (c *ClientWithResponses) CreateTenantTokenWithResponse(ctx context.Context,
 
 // ListWebhooksWithResponse The tenant's webhook endpoints, oldest first
 //
+// The tenant's webhook endpoints, oldest first, paged by `cursor`; their signing secrets are never shown again.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/webhooks (the `ListWebhooks` operationId).
@@ -22744,6 +23002,8 @@ func (c *ClientWithResponses) CreateWebhookWithResponse(ctx context.Context, ten
 
 // DeleteWebhookWithResponse Delete a webhook endpoint; its pending deliveries are cancelled
 //
+// Deletes the endpoint; its pending deliveries are cancelled and no new event is delivered to it.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/tenants/{tenant_id}/webhooks/{webhook_id} (the `DeleteWebhook` operationId).
@@ -22756,6 +23016,8 @@ func (c *ClientWithResponses) DeleteWebhookWithResponse(ctx context.Context, ten
 }
 
 // GetWebhookWithResponse A webhook endpoint
+//
+// One webhook endpoint of the tenant, with what it subscribes to and whether it is enabled; its signing secret is never shown again.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22807,6 +23069,8 @@ func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, ten
 }
 
 // ListWebhookDeliveriesWithResponse An endpoint's deliveries, newest first
+//
+// The endpoint's deliveries, newest first, optionally in one status, paged by `cursor`, each with its attempt count and last answer.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22956,6 +23220,8 @@ func (c *ClientWithResponses) SegmentTrackWithResponse(ctx context.Context, body
 
 // ListFleetWebhooksWithResponse The fleet's webhook endpoints, oldest first
 //
+// The ISV's fleet webhook endpoints (events of every tenant), oldest first, paged by `cursor`; their signing secrets are never shown again.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/webhooks (the `ListFleetWebhooks` operationId).
@@ -23013,6 +23279,8 @@ func (c *ClientWithResponses) CreateFleetWebhookWithResponse(ctx context.Context
 
 // DeleteFleetWebhookWithResponse Delete a webhook endpoint; its pending deliveries are cancelled
 //
+// Deletes the fleet endpoint; its pending deliveries are cancelled and no new event is delivered to it.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/webhooks/{webhook_id} (the `DeleteFleetWebhook` operationId).
@@ -23025,6 +23293,8 @@ func (c *ClientWithResponses) DeleteFleetWebhookWithResponse(ctx context.Context
 }
 
 // GetFleetWebhookWithResponse A webhook endpoint
+//
+// One fleet webhook endpoint, with what it subscribes to and whether it is enabled; its signing secret is never shown again.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -23076,6 +23346,8 @@ func (c *ClientWithResponses) UpdateFleetWebhookWithResponse(ctx context.Context
 }
 
 // ListFleetWebhookDeliveriesWithResponse An endpoint's deliveries, newest first
+//
+// The fleet endpoint's deliveries, newest first, optionally in one status, paged by `cursor`, each with its attempt count and last answer.
 //
 // Returns a wrapper object for the known response body format(s).
 //
