@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -88,6 +89,9 @@ func TestDedicatedStacksPerRegion(t *testing.T) {
 	})
 }
 
+// snakeCase is the form of every field name and output key of the API.
+var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+
 func TestPooledTenantsShareOnePoolPerRegion(t *testing.T) {
 	backends(t, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()
@@ -113,6 +117,20 @@ func TestPooledTenantsShareOnePoolPerRegion(t *testing.T) {
 		if s["kind"] != "pooled" || s["stack_name"] != "cairn-pool" || out["s3_prefix"] != "tenants/"+ids[0]+"/" ||
 			out["key_prefix"] != "TENANT#"+ids[0]+"#" || out["glue_database"] != "cairn_pool_"+ids[0] || out["raw_bucket"] == nil {
 			t.Fatalf("pooled slice: %v", s)
+		}
+		// A pool's outputs are named as a stack's are (snake_case), and
+		// its slices' buckets are its own.
+		for _, p := range pools {
+			p := p.(map[string]any)
+			pout := p["outputs"].(map[string]any)
+			for k := range pout {
+				if !snakeCase.MatchString(k) {
+					t.Errorf("pool in %v: output %q is not snake_case: %v", p["region"], k, pout)
+				}
+			}
+			if p["region"] == "eu-west-1" && (pout["raw_bucket"] == nil || pout["raw_bucket"] != out["raw_bucket"] || pout["profile_table"] == nil) {
+				t.Errorf("pool outputs %v, want the raw bucket %v of its slices and a profile_table", pout, out["raw_bucket"])
+			}
 		}
 		// Offboarding one pooled tenant keeps the pool for the others.
 		e.do("DELETE", "/v1/tenants/"+ids[0]+"?purge=true", e.admin, nil).want(t, 202)

@@ -62,9 +62,15 @@ func (p *Provisioner) Events(ctx context.Context, tenantID, region string, befor
 	return p.store.StackEventsList(ctx, tenantID, region, beforeSeq, limit)
 }
 
-// Pools returns every Region's pool with its pooled-tenant count.
+// Pools returns every Region's pool with its pooled-tenant count, its
+// outputs under Cairn's keys (raw_bucket, ...) like a placement's: the
+// template's output names are the store's, not the API's.
 func (p *Provisioner) Pools(ctx context.Context) ([]Pool, error) {
-	return p.store.PoolList(ctx)
+	pools, err := p.store.PoolList(ctx)
+	for i := range pools {
+		pools[i].Outputs = stackOutputs(pools[i].Outputs)
+	}
+	return pools, err
 }
 
 // RetryStack replaces the tenant's failed stack in region (for a pooled

@@ -76,7 +76,9 @@ type Pool struct {
 	Status          Status
 	StackStatus     string
 	TemplateVersion string
-	// Outputs are keyed by the pool template's output logical IDs.
+	// Outputs are keyed by the pool template's output logical IDs, but
+	// in the pools that Provisioner.Pools returns, where they are under
+	// Cairn's keys (stackOutputs).
 	Outputs   map[string]string
 	LastError string
 	Attempt   int
