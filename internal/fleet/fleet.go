@@ -16,10 +16,9 @@
 package fleet
 
 import (
-	"crypto/sha256"
-	"encoding/base32"
-	"strings"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
 // Event types. They are the fleet event types of package webhooks.
@@ -67,11 +66,10 @@ type Data struct {
 }
 
 // NewID returns the event ID of the parts that identify a change: "evt_"
-// and 26 lowercase base32 characters of their SHA-256, so the same parts
+// and 26 characters of their SHA-256 (ids.Derive), so the same parts
 // always give the same ID and the ID says nothing of them.
 func NewID(parts ...string) string {
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return "evt_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:]))[:26]
+	return ids.Derive("evt_", parts...)
 }
 
 // FormatTime is how Data.At is written: RFC 3339 in UTC.

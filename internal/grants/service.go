@@ -2,9 +2,7 @@ package grants
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/ids"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
@@ -77,12 +76,6 @@ type Refusal struct {
 
 func (r *Refusal) Error() string { return r.Err.Error() + ": " + r.Detail }
 func (r *Refusal) Unwrap() error { return r.Err }
-
-func newID(prefix string) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
 
 // audit writes an event in its own transaction; used for refusals, which
 // change nothing else.
@@ -245,7 +238,7 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 		return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
 	}
 	g := Grant{
-		ID: newID("grt_"), TenantID: t.ID, Principal: req.Principal, Resource: req.Resource,
+		ID: ids.New("grt_"), TenantID: t.ID, Principal: req.Principal, Resource: req.Resource,
 		Permissions: slices.Sorted(slices.Values(req.Permissions)), Status: StatusPending,
 		CreatedBy: req.Actor, Version: 1, CreatedAt: s.now(), UpdatedAt: s.now(),
 	}

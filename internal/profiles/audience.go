@@ -2,8 +2,6 @@ package profiles
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
 // Stored memberships. A profile's memberships are items of its own,
@@ -128,13 +128,12 @@ type membershipData struct {
 
 // newNoticeID returns the ID of an entry: random, and stored with the
 // membership, so that its exit's ID derives from it.
-func newNoticeID() string { return "ntc_" + random(16) }
+func newNoticeID() string { return ids.New("ntc_") }
 
 // transitionID derives a stable notice ID from what makes a transition
 // unique: the segment, the profile, the kind and the membership's entry.
 func transitionID(parts ...string) string {
-	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return "ntc_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:16]))
+	return ids.Derive("ntc_", parts...)
 }
 
 // compiled is a segment ready to evaluate.

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
 // Erasure statuses.
@@ -72,7 +74,7 @@ func (s *Service) StartErasure(ctx context.Context, tenant, profileID string, su
 		return Erasure{}, err
 	}
 	now := s.now().UTC()
-	e := Erasure{ID: "era_" + random(16), ProfileID: p.ID, Suppress: suppress, Status: ErasurePending, CreatedAt: now, UpdatedAt: now}
+	e := Erasure{ID: ids.New("era_"), ProfileID: p.ID, Suppress: suppress, Status: ErasurePending, CreatedAt: now, UpdatedAt: now}
 	if err := queue(ctx, ErasureArgs{TenantID: tenant, ErasureID: e.ID, ProfileID: e.ProfileID, Suppress: suppress, CreatedAt: e.CreatedAt}); err != nil {
 		return Erasure{}, err
 	}

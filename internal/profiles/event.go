@@ -2,8 +2,6 @@ package profiles
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,8 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
 // Segment's documented limits.
@@ -271,11 +271,7 @@ func dotted(p jsontext.Pointer) string {
 }
 
 // newMessageID returns a messageId for an event sent without one.
-func newMessageID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "cairn-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
+func newMessageID() string { return ids.New("cairn-") }
 
 // withMember returns a copy of the event object raw with its top-level
 // member name set to the string value: an absent one is added first, a

@@ -1002,7 +1002,7 @@ func (p *defParser) node(raw []byte, ptr string, depth int) (Node, error) {
 	case "segment":
 		var id string
 		if jsonv2.Unmarshal(m["segment"], &id) != nil || !isSegmentID(id) {
-			return Node{}, invalid(at(ptr, "segment"), `a segment ID, "seg_" and 26 characters 0-9a-v`)
+			return Node{}, invalid(at(ptr, "segment"), `a segment ID, "seg_" and 26 characters 0-9a-z`)
 		}
 		return Node{Segment: &SegmentLeaf{ID: id}}, nil
 	}
@@ -1185,14 +1185,15 @@ func operation(m map[string]jsontext.Value, ptr string, ops []string) (string, a
 	return op, v, nil
 }
 
-// isSegmentID reports whether id is one newSegmentID could make.
+// isSegmentID reports whether id is one newSegmentID could make, now
+// ([a-z2-7]) or before (base32hex, [0-9a-v]).
 func isSegmentID(id string) bool {
 	rest, ok := strings.CutPrefix(id, "seg_")
 	if !ok || len(rest) != 26 {
 		return false
 	}
 	for _, c := range []byte(rest) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'v') {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
 			return false
 		}
 	}

@@ -3,7 +3,6 @@ package profiles
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
 // Sentinel errors of the segment API.
@@ -79,9 +80,11 @@ func segmentKey(tenant, id string) Key { return Key{PK: tenantPrefix(tenant) + "
 // lastSegmentMicros is the time of the latest segment ID this process made.
 var lastSegmentMicros atomic.Int64
 
-// newSegmentID returns "seg_" and 26 characters of base32hex (0-9a-v),
-// which sort as the time they were made: 64 bits of microseconds, later
-// than the previous ID's in this process, then 64 random bits.
+// newSegmentID returns "seg_" and 26 characters of the ID alphabet
+// (ids.Encode), which sort as the time they were made: 64 bits of
+// microseconds, later than the previous ID's in this process, then 64
+// random bits. IDs made before were base32hex ([0-9a-v]) of the same bits;
+// every ID made now sorts after them.
 func newSegmentID(now time.Time) string {
 	us := now.UnixMicro()
 	for {
@@ -96,7 +99,7 @@ func newSegmentID(now time.Time) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(us))
 	_, _ = rand.Read(b[8:])
-	return "seg_" + strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+	return ids.Encode("seg_", b)
 }
 
 // validate checks a segment definition. A Definition was checked by

@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -74,9 +75,28 @@ func TestSegmentIDsSortByTime(t *testing.T) {
 	if !slices.IsSorted(ids) {
 		t.Fatalf("segment IDs do not sort by time: %v", ids)
 	}
+	alphabet := regexp.MustCompile(`^seg_[a-z2-7]{26}$`) // every ID's alphabet
 	for _, id := range ids {
-		if len(id) != len("seg_")+26 {
+		if !alphabet.MatchString(id) || !isSegmentID(id) {
 			t.Fatalf("id %q", id)
 		}
+	}
+}
+
+// TestOldSegmentIDs: segment IDs made before IDs shared one alphabet
+// (base32hex) are still segment IDs, in a definition's segment leaf too.
+func TestOldSegmentIDs(t *testing.T) {
+	old := "seg_06bsd0rr8o4bbumhk9e0afvq7g"
+	if !isSegmentID(old) {
+		t.Fatalf("%s is no longer a segment ID", old)
+	}
+	for _, id := range []string{"seg_06bsd0rr8o4bbumhk9e0afvq7", "seg_06bsd0rr8o4bbumhk9e0afvq7G", "sg_06bsd0rr8o4bbumhk9e0afvq7g", "seg_06bsd0rr8o4bbumhk9e0afvq7_"} {
+		if isSegmentID(id) {
+			t.Errorf("%s taken for a segment ID", id)
+		}
+	}
+	d, err := ParseDefinition([]byte(`{"segment":"`+old+`"}`), "/definition")
+	if err != nil || d.Segment == nil || d.Segment.ID != old {
+		t.Fatalf("ParseDefinition: %+v, %v", d, err)
 	}
 }

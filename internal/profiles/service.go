@@ -3,7 +3,6 @@ package profiles
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
 // Sentinel errors of Service.
@@ -48,10 +49,6 @@ func NewService(store Store, raw RawZone, now func() time.Time) *Service {
 	return &Service{store: store, raw: raw, now: now}
 }
 
-// profileIDEncoding is base32 over the profile ID alphabet ([a-z2-7]) in
-// ascending byte order, so that IDs sort as the bytes they encode.
-var profileIDEncoding = base32.NewEncoding("234567abcdefghijklmnopqrstuvwxyz").WithPadding(base32.NoPadding)
-
 // NewProfileID returns a new profile ID: the time in milliseconds (6
 // bytes) then 80 random bits. IDs made later sort later, so the items of
 // the profiles made by one commit share the store's pages (on SQLite, a
@@ -64,7 +61,7 @@ func NewProfileID() string {
 		b[i] = byte(ms >> (8 * (5 - i)))
 	}
 	_, _ = rand.Read(b[6:])
-	return "prof_" + profileIDEncoding.EncodeToString(b[:])
+	return ids.Encode("prof_", b)
 }
 
 // IdentityConfig returns the tenant's configuration (the default until set).

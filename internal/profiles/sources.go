@@ -2,15 +2,15 @@ package profiles
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
 // Sources manages a tenant's event sources and their write keys. A write
@@ -34,14 +34,8 @@ var sourceNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$`)
 // and by Rotate and SetAllowedOrigins for a revoked source.
 var ErrSourceRevoked = errors.New("source revoked")
 
-func random(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-}
-
 func newWriteKey() (key string, hash []byte, hint string) {
-	key = "wk_" + random(20)
+	key = "wk_" + ids.Random(20)
 	sum := sha256.Sum256([]byte(key))
 	return key, sum[:], key[:9]
 }
@@ -58,7 +52,7 @@ func (s *Sources) Create(ctx context.Context, tenantID, name string, allowedOrig
 	}
 	key, hash, hint := newWriteKey()
 	src, err := s.store.SourceInsert(ctx, Source{
-		ID: "src_" + random(16), TenantID: tenantID, Name: name, KeyHash: hash, KeyHint: hint, CreatedAt: s.now(),
+		ID: ids.New("src_"), TenantID: tenantID, Name: name, KeyHash: hash, KeyHint: hint, CreatedAt: s.now(),
 		AllowedOrigins: origins, Version: 1,
 	})
 	return src, key, err

@@ -1,8 +1,6 @@
 package tenants
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"fmt"
 	"net/mail"
 	"regexp"
@@ -10,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
 // Tier is how a tenant's data stack is laid out.
@@ -84,12 +84,10 @@ var (
 	labelKeyPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_./-]{0,61}[a-z0-9])?$`)
 )
 
-// NewID returns a fresh random tenant ID: "ten_" and 26 base32 characters
-// (128 random bits). IDs carry no order.
+// NewID returns a fresh random tenant ID: "ten_" and 26 characters of the
+// ID alphabet (ids.New: 128 random bits). IDs carry no order.
 func NewID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
-	return "ten_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+	return ids.New("ten_")
 }
 
 func invalid(field, format string, args ...any) error {

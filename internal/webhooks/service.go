@@ -2,8 +2,6 @@ package webhooks
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
 // Limits and defaults.
@@ -161,14 +161,6 @@ func New(cfg Config) (*Service, error) {
 	}, nil
 }
 
-// newID returns prefix and 26 lowercase base32 characters of 128 random
-// bits, the form of Cairn's other IDs.
-func newID(prefix string) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
-	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
-
 // EndpointInput is what a person sets on an endpoint. On Update, nil
 // fields stay as they are.
 type EndpointInput struct {
@@ -277,7 +269,7 @@ func (s *Service) Create(ctx context.Context, tenant string, in EndpointInput) (
 		return Endpoint{}, "", &ValidationError{Field: "event_types", Reason: "required"}
 	}
 	now := s.now()
-	e := Endpoint{ID: newID("wh_"), TenantID: tenant, Enabled: true, Secret: NewSecret(), CreatedAt: now, UpdatedAt: now, Version: 1}
+	e := Endpoint{ID: ids.New("wh_"), TenantID: tenant, Enabled: true, Secret: NewSecret(), CreatedAt: now, UpdatedAt: now, Version: 1}
 	if err := s.apply(ctx, tenant, &e, in); err != nil {
 		return Endpoint{}, "", err
 	}
@@ -467,7 +459,7 @@ func (s *Service) delivery(e Endpoint, ev Event, now time.Time) (Delivery, error
 		return Delivery{}, err
 	}
 	return Delivery{
-		ID: newID("dlv_"), EndpointID: e.ID, EventID: ev.ID, EventType: ev.Type, TenantID: ev.TenantID,
+		ID: ids.New("dlv_"), EndpointID: e.ID, EventID: ev.ID, EventType: ev.Type, TenantID: ev.TenantID,
 		OrderKey: orderKey(ev), Payload: payload, Status: StatusPending, NextAttemptAt: now, CreatedAt: now,
 	}, nil
 }
@@ -579,7 +571,7 @@ func (s *Service) Test(ctx context.Context, tenant, endpointID string) (Delivery
 	}
 	now := s.now()
 	data, _ := json.Marshal(map[string]string{"endpoint_id": e.ID}) // strings always marshal
-	ev := Event{ID: newID("msg_"), Type: TestEvent, TenantID: tenant, At: now, Data: data}
+	ev := Event{ID: ids.New("msg_"), Type: TestEvent, TenantID: tenant, At: now, Data: data}
 	d, err := s.delivery(e, ev, now)
 	if err != nil {
 		return Delivery{}, err

@@ -10,7 +10,7 @@
 //	<prefix>events/dt=YYYY-MM-DD/hh=HH/<time>-<random>.ndjson.gz
 //
 // where the partition and <time> are Append's at in UTC (<time> as
-// 20060102T150405.000000000Z) and <random> is 16 base32 characters of
+// 20060102T150405.000000000Z) and <random> is 16 characters (ids.Random) of
 // crypto/rand, so that keys never collide and sort by time within an hour.
 // The key Append returns, and that Rewrite, Read and List take and give,
 // is that whole path: the S3 object key, or locally the file's path
@@ -37,8 +37,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +45,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/ids"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 )
 
@@ -71,9 +70,7 @@ const ContentType = "application/x-ndjson"
 // newKey returns a new object key under prefix for events received at at.
 func newKey(prefix string, at time.Time) string {
 	at = at.UTC()
-	var b [10]byte
-	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
-	random := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+	random := ids.Random(10)
 	return prefix + eventsDir +
 		"dt=" + at.Format("2006-01-02") + "/hh=" + at.Format("15") + "/" +
 		at.Format("20060102T150405.000000000") + "Z-" + random + ".ndjson.gz"

@@ -13,7 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/grants"
-	"github.com/cairn-cdp/cairn/internal/store"
+	"github.com/cairn-cdp/cairn/internal/ids"
 	"github.com/cairn-cdp/cairn/internal/store/postgres/db"
 )
 
@@ -316,11 +316,11 @@ func (t *grantsTx) GrantUpdate(ctx context.Context, g grants.Grant) (grants.Gran
 }
 
 // AuditAppend implements grants.Tx. An empty ID is set to a new
-// store.NewAuditID and a zero Time to now; Seq is always assigned. An
+// ids.New("aud_") and a zero Time to now; Seq is always assigned. An
 // empty TenantID is stored as no tenant.
 func (t *grantsTx) AuditAppend(ctx context.Context, e grants.AuditEvent) error {
 	if e.ID == "" {
-		e.ID = store.NewAuditID()
+		e.ID = ids.New("aud_")
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
