@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"regexp"
 	"slices"
 	"testing"
 )
@@ -80,5 +81,27 @@ func TestSegmentsThroughTheAPI(t *testing.T) {
 		if got := segs("u1"); !slices.Equal(got, []string{gmail.str("id")}) {
 			t.Fatalf("u1 segments after the delete %v", got)
 		}
+	})
+}
+
+// TestSegmentIDAlphabet: new segment IDs are of the one ID alphabet, and
+// IDs made by earlier versions (base32hex) still name a segment: a 404 for
+// one that does not exist, not a 400, in a path and in a definition.
+func TestSegmentIDAlphabet(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("seg-ids")
+		base := "/v1/tenants/" + id + "/segments"
+		seg := e.do("POST", base, e.admin, map[string]any{"name": "any-plan",
+			"definition": map[string]any{"trait": "plan", "operator": "exists"}}).want(t, 201).str("id")
+		if !regexp.MustCompile(`^seg_[a-z2-7]{26}$`).MatchString(seg) {
+			t.Fatalf("segment ID %q is not seg_ and 26 characters of [a-z2-7]", seg)
+		}
+		old := "seg_06bsd0rr8o4bbumhk9e0afvq7g"
+		e.do("GET", base+"/"+old, e.admin, nil).want(t, 404)
+		e.do("GET", base+"/seg_06bsd0rr8o4bbumhk9e0afvq7_", e.admin, nil).want(t, 400)
+		// A definition may name a segment by an old ID; one that does not
+		// exist matches no one.
+		e.do("POST", base+"/preview", e.admin, map[string]any{"definition": map[string]any{"segment": old}}).want(t, 200)
 	})
 }
