@@ -11,7 +11,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness probe */
+        /**
+         * Liveness probe
+         * @description Answers 200 while the process is up; it checks nothing else and needs no token.
+         */
         get: operations["getHealth"];
         put?: never;
         post?: never;
@@ -28,7 +31,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness probe; checks the database */
+        /**
+         * Readiness probe; checks the database
+         * @description Answers 200 when the server can serve, that is when its database answers; 503 otherwise. It needs no token.
+         */
         get: operations["getReady"];
         put?: never;
         post?: never;
@@ -45,7 +51,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Public keys that verify Cairn-issued tokens */
+        /**
+         * Public keys that verify Cairn-issued tokens
+         * @description The Ed25519 public keys (a JSON Web Key Set) that verify the tokens Cairn issues, for resource servers that verify them themselves. It needs no token.
+         */
         get: operations["getJWKS"];
         put?: never;
         post?: never;
@@ -197,7 +206,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Resume a suspended tenant */
+        /**
+         * Resume a suspended tenant
+         * @description Moves a suspended tenant back to active: its tokens work again and a durable job restores its grants. A tenant in any other state is a `409`.
+         */
         post: operations["resumeTenant"];
         delete?: never;
         options?: never;
@@ -216,7 +228,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Retry provisioning of a failed tenant */
+        /**
+         * Retry provisioning of a failed tenant
+         * @description Moves a failed tenant back to provisioning with a fresh provisioning job, which replaces its failed stacks; the tenant's status says when it is active. A tenant that has not failed is a `409`.
+         */
         post: operations["retryTenant"];
         delete?: never;
         options?: never;
@@ -281,7 +296,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Events of the tenant's stack in a Region, newest first */
+        /**
+         * Events of the tenant's stack in a Region, newest first
+         * @description The CloudFormation events recorded for the tenant's stack in the Region, newest first, paged by `cursor`.
+         */
         get: operations["listStackEvents"];
         put?: never;
         post?: never;
@@ -345,7 +363,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** AWS principals that may receive the tenant's grants */
+        /**
+         * AWS principals that may receive the tenant's grants
+         * @description The AWS principals (account IDs or role ARNs) registered to the tenant, which its grants may name, paged by `cursor`.
+         */
         get: operations["listPrincipals"];
         put?: never;
         /**
@@ -356,7 +377,10 @@ export interface paths {
          *     in the body); it is listed by listPrincipals.
          */
         post: operations["registerPrincipal"];
-        /** Unregister a principal that holds no live grant */
+        /**
+         * Unregister a principal that holds no live grant
+         * @description Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
+         */
         delete: operations["removePrincipal"];
         options?: never;
         head?: never;
@@ -372,7 +396,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The tenant's grants */
+        /**
+         * The tenant's grants
+         * @description The tenant's grants in every state (`pending`, `active`, `failed`, `suspended`, `revoked`), paged by `cursor`.
+         */
         get: operations["listGrants"];
         put?: never;
         /**
@@ -423,7 +450,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Show a grant */
+        /**
+         * Show a grant
+         * @description One grant of the tenant, with its state and, when it failed, why.
+         */
         get: operations["getGrant"];
         put?: never;
         post?: never;
@@ -471,7 +501,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The audit log of grants, revokes, refusals and credential issues */
+        /**
+         * The audit log of grants, revokes, refusals and credential issues
+         * @description The audit log, oldest first, paged by `cursor` and filtered by tenant, actor, action and time.
+         */
         get: operations["listAuditEvents"];
         put?: never;
         post?: never;
@@ -974,7 +1007,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The tenant's event sources */
+        /**
+         * The tenant's event sources
+         * @description The tenant's event sources, revoked ones included; a write key is never shown again, only its first characters (`key_hint`).
+         */
         get: operations["listSources"];
         put?: never;
         /**
@@ -1002,11 +1038,17 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** A source (never its write key) */
+        /**
+         * A source (never its write key)
+         * @description One source of the tenant, with its allowed origins and key hint; its write key is never shown again.
+         */
         get: operations["getSource"];
         put?: never;
         post?: never;
-        /** Revoke a source's write key for good */
+        /**
+         * Revoke a source's write key for good
+         * @description Revokes the source's write key for good: events sent with it are refused from then on. The source stays listed as revoked.
+         */
         delete: operations["revokeSource"];
         options?: never;
         head?: never;
@@ -1031,7 +1073,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Give a source a new write key; the old one stops working */
+        /**
+         * Give a source a new write key; the old one stops working
+         * @description Gives the source a new write key, shown once in the answer; the old key stops working at once.
+         */
         post: operations["rotateSource"];
         delete?: never;
         options?: never;
@@ -1073,9 +1118,15 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The tenant's identity resolution configuration */
+        /**
+         * The tenant's identity resolution configuration
+         * @description The tenant's identity resolution configuration (identifier types, their priorities, limits and blocked values): the default until one is set.
+         */
         get: operations["getIdentityConfig"];
-        /** Replace the identity resolution configuration */
+        /**
+         * Replace the identity resolution configuration
+         * @description Replaces the tenant's identity resolution configuration as a whole: the body is the complete configuration.
+         */
         put: operations["putIdentityConfig"];
         post?: never;
         delete?: never;
@@ -1093,7 +1144,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Look a profile up by any identifier */
+        /**
+         * Look a profile up by any identifier
+         * @description Finds the profile that holds an identifier, given as `type:value` (e.g. `email:jane@example.com`); a `404` when no profile holds it.
+         */
         get: operations["lookupProfile"];
         put?: never;
         post?: never;
@@ -1143,7 +1197,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** A profile's events, newest first */
+        /**
+         * A profile's events, newest first
+         * @description The events recorded for the profile, newest first, paged by `cursor`.
+         */
         get: operations["listProfileEvents"];
         put?: never;
         post?: never;
@@ -1163,7 +1220,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The merges into a profile */
+        /**
+         * The merges into a profile
+         * @description The merges recorded into the profile, each of which `unmerge` can undo exactly.
+         */
         get: operations["listProfileMerges"];
         put?: never;
         post?: never;
@@ -1235,11 +1295,15 @@ export interface paths {
             header?: never;
             path: {
                 tenant_id: components["parameters"]["TenantID"];
+                /** @description "seg_" and 26 characters: [a-z2-7], or [0-9a-v] for segments made before Cairn's IDs shared one alphabet. */
                 segment_id: components["parameters"]["SegmentID"];
             };
             cookie?: never;
         };
-        /** A segment, with its computation status and member count */
+        /**
+         * A segment, with its computation status and member count
+         * @description One segment of the tenant, with its definition, its computation status and progress, and `member_count`.
+         */
         get: operations["getSegment"];
         put?: never;
         post?: never;
@@ -1289,11 +1353,15 @@ export interface paths {
             header?: never;
             path: {
                 tenant_id: components["parameters"]["TenantID"];
+                /** @description "seg_" and 26 characters: [a-z2-7], or [0-9a-v] for segments made before Cairn's IDs shared one alphabet. */
                 segment_id: components["parameters"]["SegmentID"];
             };
             cookie?: never;
         };
-        /** The segment's stored members, by profile ID */
+        /**
+         * The segment's stored members, by profile ID
+         * @description The profiles that are members of the segment now, as stored, in profile ID order, paged by `cursor`.
+         */
         get: operations["listSegmentMembers"];
         put?: never;
         post?: never;
@@ -1309,13 +1377,17 @@ export interface paths {
             header?: never;
             path: {
                 tenant_id: components["parameters"]["TenantID"];
+                /** @description "seg_" and 26 characters: [a-z2-7], or [0-9a-v] for segments made before Cairn's IDs shared one alphabet. */
                 segment_id: components["parameters"]["SegmentID"];
             };
             cookie?: never;
         };
         get?: never;
         put?: never;
-        /** Compute the segment's memberships again over every profile */
+        /**
+         * Compute the segment's memberships again over every profile
+         * @description Starts a computation of the segment over every profile of the tenant (status `computing`, then `ready`); ingestion keeps memberships current meanwhile.
+         */
         post: operations["recomputeSegment"];
         delete?: never;
         options?: never;
@@ -1333,7 +1405,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** An erasure's progress */
+        /**
+         * An erasure's progress
+         * @description An erasure's status (`pending`, `running`, `completed`) and counts of what it has deleted: it is `completed` when the profile, its merged members, identifiers and events, and its raw-zone events are gone.
+         */
         get: operations["getErasure"];
         put?: never;
         post?: never;
@@ -1352,7 +1427,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The tenant's webhook endpoints, oldest first */
+        /**
+         * The tenant's webhook endpoints, oldest first
+         * @description The tenant's webhook endpoints, oldest first, paged by `cursor`; their signing secrets are never shown again.
+         */
         get: operations["listWebhooks"];
         put?: never;
         /**
@@ -1383,11 +1461,17 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** A webhook endpoint */
+        /**
+         * A webhook endpoint
+         * @description One webhook endpoint of the tenant, with what it subscribes to and whether it is enabled; its signing secret is never shown again.
+         */
         get: operations["getWebhook"];
         put?: never;
         post?: never;
-        /** Delete a webhook endpoint; its pending deliveries are cancelled */
+        /**
+         * Delete a webhook endpoint; its pending deliveries are cancelled
+         * @description Deletes the endpoint; its pending deliveries are cancelled and no new event is delivered to it.
+         */
         delete: operations["deleteWebhook"];
         options?: never;
         head?: never;
@@ -1438,7 +1522,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** An endpoint's deliveries, newest first */
+        /**
+         * An endpoint's deliveries, newest first
+         * @description The endpoint's deliveries, newest first, optionally in one status, paged by `cursor`, each with its attempt count and last answer.
+         */
         get: operations["listWebhookDeliveries"];
         put?: never;
         post?: never;
@@ -1530,7 +1617,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The fleet's webhook endpoints, oldest first */
+        /**
+         * The fleet's webhook endpoints, oldest first
+         * @description The ISV's fleet webhook endpoints (events of every tenant), oldest first, paged by `cursor`; their signing secrets are never shown again.
+         */
         get: operations["listFleetWebhooks"];
         put?: never;
         /**
@@ -1560,11 +1650,17 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** A webhook endpoint */
+        /**
+         * A webhook endpoint
+         * @description One fleet webhook endpoint, with what it subscribes to and whether it is enabled; its signing secret is never shown again.
+         */
         get: operations["getFleetWebhook"];
         put?: never;
         post?: never;
-        /** Delete a webhook endpoint; its pending deliveries are cancelled */
+        /**
+         * Delete a webhook endpoint; its pending deliveries are cancelled
+         * @description Deletes the fleet endpoint; its pending deliveries are cancelled and no new event is delivered to it.
+         */
         delete: operations["deleteFleetWebhook"];
         options?: never;
         head?: never;
@@ -1613,7 +1709,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** An endpoint's deliveries, newest first */
+        /**
+         * An endpoint's deliveries, newest first
+         * @description The fleet endpoint's deliveries, newest first, optionally in one status, paged by `cursor`, each with its attempt count and last answer.
+         */
         get: operations["listFleetWebhookDeliveries"];
         put?: never;
         post?: never;
@@ -2023,11 +2122,10 @@ export interface components {
             type?: string;
             messageId?: string;
             timestamp?: string;
-            /** @description A string (numbers are accepted, as Segment does). */
-            userId?: unknown;
-            anonymousId?: unknown;
-            previousId?: unknown;
-            groupId?: unknown;
+            userId?: components["schemas"]["EventIdentifier"];
+            anonymousId?: components["schemas"]["EventIdentifier"];
+            previousId?: components["schemas"]["EventIdentifier"];
+            groupId?: components["schemas"]["EventIdentifier"];
             event?: string;
             name?: string;
             traits?: {
@@ -2042,6 +2140,16 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * @description An identifier of a Segment event (`userId`, `anonymousId`,
+         *     `previousId`, `groupId`): a string, or null; numbers are accepted
+         *     too, as Segment does.
+         */
+        EventIdentifier: (string | null) | number;
+        /** @description Any JSON value, null included. */
+        JSONValue: ({
+            [key: string]: unknown;
+        } | null) | unknown[] | string | number | boolean;
         /**
          * @description One event, shaped as SegmentEvent describes. Its fields are
          *     validated as the event is ingested: an invalid event is answered
@@ -2169,7 +2277,7 @@ export interface components {
              */
             operator: "equals" | "not_equals" | "exists" | "not_exists" | "in" | "contains" | "greater_than" | "less_than";
             /** @description The operand, any JSON value. */
-            value?: unknown;
+            value?: components["schemas"]["JSONValue"];
         };
         /**
          * @description A segment definition (version 2): one node, a JSON object with
@@ -2606,6 +2714,7 @@ export interface components {
         SourceID: string;
         WebhookID: string;
         DeliveryID: string;
+        /** @description "seg_" and 26 characters: [a-z2-7], or [0-9a-v] for segments made before Cairn's IDs shared one alphabet. */
         SegmentID: string;
         ProfileID: string;
         RegionPath: components["schemas"]["Region"];
@@ -4508,6 +4617,7 @@ export interface operations {
             header?: never;
             path: {
                 tenant_id: components["parameters"]["TenantID"];
+                /** @description "seg_" and 26 characters: [a-z2-7], or [0-9a-v] for segments made before Cairn's IDs shared one alphabet. */
                 segment_id: components["parameters"]["SegmentID"];
             };
             cookie?: never;
@@ -4537,6 +4647,7 @@ export interface operations {
             header?: never;
             path: {
                 tenant_id: components["parameters"]["TenantID"];
+                /** @description "seg_" and 26 characters: [a-z2-7], or [0-9a-v] for segments made before Cairn's IDs shared one alphabet. */
                 segment_id: components["parameters"]["SegmentID"];
             };
             cookie?: never;
@@ -4572,6 +4683,7 @@ export interface operations {
             };
             path: {
                 tenant_id: components["parameters"]["TenantID"];
+                /** @description "seg_" and 26 characters: [a-z2-7], or [0-9a-v] for segments made before Cairn's IDs shared one alphabet. */
                 segment_id: components["parameters"]["SegmentID"];
             };
             cookie?: never;
@@ -4648,6 +4760,7 @@ export interface operations {
             header?: never;
             path: {
                 tenant_id: components["parameters"]["TenantID"];
+                /** @description "seg_" and 26 characters: [a-z2-7], or [0-9a-v] for segments made before Cairn's IDs shared one alphabet. */
                 segment_id: components["parameters"]["SegmentID"];
             };
             cookie?: never;
@@ -4676,6 +4789,7 @@ export interface operations {
             header?: never;
             path: {
                 tenant_id: components["parameters"]["TenantID"];
+                /** @description "seg_" and 26 characters: [a-z2-7], or [0-9a-v] for segments made before Cairn's IDs shared one alphabet. */
                 segment_id: components["parameters"]["SegmentID"];
             };
             cookie?: never;
