@@ -105,3 +105,22 @@ func TestSegmentIDAlphabet(t *testing.T) {
 		e.do("POST", base+"/preview", e.admin, map[string]any{"definition": map[string]any{"segment": old}}).want(t, 200)
 	})
 }
+
+// TestConditionValueIsAnyJSON: a condition's value is any JSON value, null
+// and arrays or objects holding null included (the contract's JSONValue).
+func TestConditionValueIsAnyJSON(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.activeTenant("seg-values")
+		base := "/v1/tenants/" + id + "/segments"
+		for i, c := range []map[string]any{
+			{"trait": "plan", "operator": "in", "value": []any{nil}},
+			{"trait": "plan", "operator": "in", "value": []any{"pro", 1, true, []any{nil}, map[string]any{"a": nil}}},
+			{"trait": "plan", "operator": "equals", "value": nil},
+			{"trait": "plan", "operator": "equals", "value": map[string]any{"a": []any{nil}}},
+			{"trait": "plan", "operator": "exists"},
+		} {
+			e.do("POST", base, e.admin, map[string]any{"name": "values-" + string(rune('a'+i)), "conditions": []any{c}}).want(t, 201)
+		}
+	})
+}

@@ -2149,7 +2149,7 @@ export interface components {
         /** @description Any JSON value, null included. */
         JSONValue: ({
             [key: string]: unknown;
-        } | null) | unknown[] | string | number | boolean;
+        } | null) | components["schemas"]["JSONValue"][] | string | number | boolean;
         /**
          * @description One event, shaped as SegmentEvent describes. Its fields are
          *     validated as the event is ingested: an invalid event is answered
