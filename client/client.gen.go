@@ -806,7 +806,9 @@ type IngestResult struct {
 	Suppressed int  `json:"suppressed"`
 }
 
-// JSONValue Any JSON value, null included.
+// JSONValue Any JSON value, null included. OpenAPI 3.0 has no null type, so
+// the first alternative admits null (and objects), the empty schema
+// every other value, arrays holding null among them.
 type JSONValue = interface{}
 
 // JWKS defines model for JWKS.

@@ -2146,10 +2146,14 @@ export interface components {
          *     too, as Segment does.
          */
         EventIdentifier: (string | null) | number;
-        /** @description Any JSON value, null included. */
+        /**
+         * @description Any JSON value, null included. OpenAPI 3.0 has no null type, so
+         *     the first alternative admits null (and objects), the empty schema
+         *     every other value, arrays holding null among them.
+         */
         JSONValue: ({
             [key: string]: unknown;
-        } | null) | components["schemas"]["JSONValue"][] | string | number | boolean;
+        } | null) | unknown;
         /**
          * @description One event, shaped as SegmentEvent describes. Its fields are
          *     validated as the event is ingested: an invalid event is answered
