@@ -75,7 +75,10 @@ func (a *app) connect() (*client.Client, error) {
 		return nil, err
 	}
 	token := target.token
-	hc := &http.Client{Timeout: a.requestTimeout}
+	// A transport of its own: the standard one would resend a request
+	// with an Idempotency-Key on a broken reused connection by itself,
+	// behind create's back.
+	hc := &http.Client{Timeout: a.requestTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	return client.NewClient(target.server, client.WithHTTPClient(hc),
 		client.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
 			if token != "" {
