@@ -160,11 +160,7 @@ func (a *app) resolve() (target, error) {
 	if t.server != "" && t.token != "" && t.tenant != "" && a.contextName == "" {
 		return t, nil
 	}
-	path, err := configPath(a.getenv)
-	if err != nil {
-		return t, err
-	}
-	cfg, err := loadConfig(path)
+	path, cfg, err := a.readConfig()
 	if err != nil {
 		return t, err
 	}

@@ -22,12 +22,18 @@ config directory (or CAIRN_CONFIG), with mode 0600.`,
 	return cmd
 }
 
-func (a *app) editConfig(edit func(path string, c *cliConfig) error) error {
+// readConfig reads the contexts file and says where it is.
+func (a *app) readConfig() (string, *cliConfig, error) {
 	path, err := configPath(a.getenv)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	c, err := loadConfig(path)
+	return path, c, err
+}
+
+func (a *app) editConfig(edit func(path string, c *cliConfig) error) error {
+	path, c, err := a.readConfig()
 	if err != nil {
 		return err
 	}
@@ -142,11 +148,7 @@ func (a *app) getContextsCommand() *cobra.Command {
 		Short: "List the contexts (never their tokens)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := configPath(a.getenv)
-			if err != nil {
-				return err
-			}
-			c, err := loadConfig(path)
+			_, c, err := a.readConfig()
 			if err != nil {
 				return err
 			}
@@ -170,11 +172,7 @@ func (a *app) currentContextCommand() *cobra.Command {
 		Short: "Print the current context's name",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := configPath(a.getenv)
-			if err != nil {
-				return err
-			}
-			c, err := loadConfig(path)
+			path, c, err := a.readConfig()
 			if err != nil {
 				return err
 			}
@@ -191,11 +189,7 @@ func (a *app) completeContexts(cmd *cobra.Command, args []string, _ string) ([]s
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	path, err := configPath(a.getenv)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	c, err := loadConfig(path)
+	_, c, err := a.readConfig()
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
 	}

@@ -90,12 +90,15 @@ func startServer(bin string) (*server, error) {
 		return nil, err
 	}
 	serverBin := filepath.Join(bin, "server")
-	tok, err := exec.Command(serverBin, "token", "--admin", "--data-dir", dataDir, "--ttl", "2h").Output()
+	mint := exec.Command(serverBin, "token", "--admin", "--data-dir", dataDir, "--ttl", "12h")
+	mint.Env = serverEnv()
+	tok, err := mint.Output()
 	if err != nil {
 		return nil, fmt.Errorf("server token: %w", err)
 	}
 	cmd := exec.Command(serverBin, "--addr", "127.0.0.1:0", "--data-dir", dataDir,
 		"--job-poll-interval", "100ms", "--stack-poll-interval", "200ms", "--log-level", "warn")
+	cmd.Env = serverEnv()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -122,6 +125,18 @@ func startServer(bin string) (*server, error) {
 		_ = cmd.Wait()
 		return nil, fmt.Errorf("the server did not say where it serves within 2 minutes")
 	}
+}
+
+// serverEnv is this process's environment without CAIRN_* variables: only
+// the flags configure the test's server, not a database URL of the caller's.
+func serverEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CAIRN_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // result is one CLI run.

@@ -26,7 +26,9 @@ type op struct {
 	send   func(ctx context.Context, x call) (*http.Response, error)
 	list   func(ctx context.Context, x call, limit *client.Limit, cursor *client.Cursor) (*http.Response, error)
 	create func(ctx context.Context, x call, key *string) (*http.Response, error)
-	// flags adds the command's own flags.
+	// flags adds the command's own flags. Ops of one group may bind a
+	// flag to one shared variable (one command runs per process), but
+	// only with the same default: pflag writes the default on binding.
 	flags func(cmd *cobra.Command)
 }
 

@@ -17,124 +17,195 @@ var tenantColumns = cols("ID", "id", "SLUG", "slug", "NAME", "name", "TIER", "ti
 	"HOME", "home_region", "REGIONS", "regions", "UPDATED", "updated_at")
 
 func (a *app) tenantsCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "tenants",
-		Aliases: []string{"tenant"},
-		Short:   "Onboard tenants and run their lifecycle",
-		Args:    cobra.ArbitraryArgs,
-		RunE:    parentRunE,
+	var (
+		lf                              tenantFilters
+		fields                          tenantFields
+		slug, tier, home, file, ifMatch string
+		purge                           bool
+		w                               waitFlags
+		forCond                         string
+	)
+	ifMatchFlag := func(cmd *cobra.Command) {
+		cmd.Flags().StringVar(&ifMatch, "if-match", "", `apply only if the tenant's ETag is this one (e.g. '"v3"')`)
 	}
-	cmd.AddCommand(a.tenantsListCommand(), a.tenantsGetCommand(), a.tenantsCreateCommand(),
-		a.tenantsUpdateCommand(), a.tenantsWaitCommand(), a.tenantsDeleteCommand())
-	for _, op := range []struct {
-		use, short string
-		call       func(c *client.Client, ctx context.Context, id string, ifMatch *string) (*http.Response, error)
-	}{
-		{"suspend", "Suspend a tenant (its grants are taken away)", func(c *client.Client, ctx context.Context, id string, m *string) (*http.Response, error) {
-			return c.SuspendTenant(ctx, id, &client.SuspendTenantParams{IfMatch: m})
-		}},
-		{"resume", "Resume a suspended tenant (its grants are restored)", func(c *client.Client, ctx context.Context, id string, m *string) (*http.Response, error) {
-			return c.ResumeTenant(ctx, id, &client.ResumeTenantParams{IfMatch: m})
-		}},
-		{"retry", "Retry a failed tenant's provisioning, or its offboarding", func(c *client.Client, ctx context.Context, id string, m *string) (*http.Response, error) {
-			return c.RetryTenant(ctx, id, &client.RetryTenantParams{IfMatch: m})
-		}},
-	} {
-		var ifMatch string
-		sub := &cobra.Command{
-			Use:               op.use + " TENANT_ID",
-			Short:             op.short,
-			Args:              cobra.ExactArgs(1),
-			ValidArgsFunction: a.completeTenantArg,
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := a.connect()
-				if err != nil {
-					return err
-				}
-				body, err := read(op.call(c, cmd.Context(), args[0], optional(cmd, "if-match", ifMatch)))
-				if err != nil {
-					return err
-				}
-				return a.show(body, tenantColumns, "")
+	byID := func(use, short string, send func(ctx context.Context, x call) (*http.Response, error)) op {
+		return op{use: use + " TENANT_ID", short: short, args: cobra.ExactArgs(1), complete: a.completeTenantArg,
+			columns: tenantColumns, send: send, flags: ifMatchFlag}
+	}
+	cmd := a.group("tenants", "Onboard tenants and run their lifecycle", []string{"tenant"},
+		op{
+			use: "list", short: "List tenants", columns: tenantColumns,
+			example: `  cairn tenants list --status active --region eu-west-1
+  cairn tenants list --label plan=gold --all -o json`,
+			list: func(ctx context.Context, x call, limit *client.Limit, cursor *client.Cursor) (*http.Response, error) {
+				return x.c.ListTenants(ctx, lf.params(x.cmd, limit, cursor))
 			},
-		}
-		sub.Flags().StringVar(&ifMatch, "if-match", "", `apply only if the tenant's ETag is this one (e.g. '"v3"')`)
-		cmd.AddCommand(sub)
-	}
+			flags: lf.add,
+		},
+		op{
+			use: "get TENANT_ID", short: "Show a tenant", args: cobra.ExactArgs(1), complete: a.completeTenantArg, columns: tenantColumns,
+			send: func(ctx context.Context, x call) (*http.Response, error) { return x.c.GetTenant(ctx, x.args[0]) },
+		},
+		op{
+			use: "create", short: "Onboard a tenant (its stacks are provisioned in the background)", columns: tenantColumns,
+			example: `  cairn tenants create --name Acme --slug acme --tier pooled --home-region eu-west-1
+  cairn tenants wait "$(cairn tenants create -f acme.yaml -o json | jq -r .id)" --for status=active`,
+			create: func(ctx context.Context, x call, key *string) (*http.Response, error) {
+				p := &client.CreateTenantParams{IdempotencyKey: key}
+				if file != "" {
+					raw, err := a.readBody(file)
+					if err != nil {
+						return nil, err
+					}
+					return x.c.CreateTenantWithBody(ctx, p, "application/json", bytes.NewReader(raw))
+				}
+				if fields.name == "" || slug == "" || tier == "" || home == "" {
+					return nil, usagef("give --name, --slug, --tier and --home-region (or the whole tenant with -f FILE)")
+				}
+				labels, err := parseLabels(fields.labels)
+				if err != nil {
+					return nil, err
+				}
+				return x.c.CreateTenant(ctx, p, client.TenantCreate{Name: fields.name, Slug: slug, Tier: client.Tier(tier),
+					HomeRegion: client.Region(home), Regions: toRegions(fields.regions), Plan: optional(x.cmd, "plan", fields.plan),
+					ContactEmail: fields.email(x.cmd), Labels: labels})
+			},
+			flags: func(cmd *cobra.Command) {
+				f := cmd.Flags()
+				f.StringVar(&slug, "slug", "", "the tenant's unique slug (a-z, 0-9, '-')")
+				f.StringVar(&tier, "tier", "", "pooled (a slice of the Region's pool) or dedicated (stacks of its own)")
+				f.StringVar(&home, "home-region", "", "where its profiles live")
+				f.StringVarP(&file, "filename", "f", "", "the whole TenantCreate body from a JSON or YAML file (- for standard input)")
+				fields.add(cmd, "every Region it uses (repeat, or comma-separate); the home Region is always included")
+				_ = cmd.RegisterFlagCompletionFunc("home-region", completeRegions)
+				_ = cmd.RegisterFlagCompletionFunc("tier", cobra.FixedCompletions([]string{"pooled", "dedicated"}, cobra.ShellCompDirectiveNoFileComp))
+			},
+		},
+		op{
+			use: "update TENANT_ID", short: "Change a tenant's name, plan, contact, labels, or add Regions",
+			args: cobra.ExactArgs(1), complete: a.completeTenantArg, columns: tenantColumns,
+			send: func(ctx context.Context, x call) (*http.Response, error) {
+				labels, err := parseLabels(fields.labels)
+				if err != nil {
+					return nil, err
+				}
+				return x.c.UpdateTenant(ctx, x.args[0], &client.UpdateTenantParams{IfMatch: optional(x.cmd, "if-match", ifMatch)},
+					client.TenantUpdate{Name: optional(x.cmd, "name", fields.name), Plan: optional(x.cmd, "plan", fields.plan),
+						ContactEmail: fields.email(x.cmd), Regions: toRegions(fields.regions), Labels: labels})
+			},
+			flags: func(cmd *cobra.Command) {
+				fields.add(cmd, "the whole new Region list (Regions can only be added)")
+				ifMatchFlag(cmd)
+			},
+		},
+		byID("suspend", "Suspend a tenant (its grants are taken away)", func(ctx context.Context, x call) (*http.Response, error) {
+			return x.c.SuspendTenant(ctx, x.args[0], &client.SuspendTenantParams{IfMatch: optional(x.cmd, "if-match", ifMatch)})
+		}),
+		byID("resume", "Resume a suspended tenant (its grants are restored)", func(ctx context.Context, x call) (*http.Response, error) {
+			return x.c.ResumeTenant(ctx, x.args[0], &client.ResumeTenantParams{IfMatch: optional(x.cmd, "if-match", ifMatch)})
+		}),
+		byID("retry", "Retry a failed tenant's provisioning, or its offboarding", func(ctx context.Context, x call) (*http.Response, error) {
+			return x.c.RetryTenant(ctx, x.args[0], &client.RetryTenantParams{IfMatch: optional(x.cmd, "if-match", ifMatch)})
+		}),
+		op{
+			use: "delete TENANT_ID", aliases: []string{"offboard"}, short: "Offboard a tenant (it is left as a deleted tombstone)",
+			args: cobra.ExactArgs(1), complete: a.completeTenantArg, columns: tenantColumns, done: "The tenant is being offboarded.",
+			send: func(ctx context.Context, x call) (*http.Response, error) {
+				p := &client.DeleteTenantParams{IfMatch: optional(x.cmd, "if-match", ifMatch)}
+				if purge {
+					p.Purge = &purge
+				}
+				return x.c.DeleteTenant(ctx, x.args[0], p)
+			},
+			flags: func(cmd *cobra.Command) {
+				cmd.Flags().BoolVar(&purge, "purge", false, "also delete the data buckets, which are otherwise retained")
+				ifMatchFlag(cmd)
+			},
+		},
+		op{
+			use: "wait TENANT_ID", short: "Wait until a tenant has a status (exit code 5 on timeout)",
+			long: `Wait until a tenant's field has a value, --for status=active by default.
+A tenant that is failed or deleted never leaves that status by itself: waiting
+for another one ends there, with exit code 5.`,
+			example: `  cairn tenants wait ten_7f3kq2w6xbm4zr5vjc2nd7ayqe --for status=active --timeout 10m
+  cairn tenants wait ten_7f3kq2w6xbm4zr5vjc2nd7ayqe --for status=deleted`,
+			args: cobra.ExactArgs(1), complete: a.completeTenantArg,
+			send: func(ctx context.Context, x call) (*http.Response, error) {
+				cond, err := parseCondition(forCond, "failed", "deleted")
+				if err != nil {
+					return nil, err
+				}
+				body, err := a.waitUntil(ctx, w, "tenant "+x.args[0], cond, func(ctx context.Context) ([]byte, error) {
+					return read(x.c.GetTenant(ctx, x.args[0]))
+				})
+				return nil, a.showWaited(body, tenantColumns, err)
+			},
+			flags: func(cmd *cobra.Command) {
+				cmd.Flags().StringVar(&forCond, "for", "status=active", "the condition, FIELD=VALUE")
+				w.add(cmd, 10*time.Minute)
+			},
+		},
+	)
 	return cmd
 }
 
-func (a *app) tenantsListCommand() *cobra.Command {
-	var (
-		lf                                 listFlags
-		status, tier, region, query, label string
-	)
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List tenants",
-		Example: `  cairn tenants list --status active --region eu-west-1
-  cairn tenants list --label plan=gold --all -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			body, err := page(lf.all, func(cursor *string) (*http.Response, error) {
-				p := &client.ListTenantsParams{Q: optional(cmd, "q", query), Label: optional(cmd, "label", label)}
-				p.Limit, p.Cursor = lf.params(cursor)
-				if cmd.Flags().Changed("status") {
-					s := client.TenantStatus(status)
-					p.Status = &s
-				}
-				if cmd.Flags().Changed("tier") {
-					t := client.Tier(tier)
-					p.Tier = &t
-				}
-				if cmd.Flags().Changed("region") {
-					r := client.Region(region)
-					p.Region = &r
-				}
-				return c.ListTenants(cmd.Context(), p)
-			})
-			if err != nil {
-				return err
-			}
-			return a.show(body, tenantColumns, "")
-		},
-	}
-	lf.add(cmd)
+// tenantFilters are the list's filters.
+type tenantFilters struct {
+	status, tier, region, query, label string
+}
+
+func (l *tenantFilters) add(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&status, "status", "", "only tenants in this status")
-	f.StringVar(&tier, "tier", "", "only tenants of this tier: pooled or dedicated")
-	f.StringVar(&region, "region", "", "only tenants in this Region")
-	f.StringVarP(&query, "q", "q", "", "only tenants whose name, slug or ID contains this text")
-	f.StringVar(&label, "label", "", "only tenants with this label (key) or label value (key=value)")
+	f.StringVar(&l.status, "status", "", "only tenants in this status")
+	f.StringVar(&l.tier, "tier", "", "only tenants of this tier: pooled or dedicated")
+	f.StringVar(&l.region, "region", "", "only tenants in this Region")
+	f.StringVarP(&l.query, "q", "q", "", "only tenants whose name, slug or ID contains this text")
+	f.StringVar(&l.label, "label", "", "only tenants with this label (key) or label value (key=value)")
 	_ = cmd.RegisterFlagCompletionFunc("region", completeRegions)
 	_ = cmd.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(
 		[]string{"provisioning", "active", "suspended", "failed", "deprovisioning", "deleted"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("tier", cobra.FixedCompletions([]string{"pooled", "dedicated"}, cobra.ShellCompDirectiveNoFileComp))
-	return cmd
 }
 
-func (a *app) tenantsGetCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:               "get TENANT_ID",
-		Short:             "Show a tenant",
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: a.completeTenantArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			body, err := read(c.GetTenant(cmd.Context(), args[0]))
-			if err != nil {
-				return err
-			}
-			return a.show(body, tenantColumns, "")
-		},
+func (l *tenantFilters) params(cmd *cobra.Command, limit *client.Limit, cursor *client.Cursor) *client.ListTenantsParams {
+	p := &client.ListTenantsParams{Limit: limit, Cursor: cursor, Q: optional(cmd, "q", l.query), Label: optional(cmd, "label", l.label)}
+	if cmd.Flags().Changed("status") {
+		s := client.TenantStatus(l.status)
+		p.Status = &s
 	}
+	if cmd.Flags().Changed("tier") {
+		t := client.Tier(l.tier)
+		p.Tier = &t
+	}
+	if cmd.Flags().Changed("region") {
+		r := client.Region(l.region)
+		p.Region = &r
+	}
+	return p
+}
+
+// tenantFields are the fields that create and update share.
+type tenantFields struct {
+	name, plan, contact string
+	regions, labels     []string
+}
+
+func (t *tenantFields) add(cmd *cobra.Command, regionsUsage string) {
+	f := cmd.Flags()
+	f.StringVar(&t.name, "name", "", "the tenant's display name")
+	f.StringVar(&t.plan, "plan", "", "the tenant's plan")
+	f.StringVar(&t.contact, "contact-email", "", "who to contact about the tenant")
+	f.StringSliceVar(&t.regions, "region", nil, regionsUsage)
+	f.StringArrayVar(&t.labels, "label", nil, "a label key=value (repeat; on update, the whole new set)")
+	_ = cmd.RegisterFlagCompletionFunc("region", completeRegions)
+}
+
+func (t *tenantFields) email(cmd *cobra.Command) *openapi_types.Email {
+	if !cmd.Flags().Changed("contact-email") {
+		return nil
+	}
+	e := openapi_types.Email(t.contact)
+	return &e
 }
 
 // parseLabels turns key=value flags into labels.
@@ -164,183 +235,6 @@ func toRegions(ss []string) *[]client.Region {
 	return &r
 }
 
-func (a *app) tenantsCreateCommand() *cobra.Command {
-	var (
-		name, slug, tier, home, plan, email, file string
-		regionList, labelList                     []string
-	)
-	cmd := &cobra.Command{
-		Use:   "create",
-		Short: "Onboard a tenant (its stacks are provisioned in the background)",
-		Example: `  cairn tenants create --name Acme --slug acme --tier pooled --home-region eu-west-1
-  cairn tenants wait "$(cairn tenants create -f acme.yaml -o json | jq -r .id)" --for status=active`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			var send func(key *string) (*http.Response, error)
-			if file != "" {
-				raw, err := a.readBody(file)
-				if err != nil {
-					return err
-				}
-				send = func(key *string) (*http.Response, error) {
-					return c.CreateTenantWithBody(cmd.Context(), &client.CreateTenantParams{IdempotencyKey: key}, "application/json", bytes.NewReader(raw))
-				}
-			} else {
-				if name == "" || slug == "" || tier == "" || home == "" {
-					return usagef("give --name, --slug, --tier and --home-region (or the whole tenant with -f FILE)")
-				}
-				labels, err := parseLabels(labelList)
-				if err != nil {
-					return err
-				}
-				body := client.TenantCreate{Name: name, Slug: slug, Tier: client.Tier(tier), HomeRegion: client.Region(home),
-					Regions: toRegions(regionList), Plan: optional(cmd, "plan", plan), Labels: labels}
-				if email != "" {
-					e := openapi_types.Email(email)
-					body.ContactEmail = &e
-				}
-				send = func(key *string) (*http.Response, error) {
-					return c.CreateTenant(cmd.Context(), &client.CreateTenantParams{IdempotencyKey: key}, body)
-				}
-			}
-			out, err := a.create(cmd.Context(), cmd, send)
-			if err != nil {
-				return err
-			}
-			return a.show(out, tenantColumns, "")
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&name, "name", "", "the tenant's display name")
-	f.StringVar(&slug, "slug", "", "the tenant's unique slug (a-z, 0-9, '-')")
-	f.StringVar(&tier, "tier", "", "pooled (a slice of the Region's pool) or dedicated (stacks of its own)")
-	f.StringVar(&home, "home-region", "", "where its profiles live")
-	f.StringSliceVar(&regionList, "region", nil, "every Region it uses (repeat, or comma-separate); the home Region is always included")
-	f.StringVar(&plan, "plan", "", "the tenant's plan")
-	f.StringVar(&email, "contact-email", "", "who to contact about the tenant")
-	f.StringArrayVar(&labelList, "label", nil, "a label key=value (repeat)")
-	f.StringVarP(&file, "filename", "f", "", "the whole TenantCreate body from a JSON or YAML file (- for standard input)")
-	addIdempotencyFlag(cmd)
-	_ = cmd.RegisterFlagCompletionFunc("home-region", completeRegions)
-	_ = cmd.RegisterFlagCompletionFunc("region", completeRegions)
-	_ = cmd.RegisterFlagCompletionFunc("tier", cobra.FixedCompletions([]string{"pooled", "dedicated"}, cobra.ShellCompDirectiveNoFileComp))
-	return cmd
-}
-
 func addIdempotencyFlag(cmd *cobra.Command) {
 	cmd.Flags().String("idempotency-key", "", "the request's Idempotency-Key (default: a new one, reused when the request is retried)")
-}
-
-func (a *app) tenantsUpdateCommand() *cobra.Command {
-	var (
-		name, plan, email, ifMatch string
-		regionList, labelList      []string
-	)
-	cmd := &cobra.Command{
-		Use:               "update TENANT_ID",
-		Short:             "Change a tenant's name, plan, contact, labels, or add Regions",
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: a.completeTenantArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			labels, err := parseLabels(labelList)
-			if err != nil {
-				return err
-			}
-			body := client.TenantUpdate{Name: optional(cmd, "name", name), Plan: optional(cmd, "plan", plan),
-				Regions: toRegions(regionList), Labels: labels}
-			if cmd.Flags().Changed("contact-email") {
-				e := openapi_types.Email(email)
-				body.ContactEmail = &e
-			}
-			out, err := read(c.UpdateTenant(cmd.Context(), args[0], &client.UpdateTenantParams{IfMatch: optional(cmd, "if-match", ifMatch)}, body))
-			if err != nil {
-				return err
-			}
-			return a.show(out, tenantColumns, "")
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&name, "name", "", "the new display name")
-	f.StringVar(&plan, "plan", "", "the new plan")
-	f.StringVar(&email, "contact-email", "", "the new contact")
-	f.StringSliceVar(&regionList, "region", nil, "the whole new Region list (Regions can only be added)")
-	f.StringArrayVar(&labelList, "label", nil, "a label key=value of the whole new label set (repeat)")
-	f.StringVar(&ifMatch, "if-match", "", `apply only if the tenant's ETag is this one (e.g. '"v3"')`)
-	_ = cmd.RegisterFlagCompletionFunc("region", completeRegions)
-	return cmd
-}
-
-func (a *app) tenantsDeleteCommand() *cobra.Command {
-	var (
-		purge   bool
-		ifMatch string
-	)
-	cmd := &cobra.Command{
-		Use:               "delete TENANT_ID",
-		Aliases:           []string{"offboard"},
-		Short:             "Offboard a tenant (it is left as a deleted tombstone)",
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: a.completeTenantArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			p := &client.DeleteTenantParams{IfMatch: optional(cmd, "if-match", ifMatch)}
-			if purge {
-				p.Purge = &purge
-			}
-			body, err := read(c.DeleteTenant(cmd.Context(), args[0], p))
-			if err != nil {
-				return err
-			}
-			return a.show(body, tenantColumns, "Tenant "+args[0]+" is being offboarded.")
-		},
-	}
-	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the data buckets, which are otherwise retained")
-	cmd.Flags().StringVar(&ifMatch, "if-match", "", `apply only if the tenant's ETag is this one (e.g. '"v3"')`)
-	return cmd
-}
-
-func (a *app) tenantsWaitCommand() *cobra.Command {
-	var (
-		w       waitFlags
-		forCond string
-	)
-	cmd := &cobra.Command{
-		Use:   "wait TENANT_ID",
-		Short: "Wait until a tenant has a status (exit code 5 on timeout)",
-		Long: `Wait until a tenant's field has a value, --for status=active by default.
-A tenant that is failed or deleted never leaves that status by itself: waiting
-for another one ends there, with exit code 5.`,
-		Example: `  cairn tenants wait ten_7f3kq2w6xbm4zr5vjc2nd7ayqe --for status=active --timeout 10m
-  cairn tenants wait ten_7f3kq2w6xbm4zr5vjc2nd7ayqe --for status=deleted`,
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: a.completeTenantArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cond, err := parseCondition(forCond, "failed", "deleted")
-			if err != nil {
-				return err
-			}
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			body, err := a.waitUntil(cmd.Context(), w, "tenant "+args[0], cond, func(ctx context.Context) ([]byte, error) {
-				return read(c.GetTenant(ctx, args[0]))
-			})
-			return a.showWaited(body, tenantColumns, err)
-		},
-	}
-	cmd.Flags().StringVar(&forCond, "for", "status=active", "the condition, FIELD=VALUE")
-	w.add(cmd, 10*time.Minute)
-	return cmd
 }
