@@ -17,16 +17,18 @@ var (
 )
 
 // webhooksCommand serves both kinds of endpoint: a tenant's (with --tenant,
-// or the context's tenant) and the ISV's fleet endpoints (without).
+// or the context's tenant) and the ISV's fleet endpoints (without a
+// tenant, or with --fleet).
 func (a *app) webhooksCommand() *cobra.Command {
 	var (
 		file, ifMatch, status string
 		grace                 int
+		fleet                 bool
 	)
 	// tenantOf is the tenant of the command, or "" for the fleet.
 	tenantOf := func() string {
 		t, err := a.resolve()
-		if err != nil {
+		if err != nil || fleet {
 			return ""
 		}
 		return t.tenant
@@ -38,7 +40,7 @@ func (a *app) webhooksCommand() *cobra.Command {
 		}
 		return bytes.NewReader(raw), nil
 	}
-	cmd := a.group("webhooks", "Webhook endpoints of a tenant (--tenant) or of the fleet, and their deliveries", []string{"webhook"},
+	cmd := a.group("webhooks", "Webhook endpoints of a tenant (--tenant) or of the fleet (--fleet), and their deliveries", []string{"webhook"},
 		op{
 			use: "list", short: "List webhook endpoints", columns: webhookColumns,
 			list: func(ctx context.Context, x call, limit *client.Limit, cursor *client.Cursor) (*http.Response, error) {
@@ -168,5 +170,6 @@ func (a *app) webhooksCommand() *cobra.Command {
 			},
 		},
 	)
+	cmd.PersistentFlags().BoolVar(&fleet, "fleet", false, "the ISV's fleet endpoints, even when the context names a tenant")
 	return cmd
 }
