@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -79,6 +80,10 @@ func (a *app) connect() (*client.Client, error) {
 	// with an Idempotency-Key on a broken reused connection by itself,
 	// behind create's back.
 	hc := &http.Client{Timeout: a.requestTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	u, err := url.Parse(target.server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usagef("the server %q is not an http:// or https:// URL", target.server)
+	}
 	return client.NewClient(target.server, client.WithHTTPClient(hc),
 		client.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
 			if token != "" {

@@ -169,6 +169,7 @@ func TestExitCodes(t *testing.T) {
 		{"tenants", "list", "-o", "xml"},
 		{"tenants", "wait", "ten_x", "--for", "active"},
 		{"sources", "list", "--tenant", ""},
+		{"--server", "127.0.0.1:8080", "tenants", "list"},
 	} {
 		if r := cli(t, e, args...); r.code != exitUsage || !strings.Contains(r.stderr, "Error:") {
 			t.Errorf("cairn %s: exit %d (want %d), stderr %q", strings.Join(args, " "), r.code, exitUsage, r.stderr)
@@ -309,6 +310,13 @@ func TestContexts(t *testing.T) {
 			t.Errorf("%s has mode %v, want %v", p.path, fi.Mode().Perm(), p.mode)
 		}
 	}
+
+	// A relative token file is kept absolute, to work from any directory.
+	ok(t, e, "config", "set-context", "rel", "--server", "http://x.example", "--token-file", "tok")
+	if got := ok(t, e, "config", "get-contexts"); !strings.Contains(got, "file:/") || strings.Contains(got, "file:tok") {
+		t.Errorf("a relative --token-file is kept relative:\n%s", got)
+	}
+	ok(t, e, "config", "delete-context", "rel")
 
 	if got := strings.TrimSpace(ok(t, e, "config", "current-context")); got != "prod" {
 		t.Errorf("the first context is not current: %q", got)

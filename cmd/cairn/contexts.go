@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -80,7 +83,11 @@ one replaces the others. The first context made becomes the current one.`,
 					e.Tenant = tenant
 				}
 				if sources == 1 {
-					e.TokenFile, e.TokenEnv, e.Token = tokenFile, tokenEnv, token
+					file, err := absPath(tokenFile)
+					if err != nil {
+						return err
+					}
+					e.TokenFile, e.TokenEnv, e.Token = file, tokenEnv, token
 				}
 				if c.CurrentContext == "" {
 					c.CurrentContext = e.Name
@@ -198,4 +205,21 @@ func (a *app) completeContexts(cmd *cobra.Command, args []string, _ string) ([]s
 		names = append(names, e.Name+"\t"+e.Server)
 	}
 	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+// absPath makes a token file's path absolute (and expands a leading ~/,
+// which a shell leaves alone in --token-file=~/...), so that the context
+// works from any directory.
+func absPath(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("expanding %s: %w", p, err)
+		}
+		p = filepath.Join(home, rest)
+	}
+	return filepath.Abs(p)
 }
