@@ -99,6 +99,7 @@ func startServer(bin string) (*server, error) {
 	cmd := exec.Command(serverBin, "--addr", "127.0.0.1:0", "--data-dir", dataDir,
 		"--job-poll-interval", "100ms", "--stack-poll-interval", "200ms", "--log-level", "warn")
 	cmd.Env = serverEnv()
+	dieWithTest(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
