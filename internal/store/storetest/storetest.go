@@ -95,6 +95,9 @@ func Run(t *testing.T, h Harness) {
 		{"FleetEventWithTenantChange", testFleetEventWithTenantChange},
 		{"FleetEventWithStackFailure", testFleetEventWithStackFailure},
 		{"FleetRelay", testFleetRelay},
+		{"UsageAdd", testUsageAdd},
+		{"UsageTotals", testUsageTotals},
+		{"UsageMeter", testUsageMeter},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}

@@ -143,6 +143,19 @@ type Tenant struct {
 	DeletedAt    sql.NullString
 }
 
+type UsageCount struct {
+	TenantID  string
+	Metric    string
+	Dimension string
+	Hour      string
+	Value     int64
+}
+
+type UsageFlush struct {
+	ID string
+	At string
+}
+
 type WebhookDelivery struct {
 	Seq            int64
 	ID             string
