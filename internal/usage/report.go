@@ -30,20 +30,28 @@ type Bucket struct {
 	BySource map[string]int64
 }
 
+// RangeError is a report range refused: empty, or too long.
+type RangeError struct{ Reason string }
+
+func (e *RangeError) Error() string { return e.Reason }
+
+// MaxFleetHours bounds the range of a fleet report: a year and a day.
+const MaxFleetHours = 366 * 24
+
 // Span checks a report's range and aligns it to the granularity: from is
-// rounded down and to up to a bucket's edge (UTC days). It refuses an empty
-// range or one of more than MaxBuckets buckets.
-func Span(from, to time.Time, g Granularity) (time.Time, time.Time, error) {
-	max, ok := MaxBuckets[g]
-	if !ok {
-		return time.Time{}, time.Time{}, fmt.Errorf("granularity %q: want hour or day", g)
+// rounded down and to up to a bucket's edge (UTC days). It refuses, with a
+// RangeError, an empty range or one of more than max buckets.
+func Span(from, to time.Time, g Granularity, max int) (time.Time, time.Time, error) {
+	if _, ok := MaxBuckets[g]; !ok {
+		return time.Time{}, time.Time{}, &RangeError{fmt.Sprintf("granularity %q: want hour or day", g)}
+	}
+	if !to.After(from) {
+		return time.Time{}, time.Time{}, &RangeError{"to must be after from"}
 	}
 	from, to = floor(from, g), ceil(to, g)
-	if !to.After(from) {
-		return time.Time{}, time.Time{}, fmt.Errorf("to must be after from")
-	}
 	if n := int(to.Sub(from) / step(g)); n > max {
-		return time.Time{}, time.Time{}, fmt.Errorf("%d %ss from %s to %s: at most %d", n, g, from.Format(time.RFC3339), to.Format(time.RFC3339), max)
+		return time.Time{}, time.Time{}, &RangeError{fmt.Sprintf("%d %ss from %s to %s: at most %d", n, g,
+			from.Format(time.RFC3339), to.Format(time.RFC3339), max)}
 	}
 	return from, to, nil
 }
@@ -97,7 +105,7 @@ type Reader struct{ Store Store }
 // Tenant returns the tenant's series over [from, to) at granularity g,
 // with the range as Span aligned it.
 func (r Reader) Tenant(ctx context.Context, tenant string, from, to time.Time, g Granularity) ([]Bucket, time.Time, time.Time, error) {
-	from, to, err := Span(from, to, g)
+	from, to, err := Span(from, to, g, MaxBuckets[g])
 	if err != nil {
 		return nil, from, to, err
 	}
@@ -114,18 +122,23 @@ type Total struct {
 	Values   map[string]int64
 }
 
-// Fleet returns up to limit tenants' totals over [from, to), for tenants
-// after afterTenant in ID order, and whether more tenants follow.
-func (r Reader) Fleet(ctx context.Context, from, to time.Time, afterTenant string, limit int) ([]Total, bool, error) {
+// Fleet returns up to limit tenants' totals over the hours of [from, to)
+// (aligned to hours, at most MaxFleetHours), for tenants after
+// afterTenant in ID order, whether more tenants follow, and the range.
+func (r Reader) Fleet(ctx context.Context, from, to time.Time, afterTenant string, limit int) ([]Total, bool, time.Time, time.Time, error) {
+	from, to, err := Span(from, to, Hour, MaxFleetHours)
+	if err != nil {
+		return nil, false, from, to, err
+	}
 	rows, err := r.Store.UsageTotals(ctx, from, to, afterTenant, (limit+1)*len(Metrics))
 	if err != nil {
-		return nil, false, err
+		return nil, false, from, to, err
 	}
 	var out []Total
 	for _, c := range rows {
 		if len(out) == 0 || out[len(out)-1].TenantID != c.TenantID {
 			if len(out) == limit {
-				return out, true, nil
+				return out, true, from, to, nil
 			}
 			values := make(map[string]int64, len(Metrics))
 			for _, m := range Metrics {
@@ -135,7 +148,7 @@ func (r Reader) Fleet(ctx context.Context, from, to time.Time, afterTenant strin
 		}
 		out[len(out)-1].Values[c.Metric] += c.Value
 	}
-	return out, false, nil
+	return out, false, from, to, nil
 }
 
 // WriteCSV writes a day's counts (every tenant) as CSV with a header:

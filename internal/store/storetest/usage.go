@@ -87,7 +87,7 @@ func testUsageTotals(t *testing.T, h Harness) {
 	var seen []string
 	after := ""
 	for page := 0; ; page++ {
-		totals, more, err := r.Fleet(ctx, h0, h0.Add(24*time.Hour), after, 2)
+		totals, more, _, _, err := r.Fleet(ctx, h0, h0.Add(24*time.Hour), after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
