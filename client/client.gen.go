@@ -577,6 +577,7 @@ const (
 	TenantFailed      WebhookEventType = "tenant.failed"
 	TenantProvisioned WebhookEventType = "tenant.provisioned"
 	TenantSuspended   WebhookEventType = "tenant.suspended"
+	UsageReported     WebhookEventType = "usage.reported"
 	WebhookDisabled   WebhookEventType = "webhook.disabled"
 )
 
@@ -604,6 +605,8 @@ func (e WebhookEventType) Valid() bool {
 	case TenantProvisioned:
 		return true
 	case TenantSuspended:
+		return true
+	case UsageReported:
 		return true
 	case WebhookDisabled:
 		return true
@@ -1775,7 +1778,8 @@ type WebhookEndpointWithSecret struct {
 }
 
 // WebhookEventType Tenant endpoints take `segment.*` and `profile.*`; fleet endpoints
-// take `tenant.*`, `stack.failed` and `webhook.disabled`.
+// take `tenant.*`, `stack.failed`, `usage.reported` and
+// `webhook.disabled`.
 type WebhookEventType string
 
 // WebhookRecover defines model for WebhookRecover.
@@ -4178,7 +4182,7 @@ type ClientInterface interface {
 
 	// CreateFleetWebhookWithBody Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -4194,7 +4198,7 @@ type ClientInterface interface {
 
 	// CreateFleetWebhook Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -6762,7 +6766,7 @@ func (c *Client) ListFleetWebhooks(ctx context.Context, params *ListFleetWebhook
 
 // CreateFleetWebhookWithBody Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -6788,7 +6792,7 @@ func (c *Client) CreateFleetWebhookWithBody(ctx context.Context, params *CreateF
 
 // CreateFleetWebhook Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -13158,7 +13162,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateFleetWebhookWithBodyWithResponse Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -13174,7 +13178,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateFleetWebhookWithResponse Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -23567,7 +23571,7 @@ func (c *ClientWithResponses) ListFleetWebhooksWithResponse(ctx context.Context,
 
 // CreateFleetWebhookWithBodyWithResponse Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -23589,7 +23593,7 @@ func (c *ClientWithResponses) CreateFleetWebhookWithBodyWithResponse(ctx context
 
 // CreateFleetWebhookWithResponse Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for

@@ -393,9 +393,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	registerMaintenance(workers, db)
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
+	sink, err := usageSink(ctx, cfg, calls)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, &usageReporter{r: &usage.Reporter{Store: db, Sink: sink, Notify: fleetRelay.Notify, Logger: log}})
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
+		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,

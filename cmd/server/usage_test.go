@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // rawZoneBytes is what the tenant's raw zone files hold, decompressed,
@@ -113,5 +116,40 @@ func TestUsageAcrossRestart(t *testing.T) {
 	// The set-up's requests (token, webhook, segment) and the identifies.
 	if sum["api_requests"] < users+3 {
 		t.Errorf("api_requests %d, want at least %d", sum["api_requests"], users+3)
+	}
+}
+
+// TestUsageReportToBucket: with usage-report-bucket set, the daily report
+// lands in the bucket under its prefix, where the ISV's billing reads it.
+func TestUsageReportToBucket(t *testing.T) {
+	endpoint := awsTestEndpoint(t)
+	bucket := "cairn-usage-" + awsRandom(8)
+	raw := motoS3(endpoint, "us-east-1")
+	if _, err := raw.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newS3Sink(t.Context(), "http://"+bucket, endpoint, nil); err == nil {
+		t.Error("an http:// bucket URL was accepted")
+	}
+	sink, err := newS3Sink(t.Context(), "s3://"+bucket+"/billing/", endpoint, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("date,tenant_id,metric,dimension,value\n2026-12-02,ten_a,api_requests,,5\n")
+	loc, err := sink.Put(t.Context(), "usage-2026-12-02.csv", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "s3://" + bucket + "/billing/usage-2026-12-02.csv"; loc != want {
+		t.Errorf("location %q, want %q", loc, want)
+	}
+	out, err := raw.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("billing/usage-2026-12-02.csv")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	got, _ := io.ReadAll(out.Body)
+	if !bytes.Equal(got, body) || aws.ToString(out.ContentType) != "text/csv" {
+		t.Errorf("object %q (%s), want the report as text/csv", got, aws.ToString(out.ContentType))
 	}
 }

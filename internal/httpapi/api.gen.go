@@ -576,6 +576,7 @@ const (
 	TenantFailed      WebhookEventType = "tenant.failed"
 	TenantProvisioned WebhookEventType = "tenant.provisioned"
 	TenantSuspended   WebhookEventType = "tenant.suspended"
+	UsageReported     WebhookEventType = "usage.reported"
 	WebhookDisabled   WebhookEventType = "webhook.disabled"
 )
 
@@ -603,6 +604,8 @@ func (e WebhookEventType) Valid() bool {
 	case TenantProvisioned:
 		return true
 	case TenantSuspended:
+		return true
+	case UsageReported:
 		return true
 	case WebhookDisabled:
 		return true
@@ -1774,7 +1777,8 @@ type WebhookEndpointWithSecret struct {
 }
 
 // WebhookEventType Tenant endpoints take `segment.*` and `profile.*`; fleet endpoints
-// take `tenant.*`, `stack.failed` and `webhook.disabled`.
+// take `tenant.*`, `stack.failed`, `usage.reported` and
+// `webhook.disabled`.
 type WebhookEventType string
 
 // WebhookRecover defines model for WebhookRecover.

@@ -10,7 +10,8 @@
 // Replicas meter independently and their flushes add up: the stored value
 // of an hour is the sum over every replica.
 //
-// This package imports no other Cairn package.
+// This package imports no other Cairn package but fleet, whose outbox
+// announces each daily report.
 package usage
 
 import (
@@ -24,6 +25,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/fleet"
 )
 
 // Metrics. Each is a counter summed per hour; Dimension says what one
@@ -80,6 +83,13 @@ type Store interface {
 	UsageTotals(ctx context.Context, from, to time.Time, afterTenant string, maxRows int) ([]Count, error)
 	// UsageForgetFlushes forgets the flush IDs recorded before t.
 	UsageForgetFlushes(ctx context.Context, before time.Time) error
+	// UsageReportRecord records that day's report was written to location
+	// and writes ev to the fleet outbox, in one transaction; it does
+	// nothing and returns false for a day recorded before.
+	UsageReportRecord(ctx context.Context, day, location string, at time.Time, ev fleet.Event) (bool, error)
+	// UsageReportedDays returns the days (YYYY-MM-DD) in [from, to) whose
+	// report was recorded.
+	UsageReportedDays(ctx context.Context, from, to string) ([]string, error)
 }
 
 // DefaultFlushInterval is how often a Meter flushes: at most this much

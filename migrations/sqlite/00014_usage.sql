@@ -24,6 +24,17 @@ CREATE TABLE usage_flushes (
     at TEXT NOT NULL
 );
 
+-- usage_reports records the days whose usage report was written: the
+-- daily report job writes each closed day once, and announces it
+-- (usage.reported) in the transaction that records it.
+CREATE TABLE usage_reports (
+    -- day is the UTC day, YYYY-MM-DD.
+    day TEXT PRIMARY KEY,
+    location TEXT NOT NULL,
+    reported_at TEXT NOT NULL
+);
+
 -- +goose Down
+DROP TABLE usage_reports;
 DROP TABLE usage_flushes;
 DROP TABLE usage_counts;

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/store/sqlite/db"
 	"github.com/cairn-cdp/cairn/internal/usage"
 )
@@ -73,4 +74,31 @@ func (d *DB) UsageForgetFlushes(ctx context.Context, before time.Time) error {
 		return fmt.Errorf("forget usage flushes: %w", err)
 	}
 	return nil
+}
+
+// UsageReportRecord implements usage.Store.
+func (d *DB) UsageReportRecord(ctx context.Context, day, location string, at time.Time, ev fleet.Event) (bool, error) {
+	recorded := false
+	err := d.withTx(ctx, func(tx *sql.Tx) error {
+		q := d.queries.WithTx(tx)
+		n, err := q.UsageReportRecord(ctx, db.UsageReportRecordParams{Day: day, Location: location, ReportedAt: formatTime(at)})
+		if err != nil || n == 0 {
+			return err
+		}
+		recorded = true
+		return fleetEventInsert(ctx, q, []fleet.Event{ev})
+	})
+	if err != nil {
+		return false, fmt.Errorf("record usage report %s: %w", day, err)
+	}
+	return recorded, nil
+}
+
+// UsageReportedDays implements usage.Store.
+func (d *DB) UsageReportedDays(ctx context.Context, from, to string) ([]string, error) {
+	days, err := d.queries.UsageReportedDays(ctx, db.UsageReportedDaysParams{FromDay: from, ToDay: to})
+	if err != nil {
+		return nil, fmt.Errorf("read usage reports: %w", err)
+	}
+	return days, nil
 }

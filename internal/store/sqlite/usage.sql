@@ -21,3 +21,11 @@ LIMIT @max_rows;
 
 -- name: UsageForgetFlushes :exec
 DELETE FROM usage_flushes WHERE at < @before;
+
+-- name: UsageReportRecord :execrows
+-- A day reported before makes no row.
+INSERT INTO usage_reports (day, location, reported_at) VALUES (@day, @location, @reported_at)
+ON CONFLICT (day) DO NOTHING;
+
+-- name: UsageReportedDays :many
+SELECT day FROM usage_reports WHERE day >= @from_day AND day < @to_day ORDER BY day;

@@ -98,6 +98,7 @@ func Run(t *testing.T, h Harness) {
 		{"UsageAdd", testUsageAdd},
 		{"UsageTotals", testUsageTotals},
 		{"UsageMeter", testUsageMeter},
+		{"UsageDailyReport", testUsageDailyReport},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}

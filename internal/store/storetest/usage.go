@@ -3,12 +3,15 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/usage"
 )
 
@@ -174,5 +177,53 @@ func testUsageMeter(t *testing.T, h Harness) {
 	}
 	if want := map[string]int64{"src_0": workers / 2 * each, "src_1": workers / 2 * each}; !cmp.Equal(want, sum) {
 		t.Errorf("stored after a restart %v, want %v (nothing lost, nothing twice)", sum, want)
+	}
+}
+
+// testUsageDailyReport: a closed day with usage is written as CSV to the
+// sink, recorded and announced (usage.reported) once; an open day, or one
+// without usage, is not.
+func testUsageDailyReport(t *testing.T, h Harness) {
+	ctx := t.Context()
+	b := newBackend(t, h)
+	day := base.Truncate(24 * time.Hour)
+	counts := []usage.Count{
+		{TenantID: "ten_b", Hour: day.Add(23 * time.Hour), Metric: usage.EventsAccepted, Dimension: "src_1", Value: 4},
+		{TenantID: "ten_a", Hour: day.Add(time.Hour), Metric: usage.APIRequests, Value: 2},
+		{TenantID: "ten_a", Hour: day.Add(2 * time.Hour), Metric: usage.APIRequests, Value: 3},
+		{TenantID: "ten_a", Hour: day.Add(24 * time.Hour), Metric: usage.APIRequests, Value: 100}, // the next day
+	}
+	if _, err := b.UsageAdd(ctx, "f", counts, base); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	now := day.Add(24*time.Hour + 5*time.Minute)
+	notified := 0
+	r := &usage.Reporter{Store: b, Sink: usage.DirSink{Dir: dir}, Now: func() time.Time { return now }, Notify: func() { notified++ }}
+	if n, err := r.ReportDue(ctx); err != nil || n != 0 {
+		t.Fatalf("within the grace after the day: reported %d, %v; want none", n, err)
+	}
+	now = day.Add(24*time.Hour + 20*time.Minute)
+	if n, err := r.ReportDue(ctx); err != nil || n != 1 {
+		t.Fatalf("after the grace: reported %d, %v; want the one day with usage", n, err)
+	}
+	if n, err := r.ReportDue(ctx); err != nil || n != 0 || notified != 1 {
+		t.Fatalf("again: reported %d (%v), notified %d; want nothing new", n, err, notified)
+	}
+	date := day.Format(time.DateOnly)
+	got, err := os.ReadFile(filepath.Join(dir, "usage-"+date+".csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "date,tenant_id,metric,dimension,value\n" +
+		date + ",ten_a,api_requests,,5\n" +
+		date + ",ten_b,events_accepted,src_1,4\n"
+	if string(got) != want {
+		t.Errorf("report:\n%s\nwant:\n%s", got, want)
+	}
+	evs := outbox(t, b)
+	if len(evs) != 1 || evs[0].Type != fleet.UsageReported || evs[0].Data.Date != date || evs[0].Data.Tenants != 2 ||
+		evs[0].Data.Rows != 2 || evs[0].Data.Location != filepath.Join(dir, "usage-"+date+".csv") {
+		t.Errorf("outbox %+v, want one usage.reported of %s", evs, date)
 	}
 }

@@ -158,6 +158,12 @@ type UsageFlush struct {
 	At time.Time
 }
 
+type UsageReport struct {
+	Day        string
+	Location   string
+	ReportedAt time.Time
+}
+
 type WebhookDelivery struct {
 	Seq            int64
 	ID             string

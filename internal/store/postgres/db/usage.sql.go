@@ -100,6 +100,55 @@ func (q *Queries) UsageForgetFlushes(ctx context.Context, before time.Time) erro
 	return err
 }
 
+const usageReportRecord = `-- name: UsageReportRecord :execrows
+INSERT INTO usage_reports (day, location, reported_at) VALUES ($1, $2, $3)
+ON CONFLICT (day) DO NOTHING
+`
+
+type UsageReportRecordParams struct {
+	Day        string
+	Location   string
+	ReportedAt time.Time
+}
+
+// A day reported before makes no row.
+func (q *Queries) UsageReportRecord(ctx context.Context, arg UsageReportRecordParams) (int64, error) {
+	result, err := q.db.Exec(ctx, usageReportRecord, arg.Day, arg.Location, arg.ReportedAt)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const usageReportedDays = `-- name: UsageReportedDays :many
+SELECT day FROM usage_reports WHERE day >= $1 AND day < $2 ORDER BY day
+`
+
+type UsageReportedDaysParams struct {
+	FromDay string
+	ToDay   string
+}
+
+func (q *Queries) UsageReportedDays(ctx context.Context, arg UsageReportedDaysParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, usageReportedDays, arg.FromDay, arg.ToDay)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var day string
+		if err := rows.Scan(&day); err != nil {
+			return nil, err
+		}
+		items = append(items, day)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const usageTotals = `-- name: UsageTotals :many
 SELECT tenant_id, metric, sum(value)::bigint AS value FROM usage_counts
 WHERE hour >= $1 AND hour < $2 AND tenant_id > $3

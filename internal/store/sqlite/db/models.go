@@ -156,6 +156,12 @@ type UsageFlush struct {
 	At string
 }
 
+type UsageReport struct {
+	Day        string
+	Location   string
+	ReportedAt string
+}
+
 type WebhookDelivery struct {
 	Seq            int64
 	ID             string

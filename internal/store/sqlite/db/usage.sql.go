@@ -102,6 +102,58 @@ func (q *Queries) UsageForgetFlushes(ctx context.Context, before string) error {
 	return err
 }
 
+const usageReportRecord = `-- name: UsageReportRecord :execrows
+INSERT INTO usage_reports (day, location, reported_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (day) DO NOTHING
+`
+
+type UsageReportRecordParams struct {
+	Day        string
+	Location   string
+	ReportedAt string
+}
+
+// A day reported before makes no row.
+func (q *Queries) UsageReportRecord(ctx context.Context, arg UsageReportRecordParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, usageReportRecord, arg.Day, arg.Location, arg.ReportedAt)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
+const usageReportedDays = `-- name: UsageReportedDays :many
+SELECT day FROM usage_reports WHERE day >= ?1 AND day < ?2 ORDER BY day
+`
+
+type UsageReportedDaysParams struct {
+	FromDay string
+	ToDay   string
+}
+
+func (q *Queries) UsageReportedDays(ctx context.Context, arg UsageReportedDaysParams) ([]string, error) {
+	rows, err := q.db.QueryContext(ctx, usageReportedDays, arg.FromDay, arg.ToDay)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var day string
+		if err := rows.Scan(&day); err != nil {
+			return nil, err
+		}
+		items = append(items, day)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const usageTotals = `-- name: UsageTotals :many
 SELECT tenant_id, metric, CAST(sum(value) AS INTEGER) AS value FROM usage_counts
 WHERE hour >= ?1 AND hour < ?2 AND tenant_id > ?3
