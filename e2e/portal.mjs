@@ -1,20 +1,20 @@
 // portal.mjs drives the admin portal (web/, embedded in the server) in
 // headless Chromium (Debian's) through playwright-core, one browser for
-// every scenario: sign in at the OIDC issuer (code with PKCE, renewal with
-// a rotated refresh token; a forged state, an error answer and a refused
+// every scenario: sign in at the OIDC issuer (code with PKCE, renewal with a
+// rotated refresh token; a forged state, an error answer and a refused
 // code_verifier shown as problems), with a sign-in link and with a pasted
-// token,
-// onboard a tenant (after a validation error shown at its field) and watch
-// it become active, open its stacks, suspend and resume it (after a stale
-// If-Match shown as a conflict), create a source and send events with its
-// key, look the profile up, unmerge, erase, create a version 2 segment in
-// its editor (a live preview, an invalid definition's JSON Pointer, its
-// computation and recompute, a 412 on a stale save), read the audit log
-// and the fleet overview (its ingestion chart moving as events arrive),
-// make a fleet webhook to the test's receiver (its secret shown once, a
-// test delivered, redelivery, recovery, rotation, disable, delete), and
-// come back to sign-in with an expired token, with the issuer's reason
-// when its renewal is refused. axe-core runs on every page; a serious or critical
+// token, onboard a tenant (after a validation error shown at its field) and
+// watch it become active, open its stacks, suspend and resume it (after a
+// stale If-Match shown as a conflict), create a source and send events with
+// its key (the tenant's usage chart counting them), look the profile up,
+// unmerge, erase, create a version 2 segment in its editor (a live preview,
+// an invalid definition's JSON Pointer, its computation and recompute, a 412
+// on a stale save), read the audit log and the fleet overview (its ingestion
+// chart moving as events arrive, the busiest tenants' events per day), make
+// a fleet webhook to the test's receiver (its secret shown once, a test
+// delivered, redelivery, recovery, rotation, disable, delete), and come back
+// to sign-in with an expired token, with the issuer's reason when its
+// renewal is refused. axe-core runs on every page; a serious or critical
 // violation fails the run, and on the segment and webhook pages any
 // violation does. Each page is captured at 1280x800.
 //
@@ -235,6 +235,13 @@ try {
     ]);
     await send([{ type: 'identify', anonymousId: 'anon-a', messageId: 'm-3', traits: { email: 'ada@example.com', plan: 'pro', name: 'Ada' } }]);
 
+    begin('the tenant\'s usage chart counts the events its source sent');
+    // Usage lands every 5 s (the meter's flush); the chart reads it again as often.
+    await page.waitForFunction(() => Number(document.getElementById('tenant-usage')?.dataset.total) >= 4, null, { timeout: 30_000 });
+    await page.locator('#tenant-usage-summary', { hasText: /Last 48 hours: 4 events accepted \(4 from src_/ }).waitFor();
+    await page.locator('#tenant-usage svg.usage-chart rect.bar-events').first().waitFor();
+    await check('tenant-usage');
+
     begin('look the profile up and see its timeline');
     await page.getByRole('link', { name: 'Profiles' }).click();
     await heading('Profiles');
@@ -350,6 +357,9 @@ try {
     ]);
     await page.waitForFunction((n) => Number(document.getElementById('ingestion')?.dataset.total) >= n + 2, before, { timeout: 10_000 });
     await page.locator('#ingest-summary', { hasText: /Since this page opened: [1-9]\d* accepted/ }).waitFor();
+    if (Number(await page.locator('#fleet-usage').getAttribute('data-total')) < 4) throw new Error('the fleet usage chart misses the tenant\'s events');
+    await page.locator('#fleet-usage svg polyline.line-s0').waitFor();
+    await page.locator('#fleet-usage-summary', { hasText: /busiest: acme-retail [1-9]/ }).waitFor();
     await check('fleet');
 
     begin('create a fleet webhook; its secret is shown once');

@@ -46,6 +46,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 	"github.com/cairn-cdp/cairn/web"
 )
@@ -327,11 +328,25 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	locate := profiles.PlacementLocator{Home: func(ctx context.Context, tenantID string) (string, map[string]string, error) {
 		return prov.Home(ctx, tenantID)
 	}}
+	// The meter counts each tenant's usage in memory and flushes it every
+	// few seconds. It stops after everything that counts (requests, the
+	// webhook dispatcher: their stops are deferred after this one, so run
+	// before it) and flushes a last time before the database closes.
+	meter := usage.NewMeter(db, nil, log)
+	meterCtx, stopMeter := context.WithCancel(context.WithoutCancel(ctx))
+	meterDone := make(chan struct{})
+	go func() {
+		defer close(meterDone)
+		meter.Run(meterCtx, usage.DefaultFlushInterval)
+	}()
+	defer func() { stopMeter(); <-meterDone }()
+
 	profileStore, rawZone, closeProfiles, err := newProfileStores(ctx, cfg, locate, calls)
 	if err != nil {
 		return err
 	}
 	defer closeProfiles()
+	rawZone = meteredRawZone{RawZone: rawZone, meter: meter}
 	profileSvc := profiles.NewService(profileStore, rawZone, nil)
 	sources := profiles.NewSources(db, nil)
 
@@ -346,6 +361,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	guard := &webhooks.Guard{AllowHTTP: cfg.WebhookAllowHTTP, Allow: cfg.webhookAllow}
 	webhookSvc, err := webhooks.New(webhooks.Config{
 		Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
+		OnAttempt: meterDeliveries(meter),
 	})
 	if err != nil {
 		return err
@@ -377,9 +393,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	registerMaintenance(workers, db)
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
+	sink, err := usageSink(ctx, cfg, calls)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, &usageReporter{r: &usage.Reporter{Store: db, Sink: sink, Notify: fleetRelay.Notify, Logger: log}})
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
+		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,
@@ -433,6 +454,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Registry:     reg,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		PortalOIDC:   portalOIDC(cfg),
+		Usage:        db,
+		Meter:        meter,
 	})
 	if err != nil {
 		return err

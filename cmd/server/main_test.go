@@ -132,10 +132,12 @@ func TestConfigPrecedence(t *testing.T) {
 	for _, bad := range []map[string]string{
 		{"CAIRN_MAX_WORKERS": "many"},
 		{"CAIRN_LOG_LEVEL": "loud"},
-		{"CAIRN_OIDC_ISSUER": "https://issuer.example"},
-		// The portal's client needs the issuer and both endpoints, absolute.
+		// The portal's client needs the issuer; an endpoint left unset is
+		// discovered at start (TestOIDCDiscovery), one that is set must be
+		// an absolute URL.
 		{"CAIRN_OIDC_CLIENT_ID": "portal", "CAIRN_OIDC_AUTHORIZATION_URL": "https://idp.example/authorize", "CAIRN_OIDC_TOKEN_URL": "https://idp.example/token"},
-		{"CAIRN_OIDC_ISSUER": "https://idp.example", "CAIRN_OIDC_JWKS_URL": "https://idp.example/jwks", "CAIRN_OIDC_CLIENT_ID": "portal", "CAIRN_OIDC_AUTHORIZATION_URL": "https://idp.example/authorize"},
+		{"CAIRN_OIDC_ISSUER": "idp.example"},
+		{"CAIRN_OIDC_ISSUER": "https://idp.example", "CAIRN_OIDC_JWKS_URL": "jwks.json"},
 		{"CAIRN_OIDC_ISSUER": "https://idp.example", "CAIRN_OIDC_JWKS_URL": "https://idp.example/jwks", "CAIRN_OIDC_CLIENT_ID": "portal", "CAIRN_OIDC_AUTHORIZATION_URL": "https://idp.example/authorize", "CAIRN_OIDC_TOKEN_URL": "/token"},
 		{"CAIRN_OIDC_PORTAL_TOKEN": "refresh_token"},
 	} {

@@ -18,6 +18,7 @@ const (
 	ScopeWebhooksWrite = "webhooks:write"
 	ScopeGrantsWrite   = "grants:write"
 	ScopeEventsWrite   = "events:write"
+	ScopeUsageRead     = "usage:read"
 )
 
 var tenantScopes = []string{
@@ -25,6 +26,7 @@ var tenantScopes = []string{
 	ScopeSegmentsRead, ScopeSegmentsWrite,
 	ScopeWebhooksRead, ScopeWebhooksWrite,
 	ScopeGrantsWrite, ScopeEventsWrite,
+	ScopeUsageRead,
 }
 
 // TenantScopes returns every scope a tenant token may carry.

@@ -427,6 +427,7 @@ const (
 	ProfilesWrite TenantScope = "profiles:write"
 	SegmentsRead  TenantScope = "segments:read"
 	SegmentsWrite TenantScope = "segments:write"
+	UsageRead     TenantScope = "usage:read"
 	WebhooksRead  TenantScope = "webhooks:read"
 	WebhooksWrite TenantScope = "webhooks:write"
 )
@@ -445,6 +446,8 @@ func (e TenantScope) Valid() bool {
 	case SegmentsRead:
 		return true
 	case SegmentsWrite:
+		return true
+	case UsageRead:
 		return true
 	case WebhooksRead:
 		return true
@@ -479,6 +482,24 @@ func (e TenantStatus) Valid() bool {
 	case TenantStatusProvisioning:
 		return true
 	case TenantStatusSuspended:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TenantUsageGranularity.
+const (
+	TenantUsageGranularityDay  TenantUsageGranularity = "day"
+	TenantUsageGranularityHour TenantUsageGranularity = "hour"
+)
+
+// Valid indicates whether the value is a known member of the TenantUsageGranularity enum.
+func (e TenantUsageGranularity) Valid() bool {
+	switch e {
+	case TenantUsageGranularityDay:
+		return true
+	case TenantUsageGranularityHour:
 		return true
 	default:
 		return false
@@ -555,6 +576,7 @@ const (
 	TenantFailed      WebhookEventType = "tenant.failed"
 	TenantProvisioned WebhookEventType = "tenant.provisioned"
 	TenantSuspended   WebhookEventType = "tenant.suspended"
+	UsageReported     WebhookEventType = "usage.reported"
 	WebhookDisabled   WebhookEventType = "webhook.disabled"
 )
 
@@ -583,7 +605,45 @@ func (e WebhookEventType) Valid() bool {
 		return true
 	case TenantSuspended:
 		return true
+	case UsageReported:
+		return true
 	case WebhookDisabled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UsageGranularity.
+const (
+	UsageGranularityDay  UsageGranularity = "day"
+	UsageGranularityHour UsageGranularity = "hour"
+)
+
+// Valid indicates whether the value is a known member of the UsageGranularity enum.
+func (e UsageGranularity) Valid() bool {
+	switch e {
+	case UsageGranularityDay:
+		return true
+	case UsageGranularityHour:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetTenantUsageParamsGranularity.
+const (
+	GetTenantUsageParamsGranularityDay  GetTenantUsageParamsGranularity = "day"
+	GetTenantUsageParamsGranularityHour GetTenantUsageParamsGranularity = "hour"
+)
+
+// Valid indicates whether the value is a known member of the GetTenantUsageParamsGranularity enum.
+func (e GetTenantUsageParamsGranularity) Valid() bool {
+	switch e {
+	case GetTenantUsageParamsGranularityDay:
+		return true
+	case GetTenantUsageParamsGranularityHour:
 		return true
 	default:
 		return false
@@ -708,6 +768,16 @@ type FieldError struct {
 	// Field The field, as a JSON pointer into the body or the name of a parameter.
 	Field   string `json:"field"`
 	Message string `json:"message"`
+}
+
+// FleetUsage defines model for FleetUsage.
+type FleetUsage struct {
+	From  time.Time          `json:"from"`
+	Items []TenantUsageTotal `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *string   `json:"next_cursor"`
+	To         time.Time `json:"to"`
 }
 
 // Grant defines model for Grant.
@@ -1496,6 +1566,33 @@ type TenantUpdate struct {
 	Regions *[]Region `json:"regions,omitempty"`
 }
 
+// TenantUsage defines model for TenantUsage.
+type TenantUsage struct {
+	Buckets     []UsageBucket          `json:"buckets"`
+	From        time.Time              `json:"from"`
+	Granularity TenantUsageGranularity `json:"granularity"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId TenantID  `json:"tenant_id"`
+	To       time.Time `json:"to"`
+}
+
+// TenantUsageGranularity defines model for TenantUsage.Granularity.
+type TenantUsageGranularity string
+
+// TenantUsageTotal defines model for TenantUsageTotal.
+type TenantUsageTotal struct {
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId TenantID `json:"tenant_id"`
+
+	// Values One value per metric.
+	Values UsageValues `json:"values"`
+}
+
 // Tier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
 type Tier string
 
@@ -1526,6 +1623,26 @@ type TokenCreate struct {
 // UnmergeRequest defines model for UnmergeRequest.
 type UnmergeRequest struct {
 	ProfileId string `json:"profile_id"`
+}
+
+// UsageBucket defines model for UsageBucket.
+type UsageBucket struct {
+	// EventsBySource Accepted events by source ID (`api` for events sent with a token); sources with none are left out.
+	EventsBySource map[string]int64 `json:"events_by_source"`
+
+	// Start The start of the hour or UTC day.
+	Start time.Time `json:"start"`
+
+	// Values One value per metric.
+	Values UsageValues `json:"values"`
+}
+
+// UsageValues One value per metric.
+type UsageValues struct {
+	ApiRequests       int64 `json:"api_requests"`
+	EventsAccepted    int64 `json:"events_accepted"`
+	RawBytes          int64 `json:"raw_bytes"`
+	WebhookDeliveries int64 `json:"webhook_deliveries"`
 }
 
 // WebhookDelivery defines model for WebhookDelivery.
@@ -1660,7 +1777,8 @@ type WebhookEndpointWithSecret struct {
 }
 
 // WebhookEventType Tenant endpoints take `segment.*` and `profile.*`; fleet endpoints
-// take `tenant.*`, `stack.failed` and `webhook.disabled`.
+// take `tenant.*`, `stack.failed`, `usage.reported` and
+// `webhook.disabled`.
 type WebhookEventType string
 
 // WebhookRecover defines model for WebhookRecover.
@@ -1703,6 +1821,15 @@ type SegmentIfMatch = string
 
 // SourceID defines model for SourceID.
 type SourceID = string
+
+// UsageFrom defines model for UsageFrom.
+type UsageFrom = time.Time
+
+// UsageGranularity defines model for UsageGranularity.
+type UsageGranularity string
+
+// UsageTo defines model for UsageTo.
+type UsageTo = time.Time
 
 // WebhookID defines model for WebhookID.
 type WebhookID = string
@@ -1996,6 +2123,21 @@ type SuspendTenantParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// GetTenantUsageParams defines parameters for GetTenantUsage.
+type GetTenantUsageParams struct {
+	// From The start of the range (RFC 3339).
+	From UsageFrom `form:"from" json:"from"`
+
+	// To The end of the range (RFC 3339), after `from`.
+	To UsageTo `form:"to" json:"to"`
+
+	// Granularity The width of the buckets.
+	Granularity *GetTenantUsageParamsGranularity `form:"granularity,omitempty" json:"granularity,omitempty"`
+}
+
+// GetTenantUsageParamsGranularity defines parameters for GetTenantUsage.
+type GetTenantUsageParamsGranularity string
+
 // ListWebhooksParams defines parameters for ListWebhooks.
 type ListWebhooksParams struct {
 	// Limit Page size.
@@ -2053,6 +2195,21 @@ type RotateWebhookSecretParams struct {
 
 // SegmentTrackJSONBody defines parameters for SegmentTrack.
 type SegmentTrackJSONBody = json.RawMessage
+
+// GetFleetUsageParams defines parameters for GetFleetUsage.
+type GetFleetUsageParams struct {
+	// From The start of the range (RFC 3339).
+	From UsageFrom `form:"from" json:"from"`
+
+	// To The end of the range (RFC 3339), after `from`.
+	To UsageTo `form:"to" json:"to"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // ListFleetWebhooksParams defines parameters for ListFleetWebhooks.
 type ListFleetWebhooksParams struct {
@@ -2805,6 +2962,9 @@ type ServerInterface interface {
 	// CreateTenantToken Mint a token for the tenant's SDK calls
 	// (POST /v1/tenants/{tenant_id}/tokens)
 	CreateTenantToken(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	// GetTenantUsage What the tenant used, per hour or per day
+	// (GET /v1/tenants/{tenant_id}/usage)
+	GetTenantUsage(w http.ResponseWriter, r *http.Request, tenantId TenantID, params GetTenantUsageParams)
 	// ListWebhooks The tenant's webhook endpoints, oldest first
 	// (GET /v1/tenants/{tenant_id}/webhooks)
 	ListWebhooks(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListWebhooksParams)
@@ -2838,6 +2998,9 @@ type ServerInterface interface {
 	// SegmentTrack Segment-compatible track endpoint
 	// (POST /v1/track)
 	SegmentTrack(w http.ResponseWriter, r *http.Request)
+	// GetFleetUsage Every tenant's usage totals over a range
+	// (GET /v1/usage)
+	GetFleetUsage(w http.ResponseWriter, r *http.Request, params GetFleetUsageParams)
 	// ListFleetWebhooks The fleet's webhook endpoints, oldest first
 	// (GET /v1/webhooks)
 	ListFleetWebhooks(w http.ResponseWriter, r *http.Request, params ListFleetWebhooksParams)
@@ -3270,6 +3433,12 @@ func (_ Unimplemented) CreateTenantToken(w http.ResponseWriter, r *http.Request,
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// GetTenantUsage What the tenant used, per hour or per day
+// (GET /v1/tenants/{tenant_id}/usage)
+func (_ Unimplemented) GetTenantUsage(w http.ResponseWriter, r *http.Request, tenantId TenantID, params GetTenantUsageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // ListWebhooks The tenant's webhook endpoints, oldest first
 // (GET /v1/tenants/{tenant_id}/webhooks)
 func (_ Unimplemented) ListWebhooks(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListWebhooksParams) {
@@ -3333,6 +3502,12 @@ func (_ Unimplemented) TestWebhook(w http.ResponseWriter, r *http.Request, tenan
 // SegmentTrack Segment-compatible track endpoint
 // (POST /v1/track)
 func (_ Unimplemented) SegmentTrack(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetFleetUsage Every tenant's usage totals over a range
+// (GET /v1/usage)
+func (_ Unimplemented) GetFleetUsage(w http.ResponseWriter, r *http.Request, params GetFleetUsageParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -5776,6 +5951,74 @@ func (siw *ServerInterfaceWrapper) CreateTenantToken(w http.ResponseWriter, r *h
 	handler.ServeHTTP(w, r)
 }
 
+// GetTenantUsage operation middleware
+func (siw *ServerInterfaceWrapper) GetTenantUsage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetTenantUsageParams
+
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "granularity" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "granularity", r.URL.Query(), &params.Granularity, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "granularity"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "granularity", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetTenantUsage(w, r, tenantId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListWebhooks operation middleware
 func (siw *ServerInterfaceWrapper) ListWebhooks(w http.ResponseWriter, r *http.Request) {
 
@@ -6281,6 +6524,78 @@ func (siw *ServerInterfaceWrapper) SegmentTrack(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.SegmentTrack(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetFleetUsage operation middleware
+func (siw *ServerInterfaceWrapper) GetFleetUsage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetFleetUsageParams
+
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetFleetUsage(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -7015,6 +7330,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/erasures/{erasure_id}", wrapper.GetErasure)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/usage", wrapper.GetTenantUsage)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/webhooks", wrapper.ListWebhooks)
 	})
 	r.Group(func(r chi.Router) {
@@ -7043,6 +7361,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/webhooks/{webhook_id}/test", wrapper.TestWebhook)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/usage", wrapper.GetFleetUsage)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/webhooks", wrapper.ListFleetWebhooks)
@@ -14972,6 +15293,110 @@ func (response CreateTenantToken500ApplicationProblemPlusJSONResponse) VisitCrea
 	return err
 }
 
+type GetTenantUsageRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	Params   GetTenantUsageParams
+}
+
+type GetTenantUsageResponseObject interface {
+	VisitGetTenantUsageResponse(w http.ResponseWriter) error
+}
+
+type GetTenantUsage200JSONResponse TenantUsage
+
+func (response GetTenantUsage200JSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantUsage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantUsage400ApplicationProblemPlusJSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantUsage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantUsage401ApplicationProblemPlusJSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantUsage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantUsage403ApplicationProblemPlusJSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantUsage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantUsage404ApplicationProblemPlusJSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantUsage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantUsage500ApplicationProblemPlusJSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListWebhooksRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
 	Params   ListWebhooksParams
@@ -16440,6 +16865,93 @@ type SegmentTrack500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response SegmentTrack500ApplicationProblemPlusJSONResponse) VisitSegmentTrackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFleetUsageRequestObject struct {
+	Params GetFleetUsageParams
+}
+
+type GetFleetUsageResponseObject interface {
+	VisitGetFleetUsageResponse(w http.ResponseWriter) error
+}
+
+type GetFleetUsage200JSONResponse FleetUsage
+
+func (response GetFleetUsage200JSONResponse) VisitGetFleetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFleetUsage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetFleetUsage400ApplicationProblemPlusJSONResponse) VisitGetFleetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFleetUsage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetFleetUsage401ApplicationProblemPlusJSONResponse) VisitGetFleetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFleetUsage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetFleetUsage403ApplicationProblemPlusJSONResponse) VisitGetFleetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFleetUsage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetFleetUsage500ApplicationProblemPlusJSONResponse) VisitGetFleetUsageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -18001,6 +18513,9 @@ type StrictServerInterface interface {
 	// CreateTenantToken Mint a token for the tenant's SDK calls
 	// (POST /v1/tenants/{tenant_id}/tokens)
 	CreateTenantToken(ctx context.Context, request CreateTenantTokenRequestObject) (CreateTenantTokenResponseObject, error)
+	// GetTenantUsage What the tenant used, per hour or per day
+	// (GET /v1/tenants/{tenant_id}/usage)
+	GetTenantUsage(ctx context.Context, request GetTenantUsageRequestObject) (GetTenantUsageResponseObject, error)
 	// ListWebhooks The tenant's webhook endpoints, oldest first
 	// (GET /v1/tenants/{tenant_id}/webhooks)
 	ListWebhooks(ctx context.Context, request ListWebhooksRequestObject) (ListWebhooksResponseObject, error)
@@ -18034,6 +18549,9 @@ type StrictServerInterface interface {
 	// SegmentTrack Segment-compatible track endpoint
 	// (POST /v1/track)
 	SegmentTrack(ctx context.Context, request SegmentTrackRequestObject) (SegmentTrackResponseObject, error)
+	// GetFleetUsage Every tenant's usage totals over a range
+	// (GET /v1/usage)
+	GetFleetUsage(ctx context.Context, request GetFleetUsageRequestObject) (GetFleetUsageResponseObject, error)
 	// ListFleetWebhooks The fleet's webhook endpoints, oldest first
 	// (GET /v1/webhooks)
 	ListFleetWebhooks(ctx context.Context, request ListFleetWebhooksRequestObject) (ListFleetWebhooksResponseObject, error)
@@ -20017,6 +20535,33 @@ func (sh *strictHandler) CreateTenantToken(w http.ResponseWriter, r *http.Reques
 	}
 }
 
+// GetTenantUsage operation middleware
+func (sh *strictHandler) GetTenantUsage(w http.ResponseWriter, r *http.Request, tenantId TenantID, params GetTenantUsageParams) {
+	var request GetTenantUsageRequestObject
+
+	request.TenantId = tenantId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTenantUsage(ctx, request.(GetTenantUsageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTenantUsage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetTenantUsageResponseObject); ok {
+		if err := validResponse.VisitGetTenantUsageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListWebhooks operation middleware
 func (sh *strictHandler) ListWebhooks(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListWebhooksParams) {
 	var request ListWebhooksRequestObject
@@ -20337,6 +20882,32 @@ func (sh *strictHandler) SegmentTrack(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(SegmentTrackResponseObject); ok {
 		if err := validResponse.VisitSegmentTrackResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetFleetUsage operation middleware
+func (sh *strictHandler) GetFleetUsage(w http.ResponseWriter, r *http.Request, params GetFleetUsageParams) {
+	var request GetFleetUsageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetFleetUsage(ctx, request.(GetFleetUsageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetFleetUsage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetFleetUsageResponseObject); ok {
+		if err := validResponse.VisitGetFleetUsageResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

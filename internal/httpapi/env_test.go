@@ -33,6 +33,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/testdb"
+	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
@@ -50,6 +51,8 @@ type env struct {
 	raw     profiles.RawZone
 	admin   string
 	jobDone chan string
+	// meter counts usage; tests flush it (no flush loop runs).
+	meter *usage.Meter
 }
 
 // backends runs fn once per control-plane database, in parallel with the
@@ -95,7 +98,8 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 		t.Fatal(err)
 	}
 	svc := tenants.NewService(db, nil)
-	e := &env{t: t, db: db, dbURL: dbURL, dataDir: dataDir, auth: a, jobDone: make(chan string, 1000)}
+	e := &env{t: t, db: db, dbURL: dbURL, dataDir: dataDir, auth: a, jobDone: make(chan string, 1000),
+		meter: usage.NewMeter(db, nil, log)}
 
 	e.catalog = &grants.LocalCatalog{Root: filepath.Join(dataDir, "zones")}
 	gs, err := grants.NewService(grants.Config{
@@ -186,7 +190,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 
 	h, err := httpapi.NewServer(httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Auth: a, Idempotency: db, Ready: db.Ping,
-		Registry: prometheus.NewRegistry(),
+		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/usage"
 )
 
 // maxBatchEvents is the most events a batch may hold (SegmentBatch's
@@ -57,9 +58,21 @@ func (s *Server) ingest(ctx context.Context, tenant, kind string, body []byte, b
 	if err != nil {
 		return IngestResult{}, err
 	}
+	s.meter.Add(tenant, usage.EventsAccepted, usageSource(ctx, kind), int64(res.Accepted))
 	out.Accepted, out.Duplicates, out.Suppressed = res.Accepted, res.Duplicates, res.Suppressed
 	out.Success = len(out.Errors) == 0
 	return out, nil
+}
+
+// usageSource is the dimension accepted events are metered under: the
+// write key's source, or usage.DimensionToken for events sent with a token.
+func usageSource(ctx context.Context, kind string) string {
+	if p, ok := principalFrom(ctx); ok && kind == kindWriteKey {
+		if id, ok := strings.CutPrefix(p.Subject, sourceSubject); ok {
+			return id
+		}
+	}
+	return usage.DimensionToken
 }
 
 // refuseEventNUL refuses an event that carries U+0000, naming where, as the

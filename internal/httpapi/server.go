@@ -25,6 +25,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
@@ -62,6 +63,10 @@ type Config struct {
 	PortalOIDC *OIDCClient
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Usage answers the usage reports.
+	Usage usage.Store
+	// Meter, if not nil, counts each tenant's requests and accepted events.
+	Meter *usage.Meter
 }
 
 // Server implements the generated StrictServerInterface.
@@ -82,14 +87,17 @@ type Server struct {
 	ingestMetrics *ingestMetrics
 	// portalOIDC is the portal's OIDC client, or nil.
 	portalOIDC *OIDCClient
+	// usage answers usage reports; meter counts (nil counts nothing).
+	usage usage.Reader
+	meter *usage.Meter
 }
 
 var _ StrictServerInterface = (*Server)(nil)
 
 // NewServer returns the whole API as one http.Handler.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil {
-		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Auth, Idempotency and Registry are required")
+	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil || cfg.Usage == nil {
+		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Auth, Idempotency, Registry and Usage are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -106,7 +114,8 @@ func NewServer(cfg Config) (http.Handler, error) {
 	}
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
-		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC}
+		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))
@@ -129,7 +138,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	root := chi.NewRouter()
 	root.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	root.Handle("/*", g.wrap(idempotent(cfg.Idempotency, cfg.Now, cfg.Logger, api)))
-	return observe(cfg.Logger, newMetrics(cfg.Registry), root), nil
+	return observe(cfg.Logger, newMetrics(cfg.Registry), cfg.Meter, root), nil
 }
 
 func (s *Server) GetHealth(context.Context, GetHealthRequestObject) (GetHealthResponseObject, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
@@ -30,6 +31,8 @@ type Backend interface {
 	// fleet.Store is the fleet outbox, written through tenants.Tx and the
 	// provisioner's updates.
 	fleet.Store
+	// usage.Store keeps the tenants' metered usage.
+	usage.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

@@ -45,7 +45,7 @@ const TestEvent = "webhook.test"
 var TenantEventTypes = []string{SegmentEntered, SegmentExited, ProfileCreated, ProfileMerged, ProfileUnmerged, ProfileErased}
 
 // FleetEventTypes are the types a fleet endpoint may subscribe to.
-var FleetEventTypes = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed, EndpointDisabled}
+var FleetEventTypes = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed, UsageReported, EndpointDisabled}
 
 // ValidationError is a refused input; Field names it as the API does
 // ("url", "event_types/2").

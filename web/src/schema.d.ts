@@ -1343,6 +1343,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant_id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * What the tenant used, per hour or per day
+         * @description The tenant's metered usage in every hour (or UTC day) from `from` to
+         *     `to`: events accepted (and by source: a source ID, or `api` for
+         *     events sent with a token), API requests (a tenant route's or a write
+         *     key's, whatever the answer), bytes written to the raw zone, and webhook
+         *     deliveries its receivers accepted. Buckets with nothing counted are
+         *     present with zeros. `from` is rounded down and `to` up to the
+         *     granularity; at most 744 hours or 366 days. Each replica counts in
+         *     memory and adds its counts to the database every 5 seconds, so the
+         *     current hour may lag by that much; a crash loses at most those
+         *     seconds, and nothing is counted twice. The counts outlive the tenant.
+         */
+        get: operations["getTenantUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant_id}/webhooks": {
         parameters: {
             query?: never;
@@ -1523,6 +1554,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every tenant's usage totals over a range
+         * @description Each tenant's totals of every metric (see getTenantUsage) over the
+         *     hours from `from` (rounded down to the hour) to `to` (rounded up), at
+         *     most 366 days, for the tenants that used anything in it, in tenant
+         *     ID order, one page at a time. Offboarded tenants are included: the
+         *     counts outlive them.
+         */
+        get: operations["getFleetUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks": {
         parameters: {
             query?: never;
@@ -1535,7 +1590,7 @@ export interface paths {
         put?: never;
         /**
          * Register a webhook endpoint of the ISV's fleet
-         * @description The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+         * @description The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
          *     Standard Webhooks describes with its `secret`, which is in this
          *     response only: a replay (same `Idempotency-Key`) answers it as
          *     `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -1840,7 +1895,7 @@ export interface components {
             next_cursor: string | null;
         };
         /** @enum {string} */
-        TenantScope: "profiles:read" | "profiles:write" | "events:write" | "segments:read" | "segments:write" | "webhooks:read" | "webhooks:write" | "grants:write";
+        TenantScope: "profiles:read" | "profiles:write" | "events:write" | "segments:read" | "segments:write" | "webhooks:read" | "webhooks:write" | "grants:write" | "usage:read";
         TokenCreate: {
             scopes: components["schemas"]["TenantScope"][];
             /**
@@ -2013,6 +2068,52 @@ export interface components {
             detail: {
                 [key: string]: string;
             };
+        };
+        /** @description One value per metric. */
+        UsageValues: {
+            /** Format: int64 */
+            events_accepted: number;
+            /** Format: int64 */
+            api_requests: number;
+            /** Format: int64 */
+            raw_bytes: number;
+            /** Format: int64 */
+            webhook_deliveries: number;
+        };
+        UsageBucket: {
+            /**
+             * Format: date-time
+             * @description The start of the hour or UTC day.
+             */
+            start: string;
+            values: components["schemas"]["UsageValues"];
+            /** @description Accepted events by source ID (`api` for events sent with a token); sources with none are left out. */
+            events_by_source: {
+                [key: string]: number;
+            };
+        };
+        TenantUsage: {
+            tenant_id: components["schemas"]["TenantID"];
+            /** @enum {string} */
+            granularity: "hour" | "day";
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            buckets: components["schemas"]["UsageBucket"][];
+        };
+        FleetUsage: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            items: components["schemas"]["TenantUsageTotal"][];
+            /** @description Pass as `cursor` for the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        TenantUsageTotal: {
+            tenant_id: components["schemas"]["TenantID"];
+            values: components["schemas"]["UsageValues"];
         };
         AuditEventList: {
             items: components["schemas"]["AuditEvent"][];
@@ -2275,10 +2376,11 @@ export interface components {
         };
         /**
          * @description Tenant endpoints take `segment.*` and `profile.*`; fleet endpoints
-         *     take `tenant.*`, `stack.failed` and `webhook.disabled`.
+         *     take `tenant.*`, `stack.failed`, `usage.reported` and
+         *     `webhook.disabled`.
          * @enum {string}
          */
-        WebhookEventType: "segment.entered" | "segment.exited" | "profile.created" | "profile.merged" | "profile.unmerged" | "profile.erased" | "tenant.provisioned" | "tenant.failed" | "tenant.suspended" | "tenant.deleted" | "stack.failed" | "webhook.disabled";
+        WebhookEventType: "segment.entered" | "segment.exited" | "profile.created" | "profile.merged" | "profile.unmerged" | "profile.erased" | "tenant.provisioned" | "tenant.failed" | "tenant.suspended" | "tenant.deleted" | "stack.failed" | "usage.reported" | "webhook.disabled";
         WebhookEndpoint: {
             id: string;
             tenant_id?: components["schemas"]["TenantID"];
@@ -2609,6 +2711,12 @@ export interface components {
         SegmentID: string;
         ProfileID: string;
         RegionPath: components["schemas"]["Region"];
+        /** @description The start of the range (RFC 3339). */
+        UsageFrom: string;
+        /** @description The end of the range (RFC 3339), after `from`. */
+        UsageTo: string;
+        /** @description The width of the buckets. */
+        UsageGranularity: "hour" | "day";
         /** @description The `next_cursor` of the previous page. */
         Cursor: string;
         /** @description A client-chosen key that makes the request safe to retry for 24 hours. */
@@ -4729,6 +4837,40 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    getTenantUsage: {
+        parameters: {
+            query: {
+                /** @description The start of the range (RFC 3339). */
+                from: components["parameters"]["UsageFrom"];
+                /** @description The end of the range (RFC 3339), after `from`. */
+                to: components["parameters"]["UsageTo"];
+                /** @description The width of the buckets. */
+                granularity?: components["parameters"]["UsageGranularity"];
+            };
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tenant's usage, one bucket per hour or day. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantUsage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     listWebhooks: {
         parameters: {
             query?: {
@@ -5079,6 +5221,39 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getFleetUsage: {
+        parameters: {
+            query: {
+                /** @description The start of the range (RFC 3339). */
+                from: components["parameters"]["UsageFrom"];
+                /** @description The end of the range (RFC 3339), after `from`. */
+                to: components["parameters"]["UsageTo"];
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of tenants' totals. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetUsage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };

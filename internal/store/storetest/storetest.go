@@ -95,6 +95,10 @@ func Run(t *testing.T, h Harness) {
 		{"FleetEventWithTenantChange", testFleetEventWithTenantChange},
 		{"FleetEventWithStackFailure", testFleetEventWithStackFailure},
 		{"FleetRelay", testFleetRelay},
+		{"UsageAdd", testUsageAdd},
+		{"UsageTotals", testUsageTotals},
+		{"UsageMeter", testUsageMeter},
+		{"UsageDailyReport", testUsageDailyReport},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}

@@ -145,6 +145,25 @@ type Tenant struct {
 	DeletedAt    *time.Time
 }
 
+type UsageCount struct {
+	TenantID  string
+	Metric    string
+	Dimension string
+	Hour      time.Time
+	Value     int64
+}
+
+type UsageFlush struct {
+	ID string
+	At time.Time
+}
+
+type UsageReport struct {
+	Day        string
+	Location   string
+	ReportedAt time.Time
+}
+
 type WebhookDelivery struct {
 	Seq            int64
 	ID             string

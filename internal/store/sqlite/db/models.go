@@ -143,6 +143,25 @@ type Tenant struct {
 	DeletedAt    sql.NullString
 }
 
+type UsageCount struct {
+	TenantID  string
+	Metric    string
+	Dimension string
+	Hour      string
+	Value     int64
+}
+
+type UsageFlush struct {
+	ID string
+	At string
+}
+
+type UsageReport struct {
+	Day        string
+	Location   string
+	ReportedAt string
+}
+
 type WebhookDelivery struct {
 	Seq            int64
 	ID             string
