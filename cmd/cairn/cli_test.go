@@ -539,6 +539,19 @@ func TestEveryResource(t *testing.T) {
 	validate(t, "listWebhooks", ok(t, e, "webhooks", "list", "-o", "json"))
 	validate(t, "listFleetWebhooks", ok(t, e, "webhooks", "list", "--fleet", "-o", "json"))
 
+	// Usage: the tenant's days, as a table and as JSON, and the fleet's totals.
+	if out := ok(t, e, "usage", "show"); !strings.Contains(out, "EVENTS") || strings.Count(out, "\n") < 8 {
+		t.Errorf("usage show: a header and a row per day of the last 7 (or 8, the range aligned to days), got:\n%s", out)
+	}
+	hourly := validate(t, "getTenantUsage", ok(t, e, "usage", "show", "--granularity", "hour", "--from", time.Now().Add(-3*time.Hour).UTC().Format(time.RFC3339), "-o", "json"))
+	if hourly["granularity"] != "hour" {
+		t.Errorf("usage show --granularity hour: %v", hourly)
+	}
+	if r := cli(t, e, "usage", "show", "--granularity", "week"); r.code != exitUsage {
+		t.Errorf("usage show --granularity week: exit %d", r.code)
+	}
+	validate(t, "getFleetUsage", ok(t, e, "usage", "fleet", "-o", "json"))
+
 	audit := validate(t, "listAuditEvents", ok(t, e, "audit", "list", "--action", "grant.create", "-o", "json"))
 	for _, item := range audit["items"].([]any) {
 		if ev := item.(map[string]any); ev["tenant_id"] != id {

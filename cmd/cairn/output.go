@@ -85,7 +85,8 @@ func jsonToYAML(body []byte) ([]byte, error) {
 	return buf.Bytes(), enc.Close()
 }
 
-// printTable prints a list envelope's items, or one object, as rows.
+// printTable prints a list envelope's items, a report's buckets, or one
+// object, as rows.
 func printTable(w io.Writer, body []byte, c columns) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -97,6 +98,8 @@ func printTable(w io.Writer, body []byte, c columns) error {
 	if m, ok := v.(map[string]any); ok {
 		if items, ok := m["items"].([]any); ok {
 			rows = items
+		} else if buckets, ok := m["buckets"].([]any); ok {
+			rows = buckets
 		}
 	}
 	if len(c) == 0 {

@@ -2,32 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
-	"strings"
 
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/usage"
 )
-
-// usageCursorPrefix marks a fleet usage cursor: the last tenant ID of the
-// page before, which orders the totals.
-const usageCursorPrefix = "u1:"
-
-func encodeUsageCursor(tenant string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(usageCursorPrefix + tenant))
-}
-
-func decodeUsageCursor(c *string) (string, error) {
-	if c == nil || *c == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(*c)
-	if err != nil || !strings.HasPrefix(string(b), usageCursorPrefix) {
-		return "", page.ErrBadCursor
-	}
-	return strings.TrimPrefix(string(b), usageCursorPrefix), nil
-}
 
 // usageRangeProblem is a 400 naming `to` for a refused range, err itself
 // otherwise.
@@ -66,9 +45,13 @@ func (s *Server) GetTenantUsage(ctx context.Context, req GetTenantUsageRequestOb
 }
 
 func (s *Server) GetFleetUsage(ctx context.Context, req GetFleetUsageRequestObject) (GetFleetUsageResponseObject, error) {
-	after, err := decodeUsageCursor(req.Params.Cursor)
-	if err != nil {
-		return nil, err
+	// Totals are ordered by tenant ID: the cursor is the last one sent.
+	after := ""
+	if req.Params.Cursor != nil {
+		var err error
+		if after, err = page.DecodeString(*req.Params.Cursor); err != nil {
+			return nil, err
+		}
 	}
 	totals, more, from, to, err := s.usage.Fleet(ctx, req.Params.From, req.Params.To, after, page.Limit(req.Params.Limit))
 	if err != nil {
@@ -79,7 +62,7 @@ func (s *Server) GetFleetUsage(ctx context.Context, req GetFleetUsageRequestObje
 		out.Items[i] = TenantUsageTotal{TenantId: t.TenantID, Values: toUsageValues(t.Values)}
 	}
 	if more {
-		next := encodeUsageCursor(totals[len(totals)-1].TenantID)
+		next := page.EncodeString(totals[len(totals)-1].TenantID)
 		out.NextCursor = &next
 	}
 	return GetFleetUsage200JSONResponse(out), nil
