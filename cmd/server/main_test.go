@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/testdb"
@@ -107,7 +108,9 @@ func tokenTenants(t *testing.T, dir string) (live, gone string) {
 		ids[i] = tn.ID
 	}
 	for _, step := range []func(context.Context, string) (tenants.Tenant, error){
-		svc.MarkProvisioned, func(ctx context.Context, id string) (tenants.Tenant, error) { return svc.Offboard(ctx, id, nil, false) }, svc.MarkDeleted,
+		svc.MarkProvisioned, func(ctx context.Context, id string) (tenants.Tenant, error) {
+			return svc.Offboard(ctx, audit.Event{}, id, nil, false)
+		}, svc.MarkDeleted,
 	} {
 		if _, err := step(ctx, ids[1]); err != nil {
 			t.Fatal(err)

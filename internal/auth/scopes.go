@@ -18,6 +18,8 @@ const (
 	ScopeWebhooksWrite = "webhooks:write"
 	ScopeGrantsWrite   = "grants:write"
 	ScopeEventsWrite   = "events:write"
+	// ScopeAuditRead reads the tenant's own audit trail.
+	ScopeAuditRead = "audit:read"
 )
 
 var tenantScopes = []string{
@@ -25,6 +27,7 @@ var tenantScopes = []string{
 	ScopeSegmentsRead, ScopeSegmentsWrite,
 	ScopeWebhooksRead, ScopeWebhooksWrite,
 	ScopeGrantsWrite, ScopeEventsWrite,
+	ScopeAuditRead,
 }
 
 // TenantScopes returns every scope a tenant token may carry.

@@ -185,7 +185,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	t.Cleanup(func() { stopDispatch(); <-relayed })
 
 	h, err := httpapi.NewServer(httpapi.Config{
-		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Auth: a, Idempotency: db, Ready: db.Ping,
+		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {
