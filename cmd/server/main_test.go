@@ -82,6 +82,31 @@ func TestTokenCommand(t *testing.T) {
 			t.Errorf("token %v: %q, error %v; want an error saying %q", bad.args, tok, err, bad.says)
 		}
 	}
+
+	// Each token minted is in the audit trail, the refused ones are not.
+	cfg, err := parseConfig("server", cmdServe, []string{"--data-dir", dir}, env(nil), io.Discard, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openStore(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	events, err := db.AuditList(context.Background(), audit.ListParams{Action: "token.mint"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Fatalf("%d token.mint events, want 2 (admin, then tenant): %+v", len(events), events)
+	}
+	admin, tenant := events[0], events[1]
+	if admin.Actor != "cli" || admin.TargetType != "admin" || admin.TenantID != "" || admin.Outcome != audit.OutcomeOK || admin.Detail["expires_at"] == "" {
+		t.Errorf("admin token event %+v", admin)
+	}
+	if tenant.Actor != "cli" || tenant.TargetType != "tenant" || tenant.TargetID != live || tenant.TenantID != live || tenant.Detail["scopes"] != "profiles:read,grants:write" {
+		t.Errorf("tenant token event %+v", tenant)
+	}
 }
 
 // tokenTenants makes, in the data directory's database, a live tenant and

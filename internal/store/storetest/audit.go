@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +13,9 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/grants"
+	"github.com/cairn-cdp/cairn/internal/profiles"
+	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
 // auditIDPattern is what AuditAppend assigns to an event without an ID.
@@ -173,5 +178,88 @@ func testAudit(t *testing.T, h Harness) {
 	alone.ID, alone.Seq = got[0].ID, got[0].Seq
 	if diff := cmp.Diff(alone, got[0], cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("event appended on its own (-want +got):\n%s", diff)
+	}
+}
+
+// testAuditWithChange checks that a change's audit event commits and rolls
+// back with the change, through each kind of store method that takes one:
+// a tenants.Tx, a source, a webhook endpoint and a delivery. A refused
+// change (a taken name, a stale version, a full endpoint list) leaves no
+// event; a zero event with a change records nothing.
+func testAuditWithChange(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ctx := t.Context()
+	ids := tenantIDs(t, b, 1)
+	tenant := ids[0]
+	rec := func(action, id string) audit.Event {
+		return audit.Event{TenantID: tenant, Actor: "admin", RequestID: "req_" + action, Action: action, TargetType: "x", TargetID: id, Outcome: audit.OutcomeOK}
+	}
+	actions := func() []string {
+		t.Helper()
+		var out []string
+		for _, e := range listAudit(t, b, audit.ListParams{TenantID: tenant}) {
+			out = append(out, e.Action)
+		}
+		return out
+	}
+
+	// A tenants.Tx: rolled back with fn's error, committed without.
+	errBoom := errors.New("boom")
+	err := b.InTx(ctx, func(tx tenants.Tx) error {
+		if err := tx.AuditAppend(ctx, rec("tenant.rolled_back", tenant)); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("InTx = %v, want fn's error", err)
+	}
+	if err := b.InTx(ctx, func(tx tenants.Tx) error { return tx.AuditAppend(ctx, rec("tenant.committed", tenant)) }); err != nil {
+		t.Fatal(err)
+	}
+
+	// Sources.
+	src := newSource(tenant, 1)
+	if _, err := b.SourceInsert(ctx, src, rec("source.create", src.ID)); err != nil {
+		t.Fatal(err)
+	}
+	dup := newSource(tenant, 2)
+	dup.Name = src.Name
+	if _, err := b.SourceInsert(ctx, dup, rec("source.create_taken", dup.ID)); !errors.Is(err, profiles.ErrSourceNameTaken) {
+		t.Fatalf("insert of a taken name = %v", err)
+	}
+	stale := src
+	stale.Version = 7
+	if _, err := b.SourceUpdate(ctx, stale, rec("source.update_stale", src.ID)); !errors.Is(err, profiles.ErrSourceConflict) {
+		t.Fatalf("stale update = %v", err)
+	}
+	if _, err := b.SourceUpdate(ctx, src, audit.Event{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Webhook endpoints and deliveries.
+	ep := newEndpoint(tenant, 1)
+	if _, err := b.WebhookEndpointInsert(ctx, ep, 1, rec("webhook.create", ep.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WebhookEndpointInsert(ctx, newEndpoint(tenant, 2), 1, rec("webhook.create_over_limit", "")); !errors.Is(err, webhooks.ErrLimit) {
+		t.Fatalf("insert over the limit = %v", err)
+	}
+	if err := b.WebhookEndpointDelete(ctx, tenant, ep.ID, 9, rec("webhook.delete_stale", ep.ID)); !errors.Is(err, webhooks.ErrVersionMismatch) {
+		t.Fatalf("stale delete = %v", err)
+	}
+	if _, err := b.WebhookDeliveryRetry(ctx, ep.ID, "dlv_missing", base, rec("webhook.redeliver_missing", "dlv_missing")); !errors.Is(err, webhooks.ErrNotFound) {
+		t.Fatalf("retry of a missing delivery = %v", err)
+	}
+	if _, err := b.WebhookDeliveryRecover(ctx, ep.ID, base, base, rec("webhook.recover", ep.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WebhookEndpointDelete(ctx, tenant, ep.ID, 0, rec("webhook.delete", ep.ID)); err != nil {
+		t.Fatal(err)
+	}
+
+	want := []string{"tenant.committed", "source.create", "webhook.create", "webhook.recover", "webhook.delete"}
+	if got := actions(); !slices.Equal(got, want) {
+		t.Errorf("recorded %v, want %v", got, want)
 	}
 }
