@@ -25,10 +25,8 @@ var _ profiles.SourceStore = (*DB)(nil)
 // error: keys are random, so that is a caller's bug, not a state to handle.
 func (d *DB) SourceInsert(ctx context.Context, s profiles.Source, rec audit.Event) (profiles.Source, error) {
 	createdAt, _ := insertTimes(s.CreatedAt, time.Time{})
-	var row db.Source
-	err := d.audited(ctx, rec, func(q *db.Queries) error {
-		var err error
-		row, err = q.SourceInsert(ctx, db.SourceInsertParams{
+	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.Source, error) {
+		return q.SourceInsert(ctx, db.SourceInsertParams{
 			ID:             s.ID,
 			TenantID:       s.TenantID,
 			Name:           s.Name,
@@ -40,7 +38,6 @@ func (d *DB) SourceInsert(ctx context.Context, s profiles.Source, rec audit.Even
 			AllowedOrigins: originsColumn(s.AllowedOrigins),
 			Version:        1,
 		})
-		return err
 	})
 	if err != nil {
 		return profiles.Source{}, fmt.Errorf("insert source: %w", translateSources(err))
@@ -90,10 +87,8 @@ func (d *DB) SourceList(ctx context.Context, tenantID string, afterSeq int64, li
 // ErrSourceNameTaken when the change would give the tenant two live
 // sources of one name (a rename, or a revoke undone).
 func (d *DB) SourceUpdate(ctx context.Context, s profiles.Source, rec audit.Event) (profiles.Source, error) {
-	var row db.Source
-	err := d.audited(ctx, rec, func(q *db.Queries) error {
-		var err error
-		row, err = q.SourceUpdate(ctx, db.SourceUpdateParams{
+	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.Source, error) {
+		return q.SourceUpdate(ctx, db.SourceUpdateParams{
 			Name:           s.Name,
 			KeyHash:        s.KeyHash,
 			KeyHint:        s.KeyHint,
@@ -104,7 +99,6 @@ func (d *DB) SourceUpdate(ctx context.Context, s profiles.Source, rec audit.Even
 			ID:             s.ID,
 			PrevVersion:    s.Version,
 		})
-		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		var exists bool

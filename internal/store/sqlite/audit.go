@@ -113,17 +113,20 @@ func (t *tx) AuditAppend(ctx context.Context, e audit.Event) error {
 }
 
 // audited runs fn, one change, on a transaction that also writes rec, the
-// change's audit event; a zero rec runs fn on the database alone (its
-// statement is a transaction of its own).
-func (d *DB) audited(ctx context.Context, rec audit.Event, fn func(q *db.Queries) error) error {
+// change's audit event, and returns fn's result; a zero rec runs fn on the
+// database alone (its statement is a transaction of its own).
+func audited[T any](ctx context.Context, d *DB, rec audit.Event, fn func(q *db.Queries) (T, error)) (T, error) {
 	if rec.Zero() {
 		return fn(d.queries)
 	}
-	return d.withTx(ctx, func(tx *sql.Tx) error {
+	var out T
+	err := d.withTx(ctx, func(tx *sql.Tx) error {
 		q := d.queries.WithTx(tx)
-		if err := fn(q); err != nil {
+		var err error
+		if out, err = fn(q); err != nil {
 			return err
 		}
 		return auditAppend(ctx, q, rec)
 	})
+	return out, err
 }

@@ -29,10 +29,8 @@ var _ profiles.SourceStore = (*DB)(nil)
 // to handle.
 func (d *DB) SourceInsert(ctx context.Context, s profiles.Source, rec audit.Event) (profiles.Source, error) {
 	createdAt, _ := insertTimes(s.CreatedAt, time.Time{})
-	var row db.Source
-	err := d.audited(ctx, rec, func(q *db.Queries) error {
-		var err error
-		row, err = q.SourceInsert(ctx, db.SourceInsertParams{
+	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.Source, error) {
+		return q.SourceInsert(ctx, db.SourceInsertParams{
 			ID:        s.ID,
 			TenantID:  s.TenantID,
 			Name:      s.Name,
@@ -45,7 +43,6 @@ func (d *DB) SourceInsert(ctx context.Context, s profiles.Source, rec audit.Even
 			AllowedOrigins: originsColumn(s.AllowedOrigins),
 			Version:        1,
 		})
-		return err
 	})
 	if err != nil {
 		return profiles.Source{}, fmt.Errorf("insert source: %w", translateSources(err))
@@ -111,10 +108,8 @@ func (d *DB) SourceList(ctx context.Context, tenantID string, afterSeq int64, li
 // It returns ErrSourceNameTaken when the change would give the tenant two
 // live sources of one name (a rename, or a revoke undone).
 func (d *DB) SourceUpdate(ctx context.Context, s profiles.Source, rec audit.Event) (profiles.Source, error) {
-	var row db.Source
-	err := d.audited(ctx, rec, func(q *db.Queries) error {
-		var err error
-		row, err = q.SourceUpdate(ctx, db.SourceUpdateParams{
+	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.Source, error) {
+		return q.SourceUpdate(ctx, db.SourceUpdateParams{
 			Name:           s.Name,
 			KeyHash:        s.KeyHash,
 			KeyHint:        s.KeyHint,
@@ -125,7 +120,6 @@ func (d *DB) SourceUpdate(ctx context.Context, s profiles.Source, rec audit.Even
 			ID:             s.ID,
 			PrevVersion:    s.Version,
 		})
-		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		var exists bool

@@ -83,17 +83,14 @@ func (d *DB) WebhookEndpointsEnabled(ctx context.Context, tenantID string) ([]we
 // WebhookEndpointUpdate implements webhooks.Store.
 func (d *DB) WebhookEndpointUpdate(ctx context.Context, e webhooks.Endpoint, rec audit.Event) (webhooks.Endpoint, error) {
 	_, updatedAt := insertTimes(e.UpdatedAt, e.UpdatedAt)
-	var row db.WebhookEndpoint
-	err := d.audited(ctx, rec, func(q *db.Queries) error {
-		var err error
-		row, err = q.WebhookEndpointUpdate(ctx, db.WebhookEndpointUpdateParams{
+	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.WebhookEndpoint, error) {
+		return q.WebhookEndpointUpdate(ctx, db.WebhookEndpointUpdateParams{
 			Url: e.URL, Description: e.Description,
 			EventTypes: listColumn(e.EventTypes), SegmentIds: listColumn(e.SegmentIDs), Traits: listColumn(e.Traits),
 			Enabled: e.Enabled, DisabledReason: e.DisabledReason, Secret: e.Secret, PreviousSecret: e.PreviousSecret,
 			PreviousSecretExpiresAt: optionalTimeColumn(e.PreviousSecretExpiresAt), FailingSince: optionalTimeColumn(e.FailingSince),
 			UpdatedAt: updatedAt, TenantID: e.TenantID, ID: e.ID, PrevVersion: e.Version,
 		})
-		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		if _, gerr := d.queries.WebhookEndpointGet(ctx, db.WebhookEndpointGetParams{TenantID: e.TenantID, ID: e.ID}); gerr == nil {
@@ -278,11 +275,8 @@ func (d *DB) WebhookDeliveryRecord(ctx context.Context, r webhooks.AttemptResult
 
 // WebhookDeliveryRetry implements webhooks.Store.
 func (d *DB) WebhookDeliveryRetry(ctx context.Context, endpointID, id string, at time.Time, rec audit.Event) (webhooks.Delivery, error) {
-	var row db.WebhookDelivery
-	err := d.audited(ctx, rec, func(q *db.Queries) error {
-		var err error
-		row, err = q.WebhookDeliveryRetry(ctx, db.WebhookDeliveryRetryParams{At: formatTime(at), EndpointID: endpointID, ID: id})
-		return err
+	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.WebhookDelivery, error) {
+		return q.WebhookDeliveryRetry(ctx, db.WebhookDeliveryRetryParams{At: formatTime(at), EndpointID: endpointID, ID: id})
 	})
 	if err != nil {
 		return webhooks.Delivery{}, fmt.Errorf("retry webhook delivery: %w", translateWebhooks(err))
@@ -292,11 +286,8 @@ func (d *DB) WebhookDeliveryRetry(ctx context.Context, endpointID, id string, at
 
 // WebhookDeliveryRecover implements webhooks.Store.
 func (d *DB) WebhookDeliveryRecover(ctx context.Context, endpointID string, since, at time.Time, rec audit.Event) (int, error) {
-	var n int64
-	err := d.audited(ctx, rec, func(q *db.Queries) error {
-		var err error
-		n, err = q.WebhookDeliveryRecover(ctx, db.WebhookDeliveryRecoverParams{At: formatTime(at), EndpointID: endpointID, Since: timeBound(since)})
-		return err
+	n, err := audited(ctx, d, rec, func(q *db.Queries) (int64, error) {
+		return q.WebhookDeliveryRecover(ctx, db.WebhookDeliveryRecoverParams{At: formatTime(at), EndpointID: endpointID, Since: timeBound(since)})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recover webhook deliveries: %w", translateWebhooks(err))
