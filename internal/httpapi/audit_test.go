@@ -294,7 +294,19 @@ func TestAuditTrail(t *testing.T) {
 			order = append(order, rid)
 		}
 
-		all := e.auditEvents(e.admin, "")
+		// Cairn's own jobs (actor cairn) may still be recording the ends of
+		// the work these requests started: comparisons of one reading of
+		// the trail with another leave those out.
+		stable := func(evs []map[string]any) []map[string]any {
+			var out []map[string]any
+			for _, ev := range evs {
+				if str(ev, "actor") != "cairn" {
+					out = append(out, ev)
+				}
+			}
+			return out
+		}
+		all := stable(e.auditEvents(e.admin, ""))
 		byRequest := map[string][]map[string]any{}
 		for _, ev := range all {
 			byRequest[str(ev, "request_id")] = append(byRequest[str(ev, "request_id")], ev)
@@ -323,7 +335,7 @@ func TestAuditTrail(t *testing.T) {
 				}
 			}
 			var got []string
-			for _, ev := range e.auditEvents(e.admin, query) {
+			for _, ev := range stable(e.auditEvents(e.admin, query)) {
 				got = append(got, str(ev, "id"))
 			}
 			if len(want) == 0 || !slices.Equal(got, want) {
@@ -389,7 +401,7 @@ func TestAuditTrail(t *testing.T) {
 			}
 			return out
 		}
-		if got := export(e.admin, ""); !jsonEqual(t, got, all) {
+		if got := stable(export(e.admin, "")); !jsonEqual(t, got, all) {
 			t.Errorf("export of everything differs from the list:\n%v\n%v", got, all)
 		}
 		if got, want := export(e.admin, "tenant_id="+a+"&action=webhook.test"), e.auditEvents(e.admin, "tenant_id="+a+"&action=webhook.test"); len(want) != 1 || !jsonEqual(t, got, want) {
@@ -398,8 +410,8 @@ func TestAuditTrail(t *testing.T) {
 
 		// A tenant reads its own trail only, with audit:read.
 		reader := e.tenantToken(a, "audit:read")
-		mine := e.auditEvents(reader, "")
-		if want := e.auditEvents(e.admin, "tenant_id="+a); len(mine) == 0 || !jsonEqual(t, mine, want) {
+		mine := stable(e.auditEvents(reader, ""))
+		if want := stable(e.auditEvents(e.admin, "tenant_id="+a)); len(mine) == 0 || !jsonEqual(t, mine, want) {
 			t.Errorf("tenant's own trail: %d events, want the %d of its tenant", len(mine), len(want))
 		}
 		for _, ev := range export(reader, "") {

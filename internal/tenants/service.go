@@ -300,7 +300,7 @@ func (s *Service) Offboard(ctx context.Context, rec audit.Event, id string, ifVe
 
 // MarkProvisioned is called by the provisioner when every Region is ready.
 func (s *Service) MarkProvisioned(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, audit.Event{}, id, nil, EventProvisioned, "", nil)
+	return s.transition(ctx, byCairn("tenant.provisioned", id), id, nil, EventProvisioned, "", nil)
 }
 
 // MarkFailed is called by the provisioner when a stack failed for good. It
@@ -309,7 +309,7 @@ func (s *Service) MarkProvisioned(ctx context.Context, id string) (Tenant, error
 // ErrVersionMismatch, and changes nothing, so that a stale judgement
 // cannot undo a retry.
 func (s *Service) MarkFailed(ctx context.Context, id string, version int64, reason string) (Tenant, error) {
-	return s.change(ctx, audit.Event{}, id, &version, func(t *Tenant) (JobArgs, error) {
+	return s.change(ctx, byCairn("tenant.failed", id).With("reason", reason), id, &version, func(t *Tenant) (JobArgs, error) {
 		to, err := Next(t.Status, EventProvisionFailed)
 		if err != nil {
 			return nil, err
@@ -321,7 +321,14 @@ func (s *Service) MarkFailed(ctx context.Context, id string, version int64, reas
 
 // MarkDeleted is called by the provisioner once everything is gone.
 func (s *Service) MarkDeleted(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, audit.Event{}, id, nil, EventDeprovisioned, "", nil)
+	return s.transition(ctx, byCairn("tenant.deleted", id), id, nil, EventDeprovisioned, "", nil)
+}
+
+// byCairn is the audit event of a change the provisioner's jobs make to a
+// tenant (provisioned, failed, deleted): the request that started the
+// work recorded itself, and this records how it ended.
+func byCairn(action, id string) audit.Event {
+	return audit.Event{TenantID: id, Actor: audit.ActorCairn, Action: action, TargetType: "tenant", TargetID: id, Outcome: audit.OutcomeOK}
 }
 
 // transition applies one state-machine event and, if job is not nil, the
