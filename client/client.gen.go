@@ -2856,7 +2856,8 @@ type ClientInterface interface {
 	// principals, grants and credentials) is one event, naming its actor
 	// (the token's subject), tenant, target, request ID, action and
 	// outcome, and so is a token minted by `server token` (actor `cli`)
-	// and each step Cairn's own jobs take on grants (actor `cairn`). A
+	// and each step Cairn's own jobs take on grants and tenants (actor
+	// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
 	// change to the control-plane database writes its event in the same
 	// transaction; a change kept in the profile store writes it, durably,
 	// once the change is accepted. Refused grant requests are events too
@@ -4395,7 +4396,8 @@ func (c *Client) SegmentAlias(ctx context.Context, body SegmentAliasJSONRequestB
 // principals, grants and credentials) is one event, naming its actor
 // (the token's subject), tenant, target, request ID, action and
 // outcome, and so is a token minted by `server token` (actor `cli`)
-// and each step Cairn's own jobs take on grants (actor `cairn`). A
+// and each step Cairn's own jobs take on grants and tenants (actor
+// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
 // change to the control-plane database writes its event in the same
 // transaction; a change kept in the profile store writes it, durably,
 // once the change is accepted. Refused grant requests are events too
@@ -11689,7 +11691,8 @@ type ClientWithResponsesInterface interface {
 	// principals, grants and credentials) is one event, naming its actor
 	// (the token's subject), tenant, target, request ID, action and
 	// outcome, and so is a token minted by `server token` (actor `cli`)
-	// and each step Cairn's own jobs take on grants (actor `cairn`). A
+	// and each step Cairn's own jobs take on grants and tenants (actor
+	// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
 	// change to the control-plane database writes its event in the same
 	// transaction; a change kept in the profile store writes it, durably,
 	// once the change is accepted. Refused grant requests are events too
@@ -21395,7 +21398,8 @@ func (c *ClientWithResponses) SegmentAliasWithResponse(ctx context.Context, body
 // principals, grants and credentials) is one event, naming its actor
 // (the token's subject), tenant, target, request ID, action and
 // outcome, and so is a token minted by `server token` (actor `cli`)
-// and each step Cairn's own jobs take on grants (actor `cairn`). A
+// and each step Cairn's own jobs take on grants and tenants (actor
+// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
 // change to the control-plane database writes its event in the same
 // transaction; a change kept in the profile store writes it, durably,
 // once the change is accepted. Refused grant requests are events too

@@ -480,7 +480,8 @@ export interface paths {
          *     principals, grants and credentials) is one event, naming its actor
          *     (the token's subject), tenant, target, request ID, action and
          *     outcome, and so is a token minted by `server token` (actor `cli`)
-         *     and each step Cairn's own jobs take on grants (actor `cairn`). A
+         *     and each step Cairn's own jobs take on grants and tenants (actor
+         *     `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
          *     change to the control-plane database writes its event in the same
          *     transaction; a change kept in the profile store writes it, durably,
          *     once the change is accepted. Refused grant requests are events too
