@@ -84,14 +84,14 @@ func (c *config) settings() []setting {
 		{"issuer", "CAIRN_ISSUER", "cairn", "iss of the tokens Cairn issues", &c.Issuer, cmdServe | cmdToken | cmdLoginLink},
 		{"audience", "CAIRN_AUDIENCE", "cairn-api", "aud of the tokens Cairn issues and accepts", &c.Audience, cmdServe | cmdToken | cmdLoginLink},
 		{"oidc-issuer", "CAIRN_OIDC_ISSUER", "", "also trust tokens from this OIDC issuer (e.g. a Cognito user pool)", &c.OIDCIssuer, cmdServe},
-		{"oidc-jwks-url", "CAIRN_OIDC_JWKS_URL", "", "JWKS URL of the OIDC issuer", &c.OIDCJWKSURL, cmdServe},
+		{"oidc-jwks-url", "CAIRN_OIDC_JWKS_URL", "", "JWKS URL of the OIDC issuer (default: its discovery document's jwks_uri)", &c.OIDCJWKSURL, cmdServe},
 		{"oidc-audience", "CAIRN_OIDC_AUDIENCE", "", "audience required in OIDC tokens", &c.OIDCAudience, cmdServe},
 		{"oidc-audience-claim", "CAIRN_OIDC_AUDIENCE_CLAIM", "aud", "claim that carries the audience (Cognito access tokens: client_id)", &c.OIDCAudClaim, cmdServe},
 		{"oidc-tenant-claim", "CAIRN_OIDC_TENANT_CLAIM", "custom:tenant_id", "claim of OIDC tokens that carries the tenant ID", &c.OIDCTenantClaim, cmdServe},
 		{"oidc-scope-claim", "CAIRN_OIDC_SCOPE_CLAIM", "scope", "claim of OIDC tokens that carries the scopes", &c.OIDCScopeClaim, cmdServe},
 		{"oidc-client-id", "CAIRN_OIDC_CLIENT_ID", "", "the portal's public client at the OIDC issuer; set, the portal offers sign-in there (authorization code with PKCE)", &c.OIDCClientID, cmdServe},
-		{"oidc-authorization-url", "CAIRN_OIDC_AUTHORIZATION_URL", "", "authorization endpoint of the OIDC issuer, for the portal", &c.OIDCAuthURL, cmdServe},
-		{"oidc-token-url", "CAIRN_OIDC_TOKEN_URL", "", "token endpoint of the OIDC issuer, for the portal (allowed in its connect-src)", &c.OIDCTokenURL, cmdServe},
+		{"oidc-authorization-url", "CAIRN_OIDC_AUTHORIZATION_URL", "", "authorization endpoint of the OIDC issuer, for the portal (default: from its discovery document)", &c.OIDCAuthURL, cmdServe},
+		{"oidc-token-url", "CAIRN_OIDC_TOKEN_URL", "", "token endpoint of the OIDC issuer, for the portal, allowed in its connect-src (default: from its discovery document)", &c.OIDCTokenURL, cmdServe},
 		{"oidc-scopes", "CAIRN_OIDC_SCOPES", "openid", "scopes the portal asks the OIDC issuer for, space-separated", &c.OIDCScopes, cmdServe},
 		{"oidc-portal-token", "CAIRN_OIDC_PORTAL_TOKEN", "access_token", "which token of the issuer's answer the portal sends: access_token or id_token", &c.OIDCPortalToken, cmdServe},
 		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL, cmdServe | cmdToken},
@@ -193,17 +193,15 @@ func (c *config) validate() error {
 			return fmt.Errorf("token lifetime maximum %s: want 1m to 720h", d)
 		}
 	}
-	if c.OIDCIssuer != "" && c.OIDCJWKSURL == "" {
-		return errors.New("oidc-issuer needs oidc-jwks-url")
+	// An OIDC endpoint left unset is read from the issuer's discovery
+	// document at start (discoverOIDC); one that is set must be a URL.
+	if c.OIDCClientID != "" && c.OIDCIssuer == "" {
+		return errors.New("oidc-client-id needs oidc-issuer")
 	}
-	if c.OIDCClientID != "" {
-		if c.OIDCIssuer == "" {
-			return errors.New("oidc-client-id needs oidc-issuer")
-		}
-		for _, u := range []string{c.OIDCAuthURL, c.OIDCTokenURL} {
-			if _, err := portal.Origin(u); err != nil {
-				return fmt.Errorf("oidc-client-id needs oidc-authorization-url and oidc-token-url: %w", err)
-			}
+	for _, u := range []struct{ name, v string }{{"oidc-issuer", c.OIDCIssuer}, {"oidc-jwks-url", c.OIDCJWKSURL},
+		{"oidc-authorization-url", c.OIDCAuthURL}, {"oidc-token-url", c.OIDCTokenURL}} {
+		if _, err := portal.Origin(u.v); u.v != "" && err != nil {
+			return fmt.Errorf("%s: %w", u.name, err)
 		}
 	}
 	if c.OIDCPortalToken != "access_token" && c.OIDCPortalToken != "id_token" {

@@ -306,6 +306,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	defer db.Close()
 
+	if err := discoverOIDC(ctx, cfg, http.DefaultClient); err != nil {
+		return err
+	}
 	authority, err := newAuthority(ctx, cfg, log, true)
 	if err != nil {
 		return err

@@ -186,6 +186,9 @@ func TestPortalBrowser(t *testing.T) {
 		"CAIRN_WEBHOOK_ALLOW_HTTP": "true", "CAIRN_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
 	}))
 	idp.allow(url + "/sign-in/callback")
+	// Short-lived issuer tokens: the portal renews them with its refresh
+	// token within seconds of signing in (e2e/portal.mjs).
+	idp.setAccessTTL(4 * time.Second)
 	admin, err := runToken(t, "--admin", "--data-dir", data)
 	if err != nil {
 		t.Fatal(err)
