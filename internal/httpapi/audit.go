@@ -25,11 +25,14 @@ func auditOf(ctx context.Context, tenantID, action, targetType, targetID string)
 }
 
 // record writes the audit event of an accepted change that no
-// control-plane transaction carries (one made in the profile store, or a
-// token minted, which changes nothing stored). A change whose record
-// fails is answered as an error, so a client retries it; the change
-// itself is made already (the profile store shares no transaction with
-// the control-plane database), and a retry of it is harmless.
+// control-plane transaction carries: one made in the profile store
+// (DynamoDB or the embedded store, which share no transaction with the
+// control-plane database), or a token minted, which changes nothing
+// stored. It runs once the change is made, so the trail never holds a
+// change that did not happen; should it fail, the request is answered as
+// an error rather than acknowledged unrecorded (a token is then not handed
+// out; a profile-store change is made, and a client reads before it
+// retries).
 func (s *Server) record(ctx context.Context, e audit.Event) error {
 	return s.audit.AuditAppend(ctx, e.On(e.TargetID))
 }
