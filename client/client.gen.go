@@ -422,6 +422,7 @@ func (e SignInTokenTokenType) Valid() bool {
 
 // Defines values for TenantScope.
 const (
+	AuditRead     TenantScope = "audit:read"
 	EventsWrite   TenantScope = "events:write"
 	GrantsWrite   TenantScope = "grants:write"
 	ProfilesRead  TenantScope = "profiles:read"
@@ -436,6 +437,8 @@ const (
 // Valid indicates whether the value is a known member of the TenantScope enum.
 func (e TenantScope) Valid() bool {
 	switch e {
+	case AuditRead:
+		return true
 	case EventsWrite:
 		return true
 	case GrantsWrite:
@@ -678,16 +681,34 @@ type AWSPrincipal = string
 // from. Empty or absent: any origin.
 type AllowedOrigins = []string
 
-// AuditEvent defines model for AuditEvent.
+// AuditEvent One change, as the audit trail records it.
 type AuditEvent struct {
-	Action   string            `json:"action"`
-	Actor    string            `json:"actor"`
-	Detail   map[string]string `json:"detail"`
-	Id       string            `json:"id"`
-	Outcome  string            `json:"outcome"`
-	Resource string            `json:"resource"`
-	TenantId *string           `json:"tenant_id,omitempty"`
-	Time     time.Time         `json:"time"`
+	// Action What was done, `<resource>.<verb>`, e.g. `tenant.create`, `source.rotate`, `webhook.test`.
+	Action string `json:"action"`
+
+	// Actor The token's subject (`admin`, `tenant:<id>`, an OIDC subject), `cli` for `server token`, or `cairn` for Cairn's own jobs.
+	Actor  string            `json:"actor"`
+	Detail map[string]string `json:"detail"`
+	Id     string            `json:"id"`
+
+	// Outcome `ok` (made), `accepted` (carried out by a durable job), `refused`, or a grant's status for Cairn's jobs.
+	Outcome string `json:"outcome"`
+
+	// RequestId The request's ID (its `X-Request-Id` header and a problem's `request_id`), empty for `cli` and `cairn`.
+	RequestId string `json:"request_id"`
+
+	// Resource The same as `target_id`, kept for clients written before it.
+	Resource string `json:"resource"`
+
+	// TargetId The resource's ID (a stack's is `<tenant ID>/<Region>`, a principal's is the principal).
+	TargetId string `json:"target_id"`
+
+	// TargetType The kind of resource changed, e.g. `tenant`, `source`, `webhook`, `grant`.
+	TargetType string `json:"target_type"`
+
+	// TenantId The tenant the change is about; absent for the fleet's (the ISV's webhook endpoints).
+	TenantId *string   `json:"tenant_id,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // AuditEventList defines model for AuditEventList.
@@ -1793,6 +1814,23 @@ type WebhookRecovered struct {
 	Recovered int `json:"recovered"`
 }
 
+// AuditAction defines model for AuditAction.
+type AuditAction = string
+
+// AuditActor defines model for AuditActor.
+type AuditActor = string
+
+// AuditFrom defines model for AuditFrom.
+type AuditFrom = time.Time
+
+// AuditTenant A random, prefixed tenant ID.
+//
+// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+type AuditTenant = TenantID
+
+// AuditTo defines model for AuditTo.
+type AuditTo = time.Time
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -1886,12 +1924,40 @@ type ListAuditEventsParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// Cursor The `next_cursor` of the previous page.
-	Cursor   *Cursor    `form:"cursor,omitempty" json:"cursor,omitempty"`
-	TenantId *TenantID  `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
-	Actor    *string    `form:"actor,omitempty" json:"actor,omitempty"`
-	Action   *string    `form:"action,omitempty" json:"action,omitempty"`
-	Since    *time.Time `form:"since,omitempty" json:"since,omitempty"`
-	Until    *time.Time `form:"until,omitempty" json:"until,omitempty"`
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// TenantId Only events about this tenant.
+	TenantId *AuditTenant `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// Actor Only events of this actor (a token subject, `cli` or `cairn`).
+	Actor *AuditActor `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Action Only events of this action, e.g. `tenant.create`.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// From Only events recorded at or after this time.
+	From *AuditFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only events recorded before this time.
+	To *AuditTo `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// ExportAuditEventsParams defines parameters for ExportAuditEvents.
+type ExportAuditEventsParams struct {
+	// TenantId Only events about this tenant.
+	TenantId *AuditTenant `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// Actor Only events of this actor (a token subject, `cli` or `cairn`).
+	Actor *AuditActor `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Action Only events of this action, e.g. `tenant.create`.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// From Only events recorded at or after this time.
+	From *AuditFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only events recorded before this time.
+	To *AuditTo `form:"to,omitempty" json:"to,omitempty"`
 }
 
 // SegmentBatchShortJSONBody defines parameters for SegmentBatchShort.
@@ -2938,10 +3004,43 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/alias (the `SegmentAlias` operationId).
 	SegmentAlias(ctx context.Context, body SegmentAliasJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+	// ListAuditEvents The audit trail of every change made through the API
+	//
+	// Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
+	// changes anything: tenants and their lifecycle, stack retries,
+	// tokens minted, sources, identity configuration, profiles' unmerges
+	// and erasures, segments, webhook endpoints and deliveries,
+	// principals, grants and credentials) is one event, naming its actor
+	// (the token's subject), tenant, target, request ID, action and
+	// outcome, and so is a token minted by `server token` (actor `cli`)
+	// and each step Cairn's own jobs take on grants and tenants (actor
+	// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
+	// change to the control-plane database writes its event in the same
+	// transaction; a change kept in the profile store writes it, durably,
+	// once the change is accepted. Refused grant requests are events too
+	// (outcome `refused`). The ingestion routes (events, Segment's
+	// shapes) and segment previews are not audited: the raw zone is the
+	// record of every event, and a preview changes nothing.
+	//
+	// The ISV admin reads every tenant's events (and the fleet's, which
+	// have no tenant); a tenant token with the scope `audit:read` reads
+	// only its own tenant's (a `tenant_id` filter naming another tenant
+	// is `404`). Oldest first, paged by `cursor`.
 	//
 	// Corresponds with GET /v1/audit-events (the `ListAuditEvents` operationId).
 	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportAuditEvents Export the audit trail as NDJSON
+	//
+	// Every event matching the filters, oldest first, as newline-delimited
+	// JSON (`application/x-ndjson`: one `AuditEvent` object a line), in one
+	// streamed answer with no paging. Who reads what is as for
+	// `GET /v1/audit-events`. Should the server fail midway, the answer
+	// ends early without a final newline; resume with `from` set to the
+	// last complete event's `time`.
+	//
+	// Corresponds with GET /v1/audit-events/export (the `ExportAuditEvents` operationId).
+	ExportAuditEvents(ctx context.Context, params *ExportAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SegmentBatchShortWithBody Segment-compatible batch endpoint (short path)
 	//
@@ -4472,11 +4571,54 @@ func (c *Client) SegmentAlias(ctx context.Context, body SegmentAliasJSONRequestB
 	return c.Client.Do(req)
 }
 
-// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+// ListAuditEvents The audit trail of every change made through the API
+//
+// Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
+// changes anything: tenants and their lifecycle, stack retries,
+// tokens minted, sources, identity configuration, profiles' unmerges
+// and erasures, segments, webhook endpoints and deliveries,
+// principals, grants and credentials) is one event, naming its actor
+// (the token's subject), tenant, target, request ID, action and
+// outcome, and so is a token minted by `server token` (actor `cli`)
+// and each step Cairn's own jobs take on grants and tenants (actor
+// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
+// change to the control-plane database writes its event in the same
+// transaction; a change kept in the profile store writes it, durably,
+// once the change is accepted. Refused grant requests are events too
+// (outcome `refused`). The ingestion routes (events, Segment's
+// shapes) and segment previews are not audited: the raw zone is the
+// record of every event, and a preview changes nothing.
+//
+// The ISV admin reads every tenant's events (and the fleet's, which
+// have no tenant); a tenant token with the scope `audit:read` reads
+// only its own tenant's (a `tenant_id` filter naming another tenant
+// is `404`). Oldest first, paged by `cursor`.
 //
 // Corresponds with GET /v1/audit-events (the `ListAuditEvents` operationId).
 func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListAuditEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportAuditEvents Export the audit trail as NDJSON
+//
+// Every event matching the filters, oldest first, as newline-delimited
+// JSON (`application/x-ndjson`: one `AuditEvent` object a line), in one
+// streamed answer with no paging. Who reads what is as for
+// `GET /v1/audit-events`. Should the server fail midway, the answer
+// ends early without a final newline; resume with `from` set to the
+// last complete event's `time`.
+//
+// Corresponds with GET /v1/audit-events/export (the `ExportAuditEvents` operationId).
+func (c *Client) ExportAuditEvents(ctx context.Context, params *ExportAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportAuditEventsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -7253,9 +7395,9 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 
 		}
 
-		if params.Since != nil {
+		if params.From != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -7265,9 +7407,111 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 
 		}
 
-		if params.Until != nil {
+		if params.To != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportAuditEventsRequest constructs an http.Request for the ExportAuditEvents method
+func NewExportAuditEventsRequest(server string, params *ExportAuditEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/audit-events/export")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Actor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "actor", *params.Actor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -11828,12 +12072,47 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/alias (the `SegmentAlias` operationId).
 	SegmentAliasWithResponse(ctx context.Context, body SegmentAliasJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentAliasResponse, error)
 
-	// ListAuditEventsWithResponse The audit log of grants, revokes, refusals and credential issues
+	// ListAuditEventsWithResponse The audit trail of every change made through the API
+	//
+	// Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
+	// changes anything: tenants and their lifecycle, stack retries,
+	// tokens minted, sources, identity configuration, profiles' unmerges
+	// and erasures, segments, webhook endpoints and deliveries,
+	// principals, grants and credentials) is one event, naming its actor
+	// (the token's subject), tenant, target, request ID, action and
+	// outcome, and so is a token minted by `server token` (actor `cli`)
+	// and each step Cairn's own jobs take on grants and tenants (actor
+	// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
+	// change to the control-plane database writes its event in the same
+	// transaction; a change kept in the profile store writes it, durably,
+	// once the change is accepted. Refused grant requests are events too
+	// (outcome `refused`). The ingestion routes (events, Segment's
+	// shapes) and segment previews are not audited: the raw zone is the
+	// record of every event, and a preview changes nothing.
+	//
+	// The ISV admin reads every tenant's events (and the fleet's, which
+	// have no tenant); a tenant token with the scope `audit:read` reads
+	// only its own tenant's (a `tenant_id` filter naming another tenant
+	// is `404`). Oldest first, paged by `cursor`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/audit-events (the `ListAuditEvents` operationId).
 	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
+
+	// ExportAuditEventsWithResponse Export the audit trail as NDJSON
+	//
+	// Every event matching the filters, oldest first, as newline-delimited
+	// JSON (`application/x-ndjson`: one `AuditEvent` object a line), in one
+	// streamed answer with no paging. Who reads what is as for
+	// `GET /v1/audit-events`. Should the server fail midway, the answer
+	// ends early without a final newline; resume with `from` set to the
+	// last complete event's `time`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/audit-events/export (the `ExportAuditEvents` operationId).
+	ExportAuditEventsWithResponse(ctx context.Context, params *ExportAuditEventsParams, reqEditors ...RequestEditorFn) (*ExportAuditEventsResponse, error)
 
 	// SegmentBatchShortWithBodyWithResponse Segment-compatible batch endpoint (short path)
 	//
@@ -13619,6 +13898,8 @@ type ListAuditEventsResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -13643,6 +13924,11 @@ func (r ListAuditEventsResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListAuditEventsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -13673,6 +13959,82 @@ func (r ListAuditEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListAuditEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportAuditEventsResponse401Headers the declared response headers of an HTTP 401 response for ExportAuditEvents
+type ExportAuditEventsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ExportAuditEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportAuditEventsResponse401Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExportAuditEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExportAuditEventsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExportAuditEventsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ExportAuditEventsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ExportAuditEventsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportAuditEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportAuditEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportAuditEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportAuditEventsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -21607,7 +21969,28 @@ func (c *ClientWithResponses) SegmentAliasWithResponse(ctx context.Context, body
 	return ParseSegmentAliasResponse(rsp)
 }
 
-// ListAuditEventsWithResponse The audit log of grants, revokes, refusals and credential issues
+// ListAuditEventsWithResponse The audit trail of every change made through the API
+//
+// Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
+// changes anything: tenants and their lifecycle, stack retries,
+// tokens minted, sources, identity configuration, profiles' unmerges
+// and erasures, segments, webhook endpoints and deliveries,
+// principals, grants and credentials) is one event, naming its actor
+// (the token's subject), tenant, target, request ID, action and
+// outcome, and so is a token minted by `server token` (actor `cli`)
+// and each step Cairn's own jobs take on grants and tenants (actor
+// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
+// change to the control-plane database writes its event in the same
+// transaction; a change kept in the profile store writes it, durably,
+// once the change is accepted. Refused grant requests are events too
+// (outcome `refused`). The ingestion routes (events, Segment's
+// shapes) and segment previews are not audited: the raw zone is the
+// record of every event, and a preview changes nothing.
+//
+// The ISV admin reads every tenant's events (and the fleet's, which
+// have no tenant); a tenant token with the scope `audit:read` reads
+// only its own tenant's (a `tenant_id` filter naming another tenant
+// is `404`). Oldest first, paged by `cursor`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -21618,6 +22001,26 @@ func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, p
 		return nil, err
 	}
 	return ParseListAuditEventsResponse(rsp)
+}
+
+// ExportAuditEventsWithResponse Export the audit trail as NDJSON
+//
+// Every event matching the filters, oldest first, as newline-delimited
+// JSON (`application/x-ndjson`: one `AuditEvent` object a line), in one
+// streamed answer with no paging. Who reads what is as for
+// `GET /v1/audit-events`. Should the server fail midway, the answer
+// ends early without a final newline; resume with `from` set to the
+// last complete event's `time`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/audit-events/export (the `ExportAuditEvents` operationId).
+func (c *ClientWithResponses) ExportAuditEventsWithResponse(ctx context.Context, params *ExportAuditEventsParams, reqEditors ...RequestEditorFn) (*ExportAuditEventsResponse, error) {
+	rsp, err := c.ExportAuditEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportAuditEventsResponse(rsp)
 }
 
 // SegmentBatchShortWithBodyWithResponse Segment-compatible batch endpoint (short path)
@@ -24062,6 +24465,13 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -24074,6 +24484,73 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 	switch {
 	case rsp.StatusCode == 401:
 		var headers ListAuditEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportAuditEventsResponse parses an HTTP response from a ExportAuditEventsWithResponse call
+func ParseExportAuditEventsResponse(rsp *http.Response) (*ExportAuditEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportAuditEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ExportAuditEventsResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -20,7 +20,7 @@ var (
 		"TABLE", "resource.table", "PERMISSIONS", "permissions", "STATUS", "status", "REASON", "reason")
 	reconcileColumns = cols("REGIONS", "regions", "REPAIRED", "repaired", "UNMANAGED", "unmanaged")
 	auditColumns     = cols("TIME", "time", "TENANT", "tenant_id", "ACTOR", "actor", "ACTION", "action",
-		"RESOURCE", "resource", "OUTCOME", "outcome", "DETAIL", "detail")
+		"TARGET", "target_type", "ID", "target_id", "OUTCOME", "outcome", "REQUEST", "request_id", "DETAIL", "detail")
 )
 
 func (a *app) principalsCommand() *cobra.Command {
@@ -132,10 +132,10 @@ func (a *app) grantsCommand() *cobra.Command {
 
 func (a *app) auditCommand() *cobra.Command {
 	var (
-		actor, action, since, until string
-		all                         bool
+		actor, action, from, to string
+		all                     bool
 	)
-	return a.group("audit", "The audit log of grants, revokes, refusals and credential issues", nil,
+	return a.group("audit", "The audit trail: every change made through the API, who made it and in which request", nil,
 		op{
 			use: "list", short: "List audit events (of --tenant, or of every tenant without it)", columns: auditColumns,
 			list: func(ctx context.Context, x call, limit *client.Limit, cursor *client.Cursor) (*http.Response, error) {
@@ -149,7 +149,7 @@ func (a *app) auditCommand() *cobra.Command {
 				for _, tf := range []struct {
 					flag, value string
 					into        **time.Time
-				}{{"since", since, &p.Since}, {"until", until, &p.Until}} {
+				}{{"from", from, &p.From}, {"to", to, &p.To}} {
 					if tf.value == "" {
 						continue
 					}
@@ -165,8 +165,8 @@ func (a *app) auditCommand() *cobra.Command {
 				f := cmd.Flags()
 				f.StringVar(&actor, "actor", "", "only events by this actor")
 				f.StringVar(&action, "action", "", "only events of this action")
-				f.StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
-				f.StringVar(&until, "until", "", "only events before this time (RFC 3339)")
+				f.StringVar(&from, "from", "", "only events at or after this time (RFC 3339)")
+				f.StringVar(&to, "to", "", "only events before this time (RFC 3339)")
 				f.BoolVar(&all, "every-tenant", false, "ignore the context's tenant: list every tenant's events")
 			},
 		},

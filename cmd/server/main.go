@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/fleet"
@@ -170,9 +171,12 @@ func portalOIDC(cfg *config) *httpapi.OIDCClient {
 	}
 }
 
-// token prints a token for operators. An admin token needs only the
-// signing key; a tenant token is minted only for a tenant the database
-// knows and that is not offboarded (see checkTokenTenant).
+// token prints a token for operators. A tenant token is minted only for a
+// tenant the database knows and that is not offboarded (see
+// checkTokenTenant). Every token minted is recorded in the audit trail
+// (actor "cli") before it is printed, so the command needs the database
+// for an admin token too: a token whose minting cannot be recorded is not
+// handed out.
 func token(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
 		admin  bool
@@ -193,8 +197,13 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 		return errors.New("token: give exactly one of --admin and --tenant ID")
 	}
 	log := newLogger(cfg, stderr)
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	defer db.Close()
 	if tenant != "" {
-		if err := checkTokenTenant(ctx, cfg, log, tenant); err != nil {
+		if err := checkTokenTenant(ctx, cfg, db, tenant); err != nil {
 			return fmt.Errorf("token: %w", err)
 		}
 	}
@@ -202,14 +211,25 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	var tok string
+	var (
+		tok string
+		exp time.Time
+		rec = audit.Event{Actor: "cli", Action: "token.mint", Outcome: audit.OutcomeOK}
+	)
 	if admin {
-		tok, _, err = a.MintAdmin(ttl)
+		tok, exp, err = a.MintAdmin(ttl)
+		rec.TargetType, rec.TargetID = "admin", "admin"
 	} else {
-		tok, _, err = a.MintTenant(tenant, strings.Split(scopes, ","), ttl)
+		list := strings.Split(scopes, ",")
+		tok, exp, err = a.MintTenant(tenant, list, ttl)
+		rec.TenantID, rec.TargetType, rec.TargetID = tenant, "tenant", tenant
+		rec = rec.With("scopes", strings.Join(list, ","))
 	}
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
+	}
+	if err := db.AuditAppend(ctx, rec.With("expires_at", exp.UTC().Format(time.RFC3339))); err != nil {
+		return fmt.Errorf("token: record the token in the audit trail: %w", err)
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
@@ -219,12 +239,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 // or that was offboarded: the gate would refuse its token anyway, and an
 // operator should learn so now rather than from a 401 later. A suspended or
 // still provisioning tenant gets one, as the gate judges those per request.
-func checkTokenTenant(ctx context.Context, cfg *config, log *slog.Logger, id string) error {
-	db, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+func checkTokenTenant(ctx context.Context, cfg *config, db store.Backend, id string) error {
 	t, err := tenants.NewService(db, nil).Get(ctx, id)
 	switch {
 	case errors.Is(err, tenants.ErrNotFound):
@@ -448,6 +463,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Profiles:     profileSvc,
 		Sources:      sources,
 		Webhooks:     webhookSvc,
+		Audit:        db,
 		Auth:         authority,
 		Idempotency:  db,
 		Ready:        db.Ping,

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/testdb"
@@ -81,6 +82,31 @@ func TestTokenCommand(t *testing.T) {
 			t.Errorf("token %v: %q, error %v; want an error saying %q", bad.args, tok, err, bad.says)
 		}
 	}
+
+	// Each token minted is in the audit trail, the refused ones are not.
+	cfg, err := parseConfig("server", cmdServe, []string{"--data-dir", dir}, env(nil), io.Discard, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openStore(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	events, err := db.AuditList(context.Background(), audit.ListParams{Action: "token.mint"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Fatalf("%d token.mint events, want 2 (admin, then tenant): %+v", len(events), events)
+	}
+	admin, tenant := events[0], events[1]
+	if admin.Actor != "cli" || admin.TargetType != "admin" || admin.TenantID != "" || admin.Outcome != audit.OutcomeOK || admin.Detail["expires_at"] == "" {
+		t.Errorf("admin token event %+v", admin)
+	}
+	if tenant.Actor != "cli" || tenant.TargetType != "tenant" || tenant.TargetID != live || tenant.TenantID != live || tenant.Detail["scopes"] != "profiles:read,grants:write" {
+		t.Errorf("tenant token event %+v", tenant)
+	}
 }
 
 // tokenTenants makes, in the data directory's database, a live tenant and
@@ -107,7 +133,9 @@ func tokenTenants(t *testing.T, dir string) (live, gone string) {
 		ids[i] = tn.ID
 	}
 	for _, step := range []func(context.Context, string) (tenants.Tenant, error){
-		svc.MarkProvisioned, func(ctx context.Context, id string) (tenants.Tenant, error) { return svc.Offboard(ctx, id, nil, false) }, svc.MarkDeleted,
+		svc.MarkProvisioned, func(ctx context.Context, id string) (tenants.Tenant, error) {
+			return svc.Offboard(ctx, audit.Event{}, id, nil, false)
+		}, svc.MarkDeleted,
 	} {
 		if _, err := step(ctx, ids[1]); err != nil {
 			t.Fatal(err)

@@ -19,6 +19,8 @@ const (
 	ScopeGrantsWrite   = "grants:write"
 	ScopeEventsWrite   = "events:write"
 	ScopeUsageRead     = "usage:read"
+	// ScopeAuditRead reads the tenant's own audit trail.
+	ScopeAuditRead = "audit:read"
 )
 
 var tenantScopes = []string{
@@ -27,6 +29,7 @@ var tenantScopes = []string{
 	ScopeWebhooksRead, ScopeWebhooksWrite,
 	ScopeGrantsWrite, ScopeEventsWrite,
 	ScopeUsageRead,
+	ScopeAuditRead,
 }
 
 // TenantScopes returns every scope a tenant token may carry.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -421,6 +422,7 @@ func (e SignInTokenTokenType) Valid() bool {
 
 // Defines values for TenantScope.
 const (
+	AuditRead     TenantScope = "audit:read"
 	EventsWrite   TenantScope = "events:write"
 	GrantsWrite   TenantScope = "grants:write"
 	ProfilesRead  TenantScope = "profiles:read"
@@ -435,6 +437,8 @@ const (
 // Valid indicates whether the value is a known member of the TenantScope enum.
 func (e TenantScope) Valid() bool {
 	switch e {
+	case AuditRead:
+		return true
 	case EventsWrite:
 		return true
 	case GrantsWrite:
@@ -677,16 +681,34 @@ type AWSPrincipal = string
 // from. Empty or absent: any origin.
 type AllowedOrigins = []string
 
-// AuditEvent defines model for AuditEvent.
+// AuditEvent One change, as the audit trail records it.
 type AuditEvent struct {
-	Action   string            `json:"action"`
-	Actor    string            `json:"actor"`
-	Detail   map[string]string `json:"detail"`
-	Id       string            `json:"id"`
-	Outcome  string            `json:"outcome"`
-	Resource string            `json:"resource"`
-	TenantId *string           `json:"tenant_id,omitempty"`
-	Time     time.Time         `json:"time"`
+	// Action What was done, `<resource>.<verb>`, e.g. `tenant.create`, `source.rotate`, `webhook.test`.
+	Action string `json:"action"`
+
+	// Actor The token's subject (`admin`, `tenant:<id>`, an OIDC subject), `cli` for `server token`, or `cairn` for Cairn's own jobs.
+	Actor  string            `json:"actor"`
+	Detail map[string]string `json:"detail"`
+	Id     string            `json:"id"`
+
+	// Outcome `ok` (made), `accepted` (carried out by a durable job), `refused`, or a grant's status for Cairn's jobs.
+	Outcome string `json:"outcome"`
+
+	// RequestId The request's ID (its `X-Request-Id` header and a problem's `request_id`), empty for `cli` and `cairn`.
+	RequestId string `json:"request_id"`
+
+	// Resource The same as `target_id`, kept for clients written before it.
+	Resource string `json:"resource"`
+
+	// TargetId The resource's ID (a stack's is `<tenant ID>/<Region>`, a principal's is the principal).
+	TargetId string `json:"target_id"`
+
+	// TargetType The kind of resource changed, e.g. `tenant`, `source`, `webhook`, `grant`.
+	TargetType string `json:"target_type"`
+
+	// TenantId The tenant the change is about; absent for the fleet's (the ISV's webhook endpoints).
+	TenantId *string   `json:"tenant_id,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // AuditEventList defines model for AuditEventList.
@@ -1792,6 +1814,23 @@ type WebhookRecovered struct {
 	Recovered int `json:"recovered"`
 }
 
+// AuditAction defines model for AuditAction.
+type AuditAction = string
+
+// AuditActor defines model for AuditActor.
+type AuditActor = string
+
+// AuditFrom defines model for AuditFrom.
+type AuditFrom = time.Time
+
+// AuditTenant A random, prefixed tenant ID.
+//
+// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+type AuditTenant = TenantID
+
+// AuditTo defines model for AuditTo.
+type AuditTo = time.Time
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -1885,12 +1924,40 @@ type ListAuditEventsParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// Cursor The `next_cursor` of the previous page.
-	Cursor   *Cursor    `form:"cursor,omitempty" json:"cursor,omitempty"`
-	TenantId *TenantID  `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
-	Actor    *string    `form:"actor,omitempty" json:"actor,omitempty"`
-	Action   *string    `form:"action,omitempty" json:"action,omitempty"`
-	Since    *time.Time `form:"since,omitempty" json:"since,omitempty"`
-	Until    *time.Time `form:"until,omitempty" json:"until,omitempty"`
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// TenantId Only events about this tenant.
+	TenantId *AuditTenant `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// Actor Only events of this actor (a token subject, `cli` or `cairn`).
+	Actor *AuditActor `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Action Only events of this action, e.g. `tenant.create`.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// From Only events recorded at or after this time.
+	From *AuditFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only events recorded before this time.
+	To *AuditTo `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// ExportAuditEventsParams defines parameters for ExportAuditEvents.
+type ExportAuditEventsParams struct {
+	// TenantId Only events about this tenant.
+	TenantId *AuditTenant `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// Actor Only events of this actor (a token subject, `cli` or `cairn`).
+	Actor *AuditActor `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Action Only events of this action, e.g. `tenant.create`.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// From Only events recorded at or after this time.
+	From *AuditFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only events recorded before this time.
+	To *AuditTo `form:"to,omitempty" json:"to,omitempty"`
 }
 
 // SegmentBatchShortJSONBody defines parameters for SegmentBatchShort.
@@ -2779,9 +2846,12 @@ type ServerInterface interface {
 	// SegmentAlias Segment-compatible alias endpoint
 	// (POST /v1/alias)
 	SegmentAlias(w http.ResponseWriter, r *http.Request)
-	// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+	// ListAuditEvents The audit trail of every change made through the API
 	// (GET /v1/audit-events)
 	ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams)
+	// ExportAuditEvents Export the audit trail as NDJSON
+	// (GET /v1/audit-events/export)
+	ExportAuditEvents(w http.ResponseWriter, r *http.Request, params ExportAuditEventsParams)
 	// SegmentBatchShort Segment-compatible batch endpoint (short path)
 	// (POST /v1/b)
 	SegmentBatchShort(w http.ResponseWriter, r *http.Request)
@@ -3067,9 +3137,15 @@ func (_ Unimplemented) SegmentAlias(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
-// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+// ListAuditEvents The audit trail of every change made through the API
 // (GET /v1/audit-events)
 func (_ Unimplemented) ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ExportAuditEvents Export the audit trail as NDJSON
+// (GET /v1/audit-events/export)
+func (_ Unimplemented) ExportAuditEvents(w http.ResponseWriter, r *http.Request, params ExportAuditEventsParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -3724,34 +3800,119 @@ func (siw *ServerInterfaceWrapper) ListAuditEvents(w http.ResponseWriter, r *htt
 		return
 	}
 
-	// ------------- Optional query parameter "since" -------------
+	// ------------- Optional query parameter "from" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "since", r.URL.Query(), &params.Since, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
-			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "since"})
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
 		} else {
-			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "since", Err: err})
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
 		}
 		return
 	}
 
-	// ------------- Optional query parameter "until" -------------
+	// ------------- Optional query parameter "to" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "until", r.URL.Query(), &params.Until, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
-			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "until"})
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
 		} else {
-			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "until", Err: err})
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
 		}
 		return
 	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ListAuditEvents(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ExportAuditEvents operation middleware
+func (siw *ServerInterfaceWrapper) ExportAuditEvents(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ExportAuditEventsParams
+
+	// ------------- Optional query parameter "tenant_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tenant_id", r.URL.Query(), &params.TenantId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "tenant_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "actor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "actor", r.URL.Query(), &params.Actor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "actor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "actor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", r.URL.Query(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "action"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "action", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ExportAuditEvents(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -7213,6 +7374,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/audit-events", wrapper.ListAuditEvents)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/audit-events/export", wrapper.ExportAuditEvents)
+	})
+	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/batch", wrapper.SegmentBatch)
 	})
 	r.Group(func(r chi.Router) {
@@ -7834,11 +7998,159 @@ func (response ListAuditEvents403ApplicationProblemPlusJSONResponse) VisitListAu
 	return err
 }
 
+type ListAuditEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents404ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListAuditEvents500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response ListAuditEvents500ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportAuditEventsRequestObject struct {
+	Params ExportAuditEventsParams
+}
+
+type ExportAuditEventsResponseObject interface {
+	VisitExportAuditEventsResponse(w http.ResponseWriter) error
+}
+
+type ExportAuditEvents200ApplicationxNdjsonResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ExportAuditEvents200ApplicationxNdjsonResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type ExportAuditEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ExportAuditEvents400ApplicationProblemPlusJSONResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportAuditEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ExportAuditEvents401ApplicationProblemPlusJSONResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportAuditEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ExportAuditEvents403ApplicationProblemPlusJSONResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportAuditEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ExportAuditEvents404ApplicationProblemPlusJSONResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportAuditEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ExportAuditEvents500ApplicationProblemPlusJSONResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -18330,9 +18642,12 @@ type StrictServerInterface interface {
 	// SegmentAlias Segment-compatible alias endpoint
 	// (POST /v1/alias)
 	SegmentAlias(ctx context.Context, request SegmentAliasRequestObject) (SegmentAliasResponseObject, error)
-	// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+	// ListAuditEvents The audit trail of every change made through the API
 	// (GET /v1/audit-events)
 	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
+	// ExportAuditEvents Export the audit trail as NDJSON
+	// (GET /v1/audit-events/export)
+	ExportAuditEvents(ctx context.Context, request ExportAuditEventsRequestObject) (ExportAuditEventsResponseObject, error)
 	// SegmentBatchShort Segment-compatible batch endpoint (short path)
 	// (POST /v1/b)
 	SegmentBatchShort(ctx context.Context, request SegmentBatchShortRequestObject) (SegmentBatchShortResponseObject, error)
@@ -18776,6 +19091,32 @@ func (sh *strictHandler) ListAuditEvents(w http.ResponseWriter, r *http.Request,
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(ListAuditEventsResponseObject); ok {
 		if err := validResponse.VisitListAuditEventsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ExportAuditEvents operation middleware
+func (sh *strictHandler) ExportAuditEvents(w http.ResponseWriter, r *http.Request, params ExportAuditEventsParams) {
+	var request ExportAuditEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ExportAuditEvents(ctx, request.(ExportAuditEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExportAuditEvents")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ExportAuditEventsResponseObject); ok {
+		if err := validResponse.VisitExportAuditEventsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/audit"
 )
 
 // Sources manages a tenant's event sources and their write keys. A write
@@ -47,8 +49,9 @@ func newWriteKey() (key string, hash []byte, hint string) {
 }
 
 // Create makes a source and returns it with its write key. allowedOrigins
-// (see SetAllowedOrigins) may be empty: any origin.
-func (s *Sources) Create(ctx context.Context, tenantID, name string, allowedOrigins []string) (Source, string, error) {
+// (see SetAllowedOrigins) may be empty: any origin. Each change of a source
+// writes rec, the request's audit event, with it.
+func (s *Sources) Create(ctx context.Context, rec audit.Event, tenantID, name string, allowedOrigins []string) (Source, string, error) {
 	if !sourceNamePattern.MatchString(name) {
 		return Source{}, "", &ValidationError{Field: "name", Reason: "1 to 100 characters of letters, digits, space, '.', '_' and '-'"}
 	}
@@ -57,10 +60,11 @@ func (s *Sources) Create(ctx context.Context, tenantID, name string, allowedOrig
 		return Source{}, "", err
 	}
 	key, hash, hint := newWriteKey()
+	id := "src_" + random(16)
 	src, err := s.store.SourceInsert(ctx, Source{
-		ID: "src_" + random(16), TenantID: tenantID, Name: name, KeyHash: hash, KeyHint: hint, CreatedAt: s.now(),
+		ID: id, TenantID: tenantID, Name: name, KeyHash: hash, KeyHint: hint, CreatedAt: s.now(),
 		AllowedOrigins: origins, Version: 1,
-	})
+	}, rec.On(id))
 	return src, key, err
 }
 
@@ -74,7 +78,7 @@ const MaxAllowedOrigins = 100
 // revoked source no longer changes (ErrSourceRevoked). It returns
 // ValidationError, ErrSourceNotFound, or ErrSourceConflict when the source
 // changed meanwhile.
-func (s *Sources) SetAllowedOrigins(ctx context.Context, tenantID, id string, origins []string) (Source, error) {
+func (s *Sources) SetAllowedOrigins(ctx context.Context, rec audit.Event, tenantID, id string, origins []string) (Source, error) {
 	origins, err := checkOrigins(origins)
 	if err != nil {
 		return Source{}, err
@@ -87,7 +91,7 @@ func (s *Sources) SetAllowedOrigins(ctx context.Context, tenantID, id string, or
 		return Source{}, ErrSourceRevoked
 	}
 	src.AllowedOrigins = origins
-	return s.store.SourceUpdate(ctx, src)
+	return s.store.SourceUpdate(ctx, src, rec.On(id))
 }
 
 // checkOrigins validates a list of origins and returns it normalized (a
@@ -138,7 +142,7 @@ func (s Source) AllowsOrigin(origin string) bool {
 }
 
 // Rotate gives a live source a new write key; the old one stops working.
-func (s *Sources) Rotate(ctx context.Context, tenantID, id string) (Source, string, error) {
+func (s *Sources) Rotate(ctx context.Context, rec audit.Event, tenantID, id string) (Source, string, error) {
 	src, err := s.store.SourceGet(ctx, tenantID, id)
 	if err != nil {
 		return Source{}, "", err
@@ -149,19 +153,19 @@ func (s *Sources) Rotate(ctx context.Context, tenantID, id string) (Source, stri
 	key, hash, hint := newWriteKey()
 	now := s.now()
 	src.KeyHash, src.KeyHint, src.RotatedAt = hash, hint, &now
-	src, err = s.store.SourceUpdate(ctx, src)
+	src, err = s.store.SourceUpdate(ctx, src, rec.On(id))
 	return src, key, err
 }
 
 // Revoke stops a source's write key for good; the record stays.
-func (s *Sources) Revoke(ctx context.Context, tenantID, id string) (Source, error) {
+func (s *Sources) Revoke(ctx context.Context, rec audit.Event, tenantID, id string) (Source, error) {
 	src, err := s.store.SourceGet(ctx, tenantID, id)
 	if err != nil || src.RevokedAt != nil {
 		return src, err
 	}
 	now := s.now()
 	src.RevokedAt = &now
-	return s.store.SourceUpdate(ctx, src)
+	return s.store.SourceUpdate(ctx, src, rec.On(id))
 }
 
 // RevokeAll revokes every live source of the tenant, so that none of its

@@ -11,6 +11,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
@@ -33,6 +34,9 @@ type Backend interface {
 	fleet.Store
 	// usage.Store keeps the tenants' metered usage.
 	usage.Store
+	// audit.Store is the audit log; every Tx above also appends to it in
+	// the transaction of the change it records.
+	audit.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/store/sqlite"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
@@ -104,7 +105,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 // endpoint creates an endpoint of tenant at url for the types.
 func (h *harness) endpoint(tenant, url string, types ...string) webhooks.Endpoint {
 	h.t.Helper()
-	e, secret, err := h.svc.Create(h.t.Context(), tenant, webhooks.EndpointInput{URL: &url, EventTypes: &types})
+	e, secret, err := h.svc.Create(h.t.Context(), audit.Event{}, tenant, webhooks.EndpointInput{URL: &url, EventTypes: &types})
 	if err != nil {
 		h.t.Fatalf("create endpoint: %v", err)
 	}

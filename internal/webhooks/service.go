@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/audit"
 )
 
 // Limits and defaults.
@@ -268,8 +270,9 @@ func dedupe(list []string) []string {
 // Create makes an endpoint of tenant ("" for the fleet) and returns it with
 // its secret, which is never shown again. URL and EventTypes are required.
 // It returns *ValidationError (a URL the Guard refuses names "url") or
-// ErrLimit.
-func (s *Service) Create(ctx context.Context, tenant string, in EndpointInput) (Endpoint, string, error) {
+// ErrLimit. Create and every change below write rec, the request's audit
+// event, in the change's transaction.
+func (s *Service) Create(ctx context.Context, rec audit.Event, tenant string, in EndpointInput) (Endpoint, string, error) {
 	if in.URL == nil {
 		return Endpoint{}, "", &ValidationError{Field: "url", Reason: "required"}
 	}
@@ -281,7 +284,7 @@ func (s *Service) Create(ctx context.Context, tenant string, in EndpointInput) (
 	if err := s.apply(ctx, tenant, &e, in); err != nil {
 		return Endpoint{}, "", err
 	}
-	e, err := s.store.WebhookEndpointInsert(ctx, e, MaxEndpoints)
+	e, err := s.store.WebhookEndpointInsert(ctx, e, MaxEndpoints, rec.On(e.ID))
 	if err != nil {
 		return Endpoint{}, "", err
 	}
@@ -303,7 +306,7 @@ func (s *Service) List(ctx context.Context, tenant string, afterSeq int64, limit
 // version when version is nil). Enabling a disabled endpoint ends its
 // failure streak. It returns *ValidationError, ErrNotFound or
 // ErrVersionMismatch.
-func (s *Service) Update(ctx context.Context, tenant, id string, version *int64, in EndpointInput) (Endpoint, error) {
+func (s *Service) Update(ctx context.Context, rec audit.Event, tenant, id string, version *int64, in EndpointInput) (Endpoint, error) {
 	for try := 0; ; try++ {
 		e, err := s.store.WebhookEndpointGet(ctx, tenant, id)
 		if err != nil {
@@ -316,7 +319,7 @@ func (s *Service) Update(ctx context.Context, tenant, id string, version *int64,
 			return Endpoint{}, err
 		}
 		e.UpdatedAt = s.now()
-		e, err = s.store.WebhookEndpointUpdate(ctx, e)
+		e, err = s.store.WebhookEndpointUpdate(ctx, e, rec.On(id))
 		// Without If-Match a concurrent change is no conflict: apply the
 		// patch to what is stored now.
 		if errors.Is(err, ErrVersionMismatch) && version == nil && try < 3 {
@@ -334,12 +337,12 @@ func (s *Service) Update(ctx context.Context, tenant, id string, version *int64,
 
 // Delete deletes the endpoint if its Version is version (any when nil)
 // and cancels its pending deliveries (ErrNotFound, ErrVersionMismatch).
-func (s *Service) Delete(ctx context.Context, tenant, id string, version *int64) error {
+func (s *Service) Delete(ctx context.Context, rec audit.Event, tenant, id string, version *int64) error {
 	var v int64
 	if version != nil {
 		v = *version
 	}
-	if err := s.store.WebhookEndpointDelete(ctx, tenant, id, v); err != nil {
+	if err := s.store.WebhookEndpointDelete(ctx, tenant, id, v, rec.On(id)); err != nil {
 		return err
 	}
 	s.forget(tenant)
@@ -350,7 +353,7 @@ func (s *Service) Delete(ctx context.Context, tenant, id string, version *int64)
 // keeps signing beside it for grace (DefaultGrace when 0, at most MaxGrace),
 // so receivers can switch without losing a delivery. A rotation during
 // another's grace ends that grace: only the last secret is kept.
-func (s *Service) RotateSecret(ctx context.Context, tenant, id string, grace time.Duration) (Endpoint, string, error) {
+func (s *Service) RotateSecret(ctx context.Context, rec audit.Event, tenant, id string, grace time.Duration) (Endpoint, string, error) {
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
@@ -364,7 +367,7 @@ func (s *Service) RotateSecret(ctx context.Context, tenant, id string, grace tim
 	now := s.now()
 	expires := now.Add(grace)
 	e.PreviousSecret, e.PreviousSecretExpiresAt, e.Secret, e.UpdatedAt = e.Secret, &expires, NewSecret(), now
-	e, err = s.store.WebhookEndpointUpdate(ctx, e)
+	e, err = s.store.WebhookEndpointUpdate(ctx, e, rec.On(id))
 	if err != nil {
 		return Endpoint{}, "", err
 	}
@@ -442,7 +445,7 @@ func (s *Service) Enqueue(ctx context.Context, events []Event) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	if _, err := s.store.WebhookDeliveryInsert(ctx, ds); err != nil {
+	if _, err := s.store.WebhookDeliveryInsert(ctx, ds, audit.Event{}); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
 	s.Notify()
@@ -538,11 +541,11 @@ func (s *Service) Deliveries(ctx context.Context, tenant, endpointID string, sta
 
 // Redeliver sends a delivery again, whatever its status: the same payload
 // under the same webhook-id, with a fresh retry schedule (ErrNotFound).
-func (s *Service) Redeliver(ctx context.Context, tenant, endpointID, id string) (Delivery, error) {
+func (s *Service) Redeliver(ctx context.Context, rec audit.Event, tenant, endpointID, id string) (Delivery, error) {
 	if _, err := s.store.WebhookEndpointGet(ctx, tenant, endpointID); err != nil {
 		return Delivery{}, err
 	}
-	d, err := s.store.WebhookDeliveryRetry(ctx, endpointID, id, s.now())
+	d, err := s.store.WebhookDeliveryRetry(ctx, endpointID, id, s.now(), rec.On(id))
 	if err != nil {
 		return Delivery{}, err
 	}
@@ -552,11 +555,11 @@ func (s *Service) Redeliver(ctx context.Context, tenant, endpointID, id string) 
 
 // Recover sends again every delivery to the endpoint that failed for good
 // and was created at or after since, and returns how many.
-func (s *Service) Recover(ctx context.Context, tenant, endpointID string, since time.Time) (int, error) {
+func (s *Service) Recover(ctx context.Context, rec audit.Event, tenant, endpointID string, since time.Time) (int, error) {
 	if _, err := s.store.WebhookEndpointGet(ctx, tenant, endpointID); err != nil {
 		return 0, err
 	}
-	n, err := s.store.WebhookDeliveryRecover(ctx, endpointID, since, s.now())
+	n, err := s.store.WebhookDeliveryRecover(ctx, endpointID, since, s.now(), rec.On(endpointID))
 	if err != nil {
 		return 0, err
 	}
@@ -569,7 +572,7 @@ func (s *Service) Recover(ctx context.Context, tenant, endpointID string, since 
 // Test sends a webhook.test event to the endpoint through the normal path
 // and returns its delivery, pending; the delivery log shows its outcome.
 // A disabled endpoint returns ErrDisabled.
-func (s *Service) Test(ctx context.Context, tenant, endpointID string) (Delivery, error) {
+func (s *Service) Test(ctx context.Context, rec audit.Event, tenant, endpointID string) (Delivery, error) {
 	e, err := s.store.WebhookEndpointGet(ctx, tenant, endpointID)
 	if err != nil {
 		return Delivery{}, err
@@ -585,7 +588,7 @@ func (s *Service) Test(ctx context.Context, tenant, endpointID string) (Delivery
 		return Delivery{}, err
 	}
 	d.OrderKey = "event:" + ev.ID // a test waits for nothing and holds nothing up
-	stored, err := s.store.WebhookDeliveryInsert(ctx, []Delivery{d})
+	stored, err := s.store.WebhookDeliveryInsert(ctx, []Delivery{d}, rec.On(endpointID))
 	if err != nil {
 		return Delivery{}, err
 	}

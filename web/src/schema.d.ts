@@ -471,8 +471,55 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The audit log of grants, revokes, refusals and credential issues */
+        /**
+         * The audit trail of every change made through the API
+         * @description Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
+         *     changes anything: tenants and their lifecycle, stack retries,
+         *     tokens minted, sources, identity configuration, profiles' unmerges
+         *     and erasures, segments, webhook endpoints and deliveries,
+         *     principals, grants and credentials) is one event, naming its actor
+         *     (the token's subject), tenant, target, request ID, action and
+         *     outcome, and so is a token minted by `server token` (actor `cli`)
+         *     and each step Cairn's own jobs take on grants and tenants (actor
+         *     `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
+         *     change to the control-plane database writes its event in the same
+         *     transaction; a change kept in the profile store writes it, durably,
+         *     once the change is accepted. Refused grant requests are events too
+         *     (outcome `refused`). The ingestion routes (events, Segment's
+         *     shapes) and segment previews are not audited: the raw zone is the
+         *     record of every event, and a preview changes nothing.
+         *
+         *     The ISV admin reads every tenant's events (and the fleet's, which
+         *     have no tenant); a tenant token with the scope `audit:read` reads
+         *     only its own tenant's (a `tenant_id` filter naming another tenant
+         *     is `404`). Oldest first, paged by `cursor`.
+         */
         get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-events/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the audit trail as NDJSON
+         * @description Every event matching the filters, oldest first, as newline-delimited
+         *     JSON (`application/x-ndjson`: one `AuditEvent` object a line), in one
+         *     streamed answer with no paging. Who reads what is as for
+         *     `GET /v1/audit-events`. Should the server fail midway, the answer
+         *     ends early without a final newline; resume with `from` set to the
+         *     last complete event's `time`.
+         */
+        get: operations["exportAuditEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1895,7 +1942,7 @@ export interface components {
             next_cursor: string | null;
         };
         /** @enum {string} */
-        TenantScope: "profiles:read" | "profiles:write" | "events:write" | "segments:read" | "segments:write" | "webhooks:read" | "webhooks:write" | "grants:write" | "usage:read";
+        TenantScope: "profiles:read" | "profiles:write" | "events:write" | "segments:read" | "segments:write" | "webhooks:read" | "webhooks:write" | "grants:write" | "usage:read" | "audit:read";
         TokenCreate: {
             scopes: components["schemas"]["TenantScope"][];
             /**
@@ -2056,14 +2103,26 @@ export interface components {
             role_arn: string;
             outputs: components["schemas"]["Outputs"];
         };
+        /** @description One change, as the audit trail records it. */
         AuditEvent: {
             id: string;
             /** Format: date-time */
             time: string;
+            /** @description The tenant the change is about; absent for the fleet's (the ISV's webhook endpoints). */
             tenant_id?: string;
+            /** @description The token's subject (`admin`, `tenant:<id>`, an OIDC subject), `cli` for `server token`, or `cairn` for Cairn's own jobs. */
             actor: string;
+            /** @description What was done, `<resource>.<verb>`, e.g. `tenant.create`, `source.rotate`, `webhook.test`. */
             action: string;
+            /** @description The kind of resource changed, e.g. `tenant`, `source`, `webhook`, `grant`. */
+            target_type: string;
+            /** @description The resource's ID (a stack's is `<tenant ID>/<Region>`, a principal's is the principal). */
+            target_id: string;
+            /** @description The same as `target_id`, kept for clients written before it. */
             resource: string;
+            /** @description The request's ID (its `X-Request-Id` header and a problem's `request_id`), empty for `cli` and `cairn`. */
+            request_id: string;
+            /** @description `ok` (made), `accepted` (carried out by a durable job), `refused`, or a grant's status for Cairn's jobs. */
             outcome: string;
             detail: {
                 [key: string]: string;
@@ -2717,6 +2776,16 @@ export interface components {
         UsageTo: string;
         /** @description The width of the buckets. */
         UsageGranularity: "hour" | "day";
+        /** @description Only events about this tenant. */
+        AuditTenant: components["schemas"]["TenantID"];
+        /** @description Only events of this actor (a token subject, `cli` or `cairn`). */
+        AuditActor: string;
+        /** @description Only events of this action, e.g. `tenant.create`. */
+        AuditAction: string;
+        /** @description Only events recorded at or after this time. */
+        AuditFrom: string;
+        /** @description Only events recorded before this time. */
+        AuditTo: string;
         /** @description The `next_cursor` of the previous page. */
         Cursor: string;
         /** @description A client-chosen key that makes the request safe to retry for 24 hours. */
@@ -3586,11 +3655,16 @@ export interface operations {
                 limit?: components["parameters"]["Limit"];
                 /** @description The `next_cursor` of the previous page. */
                 cursor?: components["parameters"]["Cursor"];
-                tenant_id?: components["schemas"]["TenantID"];
-                actor?: string;
-                action?: string;
-                since?: string;
-                until?: string;
+                /** @description Only events about this tenant. */
+                tenant_id?: components["parameters"]["AuditTenant"];
+                /** @description Only events of this actor (a token subject, `cli` or `cairn`). */
+                actor?: components["parameters"]["AuditActor"];
+                /** @description Only events of this action, e.g. `tenant.create`. */
+                action?: components["parameters"]["AuditAction"];
+                /** @description Only events recorded at or after this time. */
+                from?: components["parameters"]["AuditFrom"];
+                /** @description Only events recorded before this time. */
+                to?: components["parameters"]["AuditTo"];
             };
             header?: never;
             path?: never;
@@ -3610,6 +3684,43 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    exportAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description Only events about this tenant. */
+                tenant_id?: components["parameters"]["AuditTenant"];
+                /** @description Only events of this actor (a token subject, `cli` or `cairn`). */
+                actor?: components["parameters"]["AuditActor"];
+                /** @description Only events of this action, e.g. `tenant.create`. */
+                action?: components["parameters"]["AuditAction"];
+                /** @description Only events recorded at or after this time. */
+                from?: components["parameters"]["AuditFrom"];
+                /** @description Only events recorded before this time. */
+                to?: components["parameters"]["AuditTo"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The events, one JSON object a line. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
     };

@@ -72,6 +72,7 @@ func Run(t *testing.T, h Harness) {
 		{"GrantConcurrentUpdate", testGrantConcurrentUpdate},
 		{"GrantList", testGrantList},
 		{"Audit", testAudit},
+		{"AuditWithChange", testAuditWithChange},
 		{"GrantTx", testGrantTx},
 		{"SourceRoundTrip", testSourceRoundTrip},
 		{"SourceNameTaken", testSourceNameTaken},

@@ -11,15 +11,17 @@ import (
 )
 
 type AuditEvent struct {
-	Seq      int64
-	ID       string
-	Time     time.Time
-	TenantID pgtype.Text
-	Actor    string
-	Action   string
-	Resource string
-	Outcome  string
-	Detail   []byte
+	Seq        int64
+	ID         string
+	Time       time.Time
+	TenantID   pgtype.Text
+	Actor      string
+	Action     string
+	TargetID   string
+	Outcome    string
+	Detail     []byte
+	TargetType string
+	RequestID  string
 }
 
 type FleetEvent struct {

@@ -9,15 +9,17 @@ import (
 )
 
 type AuditEvent struct {
-	Seq      int64
-	ID       string
-	Time     string
-	TenantID sql.NullString
-	Actor    string
-	Action   string
-	Resource string
-	Outcome  string
-	Detail   string
+	Seq        int64
+	ID         string
+	Time       string
+	TenantID   sql.NullString
+	Actor      string
+	Action     string
+	TargetID   string
+	Outcome    string
+	Detail     string
+	TargetType string
+	RequestID  string
 }
 
 type FleetEvent struct {
