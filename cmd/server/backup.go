@@ -128,7 +128,8 @@ func backup(ctx context.Context, cfg *config, dir string) (backupManifest, error
 	// Key files kept outside the data directory go in under their usual
 	// names.
 	if !within(src, cfg.SigningKeyFile) {
-		if err := copyFile(cfg.SigningKeyFile, filepath.Join(dir, signingKeyFile)); err != nil {
+		err := copyFile(cfg.SigningKeyFile, filepath.Join(dir, signingKeyFile))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // none: no token was minted yet
 			return m, fmt.Errorf("copy the signing key: %w", err)
 		}
 	}
@@ -341,7 +342,7 @@ func within(dir, path string) bool {
 }
 
 // emptyDir makes dir (mode 0700) unless it exists; an existing dir must be
-// an empty directory.
+// an empty directory, and is made mode 0700.
 func emptyDir(dir string) error {
 	entries, err := os.ReadDir(dir)
 	switch {
@@ -352,7 +353,7 @@ func emptyDir(dir string) error {
 	case len(entries) > 0:
 		return fmt.Errorf("%s is not empty: back up into a new or empty directory", dir)
 	}
-	return nil
+	return os.Chmod(dir, 0o700) // it will hold the keys
 }
 
 // lockDataDir takes a shared lock on the data directory's lock file and

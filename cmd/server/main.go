@@ -365,6 +365,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	if err != nil {
 		return err
 	}
+	if cfg.DatabaseURL != "" && cfg.KeyEncryptionKey == "" && cfg.KeyEncryptionKeyFile == "" {
+		log.WarnContext(ctx, "the key-encryption key is this machine's own file in the data directory; replicas sharing the database must share one key",
+			"key_id", keys.KeyID(), "set", sealed.EnvKey+" or "+sealed.EnvKeyFile)
+	}
 	guard := &webhooks.Guard{AllowHTTP: cfg.WebhookAllowHTTP, Allow: cfg.webhookAllow}
 	webhookSvc, err := webhooks.New(webhooks.Config{
 		Store: db, Sealer: keys, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
