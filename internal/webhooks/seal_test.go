@@ -42,14 +42,21 @@ func TestSecretsAreSealed(t *testing.T) {
 	if _, err := h.keys.Open(stored.Secret, []byte("webhook endpoint secret\x00wh_other")); !errors.Is(err, sealed.ErrOpen) {
 		t.Errorf("opened under another endpoint's ID: %v", err)
 	}
-	if _, err := h.svc.Test(t.Context(), "ten_a", e.ID); err != nil {
+	testSignedBy(t, h, rc, e, first, second)
+}
+
+// testSignedBy sends a test event to e and checks that each secret signed
+// the request rc got.
+func testSignedBy(t *testing.T, h *harness, rc *receiver, e webhooks.Endpoint, secrets ...string) {
+	t.Helper()
+	if _, err := h.svc.Test(t.Context(), e.TenantID, e.ID); err != nil {
 		t.Fatal(err)
 	}
 	h.wait(1)
 	r := <-rc.got
-	for _, secret := range []string{first, second} {
+	for _, secret := range secrets {
 		if err := webhooks.Verify(secret, r.header, r.body, h.clock.Now(), time.Minute); err != nil {
-			t.Errorf("delivery not signed by a shown secret: %v", err)
+			t.Errorf("delivery not signed by %.10s...: %v", secret, err)
 		}
 	}
 }
@@ -83,16 +90,7 @@ func TestSealStored(t *testing.T) {
 	if !sealed.IsSealed(stored.Secret) || !sealed.IsSealed(stored.PreviousSecret) || stored.Version != e.Version {
 		t.Fatalf("after SealStored: %+v", stored)
 	}
-	if _, err := h.svc.Test(t.Context(), "ten_a", e.ID); err != nil {
-		t.Fatal(err)
-	}
-	h.wait(1)
-	r := <-rc.got
-	for _, secret := range []string{legacy, previous} {
-		if err := webhooks.Verify(secret, r.header, r.body, h.clock.Now(), time.Minute); err != nil {
-			t.Errorf("not signed by the secret stored before: %v", err)
-		}
-	}
+	testSignedBy(t, h, rc, e, legacy, previous)
 }
 
 // TestUnknownKeyFailsTheAttempt: a secret sealed under a key-encryption key
