@@ -19,38 +19,33 @@ import (
 // config is every setting of the server. Each is a flag and a CAIRN_*
 // environment variable; a flag given on the command line wins.
 type config struct {
-	Addr           string
-	DataDir        string
-	DatabaseURL    string
-	SigningKeyFile string
-	// KeyEncryptionKeyFile and KeyEncryptionKey (its environment
-	// variable only: a key has no place on a command line) say where the
-	// key that seals stored secrets is; see package sealed.
-	KeyEncryptionKeyFile string
-	KeyEncryptionKey     string
-	Issuer               string
-	Audience             string
-	OIDCIssuer           string
-	OIDCJWKSURL          string
-	OIDCAudience         string
-	OIDCAudClaim         string
-	OIDCTenantClaim      string
-	OIDCScopeClaim       string
-	OIDCClientID         string
-	OIDCAuthURL          string
-	OIDCTokenURL         string
-	OIDCScopes           string
-	OIDCPortalToken      string
-	LogLevel             string
-	MaxBodyBytes         int64
-	ShutdownTimeout      time.Duration
-	JobPollInterval      time.Duration
-	MaxWorkers           int
-	Cloud                string
-	AWSEndpointURL       string
-	StackPollInterval    time.Duration
-	MaxTenantTokenTTL    time.Duration
-	MaxAdminTokenTTL     time.Duration
+	Addr              string
+	DataDir           string
+	DatabaseURL       string
+	SigningKeyFile    string
+	Issuer            string
+	Audience          string
+	OIDCIssuer        string
+	OIDCJWKSURL       string
+	OIDCAudience      string
+	OIDCAudClaim      string
+	OIDCTenantClaim   string
+	OIDCScopeClaim    string
+	OIDCClientID      string
+	OIDCAuthURL       string
+	OIDCTokenURL      string
+	OIDCScopes        string
+	OIDCPortalToken   string
+	LogLevel          string
+	MaxBodyBytes      int64
+	ShutdownTimeout   time.Duration
+	JobPollInterval   time.Duration
+	MaxWorkers        int
+	Cloud             string
+	AWSEndpointURL    string
+	StackPollInterval time.Duration
+	MaxTenantTokenTTL time.Duration
+	MaxAdminTokenTTL  time.Duration
 	// WebhookAllowHTTP lets webhook endpoints use http:// URLs.
 	WebhookAllowHTTP bool
 	// WebhookAllowCIDRs is a comma list of address ranges webhook
@@ -58,6 +53,12 @@ type config struct {
 	// webhookAllow holds it parsed, by validate.
 	WebhookAllowCIDRs string
 	webhookAllow      []netip.Prefix
+
+	// KeyEncryptionKeyFile and KeyEncryptionKey (its environment
+	// variable only: a key has no place on a command line) say where the
+	// key that seals stored secrets is; see package sealed.
+	KeyEncryptionKeyFile string
+	KeyEncryptionKey     string
 }
 
 // command is a subcommand of the server, as a set bit.
