@@ -95,7 +95,9 @@ func TestSealStored(t *testing.T) {
 
 // TestUnknownKeyFailsTheAttempt: a secret sealed under a key-encryption key
 // the server lacks fails the attempt, which stays pending for a retry
-// (the operator gives the key back), rather than sending anything.
+// (the operator gives the key back), rather than sending anything. An
+// operator who lost the key rotates the secret: the new one signs alone,
+// since the previous one cannot.
 func TestUnknownKeyFailsTheAttempt(t *testing.T) {
 	h := newHarness(t)
 	rc := newReceiver(t)
@@ -119,5 +121,23 @@ func TestUnknownKeyFailsTheAttempt(t *testing.T) {
 	}
 	if ds := h.deliveries(e, webhooks.StatusPending); len(ds) != 1 || !strings.Contains(ds[0].LastError, "unknown key") {
 		t.Fatalf("the delivery is not pending for a retry: %+v", ds)
+	}
+
+	_, secret, err := h.svc.RotateSecret(t.Context(), "ten_a", e.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The retry of the pending delivery and the new test both go out,
+	// signed by the new secret alone.
+	h.next(time.Hour)
+	testSignedBy(t, h, rc, e, secret)
+	for _, a := range h.wait(1) {
+		if !a.res.Delivered() {
+			t.Errorf("after the rotation: %+v", a.res)
+		}
+	}
+	r := <-rc.got
+	if n := strings.Count(r.signature, "v1,"); n != 1 {
+		t.Errorf("%d signatures after the rotation, want the new secret's only", n)
 	}
 }

@@ -395,21 +395,27 @@ func (s *Service) seal(id, secret string) string {
 
 // signingSecrets opens the secrets that sign a request to e at now. A
 // plaintext "whsec_" value of an older version is taken as it is (until
-// SealStored seals it). Errors come from the Sealer: a value sealed under
-// a key this server does not have, or altered.
+// SealStored seals it). Errors come from the Sealer opening the current
+// secret: sealed under a key this server does not have, or altered. A
+// previous secret that does not open is left out, so that rotating the
+// secret is how an operator who lost the key gets deliveries going again.
 func (s *Service) signingSecrets(e Endpoint, now time.Time) ([]string, error) {
 	stored := e.Secrets(now)
 	out := make([]string, 0, len(stored))
-	for _, v := range stored {
+	for i, v := range stored {
 		if strings.HasPrefix(v, SecretPrefix) {
 			out = append(out, v)
 			continue
 		}
 		plain, err := s.sealer.Open(v, secretAD(e.ID))
-		if err != nil {
+		switch {
+		case err != nil && i == 0:
 			return nil, fmt.Errorf("open the secret of webhook endpoint %s: %w", e.ID, err)
+		case err != nil:
+			s.log.Warn("the previous secret of a webhook endpoint does not open; signing with the current one only", "endpoint_id", e.ID, "err", err)
+		default:
+			out = append(out, string(plain))
 		}
-		out = append(out, string(plain))
 	}
 	return out, nil
 }
