@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/portal"
+	"github.com/cairn-cdp/cairn/internal/sealed"
 )
 
 // config is every setting of the server. Each is a flag and a CAIRN_*
@@ -53,6 +54,12 @@ type config struct {
 	// webhookAllow holds it parsed, by validate.
 	WebhookAllowCIDRs string
 	webhookAllow      []netip.Prefix
+
+	// KeyEncryptionKeyFile and KeyEncryptionKey (its environment
+	// variable only: a key has no place on a command line) say where the
+	// key that seals stored secrets is; see package sealed.
+	KeyEncryptionKeyFile string
+	KeyEncryptionKey     string
 }
 
 // command is a subcommand of the server, as a set bit.
@@ -63,8 +70,10 @@ const (
 	cmdMigrate
 	cmdToken
 	cmdLoginLink
+	cmdBackup
+	cmdRestore
 
-	cmdAll = cmdServe | cmdMigrate | cmdToken | cmdLoginLink
+	cmdAll = cmdServe | cmdMigrate | cmdToken | cmdLoginLink | cmdBackup | cmdRestore
 )
 
 // setting describes one configuration entry; the README's table is made
@@ -80,8 +89,9 @@ func (c *config) settings() []setting {
 	return []setting{
 		{"addr", "CAIRN_ADDR", "127.0.0.1:8080", "address to serve the API on", &c.Addr, cmdServe | cmdLoginLink},
 		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, signing key and local zones", &c.DataDir, cmdAll},
-		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL, cmdAll},
-		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key that signs tokens; default <data-dir>/signing-key.pem, created if absent", &c.SigningKeyFile, cmdServe | cmdToken | cmdLoginLink},
+		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL, cmdServe | cmdMigrate | cmdToken | cmdLoginLink},
+		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key that signs tokens; default <data-dir>/signing-key.pem, created if absent", &c.SigningKeyFile, cmdServe | cmdToken | cmdLoginLink | cmdBackup},
+		{"key-encryption-key-file", sealed.EnvKeyFile, "", "file holding the key-encryption key that seals stored secrets (webhook secrets); default <data-dir>/" + sealed.DefaultFile + ", created if absent, unless " + sealed.EnvKey + " holds the key itself", &c.KeyEncryptionKeyFile, cmdServe | cmdBackup | cmdRestore},
 		{"issuer", "CAIRN_ISSUER", "cairn", "iss of the tokens Cairn issues", &c.Issuer, cmdServe | cmdToken | cmdLoginLink},
 		{"audience", "CAIRN_AUDIENCE", "cairn-api", "aud of the tokens Cairn issues and accepts", &c.Audience, cmdServe | cmdToken | cmdLoginLink},
 		{"oidc-issuer", "CAIRN_OIDC_ISSUER", "", "also trust tokens from this OIDC issuer (e.g. a Cognito user pool)", &c.OIDCIssuer, cmdServe},
@@ -246,6 +256,8 @@ Commands:
   migrate     bring the database schema up to date and exit
   token       print an ISV admin token (--admin) or a tenant token (--tenant ID)
   login-link  print a one-time sign-in link to the admin portal
+  backup      back up the embedded default, while it runs: server backup DIR
+  restore     restore a backup into a new data directory: server restore DIR
   help        print this help, or a command's: server help token
 
 Every flag is also a CAIRN_* environment variable; a flag wins.
@@ -257,11 +269,21 @@ Run "server COMMAND --help" for a command's flags.
 // (-h, --help) is printed to stdout and answered with errHelpShown; a
 // parse error prints the usage to stderr.
 func parseConfig(name string, cmd command, args []string, getenv func(string) string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (*config, error) {
+	c, rest, err := parseConfigArgs(name, "", cmd, args, getenv, stdout, stderr, extra)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("unexpected argument %q", rest[0])
+	}
+	return c, err
+}
+
+// parseConfigArgs is parseConfig for a command that takes arguments after
+// its flags (named operands in its usage line); it returns them.
+func parseConfigArgs(name, operands string, cmd command, args []string, getenv func(string) string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (*config, []string, error) {
 	var c config
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	if err := c.register(fs, getenv, cmd); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if extra != nil {
 		extra(fs)
@@ -272,22 +294,20 @@ func parseConfig(name string, cmd command, args []string, getenv func(string) st
 			fmt.Fprint(w, commands)
 			fmt.Fprintf(w, "\nFlags of serve:\n")
 		} else {
-			fmt.Fprintf(w, "Usage: %s [flags]\n\nFlags:\n", name)
+			fmt.Fprintf(w, "Usage: %s [flags]%s\n\nFlags:\n", name, operands)
 		}
 		fs.PrintDefaults()
 	}
 	if wantsHelp(args) {
 		fs.SetOutput(stdout)
 		fs.Usage()
-		return nil, errHelpShown
+		return nil, nil, errHelpShown
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return &c, c.validate()
+	c.KeyEncryptionKey = getenv(sealed.EnvKey)
+	return &c, fs.Args(), c.validate()
 }
 
 // wantsHelp reports whether args ask for help before any "--".

@@ -6,6 +6,9 @@
 //	server token --tenant ID [--scopes a,b] [--ttl 1h]
 //	                            print a tenant token
 //	server login-link [--url U] print a one-time sign-in link to the admin portal
+//	server backup DIR           back up the embedded default while it runs
+//	server restore [--force] DIR
+//	                            restore a backup into the data directory
 //	server help [command]       print the commands, or a command's flags
 //
 // Every flag is also a CAIRN_* environment variable; see the README.
@@ -44,6 +47,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
+	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -97,6 +101,10 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return token(ctx, args, getenv, stdout, stderr)
 	case "login-link":
 		return loginLink(ctx, args, getenv, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, args, getenv, stdout, stderr)
+	case "restore":
+		return restoreCmd(ctx, args, getenv, stdout, stderr)
 	case "help":
 		// "server help" is "server --help"; "server help token" is
 		// "server token --help".
@@ -105,8 +113,14 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return dispatch(ctx, []string{"--help"}, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link, backup, restore or help)", cmd)
 	}
+}
+
+// loadKeyring loads the key-encryption key that seals stored secrets: the
+// variable's, the file's, or the one generated in the data directory.
+func loadKeyring(cfg *config) (*sealed.Keyring, error) {
+	return sealed.Load(sealed.Config{Keys: cfg.KeyEncryptionKey, File: cfg.KeyEncryptionKeyFile, DataDir: cfg.DataDir})
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
@@ -301,6 +315,13 @@ type hooks struct {
 func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) error {
 	log := newLogger(cfg, stderr)
 
+	if cfg.DatabaseURL == "" {
+		unlock, err := lockDataDir(cfg.DataDir) // restore will not replace it under us
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	db, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -373,13 +394,28 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	if err != nil {
 		return err
 	}
+	keys, err := loadKeyring(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.DatabaseURL != "" && cfg.KeyEncryptionKey == "" && cfg.KeyEncryptionKeyFile == "" {
+		log.WarnContext(ctx, "the key-encryption key is this machine's own file in the data directory; replicas sharing the database must share one key",
+			"key_id", keys.KeyID(), "set", sealed.EnvKey+" or "+sealed.EnvKeyFile)
+	}
 	guard := &webhooks.Guard{AllowHTTP: cfg.WebhookAllowHTTP, Allow: cfg.webhookAllow}
 	webhookSvc, err := webhooks.New(webhooks.Config{
-		Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
+		Store: db, Sealer: keys, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
 		OnAttempt: meterDeliveries(meter),
 	})
 	if err != nil {
 		return err
+	}
+	// Secrets an older version stored as plaintext are sealed now, before
+	// anything is served.
+	if n, err := webhookSvc.SealStored(ctx); err != nil {
+		return fmt.Errorf("seal stored webhook secrets: %w", err)
+	} else if n > 0 {
+		log.InfoContext(ctx, "sealed the webhook secrets an older version stored in plaintext", "endpoints", n, "key_id", keys.KeyID())
 	}
 	// Segment transitions and profile changes go out as webhooks.
 	profileSvc.SetOutbox(noticeOutbox{webhookSvc})

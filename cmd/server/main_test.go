@@ -234,10 +234,20 @@ func startServerHooks(t testing.TB, ctx context.Context, vars map[string]string,
 
 func call(t testing.TB, method, url, token, body string) (int, map[string]any) {
 	t.Helper()
+	status, _, out := callHeader(t, method, url, token, body, nil)
+	return status, out
+}
+
+// callHeader is call with request headers, answering the response's too.
+func callHeader(t testing.TB, method, url, token, body string, header map[string]string) (int, http.Header, map[string]any) {
+	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -246,7 +256,7 @@ func call(t testing.TB, method, url, token, body string) (int, map[string]any) {
 	defer res.Body.Close()
 	var out map[string]any
 	_ = json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out
+	return res.StatusCode, res.Header, out
 }
 
 // TestRestartKeepsState onboards a tenant, stops the server, starts a new
@@ -398,6 +408,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"token", "--help"}, []string{"-admin", "-tenant", "-scopes", "-ttl", "-data-dir", "-database-url", "-signing-key-file", "-max-admin-token-ttl"},
 			[]string{"-addr", "-cloud", "-max-workers", "-oidc-issuer", "-max-body-bytes", "-shutdown-timeout"}},
 		{[]string{"help", "token"}, []string{"-admin", "-tenant"}, []string{"-addr"}},
+		{[]string{"--help"}, []string{"backup", "restore"}, nil},
+		{[]string{"backup", "--help"}, []string{"DIR", "-data-dir", "-signing-key-file", "-key-encryption-key-file"}, []string{"-addr", "-database-url", "-force", "-admin"}},
+		{[]string{"help", "restore"}, []string{"DIR", "-data-dir", "-force", "-key-encryption-key-file"}, []string{"-addr", "-database-url", "-admin"}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

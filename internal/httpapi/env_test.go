@@ -29,6 +29,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -128,9 +129,15 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As in the server: the key-encryption key generated in the data
+	// directory seals webhook secrets.
+	keys, err := sealed.Load(sealed.Config{DataDir: dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Webhooks may go to the test's own receivers on loopback, over http.
 	guard := &webhooks.Guard{AllowHTTP: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	hooks, err := webhooks.New(webhooks.Config{Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: 5 * time.Second}, Logger: log})
+	hooks, err := webhooks.New(webhooks.Config{Store: db, Sealer: keys, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: 5 * time.Second}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

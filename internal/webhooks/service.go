@@ -60,10 +60,20 @@ func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
 // ErrDisabled is returned by Test for a disabled endpoint.
 var ErrDisabled = errors.New("webhook endpoint disabled")
 
-// Config configures a Service. Store and Guard are required.
+// Sealer encrypts endpoint secrets at rest; *sealed.Keyring is one. Open
+// must refuse a value sealed with other associated data.
+type Sealer interface {
+	Seal(plaintext, ad []byte) string
+	Open(sealed string, ad []byte) ([]byte, error)
+}
+
+// Config configures a Service. Store, Guard and Sealer are required.
 type Config struct {
 	// Store keeps endpoints and deliveries.
 	Store Store
+	// Sealer seals the secrets before they are stored and opens them to
+	// sign.
+	Sealer Sealer
 	// Guard checks endpoint URLs when they are set.
 	Guard *Guard
 	// Sender sends deliveries; default a Sender with Guard and
@@ -97,6 +107,7 @@ type Config struct {
 // dispatches them. It is safe for concurrent use.
 type Service struct {
 	store        Store
+	sealer       Sealer
 	guard        *Guard
 	sender       *Sender
 	now          func() time.Time
@@ -123,8 +134,8 @@ type subscription struct {
 
 // New returns a Service, or an error naming what Config lacks.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Guard == nil {
-		return nil, errors.New("webhooks: Store and Guard are required")
+	if cfg.Store == nil || cfg.Guard == nil || cfg.Sealer == nil {
+		return nil, errors.New("webhooks: Store, Guard and Sealer are required")
 	}
 	if cfg.Sender == nil {
 		cfg.Sender = &Sender{Guard: cfg.Guard, Timeout: DefaultTimeout}
@@ -152,7 +163,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	now := cfg.Now
 	return &Service{
-		store: cfg.Store, guard: cfg.Guard, sender: cfg.Sender,
+		store: cfg.Store, sealer: cfg.Sealer, guard: cfg.Guard, sender: cfg.Sender,
 		// Stores keep microseconds; a lease compared later must be the
 		// value stored.
 		now:  func() time.Time { return now().UTC().Truncate(time.Microsecond) },
@@ -280,7 +291,9 @@ func (s *Service) Create(ctx context.Context, rec audit.Event, tenant string, in
 		return Endpoint{}, "", &ValidationError{Field: "event_types", Reason: "required"}
 	}
 	now := s.now()
-	e := Endpoint{ID: newID("wh_"), TenantID: tenant, Enabled: true, Secret: NewSecret(), CreatedAt: now, UpdatedAt: now, Version: 1}
+	e := Endpoint{ID: newID("wh_"), TenantID: tenant, Enabled: true, CreatedAt: now, UpdatedAt: now, Version: 1}
+	secret := NewSecret()
+	e.Secret = s.seal(e.ID, secret)
 	if err := s.apply(ctx, tenant, &e, in); err != nil {
 		return Endpoint{}, "", err
 	}
@@ -289,7 +302,7 @@ func (s *Service) Create(ctx context.Context, rec audit.Event, tenant string, in
 		return Endpoint{}, "", err
 	}
 	s.forget(tenant)
-	return e, e.Secret, nil
+	return e, secret, nil
 }
 
 // Get returns the tenant's endpoint (ErrNotFound).
@@ -366,12 +379,78 @@ func (s *Service) RotateSecret(ctx context.Context, rec audit.Event, tenant, id 
 	}
 	now := s.now()
 	expires := now.Add(grace)
-	e.PreviousSecret, e.PreviousSecretExpiresAt, e.Secret, e.UpdatedAt = e.Secret, &expires, NewSecret(), now
+	secret := NewSecret()
+	e.PreviousSecret, e.PreviousSecretExpiresAt, e.Secret, e.UpdatedAt = e.Secret, &expires, s.seal(e.ID, secret), now
 	e, err = s.store.WebhookEndpointUpdate(ctx, e, rec.On(id))
 	if err != nil {
 		return Endpoint{}, "", err
 	}
-	return e, e.Secret, nil
+	return e, secret, nil
+}
+
+// secretAD is the associated data of an endpoint's sealed secrets: a
+// sealed secret opens only on the endpoint it was made for.
+func secretAD(id string) []byte { return []byte("webhook endpoint secret\x00" + id) }
+
+func (s *Service) seal(id, secret string) string {
+	return s.sealer.Seal([]byte(secret), secretAD(id))
+}
+
+// signingSecrets opens the secrets that sign a request to e at now. A
+// plaintext "whsec_" value of an older version is taken as it is (until
+// SealStored seals it). Errors come from the Sealer opening the current
+// secret: sealed under a key this server does not have, or altered. A
+// previous secret that does not open is left out, so that rotating the
+// secret is how an operator who lost the key gets deliveries going again.
+func (s *Service) signingSecrets(e Endpoint, now time.Time) ([]string, error) {
+	stored := e.Secrets(now)
+	out := make([]string, 0, len(stored))
+	for i, v := range stored {
+		if strings.HasPrefix(v, SecretPrefix) {
+			out = append(out, v)
+			continue
+		}
+		plain, err := s.sealer.Open(v, secretAD(e.ID))
+		switch {
+		case err != nil && i == 0:
+			return nil, fmt.Errorf("open the secret of webhook endpoint %s: %w", e.ID, err)
+		case err != nil:
+			s.log.Warn("the previous secret of a webhook endpoint does not open; signing with the current one only", "endpoint_id", e.ID, "err", err)
+		default:
+			out = append(out, string(plain))
+		}
+	}
+	return out, nil
+}
+
+// SealStored seals the secrets an older version stored as plaintext, of
+// every endpoint, and returns how many endpoints it sealed. The server
+// calls it at start; it is safe to run on several replicas at once (a
+// secret changed meanwhile, by a rotation or another replica, is left to
+// that change).
+func (s *Service) SealStored(ctx context.Context) (int, error) {
+	list, err := s.store.WebhookEndpointsUnsealed(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range list {
+		secret, previous := e.Secret, e.PreviousSecret
+		if strings.HasPrefix(secret, SecretPrefix) {
+			secret = s.seal(e.ID, secret)
+		}
+		if strings.HasPrefix(previous, SecretPrefix) {
+			previous = s.seal(e.ID, previous)
+		}
+		ok, err := s.store.WebhookEndpointReseal(ctx, e.ID, e.Secret, e.PreviousSecret, secret, previous)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // forget drops what Subscribed knows of tenant, so that a change made

@@ -26,11 +26,13 @@ type Endpoint struct {
 	// DisabledReason says why the dispatcher disabled the endpoint; ""
 	// when it is enabled or a person disabled it.
 	DisabledReason string
-	// Secret signs every request. It is stored so that it can sign, and
-	// read back only by the dispatcher: the API shows it once.
+	// Secret signs every request. It is held sealed (see Sealer): the
+	// Service seals it before it is stored and opens it only to sign, and
+	// the API shows it once, when it is made. A stored "whsec_" value is
+	// a plaintext secret of an older version, sealed by SealStored.
 	Secret string
-	// PreviousSecret signs too until PreviousSecretExpiresAt, the grace
-	// period of a rotation.
+	// PreviousSecret, sealed too, signs until PreviousSecretExpiresAt, the
+	// grace period of a rotation.
 	PreviousSecret          string
 	PreviousSecretExpiresAt *time.Time
 	// FailingSince is the first failed attempt of the current streak of
@@ -45,8 +47,8 @@ type Endpoint struct {
 	Seq int64
 }
 
-// Secrets returns the secrets that sign a request at now: the current one,
-// and the previous one during its grace period.
+// Secrets returns the stored (sealed) secrets that sign a request at now:
+// the current one, and the previous one during its grace period.
 func (e Endpoint) Secrets(now time.Time) []string {
 	out := []string{e.Secret}
 	if e.PreviousSecret != "" && e.PreviousSecretExpiresAt != nil && now.Before(*e.PreviousSecretExpiresAt) {
@@ -168,6 +170,14 @@ type Store interface {
 	// Disabling an endpoint this way pauses it: its pending deliveries stay
 	// pending, unclaimed, until it is enabled again.
 	WebhookEndpointUpdate(ctx context.Context, e Endpoint, rec audit.Event) (Endpoint, error)
+	// WebhookEndpointsUnsealed returns every endpoint, of any tenant or
+	// the fleet, whose Secret or PreviousSecret is a plaintext "whsec_"
+	// value an older version stored.
+	WebhookEndpointsUnsealed(ctx context.Context) ([]Endpoint, error)
+	// WebhookEndpointReseal replaces the endpoint's stored secrets with
+	// secret and previous if they are still oldSecret and oldPrevious, and
+	// reports whether it did. Version and UpdatedAt stay.
+	WebhookEndpointReseal(ctx context.Context, id, oldSecret, oldPrevious, secret, previous string) (bool, error)
 	// WebhookEndpointDelete deletes the endpoint if its Version is version
 	// (any Version when version is 0) and cancels its pending deliveries,
 	// in one transaction (ErrNotFound, ErrVersionMismatch).

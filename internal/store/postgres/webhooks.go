@@ -152,6 +152,26 @@ func (d *DB) WebhookEndpointAnswering(ctx context.Context, id string) error {
 	return nil
 }
 
+// WebhookEndpointsUnsealed implements webhooks.Store.
+func (d *DB) WebhookEndpointsUnsealed(ctx context.Context) ([]webhooks.Endpoint, error) {
+	rows, err := d.queries.WebhookEndpointsUnsealed(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list unsealed webhook endpoints: %w", translateWebhooks(err))
+	}
+	return endpointsFromRows(rows), nil
+}
+
+// WebhookEndpointReseal implements webhooks.Store.
+func (d *DB) WebhookEndpointReseal(ctx context.Context, id, oldSecret, oldPrevious, secret, previous string) (bool, error) {
+	n, err := d.queries.WebhookEndpointReseal(ctx, db.WebhookEndpointResealParams{
+		ID: id, OldSecret: oldSecret, OldPreviousSecret: oldPrevious, Secret: secret, PreviousSecret: previous,
+	})
+	if err != nil {
+		return false, fmt.Errorf("reseal webhook endpoint: %w", translateWebhooks(err))
+	}
+	return n == 1, nil
+}
+
 // WebhookEndpointDisable implements webhooks.Store.
 func (d *DB) WebhookEndpointDisable(ctx context.Context, id, reason string, at time.Time) (bool, error) {
 	var disabled bool

@@ -87,6 +87,7 @@ func Run(t *testing.T, h Harness) {
 		{"WebhookEndpointLimit", testWebhookEndpointLimit},
 		{"WebhookEndpointUpdate", testWebhookEndpointUpdate},
 		{"WebhookEndpointFailing", testWebhookEndpointFailing},
+		{"WebhookEndpointReseal", testWebhookEndpointReseal},
 		{"WebhookDeliveryUnique", testWebhookDeliveryUnique},
 		{"WebhookDeliveryClaimOrder", testWebhookDeliveryClaimOrder},
 		{"WebhookDeliveryLeaseTakeover", testWebhookDeliveryLeaseTakeover},

@@ -340,6 +340,49 @@ func testWebhookEndpointFailing(t *testing.T, h Harness) {
 	}
 }
 
+// testWebhookEndpointReseal: the endpoints with a plaintext secret, of
+// every tenant and the fleet, are listed; a reseal replaces the secrets
+// only if they are unchanged, and keeps the version.
+func testWebhookEndpointReseal(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ids := tenantIDs(t, b, 1)
+	plain := insertEndpoint(t, b, newEndpoint(ids[0], 1))
+	fleet := newEndpoint("", 2)
+	fleet.Secret, fleet.PreviousSecret = "sealed.v1.k.a", "whsec_previous"
+	fleet = insertEndpoint(t, b, fleet)
+	done := newEndpoint(ids[0], 3)
+	done.Secret = "sealed.v1.k.b"
+	insertEndpoint(t, b, done)
+
+	list, err := b.WebhookEndpointsUnsealed(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range list {
+		got = append(got, e.ID)
+	}
+	if want := []string{plain.ID, fleet.ID}; !slices.Equal(got, want) {
+		t.Fatalf("unsealed endpoints %v, want %v", got, want)
+	}
+	if ok, err := b.WebhookEndpointReseal(t.Context(), plain.ID, "whsec_changed", "", "sealed.v1.k.c", ""); err != nil || ok {
+		t.Fatalf("reseal of a changed secret: %v %v", ok, err)
+	}
+	if ok, err := b.WebhookEndpointReseal(t.Context(), plain.ID, plain.Secret, "", "sealed.v1.k.c", ""); err != nil || !ok {
+		t.Fatalf("reseal: %v %v", ok, err)
+	}
+	if ok, err := b.WebhookEndpointReseal(t.Context(), fleet.ID, fleet.Secret, fleet.PreviousSecret, fleet.Secret, "sealed.v1.k.d"); err != nil || !ok {
+		t.Fatalf("reseal of the previous secret: %v %v", ok, err)
+	}
+	after, _ := b.WebhookEndpointGet(t.Context(), ids[0], plain.ID)
+	if after.Secret != "sealed.v1.k.c" || after.Version != plain.Version {
+		t.Errorf("resealed endpoint: secret %q version %d", after.Secret, after.Version)
+	}
+	if list, err = b.WebhookEndpointsUnsealed(t.Context()); err != nil || len(list) != 0 {
+		t.Errorf("unsealed after the reseals: %d %v", len(list), err)
+	}
+}
+
 func testWebhookDeliveryUnique(t *testing.T, h Harness) {
 	b := newBackend(t, h)
 	ids := tenantIDs(t, b, 1)
