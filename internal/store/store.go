@@ -16,6 +16,8 @@ import (
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/replicas"
+	"github.com/cairn-cdp/cairn/internal/signingkeys"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
@@ -30,6 +32,11 @@ type Backend interface {
 	// fleet.Store is the fleet outbox, written through tenants.Tx and the
 	// provisioner's updates.
 	fleet.Store
+	// signingkeys.Store keeps the token signing keys, sealed, so every
+	// replica signs and verifies with the same ones.
+	signingkeys.Store
+	// replicas.Store holds the replicas' leases.
+	replicas.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

@@ -100,6 +100,23 @@ type Principal struct {
 	CreatedAt time.Time
 }
 
+type Replica struct {
+	ID        string
+	Engine    string
+	Host      string
+	DataDir   string
+	StartedAt time.Time
+	ExpiresAt time.Time
+}
+
+type SigningKey struct {
+	Kid              string
+	PublicKey        []byte
+	SealedPrivateKey string
+	CreatedAt        time.Time
+	SupersededAt     *time.Time
+}
+
 type Source struct {
 	Seq            int64
 	ID             string

@@ -98,6 +98,23 @@ type Principal struct {
 	CreatedAt string
 }
 
+type Replica struct {
+	ID        string
+	Engine    string
+	Host      string
+	DataDir   string
+	StartedAt string
+	ExpiresAt string
+}
+
+type SigningKey struct {
+	Kid              string
+	PublicKey        []byte
+	SealedPrivateKey string
+	CreatedAt        string
+	SupersededAt     sql.NullString
+}
+
 type Source struct {
 	Seq            int64
 	ID             string
