@@ -7,12 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/portal"
+	"github.com/cairn-cdp/cairn/internal/sealed"
 )
 
 // config is every setting of the server. Each is a flag and a CAIRN_*
@@ -45,6 +45,12 @@ type config struct {
 	StackPollInterval time.Duration
 	MaxTenantTokenTTL time.Duration
 	MaxAdminTokenTTL  time.Duration
+	// ReplicaLease is how long a replica's lease lasts after a renewal.
+	ReplicaLease time.Duration
+	// kek says where the key-encryption key is, from CAIRN_KEY_ENCRYPTION_KEY
+	// or CAIRN_KEY_ENCRYPTION_KEY_FILE (variables only, so that no key
+	// shows in a process list), else a file in the data directory.
+	kek sealed.Config
 	// WebhookAllowHTTP lets webhook endpoints use http:// URLs.
 	WebhookAllowHTTP bool
 	// WebhookAllowCIDRs is a comma list of address ranges webhook
@@ -62,8 +68,9 @@ const (
 	cmdMigrate
 	cmdToken
 	cmdLoginLink
+	cmdKeys
 
-	cmdAll = cmdServe | cmdMigrate | cmdToken | cmdLoginLink
+	cmdAll = cmdServe | cmdMigrate | cmdToken | cmdLoginLink | cmdKeys
 )
 
 // setting describes one configuration entry; the README's table is made
@@ -78,9 +85,9 @@ type setting struct {
 func (c *config) settings() []setting {
 	return []setting{
 		{"addr", "CAIRN_ADDR", "127.0.0.1:8080", "address to serve the API on", &c.Addr, cmdServe | cmdLoginLink},
-		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, signing key and local zones", &c.DataDir, cmdAll},
+		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, the generated key-encryption key and local zones", &c.DataDir, cmdAll},
 		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL, cmdAll},
-		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key that signs tokens; default <data-dir>/signing-key.pem, created if absent", &c.SigningKeyFile, cmdServe | cmdToken | cmdLoginLink},
+		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key imported (created if absent) as the signing key of a database that has none; signing keys live in the database", &c.SigningKeyFile, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"issuer", "CAIRN_ISSUER", "cairn", "iss of the tokens Cairn issues", &c.Issuer, cmdServe | cmdToken | cmdLoginLink},
 		{"audience", "CAIRN_AUDIENCE", "cairn-api", "aud of the tokens Cairn issues and accepts", &c.Audience, cmdServe | cmdToken | cmdLoginLink},
 		{"oidc-issuer", "CAIRN_OIDC_ISSUER", "", "also trust tokens from this OIDC issuer (e.g. a Cognito user pool)", &c.OIDCIssuer, cmdServe},
@@ -94,8 +101,8 @@ func (c *config) settings() []setting {
 		{"oidc-token-url", "CAIRN_OIDC_TOKEN_URL", "", "token endpoint of the OIDC issuer, for the portal (allowed in its connect-src)", &c.OIDCTokenURL, cmdServe},
 		{"oidc-scopes", "CAIRN_OIDC_SCOPES", "openid", "scopes the portal asks the OIDC issuer for, space-separated", &c.OIDCScopes, cmdServe},
 		{"oidc-portal-token", "CAIRN_OIDC_PORTAL_TOKEN", "access_token", "which token of the issuer's answer the portal sends: access_token or id_token", &c.OIDCPortalToken, cmdServe},
-		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL, cmdServe | cmdToken},
-		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL, cmdServe | cmdToken | cmdLoginLink},
+		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL, cmdServe | cmdToken | cmdKeys},
+		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"log-level", "CAIRN_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel, cmdAll},
 		{"max-body-bytes", "CAIRN_MAX_BODY_BYTES", "1048576", "largest request body accepted", &c.MaxBodyBytes, cmdServe},
 		{"shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight requests and jobs", &c.ShutdownTimeout, cmdServe},
@@ -104,6 +111,7 @@ func (c *config) settings() []setting {
 		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud, cmdServe},
 		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL, cmdServe},
 		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval, cmdServe},
+		{"replica-lease", "CAIRN_REPLICA_LEASE", "15s", "how long a replica's lease in the database lasts unless renewed (every third of it); a local-engine replica starts only when no other holds one", &c.ReplicaLease, cmdServe},
 		{"webhook-allow-http", "CAIRN_WEBHOOK_ALLOW_HTTP", "false", "let webhook endpoints use http:// URLs (https only otherwise)", &c.WebhookAllowHTTP, cmdServe},
 		{"webhook-allow-cidrs", "CAIRN_WEBHOOK_ALLOW_CIDRS", "", "comma-separated address ranges (10.0.0.0/8, ...) webhook endpoints may reach although they are private, loopback or link-local", &c.WebhookAllowCIDRs, cmdServe},
 	}
@@ -173,8 +181,8 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string, cmd comm
 }
 
 func (c *config) validate() error {
-	if c.SigningKeyFile == "" {
-		c.SigningKeyFile = filepath.Join(c.DataDir, "signing-key.pem")
+	if c.ReplicaLease < time.Second {
+		return errors.New("replica-lease must be at least 1s")
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("max-body-bytes must be at least 1024")
@@ -246,6 +254,7 @@ Commands:
   migrate     bring the database schema up to date and exit
   token       print an ISV admin token (--admin) or a tenant token (--tenant ID)
   login-link  print a one-time sign-in link to the admin portal
+  keys        rotate the token signing key: server keys rotate
   help        print this help, or a command's: server help token
 
 Every flag is also a CAIRN_* environment variable; a flag wins.
@@ -287,6 +296,7 @@ func parseConfig(name string, cmd command, args []string, getenv func(string) st
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	c.kek = sealed.Config{Keys: getenv(sealed.EnvKey), File: getenv(sealed.EnvKeyFile), DataDir: c.DataDir}
 	return &c, c.validate()
 }
 

@@ -6,6 +6,7 @@
 //	server token --tenant ID [--scopes a,b] [--ttl 1h]
 //	                            print a tenant token
 //	server login-link [--url U] print a one-time sign-in link to the admin portal
+//	server keys rotate          sign with a new key; the old one verifies until its tokens expire
 //	server help [command]       print the commands, or a command's flags
 //
 // Every flag is also a CAIRN_* environment variable; see the README.
@@ -95,6 +96,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return token(ctx, args, getenv, stdout, stderr)
 	case "login-link":
 		return loginLink(ctx, args, getenv, stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, args, getenv, stdout, stderr)
 	case "help":
 		// "server help" is "server --help"; "server help token" is
 		// "server token --help".
@@ -103,7 +106,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return dispatch(ctx, []string{"--help"}, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link, keys or help)", cmd)
 	}
 }
 
@@ -134,17 +137,26 @@ func migrate(ctx context.Context, cfg *config, stderr io.Writer) error {
 	return db.Close()
 }
 
-// newAuthority loads (or on first start creates) the signing key. With
-// external set it also trusts the configured OIDC issuer; minting needs no
-// external keys.
-func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external bool) (*auth.Authority, error) {
-	key, err := auth.LoadOrCreateKey(cfg.SigningKeyFile)
+// newAuthority signs and verifies with the database's signing keys (see
+// signingKeys). A serving authority (serving set) reloads them while it
+// runs and also trusts the configured OIDC issuer; a command's mints with
+// the keys of the moment.
+func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, db store.Backend, serving bool) (*auth.Authority, error) {
+	keys, err := signingKeys(ctx, cfg, db, log)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return nil, err
 	}
 	acfg := auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Logger: log,
 		MaxTenantLifetime: cfg.MaxTenantTokenTTL, MaxAdminLifetime: cfg.MaxAdminTokenTTL}
-	if external && cfg.OIDCIssuer != "" {
+	if !serving {
+		set, err := keys.SigningKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		acfg.VerifyKeys = set.Verify
+		return auth.New(ctx, set.Signing, acfg)
+	}
+	if cfg.OIDCIssuer != "" {
 		acfg.External = &auth.ExternalConfig{
 			Issuer:        cfg.OIDCIssuer,
 			JWKSURL:       cfg.OIDCJWKSURL,
@@ -154,7 +166,7 @@ func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external b
 			ScopeClaim:    cfg.OIDCScopeClaim,
 		}
 	}
-	return auth.New(ctx, key, acfg)
+	return auth.NewFromSource(ctx, keys, acfg)
 }
 
 // portalOIDC is the portal's OIDC client, or nil when none is configured.
@@ -169,9 +181,9 @@ func portalOIDC(cfg *config) *httpapi.OIDCClient {
 	}
 }
 
-// token prints a token for operators. An admin token needs only the
-// signing key; a tenant token is minted only for a tenant the database
-// knows and that is not offboarded (see checkTokenTenant).
+// token prints a token for operators, signed with the database's signing
+// key; a tenant token is minted only for a tenant the database knows and
+// that is not offboarded (see checkTokenTenant).
 func token(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
 		admin  bool
@@ -192,12 +204,17 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 		return errors.New("token: give exactly one of --admin and --tenant ID")
 	}
 	log := newLogger(cfg, stderr)
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
 	if tenant != "" {
-		if err := checkTokenTenant(ctx, cfg, log, tenant); err != nil {
+		if err := checkTokenTenant(ctx, cfg, db, tenant); err != nil {
 			return fmt.Errorf("token: %w", err)
 		}
 	}
-	a, err := newAuthority(ctx, cfg, log, false)
+	a, err := newAuthority(ctx, cfg, log, db, false)
 	if err != nil {
 		return err
 	}
@@ -218,12 +235,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 // or that was offboarded: the gate would refuse its token anyway, and an
 // operator should learn so now rather than from a 401 later. A suspended or
 // still provisioning tenant gets one, as the gate judges those per request.
-func checkTokenTenant(ctx context.Context, cfg *config, log *slog.Logger, id string) error {
-	db, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+func checkTokenTenant(ctx context.Context, cfg *config, db store.Backend, id string) error {
 	t, err := tenants.NewService(db, nil).Get(ctx, id)
 	switch {
 	case errors.Is(err, tenants.ErrNotFound):
@@ -236,9 +248,9 @@ func checkTokenTenant(ctx context.Context, cfg *config, log *slog.Logger, id str
 	return nil
 }
 
-// loginLink prints a one-time sign-in link to the admin portal. Like token
-// it needs only the signing key; the server that the link names records the
-// code's single use when the portal exchanges it.
+// loginLink prints a one-time sign-in link to the admin portal, signed
+// like a token; the server that the link names records the code's single
+// use when the portal exchanges it.
 func loginLink(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var base string
 	cfg, err := parseConfig("server login-link", cmdLoginLink, args, getenv, stdout, stderr, func(fs *flag.FlagSet) {
@@ -250,7 +262,13 @@ func loginLink(ctx context.Context, args []string, getenv func(string) string, s
 	if base == "" {
 		base = "http://" + cfg.Addr
 	}
-	a, err := newAuthority(ctx, cfg, newLogger(cfg, stderr), false)
+	log := newLogger(cfg, stderr)
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a, err := newAuthority(ctx, cfg, log, db, false)
 	if err != nil {
 		return err
 	}
@@ -290,8 +308,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 	defer db.Close()
+	// Before anything touches the data directory: the local engine is
+	// single-node. ctx ends, too, if the lease is lost for good.
+	ctx, leave, err := joinReplicas(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	defer leave()
 
-	authority, err := newAuthority(ctx, cfg, log, true)
+	authority, err := newAuthority(ctx, cfg, log, db, true)
 	if err != nil {
 		return err
 	}
@@ -493,7 +518,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return errors.Join(httpErr, errors.New("webhook dispatcher: attempts still in flight at the shutdown timeout"), stopWorkers(shutdownCtx))
 	}
 	jobsErr := stopWorkers(shutdownCtx)
-	return errors.Join(httpErr, dispatchErr, jobsErr)
+	return errors.Join(leaseLost(ctx), httpErr, dispatchErr, jobsErr)
 }
 
 // newCloud returns the provisioning engine, the governance catalog and the

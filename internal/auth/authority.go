@@ -19,10 +19,18 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// DefaultLeeway is the clock skew tolerated unless Config.Leeway says
+// otherwise; DefaultKeyReload how often NewFromSource reloads keys unless
+// Config.KeyReload says otherwise.
+const (
+	DefaultLeeway    = 30 * time.Second
+	DefaultKeyReload = 30 * time.Second
+)
+
 const (
 	defaultIssuer   = "cairn"
 	defaultAudience = "cairn-api"
-	defaultLeeway   = 30 * time.Second
+	defaultLeeway   = DefaultLeeway
 	// maxLeeway keeps a misconfigured leeway from reviving expired tokens.
 	maxLeeway = 5 * time.Minute
 	// jwksTimeout bounds one fetch of the external JWKS, and so how long a
@@ -31,7 +39,7 @@ const (
 	// defaultKeyReload and defaultKeyRefetchGap are the KeySource's
 	// periodic reload and the shortest gap between reloads that unknown
 	// kids trigger.
-	defaultKeyReload     = 30 * time.Second
+	defaultKeyReload     = DefaultKeyReload
 	defaultKeyRefetchGap = 5 * time.Second
 )
 
@@ -109,13 +117,14 @@ type ExternalConfig struct {
 // issuer's. Create it with New; it is safe for concurrent use.
 type Authority struct {
 	// keys is Cairn's own key set; NewFromSource's reloads replace it.
-	keys     atomic.Pointer[keySet]
-	source   KeySource
-	refetch  refetchGate
-	logger   *slog.Logger
-	issuer   string
-	audience string
-	now      func() time.Time
+	keys      atomic.Pointer[keySet]
+	source    KeySource
+	keyReload time.Duration
+	refetch   refetchGate
+	logger    *slog.Logger
+	issuer    string
+	audience  string
+	now       func() time.Time
 	// maxTenant and maxAdmin are the longest lifetimes of tenant and admin
 	// tokens, minted or verified.
 	maxTenant, maxAdmin time.Duration
@@ -175,11 +184,11 @@ func NewFromSource(ctx context.Context, src KeySource, cfg Config) (*Authority, 
 	if err != nil {
 		return nil, err
 	}
-	a.source, a.refetch.gap, a.verifyKeys = src, cfg.KeyRefetchGap, cfg.VerifyKeys
+	a.source, a.verifyKeys = src, cfg.VerifyKeys
 	if err := a.ReloadKeys(ctx); err != nil {
 		return nil, err
 	}
-	go a.reloadEvery(ctx, cfg.KeyReload)
+	go a.reloadEvery(ctx, a.keyReload)
 	return a, nil
 }
 
@@ -341,6 +350,8 @@ func newAuthority(ctx context.Context, cfg Config) (*Authority, error) {
 	}
 
 	a := &Authority{
+		keyReload: cfg.KeyReload,
+		refetch:   refetchGate{gap: cfg.KeyRefetchGap},
 		logger:    cfg.Logger,
 		issuer:    cfg.Issuer,
 		audience:  cfg.Audience,

@@ -35,8 +35,17 @@ const (
 // DefaultLease is the lease of a replica unless configured.
 const DefaultLease = 15 * time.Second
 
-// ErrRefused is matched by the *RefusedError of Join and Run.
-var ErrRefused = errors.New("replicas: refused")
+// Sentinel errors.
+var (
+	// ErrRefused is matched by the *RefusedError of Join and Run.
+	ErrRefused = errors.New("replicas: refused")
+	// ErrDataDirBusy is returned by LockDataDir when another process
+	// holds the data directory.
+	ErrDataDirBusy = errors.New("replicas: data directory in use")
+	// ErrNoLock is returned by LockDataDir where the platform has no
+	// advisory file locks.
+	ErrNoLock = errors.New("replicas: no file locks on this platform")
+)
 
 // Replica is one lease row.
 type Replica struct {
@@ -72,6 +81,14 @@ type Config struct {
 	// Host and DataDir describe the replica to the operator of another
 	// one it blocks.
 	Host, DataDir string
+	// SingleNode makes the replica need to be alone whatever its engine
+	// (the embedded SQLite database is one process's).
+	SingleNode bool
+	// DataDirLocked says the caller holds LockDataDir on DataDir, so a
+	// live lease of this Host and DataDir is a dead process's (killed
+	// before it could give the lease up) and blocks nothing: a server
+	// restarted after a crash starts at once.
+	DataDirLocked bool
 	// Lease is how long the lease lasts after each renewal; default
 	// DefaultLease, at least one second.
 	Lease time.Duration
@@ -80,24 +97,20 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// RefusedError says which live replica forbids starting.
+// RefusedError says which live replica forbids starting, and why.
 type RefusedError struct {
-	// Engine is the engine of the replica that was refused.
-	Engine string
+	// Rule is the rule that forbids it, for example "the local engine is
+	// single-node".
+	Rule string
 	// Live is the replica whose lease forbids it.
 	Live Replica
 }
 
 func (e *RefusedError) Error() string {
 	l := e.Live
-	lease := fmt.Sprintf("replica %s on host %s (data directory %s, engine %s) is live on this control-plane database; its lease lasts until %s unless renewed",
-		l.ID, l.Host, l.DataDir, l.Engine, l.ExpiresAt.UTC().Format(time.RFC3339))
-	if e.Engine == EngineLocal {
-		return "the local engine is single-node, so this replica will not start: " + lease +
-			". Stop that replica (or wait for its lease to lapse if it died), or run every replica with --cloud aws"
-	}
-	return "a local-engine replica is running, and the local engine is single-node, so this replica will not start: " + lease +
-		". Stop it first"
+	return fmt.Sprintf("%s, so this replica will not start: replica %s on host %s (data directory %s, engine %s) is live on this control-plane database, its lease lasting until %s unless renewed. "+
+		"Stop that replica (if it died, its lease lapses by then), or run every replica with --cloud aws on PostgreSQL",
+		e.Rule, l.ID, l.Host, l.DataDir, l.Engine, l.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
 // Is makes errors.Is(err, ErrRefused) true.
@@ -149,8 +162,13 @@ func (h *Heartbeat) join(ctx context.Context, now time.Time) error {
 	r.ExpiresAt = now.Add(h.cfg.Lease).UTC()
 	err := h.cfg.Store.ReplicaJoin(ctx, r, now, func(live []Replica) error {
 		for _, l := range live {
-			if h.cfg.Engine == EngineLocal || l.Engine == EngineLocal {
-				return &RefusedError{Engine: h.cfg.Engine, Live: l}
+			switch {
+			case h.cfg.DataDirLocked && l.Host == h.cfg.Host && l.DataDir == h.cfg.DataDir:
+				continue
+			case h.cfg.Engine == EngineLocal || l.Engine == EngineLocal:
+				return &RefusedError{Rule: "the local engine is single-node", Live: l}
+			case h.cfg.SingleNode:
+				return &RefusedError{Rule: "the embedded SQLite database serves a single replica", Live: l}
 			}
 		}
 		return nil
