@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -135,12 +136,14 @@ func testSigningKeysRotate(t *testing.T, h Harness) {
 }
 
 // testReplicaLeases: a local-engine replica is alone; AWS-mode replicas
-// are many; a lapsed lease blocks no one.
+// are many; a lapsed lease blocks no one, and the replica that held it
+// stops when it finds it taken.
 func testReplicaLeases(t *testing.T, h Harness) {
 	b := newBackend(t, h)
 	clock := &testClock{now: base}
+	const lease = 3 * time.Second
 	join := func(engine, dir string) (*replicas.Heartbeat, error) {
-		return replicas.Join(t.Context(), replicas.Config{Store: b, Engine: engine, Host: "host-1", DataDir: dir, Now: clock.Now})
+		return replicas.Join(t.Context(), replicas.Config{Store: b, Engine: engine, Host: "host-1", DataDir: dir, Lease: lease, Now: clock.Now})
 	}
 	first, err := join(replicas.EngineLocal, "/data/a")
 	if err != nil {
@@ -154,24 +157,28 @@ func testReplicaLeases(t *testing.T, h Harness) {
 		}
 	}
 	// Renewed, the lease outlives its first term.
-	clock.Add(10 * time.Second)
-	if ok, err := b.ReplicaRenew(t.Context(), first.ID(), clock.Now().Add(replicas.DefaultLease)); !ok || err != nil {
+	clock.Add(2 * time.Second)
+	if ok, err := b.ReplicaRenew(t.Context(), first.ID(), clock.Now().Add(lease)); !ok || err != nil {
 		t.Fatalf("renew: %v %v", ok, err)
 	}
-	clock.Add(10 * time.Second)
+	clock.Add(2 * time.Second)
 	if _, err := join(replicas.EngineLocal, "/data/b"); !errors.Is(err, replicas.ErrRefused) {
 		t.Fatalf("beside a renewed lease: %v", err)
 	}
-	// Lapsed, it blocks no one, and its renewal finds it gone.
-	clock.Add(replicas.DefaultLease)
+	// Lapsed, it blocks no one.
+	clock.Add(lease)
 	second, err := join(replicas.EngineLocal, "/data/b")
 	if err != nil {
 		t.Fatalf("after the lease lapsed: %v", err)
 	}
-	if ok, err := b.ReplicaRenew(t.Context(), first.ID(), clock.Now().Add(replicas.DefaultLease)); ok || err != nil {
-		t.Fatalf("renewal of a lapsed, cleared lease: %v %v; want false", ok, err)
+	// Its holder, still running, finds it gone at its next renewal and
+	// may not take it again: Run says it must stop.
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if err := first.Run(ctx); !errors.Is(err, replicas.ErrRefused) {
+		t.Fatalf("Run of a replica whose lapsed lease was taken: %v", err)
 	}
-	// Left, it blocks no one either.
+	// Left, a lease blocks no one either.
 	if err := second.Leave(t.Context()); err != nil {
 		t.Fatal(err)
 	}
