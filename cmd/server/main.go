@@ -484,7 +484,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "Cairn is serving on %s\n", url)
-	fmt.Fprintf(stdout, "Get an admin token with: go run ./cmd/server token --admin --data-dir %s\n", cfg.DataDir)
+	if cfg.DatabaseURL == "" {
+		fmt.Fprintf(stdout, "Get an admin token with: go run ./cmd/server token --admin --data-dir %s\n", cfg.DataDir)
+	} else {
+		// The signing keys are in the database; the URL may hold a password.
+		fmt.Fprintln(stdout, "Get an admin token with: go run ./cmd/server token --admin --database-url \"$CAIRN_DATABASE_URL\" (with this server's key-encryption key)")
+	}
 	if cfg.DatabaseURL == "" {
 		// The embedded default is one person's server: hand them the portal.
 		link, err := signInLink(authority, url)
