@@ -333,3 +333,35 @@ func serveOnce(t *testing.T, vars map[string]string) error {
 	}
 	return nil
 }
+
+// TestKeysCommandHelp: "server keys" takes only rotate, whose help lists
+// the database and token lifetime flags and not the server's.
+func TestKeysCommandHelp(t *testing.T) {
+	for _, args := range [][]string{{"keys", "--help"}, {"help", "keys"}, {"keys", "rotate", "--help"}} {
+		out, err := runWith(t, nil, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		for _, flag := range []string{"-database-url", "-data-dir", "-max-tenant-token-ttl", "-max-admin-token-ttl"} {
+			if !strings.Contains(out, flag) {
+				t.Errorf("%v lacks %s:\n%s", args, flag, out)
+			}
+		}
+		if strings.Contains(out, "-addr ") || strings.Contains(out, "-cloud ") {
+			t.Errorf("%v lists a flag of serve:\n%s", args, out)
+		}
+	}
+	for _, args := range [][]string{{"keys"}, {"keys", "list"}} {
+		if _, err := runWith(t, nil, args...); err == nil || !strings.Contains(err.Error(), "server keys rotate") {
+			t.Errorf("%v: %v, want an error naming server keys rotate", args, err)
+		}
+	}
+	// Rotating a database that has no key yet gives it one, then rotates.
+	vars := map[string]string{"CAIRN_DATA_DIR": t.TempDir()}
+	if out, err := runWith(t, vars, "keys", "rotate"); err != nil || !strings.Contains(out, "signs from now on") {
+		t.Fatalf("keys rotate on a new database: %q, %v", out, err)
+	}
+	if set := serverKeys(t, vars); len(set.Verify) != 1 {
+		t.Fatalf("after one rotation %d verify-only keys, want 1", len(set.Verify))
+	}
+}

@@ -300,6 +300,9 @@ func (a *Authority) lookupOwn(ctx context.Context, kid string) (ed25519.PublicKe
 		return nil, false
 	}
 	a.refetch.last = time.Now()
+	// Bounded like an external JWKS fetch: a request waits at most this.
+	ctx, cancel := context.WithTimeout(ctx, jwksTimeout)
+	defer cancel()
 	if err := a.ReloadKeys(ctx); err != nil {
 		a.logger.WarnContext(ctx, "auth: reloading signing keys for an unknown kid failed", "error", err)
 		return nil, false
