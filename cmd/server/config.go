@@ -47,6 +47,9 @@ type config struct {
 	MaxAdminTokenTTL  time.Duration
 	// ReplicaLease is how long a replica's lease lasts after a renewal.
 	ReplicaLease time.Duration
+	// KEKKMSKey, if set, is the ARN of the KMS key whose data key is the
+	// key-encryption key (package kmskek).
+	KEKKMSKey string
 	// kek says where the key-encryption key is, from CAIRN_KEY_ENCRYPTION_KEY
 	// or CAIRN_KEY_ENCRYPTION_KEY_FILE (variables only, so that no key
 	// shows in a process list), else a file in the data directory.
@@ -111,6 +114,7 @@ func (c *config) settings() []setting {
 		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud, cmdServe},
 		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL, cmdServe},
 		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval, cmdServe},
+		{"key-encryption-kms-key", "CAIRN_KEY_ENCRYPTION_KMS_KEY", "", "ARN of an AWS KMS key (or alias) whose data key, kept wrapped in the database, seals the signing keys; instead of CAIRN_KEY_ENCRYPTION_KEY(_FILE)", &c.KEKKMSKey, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"replica-lease", "CAIRN_REPLICA_LEASE", "15s", "how long a replica's lease in the database lasts unless renewed (every third of it); a local-engine replica starts only when no other holds one", &c.ReplicaLease, cmdServe},
 		{"webhook-allow-http", "CAIRN_WEBHOOK_ALLOW_HTTP", "false", "let webhook endpoints use http:// URLs (https only otherwise)", &c.WebhookAllowHTTP, cmdServe},
 		{"webhook-allow-cidrs", "CAIRN_WEBHOOK_ALLOW_CIDRS", "", "comma-separated address ranges (10.0.0.0/8, ...) webhook endpoints may reach although they are private, loopback or link-local", &c.WebhookAllowCIDRs, cmdServe},
@@ -297,6 +301,9 @@ func parseConfig(name string, cmd command, args []string, getenv func(string) st
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	c.kek = sealed.Config{Keys: getenv(sealed.EnvKey), File: getenv(sealed.EnvKeyFile), DataDir: c.DataDir}
+	if c.KEKKMSKey != "" && (c.kek.Keys != "" || c.kek.File != "") {
+		return nil, fmt.Errorf("key-encryption-kms-key: set it or %s / %s, not both", sealed.EnvKey, sealed.EnvKeyFile)
+	}
 	return &c, c.validate()
 }
 

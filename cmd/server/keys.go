@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/kmskek"
 	"github.com/cairn-cdp/cairn/internal/replicas"
 	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/signingkeys"
@@ -28,7 +30,7 @@ const legacySigningKeyFile = "signing-key.pem"
 // before), or one an older version left in the data directory, or a new
 // one.
 func signingKeys(ctx context.Context, cfg *config, db store.Backend, log *slog.Logger) (*signingkeys.Keys, error) {
-	sealer, err := sealed.Load(cfg.kek)
+	sealer, err := keyEncryptionKeys(ctx, cfg, db)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +54,17 @@ func signingKeys(ctx context.Context, cfg *config, db store.Backend, log *slog.L
 		return nil, err
 	}
 	return keys, nil
+}
+
+// keyEncryptionKeys returns the keyring that seals secrets at rest: the
+// data key of --key-encryption-kms-key, or the operator's key
+// (CAIRN_KEY_ENCRYPTION_KEY, CAIRN_KEY_ENCRYPTION_KEY_FILE), or one
+// generated in the data directory.
+func keyEncryptionKeys(ctx context.Context, cfg *config, db store.Backend) (*sealed.Keyring, error) {
+	if cfg.KEKKMSKey == "" {
+		return sealed.Load(cfg.kek)
+	}
+	return kmskek.Load(ctx, kmskek.Config{Store: db, KeyARN: cfg.KEKKMSKey, AWS: awsclient.Settings{EndpointURL: cfg.AWSEndpointURL}})
 }
 
 // keyHorizon is how long a rotated-out key keeps verifying: the longest

@@ -12,11 +12,16 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 
@@ -363,5 +368,76 @@ func TestKeysCommandHelp(t *testing.T) {
 	}
 	if set := serverKeys(t, vars); len(set.Verify) != 1 {
 		t.Fatalf("after one rotation %d verify-only keys, want 1", len(set.Verify))
+	}
+}
+
+// TestKMSKeyEncryptionKey: with a KMS key named, replicas on one
+// PostgreSQL share a data key that KMS wraps and the database keeps: no
+// key file is made, tokens verify across replicas, and the signing key is
+// sealed under the data key KMS decrypts.
+func TestKMSKeyEncryptionKey(t *testing.T) {
+	moto := awsTestEndpoint(t)
+	ctx := t.Context()
+	dbURL := testdb.Postgres(t)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("eu-west-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := kms.NewFromConfig(awsCfg, func(o *kms.Options) { o.BaseEndpoint = aws.String(moto) })
+	created, err := client.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("cairn key-encryption key test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyARN := aws.ToString(created.KeyMetadata.Arn)
+	vars := func() map[string]string {
+		return map[string]string{
+			"CAIRN_DATA_DIR": t.TempDir(), "CAIRN_DATABASE_URL": dbURL, "CAIRN_KEY_ENCRYPTION_KMS_KEY": keyARN,
+			"CAIRN_CLOUD": "aws", "CAIRN_AWS_ENDPOINT_URL": moto, "CAIRN_LOG_LEVEL": "error",
+		}
+	}
+	first, second := vars(), vars()
+	urlA, _ := startServer(t, ctx, first)
+	urlB, _ := startServer(t, ctx, second)
+	if status, body := call(t, "GET", urlB+"/v1/tenants", signIn(t, first, urlA), ""); status != http.StatusOK {
+		t.Fatalf("a token replica A minted, on replica B: %d %v", status, body)
+	}
+	for _, v := range []map[string]string{first, second} {
+		if _, err := os.Stat(filepath.Join(v["CAIRN_DATA_DIR"], sealed.DefaultFile)); err == nil {
+			t.Fatal("a key-encryption key file was made although a KMS key is named")
+		}
+	}
+
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var wrapped []byte
+	var sealedKey string
+	if err := conn.QueryRow(ctx, "SELECT wrapped FROM wrapped_key_encryption_keys WHERE kms_key_arn = $1", keyARN).Scan(&wrapped); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT sealed_private_key FROM signing_keys").Scan(&sealedKey); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := client.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: wrapped, EncryptionContext: map[string]string{"cairn": "key-encryption-key"}})
+	if err != nil {
+		t.Fatalf("KMS does not decrypt the stored data key with Cairn's encryption context: %v", err)
+	}
+	dataKey, err := sealed.NewKey(plain.Plaintext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sealedKey, "sealed.v1."+dataKey.ID()+".") {
+		t.Fatalf("the signing key is not sealed under the KMS data key %s: %.30s...", dataKey.ID(), sealedKey)
+	}
+	if bytes.Contains(wrapped, plain.Plaintext) {
+		t.Fatal("the stored data key holds its plaintext")
+	}
+
+	both := vars()
+	both["CAIRN_KEY_ENCRYPTION_KEY"] = sealed.GenerateKey()
+	if _, err := parseConfig("server", cmdServe, nil, env(both), io.Discard, io.Discard, nil); err == nil {
+		t.Fatal("a KMS key and CAIRN_KEY_ENCRYPTION_KEY together were accepted")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/kmskek"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/replicas"
@@ -37,6 +38,8 @@ type Backend interface {
 	signingkeys.Store
 	// replicas.Store holds the replicas' leases.
 	replicas.Store
+	// kmskek.Store holds the KMS-wrapped key-encryption key.
+	kmskek.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

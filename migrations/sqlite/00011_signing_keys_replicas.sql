@@ -29,6 +29,17 @@ CREATE TABLE replicas (
     expires_at TEXT NOT NULL
 );
 
+-- wrapped_key_encryption_keys holds, per AWS KMS key, the data key that
+-- serves as the key-encryption key when the operator names a KMS key
+-- (package kmskek), encrypted by KMS: replicas share it through the
+-- database and only KMS can open it.
+CREATE TABLE wrapped_key_encryption_keys (
+    kms_key_arn TEXT PRIMARY KEY,
+    wrapped BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+
 -- +goose Down
+DROP TABLE wrapped_key_encryption_keys;
 DROP TABLE replicas;
 DROP TABLE signing_keys;

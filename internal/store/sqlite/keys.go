@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/kmskek"
 	"github.com/cairn-cdp/cairn/internal/replicas"
 	"github.com/cairn-cdp/cairn/internal/signingkeys"
 	"github.com/cairn-cdp/cairn/internal/store/sqlite/db"
@@ -14,6 +16,7 @@ import (
 var (
 	_ signingkeys.Store = (*DB)(nil)
 	_ replicas.Store    = (*DB)(nil)
+	_ kmskek.Store      = (*DB)(nil)
 )
 
 // SigningKeyList implements signingkeys.Store.
@@ -120,6 +123,26 @@ func (d *DB) ReplicaRenew(ctx context.Context, id string, expiresAt time.Time) (
 func (d *DB) ReplicaLeave(ctx context.Context, id string) error {
 	if err := d.queries.ReplicaDelete(ctx, id); err != nil {
 		return fmt.Errorf("delete replica %s: %w", id, err)
+	}
+	return nil
+}
+
+// WrappedKeyGet implements kmskek.Store.
+func (d *DB) WrappedKeyGet(ctx context.Context, kmsKeyARN string) ([]byte, error) {
+	wrapped, err := d.queries.WrappedKeyGet(ctx, kmsKeyARN)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, kmskek.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get wrapped key: %w", err)
+	}
+	return wrapped, nil
+}
+
+// WrappedKeyInsert implements kmskek.Store.
+func (d *DB) WrappedKeyInsert(ctx context.Context, kmsKeyARN string, wrapped []byte, at time.Time) error {
+	if err := d.queries.WrappedKeyInsert(ctx, db.WrappedKeyInsertParams{KmsKeyArn: kmsKeyARN, Wrapped: wrapped, CreatedAt: formatTime(at)}); err != nil {
+		return fmt.Errorf("insert wrapped key: %w", err)
 	}
 	return nil
 }

@@ -29,3 +29,12 @@ UPDATE replicas SET expires_at = @expires_at WHERE id = @id;
 
 -- name: ReplicaDelete :exec
 DELETE FROM replicas WHERE id = @id;
+
+-- name: WrappedKeyGet :one
+SELECT wrapped FROM wrapped_key_encryption_keys WHERE kms_key_arn = @kms_key_arn;
+
+-- name: WrappedKeyInsert :exec
+-- The first replica's data key stays; the others read it back.
+INSERT INTO wrapped_key_encryption_keys (kms_key_arn, wrapped, created_at)
+VALUES (@kms_key_arn, @wrapped, @created_at)
+ON CONFLICT (kms_key_arn) DO NOTHING;

@@ -179,3 +179,32 @@ func (q *Queries) SigningKeySupersede(ctx context.Context, at *time.Time) error 
 	_, err := q.db.Exec(ctx, signingKeySupersede, at)
 	return err
 }
+
+const wrappedKeyGet = `-- name: WrappedKeyGet :one
+SELECT wrapped FROM wrapped_key_encryption_keys WHERE kms_key_arn = $1
+`
+
+func (q *Queries) WrappedKeyGet(ctx context.Context, kmsKeyArn string) ([]byte, error) {
+	row := q.db.QueryRow(ctx, wrappedKeyGet, kmsKeyArn)
+	var wrapped []byte
+	err := row.Scan(&wrapped)
+	return wrapped, err
+}
+
+const wrappedKeyInsert = `-- name: WrappedKeyInsert :exec
+INSERT INTO wrapped_key_encryption_keys (kms_key_arn, wrapped, created_at)
+VALUES ($1, $2, $3)
+ON CONFLICT (kms_key_arn) DO NOTHING
+`
+
+type WrappedKeyInsertParams struct {
+	KmsKeyArn string
+	Wrapped   []byte
+	CreatedAt time.Time
+}
+
+// The first replica's data key stays; the others read it back.
+func (q *Queries) WrappedKeyInsert(ctx context.Context, arg WrappedKeyInsertParams) error {
+	_, err := q.db.Exec(ctx, wrappedKeyInsert, arg.KmsKeyArn, arg.Wrapped, arg.CreatedAt)
+	return err
+}

@@ -201,3 +201,9 @@ type WebhookEndpoint struct {
 	UpdatedAt               time.Time
 	Version                 int64
 }
+
+type WrappedKeyEncryptionKey struct {
+	KmsKeyArn string
+	Wrapped   []byte
+	CreatedAt time.Time
+}

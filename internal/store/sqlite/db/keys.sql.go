@@ -185,3 +185,32 @@ func (q *Queries) SigningKeySupersede(ctx context.Context, at sql.NullString) er
 	_, err := q.db.ExecContext(ctx, signingKeySupersede, at)
 	return err
 }
+
+const wrappedKeyGet = `-- name: WrappedKeyGet :one
+SELECT wrapped FROM wrapped_key_encryption_keys WHERE kms_key_arn = ?1
+`
+
+func (q *Queries) WrappedKeyGet(ctx context.Context, kmsKeyArn string) ([]byte, error) {
+	row := q.db.QueryRowContext(ctx, wrappedKeyGet, kmsKeyArn)
+	var wrapped []byte
+	err := row.Scan(&wrapped)
+	return wrapped, err
+}
+
+const wrappedKeyInsert = `-- name: WrappedKeyInsert :exec
+INSERT INTO wrapped_key_encryption_keys (kms_key_arn, wrapped, created_at)
+VALUES (?1, ?2, ?3)
+ON CONFLICT (kms_key_arn) DO NOTHING
+`
+
+type WrappedKeyInsertParams struct {
+	KmsKeyArn string
+	Wrapped   []byte
+	CreatedAt string
+}
+
+// The first replica's data key stays; the others read it back.
+func (q *Queries) WrappedKeyInsert(ctx context.Context, arg WrappedKeyInsertParams) error {
+	_, err := q.db.ExecContext(ctx, wrappedKeyInsert, arg.KmsKeyArn, arg.Wrapped, arg.CreatedAt)
+	return err
+}

@@ -199,3 +199,9 @@ type WebhookEndpoint struct {
 	UpdatedAt               string
 	Version                 int64
 }
+
+type WrappedKeyEncryptionKey struct {
+	KmsKeyArn string
+	Wrapped   []byte
+	CreatedAt string
+}
