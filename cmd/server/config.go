@@ -50,10 +50,6 @@ type config struct {
 	// KEKKMSKey, if set, is the ARN of the KMS key whose data key is the
 	// key-encryption key (package kmskek).
 	KEKKMSKey string
-	// kek says where the key-encryption key is, from CAIRN_KEY_ENCRYPTION_KEY
-	// or CAIRN_KEY_ENCRYPTION_KEY_FILE (variables only, so that no key
-	// shows in a process list), else a file in the data directory.
-	kek sealed.Config
 	// WebhookAllowHTTP lets webhook endpoints use http:// URLs.
 	WebhookAllowHTTP bool
 	// WebhookAllowCIDRs is a comma list of address ranges webhook
@@ -61,6 +57,12 @@ type config struct {
 	// webhookAllow holds it parsed, by validate.
 	WebhookAllowCIDRs string
 	webhookAllow      []netip.Prefix
+
+	// KeyEncryptionKeyFile and KeyEncryptionKey (its environment
+	// variable only: a key has no place on a command line) say where the
+	// key that seals stored secrets is; see package sealed.
+	KeyEncryptionKeyFile string
+	KeyEncryptionKey     string
 }
 
 // command is a subcommand of the server, as a set bit.
@@ -91,6 +93,7 @@ func (c *config) settings() []setting {
 		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, the generated key-encryption key and local zones", &c.DataDir, cmdAll},
 		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL, cmdAll},
 		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key imported (created if absent) as the signing key of a database that has none; signing keys live in the database", &c.SigningKeyFile, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
+		{"key-encryption-key-file", sealed.EnvKeyFile, "", "file holding the key-encryption key that seals stored secrets (signing keys); default <data-dir>/" + sealed.DefaultFile + ", created if absent, unless " + sealed.EnvKey + " holds the key itself", &c.KeyEncryptionKeyFile, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"issuer", "CAIRN_ISSUER", "cairn", "iss of the tokens Cairn issues", &c.Issuer, cmdServe | cmdToken | cmdLoginLink},
 		{"audience", "CAIRN_AUDIENCE", "cairn-api", "aud of the tokens Cairn issues and accepts", &c.Audience, cmdServe | cmdToken | cmdLoginLink},
 		{"oidc-issuer", "CAIRN_OIDC_ISSUER", "", "also trust tokens from this OIDC issuer (e.g. a Cognito user pool)", &c.OIDCIssuer, cmdServe},
@@ -185,6 +188,9 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string, cmd comm
 }
 
 func (c *config) validate() error {
+	if c.KEKKMSKey != "" && (c.KeyEncryptionKey != "" || c.KeyEncryptionKeyFile != "") {
+		return fmt.Errorf("key-encryption-kms-key: set it or %s / %s, not both", sealed.EnvKey, sealed.EnvKeyFile)
+	}
 	if c.ReplicaLease < time.Second {
 		return errors.New("replica-lease must be at least 1s")
 	}
@@ -300,10 +306,7 @@ func parseConfig(name string, cmd command, args []string, getenv func(string) st
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	c.kek = sealed.Config{Keys: getenv(sealed.EnvKey), File: getenv(sealed.EnvKeyFile), DataDir: c.DataDir}
-	if c.KEKKMSKey != "" && (c.kek.Keys != "" || c.kek.File != "") {
-		return nil, fmt.Errorf("key-encryption-kms-key: set it or %s / %s, not both", sealed.EnvKey, sealed.EnvKeyFile)
-	}
+	c.KeyEncryptionKey = getenv(sealed.EnvKey)
 	return &c, c.validate()
 }
 

@@ -57,12 +57,11 @@ func signingKeys(ctx context.Context, cfg *config, db store.Backend, log *slog.L
 }
 
 // keyEncryptionKeys returns the keyring that seals secrets at rest: the
-// data key of --key-encryption-kms-key, or the operator's key
-// (CAIRN_KEY_ENCRYPTION_KEY, CAIRN_KEY_ENCRYPTION_KEY_FILE), or one
-// generated in the data directory.
+// data key of --key-encryption-kms-key, or loadKeyring's (the operator's
+// key, or one generated in the data directory).
 func keyEncryptionKeys(ctx context.Context, cfg *config, db store.Backend) (*sealed.Keyring, error) {
 	if cfg.KEKKMSKey == "" {
-		return sealed.Load(cfg.kek)
+		return loadKeyring(cfg)
 	}
 	return kmskek.Load(ctx, kmskek.Config{Store: db, KeyARN: cfg.KEKKMSKey, AWS: awsclient.Settings{EndpointURL: cfg.AWSEndpointURL}})
 }

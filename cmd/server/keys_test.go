@@ -179,7 +179,7 @@ func TestSigningKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	sealer, err := sealed.Load(cfg.kek)
+	sealer, err := loadKeyring(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
+	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -108,6 +109,12 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 	default:
 		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link, keys or help)", cmd)
 	}
+}
+
+// loadKeyring loads the key-encryption key that seals stored secrets: the
+// variable's, the file's, or the one generated in the data directory.
+func loadKeyring(cfg *config) (*sealed.Keyring, error) {
+	return sealed.Load(sealed.Config{Keys: cfg.KeyEncryptionKey, File: cfg.KeyEncryptionKeyFile, DataDir: cfg.DataDir})
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {

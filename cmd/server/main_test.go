@@ -147,8 +147,8 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.Addr != "127.0.0.1:9999" || cfg.DataDir != "/tmp/cairn-x" || cfg.MaxWorkers != 3 {
 		t.Fatalf("flag should beat env, env should beat default: %+v", cfg)
 	}
-	if cfg.SigningKeyFile != "" || cfg.kek.DataDir != "/tmp/cairn-x" {
-		t.Fatalf("signing key file %q, key-encryption key %+v: want none given, the data directory's", cfg.SigningKeyFile, cfg.kek)
+	if cfg.SigningKeyFile != "" || cfg.KeyEncryptionKeyFile != "" {
+		t.Fatalf("signing key file %q, key-encryption key file %q: want none", cfg.SigningKeyFile, cfg.KeyEncryptionKeyFile)
 	}
 	for _, bad := range []map[string]string{
 		{"CAIRN_MAX_WORKERS": "many"},

@@ -122,6 +122,12 @@ func NewKeyring(primary *Key, older ...*Key) *Keyring {
 // KeyID is the ID of the key Seal uses.
 func (r *Keyring) KeyID() string { return r.primary.id }
 
+// Has reports whether the Keyring opens values sealed under the key id.
+func (r *Keyring) Has(id string) bool {
+	_, ok := r.keys[id]
+	return ok
+}
+
 // Seal encrypts plaintext under the primary key, authenticating ad with
 // it; Open needs the same ad. Each call draws a fresh random nonce, so
 // sealing one plaintext twice gives two different values.

@@ -29,6 +29,9 @@ func TestSealOpen(t *testing.T) {
 	if !sealed.IsSealed(v) || strings.Contains(v, string(secret)) || !strings.Contains(v, "."+cur.ID()+".") {
 		t.Fatalf("sealed value %q", v)
 	}
+	if !ring.Has(old.ID()) || !ring.Has(cur.ID()) || ring.Has(other.ID()) || ring.KeyID() != cur.ID() {
+		t.Fatal("the keyring's keys are not the ones it was given")
+	}
 	if v2 := ring.Seal(secret, []byte("wh_1")); v2 == v {
 		t.Fatal("two seals of one plaintext are equal: the nonce is not fresh")
 	}
