@@ -441,3 +441,39 @@ func TestKMSKeyEncryptionKey(t *testing.T) {
 		t.Fatal("a KMS key and CAIRN_KEY_ENCRYPTION_KEY together were accepted")
 	}
 }
+
+// TestSigningKeyFileImported: upgrading, the signing key an older version
+// left in the data directory becomes the database's, so its tokens stay
+// valid; once the database has keys, another key file is ignored.
+func TestSigningKeyFileImported(t *testing.T) {
+	dir := t.TempDir()
+	legacy, err := auth.LoadOrCreateKey(filepath.Join(dir, "signing-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := auth.New(t.Context(), legacy, auth.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, _, err := old.MintAdmin(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"CAIRN_DATA_DIR": dir}
+	url, _ := startServer(t, t.Context(), vars)
+	if status, body := call(t, "GET", url+"/v1/tenants", issued, ""); status != http.StatusOK {
+		t.Fatalf("a token of the older version's key file: %d %v", status, body)
+	}
+	if kids := jwksKids(t, url); !slices.Equal(kids, []string{kidOf(t, issued)}) {
+		t.Fatalf("JWKS %v, want only the imported key %s", kids, kidOf(t, issued))
+	}
+
+	other := filepath.Join(t.TempDir(), "other.pem")
+	tok, err := runWith(t, map[string]string{"CAIRN_DATA_DIR": dir, "CAIRN_SIGNING_KEY_FILE": other}, "token", "--admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kidOf(t, tok) != kidOf(t, issued) {
+		t.Fatalf("with another key file, tokens carry %s, want the database's %s", kidOf(t, tok), kidOf(t, issued))
+	}
+}
