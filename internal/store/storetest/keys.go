@@ -16,17 +16,17 @@ import (
 	"github.com/cairn-cdp/cairn/internal/store"
 )
 
-// testClock is a clock tests move by hand.
-type testClock struct {
+// keysClock is a clock tests move by hand.
+type keysClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *keysClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 
-func (c *testClock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
+func (c *keysClock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
 
-func newSigningKeys(t *testing.T, b store.Backend, clock *testClock, horizon time.Duration) *signingkeys.Keys {
+func newSigningKeys(t *testing.T, b store.Backend, clock *keysClock, horizon time.Duration) *signingkeys.Keys {
 	t.Helper()
 	kek, err := sealed.ParseKey(sealed.GenerateKey())
 	if err != nil {
@@ -55,7 +55,7 @@ func kidSet(t *testing.T, k *signingkeys.Keys) (signing string, verify []string)
 // agree on one key; an imported key is stored only into an empty table.
 func testSigningKeysEnsure(t *testing.T, h Harness) {
 	b := newBackend(t, h)
-	clock := &testClock{now: base}
+	clock := &keysClock{now: base}
 	keys := newSigningKeys(t, b, clock, time.Hour)
 	if _, err := keys.SigningKeys(t.Context()); !errors.Is(err, signingkeys.ErrNoCurrentKey) {
 		t.Fatalf("SigningKeys of an empty table: %v, want ErrNoCurrentKey", err)
@@ -99,7 +99,7 @@ func testSigningKeysEnsure(t *testing.T, h Harness) {
 // own kid and key-encryption key.
 func testSigningKeysRotate(t *testing.T, h Harness) {
 	b := newBackend(t, h)
-	clock := &testClock{now: base}
+	clock := &keysClock{now: base}
 	keys := newSigningKeys(t, b, clock, time.Hour)
 	if _, err := keys.Rotate(t.Context()); !errors.Is(err, signingkeys.ErrNoCurrentKey) {
 		t.Fatalf("Rotate with no key: %v", err)
@@ -140,7 +140,7 @@ func testSigningKeysRotate(t *testing.T, h Harness) {
 // stops when it finds it taken.
 func testReplicaLeases(t *testing.T, h Harness) {
 	b := newBackend(t, h)
-	clock := &testClock{now: base}
+	clock := &keysClock{now: base}
 	const lease = 3 * time.Second
 	join := func(engine, dir string) (*replicas.Heartbeat, error) {
 		return replicas.Join(t.Context(), replicas.Config{Store: b, Engine: engine, Host: "host-1", DataDir: dir, Lease: lease, Now: clock.Now})
