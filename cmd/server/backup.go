@@ -38,10 +38,6 @@ const (
 	// directory, and tried (exclusive) by restore, which refuses to
 	// replace a directory a server runs on.
 	dataLockFile = "cairn.lock"
-	// signingKeyFile is the signing key's name in a backup and in a
-	// restored data directory (the key-encryption key's is
-	// sealed.DefaultFile).
-	signingKeyFile = "signing-key.pem"
 )
 
 type backupManifest struct {
@@ -125,14 +121,8 @@ func backup(ctx context.Context, cfg *config, dir string) (backupManifest, error
 			return m, fmt.Errorf("copy %s: %w", rel, err)
 		}
 	}
-	// Key files kept outside the data directory go in under their usual
-	// names.
-	if !within(src, cfg.SigningKeyFile) {
-		err := copyFile(cfg.SigningKeyFile, filepath.Join(dir, signingKeyFile))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) { // none: no token was minted yet
-			return m, fmt.Errorf("copy the signing key: %w", err)
-		}
-	}
+	// The signing keys are in cairn.db, sealed: the key-encryption key
+	// below is what opens them.
 	kek, err := backupKEK(cfg, dir)
 	if err != nil {
 		return m, err
@@ -399,9 +389,6 @@ func restoreCmd(ctx context.Context, args []string, getenv func(string) string, 
 	fmt.Fprintf(stdout, "restored %s into %s\n", rest[0], cfg.DataDir)
 	if aside != "" {
 		fmt.Fprintf(stdout, "the data directory's former contents are in %s\n", aside)
-	}
-	if cfg.SigningKeyFile != filepath.Join(cfg.DataDir, signingKeyFile) {
-		fmt.Fprintf(stdout, "the backup's signing key is %s; --signing-key-file names %s\n", filepath.Join(cfg.DataDir, signingKeyFile), cfg.SigningKeyFile)
 	}
 	return nil
 }

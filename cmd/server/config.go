@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +46,11 @@ type config struct {
 	StackPollInterval time.Duration
 	MaxTenantTokenTTL time.Duration
 	MaxAdminTokenTTL  time.Duration
+	// ReplicaLease is how long a replica's lease lasts after a renewal.
+	ReplicaLease time.Duration
+	// KEKKMSKey, if set, is the ARN of the KMS key whose data key is the
+	// key-encryption key (package kmskek).
+	KEKKMSKey string
 	// WebhookAllowHTTP lets webhook endpoints use http:// URLs.
 	WebhookAllowHTTP bool
 	// WebhookAllowCIDRs is a comma list of address ranges webhook
@@ -72,8 +76,9 @@ const (
 	cmdLoginLink
 	cmdBackup
 	cmdRestore
+	cmdKeys
 
-	cmdAll = cmdServe | cmdMigrate | cmdToken | cmdLoginLink | cmdBackup | cmdRestore
+	cmdAll = cmdServe | cmdMigrate | cmdToken | cmdLoginLink | cmdBackup | cmdRestore | cmdKeys
 )
 
 // setting describes one configuration entry; the README's table is made
@@ -88,10 +93,10 @@ type setting struct {
 func (c *config) settings() []setting {
 	return []setting{
 		{"addr", "CAIRN_ADDR", "127.0.0.1:8080", "address to serve the API on", &c.Addr, cmdServe | cmdLoginLink},
-		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, signing key and local zones", &c.DataDir, cmdAll},
-		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL, cmdServe | cmdMigrate | cmdToken | cmdLoginLink},
-		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key that signs tokens; default <data-dir>/signing-key.pem, created if absent", &c.SigningKeyFile, cmdServe | cmdToken | cmdLoginLink | cmdBackup},
-		{"key-encryption-key-file", sealed.EnvKeyFile, "", "file holding the key-encryption key that seals stored secrets (webhook secrets); default <data-dir>/" + sealed.DefaultFile + ", created if absent, unless " + sealed.EnvKey + " holds the key itself", &c.KeyEncryptionKeyFile, cmdServe | cmdBackup | cmdRestore},
+		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, the generated key-encryption key and local zones", &c.DataDir, cmdAll},
+		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL, cmdServe | cmdMigrate | cmdToken | cmdLoginLink | cmdKeys},
+		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key imported (created if absent) as the signing key of a database that has none; signing keys live in the database", &c.SigningKeyFile, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
+		{"key-encryption-key-file", sealed.EnvKeyFile, "", "file holding the key-encryption key that seals stored secrets (signing keys, webhook secrets); default <data-dir>/" + sealed.DefaultFile + ", created if absent, unless " + sealed.EnvKey + " holds the key itself", &c.KeyEncryptionKeyFile, cmdServe | cmdToken | cmdLoginLink | cmdKeys | cmdBackup | cmdRestore},
 		{"issuer", "CAIRN_ISSUER", "cairn", "iss of the tokens Cairn issues", &c.Issuer, cmdServe | cmdToken | cmdLoginLink},
 		{"audience", "CAIRN_AUDIENCE", "cairn-api", "aud of the tokens Cairn issues and accepts", &c.Audience, cmdServe | cmdToken | cmdLoginLink},
 		{"oidc-issuer", "CAIRN_OIDC_ISSUER", "", "also trust tokens from this OIDC issuer (e.g. a Cognito user pool)", &c.OIDCIssuer, cmdServe},
@@ -105,8 +110,8 @@ func (c *config) settings() []setting {
 		{"oidc-token-url", "CAIRN_OIDC_TOKEN_URL", "", "token endpoint of the OIDC issuer, for the portal, allowed in its connect-src (default: from its discovery document)", &c.OIDCTokenURL, cmdServe},
 		{"oidc-scopes", "CAIRN_OIDC_SCOPES", "openid", "scopes the portal asks the OIDC issuer for, space-separated", &c.OIDCScopes, cmdServe},
 		{"oidc-portal-token", "CAIRN_OIDC_PORTAL_TOKEN", "access_token", "which token of the issuer's answer the portal sends: access_token or id_token", &c.OIDCPortalToken, cmdServe},
-		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL, cmdServe | cmdToken},
-		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL, cmdServe | cmdToken | cmdLoginLink},
+		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL, cmdServe | cmdToken | cmdKeys},
+		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"log-level", "CAIRN_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel, cmdAll},
 		{"max-body-bytes", "CAIRN_MAX_BODY_BYTES", "1048576", "largest request body accepted", &c.MaxBodyBytes, cmdServe},
 		{"shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight requests and jobs", &c.ShutdownTimeout, cmdServe},
@@ -116,6 +121,8 @@ func (c *config) settings() []setting {
 		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL, cmdServe},
 		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval, cmdServe},
 		{"usage-report-bucket", "CAIRN_USAGE_REPORT_BUCKET", "", "s3://bucket[/prefix] (in AWS_REGION) that receives the daily usage reports; empty writes them to <data-dir>/usage-reports", &c.UsageReportBucket, cmdServe},
+		{"key-encryption-kms-key", "CAIRN_KEY_ENCRYPTION_KMS_KEY", "", "ARN of an AWS KMS key (or alias) whose data key, kept wrapped in the database, seals the signing keys; instead of CAIRN_KEY_ENCRYPTION_KEY(_FILE)", &c.KEKKMSKey, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
+		{"replica-lease", "CAIRN_REPLICA_LEASE", "15s", "how long a replica's lease in the database lasts unless renewed (every third of it); a local-engine replica starts only when no other holds one", &c.ReplicaLease, cmdServe},
 		{"webhook-allow-http", "CAIRN_WEBHOOK_ALLOW_HTTP", "false", "let webhook endpoints use http:// URLs (https only otherwise)", &c.WebhookAllowHTTP, cmdServe},
 		{"webhook-allow-cidrs", "CAIRN_WEBHOOK_ALLOW_CIDRS", "", "comma-separated address ranges (10.0.0.0/8, ...) webhook endpoints may reach although they are private, loopback or link-local", &c.WebhookAllowCIDRs, cmdServe},
 	}
@@ -185,8 +192,11 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string, cmd comm
 }
 
 func (c *config) validate() error {
-	if c.SigningKeyFile == "" {
-		c.SigningKeyFile = filepath.Join(c.DataDir, "signing-key.pem")
+	if c.KEKKMSKey != "" && (c.KeyEncryptionKey != "" || c.KeyEncryptionKeyFile != "") {
+		return fmt.Errorf("key-encryption-kms-key: set it or %s / %s, not both", sealed.EnvKey, sealed.EnvKeyFile)
+	}
+	if c.ReplicaLease < time.Second {
+		return errors.New("replica-lease must be at least 1s")
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("max-body-bytes must be at least 1024")
@@ -258,6 +268,7 @@ Commands:
   login-link  print a one-time sign-in link to the admin portal
   backup      back up the embedded default, while it runs: server backup DIR
   restore     restore a backup into a new data directory: server restore DIR
+  keys        rotate the token signing key: server keys rotate
   help        print this help, or a command's: server help token
 
 Every flag is also a CAIRN_* environment variable; a flag wins.

@@ -9,6 +9,7 @@
 //	server backup DIR           back up the embedded default while it runs
 //	server restore [--force] DIR
 //	                            restore a backup into the data directory
+//	server keys rotate          sign with a new key; the old one verifies until its tokens expire
 //	server help [command]       print the commands, or a command's flags
 //
 // Every flag is also a CAIRN_* environment variable; see the README.
@@ -105,6 +106,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return backupCmd(ctx, args, getenv, stdout, stderr)
 	case "restore":
 		return restoreCmd(ctx, args, getenv, stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, args, getenv, stdout, stderr)
 	case "help":
 		// "server help" is "server --help"; "server help token" is
 		// "server token --help".
@@ -113,7 +116,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return dispatch(ctx, []string{"--help"}, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link, backup, restore or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link, keys, backup, restore or help)", cmd)
 	}
 }
 
@@ -150,17 +153,26 @@ func migrate(ctx context.Context, cfg *config, stderr io.Writer) error {
 	return db.Close()
 }
 
-// newAuthority loads (or on first start creates) the signing key. With
-// external set it also trusts the configured OIDC issuer; minting needs no
-// external keys.
-func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external bool) (*auth.Authority, error) {
-	key, err := auth.LoadOrCreateKey(cfg.SigningKeyFile)
+// newAuthority signs and verifies with the database's signing keys (see
+// signingKeys). A serving authority (serving set) reloads them while it
+// runs and also trusts the configured OIDC issuer; a command's mints with
+// the keys of the moment.
+func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, db store.Backend, serving bool) (*auth.Authority, error) {
+	keys, err := signingKeys(ctx, cfg, db, log)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return nil, err
 	}
 	acfg := auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Logger: log,
 		MaxTenantLifetime: cfg.MaxTenantTokenTTL, MaxAdminLifetime: cfg.MaxAdminTokenTTL}
-	if external && cfg.OIDCIssuer != "" {
+	if !serving {
+		set, err := keys.SigningKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		acfg.VerifyKeys = set.Verify
+		return auth.New(ctx, set.Signing, acfg)
+	}
+	if cfg.OIDCIssuer != "" {
 		acfg.External = &auth.ExternalConfig{
 			Issuer:        cfg.OIDCIssuer,
 			JWKSURL:       cfg.OIDCJWKSURL,
@@ -170,7 +182,7 @@ func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external b
 			ScopeClaim:    cfg.OIDCScopeClaim,
 		}
 	}
-	return auth.New(ctx, key, acfg)
+	return auth.NewFromSource(ctx, keys, acfg)
 }
 
 // portalOIDC is the portal's OIDC client, or nil when none is configured.
@@ -185,12 +197,11 @@ func portalOIDC(cfg *config) *httpapi.OIDCClient {
 	}
 }
 
-// token prints a token for operators. A tenant token is minted only for a
-// tenant the database knows and that is not offboarded (see
-// checkTokenTenant). Every token minted is recorded in the audit trail
-// (actor "cli") before it is printed, so the command needs the database
-// for an admin token too: a token whose minting cannot be recorded is not
-// handed out.
+// token prints a token for operators, signed with the database's signing
+// key; a tenant token is minted only for a tenant the database knows and
+// that is not offboarded (see checkTokenTenant). Every token minted is
+// recorded in the audit trail (actor "cli") before it is printed: a token
+// whose minting cannot be recorded is not handed out.
 func token(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
 		admin  bool
@@ -221,7 +232,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("token: %w", err)
 		}
 	}
-	a, err := newAuthority(ctx, cfg, log, false)
+	a, err := newAuthority(ctx, cfg, log, db, false)
 	if err != nil {
 		return err
 	}
@@ -266,9 +277,9 @@ func checkTokenTenant(ctx context.Context, cfg *config, db store.Backend, id str
 	return nil
 }
 
-// loginLink prints a one-time sign-in link to the admin portal. Like token
-// it needs only the signing key; the server that the link names records the
-// code's single use when the portal exchanges it.
+// loginLink prints a one-time sign-in link to the admin portal, signed
+// like a token; the server that the link names records the code's single
+// use when the portal exchanges it.
 func loginLink(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var base string
 	cfg, err := parseConfig("server login-link", cmdLoginLink, args, getenv, stdout, stderr, func(fs *flag.FlagSet) {
@@ -280,7 +291,13 @@ func loginLink(ctx context.Context, args []string, getenv func(string) string, s
 	if base == "" {
 		base = "http://" + cfg.Addr
 	}
-	a, err := newAuthority(ctx, cfg, newLogger(cfg, stderr), false)
+	log := newLogger(cfg, stderr)
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a, err := newAuthority(ctx, cfg, log, db, false)
 	if err != nil {
 		return err
 	}
@@ -327,11 +344,18 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 	defer db.Close()
+	// Before anything touches the data directory: the local engine is
+	// single-node. ctx ends, too, if the lease is lost for good.
+	ctx, leave, err := joinReplicas(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	defer leave()
 
 	if err := discoverOIDC(ctx, cfg, http.DefaultClient); err != nil {
 		return err
 	}
-	authority, err := newAuthority(ctx, cfg, log, true)
+	authority, err := newAuthority(ctx, cfg, log, db, true)
 	if err != nil {
 		return err
 	}
@@ -394,11 +418,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	if err != nil {
 		return err
 	}
-	keys, err := loadKeyring(cfg)
+	keys, err := keyEncryptionKeys(ctx, cfg, db)
 	if err != nil {
 		return err
 	}
-	if cfg.DatabaseURL != "" && cfg.KeyEncryptionKey == "" && cfg.KeyEncryptionKeyFile == "" {
+	if cfg.DatabaseURL != "" && cfg.KEKKMSKey == "" && cfg.KeyEncryptionKey == "" && cfg.KeyEncryptionKeyFile == "" {
 		log.WarnContext(ctx, "the key-encryption key is this machine's own file in the data directory; replicas sharing the database must share one key",
 			"key_id", keys.KeyID(), "set", sealed.EnvKey+" or "+sealed.EnvKeyFile)
 	}
@@ -537,7 +561,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "Cairn is serving on %s\n", url)
-	fmt.Fprintf(stdout, "Get an admin token with: go run ./cmd/server token --admin --data-dir %s\n", cfg.DataDir)
+	if cfg.DatabaseURL == "" {
+		fmt.Fprintf(stdout, "Get an admin token with: go run ./cmd/server token --admin --data-dir %s\n", cfg.DataDir)
+	} else {
+		// The signing keys are in the database; the URL may hold a password.
+		fmt.Fprintln(stdout, "Get an admin token with: go run ./cmd/server token --admin --database-url \"$CAIRN_DATABASE_URL\" (with this server's key-encryption key)")
+	}
 	if cfg.DatabaseURL == "" {
 		// The embedded default is one person's server: hand them the portal.
 		link, err := signInLink(authority, url)
@@ -571,7 +600,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return errors.Join(httpErr, errors.New("webhook dispatcher: attempts still in flight at the shutdown timeout"), stopWorkers(shutdownCtx))
 	}
 	jobsErr := stopWorkers(shutdownCtx)
-	return errors.Join(httpErr, dispatchErr, jobsErr)
+	return errors.Join(leaseLost(ctx), httpErr, dispatchErr, jobsErr)
 }
 
 // newCloud returns the provisioning engine, the governance catalog and the

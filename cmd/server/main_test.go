@@ -32,13 +32,34 @@ func runToken(t testing.TB, args ...string) (string, error) {
 	return strings.TrimSpace(out.String()), err
 }
 
-func verify(t *testing.T, dataDir, token string) auth.Principal {
+// serverKeys returns the signing keys in the database that vars name.
+func serverKeys(t testing.TB, vars map[string]string) auth.KeySet {
 	t.Helper()
-	key, err := auth.LoadKey(filepath.Join(dataDir, "signing-key.pem"))
+	cfg, err := parseConfig("server", cmdServe, nil, env(vars), io.Discard, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := auth.New(context.Background(), key, auth.Config{})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := openStore(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys, err := signingKeys(t.Context(), cfg, db, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := keys.SigningKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func verify(t *testing.T, dataDir, token string) auth.Principal {
+	t.Helper()
+	set := serverKeys(t, map[string]string{"CAIRN_DATA_DIR": dataDir})
+	a, err := auth.New(context.Background(), set.Signing, auth.Config{VerifyKeys: set.Verify})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +175,8 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.Addr != "127.0.0.1:9999" || cfg.DataDir != "/tmp/cairn-x" || cfg.MaxWorkers != 3 {
 		t.Fatalf("flag should beat env, env should beat default: %+v", cfg)
 	}
-	if cfg.SigningKeyFile != "/tmp/cairn-x/signing-key.pem" {
-		t.Fatalf("signing key default %q", cfg.SigningKeyFile)
+	if cfg.SigningKeyFile != "" || cfg.KeyEncryptionKeyFile != "" {
+		t.Fatalf("signing key file %q, key-encryption key file %q: want none", cfg.SigningKeyFile, cfg.KeyEncryptionKeyFile)
 	}
 	for _, bad := range []map[string]string{
 		{"CAIRN_MAX_WORKERS": "many"},
@@ -272,7 +293,7 @@ func TestRestartKeepsState(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			vars := map[string]string{"CAIRN_DATA_DIR": dir, "CAIRN_DATABASE_URL": tc.dbURL(t)}
-			admin, err := runToken(t, "--admin", "--data-dir", dir)
+			admin, err := runToken(t, "--admin", "--data-dir", dir, "--database-url", vars["CAIRN_DATABASE_URL"])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,8 +320,10 @@ func TestRestartKeepsState(t *testing.T) {
 			if status != http.StatusOK || got["slug"] != "keep" {
 				t.Fatalf("after restart: %d %v", status, got)
 			}
-			if _, err := os.Stat(filepath.Join(dir, "signing-key.pem")); err != nil {
-				t.Fatalf("signing key not kept in the data directory: %v", err)
+			// The admin token still works: the key is in the database,
+			// not in a file of the data directory.
+			if _, err := os.Stat(filepath.Join(dir, "signing-key.pem")); err == nil {
+				t.Fatal("a signing key file was written to the data directory")
 			}
 		})
 	}

@@ -144,10 +144,7 @@ func expiredAdminToken(t *testing.T, dataDir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := auth.LoadKey(cfg.SigningKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := serverKeys(t, map[string]string{"CAIRN_DATA_DIR": dataDir}).Signing
 	past := func() time.Time { return time.Now().Add(-2 * time.Hour) }
 	a, err := auth.New(t.Context(), key, auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Now: past})
 	if err != nil {

@@ -15,8 +15,11 @@ import (
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/kmskek"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/replicas"
+	"github.com/cairn-cdp/cairn/internal/signingkeys"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
@@ -37,6 +40,13 @@ type Backend interface {
 	// audit.Store is the audit log; every Tx above also appends to it in
 	// the transaction of the change it records.
 	audit.Store
+	// signingkeys.Store keeps the token signing keys, sealed, so every
+	// replica signs and verifies with the same ones.
+	signingkeys.Store
+	// replicas.Store holds the replicas' leases.
+	replicas.Store
+	// kmskek.Store holds the KMS-wrapped key-encryption key.
+	kmskek.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

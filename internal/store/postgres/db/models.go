@@ -102,6 +102,23 @@ type Principal struct {
 	CreatedAt time.Time
 }
 
+type Replica struct {
+	ID        string
+	Engine    string
+	Host      string
+	DataDir   string
+	StartedAt time.Time
+	ExpiresAt time.Time
+}
+
+type SigningKey struct {
+	Kid              string
+	PublicKey        []byte
+	SealedPrivateKey string
+	CreatedAt        time.Time
+	SupersededAt     *time.Time
+}
+
 type Source struct {
 	Seq            int64
 	ID             string
@@ -204,4 +221,10 @@ type WebhookEndpoint struct {
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
 	Version                 int64
+}
+
+type WrappedKeyEncryptionKey struct {
+	KmsKeyArn string
+	Wrapped   []byte
+	CreatedAt time.Time
 }

@@ -100,6 +100,23 @@ type Principal struct {
 	CreatedAt string
 }
 
+type Replica struct {
+	ID        string
+	Engine    string
+	Host      string
+	DataDir   string
+	StartedAt string
+	ExpiresAt string
+}
+
+type SigningKey struct {
+	Kid              string
+	PublicKey        []byte
+	SealedPrivateKey string
+	CreatedAt        string
+	SupersededAt     sql.NullString
+}
+
 type Source struct {
 	Seq            int64
 	ID             string
@@ -202,4 +219,10 @@ type WebhookEndpoint struct {
 	CreatedAt               string
 	UpdatedAt               string
 	Version                 int64
+}
+
+type WrappedKeyEncryptionKey struct {
+	KmsKeyArn string
+	Wrapped   []byte
+	CreatedAt string
 }
