@@ -422,12 +422,14 @@ func (e SignInTokenTokenType) Valid() bool {
 
 // Defines values for TenantScope.
 const (
+	AuditRead     TenantScope = "audit:read"
 	EventsWrite   TenantScope = "events:write"
 	GrantsWrite   TenantScope = "grants:write"
 	ProfilesRead  TenantScope = "profiles:read"
 	ProfilesWrite TenantScope = "profiles:write"
 	SegmentsRead  TenantScope = "segments:read"
 	SegmentsWrite TenantScope = "segments:write"
+	UsageRead     TenantScope = "usage:read"
 	WebhooksRead  TenantScope = "webhooks:read"
 	WebhooksWrite TenantScope = "webhooks:write"
 )
@@ -435,6 +437,8 @@ const (
 // Valid indicates whether the value is a known member of the TenantScope enum.
 func (e TenantScope) Valid() bool {
 	switch e {
+	case AuditRead:
+		return true
 	case EventsWrite:
 		return true
 	case GrantsWrite:
@@ -446,6 +450,8 @@ func (e TenantScope) Valid() bool {
 	case SegmentsRead:
 		return true
 	case SegmentsWrite:
+		return true
+	case UsageRead:
 		return true
 	case WebhooksRead:
 		return true
@@ -480,6 +486,24 @@ func (e TenantStatus) Valid() bool {
 	case TenantStatusProvisioning:
 		return true
 	case TenantStatusSuspended:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TenantUsageGranularity.
+const (
+	TenantUsageGranularityDay  TenantUsageGranularity = "day"
+	TenantUsageGranularityHour TenantUsageGranularity = "hour"
+)
+
+// Valid indicates whether the value is a known member of the TenantUsageGranularity enum.
+func (e TenantUsageGranularity) Valid() bool {
+	switch e {
+	case TenantUsageGranularityDay:
+		return true
+	case TenantUsageGranularityHour:
 		return true
 	default:
 		return false
@@ -556,6 +580,7 @@ const (
 	TenantFailed      WebhookEventType = "tenant.failed"
 	TenantProvisioned WebhookEventType = "tenant.provisioned"
 	TenantSuspended   WebhookEventType = "tenant.suspended"
+	UsageReported     WebhookEventType = "usage.reported"
 	WebhookDisabled   WebhookEventType = "webhook.disabled"
 )
 
@@ -584,7 +609,45 @@ func (e WebhookEventType) Valid() bool {
 		return true
 	case TenantSuspended:
 		return true
+	case UsageReported:
+		return true
 	case WebhookDisabled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UsageGranularity.
+const (
+	UsageGranularityDay  UsageGranularity = "day"
+	UsageGranularityHour UsageGranularity = "hour"
+)
+
+// Valid indicates whether the value is a known member of the UsageGranularity enum.
+func (e UsageGranularity) Valid() bool {
+	switch e {
+	case UsageGranularityDay:
+		return true
+	case UsageGranularityHour:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetTenantUsageParamsGranularity.
+const (
+	GetTenantUsageParamsGranularityDay  GetTenantUsageParamsGranularity = "day"
+	GetTenantUsageParamsGranularityHour GetTenantUsageParamsGranularity = "hour"
+)
+
+// Valid indicates whether the value is a known member of the GetTenantUsageParamsGranularity enum.
+func (e GetTenantUsageParamsGranularity) Valid() bool {
+	switch e {
+	case GetTenantUsageParamsGranularityDay:
+		return true
+	case GetTenantUsageParamsGranularityHour:
 		return true
 	default:
 		return false
@@ -618,16 +681,34 @@ type AWSPrincipal = string
 // from. Empty or absent: any origin.
 type AllowedOrigins = []string
 
-// AuditEvent defines model for AuditEvent.
+// AuditEvent One change, as the audit trail records it.
 type AuditEvent struct {
-	Action   string            `json:"action"`
-	Actor    string            `json:"actor"`
-	Detail   map[string]string `json:"detail"`
-	Id       string            `json:"id"`
-	Outcome  string            `json:"outcome"`
-	Resource string            `json:"resource"`
-	TenantId *string           `json:"tenant_id,omitempty"`
-	Time     time.Time         `json:"time"`
+	// Action What was done, `<resource>.<verb>`, e.g. `tenant.create`, `source.rotate`, `webhook.test`.
+	Action string `json:"action"`
+
+	// Actor The token's subject (`admin`, `tenant:<id>`, an OIDC subject), `cli` for `server token`, or `cairn` for Cairn's own jobs.
+	Actor  string            `json:"actor"`
+	Detail map[string]string `json:"detail"`
+	Id     string            `json:"id"`
+
+	// Outcome `ok` (made), `accepted` (carried out by a durable job), `refused`, or a grant's status for Cairn's jobs.
+	Outcome string `json:"outcome"`
+
+	// RequestId The request's ID (its `X-Request-Id` header and a problem's `request_id`), empty for `cli` and `cairn`.
+	RequestId string `json:"request_id"`
+
+	// Resource The same as `target_id`, kept for clients written before it.
+	Resource string `json:"resource"`
+
+	// TargetId The resource's ID (a stack's is `<tenant ID>/<Region>`, a principal's is the principal).
+	TargetId string `json:"target_id"`
+
+	// TargetType The kind of resource changed, e.g. `tenant`, `source`, `webhook`, `grant`.
+	TargetType string `json:"target_type"`
+
+	// TenantId The tenant the change is about; absent for the fleet's (the ISV's webhook endpoints).
+	TenantId *string   `json:"tenant_id,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // AuditEventList defines model for AuditEventList.
@@ -714,6 +795,16 @@ type FieldError struct {
 	// Field The field, as a JSON pointer into the body or the name of a parameter.
 	Field   string `json:"field"`
 	Message string `json:"message"`
+}
+
+// FleetUsage defines model for FleetUsage.
+type FleetUsage struct {
+	From  time.Time          `json:"from"`
+	Items []TenantUsageTotal `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *string   `json:"next_cursor"`
+	To         time.Time `json:"to"`
 }
 
 // Grant defines model for Grant.
@@ -1520,6 +1611,33 @@ type TenantUpdate struct {
 	Regions *[]Region `json:"regions,omitempty"`
 }
 
+// TenantUsage defines model for TenantUsage.
+type TenantUsage struct {
+	Buckets     []UsageBucket          `json:"buckets"`
+	From        time.Time              `json:"from"`
+	Granularity TenantUsageGranularity `json:"granularity"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId TenantID  `json:"tenant_id"`
+	To       time.Time `json:"to"`
+}
+
+// TenantUsageGranularity defines model for TenantUsage.Granularity.
+type TenantUsageGranularity string
+
+// TenantUsageTotal defines model for TenantUsageTotal.
+type TenantUsageTotal struct {
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId TenantID `json:"tenant_id"`
+
+	// Values One value per metric.
+	Values UsageValues `json:"values"`
+}
+
 // Tier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
 type Tier string
 
@@ -1550,6 +1668,26 @@ type TokenCreate struct {
 // UnmergeRequest defines model for UnmergeRequest.
 type UnmergeRequest struct {
 	ProfileId string `json:"profile_id"`
+}
+
+// UsageBucket defines model for UsageBucket.
+type UsageBucket struct {
+	// EventsBySource Accepted events by source ID (`api` for events sent with a token); sources with none are left out.
+	EventsBySource map[string]int64 `json:"events_by_source"`
+
+	// Start The start of the hour or UTC day.
+	Start time.Time `json:"start"`
+
+	// Values One value per metric.
+	Values UsageValues `json:"values"`
+}
+
+// UsageValues One value per metric.
+type UsageValues struct {
+	ApiRequests       int64 `json:"api_requests"`
+	EventsAccepted    int64 `json:"events_accepted"`
+	RawBytes          int64 `json:"raw_bytes"`
+	WebhookDeliveries int64 `json:"webhook_deliveries"`
 }
 
 // WebhookDelivery defines model for WebhookDelivery.
@@ -1684,7 +1822,8 @@ type WebhookEndpointWithSecret struct {
 }
 
 // WebhookEventType Tenant endpoints take `segment.*` and `profile.*`; fleet endpoints
-// take `tenant.*`, `stack.failed` and `webhook.disabled`.
+// take `tenant.*`, `stack.failed`, `usage.reported` and
+// `webhook.disabled`.
 type WebhookEventType string
 
 // WebhookRecover defines model for WebhookRecover.
@@ -1697,6 +1836,23 @@ type WebhookRecover struct {
 type WebhookRecovered struct {
 	Recovered int `json:"recovered"`
 }
+
+// AuditAction defines model for AuditAction.
+type AuditAction = string
+
+// AuditActor defines model for AuditActor.
+type AuditActor = string
+
+// AuditFrom defines model for AuditFrom.
+type AuditFrom = time.Time
+
+// AuditTenant A random, prefixed tenant ID.
+//
+// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+type AuditTenant = TenantID
+
+// AuditTo defines model for AuditTo.
+type AuditTo = time.Time
 
 // Cursor defines model for Cursor.
 type Cursor = string
@@ -1727,6 +1883,15 @@ type SegmentIfMatch = string
 
 // SourceID defines model for SourceID.
 type SourceID = string
+
+// UsageFrom defines model for UsageFrom.
+type UsageFrom = time.Time
+
+// UsageGranularity defines model for UsageGranularity.
+type UsageGranularity string
+
+// UsageTo defines model for UsageTo.
+type UsageTo = time.Time
 
 // WebhookID defines model for WebhookID.
 type WebhookID = string
@@ -1782,12 +1947,40 @@ type ListAuditEventsParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// Cursor The `next_cursor` of the previous page.
-	Cursor   *Cursor    `form:"cursor,omitempty" json:"cursor,omitempty"`
-	TenantId *TenantID  `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
-	Actor    *string    `form:"actor,omitempty" json:"actor,omitempty"`
-	Action   *string    `form:"action,omitempty" json:"action,omitempty"`
-	Since    *time.Time `form:"since,omitempty" json:"since,omitempty"`
-	Until    *time.Time `form:"until,omitempty" json:"until,omitempty"`
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// TenantId Only events about this tenant.
+	TenantId *AuditTenant `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// Actor Only events of this actor (a token subject, `cli` or `cairn`).
+	Actor *AuditActor `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Action Only events of this action, e.g. `tenant.create`.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// From Only events recorded at or after this time.
+	From *AuditFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only events recorded before this time.
+	To *AuditTo `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// ExportAuditEventsParams defines parameters for ExportAuditEvents.
+type ExportAuditEventsParams struct {
+	// TenantId Only events about this tenant.
+	TenantId *AuditTenant `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// Actor Only events of this actor (a token subject, `cli` or `cairn`).
+	Actor *AuditActor `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Action Only events of this action, e.g. `tenant.create`.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// From Only events recorded at or after this time.
+	From *AuditFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only events recorded before this time.
+	To *AuditTo `form:"to,omitempty" json:"to,omitempty"`
 }
 
 // SegmentBatchShortJSONBody defines parameters for SegmentBatchShort.
@@ -2020,6 +2213,21 @@ type SuspendTenantParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// GetTenantUsageParams defines parameters for GetTenantUsage.
+type GetTenantUsageParams struct {
+	// From The start of the range (RFC 3339).
+	From UsageFrom `form:"from" json:"from"`
+
+	// To The end of the range (RFC 3339), after `from`.
+	To UsageTo `form:"to" json:"to"`
+
+	// Granularity The width of the buckets.
+	Granularity *GetTenantUsageParamsGranularity `form:"granularity,omitempty" json:"granularity,omitempty"`
+}
+
+// GetTenantUsageParamsGranularity defines parameters for GetTenantUsage.
+type GetTenantUsageParamsGranularity string
+
 // ListWebhooksParams defines parameters for ListWebhooks.
 type ListWebhooksParams struct {
 	// Limit Page size.
@@ -2077,6 +2285,21 @@ type RotateWebhookSecretParams struct {
 
 // SegmentTrackJSONBody defines parameters for SegmentTrack.
 type SegmentTrackJSONBody = json.RawMessage
+
+// GetFleetUsageParams defines parameters for GetFleetUsage.
+type GetFleetUsageParams struct {
+	// From The start of the range (RFC 3339).
+	From UsageFrom `form:"from" json:"from"`
+
+	// To The end of the range (RFC 3339), after `from`.
+	To UsageTo `form:"to" json:"to"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // ListFleetWebhooksParams defines parameters for ListFleetWebhooks.
 type ListFleetWebhooksParams struct {
@@ -2810,12 +3033,43 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/alias (the `SegmentAlias` operationId).
 	SegmentAlias(ctx context.Context, body SegmentAliasJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+	// ListAuditEvents The audit trail of every change made through the API
 	//
-	// The audit log, oldest first, paged by `cursor` and filtered by tenant, actor, action and time.
+	// Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
+	// changes anything: tenants and their lifecycle, stack retries,
+	// tokens minted, sources, identity configuration, profiles' unmerges
+	// and erasures, segments, webhook endpoints and deliveries,
+	// principals, grants and credentials) is one event, naming its actor
+	// (the token's subject), tenant, target, request ID, action and
+	// outcome, and so is a token minted by `server token` (actor `cli`)
+	// and each step Cairn's own jobs take on grants and tenants (actor
+	// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
+	// change to the control-plane database writes its event in the same
+	// transaction; a change kept in the profile store writes it, durably,
+	// once the change is accepted. Refused grant requests are events too
+	// (outcome `refused`). The ingestion routes (events, Segment's
+	// shapes) and segment previews are not audited: the raw zone is the
+	// record of every event, and a preview changes nothing.
+	//
+	// The ISV admin reads every tenant's events (and the fleet's, which
+	// have no tenant); a tenant token with the scope `audit:read` reads
+	// only its own tenant's (a `tenant_id` filter naming another tenant
+	// is `404`). Oldest first, paged by `cursor`.
 	//
 	// Corresponds with GET /v1/audit-events (the `ListAuditEvents` operationId).
 	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportAuditEvents Export the audit trail as NDJSON
+	//
+	// Every event matching the filters, oldest first, as newline-delimited
+	// JSON (`application/x-ndjson`: one `AuditEvent` object a line), in one
+	// streamed answer with no paging. Who reads what is as for
+	// `GET /v1/audit-events`. Should the server fail midway, the answer
+	// ends early without a final newline; resume with `from` set to the
+	// last complete event's `time`.
+	//
+	// Corresponds with GET /v1/audit-events/export (the `ExportAuditEvents` operationId).
+	ExportAuditEvents(ctx context.Context, params *ExportAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SegmentBatchShortWithBody Segment-compatible batch endpoint (short path)
 	//
@@ -3901,6 +4155,22 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/tenants/{tenant_id}/tokens (the `CreateTenantToken` operationId).
 	CreateTenantToken(ctx context.Context, tenantId TenantID, body CreateTenantTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetTenantUsage What the tenant used, per hour or per day
+	//
+	// The tenant's metered usage in every hour (or UTC day) from `from` to
+	// `to`: events accepted (and by source: a source ID, or `api` for
+	// events sent with a token), API requests (a tenant route's or a write
+	// key's, whatever the answer), bytes written to the raw zone, and webhook
+	// deliveries its receivers accepted. Buckets with nothing counted are
+	// present with zeros. `from` is rounded down and `to` up to the
+	// granularity; at most 744 hours or 366 days. Each replica counts in
+	// memory and adds its counts to the database every 5 seconds, so the
+	// current hour may lag by that much; a crash loses at most those
+	// seconds, and nothing is counted twice. The counts outlive the tenant.
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/usage (the `GetTenantUsage` operationId).
+	GetTenantUsage(ctx context.Context, tenantId TenantID, params *GetTenantUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListWebhooks The tenant's webhook endpoints, oldest first
 	//
 	// The tenant's webhook endpoints, oldest first, paged by `cursor`; their signing secrets are never shown again.
@@ -4074,6 +4344,17 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/track (the `SegmentTrack` operationId).
 	SegmentTrack(ctx context.Context, body SegmentTrackJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetFleetUsage Every tenant's usage totals over a range
+	//
+	// Each tenant's totals of every metric (see getTenantUsage) over the
+	// hours from `from` (rounded down to the hour) to `to` (rounded up), at
+	// most 366 days, for the tenants that used anything in it, in tenant
+	// ID order, one page at a time. Offboarded tenants are included: the
+	// counts outlive them.
+	//
+	// Corresponds with GET /v1/usage (the `GetFleetUsage` operationId).
+	GetFleetUsage(ctx context.Context, params *GetFleetUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFleetWebhooks The fleet's webhook endpoints, oldest first
 	//
 	// The ISV's fleet webhook endpoints (events of every tenant), oldest first, paged by `cursor`; their signing secrets are never shown again.
@@ -4083,7 +4364,7 @@ type ClientInterface interface {
 
 	// CreateFleetWebhookWithBody Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -4099,7 +4380,7 @@ type ClientInterface interface {
 
 	// CreateFleetWebhook Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -4385,13 +4666,54 @@ func (c *Client) SegmentAlias(ctx context.Context, body SegmentAliasJSONRequestB
 	return c.Client.Do(req)
 }
 
-// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+// ListAuditEvents The audit trail of every change made through the API
 //
-// The audit log, oldest first, paged by `cursor` and filtered by tenant, actor, action and time.
+// Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
+// changes anything: tenants and their lifecycle, stack retries,
+// tokens minted, sources, identity configuration, profiles' unmerges
+// and erasures, segments, webhook endpoints and deliveries,
+// principals, grants and credentials) is one event, naming its actor
+// (the token's subject), tenant, target, request ID, action and
+// outcome, and so is a token minted by `server token` (actor `cli`)
+// and each step Cairn's own jobs take on grants and tenants (actor
+// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
+// change to the control-plane database writes its event in the same
+// transaction; a change kept in the profile store writes it, durably,
+// once the change is accepted. Refused grant requests are events too
+// (outcome `refused`). The ingestion routes (events, Segment's
+// shapes) and segment previews are not audited: the raw zone is the
+// record of every event, and a preview changes nothing.
+//
+// The ISV admin reads every tenant's events (and the fleet's, which
+// have no tenant); a tenant token with the scope `audit:read` reads
+// only its own tenant's (a `tenant_id` filter naming another tenant
+// is `404`). Oldest first, paged by `cursor`.
 //
 // Corresponds with GET /v1/audit-events (the `ListAuditEvents` operationId).
 func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListAuditEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportAuditEvents Export the audit trail as NDJSON
+//
+// Every event matching the filters, oldest first, as newline-delimited
+// JSON (`application/x-ndjson`: one `AuditEvent` object a line), in one
+// streamed answer with no paging. Who reads what is as for
+// `GET /v1/audit-events`. Should the server fail midway, the answer
+// ends early without a final newline; resume with `from` set to the
+// last complete event's `time`.
+//
+// Corresponds with GET /v1/audit-events/export (the `ExportAuditEvents` operationId).
+func (c *Client) ExportAuditEvents(ctx context.Context, params *ExportAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportAuditEventsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6346,6 +6668,32 @@ func (c *Client) CreateTenantToken(ctx context.Context, tenantId TenantID, body 
 	return c.Client.Do(req)
 }
 
+// GetTenantUsage What the tenant used, per hour or per day
+//
+// The tenant's metered usage in every hour (or UTC day) from `from` to
+// `to`: events accepted (and by source: a source ID, or `api` for
+// events sent with a token), API requests (a tenant route's or a write
+// key's, whatever the answer), bytes written to the raw zone, and webhook
+// deliveries its receivers accepted. Buckets with nothing counted are
+// present with zeros. `from` is rounded down and `to` up to the
+// granularity; at most 744 hours or 366 days. Each replica counts in
+// memory and adds its counts to the database every 5 seconds, so the
+// current hour may lag by that much; a crash loses at most those
+// seconds, and nothing is counted twice. The counts outlive the tenant.
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/usage (the `GetTenantUsage` operationId).
+func (c *Client) GetTenantUsage(ctx context.Context, tenantId TenantID, params *GetTenantUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTenantUsageRequest(c.Server, tenantId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListWebhooks The tenant's webhook endpoints, oldest first
 //
 // The tenant's webhook endpoints, oldest first, paged by `cursor`; their signing secrets are never shown again.
@@ -6669,6 +7017,27 @@ func (c *Client) SegmentTrack(ctx context.Context, body SegmentTrackJSONRequestB
 	return c.Client.Do(req)
 }
 
+// GetFleetUsage Every tenant's usage totals over a range
+//
+// Each tenant's totals of every metric (see getTenantUsage) over the
+// hours from `from` (rounded down to the hour) to `to` (rounded up), at
+// most 366 days, for the tenants that used anything in it, in tenant
+// ID order, one page at a time. Offboarded tenants are included: the
+// counts outlive them.
+//
+// Corresponds with GET /v1/usage (the `GetFleetUsage` operationId).
+func (c *Client) GetFleetUsage(ctx context.Context, params *GetFleetUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetFleetUsageRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListFleetWebhooks The fleet's webhook endpoints, oldest first
 //
 // The ISV's fleet webhook endpoints (events of every tenant), oldest first, paged by `cursor`; their signing secrets are never shown again.
@@ -6688,7 +7057,7 @@ func (c *Client) ListFleetWebhooks(ctx context.Context, params *ListFleetWebhook
 
 // CreateFleetWebhookWithBody Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -6714,7 +7083,7 @@ func (c *Client) CreateFleetWebhookWithBody(ctx context.Context, params *CreateF
 
 // CreateFleetWebhook Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -7181,9 +7550,9 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 
 		}
 
-		if params.Since != nil {
+		if params.From != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -7193,9 +7562,111 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 
 		}
 
-		if params.Until != nil {
+		if params.To != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportAuditEventsRequest constructs an http.Request for the ExportAuditEvents method
+func NewExportAuditEventsRequest(server string, params *ExportAuditEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/audit-events/export")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Actor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "actor", *params.Actor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -10268,6 +10739,83 @@ func NewCreateTenantTokenRequestWithBody(server string, tenantId TenantID, conte
 	return req, nil
 }
 
+// NewGetTenantUsageRequest constructs an http.Request for the GetTenantUsage method
+func NewGetTenantUsageRequest(server string, tenantId TenantID, params *GetTenantUsageParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/usage", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Granularity != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "granularity", *params.Granularity, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListWebhooksRequest constructs an http.Request for the ListWebhooks method
 func NewListWebhooksRequest(server string, tenantId TenantID, params *ListWebhooksParams) (*http.Request, error) {
 	var err error
@@ -10908,6 +11456,88 @@ func NewSegmentTrackRequestWithBody(server string, contentType string, body io.R
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetFleetUsageRequest constructs an http.Request for the GetFleetUsage method
+func NewGetFleetUsageRequest(server string, params *GetFleetUsageParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/usage")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -11603,14 +12233,47 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/alias (the `SegmentAlias` operationId).
 	SegmentAliasWithResponse(ctx context.Context, body SegmentAliasJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentAliasResponse, error)
 
-	// ListAuditEventsWithResponse The audit log of grants, revokes, refusals and credential issues
+	// ListAuditEventsWithResponse The audit trail of every change made through the API
 	//
-	// The audit log, oldest first, paged by `cursor` and filtered by tenant, actor, action and time.
+	// Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
+	// changes anything: tenants and their lifecycle, stack retries,
+	// tokens minted, sources, identity configuration, profiles' unmerges
+	// and erasures, segments, webhook endpoints and deliveries,
+	// principals, grants and credentials) is one event, naming its actor
+	// (the token's subject), tenant, target, request ID, action and
+	// outcome, and so is a token minted by `server token` (actor `cli`)
+	// and each step Cairn's own jobs take on grants and tenants (actor
+	// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
+	// change to the control-plane database writes its event in the same
+	// transaction; a change kept in the profile store writes it, durably,
+	// once the change is accepted. Refused grant requests are events too
+	// (outcome `refused`). The ingestion routes (events, Segment's
+	// shapes) and segment previews are not audited: the raw zone is the
+	// record of every event, and a preview changes nothing.
+	//
+	// The ISV admin reads every tenant's events (and the fleet's, which
+	// have no tenant); a tenant token with the scope `audit:read` reads
+	// only its own tenant's (a `tenant_id` filter naming another tenant
+	// is `404`). Oldest first, paged by `cursor`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/audit-events (the `ListAuditEvents` operationId).
 	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
+
+	// ExportAuditEventsWithResponse Export the audit trail as NDJSON
+	//
+	// Every event matching the filters, oldest first, as newline-delimited
+	// JSON (`application/x-ndjson`: one `AuditEvent` object a line), in one
+	// streamed answer with no paging. Who reads what is as for
+	// `GET /v1/audit-events`. Should the server fail midway, the answer
+	// ends early without a final newline; resume with `from` set to the
+	// last complete event's `time`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/audit-events/export (the `ExportAuditEvents` operationId).
+	ExportAuditEventsWithResponse(ctx context.Context, params *ExportAuditEventsParams, reqEditors ...RequestEditorFn) (*ExportAuditEventsResponse, error)
 
 	// SegmentBatchShortWithBodyWithResponse Segment-compatible batch endpoint (short path)
 	//
@@ -12764,6 +13427,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/tenants/{tenant_id}/tokens (the `CreateTenantToken` operationId).
 	CreateTenantTokenWithResponse(ctx context.Context, tenantId TenantID, body CreateTenantTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTenantTokenResponse, error)
 
+	// GetTenantUsageWithResponse What the tenant used, per hour or per day
+	//
+	// The tenant's metered usage in every hour (or UTC day) from `from` to
+	// `to`: events accepted (and by source: a source ID, or `api` for
+	// events sent with a token), API requests (a tenant route's or a write
+	// key's, whatever the answer), bytes written to the raw zone, and webhook
+	// deliveries its receivers accepted. Buckets with nothing counted are
+	// present with zeros. `from` is rounded down and `to` up to the
+	// granularity; at most 744 hours or 366 days. Each replica counts in
+	// memory and adds its counts to the database every 5 seconds, so the
+	// current hour may lag by that much; a crash loses at most those
+	// seconds, and nothing is counted twice. The counts outlive the tenant.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/usage (the `GetTenantUsage` operationId).
+	GetTenantUsageWithResponse(ctx context.Context, tenantId TenantID, params *GetTenantUsageParams, reqEditors ...RequestEditorFn) (*GetTenantUsageResponse, error)
+
 	// ListWebhooksWithResponse The tenant's webhook endpoints, oldest first
 	//
 	// The tenant's webhook endpoints, oldest first, paged by `cursor`; their signing secrets are never shown again.
@@ -12951,6 +13632,19 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/track (the `SegmentTrack` operationId).
 	SegmentTrackWithResponse(ctx context.Context, body SegmentTrackJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentTrackResponse, error)
 
+	// GetFleetUsageWithResponse Every tenant's usage totals over a range
+	//
+	// Each tenant's totals of every metric (see getTenantUsage) over the
+	// hours from `from` (rounded down to the hour) to `to` (rounded up), at
+	// most 366 days, for the tenants that used anything in it, in tenant
+	// ID order, one page at a time. Offboarded tenants are included: the
+	// counts outlive them.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/usage (the `GetFleetUsage` operationId).
+	GetFleetUsageWithResponse(ctx context.Context, params *GetFleetUsageParams, reqEditors ...RequestEditorFn) (*GetFleetUsageResponse, error)
+
 	// ListFleetWebhooksWithResponse The fleet's webhook endpoints, oldest first
 	//
 	// The ISV's fleet webhook endpoints (events of every tenant), oldest first, paged by `cursor`; their signing secrets are never shown again.
@@ -12962,7 +13656,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateFleetWebhookWithBodyWithResponse Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -12978,7 +13672,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateFleetWebhookWithResponse Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -13425,6 +14119,8 @@ type ListAuditEventsResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -13449,6 +14145,11 @@ func (r ListAuditEventsResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListAuditEventsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListAuditEventsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -13479,6 +14180,82 @@ func (r ListAuditEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListAuditEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportAuditEventsResponse401Headers the declared response headers of an HTTP 401 response for ExportAuditEvents
+type ExportAuditEventsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ExportAuditEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportAuditEventsResponse401Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExportAuditEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExportAuditEventsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExportAuditEventsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ExportAuditEventsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ExportAuditEventsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportAuditEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportAuditEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportAuditEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportAuditEventsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -19043,6 +19820,89 @@ func (r CreateTenantTokenResponse) ContentType() string {
 	return ""
 }
 
+// GetTenantUsageResponse401Headers the declared response headers of an HTTP 401 response for GetTenantUsage
+type GetTenantUsageResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetTenantUsageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TenantUsage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetTenantUsageResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTenantUsageResponse) GetJSON200() *TenantUsage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetTenantUsageResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetTenantUsageResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetTenantUsageResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetTenantUsageResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetTenantUsageResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTenantUsageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTenantUsageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTenantUsageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTenantUsageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListWebhooksResponse401Headers the declared response headers of an HTTP 401 response for ListWebhooks
 type ListWebhooksResponse401Headers struct {
 	WWWAuthenticate string
@@ -20113,6 +20973,82 @@ func (r SegmentTrackResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r SegmentTrackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetFleetUsageResponse401Headers the declared response headers of an HTTP 401 response for GetFleetUsage
+type GetFleetUsageResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetFleetUsageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FleetUsage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetFleetUsageResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetFleetUsageResponse) GetJSON200() *FleetUsage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetFleetUsageResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetFleetUsageResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetFleetUsageResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetFleetUsageResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetFleetUsageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetFleetUsageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetFleetUsageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetFleetUsageResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -21260,9 +22196,28 @@ func (c *ClientWithResponses) SegmentAliasWithResponse(ctx context.Context, body
 	return ParseSegmentAliasResponse(rsp)
 }
 
-// ListAuditEventsWithResponse The audit log of grants, revokes, refusals and credential issues
+// ListAuditEventsWithResponse The audit trail of every change made through the API
 //
-// The audit log, oldest first, paged by `cursor` and filtered by tenant, actor, action and time.
+// Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
+// changes anything: tenants and their lifecycle, stack retries,
+// tokens minted, sources, identity configuration, profiles' unmerges
+// and erasures, segments, webhook endpoints and deliveries,
+// principals, grants and credentials) is one event, naming its actor
+// (the token's subject), tenant, target, request ID, action and
+// outcome, and so is a token minted by `server token` (actor `cli`)
+// and each step Cairn's own jobs take on grants and tenants (actor
+// `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
+// change to the control-plane database writes its event in the same
+// transaction; a change kept in the profile store writes it, durably,
+// once the change is accepted. Refused grant requests are events too
+// (outcome `refused`). The ingestion routes (events, Segment's
+// shapes) and segment previews are not audited: the raw zone is the
+// record of every event, and a preview changes nothing.
+//
+// The ISV admin reads every tenant's events (and the fleet's, which
+// have no tenant); a tenant token with the scope `audit:read` reads
+// only its own tenant's (a `tenant_id` filter naming another tenant
+// is `404`). Oldest first, paged by `cursor`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -21273,6 +22228,26 @@ func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, p
 		return nil, err
 	}
 	return ParseListAuditEventsResponse(rsp)
+}
+
+// ExportAuditEventsWithResponse Export the audit trail as NDJSON
+//
+// Every event matching the filters, oldest first, as newline-delimited
+// JSON (`application/x-ndjson`: one `AuditEvent` object a line), in one
+// streamed answer with no paging. Who reads what is as for
+// `GET /v1/audit-events`. Should the server fail midway, the answer
+// ends early without a final newline; resume with `from` set to the
+// last complete event's `time`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/audit-events/export (the `ExportAuditEvents` operationId).
+func (c *ClientWithResponses) ExportAuditEventsWithResponse(ctx context.Context, params *ExportAuditEventsParams, reqEditors ...RequestEditorFn) (*ExportAuditEventsResponse, error) {
+	rsp, err := c.ExportAuditEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportAuditEventsResponse(rsp)
 }
 
 // SegmentBatchShortWithBodyWithResponse Segment-compatible batch endpoint (short path)
@@ -22943,6 +23918,30 @@ func (c *ClientWithResponses) CreateTenantTokenWithResponse(ctx context.Context,
 	return ParseCreateTenantTokenResponse(rsp)
 }
 
+// GetTenantUsageWithResponse What the tenant used, per hour or per day
+//
+// The tenant's metered usage in every hour (or UTC day) from `from` to
+// `to`: events accepted (and by source: a source ID, or `api` for
+// events sent with a token), API requests (a tenant route's or a write
+// key's, whatever the answer), bytes written to the raw zone, and webhook
+// deliveries its receivers accepted. Buckets with nothing counted are
+// present with zeros. `from` is rounded down and `to` up to the
+// granularity; at most 744 hours or 366 days. Each replica counts in
+// memory and adds its counts to the database every 5 seconds, so the
+// current hour may lag by that much; a crash loses at most those
+// seconds, and nothing is counted twice. The counts outlive the tenant.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/usage (the `GetTenantUsage` operationId).
+func (c *ClientWithResponses) GetTenantUsageWithResponse(ctx context.Context, tenantId TenantID, params *GetTenantUsageParams, reqEditors ...RequestEditorFn) (*GetTenantUsageResponse, error) {
+	rsp, err := c.GetTenantUsage(ctx, tenantId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTenantUsageResponse(rsp)
+}
+
 // ListWebhooksWithResponse The tenant's webhook endpoints, oldest first
 //
 // The tenant's webhook endpoints, oldest first, paged by `cursor`; their signing secrets are never shown again.
@@ -23220,6 +24219,25 @@ func (c *ClientWithResponses) SegmentTrackWithResponse(ctx context.Context, body
 	return ParseSegmentTrackResponse(rsp)
 }
 
+// GetFleetUsageWithResponse Every tenant's usage totals over a range
+//
+// Each tenant's totals of every metric (see getTenantUsage) over the
+// hours from `from` (rounded down to the hour) to `to` (rounded up), at
+// most 366 days, for the tenants that used anything in it, in tenant
+// ID order, one page at a time. Offboarded tenants are included: the
+// counts outlive them.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/usage (the `GetFleetUsage` operationId).
+func (c *ClientWithResponses) GetFleetUsageWithResponse(ctx context.Context, params *GetFleetUsageParams, reqEditors ...RequestEditorFn) (*GetFleetUsageResponse, error) {
+	rsp, err := c.GetFleetUsage(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetFleetUsageResponse(rsp)
+}
+
 // ListFleetWebhooksWithResponse The fleet's webhook endpoints, oldest first
 //
 // The ISV's fleet webhook endpoints (events of every tenant), oldest first, paged by `cursor`; their signing secrets are never shown again.
@@ -23237,7 +24255,7 @@ func (c *ClientWithResponses) ListFleetWebhooksWithResponse(ctx context.Context,
 
 // CreateFleetWebhookWithBodyWithResponse Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -23259,7 +24277,7 @@ func (c *ClientWithResponses) CreateFleetWebhookWithBodyWithResponse(ctx context
 
 // CreateFleetWebhookWithResponse Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -23734,6 +24752,13 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -23746,6 +24771,73 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 	switch {
 	case rsp.StatusCode == 401:
 		var headers ListAuditEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportAuditEventsResponse parses an HTTP response from a ExportAuditEventsWithResponse call
+func ParseExportAuditEventsResponse(rsp *http.Response) (*ExportAuditEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportAuditEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ExportAuditEventsResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -28849,6 +29941,80 @@ func ParseCreateTenantTokenResponse(rsp *http.Response) (*CreateTenantTokenRespo
 	return response, nil
 }
 
+// ParseGetTenantUsageResponse parses an HTTP response from a GetTenantUsageWithResponse call
+func ParseGetTenantUsageResponse(rsp *http.Response) (*GetTenantUsageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTenantUsageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TenantUsage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetTenantUsageResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListWebhooksResponse parses an HTTP response from a ListWebhooksWithResponse call
 func ParseListWebhooksResponse(rsp *http.Response) (*ListWebhooksResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -29849,6 +31015,73 @@ func ParseSegmentTrackResponse(rsp *http.Response) (*SegmentTrackResponse, error
 	switch {
 	case rsp.StatusCode == 401:
 		var headers SegmentTrackResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetFleetUsageResponse parses an HTTP response from a GetFleetUsageWithResponse call
+func ParseGetFleetUsageResponse(rsp *http.Response) (*GetFleetUsageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetFleetUsageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FleetUsage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetFleetUsageResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

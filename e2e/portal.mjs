@@ -1,19 +1,20 @@
 // portal.mjs drives the admin portal (web/, embedded in the server) in
 // headless Chromium (Debian's) through playwright-core, one browser for
-// every scenario: sign in at the OIDC issuer (code with PKCE; a forged
-// state, an error answer and a refused code_verifier shown as problems),
-// with a sign-in link and with a pasted token,
-// onboard a tenant (after a validation error shown at its field) and watch
-// it become active, open its stacks, suspend and resume it (after a stale
-// If-Match shown as a conflict), create a source and send events with its
-// key, look the profile up, unmerge, erase, create a version 2 segment in
-// its editor (a live preview, an invalid definition's JSON Pointer, its
-// computation and recompute, a 412 on a stale save), read the audit log
-// and the fleet overview (its ingestion chart moving as events arrive),
-// make a fleet webhook to the test's receiver (its secret shown once, a
-// test delivered, redelivery, recovery, rotation, disable, delete), and
-// come back to sign-in with an
-// expired token. axe-core runs on every page; a serious or critical
+// every scenario: sign in at the OIDC issuer (code with PKCE, renewal with a
+// rotated refresh token; a forged state, an error answer and a refused
+// code_verifier shown as problems), with a sign-in link and with a pasted
+// token, onboard a tenant (after a validation error shown at its field) and
+// watch it become active, open its stacks, suspend and resume it (after a
+// stale If-Match shown as a conflict), create a source and send events with
+// its key (the tenant's usage chart counting them), look the profile up,
+// unmerge, erase, create a version 2 segment in its editor (a live preview,
+// an invalid definition's JSON Pointer, its computation and recompute, a 412
+// on a stale save), read the audit log and the fleet overview (its ingestion
+// chart moving as events arrive, the busiest tenants' events per day), make
+// a fleet webhook to the test's receiver (its secret shown once, a test
+// delivered, redelivery, recovery, rotation, disable, delete), and come back
+// to sign-in with an expired token, with the issuer's reason when its
+// renewal is refused. axe-core runs on every page; a serious or critical
 // violation fails the run, and on the segment and webhook pages any
 // violation does. Each page is captured at 1280x800.
 //
@@ -109,6 +110,18 @@ try {
     if (await page.evaluate(() => location.search !== '' || sessionStorage.getItem('cairn.oidc') !== null)) {
       throw new Error('the code or the PKCE verifier outlived the sign-in');
     }
+
+    begin('the issuer token is renewed with its refresh token');
+    const firstRefresh = await page.evaluate(() => sessionStorage.getItem('cairn.refresh'));
+    if (!firstRefresh) throw new Error('no refresh token was kept');
+    // The issuer's access tokens live 4 s here: past half of that, the
+    // next request renews the token first.
+    await page.waitForTimeout(2500);
+    await page.goto(`${base}/`);
+    await heading('Tenants');
+    const [renewedToken, nextRefresh] = await page.evaluate(() => [sessionStorage.getItem('cairn.token'), sessionStorage.getItem('cairn.refresh')]);
+    if (!renewedToken || renewedToken === oidcToken) throw new Error('the token was not renewed');
+    if (!nextRefresh || nextRefresh === firstRefresh) throw new Error('the rotated refresh token was not kept');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await heading('Sign in to Cairn');
 
@@ -221,6 +234,13 @@ try {
       { type: 'track', event: 'Trial Started', anonymousId: 'anon-b', messageId: 'm-4' },
     ]);
     await send([{ type: 'identify', anonymousId: 'anon-a', messageId: 'm-3', traits: { email: 'ada@example.com', plan: 'pro', name: 'Ada' } }]);
+
+    begin('the tenant\'s usage chart counts the events its source sent');
+    // Usage lands every 5 s (the meter's flush); the chart reads it again as often.
+    await page.waitForFunction(() => Number(document.getElementById('tenant-usage')?.dataset.total) >= 4, null, { timeout: 30_000 });
+    await page.locator('#tenant-usage-summary', { hasText: /Last 48 hours: 4 events accepted \(4 from src_/ }).waitFor();
+    await page.locator('#tenant-usage svg.usage-chart rect.bar-events').first().waitFor();
+    await check('tenant-usage');
 
     begin('look the profile up and see its timeline');
     await page.getByRole('link', { name: 'Profiles' }).click();
@@ -337,6 +357,9 @@ try {
     ]);
     await page.waitForFunction((n) => Number(document.getElementById('ingestion')?.dataset.total) >= n + 2, before, { timeout: 10_000 });
     await page.locator('#ingest-summary', { hasText: /Since this page opened: [1-9]\d* accepted/ }).waitFor();
+    if (Number(await page.locator('#fleet-usage').getAttribute('data-total')) < 4) throw new Error('the fleet usage chart misses the tenant\'s events');
+    await page.locator('#fleet-usage svg polyline.line-s0').waitFor();
+    await page.locator('#fleet-usage-summary', { hasText: /busiest: acme-retail [1-9]/ }).waitFor();
     await check('fleet');
 
     begin('create a fleet webhook; its secret is shown once');
@@ -449,6 +472,19 @@ try {
     await page.locator('h1 .badge', { hasText: /deprovisioning|deleted/ }).waitFor();
     await page.locator('h1 .badge', { hasText: 'deleted' }).waitFor({ timeout: 60_000 });
     await check('tenant-offboarded');
+
+    begin('an expired token whose renewal is refused returns to sign-in with the reason');
+    await page.evaluate((t) => {
+      sessionStorage.setItem('cairn.token', t);
+      sessionStorage.setItem('cairn.refresh', 'revoked-at-the-issuer');
+    }, need('CAIRN_EXPIRED_TOKEN'));
+    await page.goto(`${base}/fleet`);
+    await heading('Sign in to Cairn');
+    await page.locator('.notice', { hasText: 'could not be renewed' }).waitFor();
+    await page.locator('.notice', { hasText: 'invalid_grant' }).waitFor();
+    if (await page.evaluate(() => sessionStorage.getItem('cairn.token') ?? sessionStorage.getItem('cairn.refresh'))) {
+      throw new Error('the session outlived a refused renewal');
+    }
 
     begin('an expired token returns to sign-in');
     await page.evaluate((t) => sessionStorage.setItem('cairn.token', t), need('CAIRN_EXPIRED_TOKEN'));

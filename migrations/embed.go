@@ -8,7 +8,9 @@
 // tables are created inside goose's run, under its lock. Version 3 adds
 // the provisioner's placements, pools and stack events; version 4 the
 // grants broker's principals, grants and audit events; version 5 the
-// profiles service's event sources and their write keys.
+// profiles service's event sources and their write keys. Version 10 makes
+// the audit log the trail of every change: events name their target's type
+// and the request that caused them.
 //
 // sqlc reads these files as the schema of the queries in internal/store.
 package migrations

@@ -44,6 +44,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/sealed"
 )
 
 // Intervals the servers under test run with: short, so that a stack
@@ -209,14 +210,19 @@ func adminToken(t *testing.T, keyFile string) string {
 	return tok
 }
 
+// testKEK is the key-encryption key the replicas of a test share.
+var testKEK = sealed.GenerateKey()
+
 // awsVars is the environment of a server in AWS mode on the Postgres
 // database dbURL, sending every AWS call to endpoint.
 func awsVars(t *testing.T, endpoint, dbURL, keyFile string) map[string]string {
 	return map[string]string{
-		"CAIRN_ADDR":                "127.0.0.1:0",
-		"CAIRN_DATA_DIR":            t.TempDir(),
-		"CAIRN_DATABASE_URL":        dbURL,
-		"CAIRN_SIGNING_KEY_FILE":    keyFile,
+		"CAIRN_ADDR":             "127.0.0.1:0",
+		"CAIRN_DATA_DIR":         t.TempDir(),
+		"CAIRN_DATABASE_URL":     dbURL,
+		"CAIRN_SIGNING_KEY_FILE": keyFile,
+		// Replicas open the database's signing key with one shared key.
+		"CAIRN_KEY_ENCRYPTION_KEY":  testKEK,
 		"CAIRN_CLOUD":               "aws",
 		"CAIRN_AWS_ENDPOINT_URL":    endpoint,
 		"CAIRN_STACK_POLL_INTERVAL": awsStackPoll,

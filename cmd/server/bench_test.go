@@ -68,7 +68,7 @@ func BenchmarkOnboard500(b *testing.B) {
 		if url := os.Getenv("CAIRN_BENCH_DATABASE_URL"); url != "" {
 			vars["CAIRN_DATABASE_URL"] = url // an empty database of its own
 		}
-		admin, err := runToken(b, "--admin", "--data-dir", dir)
+		admin, err := runToken(b, "--admin", "--data-dir", dir, "--database-url", vars["CAIRN_DATABASE_URL"])
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -7,12 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/portal"
+	"github.com/cairn-cdp/cairn/internal/sealed"
 )
 
 // config is every setting of the server. Each is a flag and a CAIRN_*
@@ -42,9 +42,15 @@ type config struct {
 	MaxWorkers        int
 	Cloud             string
 	AWSEndpointURL    string
+	UsageReportBucket string
 	StackPollInterval time.Duration
 	MaxTenantTokenTTL time.Duration
 	MaxAdminTokenTTL  time.Duration
+	// ReplicaLease is how long a replica's lease lasts after a renewal.
+	ReplicaLease time.Duration
+	// KEKKMSKey, if set, is the ARN of the KMS key whose data key is the
+	// key-encryption key (package kmskek).
+	KEKKMSKey string
 	// WebhookAllowHTTP lets webhook endpoints use http:// URLs.
 	WebhookAllowHTTP bool
 	// WebhookAllowCIDRs is a comma list of address ranges webhook
@@ -52,6 +58,12 @@ type config struct {
 	// webhookAllow holds it parsed, by validate.
 	WebhookAllowCIDRs string
 	webhookAllow      []netip.Prefix
+
+	// KeyEncryptionKeyFile and KeyEncryptionKey (its environment
+	// variable only: a key has no place on a command line) say where the
+	// key that seals stored secrets is; see package sealed.
+	KeyEncryptionKeyFile string
+	KeyEncryptionKey     string
 }
 
 // command is a subcommand of the server, as a set bit.
@@ -62,8 +74,11 @@ const (
 	cmdMigrate
 	cmdToken
 	cmdLoginLink
+	cmdBackup
+	cmdRestore
+	cmdKeys
 
-	cmdAll = cmdServe | cmdMigrate | cmdToken | cmdLoginLink
+	cmdAll = cmdServe | cmdMigrate | cmdToken | cmdLoginLink | cmdBackup | cmdRestore | cmdKeys
 )
 
 // setting describes one configuration entry; the README's table is made
@@ -78,24 +93,25 @@ type setting struct {
 func (c *config) settings() []setting {
 	return []setting{
 		{"addr", "CAIRN_ADDR", "127.0.0.1:8080", "address to serve the API on", &c.Addr, cmdServe | cmdLoginLink},
-		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, signing key and local zones", &c.DataDir, cmdAll},
-		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL, cmdAll},
-		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key that signs tokens; default <data-dir>/signing-key.pem, created if absent", &c.SigningKeyFile, cmdServe | cmdToken | cmdLoginLink},
+		{"data-dir", "CAIRN_DATA_DIR", "./data", "directory for the embedded database, the generated key-encryption key and local zones", &c.DataDir, cmdAll},
+		{"database-url", "CAIRN_DATABASE_URL", "", "postgres:// URL; empty uses embedded SQLite in the data directory", &c.DatabaseURL, cmdServe | cmdMigrate | cmdToken | cmdLoginLink | cmdKeys},
+		{"signing-key-file", "CAIRN_SIGNING_KEY_FILE", "", "Ed25519 PEM key imported (created if absent) as the signing key of a database that has none; signing keys live in the database", &c.SigningKeyFile, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
+		{"key-encryption-key-file", sealed.EnvKeyFile, "", "file holding the key-encryption key that seals stored secrets (signing keys, webhook secrets); default <data-dir>/" + sealed.DefaultFile + ", created if absent, unless " + sealed.EnvKey + " holds the key itself", &c.KeyEncryptionKeyFile, cmdServe | cmdToken | cmdLoginLink | cmdKeys | cmdBackup | cmdRestore},
 		{"issuer", "CAIRN_ISSUER", "cairn", "iss of the tokens Cairn issues", &c.Issuer, cmdServe | cmdToken | cmdLoginLink},
 		{"audience", "CAIRN_AUDIENCE", "cairn-api", "aud of the tokens Cairn issues and accepts", &c.Audience, cmdServe | cmdToken | cmdLoginLink},
 		{"oidc-issuer", "CAIRN_OIDC_ISSUER", "", "also trust tokens from this OIDC issuer (e.g. a Cognito user pool)", &c.OIDCIssuer, cmdServe},
-		{"oidc-jwks-url", "CAIRN_OIDC_JWKS_URL", "", "JWKS URL of the OIDC issuer", &c.OIDCJWKSURL, cmdServe},
+		{"oidc-jwks-url", "CAIRN_OIDC_JWKS_URL", "", "JWKS URL of the OIDC issuer (default: its discovery document's jwks_uri)", &c.OIDCJWKSURL, cmdServe},
 		{"oidc-audience", "CAIRN_OIDC_AUDIENCE", "", "audience required in OIDC tokens", &c.OIDCAudience, cmdServe},
 		{"oidc-audience-claim", "CAIRN_OIDC_AUDIENCE_CLAIM", "aud", "claim that carries the audience (Cognito access tokens: client_id)", &c.OIDCAudClaim, cmdServe},
 		{"oidc-tenant-claim", "CAIRN_OIDC_TENANT_CLAIM", "custom:tenant_id", "claim of OIDC tokens that carries the tenant ID", &c.OIDCTenantClaim, cmdServe},
 		{"oidc-scope-claim", "CAIRN_OIDC_SCOPE_CLAIM", "scope", "claim of OIDC tokens that carries the scopes", &c.OIDCScopeClaim, cmdServe},
 		{"oidc-client-id", "CAIRN_OIDC_CLIENT_ID", "", "the portal's public client at the OIDC issuer; set, the portal offers sign-in there (authorization code with PKCE)", &c.OIDCClientID, cmdServe},
-		{"oidc-authorization-url", "CAIRN_OIDC_AUTHORIZATION_URL", "", "authorization endpoint of the OIDC issuer, for the portal", &c.OIDCAuthURL, cmdServe},
-		{"oidc-token-url", "CAIRN_OIDC_TOKEN_URL", "", "token endpoint of the OIDC issuer, for the portal (allowed in its connect-src)", &c.OIDCTokenURL, cmdServe},
+		{"oidc-authorization-url", "CAIRN_OIDC_AUTHORIZATION_URL", "", "authorization endpoint of the OIDC issuer, for the portal (default: from its discovery document)", &c.OIDCAuthURL, cmdServe},
+		{"oidc-token-url", "CAIRN_OIDC_TOKEN_URL", "", "token endpoint of the OIDC issuer, for the portal, allowed in its connect-src (default: from its discovery document)", &c.OIDCTokenURL, cmdServe},
 		{"oidc-scopes", "CAIRN_OIDC_SCOPES", "openid", "scopes the portal asks the OIDC issuer for, space-separated", &c.OIDCScopes, cmdServe},
 		{"oidc-portal-token", "CAIRN_OIDC_PORTAL_TOKEN", "access_token", "which token of the issuer's answer the portal sends: access_token or id_token", &c.OIDCPortalToken, cmdServe},
-		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL, cmdServe | cmdToken},
-		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL, cmdServe | cmdToken | cmdLoginLink},
+		{"max-tenant-token-ttl", "CAIRN_MAX_TENANT_TOKEN_TTL", "24h", "longest lifetime of a tenant token, minted or accepted (at most 720h)", &c.MaxTenantTokenTTL, cmdServe | cmdToken | cmdKeys},
+		{"max-admin-token-ttl", "CAIRN_MAX_ADMIN_TOKEN_TTL", "24h", "longest lifetime of an admin token, minted or accepted (at most 720h)", &c.MaxAdminTokenTTL, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"log-level", "CAIRN_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel, cmdAll},
 		{"max-body-bytes", "CAIRN_MAX_BODY_BYTES", "1048576", "largest request body accepted", &c.MaxBodyBytes, cmdServe},
 		{"shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight requests and jobs", &c.ShutdownTimeout, cmdServe},
@@ -104,6 +120,9 @@ func (c *config) settings() []setting {
 		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud, cmdServe},
 		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL, cmdServe},
 		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval, cmdServe},
+		{"usage-report-bucket", "CAIRN_USAGE_REPORT_BUCKET", "", "s3://bucket[/prefix] (in AWS_REGION) that receives the daily usage reports; empty writes them to <data-dir>/usage-reports", &c.UsageReportBucket, cmdServe},
+		{"key-encryption-kms-key", "CAIRN_KEY_ENCRYPTION_KMS_KEY", "", "ARN of an AWS KMS key (or alias) whose data key, kept wrapped in the database, seals the signing keys; instead of CAIRN_KEY_ENCRYPTION_KEY(_FILE)", &c.KEKKMSKey, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
+		{"replica-lease", "CAIRN_REPLICA_LEASE", "15s", "how long a replica's lease in the database lasts unless renewed (every third of it); a local-engine replica starts only when no other holds one", &c.ReplicaLease, cmdServe},
 		{"webhook-allow-http", "CAIRN_WEBHOOK_ALLOW_HTTP", "false", "let webhook endpoints use http:// URLs (https only otherwise)", &c.WebhookAllowHTTP, cmdServe},
 		{"webhook-allow-cidrs", "CAIRN_WEBHOOK_ALLOW_CIDRS", "", "comma-separated address ranges (10.0.0.0/8, ...) webhook endpoints may reach although they are private, loopback or link-local", &c.WebhookAllowCIDRs, cmdServe},
 	}
@@ -173,8 +192,11 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string, cmd comm
 }
 
 func (c *config) validate() error {
-	if c.SigningKeyFile == "" {
-		c.SigningKeyFile = filepath.Join(c.DataDir, "signing-key.pem")
+	if c.KEKKMSKey != "" && (c.KeyEncryptionKey != "" || c.KeyEncryptionKeyFile != "") {
+		return fmt.Errorf("key-encryption-kms-key: set it or %s / %s, not both", sealed.EnvKey, sealed.EnvKeyFile)
+	}
+	if c.ReplicaLease < time.Second {
+		return errors.New("replica-lease must be at least 1s")
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("max-body-bytes must be at least 1024")
@@ -193,17 +215,15 @@ func (c *config) validate() error {
 			return fmt.Errorf("token lifetime maximum %s: want 1m to 720h", d)
 		}
 	}
-	if c.OIDCIssuer != "" && c.OIDCJWKSURL == "" {
-		return errors.New("oidc-issuer needs oidc-jwks-url")
+	// An OIDC endpoint left unset is read from the issuer's discovery
+	// document at start (discoverOIDC); one that is set must be a URL.
+	if c.OIDCClientID != "" && c.OIDCIssuer == "" {
+		return errors.New("oidc-client-id needs oidc-issuer")
 	}
-	if c.OIDCClientID != "" {
-		if c.OIDCIssuer == "" {
-			return errors.New("oidc-client-id needs oidc-issuer")
-		}
-		for _, u := range []string{c.OIDCAuthURL, c.OIDCTokenURL} {
-			if _, err := portal.Origin(u); err != nil {
-				return fmt.Errorf("oidc-client-id needs oidc-authorization-url and oidc-token-url: %w", err)
-			}
+	for _, u := range []struct{ name, v string }{{"oidc-issuer", c.OIDCIssuer}, {"oidc-jwks-url", c.OIDCJWKSURL},
+		{"oidc-authorization-url", c.OIDCAuthURL}, {"oidc-token-url", c.OIDCTokenURL}} {
+		if _, err := portal.Origin(u.v); u.v != "" && err != nil {
+			return fmt.Errorf("%s: %w", u.name, err)
 		}
 	}
 	if c.OIDCPortalToken != "access_token" && c.OIDCPortalToken != "id_token" {
@@ -246,6 +266,9 @@ Commands:
   migrate     bring the database schema up to date and exit
   token       print an ISV admin token (--admin) or a tenant token (--tenant ID)
   login-link  print a one-time sign-in link to the admin portal
+  backup      back up the embedded default, while it runs: server backup DIR
+  restore     restore a backup into a new data directory: server restore DIR
+  keys        rotate the token signing key: server keys rotate
   help        print this help, or a command's: server help token
 
 Every flag is also a CAIRN_* environment variable; a flag wins.
@@ -257,11 +280,21 @@ Run "server COMMAND --help" for a command's flags.
 // (-h, --help) is printed to stdout and answered with errHelpShown; a
 // parse error prints the usage to stderr.
 func parseConfig(name string, cmd command, args []string, getenv func(string) string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (*config, error) {
+	c, rest, err := parseConfigArgs(name, "", cmd, args, getenv, stdout, stderr, extra)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("unexpected argument %q", rest[0])
+	}
+	return c, err
+}
+
+// parseConfigArgs is parseConfig for a command that takes arguments after
+// its flags (named operands in its usage line); it returns them.
+func parseConfigArgs(name, operands string, cmd command, args []string, getenv func(string) string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (*config, []string, error) {
 	var c config
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	if err := c.register(fs, getenv, cmd); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if extra != nil {
 		extra(fs)
@@ -272,22 +305,20 @@ func parseConfig(name string, cmd command, args []string, getenv func(string) st
 			fmt.Fprint(w, commands)
 			fmt.Fprintf(w, "\nFlags of serve:\n")
 		} else {
-			fmt.Fprintf(w, "Usage: %s [flags]\n\nFlags:\n", name)
+			fmt.Fprintf(w, "Usage: %s [flags]%s\n\nFlags:\n", name, operands)
 		}
 		fs.PrintDefaults()
 	}
 	if wantsHelp(args) {
 		fs.SetOutput(stdout)
 		fs.Usage()
-		return nil, errHelpShown
+		return nil, nil, errHelpShown
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return &c, c.validate()
+	c.KeyEncryptionKey = getenv(sealed.EnvKey)
+	return &c, fs.Args(), c.validate()
 }
 
 // wantsHelp reports whether args ask for help before any "--".

@@ -6,6 +6,10 @@
 //	server token --tenant ID [--scopes a,b] [--ttl 1h]
 //	                            print a tenant token
 //	server login-link [--url U] print a one-time sign-in link to the admin portal
+//	server backup DIR           back up the embedded default while it runs
+//	server restore [--force] DIR
+//	                            restore a backup into the data directory
+//	server keys rotate          sign with a new key; the old one verifies until its tokens expire
 //	server help [command]       print the commands, or a command's flags
 //
 // Every flag is also a CAIRN_* environment variable; see the README.
@@ -32,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/fleet"
@@ -43,9 +48,11 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
+	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 	"github.com/cairn-cdp/cairn/web"
 )
@@ -95,6 +102,12 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return token(ctx, args, getenv, stdout, stderr)
 	case "login-link":
 		return loginLink(ctx, args, getenv, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, args, getenv, stdout, stderr)
+	case "restore":
+		return restoreCmd(ctx, args, getenv, stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, args, getenv, stdout, stderr)
 	case "help":
 		// "server help" is "server --help"; "server help token" is
 		// "server token --help".
@@ -103,8 +116,14 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return dispatch(ctx, []string{"--help"}, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link, keys, backup, restore or help)", cmd)
 	}
+}
+
+// loadKeyring loads the key-encryption key that seals stored secrets: the
+// variable's, the file's, or the one generated in the data directory.
+func loadKeyring(cfg *config) (*sealed.Keyring, error) {
+	return sealed.Load(sealed.Config{Keys: cfg.KeyEncryptionKey, File: cfg.KeyEncryptionKeyFile, DataDir: cfg.DataDir})
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
@@ -134,17 +153,26 @@ func migrate(ctx context.Context, cfg *config, stderr io.Writer) error {
 	return db.Close()
 }
 
-// newAuthority loads (or on first start creates) the signing key. With
-// external set it also trusts the configured OIDC issuer; minting needs no
-// external keys.
-func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external bool) (*auth.Authority, error) {
-	key, err := auth.LoadOrCreateKey(cfg.SigningKeyFile)
+// newAuthority signs and verifies with the database's signing keys (see
+// signingKeys). A serving authority (serving set) reloads them while it
+// runs and also trusts the configured OIDC issuer; a command's mints with
+// the keys of the moment.
+func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, db store.Backend, serving bool) (*auth.Authority, error) {
+	keys, err := signingKeys(ctx, cfg, db, log)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return nil, err
 	}
 	acfg := auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Logger: log,
 		MaxTenantLifetime: cfg.MaxTenantTokenTTL, MaxAdminLifetime: cfg.MaxAdminTokenTTL}
-	if external && cfg.OIDCIssuer != "" {
+	if !serving {
+		set, err := keys.SigningKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		acfg.VerifyKeys = set.Verify
+		return auth.New(ctx, set.Signing, acfg)
+	}
+	if cfg.OIDCIssuer != "" {
 		acfg.External = &auth.ExternalConfig{
 			Issuer:        cfg.OIDCIssuer,
 			JWKSURL:       cfg.OIDCJWKSURL,
@@ -154,7 +182,7 @@ func newAuthority(ctx context.Context, cfg *config, log *slog.Logger, external b
 			ScopeClaim:    cfg.OIDCScopeClaim,
 		}
 	}
-	return auth.New(ctx, key, acfg)
+	return auth.NewFromSource(ctx, keys, acfg)
 }
 
 // portalOIDC is the portal's OIDC client, or nil when none is configured.
@@ -169,9 +197,11 @@ func portalOIDC(cfg *config) *httpapi.OIDCClient {
 	}
 }
 
-// token prints a token for operators. An admin token needs only the
-// signing key; a tenant token is minted only for a tenant the database
-// knows and that is not offboarded (see checkTokenTenant).
+// token prints a token for operators, signed with the database's signing
+// key; a tenant token is minted only for a tenant the database knows and
+// that is not offboarded (see checkTokenTenant). Every token minted is
+// recorded in the audit trail (actor "cli") before it is printed: a token
+// whose minting cannot be recorded is not handed out.
 func token(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
 		admin  bool
@@ -192,23 +222,39 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 		return errors.New("token: give exactly one of --admin and --tenant ID")
 	}
 	log := newLogger(cfg, stderr)
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	defer db.Close()
 	if tenant != "" {
-		if err := checkTokenTenant(ctx, cfg, log, tenant); err != nil {
+		if err := checkTokenTenant(ctx, cfg, db, tenant); err != nil {
 			return fmt.Errorf("token: %w", err)
 		}
 	}
-	a, err := newAuthority(ctx, cfg, log, false)
+	a, err := newAuthority(ctx, cfg, log, db, false)
 	if err != nil {
 		return err
 	}
-	var tok string
+	var (
+		tok string
+		exp time.Time
+		rec = audit.Event{Actor: "cli", Action: "token.mint", Outcome: audit.OutcomeOK}
+	)
 	if admin {
-		tok, _, err = a.MintAdmin(ttl)
+		tok, exp, err = a.MintAdmin(ttl)
+		rec.TargetType, rec.TargetID = "admin", "admin"
 	} else {
-		tok, _, err = a.MintTenant(tenant, strings.Split(scopes, ","), ttl)
+		list := strings.Split(scopes, ",")
+		tok, exp, err = a.MintTenant(tenant, list, ttl)
+		rec.TenantID, rec.TargetType, rec.TargetID = tenant, "tenant", tenant
+		rec = rec.With("scopes", strings.Join(list, ","))
 	}
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
+	}
+	if err := db.AuditAppend(ctx, rec.With("expires_at", exp.UTC().Format(time.RFC3339))); err != nil {
+		return fmt.Errorf("token: record the token in the audit trail: %w", err)
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
@@ -218,12 +264,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 // or that was offboarded: the gate would refuse its token anyway, and an
 // operator should learn so now rather than from a 401 later. A suspended or
 // still provisioning tenant gets one, as the gate judges those per request.
-func checkTokenTenant(ctx context.Context, cfg *config, log *slog.Logger, id string) error {
-	db, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+func checkTokenTenant(ctx context.Context, cfg *config, db store.Backend, id string) error {
 	t, err := tenants.NewService(db, nil).Get(ctx, id)
 	switch {
 	case errors.Is(err, tenants.ErrNotFound):
@@ -236,9 +277,9 @@ func checkTokenTenant(ctx context.Context, cfg *config, log *slog.Logger, id str
 	return nil
 }
 
-// loginLink prints a one-time sign-in link to the admin portal. Like token
-// it needs only the signing key; the server that the link names records the
-// code's single use when the portal exchanges it.
+// loginLink prints a one-time sign-in link to the admin portal, signed
+// like a token; the server that the link names records the code's single
+// use when the portal exchanges it.
 func loginLink(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var base string
 	cfg, err := parseConfig("server login-link", cmdLoginLink, args, getenv, stdout, stderr, func(fs *flag.FlagSet) {
@@ -250,7 +291,13 @@ func loginLink(ctx context.Context, args []string, getenv func(string) string, s
 	if base == "" {
 		base = "http://" + cfg.Addr
 	}
-	a, err := newAuthority(ctx, cfg, newLogger(cfg, stderr), false)
+	log := newLogger(cfg, stderr)
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a, err := newAuthority(ctx, cfg, log, db, false)
 	if err != nil {
 		return err
 	}
@@ -285,13 +332,30 @@ type hooks struct {
 func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) error {
 	log := newLogger(cfg, stderr)
 
+	if cfg.DatabaseURL == "" {
+		unlock, err := lockDataDir(cfg.DataDir) // restore will not replace it under us
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	db, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	// Before anything touches the data directory: the local engine is
+	// single-node. ctx ends, too, if the lease is lost for good.
+	ctx, leave, err := joinReplicas(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	defer leave()
 
-	authority, err := newAuthority(ctx, cfg, log, true)
+	if err := discoverOIDC(ctx, cfg, http.DefaultClient); err != nil {
+		return err
+	}
+	authority, err := newAuthority(ctx, cfg, log, db, true)
 	if err != nil {
 		return err
 	}
@@ -324,11 +388,25 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	locate := profiles.PlacementLocator{Home: func(ctx context.Context, tenantID string) (string, map[string]string, error) {
 		return prov.Home(ctx, tenantID)
 	}}
+	// The meter counts each tenant's usage in memory and flushes it every
+	// few seconds. It stops after everything that counts (requests, the
+	// webhook dispatcher: their stops are deferred after this one, so run
+	// before it) and flushes a last time before the database closes.
+	meter := usage.NewMeter(db, nil, log)
+	meterCtx, stopMeter := context.WithCancel(context.WithoutCancel(ctx))
+	meterDone := make(chan struct{})
+	go func() {
+		defer close(meterDone)
+		meter.Run(meterCtx, usage.DefaultFlushInterval)
+	}()
+	defer func() { stopMeter(); <-meterDone }()
+
 	profileStore, rawZone, closeProfiles, err := newProfileStores(ctx, cfg, locate, calls)
 	if err != nil {
 		return err
 	}
 	defer closeProfiles()
+	rawZone = meteredRawZone{RawZone: rawZone, meter: meter}
 	profileSvc := profiles.NewService(profileStore, rawZone, nil)
 	sources := profiles.NewSources(db, nil)
 
@@ -340,12 +418,28 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	if err != nil {
 		return err
 	}
+	keys, err := keyEncryptionKeys(ctx, cfg, db)
+	if err != nil {
+		return err
+	}
+	if cfg.DatabaseURL != "" && cfg.KEKKMSKey == "" && cfg.KeyEncryptionKey == "" && cfg.KeyEncryptionKeyFile == "" {
+		log.WarnContext(ctx, "the key-encryption key is this machine's own file in the data directory; replicas sharing the database must share one key",
+			"key_id", keys.KeyID(), "set", sealed.EnvKey+" or "+sealed.EnvKeyFile)
+	}
 	guard := &webhooks.Guard{AllowHTTP: cfg.WebhookAllowHTTP, Allow: cfg.webhookAllow}
 	webhookSvc, err := webhooks.New(webhooks.Config{
-		Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
+		Store: db, Sealer: keys, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
+		OnAttempt: meterDeliveries(meter),
 	})
 	if err != nil {
 		return err
+	}
+	// Secrets an older version stored as plaintext are sealed now, before
+	// anything is served.
+	if n, err := webhookSvc.SealStored(ctx); err != nil {
+		return fmt.Errorf("seal stored webhook secrets: %w", err)
+	} else if n > 0 {
+		log.InfoContext(ctx, "sealed the webhook secrets an older version stored in plaintext", "endpoints", n, "key_id", keys.KeyID())
 	}
 	// Segment transitions and profile changes go out as webhooks.
 	profileSvc.SetOutbox(noticeOutbox{webhookSvc})
@@ -374,9 +468,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	registerMaintenance(workers, db)
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
+	sink, err := usageSink(ctx, cfg, calls)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, &usageReporter{r: &usage.Reporter{Store: db, Sink: sink, Notify: fleetRelay.Notify, Logger: log}})
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
+		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,
@@ -424,12 +523,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Profiles:     profileSvc,
 		Sources:      sources,
 		Webhooks:     webhookSvc,
+		Audit:        db,
 		Auth:         authority,
 		Idempotency:  db,
 		Ready:        db.Ping,
 		Registry:     reg,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		PortalOIDC:   portalOIDC(cfg),
+		Usage:        db,
+		Meter:        meter,
 	})
 	if err != nil {
 		return err
@@ -459,7 +561,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "Cairn is serving on %s\n", url)
-	fmt.Fprintf(stdout, "Get an admin token with: go run ./cmd/server token --admin --data-dir %s\n", cfg.DataDir)
+	if cfg.DatabaseURL == "" {
+		fmt.Fprintf(stdout, "Get an admin token with: go run ./cmd/server token --admin --data-dir %s\n", cfg.DataDir)
+	} else {
+		// The signing keys are in the database; the URL may hold a password.
+		fmt.Fprintln(stdout, "Get an admin token with: go run ./cmd/server token --admin --database-url \"$CAIRN_DATABASE_URL\" (with this server's key-encryption key)")
+	}
 	if cfg.DatabaseURL == "" {
 		// The embedded default is one person's server: hand them the portal.
 		link, err := signInLink(authority, url)
@@ -493,7 +600,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return errors.Join(httpErr, errors.New("webhook dispatcher: attempts still in flight at the shutdown timeout"), stopWorkers(shutdownCtx))
 	}
 	jobsErr := stopWorkers(shutdownCtx)
-	return errors.Join(httpErr, dispatchErr, jobsErr)
+	return errors.Join(leaseLost(ctx), httpErr, dispatchErr, jobsErr)
 }
 
 // newCloud returns the provisioning engine, the governance catalog and the

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/testdb"
@@ -31,13 +32,34 @@ func runToken(t testing.TB, args ...string) (string, error) {
 	return strings.TrimSpace(out.String()), err
 }
 
-func verify(t *testing.T, dataDir, token string) auth.Principal {
+// serverKeys returns the signing keys in the database that vars name.
+func serverKeys(t testing.TB, vars map[string]string) auth.KeySet {
 	t.Helper()
-	key, err := auth.LoadKey(filepath.Join(dataDir, "signing-key.pem"))
+	cfg, err := parseConfig("server", cmdServe, nil, env(vars), io.Discard, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := auth.New(context.Background(), key, auth.Config{})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := openStore(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys, err := signingKeys(t.Context(), cfg, db, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := keys.SigningKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func verify(t *testing.T, dataDir, token string) auth.Principal {
+	t.Helper()
+	set := serverKeys(t, map[string]string{"CAIRN_DATA_DIR": dataDir})
+	a, err := auth.New(context.Background(), set.Signing, auth.Config{VerifyKeys: set.Verify})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +103,31 @@ func TestTokenCommand(t *testing.T) {
 			t.Errorf("token %v: %q, error %v; want an error saying %q", bad.args, tok, err, bad.says)
 		}
 	}
+
+	// Each token minted is in the audit trail, the refused ones are not.
+	cfg, err := parseConfig("server", cmdServe, []string{"--data-dir", dir}, env(nil), io.Discard, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openStore(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	events, err := db.AuditList(context.Background(), audit.ListParams{Action: "token.mint"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Fatalf("%d token.mint events, want 2 (admin, then tenant): %+v", len(events), events)
+	}
+	admin, tenant := events[0], events[1]
+	if admin.Actor != "cli" || admin.TargetType != "admin" || admin.TenantID != "" || admin.Outcome != audit.OutcomeOK || admin.Detail["expires_at"] == "" {
+		t.Errorf("admin token event %+v", admin)
+	}
+	if tenant.Actor != "cli" || tenant.TargetType != "tenant" || tenant.TargetID != live || tenant.TenantID != live || tenant.Detail["scopes"] != "profiles:read,grants:write" {
+		t.Errorf("tenant token event %+v", tenant)
+	}
 }
 
 // tokenTenants makes, in the data directory's database, a live tenant and
@@ -107,7 +154,9 @@ func tokenTenants(t *testing.T, dir string) (live, gone string) {
 		ids[i] = tn.ID
 	}
 	for _, step := range []func(context.Context, string) (tenants.Tenant, error){
-		svc.MarkProvisioned, func(ctx context.Context, id string) (tenants.Tenant, error) { return svc.Offboard(ctx, id, nil, false) }, svc.MarkDeleted,
+		svc.MarkProvisioned, func(ctx context.Context, id string) (tenants.Tenant, error) {
+			return svc.Offboard(ctx, audit.Event{}, id, nil, false)
+		}, svc.MarkDeleted,
 	} {
 		if _, err := step(ctx, ids[1]); err != nil {
 			t.Fatal(err)
@@ -126,16 +175,18 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.Addr != "127.0.0.1:9999" || cfg.DataDir != "/tmp/cairn-x" || cfg.MaxWorkers != 3 {
 		t.Fatalf("flag should beat env, env should beat default: %+v", cfg)
 	}
-	if cfg.SigningKeyFile != "/tmp/cairn-x/signing-key.pem" {
-		t.Fatalf("signing key default %q", cfg.SigningKeyFile)
+	if cfg.SigningKeyFile != "" || cfg.KeyEncryptionKeyFile != "" {
+		t.Fatalf("signing key file %q, key-encryption key file %q: want none", cfg.SigningKeyFile, cfg.KeyEncryptionKeyFile)
 	}
 	for _, bad := range []map[string]string{
 		{"CAIRN_MAX_WORKERS": "many"},
 		{"CAIRN_LOG_LEVEL": "loud"},
-		{"CAIRN_OIDC_ISSUER": "https://issuer.example"},
-		// The portal's client needs the issuer and both endpoints, absolute.
+		// The portal's client needs the issuer; an endpoint left unset is
+		// discovered at start (TestOIDCDiscovery), one that is set must be
+		// an absolute URL.
 		{"CAIRN_OIDC_CLIENT_ID": "portal", "CAIRN_OIDC_AUTHORIZATION_URL": "https://idp.example/authorize", "CAIRN_OIDC_TOKEN_URL": "https://idp.example/token"},
-		{"CAIRN_OIDC_ISSUER": "https://idp.example", "CAIRN_OIDC_JWKS_URL": "https://idp.example/jwks", "CAIRN_OIDC_CLIENT_ID": "portal", "CAIRN_OIDC_AUTHORIZATION_URL": "https://idp.example/authorize"},
+		{"CAIRN_OIDC_ISSUER": "idp.example"},
+		{"CAIRN_OIDC_ISSUER": "https://idp.example", "CAIRN_OIDC_JWKS_URL": "jwks.json"},
 		{"CAIRN_OIDC_ISSUER": "https://idp.example", "CAIRN_OIDC_JWKS_URL": "https://idp.example/jwks", "CAIRN_OIDC_CLIENT_ID": "portal", "CAIRN_OIDC_AUTHORIZATION_URL": "https://idp.example/authorize", "CAIRN_OIDC_TOKEN_URL": "/token"},
 		{"CAIRN_OIDC_PORTAL_TOKEN": "refresh_token"},
 	} {
@@ -204,10 +255,20 @@ func startServerHooks(t testing.TB, ctx context.Context, vars map[string]string,
 
 func call(t testing.TB, method, url, token, body string) (int, map[string]any) {
 	t.Helper()
+	status, _, out := callHeader(t, method, url, token, body, nil)
+	return status, out
+}
+
+// callHeader is call with request headers, answering the response's too.
+func callHeader(t testing.TB, method, url, token, body string, header map[string]string) (int, http.Header, map[string]any) {
+	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -216,7 +277,7 @@ func call(t testing.TB, method, url, token, body string) (int, map[string]any) {
 	defer res.Body.Close()
 	var out map[string]any
 	_ = json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out
+	return res.StatusCode, res.Header, out
 }
 
 // TestRestartKeepsState onboards a tenant, stops the server, starts a new
@@ -232,7 +293,7 @@ func TestRestartKeepsState(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			vars := map[string]string{"CAIRN_DATA_DIR": dir, "CAIRN_DATABASE_URL": tc.dbURL(t)}
-			admin, err := runToken(t, "--admin", "--data-dir", dir)
+			admin, err := runToken(t, "--admin", "--data-dir", dir, "--database-url", vars["CAIRN_DATABASE_URL"])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,8 +320,10 @@ func TestRestartKeepsState(t *testing.T) {
 			if status != http.StatusOK || got["slug"] != "keep" {
 				t.Fatalf("after restart: %d %v", status, got)
 			}
-			if _, err := os.Stat(filepath.Join(dir, "signing-key.pem")); err != nil {
-				t.Fatalf("signing key not kept in the data directory: %v", err)
+			// The admin token still works: the key is in the database,
+			// not in a file of the data directory.
+			if _, err := os.Stat(filepath.Join(dir, "signing-key.pem")); err == nil {
+				t.Fatal("a signing key file was written to the data directory")
 			}
 		})
 	}
@@ -368,6 +431,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"token", "--help"}, []string{"-admin", "-tenant", "-scopes", "-ttl", "-data-dir", "-database-url", "-signing-key-file", "-max-admin-token-ttl"},
 			[]string{"-addr", "-cloud", "-max-workers", "-oidc-issuer", "-max-body-bytes", "-shutdown-timeout"}},
 		{[]string{"help", "token"}, []string{"-admin", "-tenant"}, []string{"-addr"}},
+		{[]string{"--help"}, []string{"backup", "restore"}, nil},
+		{[]string{"backup", "--help"}, []string{"DIR", "-data-dir", "-signing-key-file", "-key-encryption-key-file"}, []string{"-addr", "-database-url", "-force", "-admin"}},
+		{[]string{"help", "restore"}, []string{"DIR", "-data-dir", "-force", "-key-encryption-key-file"}, []string{"-addr", "-database-url", "-admin"}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

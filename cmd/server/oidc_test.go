@@ -29,8 +29,11 @@ import (
 // accepts a code once, for the same client and redirect URI and a
 // code_verifier whose S256 is the challenge, and answers with an access
 // token and an ID token signed by its own RSA key, carrying the admin
-// scope; /jwks publishes the key. The token endpoint answers CORS, as a
-// real issuer's does for public clients.
+// scope, and a refresh token; a refresh token is good for one
+// refresh_token grant, which answers a new access token and a new refresh
+// token (rotation, as public clients need); /jwks publishes the key and
+// /.well-known/openid-configuration the endpoints. The token endpoint
+// answers CORS, as a real issuer's does for public clients.
 type oidcDouble struct {
 	*httptest.Server
 	key      *rsa.PrivateKey
@@ -40,6 +43,9 @@ type oidcDouble struct {
 	mu          sync.Mutex
 	redirectURI string
 	codes       map[string]oidcGrant
+	refresh     map[string]bool // refresh tokens not yet used
+	refreshed   int             // refresh_token grants answered
+	accessTTL   time.Duration   // lifetime of the access tokens it issues
 }
 
 type oidcGrant struct{ challenge, nonce, redirectURI string }
@@ -52,12 +58,14 @@ func newOIDCDouble(t *testing.T) *oidcDouble {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &oidcDouble{key: key, clientID: "cairn-portal", audience: "cairn-portal", codes: map[string]oidcGrant{}}
+	d := &oidcDouble{key: key, clientID: "cairn-portal", audience: "cairn-portal", codes: map[string]oidcGrant{},
+		refresh: map[string]bool{}, accessTTL: time.Hour}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /authorize", d.authorize)
 	mux.HandleFunc("POST /token", d.token)
 	mux.HandleFunc("OPTIONS /token", d.token)
 	mux.HandleFunc("GET /jwks", d.jwks)
+	mux.HandleFunc("GET /.well-known/openid-configuration", d.discovery)
 	d.Server = httptest.NewServer(mux)
 	t.Cleanup(d.Close)
 	return d
@@ -134,45 +142,104 @@ func (d *oidcDouble) token(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": why})
 	}
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "authorization_code" {
-		refuse("unsupported_grant_type", "want an authorization_code form")
+	if err := r.ParseForm(); err != nil {
+		refuse("invalid_request", "want a form")
 		return
 	}
 	f := r.PostForm
-	d.mu.Lock()
-	g, ok := d.codes[f.Get("code")]
-	delete(d.codes, f.Get("code")) // a code is tried once, right or wrong
-	d.mu.Unlock()
-	switch {
-	case !ok:
-		refuse("invalid_grant", "unknown or used code")
-	case f.Get("client_id") != d.clientID:
-		refuse("invalid_client", "unknown client_id")
-	case f.Get("redirect_uri") != g.redirectURI:
-		refuse("invalid_grant", "redirect_uri differs from the authorization request's")
-	case f.Get("code_verifier") == "" || s256(f.Get("code_verifier")) != g.challenge:
-		refuse("invalid_grant", "code_verifier does not match the code_challenge")
-	default:
-		now := time.Now()
-		sign := func(extra jwt.MapClaims) string {
-			claims := jwt.MapClaims{"iss": d.URL, "sub": "ada", "aud": d.audience, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-			for k, v := range extra {
-				claims[k] = v
-			}
-			tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-			tok.Header["kid"] = oidcKID
-			s, err := tok.SignedString(d.key)
-			if err != nil {
-				panic(err)
-			}
-			return s
+	switch f.Get("grant_type") {
+	case "authorization_code":
+		d.mu.Lock()
+		g, ok := d.codes[f.Get("code")]
+		delete(d.codes, f.Get("code")) // a code is tried once, right or wrong
+		d.mu.Unlock()
+		switch {
+		case !ok:
+			refuse("invalid_grant", "unknown or used code")
+		case f.Get("client_id") != d.clientID:
+			refuse("invalid_client", "unknown client_id")
+		case f.Get("redirect_uri") != g.redirectURI:
+			refuse("invalid_grant", "redirect_uri differs from the authorization request's")
+		case f.Get("code_verifier") == "" || s256(f.Get("code_verifier")) != g.challenge:
+			refuse("invalid_grant", "code_verifier does not match the code_challenge")
+		default:
+			d.issue(w, g.nonce, false)
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"token_type": "Bearer", "expires_in": 3600,
-			"access_token": sign(jwt.MapClaims{"scope": "openid admin"}),
-			"id_token":     sign(jwt.MapClaims{"nonce": g.nonce}),
-		})
+	case "refresh_token":
+		d.mu.Lock()
+		ok := d.refresh[f.Get("refresh_token")]
+		delete(d.refresh, f.Get("refresh_token")) // rotated: good once
+		d.mu.Unlock()
+		switch {
+		case f.Get("client_id") != d.clientID:
+			refuse("invalid_client", "unknown client_id")
+		case !ok:
+			refuse("invalid_grant", "unknown or used refresh token")
+		default:
+			d.issue(w, "", true)
+		}
+	default:
+		refuse("unsupported_grant_type", "want authorization_code or refresh_token")
 	}
+}
+
+// issue answers a token request: an access token with the admin scope, an
+// ID token (on sign-in) and a new refresh token.
+func (d *oidcDouble) issue(w http.ResponseWriter, nonce string, refreshed bool) {
+	now := time.Now()
+	d.mu.Lock()
+	ttl := d.accessTTL
+	refresh := b64(randomBytes(24))
+	d.refresh[refresh] = true
+	if refreshed {
+		d.refreshed++
+	}
+	d.mu.Unlock()
+	sign := func(extra jwt.MapClaims) string {
+		claims := jwt.MapClaims{"iss": d.URL, "sub": "ada", "aud": d.audience, "iat": now.Unix(), "exp": now.Add(ttl).Unix()}
+		for k, v := range extra {
+			claims[k] = v
+		}
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+		tok.Header["kid"] = oidcKID
+		s, err := tok.SignedString(d.key)
+		if err != nil {
+			panic(err)
+		}
+		return s
+	}
+	answer := map[string]any{
+		"token_type": "Bearer", "expires_in": int(ttl / time.Second),
+		"access_token": sign(jwt.MapClaims{"scope": "openid admin"}), "refresh_token": refresh,
+	}
+	if !refreshed {
+		answer["id_token"] = sign(jwt.MapClaims{"nonce": nonce})
+	}
+	_ = json.NewEncoder(w).Encode(answer)
+}
+
+// refreshes is how many refresh_token grants the double has answered.
+func (d *oidcDouble) refreshes() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.refreshed
+}
+
+// setAccessTTL sets the lifetime of the access tokens issued from now on.
+func (d *oidcDouble) setAccessTTL(ttl time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.accessTTL = ttl
+}
+
+func (d *oidcDouble) discovery(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"issuer": d.URL, "jwks_uri": d.URL + "/jwks", "authorization_endpoint": d.URL + "/authorize",
+		"token_endpoint": d.URL + "/token", "response_types_supported": []string{"code"},
+		"grant_types_supported":            []string{"authorization_code", "refresh_token"},
+		"code_challenge_methods_supported": []string{"S256"},
+	})
 }
 
 func (d *oidcDouble) jwks(w http.ResponseWriter, _ *http.Request) {

@@ -144,10 +144,7 @@ func expiredAdminToken(t *testing.T, dataDir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := auth.LoadKey(cfg.SigningKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := serverKeys(t, map[string]string{"CAIRN_DATA_DIR": dataDir}).Signing
 	past := func() time.Time { return time.Now().Add(-2 * time.Hour) }
 	a, err := auth.New(t.Context(), key, auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Now: past})
 	if err != nil {
@@ -186,6 +183,9 @@ func TestPortalBrowser(t *testing.T) {
 		"CAIRN_WEBHOOK_ALLOW_HTTP": "true", "CAIRN_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
 	}))
 	idp.allow(url + "/sign-in/callback")
+	// Short-lived issuer tokens: the portal renews them with its refresh
+	// token within seconds of signing in (e2e/portal.mjs).
+	idp.setAccessTTL(4 * time.Second)
 	admin, err := runToken(t, "--admin", "--data-dir", data)
 	if err != nil {
 		t.Fatal(err)

@@ -11,21 +11,36 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// DefaultLeeway is the clock skew tolerated unless Config.Leeway says
+// otherwise; DefaultKeyReload how often NewFromSource reloads keys unless
+// Config.KeyReload says otherwise.
+const (
+	DefaultLeeway    = 30 * time.Second
+	DefaultKeyReload = 30 * time.Second
+)
+
 const (
 	defaultIssuer   = "cairn"
 	defaultAudience = "cairn-api"
-	defaultLeeway   = 30 * time.Second
+	defaultLeeway   = DefaultLeeway
 	// maxLeeway keeps a misconfigured leeway from reviving expired tokens.
 	maxLeeway = 5 * time.Minute
 	// jwksTimeout bounds one fetch of the external JWKS, and so how long a
 	// request with an unknown kid can wait for the refresh it triggers.
 	jwksTimeout = 10 * time.Second
+	// defaultKeyReload and defaultKeyRefetchGap are the KeySource's
+	// periodic reload and the shortest gap between reloads that unknown
+	// kids trigger.
+	defaultKeyReload     = DefaultKeyReload
+	defaultKeyRefetchGap = 5 * time.Second
 )
 
 // Config configures an Authority. The zero value is valid: Cairn tokens only,
@@ -52,6 +67,13 @@ type Config struct {
 	// published by JWKS, but never used to sign: typically the previous
 	// signing key, kept until the tokens it signed have expired.
 	VerifyKeys []ed25519.PublicKey
+	// KeyReload is how often an Authority made by NewFromSource reloads
+	// its keys. Default 30s.
+	KeyReload time.Duration
+	// KeyRefetchGap is the shortest time between two reloads that tokens
+	// naming an unknown kid trigger (NewFromSource only), so that forged
+	// kids cannot make every request a database read. Default 5s.
+	KeyRefetchGap time.Duration
 	// External, if not nil, trusts tokens from an external OIDC issuer too.
 	External *ExternalConfig
 	// Logger receives failures to refresh the external JWKS. Default
@@ -94,18 +116,23 @@ type ExternalConfig struct {
 // Authority mints Cairn's tokens and verifies Cairn's and the external
 // issuer's. Create it with New; it is safe for concurrent use.
 type Authority struct {
-	key      ed25519.PrivateKey
-	kid      string
-	issuer   string
-	audience string
-	now      func() time.Time
-	jwks     []byte
+	// keys is Cairn's own key set; NewFromSource's reloads replace it.
+	keys      atomic.Pointer[keySet]
+	source    KeySource
+	keyReload time.Duration
+	refetch   refetchGate
+	logger    *slog.Logger
+	issuer    string
+	audience  string
+	now       func() time.Time
 	// maxTenant and maxAdmin are the longest lifetimes of tenant and admin
 	// tokens, minted or verified.
 	maxTenant, maxAdmin time.Duration
 	// trusted maps an iss to the only rules under which a token claiming
 	// that iss can be accepted.
 	trusted map[string]*trustedIssuer
+	// verifyKeys are Config.VerifyKeys, added to every loaded set.
+	verifyKeys []ed25519.PublicKey
 	// verified remembers the tokens Verify accepted.
 	verified verifiedTokens
 }
@@ -131,9 +158,161 @@ type trustedIssuer struct {
 // Cairn starting; keys are fetched again on first use) and keeps it fresh in
 // a goroutine that ends when ctx is done.
 func New(ctx context.Context, key ed25519.PrivateKey, cfg Config) (*Authority, error) {
-	if len(key) != ed25519.PrivateKeySize {
+	a, err := newAuthority(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := newKeySet(KeySet{Signing: key, Verify: cfg.VerifyKeys})
+	if err != nil {
+		return nil, err
+	}
+	a.keys.Store(ks)
+	return a, nil
+}
+
+// NewFromSource is New with keys that may change while the server runs:
+// it loads them from src now (an error is returned), again every
+// cfg.KeyReload until ctx is done, and when a token names a kid the
+// current set lacks (at most once per cfg.KeyRefetchGap). A failed reload
+// is logged and the keys loaded last stay in use. cfg.VerifyKeys are
+// added to every set src returns.
+func NewFromSource(ctx context.Context, src KeySource, cfg Config) (*Authority, error) {
+	if src == nil {
+		return nil, errors.New("auth: nil key source")
+	}
+	a, err := newAuthority(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.source, a.verifyKeys = src, cfg.VerifyKeys
+	if err := a.ReloadKeys(ctx); err != nil {
+		return nil, err
+	}
+	go a.reloadEvery(ctx, a.keyReload)
+	return a, nil
+}
+
+// KeySet is Cairn's own keys at one moment.
+type KeySet struct {
+	// Signing signs the tokens minted from now on, and verifies.
+	Signing ed25519.PrivateKey
+	// Verify are further keys that verify tokens but sign none: keys
+	// replaced by a rotation, until the tokens they signed have expired.
+	Verify []ed25519.PublicKey
+}
+
+// KeySource supplies Cairn's own keys to NewFromSource.
+type KeySource interface {
+	// SigningKeys returns the keys in force now.
+	SigningKeys(ctx context.Context) (KeySet, error)
+}
+
+// keySet is a KeySet ready for use: kids computed, JWKS rendered.
+type keySet struct {
+	key  ed25519.PrivateKey
+	kid  string
+	own  map[string]ed25519.PublicKey
+	jwks []byte
+}
+
+func newKeySet(ks KeySet) (*keySet, error) {
+	if len(ks.Signing) != ed25519.PrivateKeySize {
 		return nil, errors.New("auth: signing key is not an Ed25519 private key")
 	}
+	pub := ks.Signing.Public().(ed25519.PublicKey)
+	own := map[string]ed25519.PublicKey{thumbprint(pub): pub}
+	published := []ed25519.PublicKey{pub}
+	for _, k := range ks.Verify {
+		if len(k) != ed25519.PublicKeySize {
+			return nil, errors.New("auth: verify key is not an Ed25519 public key")
+		}
+		if kid := thumbprint(k); own[kid] == nil {
+			own[kid] = k
+			published = append(published, k)
+		}
+	}
+	jwks, err := marshalJWKS(published)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return &keySet{key: ks.Signing, kid: thumbprint(pub), own: own, jwks: jwks}, nil
+}
+
+// ReloadKeys replaces the keys with those the KeySource returns now. An
+// Authority made by New has no source: ReloadKeys does nothing.
+func (a *Authority) ReloadKeys(ctx context.Context) error {
+	if a.source == nil {
+		return nil
+	}
+	ks, err := a.source.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("auth: load signing keys: %w", err)
+	}
+	ks.Verify = append(slices.Clone(ks.Verify), a.verifyKeys...)
+	set, err := newKeySet(ks)
+	if err != nil {
+		return err
+	}
+	a.keys.Store(set)
+	return nil
+}
+
+func (a *Authority) reloadEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.ReloadKeys(ctx); err != nil && ctx.Err() == nil {
+				a.logger.WarnContext(ctx, "auth: reloading signing keys failed; the keys loaded last stay in use", "error", err)
+			}
+		}
+	}
+}
+
+// refetchGate lets one reload through per gap, for unknown kids.
+type refetchGate struct {
+	gap  time.Duration
+	mu   sync.Mutex
+	last time.Time
+}
+
+// lookupOwn returns Cairn's key named kid, reloading the keys once (if the
+// gate allows) when the current set lacks it: another replica may have
+// rotated since the last periodic reload.
+func (a *Authority) lookupOwn(ctx context.Context, kid string) (ed25519.PublicKey, bool) {
+	if k, ok := a.keys.Load().own[kid]; ok {
+		return k, true
+	}
+	if a.source == nil {
+		return nil, false
+	}
+	a.refetch.mu.Lock()
+	defer a.refetch.mu.Unlock()
+	// A reload that another request made while this one waited may have
+	// brought the key.
+	if k, ok := a.keys.Load().own[kid]; ok {
+		return k, true
+	}
+	if !a.refetch.last.IsZero() && time.Since(a.refetch.last) < a.refetch.gap {
+		return nil, false
+	}
+	a.refetch.last = time.Now()
+	// Bounded like an external JWKS fetch: a request waits at most this.
+	ctx, cancel := context.WithTimeout(ctx, jwksTimeout)
+	defer cancel()
+	if err := a.ReloadKeys(ctx); err != nil {
+		a.logger.WarnContext(ctx, "auth: reloading signing keys for an unknown kid failed", "error", err)
+		return nil, false
+	}
+	k, ok := a.keys.Load().own[kid]
+	return k, ok
+}
+
+// newAuthority validates cfg and makes an Authority without keys.
+func newAuthority(ctx context.Context, cfg Config) (*Authority, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = defaultIssuer
 	}
@@ -157,6 +336,15 @@ func New(ctx context.Context, key ed25519.PrivateKey, cfg Config) (*Authority, e
 			return nil, fmt.Errorf("auth: maximum token lifetime %s is outside 1m to %s", d, MaxLifetimeCeiling)
 		}
 	}
+	if cfg.KeyReload == 0 {
+		cfg.KeyReload = defaultKeyReload
+	}
+	if cfg.KeyRefetchGap == 0 {
+		cfg.KeyRefetchGap = defaultKeyRefetchGap
+	}
+	if cfg.KeyReload < 0 || cfg.KeyRefetchGap < 0 {
+		return nil, errors.New("auth: key reload intervals must be positive")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -164,30 +352,13 @@ func New(ctx context.Context, key ed25519.PrivateKey, cfg Config) (*Authority, e
 		cfg.Now = time.Now
 	}
 
-	pub := key.Public().(ed25519.PublicKey)
-	own := map[string]ed25519.PublicKey{thumbprint(pub): pub}
-	published := []ed25519.PublicKey{pub}
-	for _, k := range cfg.VerifyKeys {
-		if len(k) != ed25519.PublicKeySize {
-			return nil, errors.New("auth: verify key is not an Ed25519 public key")
-		}
-		if kid := thumbprint(k); own[kid] == nil {
-			own[kid] = k
-			published = append(published, k)
-		}
-	}
-	jwks, err := marshalJWKS(published)
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-
 	a := &Authority{
-		key:       key,
-		kid:       thumbprint(pub),
+		keyReload: cfg.KeyReload,
+		refetch:   refetchGate{gap: cfg.KeyRefetchGap},
+		logger:    cfg.Logger,
 		issuer:    cfg.Issuer,
 		audience:  cfg.Audience,
 		now:       cfg.Now,
-		jwks:      jwks,
 		trusted:   map[string]*trustedIssuer{},
 		maxTenant: cfg.MaxTenantLifetime,
 		maxAdmin:  cfg.MaxAdminLifetime,
@@ -196,7 +367,7 @@ func New(ctx context.Context, key ed25519.PrivateKey, cfg Config) (*Authority, e
 	a.trusted[cfg.Issuer] = &trustedIssuer{
 		algs:          ownAlgs,
 		parser:        newParser(cfg, cfg.Issuer, ownAlgs, cfg.Audience),
-		keys:          ownKeys(own),
+		keys:          a.ownKeys,
 		audienceClaim: "aud",
 		audience:      cfg.Audience,
 		tenantClaim:   "tenant_id",
@@ -231,16 +402,15 @@ func newParser(cfg Config, iss string, algs []string, aud string) *jwt.Parser {
 }
 
 // ownKeys looks kid up among Cairn's own keys only.
-func ownKeys(keys map[string]ed25519.PublicKey) func(context.Context) jwt.Keyfunc {
-	kf := func(t *jwt.Token) (any, error) {
+func (a *Authority) ownKeys(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		key, ok := keys[kid]
+		key, ok := a.lookupOwn(ctx, kid)
 		if !ok {
 			return nil, unauthenticated("unknown key id")
 		}
 		return key, nil
 	}
-	return func(context.Context) jwt.Keyfunc { return kf }
 }
 
 func newExternal(ctx context.Context, cfg Config, ext ExternalConfig) (*trustedIssuer, error) {
@@ -392,9 +562,10 @@ func (a *Authority) mint(subject, tenantID string, scopes []string, ttl time.Dur
 		TenantID: tenantID,
 		Scope:    strings.Join(scopes, " "),
 	}
+	ks := a.keys.Load()
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
-	t.Header["kid"] = a.kid
-	s, err := t.SignedString(a.key)
+	t.Header["kid"] = ks.kid
+	s, err := t.SignedString(ks.key)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("auth: sign token: %w", err)
 	}
@@ -402,9 +573,12 @@ func (a *Authority) mint(subject, tenantID string, scopes []string, ttl time.Dur
 }
 
 // JWKS returns the JWK Set of Cairn's public keys (signing key first, then
-// Config.VerifyKeys), for /.well-known/jwks.json. The caller may keep or
+// the verify-only keys), for /.well-known/jwks.json. The caller may keep or
 // modify the returned slice.
-func (a *Authority) JWKS() []byte { return slices.Clone(a.jwks) }
+func (a *Authority) JWKS() []byte { return slices.Clone(a.keys.Load().jwks) }
+
+// SigningKeyID returns the kid of the key that signs tokens now.
+func (a *Authority) SigningKeyID() string { return a.keys.Load().kid }
 
 // SignInTTL is how long a sign-in code lasts.
 const SignInTTL = 10 * time.Minute
@@ -432,25 +606,26 @@ func (a *Authority) MintSignIn() (string, time.Time, error) {
 		},
 		Scope: "sign-in",
 	}
+	ks := a.keys.Load()
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
-	t.Header["kid"] = a.kid
-	s, err := t.SignedString(a.key)
+	t.Header["kid"] = ks.kid
+	s, err := t.SignedString(ks.key)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("auth: sign sign-in code: %w", err)
 	}
 	return s, exp, nil
 }
 
-// VerifySignIn checks a sign-in code made by MintSignIn with this
-// authority's key and returns its ID and expiry. Every error matches
+// VerifySignIn checks a sign-in code made by MintSignIn with one of this
+// authority's own keys (another replica may have signed it, before a
+// rotation) and returns its ID and expiry. Every error matches
 // ErrUnauthenticated.
 func (a *Authority) VerifySignIn(code string) (id string, exp time.Time, err error) {
 	if len(code) > maxTokenSize {
 		return "", time.Time{}, unauthenticated("sign-in code too large")
 	}
 	var claims ownClaims
-	pub := a.key.Public()
-	_, err = jwt.ParseWithClaims(code, &claims, func(*jwt.Token) (any, error) { return pub, nil },
+	_, err = jwt.ParseWithClaims(code, &claims, a.ownKeys(context.Background()),
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithIssuer(a.issuer), jwt.WithAudience(a.signInAudience()),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(a.now))

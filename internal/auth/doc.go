@@ -1,11 +1,15 @@
 // Package auth issues and verifies the bearer tokens that guard every /v1
 // route of the Cairn API.
 //
-// Cairn signs its own tokens with Ed25519 (JWS alg EdDSA). The signing key is
-// a PEM PKCS#8 file: LoadOrCreateKey generates one on first start of the
-// embedded default, LoadKey reads one named by configuration. Authority.JWKS
-// publishes the public half of the signing key and of every extra
-// verification key (Config.VerifyKeys, for rotation) as RFC 8037 OKP keys
+// Cairn signs its own tokens with Ed25519 (JWS alg EdDSA). New takes a fixed
+// signing key (LoadKey and LoadOrCreateKey read PEM PKCS#8 files);
+// NewFromSource takes a KeySource (the server's is the control-plane
+// database, package signingkeys) and follows its changes: it reloads every
+// Config.KeyReload (30s) and, when a token names a kid it lacks, at once (at
+// most once per Config.KeyRefetchGap, 5s), so a key rotated in on another
+// replica verifies everywhere at once. Authority.JWKS publishes the public
+// half of the signing key and of every verify-only key (a rotated-out key
+// until its tokens have expired, Config.VerifyKeys) as RFC 8037 OKP keys
 // whose kid is the RFC 7638 thumbprint.
 //
 // An external OIDC issuer (for example Amazon Cognito) may be trusted as
@@ -46,7 +50,8 @@
 // MintTenant return errors matching ErrInvalidScope or ErrInvalidTTL for bad
 // input. New returns plain errors for invalid configuration.
 //
-// Concurrency: an Authority is immutable after New and safe for concurrent
-// use. The external key cache is synchronized internally; its refresh
-// goroutine lives until the context given to New is done.
+// Concurrency: an Authority is safe for concurrent use; its own keys are
+// replaced atomically by reloads. The external key cache is synchronized
+// internally. The refresh goroutines (external JWKS, KeySource) live until
+// the context given to New or NewFromSource is done.
 package auth

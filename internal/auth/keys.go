@@ -162,3 +162,6 @@ func marshalJWKS(keys []ed25519.PublicKey) ([]byte, error) {
 	}
 	return json.Marshal(set)
 }
+
+// KeyID returns the kid Cairn gives pub: its RFC 7638 thumbprint.
+func KeyID(pub ed25519.PublicKey) string { return thumbprint(pub) }

@@ -18,6 +18,9 @@ const (
 	ScopeWebhooksWrite = "webhooks:write"
 	ScopeGrantsWrite   = "grants:write"
 	ScopeEventsWrite   = "events:write"
+	ScopeUsageRead     = "usage:read"
+	// ScopeAuditRead reads the tenant's own audit trail.
+	ScopeAuditRead = "audit:read"
 )
 
 var tenantScopes = []string{
@@ -25,6 +28,8 @@ var tenantScopes = []string{
 	ScopeSegmentsRead, ScopeSegmentsWrite,
 	ScopeWebhooksRead, ScopeWebhooksWrite,
 	ScopeGrantsWrite, ScopeEventsWrite,
+	ScopeUsageRead,
+	ScopeAuditRead,
 }
 
 // TenantScopes returns every scope a tenant token may carry.

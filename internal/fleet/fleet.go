@@ -28,10 +28,11 @@ const (
 	TenantSuspended   = "tenant.suspended"
 	TenantDeleted     = "tenant.deleted"
 	StackFailed       = "stack.failed"
+	UsageReported     = "usage.reported"
 )
 
 // Types lists every event type this package announces.
-var Types = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed}
+var Types = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed, UsageReported}
 
 // Event is one announcement in the outbox.
 type Event struct {
@@ -61,6 +62,13 @@ type Data struct {
 	StackName string `json:"stack_name,omitempty"`
 	// Reason says why a tenant or a stack failed.
 	Reason string `json:"reason,omitempty"`
+	// Date, Location, Tenants and Rows describe a usage.reported event:
+	// the UTC day (YYYY-MM-DD) reported, where its CSV object is, how many
+	// tenants and rows it holds.
+	Date     string `json:"date,omitempty"`
+	Location string `json:"location,omitempty"`
+	Tenants  int    `json:"tenants,omitempty"`
+	Rows     int    `json:"rows,omitempty"`
 	// At is when the change happened, RFC 3339 in UTC.
 	At string `json:"at"`
 }

@@ -3,9 +3,11 @@ package grants
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
 
@@ -35,7 +37,7 @@ func accountOf(arn string) string {
 // data-access role (dedicated) or the pool role (pooled) in its home
 // Region, confined by a session policy to the tenant's buckets or bucket
 // prefixes and its DynamoDB leading keys. The issue is audited.
-func (s *Service) Credentials(ctx context.Context, actor, tenantID string) (IssuedCredentials, error) {
+func (s *Service) Credentials(ctx context.Context, rec audit.Event, tenantID string) (IssuedCredentials, error) {
 	t, err := s.activeTenant(ctx, tenantID)
 	if err != nil {
 		return IssuedCredentials{}, err
@@ -73,9 +75,12 @@ func (s *Service) Credentials(ctx context.Context, actor, tenantID string) (Issu
 	if err != nil {
 		return IssuedCredentials{}, err
 	}
-	s.audit(ctx, AuditEvent{
-		TenantID: t.ID, Actor: actor, Action: "credentials.issue", Resource: role, Outcome: "ok",
-		Detail: map[string]string{"region": t.HomeRegion, "expires_at": creds.Expiration.UTC().Format(time.RFC3339)},
-	})
+	// STS has issued them: the issue is recorded on its own (nothing else
+	// in the database changes), and credentials whose issue cannot be
+	// recorded are not handed out.
+	rec = rec.On(role).With("region", t.HomeRegion).With("expires_at", creds.Expiration.UTC().Format(time.RFC3339))
+	if err := s.record(ctx, rec); err != nil {
+		return IssuedCredentials{}, fmt.Errorf("record credentials issue: %w", err)
+	}
 	return IssuedCredentials{Credentials: creds, Region: t.HomeRegion, RoleARN: role, Outputs: out}, nil
 }

@@ -116,20 +116,3 @@ func (g Grant) Key() string {
 	return strings.Join([]string{g.Principal, g.Resource.Region, g.Resource.Database, g.Resource.Table,
 		strings.Join(cols, ","), strings.Join(perms, ",")}, "|")
 }
-
-// AuditEvent is one entry of the audit log.
-type AuditEvent struct {
-	ID       string
-	Time     time.Time
-	TenantID string
-	// Actor is the token subject that caused the event ("admin",
-	// "tenant:<id>", or "cairn" for Cairn's own jobs).
-	Actor string
-	// Action is e.g. "grant.create", "grant.revoke", "grant.refuse",
-	// "credentials.issue", "principal.register".
-	Action   string
-	Resource string
-	Outcome  string
-	Detail   map[string]string
-	Seq      int64
-}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -96,7 +97,7 @@ func (s *Service) Register(w *river.Workers) {
 		return s.revoke(ctx, job.Args.TenantID, job.Args.GrantID)
 	}))
 	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, job *river.Job[ReconcileArgs]) error {
-		_, err := s.Reconcile(ctx, "cairn", job.Args.TenantID)
+		_, err := s.Reconcile(ctx, audit.Event{}, job.Args.TenantID)
 		if errors.Is(err, tenants.ErrNotFound) {
 			return nil
 		}
@@ -146,7 +147,8 @@ func (s *Service) setStatus(ctx context.Context, g Grant, status Status, reason,
 		if reason != "" {
 			detail["reason"] = reason
 		}
-		return tx.AuditAppend(ctx, AuditEvent{Time: s.now(), TenantID: g.TenantID, Actor: "cairn", Action: action, Resource: g.ID, Outcome: string(status), Detail: detail})
+		return tx.AuditAppend(ctx, audit.Event{Time: s.now(), TenantID: g.TenantID, Actor: audit.ActorCairn, Action: action,
+			TargetType: "grant", TargetID: g.ID, Outcome: string(status), Detail: detail})
 	})
 	if errors.Is(err, ErrConflict) {
 		return nil
@@ -269,8 +271,8 @@ func (s *Service) releasePrincipals(ctx context.Context, tenantID string) error 
 				if err := tx.PrincipalDelete(ctx, tenantID, p.Principal); err != nil && !errors.Is(err, ErrNotFound) {
 					return err
 				}
-				return tx.AuditAppend(ctx, AuditEvent{Time: s.now(), TenantID: tenantID, Actor: "cairn", Action: "principal.release",
-					Resource: p.Principal, Outcome: "ok", Detail: map[string]string{"reason": "tenant offboarded"}})
+				return tx.AuditAppend(ctx, audit.Event{Time: s.now(), TenantID: tenantID, Actor: audit.ActorCairn, Action: "principal.release",
+					TargetType: "principal", TargetID: p.Principal, Outcome: audit.OutcomeOK, Detail: map[string]string{"reason": "tenant offboarded"}})
 			})
 			if err != nil {
 				return fmt.Errorf("release principal %s: %w", p.Principal, err)
@@ -315,7 +317,7 @@ func sameSet(a, b []string) bool {
 // Reconcile compares the Catalog's permissions on the tenant's databases
 // with the ledger: active grants that are missing are applied again, and
 // permissions that exist outside the broker are reported.
-func (s *Service) Reconcile(ctx context.Context, actor, tenantID string) (ReconcileReport, error) {
+func (s *Service) Reconcile(ctx context.Context, rec audit.Event, tenantID string) (ReconcileReport, error) {
 	t, err := s.tenants.Get(ctx, tenantID)
 	if err != nil {
 		return ReconcileReport{}, err
@@ -360,7 +362,12 @@ func (s *Service) Reconcile(ctx context.Context, actor, tenantID string) (Reconc
 			}
 		}
 	}
-	detail := map[string]string{"repaired": strings.Join(report.Repaired, ","), "unmanaged": fmt.Sprint(len(report.Unmanaged))}
-	s.audit(ctx, AuditEvent{TenantID: tenantID, Actor: actor, Action: "grant.reconcile", Resource: tenantID, Outcome: "ok", Detail: detail})
+	// The repairs were made in the Catalog (Lake Formation), outside the
+	// database; the reconcile is recorded once it is done. A periodic
+	// reconcile (a zero rec) records nothing.
+	rec = rec.On(tenantID).With("repaired", strings.Join(report.Repaired, ",")).With("unmanaged", fmt.Sprint(len(report.Unmanaged)))
+	if err := s.record(ctx, rec); err != nil {
+		return report, fmt.Errorf("record reconcile: %w", err)
+	}
 	return report, nil
 }

@@ -3,6 +3,8 @@ package grants
 import (
 	"context"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/audit"
 )
 
 // JobArgs is a durable job inserted with a change (same shape as
@@ -19,19 +21,6 @@ type GrantListParams struct {
 	Status    Status
 	AfterSeq  int64
 	Limit     int
-}
-
-// AuditListParams selects and pages audit events; zero values do not
-// filter. Results are in ascending Seq order.
-type AuditListParams struct {
-	TenantID string
-	Actor    string
-	Action   string
-	// Since and Until bound Time, inclusive and exclusive.
-	Since    time.Time
-	Until    time.Time
-	AfterSeq int64
-	Limit    int
 }
 
 // Store is the broker's storage port. Implementations must be safe for
@@ -51,8 +40,6 @@ type Store interface {
 	// GrantListLive returns every grant of the tenant that is not revoked,
 	// in Seq order (for reconcile, suspension and offboarding).
 	GrantListLive(ctx context.Context, tenantID string) ([]Grant, error)
-	// AuditList pages audit events.
-	AuditList(ctx context.Context, p AuditListParams) ([]AuditEvent, error)
 }
 
 // Tx is the part of Store that runs inside a transaction.
@@ -72,9 +59,8 @@ type Tx interface {
 	// GrantUpdate stores g if the stored Version is g.Version and returns
 	// it with Version+1 and UpdatedAt set; ErrConflict if stale.
 	GrantUpdate(ctx context.Context, g Grant) (Grant, error)
-	// AuditAppend adds an event (its ID and Seq are assigned here when
-	// empty).
-	AuditAppend(ctx context.Context, e AuditEvent) error
+	// Appender records the audit event of a change in its transaction.
+	audit.Appender
 	// JobInsert inserts a durable job that commits with the transaction.
 	JobInsert(ctx context.Context, args JobArgs) error
 }

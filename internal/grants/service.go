@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/ids"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -77,23 +78,26 @@ type Refusal struct {
 func (r *Refusal) Error() string { return r.Err.Error() + ": " + r.Detail }
 func (r *Refusal) Unwrap() error { return r.Err }
 
-// audit writes an event in its own transaction; used for refusals, which
-// change nothing else.
-func (s *Service) audit(ctx context.Context, e AuditEvent) {
+// record writes an event in its own transaction, for an act that changes
+// nothing else in the database (a refusal, credentials issued by STS).
+func (s *Service) record(ctx context.Context, e audit.Event) error {
 	e.Time = s.now()
-	err := s.store.InTx(ctx, func(tx Tx) error { return tx.AuditAppend(ctx, e) })
-	if err != nil {
-		s.log.ErrorContext(ctx, "audit", "action", e.Action, "tenant_id", e.TenantID, "err", err)
-	}
+	return s.store.InTx(ctx, func(tx Tx) error { return tx.AuditAppend(ctx, e) })
 }
 
-func (s *Service) refuse(ctx context.Context, actor, tenantID, action, resource string, err error, detail string) error {
-	s.audit(ctx, AuditEvent{
-		TenantID: tenantID, Actor: actor, Action: action, Resource: resource, Outcome: "refused",
-		Detail: map[string]string{"reason": detail},
-	})
+// refuse records the request rec as refused (outcome "refused", the
+// reason in its detail) and returns the Refusal. A refusal that cannot be
+// recorded is logged: the request is refused all the same.
+func (s *Service) refuse(ctx context.Context, rec audit.Event, target string, err error, detail string) error {
+	rec.Outcome = outcomeRefused
+	if e := s.record(ctx, rec.On(target).With("reason", detail)); e != nil {
+		s.log.ErrorContext(ctx, "audit", "action", rec.Action, "tenant_id", rec.TenantID, "err", e)
+	}
 	return &Refusal{Err: err, Detail: detail}
 }
+
+// outcomeRefused is the outcome of a refused request's audit event.
+const outcomeRefused = "refused"
 
 // activeTenant returns the tenant if it may be granted access now.
 func (s *Service) activeTenant(ctx context.Context, id string) (tenants.Tenant, error) {
@@ -110,7 +114,7 @@ func (s *Service) activeTenant(ctx context.Context, id string) (tenants.Tenant, 
 // RegisterPrincipal registers an AWS principal (account ID or role ARN)
 // for the tenant. It returns the principal and whether it is new;
 // ErrPrincipalTaken when another tenant has it.
-func (s *Service) RegisterPrincipal(ctx context.Context, actor, tenantID, principal string) (Principal, bool, error) {
+func (s *Service) RegisterPrincipal(ctx context.Context, rec audit.Event, tenantID, principal string) (Principal, bool, error) {
 	if _, err := s.tenants.Get(ctx, tenantID); err != nil {
 		return Principal{}, false, err
 	}
@@ -127,10 +131,11 @@ func (s *Service) RegisterPrincipal(ctx context.Context, actor, tenantID, princi
 		if err != nil || !created {
 			return err
 		}
-		return tx.AuditAppend(ctx, AuditEvent{Time: s.now(), TenantID: tenantID, Actor: actor, Action: "principal.register", Resource: principal, Outcome: "ok"})
+		rec.Time = s.now()
+		return tx.AuditAppend(ctx, rec.On(principal))
 	})
 	if errors.Is(err, ErrPrincipalTaken) {
-		return Principal{}, false, s.refuse(ctx, actor, tenantID, "principal.register", principal, ErrPrincipalTaken, "the principal is registered to another tenant")
+		return Principal{}, false, s.refuse(ctx, rec, principal, ErrPrincipalTaken, "the principal is registered to another tenant")
 	}
 	return out, created, err
 }
@@ -148,7 +153,7 @@ func (s *Service) Principals(ctx context.Context, tenantID string, afterSeq int6
 var ErrPrincipalInUse = errors.New("principal has live grants")
 
 // RemovePrincipal unregisters a principal that holds no live grant.
-func (s *Service) RemovePrincipal(ctx context.Context, actor, tenantID, principal string) error {
+func (s *Service) RemovePrincipal(ctx context.Context, rec audit.Event, tenantID, principal string) error {
 	live, err := s.store.GrantListLive(ctx, tenantID)
 	if err != nil {
 		return err
@@ -160,7 +165,8 @@ func (s *Service) RemovePrincipal(ctx context.Context, actor, tenantID, principa
 		if err := tx.PrincipalDelete(ctx, tenantID, principal); err != nil {
 			return err
 		}
-		return tx.AuditAppend(ctx, AuditEvent{Time: s.now(), TenantID: tenantID, Actor: actor, Action: "principal.remove", Resource: principal, Outcome: "ok"})
+		rec.Time = s.now()
+		return tx.AuditAppend(ctx, rec.On(principal))
 	})
 }
 
@@ -170,8 +176,9 @@ type GrantRequest struct {
 	Principal   string
 	Resource    Resource
 	Permissions []string
-	// Actor is the token subject; Admin whether it holds the admin scope.
-	Actor string
+	// Audit is the request's audit event (its Actor is the token
+	// subject); Admin whether the actor holds the admin scope.
+	Audit audit.Event
 	Admin bool
 }
 
@@ -210,7 +217,6 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 	if err != nil {
 		return Grant{}, false, err
 	}
-	const action = "grant.create"
 	if len(req.Permissions) == 0 {
 		return Grant{}, false, &tenants.ValidationError{Field: "permissions", Reason: "at least one permission"}
 	}
@@ -219,41 +225,41 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 			return Grant{}, false, &tenants.ValidationError{Field: "permissions", Reason: fmt.Sprintf("unknown permission %q", p)}
 		}
 		if !req.Admin && !slices.Contains(TenantPermissions, p) {
-			return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrAdminOnly, p+" can only be granted by an admin")
+			return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrAdminOnly, p+" can only be granted by an admin")
 		}
 	}
 	if _, err := s.store.PrincipalGet(ctx, t.ID, req.Principal); errors.Is(err, ErrNotFound) {
-		return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrUnregistered, "principal "+req.Principal+" is not registered for this tenant")
+		return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrUnregistered, "principal "+req.Principal+" is not registered for this tenant")
 	} else if err != nil {
 		return Grant{}, false, err
 	}
 	pl, err := s.catalogOf(ctx, t, req.Resource.Region)
 	switch {
 	case errors.Is(err, ErrOutsideCatalog):
-		return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrOutsideCatalog, "the tenant does not use Region "+req.Resource.Region)
+		return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "the tenant does not use Region "+req.Resource.Region)
 	case err != nil:
 		return Grant{}, false, err
 	}
 	if req.Resource.Database != pl.Outputs["glue_database"] {
-		return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
+		return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
 	}
 	g := Grant{
 		ID: ids.New("grt_"), TenantID: t.ID, Principal: req.Principal, Resource: req.Resource,
 		Permissions: slices.Sorted(slices.Values(req.Permissions)), Status: StatusPending,
-		CreatedBy: req.Actor, Version: 1, CreatedAt: s.now(), UpdatedAt: s.now(),
+		CreatedBy: req.Audit.Actor, Version: 1, CreatedAt: s.now(), UpdatedAt: s.now(),
 	}
 	g.Permissions = slices.Compact(g.Permissions)
 	if req.Resource.Table != "" {
 		tbl, err := s.catalog.Table(ctx, req.Resource.Region, req.Resource.Database, req.Resource.Table)
 		if errors.Is(err, ErrNotFound) {
-			return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrOutsideCatalog, "no table "+req.Resource.Table+" in the tenant's catalog")
+			return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "no table "+req.Resource.Table+" in the tenant's catalog")
 		}
 		if err != nil {
 			return Grant{}, false, fmt.Errorf("read table: %w", err)
 		}
 		for _, c := range req.Resource.Columns {
 			if !slices.Contains(tbl.Columns, c) {
-				return Grant{}, false, s.refuse(ctx, req.Actor, t.ID, action, req.describe(), ErrOutsideCatalog, "no column "+c+" in table "+tbl.Name)
+				return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "no column "+c+" in table "+tbl.Name)
 			}
 		}
 		if tbl.Shared && pl.Kind == provisioner.KindPooled {
@@ -272,10 +278,9 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 		if err := tx.JobInsert(ctx, ApplyArgs{TenantID: g.TenantID, GrantID: g.ID}); err != nil {
 			return err
 		}
-		return tx.AuditAppend(ctx, AuditEvent{
-			Time: s.now(), TenantID: g.TenantID, Actor: req.Actor, Action: action, Resource: g.ID, Outcome: "ok",
-			Detail: map[string]string{"principal": g.Principal, "resource": req.describe(), "permissions": strings.Join(g.Permissions, ",")},
-		})
+		rec := req.Audit.On(g.ID).With("principal", g.Principal).With("resource", req.describe()).With("permissions", strings.Join(g.Permissions, ","))
+		rec.Time = s.now()
+		return tx.AuditAppend(ctx, rec)
 	})
 	return g, created, err
 }
@@ -312,7 +317,7 @@ func (s *Service) Grants(ctx context.Context, p GrantListParams) ([]Grant, error
 // Revoke moves a grant to revoking and queues the job that revokes it in
 // Lake Formation; the record stays as revoked. Revoking a revoked grant is
 // a no-op.
-func (s *Service) Revoke(ctx context.Context, actor, tenantID, id string) (Grant, error) {
+func (s *Service) Revoke(ctx context.Context, rec audit.Event, tenantID, id string) (Grant, error) {
 	var out Grant
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		g, err := tx.GrantGet(ctx, tenantID, id)
@@ -330,12 +335,8 @@ func (s *Service) Revoke(ctx context.Context, actor, tenantID, id string) (Grant
 		if err := tx.JobInsert(ctx, RevokeArgs{TenantID: tenantID, GrantID: id}); err != nil {
 			return err
 		}
-		return tx.AuditAppend(ctx, AuditEvent{Time: s.now(), TenantID: tenantID, Actor: actor, Action: "grant.revoke", Resource: id, Outcome: "ok"})
+		rec.Time = s.now()
+		return tx.AuditAppend(ctx, rec.On(id))
 	})
 	return out, err
-}
-
-// Audit pages the audit log.
-func (s *Service) Audit(ctx context.Context, p AuditListParams) ([]AuditEvent, error) {
-	return s.store.AuditList(ctx, p)
 }

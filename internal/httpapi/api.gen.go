@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -421,12 +422,14 @@ func (e SignInTokenTokenType) Valid() bool {
 
 // Defines values for TenantScope.
 const (
+	AuditRead     TenantScope = "audit:read"
 	EventsWrite   TenantScope = "events:write"
 	GrantsWrite   TenantScope = "grants:write"
 	ProfilesRead  TenantScope = "profiles:read"
 	ProfilesWrite TenantScope = "profiles:write"
 	SegmentsRead  TenantScope = "segments:read"
 	SegmentsWrite TenantScope = "segments:write"
+	UsageRead     TenantScope = "usage:read"
 	WebhooksRead  TenantScope = "webhooks:read"
 	WebhooksWrite TenantScope = "webhooks:write"
 )
@@ -434,6 +437,8 @@ const (
 // Valid indicates whether the value is a known member of the TenantScope enum.
 func (e TenantScope) Valid() bool {
 	switch e {
+	case AuditRead:
+		return true
 	case EventsWrite:
 		return true
 	case GrantsWrite:
@@ -445,6 +450,8 @@ func (e TenantScope) Valid() bool {
 	case SegmentsRead:
 		return true
 	case SegmentsWrite:
+		return true
+	case UsageRead:
 		return true
 	case WebhooksRead:
 		return true
@@ -479,6 +486,24 @@ func (e TenantStatus) Valid() bool {
 	case TenantStatusProvisioning:
 		return true
 	case TenantStatusSuspended:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TenantUsageGranularity.
+const (
+	TenantUsageGranularityDay  TenantUsageGranularity = "day"
+	TenantUsageGranularityHour TenantUsageGranularity = "hour"
+)
+
+// Valid indicates whether the value is a known member of the TenantUsageGranularity enum.
+func (e TenantUsageGranularity) Valid() bool {
+	switch e {
+	case TenantUsageGranularityDay:
+		return true
+	case TenantUsageGranularityHour:
 		return true
 	default:
 		return false
@@ -555,6 +580,7 @@ const (
 	TenantFailed      WebhookEventType = "tenant.failed"
 	TenantProvisioned WebhookEventType = "tenant.provisioned"
 	TenantSuspended   WebhookEventType = "tenant.suspended"
+	UsageReported     WebhookEventType = "usage.reported"
 	WebhookDisabled   WebhookEventType = "webhook.disabled"
 )
 
@@ -583,7 +609,45 @@ func (e WebhookEventType) Valid() bool {
 		return true
 	case TenantSuspended:
 		return true
+	case UsageReported:
+		return true
 	case WebhookDisabled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UsageGranularity.
+const (
+	UsageGranularityDay  UsageGranularity = "day"
+	UsageGranularityHour UsageGranularity = "hour"
+)
+
+// Valid indicates whether the value is a known member of the UsageGranularity enum.
+func (e UsageGranularity) Valid() bool {
+	switch e {
+	case UsageGranularityDay:
+		return true
+	case UsageGranularityHour:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetTenantUsageParamsGranularity.
+const (
+	GetTenantUsageParamsGranularityDay  GetTenantUsageParamsGranularity = "day"
+	GetTenantUsageParamsGranularityHour GetTenantUsageParamsGranularity = "hour"
+)
+
+// Valid indicates whether the value is a known member of the GetTenantUsageParamsGranularity enum.
+func (e GetTenantUsageParamsGranularity) Valid() bool {
+	switch e {
+	case GetTenantUsageParamsGranularityDay:
+		return true
+	case GetTenantUsageParamsGranularityHour:
 		return true
 	default:
 		return false
@@ -617,16 +681,34 @@ type AWSPrincipal = string
 // from. Empty or absent: any origin.
 type AllowedOrigins = []string
 
-// AuditEvent defines model for AuditEvent.
+// AuditEvent One change, as the audit trail records it.
 type AuditEvent struct {
-	Action   string            `json:"action"`
-	Actor    string            `json:"actor"`
-	Detail   map[string]string `json:"detail"`
-	Id       string            `json:"id"`
-	Outcome  string            `json:"outcome"`
-	Resource string            `json:"resource"`
-	TenantId *string           `json:"tenant_id,omitempty"`
-	Time     time.Time         `json:"time"`
+	// Action What was done, `<resource>.<verb>`, e.g. `tenant.create`, `source.rotate`, `webhook.test`.
+	Action string `json:"action"`
+
+	// Actor The token's subject (`admin`, `tenant:<id>`, an OIDC subject), `cli` for `server token`, or `cairn` for Cairn's own jobs.
+	Actor  string            `json:"actor"`
+	Detail map[string]string `json:"detail"`
+	Id     string            `json:"id"`
+
+	// Outcome `ok` (made), `accepted` (carried out by a durable job), `refused`, or a grant's status for Cairn's jobs.
+	Outcome string `json:"outcome"`
+
+	// RequestId The request's ID (its `X-Request-Id` header and a problem's `request_id`), empty for `cli` and `cairn`.
+	RequestId string `json:"request_id"`
+
+	// Resource The same as `target_id`, kept for clients written before it.
+	Resource string `json:"resource"`
+
+	// TargetId The resource's ID (a stack's is `<tenant ID>/<Region>`, a principal's is the principal).
+	TargetId string `json:"target_id"`
+
+	// TargetType The kind of resource changed, e.g. `tenant`, `source`, `webhook`, `grant`.
+	TargetType string `json:"target_type"`
+
+	// TenantId The tenant the change is about; absent for the fleet's (the ISV's webhook endpoints).
+	TenantId *string   `json:"tenant_id,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // AuditEventList defines model for AuditEventList.
@@ -713,6 +795,16 @@ type FieldError struct {
 	// Field The field, as a JSON pointer into the body or the name of a parameter.
 	Field   string `json:"field"`
 	Message string `json:"message"`
+}
+
+// FleetUsage defines model for FleetUsage.
+type FleetUsage struct {
+	From  time.Time          `json:"from"`
+	Items []TenantUsageTotal `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *string   `json:"next_cursor"`
+	To         time.Time `json:"to"`
 }
 
 // Grant defines model for Grant.
@@ -1519,6 +1611,33 @@ type TenantUpdate struct {
 	Regions *[]Region `json:"regions,omitempty"`
 }
 
+// TenantUsage defines model for TenantUsage.
+type TenantUsage struct {
+	Buckets     []UsageBucket          `json:"buckets"`
+	From        time.Time              `json:"from"`
+	Granularity TenantUsageGranularity `json:"granularity"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId TenantID  `json:"tenant_id"`
+	To       time.Time `json:"to"`
+}
+
+// TenantUsageGranularity defines model for TenantUsage.Granularity.
+type TenantUsageGranularity string
+
+// TenantUsageTotal defines model for TenantUsageTotal.
+type TenantUsageTotal struct {
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId TenantID `json:"tenant_id"`
+
+	// Values One value per metric.
+	Values UsageValues `json:"values"`
+}
+
 // Tier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
 type Tier string
 
@@ -1549,6 +1668,26 @@ type TokenCreate struct {
 // UnmergeRequest defines model for UnmergeRequest.
 type UnmergeRequest struct {
 	ProfileId string `json:"profile_id"`
+}
+
+// UsageBucket defines model for UsageBucket.
+type UsageBucket struct {
+	// EventsBySource Accepted events by source ID (`api` for events sent with a token); sources with none are left out.
+	EventsBySource map[string]int64 `json:"events_by_source"`
+
+	// Start The start of the hour or UTC day.
+	Start time.Time `json:"start"`
+
+	// Values One value per metric.
+	Values UsageValues `json:"values"`
+}
+
+// UsageValues One value per metric.
+type UsageValues struct {
+	ApiRequests       int64 `json:"api_requests"`
+	EventsAccepted    int64 `json:"events_accepted"`
+	RawBytes          int64 `json:"raw_bytes"`
+	WebhookDeliveries int64 `json:"webhook_deliveries"`
 }
 
 // WebhookDelivery defines model for WebhookDelivery.
@@ -1683,7 +1822,8 @@ type WebhookEndpointWithSecret struct {
 }
 
 // WebhookEventType Tenant endpoints take `segment.*` and `profile.*`; fleet endpoints
-// take `tenant.*`, `stack.failed` and `webhook.disabled`.
+// take `tenant.*`, `stack.failed`, `usage.reported` and
+// `webhook.disabled`.
 type WebhookEventType string
 
 // WebhookRecover defines model for WebhookRecover.
@@ -1696,6 +1836,23 @@ type WebhookRecover struct {
 type WebhookRecovered struct {
 	Recovered int `json:"recovered"`
 }
+
+// AuditAction defines model for AuditAction.
+type AuditAction = string
+
+// AuditActor defines model for AuditActor.
+type AuditActor = string
+
+// AuditFrom defines model for AuditFrom.
+type AuditFrom = time.Time
+
+// AuditTenant A random, prefixed tenant ID.
+//
+// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+type AuditTenant = TenantID
+
+// AuditTo defines model for AuditTo.
+type AuditTo = time.Time
 
 // Cursor defines model for Cursor.
 type Cursor = string
@@ -1726,6 +1883,15 @@ type SegmentIfMatch = string
 
 // SourceID defines model for SourceID.
 type SourceID = string
+
+// UsageFrom defines model for UsageFrom.
+type UsageFrom = time.Time
+
+// UsageGranularity defines model for UsageGranularity.
+type UsageGranularity string
+
+// UsageTo defines model for UsageTo.
+type UsageTo = time.Time
 
 // WebhookID defines model for WebhookID.
 type WebhookID = string
@@ -1781,12 +1947,40 @@ type ListAuditEventsParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// Cursor The `next_cursor` of the previous page.
-	Cursor   *Cursor    `form:"cursor,omitempty" json:"cursor,omitempty"`
-	TenantId *TenantID  `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
-	Actor    *string    `form:"actor,omitempty" json:"actor,omitempty"`
-	Action   *string    `form:"action,omitempty" json:"action,omitempty"`
-	Since    *time.Time `form:"since,omitempty" json:"since,omitempty"`
-	Until    *time.Time `form:"until,omitempty" json:"until,omitempty"`
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// TenantId Only events about this tenant.
+	TenantId *AuditTenant `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// Actor Only events of this actor (a token subject, `cli` or `cairn`).
+	Actor *AuditActor `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Action Only events of this action, e.g. `tenant.create`.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// From Only events recorded at or after this time.
+	From *AuditFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only events recorded before this time.
+	To *AuditTo `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// ExportAuditEventsParams defines parameters for ExportAuditEvents.
+type ExportAuditEventsParams struct {
+	// TenantId Only events about this tenant.
+	TenantId *AuditTenant `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+
+	// Actor Only events of this actor (a token subject, `cli` or `cairn`).
+	Actor *AuditActor `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Action Only events of this action, e.g. `tenant.create`.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// From Only events recorded at or after this time.
+	From *AuditFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only events recorded before this time.
+	To *AuditTo `form:"to,omitempty" json:"to,omitempty"`
 }
 
 // SegmentBatchShortJSONBody defines parameters for SegmentBatchShort.
@@ -2019,6 +2213,21 @@ type SuspendTenantParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// GetTenantUsageParams defines parameters for GetTenantUsage.
+type GetTenantUsageParams struct {
+	// From The start of the range (RFC 3339).
+	From UsageFrom `form:"from" json:"from"`
+
+	// To The end of the range (RFC 3339), after `from`.
+	To UsageTo `form:"to" json:"to"`
+
+	// Granularity The width of the buckets.
+	Granularity *GetTenantUsageParamsGranularity `form:"granularity,omitempty" json:"granularity,omitempty"`
+}
+
+// GetTenantUsageParamsGranularity defines parameters for GetTenantUsage.
+type GetTenantUsageParamsGranularity string
+
 // ListWebhooksParams defines parameters for ListWebhooks.
 type ListWebhooksParams struct {
 	// Limit Page size.
@@ -2076,6 +2285,21 @@ type RotateWebhookSecretParams struct {
 
 // SegmentTrackJSONBody defines parameters for SegmentTrack.
 type SegmentTrackJSONBody = json.RawMessage
+
+// GetFleetUsageParams defines parameters for GetFleetUsage.
+type GetFleetUsageParams struct {
+	// From The start of the range (RFC 3339).
+	From UsageFrom `form:"from" json:"from"`
+
+	// To The end of the range (RFC 3339), after `from`.
+	To UsageTo `form:"to" json:"to"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // ListFleetWebhooksParams defines parameters for ListFleetWebhooks.
 type ListFleetWebhooksParams struct {
@@ -2645,9 +2869,12 @@ type ServerInterface interface {
 	// SegmentAlias Segment-compatible alias endpoint
 	// (POST /v1/alias)
 	SegmentAlias(w http.ResponseWriter, r *http.Request)
-	// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+	// ListAuditEvents The audit trail of every change made through the API
 	// (GET /v1/audit-events)
 	ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams)
+	// ExportAuditEvents Export the audit trail as NDJSON
+	// (GET /v1/audit-events/export)
+	ExportAuditEvents(w http.ResponseWriter, r *http.Request, params ExportAuditEventsParams)
 	// SegmentBatchShort Segment-compatible batch endpoint (short path)
 	// (POST /v1/b)
 	SegmentBatchShort(w http.ResponseWriter, r *http.Request)
@@ -2828,6 +3055,9 @@ type ServerInterface interface {
 	// CreateTenantToken Mint a token for the tenant's SDK calls
 	// (POST /v1/tenants/{tenant_id}/tokens)
 	CreateTenantToken(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	// GetTenantUsage What the tenant used, per hour or per day
+	// (GET /v1/tenants/{tenant_id}/usage)
+	GetTenantUsage(w http.ResponseWriter, r *http.Request, tenantId TenantID, params GetTenantUsageParams)
 	// ListWebhooks The tenant's webhook endpoints, oldest first
 	// (GET /v1/tenants/{tenant_id}/webhooks)
 	ListWebhooks(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListWebhooksParams)
@@ -2861,6 +3091,9 @@ type ServerInterface interface {
 	// SegmentTrack Segment-compatible track endpoint
 	// (POST /v1/track)
 	SegmentTrack(w http.ResponseWriter, r *http.Request)
+	// GetFleetUsage Every tenant's usage totals over a range
+	// (GET /v1/usage)
+	GetFleetUsage(w http.ResponseWriter, r *http.Request, params GetFleetUsageParams)
 	// ListFleetWebhooks The fleet's webhook endpoints, oldest first
 	// (GET /v1/webhooks)
 	ListFleetWebhooks(w http.ResponseWriter, r *http.Request, params ListFleetWebhooksParams)
@@ -2927,9 +3160,15 @@ func (_ Unimplemented) SegmentAlias(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
-// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+// ListAuditEvents The audit trail of every change made through the API
 // (GET /v1/audit-events)
 func (_ Unimplemented) ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ExportAuditEvents Export the audit trail as NDJSON
+// (GET /v1/audit-events/export)
+func (_ Unimplemented) ExportAuditEvents(w http.ResponseWriter, r *http.Request, params ExportAuditEventsParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -3293,6 +3532,12 @@ func (_ Unimplemented) CreateTenantToken(w http.ResponseWriter, r *http.Request,
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// GetTenantUsage What the tenant used, per hour or per day
+// (GET /v1/tenants/{tenant_id}/usage)
+func (_ Unimplemented) GetTenantUsage(w http.ResponseWriter, r *http.Request, tenantId TenantID, params GetTenantUsageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // ListWebhooks The tenant's webhook endpoints, oldest first
 // (GET /v1/tenants/{tenant_id}/webhooks)
 func (_ Unimplemented) ListWebhooks(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListWebhooksParams) {
@@ -3356,6 +3601,12 @@ func (_ Unimplemented) TestWebhook(w http.ResponseWriter, r *http.Request, tenan
 // SegmentTrack Segment-compatible track endpoint
 // (POST /v1/track)
 func (_ Unimplemented) SegmentTrack(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetFleetUsage Every tenant's usage totals over a range
+// (GET /v1/usage)
+func (_ Unimplemented) GetFleetUsage(w http.ResponseWriter, r *http.Request, params GetFleetUsageParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -3572,34 +3823,119 @@ func (siw *ServerInterfaceWrapper) ListAuditEvents(w http.ResponseWriter, r *htt
 		return
 	}
 
-	// ------------- Optional query parameter "since" -------------
+	// ------------- Optional query parameter "from" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "since", r.URL.Query(), &params.Since, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
-			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "since"})
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
 		} else {
-			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "since", Err: err})
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
 		}
 		return
 	}
 
-	// ------------- Optional query parameter "until" -------------
+	// ------------- Optional query parameter "to" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "until", r.URL.Query(), &params.Until, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
-			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "until"})
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
 		} else {
-			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "until", Err: err})
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
 		}
 		return
 	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ListAuditEvents(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ExportAuditEvents operation middleware
+func (siw *ServerInterfaceWrapper) ExportAuditEvents(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ExportAuditEventsParams
+
+	// ------------- Optional query parameter "tenant_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tenant_id", r.URL.Query(), &params.TenantId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "tenant_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "actor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "actor", r.URL.Query(), &params.Actor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "actor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "actor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", r.URL.Query(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "action"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "action", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ExportAuditEvents(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -5799,6 +6135,74 @@ func (siw *ServerInterfaceWrapper) CreateTenantToken(w http.ResponseWriter, r *h
 	handler.ServeHTTP(w, r)
 }
 
+// GetTenantUsage operation middleware
+func (siw *ServerInterfaceWrapper) GetTenantUsage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetTenantUsageParams
+
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "granularity" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "granularity", r.URL.Query(), &params.Granularity, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "granularity"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "granularity", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetTenantUsage(w, r, tenantId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListWebhooks operation middleware
 func (siw *ServerInterfaceWrapper) ListWebhooks(w http.ResponseWriter, r *http.Request) {
 
@@ -6304,6 +6708,78 @@ func (siw *ServerInterfaceWrapper) SegmentTrack(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.SegmentTrack(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetFleetUsage operation middleware
+func (siw *ServerInterfaceWrapper) GetFleetUsage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetFleetUsageParams
+
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetFleetUsage(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -6921,6 +7397,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/audit-events", wrapper.ListAuditEvents)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/audit-events/export", wrapper.ExportAuditEvents)
+	})
+	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/batch", wrapper.SegmentBatch)
 	})
 	r.Group(func(r chi.Router) {
@@ -7038,6 +7517,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/erasures/{erasure_id}", wrapper.GetErasure)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/usage", wrapper.GetTenantUsage)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/webhooks", wrapper.ListWebhooks)
 	})
 	r.Group(func(r chi.Router) {
@@ -7066,6 +7548,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/webhooks/{webhook_id}/test", wrapper.TestWebhook)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/usage", wrapper.GetFleetUsage)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/webhooks", wrapper.ListFleetWebhooks)
@@ -7536,11 +8021,159 @@ func (response ListAuditEvents403ApplicationProblemPlusJSONResponse) VisitListAu
 	return err
 }
 
+type ListAuditEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents404ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListAuditEvents500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response ListAuditEvents500ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportAuditEventsRequestObject struct {
+	Params ExportAuditEventsParams
+}
+
+type ExportAuditEventsResponseObject interface {
+	VisitExportAuditEventsResponse(w http.ResponseWriter) error
+}
+
+type ExportAuditEvents200ApplicationxNdjsonResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ExportAuditEvents200ApplicationxNdjsonResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type ExportAuditEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ExportAuditEvents400ApplicationProblemPlusJSONResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportAuditEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ExportAuditEvents401ApplicationProblemPlusJSONResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportAuditEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ExportAuditEvents403ApplicationProblemPlusJSONResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportAuditEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ExportAuditEvents404ApplicationProblemPlusJSONResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportAuditEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ExportAuditEvents500ApplicationProblemPlusJSONResponse) VisitExportAuditEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -14995,6 +15628,110 @@ func (response CreateTenantToken500ApplicationProblemPlusJSONResponse) VisitCrea
 	return err
 }
 
+type GetTenantUsageRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	Params   GetTenantUsageParams
+}
+
+type GetTenantUsageResponseObject interface {
+	VisitGetTenantUsageResponse(w http.ResponseWriter) error
+}
+
+type GetTenantUsage200JSONResponse TenantUsage
+
+func (response GetTenantUsage200JSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantUsage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantUsage400ApplicationProblemPlusJSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantUsage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantUsage401ApplicationProblemPlusJSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantUsage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantUsage403ApplicationProblemPlusJSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantUsage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantUsage404ApplicationProblemPlusJSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantUsage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantUsage500ApplicationProblemPlusJSONResponse) VisitGetTenantUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListWebhooksRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
 	Params   ListWebhooksParams
@@ -16474,6 +17211,93 @@ func (response SegmentTrack500ApplicationProblemPlusJSONResponse) VisitSegmentTr
 	return err
 }
 
+type GetFleetUsageRequestObject struct {
+	Params GetFleetUsageParams
+}
+
+type GetFleetUsageResponseObject interface {
+	VisitGetFleetUsageResponse(w http.ResponseWriter) error
+}
+
+type GetFleetUsage200JSONResponse FleetUsage
+
+func (response GetFleetUsage200JSONResponse) VisitGetFleetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFleetUsage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetFleetUsage400ApplicationProblemPlusJSONResponse) VisitGetFleetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFleetUsage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetFleetUsage401ApplicationProblemPlusJSONResponse) VisitGetFleetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFleetUsage403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetFleetUsage403ApplicationProblemPlusJSONResponse) VisitGetFleetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFleetUsage500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetFleetUsage500ApplicationProblemPlusJSONResponse) VisitGetFleetUsageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListFleetWebhooksRequestObject struct {
 	Params ListFleetWebhooksParams
 }
@@ -17841,9 +18665,12 @@ type StrictServerInterface interface {
 	// SegmentAlias Segment-compatible alias endpoint
 	// (POST /v1/alias)
 	SegmentAlias(ctx context.Context, request SegmentAliasRequestObject) (SegmentAliasResponseObject, error)
-	// ListAuditEvents The audit log of grants, revokes, refusals and credential issues
+	// ListAuditEvents The audit trail of every change made through the API
 	// (GET /v1/audit-events)
 	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
+	// ExportAuditEvents Export the audit trail as NDJSON
+	// (GET /v1/audit-events/export)
+	ExportAuditEvents(ctx context.Context, request ExportAuditEventsRequestObject) (ExportAuditEventsResponseObject, error)
 	// SegmentBatchShort Segment-compatible batch endpoint (short path)
 	// (POST /v1/b)
 	SegmentBatchShort(ctx context.Context, request SegmentBatchShortRequestObject) (SegmentBatchShortResponseObject, error)
@@ -18024,6 +18851,9 @@ type StrictServerInterface interface {
 	// CreateTenantToken Mint a token for the tenant's SDK calls
 	// (POST /v1/tenants/{tenant_id}/tokens)
 	CreateTenantToken(ctx context.Context, request CreateTenantTokenRequestObject) (CreateTenantTokenResponseObject, error)
+	// GetTenantUsage What the tenant used, per hour or per day
+	// (GET /v1/tenants/{tenant_id}/usage)
+	GetTenantUsage(ctx context.Context, request GetTenantUsageRequestObject) (GetTenantUsageResponseObject, error)
 	// ListWebhooks The tenant's webhook endpoints, oldest first
 	// (GET /v1/tenants/{tenant_id}/webhooks)
 	ListWebhooks(ctx context.Context, request ListWebhooksRequestObject) (ListWebhooksResponseObject, error)
@@ -18057,6 +18887,9 @@ type StrictServerInterface interface {
 	// SegmentTrack Segment-compatible track endpoint
 	// (POST /v1/track)
 	SegmentTrack(ctx context.Context, request SegmentTrackRequestObject) (SegmentTrackResponseObject, error)
+	// GetFleetUsage Every tenant's usage totals over a range
+	// (GET /v1/usage)
+	GetFleetUsage(ctx context.Context, request GetFleetUsageRequestObject) (GetFleetUsageResponseObject, error)
 	// ListFleetWebhooks The fleet's webhook endpoints, oldest first
 	// (GET /v1/webhooks)
 	ListFleetWebhooks(ctx context.Context, request ListFleetWebhooksRequestObject) (ListFleetWebhooksResponseObject, error)
@@ -18281,6 +19114,32 @@ func (sh *strictHandler) ListAuditEvents(w http.ResponseWriter, r *http.Request,
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(ListAuditEventsResponseObject); ok {
 		if err := validResponse.VisitListAuditEventsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ExportAuditEvents operation middleware
+func (sh *strictHandler) ExportAuditEvents(w http.ResponseWriter, r *http.Request, params ExportAuditEventsParams) {
+	var request ExportAuditEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ExportAuditEvents(ctx, request.(ExportAuditEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExportAuditEvents")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ExportAuditEventsResponseObject); ok {
+		if err := validResponse.VisitExportAuditEventsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -20040,6 +20899,33 @@ func (sh *strictHandler) CreateTenantToken(w http.ResponseWriter, r *http.Reques
 	}
 }
 
+// GetTenantUsage operation middleware
+func (sh *strictHandler) GetTenantUsage(w http.ResponseWriter, r *http.Request, tenantId TenantID, params GetTenantUsageParams) {
+	var request GetTenantUsageRequestObject
+
+	request.TenantId = tenantId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTenantUsage(ctx, request.(GetTenantUsageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTenantUsage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetTenantUsageResponseObject); ok {
+		if err := validResponse.VisitGetTenantUsageResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListWebhooks operation middleware
 func (sh *strictHandler) ListWebhooks(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListWebhooksParams) {
 	var request ListWebhooksRequestObject
@@ -20360,6 +21246,32 @@ func (sh *strictHandler) SegmentTrack(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(SegmentTrackResponseObject); ok {
 		if err := validResponse.VisitSegmentTrackResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetFleetUsage operation middleware
+func (sh *strictHandler) GetFleetUsage(w http.ResponseWriter, r *http.Request, params GetFleetUsageParams) {
+	var request GetFleetUsageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetFleetUsage(ctx, request.(GetFleetUsageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetFleetUsage")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetFleetUsageResponseObject); ok {
+		if err := validResponse.VisitGetFleetUsageResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -43,6 +43,13 @@ var startCursors = map[string]string{
 	"/v1/tenants/{tenant_id}/segments": "AkY",
 	// page.EncodeString("F"): before every "prof_..." ID, by profile ID.
 	"/v1/tenants/{tenant_id}/segments/{segment_id}/members": "AkY",
+	// page.EncodeString("F"): before every "ten_..." ID, by tenant ID.
+	"/v1/usage": "AkY",
+}
+
+// listQuery is the query a list needs besides its cursor and limit.
+var listQuery = map[string]string{
+	"/v1/usage": "from=2026-01-01T00:00:00Z&to=2026-12-31T00:00:00Z&",
 }
 
 // TestCursorIsOpaque: on every list, a cursor the API did not issue is a 400
@@ -75,7 +82,8 @@ func TestCursorIsOpaque(t *testing.T) {
 				t.Logf("not checked here: GET %s", path)
 				continue
 			}
-			r := e.do("GET", path+"?cursor="+foreign, e.admin, nil).want(t, 400)
+			path += "?" + listQuery[tmpl]
+			r := e.do("GET", path+"cursor="+foreign, e.admin, nil).want(t, 400)
 			if f := soleField(t, r); f != "cursor" {
 				t.Fatalf("GET %s with a foreign cursor names %q, want cursor", path, f)
 			}
@@ -83,8 +91,8 @@ func TestCursorIsOpaque(t *testing.T) {
 			if !ok {
 				start = "AQA"
 			}
-			first := e.do("GET", path+"?limit=1", e.admin, nil).want(t, 200)
-			pinned := e.do("GET", path+"?limit=1&cursor="+start, e.admin, nil).want(t, 200)
+			first := e.do("GET", path+"limit=1", e.admin, nil).want(t, 200)
+			pinned := e.do("GET", path+"limit=1&cursor="+start, e.admin, nil).want(t, 200)
 			if fmt.Sprint(pinned.body["items"]) != fmt.Sprint(first.body["items"]) {
 				t.Fatalf("GET %s?cursor=%s does not start the list: %s, want %s", path, start, pinned.raw, first.raw)
 			}

@@ -29,10 +29,12 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/testdb"
+	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
@@ -50,6 +52,8 @@ type env struct {
 	raw     profiles.RawZone
 	admin   string
 	jobDone chan string
+	// meter counts usage; tests flush it (no flush loop runs).
+	meter *usage.Meter
 }
 
 // backends runs fn once per control-plane database, in parallel with the
@@ -95,7 +99,8 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 		t.Fatal(err)
 	}
 	svc := tenants.NewService(db, nil)
-	e := &env{t: t, db: db, dbURL: dbURL, dataDir: dataDir, auth: a, jobDone: make(chan string, 1000)}
+	e := &env{t: t, db: db, dbURL: dbURL, dataDir: dataDir, auth: a, jobDone: make(chan string, 1000),
+		meter: usage.NewMeter(db, nil, log)}
 
 	e.catalog = &grants.LocalCatalog{Root: filepath.Join(dataDir, "zones")}
 	gs, err := grants.NewService(grants.Config{
@@ -124,9 +129,15 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As in the server: the key-encryption key generated in the data
+	// directory seals webhook secrets.
+	keys, err := sealed.Load(sealed.Config{DataDir: dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Webhooks may go to the test's own receivers on loopback, over http.
 	guard := &webhooks.Guard{AllowHTTP: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	hooks, err := webhooks.New(webhooks.Config{Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: 5 * time.Second}, Logger: log})
+	hooks, err := webhooks.New(webhooks.Config{Store: db, Sealer: keys, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: 5 * time.Second}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +196,8 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	t.Cleanup(func() { stopDispatch(); <-relayed })
 
 	h, err := httpapi.NewServer(httpapi.Config{
-		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Auth: a, Idempotency: db, Ready: db.Ping,
-		Registry: prometheus.NewRegistry(),
+		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
+		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +303,8 @@ func (e *env) send(method, path string, body []byte, headers ...string) resp {
 		e.t.Fatal(err)
 	}
 	out := resp{status: res.StatusCode, header: res.Header, raw: raw}
-	if len(raw) > 0 && raw[0] == '{' {
+	// An NDJSON answer (the audit export) is many objects: raw only.
+	if len(raw) > 0 && raw[0] == '{' && res.Header.Get("Content-Type") != "application/x-ndjson" {
 		if err := json.Unmarshal(raw, &out.body); err != nil {
 			e.t.Fatalf("%s %s: bad JSON %q: %v", method, path, raw, err)
 		}

@@ -481,8 +481,11 @@ func (g *gate) authenticateWriteKey(r *http.Request, body []byte) (auth.Principa
 	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok {
 		info.tenantID = src.TenantID
 	}
-	return auth.Principal{Subject: "source:" + src.ID, TenantID: src.TenantID, Scopes: []string{auth.ScopeEventsWrite}}, src, nil
+	return auth.Principal{Subject: sourceSubject + src.ID, TenantID: src.TenantID, Scopes: []string{auth.ScopeEventsWrite}}, src, nil
 }
+
+// sourceSubject prefixes the source ID in a write key's principal.
+const sourceSubject = "source:"
 
 // source returns the live source of a write key in a public route's path;
 // 404 for an unknown or revoked key.

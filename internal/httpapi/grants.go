@@ -2,18 +2,10 @@ package httpapi
 
 import (
 	"context"
-	"time"
 
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/page"
 )
-
-// actor returns the subject of the request's token and whether it is an
-// admin.
-func actor(ctx context.Context) (string, bool) {
-	p, _ := principalFrom(ctx)
-	return p.Subject, p.IsAdmin()
-}
 
 func toAPIGrant(g grants.Grant) Grant {
 	perms := make([]Permission, len(g.Permissions))
@@ -71,8 +63,8 @@ func (s *Server) ListPrincipals(ctx context.Context, req ListPrincipalsRequestOb
 }
 
 func (s *Server) RegisterPrincipal(ctx context.Context, req RegisterPrincipalRequestObject) (RegisterPrincipalResponseObject, error) {
-	who, _ := actor(ctx)
-	p, created, err := s.grants.RegisterPrincipal(ctx, who, req.TenantId, req.Body.Principal)
+	rec := auditOf(ctx, req.TenantId, "principal.register", "principal", req.Body.Principal)
+	p, created, err := s.grants.RegisterPrincipal(ctx, rec, req.TenantId, req.Body.Principal)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +75,8 @@ func (s *Server) RegisterPrincipal(ctx context.Context, req RegisterPrincipalReq
 }
 
 func (s *Server) RemovePrincipal(ctx context.Context, req RemovePrincipalRequestObject) (RemovePrincipalResponseObject, error) {
-	who, _ := actor(ctx)
-	if err := s.grants.RemovePrincipal(ctx, who, req.TenantId, req.Body.Principal); err != nil {
+	rec := auditOf(ctx, req.TenantId, "principal.remove", "principal", req.Body.Principal)
+	if err := s.grants.RemovePrincipal(ctx, rec, req.TenantId, req.Body.Principal); err != nil {
 		return nil, err
 	}
 	return RemovePrincipal204Response{}, nil
@@ -119,10 +111,10 @@ func (s *Server) ListGrants(ctx context.Context, req ListGrantsRequestObject) (L
 func grantURL(tenant, id string) string { return "/v1/tenants/" + tenant + "/grants/" + id }
 
 func (s *Server) CreateGrant(ctx context.Context, req CreateGrantRequestObject) (CreateGrantResponseObject, error) {
-	who, admin := actor(ctx)
+	p, _ := principalFrom(ctx)
 	b := req.Body
 	r := grants.GrantRequest{
-		TenantID: req.TenantId, Principal: b.Principal, Actor: who, Admin: admin,
+		TenantID: req.TenantId, Principal: b.Principal, Audit: auditOf(ctx, req.TenantId, "grant.create", "grant", ""), Admin: p.IsAdmin(),
 		Resource: grants.Resource{Region: string(b.Resource.Region), Database: b.Resource.Database},
 	}
 	if b.Resource.Table != nil {
@@ -150,8 +142,7 @@ func (s *Server) GetGrant(ctx context.Context, req GetGrantRequestObject) (GetGr
 }
 
 func (s *Server) RevokeGrant(ctx context.Context, req RevokeGrantRequestObject) (RevokeGrantResponseObject, error) {
-	who, _ := actor(ctx)
-	g, err := s.grants.Revoke(ctx, who, req.TenantId, req.GrantId)
+	g, err := s.grants.Revoke(ctx, auditOf(ctx, req.TenantId, "grant.revoke", "grant", req.GrantId), req.TenantId, req.GrantId)
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +150,7 @@ func (s *Server) RevokeGrant(ctx context.Context, req RevokeGrantRequestObject) 
 }
 
 func (s *Server) ReconcileGrants(ctx context.Context, req ReconcileGrantsRequestObject) (ReconcileGrantsResponseObject, error) {
-	who, _ := actor(ctx)
-	r, err := s.grants.Reconcile(ctx, who, req.TenantId)
+	r, err := s.grants.Reconcile(ctx, auditOf(ctx, req.TenantId, "grant.reconcile", "tenant", req.TenantId), req.TenantId)
 	if err != nil {
 		return nil, err
 	}
@@ -184,8 +174,7 @@ func (s *Server) ReconcileGrants(ctx context.Context, req ReconcileGrantsRequest
 }
 
 func (s *Server) CreateCredentials(ctx context.Context, req CreateCredentialsRequestObject) (CreateCredentialsResponseObject, error) {
-	who, _ := actor(ctx)
-	c, err := s.grants.Credentials(ctx, who, req.TenantId)
+	c, err := s.grants.Credentials(ctx, auditOf(ctx, req.TenantId, "credentials.issue", "role", ""), req.TenantId)
 	if err != nil {
 		return nil, err
 	}
@@ -193,45 +182,4 @@ func (s *Server) CreateCredentials(ctx context.Context, req CreateCredentialsReq
 		AccessKeyId: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
 		ExpiresAt: c.Expiration.UTC(), Region: Region(c.Region), RoleArn: c.RoleARN, Outputs: outputs(c.Outputs),
 	}, nil
-}
-
-func (s *Server) ListAuditEvents(ctx context.Context, req ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error) {
-	limit := page.Limit(req.Params.Limit)
-	after, err := decodeCursor(req.Params.Cursor)
-	if err != nil {
-		return nil, err
-	}
-	p := grants.AuditListParams{AfterSeq: after, Limit: limit + 1}
-	if v := req.Params.TenantId; v != nil {
-		p.TenantID = *v
-	}
-	if v := req.Params.Actor; v != nil {
-		p.Actor = *v
-	}
-	if v := req.Params.Action; v != nil {
-		p.Action = *v
-	}
-	if v := req.Params.Since; v != nil {
-		p.Since = v.UTC()
-	}
-	if v := req.Params.Until; v != nil {
-		p.Until = v.UTC()
-	}
-	list, err := s.grants.Audit(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	list, next := page.Trim(list, limit, func(e grants.AuditEvent) int64 { return e.Seq })
-	items := make([]AuditEvent, len(list))
-	for i, e := range list {
-		detail := e.Detail
-		if detail == nil {
-			detail = map[string]string{}
-		}
-		items[i] = AuditEvent{
-			Id: e.ID, Time: e.Time.UTC().Truncate(time.Microsecond), TenantId: optional(e.TenantID), Actor: e.Actor,
-			Action: e.Action, Resource: e.Resource, Outcome: e.Outcome, Detail: detail,
-		}
-	}
-	return ListAuditEvents200JSONResponse{Items: items, NextCursor: next}, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/ids"
+	"github.com/cairn-cdp/cairn/internal/usage"
 )
 
 type ctxKey int
@@ -104,8 +105,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // observe is the outermost middleware: it assigns the request ID, recovers
-// panics as a 500 problem, and logs and measures every request.
-func observe(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
+// panics as a 500 problem, and logs and measures every request; a request
+// of a tenant's route or write key counts as the tenant's API request.
+func observe(log *slog.Logger, m *metrics, meter *usage.Meter, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := newRequestID()
@@ -139,6 +141,7 @@ func observe(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 			}
 			if info.tenantID != "" {
 				attrs = append(attrs, "tenant_id", info.tenantID)
+				meter.Add(info.tenantID, usage.APIRequests, "", 1)
 			}
 			if info.problem != "" {
 				attrs = append(attrs, "problem", info.problem)

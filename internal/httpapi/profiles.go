@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/usage"
 )
 
 // maxBatchEvents is the most events a batch may hold (SegmentBatch's
@@ -57,9 +59,21 @@ func (s *Server) ingest(ctx context.Context, tenant, kind string, body []byte, b
 	if err != nil {
 		return IngestResult{}, err
 	}
+	s.meter.Add(tenant, usage.EventsAccepted, usageSource(ctx, kind), int64(res.Accepted))
 	out.Accepted, out.Duplicates, out.Suppressed = res.Accepted, res.Duplicates, res.Suppressed
 	out.Success = len(out.Errors) == 0
 	return out, nil
+}
+
+// usageSource is the dimension accepted events are metered under: the
+// write key's source, or usage.DimensionToken for events sent with a token.
+func usageSource(ctx context.Context, kind string) string {
+	if p, ok := principalFrom(ctx); ok && kind == kindWriteKey {
+		if id, ok := strings.CutPrefix(p.Subject, sourceSubject); ok {
+			return id
+		}
+	}
+	return usage.DimensionToken
 }
 
 // refuseEventNUL refuses an event that carries U+0000, naming where, as the
@@ -280,7 +294,7 @@ func (s *Server) CreateSource(ctx context.Context, req CreateSourceRequestObject
 	if req.Body.AllowedOrigins != nil {
 		origins = *req.Body.AllowedOrigins
 	}
-	src, key, err := s.sources.Create(ctx, req.TenantId, req.Body.Name, origins)
+	src, key, err := s.sources.Create(ctx, auditOf(ctx, req.TenantId, "source.create", "source", ""), req.TenantId, req.Body.Name, origins)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +323,7 @@ func (s *Server) UpdateSource(ctx context.Context, req UpdateSourceRequestObject
 		return nil, err
 	}
 	if req.Body.AllowedOrigins != nil {
-		if src, err = s.sources.SetAllowedOrigins(ctx, req.TenantId, req.SourceId, *req.Body.AllowedOrigins); err != nil {
+		if src, err = s.sources.SetAllowedOrigins(ctx, auditOf(ctx, req.TenantId, "source.update", "source", req.SourceId), req.TenantId, req.SourceId, *req.Body.AllowedOrigins); err != nil {
 			return nil, err
 		}
 	}
@@ -317,7 +331,7 @@ func (s *Server) UpdateSource(ctx context.Context, req UpdateSourceRequestObject
 }
 
 func (s *Server) RevokeSource(ctx context.Context, req RevokeSourceRequestObject) (RevokeSourceResponseObject, error) {
-	src, err := s.sources.Revoke(ctx, req.TenantId, req.SourceId)
+	src, err := s.sources.Revoke(ctx, auditOf(ctx, req.TenantId, "source.revoke", "source", req.SourceId), req.TenantId, req.SourceId)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +339,7 @@ func (s *Server) RevokeSource(ctx context.Context, req RevokeSourceRequestObject
 }
 
 func (s *Server) RotateSource(ctx context.Context, req RotateSourceRequestObject) (RotateSourceResponseObject, error) {
-	src, key, err := s.sources.Rotate(ctx, req.TenantId, req.SourceId)
+	src, key, err := s.sources.Rotate(ctx, auditOf(ctx, req.TenantId, "source.rotate", "source", req.SourceId), req.TenantId, req.SourceId)
 	if err != nil {
 		return nil, err
 	}
@@ -369,6 +383,12 @@ func (s *Server) PutIdentityConfig(ctx context.Context, req PutIdentityConfigReq
 	}
 	c, err := s.profiles.SetIdentityConfig(ctx, req.TenantId, c)
 	if err != nil {
+		return nil, err
+	}
+	// The configuration lives in the profile store, which shares no
+	// transaction with the control-plane database: the change is recorded
+	// once made.
+	if err := s.record(ctx, auditOf(ctx, req.TenantId, "identity_config.put", "identity_config", req.TenantId)); err != nil {
 		return nil, err
 	}
 	return PutIdentityConfig200JSONResponse(toAPIConfig(c)), nil
@@ -449,6 +469,13 @@ func (s *Server) UnmergeProfile(ctx context.Context, req UnmergeProfileRequestOb
 	if err != nil {
 		return nil, err
 	}
+	// Profiles live in the profile store (DynamoDB or the embedded one),
+	// which shares no transaction with the control-plane database: the
+	// unmerge is recorded once made.
+	rec := auditOf(ctx, req.TenantId, "profile.unmerge", "profile", req.ProfileId).With("split_profile_id", req.Body.ProfileId)
+	if err := s.record(ctx, rec); err != nil {
+		return nil, err
+	}
 	return UnmergeProfile200JSONResponse(toAPIProfile(p)), nil
 }
 
@@ -463,7 +490,12 @@ func toAPIErasure(e profiles.Erasure) Erasure {
 func (s *Server) EraseProfile(ctx context.Context, req EraseProfileRequestObject) (EraseProfileResponseObject, error) {
 	suppress := req.Params.Suppress != nil && *req.Params.Suppress
 	e, err := s.profiles.StartErasure(ctx, req.TenantId, req.ProfileId, suppress, func(ctx context.Context, args profiles.ErasureArgs) error {
-		return s.tenants.Enqueue(ctx, args)
+		// The erasure is carried out in the profile store by this job; its
+		// audit event is written with the job, so there is no erasure
+		// without its record (nor a record without its job).
+		rec := auditOf(ctx, req.TenantId, "profile.erase", "profile", args.ProfileID).With("erasure_id", args.ErasureID)
+		rec.Outcome = audit.OutcomeAccepted
+		return s.tenants.Enqueue(ctx, rec, args)
 	})
 	if err != nil {
 		return nil, err

@@ -87,6 +87,8 @@ func TestScopeOfEachRoute(t *testing.T) {
 			{"GET", base + "/grants", nil, auth.ScopeGrantsWrite, "", 200},
 			{"GET", base + "/webhooks", nil, auth.ScopeWebhooksRead, auth.ScopeWebhooksWrite, 200},
 			{"POST", base + "/webhooks", map[string]any{"url": "http://127.0.0.1:9/hook", "event_types": []string{"profile.created"}}, auth.ScopeWebhooksWrite, "", 201},
+			{"GET", "/v1/audit-events", nil, auth.ScopeAuditRead, "", 200},
+			{"GET", "/v1/audit-events/export", nil, auth.ScopeAuditRead, "", 200},
 		}
 		for _, tc := range tests {
 			t.Run(tc.method+" "+strings.TrimPrefix(tc.path, base), func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 )
@@ -122,6 +123,9 @@ func (s *Server) CreateSegment(ctx context.Context, req CreateSegmentRequestObje
 	if err != nil {
 		return nil, err
 	}
+	if err := s.record(ctx, auditOf(ctx, req.TenantId, "segment.create", "segment", g.ID)); err != nil {
+		return nil, err
+	}
 	out, err := s.segmentView(ctx, req.TenantId, g, true)
 	if err != nil {
 		return nil, err
@@ -207,6 +211,9 @@ func (s *Server) UpdateSegment(ctx context.Context, req UpdateSegmentRequestObje
 	if err != nil {
 		return nil, err
 	}
+	if err := s.record(ctx, auditOf(ctx, req.TenantId, "segment.update", "segment", req.SegmentId)); err != nil {
+		return nil, err
+	}
 	out, err := s.segmentView(ctx, req.TenantId, g, true)
 	if err != nil {
 		return nil, err
@@ -288,6 +295,11 @@ func (s *Server) RecomputeSegment(ctx context.Context, req RecomputeSegmentReque
 	if err != nil {
 		return nil, err
 	}
+	rec := auditOf(ctx, req.TenantId, "segment.recompute", "segment", req.SegmentId)
+	rec.Outcome = audit.OutcomeAccepted
+	if err := s.record(ctx, rec); err != nil {
+		return nil, err
+	}
 	g, err := s.profiles.GetSegment(ctx, req.TenantId, req.SegmentId)
 	if err != nil {
 		return nil, err
@@ -303,6 +315,9 @@ func (s *Server) RecomputeSegment(ctx context.Context, req RecomputeSegmentReque
 
 func (s *Server) DeleteSegment(ctx context.Context, req DeleteSegmentRequestObject) (DeleteSegmentResponseObject, error) {
 	if err := s.profiles.RemoveSegment(ctx, req.TenantId, req.SegmentId, s.queueRecompute); err != nil {
+		return nil, err
+	}
+	if err := s.record(ctx, auditOf(ctx, req.TenantId, "segment.delete", "segment", req.SegmentId)); err != nil {
 		return nil, err
 	}
 	return DeleteSegment204Response{}, nil
@@ -329,7 +344,10 @@ func segmentProblem(err error) *problem {
 	return nil
 }
 
-// queueRecompute queues a segment's computation job.
+// queueRecompute queues a segment's computation job. Segments live in the
+// profile store, which shares no transaction with the control-plane
+// database: their handlers record each change once it is made (Server.record),
+// not with the jobs it queues, of which a change may queue several or none.
 func (s *Server) queueRecompute(ctx context.Context, args profiles.RecomputeArgs) error {
-	return s.tenants.Enqueue(ctx, args)
+	return s.tenants.Enqueue(ctx, audit.Event{}, args)
 }

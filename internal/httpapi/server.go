@@ -21,10 +21,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairn-cdp/cairn/api"
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
@@ -52,6 +54,9 @@ type Config struct {
 	Webhooks    *webhooks.Service
 	Auth        Authority
 	Idempotency idempotency.Store
+	// Audit is the audit trail: the audit routes read it, and the changes
+	// made outside the control-plane database are recorded in it.
+	Audit audit.Store
 	// Ready reports whether the server can serve (the database answers).
 	Ready func(context.Context) error
 	// Registry receives the HTTP and ingestion metrics and serves /metrics.
@@ -62,6 +67,10 @@ type Config struct {
 	PortalOIDC *OIDCClient
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Usage answers the usage reports.
+	Usage usage.Store
+	// Meter, if not nil, counts each tenant's requests and accepted events.
+	Meter *usage.Meter
 }
 
 // Server implements the generated StrictServerInterface.
@@ -73,6 +82,7 @@ type Server struct {
 	profiles *profiles.Service
 	sources  *profiles.Sources
 	webhooks *webhooks.Service
+	audit    audit.Store
 	auth     Authority
 	ready    func(context.Context) error
 	// signIns records the sign-in codes used, so each is used once.
@@ -82,14 +92,17 @@ type Server struct {
 	ingestMetrics *ingestMetrics
 	// portalOIDC is the portal's OIDC client, or nil.
 	portalOIDC *OIDCClient
+	// usage answers usage reports; meter counts (nil counts nothing).
+	usage usage.Reader
+	meter *usage.Meter
 }
 
 var _ StrictServerInterface = (*Server)(nil)
 
 // NewServer returns the whole API as one http.Handler.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil {
-		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Auth, Idempotency and Registry are required")
+	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Audit == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil || cfg.Usage == nil {
+		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Audit, Auth, Idempotency, Registry and Usage are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -104,9 +117,10 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, auth: cfg.Auth, ready: cfg.Ready,
+	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
-		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC}
+		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))
@@ -129,7 +143,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	root := chi.NewRouter()
 	root.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	root.Handle("/*", g.wrap(idempotent(cfg.Idempotency, cfg.Now, cfg.Logger, api)))
-	return observe(cfg.Logger, newMetrics(cfg.Registry), root), nil
+	return observe(cfg.Logger, newMetrics(cfg.Registry), cfg.Meter, root), nil
 }
 
 func (s *Server) GetHealth(context.Context, GetHealthRequestObject) (GetHealthResponseObject, error) {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
@@ -11,7 +12,7 @@ import (
 type StackService interface {
 	Placements(ctx context.Context, tenantID string) ([]provisioner.Placement, error)
 	Events(ctx context.Context, tenantID, region string, beforeSeq int64, limit int) ([]provisioner.RecordedEvent, error)
-	RetryStack(ctx context.Context, tenantID, region string) (provisioner.Placement, error)
+	RetryStack(ctx context.Context, rec audit.Event, tenantID, region string) (provisioner.Placement, error)
 	Pools(ctx context.Context) ([]provisioner.Pool, error)
 }
 
@@ -84,7 +85,7 @@ func (s *Server) ListStackEvents(ctx context.Context, req ListStackEventsRequest
 }
 
 func (s *Server) RetryStack(ctx context.Context, req RetryStackRequestObject) (RetryStackResponseObject, error) {
-	p, err := s.stacks.RetryStack(ctx, req.TenantId, string(req.Region))
+	p, err := s.stacks.RetryStack(ctx, auditOf(ctx, req.TenantId, "stack.retry", "stack", req.TenantId+"/"+string(req.Region)), req.TenantId, string(req.Region))
 	if err != nil {
 		return nil, err
 	}

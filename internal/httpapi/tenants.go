@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -219,7 +220,9 @@ func (s *Server) ListTenants(ctx context.Context, req ListTenantsRequestObject) 
 }
 
 func (s *Server) CreateTenant(ctx context.Context, req CreateTenantRequestObject) (CreateTenantResponseObject, error) {
-	t, err := s.tenants.Onboard(ctx, toOnboardParams(*req.Body))
+	p := toOnboardParams(*req.Body)
+	p.Audit = auditOf(ctx, "", "tenant.create", "tenant", "")
+	t, err := s.tenants.Onboard(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +258,7 @@ func (s *Server) UpdateTenant(ctx context.Context, req UpdateTenantRequestObject
 		return nil, err
 	}
 	p.IfVersion = v
+	p.Audit = auditOf(ctx, req.TenantId, "tenant.update", "tenant", req.TenantId)
 	t, err := s.tenants.Update(ctx, req.TenantId, p)
 	if err != nil {
 		return nil, err
@@ -271,7 +275,7 @@ func (s *Server) DeleteTenant(ctx context.Context, req DeleteTenantRequestObject
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.tenants.Offboard(ctx, req.TenantId, v, purge)
+	t, err := s.tenants.Offboard(ctx, auditOf(ctx, req.TenantId, "tenant.delete", "tenant", req.TenantId).With("purge", strconv.FormatBool(purge)), req.TenantId, v, purge)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +291,7 @@ func (s *Server) SuspendTenant(ctx context.Context, req SuspendTenantRequestObje
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.tenants.Suspend(ctx, req.TenantId, v)
+	t, err := s.tenants.Suspend(ctx, auditOf(ctx, req.TenantId, "tenant.suspend", "tenant", req.TenantId), req.TenantId, v)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +303,7 @@ func (s *Server) ResumeTenant(ctx context.Context, req ResumeTenantRequestObject
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.tenants.Resume(ctx, req.TenantId, v)
+	t, err := s.tenants.Resume(ctx, auditOf(ctx, req.TenantId, "tenant.resume", "tenant", req.TenantId), req.TenantId, v)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +315,7 @@ func (s *Server) RetryTenant(ctx context.Context, req RetryTenantRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.tenants.Retry(ctx, req.TenantId, v)
+	t, err := s.tenants.Retry(ctx, auditOf(ctx, req.TenantId, "tenant.retry", "tenant", req.TenantId), req.TenantId, v)
 	if err != nil {
 		return nil, err
 	}
@@ -337,6 +341,13 @@ func (s *Server) CreateTenantToken(ctx context.Context, req CreateTenantTokenReq
 	}
 	token, exp, err := s.auth.MintTenant(t.ID, scopes, ttl)
 	if err != nil {
+		return nil, err
+	}
+	// Minting changes nothing stored: the audit event is the token's only
+	// trace, and a token whose minting cannot be recorded is not handed out.
+	rec := auditOf(ctx, t.ID, "token.mint", "tenant", t.ID).With("scopes", strings.Join(scopes, ",")).
+		With("expires_at", exp.UTC().Format(time.RFC3339))
+	if err := s.record(ctx, rec); err != nil {
 		return nil, err
 	}
 	return CreateTenantToken201JSONResponse{

@@ -161,11 +161,14 @@ func (s *Server) listWebhooks(ctx context.Context, tenant string, limitP *int, c
 	return WebhookEndpointList{Items: items, NextCursor: next}, nil
 }
 
+// The tenant and fleet routes share these helpers, and so does the audit
+// event each makes: tenant "" is the fleet's, an event about no tenant.
+
 func (s *Server) createWebhook(ctx context.Context, tenant string, b *WebhookEndpointCreate) (webhooks.Endpoint, string, error) {
 	if err := s.tenantExists(ctx, tenant); err != nil {
 		return webhooks.Endpoint{}, "", err
 	}
-	return s.webhooks.Create(ctx, tenant, webhookInput(&b.Url, b.Description, &b.EventTypes, b.SegmentIds, b.Traits, b.Enabled))
+	return s.webhooks.Create(ctx, auditOf(ctx, tenant, "webhook.create", "webhook", ""), tenant, webhookInput(&b.Url, b.Description, &b.EventTypes, b.SegmentIds, b.Traits, b.Enabled))
 }
 
 func (s *Server) updateWebhook(ctx context.Context, tenant, id string, ifMatch *string, b *WebhookEndpointUpdate) (webhooks.Endpoint, error) {
@@ -177,7 +180,7 @@ func (s *Server) updateWebhook(ctx context.Context, tenant, id string, ifMatch *
 	if err != nil {
 		return e, err
 	}
-	return s.webhooks.Update(ctx, tenant, id, v, webhookInput(b.Url, b.Description, b.EventTypes, b.SegmentIds, b.Traits, b.Enabled))
+	return s.webhooks.Update(ctx, auditOf(ctx, tenant, "webhook.update", "webhook", id), tenant, id, v, webhookInput(b.Url, b.Description, b.EventTypes, b.SegmentIds, b.Traits, b.Enabled))
 }
 
 func (s *Server) deleteWebhook(ctx context.Context, tenant, id string, ifMatch *string) error {
@@ -189,7 +192,7 @@ func (s *Server) deleteWebhook(ctx context.Context, tenant, id string, ifMatch *
 	if err != nil {
 		return err
 	}
-	return s.webhooks.Delete(ctx, tenant, id, v)
+	return s.webhooks.Delete(ctx, auditOf(ctx, tenant, "webhook.delete", "webhook", id), tenant, id, v)
 }
 
 func (s *Server) rotateWebhook(ctx context.Context, tenant, id string, graceSeconds *int) (webhooks.Endpoint, string, error) {
@@ -197,7 +200,7 @@ func (s *Server) rotateWebhook(ctx context.Context, tenant, id string, graceSeco
 	if graceSeconds != nil {
 		grace = time.Duration(*graceSeconds) * time.Second
 	}
-	return s.webhooks.RotateSecret(ctx, tenant, id, grace)
+	return s.webhooks.RotateSecret(ctx, auditOf(ctx, tenant, "webhook.rotate_secret", "webhook", id), tenant, id, grace)
 }
 
 func (s *Server) listWebhookDeliveries(ctx context.Context, tenant, id string, limitP *int, cursor *string, status *WebhookDeliveryStatus) (WebhookDeliveryList, error) {
@@ -301,7 +304,7 @@ func (s *Server) ListWebhookDeliveries(ctx context.Context, req ListWebhookDeliv
 }
 
 func (s *Server) RedeliverWebhook(ctx context.Context, req RedeliverWebhookRequestObject) (RedeliverWebhookResponseObject, error) {
-	d, err := s.webhooks.Redeliver(ctx, req.TenantId, req.WebhookId, req.DeliveryId)
+	d, err := s.webhooks.Redeliver(ctx, auditOf(ctx, req.TenantId, "webhook.redeliver", "webhook_delivery", req.DeliveryId), req.TenantId, req.WebhookId, req.DeliveryId)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +312,7 @@ func (s *Server) RedeliverWebhook(ctx context.Context, req RedeliverWebhookReque
 }
 
 func (s *Server) RecoverWebhook(ctx context.Context, req RecoverWebhookRequestObject) (RecoverWebhookResponseObject, error) {
-	n, err := s.webhooks.Recover(ctx, req.TenantId, req.WebhookId, req.Body.Since)
+	n, err := s.webhooks.Recover(ctx, auditOf(ctx, req.TenantId, "webhook.recover", "webhook", req.WebhookId), req.TenantId, req.WebhookId, req.Body.Since)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +320,7 @@ func (s *Server) RecoverWebhook(ctx context.Context, req RecoverWebhookRequestOb
 }
 
 func (s *Server) TestWebhook(ctx context.Context, req TestWebhookRequestObject) (TestWebhookResponseObject, error) {
-	d, err := s.webhooks.Test(ctx, req.TenantId, req.WebhookId)
+	d, err := s.webhooks.Test(ctx, auditOf(ctx, req.TenantId, "webhook.test", "webhook", req.WebhookId), req.TenantId, req.WebhookId)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +386,7 @@ func (s *Server) ListFleetWebhookDeliveries(ctx context.Context, req ListFleetWe
 }
 
 func (s *Server) RedeliverFleetWebhook(ctx context.Context, req RedeliverFleetWebhookRequestObject) (RedeliverFleetWebhookResponseObject, error) {
-	d, err := s.webhooks.Redeliver(ctx, "", req.WebhookId, req.DeliveryId)
+	d, err := s.webhooks.Redeliver(ctx, auditOf(ctx, "", "webhook.redeliver", "webhook_delivery", req.DeliveryId), "", req.WebhookId, req.DeliveryId)
 	if err != nil {
 		return nil, err
 	}
@@ -391,7 +394,7 @@ func (s *Server) RedeliverFleetWebhook(ctx context.Context, req RedeliverFleetWe
 }
 
 func (s *Server) RecoverFleetWebhook(ctx context.Context, req RecoverFleetWebhookRequestObject) (RecoverFleetWebhookResponseObject, error) {
-	n, err := s.webhooks.Recover(ctx, "", req.WebhookId, req.Body.Since)
+	n, err := s.webhooks.Recover(ctx, auditOf(ctx, "", "webhook.recover", "webhook", req.WebhookId), "", req.WebhookId, req.Body.Since)
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +402,7 @@ func (s *Server) RecoverFleetWebhook(ctx context.Context, req RecoverFleetWebhoo
 }
 
 func (s *Server) TestFleetWebhook(ctx context.Context, req TestFleetWebhookRequestObject) (TestFleetWebhookResponseObject, error) {
-	d, err := s.webhooks.Test(ctx, "", req.WebhookId)
+	d, err := s.webhooks.Test(ctx, auditOf(ctx, "", "webhook.test", "webhook", req.WebhookId), "", req.WebhookId)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/audit"
 )
 
 // RawZone is the tenant's immutable raw zone: every accepted event is
@@ -66,10 +68,12 @@ var (
 	ErrSourceConflict = errors.New("source changed concurrently")
 )
 
-// SourceStore keeps sources in the control-plane database.
+// SourceStore keeps sources in the control-plane database. The changes
+// that take rec write it, the audit event of the request that asked for
+// the change, in the change's transaction (a zero rec writes nothing).
 type SourceStore interface {
 	// SourceInsert stores a new source (ErrSourceNameTaken).
-	SourceInsert(ctx context.Context, s Source) (Source, error)
+	SourceInsert(ctx context.Context, s Source, rec audit.Event) (Source, error)
 	// SourceGet returns the tenant's source (ErrSourceNotFound).
 	SourceGet(ctx context.Context, tenantID, id string) (Source, error)
 	// SourceByKeyHash returns the source whose current key hashes to hash,
@@ -81,7 +85,7 @@ type SourceStore interface {
 	// SourceUpdate stores s (its name, key, times and allowed origins) if
 	// the stored Version is s.Version; it returns
 	// s with Version+1 (ErrSourceConflict, ErrSourceNotFound).
-	SourceUpdate(ctx context.Context, s Source) (Source, error)
+	SourceUpdate(ctx context.Context, s Source, rec audit.Event) (Source, error)
 	// SourceRevokeAll revokes every live source of the tenant at at,
 	// increasing each one's Version, and returns how many it revoked.
 	// Sources already revoked keep their RevokedAt and Version, so a

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
@@ -41,8 +42,9 @@ func newWriteKey() (key string, hash []byte, hint string) {
 }
 
 // Create makes a source and returns it with its write key. allowedOrigins
-// (see SetAllowedOrigins) may be empty: any origin.
-func (s *Sources) Create(ctx context.Context, tenantID, name string, allowedOrigins []string) (Source, string, error) {
+// (see SetAllowedOrigins) may be empty: any origin. Each change of a source
+// writes rec, the request's audit event, with it.
+func (s *Sources) Create(ctx context.Context, rec audit.Event, tenantID, name string, allowedOrigins []string) (Source, string, error) {
 	if !sourceNamePattern.MatchString(name) {
 		return Source{}, "", &ValidationError{Field: "name", Reason: "1 to 100 characters of letters, digits, space, '.', '_' and '-'"}
 	}
@@ -51,10 +53,11 @@ func (s *Sources) Create(ctx context.Context, tenantID, name string, allowedOrig
 		return Source{}, "", err
 	}
 	key, hash, hint := newWriteKey()
+	id := ids.New("src_")
 	src, err := s.store.SourceInsert(ctx, Source{
-		ID: ids.New("src_"), TenantID: tenantID, Name: name, KeyHash: hash, KeyHint: hint, CreatedAt: s.now(),
+		ID: id, TenantID: tenantID, Name: name, KeyHash: hash, KeyHint: hint, CreatedAt: s.now(),
 		AllowedOrigins: origins, Version: 1,
-	})
+	}, rec.On(id))
 	return src, key, err
 }
 
@@ -68,7 +71,7 @@ const MaxAllowedOrigins = 100
 // revoked source no longer changes (ErrSourceRevoked). It returns
 // ValidationError, ErrSourceNotFound, or ErrSourceConflict when the source
 // changed meanwhile.
-func (s *Sources) SetAllowedOrigins(ctx context.Context, tenantID, id string, origins []string) (Source, error) {
+func (s *Sources) SetAllowedOrigins(ctx context.Context, rec audit.Event, tenantID, id string, origins []string) (Source, error) {
 	origins, err := checkOrigins(origins)
 	if err != nil {
 		return Source{}, err
@@ -81,7 +84,7 @@ func (s *Sources) SetAllowedOrigins(ctx context.Context, tenantID, id string, or
 		return Source{}, ErrSourceRevoked
 	}
 	src.AllowedOrigins = origins
-	return s.store.SourceUpdate(ctx, src)
+	return s.store.SourceUpdate(ctx, src, rec.On(id))
 }
 
 // checkOrigins validates a list of origins and returns it normalized (a
@@ -132,7 +135,7 @@ func (s Source) AllowsOrigin(origin string) bool {
 }
 
 // Rotate gives a live source a new write key; the old one stops working.
-func (s *Sources) Rotate(ctx context.Context, tenantID, id string) (Source, string, error) {
+func (s *Sources) Rotate(ctx context.Context, rec audit.Event, tenantID, id string) (Source, string, error) {
 	src, err := s.store.SourceGet(ctx, tenantID, id)
 	if err != nil {
 		return Source{}, "", err
@@ -143,19 +146,19 @@ func (s *Sources) Rotate(ctx context.Context, tenantID, id string) (Source, stri
 	key, hash, hint := newWriteKey()
 	now := s.now()
 	src.KeyHash, src.KeyHint, src.RotatedAt = hash, hint, &now
-	src, err = s.store.SourceUpdate(ctx, src)
+	src, err = s.store.SourceUpdate(ctx, src, rec.On(id))
 	return src, key, err
 }
 
 // Revoke stops a source's write key for good; the record stays.
-func (s *Sources) Revoke(ctx context.Context, tenantID, id string) (Source, error) {
+func (s *Sources) Revoke(ctx context.Context, rec audit.Event, tenantID, id string) (Source, error) {
 	src, err := s.store.SourceGet(ctx, tenantID, id)
 	if err != nil || src.RevokedAt != nil {
 		return src, err
 	}
 	now := s.now()
 	src.RevokedAt = &now
-	return s.store.SourceUpdate(ctx, src)
+	return s.store.SourceUpdate(ctx, src, rec.On(id))
 }
 
 // RevokeAll revokes every live source of the tenant, so that none of its

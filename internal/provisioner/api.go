@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -76,8 +77,11 @@ func (p *Provisioner) Pools(ctx context.Context) ([]Pool, error) {
 // RetryStack replaces the tenant's failed stack in region (for a pooled
 // tenant, the Region's failed pool stack): the stack is deleted and
 // created again. A failed tenant goes back to provisioning. It returns
-// ErrNotFound, or ErrNotRetryable when nothing there has failed.
-func (p *Provisioner) RetryStack(ctx context.Context, tenantID, region string) (Placement, error) {
+// ErrNotFound, or ErrNotRetryable when nothing there has failed. rec, the
+// request's audit event, is written in the transaction that queues the
+// tenant's provisioning job, the retry's last step: the stack's deletion
+// before it is CloudFormation's, outside the database.
+func (p *Provisioner) RetryStack(ctx context.Context, rec audit.Event, tenantID, region string) (Placement, error) {
 	t, err := p.tenants.Get(ctx, tenantID)
 	if err != nil {
 		return Placement{}, err
@@ -114,9 +118,9 @@ func (p *Provisioner) RetryStack(ctx context.Context, tenantID, region string) (
 		return Placement{}, ErrNotRetryable
 	}
 	if t.Status == tenants.StatusFailed {
-		_, err = p.tenants.Retry(ctx, tenantID, nil)
+		_, err = p.tenants.Retry(ctx, rec, tenantID, nil)
 	} else {
-		err = p.tenants.Reconcile(ctx, tenantID)
+		err = p.tenants.Reconcile(ctx, rec.On(tenantID+"/"+region), tenantID)
 	}
 	if err != nil {
 		return Placement{}, err

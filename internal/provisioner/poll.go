@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/templates"
@@ -185,7 +186,7 @@ func createLost(claimedAt time.Time) bool {
 // its snooze. The snoozed job stays as the safety net, so a lost wake-up
 // only costs time.
 func (p *Provisioner) wake(ctx context.Context, tenantID string) {
-	if err := p.tenants.Reconcile(ctx, tenantID); err != nil && !errors.Is(err, tenants.ErrNotFound) {
+	if err := p.tenants.Reconcile(ctx, audit.Event{}, tenantID); err != nil && !errors.Is(err, tenants.ErrNotFound) {
 		p.log.WarnContext(ctx, "wake tenant job", "tenant_id", tenantID, "err", err)
 	}
 }

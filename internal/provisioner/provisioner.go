@@ -11,6 +11,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/templates"
@@ -25,8 +26,8 @@ type Lifecycle interface {
 	MarkProvisioned(ctx context.Context, id string) (tenants.Tenant, error)
 	MarkFailed(ctx context.Context, id string, version int64, reason string) (tenants.Tenant, error)
 	MarkDeleted(ctx context.Context, id string) (tenants.Tenant, error)
-	Retry(ctx context.Context, id string, ifVersion *int64) (tenants.Tenant, error)
-	Reconcile(ctx context.Context, id string) error
+	Retry(ctx context.Context, rec audit.Event, id string, ifVersion *int64) (tenants.Tenant, error)
+	Reconcile(ctx context.Context, rec audit.Event, id string) error
 }
 
 var _ Lifecycle = (*tenants.Service)(nil)

@@ -11,12 +11,17 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/kmskek"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/replicas"
+	"github.com/cairn-cdp/cairn/internal/signingkeys"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
@@ -30,6 +35,18 @@ type Backend interface {
 	// fleet.Store is the fleet outbox, written through tenants.Tx and the
 	// provisioner's updates.
 	fleet.Store
+	// usage.Store keeps the tenants' metered usage.
+	usage.Store
+	// audit.Store is the audit log; every Tx above also appends to it in
+	// the transaction of the change it records.
+	audit.Store
+	// signingkeys.Store keeps the token signing keys, sealed, so every
+	// replica signs and verifies with the same ones.
+	signingkeys.Store
+	// replicas.Store holds the replicas' leases.
+	replicas.Store
+	// kmskek.Store holds the KMS-wrapped key-encryption key.
+	kmskek.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

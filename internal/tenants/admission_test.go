@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 )
 
@@ -51,6 +52,7 @@ func (tx memTx) TenantInsert(_ context.Context, t Tenant) (Tenant, error) {
 }
 func (tx memTx) TenantUpdate(_ context.Context, t Tenant) error { tx.s.m[t.ID] = t; return nil }
 func (tx memTx) JobInsert(context.Context, JobArgs) error       { return nil }
+func (tx memTx) AuditAppend(context.Context, audit.Event) error { return nil }
 func (tx memTx) FleetEventInsert(_ context.Context, ev fleet.Event) error {
 	tx.s.events = append(tx.s.events, ev)
 	return nil
@@ -74,7 +76,7 @@ func TestAdmittedCachesAndForgetsOnChange(t *testing.T) {
 		t.Fatalf("%d store reads for 10 admissions, want 1", st.reads)
 	}
 
-	if _, err := s.Suspend(ctx, "ten_a", nil); err != nil {
+	if _, err := s.Suspend(ctx, audit.Event{}, "ten_a", nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Admitted(ctx, "ten_a"); got.Status != StatusSuspended {

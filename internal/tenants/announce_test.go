@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 )
 
@@ -59,16 +60,16 @@ func TestChangeAnnounces(t *testing.T) {
 	s := NewService(st, nil)
 	n := &countNotifier{}
 	s.SetFleetNotifier(n)
-	if _, err := s.Suspend(ctx, "ten_a", nil); err != nil {
+	if _, err := s.Suspend(ctx, audit.Event{}, "ten_a", nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.events) != 1 || st.events[0].Type != fleet.TenantSuspended || st.events[0].ID != fleet.NewID("ten_a", "suspended", "2") || n.n != 1 {
 		t.Fatalf("after suspend: events %+v, notified %d", st.events, n.n)
 	}
-	if _, err := s.Suspend(ctx, "ten_a", nil); err == nil {
+	if _, err := s.Suspend(ctx, audit.Event{}, "ten_a", nil); err == nil {
 		t.Fatal("suspended twice")
 	}
-	if _, err := s.Resume(ctx, "ten_a", nil); err != nil {
+	if _, err := s.Resume(ctx, audit.Event{}, "ten_a", nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.events) != 1 || n.n != 1 {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 )
 
@@ -46,6 +47,8 @@ func (s *Service) SetFleetNotifier(n fleet.Notifier) { s.fleet = n }
 
 // OnboardParams is what an ISV admin gives to onboard a tenant.
 type OnboardParams struct {
+	// Audit is the request's audit event, written with the tenant.
+	Audit        audit.Event
 	Name         string
 	Slug         string
 	Tier         Tier
@@ -111,6 +114,11 @@ func (s *Service) Onboard(ctx context.Context, p OnboardParams) (Tenant, error) 
 		if t, err = tx.TenantInsert(ctx, t); err != nil {
 			return err
 		}
+		rec := p.Audit.On(t.ID)
+		rec.TenantID = t.ID // the event is about the tenant it made
+		if err := tx.AuditAppend(ctx, rec); err != nil {
+			return err
+		}
 		return tx.JobInsert(ctx, ProvisionArgs{TenantID: t.ID})
 	})
 	if err != nil {
@@ -146,6 +154,8 @@ func (s *Service) List(ctx context.Context, p ListParams) ([]Tenant, error) {
 // UpdateParams changes a tenant's descriptive fields; nil leaves a field as
 // it is. Labels replaces the whole label set.
 type UpdateParams struct {
+	// Audit is the request's audit event, written with the change.
+	Audit        audit.Event
 	Name         *string
 	Plan         *string
 	ContactEmail *string
@@ -188,7 +198,7 @@ func (s *Service) Update(ctx context.Context, id string, p UpdateParams) (Tenant
 	if err := p.validate(); err != nil {
 		return Tenant{}, err
 	}
-	return s.change(ctx, id, p.IfVersion, func(t *Tenant) (JobArgs, error) {
+	return s.change(ctx, p.Audit, id, p.IfVersion, func(t *Tenant) (JobArgs, error) {
 		if !t.Status.Live() {
 			return nil, &TransitionError{From: t.Status, Event: "update"}
 		}
@@ -227,18 +237,28 @@ func (s *Service) Update(ctx context.Context, id string, p UpdateParams) (Tenant
 	})
 }
 
-// Enqueue inserts a durable job on its own (for work whose state lives
-// outside the control-plane database, such as a profile erasure).
-func (s *Service) Enqueue(ctx context.Context, args JobArgs) error {
-	return s.store.InTx(ctx, func(tx Tx) error { return tx.JobInsert(ctx, args) })
+// Enqueue inserts a durable job, and the audit event of the request that
+// asked for it, on their own (for work whose state lives outside the
+// control-plane database, such as a profile erasure).
+func (s *Service) Enqueue(ctx context.Context, rec audit.Event, args JobArgs) error {
+	return s.store.InTx(ctx, func(tx Tx) error {
+		if err := tx.AuditAppend(ctx, rec); err != nil {
+			return err
+		}
+		return tx.JobInsert(ctx, args)
+	})
 }
 
 // Reconcile queues a provisioning job for the tenant without changing it,
 // so the provisioner compares its stacks with what the tenant wants again
-// (used after a stack retry).
-func (s *Service) Reconcile(ctx context.Context, id string) error {
+// (used after a stack retry, whose audit event rec is written with the
+// job).
+func (s *Service) Reconcile(ctx context.Context, rec audit.Event, id string) error {
 	return s.store.InTx(ctx, func(tx Tx) error {
 		if _, err := tx.TenantGet(ctx, id); err != nil {
+			return err
+		}
+		if err := tx.AuditAppend(ctx, rec); err != nil {
 			return err
 		}
 		return tx.JobInsert(ctx, ProvisionArgs{TenantID: id})
@@ -247,39 +267,40 @@ func (s *Service) Reconcile(ctx context.Context, id string) error {
 
 // Suspend, Resume, Retry and Offboard apply to the tenant at ifVersion
 // when it is not nil, and return ErrVersionMismatch, changing nothing, when
-// the tenant has changed since.
+// the tenant has changed since. Each writes rec, the request's audit
+// event, with the change.
 //
 // Suspend stops an active tenant's access: its tokens are refused at once,
 // and a job queued with the change takes its data grants away. Its stacks
 // stay in place.
-func (s *Service) Suspend(ctx context.Context, id string, ifVersion *int64) (Tenant, error) {
-	return s.transition(ctx, id, ifVersion, EventSuspend, "", accessSync)
+func (s *Service) Suspend(ctx context.Context, rec audit.Event, id string, ifVersion *int64) (Tenant, error) {
+	return s.transition(ctx, rec, id, ifVersion, EventSuspend, "", accessSync)
 }
 
 // Resume gives a suspended tenant its access back, grants included.
-func (s *Service) Resume(ctx context.Context, id string, ifVersion *int64) (Tenant, error) {
-	return s.transition(ctx, id, ifVersion, EventResume, "", accessSync)
+func (s *Service) Resume(ctx context.Context, rec audit.Event, id string, ifVersion *int64) (Tenant, error) {
+	return s.transition(ctx, rec, id, ifVersion, EventResume, "", accessSync)
 }
 
 func accessSync(t Tenant) JobArgs { return AccessSyncArgs{TenantID: t.ID} }
 
 // Retry sends a failed tenant back to provisioning with a fresh job.
-func (s *Service) Retry(ctx context.Context, id string, ifVersion *int64) (Tenant, error) {
-	return s.transition(ctx, id, ifVersion, EventRetry, "", func(t Tenant) JobArgs { return ProvisionArgs{TenantID: t.ID} })
+func (s *Service) Retry(ctx context.Context, rec audit.Event, id string, ifVersion *int64) (Tenant, error) {
+	return s.transition(ctx, rec, id, ifVersion, EventRetry, "", func(t Tenant) JobArgs { return ProvisionArgs{TenantID: t.ID} })
 }
 
 // Offboard moves a tenant to deprovisioning and inserts the job that takes
 // its stacks away; the tenant ends as a deleted tombstone. purge also
 // deletes data that would otherwise be retained.
-func (s *Service) Offboard(ctx context.Context, id string, ifVersion *int64, purge bool) (Tenant, error) {
-	return s.transition(ctx, id, ifVersion, EventOffboard, "", func(t Tenant) JobArgs {
+func (s *Service) Offboard(ctx context.Context, rec audit.Event, id string, ifVersion *int64, purge bool) (Tenant, error) {
+	return s.transition(ctx, rec, id, ifVersion, EventOffboard, "", func(t Tenant) JobArgs {
 		return DeprovisionArgs{TenantID: t.ID, Purge: purge}
 	})
 }
 
 // MarkProvisioned is called by the provisioner when every Region is ready.
 func (s *Service) MarkProvisioned(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, id, nil, EventProvisioned, "", nil)
+	return s.transition(ctx, byCairn("tenant.provisioned", id), id, nil, EventProvisioned, "", nil)
 }
 
 // MarkFailed is called by the provisioner when a stack failed for good. It
@@ -288,7 +309,7 @@ func (s *Service) MarkProvisioned(ctx context.Context, id string) (Tenant, error
 // ErrVersionMismatch, and changes nothing, so that a stale judgement
 // cannot undo a retry.
 func (s *Service) MarkFailed(ctx context.Context, id string, version int64, reason string) (Tenant, error) {
-	return s.change(ctx, id, &version, func(t *Tenant) (JobArgs, error) {
+	return s.change(ctx, byCairn("tenant.failed", id).With("reason", reason), id, &version, func(t *Tenant) (JobArgs, error) {
 		to, err := Next(t.Status, EventProvisionFailed)
 		if err != nil {
 			return nil, err
@@ -300,13 +321,20 @@ func (s *Service) MarkFailed(ctx context.Context, id string, version int64, reas
 
 // MarkDeleted is called by the provisioner once everything is gone.
 func (s *Service) MarkDeleted(ctx context.Context, id string) (Tenant, error) {
-	return s.transition(ctx, id, nil, EventDeprovisioned, "", nil)
+	return s.transition(ctx, byCairn("tenant.deleted", id), id, nil, EventDeprovisioned, "", nil)
+}
+
+// byCairn is the audit event of a change the provisioner's jobs make to a
+// tenant (provisioned, failed, deleted): the request that started the
+// work recorded itself, and this records how it ended.
+func byCairn(action, id string) audit.Event {
+	return audit.Event{TenantID: id, Actor: audit.ActorCairn, Action: action, TargetType: "tenant", TargetID: id, Outcome: audit.OutcomeOK}
 }
 
 // transition applies one state-machine event and, if job is not nil, the
 // job it causes, in one transaction.
-func (s *Service) transition(ctx context.Context, id string, ifVersion *int64, ev Event, reason string, job func(Tenant) JobArgs) (Tenant, error) {
-	return s.change(ctx, id, ifVersion, func(t *Tenant) (JobArgs, error) {
+func (s *Service) transition(ctx context.Context, rec audit.Event, id string, ifVersion *int64, ev Event, reason string, job func(Tenant) JobArgs) (Tenant, error) {
+	return s.change(ctx, rec, id, ifVersion, func(t *Tenant) (JobArgs, error) {
 		to, err := Next(t.Status, ev)
 		if err != nil {
 			return nil, err
@@ -326,8 +354,10 @@ func (s *Service) transition(ctx context.Context, id string, ifVersion *int64, e
 
 // change reads the tenant, applies mutate and writes it back with its
 // version increased, all in one transaction; a change that Announcement
-// finds worth announcing writes its fleet event in that transaction too.
-func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutate func(*Tenant) (JobArgs, error)) (Tenant, error) {
+// finds worth announcing writes its fleet event in that transaction too,
+// and so does rec, the audit event of the request that made the change
+// (zero for Cairn's own changes, which record nothing).
+func (s *Service) change(ctx context.Context, rec audit.Event, id string, ifVersion *int64, mutate func(*Tenant) (JobArgs, error)) (Tenant, error) {
 	var (
 		out       Tenant
 		from      Status
@@ -349,6 +379,9 @@ func (s *Service) change(ctx context.Context, id string, ifVersion *int64, mutat
 		t.Version++
 		t.UpdatedAt = s.now()
 		if err := tx.TenantUpdate(ctx, t); err != nil {
+			return err
+		}
+		if err := tx.AuditAppend(ctx, rec.On(t.ID)); err != nil {
 			return err
 		}
 		if job != nil {

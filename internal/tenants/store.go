@@ -3,6 +3,7 @@ package tenants
 import (
 	"context"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 )
 
@@ -63,4 +64,6 @@ type Tx interface {
 	// back with the transaction. An event whose ID the outbox holds is
 	// ignored, so a retried change announces itself once.
 	FleetEventInsert(ctx context.Context, ev fleet.Event) error
+	// Appender records the audit event of a change in its transaction.
+	audit.Appender
 }

@@ -127,7 +127,15 @@ func (s *Service) attempt(ctx context.Context, d Delivery) {
 		return
 	}
 	now := s.now()
-	res := s.sender.Send(ctx, Request{URL: e.URL, ID: d.EventID, Timestamp: now, Body: d.Payload, Secrets: e.Secrets(now)})
+	var res Result
+	if secrets, err := s.signingSecrets(e, now); err != nil {
+		// A key-encryption key missing from this server: the attempt
+		// fails and is retried, so deliveries resume once it is given.
+		log.ErrorContext(ctx, "cannot sign webhook delivery", "err", err)
+		res = Result{Err: err}
+	} else {
+		res = s.sender.Send(ctx, Request{URL: e.URL, ID: d.EventID, Timestamp: now, Body: d.Payload, Secrets: secrets})
+	}
 	at := s.now()
 	r := AttemptResult{ID: d.ID, Lease: *d.ClaimedUntil, At: at, NextAttemptAt: at, ResponseStatus: res.Status, ResponseBody: res.Body}
 	if res.Err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
@@ -97,7 +98,7 @@ func TestEveryEventDeliveredThroughFailures(t *testing.T) {
 	}
 
 	// A redelivery sends the same payload under the same webhook-id again.
-	d, err := h.svc.Redeliver(t.Context(), "ten_a", e.ID, delivered[0].ID)
+	d, err := h.svc.Redeliver(t.Context(), audit.Event{}, "ten_a", e.ID, delivered[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestEveryEventDeliveredThroughFailures(t *testing.T) {
 	if last.id != d.EventID || !bytes.Equal(last.body, d.Payload) {
 		t.Errorf("redelivery: webhook-id %s body %s, want %s %s", last.id, last.body, d.EventID, d.Payload)
 	}
-	if _, err := h.svc.Redeliver(t.Context(), "ten_b", e.ID, delivered[0].ID); !errors.Is(err, webhooks.ErrNotFound) {
+	if _, err := h.svc.Redeliver(t.Context(), audit.Event{}, "ten_b", e.ID, delivered[0].ID); !errors.Is(err, webhooks.ErrNotFound) {
 		t.Errorf("redeliver through another tenant: %v, want ErrNotFound", err)
 	}
 }
@@ -229,7 +230,7 @@ func Test410Disables(t *testing.T) {
 	if n := len(h.deliveries(e, "")); n != 3 {
 		t.Errorf("%d deliveries after enqueuing to a disabled endpoint, want 3", n)
 	}
-	if _, err := h.svc.Test(t.Context(), "ten_a", e.ID); !errors.Is(err, webhooks.ErrDisabled) {
+	if _, err := h.svc.Test(t.Context(), audit.Event{}, "ten_a", e.ID); !errors.Is(err, webhooks.ErrDisabled) {
 		t.Errorf("test a disabled endpoint: %v, want ErrDisabled", err)
 	}
 }
@@ -292,7 +293,7 @@ func TestFailingFiveDaysDisables(t *testing.T) {
 	}
 
 	on := true
-	got, err = h.svc.Update(t.Context(), "ten_a", e.ID, &got.Version, webhooks.EndpointInput{Enabled: &on})
+	got, err = h.svc.Update(t.Context(), audit.Event{}, "ten_a", e.ID, &got.Version, webhooks.EndpointInput{Enabled: &on})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,14 +309,14 @@ func TestRotationSignsWithBoth(t *testing.T) {
 	rc := newReceiver(t)
 	rc.set(status(200))
 	e := h.endpoint("ten_a", rc.URL(), webhooks.ProfileCreated)
-	_, secret, err := h.svc.RotateSecret(t.Context(), "ten_a", e.ID, time.Hour)
+	_, secret, err := h.svc.RotateSecret(t.Context(), audit.Event{}, "ten_a", e.ID, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if secret == e.Secret || !strings.HasPrefix(secret, "whsec_") {
 		t.Fatalf("rotated secret %q", secret)
 	}
-	d, err := h.svc.Test(t.Context(), "ten_a", e.ID)
+	d, err := h.svc.Test(t.Context(), audit.Event{}, "ten_a", e.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,7 @@ func TestRotationSignsWithBoth(t *testing.T) {
 		t.Errorf("during grace: webhook-id %s signature %q, want two signatures", r.id, r.signature)
 	}
 	h.clock.Advance(time.Hour)
-	if _, err := h.svc.Test(t.Context(), "ten_a", e.ID); err != nil {
+	if _, err := h.svc.Test(t.Context(), audit.Event{}, "ten_a", e.ID); err != nil {
 		t.Fatal(err)
 	}
 	h.wait(1)

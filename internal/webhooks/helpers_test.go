@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
+	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/store/sqlite"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
@@ -56,6 +58,7 @@ type harness struct {
 	t        *testing.T
 	svc      *webhooks.Service
 	store    *sqlite.DB
+	keys     *sealed.Keyring
 	clock    *clock
 	attempts chan attempt
 }
@@ -72,10 +75,10 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	if err := db.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, store: db, clock: newClock(), attempts: make(chan attempt, 1000)}
+	h := &harness{t: t, store: db, keys: newKeyring(t), clock: newClock(), attempts: make(chan attempt, 1000)}
 	guard := &webhooks.Guard{AllowHTTP: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	cfg := webhooks.Config{
-		Store: db, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: 500 * time.Millisecond},
+		Store: db, Sealer: h.keys, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: 500 * time.Millisecond},
 		Now: h.clock.Now, Rand: func() float64 { return 0 },
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		// Only Notify and finished attempts start a round.
@@ -101,10 +104,20 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	return h
 }
 
+// newKeyring returns a key-encryption keyring with one fresh key.
+func newKeyring(t *testing.T) *sealed.Keyring {
+	t.Helper()
+	k, err := sealed.ParseKey(sealed.GenerateKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed.NewKeyring(k)
+}
+
 // endpoint creates an endpoint of tenant at url for the types.
 func (h *harness) endpoint(tenant, url string, types ...string) webhooks.Endpoint {
 	h.t.Helper()
-	e, secret, err := h.svc.Create(h.t.Context(), tenant, webhooks.EndpointInput{URL: &url, EventTypes: &types})
+	e, secret, err := h.svc.Create(h.t.Context(), audit.Event{}, tenant, webhooks.EndpointInput{URL: &url, EventTypes: &types})
 	if err != nil {
 		h.t.Fatalf("create endpoint: %v", err)
 	}
@@ -155,6 +168,7 @@ func (h *harness) deliveries(e webhooks.Endpoint, status webhooks.Status) []webh
 // request is one request a receiver got.
 type request struct {
 	id, signature string
+	header        http.Header
 	body          []byte
 	data          map[string]any
 }
@@ -183,7 +197,7 @@ func (rc *receiver) URL() string { return "http://" + rc.addr + "/hook" }
 
 func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	req := request{id: r.Header.Get("webhook-id"), signature: r.Header.Get("webhook-signature"), body: body}
+	req := request{id: r.Header.Get("webhook-id"), signature: r.Header.Get("webhook-signature"), header: r.Header.Clone(), body: body}
 	var payload struct {
 		Data map[string]any `json:"data"`
 	}

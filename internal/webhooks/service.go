@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/ids"
 )
 
@@ -45,7 +46,7 @@ const TestEvent = "webhook.test"
 var TenantEventTypes = []string{SegmentEntered, SegmentExited, ProfileCreated, ProfileMerged, ProfileUnmerged, ProfileErased}
 
 // FleetEventTypes are the types a fleet endpoint may subscribe to.
-var FleetEventTypes = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed, EndpointDisabled}
+var FleetEventTypes = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed, UsageReported, EndpointDisabled}
 
 // ValidationError is a refused input; Field names it as the API does
 // ("url", "event_types/2").
@@ -58,10 +59,20 @@ func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
 // ErrDisabled is returned by Test for a disabled endpoint.
 var ErrDisabled = errors.New("webhook endpoint disabled")
 
-// Config configures a Service. Store and Guard are required.
+// Sealer encrypts endpoint secrets at rest; *sealed.Keyring is one. Open
+// must refuse a value sealed with other associated data.
+type Sealer interface {
+	Seal(plaintext, ad []byte) string
+	Open(sealed string, ad []byte) ([]byte, error)
+}
+
+// Config configures a Service. Store, Guard and Sealer are required.
 type Config struct {
 	// Store keeps endpoints and deliveries.
 	Store Store
+	// Sealer seals the secrets before they are stored and opens them to
+	// sign.
+	Sealer Sealer
 	// Guard checks endpoint URLs when they are set.
 	Guard *Guard
 	// Sender sends deliveries; default a Sender with Guard and
@@ -95,6 +106,7 @@ type Config struct {
 // dispatches them. It is safe for concurrent use.
 type Service struct {
 	store        Store
+	sealer       Sealer
 	guard        *Guard
 	sender       *Sender
 	now          func() time.Time
@@ -121,8 +133,8 @@ type subscription struct {
 
 // New returns a Service, or an error naming what Config lacks.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Guard == nil {
-		return nil, errors.New("webhooks: Store and Guard are required")
+	if cfg.Store == nil || cfg.Guard == nil || cfg.Sealer == nil {
+		return nil, errors.New("webhooks: Store, Guard and Sealer are required")
 	}
 	if cfg.Sender == nil {
 		cfg.Sender = &Sender{Guard: cfg.Guard, Timeout: DefaultTimeout}
@@ -150,7 +162,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	now := cfg.Now
 	return &Service{
-		store: cfg.Store, guard: cfg.Guard, sender: cfg.Sender,
+		store: cfg.Store, sealer: cfg.Sealer, guard: cfg.Guard, sender: cfg.Sender,
 		// Stores keep microseconds; a lease compared later must be the
 		// value stored.
 		now:  func() time.Time { return now().UTC().Truncate(time.Microsecond) },
@@ -260,8 +272,9 @@ func dedupe(list []string) []string {
 // Create makes an endpoint of tenant ("" for the fleet) and returns it with
 // its secret, which is never shown again. URL and EventTypes are required.
 // It returns *ValidationError (a URL the Guard refuses names "url") or
-// ErrLimit.
-func (s *Service) Create(ctx context.Context, tenant string, in EndpointInput) (Endpoint, string, error) {
+// ErrLimit. Create and every change below write rec, the request's audit
+// event, in the change's transaction.
+func (s *Service) Create(ctx context.Context, rec audit.Event, tenant string, in EndpointInput) (Endpoint, string, error) {
 	if in.URL == nil {
 		return Endpoint{}, "", &ValidationError{Field: "url", Reason: "required"}
 	}
@@ -269,16 +282,18 @@ func (s *Service) Create(ctx context.Context, tenant string, in EndpointInput) (
 		return Endpoint{}, "", &ValidationError{Field: "event_types", Reason: "required"}
 	}
 	now := s.now()
-	e := Endpoint{ID: ids.New("wh_"), TenantID: tenant, Enabled: true, Secret: NewSecret(), CreatedAt: now, UpdatedAt: now, Version: 1}
+	e := Endpoint{ID: ids.New("wh_"), TenantID: tenant, Enabled: true, CreatedAt: now, UpdatedAt: now, Version: 1}
+	secret := NewSecret()
+	e.Secret = s.seal(e.ID, secret)
 	if err := s.apply(ctx, tenant, &e, in); err != nil {
 		return Endpoint{}, "", err
 	}
-	e, err := s.store.WebhookEndpointInsert(ctx, e, MaxEndpoints)
+	e, err := s.store.WebhookEndpointInsert(ctx, e, MaxEndpoints, rec.On(e.ID))
 	if err != nil {
 		return Endpoint{}, "", err
 	}
 	s.forget(tenant)
-	return e, e.Secret, nil
+	return e, secret, nil
 }
 
 // Get returns the tenant's endpoint (ErrNotFound).
@@ -295,7 +310,7 @@ func (s *Service) List(ctx context.Context, tenant string, afterSeq int64, limit
 // version when version is nil). Enabling a disabled endpoint ends its
 // failure streak. It returns *ValidationError, ErrNotFound or
 // ErrVersionMismatch.
-func (s *Service) Update(ctx context.Context, tenant, id string, version *int64, in EndpointInput) (Endpoint, error) {
+func (s *Service) Update(ctx context.Context, rec audit.Event, tenant, id string, version *int64, in EndpointInput) (Endpoint, error) {
 	for try := 0; ; try++ {
 		e, err := s.store.WebhookEndpointGet(ctx, tenant, id)
 		if err != nil {
@@ -308,7 +323,7 @@ func (s *Service) Update(ctx context.Context, tenant, id string, version *int64,
 			return Endpoint{}, err
 		}
 		e.UpdatedAt = s.now()
-		e, err = s.store.WebhookEndpointUpdate(ctx, e)
+		e, err = s.store.WebhookEndpointUpdate(ctx, e, rec.On(id))
 		// Without If-Match a concurrent change is no conflict: apply the
 		// patch to what is stored now.
 		if errors.Is(err, ErrVersionMismatch) && version == nil && try < 3 {
@@ -326,12 +341,12 @@ func (s *Service) Update(ctx context.Context, tenant, id string, version *int64,
 
 // Delete deletes the endpoint if its Version is version (any when nil)
 // and cancels its pending deliveries (ErrNotFound, ErrVersionMismatch).
-func (s *Service) Delete(ctx context.Context, tenant, id string, version *int64) error {
+func (s *Service) Delete(ctx context.Context, rec audit.Event, tenant, id string, version *int64) error {
 	var v int64
 	if version != nil {
 		v = *version
 	}
-	if err := s.store.WebhookEndpointDelete(ctx, tenant, id, v); err != nil {
+	if err := s.store.WebhookEndpointDelete(ctx, tenant, id, v, rec.On(id)); err != nil {
 		return err
 	}
 	s.forget(tenant)
@@ -342,7 +357,7 @@ func (s *Service) Delete(ctx context.Context, tenant, id string, version *int64)
 // keeps signing beside it for grace (DefaultGrace when 0, at most MaxGrace),
 // so receivers can switch without losing a delivery. A rotation during
 // another's grace ends that grace: only the last secret is kept.
-func (s *Service) RotateSecret(ctx context.Context, tenant, id string, grace time.Duration) (Endpoint, string, error) {
+func (s *Service) RotateSecret(ctx context.Context, rec audit.Event, tenant, id string, grace time.Duration) (Endpoint, string, error) {
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
@@ -355,12 +370,78 @@ func (s *Service) RotateSecret(ctx context.Context, tenant, id string, grace tim
 	}
 	now := s.now()
 	expires := now.Add(grace)
-	e.PreviousSecret, e.PreviousSecretExpiresAt, e.Secret, e.UpdatedAt = e.Secret, &expires, NewSecret(), now
-	e, err = s.store.WebhookEndpointUpdate(ctx, e)
+	secret := NewSecret()
+	e.PreviousSecret, e.PreviousSecretExpiresAt, e.Secret, e.UpdatedAt = e.Secret, &expires, s.seal(e.ID, secret), now
+	e, err = s.store.WebhookEndpointUpdate(ctx, e, rec.On(id))
 	if err != nil {
 		return Endpoint{}, "", err
 	}
-	return e, e.Secret, nil
+	return e, secret, nil
+}
+
+// secretAD is the associated data of an endpoint's sealed secrets: a
+// sealed secret opens only on the endpoint it was made for.
+func secretAD(id string) []byte { return []byte("webhook endpoint secret\x00" + id) }
+
+func (s *Service) seal(id, secret string) string {
+	return s.sealer.Seal([]byte(secret), secretAD(id))
+}
+
+// signingSecrets opens the secrets that sign a request to e at now. A
+// plaintext "whsec_" value of an older version is taken as it is (until
+// SealStored seals it). Errors come from the Sealer opening the current
+// secret: sealed under a key this server does not have, or altered. A
+// previous secret that does not open is left out, so that rotating the
+// secret is how an operator who lost the key gets deliveries going again.
+func (s *Service) signingSecrets(e Endpoint, now time.Time) ([]string, error) {
+	stored := e.Secrets(now)
+	out := make([]string, 0, len(stored))
+	for i, v := range stored {
+		if strings.HasPrefix(v, SecretPrefix) {
+			out = append(out, v)
+			continue
+		}
+		plain, err := s.sealer.Open(v, secretAD(e.ID))
+		switch {
+		case err != nil && i == 0:
+			return nil, fmt.Errorf("open the secret of webhook endpoint %s: %w", e.ID, err)
+		case err != nil:
+			s.log.Warn("the previous secret of a webhook endpoint does not open; signing with the current one only", "endpoint_id", e.ID, "err", err)
+		default:
+			out = append(out, string(plain))
+		}
+	}
+	return out, nil
+}
+
+// SealStored seals the secrets an older version stored as plaintext, of
+// every endpoint, and returns how many endpoints it sealed. The server
+// calls it at start; it is safe to run on several replicas at once (a
+// secret changed meanwhile, by a rotation or another replica, is left to
+// that change).
+func (s *Service) SealStored(ctx context.Context) (int, error) {
+	list, err := s.store.WebhookEndpointsUnsealed(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range list {
+		secret, previous := e.Secret, e.PreviousSecret
+		if strings.HasPrefix(secret, SecretPrefix) {
+			secret = s.seal(e.ID, secret)
+		}
+		if strings.HasPrefix(previous, SecretPrefix) {
+			previous = s.seal(e.ID, previous)
+		}
+		ok, err := s.store.WebhookEndpointReseal(ctx, e.ID, e.Secret, e.PreviousSecret, secret, previous)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // forget drops what Subscribed knows of tenant, so that a change made
@@ -434,7 +515,7 @@ func (s *Service) Enqueue(ctx context.Context, events []Event) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	if _, err := s.store.WebhookDeliveryInsert(ctx, ds); err != nil {
+	if _, err := s.store.WebhookDeliveryInsert(ctx, ds, audit.Event{}); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
 	s.Notify()
@@ -530,11 +611,11 @@ func (s *Service) Deliveries(ctx context.Context, tenant, endpointID string, sta
 
 // Redeliver sends a delivery again, whatever its status: the same payload
 // under the same webhook-id, with a fresh retry schedule (ErrNotFound).
-func (s *Service) Redeliver(ctx context.Context, tenant, endpointID, id string) (Delivery, error) {
+func (s *Service) Redeliver(ctx context.Context, rec audit.Event, tenant, endpointID, id string) (Delivery, error) {
 	if _, err := s.store.WebhookEndpointGet(ctx, tenant, endpointID); err != nil {
 		return Delivery{}, err
 	}
-	d, err := s.store.WebhookDeliveryRetry(ctx, endpointID, id, s.now())
+	d, err := s.store.WebhookDeliveryRetry(ctx, endpointID, id, s.now(), rec.On(id))
 	if err != nil {
 		return Delivery{}, err
 	}
@@ -544,11 +625,11 @@ func (s *Service) Redeliver(ctx context.Context, tenant, endpointID, id string) 
 
 // Recover sends again every delivery to the endpoint that failed for good
 // and was created at or after since, and returns how many.
-func (s *Service) Recover(ctx context.Context, tenant, endpointID string, since time.Time) (int, error) {
+func (s *Service) Recover(ctx context.Context, rec audit.Event, tenant, endpointID string, since time.Time) (int, error) {
 	if _, err := s.store.WebhookEndpointGet(ctx, tenant, endpointID); err != nil {
 		return 0, err
 	}
-	n, err := s.store.WebhookDeliveryRecover(ctx, endpointID, since, s.now())
+	n, err := s.store.WebhookDeliveryRecover(ctx, endpointID, since, s.now(), rec.On(endpointID))
 	if err != nil {
 		return 0, err
 	}
@@ -561,7 +642,7 @@ func (s *Service) Recover(ctx context.Context, tenant, endpointID string, since 
 // Test sends a webhook.test event to the endpoint through the normal path
 // and returns its delivery, pending; the delivery log shows its outcome.
 // A disabled endpoint returns ErrDisabled.
-func (s *Service) Test(ctx context.Context, tenant, endpointID string) (Delivery, error) {
+func (s *Service) Test(ctx context.Context, rec audit.Event, tenant, endpointID string) (Delivery, error) {
 	e, err := s.store.WebhookEndpointGet(ctx, tenant, endpointID)
 	if err != nil {
 		return Delivery{}, err
@@ -577,7 +658,7 @@ func (s *Service) Test(ctx context.Context, tenant, endpointID string) (Delivery
 		return Delivery{}, err
 	}
 	d.OrderKey = "event:" + ev.ID // a test waits for nothing and holds nothing up
-	stored, err := s.store.WebhookDeliveryInsert(ctx, []Delivery{d})
+	stored, err := s.store.WebhookDeliveryInsert(ctx, []Delivery{d}, rec.On(endpointID))
 	if err != nil {
 		return Delivery{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
@@ -30,7 +31,7 @@ func TestCreateValidates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := h.svc.Create(t.Context(), tc.tenant, webhooks.EndpointInput{URL: &tc.url, EventTypes: &tc.types})
+			_, _, err := h.svc.Create(t.Context(), audit.Event{}, tc.tenant, webhooks.EndpointInput{URL: &tc.url, EventTypes: &tc.types})
 			var ve *webhooks.ValidationError
 			if !errors.As(err, &ve) || ve.Field != tc.field {
 				t.Errorf("Create: %v, want a validation error of %s", err, tc.field)
@@ -44,7 +45,7 @@ func TestCreateValidates(t *testing.T) {
 		h.endpoint("ten_b", rc.URL()+fmt.Sprint(i), webhooks.ProfileCreated)
 	}
 	url, types := rc.URL(), []string{webhooks.ProfileCreated}
-	if _, _, err := h.svc.Create(t.Context(), "ten_b", webhooks.EndpointInput{URL: &url, EventTypes: &types}); !errors.Is(err, webhooks.ErrLimit) {
+	if _, _, err := h.svc.Create(t.Context(), audit.Event{}, "ten_b", webhooks.EndpointInput{URL: &url, EventTypes: &types}); !errors.Is(err, webhooks.ErrLimit) {
 		t.Errorf("endpoint %d: %v, want ErrLimit", webhooks.MaxEndpoints+1, err)
 	}
 	h.endpoint("ten_c", url, webhooks.ProfileCreated)
@@ -57,20 +58,20 @@ func TestUpdateIfMatch(t *testing.T) {
 	e := h.endpoint("ten_a", rc.URL(), webhooks.ProfileCreated)
 	desc := "new"
 	stale := e.Version - 1
-	if _, err := h.svc.Update(t.Context(), "ten_a", e.ID, &stale, webhooks.EndpointInput{Description: &desc}); !errors.Is(err, webhooks.ErrVersionMismatch) {
+	if _, err := h.svc.Update(t.Context(), audit.Event{}, "ten_a", e.ID, &stale, webhooks.EndpointInput{Description: &desc}); !errors.Is(err, webhooks.ErrVersionMismatch) {
 		t.Errorf("update at a stale version: %v", err)
 	}
-	got, err := h.svc.Update(t.Context(), "ten_a", e.ID, &e.Version, webhooks.EndpointInput{Description: &desc})
+	got, err := h.svc.Update(t.Context(), audit.Event{}, "ten_a", e.ID, &e.Version, webhooks.EndpointInput{Description: &desc})
 	if err != nil || got.Description != "new" || got.Version != e.Version+1 || got.URL != e.URL {
 		t.Errorf("update: %+v, %v", got, err)
 	}
-	if _, err := h.svc.Update(t.Context(), "ten_b", e.ID, nil, webhooks.EndpointInput{Description: &desc}); !errors.Is(err, webhooks.ErrNotFound) {
+	if _, err := h.svc.Update(t.Context(), audit.Event{}, "ten_b", e.ID, nil, webhooks.EndpointInput{Description: &desc}); !errors.Is(err, webhooks.ErrNotFound) {
 		t.Errorf("update through another tenant: %v", err)
 	}
-	if err := h.svc.Delete(t.Context(), "ten_a", e.ID, &e.Version); !errors.Is(err, webhooks.ErrVersionMismatch) {
+	if err := h.svc.Delete(t.Context(), audit.Event{}, "ten_a", e.ID, &e.Version); !errors.Is(err, webhooks.ErrVersionMismatch) {
 		t.Errorf("delete at a stale version: %v", err)
 	}
-	if err := h.svc.Delete(t.Context(), "ten_a", e.ID, &got.Version); err != nil {
+	if err := h.svc.Delete(t.Context(), audit.Event{}, "ten_a", e.ID, &got.Version); err != nil {
 		t.Errorf("delete: %v", err)
 	}
 }
@@ -86,10 +87,10 @@ func TestEnqueueRouting(t *testing.T) {
 	url := rc.URL()
 	types := []string{webhooks.SegmentEntered, webhooks.ProfileCreated}
 	seg1, traits := []string{"seg_1"}, []string{"email", "missing"}
-	all, _, _ := h.svc.Create(ctx, "ten_a", webhooks.EndpointInput{URL: &url, EventTypes: &types})
-	onlySeg1, _, _ := h.svc.Create(ctx, "ten_a", webhooks.EndpointInput{URL: &url, EventTypes: &types, SegmentIDs: &seg1, Traits: &traits})
+	all, _, _ := h.svc.Create(ctx, audit.Event{}, "ten_a", webhooks.EndpointInput{URL: &url, EventTypes: &types})
+	onlySeg1, _, _ := h.svc.Create(ctx, audit.Event{}, "ten_a", webhooks.EndpointInput{URL: &url, EventTypes: &types, SegmentIDs: &seg1, Traits: &traits})
 	off := false
-	paused, _, _ := h.svc.Create(ctx, "ten_a", webhooks.EndpointInput{URL: &url, EventTypes: &types, Enabled: &off})
+	paused, _, _ := h.svc.Create(ctx, audit.Event{}, "ten_a", webhooks.EndpointInput{URL: &url, EventTypes: &types, Enabled: &off})
 	other := h.endpoint("ten_b", url, webhooks.SegmentEntered)
 	fleet := h.endpoint("", url, webhooks.TenantDeleted)
 

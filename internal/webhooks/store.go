@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/cairn-cdp/cairn/internal/audit"
 )
 
 // Endpoint is an HTTP endpoint that receives events: a tenant's, or, with
@@ -24,11 +26,13 @@ type Endpoint struct {
 	// DisabledReason says why the dispatcher disabled the endpoint; ""
 	// when it is enabled or a person disabled it.
 	DisabledReason string
-	// Secret signs every request. It is stored so that it can sign, and
-	// read back only by the dispatcher: the API shows it once.
+	// Secret signs every request. It is held sealed (see Sealer): the
+	// Service seals it before it is stored and opens it only to sign, and
+	// the API shows it once, when it is made. A stored "whsec_" value is
+	// a plaintext secret of an older version, sealed by SealStored.
 	Secret string
-	// PreviousSecret signs too until PreviousSecretExpiresAt, the grace
-	// period of a rotation.
+	// PreviousSecret, sealed too, signs until PreviousSecretExpiresAt, the
+	// grace period of a rotation.
 	PreviousSecret          string
 	PreviousSecretExpiresAt *time.Time
 	// FailingSince is the first failed attempt of the current streak of
@@ -43,8 +47,8 @@ type Endpoint struct {
 	Seq int64
 }
 
-// Secrets returns the secrets that sign a request at now: the current one,
-// and the previous one during its grace period.
+// Secrets returns the stored (sealed) secrets that sign a request at now:
+// the current one, and the previous one during its grace period.
 func (e Endpoint) Secrets(now time.Time) []string {
 	out := []string{e.Secret}
 	if e.PreviousSecret != "" && e.PreviousSecretExpiresAt != nil && now.Before(*e.PreviousSecretExpiresAt) {
@@ -145,10 +149,14 @@ var (
 // Tenant "" is the fleet's. Implementations are safe for concurrent use,
 // also from several processes on one database.
 type Store interface {
+	// The changes below that take rec write it, the audit event of the
+	// request that asked for the change, in the change's transaction (a
+	// zero rec writes nothing).
+	//
 	// WebhookEndpointInsert stores a new endpoint at Version 1 unless the
 	// tenant has max endpoints already (ErrLimit); concurrent inserts never
 	// exceed max.
-	WebhookEndpointInsert(ctx context.Context, e Endpoint, max int) (Endpoint, error)
+	WebhookEndpointInsert(ctx context.Context, e Endpoint, max int, rec audit.Event) (Endpoint, error)
 	// WebhookEndpointGet returns the tenant's endpoint (ErrNotFound).
 	WebhookEndpointGet(ctx context.Context, tenantID, id string) (Endpoint, error)
 	// WebhookEndpointList pages the tenant's endpoints in creation order.
@@ -161,11 +169,19 @@ type Store interface {
 	// and returns it at Version+1 (ErrVersionMismatch, ErrNotFound).
 	// Disabling an endpoint this way pauses it: its pending deliveries stay
 	// pending, unclaimed, until it is enabled again.
-	WebhookEndpointUpdate(ctx context.Context, e Endpoint) (Endpoint, error)
+	WebhookEndpointUpdate(ctx context.Context, e Endpoint, rec audit.Event) (Endpoint, error)
+	// WebhookEndpointsUnsealed returns every endpoint, of any tenant or
+	// the fleet, whose Secret or PreviousSecret is a plaintext "whsec_"
+	// value an older version stored.
+	WebhookEndpointsUnsealed(ctx context.Context) ([]Endpoint, error)
+	// WebhookEndpointReseal replaces the endpoint's stored secrets with
+	// secret and previous if they are still oldSecret and oldPrevious, and
+	// reports whether it did. Version and UpdatedAt stay.
+	WebhookEndpointReseal(ctx context.Context, id, oldSecret, oldPrevious, secret, previous string) (bool, error)
 	// WebhookEndpointDelete deletes the endpoint if its Version is version
 	// (any Version when version is 0) and cancels its pending deliveries,
 	// in one transaction (ErrNotFound, ErrVersionMismatch).
-	WebhookEndpointDelete(ctx context.Context, tenantID, id string, version int64) error
+	WebhookEndpointDelete(ctx context.Context, tenantID, id string, version int64, rec audit.Event) error
 	// WebhookEndpointFailing records a failed attempt at at: FailingSince
 	// is set unless a streak has started. It returns the endpoint.
 	WebhookEndpointFailing(ctx context.Context, id string, at time.Time) (Endpoint, error)
@@ -179,7 +195,7 @@ type Store interface {
 	// WebhookDeliveryInsert stores new pending deliveries; one whose
 	// (EndpointID, EventID) is stored already is skipped. It returns the
 	// ones it stored.
-	WebhookDeliveryInsert(ctx context.Context, ds []Delivery) ([]Delivery, error)
+	WebhookDeliveryInsert(ctx context.Context, ds []Delivery, rec audit.Event) ([]Delivery, error)
 	// WebhookDeliveryGet returns the endpoint's delivery (ErrNotFound).
 	WebhookDeliveryGet(ctx context.Context, endpointID, id string) (Delivery, error)
 	// WebhookDeliveryList pages the endpoint's deliveries, newest first:
@@ -198,9 +214,9 @@ type Store interface {
 	// WebhookDeliveryRetry makes the endpoint's delivery pending again, due
 	// at at, with no attempts and no lease, whatever its status
 	// (ErrNotFound).
-	WebhookDeliveryRetry(ctx context.Context, endpointID, id string, at time.Time) (Delivery, error)
+	WebhookDeliveryRetry(ctx context.Context, endpointID, id string, at time.Time, rec audit.Event) (Delivery, error)
 	// WebhookDeliveryRecover makes every failed delivery of the endpoint
 	// created at or after since pending again, due at at, and returns how
 	// many.
-	WebhookDeliveryRecover(ctx context.Context, endpointID string, since, at time.Time) (int, error)
+	WebhookDeliveryRecover(ctx context.Context, endpointID string, since, at time.Time, rec audit.Event) (int, error)
 }

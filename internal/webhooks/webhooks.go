@@ -40,6 +40,7 @@ const (
 	TenantSuspended   = fleet.TenantSuspended
 	TenantDeleted     = fleet.TenantDeleted
 	StackFailed       = fleet.StackFailed
+	UsageReported     = fleet.UsageReported
 	EndpointDisabled  = "webhook.disabled"
 )
 

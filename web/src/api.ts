@@ -9,17 +9,26 @@ export type Problem = Schemas['Problem'];
 export type Tenant = Schemas['Tenant'];
 
 const TOKEN = 'cairn.token';
+const REFRESH = 'cairn.refresh';
 
-// The admin token lives in sessionStorage only: it goes with the tab.
+// The admin token lives in sessionStorage only: it goes with the tab. So
+// does the refresh token of a sign-in at an OIDC issuer, which renews it.
 export const session = {
   token(): string | null {
     return sessionStorage.getItem(TOKEN);
   },
-  set(token: string): void {
+  refreshToken(): string | null {
+    return sessionStorage.getItem(REFRESH);
+  },
+  /** set keeps a token, and its refresh token if it has one. */
+  set(token: string, refresh?: string): void {
     sessionStorage.setItem(TOKEN, token);
+    if (refresh) sessionStorage.setItem(REFRESH, refresh);
+    else sessionStorage.removeItem(REFRESH);
   },
   clear(): void {
     sessionStorage.removeItem(TOKEN);
+    sessionStorage.removeItem(REFRESH);
   },
 };
 
@@ -30,10 +39,76 @@ export function setUnauthorizedHandler(f: (message: string) => void): void {
   onUnauthorized = f;
 }
 
+/** claimsOf is a JWT's payload, unverified ({} when it is not a JWT). */
+export function claimsOf(jwt: string): Record<string, unknown> {
+  const part = jwt.split('.')[1] ?? '';
+  try {
+    return JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+/** Renewed is what a refresh answers: a token, and a new refresh token if the issuer rotates them. */
+export type Renewed = { token: string; refresh?: string };
+
+/**
+ * RenewalRefused is a refresh the issuer refused: the refresh token is
+ * dropped. Any other failure (the issuer unreachable) keeps it for the
+ * next request.
+ */
+export class RenewalRefused extends Error {}
+
+let renewer: ((refresh: string) => Promise<Renewed>) | undefined;
+let renewing: Promise<string | null> | undefined;
+
+/** setRenewer names how a refresh token is exchanged for a new token. */
+export function setRenewer(f: (refresh: string) => Promise<Renewed>): void {
+  renewer = f;
+}
+
+// freshToken is the token to send: when the tab holds a refresh token and
+// the token is near its end (within a minute, or half its lifetime if that
+// is shorter), it is renewed first, once for all the requests waiting on
+// it. A refused renewal keeps the token until it expires; an expired token
+// that cannot be renewed ends the session with the issuer's reason.
+async function freshToken(): Promise<string | null> {
+  const token = session.token();
+  const refresh = session.refreshToken();
+  if (!token || !refresh || !renewer) return token;
+  const { exp, iat } = claimsOf(token);
+  if (typeof exp !== 'number') return token;
+  const now = Date.now() / 1000;
+  const margin = Math.min(60, typeof iat === 'number' ? (exp - iat) / 2 : 60);
+  if (exp - now > margin) return token;
+  const renew = renewer;
+  renewing ??= renew(refresh)
+    .then(({ token: renewed, refresh: next }) => {
+      session.set(renewed, next ?? refresh);
+      return renewed;
+    })
+    .catch((err: unknown) => {
+      if (err instanceof RenewalRefused) sessionStorage.removeItem(REFRESH);
+      if (exp > Date.now() / 1000) return token;
+      session.clear();
+      onUnauthorized(`Your session has expired and could not be renewed: ${err instanceof Error ? err.message : String(err)} Sign in again.`);
+      return null;
+    })
+    .finally(() => {
+      renewing = undefined;
+    });
+  return renewing;
+}
+
+// Paths whose requests never wait on a renewal: sign-in, and the portal's
+// configuration, which a renewal itself reads.
+const noRenewal = ['/v1/sign-in', '/v1/portal/config'];
+
 const auth: Middleware = {
-  onRequest({ request }) {
-    const t = session.token();
-    if (t && !request.headers.has('Authorization')) request.headers.set('Authorization', `Bearer ${t}`);
+  async onRequest({ request }) {
+    if (request.headers.has('Authorization')) return request;
+    const t = noRenewal.includes(new URL(request.url).pathname) ? session.token() : await freshToken();
+    if (t) request.headers.set('Authorization', `Bearer ${t}`);
     return request;
   },
   onResponse({ request, response }) {

@@ -33,7 +33,8 @@ export function isTier(v: string): v is Schemas['Tier'] {
 }
 
 // Webhook event types by kind: tenant endpoints take segment.* and
-// profile.*, fleet endpoints tenant.*, stack.failed and webhook.disabled.
+// profile.*, fleet endpoints tenant.*, stack.failed, usage.reported and
+// webhook.disabled.
 export const TENANT_EVENT_KINDS = [
   { kind: 'Segment events', types: ['segment.entered', 'segment.exited'] },
   { kind: 'Profile events', types: ['profile.created', 'profile.merged', 'profile.unmerged', 'profile.erased'] },
@@ -41,6 +42,7 @@ export const TENANT_EVENT_KINDS = [
 export const FLEET_EVENT_KINDS = [
   { kind: 'Tenant events', types: ['tenant.provisioned', 'tenant.failed', 'tenant.suspended', 'tenant.deleted'] },
   { kind: 'Stack events', types: ['stack.failed'] },
+  { kind: 'Usage events', types: ['usage.reported'] },
   { kind: 'Webhook events', types: ['webhook.disabled'] },
 ] as const satisfies readonly { kind: string; types: readonly Schemas['WebhookEventType'][] }[];
 type Listed<K extends readonly { types: readonly string[] }[]> = K[number]['types'][number];

@@ -1,10 +1,10 @@
 import './style.css';
 import { h } from './dom';
-import { session, setUnauthorizedHandler, toProblem } from './api';
+import { session, setRenewer, setUnauthorizedHandler, toProblem } from './api';
 import { navigate, route, setRenderer, start } from './router';
 import { problemBox } from './ui';
 import { signInPage, signInCallbackPage, setSignInMessage } from './pages/signin';
-import { callbackPath } from './oidc';
+import { callbackPath, renew } from './oidc';
 import { tenantsPage, onboardPage, tenantPage } from './pages/tenants';
 import { lookupPage, profilePage } from './pages/profiles';
 import { newSegmentPage, segmentPage, segmentsPage } from './pages/segments';
@@ -30,6 +30,7 @@ route('/webhooks/:webhook', 'Webhook', fleetWebhookPage);
 route('/audit', 'Audit log', auditPage);
 route('/fleet', 'Fleet', fleetPage);
 
+setRenewer(renew);
 setUnauthorizedHandler((message) => {
   setSignInMessage(message);
   navigate('/sign-in', true);

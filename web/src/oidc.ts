@@ -4,7 +4,7 @@
 // /sign-in/callback; the code is then exchanged at the token endpoint
 // (whose origin the server's CSP allows in connect-src) and the token the
 // server names is kept like a pasted one.
-import { api, must, type Schemas } from './api';
+import { api, claimsOf, must, RenewalRefused, type Renewed, type Schemas } from './api';
 
 export type OIDC = Schemas['PortalOIDC'];
 
@@ -73,22 +73,14 @@ export async function beginSignIn(c: OIDC): Promise<void> {
 /** SignInError is a refused OIDC sign-in, with a message for the user. */
 export class SignInError extends Error {}
 
-function claimsOf(jwt: string): Record<string, unknown> {
-  const part = jwt.split('.')[1] ?? '';
-  try {
-    return JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))) as Record<string, unknown>;
-  } catch {
-    return {};
-  }
-}
-
 /**
  * finishSignIn handles the issuer's redirect back (the query of
- * /sign-in/callback) and returns the bearer token to keep. It throws a
+ * /sign-in/callback) and returns the bearer token to keep, with the
+ * refresh token when the issuer gives one. It throws a
  * SignInError for an error answer, a state that is not the one sent, or a
  * refused code.
  */
-export async function finishSignIn(c: OIDC, query: URLSearchParams): Promise<string> {
+export async function finishSignIn(c: OIDC, query: URLSearchParams): Promise<Renewed> {
   const raw = sessionStorage.getItem(PENDING);
   sessionStorage.removeItem(PENDING); // a state is good for one answer
   const error = query.get('error');
@@ -135,5 +127,28 @@ export async function finishSignIn(c: OIDC, query: URLSearchParams): Promise<str
   }
   const token = body[c.token];
   if (typeof token !== 'string' || !token) throw new SignInError(`The token endpoint's answer has no ${c.token}.`);
-  return token;
+  return { token, refresh: typeof body.refresh_token === 'string' && body.refresh_token ? body.refresh_token : undefined };
+}
+
+/**
+ * renew exchanges a refresh token at the issuer's token endpoint (the
+ * refresh_token grant of a public client) for a new token and, when the
+ * issuer rotates them, a new refresh token. A refusal is a RenewalRefused.
+ */
+export async function renew(refresh: string): Promise<Renewed> {
+  const c = await oidcConfig();
+  if (!c) throw new RenewalRefused('sign-in with an OIDC issuer is no longer configured.');
+  const res = await fetch(c.token_endpoint, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refresh, client_id: c.client_id }),
+  });
+  const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  if (!res.ok) {
+    const why = typeof body.error_description === 'string' ? ` (${body.error_description})` : '';
+    throw new RenewalRefused(`${issuerName(c)} refused: ${String(body.error ?? `HTTP ${res.status}`)}${why}.`);
+  }
+  const token = body[c.token];
+  if (typeof token !== 'string' || !token) throw new RenewalRefused(`the answer of ${issuerName(c)} has no ${c.token}.`);
+  return { token, refresh: typeof body.refresh_token === 'string' && body.refresh_token ? body.refresh_token : undefined };
 }

@@ -502,10 +502,54 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The audit log of grants, revokes, refusals and credential issues
-         * @description The audit log, oldest first, paged by `cursor` and filtered by tenant, actor, action and time.
+         * The audit trail of every change made through the API
+         * @description Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
+         *     changes anything: tenants and their lifecycle, stack retries,
+         *     tokens minted, sources, identity configuration, profiles' unmerges
+         *     and erasures, segments, webhook endpoints and deliveries,
+         *     principals, grants and credentials) is one event, naming its actor
+         *     (the token's subject), tenant, target, request ID, action and
+         *     outcome, and so is a token minted by `server token` (actor `cli`)
+         *     and each step Cairn's own jobs take on grants and tenants (actor
+         *     `cairn`: `grant.apply`, `grant.revoked`, `tenant.provisioned`, `tenant.deleted`...). A
+         *     change to the control-plane database writes its event in the same
+         *     transaction; a change kept in the profile store writes it, durably,
+         *     once the change is accepted. Refused grant requests are events too
+         *     (outcome `refused`). The ingestion routes (events, Segment's
+         *     shapes) and segment previews are not audited: the raw zone is the
+         *     record of every event, and a preview changes nothing.
+         *
+         *     The ISV admin reads every tenant's events (and the fleet's, which
+         *     have no tenant); a tenant token with the scope `audit:read` reads
+         *     only its own tenant's (a `tenant_id` filter naming another tenant
+         *     is `404`). Oldest first, paged by `cursor`.
          */
         get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-events/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the audit trail as NDJSON
+         * @description Every event matching the filters, oldest first, as newline-delimited
+         *     JSON (`application/x-ndjson`: one `AuditEvent` object a line), in one
+         *     streamed answer with no paging. Who reads what is as for
+         *     `GET /v1/audit-events`. Should the server fail midway, the answer
+         *     ends early without a final newline; resume with `from` set to the
+         *     last complete event's `time`.
+         */
+        get: operations["exportAuditEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1418,6 +1462,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant_id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * What the tenant used, per hour or per day
+         * @description The tenant's metered usage in every hour (or UTC day) from `from` to
+         *     `to`: events accepted (and by source: a source ID, or `api` for
+         *     events sent with a token), API requests (a tenant route's or a write
+         *     key's, whatever the answer), bytes written to the raw zone, and webhook
+         *     deliveries its receivers accepted. Buckets with nothing counted are
+         *     present with zeros. `from` is rounded down and `to` up to the
+         *     granularity; at most 744 hours or 366 days. Each replica counts in
+         *     memory and adds its counts to the database every 5 seconds, so the
+         *     current hour may lag by that much; a crash loses at most those
+         *     seconds, and nothing is counted twice. The counts outlive the tenant.
+         */
+        get: operations["getTenantUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant_id}/webhooks": {
         parameters: {
             query?: never;
@@ -1610,6 +1685,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every tenant's usage totals over a range
+         * @description Each tenant's totals of every metric (see getTenantUsage) over the
+         *     hours from `from` (rounded down to the hour) to `to` (rounded up), at
+         *     most 366 days, for the tenants that used anything in it, in tenant
+         *     ID order, one page at a time. Offboarded tenants are included: the
+         *     counts outlive them.
+         */
+        get: operations["getFleetUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks": {
         parameters: {
             query?: never;
@@ -1625,7 +1724,7 @@ export interface paths {
         put?: never;
         /**
          * Register a webhook endpoint of the ISV's fleet
-         * @description The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, webhook.disabled), signed as
+         * @description The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
          *     Standard Webhooks describes with its `secret`, which is in this
          *     response only: a replay (same `Idempotency-Key`) answers it as
          *     `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -1939,7 +2038,7 @@ export interface components {
             next_cursor: string | null;
         };
         /** @enum {string} */
-        TenantScope: "profiles:read" | "profiles:write" | "events:write" | "segments:read" | "segments:write" | "webhooks:read" | "webhooks:write" | "grants:write";
+        TenantScope: "profiles:read" | "profiles:write" | "events:write" | "segments:read" | "segments:write" | "webhooks:read" | "webhooks:write" | "grants:write" | "usage:read" | "audit:read";
         TokenCreate: {
             scopes: components["schemas"]["TenantScope"][];
             /**
@@ -2100,18 +2199,76 @@ export interface components {
             role_arn: string;
             outputs: components["schemas"]["Outputs"];
         };
+        /** @description One change, as the audit trail records it. */
         AuditEvent: {
             id: string;
             /** Format: date-time */
             time: string;
+            /** @description The tenant the change is about; absent for the fleet's (the ISV's webhook endpoints). */
             tenant_id?: string;
+            /** @description The token's subject (`admin`, `tenant:<id>`, an OIDC subject), `cli` for `server token`, or `cairn` for Cairn's own jobs. */
             actor: string;
+            /** @description What was done, `<resource>.<verb>`, e.g. `tenant.create`, `source.rotate`, `webhook.test`. */
             action: string;
+            /** @description The kind of resource changed, e.g. `tenant`, `source`, `webhook`, `grant`. */
+            target_type: string;
+            /** @description The resource's ID (a stack's is `<tenant ID>/<Region>`, a principal's is the principal). */
+            target_id: string;
+            /** @description The same as `target_id`, kept for clients written before it. */
             resource: string;
+            /** @description The request's ID (its `X-Request-Id` header and a problem's `request_id`), empty for `cli` and `cairn`. */
+            request_id: string;
+            /** @description `ok` (made), `accepted` (carried out by a durable job), `refused`, or a grant's status for Cairn's jobs. */
             outcome: string;
             detail: {
                 [key: string]: string;
             };
+        };
+        /** @description One value per metric. */
+        UsageValues: {
+            /** Format: int64 */
+            events_accepted: number;
+            /** Format: int64 */
+            api_requests: number;
+            /** Format: int64 */
+            raw_bytes: number;
+            /** Format: int64 */
+            webhook_deliveries: number;
+        };
+        UsageBucket: {
+            /**
+             * Format: date-time
+             * @description The start of the hour or UTC day.
+             */
+            start: string;
+            values: components["schemas"]["UsageValues"];
+            /** @description Accepted events by source ID (`api` for events sent with a token); sources with none are left out. */
+            events_by_source: {
+                [key: string]: number;
+            };
+        };
+        TenantUsage: {
+            tenant_id: components["schemas"]["TenantID"];
+            /** @enum {string} */
+            granularity: "hour" | "day";
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            buckets: components["schemas"]["UsageBucket"][];
+        };
+        FleetUsage: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            items: components["schemas"]["TenantUsageTotal"][];
+            /** @description Pass as `cursor` for the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        TenantUsageTotal: {
+            tenant_id: components["schemas"]["TenantID"];
+            values: components["schemas"]["UsageValues"];
         };
         AuditEventList: {
             items: components["schemas"]["AuditEvent"][];
@@ -2387,10 +2544,11 @@ export interface components {
         };
         /**
          * @description Tenant endpoints take `segment.*` and `profile.*`; fleet endpoints
-         *     take `tenant.*`, `stack.failed` and `webhook.disabled`.
+         *     take `tenant.*`, `stack.failed`, `usage.reported` and
+         *     `webhook.disabled`.
          * @enum {string}
          */
-        WebhookEventType: "segment.entered" | "segment.exited" | "profile.created" | "profile.merged" | "profile.unmerged" | "profile.erased" | "tenant.provisioned" | "tenant.failed" | "tenant.suspended" | "tenant.deleted" | "stack.failed" | "webhook.disabled";
+        WebhookEventType: "segment.entered" | "segment.exited" | "profile.created" | "profile.merged" | "profile.unmerged" | "profile.erased" | "tenant.provisioned" | "tenant.failed" | "tenant.suspended" | "tenant.deleted" | "stack.failed" | "usage.reported" | "webhook.disabled";
         WebhookEndpoint: {
             id: string;
             tenant_id?: components["schemas"]["TenantID"];
@@ -2722,6 +2880,22 @@ export interface components {
         SegmentID: string;
         ProfileID: string;
         RegionPath: components["schemas"]["Region"];
+        /** @description The start of the range (RFC 3339). */
+        UsageFrom: string;
+        /** @description The end of the range (RFC 3339), after `from`. */
+        UsageTo: string;
+        /** @description The width of the buckets. */
+        UsageGranularity: "hour" | "day";
+        /** @description Only events about this tenant. */
+        AuditTenant: components["schemas"]["TenantID"];
+        /** @description Only events of this actor (a token subject, `cli` or `cairn`). */
+        AuditActor: string;
+        /** @description Only events of this action, e.g. `tenant.create`. */
+        AuditAction: string;
+        /** @description Only events recorded at or after this time. */
+        AuditFrom: string;
+        /** @description Only events recorded before this time. */
+        AuditTo: string;
         /** @description The `next_cursor` of the previous page. */
         Cursor: string;
         /** @description A client-chosen key that makes the request safe to retry for 24 hours. */
@@ -3591,11 +3765,16 @@ export interface operations {
                 limit?: components["parameters"]["Limit"];
                 /** @description The `next_cursor` of the previous page. */
                 cursor?: components["parameters"]["Cursor"];
-                tenant_id?: components["schemas"]["TenantID"];
-                actor?: string;
-                action?: string;
-                since?: string;
-                until?: string;
+                /** @description Only events about this tenant. */
+                tenant_id?: components["parameters"]["AuditTenant"];
+                /** @description Only events of this actor (a token subject, `cli` or `cairn`). */
+                actor?: components["parameters"]["AuditActor"];
+                /** @description Only events of this action, e.g. `tenant.create`. */
+                action?: components["parameters"]["AuditAction"];
+                /** @description Only events recorded at or after this time. */
+                from?: components["parameters"]["AuditFrom"];
+                /** @description Only events recorded before this time. */
+                to?: components["parameters"]["AuditTo"];
             };
             header?: never;
             path?: never;
@@ -3615,6 +3794,43 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    exportAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description Only events about this tenant. */
+                tenant_id?: components["parameters"]["AuditTenant"];
+                /** @description Only events of this actor (a token subject, `cli` or `cairn`). */
+                actor?: components["parameters"]["AuditActor"];
+                /** @description Only events of this action, e.g. `tenant.create`. */
+                action?: components["parameters"]["AuditAction"];
+                /** @description Only events recorded at or after this time. */
+                from?: components["parameters"]["AuditFrom"];
+                /** @description Only events recorded before this time. */
+                to?: components["parameters"]["AuditTo"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The events, one JSON object a line. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -4847,6 +5063,40 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    getTenantUsage: {
+        parameters: {
+            query: {
+                /** @description The start of the range (RFC 3339). */
+                from: components["parameters"]["UsageFrom"];
+                /** @description The end of the range (RFC 3339), after `from`. */
+                to: components["parameters"]["UsageTo"];
+                /** @description The width of the buckets. */
+                granularity?: components["parameters"]["UsageGranularity"];
+            };
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tenant's usage, one bucket per hour or day. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantUsage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     listWebhooks: {
         parameters: {
             query?: {
@@ -5197,6 +5447,39 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getFleetUsage: {
+        parameters: {
+            query: {
+                /** @description The start of the range (RFC 3339). */
+                from: components["parameters"]["UsageFrom"];
+                /** @description The end of the range (RFC 3339), after `from`. */
+                to: components["parameters"]["UsageTo"];
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of tenants' totals. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetUsage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };

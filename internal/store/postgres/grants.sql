@@ -75,21 +75,3 @@ LIMIT @max_rows::bigint;
 SELECT * FROM grants
 WHERE tenant_id = @tenant_id AND status <> 'revoked'
 ORDER BY seq;
-
--- name: AuditInsert :exec
--- An empty @tenant_id is stored as NULL: the event is about no tenant.
-INSERT INTO audit_events (id, time, tenant_id, actor, action, resource, outcome, detail)
-VALUES (@id, @time, NULLIF(@tenant_id::text, ''), @actor, @action, @resource, @outcome, @detail);
-
--- name: AuditList :many
--- An empty filter or a NULL bound matches every event; @since is
--- inclusive, @until exclusive.
-SELECT * FROM audit_events
-WHERE seq > @after_seq
-    AND (@tenant_id::text = '' OR tenant_id = @tenant_id::text)
-    AND (@actor::text = '' OR actor = @actor::text)
-    AND (@action::text = '' OR action = @action::text)
-    AND (sqlc.narg(since)::timestamptz IS NULL OR time >= sqlc.narg(since)::timestamptz)
-    AND (sqlc.narg(until)::timestamptz IS NULL OR time < sqlc.narg(until)::timestamptz)
-ORDER BY seq
-LIMIT @max_rows::bigint;

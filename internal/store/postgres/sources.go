@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/store/postgres/db"
 )
@@ -22,19 +23,21 @@ var _ profiles.SourceStore = (*DB)(nil)
 // return ErrSourceNameTaken. A KeyHash that another source (revoked or
 // not) holds, or that is not 32 bytes long, is refused with the driver's
 // error: keys are random, so that is a caller's bug, not a state to handle.
-func (d *DB) SourceInsert(ctx context.Context, s profiles.Source) (profiles.Source, error) {
+func (d *DB) SourceInsert(ctx context.Context, s profiles.Source, rec audit.Event) (profiles.Source, error) {
 	createdAt, _ := insertTimes(s.CreatedAt, time.Time{})
-	row, err := d.queries.SourceInsert(ctx, db.SourceInsertParams{
-		ID:             s.ID,
-		TenantID:       s.TenantID,
-		Name:           s.Name,
-		KeyHash:        s.KeyHash,
-		KeyHint:        s.KeyHint,
-		CreatedAt:      createdAt,
-		RotatedAt:      storedTimePtr(s.RotatedAt),
-		RevokedAt:      storedTimePtr(s.RevokedAt),
-		AllowedOrigins: originsColumn(s.AllowedOrigins),
-		Version:        1,
+	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.Source, error) {
+		return q.SourceInsert(ctx, db.SourceInsertParams{
+			ID:             s.ID,
+			TenantID:       s.TenantID,
+			Name:           s.Name,
+			KeyHash:        s.KeyHash,
+			KeyHint:        s.KeyHint,
+			CreatedAt:      createdAt,
+			RotatedAt:      storedTimePtr(s.RotatedAt),
+			RevokedAt:      storedTimePtr(s.RevokedAt),
+			AllowedOrigins: originsColumn(s.AllowedOrigins),
+			Version:        1,
+		})
 	})
 	if err != nil {
 		return profiles.Source{}, fmt.Errorf("insert source: %w", translateSources(err))
@@ -83,17 +86,19 @@ func (d *DB) SourceList(ctx context.Context, tenantID string, afterSeq int64, li
 // others wait for its row lock, then find the Version changed. It returns
 // ErrSourceNameTaken when the change would give the tenant two live
 // sources of one name (a rename, or a revoke undone).
-func (d *DB) SourceUpdate(ctx context.Context, s profiles.Source) (profiles.Source, error) {
-	row, err := d.queries.SourceUpdate(ctx, db.SourceUpdateParams{
-		Name:           s.Name,
-		KeyHash:        s.KeyHash,
-		KeyHint:        s.KeyHint,
-		RotatedAt:      storedTimePtr(s.RotatedAt),
-		RevokedAt:      storedTimePtr(s.RevokedAt),
-		AllowedOrigins: originsColumn(s.AllowedOrigins),
-		TenantID:       s.TenantID,
-		ID:             s.ID,
-		PrevVersion:    s.Version,
+func (d *DB) SourceUpdate(ctx context.Context, s profiles.Source, rec audit.Event) (profiles.Source, error) {
+	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.Source, error) {
+		return q.SourceUpdate(ctx, db.SourceUpdateParams{
+			Name:           s.Name,
+			KeyHash:        s.KeyHash,
+			KeyHint:        s.KeyHint,
+			RotatedAt:      storedTimePtr(s.RotatedAt),
+			RevokedAt:      storedTimePtr(s.RevokedAt),
+			AllowedOrigins: originsColumn(s.AllowedOrigins),
+			TenantID:       s.TenantID,
+			ID:             s.ID,
+			PrevVersion:    s.Version,
+		})
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		var exists bool

@@ -14,8 +14,8 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/grants"
-	"github.com/cairn-cdp/cairn/internal/ids"
 	"github.com/cairn-cdp/cairn/internal/store/sqlite/db"
 )
 
@@ -111,31 +111,6 @@ func (s *grantsStore) GrantListLive(ctx context.Context, tenantID string) ([]gra
 	out, err := grantsFromRows(rows)
 	if err != nil {
 		return nil, fmt.Errorf("list live grants: %w", err)
-	}
-	return out, nil
-}
-
-// AuditList implements grants.Store.
-func (s *grantsStore) AuditList(ctx context.Context, p grants.AuditListParams) ([]grants.AuditEvent, error) {
-	rows, err := s.d.queries.AuditList(ctx, db.AuditListParams{
-		AfterSeq: p.AfterSeq,
-		TenantID: p.TenantID,
-		Actor:    p.Actor,
-		Action:   p.Action,
-		Since:    timeBound(p.Since),
-		Until:    timeBound(p.Until),
-		MaxRows:  maxRows(p.Limit),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list audit events: %w", translateGrants(err))
-	}
-	out := make([]grants.AuditEvent, 0, len(rows))
-	for _, r := range rows {
-		e, err := auditEventFromRow(r)
-		if err != nil {
-			return nil, fmt.Errorf("list audit events: %w", err)
-		}
-		out = append(out, e)
 	}
 	return out, nil
 }
@@ -293,34 +268,9 @@ func (t *grantsTx) GrantUpdate(ctx context.Context, g grants.Grant) (grants.Gran
 	return updated, nil
 }
 
-// AuditAppend implements grants.Tx. An empty ID is set to a new
-// ids.New("aud_") and a zero Time to now; Seq is always assigned. An
-// empty TenantID is stored as no tenant.
-func (t *grantsTx) AuditAppend(ctx context.Context, e grants.AuditEvent) error {
-	if e.ID == "" {
-		e.ID = ids.New("aud_")
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	detail, err := detailColumn(e.Detail)
-	if err != nil {
-		return fmt.Errorf("append audit event: %w", err)
-	}
-	err = t.queries.AuditInsert(ctx, db.AuditInsertParams{
-		ID:       e.ID,
-		Time:     formatTime(e.Time),
-		TenantID: e.TenantID,
-		Actor:    e.Actor,
-		Action:   e.Action,
-		Resource: e.Resource,
-		Outcome:  e.Outcome,
-		Detail:   detail,
-	})
-	if err != nil {
-		return fmt.Errorf("append audit event: %w", translateGrants(err))
-	}
-	return nil
+// AuditAppend implements grants.Tx (audit.Appender).
+func (t *grantsTx) AuditAppend(ctx context.Context, e audit.Event) error {
+	return auditAppend(ctx, t.queries, e)
 }
 
 // JobInsert implements grants.Tx, as tx.JobInsert does for tenants.
@@ -488,28 +438,4 @@ func grantsFromRows(rows []db.Grant) ([]grants.Grant, error) {
 		out = append(out, g)
 	}
 	return out, nil
-}
-
-// auditEventFromRow converts a stored row to a grants.AuditEvent; a NULL
-// tenant reads back as "".
-func auditEventFromRow(r db.AuditEvent) (grants.AuditEvent, error) {
-	detail, err := detailFromColumn(r.Detail)
-	if err != nil {
-		return grants.AuditEvent{}, fmt.Errorf("audit event %s detail: %w", r.ID, err)
-	}
-	t, err := parseTime(r.Time)
-	if err != nil {
-		return grants.AuditEvent{}, fmt.Errorf("audit event %s: %w", r.ID, err)
-	}
-	return grants.AuditEvent{
-		ID:       r.ID,
-		Time:     t,
-		TenantID: r.TenantID.String,
-		Actor:    r.Actor,
-		Action:   r.Action,
-		Resource: r.Resource,
-		Outcome:  r.Outcome,
-		Detail:   detail,
-		Seq:      r.Seq,
-	}, nil
 }

@@ -72,21 +72,3 @@ LIMIT @max_rows;
 SELECT * FROM grants
 WHERE tenant_id = @tenant_id AND status <> 'revoked'
 ORDER BY seq;
-
--- name: AuditInsert :exec
--- An empty @tenant_id is stored as NULL: the event is about no tenant.
-INSERT INTO audit_events (id, time, tenant_id, actor, action, resource, outcome, detail)
-VALUES (@id, @time, NULLIF(CAST(@tenant_id AS TEXT), ''), @actor, @action, @resource, @outcome, @detail);
-
--- name: AuditList :many
--- An empty filter or bound matches every event; @since is inclusive,
--- @until exclusive. Times compare as text (see the migrations).
-SELECT * FROM audit_events
-WHERE seq > @after_seq
-    AND (CAST(@tenant_id AS TEXT) = '' OR tenant_id = @tenant_id)
-    AND (CAST(@actor AS TEXT) = '' OR actor = @actor)
-    AND (CAST(@action AS TEXT) = '' OR action = @action)
-    AND (CAST(@since AS TEXT) = '' OR time >= @since)
-    AND (CAST(@until AS TEXT) = '' OR time < @until)
-ORDER BY seq
-LIMIT @max_rows;

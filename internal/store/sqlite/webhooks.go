@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/store/sqlite/db"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
@@ -22,7 +23,7 @@ var _ webhooks.Store = (*DB)(nil)
 // exclusive without any lock of their own.
 
 // WebhookEndpointInsert implements webhooks.Store.
-func (d *DB) WebhookEndpointInsert(ctx context.Context, e webhooks.Endpoint, max int) (webhooks.Endpoint, error) {
+func (d *DB) WebhookEndpointInsert(ctx context.Context, e webhooks.Endpoint, max int, rec audit.Event) (webhooks.Endpoint, error) {
 	var row db.WebhookEndpoint
 	err := d.withTx(ctx, func(tx *sql.Tx) error {
 		q := d.queries.WithTx(tx)
@@ -41,7 +42,10 @@ func (d *DB) WebhookEndpointInsert(ctx context.Context, e webhooks.Endpoint, max
 			PreviousSecretExpiresAt: optionalTimeColumn(e.PreviousSecretExpiresAt), FailingSince: optionalTimeColumn(e.FailingSince),
 			CreatedAt: createdAt, UpdatedAt: updatedAt,
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		return auditAppend(ctx, q, rec)
 	})
 	if err != nil {
 		return webhooks.Endpoint{}, fmt.Errorf("insert webhook endpoint: %w", translateWebhooks(err))
@@ -77,14 +81,16 @@ func (d *DB) WebhookEndpointsEnabled(ctx context.Context, tenantID string) ([]we
 }
 
 // WebhookEndpointUpdate implements webhooks.Store.
-func (d *DB) WebhookEndpointUpdate(ctx context.Context, e webhooks.Endpoint) (webhooks.Endpoint, error) {
+func (d *DB) WebhookEndpointUpdate(ctx context.Context, e webhooks.Endpoint, rec audit.Event) (webhooks.Endpoint, error) {
 	_, updatedAt := insertTimes(e.UpdatedAt, e.UpdatedAt)
-	row, err := d.queries.WebhookEndpointUpdate(ctx, db.WebhookEndpointUpdateParams{
-		Url: e.URL, Description: e.Description,
-		EventTypes: listColumn(e.EventTypes), SegmentIds: listColumn(e.SegmentIDs), Traits: listColumn(e.Traits),
-		Enabled: e.Enabled, DisabledReason: e.DisabledReason, Secret: e.Secret, PreviousSecret: e.PreviousSecret,
-		PreviousSecretExpiresAt: optionalTimeColumn(e.PreviousSecretExpiresAt), FailingSince: optionalTimeColumn(e.FailingSince),
-		UpdatedAt: updatedAt, TenantID: e.TenantID, ID: e.ID, PrevVersion: e.Version,
+	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.WebhookEndpoint, error) {
+		return q.WebhookEndpointUpdate(ctx, db.WebhookEndpointUpdateParams{
+			Url: e.URL, Description: e.Description,
+			EventTypes: listColumn(e.EventTypes), SegmentIds: listColumn(e.SegmentIDs), Traits: listColumn(e.Traits),
+			Enabled: e.Enabled, DisabledReason: e.DisabledReason, Secret: e.Secret, PreviousSecret: e.PreviousSecret,
+			PreviousSecretExpiresAt: optionalTimeColumn(e.PreviousSecretExpiresAt), FailingSince: optionalTimeColumn(e.FailingSince),
+			UpdatedAt: updatedAt, TenantID: e.TenantID, ID: e.ID, PrevVersion: e.Version,
+		})
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		if _, gerr := d.queries.WebhookEndpointGet(ctx, db.WebhookEndpointGetParams{TenantID: e.TenantID, ID: e.ID}); gerr == nil {
@@ -98,7 +104,7 @@ func (d *DB) WebhookEndpointUpdate(ctx context.Context, e webhooks.Endpoint) (we
 }
 
 // WebhookEndpointDelete implements webhooks.Store.
-func (d *DB) WebhookEndpointDelete(ctx context.Context, tenantID, id string, version int64) error {
+func (d *DB) WebhookEndpointDelete(ctx context.Context, tenantID, id string, version int64, rec audit.Event) error {
 	err := d.withTx(ctx, func(tx *sql.Tx) error {
 		q := d.queries.WithTx(tx)
 		row, err := q.WebhookEndpointGet(ctx, db.WebhookEndpointGetParams{TenantID: tenantID, ID: id})
@@ -112,7 +118,10 @@ func (d *DB) WebhookEndpointDelete(ctx context.Context, tenantID, id string, ver
 			return err
 		}
 		_, err = q.WebhookDeliveryCancelPending(ctx, id)
-		return err
+		if err != nil {
+			return err
+		}
+		return auditAppend(ctx, q, rec)
 	})
 	if err != nil {
 		return fmt.Errorf("delete webhook endpoint: %w", translateWebhooks(err))
@@ -140,6 +149,26 @@ func (d *DB) WebhookEndpointAnswering(ctx context.Context, id string) error {
 	return nil
 }
 
+// WebhookEndpointsUnsealed implements webhooks.Store.
+func (d *DB) WebhookEndpointsUnsealed(ctx context.Context) ([]webhooks.Endpoint, error) {
+	rows, err := d.queries.WebhookEndpointsUnsealed(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list unsealed webhook endpoints: %w", translateWebhooks(err))
+	}
+	return endpointsFromRows("list unsealed webhook endpoints", rows)
+}
+
+// WebhookEndpointReseal implements webhooks.Store.
+func (d *DB) WebhookEndpointReseal(ctx context.Context, id, oldSecret, oldPrevious, secret, previous string) (bool, error) {
+	n, err := d.queries.WebhookEndpointReseal(ctx, db.WebhookEndpointResealParams{
+		ID: id, OldSecret: oldSecret, OldPreviousSecret: oldPrevious, Secret: secret, PreviousSecret: previous,
+	})
+	if err != nil {
+		return false, fmt.Errorf("reseal webhook endpoint: %w", translateWebhooks(err))
+	}
+	return n == 1, nil
+}
+
 // WebhookEndpointDisable implements webhooks.Store.
 func (d *DB) WebhookEndpointDisable(ctx context.Context, id, reason string, at time.Time) (bool, error) {
 	var disabled bool
@@ -160,7 +189,7 @@ func (d *DB) WebhookEndpointDisable(ctx context.Context, id, reason string, at t
 }
 
 // WebhookDeliveryInsert implements webhooks.Store, in one transaction.
-func (d *DB) WebhookDeliveryInsert(ctx context.Context, ds []webhooks.Delivery) ([]webhooks.Delivery, error) {
+func (d *DB) WebhookDeliveryInsert(ctx context.Context, ds []webhooks.Delivery, rec audit.Event) ([]webhooks.Delivery, error) {
 	var rows []db.WebhookDelivery
 	err := d.withTx(ctx, func(tx *sql.Tx) error {
 		q := d.queries.WithTx(tx)
@@ -182,7 +211,7 @@ func (d *DB) WebhookDeliveryInsert(ctx context.Context, ds []webhooks.Delivery) 
 			}
 			rows = append(rows, row)
 		}
-		return nil
+		return auditAppend(ctx, q, rec)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("insert webhook deliveries: %w", translateWebhooks(err))
@@ -265,8 +294,10 @@ func (d *DB) WebhookDeliveryRecord(ctx context.Context, r webhooks.AttemptResult
 }
 
 // WebhookDeliveryRetry implements webhooks.Store.
-func (d *DB) WebhookDeliveryRetry(ctx context.Context, endpointID, id string, at time.Time) (webhooks.Delivery, error) {
-	row, err := d.queries.WebhookDeliveryRetry(ctx, db.WebhookDeliveryRetryParams{At: formatTime(at), EndpointID: endpointID, ID: id})
+func (d *DB) WebhookDeliveryRetry(ctx context.Context, endpointID, id string, at time.Time, rec audit.Event) (webhooks.Delivery, error) {
+	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.WebhookDelivery, error) {
+		return q.WebhookDeliveryRetry(ctx, db.WebhookDeliveryRetryParams{At: formatTime(at), EndpointID: endpointID, ID: id})
+	})
 	if err != nil {
 		return webhooks.Delivery{}, fmt.Errorf("retry webhook delivery: %w", translateWebhooks(err))
 	}
@@ -274,8 +305,10 @@ func (d *DB) WebhookDeliveryRetry(ctx context.Context, endpointID, id string, at
 }
 
 // WebhookDeliveryRecover implements webhooks.Store.
-func (d *DB) WebhookDeliveryRecover(ctx context.Context, endpointID string, since, at time.Time) (int, error) {
-	n, err := d.queries.WebhookDeliveryRecover(ctx, db.WebhookDeliveryRecoverParams{At: formatTime(at), EndpointID: endpointID, Since: timeBound(since)})
+func (d *DB) WebhookDeliveryRecover(ctx context.Context, endpointID string, since, at time.Time, rec audit.Event) (int, error) {
+	n, err := audited(ctx, d, rec, func(q *db.Queries) (int64, error) {
+		return q.WebhookDeliveryRecover(ctx, db.WebhookDeliveryRecoverParams{At: formatTime(at), EndpointID: endpointID, Since: timeBound(since)})
+	})
 	if err != nil {
 		return 0, fmt.Errorf("recover webhook deliveries: %w", translateWebhooks(err))
 	}

@@ -56,6 +56,20 @@ SELECT * FROM webhook_endpoints WHERE id = @id;
 -- name: WebhookEndpointAnswering :exec
 UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @id AND failing_since IS NOT NULL;
 
+-- name: WebhookEndpointsUnsealed :many
+-- Endpoints whose secrets are still stored as plaintext "whsec_" values
+-- (written by an older version), to be sealed.
+SELECT * FROM webhook_endpoints
+WHERE substr(secret, 1, 6) = 'whsec_' OR substr(previous_secret, 1, 6) = 'whsec_'
+ORDER BY seq;
+
+-- name: WebhookEndpointReseal :execrows
+-- Replaces the stored secrets only if they are still @old_secret and
+-- @old_previous_secret, so a concurrent rotation wins; the version stays,
+-- since nothing a person set has changed.
+UPDATE webhook_endpoints SET secret = @secret, previous_secret = @previous_secret
+WHERE id = @id AND secret = @old_secret AND previous_secret = @old_previous_secret;
+
 -- name: WebhookEndpointDisable :execrows
 UPDATE webhook_endpoints SET
     enabled = 0,

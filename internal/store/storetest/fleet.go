@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/store"
@@ -160,13 +161,13 @@ func testFleetEventWithTenantChange(t *testing.T, h Harness) {
 	if err := b.InTx(ctx, func(tx tenants.Tx) error { return tx.FleetEventInsert(ctx, want) }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Suspend(ctx, tn.ID, nil); err != nil {
+	if _, err := svc.Suspend(ctx, audit.Event{}, tn.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Resume(ctx, tn.ID, nil); err != nil {
+	if _, err := svc.Resume(ctx, audit.Event{}, tn.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Offboard(ctx, tn.ID, nil, false); err != nil {
+	if _, err := svc.Offboard(ctx, audit.Event{}, tn.ID, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.MarkDeleted(ctx, tn.ID); err != nil {

@@ -3,7 +3,6 @@ package storetest
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/grants"
 )
 
@@ -679,149 +679,6 @@ func testGrantList(t *testing.T, h Harness) {
 	}
 }
 
-// auditIDPattern is what AuditAppend assigns to an event without an ID.
-var auditIDPattern = regexp.MustCompile(`^aud_[a-z2-7]{26}$`)
-
-func appendAudit(t *testing.T, s grants.Store, events ...grants.AuditEvent) {
-	t.Helper()
-	for _, e := range events {
-		if err := inGrantsTx(t, s, func(tx grants.Tx) error { return tx.AuditAppend(t.Context(), e) }); err != nil {
-			t.Fatalf("append audit event %s: %v", e.Action, err)
-		}
-	}
-}
-
-func listAudit(t *testing.T, s grants.Store, p grants.AuditListParams) []grants.AuditEvent {
-	t.Helper()
-	got, err := s.AuditList(t.Context(), p)
-	if err != nil {
-		t.Fatalf("list audit events %+v: %v", p, err)
-	}
-	return got
-}
-
-func testAudit(t *testing.T, h Harness) {
-	b := newBackend(t, h)
-	s := b.Grants()
-
-	// Events are a log: they need no tenant row, and some have no tenant.
-	var want []grants.AuditEvent
-	for i := range 9 {
-		actor := []string{"admin", "tenant:ten_a"}[i%2]
-		if i >= 7 {
-			actor = "cairn"
-		}
-		e := grants.AuditEvent{
-			Time:     base.Add(time.Duration(i) * time.Minute),
-			TenantID: []string{"ten_a", "ten_b", ""}[i%3],
-			Actor:    actor,
-			Action:   []string{"grant.create", "grant.revoke", "credentials.issue"}[i%3],
-			Resource: fmt.Sprintf("grt_%d", i),
-			Outcome:  "ok",
-			Detail:   map[string]string{"principal": roleA, "n": fmt.Sprint(i)},
-		}
-		if i%4 == 0 {
-			e.ID = fmt.Sprintf("aud_given_%d", i)
-		}
-		if i == 5 {
-			e.Detail, e.Outcome, e.Resource = nil, "", ""
-		}
-		want = append(want, e)
-	}
-	appendAudit(t, s, want...)
-
-	all := listAudit(t, s, grants.AuditListParams{Limit: 100})
-	if len(all) != len(want) {
-		t.Fatalf("list returned %d events, want %d", len(all), len(want))
-	}
-	for i, got := range all {
-		if i > 0 && got.Seq <= all[i-1].Seq {
-			t.Errorf("event %d: Seq %d after Seq %d, want ascending", i, got.Seq, all[i-1].Seq)
-		}
-		if want[i].ID == "" {
-			if !auditIDPattern.MatchString(got.ID) {
-				t.Errorf("event %d: assigned ID %q, want %s", i, got.ID, auditIDPattern)
-			}
-			want[i].ID = got.ID
-		}
-		want[i].Seq = got.Seq
-	}
-	if diff := cmp.Diff(want, all); diff != "" {
-		t.Errorf("list (-want +got):\n%s", diff)
-	}
-	if all[1].ID == all[2].ID {
-		t.Errorf("two events were assigned ID %s", all[1].ID)
-	}
-
-	pick := func(keep func(e grants.AuditEvent) bool) []grants.AuditEvent {
-		var out []grants.AuditEvent
-		for _, e := range want {
-			if keep(e) {
-				out = append(out, e)
-			}
-		}
-		return out
-	}
-	tests := []struct {
-		name string
-		p    grants.AuditListParams
-		want []grants.AuditEvent
-	}{
-		{"tenant", grants.AuditListParams{TenantID: "ten_a"}, pick(func(e grants.AuditEvent) bool { return e.TenantID == "ten_a" })},
-		{"actor", grants.AuditListParams{Actor: "cairn"}, pick(func(e grants.AuditEvent) bool { return e.Actor == "cairn" })},
-		{"action", grants.AuditListParams{Action: "grant.revoke"}, pick(func(e grants.AuditEvent) bool { return e.Action == "grant.revoke" })},
-		{"tenant and action", grants.AuditListParams{TenantID: "ten_a", Action: "grant.create"},
-			pick(func(e grants.AuditEvent) bool { return e.TenantID == "ten_a" && e.Action == "grant.create" })},
-		{"nothing matches", grants.AuditListParams{TenantID: "ten_a", Action: "grant.revoke"}, nil},
-		{"since is inclusive", grants.AuditListParams{Since: want[6].Time}, want[6:]},
-		{"until is exclusive", grants.AuditListParams{Until: want[2].Time}, want[:2]},
-		{"since and until", grants.AuditListParams{Since: want[3].Time, Until: want[5].Time}, want[3:5]},
-		{"bounds between microseconds", grants.AuditListParams{Since: want[3].Time.Add(time.Nanosecond), Until: want[5].Time.Add(time.Nanosecond)}, want[4:6]},
-		{"bounds in another zone", grants.AuditListParams{Since: want[3].Time.In(time.FixedZone("X", 3600))}, want[3:]},
-		{"after seq", grants.AuditListParams{AfterSeq: want[6].Seq}, want[7:]},
-		{"limit", grants.AuditListParams{Limit: 4}, want[:4]},
-		{"no limit", grants.AuditListParams{}, want},
-		{"after seq with filter and limit", grants.AuditListParams{TenantID: "ten_b", AfterSeq: want[1].Seq, Limit: 1}, want[4:5]},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := listAudit(t, s, tt.p)
-			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("list %+v (-want +got):\n%s", tt.p, diff)
-			}
-		})
-	}
-
-	// Paging with AfterSeq sees every event once, in Seq order.
-	for _, limit := range []int{1, 4, 9} {
-		var paged []grants.AuditEvent
-		for after := int64(0); ; {
-			got := listAudit(t, s, grants.AuditListParams{AfterSeq: after, Limit: limit})
-			paged = append(paged, got...)
-			if len(got) < limit {
-				break
-			}
-			after = got[len(got)-1].Seq
-		}
-		if diff := cmp.Diff(want, paged); diff != "" {
-			t.Errorf("limit %d: paged events (-want +got):\n%s", limit, diff)
-		}
-	}
-
-	// A zero Time means now; an ID is unique.
-	before := time.Now()
-	appendAudit(t, s, grants.AuditEvent{TenantID: "ten_c", Actor: "admin", Action: "grant.refuse"})
-	got := listAudit(t, s, grants.AuditListParams{TenantID: "ten_c"})
-	if len(got) != 1 {
-		t.Fatalf("list of ten_c = %d events, want 1", len(got))
-	}
-	checkUpdatedAt(t, "append without Time", got[0].Time, before, time.Now())
-	err := inGrantsTx(t, s, func(tx grants.Tx) error { return tx.AuditAppend(t.Context(), want[0]) })
-	if err == nil {
-		t.Error("append of an event with a taken ID succeeded")
-	}
-}
-
 // testGrantTx checks that a grant, its audit event and its job commit or
 // roll back together.
 func testGrantTx(t *testing.T, h Harness) {
@@ -841,7 +698,7 @@ func testGrantTx(t *testing.T, h Harness) {
 		if err := tx.JobInsert(t.Context(), signalArgs{Token: "rolled back"}); err != nil {
 			return err
 		}
-		if err := tx.AuditAppend(t.Context(), grants.AuditEvent{TenantID: ids[0], Actor: "admin", Action: "grant.create"}); err != nil {
+		if err := tx.AuditAppend(t.Context(), audit.Event{TenantID: ids[0], Actor: "admin", Action: "grant.create"}); err != nil {
 			return err
 		}
 		return errBoom
@@ -855,7 +712,7 @@ func testGrantTx(t *testing.T, h Harness) {
 	if _, err := s.PrincipalGet(t.Context(), ids[0], roleA); !errors.Is(err, grants.ErrNotFound) {
 		t.Errorf("rolled-back principal: get = %v, want ErrNotFound", err)
 	}
-	if events := listAudit(t, s, grants.AuditListParams{}); len(events) != 0 {
+	if events := listAudit(t, b, audit.ListParams{}); len(events) != 0 {
 		t.Errorf("rolled-back audit events are there: %+v", events)
 	}
 	if counts := jobCounts(t, b); totalJobs(counts) != 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 )
 
@@ -34,7 +35,7 @@ func newSource(tenantID string, n int) profiles.Source {
 
 func insertSource(t *testing.T, s profiles.SourceStore, src profiles.Source) profiles.Source {
 	t.Helper()
-	got, err := s.SourceInsert(t.Context(), src)
+	got, err := s.SourceInsert(t.Context(), src, audit.Event{})
 	if err != nil {
 		t.Fatalf("insert source %s: %v", src.ID, err)
 	}
@@ -43,7 +44,7 @@ func insertSource(t *testing.T, s profiles.SourceStore, src profiles.Source) pro
 
 func updateSource(t *testing.T, s profiles.SourceStore, src profiles.Source) profiles.Source {
 	t.Helper()
-	got, err := s.SourceUpdate(t.Context(), src)
+	got, err := s.SourceUpdate(t.Context(), src, audit.Event{})
 	if err != nil {
 		t.Fatalf("update source %s: %v", src.ID, err)
 	}
@@ -117,7 +118,7 @@ func testSourceNameTaken(t *testing.T, h Harness) {
 	first := insertSource(t, b, newSource(ids[0], 1))
 	dup := newSource(ids[0], 2)
 	dup.Name = first.Name
-	if _, err := b.SourceInsert(t.Context(), dup); !errors.Is(err, profiles.ErrSourceNameTaken) {
+	if _, err := b.SourceInsert(t.Context(), dup, audit.Event{}); !errors.Is(err, profiles.ErrSourceNameTaken) {
 		t.Errorf("insert of a live name = %v, want ErrSourceNameTaken", err)
 	}
 	// Names are per tenant.
@@ -145,13 +146,13 @@ func testSourceNameTaken(t *testing.T, h Harness) {
 	// and changes nothing: undoing a revoke, or a rename.
 	undo := first
 	undo.RevokedAt = nil
-	if _, err := b.SourceUpdate(t.Context(), undo); !errors.Is(err, profiles.ErrSourceNameTaken) {
+	if _, err := b.SourceUpdate(t.Context(), undo, audit.Event{}); !errors.Is(err, profiles.ErrSourceNameTaken) {
 		t.Errorf("undoing a revoke onto a live name = %v, want ErrSourceNameTaken", err)
 	}
 	fourth := insertSource(t, b, newSource(ids[0], 4))
 	rename := fourth
 	rename.Name = third.Name
-	if _, err := b.SourceUpdate(t.Context(), rename); !errors.Is(err, profiles.ErrSourceNameTaken) {
+	if _, err := b.SourceUpdate(t.Context(), rename, audit.Event{}); !errors.Is(err, profiles.ErrSourceNameTaken) {
 		t.Errorf("rename onto a live name = %v, want ErrSourceNameTaken", err)
 	}
 	for _, want := range []profiles.Source{first, second, third, fourth} {
@@ -176,7 +177,7 @@ func testSourceConcurrentInsert(t *testing.T, h Harness) {
 			<-start
 			src := newSource(ids[0], i)
 			src.Name = "racer"
-			_, err := b.SourceInsert(t.Context(), src)
+			_, err := b.SourceInsert(t.Context(), src, audit.Event{})
 			errs <- err
 		}()
 	}
@@ -230,7 +231,7 @@ func testSourceByKeyHash(t *testing.T, h Harness) {
 	// A key hash is one source's, revoked or not, across tenants.
 	dup := newSource(ids[1], 2)
 	dup.KeyHash = a.KeyHash
-	if _, err := b.SourceInsert(t.Context(), dup); err == nil || errors.Is(err, profiles.ErrSourceNameTaken) {
+	if _, err := b.SourceInsert(t.Context(), dup, audit.Event{}); err == nil || errors.Is(err, profiles.ErrSourceNameTaken) {
 		t.Errorf("insert with a key hash in use = %v, want an error other than ErrSourceNameTaken", err)
 	}
 }
@@ -277,12 +278,12 @@ func testSourceUpdateVersion(t *testing.T, h Harness) {
 	// Writing from the old version conflicts and changes nothing.
 	stale := src
 	stale.Name = "stale"
-	if _, err := b.SourceUpdate(t.Context(), stale); !errors.Is(err, profiles.ErrSourceConflict) {
+	if _, err := b.SourceUpdate(t.Context(), stale, audit.Event{}); !errors.Is(err, profiles.ErrSourceConflict) {
 		t.Errorf("update from a stale version = %v, want ErrSourceConflict", err)
 	}
 	ahead := v2
 	ahead.Version = 5
-	if _, err := b.SourceUpdate(t.Context(), ahead); !errors.Is(err, profiles.ErrSourceConflict) {
+	if _, err := b.SourceUpdate(t.Context(), ahead, audit.Event{}); !errors.Is(err, profiles.ErrSourceConflict) {
 		t.Errorf("update from a version ahead = %v, want ErrSourceConflict", err)
 	}
 	got, err := b.SourceGet(t.Context(), ids[0], src.ID)
@@ -295,12 +296,12 @@ func testSourceUpdateVersion(t *testing.T, h Harness) {
 
 	absent := v2
 	absent.ID = "src_absent"
-	if _, err := b.SourceUpdate(t.Context(), absent); !errors.Is(err, profiles.ErrSourceNotFound) {
+	if _, err := b.SourceUpdate(t.Context(), absent, audit.Event{}); !errors.Is(err, profiles.ErrSourceNotFound) {
 		t.Errorf("update of an absent source = %v, want ErrSourceNotFound", err)
 	}
 	otherTenant := v2
 	otherTenant.TenantID = ids[1]
-	if _, err := b.SourceUpdate(t.Context(), otherTenant); !errors.Is(err, profiles.ErrSourceNotFound) {
+	if _, err := b.SourceUpdate(t.Context(), otherTenant, audit.Event{}); !errors.Is(err, profiles.ErrSourceNotFound) {
 		t.Errorf("update of another tenant's source = %v, want ErrSourceNotFound", err)
 	}
 
@@ -313,7 +314,7 @@ func testSourceUpdateVersion(t *testing.T, h Harness) {
 			<-start
 			u := v2
 			u.KeyHint = fmt.Sprintf("ck_racer_%d", i)
-			_, err := b.SourceUpdate(t.Context(), u)
+			_, err := b.SourceUpdate(t.Context(), u, audit.Event{})
 			errs <- err
 		}()
 	}

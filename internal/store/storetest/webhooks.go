@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
@@ -32,7 +33,7 @@ func newEndpoint(tenantID string, n int) webhooks.Endpoint {
 
 func insertEndpoint(t *testing.T, s webhooks.Store, e webhooks.Endpoint) webhooks.Endpoint {
 	t.Helper()
-	got, err := s.WebhookEndpointInsert(t.Context(), e, 20)
+	got, err := s.WebhookEndpointInsert(t.Context(), e, 20, audit.Event{})
 	if err != nil {
 		t.Fatalf("insert endpoint %s: %v", e.ID, err)
 	}
@@ -57,7 +58,7 @@ func newDelivery(e webhooks.Endpoint, n int, orderKey string) webhooks.Delivery 
 
 func insertDeliveries(t *testing.T, s webhooks.Store, ds ...webhooks.Delivery) []webhooks.Delivery {
 	t.Helper()
-	got, err := s.WebhookDeliveryInsert(t.Context(), ds)
+	got, err := s.WebhookDeliveryInsert(t.Context(), ds, audit.Event{})
 	if err != nil {
 		t.Fatalf("insert deliveries: %v", err)
 	}
@@ -180,7 +181,7 @@ func testWebhookEndpointLimit(t *testing.T, h Harness) {
 	errs := make(chan error, 3*max)
 	for i := range 3 * max {
 		wg.Go(func() {
-			_, err := b.WebhookEndpointInsert(t.Context(), newEndpoint(ids[0], i), max)
+			_, err := b.WebhookEndpointInsert(t.Context(), newEndpoint(ids[0], i), max, audit.Event{})
 			errs <- err
 		})
 	}
@@ -199,7 +200,7 @@ func testWebhookEndpointLimit(t *testing.T, h Harness) {
 		t.Errorf("%d concurrent inserts succeeded, want %d", ok, max)
 	}
 	// The limit is per tenant.
-	if _, err := b.WebhookEndpointInsert(t.Context(), newEndpoint(ids[1], 1), max); err != nil {
+	if _, err := b.WebhookEndpointInsert(t.Context(), newEndpoint(ids[1], 1), max, audit.Event{}); err != nil {
 		t.Errorf("another tenant's insert: %v", err)
 	}
 }
@@ -216,7 +217,7 @@ func testWebhookEndpointUpdate(t *testing.T, h Harness) {
 	exp := base.Add(time.Hour)
 	changed.Secret, changed.PreviousSecret, changed.PreviousSecretExpiresAt = "whsec_new", e.Secret, &exp
 	changed.UpdatedAt = base.Add(time.Hour)
-	got, err := b.WebhookEndpointUpdate(t.Context(), changed)
+	got, err := b.WebhookEndpointUpdate(t.Context(), changed, audit.Event{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,12 +228,12 @@ func testWebhookEndpointUpdate(t *testing.T, h Harness) {
 	}
 
 	// A stale version, another tenant and an unknown ID.
-	if _, err := b.WebhookEndpointUpdate(t.Context(), changed); !errors.Is(err, webhooks.ErrVersionMismatch) {
+	if _, err := b.WebhookEndpointUpdate(t.Context(), changed, audit.Event{}); !errors.Is(err, webhooks.ErrVersionMismatch) {
 		t.Errorf("update from a stale version: %v, want ErrVersionMismatch", err)
 	}
 	other := got
 	other.TenantID = ids[1]
-	if _, err := b.WebhookEndpointUpdate(t.Context(), other); !errors.Is(err, webhooks.ErrNotFound) {
+	if _, err := b.WebhookEndpointUpdate(t.Context(), other, audit.Event{}); !errors.Is(err, webhooks.ErrNotFound) {
 		t.Errorf("update as another tenant: %v, want ErrNotFound", err)
 	}
 
@@ -243,7 +244,7 @@ func testWebhookEndpointUpdate(t *testing.T, h Harness) {
 		wg.Go(func() {
 			c := got
 			c.Description = fmt.Sprint(i)
-			_, err := b.WebhookEndpointUpdate(t.Context(), c)
+			_, err := b.WebhookEndpointUpdate(t.Context(), c, audit.Event{})
 			errs <- err
 		})
 	}
@@ -268,20 +269,20 @@ func testWebhookEndpointUpdate(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	cur.Enabled = true
-	cur, err = b.WebhookEndpointUpdate(t.Context(), cur)
+	cur, err = b.WebhookEndpointUpdate(t.Context(), cur, audit.Event{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ds := insertDeliveries(t, b, newDelivery(cur, 1, "p1"), newDelivery(cur, 2, "p2"))
 	claimed := claim(t, b, base, 4, 1)
 	record(t, b, claimed[0], webhooks.StatusDelivered, base)
-	if err := b.WebhookEndpointDelete(t.Context(), ids[0], e.ID, cur.Version-1); !errors.Is(err, webhooks.ErrVersionMismatch) {
+	if err := b.WebhookEndpointDelete(t.Context(), ids[0], e.ID, cur.Version-1, audit.Event{}); !errors.Is(err, webhooks.ErrVersionMismatch) {
 		t.Errorf("delete at a stale version: %v, want ErrVersionMismatch", err)
 	}
-	if err := b.WebhookEndpointDelete(t.Context(), ids[1], e.ID, 0); !errors.Is(err, webhooks.ErrNotFound) {
+	if err := b.WebhookEndpointDelete(t.Context(), ids[1], e.ID, 0, audit.Event{}); !errors.Is(err, webhooks.ErrNotFound) {
 		t.Errorf("delete as another tenant: %v, want ErrNotFound", err)
 	}
-	if err := b.WebhookEndpointDelete(t.Context(), ids[0], e.ID, cur.Version); err != nil {
+	if err := b.WebhookEndpointDelete(t.Context(), ids[0], e.ID, cur.Version, audit.Event{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.WebhookEndpointGet(t.Context(), ids[0], e.ID); !errors.Is(err, webhooks.ErrNotFound) {
@@ -339,6 +340,49 @@ func testWebhookEndpointFailing(t *testing.T, h Harness) {
 	}
 }
 
+// testWebhookEndpointReseal: the endpoints with a plaintext secret, of
+// every tenant and the fleet, are listed; a reseal replaces the secrets
+// only if they are unchanged, and keeps the version.
+func testWebhookEndpointReseal(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ids := tenantIDs(t, b, 1)
+	plain := insertEndpoint(t, b, newEndpoint(ids[0], 1))
+	fleet := newEndpoint("", 2)
+	fleet.Secret, fleet.PreviousSecret = "sealed.v1.k.a", "whsec_previous"
+	fleet = insertEndpoint(t, b, fleet)
+	done := newEndpoint(ids[0], 3)
+	done.Secret = "sealed.v1.k.b"
+	insertEndpoint(t, b, done)
+
+	list, err := b.WebhookEndpointsUnsealed(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range list {
+		got = append(got, e.ID)
+	}
+	if want := []string{plain.ID, fleet.ID}; !slices.Equal(got, want) {
+		t.Fatalf("unsealed endpoints %v, want %v", got, want)
+	}
+	if ok, err := b.WebhookEndpointReseal(t.Context(), plain.ID, "whsec_changed", "", "sealed.v1.k.c", ""); err != nil || ok {
+		t.Fatalf("reseal of a changed secret: %v %v", ok, err)
+	}
+	if ok, err := b.WebhookEndpointReseal(t.Context(), plain.ID, plain.Secret, "", "sealed.v1.k.c", ""); err != nil || !ok {
+		t.Fatalf("reseal: %v %v", ok, err)
+	}
+	if ok, err := b.WebhookEndpointReseal(t.Context(), fleet.ID, fleet.Secret, fleet.PreviousSecret, fleet.Secret, "sealed.v1.k.d"); err != nil || !ok {
+		t.Fatalf("reseal of the previous secret: %v %v", ok, err)
+	}
+	after, _ := b.WebhookEndpointGet(t.Context(), ids[0], plain.ID)
+	if after.Secret != "sealed.v1.k.c" || after.Version != plain.Version {
+		t.Errorf("resealed endpoint: secret %q version %d", after.Secret, after.Version)
+	}
+	if list, err = b.WebhookEndpointsUnsealed(t.Context()); err != nil || len(list) != 0 {
+		t.Errorf("unsealed after the reseals: %d %v", len(list), err)
+	}
+}
+
 func testWebhookDeliveryUnique(t *testing.T, h Harness) {
 	b := newBackend(t, h)
 	ids := tenantIDs(t, b, 1)
@@ -368,7 +412,7 @@ func testWebhookDeliveryUnique(t *testing.T, h Harness) {
 		wg.Go(func() {
 			d := newDelivery(e2, 3, "p1")
 			d.ID = fmt.Sprintf("dlv_race_%d", i)
-			if _, err := b.WebhookDeliveryInsert(t.Context(), []webhooks.Delivery{d}); err != nil {
+			if _, err := b.WebhookDeliveryInsert(t.Context(), []webhooks.Delivery{d}, audit.Event{}); err != nil {
 				t.Errorf("concurrent insert: %v", err)
 			}
 		})
@@ -553,7 +597,7 @@ func testWebhookDeliveryRetryRecover(t *testing.T, h Harness) {
 	record(t, b, got[2], webhooks.StatusFailed, base)
 
 	at := base.Add(time.Hour)
-	d, err := b.WebhookDeliveryRetry(t.Context(), e.ID, ds[0].ID, at)
+	d, err := b.WebhookDeliveryRetry(t.Context(), e.ID, ds[0].ID, at, audit.Event{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,15 +605,15 @@ func testWebhookDeliveryRetryRecover(t *testing.T, h Harness) {
 		string(d.Payload) != string(ds[0].Payload) {
 		t.Errorf("retried delivery: %+v", d)
 	}
-	if _, err := b.WebhookDeliveryRetry(t.Context(), "wh_other", ds[0].ID, at); !errors.Is(err, webhooks.ErrNotFound) {
+	if _, err := b.WebhookDeliveryRetry(t.Context(), "wh_other", ds[0].ID, at, audit.Event{}); !errors.Is(err, webhooks.ErrNotFound) {
 		t.Errorf("retry through another endpoint: %v, want ErrNotFound", err)
 	}
 	// Recover makes failed deliveries created since the bound pending.
-	n, err := b.WebhookDeliveryRecover(t.Context(), e.ID, ds[2].CreatedAt, at)
+	n, err := b.WebhookDeliveryRecover(t.Context(), e.ID, ds[2].CreatedAt, at, audit.Event{})
 	if err != nil || n != 1 {
 		t.Errorf("recover since the third: %d, %v; want 1", n, err)
 	}
-	if n, err = b.WebhookDeliveryRecover(t.Context(), e.ID, time.Time{}, at); err != nil || n != 1 {
+	if n, err = b.WebhookDeliveryRecover(t.Context(), e.ID, time.Time{}, at, audit.Event{}); err != nil || n != 1 {
 		t.Errorf("recover all: %d, %v; want 1 (the second)", n, err)
 	}
 	pending, err := b.WebhookDeliveryList(t.Context(), e.ID, webhooks.StatusPending, 0, 0)

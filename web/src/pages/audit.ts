@@ -5,7 +5,7 @@ import { table } from '../ui';
 
 const FILTERS: [string, string, string][] = [
   ['tenant_id', 'Tenant ID', 'text'], ['actor', 'Actor', 'text'], ['action', 'Action', 'text'],
-  ['since', 'Since (UTC)', 'datetime-local'], ['until', 'Until (UTC)', 'datetime-local'],
+  ['from', 'From (UTC)', 'datetime-local'], ['to', 'To (UTC)', 'datetime-local'],
 ];
 
 function toRFC3339(v: string | null): string | undefined {
@@ -20,8 +20,8 @@ export async function auditPage(_: Record<string, string>, q: URLSearchParams) {
     tenant_id: q.get('tenant_id') ?? undefined,
     actor: q.get('actor') ?? undefined,
     action: q.get('action') ?? undefined,
-    since: toRFC3339(q.get('since')),
-    until: toRFC3339(q.get('until')),
+    from: toRFC3339(q.get('from')),
+    to: toRFC3339(q.get('to')),
   } } }));
   const form = h('form', {
     class: 'filters', role: 'search', 'aria-label': 'Filter the audit log',
@@ -40,8 +40,8 @@ export async function auditPage(_: Record<string, string>, q: URLSearchParams) {
   return [
     h('h1', null, 'Audit log'),
     form,
-    table('Audit events, oldest first', ['Time', 'Tenant', 'Actor', 'Action', 'Resource', 'Outcome', 'Detail'], data.items.map((e) => [
-      fmtTime(e.time), e.tenant_id ? h('a', { href: `/tenants/${e.tenant_id}` }, e.tenant_id) : '—', e.actor, h('code', null, e.action), e.resource, e.outcome,
+    table('Audit events, oldest first', ['Time', 'Tenant', 'Actor', 'Action', 'Target', 'Outcome', 'Request', 'Detail'], data.items.map((e) => [
+      fmtTime(e.time), e.tenant_id ? h('a', { href: `/tenants/${e.tenant_id}` }, e.tenant_id) : '—', e.actor, h('code', null, e.action), `${e.target_type} ${e.target_id}`, e.outcome, h('code', null, e.request_id),
       Object.entries(e.detail).map(([k, v]) => h('span', { class: 'tag' }, `${k}=${v}`)),
     ]), 'no event matches.'),
     data.next_cursor ? h('nav', { class: 'pager', 'aria-label': 'Pages' }, h('a', { href: `/audit?${next}`, rel: 'next' }, 'Next page')) : null,

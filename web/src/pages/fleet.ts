@@ -2,6 +2,7 @@ import { h, s } from '../dom';
 import { api, must, type Tenant } from '../api';
 import { badge, section, table } from '../ui';
 import { ingestionChart } from './ingestion';
+import { fleetUsageView } from './usage';
 
 // barChart draws counts as horizontal bars: a picture with a text
 // alternative, not a table.
@@ -51,11 +52,12 @@ export async function fleetPage() {
   }
   const { data: pools } = await must(api.GET('/v1/pools'));
   const live = all.filter((t) => t.status !== 'deleted');
+  const usage = await fleetUsageView(new Map(all.map((t) => [t.id, t.slug])));
   const failed = all.filter((t) => t.status === 'failed');
   return [
     h('h1', null, 'Fleet'),
     h('p', null, `${live.length} live tenants, ${all.length} counting deleted ones`, truncated ? `; the first ${all.length} are charted.` : '.'),
-    section('Ingestion', ingestionChart()),
+    section('Ingestion', h('div', { class: 'charts' }, ingestionChart(), usage)),
     h('div', { class: 'charts' },
       barChart('Tenants by status', countBy(all, (t) => t.status)),
       barChart('Live tenants by tier', countBy(live, (t) => t.tier)),

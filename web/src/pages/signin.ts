@@ -49,10 +49,10 @@ export async function signInCallbackPage(_: Record<string, string>, query: URLSe
   try {
     const c = await oidcConfig();
     if (!c) throw new SignInError('Sign-in with an OIDC issuer is not configured on this server.');
-    const token = await finishSignIn(c, query);
+    const { token, refresh } = await finishSignIn(c, query);
     // Check the token before keeping it, like a pasted one.
     await must(api.GET('/v1/tenants', { params: { query: { limit: 1 } }, headers: { Authorization: `Bearer ${token}` } }));
-    session.set(token);
+    session.set(token, refresh);
     navigate('/', true);
   } catch (err) {
     failure = signInProblem(err);

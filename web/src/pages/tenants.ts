@@ -5,6 +5,7 @@ import { badge, busy, dl, fill, problemBox, section, slot, table } from '../ui';
 import { REGIONS, STATUSES, TIERS, isRegion, isStatus, isTier } from '../enums';
 import { accessView, grantsView, principalsView } from './governance';
 import { tenantWebhooksView } from './webhooks';
+import { tenantUsageView } from './usage';
 
 function select(id: string, name: string, options: readonly string[], value: string, any?: string): HTMLSelectElement {
   return h('select', { id, name },
@@ -264,6 +265,7 @@ export async function tenantPage(params: Record<string, string>) {
     section('Lifecycle', actions.length ? h('div', { class: 'actions' }, actions) : h('p', { class: 'muted' }, `No lifecycle action applies to a ${t.status} tenant.`), out,
       offboard ? h('details', null, h('summary', null, 'Offboard this tenant'), offboard) : null),
     section('Stacks', stacks),
+    section('Usage', tenantUsageView(id)),
     section('Sources', sources),
     section('Identity configuration', identity),
     section('Webhooks', webhooks),

@@ -11,15 +11,17 @@ import (
 )
 
 type AuditEvent struct {
-	Seq      int64
-	ID       string
-	Time     time.Time
-	TenantID pgtype.Text
-	Actor    string
-	Action   string
-	Resource string
-	Outcome  string
-	Detail   []byte
+	Seq        int64
+	ID         string
+	Time       time.Time
+	TenantID   pgtype.Text
+	Actor      string
+	Action     string
+	TargetID   string
+	Outcome    string
+	Detail     []byte
+	TargetType string
+	RequestID  string
 }
 
 type FleetEvent struct {
@@ -100,6 +102,23 @@ type Principal struct {
 	CreatedAt time.Time
 }
 
+type Replica struct {
+	ID        string
+	Engine    string
+	Host      string
+	DataDir   string
+	StartedAt time.Time
+	ExpiresAt time.Time
+}
+
+type SigningKey struct {
+	Kid              string
+	PublicKey        []byte
+	SealedPrivateKey string
+	CreatedAt        time.Time
+	SupersededAt     *time.Time
+}
+
 type Source struct {
 	Seq            int64
 	ID             string
@@ -145,6 +164,25 @@ type Tenant struct {
 	DeletedAt    *time.Time
 }
 
+type UsageCount struct {
+	TenantID  string
+	Metric    string
+	Dimension string
+	Hour      time.Time
+	Value     int64
+}
+
+type UsageFlush struct {
+	ID string
+	At time.Time
+}
+
+type UsageReport struct {
+	Day        string
+	Location   string
+	ReportedAt time.Time
+}
+
 type WebhookDelivery struct {
 	Seq            int64
 	ID             string
@@ -183,4 +221,10 @@ type WebhookEndpoint struct {
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
 	Version                 int64
+}
+
+type WrappedKeyEncryptionKey struct {
+	KmsKeyArn string
+	Wrapped   []byte
+	CreatedAt time.Time
 }

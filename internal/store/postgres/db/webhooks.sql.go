@@ -732,6 +732,36 @@ func (q *Queries) WebhookEndpointLock(ctx context.Context, tenantID string) erro
 	return err
 }
 
+const webhookEndpointReseal = `-- name: WebhookEndpointReseal :execrows
+UPDATE webhook_endpoints SET secret = $1, previous_secret = $2
+WHERE id = $3 AND secret = $4 AND previous_secret = $5
+`
+
+type WebhookEndpointResealParams struct {
+	Secret            string
+	PreviousSecret    string
+	ID                string
+	OldSecret         string
+	OldPreviousSecret string
+}
+
+// Replaces the stored secrets only if they are still @old_secret and
+// @old_previous_secret, so a concurrent rotation wins; the version stays,
+// since nothing a person set has changed.
+func (q *Queries) WebhookEndpointReseal(ctx context.Context, arg WebhookEndpointResealParams) (int64, error) {
+	result, err := q.db.Exec(ctx, webhookEndpointReseal,
+		arg.Secret,
+		arg.PreviousSecret,
+		arg.ID,
+		arg.OldSecret,
+		arg.OldPreviousSecret,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const webhookEndpointUpdate = `-- name: WebhookEndpointUpdate :one
 UPDATE webhook_endpoints SET
     url = $1,
@@ -818,6 +848,52 @@ SELECT seq, id, tenant_id, url, description, event_types, segment_ids, traits, e
 
 func (q *Queries) WebhookEndpointsEnabled(ctx context.Context, tenantID string) ([]WebhookEndpoint, error) {
 	rows, err := q.db.Query(ctx, webhookEndpointsEnabled, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []WebhookEndpoint
+	for rows.Next() {
+		var i WebhookEndpoint
+		if err := rows.Scan(
+			&i.Seq,
+			&i.ID,
+			&i.TenantID,
+			&i.Url,
+			&i.Description,
+			&i.EventTypes,
+			&i.SegmentIds,
+			&i.Traits,
+			&i.Enabled,
+			&i.DisabledReason,
+			&i.Secret,
+			&i.PreviousSecret,
+			&i.PreviousSecretExpiresAt,
+			&i.FailingSince,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Version,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const webhookEndpointsUnsealed = `-- name: WebhookEndpointsUnsealed :many
+SELECT seq, id, tenant_id, url, description, event_types, segment_ids, traits, enabled, disabled_reason, secret, previous_secret, previous_secret_expires_at, failing_since, created_at, updated_at, version FROM webhook_endpoints
+WHERE substr(secret, 1, 6) = 'whsec_' OR substr(previous_secret, 1, 6) = 'whsec_'
+ORDER BY seq
+`
+
+// Endpoints whose secrets are still stored as plaintext "whsec_" values
+// (written by an older version), to be sealed.
+func (q *Queries) WebhookEndpointsUnsealed(ctx context.Context) ([]WebhookEndpoint, error) {
+	rows, err := q.db.Query(ctx, webhookEndpointsUnsealed)
 	if err != nil {
 		return nil, err
 	}

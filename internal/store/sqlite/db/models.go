@@ -9,15 +9,17 @@ import (
 )
 
 type AuditEvent struct {
-	Seq      int64
-	ID       string
-	Time     string
-	TenantID sql.NullString
-	Actor    string
-	Action   string
-	Resource string
-	Outcome  string
-	Detail   string
+	Seq        int64
+	ID         string
+	Time       string
+	TenantID   sql.NullString
+	Actor      string
+	Action     string
+	TargetID   string
+	Outcome    string
+	Detail     string
+	TargetType string
+	RequestID  string
 }
 
 type FleetEvent struct {
@@ -98,6 +100,23 @@ type Principal struct {
 	CreatedAt string
 }
 
+type Replica struct {
+	ID        string
+	Engine    string
+	Host      string
+	DataDir   string
+	StartedAt string
+	ExpiresAt string
+}
+
+type SigningKey struct {
+	Kid              string
+	PublicKey        []byte
+	SealedPrivateKey string
+	CreatedAt        string
+	SupersededAt     sql.NullString
+}
+
 type Source struct {
 	Seq            int64
 	ID             string
@@ -143,6 +162,25 @@ type Tenant struct {
 	DeletedAt    sql.NullString
 }
 
+type UsageCount struct {
+	TenantID  string
+	Metric    string
+	Dimension string
+	Hour      string
+	Value     int64
+}
+
+type UsageFlush struct {
+	ID string
+	At string
+}
+
+type UsageReport struct {
+	Day        string
+	Location   string
+	ReportedAt string
+}
+
 type WebhookDelivery struct {
 	Seq            int64
 	ID             string
@@ -181,4 +219,10 @@ type WebhookEndpoint struct {
 	CreatedAt               string
 	UpdatedAt               string
 	Version                 int64
+}
+
+type WrappedKeyEncryptionKey struct {
+	KmsKeyArn string
+	Wrapped   []byte
+	CreatedAt string
 }

@@ -1,0 +1,228 @@
+// Package usage meters what each tenant uses, per hour: events accepted
+// (by source), API requests, bytes written to the raw zone, webhook
+// deliveries. Counting happens in memory, on the request's path, at the
+// cost of a map update under a mutex; a Meter flushes what it has counted
+// to the control-plane database every few seconds, in one transaction that
+// also records the flush's ID, so a flush retried after an ambiguous
+// failure is applied once. A crash loses at most the counts since the last
+// flush, and never counts anything twice.
+//
+// Replicas meter independently and their flushes add up: the stored value
+// of an hour is the sum over every replica.
+//
+// This package imports no other Cairn package but fleet, whose outbox
+// announces each daily report.
+package usage
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/fleet"
+)
+
+// Metrics. Each is a counter summed per hour; Dimension says what one
+// value is split by, if anything.
+const (
+	// EventsAccepted counts events stored by the ingestion routes. Its
+	// dimension is the source ID, or "api" for events sent with a token.
+	EventsAccepted = "events_accepted"
+	// APIRequests counts the requests of a tenant's routes and its write
+	// keys, whatever their answer.
+	APIRequests = "api_requests"
+	// RawBytes counts the bytes written to the tenant's raw zone.
+	RawBytes = "raw_bytes"
+	// WebhookDeliveries counts the deliveries of the tenant's webhook
+	// events that the receiver accepted.
+	WebhookDeliveries = "webhook_deliveries"
+)
+
+// Metrics lists every metric, in the order reports show them.
+var Metrics = []string{EventsAccepted, APIRequests, RawBytes, WebhookDeliveries}
+
+// DimensionToken is EventsAccepted's dimension for events sent with a
+// token rather than a source's write key.
+const DimensionToken = "api"
+
+// Count is one stored value: a metric of a tenant in the hour starting at
+// Hour, for one dimension value ("" when the metric has none).
+type Count struct {
+	TenantID  string
+	Hour      time.Time
+	Metric    string
+	Dimension string
+	Value     int64
+}
+
+// Range selects counts: of one tenant (or every tenant, with TenantID
+// empty) in the hours starting in [From, To).
+type Range struct {
+	TenantID string
+	From, To time.Time
+}
+
+// Store keeps the counts. Implementations live in the store adapters.
+type Store interface {
+	// UsageAdd adds the counts to the stored ones in one transaction, and
+	// records flushID in it; it does nothing and returns false when flushID
+	// was recorded before (the flush was already applied).
+	UsageAdd(ctx context.Context, flushID string, counts []Count, at time.Time) (applied bool, err error)
+	// UsageCounts returns the stored counts in r, ordered by tenant and hour.
+	UsageCounts(ctx context.Context, r Range) ([]Count, error)
+	// UsageTotals returns, for the tenants after afterTenant in ID order,
+	// each metric's sum over the hours starting in [from, to), Hour and
+	// Dimension empty, ordered by tenant and metric, at most maxRows rows.
+	UsageTotals(ctx context.Context, from, to time.Time, afterTenant string, maxRows int) ([]Count, error)
+	// UsageForgetFlushes forgets the flush IDs recorded before t.
+	UsageForgetFlushes(ctx context.Context, before time.Time) error
+	// UsageReportRecord records that day's report was written to location
+	// and writes ev to the fleet outbox, in one transaction; it does
+	// nothing and returns false for a day recorded before.
+	UsageReportRecord(ctx context.Context, day, location string, at time.Time, ev fleet.Event) (bool, error)
+	// UsageReportedDays returns the days (YYYY-MM-DD) in [from, to) whose
+	// report was recorded.
+	UsageReportedDays(ctx context.Context, from, to string) ([]string, error)
+}
+
+// DefaultFlushInterval is how often a Meter flushes: at most this much
+// counting is lost when the process dies.
+const DefaultFlushInterval = 5 * time.Second
+
+// flushMemory is how long flush IDs are remembered: far longer than a
+// flush is ever retried.
+const flushMemory = 24 * time.Hour
+
+type key struct {
+	tenant, metric, dimension string
+	hour                      int64 // Unix seconds of the hour's start
+}
+
+// Meter counts in memory and flushes to a Store. The zero value is not
+// usable; a nil *Meter counts nothing, so callers need no check.
+type Meter struct {
+	store Store
+	now   func() time.Time
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	pending map[key]int64
+
+	// flushMu makes flushes one at a time; retry is a flush that failed
+	// ambiguously, retried with its ID before anything newer.
+	flushMu sync.Mutex
+	retry   *batch
+	seq     uint64
+	prefix  string
+}
+
+type batch struct {
+	id     string
+	counts []Count
+}
+
+// NewMeter returns a Meter that flushes to s. now defaults to time.Now,
+// log to slog.Default().
+func NewMeter(s Store, now func() time.Time, log *slog.Logger) *Meter {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &Meter{store: s, now: now, log: log, pending: map[key]int64{}, prefix: hex.EncodeToString(b[:])}
+}
+
+// Add counts n of metric for the tenant, now. A nil Meter, an empty tenant
+// or n <= 0 counts nothing.
+func (m *Meter) Add(tenant, metric, dimension string, n int64) {
+	if m == nil || tenant == "" || n <= 0 {
+		return
+	}
+	hour := m.now().UTC().Truncate(time.Hour).Unix()
+	m.mu.Lock()
+	m.pending[key{tenant, metric, dimension, hour}] += n
+	m.mu.Unlock()
+}
+
+// Flush writes what was counted since the last flush. On an error the
+// batch is kept and retried, with the same ID, by the next Flush: whether
+// or not the failed write committed, it is applied once.
+func (m *Meter) Flush(ctx context.Context) error {
+	if m == nil {
+		return nil
+	}
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
+	if m.retry != nil {
+		if _, err := m.store.UsageAdd(ctx, m.retry.id, m.retry.counts, m.now()); err != nil {
+			return fmt.Errorf("usage: flush %s again: %w", m.retry.id, err)
+		}
+		m.retry = nil
+	}
+	m.mu.Lock()
+	pending := m.pending
+	m.pending = make(map[key]int64, len(pending))
+	m.mu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	counts := make([]Count, 0, len(pending))
+	for k, v := range pending {
+		counts = append(counts, Count{TenantID: k.tenant, Hour: time.Unix(k.hour, 0).UTC(), Metric: k.metric, Dimension: k.dimension, Value: v})
+	}
+	// A stable order: flushes of replicas touch rows in one order, so
+	// their transactions never wait on each other in a cycle.
+	slices.SortFunc(counts, func(a, b Count) int {
+		return cmp.Or(cmp.Compare(a.TenantID, b.TenantID), cmp.Compare(a.Metric, b.Metric),
+			cmp.Compare(a.Dimension, b.Dimension), a.Hour.Compare(b.Hour))
+	})
+	m.seq++
+	b := &batch{id: fmt.Sprintf("%s-%d", m.prefix, m.seq), counts: counts}
+	if _, err := m.store.UsageAdd(ctx, b.id, b.counts, m.now()); err != nil {
+		m.retry = b
+		return fmt.Errorf("usage: flush %s: %w", b.id, err)
+	}
+	return nil
+}
+
+// Run flushes every interval (DefaultFlushInterval if zero) until ctx ends,
+// then flushes once more with a short deadline of its own, so a clean
+// shutdown loses nothing. It forgets old flush IDs once an hour.
+func (m *Meter) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultFlushInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var forgot time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := m.Flush(final); err != nil {
+				m.log.ErrorContext(final, "usage counts lost at shutdown", "error", err)
+			}
+			return
+		case <-t.C:
+			if err := m.Flush(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				m.log.WarnContext(ctx, "usage flush failed; retrying", "error", err)
+			}
+			if now := m.now(); now.Sub(forgot) > time.Hour {
+				if err := m.store.UsageForgetFlushes(ctx, now.Add(-flushMemory)); err == nil {
+					forgot = now
+				}
+			}
+		}
+	}
+}
