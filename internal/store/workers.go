@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/cairn-cdp/cairn/internal/tracing"
 	"github.com/riverqueue/river/riverdriver"
 )
 
@@ -49,6 +52,8 @@ func StartRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cf
 		// this, instead of River's default hour. Cairn's jobs are short
 		// steps (their timeout is River's default minute).
 		RescueStuckJobsAfter: 5 * time.Minute,
+		// A span per job, continuing the trace that inserted it.
+		Middleware: []rivertype.Middleware{&tracing.JobInsert{}, &tracing.JobWork{}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start workers: %w", err)
