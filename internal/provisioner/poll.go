@@ -29,18 +29,20 @@ func (p *Provisioner) PollOnce(ctx context.Context) error {
 	}
 	byRegion := map[string][]Placement{}
 	poolByRegion := map[string]Pool{}
-	readyPools := map[string]bool{}
+	settledPools := map[string]bool{}
 	for _, pool := range pools {
 		if pool.Status.InFlight() {
 			poolByRegion[pool.Region] = pool
 		}
-		readyPools[pool.Region] = pool.Status == StatusReady
+		settledPools[pool.Region] = !pool.Status.InFlight()
 	}
 	for _, pl := range placements {
 		if pl.Kind == KindPooled {
 			// A slice waiting on its pool: once the pool is ready, wake the
-			// tenant's job to cut it (the job may have died with a replica).
-			if readyPools[pl.Region] {
+			// tenant's job to cut it, and once it is back to pending (a
+			// lost create) or failed, to claim it again or fail. The job
+			// may have died with a replica.
+			if settledPools[pl.Region] {
 				p.wake(ctx, pl.TenantID)
 			}
 			continue
@@ -87,10 +89,12 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 	switch pl.Status {
 	case StatusCreating:
 		switch {
-		case !found && !createLost(pl.UpdatedAt):
+		case !found && p.leaseLive(pl.LeaseUntil):
 			// Claimed: the CreateStack call may still be on its way.
 		case !found:
-			pl.Status = StatusPending // the create never landed; the job sends it again
+			// The claim lapsed and the create never landed: the job claims
+			// it again and sends it with the same token.
+			pl.Status = StatusPending
 		case completeStatus(st.Status):
 			out := stackOutputs(st.Outputs)
 			if out["glue_database"] == "" {
@@ -169,18 +173,6 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 	return nil
 }
 
-// createGrace is how long a stack claimed for creation (see
-// Provisioner.step) may stay unseen before the poller takes the create for
-// lost: longer than a CreateStack call can take, which River's job timeout
-// (a minute by default) bounds, retries included.
-const createGrace = 2 * time.Minute
-
-// createLost reports whether a create claimed at claimedAt and still not
-// seen is lost.
-func createLost(claimedAt time.Time) bool {
-	return time.Since(claimedAt) > createGrace
-}
-
 // wake queues the tenant's provisioning job now rather than at the end of
 // its snooze. The snoozed job stays as the safety net, so a lost wake-up
 // only costs time.
@@ -217,7 +209,7 @@ func (p *Provisioner) observePool(ctx context.Context, pool Pool, st Stack, foun
 		pool.StackStatus = st.Status
 	}
 	switch {
-	case pool.Status == StatusCreating && !found && !createLost(pool.UpdatedAt):
+	case pool.Status == StatusCreating && !found && p.leaseLive(pool.LeaseUntil):
 		// Claimed: the CreateStack call may still be on its way.
 	case pool.Status == StatusCreating && !found:
 		pool.Status = StatusPending

@@ -35,6 +35,12 @@ var _ Lifecycle = (*tenants.Service)(nil)
 // long a job waiting on them snoozes, unless Config says otherwise.
 const DefaultPollInterval = 5 * time.Second
 
+// DefaultLease is how long a worker's claim on a stack create lasts
+// unless renewed, unless Config says otherwise. The worker renews it every
+// third of that while it works, so a claim of a replica that died is taken
+// over within a lease of its last renewal.
+const DefaultLease = 15 * time.Second
+
 // Config wires a Provisioner. Engine, Store and Tenants are required.
 type Config struct {
 	Engine  Engine
@@ -42,6 +48,11 @@ type Config struct {
 	Tenants Lifecycle
 	// PollInterval defaults to DefaultPollInterval.
 	PollInterval time.Duration
+	// Lease defaults to DefaultLease.
+	Lease time.Duration
+	// Now is the clock leases are read and written by; time.Now by
+	// default.
+	Now func() time.Time
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// BeforeTeardown, if set, runs before an offboarded tenant's stacks
@@ -62,6 +73,8 @@ type Provisioner struct {
 	store   Store
 	tenants Lifecycle
 	poll    time.Duration
+	lease   time.Duration
+	now     func() time.Time
 	log     *slog.Logger
 	before  func(ctx context.Context, tenantID string) error
 	fleet   fleet.Notifier
@@ -75,11 +88,18 @@ func New(cfg Config) (*Provisioner, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
 	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Provisioner{
 		engine: cfg.Engine, store: cfg.Store, tenants: cfg.Tenants, poll: cfg.PollInterval, log: cfg.Logger,
+		lease: cfg.Lease, now: cfg.Now,
 		before: cfg.BeforeTeardown, fleet: cfg.Fleet,
 	}, nil
 }
@@ -254,11 +274,13 @@ func retrying(t tenants.Tenant, failedAt time.Time) bool {
 //     onboarded together finds its Region's pool pending; a tenant's job
 //     woken by the poller runs beside its snoozed one), exactly one asks
 //     CloudFormation for it, instead of one call per job;
-//   - if the process dies during the call, the poller already watches the
-//     stack: it finds it (the create landed) or, once createGrace has
-//     passed without one, sends the record back to pending for a new
-//     create with the same token. Nothing waits for the dead process's
-//     job, which River leaves "running" until it rescues it.
+//   - the claim carries a lease that the worker renews while its call
+//     runs (claim.go); if the process dies during the call, the poller
+//     already watches the stack: it finds it (the create landed) or, once
+//     the lease has lapsed without one, sends the record back to pending
+//     for a new claim and create with the same token. Nothing waits for
+//     the dead process's job, which River leaves "running" until it
+//     rescues it.
 func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) (outcome, string, error) {
 	if pl.Kind == KindPooled {
 		return p.stepPooled(ctx, t, pl)
@@ -280,7 +302,8 @@ func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) 
 	tmpl := templates.Dedicated()
 	from := pl.Status
 	pl.Status, pl.StackStatus, pl.TemplateVersion, pl.LastError = StatusCreating, "", tmpl.Version, ""
-	claimed, err := p.store.PlacementUpdate(ctx, pl)
+	now := p.now()
+	claimed, err := p.store.PlacementClaim(ctx, pl, now, now.Add(p.lease))
 	if errors.Is(err, ErrConflict) {
 		return waiting, "", nil // another job of the tenant claimed it
 	}
@@ -288,18 +311,33 @@ func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) 
 		return waiting, "", fmt.Errorf("claim stack create: %w", err)
 	}
 	p.stackMoved(ctx, claimed.TenantID, claimed.Region, claimed.StackName, from, claimed.Status, "")
-	err = p.engine.CreateStack(ctx, CreateStackInput{
-		Region:     claimed.Region,
-		Name:       claimed.StackName,
-		Template:   tmpl,
-		Parameters: map[string]string{"TenantId": t.ID, "TenantSlug": t.Slug},
-		Tags:       tenantTags(t),
-		Token:      token(claimed.StackName, "create", claimed.Attempt),
-	})
-	if err != nil {
-		return waiting, "", fmt.Errorf("create stack: %w", err)
+	renew := func(ctx context.Context, now, until time.Time) error {
+		return p.store.PlacementRenew(ctx, claimed.TenantID, claimed.Region, claimed.ClaimVersion, now, until)
 	}
-	return waiting, "", nil
+	err = p.underClaim(ctx, claimed.LeaseUntil, renew, func(ctx context.Context) error {
+		return p.engine.CreateStack(ctx, CreateStackInput{
+			Region:     claimed.Region,
+			Name:       claimed.StackName,
+			Template:   tmpl,
+			Parameters: map[string]string{"TenantId": t.ID, "TenantSlug": t.Slug},
+			Tags:       tenantTags(t),
+			Token:      token(claimed.StackName, "create", claimed.Attempt),
+		})
+	})
+	return waiting, "", p.claimEnded(ctx, "create stack", claimed.StackName, claimed.Region, err)
+}
+
+// claimEnded is the result of a step taken under a claim: a claim lost to
+// another worker is its work now, not a failure of this job.
+func (p *Provisioner) claimEnded(ctx context.Context, step, stack, region string, err error) error {
+	if errors.Is(err, ErrClaimLost) {
+		p.log.InfoContext(ctx, "claim lost to another worker; it goes on", "step", step, "stack_name", stack, "region", region, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	return nil
 }
 
 // replace deletes a failed stack so the poller can send it back to pending
@@ -390,7 +428,8 @@ func (p *Provisioner) stepPooled(ctx context.Context, t tenants.Tenant, pl Place
 		// Claim the create before making it (see step).
 		from := pool.Status
 		pool.Status, pool.StackStatus, pool.TemplateVersion, pool.LastError = StatusCreating, "", tmpl.Version, ""
-		claimed, err := p.store.PoolUpdate(ctx, pool)
+		now := p.now()
+		claimed, err := p.store.PoolClaim(ctx, pool, now, now.Add(p.lease))
 		if errors.Is(err, ErrConflict) {
 			return waiting, "", nil // another pooled tenant's job claimed it
 		}
@@ -398,18 +437,20 @@ func (p *Provisioner) stepPooled(ctx context.Context, t tenants.Tenant, pl Place
 			return waiting, "", fmt.Errorf("claim pool stack create: %w", err)
 		}
 		p.stackMoved(ctx, "", claimed.Region, claimed.StackName, from, claimed.Status, "")
-		err = p.engine.CreateStack(ctx, CreateStackInput{
-			Region:     claimed.Region,
-			Name:       claimed.StackName,
-			Template:   tmpl,
-			Parameters: map[string]string{"PoolId": PoolID},
-			Tags:       map[string]string{"cairn:pool-id": PoolID, "cairn:managed-by": "cairn"},
-			Token:      token(claimed.StackName, "create", claimed.Attempt),
-		})
-		if err != nil {
-			return waiting, "", fmt.Errorf("create pool stack: %w", err)
+		renew := func(ctx context.Context, now, until time.Time) error {
+			return p.store.PoolRenew(ctx, claimed.Region, claimed.ClaimVersion, now, until)
 		}
-		return waiting, "", nil
+		err = p.underClaim(ctx, claimed.LeaseUntil, renew, func(ctx context.Context) error {
+			return p.engine.CreateStack(ctx, CreateStackInput{
+				Region:     claimed.Region,
+				Name:       claimed.StackName,
+				Template:   tmpl,
+				Parameters: map[string]string{"PoolId": PoolID},
+				Tags:       map[string]string{"cairn:pool-id": PoolID, "cairn:managed-by": "cairn"},
+				Token:      token(claimed.StackName, "create", claimed.Attempt),
+			})
+		})
+		return waiting, "", p.claimEnded(ctx, "create pool stack", claimed.StackName, claimed.Region, err)
 	}
 
 	// The pool is ready: cut the tenant's slice.

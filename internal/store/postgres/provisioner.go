@@ -153,6 +153,54 @@ func placementUpdate(ctx context.Context, q *db.Queries, p provisioner.Placement
 	return stored, nil
 }
 
+// PlacementClaim implements provisioner.Store. Of concurrent claims from
+// one Version exactly one succeeds, as with PlacementUpdate.
+func (d *DB) PlacementClaim(ctx context.Context, p provisioner.Placement, now, leaseUntil time.Time) (provisioner.Placement, error) {
+	outputs, err := outputsColumn(p.Outputs)
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("claim placement: %w", err)
+	}
+	row, err := d.queries.PlacementClaim(ctx, db.PlacementClaimParams{
+		Kind:            string(p.Kind),
+		StackName:       p.StackName,
+		Status:          string(p.Status),
+		StackStatus:     p.StackStatus,
+		TemplateVersion: p.TemplateVersion,
+		Outputs:         outputs,
+		LastError:       p.LastError,
+		Attempt:         int64(p.Attempt),
+		UpdatedAt:       storedTime(now),
+		LeaseUntil:      optionalTime(leaseUntil),
+		TenantID:        p.TenantID,
+		Region:          p.Region,
+		PrevVersion:     p.Version,
+		Now:             optionalTime(now),
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		var exists bool
+		exists, err = d.queries.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
+		if err == nil {
+			return provisioner.Placement{}, fmt.Errorf("claim placement: %w", staleOrMissing(exists))
+		}
+	}
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("claim placement: %w", translateProvisioner(err))
+	}
+	stored, err := placementFromRow(row)
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("claim placement: %w", err)
+	}
+	return stored, nil
+}
+
+// PlacementRenew implements provisioner.Store.
+func (d *DB) PlacementRenew(ctx context.Context, tenantID, region string, claimVersion int64, now, leaseUntil time.Time) error {
+	n, err := d.queries.PlacementRenew(ctx, db.PlacementRenewParams{
+		LeaseUntil: optionalTime(leaseUntil), TenantID: tenantID, Region: region, ClaimVersion: claimVersion, Now: optionalTime(now),
+	})
+	return renewed("placement", n, err)
+}
+
 // PoolEnsure implements provisioner.Store, as PlacementEnsure does for
 // placements.
 func (d *DB) PoolEnsure(ctx context.Context, p provisioner.Pool) (provisioner.Pool, error) {
@@ -269,6 +317,63 @@ func poolUpdate(ctx context.Context, q *db.Queries, p provisioner.Pool) (provisi
 		return provisioner.Pool{}, fmt.Errorf("update pool: %w", err)
 	}
 	return stored, nil
+}
+
+// PoolClaim implements provisioner.Store, as PlacementClaim does for
+// placements.
+func (d *DB) PoolClaim(ctx context.Context, p provisioner.Pool, now, leaseUntil time.Time) (provisioner.Pool, error) {
+	outputs, err := outputsColumn(p.Outputs)
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("claim pool: %w", err)
+	}
+	row, err := d.queries.PoolClaim(ctx, db.PoolClaimParams{
+		StackName:       p.StackName,
+		Status:          string(p.Status),
+		StackStatus:     p.StackStatus,
+		TemplateVersion: p.TemplateVersion,
+		Outputs:         outputs,
+		LastError:       p.LastError,
+		Attempt:         int64(p.Attempt),
+		UpdatedAt:       storedTime(now),
+		LeaseUntil:      optionalTime(leaseUntil),
+		Region:          p.Region,
+		PrevVersion:     p.Version,
+		Now:             optionalTime(now),
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		var exists bool
+		exists, err = d.queries.PoolExists(ctx, p.Region)
+		if err == nil {
+			return provisioner.Pool{}, fmt.Errorf("claim pool: %w", staleOrMissing(exists))
+		}
+	}
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("claim pool: %w", translateProvisioner(err))
+	}
+	stored, err := poolFromRow(row, 0)
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("claim pool: %w", err)
+	}
+	return stored, nil
+}
+
+// PoolRenew implements provisioner.Store.
+func (d *DB) PoolRenew(ctx context.Context, region string, claimVersion int64, now, leaseUntil time.Time) error {
+	n, err := d.queries.PoolRenew(ctx, db.PoolRenewParams{
+		LeaseUntil: optionalTime(leaseUntil), Region: region, ClaimVersion: claimVersion, Now: optionalTime(now),
+	})
+	return renewed("pool", n, err)
+}
+
+// renewed is the error of a lease renewal that changed n rows.
+func renewed(what string, n int64, err error) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("renew %s claim: %w", what, translateProvisioner(err))
+	case n == 0:
+		return fmt.Errorf("renew %s claim: %w", what, provisioner.ErrClaimLost)
+	}
+	return nil
 }
 
 // StackEventsAppend implements provisioner.Store. It inserts the events one
@@ -404,9 +509,28 @@ func placementFromRow(r db.Placement) (provisioner.Placement, error) {
 		LastError:       r.LastError,
 		Attempt:         int(r.Attempt),
 		Version:         r.Version,
+		ClaimVersion:    r.ClaimVersion,
+		LeaseUntil:      timeOrZero(r.LeaseUntil),
 		CreatedAt:       r.CreatedAt.UTC(),
 		UpdatedAt:       r.UpdatedAt.UTC(),
 	}, nil
+}
+
+// optionalTime is the stored form of a time that may be zero (NULL).
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	st := storedTime(t)
+	return &st
+}
+
+// timeOrZero reads a nullable time column: NULL is the zero time.
+func timeOrZero(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }
 
 func placementsFromRows(rows []db.Placement) ([]provisioner.Placement, error) {
@@ -438,6 +562,8 @@ func poolFromRow(r db.Pool, tenantCount int64) (provisioner.Pool, error) {
 		LastError:       r.LastError,
 		Attempt:         int(r.Attempt),
 		Version:         r.Version,
+		ClaimVersion:    r.ClaimVersion,
+		LeaseUntil:      timeOrZero(r.LeaseUntil),
 		CreatedAt:       r.CreatedAt.UTC(),
 		UpdatedAt:       r.UpdatedAt.UTC(),
 		TenantCount:     int(tenantCount),

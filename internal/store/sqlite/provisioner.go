@@ -152,6 +152,129 @@ func placementUpdate(ctx context.Context, q *db.Queries, p provisioner.Placement
 	return stored, nil
 }
 
+// PlacementClaim implements provisioner.Store. Of concurrent claims from
+// one Version exactly one succeeds, as with PlacementUpdate.
+func (d *DB) PlacementClaim(ctx context.Context, p provisioner.Placement, now, leaseUntil time.Time) (provisioner.Placement, error) {
+	outputs, err := outputsColumn(p.Outputs)
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("claim placement: %w", err)
+	}
+	row, err := d.queries.PlacementClaim(ctx, db.PlacementClaimParams{
+		Kind:            string(p.Kind),
+		StackName:       p.StackName,
+		Status:          string(p.Status),
+		StackStatus:     p.StackStatus,
+		TemplateVersion: p.TemplateVersion,
+		Outputs:         outputs,
+		LastError:       p.LastError,
+		Attempt:         int64(p.Attempt),
+		UpdatedAt:       formatTime(now),
+		LeaseUntil:      leaseColumn(leaseUntil),
+		TenantID:        p.TenantID,
+		Region:          p.Region,
+		PrevVersion:     p.Version,
+		Now:             leaseColumn(now),
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		var exists bool
+		exists, err = d.queries.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
+		if err == nil {
+			return provisioner.Placement{}, fmt.Errorf("claim placement: %w", staleOrMissing(exists))
+		}
+	}
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("claim placement: %w", translateProvisioner(err))
+	}
+	stored, err := placementFromRow(row)
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("claim placement: %w", err)
+	}
+	return stored, nil
+}
+
+// PlacementRenew implements provisioner.Store.
+func (d *DB) PlacementRenew(ctx context.Context, tenantID, region string, claimVersion int64, now, leaseUntil time.Time) error {
+	n, err := d.queries.PlacementRenew(ctx, db.PlacementRenewParams{
+		LeaseUntil: leaseColumn(leaseUntil), TenantID: tenantID, Region: region, ClaimVersion: claimVersion, Now: leaseColumn(now),
+	})
+	return renewed("placement", n, err)
+}
+
+// PoolClaim implements provisioner.Store, as PlacementClaim does for
+// placements.
+func (d *DB) PoolClaim(ctx context.Context, p provisioner.Pool, now, leaseUntil time.Time) (provisioner.Pool, error) {
+	outputs, err := outputsColumn(p.Outputs)
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("claim pool: %w", err)
+	}
+	row, err := d.queries.PoolClaim(ctx, db.PoolClaimParams{
+		StackName:       p.StackName,
+		Status:          string(p.Status),
+		StackStatus:     p.StackStatus,
+		TemplateVersion: p.TemplateVersion,
+		Outputs:         outputs,
+		LastError:       p.LastError,
+		Attempt:         int64(p.Attempt),
+		UpdatedAt:       formatTime(now),
+		LeaseUntil:      leaseColumn(leaseUntil),
+		Region:          p.Region,
+		PrevVersion:     p.Version,
+		Now:             leaseColumn(now),
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		var exists bool
+		exists, err = d.queries.PoolExists(ctx, p.Region)
+		if err == nil {
+			return provisioner.Pool{}, fmt.Errorf("claim pool: %w", staleOrMissing(exists))
+		}
+	}
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("claim pool: %w", translateProvisioner(err))
+	}
+	stored, err := poolFromRow(row, 0)
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("claim pool: %w", err)
+	}
+	return stored, nil
+}
+
+// PoolRenew implements provisioner.Store.
+func (d *DB) PoolRenew(ctx context.Context, region string, claimVersion int64, now, leaseUntil time.Time) error {
+	n, err := d.queries.PoolRenew(ctx, db.PoolRenewParams{
+		LeaseUntil: leaseColumn(leaseUntil), Region: region, ClaimVersion: claimVersion, Now: leaseColumn(now),
+	})
+	return renewed("pool", n, err)
+}
+
+// renewed is the error of a lease renewal that changed n rows.
+func renewed(what string, n int64, err error) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("renew %s claim: %w", what, translateProvisioner(err))
+	case n == 0:
+		return fmt.Errorf("renew %s claim: %w", what, provisioner.ErrClaimLost)
+	}
+	return nil
+}
+
+// leaseColumn is the stored form of a lease time, compared as text in
+// the queries: NULL for the zero time.
+func leaseColumn(t time.Time) sql.NullString {
+	if t.IsZero() {
+		return sql.NullString{}
+	}
+	return optionalTimeColumn(&t)
+}
+
+// leaseFromColumn reads a stored lease time: NULL is the zero time.
+func leaseFromColumn(c sql.NullString) (time.Time, error) {
+	t, err := optionalTimeFromColumn(c)
+	if err != nil || t == nil {
+		return time.Time{}, err
+	}
+	return *t, nil
+}
+
 // PoolEnsure implements provisioner.Store, as PlacementEnsure does for
 // placements.
 func (d *DB) PoolEnsure(ctx context.Context, p provisioner.Pool) (provisioner.Pool, error) {
@@ -411,6 +534,10 @@ func placementFromRow(r db.Placement) (provisioner.Placement, error) {
 	if err != nil {
 		return provisioner.Placement{}, fmt.Errorf("placement %s/%s: %w", r.TenantID, r.Region, err)
 	}
+	lease, err := leaseFromColumn(r.LeaseUntil)
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("placement %s/%s lease: %w", r.TenantID, r.Region, err)
+	}
 	return provisioner.Placement{
 		TenantID:        r.TenantID,
 		Region:          r.Region,
@@ -423,6 +550,8 @@ func placementFromRow(r db.Placement) (provisioner.Placement, error) {
 		LastError:       r.LastError,
 		Attempt:         int(r.Attempt),
 		Version:         r.Version,
+		ClaimVersion:    r.ClaimVersion,
+		LeaseUntil:      lease,
 		CreatedAt:       createdAt,
 		UpdatedAt:       updatedAt,
 	}, nil
@@ -451,6 +580,10 @@ func poolFromRow(r db.Pool, tenantCount int64) (provisioner.Pool, error) {
 	if err != nil {
 		return provisioner.Pool{}, fmt.Errorf("pool %s: %w", r.Region, err)
 	}
+	lease, err := leaseFromColumn(r.LeaseUntil)
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("pool %s lease: %w", r.Region, err)
+	}
 	return provisioner.Pool{
 		Region:          r.Region,
 		StackName:       r.StackName,
@@ -461,6 +594,8 @@ func poolFromRow(r db.Pool, tenantCount int64) (provisioner.Pool, error) {
 		LastError:       r.LastError,
 		Attempt:         int(r.Attempt),
 		Version:         r.Version,
+		ClaimVersion:    r.ClaimVersion,
+		LeaseUntil:      lease,
 		CreatedAt:       createdAt,
 		UpdatedAt:       updatedAt,
 		TenantCount:     int(tenantCount),

@@ -62,6 +62,8 @@ func Run(t *testing.T, h Harness) {
 		{"PlacementConcurrentEnsure", testPlacementConcurrentEnsure},
 		{"PlacementConcurrentUpdate", testPlacementConcurrentUpdate},
 		{"Pool", testPool},
+		{"PlacementClaimFencing", testPlacementClaimFencing},
+		{"PoolClaimFencing", testPoolClaimFencing},
 		{"StackEvents", testStackEvents},
 		{"Principals", testPrincipals},
 		{"GrantRoundTrip", testGrantRoundTrip},

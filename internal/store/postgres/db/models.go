@@ -77,6 +77,8 @@ type Placement struct {
 	Version         int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	ClaimVersion    int64
+	LeaseUntil      *time.Time
 }
 
 type Pool struct {
@@ -91,6 +93,8 @@ type Pool struct {
 	Version         int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	ClaimVersion    int64
+	LeaseUntil      *time.Time
 }
 
 type Principal struct {

@@ -75,6 +75,8 @@ type Placement struct {
 	Version         int64
 	CreatedAt       string
 	UpdatedAt       string
+	ClaimVersion    int64
+	LeaseUntil      sql.NullString
 }
 
 type Pool struct {
@@ -89,6 +91,8 @@ type Pool struct {
 	Version         int64
 	CreatedAt       string
 	UpdatedAt       string
+	ClaimVersion    int64
+	LeaseUntil      sql.NullString
 }
 
 type Principal struct {

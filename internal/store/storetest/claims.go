@@ -1,0 +1,143 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/provisioner"
+)
+
+// testPlacementClaimFencing plays a worker that claims a stack create, is
+// paused past its lease, and resumes after the poller and a second worker
+// have taken the create over: every write the first worker makes under its
+// old claim version is refused, and the second worker's claim stands.
+func testPlacementClaimFencing(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ids := tenantIDs(t, b, 1)
+	ctx := t.Context()
+	now := base.Add(time.Hour)
+	const lease = 15 * time.Second
+	pending := ensurePlacement(t, b, newPlacement(ids[0], "eu-west-1", provisioner.KindDedicated, provisioner.StatusPending))
+	if pending.ClaimVersion != 0 || !pending.LeaseUntil.IsZero() {
+		t.Fatalf("a new placement has claim %d lease %v, want none", pending.ClaimVersion, pending.LeaseUntil)
+	}
+
+	// Worker A claims the create.
+	want := pending
+	want.Status = provisioner.StatusCreating
+	a, err := b.PlacementClaim(ctx, want, now, now.Add(lease))
+	if err != nil {
+		t.Fatalf("claim A: %v", err)
+	}
+	if a.ClaimVersion != 1 || !a.LeaseUntil.Equal(now.Add(lease)) || a.Version != 2 || a.Status != provisioner.StatusCreating {
+		t.Fatalf("claim A stored %+v, want claim 1 leased to %v at version 2, creating", a, now.Add(lease))
+	}
+	// A second claim from the same read is refused: one worker wins.
+	if _, err := b.PlacementClaim(ctx, want, now, now.Add(lease)); !errors.Is(err, provisioner.ErrConflict) {
+		t.Fatalf("a second claim from the same version = %v, want ErrConflict", err)
+	}
+	// A claim at the current version is refused while A's lease is live.
+	if _, err := b.PlacementClaim(ctx, a, now.Add(lease/2), now.Add(2*lease)); !errors.Is(err, provisioner.ErrConflict) {
+		t.Fatalf("a claim during A's live lease = %v, want ErrConflict", err)
+	}
+	// A renews while alive: the lease moves and the version increases.
+	renewAt := now.Add(5 * time.Second)
+	if err := b.PlacementRenew(ctx, ids[0], "eu-west-1", a.ClaimVersion, renewAt, renewAt.Add(lease)); err != nil {
+		t.Fatalf("renew A: %v", err)
+	}
+	renewed, err := b.PlacementGet(ctx, ids[0], "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !renewed.LeaseUntil.Equal(renewAt.Add(lease)) || renewed.Version != a.Version+1 || renewed.ClaimVersion != 1 {
+		t.Fatalf("after renewal: %+v, want lease %v, version %d, claim 1", renewed, renewAt.Add(lease), a.Version+1)
+	}
+	// An update made from a read before the renewal (the poller) is stale.
+	if _, err := b.PlacementUpdate(ctx, a); !errors.Is(err, provisioner.ErrConflict) {
+		t.Fatalf("update from before the renewal = %v, want ErrConflict", err)
+	}
+
+	// A is paused; its lease lapses. A renewal after the lapse is refused
+	// even before anyone else claims.
+	lapsed := renewed.LeaseUntil.Add(time.Second)
+	if err := b.PlacementRenew(ctx, ids[0], "eu-west-1", a.ClaimVersion, lapsed, lapsed.Add(lease)); !errors.Is(err, provisioner.ErrClaimLost) {
+		t.Fatalf("renewal after the lease lapsed = %v, want ErrClaimLost", err)
+	}
+	// The poller sends the lost create back to pending, and worker B
+	// claims it: claim version 2.
+	renewed.Status = provisioner.StatusPending
+	back, err := b.PlacementUpdate(ctx, renewed)
+	if err != nil {
+		t.Fatalf("poller: %v", err)
+	}
+	back.Status = provisioner.StatusCreating
+	bClaim, err := b.PlacementClaim(ctx, back, lapsed, lapsed.Add(lease))
+	if err != nil {
+		t.Fatalf("claim B: %v", err)
+	}
+	if bClaim.ClaimVersion != 2 {
+		t.Fatalf("claim B has claim version %d, want 2", bClaim.ClaimVersion)
+	}
+
+	// A resumes: its writes under claim version 1 are refused, even at a
+	// time when B's lease is live, and change nothing.
+	if err := b.PlacementRenew(ctx, ids[0], "eu-west-1", a.ClaimVersion, lapsed, lapsed.Add(lease)); !errors.Is(err, provisioner.ErrClaimLost) {
+		t.Fatalf("A's renewal under the old claim version = %v, want ErrClaimLost", err)
+	}
+	if _, err := b.PlacementClaim(ctx, a, lapsed.Add(time.Minute), lapsed.Add(time.Minute+lease)); !errors.Is(err, provisioner.ErrConflict) {
+		t.Fatalf("A's claim from its old read = %v, want ErrConflict", err)
+	}
+	if got, err := b.PlacementGet(ctx, ids[0], "eu-west-1"); err != nil || got.ClaimVersion != 2 || !got.LeaseUntil.Equal(lapsed.Add(lease)) || got.Version != bClaim.Version {
+		t.Fatalf("after A's refused writes: %+v, %v; want B's claim untouched", got, err)
+	}
+	// B's own renewal goes through.
+	if err := b.PlacementRenew(ctx, ids[0], "eu-west-1", bClaim.ClaimVersion, lapsed.Add(time.Second), lapsed.Add(time.Second+lease)); err != nil {
+		t.Fatalf("renew B: %v", err)
+	}
+	if err := b.PlacementRenew(ctx, ids[0], "us-east-1", 1, now, now.Add(lease)); !errors.Is(err, provisioner.ErrClaimLost) {
+		t.Errorf("renewal of a missing placement = %v, want ErrClaimLost", err)
+	}
+}
+
+// testPoolClaimFencing is testPlacementClaimFencing for a Region's pool.
+func testPoolClaimFencing(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ctx := t.Context()
+	now := base.Add(time.Hour)
+	const lease = 15 * time.Second
+	pending := ensurePool(t, b, newPool("eu-west-1", provisioner.StatusPending))
+
+	pending.Status = provisioner.StatusCreating
+	a, err := b.PoolClaim(ctx, pending, now, now.Add(lease))
+	if err != nil || a.ClaimVersion != 1 || !a.LeaseUntil.Equal(now.Add(lease)) {
+		t.Fatalf("claim A = %+v, %v; want claim 1 leased to %v", a, err, now.Add(lease))
+	}
+	if _, err := b.PoolClaim(ctx, pending, now, now.Add(lease)); !errors.Is(err, provisioner.ErrConflict) {
+		t.Fatalf("a second claim from the same version = %v, want ErrConflict", err)
+	}
+	if err := b.PoolRenew(ctx, "eu-west-1", a.ClaimVersion, now.Add(time.Second), now.Add(time.Second+lease)); err != nil {
+		t.Fatalf("renew A: %v", err)
+	}
+	lapsed := now.Add(time.Second + lease + time.Second)
+	current, err := b.PoolGet(ctx, "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.Status = provisioner.StatusPending
+	back, err := b.PoolUpdate(ctx, current)
+	if err != nil {
+		t.Fatalf("poller: %v", err)
+	}
+	back.Status = provisioner.StatusCreating
+	bClaim, err := b.PoolClaim(ctx, back, lapsed, lapsed.Add(lease))
+	if err != nil || bClaim.ClaimVersion != 2 {
+		t.Fatalf("claim B = %+v, %v; want claim version 2", bClaim, err)
+	}
+	if err := b.PoolRenew(ctx, "eu-west-1", a.ClaimVersion, lapsed, lapsed.Add(lease)); !errors.Is(err, provisioner.ErrClaimLost) {
+		t.Fatalf("A's renewal under the old claim version = %v, want ErrClaimLost", err)
+	}
+	if got, err := b.PoolGet(ctx, "eu-west-1"); err != nil || got.ClaimVersion != 2 || got.Version != bClaim.Version {
+		t.Fatalf("after A's refused renewal: %+v, %v; want B's claim untouched", got, err)
+	}
+}
