@@ -104,6 +104,10 @@ func New(cfg Config) (*Provisioner, error) {
 	}, nil
 }
 
+// jobTimeout is the timeout of every provisioner job: a minute, the job
+// timeout River's stuck-job rescue is set to follow (store.JobTimeout).
+const jobTimeout = time.Minute
+
 // PollArgs is the periodic job that reads in-flight stacks' status, a
 // Region at a time.
 type PollArgs struct{}
@@ -121,8 +125,8 @@ func (p *Provisioner) Register(w *river.Workers) {
 // PeriodicJobs returns the poller: one round per polling interval.
 //
 // Rounds are unique per interval, not per state: a round that a crashed
-// process left "running" stays so until River rescues it (an hour by
-// default), and must not stop every round after it. A process runs one
+// process left "running" stays so until River rescues it
+// (store.RescueAfter), and must not stop every round after it. A process runs one
 // round at a time; a round due while one is still running is skipped.
 func (p *Provisioner) PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
@@ -140,6 +144,13 @@ type provisionWorker struct {
 	p *Provisioner
 }
 
+// Timeout bounds one step of a tenant's provisioning: a read of the
+// tenant and, per Region, a claim and a CreateStack call. River works a
+// job left running by a replica that died again after store.RescueAfter.
+func (w *provisionWorker) Timeout(*river.Job[tenants.ProvisionArgs]) time.Duration {
+	return jobTimeout
+}
+
 func (w *provisionWorker) Work(ctx context.Context, job *river.Job[tenants.ProvisionArgs]) error {
 	return w.p.provision(ctx, job.Args.TenantID)
 }
@@ -147,6 +158,13 @@ func (w *provisionWorker) Work(ctx context.Context, job *river.Job[tenants.Provi
 type deprovisionWorker struct {
 	river.WorkerDefaults[tenants.DeprovisionArgs]
 	p *Provisioner
+}
+
+// Timeout bounds one step of offboarding; the profile purge it starts
+// takes at most half of it (offboarding.DefaultPurgeBudget) and resumes in
+// the next run.
+func (w *deprovisionWorker) Timeout(*river.Job[tenants.DeprovisionArgs]) time.Duration {
+	return jobTimeout
 }
 
 func (w *deprovisionWorker) Work(ctx context.Context, job *river.Job[tenants.DeprovisionArgs]) error {
@@ -158,6 +176,10 @@ type pollWorker struct {
 	p       *Provisioner
 	running sync.Mutex
 }
+
+// Timeout bounds one polling round: a DescribeStacks round per Region and
+// the records it changes.
+func (w *pollWorker) Timeout(*river.Job[PollArgs]) time.Duration { return jobTimeout }
 
 func (w *pollWorker) Work(ctx context.Context, _ *river.Job[PollArgs]) error {
 	if !w.running.TryLock() {
