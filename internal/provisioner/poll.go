@@ -56,7 +56,7 @@ func (p *Provisioner) PollOnce(ctx context.Context) error {
 		}
 	}
 
-	var errs []error
+	errs := []error{p.resumeStalled(ctx)}
 	for _, region := range regions {
 		stacks, err := p.engine.Stacks(ctx, region)
 		if err != nil {
@@ -169,6 +169,33 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 		if err := ignoreTransition(err); err != nil {
 			return fmt.Errorf("mark %s failed: %w", pl.TenantID, err)
 		}
+	}
+	return nil
+}
+
+// stalledBatch bounds the stalled tenants one polling round resumes.
+const stalledBatch = 100
+
+// resumeStalled queues a job for every tenant whose provisioning stalled:
+// still provisioning, yet for a lease nothing changed and no stack of its
+// is in flight or claimed. That is a tenant whose job died with its
+// replica before it claimed anything (or after its last step, before it
+// marked the tenant active). River would run that job again only after
+// its rescue, over a minute later; this takes it over a lease after it
+// stopped.
+func (p *Provisioner) resumeStalled(ctx context.Context) error {
+	now := p.now()
+	ids, err := p.store.TenantsStalled(ctx, now, now.Add(-p.lease), stalledBatch)
+	if err != nil {
+		return fmt.Errorf("stalled tenants: %w", err)
+	}
+	for _, id := range ids {
+		if err := p.tenants.Enqueue(ctx, ResumeArgs{TenantID: id}); err != nil {
+			return fmt.Errorf("resume tenant %s: %w", id, err)
+		}
+	}
+	if len(ids) > 0 {
+		p.log.DebugContext(ctx, "stalled provisioning resumed", "tenants", len(ids))
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ type Lifecycle interface {
 	MarkDeleted(ctx context.Context, id string) (tenants.Tenant, error)
 	Retry(ctx context.Context, id string, ifVersion *int64) (tenants.Tenant, error)
 	Reconcile(ctx context.Context, id string) error
+	Enqueue(ctx context.Context, args tenants.JobArgs) error
 }
 
 var _ Lifecycle = (*tenants.Service)(nil)
@@ -115,9 +116,27 @@ type PollArgs struct{}
 // Kind implements river.JobArgs.
 func (PollArgs) Kind() string { return "stack_poll" }
 
+// ResumeArgs provisions a tenant whose provisioning stalled (see
+// resumeStalled): a tenant job that died with its replica before it left
+// any claim or in-flight stack behind. It is unique per tenant and
+// DefaultLease, so a tenant whose job only waits in a long queue gets at
+// most one more per lease.
+type ResumeArgs struct {
+	TenantID string `json:"tenant_id"`
+}
+
+// Kind implements river.JobArgs.
+func (ResumeArgs) Kind() string { return "tenant_provision_resume" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (ResumeArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: DefaultLease}}
+}
+
 // Register adds the provisioner's workers.
 func (p *Provisioner) Register(w *river.Workers) {
 	river.AddWorker(w, &provisionWorker{p: p})
+	river.AddWorker(w, &resumeWorker{p: p})
 	river.AddWorker(w, &deprovisionWorker{p: p})
 	river.AddWorker(w, &pollWorker{p: p})
 }
@@ -152,6 +171,18 @@ func (w *provisionWorker) Timeout(*river.Job[tenants.ProvisionArgs]) time.Durati
 }
 
 func (w *provisionWorker) Work(ctx context.Context, job *river.Job[tenants.ProvisionArgs]) error {
+	return w.p.provision(ctx, job.Args.TenantID)
+}
+
+type resumeWorker struct {
+	river.WorkerDefaults[ResumeArgs]
+	p *Provisioner
+}
+
+// Timeout is provisionWorker's.
+func (w *resumeWorker) Timeout(*river.Job[ResumeArgs]) time.Duration { return jobTimeout }
+
+func (w *resumeWorker) Work(ctx context.Context, job *river.Job[ResumeArgs]) error {
 	return w.p.provision(ctx, job.Args.TenantID)
 }
 

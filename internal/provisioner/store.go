@@ -160,6 +160,12 @@ type Store interface {
 	// PoolRenew is PlacementRenew for pools.
 	PoolRenew(ctx context.Context, region string, claimVersion int64, now, leaseUntil time.Time) error
 
+	// TenantsStalled returns, oldest first and at most limit, the tenants
+	// in provisioning that nothing is being done for: neither they nor
+	// any of their placements changed since quietSince, and none of their
+	// placements is InFlight or under a claim whose lease is live at now.
+	TenantsStalled(ctx context.Context, now, quietSince time.Time, limit int) ([]string, error)
+
 	// StackEventsAppend records events of a tenant's stack in a Region,
 	// ignoring events already recorded (same ID), and returns how many it
 	// added. Events are recorded oldest first so Seq follows time.

@@ -246,6 +246,18 @@ func (d *DB) PoolRenew(ctx context.Context, region string, claimVersion int64, n
 	return renewed("pool", n, err)
 }
 
+// TenantsStalled implements provisioner.Store.
+func (d *DB) TenantsStalled(ctx context.Context, now, quietSince time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return []string{}, nil
+	}
+	ids, err := d.queries.TenantsStalled(ctx, db.TenantsStalledParams{QuietSince: formatTime(quietSince), Now: leaseColumn(now), MaxRows: int64(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("stalled tenants: %w", translateProvisioner(err))
+	}
+	return ids, nil
+}
+
 // renewed is the error of a lease renewal that changed n rows.
 func renewed(what string, n int64, err error) error {
 	switch {

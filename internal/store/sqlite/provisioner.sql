@@ -140,6 +140,21 @@ WHERE region = @region AND claim_version = @claim_version AND lease_until >= @no
 -- name: PoolExists :one
 SELECT EXISTS (SELECT 1 FROM pools WHERE region = @region);
 
+-- name: TenantsStalled :many
+-- Tenants in provisioning that no one is working on: not changed since
+-- @quiet_since, and no placement of theirs in flight (the poller watches
+-- those), under a live claim at @now, or changed since @quiet_since.
+SELECT t.id FROM tenants t
+WHERE t.status = 'provisioning' AND t.updated_at < @quiet_since
+    AND NOT EXISTS (
+        SELECT 1 FROM placements p
+        WHERE p.tenant_id = t.id
+            AND (p.status IN ('creating', 'replacing', 'deleting')
+                OR p.updated_at >= @quiet_since
+                OR p.lease_until >= @now))
+ORDER BY t.seq
+LIMIT @max_rows;
+
 -- name: StackEventInsert :execrows
 -- Affects no row when the event is already recorded.
 INSERT INTO stack_events (

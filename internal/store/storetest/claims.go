@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
 // testPlacementClaimFencing plays a worker that claims a stack create, is
@@ -139,5 +141,61 @@ func testPoolClaimFencing(t *testing.T, h Harness) {
 	}
 	if got, err := b.PoolGet(ctx, "eu-west-1"); err != nil || got.ClaimVersion != 2 || got.Version != bClaim.Version {
 		t.Fatalf("after A's refused renewal: %+v, %v; want B's claim untouched", got, err)
+	}
+}
+
+// testTenantsStalled: a tenant in provisioning is stalled when neither it
+// nor its placements changed for a while and none of its placements is in
+// flight or under a live claim.
+func testTenantsStalled(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ctx := t.Context()
+	ts := make([]tenants.Tenant, 6)
+	for i := range ts {
+		ts[i] = newTenant(i)
+	}
+	ts[5].Status = tenants.StatusActive
+	ids := make([]string, len(ts))
+	for i, tn := range insert(t, b, ts...) {
+		ids[i] = tn.ID
+	}
+	// Placements are stored at base+1s unless said otherwise; quiet since
+	// an hour later, with now a minute after that.
+	quietSince := base.Add(time.Hour)
+	now := quietSince.Add(time.Minute)
+	const lease = 15 * time.Second
+	// 0: no placement yet. Stalled.
+	// 1: a pending placement, long unchanged. Stalled.
+	ensurePlacement(t, b, newPlacement(ids[1], "eu-west-1", provisioner.KindPooled, provisioner.StatusPending))
+	// 2: a stack in flight: the poller watches it.
+	ensurePlacement(t, b, newPlacement(ids[2], "eu-west-1", provisioner.KindDedicated, provisioner.StatusCreating))
+	// 3: a claim whose lease is live at now.
+	p3 := ensurePlacement(t, b, newPlacement(ids[3], "eu-west-1", provisioner.KindDedicated, provisioner.StatusPending))
+	if _, err := b.PlacementClaim(ctx, p3, now, now.Add(lease)); err != nil {
+		t.Fatal(err)
+	}
+	// 4: a placement changed after quietSince (PlacementUpdate stamps the
+	// real time, which is after base+1h).
+	p4 := ensurePlacement(t, b, newPlacement(ids[4], "eu-west-1", provisioner.KindPooled, provisioner.StatusPending))
+	p4.LastError = "changed"
+	if _, err := b.PlacementUpdate(ctx, p4); err != nil {
+		t.Fatal(err)
+	}
+	// 5: active.
+	got, err := b.TenantsStalled(ctx, now, quietSince, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{ids[0], ids[1]}; !slices.Equal(got, want) {
+		t.Errorf("stalled = %v, want %v (oldest first)", got, want)
+	}
+	if got, err := b.TenantsStalled(ctx, now, quietSince, 1); err != nil || !slices.Equal(got, []string{ids[0]}) {
+		t.Errorf("stalled with limit 1 = %v, %v; want %v", got, err, ids[:1])
+	}
+	// Once the claim of 3 has lapsed, 3 is stalled too (its claim
+	// stamped UpdatedAt with the claim's now, before quietSince+lease).
+	later := now.Add(2 * lease)
+	if got, err := b.TenantsStalled(ctx, later, later.Add(-lease), 10); err != nil || !slices.Contains(got, ids[3]) || slices.Contains(got, ids[2]) {
+		t.Errorf("stalled after the lease lapsed = %v, %v; want %s among them, and not %s", got, err, ids[3], ids[2])
 	}
 }

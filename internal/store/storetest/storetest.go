@@ -64,6 +64,7 @@ func Run(t *testing.T, h Harness) {
 		{"Pool", testPool},
 		{"PlacementClaimFencing", testPlacementClaimFencing},
 		{"PoolClaimFencing", testPoolClaimFencing},
+		{"TenantsStalled", testTenantsStalled},
 		{"StackEvents", testStackEvents},
 		{"Principals", testPrincipals},
 		{"GrantRoundTrip", testGrantRoundTrip},

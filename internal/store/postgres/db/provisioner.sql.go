@@ -777,3 +777,45 @@ func (q *Queries) StackEventList(ctx context.Context, arg StackEventListParams) 
 	}
 	return items, nil
 }
+
+const tenantsStalled = `-- name: TenantsStalled :many
+SELECT t.id FROM tenants t
+WHERE t.status = 'provisioning' AND t.updated_at < $1
+    AND NOT EXISTS (
+        SELECT 1 FROM placements p
+        WHERE p.tenant_id = t.id
+            AND (p.status IN ('creating', 'replacing', 'deleting')
+                OR p.updated_at >= $1
+                OR p.lease_until >= $2))
+ORDER BY t.seq
+LIMIT $3::bigint
+`
+
+type TenantsStalledParams struct {
+	QuietSince time.Time
+	Now        *time.Time
+	MaxRows    int64
+}
+
+// Tenants in provisioning that no one is working on: not changed since
+// @quiet_since, and no placement of theirs in flight (the poller watches
+// those), under a live claim at @now, or changed since @quiet_since.
+func (q *Queries) TenantsStalled(ctx context.Context, arg TenantsStalledParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, tenantsStalled, arg.QuietSince, arg.Now, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
