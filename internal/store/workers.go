@@ -60,7 +60,7 @@ func StartRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cf
 		FetchPollInterval: poll,
 		// River refuses a cooldown longer than the poll interval, which
 		// tests shorten.
-		FetchCooldown: min(poll, river.FetchCooldownDefault),
+		FetchCooldown:        min(poll, river.FetchCooldownDefault),
 		JobTimeout:           JobTimeout,
 		RescueStuckJobsAfter: RescueAfter,
 	})
