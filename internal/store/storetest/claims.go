@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
 // testPlacementClaimFencing plays a worker that claims a stack create, is
@@ -197,5 +198,60 @@ func testTenantsStalled(t *testing.T, h Harness) {
 	later := now.Add(2 * lease)
 	if got, err := b.TenantsStalled(ctx, later, later.Add(-lease), 10); err != nil || !slices.Contains(got, ids[3]) || slices.Contains(got, ids[2]) {
 		t.Errorf("stalled after the lease lapsed = %v, %v; want %s among them, and not %s", got, err, ids[3], ids[2])
+	}
+}
+
+// testWebhookDeliveryLeaseRenew: a dispatcher renews the lease of an
+// attempt in flight, which keeps the delivery from others past the first
+// lease and moves the lease its result is recorded under; once the lease
+// has lapsed and another dispatcher has claimed the delivery, the first
+// one's renewals and result are refused.
+func testWebhookDeliveryLeaseRenew(t *testing.T, h Harness) {
+	addr := h.NewDatabase(t)
+	paused, other := open(t, h, addr), open(t, h, addr)
+	ctx := t.Context()
+	ids := tenantIDs(t, paused, 1)
+	e := insertEndpoint(t, paused, newEndpoint(ids[0], 1))
+	ds := insertDeliveries(t, paused, newDelivery(e, 1, "p1"))
+
+	got := claim(t, paused, base, 4, 10) // leased for a minute
+	if len(got) != 1 {
+		t.Fatalf("claim: %v", deliveryIDs(got))
+	}
+	first := *got[0].ClaimedUntil
+	renewAt := base.Add(50 * time.Second)
+	second := renewAt.Add(time.Minute)
+	if err := paused.WebhookDeliveryRenew(ctx, ds[0].ID, first, renewAt, second); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	// Past the first lease, the renewed one holds.
+	if again := claim(t, other, first.Add(time.Second), 4, 10); len(again) != 0 {
+		t.Fatalf("claimed under a renewed lease: %v", deliveryIDs(again))
+	}
+	// A renewal under the old lease is refused.
+	if err := paused.WebhookDeliveryRenew(ctx, ds[0].ID, first, renewAt, second.Add(time.Minute)); !errors.Is(err, webhooks.ErrLeaseLost) {
+		t.Fatalf("renewal under a replaced lease: %v, want ErrLeaseLost", err)
+	}
+	// The dispatcher is paused past its lease: a renewal then is refused,
+	// and another dispatcher takes the delivery over.
+	lapsed := second.Add(time.Second)
+	if err := paused.WebhookDeliveryRenew(ctx, ds[0].ID, second, lapsed, lapsed.Add(time.Minute)); !errors.Is(err, webhooks.ErrLeaseLost) {
+		t.Fatalf("renewal after the lease lapsed: %v, want ErrLeaseLost", err)
+	}
+	taken := claim(t, other, lapsed, 4, 10)
+	if !slices.Equal(deliveryIDs(taken), []string{ds[0].ID}) {
+		t.Fatalf("takeover claim: %v, want the lapsed delivery", deliveryIDs(taken))
+	}
+	// It resumes: its renewal and its result under its last lease are
+	// refused; the new holder's stand.
+	if err := paused.WebhookDeliveryRenew(ctx, ds[0].ID, second, lapsed, lapsed.Add(time.Minute)); !errors.Is(err, webhooks.ErrLeaseLost) {
+		t.Fatalf("renewal of the paused dispatcher: %v, want ErrLeaseLost", err)
+	}
+	err := paused.WebhookDeliveryRecord(ctx, webhooks.AttemptResult{ID: ds[0].ID, Lease: second, Status: webhooks.StatusDelivered, At: lapsed, NextAttemptAt: lapsed})
+	if !errors.Is(err, webhooks.ErrLeaseLost) {
+		t.Fatalf("result of the paused dispatcher: %v, want ErrLeaseLost", err)
+	}
+	if err := other.WebhookDeliveryRenew(ctx, ds[0].ID, *taken[0].ClaimedUntil, lapsed.Add(time.Second), lapsed.Add(time.Minute)); err != nil {
+		t.Fatalf("renewal of the new holder: %v", err)
 	}
 }

@@ -92,6 +92,7 @@ func Run(t *testing.T, h Harness) {
 		{"WebhookDeliveryUnique", testWebhookDeliveryUnique},
 		{"WebhookDeliveryClaimOrder", testWebhookDeliveryClaimOrder},
 		{"WebhookDeliveryLeaseTakeover", testWebhookDeliveryLeaseTakeover},
+		{"WebhookDeliveryLeaseRenew", testWebhookDeliveryLeaseRenew},
 		{"WebhookDeliveryConcurrentClaims", testWebhookDeliveryConcurrentClaims},
 		{"WebhookDeliveryRetryRecover", testWebhookDeliveryRetryRecover},
 		{"FleetEventOutbox", testFleetEventOutbox},
