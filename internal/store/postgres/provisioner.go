@@ -136,21 +136,7 @@ func placementUpdate(ctx context.Context, q *db.Queries, p provisioner.Placement
 		TenantID:        p.TenantID,
 		Region:          p.Region,
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		var exists bool
-		exists, err = q.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
-		if err == nil {
-			return provisioner.Placement{}, fmt.Errorf("update placement: %w", staleOrMissing(exists))
-		}
-	}
-	if err != nil {
-		return provisioner.Placement{}, fmt.Errorf("update placement: %w", translateProvisioner(err))
-	}
-	stored, err := placementFromRow(row)
-	if err != nil {
-		return provisioner.Placement{}, fmt.Errorf("update placement: %w", err)
-	}
-	return stored, nil
+	return placementWritten(ctx, q, "update placement", p, row, err)
 }
 
 // PlacementClaim implements provisioner.Store. Of concurrent claims from
@@ -176,21 +162,7 @@ func (d *DB) PlacementClaim(ctx context.Context, p provisioner.Placement, now, l
 		PrevVersion:     p.Version,
 		Now:             optionalTime(now),
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		var exists bool
-		exists, err = d.queries.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
-		if err == nil {
-			return provisioner.Placement{}, fmt.Errorf("claim placement: %w", staleOrMissing(exists))
-		}
-	}
-	if err != nil {
-		return provisioner.Placement{}, fmt.Errorf("claim placement: %w", translateProvisioner(err))
-	}
-	stored, err := placementFromRow(row)
-	if err != nil {
-		return provisioner.Placement{}, fmt.Errorf("claim placement: %w", err)
-	}
-	return stored, nil
+	return placementWritten(ctx, d.queries, "claim placement", p, row, err)
 }
 
 // PlacementRenew implements provisioner.Store.
@@ -302,21 +274,7 @@ func poolUpdate(ctx context.Context, q *db.Queries, p provisioner.Pool) (provisi
 		UpdatedAt:       storedTime(time.Now()),
 		Region:          p.Region,
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		var exists bool
-		exists, err = q.PoolExists(ctx, p.Region)
-		if err == nil {
-			return provisioner.Pool{}, fmt.Errorf("update pool: %w", staleOrMissing(exists))
-		}
-	}
-	if err != nil {
-		return provisioner.Pool{}, fmt.Errorf("update pool: %w", translateProvisioner(err))
-	}
-	stored, err := poolFromRow(row, 0)
-	if err != nil {
-		return provisioner.Pool{}, fmt.Errorf("update pool: %w", err)
-	}
-	return stored, nil
+	return poolWritten(ctx, q, "update pool", p.Region, row, err)
 }
 
 // PoolClaim implements provisioner.Store, as PlacementClaim does for
@@ -340,21 +298,7 @@ func (d *DB) PoolClaim(ctx context.Context, p provisioner.Pool, now, leaseUntil 
 		PrevVersion:     p.Version,
 		Now:             optionalTime(now),
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		var exists bool
-		exists, err = d.queries.PoolExists(ctx, p.Region)
-		if err == nil {
-			return provisioner.Pool{}, fmt.Errorf("claim pool: %w", staleOrMissing(exists))
-		}
-	}
-	if err != nil {
-		return provisioner.Pool{}, fmt.Errorf("claim pool: %w", translateProvisioner(err))
-	}
-	stored, err := poolFromRow(row, 0)
-	if err != nil {
-		return provisioner.Pool{}, fmt.Errorf("claim pool: %w", err)
-	}
-	return stored, nil
+	return poolWritten(ctx, d.queries, "claim pool", p.Region, row, err)
 }
 
 // PoolRenew implements provisioner.Store.
@@ -452,6 +396,46 @@ func (d *DB) StackEventsList(ctx context.Context, tenantID, region string, befor
 		})
 	}
 	return out, nil
+}
+
+// placementWritten is the result of a conditional write of p (op) that
+// returned row and err: the stored placement, or ErrConflict or
+// ErrNotFound when it matched no row.
+func placementWritten(ctx context.Context, q *db.Queries, op string, p provisioner.Placement, row db.Placement, err error) (provisioner.Placement, error) {
+	if errors.Is(err, pgx.ErrNoRows) {
+		var exists bool
+		exists, err = q.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
+		if err == nil {
+			return provisioner.Placement{}, fmt.Errorf("%s: %w", op, staleOrMissing(exists))
+		}
+	}
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("%s: %w", op, translateProvisioner(err))
+	}
+	stored, err := placementFromRow(row)
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return stored, nil
+}
+
+// poolWritten is placementWritten for the pool of region.
+func poolWritten(ctx context.Context, q *db.Queries, op, region string, row db.Pool, err error) (provisioner.Pool, error) {
+	if errors.Is(err, pgx.ErrNoRows) {
+		var exists bool
+		exists, err = q.PoolExists(ctx, region)
+		if err == nil {
+			return provisioner.Pool{}, fmt.Errorf("%s: %w", op, staleOrMissing(exists))
+		}
+	}
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("%s: %w", op, translateProvisioner(err))
+	}
+	stored, err := poolFromRow(row, 0)
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return stored, nil
 }
 
 // translateProvisioner maps driver errors to the provisioner package's
