@@ -21,8 +21,9 @@ var takeoverRegions = []string{"sa-east-1", "ap-south-1"}
 
 // TestAWSReplicaTakeover runs three replicas of the server binary in AWS
 // mode on one PostgreSQL database, onboards tenants through all three, and
-// SIGKILLs one of them while it holds stack creates: its CreateStack calls
-// go through a proxy of their own that holds them, so that it dies inside
+// SIGKILLs one of them mid-onboarding while it holds stack creates (some
+// dedicated tenants' and, as a rule, a pool's): its CreateStack calls go
+// through a proxy of their own that holds them, so that it dies inside
 // them, renewing the leases of its claims until the kill. The other two
 // must take every claim over once its lease lapses (15 s), not after a
 // fixed grace: every tenant becomes active, each stack is created once.
@@ -60,38 +61,66 @@ func TestAWSReplicaTakeover(t *testing.T) {
 	// another that lets everything through and counts.
 	victimAWS, survivorAWS := newFaultEndpoint(t, moto), newFaultEndpoint(t, moto)
 	closeCreates(victimAWS)
-	// The victim starts first, so it is likely River's leader too: the
-	// survivors must also elect a new one to run the poller.
-	victim := startServerProcess(t, "victim", bin, awsVars(t, victimAWS.URL, dbURL, keyFile))
-	survivors := []*serverProcess{
-		startServerProcess(t, "survivor-1", bin, awsVars(t, survivorAWS.URL, dbURL, keyFile)),
-		startServerProcess(t, "survivor-2", bin, awsVars(t, survivorAWS.URL, dbURL, keyFile)),
-	}
-	urls := []string{victim.URL, survivors[0].URL, survivors[1].URL}
-
 	// A third of the tenants are dedicated, in one Region each; the others
 	// pooled, in both.
 	ids := make([]string, total)
 	tiers := make([]string, total)
 	tenantRegions := make([][]string, total)
-	errs := concurrently(total, 12, func(i int) error {
+	for i := range total {
 		tiers[i], tenantRegions[i] = "pooled", regions
 		if i%3 == 0 {
 			tiers[i], tenantRegions[i] = "dedicated", []string{regions[(i/3)%2]}
 		}
-		status, tn, err := apiDo("POST", urls[i%len(urls)]+"/v1/tenants", admin, awsOnboardBody(tiers[i], tenantRegions[i]...))
-		if err != nil {
-			return err
-		}
-		if status != http.StatusAccepted {
-			return fmt.Errorf("onboard %d: %d %v", i, status, tn)
-		}
-		ids[i] = jstr(tn, "id")
-		return nil
-	})
-	if len(errs) > 0 {
-		t.Fatalf("%d onboardings failed, first: %v", len(errs), errs[0])
 	}
+	onboard := func(from, to int, urls ...string) {
+		t.Helper()
+		errs := concurrently(to-from, 12, func(n int) error {
+			i := from + n
+			status, tn, err := apiDo("POST", urls[i%len(urls)]+"/v1/tenants", admin, awsOnboardBody(tiers[i], tenantRegions[i]...))
+			if err != nil {
+				return err
+			}
+			if status != http.StatusAccepted {
+				return fmt.Errorf("onboard %d: %d %v", i, status, tn)
+			}
+			ids[i] = jstr(tn, "id")
+			return nil
+		})
+		if len(errs) > 0 {
+			t.Fatalf("%d onboardings failed, first: %v", len(errs), errs[0])
+		}
+	}
+	heldBy := func(l *createLedger, from, to int) (n int) {
+		for i := from; i < to; i++ {
+			if tiers[i] == "dedicated" && l.Requests(tenantRegions[i][0], dedicatedStack(ids[i])) > 0 {
+				n++
+			}
+		}
+		return n
+	}
+
+	// The victim starts alone (so it is River's leader too: the survivors
+	// must elect a new one to run the poller) and takes the first tenants,
+	// a few dedicated ones, into creates that it holds, leaving it workers
+	// for more.
+	victim := startServerProcess(t, "victim", bin, awsVars(t, victimAWS.URL, dbURL, keyFile))
+	first := 3 * max(2, total/12) // every third of them dedicated
+	onboard(0, first, victim.URL)
+	deadline := time.Now().Add(60 * time.Second)
+	for tick := time.NewTicker(20 * time.Millisecond); heldBy(victimAWS.Ledger, 0, first) < (first+2)/3; <-tick.C {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s the victim holds %d of its first %d dedicated creates; unfinished jobs:\n%s",
+				heldBy(victimAWS.Ledger, 0, first), (first+2)/3, riverJobs(dbURL))
+		}
+	}
+	// Then the survivors start, and the other tenants onboard through all
+	// three; the victim is killed as soon as they are accepted, while the
+	// survivors provision them.
+	survivors := []*serverProcess{
+		startServerProcess(t, "survivor-1", bin, awsVars(t, survivorAWS.URL, dbURL, keyFile)),
+		startServerProcess(t, "survivor-2", bin, awsVars(t, survivorAWS.URL, dbURL, keyFile)),
+	}
+	onboard(first, total, victim.URL, survivors[0].URL, survivors[1].URL)
 	var dedicated, pooled []string
 	for i, id := range ids {
 		if tiers[i] == "dedicated" {
@@ -101,20 +130,15 @@ func TestAWSReplicaTakeover(t *testing.T) {
 		}
 	}
 
-	// held returns the tenants whose stack creates the victim holds
-	// claimed: its CreateStack requests, stuck at its proxy.
-	held := func() (claimed []string, pool []string) {
+	// held returns the dedicated tenants whose stack creates the victim
+	// holds claimed: its CreateStack requests, stuck at its proxy.
+	held := func() (claimed []string) {
 		for i, id := range ids {
 			if tiers[i] == "dedicated" && victimAWS.Ledger.Requests(tenantRegions[i][0], dedicatedStack(id)) > 0 {
 				claimed = append(claimed, id)
 			}
 		}
-		for _, region := range regions {
-			if victimAWS.Ledger.Requests(region, provisioner.PoolStackName()) > 0 {
-				pool = append(pool, region)
-			}
-		}
-		return claimed, pool
+		return claimed
 	}
 	// poolsClaimed returns the Regions whose pool is claimed for creation
 	// with no stack in moto: the victim's claim, whose request may not
@@ -129,24 +153,9 @@ func TestAWSReplicaTakeover(t *testing.T) {
 		}
 		return out
 	}
-	// Kill once the victim is inside some creates; with the survivors
-	// taking jobs too, a few of the dedicated ones.
-	want := max(1, len(dedicated)/6)
-	deadline := time.Now().Add(60 * time.Second)
-	for tick := time.NewTicker(20 * time.Millisecond); ; <-tick.C {
-		if claimed, _ := held(); len(claimed) >= want {
-			tick.Stop()
-			break
-		}
-		if time.Now().After(deadline) {
-			claimed, pools := held()
-			t.Fatalf("after 60s the victim holds %d dedicated creates (want %d) and pools in %v; unfinished jobs:\n%s",
-				len(claimed), want, pools, riverJobs(dbURL))
-		}
-	}
 	victim.Kill(t)
 	killedAt := time.Now()
-	claimedDedicated, _ := held()
+	claimedDedicated := held()
 	claimedPools := poolsClaimed()
 	orphans := riverJobs(dbURL)
 	claimed := slices.Clone(claimedDedicated)
