@@ -193,3 +193,38 @@ func TestPollerTakesOverALapsedClaim(t *testing.T) {
 		t.Fatalf("after the next job's claim: %+v, %v; want creating under claim 2", pl, err)
 	}
 }
+
+// TestStalledTenantResumedOncePerLease: a provisioning tenant for which
+// nothing happened for a lease (its job died before claiming anything) is
+// resumed by the poller with one job, however many rounds find it so
+// within DefaultLease.
+func TestStalledTenantResumedOncePerLease(t *testing.T) {
+	const lease = 5 * time.Second // longer than any pause of a loaded machine between onboarding and the first round
+	p, db, _, clock, _ := claimSetup(t, lease) // no workers: the onboarding job stays queued
+	jobs := func() int64 {
+		t.Helper()
+		counts, err := db.JobCounts(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return counts["available"]
+	}
+	if err := p.PollOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := jobs(); n != 1 {
+		t.Fatalf("%d jobs before the tenant stalled, want its onboarding job alone", n)
+	}
+	clock.Advance(2 * lease)
+	for range 3 {
+		if err := p.PollOnce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// River's unique periods are buckets of wall-clock time: the rounds
+	// take milliseconds, but may straddle a bucket's end, which allows one
+	// more resume; never one a round.
+	if n := jobs() - 1; n < 1 || n > 2 {
+		t.Errorf("%d resume jobs after three rounds found the tenant stalled, want one (two across a period's end)", n)
+	}
+}
