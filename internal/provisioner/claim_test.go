@@ -199,7 +199,7 @@ func TestPollerTakesOverALapsedClaim(t *testing.T) {
 // resumed by the poller with one job, however many rounds find it so
 // within DefaultLease.
 func TestStalledTenantResumedOncePerLease(t *testing.T) {
-	const lease = 5 * time.Second // longer than any pause of a loaded machine between onboarding and the first round
+	const lease = 5 * time.Second              // longer than any pause of a loaded machine between onboarding and the first round
 	p, db, _, clock, _ := claimSetup(t, lease) // no workers: the onboarding job stays queued
 	jobs := func() int64 {
 		t.Helper()
