@@ -199,8 +199,10 @@ func TestPollerTakesOverALapsedClaim(t *testing.T) {
 // resumed by the poller with one job, however many rounds find it so
 // within DefaultLease.
 func TestStalledTenantResumedOncePerLease(t *testing.T) {
-	const lease = 5 * time.Second              // longer than any pause of a loaded machine between onboarding and the first round
-	p, db, _, clock, _ := claimSetup(t, lease) // no workers: the onboarding job stays queued
+	// Longer than any pause of a loaded machine between the onboarding
+	// and the first round. No workers run: the onboarding job stays queued.
+	const lease = 5 * time.Second
+	p, db, _, clock, _ := claimSetup(t, lease)
 	jobs := func() int64 {
 		t.Helper()
 		counts, err := db.JobCounts(t.Context())
