@@ -25,6 +25,11 @@ import (
 // cancels its engine call, and whatever reaches the engine anyway repeats
 // the new holder's request under the same ClientRequestToken, which never
 // makes a second stack.
+//
+// Leases are written and read by each replica's own clock (Config.Now), so
+// replicas' clocks must agree to well within a lease, as NTP keeps them. A
+// clock that is off only moves a takeover earlier or later: the fencing
+// above, not the clock, keeps two workers from one step.
 
 // renewFunc renews one claim's lease to until, as of now.
 type renewFunc func(ctx context.Context, now, until time.Time) error
