@@ -22,6 +22,7 @@ import (
 //
 //	PK                          SK                      what
 //	TENANT#t#PS#<profile>       <segment id>            a membership (gsi1: TENANT#t#SM#<segment>, <profile>)
+//	TENANT#t#PS#<profile>       ~set                    the profile's membership set (membershipSet)
 //	TENANT#t#A#<member>         <event leaf key>        a member's event aggregate (EventAggregate)
 //	TENANT#t#Q                  <member>#<event SK>     an event not yet evaluated (a marker)
 //	TENANT#t#Q                  <member>#~              a profile to evaluate again in full
@@ -29,6 +30,17 @@ import (
 //	TENANT#t#OB                 <time>#<notice id>      a notice waiting to be relayed to the Outbox
 //	TENANT#t#SS                 <segment id>            a segment's computation status
 //	TENANT#t#SG                 ~leaf#<event leaf key>  an event leaf whose backfill is done (beside the segments)
+//
+// The membership items of a profile are the truth, and its membership set
+// their copy in one item, which every writer of a membership item
+// rewrites in the same transaction (or first marks stale), so that the
+// evaluation of a batch reads one item a profile instead of one a
+// segment. A profile without a set, or with a stale one (memberships
+// stored before sets existed, an evaluation too big for one transaction),
+// is evaluated from its membership items, and that evaluation writes its
+// set. Every evaluation that writes anything rewrites the set, on
+// condition of the version it read: two evaluations of one profile never
+// both commit on what the other changed.
 //
 // An event that can affect a segment writes a marker in the transaction
 // that records it. evaluate reads a profile's markers, adds their events
@@ -91,6 +103,32 @@ func aggregateKey(tenant, member, leaf string) Key {
 
 func membershipKey(tenant, profile, segment string) Key {
 	return Key{PK: tenantPrefix(tenant) + "PS#" + profile, SK: segment}
+}
+
+// setSK is the sort key of a profile's membership set, beside its
+// membership items (segment IDs start "seg_").
+const setSK = "~set"
+
+func membershipSetKey(tenant, profile string) Key { return membershipKey(tenant, profile, setSK) }
+
+// membershipSet is the stored copy of a profile's memberships.
+type membershipSet struct {
+	Segments map[string]membershipData `json:"m,omitempty"`
+	// Wake is the latest wake-up an evaluation wrote for the profile:
+	// another that finds the same one does not write it again.
+	Wake time.Time `json:"w,omitzero"`
+	// Stale says the membership items are being changed by transactions
+	// that do not rewrite the set: read the items.
+	Stale bool `json:"x,omitempty"`
+}
+
+// readSet decodes a membership set item.
+func readSet(it Item) (membershipSet, error) {
+	var m membershipSet
+	if err := json.Unmarshal(it.Data, &m); err != nil {
+		return m, fmt.Errorf("membership set %s: %w", it.PK, err)
+	}
+	return m, nil
 }
 
 func segmentMembersIndex(tenant, segment string) string {
@@ -394,10 +432,22 @@ type profileState struct {
 	current, leftover map[string]held
 	// aggs are the members' aggregates read, by key; absent ones have none.
 	aggs map[Key]Item
+	// set is the root's membership set as read (Version 0: none);
+	// otherSets those of other members, which only a root keeps.
+	set       Item
+	otherSets []Item
 }
 
 // hold records a membership item of member id.
 func (st *profileState) hold(id string, it Item) error {
+	if it.SK == setSK {
+		if id == st.root {
+			st.set = it
+		} else {
+			st.otherSets = append(st.otherSets, it)
+		}
+		return nil
+	}
 	var d membershipData
 	if err := json.Unmarshal(it.Data, &d); err != nil {
 		return fmt.Errorf("membership %s %s: %w", it.PK, it.SK, err)
@@ -563,6 +613,11 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 		return err == nil && ok
 	}
 	root := st.root
+	// final is the root's membership set after the evaluation.
+	final := make(map[string]membershipData, len(st.current))
+	for id, h := range st.current {
+		final[id] = h.data
+	}
 	for _, c := range aud.order {
 		id := c.seg.ID
 		if !p.todo[id] {
@@ -583,22 +638,25 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 			k := membershipKey(tenant, root, id)
 			data, _ := json.Marshal(old.data)
 			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, id), GSI1SK: root, Data: data}, IfAbsent: true})
+			final[id] = old.data
 		case in && !isMember:
 			d := membershipData{EnteredAt: now, Notice: newNoticeID()}
 			k := membershipKey(tenant, root, id)
 			data, _ := json.Marshal(d)
 			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, id), GSI1SK: root, Data: data}, IfAbsent: true})
+			final[id] = d
 			if subscribed(NoticeSegmentEntered) {
 				notices = append(notices, segmentNotice(NoticeSegmentEntered, d.Notice, c.seg, root, now, d.EnteredAt))
 			}
 		case !in && isMember:
-			ops = append(ops, Op{Delete: &Key{PK: cur.item.PK, SK: cur.item.SK}, IfVersion: cur.item.Version})
+			ops = append(ops, cur.deleteOp())
+			delete(final, id)
 			if subscribed(NoticeSegmentExited) {
 				notices = append(notices, segmentNotice(NoticeSegmentExited, transitionID(cur.data.Notice, "exited"), c.seg, root, now, cur.data.EnteredAt))
 			}
 		}
 		if wasLeft {
-			ops = append(ops, Op{Delete: &Key{PK: old.item.PK, SK: old.item.SK}, IfVersion: old.item.Version})
+			ops = append(ops, old.deleteOp())
 			if !in && !isMember && subscribed(NoticeSegmentExited) {
 				notices = append(notices, segmentNotice(NoticeSegmentExited, transitionID(old.data.Notice, "exited"), c.seg, old.profile, now, old.data.EnteredAt))
 			}
@@ -610,24 +668,67 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 		for _, set := range []map[string]held{st.current, st.leftover} {
 			for id, h := range set {
 				if aud.byID[id] == nil {
-					ops = append(ops, Op{Delete: &Key{PK: h.item.PK, SK: h.item.SK}, IfVersion: h.item.Version})
+					ops = append(ops, h.deleteOp())
+					delete(final, id)
 				}
 			}
 		}
 	}
+	var was membershipSet
+	if st.set.Version != 0 {
+		var err error
+		if was, err = readSet(st.set); err != nil {
+			return nil, nil, err
+		}
+	}
+	next := membershipSet{Segments: final, Wake: was.Wake}
 	if !wake.IsZero() {
 		// Rounded up to wakeStep, so that a profile whose next change keeps
 		// moving (each event moves a window's edge) has one wake-up a step,
-		// and never one before its change.
+		// and never one before its change. A wake-up the set names is
+		// written already: a wake-up is after now, and the sweep deletes
+		// only those due, after evaluating their profile again.
 		if r := wake.Truncate(wakeStep); r.Before(wake) {
 			wake = r.Add(wakeStep)
 		}
-		ops = append(ops, Op{Put: &Item{PK: wakePK(tenant), SK: sortTime(wake) + "#" + root, Data: []byte(`{}`)}})
+		if !wake.Equal(was.Wake) {
+			ops = append(ops, Op{Put: &Item{PK: wakePK(tenant), SK: sortTime(wake) + "#" + root, Data: []byte(`{}`)}})
+			next.Wake = wake
+		}
+	}
+	// The set, rewritten whenever the evaluation writes anything (or it is
+	// missing, stale or wrong), on condition of the version read.
+	if len(ops) > 0 || st.set.Version == 0 || was.Stale || !sameSet(was.Segments, final) {
+		k := membershipSetKey(tenant, root)
+		data, _ := json.Marshal(next)
+		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: data}, IfVersion: st.set.Version, IfAbsent: st.set.Version == 0})
+	}
+	// Only a root keeps a set: a merged member's goes.
+	for _, it := range st.otherSets {
+		ops = append(ops, Op{Delete: &Key{PK: it.PK, SK: it.SK}, IfVersion: it.Version})
 	}
 	for i := range notices {
 		notices[i].Traits = facts.Traits
 	}
 	return ops, notices, nil
+}
+
+// sameSet reports whether two membership sets hold the same memberships.
+func sameSet(a, b map[string]membershipData) bool {
+	return maps.EqualFunc(a, b, func(x, y membershipData) bool {
+		return x.EnteredAt.Equal(y.EnteredAt) && x.Notice == y.Notice
+	})
+}
+
+// deleteOp deletes the membership item, on condition of the version read,
+// or, read from the profile's membership set (no version), of its
+// existence: the set's own condition covers the rest.
+func (h held) deleteOp() Op {
+	k := Key{PK: h.item.PK, SK: h.item.SK}
+	if h.item.Version == 0 {
+		return Op{Delete: &k, IfExists: true}
+	}
+	return Op{Delete: &k, IfVersion: h.item.Version}
 }
 
 // withNotices adds the outbox writes of notices to ops, each with the
@@ -649,7 +750,7 @@ func (s *Service) withNotices(ctx context.Context, tenant string, st *profileSta
 
 // evaluateBatch evaluates, together, the profiles of the members an
 // ingestion batch marked, consuming the markers the batch wrote (marks, by
-// member): one BatchGet for the members, one for their memberships and
+// member): one BatchGet for the members, one for their membership sets and
 // aggregates, and transactions of several profiles each. It takes only
 // profiles known to have a single member (see memberData.Single), the
 // usual known customer; it returns the members it left to evaluate, one by
@@ -693,12 +794,7 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 		for key := range p.leafKeys {
 			want = append(want, aggregateKey(tenant, m, key))
 		}
-		for id := range p.todo {
-			want = append(want, membershipKey(tenant, m, id))
-			for _, ref := range aud.byID[id].refs.Segments {
-				want = append(want, membershipKey(tenant, m, ref))
-			}
-		}
+		want = append(want, membershipSetKey(tenant, m))
 	}
 	read, err := s.store.BatchGet(ctx, want)
 	if err != nil {
@@ -710,14 +806,25 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 	for _, u := range units {
 		st := u.st
 		st.aggs = read
-		for id := range u.p.todo {
-			for _, seg := range append([]string{id}, aud.byID[id].refs.Segments...) {
-				if it, ok := read[membershipKey(tenant, st.root, seg)]; ok {
-					if err := st.hold(st.root, it); err != nil {
-						return nil, err
-					}
-				}
-			}
+		// The memberships, from the profile's set; without a usable one,
+		// from its items, alone.
+		it, ok := read[membershipSetKey(tenant, st.root)]
+		if !ok {
+			slow = append(slow, st.root)
+			continue
+		}
+		set, err := readSet(it)
+		if err != nil {
+			return nil, err
+		}
+		if set.Stale {
+			slow = append(slow, st.root)
+			continue
+		}
+		st.set = it
+		for id, d := range set.Segments {
+			k := membershipKey(tenant, st.root, id)
+			st.current[id] = held{profile: st.root, item: Item{PK: k.PK, SK: k.SK}, data: d}
 		}
 		ops, notices, err := s.decide(ctx, tenant, aud, st, u.p, now, false)
 		if err != nil {
@@ -759,8 +866,10 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 
 // transactChunked applies ops, in one transaction when they fit. When they
 // do not, the markers and aggregates go first with a marker asking for a
-// full evaluation, then the transitions in transactions of their own, so
-// that a crash between them leaves the profile marked for evaluation.
+// full evaluation and the membership set marked stale, then the
+// transitions in transactions of their own, so that a crash between them
+// leaves the profile marked for evaluation, and no one reads the set
+// meanwhile.
 func (s *Service) transactChunked(ctx context.Context, tenant, root string, ops []Op) error {
 	if len(ops) <= MaxTransactOps {
 		return s.store.Transact(ctx, ops)
@@ -771,6 +880,19 @@ func (s *Service) transactChunked(ctx context.Context, tenant, root string, ops 
 	for _, op := range ops {
 		k := op.key()
 		switch {
+		case k.SK == setSK && strings.HasPrefix(k.PK, tenantPrefix(tenant)+"PS#"):
+			if op.Put != nil {
+				set, err := readSet(*op.Put)
+				if err != nil {
+					return err
+				}
+				// The evaluation that follows writes the wake-up again.
+				set.Stale, set.Wake = true, time.Time{}
+				it := *op.Put
+				it.Data, _ = json.Marshal(set)
+				op.Put = &it
+			}
+			first = append(first, op)
 		case k.PK == queuePK(tenant), strings.HasPrefix(k.PK, tenantPrefix(tenant)+"A#"):
 			first = append(first, op)
 		default:
@@ -1033,13 +1155,18 @@ func (s *Service) leaveAudiences(ctx context.Context, tenant string, e Erasure) 
 		// receivers deduplicate by its ID then.
 		pairs = append(pairs, []Op{s.noticeOp(tenant, n)})
 	}
-	var rest []Op
+	var sets, rest []Op
 	for _, m := range e.Members {
 		ms, err := s.store.Query(ctx, QueryInput{PK: membershipKey(tenant, m, "").PK})
 		if err != nil {
 			return err
 		}
 		for _, it := range ms {
+			if it.SK == setSK {
+				// The set goes first: the exits below do not rewrite it.
+				sets = append(sets, Op{Delete: &Key{PK: it.PK, SK: it.SK}})
+				continue
+			}
 			pair := []Op{{Delete: &Key{PK: it.PK, SK: it.SK}, IfExists: true}}
 			var d membershipData
 			if json.Unmarshal(it.Data, &d) == nil && subscribed(NoticeSegmentExited) {
@@ -1056,6 +1183,11 @@ func (s *Service) leaveAudiences(ctx context.Context, tenant string, e Erasure) 
 			for _, it := range items {
 				rest = append(rest, Op{Delete: &Key{PK: it.PK, SK: it.SK}})
 			}
+		}
+	}
+	for chunk := range slices.Chunk(sets, MaxTransactOps) {
+		if err := s.store.Transact(ctx, chunk); err != nil {
+			return err
 		}
 	}
 	for _, pair := range pairs {
