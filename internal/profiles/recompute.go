@@ -578,8 +578,7 @@ func (s *Service) withSets(ctx context.Context, tenant, segment string, pending 
 		} else {
 			delete(set.Segments, segment)
 		}
-		data, _ := json.Marshal(set)
-		pending[i] = append(pending[i], Op{Put: &Item{PK: k.PK, SK: k.SK, Data: data}, IfVersion: it.Version})
+		pending[i] = append(pending[i], Op{Put: &Item{PK: k.PK, SK: k.SK, Data: set.data()}, IfVersion: it.Version})
 	}
 	return nil
 }

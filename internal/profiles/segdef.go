@@ -269,6 +269,13 @@ const maxChangeEvals = 2000
 // as they are: a referenced segment's own NextChange re-evaluates it and
 // then, in EvalOrder, this one.
 func (n Node) NextChange(f Facts, now time.Time) time.Time {
+	return n.NextChangeBefore(f, now, time.Time{})
+}
+
+// NextChangeBefore is NextChange looking only before until (not zero):
+// it returns the zero time when the answer holds until then, for a
+// caller that will look again at until anyway.
+func (n Node) NextChangeBefore(f Facts, now, until time.Time) time.Time {
 	var at []time.Time
 	n.Walk(func(m Node) {
 		switch {
@@ -278,7 +285,10 @@ func (n Node) NextChange(f Facts, now time.Time) time.Time {
 			at = m.Event.changes(f.Events[m.Event.Key()], now, at)
 		}
 	})
-	at = slices.DeleteFunc(at, func(t time.Time) bool { return !t.After(now) })
+	at = slices.DeleteFunc(at, func(t time.Time) bool { return !t.After(now) || !until.IsZero() && !t.Before(until) })
+	if len(at) == 0 {
+		return time.Time{}
+	}
 	slices.SortFunc(at, time.Time.Compare)
 	at = slices.CompactFunc(at, time.Time.Equal)
 	was := n.Eval(f, now)
