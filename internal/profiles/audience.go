@@ -304,10 +304,22 @@ func (a *audience) affects(ev Event, moved []string) bool {
 // markOp returns the marker write of an event of member m, which set the
 // traits moved to other values, if the event can affect a segment.
 func (a *audience) markOp(tenant, m string, ev Event, moved []string) []Op {
-	if a == nil || !a.affects(ev, moved) {
+	d, ok := a.markOf(ev, moved)
+	if !ok {
 		return nil
 	}
-	d := markData{Type: ev.Type, Name: cmpOr(ev.Event, ev.Name), At: ev.Timestamp}
+	data, _ := json.Marshal(d)
+	k := markerKey(tenant, m, d.sk)
+	return []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: data}}}
+}
+
+// markOf returns what a marker says of an event, which set the traits
+// moved to other values, if the event can affect a segment.
+func (a *audience) markOf(ev Event, moved []string) (markData, bool) {
+	if a == nil || !a.affects(ev, moved) {
+		return markData{}, false
+	}
+	d := markData{Type: ev.Type, Name: cmpOr(ev.Event, ev.Name), At: ev.Timestamp, sk: eventSK(ev.Timestamp, ev.MessageID)}
 	for _, l := range a.leaves {
 		if len(l.Where) > 0 && l.Matches(ev.Type, d.Name, ev.Properties) {
 			d.Props = ev.Properties
@@ -315,9 +327,7 @@ func (a *audience) markOp(tenant, m string, ev Event, moved []string) []Op {
 		}
 	}
 	d.Traits = moved
-	data, _ := json.Marshal(d)
-	k := markerKey(tenant, m, eventSK(ev.Timestamp, ev.MessageID))
-	return []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: data}}}
+	return d, true
 }
 
 // audienceOf returns the tenant's segments, indexed, as last read (at
@@ -521,7 +531,7 @@ type evaluation struct {
 // evaluation re-evaluates (all of them, or those of only, when all is set
 // or a marker asks for it) and which aggregates it needs.
 func (a *audience) plan(markers []Item, all bool, only []string) (evaluation, error) {
-	p := evaluation{todo: map[string]bool{}, leafKeys: map[string]bool{}, perMember: map[string][]markData{}}
+	perMember := map[string][]markData{}
 	for _, mk := range markers {
 		if strings.HasSuffix(mk.SK, "#~") {
 			all = true
@@ -529,11 +539,19 @@ func (a *audience) plan(markers []Item, all bool, only []string) (evaluation, er
 		}
 		var d markData
 		if err := json.Unmarshal(mk.Data, &d); err != nil {
-			return p, fmt.Errorf("marker %s: %w", mk.SK, err)
+			return evaluation{}, fmt.Errorf("marker %s: %w", mk.SK, err)
 		}
 		m, sk, _ := strings.Cut(mk.SK, "#")
 		d.sk = sk
-		p.perMember[m] = append(p.perMember[m], d)
+		perMember[m] = append(perMember[m], d)
+	}
+	return a.planMarks(perMember, all, only), nil
+}
+
+// planMarks is plan, from the markers' events by member.
+func (a *audience) planMarks(perMember map[string][]markData, all bool, only []string) evaluation {
+	p := evaluation{todo: map[string]bool{}, leafKeys: map[string]bool{}, perMember: perMember}
+	for _, d := range slices.Concat(slices.Collect(maps.Values(perMember))...) {
 		for _, t := range d.Traits {
 			for _, id := range a.byTrait[t] {
 				p.todo[id] = true
@@ -579,7 +597,7 @@ func (a *audience) plan(markers []Item, all bool, only []string) (evaluation, er
 			}
 		}
 	}
-	return p, nil
+	return p
 }
 
 // decide returns the writes of an evaluation of st: the markers consumed,
