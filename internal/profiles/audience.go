@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -121,18 +122,15 @@ type membershipSet struct {
 	Stale bool
 }
 
-// setData is a membershipSet as stored: times in Unix nanoseconds, which
-// decode several times faster than RFC 3339 (every evaluation reads and
-// writes its profile's set).
+// setData is a membershipSet as stored. Every evaluation reads and writes
+// its profile's set, so its memberships are one string, which splits many
+// times faster than a JSON object decodes: "<segment> <notice> <entered
+// at, Unix nanoseconds>" for each, joined by ";" (neither ID holds a space
+// or a semicolon).
 type setData struct {
-	M map[string]setEntry `json:"m,omitempty"`
-	W int64               `json:"w,omitempty"`
-	X bool                `json:"x,omitempty"`
-}
-
-type setEntry struct {
-	At     int64  `json:"t"`
-	Notice string `json:"n"`
+	M string `json:"m,omitempty"`
+	W int64  `json:"w,omitempty"`
+	X bool   `json:"x,omitempty"`
 }
 
 // readSet decodes a membership set item.
@@ -141,9 +139,18 @@ func readSet(it Item) (membershipSet, error) {
 	if err := json.Unmarshal(it.Data, &d); err != nil {
 		return membershipSet{}, fmt.Errorf("membership set %s: %w", it.PK, err)
 	}
-	m := membershipSet{Segments: make(map[string]membershipData, len(d.M)), Stale: d.X}
-	for id, e := range d.M {
-		m.Segments[id] = membershipData{EnteredAt: time.Unix(0, e.At).UTC(), Notice: e.Notice}
+	m := membershipSet{Segments: make(map[string]membershipData, strings.Count(d.M, ";")+1), Stale: d.X}
+	for e := range strings.SplitSeq(d.M, ";") {
+		if e == "" {
+			continue
+		}
+		id, rest, _ := strings.Cut(e, " ")
+		notice, at, _ := strings.Cut(rest, " ")
+		ns, err := strconv.ParseInt(at, 10, 64)
+		if err != nil {
+			return membershipSet{}, fmt.Errorf("membership set %s: %q: %w", it.PK, e, err)
+		}
+		m.Segments[id] = membershipData{EnteredAt: time.Unix(0, ns).UTC(), Notice: notice}
 	}
 	if d.W != 0 {
 		m.Wake = time.Unix(0, d.W).UTC()
@@ -151,12 +158,22 @@ func readSet(it Item) (membershipSet, error) {
 	return m, nil
 }
 
-// data encodes the set as stored.
+// data encodes the set as stored, its memberships in segment order.
 func (m membershipSet) data() []byte {
-	d := setData{M: make(map[string]setEntry, len(m.Segments)), X: m.Stale}
-	for id, e := range m.Segments {
-		d.M[id] = setEntry{At: e.EnteredAt.UnixNano(), Notice: e.Notice}
+	d := setData{X: m.Stale}
+	var b strings.Builder
+	for _, id := range slices.Sorted(maps.Keys(m.Segments)) {
+		if b.Len() > 0 {
+			b.WriteByte(';')
+		}
+		e := m.Segments[id]
+		b.WriteString(id)
+		b.WriteByte(' ')
+		b.WriteString(e.Notice)
+		b.WriteByte(' ')
+		b.WriteString(strconv.FormatInt(e.EnteredAt.UnixNano(), 10))
 	}
+	d.M = b.String()
 	if !m.Wake.IsZero() {
 		d.W = m.Wake.UnixNano()
 	}

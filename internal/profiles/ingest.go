@@ -397,10 +397,11 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 // so its facts are at hand, and its membership set and aggregates are read
 // with the batch. No marker is written and deleted.
 type inlineUnit struct {
-	m      string
-	mb     member
-	set    Item
-	events []int
+	m       string
+	mb      member
+	set     Item
+	decoded *membershipSet
+	events  []int
 	// moved are the traits each event moved; ops its records and the
 	// member's write, on condition of the version read.
 	moved [][]string
@@ -415,10 +416,11 @@ func (b *batch) inlineUnit(m string, mb member, set Item, events []int) (*inline
 	if mb.Root != m || !mb.Single || set.Version == 0 || len(events) > maxUnitEvents {
 		return nil, nil
 	}
-	if d, err := readSet(set); err != nil || d.Stale {
+	d, err := readSet(set)
+	if err != nil || d.Stale {
 		return nil, err
 	}
-	u := &inlineUnit{m: m, mb: mb, set: set, events: events}
+	u := &inlineUnit{m: m, mb: mb, set: set, decoded: &d, events: events}
 	var marks []markData
 	changed := false
 	for _, i := range events {
@@ -464,7 +466,7 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 	}
 	units := make([]unit, 0, len(inline))
 	for _, u := range inline {
-		st := &profileState{root: u.m, members: []member{u.mb}, current: map[string]held{}, leftover: map[string]held{}, aggs: aggs, set: u.set}
+		st := &profileState{root: u.m, members: []member{u.mb}, current: map[string]held{}, leftover: map[string]held{}, aggs: aggs, set: u.set, decoded: u.decoded}
 		set, err := st.readSet()
 		if err != nil {
 			return nil, err
