@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Stored memberships. A profile's memberships are items of its own,
@@ -136,7 +138,7 @@ type setData struct {
 // readSet decodes a membership set item.
 func readSet(it Item) (membershipSet, error) {
 	var d setData
-	if err := json.Unmarshal(it.Data, &d); err != nil {
+	if err := jsonv2.Unmarshal(it.Data, &d); err != nil {
 		return membershipSet{}, fmt.Errorf("membership set %s: %w", it.PK, err)
 	}
 	m := membershipSet{Segments: make(map[string]membershipData, strings.Count(d.M, ";")+1), Stale: d.X}
@@ -638,7 +640,9 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 			a := &EventAggregate{}
 			it, had := st.aggs[k]
 			if had {
-				if err := json.Unmarshal(it.Data, a); err != nil {
+				// encoding/json/v2 decodes what encoding/json wrote, a few
+				// times faster: an evaluation reads several aggregates.
+				if err := jsonv2.Unmarshal(it.Data, a); err != nil {
 					return nil, nil, fmt.Errorf("aggregate %s %s: %w", k.PK, k.SK, err)
 				}
 			}

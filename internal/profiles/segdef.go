@@ -398,20 +398,34 @@ func (n Node) Refs() Refs {
 // a unit, m (minutes), h (hours), d (days of 24 hours) or w (weeks), at
 // most 3650 days.
 func ParseDuration(s string) (time.Duration, error) {
-	bad := fmt.Errorf("duration %q: want a number and m, h, d or w, as 30d, at most 3650 days", s)
+	// Evaluation parses windows at every instant it tries: no allocation
+	// unless the duration is bad.
+	bad := func() error {
+		return fmt.Errorf("duration %q: want a number and m, h, d or w, as 30d, at most 3650 days", s)
+	}
 	if len(s) < 2 || len(s) > 6 || s[0] < '1' || s[0] > '9' {
-		return 0, bad
+		return 0, bad()
 	}
 	n := 0
 	for _, c := range s[:len(s)-1] {
 		if c < '0' || c > '9' {
-			return 0, bad
+			return 0, bad()
 		}
 		n = n*10 + int(c-'0')
 	}
-	unit := map[byte]time.Duration{'m': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}[s[len(s)-1]]
+	var unit time.Duration
+	switch s[len(s)-1] {
+	case 'm':
+		unit = time.Minute
+	case 'h':
+		unit = time.Hour
+	case 'd':
+		unit = 24 * time.Hour
+	case 'w':
+		unit = 7 * 24 * time.Hour
+	}
 	if unit == 0 || time.Duration(n)*unit > maxWindow {
-		return 0, bad
+		return 0, bad()
 	}
 	return time.Duration(n) * unit, nil
 }
