@@ -45,8 +45,11 @@ import (
 // condition of the version it read: two evaluations of one profile never
 // both commit on what the other changed.
 //
-// An event that can affect a segment writes a marker in the transaction
-// that records it. evaluate reads a profile's markers, adds their events
+// An event of a known customer (a profile of one member, with a usable
+// set) is evaluated in the transaction that records it (inlineUnit in
+// ingest.go), on condition of the member, the set and the aggregates it
+// read. Any other event that can affect a segment writes a marker in the
+// transaction that records it. evaluate reads a profile's markers, adds their events
 // to the aggregates, re-evaluates the segments they can affect, and
 // deletes the markers, in one transaction conditioned on every item it
 // read, so each event is counted exactly once and every transition is
