@@ -505,6 +505,15 @@ type profileState struct {
 	otherSets []Item
 }
 
+// holdSet records the memberships of the root's set, as read from it
+// (with no version: see held.deleteOp).
+func (st *profileState) holdSet(tenant string, set membershipSet) {
+	for id, d := range set.Segments {
+		k := membershipKey(tenant, st.root, id)
+		st.current[id] = held{profile: st.root, item: Item{PK: k.PK, SK: k.SK}, data: d}
+	}
+}
+
 // readSet returns the root's membership set as read.
 func (st *profileState) readSet() (membershipSet, error) {
 	if st.decoded == nil {
@@ -917,10 +926,7 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 			slow = append(slow, st.root)
 			continue
 		}
-		for id, d := range set.Segments {
-			k := membershipKey(tenant, st.root, id)
-			st.current[id] = held{profile: st.root, item: Item{PK: k.PK, SK: k.SK}, data: d}
-		}
+		st.holdSet(tenant, set)
 		ops, notices, err := s.decide(ctx, tenant, aud, st, u.p, now, false)
 		if err != nil {
 			return nil, err

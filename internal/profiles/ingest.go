@@ -471,10 +471,7 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 		if err != nil {
 			return nil, err
 		}
-		for id, d := range set.Segments {
-			k := membershipKey(b.tenant, u.m, id)
-			st.current[id] = held{profile: u.m, item: Item{PK: k.PK, SK: k.SK}, data: d}
-		}
+		st.holdSet(b.tenant, set)
 		ops, notices, err := b.s.decide(ctx, b.tenant, b.aud, st, u.p, b.now, false)
 		if err != nil {
 			return nil, err
