@@ -421,6 +421,9 @@ func (b *batch) inlineUnit(m string, mb member, set Item, events []int) (*inline
 		return nil, err
 	}
 	u := &inlineUnit{m: m, mb: mb, set: set, decoded: &d, events: events}
+	// Its own traits: the caller records the events as usual when there
+	// is nothing to evaluate, from mb.
+	u.mb.Traits = maps.Clone(mb.Traits)
 	var marks []markData
 	changed := false
 	for _, i := range events {
