@@ -29,7 +29,9 @@ var takeoverRegions = []string{"sa-east-1", "ap-south-1"}
 // fixed grace: every tenant becomes active, each stack is created once.
 // Then one customer's events go alternately to the two survivors, the third
 // replica is started again, and the customer's unified profile is read
-// through it.
+// through it. Last, a survivor is SIGKILLed mid-ingestion, while a client
+// streams events to it, and every event it acknowledged is read through
+// the third.
 //
 // It measures and logs, with the machine's load, the time from the kill to
 // every tenant the dead replica had claimed being active (the figure of
@@ -229,6 +231,101 @@ func TestAWSReplicaTakeover(t *testing.T) {
 	}
 	third := startServerProcess(t, "restarted", bin, awsVars(t, survivorAWS.URL, dbURL, keyFile))
 	checkProfileAPI(t, third.URL, p, sc)
+
+	// Mid-ingestion: a client streams one customer's events to a survivor,
+	// which is SIGKILLed between batches or inside one; every event it
+	// acknowledged is then read through the third replica, none lost.
+	acked := streamUntilKilled(t, survivors[1], key, "stream-user")
+	checkAcknowledged(t, third.URL, p, "stream-user", acked)
+}
+
+// streamUntilKilled posts batches of 20 track events of user to server's
+// /v1/batch, SIGKILLs the server once five batches are acknowledged, and
+// returns the message IDs of every event acknowledged before the kill.
+func streamUntilKilled(t *testing.T, server *serverProcess, writeKey, user string) []string {
+	t.Helper()
+	type ack struct{ ids []string }
+	acks := make(chan ack, 1024)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for b := 0; ; b++ {
+			var events, ids []string
+			for i := range 20 {
+				id := fmt.Sprintf("%s-%d-%d", user, b, i)
+				ids = append(ids, id)
+				events = append(events, fmt.Sprintf(`{"type":"track","event":"Streamed","userId":%q,"messageId":%q,"timestamp":%q}`,
+					user, id, time.Now().UTC().Format(time.RFC3339Nano)))
+			}
+			req, _ := http.NewRequest("POST", server.URL+"/v1/batch", strings.NewReader(`{"batch":[`+strings.Join(events, ",")+`]}`))
+			req.SetBasicAuth(writeKey, "")
+			req.Header.Set("Content-Type", "application/json")
+			res, err := apiClient.Do(req)
+			if err != nil {
+				return // killed: this batch was not acknowledged
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				return
+			}
+			acks <- ack{ids}
+		}
+	}()
+	var acked []string
+	for n := 0; n < 5; n++ {
+		select {
+		case a := <-acks:
+			acked = append(acked, a.ids...)
+		case <-stopped:
+			t.Fatalf("the stream stopped after %d batches, before the kill", n)
+		case <-time.After(60 * time.Second):
+			t.Fatalf("no acknowledgement in 60s after %d batches", n)
+		}
+	}
+	server.Kill(t)
+	select {
+	case <-stopped:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the stream did not stop 60s after the kill")
+	}
+	close(acks)
+	for a := range acks {
+		acked = append(acked, a.ids...)
+	}
+	t.Logf("killed a replica mid-ingestion after %d acknowledged events", len(acked))
+	return acked
+}
+
+// checkAcknowledged reads user's profile events through base and fails
+// unless every acknowledged message ID is among them.
+func checkAcknowledged(t *testing.T, base string, p *profileTenant, user string, acked []string) {
+	t.Helper()
+	prof := mustAPI(t, "GET", base+"/v1/tenants/"+p.id+"/profiles?identifier=user_id:"+user, p.token, "", http.StatusOK)
+	seen := map[string]bool{}
+	cursor := ""
+	for page := 0; ; page++ {
+		path := base + "/v1/tenants/" + p.id + "/profiles/" + jstr(prof, "id") + "/events?limit=200"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		list := mustAPI(t, "GET", path, p.token, "", http.StatusOK)
+		for _, ev := range listItems(list) {
+			seen[jstr(ev, "message_id")] = true
+		}
+		cursor = jstr(list, "next_cursor")
+		if cursor == "" || page > 100 {
+			break
+		}
+	}
+	var lost []string
+	for _, id := range acked {
+		if !seen[id] {
+			lost = append(lost, id)
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d of %d acknowledged events are lost after the kill, e.g. %v", len(lost), len(acked), lost[:min(5, len(lost))])
+	}
 }
 
 // loadAverage is the machine's load (/proc/loadavg), for logs beside

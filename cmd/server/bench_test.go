@@ -67,6 +67,7 @@ func BenchmarkOnboard500(b *testing.B) {
 		}
 		if url := os.Getenv("CAIRN_BENCH_DATABASE_URL"); url != "" {
 			vars["CAIRN_DATABASE_URL"] = url // an empty database of its own
+			vars["CAIRN_KEY_ENCRYPTION_KEY"] = testKEK // as runToken's
 		}
 		admin, err := runToken(b, "--admin", "--data-dir", dir, "--database-url", vars["CAIRN_DATABASE_URL"])
 		if err != nil {

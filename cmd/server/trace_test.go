@@ -30,7 +30,7 @@ func TestTraceTenantCreation(t *testing.T) {
 	keyFile := t.TempDir() + "/signing-key.pem"
 	admin := adminToken(t, keyFile)
 	url := startAWSServer(t, "trace", awsVars(t, moto, testdb.Postgres(t), keyFile))
-	req, _ := http.NewRequest("POST", url+"/v1/tenants", strings.NewReader(awsOnboardBody("dedicated", "ap-south-1"))) // a Region of its own: see awsTestEndpoint
+	req, _ := http.NewRequest("POST", url+"/v1/tenants", strings.NewReader(awsOnboardBody("dedicated", "eu-south-1"))) // a Region of its own: see awsTestEndpoint
 	req.Header.Set("Authorization", "Bearer "+admin)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
@@ -113,7 +113,7 @@ func TestTraceTenantCreation(t *testing.T) {
 	if !tenantJob {
 		t.Errorf("no job span names the tenant %s", tenant)
 	}
-	if c := creates[0]; !ids[c.Parent().SpanID().String()] || attr(c, "rpc.system.name") != "aws-api" || attr(c, "aws.region") != "ap-south-1" {
+	if c := creates[0]; !ids[c.Parent().SpanID().String()] || attr(c, "rpc.system.name") != "aws-api" || attr(c, "aws.region") != "eu-south-1" {
 		t.Errorf("CreateStack span %q (parent %s, %v) is not inside a job of the request's trace", c.Name(), c.Parent().SpanID(), c.Attributes())
 	}
 }
