@@ -54,12 +54,13 @@ venv:
 clients:
 	$(TESTENV) clients
 
-## lint-templates: cfn-lint every CloudFormation template under templates/.
+## lint-templates: cfn-lint every CloudFormation template under templates/
+## (tenant stacks) and deploy/ (the control plane itself).
 lint-templates: venv
 	@shopt -s nullglob; \
-	templates=(templates/*.yaml templates/*.yml templates/*.json); \
+	templates=(templates/*.yaml templates/*.yml templates/*.json deploy/*.yaml deploy/*.yml deploy/*.json); \
 	if (( $${#templates[@]} == 0 )); then \
-		echo "lint-templates: no templates under templates/, skipping"; \
+		echo "lint-templates: no templates under templates/ or deploy/, skipping"; \
 	else \
 		echo "lint-templates: cfn-lint $${templates[*]}"; \
 		.venv/bin/cfn-lint -- "$${templates[@]}"; \

@@ -612,7 +612,7 @@ func newCloud(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (p
 		root := filepath.Join(cfg.DataDir, "zones")
 		return &provisioner.LocalEngine{Root: root}, &grants.LocalCatalog{Root: root}, grants.LocalCredentials{}, nil
 	case "aws":
-		engine, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL})
+		engine, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL, RoleARN: cfg.StackRoleARN})
 		if err != nil {
 			return nil, nil, nil, err
 		}
