@@ -143,6 +143,28 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (store.Backen
 	return db, nil
 }
 
+// openServingStore opens the store that serve runs on: migrated first
+// (under goose's lock) with cfg.Migrate, otherwise only checked, so that a
+// replica started with --migrate=false never serves a schema that its own
+// migrations have not reached and never migrates while others serve.
+func openServingStore(ctx context.Context, cfg *config, log *slog.Logger) (store.Backend, error) {
+	if cfg.Migrate {
+		return openStore(ctx, cfg, log)
+	}
+	db, err := backend.Open(ctx, cfg.DatabaseURL, cfg.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.CheckSchema(ctx); err != nil {
+		db.Close()
+		if errors.Is(err, store.ErrSchemaBehind) {
+			return nil, fmt.Errorf("%w: run \"server migrate\" of this version first, or serve with --migrate (%s=true)", err, "CAIRN_MIGRATE")
+		}
+		return nil, err
+	}
+	return db, nil
+}
+
 func migrate(ctx context.Context, cfg *config, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	db, err := openStore(ctx, cfg, log)
@@ -339,7 +361,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		}
 		defer unlock()
 	}
-	db, err := openStore(ctx, cfg, log)
+	db, err := openServingStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
