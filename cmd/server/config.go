@@ -277,6 +277,7 @@ Commands:
   backup      back up the embedded default, while it runs: server backup DIR
   restore     restore a backup into a new data directory: server restore DIR
   keys        rotate the token signing key: server keys rotate
+  healthcheck exit 0 if a running server is ready (GET /readyz), 1 if not
   help        print this help, or a command's: server help token
 
 Every flag is also a CAIRN_* environment variable; a flag wins.

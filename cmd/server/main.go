@@ -10,6 +10,8 @@
 //	server restore [--force] DIR
 //	                            restore a backup into the data directory
 //	server keys rotate          sign with a new key; the old one verifies until its tokens expire
+//	server healthcheck [--url U]
+//	                            exit 0 if a running server's /readyz answers 200
 //	server help [command]       print the commands, or a command's flags
 //
 // Every flag is also a CAIRN_* environment variable; see the README.
@@ -108,6 +110,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return restoreCmd(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, args, getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, args, getenv, stdout, stderr)
 	case "help":
 		// "server help" is "server --help"; "server help token" is
 		// "server token --help".
@@ -116,7 +120,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return dispatch(ctx, []string{"--help"}, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link, keys, backup, restore or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link, keys, backup, restore, healthcheck or help)", cmd)
 	}
 }
 
