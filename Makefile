@@ -15,12 +15,12 @@ PKGS ?= ./...
 TEST_FLAGS ?= -count=1 -timeout 15m
 TESTENV := scripts/testenv.sh
 
-.PHONY: test generate generate-check web web-check vet fmt-check venv clients lint-templates schemathesis \
+.PHONY: test generate generate-check web web-check vet fmt-check venv clients lint-templates image schemathesis \
 	schemathesis-postgres go-test run bench
 
 ## test: every check CI runs, in this order, stopping at the first failure.
 # go test runs last so that its summary closes the output, which is what CI reads.
-test: generate-check web-check vet lint-templates schemathesis go-test
+test: generate-check web-check vet lint-templates image schemathesis go-test
 
 ## generate: regenerate code (oapi-codegen server and client, ...).
 generate:
@@ -65,6 +65,12 @@ lint-templates: venv
 		echo "lint-templates: cfn-lint $${templates[*]}"; \
 		.venv/bin/cfn-lint -- "$${templates[@]}"; \
 	fi
+
+## image: build the container image (Containerfile, from scratch) offline with
+## buildah when it is installed; otherwise say so: deploy/image_test.go checks
+## the build steps either way (scripts/image.sh).
+image:
+	scripts/image.sh build
 
 ## schemathesis: fuzz the built server against api/openapi.yaml (scripts/schemathesis.sh).
 # Under testenv so that the server's AWS SDK, if it makes any call, reaches moto.
