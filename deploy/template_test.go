@@ -76,7 +76,7 @@ func TestControlPlaneWiring(t *testing.T) {
 	}
 	for name, want := range map[string]string{"CAIRN_MIGRATE": "false", "CAIRN_CLOUD": "aws", "CAIRN_ADDR": "0.0.0.0:8080"} {
 		if v := env[name]; v == nil || v.Value != want {
-			t.Errorf("the cairn container's %s is %v, want %s", name, v, want)
+			t.Errorf("the cairn container's %s is not %s", name, want)
 		}
 	}
 	for name, ref := range map[string]string{"CAIRN_KEY_ENCRYPTION_KMS_KEY": "KeyEncryptionKey.Arn", "CAIRN_STACK_ROLE_ARN": "StackServiceRole.Arn"} {
