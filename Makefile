@@ -15,12 +15,12 @@ PKGS ?= ./...
 TEST_FLAGS ?= -count=1 -timeout 15m
 TESTENV := scripts/testenv.sh
 
-.PHONY: test generate generate-check web web-check vet fmt-check venv clients lint-templates image schemathesis \
+.PHONY: bench-smoke test generate generate-check web web-check vet fmt-check venv clients lint-templates image schemathesis \
 	schemathesis-postgres go-test run bench
 
 ## test: every check CI runs, in this order, stopping at the first failure.
 # go test runs last so that its summary closes the output, which is what CI reads.
-test: generate-check web-check vet lint-templates image schemathesis go-test
+test: generate-check web-check vet lint-templates image schemathesis schemathesis-postgres bench-smoke go-test
 
 ## generate: regenerate code (oapi-codegen server and client, ...).
 generate:
@@ -77,9 +77,17 @@ image:
 schemathesis: venv
 	$(TESTENV) run scripts/schemathesis.sh
 
-## schemathesis-postgres: the same with the server on the throwaway PostgreSQL.
+## schemathesis-postgres: the same with the server on the throwaway PostgreSQL,
+## with fewer cases per operation (25: the suite's time; SCHEMATHESIS_MAX_EXAMPLES
+## sets another number).
+SCHEMATHESIS_PG_EXAMPLES ?= 25
 schemathesis-postgres: venv
-	$(TESTENV) run bash -c 'SCHEMATHESIS_DATABASE_URL="$$CAIRN_TEST_DATABASE_URL" scripts/schemathesis.sh'
+	$(TESTENV) run bash -c 'SCHEMATHESIS_DATABASE_URL="$$CAIRN_TEST_DATABASE_URL" SCHEMATHESIS_MAX_EXAMPLES="$${SCHEMATHESIS_MAX_EXAMPLES:-$(SCHEMATHESIS_PG_EXAMPLES)}" scripts/schemathesis.sh'
+
+## bench-smoke: every benchmark once (-benchtime=1x, no test, no figure
+## asserted), against the same throwaway services, so that none rots.
+bench-smoke: venv clients
+	$(TESTENV) run $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(PKGS)
 
 ## go-test: go test, with the race detector, against a throwaway PostgreSQL
 ## and moto (RACE= to run without it: about half the time on 2 cores).

@@ -38,6 +38,9 @@ with a 400 whose only error names the field, when the request breaks the rule:
            an identity configuration lists each type once (uniqueItems
            cannot say "unique by one property"); checked: the rule the
            server names repeats the type of an earlier one.
+  usage range
+           a usage report's to is after its from, and the range holds at
+           most 744 hours, 366 days (or, for the fleet's, 366 days of hours);
   If-Match an entity tag list as RFC 9110 defines it; the spec states it as
            the header's pattern, but the coverage phase sends header values
            that ignore it ("0"); checked: the value sent does not match the
@@ -53,6 +56,7 @@ TestRegionTotal, TestConformanceIdentifierTypeListedTwice, TestETagAndIfMatch,
 TestParseIfMatch).
 """
 
+import datetime
 import itertools
 import json
 import os
@@ -199,6 +203,8 @@ def explained_rejection(case, response):
         return carries_nul_at(case, field)
     if field == "If-Match":
         return breaks_header_pattern(case, field)
+    if operation_id(case) in USAGE_OPS and field == "to":
+        return breaks_usage_range(case, message)
     if not isinstance(case.body, dict):
         return False
     if operation_id(case) == "putIdentityConfig":
@@ -222,6 +228,28 @@ def explained_rejection(case, response):
 
 
 DEFINITION_OPS = {"createSegment", "updateSegment", "previewSegment"}
+USAGE_OPS = {"getTenantUsage", "getFleetUsage"}
+USAGE_TOO_LONG = re.compile(r"(\d+) (hour|day)s from .* at most (\d+)$")
+
+
+def breaks_usage_range(case, message):
+    """A usage report's range must not be empty (to after from) nor longer
+    than its most buckets (internal/usage.Span, pinned by its TestSpan): a
+    rule across two parameters, which OpenAPI 3.0 cannot state."""
+    query = case.query or {}
+    try:
+        start = datetime.datetime.fromisoformat(str(query["from"]).replace("Z", "+00:00"))
+        end = datetime.datetime.fromisoformat(str(query["to"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return False
+    if message == "to must be after from":
+        return end <= start
+    m = USAGE_TOO_LONG.search(message)
+    if not m:
+        return False
+    count, unit, most = int(m.group(1)), m.group(2), int(m.group(3))
+    step = datetime.timedelta(hours=1 if unit == "hour" else 24)
+    return count > most and end - start > (most - 1) * step
 WEBHOOK_OPS = {"createWebhook", "updateWebhook", "createFleetWebhook", "updateFleetWebhook"}
 
 

@@ -150,7 +150,7 @@ func riverJobs(dbURL string) string {
 // after it.
 //
 // River leaves the jobs the dead process was running "running" until it
-// rescues them (an hour by default), so the new process must get there
+// rescues them (store.RescueAfter, over a minute), so the new process must get there
 // without them: through the poller, which finds the stacks and wakes the
 // tenants' jobs.
 func TestAWSCrashRecovery(t *testing.T) {
@@ -267,7 +267,7 @@ func TestAWSCrashRecovery(t *testing.T) {
 			defer func() {
 				if t.Failed() {
 					t.Logf("jobs the first process left unfinished when it was killed (River rescues a "+
-						"\"running\" one only after RescueStuckJobsAfter, an hour by default):\n%s"+
+						"\"running\" one only after store.RescueAfter):\n%s"+
 						"unfinished jobs now:\n%s", orphans, riverJobs(dbURL))
 					t.Logf("pools as the server has them: %v\nstacks as moto has them:\n%s",
 						poolsByRegion(t, second.URL, admin), motoStatuses(t, moto, regions))

@@ -63,7 +63,8 @@ const (
 // fail. So each test here provisions in Regions of its own, where no other
 // test deletes stacks while it polls: onboarding us-east-2/eu-west-2, faults
 // eu-west-3, crash recovery ap-northeast-1/ap-southeast-1, replicas
-// us-west-2/eu-central-1, grants eu-north-1, profiles ap-northeast-2 (the
+// us-west-2/eu-central-1, grants eu-north-1, profiles ap-northeast-2, replica
+// takeover sa-east-1/ap-south-1, tracing eu-south-1 (the
 // cfn package uses us-east-1, eu-west-1 and ca-central-1).
 func awsTestEndpoint(t *testing.T) string {
 	t.Helper()

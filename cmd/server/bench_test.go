@@ -66,7 +66,8 @@ func BenchmarkOnboard500(b *testing.B) {
 			vars["CAIRN_AWS_ENDPOINT_URL"] = os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
 		}
 		if url := os.Getenv("CAIRN_BENCH_DATABASE_URL"); url != "" {
-			vars["CAIRN_DATABASE_URL"] = url // an empty database of its own
+			vars["CAIRN_DATABASE_URL"] = url           // an empty database of its own
+			vars["CAIRN_KEY_ENCRYPTION_KEY"] = testKEK // as runToken's
 		}
 		admin, err := runToken(b, "--admin", "--data-dir", dir, "--database-url", vars["CAIRN_DATABASE_URL"])
 		if err != nil {

@@ -54,6 +54,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/tracing"
 	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 	"github.com/cairn-cdp/cairn/web"
@@ -132,7 +133,8 @@ func loadKeyring(cfg *config) (*sealed.Keyring, error) {
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(cfg.LogLevel) // validated by parseConfig
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	// A line logged with a request's or a job's context names its trace.
+	return slog.New(tracing.LogHandler{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
 }
 
 func openStore(ctx context.Context, cfg *config, log *slog.Logger) (store.Backend, error) {
@@ -357,6 +359,19 @@ type hooks struct {
 
 func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) error {
 	log := newLogger(cfg, stderr)
+	// Traces, when the OTEL_* variables turn them on: flushed at the very
+	// end, after the last job and request.
+	stopTracing, err := tracing.Setup(ctx, os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flush); err != nil {
+			log.Warn("traces not flushed", "err", err)
+		}
+	}()
 
 	if cfg.DatabaseURL == "" {
 		unlock, err := lockDataDir(cfg.DataDir) // restore will not replace it under us

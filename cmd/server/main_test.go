@@ -25,10 +25,18 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
+// runToken runs `server token` with args. On a PostgreSQL database it
+// opens the signing keys with testKEK, the key-encryption key that the
+// tests' replicas on PostgreSQL share (awsVars); on the embedded default,
+// with the data directory's own key file.
 func runToken(t testing.TB, args ...string) (string, error) {
 	t.Helper()
+	vars := map[string]string{}
+	if i := slices.Index(args, "--database-url"); i >= 0 && i+1 < len(args) && args[i+1] != "" {
+		vars["CAIRN_KEY_ENCRYPTION_KEY"] = testKEK
+	}
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), append([]string{"token"}, args...), env(nil), nil, &out, &errOut)
+	err := run(context.Background(), append([]string{"token"}, args...), env(vars), nil, &out, &errOut)
 	return strings.TrimSpace(out.String()), err
 }
 
@@ -293,6 +301,9 @@ func TestRestartKeepsState(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			vars := map[string]string{"CAIRN_DATA_DIR": dir, "CAIRN_DATABASE_URL": tc.dbURL(t)}
+			if vars["CAIRN_DATABASE_URL"] != "" {
+				vars["CAIRN_KEY_ENCRYPTION_KEY"] = testKEK // as runToken's
+			}
 			admin, err := runToken(t, "--admin", "--data-dir", dir, "--database-url", vars["CAIRN_DATABASE_URL"])
 			if err != nil {
 				t.Fatal(err)

@@ -41,6 +41,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go/middleware"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 )
 
 // Defaults of Settings.
@@ -162,13 +163,17 @@ func (b *Base) BaseEndpoint(resolved *string) *string {
 	return resolved
 }
 
-// APIOptions returns the entries to append to a client's APIOptions: the
-// call counter's middleware when Calls is set, none otherwise.
+// APIOptions returns the entries to append to a client's APIOptions: a
+// span per call (OpenTelemetry's instrumentation, on the global tracer
+// provider: no-op unless tracing is on), and the call counter's middleware
+// when Calls is set.
 func (b *Base) APIOptions() []func(*middleware.Stack) error {
-	if b.Calls == nil {
-		return nil
+	var opts []func(*middleware.Stack) error
+	otelaws.AppendMiddlewares(&opts)
+	if b.Calls != nil {
+		opts = append(opts, b.Calls.AddToStack)
 	}
-	return []func(*middleware.Stack) error{b.Calls.AddToStack}
+	return opts
 }
 
 // Regional caches one client per Region. Make it with NewRegional.

@@ -322,6 +322,9 @@ func (g *gate) authorize(ctx context.Context, p auth.Principal, security openapi
 		return unauthorized("The token's tenant does not exist.")
 	case err != nil:
 		return errInternal
+	}
+	knownTenant(ctx, t.ID)
+	switch {
 	case t.Status == tenants.StatusSuspended:
 		return forbidden("The tenant is suspended.")
 	case !t.Status.Live():
@@ -379,6 +382,14 @@ var errTenantDeprovisioning = newProblem(http.StatusConflict, "tenant-deprovisio
 // tenant is deleted: what they answer is its tombstone's history.
 const tenantStatusHeader = "Cairn-Tenant-Status"
 
+// knownTenant notes that the request's tenant exists, when it is the one
+// the route names (or the write key's).
+func knownTenant(ctx context.Context, id string) {
+	if info, ok := ctx.Value(ctxRoute).(*routeInfo); ok && info.tenantID == id {
+		info.tenantKnown = true
+	}
+}
+
 // refuseDeleted refuses any request but a read on the routes of a deleted
 // tenant, before the body is read, so that whatever the request no change
 // reaches a handler (and so no River job, source, segment or principal is
@@ -394,6 +405,9 @@ func (g *gate) refuseDeleted(w http.ResponseWriter, r *http.Request, tenantID st
 		return nil
 	case err != nil:
 		return errInternal
+	}
+	knownTenant(r.Context(), t.ID)
+	switch {
 	case t.Status != tenants.StatusDeleted && t.Status != tenants.StatusDeprovisioning:
 		return nil
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
@@ -492,6 +506,7 @@ func (g *gate) authenticateWriteKey(r *http.Request, body []byte) (auth.Principa
 	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok {
 		info.tenantID = src.TenantID
 	}
+	knownTenant(r.Context(), src.TenantID)
 	return auth.Principal{Subject: sourceSubject + src.ID, TenantID: src.TenantID, Scopes: []string{auth.ScopeEventsWrite}}, src, nil
 }
 
@@ -511,6 +526,7 @@ func (g *gate) source(r *http.Request, key string) (profiles.Source, *problem) {
 	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok {
 		info.tenantID = src.TenantID
 	}
+	knownTenant(r.Context(), src.TenantID)
 	return src, nil
 }
 

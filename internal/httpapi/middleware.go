@@ -12,8 +12,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/tracing"
 	"github.com/cairn-cdp/cairn/internal/usage"
 )
 
@@ -43,6 +48,9 @@ func principalFrom(ctx context.Context) (auth.Principal, bool) {
 type routeInfo struct {
 	template string
 	tenantID string
+	// tenantKnown says the tenant exists (the gate read it): only a known
+	// tenant's requests are metered, not those naming any tenant ID.
+	tenantKnown bool
 	// idempotent is true for operations that take an Idempotency-Key.
 	idempotent bool
 	// tracking is true for the routes that tracking libraries call.
@@ -115,7 +123,14 @@ func observe(log *slog.Logger, m *metrics, meter *usage.Meter, next http.Handler
 		start := time.Now()
 		id := newRequestID()
 		info := &routeInfo{template: "unmatched"}
-		ctx := context.WithValue(r.Context(), ctxRequestID, id)
+		// A span per request, continuing the caller's trace (traceparent);
+		// named after its route once the gate has matched it.
+		ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := tracing.Tracer().Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+				attribute.String("cairn.request_id", id)))
+		defer span.End()
+		ctx = context.WithValue(ctx, ctxRequestID, id)
 		ctx = context.WithValue(ctx, ctxRoute, info)
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", id)
@@ -135,6 +150,14 @@ func observe(log *slog.Logger, m *metrics, meter *usage.Meter, next http.Handler
 			if status == 0 {
 				status = http.StatusOK
 			}
+			span.SetName(r.Method + " " + info.template)
+			span.SetAttributes(attribute.String("http.route", info.template), attribute.Int("http.response.status_code", status))
+			if info.tenantID != "" {
+				span.SetAttributes(attribute.String("cairn.tenant_id", info.tenantID))
+			}
+			if status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(status))
+			}
 			elapsed := time.Since(start)
 			m.requests.WithLabelValues(info.template, r.Method, strconv.Itoa(status)).Inc()
 			m.duration.WithLabelValues(info.template, r.Method).Observe(elapsed.Seconds())
@@ -144,6 +167,8 @@ func observe(log *slog.Logger, m *metrics, meter *usage.Meter, next http.Handler
 			}
 			if info.tenantID != "" {
 				attrs = append(attrs, "tenant_id", info.tenantID)
+			}
+			if info.tenantKnown {
 				meter.Add(info.tenantID, usage.APIRequests, "", 1)
 			}
 			if info.problem != "" {

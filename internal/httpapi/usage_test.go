@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -155,5 +156,32 @@ func TestFleetUsage(t *testing.T) {
 			}
 		}
 		e.do("GET", "/v1/usage?cursor=bm90LWEtY3Vyc29y&"+usageQuery(""), e.admin, nil).want(t, 400)
+	})
+}
+
+// TestUsageOfUnknownTenants: requests naming a tenant that does not exist
+// are metered for no one: no fleet report lists them.
+func TestUsageOfUnknownTenants(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		known := e.activeTenant("known-co")
+		ghost := "ten_" + strings.Repeat("a", 26)
+		for _, path := range []string{"/v1/tenants/" + ghost, "/v1/tenants/" + ghost + "/sources", "/v1/tenants/null/usage?" + usageQuery("")} {
+			if r := e.do("GET", path, e.admin, nil); r.status < 400 {
+				t.Fatalf("GET %s: %d", path, r.status)
+			}
+		}
+		e.do("GET", "/v1/tenants/"+known, e.admin, nil).want(t, 200)
+		if err := e.meter.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		r := e.do("GET", "/v1/usage?"+usageQuery(""), e.admin, nil).want(t, 200)
+		var tenants []string
+		for _, it := range r.body["items"].([]any) {
+			tenants = append(tenants, it.(map[string]any)["tenant_id"].(string))
+		}
+		if fmt.Sprint(tenants) != fmt.Sprint([]string{known}) {
+			t.Errorf("metered tenants %v, want only %s", tenants, known)
+		}
 	})
 }

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Stored memberships. A profile's memberships are items of its own,
@@ -22,6 +25,7 @@ import (
 //
 //	PK                          SK                      what
 //	TENANT#t#PS#<profile>       <segment id>            a membership (gsi1: TENANT#t#SM#<segment>, <profile>)
+//	TENANT#t#PS#<profile>       ~set                    the profile's membership set (membershipSet)
 //	TENANT#t#A#<member>         <event leaf key>        a member's event aggregate (EventAggregate)
 //	TENANT#t#Q                  <member>#<event SK>     an event not yet evaluated (a marker)
 //	TENANT#t#Q                  <member>#~              a profile to evaluate again in full
@@ -30,8 +34,22 @@ import (
 //	TENANT#t#SS                 <segment id>            a segment's computation status
 //	TENANT#t#SG                 ~leaf#<event leaf key>  an event leaf whose backfill is done (beside the segments)
 //
-// An event that can affect a segment writes a marker in the transaction
-// that records it. evaluate reads a profile's markers, adds their events
+// The membership items of a profile are the truth, and its membership set
+// their copy in one item, which every writer of a membership item
+// rewrites in the same transaction (or first marks stale), so that the
+// evaluation of a batch reads one item a profile instead of one a
+// segment. A profile without a set, or with a stale one (memberships
+// stored before sets existed, an evaluation too big for one transaction),
+// is evaluated from its membership items, and that evaluation writes its
+// set. Every evaluation that writes anything rewrites the set, on
+// condition of the version it read: two evaluations of one profile never
+// both commit on what the other changed.
+//
+// An event of a known customer (a profile of one member, with a usable
+// set) is evaluated in the transaction that records it (inlineUnit in
+// ingest.go), on condition of the member, the set and the aggregates it
+// read. Any other event that can affect a segment writes a marker in the
+// transaction that records it. evaluate reads a profile's markers, adds their events
 // to the aggregates, re-evaluates the segments they can affect, and
 // deletes the markers, in one transaction conditioned on every item it
 // read, so each event is counted exactly once and every transition is
@@ -91,6 +109,81 @@ func aggregateKey(tenant, member, leaf string) Key {
 
 func membershipKey(tenant, profile, segment string) Key {
 	return Key{PK: tenantPrefix(tenant) + "PS#" + profile, SK: segment}
+}
+
+// setSK is the sort key of a profile's membership set, beside its
+// membership items (segment IDs start "seg_").
+const setSK = "~set"
+
+func membershipSetKey(tenant, profile string) Key { return membershipKey(tenant, profile, setSK) }
+
+// membershipSet is the copy of a profile's memberships.
+type membershipSet struct {
+	Segments map[string]membershipData
+	// Wake is a wake-up written for the profile (see decide), or zero.
+	Wake time.Time
+	// Stale says the membership items are being changed by transactions
+	// that do not rewrite the set: read the items.
+	Stale bool
+}
+
+// setData is a membershipSet as stored. Every evaluation reads and writes
+// its profile's set, so its memberships are one string, which splits many
+// times faster than a JSON object decodes: "<segment> <notice> <entered
+// at, Unix nanoseconds>" for each, joined by ";" (neither ID holds a space
+// or a semicolon).
+type setData struct {
+	M string `json:"m,omitempty"`
+	W int64  `json:"w,omitempty"`
+	X bool   `json:"x,omitempty"`
+}
+
+// readSet decodes a membership set item.
+func readSet(it Item) (membershipSet, error) {
+	var d setData
+	if err := jsonv2.Unmarshal(it.Data, &d); err != nil {
+		return membershipSet{}, fmt.Errorf("membership set %s: %w", it.PK, err)
+	}
+	m := membershipSet{Segments: make(map[string]membershipData, strings.Count(d.M, ";")+1), Stale: d.X}
+	for e := range strings.SplitSeq(d.M, ";") {
+		if e == "" {
+			continue
+		}
+		id, rest, _ := strings.Cut(e, " ")
+		notice, at, _ := strings.Cut(rest, " ")
+		ns, err := strconv.ParseInt(at, 10, 64)
+		if err != nil {
+			return membershipSet{}, fmt.Errorf("membership set %s: %q: %w", it.PK, e, err)
+		}
+		m.Segments[id] = membershipData{EnteredAt: time.Unix(0, ns).UTC(), Notice: notice}
+	}
+	if d.W != 0 {
+		m.Wake = time.Unix(0, d.W).UTC()
+	}
+	return m, nil
+}
+
+// data encodes the set as stored, its memberships in segment order.
+func (m membershipSet) data() []byte {
+	d := setData{X: m.Stale}
+	var b strings.Builder
+	for _, id := range slices.Sorted(maps.Keys(m.Segments)) {
+		if b.Len() > 0 {
+			b.WriteByte(';')
+		}
+		e := m.Segments[id]
+		b.WriteString(id)
+		b.WriteByte(' ')
+		b.WriteString(e.Notice)
+		b.WriteByte(' ')
+		b.WriteString(strconv.FormatInt(e.EnteredAt.UnixNano(), 10))
+	}
+	d.M = b.String()
+	if !m.Wake.IsZero() {
+		d.W = m.Wake.UnixNano()
+	}
+	out, _ := json.Marshal(d)
+	return out
 }
 
 func segmentMembersIndex(tenant, segment string) string {
@@ -233,10 +326,22 @@ func (a *audience) affects(ev Event, moved []string) bool {
 // markOp returns the marker write of an event of member m, which set the
 // traits moved to other values, if the event can affect a segment.
 func (a *audience) markOp(tenant, m string, ev Event, moved []string) []Op {
-	if a == nil || !a.affects(ev, moved) {
+	d, ok := a.markOf(ev, moved)
+	if !ok {
 		return nil
 	}
-	d := markData{Type: ev.Type, Name: cmpOr(ev.Event, ev.Name), At: ev.Timestamp}
+	data, _ := json.Marshal(d)
+	k := markerKey(tenant, m, d.sk)
+	return []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: data}}}
+}
+
+// markOf returns what a marker says of an event, which set the traits
+// moved to other values, if the event can affect a segment.
+func (a *audience) markOf(ev Event, moved []string) (markData, bool) {
+	if a == nil || !a.affects(ev, moved) {
+		return markData{}, false
+	}
+	d := markData{Type: ev.Type, Name: cmpOr(ev.Event, ev.Name), At: ev.Timestamp, sk: eventSK(ev.Timestamp, ev.MessageID)}
 	for _, l := range a.leaves {
 		if len(l.Where) > 0 && l.Matches(ev.Type, d.Name, ev.Properties) {
 			d.Props = ev.Properties
@@ -244,9 +349,7 @@ func (a *audience) markOp(tenant, m string, ev Event, moved []string) []Op {
 		}
 	}
 	d.Traits = moved
-	data, _ := json.Marshal(d)
-	k := markerKey(tenant, m, eventSK(ev.Timestamp, ev.MessageID))
-	return []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: data}}}
+	return d, true
 }
 
 // audienceOf returns the tenant's segments, indexed, as last read (at
@@ -394,10 +497,45 @@ type profileState struct {
 	current, leftover map[string]held
 	// aggs are the members' aggregates read, by key; absent ones have none.
 	aggs map[Key]Item
+	// set is the root's membership set as read (Version 0: none), and
+	// decoded once read; otherSets those of other members, which only a
+	// root keeps.
+	set       Item
+	decoded   *membershipSet
+	otherSets []Item
+}
+
+// holdSet records the memberships of the root's set, as read from it
+// (with no version: see held.deleteOp).
+func (st *profileState) holdSet(tenant string, set membershipSet) {
+	for id, d := range set.Segments {
+		k := membershipKey(tenant, st.root, id)
+		st.current[id] = held{profile: st.root, item: Item{PK: k.PK, SK: k.SK}, data: d}
+	}
+}
+
+// readSet returns the root's membership set as read.
+func (st *profileState) readSet() (membershipSet, error) {
+	if st.decoded == nil {
+		m, err := readSet(st.set)
+		if err != nil {
+			return m, err
+		}
+		st.decoded = &m
+	}
+	return *st.decoded, nil
 }
 
 // hold records a membership item of member id.
 func (st *profileState) hold(id string, it Item) error {
+	if it.SK == setSK {
+		if id == st.root {
+			st.set = it
+		} else {
+			st.otherSets = append(st.otherSets, it)
+		}
+		return nil
+	}
 	var d membershipData
 	if err := json.Unmarshal(it.Data, &d); err != nil {
 		return fmt.Errorf("membership %s %s: %w", it.PK, it.SK, err)
@@ -424,7 +562,7 @@ type evaluation struct {
 // evaluation re-evaluates (all of them, or those of only, when all is set
 // or a marker asks for it) and which aggregates it needs.
 func (a *audience) plan(markers []Item, all bool, only []string) (evaluation, error) {
-	p := evaluation{todo: map[string]bool{}, leafKeys: map[string]bool{}, perMember: map[string][]markData{}}
+	perMember := map[string][]markData{}
 	for _, mk := range markers {
 		if strings.HasSuffix(mk.SK, "#~") {
 			all = true
@@ -432,11 +570,19 @@ func (a *audience) plan(markers []Item, all bool, only []string) (evaluation, er
 		}
 		var d markData
 		if err := json.Unmarshal(mk.Data, &d); err != nil {
-			return p, fmt.Errorf("marker %s: %w", mk.SK, err)
+			return evaluation{}, fmt.Errorf("marker %s: %w", mk.SK, err)
 		}
 		m, sk, _ := strings.Cut(mk.SK, "#")
 		d.sk = sk
-		p.perMember[m] = append(p.perMember[m], d)
+		perMember[m] = append(perMember[m], d)
+	}
+	return a.planMarks(perMember, all, only), nil
+}
+
+// planMarks is plan, from the markers' events by member.
+func (a *audience) planMarks(perMember map[string][]markData, all bool, only []string) evaluation {
+	p := evaluation{todo: map[string]bool{}, leafKeys: map[string]bool{}, perMember: perMember}
+	for _, d := range slices.Concat(slices.Collect(maps.Values(perMember))...) {
 		for _, t := range d.Traits {
 			for _, id := range a.byTrait[t] {
 				p.todo[id] = true
@@ -482,7 +628,7 @@ func (a *audience) plan(markers []Item, all bool, only []string) (evaluation, er
 			}
 		}
 	}
-	return p, nil
+	return p
 }
 
 // decide returns the writes of an evaluation of st: the markers consumed,
@@ -506,7 +652,9 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 			a := &EventAggregate{}
 			it, had := st.aggs[k]
 			if had {
-				if err := json.Unmarshal(it.Data, a); err != nil {
+				// encoding/json/v2 decodes what encoding/json wrote, a few
+				// times faster: an evaluation reads several aggregates.
+				if err := jsonv2.Unmarshal(it.Data, a); err != nil {
 					return nil, nil, fmt.Errorf("aggregate %s %s: %w", k.PK, k.SK, err)
 				}
 			}
@@ -553,6 +701,19 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 	for id := range st.leftover {
 		facts.Segments[id] = true
 	}
+	var was membershipSet
+	if st.set.Version != 0 {
+		var err error
+		if was, err = st.readSet(); err != nil {
+			return nil, nil, err
+		}
+	}
+	// A wake-up the set names, after now, is written already, and the
+	// profile is evaluated in full then: only an earlier change needs one.
+	var until time.Time
+	if was.Wake.After(now) {
+		until = was.Wake
+	}
 	var notices []Notice
 	var wake time.Time
 	subscribed := func(typ string) bool {
@@ -563,13 +724,18 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 		return err == nil && ok
 	}
 	root := st.root
+	// final is the root's membership set after the evaluation.
+	final := make(map[string]membershipData, len(st.current))
+	for id, h := range st.current {
+		final[id] = h.data
+	}
 	for _, c := range aud.order {
 		id := c.seg.ID
 		if !p.todo[id] {
 			continue // its facts were not read; its wake-up stands
 		}
 		if c.refs.TimeDependent {
-			if t := c.node.NextChange(facts, now); !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+			if t := c.node.NextChangeBefore(facts, now, until); !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
 				wake = t
 			}
 		}
@@ -583,22 +749,25 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 			k := membershipKey(tenant, root, id)
 			data, _ := json.Marshal(old.data)
 			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, id), GSI1SK: root, Data: data}, IfAbsent: true})
+			final[id] = old.data
 		case in && !isMember:
 			d := membershipData{EnteredAt: now, Notice: newNoticeID()}
 			k := membershipKey(tenant, root, id)
 			data, _ := json.Marshal(d)
 			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, id), GSI1SK: root, Data: data}, IfAbsent: true})
+			final[id] = d
 			if subscribed(NoticeSegmentEntered) {
 				notices = append(notices, segmentNotice(NoticeSegmentEntered, d.Notice, c.seg, root, now, d.EnteredAt))
 			}
 		case !in && isMember:
-			ops = append(ops, Op{Delete: &Key{PK: cur.item.PK, SK: cur.item.SK}, IfVersion: cur.item.Version})
+			ops = append(ops, cur.deleteOp())
+			delete(final, id)
 			if subscribed(NoticeSegmentExited) {
 				notices = append(notices, segmentNotice(NoticeSegmentExited, transitionID(cur.data.Notice, "exited"), c.seg, root, now, cur.data.EnteredAt))
 			}
 		}
 		if wasLeft {
-			ops = append(ops, Op{Delete: &Key{PK: old.item.PK, SK: old.item.SK}, IfVersion: old.item.Version})
+			ops = append(ops, old.deleteOp())
 			if !in && !isMember && subscribed(NoticeSegmentExited) {
 				notices = append(notices, segmentNotice(NoticeSegmentExited, transitionID(old.data.Notice, "exited"), c.seg, old.profile, now, old.data.EnteredAt))
 			}
@@ -610,11 +779,16 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 		for _, set := range []map[string]held{st.current, st.leftover} {
 			for id, h := range set {
 				if aud.byID[id] == nil {
-					ops = append(ops, Op{Delete: &Key{PK: h.item.PK, SK: h.item.SK}, IfVersion: h.item.Version})
+					ops = append(ops, h.deleteOp())
+					delete(final, id)
 				}
 			}
 		}
 	}
+	// The set names a wake-up only while it is written and not due: a
+	// wake-up is after now, and the sweep deletes only those due, after
+	// evaluating their profile again (which rewrites the set).
+	next := membershipSet{Segments: final, Wake: until}
 	if !wake.IsZero() {
 		// Rounded up to wakeStep, so that a profile whose next change keeps
 		// moving (each event moves a window's edge) has one wake-up a step,
@@ -622,12 +796,43 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 		if r := wake.Truncate(wakeStep); r.Before(wake) {
 			wake = r.Add(wakeStep)
 		}
-		ops = append(ops, Op{Put: &Item{PK: wakePK(tenant), SK: sortTime(wake) + "#" + root, Data: []byte(`{}`)}})
+		if !wake.Equal(was.Wake) {
+			ops = append(ops, Op{Put: &Item{PK: wakePK(tenant), SK: sortTime(wake) + "#" + root, Data: []byte(`{}`)}})
+			next.Wake = wake
+		}
+	}
+	// The set, rewritten whenever the evaluation writes anything (or it is
+	// missing, stale or wrong), on condition of the version read.
+	if len(ops) > 0 || st.set.Version == 0 || was.Stale || !sameSet(was.Segments, final) || !next.Wake.Equal(was.Wake) {
+		k := membershipSetKey(tenant, root)
+		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: next.data()}, IfVersion: st.set.Version, IfAbsent: st.set.Version == 0})
+	}
+	// Only a root keeps a set: a merged member's goes.
+	for _, it := range st.otherSets {
+		ops = append(ops, Op{Delete: &Key{PK: it.PK, SK: it.SK}, IfVersion: it.Version})
 	}
 	for i := range notices {
 		notices[i].Traits = facts.Traits
 	}
 	return ops, notices, nil
+}
+
+// sameSet reports whether two membership sets hold the same memberships.
+func sameSet(a, b map[string]membershipData) bool {
+	return maps.EqualFunc(a, b, func(x, y membershipData) bool {
+		return x.EnteredAt.Equal(y.EnteredAt) && x.Notice == y.Notice
+	})
+}
+
+// deleteOp deletes the membership item, on condition of the version read,
+// or, read from the profile's membership set (no version), of its
+// existence: the set's own condition covers the rest.
+func (h held) deleteOp() Op {
+	k := Key{PK: h.item.PK, SK: h.item.SK}
+	if h.item.Version == 0 {
+		return Op{Delete: &k, IfExists: true}
+	}
+	return Op{Delete: &k, IfVersion: h.item.Version}
 }
 
 // withNotices adds the outbox writes of notices to ops, each with the
@@ -649,7 +854,7 @@ func (s *Service) withNotices(ctx context.Context, tenant string, st *profileSta
 
 // evaluateBatch evaluates, together, the profiles of the members an
 // ingestion batch marked, consuming the markers the batch wrote (marks, by
-// member): one BatchGet for the members, one for their memberships and
+// member): one BatchGet for the members, one for their membership sets and
 // aggregates, and transactions of several profiles each. It takes only
 // profiles known to have a single member (see memberData.Single), the
 // usual known customer; it returns the members it left to evaluate, one by
@@ -693,12 +898,7 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 		for key := range p.leafKeys {
 			want = append(want, aggregateKey(tenant, m, key))
 		}
-		for id := range p.todo {
-			want = append(want, membershipKey(tenant, m, id))
-			for _, ref := range aud.byID[id].refs.Segments {
-				want = append(want, membershipKey(tenant, m, ref))
-			}
-		}
+		want = append(want, membershipSetKey(tenant, m))
 	}
 	read, err := s.store.BatchGet(ctx, want)
 	if err != nil {
@@ -710,15 +910,23 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 	for _, u := range units {
 		st := u.st
 		st.aggs = read
-		for id := range u.p.todo {
-			for _, seg := range append([]string{id}, aud.byID[id].refs.Segments...) {
-				if it, ok := read[membershipKey(tenant, st.root, seg)]; ok {
-					if err := st.hold(st.root, it); err != nil {
-						return nil, err
-					}
-				}
-			}
+		// The memberships, from the profile's set; without a usable one,
+		// from its items, alone.
+		it, ok := read[membershipSetKey(tenant, st.root)]
+		if !ok {
+			slow = append(slow, st.root)
+			continue
 		}
+		st.set = it
+		set, err := st.readSet()
+		if err != nil {
+			return nil, err
+		}
+		if set.Stale {
+			slow = append(slow, st.root)
+			continue
+		}
+		st.holdSet(tenant, set)
 		ops, notices, err := s.decide(ctx, tenant, aud, st, u.p, now, false)
 		if err != nil {
 			return nil, err
@@ -759,8 +967,10 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 
 // transactChunked applies ops, in one transaction when they fit. When they
 // do not, the markers and aggregates go first with a marker asking for a
-// full evaluation, then the transitions in transactions of their own, so
-// that a crash between them leaves the profile marked for evaluation.
+// full evaluation and the membership set marked stale, then the
+// transitions in transactions of their own, so that a crash between them
+// leaves the profile marked for evaluation, and no one reads the set
+// meanwhile.
 func (s *Service) transactChunked(ctx context.Context, tenant, root string, ops []Op) error {
 	if len(ops) <= MaxTransactOps {
 		return s.store.Transact(ctx, ops)
@@ -771,6 +981,19 @@ func (s *Service) transactChunked(ctx context.Context, tenant, root string, ops 
 	for _, op := range ops {
 		k := op.key()
 		switch {
+		case k.SK == setSK && strings.HasPrefix(k.PK, tenantPrefix(tenant)+"PS#"):
+			if op.Put != nil {
+				set, err := readSet(*op.Put)
+				if err != nil {
+					return err
+				}
+				// The evaluation that follows writes the wake-up again.
+				set.Stale, set.Wake = true, time.Time{}
+				it := *op.Put
+				it.Data = set.data()
+				op.Put = &it
+			}
+			first = append(first, op)
 		case k.PK == queuePK(tenant), strings.HasPrefix(k.PK, tenantPrefix(tenant)+"A#"):
 			first = append(first, op)
 		default:
@@ -1033,13 +1256,18 @@ func (s *Service) leaveAudiences(ctx context.Context, tenant string, e Erasure) 
 		// receivers deduplicate by its ID then.
 		pairs = append(pairs, []Op{s.noticeOp(tenant, n)})
 	}
-	var rest []Op
+	var sets, rest []Op
 	for _, m := range e.Members {
 		ms, err := s.store.Query(ctx, QueryInput{PK: membershipKey(tenant, m, "").PK})
 		if err != nil {
 			return err
 		}
 		for _, it := range ms {
+			if it.SK == setSK {
+				// The set goes first: the exits below do not rewrite it.
+				sets = append(sets, Op{Delete: &Key{PK: it.PK, SK: it.SK}})
+				continue
+			}
 			pair := []Op{{Delete: &Key{PK: it.PK, SK: it.SK}, IfExists: true}}
 			var d membershipData
 			if json.Unmarshal(it.Data, &d) == nil && subscribed(NoticeSegmentExited) {
@@ -1056,6 +1284,11 @@ func (s *Service) leaveAudiences(ctx context.Context, tenant string, e Erasure) 
 			for _, it := range items {
 				rest = append(rest, Op{Delete: &Key{PK: it.PK, SK: it.SK}})
 			}
+		}
+	}
+	for chunk := range slices.Chunk(sets, MaxTransactOps) {
+		if err := s.store.Transact(ctx, chunk); err != nil {
+			return err
 		}
 	}
 	for _, pair := range pairs {

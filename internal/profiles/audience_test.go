@@ -316,3 +316,56 @@ func TestWindowClosesOnTime(t *testing.T) {
 	}
 	want(t, "window closed", rec.take(t, f), "segment.exited "+u1+" "+active.ID)
 }
+
+// A profile's membership set is written with its memberships; a known
+// customer's events are evaluated as they are recorded, leaving no marker;
+// and memberships stored before sets existed (no set) are read from their
+// items, with exact transitions, the evaluation writing the set.
+func TestMembershipSets(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		rec, _ := audienceFixture(t, f)
+		pro := f.segment(t, "pro", `{"trait": "plan", "operator": "equals", "value": "pro"}`)
+		active := f.segment(t, "active", `{"event": "Clicked", "within": "1h"}`)
+		f.send(f.ev(map[string]any{"userId": "u1", "plan": "pro"}))
+		u1 := f.lookup("user_id", "u1").ID
+		want(t, "pro", rec.take(t, f), "profile.created "+u1, "segment.entered "+u1+" "+pro.ID)
+		setKey := profiles.MembershipSetKey(f.tenant, u1)
+		if _, ok, err := f.store.Get(ctx, setKey); err != nil || !ok {
+			t.Fatalf("u1's membership set: found %v, %v", ok, err)
+		}
+
+		// A known customer's event: evaluated in the transaction that
+		// records it.
+		f.send(f.ev(map[string]any{"type": "track", "userId": "u1"}))
+		want(t, "active", rec.take(t, f), "segment.entered "+u1+" "+active.ID)
+		if items, err := f.store.Query(ctx, profiles.QueryInput{PK: profiles.QueuePK(f.tenant)}); err != nil || len(items) != 0 {
+			t.Fatalf("markers left: %d (%v), want none", len(items), err)
+		}
+
+		// Memberships stored before sets: the set is gone, the items stay.
+		if err := f.store.Transact(ctx, []profiles.Op{{Delete: &setKey}}); err != nil {
+			t.Fatal(err)
+		}
+		f.send(f.ev(map[string]any{"userId": "u1", "plan": "free"}))
+		want(t, "free, without a set", rec.take(t, f), "segment.exited "+u1+" "+pro.ID)
+		if got := f.lookup("user_id", "u1").Segments; !slices.Equal(got, []string{active.ID}) {
+			t.Fatalf("u1's segments: %v, want only active", got)
+		}
+		if _, ok, err := f.store.Get(ctx, setKey); err != nil || !ok {
+			t.Fatalf("u1's membership set after its evaluation: found %v, %v", ok, err)
+		}
+		// The set written from the items is right: the next changes are
+		// exact, each once.
+		f.send(f.ev(map[string]any{"type": "track", "userId": "u1"}), f.ev(map[string]any{"userId": "u1", "plan": "pro"}))
+		want(t, "pro again", rec.take(t, f), "segment.entered "+u1+" "+pro.ID)
+		for _, g := range []profiles.Segment{pro, active} {
+			if n, err := f.svc.MemberCount(ctx, f.tenant, g.ID); err != nil || n != 1 {
+				t.Fatalf("%s has %d members (%v), want 1", g.Name, n, err)
+			}
+		}
+		if rec.repeats != 0 {
+			t.Fatalf("%d notices delivered twice", rec.repeats)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -324,10 +325,19 @@ func TestDynamoDBCallsPerBatch(t *testing.T) {
 	if one > 4 || oneOps["DynamoDB.Query"] > 1 {
 		t.Errorf("one event of a known customer took %d DynamoDB calls, want ≤ 4: %v", one, oneOps)
 	}
-	// 100 events: GetItem, BatchGetItem × 3 (300 keys), TransactWriteItems
-	// × 4 (300 writes and checks).
-	if hundred > 10 {
-		t.Errorf("100 events of known customers took %d DynamoDB calls, want ≤ 10: %v", hundred, hundredOps)
+	// 100 events: exactly the 8 calls the README states, GetItem,
+	// BatchGetItem × 3 (300 keys) and TransactWriteItems × 4 (300 writes
+	// and checks), besides the segments' Query when this replica's copy is
+	// older than a second (which a slow machine may need here).
+	want := map[string]int64{"DynamoDB.GetItem": 1, "DynamoDB.BatchGetItem": 3, "DynamoDB.TransactWriteItems": 4}
+	got := map[string]int64{}
+	for op, c := range hundredOps {
+		if strings.HasPrefix(op, "DynamoDB.") && op != "DynamoDB.Query" {
+			got[op] = c
+		}
+	}
+	if !maps.Equal(got, want) || hundredOps["DynamoDB.Query"] > 1 {
+		t.Errorf("100 events of known customers took %d DynamoDB calls %v, want the README's 8 (%v) and at most one Query", hundred, hundredOps, want)
 	}
 }
 

@@ -3,3 +3,9 @@ package profiles
 // ConfigCompiles returns how many identity configurations s has compiled
 // for ingestion.
 func ConfigCompiles(s *Service) int64 { return s.configs.compiles.Load() }
+
+// MembershipSetKey is the key of a profile's membership set.
+func MembershipSetKey(tenant, profile string) Key { return membershipSetKey(tenant, profile) }
+
+// QueuePK is the partition of the tenant's evaluation markers.
+func QueuePK(tenant string) string { return queuePK(tenant) }

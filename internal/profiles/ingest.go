@@ -285,6 +285,15 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 			traitKeys = append(traitKeys, memberKey(b.tenant, m))
 		}
 	}
+	// With segments, every member is read, with its membership set, to
+	// evaluate its profile as its events are recorded.
+	evaluating := len(b.aud.order) > 0
+	if evaluating {
+		traitKeys = traitKeys[:0]
+		for _, m := range order {
+			traitKeys = append(traitKeys, memberKey(b.tenant, m), membershipSetKey(b.tenant, m))
+		}
+	}
 	var members map[Key]Item
 	if len(traitKeys) > 0 {
 		var err error
@@ -294,6 +303,7 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 	}
 	var units []unit
 	var retry []int
+	var inline []*inlineUnit
 	for _, m := range order {
 		mk := memberKey(b.tenant, m)
 		it, withTraits := members[mk]
@@ -306,6 +316,16 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 		} else if needed[m] {
 			retry = append(retry, byMember[m]...) // being erased: resolve again
 			continue
+		}
+		if withTraits {
+			iu, err := b.inlineUnit(m, mb, members[membershipSetKey(b.tenant, m)], byMember[m])
+			if err != nil {
+				return 0, nil, err
+			}
+			if iu != nil {
+				inline = append(inline, iu)
+				continue
+			}
 		}
 		for evs := range slices.Chunk(byMember[m], maxUnitEvents) {
 			u := unit{events: evs}
@@ -331,6 +351,11 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 			units = append(units, u)
 		}
 	}
+	evaluated, err := b.evaluateInline(ctx, inline)
+	if err != nil {
+		return 0, nil, err
+	}
+	units = append(units, evaluated...)
 
 	// Pack the units into transactions and run them at once.
 	var txs []unit
@@ -365,6 +390,110 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 	}
 	wg.Wait()
 	return recorded, retry, firstErr
+}
+
+// inlineUnit is the events of one known customer, recorded and evaluated
+// in one transaction: the profile is its member alone (memberData.Single),
+// so its facts are at hand, and its membership set and aggregates are read
+// with the batch. No marker is written and deleted.
+type inlineUnit struct {
+	m       string
+	mb      member
+	set     Item
+	decoded *membershipSet
+	events  []int
+	// moved are the traits each event moved; ops its records and the
+	// member's write, on condition of the version read.
+	moved [][]string
+	ops   []Op
+	p     evaluation
+}
+
+// inlineUnit returns the inline unit of member m's events, or nil when
+// they are recorded with markers: the profile has other members, no
+// usable membership set, or too many events for one transaction.
+func (b *batch) inlineUnit(m string, mb member, set Item, events []int) (*inlineUnit, error) {
+	if mb.Root != m || !mb.Single || set.Version == 0 || len(events) > maxUnitEvents {
+		return nil, nil
+	}
+	d, err := readSet(set)
+	if err != nil || d.Stale {
+		return nil, err
+	}
+	u := &inlineUnit{m: m, mb: mb, set: set, decoded: &d, events: events}
+	// Its own traits: the caller records the events as usual when there
+	// is nothing to evaluate, from mb.
+	u.mb.Traits = maps.Clone(mb.Traits)
+	var marks []markData
+	changed := false
+	for _, i := range events {
+		c, moved := setTraits(&u.mb.memberData, b.events[i])
+		changed = changed || c
+		u.moved = append(u.moved, moved)
+		u.ops = append(u.ops, recordOps(b.tenant, m, b.events[i], b.object, b.now)...)
+		if d, ok := b.aud.markOf(b.events[i], moved); ok {
+			marks = append(marks, d)
+		}
+	}
+	if len(marks) == 0 {
+		return nil, nil // nothing to evaluate: recorded as usual
+	}
+	mk := memberKey(b.tenant, m)
+	if changed {
+		u.mb.UpdatedAt = b.now
+		item := u.mb.item(b.tenant)
+		u.ops = append(u.ops, Op{Put: &item, IfVersion: u.mb.version})
+	} else {
+		u.ops = append(u.ops, Op{Put: &Item{PK: mk.PK, SK: mk.SK}, Check: true, IfVersion: u.mb.version})
+	}
+	u.p = b.aud.planMarks(map[string][]markData{m: marks}, false, nil)
+	return u, nil
+}
+
+// evaluateInline reads the aggregates the inline units need and returns
+// their units: each one's records with its evaluation, or, when that does
+// not fit one transaction, its records with markers.
+func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]unit, error) {
+	if len(inline) == 0 {
+		return nil, nil
+	}
+	var keys []Key
+	for _, u := range inline {
+		for key := range u.p.leafKeys {
+			keys = append(keys, aggregateKey(b.tenant, u.m, key))
+		}
+	}
+	aggs, err := b.s.store.BatchGet(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	units := make([]unit, 0, len(inline))
+	for _, u := range inline {
+		st := &profileState{root: u.m, members: []member{u.mb}, current: map[string]held{}, leftover: map[string]held{}, aggs: aggs, set: u.set, decoded: u.decoded}
+		set, err := st.readSet()
+		if err != nil {
+			return nil, err
+		}
+		st.holdSet(b.tenant, set)
+		ops, notices, err := b.s.decide(ctx, b.tenant, b.aud, st, u.p, b.now, false)
+		if err != nil {
+			return nil, err
+		}
+		if ops, err = b.s.withNotices(ctx, b.tenant, st, ops, notices); err != nil {
+			return nil, err
+		}
+		if len(u.ops)+len(ops) <= MaxTransactOps {
+			units = append(units, unit{ops: append(u.ops, ops...), events: u.events})
+			continue
+		}
+		// Too big: the records with markers, evaluated after the batch.
+		var recs []Op
+		for j, i := range u.events {
+			recs = append(recs, b.record(u.m, i, u.moved[j])...)
+		}
+		units = append(units, unit{ops: append(recs, u.ops[len(u.ops)-1]), events: u.events})
+	}
+	return units, nil
 }
 
 // groups maps each of events (indexes into the batch, ascending) to the

@@ -391,9 +391,16 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 		ok, err := s.outbox.Subscribed(ctx, tenant, typ)
 		return err == nil && ok
 	}
+	// The transitions waiting to be written: their ops, profile, and the
+	// membership entered (nil for an exit), for the profile's set.
 	var pending [][]Op
 	var pendingRoots []string
+	var pendingEntry []*membershipData
 	flush := func() error {
+		if err := s.withSets(ctx, tenant, g.ID, pending, pendingRoots, pendingEntry); err != nil {
+			return err
+		}
+		pendingEntry = pendingEntry[:0]
 		var tx []Op
 		var roots []string
 		run := func() error {
@@ -431,7 +438,7 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 		if json.Unmarshal(it.Data, &d) == nil && subscribed(NoticeSegmentExited) {
 			ops = append(ops, s.noticeOp(tenant, segmentNotice(NoticeSegmentExited, transitionID(d.Notice, "exited"), g, root, start, d.EnteredAt)))
 		}
-		pending, pendingRoots = append(pending, ops), append(pendingRoots, root)
+		pending, pendingRoots, pendingEntry = append(pending, ops), append(pendingRoots, root), append(pendingEntry, nil)
 	}
 	if gone {
 		for root, it := range current {
@@ -489,7 +496,7 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 				n.Traits = p.facts.Traits
 				ops = append(ops, s.noticeOp(tenant, n))
 			}
-			pending, pendingRoots = append(pending, ops), append(pendingRoots, p.root)
+			pending, pendingRoots, pendingEntry = append(pending, ops), append(pendingRoots, p.root), append(pendingEntry, &d)
 		case !in && isMember:
 			exit(p.root, it)
 		}
@@ -531,6 +538,47 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 		if err := s.RunRecompute(ctx, RecomputeArgs{TenantID: tenant, SegmentID: dep}); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// withSets adds to each profile's transition ops (pending, of roots, the
+// membership entered or nil for an exit) the rewrite of its membership
+// set, on condition of the version it reads now. A profile without a set,
+// or with a stale one, keeps none: its evaluation reads its items.
+func (s *Service) withSets(ctx context.Context, tenant, segment string, pending [][]Op, roots []string, entry []*membershipData) error {
+	if len(pending) == 0 {
+		return nil
+	}
+	keys := make([]Key, len(roots))
+	for i, root := range roots {
+		keys[i] = membershipSetKey(tenant, root)
+	}
+	sets, err := s.store.BatchGet(ctx, keys)
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		it, ok := sets[k]
+		if !ok {
+			continue
+		}
+		set, err := readSet(it)
+		if err != nil {
+			return err
+		}
+		if set.Stale {
+			continue
+		}
+		if entry[i] != nil {
+			if set.Segments == nil {
+				set.Segments = map[string]membershipData{}
+			}
+			set.Segments[segment] = *entry[i]
+		} else {
+			delete(set.Segments, segment)
+		}
+		pending[i] = append(pending[i], Op{Put: &Item{PK: k.PK, SK: k.SK, Data: set.data()}, IfVersion: it.Version})
 	}
 	return nil
 }

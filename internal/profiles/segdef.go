@@ -269,6 +269,13 @@ const maxChangeEvals = 2000
 // as they are: a referenced segment's own NextChange re-evaluates it and
 // then, in EvalOrder, this one.
 func (n Node) NextChange(f Facts, now time.Time) time.Time {
+	return n.NextChangeBefore(f, now, time.Time{})
+}
+
+// NextChangeBefore is NextChange looking only before until (not zero):
+// it returns the zero time when the answer holds until then, for a
+// caller that will look again at until anyway.
+func (n Node) NextChangeBefore(f Facts, now, until time.Time) time.Time {
 	var at []time.Time
 	n.Walk(func(m Node) {
 		switch {
@@ -278,7 +285,10 @@ func (n Node) NextChange(f Facts, now time.Time) time.Time {
 			at = m.Event.changes(f.Events[m.Event.Key()], now, at)
 		}
 	})
-	at = slices.DeleteFunc(at, func(t time.Time) bool { return !t.After(now) })
+	at = slices.DeleteFunc(at, func(t time.Time) bool { return !t.After(now) || !until.IsZero() && !t.Before(until) })
+	if len(at) == 0 {
+		return time.Time{}
+	}
 	slices.SortFunc(at, time.Time.Compare)
 	at = slices.CompactFunc(at, time.Time.Equal)
 	was := n.Eval(f, now)
@@ -388,20 +398,34 @@ func (n Node) Refs() Refs {
 // a unit, m (minutes), h (hours), d (days of 24 hours) or w (weeks), at
 // most 3650 days.
 func ParseDuration(s string) (time.Duration, error) {
-	bad := fmt.Errorf("duration %q: want a number and m, h, d or w, as 30d, at most 3650 days", s)
+	// Evaluation parses windows at every instant it tries: no allocation
+	// unless the duration is bad.
+	bad := func() error {
+		return fmt.Errorf("duration %q: want a number and m, h, d or w, as 30d, at most 3650 days", s)
+	}
 	if len(s) < 2 || len(s) > 6 || s[0] < '1' || s[0] > '9' {
-		return 0, bad
+		return 0, bad()
 	}
 	n := 0
 	for _, c := range s[:len(s)-1] {
 		if c < '0' || c > '9' {
-			return 0, bad
+			return 0, bad()
 		}
 		n = n*10 + int(c-'0')
 	}
-	unit := map[byte]time.Duration{'m': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}[s[len(s)-1]]
+	var unit time.Duration
+	switch s[len(s)-1] {
+	case 'm':
+		unit = time.Minute
+	case 'h':
+		unit = time.Hour
+	case 'd':
+		unit = 24 * time.Hour
+	case 'w':
+		unit = 7 * 24 * time.Hour
+	}
 	if unit == 0 || time.Duration(n)*unit > maxWindow {
-		return 0, bad
+		return 0, bad()
 	}
 	return time.Duration(n) * unit, nil
 }

@@ -30,18 +30,20 @@ func (p *Provisioner) PollOnce(ctx context.Context) error {
 	}
 	byRegion := map[string][]Placement{}
 	poolByRegion := map[string]Pool{}
-	readyPools := map[string]bool{}
+	settledPools := map[string]bool{}
 	for _, pool := range pools {
 		if pool.Status.InFlight() {
 			poolByRegion[pool.Region] = pool
 		}
-		readyPools[pool.Region] = pool.Status == StatusReady
+		settledPools[pool.Region] = !pool.Status.InFlight()
 	}
 	for _, pl := range placements {
 		if pl.Kind == KindPooled {
 			// A slice waiting on its pool: once the pool is ready, wake the
-			// tenant's job to cut it (the job may have died with a replica).
-			if readyPools[pl.Region] {
+			// tenant's job to cut it, and once it is back to pending (a
+			// lost create) or failed, to claim it again or fail. The job
+			// may have died with a replica.
+			if settledPools[pl.Region] {
 				p.wake(ctx, pl.TenantID)
 			}
 			continue
@@ -55,7 +57,7 @@ func (p *Provisioner) PollOnce(ctx context.Context) error {
 		}
 	}
 
-	var errs []error
+	errs := []error{p.resumeStalled(ctx)}
 	for _, region := range regions {
 		stacks, err := p.engine.Stacks(ctx, region)
 		if err != nil {
@@ -88,10 +90,12 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 	switch pl.Status {
 	case StatusCreating:
 		switch {
-		case !found && !createLost(pl.UpdatedAt):
+		case !found && p.leaseLive(pl.LeaseUntil):
 			// Claimed: the CreateStack call may still be on its way.
 		case !found:
-			pl.Status = StatusPending // the create never landed; the job sends it again
+			// The claim lapsed and the create never landed: the job claims
+			// it again and sends it with the same token.
+			pl.Status = StatusPending
 		case completeStatus(st.Status):
 			out := stackOutputs(st.Outputs)
 			if out["glue_database"] == "" {
@@ -170,16 +174,32 @@ func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found
 	return nil
 }
 
-// createGrace is how long a stack claimed for creation (see
-// Provisioner.step) may stay unseen before the poller takes the create for
-// lost: longer than a CreateStack call can take, which River's job timeout
-// (a minute by default) bounds, retries included.
-const createGrace = 2 * time.Minute
+// stalledBatch bounds the stalled tenants one polling round resumes.
+const stalledBatch = 100
 
-// createLost reports whether a create claimed at claimedAt and still not
-// seen is lost.
-func createLost(claimedAt time.Time) bool {
-	return time.Since(claimedAt) > createGrace
+// resumeStalled queues a job for every tenant whose provisioning stalled:
+// still provisioning, yet for a lease nothing changed and no stack of its
+// is in flight or claimed. That is a tenant whose job died with its
+// replica before it claimed anything (or after its last step, before it
+// marked the tenant active). River would run that job again only after
+// its rescue, over a minute later; this takes it over a lease after it
+// stopped.
+func (p *Provisioner) resumeStalled(ctx context.Context) error {
+	now := p.now()
+	ids, err := p.store.TenantsStalled(ctx, now, now.Add(-p.lease), stalledBatch)
+	if err != nil {
+		return fmt.Errorf("stalled tenants: %w", err)
+	}
+	for _, id := range ids {
+		// Cairn's own step, asked by no one: no audit event.
+		if err := p.tenants.Enqueue(ctx, audit.Event{}, ResumeArgs{TenantID: id}); err != nil {
+			return fmt.Errorf("resume tenant %s: %w", id, err)
+		}
+	}
+	if len(ids) > 0 {
+		p.log.DebugContext(ctx, "stalled provisioning resumed", "tenants", len(ids))
+	}
+	return nil
 }
 
 // wake queues the tenant's provisioning job now rather than at the end of
@@ -218,7 +238,7 @@ func (p *Provisioner) observePool(ctx context.Context, pool Pool, st Stack, foun
 		pool.StackStatus = st.Status
 	}
 	switch {
-	case pool.Status == StatusCreating && !found && !createLost(pool.UpdatedAt):
+	case pool.Status == StatusCreating && !found && p.leaseLive(pool.LeaseUntil):
 		// Claimed: the CreateStack call may still be on its way.
 	case pool.Status == StatusCreating && !found:
 		pool.Status = StatusPending

@@ -28,6 +28,7 @@ type Lifecycle interface {
 	MarkDeleted(ctx context.Context, id string) (tenants.Tenant, error)
 	Retry(ctx context.Context, rec audit.Event, id string, ifVersion *int64) (tenants.Tenant, error)
 	Reconcile(ctx context.Context, rec audit.Event, id string) error
+	Enqueue(ctx context.Context, rec audit.Event, args tenants.JobArgs) error
 }
 
 var _ Lifecycle = (*tenants.Service)(nil)
@@ -36,6 +37,12 @@ var _ Lifecycle = (*tenants.Service)(nil)
 // long a job waiting on them snoozes, unless Config says otherwise.
 const DefaultPollInterval = 5 * time.Second
 
+// DefaultLease is how long a worker's claim on a stack create lasts
+// unless renewed, unless Config says otherwise. The worker renews it every
+// third of that while it works, so a claim of a replica that died is taken
+// over within a lease of its last renewal.
+const DefaultLease = 15 * time.Second
+
 // Config wires a Provisioner. Engine, Store and Tenants are required.
 type Config struct {
 	Engine  Engine
@@ -43,6 +50,11 @@ type Config struct {
 	Tenants Lifecycle
 	// PollInterval defaults to DefaultPollInterval.
 	PollInterval time.Duration
+	// Lease defaults to DefaultLease.
+	Lease time.Duration
+	// Now is the clock leases are read and written by; time.Now by
+	// default.
+	Now func() time.Time
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// BeforeTeardown, if set, runs before an offboarded tenant's stacks
@@ -63,6 +75,8 @@ type Provisioner struct {
 	store   Store
 	tenants Lifecycle
 	poll    time.Duration
+	lease   time.Duration
+	now     func() time.Time
 	log     *slog.Logger
 	before  func(ctx context.Context, tenantID string) error
 	fleet   fleet.Notifier
@@ -76,14 +90,25 @@ func New(cfg Config) (*Provisioner, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
 	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Provisioner{
 		engine: cfg.Engine, store: cfg.Store, tenants: cfg.Tenants, poll: cfg.PollInterval, log: cfg.Logger,
+		lease: cfg.Lease, now: cfg.Now,
 		before: cfg.BeforeTeardown, fleet: cfg.Fleet,
 	}, nil
 }
+
+// jobTimeout is the timeout of every provisioner job: a minute, the job
+// timeout River's stuck-job rescue is set to follow (store.JobTimeout).
+const jobTimeout = time.Minute
 
 // PollArgs is the periodic job that reads in-flight stacks' status, a
 // Region at a time.
@@ -92,9 +117,27 @@ type PollArgs struct{}
 // Kind implements river.JobArgs.
 func (PollArgs) Kind() string { return "stack_poll" }
 
+// ResumeArgs provisions a tenant whose provisioning stalled (see
+// resumeStalled): a tenant job that died with its replica before it left
+// any claim or in-flight stack behind. It is unique per tenant and
+// DefaultLease, so a tenant whose job only waits in a long queue gets at
+// most one more per lease.
+type ResumeArgs struct {
+	TenantID string `json:"tenant_id"`
+}
+
+// Kind implements river.JobArgs.
+func (ResumeArgs) Kind() string { return "tenant_provision_resume" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (ResumeArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: DefaultLease}}
+}
+
 // Register adds the provisioner's workers.
 func (p *Provisioner) Register(w *river.Workers) {
 	river.AddWorker(w, &provisionWorker{p: p})
+	river.AddWorker(w, &resumeWorker{p: p})
 	river.AddWorker(w, &deprovisionWorker{p: p})
 	river.AddWorker(w, &pollWorker{p: p})
 }
@@ -102,8 +145,8 @@ func (p *Provisioner) Register(w *river.Workers) {
 // PeriodicJobs returns the poller: one round per polling interval.
 //
 // Rounds are unique per interval, not per state: a round that a crashed
-// process left "running" stays so until River rescues it (an hour by
-// default), and must not stop every round after it. A process runs one
+// process left "running" stays so until River rescues it
+// (store.RescueAfter), and must not stop every round after it. A process runs one
 // round at a time; a round due while one is still running is skipped.
 func (p *Provisioner) PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
@@ -121,13 +164,39 @@ type provisionWorker struct {
 	p *Provisioner
 }
 
+// Timeout bounds one step of a tenant's provisioning: a read of the
+// tenant and, per Region, a claim and a CreateStack call. River works a
+// job left running by a replica that died again after store.RescueAfter.
+func (w *provisionWorker) Timeout(*river.Job[tenants.ProvisionArgs]) time.Duration {
+	return jobTimeout
+}
+
 func (w *provisionWorker) Work(ctx context.Context, job *river.Job[tenants.ProvisionArgs]) error {
+	return w.p.provision(ctx, job.Args.TenantID)
+}
+
+type resumeWorker struct {
+	river.WorkerDefaults[ResumeArgs]
+	p *Provisioner
+}
+
+// Timeout is provisionWorker's.
+func (w *resumeWorker) Timeout(*river.Job[ResumeArgs]) time.Duration { return jobTimeout }
+
+func (w *resumeWorker) Work(ctx context.Context, job *river.Job[ResumeArgs]) error {
 	return w.p.provision(ctx, job.Args.TenantID)
 }
 
 type deprovisionWorker struct {
 	river.WorkerDefaults[tenants.DeprovisionArgs]
 	p *Provisioner
+}
+
+// Timeout bounds one step of offboarding; the profile purge it starts
+// takes at most half of it (offboarding.DefaultPurgeBudget) and resumes in
+// the next run.
+func (w *deprovisionWorker) Timeout(*river.Job[tenants.DeprovisionArgs]) time.Duration {
+	return jobTimeout
 }
 
 func (w *deprovisionWorker) Work(ctx context.Context, job *river.Job[tenants.DeprovisionArgs]) error {
@@ -139,6 +208,10 @@ type pollWorker struct {
 	p       *Provisioner
 	running sync.Mutex
 }
+
+// Timeout bounds one polling round: a DescribeStacks round per Region and
+// the records it changes.
+func (w *pollWorker) Timeout(*river.Job[PollArgs]) time.Duration { return jobTimeout }
 
 func (w *pollWorker) Work(ctx context.Context, _ *river.Job[PollArgs]) error {
 	if !w.running.TryLock() {
@@ -255,11 +328,13 @@ func retrying(t tenants.Tenant, failedAt time.Time) bool {
 //     onboarded together finds its Region's pool pending; a tenant's job
 //     woken by the poller runs beside its snoozed one), exactly one asks
 //     CloudFormation for it, instead of one call per job;
-//   - if the process dies during the call, the poller already watches the
-//     stack: it finds it (the create landed) or, once createGrace has
-//     passed without one, sends the record back to pending for a new
-//     create with the same token. Nothing waits for the dead process's
-//     job, which River leaves "running" until it rescues it.
+//   - the claim carries a lease that the worker renews while its call
+//     runs (claim.go); if the process dies during the call, the poller
+//     already watches the stack: it finds it (the create landed) or, once
+//     the lease has lapsed without one, sends the record back to pending
+//     for a new claim and create with the same token. Nothing waits for
+//     the dead process's job, which River leaves "running" until it
+//     rescues it.
 func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) (outcome, string, error) {
 	if pl.Kind == KindPooled {
 		return p.stepPooled(ctx, t, pl)
@@ -281,7 +356,8 @@ func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) 
 	tmpl := templates.Dedicated()
 	from := pl.Status
 	pl.Status, pl.StackStatus, pl.TemplateVersion, pl.LastError = StatusCreating, "", tmpl.Version, ""
-	claimed, err := p.store.PlacementUpdate(ctx, pl)
+	now := p.now()
+	claimed, err := p.store.PlacementClaim(ctx, pl, now, now.Add(p.lease))
 	if errors.Is(err, ErrConflict) {
 		return waiting, "", nil // another job of the tenant claimed it
 	}
@@ -289,18 +365,33 @@ func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) 
 		return waiting, "", fmt.Errorf("claim stack create: %w", err)
 	}
 	p.stackMoved(ctx, claimed.TenantID, claimed.Region, claimed.StackName, from, claimed.Status, "")
-	err = p.engine.CreateStack(ctx, CreateStackInput{
-		Region:     claimed.Region,
-		Name:       claimed.StackName,
-		Template:   tmpl,
-		Parameters: map[string]string{"TenantId": t.ID, "TenantSlug": t.Slug},
-		Tags:       tenantTags(t),
-		Token:      token(claimed.StackName, "create", claimed.Attempt),
-	})
-	if err != nil {
-		return waiting, "", fmt.Errorf("create stack: %w", err)
+	renew := func(ctx context.Context, now, until time.Time) error {
+		return p.store.PlacementRenew(ctx, claimed.TenantID, claimed.Region, claimed.ClaimVersion, now, until)
 	}
-	return waiting, "", nil
+	err = p.underClaim(ctx, claimed.LeaseUntil, renew, func(ctx context.Context) error {
+		return p.engine.CreateStack(ctx, CreateStackInput{
+			Region:     claimed.Region,
+			Name:       claimed.StackName,
+			Template:   tmpl,
+			Parameters: map[string]string{"TenantId": t.ID, "TenantSlug": t.Slug},
+			Tags:       tenantTags(t),
+			Token:      token(claimed.StackName, "create", claimed.Attempt),
+		})
+	})
+	return waiting, "", p.claimEnded(ctx, "create stack", claimed.StackName, claimed.Region, err)
+}
+
+// claimEnded is the result of a step taken under a claim: a claim lost to
+// another worker is its work now, not a failure of this job.
+func (p *Provisioner) claimEnded(ctx context.Context, step, stack, region string, err error) error {
+	if errors.Is(err, ErrClaimLost) {
+		p.log.InfoContext(ctx, "claim lost to another worker; it goes on", "step", step, "stack_name", stack, "region", region, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	return nil
 }
 
 // replace deletes a failed stack so the poller can send it back to pending
@@ -391,7 +482,8 @@ func (p *Provisioner) stepPooled(ctx context.Context, t tenants.Tenant, pl Place
 		// Claim the create before making it (see step).
 		from := pool.Status
 		pool.Status, pool.StackStatus, pool.TemplateVersion, pool.LastError = StatusCreating, "", tmpl.Version, ""
-		claimed, err := p.store.PoolUpdate(ctx, pool)
+		now := p.now()
+		claimed, err := p.store.PoolClaim(ctx, pool, now, now.Add(p.lease))
 		if errors.Is(err, ErrConflict) {
 			return waiting, "", nil // another pooled tenant's job claimed it
 		}
@@ -399,18 +491,20 @@ func (p *Provisioner) stepPooled(ctx context.Context, t tenants.Tenant, pl Place
 			return waiting, "", fmt.Errorf("claim pool stack create: %w", err)
 		}
 		p.stackMoved(ctx, "", claimed.Region, claimed.StackName, from, claimed.Status, "")
-		err = p.engine.CreateStack(ctx, CreateStackInput{
-			Region:     claimed.Region,
-			Name:       claimed.StackName,
-			Template:   tmpl,
-			Parameters: map[string]string{"PoolId": PoolID},
-			Tags:       map[string]string{"cairn:pool-id": PoolID, "cairn:managed-by": "cairn"},
-			Token:      token(claimed.StackName, "create", claimed.Attempt),
-		})
-		if err != nil {
-			return waiting, "", fmt.Errorf("create pool stack: %w", err)
+		renew := func(ctx context.Context, now, until time.Time) error {
+			return p.store.PoolRenew(ctx, claimed.Region, claimed.ClaimVersion, now, until)
 		}
-		return waiting, "", nil
+		err = p.underClaim(ctx, claimed.LeaseUntil, renew, func(ctx context.Context) error {
+			return p.engine.CreateStack(ctx, CreateStackInput{
+				Region:     claimed.Region,
+				Name:       claimed.StackName,
+				Template:   tmpl,
+				Parameters: map[string]string{"PoolId": PoolID},
+				Tags:       map[string]string{"cairn:pool-id": PoolID, "cairn:managed-by": "cairn"},
+				Token:      token(claimed.StackName, "create", claimed.Attempt),
+			})
+		})
+		return waiting, "", p.claimEnded(ctx, "create pool stack", claimed.StackName, claimed.Region, err)
 	}
 
 	// The pool is ready: cut the tenant's slice.

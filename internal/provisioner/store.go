@@ -64,9 +64,13 @@ type Placement struct {
 	// retry is a new request and a repeat of the same step is not.
 	Attempt int
 	// Version increases on every update (optimistic concurrency).
-	Version   int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Version int64
+	// ClaimVersion and LeaseUntil are the placement's latest claim (see
+	// PlacementClaim); a zero LeaseUntil means it was never claimed.
+	ClaimVersion int64
+	LeaseUntil   time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Pool is the shared stack of one Region for its pooled tenants.
@@ -81,8 +85,11 @@ type Pool struct {
 	LastError string
 	Attempt   int
 	Version   int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// ClaimVersion and LeaseUntil are as for placements.
+	ClaimVersion int64
+	LeaseUntil   time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 	// TenantCount is the number of pooled placements in the Region that
 	// are not deleted; filled in by PoolList only.
 	TenantCount int
@@ -103,6 +110,10 @@ var (
 	ErrNotFound = errors.New("placement not found")
 	// ErrConflict is returned by updates whose Version is stale.
 	ErrConflict = errors.New("placement changed concurrently")
+	// ErrClaimLost is returned by PlacementRenew and PoolRenew when the
+	// claim is no longer the record's: its lease lapsed, or another worker
+	// has claimed the record since.
+	ErrClaimLost = errors.New("claim lost")
 )
 
 // Store is the provisioner's storage port. Implementations must be safe for
@@ -124,6 +135,16 @@ type Store interface {
 	// go to the fleet outbox in the same transaction (an ID the outbox
 	// holds is ignored): they are written if and only if p is.
 	PlacementUpdate(ctx context.Context, p Placement, announce ...fleet.Event) (Placement, error)
+	// PlacementClaim is PlacementUpdate that also takes the placement's
+	// claim: ClaimVersion increases by one and LeaseUntil is leaseUntil.
+	// It returns ErrConflict, storing nothing, when the version is stale or
+	// another claim's lease has not lapsed at now.
+	PlacementClaim(ctx context.Context, p Placement, now, leaseUntil time.Time) (Placement, error)
+	// PlacementRenew moves the lease of claim claimVersion to leaseUntil
+	// and increases Version. It returns ErrClaimLost, changing nothing,
+	// when that claim is no longer the placement's or its lease lapsed
+	// before now.
+	PlacementRenew(ctx context.Context, tenantID, region string, claimVersion int64, now, leaseUntil time.Time) error
 
 	// PoolEnsure inserts p unless the Region's pool exists, and returns the
 	// stored one either way.
@@ -134,6 +155,16 @@ type Store interface {
 	PoolList(ctx context.Context) ([]Pool, error)
 	// PoolUpdate is PlacementUpdate for pools.
 	PoolUpdate(ctx context.Context, p Pool, announce ...fleet.Event) (Pool, error)
+	// PoolClaim is PlacementClaim for pools.
+	PoolClaim(ctx context.Context, p Pool, now, leaseUntil time.Time) (Pool, error)
+	// PoolRenew is PlacementRenew for pools.
+	PoolRenew(ctx context.Context, region string, claimVersion int64, now, leaseUntil time.Time) error
+
+	// TenantsStalled returns, oldest first and at most limit, the tenants
+	// in provisioning that nothing is being done for: neither they nor
+	// any of their placements changed since quietSince, and none of their
+	// placements is InFlight or under a claim whose lease is live at now.
+	TenantsStalled(ctx context.Context, now, quietSince time.Time, limit int) ([]string, error)
 
 	// StackEventsAppend records events of a tenant's stack in a Region,
 	// ignoring events already recorded (same ID), and returns how many it

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/cairn-cdp/cairn/internal/tracing"
 	"github.com/riverqueue/river/riverdriver"
 )
 
@@ -17,6 +20,22 @@ const (
 	DefaultMaxWorkers   = 10
 	DefaultPollInterval = time.Second
 )
+
+// JobTimeout bounds a run of every job whose worker sets no timeout of its
+// own (River's default, said here so that the rescue below can follow
+// it): its context is cancelled then.
+const JobTimeout = time.Minute
+
+// RescueAfter is how long a job may stay "running" before River works it
+// again, for a job whose worker sets no longer timeout of its own (River
+// leaves those alone until their timeout has passed). A job stays running
+// that long only when the replica working it died: a live worker's context
+// ends at the job's timeout, and the margin lets it return and record its
+// result first. River's leader looks for stuck jobs every 30 seconds, so a
+// dead replica's job runs again within RescueAfter and 30 seconds of its
+// start. Work that must move on sooner (a stack create) holds a lease of
+// its own, which another replica takes over within seconds.
+const RescueAfter = JobTimeout + 15*time.Second
 
 // StartRiver starts a River client that works jobs through driver as cfg
 // says and returns the function that stops it; both adapters' StartWorkers
@@ -44,11 +63,11 @@ func StartRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cf
 		FetchPollInterval: poll,
 		// River refuses a cooldown longer than the poll interval, which
 		// tests shorten.
-		FetchCooldown: min(poll, river.FetchCooldownDefault),
-		// A job left running by a replica that died is worked again after
-		// this, instead of River's default hour. Cairn's jobs are short
-		// steps (their timeout is River's default minute).
-		RescueStuckJobsAfter: 5 * time.Minute,
+		FetchCooldown:        min(poll, river.FetchCooldownDefault),
+		JobTimeout:           JobTimeout,
+		RescueStuckJobsAfter: RescueAfter,
+		// A span per job, continuing the trace that inserted it.
+		Middleware: []rivertype.Middleware{&tracing.JobInsert{}, &tracing.JobWork{}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start workers: %w", err)

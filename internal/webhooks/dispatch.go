@@ -5,15 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 )
 
-// leaseMargin is added to the Sender's timeout to make a lease: a
-// dispatcher that is alive always records its result before its lease
-// lapses, and one that crashed is taken over soon after.
-const leaseMargin = 30 * time.Second
+// DefaultLease is how long a dispatcher's claim on a delivery lasts
+// unless renewed. The dispatcher renews the leases of its attempts in
+// flight every third of it (an attempt takes up to the Sender's timeout),
+// so a live dispatcher keeps its deliveries and a crashed one's are taken
+// over within a lease of its last renewal.
+const DefaultLease = 15 * time.Second
 
 // Notify wakes the dispatcher of this replica to look for due deliveries
 // at once. It never blocks.
@@ -99,18 +102,10 @@ func (s *Service) Run(ctx context.Context) error {
 // for others to end before it claims again.
 const claimCoalesce = 2 * time.Millisecond
 
-// timeout is the Sender's timeout for one attempt.
-func (s *Service) timeout() time.Duration {
-	if s.sender.Timeout > 0 {
-		return s.sender.Timeout
-	}
-	return DefaultTimeout
-}
-
 func (s *Service) claim(ctx context.Context, limit int) ([]Delivery, error) {
 	now := s.now()
 	return s.store.WebhookDeliveryClaim(ctx, ClaimParams{
-		Now: now, LeaseUntil: now.Add(s.timeout() + leaseMargin), PerEndpoint: s.perEndpoint, Limit: limit,
+		Now: now, LeaseUntil: now.Add(s.lease), PerEndpoint: s.perEndpoint, Limit: limit,
 	})
 }
 
@@ -128,16 +123,20 @@ func (s *Service) attempt(ctx context.Context, d Delivery) {
 	}
 	now := s.now()
 	var res Result
-	if secrets, err := s.signingSecrets(e, now); err != nil {
+	secrets, err := s.signingSecrets(e, now)
+	if err != nil {
 		// A key-encryption key missing from this server: the attempt
 		// fails and is retried, so deliveries resume once it is given.
 		log.ErrorContext(ctx, "cannot sign webhook delivery", "err", err)
 		res = Result{Err: err}
-	} else {
-		res = s.sender.Send(ctx, Request{URL: e.URL, ID: d.EventID, Timestamp: now, Body: d.Payload, Secrets: secrets})
 	}
+	lease := s.underLease(ctx, log, d.ID, *d.ClaimedUntil, func(ctx context.Context) {
+		if err == nil {
+			res = s.sender.Send(ctx, Request{URL: e.URL, ID: d.EventID, Timestamp: now, Body: d.Payload, Secrets: secrets})
+		}
+	})
 	at := s.now()
-	r := AttemptResult{ID: d.ID, Lease: *d.ClaimedUntil, At: at, NextAttemptAt: at, ResponseStatus: res.Status, ResponseBody: res.Body}
+	r := AttemptResult{ID: d.ID, Lease: lease, At: at, NextAttemptAt: at, ResponseStatus: res.Status, ResponseBody: res.Body}
 	if res.Err != nil {
 		r.LastError = res.Err.Error()
 	} else if !res.Delivered() {
@@ -185,6 +184,54 @@ func (s *Service) attempt(ctx context.Context, d Delivery) {
 			s.disable(ctx, e, fmt.Sprintf("Every attempt failed since %s.", e.FailingSince.Format(time.RFC3339)), at)
 		}
 	}
+}
+
+// underLease runs send while renewing the delivery's lease, which runs
+// to lease, every third of the Service's lease, and returns the lease as it stands after
+// send: the one the attempt's result is recorded under. A lease lost (a
+// refused renewal, or renewals failing until it lapsed) cancels send: the
+// delivery is another dispatcher's now, and this attempt's result would
+// be dropped anyway.
+func (s *Service) underLease(ctx context.Context, log *slog.Logger, id string, lease time.Time, send func(context.Context)) time.Time {
+	work, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	renewed := make(chan time.Time, 1)
+	go func() {
+		defer close(renewed)
+		tick := time.NewTicker(s.lease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				renewed <- lease
+				return
+			case <-tick.C:
+			}
+			now := s.now()
+			until := now.Add(s.lease)
+			err := s.store.WebhookDeliveryRenew(work, id, lease, now, until)
+			switch {
+			case err == nil:
+				lease = until
+			case errors.Is(err, ErrLeaseLost):
+				cancel(err)
+				<-stop
+				renewed <- lease
+				return
+			case !now.Before(lease):
+				cancel(fmt.Errorf("%w: lapsed while renewals failed: %w", ErrLeaseLost, err))
+				<-stop
+				renewed <- lease
+				return
+			default:
+				log.WarnContext(ctx, "renew webhook delivery lease; retrying until it lapses", "err", err)
+			}
+		}
+	}()
+	send(work)
+	close(stop)
+	return <-renewed
 }
 
 // disable disables the endpoint, cancelling its pending deliveries, and

@@ -334,3 +334,79 @@ func TestRotationSignsWithBoth(t *testing.T) {
 		t.Errorf("after grace: signature %q, want one", r.signature)
 	}
 }
+
+// TestLeaseRenewedWhileAttemptRuns: an attempt that outlasts its lease
+// keeps the delivery, because the dispatcher renews the lease while it
+// runs: another dispatcher finds nothing to claim after the first lease
+// has passed, and the attempt's result is recorded under the renewed
+// lease.
+func TestLeaseRenewedWhileAttemptRuns(t *testing.T) {
+	const lease = 300 * time.Millisecond
+	h := newHarness(t, func(c *webhooks.Config) {
+		c.Sender.Timeout = waitTimeout
+		c.Lease = lease
+	})
+	slow := newReceiver(t)
+	release := make(chan struct{})
+	slow.set(func(w http.ResponseWriter, r *http.Request) { <-release })
+	e := h.endpoint("ten_a", slow.URL(), webhooks.ProfileCreated)
+	h.enqueue(event("ten_a", "p1", 0))
+	select {
+	case <-slow.got:
+	case <-time.After(waitTimeout):
+		t.Fatal("the attempt never reached the endpoint")
+	}
+	inFlight := func() webhooks.Delivery {
+		t.Helper()
+		d := onlyDelivery(t, h, e.ID)
+		if d.ClaimedUntil == nil {
+			t.Fatalf("delivery %+v, want it under a lease", d)
+		}
+		return d
+	}
+	first := *inFlight().ClaimedUntil
+
+	// The clock moves past the first lease; the dispatcher renews (every
+	// third of the lease, in real time) from the new time.
+	h.clock.Advance(2 * lease / 3)
+	deadline := time.After(waitTimeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !inFlight().ClaimedUntil.After(first) {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("the lease was not renewed in %s", waitTimeout)
+		}
+	}
+	h.clock.Advance(2 * lease / 3)
+	if !h.clock.Now().After(first) {
+		t.Fatal("the clock is not past the first lease")
+	}
+	taken, err := h.store.WebhookDeliveryClaim(t.Context(), webhooks.ClaimParams{
+		Now: h.clock.Now(), LeaseUntil: h.clock.Now().Add(lease), PerEndpoint: 4, Limit: 10,
+	})
+	if err != nil || len(taken) != 0 {
+		t.Fatalf("another dispatcher claimed %+v, %v past the first lease; want nothing: the lease is renewed", taken, err)
+	}
+
+	close(release)
+	got := h.wait(1)
+	if !got[0].res.Delivered() {
+		t.Fatalf("attempt: %+v, want delivered", got[0].res)
+	}
+	d := onlyDelivery(t, h, e.ID)
+	if d.Status != webhooks.StatusDelivered || d.Attempts != 1 || d.ClaimedUntil != nil {
+		t.Errorf("delivery after the attempt: %+v, want delivered once, no lease", d)
+	}
+}
+
+// onlyDelivery returns the endpoint's one delivery.
+func onlyDelivery(t *testing.T, h *harness, endpointID string) webhooks.Delivery {
+	t.Helper()
+	ds, err := h.store.WebhookDeliveryList(t.Context(), endpointID, "", 0, 10)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries: %+v, %v; want one", ds, err)
+	}
+	return ds[0]
+}

@@ -94,6 +94,9 @@ type Config struct {
 	// PollInterval is how often an idle dispatcher polls; default
 	// DefaultPollInterval.
 	PollInterval time.Duration
+	// Lease is how long a claim on a delivery lasts unless renewed;
+	// default DefaultLease.
+	Lease time.Duration
 	// DisableAfter disables an endpoint that has failed that long without
 	// a success; default DefaultDisableAfter.
 	DisableAfter time.Duration
@@ -116,6 +119,7 @@ type Service struct {
 	perEndpoint  int
 	maxInFlight  int
 	poll         time.Duration
+	lease        time.Duration
 	disableAfter time.Duration
 	onAttempt    func(Delivery, Result)
 
@@ -161,6 +165,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.DisableAfter <= 0 {
 		cfg.DisableAfter = DefaultDisableAfter
 	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
 	now := cfg.Now
 	return &Service{
 		store: cfg.Store, sealer: cfg.Sealer, guard: cfg.Guard, sender: cfg.Sender,
@@ -168,7 +175,7 @@ func New(cfg Config) (*Service, error) {
 		// value stored.
 		now:  func() time.Time { return now().UTC().Truncate(time.Microsecond) },
 		rand: cfg.Rand, log: cfg.Logger, perEndpoint: cfg.PerEndpoint, maxInFlight: cfg.MaxInFlight,
-		poll: cfg.PollInterval, disableAfter: cfg.DisableAfter, onAttempt: cfg.OnAttempt,
+		poll: cfg.PollInterval, lease: cfg.Lease, disableAfter: cfg.DisableAfter, onAttempt: cfg.OnAttempt,
 		notify:     make(chan struct{}, 1),
 		subscribed: map[string]subscription{},
 	}, nil

@@ -211,6 +211,10 @@ type Store interface {
 	// and releases the lease (ErrLeaseLost when the delivery is no longer
 	// pending under r.Lease: it was taken over, retried or cancelled).
 	WebhookDeliveryRecord(ctx context.Context, r AttemptResult) error
+	// WebhookDeliveryRenew moves the lease of a delivery in flight from
+	// lease to until (ErrLeaseLost when the delivery is no longer pending
+	// under lease, or lease lapsed before now).
+	WebhookDeliveryRenew(ctx context.Context, id string, lease, now, until time.Time) error
 	// WebhookDeliveryRetry makes the endpoint's delivery pending again, due
 	// at at, with no attempts and no lease, whatever its status
 	// (ErrNotFound).

@@ -14,10 +14,12 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/postgres/db"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/tracing"
 )
 
 var _ store.Backend = (*DB)(nil)
@@ -50,7 +52,8 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	driver := riverpgxv5.New(pool)
-	jobs, err := river.NewClient(driver, &river.Config{Logger: logger})
+	// Jobs inserted in a traced request carry its trace (tracing.JobInsert).
+	jobs, err := river.NewClient(driver, &river.Config{Logger: logger, Middleware: []rivertype.Middleware{&tracing.JobInsert{}}})
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: job client: %w", err)

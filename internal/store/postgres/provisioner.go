@@ -136,21 +136,41 @@ func placementUpdate(ctx context.Context, q *db.Queries, p provisioner.Placement
 		TenantID:        p.TenantID,
 		Region:          p.Region,
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		var exists bool
-		exists, err = q.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
-		if err == nil {
-			return provisioner.Placement{}, fmt.Errorf("update placement: %w", staleOrMissing(exists))
-		}
-	}
+	return placementWritten(ctx, q, "update placement", p, row, err)
+}
+
+// PlacementClaim implements provisioner.Store. Of concurrent claims from
+// one Version exactly one succeeds, as with PlacementUpdate.
+func (d *DB) PlacementClaim(ctx context.Context, p provisioner.Placement, now, leaseUntil time.Time) (provisioner.Placement, error) {
+	outputs, err := outputsColumn(p.Outputs)
 	if err != nil {
-		return provisioner.Placement{}, fmt.Errorf("update placement: %w", translateProvisioner(err))
+		return provisioner.Placement{}, fmt.Errorf("claim placement: %w", err)
 	}
-	stored, err := placementFromRow(row)
-	if err != nil {
-		return provisioner.Placement{}, fmt.Errorf("update placement: %w", err)
-	}
-	return stored, nil
+	row, err := d.queries.PlacementClaim(ctx, db.PlacementClaimParams{
+		Kind:            string(p.Kind),
+		StackName:       p.StackName,
+		Status:          string(p.Status),
+		StackStatus:     p.StackStatus,
+		TemplateVersion: p.TemplateVersion,
+		Outputs:         outputs,
+		LastError:       p.LastError,
+		Attempt:         int64(p.Attempt),
+		UpdatedAt:       storedTime(now),
+		LeaseUntil:      optionalTime(leaseUntil),
+		TenantID:        p.TenantID,
+		Region:          p.Region,
+		PrevVersion:     p.Version,
+		Now:             optionalTime(now),
+	})
+	return placementWritten(ctx, d.queries, "claim placement", p, row, err)
+}
+
+// PlacementRenew implements provisioner.Store.
+func (d *DB) PlacementRenew(ctx context.Context, tenantID, region string, claimVersion int64, now, leaseUntil time.Time) error {
+	n, err := d.queries.PlacementRenew(ctx, db.PlacementRenewParams{
+		LeaseUntil: optionalTime(leaseUntil), TenantID: tenantID, Region: region, ClaimVersion: claimVersion, Now: optionalTime(now),
+	})
+	return renewed("placement", n, err)
 }
 
 // PoolEnsure implements provisioner.Store, as PlacementEnsure does for
@@ -254,21 +274,62 @@ func poolUpdate(ctx context.Context, q *db.Queries, p provisioner.Pool) (provisi
 		UpdatedAt:       storedTime(time.Now()),
 		Region:          p.Region,
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		var exists bool
-		exists, err = q.PoolExists(ctx, p.Region)
-		if err == nil {
-			return provisioner.Pool{}, fmt.Errorf("update pool: %w", staleOrMissing(exists))
-		}
-	}
+	return poolWritten(ctx, q, "update pool", p.Region, row, err)
+}
+
+// PoolClaim implements provisioner.Store, as PlacementClaim does for
+// placements.
+func (d *DB) PoolClaim(ctx context.Context, p provisioner.Pool, now, leaseUntil time.Time) (provisioner.Pool, error) {
+	outputs, err := outputsColumn(p.Outputs)
 	if err != nil {
-		return provisioner.Pool{}, fmt.Errorf("update pool: %w", translateProvisioner(err))
+		return provisioner.Pool{}, fmt.Errorf("claim pool: %w", err)
 	}
-	stored, err := poolFromRow(row, 0)
+	row, err := d.queries.PoolClaim(ctx, db.PoolClaimParams{
+		StackName:       p.StackName,
+		Status:          string(p.Status),
+		StackStatus:     p.StackStatus,
+		TemplateVersion: p.TemplateVersion,
+		Outputs:         outputs,
+		LastError:       p.LastError,
+		Attempt:         int64(p.Attempt),
+		UpdatedAt:       storedTime(now),
+		LeaseUntil:      optionalTime(leaseUntil),
+		Region:          p.Region,
+		PrevVersion:     p.Version,
+		Now:             optionalTime(now),
+	})
+	return poolWritten(ctx, d.queries, "claim pool", p.Region, row, err)
+}
+
+// PoolRenew implements provisioner.Store.
+func (d *DB) PoolRenew(ctx context.Context, region string, claimVersion int64, now, leaseUntil time.Time) error {
+	n, err := d.queries.PoolRenew(ctx, db.PoolRenewParams{
+		LeaseUntil: optionalTime(leaseUntil), Region: region, ClaimVersion: claimVersion, Now: optionalTime(now),
+	})
+	return renewed("pool", n, err)
+}
+
+// TenantsStalled implements provisioner.Store.
+func (d *DB) TenantsStalled(ctx context.Context, now, quietSince time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return []string{}, nil
+	}
+	ids, err := d.queries.TenantsStalled(ctx, db.TenantsStalledParams{QuietSince: storedTime(quietSince), Now: optionalTime(now), MaxRows: int64(limit)})
 	if err != nil {
-		return provisioner.Pool{}, fmt.Errorf("update pool: %w", err)
+		return nil, fmt.Errorf("stalled tenants: %w", translateProvisioner(err))
 	}
-	return stored, nil
+	return ids, nil
+}
+
+// renewed is the error of a lease renewal that changed n rows.
+func renewed(what string, n int64, err error) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("renew %s claim: %w", what, translateProvisioner(err))
+	case n == 0:
+		return fmt.Errorf("renew %s claim: %w", what, provisioner.ErrClaimLost)
+	}
+	return nil
 }
 
 // StackEventsAppend implements provisioner.Store. It inserts the events one
@@ -335,6 +396,46 @@ func (d *DB) StackEventsList(ctx context.Context, tenantID, region string, befor
 		})
 	}
 	return out, nil
+}
+
+// placementWritten is the result of a conditional write of p (op) that
+// returned row and err: the stored placement, or ErrConflict or
+// ErrNotFound when it matched no row.
+func placementWritten(ctx context.Context, q *db.Queries, op string, p provisioner.Placement, row db.Placement, err error) (provisioner.Placement, error) {
+	if errors.Is(err, pgx.ErrNoRows) {
+		var exists bool
+		exists, err = q.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
+		if err == nil {
+			return provisioner.Placement{}, fmt.Errorf("%s: %w", op, staleOrMissing(exists))
+		}
+	}
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("%s: %w", op, translateProvisioner(err))
+	}
+	stored, err := placementFromRow(row)
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return stored, nil
+}
+
+// poolWritten is placementWritten for the pool of region.
+func poolWritten(ctx context.Context, q *db.Queries, op, region string, row db.Pool, err error) (provisioner.Pool, error) {
+	if errors.Is(err, pgx.ErrNoRows) {
+		var exists bool
+		exists, err = q.PoolExists(ctx, region)
+		if err == nil {
+			return provisioner.Pool{}, fmt.Errorf("%s: %w", op, staleOrMissing(exists))
+		}
+	}
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("%s: %w", op, translateProvisioner(err))
+	}
+	stored, err := poolFromRow(row, 0)
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return stored, nil
 }
 
 // translateProvisioner maps driver errors to the provisioner package's
@@ -404,9 +505,28 @@ func placementFromRow(r db.Placement) (provisioner.Placement, error) {
 		LastError:       r.LastError,
 		Attempt:         int(r.Attempt),
 		Version:         r.Version,
+		ClaimVersion:    r.ClaimVersion,
+		LeaseUntil:      timeOrZero(r.LeaseUntil),
 		CreatedAt:       r.CreatedAt.UTC(),
 		UpdatedAt:       r.UpdatedAt.UTC(),
 	}, nil
+}
+
+// optionalTime is the stored form of a time that may be zero (NULL).
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	st := storedTime(t)
+	return &st
+}
+
+// timeOrZero reads a nullable time column: NULL is the zero time.
+func timeOrZero(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }
 
 func placementsFromRows(rows []db.Placement) ([]provisioner.Placement, error) {
@@ -438,6 +558,8 @@ func poolFromRow(r db.Pool, tenantCount int64) (provisioner.Pool, error) {
 		LastError:       r.LastError,
 		Attempt:         int(r.Attempt),
 		Version:         r.Version,
+		ClaimVersion:    r.ClaimVersion,
+		LeaseUntil:      timeOrZero(r.LeaseUntil),
 		CreatedAt:       r.CreatedAt.UTC(),
 		UpdatedAt:       r.UpdatedAt.UTC(),
 		TenantCount:     int(tenantCount),

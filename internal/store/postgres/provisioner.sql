@@ -39,6 +39,37 @@ UPDATE placements SET
 WHERE tenant_id = @tenant_id AND region = @region AND version = @prev_version
 RETURNING *;
 
+-- name: PlacementClaim :one
+-- PlacementUpdate that also takes the placement's claim: claim_version
+-- increases and the lease runs to @lease_until. Returns no row when the
+-- placement is absent, its version is not @prev_version, or another
+-- claim's lease is live at @now.
+UPDATE placements SET
+    kind = @kind,
+    stack_name = @stack_name,
+    status = @status,
+    stack_status = @stack_status,
+    template_version = @template_version,
+    outputs = @outputs,
+    last_error = @last_error,
+    attempt = @attempt,
+    version = version + 1,
+    updated_at = @updated_at,
+    claim_version = claim_version + 1,
+    lease_until = @lease_until
+WHERE tenant_id = @tenant_id AND region = @region AND version = @prev_version
+    AND (lease_until IS NULL OR lease_until < @now)
+RETURNING *;
+
+-- name: PlacementRenew :execrows
+-- Extends claim @claim_version's lease, if it is still the placement's
+-- claim and has not lapsed at @now. The version increases, so an update
+-- made from a read before the renewal (the poller taking the create for
+-- lost) fails.
+UPDATE placements SET lease_until = @lease_until, version = version + 1
+WHERE tenant_id = @tenant_id AND region = @region
+    AND claim_version = @claim_version AND lease_until >= @now;
+
 -- name: PlacementExists :one
 SELECT EXISTS (SELECT 1 FROM placements WHERE tenant_id = @tenant_id AND region = @region);
 
@@ -83,8 +114,46 @@ UPDATE pools SET
 WHERE region = @region AND version = @prev_version
 RETURNING *;
 
+-- name: PoolClaim :one
+-- PlacementClaim for pools.
+UPDATE pools SET
+    stack_name = @stack_name,
+    status = @status,
+    stack_status = @stack_status,
+    template_version = @template_version,
+    outputs = @outputs,
+    last_error = @last_error,
+    attempt = @attempt,
+    version = version + 1,
+    updated_at = @updated_at,
+    claim_version = claim_version + 1,
+    lease_until = @lease_until
+WHERE region = @region AND version = @prev_version
+    AND (lease_until IS NULL OR lease_until < @now)
+RETURNING *;
+
+-- name: PoolRenew :execrows
+-- PlacementRenew for pools.
+UPDATE pools SET lease_until = @lease_until, version = version + 1
+WHERE region = @region AND claim_version = @claim_version AND lease_until >= @now;
+
 -- name: PoolExists :one
 SELECT EXISTS (SELECT 1 FROM pools WHERE region = @region);
+
+-- name: TenantsStalled :many
+-- Tenants in provisioning that no one is working on: not changed since
+-- @quiet_since, and no placement of theirs in flight (the poller watches
+-- those), under a live claim at @now, or changed since @quiet_since.
+SELECT t.id FROM tenants t
+WHERE t.status = 'provisioning' AND t.updated_at < @quiet_since
+    AND NOT EXISTS (
+        SELECT 1 FROM placements p
+        WHERE p.tenant_id = t.id
+            AND (p.status IN ('creating', 'replacing', 'deleting')
+                OR p.updated_at >= @quiet_since
+                OR p.lease_until >= @now))
+ORDER BY t.seq
+LIMIT @max_rows::bigint;
 
 -- name: StackEventInsert :execrows
 -- Affects no row when the event is already recorded.

@@ -159,6 +159,14 @@ SELECT pg_advisory_xact_lock(hashtext('cairn.webhook_deliveries.claim'));
 -- that concurrent inserts never exceed the tenant's limit.
 SELECT pg_advisory_xact_lock(hashtext('cairn.webhook_endpoints:' || @tenant_id::text));
 
+-- name: WebhookDeliveryRenew :execrows
+-- Moves a lease on to @lease_until, if it is still the one the attempt
+-- holds (@lease) and has not lapsed at @now: a dispatcher renews the
+-- leases of its attempts in flight, and one that was paused past its lease
+-- has its renewal refused.
+UPDATE webhook_deliveries SET claimed_until = @lease_until
+WHERE id = @id AND status = 'pending' AND claimed_until = @lease AND claimed_until >= @now;
+
 -- name: WebhookDeliveryRecord :execrows
 -- Stores an attempt's result and releases the lease, if the lease is
 -- still the one the attempt was made under.

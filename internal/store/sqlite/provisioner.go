@@ -135,21 +135,114 @@ func placementUpdate(ctx context.Context, q *db.Queries, p provisioner.Placement
 		TenantID:        p.TenantID,
 		Region:          p.Region,
 	})
-	if errors.Is(err, sql.ErrNoRows) {
-		var exists bool
-		exists, err = q.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
-		if err == nil {
-			return provisioner.Placement{}, fmt.Errorf("update placement: %w", staleOrMissing(exists))
-		}
-	}
+	return placementWritten(ctx, q, "update placement", p, row, err)
+}
+
+// PlacementClaim implements provisioner.Store. Of concurrent claims from
+// one Version exactly one succeeds, as with PlacementUpdate.
+func (d *DB) PlacementClaim(ctx context.Context, p provisioner.Placement, now, leaseUntil time.Time) (provisioner.Placement, error) {
+	outputs, err := outputsColumn(p.Outputs)
 	if err != nil {
-		return provisioner.Placement{}, fmt.Errorf("update placement: %w", translateProvisioner(err))
+		return provisioner.Placement{}, fmt.Errorf("claim placement: %w", err)
 	}
-	stored, err := placementFromRow(row)
+	row, err := d.queries.PlacementClaim(ctx, db.PlacementClaimParams{
+		Kind:            string(p.Kind),
+		StackName:       p.StackName,
+		Status:          string(p.Status),
+		StackStatus:     p.StackStatus,
+		TemplateVersion: p.TemplateVersion,
+		Outputs:         outputs,
+		LastError:       p.LastError,
+		Attempt:         int64(p.Attempt),
+		UpdatedAt:       formatTime(now),
+		LeaseUntil:      leaseColumn(leaseUntil),
+		TenantID:        p.TenantID,
+		Region:          p.Region,
+		PrevVersion:     p.Version,
+		Now:             leaseColumn(now),
+	})
+	return placementWritten(ctx, d.queries, "claim placement", p, row, err)
+}
+
+// PlacementRenew implements provisioner.Store.
+func (d *DB) PlacementRenew(ctx context.Context, tenantID, region string, claimVersion int64, now, leaseUntil time.Time) error {
+	n, err := d.queries.PlacementRenew(ctx, db.PlacementRenewParams{
+		LeaseUntil: leaseColumn(leaseUntil), TenantID: tenantID, Region: region, ClaimVersion: claimVersion, Now: leaseColumn(now),
+	})
+	return renewed("placement", n, err)
+}
+
+// PoolClaim implements provisioner.Store, as PlacementClaim does for
+// placements.
+func (d *DB) PoolClaim(ctx context.Context, p provisioner.Pool, now, leaseUntil time.Time) (provisioner.Pool, error) {
+	outputs, err := outputsColumn(p.Outputs)
 	if err != nil {
-		return provisioner.Placement{}, fmt.Errorf("update placement: %w", err)
+		return provisioner.Pool{}, fmt.Errorf("claim pool: %w", err)
 	}
-	return stored, nil
+	row, err := d.queries.PoolClaim(ctx, db.PoolClaimParams{
+		StackName:       p.StackName,
+		Status:          string(p.Status),
+		StackStatus:     p.StackStatus,
+		TemplateVersion: p.TemplateVersion,
+		Outputs:         outputs,
+		LastError:       p.LastError,
+		Attempt:         int64(p.Attempt),
+		UpdatedAt:       formatTime(now),
+		LeaseUntil:      leaseColumn(leaseUntil),
+		Region:          p.Region,
+		PrevVersion:     p.Version,
+		Now:             leaseColumn(now),
+	})
+	return poolWritten(ctx, d.queries, "claim pool", p.Region, row, err)
+}
+
+// PoolRenew implements provisioner.Store.
+func (d *DB) PoolRenew(ctx context.Context, region string, claimVersion int64, now, leaseUntil time.Time) error {
+	n, err := d.queries.PoolRenew(ctx, db.PoolRenewParams{
+		LeaseUntil: leaseColumn(leaseUntil), Region: region, ClaimVersion: claimVersion, Now: leaseColumn(now),
+	})
+	return renewed("pool", n, err)
+}
+
+// TenantsStalled implements provisioner.Store.
+func (d *DB) TenantsStalled(ctx context.Context, now, quietSince time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return []string{}, nil
+	}
+	ids, err := d.queries.TenantsStalled(ctx, db.TenantsStalledParams{QuietSince: formatTime(quietSince), Now: leaseColumn(now), MaxRows: int64(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("stalled tenants: %w", translateProvisioner(err))
+	}
+	return ids, nil
+}
+
+// renewed is the error of a lease renewal that changed n rows.
+func renewed(what string, n int64, err error) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("renew %s claim: %w", what, translateProvisioner(err))
+	case n == 0:
+		return fmt.Errorf("renew %s claim: %w", what, provisioner.ErrClaimLost)
+	}
+	return nil
+}
+
+// leaseColumn is the stored form of a lease time, compared as text in
+// the queries: NULL for the zero time.
+func leaseColumn(t time.Time) sql.NullString {
+	if t.IsZero() {
+		return sql.NullString{}
+	}
+	return optionalTimeColumn(&t)
+}
+
+// leaseFromColumn reads a stored lease time: NULL is the zero time.
+func leaseFromColumn(c sql.NullString) (time.Time, error) {
+	t, err := optionalTimeFromColumn(c)
+	if err != nil || t == nil {
+		return time.Time{}, err
+	}
+	return *t, nil
 }
 
 // PoolEnsure implements provisioner.Store, as PlacementEnsure does for
@@ -253,21 +346,7 @@ func poolUpdate(ctx context.Context, q *db.Queries, p provisioner.Pool) (provisi
 		UpdatedAt:       formatTime(time.Now()),
 		Region:          p.Region,
 	})
-	if errors.Is(err, sql.ErrNoRows) {
-		var exists bool
-		exists, err = q.PoolExists(ctx, p.Region)
-		if err == nil {
-			return provisioner.Pool{}, fmt.Errorf("update pool: %w", staleOrMissing(exists))
-		}
-	}
-	if err != nil {
-		return provisioner.Pool{}, fmt.Errorf("update pool: %w", translateProvisioner(err))
-	}
-	stored, err := poolFromRow(row, 0)
-	if err != nil {
-		return provisioner.Pool{}, fmt.Errorf("update pool: %w", err)
-	}
-	return stored, nil
+	return poolWritten(ctx, q, "update pool", p.Region, row, err)
 }
 
 // StackEventsAppend implements provisioner.Store. It inserts the events one
@@ -336,6 +415,46 @@ func (d *DB) StackEventsList(ctx context.Context, tenantID, region string, befor
 		})
 	}
 	return out, nil
+}
+
+// placementWritten is the result of a conditional write of p (op) that
+// returned row and err: the stored placement, or ErrConflict or
+// ErrNotFound when it matched no row.
+func placementWritten(ctx context.Context, q *db.Queries, op string, p provisioner.Placement, row db.Placement, err error) (provisioner.Placement, error) {
+	if errors.Is(err, sql.ErrNoRows) {
+		var exists bool
+		exists, err = q.PlacementExists(ctx, db.PlacementExistsParams{TenantID: p.TenantID, Region: p.Region})
+		if err == nil {
+			return provisioner.Placement{}, fmt.Errorf("%s: %w", op, staleOrMissing(exists))
+		}
+	}
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("%s: %w", op, translateProvisioner(err))
+	}
+	stored, err := placementFromRow(row)
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return stored, nil
+}
+
+// poolWritten is placementWritten for the pool of region.
+func poolWritten(ctx context.Context, q *db.Queries, op, region string, row db.Pool, err error) (provisioner.Pool, error) {
+	if errors.Is(err, sql.ErrNoRows) {
+		var exists bool
+		exists, err = q.PoolExists(ctx, region)
+		if err == nil {
+			return provisioner.Pool{}, fmt.Errorf("%s: %w", op, staleOrMissing(exists))
+		}
+	}
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("%s: %w", op, translateProvisioner(err))
+	}
+	stored, err := poolFromRow(row, 0)
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return stored, nil
 }
 
 // translateProvisioner maps driver errors to the provisioner package's
@@ -411,6 +530,10 @@ func placementFromRow(r db.Placement) (provisioner.Placement, error) {
 	if err != nil {
 		return provisioner.Placement{}, fmt.Errorf("placement %s/%s: %w", r.TenantID, r.Region, err)
 	}
+	lease, err := leaseFromColumn(r.LeaseUntil)
+	if err != nil {
+		return provisioner.Placement{}, fmt.Errorf("placement %s/%s lease: %w", r.TenantID, r.Region, err)
+	}
 	return provisioner.Placement{
 		TenantID:        r.TenantID,
 		Region:          r.Region,
@@ -423,6 +546,8 @@ func placementFromRow(r db.Placement) (provisioner.Placement, error) {
 		LastError:       r.LastError,
 		Attempt:         int(r.Attempt),
 		Version:         r.Version,
+		ClaimVersion:    r.ClaimVersion,
+		LeaseUntil:      lease,
 		CreatedAt:       createdAt,
 		UpdatedAt:       updatedAt,
 	}, nil
@@ -451,6 +576,10 @@ func poolFromRow(r db.Pool, tenantCount int64) (provisioner.Pool, error) {
 	if err != nil {
 		return provisioner.Pool{}, fmt.Errorf("pool %s: %w", r.Region, err)
 	}
+	lease, err := leaseFromColumn(r.LeaseUntil)
+	if err != nil {
+		return provisioner.Pool{}, fmt.Errorf("pool %s lease: %w", r.Region, err)
+	}
 	return provisioner.Pool{
 		Region:          r.Region,
 		StackName:       r.StackName,
@@ -461,6 +590,8 @@ func poolFromRow(r db.Pool, tenantCount int64) (provisioner.Pool, error) {
 		LastError:       r.LastError,
 		Attempt:         int(r.Attempt),
 		Version:         r.Version,
+		ClaimVersion:    r.ClaimVersion,
+		LeaseUntil:      lease,
 		CreatedAt:       createdAt,
 		UpdatedAt:       updatedAt,
 		TenantCount:     int(tenantCount),

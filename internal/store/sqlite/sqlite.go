@@ -23,11 +23,13 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/sqlite/db"
 	"github.com/cairn-cdp/cairn/internal/tenants"
+	"github.com/cairn-cdp/cairn/internal/tracing"
 )
 
 var _ store.Backend = (*DB)(nil)
@@ -78,7 +80,8 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 	}
 
 	driver := riversqlite.New(sqlDB)
-	jobs, err := river.NewClient(driver, &river.Config{Logger: logger})
+	// Jobs inserted in a traced request carry its trace (tracing.JobInsert).
+	jobs, err := river.NewClient(driver, &river.Config{Logger: logger, Middleware: []rivertype.Middleware{&tracing.JobInsert{}}})
 	if err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: job client: %w", path, err)

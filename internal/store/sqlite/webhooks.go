@@ -293,6 +293,18 @@ func (d *DB) WebhookDeliveryRecord(ctx context.Context, r webhooks.AttemptResult
 	return nil
 }
 
+// WebhookDeliveryRenew implements webhooks.Store.
+func (d *DB) WebhookDeliveryRenew(ctx context.Context, id string, lease, now, until time.Time) error {
+	n, err := d.queries.WebhookDeliveryRenew(ctx, db.WebhookDeliveryRenewParams{LeaseUntil: optionalTimeColumn(&until), ID: id, Lease: optionalTimeColumn(&lease), Now: optionalTimeColumn(&now)})
+	if err != nil {
+		return fmt.Errorf("renew webhook delivery lease: %w", translateWebhooks(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("renew webhook delivery lease: %w", webhooks.ErrLeaseLost)
+	}
+	return nil
+}
+
 // WebhookDeliveryRetry implements webhooks.Store.
 func (d *DB) WebhookDeliveryRetry(ctx context.Context, endpointID, id string, at time.Time, rec audit.Event) (webhooks.Delivery, error) {
 	row, err := audited(ctx, d, rec, func(q *db.Queries) (db.WebhookDelivery, error) {

@@ -147,6 +147,14 @@ LIMIT @max_rows;
 -- name: WebhookDeliveryLease :one
 UPDATE webhook_deliveries SET claimed_until = @lease_until WHERE id = @id RETURNING *;
 
+-- name: WebhookDeliveryRenew :execrows
+-- Moves a lease on to @lease_until, if it is still the one the attempt
+-- holds (@lease) and has not lapsed at @now: a dispatcher renews the
+-- leases of its attempts in flight, and one that was paused past its lease
+-- has its renewal refused.
+UPDATE webhook_deliveries SET claimed_until = @lease_until
+WHERE id = @id AND status = 'pending' AND claimed_until = @lease AND claimed_until >= @now;
+
 -- name: WebhookDeliveryRecord :execrows
 -- Stores an attempt's result and releases the lease, if the lease is
 -- still the one the attempt was made under.

@@ -79,6 +79,8 @@ type Placement struct {
 	Version         int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	ClaimVersion    int64
+	LeaseUntil      *time.Time
 }
 
 type Pool struct {
@@ -93,6 +95,8 @@ type Pool struct {
 	Version         int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	ClaimVersion    int64
+	LeaseUntil      *time.Time
 }
 
 type Principal struct {

@@ -77,6 +77,8 @@ type Placement struct {
 	Version         int64
 	CreatedAt       string
 	UpdatedAt       string
+	ClaimVersion    int64
+	LeaseUntil      sql.NullString
 }
 
 type Pool struct {
@@ -91,6 +93,8 @@ type Pool struct {
 	Version         int64
 	CreatedAt       string
 	UpdatedAt       string
+	ClaimVersion    int64
+	LeaseUntil      sql.NullString
 }
 
 type Principal struct {

@@ -7,7 +7,86 @@ package db
 
 import (
 	"context"
+	"database/sql"
 )
+
+const placementClaim = `-- name: PlacementClaim :one
+UPDATE placements SET
+    kind = ?1,
+    stack_name = ?2,
+    status = ?3,
+    stack_status = ?4,
+    template_version = ?5,
+    outputs = ?6,
+    last_error = ?7,
+    attempt = ?8,
+    version = version + 1,
+    updated_at = ?9,
+    claim_version = claim_version + 1,
+    lease_until = ?10
+WHERE tenant_id = ?11 AND region = ?12 AND version = ?13
+    AND (lease_until IS NULL OR lease_until < ?14)
+RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+`
+
+type PlacementClaimParams struct {
+	Kind            string
+	StackName       string
+	Status          string
+	StackStatus     string
+	TemplateVersion string
+	Outputs         string
+	LastError       string
+	Attempt         int64
+	UpdatedAt       string
+	LeaseUntil      sql.NullString
+	TenantID        string
+	Region          string
+	PrevVersion     int64
+	Now             sql.NullString
+}
+
+// PlacementUpdate that also takes the placement's claim: claim_version
+// increases and the lease runs to @lease_until. Returns no row when the
+// placement is absent, its version is not @prev_version, or another
+// claim's lease is live at @now.
+func (q *Queries) PlacementClaim(ctx context.Context, arg PlacementClaimParams) (Placement, error) {
+	row := q.db.QueryRowContext(ctx, placementClaim,
+		arg.Kind,
+		arg.StackName,
+		arg.Status,
+		arg.StackStatus,
+		arg.TemplateVersion,
+		arg.Outputs,
+		arg.LastError,
+		arg.Attempt,
+		arg.UpdatedAt,
+		arg.LeaseUntil,
+		arg.TenantID,
+		arg.Region,
+		arg.PrevVersion,
+		arg.Now,
+	)
+	var i Placement
+	err := row.Scan(
+		&i.TenantID,
+		&i.Region,
+		&i.Kind,
+		&i.StackName,
+		&i.Status,
+		&i.StackStatus,
+		&i.TemplateVersion,
+		&i.Outputs,
+		&i.LastError,
+		&i.Attempt,
+		&i.Version,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ClaimVersion,
+		&i.LeaseUntil,
+	)
+	return i, err
+}
 
 const placementExists = `-- name: PlacementExists :one
 SELECT EXISTS (SELECT 1 FROM placements WHERE tenant_id = ?1 AND region = ?2)
@@ -26,7 +105,7 @@ func (q *Queries) PlacementExists(ctx context.Context, arg PlacementExistsParams
 }
 
 const placementGet = `-- name: PlacementGet :one
-SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at FROM placements WHERE tenant_id = ?1 AND region = ?2
+SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM placements WHERE tenant_id = ?1 AND region = ?2
 `
 
 type PlacementGetParams struct {
@@ -51,6 +130,8 @@ func (q *Queries) PlacementGet(ctx context.Context, arg PlacementGetParams) (Pla
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ClaimVersion,
+		&i.LeaseUntil,
 	)
 	return i, err
 }
@@ -64,7 +145,7 @@ INSERT INTO placements (
     ?8, ?9, ?10, ?11, ?12, ?13
 )
 ON CONFLICT (tenant_id, region) DO NOTHING
-RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at
+RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
 `
 
 type PlacementInsertParams struct {
@@ -115,12 +196,14 @@ func (q *Queries) PlacementInsert(ctx context.Context, arg PlacementInsertParams
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ClaimVersion,
+		&i.LeaseUntil,
 	)
 	return i, err
 }
 
 const placementList = `-- name: PlacementList :many
-SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at FROM placements WHERE tenant_id = ?1 ORDER BY region
+SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM placements WHERE tenant_id = ?1 ORDER BY region
 `
 
 func (q *Queries) PlacementList(ctx context.Context, tenantID string) ([]Placement, error) {
@@ -146,6 +229,8 @@ func (q *Queries) PlacementList(ctx context.Context, tenantID string) ([]Placeme
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ClaimVersion,
+			&i.LeaseUntil,
 		); err != nil {
 			return nil, err
 		}
@@ -161,7 +246,7 @@ func (q *Queries) PlacementList(ctx context.Context, tenantID string) ([]Placeme
 }
 
 const placementListInFlight = `-- name: PlacementListInFlight :many
-SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at FROM placements
+SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM placements
 WHERE status IN ('creating', 'replacing', 'deleting')
 ORDER BY region, tenant_id
 `
@@ -190,6 +275,8 @@ func (q *Queries) PlacementListInFlight(ctx context.Context) ([]Placement, error
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ClaimVersion,
+			&i.LeaseUntil,
 		); err != nil {
 			return nil, err
 		}
@@ -202,6 +289,38 @@ func (q *Queries) PlacementListInFlight(ctx context.Context) ([]Placement, error
 		return nil, err
 	}
 	return items, nil
+}
+
+const placementRenew = `-- name: PlacementRenew :execrows
+UPDATE placements SET lease_until = ?1, version = version + 1
+WHERE tenant_id = ?2 AND region = ?3
+    AND claim_version = ?4 AND lease_until >= ?5
+`
+
+type PlacementRenewParams struct {
+	LeaseUntil   sql.NullString
+	TenantID     string
+	Region       string
+	ClaimVersion int64
+	Now          sql.NullString
+}
+
+// Extends claim @claim_version's lease, if it is still the placement's
+// claim and has not lapsed at @now. The version increases, so an update
+// made from a read before the renewal (the poller taking the create for
+// lost) fails.
+func (q *Queries) PlacementRenew(ctx context.Context, arg PlacementRenewParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, placementRenew,
+		arg.LeaseUntil,
+		arg.TenantID,
+		arg.Region,
+		arg.ClaimVersion,
+		arg.Now,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
 }
 
 const placementUpdate = `-- name: PlacementUpdate :one
@@ -217,7 +336,7 @@ UPDATE placements SET
     version = version + 1,
     updated_at = ?9
 WHERE tenant_id = ?10 AND region = ?11 AND version = ?12
-RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at
+RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
 `
 
 type PlacementUpdateParams struct {
@@ -267,6 +386,76 @@ func (q *Queries) PlacementUpdate(ctx context.Context, arg PlacementUpdateParams
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ClaimVersion,
+		&i.LeaseUntil,
+	)
+	return i, err
+}
+
+const poolClaim = `-- name: PoolClaim :one
+UPDATE pools SET
+    stack_name = ?1,
+    status = ?2,
+    stack_status = ?3,
+    template_version = ?4,
+    outputs = ?5,
+    last_error = ?6,
+    attempt = ?7,
+    version = version + 1,
+    updated_at = ?8,
+    claim_version = claim_version + 1,
+    lease_until = ?9
+WHERE region = ?10 AND version = ?11
+    AND (lease_until IS NULL OR lease_until < ?12)
+RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+`
+
+type PoolClaimParams struct {
+	StackName       string
+	Status          string
+	StackStatus     string
+	TemplateVersion string
+	Outputs         string
+	LastError       string
+	Attempt         int64
+	UpdatedAt       string
+	LeaseUntil      sql.NullString
+	Region          string
+	PrevVersion     int64
+	Now             sql.NullString
+}
+
+// PlacementClaim for pools.
+func (q *Queries) PoolClaim(ctx context.Context, arg PoolClaimParams) (Pool, error) {
+	row := q.db.QueryRowContext(ctx, poolClaim,
+		arg.StackName,
+		arg.Status,
+		arg.StackStatus,
+		arg.TemplateVersion,
+		arg.Outputs,
+		arg.LastError,
+		arg.Attempt,
+		arg.UpdatedAt,
+		arg.LeaseUntil,
+		arg.Region,
+		arg.PrevVersion,
+		arg.Now,
+	)
+	var i Pool
+	err := row.Scan(
+		&i.Region,
+		&i.StackName,
+		&i.Status,
+		&i.StackStatus,
+		&i.TemplateVersion,
+		&i.Outputs,
+		&i.LastError,
+		&i.Attempt,
+		&i.Version,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ClaimVersion,
+		&i.LeaseUntil,
 	)
 	return i, err
 }
@@ -283,7 +472,7 @@ func (q *Queries) PoolExists(ctx context.Context, region string) (bool, error) {
 }
 
 const poolGet = `-- name: PoolGet :one
-SELECT region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at FROM pools WHERE region = ?1
+SELECT region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM pools WHERE region = ?1
 `
 
 func (q *Queries) PoolGet(ctx context.Context, region string) (Pool, error) {
@@ -301,6 +490,8 @@ func (q *Queries) PoolGet(ctx context.Context, region string) (Pool, error) {
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ClaimVersion,
+		&i.LeaseUntil,
 	)
 	return i, err
 }
@@ -314,7 +505,7 @@ INSERT INTO pools (
     ?6, ?7, ?8, ?9, ?10, ?11
 )
 ON CONFLICT (region) DO NOTHING
-RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at
+RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
 `
 
 type PoolInsertParams struct {
@@ -359,12 +550,14 @@ func (q *Queries) PoolInsert(ctx context.Context, arg PoolInsertParams) (Pool, e
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ClaimVersion,
+		&i.LeaseUntil,
 	)
 	return i, err
 }
 
 const poolList = `-- name: PoolList :many
-SELECT pools.region, pools.stack_name, pools.status, pools.stack_status, pools.template_version, pools.outputs, pools.last_error, pools.attempt, pools.version, pools.created_at, pools.updated_at,
+SELECT pools.region, pools.stack_name, pools.status, pools.stack_status, pools.template_version, pools.outputs, pools.last_error, pools.attempt, pools.version, pools.created_at, pools.updated_at, pools.claim_version, pools.lease_until,
     (SELECT count(*) FROM placements
         WHERE placements.region = pools.region
             AND placements.kind = 'pooled'
@@ -400,6 +593,8 @@ func (q *Queries) PoolList(ctx context.Context) ([]PoolListRow, error) {
 			&i.Pool.Version,
 			&i.Pool.CreatedAt,
 			&i.Pool.UpdatedAt,
+			&i.Pool.ClaimVersion,
+			&i.Pool.LeaseUntil,
 			&i.TenantCount,
 		); err != nil {
 			return nil, err
@@ -415,6 +610,32 @@ func (q *Queries) PoolList(ctx context.Context) ([]PoolListRow, error) {
 	return items, nil
 }
 
+const poolRenew = `-- name: PoolRenew :execrows
+UPDATE pools SET lease_until = ?1, version = version + 1
+WHERE region = ?2 AND claim_version = ?3 AND lease_until >= ?4
+`
+
+type PoolRenewParams struct {
+	LeaseUntil   sql.NullString
+	Region       string
+	ClaimVersion int64
+	Now          sql.NullString
+}
+
+// PlacementRenew for pools.
+func (q *Queries) PoolRenew(ctx context.Context, arg PoolRenewParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, poolRenew,
+		arg.LeaseUntil,
+		arg.Region,
+		arg.ClaimVersion,
+		arg.Now,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const poolUpdate = `-- name: PoolUpdate :one
 UPDATE pools SET
     stack_name = ?1,
@@ -427,7 +648,7 @@ UPDATE pools SET
     version = version + 1,
     updated_at = ?8
 WHERE region = ?9 AND version = ?10
-RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at
+RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
 `
 
 type PoolUpdateParams struct {
@@ -471,6 +692,8 @@ func (q *Queries) PoolUpdate(ctx context.Context, arg PoolUpdateParams) (Pool, e
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ClaimVersion,
+		&i.LeaseUntil,
 	)
 	return i, err
 }
@@ -557,6 +780,51 @@ func (q *Queries) StackEventList(ctx context.Context, arg StackEventListParams) 
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const tenantsStalled = `-- name: TenantsStalled :many
+SELECT t.id FROM tenants t
+WHERE t.status = 'provisioning' AND t.updated_at < ?1
+    AND NOT EXISTS (
+        SELECT 1 FROM placements p
+        WHERE p.tenant_id = t.id
+            AND (p.status IN ('creating', 'replacing', 'deleting')
+                OR p.updated_at >= ?1
+                OR p.lease_until >= ?2))
+ORDER BY t.seq
+LIMIT ?3
+`
+
+type TenantsStalledParams struct {
+	QuietSince string
+	Now        sql.NullString
+	MaxRows    int64
+}
+
+// Tenants in provisioning that no one is working on: not changed since
+// @quiet_since, and no placement of theirs in flight (the poller watches
+// those), under a live claim at @now, or changed since @quiet_since.
+func (q *Queries) TenantsStalled(ctx context.Context, arg TenantsStalledParams) ([]string, error) {
+	rows, err := q.db.QueryContext(ctx, tenantsStalled, arg.QuietSince, arg.Now, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
 	}
 	if err := rows.Close(); err != nil {
 		return nil, err

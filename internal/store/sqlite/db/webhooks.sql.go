@@ -393,6 +393,35 @@ func (q *Queries) WebhookDeliveryRecover(ctx context.Context, arg WebhookDeliver
 	return result.RowsAffected()
 }
 
+const webhookDeliveryRenew = `-- name: WebhookDeliveryRenew :execrows
+UPDATE webhook_deliveries SET claimed_until = ?1
+WHERE id = ?2 AND status = 'pending' AND claimed_until = ?3 AND claimed_until >= ?4
+`
+
+type WebhookDeliveryRenewParams struct {
+	LeaseUntil sql.NullString
+	ID         string
+	Lease      sql.NullString
+	Now        sql.NullString
+}
+
+// Moves a lease on to @lease_until, if it is still the one the attempt
+// holds (@lease) and has not lapsed at @now: a dispatcher renews the
+// leases of its attempts in flight, and one that was paused past its lease
+// has its renewal refused.
+func (q *Queries) WebhookDeliveryRenew(ctx context.Context, arg WebhookDeliveryRenewParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, webhookDeliveryRenew,
+		arg.LeaseUntil,
+		arg.ID,
+		arg.Lease,
+		arg.Now,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const webhookDeliveryRetry = `-- name: WebhookDeliveryRetry :one
 UPDATE webhook_deliveries SET
     status = 'pending', attempts = 0, next_attempt_at = ?1, claimed_until = NULL
