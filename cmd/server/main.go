@@ -365,8 +365,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	if err != nil {
 		return err
 	}
+	started := ctx // ctx is replaced below (and nil when joining fails)
 	defer func() {
-		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		flush, cancel := context.WithTimeout(context.WithoutCancel(started), 5*time.Second)
 		defer cancel()
 		if err := stopTracing(flush); err != nil {
 			log.Warn("traces not flushed", "err", err)
