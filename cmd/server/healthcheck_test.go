@@ -38,6 +38,11 @@ func TestHealthcheck(t *testing.T) {
 	if err := check(nil, "extra"); err == nil {
 		t.Error("healthcheck with an argument: no error")
 	}
+
+	var help strings.Builder
+	if err := run(t.Context(), []string{"help", "healthcheck"}, env(nil), nil, &help, io.Discard); err != nil || !strings.Contains(help.String(), "-url") || !strings.Contains(help.String(), "-timeout") {
+		t.Errorf("server help healthcheck: %v\n%s", err, help.String())
+	}
 }
 
 func TestReadyzURL(t *testing.T) {
