@@ -15,12 +15,12 @@ PKGS ?= ./...
 TEST_FLAGS ?= -count=1 -timeout 15m
 TESTENV := scripts/testenv.sh
 
-.PHONY: bench-smoke test generate generate-check web web-check vet fmt-check venv clients lint-api lint-templates schemathesis \
+.PHONY: bench-smoke test generate generate-check web web-check vet fmt-check venv clients lint-api lint-templates image schemathesis \
 	schemathesis-postgres go-test run bench
 
 ## test: every check CI runs, in this order, stopping at the first failure.
 # go test runs last so that its summary closes the output, which is what CI reads.
-test: generate-check web-check vet lint-api lint-templates schemathesis schemathesis-postgres bench-smoke go-test
+test: generate-check web-check vet lint-api lint-templates image schemathesis schemathesis-postgres bench-smoke go-test
 
 ## generate: regenerate code (oapi-codegen server and client, ...).
 generate:
@@ -59,16 +59,23 @@ clients:
 lint-api:
 	scripts/lint-api.sh
 
-## lint-templates: cfn-lint every CloudFormation template under templates/.
+## lint-templates: cfn-lint every CloudFormation template under templates/
+## (tenant stacks) and deploy/ (the control plane itself).
 lint-templates: venv
 	@shopt -s nullglob; \
-	templates=(templates/*.yaml templates/*.yml templates/*.json); \
+	templates=(templates/*.yaml templates/*.yml templates/*.json deploy/*.yaml deploy/*.yml deploy/*.json); \
 	if (( $${#templates[@]} == 0 )); then \
-		echo "lint-templates: no templates under templates/, skipping"; \
+		echo "lint-templates: no templates under templates/ or deploy/, skipping"; \
 	else \
 		echo "lint-templates: cfn-lint $${templates[*]}"; \
 		.venv/bin/cfn-lint -- "$${templates[@]}"; \
 	fi
+
+## image: build the container image (Containerfile, from scratch) offline with
+## buildah when it is installed; otherwise say so: deploy/image_test.go checks
+## the build steps either way (scripts/image.sh).
+image:
+	scripts/image.sh build
 
 ## schemathesis: fuzz the built server against api/openapi.yaml (scripts/schemathesis.sh).
 # Under testenv so that the server's AWS SDK, if it makes any call, reaches moto.

@@ -254,7 +254,28 @@ func vacuumInto(ctx context.Context, src, dst string) error {
 	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", dst); err != nil {
 		return err
 	}
+	if err := forgetReplicas(ctx, dst); err != nil {
+		return err
+	}
 	return syncFile(dst)
+}
+
+// forgetReplicas empties the replicas' leases of a copied control-plane
+// database: they are the running server's, not data, and a server started
+// on the restored copy must not wait for a lease of a replica that never
+// ran on it. A database without the table (profiles.db) is left alone.
+func forgetReplicas(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'replicas'").Scan(&n); err != nil || n == 0 {
+		return err
+	}
+	_, err = db.ExecContext(ctx, "DELETE FROM replicas")
+	return err
 }
 
 // copyFile copies src to the new file dst, mode 0600, durably; missing

@@ -46,6 +46,12 @@ type config struct {
 	StackPollInterval time.Duration
 	MaxTenantTokenTTL time.Duration
 	MaxAdminTokenTTL  time.Duration
+	// StackRoleARN, if set, is the service role CloudFormation creates
+	// and deletes tenant stacks with (cfn.Config.RoleARN).
+	StackRoleARN string
+	// Migrate is whether serve brings the schema up to date at start; off,
+	// it refuses a schema older than its own (see checkSchema).
+	Migrate bool
 	// ReplicaLease is how long a replica's lease lasts after a renewal.
 	ReplicaLease time.Duration
 	// KEKKMSKey, if set, is the ARN of the KMS key whose data key is the
@@ -122,6 +128,8 @@ func (c *config) settings() []setting {
 		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval, cmdServe},
 		{"usage-report-bucket", "CAIRN_USAGE_REPORT_BUCKET", "", "s3://bucket[/prefix] (in AWS_REGION) that receives the daily usage reports; empty writes them to <data-dir>/usage-reports", &c.UsageReportBucket, cmdServe},
 		{"key-encryption-kms-key", "CAIRN_KEY_ENCRYPTION_KMS_KEY", "", "ARN of an AWS KMS key (or alias) whose data key, kept wrapped in the database, seals the signing keys; instead of CAIRN_KEY_ENCRYPTION_KEY(_FILE)", &c.KEKKMSKey, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
+		{"stack-role-arn", "CAIRN_STACK_ROLE_ARN", "", "ARN of the IAM role CloudFormation creates and deletes tenant stacks with (with cloud aws); empty uses the server's own credentials", &c.StackRoleARN, cmdServe},
+		{"migrate", "CAIRN_MIGRATE", "true", "bring the database schema up to date at start; false refuses to start on a schema older than this version (run \"server migrate\" first)", &c.Migrate, cmdServe},
 		{"replica-lease", "CAIRN_REPLICA_LEASE", "15s", "how long a replica's lease in the database lasts unless renewed (every third of it); a local-engine replica starts only when no other holds one", &c.ReplicaLease, cmdServe},
 		{"webhook-allow-http", "CAIRN_WEBHOOK_ALLOW_HTTP", "false", "let webhook endpoints use http:// URLs (https only otherwise)", &c.WebhookAllowHTTP, cmdServe},
 		{"webhook-allow-cidrs", "CAIRN_WEBHOOK_ALLOW_CIDRS", "", "comma-separated address ranges (10.0.0.0/8, ...) webhook endpoints may reach although they are private, loopback or link-local", &c.WebhookAllowCIDRs, cmdServe},
@@ -269,6 +277,7 @@ Commands:
   backup      back up the embedded default, while it runs: server backup DIR
   restore     restore a backup into a new data directory: server restore DIR
   keys        rotate the token signing key: server keys rotate
+  healthcheck exit 0 if a running server is ready (GET /readyz), 1 if not
   help        print this help, or a command's: server help token
 
 Every flag is also a CAIRN_* environment variable; a flag wins.

@@ -10,6 +10,8 @@
 //	server restore [--force] DIR
 //	                            restore a backup into the data directory
 //	server keys rotate          sign with a new key; the old one verifies until its tokens expire
+//	server healthcheck [--url U]
+//	                            exit 0 if a running server's /readyz answers 200
 //	server help [command]       print the commands, or a command's flags
 //
 // Every flag is also a CAIRN_* environment variable; see the README.
@@ -109,6 +111,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return restoreCmd(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, args, getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, args, getenv, stdout, stderr)
 	case "help":
 		// "server help" is "server --help"; "server help token" is
 		// "server token --help".
@@ -117,7 +121,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return dispatch(ctx, []string{"--help"}, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link, keys, backup, restore or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, token, login-link, keys, backup, restore, healthcheck or help)", cmd)
 	}
 }
 
@@ -141,6 +145,28 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (store.Backen
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return db, nil
+}
+
+// openServingStore opens the store that serve runs on: migrated first
+// (under goose's lock) with cfg.Migrate, otherwise only checked, so that a
+// replica started with --migrate=false never serves a schema that its own
+// migrations have not reached and never migrates while others serve.
+func openServingStore(ctx context.Context, cfg *config, log *slog.Logger) (store.Backend, error) {
+	if cfg.Migrate {
+		return openStore(ctx, cfg, log)
+	}
+	db, err := backend.Open(ctx, cfg.DatabaseURL, cfg.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.CheckSchema(ctx); err != nil {
+		db.Close()
+		if errors.Is(err, store.ErrSchemaBehind) {
+			return nil, fmt.Errorf("%w: run \"server migrate\" of this version first, or serve with --migrate (%s=true)", err, "CAIRN_MIGRATE")
+		}
+		return nil, err
 	}
 	return db, nil
 }
@@ -339,8 +365,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	if err != nil {
 		return err
 	}
+	started := ctx // ctx is replaced below (and nil when joining fails)
 	defer func() {
-		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		flush, cancel := context.WithTimeout(context.WithoutCancel(started), 5*time.Second)
 		defer cancel()
 		if err := stopTracing(flush); err != nil {
 			log.Warn("traces not flushed", "err", err)
@@ -354,7 +381,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		}
 		defer unlock()
 	}
-	db, err := openStore(ctx, cfg, log)
+	db, err := openServingStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -627,7 +654,7 @@ func newCloud(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (p
 		root := filepath.Join(cfg.DataDir, "zones")
 		return &provisioner.LocalEngine{Root: root}, &grants.LocalCatalog{Root: root}, grants.LocalCredentials{}, nil
 	case "aws":
-		engine, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL})
+		engine, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL, RoleARN: cfg.StackRoleARN})
 		if err != nil {
 			return nil, nil, nil, err
 		}

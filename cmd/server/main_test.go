@@ -442,8 +442,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"token", "--help"}, []string{"-admin", "-tenant", "-scopes", "-ttl", "-data-dir", "-database-url", "-signing-key-file", "-max-admin-token-ttl"},
 			[]string{"-addr", "-cloud", "-max-workers", "-oidc-issuer", "-max-body-bytes", "-shutdown-timeout"}},
 		{[]string{"help", "token"}, []string{"-admin", "-tenant"}, []string{"-addr"}},
-		{[]string{"--help"}, []string{"backup", "restore"}, nil},
-		{[]string{"backup", "--help"}, []string{"DIR", "-data-dir", "-signing-key-file", "-key-encryption-key-file"}, []string{"-addr", "-database-url", "-force", "-admin"}},
+		{[]string{"--help"}, []string{"backup", "restore", "keys"}, nil},
+		{[]string{"backup", "--help"}, []string{"DIR", "-data-dir", "-key-encryption-key-file"}, []string{"-addr", "-database-url", "-force", "-admin", "-signing-key-file"}},
 		{[]string{"help", "restore"}, []string{"DIR", "-data-dir", "-force", "-key-encryption-key-file"}, []string{"-addr", "-database-url", "-admin"}},
 	}
 	for _, tc := range tests {

@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -24,6 +25,12 @@ import (
 	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
+
+// ErrSchemaBehind is returned (wrapped, with the database's and this
+// version's schema versions) by Backend.CheckSchema when the database
+// lacks migrations this version of Cairn needs: it was never migrated, or
+// only by an older version.
+var ErrSchemaBehind = errors.New("database schema is behind this version")
 
 // Backend is everything the server needs from its control-plane database.
 type Backend interface {
@@ -52,6 +59,11 @@ type Backend interface {
 	// Migrate brings the schema (Cairn's tables and River's) up to date
 	// under a lock, so concurrent replicas never race a migration.
 	Migrate(ctx context.Context) error
+	// CheckSchema reports, without migrating or waiting for Migrate's
+	// lock, whether every migration this version knows has been applied:
+	// nil if so (a schema migrated further by a newer version included),
+	// an error wrapping ErrSchemaBehind if not.
+	CheckSchema(ctx context.Context) error
 	// Ping checks the database answers; /readyz uses it.
 	Ping(ctx context.Context) error
 	// JobCounts returns the number of jobs per River state (available,

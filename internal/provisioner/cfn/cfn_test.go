@@ -819,3 +819,39 @@ func TestNewHonoursEndpointEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStackServiceRole checks that an Engine with a RoleARN has
+// CloudFormation create and delete its stacks with that role, as the
+// control plane's template runs it (CAIRN_STACK_ROLE_ARN).
+func TestStackServiceRole(t *testing.T) {
+	endpoint := awsEndpoint(t)
+	t.Parallel()
+	ctx := t.Context()
+	const role = "arn:aws:iam::123456789012:role/cairn-control-plane/stacks"
+	cfg := testAWSConfig()
+	e, err := cfn.New(ctx, cfn.Config{AWS: &cfg, EndpointURL: endpoint, MaxBackoff: 5 * time.Millisecond, RoleARN: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, poolID := stackName("role"), "p"+randomLower(6)
+	err = e.CreateStack(ctx, provisioner.CreateStackInput{
+		Region: regionA, Name: name, Template: templates.Pool(),
+		Parameters: map[string]string{"PoolId": poolID}, Token: "create-" + name,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cfnClient(endpoint, regionA).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Stacks) != 1 || aws.ToString(out.Stacks[0].RoleARN) != role {
+		t.Fatalf("stack %s: %+v, want one stack with RoleARN %s", name, out.Stacks, role)
+	}
+	if err := e.DeleteStack(ctx, regionA, name, "delete-"+name); err != nil {
+		t.Fatal(err)
+	}
+	if n := countStacksNamed(t, endpoint, regionA, name); n != 0 {
+		t.Errorf("%d stacks named %s after DeleteStack, want 0", n, name)
+	}
+}

@@ -64,11 +64,17 @@ type Config struct {
 	// Calls, if set, counts every API call and every HTTP attempt the
 	// Engine's clients make.
 	Calls *awsclient.CallCounter
+	// RoleARN, if set, is the service role CloudFormation creates and
+	// deletes stacks with, so that the caller needs only CloudFormation's
+	// own actions and iam:PassRole on it, not the permissions to create
+	// what the templates declare. Empty uses the caller's credentials.
+	RoleARN string
 }
 
 // Engine implements provisioner.Engine on CloudFormation, Glue and S3.
 // Create it with New. It is safe for concurrent use.
 type Engine struct {
+	role string
 	cfn  *awsclient.Regional[cloudformation.Client]
 	glue *awsclient.Regional[glue.Client]
 	s3   *awsclient.Regional[s3.Client]
@@ -94,6 +100,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("cfn: %w", err)
 	}
 	return &Engine{
+		role: cfg.RoleARN,
 		cfn: awsclient.NewRegional(func(region string) *cloudformation.Client {
 			return cloudformation.NewFromConfig(b.AWS, func(o *cloudformation.Options) {
 				o.Region = region

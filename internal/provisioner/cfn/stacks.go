@@ -54,7 +54,8 @@ func (e *Engine) Stacks(ctx context.Context, region string) (map[string]provisio
 
 // CreateStack starts creating a stack from in.Template's body with
 // CAPABILITY_IAM and CAPABILITY_NAMED_IAM, rolling back on failure, and
-// in.Token as ClientRequestToken. A stack that already exists under that
+// in.Token as ClientRequestToken, by the Engine's service role when it has
+// one (Config.RoleARN). A stack that already exists under that
 // name (AlreadyExistsException) is not an error: it returns nil, whatever
 // that stack's template or status; the caller reads the status with Stacks.
 func (e *Engine) CreateStack(ctx context.Context, in provisioner.CreateStackInput) error {
@@ -73,6 +74,9 @@ func (e *Engine) CreateStack(ctx context.Context, in provisioner.CreateStackInpu
 	if in.Token != "" {
 		input.ClientRequestToken = aws.String(in.Token)
 	}
+	if e.role != "" {
+		input.RoleARN = aws.String(e.role)
+	}
 	if _, err := client.CreateStack(ctx, input); err != nil {
 		if errorCode(err) == "AlreadyExistsException" {
 			return nil
@@ -82,7 +86,8 @@ func (e *Engine) CreateStack(ctx context.Context, in provisioner.CreateStackInpu
 	return nil
 }
 
-// DeleteStack starts deleting a stack, with token as ClientRequestToken.
+// DeleteStack starts deleting a stack, with token as ClientRequestToken,
+// by the Engine's service role when it has one.
 // CloudFormation treats deleting an absent stack as success already; a
 // "does not exist" ValidationError, should an implementation return one, is
 // translated into nil as well.
@@ -94,6 +99,9 @@ func (e *Engine) DeleteStack(ctx context.Context, region, name, token string) er
 	input := &cloudformation.DeleteStackInput{StackName: aws.String(name)}
 	if token != "" {
 		input.ClientRequestToken = aws.String(token)
+	}
+	if e.role != "" {
+		input.RoleARN = aws.String(e.role)
 	}
 	if _, err := client.DeleteStack(ctx, input); err != nil {
 		if isStackNotFound(err) {

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/migrations"
 )
 
@@ -22,10 +23,6 @@ import (
 // nothing to do. It holds two of the pool's connections: goose's locked
 // session and River's.
 func (d *DB) Migrate(ctx context.Context) error {
-	fsys, err := fs.Sub(migrations.Postgres, "postgres")
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -34,12 +31,7 @@ func (d *DB) Migrate(ctx context.Context) error {
 	// pool and closing it leaves the pool open.
 	sqlDB := stdlib.OpenDBFromPool(d.pool)
 	defer sqlDB.Close()
-	provider, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys,
-		goose.WithSessionLocker(locker),
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(d.riverMigration()),
-		goose.WithSlog(d.logger),
-	)
+	provider, err := d.provider(sqlDB, goose.WithSessionLocker(locker))
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -47,6 +39,37 @@ func (d *DB) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// CheckSchema implements store.Backend. goose reads its version table
+// without the session lock, so a check never waits for a migration in
+// progress: it sees the schema as that migration's last commit left it.
+func (d *DB) CheckSchema(ctx context.Context) error {
+	var exists bool
+	if err := d.pool.QueryRow(ctx, "SELECT to_regclass('goose_db_version') IS NOT NULL").Scan(&exists); err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(d.pool)
+	defer sqlDB.Close()
+	provider, err := d.provider(sqlDB)
+	if err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	sources := provider.ListSources()
+	return store.CheckSchema(ctx, provider, exists, sources[len(sources)-1].Version)
+}
+
+// provider returns goose's provider of Cairn's migrations on sqlDB.
+func (d *DB) provider(sqlDB *sql.DB, opts ...goose.ProviderOption) (*goose.Provider, error) {
+	fsys, err := fs.Sub(migrations.Postgres, "postgres")
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(goose.DialectPostgres, sqlDB, fsys, append([]goose.ProviderOption{
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(d.riverMigration()),
+		goose.WithSlog(d.logger),
+	}, opts...)...)
 }
 
 // riverMigration is goose version 2: River's own schema, applied while

@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/migrations"
 )
 
@@ -18,15 +19,7 @@ import (
 // SQLite is one file used by one process, and the single connection already
 // runs goose's statements one at a time.
 func (d *DB) Migrate(ctx context.Context) error {
-	fsys, err := fs.Sub(migrations.SQLite, "sqlite")
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	provider, err := goose.NewProvider(goose.DialectSQLite3, d.sqlDB, fsys,
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(d.riverMigration()),
-		goose.WithSlog(d.logger),
-	)
+	provider, err := d.provider()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -34,6 +27,33 @@ func (d *DB) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// CheckSchema implements store.Backend.
+func (d *DB) CheckSchema(ctx context.Context) error {
+	var n int
+	if err := d.sqlDB.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'goose_db_version'").Scan(&n); err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	provider, err := d.provider()
+	if err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	sources := provider.ListSources()
+	return store.CheckSchema(ctx, provider, n > 0, sources[len(sources)-1].Version)
+}
+
+// provider returns goose's provider of Cairn's migrations.
+func (d *DB) provider() (*goose.Provider, error) {
+	fsys, err := fs.Sub(migrations.SQLite, "sqlite")
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(goose.DialectSQLite3, d.sqlDB, fsys,
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(d.riverMigration()),
+		goose.WithSlog(d.logger),
+	)
 }
 
 // riverMigration is goose version 2: River's own schema, applied in goose's
