@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/templates"
 )
@@ -190,7 +191,7 @@ func policyDocument(in PolicyInput) document {
 	nested := statement{Effect: "Deny", Action: list{"s3:*"}, Resource: list{"arn:aws:s3:::*/*/*/" + in.TenantID + "/*"}}
 	listing.Condition = conditions{"StringLike": {"s3:prefix": {prefix + "*", results + "*"}}}
 	items.Condition = conditions{
-		"ForAllValues:StringLike": {"dynamodb:LeadingKeys": {provisioner.KeyPrefix(in.TenantID) + "*"}},
+		"ForAllValues:StringLike": {"dynamodb:LeadingKeys": {profiles.KeyPrefix(in.TenantID) + "*"}},
 		"Null":                    {"dynamodb:LeadingKeys": {"false"}},
 	}
 	return document{Version: "2012-10-17", Statement: []statement{objects, nested, listing, items, named, anywhere}}

@@ -94,7 +94,7 @@ type Outbox interface {
 // before the Service is used.
 func (s *Service) SetOutbox(o Outbox) { s.outbox = o }
 
-func queuePK(tenant string) string { return tenantPrefix(tenant) + "Q" }
+func queuePK(tenant string) string { return KeyPrefix(tenant) + "Q" }
 
 func markerKey(tenant, member, eventSK string) Key {
 	return Key{PK: queuePK(tenant), SK: member + "#" + eventSK}
@@ -104,11 +104,11 @@ func markerKey(tenant, member, eventSK string) Key {
 func reevaluateKey(tenant, profile string) Key { return markerKey(tenant, profile, "~") }
 
 func aggregateKey(tenant, member, leaf string) Key {
-	return Key{PK: tenantPrefix(tenant) + "A#" + member, SK: leaf}
+	return Key{PK: KeyPrefix(tenant) + "A#" + member, SK: leaf}
 }
 
 func membershipKey(tenant, profile, segment string) Key {
-	return Key{PK: tenantPrefix(tenant) + "PS#" + profile, SK: segment}
+	return Key{PK: KeyPrefix(tenant) + "PS#" + profile, SK: segment}
 }
 
 // setSK is the sort key of a profile's membership set, beside its
@@ -187,19 +187,19 @@ func (m membershipSet) data() []byte {
 }
 
 func segmentMembersIndex(tenant, segment string) string {
-	return tenantPrefix(tenant) + "SM#" + segment
+	return KeyPrefix(tenant) + "SM#" + segment
 }
 
-func wakePK(tenant string) string { return tenantPrefix(tenant) + "W" }
+func wakePK(tenant string) string { return KeyPrefix(tenant) + "W" }
 
 // wakeStep is the resolution of wake-ups. With the sweep's period
 // (30 s), a profile leaves a window segment within 45 s of the moment it
 // stops qualifying.
 const wakeStep = 15 * time.Second
 
-func outboxPK(tenant string) string { return tenantPrefix(tenant) + "OB" }
+func outboxPK(tenant string) string { return KeyPrefix(tenant) + "OB" }
 
-func segmentStatusKey(tenant, id string) Key { return Key{PK: tenantPrefix(tenant) + "SS", SK: id} }
+func segmentStatusKey(tenant, id string) Key { return Key{PK: KeyPrefix(tenant) + "SS", SK: id} }
 
 // markData is what a marker says of its event.
 type markData struct {
@@ -980,7 +980,7 @@ func (s *Service) transactChunked(ctx context.Context, tenant, root string, ops 
 	for _, op := range ops {
 		k := op.key()
 		switch {
-		case k.SK == setSK && strings.HasPrefix(k.PK, tenantPrefix(tenant)+"PS#"):
+		case k.SK == setSK && strings.HasPrefix(k.PK, KeyPrefix(tenant)+"PS#"):
 			if op.Put != nil {
 				set, err := readSet(*op.Put)
 				if err != nil {
@@ -993,7 +993,7 @@ func (s *Service) transactChunked(ctx context.Context, tenant, root string, ops 
 				op.Put = &it
 			}
 			first = append(first, op)
-		case k.PK == queuePK(tenant), strings.HasPrefix(k.PK, tenantPrefix(tenant)+"A#"):
+		case k.PK == queuePK(tenant), strings.HasPrefix(k.PK, KeyPrefix(tenant)+"A#"):
 			first = append(first, op)
 		default:
 			rest = append(rest, op)
@@ -1275,7 +1275,7 @@ func (s *Service) leaveAudiences(ctx context.Context, tenant string, e Erasure) 
 			}
 			pairs = append(pairs, pair)
 		}
-		for _, q := range []QueryInput{{PK: tenantPrefix(tenant) + "A#" + m}, {PK: queuePK(tenant), Prefix: m + "#"}} {
+		for _, q := range []QueryInput{{PK: KeyPrefix(tenant) + "A#" + m}, {PK: queuePK(tenant), Prefix: m + "#"}} {
 			items, err := s.store.Query(ctx, q)
 			if err != nil {
 				return err

@@ -41,7 +41,7 @@ type Erasure struct {
 	LinesRemoved     int `json:"lines_removed"`
 }
 
-func erasureKey(tenant, id string) Key { return Key{PK: tenantPrefix(tenant) + "X#" + id, SK: "X"} }
+func erasureKey(tenant, id string) Key { return Key{PK: KeyPrefix(tenant) + "X#" + id, SK: "X"} }
 
 // ErasureArgs is the durable job that carries an erasure out. It holds
 // what the erasure record says, so that the job can write the record
@@ -168,7 +168,7 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 		var keys []Key
 		grew := false
 		for _, m := range e.Members {
-			items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + m})
+			items, err := s.store.Query(ctx, QueryInput{PK: KeyPrefix(tenant) + "M#" + m})
 			if err != nil {
 				return err
 			}
@@ -235,7 +235,7 @@ func (s *Service) survey(ctx context.Context, tenant string, e *Erasure) error {
 		for _, id := range ids {
 			e.Identifiers = append(e.Identifiers, Identifier{Type: id.Type, Value: id.Value})
 		}
-		events, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + m.ID, Prefix: "E#"})
+		events, err := s.store.Query(ctx, QueryInput{PK: KeyPrefix(tenant) + "M#" + m.ID, Prefix: "E#"})
 		if err != nil {
 			return err
 		}

@@ -57,27 +57,32 @@ import (
 //
 // No request path scans.
 
-func tenantPrefix(tenant string) string { return "TENANT#" + tenant + "#" }
+// KeyPrefix is the prefix of every partition key of the tenant's items,
+// "TENANT#<tenant id>#": the one place it is spelled. A pooled tenant's
+// stack output key_prefix and the dynamodb:LeadingKeys condition of its
+// credentials (package grants) are made with it, so they confine exactly
+// the items the stores write.
+func KeyPrefix(tenant string) string { return keyPrefix + tenant + "#" }
 
 func memberKey(tenant, member string) Key {
-	return Key{PK: tenantPrefix(tenant) + "M#" + member, SK: "M"}
+	return Key{PK: KeyPrefix(tenant) + "M#" + member, SK: "M"}
 }
 
 func memberIdentKey(tenant, member string, id Identifier) Key {
-	return Key{PK: tenantPrefix(tenant) + "M#" + member, SK: "I#" + id.Type + "#" + id.Value}
+	return Key{PK: KeyPrefix(tenant) + "M#" + member, SK: "I#" + id.Type + "#" + id.Value}
 }
 
 func indexKey(tenant string, id Identifier) Key {
-	return Key{PK: tenantPrefix(tenant) + "I#" + id.Type + "#" + id.Value, SK: "I"}
+	return Key{PK: KeyPrefix(tenant) + "I#" + id.Type + "#" + id.Value, SK: "I"}
 }
 
 func dedupKey(tenant, messageID string) Key {
-	return Key{PK: tenantPrefix(tenant) + "D#" + messageID, SK: "D"}
+	return Key{PK: KeyPrefix(tenant) + "D#" + messageID, SK: "D"}
 }
 
-func configKey(tenant string) Key { return Key{PK: tenantPrefix(tenant) + "C", SK: "identity"} }
+func configKey(tenant string) Key { return Key{PK: KeyPrefix(tenant) + "C", SK: "identity"} }
 
-func rootIndex(tenant, root string) string { return tenantPrefix(tenant) + "R#" + root }
+func rootIndex(tenant, root string) string { return KeyPrefix(tenant) + "R#" + root }
 
 // sortTime formats a time so that sort keys order by it.
 func sortTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }

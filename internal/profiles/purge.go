@@ -15,7 +15,7 @@ import (
 // ID (empty, truncated, or holding a '#') from naming a range wider than one
 // tenant.
 func TenantKeyPrefix(tenant string) (string, error) {
-	prefix := tenantPrefix(tenant)
+	prefix := KeyPrefix(tenant)
 	if id, err := TenantOf(prefix + "x"); err != nil || id != tenant {
 		return "", InvalidInput("%q is not a tenant ID", tenant)
 	}

@@ -231,7 +231,7 @@ func (s *Service) scanProfiles(ctx context.Context, tenant string, node Node, fn
 	var roots []string
 	after := Key{}
 	for {
-		items, next, err := s.store.Scan(ctx, ScanInput{PKPrefix: tenantPrefix(tenant) + "M#", SK: "M", After: after, Limit: 5000})
+		items, next, err := s.store.Scan(ctx, ScanInput{PKPrefix: KeyPrefix(tenant) + "M#", SK: "M", After: after, Limit: 5000})
 		if err != nil {
 			return err
 		}
@@ -258,7 +258,7 @@ func (s *Service) scanProfiles(ctx context.Context, tenant string, node Node, fn
 	}
 	var incomplete []*EventLeaf
 	aggs := map[string]map[string]*EventAggregate{} // leaf key → member → aggregate
-	prefix := tenantPrefix(tenant) + "A#"
+	prefix := KeyPrefix(tenant) + "A#"
 	for _, l := range refs.Events {
 		key := l.Key()
 		if !aud.complete[key] {
@@ -628,7 +628,7 @@ func (s *Service) eventAggregates(ctx context.Context, tenant string, leaves []*
 		return out, nil
 	}
 	now := s.now().UTC()
-	prefix := tenantPrefix(tenant) + "M#"
+	prefix := KeyPrefix(tenant) + "M#"
 	after := Key{}
 	for {
 		items, next, err := s.store.Scan(ctx, ScanInput{PKPrefix: prefix, After: after, Limit: 5000})
@@ -673,7 +673,7 @@ func (s *Service) backfill(ctx context.Context, tenant string, l *EventLeaf, kee
 			return err
 		}
 	}
-	k := Key{PK: tenantPrefix(tenant) + "SG", SK: leafKeyPrefix + l.Key()}
+	k := Key{PK: KeyPrefix(tenant) + "SG", SK: leafKeyPrefix + l.Key()}
 	if err := s.store.Transact(ctx, []Op{{Put: &Item{PK: k.PK, SK: k.SK, Data: []byte(`{}`)}}}); err != nil {
 		return err
 	}
@@ -699,7 +699,7 @@ func (s *Service) backfillMember(ctx context.Context, tenant string, l *EventLea
 				return nil
 			}
 		}
-		events, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + m, Prefix: "E#"})
+		events, err := s.store.Query(ctx, QueryInput{PK: KeyPrefix(tenant) + "M#" + m, Prefix: "E#"})
 		if err != nil {
 			return err
 		}

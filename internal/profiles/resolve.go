@@ -162,7 +162,7 @@ func (r *resolver) profileMembers(ctx context.Context, root string, have ...memb
 // one query: in a member's partition, the identifiers ("I#...") and the
 // member item ("M") sort last.
 func (r *resolver) memberWithIdentifiers(ctx context.Context, id string) (member, []identData, bool, error) {
-	items, err := r.store.Query(ctx, QueryInput{PK: tenantPrefix(r.tenant) + "M#" + id, After: "I"})
+	items, err := r.store.Query(ctx, QueryInput{PK: KeyPrefix(r.tenant) + "M#" + id, After: "I"})
 	if err != nil {
 		return member{}, nil, false, err
 	}
@@ -189,7 +189,7 @@ func (r *resolver) memberWithIdentifiers(ctx context.Context, id string) (member
 
 // memberIdentifiers returns the identifiers a member holds.
 func (r *resolver) memberIdentifiers(ctx context.Context, m string) ([]identData, error) {
-	items, err := r.store.Query(ctx, QueryInput{PK: tenantPrefix(r.tenant) + "M#" + m, Prefix: "I#"})
+	items, err := r.store.Query(ctx, QueryInput{PK: KeyPrefix(r.tenant) + "M#" + m, Prefix: "I#"})
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +427,7 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 				moved = append(moved, m.ID)
 			}
 			d, _ := json.Marshal(mergeData{MergedProfileID: root, Members: moved, At: r.now, Identifier: ids[0].String()})
-			ops = append(ops, Op{Put: &Item{PK: tenantPrefix(r.tenant) + "M#" + survivor, SK: "G#" + sortTime(r.now) + "#" + root, Data: d}})
+			ops = append(ops, Op{Put: &Item{PK: KeyPrefix(r.tenant) + "M#" + survivor, SK: "G#" + sortTime(r.now) + "#" + root, Data: d}})
 		}
 	}
 	// owned is kept across attempts: change copies of the member's maps.

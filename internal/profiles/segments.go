@@ -75,7 +75,7 @@ type Segment struct {
 
 // segmentKey is the item of a segment: one partition holds a tenant's
 // segments, sorted by ID, which sorts by creation time.
-func segmentKey(tenant, id string) Key { return Key{PK: tenantPrefix(tenant) + "SG", SK: id} }
+func segmentKey(tenant, id string) Key { return Key{PK: KeyPrefix(tenant) + "SG", SK: id} }
 
 // lastSegmentMicros is the time of the latest segment ID this process made.
 var lastSegmentMicros atomic.Int64
@@ -168,7 +168,7 @@ func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment, q
 // create and delete changes it, conditioned on its version, in the
 // transaction that writes the segment, so that creates racing on replicas
 // cannot pass MaxSegments.
-func segmentCountKey(tenant string) Key { return Key{PK: tenantPrefix(tenant) + "SC", SK: "count"} }
+func segmentCountKey(tenant string) Key { return Key{PK: KeyPrefix(tenant) + "SC", SK: "count"} }
 
 // segmentCountRetries is how many times a segment change that lost a race
 // for the count is tried again, after a short random pause that grows. A
@@ -247,7 +247,7 @@ func (s *Service) forgetSegments(tenant string) {
 func (s *Service) Segments(ctx context.Context, tenant, after string, limit int) ([]Segment, error) {
 	// Segment IDs start "seg_": the partition's other items (leafKeyPrefix)
 	// sort after them.
-	items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "SG", Prefix: "seg_", After: after, Limit: limit})
+	items, err := s.store.Query(ctx, QueryInput{PK: KeyPrefix(tenant) + "SG", Prefix: "seg_", After: after, Limit: limit})
 	if err != nil {
 		return nil, err
 	}
@@ -416,7 +416,7 @@ const leafKeyPrefix = "~leaf#"
 // segmentsAndLeaves reads the tenant's segments and the event leaves
 // whose backfill is done, in one Query of their partition.
 func (s *Service) segmentsAndLeaves(ctx context.Context, tenant string) ([]Segment, map[string]bool, error) {
-	items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "SG"})
+	items, err := s.store.Query(ctx, QueryInput{PK: KeyPrefix(tenant) + "SG"})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -166,7 +166,7 @@ func recordOps(tenant, m string, ev Event, object string, now time.Time) []Op {
 	evData, _ := json.Marshal(eventData{MessageID: ev.MessageID, Type: ev.Type, Name: cmpOr(ev.Event, ev.Name), Timestamp: ev.Timestamp, Object: object, Raw: ev.Raw})
 	return []Op{
 		{Put: &Item{PK: dk.PK, SK: dk.SK, Data: marker, ExpiresAt: now.Add(DedupWindow).Unix()}, IfAbsent: true},
-		{Put: &Item{PK: tenantPrefix(tenant) + "M#" + m, SK: eventSK(ev.Timestamp, ev.MessageID), Data: evData}},
+		{Put: &Item{PK: KeyPrefix(tenant) + "M#" + m, SK: eventSK(ev.Timestamp, ev.MessageID), Data: evData}},
 	}
 }
 
@@ -380,7 +380,7 @@ func (s *Service) Merges(ctx context.Context, tenant, id string) ([]Merge, error
 	if err != nil {
 		return nil, err
 	}
-	items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + p.ID, Prefix: "G#"})
+	items, err := s.store.Query(ctx, QueryInput{PK: KeyPrefix(tenant) + "M#" + p.ID, Prefix: "G#"})
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +418,7 @@ func (s *Service) Events(ctx context.Context, tenant, id, name, cursor string, l
 	for _, m := range append([]string{p.ID}, p.MergedProfileIDs...) {
 		// Sort keys start with the event time, so one cursor pages every
 		// member's events together.
-		in := QueryInput{PK: tenantPrefix(tenant) + "M#" + m, Prefix: "E#", Desc: true, After: cursor}
+		in := QueryInput{PK: KeyPrefix(tenant) + "M#" + m, Prefix: "E#", Desc: true, After: cursor}
 		if name == "" {
 			in.Limit = limit
 		}

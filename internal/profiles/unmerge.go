@@ -34,7 +34,7 @@ func (s *Service) Unmerge(ctx context.Context, tenant, profileID, mergedID strin
 		var record *Item
 		var rec mergeData
 		for _, m := range members {
-			items, err := s.store.Query(ctx, QueryInput{PK: tenantPrefix(tenant) + "M#" + m.ID, Prefix: "G#"})
+			items, err := s.store.Query(ctx, QueryInput{PK: KeyPrefix(tenant) + "M#" + m.ID, Prefix: "G#"})
 			if err != nil {
 				return Profile{}, err
 			}

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/templates"
 )
 
@@ -26,10 +27,6 @@ func token(stack, step string, attempt int) string {
 
 // S3Prefix is a pooled tenant's prefix in each pool bucket.
 func S3Prefix(tenantID string) string { return "tenants/" + tenantID + "/" }
-
-// KeyPrefix is a pooled tenant's partition-key prefix in the pool table, so
-// that a dynamodb:LeadingKeys condition can confine its credentials.
-func KeyPrefix(tenantID string) string { return "TENANT#" + tenantID + "#" }
 
 // GlueDatabase is the tenant's own Glue database.
 func GlueDatabase(kind Kind, tenantID string) string {
@@ -56,7 +53,7 @@ func sliceOutputs(pool Pool, tenantID string) map[string]string {
 	m := stackOutputs(pool.Outputs)
 	m["glue_database"] = GlueDatabase(KindPooled, tenantID)
 	m["s3_prefix"] = S3Prefix(tenantID)
-	m["key_prefix"] = KeyPrefix(tenantID)
+	m["key_prefix"] = profiles.KeyPrefix(tenantID) // the profile stores' key layout
 	return m
 }
 
