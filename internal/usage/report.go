@@ -73,6 +73,15 @@ func ceil(t time.Time, g Granularity) time.Time {
 	return f.Add(step(g))
 }
 
+// zeroValues is every metric at zero: a report names each, used or not.
+func zeroValues() map[string]int64 {
+	v := make(map[string]int64, len(Metrics))
+	for _, m := range Metrics {
+		v[m] = 0
+	}
+	return v
+}
+
 // Series groups one tenant's counts (as UsageCounts returns them for a
 // range from Span) into every bucket of [from, to), empty ones included.
 func Series(counts []Count, from, to time.Time, g Granularity) []Bucket {
@@ -80,11 +89,7 @@ func Series(counts []Count, from, to time.Time, g Granularity) []Bucket {
 	index := map[int64]int{}
 	for t := from; t.Before(to); t = t.Add(step(g)) {
 		index[t.Unix()] = len(out)
-		values := make(map[string]int64, len(Metrics))
-		for _, m := range Metrics {
-			values[m] = 0
-		}
-		out = append(out, Bucket{Start: t, Values: values, BySource: map[string]int64{}})
+		out = append(out, Bucket{Start: t, Values: zeroValues(), BySource: map[string]int64{}})
 	}
 	for _, c := range counts {
 		i, ok := index[floor(c.Hour, g).Unix()]
@@ -140,11 +145,7 @@ func (r Reader) Fleet(ctx context.Context, from, to time.Time, afterTenant strin
 			if len(out) == limit {
 				return out, true, from, to, nil
 			}
-			values := make(map[string]int64, len(Metrics))
-			for _, m := range Metrics {
-				values[m] = 0
-			}
-			out = append(out, Total{TenantID: c.TenantID, Values: values})
+			out = append(out, Total{TenantID: c.TenantID, Values: zeroValues()})
 		}
 		out[len(out)-1].Values[c.Metric] += c.Value
 	}
