@@ -142,7 +142,7 @@ func (s *Service) ensureFilter(ctx context.Context, g Grant) error {
 			return err
 		}
 		if len(cols) == 0 {
-			return fmt.Errorf("data cells filter %s: no column of %s carries %s", g.CellsFilter, g.Resource.Table, g.Resource.Tags)
+			return fmt.Errorf("data cells filter %s: %w: no column of %s carries %s", g.CellsFilter, errNoTaggedColumn, g.Resource.Table, g.Resource.Tags)
 		}
 	}
 	f := CellsFilter{
@@ -154,6 +154,10 @@ func (s *Service) ensureFilter(ctx context.Context, g Grant) error {
 	}
 	return nil
 }
+
+// errNoTaggedColumn: no column of a tag grant's table carries its tags
+// (any more), and a data cells filter cannot have no column.
+var errNoTaggedColumn = errors.New("no column carries the tags")
 
 // take revokes every permission of g from the Catalog.
 func (s *Service) take(ctx context.Context, g Grant) error {
@@ -423,8 +427,20 @@ func (s *Service) Reconcile(ctx context.Context, rec audit.Event, tenantID strin
 			}
 			if g.CellsFilter != "" && len(g.Resource.Tags) > 0 {
 				// The columns a tag grant selects follow the table's
-				// classification.
-				if err := s.ensureFilter(ctx, g); err != nil {
+				// classification. When none is left, the filter, which
+				// cannot be emptied, would keep showing columns the tags no
+				// longer select: the grant is taken away instead.
+				err := s.ensureFilter(ctx, g)
+				if errors.Is(err, errNoTaggedColumn) {
+					if err := s.take(ctx, g); err != nil {
+						return report, fmt.Errorf("take %s: %w", g.ID, err)
+					}
+					if err := s.setStatus(ctx, g, StatusFailed, err.Error(), "grant.apply"); err != nil {
+						return report, err
+					}
+					continue
+				}
+				if err != nil {
 					return report, fmt.Errorf("refresh %s: %w", g.ID, err)
 				}
 			}

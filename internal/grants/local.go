@@ -170,26 +170,23 @@ func (c *LocalCatalog) Revoke(_ context.Context, region string, p Permission) er
 	})
 }
 
-// Permissions lists the permissions on the database and its tables.
+// Permissions lists the permissions on the database and its tables; LF-tag
+// policies are not the database's (TagPolicyPermissions).
 func (c *LocalCatalog) Permissions(_ context.Context, region, database string) ([]Permission, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l, err := c.load(region)
-	if err != nil {
-		return nil, err
-	}
-	var out []Permission
-	for _, p := range l.Permissions {
-		if p.Resource.Database == database && len(p.Resource.Tags) == 0 {
-			p.Resource.Region = region
-			out = append(out, p)
-		}
-	}
-	return out, nil
+	return c.permissionsWhere(region, func(p Permission) bool {
+		return p.Resource.Database == database && len(p.Resource.Tags) == 0
+	})
 }
 
 // TagPolicyPermissions lists the permissions on the LF-tag policy e.
 func (c *LocalCatalog) TagPolicyPermissions(_ context.Context, region string, e TagExpression) ([]Permission, error) {
+	return c.permissionsWhere(region, func(p Permission) bool {
+		return len(p.Resource.Tags) > 0 && p.Resource.Tags.Equal(e)
+	})
+}
+
+// permissionsWhere lists the Region's permissions keep is true for.
+func (c *LocalCatalog) permissionsWhere(region string, keep func(Permission) bool) ([]Permission, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l, err := c.load(region)
@@ -198,7 +195,7 @@ func (c *LocalCatalog) TagPolicyPermissions(_ context.Context, region string, e 
 	}
 	var out []Permission
 	for _, p := range l.Permissions {
-		if len(p.Resource.Tags) > 0 && p.Resource.Tags.Equal(e) {
+		if keep(p) {
 			p.Resource.Region = region
 			out = append(out, p)
 		}

@@ -503,5 +503,25 @@ func TestTagGrants(t *testing.T) {
 		if !slices.ContainsFunc(ledger.Filters, func(f grants.CellsFilter) bool { return cmp.Equal(f, want) }) {
 			t.Fatalf("filters %+v, want %+v", ledger.Filters, want)
 		}
+
+		// Classified again with PII in every column, the filter could show
+		// only columns the tag no longer selects: reconcile takes the grant
+		// away.
+		var everywhere []pii.Finding
+		for _, c := range []string{"tenant_id", "message_id", "user_id", "traits", "context"} {
+			everywhere = append(everywhere, pii.Finding{Column: c, Kind: pii.KindIdentifier, By: pii.ByName})
+		}
+		if err := e.grants.TagColumns(ctx, pooled, "eu-west-1", "identifies", everywhere); err != nil {
+			t.Fatal(err)
+		}
+		e.do("POST", "/v1/tenants/"+pooled+"/grants/reconcile", e.admin, nil).want(t, 200)
+		if g := e.do("GET", "/v1/tenants/"+pooled+"/grants/"+pg.str("id"), e.admin, nil).want(t, 200); g.str("status") != "failed" || !strings.Contains(g.str("reason"), "no column") {
+			t.Fatalf("tag grant with no column left: %s", g.raw)
+		}
+		for _, p := range e.ledger("eu-west-1", poolDB) {
+			if p.Principal == poolPrincipal {
+				t.Fatalf("the grant is still in the catalog: %+v", p)
+			}
+		}
 	})
 }
