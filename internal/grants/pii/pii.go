@@ -141,12 +141,14 @@ func Classify(schema []Column, samples []map[string]any, idTypes []string) []Fin
 		ids:    identifierKinds(idTypes),
 		found:  map[key]Evidence{},
 		values: map[key]*tally{},
+		named:  map[[3]string]bool{},
 	}
 	for _, col := range schema {
 		c.byName(col.Name, "", col.Name, "")
 	}
+	pairs := typeValuePairs(schema)
 	for _, row := range samples {
-		c.pairedColumns(schema, row)
+		c.pairedColumns(pairs, row)
 		for _, col := range schema {
 			v, ok := row[col.Name]
 			if !ok {
@@ -221,6 +223,8 @@ type classifier struct {
 	ids    map[string]Kind
 	found  map[key]Evidence
 	values map[key]*tally
+	// named caches byName's work: every sample row repeats the same keys.
+	named map[[3]string]bool
 }
 
 // rank orders evidence, strongest first.
@@ -299,6 +303,11 @@ func (c *classifier) count(place key, s string, only []Kind) {
 // JSON object by its name; parent is the key of the object holding it ("" at
 // a column).
 func (c *classifier) byName(column, path, name, parent string) {
+	at := [3]string{column, path, parent}
+	if c.named[at] {
+		return
+	}
+	c.named[at] = true
 	if kind, ok := c.ids[normalise(name)]; ok {
 		c.add(key{column, path, kind}, ByIdentifier)
 	}
@@ -322,26 +331,34 @@ func (c *classifier) externalID(column, path string, obj map[string]any) {
 	}
 }
 
-// pairedColumns finds the *_value column of a row whose *_type column
-// names an identifier type (external_id_type / external_id_value).
-func (c *classifier) pairedColumns(schema []Column, row map[string]any) {
+// typeValuePairs returns the pairs of columns *_type and *_value (same
+// prefix, as in external_id_type and external_id_value) of a schema.
+func typeValuePairs(schema []Column) [][2]string {
+	var out [][2]string
 	for _, col := range schema {
 		prefix, ok := cutSuffixFold(col.Name, "type")
 		if !ok {
 			continue
 		}
-		typ, ok := row[col.Name].(string)
+		for _, other := range schema {
+			if p, ok := cutSuffixFold(other.Name, "value"); ok && p == prefix {
+				out = append(out, [2]string{col.Name, other.Name})
+			}
+		}
+	}
+	return out
+}
+
+// pairedColumns finds the *_value column of a row whose *_type column
+// names an identifier type (external_id_type / external_id_value).
+func (c *classifier) pairedColumns(pairs [][2]string, row map[string]any) {
+	for _, pair := range pairs {
+		typ, ok := row[pair[0]].(string)
 		if !ok {
 			continue
 		}
-		kind, known := c.ids[normalise(typ)]
-		if !known {
-			continue
-		}
-		for _, other := range schema {
-			if p, ok := cutSuffixFold(other.Name, "value"); ok && p == prefix && row[other.Name] != nil {
-				c.add(key{other.Name, "", kind}, ByIdentifier)
-			}
+		if kind, known := c.ids[normalise(typ)]; known && row[pair[1]] != nil {
+			c.add(key{pair[1], "", kind}, ByIdentifier)
 		}
 	}
 }
@@ -472,7 +489,11 @@ var matchers = map[Kind]func(string) bool{
 		}
 		return strings.HasPrefix(s, "+") && e164Pattern.MatchString(phoneSeps.Replace(s))
 	},
-	KindPostalAddress: func(s string) bool { return len(s) <= 300 && streetPattern.MatchString(s) },
+	KindPostalAddress: func(s string) bool {
+		// An address has a number and a space; most values have not, and
+		// the pattern is the dearest to try.
+		return len(s) <= 300 && strings.ContainsAny(s, "0123456789") && strings.ContainsRune(s, ' ') && streetPattern.MatchString(s)
+	},
 }
 
 // isCardNumber: 13 to 19 digits (spaces or dashes between groups allowed)
