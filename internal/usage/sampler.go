@@ -120,11 +120,12 @@ func (s *Sampler) write(ctx context.Context, samples []Sample) error {
 	return nil
 }
 
-// SampleAll samples every live tenant's profiles, first building the
-// profile index of a tenant that had profiles before it existed (and
-// building it once more IndexSettle later). It returns how many tenants
-// it sampled; a tenant that fails is reported in the error and the others
-// are sampled.
+// SampleAll samples every live tenant's profiles, writing them a page at
+// a time as it goes; then it builds the profile index of each tenant that
+// had profiles before it existed (and builds it once more IndexSettle
+// later), sampling the tenant once built, so that a long build delays no
+// other tenant's sample. It returns how many tenants it sampled; a tenant
+// that fails is reported in the error and the others are sampled.
 func (s *Sampler) SampleAll(ctx context.Context) (int, error) {
 	live, err := s.tenants.LiveTenants(ctx)
 	if err != nil {
@@ -140,13 +141,24 @@ func (s *Sampler) SampleAll(ctx context.Context) (int, error) {
 	}
 	var errs []error
 	var samples []Sample
+	n := 0
+	flush := func(atLeast int) error {
+		if len(samples) < atLeast {
+			return nil
+		}
+		if err := s.write(ctx, samples); err != nil {
+			return err
+		}
+		n += len(samples)
+		samples = samples[:0]
+		return nil
+	}
+	var toBuild []IndexBuild
 	for _, t := range live {
 		if b, ok := pending[t]; ok {
-			if err := s.build(ctx, b); err != nil {
-				if !errors.Is(err, ErrNotCountable) {
-					errs = append(errs, err)
-				}
-				continue
+			toBuild = append(toBuild, b)
+			if b.BuiltAt.IsZero() {
+				continue // not countable until built
 			}
 		}
 		smp, ok, err := s.sample(ctx, t)
@@ -157,23 +169,50 @@ func (s *Sampler) SampleAll(ctx context.Context) (int, error) {
 		if ok {
 			samples = append(samples, smp)
 		}
+		if err := flush(samplePage); err != nil {
+			return n, err
+		}
 	}
-	if err := s.write(ctx, samples); err != nil {
-		return 0, err
+	if err := flush(1); err != nil {
+		return n, err
 	}
-	return len(samples), errors.Join(errs...)
+	for _, b := range toBuild {
+		built, err := s.build(ctx, b)
+		if err != nil {
+			if !errors.Is(err, ErrNotCountable) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if !built {
+			continue
+		}
+		smp, ok, err := s.sample(ctx, b.TenantID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			samples = append(samples, smp)
+		}
+		if err := flush(1); err != nil {
+			return n, err
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
-// build builds a tenant's profile index, when due.
-func (s *Sampler) build(ctx context.Context, b IndexBuild) error {
+// build builds a tenant's profile index, when due, and reports whether
+// it did.
+func (s *Sampler) build(ctx context.Context, b IndexBuild) (bool, error) {
 	if !b.BuiltAt.IsZero() && s.now().Sub(b.BuiltAt) < IndexSettle {
-		return nil // built once: counts are right but for an older replica's changes
+		return false, nil // built once: counts are right but for an older replica's changes
 	}
 	if err := s.profiles.IndexProfiles(ctx, b.TenantID); err != nil {
-		return fmt.Errorf("index the profiles of %s: %w", b.TenantID, err)
+		return false, fmt.Errorf("index the profiles of %s: %w", b.TenantID, err)
 	}
 	s.log.InfoContext(ctx, "profile index built", "tenant_id", b.TenantID, "final", !b.BuiltAt.IsZero())
-	return s.store.UsageIndexBuilt(ctx, b.TenantID, s.now(), !b.BuiltAt.IsZero())
+	return true, s.store.UsageIndexBuilt(ctx, b.TenantID, s.now(), !b.BuiltAt.IsZero())
 }
 
 // SampleChanged samples the tenants whose count this replica changed
