@@ -4,16 +4,16 @@
 // rotated refresh token; a forged state, an error answer and a refused
 // code_verifier shown as problems), with a sign-in link and with a pasted
 // token, onboard a tenant (after a validation error shown at its field) and
-// watch it become active, open its stacks, suspend and resume it (after a
-// stale If-Match shown as a conflict), create a source and send events with
-// its key (the tenant's usage chart counting them, its profiles chart the
-// profile they made), look the profile up (its timeline filtered by an
-// event name), unmerge, erase, create a version 2 segment in its editor (a
-// live preview, an invalid definition's JSON Pointer, its computation and
-// recompute, a 412 on a stale save), read the audit log and the fleet
-// overview (its ingestion chart moving as events arrive, the busiest
-// tenants' events per day, the largest tenants' profiles per day), make a
-// fleet webhook to the test's receiver (its secret shown once, a test
+// watch it become active, open its stacks (outputs and events), suspend and
+// resume it (after a stale If-Match shown as a conflict), create a source
+// and send events with its key (the tenant's usage chart counting them, its
+// profiles chart the profile they made), look the profile up (its timeline
+// filtered by an event name), unmerge, erase, create a version 2 segment in
+// its editor (a live preview, an invalid definition's JSON Pointer, its
+// computation and recompute, a 412 on a stale save), read the audit log and
+// the fleet overview (its ingestion chart moving as events arrive, the
+// busiest tenants' events per day, the largest tenants' profiles per day),
+// make a fleet webhook to the test's receiver (its secret shown once, a test
 // delivered, redelivery, recovery, rotation, disable, delete), and come back
 // to sign-in with an expired token, with the issuer's reason when its
 // renewal is refused. axe-core runs on every page; a serious or critical
@@ -187,7 +187,9 @@ try {
     const tenantID = await page.evaluate(() => location.pathname.split('/')[2]);
     await check('tenant');
 
-    begin('open the stacks and their events');
+    begin('open the stacks, their outputs and their events');
+    await page.locator('summary', { hasText: /^Outputs \(/ }).first().click();
+    await page.locator('.stack-outputs dt', { hasText: 'raw_bucket' }).first().waitFor();
     await page.getByRole('button', { name: /^Events \(/ }).first().click();
     await page.locator('#stack-events caption, #stack-events p').first().waitFor();
 
