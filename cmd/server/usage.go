@@ -229,7 +229,9 @@ type profileSampler struct {
 // Timeout is a pass's period, not the default minute: a pass counts every
 // live tenant (writing its samples as it goes) and builds the profile
 // index of a tenant from before it, which reads all of its members.
-func (w *profileSampler) Timeout(*river.Job[profileSampleArgs]) time.Duration { return profileSampleEvery }
+func (w *profileSampler) Timeout(*river.Job[profileSampleArgs]) time.Duration {
+	return profileSampleEvery
+}
 
 func (w *profileSampler) Work(ctx context.Context, _ *river.Job[profileSampleArgs]) error {
 	_, err := w.s.SampleAll(ctx)
