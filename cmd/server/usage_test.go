@@ -21,6 +21,20 @@ import (
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
+// awaitShutdown waits for a server stopped by its context to return, and
+// fails the test if it returned an error or took more than a minute.
+func awaitShutdown(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("server did not shut down")
+	}
+}
+
 // rawZoneBytes is what the tenant's raw zone files hold, decompressed,
 // under the embedded default's data directory.
 func rawZoneBytes(t *testing.T, dir, tenant string) int64 {
@@ -78,14 +92,7 @@ func TestUsageAcrossRestart(t *testing.T) {
 		return n == users && len(ds) == users
 	})
 	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("shutdown: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("server did not shut down")
-	}
+	awaitShutdown(t, done)
 	delivered := 0
 	for _, h := range rcv.Hooks() {
 		if h.Status >= 200 && h.Status < 300 {
@@ -233,14 +240,7 @@ func testUsageProfiles(t *testing.T, admin, region string, vars map[string]strin
 	// Twice across a restart: each start samples every tenant again.
 	for range 2 {
 		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("shutdown: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Fatal("server did not shut down")
-		}
+		awaitShutdown(t, done)
 		ctx, stop = context.WithCancel(context.Background())
 		base, done = startServer(t, ctx, vars)
 		awaitProfiles(t, base, tok, id, users-1)
