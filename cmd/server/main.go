@@ -50,6 +50,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
+	"github.com/cairn-cdp/cairn/internal/rollouts"
 	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
@@ -502,8 +503,18 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
+	rolloutSvc, err := rollouts.NewService(rollouts.ServiceConfig{Store: db})
+	if err != nil {
+		return err
+	}
+	rolloutRunner, err := rollouts.NewRunner(rollouts.RunnerConfig{Store: db, Engine: engine, PollInterval: cfg.StackPollInterval, Logger: log, Fleet: fleetRelay})
+	if err != nil {
+		return err
+	}
+
 	workers := river.NewWorkers()
 	prov.Register(workers)
+	rolloutRunner.Register(workers)
 	grantSvc.Register(workers)
 	profileSvc.Register(workers)
 	fleetRelay.Register(workers)
@@ -516,8 +527,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	river.AddWorker(workers, &usageReporter{r: &usage.Reporter{Store: db, Sink: sink, Notify: fleetRelay.Notify, Logger: log}})
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
-		Workers:      workers,
-		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
+		Workers: workers,
+		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs(),
+			rolloutRunner.PeriodicJobs()),
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,
@@ -574,6 +586,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		PortalOIDC:   portalOIDC(cfg),
 		Usage:        db,
 		Meter:        meter,
+		Rollouts:     rolloutSvc,
 	})
 	if err != nil {
 		return err
@@ -654,10 +667,13 @@ func newCloud(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (p
 		root := filepath.Join(cfg.DataDir, "zones")
 		return &provisioner.LocalEngine{Root: root}, &grants.LocalCatalog{Root: root}, grants.LocalCredentials{}, nil
 	case "aws":
-		engine, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL, RoleARN: cfg.StackRoleARN})
+		cloud, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL, RoleARN: cfg.StackRoleARN})
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		// Every CloudFormation call of this replica (the poller, rollouts)
+		// shares one budget per Region; the local engine has none.
+		engine := provisioner.Throttle(cloud, provisioner.ThrottleConfig{Rate: float64(cfg.CFNCallRate), Burst: cfg.CFNCallRate})
 		lfCfg := lakeformation.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL}
 		catalog, err := lakeformation.NewCatalog(ctx, lfCfg)
 		if err != nil {

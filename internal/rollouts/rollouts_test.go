@@ -455,7 +455,7 @@ func TestRolloutOneAtATimePerStack(t *testing.T) {
 // applied; approved, the canary and then the rest are updated (each
 // needing and getting its own approval).
 func TestRolloutApprovalOnReplacement(t *testing.T) {
-	next := withRawBucketName(t, templates.Dedicated())
+	next := enginetest.WithBucketName(templates.Dedicated(), "RawZoneBucket", "!Sub cairn-${TenantId}-raw-v2")
 	env := newFleet(t, 3, next)
 	ro := env.create(rollouts.CreateParams{Plan: rollouts.Plan{Waves: []int{100}}})
 	r := env.runner(nil)
@@ -499,25 +499,6 @@ func TestRolloutApprovalOnReplacement(t *testing.T) {
 			t.Errorf("%s updated %d times", name, n)
 		}
 	}
-}
-
-// withRawBucketName returns tmpl with a BucketName on its raw bucket: a
-// change that replaces the bucket.
-func withRawBucketName(t *testing.T, tmpl templates.Template) templates.Template {
-	t.Helper()
-	const anchor = "  RawZoneBucket:\n"
-	i := strings.Index(tmpl.Body, anchor)
-	if i < 0 {
-		t.Fatal("no RawZoneBucket in the dedicated template")
-	}
-	props := strings.Index(tmpl.Body[i:], "    Properties:\n")
-	if props < 0 {
-		t.Fatal("RawZoneBucket has no Properties")
-	}
-	at := i + props + len("    Properties:\n")
-	body := tmpl.Body[:at] + "      BucketName: !Sub cairn-${TenantId}-raw-v2\n" + tmpl.Body[at:]
-	out := enginetest.WithMarker(templates.Template{Name: tmpl.Name, Body: body}, "Replace")
-	return out
 }
 
 // crashingEngine cancels the step it serves right after its nth

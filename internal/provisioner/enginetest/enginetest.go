@@ -192,6 +192,22 @@ func WithMarker(tmpl templates.Template, id string) templates.Template {
 	return templates.Template{Name: tmpl.Name, Body: body, Version: hex.EncodeToString(sum[:])[:12]}
 }
 
+// WithBucketName returns tmpl with a BucketName set on the bucket
+// resource logicalID, as a new version: a change that replaces the
+// bucket. It panics if the template has no such resource with Properties.
+func WithBucketName(tmpl templates.Template, logicalID, bucketName string) templates.Template {
+	anchor := "\n  " + logicalID + ":\n"
+	i := strings.Index(tmpl.Body, anchor)
+	props := strings.Index(tmpl.Body[max(i, 0):], "    Properties:\n")
+	if i < 0 || props < 0 {
+		panic("enginetest: no resource " + logicalID + " with Properties in " + tmpl.Name)
+	}
+	at := i + props + len("    Properties:\n")
+	body := tmpl.Body[:at] + "      BucketName: " + bucketName + "\n" + tmpl.Body[at:]
+	sum := sha256.Sum256([]byte(body))
+	return templates.Template{Name: tmpl.Name, Body: body, Version: hex.EncodeToString(sum[:])[:12]}
+}
+
 // settleChangeSet polls the change set until it is no longer being
 // created and returns it.
 func settleChangeSet(t *testing.T, e provisioner.Engine, region, stack, name string) provisioner.ChangeSet {
