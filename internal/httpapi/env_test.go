@@ -177,7 +177,8 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rollRunner, err := rollouts.NewRunner(rollouts.RunnerConfig{Store: db, Engine: engine, PollInterval: 25 * time.Millisecond, Logger: log, Fleet: relay})
+	rollRunner, err := rollouts.NewRunner(rollouts.RunnerConfig{Store: db, Engine: engine, PollInterval: 25 * time.Millisecond,
+		SweepInterval: 200 * time.Millisecond, Logger: log, Fleet: relay})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	ps.Register(workers)
 	stop, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: slices.Concat(prov.PeriodicJobs(), relay.PeriodicJobs()),
+		PeriodicJobs: slices.Concat(prov.PeriodicJobs(), relay.PeriodicJobs(), rollRunner.PeriodicJobs()),
 		PollInterval: 20 * time.Millisecond,
 		Logger:       log,
 		OnJobDone: func(kind, state string) {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,6 +29,7 @@ import (
 type fleetEnv struct {
 	t       *testing.T
 	db      *sqlite.DB
+	eng     provisioner.Engine
 	engine  *provisioner.LocalEngine
 	root    string
 	tenants []tenants.Tenant
@@ -55,7 +56,7 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+var discard = slog.New(slog.DiscardHandler)
 
 const region = "eu-west-1"
 
@@ -63,6 +64,16 @@ const region = "eu-west-1"
 // Service that rolls out next (the dedicated template with one more
 // resource) to them.
 func newFleet(t *testing.T, n int, next templates.Template) *fleetEnv {
+	t.Helper()
+	root := t.TempDir()
+	local := &provisioner.LocalEngine{Root: root}
+	env := newFleetOn(t, n, next, local)
+	env.engine, env.root = local, root
+	return env
+}
+
+// newFleetOn is newFleet on any engine.
+func newFleetOn(t *testing.T, n int, next templates.Template, engine provisioner.Engine) *fleetEnv {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cairn.db"), discard)
@@ -73,8 +84,7 @@ func newFleet(t *testing.T, n int, next templates.Template) *fleetEnv {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	root := t.TempDir()
-	env := &fleetEnv{t: t, db: db, engine: &provisioner.LocalEngine{Root: root}, root: root,
+	env := &fleetEnv{t: t, db: db, eng: engine,
 		clock: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, next: next}
 	tsvc := tenants.NewService(db, nil)
 	current := templates.Dedicated()
@@ -87,8 +97,8 @@ func newFleet(t *testing.T, n int, next templates.Template) *fleetEnv {
 			t.Fatal(err)
 		}
 		name := provisioner.DedicatedStackName(tn.ID)
-		if err := env.engine.CreateStack(ctx, provisioner.CreateStackInput{Region: region, Name: name, Template: current,
-			Parameters: map[string]string{"TenantId": tn.ID, "TenantSlug": tn.Slug}}); err != nil {
+		if err := engine.CreateStack(ctx, provisioner.CreateStackInput{Region: region, Name: name, Template: current,
+			Parameters: map[string]string{"TenantId": tn.ID, "TenantSlug": tn.Slug}, Token: name + "-create-1"}); err != nil {
 			t.Fatal(err)
 		}
 		pl, err := db.PlacementEnsure(ctx, provisioner.Placement{TenantID: tn.ID, Region: region, Kind: provisioner.KindDedicated,
@@ -102,7 +112,7 @@ func newFleet(t *testing.T, n int, next templates.Template) *fleetEnv {
 		}
 		env.tenants = append(env.tenants, tn)
 	}
-	if _, err := env.engine.Stacks(ctx, region); err != nil { // builds them
+	if _, err := engine.Stacks(ctx, region); err != nil { // the local engine builds them
 		t.Fatal(err)
 	}
 	env.svc, err = rollouts.NewService(rollouts.ServiceConfig{Store: db, Now: env.clock.Now, Templates: func(kind string) templates.Template {
@@ -121,7 +131,7 @@ func newFleet(t *testing.T, n int, next templates.Template) *fleetEnv {
 func (env *fleetEnv) runner(engine provisioner.Engine) *rollouts.Runner {
 	env.t.Helper()
 	if engine == nil {
-		engine = env.engine
+		engine = env.eng
 	}
 	r, err := rollouts.NewRunner(rollouts.RunnerConfig{Store: env.db, Engine: engine, Now: env.clock.Now, Logger: discard})
 	if err != nil {
@@ -168,6 +178,9 @@ func (env *fleetEnv) until(r *rollouts.Runner, id string, cond func(rollouts.Rol
 		}
 	}
 	ro, targets, _ := env.svc.Get(context.Background(), id)
+	for _, tg := range targets {
+		env.t.Logf("%s wave %d: %s executed %v approved %v %q %v", tg.StackName, tg.Wave, tg.State, tg.Executed, tg.Approved, tg.Reason, tg.Changes)
+	}
 	env.t.Fatalf("rollout never got there: %s (%s) wave %d, counts %v", ro.State, ro.Reason, ro.Wave, ro.Counts)
 	return ro, targets
 }
@@ -540,7 +553,7 @@ func TestRolloutResumesAfterCrash(t *testing.T) {
 	ro := env.create(rollouts.CreateParams{Plan: rollouts.Plan{Waves: []int{100}, MaxInFlight: 6}})
 	for _, crash := range []struct{ execute, create int32 }{{execute: 2}, {create: 3}, {execute: 4}} {
 		ctx, cancel := context.WithCancel(context.Background())
-		eng := &crashingEngine{Engine: env.engine, cancel: cancel, executeAt: crash.execute, createAt: crash.create}
+		eng := &crashingEngine{Engine: env.eng, cancel: cancel, executeAt: crash.execute, createAt: crash.create}
 		r := env.runner(eng)
 		for ctx.Err() == nil {
 			if _, err := r.Step(ctx, ro.ID); err != nil && ctx.Err() == nil {

@@ -143,6 +143,14 @@ func (w *stepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 	if err != nil {
 		return err
 	}
+	if !again {
+		// An admin may have resumed the rollout since the step read it:
+		// that insert of this job was skipped while it ran, so it goes on
+		// itself. (A resume between this read and the job's end is left
+		// to the sweep.)
+		ro, err := w.r.store.RolloutGet(ctx, job.Args.RolloutID)
+		again = err == nil && ro.State == StateRunning
+	}
 	if again {
 		return river.JobSnooze(w.r.poll)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,7 +189,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Rollout, error) {
 		targets = append(targets, Target{
 			RolloutID: r.ID, Kind: c.Kind, TenantID: c.TenantID, TenantSlug: c.TenantSlug, Region: c.Region,
 			StackName: c.StackName, FromVersion: c.TemplateVersion, ToVersion: tmpls[c.Kind].Version,
-			State: TargetPending, ChangeSet: changeSetName(r.ID), Version: 1,
+			State: TargetPending, Version: 1,
 		})
 	}
 	if len(targets) == 0 {
@@ -206,6 +207,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Rollout, error) {
 			wave++
 		}
 		targets[i].Index, targets[i].Wave = i, wave
+		targets[i].ChangeSet = changeSetName(r.ID, i)
 	}
 	r.WaveCount = len(bounds)
 	rec := p.Audit.On(r.ID).With("targets", fmt.Sprint(len(targets)))
@@ -222,10 +224,12 @@ func sampleKey(rolloutID string, t Target) string {
 	return string(sum[:])
 }
 
-// changeSetName is the name of every change set a rollout makes: the same
-// on every retry, so a repeated step finds the one it made.
-func changeSetName(rolloutID string) string {
-	return "cairn-" + strings.ReplaceAll(rolloutID, "_", "-")
+// changeSetName is the name of the change set a rollout makes for its
+// target index: the same on every retry, so a repeated step finds the one
+// it made, and unique to the stack (the emulator looks change sets up by
+// name alone).
+func changeSetName(rolloutID string, index int) string {
+	return "cairn-" + strings.ReplaceAll(rolloutID, "_", "-") + "-" + strconv.Itoa(index)
 }
 
 // selects reports whether the selector keeps candidate c.
