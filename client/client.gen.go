@@ -168,6 +168,30 @@ func (e PlacementStatus) Valid() bool {
 	}
 }
 
+// Defines values for PoolDriftStatus.
+const (
+	PoolDriftStatusDRIFTED    PoolDriftStatus = "DRIFTED"
+	PoolDriftStatusINSYNC     PoolDriftStatus = "IN_SYNC"
+	PoolDriftStatusNOTCHECKED PoolDriftStatus = "NOT_CHECKED"
+	PoolDriftStatusUNKNOWN    PoolDriftStatus = "UNKNOWN"
+)
+
+// Valid indicates whether the value is a known member of the PoolDriftStatus enum.
+func (e PoolDriftStatus) Valid() bool {
+	switch e {
+	case PoolDriftStatusDRIFTED:
+		return true
+	case PoolDriftStatusINSYNC:
+		return true
+	case PoolDriftStatusNOTCHECKED:
+		return true
+	case PoolDriftStatusUNKNOWN:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PortalOIDCToken.
 const (
 	AccessToken PortalOIDCToken = "access_token"
@@ -291,6 +315,24 @@ func (e Region) Valid() bool {
 	case UsWest1:
 		return true
 	case UsWest2:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResourceDriftStatus.
+const (
+	DELETED  ResourceDriftStatus = "DELETED"
+	MODIFIED ResourceDriftStatus = "MODIFIED"
+)
+
+// Valid indicates whether the value is a known member of the ResourceDriftStatus enum.
+func (e ResourceDriftStatus) Valid() bool {
+	switch e {
+	case DELETED:
+		return true
+	case MODIFIED:
 		return true
 	default:
 		return false
@@ -513,6 +555,30 @@ const (
 func (e SignInTokenTokenType) Valid() bool {
 	switch e {
 	case SignInTokenTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StackDriftStatus.
+const (
+	StackDriftStatusDRIFTED    StackDriftStatus = "DRIFTED"
+	StackDriftStatusINSYNC     StackDriftStatus = "IN_SYNC"
+	StackDriftStatusNOTCHECKED StackDriftStatus = "NOT_CHECKED"
+	StackDriftStatusUNKNOWN    StackDriftStatus = "UNKNOWN"
+)
+
+// Valid indicates whether the value is a known member of the StackDriftStatus enum.
+func (e StackDriftStatus) Valid() bool {
+	switch e {
+	case StackDriftStatusDRIFTED:
+		return true
+	case StackDriftStatusINSYNC:
+		return true
+	case StackDriftStatusNOTCHECKED:
+		return true
+	case StackDriftStatusUNKNOWN:
 		return true
 	default:
 		return false
@@ -1048,8 +1114,13 @@ type PlacementStatus string
 
 // Pool defines model for Pool.
 type Pool struct {
-	CreatedAt time.Time `json:"created_at"`
-	LastError *string   `json:"last_error,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	DriftCheckedAt *time.Time `json:"drift_checked_at,omitempty"`
+
+	// DriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+	DriftStatus      *PoolDriftStatus `json:"drift_status,omitempty"`
+	DriftedResources *[]ResourceDrift `json:"drifted_resources,omitempty"`
+	LastError        *string          `json:"last_error,omitempty"`
 
 	// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
 	// curated_bucket, stream_arn, profile_table, glue_database,
@@ -1066,6 +1137,9 @@ type Pool struct {
 	TenantCount     int             `json:"tenant_count"`
 	UpdatedAt       time.Time       `json:"updated_at"`
 }
+
+// PoolDriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+type PoolDriftStatus string
 
 // PoolList defines model for PoolList.
 type PoolList struct {
@@ -1207,6 +1281,17 @@ type ResourceChange struct {
 	Replacement  *string `json:"replacement,omitempty"`
 	ResourceType string  `json:"resource_type"`
 }
+
+// ResourceDrift defines model for ResourceDrift.
+type ResourceDrift struct {
+	LogicalId    string              `json:"logical_id"`
+	PhysicalId   *string             `json:"physical_id,omitempty"`
+	ResourceType string              `json:"resource_type"`
+	Status       ResourceDriftStatus `json:"status"`
+}
+
+// ResourceDriftStatus defines model for ResourceDrift.Status.
+type ResourceDriftStatus string
 
 // Rollout defines model for Rollout.
 type Rollout struct {
@@ -1755,8 +1840,13 @@ type SourceWithKey struct {
 // Stack defines model for Stack.
 type Stack struct {
 	// Attempt How many times the stack has been created.
-	Attempt   int       `json:"attempt"`
-	CreatedAt time.Time `json:"created_at"`
+	Attempt        int        `json:"attempt"`
+	CreatedAt      time.Time  `json:"created_at"`
+	DriftCheckedAt *time.Time `json:"drift_checked_at,omitempty"`
+
+	// DriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+	DriftStatus      *StackDriftStatus `json:"drift_status,omitempty"`
+	DriftedResources *[]ResourceDrift  `json:"drifted_resources,omitempty"`
 
 	// Kind `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
 	Kind      Tier    `json:"kind"`
@@ -1780,6 +1870,9 @@ type Stack struct {
 	TemplateVersion string          `json:"template_version"`
 	UpdatedAt       time.Time       `json:"updated_at"`
 }
+
+// StackDriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+type StackDriftStatus string
 
 // StackEvent defines model for StackEvent.
 type StackEvent struct {
@@ -3720,7 +3813,7 @@ type ClientInterface interface {
 
 	// ListPools Pool stacks per Region
 	//
-	// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+	// The shared stack of each Region that has pooled tenants, with its status, pooled-tenant count and drift, as the periodic drift detection last found it.
 	//
 	// Corresponds with GET /v1/pools (the `ListPools` operationId).
 	ListPools(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4490,7 +4583,7 @@ type ClientInterface interface {
 
 	// ListTenantStacks The tenant's data stack in each of its Regions
 	//
-	// One entry per Region, with status, kind, template version, outputs and last error.
+	// One entry per Region, with status, kind, template version, outputs, last error and the stack's drift (a pooled tenant's is its pool's), as the periodic drift detection last found it.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/stacks (the `ListTenantStacks` operationId).
 	ListTenantStacks(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -5617,7 +5710,7 @@ func (c *Client) SegmentPage(ctx context.Context, body SegmentPageJSONRequestBod
 
 // ListPools Pool stacks per Region
 //
-// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+// The shared stack of each Region that has pooled tenants, with its status, pooled-tenant count and drift, as the periodic drift detection last found it.
 //
 // Corresponds with GET /v1/pools (the `ListPools` operationId).
 func (c *Client) ListPools(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7107,7 +7200,7 @@ func (c *Client) RotateSource(ctx context.Context, tenantId TenantID, sourceId S
 
 // ListTenantStacks The tenant's data stack in each of its Regions
 //
-// One entry per Region, with status, kind, template version, outputs and last error.
+// One entry per Region, with status, kind, template version, outputs, last error and the stack's drift (a pooled tenant's is its pool's), as the periodic drift detection last found it.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/stacks (the `ListTenantStacks` operationId).
 func (c *Client) ListTenantStacks(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -13463,7 +13556,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListPoolsWithResponse Pool stacks per Region
 	//
-	// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+	// The shared stack of each Region that has pooled tenants, with its status, pooled-tenant count and drift, as the periodic drift detection last found it.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -14305,7 +14398,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListTenantStacksWithResponse The tenant's data stack in each of its Regions
 	//
-	// One entry per Region, with status, kind, template version, outputs and last error.
+	// One entry per Region, with status, kind, template version, outputs, last error and the stack's drift (a pooled tenant's is its pool's), as the periodic drift detection last found it.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -24260,7 +24353,7 @@ func (c *ClientWithResponses) SegmentPageWithResponse(ctx context.Context, body 
 
 // ListPoolsWithResponse Pool stacks per Region
 //
-// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+// The shared stack of each Region that has pooled tenants, with its status, pooled-tenant count and drift, as the periodic drift detection last found it.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -25534,7 +25627,7 @@ func (c *ClientWithResponses) RotateSourceWithResponse(ctx context.Context, tena
 
 // ListTenantStacksWithResponse The tenant's data stack in each of its Regions
 //
-// One entry per Region, with status, kind, template version, outputs and last error.
+// One entry per Region, with status, kind, template version, outputs, last error and the stack's drift (a pooled tenant's is its pool's), as the periodic drift detection last found it.
 //
 // Returns a wrapper object for the known response body format(s).
 //

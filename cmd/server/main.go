@@ -41,6 +41,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/drift"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
@@ -512,9 +513,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
+	detector, err := drift.New(drift.Config{Store: db, Engine: engine, Interval: cfg.DriftInterval, Logger: log, Fleet: fleetRelay})
+	if err != nil {
+		return err
+	}
+
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	rolloutRunner.Register(workers)
+	detector.Register(workers)
 	grantSvc.Register(workers)
 	profileSvc.Register(workers)
 	fleetRelay.Register(workers)
@@ -529,7 +536,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers: workers,
 		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs(),
-			rolloutRunner.PeriodicJobs()),
+			rolloutRunner.PeriodicJobs(), detector.PeriodicJobs()),
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,
@@ -587,6 +594,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Usage:        db,
 		Meter:        meter,
 		Rollouts:     rolloutSvc,
+		Drift:        db,
 	})
 	if err != nil {
 		return err

@@ -219,7 +219,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 
 	h, err := httpapi.NewServer(httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
-		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc,
+		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,8 @@ type Config struct {
 	Meter *usage.Meter
 	// Rollouts starts and steers template rollouts.
 	Rollouts RolloutService
+	// Drift, if not nil, shows stacks' drift in the stacks and pools.
+	Drift DriftReader
 }
 
 // Server implements the generated StrictServerInterface.
@@ -99,6 +101,8 @@ type Server struct {
 	meter *usage.Meter
 	// rollouts starts and steers template rollouts.
 	rollouts RolloutService
+	// drift reads stacks' drift; nil shows none.
+	drift DriftReader
 }
 
 var _ StrictServerInterface = (*Server)(nil)
@@ -124,7 +128,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
-		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts}
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
+	"github.com/cairn-cdp/cairn/internal/drift"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
@@ -47,6 +48,8 @@ type Backend interface {
 	usage.Store
 	// rollouts.Store keeps staged template rollouts and their targets.
 	rollouts.Store
+	// drift.Store keeps each stack's latest drift detection.
+	drift.Store
 	// audit.Store is the audit log; every Tx above also appends to it in
 	// the transaction of the change it records.
 	audit.Store

@@ -275,7 +275,7 @@ export interface paths {
         };
         /**
          * The tenant's data stack in each of its Regions
-         * @description One entry per Region, with status, kind, template version, outputs and last error.
+         * @description One entry per Region, with status, kind, template version, outputs, last error and the stack's drift (a pooled tenant's is its pool's), as the periodic drift detection last found it.
          */
         get: operations["listTenantStacks"];
         put?: never;
@@ -343,7 +343,7 @@ export interface paths {
         };
         /**
          * Pool stacks per Region
-         * @description The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+         * @description The shared stack of each Region that has pooled tenants, with its status, pooled-tenant count and drift, as the periodic drift detection last found it.
          */
         get: operations["listPools"];
         put?: never;
@@ -2226,10 +2226,25 @@ export interface components {
             last_error?: string;
             /** @description How many times the stack has been created. */
             attempt: number;
+            /**
+             * @description The stack's latest CloudFormation drift detection (absent until the first).
+             * @enum {string}
+             */
+            drift_status?: "IN_SYNC" | "DRIFTED" | "UNKNOWN" | "NOT_CHECKED";
+            drifted_resources?: components["schemas"]["ResourceDrift"][];
+            /** Format: date-time */
+            drift_checked_at?: string;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        ResourceDrift: {
+            logical_id: string;
+            physical_id?: string;
+            resource_type: string;
+            /** @enum {string} */
+            status: "MODIFIED" | "DELETED";
         };
         StackList: {
             items: components["schemas"]["Stack"][];
@@ -2257,6 +2272,14 @@ export interface components {
             outputs: components["schemas"]["Outputs"];
             last_error?: string;
             tenant_count: number;
+            /**
+             * @description The stack's latest CloudFormation drift detection (absent until the first).
+             * @enum {string}
+             */
+            drift_status?: "IN_SYNC" | "DRIFTED" | "UNKNOWN" | "NOT_CHECKED";
+            drifted_resources?: components["schemas"]["ResourceDrift"][];
+            /** Format: date-time */
+            drift_checked_at?: string;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
