@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,6 +60,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/tracing"
 	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
+	"github.com/cairn-cdp/cairn/templates"
 	"github.com/cairn-cdp/cairn/web"
 )
 
@@ -504,7 +506,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
-	rolloutSvc, err := rollouts.NewService(rollouts.ServiceConfig{Store: db})
+	rolloutTemplates, err := loadRolloutTemplates(cfg.RolloutTemplates)
+	if err != nil {
+		return err
+	}
+	rolloutSvc, err := rollouts.NewService(rollouts.ServiceConfig{Store: db, Templates: rolloutTemplates})
 	if err != nil {
 		return err
 	}
@@ -695,6 +701,28 @@ func newCloud(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (p
 	default:
 		return nil, nil, nil, fmt.Errorf("cloud %q: want local or aws", cfg.Cloud)
 	}
+}
+
+// loadRolloutTemplates returns the templates rollouts apply: those of dir
+// where it has them (read once, at start), the embedded ones otherwise.
+func loadRolloutTemplates(dir string) (func(kind string) templates.Template, error) {
+	byKind := map[string]templates.Template{
+		rollouts.KindDedicated: templates.Dedicated(),
+		rollouts.KindPool:      templates.Pool(),
+	}
+	if dir != "" {
+		for kind, name := range map[string]string{rollouts.KindDedicated: templates.DedicatedFile, rollouts.KindPool: templates.PoolFile} {
+			body, err := os.ReadFile(filepath.Join(dir, name))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("rollout templates: %w", err)
+			}
+			byKind[kind] = templates.Parse(name, string(body))
+		}
+	}
+	return func(kind string) templates.Template { return byKind[kind] }, nil
 }
 
 func describeDB(url string) string {

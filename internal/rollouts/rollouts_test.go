@@ -27,7 +27,7 @@ import (
 // fleetEnv is a fleet of dedicated tenants' stacks on the local engine,
 // ready at the embedded template's version, and the rollouts over it.
 type fleetEnv struct {
-	t       *testing.T
+	t       testing.TB
 	db      *sqlite.DB
 	eng     provisioner.Engine
 	engine  *provisioner.LocalEngine
@@ -58,12 +58,14 @@ func (c *clock) Add(d time.Duration) {
 
 var discard = slog.New(slog.DiscardHandler)
 
-const region = "eu-west-1"
+// region is the Region of every test here: the emulator's tests use Regions
+// no other package deletes stacks in (see cmd/server's awsTestEndpoint).
+const region = "ap-southeast-2"
 
 // newFleet makes n dedicated tenants with ready stacks in region, and a
 // Service that rolls out next (the dedicated template with one more
 // resource) to them.
-func newFleet(t *testing.T, n int, next templates.Template) *fleetEnv {
+func newFleet(t testing.TB, n int, next templates.Template) *fleetEnv {
 	t.Helper()
 	root := t.TempDir()
 	local := &provisioner.LocalEngine{Root: root}
@@ -73,7 +75,7 @@ func newFleet(t *testing.T, n int, next templates.Template) *fleetEnv {
 }
 
 // newFleetOn is newFleet on any engine.
-func newFleetOn(t *testing.T, n int, next templates.Template, engine provisioner.Engine) *fleetEnv {
+func newFleetOn(t testing.TB, n int, next templates.Template, engine provisioner.Engine) *fleetEnv {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cairn.db"), discard)
