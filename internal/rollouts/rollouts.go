@@ -214,7 +214,10 @@ type Target struct {
 	// Approved is set once an admin approved a change set that needed it.
 	Approved bool
 	// Executed is set once ExecuteChangeSet was accepted.
-	Executed   bool
+	Executed bool
+	// Refusals counts the engine's refusals to make the change set; at
+	// maxRefusals the target fails.
+	Refusals   int
 	Reason     string
 	Version    int64
 	StartedAt  time.Time

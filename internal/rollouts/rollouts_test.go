@@ -2,6 +2,7 @@ package rollouts_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -572,6 +573,42 @@ func TestRolloutResumesAfterCrash(t *testing.T) {
 	for _, tn := range env.tenants {
 		if n := updated[provisioner.DedicatedStackName(tn.ID)]; n != 1 {
 			t.Errorf("%s updated %d times", tn.ID, n)
+		}
+	}
+}
+
+// TestRolloutRefusedChangeSet leaves one stack in a state CloudFormation
+// will not update (UPDATE_ROLLBACK_FAILED, set outside Cairn): its change
+// set is refused, asked again in later steps, and the stack fails after
+// the fifth refusal instead of holding the rollout up; the others are
+// updated.
+func TestRolloutRefusedChangeSet(t *testing.T) {
+	env := newFleet(t, 3, enginetest.WithMarker(templates.Dedicated(), "V2"))
+	stuck := provisioner.DedicatedStackName(env.tenants[1].ID)
+	file := filepath.Join(env.root, region, "stacks", stuck+".json")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	st["Status"] = "UPDATE_ROLLBACK_FAILED"
+	if b, err = json.Marshal(st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ro := env.create(rollouts.CreateParams{Plan: rollouts.Plan{Waves: []int{100}, FailureThreshold: 2}})
+	ro, targets := env.until(env.runner(nil), ro.ID, func(ro rollouts.Rollout, _ []rollouts.Target) bool { return ro.State == rollouts.StateCompleted })
+	if ro.Counts[rollouts.TargetSucceeded] != 2 || ro.Counts[rollouts.TargetFailed] != 1 {
+		t.Fatalf("rollout: %v", ro.Counts)
+	}
+	for _, tg := range targets {
+		if tg.StackName == stuck && (tg.State != rollouts.TargetFailed || !strings.Contains(tg.Reason, "change set refused") || tg.Refusals != 5) {
+			t.Fatalf("stuck stack: %s %q after %d refusals", tg.State, tg.Reason, tg.Refusals)
 		}
 	}
 }

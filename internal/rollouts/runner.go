@@ -306,11 +306,28 @@ func (r *Runner) createChangeSet(ctx context.Context, ro Rollout, t *Target) err
 		in.Tags = map[string]string{"cairn:tenant-id": t.TenantID, "cairn:managed-by": "cairn"}
 	}
 	err := r.eng.CreateChangeSet(ctx, in)
-	if errors.Is(err, provisioner.ErrStackNotFound) {
+	switch {
+	case err == nil, ctx.Err() != nil:
+		return err
+	case errors.Is(err, provisioner.ErrStackNotFound):
 		return r.finish(ctx, t, TargetSkipped, "the stack no longer exists")
+	}
+	// A stack CloudFormation will not update now (an operation of its own
+	// under way, a failed state) is asked again in later steps, and fails
+	// after maxRefusals, rather than holding the rollout up for good.
+	t.Refusals++
+	if t.Refusals >= maxRefusals {
+		return r.finish(ctx, t, TargetFailed, "change set refused: "+err.Error())
+	}
+	if serr := r.save(ctx, t); serr != nil {
+		return serr
 	}
 	return err
 }
+
+// maxRefusals is how many times a target's change set may be refused
+// before the target fails.
+const maxRefusals = 5
 
 // advance takes the next step of one target in flight.
 func (r *Runner) advance(ctx context.Context, ro Rollout, t *Target, stacks map[string]provisioner.Stack) error {

@@ -83,6 +83,7 @@ type targetDetail struct {
 	Changes     []provisioner.ResourceChange `json:"changes,omitempty"`
 	Approved    bool                         `json:"approved"`
 	Executed    bool                         `json:"executed"`
+	Refusals    int                          `json:"refusals,omitempty"`
 	Reason      string                       `json:"reason,omitempty"`
 	StartedAt   time.Time                    `json:"started_at,omitzero"`
 	FinishedAt  time.Time                    `json:"finished_at,omitzero"`
@@ -93,7 +94,7 @@ func EncodeTarget(t rollouts.Target) ([]byte, error) {
 	return json.Marshal(targetDetail{
 		Wave: t.Wave, Kind: t.Kind, TenantID: t.TenantID, TenantSlug: t.TenantSlug,
 		FromVersion: t.FromVersion, ToVersion: t.ToVersion, ChangeSet: t.ChangeSet, Changes: t.Changes,
-		Approved: t.Approved, Executed: t.Executed, Reason: t.Reason,
+		Approved: t.Approved, Executed: t.Executed, Refusals: t.Refusals, Reason: t.Reason,
 		StartedAt: t.StartedAt.UTC(), FinishedAt: t.FinishedAt.UTC(),
 	})
 }
@@ -108,7 +109,7 @@ func DecodeTarget(rolloutID string, idx int, region, stackName, state string, de
 		RolloutID: rolloutID, Index: idx, Wave: d.Wave, Kind: d.Kind, TenantID: d.TenantID, TenantSlug: d.TenantSlug,
 		Region: region, StackName: stackName, FromVersion: d.FromVersion, ToVersion: d.ToVersion,
 		State: rollouts.TargetState(state), ChangeSet: d.ChangeSet, Changes: d.Changes, Approved: d.Approved,
-		Executed: d.Executed, Reason: d.Reason, Version: version, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
+		Executed: d.Executed, Refusals: d.Refusals, Reason: d.Reason, Version: version, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
 	}, nil
 }
 
