@@ -108,6 +108,8 @@ func Run(t *testing.T, h Harness) {
 		{"UsageTotals", testUsageTotals},
 		{"UsageMeter", testUsageMeter},
 		{"UsageDailyReport", testUsageDailyReport},
+		{"UsageSamples", testUsageSamples},
+		{"UsageIndexBuilds", testUsageIndexBuilds},
 		{"Rollouts", testRollouts},
 		{"RolloutCandidates", testRolloutCandidates},
 		{"Restart", testRestart},
