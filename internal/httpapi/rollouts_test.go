@@ -61,7 +61,8 @@ func TestRollouts(t *testing.T) {
 			e.do("POST", "/v1/rollouts/"+id+"/"+op, e.admin, nil).want(t, 409)
 		}
 		list := e.do("GET", "/v1/rollouts?limit=1", e.admin, nil).want(t, 200)
-		if items := list.body["items"].([]any); len(items) != 1 || items[0].(map[string]any)["id"] != id {
+		if items := list.body["items"].([]any); len(items) != 1 || items[0].(map[string]any)["id"] != id ||
+			items[0].(map[string]any)["counts"].(map[string]any)["succeeded"].(float64) != 3 {
 			t.Fatalf("list: %s", list.raw)
 		}
 		// Every stack selected is at the version now.

@@ -305,6 +305,9 @@ type Store interface {
 	// RolloutEnqueue inserts the rollout's step job unless one is waiting
 	// or running (StepArgs.InsertOpts).
 	RolloutEnqueue(ctx context.Context, id string) error
+	// RolloutCounts returns how many of the rollout's targets are in each
+	// state.
+	RolloutCounts(ctx context.Context, id string) (map[TargetState]int, error)
 	// RolloutTargets returns the rollout's targets by Index.
 	RolloutTargets(ctx context.Context, id string) ([]Target, error)
 	// RolloutUpdate stores u.Rollout if its stored Version equals

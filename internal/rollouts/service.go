@@ -284,9 +284,18 @@ func (s *Service) Get(ctx context.Context, id string) (Rollout, []Target, error)
 	return r, targets, nil
 }
 
-// List returns a page of rollouts, newest first.
+// List returns a page of rollouts, newest first, with their target counts.
 func (s *Service) List(ctx context.Context, beforeSeq int64, limit int) ([]Rollout, error) {
-	return s.store.RolloutList(ctx, beforeSeq, limit)
+	list, err := s.store.RolloutList(ctx, beforeSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		if list[i].Counts, err = s.store.RolloutCounts(ctx, list[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return list, nil
 }
 
 func countTargets(targets []Target) map[TargetState]int {

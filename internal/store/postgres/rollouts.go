@@ -283,3 +283,16 @@ func translateRollouts(err error) error {
 	}
 	return err
 }
+
+// RolloutCounts implements rollouts.Store.
+func (d *DB) RolloutCounts(ctx context.Context, id string) (map[rollouts.TargetState]int, error) {
+	rows, err := d.queries.RolloutCounts(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("count rollout targets: %w", err)
+	}
+	out := make(map[rollouts.TargetState]int, len(rows))
+	for _, r := range rows {
+		out[rollouts.TargetState(r.State)] = int(r.N)
+	}
+	return out, nil
+}

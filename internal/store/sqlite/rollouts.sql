@@ -80,3 +80,7 @@ WHERE region = @region AND stack_name = @stack_name;
 -- A pool's slices are at their pool's version.
 UPDATE placements SET template_version = @template_version, version = version + 1, updated_at = @updated_at
 WHERE region = @region AND kind = 'pooled' AND status = 'ready';
+
+-- name: RolloutCounts :many
+-- The rollout's targets per state.
+SELECT state, count(*) AS n FROM rollout_targets WHERE rollout_id = @rollout_id GROUP BY state ORDER BY state;

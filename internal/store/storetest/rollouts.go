@@ -105,6 +105,9 @@ func testRollouts(t *testing.T, h Harness) {
 	if _, err := b.RolloutUpdate(ctx, rollouts.Update{Rollout: next}); !errors.Is(err, rollouts.ErrConflict) {
 		t.Fatalf("stale rollout update: %v", err)
 	}
+	if counts, err := b.RolloutCounts(ctx, r.ID); err != nil || counts[rollouts.TargetExecuting] != 1 || counts[rollouts.TargetSucceeded] != 1 {
+		t.Fatalf("counts: %v, %v", counts, err)
+	}
 	targets, _ = b.RolloutTargets(ctx, r.ID)
 	if targets[0].State != rollouts.TargetExecuting || !targets[0].Approved || targets[0].Executed {
 		t.Fatalf("approved target: %+v", targets[0])

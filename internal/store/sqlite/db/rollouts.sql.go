@@ -112,6 +112,39 @@ func (q *Queries) RolloutCandidatesPools(ctx context.Context) ([]RolloutCandidat
 	return items, nil
 }
 
+const rolloutCounts = `-- name: RolloutCounts :many
+SELECT state, count(*) AS n FROM rollout_targets WHERE rollout_id = ?1 GROUP BY state ORDER BY state
+`
+
+type RolloutCountsRow struct {
+	State string
+	N     int64
+}
+
+// The rollout's targets per state.
+func (q *Queries) RolloutCounts(ctx context.Context, rolloutID string) ([]RolloutCountsRow, error) {
+	rows, err := q.db.QueryContext(ctx, rolloutCounts, rolloutID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []RolloutCountsRow
+	for rows.Next() {
+		var i RolloutCountsRow
+		if err := rows.Scan(&i.State, &i.N); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const rolloutExists = `-- name: RolloutExists :one
 SELECT EXISTS (SELECT 1 FROM rollouts WHERE id = ?1)
 `
