@@ -184,12 +184,22 @@ func (d *Detector) RunOnce(ctx context.Context) (bool, error) {
 		if errors.Is(err, provisioner.ErrStackNotFound) {
 			continue // gone since it was listed
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("detect drift of %s in %s: %w", s.StackName, s.Region, err))
-			continue
-		}
 		if !ok {
 			r = Record{Region: s.Region, StackName: s.StackName, Status: provisioner.DriftNotChecked, CheckedAt: now}
+		}
+		if err != nil && ctx.Err() == nil {
+			// Refused (after the SDK's retries): the stack's drift is
+			// unknown until the next round, which this one does not hold
+			// up.
+			errs = append(errs, fmt.Errorf("detect drift of %s in %s: %w", s.StackName, s.Region, err))
+			r.Status, r.Resources, r.DetectionID, r.CheckedAt = provisioner.DriftUnknown, nil, "", now
+			if err := d.cfg.Store.StackDriftSet(ctx, r); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if err != nil {
+			break
 		}
 		r.DetectionID = id
 		if err := d.cfg.Store.StackDriftSet(ctx, r); err != nil {

@@ -2,6 +2,7 @@ package drift_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -141,5 +142,43 @@ func TestDriftRounds(t *testing.T) {
 	}
 	if len(engine.regions) != 10 {
 		t.Fatalf("%d detections after two rounds of 5 stacks", len(engine.regions))
+	}
+}
+
+// refusingEngine refuses every drift detection, as the AWS emulator does.
+type refusingEngine struct{ provisioner.Engine }
+
+func (refusingEngine) DetectDrift(context.Context, string, string) (string, error) {
+	return "", errors.New("DetectStackDrift is not implemented")
+}
+
+// TestDriftRefused records a stack whose detection is refused as UNKNOWN
+// and ends the round, rather than asking again until the next one.
+func TestDriftRefused(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cairn.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PoolEnsure(ctx, provisioner.Pool{Region: "eu-west-1", StackName: provisioner.PoolStackName(), Status: provisioner.StatusReady, Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := drift.New(drift.Config{Store: db, Engine: refusingEngine{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err := d.RunOnce(ctx); done || err == nil {
+		t.Fatalf("first run: done %v, %v", done, err)
+	}
+	if done, err := d.RunOnce(ctx); !done || err != nil {
+		t.Fatalf("second run: done %v, %v; want the round over", done, err)
+	}
+	r, err := db.StackDriftGet(ctx, "eu-west-1", provisioner.PoolStackName())
+	if err != nil || r.Status != provisioner.DriftUnknown || r.DetectionID != "" {
+		t.Fatalf("record: %+v, %v", r, err)
 	}
 }
