@@ -256,8 +256,13 @@ func (r *Runner) Step(ctx context.Context, id string) (bool, error) {
 			inFlight++
 		}
 	}
-	again, err := r.judge(ctx, ro, targets)
-	if err != nil {
+	// Judged on the targets as stored: a write refused above (a
+	// concurrent approval) leaves a target as it was, not as this step
+	// would have had it.
+	again := true
+	if targets, err = r.store.RolloutTargets(ctx, id); err != nil {
+		errs = append(errs, err)
+	} else if again, err = r.judge(ctx, ro, targets); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
