@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -138,30 +140,14 @@ func diffTemplates(from, to string) ([]ResourceChange, error) {
 			changes = append(changes, ResourceChange{Action: ActionRemove, LogicalID: id, ResourceType: r.typ})
 		}
 	}
-	slices.SortFunc(changes, func(a, b ResourceChange) int {
-		if a.LogicalID < b.LogicalID {
-			return -1
-		}
-		if a.LogicalID > b.LogicalID {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(changes, func(a, b ResourceChange) int { return strings.Compare(a.LogicalID, b.LogicalID) })
 	return changes, nil
 }
 
 func unionKeys(a, b map[string]string) []string {
-	keys := make([]string, 0, len(a)+len(b))
-	for k := range a {
-		keys = append(keys, k)
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
+	keys := slices.AppendSeq(slices.Collect(maps.Keys(a)), maps.Keys(b))
 	slices.Sort(keys)
-	return keys
+	return slices.Compact(keys)
 }
 
 // body is the template the stack was last created or updated with; a
@@ -208,7 +194,7 @@ func (e *LocalEngine) CreateChangeSet(_ context.Context, in ChangeSetInput) erro
 	if err != nil {
 		cs.Status, cs.ExecutionStatus, cs.Reason = ChangeSetFailed, ExecutionUnavailable, err.Error()
 	}
-	if err == nil && len(cs.Changes) == 0 && maps2Equal(s.Parameters, in.Parameters) {
+	if err == nil && len(cs.Changes) == 0 && maps.Equal(s.Parameters, in.Parameters) {
 		cs.Status, cs.ExecutionStatus, cs.NoChanges = ChangeSetFailed, ExecutionUnavailable, true
 		cs.Reason = "The submitted information didn't contain changes. Submit different information to create a change set."
 	}
@@ -217,18 +203,6 @@ func (e *LocalEngine) CreateChangeSet(_ context.Context, in ChangeSetInput) erro
 	}
 	s.ChangeSets[in.Name] = &cs
 	return writeFileAtomic(e.stackFile(in.Region, in.StackName), s)
-}
-
-func maps2Equal(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if bv, ok := b[k]; !ok || bv != v {
-			return false
-		}
-	}
-	return true
 }
 
 // DescribeChangeSet returns the change set.
