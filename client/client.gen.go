@@ -168,6 +168,30 @@ func (e PlacementStatus) Valid() bool {
 	}
 }
 
+// Defines values for PoolDriftStatus.
+const (
+	PoolDriftStatusDRIFTED    PoolDriftStatus = "DRIFTED"
+	PoolDriftStatusINSYNC     PoolDriftStatus = "IN_SYNC"
+	PoolDriftStatusNOTCHECKED PoolDriftStatus = "NOT_CHECKED"
+	PoolDriftStatusUNKNOWN    PoolDriftStatus = "UNKNOWN"
+)
+
+// Valid indicates whether the value is a known member of the PoolDriftStatus enum.
+func (e PoolDriftStatus) Valid() bool {
+	switch e {
+	case PoolDriftStatusDRIFTED:
+		return true
+	case PoolDriftStatusINSYNC:
+		return true
+	case PoolDriftStatusNOTCHECKED:
+		return true
+	case PoolDriftStatusUNKNOWN:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PortalOIDCToken.
 const (
 	AccessToken PortalOIDCToken = "access_token"
@@ -297,6 +321,123 @@ func (e Region) Valid() bool {
 	}
 }
 
+// Defines values for ResourceDriftStatus.
+const (
+	DELETED  ResourceDriftStatus = "DELETED"
+	MODIFIED ResourceDriftStatus = "MODIFIED"
+)
+
+// Valid indicates whether the value is a known member of the ResourceDriftStatus enum.
+func (e ResourceDriftStatus) Valid() bool {
+	switch e {
+	case DELETED:
+		return true
+	case MODIFIED:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RolloutSelectorTier.
+const (
+	RolloutSelectorTierDedicated RolloutSelectorTier = "dedicated"
+	RolloutSelectorTierPooled    RolloutSelectorTier = "pooled"
+)
+
+// Valid indicates whether the value is a known member of the RolloutSelectorTier enum.
+func (e RolloutSelectorTier) Valid() bool {
+	switch e {
+	case RolloutSelectorTierDedicated:
+		return true
+	case RolloutSelectorTierPooled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RolloutStackKind.
+const (
+	RolloutStackKindDedicated RolloutStackKind = "dedicated"
+	RolloutStackKindPool      RolloutStackKind = "pool"
+)
+
+// Valid indicates whether the value is a known member of the RolloutStackKind enum.
+func (e RolloutStackKind) Valid() bool {
+	switch e {
+	case RolloutStackKindDedicated:
+		return true
+	case RolloutStackKindPool:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RolloutStackState.
+const (
+	RolloutStackStateAwaitingApproval RolloutStackState = "awaiting_approval"
+	RolloutStackStateExecuting        RolloutStackState = "executing"
+	RolloutStackStateFailed           RolloutStackState = "failed"
+	RolloutStackStatePending          RolloutStackState = "pending"
+	RolloutStackStateReviewing        RolloutStackState = "reviewing"
+	RolloutStackStateSkipped          RolloutStackState = "skipped"
+	RolloutStackStateSucceeded        RolloutStackState = "succeeded"
+	RolloutStackStateUnchanged        RolloutStackState = "unchanged"
+)
+
+// Valid indicates whether the value is a known member of the RolloutStackState enum.
+func (e RolloutStackState) Valid() bool {
+	switch e {
+	case RolloutStackStateAwaitingApproval:
+		return true
+	case RolloutStackStateExecuting:
+		return true
+	case RolloutStackStateFailed:
+		return true
+	case RolloutStackStatePending:
+		return true
+	case RolloutStackStateReviewing:
+		return true
+	case RolloutStackStateSkipped:
+		return true
+	case RolloutStackStateSucceeded:
+		return true
+	case RolloutStackStateUnchanged:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RolloutState.
+const (
+	RolloutStateAborted   RolloutState = "aborted"
+	RolloutStateCompleted RolloutState = "completed"
+	RolloutStateHalted    RolloutState = "halted"
+	RolloutStatePaused    RolloutState = "paused"
+	RolloutStateRunning   RolloutState = "running"
+)
+
+// Valid indicates whether the value is a known member of the RolloutState enum.
+func (e RolloutState) Valid() bool {
+	switch e {
+	case RolloutStateAborted:
+		return true
+	case RolloutStateCompleted:
+		return true
+	case RolloutStateHalted:
+		return true
+	case RolloutStatePaused:
+		return true
+	case RolloutStateRunning:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SegmentMatch.
 const (
 	SegmentMatchAll SegmentMatch = "all"
@@ -420,6 +561,30 @@ func (e SignInTokenTokenType) Valid() bool {
 	}
 }
 
+// Defines values for StackDriftStatus.
+const (
+	StackDriftStatusDRIFTED    StackDriftStatus = "DRIFTED"
+	StackDriftStatusINSYNC     StackDriftStatus = "IN_SYNC"
+	StackDriftStatusNOTCHECKED StackDriftStatus = "NOT_CHECKED"
+	StackDriftStatusUNKNOWN    StackDriftStatus = "UNKNOWN"
+)
+
+// Valid indicates whether the value is a known member of the StackDriftStatus enum.
+func (e StackDriftStatus) Valid() bool {
+	switch e {
+	case StackDriftStatusDRIFTED:
+		return true
+	case StackDriftStatusINSYNC:
+		return true
+	case StackDriftStatusNOTCHECKED:
+		return true
+	case StackDriftStatusUNKNOWN:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TenantScope.
 const (
 	AuditRead     TenantScope = "audit:read"
@@ -512,16 +677,16 @@ func (e TenantUsageGranularity) Valid() bool {
 
 // Defines values for Tier.
 const (
-	Dedicated Tier = "dedicated"
-	Pooled    Tier = "pooled"
+	TierDedicated Tier = "dedicated"
+	TierPooled    Tier = "pooled"
 )
 
 // Valid indicates whether the value is a known member of the Tier enum.
 func (e Tier) Valid() bool {
 	switch e {
-	case Dedicated:
+	case TierDedicated:
 		return true
-	case Pooled:
+	case TierPooled:
 		return true
 	default:
 		return false
@@ -573,8 +738,11 @@ const (
 	ProfileErased     WebhookEventType = "profile.erased"
 	ProfileMerged     WebhookEventType = "profile.merged"
 	ProfileUnmerged   WebhookEventType = "profile.unmerged"
+	RolloutCompleted  WebhookEventType = "rollout.completed"
+	RolloutHalted     WebhookEventType = "rollout.halted"
 	SegmentEntered    WebhookEventType = "segment.entered"
 	SegmentExited     WebhookEventType = "segment.exited"
+	StackDrifted      WebhookEventType = "stack.drifted"
 	StackFailed       WebhookEventType = "stack.failed"
 	TenantDeleted     WebhookEventType = "tenant.deleted"
 	TenantFailed      WebhookEventType = "tenant.failed"
@@ -595,9 +763,15 @@ func (e WebhookEventType) Valid() bool {
 		return true
 	case ProfileUnmerged:
 		return true
+	case RolloutCompleted:
+		return true
+	case RolloutHalted:
+		return true
 	case SegmentEntered:
 		return true
 	case SegmentExited:
+		return true
+	case StackDrifted:
 		return true
 	case StackFailed:
 		return true
@@ -950,8 +1124,13 @@ type PlacementStatus string
 
 // Pool defines model for Pool.
 type Pool struct {
-	CreatedAt time.Time `json:"created_at"`
-	LastError *string   `json:"last_error,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	DriftCheckedAt *time.Time `json:"drift_checked_at,omitempty"`
+
+	// DriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+	DriftStatus      *PoolDriftStatus `json:"drift_status,omitempty"`
+	DriftedResources *[]ResourceDrift `json:"drifted_resources,omitempty"`
+	LastError        *string          `json:"last_error,omitempty"`
 
 	// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
 	// curated_bucket, stream_arn, profile_table, glue_database,
@@ -968,6 +1147,9 @@ type Pool struct {
 	TenantCount     int             `json:"tenant_count"`
 	UpdatedAt       time.Time       `json:"updated_at"`
 }
+
+// PoolDriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+type PoolDriftStatus string
 
 // PoolList defines model for PoolList.
 type PoolList struct {
@@ -1098,6 +1280,188 @@ type ReconcileReport struct {
 
 // Region An AWS commercial Region code.
 type Region string
+
+// ResourceChange defines model for ResourceChange.
+type ResourceChange struct {
+	// Action Add, Modify or Remove.
+	Action    string `json:"action"`
+	LogicalId string `json:"logical_id"`
+
+	// Replacement For a Modify: True, False or Conditional.
+	Replacement  *string `json:"replacement,omitempty"`
+	ResourceType string  `json:"resource_type"`
+}
+
+// ResourceDrift defines model for ResourceDrift.
+type ResourceDrift struct {
+	LogicalId    string              `json:"logical_id"`
+	PhysicalId   *string             `json:"physical_id,omitempty"`
+	ResourceType string              `json:"resource_type"`
+	Status       ResourceDriftStatus `json:"status"`
+}
+
+// ResourceDriftStatus defines model for ResourceDrift.Status.
+type ResourceDriftStatus string
+
+// Rollout defines model for Rollout.
+type Rollout struct {
+	BakeSeconds int `json:"bake_seconds"`
+
+	// BakeUntil When the wave under way may start, after the bake time.
+	BakeUntil *time.Time `json:"bake_until,omitempty"`
+	Canary    int        `json:"canary"`
+
+	// Counts Stacks per state.
+	Counts           map[string]int `json:"counts"`
+	CreatedAt        time.Time      `json:"created_at"`
+	CreatedBy        *string        `json:"created_by,omitempty"`
+	FailureThreshold int            `json:"failure_threshold"`
+	FinishedAt       *time.Time     `json:"finished_at,omitempty"`
+	Id               string         `json:"id"`
+	MaxInFlight      int            `json:"max_in_flight"`
+
+	// Reason Why it halted or was aborted.
+	Reason *string `json:"reason,omitempty"`
+
+	// Selector Every filter given must hold; none selects every stack.
+	Selector RolloutSelector `json:"selector"`
+	State    RolloutState    `json:"state"`
+
+	// TemplateVersions The versions applied, by stack kind (dedicated, pool).
+	TemplateVersions map[string]string `json:"template_versions"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+
+	// Wave The wave under way, 0 being the canary.
+	Wave      int   `json:"wave"`
+	WaveCount int   `json:"wave_count"`
+	Waves     []int `json:"waves"`
+}
+
+// RolloutCreate defines model for RolloutCreate.
+type RolloutCreate struct {
+	// BakeSeconds Time between the end of a wave and the start of the next; default 0.
+	BakeSeconds *int `json:"bake_seconds,omitempty"`
+
+	// Canary Stacks of the first wave; default 1.
+	Canary *int `json:"canary,omitempty"`
+
+	// FailureThreshold Failed stacks that halt the rollout; default 1.
+	FailureThreshold *int `json:"failure_threshold,omitempty"`
+
+	// MaxInFlight Stacks updated at once; default 25.
+	MaxInFlight *int `json:"max_in_flight,omitempty"`
+
+	// Selector Every filter given must hold; none selects every stack.
+	Selector *RolloutSelector `json:"selector,omitempty"`
+
+	// TemplateVersions The versions expected, by stack kind; the rollout is refused if this server's differ.
+	TemplateVersions *struct {
+		Dedicated *string `json:"dedicated,omitempty"`
+		Pool      *string `json:"pool,omitempty"`
+	} `json:"template_versions,omitempty"`
+
+	// Waves Cumulative percentages of the stacks done by the end of each wave after the canary, increasing and ending at 100; default [5, 25, 100].
+	Waves *[]int `json:"waves,omitempty"`
+}
+
+// RolloutDetail defines model for RolloutDetail.
+type RolloutDetail struct {
+	BakeSeconds int `json:"bake_seconds"`
+
+	// BakeUntil When the wave under way may start, after the bake time.
+	BakeUntil *time.Time `json:"bake_until,omitempty"`
+	Canary    int        `json:"canary"`
+
+	// Counts Stacks per state.
+	Counts           map[string]int `json:"counts"`
+	CreatedAt        time.Time      `json:"created_at"`
+	CreatedBy        *string        `json:"created_by,omitempty"`
+	FailureThreshold int            `json:"failure_threshold"`
+	FinishedAt       *time.Time     `json:"finished_at,omitempty"`
+	Id               string         `json:"id"`
+	MaxInFlight      int            `json:"max_in_flight"`
+
+	// Reason Why it halted or was aborted.
+	Reason *string `json:"reason,omitempty"`
+
+	// Selector Every filter given must hold; none selects every stack.
+	Selector RolloutSelector `json:"selector"`
+	Stacks   []RolloutStack  `json:"stacks"`
+	State    RolloutState    `json:"state"`
+
+	// TemplateVersions The versions applied, by stack kind (dedicated, pool).
+	TemplateVersions map[string]string `json:"template_versions"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+
+	// Wave The wave under way, 0 being the canary.
+	Wave        int           `json:"wave"`
+	WaveCount   int           `json:"wave_count"`
+	Waves       []int         `json:"waves"`
+	WavesDetail []RolloutWave `json:"waves_detail"`
+}
+
+// RolloutList defines model for RolloutList.
+type RolloutList struct {
+	Items      []Rollout `json:"items"`
+	NextCursor *string   `json:"next_cursor"`
+}
+
+// RolloutSelector Every filter given must hold; none selects every stack.
+type RolloutSelector struct {
+	// Labels Tenants with every one of these labels; a pool stack is selected when one of them is pooled in its Region.
+	Labels    *map[string]string `json:"labels,omitempty"`
+	Regions   *[]Region          `json:"regions,omitempty"`
+	TenantIds *[]TenantID        `json:"tenant_ids,omitempty"`
+
+	// Tier `dedicated`: tenants' own stacks; `pooled`: the Regions' pool stacks.
+	Tier *RolloutSelectorTier `json:"tier,omitempty"`
+}
+
+// RolloutSelectorTier `dedicated`: tenants' own stacks; `pooled`: the Regions' pool stacks.
+type RolloutSelectorTier string
+
+// RolloutStack defines model for RolloutStack.
+type RolloutStack struct {
+	Approved    *bool            `json:"approved,omitempty"`
+	ChangeSet   *string          `json:"change_set,omitempty"`
+	Changes     []ResourceChange `json:"changes"`
+	FinishedAt  *time.Time       `json:"finished_at,omitempty"`
+	FromVersion string           `json:"from_version"`
+	Index       int              `json:"index"`
+	Kind        RolloutStackKind `json:"kind"`
+	Reason      *string          `json:"reason,omitempty"`
+
+	// Region An AWS commercial Region code.
+	Region    Region            `json:"region"`
+	StackName string            `json:"stack_name"`
+	StartedAt *time.Time        `json:"started_at,omitempty"`
+	State     RolloutStackState `json:"state"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId  *TenantID `json:"tenant_id,omitempty"`
+	ToVersion string    `json:"to_version"`
+	Wave      int       `json:"wave"`
+}
+
+// RolloutStackKind defines model for RolloutStack.Kind.
+type RolloutStackKind string
+
+// RolloutStackState defines model for RolloutStackState.
+type RolloutStackState string
+
+// RolloutState defines model for RolloutState.
+type RolloutState string
+
+// RolloutWave defines model for RolloutWave.
+type RolloutWave struct {
+	// Done Stacks finished (succeeded, unchanged, failed or skipped).
+	Done   int `json:"done"`
+	Failed int `json:"failed"`
+	Index  int `json:"index"`
+	Stacks int `json:"stacks"`
+}
 
 // Segment defines model for Segment.
 type Segment struct {
@@ -1486,8 +1850,13 @@ type SourceWithKey struct {
 // Stack defines model for Stack.
 type Stack struct {
 	// Attempt How many times the stack has been created.
-	Attempt   int       `json:"attempt"`
-	CreatedAt time.Time `json:"created_at"`
+	Attempt        int        `json:"attempt"`
+	CreatedAt      time.Time  `json:"created_at"`
+	DriftCheckedAt *time.Time `json:"drift_checked_at,omitempty"`
+
+	// DriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+	DriftStatus      *StackDriftStatus `json:"drift_status,omitempty"`
+	DriftedResources *[]ResourceDrift  `json:"drifted_resources,omitempty"`
 
 	// Kind `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
 	Kind      Tier    `json:"kind"`
@@ -1511,6 +1880,9 @@ type Stack struct {
 	TemplateVersion string          `json:"template_version"`
 	UpdatedAt       time.Time       `json:"updated_at"`
 }
+
+// StackDriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+type StackDriftStatus string
 
 // StackEvent defines model for StackEvent.
 type StackEvent struct {
@@ -1847,8 +2219,8 @@ type WebhookEndpointWithSecret struct {
 }
 
 // WebhookEventType Tenant endpoints take `segment.*` and `profile.*`; fleet endpoints
-// take `tenant.*`, `stack.failed`, `usage.reported` and
-// `webhook.disabled`.
+// take `tenant.*`, `stack.failed`, `stack.drifted`, `usage.reported`,
+// `rollout.halted`, `rollout.completed` and `webhook.disabled`.
 type WebhookEventType string
 
 // WebhookRecover defines model for WebhookRecover.
@@ -1900,6 +2272,9 @@ type ProfileID = string
 // RegionPath An AWS commercial Region code.
 type RegionPath = Region
 
+// RolloutID defines model for RolloutID.
+type RolloutID = string
+
 // SegmentID defines model for SegmentID.
 type SegmentID = string
 
@@ -1938,6 +2313,9 @@ type NotFound = Problem
 
 // PreconditionFailed An RFC 9457 problem detail.
 type PreconditionFailed = Problem
+
+// RolloutOK defines model for RolloutOK.
+type RolloutOK = Rollout
 
 // TenantAccepted defines model for TenantAccepted.
 type TenantAccepted = Tenant
@@ -2031,6 +2409,21 @@ type SegmentPageShortJSONBody = json.RawMessage
 
 // SegmentPageJSONBody defines parameters for SegmentPage.
 type SegmentPageJSONBody = json.RawMessage
+
+// ListRolloutsParams defines parameters for ListRollouts.
+type ListRolloutsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// CreateRolloutParams defines parameters for CreateRollout.
+type CreateRolloutParams struct {
+	// IdempotencyKey A client-chosen key that makes the request safe to retry for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // SegmentScreenShortJSONBody defines parameters for SegmentScreenShort.
 type SegmentScreenShortJSONBody = json.RawMessage
@@ -2410,6 +2803,9 @@ type SegmentPageShortJSONRequestBody = SegmentPageShortJSONBody
 
 // SegmentPageJSONRequestBody defines body for SegmentPage for application/json ContentType.
 type SegmentPageJSONRequestBody = SegmentPageJSONBody
+
+// CreateRolloutJSONRequestBody defines body for CreateRollout for application/json ContentType.
+type CreateRolloutJSONRequestBody = RolloutCreate
 
 // SegmentScreenShortJSONRequestBody defines body for SegmentScreenShort for application/json ContentType.
 type SegmentScreenShortJSONRequestBody = SegmentScreenShortJSONBody
@@ -3442,7 +3838,7 @@ type ClientInterface interface {
 
 	// ListPools Pool stacks per Region
 	//
-	// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+	// The shared stack of each Region that has pooled tenants, with its status, pooled-tenant count and drift, as the periodic drift detection last found it.
 	//
 	// Corresponds with GET /v1/pools (the `ListPools` operationId).
 	ListPools(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3472,6 +3868,90 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/projects/{write_key}/settings (the `GetSourceSettings` operationId).
 	GetSourceSettings(ctx context.Context, writeKey string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListRollouts Template rollouts, newest first
+	//
+	// Every staged template rollout, newest first, paged by `cursor`, with its state, wave and the count of its stacks in each state (the stacks themselves are in getRollout).
+	//
+	// Corresponds with GET /v1/rollouts (the `ListRollouts` operationId).
+	ListRollouts(ctx context.Context, params *ListRolloutsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateRolloutWithBody Roll this server's template versions out to the fleet, in waves
+	//
+	// Selects the stacks (dedicated tenants' stacks and the Regions' pool
+	// stacks; by `selector`) that are not at the version of their template
+	// this server carries, and updates them in waves: a canary (`canary`
+	// stacks, 1 by default), then growing waves (`waves`, cumulative
+	// percentages, 5, 25 and 100 by default), waiting `bake_seconds` after
+	// each wave. Each stack is updated through a CloudFormation change set;
+	// one that would replace or remove a bucket, table, key or stream halts
+	// the rollout until `approve`. A failed update is rolled back and
+	// counts against `failure_threshold` (1 by default), which halts the
+	// rollout when reached. `template_versions`, if given, must be the
+	// versions this server would apply. A selection with no stack behind
+	// the version is a `422`; one that includes a stack another unfinished
+	// rollout holds is a `409`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/rollouts (the `CreateRollout` operationId).
+	CreateRolloutWithBody(ctx context.Context, params *CreateRolloutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateRollout Roll this server's template versions out to the fleet, in waves
+	//
+	// Selects the stacks (dedicated tenants' stacks and the Regions' pool
+	// stacks; by `selector`) that are not at the version of their template
+	// this server carries, and updates them in waves: a canary (`canary`
+	// stacks, 1 by default), then growing waves (`waves`, cumulative
+	// percentages, 5, 25 and 100 by default), waiting `bake_seconds` after
+	// each wave. Each stack is updated through a CloudFormation change set;
+	// one that would replace or remove a bucket, table, key or stream halts
+	// the rollout until `approve`. A failed update is rolled back and
+	// counts against `failure_threshold` (1 by default), which halts the
+	// rollout when reached. `template_versions`, if given, must be the
+	// versions this server would apply. A selection with no stack behind
+	// the version is a `422`; one that includes a stack another unfinished
+	// rollout holds is a `409`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/rollouts (the `CreateRollout` operationId).
+	CreateRollout(ctx context.Context, params *CreateRolloutParams, body CreateRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetRollout A rollout with its waves and every stack's state
+	//
+	// The rollout, its waves (stacks per wave, done and failed) and each stack's state, versions and change set summary (what it adds, modifies or removes, and whether a change replaces a resource).
+	//
+	// Corresponds with GET /v1/rollouts/{rollout_id} (the `GetRollout` operationId).
+	GetRollout(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AbortRollout Abort a rollout
+	//
+	// Stacks not started stay on their version and change sets not executed are deleted; updates under way finish. The rollout's stacks are free for another rollout once it is finished (`finished_at`). A finished rollout is a `409`.
+	//
+	// Corresponds with POST /v1/rollouts/{rollout_id}/abort (the `AbortRollout` operationId).
+	AbortRollout(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApproveRollout Approve the change sets awaiting approval
+	//
+	// Executes the change sets that replace or remove a stateful resource, which halted the rollout, and sets it running. A rollout with none awaiting approval is a `409`.
+	//
+	// Corresponds with POST /v1/rollouts/{rollout_id}/approve (the `ApproveRollout` operationId).
+	ApproveRollout(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PauseRollout Pause a running rollout
+	//
+	// No stack starts until `resume`; stacks being updated finish. A rollout that is not running is a `409`.
+	//
+	// Corresponds with POST /v1/rollouts/{rollout_id}/pause (the `PauseRollout` operationId).
+	PauseRollout(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResumeRollout Resume a paused or halted rollout
+	//
+	// The rollout goes on; after a halt on the failure threshold, the threshold counts failures from now on. Stacks awaiting approval stay so (see `approve`). A rollout neither paused nor halted is a `409`.
+	//
+	// Corresponds with POST /v1/rollouts/{rollout_id}/resume (the `ResumeRollout` operationId).
+	ResumeRollout(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SegmentScreenShortWithBody Segment-compatible screen endpoint (short path)
 	//
@@ -4172,7 +4652,7 @@ type ClientInterface interface {
 
 	// ListTenantStacks The tenant's data stack in each of its Regions
 	//
-	// One entry per Region, with status, kind, template version, outputs and last error.
+	// One entry per Region, with status, kind, template version, outputs, last error and the stack's drift (a pooled tenant's is its pool's), as the periodic drift detection last found it.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/stacks (the `ListTenantStacks` operationId).
 	ListTenantStacks(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4443,7 +4923,7 @@ type ClientInterface interface {
 
 	// CreateFleetWebhookWithBody Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -4459,7 +4939,7 @@ type ClientInterface interface {
 
 	// CreateFleetWebhook Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -5309,7 +5789,7 @@ func (c *Client) SegmentPage(ctx context.Context, body SegmentPageJSONRequestBod
 
 // ListPools Pool stacks per Region
 //
-// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+// The shared stack of each Region that has pooled tenants, with its status, pooled-tenant count and drift, as the periodic drift detection last found it.
 //
 // Corresponds with GET /v1/pools (the `ListPools` operationId).
 func (c *Client) ListPools(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5360,6 +5840,170 @@ func (c *Client) GetPortalConfig(ctx context.Context, reqEditors ...RequestEdito
 // Corresponds with GET /v1/projects/{write_key}/settings (the `GetSourceSettings` operationId).
 func (c *Client) GetSourceSettings(ctx context.Context, writeKey string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetSourceSettingsRequest(c.Server, writeKey)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListRollouts Template rollouts, newest first
+//
+// Every staged template rollout, newest first, paged by `cursor`, with its state, wave and the count of its stacks in each state (the stacks themselves are in getRollout).
+//
+// Corresponds with GET /v1/rollouts (the `ListRollouts` operationId).
+func (c *Client) ListRollouts(ctx context.Context, params *ListRolloutsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListRolloutsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateRolloutWithBody Roll this server's template versions out to the fleet, in waves
+//
+// Selects the stacks (dedicated tenants' stacks and the Regions' pool
+// stacks; by `selector`) that are not at the version of their template
+// this server carries, and updates them in waves: a canary (`canary`
+// stacks, 1 by default), then growing waves (`waves`, cumulative
+// percentages, 5, 25 and 100 by default), waiting `bake_seconds` after
+// each wave. Each stack is updated through a CloudFormation change set;
+// one that would replace or remove a bucket, table, key or stream halts
+// the rollout until `approve`. A failed update is rolled back and
+// counts against `failure_threshold` (1 by default), which halts the
+// rollout when reached. `template_versions`, if given, must be the
+// versions this server would apply. A selection with no stack behind
+// the version is a `422`; one that includes a stack another unfinished
+// rollout holds is a `409`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/rollouts (the `CreateRollout` operationId).
+func (c *Client) CreateRolloutWithBody(ctx context.Context, params *CreateRolloutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateRolloutRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateRollout Roll this server's template versions out to the fleet, in waves
+//
+// Selects the stacks (dedicated tenants' stacks and the Regions' pool
+// stacks; by `selector`) that are not at the version of their template
+// this server carries, and updates them in waves: a canary (`canary`
+// stacks, 1 by default), then growing waves (`waves`, cumulative
+// percentages, 5, 25 and 100 by default), waiting `bake_seconds` after
+// each wave. Each stack is updated through a CloudFormation change set;
+// one that would replace or remove a bucket, table, key or stream halts
+// the rollout until `approve`. A failed update is rolled back and
+// counts against `failure_threshold` (1 by default), which halts the
+// rollout when reached. `template_versions`, if given, must be the
+// versions this server would apply. A selection with no stack behind
+// the version is a `422`; one that includes a stack another unfinished
+// rollout holds is a `409`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/rollouts (the `CreateRollout` operationId).
+func (c *Client) CreateRollout(ctx context.Context, params *CreateRolloutParams, body CreateRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateRolloutRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetRollout A rollout with its waves and every stack's state
+//
+// The rollout, its waves (stacks per wave, done and failed) and each stack's state, versions and change set summary (what it adds, modifies or removes, and whether a change replaces a resource).
+//
+// Corresponds with GET /v1/rollouts/{rollout_id} (the `GetRollout` operationId).
+func (c *Client) GetRollout(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRolloutRequest(c.Server, rolloutId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AbortRollout Abort a rollout
+//
+// Stacks not started stay on their version and change sets not executed are deleted; updates under way finish. The rollout's stacks are free for another rollout once it is finished (`finished_at`). A finished rollout is a `409`.
+//
+// Corresponds with POST /v1/rollouts/{rollout_id}/abort (the `AbortRollout` operationId).
+func (c *Client) AbortRollout(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAbortRolloutRequest(c.Server, rolloutId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApproveRollout Approve the change sets awaiting approval
+//
+// Executes the change sets that replace or remove a stateful resource, which halted the rollout, and sets it running. A rollout with none awaiting approval is a `409`.
+//
+// Corresponds with POST /v1/rollouts/{rollout_id}/approve (the `ApproveRollout` operationId).
+func (c *Client) ApproveRollout(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApproveRolloutRequest(c.Server, rolloutId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PauseRollout Pause a running rollout
+//
+// No stack starts until `resume`; stacks being updated finish. A rollout that is not running is a `409`.
+//
+// Corresponds with POST /v1/rollouts/{rollout_id}/pause (the `PauseRollout` operationId).
+func (c *Client) PauseRollout(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPauseRolloutRequest(c.Server, rolloutId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResumeRollout Resume a paused or halted rollout
+//
+// The rollout goes on; after a halt on the failure threshold, the threshold counts failures from now on. Stacks awaiting approval stay so (see `approve`). A rollout neither paused nor halted is a `409`.
+//
+// Corresponds with POST /v1/rollouts/{rollout_id}/resume (the `ResumeRollout` operationId).
+func (c *Client) ResumeRollout(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResumeRolloutRequest(c.Server, rolloutId)
 	if err != nil {
 		return nil, err
 	}
@@ -6679,7 +7323,7 @@ func (c *Client) RotateSource(ctx context.Context, tenantId TenantID, sourceId S
 
 // ListTenantStacks The tenant's data stack in each of its Regions
 //
-// One entry per Region, with status, kind, template version, outputs and last error.
+// One entry per Region, with status, kind, template version, outputs, last error and the stack's drift (a pooled tenant's is its pool's), as the periodic drift detection last found it.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/stacks (the `ListTenantStacks` operationId).
 func (c *Client) ListTenantStacks(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7190,7 +7834,7 @@ func (c *Client) ListFleetWebhooks(ctx context.Context, params *ListFleetWebhook
 
 // CreateFleetWebhookWithBody Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -7216,7 +7860,7 @@ func (c *Client) CreateFleetWebhookWithBody(ctx context.Context, params *CreateF
 
 // CreateFleetWebhook Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -8224,6 +8868,297 @@ func NewGetSourceSettingsRequest(server string, writeKey string) (*http.Request,
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListRolloutsRequest constructs an http.Request for the ListRollouts method
+func NewListRolloutsRequest(server string, params *ListRolloutsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/rollouts")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateRolloutRequest calls the generic CreateRollout builder with application/json body
+func NewCreateRolloutRequest(server string, params *CreateRolloutParams, body CreateRolloutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateRolloutRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateRolloutRequestWithBody constructs an http.Request for the CreateRollout method, with any body, and a specified content type
+func NewCreateRolloutRequestWithBody(server string, params *CreateRolloutParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/rollouts")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetRolloutRequest constructs an http.Request for the GetRollout method
+func NewGetRolloutRequest(server string, rolloutId RolloutID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "rollout_id", rolloutId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/rollouts/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAbortRolloutRequest constructs an http.Request for the AbortRollout method
+func NewAbortRolloutRequest(server string, rolloutId RolloutID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "rollout_id", rolloutId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/rollouts/%s/abort", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApproveRolloutRequest constructs an http.Request for the ApproveRollout method
+func NewApproveRolloutRequest(server string, rolloutId RolloutID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "rollout_id", rolloutId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/rollouts/%s/approve", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPauseRolloutRequest constructs an http.Request for the PauseRollout method
+func NewPauseRolloutRequest(server string, rolloutId RolloutID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "rollout_id", rolloutId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/rollouts/%s/pause", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewResumeRolloutRequest constructs an http.Request for the ResumeRollout method
+func NewResumeRolloutRequest(server string, rolloutId RolloutID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "rollout_id", rolloutId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/rollouts/%s/resume", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12754,7 +13689,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListPoolsWithResponse Pool stacks per Region
 	//
-	// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+	// The shared stack of each Region that has pooled tenants, with its status, pooled-tenant count and drift, as the periodic drift detection last found it.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12790,6 +13725,102 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/projects/{write_key}/settings (the `GetSourceSettings` operationId).
 	GetSourceSettingsWithResponse(ctx context.Context, writeKey string, reqEditors ...RequestEditorFn) (*GetSourceSettingsResponse, error)
+
+	// ListRolloutsWithResponse Template rollouts, newest first
+	//
+	// Every staged template rollout, newest first, paged by `cursor`, with its state, wave and the count of its stacks in each state (the stacks themselves are in getRollout).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/rollouts (the `ListRollouts` operationId).
+	ListRolloutsWithResponse(ctx context.Context, params *ListRolloutsParams, reqEditors ...RequestEditorFn) (*ListRolloutsResponse, error)
+
+	// CreateRolloutWithBodyWithResponse Roll this server's template versions out to the fleet, in waves
+	//
+	// Selects the stacks (dedicated tenants' stacks and the Regions' pool
+	// stacks; by `selector`) that are not at the version of their template
+	// this server carries, and updates them in waves: a canary (`canary`
+	// stacks, 1 by default), then growing waves (`waves`, cumulative
+	// percentages, 5, 25 and 100 by default), waiting `bake_seconds` after
+	// each wave. Each stack is updated through a CloudFormation change set;
+	// one that would replace or remove a bucket, table, key or stream halts
+	// the rollout until `approve`. A failed update is rolled back and
+	// counts against `failure_threshold` (1 by default), which halts the
+	// rollout when reached. `template_versions`, if given, must be the
+	// versions this server would apply. A selection with no stack behind
+	// the version is a `422`; one that includes a stack another unfinished
+	// rollout holds is a `409`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rollouts (the `CreateRollout` operationId).
+	CreateRolloutWithBodyWithResponse(ctx context.Context, params *CreateRolloutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateRolloutResponse, error)
+
+	// CreateRolloutWithResponse Roll this server's template versions out to the fleet, in waves
+	//
+	// Selects the stacks (dedicated tenants' stacks and the Regions' pool
+	// stacks; by `selector`) that are not at the version of their template
+	// this server carries, and updates them in waves: a canary (`canary`
+	// stacks, 1 by default), then growing waves (`waves`, cumulative
+	// percentages, 5, 25 and 100 by default), waiting `bake_seconds` after
+	// each wave. Each stack is updated through a CloudFormation change set;
+	// one that would replace or remove a bucket, table, key or stream halts
+	// the rollout until `approve`. A failed update is rolled back and
+	// counts against `failure_threshold` (1 by default), which halts the
+	// rollout when reached. `template_versions`, if given, must be the
+	// versions this server would apply. A selection with no stack behind
+	// the version is a `422`; one that includes a stack another unfinished
+	// rollout holds is a `409`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rollouts (the `CreateRollout` operationId).
+	CreateRolloutWithResponse(ctx context.Context, params *CreateRolloutParams, body CreateRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateRolloutResponse, error)
+
+	// GetRolloutWithResponse A rollout with its waves and every stack's state
+	//
+	// The rollout, its waves (stacks per wave, done and failed) and each stack's state, versions and change set summary (what it adds, modifies or removes, and whether a change replaces a resource).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/rollouts/{rollout_id} (the `GetRollout` operationId).
+	GetRolloutWithResponse(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*GetRolloutResponse, error)
+
+	// AbortRolloutWithResponse Abort a rollout
+	//
+	// Stacks not started stay on their version and change sets not executed are deleted; updates under way finish. The rollout's stacks are free for another rollout once it is finished (`finished_at`). A finished rollout is a `409`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rollouts/{rollout_id}/abort (the `AbortRollout` operationId).
+	AbortRolloutWithResponse(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*AbortRolloutResponse, error)
+
+	// ApproveRolloutWithResponse Approve the change sets awaiting approval
+	//
+	// Executes the change sets that replace or remove a stateful resource, which halted the rollout, and sets it running. A rollout with none awaiting approval is a `409`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rollouts/{rollout_id}/approve (the `ApproveRollout` operationId).
+	ApproveRolloutWithResponse(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*ApproveRolloutResponse, error)
+
+	// PauseRolloutWithResponse Pause a running rollout
+	//
+	// No stack starts until `resume`; stacks being updated finish. A rollout that is not running is a `409`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rollouts/{rollout_id}/pause (the `PauseRollout` operationId).
+	PauseRolloutWithResponse(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*PauseRolloutResponse, error)
+
+	// ResumeRolloutWithResponse Resume a paused or halted rollout
+	//
+	// The rollout goes on; after a halt on the failure threshold, the threshold counts failures from now on. Stacks awaiting approval stay so (see `approve`). A rollout neither paused nor halted is a `409`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/rollouts/{rollout_id}/resume (the `ResumeRollout` operationId).
+	ResumeRolloutWithResponse(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*ResumeRolloutResponse, error)
 
 	// SegmentScreenShortWithBodyWithResponse Segment-compatible screen endpoint (short path)
 	//
@@ -13544,7 +14575,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListTenantStacksWithResponse The tenant's data stack in each of its Regions
 	//
-	// One entry per Region, with status, kind, template version, outputs and last error.
+	// One entry per Region, with status, kind, template version, outputs, last error and the stack's drift (a pooled tenant's is its pool's), as the periodic drift detection last found it.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -13843,7 +14874,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateFleetWebhookWithBodyWithResponse Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -13859,7 +14890,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateFleetWebhookWithResponse Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -15356,6 +16387,636 @@ func (r GetSourceSettingsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetSourceSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListRolloutsResponse401Headers the declared response headers of an HTTP 401 response for ListRollouts
+type ListRolloutsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListRolloutsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListRolloutsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListRolloutsResponse) GetJSON200() *RolloutList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListRolloutsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListRolloutsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListRolloutsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListRolloutsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListRolloutsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListRolloutsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListRolloutsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListRolloutsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateRolloutResponse201Headers the declared response headers of an HTTP 201 response for CreateRollout
+type CreateRolloutResponse201Headers struct {
+	Location string
+}
+
+// CreateRolloutResponse401Headers the declared response headers of an HTTP 401 response for CreateRollout
+type CreateRolloutResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type CreateRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Rollout
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateRolloutResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateRolloutResponse401Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateRolloutResponse) GetJSON201() *Rollout {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateRolloutResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateRolloutResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateRolloutResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateRolloutResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateRolloutResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateRolloutResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateRolloutResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateRolloutResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateRolloutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetRolloutResponse401Headers the declared response headers of an HTTP 401 response for GetRollout
+type GetRolloutResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutDetail
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetRolloutResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetRolloutResponse) GetJSON200() *RolloutDetail {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetRolloutResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetRolloutResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetRolloutResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetRolloutResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetRolloutResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRolloutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AbortRolloutResponse401Headers the declared response headers of an HTTP 401 response for AbortRollout
+type AbortRolloutResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type AbortRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutOK
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AbortRolloutResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AbortRolloutResponse) GetJSON200() *RolloutOK {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AbortRolloutResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AbortRolloutResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AbortRolloutResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AbortRolloutResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AbortRolloutResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AbortRolloutResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AbortRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AbortRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AbortRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AbortRolloutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ApproveRolloutResponse401Headers the declared response headers of an HTTP 401 response for ApproveRollout
+type ApproveRolloutResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ApproveRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutOK
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ApproveRolloutResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApproveRolloutResponse) GetJSON200() *RolloutOK {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ApproveRolloutResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ApproveRolloutResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ApproveRolloutResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ApproveRolloutResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ApproveRolloutResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ApproveRolloutResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ApproveRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApproveRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApproveRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApproveRolloutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PauseRolloutResponse401Headers the declared response headers of an HTTP 401 response for PauseRollout
+type PauseRolloutResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type PauseRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutOK
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PauseRolloutResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PauseRolloutResponse) GetJSON200() *RolloutOK {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PauseRolloutResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PauseRolloutResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PauseRolloutResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PauseRolloutResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PauseRolloutResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PauseRolloutResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PauseRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PauseRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PauseRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PauseRolloutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResumeRolloutResponse401Headers the declared response headers of an HTTP 401 response for ResumeRollout
+type ResumeRolloutResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ResumeRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutOK
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ResumeRolloutResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ResumeRolloutResponse) GetJSON200() *RolloutOK {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ResumeRolloutResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ResumeRolloutResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ResumeRolloutResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ResumeRolloutResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ResumeRolloutResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ResumeRolloutResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ResumeRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResumeRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResumeRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResumeRolloutResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -22879,7 +24540,7 @@ func (c *ClientWithResponses) SegmentPageWithResponse(ctx context.Context, body 
 
 // ListPoolsWithResponse Pool stacks per Region
 //
-// The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+// The shared stack of each Region that has pooled tenants, with its status, pooled-tenant count and drift, as the periodic drift detection last found it.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22932,6 +24593,150 @@ func (c *ClientWithResponses) GetSourceSettingsWithResponse(ctx context.Context,
 		return nil, err
 	}
 	return ParseGetSourceSettingsResponse(rsp)
+}
+
+// ListRolloutsWithResponse Template rollouts, newest first
+//
+// Every staged template rollout, newest first, paged by `cursor`, with its state, wave and the count of its stacks in each state (the stacks themselves are in getRollout).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/rollouts (the `ListRollouts` operationId).
+func (c *ClientWithResponses) ListRolloutsWithResponse(ctx context.Context, params *ListRolloutsParams, reqEditors ...RequestEditorFn) (*ListRolloutsResponse, error) {
+	rsp, err := c.ListRollouts(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListRolloutsResponse(rsp)
+}
+
+// CreateRolloutWithBodyWithResponse Roll this server's template versions out to the fleet, in waves
+//
+// Selects the stacks (dedicated tenants' stacks and the Regions' pool
+// stacks; by `selector`) that are not at the version of their template
+// this server carries, and updates them in waves: a canary (`canary`
+// stacks, 1 by default), then growing waves (`waves`, cumulative
+// percentages, 5, 25 and 100 by default), waiting `bake_seconds` after
+// each wave. Each stack is updated through a CloudFormation change set;
+// one that would replace or remove a bucket, table, key or stream halts
+// the rollout until `approve`. A failed update is rolled back and
+// counts against `failure_threshold` (1 by default), which halts the
+// rollout when reached. `template_versions`, if given, must be the
+// versions this server would apply. A selection with no stack behind
+// the version is a `422`; one that includes a stack another unfinished
+// rollout holds is a `409`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rollouts (the `CreateRollout` operationId).
+func (c *ClientWithResponses) CreateRolloutWithBodyWithResponse(ctx context.Context, params *CreateRolloutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateRolloutResponse, error) {
+	rsp, err := c.CreateRolloutWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateRolloutResponse(rsp)
+}
+
+// CreateRolloutWithResponse Roll this server's template versions out to the fleet, in waves
+//
+// Selects the stacks (dedicated tenants' stacks and the Regions' pool
+// stacks; by `selector`) that are not at the version of their template
+// this server carries, and updates them in waves: a canary (`canary`
+// stacks, 1 by default), then growing waves (`waves`, cumulative
+// percentages, 5, 25 and 100 by default), waiting `bake_seconds` after
+// each wave. Each stack is updated through a CloudFormation change set;
+// one that would replace or remove a bucket, table, key or stream halts
+// the rollout until `approve`. A failed update is rolled back and
+// counts against `failure_threshold` (1 by default), which halts the
+// rollout when reached. `template_versions`, if given, must be the
+// versions this server would apply. A selection with no stack behind
+// the version is a `422`; one that includes a stack another unfinished
+// rollout holds is a `409`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rollouts (the `CreateRollout` operationId).
+func (c *ClientWithResponses) CreateRolloutWithResponse(ctx context.Context, params *CreateRolloutParams, body CreateRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateRolloutResponse, error) {
+	rsp, err := c.CreateRollout(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateRolloutResponse(rsp)
+}
+
+// GetRolloutWithResponse A rollout with its waves and every stack's state
+//
+// The rollout, its waves (stacks per wave, done and failed) and each stack's state, versions and change set summary (what it adds, modifies or removes, and whether a change replaces a resource).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/rollouts/{rollout_id} (the `GetRollout` operationId).
+func (c *ClientWithResponses) GetRolloutWithResponse(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*GetRolloutResponse, error) {
+	rsp, err := c.GetRollout(ctx, rolloutId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRolloutResponse(rsp)
+}
+
+// AbortRolloutWithResponse Abort a rollout
+//
+// Stacks not started stay on their version and change sets not executed are deleted; updates under way finish. The rollout's stacks are free for another rollout once it is finished (`finished_at`). A finished rollout is a `409`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rollouts/{rollout_id}/abort (the `AbortRollout` operationId).
+func (c *ClientWithResponses) AbortRolloutWithResponse(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*AbortRolloutResponse, error) {
+	rsp, err := c.AbortRollout(ctx, rolloutId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAbortRolloutResponse(rsp)
+}
+
+// ApproveRolloutWithResponse Approve the change sets awaiting approval
+//
+// Executes the change sets that replace or remove a stateful resource, which halted the rollout, and sets it running. A rollout with none awaiting approval is a `409`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rollouts/{rollout_id}/approve (the `ApproveRollout` operationId).
+func (c *ClientWithResponses) ApproveRolloutWithResponse(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*ApproveRolloutResponse, error) {
+	rsp, err := c.ApproveRollout(ctx, rolloutId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApproveRolloutResponse(rsp)
+}
+
+// PauseRolloutWithResponse Pause a running rollout
+//
+// No stack starts until `resume`; stacks being updated finish. A rollout that is not running is a `409`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rollouts/{rollout_id}/pause (the `PauseRollout` operationId).
+func (c *ClientWithResponses) PauseRolloutWithResponse(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*PauseRolloutResponse, error) {
+	rsp, err := c.PauseRollout(ctx, rolloutId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePauseRolloutResponse(rsp)
+}
+
+// ResumeRolloutWithResponse Resume a paused or halted rollout
+//
+// The rollout goes on; after a halt on the failure threshold, the threshold counts failures from now on. Stacks awaiting approval stay so (see `approve`). A rollout neither paused nor halted is a `409`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/rollouts/{rollout_id}/resume (the `ResumeRollout` operationId).
+func (c *ClientWithResponses) ResumeRolloutWithResponse(ctx context.Context, rolloutId RolloutID, reqEditors ...RequestEditorFn) (*ResumeRolloutResponse, error) {
+	rsp, err := c.ResumeRollout(ctx, rolloutId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResumeRolloutResponse(rsp)
 }
 
 // SegmentScreenShortWithBodyWithResponse Segment-compatible screen endpoint (short path)
@@ -24053,7 +25858,7 @@ func (c *ClientWithResponses) RotateSourceWithResponse(ctx context.Context, tena
 
 // ListTenantStacksWithResponse The tenant's data stack in each of its Regions
 //
-// One entry per Region, with status, kind, template version, outputs and last error.
+// One entry per Region, with status, kind, template version, outputs, last error and the stack's drift (a pooled tenant's is its pool's), as the periodic drift detection last found it.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -24496,7 +26301,7 @@ func (c *ClientWithResponses) ListFleetWebhooksWithResponse(ctx context.Context,
 
 // CreateFleetWebhookWithBodyWithResponse Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -24518,7 +26323,7 @@ func (c *ClientWithResponses) CreateFleetWebhookWithBodyWithResponse(ctx context
 
 // CreateFleetWebhookWithResponse Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -25895,6 +27700,576 @@ func ParseGetSourceSettingsResponse(rsp *http.Response) (*GetSourceSettingsRespo
 			headers.CacheControl = value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListRolloutsResponse parses an HTTP response from a ListRolloutsWithResponse call
+func ParseListRolloutsResponse(rsp *http.Response) (*ListRolloutsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListRolloutsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListRolloutsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateRolloutResponse parses an HTTP response from a CreateRolloutWithResponse call
+func ParseCreateRolloutResponse(rsp *http.Response) (*CreateRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Rollout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateRolloutResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateRolloutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetRolloutResponse parses an HTTP response from a GetRolloutWithResponse call
+func ParseGetRolloutResponse(rsp *http.Response) (*GetRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetRolloutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAbortRolloutResponse parses an HTTP response from a AbortRolloutWithResponse call
+func ParseAbortRolloutResponse(rsp *http.Response) (*AbortRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AbortRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutOK
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AbortRolloutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseApproveRolloutResponse parses an HTTP response from a ApproveRolloutWithResponse call
+func ParseApproveRolloutResponse(rsp *http.Response) (*ApproveRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApproveRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutOK
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ApproveRolloutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePauseRolloutResponse parses an HTTP response from a PauseRolloutWithResponse call
+func ParsePauseRolloutResponse(rsp *http.Response) (*PauseRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PauseRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutOK
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PauseRolloutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResumeRolloutResponse parses an HTTP response from a ResumeRolloutWithResponse call
+func ParseResumeRolloutResponse(rsp *http.Response) (*ResumeRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResumeRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutOK
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ResumeRolloutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil

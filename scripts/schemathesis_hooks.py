@@ -18,6 +18,11 @@ to. Dropped: "schema-valid request rejected" with
                             for the tenant may be granted (product spec), and
                             generated principals rarely are.
 
+  422 nothing-to-roll-out  for createRollout: a rollout selects the stacks
+                            behind the version of their template that the
+                            server carries, and the run's fleet has none
+                            (TestRollouts pins the 422).
+
 Each status and problem type has only that source in the API, so no other
 refusal hides behind it; the header rules apply to every operation that
 takes the header, however many there are.
@@ -41,6 +46,11 @@ with a 400 whose only error names the field, when the request breaks the rule:
   usage range
            a usage report's to is after its from, and the range holds at
            most 744 hours, 366 days (or, for the fleet's, 366 days of hours);
+  waves    a rollout's waves are cumulative percentages that increase and
+           end at 100 (3.0 cannot order the items of an array);
+  template_versions
+           a rollout's expected versions must be the server's own (a
+           generated 12-hex version never is);
   If-Match an entity tag list as RFC 9110 defines it; the spec states it as
            the header's pattern, but the coverage phase sends header values
            that ignore it ("0"); checked: the value sent does not match the
@@ -78,6 +88,7 @@ HEADER_RULES = {
 # Idempotency-Key values before_call sends, one per request.
 IDEMPOTENCY_KEYS = itertools.count(1)
 UNREGISTERED = (422, PROBLEM + "principal-not-registered")
+NOTHING_TO_ROLL = (422, PROBLEM + "nothing-to-roll-out")
 DUPLICATE_TYPE = re.compile(r"identifiers/(\d+)/type")
 
 
@@ -193,6 +204,8 @@ def explained_rejection(case, response):
             and isinstance(principal, str)
             and doc.get("detail") == f"principal {principal} is not registered for this tenant."
         )
+    if answer == NOTHING_TO_ROLL:
+        return operation_id(case) == "createRollout"
     if response.status_code != 400:
         return False
     errors = [e for e in doc.get("errors") or [] if isinstance(e, dict)]
@@ -223,8 +236,20 @@ def explained_rejection(case, response):
         # Whether a URL's host resolves to public addresses only is no
         # schema's to say; internal/webhooks/guard_test.go pins the guard.
         return True
+    if op == "createRollout" and (field == "waves" or field.startswith("waves/")):
+        return breaks_waves(case.body.get("waves"))
+    if op == "createRollout" and field.startswith("template_versions/"):
+        return "this server applies version" in message
     rule = BODY_RULES.get(field)
     return rule is not None and op in ("createTenant", "updateTenant") and rule(case.body, message)
+
+
+def breaks_waves(waves):
+    """A rollout's waves must increase and end at 100 (internal/rollouts,
+    Plan.normalize; pinned by TestRollouts)."""
+    if not isinstance(waves, list) or not waves:
+        return False
+    return any(b <= a for a, b in zip(waves, waves[1:])) or waves[-1] != 100
 
 
 DEFINITION_OPS = {"createSegment", "updateSegment", "previewSegment"}

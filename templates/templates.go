@@ -164,3 +164,8 @@ func version(body string) string {
 	sum := sha256.Sum256([]byte(body))
 	return hex.EncodeToString(sum[:])[:12]
 }
+
+// Parse returns the template of body under name, versioned as the
+// embedded ones are: a template read from elsewhere (the server's
+// --rollout-templates directory).
+func Parse(name, body string) Template { return newTemplate(name, body) }

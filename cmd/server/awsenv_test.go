@@ -64,8 +64,9 @@ const (
 // test deletes stacks while it polls: onboarding us-east-2/eu-west-2, faults
 // eu-west-3, crash recovery ap-northeast-1/ap-southeast-1, replicas
 // us-west-2/eu-central-1, grants eu-north-1, profiles ap-northeast-2, replica
-// takeover sa-east-1/ap-south-1, tracing eu-south-1 (the
-// cfn package uses us-east-1, eu-west-1 and ca-central-1).
+// takeover sa-east-1/ap-south-1, tracing eu-south-1, rollouts eu-south-2
+// (the cfn package uses us-east-1, eu-west-1 and ca-central-1, the
+// rollouts package ap-southeast-2).
 func awsTestEndpoint(t *testing.T) string {
 	t.Helper()
 	endpoint := os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
@@ -229,6 +230,9 @@ func awsVars(t *testing.T, endpoint, dbURL, keyFile string) map[string]string {
 		"CAIRN_STACK_POLL_INTERVAL": awsStackPoll,
 		"CAIRN_JOB_POLL_INTERVAL":   awsJobPoll,
 		"CAIRN_LOG_LEVEL":           "warn",
+		// The emulator has no rate limits; polls every 100 ms in several
+		// Regions would wait on AWS's.
+		"CAIRN_CFN_CALL_RATE": "200",
 	}
 }
 
@@ -472,7 +476,7 @@ func newFaultEndpoint(t *testing.T, moto string) *faultEndpoint {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	ledger := &createLedger{next: proxy, requests: map[string]int{}, created: map[string][]string{}, gate: &createGate{open: true, changed: make(chan struct{})}}
+	ledger := &createLedger{next: proxy, requests: map[string]int{}, created: map[string][]string{}, executes: map[string]int{}, gate: &createGate{open: true, changed: make(chan struct{})}}
 	proxy.Rewrite("cloudformation:CreateStack", ledger.recordCreated)
 	proxy.Rewrite("cloudformation:CreateStack", ledger.gate.holdAnswer)
 	srv := httptest.NewServer(ledger)
@@ -493,6 +497,7 @@ type createLedger struct {
 	mu       sync.Mutex
 	requests map[string]int
 	created  map[string][]string // stack IDs
+	executes map[string]int      // ExecuteChangeSet requests
 }
 
 // stackIDInAnswer finds the stack ID of a CreateStack answer:
@@ -513,6 +518,10 @@ func (l *createLedger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			l.requests[signingRegion(r)+"/"+form.Get("StackName")]++
 			l.mu.Unlock()
 			l.gate.holdRequest()
+		} else if err == nil && form.Get("Action") == "ExecuteChangeSet" {
+			l.mu.Lock()
+			l.executes[signingRegion(r)+"/"+form.Get("StackName")]++
+			l.mu.Unlock()
 		}
 	}
 	l.next.ServeHTTP(w, r)
@@ -534,6 +543,14 @@ func (l *createLedger) Requests(region, name string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.requests[region+"/"+name]
+}
+
+// Executes returns how many ExecuteChangeSet requests for the stack
+// reached the proxy.
+func (l *createLedger) Executes(region, name string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.executes[region+"/"+name]
 }
 
 // Created returns the IDs of the stacks that moto created under the name,

@@ -44,6 +44,14 @@ type config struct {
 	AWSEndpointURL    string
 	UsageReportBucket string
 	StackPollInterval time.Duration
+	// CFNCallRate is the CloudFormation calls a second allowed per Region
+	// (provisioner.Throttle).
+	CFNCallRate int
+	// DriftInterval is how often every stack's drift is detected.
+	DriftInterval time.Duration
+	// RolloutTemplates, if set, is a directory whose tenant-dedicated.yaml
+	// and pool.yaml rollouts apply instead of the embedded templates.
+	RolloutTemplates  string
 	MaxTenantTokenTTL time.Duration
 	MaxAdminTokenTTL  time.Duration
 	// StackRoleARN, if set, is the service role CloudFormation creates
@@ -126,6 +134,9 @@ func (c *config) settings() []setting {
 		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud, cmdServe},
 		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL, cmdServe},
 		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval, cmdServe},
+		{"cfn-call-rate", "CAIRN_CFN_CALL_RATE", "4", "with cloud aws, CloudFormation calls a second this replica makes per Region, for stacks, rollouts and drift detection together (AWS throttles per account and Region: divide the budget among replicas)", &c.CFNCallRate, cmdServe},
+		{"drift-interval", "CAIRN_DRIFT_INTERVAL", "24h", "how often CloudFormation drift detection runs on every stack, a Region at a time", &c.DriftInterval, cmdServe},
+		{"rollout-templates", "CAIRN_ROLLOUT_TEMPLATES", "", "directory whose tenant-dedicated.yaml and pool.yaml rollouts apply instead of the templates built in (each file present replaces its template)", &c.RolloutTemplates, cmdServe},
 		{"usage-report-bucket", "CAIRN_USAGE_REPORT_BUCKET", "", "s3://bucket[/prefix] (in AWS_REGION) that receives the daily usage reports; empty writes them to <data-dir>/usage-reports", &c.UsageReportBucket, cmdServe},
 		{"key-encryption-kms-key", "CAIRN_KEY_ENCRYPTION_KMS_KEY", "", "ARN of an AWS KMS key (or alias) whose data key, kept wrapped in the database, seals the signing keys; instead of CAIRN_KEY_ENCRYPTION_KEY(_FILE)", &c.KEKKMSKey, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"stack-role-arn", "CAIRN_STACK_ROLE_ARN", "", "ARN of the IAM role CloudFormation creates and deletes tenant stacks with (with cloud aws); empty uses the server's own credentials", &c.StackRoleARN, cmdServe},
@@ -217,6 +228,12 @@ func (c *config) validate() error {
 	}
 	if c.MaxWorkers < 1 {
 		return errors.New("max-workers must be at least 1")
+	}
+	if c.DriftInterval < time.Second {
+		return errors.New("drift-interval must be at least 1s")
+	}
+	if c.CFNCallRate < 1 {
+		return errors.New("cfn-call-rate must be at least 1")
 	}
 	for _, d := range []time.Duration{c.MaxTenantTokenTTL, c.MaxAdminTokenTTL} {
 		if d < time.Minute || d > 720*time.Hour {

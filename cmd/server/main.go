@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,6 +42,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/drift"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
@@ -50,6 +52,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
+	"github.com/cairn-cdp/cairn/internal/rollouts"
 	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
@@ -57,6 +60,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/tracing"
 	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
+	"github.com/cairn-cdp/cairn/templates"
 	"github.com/cairn-cdp/cairn/web"
 )
 
@@ -509,8 +513,28 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
+	rolloutTemplates, err := loadRolloutTemplates(cfg.RolloutTemplates)
+	if err != nil {
+		return err
+	}
+	rolloutSvc, err := rollouts.NewService(rollouts.ServiceConfig{Store: db, Templates: rolloutTemplates})
+	if err != nil {
+		return err
+	}
+	rolloutRunner, err := rollouts.NewRunner(rollouts.RunnerConfig{Store: db, Engine: engine, PollInterval: cfg.StackPollInterval, Logger: log, Fleet: fleetRelay})
+	if err != nil {
+		return err
+	}
+
+	detector, err := drift.New(drift.Config{Store: db, Engine: engine, Interval: cfg.DriftInterval, Logger: log, Fleet: fleetRelay})
+	if err != nil {
+		return err
+	}
+
 	workers := river.NewWorkers()
 	prov.Register(workers)
+	rolloutRunner.Register(workers)
+	detector.Register(workers)
 	grantSvc.Register(workers)
 	profileSvc.Register(workers)
 	fleetRelay.Register(workers)
@@ -524,8 +548,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	river.AddWorker(workers, &usageReporter{r: &usage.Reporter{Store: db, Sink: sink, Notify: fleetRelay.Notify, Logger: log}})
 	river.AddWorker(workers, &profileSampler{s: sampler})
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
-		Workers:      workers,
-		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
+		Workers: workers,
+		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs(),
+			rolloutRunner.PeriodicJobs(), detector.PeriodicJobs()),
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,
@@ -582,6 +607,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		PortalOIDC:   portalOIDC(cfg),
 		Usage:        db,
 		Meter:        meter,
+		Rollouts:     rolloutSvc,
+		Drift:        db,
 	})
 	if err != nil {
 		return err
@@ -662,10 +689,13 @@ func newCloud(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (p
 		root := filepath.Join(cfg.DataDir, "zones")
 		return &provisioner.LocalEngine{Root: root}, &grants.LocalCatalog{Root: root}, grants.LocalCredentials{}, nil
 	case "aws":
-		engine, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL, RoleARN: cfg.StackRoleARN})
+		cloud, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL, RoleARN: cfg.StackRoleARN})
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		// Every CloudFormation call of this replica (the poller, rollouts)
+		// shares one budget per Region; the local engine has none.
+		engine := provisioner.Throttle(cloud, provisioner.ThrottleConfig{Rate: float64(cfg.CFNCallRate), Burst: cfg.CFNCallRate})
 		lfCfg := lakeformation.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL}
 		catalog, err := lakeformation.NewCatalog(ctx, lfCfg)
 		if err != nil {
@@ -679,6 +709,28 @@ func newCloud(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (p
 	default:
 		return nil, nil, nil, fmt.Errorf("cloud %q: want local or aws", cfg.Cloud)
 	}
+}
+
+// loadRolloutTemplates returns the templates rollouts apply: those of dir
+// where it has them (read once, at start), the embedded ones otherwise.
+func loadRolloutTemplates(dir string) (func(kind string) templates.Template, error) {
+	byKind := map[string]templates.Template{
+		rollouts.KindDedicated: templates.Dedicated(),
+		rollouts.KindPool:      templates.Pool(),
+	}
+	if dir != "" {
+		for kind, name := range map[string]string{rollouts.KindDedicated: templates.DedicatedFile, rollouts.KindPool: templates.PoolFile} {
+			body, err := os.ReadFile(filepath.Join(dir, name))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("rollout templates: %w", err)
+			}
+			byKind[kind] = templates.Parse(name, string(body))
+		}
+	}
+	return func(kind string) templates.Template { return byKind[kind] }, nil
 }
 
 func describeDB(url string) string {

@@ -29,10 +29,14 @@ const (
 	TenantDeleted     = "tenant.deleted"
 	StackFailed       = "stack.failed"
 	UsageReported     = "usage.reported"
+	RolloutHalted     = "rollout.halted"
+	RolloutCompleted  = "rollout.completed"
+	StackDrifted      = "stack.drifted"
 )
 
 // Types lists every event type this package announces.
-var Types = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed, UsageReported}
+var Types = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed, UsageReported,
+	RolloutHalted, RolloutCompleted, StackDrifted}
 
 // Event is one announcement in the outbox.
 type Event struct {
@@ -69,6 +73,14 @@ type Data struct {
 	Location string `json:"location,omitempty"`
 	Tenants  int    `json:"tenants,omitempty"`
 	Rows     int    `json:"rows,omitempty"`
+	// RolloutID names the rollout of a rollout.halted or
+	// rollout.completed event; Status is its state, Reason why it halted.
+	RolloutID string `json:"rollout_id,omitempty"`
+	// DriftStatus and DriftedResources describe a stack.drifted event:
+	// the stack's drift status and the logical IDs of its drifted
+	// resources.
+	DriftStatus      string   `json:"drift_status,omitempty"`
+	DriftedResources []string `json:"drifted_resources,omitempty"`
 	// At is when the change happened, RFC 3339 in UTC.
 	At string `json:"at"`
 }

@@ -168,6 +168,30 @@ func (e PlacementStatus) Valid() bool {
 	}
 }
 
+// Defines values for PoolDriftStatus.
+const (
+	PoolDriftStatusDRIFTED    PoolDriftStatus = "DRIFTED"
+	PoolDriftStatusINSYNC     PoolDriftStatus = "IN_SYNC"
+	PoolDriftStatusNOTCHECKED PoolDriftStatus = "NOT_CHECKED"
+	PoolDriftStatusUNKNOWN    PoolDriftStatus = "UNKNOWN"
+)
+
+// Valid indicates whether the value is a known member of the PoolDriftStatus enum.
+func (e PoolDriftStatus) Valid() bool {
+	switch e {
+	case PoolDriftStatusDRIFTED:
+		return true
+	case PoolDriftStatusINSYNC:
+		return true
+	case PoolDriftStatusNOTCHECKED:
+		return true
+	case PoolDriftStatusUNKNOWN:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PortalOIDCToken.
 const (
 	AccessToken PortalOIDCToken = "access_token"
@@ -297,6 +321,123 @@ func (e Region) Valid() bool {
 	}
 }
 
+// Defines values for ResourceDriftStatus.
+const (
+	DELETED  ResourceDriftStatus = "DELETED"
+	MODIFIED ResourceDriftStatus = "MODIFIED"
+)
+
+// Valid indicates whether the value is a known member of the ResourceDriftStatus enum.
+func (e ResourceDriftStatus) Valid() bool {
+	switch e {
+	case DELETED:
+		return true
+	case MODIFIED:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RolloutSelectorTier.
+const (
+	RolloutSelectorTierDedicated RolloutSelectorTier = "dedicated"
+	RolloutSelectorTierPooled    RolloutSelectorTier = "pooled"
+)
+
+// Valid indicates whether the value is a known member of the RolloutSelectorTier enum.
+func (e RolloutSelectorTier) Valid() bool {
+	switch e {
+	case RolloutSelectorTierDedicated:
+		return true
+	case RolloutSelectorTierPooled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RolloutStackKind.
+const (
+	RolloutStackKindDedicated RolloutStackKind = "dedicated"
+	RolloutStackKindPool      RolloutStackKind = "pool"
+)
+
+// Valid indicates whether the value is a known member of the RolloutStackKind enum.
+func (e RolloutStackKind) Valid() bool {
+	switch e {
+	case RolloutStackKindDedicated:
+		return true
+	case RolloutStackKindPool:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RolloutStackState.
+const (
+	RolloutStackStateAwaitingApproval RolloutStackState = "awaiting_approval"
+	RolloutStackStateExecuting        RolloutStackState = "executing"
+	RolloutStackStateFailed           RolloutStackState = "failed"
+	RolloutStackStatePending          RolloutStackState = "pending"
+	RolloutStackStateReviewing        RolloutStackState = "reviewing"
+	RolloutStackStateSkipped          RolloutStackState = "skipped"
+	RolloutStackStateSucceeded        RolloutStackState = "succeeded"
+	RolloutStackStateUnchanged        RolloutStackState = "unchanged"
+)
+
+// Valid indicates whether the value is a known member of the RolloutStackState enum.
+func (e RolloutStackState) Valid() bool {
+	switch e {
+	case RolloutStackStateAwaitingApproval:
+		return true
+	case RolloutStackStateExecuting:
+		return true
+	case RolloutStackStateFailed:
+		return true
+	case RolloutStackStatePending:
+		return true
+	case RolloutStackStateReviewing:
+		return true
+	case RolloutStackStateSkipped:
+		return true
+	case RolloutStackStateSucceeded:
+		return true
+	case RolloutStackStateUnchanged:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RolloutState.
+const (
+	RolloutStateAborted   RolloutState = "aborted"
+	RolloutStateCompleted RolloutState = "completed"
+	RolloutStateHalted    RolloutState = "halted"
+	RolloutStatePaused    RolloutState = "paused"
+	RolloutStateRunning   RolloutState = "running"
+)
+
+// Valid indicates whether the value is a known member of the RolloutState enum.
+func (e RolloutState) Valid() bool {
+	switch e {
+	case RolloutStateAborted:
+		return true
+	case RolloutStateCompleted:
+		return true
+	case RolloutStateHalted:
+		return true
+	case RolloutStatePaused:
+		return true
+	case RolloutStateRunning:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SegmentMatch.
 const (
 	SegmentMatchAll SegmentMatch = "all"
@@ -420,6 +561,30 @@ func (e SignInTokenTokenType) Valid() bool {
 	}
 }
 
+// Defines values for StackDriftStatus.
+const (
+	StackDriftStatusDRIFTED    StackDriftStatus = "DRIFTED"
+	StackDriftStatusINSYNC     StackDriftStatus = "IN_SYNC"
+	StackDriftStatusNOTCHECKED StackDriftStatus = "NOT_CHECKED"
+	StackDriftStatusUNKNOWN    StackDriftStatus = "UNKNOWN"
+)
+
+// Valid indicates whether the value is a known member of the StackDriftStatus enum.
+func (e StackDriftStatus) Valid() bool {
+	switch e {
+	case StackDriftStatusDRIFTED:
+		return true
+	case StackDriftStatusINSYNC:
+		return true
+	case StackDriftStatusNOTCHECKED:
+		return true
+	case StackDriftStatusUNKNOWN:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TenantScope.
 const (
 	AuditRead     TenantScope = "audit:read"
@@ -512,16 +677,16 @@ func (e TenantUsageGranularity) Valid() bool {
 
 // Defines values for Tier.
 const (
-	Dedicated Tier = "dedicated"
-	Pooled    Tier = "pooled"
+	TierDedicated Tier = "dedicated"
+	TierPooled    Tier = "pooled"
 )
 
 // Valid indicates whether the value is a known member of the Tier enum.
 func (e Tier) Valid() bool {
 	switch e {
-	case Dedicated:
+	case TierDedicated:
 		return true
-	case Pooled:
+	case TierPooled:
 		return true
 	default:
 		return false
@@ -573,8 +738,11 @@ const (
 	ProfileErased     WebhookEventType = "profile.erased"
 	ProfileMerged     WebhookEventType = "profile.merged"
 	ProfileUnmerged   WebhookEventType = "profile.unmerged"
+	RolloutCompleted  WebhookEventType = "rollout.completed"
+	RolloutHalted     WebhookEventType = "rollout.halted"
 	SegmentEntered    WebhookEventType = "segment.entered"
 	SegmentExited     WebhookEventType = "segment.exited"
+	StackDrifted      WebhookEventType = "stack.drifted"
 	StackFailed       WebhookEventType = "stack.failed"
 	TenantDeleted     WebhookEventType = "tenant.deleted"
 	TenantFailed      WebhookEventType = "tenant.failed"
@@ -595,9 +763,15 @@ func (e WebhookEventType) Valid() bool {
 		return true
 	case ProfileUnmerged:
 		return true
+	case RolloutCompleted:
+		return true
+	case RolloutHalted:
+		return true
 	case SegmentEntered:
 		return true
 	case SegmentExited:
+		return true
+	case StackDrifted:
 		return true
 	case StackFailed:
 		return true
@@ -950,8 +1124,13 @@ type PlacementStatus string
 
 // Pool defines model for Pool.
 type Pool struct {
-	CreatedAt time.Time `json:"created_at"`
-	LastError *string   `json:"last_error,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	DriftCheckedAt *time.Time `json:"drift_checked_at,omitempty"`
+
+	// DriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+	DriftStatus      *PoolDriftStatus `json:"drift_status,omitempty"`
+	DriftedResources *[]ResourceDrift `json:"drifted_resources,omitempty"`
+	LastError        *string          `json:"last_error,omitempty"`
 
 	// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
 	// curated_bucket, stream_arn, profile_table, glue_database,
@@ -968,6 +1147,9 @@ type Pool struct {
 	TenantCount     int             `json:"tenant_count"`
 	UpdatedAt       time.Time       `json:"updated_at"`
 }
+
+// PoolDriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+type PoolDriftStatus string
 
 // PoolList defines model for PoolList.
 type PoolList struct {
@@ -1098,6 +1280,188 @@ type ReconcileReport struct {
 
 // Region An AWS commercial Region code.
 type Region string
+
+// ResourceChange defines model for ResourceChange.
+type ResourceChange struct {
+	// Action Add, Modify or Remove.
+	Action    string `json:"action"`
+	LogicalId string `json:"logical_id"`
+
+	// Replacement For a Modify: True, False or Conditional.
+	Replacement  *string `json:"replacement,omitempty"`
+	ResourceType string  `json:"resource_type"`
+}
+
+// ResourceDrift defines model for ResourceDrift.
+type ResourceDrift struct {
+	LogicalId    string              `json:"logical_id"`
+	PhysicalId   *string             `json:"physical_id,omitempty"`
+	ResourceType string              `json:"resource_type"`
+	Status       ResourceDriftStatus `json:"status"`
+}
+
+// ResourceDriftStatus defines model for ResourceDrift.Status.
+type ResourceDriftStatus string
+
+// Rollout defines model for Rollout.
+type Rollout struct {
+	BakeSeconds int `json:"bake_seconds"`
+
+	// BakeUntil When the wave under way may start, after the bake time.
+	BakeUntil *time.Time `json:"bake_until,omitempty"`
+	Canary    int        `json:"canary"`
+
+	// Counts Stacks per state.
+	Counts           map[string]int `json:"counts"`
+	CreatedAt        time.Time      `json:"created_at"`
+	CreatedBy        *string        `json:"created_by,omitempty"`
+	FailureThreshold int            `json:"failure_threshold"`
+	FinishedAt       *time.Time     `json:"finished_at,omitempty"`
+	Id               string         `json:"id"`
+	MaxInFlight      int            `json:"max_in_flight"`
+
+	// Reason Why it halted or was aborted.
+	Reason *string `json:"reason,omitempty"`
+
+	// Selector Every filter given must hold; none selects every stack.
+	Selector RolloutSelector `json:"selector"`
+	State    RolloutState    `json:"state"`
+
+	// TemplateVersions The versions applied, by stack kind (dedicated, pool).
+	TemplateVersions map[string]string `json:"template_versions"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+
+	// Wave The wave under way, 0 being the canary.
+	Wave      int   `json:"wave"`
+	WaveCount int   `json:"wave_count"`
+	Waves     []int `json:"waves"`
+}
+
+// RolloutCreate defines model for RolloutCreate.
+type RolloutCreate struct {
+	// BakeSeconds Time between the end of a wave and the start of the next; default 0.
+	BakeSeconds *int `json:"bake_seconds,omitempty"`
+
+	// Canary Stacks of the first wave; default 1.
+	Canary *int `json:"canary,omitempty"`
+
+	// FailureThreshold Failed stacks that halt the rollout; default 1.
+	FailureThreshold *int `json:"failure_threshold,omitempty"`
+
+	// MaxInFlight Stacks updated at once; default 25.
+	MaxInFlight *int `json:"max_in_flight,omitempty"`
+
+	// Selector Every filter given must hold; none selects every stack.
+	Selector *RolloutSelector `json:"selector,omitempty"`
+
+	// TemplateVersions The versions expected, by stack kind; the rollout is refused if this server's differ.
+	TemplateVersions *struct {
+		Dedicated *string `json:"dedicated,omitempty"`
+		Pool      *string `json:"pool,omitempty"`
+	} `json:"template_versions,omitempty"`
+
+	// Waves Cumulative percentages of the stacks done by the end of each wave after the canary, increasing and ending at 100; default [5, 25, 100].
+	Waves *[]int `json:"waves,omitempty"`
+}
+
+// RolloutDetail defines model for RolloutDetail.
+type RolloutDetail struct {
+	BakeSeconds int `json:"bake_seconds"`
+
+	// BakeUntil When the wave under way may start, after the bake time.
+	BakeUntil *time.Time `json:"bake_until,omitempty"`
+	Canary    int        `json:"canary"`
+
+	// Counts Stacks per state.
+	Counts           map[string]int `json:"counts"`
+	CreatedAt        time.Time      `json:"created_at"`
+	CreatedBy        *string        `json:"created_by,omitempty"`
+	FailureThreshold int            `json:"failure_threshold"`
+	FinishedAt       *time.Time     `json:"finished_at,omitempty"`
+	Id               string         `json:"id"`
+	MaxInFlight      int            `json:"max_in_flight"`
+
+	// Reason Why it halted or was aborted.
+	Reason *string `json:"reason,omitempty"`
+
+	// Selector Every filter given must hold; none selects every stack.
+	Selector RolloutSelector `json:"selector"`
+	Stacks   []RolloutStack  `json:"stacks"`
+	State    RolloutState    `json:"state"`
+
+	// TemplateVersions The versions applied, by stack kind (dedicated, pool).
+	TemplateVersions map[string]string `json:"template_versions"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+
+	// Wave The wave under way, 0 being the canary.
+	Wave        int           `json:"wave"`
+	WaveCount   int           `json:"wave_count"`
+	Waves       []int         `json:"waves"`
+	WavesDetail []RolloutWave `json:"waves_detail"`
+}
+
+// RolloutList defines model for RolloutList.
+type RolloutList struct {
+	Items      []Rollout `json:"items"`
+	NextCursor *string   `json:"next_cursor"`
+}
+
+// RolloutSelector Every filter given must hold; none selects every stack.
+type RolloutSelector struct {
+	// Labels Tenants with every one of these labels; a pool stack is selected when one of them is pooled in its Region.
+	Labels    *map[string]string `json:"labels,omitempty"`
+	Regions   *[]Region          `json:"regions,omitempty"`
+	TenantIds *[]TenantID        `json:"tenant_ids,omitempty"`
+
+	// Tier `dedicated`: tenants' own stacks; `pooled`: the Regions' pool stacks.
+	Tier *RolloutSelectorTier `json:"tier,omitempty"`
+}
+
+// RolloutSelectorTier `dedicated`: tenants' own stacks; `pooled`: the Regions' pool stacks.
+type RolloutSelectorTier string
+
+// RolloutStack defines model for RolloutStack.
+type RolloutStack struct {
+	Approved    *bool            `json:"approved,omitempty"`
+	ChangeSet   *string          `json:"change_set,omitempty"`
+	Changes     []ResourceChange `json:"changes"`
+	FinishedAt  *time.Time       `json:"finished_at,omitempty"`
+	FromVersion string           `json:"from_version"`
+	Index       int              `json:"index"`
+	Kind        RolloutStackKind `json:"kind"`
+	Reason      *string          `json:"reason,omitempty"`
+
+	// Region An AWS commercial Region code.
+	Region    Region            `json:"region"`
+	StackName string            `json:"stack_name"`
+	StartedAt *time.Time        `json:"started_at,omitempty"`
+	State     RolloutStackState `json:"state"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId  *TenantID `json:"tenant_id,omitempty"`
+	ToVersion string    `json:"to_version"`
+	Wave      int       `json:"wave"`
+}
+
+// RolloutStackKind defines model for RolloutStack.Kind.
+type RolloutStackKind string
+
+// RolloutStackState defines model for RolloutStackState.
+type RolloutStackState string
+
+// RolloutState defines model for RolloutState.
+type RolloutState string
+
+// RolloutWave defines model for RolloutWave.
+type RolloutWave struct {
+	// Done Stacks finished (succeeded, unchanged, failed or skipped).
+	Done   int `json:"done"`
+	Failed int `json:"failed"`
+	Index  int `json:"index"`
+	Stacks int `json:"stacks"`
+}
 
 // Segment defines model for Segment.
 type Segment struct {
@@ -1486,8 +1850,13 @@ type SourceWithKey struct {
 // Stack defines model for Stack.
 type Stack struct {
 	// Attempt How many times the stack has been created.
-	Attempt   int       `json:"attempt"`
-	CreatedAt time.Time `json:"created_at"`
+	Attempt        int        `json:"attempt"`
+	CreatedAt      time.Time  `json:"created_at"`
+	DriftCheckedAt *time.Time `json:"drift_checked_at,omitempty"`
+
+	// DriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+	DriftStatus      *StackDriftStatus `json:"drift_status,omitempty"`
+	DriftedResources *[]ResourceDrift  `json:"drifted_resources,omitempty"`
 
 	// Kind `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
 	Kind      Tier    `json:"kind"`
@@ -1511,6 +1880,9 @@ type Stack struct {
 	TemplateVersion string          `json:"template_version"`
 	UpdatedAt       time.Time       `json:"updated_at"`
 }
+
+// StackDriftStatus The stack's latest CloudFormation drift detection (absent until the first).
+type StackDriftStatus string
 
 // StackEvent defines model for StackEvent.
 type StackEvent struct {
@@ -1847,8 +2219,8 @@ type WebhookEndpointWithSecret struct {
 }
 
 // WebhookEventType Tenant endpoints take `segment.*` and `profile.*`; fleet endpoints
-// take `tenant.*`, `stack.failed`, `usage.reported` and
-// `webhook.disabled`.
+// take `tenant.*`, `stack.failed`, `stack.drifted`, `usage.reported`,
+// `rollout.halted`, `rollout.completed` and `webhook.disabled`.
 type WebhookEventType string
 
 // WebhookRecover defines model for WebhookRecover.
@@ -1900,6 +2272,9 @@ type ProfileID = string
 // RegionPath An AWS commercial Region code.
 type RegionPath = Region
 
+// RolloutID defines model for RolloutID.
+type RolloutID = string
+
 // SegmentID defines model for SegmentID.
 type SegmentID = string
 
@@ -1938,6 +2313,9 @@ type NotFound = Problem
 
 // PreconditionFailed An RFC 9457 problem detail.
 type PreconditionFailed = Problem
+
+// RolloutOK defines model for RolloutOK.
+type RolloutOK = Rollout
 
 // TenantAccepted defines model for TenantAccepted.
 type TenantAccepted = Tenant
@@ -2031,6 +2409,21 @@ type SegmentPageShortJSONBody = json.RawMessage
 
 // SegmentPageJSONBody defines parameters for SegmentPage.
 type SegmentPageJSONBody = json.RawMessage
+
+// ListRolloutsParams defines parameters for ListRollouts.
+type ListRolloutsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// CreateRolloutParams defines parameters for CreateRollout.
+type CreateRolloutParams struct {
+	// IdempotencyKey A client-chosen key that makes the request safe to retry for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // SegmentScreenShortJSONBody defines parameters for SegmentScreenShort.
 type SegmentScreenShortJSONBody = json.RawMessage
@@ -2410,6 +2803,9 @@ type SegmentPageShortJSONRequestBody = SegmentPageShortJSONBody
 
 // SegmentPageJSONRequestBody defines body for SegmentPage for application/json ContentType.
 type SegmentPageJSONRequestBody = SegmentPageJSONBody
+
+// CreateRolloutJSONRequestBody defines body for CreateRollout for application/json ContentType.
+type CreateRolloutJSONRequestBody = RolloutCreate
 
 // SegmentScreenShortJSONRequestBody defines body for SegmentScreenShort for application/json ContentType.
 type SegmentScreenShortJSONRequestBody = SegmentScreenShortJSONBody
@@ -2933,6 +3329,27 @@ type ServerInterface interface {
 	// GetSourceSettings The settings analytics.js loads for a write key
 	// (GET /v1/projects/{write_key}/settings)
 	GetSourceSettings(w http.ResponseWriter, r *http.Request, writeKey string)
+	// ListRollouts Template rollouts, newest first
+	// (GET /v1/rollouts)
+	ListRollouts(w http.ResponseWriter, r *http.Request, params ListRolloutsParams)
+	// CreateRollout Roll this server's template versions out to the fleet, in waves
+	// (POST /v1/rollouts)
+	CreateRollout(w http.ResponseWriter, r *http.Request, params CreateRolloutParams)
+	// GetRollout A rollout with its waves and every stack's state
+	// (GET /v1/rollouts/{rollout_id})
+	GetRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID)
+	// AbortRollout Abort a rollout
+	// (POST /v1/rollouts/{rollout_id}/abort)
+	AbortRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID)
+	// ApproveRollout Approve the change sets awaiting approval
+	// (POST /v1/rollouts/{rollout_id}/approve)
+	ApproveRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID)
+	// PauseRollout Pause a running rollout
+	// (POST /v1/rollouts/{rollout_id}/pause)
+	PauseRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID)
+	// ResumeRollout Resume a paused or halted rollout
+	// (POST /v1/rollouts/{rollout_id}/resume)
+	ResumeRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID)
 	// SegmentScreenShort Segment-compatible screen endpoint (short path)
 	// (POST /v1/s)
 	SegmentScreenShort(w http.ResponseWriter, r *http.Request)
@@ -3260,6 +3677,48 @@ func (_ Unimplemented) GetPortalConfig(w http.ResponseWriter, r *http.Request) {
 // GetSourceSettings The settings analytics.js loads for a write key
 // (GET /v1/projects/{write_key}/settings)
 func (_ Unimplemented) GetSourceSettings(w http.ResponseWriter, r *http.Request, writeKey string) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListRollouts Template rollouts, newest first
+// (GET /v1/rollouts)
+func (_ Unimplemented) ListRollouts(w http.ResponseWriter, r *http.Request, params ListRolloutsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateRollout Roll this server's template versions out to the fleet, in waves
+// (POST /v1/rollouts)
+func (_ Unimplemented) CreateRollout(w http.ResponseWriter, r *http.Request, params CreateRolloutParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetRollout A rollout with its waves and every stack's state
+// (GET /v1/rollouts/{rollout_id})
+func (_ Unimplemented) GetRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AbortRollout Abort a rollout
+// (POST /v1/rollouts/{rollout_id}/abort)
+func (_ Unimplemented) AbortRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ApproveRollout Approve the change sets awaiting approval
+// (POST /v1/rollouts/{rollout_id}/approve)
+func (_ Unimplemented) ApproveRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// PauseRollout Pause a running rollout
+// (POST /v1/rollouts/{rollout_id}/pause)
+func (_ Unimplemented) PauseRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ResumeRollout Resume a paused or halted rollout
+// (POST /v1/rollouts/{rollout_id}/resume)
+func (_ Unimplemented) ResumeRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -4127,6 +4586,223 @@ func (siw *ServerInterfaceWrapper) GetSourceSettings(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetSourceSettings(w, r, writeKey)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListRollouts operation middleware
+func (siw *ServerInterfaceWrapper) ListRollouts(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListRolloutsParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListRollouts(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateRollout operation middleware
+func (siw *ServerInterfaceWrapper) CreateRollout(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateRolloutParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateRollout(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetRollout operation middleware
+func (siw *ServerInterfaceWrapper) GetRollout(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "rollout_id" -------------
+	var rolloutId RolloutID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "rollout_id", chi.URLParam(r, "rollout_id"), &rolloutId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "rollout_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetRollout(w, r, rolloutId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AbortRollout operation middleware
+func (siw *ServerInterfaceWrapper) AbortRollout(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "rollout_id" -------------
+	var rolloutId RolloutID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "rollout_id", chi.URLParam(r, "rollout_id"), &rolloutId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "rollout_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AbortRollout(w, r, rolloutId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ApproveRollout operation middleware
+func (siw *ServerInterfaceWrapper) ApproveRollout(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "rollout_id" -------------
+	var rolloutId RolloutID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "rollout_id", chi.URLParam(r, "rollout_id"), &rolloutId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "rollout_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ApproveRollout(w, r, rolloutId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// PauseRollout operation middleware
+func (siw *ServerInterfaceWrapper) PauseRollout(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "rollout_id" -------------
+	var rolloutId RolloutID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "rollout_id", chi.URLParam(r, "rollout_id"), &rolloutId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "rollout_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PauseRollout(w, r, rolloutId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ResumeRollout operation middleware
+func (siw *ServerInterfaceWrapper) ResumeRollout(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "rollout_id" -------------
+	var rolloutId RolloutID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "rollout_id", chi.URLParam(r, "rollout_id"), &rolloutId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "rollout_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ResumeRollout(w, r, rolloutId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -7392,6 +8068,27 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/pools", wrapper.ListPools)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/rollouts", wrapper.ListRollouts)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/rollouts", wrapper.CreateRollout)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/rollouts/{rollout_id}", wrapper.GetRollout)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/rollouts/{rollout_id}/pause", wrapper.PauseRollout)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/rollouts/{rollout_id}/resume", wrapper.ResumeRollout)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/rollouts/{rollout_id}/approve", wrapper.ApproveRollout)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/rollouts/{rollout_id}/abort", wrapper.AbortRollout)
+	})
+	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/v1/tenants/{tenant_id}/principals", wrapper.RemovePrincipal)
 	})
 	r.Group(func(r chi.Router) {
@@ -7622,6 +8319,8 @@ type InternalErrorApplicationProblemPlusJSONResponse Problem
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PreconditionFailedApplicationProblemPlusJSONResponse Problem
+
+type RolloutOKJSONResponse Rollout
 
 type TenantAcceptedResponseHeaders struct {
 	Location string
@@ -9352,6 +10051,832 @@ type GetSourceSettings500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetSourceSettings500ApplicationProblemPlusJSONResponse) VisitGetSourceSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRolloutsRequestObject struct {
+	Params ListRolloutsParams
+}
+
+type ListRolloutsResponseObject interface {
+	VisitListRolloutsResponse(w http.ResponseWriter) error
+}
+
+type ListRollouts200JSONResponse RolloutList
+
+func (response ListRollouts200JSONResponse) VisitListRolloutsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRollouts400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListRollouts400ApplicationProblemPlusJSONResponse) VisitListRolloutsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRollouts401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRollouts401ApplicationProblemPlusJSONResponse) VisitListRolloutsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRollouts403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListRollouts403ApplicationProblemPlusJSONResponse) VisitListRolloutsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRollouts500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListRollouts500ApplicationProblemPlusJSONResponse) VisitListRolloutsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRolloutRequestObject struct {
+	Params CreateRolloutParams
+	Body   *CreateRolloutJSONRequestBody
+}
+
+type CreateRolloutResponseObject interface {
+	VisitCreateRolloutResponse(w http.ResponseWriter) error
+}
+
+type CreateRollout201ResponseHeaders struct {
+	Location string
+}
+
+type CreateRollout201JSONResponse struct {
+	Body    Rollout
+	Headers CreateRollout201ResponseHeaders
+}
+
+func (response CreateRollout201JSONResponse) VisitCreateRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRollout400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRollout400ApplicationProblemPlusJSONResponse) VisitCreateRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRollout401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRollout401ApplicationProblemPlusJSONResponse) VisitCreateRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRollout403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRollout403ApplicationProblemPlusJSONResponse) VisitCreateRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRollout409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRollout409ApplicationProblemPlusJSONResponse) VisitCreateRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRollout413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRollout413ApplicationProblemPlusJSONResponse) VisitCreateRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRollout415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRollout415ApplicationProblemPlusJSONResponse) VisitCreateRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRollout422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRollout422ApplicationProblemPlusJSONResponse) VisitCreateRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRollout500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CreateRollout500ApplicationProblemPlusJSONResponse) VisitCreateRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRolloutRequestObject struct {
+	RolloutId RolloutID `json:"rollout_id"`
+}
+
+type GetRolloutResponseObject interface {
+	VisitGetRolloutResponse(w http.ResponseWriter) error
+}
+
+type GetRollout200JSONResponse RolloutDetail
+
+func (response GetRollout200JSONResponse) VisitGetRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRollout400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetRollout400ApplicationProblemPlusJSONResponse) VisitGetRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRollout401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetRollout401ApplicationProblemPlusJSONResponse) VisitGetRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRollout403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetRollout403ApplicationProblemPlusJSONResponse) VisitGetRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRollout404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetRollout404ApplicationProblemPlusJSONResponse) VisitGetRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRollout500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetRollout500ApplicationProblemPlusJSONResponse) VisitGetRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AbortRolloutRequestObject struct {
+	RolloutId RolloutID `json:"rollout_id"`
+}
+
+type AbortRolloutResponseObject interface {
+	VisitAbortRolloutResponse(w http.ResponseWriter) error
+}
+
+type AbortRollout200JSONResponse struct{ RolloutOKJSONResponse }
+
+func (response AbortRollout200JSONResponse) VisitAbortRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AbortRollout400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AbortRollout400ApplicationProblemPlusJSONResponse) VisitAbortRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AbortRollout401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AbortRollout401ApplicationProblemPlusJSONResponse) VisitAbortRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AbortRollout403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AbortRollout403ApplicationProblemPlusJSONResponse) VisitAbortRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AbortRollout404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AbortRollout404ApplicationProblemPlusJSONResponse) VisitAbortRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AbortRollout409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response AbortRollout409ApplicationProblemPlusJSONResponse) VisitAbortRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AbortRollout500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AbortRollout500ApplicationProblemPlusJSONResponse) VisitAbortRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveRolloutRequestObject struct {
+	RolloutId RolloutID `json:"rollout_id"`
+}
+
+type ApproveRolloutResponseObject interface {
+	VisitApproveRolloutResponse(w http.ResponseWriter) error
+}
+
+type ApproveRollout200JSONResponse struct{ RolloutOKJSONResponse }
+
+func (response ApproveRollout200JSONResponse) VisitApproveRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveRollout400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveRollout400ApplicationProblemPlusJSONResponse) VisitApproveRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveRollout401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveRollout401ApplicationProblemPlusJSONResponse) VisitApproveRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveRollout403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveRollout403ApplicationProblemPlusJSONResponse) VisitApproveRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveRollout404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveRollout404ApplicationProblemPlusJSONResponse) VisitApproveRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveRollout409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveRollout409ApplicationProblemPlusJSONResponse) VisitApproveRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveRollout500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveRollout500ApplicationProblemPlusJSONResponse) VisitApproveRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseRolloutRequestObject struct {
+	RolloutId RolloutID `json:"rollout_id"`
+}
+
+type PauseRolloutResponseObject interface {
+	VisitPauseRolloutResponse(w http.ResponseWriter) error
+}
+
+type PauseRollout200JSONResponse struct{ RolloutOKJSONResponse }
+
+func (response PauseRollout200JSONResponse) VisitPauseRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseRollout400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PauseRollout400ApplicationProblemPlusJSONResponse) VisitPauseRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseRollout401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PauseRollout401ApplicationProblemPlusJSONResponse) VisitPauseRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseRollout403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PauseRollout403ApplicationProblemPlusJSONResponse) VisitPauseRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseRollout404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response PauseRollout404ApplicationProblemPlusJSONResponse) VisitPauseRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseRollout409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response PauseRollout409ApplicationProblemPlusJSONResponse) VisitPauseRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseRollout500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response PauseRollout500ApplicationProblemPlusJSONResponse) VisitPauseRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeRolloutRequestObject struct {
+	RolloutId RolloutID `json:"rollout_id"`
+}
+
+type ResumeRolloutResponseObject interface {
+	VisitResumeRolloutResponse(w http.ResponseWriter) error
+}
+
+type ResumeRollout200JSONResponse struct{ RolloutOKJSONResponse }
+
+func (response ResumeRollout200JSONResponse) VisitResumeRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeRollout400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeRollout400ApplicationProblemPlusJSONResponse) VisitResumeRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeRollout401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeRollout401ApplicationProblemPlusJSONResponse) VisitResumeRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeRollout403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeRollout403ApplicationProblemPlusJSONResponse) VisitResumeRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeRollout404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeRollout404ApplicationProblemPlusJSONResponse) VisitResumeRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeRollout409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeRollout409ApplicationProblemPlusJSONResponse) VisitResumeRolloutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeRollout500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ResumeRollout500ApplicationProblemPlusJSONResponse) VisitResumeRolloutResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -18729,6 +20254,27 @@ type StrictServerInterface interface {
 	// GetSourceSettings The settings analytics.js loads for a write key
 	// (GET /v1/projects/{write_key}/settings)
 	GetSourceSettings(ctx context.Context, request GetSourceSettingsRequestObject) (GetSourceSettingsResponseObject, error)
+	// ListRollouts Template rollouts, newest first
+	// (GET /v1/rollouts)
+	ListRollouts(ctx context.Context, request ListRolloutsRequestObject) (ListRolloutsResponseObject, error)
+	// CreateRollout Roll this server's template versions out to the fleet, in waves
+	// (POST /v1/rollouts)
+	CreateRollout(ctx context.Context, request CreateRolloutRequestObject) (CreateRolloutResponseObject, error)
+	// GetRollout A rollout with its waves and every stack's state
+	// (GET /v1/rollouts/{rollout_id})
+	GetRollout(ctx context.Context, request GetRolloutRequestObject) (GetRolloutResponseObject, error)
+	// AbortRollout Abort a rollout
+	// (POST /v1/rollouts/{rollout_id}/abort)
+	AbortRollout(ctx context.Context, request AbortRolloutRequestObject) (AbortRolloutResponseObject, error)
+	// ApproveRollout Approve the change sets awaiting approval
+	// (POST /v1/rollouts/{rollout_id}/approve)
+	ApproveRollout(ctx context.Context, request ApproveRolloutRequestObject) (ApproveRolloutResponseObject, error)
+	// PauseRollout Pause a running rollout
+	// (POST /v1/rollouts/{rollout_id}/pause)
+	PauseRollout(ctx context.Context, request PauseRolloutRequestObject) (PauseRolloutResponseObject, error)
+	// ResumeRollout Resume a paused or halted rollout
+	// (POST /v1/rollouts/{rollout_id}/resume)
+	ResumeRollout(ctx context.Context, request ResumeRolloutRequestObject) (ResumeRolloutResponseObject, error)
 	// SegmentScreenShort Segment-compatible screen endpoint (short path)
 	// (POST /v1/s)
 	SegmentScreenShort(ctx context.Context, request SegmentScreenShortRequestObject) (SegmentScreenShortResponseObject, error)
@@ -19487,6 +21033,195 @@ func (sh *strictHandler) GetSourceSettings(w http.ResponseWriter, r *http.Reques
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetSourceSettingsResponseObject); ok {
 		if err := validResponse.VisitGetSourceSettingsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListRollouts operation middleware
+func (sh *strictHandler) ListRollouts(w http.ResponseWriter, r *http.Request, params ListRolloutsParams) {
+	var request ListRolloutsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListRollouts(ctx, request.(ListRolloutsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListRollouts")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListRolloutsResponseObject); ok {
+		if err := validResponse.VisitListRolloutsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateRollout operation middleware
+func (sh *strictHandler) CreateRollout(w http.ResponseWriter, r *http.Request, params CreateRolloutParams) {
+	var request CreateRolloutRequestObject
+
+	request.Params = params
+
+	var body CreateRolloutJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateRollout(ctx, request.(CreateRolloutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateRollout")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateRolloutResponseObject); ok {
+		if err := validResponse.VisitCreateRolloutResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetRollout operation middleware
+func (sh *strictHandler) GetRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID) {
+	var request GetRolloutRequestObject
+
+	request.RolloutId = rolloutId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetRollout(ctx, request.(GetRolloutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetRollout")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetRolloutResponseObject); ok {
+		if err := validResponse.VisitGetRolloutResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AbortRollout operation middleware
+func (sh *strictHandler) AbortRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID) {
+	var request AbortRolloutRequestObject
+
+	request.RolloutId = rolloutId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AbortRollout(ctx, request.(AbortRolloutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AbortRollout")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AbortRolloutResponseObject); ok {
+		if err := validResponse.VisitAbortRolloutResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ApproveRollout operation middleware
+func (sh *strictHandler) ApproveRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID) {
+	var request ApproveRolloutRequestObject
+
+	request.RolloutId = rolloutId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ApproveRollout(ctx, request.(ApproveRolloutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ApproveRollout")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ApproveRolloutResponseObject); ok {
+		if err := validResponse.VisitApproveRolloutResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// PauseRollout operation middleware
+func (sh *strictHandler) PauseRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID) {
+	var request PauseRolloutRequestObject
+
+	request.RolloutId = rolloutId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.PauseRollout(ctx, request.(PauseRolloutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PauseRollout")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(PauseRolloutResponseObject); ok {
+		if err := validResponse.VisitPauseRolloutResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ResumeRollout operation middleware
+func (sh *strictHandler) ResumeRollout(w http.ResponseWriter, r *http.Request, rolloutId RolloutID) {
+	var request ResumeRolloutRequestObject
+
+	request.RolloutId = rolloutId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ResumeRollout(ctx, request.(ResumeRolloutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResumeRollout")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ResumeRolloutResponseObject); ok {
+		if err := validResponse.VisitResumeRolloutResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -130,7 +130,7 @@ func TestAuditTrail(t *testing.T) {
 		}
 
 		var (
-			created, grant, source, segment, hook, delivery, fleetHook, fleetDelivery string
+			created, grant, source, segment, hook, delivery, fleetHook, fleetDelivery, rollout string
 		)
 		same := func(action, typ, id, tenant, actor string) func(resp) auditWant {
 			return func(resp) auditWant { return auditWant{action, typ, id, tenant, actor} }
@@ -254,6 +254,21 @@ func TestAuditTrail(t *testing.T) {
 			}, func(resp) auditWant { return auditWant{"webhook.recover", "webhook", fleetHook, "", "admin"} }},
 			{"deleteFleetWebhook", 204, func() resp { return e.do("DELETE", "/v1/webhooks/"+fleetHook, e.admin, nil) },
 				func(resp) auditWant { return auditWant{"webhook.delete", "webhook", fleetHook, "", "admin"} }},
+			{"createRollout", 201, func() resp {
+				return e.do("POST", "/v1/rollouts", e.admin, map[string]any{"selector": map[string]any{"tier": "pooled"}})
+			}, made("rollout.create", "rollout", "", "admin", &rollout)},
+			{"pauseRollout", 200, func() resp { return e.do("POST", "/v1/rollouts/"+rollout+"/pause", e.admin, nil) },
+				func(resp) auditWant { return auditWant{"rollout.pause", "rollout", rollout, "", "admin"} }},
+			{"resumeRollout", 200, func() resp { return e.do("POST", "/v1/rollouts/"+rollout+"/resume", e.admin, nil) },
+				func(resp) auditWant { return auditWant{"rollout.resume", "rollout", rollout, "", "admin"} }},
+			{"approveRollout", 200, func() resp {
+				// The pool's change set replaces its raw bucket: the
+				// rollout halts for approval.
+				e.waitRollout(rollout, "halted")
+				return e.do("POST", "/v1/rollouts/"+rollout+"/approve", e.admin, nil)
+			}, func(resp) auditWant { return auditWant{"rollout.approve", "rollout", rollout, "", "admin"} }},
+			{"abortRollout", 200, func() resp { return e.do("POST", "/v1/rollouts/"+rollout+"/abort", e.admin, nil) },
+				func(resp) auditWant { return auditWant{"rollout.abort", "rollout", rollout, "", "admin"} }},
 			{"deleteTenant", 202, func() resp { return e.do("DELETE", "/v1/tenants/"+created, e.admin, nil) },
 				func(resp) auditWant { return auditWant{"tenant.delete", "tenant", created, created, "admin"} }},
 		}

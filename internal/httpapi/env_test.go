@@ -29,6 +29,8 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/provisioner/enginetest"
+	"github.com/cairn-cdp/cairn/internal/rollouts"
 	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
@@ -36,6 +38,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/testdb"
 	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
+	"github.com/cairn-cdp/cairn/templates"
 )
 
 // env is a real Cairn API over HTTP on a real database, with the job
@@ -172,8 +175,9 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *
 		t.Fatal(err)
 	}
 	svc.SetFleetNotifier(relay)
+	engine := &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}}
 	prov, err = provisioner.New(provisioner.Config{
-		Engine:         &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}},
+		Engine:         engine,
 		Store:          db,
 		Tenants:        svc,
 		PollInterval:   25 * time.Millisecond,
@@ -185,14 +189,32 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *
 		t.Fatal(err)
 	}
 	e.prov = prov
+	// Rollouts apply a version of the pool template that replaces its raw
+	// bucket (so a rollout halts for approval) and one more resource to
+	// dedicated stacks.
+	rollSvc, err := rollouts.NewService(rollouts.ServiceConfig{Store: db, Templates: func(kind string) templates.Template {
+		if kind == rollouts.KindPool {
+			return enginetest.WithBucketName(templates.Pool(), "RawZoneBucket", "cairn-pool-raw-v2")
+		}
+		return enginetest.WithMarker(templates.Dedicated(), "V2")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollRunner, err := rollouts.NewRunner(rollouts.RunnerConfig{Store: db, Engine: engine, PollInterval: 25 * time.Millisecond,
+		SweepInterval: 200 * time.Millisecond, Logger: log, Fleet: relay})
+	if err != nil {
+		t.Fatal(err)
+	}
 	workers := river.NewWorkers()
 	prov.Register(workers)
+	rollRunner.Register(workers)
 	gs.Register(workers)
 	relay.Register(workers)
 	ps.Register(workers)
 	stop, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: slices.Concat(prov.PeriodicJobs(), relay.PeriodicJobs()),
+		PeriodicJobs: slices.Concat(prov.PeriodicJobs(), relay.PeriodicJobs(), rollRunner.PeriodicJobs()),
 		PollInterval: 20 * time.Millisecond,
 		Logger:       log,
 		OnJobDone: func(kind, state string) {
@@ -221,7 +243,7 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *
 
 	h, err := httpapi.NewServer(httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
-		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter,
+		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -408,6 +430,23 @@ func (e *env) waitStatus(id, status string) resp {
 		case <-e.jobDone:
 		case <-deadline:
 			e.t.Fatalf("tenant %s is %s; waited for %s", id, r.str("status"), status)
+		}
+	}
+}
+
+// waitRollout waits for the rollout to be in state.
+func (e *env) waitRollout(id, state string) resp {
+	e.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		r := e.do("GET", "/v1/rollouts/"+id, e.admin, nil).want(e.t, 200)
+		if r.str("state") == state {
+			return r
+		}
+		select {
+		case <-e.jobDone:
+		case <-deadline:
+			e.t.Fatalf("rollout %s is %s; waited for %s", id, r.str("state"), state)
 		}
 	}
 }

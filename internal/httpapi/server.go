@@ -71,6 +71,10 @@ type Config struct {
 	Usage usage.Store
 	// Meter, if not nil, counts each tenant's requests and accepted events.
 	Meter *usage.Meter
+	// Rollouts starts and steers template rollouts.
+	Rollouts RolloutService
+	// Drift, if not nil, shows stacks' drift in the stacks and pools.
+	Drift DriftReader
 }
 
 // Server implements the generated StrictServerInterface.
@@ -95,14 +99,18 @@ type Server struct {
 	// usage answers usage reports; meter counts (nil counts nothing).
 	usage usage.Reader
 	meter *usage.Meter
+	// rollouts starts and steers template rollouts.
+	rollouts RolloutService
+	// drift reads stacks' drift; nil shows none.
+	drift DriftReader
 }
 
 var _ StrictServerInterface = (*Server)(nil)
 
 // NewServer returns the whole API as one http.Handler.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Audit == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil || cfg.Usage == nil {
-		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Audit, Auth, Idempotency, Registry and Usage are required")
+	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Audit == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil || cfg.Usage == nil || cfg.Rollouts == nil {
+		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Audit, Auth, Idempotency, Registry, Usage and Rollouts are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -120,7 +128,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
-		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter}
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
+	"github.com/cairn-cdp/cairn/internal/drift"
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
@@ -17,6 +20,33 @@ type StackService interface {
 }
 
 var _ StackService = (*provisioner.Provisioner)(nil)
+
+// DriftReader reads stacks' latest drift detection.
+type DriftReader interface {
+	StackDriftGet(ctx context.Context, region, stackName string) (drift.Record, error)
+}
+
+// stackDrift returns the API's view of a stack's drift: nil fields when it
+// was never checked (or no DriftReader is configured).
+func (s *Server) stackDrift(ctx context.Context, region, stackName string) (*string, *[]ResourceDrift, *time.Time, error) {
+	if s.drift == nil || stackName == "" {
+		return nil, nil, nil, nil
+	}
+	r, err := s.drift.StackDriftGet(ctx, region, stackName)
+	if errors.Is(err, drift.ErrNotFound) {
+		return nil, nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	resources := make([]ResourceDrift, len(r.Resources))
+	for i, d := range r.Resources {
+		resources[i] = ResourceDrift{LogicalId: d.LogicalID, PhysicalId: optional(d.PhysicalID), ResourceType: d.ResourceType,
+			Status: ResourceDriftStatus(d.Status)}
+	}
+	status := r.Status
+	return &status, &resources, optionalTime(r.CheckedAt), nil
+}
 
 func optional(s string) *string {
 	if s == "" {
@@ -56,6 +86,14 @@ func (s *Server) ListTenantStacks(ctx context.Context, req ListTenantStacksReque
 	items := make([]Stack, len(list))
 	for i, p := range list {
 		items[i] = toAPIStack(p)
+		status, resources, checked, err := s.stackDrift(ctx, p.Region, p.StackName)
+		if err != nil {
+			return nil, err
+		}
+		if status != nil {
+			driftStatus := StackDriftStatus(*status)
+			items[i].DriftStatus, items[i].DriftedResources, items[i].DriftCheckedAt = &driftStatus, resources, checked
+		}
 	}
 	return ListTenantStacks200JSONResponse{Items: items}, nil
 }
@@ -111,6 +149,14 @@ func (s *Server) ListPools(ctx context.Context, _ ListPoolsRequestObject) (ListP
 			TenantCount:     p.TenantCount,
 			CreatedAt:       p.CreatedAt.UTC(),
 			UpdatedAt:       p.UpdatedAt.UTC(),
+		}
+		status, resources, checked, err := s.stackDrift(ctx, p.Region, p.StackName)
+		if err != nil {
+			return nil, err
+		}
+		if status != nil {
+			driftStatus := PoolDriftStatus(*status)
+			items[i].DriftStatus, items[i].DriftedResources, items[i].DriftCheckedAt = &driftStatus, resources, checked
 		}
 	}
 	return ListPools200JSONResponse{Items: items}, nil

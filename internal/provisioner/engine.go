@@ -34,6 +34,9 @@ type Stack struct {
 	Reason string
 	// Outputs are keyed by the template's output logical IDs.
 	Outputs map[string]string
+	// ChangeSet names the change set the stack was last updated with, ""
+	// if none (CloudFormation's ChangeSetId).
+	ChangeSet string
 }
 
 // StackEvent is one event of a stack, as CloudFormation records them.
@@ -93,4 +96,35 @@ type Engine interface {
 	DeleteBuckets(ctx context.Context, region string, buckets []string) error
 	// DeletePrefix deletes every object version under prefix in bucket.
 	DeletePrefix(ctx context.Context, region, bucket, prefix string) error
+
+	// Updates go through change sets (changeset.go): create, inspect,
+	// execute. A change set is executed at most once, whatever the number
+	// of ExecuteChangeSet calls, which is what keeps a repeated step from
+	// updating a stack twice.
+
+	// CreateChangeSet asks for a change set that would update an existing
+	// stack to in.Template. A change set of that name that already exists
+	// is not an error: it returns nil.
+	CreateChangeSet(ctx context.Context, in ChangeSetInput) error
+	// DescribeChangeSet returns the change set with its changes, or
+	// ErrChangeSetNotFound.
+	DescribeChangeSet(ctx context.Context, region, stack, name string) (ChangeSet, error)
+	// ExecuteChangeSet starts the update the change set describes, or
+	// ErrChangeSetNotFound. CloudFormation executes a change set once and
+	// a repeat is answered nil, but the emulator (moto) executes it again:
+	// callers describe the change set first and execute only one whose
+	// ExecutionStatus is AVAILABLE.
+	ExecuteChangeSet(ctx context.Context, region, stack, name, token string) error
+	// DeleteChangeSet deletes a change set that was not executed; absent
+	// is not an error.
+	DeleteChangeSet(ctx context.Context, region, stack, name string) error
+
+	// DetectDrift starts drift detection on the stack and returns the
+	// detection's ID, or ErrStackNotFound.
+	DetectDrift(ctx context.Context, region, stack string) (string, error)
+	// DriftDetection returns the state of a detection DetectDrift started.
+	DriftDetection(ctx context.Context, region, detectionID string) (DriftDetection, error)
+	// ResourceDrifts returns the stack's resources whose last detection
+	// found them MODIFIED or DELETED, or ErrStackNotFound.
+	ResourceDrifts(ctx context.Context, region, stack string) ([]ResourceDrift, error)
 }

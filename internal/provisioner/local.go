@@ -47,6 +47,20 @@ type localStack struct {
 	Template   string            `json:"template"`
 	Parameters map[string]string `json:"parameters"`
 	Events     []StackEvent      `json:"events"`
+	// TemplateBody and TemplateVersion are the template the stack was
+	// created or last updated with (localchangeset.go).
+	TemplateBody    string `json:"template_body,omitempty"`
+	TemplateVersion string `json:"template_version,omitempty"`
+	// ChangeSets are the stack's change sets by name; Executing names the
+	// one being executed, Executions counts the change sets executed.
+	ChangeSets map[string]*localChangeSet `json:"change_sets,omitempty"`
+	Executing  string                     `json:"executing,omitempty"`
+	Executions int                        `json:"executions,omitempty"`
+	// DriftDetection and Drifts are the latest drift detection;
+	// Detections counts them.
+	DriftDetection *DriftDetection `json:"drift_detection,omitempty"`
+	Drifts         []ResourceDrift `json:"drifts,omitempty"`
+	Detections     int             `json:"detections,omitempty"`
 }
 
 func (e *LocalEngine) path(region string, parts ...string) string {
@@ -110,6 +124,8 @@ func (e *LocalEngine) CreateStack(_ context.Context, in CreateStackInput) error 
 		Stack:      Stack{Name: in.Name, ID: "local:stack/" + in.Name + "/" + hex.EncodeToString(id[:])},
 		Template:   in.Template.Name,
 		Parameters: in.Parameters,
+		// Kept for change sets to diff against.
+		TemplateBody: in.Template.Body, TemplateVersion: in.Template.Version,
 	}
 	s.event(in.Name, "AWS::CloudFormation::Stack", StackCreateInProgress, "User Initiated")
 	return writeFileAtomic(e.stackFile(in.Region, in.Name), s)
@@ -151,6 +167,8 @@ func (e *LocalEngine) Stacks(_ context.Context, region string) (map[string]Stack
 		switch s.Status {
 		case StackCreateInProgress:
 			e.build(region, s)
+		case StackUpdateInProgress:
+			e.update(region, s)
 		case StackDeleteInProgress:
 			if err := os.Remove(f); err != nil {
 				return nil, err

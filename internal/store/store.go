@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
+	"github.com/cairn-cdp/cairn/internal/drift"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
@@ -20,6 +21,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/replicas"
+	"github.com/cairn-cdp/cairn/internal/rollouts"
 	"github.com/cairn-cdp/cairn/internal/signingkeys"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/usage"
@@ -44,6 +46,10 @@ type Backend interface {
 	fleet.Store
 	// usage.Store keeps the tenants' metered usage.
 	usage.Store
+	// rollouts.Store keeps staged template rollouts and their targets.
+	rollouts.Store
+	// drift.Store keeps each stack's latest drift detection.
+	drift.Store
 	// audit.Store is the audit log; every Tx above also appends to it in
 	// the transaction of the change it records.
 	audit.Store

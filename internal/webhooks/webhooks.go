@@ -41,6 +41,9 @@ const (
 	TenantDeleted     = fleet.TenantDeleted
 	StackFailed       = fleet.StackFailed
 	UsageReported     = fleet.UsageReported
+	RolloutHalted     = fleet.RolloutHalted
+	RolloutCompleted  = fleet.RolloutCompleted
+	StackDrifted      = fleet.StackDrifted
 	EndpointDisabled  = "webhook.disabled"
 )
 

@@ -33,15 +33,16 @@ export function isTier(v: string): v is Schemas['Tier'] {
 }
 
 // Webhook event types by kind: tenant endpoints take segment.* and
-// profile.*, fleet endpoints tenant.*, stack.failed, usage.reported and
-// webhook.disabled.
+// profile.*, fleet endpoints tenant.*, stack.*, usage.reported, rollout.*
+// and webhook.disabled.
 export const TENANT_EVENT_KINDS = [
   { kind: 'Segment events', types: ['segment.entered', 'segment.exited'] },
   { kind: 'Profile events', types: ['profile.created', 'profile.merged', 'profile.unmerged', 'profile.erased'] },
 ] as const satisfies readonly { kind: string; types: readonly Schemas['WebhookEventType'][] }[];
 export const FLEET_EVENT_KINDS = [
   { kind: 'Tenant events', types: ['tenant.provisioned', 'tenant.failed', 'tenant.suspended', 'tenant.deleted'] },
-  { kind: 'Stack events', types: ['stack.failed'] },
+  { kind: 'Stack events', types: ['stack.failed', 'stack.drifted'] },
+  { kind: 'Rollout events', types: ['rollout.halted', 'rollout.completed'] },
   { kind: 'Usage events', types: ['usage.reported'] },
   { kind: 'Webhook events', types: ['webhook.disabled'] },
 ] as const satisfies readonly { kind: string; types: readonly Schemas['WebhookEventType'][] }[];

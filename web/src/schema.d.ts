@@ -275,7 +275,7 @@ export interface paths {
         };
         /**
          * The tenant's data stack in each of its Regions
-         * @description One entry per Region, with status, kind, template version, outputs and last error.
+         * @description One entry per Region, with status, kind, template version, outputs, last error and the stack's drift (a pooled tenant's is its pool's), as the periodic drift detection last found it.
          */
         get: operations["listTenantStacks"];
         put?: never;
@@ -343,11 +343,157 @@ export interface paths {
         };
         /**
          * Pool stacks per Region
-         * @description The shared stack of each Region that has pooled tenants, with its status and pooled-tenant count.
+         * @description The shared stack of each Region that has pooled tenants, with its status, pooled-tenant count and drift, as the periodic drift detection last found it.
          */
         get: operations["listPools"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Template rollouts, newest first
+         * @description Every staged template rollout, newest first, paged by `cursor`, with its state, wave and the count of its stacks in each state (the stacks themselves are in getRollout).
+         */
+        get: operations["listRollouts"];
+        put?: never;
+        /**
+         * Roll this server's template versions out to the fleet, in waves
+         * @description Selects the stacks (dedicated tenants' stacks and the Regions' pool
+         *     stacks; by `selector`) that are not at the version of their template
+         *     this server carries, and updates them in waves: a canary (`canary`
+         *     stacks, 1 by default), then growing waves (`waves`, cumulative
+         *     percentages, 5, 25 and 100 by default), waiting `bake_seconds` after
+         *     each wave. Each stack is updated through a CloudFormation change set;
+         *     one that would replace or remove a bucket, table, key or stream halts
+         *     the rollout until `approve`. A failed update is rolled back and
+         *     counts against `failure_threshold` (1 by default), which halts the
+         *     rollout when reached. `template_versions`, if given, must be the
+         *     versions this server would apply. A selection with no stack behind
+         *     the version is a `422`; one that includes a stack another unfinished
+         *     rollout holds is a `409`.
+         */
+        post: operations["createRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{rollout_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rollout_id: components["parameters"]["RolloutID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A rollout with its waves and every stack's state
+         * @description The rollout, its waves (stacks per wave, done and failed) and each stack's state, versions and change set summary (what it adds, modifies or removes, and whether a change replaces a resource).
+         */
+        get: operations["getRollout"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{rollout_id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rollout_id: components["parameters"]["RolloutID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a running rollout
+         * @description No stack starts until `resume`; stacks being updated finish. A rollout that is not running is a `409`.
+         */
+        post: operations["pauseRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{rollout_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rollout_id: components["parameters"]["RolloutID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused or halted rollout
+         * @description The rollout goes on; after a halt on the failure threshold, the threshold counts failures from now on. Stacks awaiting approval stay so (see `approve`). A rollout neither paused nor halted is a `409`.
+         */
+        post: operations["resumeRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{rollout_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rollout_id: components["parameters"]["RolloutID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve the change sets awaiting approval
+         * @description Executes the change sets that replace or remove a stateful resource, which halted the rollout, and sets it running. A rollout with none awaiting approval is a `409`.
+         */
+        post: operations["approveRollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollouts/{rollout_id}/abort": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rollout_id: components["parameters"]["RolloutID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Abort a rollout
+         * @description Stacks not started stay on their version and change sets not executed are deleted; updates under way finish. The rollout's stacks are free for another rollout once it is finished (`finished_at`). A finished rollout is a `409`.
+         */
+        post: operations["abortRollout"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1756,7 +1902,7 @@ export interface paths {
         put?: never;
         /**
          * Register a webhook endpoint of the ISV's fleet
-         * @description The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, usage.reported, webhook.disabled), signed as
+         * @description The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
          *     Standard Webhooks describes with its `secret`, which is in this
          *     response only: a replay (same `Idempotency-Key`) answers it as
          *     `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -2112,10 +2258,25 @@ export interface components {
             last_error?: string;
             /** @description How many times the stack has been created. */
             attempt: number;
+            /**
+             * @description The stack's latest CloudFormation drift detection (absent until the first).
+             * @enum {string}
+             */
+            drift_status?: "IN_SYNC" | "DRIFTED" | "UNKNOWN" | "NOT_CHECKED";
+            drifted_resources?: components["schemas"]["ResourceDrift"][];
+            /** Format: date-time */
+            drift_checked_at?: string;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        ResourceDrift: {
+            logical_id: string;
+            physical_id?: string;
+            resource_type: string;
+            /** @enum {string} */
+            status: "MODIFIED" | "DELETED";
         };
         StackList: {
             items: components["schemas"]["Stack"][];
@@ -2143,10 +2304,132 @@ export interface components {
             outputs: components["schemas"]["Outputs"];
             last_error?: string;
             tenant_count: number;
+            /**
+             * @description The stack's latest CloudFormation drift detection (absent until the first).
+             * @enum {string}
+             */
+            drift_status?: "IN_SYNC" | "DRIFTED" | "UNKNOWN" | "NOT_CHECKED";
+            drifted_resources?: components["schemas"]["ResourceDrift"][];
+            /** Format: date-time */
+            drift_checked_at?: string;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        RolloutCreate: {
+            selector?: components["schemas"]["RolloutSelector"];
+            /** @description The versions expected, by stack kind; the rollout is refused if this server's differ. */
+            template_versions?: {
+                dedicated?: string;
+                pool?: string;
+            };
+            /** @description Stacks of the first wave; default 1. */
+            canary?: number;
+            /** @description Cumulative percentages of the stacks done by the end of each wave after the canary, increasing and ending at 100; default [5, 25, 100]. */
+            waves?: number[];
+            /** @description Time between the end of a wave and the start of the next; default 0. */
+            bake_seconds?: number;
+            /** @description Failed stacks that halt the rollout; default 1. */
+            failure_threshold?: number;
+            /** @description Stacks updated at once; default 25. */
+            max_in_flight?: number;
+        };
+        /** @description Every filter given must hold; none selects every stack. */
+        RolloutSelector: {
+            /**
+             * @description `dedicated`: tenants' own stacks; `pooled`: the Regions' pool stacks.
+             * @enum {string}
+             */
+            tier?: "dedicated" | "pooled";
+            regions?: components["schemas"]["Region"][];
+            /** @description Tenants with every one of these labels; a pool stack is selected when one of them is pooled in its Region. */
+            labels?: {
+                [key: string]: string;
+            };
+            tenant_ids?: components["schemas"]["TenantID"][];
+        };
+        /** @enum {string} */
+        RolloutState: "running" | "paused" | "halted" | "aborted" | "completed";
+        /** @enum {string} */
+        RolloutStackState: "pending" | "reviewing" | "awaiting_approval" | "executing" | "succeeded" | "unchanged" | "failed" | "skipped";
+        Rollout: {
+            id: string;
+            state: components["schemas"]["RolloutState"];
+            /** @description Why it halted or was aborted. */
+            reason?: string;
+            selector: components["schemas"]["RolloutSelector"];
+            /** @description The versions applied, by stack kind (dedicated, pool). */
+            template_versions: {
+                [key: string]: string;
+            };
+            canary: number;
+            waves: number[];
+            bake_seconds: number;
+            failure_threshold: number;
+            max_in_flight: number;
+            /** @description The wave under way, 0 being the canary. */
+            wave: number;
+            wave_count: number;
+            /**
+             * Format: date-time
+             * @description When the wave under way may start, after the bake time.
+             */
+            bake_until?: string;
+            /** @description Stacks per state. */
+            counts: {
+                [key: string]: number;
+            };
+            created_by?: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: date-time */
+            finished_at?: string;
+        };
+        RolloutList: {
+            items: components["schemas"]["Rollout"][];
+            next_cursor: string | null;
+        };
+        RolloutWave: {
+            index: number;
+            stacks: number;
+            /** @description Stacks finished (succeeded, unchanged, failed or skipped). */
+            done: number;
+            failed: number;
+        };
+        ResourceChange: {
+            /** @description Add, Modify or Remove. */
+            action: string;
+            logical_id: string;
+            resource_type: string;
+            /** @description For a Modify: True, False or Conditional. */
+            replacement?: string;
+        };
+        RolloutStack: {
+            index: number;
+            wave: number;
+            /** @enum {string} */
+            kind: "dedicated" | "pool";
+            tenant_id?: components["schemas"]["TenantID"];
+            region: components["schemas"]["Region"];
+            stack_name: string;
+            from_version: string;
+            to_version: string;
+            state: components["schemas"]["RolloutStackState"];
+            change_set?: string;
+            changes: components["schemas"]["ResourceChange"][];
+            approved?: boolean;
+            reason?: string;
+            /** Format: date-time */
+            started_at?: string;
+            /** Format: date-time */
+            finished_at?: string;
+        };
+        RolloutDetail: components["schemas"]["Rollout"] & {
+            waves_detail: components["schemas"]["RolloutWave"][];
+            stacks: components["schemas"]["RolloutStack"][];
         };
         PoolList: {
             items: components["schemas"]["Pool"][];
@@ -2611,11 +2894,11 @@ export interface components {
         };
         /**
          * @description Tenant endpoints take `segment.*` and `profile.*`; fleet endpoints
-         *     take `tenant.*`, `stack.failed`, `usage.reported` and
-         *     `webhook.disabled`.
+         *     take `tenant.*`, `stack.failed`, `stack.drifted`, `usage.reported`,
+         *     `rollout.halted`, `rollout.completed` and `webhook.disabled`.
          * @enum {string}
          */
-        WebhookEventType: "segment.entered" | "segment.exited" | "profile.created" | "profile.merged" | "profile.unmerged" | "profile.erased" | "tenant.provisioned" | "tenant.failed" | "tenant.suspended" | "tenant.deleted" | "stack.failed" | "usage.reported" | "webhook.disabled";
+        WebhookEventType: "segment.entered" | "segment.exited" | "profile.created" | "profile.merged" | "profile.unmerged" | "profile.erased" | "tenant.provisioned" | "tenant.failed" | "tenant.suspended" | "tenant.deleted" | "stack.failed" | "stack.drifted" | "usage.reported" | "rollout.halted" | "rollout.completed" | "webhook.disabled";
         WebhookEndpoint: {
             id: string;
             tenant_id?: components["schemas"]["TenantID"];
@@ -2919,6 +3202,15 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The rollout as the change left it. */
+        RolloutOK: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Rollout"];
+            };
+        };
     };
     parameters: {
         /**
@@ -2942,6 +3234,7 @@ export interface components {
         Limit: number;
         SourceID: string;
         WebhookID: string;
+        RolloutID: string;
         DeliveryID: string;
         /** @description "seg_" and 26 characters: [a-z2-7], or [0-9a-v] for segments made before Cairn's IDs shared one alphabet. */
         SegmentID: string;
@@ -3524,6 +3817,178 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listRollouts: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of rollouts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createRollout: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen key that makes the request safe to retry for 24 hours. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutCreate"];
+            };
+        };
+        responses: {
+            /** @description The rollout, started. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rollout_id: components["parameters"]["RolloutID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rollout. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutDetail"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    pauseRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rollout_id: components["parameters"]["RolloutID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["RolloutOK"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    resumeRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rollout_id: components["parameters"]["RolloutID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["RolloutOK"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    approveRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rollout_id: components["parameters"]["RolloutID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["RolloutOK"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    abortRollout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rollout_id: components["parameters"]["RolloutID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["RolloutOK"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
         };
     };

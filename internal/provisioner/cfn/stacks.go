@@ -37,11 +37,12 @@ func (e *Engine) Stacks(ctx context.Context, region string) (map[string]provisio
 				continue
 			}
 			st := provisioner.Stack{
-				Name:    name,
-				ID:      aws.ToString(s.StackId),
-				Status:  string(s.StackStatus),
-				Reason:  aws.ToString(s.StackStatusReason),
-				Outputs: make(map[string]string, len(s.Outputs)),
+				Name:      name,
+				ID:        aws.ToString(s.StackId),
+				Status:    string(s.StackStatus),
+				Reason:    aws.ToString(s.StackStatusReason),
+				Outputs:   make(map[string]string, len(s.Outputs)),
+				ChangeSet: changeSetName(aws.ToString(s.ChangeSetId)),
 			}
 			for _, o := range s.Outputs {
 				st.Outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)

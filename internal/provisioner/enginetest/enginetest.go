@@ -6,8 +6,10 @@ package enginetest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +82,64 @@ func Run(t *testing.T, e provisioner.Engine, region string) {
 		}
 	})
 
+	t.Run("change set updates the stack once", func(t *testing.T) {
+		next := WithMarker(in.Template, "Contract")
+		cs := provisioner.ChangeSetInput{
+			Region: region, StackName: name, Name: "cairn-contract-1", Template: next,
+			Parameters: in.Parameters, Tags: in.Tags, Token: name + "-changeset-1",
+		}
+		for range 2 {
+			if err := e.CreateChangeSet(ctx, cs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := settleChangeSet(t, e, region, name, cs.Name)
+		if got.Status != provisioner.ChangeSetCreateComplete || got.ExecutionStatus != provisioner.ExecutionAvailable {
+			t.Fatalf("change set: %+v", got)
+		}
+		added := false
+		for _, c := range got.Changes {
+			added = added || (c.Action == provisioner.ActionAdd && c.LogicalID == "RolloutMarkerContract")
+		}
+		if !added {
+			t.Fatalf("change set does not add the marker: %+v", got.Changes)
+		}
+		if err := e.ExecuteChangeSet(ctx, region, name, cs.Name, name+"-execute-1"); err != nil {
+			t.Fatal(err)
+		}
+		st := settle(t, e, region, name)
+		// An engine that reports the last change set (CloudFormation does,
+		// moto does not) reports this one.
+		if st.Status != provisioner.StackUpdateComplete || (st.ChangeSet != "" && st.ChangeSet != cs.Name) {
+			t.Fatalf("stack after the update: %s (%s), last change set %q", st.Status, st.Reason, st.ChangeSet)
+		}
+		// What tells a caller that the update was asked for, so that it
+		// never executes a change set twice (moto would).
+		if done, err := e.DescribeChangeSet(ctx, region, name, cs.Name); err != nil || done.ExecutionStatus != provisioner.ExecutionComplete {
+			t.Fatalf("executed change set: %+v, %v", done, err)
+		}
+		if _, err := e.DescribeChangeSet(ctx, region, name, "cairn-no-such-change-set"); !errors.Is(err, provisioner.ErrChangeSetNotFound) {
+			t.Fatalf("describe a missing change set: %v", err)
+		}
+
+		// The same template again changes nothing; that change set can be
+		// deleted.
+		again := cs
+		again.Name, again.Token = "cairn-contract-2", name+"-changeset-2"
+		if err := e.CreateChangeSet(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+		if got := settleChangeSet(t, e, region, name, again.Name); !got.NoChanges || len(got.Changes) != 0 {
+			t.Fatalf("change set of the same template: %+v", got)
+		}
+		if err := e.DeleteChangeSet(ctx, region, name, again.Name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.DescribeChangeSet(ctx, region, name, again.Name); !errors.Is(err, provisioner.ErrChangeSetNotFound) {
+			t.Fatalf("describe a deleted change set: %v", err)
+		}
+	})
+
 	t.Run("glue database ensure and delete are idempotent", func(t *testing.T) {
 		db := templates.DedicatedGlueDatabase(tenantID)
 		for range 2 {
@@ -123,6 +183,53 @@ func Run(t *testing.T, e provisioner.Engine, region string) {
 	})
 }
 
+// WithMarker returns tmpl with one more resource, a
+// WaitConditionHandle named RolloutMarker<id>, as a new version: an update
+// that adds a resource and replaces nothing.
+func WithMarker(tmpl templates.Template, id string) templates.Template {
+	body := strings.Replace(tmpl.Body, "\nResources:\n", "\nResources:\n  RolloutMarker"+id+":\n    Type: AWS::CloudFormation::WaitConditionHandle\n", 1)
+	sum := sha256.Sum256([]byte(body))
+	return templates.Template{Name: tmpl.Name, Body: body, Version: hex.EncodeToString(sum[:])[:12]}
+}
+
+// WithBucketName returns tmpl with a BucketName set on the bucket
+// resource logicalID, as a new version: a change that replaces the
+// bucket. It panics if the template has no such resource with Properties.
+func WithBucketName(tmpl templates.Template, logicalID, bucketName string) templates.Template {
+	anchor := "\n  " + logicalID + ":\n"
+	i := strings.Index(tmpl.Body, anchor)
+	props := strings.Index(tmpl.Body[max(i, 0):], "    Properties:\n")
+	if i < 0 || props < 0 {
+		panic("enginetest: no resource " + logicalID + " with Properties in " + tmpl.Name)
+	}
+	at := i + props + len("    Properties:\n")
+	body := tmpl.Body[:at] + "      BucketName: " + bucketName + "\n" + tmpl.Body[at:]
+	sum := sha256.Sum256([]byte(body))
+	return templates.Template{Name: tmpl.Name, Body: body, Version: hex.EncodeToString(sum[:])[:12]}
+}
+
+// settleChangeSet polls the change set until it is no longer being
+// created and returns it.
+func settleChangeSet(t *testing.T, e provisioner.Engine, region, stack, name string) provisioner.ChangeSet {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		cs, err := e.DescribeChangeSet(context.Background(), region, stack, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs.Status != provisioner.ChangeSetCreatePending && cs.Status != provisioner.ChangeSetCreateInProgress {
+			return cs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("change set %s still %s", name, cs.Status)
+		}
+		<-tick.C
+	}
+}
+
 // settle polls Stacks until the stack is no longer in progress and returns
 // it; a zero Stack means it is gone.
 func settle(t *testing.T, e provisioner.Engine, region, name string) provisioner.Stack {
@@ -140,7 +247,8 @@ func settle(t *testing.T, e provisioner.Engine, region, name string) provisioner
 			return provisioner.Stack{}
 		}
 		switch st.Status {
-		case provisioner.StackCreateInProgress, provisioner.StackDeleteInProgress, provisioner.StackRollbackInProgress:
+		case provisioner.StackCreateInProgress, provisioner.StackDeleteInProgress, provisioner.StackRollbackInProgress,
+			provisioner.StackUpdateInProgress, provisioner.StackUpdateRollbackInProgress, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS":
 		default:
 			return st
 		}

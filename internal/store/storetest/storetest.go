@@ -110,6 +110,8 @@ func Run(t *testing.T, h Harness) {
 		{"UsageDailyReport", testUsageDailyReport},
 		{"UsageSamples", testUsageSamples},
 		{"UsageIndexBuilds", testUsageIndexBuilds},
+		{"Rollouts", testRollouts},
+		{"RolloutCandidates", testRolloutCandidates},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}

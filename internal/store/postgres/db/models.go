@@ -116,6 +116,28 @@ type Replica struct {
 	ExpiresAt time.Time
 }
 
+type Rollout struct {
+	Seq        int64
+	ID         string
+	State      string
+	Body       []byte
+	Version    int64
+	CreatedAt  time.Time
+	FinishedAt *time.Time
+}
+
+type RolloutTarget struct {
+	RolloutID string
+	Idx       int32
+	Region    string
+	StackName string
+	State     string
+	Held      bool
+	Detail    []byte
+	Version   int64
+	UpdatedAt time.Time
+}
+
 type SigningKey struct {
 	Kid              string
 	PublicKey        []byte
@@ -136,6 +158,15 @@ type Source struct {
 	RevokedAt      *time.Time
 	Version        int64
 	AllowedOrigins []string
+}
+
+type StackDrift struct {
+	Region      string
+	StackName   string
+	Status      string
+	Resources   []byte
+	DetectionID string
+	CheckedAt   time.Time
 }
 
 type StackEvent struct {

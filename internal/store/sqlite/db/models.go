@@ -114,6 +114,28 @@ type Replica struct {
 	ExpiresAt string
 }
 
+type Rollout struct {
+	Seq        int64
+	ID         string
+	State      string
+	Body       string
+	Version    int64
+	CreatedAt  string
+	FinishedAt sql.NullString
+}
+
+type RolloutTarget struct {
+	RolloutID string
+	Idx       int64
+	Region    string
+	StackName string
+	State     string
+	Held      int64
+	Detail    string
+	Version   int64
+	UpdatedAt string
+}
+
 type SigningKey struct {
 	Kid              string
 	PublicKey        []byte
@@ -134,6 +156,15 @@ type Source struct {
 	RevokedAt      sql.NullString
 	Version        int64
 	AllowedOrigins string
+}
+
+type StackDrift struct {
+	Region      string
+	StackName   string
+	Status      string
+	Resources   string
+	DetectionID string
+	CheckedAt   string
 }
 
 type StackEvent struct {
