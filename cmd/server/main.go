@@ -582,6 +582,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		PortalOIDC:   portalOIDC(cfg),
 		Usage:        db,
 		Meter:        meter,
+		Attention:    db,
 	})
 	if err != nil {
 		return err

@@ -105,7 +105,9 @@ func (p Position) String() string {
 	return p.UpdatedAt.UTC().Format(time.RFC3339Nano) + "|" + string(p.Kind) + "|" + p.Key
 }
 
-// ParsePosition parses what String returns, or returns ErrBadPosition.
+// ParsePosition parses what String returns, or returns ErrBadPosition. The
+// zero Position's text is valid: it is before every item, the start of
+// the list.
 func ParsePosition(s string) (Position, error) {
 	at, rest, ok := strings.Cut(s, "|")
 	if !ok {
@@ -113,7 +115,7 @@ func ParsePosition(s string) (Position, error) {
 	}
 	kind, key, ok := strings.Cut(rest, "|")
 	t, err := time.Parse(time.RFC3339Nano, at)
-	if !ok || err != nil || !Kind(kind).Valid() || key == "" {
+	if !ok || err != nil || (Kind(kind).Valid() != (key != "")) {
 		return Position{}, ErrBadPosition
 	}
 	return Position{UpdatedAt: t.UTC(), Kind: Kind(kind), Key: key}, nil

@@ -197,7 +197,7 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 
 	h, err := httpapi.NewServer(httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
-		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter,
+		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Attention: db,
 	})
 	if err != nil {
 		t.Fatal(err)
