@@ -110,7 +110,7 @@ func TestAttention(t *testing.T) {
 			e.waitGrant(calm, id, "active")
 			return id
 		}
-		grant("SELECT")
+		grant("DESCRIBE")
 
 		// A tenant whose only stack failed: the tenant failed too.
 		broken := e.onboard("fail-attn", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
@@ -129,7 +129,7 @@ func TestAttention(t *testing.T) {
 		}
 
 		// A grant Lake Formation refused.
-		refused := grant("DESCRIBE")
+		refused := grant("ALTER")
 		e.failGrant(calm, refused, "AccessDeniedException: Insufficient Lake Formation permission(s) on "+db)
 
 		items := e.attentionPages(t, nil, "")
