@@ -18,6 +18,27 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AttentionKind.
+const (
+	AttentionKindGrant     AttentionKind = "grant"
+	AttentionKindPoolStack AttentionKind = "pool_stack"
+	AttentionKindStack     AttentionKind = "stack"
+)
+
+// Valid indicates whether the value is a known member of the AttentionKind enum.
+func (e AttentionKind) Valid() bool {
+	switch e {
+	case AttentionKindGrant:
+		return true
+	case AttentionKindPoolStack:
+		return true
+	case AttentionKindStack:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BrowserSegmentIOProtocol.
 const (
 	Http  BrowserSegmentIOProtocol = "http"
@@ -854,6 +875,56 @@ type AWSPrincipal = string
 // default port is left out) browsers may send the source's events
 // from. Empty or absent: any origin.
 type AllowedOrigins = []string
+
+// AttentionItem A stack or grant that failed, with the tenant it belongs to.
+type AttentionItem struct {
+	// GrantId The grant of a `grant` item (getGrant reads it).
+	GrantId *string `json:"grant_id,omitempty"`
+
+	// Kind What an attention item is about: `stack`, a tenant's stack in one
+	// Region; `pool_stack`, a Region's pool stack, which no one tenant
+	// owns; `grant`, a Lake Formation grant.
+	Kind AttentionKind `json:"kind"`
+
+	// Principal A 12-digit AWS account ID or an IAM role ARN.
+	Principal *AWSPrincipal `json:"principal,omitempty"`
+
+	// Reason Why it failed, as CloudFormation or Lake Formation said.
+	Reason *string `json:"reason,omitempty"`
+
+	// Region An AWS commercial Region code.
+	Region Region `json:"region"`
+
+	// StackName The stack of a `stack` or `pool_stack` item.
+	StackName *string `json:"stack_name,omitempty"`
+
+	// Status The stack's status (see PlacementStatus) or the grant's (see GrantStatus): `failed`.
+	Status string `json:"status"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId   *TenantID `json:"tenant_id,omitempty"`
+	TenantName *string   `json:"tenant_name,omitempty"`
+
+	// TenantSlug The tenant's slug; absent for a pool stack, as are the tenant's other fields.
+	TenantSlug   *string       `json:"tenant_slug,omitempty"`
+	TenantStatus *TenantStatus `json:"tenant_status,omitempty"`
+
+	// UpdatedAt When the stack's or grant's record last changed: when it failed, or since.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// AttentionKind What an attention item is about: `stack`, a tenant's stack in one
+// Region; `pool_stack`, a Region's pool stack, which no one tenant
+// owns; `grant`, a Lake Formation grant.
+type AttentionKind string
+
+// AttentionList defines model for AttentionList.
+type AttentionList struct {
+	Items      []AttentionItem `json:"items"`
+	NextCursor *string         `json:"next_cursor"`
+}
 
 // AuditEvent One change, as the audit trail records it.
 type AuditEvent struct {
@@ -2344,6 +2415,21 @@ type SegmentAliasShortJSONBody = json.RawMessage
 // SegmentAliasJSONBody defines parameters for SegmentAlias.
 type SegmentAliasJSONBody = json.RawMessage
 
+// ListAttentionParams defines parameters for ListAttention.
+type ListAttentionParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Kind Only items of this kind.
+	Kind *AttentionKind `form:"kind,omitempty" json:"kind,omitempty"`
+
+	// Region Only items in this Region.
+	Region *Region `form:"region,omitempty" json:"region,omitempty"`
+}
+
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
 	// Limit Page size.
@@ -3453,6 +3539,23 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/alias (the `SegmentAlias` operationId).
 	SegmentAlias(ctx context.Context, body SegmentAliasJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAttention What in the fleet needs an operator
+	//
+	// Every stack and grant of the fleet that has failed and stays so
+	// until an operator acts: a tenant's stack in one of its Regions (an
+	// active tenant too, whose added Region failed; retry it with
+	// retryStack), a Region's pool stack (which every pooled tenant there
+	// waits on; retryStack on any of them replaces it), and a grant that
+	// Lake Formation refused (revoke it, or grant again). Each comes with
+	// its tenant, Region, status, reason and when its record last changed.
+	// Drift between Lake Formation and the grants ledger is not listed: the
+	// grants reconcile repairs it. Oldest first (ties by kind and key),
+	// paged by `cursor`; what fails while a client pages comes at the end,
+	// and what is repaired leaves the list.
+	//
+	// Corresponds with GET /v1/attention (the `ListAttention` operationId).
+	ListAttention(ctx context.Context, params *ListAttentionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAuditEvents The audit trail of every change made through the API
 	//
@@ -5215,6 +5318,33 @@ func (c *Client) SegmentAliasWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /v1/alias (the `SegmentAlias` operationId).
 func (c *Client) SegmentAlias(ctx context.Context, body SegmentAliasJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSegmentAliasRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAttention What in the fleet needs an operator
+//
+// Every stack and grant of the fleet that has failed and stays so
+// until an operator acts: a tenant's stack in one of its Regions (an
+// active tenant too, whose added Region failed; retry it with
+// retryStack), a Region's pool stack (which every pooled tenant there
+// waits on; retryStack on any of them replaces it), and a grant that
+// Lake Formation refused (revoke it, or grant again). Each comes with
+// its tenant, Region, status, reason and when its record last changed.
+// Drift between Lake Formation and the grants ledger is not listed: the
+// grants reconcile repairs it. Oldest first (ties by kind and key),
+// paged by `cursor`; what fails while a client pages comes at the end,
+// and what is repaired leaves the list.
+//
+// Corresponds with GET /v1/attention (the `ListAttention` operationId).
+func (c *Client) ListAttention(ctx context.Context, params *ListAttentionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAttentionRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -8235,6 +8365,96 @@ func NewSegmentAliasRequestWithBody(server string, contentType string, body io.R
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListAttentionRequest constructs an http.Request for the ListAttention method
+func NewListAttentionRequest(server string, params *ListAttentionParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/attention")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Kind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Region != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "region", *params.Region, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -13301,6 +13521,25 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/alias (the `SegmentAlias` operationId).
 	SegmentAliasWithResponse(ctx context.Context, body SegmentAliasJSONRequestBody, reqEditors ...RequestEditorFn) (*SegmentAliasResponse, error)
 
+	// ListAttentionWithResponse What in the fleet needs an operator
+	//
+	// Every stack and grant of the fleet that has failed and stays so
+	// until an operator acts: a tenant's stack in one of its Regions (an
+	// active tenant too, whose added Region failed; retry it with
+	// retryStack), a Region's pool stack (which every pooled tenant there
+	// waits on; retryStack on any of them replaces it), and a grant that
+	// Lake Formation refused (revoke it, or grant again). Each comes with
+	// its tenant, Region, status, reason and when its record last changed.
+	// Drift between Lake Formation and the grants ledger is not listed: the
+	// grants reconcile repairs it. Oldest first (ties by kind and key),
+	// paged by `cursor`; what fails while a client pages comes at the end,
+	// and what is repaired leaves the list.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/attention (the `ListAttention` operationId).
+	ListAttentionWithResponse(ctx context.Context, params *ListAttentionParams, reqEditors ...RequestEditorFn) (*ListAttentionResponse, error)
+
 	// ListAuditEventsWithResponse The audit trail of every change made through the API
 	//
 	// Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
@@ -15315,6 +15554,82 @@ func (r SegmentAliasResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r SegmentAliasResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListAttentionResponse401Headers the declared response headers of an HTTP 401 response for ListAttention
+type ListAttentionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListAttentionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AttentionList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAttentionResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAttentionResponse) GetJSON200() *AttentionList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListAttentionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListAttentionResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListAttentionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListAttentionResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAttentionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAttentionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAttentionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAttentionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -24044,6 +24359,31 @@ func (c *ClientWithResponses) SegmentAliasWithResponse(ctx context.Context, body
 	return ParseSegmentAliasResponse(rsp)
 }
 
+// ListAttentionWithResponse What in the fleet needs an operator
+//
+// Every stack and grant of the fleet that has failed and stays so
+// until an operator acts: a tenant's stack in one of its Regions (an
+// active tenant too, whose added Region failed; retry it with
+// retryStack), a Region's pool stack (which every pooled tenant there
+// waits on; retryStack on any of them replaces it), and a grant that
+// Lake Formation refused (revoke it, or grant again). Each comes with
+// its tenant, Region, status, reason and when its record last changed.
+// Drift between Lake Formation and the grants ledger is not listed: the
+// grants reconcile repairs it. Oldest first (ties by kind and key),
+// paged by `cursor`; what fails while a client pages comes at the end,
+// and what is repaired leaves the list.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/attention (the `ListAttention` operationId).
+func (c *ClientWithResponses) ListAttentionWithResponse(ctx context.Context, params *ListAttentionParams, reqEditors ...RequestEditorFn) (*ListAttentionResponse, error) {
+	rsp, err := c.ListAttention(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAttentionResponse(rsp)
+}
+
 // ListAuditEventsWithResponse The audit trail of every change made through the API
 //
 // Every accepted change (a `POST`, `PUT`, `PATCH` or `DELETE` that
@@ -26743,6 +27083,73 @@ func ParseSegmentAliasResponse(rsp *http.Response) (*SegmentAliasResponse, error
 	switch {
 	case rsp.StatusCode == 401:
 		var headers SegmentAliasResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListAttentionResponse parses an HTTP response from a ListAttentionWithResponse call
+func ParseListAttentionResponse(rsp *http.Response) (*ListAttentionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAttentionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AttentionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListAttentionResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -12,7 +12,9 @@
 // its editor (a live preview, an invalid definition's JSON Pointer, its
 // computation and recompute, a 412 on a stale save), read the audit log and
 // the fleet overview (its ingestion chart moving as events arrive, the
-// busiest tenants' events per day, the largest tenants' profiles per day),
+// busiest tenants' events per day, the largest tenants' profiles per day,
+// an active tenant's failed Region under "Needs attention", linked to the
+// tenant and retried from there once its cause is gone),
 // make a fleet webhook to the test's receiver (its secret shown once, a test
 // delivered, redelivery, recovery, rotation, disable, delete), and come back
 // to sign-in with an expired token, with the issuer's reason when its
@@ -30,6 +32,9 @@
 //   CAIRN_OIDC_AUTHORIZE  the test OIDC issuer's authorization endpoint
 //   CAIRN_OIDC_CLIENT     the portal's client ID there
 //   CAIRN_WEBHOOK_RECEIVER an http URL on loopback that answers deliveries 200
+//   CAIRN_FAILING_REGION  a Region where the server's local engine fails
+//                         every stack, until CAIRN_FAILING_OBSTACLE, a
+//                         file, is removed
 //
 // It prints one JSON report and exits 1 when a step failed.
 import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
@@ -389,6 +394,41 @@ try {
     await page.locator('#fleet-profiles-summary', { hasText: /most: acme-retail [1-9]/ }).waitFor();
     await page.locator('#fleet-profiles').scrollIntoViewIfNeeded();
     await check('fleet-profiles');
+
+    begin('an active tenant\'s failed Region needs attention; retried from the fleet overview');
+    // The server's local engine cannot build a stack in this Region: a
+    // file stands where its buckets go, and the stack rolls back.
+    const failing = need('CAIRN_FAILING_REGION');
+    const until = async (what, ok) => {
+      for (let i = 0; !(await ok()); i++) {
+        if (i === 150) throw new Error(`${what}: not after 30 s`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    const edge = await api('POST', '/v1/tenants', { name: 'Edge Stores', slug: 'edge-stores', tier: 'dedicated', home_region: 'eu-west-1' });
+    const stackStatus = async () => (await api('GET', `/v1/tenants/${edge.id}/stacks`)).items.find((st) => st.region === failing)?.status;
+    await until('edge-stores active', async () => (await api('GET', `/v1/tenants/${edge.id}`)).status === 'active');
+    await api('PATCH', `/v1/tenants/${edge.id}`, { regions: ['eu-west-1', failing] });
+    await until(`its ${failing} stack failed`, async () => (await stackStatus()) === 'failed');
+    if ((await api('GET', `/v1/tenants/${edge.id}`)).status !== 'active') throw new Error('the failed Region made the tenant fail');
+    const attention = page.locator('section[aria-labelledby="s-needs-attention"]');
+    await attention.getByRole('button', { name: 'Reload list' }).click();
+    const row = page.locator('#attention tbody tr', { hasText: 'Edge Stores' });
+    await row.filter({ hasText: failing }).filter({ hasText: 'failed' }).waitFor();
+    if (!(await row.getByText(/RawBucket|CleanBucket|CuratedBucket/).count())) throw new Error('the failed stack shows no reason');
+    await page.locator('#attention').scrollIntoViewIfNeeded();
+    await check('fleet-attention');
+    await row.getByRole('link', { name: 'Edge Stores' }).click();
+    await heading('Edge Stores');
+    await page.locator('tr', { hasText: failing }).locator('.badge', { hasText: 'failed' }).waitFor();
+    await page.goBack();
+    await heading('Fleet');
+    // The cause removed, the Region is retried from the overview: it
+    // leaves the list and its stack is built.
+    await rm(need('CAIRN_FAILING_OBSTACLE'));
+    await page.locator('#attention tbody tr', { hasText: 'Edge Stores' }).getByRole('button', { name: `Retry ${failing}` }).click();
+    await row.waitFor({ state: 'detached' });
+    await until(`its ${failing} stack ready after the retry`, async () => (await stackStatus()) === 'ready');
 
     begin('create a fleet webhook; its secret is shown once');
     const receiver = need('CAIRN_WEBHOOK_RECEIVER');

@@ -609,6 +609,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Meter:        meter,
 		Rollouts:     rolloutSvc,
 		Drift:        db,
+		Attention:    db,
 	})
 	if err != nil {
 		return err

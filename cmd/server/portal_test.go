@@ -175,6 +175,18 @@ func TestPortalBrowser(t *testing.T) {
 	artifacts, _ = filepath.Abs(filepath.Join(artifacts, "portal"))
 
 	data := t.TempDir()
+	// The local engine builds no stack in failingRegion while a file
+	// stands where its buckets go: the stack rolls back, as a failed
+	// CloudFormation stack does (e2e/portal.mjs removes the file before
+	// it retries the stack).
+	const failingRegion = "ap-southeast-2"
+	obstacle := filepath.Join(data, "zones", failingRegion, "buckets")
+	if err := os.MkdirAll(filepath.Dir(obstacle), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(obstacle, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	idp := newOIDCDouble(t)
 	hook := newWebhookReceiver(t)
 	// Webhooks may go to the receiver: http, on loopback.
@@ -206,6 +218,8 @@ func TestPortalBrowser(t *testing.T) {
 		"CAIRN_OIDC_AUTHORIZE="+idp.URL+"/authorize",
 		"CAIRN_OIDC_CLIENT="+idp.clientID,
 		"CAIRN_WEBHOOK_RECEIVER="+hook.URL+"/cairn",
+		"CAIRN_FAILING_REGION="+failingRegion,
+		"CAIRN_FAILING_OBSTACLE="+obstacle,
 	)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

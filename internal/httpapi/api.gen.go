@@ -18,6 +18,27 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AttentionKind.
+const (
+	AttentionKindGrant     AttentionKind = "grant"
+	AttentionKindPoolStack AttentionKind = "pool_stack"
+	AttentionKindStack     AttentionKind = "stack"
+)
+
+// Valid indicates whether the value is a known member of the AttentionKind enum.
+func (e AttentionKind) Valid() bool {
+	switch e {
+	case AttentionKindGrant:
+		return true
+	case AttentionKindPoolStack:
+		return true
+	case AttentionKindStack:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BrowserSegmentIOProtocol.
 const (
 	Http  BrowserSegmentIOProtocol = "http"
@@ -854,6 +875,56 @@ type AWSPrincipal = string
 // default port is left out) browsers may send the source's events
 // from. Empty or absent: any origin.
 type AllowedOrigins = []string
+
+// AttentionItem A stack or grant that failed, with the tenant it belongs to.
+type AttentionItem struct {
+	// GrantId The grant of a `grant` item (getGrant reads it).
+	GrantId *string `json:"grant_id,omitempty"`
+
+	// Kind What an attention item is about: `stack`, a tenant's stack in one
+	// Region; `pool_stack`, a Region's pool stack, which no one tenant
+	// owns; `grant`, a Lake Formation grant.
+	Kind AttentionKind `json:"kind"`
+
+	// Principal A 12-digit AWS account ID or an IAM role ARN.
+	Principal *AWSPrincipal `json:"principal,omitempty"`
+
+	// Reason Why it failed, as CloudFormation or Lake Formation said.
+	Reason *string `json:"reason,omitempty"`
+
+	// Region An AWS commercial Region code.
+	Region Region `json:"region"`
+
+	// StackName The stack of a `stack` or `pool_stack` item.
+	StackName *string `json:"stack_name,omitempty"`
+
+	// Status The stack's status (see PlacementStatus) or the grant's (see GrantStatus): `failed`.
+	Status string `json:"status"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId   *TenantID `json:"tenant_id,omitempty"`
+	TenantName *string   `json:"tenant_name,omitempty"`
+
+	// TenantSlug The tenant's slug; absent for a pool stack, as are the tenant's other fields.
+	TenantSlug   *string       `json:"tenant_slug,omitempty"`
+	TenantStatus *TenantStatus `json:"tenant_status,omitempty"`
+
+	// UpdatedAt When the stack's or grant's record last changed: when it failed, or since.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// AttentionKind What an attention item is about: `stack`, a tenant's stack in one
+// Region; `pool_stack`, a Region's pool stack, which no one tenant
+// owns; `grant`, a Lake Formation grant.
+type AttentionKind string
+
+// AttentionList defines model for AttentionList.
+type AttentionList struct {
+	Items      []AttentionItem `json:"items"`
+	NextCursor *string         `json:"next_cursor"`
+}
 
 // AuditEvent One change, as the audit trail records it.
 type AuditEvent struct {
@@ -2344,6 +2415,21 @@ type SegmentAliasShortJSONBody = json.RawMessage
 // SegmentAliasJSONBody defines parameters for SegmentAlias.
 type SegmentAliasJSONBody = json.RawMessage
 
+// ListAttentionParams defines parameters for ListAttention.
+type ListAttentionParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Kind Only items of this kind.
+	Kind *AttentionKind `form:"kind,omitempty" json:"kind,omitempty"`
+
+	// Region Only items in this Region.
+	Region *Region `form:"region,omitempty" json:"region,omitempty"`
+}
+
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
 	// Limit Page size.
@@ -3290,6 +3376,9 @@ type ServerInterface interface {
 	// SegmentAlias Segment-compatible alias endpoint
 	// (POST /v1/alias)
 	SegmentAlias(w http.ResponseWriter, r *http.Request)
+	// ListAttention What in the fleet needs an operator
+	// (GET /v1/attention)
+	ListAttention(w http.ResponseWriter, r *http.Request, params ListAttentionParams)
 	// ListAuditEvents The audit trail of every change made through the API
 	// (GET /v1/audit-events)
 	ListAuditEvents(w http.ResponseWriter, r *http.Request, params ListAuditEventsParams)
@@ -3599,6 +3688,12 @@ func (_ Unimplemented) SegmentAliasShort(w http.ResponseWriter, r *http.Request)
 // SegmentAlias Segment-compatible alias endpoint
 // (POST /v1/alias)
 func (_ Unimplemented) SegmentAlias(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListAttention What in the fleet needs an operator
+// (GET /v1/attention)
+func (_ Unimplemented) ListAttention(w http.ResponseWriter, r *http.Request, params ListAttentionParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -4224,6 +4319,78 @@ func (siw *ServerInterfaceWrapper) SegmentAlias(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.SegmentAlias(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListAttention operation middleware
+func (siw *ServerInterfaceWrapper) ListAttention(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAttentionParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "kind", r.URL.Query(), &params.Kind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "kind"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "kind", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "region" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "region", r.URL.Query(), &params.Region, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "region"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "region", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAttention(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -8089,6 +8256,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/rollouts/{rollout_id}/abort", wrapper.AbortRollout)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/attention", wrapper.ListAttention)
+	})
+	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/v1/tenants/{tenant_id}/principals", wrapper.RemovePrincipal)
 	})
 	r.Group(func(r chi.Router) {
@@ -8663,6 +8833,93 @@ type SegmentAlias500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response SegmentAlias500ApplicationProblemPlusJSONResponse) VisitSegmentAliasResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAttentionRequestObject struct {
+	Params ListAttentionParams
+}
+
+type ListAttentionResponseObject interface {
+	VisitListAttentionResponse(w http.ResponseWriter) error
+}
+
+type ListAttention200JSONResponse AttentionList
+
+func (response ListAttention200JSONResponse) VisitListAttentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAttention400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAttention400ApplicationProblemPlusJSONResponse) VisitListAttentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAttention401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAttention401ApplicationProblemPlusJSONResponse) VisitListAttentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAttention403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListAttention403ApplicationProblemPlusJSONResponse) VisitListAttentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAttention500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListAttention500ApplicationProblemPlusJSONResponse) VisitListAttentionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -20215,6 +20472,9 @@ type StrictServerInterface interface {
 	// SegmentAlias Segment-compatible alias endpoint
 	// (POST /v1/alias)
 	SegmentAlias(ctx context.Context, request SegmentAliasRequestObject) (SegmentAliasResponseObject, error)
+	// ListAttention What in the fleet needs an operator
+	// (GET /v1/attention)
+	ListAttention(ctx context.Context, request ListAttentionRequestObject) (ListAttentionResponseObject, error)
 	// ListAuditEvents The audit trail of every change made through the API
 	// (GET /v1/audit-events)
 	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
@@ -20659,6 +20919,32 @@ func (sh *strictHandler) SegmentAlias(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(SegmentAliasResponseObject); ok {
 		if err := validResponse.VisitSegmentAliasResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListAttention operation middleware
+func (sh *strictHandler) ListAttention(w http.ResponseWriter, r *http.Request, params ListAttentionParams) {
+	var request ListAttentionRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAttention(ctx, request.(ListAttentionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAttention")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAttentionResponseObject); ok {
+		if err := validResponse.VisitListAttentionResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/cairn-cdp/cairn/api"
+	"github.com/cairn-cdp/cairn/internal/attention"
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
@@ -45,6 +46,8 @@ var startCursors = map[string]string{
 	"/v1/tenants/{tenant_id}/segments/{segment_id}/members": "AkY",
 	// page.EncodeString("F"): before every "ten_..." ID, by tenant ID.
 	"/v1/usage": "AkY",
+	// page.EncodeString(attention.Position{}.String()): the start.
+	"/v1/attention": "AjAwMDEtMDEtMDFUMDA6MDA6MDBafHw",
 }
 
 // listQuery is the query a list needs besides its cursor and limit.
@@ -102,6 +105,9 @@ func TestCursorIsOpaque(t *testing.T) {
 		}
 		if pos, err := page.DecodeString("AkY"); err != nil || pos != "F" {
 			t.Fatalf(`DecodeString("AkY") = %q, %v; the pinned cursor must be one the API can issue`, pos, err)
+		}
+		if pos, err := page.DecodeString(startCursors["/v1/attention"]); err != nil || pos != (attention.Position{}).String() {
+			t.Fatalf("the pinned cursor of /v1/attention is %q, %v; want the start's", pos, err)
 		}
 	})
 }

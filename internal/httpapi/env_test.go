@@ -243,7 +243,7 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *
 
 	h, err := httpapi.NewServer(httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
-		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db,
+		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db, Attention: db,
 	})
 	if err != nil {
 		t.Fatal(err)

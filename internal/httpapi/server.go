@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairn-cdp/cairn/api"
+	"github.com/cairn-cdp/cairn/internal/attention"
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
@@ -69,6 +70,8 @@ type Config struct {
 	Now func() time.Time
 	// Usage answers the usage reports.
 	Usage usage.Store
+	// Attention lists the fleet's failed stacks and grants.
+	Attention attention.Store
 	// Meter, if not nil, counts each tenant's requests and accepted events.
 	Meter *usage.Meter
 	// Rollouts starts and steers template rollouts.
@@ -103,14 +106,16 @@ type Server struct {
 	rollouts RolloutService
 	// drift reads stacks' drift; nil shows none.
 	drift DriftReader
+	// attention lists what in the fleet needs an operator.
+	attention attention.Store
 }
 
 var _ StrictServerInterface = (*Server)(nil)
 
 // NewServer returns the whole API as one http.Handler.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Audit == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil || cfg.Usage == nil || cfg.Rollouts == nil {
-		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Audit, Auth, Idempotency, Registry, Usage and Rollouts are required")
+	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Audit == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil || cfg.Usage == nil || cfg.Rollouts == nil || cfg.Attention == nil {
+		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Audit, Auth, Idempotency, Registry, Usage, Rollouts and Attention are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -128,7 +133,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
-		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift}
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

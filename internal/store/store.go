@@ -12,6 +12,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/attention"
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/drift"
 	"github.com/cairn-cdp/cairn/internal/fleet"
@@ -60,6 +61,8 @@ type Backend interface {
 	replicas.Store
 	// kmskek.Store holds the KMS-wrapped key-encryption key.
 	kmskek.Store
+	// attention.Store lists the failed stacks and grants of the fleet.
+	attention.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

@@ -500,6 +500,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/attention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What in the fleet needs an operator
+         * @description Every stack and grant of the fleet that has failed and stays so
+         *     until an operator acts: a tenant's stack in one of its Regions (an
+         *     active tenant too, whose added Region failed; retry it with
+         *     retryStack), a Region's pool stack (which every pooled tenant there
+         *     waits on; retryStack on any of them replaces it), and a grant that
+         *     Lake Formation refused (revoke it, or grant again). Each comes with
+         *     its tenant, Region, status, reason and when its record last changed.
+         *     Drift between Lake Formation and the grants ledger is not listed: the
+         *     grants reconcile repairs it. Oldest first (ties by kind and key),
+         *     paged by `cursor`; what fails while a client pages comes at the end,
+         *     and what is repaired leaves the list.
+         */
+        get: operations["listAttention"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant_id}/principals": {
         parameters: {
             query?: never;
@@ -2435,6 +2465,41 @@ export interface components {
             items: components["schemas"]["Pool"][];
             next_cursor: string | null;
         };
+        /**
+         * @description What an attention item is about: `stack`, a tenant's stack in one
+         *     Region; `pool_stack`, a Region's pool stack, which no one tenant
+         *     owns; `grant`, a Lake Formation grant.
+         * @enum {string}
+         */
+        AttentionKind: "stack" | "pool_stack" | "grant";
+        /** @description A stack or grant that failed, with the tenant it belongs to. */
+        AttentionItem: {
+            kind: components["schemas"]["AttentionKind"];
+            tenant_id?: components["schemas"]["TenantID"];
+            /** @description The tenant's slug; absent for a pool stack, as are the tenant's other fields. */
+            tenant_slug?: string;
+            tenant_name?: string;
+            tenant_status?: components["schemas"]["TenantStatus"];
+            region: components["schemas"]["Region"];
+            /** @description The stack's status (see PlacementStatus) or the grant's (see GrantStatus): `failed`. */
+            status: string;
+            /** @description Why it failed, as CloudFormation or Lake Formation said. */
+            reason?: string;
+            /** @description The stack of a `stack` or `pool_stack` item. */
+            stack_name?: string;
+            /** @description The grant of a `grant` item (getGrant reads it). */
+            grant_id?: string;
+            principal?: components["schemas"]["AWSPrincipal"];
+            /**
+             * Format: date-time
+             * @description When the stack's or grant's record last changed: when it failed, or since.
+             */
+            updated_at: string;
+        };
+        AttentionList: {
+            items: components["schemas"]["AttentionItem"][];
+            next_cursor: string | null;
+        };
         /** @description A 12-digit AWS account ID or an IAM role ARN. */
         AWSPrincipal: string;
         PrincipalRef: {
@@ -3989,6 +4054,39 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listAttention: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only items of this kind. */
+                kind?: components["schemas"]["AttentionKind"];
+                /** @description Only items in this Region. */
+                region?: components["schemas"]["Region"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of items, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttentionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };

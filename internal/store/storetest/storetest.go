@@ -104,6 +104,7 @@ func Run(t *testing.T, h Harness) {
 		{"FleetEventWithTenantChange", testFleetEventWithTenantChange},
 		{"FleetEventWithStackFailure", testFleetEventWithStackFailure},
 		{"FleetRelay", testFleetRelay},
+		{"AttentionList", testAttentionList},
 		{"UsageAdd", testUsageAdd},
 		{"UsageTotals", testUsageTotals},
 		{"UsageMeter", testUsageMeter},
