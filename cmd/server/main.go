@@ -46,6 +46,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/portal"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
@@ -417,19 +418,16 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
+	// Where each tenant's data lives, read from the database once per
+	// request by the grants broker, the profile store and the raw zone.
+	placements := placement.NewLocator(db)
 	grantSvc, err := grants.NewService(grants.Config{
-		Store: db.Grants(), Catalog: catalog, Credentials: creds, Tenants: tenantSvc, Placements: db, Logger: log,
+		Store: db.Grants(), Catalog: catalog, Credentials: creds, Tenants: tenantSvc, Placements: placements, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	// The profile store finds tenants' tables through the provisioner, and
-	// the provisioner's teardown purges the profile store: the locator
-	// reads prov, set just below, and only requests and jobs call it.
-	var prov *provisioner.Provisioner
-	locate := profiles.PlacementLocator{Home: func(ctx context.Context, tenantID string) (string, map[string]string, error) {
-		return prov.Home(ctx, tenantID)
-	}}
+	locate := profiles.PlacementLocator{Placements: placements}
 	// The meter counts each tenant's usage in memory and flushes it every
 	// few seconds. It stops after everything that counts (requests, the
 	// webhook dispatcher: their stops are deferred after this one, so run
@@ -494,7 +492,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	tenantSvc.SetFleetNotifier(fleetRelay)
 
-	prov, err = provisioner.New(provisioner.Config{
+	prov, err := provisioner.New(provisioner.Config{
 		Engine: engine, Store: db, Tenants: tenantSvc, PollInterval: cfg.StackPollInterval, Logger: log,
 		BeforeTeardown: teardown, Fleet: fleetRelay,
 	})

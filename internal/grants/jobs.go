@@ -335,7 +335,7 @@ func (s *Service) Reconcile(ctx context.Context, rec audit.Event, tenantID strin
 		if err != nil {
 			return report, err
 		}
-		db := pl.Outputs["glue_database"]
+		db := pl.GlueDatabase()
 		perms, err := s.catalog.Permissions(ctx, region, db)
 		if err != nil {
 			return report, fmt.Errorf("list permissions in %s: %w", region, err)

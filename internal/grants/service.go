@@ -13,7 +13,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/ids"
-	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -23,20 +23,16 @@ type TenantReader interface {
 	List(ctx context.Context, p tenants.ListParams) ([]tenants.Tenant, error)
 }
 
-// PlacementReader reads where a tenant's catalog and data live.
-type PlacementReader interface {
-	PlacementList(ctx context.Context, tenantID string) ([]provisioner.Placement, error)
-}
-
 // Config wires a Service. Every field but Logger and Now is required.
 type Config struct {
 	Store       Store
 	Catalog     Catalog
 	Credentials CredentialIssuer
 	Tenants     TenantReader
-	Placements  PlacementReader
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Placements reads where the tenant's catalogs and data are.
+	Placements placement.Reader
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Service is the grants broker. It is safe for concurrent use; replicas
@@ -46,7 +42,7 @@ type Service struct {
 	catalog    Catalog
 	creds      CredentialIssuer
 	tenants    TenantReader
-	placements PlacementReader
+	placements placement.Reader
 	log        *slog.Logger
 	now        func() time.Time
 }
@@ -192,20 +188,18 @@ func (r GrantRequest) describe() string {
 
 // catalogOf returns the tenant's Glue database in region and its kind, or
 // an error when the tenant has no ready catalog there.
-func (s *Service) catalogOf(ctx context.Context, t tenants.Tenant, region string) (provisioner.Placement, error) {
+func (s *Service) catalogOf(ctx context.Context, t tenants.Tenant, region string) (placement.Placement, error) {
 	if !slices.Contains(t.Regions, region) {
-		return provisioner.Placement{}, ErrOutsideCatalog
+		return placement.Placement{}, ErrOutsideCatalog
 	}
-	list, err := s.placements.PlacementList(ctx, t.ID)
+	where, err := s.placements.TenantPlacements(ctx, t.ID)
 	if err != nil {
-		return provisioner.Placement{}, err
+		return placement.Placement{}, err
 	}
-	for _, pl := range list {
-		if pl.Region == region && pl.Status == provisioner.StatusReady && pl.Outputs["glue_database"] != "" {
-			return pl, nil
-		}
+	if pl, err := where.In(region); err == nil && pl.GlueDatabase() != "" {
+		return pl, nil
 	}
-	return provisioner.Placement{}, ErrNotReady
+	return placement.Placement{}, ErrNotReady
 }
 
 // Grant records a grant as pending and queues the job that applies it, in
@@ -240,7 +234,7 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 	case err != nil:
 		return Grant{}, false, err
 	}
-	if req.Resource.Database != pl.Outputs["glue_database"] {
+	if req.Resource.Database != pl.GlueDatabase() {
 		return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
 	}
 	g := Grant{
@@ -262,7 +256,7 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 				return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "no column "+c+" in table "+tbl.Name)
 			}
 		}
-		if tbl.Shared && pl.Kind == provisioner.KindPooled {
+		if tbl.Shared && pl.Kind == placement.Pooled {
 			g.CellsFilter = CellsFilterName(t.ID, req.Resource.Columns)
 		}
 	} else if len(req.Resource.Columns) > 0 {
