@@ -187,7 +187,7 @@ func (r GrantRequest) describe() string {
 }
 
 // catalogOf returns the tenant's Glue database in region and its kind, or
-// an error when the tenant has no ready catalog there.
+// placement.ErrNotReady when the tenant has no ready catalog there.
 func (s *Service) catalogOf(ctx context.Context, t tenants.Tenant, region string) (placement.Placement, error) {
 	if !slices.Contains(t.Regions, region) {
 		return placement.Placement{}, ErrOutsideCatalog
@@ -199,7 +199,7 @@ func (s *Service) catalogOf(ctx context.Context, t tenants.Tenant, region string
 	if pl, err := where.In(region); err == nil && pl.GlueDatabase() != "" {
 		return pl, nil
 	}
-	return placement.Placement{}, ErrNotReady
+	return placement.Placement{}, fmt.Errorf("catalog in %s: %w", region, placement.ErrNotReady)
 }
 
 // Grant records a grant as pending and queues the job that applies it, in

@@ -530,7 +530,7 @@ func profileProblem(err error) *problem {
 		return newProblem(http.StatusConflict, "source-revoked", "Source revoked", "A revoked source gets no new key and no changes.")
 	case errors.Is(err, profiles.ErrNotMerged):
 		return newProblem(http.StatusConflict, "not-merged", "Not merged", "That profile was not merged into this one.")
-	case errors.Is(err, profiles.ErrNotReady), errors.Is(err, placement.ErrNotReady):
+	case errors.Is(err, placement.ErrNotReady):
 		return newProblem(http.StatusConflict, "tenant-not-ready", "Tenant not ready", "The tenant's data stack in its home Region is not provisioned yet.")
 	}
 	return nil

@@ -94,10 +94,6 @@ type SourceStore interface {
 	SourceRevokeAll(ctx context.Context, tenantID string, at time.Time) (int, error)
 }
 
-// ErrNotReady is returned by a RawZone or Store locator while the tenant's
-// data stack in its home Region is not provisioned yet.
-var ErrNotReady = errors.New("tenant data stack not ready")
-
 // PlacementLocator locates a tenant's raw zone and profile table in its
 // home placement, through a placement.Locator: within one request (a
 // placement.Scope) every call after the first answers from memory.
