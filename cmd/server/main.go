@@ -409,11 +409,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	jobMetrics := newJobMetrics(reg, db)
 
+	// One set of AWS client settings for every adapter, their calls
+	// counted for the metrics.
 	calls := &awsclient.CallCounter{}
 	if cfg.Cloud == "aws" {
 		reg.MustRegister(awsCallsCollector{calls})
 	}
-	engine, catalog, creds, err := newCloud(ctx, cfg, calls)
+	awsSettings := cfg.awsSettings(calls)
+	engine, catalog, creds, err := newCloud(ctx, cfg, awsSettings)
 	if err != nil {
 		return err
 	}
@@ -441,7 +444,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}()
 	defer func() { stopMeter(); <-meterDone }()
 
-	profileStore, rawZone, closeProfiles, err := newProfileStores(ctx, cfg, locate, calls)
+	profileStore, rawZone, closeProfiles, err := newProfileStores(ctx, cfg, locate, awsSettings)
 	if err != nil {
 		return err
 	}
@@ -508,7 +511,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	registerMaintenance(workers, db)
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
-	sink, err := usageSink(ctx, cfg, calls)
+	sink, err := usageSink(ctx, cfg, awsSettings)
 	if err != nil {
 		return err
 	}
@@ -644,19 +647,18 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 }
 
 // newCloud returns the provisioning engine, the governance catalog and the
-// credential issuer the configuration names. AWS API calls are exported as
-// metrics.
-func newCloud(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
+// credential issuer the configuration names, the AWS ones with settings.
+func newCloud(ctx context.Context, cfg *config, settings awsclient.Settings) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
 	switch cfg.Cloud {
 	case "local":
 		root := filepath.Join(cfg.DataDir, "zones")
 		return &provisioner.LocalEngine{Root: root}, &grants.LocalCatalog{Root: root}, grants.LocalCredentials{}, nil
 	case "aws":
-		engine, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL, RoleARN: cfg.StackRoleARN})
+		engine, err := cfn.New(ctx, cfn.Config{AWS: settings, RoleARN: cfg.StackRoleARN})
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		lfCfg := lakeformation.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL}
+		lfCfg := lakeformation.Config{AWS: settings}
 		catalog, err := lakeformation.NewCatalog(ctx, lfCfg)
 		if err != nil {
 			return nil, nil, nil, err

@@ -60,12 +60,12 @@ type s3Sink struct {
 
 // newS3Sink makes the sink of an s3://bucket[/prefix] URL, in the Region of
 // the SDK's default configuration (AWS_REGION).
-func newS3Sink(ctx context.Context, rawURL, endpoint string, calls *awsclient.CallCounter) (*s3Sink, error) {
+func newS3Sink(ctx context.Context, rawURL string, settings awsclient.Settings) (*s3Sink, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "s3" || u.Host == "" {
 		return nil, fmt.Errorf("usage-report-bucket %q: want s3://bucket or s3://bucket/prefix", rawURL)
 	}
-	b, err := awsclient.Settings{EndpointURL: endpoint, Calls: calls}.Load(ctx)
+	b, err := settings.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("usage reports: %w", err)
 	}
@@ -99,11 +99,11 @@ func (s *s3Sink) Put(ctx context.Context, name string, body []byte) (string, err
 
 // usageSink is where the daily reports go: the configured bucket, or
 // <data-dir>/usage-reports.
-func usageSink(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (usage.Sink, error) {
+func usageSink(ctx context.Context, cfg *config, settings awsclient.Settings) (usage.Sink, error) {
 	if cfg.UsageReportBucket == "" {
 		return usage.DirSink{Dir: filepath.Join(cfg.DataDir, "usage-reports")}, nil
 	}
-	return newS3Sink(ctx, cfg.UsageReportBucket, cfg.AWSEndpointURL, calls)
+	return newS3Sink(ctx, cfg.UsageReportBucket, settings)
 }
 
 // usageReportEvery is how often the daily report job looks for a closed

@@ -17,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 )
 
 // rawZoneBytes is what the tenant's raw zone files hold, decompressed,
@@ -128,10 +130,10 @@ func TestUsageReportToBucket(t *testing.T) {
 	if _, err := raw.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newS3Sink(t.Context(), "http://"+bucket, endpoint, nil); err == nil {
+	if _, err := newS3Sink(t.Context(), "http://"+bucket, awsclient.Settings{EndpointURL: endpoint}); err == nil {
 		t.Error("an http:// bucket URL was accepted")
 	}
-	sink, err := newS3Sink(t.Context(), "s3://"+bucket+"/billing/", endpoint, nil)
+	sink, err := newS3Sink(t.Context(), "s3://"+bucket+"/billing/", awsclient.Settings{EndpointURL: endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}

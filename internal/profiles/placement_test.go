@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
@@ -42,7 +43,9 @@ func TestIngestLocatesOncePerScope(t *testing.T) {
 			Outputs: map[string]string{"profile_table": table, "raw_bucket": "cairn-pool-raw", "s3_prefix": "tenants/" + tenant + "/"}}}}}
 	locate := profiles.PlacementLocator{Placements: placement.NewLocator(reads)}
 	cfg := dynamotest.Config(region)
-	st, err := dynamostore.New(t.Context(), dynamostore.Config{AWS: &cfg, EndpointURL: endpoint, HTTPClient: &dynamotest.SerialTransactions{}, Tables: locate.Table})
+	st, err := dynamostore.New(t.Context(), dynamostore.Config{
+		AWS: awsclient.Settings{AWS: &cfg, EndpointURL: endpoint, HTTPClient: &dynamotest.SerialTransactions{}}, Tables: locate.Table,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,13 +49,13 @@ func testAWSConfig() aws.Config {
 
 func testConfig(endpoint string, calls *awsclient.CallCounter) lakeformation.Config {
 	cfg := testAWSConfig()
-	return lakeformation.Config{
+	return lakeformation.Config{AWS: awsclient.Settings{
 		AWS:         &cfg,
 		EndpointURL: endpoint,
 		MaxAttempts: 3,
 		MaxBackoff:  5 * time.Millisecond,
 		Calls:       calls,
-	}
+	}}
 }
 
 // newCatalog returns a Catalog on endpoint with a CallCounter and short

@@ -51,7 +51,7 @@ func TestPurgeFromPoolTable(t *testing.T) {
 	table := createTable(t, endpoint, regionA)
 	faults := &unprocessedOnce{}
 	s, calls := newStore(t, endpoint, oneTable(regionA, table), func(c *dynamostore.Config) {
-		c.HTTPClient = faults
+		c.AWS.HTTPClient = faults
 		c.Parallelism = 3
 	})
 	ctx := t.Context()
@@ -152,7 +152,7 @@ func TestPurgeResumes(t *testing.T) {
 	cut.cutAt.Store(7)
 	const page = 5
 	s, _ := newStore(t, endpoint, oneTable(regionA, table), func(c *dynamostore.Config) {
-		c.HTTPClient = cut
+		c.AWS.HTTPClient = cut
 		c.Parallelism = 1 // one segment: pages in key order on the emulator
 		c.PurgePageSize = page
 	})

@@ -118,14 +118,16 @@ func newStore(t *testing.T, endpoint string, tables func(ctx context.Context, te
 	awsCfg := testAWSConfig()
 	calls := &awsclient.CallCounter{}
 	cfg := dynamostore.Config{
-		AWS:         &awsCfg,
-		EndpointURL: endpoint,
-		// moto's transactions are not atomic without it: see
-		// dynamotest.SerialTransactions.
-		HTTPClient: &dynamotest.SerialTransactions{},
-		Tables:     tables,
-		Calls:      calls,
-		MaxBackoff: 5 * time.Millisecond,
+		AWS: awsclient.Settings{
+			AWS:         &awsCfg,
+			EndpointURL: endpoint,
+			// moto's transactions are not atomic without it: see
+			// dynamotest.SerialTransactions.
+			HTTPClient: &dynamotest.SerialTransactions{},
+			Calls:      calls,
+			MaxBackoff: 5 * time.Millisecond,
+		},
+		Tables: tables,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -167,11 +169,11 @@ func TestNewValidates(t *testing.T) {
 	t.Parallel()
 	awsCfg := testAWSConfig()
 	for name, cfg := range map[string]dynamostore.Config{
-		"no Tables":         {AWS: &awsCfg},
-		"negative attempts": {AWS: &awsCfg, Tables: oneTable(regionA, "t"), MaxAttempts: -1},
-		"negative backoff":  {AWS: &awsCfg, Tables: oneTable(regionA, "t"), MaxBackoff: -1},
-		"negative parallel": {AWS: &awsCfg, Tables: oneTable(regionA, "t"), Parallelism: -1},
-		"negative page":     {AWS: &awsCfg, Tables: oneTable(regionA, "t"), PurgePageSize: -1},
+		"no Tables":         {AWS: awsclient.Settings{AWS: &awsCfg}},
+		"negative attempts": {AWS: awsclient.Settings{AWS: &awsCfg, MaxAttempts: -1}, Tables: oneTable(regionA, "t")},
+		"negative backoff":  {AWS: awsclient.Settings{AWS: &awsCfg, MaxBackoff: -1}, Tables: oneTable(regionA, "t")},
+		"negative parallel": {AWS: awsclient.Settings{AWS: &awsCfg}, Tables: oneTable(regionA, "t"), Parallelism: -1},
+		"negative page":     {AWS: awsclient.Settings{AWS: &awsCfg}, Tables: oneTable(regionA, "t"), PurgePageSize: -1},
 	} {
 		if _, err := dynamostore.New(t.Context(), cfg); err == nil {
 			t.Errorf("New (%s): no error", name)
@@ -449,7 +451,7 @@ func TestTransactRetriesConflicts(t *testing.T) {
 
 	ft := &faultTransport{reasons: `[{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]`}
 	s, _ := newStore(t, endpoint, oneTable(regionA, table), func(c *dynamostore.Config) {
-		c.HTTPClient = ft
+		c.AWS.HTTPClient = ft
 		c.MaxConflictRetries = 3
 	})
 
@@ -530,7 +532,7 @@ func TestTransactRetryKeepsToken(t *testing.T) {
 	}
 	t.Cleanup(proxy.Close)
 	tr := &tokenRecorder{}
-	s, calls := newStore(t, proxy.URL, oneTable(regionA, table), func(c *dynamostore.Config) { c.HTTPClient = tr })
+	s, calls := newStore(t, proxy.URL, oneTable(regionA, table), func(c *dynamostore.Config) { c.AWS.HTTPClient = tr })
 
 	tenant := tenants.NewID()
 	it := profiles.Item{PK: pk(tenant, "IDENT#x"), SK: "IDENT", Data: []byte(`{}`)}

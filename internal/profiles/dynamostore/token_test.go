@@ -50,7 +50,7 @@ func TestRetriedTransactionAppliesOnce(t *testing.T) {
 	t.Parallel()
 	lost := &lostAnswers{}
 	s, _ := newStore(t, endpoint, oneTable(regionA, createTable(t, endpoint, regionA)), func(c *dynamostore.Config) {
-		c.HTTPClient = lost
+		c.AWS.HTTPClient = lost
 	})
 	ctx := t.Context()
 	k := profiles.Key{PK: pk(tenants.NewID(), "M#m"), SK: "M"}

@@ -66,11 +66,8 @@ func newS3(t *testing.T, endpoint string, calls *awsclient.CallCounter, locate f
 	t.Helper()
 	cfg := testAWSConfig()
 	z, err := rawzone.NewS3(t.Context(), rawzone.Config{
-		AWS:         &cfg,
-		EndpointURL: endpoint,
-		Locate:      locate,
-		Calls:       calls,
-		MaxBackoff:  5 * time.Millisecond,
+		AWS:    awsclient.Settings{AWS: &cfg, EndpointURL: endpoint, Calls: calls, MaxBackoff: 5 * time.Millisecond},
+		Locate: locate,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -384,9 +381,9 @@ func TestNewS3Validates(t *testing.T) {
 		return profiles.RawZoneLocation{}, nil
 	}
 	for name, c := range map[string]rawzone.Config{
-		"no Locate":        {AWS: &cfg},
-		"negative retries": {AWS: &cfg, Locate: locate, MaxAttempts: -1},
-		"negative backoff": {AWS: &cfg, Locate: locate, MaxBackoff: -time.Second},
+		"no Locate":        {AWS: awsclient.Settings{AWS: &cfg}},
+		"negative retries": {AWS: awsclient.Settings{AWS: &cfg, MaxAttempts: -1}, Locate: locate},
+		"negative backoff": {AWS: awsclient.Settings{AWS: &cfg, MaxBackoff: -time.Second}, Locate: locate},
 	} {
 		if _, err := rawzone.NewS3(t.Context(), c); err == nil {
 			t.Errorf("NewS3 with %s succeeded", name)

@@ -82,12 +82,12 @@ func newEngine(t *testing.T, endpoint string) (*cfn.Engine, *awsclient.CallCount
 	t.Helper()
 	cfg := testAWSConfig()
 	calls := &awsclient.CallCounter{}
-	e, err := cfn.New(t.Context(), cfn.Config{
+	e, err := cfn.New(t.Context(), cfn.Config{AWS: awsclient.Settings{
 		AWS:         &cfg,
 		EndpointURL: endpoint,
 		MaxBackoff:  5 * time.Millisecond,
 		Calls:       calls,
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,7 +602,7 @@ func TestStackEventsNotFound(t *testing.T) {
 
 func TestRegionRequired(t *testing.T) {
 	cfg := testAWSConfig()
-	e, err := cfn.New(t.Context(), cfn.Config{AWS: &cfg, EndpointURL: "http://127.0.0.1:1"})
+	e, err := cfn.New(t.Context(), cfn.Config{AWS: awsclient.Settings{AWS: &cfg, EndpointURL: "http://127.0.0.1:1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +622,7 @@ func TestRegionRequired(t *testing.T) {
 			t.Errorf("call %d with no Region: %v", i, err)
 		}
 	}
-	if _, err := cfn.New(ctx, cfn.Config{AWS: &cfg, MaxAttempts: -1}); err == nil {
+	if _, err := cfn.New(ctx, cfn.Config{AWS: awsclient.Settings{AWS: &cfg, MaxAttempts: -1}}); err == nil {
 		t.Error("New accepted MaxAttempts -1")
 	}
 }
@@ -793,7 +793,7 @@ func TestNewHonoursEndpointEnvironment(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	e, err := cfn.New(t.Context(), cfn.Config{MaxBackoff: 5 * time.Millisecond})
+	e, err := cfn.New(t.Context(), cfn.Config{AWS: awsclient.Settings{MaxBackoff: 5 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -829,7 +829,7 @@ func TestStackServiceRole(t *testing.T) {
 	ctx := t.Context()
 	const role = "arn:aws:iam::123456789012:role/cairn-control-plane/stacks"
 	cfg := testAWSConfig()
-	e, err := cfn.New(ctx, cfn.Config{AWS: &cfg, EndpointURL: endpoint, MaxBackoff: 5 * time.Millisecond, RoleARN: role})
+	e, err := cfn.New(ctx, cfn.Config{AWS: awsclient.Settings{AWS: &cfg, EndpointURL: endpoint, MaxBackoff: 5 * time.Millisecond}, RoleARN: role})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func CountedStore(t testing.TB, calls *awsclient.CallCounter) *dynamostore.Store
 	table := Table(t, endpoint, region)
 	cfg := Config(region)
 	st, err := dynamostore.New(context.Background(), dynamostore.Config{
-		AWS: &cfg, EndpointURL: endpoint, HTTPClient: &SerialTransactions{}, Calls: calls,
+		AWS:    awsclient.Settings{AWS: &cfg, EndpointURL: endpoint, HTTPClient: &SerialTransactions{}, Calls: calls},
 		Tables: func(context.Context, string) (string, string, error) { return region, table, nil },
 	})
 	if err != nil {
