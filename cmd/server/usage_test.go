@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 )
 
 // rawZoneBytes is what the tenant's raw zone files hold, decompressed,
@@ -124,7 +125,7 @@ func TestUsageAcrossRestart(t *testing.T) {
 // TestUsageReportToBucket: with usage-report-bucket set, the daily report
 // lands in the bucket under its prefix, where the ISV's billing reads it.
 func TestUsageReportToBucket(t *testing.T) {
-	endpoint := awsTestEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	bucket := "cairn-usage-" + awsRandom(8)
 	raw := motoS3(endpoint, "us-east-1")
 	if _, err := raw.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
@@ -34,7 +35,7 @@ func (c *countedPlacements) TenantPlacements(context.Context, string) (placement
 // zone: within a placement.Scope (what the API opens per request) the
 // tenant's placement is read once; outside one, on every call.
 func TestIngestLocatesOncePerScope(t *testing.T) {
-	endpoint := dynamotest.Endpoint(t)
+	endpoint := awstest.Endpoint(t)
 	const region = "us-east-1"
 	table := dynamotest.Table(t, endpoint, region)
 	tenant := tenants.NewID()
@@ -42,7 +43,7 @@ func TestIngestLocatesOncePerScope(t *testing.T) {
 		Placements: []placement.Placement{{Region: region, Kind: placement.Pooled, Ready: true, StackName: "cairn-pool",
 			Outputs: map[string]string{"profile_table": table, "raw_bucket": "cairn-pool-raw", "s3_prefix": "tenants/" + tenant + "/"}}}}}
 	locate := profiles.PlacementLocator{Placements: placement.NewLocator(reads)}
-	cfg := dynamotest.Config(region)
+	cfg := awstest.Config(region)
 	st, err := dynamostore.New(t.Context(), dynamostore.Config{
 		AWS: awsclient.Settings{AWS: &cfg, EndpointURL: endpoint, HTTPClient: &dynamotest.SerialTransactions{}}, Tables: locate.Table,
 	})

@@ -47,6 +47,7 @@ import (
 	lf "github.com/aws/aws-sdk-go-v2/service/lakeformation"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
@@ -90,7 +91,7 @@ func createTable(t *testing.T, endpoint, region, database, table string, columns
 
 func TestTable(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	catalog, calls := newCatalog(t, endpoint)
 	db := uniqueName("table")
 	createTable(t, endpoint, regionA, db, "events", []string{"tenant_id", "event", "ts"}, []string{"dt"},
@@ -269,7 +270,7 @@ func rawPermissions(t *testing.T, endpoint, region, database string) []string {
 
 func TestGrantsShowInLakeFormation(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	catalog, calls := newCatalog(t, listSemantics(t, endpoint))
 	ctx := t.Context()
 	db := uniqueName("grants")
@@ -373,7 +374,7 @@ func TestGrantsShowInLakeFormation(t *testing.T) {
 // go.
 func TestMotoTableFilter(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	catalog, _ := newCatalog(t, endpoint)
 	db := uniqueName("motofilter")
 	createTable(t, endpoint, regionA, db, "profiles", []string{"id", "email"}, nil, nil)
@@ -402,7 +403,7 @@ func TestMotoTableFilter(t *testing.T) {
 // answer was lost, sent again, is still one grant.
 func TestRetriesFaults(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	proxy, err := awsfault.New(endpoint)
 	if err != nil {
 		t.Fatal(err)
@@ -445,7 +446,7 @@ func TestRetriesFaults(t *testing.T) {
 
 func TestPermissionsMissingDatabase(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	catalog, _ := newCatalog(t, endpoint)
 	if _, err := catalog.Permissions(t.Context(), regionA, uniqueName("nope")); !errors.Is(err, grants.ErrNotFound) {
 		t.Errorf("Permissions on a missing database = %v, want grants.ErrNotFound", err)
@@ -454,7 +455,7 @@ func TestPermissionsMissingDatabase(t *testing.T) {
 
 func TestAssumeRole(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	issuer, calls := newSTS(t, endpoint)
 	role := rolePrincipal("reader")
 	for _, tc := range []struct {

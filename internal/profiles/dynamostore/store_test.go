@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,11 +16,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
@@ -35,30 +34,8 @@ const (
 	regionB = "eu-west-1"
 )
 
-// awsEndpoint returns the emulator's URL (CAIRN_TEST_AWS_ENDPOINT, exported
-// by scripts/testenv.sh), skipping the test without one unless
-// CAIRN_TEST_REQUIRE_AWS=1.
-func awsEndpoint(t *testing.T) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("CAIRN_TEST_REQUIRE_AWS") == "1" {
-			t.Fatal("CAIRN_TEST_AWS_ENDPOINT is not set and CAIRN_TEST_REQUIRE_AWS=1")
-		}
-		t.Skip("CAIRN_TEST_AWS_ENDPOINT is not set: no AWS emulator")
-	}
-	return endpoint
-}
-
-func testAWSConfig() aws.Config {
-	return aws.Config{
-		Region:      regionA,
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	}
-}
-
 func dynamoClient(endpoint, region string) *dynamodb.Client {
-	return dynamodb.NewFromConfig(testAWSConfig(), func(o *dynamodb.Options) {
+	return dynamodb.NewFromConfig(awstest.Config(regionA), func(o *dynamodb.Options) {
 		o.Region, o.BaseEndpoint = region, aws.String(endpoint)
 	})
 }
@@ -115,7 +92,7 @@ func createTable(t *testing.T, endpoint, region string) string {
 // backoffs. tables routes tenants.
 func newStore(t *testing.T, endpoint string, tables func(ctx context.Context, tenantID string) (string, string, error), opts ...func(*dynamostore.Config)) (*dynamostore.Store, *awsclient.CallCounter) {
 	t.Helper()
-	awsCfg := testAWSConfig()
+	awsCfg := awstest.Config(regionA)
 	calls := &awsclient.CallCounter{}
 	cfg := dynamostore.Config{
 		AWS: awsclient.Settings{
@@ -145,13 +122,13 @@ func oneTable(region, table string) func(context.Context, string) (string, strin
 }
 
 func TestContract(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	storetest.Run(t, newTableStore(endpoint))
 }
 
 func TestPurgeContract(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	storetest.RunDeleteTenant(t, newTableStore(endpoint))
 }
@@ -167,7 +144,7 @@ func newTableStore(endpoint string) func(t *testing.T) profiles.Store {
 
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
-	awsCfg := testAWSConfig()
+	awsCfg := awstest.Config(regionA)
 	for name, cfg := range map[string]dynamostore.Config{
 		"no Tables":         {AWS: awsclient.Settings{AWS: &awsCfg}},
 		"negative attempts": {AWS: awsclient.Settings{AWS: &awsCfg, MaxAttempts: -1}, Tables: oneTable(regionA, "t")},
@@ -200,7 +177,7 @@ func rawGet(t *testing.T, endpoint, region, table, pk, sk string) map[string]typ
 // two pooled tenants in a pool table in another, and checks every method
 // goes to the right table.
 func TestRouting(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	dedicated, pooledA, pooledB := tenants.NewID(), tenants.NewID(), tenants.NewID()
 	dedicatedTable := createTable(t, endpoint, regionA)
@@ -295,7 +272,7 @@ func TestRouting(t *testing.T) {
 
 // TestCallsPerOperation pins the DynamoDB calls each method makes.
 func TestCallsPerOperation(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	s, calls := newStore(t, endpoint, oneTable(regionA, createTable(t, endpoint, regionA)))
 	ctx := t.Context()
@@ -365,7 +342,7 @@ func TestCallsPerOperation(t *testing.T) {
 // TestStoredAttributes checks the stored form that the tables' TTL and
 // IAM conditions rely on.
 func TestStoredAttributes(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	table := createTable(t, endpoint, regionA)
 	s, _ := newStore(t, endpoint, oneTable(regionA, table))
@@ -441,7 +418,7 @@ func (f *faultTransport) Do(r *http.Request) (*http.Response, error) {
 }
 
 func TestTransactRetriesConflicts(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	table := createTable(t, endpoint, regionA)
 	tenant := tenants.NewID()
@@ -523,7 +500,7 @@ func (tr *tokenRecorder) Do(r *http.Request) (*http.Response, error) {
 // retry of an IfAbsent put fails its condition; what the test pins is the
 // token, which real DynamoDB honours.
 func TestTransactRetryKeepsToken(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	table := createTable(t, endpoint, regionA)
 	proxy, err := awsfault.New(endpoint)
