@@ -755,10 +755,15 @@ type CatalogPermission struct {
 	Permissions []string `json:"permissions"`
 	Principal   string   `json:"principal"`
 	Resource    struct {
-		Columns  *[]string `json:"columns,omitempty"`
-		Database string    `json:"database"`
-		Region   string    `json:"region"`
-		Table    *string   `json:"table,omitempty"`
+		// AllTables The permission is on every table of the database (a table wildcard).
+		AllTables *bool     `json:"all_tables,omitempty"`
+		Columns   *[]string `json:"columns,omitempty"`
+		Database  string    `json:"database"`
+		Region    string    `json:"region"`
+		Table     *string   `json:"table,omitempty"`
+
+		// Tag The LF-tag policy the permission is on.
+		Tag *map[string][]string `json:"tag,omitempty"`
 	} `json:"resource"`
 }
 
@@ -854,6 +859,11 @@ type GrantResource struct {
 	// Region An AWS commercial Region code.
 	Region Region  `json:"region"`
 	Table  *string `json:"table,omitempty"`
+
+	// Tag LF-tag keys, each with the values it selects: a column (or table) matches when its value of every key is one of those listed.
+	//
+	// Example: {"cairn:pii":["false"]}
+	Tag *TagExpression `json:"tag,omitempty"`
 }
 
 // GrantStatus defines model for GrantStatus.
@@ -1523,6 +1533,11 @@ type StackList struct {
 	Items      []Stack `json:"items"`
 	NextCursor *string `json:"next_cursor"`
 }
+
+// TagExpression LF-tag keys, each with the values it selects: a column (or table) matches when its value of every key is one of those listed.
+//
+// Example: {"cairn:pii":["false"]}
+type TagExpression map[string][]string
 
 // Tenant defines model for Tenant.
 type Tenant struct {
@@ -3740,6 +3755,28 @@ type ClientInterface interface {
 	// `422` `principal-not-registered`. Tenants may grant SELECT and
 	// DESCRIBE; other permissions are admin-only.
 	//
+	// Grants follow Lake Formation's rules, and a request Lake Formation
+	// would refuse is answered `400` with the field's JSON Pointer in
+	// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+	// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+	// locations, and is refused); columns SELECT only. SELECT, INSERT and
+	// DELETE on a database mean every table of it, and are granted on all
+	// its tables (a table wildcard, which also lets the principal describe
+	// the database). In a pooled tenant's catalog, a table shared by the
+	// pool is granted through the tenant's data cells filter (its rows
+	// only; SELECT and DESCRIBE), so grants on all tables or by tag
+	// without a table are refused there.
+	//
+	// `resource.tag` selects by the LF-tags Cairn classifies columns with
+	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+	// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+	// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+	// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+	// dedicated tenant's catalog it covers the whole database (an LF-tag
+	// policy, which Lake Formation enforces as tables are classified), in
+	// a pooled tenant's it names a shared table and becomes the columns of
+	// its data cells filter.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/grants (the `CreateGrant` operationId).
@@ -3753,6 +3790,28 @@ type ClientInterface interface {
 	// tenant first (registerPrincipal); otherwise the grant is refused as
 	// `422` `principal-not-registered`. Tenants may grant SELECT and
 	// DESCRIBE; other permissions are admin-only.
+	//
+	// Grants follow Lake Formation's rules, and a request Lake Formation
+	// would refuse is answered `400` with the field's JSON Pointer in
+	// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+	// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+	// locations, and is refused); columns SELECT only. SELECT, INSERT and
+	// DELETE on a database mean every table of it, and are granted on all
+	// its tables (a table wildcard, which also lets the principal describe
+	// the database). In a pooled tenant's catalog, a table shared by the
+	// pool is granted through the tenant's data cells filter (its rows
+	// only; SELECT and DESCRIBE), so grants on all tables or by tag
+	// without a table are refused there.
+	//
+	// `resource.tag` selects by the LF-tags Cairn classifies columns with
+	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+	// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+	// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+	// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+	// dedicated tenant's catalog it covers the whole database (an LF-tag
+	// policy, which Lake Formation enforces as tables are classified), in
+	// a pooled tenant's it names a shared table and becomes the columns of
+	// its data cells filter.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -5793,6 +5852,28 @@ func (c *Client) ListGrants(ctx context.Context, tenantId TenantID, params *List
 // `422` `principal-not-registered`. Tenants may grant SELECT and
 // DESCRIBE; other permissions are admin-only.
 //
+// Grants follow Lake Formation's rules, and a request Lake Formation
+// would refuse is answered `400` with the field's JSON Pointer in
+// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+// locations, and is refused); columns SELECT only. SELECT, INSERT and
+// DELETE on a database mean every table of it, and are granted on all
+// its tables (a table wildcard, which also lets the principal describe
+// the database). In a pooled tenant's catalog, a table shared by the
+// pool is granted through the tenant's data cells filter (its rows
+// only; SELECT and DESCRIBE), so grants on all tables or by tag
+// without a table are refused there.
+//
+// `resource.tag` selects by the LF-tags Cairn classifies columns with
+// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+// dedicated tenant's catalog it covers the whole database (an LF-tag
+// policy, which Lake Formation enforces as tables are classified), in
+// a pooled tenant's it names a shared table and becomes the columns of
+// its data cells filter.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/grants (the `CreateGrant` operationId).
@@ -5816,6 +5897,28 @@ func (c *Client) CreateGrantWithBody(ctx context.Context, tenantId TenantID, par
 // tenant first (registerPrincipal); otherwise the grant is refused as
 // `422` `principal-not-registered`. Tenants may grant SELECT and
 // DESCRIBE; other permissions are admin-only.
+//
+// Grants follow Lake Formation's rules, and a request Lake Formation
+// would refuse is answered `400` with the field's JSON Pointer in
+// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+// locations, and is refused); columns SELECT only. SELECT, INSERT and
+// DELETE on a database mean every table of it, and are granted on all
+// its tables (a table wildcard, which also lets the principal describe
+// the database). In a pooled tenant's catalog, a table shared by the
+// pool is granted through the tenant's data cells filter (its rows
+// only; SELECT and DESCRIBE), so grants on all tables or by tag
+// without a table are refused there.
+//
+// `resource.tag` selects by the LF-tags Cairn classifies columns with
+// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+// dedicated tenant's catalog it covers the whole database (an LF-tag
+// policy, which Lake Formation enforces as tables are classified), in
+// a pooled tenant's it names a shared table and becomes the columns of
+// its data cells filter.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -12982,6 +13085,28 @@ type ClientWithResponsesInterface interface {
 	// `422` `principal-not-registered`. Tenants may grant SELECT and
 	// DESCRIBE; other permissions are admin-only.
 	//
+	// Grants follow Lake Formation's rules, and a request Lake Formation
+	// would refuse is answered `400` with the field's JSON Pointer in
+	// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+	// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+	// locations, and is refused); columns SELECT only. SELECT, INSERT and
+	// DELETE on a database mean every table of it, and are granted on all
+	// its tables (a table wildcard, which also lets the principal describe
+	// the database). In a pooled tenant's catalog, a table shared by the
+	// pool is granted through the tenant's data cells filter (its rows
+	// only; SELECT and DESCRIBE), so grants on all tables or by tag
+	// without a table are refused there.
+	//
+	// `resource.tag` selects by the LF-tags Cairn classifies columns with
+	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+	// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+	// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+	// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+	// dedicated tenant's catalog it covers the whole database (an LF-tag
+	// policy, which Lake Formation enforces as tables are classified), in
+	// a pooled tenant's it names a shared table and becomes the columns of
+	// its data cells filter.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/grants (the `CreateGrant` operationId).
@@ -12995,6 +13120,28 @@ type ClientWithResponsesInterface interface {
 	// tenant first (registerPrincipal); otherwise the grant is refused as
 	// `422` `principal-not-registered`. Tenants may grant SELECT and
 	// DESCRIBE; other permissions are admin-only.
+	//
+	// Grants follow Lake Formation's rules, and a request Lake Formation
+	// would refuse is answered `400` with the field's JSON Pointer in
+	// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+	// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+	// locations, and is refused); columns SELECT only. SELECT, INSERT and
+	// DELETE on a database mean every table of it, and are granted on all
+	// its tables (a table wildcard, which also lets the principal describe
+	// the database). In a pooled tenant's catalog, a table shared by the
+	// pool is granted through the tenant's data cells filter (its rows
+	// only; SELECT and DESCRIBE), so grants on all tables or by tag
+	// without a table are refused there.
+	//
+	// `resource.tag` selects by the LF-tags Cairn classifies columns with
+	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+	// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+	// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+	// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+	// dedicated tenant's catalog it covers the whole database (an LF-tag
+	// policy, which Lake Formation enforces as tables are classified), in
+	// a pooled tenant's it names a shared table and becomes the columns of
+	// its data cells filter.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -23201,6 +23348,28 @@ func (c *ClientWithResponses) ListGrantsWithResponse(ctx context.Context, tenant
 // `422` `principal-not-registered`. Tenants may grant SELECT and
 // DESCRIBE; other permissions are admin-only.
 //
+// Grants follow Lake Formation's rules, and a request Lake Formation
+// would refuse is answered `400` with the field's JSON Pointer in
+// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+// locations, and is refused); columns SELECT only. SELECT, INSERT and
+// DELETE on a database mean every table of it, and are granted on all
+// its tables (a table wildcard, which also lets the principal describe
+// the database). In a pooled tenant's catalog, a table shared by the
+// pool is granted through the tenant's data cells filter (its rows
+// only; SELECT and DESCRIBE), so grants on all tables or by tag
+// without a table are refused there.
+//
+// `resource.tag` selects by the LF-tags Cairn classifies columns with
+// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+// dedicated tenant's catalog it covers the whole database (an LF-tag
+// policy, which Lake Formation enforces as tables are classified), in
+// a pooled tenant's it names a shared table and becomes the columns of
+// its data cells filter.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/grants (the `CreateGrant` operationId).
@@ -23220,6 +23389,28 @@ func (c *ClientWithResponses) CreateGrantWithBodyWithResponse(ctx context.Contex
 // tenant first (registerPrincipal); otherwise the grant is refused as
 // `422` `principal-not-registered`. Tenants may grant SELECT and
 // DESCRIBE; other permissions are admin-only.
+//
+// Grants follow Lake Formation's rules, and a request Lake Formation
+// would refuse is answered `400` with the field's JSON Pointer in
+// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+// locations, and is refused); columns SELECT only. SELECT, INSERT and
+// DELETE on a database mean every table of it, and are granted on all
+// its tables (a table wildcard, which also lets the principal describe
+// the database). In a pooled tenant's catalog, a table shared by the
+// pool is granted through the tenant's data cells filter (its rows
+// only; SELECT and DESCRIBE), so grants on all tables or by tag
+// without a table are refused there.
+//
+// `resource.tag` selects by the LF-tags Cairn classifies columns with
+// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+// dedicated tenant's catalog it covers the whole database (an LF-tag
+// policy, which Lake Formation enforces as tables are classified), in
+// a pooled tenant's it names a shared table and becomes the columns of
+// its data cells filter.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -755,10 +755,15 @@ type CatalogPermission struct {
 	Permissions []string `json:"permissions"`
 	Principal   string   `json:"principal"`
 	Resource    struct {
-		Columns  *[]string `json:"columns,omitempty"`
-		Database string    `json:"database"`
-		Region   string    `json:"region"`
-		Table    *string   `json:"table,omitempty"`
+		// AllTables The permission is on every table of the database (a table wildcard).
+		AllTables *bool     `json:"all_tables,omitempty"`
+		Columns   *[]string `json:"columns,omitempty"`
+		Database  string    `json:"database"`
+		Region    string    `json:"region"`
+		Table     *string   `json:"table,omitempty"`
+
+		// Tag The LF-tag policy the permission is on.
+		Tag *map[string][]string `json:"tag,omitempty"`
 	} `json:"resource"`
 }
 
@@ -854,6 +859,11 @@ type GrantResource struct {
 	// Region An AWS commercial Region code.
 	Region Region  `json:"region"`
 	Table  *string `json:"table,omitempty"`
+
+	// Tag LF-tag keys, each with the values it selects: a column (or table) matches when its value of every key is one of those listed.
+	//
+	// Example: {"cairn:pii":["false"]}
+	Tag *TagExpression `json:"tag,omitempty"`
 }
 
 // GrantStatus defines model for GrantStatus.
@@ -1523,6 +1533,11 @@ type StackList struct {
 	Items      []Stack `json:"items"`
 	NextCursor *string `json:"next_cursor"`
 }
+
+// TagExpression LF-tag keys, each with the values it selects: a column (or table) matches when its value of every key is one of those listed.
+//
+// Example: {"cairn:pii":["false"]}
+type TagExpression map[string][]string
 
 // Tenant defines model for Tenant.
 type Tenant struct {

@@ -50,7 +50,8 @@ type env struct {
 	dataDir string
 	auth    *auth.Authority
 	prov    *provisioner.Provisioner
-	catalog *grants.LocalCatalog
+	catalog grants.Catalog
+	grants  *grants.Service
 	raw     profiles.RawZone
 	admin   string
 	jobDone chan string
@@ -77,21 +78,40 @@ func (c countedPlacements) TenantPlacements(ctx context.Context, id string) (pla
 // other tests: every environment has a database and data directory of its
 // own.
 func backends(t *testing.T, fn func(t *testing.T, newEnv func() *env)) {
+	backendsOn(t, nil, fn)
+}
+
+// backendsOn is backends with the grants broker of each environment on the
+// catalog newCatalog makes (the local catalog if nil).
+func backendsOn(t *testing.T, newCatalog func(t *testing.T) grants.Catalog, fn func(t *testing.T, newEnv func() *env)) {
 	t.Parallel()
+	catalog := func(t *testing.T) grants.Catalog {
+		if newCatalog == nil {
+			return nil
+		}
+		return newCatalog(t)
+	}
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		fn(t, func() *env { return startEnv(t, "", t.TempDir()) })
+		fn(t, func() *env { return startEnvWith(t, "", t.TempDir(), catalog(t)) })
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
 		// Skip (or fail) here, not in a subtest that fn starts; every
 		// environment still gets a fresh database of its own.
 		testdb.Postgres(t)
-		fn(t, func() *env { return startEnv(t, testdb.Postgres(t), t.TempDir()) })
+		fn(t, func() *env { return startEnvWith(t, testdb.Postgres(t), t.TempDir(), catalog(t)) })
 	})
 }
 
 func startEnv(t *testing.T, dbURL, dataDir string) *env {
+	t.Helper()
+	return startEnvWith(t, dbURL, dataDir, nil)
+}
+
+// startEnvWith is startEnv with the grants broker on catalog (the local
+// catalog under the data directory when nil).
+func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -120,13 +140,17 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 		meter: usage.NewMeter(db, nil, log)}
 	e.placements = placement.NewLocator(countedPlacements{Reader: db, n: &e.placementReads})
 
-	e.catalog = &grants.LocalCatalog{Root: filepath.Join(dataDir, "zones")}
+	e.catalog = catalog
+	if e.catalog == nil {
+		e.catalog = &grants.LocalCatalog{Root: filepath.Join(dataDir, "zones")}
+	}
 	gs, err := grants.NewService(grants.Config{
 		Store: db.Grants(), Catalog: e.catalog, Credentials: grants.LocalCredentials{}, Tenants: svc, Placements: e.placements, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.grants = gs
 	profileStore, err := sqlitestore.Open(ctx, filepath.Join(dataDir, sqlitestore.FileName))
 	if err != nil {
 		t.Fatal(err)

@@ -410,6 +410,28 @@ export interface paths {
          *     tenant first (registerPrincipal); otherwise the grant is refused as
          *     `422` `principal-not-registered`. Tenants may grant SELECT and
          *     DESCRIBE; other permissions are admin-only.
+         *
+         *     Grants follow Lake Formation's rules, and a request Lake Formation
+         *     would refuse is answered `400` with the field's JSON Pointer in
+         *     `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+         *     table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+         *     locations, and is refused); columns SELECT only. SELECT, INSERT and
+         *     DELETE on a database mean every table of it, and are granted on all
+         *     its tables (a table wildcard, which also lets the principal describe
+         *     the database). In a pooled tenant's catalog, a table shared by the
+         *     pool is granted through the tenant's data cells filter (its rows
+         *     only; SELECT and DESCRIBE), so grants on all tables or by tag
+         *     without a table are refused there.
+         *
+         *     `resource.tag` selects by the LF-tags Cairn classifies columns with
+         *     (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+         *     `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+         *     `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+         *     holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+         *     dedicated tenant's catalog it covers the whole database (an LF-tag
+         *     policy, which Lake Formation enforces as tables are classified), in
+         *     a pooled tenant's it names a shared table and becomes the columns of
+         *     its data cells filter.
          */
         post: operations["createGrant"];
         delete?: never;
@@ -2155,6 +2177,18 @@ export interface components {
             database: string;
             table?: string;
             columns?: string[];
+            tag?: components["schemas"]["TagExpression"];
+        };
+        /**
+         * @description LF-tag keys, each with the values it selects: a column (or table) matches when its value of every key is one of those listed.
+         * @example {
+         *       "cairn:pii": [
+         *         "false"
+         *       ]
+         *     }
+         */
+        TagExpression: {
+            [key: string]: string[];
         };
         GrantCreate: {
             principal: components["schemas"]["AWSPrincipal"];
@@ -2188,6 +2222,12 @@ export interface components {
                 database: string;
                 table?: string;
                 columns?: string[];
+                /** @description The permission is on every table of the database (a table wildcard). */
+                all_tables?: boolean;
+                /** @description The LF-tag policy the permission is on. */
+                tag?: {
+                    [key: string]: string[];
+                };
             };
             cells_filter?: string;
             permissions: string[];

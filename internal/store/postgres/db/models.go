@@ -50,6 +50,7 @@ type Grant struct {
 	Version     int64
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	Tags        []byte
 }
 
 type IdempotencyKey struct {

@@ -48,6 +48,7 @@ type Grant struct {
 	Version     int64
 	CreatedAt   string
 	UpdatedAt   string
+	Tags        string
 }
 
 type IdempotencyKey struct {
