@@ -10,11 +10,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lakeformation"
 	lftypes "github.com/aws/aws-sdk-go-v2/service/lakeformation/types"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
 func motoLakeFormation(endpoint, region string) *lakeformation.Client {
-	cfg := motoConfig()
+	cfg := awstest.Config("")
 	cfg.Region = region
 	return lakeformation.NewFromConfig(cfg, func(o *lakeformation.Options) { o.BaseEndpoint = aws.String(endpoint) })
 }
@@ -60,7 +61,7 @@ func listPermissions(t *testing.T, lf *lakeformation.Client, res *lftypes.Resour
 // deleted behind the broker's back and reports one added behind its back,
 // and credentials come from STS.
 func TestAWSGrantsAndReconcile(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	t.Parallel()
 	keyFile := t.TempDir() + "/signing-key.pem"
 	admin := adminToken(t, keyFile)

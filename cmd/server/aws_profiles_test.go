@@ -32,12 +32,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
 // profilesRegion is the home Region of both tenants of TestAWSProfiles (see
-// awsTestEndpoint on Regions).
+// the Regions in awsenv_test.go).
 const profilesRegion = "ap-northeast-2"
 
 // profileEvent is one event TestAWSProfiles sends, as sent.
@@ -139,7 +140,7 @@ func (p *profileTenant) keyPrefix() string { return "TENANT#" + p.id + "#" }
 // table and every raw-zone object, and leaves the bystander and the other
 // tenant alone.
 func TestAWSProfiles(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
 	keyFile := t.TempDir() + "/signing-key.pem"

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
@@ -154,10 +155,10 @@ func riverJobs(dbURL string) string {
 // without them: through the poller, which finds the stacks and wakes the
 // tenants' jobs.
 func TestAWSCrashRecovery(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	t.Parallel()
 	bin := buildServer(t, t.TempDir())
-	regions := []string{"ap-northeast-1", "ap-southeast-1"} // see awsTestEndpoint on Regions
+	regions := []string{"ap-northeast-1", "ap-southeast-1"} // see the Regions in awsenv_test.go
 	f := newFaultEndpoint(t, moto)
 	dbURL := testdb.Postgres(t)
 	keyFile := t.TempDir() + "/signing-key.pem"
@@ -328,7 +329,7 @@ func motoStatuses(t *testing.T, moto string, regions []string) string {
 // a stack CREATE_IN_PROGRESS for good (it neither finishes nor rolls back a
 // create that fails half-way).
 func TestAWSThreeReplicas(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	t.Parallel()
 	const (
 		total     = 100

@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/enginetest"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 	"github.com/cairn-cdp/cairn/templates"
 )
 
-// rolloutRegion is TestAWSRolloutReplicaKill's (see awsTestEndpoint).
+// rolloutRegion is TestAWSRolloutReplicaKill's (see the Regions in awsenv_test.go).
 const rolloutRegion = "eu-south-2"
 
 // TestAWSRolloutReplicaKill rolls a new version of the dedicated template
@@ -28,7 +29,7 @@ const rolloutRegion = "eu-south-2"
 // replicas' proxies), every stack is at the new version, and no rollout
 // job is left unfinished.
 func TestAWSRolloutReplicaKill(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	t.Parallel()
 	const tenants = 8
 	bin := buildServer(t, t.TempDir())

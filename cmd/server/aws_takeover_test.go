@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
 // takeoverRegions are the Regions of TestAWSReplicaTakeover (see
-// awsTestEndpoint on Regions).
+// the Regions in awsenv_test.go).
 var takeoverRegions = []string{"sa-east-1", "ap-south-1"}
 
 // TestAWSReplicaTakeover runs three replicas of the server binary in AWS
@@ -41,7 +42,7 @@ var takeoverRegions = []string{"sa-east-1", "ap-south-1"}
 //
 //	CAIRN_TAKEOVER_TENANTS=60 scripts/testenv.sh run go test -count=1 -run TestAWSReplicaTakeover -v ./cmd/server/
 func TestAWSReplicaTakeover(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	t.Parallel()
 	total := 20
 	if v := os.Getenv("CAIRN_TAKEOVER_TENANTS"); v != "" {

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/testdb"
@@ -30,13 +31,13 @@ import (
 // two Regions, checks in moto that each got what it should, then offboards
 // them and checks that it is gone.
 func TestAWSOnboardAndOffboard(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
 	keyFile := t.TempDir() + "/signing-key.pem"
 	admin := adminToken(t, keyFile)
 	url := startAWSServer(t, "onboard", awsVars(t, moto, testdb.Postgres(t), keyFile))
-	regions := []string{"us-east-2", "eu-west-2"} // see awsTestEndpoint on Regions
+	regions := []string{"us-east-2", "eu-west-2"} // see the Regions in awsenv_test.go
 
 	ded := awsOnboard(t, url, admin, "dedicated", regions...)
 	pooled := []string{awsOnboard(t, url, admin, "pooled", regions...), awsOnboard(t, url, admin, "pooled", regions...)}
@@ -252,7 +253,7 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 // lost requests and lost answers. Each case has its own proxy and server,
 // so that the proxy's counts are its own.
 func TestAWSFaults(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	t.Parallel()
 	const region = "eu-west-3"
 

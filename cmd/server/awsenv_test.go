@@ -10,6 +10,17 @@ package main
 // buckets and databases named after their own tenants. The pool stack
 // ("cairn-pool") is the exception: every test that onboards a pooled tenant
 // in a Region uses the same one, which is the point.
+//
+// The emulator's DescribeStacks pages by stack ARN: a stack deleted between
+// two pages makes the next page fail. So each test here provisions in
+// Regions of its own, where no other test deletes stacks while it polls:
+// onboarding us-east-2/eu-west-2, faults eu-west-3, crash recovery
+// ap-northeast-1/ap-southeast-1, replicas us-west-2/eu-central-1, grants
+// eu-north-1, profiles ap-northeast-2, replica takeover
+// sa-east-1/ap-south-1, tracing eu-south-1, rollouts eu-south-2 (the cfn
+// package uses us-east-1, eu-west-1 and ca-central-1, the rollouts package
+// ap-southeast-2). awstest.Endpoint gives them the
+// emulator.
 
 import (
 	"bytes"
@@ -24,7 +35,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -34,7 +44,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -42,6 +51,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/sealed"
@@ -54,31 +64,6 @@ const (
 	awsJobPoll   = "20ms"
 )
 
-// awsTestEndpoint returns moto's URL (CAIRN_TEST_AWS_ENDPOINT, exported by
-// scripts/testenv.sh), skipping the test without one unless
-// CAIRN_TEST_REQUIRE_AWS=1, the convention of the cfn package's tests.
-//
-// One emulator serves every test package at once, and its DescribeStacks
-// pages by stack ARN: a stack deleted between two pages makes the next page
-// fail. So each test here provisions in Regions of its own, where no other
-// test deletes stacks while it polls: onboarding us-east-2/eu-west-2, faults
-// eu-west-3, crash recovery ap-northeast-1/ap-southeast-1, replicas
-// us-west-2/eu-central-1, grants eu-north-1, profiles ap-northeast-2, replica
-// takeover sa-east-1/ap-south-1, tracing eu-south-1, rollouts eu-south-2
-// (the cfn package uses us-east-1, eu-west-1 and ca-central-1, the
-// rollouts package ap-southeast-2).
-func awsTestEndpoint(t *testing.T) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("CAIRN_TEST_REQUIRE_AWS") == "1" {
-			t.Fatal("CAIRN_TEST_AWS_ENDPOINT is not set and CAIRN_TEST_REQUIRE_AWS=1")
-		}
-		t.Skip("CAIRN_TEST_AWS_ENDPOINT is not set: no AWS emulator")
-	}
-	return endpoint
-}
-
 // awsRandom returns n random characters of a-z2-7, for names no other test
 // uses.
 func awsRandom(n int) string {
@@ -89,30 +74,26 @@ func awsRandom(n int) string {
 
 // --- raw SDK clients on moto ---
 
-func motoConfig() aws.Config {
-	return aws.Config{Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
-}
-
 func motoCFN(endpoint, region string) *cloudformation.Client {
-	return cloudformation.NewFromConfig(motoConfig(), func(o *cloudformation.Options) {
+	return cloudformation.NewFromConfig(awstest.Config(""), func(o *cloudformation.Options) {
 		o.Region, o.BaseEndpoint = region, aws.String(endpoint)
 	})
 }
 
 func motoS3(endpoint, region string) *s3.Client {
-	return s3.NewFromConfig(motoConfig(), func(o *s3.Options) {
+	return s3.NewFromConfig(awstest.Config(""), func(o *s3.Options) {
 		o.Region, o.BaseEndpoint, o.UsePathStyle = region, aws.String(endpoint), true
 	})
 }
 
 func motoGlue(endpoint, region string) *glue.Client {
-	return glue.NewFromConfig(motoConfig(), func(o *glue.Options) {
+	return glue.NewFromConfig(awstest.Config(""), func(o *glue.Options) {
 		o.Region, o.BaseEndpoint = region, aws.String(endpoint)
 	})
 }
 
 func motoDynamo(endpoint, region string) *dynamodb.Client {
-	return dynamodb.NewFromConfig(motoConfig(), func(o *dynamodb.Options) {
+	return dynamodb.NewFromConfig(awstest.Config(""), func(o *dynamodb.Options) {
 		o.Region, o.BaseEndpoint = region, aws.String(endpoint)
 	})
 }

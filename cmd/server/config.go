@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/portal"
 	"github.com/cairn-cdp/cairn/internal/sealed"
 )
@@ -208,6 +209,14 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string, cmd comm
 		}
 	}
 	return nil
+}
+
+// awsSettings are the client settings of every AWS adapter (engine,
+// catalog, credentials, profile store, raw zone, usage reports, KMS), made
+// from the configuration in this one place; calls, if not nil, counts
+// their calls.
+func (c *config) awsSettings(calls *awsclient.CallCounter) awsclient.Settings {
+	return awsclient.Settings{EndpointURL: c.AWSEndpointURL, Calls: calls}
 }
 
 func (c *config) validate() error {

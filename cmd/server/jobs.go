@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -130,10 +131,10 @@ func (w *audienceSweeper) Work(ctx context.Context, _ *river.Job[audienceSweepAr
 			return err
 		}
 		for _, t := range list {
-			if _, err := w.profiles.Pending(ctx, t.ID); err != nil && !errors.Is(err, profiles.ErrNotReady) {
+			if _, err := w.profiles.Pending(ctx, t.ID); err != nil && !errors.Is(err, placement.ErrNotReady) {
 				errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
 			}
-			if _, err := w.profiles.Relay(ctx, t.ID); err != nil && !errors.Is(err, profiles.ErrNotReady) {
+			if _, err := w.profiles.Relay(ctx, t.ID); err != nil && !errors.Is(err, placement.ErrNotReady) {
 				errs = append(errs, fmt.Errorf("tenant %s: relay: %w", t.ID, err))
 			}
 		}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
-	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/kmskek"
 	"github.com/cairn-cdp/cairn/internal/replicas"
 	"github.com/cairn-cdp/cairn/internal/sealed"
@@ -63,7 +62,7 @@ func keyEncryptionKeys(ctx context.Context, cfg *config, db store.Backend) (*sea
 	if cfg.KEKKMSKey == "" {
 		return loadKeyring(cfg)
 	}
-	return kmskek.Load(ctx, kmskek.Config{Store: db, KeyARN: cfg.KEKKMSKey, AWS: awsclient.Settings{EndpointURL: cfg.AWSEndpointURL}})
+	return kmskek.Load(ctx, kmskek.Config{Store: db, KeyARN: cfg.KEKKMSKey, AWS: cfg.awsSettings(nil)})
 }
 
 // keyHorizon is how long a rotated-out key keeps verifying: the longest

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/replicas"
 	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/signingkeys"
@@ -95,7 +96,7 @@ func signIn(t *testing.T, vars map[string]string, url string) string {
 // each with its own data directory and no key file, sign with one key: a
 // token one mints verifies on the other, and both publish one JWKS.
 func TestReplicasShareSigningKeys(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	dbURL := testdb.Postgres(t)
 	kek := sealed.GenerateKey()
 	vars := func() map[string]string {
@@ -376,7 +377,7 @@ func TestKeysCommandHelp(t *testing.T) {
 // key file is made, tokens verify across replicas, and the signing key is
 // sealed under the data key KMS decrypts.
 func TestKMSKeyEncryptionKey(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	ctx := t.Context()
 	dbURL := testdb.Postgres(t)
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("eu-west-1"))

@@ -48,6 +48,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/portal"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
@@ -412,28 +413,28 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	jobMetrics := newJobMetrics(reg, db)
 
+	// One set of AWS client settings for every adapter, their calls
+	// counted for the metrics.
 	calls := &awsclient.CallCounter{}
 	if cfg.Cloud == "aws" {
 		reg.MustRegister(awsCallsCollector{calls})
 	}
-	engine, catalog, creds, err := newCloud(ctx, cfg, calls)
+	awsSettings := cfg.awsSettings(calls)
+	engine, catalog, creds, err := newCloud(ctx, cfg, awsSettings)
 	if err != nil {
 		return err
 	}
 
+	// Where each tenant's data lives, read from the database once per
+	// request by the grants broker, the profile store and the raw zone.
+	placements := placement.NewLocator(db)
 	grantSvc, err := grants.NewService(grants.Config{
-		Store: db.Grants(), Catalog: catalog, Credentials: creds, Tenants: tenantSvc, Placements: db, Logger: log,
+		Store: db.Grants(), Catalog: catalog, Credentials: creds, Tenants: tenantSvc, Placements: placements, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	// The profile store finds tenants' tables through the provisioner, and
-	// the provisioner's teardown purges the profile store: the locator
-	// reads prov, set just below, and only requests and jobs call it.
-	var prov *provisioner.Provisioner
-	locate := profiles.PlacementLocator{Home: func(ctx context.Context, tenantID string) (string, map[string]string, error) {
-		return prov.Home(ctx, tenantID)
-	}}
+	locate := profiles.PlacementLocator{Placements: placements}
 	// The meter counts each tenant's usage in memory and flushes it every
 	// few seconds. It stops after everything that counts (requests, the
 	// webhook dispatcher: their stops are deferred after this one, so run
@@ -447,7 +448,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}()
 	defer func() { stopMeter(); <-meterDone }()
 
-	profileStore, rawZone, closeProfiles, err := newProfileStores(ctx, cfg, locate, calls)
+	profileStore, rawZone, closeProfiles, err := newProfileStores(ctx, cfg, locate, awsSettings)
 	if err != nil {
 		return err
 	}
@@ -505,7 +506,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	tenantSvc.SetFleetNotifier(fleetRelay)
 
-	prov, err = provisioner.New(provisioner.Config{
+	prov, err := provisioner.New(provisioner.Config{
 		Engine: engine, Store: db, Tenants: tenantSvc, PollInterval: cfg.StackPollInterval, Logger: log,
 		BeforeTeardown: teardown, Fleet: fleetRelay,
 	})
@@ -541,7 +542,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	registerMaintenance(workers, db)
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
-	sink, err := usageSink(ctx, cfg, calls)
+	sink, err := usageSink(ctx, cfg, awsSettings)
 	if err != nil {
 		return err
 	}
@@ -682,22 +683,21 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 }
 
 // newCloud returns the provisioning engine, the governance catalog and the
-// credential issuer the configuration names. AWS API calls are exported as
-// metrics.
-func newCloud(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
+// credential issuer the configuration names, the AWS ones with settings.
+func newCloud(ctx context.Context, cfg *config, settings awsclient.Settings) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
 	switch cfg.Cloud {
 	case "local":
 		root := filepath.Join(cfg.DataDir, "zones")
 		return &provisioner.LocalEngine{Root: root}, &grants.LocalCatalog{Root: root}, grants.LocalCredentials{}, nil
 	case "aws":
-		cloud, err := cfn.New(ctx, cfn.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL, RoleARN: cfg.StackRoleARN})
+		cloud, err := cfn.New(ctx, cfn.Config{AWS: settings, RoleARN: cfg.StackRoleARN})
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		// Every CloudFormation call of this replica (the poller, rollouts)
 		// shares one budget per Region; the local engine has none.
 		engine := provisioner.Throttle(cloud, provisioner.ThrottleConfig{Rate: float64(cfg.CFNCallRate), Burst: cfg.CFNCallRate})
-		lfCfg := lakeformation.Config{Calls: calls, EndpointURL: cfg.AWSEndpointURL}
+		lfCfg := lakeformation.Config{AWS: settings}
 		catalog, err := lakeformation.NewCatalog(ctx, lfCfg)
 		if err != nil {
 			return nil, nil, nil, err

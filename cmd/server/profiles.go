@@ -18,9 +18,9 @@ import (
 // configuration names: an embedded SQLite file and the local zones by
 // default, DynamoDB and S3 with --cloud aws. Concurrent appends of one
 // tenant to its raw zone are merged into one object (rawzone.Coalescer).
-func newProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, calls *awsclient.CallCounter) (profiles.Store, profiles.RawZone, func() error, error) {
+func newProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, settings awsclient.Settings) (profiles.Store, profiles.RawZone, func() error, error) {
 	if cfg.Cloud == "aws" {
-		return newAWSProfileStores(ctx, cfg, loc, calls)
+		return newAWSProfileStores(ctx, loc, settings)
 	}
 	// Created here, private, before the store opens it: SQLite would create
 	// it, and its -wal and -shm files, readable by all under umask 022.
@@ -36,12 +36,12 @@ func newProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLo
 	return st, &rawzone.Coalescer{Zone: raw}, st.Close, nil
 }
 
-func newAWSProfileStores(ctx context.Context, cfg *config, loc profiles.PlacementLocator, calls *awsclient.CallCounter) (profiles.Store, profiles.RawZone, func() error, error) {
-	st, err := dynamostore.New(ctx, dynamostore.Config{EndpointURL: cfg.AWSEndpointURL, Tables: loc.Table, Calls: calls})
+func newAWSProfileStores(ctx context.Context, loc profiles.PlacementLocator, settings awsclient.Settings) (profiles.Store, profiles.RawZone, func() error, error) {
+	st, err := dynamostore.New(ctx, dynamostore.Config{AWS: settings, Tables: loc.Table})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("profile store: %w", err)
 	}
-	raw, err := rawzone.NewS3(ctx, rawzone.Config{EndpointURL: cfg.AWSEndpointURL, Locate: loc.RawZone, Calls: calls})
+	raw, err := rawzone.NewS3(ctx, rawzone.Config{AWS: settings, Locate: loc.RawZone})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("raw zone: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
@@ -20,7 +21,7 @@ import (
 // metadata) to the CloudFormation calls on the emulator, with the tenant
 // and the route as attributes.
 func TestTraceTenantCreation(t *testing.T) {
-	moto := awsTestEndpoint(t)
+	moto := awstest.Endpoint(t)
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	prev := otel.GetTracerProvider()
@@ -30,7 +31,7 @@ func TestTraceTenantCreation(t *testing.T) {
 	keyFile := t.TempDir() + "/signing-key.pem"
 	admin := adminToken(t, keyFile)
 	url := startAWSServer(t, "trace", awsVars(t, moto, testdb.Postgres(t), keyFile))
-	req, _ := http.NewRequest("POST", url+"/v1/tenants", strings.NewReader(awsOnboardBody("dedicated", "eu-south-1"))) // a Region of its own: see awsTestEndpoint
+	req, _ := http.NewRequest("POST", url+"/v1/tenants", strings.NewReader(awsOnboardBody("dedicated", "eu-south-1"))) // a Region of its own: see awsenv_test.go
 	req.Header.Set("Authorization", "Bearer "+admin)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
 
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/usage"
@@ -62,12 +63,12 @@ type s3Sink struct {
 
 // newS3Sink makes the sink of an s3://bucket[/prefix] URL, in the Region of
 // the SDK's default configuration (AWS_REGION).
-func newS3Sink(ctx context.Context, rawURL, endpoint string, calls *awsclient.CallCounter) (*s3Sink, error) {
+func newS3Sink(ctx context.Context, rawURL string, settings awsclient.Settings) (*s3Sink, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "s3" || u.Host == "" {
 		return nil, fmt.Errorf("usage-report-bucket %q: want s3://bucket or s3://bucket/prefix", rawURL)
 	}
-	b, err := awsclient.Settings{EndpointURL: endpoint, Calls: calls}.Load(ctx)
+	b, err := settings.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("usage reports: %w", err)
 	}
@@ -101,11 +102,11 @@ func (s *s3Sink) Put(ctx context.Context, name string, body []byte) (string, err
 
 // usageSink is where the daily reports go: the configured bucket, or
 // <data-dir>/usage-reports.
-func usageSink(ctx context.Context, cfg *config, calls *awsclient.CallCounter) (usage.Sink, error) {
+func usageSink(ctx context.Context, cfg *config, settings awsclient.Settings) (usage.Sink, error) {
 	if cfg.UsageReportBucket == "" {
 		return usage.DirSink{Dir: filepath.Join(cfg.DataDir, "usage-reports")}, nil
 	}
-	return newS3Sink(ctx, cfg.UsageReportBucket, cfg.AWSEndpointURL, calls)
+	return newS3Sink(ctx, cfg.UsageReportBucket, settings)
 }
 
 // usageReportEvery is how often the daily report job looks for a closed
@@ -147,7 +148,7 @@ type profileCounter struct {
 
 func (c profileCounter) ProfileCount(ctx context.Context, tenant string) (int64, error) {
 	n, err := c.svc.ProfileCount(ctx, tenant)
-	if errors.Is(err, profiles.ErrNotReady) {
+	if errors.Is(err, placement.ErrNotReady) {
 		return 0, fmt.Errorf("%w: %w", usage.ErrNotCountable, err)
 	}
 	return int64(n), err
@@ -155,7 +156,7 @@ func (c profileCounter) ProfileCount(ctx context.Context, tenant string) (int64,
 
 func (c profileCounter) IndexProfiles(ctx context.Context, tenant string) error {
 	added, removed, err := c.svc.IndexProfiles(ctx, tenant)
-	if errors.Is(err, profiles.ErrNotReady) {
+	if errors.Is(err, placement.ErrNotReady) {
 		return fmt.Errorf("%w: %w", usage.ErrNotCountable, err)
 	}
 	if err == nil && added+removed > 0 {

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
@@ -131,16 +133,16 @@ func TestUsageAcrossRestart(t *testing.T) {
 // TestUsageReportToBucket: with usage-report-bucket set, the daily report
 // lands in the bucket under its prefix, where the ISV's billing reads it.
 func TestUsageReportToBucket(t *testing.T) {
-	endpoint := awsTestEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	bucket := "cairn-usage-" + awsRandom(8)
 	raw := motoS3(endpoint, "us-east-1")
 	if _, err := raw.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newS3Sink(t.Context(), "http://"+bucket, endpoint, nil); err == nil {
+	if _, err := newS3Sink(t.Context(), "http://"+bucket, awsclient.Settings{EndpointURL: endpoint}); err == nil {
 		t.Error("an http:// bucket URL was accepted")
 	}
-	sink, err := newS3Sink(t.Context(), "s3://"+bucket+"/billing/", endpoint, nil)
+	sink, err := newS3Sink(t.Context(), "s3://"+bucket+"/billing/", awsclient.Settings{EndpointURL: endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +186,7 @@ func TestUsageProfiles(t *testing.T) {
 		testUsageProfiles(t, admin, "eu-west-1", activationVars(dir))
 	})
 	t.Run("aws", func(t *testing.T) {
-		moto := awsTestEndpoint(t)
+		moto := awstest.Endpoint(t)
 		t.Parallel()
 		keyFile := t.TempDir() + "/signing-key.pem"
 		testUsageProfiles(t, adminToken(t, keyFile), usageProfilesRegion, awsVars(t, moto, testdb.Postgres(t), keyFile))

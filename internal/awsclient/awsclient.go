@@ -3,7 +3,8 @@
 // rawzone and dynamostore) one way, so that they all retry, resolve
 // endpoints and count calls alike.
 //
-// An adapter takes Settings in its own Config, resolves them once with
+// An adapter takes Settings as its Config's AWS field (the server builds
+// one Settings and hands it to every adapter), resolves them once with
 // Settings.Load, and makes one client per Region per service, on first use,
 // through a Regional cache, made from Base.AWS, which carries the HTTP
 // client, retryer and API options every client shares. Its option function

@@ -16,8 +16,8 @@ import (
 // count CloudFormation calls per polling round.
 //
 // The zero value is ready to use. A CallCounter is safe for concurrent use.
-// Hook it into an adapter through Settings.Calls (the Calls field of its
-// Config), or into any SDK client through AddToStack
+// Hook it into an adapter through Settings.Calls (its Config's AWS.Calls),
+// or into any SDK client through AddToStack
 // (config.WithAPIOptions or a client's APIOptions).
 type CallCounter struct {
 	mu       sync.Mutex

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
-	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/placement"
 )
 
 // CredentialsTTL is the lifetime of tenant-scoped credentials.
@@ -52,7 +52,7 @@ func (s *Service) Credentials(ctx context.Context, rec audit.Event, tenantID str
 		return IssuedCredentials{}, errors.New("credentials: the stack reports no data-access role")
 	}
 	policy, err := SessionPolicy(PolicyInput{
-		Pooled:          pl.Kind == provisioner.KindPooled,
+		Pooled:          pl.Kind == placement.Pooled,
 		TenantID:        t.ID,
 		Region:          t.HomeRegion,
 		AccountID:       accountOf(role),

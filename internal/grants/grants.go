@@ -80,8 +80,6 @@ var (
 	ErrAdminOnly = errors.New("permission needs an admin")
 	// ErrConflict: a concurrent change; the caller may retry.
 	ErrConflict = errors.New("grant changed concurrently")
-	// ErrNotReady: the tenant's catalog is not provisioned yet.
-	ErrNotReady = errors.New("tenant catalog not ready")
 )
 
 // Permissions a tenant may grant itself; everything else is admin-only.

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -385,13 +386,13 @@ func (s *Service) Reconcile(ctx context.Context, rec audit.Event, tenantID strin
 	var report ReconcileReport
 	for _, region := range t.Regions {
 		pl, err := s.catalogOf(ctx, t, region)
-		if errors.Is(err, ErrNotReady) {
+		if errors.Is(err, placement.ErrNotReady) {
 			continue
 		}
 		if err != nil {
 			return report, err
 		}
-		db := pl.Outputs["glue_database"]
+		db := pl.GlueDatabase()
 		perms, err := s.catalog.Permissions(ctx, region, db)
 		if err != nil {
 			return report, fmt.Errorf("list permissions in %s: %w", region, err)

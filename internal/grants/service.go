@@ -13,7 +13,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/ids"
-	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -23,20 +23,16 @@ type TenantReader interface {
 	List(ctx context.Context, p tenants.ListParams) ([]tenants.Tenant, error)
 }
 
-// PlacementReader reads where a tenant's catalog and data live.
-type PlacementReader interface {
-	PlacementList(ctx context.Context, tenantID string) ([]provisioner.Placement, error)
-}
-
 // Config wires a Service. Every field but Logger and Now is required.
 type Config struct {
 	Store       Store
 	Catalog     Catalog
 	Credentials CredentialIssuer
 	Tenants     TenantReader
-	Placements  PlacementReader
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Placements reads where the tenant's catalogs and data are.
+	Placements placement.Reader
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Service is the grants broker. It is safe for concurrent use; replicas
@@ -46,7 +42,7 @@ type Service struct {
 	catalog    Catalog
 	creds      CredentialIssuer
 	tenants    TenantReader
-	placements PlacementReader
+	placements placement.Reader
 	log        *slog.Logger
 	now        func() time.Time
 }
@@ -195,21 +191,19 @@ func (r GrantRequest) describe() string {
 }
 
 // catalogOf returns the tenant's Glue database in region and its kind, or
-// an error when the tenant has no ready catalog there.
-func (s *Service) catalogOf(ctx context.Context, t tenants.Tenant, region string) (provisioner.Placement, error) {
+// placement.ErrNotReady when the tenant has no ready catalog there.
+func (s *Service) catalogOf(ctx context.Context, t tenants.Tenant, region string) (placement.Placement, error) {
 	if !slices.Contains(t.Regions, region) {
-		return provisioner.Placement{}, ErrOutsideCatalog
+		return placement.Placement{}, ErrOutsideCatalog
 	}
-	list, err := s.placements.PlacementList(ctx, t.ID)
+	where, err := s.placements.TenantPlacements(ctx, t.ID)
 	if err != nil {
-		return provisioner.Placement{}, err
+		return placement.Placement{}, err
 	}
-	for _, pl := range list {
-		if pl.Region == region && pl.Status == provisioner.StatusReady && pl.Outputs["glue_database"] != "" {
-			return pl, nil
-		}
+	if pl, err := where.In(region); err == nil && pl.GlueDatabase() != "" {
+		return pl, nil
 	}
-	return provisioner.Placement{}, ErrNotReady
+	return placement.Placement{}, fmt.Errorf("catalog in %s: %w", region, placement.ErrNotReady)
 }
 
 // Grant records a grant as pending and queues the job that applies it, in
@@ -254,7 +248,7 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 	case err != nil:
 		return Grant{}, false, err
 	}
-	if req.Resource.Database != pl.Outputs["glue_database"] {
+	if req.Resource.Database != pl.GlueDatabase() {
 		return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
 	}
 	if err := checkShape(req); err != nil {
@@ -266,7 +260,7 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 		CreatedBy: req.Audit.Actor, Version: 1, CreatedAt: s.now(), UpdatedAt: s.now(),
 	}
 	g.Permissions = slices.Compact(g.Permissions)
-	pooled := pl.Kind == provisioner.KindPooled
+	pooled := pl.Kind == placement.Pooled
 	if req.Resource.Table == "" {
 		if err := checkDatabaseWide(req, pooled); err != nil {
 			return Grant{}, false, err

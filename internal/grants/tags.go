@@ -72,8 +72,8 @@ var ErrUnknownColumn = errors.New("no such column")
 // that classifying a table again (after its schema or data changed)
 // replaces the previous classification, a column no longer holding PII
 // included. The table must exist in the tenant's catalog in region (the
-// tenant's Glue database there): ErrNotReady, ErrNotFound or a finding on
-// an unknown column (ErrUnknownColumn) change nothing. The classification
+// tenant's Glue database there): placement.ErrNotReady, ErrNotFound or a
+// finding on an unknown column (ErrUnknownColumn) change nothing. The classification
 // is written to the audit log (action table.classify, actor cairn).
 //
 // Calls: the vocabulary's EnsureTag (see EnsureTagVocabulary), one
@@ -88,7 +88,7 @@ func (s *Service) TagColumns(ctx context.Context, tenantID, region, table string
 	if err != nil {
 		return err
 	}
-	db := pl.Outputs["glue_database"]
+	db := pl.GlueDatabase()
 	tbl, err := s.catalog.Table(ctx, region, db, table)
 	if err != nil {
 		return fmt.Errorf("table %s.%s: %w", db, table, err)

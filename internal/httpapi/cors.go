@@ -22,15 +22,13 @@ const corsMaxAge = "7200"
 const corsAllowHeaders = "Content-Type, Authorization, Content-Encoding, AnonymousId"
 
 // preflight answers a CORS preflight (OPTIONS) for a route browsers may
-// call, and reports whether it did; other OPTIONS requests are left to the
-// gate (405). The source is not known yet (a preflight carries no key), so
+// call, and reports whether it did; other OPTIONS requests are answered
+// 405 (no route takes OPTIONS). The source is not known yet (a preflight carries no key), so
 // any origin passes here and the request itself is checked.
 func (g *gate) preflight(w http.ResponseWriter, r *http.Request) bool {
 	var methods []string
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if route, _, err := g.router.FindRoute(probe); err == nil && route.Operation.Extensions[extCORS] == true {
+		if route := g.find(r, m); route != nil && route.Operation.Extensions[extCORS] == true {
 			methods = append(methods, m)
 		}
 	}

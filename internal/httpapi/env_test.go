@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
@@ -58,6 +60,21 @@ type env struct {
 	jobDone chan string
 	// meter counts usage; tests flush it (no flush loop runs).
 	meter *usage.Meter
+	// placements locates tenants' data as the server does, counting its
+	// reads of the database in placementReads.
+	placements     *placement.Locator
+	placementReads atomic.Int64
+}
+
+// countedPlacements counts the database's placement reads.
+type countedPlacements struct {
+	placement.Reader
+	n *atomic.Int64
+}
+
+func (c countedPlacements) TenantPlacements(ctx context.Context, id string) (placement.Tenant, error) {
+	c.n.Add(1)
+	return c.Reader.TenantPlacements(ctx, id)
 }
 
 // backends runs fn once per control-plane database, in parallel with the
@@ -124,29 +141,25 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *
 	svc := tenants.NewService(db, nil)
 	e := &env{t: t, db: db, dbURL: dbURL, dataDir: dataDir, auth: a, jobDone: make(chan string, 1000),
 		meter: usage.NewMeter(db, nil, log)}
+	e.placements = placement.NewLocator(countedPlacements{Reader: db, n: &e.placementReads})
 
 	e.catalog = catalog
 	if e.catalog == nil {
 		e.catalog = &grants.LocalCatalog{Root: filepath.Join(dataDir, "zones")}
 	}
 	gs, err := grants.NewService(grants.Config{
-		Store: db.Grants(), Catalog: e.catalog, Credentials: grants.LocalCredentials{}, Tenants: svc, Placements: db, Logger: log,
+		Store: db.Grants(), Catalog: e.catalog, Credentials: grants.LocalCredentials{}, Tenants: svc, Placements: e.placements, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.grants = gs
-	// As in the server: the locator reads prov, set below; the
-	// provisioner's teardown purges the profile store.
-	var prov *provisioner.Provisioner
 	profileStore, err := sqlitestore.Open(ctx, filepath.Join(dataDir, sqlitestore.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { profileStore.Close() })
-	locate := profiles.PlacementLocator{Home: func(ctx context.Context, id string) (string, map[string]string, error) {
-		return prov.Home(ctx, id)
-	}}
+	locate := profiles.PlacementLocator{Placements: e.placements}
 	e.raw = &rawzone.Local{Root: filepath.Join(dataDir, "zones"), Locate: locate.RawZone}
 	ps := profiles.NewService(profileStore, e.raw, nil)
 	sources := profiles.NewSources(db, nil)
@@ -176,7 +189,7 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *
 	}
 	svc.SetFleetNotifier(relay)
 	engine := &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}}
-	prov, err = provisioner.New(provisioner.Config{
+	prov, err := provisioner.New(provisioner.Config{
 		Engine:         engine,
 		Store:          db,
 		Tenants:        svc,

@@ -18,7 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/go-chi/chi/v5"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/profiles"
@@ -28,15 +28,21 @@ import (
 // scopeAdmin is the scope of ISV admin tokens.
 const scopeAdmin = "admin"
 
-// gate is the spec-driven front door of the API. For every request it, in
-// order: matches the OpenAPI operation (404 and 405 otherwise),
-// authenticates the bearer token (401), authorizes it against the
-// operation's security requirements and the {tenant_id} in the path (403,
-// or 404 for another tenant's resources so that tenant IDs cannot be
-// probed), reads the body under the size limit (413), checks its media type
-// (415) and validates the request against the spec (400, naming the field).
+// gate is the spec-driven front door of the API. chi routes each request
+// once (404 and 405 otherwise, see notFound and methodNotAllowed); the
+// gate runs in the route it found, as the route's middleware, and, in
+// order: finds its OpenAPI operation by the route's pattern, authenticates
+// the bearer token (401), authorizes it against the operation's security
+// requirements and the {tenant_id} in the path (403, or 404 for another
+// tenant's resources so that tenant IDs cannot be probed), reads the body
+// under the size limit (413), checks its media type (415) and validates
+// the request against the spec with kin-openapi (400, naming the field).
 type gate struct {
-	router  routers.Router
+	// routes are the document's operations by method and path template,
+	// which are chi's route patterns too.
+	routes map[string]*routers.Route
+	// mux is the router the gate runs in, for the methods a path allows.
+	mux     *chi.Mux
 	auth    Authenticator
 	keys    WriteKeyAuthenticator
 	tenants TenantReader
@@ -68,7 +74,7 @@ type Authenticator interface {
 	Verify(ctx context.Context, token string) (auth.Principal, error)
 }
 
-func newGate(spec []byte, a Authenticator, keys WriteKeyAuthenticator, t TenantReader, maxBody int64) (*gate, error) {
+func newGate(spec []byte, mux *chi.Mux, a Authenticator, keys WriteKeyAuthenticator, t TenantReader, maxBody int64) (*gate, error) {
 	doc, err := openapi3.NewLoader().LoadFromData(spec)
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
@@ -89,19 +95,18 @@ func newGate(spec []byte, a Authenticator, keys WriteKeyAuthenticator, t TenantR
 	if err != nil {
 		return nil, fmt.Errorf("spec scopes: %w", err)
 	}
-	doc.Servers = nil // match requests whatever host they were sent to
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		return nil, fmt.Errorf("spec router: %w", err)
+	routes := map[string]*routers.Route{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			routes[method+" "+path] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
+		}
 	}
-	return &gate{router: router, auth: a, keys: keys, tenants: t, maxBody: maxBody, formats: doc.GetSchemaValidationOptions(), scopes: scopes}, nil
+	return &gate{routes: routes, mux: mux, auth: a, keys: keys, tenants: t, maxBody: maxBody, formats: doc.GetSchemaValidationOptions(), scopes: scopes}, nil
 }
 
-func (g *gate) wrap(next http.Handler) http.Handler {
+// middleware is the gate as the middleware of the routes chi matched.
+func (g *gate) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodOptions && g.preflight(w, r) {
-			return
-		}
 		r, p := g.admit(w, r)
 		if p != nil {
 			writeProblem(w, r, p)
@@ -111,17 +116,82 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 	})
 }
 
-func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *problem) {
-	route, params, err := g.router.FindRoute(r)
-	if err != nil {
-		if errors.Is(err, routers.ErrMethodNotAllowed) {
-			p := newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
-				r.Method+" is not allowed on this resource.")
-			p.header = http.Header{"Allow": {g.allowed(r)}}
-			return r, p
-		}
-		return r, errNotFound
+// notFound answers a request that no route matches.
+func (g *gate) notFound(w http.ResponseWriter, r *http.Request) { writeProblem(w, r, errNotFound) }
+
+// methodNotAllowed answers a request whose path has routes, but none for
+// its method (see claimPaths): a CORS preflight of a route browsers call,
+// or 405. A method chi does not know on a path without routes is a 404, as
+// on any path.
+func (g *gate) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodOptions && g.preflight(w, r) {
+		return
 	}
+	allowed := g.allowed(r)
+	if allowed == "" {
+		writeProblem(w, r, errNotFound)
+		return
+	}
+	p := newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+		r.Method+" is not allowed on this resource.")
+	p.header = http.Header{"Allow": {allowed}}
+	writeProblem(w, r, p)
+}
+
+// chiMethods are the methods chi routes.
+var chiMethods = []string{http.MethodConnect, http.MethodDelete, http.MethodGet, http.MethodHead,
+	http.MethodOptions, http.MethodPatch, http.MethodPost, http.MethodPut, http.MethodTrace}
+
+// claimPaths routes every method that a path of the document does not
+// take to methodNotAllowed. OpenAPI matches a concrete path before a
+// templated one whatever the method, so GET .../grants/reconcile (POST
+// only) is a 405; chi, left alone, would try the templated sibling
+// .../grants/{grant_id} for a method the concrete path lacks.
+func (g *gate) claimPaths(r chi.Router) {
+	paths := map[string]bool{}
+	for _, route := range g.routes {
+		paths[route.Path] = true
+	}
+	for path := range paths {
+		for _, m := range chiMethods {
+			if g.routes[m+" "+path] == nil {
+				r.MethodFunc(m, path, g.methodNotAllowed)
+			}
+		}
+	}
+}
+
+// find returns the operation whose route serves method on the request's
+// path, as chi would route it, or nil.
+func (g *gate) find(r *http.Request, method string) *routers.Route {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	return g.routes[method+" "+g.mux.Find(chi.NewRouteContext(), method, path)]
+}
+
+// pathParams returns the path parameters of the route chi matched,
+// unescaped.
+func pathParams(r *http.Request) map[string]string {
+	rctx := chi.RouteContext(r.Context())
+	params := make(map[string]string, len(rctx.URLParams.Keys))
+	for i, k := range rctx.URLParams.Keys {
+		v := rctx.URLParams.Values[i]
+		if u, err := url.PathUnescape(v); err == nil {
+			v = u
+		}
+		params[k] = v
+	}
+	return params
+}
+
+func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *problem) {
+	route := g.routes[r.Method+" "+chi.RouteContext(r.Context()).RoutePattern()]
+	if route == nil {
+		return r, errNotFound // a route the document does not have: none is registered
+	}
+	params := pathParams(r)
 	if info, ok := r.Context().Value(ctxRoute).(*routeInfo); ok {
 		info.template = route.Path
 		info.tenantID = params["tenant_id"]
@@ -269,9 +339,7 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 func (g *gate) allowed(r *http.Request) string {
 	var methods []string
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, _, err := g.router.FindRoute(probe); err == nil {
+		if g.find(r, m) != nil {
 			methods = append(methods, m)
 		}
 	}

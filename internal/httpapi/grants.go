@@ -2,10 +2,23 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"net/http"
 
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/placement"
 )
+
+// catalogNotReady answers the grant routes of a tenant whose catalog in the
+// Region is not provisioned (placement.ErrNotReady, which the profile
+// routes answer as tenant-not-ready).
+func catalogNotReady(err error) error {
+	if errors.Is(err, placement.ErrNotReady) {
+		return newProblem(http.StatusConflict, "catalog-not-ready", "Catalog not ready", "The tenant's catalog in that Region is not provisioned yet.")
+	}
+	return err
+}
 
 func toAPIGrant(g grants.Grant) Grant {
 	perms := make([]Permission, len(g.Permissions))
@@ -135,7 +148,7 @@ func (s *Server) CreateGrant(ctx context.Context, req CreateGrantRequestObject) 
 	}
 	g, _, err := s.grants.Grant(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, catalogNotReady(err)
 	}
 	return CreateGrant202JSONResponse{Body: toAPIGrant(g), Headers: CreateGrant202ResponseHeaders{Location: grantURL(g.TenantID, g.ID)}}, nil
 }
@@ -190,7 +203,7 @@ func (s *Server) ReconcileGrants(ctx context.Context, req ReconcileGrantsRequest
 func (s *Server) CreateCredentials(ctx context.Context, req CreateCredentialsRequestObject) (CreateCredentialsResponseObject, error) {
 	c, err := s.grants.Credentials(ctx, auditOf(ctx, req.TenantId, "credentials.issue", "role", ""), req.TenantId)
 	if err != nil {
-		return nil, err
+		return nil, catalogNotReady(err)
 	}
 	return CreateCredentials201JSONResponse{
 		AccessKeyId: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,

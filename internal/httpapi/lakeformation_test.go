@@ -6,10 +6,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation/lftest"
@@ -28,8 +28,8 @@ func TestGovernanceOnLakeFormation(t *testing.T) {
 	onDouble := func(t *testing.T) grants.Catalog {
 		double := lftest.New(t)
 		doubles.Store(t, double)
-		cfg := aws.Config{Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
-		catalog, err := lakeformation.NewCatalog(context.Background(), lakeformation.Config{AWS: &cfg, EndpointURL: double.URL, MaxAttempts: 1})
+		cfg := awstest.Config("")
+		catalog, err := lakeformation.NewCatalog(context.Background(), lakeformation.Config{AWS: awsclient.Settings{AWS: &cfg, EndpointURL: double.URL, MaxAttempts: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}

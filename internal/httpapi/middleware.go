@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/auth"
 	"github.com/cairn-cdp/cairn/internal/ids"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/tracing"
 	"github.com/cairn-cdp/cairn/internal/usage"
 )
@@ -129,6 +130,9 @@ func observe(log *slog.Logger, m *metrics, meter *usage.Meter, next http.Handler
 		defer span.End()
 		ctx = context.WithValue(ctx, ctxRequestID, id)
 		ctx = context.WithValue(ctx, ctxRoute, info)
+		// Where the tenant's data lives is read once per request, however
+		// often its profile table and raw zone are called.
+		ctx = placement.Scope(ctx)
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w}

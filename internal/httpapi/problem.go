@@ -88,8 +88,6 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 		return newProblem(http.StatusNotFound, "not-found", "Not found", "No such principal or grant for this tenant.")
 	case errors.Is(err, grants.ErrPrincipalInUse):
 		return newProblem(http.StatusConflict, "principal-in-use", "Principal in use", "Revoke the principal's grants before removing it.")
-	case errors.Is(err, grants.ErrNotReady):
-		return newProblem(http.StatusConflict, "catalog-not-ready", "Catalog not ready", "The tenant's catalog in that Region is not provisioned yet.")
 	case errors.Is(err, provisioner.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not-found", "Not found", "The tenant has no stack in this Region.")
 	case errors.Is(err, provisioner.ErrNotRetryable):

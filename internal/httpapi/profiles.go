@@ -11,8 +11,8 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
-	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/usage"
 )
 
@@ -530,7 +530,7 @@ func profileProblem(err error) *problem {
 		return newProblem(http.StatusConflict, "source-revoked", "Source revoked", "A revoked source gets no new key and no changes.")
 	case errors.Is(err, profiles.ErrNotMerged):
 		return newProblem(http.StatusConflict, "not-merged", "Not merged", "That profile was not merged into this one.")
-	case errors.Is(err, profiles.ErrNotReady), errors.Is(err, provisioner.ErrNotReady):
+	case errors.Is(err, placement.ErrNotReady):
 		return newProblem(http.StatusConflict, "tenant-not-ready", "Tenant not ready", "The tenant's data stack in its home Region is not provisioned yet.")
 	}
 	return nil

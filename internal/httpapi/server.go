@@ -2,11 +2,12 @@
 // as an oapi-codegen strict server (api.gen.go, never edited by hand).
 //
 // Handlers are thin: they convert API types to domain calls and back. Every
-// request first passes the spec-driven gate (routing, authentication,
-// authorization, body limits, request validation), and every error, 404 and
-// 405 included, is answered as RFC 9457 application/problem+json with a
-// request ID. Unknown errors are logged with the request and tenant IDs and
-// answered as a generic 500; their text never reaches the client.
+// request is routed once, by chi, and first passes the spec-driven gate
+// (authentication, authorization, body limits, request validation) in the
+// route chi matched; every error, 404 and 405 included, is answered as
+// RFC 9457 application/problem+json with a request ID. Unknown errors are
+// logged with the request and tenant IDs and answered as a generic 500;
+// their text never reaches the client.
 package httpapi
 
 import (
@@ -126,7 +127,10 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if cfg.Ready == nil {
 		cfg.Ready = func(context.Context) error { return nil }
 	}
-	g, err := newGate(api.Spec, cfg.Auth, cfg.Sources, cfg.Tenants, cfg.MaxBodyBytes)
+	// One router: chi matches each request to its route once, and the gate
+	// runs inside the route it matched (see gate).
+	router := chi.NewRouter()
+	g, err := newGate(api.Spec, router, cfg.Auth, cfg.Sources, cfg.Tenants, cfg.MaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -144,19 +148,20 @@ func NewServer(cfg Config) (http.Handler, error) {
 		},
 		ResponseErrorHandlerFunc: problemHandler,
 	})
-	api := chi.NewRouter()
-	api.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, r, errNotFound) })
+	router.NotFound(g.notFound)
+	router.MethodNotAllowed(g.methodNotAllowed)
+	router.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	g.claimPaths(router)
 	HandlerWithOptions(strict, ChiServerOptions{
-		BaseRouter: api,
+		// Inline middleware runs once chi has matched the route.
+		BaseRouter: router.With(g.middleware, func(next http.Handler) http.Handler {
+			return idempotent(cfg.Idempotency, cfg.Now, cfg.Logger, next)
+		}),
 		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeProblem(w, r, badRequest("parameters", err.Error()))
 		},
 	})
-
-	root := chi.NewRouter()
-	root.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
-	root.Handle("/*", g.wrap(idempotent(cfg.Idempotency, cfg.Now, cfg.Logger, api)))
-	return observe(cfg.Logger, newMetrics(cfg.Registry), cfg.Meter, root), nil
+	return observe(cfg.Logger, newMetrics(cfg.Registry), cfg.Meter, router), nil
 }
 
 func (s *Server) GetHealth(context.Context, GetHealthRequestObject) (GetHealthResponseObject, error) {

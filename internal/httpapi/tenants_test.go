@@ -146,6 +146,21 @@ func TestErrorsAreProblems(t *testing.T) {
 		if allow := r.header.Get("Allow"); allow != "GET, POST" {
 			t.Fatalf("Allow %q", allow)
 		}
+		// A concrete path is its own resource for every method: GET on
+		// .../grants/reconcile (POST only) is not a read of a grant called
+		// "reconcile", nor is PATCH on .../segments/preview.
+		const tenant = "/v1/tenants/ten_aaaaaaaaaaaaaaaaaaaaaaaaaa"
+		for _, c := range []struct{ method, path, allow string }{
+			{"GET", tenant + "/grants/reconcile", "POST"},
+			{"OPTIONS", tenant + "/grants/reconcile", "POST"},
+			{"PATCH", tenant + "/segments/preview", "POST"},
+			{"POST", tenant + "/grants/grt_aaaaaaaaaaaaaaaaaaaaaaaaaa", "GET, DELETE"},
+		} {
+			r := e.do(c.method, c.path, e.admin, nil).want(t, 405)
+			if allow := r.header.Get("Allow"); allow != c.allow {
+				t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, allow, c.allow)
+			}
+		}
 		r = e.do("GET", "/v1/tenants", "", nil).want(t, 401)
 		if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
 			t.Fatalf("401 without WWW-Authenticate: %v", r.header)

@@ -12,8 +12,8 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
-	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -100,7 +100,7 @@ func BeforeTeardown(cfg Config) (func(ctx context.Context, tenantID string) erro
 		}
 		deleted, err := cfg.Profiles.PurgeTenant(ctx, tenantID, cfg.PurgeBudget)
 		switch {
-		case errors.Is(err, provisioner.ErrNotReady) || errors.Is(err, profiles.ErrNotReady):
+		case errors.Is(err, placement.ErrNotReady):
 			log.DebugContext(ctx, "offboarding: no profile table left to purge", "tenant_id", tenantID, "sources_revoked", revoked)
 			return nil
 		case errors.Is(err, profiles.ErrPurgeUnfinished):

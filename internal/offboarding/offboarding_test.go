@@ -13,8 +13,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cairn-cdp/cairn/internal/offboarding"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
-	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -79,7 +79,7 @@ func TestBeforeTeardown(t *testing.T) {
 			wantCalls: []string{"grants", "sources", "purge"}, wantSnooze: true},
 		{name: "purge without progress fails", s: script{purgeErr: deadline},
 			wantCalls: []string{"grants", "sources", "purge"}, wantFail: true, wantIs: context.DeadlineExceeded},
-		{name: "no table left", s: script{purgeErr: fmt.Errorf("locate: %w", provisioner.ErrNotReady)},
+		{name: "no table left", s: script{purgeErr: fmt.Errorf("locate: %w", placement.ErrNotReady)},
 			wantCalls: []string{"grants", "sources", "purge"}},
 		{name: "dedicated table goes with the stack", s: script{tier: tenants.TierDedicated}, dedicatedTables: true,
 			wantCalls: []string{"grants", "sources"}},

@@ -48,7 +48,7 @@ func unindexProfile(tenant, profile string) Op {
 
 // ProfileCount returns how many unified profiles the tenant has: the items
 // of its profile index, counted keys only. A tenant whose store is not
-// ready is ErrNotReady (from the store).
+// ready is placement.ErrNotReady (from the store).
 func (s *Service) ProfileCount(ctx context.Context, tenant string) (int, error) {
 	return s.store.Count(ctx, QueryInput{PK: profileIndexPK(tenant)})
 }

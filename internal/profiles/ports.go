@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
+	"github.com/cairn-cdp/cairn/internal/placement"
 )
 
 // RawZone is the tenant's immutable raw zone: every accepted event is
@@ -93,29 +94,24 @@ type SourceStore interface {
 	SourceRevokeAll(ctx context.Context, tenantID string, at time.Time) (int, error)
 }
 
-// ErrNotReady is returned by a RawZone or Store locator while the tenant's
-// data stack in its home Region is not provisioned yet.
-var ErrNotReady = errors.New("tenant data stack not ready")
-
-// PlacementLocator locates a tenant's raw zone and profile table from what
-// its home Region's stack made.
+// PlacementLocator locates a tenant's raw zone and profile table in its
+// home placement, through a placement.Locator: within one request (a
+// placement.Scope) every call after the first answers from memory.
 type PlacementLocator struct {
-	// Home returns the tenant's home Region and its stack outputs
-	// (raw_bucket, s3_prefix, profile_table).
-	Home func(ctx context.Context, tenantID string) (string, map[string]string, error)
+	Placements *placement.Locator
 }
 
-// RawZone locates the tenant's raw zone.
+// RawZone locates the tenant's raw zone (placement.ErrNotReady).
 func (l PlacementLocator) RawZone(ctx context.Context, tenantID string) (RawZoneLocation, error) {
-	region, out, err := l.Home(ctx, tenantID)
+	home, err := l.Placements.Home(ctx, tenantID)
 	if err != nil {
 		return RawZoneLocation{}, err
 	}
-	return RawZoneLocation{Region: region, Bucket: out["raw_bucket"], Prefix: out["s3_prefix"]}, nil
+	return RawZoneLocation{Region: home.Region, Bucket: home.RawBucket(), Prefix: home.S3Prefix()}, nil
 }
 
-// Table locates the tenant's profile table.
+// Table locates the tenant's profile table (placement.ErrNotReady).
 func (l PlacementLocator) Table(ctx context.Context, tenantID string) (string, string, error) {
-	region, out, err := l.Home(ctx, tenantID)
-	return region, out["profile_table"], err
+	home, err := l.Placements.Home(ctx, tenantID)
+	return home.Region, home.Table(), err
 }

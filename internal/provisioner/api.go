@@ -129,24 +129,3 @@ func (p *Provisioner) RetryStack(ctx context.Context, rec audit.Event, tenantID,
 	// moved it on.
 	return pl, nil
 }
-
-// ErrNotReady is returned by Home while the tenant's home Region is not
-// provisioned.
-var ErrNotReady = errors.New("home Region not provisioned")
-
-// Home returns the tenant's home Region and what its ready placement there
-// made (raw zone, profile table, ...), or ErrNotReady.
-func (p *Provisioner) Home(ctx context.Context, tenantID string) (string, map[string]string, error) {
-	t, err := p.tenants.Get(ctx, tenantID)
-	if err != nil {
-		return "", nil, err
-	}
-	pl, err := p.store.PlacementGet(ctx, tenantID, t.HomeRegion)
-	if errors.Is(err, ErrNotFound) || (err == nil && pl.Status != StatusReady) {
-		return "", nil, ErrNotReady
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	return pl.Region, pl.Outputs, nil
-}

@@ -3,14 +3,12 @@ package rollouts_test
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-
+	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
@@ -18,20 +16,6 @@ import (
 	"github.com/cairn-cdp/cairn/internal/rollouts"
 	"github.com/cairn-cdp/cairn/templates"
 )
-
-// motoEndpoint returns the AWS emulator's URL, skipping the test without
-// one unless CAIRN_TEST_REQUIRE_AWS=1.
-func motoEndpoint(t *testing.T) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("CAIRN_TEST_REQUIRE_AWS") == "1" {
-			t.Fatal("CAIRN_TEST_AWS_ENDPOINT is not set and CAIRN_TEST_REQUIRE_AWS=1")
-		}
-		t.Skip("CAIRN_TEST_AWS_ENDPOINT is not set: no AWS emulator")
-	}
-	return endpoint
-}
 
 // replacing rewrites the emulator's DescribeChangeSet answers for stack's
 // change sets to report a replacement of its raw bucket, which moto never
@@ -60,14 +44,14 @@ func replacing(stack string) func([]byte) []byte {
 // executed once: the emulator receives exactly one ExecuteChangeSet per
 // stack.
 func TestRolloutOnEmulator(t *testing.T) {
-	endpoint := motoEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	proxy, err := awsfault.New(endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	cfg := aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
-	engine, err := cfn.New(t.Context(), cfn.Config{AWS: &cfg, EndpointURL: proxy.URL, MaxBackoff: 5 * time.Millisecond})
+	cfg := awstest.Config(region)
+	engine, err := cfn.New(t.Context(), cfn.Config{AWS: awsclient.Settings{AWS: &cfg, EndpointURL: proxy.URL, MaxBackoff: 5 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

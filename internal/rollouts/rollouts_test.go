@@ -60,7 +60,7 @@ func (c *clock) Add(d time.Duration) {
 var discard = slog.New(slog.DiscardHandler)
 
 // region is the Region of every test here: the emulator's tests use Regions
-// no other package deletes stacks in (see cmd/server's awsTestEndpoint).
+// no other package deletes stacks in (see cmd/server's awsenv_test.go).
 const region = "ap-southeast-2"
 
 // newFleet makes n dedicated tenants with ready stacks in region, and a

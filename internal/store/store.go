@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/kmskek"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/replicas"
@@ -39,6 +40,9 @@ var ErrSchemaBehind = errors.New("database schema is behind this version")
 type Backend interface {
 	tenants.Store
 	provisioner.Store
+	// placement.Reader reads a tenant's placements in one query, for the
+	// profile store, the raw zone, the grants broker and the API.
+	placement.Reader
 	idempotency.Store
 	profiles.SourceStore
 	webhooks.Store

@@ -3,17 +3,16 @@ package lakeformation_test
 import (
 	"crypto/rand"
 	"encoding/base32"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	lf "github.com/aws/aws-sdk-go-v2/service/lakeformation"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 )
 
@@ -23,39 +22,21 @@ const (
 	regionB = "eu-west-1"
 )
 
-// awsEndpoint returns the emulator's URL (CAIRN_TEST_AWS_ENDPOINT, exported
-// by scripts/testenv.sh), skipping the test without one unless
-// CAIRN_TEST_REQUIRE_AWS=1.
-func awsEndpoint(t *testing.T) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("CAIRN_TEST_REQUIRE_AWS") == "1" {
-			t.Fatal("CAIRN_TEST_AWS_ENDPOINT is not set and CAIRN_TEST_REQUIRE_AWS=1")
-		}
-		t.Skip("CAIRN_TEST_AWS_ENDPOINT is not set: no AWS emulator")
-	}
-	return endpoint
-}
-
 func testAWSConfig() aws.Config {
-	return aws.Config{
-		// Deliberately not a Region the tests use: every method must take
-		// the Region it is given, never this one.
-		Region:      "ap-southeast-2",
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	}
+	// Deliberately not a Region the tests use: every method must take the
+	// Region it is given, never this one.
+	return awstest.Config("ap-southeast-2")
 }
 
 func testConfig(endpoint string, calls *awsclient.CallCounter) lakeformation.Config {
 	cfg := testAWSConfig()
-	return lakeformation.Config{
+	return lakeformation.Config{AWS: awsclient.Settings{
 		AWS:         &cfg,
 		EndpointURL: endpoint,
 		MaxAttempts: 3,
 		MaxBackoff:  5 * time.Millisecond,
 		Calls:       calls,
-	}
+	}}
 }
 
 // newCatalog returns a Catalog on endpoint with a CallCounter and short

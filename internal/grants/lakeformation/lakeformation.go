@@ -31,9 +31,7 @@ package lakeformation
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	lf "github.com/aws/aws-sdk-go-v2/service/lakeformation"
@@ -46,26 +44,12 @@ import (
 // the SDK's default configuration and uses awsclient's defaults
 // (DefaultMaxAttempts, DefaultMaxBackoff).
 type Config struct {
-	// AWS is the SDK configuration to start from (credentials, ...). Nil
-	// means config.LoadDefaultConfig. Its Region is never used: every
-	// method takes the Region.
-	AWS *aws.Config
-	// EndpointURL, if set, is the base endpoint of every client, overriding
-	// the SDK's own endpoint resolution (an emulator, or a fault-injecting
-	// proxy in front of one).
-	EndpointURL string
-	// HTTPClient, if set, replaces the SDK's HTTP client.
-	HTTPClient aws.HTTPClient
-	// MaxAttempts is the most attempts made per API call, the first one
-	// included; default awsclient.DefaultMaxAttempts. It takes precedence
-	// over AWS_MAX_ATTEMPTS and the shared config's max_attempts.
-	MaxAttempts int
-	// MaxBackoff caps the delay between attempts; default
-	// awsclient.DefaultMaxBackoff.
-	MaxBackoff time.Duration
-	// Calls, if set, counts every API call ("LakeFormation.GrantPermissions",
-	// "Glue.GetTables", "STS.AssumeRole", ...) and every HTTP attempt.
-	Calls *awsclient.CallCounter
+	// AWS holds the client settings every adapter shares (SDK
+	// configuration and credentials, endpoint, retries, call counter,
+	// which counts "LakeFormation.GrantPermissions", "Glue.GetTables",
+	// "STS.AssumeRole", ...). Its AWS.Region is never used: every method
+	// takes the Region.
+	AWS awsclient.Settings
 }
 
 // retryableLakeFormationCodes are retried on top of the standard retryer's
@@ -83,14 +67,7 @@ type clients struct {
 }
 
 func newClients(ctx context.Context, cfg Config) (*clients, error) {
-	b, err := awsclient.Settings{
-		AWS:         cfg.AWS,
-		EndpointURL: cfg.EndpointURL,
-		HTTPClient:  cfg.HTTPClient,
-		MaxAttempts: cfg.MaxAttempts,
-		MaxBackoff:  cfg.MaxBackoff,
-		Calls:       cfg.Calls,
-	}.Load(ctx)
+	b, err := cfg.AWS.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lakeformation: %w", err)
 	}

@@ -59,6 +59,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
@@ -102,7 +103,7 @@ func createTable(t *testing.T, endpoint, region, database, table string, columns
 
 func TestTable(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	catalog, calls := newCatalog(t, endpoint)
 	db := uniqueName("table")
 	createTable(t, endpoint, regionA, db, "events", []string{"tenant_id", "event", "ts"}, []string{"dt"},
@@ -308,7 +309,7 @@ func rawPermissions(t *testing.T, endpoint, region, database string) []string {
 
 func TestGrantsShowInLakeFormation(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	catalog, calls := newCatalog(t, listSemantics(t, endpoint))
 	ctx := t.Context()
 	db := uniqueName("grants")
@@ -417,7 +418,7 @@ func TestGrantsShowInLakeFormation(t *testing.T) {
 // fails, moto has learnt Lake Formation's answers and listSemantics can go.
 func TestMotoTableFilter(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	catalog, _ := newCatalog(t, endpoint)
 	db := uniqueName("motofilter")
 	createTable(t, endpoint, regionA, db, "profiles", []string{"id", "email"}, nil, nil)
@@ -453,7 +454,7 @@ func TestMotoTableFilter(t *testing.T) {
 // answer was lost, sent again, is still one grant.
 func TestRetriesFaults(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	proxy, err := awsfault.New(endpoint)
 	if err != nil {
 		t.Fatal(err)
@@ -496,7 +497,7 @@ func TestRetriesFaults(t *testing.T) {
 
 func TestPermissionsMissingDatabase(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	catalog, _ := newCatalog(t, endpoint)
 	if _, err := catalog.Permissions(t.Context(), regionA, uniqueName("nope")); !errors.Is(err, grants.ErrNotFound) {
 		t.Errorf("Permissions on a missing database = %v, want grants.ErrNotFound", err)
@@ -505,7 +506,7 @@ func TestPermissionsMissingDatabase(t *testing.T) {
 
 func TestAssumeRole(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	issuer, calls := newSTS(t, endpoint)
 	role := rolePrincipal("reader")
 	for _, tc := range []struct {
@@ -551,7 +552,7 @@ func TestAssumeRole(t *testing.T) {
 // checks) is covered on lftest.
 func TestTagsOnMoto(t *testing.T) {
 	t.Parallel()
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	catalog, calls := newCatalog(t, endpoint)
 	ctx := t.Context()
 	db := uniqueName("tags")

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -46,12 +47,12 @@ func (u *unprocessedOnce) Do(r *http.Request) (*http.Response, error) {
 // days), the other tenant's stay, unprocessed deletes are retried, the
 // scan is one paged Scan per segment, and its progress is gone at the end.
 func TestPurgeFromPoolTable(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	table := createTable(t, endpoint, regionA)
 	faults := &unprocessedOnce{}
 	s, calls := newStore(t, endpoint, oneTable(regionA, table), func(c *dynamostore.Config) {
-		c.HTTPClient = faults
+		c.AWS.HTTPClient = faults
 		c.Parallelism = 3
 	})
 	ctx := t.Context()
@@ -145,14 +146,14 @@ func (c *cutScans) Do(r *http.Request) (*http.Response, error) {
 // from the start of the table: together they read each item once, but
 // for the page that was in flight.
 func TestPurgeResumes(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	table := createTable(t, endpoint, regionA)
 	cut := &cutScans{}
 	cut.cutAt.Store(7)
 	const page = 5
 	s, _ := newStore(t, endpoint, oneTable(regionA, table), func(c *dynamostore.Config) {
-		c.HTTPClient = cut
+		c.AWS.HTTPClient = cut
 		c.Parallelism = 1 // one segment: pages in key order on the emulator
 		c.PurgePageSize = page
 	})

@@ -99,29 +99,17 @@ const (
 
 // Config configures a Store.
 type Config struct {
-	// AWS is the SDK configuration to start from (credentials, ...). Nil
-	// means config.LoadDefaultConfig. Its Region is not used: every call
-	// goes to the Region that Tables names.
-	AWS *aws.Config
-	// EndpointURL, if set, is the base endpoint of every client, overriding
-	// the SDK's own resolution (AWS_ENDPOINT_URL, ...): an emulator, or a
-	// fault-injecting proxy in front of one.
-	EndpointURL string
-	// HTTPClient, if set, replaces the SDK's HTTP client.
-	HTTPClient aws.HTTPClient
+	// AWS holds the client settings every adapter shares (SDK
+	// configuration and credentials, endpoint, retries, call counter).
+	// Its AWS.Region is not used: every call goes to the Region that
+	// Tables names. AWS.MaxAttempts also bounds the retries of
+	// unprocessed batch items; AWS.MaxBackoff, which caps every delay
+	// between retries, defaults to this package's DefaultMaxBackoff.
+	AWS awsclient.Settings
 	// Tables returns the Region and table name of a tenant's items.
 	// Required. It is called once per tenant per Store call, so it should
 	// answer from memory.
 	Tables func(ctx context.Context, tenantID string) (region, table string, err error)
-	// Calls, if set, counts every API call and HTTP attempt.
-	Calls *awsclient.CallCounter
-	// MaxAttempts is the most attempts per API call, the first included;
-	// default DefaultMaxAttempts. It also bounds the retries of
-	// unprocessed batch items.
-	MaxAttempts int
-	// MaxBackoff caps every delay between retries; default
-	// DefaultMaxBackoff.
-	MaxBackoff time.Duration
 	// MaxConflictRetries is how many times a transaction cancelled by a
 	// conflict (another transaction on the same items) or by throttling
 	// is retried before Transact fails; default DefaultMaxConflictRetries,
@@ -151,7 +139,7 @@ type Store struct {
 }
 
 // New returns a Store. It loads the SDK's default configuration when
-// cfg.AWS is nil, and fails if that fails, if cfg.Tables is nil, or if a
+// cfg.AWS.AWS is nil, and fails if that fails, if cfg.Tables is nil, or if a
 // number of cfg is negative. No call is made until a method needs one.
 func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Tables == nil {
@@ -163,9 +151,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.PurgePageSize < 0 {
 		return nil, fmt.Errorf("dynamostore: PurgePageSize must not be negative, got %d", cfg.PurgePageSize)
 	}
-	if cfg.MaxBackoff == 0 {
+	if cfg.AWS.MaxBackoff == 0 {
 		// Ours, not awsclient's: a profile call is on an API request's path.
-		cfg.MaxBackoff = DefaultMaxBackoff
+		cfg.AWS.MaxBackoff = DefaultMaxBackoff
 	}
 	switch {
 	case cfg.MaxConflictRetries == 0:
@@ -179,14 +167,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	b, err := awsclient.Settings{
-		AWS:         cfg.AWS,
-		EndpointURL: cfg.EndpointURL,
-		HTTPClient:  cfg.HTTPClient,
-		MaxAttempts: cfg.MaxAttempts,
-		MaxBackoff:  cfg.MaxBackoff,
-		Calls:       cfg.Calls,
-	}.Load(ctx)
+	b, err := cfg.AWS.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("dynamostore: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,11 +16,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
@@ -35,30 +34,8 @@ const (
 	regionB = "eu-west-1"
 )
 
-// awsEndpoint returns the emulator's URL (CAIRN_TEST_AWS_ENDPOINT, exported
-// by scripts/testenv.sh), skipping the test without one unless
-// CAIRN_TEST_REQUIRE_AWS=1.
-func awsEndpoint(t *testing.T) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("CAIRN_TEST_REQUIRE_AWS") == "1" {
-			t.Fatal("CAIRN_TEST_AWS_ENDPOINT is not set and CAIRN_TEST_REQUIRE_AWS=1")
-		}
-		t.Skip("CAIRN_TEST_AWS_ENDPOINT is not set: no AWS emulator")
-	}
-	return endpoint
-}
-
-func testAWSConfig() aws.Config {
-	return aws.Config{
-		Region:      regionA,
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	}
-}
-
 func dynamoClient(endpoint, region string) *dynamodb.Client {
-	return dynamodb.NewFromConfig(testAWSConfig(), func(o *dynamodb.Options) {
+	return dynamodb.NewFromConfig(awstest.Config(regionA), func(o *dynamodb.Options) {
 		o.Region, o.BaseEndpoint = region, aws.String(endpoint)
 	})
 }
@@ -115,17 +92,19 @@ func createTable(t *testing.T, endpoint, region string) string {
 // backoffs. tables routes tenants.
 func newStore(t *testing.T, endpoint string, tables func(ctx context.Context, tenantID string) (string, string, error), opts ...func(*dynamostore.Config)) (*dynamostore.Store, *awsclient.CallCounter) {
 	t.Helper()
-	awsCfg := testAWSConfig()
+	awsCfg := awstest.Config(regionA)
 	calls := &awsclient.CallCounter{}
 	cfg := dynamostore.Config{
-		AWS:         &awsCfg,
-		EndpointURL: endpoint,
-		// moto's transactions are not atomic without it: see
-		// dynamotest.SerialTransactions.
-		HTTPClient: &dynamotest.SerialTransactions{},
-		Tables:     tables,
-		Calls:      calls,
-		MaxBackoff: 5 * time.Millisecond,
+		AWS: awsclient.Settings{
+			AWS:         &awsCfg,
+			EndpointURL: endpoint,
+			// moto's transactions are not atomic without it: see
+			// dynamotest.SerialTransactions.
+			HTTPClient: &dynamotest.SerialTransactions{},
+			Calls:      calls,
+			MaxBackoff: 5 * time.Millisecond,
+		},
+		Tables: tables,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -143,13 +122,13 @@ func oneTable(region, table string) func(context.Context, string) (string, strin
 }
 
 func TestContract(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	storetest.Run(t, newTableStore(endpoint))
 }
 
 func TestPurgeContract(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	storetest.RunDeleteTenant(t, newTableStore(endpoint))
 }
@@ -165,13 +144,13 @@ func newTableStore(endpoint string) func(t *testing.T) profiles.Store {
 
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
-	awsCfg := testAWSConfig()
+	awsCfg := awstest.Config(regionA)
 	for name, cfg := range map[string]dynamostore.Config{
-		"no Tables":         {AWS: &awsCfg},
-		"negative attempts": {AWS: &awsCfg, Tables: oneTable(regionA, "t"), MaxAttempts: -1},
-		"negative backoff":  {AWS: &awsCfg, Tables: oneTable(regionA, "t"), MaxBackoff: -1},
-		"negative parallel": {AWS: &awsCfg, Tables: oneTable(regionA, "t"), Parallelism: -1},
-		"negative page":     {AWS: &awsCfg, Tables: oneTable(regionA, "t"), PurgePageSize: -1},
+		"no Tables":         {AWS: awsclient.Settings{AWS: &awsCfg}},
+		"negative attempts": {AWS: awsclient.Settings{AWS: &awsCfg, MaxAttempts: -1}, Tables: oneTable(regionA, "t")},
+		"negative backoff":  {AWS: awsclient.Settings{AWS: &awsCfg, MaxBackoff: -1}, Tables: oneTable(regionA, "t")},
+		"negative parallel": {AWS: awsclient.Settings{AWS: &awsCfg}, Tables: oneTable(regionA, "t"), Parallelism: -1},
+		"negative page":     {AWS: awsclient.Settings{AWS: &awsCfg}, Tables: oneTable(regionA, "t"), PurgePageSize: -1},
 	} {
 		if _, err := dynamostore.New(t.Context(), cfg); err == nil {
 			t.Errorf("New (%s): no error", name)
@@ -198,7 +177,7 @@ func rawGet(t *testing.T, endpoint, region, table, pk, sk string) map[string]typ
 // two pooled tenants in a pool table in another, and checks every method
 // goes to the right table.
 func TestRouting(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	dedicated, pooledA, pooledB := tenants.NewID(), tenants.NewID(), tenants.NewID()
 	dedicatedTable := createTable(t, endpoint, regionA)
@@ -293,7 +272,7 @@ func TestRouting(t *testing.T) {
 
 // TestCallsPerOperation pins the DynamoDB calls each method makes.
 func TestCallsPerOperation(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	s, calls := newStore(t, endpoint, oneTable(regionA, createTable(t, endpoint, regionA)))
 	ctx := t.Context()
@@ -363,7 +342,7 @@ func TestCallsPerOperation(t *testing.T) {
 // TestStoredAttributes checks the stored form that the tables' TTL and
 // IAM conditions rely on.
 func TestStoredAttributes(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	table := createTable(t, endpoint, regionA)
 	s, _ := newStore(t, endpoint, oneTable(regionA, table))
@@ -439,7 +418,7 @@ func (f *faultTransport) Do(r *http.Request) (*http.Response, error) {
 }
 
 func TestTransactRetriesConflicts(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	table := createTable(t, endpoint, regionA)
 	tenant := tenants.NewID()
@@ -449,7 +428,7 @@ func TestTransactRetriesConflicts(t *testing.T) {
 
 	ft := &faultTransport{reasons: `[{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]`}
 	s, _ := newStore(t, endpoint, oneTable(regionA, table), func(c *dynamostore.Config) {
-		c.HTTPClient = ft
+		c.AWS.HTTPClient = ft
 		c.MaxConflictRetries = 3
 	})
 
@@ -521,7 +500,7 @@ func (tr *tokenRecorder) Do(r *http.Request) (*http.Response, error) {
 // retry of an IfAbsent put fails its condition; what the test pins is the
 // token, which real DynamoDB honours.
 func TestTransactRetryKeepsToken(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	table := createTable(t, endpoint, regionA)
 	proxy, err := awsfault.New(endpoint)
@@ -530,7 +509,7 @@ func TestTransactRetryKeepsToken(t *testing.T) {
 	}
 	t.Cleanup(proxy.Close)
 	tr := &tokenRecorder{}
-	s, calls := newStore(t, proxy.URL, oneTable(regionA, table), func(c *dynamostore.Config) { c.HTTPClient = tr })
+	s, calls := newStore(t, proxy.URL, oneTable(regionA, table), func(c *dynamostore.Config) { c.AWS.HTTPClient = tr })
 
 	tenant := tenants.NewID()
 	it := profiles.Item{PK: pk(tenant, "IDENT#x"), SK: "IDENT", Data: []byte(`{}`)}

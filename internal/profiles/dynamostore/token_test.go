@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -46,11 +47,11 @@ func (l *lostAnswers) Do(r *http.Request) (*http.Response, error) {
 // as DynamoDB keeps the token's outcome for ten minutes. The test
 // environment's emulator does so too (scripts/moto_server.py).
 func TestRetriedTransactionAppliesOnce(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	lost := &lostAnswers{}
 	s, _ := newStore(t, endpoint, oneTable(regionA, createTable(t, endpoint, regionA)), func(c *dynamostore.Config) {
-		c.HTTPClient = lost
+		c.AWS.HTTPClient = lost
 	})
 	ctx := t.Context()
 	k := profiles.Key{PK: pk(tenants.NewID(), "M#m"), SK: "M"}

@@ -22,24 +22,14 @@ import (
 // Config configures an S3 raw zone. Locate is required; the rest may be
 // left zero.
 type Config struct {
-	// AWS is the SDK configuration to start from (credentials, ...). Nil
-	// means config.LoadDefaultConfig. The Region always comes from the
-	// tenant's location.
-	AWS *aws.Config
-	// EndpointURL, if set, is the S3 endpoint, overriding the SDK's own
-	// resolution (an emulator, or a fault-injecting proxy in front of one).
-	// Clients then use path-style addressing.
-	EndpointURL string
+	// AWS holds the client settings every adapter shares (SDK
+	// configuration and credentials, endpoint, retries, call counter).
+	// Its AWS.Region is not used: the Region always comes from the
+	// tenant's location. With an endpoint set, clients use path-style
+	// addressing.
+	AWS awsclient.Settings
 	// Locate returns where a tenant's raw zone is.
 	Locate func(ctx context.Context, tenantID string) (profiles.RawZoneLocation, error)
-	// Calls, if set, counts every S3 call and HTTP attempt.
-	Calls *awsclient.CallCounter
-	// MaxAttempts is the most attempts per API call, the first included;
-	// default awsclient.DefaultMaxAttempts.
-	MaxAttempts int
-	// MaxBackoff caps the delay between attempts; default
-	// awsclient.DefaultMaxBackoff.
-	MaxBackoff time.Duration
 }
 
 // S3 is the AWS mode's raw zone: objects in the tenant's raw-zone bucket,
@@ -100,13 +90,7 @@ func NewS3(ctx context.Context, cfg Config) (*S3, error) {
 	if cfg.Locate == nil {
 		return nil, errors.New("rawzone: Locate is required")
 	}
-	b, err := awsclient.Settings{
-		AWS:         cfg.AWS,
-		EndpointURL: cfg.EndpointURL,
-		MaxAttempts: cfg.MaxAttempts,
-		MaxBackoff:  cfg.MaxBackoff,
-		Calls:       cfg.Calls,
-	}.Load(ctx)
+	b, err := cfg.AWS.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("rawzone: %w", err)
 	}

@@ -7,19 +7,18 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
@@ -32,45 +31,20 @@ const (
 	regionB = "eu-west-1"
 )
 
-// awsEndpoint returns the emulator's URL (CAIRN_TEST_AWS_ENDPOINT, exported
-// by scripts/testenv.sh), skipping the test without one unless
-// CAIRN_TEST_REQUIRE_AWS=1.
-func awsEndpoint(t *testing.T) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("CAIRN_TEST_REQUIRE_AWS") == "1" {
-			t.Fatal("CAIRN_TEST_AWS_ENDPOINT is not set and CAIRN_TEST_REQUIRE_AWS=1")
-		}
-		t.Skip("CAIRN_TEST_AWS_ENDPOINT is not set: no AWS emulator")
-	}
-	return endpoint
-}
-
-func testAWSConfig() aws.Config {
-	return aws.Config{
-		Region:      regionA,
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	}
-}
-
 // s3Client is a raw client, to check through the S3 API what the raw zone
 // did and to set buckets up.
 func s3Client(endpoint, region string) *s3.Client {
-	return s3.NewFromConfig(testAWSConfig(), func(o *s3.Options) {
+	return s3.NewFromConfig(awstest.Config(regionA), func(o *s3.Options) {
 		o.Region, o.BaseEndpoint, o.UsePathStyle = region, aws.String(endpoint), true
 	})
 }
 
 func newS3(t *testing.T, endpoint string, calls *awsclient.CallCounter, locate func(context.Context, string) (profiles.RawZoneLocation, error)) *rawzone.S3 {
 	t.Helper()
-	cfg := testAWSConfig()
+	cfg := awstest.Config(regionA)
 	z, err := rawzone.NewS3(t.Context(), rawzone.Config{
-		AWS:         &cfg,
-		EndpointURL: endpoint,
-		Locate:      locate,
-		Calls:       calls,
-		MaxBackoff:  5 * time.Millisecond,
+		AWS:    awsclient.Settings{AWS: &cfg, EndpointURL: endpoint, Calls: calls, MaxBackoff: 5 * time.Millisecond},
+		Locate: locate,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +141,7 @@ func versions(t *testing.T, client *s3.Client, loc profiles.RawZoneLocation, key
 }
 
 func TestS3Contract(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	for _, tt := range []struct {
 		name   string
 		region string
@@ -198,7 +172,7 @@ func TestS3Contract(t *testing.T) {
 // retention does lock them (a delete without the bypass is refused), and
 // the number of calls each operation makes.
 func TestS3ObjectLock(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
 	client := s3Client(endpoint, regionB)
@@ -258,7 +232,7 @@ func TestS3ObjectLock(t *testing.T) {
 // between its put and its deletes) or that a delete marker hides are
 // deleted by the next Rewrite, even one that removes no line.
 func TestS3RewriteFinishes(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
 	client := s3Client(endpoint, regionA)
@@ -311,7 +285,7 @@ func TestS3RewriteFinishes(t *testing.T) {
 // this; a goroutine race would not do either, because the emulator does
 // not check If-Match atomically.
 func TestS3RewriteRace(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
 	client := s3Client(endpoint, regionB)
@@ -349,7 +323,7 @@ func TestS3RewriteRace(t *testing.T) {
 // TestS3Retries: throttling and lost answers are retried, and a put S3
 // applied whose answer was lost leaves the object right.
 func TestS3Retries(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
 	proxy, err := awsfault.New(endpoint)
@@ -379,14 +353,14 @@ func TestS3Retries(t *testing.T) {
 }
 
 func TestNewS3Validates(t *testing.T) {
-	cfg := testAWSConfig()
+	cfg := awstest.Config(regionA)
 	locate := func(context.Context, string) (profiles.RawZoneLocation, error) {
 		return profiles.RawZoneLocation{}, nil
 	}
 	for name, c := range map[string]rawzone.Config{
-		"no Locate":        {AWS: &cfg},
-		"negative retries": {AWS: &cfg, Locate: locate, MaxAttempts: -1},
-		"negative backoff": {AWS: &cfg, Locate: locate, MaxBackoff: -time.Second},
+		"no Locate":        {AWS: awsclient.Settings{AWS: &cfg}},
+		"negative retries": {AWS: awsclient.Settings{AWS: &cfg, MaxAttempts: -1}, Locate: locate},
+		"negative backoff": {AWS: awsclient.Settings{AWS: &cfg, MaxBackoff: -time.Second}, Locate: locate},
 	} {
 		if _, err := rawzone.NewS3(t.Context(), c); err == nil {
 			t.Errorf("NewS3 with %s succeeded", name)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
@@ -24,6 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/awsfault"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
@@ -54,40 +54,18 @@ Outputs:
 	Version: "test",
 }
 
-// awsEndpoint returns the emulator's URL (CAIRN_TEST_AWS_ENDPOINT, exported
-// by scripts/testenv.sh), skipping the test without one unless
-// CAIRN_TEST_REQUIRE_AWS=1.
-func awsEndpoint(t *testing.T) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("CAIRN_TEST_REQUIRE_AWS") == "1" {
-			t.Fatal("CAIRN_TEST_AWS_ENDPOINT is not set and CAIRN_TEST_REQUIRE_AWS=1")
-		}
-		t.Skip("CAIRN_TEST_AWS_ENDPOINT is not set: no AWS emulator")
-	}
-	return endpoint
-}
-
-func testAWSConfig() aws.Config {
-	return aws.Config{
-		Region:      regionA,
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	}
-}
-
 // newEngine returns an Engine on endpoint with a CallCounter and short
 // backoffs, so that retried faults cost milliseconds.
 func newEngine(t *testing.T, endpoint string) (*cfn.Engine, *awsclient.CallCounter) {
 	t.Helper()
-	cfg := testAWSConfig()
+	cfg := awstest.Config(regionA)
 	calls := &awsclient.CallCounter{}
-	e, err := cfn.New(t.Context(), cfn.Config{
+	e, err := cfn.New(t.Context(), cfn.Config{AWS: awsclient.Settings{
 		AWS:         &cfg,
 		EndpointURL: endpoint,
 		MaxBackoff:  5 * time.Millisecond,
 		Calls:       calls,
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,25 +85,25 @@ func newProxy(t *testing.T, endpoint string) *awsfault.Proxy {
 // Raw SDK clients, to check through the AWS API what the Engine did.
 
 func s3Client(endpoint, region string) *s3.Client {
-	return s3.NewFromConfig(testAWSConfig(), func(o *s3.Options) {
+	return s3.NewFromConfig(awstest.Config(regionA), func(o *s3.Options) {
 		o.Region, o.BaseEndpoint, o.UsePathStyle = region, aws.String(endpoint), true
 	})
 }
 
 func cfnClient(endpoint, region string) *cloudformation.Client {
-	return cloudformation.NewFromConfig(testAWSConfig(), func(o *cloudformation.Options) {
+	return cloudformation.NewFromConfig(awstest.Config(regionA), func(o *cloudformation.Options) {
 		o.Region, o.BaseEndpoint = region, aws.String(endpoint)
 	})
 }
 
 func dynamoClient(endpoint, region string) *dynamodb.Client {
-	return dynamodb.NewFromConfig(testAWSConfig(), func(o *dynamodb.Options) {
+	return dynamodb.NewFromConfig(awstest.Config(regionA), func(o *dynamodb.Options) {
 		o.Region, o.BaseEndpoint = region, aws.String(endpoint)
 	})
 }
 
 func glueClient(endpoint, region string) *glue.Client {
-	return glue.NewFromConfig(testAWSConfig(), func(o *glue.Options) {
+	return glue.NewFromConfig(awstest.Config(regionA), func(o *glue.Options) {
 		o.Region, o.BaseEndpoint = region, aws.String(endpoint)
 	})
 }
@@ -194,7 +172,7 @@ var motoOutputs = []string{"RawBucket", "CleanBucket", "CuratedBucket", "StreamA
 // TestContract runs the Engine port's contract suite, which every engine
 // passes, against moto.
 func TestContract(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	e, _ := newEngine(t, endpoint)
 	for _, region := range []string{regionA, regionB} {
@@ -206,7 +184,7 @@ func TestContract(t *testing.T) {
 }
 
 func TestStackLifecycle(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	for _, region := range []string{regionA, regionB} {
 		t.Run(region, func(t *testing.T) {
@@ -474,7 +452,7 @@ func createLockedBucket(t *testing.T, client *s3.Client, region string) string {
 }
 
 func TestDeleteBucketsPurgesEveryVersion(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
 	e, calls := newEngine(t, endpoint)
@@ -525,7 +503,7 @@ func TestDeleteBucketsPurgesEveryVersion(t *testing.T) {
 }
 
 func TestDeletePrefix(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
 	e, _ := newEngine(t, endpoint)
@@ -554,7 +532,7 @@ func TestDeletePrefix(t *testing.T) {
 }
 
 func TestGlueDatabase(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
 	e, _ := newEngine(t, endpoint)
@@ -588,7 +566,7 @@ func TestGlueDatabase(t *testing.T) {
 }
 
 func TestStackEventsNotFound(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	e, _ := newEngine(t, endpoint)
 	_, err := e.StackEvents(t.Context(), regionA, stackName("absent"))
@@ -601,8 +579,8 @@ func TestStackEventsNotFound(t *testing.T) {
 }
 
 func TestRegionRequired(t *testing.T) {
-	cfg := testAWSConfig()
-	e, err := cfn.New(t.Context(), cfn.Config{AWS: &cfg, EndpointURL: "http://127.0.0.1:1"})
+	cfg := awstest.Config(regionA)
+	e, err := cfn.New(t.Context(), cfn.Config{AWS: awsclient.Settings{AWS: &cfg, EndpointURL: "http://127.0.0.1:1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,13 +600,13 @@ func TestRegionRequired(t *testing.T) {
 			t.Errorf("call %d with no Region: %v", i, err)
 		}
 	}
-	if _, err := cfn.New(ctx, cfn.Config{AWS: &cfg, MaxAttempts: -1}); err == nil {
+	if _, err := cfn.New(ctx, cfn.Config{AWS: awsclient.Settings{AWS: &cfg, MaxAttempts: -1}}); err == nil {
 		t.Error("New accepted MaxAttempts -1")
 	}
 }
 
 func TestThrottledDescribeStacksIsRetried(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	proxy := newProxy(t, endpoint)
 	e, calls := newEngine(t, proxy.URL)
@@ -657,7 +635,7 @@ func TestThrottledDescribeStacksIsRetried(t *testing.T) {
 }
 
 func TestDroppedCreateStackIsRetried(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	proxy := newProxy(t, endpoint)
 	e, calls := newEngine(t, proxy.URL)
@@ -699,7 +677,7 @@ func TestDroppedCreateStackIsRetried(t *testing.T) {
 }
 
 func TestStacksReflectsInProgressAndRollback(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	proxy := newProxy(t, endpoint)
 	e, _ := newEngine(t, proxy.URL)
@@ -742,7 +720,7 @@ func TestStacksReflectsInProgressAndRollback(t *testing.T) {
 // holds (moto pages by 50; AWS by a size limit) in a Region no other test
 // uses, and checks that Stacks costs one call per page.
 func TestStacksOneCallPerPage(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	proxy := newProxy(t, endpoint)
 	e, calls := newEngine(t, proxy.URL)
@@ -783,7 +761,7 @@ func TestStacksOneCallPerPage(t *testing.T) {
 // alone, as the server does: AWS_ENDPOINT_URL for every service, and
 // AWS_ENDPOINT_URL_CLOUDFORMATION overriding it for CloudFormation.
 func TestNewHonoursEndpointEnvironment(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	proxy := newProxy(t, endpoint)
 	t.Setenv("AWS_ENDPOINT_URL", endpoint)
 	t.Setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", proxy.URL)
@@ -793,7 +771,7 @@ func TestNewHonoursEndpointEnvironment(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	e, err := cfn.New(t.Context(), cfn.Config{MaxBackoff: 5 * time.Millisecond})
+	e, err := cfn.New(t.Context(), cfn.Config{AWS: awsclient.Settings{MaxBackoff: 5 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -824,12 +802,12 @@ func TestNewHonoursEndpointEnvironment(t *testing.T) {
 // CloudFormation create and delete its stacks with that role, as the
 // control plane's template runs it (CAIRN_STACK_ROLE_ARN).
 func TestStackServiceRole(t *testing.T) {
-	endpoint := awsEndpoint(t)
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
 	const role = "arn:aws:iam::123456789012:role/cairn-control-plane/stacks"
-	cfg := testAWSConfig()
-	e, err := cfn.New(ctx, cfn.Config{AWS: &cfg, EndpointURL: endpoint, MaxBackoff: 5 * time.Millisecond, RoleARN: role})
+	cfg := awstest.Config(regionA)
+	e, err := cfn.New(ctx, cfn.Config{AWS: awsclient.Settings{AWS: &cfg, EndpointURL: endpoint, MaxBackoff: 5 * time.Millisecond}, RoleARN: role})
 	if err != nil {
 		t.Fatal(err)
 	}

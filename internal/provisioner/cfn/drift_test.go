@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
 )
@@ -58,8 +60,8 @@ func driftDouble(t *testing.T) *httptest.Server {
 // shapes, answered by a scripted double.
 func TestDriftDetection(t *testing.T) {
 	srv := driftDouble(t)
-	cfg := testAWSConfig()
-	e, err := cfn.New(t.Context(), cfn.Config{AWS: &cfg, EndpointURL: srv.URL, MaxBackoff: time.Millisecond})
+	cfg := awstest.Config(regionB)
+	e, err := cfn.New(t.Context(), cfn.Config{AWS: awsclient.Settings{AWS: &cfg, EndpointURL: srv.URL, MaxBackoff: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,9 +29,7 @@ package cfn
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -44,26 +42,10 @@ import (
 // default configuration and uses awsclient's defaults (DefaultMaxAttempts,
 // DefaultMaxBackoff).
 type Config struct {
-	// AWS is the SDK configuration to start from (credentials, default
-	// Region, ...). Nil means config.LoadDefaultConfig. Its Region is never
-	// used: every method takes the Region.
-	AWS *aws.Config
-	// EndpointURL, if set, is the base endpoint of every client, overriding
-	// the SDK's own endpoint resolution (an emulator, or a fault-injecting
-	// proxy in front of one).
-	EndpointURL string
-	// HTTPClient, if set, replaces the SDK's HTTP client.
-	HTTPClient aws.HTTPClient
-	// MaxAttempts is the most attempts made per API call, the first one
-	// included; default awsclient.DefaultMaxAttempts. It takes precedence
-	// over AWS_MAX_ATTEMPTS and the shared config's max_attempts.
-	MaxAttempts int
-	// MaxBackoff caps the delay between attempts; default
-	// awsclient.DefaultMaxBackoff.
-	MaxBackoff time.Duration
-	// Calls, if set, counts every API call and every HTTP attempt the
-	// Engine's clients make.
-	Calls *awsclient.CallCounter
+	// AWS holds the client settings every adapter shares (SDK
+	// configuration and credentials, endpoint, retries, call counter).
+	// Its AWS.Region is never used: every method takes the Region.
+	AWS awsclient.Settings
 	// RoleARN, if set, is the service role CloudFormation creates and
 	// deletes stacks with, so that the caller needs only CloudFormation's
 	// own actions and iam:PassRole on it, not the permissions to create
@@ -83,19 +65,12 @@ type Engine struct {
 var _ provisioner.Engine = (*Engine)(nil)
 
 // New returns an Engine. It loads the SDK's default configuration when
-// cfg.AWS is nil, and fails if that fails or if cfg holds a negative
-// MaxAttempts or MaxBackoff. No client is created, and no call made, until a
+// cfg.AWS.AWS is nil, and fails if that fails or if cfg.AWS holds a
+// negative MaxAttempts or MaxBackoff. No client is created, and no call made, until a
 // method needs one. Every method called with an empty Region fails with
 // awsclient.ErrNoRegion.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
-	b, err := awsclient.Settings{
-		AWS:         cfg.AWS,
-		EndpointURL: cfg.EndpointURL,
-		HTTPClient:  cfg.HTTPClient,
-		MaxAttempts: cfg.MaxAttempts,
-		MaxBackoff:  cfg.MaxBackoff,
-		Calls:       cfg.Calls,
-	}.Load(ctx)
+	b, err := cfg.AWS.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cfn: %w", err)
 	}

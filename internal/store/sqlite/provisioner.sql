@@ -171,3 +171,12 @@ WHERE tenant_id = @tenant_id AND region = @region
     AND (CAST(@before_seq AS INTEGER) <= 0 OR seq < CAST(@before_seq AS INTEGER))
 ORDER BY seq DESC
 LIMIT @max_rows;
+
+-- name: TenantPlacements :many
+-- A tenant and its placements in one read: a row per placement, or one row
+-- with no placement (NULL region) while it has none.
+SELECT t.id, t.tier, t.home_region, t.regions,
+       p.region, p.kind, p.status, p.stack_name, p.outputs
+FROM tenants t LEFT JOIN placements p ON p.tenant_id = t.id
+WHERE t.id = @id
+ORDER BY p.region;

@@ -56,6 +56,7 @@ func Run(t *testing.T, h Harness) {
 		{"IdempotencyConcurrentClaims", testIdempotencyConcurrentClaims},
 		{"PlacementEnsure", testPlacementEnsure},
 		{"PlacementGetList", testPlacementGetList},
+		{"TenantPlacements", testTenantPlacements},
 		{"PlacementUpdate", testPlacementUpdate},
 		{"PlacementOutputs", testPlacementOutputs},
 		{"PlacementListInFlight", testPlacementListInFlight},

@@ -1,42 +1,22 @@
 // Package dynamotest gives tests a DynamoDB profile table on the AWS
-// emulator that make test starts (CAIRN_TEST_AWS_ENDPOINT). Tests skip
-// without it unless CAIRN_TEST_REQUIRE_AWS=1, which make test sets.
+// emulator that make test starts (see awstest).
 package dynamotest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
 )
-
-// Endpoint returns the emulator's URL or skips the test.
-func Endpoint(t testing.TB) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		if os.Getenv("CAIRN_TEST_REQUIRE_AWS") == "1" {
-			t.Fatal("CAIRN_TEST_AWS_ENDPOINT is not set and CAIRN_TEST_REQUIRE_AWS=1")
-		}
-		t.Skip("CAIRN_TEST_AWS_ENDPOINT is not set: no AWS emulator")
-	}
-	return endpoint
-}
-
-// Config is an SDK configuration with the emulator's test credentials.
-func Config(region string) aws.Config {
-	return aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
-}
 
 // Table creates a profile table shaped like the templates' (pk/sk, gsi1,
 // TTL on expires_at) and deletes it when the test ends.
@@ -45,7 +25,7 @@ func Table(t testing.TB, endpoint, region string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "cairn-test-profiles-" + hex.EncodeToString(b[:])
-	cfg := Config(region)
+	cfg := awstest.Config(region)
 	c := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) })
 	s := func(n string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(n), AttributeType: types.ScalarAttributeTypeS}
@@ -85,12 +65,12 @@ func Store(t testing.TB) *dynamostore.Store {
 // CountedStore is Store with every SDK call counted by calls (if not nil).
 func CountedStore(t testing.TB, calls *awsclient.CallCounter) *dynamostore.Store {
 	t.Helper()
-	endpoint := Endpoint(t)
+	endpoint := awstest.Endpoint(t)
 	const region = "us-east-1"
 	table := Table(t, endpoint, region)
-	cfg := Config(region)
+	cfg := awstest.Config(region)
 	st, err := dynamostore.New(context.Background(), dynamostore.Config{
-		AWS: &cfg, EndpointURL: endpoint, HTTPClient: &SerialTransactions{}, Calls: calls,
+		AWS:    awsclient.Settings{AWS: &cfg, EndpointURL: endpoint, HTTPClient: &SerialTransactions{}, Calls: calls},
 		Tables: func(context.Context, string) (string, string, error) { return region, table, nil },
 	})
 	if err != nil {

@@ -8,6 +8,8 @@ package db
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const placementClaim = `-- name: PlacementClaim :one
@@ -767,6 +769,58 @@ func (q *Queries) StackEventList(ctx context.Context, arg StackEventListParams) 
 			&i.ResourceType,
 			&i.Status,
 			&i.Reason,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const tenantPlacements = `-- name: TenantPlacements :many
+SELECT t.id, t.tier, t.home_region, t.regions,
+       p.region, p.kind, p.status, p.stack_name, p.outputs
+FROM tenants t LEFT JOIN placements p ON p.tenant_id = t.id
+WHERE t.id = $1
+ORDER BY p.region
+`
+
+type TenantPlacementsRow struct {
+	ID         string
+	Tier       string
+	HomeRegion string
+	Regions    []byte
+	Region     pgtype.Text
+	Kind       pgtype.Text
+	Status     pgtype.Text
+	StackName  pgtype.Text
+	Outputs    []byte
+}
+
+// A tenant and its placements in one read: a row per placement, or one row
+// with no placement (NULL region) while it has none.
+func (q *Queries) TenantPlacements(ctx context.Context, id string) ([]TenantPlacementsRow, error) {
+	rows, err := q.db.Query(ctx, tenantPlacements, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []TenantPlacementsRow
+	for rows.Next() {
+		var i TenantPlacementsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Tier,
+			&i.HomeRegion,
+			&i.Regions,
+			&i.Region,
+			&i.Kind,
+			&i.Status,
+			&i.StackName,
+			&i.Outputs,
 		); err != nil {
 			return nil, err
 		}
