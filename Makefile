@@ -90,9 +90,10 @@ schemathesis-postgres: venv
 	$(TESTENV) run bash -c 'SCHEMATHESIS_DATABASE_URL="$$CAIRN_TEST_DATABASE_URL" SCHEMATHESIS_MAX_EXAMPLES="$${SCHEMATHESIS_MAX_EXAMPLES:-$(SCHEMATHESIS_PG_EXAMPLES)}" scripts/schemathesis.sh'
 
 ## bench-smoke: every benchmark once (-benchtime=1x, no test, no figure
-## asserted), against the same throwaway services, so that none rots.
+## asserted), against the same throwaway services, so that none rots;
+## -short makes the largest ones small (their doc comments say how).
 bench-smoke: venv clients
-	$(TESTENV) run $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(PKGS)
+	$(TESTENV) run $(GO) test -count=1 -short -run '^$$' -bench . -benchtime 1x $(PKGS)
 
 ## go-test: go test, with the race detector, against a throwaway PostgreSQL
 ## and moto (RACE= to run without it: about half the time on 2 cores).

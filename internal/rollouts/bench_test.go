@@ -42,7 +42,8 @@ func (c *callLog) maxPerMinute() int {
 }
 
 // BenchmarkRollout rolls a new dedicated template version out to
-// CAIRN_BENCH_ROLLOUT_STACKS (default 1,000) dedicated stacks on the local
+// CAIRN_BENCH_ROLLOUT_STACKS (default 1,000; 10 with -short, as make
+// test's bench-smoke runs it) dedicated stacks on the local
 // engine, in the default waves (canary, 5%, 25%, 100%) without bake time,
 // its steps run back to back: "throttled" through provisioner.Throttle at
 // CloudFormation's budget (DefaultCallRate a second per Region), the
@@ -53,6 +54,9 @@ func (c *callLog) maxPerMinute() int {
 //	scripts/testenv.sh run go test -run '^$' -bench BenchmarkRollout -benchtime 1x -timeout 60m ./internal/rollouts/
 func BenchmarkRollout(b *testing.B) {
 	n := 1000
+	if testing.Short() {
+		n = 10
+	}
 	if v := os.Getenv("CAIRN_BENCH_ROLLOUT_STACKS"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 {
