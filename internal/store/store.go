@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/kmskek"
+	"github.com/cairn-cdp/cairn/internal/lake"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/replicas"
@@ -54,6 +55,9 @@ type Backend interface {
 	replicas.Store
 	// kmskek.Store holds the KMS-wrapped key-encryption key.
 	kmskek.Store
+	// lake.Store holds the refinery's watermarks, table stats and
+	// erased-ID filters.
+	lake.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date
