@@ -45,6 +45,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
+	"github.com/cairn-cdp/cairn/internal/lake"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/portal"
 	"github.com/cairn-cdp/cairn/internal/profiles"
@@ -355,6 +356,10 @@ type hooks struct {
 	ready chan<- string
 	// connState is called on every connection state change.
 	connState func(net.Conn, http.ConnState)
+	// lakeNow, if set, is the refinery's clock (tests close partitions).
+	lakeNow func() time.Time
+	// lake, if set, receives the refinery (tests run it at will).
+	lake chan<- *lake.Service
 }
 
 func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) error {
@@ -502,6 +507,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
+	// The refinery (embedded default only): erasures reach its zones.
+	lakeSvc, closeLake, err := newLake(cfg, db, profileSvc, locate.Home, h.lakeNow)
+	if err != nil {
+		return fmt.Errorf("lake: %w", err)
+	}
+	defer closeLake()
+
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	grantSvc.Register(workers)
@@ -510,6 +522,18 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	registerMaintenance(workers, db)
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
+	periodic := slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs())
+	var lakeStatus httpapi.LakeStatus
+	if lakeSvc != nil {
+		profileSvc.SetZoneEraser(lakeSvc)
+		lakeSvc.Register(workers)
+		river.AddWorker(workers, &lakeSweeper{tenants: tenantSvc, store: db})
+		periodic = append(periodic, lakeJobs()...)
+		lakeStatus = lakeSvc
+		if h.lake != nil {
+			h.lake <- lakeSvc
+		}
+	}
 	sink, err := usageSink(ctx, cfg, calls)
 	if err != nil {
 		return err
@@ -517,7 +541,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	river.AddWorker(workers, &usageReporter{r: &usage.Reporter{Store: db, Sink: sink, Notify: fleetRelay.Notify, Logger: log}})
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
-		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),
+		PeriodicJobs: periodic,
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,
@@ -574,6 +598,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		PortalOIDC:   portalOIDC(cfg),
 		Usage:        db,
 		Meter:        meter,
+		Lake:         lakeStatus,
 	})
 	if err != nil {
 		return err

@@ -71,6 +71,9 @@ type Config struct {
 	Usage usage.Store
 	// Meter, if not nil, counts each tenant's requests and accepted events.
 	Meter *usage.Meter
+	// Lake, if not nil, answers the lake status; without it the route is
+	// 404.
+	Lake LakeStatus
 }
 
 // Server implements the generated StrictServerInterface.
@@ -95,6 +98,7 @@ type Server struct {
 	// usage answers usage reports; meter counts (nil counts nothing).
 	usage usage.Reader
 	meter *usage.Meter
+	lake  LakeStatus
 }
 
 var _ StrictServerInterface = (*Server)(nil)
@@ -120,7 +124,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
-		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter}
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, lake: cfg.Lake}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

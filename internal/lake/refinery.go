@@ -244,7 +244,7 @@ func (s *Service) watermarks(ctx context.Context, tenant string) (map[string]Wat
 // from each zone. It is safe to call again: a second call finds nothing
 // left to remove. A tenant whose zones are not provisioned has nothing to
 // remove.
-func (s *Service) EraseZones(ctx context.Context, tenant, erasureID string, members, messages []string) ([]PurgeResult, error) {
+func (s *Service) EraseZones(ctx context.Context, tenant, erasureID string, members, messages []string) ([]profiles.ZoneErasure, error) {
 	ids := slices.Concat(members, messages)
 	if err := s.cfg.Store.LakeEraseAdd(ctx, tenant, erasureID, ids); err != nil {
 		return nil, err
@@ -292,8 +292,14 @@ func (s *Service) EraseZones(ctx context.Context, tenant, erasureID string, memb
 			return nil, err
 		}
 	}
-	return results, nil
+	out := make([]profiles.ZoneErasure, len(results))
+	for i, r := range results {
+		out[i] = profiles.ZoneErasure{Zone: r.Zone, Partitions: r.Partitions, Rows: r.Rows}
+	}
+	return out, nil
 }
+
+var _ profiles.ZoneEraser = (*Service)(nil)
 
 // RefineArgs is the durable job that refines one tenant's zones. It is
 // unique per tenant per RefineEvery: the sweep queues one a tenant each

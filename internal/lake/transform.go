@@ -59,7 +59,7 @@ var (
 	// RelMerges are the merges, a row per member moved.
 	RelMerges = Relation{Name: "merges", Columns: []Column{
 		{Name: "root", Type: String}, {Name: "merged_profile_id", Type: String}, {Name: "member_id", Type: String},
-		{Name: "at", Type: Timestamp}, {Name: "event", Type: String},
+		{Name: "merged_at", Type: Timestamp}, {Name: "event", Type: String},
 	}}
 	// RelMemberships are the stored segment memberships.
 	RelMemberships = Relation{Name: "memberships", Columns: []Column{
@@ -67,7 +67,7 @@ var (
 	}}
 	// RelMemberTraits are the members' traits, a row per trait.
 	RelMemberTraits = Relation{Name: "member_traits", Columns: []Column{
-		{Name: "member_id", Type: String}, {Name: "name", Type: String}, {Name: "value", Type: JSON}, {Name: "at", Type: Timestamp},
+		{Name: "member_id", Type: String}, {Name: "name", Type: String}, {Name: "value", Type: JSON}, {Name: "set_at", Type: Timestamp},
 	}}
 	// RelEvents is the whole clean zone as one relation (every clean
 	// table's rows).
@@ -181,7 +181,7 @@ var curated = map[string]string{
 SELECT member_id AS profile_id, member_id AS canonical_profile_id, event AS triggering_event_id, created_at AS "timestamp"
 FROM members
 UNION ALL
-SELECT member_id AS profile_id, root AS canonical_profile_id, event AS triggering_event_id, at AS "timestamp"
+SELECT member_id AS profile_id, root AS canonical_profile_id, event AS triggering_event_id, merged_at AS "timestamp"
 FROM merges
 `,
 	"id_graph": `
@@ -207,11 +207,11 @@ WHERE e.type = 'identify' AND e.traits IS NOT NULL AND CAST(e.traits AS {{type "
 	// A profile's traits: each trait's latest value across its members.
 	"profile_traits": `
 WITH latest AS (
-  SELECT m.root, t.name, t.value, t.at,
-    row_number() OVER (PARTITION BY m.root, t.name ORDER BY t.at DESC, t.member_id) AS n
+  SELECT m.root, t.name, t.value, t.set_at,
+    row_number() OVER (PARTITION BY m.root, t.name ORDER BY t.set_at DESC, t.member_id) AS n
   FROM member_traits t JOIN members m ON m.member_id = t.member_id
 )
-SELECT root AS canonical_profile_id, {{jsonObjectAgg "name" "value"}} AS traits, max(at) AS "timestamp"
+SELECT root AS canonical_profile_id, {{jsonObjectAgg "name" "value"}} AS traits, max(set_at) AS "timestamp"
 FROM latest
 WHERE n = 1
 GROUP BY root

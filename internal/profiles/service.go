@@ -34,6 +34,7 @@ type Service struct {
 	segments segmentCache
 	configs  configCache
 	outbox   Outbox
+	zones    ZoneEraser
 	// relays notes the tenants whose outbox has notices to relay;
 	// relayRunning is set while relaySoon's goroutine runs.
 	relays       sync.Map

@@ -232,7 +232,13 @@ func (s *session) exec(ctx context.Context, query string) (int64, error) {
 func (s *session) stage(ctx context.Context, rel lake.Relation, rows func(add func(...driver.Value) error) error) error {
 	cols := make([]string, len(rel.Columns))
 	for i, c := range rel.Columns {
-		cols[i] = ident(c.Name) + " " + lake.DuckDB.Type(c.Type)
+		typ := lake.DuckDB.Type(c.Type)
+		if c.Type == lake.JSON {
+			// JSON text as appended: the appender would encode a JSON
+			// column's value as JSON again.
+			typ = "VARCHAR"
+		}
+		cols[i] = ident(c.Name) + " " + typ
 	}
 	if _, err := s.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s)", ident(rel.Name), strings.Join(cols, ", "))); err != nil {
 		return fmt.Errorf("stage %s: %w", rel.Name, err)
