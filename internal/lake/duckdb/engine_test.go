@@ -144,3 +144,119 @@ func TestRefinePartition(t *testing.T) {
 		t.Errorf("groups and aliases %v", got)
 	}
 }
+
+// Every curated transformation, executed on DuckDB over a snapshot and a
+// refined partition, gives the rows its definition says.
+func TestCurate(t *testing.T) {
+	e, root := newEngine(t)
+	ctx := t.Context()
+	at := time.Date(2026, 11, 26, 10, 15, 0, 0, time.UTC)
+	t0 := at.Add(-time.Hour)
+	writeRaw(t, root, at,
+		`{"type":"identify","messageId":"m1","userId":"u1","traits":{"plan":"pro"},"timestamp":"2026-11-26T09:00:00Z"}`,
+		`{"type":"identify","messageId":"m2","anonymousId":"a1","traits":{},"timestamp":"2026-11-26T09:30:00Z"}`,
+		`{"type":"track","messageId":"m3","anonymousId":"a1","event":"Viewed","timestamp":"2026-11-25T23:59:00Z"}`,
+		`{"type":"track","messageId":"m4","userId":"u1","event":"Viewed","timestamp":"2026-11-26T09:59:00Z"}`,
+		`{"type":"alias","messageId":"m5","userId":"u1","previousId":"a1","timestamp":"2026-11-26T10:00:00Z"}`,
+	)
+	snap := profiles.Snapshot{
+		Members: []profiles.SnapshotMember{
+			{ID: "p1", Root: "p1", CreatedAt: t0, UpdatedAt: at, Event: "m1", Traits: map[string]profiles.SnapshotTrait{
+				"plan": {Value: "pro", At: t0}, "n": {Value: 1.5, At: t0}}},
+			{ID: "p2", Root: "p1", CreatedAt: t0.Add(time.Minute), UpdatedAt: at, Event: "m2", Traits: map[string]profiles.SnapshotTrait{
+				"plan": {Value: "free", At: t0.Add(-time.Minute)}, "tags": {Value: []any{"a", "b"}, At: t0}}},
+		},
+		Identifiers: []profiles.SnapshotIdentifier{
+			{Member: "p1", Type: "user_id", Value: "u1", FirstSeen: t0, Event: "m1"},
+			{Member: "p2", Type: "anonymous_id", Value: "a1", FirstSeen: t0.Add(time.Minute), Event: "m2"},
+		},
+		Merges:      []profiles.SnapshotMerge{{Root: "p1", MergedProfileID: "p2", Members: []string{"p2"}, At: at, Identifier: "user_id:u1", Event: "m5"}},
+		Memberships: []profiles.SnapshotMembership{{ProfileID: "p1", SegmentID: "seg_1", EnteredAt: at}},
+	}
+	parts, err := e.RawPartitions(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Refine(ctx, lake.RefineInput{Location: loc, Partition: parts[0], Snapshot: snap}); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := e.Curate(ctx, lake.CurateInput{Location: loc, Snapshot: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]int64{}
+	for _, s := range stats {
+		rows[s.Table] = s.Rows
+	}
+	for table, want := range map[string]int64{"id_graph_updates": 3, "id_graph": 2, "external_id_mapping_updates": 2, "external_id_mapping": 2,
+		"profile_traits_updates": 1, "profile_traits": 1, "segment_memberships": 1, "daily_event_counts": 4} {
+		if rows[table] != want {
+			t.Errorf("%s: %d rows, want %d", table, rows[table], want)
+		}
+	}
+	for q, want := range map[string]string{
+		`SELECT profile_id, canonical_profile_id, triggering_event_id, strftime("timestamp", '%H:%M') FROM id_graph_updates ORDER BY 4, 1`: "[[p1 p1 m1 09:15] [p2 p2 m2 09:16] [p2 p1 m5 10:15]]",
+		`SELECT profile_id, canonical_profile_id FROM id_graph ORDER BY 1`:                                                                 "[[p1 p1] [p2 p1]]",
+		`SELECT profile_id, external_id_type, external_id_value, triggering_event_id FROM external_id_mapping_updates ORDER BY 1`:          "[[p1 user_id u1 m1] [p2 anonymous_id a1 m2]]",
+		`SELECT canonical_profile_id, profile_id, external_id_type FROM external_id_mapping ORDER BY 2`:                                    "[[p1 p1 user_id] [p1 p2 anonymous_id]]",
+		// The identify with empty traits sets none.
+		`SELECT profile_id, canonical_profile_id, triggering_event_id, traits->>'plan' FROM profile_traits_updates`: "[[p1 p1 m1 pro]]",
+		// The latest value of each trait across the profile's members.
+		`SELECT canonical_profile_id, traits->>'plan', traits->'n', CAST(traits->'tags' AS VARCHAR), strftime("timestamp", '%H:%M') FROM profile_traits`: `[[p1 pro 1.5 ["a","b"] 09:15]]`,
+		`SELECT profile_id, segment_id FROM segment_memberships`: "[[p1 seg_1]]",
+		`SELECT strftime(day, '%d'), type, event, events FROM daily_event_counts ORDER BY 1, 2, 3`: "[[25 track Viewed 1] [26 alias <nil> 1] [26 identify <nil> 2] [26 track Viewed 1]]",
+	} {
+		if got := fmt.Sprint(query(t, e, q)); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", q, got, want)
+		}
+	}
+}
+
+// A purge rewrites the partitions holding erased rows, counts what the
+// curated tables hold of them, and touches nothing else.
+func TestPurge(t *testing.T) {
+	e, root := newEngine(t)
+	ctx := t.Context()
+	for i, at := range []time.Time{time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC), time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)} {
+		writeRaw(t, root, at,
+			fmt.Sprintf(`{"type":"track","messageId":"x%d","userId":"u1","event":"E"}`, i),
+			fmt.Sprintf(`{"type":"track","messageId":"y%d","userId":"u2","event":"E"}`, i))
+	}
+	snap := profiles.Snapshot{
+		Members:     []profiles.SnapshotMember{{ID: "p1", Root: "p1"}, {ID: "p2", Root: "p2"}},
+		Identifiers: []profiles.SnapshotIdentifier{{Member: "p1", Type: "user_id", Value: "u1"}, {Member: "p2", Type: "user_id", Value: "u2"}},
+	}
+	parts, _ := e.RawPartitions(ctx, loc)
+	for _, p := range parts {
+		if _, err := e.Refine(ctx, lake.RefineInput{Location: loc, Partition: p, Snapshot: snap}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Curate(ctx, lake.CurateInput{Location: loc, Snapshot: snap}); err != nil {
+		t.Fatal(err)
+	}
+	// y1 by message ID (an event whose profile was not resolved), p1 by profile.
+	res, rewritten, err := e.Purge(ctx, lake.PurgeInput{Location: loc, IDs: []string{"p1", "y1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(res) != "[{clean 2 3} {curated 4 4}]" || len(rewritten) != 2 {
+		t.Fatalf("purge: %v, rewrote %v", res, rewritten)
+	}
+	if got := fmt.Sprint(query(t, e, `SELECT message_id, profile_id FROM tracks`)); got != "[[y0 p2]]" {
+		t.Errorf("tracks after the purge: %s", got)
+	}
+	stats, err := e.Stats(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tracks []string
+	for _, s := range stats {
+		if s.Table == "tracks" {
+			tracks = append(tracks, fmt.Sprintf("%s:%d", s.Partition, s.Rows))
+		}
+	}
+	if fmt.Sprint(tracks) != "[2026-11-26T10:1]" {
+		t.Errorf("tracks partitions after the purge: %v", tracks)
+	}
+}

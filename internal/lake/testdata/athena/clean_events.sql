@@ -1,0 +1,37 @@
+WITH received AS (
+  SELECT *, try(date_parse(regexp_extract(raw_object, '(\d{8}T\d{6})[^/]*$', 1), '%Y%m%dT%H%i%s')) AS received_at
+  FROM raw
+  WHERE message_id IS NOT NULL AND type IN ('track', 'identify', 'page', 'screen', 'group', 'alias')
+),
+resolved AS (
+  SELECT m.root AS profile_id, i.type AS id_type, i.value AS id_value
+  FROM identifiers i JOIN members m ON m.member_id = i.member_id
+  WHERE i.type IN ('user_id', 'anonymous_id')
+),
+typed AS (
+  SELECT
+    r.message_id,
+    r.type,
+    CASE WHEN r.type IN ('page', 'screen') THEN r.name WHEN r.type = 'track' THEN r.event END AS event,
+    r.user_id,
+    r.anonymous_id,
+    coalesce(u.profile_id, a.profile_id) AS profile_id,
+    coalesce(CAST(try(from_iso8601_timestamp(r.ts)) AT TIME ZONE 'UTC' AS timestamp), r.received_at - (CAST(try(from_iso8601_timestamp(r.sent_at)) AT TIME ZONE 'UTC' AS timestamp) - CAST(try(from_iso8601_timestamp(r.original_ts)) AT TIME ZONE 'UTC' AS timestamp)), CAST(try(from_iso8601_timestamp(r.original_ts)) AT TIME ZONE 'UTC' AS timestamp), r.received_at) AS "timestamp",
+    r.received_at,
+    json_extract_scalar(r.context, '$.library.name') AS source,
+    r.group_id,
+    r.previous_id,
+    r.properties,
+    r.traits,
+    r.context,
+    row_number() OVER (PARTITION BY r.message_id ORDER BY r.received_at, r.raw_object) AS copy
+  FROM received r
+  LEFT JOIN resolved u ON u.id_type = 'user_id' AND u.id_value = r.user_id
+  LEFT JOIN resolved a ON a.id_type = 'anonymous_id' AND a.id_value = r.anonymous_id
+)
+SELECT message_id, type, event, user_id, anonymous_id, profile_id, "timestamp", received_at, source,
+  group_id, previous_id, properties, traits, context
+FROM typed t
+WHERE copy = 1
+  AND NOT EXISTS (SELECT 1 FROM erased e WHERE e.id = t.message_id)
+  AND NOT EXISTS (SELECT 1 FROM erased e WHERE e.id = t.profile_id)
