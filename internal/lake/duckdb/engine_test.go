@@ -203,7 +203,7 @@ func TestCurate(t *testing.T) {
 		`SELECT profile_id, canonical_profile_id, triggering_event_id, traits->>'plan' FROM profile_traits_updates`: "[[p1 p1 m1 pro]]",
 		// The latest value of each trait across the profile's members.
 		`SELECT canonical_profile_id, traits->>'plan', traits->'n', CAST(traits->'tags' AS VARCHAR), strftime("timestamp", '%H:%M') FROM profile_traits`: `[[p1 pro 1.5 ["a","b"] 09:15]]`,
-		`SELECT profile_id, segment_id FROM segment_memberships`: "[[p1 seg_1]]",
+		`SELECT profile_id, segment_id FROM segment_memberships`:                                   "[[p1 seg_1]]",
 		`SELECT strftime(day, '%d'), type, event, events FROM daily_event_counts ORDER BY 1, 2, 3`: "[[25 track Viewed 1] [26 alias <nil> 1] [26 identify <nil> 2] [26 track Viewed 1]]",
 	} {
 		if got := fmt.Sprint(query(t, e, q)); got != want {
