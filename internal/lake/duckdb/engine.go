@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -43,6 +44,9 @@ type Config struct {
 	// MemoryLimit bounds DuckDB's memory, e.g. "2GB" ("": DuckDB's
 	// default, 80% of the machine's).
 	MemoryLimit string
+	// Logger receives, at debug level, how long each step of a refine
+	// took (where the time goes). Default: discard.
+	Logger *slog.Logger
 }
 
 // Engine is the DuckDB lake engine. It is safe for concurrent use: each
@@ -50,6 +54,7 @@ type Config struct {
 type Engine struct {
 	root string
 	db   *sql.DB
+	log  *slog.Logger
 }
 
 var _ lake.Engine = (*Engine)(nil)
@@ -65,6 +70,10 @@ func New(cfg Config) (*Engine, error) {
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		"SET TimeZone = 'UTC'",
+		// Spills and DuckDB's own files under Root: a container image has
+		// no home directory, and a read-only working directory.
+		"SET home_directory = " + quote(cfg.Root),
+		"SET temp_directory = " + quote(filepath.Join(cfg.Root, ".duckdb-tmp")),
 	}
 	if cfg.Threads > 0 {
 		settings = append(settings, fmt.Sprintf("SET threads = %d", cfg.Threads))
@@ -83,7 +92,11 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("duckdb engine: %w", err)
 	}
-	return &Engine{root: cfg.Root, db: sql.OpenDB(connector)}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{root: cfg.Root, db: sql.OpenDB(connector), log: log}, nil
 }
 
 // Close closes the database.
@@ -324,7 +337,8 @@ func (s *session) rawView(ctx context.Context, loc lake.Location, rp lake.RawPar
 		sel = append(sel, fmt.Sprintf("%s AS %s", ident(f.JSON), ident(f.Column)))
 	}
 	sel = append(sel, "filename AS raw_object")
-	q := fmt.Sprintf(`CREATE OR REPLACE TEMP VIEW raw AS SELECT %s FROM read_json([%s], format = 'newline_delimited', compression = 'gzip', columns = {%s}, filename = true, ignore_errors = true, maximum_object_size = 1048576)`,
+	// A table, not a view: the transformation reads it more than once.
+	q := fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE raw AS SELECT %s FROM read_json([%s], format = 'newline_delimited', compression = 'gzip', columns = {%s}, filename = true, ignore_errors = true, maximum_object_size = 1048576)`,
 		strings.Join(sel, ", "), strings.Join(files, ", "), strings.Join(cols, ", "))
 	if _, err := s.exec(ctx, q); err != nil {
 		return fmt.Errorf("raw partition %s: %w", rp.Partition, err)
@@ -376,15 +390,23 @@ func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableS
 		return nil, err
 	}
 	defer s.close()
+	steps := []any{"partition", in.Partition.Partition.String()}
+	lap := time.Now()
+	step := func(name string) {
+		steps = append(steps, name, time.Since(lap))
+		lap = time.Now()
+	}
 	if err := s.stageIdentity(ctx, in.Snapshot); err != nil {
 		return nil, err
 	}
 	if err := s.stageErased(ctx, in.Erased); err != nil {
 		return nil, err
 	}
+	step("stage")
 	if err := s.rawView(ctx, in.Location, in.Partition); err != nil {
 		return nil, err
 	}
+	step("read_raw")
 	q, err := lake.CleanEvents.Render(lake.DuckDB)
 	if err != nil {
 		return nil, err
@@ -392,6 +414,8 @@ func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableS
 	if _, err := s.exec(ctx, "CREATE OR REPLACE TEMP TABLE clean_events AS "+q); err != nil {
 		return nil, fmt.Errorf("refine %s: %w", in.Partition.Partition, err)
 	}
+	step("clean_events")
+	defer func() { e.log.DebugContext(ctx, "lake refine steps", steps...) }()
 	p := in.Partition.Partition.String()
 	var out []lake.TableStats
 	for _, t := range lake.TablesIn(lake.ZoneClean) {
@@ -404,6 +428,7 @@ func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableS
 		if err != nil {
 			return nil, fmt.Errorf("refine %s: %w", p, err)
 		}
+		step("write_" + t.Name)
 		st.Partition = p
 		out = append(out, st)
 	}
