@@ -112,6 +112,15 @@ func TestRefinePartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What the refine staged is dropped: a pooled connection keeps nothing.
+	e.DB().SetMaxOpenConns(1)
+	if _, err := e.Refine(ctx, lake.RefineInput{Tenant: "ten_a", Location: loc, Partition: parts[0], Snapshot: snap, Erased: []string{"p9"}}); err != nil {
+		t.Fatal(err)
+	}
+	var temps int
+	if err := e.DB().QueryRowContext(ctx, "SELECT (SELECT count(*) FROM duckdb_tables() WHERE temporary) + (SELECT count(*) FROM duckdb_views() WHERE temporary AND NOT internal)").Scan(&temps); err != nil || temps != 0 {
+		t.Fatalf("%d temporary relations left on the connection (%v)", temps, err)
+	}
 	rows := map[string]int64{}
 	for _, s := range stats {
 		rows[s.Table] = s.Rows
