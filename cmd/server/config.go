@@ -44,6 +44,7 @@ type config struct {
 	AWSEndpointURL    string
 	UsageReportBucket string
 	StackPollInterval time.Duration
+	LakeInterval      time.Duration
 	MaxTenantTokenTTL time.Duration
 	MaxAdminTokenTTL  time.Duration
 	// StackRoleARN, if set, is the service role CloudFormation creates
@@ -126,6 +127,7 @@ func (c *config) settings() []setting {
 		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud, cmdServe},
 		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL, cmdServe},
 		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval, cmdServe},
+		{"lake-interval", "CAIRN_LAKE_INTERVAL", "5m", "how often every active tenant's raw zone is refined into its clean and curated zones (embedded default); at least 1s; 0 turns the refinery's sweep off", &c.LakeInterval, cmdServe},
 		{"usage-report-bucket", "CAIRN_USAGE_REPORT_BUCKET", "", "s3://bucket[/prefix] (in AWS_REGION) that receives the daily usage reports; empty writes them to <data-dir>/usage-reports", &c.UsageReportBucket, cmdServe},
 		{"key-encryption-kms-key", "CAIRN_KEY_ENCRYPTION_KMS_KEY", "", "ARN of an AWS KMS key (or alias) whose data key, kept wrapped in the database, seals the signing keys; instead of CAIRN_KEY_ENCRYPTION_KEY(_FILE)", &c.KEKKMSKey, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"stack-role-arn", "CAIRN_STACK_ROLE_ARN", "", "ARN of the IAM role CloudFormation creates and deletes tenant stacks with (with cloud aws); empty uses the server's own credentials", &c.StackRoleARN, cmdServe},
@@ -214,6 +216,9 @@ func (c *config) validate() error {
 	}
 	if c.StackPollInterval <= 0 {
 		return errors.New("stack-poll-interval must be positive")
+	}
+	if c.LakeInterval != 0 && c.LakeInterval < time.Second {
+		return errors.New("lake-interval must be 0 (off) or at least 1s")
 	}
 	if c.MaxWorkers < 1 {
 		return errors.New("max-workers must be at least 1")

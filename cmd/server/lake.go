@@ -89,10 +89,14 @@ func (w *lakeSweeper) Work(ctx context.Context, _ *river.Job[lakeSweepArgs]) err
 	}
 }
 
-func lakeJobs() []*river.PeriodicJob {
+// lakeJobs is the sweep, every interval (none when 0).
+func lakeJobs(interval time.Duration) []*river.PeriodicJob {
+	if interval == 0 {
+		return nil
+	}
 	return []*river.PeriodicJob{
-		river.NewPeriodicJob(river.PeriodicInterval(lake.RefineEvery), func() (river.JobArgs, *river.InsertOpts) {
-			return lakeSweepArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: lake.RefineEvery}}
+		river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
+			return lakeSweepArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval}}
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
 }

@@ -119,9 +119,9 @@ func (lt *lakeTenant) profileOf(t *testing.T, identifier string) string {
 }
 
 // startLake starts a server whose refinery's clock is two hours ahead (so
-// every partition written now is closed) and onboards a tenant with a
-// source.
-func startLake(t *testing.T) *lakeTenant {
+// every partition written now is closed), its sweep every interval (0:
+// never, the test runs the refinery), and onboards a tenant with a source.
+func startLake(t *testing.T, interval string) *lakeTenant {
 	t.Helper()
 	dir := t.TempDir()
 	admin, err := runToken(t, "--admin", "--data-dir", dir)
@@ -129,7 +129,9 @@ func startLake(t *testing.T) *lakeTenant {
 		t.Fatal(err)
 	}
 	svcs := make(chan *lake.Service, 1)
-	base, _ := startServerHooks(t, t.Context(), activationVars(dir), hooks{
+	vars := activationVars(dir)
+	vars["CAIRN_LAKE_INTERVAL"] = interval
+	base, _ := startServerHooks(t, t.Context(), vars, hooks{
 		lakeNow: func() time.Time { return time.Now().Add(2 * time.Hour) },
 		lake:    svcs,
 	})
@@ -201,7 +203,7 @@ func writeRawCopy(t *testing.T, dir string, at time.Time, lines ...string) {
 // that never bring them back, though the raw zone still holds a copy the
 // erasure did not know of.
 func TestLakeRefinery(t *testing.T) {
-	lt := startLake(t)
+	lt := startLake(t, "0")
 	now := time.Now().UTC()
 	ts := now.Add(-time.Minute).Format(time.RFC3339Nano)
 	lt.batch(t,
@@ -336,4 +338,35 @@ func TestLakeRefinery(t *testing.T) {
 	lt.batch(t, fmt.Sprintf(`{"type":"track","messageId":"e6","userId":"u3","event":"Signed Up","timestamp":%q}`, ts))
 	lt.refine(t)
 	lt.expect(t, `SELECT message_id, user_id FROM tracks`, "e6 u3")
+}
+
+// TestLakeJobs: the sweep's durable jobs refine an active tenant's closed
+// partitions with nobody asking, as the status route shows.
+func TestLakeJobs(t *testing.T) {
+	lt := startLake(t, "1s")
+	ts := time.Now().UTC().Format(time.RFC3339Nano)
+	lt.batch(t,
+		fmt.Sprintf(`{"type":"identify","messageId":"j1","userId":"u1","traits":{"plan":"pro"},"timestamp":%q}`, ts),
+		fmt.Sprintf(`{"type":"track","messageId":"j2","userId":"u1","event":"Signed Up","timestamp":%q}`, ts),
+		fmt.Sprintf(`{"type":"track","messageId":"j3","userId":"u2","event":"Signed Up","timestamp":%q}`, ts),
+	)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		status, st := call(t, "GET", lt.base+"/v1/tenants/"+lt.id+"/lake", lt.admin, "")
+		if status != http.StatusOK {
+			t.Fatalf("lake status: %d %v", status, st)
+		}
+		rows := map[string]float64{}
+		for _, x := range st["tables"].([]any) {
+			rows[x.(map[string]any)["name"].(string)] = x.(map[string]any)["rows"].(float64)
+		}
+		if rows["tracks"] == 2 && rows["identifies"] == 1 && rows["id_graph"] == 2 && rows["daily_event_counts"] == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not refined a minute after the events: %v", st)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the jobs' work
+	}
+	lt.expect(t, `SELECT message_id FROM tracks ORDER BY 1`, "j2", "j3")
 }

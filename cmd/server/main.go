@@ -528,7 +528,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		profileSvc.SetZoneEraser(lakeSvc)
 		lakeSvc.Register(workers)
 		river.AddWorker(workers, &lakeSweeper{tenants: tenantSvc, store: db})
-		periodic = append(periodic, lakeJobs()...)
+		periodic = append(periodic, lakeJobs(cfg.LakeInterval)...)
 		lakeStatus = lakeSvc
 		if h.lake != nil {
 			h.lake <- lakeSvc

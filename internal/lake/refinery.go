@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cairn-cdp/cairn/internal/profiles"
 )
@@ -301,22 +302,22 @@ func (s *Service) EraseZones(ctx context.Context, tenant, erasureID string, memb
 
 var _ profiles.ZoneEraser = (*Service)(nil)
 
-// RefineArgs is the durable job that refines one tenant's zones. It is
-// unique per tenant per RefineEvery: the sweep queues one a tenant each
-// round, and a run that leaves partitions for later snoozes.
+// RefineArgs is the durable job that refines one tenant's zones: a sweep
+// queues one per tenant, unless one is queued or running already; a run
+// that leaves partitions for later snoozes.
 type RefineArgs struct {
 	TenantID string `json:"tenant_id"`
 }
-
-// RefineEvery is how often the sweep queues each active tenant's refine.
-const RefineEvery = 5 * time.Minute
 
 // Kind implements river.JobArgs.
 func (RefineArgs) Kind() string { return "lake_refine" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (RefineArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: RefineEvery}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+		rivertype.JobStateRunning, rivertype.JobStateScheduled,
+	}}}
 }
 
 type refineWorker struct {
