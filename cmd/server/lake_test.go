@@ -54,31 +54,12 @@ func (lt *lakeTenant) refine(t *testing.T) lake.RefineResult {
 // query runs q over the tenant's tables (the local catalog's views).
 func (lt *lakeTenant) query(t *testing.T, q string) []string {
 	t.Helper()
-	ctx := t.Context()
-	conn, err := lt.engine.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := lt.engine.Catalog(ctx, conn, lt.loc); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := conn.QueryContext(ctx, q)
+	rows, err := lt.engine.Query(t.Context(), lt.loc, q)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
+	for _, vals := range rows {
 		parts := make([]string, len(vals))
 		for i, v := range vals {
 			if v == nil {
@@ -88,9 +69,6 @@ func (lt *lakeTenant) query(t *testing.T, q string) []string {
 			}
 		}
 		out = append(out, strings.Join(parts, " "))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return out
 }

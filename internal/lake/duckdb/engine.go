@@ -707,6 +707,42 @@ func (e *Engine) Catalog(ctx context.Context, conn *sql.Conn, loc lake.Location)
 	return nil
 }
 
+// Query runs query over the tenant's tables (the local catalog's views)
+// and returns its rows, each value as the driver scans it. It is for
+// tests and tools: it does not confine what query reads.
+func (e *Engine) Query(ctx context.Context, loc lake.Location, query string, args ...any) ([][]any, error) {
+	conn, err := e.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: %w", err)
+	}
+	defer conn.Close()
+	if err := e.Catalog(ctx, conn, loc); err != nil {
+		return nil, err
+	}
+	rows, err := conn.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		out = append(out, vals)
+	}
+	return out, rows.Err()
+}
+
 func fileExists(f string) bool {
 	_, err := os.Stat(f)
 	return err == nil

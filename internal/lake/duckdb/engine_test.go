@@ -3,7 +3,6 @@ package duckdb_test
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,37 +48,11 @@ func writeRaw(t testing.TB, root string, at time.Time, lines ...string) {
 
 func query(t *testing.T, e *duckdb.Engine, q string) [][]any {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := e.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := e.Catalog(ctx, conn, loc); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := conn.QueryContext(ctx, q)
+	rows, err := e.Query(t.Context(), loc, q)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out [][]any
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, vals)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return rows
 }
 
 func TestRefinePartition(t *testing.T) {
