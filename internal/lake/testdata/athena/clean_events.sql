@@ -41,5 +41,7 @@ SELECT
 FROM deduped r
 LEFT JOIN resolved u ON u.id_type = 'user_id' AND u.id_value = r.user_id
 LEFT JOIN resolved a ON a.id_type = 'anonymous_id' AND a.id_value = r.anonymous_id
-WHERE NOT EXISTS (SELECT 1 FROM erased e WHERE e.id = r.message_id)
-  AND NOT EXISTS (SELECT 1 FROM erased e WHERE e.id = coalesce(u.profile_id, a.profile_id))
+-- Erased IDs are unique: these joins find one row or none.
+LEFT JOIN erased em ON em.id = r.message_id
+LEFT JOIN erased ep ON ep.id = coalesce(u.profile_id, a.profile_id)
+WHERE em.id IS NULL AND ep.id IS NULL
