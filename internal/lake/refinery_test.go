@@ -107,7 +107,9 @@ func (f *fakeEngine) Purge(_ context.Context, in lake.PurgeInput) ([]lake.PurgeR
 	f.purged = append(f.purged, in.IDs)
 	return []lake.PurgeResult{{Zone: lake.ZoneClean, Partitions: 1, Rows: 2}, {Zone: lake.ZoneCurated}}, nil, nil
 }
-func (f *fakeEngine) Stats(context.Context, lake.Location) ([]lake.TableStats, error) { return nil, nil }
+func (f *fakeEngine) Stats(context.Context, lake.Location) ([]lake.TableStats, error) {
+	return nil, nil
+}
 
 type noProfiles struct{}
 
