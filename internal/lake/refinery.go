@@ -52,7 +52,9 @@ type Config struct {
 const (
 	DefaultGrace       = 2 * time.Minute
 	DefaultCurateEvery = 15 * time.Minute
-	DefaultBudget      = 40 * time.Second
+	// DefaultBudget leaves a refine job (one minute at most, as every
+	// job) time for the partition in hand and the curated zone.
+	DefaultBudget = 30 * time.Second
 )
 
 // Service is the refinery. It is safe for concurrent use; calls for one
@@ -123,7 +125,8 @@ type RefineResult struct {
 // zone: every closed raw partition not refined yet, or whose objects
 // changed since (late data), or refined under an older erased-ID filter,
 // is refined; then the curated zone is rebuilt if anything was, if an
-// erasure happened since its last rebuild, or if that was CurateEvery ago.
+// erasure happened since its last rebuild, or if that was CurateEvery ago
+// (curateDue), once no partition is left for a later run.
 func (s *Service) Refine(ctx context.Context, tenant string) (RefineResult, error) {
 	var res RefineResult
 	defer s.lock(tenant)()
@@ -190,12 +193,10 @@ func (s *Service) Refine(ctx context.Context, tenant string) (RefineResult, erro
 			res.Events += st.Rows
 		}
 	}
-	cur, curated := marks[""]
-	if len(res.Partitions) == 0 && curated && cur.ErasedSeq >= seq && s.cfg.Now().Sub(cur.RefinedAt) < s.cfg.CurateEvery {
+	if res.More || !s.curateDue(marks, seq) {
+		// With more to refine, the curated zone waits for the clean
+		// zone: the job goes on, and curates once it is level.
 		return res, nil
-	}
-	if len(marks) == 0 {
-		return res, nil // nothing refined ever: nothing to curate
 	}
 	sn, err := snapshot()
 	if err != nil {
@@ -207,6 +208,26 @@ func (s *Service) Refine(ctx context.Context, tenant string) (RefineResult, erro
 	res.Curated = true
 	s.cfg.Logger.InfoContext(ctx, "lake refined", "tenant_id", tenant, "partitions", len(res.Partitions), "events", res.Events, "more", res.More)
 	return res, nil
+}
+
+// curateDue reports whether the curated zone must be rebuilt: some clean
+// partition was refined since its last rebuild, an erasure came since, or
+// it is CurateEvery old (merges, traits and memberships change without
+// events). A tenant with nothing refined has nothing to curate.
+func (s *Service) curateDue(marks map[string]Watermark, seq int64) bool {
+	cur, ok := marks[""]
+	if !ok {
+		return len(marks) > 0
+	}
+	if cur.ErasedSeq < seq || s.cfg.Now().Sub(cur.RefinedAt) >= s.cfg.CurateEvery {
+		return true
+	}
+	for p, w := range marks {
+		if p != "" && w.RefinedAt.After(cur.RefinedAt) {
+			return true
+		}
+	}
+	return false
 }
 
 // curate rebuilds the curated zone and records it; its watermark's

@@ -131,7 +131,8 @@ func raw(p string, objects ...string) lake.RawPartition {
 // the curated zone follows what was refined, an erasure, or its age.
 func TestRefineLevels(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 1, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	// Time moves on a little at every reading, as it does.
+	clock := func() time.Time { now = now.Add(time.Millisecond); return now }
 	st, eng := newMemStore(), &fakeEngine{raw: []lake.RawPartition{
 		raw("2026-11-26T10", "a"), raw("2026-11-26T11", "b"), raw("2026-11-26T12", "c"),
 	}}
@@ -219,7 +220,8 @@ func TestRefineLevels(t *testing.T) {
 	}
 }
 
-// A run stops at its budget and says there is more.
+// A run stops at its budget and says there is more; the curated zone is
+// rebuilt once the clean zone is level.
 func TestRefineBudget(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	st, eng := newMemStore(), &fakeEngine{raw: []lake.RawPartition{raw("2026-11-26T08", "a"), raw("2026-11-26T09", "b"), raw("2026-11-26T10", "c")}}
@@ -227,12 +229,13 @@ func TestRefineBudget(t *testing.T) {
 	svc, _ := lake.New(lake.Config{Store: st, Engine: eng, Profiles: noProfiles{}, Now: func() time.Time { return now }, Budget: 90 * time.Second,
 		Locate: func(context.Context, string) (lake.Location, error) { return lake.Location{}, nil }})
 	res, err := svc.Refine(t.Context(), "ten_a")
-	if err != nil || !res.More || len(res.Partitions) != 2 {
+	// The curated zone waits for the clean zone to be level.
+	if err != nil || !res.More || len(res.Partitions) != 2 || res.Curated || eng.curated != 0 {
 		t.Fatalf("first run %+v %v", res, err)
 	}
 	eng.onRefine = nil
 	res, err = svc.Refine(t.Context(), "ten_a")
-	if err != nil || res.More || !slices.Equal(res.Partitions, []string{"2026-11-26T10"}) {
+	if err != nil || res.More || !slices.Equal(res.Partitions, []string{"2026-11-26T10"}) || !res.Curated {
 		t.Fatalf("second run %+v %v", res, err)
 	}
 }
