@@ -53,10 +53,11 @@ func (duckDialect) Type(t ColumnType) string {
 	return "VARCHAR"
 }
 
-// The session's time zone is UTC, so a TIMESTAMPTZ cast to TIMESTAMP is
-// the UTC wall time.
+// The instant's microseconds since the epoch make the UTC wall time
+// directly: a cast of the TIMESTAMPTZ to TIMESTAMP would go through the
+// session's time zone (ICU), seven times slower.
 func (duckDialect) ParseTimestamp(expr string) string {
-	return fmt.Sprintf("CAST(TRY_CAST(%s AS TIMESTAMPTZ) AS TIMESTAMP)", expr)
+	return fmt.Sprintf("make_timestamp(epoch_us(TRY_CAST(%s AS TIMESTAMPTZ)))", expr)
 }
 
 func (duckDialect) ObjectTime(expr string) string {

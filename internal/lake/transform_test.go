@@ -65,7 +65,7 @@ func TestDialects(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]string{
-		lake.DuckDB.ParseTimestamp("x"):       "CAST(TRY_CAST(x AS TIMESTAMPTZ) AS TIMESTAMP)",
+		lake.DuckDB.ParseTimestamp("x"):       "make_timestamp(epoch_us(TRY_CAST(x AS TIMESTAMPTZ)))",
 		lake.Athena.ParseTimestamp("x"):       "CAST(try(from_iso8601_timestamp(x)) AT TIME ZONE 'UTC' AS timestamp)",
 		lake.DuckDB.JSONString("c", "$.it's"): "json_extract_string(c, '$.it''s')",
 		lake.Athena.JSONString("c", "$.a"):    "json_extract_scalar(c, '$.a')",

@@ -30,7 +30,7 @@ SELECT
   r.user_id,
   r.anonymous_id,
   coalesce(u.profile_id, a.profile_id) AS profile_id,
-  coalesce(CAST(TRY_CAST(r.ts AS TIMESTAMPTZ) AS TIMESTAMP), r.received_at - (CAST(TRY_CAST(r.sent_at AS TIMESTAMPTZ) AS TIMESTAMP) - CAST(TRY_CAST(r.original_ts AS TIMESTAMPTZ) AS TIMESTAMP)), CAST(TRY_CAST(r.original_ts AS TIMESTAMPTZ) AS TIMESTAMP), r.received_at) AS "timestamp",
+  coalesce(make_timestamp(epoch_us(TRY_CAST(r.ts AS TIMESTAMPTZ))), r.received_at - (make_timestamp(epoch_us(TRY_CAST(r.sent_at AS TIMESTAMPTZ))) - make_timestamp(epoch_us(TRY_CAST(r.original_ts AS TIMESTAMPTZ)))), make_timestamp(epoch_us(TRY_CAST(r.original_ts AS TIMESTAMPTZ))), r.received_at) AS "timestamp",
   r.received_at,
   json_extract_string(r.context, '$.library.name') AS source,
   r.group_id,
