@@ -337,8 +337,9 @@ func (s *session) rawView(ctx context.Context, loc lake.Location, rp lake.RawPar
 		sel = append(sel, fmt.Sprintf("%s AS %s", ident(f.JSON), ident(f.Column)))
 	}
 	sel = append(sel, "filename AS raw_object")
-	// A table, not a view: the transformation reads it more than once.
-	q := fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE raw AS SELECT %s FROM read_json([%s], format = 'newline_delimited', compression = 'gzip', columns = {%s}, filename = true, ignore_errors = true, maximum_object_size = 1048576)`,
+	// A view: DuckDB materializes the transformation's received CTE, the
+	// one that reads it, once (a table of it too would copy it twice).
+	q := fmt.Sprintf(`CREATE OR REPLACE TEMP VIEW raw AS SELECT %s FROM read_json([%s], format = 'newline_delimited', compression = 'gzip', columns = {%s}, filename = true, ignore_errors = true, maximum_object_size = 1048576)`,
 		strings.Join(sel, ", "), strings.Join(files, ", "), strings.Join(cols, ", "))
 	if _, err := s.exec(ctx, q); err != nil {
 		return fmt.Errorf("raw partition %s: %w", rp.Partition, err)
