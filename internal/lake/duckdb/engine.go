@@ -384,6 +384,51 @@ func (s *session) write(ctx context.Context, t lake.Table, query, file string) (
 	return lake.TableStats{Table: t.Name, Rows: n, Bytes: info.Size()}, nil
 }
 
+// place moves the Parquet file a partitioned COPY wrote in dir into file,
+// replacing it (a directory of several files is written as one first),
+// or removes file when dir holds none.
+func (s *session) place(ctx context.Context, t lake.Table, dir, file string) (lake.TableStats, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if err != nil {
+		return lake.TableStats{}, err
+	}
+	switch len(files) {
+	case 0:
+		if err := os.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return lake.TableStats{}, err
+		}
+		return lake.TableStats{Table: t.Name}, nil
+	case 1:
+	default:
+		quoted := make([]string, len(files))
+		for i, f := range files {
+			quoted[i] = quote(f)
+		}
+		return s.write(ctx, t, selectFrom(t.Columns, quoted), file)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return lake.TableStats{}, err
+	}
+	if err := syncFile(files[0]); err != nil {
+		return lake.TableStats{}, err
+	}
+	if err := os.Rename(files[0], file); err != nil {
+		return lake.TableStats{}, err
+	}
+	if err := syncDir(filepath.Dir(file)); err != nil {
+		return lake.TableStats{}, err
+	}
+	info, err := os.Stat(file)
+	if err != nil {
+		return lake.TableStats{}, err
+	}
+	var n int64
+	if err := s.conn.QueryRowContext(ctx, "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata("+quote(file)+")").Scan(&n); err != nil {
+		return lake.TableStats{}, fmt.Errorf("table %s: %w", t.Name, err)
+	}
+	return lake.TableStats{Table: t.Name, Rows: n, Bytes: info.Size()}, nil
+}
+
 // Refine implements lake.Engine.
 func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableStats, error) {
 	s, err := e.session(ctx)
@@ -412,28 +457,95 @@ func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableS
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.exec(ctx, "CREATE OR REPLACE TEMP TABLE clean_events AS "+q); err != nil {
-		return nil, fmt.Errorf("refine %s: %w", in.Partition.Partition, err)
+	// The clean tables are CleanEvents cut by type (their transformations
+	// say so, one each): DuckDB cuts it in the one pass that writes it,
+	// a file per type, each then moved into its table's partition.
+	p := in.Partition.Partition.String()
+	// Beside the tables, on their file system, so that a file moves
+	// into place with a rename.
+	dir := filepath.Join(e.bucket(in.Location, in.Location.CleanBucket), ".refine-"+ids.Random(8))
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	names := make([]string, len(lake.RelEvents.Columns))
+	for i, c := range lake.RelEvents.Columns {
+		names[i] = ident(c.Name)
+	}
+	if _, err := s.exec(ctx, fmt.Sprintf("COPY (SELECT %s FROM (%s) c) TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (type), WRITE_PARTITION_COLUMNS true, FILENAME_PATTERN 'data')",
+		strings.Join(names, ", "), q, quote(dir))); err != nil {
+		return nil, fmt.Errorf("refine %s: %w", p, err)
 	}
 	step("clean_events")
 	defer func() { e.log.DebugContext(ctx, "lake refine steps", steps...) }()
-	p := in.Partition.Partition.String()
 	var out []lake.TableStats
 	for _, t := range lake.TablesIn(lake.ZoneClean) {
-		tr, _ := lake.TransformationFor(t.Name)
-		q, err := tr.Render(lake.DuckDB)
-		if err != nil {
-			return nil, err
-		}
-		st, err := s.write(ctx, t, q, e.partitionFile(in.Location, t, p))
+		st, err := s.place(ctx, t, filepath.Join(dir, "type="+t.EventType), e.partitionFile(in.Location, t, p))
 		if err != nil {
 			return nil, fmt.Errorf("refine %s: %w", p, err)
 		}
-		step("write_" + t.Name)
 		st.Partition = p
 		out = append(out, st)
 	}
+	step("place")
 	return out, nil
+}
+
+// Run executes one transformation of a clean table over a raw partition,
+// as its own SQL says (CleanEvents materialized, then the table's
+// SELECT), and returns its rows: what Refine's one pass must write into
+// the table. Tests compare the two.
+func (e *Engine) Run(ctx context.Context, in lake.RefineInput, tr lake.Transformation) ([][]any, error) {
+	s, err := e.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if err := s.stageIdentity(ctx, in.Snapshot); err != nil {
+		return nil, err
+	}
+	if err := s.stageErased(ctx, in.Erased); err != nil {
+		return nil, err
+	}
+	if err := s.rawView(ctx, in.Location, in.Partition); err != nil {
+		return nil, err
+	}
+	q, err := lake.CleanEvents.Render(lake.DuckDB)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.exec(ctx, "CREATE OR REPLACE TEMP TABLE clean_events AS "+q); err != nil {
+		return nil, err
+	}
+	if q, err = tr.Render(lake.DuckDB); err != nil {
+		return nil, err
+	}
+	return scanAll(s.conn.QueryContext(ctx, q))
+}
+
+// scanAll reads every row of a query's result.
+func scanAll(rows *sql.Rows, err error) ([][]any, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		out = append(out, vals)
+	}
+	return out, rows.Err()
 }
 
 // cleanFiles returns the clean zone's partition files, by table.
@@ -720,28 +832,7 @@ func (e *Engine) Query(ctx context.Context, loc lake.Location, query string, arg
 	if err := e.Catalog(ctx, conn, loc); err != nil {
 		return nil, err
 	}
-	rows, err := conn.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	var out [][]any
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		out = append(out, vals)
-	}
-	return out, rows.Err()
+	return scanAll(conn.QueryContext(ctx, query, args...))
 }
 
 func fileExists(f string) bool {

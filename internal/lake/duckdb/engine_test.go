@@ -125,6 +125,20 @@ func TestRefinePartition(t *testing.T) {
 	if fmt.Sprint(got) != "[[g1 <nil>] [<nil> a1]]" {
 		t.Errorf("groups and aliases %v", got)
 	}
+	// Each clean table's own transformation, executed as written, gives
+	// the rows Refine's one pass wrote into the table.
+	in := lake.RefineInput{Tenant: "ten_a", Location: loc, Partition: parts[0], Snapshot: snap, Erased: []string{"p9"}}
+	for _, tb := range lake.TablesIn(lake.ZoneClean) {
+		tr, _ := lake.TransformationFor(tb.Name)
+		rows, err := e.Run(ctx, in, tr)
+		if err != nil {
+			t.Fatalf("%s: %v", tb.Name, err)
+		}
+		want := query(t, e, "SELECT * FROM "+tb.Name)
+		if fmt.Sprint(rows) != fmt.Sprint(want) || len(rows) != 1 {
+			t.Errorf("%s: its transformation gives %v, the table holds %v", tb.Name, rows, want)
+		}
+	}
 }
 
 // Every curated transformation, executed on DuckDB over a snapshot and a
