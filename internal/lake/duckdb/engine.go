@@ -452,7 +452,6 @@ func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableS
 	if err := s.rawView(ctx, in.Location, in.Partition); err != nil {
 		return nil, err
 	}
-	step("read_raw")
 	q, err := lake.CleanEvents.Render(lake.DuckDB)
 	if err != nil {
 		return nil, err
@@ -476,7 +475,7 @@ func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableS
 		strings.Join(names, ", "), q, quote(dir))); err != nil {
 		return nil, fmt.Errorf("refine %s: %w", p, err)
 	}
-	step("clean_events")
+	step("refine") // read, transform and write: one pass
 	defer func() { e.log.DebugContext(ctx, "lake refine steps", steps...) }()
 	var out []lake.TableStats
 	for _, t := range lake.TablesIn(lake.ZoneClean) {
