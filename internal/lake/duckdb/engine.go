@@ -490,6 +490,28 @@ func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableS
 	return out, nil
 }
 
+// ScanRaw reads every field of a raw partition's lines, as Refine does,
+// and counts them: the floor under a refine's cost, which benchmarks
+// report beside it.
+func (e *Engine) ScanRaw(ctx context.Context, loc lake.Location, rp lake.RawPartition) (int64, error) {
+	s, err := e.session(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer s.close()
+	if err := s.rawView(ctx, loc, rp); err != nil {
+		return 0, err
+	}
+	var fields []string
+	for _, f := range lake.RawFields {
+		fields = append(fields, fmt.Sprintf("max(length(CAST(%s AS VARCHAR)))", ident(f.Column)))
+	}
+	var n int64
+	var sink any
+	err = s.conn.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*), greatest(%s) FROM raw", strings.Join(fields, ", "))).Scan(&n, &sink)
+	return n, err
+}
+
 // Run executes one transformation of a clean table over a raw partition,
 // as its own SQL says (CleanEvents materialized, then the table's
 // SELECT), and returns its rows: what Refine's one pass must write into
