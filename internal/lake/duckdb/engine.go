@@ -466,6 +466,7 @@ func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableS
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return nil, err
 	}
+	removeStale(filepath.Dir(dir))
 	defer os.RemoveAll(dir)
 	names := make([]string, len(lake.RelEvents.Columns))
 	for i, c := range lake.RelEvents.Columns {
@@ -488,6 +489,17 @@ func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableS
 	}
 	step("place")
 	return out, nil
+}
+
+// removeStale removes the working directories of refines that a crash
+// cut short, an hour old or more (no refine takes that long).
+func removeStale(bucket string) {
+	stale, _ := filepath.Glob(filepath.Join(bucket, ".refine-*"))
+	for _, d := range stale {
+		if info, err := os.Stat(d); err == nil && time.Since(info.ModTime()) > time.Hour {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // ScanRaw reads every field of a raw partition's lines, as Refine does,

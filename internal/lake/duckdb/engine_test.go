@@ -70,6 +70,12 @@ func TestRefinePartition(t *testing.T) {
 		`{"type":"track","messageId":"m7","userId":"erased-user","event":"X"}`,
 	)
 	writeRaw(t, root, at.Add(time.Minute), `{"type":"track","messageId":"m1","userId":"u1","event":"Later copy"}`)
+	// A refine a crash cut short left its working directory behind.
+	stale := filepath.Join(root, loc.Region, "buckets", loc.CleanBucket, filepath.FromSlash(loc.Prefix), ".refine-crashed")
+	if err := os.MkdirAll(filepath.Join(stale, "type=track"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(stale, time.Now().Add(-2*time.Hour), time.Now().Add(-2*time.Hour))
 	parts, err := e.RawPartitions(ctx, loc)
 	if err != nil || len(parts) != 1 || len(parts[0].Objects) != 2 || parts[0].Partition.String() != "2026-11-26T10" {
 		t.Fatalf("raw partitions %+v, %v", parts, err)
@@ -84,6 +90,9 @@ func TestRefinePartition(t *testing.T) {
 	stats, err := e.Refine(ctx, lake.RefineInput{Tenant: "ten_a", Location: loc, Partition: parts[0], Snapshot: snap, Erased: []string{"p9"}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("a crashed refine's working directory is still there")
 	}
 	// What the refine staged is dropped: a pooled connection keeps nothing.
 	e.DB().SetMaxOpenConns(1)
