@@ -791,10 +791,15 @@ type CatalogPermission struct {
 	Permissions []string `json:"permissions"`
 	Principal   string   `json:"principal"`
 	Resource    struct {
-		Columns  *[]string `json:"columns,omitempty"`
-		Database string    `json:"database"`
-		Region   string    `json:"region"`
-		Table    *string   `json:"table,omitempty"`
+		// AllTables The permission is on every table of the database (a table wildcard).
+		AllTables *bool     `json:"all_tables,omitempty"`
+		Columns   *[]string `json:"columns,omitempty"`
+		Database  string    `json:"database"`
+		Region    string    `json:"region"`
+		Table     *string   `json:"table,omitempty"`
+
+		// Tag The LF-tag policy the permission is on.
+		Tag *map[string][]string `json:"tag,omitempty"`
 	} `json:"resource"`
 }
 
@@ -903,6 +908,11 @@ type GrantResource struct {
 	// Region An AWS commercial Region code.
 	Region Region  `json:"region"`
 	Table  *string `json:"table,omitempty"`
+
+	// Tag LF-tag keys, each with the values it selects: a column (or table) matches when its value of every key is one of those listed.
+	//
+	// Example: {"cairn:pii":["false"]}
+	Tag *TagExpression `json:"tag,omitempty"`
 }
 
 // GrantStatus defines model for GrantStatus.
@@ -1590,6 +1600,11 @@ type StackList struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
+// TagExpression LF-tag keys, each with the values it selects: a column (or table) matches when its value of every key is one of those listed.
+//
+// Example: {"cairn:pii":["false"]}
+type TagExpression map[string][]string
+
 // Tenant defines model for Tenant.
 type Tenant struct {
 	ContactEmail string     `json:"contact_email"`
@@ -1764,9 +1779,19 @@ type UsageBucket struct {
 
 // UsageValues One value per metric.
 type UsageValues struct {
-	ApiRequests       int64 `json:"api_requests"`
-	EventsAccepted    int64 `json:"events_accepted"`
-	RawBytes          int64 `json:"raw_bytes"`
+	// ApiRequests Requests of the tenant's routes and write keys, whatever their answer (a sum).
+	ApiRequests int64 `json:"api_requests"`
+
+	// EventsAccepted Events the ingestion routes stored (a sum).
+	EventsAccepted int64 `json:"events_accepted"`
+
+	// Profiles Unified profiles the tenant has: a level, not a sum. The latest sample taken in the bucket (or range) or in the hour before it; per day, the last hourly value of the day.
+	Profiles int64 `json:"profiles"`
+
+	// RawBytes Uncompressed bytes of events written to the raw zone (a sum).
+	RawBytes int64 `json:"raw_bytes"`
+
+	// WebhookDeliveries Deliveries of the tenant's webhook events that its receivers accepted (a sum).
 	WebhookDeliveries int64 `json:"webhook_deliveries"`
 }
 
@@ -3810,6 +3835,28 @@ type ClientInterface interface {
 	// `422` `principal-not-registered`. Tenants may grant SELECT and
 	// DESCRIBE; other permissions are admin-only.
 	//
+	// Grants follow Lake Formation's rules, and a request Lake Formation
+	// would refuse is answered `400` with the field's JSON Pointer in
+	// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+	// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+	// locations, and is refused); columns SELECT only. SELECT, INSERT and
+	// DELETE on a database mean every table of it, and are granted on all
+	// its tables (a table wildcard, which also lets the principal describe
+	// the database). In a pooled tenant's catalog, a table shared by the
+	// pool is granted through the tenant's data cells filter (its rows
+	// only; SELECT and DESCRIBE), so grants on all tables or by tag
+	// without a table are refused there.
+	//
+	// `resource.tag` selects by the LF-tags Cairn classifies columns with
+	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+	// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+	// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+	// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+	// dedicated tenant's catalog it covers the whole database (an LF-tag
+	// policy, which Lake Formation enforces as tables are classified), in
+	// a pooled tenant's it names a shared table and becomes the columns of
+	// its data cells filter.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/grants (the `CreateGrant` operationId).
@@ -3823,6 +3870,28 @@ type ClientInterface interface {
 	// tenant first (registerPrincipal); otherwise the grant is refused as
 	// `422` `principal-not-registered`. Tenants may grant SELECT and
 	// DESCRIBE; other permissions are admin-only.
+	//
+	// Grants follow Lake Formation's rules, and a request Lake Formation
+	// would refuse is answered `400` with the field's JSON Pointer in
+	// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+	// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+	// locations, and is refused); columns SELECT only. SELECT, INSERT and
+	// DELETE on a database mean every table of it, and are granted on all
+	// its tables (a table wildcard, which also lets the principal describe
+	// the database). In a pooled tenant's catalog, a table shared by the
+	// pool is granted through the tenant's data cells filter (its rows
+	// only; SELECT and DESCRIBE), so grants on all tables or by tag
+	// without a table are refused there.
+	//
+	// `resource.tag` selects by the LF-tags Cairn classifies columns with
+	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+	// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+	// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+	// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+	// dedicated tenant's catalog it covers the whole database (an LF-tag
+	// policy, which Lake Formation enforces as tables are classified), in
+	// a pooled tenant's it names a shared table and becomes the columns of
+	// its data cells filter.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4257,13 +4326,21 @@ type ClientInterface interface {
 	// The tenant's metered usage in every hour (or UTC day) from `from` to
 	// `to`: events accepted (and by source: a source ID, or `api` for
 	// events sent with a token), API requests (a tenant route's or a write
-	// key's, whatever the answer), bytes written to the raw zone, and webhook
-	// deliveries its receivers accepted. Buckets with nothing counted are
-	// present with zeros. `from` is rounded down and `to` up to the
-	// granularity; at most 744 hours or 366 days. Each replica counts in
-	// memory and adds its counts to the database every 5 seconds, so the
-	// current hour may lag by that much; a crash loses at most those
-	// seconds, and nothing is counted twice. The counts outlive the tenant.
+	// key's, whatever the answer), bytes written to the raw zone, webhook
+	// deliveries its receivers accepted, and the unified profiles it has.
+	// Buckets with nothing counted are present with zeros. `from` is
+	// rounded down and `to` up to the granularity; at most 744 hours or 366
+	// days. Each replica counts in memory and adds its counts to the
+	// database every 5 seconds, so the current hour may lag by that much; a
+	// crash loses at most those seconds, and nothing is counted twice.
+	// `profiles` is not a count of the bucket but a level, sampled: the
+	// latest sample taken in the bucket or in the hour before it (per day,
+	// the last hourly value of the day, never a sum). A replica samples a
+	// tenant within seconds of changing its profiles (a large tenant at
+	// most every n/1000 seconds for n profiles), and every live tenant is
+	// sampled every 10 minutes, so the hour in progress shows the last
+	// known count. The counts outlive the tenant; an offboarded tenant's
+	// profiles drop to 0 an hour after its last sample.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/usage (the `GetTenantUsage` operationId).
 	GetTenantUsage(ctx context.Context, tenantId TenantID, params *GetTenantUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4446,7 +4523,9 @@ type ClientInterface interface {
 	// Each tenant's totals of every metric (see getTenantUsage) over the
 	// hours from `from` (rounded down to the hour) to `to` (rounded up), at
 	// most 366 days, for the tenants that used anything in it, in tenant
-	// ID order, one page at a time. Offboarded tenants are included: the
+	// ID order, one page at a time: each count's sum, and `profiles` as
+	// at the end of the range (its latest sample in the range or in the
+	// hour before it), not a sum. Offboarded tenants are included: the
 	// counts outlive them.
 	//
 	// Corresponds with GET /v1/usage (the `GetFleetUsage` operationId).
@@ -5870,6 +5949,28 @@ func (c *Client) ListGrants(ctx context.Context, tenantId TenantID, params *List
 // `422` `principal-not-registered`. Tenants may grant SELECT and
 // DESCRIBE; other permissions are admin-only.
 //
+// Grants follow Lake Formation's rules, and a request Lake Formation
+// would refuse is answered `400` with the field's JSON Pointer in
+// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+// locations, and is refused); columns SELECT only. SELECT, INSERT and
+// DELETE on a database mean every table of it, and are granted on all
+// its tables (a table wildcard, which also lets the principal describe
+// the database). In a pooled tenant's catalog, a table shared by the
+// pool is granted through the tenant's data cells filter (its rows
+// only; SELECT and DESCRIBE), so grants on all tables or by tag
+// without a table are refused there.
+//
+// `resource.tag` selects by the LF-tags Cairn classifies columns with
+// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+// dedicated tenant's catalog it covers the whole database (an LF-tag
+// policy, which Lake Formation enforces as tables are classified), in
+// a pooled tenant's it names a shared table and becomes the columns of
+// its data cells filter.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/grants (the `CreateGrant` operationId).
@@ -5893,6 +5994,28 @@ func (c *Client) CreateGrantWithBody(ctx context.Context, tenantId TenantID, par
 // tenant first (registerPrincipal); otherwise the grant is refused as
 // `422` `principal-not-registered`. Tenants may grant SELECT and
 // DESCRIBE; other permissions are admin-only.
+//
+// Grants follow Lake Formation's rules, and a request Lake Formation
+// would refuse is answered `400` with the field's JSON Pointer in
+// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+// locations, and is refused); columns SELECT only. SELECT, INSERT and
+// DELETE on a database mean every table of it, and are granted on all
+// its tables (a table wildcard, which also lets the principal describe
+// the database). In a pooled tenant's catalog, a table shared by the
+// pool is granted through the tenant's data cells filter (its rows
+// only; SELECT and DESCRIBE), so grants on all tables or by tag
+// without a table are refused there.
+//
+// `resource.tag` selects by the LF-tags Cairn classifies columns with
+// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+// dedicated tenant's catalog it covers the whole database (an LF-tag
+// policy, which Lake Formation enforces as tables are classified), in
+// a pooled tenant's it names a shared table and becomes the columns of
+// its data cells filter.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6797,13 +6920,21 @@ func (c *Client) CreateTenantToken(ctx context.Context, tenantId TenantID, body 
 // The tenant's metered usage in every hour (or UTC day) from `from` to
 // `to`: events accepted (and by source: a source ID, or `api` for
 // events sent with a token), API requests (a tenant route's or a write
-// key's, whatever the answer), bytes written to the raw zone, and webhook
-// deliveries its receivers accepted. Buckets with nothing counted are
-// present with zeros. `from` is rounded down and `to` up to the
-// granularity; at most 744 hours or 366 days. Each replica counts in
-// memory and adds its counts to the database every 5 seconds, so the
-// current hour may lag by that much; a crash loses at most those
-// seconds, and nothing is counted twice. The counts outlive the tenant.
+// key's, whatever the answer), bytes written to the raw zone, webhook
+// deliveries its receivers accepted, and the unified profiles it has.
+// Buckets with nothing counted are present with zeros. `from` is
+// rounded down and `to` up to the granularity; at most 744 hours or 366
+// days. Each replica counts in memory and adds its counts to the
+// database every 5 seconds, so the current hour may lag by that much; a
+// crash loses at most those seconds, and nothing is counted twice.
+// `profiles` is not a count of the bucket but a level, sampled: the
+// latest sample taken in the bucket or in the hour before it (per day,
+// the last hourly value of the day, never a sum). A replica samples a
+// tenant within seconds of changing its profiles (a large tenant at
+// most every n/1000 seconds for n profiles), and every live tenant is
+// sampled every 10 minutes, so the hour in progress shows the last
+// known count. The counts outlive the tenant; an offboarded tenant's
+// profiles drop to 0 an hour after its last sample.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/usage (the `GetTenantUsage` operationId).
 func (c *Client) GetTenantUsage(ctx context.Context, tenantId TenantID, params *GetTenantUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7146,7 +7277,9 @@ func (c *Client) SegmentTrack(ctx context.Context, body SegmentTrackJSONRequestB
 // Each tenant's totals of every metric (see getTenantUsage) over the
 // hours from `from` (rounded down to the hour) to `to` (rounded up), at
 // most 366 days, for the tenants that used anything in it, in tenant
-// ID order, one page at a time. Offboarded tenants are included: the
+// ID order, one page at a time: each count's sum, and `profiles` as
+// at the end of the range (its latest sample in the range or in the
+// hour before it), not a sum. Offboarded tenants are included: the
 // counts outlive them.
 //
 // Corresponds with GET /v1/usage (the `GetFleetUsage` operationId).
@@ -13110,6 +13243,28 @@ type ClientWithResponsesInterface interface {
 	// `422` `principal-not-registered`. Tenants may grant SELECT and
 	// DESCRIBE; other permissions are admin-only.
 	//
+	// Grants follow Lake Formation's rules, and a request Lake Formation
+	// would refuse is answered `400` with the field's JSON Pointer in
+	// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+	// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+	// locations, and is refused); columns SELECT only. SELECT, INSERT and
+	// DELETE on a database mean every table of it, and are granted on all
+	// its tables (a table wildcard, which also lets the principal describe
+	// the database). In a pooled tenant's catalog, a table shared by the
+	// pool is granted through the tenant's data cells filter (its rows
+	// only; SELECT and DESCRIBE), so grants on all tables or by tag
+	// without a table are refused there.
+	//
+	// `resource.tag` selects by the LF-tags Cairn classifies columns with
+	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+	// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+	// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+	// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+	// dedicated tenant's catalog it covers the whole database (an LF-tag
+	// policy, which Lake Formation enforces as tables are classified), in
+	// a pooled tenant's it names a shared table and becomes the columns of
+	// its data cells filter.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/grants (the `CreateGrant` operationId).
@@ -13123,6 +13278,28 @@ type ClientWithResponsesInterface interface {
 	// tenant first (registerPrincipal); otherwise the grant is refused as
 	// `422` `principal-not-registered`. Tenants may grant SELECT and
 	// DESCRIBE; other permissions are admin-only.
+	//
+	// Grants follow Lake Formation's rules, and a request Lake Formation
+	// would refuse is answered `400` with the field's JSON Pointer in
+	// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+	// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+	// locations, and is refused); columns SELECT only. SELECT, INSERT and
+	// DELETE on a database mean every table of it, and are granted on all
+	// its tables (a table wildcard, which also lets the principal describe
+	// the database). In a pooled tenant's catalog, a table shared by the
+	// pool is granted through the tenant's data cells filter (its rows
+	// only; SELECT and DESCRIBE), so grants on all tables or by tag
+	// without a table are refused there.
+	//
+	// `resource.tag` selects by the LF-tags Cairn classifies columns with
+	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+	// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+	// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+	// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+	// dedicated tenant's catalog it covers the whole database (an LF-tag
+	// policy, which Lake Formation enforces as tables are classified), in
+	// a pooled tenant's it names a shared table and becomes the columns of
+	// its data cells filter.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -13609,13 +13786,21 @@ type ClientWithResponsesInterface interface {
 	// The tenant's metered usage in every hour (or UTC day) from `from` to
 	// `to`: events accepted (and by source: a source ID, or `api` for
 	// events sent with a token), API requests (a tenant route's or a write
-	// key's, whatever the answer), bytes written to the raw zone, and webhook
-	// deliveries its receivers accepted. Buckets with nothing counted are
-	// present with zeros. `from` is rounded down and `to` up to the
-	// granularity; at most 744 hours or 366 days. Each replica counts in
-	// memory and adds its counts to the database every 5 seconds, so the
-	// current hour may lag by that much; a crash loses at most those
-	// seconds, and nothing is counted twice. The counts outlive the tenant.
+	// key's, whatever the answer), bytes written to the raw zone, webhook
+	// deliveries its receivers accepted, and the unified profiles it has.
+	// Buckets with nothing counted are present with zeros. `from` is
+	// rounded down and `to` up to the granularity; at most 744 hours or 366
+	// days. Each replica counts in memory and adds its counts to the
+	// database every 5 seconds, so the current hour may lag by that much; a
+	// crash loses at most those seconds, and nothing is counted twice.
+	// `profiles` is not a count of the bucket but a level, sampled: the
+	// latest sample taken in the bucket or in the hour before it (per day,
+	// the last hourly value of the day, never a sum). A replica samples a
+	// tenant within seconds of changing its profiles (a large tenant at
+	// most every n/1000 seconds for n profiles), and every live tenant is
+	// sampled every 10 minutes, so the hour in progress shows the last
+	// known count. The counts outlive the tenant; an offboarded tenant's
+	// profiles drop to 0 an hour after its last sample.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -13814,7 +13999,9 @@ type ClientWithResponsesInterface interface {
 	// Each tenant's totals of every metric (see getTenantUsage) over the
 	// hours from `from` (rounded down to the hour) to `to` (rounded up), at
 	// most 366 days, for the tenants that used anything in it, in tenant
-	// ID order, one page at a time. Offboarded tenants are included: the
+	// ID order, one page at a time: each count's sum, and `profiles` as
+	// at the end of the range (its latest sample in the range or in the
+	// hour before it), not a sum. Offboarded tenants are included: the
 	// counts outlive them.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -23428,6 +23615,28 @@ func (c *ClientWithResponses) ListGrantsWithResponse(ctx context.Context, tenant
 // `422` `principal-not-registered`. Tenants may grant SELECT and
 // DESCRIBE; other permissions are admin-only.
 //
+// Grants follow Lake Formation's rules, and a request Lake Formation
+// would refuse is answered `400` with the field's JSON Pointer in
+// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+// locations, and is refused); columns SELECT only. SELECT, INSERT and
+// DELETE on a database mean every table of it, and are granted on all
+// its tables (a table wildcard, which also lets the principal describe
+// the database). In a pooled tenant's catalog, a table shared by the
+// pool is granted through the tenant's data cells filter (its rows
+// only; SELECT and DESCRIBE), so grants on all tables or by tag
+// without a table are refused there.
+//
+// `resource.tag` selects by the LF-tags Cairn classifies columns with
+// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+// dedicated tenant's catalog it covers the whole database (an LF-tag
+// policy, which Lake Formation enforces as tables are classified), in
+// a pooled tenant's it names a shared table and becomes the columns of
+// its data cells filter.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/grants (the `CreateGrant` operationId).
@@ -23447,6 +23656,28 @@ func (c *ClientWithResponses) CreateGrantWithBodyWithResponse(ctx context.Contex
 // tenant first (registerPrincipal); otherwise the grant is refused as
 // `422` `principal-not-registered`. Tenants may grant SELECT and
 // DESCRIBE; other permissions are admin-only.
+//
+// Grants follow Lake Formation's rules, and a request Lake Formation
+// would refuse is answered `400` with the field's JSON Pointer in
+// `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+// table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+// locations, and is refused); columns SELECT only. SELECT, INSERT and
+// DELETE on a database mean every table of it, and are granted on all
+// its tables (a table wildcard, which also lets the principal describe
+// the database). In a pooled tenant's catalog, a table shared by the
+// pool is granted through the tenant's data cells filter (its rows
+// only; SELECT and DESCRIBE), so grants on all tables or by tag
+// without a table are refused there.
+//
+// `resource.tag` selects by the LF-tags Cairn classifies columns with
+// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+// `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+// `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+// holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+// dedicated tenant's catalog it covers the whole database (an LF-tag
+// policy, which Lake Formation enforces as tables are classified), in
+// a pooled tenant's it names a shared table and becomes the columns of
+// its data cells filter.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -24215,13 +24446,21 @@ func (c *ClientWithResponses) CreateTenantTokenWithResponse(ctx context.Context,
 // The tenant's metered usage in every hour (or UTC day) from `from` to
 // `to`: events accepted (and by source: a source ID, or `api` for
 // events sent with a token), API requests (a tenant route's or a write
-// key's, whatever the answer), bytes written to the raw zone, and webhook
-// deliveries its receivers accepted. Buckets with nothing counted are
-// present with zeros. `from` is rounded down and `to` up to the
-// granularity; at most 744 hours or 366 days. Each replica counts in
-// memory and adds its counts to the database every 5 seconds, so the
-// current hour may lag by that much; a crash loses at most those
-// seconds, and nothing is counted twice. The counts outlive the tenant.
+// key's, whatever the answer), bytes written to the raw zone, webhook
+// deliveries its receivers accepted, and the unified profiles it has.
+// Buckets with nothing counted are present with zeros. `from` is
+// rounded down and `to` up to the granularity; at most 744 hours or 366
+// days. Each replica counts in memory and adds its counts to the
+// database every 5 seconds, so the current hour may lag by that much; a
+// crash loses at most those seconds, and nothing is counted twice.
+// `profiles` is not a count of the bucket but a level, sampled: the
+// latest sample taken in the bucket or in the hour before it (per day,
+// the last hourly value of the day, never a sum). A replica samples a
+// tenant within seconds of changing its profiles (a large tenant at
+// most every n/1000 seconds for n profiles), and every live tenant is
+// sampled every 10 minutes, so the hour in progress shows the last
+// known count. The counts outlive the tenant; an offboarded tenant's
+// profiles drop to 0 an hour after its last sample.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -24516,7 +24755,9 @@ func (c *ClientWithResponses) SegmentTrackWithResponse(ctx context.Context, body
 // Each tenant's totals of every metric (see getTenantUsage) over the
 // hours from `from` (rounded down to the hour) to `to` (rounded up), at
 // most 366 days, for the tenants that used anything in it, in tenant
-// ID order, one page at a time. Offboarded tenants are included: the
+// ID order, one page at a time: each count's sum, and `profiles` as
+// at the end of the range (its latest sample in the range or in the
+// hour before it), not a sum. Offboarded tenants are included: the
 // counts outlive them.
 //
 // Returns a wrapper object for the known response body format(s).

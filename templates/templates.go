@@ -13,6 +13,17 @@
 //     no Glue database: each pooled tenant gets one through the Glue API, named
 //     by PooledGlueDatabase. Parameter: PoolId (default "pool").
 //
+// # Raw landing
+//
+// Both templates give their Kinesis stream a Firehose delivery stream
+// (RawDeliveryStream) into the raw zone bucket, with its own least-privilege
+// role, so that streaming producers land in the raw layout the server writes
+// and the refinery reads: docs/raw-zone.md is that contract, and
+// TestRawDelivery checks the templates against the server's writer. The
+// pool's stream partitions by the top-level "tenant_id" of each record
+// (Firehose dynamic partitioning), checked against the tenant ID pattern,
+// into tenants/<tenant id>/.
+//
 // A template is versioned by its content: Version is the first 12 hex digits
 // of the SHA-256 of the body, so any edit, even to a comment, is a new
 // version, and a stack whose recorded version differs is due for UpdateStack.
@@ -42,8 +53,10 @@
 //
 // Both stacks reach CREATE_COMPLETE, synchronously, in any Region, but:
 //
-//   - AWS::Glue::Database, AWS::Athena::WorkGroup and AWS::S3::BucketPolicy
-//     are skipped silently, so the GlueDatabase and AthenaWorkGroup outputs
+//   - AWS::Glue::Database, AWS::Athena::WorkGroup, AWS::S3::BucketPolicy,
+//     AWS::KinesisFirehose::DeliveryStream and AWS::Logs::LogStream are
+//     skipped silently (so nothing delivers from the stream to the raw zone
+//     under moto), and the GlueDatabase and AthenaWorkGroup outputs
 //     are missing from DescribeStacks (not empty: absent). Their names are
 //     derivable (DedicatedGlueDatabase, DedicatedWorkGroup, PoolWorkGroup).
 //     DescribeStackResources lists each skipped resource as an entry with no

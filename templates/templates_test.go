@@ -2,6 +2,7 @@ package templates
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -16,8 +18,12 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cairn-cdp/cairn/internal/profiles"
+	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/outputs.golden")
@@ -460,7 +466,8 @@ func TestTags(t *testing.T) {
 	// Types that take Tags; the KMS key is left out on purpose (see the template).
 	taggable := map[string]bool{
 		"AWS::S3::Bucket": true, "AWS::Kinesis::Stream": true, "AWS::DynamoDB::Table": true,
-		"AWS::IAM::Role": true, "AWS::Athena::WorkGroup": true,
+		"AWS::IAM::Role": true, "AWS::Athena::WorkGroup": true, "AWS::KinesisFirehose::DeliveryStream": true,
+		"AWS::Logs::LogGroup": true,
 	}
 	for _, tc := range []struct {
 		tpl   Template
@@ -604,5 +611,164 @@ func TestCfnLint(t *testing.T) {
 	out, err := exec.Command(bin, "--", DedicatedFile, PoolFile).CombinedOutput()
 	if err != nil {
 		t.Errorf("cfn-lint: %v\n%s", err, out)
+	}
+}
+
+// firehosePlaceholder matches a Firehose prefix expression.
+var firehosePlaceholder = regexp.MustCompile(`!\{([a-zA-Z]+):([^}]+)\}`)
+
+// renderPrefix evaluates a Firehose S3 prefix as Firehose would for a
+// record arriving at at (its time zone is UTC) whose partition keys are
+// keys.
+func renderPrefix(t *testing.T, prefix string, at time.Time, keys map[string]string) string {
+	t.Helper()
+	layouts := map[string]string{"yyyy-MM-dd": "2006-01-02", "HH": "15"}
+	return firehosePlaceholder.ReplaceAllStringFunc(prefix, func(m string) string {
+		sub := firehosePlaceholder.FindStringSubmatch(m)
+		switch sub[1] {
+		case "timestamp":
+			layout, ok := layouts[sub[2]]
+			if !ok {
+				t.Fatalf("prefix %q: timestamp pattern %q is not one the raw zone uses", prefix, sub[2])
+			}
+			return at.UTC().Format(layout)
+		case "partitionKeyFromQuery":
+			v, ok := keys[sub[2]]
+			if !ok {
+				t.Fatalf("prefix %q: no partition key %q", prefix, sub[2])
+			}
+			return v
+		}
+		t.Fatalf("prefix %q: unknown expression %s", prefix, m)
+		return ""
+	})
+}
+
+// TestRawDelivery checks each template's Firehose delivery stream from its
+// Kinesis stream into the raw zone: it lands objects where and as the
+// server's raw zone writer does (the contract in docs/raw-zone.md), keeps
+// errors out of the events, and its role holds no more than the delivery
+// needs.
+func TestRawDelivery(t *testing.T) {
+	const tenant = "ten_abcdefghijklmnopqrstuvwxyz"
+	at := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	for _, tc := range []struct {
+		tpl       Template
+		rawPrefix string            // the tenant's prefix in the raw bucket, as the provisioner names it
+		keys      map[string]string // the partition keys of a record of the tenant
+		objects   []string          // the key prefixes the role may write
+	}{
+		{Dedicated(), "", nil, []string{"events/*", "firehose-errors/*"}},
+		{Pool(), "tenants/" + tenant + "/", map[string]string{"tenant_id": tenant}, []string{"tenants/*", "firehose-errors/*"}},
+	} {
+		t.Run(tc.tpl.Name, func(t *testing.T) {
+			c := parse(t, tc.tpl)
+			res := c.resources()
+			ids := c.ofType("AWS::KinesisFirehose::DeliveryStream")
+			if len(ids) != 1 {
+				t.Fatalf("delivery streams %v, want one", ids)
+			}
+			p := props(res[ids[0]])
+			if p["DeliveryStreamType"] != "KinesisStreamAsSource" ||
+				!reflect.DeepEqual(get(p, "KinesisStreamSourceConfiguration", "KinesisStreamARN"), map[string]any{"Fn::GetAtt": []any{"IngestStream", "Arn"}}) {
+				t.Errorf("source: %v", get(p, "KinesisStreamSourceConfiguration"))
+			}
+			dest := get(p, "ExtendedS3DestinationConfiguration")
+			if !reflect.DeepEqual(get(dest, "BucketARN"), map[string]any{"Fn::GetAtt": []any{"RawZoneBucket", "Arn"}}) {
+				t.Errorf("destination bucket: %v", get(dest, "BucketARN"))
+			}
+			if get(dest, "CompressionFormat") != "GZIP" || get(dest, "FileExtension") != ".ndjson.gz" || get(dest, "CustomTimeZone") != "UTC" {
+				t.Errorf("objects are not gzip NDJSON named .ndjson.gz in UTC partitions: %v", dest)
+			}
+			if !reflect.DeepEqual(get(dest, "EncryptionConfiguration", "KMSEncryptionConfig", "AWSKMSKeyARN"), map[string]any{"Fn::GetAtt": []any{"KmsKey", "Arn"}}) {
+				t.Errorf("objects are not encrypted with the stack's key: %v", get(dest, "EncryptionConfiguration"))
+			}
+			var delimiter bool
+			procs, _ := get(dest, "ProcessingConfiguration", "Processors").([]any)
+			for _, pr := range procs {
+				delimiter = delimiter || (get(pr, "Type") == "AppendDelimiterToRecord" && get(pr, "Parameters", 0, "ParameterValue") == `\n`)
+			}
+			if !delimiter {
+				t.Error("records are not ended with a newline (NDJSON)")
+			}
+
+			// Where Firehose puts a record is where the server's writer
+			// puts the tenant's events of the same hour.
+			prefix := renderPrefix(t, get(dest, "Prefix").(string), at, tc.keys)
+			root := t.TempDir()
+			// The local engine makes the bucket directory with the stack.
+			if err := os.MkdirAll(filepath.Join(root, "eu-west-1", "buckets", "raw"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			zone := &rawzone.Local{Root: root, Locate: func(context.Context, string) (profiles.RawZoneLocation, error) {
+				return profiles.RawZoneLocation{Region: "eu-west-1", Bucket: "raw", Prefix: tc.rawPrefix}, nil
+			}}
+			key, err := zone.Append(t.Context(), tenant, at, [][]byte{[]byte(`{"type":"track"}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if path.Dir(key)+"/" != prefix || !strings.HasSuffix(key, get(dest, "FileExtension").(string)) {
+				t.Errorf("Firehose writes under %q, the server wrote %q", prefix, key)
+			}
+			errorsPrefix := get(dest, "ErrorOutputPrefix").(string)
+			if !strings.HasPrefix(errorsPrefix, "firehose-errors/") || !strings.Contains(errorsPrefix, "!{firehose:error-output-type}") {
+				t.Errorf("error output prefix %q is not under firehose-errors/ by error type", errorsPrefix)
+			}
+
+			if tc.keys != nil {
+				// Dynamic partitioning on a tenant ID it checks: a record
+				// with another value cannot reach any tenant's prefix.
+				if get(dest, "DynamicPartitioningConfiguration", "Enabled") != true {
+					t.Error("the pool's stream is not partitioned by tenant")
+				}
+				var query string
+				for _, pr := range procs {
+					if get(pr, "Type") == "MetadataExtraction" {
+						query, _ = get(pr, "Parameters", 0, "ParameterValue").(string)
+					}
+				}
+				tenantPattern := get(parse(t, Dedicated()).section("Parameters"), "TenantId", "AllowedPattern").(string)
+				if !strings.Contains(query, "tenant_id:") || !strings.Contains(query, `test("`+tenantPattern+`")`) {
+					t.Errorf("metadata extraction %q does not take tenant_id checked against %s", query, tenantPattern)
+				}
+			}
+
+			// The role: Firehose in this account only, and the least it needs.
+			role := props(res["RawDeliveryRole"])
+			trust := get(role, "AssumeRolePolicyDocument", "Statement", 0)
+			if get(trust, "Principal", "Service") != "firehose.amazonaws.com" || get(trust, "Condition", "StringEquals", "aws:SourceAccount") == nil {
+				t.Errorf("trust: %v", trust)
+			}
+			stmts, _ := get(props(res["RawDeliveryPolicy"]), "PolicyDocument", "Statement").([]any)
+			for _, s := range stmts {
+				actions, _ := get(s, "Action").([]any)
+				if a, ok := get(s, "Action").(string); ok {
+					actions = []any{a}
+				}
+				for _, a := range actions {
+					if strings.Contains(a.(string), "*") {
+						t.Errorf("%s: wildcard action %s", get(s, "Sid"), a)
+					}
+				}
+				switch get(s, "Sid") {
+				case "RawObjects":
+					var got []string
+					rs, _ := get(s, "Resource").([]any)
+					for _, r := range rs {
+						got = append(got, strings.TrimPrefix(get(r, "Fn::Sub").(string), "${RawZoneBucket.Arn}/"))
+					}
+					if !slices.Equal(got, tc.objects) {
+						t.Errorf("objects the role may write: %v, want %v", got, tc.objects)
+					}
+					if !slices.Equal(actions, []any{"s3:PutObject", "s3:AbortMultipartUpload"}) {
+						t.Errorf("object actions: %v", actions)
+					}
+				case "DataKey":
+					if get(s, "Condition", "StringEquals", "kms:ViaService") == nil {
+						t.Error("the data key is not limited to Kinesis and S3")
+					}
+				}
+			}
+		})
 	}
 }

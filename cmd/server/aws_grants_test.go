@@ -23,9 +23,23 @@ func motoLakeFormation(endpoint, region string) *lakeformation.Client {
 // principal.
 func dbPermissions(t *testing.T, lf *lakeformation.Client, db string) map[string][]string {
 	t.Helper()
-	out, err := lf.ListPermissions(t.Context(), &lakeformation.ListPermissionsInput{
-		Resource: &lftypes.Resource{Database: &lftypes.DatabaseResource{Name: aws.String(db)}},
-	})
+	return listPermissions(t, lf, &lftypes.Resource{Database: &lftypes.DatabaseResource{Name: aws.String(db)}})
+}
+
+// allTablesPermissions lists Lake Formation's own permissions on every
+// table of a database (its table wildcard), by principal.
+func allTablesPermissions(t *testing.T, lf *lakeformation.Client, db string) map[string][]string {
+	t.Helper()
+	return listPermissions(t, lf, allTables(db))
+}
+
+func allTables(db string) *lftypes.Resource {
+	return &lftypes.Resource{Table: &lftypes.TableResource{DatabaseName: aws.String(db), TableWildcard: &lftypes.TableWildcard{}}}
+}
+
+func listPermissions(t *testing.T, lf *lakeformation.Client, res *lftypes.Resource) map[string][]string {
+	t.Helper()
+	out, err := lf.ListPermissions(t.Context(), &lakeformation.ListPermissionsInput{Resource: res})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +55,10 @@ func dbPermissions(t *testing.T, lf *lakeformation.Client, db string) map[string
 
 // TestAWSGrantsAndReconcile drives the grants broker against the
 // emulator's Lake Formation: grants and revokes show up in Lake Formation's
-// own ListPermissions, reconcile repairs a permission deleted behind the
-// broker's back and reports one added behind its back, and credentials
-// come from STS.
+// own ListPermissions (SELECT on the database as SELECT on all its tables,
+// which is what Lake Formation takes), reconcile repairs a permission
+// deleted behind the broker's back and reports one added behind its back,
+// and credentials come from STS.
 func TestAWSGrantsAndReconcile(t *testing.T) {
 	moto := awsTestEndpoint(t)
 	t.Parallel()
@@ -73,14 +88,17 @@ func TestAWSGrantsAndReconcile(t *testing.T) {
 		}
 	}
 	waitGrant("active")
-	if perms := dbPermissions(t, lf, db); !slices.Contains(perms[role], "SELECT") {
+	if perms := allTablesPermissions(t, lf, db); !slices.Contains(perms[role], "SELECT") {
 		t.Fatalf("the grant is not in Lake Formation: %v", perms)
+	}
+	if perms := dbPermissions(t, lf, db); len(perms[role]) != 0 {
+		t.Fatalf("SELECT was granted on the database itself, which Lake Formation refuses: %v", perms)
 	}
 
 	// Behind the broker's back: its grant is revoked, a stranger's added.
 	if _, err := lf.RevokePermissions(t.Context(), &lakeformation.RevokePermissionsInput{
 		Principal:   &lftypes.DataLakePrincipal{DataLakePrincipalIdentifier: aws.String(role)},
-		Resource:    &lftypes.Resource{Database: &lftypes.DatabaseResource{Name: aws.String(db)}},
+		Resource:    allTables(db),
 		Permissions: []lftypes.Permission{lftypes.PermissionSelect},
 	}); err != nil {
 		t.Fatal(err)
@@ -108,14 +126,17 @@ func TestAWSGrantsAndReconcile(t *testing.T) {
 	if !found {
 		t.Fatalf("reconcile did not report the stranger's permission: %v", r["unmanaged"])
 	}
-	if perms := dbPermissions(t, lf, db); !slices.Contains(perms[role], "SELECT") || !slices.Contains(perms[stranger], "DESCRIBE") {
-		t.Fatalf("after reconcile: %v (the repair must be back, the stranger's left alone)", perms)
+	if perms := allTablesPermissions(t, lf, db); !slices.Contains(perms[role], "SELECT") {
+		t.Fatalf("after reconcile: %v (the repair must be back)", perms)
+	}
+	if perms := dbPermissions(t, lf, db); !slices.Contains(perms[stranger], "DESCRIBE") {
+		t.Fatalf("after reconcile: %v (the stranger's must be left alone)", perms)
 	}
 
 	// Revoke: gone from Lake Formation, kept in the ledger.
 	mustAPI(t, "DELETE", url+"/v1/tenants/"+id+"/grants/"+gid, admin, "", http.StatusAccepted)
 	waitGrant("revoked")
-	if perms := dbPermissions(t, lf, db); slices.Contains(perms[role], "SELECT") {
+	if perms := allTablesPermissions(t, lf, db); slices.Contains(perms[role], "SELECT") {
 		t.Fatalf("revoked grant still in Lake Formation: %v", perms)
 	}
 

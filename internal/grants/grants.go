@@ -7,10 +7,56 @@
 //
 // Every grant, revoke, refusal and credential issue is written to the audit
 // log.
+//
+// # Lake Formation's rules
+//
+// Real Lake Formation takes only some permissions on each kind of resource
+// (rules.go has the list and its sources), and the emulator takes any. The
+// broker checks every request against those rules and answers what Lake
+// Formation would refuse with a *tenants.ValidationError naming the field
+// by its JSON Pointer ("/permissions/1", "/resource/tag/cairn:pii/0"); the
+// one request with an exact equivalent is translated: SELECT (or INSERT,
+// DELETE) on a whole database is granted on every table of it, a table
+// wildcard (CatalogPermissions). The local catalog refuses invalid
+// permissions too (CheckPermission), and the lakeformation adapter before
+// any call. lakeformation/lftest is a scripted Lake Formation that encodes
+// the documented validation, for tests.
+//
+// # Pooled tenants
+//
+// A table of a pooled tenant's database marked shared ("cairn:shared") holds
+// the rows of every pooled tenant of the pool, in a tenant_id column. Every
+// grant on it goes through the tenant's data cells filter, whose row filter
+// is tenant_id = '<tenant id>' (RowFilter) and whose columns are the grant's
+// (CellsFilterName, TagCellsFilterName), so that no principal of the tenant
+// reads another tenant's rows. Grants that would reach past the filters, on
+// every table of a pooled tenant's database or by tag on the whole
+// database, are refused.
+//
+// # PII tags
+//
+// The lakehouse classifies each table it registers (package pii) and hands
+// the findings to TagColumns, which records them as LF-tags: TagPII
+// ("true"/"false") and TagPIIKind (the kind, "mixed" or "none") on every
+// column. A grant may then select by tag instead of by name:
+// {"cairn:pii": ["false"]} is every column without personal data. In a
+// dedicated tenant's database it is an LF-tag policy, which Lake Formation
+// enforces as tables come and are classified, scoped to the tenant by
+// TagDatabase (LF-tag policies cover the whole catalog, which tenants
+// share); in a pooled tenant's, it names a shared table and is the columns
+// of the tenant's data cells filter, resolved when applied and at every
+// reconcile. EnsureTagVocabulary creates the tags; every method that needs
+// them calls it.
+//
+// The lakehouse's calls, once a table exists in the tenant's catalog:
+//
+//	findings := pii.Classify(schema, samples, identifierTypes)
+//	err := grantsService.TagColumns(ctx, tenantID, region, table, findings)
 package grants
 
 import (
 	"errors"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -64,13 +110,49 @@ func ValidPrincipal(p string) bool {
 }
 
 // Resource is what a grant covers: a database of the tenant's catalog, a
-// table in it, or columns of a table.
+// table in it, columns of a table, or the columns whose LF-tags match Tags
+// (in the database, or in the table).
 type Resource struct {
 	Region   string
 	Database string
 	Table    string
 	Columns  []string
+	// Tags, if set, selects by LF-tag instead of by name (see TagExpression).
+	Tags TagExpression
 }
+
+// TagExpression selects catalog resources by their LF-tags, as Lake
+// Formation's LF-tag expressions do: a resource matches when, for every
+// key, its value of that key is one of the values listed. Tables inherit
+// their database's tags and columns their table's, unless they are given a
+// value of their own for the key.
+type TagExpression map[string][]string
+
+// String is the expression in a canonical form: keys sorted, each with its
+// sorted values, as "k1=v1|v2;k2=v3".
+func (e TagExpression) String() string {
+	keys := slices.Sorted(maps.Keys(e))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + strings.Join(slices.Sorted(slices.Values(e[k])), "|")
+	}
+	return strings.Join(parts, ";")
+}
+
+// Matches reports whether a resource with these (effective) tags matches
+// the expression.
+func (e TagExpression) Matches(tags map[string]string) bool {
+	for k, values := range e {
+		v, ok := tags[k]
+		if !ok || !slices.Contains(values, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// Equal reports whether the two expressions select the same resources.
+func (e TagExpression) Equal(o TagExpression) bool { return e.String() == o.String() }
 
 // Status is where a grant is.
 type Status string
@@ -113,6 +195,12 @@ func (g Grant) Key() string {
 	perms := slices.Clone(g.Permissions)
 	sort.Strings(cols)
 	sort.Strings(perms)
-	return strings.Join([]string{g.Principal, g.Resource.Region, g.Resource.Database, g.Resource.Table,
-		strings.Join(cols, ","), strings.Join(perms, ",")}, "|")
+	parts := []string{g.Principal, g.Resource.Region, g.Resource.Database, g.Resource.Table,
+		strings.Join(cols, ","), strings.Join(perms, ",")}
+	if len(g.Resource.Tags) > 0 {
+		// Appended only when set, so that the keys of grants stored before
+		// tag grants existed stay what they were.
+		parts = append(parts, "tags:"+g.Resource.Tags.String())
+	}
+	return strings.Join(parts, "|")
 }

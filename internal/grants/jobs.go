@@ -111,28 +111,62 @@ func (s *Service) Register(w *river.Workers) {
 	}))
 }
 
-// permissionOf is the Catalog permission that carries g. A grant scoped by
-// a data cells filter names the filter, which holds the columns.
-func permissionOf(g Grant) Permission {
-	p := Permission{Principal: g.Principal, Resource: g.Resource, CellsFilter: g.CellsFilter, Permissions: g.Permissions}
-	if g.CellsFilter != "" {
-		p.Resource.Columns = nil
-	}
-	return p
-}
-
-// put applies g in the Catalog, creating its data cells filter first.
+// put applies g in the Catalog: its data cells filter first (with the
+// columns its tags select, for a tag grant), the LF-tags its tag policy
+// needs, then each of its permissions (CatalogPermissions).
 func (s *Service) put(ctx context.Context, g Grant) error {
 	if g.CellsFilter != "" {
-		f := CellsFilter{
-			Database: g.Resource.Database, Table: g.Resource.Table, Name: g.CellsFilter,
-			RowFilter: RowFilter(g.TenantID), Columns: g.Resource.Columns,
+		if err := s.ensureFilter(ctx, g); err != nil {
+			return err
 		}
-		if err := s.catalog.EnsureCellsFilter(ctx, g.Resource.Region, f); err != nil {
-			return fmt.Errorf("data cells filter: %w", err)
+	} else if len(g.Resource.Tags) > 0 {
+		if err := s.tagDatabase(ctx, g.Resource.Region, g.Resource.Database); err != nil {
+			return err
 		}
 	}
-	return s.catalog.Grant(ctx, g.Resource.Region, permissionOf(g))
+	for _, p := range CatalogPermissions(g) {
+		if err := s.catalog.Grant(ctx, g.Resource.Region, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureFilter creates g's data cells filter, or brings it back to the
+// tenant's rows and g's columns (those its tags select, for a tag grant).
+func (s *Service) ensureFilter(ctx context.Context, g Grant) error {
+	cols := g.Resource.Columns
+	if len(g.Resource.Tags) > 0 {
+		var err error
+		if cols, err = s.taggedColumns(ctx, g.Resource); err != nil {
+			return err
+		}
+		if len(cols) == 0 {
+			return fmt.Errorf("data cells filter %s: %w: no column of %s carries %s", g.CellsFilter, errNoTaggedColumn, g.Resource.Table, g.Resource.Tags)
+		}
+	}
+	f := CellsFilter{
+		Database: g.Resource.Database, Table: g.Resource.Table, Name: g.CellsFilter,
+		RowFilter: RowFilter(g.TenantID), Columns: cols,
+	}
+	if err := s.catalog.EnsureCellsFilter(ctx, g.Resource.Region, f); err != nil {
+		return fmt.Errorf("data cells filter: %w", err)
+	}
+	return nil
+}
+
+// errNoTaggedColumn: no column of a tag grant's table carries its tags
+// (any more), and a data cells filter cannot have no column.
+var errNoTaggedColumn = errors.New("no column carries the tags")
+
+// take revokes every permission of g from the Catalog.
+func (s *Service) take(ctx context.Context, g Grant) error {
+	for _, p := range CatalogPermissions(g) {
+		if err := s.catalog.Revoke(ctx, g.Resource.Region, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setStatus records a grant's new status with an audit event, unless a
@@ -188,7 +222,7 @@ func (s *Service) revoke(ctx context.Context, tenantID, id string) error {
 	if err != nil || g.Status != StatusRevoking {
 		return err
 	}
-	if err := s.catalog.Revoke(ctx, g.Resource.Region, permissionOf(g)); err != nil {
+	if err := s.take(ctx, g); err != nil {
 		return fmt.Errorf("revoke %s: %w", id, err)
 	}
 	return s.setStatus(ctx, g, StatusRevoked, "", "grant.revoked")
@@ -213,14 +247,14 @@ func (s *Service) Sync(ctx context.Context, tenantID string) error {
 	for _, g := range live {
 		switch {
 		case !t.Status.Live() && g.Status != StatusRevoked:
-			if err := s.catalog.Revoke(ctx, g.Resource.Region, permissionOf(g)); err != nil {
+			if err := s.take(ctx, g); err != nil {
 				return fmt.Errorf("revoke %s: %w", g.ID, err)
 			}
 			if err := s.setStatus(ctx, g, StatusRevoked, "tenant offboarded", "grant.revoked"); err != nil {
 				return err
 			}
 		case t.Status == tenants.StatusSuspended && (g.Status == StatusActive || g.Status == StatusPending):
-			if err := s.catalog.Revoke(ctx, g.Resource.Region, permissionOf(g)); err != nil {
+			if err := s.take(ctx, g); err != nil {
 				return fmt.Errorf("suspend %s: %w", g.ID, err)
 			}
 			if err := s.setStatus(ctx, g, StatusSuspended, "tenant suspended", "grant.suspend"); err != nil {
@@ -292,22 +326,44 @@ type ReconcileReport struct {
 	Regions []string
 }
 
-// covers reports whether the Catalog's permission p carries grant g.
-func covers(p Permission, g Grant) bool {
-	want := permissionOf(g)
-	if p.Principal != g.Principal || p.Resource.Database != g.Resource.Database || p.Resource.Table != g.Resource.Table ||
-		p.CellsFilter != g.CellsFilter {
+// sameResource reports whether two permissions are on the same Lake
+// Formation resource.
+func sameResource(a, b Permission) bool {
+	return a.Resource.Database == b.Resource.Database && a.Resource.Table == b.Resource.Table &&
+		a.AllTables == b.AllTables && a.CellsFilter == b.CellsFilter &&
+		sameSet(a.Resource.Columns, b.Resource.Columns) && a.Resource.Tags.Equal(b.Resource.Tags)
+}
+
+// covers reports whether the Catalog's permission p carries want: on the
+// same resource, with every permission of want.
+func covers(p Permission, want Permission) bool {
+	if p.Principal != want.Principal || !sameResource(p, want) {
 		return false
 	}
-	if !sameSet(p.Resource.Columns, want.Resource.Columns) {
-		return false
-	}
-	for _, perm := range g.Permissions {
+	for _, perm := range want.Permissions {
 		if !slices.Contains(p.Permissions, perm) {
 			return false
 		}
 	}
 	return true
+}
+
+// inCatalog reports whether every permission of g is in perms.
+func inCatalog(perms []Permission, g Grant) bool {
+	for _, want := range CatalogPermissions(g) {
+		if !slices.ContainsFunc(perms, func(p Permission) bool { return covers(p, want) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// managed reports whether the Catalog's permission p carries a permission
+// of one of the grants.
+func managed(p Permission, grants []Grant) bool {
+	return slices.ContainsFunc(grants, func(g Grant) bool {
+		return g.Status != StatusRevoked && slices.ContainsFunc(CatalogPermissions(g), func(want Permission) bool { return covers(p, want) })
+	})
 }
 
 func sameSet(a, b []string) bool {
@@ -347,8 +403,48 @@ func (s *Service) Reconcile(ctx context.Context, rec audit.Event, tenantID strin
 				mine = append(mine, g)
 			}
 		}
+		// LF-tag policies are listed one by one: Lake Formation keeps them
+		// for the whole catalog, so only those of the tenant's grants are
+		// checked, and one made outside the broker is not seen.
+		seen := map[string]bool{}
 		for _, g := range mine {
-			if g.Status != StatusActive || slices.ContainsFunc(perms, func(p Permission) bool { return covers(p, g) }) {
+			for _, want := range CatalogPermissions(g) {
+				e := want.Resource.Tags
+				if len(e) == 0 || want.CellsFilter != "" || seen[e.String()] {
+					continue
+				}
+				seen[e.String()] = true
+				more, err := s.catalog.TagPolicyPermissions(ctx, region, e)
+				if err != nil {
+					return report, fmt.Errorf("list permissions on LF-tag policy %s in %s: %w", e, region, err)
+				}
+				perms = append(perms, more...)
+			}
+		}
+		for _, g := range mine {
+			if g.Status != StatusActive {
+				continue
+			}
+			if g.CellsFilter != "" && len(g.Resource.Tags) > 0 {
+				// The columns a tag grant selects follow the table's
+				// classification. When none is left, the filter, which
+				// cannot be emptied, would keep showing columns the tags no
+				// longer select: the grant is taken away instead.
+				err := s.ensureFilter(ctx, g)
+				if errors.Is(err, errNoTaggedColumn) {
+					if err := s.take(ctx, g); err != nil {
+						return report, fmt.Errorf("take %s: %w", g.ID, err)
+					}
+					if err := s.setStatus(ctx, g, StatusFailed, err.Error(), "grant.apply"); err != nil {
+						return report, err
+					}
+					continue
+				}
+				if err != nil {
+					return report, fmt.Errorf("refresh %s: %w", g.ID, err)
+				}
+			}
+			if inCatalog(perms, g) {
 				continue
 			}
 			if err := s.put(ctx, g); err != nil {
@@ -357,7 +453,7 @@ func (s *Service) Reconcile(ctx context.Context, rec audit.Event, tenantID strin
 			report.Repaired = append(report.Repaired, g.ID)
 		}
 		for _, p := range perms {
-			if !slices.ContainsFunc(mine, func(g Grant) bool { return g.Status != StatusRevoked && covers(p, g) }) {
+			if !managed(p, mine) {
 				report.Unmanaged = append(report.Unmanaged, p)
 			}
 		}

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,9 +23,12 @@ import (
 // no AWS account. Root is the local engine's root:
 //
 //	<Root>/<region>/catalog/<db>/<table>.json     a table (name, columns, shared)
-//	<Root>/<region>/lakeformation.json            granted permissions and filters
+//	<Root>/<region>/lakeformation.json            permissions, filters and LF-tags
 //
-// It is safe for concurrent use within one process.
+// It refuses what Lake Formation refuses (CheckPermission, a data cells
+// filter without a row filter, a tag or tag value that does not exist), so
+// that the embedded default and AWS mode fail alike. It is safe for
+// concurrent use within one process.
 type LocalCatalog struct {
 	Root string
 	mu   sync.Mutex
@@ -34,6 +39,11 @@ var _ Catalog = (*LocalCatalog)(nil)
 type localLedger struct {
 	Permissions []Permission  `json:"permissions"`
 	Filters     []CellsFilter `json:"filters"`
+	// Tags are the LF-tags and their values.
+	Tags map[string][]string `json:"tags,omitempty"`
+	// Assigned maps "db", "db/table" or "db/table/column" to the LF-tags
+	// assigned to it (key → value).
+	Assigned map[string]map[string]string `json:"assigned,omitempty"`
 }
 
 func (c *LocalCatalog) ledgerPath(region string) string {
@@ -67,15 +77,18 @@ func (c *LocalCatalog) save(region string, l localLedger) error {
 	return os.Rename(path+".tmp", path)
 }
 
-// update runs fn on the Region's ledger under the lock and saves it.
-func (c *LocalCatalog) update(region string, fn func(*localLedger)) error {
+// update runs fn on the Region's ledger under the lock and saves it,
+// unless fn fails.
+func (c *LocalCatalog) update(region string, fn func(*localLedger) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l, err := c.load(region)
 	if err != nil {
 		return fmt.Errorf("local catalog: %w", err)
 	}
-	fn(&l)
+	if err := fn(&l); err != nil {
+		return fmt.Errorf("local catalog: %w", err)
+	}
 	return c.save(region, l)
 }
 
@@ -97,14 +110,31 @@ func (c *LocalCatalog) Table(_ context.Context, region, database, table string) 
 }
 
 func samePermission(a, b Permission) bool {
-	return a.Principal == b.Principal && a.Resource.Database == b.Resource.Database && a.Resource.Table == b.Resource.Table &&
-		a.CellsFilter == b.CellsFilter && sameSet(a.Resource.Columns, b.Resource.Columns)
+	return a.Principal == b.Principal && sameResource(a, b)
 }
 
 // Grant adds the permissions, merging with what the principal already has
-// on the same resource, as Lake Formation does.
+// on the same resource, as Lake Formation does. It refuses, as Lake
+// Formation does, a permission the resource does not take
+// (ErrInvalidPermission), a data cells filter that does not exist
+// (ErrNotFound) and a tag policy on a tag or value that does not exist.
 func (c *LocalCatalog) Grant(_ context.Context, region string, p Permission) error {
-	return c.update(region, func(l *localLedger) {
+	if err := CheckPermission(p); err != nil {
+		return err
+	}
+	return c.update(region, func(l *localLedger) error {
+		if p.CellsFilter != "" && !slices.ContainsFunc(l.Filters, func(f CellsFilter) bool {
+			return f.Database == p.Resource.Database && f.Table == p.Resource.Table && f.Name == p.CellsFilter
+		}) {
+			return fmt.Errorf("data cells filter %s on %s.%s: %w", p.CellsFilter, p.Resource.Database, p.Resource.Table, ErrNotFound)
+		}
+		for k, values := range p.Resource.Tags {
+			for _, v := range values {
+				if !slices.Contains(l.Tags[k], v) {
+					return fmt.Errorf("LF-tag %s=%s: %w", k, v, ErrNotFound)
+				}
+			}
+		}
 		p.Resource.Region = ""
 		for i, q := range l.Permissions {
 			if samePermission(q, p) {
@@ -113,16 +143,17 @@ func (c *LocalCatalog) Grant(_ context.Context, region string, p Permission) err
 						l.Permissions[i].Permissions = append(l.Permissions[i].Permissions, perm)
 					}
 				}
-				return
+				return nil
 			}
 		}
 		l.Permissions = append(l.Permissions, p)
+		return nil
 	})
 }
 
 // Revoke removes the permissions; what is absent is ignored.
 func (c *LocalCatalog) Revoke(_ context.Context, region string, p Permission) error {
-	return c.update(region, func(l *localLedger) {
+	return c.update(region, func(l *localLedger) error {
 		kept := l.Permissions[:0]
 		for _, q := range l.Permissions {
 			if samePermission(q, p) {
@@ -135,11 +166,27 @@ func (c *LocalCatalog) Revoke(_ context.Context, region string, p Permission) er
 			}
 		}
 		l.Permissions = kept
+		return nil
 	})
 }
 
-// Permissions lists the permissions on the database and its tables.
+// Permissions lists the permissions on the database and its tables; LF-tag
+// policies are not the database's (TagPolicyPermissions).
 func (c *LocalCatalog) Permissions(_ context.Context, region, database string) ([]Permission, error) {
+	return c.permissionsWhere(region, func(p Permission) bool {
+		return p.Resource.Database == database && len(p.Resource.Tags) == 0
+	})
+}
+
+// TagPolicyPermissions lists the permissions on the LF-tag policy e.
+func (c *LocalCatalog) TagPolicyPermissions(_ context.Context, region string, e TagExpression) ([]Permission, error) {
+	return c.permissionsWhere(region, func(p Permission) bool {
+		return len(p.Resource.Tags) > 0 && p.Resource.Tags.Equal(e)
+	})
+}
+
+// permissionsWhere lists the Region's permissions keep is true for.
+func (c *LocalCatalog) permissionsWhere(region string, keep func(Permission) bool) ([]Permission, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l, err := c.load(region)
@@ -148,7 +195,7 @@ func (c *LocalCatalog) Permissions(_ context.Context, region, database string) (
 	}
 	var out []Permission
 	for _, p := range l.Permissions {
-		if p.Resource.Database == database {
+		if keep(p) {
 			p.Resource.Region = region
 			out = append(out, p)
 		}
@@ -156,24 +203,107 @@ func (c *LocalCatalog) Permissions(_ context.Context, region, database string) (
 	return out, nil
 }
 
-// EnsureCellsFilter records the filter unless it exists.
+// EnsureCellsFilter records the filter, or brings the filter of that name
+// back to f, as the Lake Formation adapter does. A filter without a row
+// filter is refused: it would show every tenant's rows.
 func (c *LocalCatalog) EnsureCellsFilter(_ context.Context, region string, f CellsFilter) error {
-	return c.update(region, func(l *localLedger) {
-		if !slices.ContainsFunc(l.Filters, func(g CellsFilter) bool {
+	if strings.TrimSpace(f.RowFilter) == "" {
+		return fmt.Errorf("local catalog: data cells filter %s: a row filter is required", f.Name)
+	}
+	return c.update(region, func(l *localLedger) error {
+		l.Filters = slices.DeleteFunc(l.Filters, func(g CellsFilter) bool {
 			return g.Database == f.Database && g.Table == f.Table && g.Name == f.Name
-		}) {
-			l.Filters = append(l.Filters, f)
-		}
+		})
+		l.Filters = append(l.Filters, f)
+		return nil
 	})
 }
 
 // DeleteCellsFilter forgets the filter.
 func (c *LocalCatalog) DeleteCellsFilter(_ context.Context, region, database, table, name string) error {
-	return c.update(region, func(l *localLedger) {
+	return c.update(region, func(l *localLedger) error {
 		l.Filters = slices.DeleteFunc(l.Filters, func(g CellsFilter) bool {
 			return g.Database == database && g.Table == table && g.Name == name
 		})
+		return nil
 	})
+}
+
+// EnsureTag records the LF-tag and adds the values it lacks.
+func (c *LocalCatalog) EnsureTag(_ context.Context, region, key string, values []string) error {
+	if key == "" || len(values) == 0 {
+		return errors.New("local catalog: an LF-tag has a key and at least one value")
+	}
+	return c.update(region, func(l *localLedger) error {
+		if l.Tags == nil {
+			l.Tags = map[string][]string{}
+		}
+		for _, v := range values {
+			if !slices.Contains(l.Tags[key], v) {
+				l.Tags[key] = append(l.Tags[key], v)
+			}
+		}
+		return nil
+	})
+}
+
+// AssignTags records the assignment; a tag or value that does not exist
+// is ErrNotFound, as in Lake Formation.
+func (c *LocalCatalog) AssignTags(_ context.Context, region string, a TagAssignment) error {
+	if a.Database == "" || (a.Table == "" && len(a.Columns) > 0) {
+		return errors.New("local catalog: assign LF-tags: a database, and a table for columns")
+	}
+	return c.update(region, func(l *localLedger) error {
+		for k, v := range a.Tags {
+			if !slices.Contains(l.Tags[k], v) {
+				return fmt.Errorf("LF-tag %s=%s: %w", k, v, ErrNotFound)
+			}
+		}
+		if l.Assigned == nil {
+			l.Assigned = map[string]map[string]string{}
+		}
+		targets := []string{a.Database}
+		switch {
+		case len(a.Columns) > 0:
+			targets = targets[:0]
+			for _, col := range a.Columns {
+				targets = append(targets, a.Database+"/"+a.Table+"/"+col)
+			}
+		case a.Table != "":
+			targets = []string{a.Database + "/" + a.Table}
+		}
+		for _, target := range targets {
+			if l.Assigned[target] == nil {
+				l.Assigned[target] = map[string]string{}
+			}
+			maps.Copy(l.Assigned[target], a.Tags)
+		}
+		return nil
+	})
+}
+
+// ColumnTags returns each column's LF-tags: its own, then its table's,
+// then its database's, the nearest winning per key.
+func (c *LocalCatalog) ColumnTags(ctx context.Context, region, database, table string) (map[string]map[string]string, error) {
+	t, err := c.Table(ctx, region, database, table)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	l, err := c.load(region)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]map[string]string, len(t.Columns))
+	for _, col := range t.Columns {
+		tags := map[string]string{}
+		maps.Copy(tags, l.Assigned[database])
+		maps.Copy(tags, l.Assigned[database+"/"+table])
+		maps.Copy(tags, l.Assigned[database+"/"+table+"/"+col])
+		out[col] = tags
+	}
+	return out, nil
 }
 
 // LocalCredentials issues stand-in credentials in the embedded default,

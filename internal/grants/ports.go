@@ -65,10 +65,23 @@ type Tx interface {
 	JobInsert(ctx context.Context, args JobArgs) error
 }
 
-// Permission is one Lake Formation permission, as granted or as listed.
+// Permission is one Lake Formation permission, as granted or as listed. Its
+// resource is, by the first field set (Kind names it):
+//
+//   - CellsFilter: the data cells filter of that name on Resource.Table;
+//   - Resource.Tags: every table of the catalog whose LF-tags match the
+//     expression (an LF-tag policy on tables; Resource.Database only says
+//     whose grant it is);
+//   - AllTables: every table of Resource.Database (a table wildcard);
+//   - Resource.Columns: those columns of Resource.Table;
+//   - Resource.Table: the table;
+//   - otherwise the database.
+//
+// CheckPermission says which permissions Lake Formation takes on each.
 type Permission struct {
 	Principal   string
 	Resource    Resource
+	AllTables   bool
 	CellsFilter string
 	Permissions []string
 }
@@ -102,12 +115,39 @@ type Catalog interface {
 	Grant(ctx context.Context, region string, p Permission) error
 	// Revoke revokes p; an absent permission is not an error.
 	Revoke(ctx context.Context, region string, p Permission) error
-	// Permissions lists every permission on the database and its tables.
+	// Permissions lists every permission on the database and its tables,
+	// on all its tables (AllTables) included, but not LF-tag policies, which
+	// Lake Formation keeps for the whole catalog, not by database.
 	Permissions(ctx context.Context, region, database string) ([]Permission, error)
+	// TagPolicyPermissions lists the permissions granted on exactly this
+	// LF-tag policy (on tables); Resource.Database is the value of
+	// TagDatabase in e, if any.
+	TagPolicyPermissions(ctx context.Context, region string, e TagExpression) ([]Permission, error)
 	// EnsureCellsFilter creates the filter unless it exists.
 	EnsureCellsFilter(ctx context.Context, region string, f CellsFilter) error
 	// DeleteCellsFilter deletes it; absent is not an error.
 	DeleteCellsFilter(ctx context.Context, region, database, table, name string) error
+	// EnsureTag creates the LF-tag with these values, or adds to an
+	// existing one the values it lacks.
+	EnsureTag(ctx context.Context, region, key string, values []string) error
+	// AssignTags gives a database, a table or columns of a table a value of
+	// each LF-tag key in a.Tags, replacing the value they had for that key.
+	// The tags must exist (EnsureTag).
+	AssignTags(ctx context.Context, region string, a TagAssignment) error
+	// ColumnTags returns the LF-tags of each column of a table, with what
+	// it inherits from the table and the database: column name → key →
+	// value. A missing table is ErrNotFound.
+	ColumnTags(ctx context.Context, region, database, table string) (map[string]map[string]string, error)
+}
+
+// TagAssignment gives LF-tags to the database (Table empty), to a table
+// (Columns empty) or to columns of a table.
+type TagAssignment struct {
+	Database string
+	Table    string
+	Columns  []string
+	// Tags maps each LF-tag key to the value assigned.
+	Tags map[string]string
 }
 
 // Credentials are short-lived AWS credentials.

@@ -187,7 +187,11 @@ func (r GrantRequest) describe() string {
 	if r.Resource.Table != "" {
 		parts = append(parts, r.Resource.Table)
 	}
-	return strings.Join(parts, "/")
+	out := strings.Join(parts, "/")
+	if len(r.Resource.Tags) > 0 {
+		out += "[" + r.Resource.Tags.String() + "]"
+	}
+	return out
 }
 
 // catalogOf returns the tenant's Glue database in region and its kind, or
@@ -210,19 +214,29 @@ func (s *Service) catalogOf(ctx context.Context, t tenants.Tenant, region string
 
 // Grant records a grant as pending and queues the job that applies it, in
 // one transaction. The same grant asked twice is one grant: it returns the
-// existing one and false. Refusals are audited and returned as *Refusal
-// wrapping ErrUnregistered, ErrOutsideCatalog or ErrAdminOnly.
+// existing one and false.
+//
+// The request is checked against Lake Formation's rules (rules.go) before
+// anything is recorded: what Lake Formation would refuse is refused with a
+// *tenants.ValidationError naming the field by its JSON Pointer, except a
+// database-wide SELECT (or INSERT, DELETE), which Lake Formation has no
+// database permission for and which is granted on every table of the
+// database instead (a table wildcard). In a pooled tenant's catalog every
+// grant on a table shared by the pool goes through the tenant's data cells
+// filter, so grants that would reach past it (on all tables, or by tag
+// policy) are refused. Refusals of another kind are audited and returned
+// as *Refusal wrapping ErrUnregistered, ErrOutsideCatalog or ErrAdminOnly.
 func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, error) {
 	t, err := s.activeTenant(ctx, req.TenantID)
 	if err != nil {
 		return Grant{}, false, err
 	}
 	if len(req.Permissions) == 0 {
-		return Grant{}, false, &tenants.ValidationError{Field: "permissions", Reason: "at least one permission"}
+		return Grant{}, false, invalid("/permissions", "at least one permission")
 	}
-	for _, p := range req.Permissions {
+	for i, p := range req.Permissions {
 		if !slices.Contains(AdminPermissions, p) {
-			return Grant{}, false, &tenants.ValidationError{Field: "permissions", Reason: fmt.Sprintf("unknown permission %q", p)}
+			return Grant{}, false, invalid(fmt.Sprintf("/permissions/%d", i), "unknown permission %q", p)
 		}
 		if !req.Admin && !slices.Contains(TenantPermissions, p) {
 			return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrAdminOnly, p+" can only be granted by an admin")
@@ -243,13 +257,21 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 	if req.Resource.Database != pl.Outputs["glue_database"] {
 		return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
 	}
+	if err := checkShape(req); err != nil {
+		return Grant{}, false, err
+	}
 	g := Grant{
 		ID: ids.New("grt_"), TenantID: t.ID, Principal: req.Principal, Resource: req.Resource,
 		Permissions: slices.Sorted(slices.Values(req.Permissions)), Status: StatusPending,
 		CreatedBy: req.Audit.Actor, Version: 1, CreatedAt: s.now(), UpdatedAt: s.now(),
 	}
 	g.Permissions = slices.Compact(g.Permissions)
-	if req.Resource.Table != "" {
+	pooled := pl.Kind == provisioner.KindPooled
+	if req.Resource.Table == "" {
+		if err := checkDatabaseWide(req, pooled); err != nil {
+			return Grant{}, false, err
+		}
+	} else {
 		tbl, err := s.catalog.Table(ctx, req.Resource.Region, req.Resource.Database, req.Resource.Table)
 		if errors.Is(err, ErrNotFound) {
 			return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "no table "+req.Resource.Table+" in the tenant's catalog")
@@ -262,11 +284,23 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 				return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "no column "+c+" in table "+tbl.Name)
 			}
 		}
-		if tbl.Shared && pl.Kind == provisioner.KindPooled {
-			g.CellsFilter = CellsFilterName(t.ID, req.Resource.Columns)
+		throughFilter := tbl.Shared && pooled
+		if err := checkTable(req, tbl, pooled, throughFilter); err != nil {
+			return Grant{}, false, err
 		}
-	} else if len(req.Resource.Columns) > 0 {
-		return Grant{}, false, &tenants.ValidationError{Field: "resource.columns", Reason: "columns need a table"}
+		if throughFilter {
+			g.CellsFilter = CellsFilterName(t.ID, req.Resource.Columns)
+			if len(req.Resource.Tags) > 0 {
+				g.CellsFilter = TagCellsFilterName(t.ID, req.Resource.Tags)
+				cols, err := s.taggedColumns(ctx, req.Resource)
+				if err != nil {
+					return Grant{}, false, err
+				}
+				if len(cols) == 0 {
+					return Grant{}, false, invalid("/resource/tag", "no column of table %s carries these LF-tags (is the table classified?)", tbl.Name)
+				}
+			}
+		}
 	}
 
 	var created bool
@@ -279,10 +313,57 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 			return err
 		}
 		rec := req.Audit.On(g.ID).With("principal", g.Principal).With("resource", req.describe()).With("permissions", strings.Join(g.Permissions, ","))
+		if len(g.Resource.Tags) > 0 {
+			rec = rec.With("tags", g.Resource.Tags.String())
+		}
 		rec.Time = s.now()
 		return tx.AuditAppend(ctx, rec)
 	})
 	return g, created, err
+}
+
+// checkDatabaseWide checks a grant on the database. Its table permissions
+// become a grant on every table (CatalogPermissions), and a tag grant an
+// LF-tag policy: in a pooled tenant's catalog either would reach the rows
+// of every pooled tenant in the tables the pool shares, past the tenant's
+// data cells filters, so both are refused there.
+func checkDatabaseWide(req GrantRequest, pooled bool) error {
+	if !pooled {
+		return nil
+	}
+	if len(req.Resource.Tags) > 0 {
+		return invalid("/resource/table", "a tag grant on a pooled tenant's whole database would reach past its data cells filters to other tenants' rows: name a table")
+	}
+	for i, p := range req.Permissions {
+		if !slices.Contains(databasePermissions, p) {
+			return invalid(fmt.Sprintf("/permissions/%d", i), "%s on every table of a pooled tenant's database would reach past its data cells filters to other tenants' rows: grant it table by table", p)
+		}
+	}
+	return nil
+}
+
+// checkTable checks a grant on table tbl (or its columns). Through the
+// tenant's data cells filter (a table shared by the pool, in a pooled
+// tenant's catalog) Lake Formation takes DESCRIBE, DROP and SELECT; the
+// broker grants SELECT and DESCRIBE, as DROP on a filter would drop the
+// filter. A tag grant on a table exists only through such a filter: Lake
+// Formation's LF-tag policies name no table.
+func checkTable(req GrantRequest, tbl Table, pooled, throughFilter bool) error {
+	if throughFilter {
+		for i, p := range req.Permissions {
+			if p != "SELECT" && p != "DESCRIBE" {
+				return invalid(fmt.Sprintf("/permissions/%d", i), "table %s holds every pooled tenant's rows: it is granted through the tenant's data cells filter, which takes SELECT and DESCRIBE only", tbl.Name)
+			}
+		}
+		return nil
+	}
+	if len(req.Resource.Tags) > 0 {
+		if pooled {
+			return invalid("/resource/table", "table %s is not shared by the pool: name its columns, or select by tag on the tenant's whole database", tbl.Name)
+		}
+		return invalid("/resource/table", "a tag grant covers the tenant's whole database (Lake Formation's LF-tag policies name no table): leave the table out")
+	}
+	return nil
 }
 
 // CellsFilterName names the data cells filter that scopes a pooled
@@ -298,8 +379,22 @@ func CellsFilterName(tenantID string, columns []string) string {
 	return name + "_" + hex.EncodeToString(sum[:4])
 }
 
-// RowFilter is the filter expression of that data cells filter.
-func RowFilter(tenantID string) string { return "tenant_id = '" + tenantID + "'" }
+// TagCellsFilterName names the data cells filter of a pooled tenant's tag
+// grant on a shared table: the tenant's rows, and the columns whose LF-tags
+// match e (resolved when the grant is applied and at every reconcile, so
+// the filter follows the table's classification).
+func TagCellsFilterName(tenantID string, e TagExpression) string {
+	sum := sha256.Sum256([]byte(e.String()))
+	return "cairn_rows_" + tenantID + "_t" + hex.EncodeToString(sum[:4])
+}
+
+// RowFilter is the filter expression of that data cells filter: a PartiQL
+// predicate on the shared table's tenant_id column. Tenant IDs are
+// "ten_" and base32 characters; a quote is doubled all the same, so that
+// no ID could ever end the string literal.
+func RowFilter(tenantID string) string {
+	return "tenant_id = '" + strings.ReplaceAll(tenantID, "'", "''") + "'"
+}
 
 // GetGrant returns the tenant's grant or ErrNotFound.
 func (s *Service) GetGrant(ctx context.Context, tenantID, id string) (Grant, error) {

@@ -791,10 +791,15 @@ type CatalogPermission struct {
 	Permissions []string `json:"permissions"`
 	Principal   string   `json:"principal"`
 	Resource    struct {
-		Columns  *[]string `json:"columns,omitempty"`
-		Database string    `json:"database"`
-		Region   string    `json:"region"`
-		Table    *string   `json:"table,omitempty"`
+		// AllTables The permission is on every table of the database (a table wildcard).
+		AllTables *bool     `json:"all_tables,omitempty"`
+		Columns   *[]string `json:"columns,omitempty"`
+		Database  string    `json:"database"`
+		Region    string    `json:"region"`
+		Table     *string   `json:"table,omitempty"`
+
+		// Tag The LF-tag policy the permission is on.
+		Tag *map[string][]string `json:"tag,omitempty"`
 	} `json:"resource"`
 }
 
@@ -903,6 +908,11 @@ type GrantResource struct {
 	// Region An AWS commercial Region code.
 	Region Region  `json:"region"`
 	Table  *string `json:"table,omitempty"`
+
+	// Tag LF-tag keys, each with the values it selects: a column (or table) matches when its value of every key is one of those listed.
+	//
+	// Example: {"cairn:pii":["false"]}
+	Tag *TagExpression `json:"tag,omitempty"`
 }
 
 // GrantStatus defines model for GrantStatus.
@@ -1590,6 +1600,11 @@ type StackList struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
+// TagExpression LF-tag keys, each with the values it selects: a column (or table) matches when its value of every key is one of those listed.
+//
+// Example: {"cairn:pii":["false"]}
+type TagExpression map[string][]string
+
 // Tenant defines model for Tenant.
 type Tenant struct {
 	ContactEmail string     `json:"contact_email"`
@@ -1764,9 +1779,19 @@ type UsageBucket struct {
 
 // UsageValues One value per metric.
 type UsageValues struct {
-	ApiRequests       int64 `json:"api_requests"`
-	EventsAccepted    int64 `json:"events_accepted"`
-	RawBytes          int64 `json:"raw_bytes"`
+	// ApiRequests Requests of the tenant's routes and write keys, whatever their answer (a sum).
+	ApiRequests int64 `json:"api_requests"`
+
+	// EventsAccepted Events the ingestion routes stored (a sum).
+	EventsAccepted int64 `json:"events_accepted"`
+
+	// Profiles Unified profiles the tenant has: a level, not a sum. The latest sample taken in the bucket (or range) or in the hour before it; per day, the last hourly value of the day.
+	Profiles int64 `json:"profiles"`
+
+	// RawBytes Uncompressed bytes of events written to the raw zone (a sum).
+	RawBytes int64 `json:"raw_bytes"`
+
+	// WebhookDeliveries Deliveries of the tenant's webhook events that its receivers accepted (a sum).
 	WebhookDeliveries int64 `json:"webhook_deliveries"`
 }
 

@@ -173,7 +173,7 @@ func TestAuditTrail(t *testing.T) {
 			}, same("principal.remove", "principal", "210987654321", a, "admin")},
 			{"createGrant", 202, func() resp {
 				return e.do("POST", base+"/grants", tok, map[string]any{"principal": "arn:aws:iam::123456789012:role/audit",
-					"resource": map[string]any{"region": "eu-west-1", "database": glue}, "permissions": []string{"SELECT"}})
+					"resource": map[string]any{"region": "eu-west-1", "database": glue}, "permissions": []string{"DESCRIBE"}})
 			}, made("grant.create", "grant", a, asTenant, &grant)},
 			{"reconcileGrants", 200, func() resp { return e.do("POST", base+"/grants/reconcile", tok, nil) },
 				same("grant.reconcile", "tenant", a, a, asTenant)},

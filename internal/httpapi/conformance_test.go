@@ -161,7 +161,7 @@ func TestConformanceUnregisteredPrincipal(t *testing.T) {
 		grant := map[string]any{
 			"principal":   principal,
 			"resource":    map[string]any{"region": "eu-west-1", "database": glue},
-			"permissions": []string{"SELECT"},
+			"permissions": []string{"DESCRIBE"},
 		}
 		r := e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, grant).want(t, 422)
 		if got := r.str("type"); got != "urn:cairn:problem:principal-not-registered" {

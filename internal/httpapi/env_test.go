@@ -48,7 +48,8 @@ type env struct {
 	dataDir string
 	auth    *auth.Authority
 	prov    *provisioner.Provisioner
-	catalog *grants.LocalCatalog
+	catalog grants.Catalog
+	grants  *grants.Service
 	raw     profiles.RawZone
 	admin   string
 	jobDone chan string
@@ -60,21 +61,40 @@ type env struct {
 // other tests: every environment has a database and data directory of its
 // own.
 func backends(t *testing.T, fn func(t *testing.T, newEnv func() *env)) {
+	backendsOn(t, nil, fn)
+}
+
+// backendsOn is backends with the grants broker of each environment on the
+// catalog newCatalog makes (the local catalog if nil).
+func backendsOn(t *testing.T, newCatalog func(t *testing.T) grants.Catalog, fn func(t *testing.T, newEnv func() *env)) {
 	t.Parallel()
+	catalog := func(t *testing.T) grants.Catalog {
+		if newCatalog == nil {
+			return nil
+		}
+		return newCatalog(t)
+	}
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		fn(t, func() *env { return startEnv(t, "", t.TempDir()) })
+		fn(t, func() *env { return startEnvWith(t, "", t.TempDir(), catalog(t)) })
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
 		// Skip (or fail) here, not in a subtest that fn starts; every
 		// environment still gets a fresh database of its own.
 		testdb.Postgres(t)
-		fn(t, func() *env { return startEnv(t, testdb.Postgres(t), t.TempDir()) })
+		fn(t, func() *env { return startEnvWith(t, testdb.Postgres(t), t.TempDir(), catalog(t)) })
 	})
 }
 
 func startEnv(t *testing.T, dbURL, dataDir string) *env {
+	t.Helper()
+	return startEnvWith(t, dbURL, dataDir, nil)
+}
+
+// startEnvWith is startEnv with the grants broker on catalog (the local
+// catalog under the data directory when nil).
+func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -102,13 +122,17 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	e := &env{t: t, db: db, dbURL: dbURL, dataDir: dataDir, auth: a, jobDone: make(chan string, 1000),
 		meter: usage.NewMeter(db, nil, log)}
 
-	e.catalog = &grants.LocalCatalog{Root: filepath.Join(dataDir, "zones")}
+	e.catalog = catalog
+	if e.catalog == nil {
+		e.catalog = &grants.LocalCatalog{Root: filepath.Join(dataDir, "zones")}
+	}
 	gs, err := grants.NewService(grants.Config{
 		Store: db.Grants(), Catalog: e.catalog, Credentials: grants.LocalCredentials{}, Tenants: svc, Placements: db, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.grants = gs
 	// As in the server: the locator reads prov, set below; the
 	// provisioner's teardown purges the profile store.
 	var prov *provisioner.Provisioner

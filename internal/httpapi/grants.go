@@ -17,6 +17,10 @@ func toAPIGrant(g grants.Grant) Grant {
 		cols := g.Resource.Columns
 		res.Columns = &cols
 	}
+	if len(g.Resource.Tags) > 0 {
+		tags := TagExpression(g.Resource.Tags)
+		res.Tag = &tags
+	}
 	return Grant{
 		Id: g.ID, TenantId: g.TenantID, Principal: g.Principal, Resource: res, Permissions: perms,
 		CellsFilter: optional(g.CellsFilter), Status: GrantStatus(g.Status), Reason: optional(g.Reason),
@@ -123,6 +127,9 @@ func (s *Server) CreateGrant(ctx context.Context, req CreateGrantRequestObject) 
 	if b.Resource.Columns != nil {
 		r.Resource.Columns = *b.Resource.Columns
 	}
+	if b.Resource.Tag != nil {
+		r.Resource.Tags = grants.TagExpression(*b.Resource.Tag)
+	}
 	for _, p := range b.Permissions {
 		r.Permissions = append(r.Permissions, string(p))
 	}
@@ -167,6 +174,13 @@ func (s *Server) ReconcileGrants(ctx context.Context, req ReconcileGrantsRequest
 		if len(p.Resource.Columns) > 0 {
 			cols := p.Resource.Columns
 			cp.Resource.Columns = &cols
+		}
+		if p.AllTables {
+			cp.Resource.AllTables = &p.AllTables
+		}
+		if len(p.Resource.Tags) > 0 {
+			tags := map[string][]string(p.Resource.Tags)
+			cp.Resource.Tag = &tags
 		}
 		out.Unmanaged = append(out.Unmanaged, cp)
 	}

@@ -3,13 +3,19 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/cairn-cdp/cairn/internal/grants"
+	"github.com/cairn-cdp/cairn/internal/grants/pii"
 )
 
 // waitGrant waits, woken by finished jobs, until the grant has status.
@@ -88,7 +94,14 @@ func TestGrantsLifecycle(t *testing.T) {
 				principal := "arn:aws:iam::123456789012:role/" + tier
 				e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": principal}).want(t, 201)
 				tok := e.tenantToken(id, "grants:write")
-				body := map[string]any{"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db}, "permissions": []string{"SELECT", "DESCRIBE"}}
+				// SELECT on a whole database is a grant on all its tables;
+				// in a pooled tenant's catalog it would reach past the data
+				// cells filters, and is refused (TestGrantsFollowLakeFormationRules).
+				perms := []string{"SELECT", "DESCRIBE"}
+				if tier == "pooled" {
+					perms = []string{"DESCRIBE"}
+				}
+				body := map[string]any{"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db}, "permissions": perms}
 
 				g := e.do("POST", "/v1/tenants/"+id+"/grants", tok, body).want(t, 202)
 				if g.str("status") != "pending" && g.str("status") != "active" {
@@ -103,8 +116,12 @@ func TestGrantsLifecycle(t *testing.T) {
 					t.Fatalf("the same grant twice made two grants: %s, %s", gid, again.str("id"))
 				}
 				e.waitGrant(id, gid, "active")
-				if perms := e.ledger("eu-west-1", db); len(perms) != 1 || perms[0].Principal != principal {
-					t.Fatalf("catalog after grant: %+v", perms)
+				want := []grants.Permission{{Principal: principal, Resource: grants.Resource{Region: "eu-west-1", Database: db}, Permissions: []string{"DESCRIBE"}}}
+				if tier == "dedicated" {
+					want = append(want, grants.Permission{Principal: principal, Resource: grants.Resource{Region: "eu-west-1", Database: db}, AllTables: true, Permissions: []string{"SELECT"}})
+				}
+				if diff := cmp.Diff(want, e.ledger("eu-west-1", db), cmpopts.EquateEmpty()); diff != "" {
+					t.Fatalf("catalog after grant (-want +got):\n%s", diff)
 				}
 
 				// Refusals: each is a clear problem, changes nothing and is audited.
@@ -144,8 +161,8 @@ func TestGrantsLifecycle(t *testing.T) {
 				}
 				e.waitGrant(id, gid, "revoked")
 				for _, p := range e.ledger("eu-west-1", db) {
-					if strings.Contains(strings.Join(p.Permissions, ","), "SELECT") {
-						t.Fatalf("SELECT still granted after revoke: %+v", p)
+					if p.Principal == principal && (p.AllTables || slices.Equal(p.Permissions, []string{"DESCRIBE"})) {
+						t.Fatalf("still granted after revoke: %+v", p)
 					}
 				}
 				if r := e.do("GET", "/v1/tenants/"+id+"/grants?status=revoked", tok, nil).want(t, 200); len(r.body["items"].([]any)) != 1 {
@@ -207,7 +224,7 @@ func TestReconcileRepairsAndReportsDrift(t *testing.T) {
 		if err := e.catalog.Revoke(ctx, "eu-west-1", grants.Permission{Principal: principal, Resource: grants.Resource{Database: db}, Permissions: []string{"DESCRIBE"}}); err != nil {
 			t.Fatal(err)
 		}
-		rogue := grants.Permission{Principal: "999999999999", Resource: grants.Resource{Database: db}, Permissions: []string{"SELECT"}}
+		rogue := grants.Permission{Principal: "999999999999", Resource: grants.Resource{Database: db}, AllTables: true, Permissions: []string{"SELECT"}}
 		if err := e.catalog.Grant(ctx, "eu-west-1", rogue); err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +233,8 @@ func TestReconcileRepairsAndReportsDrift(t *testing.T) {
 			t.Fatalf("repaired: %s", r.raw)
 		}
 		unmanaged := r.body["unmanaged"].([]any)
-		if len(unmanaged) != 1 || unmanaged[0].(map[string]any)["principal"] != "999999999999" {
+		if len(unmanaged) != 1 || unmanaged[0].(map[string]any)["principal"] != "999999999999" ||
+			unmanaged[0].(map[string]any)["resource"].(map[string]any)["all_tables"] != true {
 			t.Fatalf("unmanaged: %s", r.raw)
 		}
 		if perms := e.ledger("eu-west-1", db); len(perms) != 2 {
@@ -237,7 +255,7 @@ func TestSuspensionAndOffboardingTakeGrantsAway(t *testing.T) {
 		principal := "arn:aws:iam::123456789012:role/susp"
 		e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": principal}).want(t, 201)
 		gid := e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, map[string]any{
-			"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db}, "permissions": []string{"SELECT"},
+			"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": db}, "permissions": []string{"DESCRIBE"},
 		}).want(t, 202).str("id")
 		e.waitGrant(id, gid, "active")
 
@@ -311,6 +329,199 @@ func TestOffboardingReleasesPrincipals(t *testing.T) {
 		a := e.do("GET", "/v1/audit-events?action=principal.release&tenant_id="+old, e.admin, nil).want(t, 200)
 		if items := a.body["items"].([]any); len(items) != 2 {
 			t.Fatalf("release not audited: %s", a.raw)
+		}
+	})
+}
+
+// fieldOf returns the JSON Pointer of a 400's only field error.
+func fieldOf(t *testing.T, r resp) string {
+	t.Helper()
+	errs, _ := r.body["errors"].([]any)
+	if len(errs) != 1 {
+		t.Fatalf("want one field error: %s", r.raw)
+	}
+	return errs[0].(map[string]any)["field"].(string)
+}
+
+// TestGrantsFollowLakeFormationRules: a grant Lake Formation would refuse
+// is a 400 naming the field by JSON Pointer, and changes nothing; SELECT on
+// a whole database is translated into a grant on all its tables.
+func TestGrantsFollowLakeFormationRules(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		ded := e.onboard("lf-silo", map[string]any{"tier": "dedicated", "regions": []string{"us-east-1"}}).want(t, 202).str("id")
+		pooled := e.activeTenant("lf-pool")
+		e.waitStatus(ded, "active")
+		dedDB := outputsOf(stacksOf(t, e, ded)["eu-west-1"])["glue_database"].(string)
+		poolDB := outputsOf(stacksOf(t, e, pooled)["eu-west-1"])["glue_database"].(string)
+		e.addTable("eu-west-1", dedDB, "tracks", false, "message_id", "event", "email")
+		e.addTable("eu-west-1", poolDB, "tracks", true, "tenant_id", "message_id", "event", "email")
+		principals := map[string]string{ded: "210987654321", pooled: "210987654322"}
+		for id, p := range principals {
+			e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": p}).want(t, 201)
+		}
+		principal := principals[ded]
+		grant := func(id, db string, res map[string]any, perms ...string) map[string]any {
+			res["region"], res["database"] = "eu-west-1", db
+			return map[string]any{"principal": principals[id], "resource": res, "permissions": perms}
+		}
+		for _, tc := range []struct {
+			name   string
+			tenant string
+			body   map[string]any
+			field  string
+		}{
+			{"DESCRIBE on columns", ded, grant(ded, dedDB, map[string]any{"table": "tracks", "columns": []string{"event"}}, "SELECT", "DESCRIBE"), "/permissions/1"},
+			{"DATA_LOCATION_ACCESS", ded, grant(ded, dedDB, map[string]any{}, "DATA_LOCATION_ACCESS"), "/permissions/0"},
+			{"an unknown tag", ded, grant(ded, dedDB, map[string]any{"tag": map[string]any{"cairn:secret": []string{"yes"}}}, "SELECT"), "/resource/tag/cairn:secret"},
+			{"the scoping tag", ded, grant(ded, dedDB, map[string]any{"tag": map[string]any{grants.TagDatabase: []string{"cairn_other"}}}, "SELECT"), "/resource/tag/cairn:database"},
+			{"an unknown tag value", ded, grant(ded, dedDB, map[string]any{"tag": map[string]any{"cairn:pii": []string{"false", "maybe"}}}, "SELECT"), "/resource/tag/cairn:pii/1"},
+			{"INSERT by tag", ded, grant(ded, dedDB, map[string]any{"tag": map[string]any{"cairn:pii": []string{"false"}}}, "INSERT"), "/permissions/0"},
+			{"a tag and columns", ded, grant(ded, dedDB, map[string]any{"table": "tracks", "columns": []string{"event"}, "tag": map[string]any{"cairn:pii": []string{"false"}}}, "SELECT"), "/resource/columns"},
+			{"a tag on a dedicated table", ded, grant(ded, dedDB, map[string]any{"table": "tracks", "tag": map[string]any{"cairn:pii": []string{"false"}}}, "SELECT"), "/resource/table"},
+			{"SELECT on a pooled database", pooled, grant(pooled, poolDB, map[string]any{}, "DESCRIBE", "SELECT"), "/permissions/1"},
+			{"a tag on a pooled database", pooled, grant(pooled, poolDB, map[string]any{"tag": map[string]any{"cairn:pii": []string{"false"}}}, "SELECT"), "/resource/table"},
+			{"INSERT through a filter", pooled, grant(pooled, poolDB, map[string]any{"table": "tracks"}, "SELECT", "INSERT"), "/permissions/1"},
+			{"an unclassified table by tag", pooled, grant(pooled, poolDB, map[string]any{"table": "tracks", "tag": map[string]any{"cairn:pii": []string{"false"}}}, "SELECT"), "/resource/tag"},
+		} {
+			r := e.do("POST", "/v1/tenants/"+tc.tenant+"/grants", e.admin, tc.body).want(t, 400)
+			if got := fieldOf(t, r); got != tc.field {
+				t.Errorf("%s: field %q, want %q: %s", tc.name, got, tc.field, r.raw)
+			}
+		}
+		for _, id := range []string{ded, pooled} {
+			if n := len(e.do("GET", "/v1/tenants/"+id+"/grants", e.admin, nil).want(t, 200).body["items"].([]any)); n != 0 {
+				t.Fatalf("refused grants were recorded: %d", n)
+			}
+		}
+		if perms := append(e.ledger("eu-west-1", dedDB), e.ledger("eu-west-1", poolDB)...); len(perms) != 0 {
+			t.Fatalf("refused grants reached the catalog: %+v", perms)
+		}
+
+		// Translated: SELECT on the database is SELECT on all its tables.
+		g := e.do("POST", "/v1/tenants/"+ded+"/grants", e.admin, grant(ded, dedDB, map[string]any{}, "SELECT")).want(t, 202)
+		e.waitGrant(ded, g.str("id"), "active")
+		want := []grants.Permission{{Principal: principal, Resource: grants.Resource{Region: "eu-west-1", Database: dedDB}, AllTables: true, Permissions: []string{"SELECT"}}}
+		if diff := cmp.Diff(want, e.ledger("eu-west-1", dedDB), cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("catalog (-want +got):\n%s", diff)
+		}
+		// The local catalog refuses what Lake Formation refuses, too.
+		err := e.catalog.Grant(context.Background(), "eu-west-1", grants.Permission{Principal: principal, Resource: grants.Resource{Database: dedDB}, Permissions: []string{"SELECT"}})
+		if !errors.Is(err, grants.ErrInvalidPermission) {
+			t.Fatalf("local catalog took SELECT on a database: %v", err)
+		}
+	})
+}
+
+// TestTagGrants: a table's PII classification is recorded as LF-tags, and
+// a grant on {"cairn:pii": ["false"]} reaches every column without PII: by
+// an LF-tag policy scoped to a dedicated tenant's database, or by the
+// columns of a pooled tenant's data cells filter.
+func TestTagGrants(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		ctx := context.Background()
+		ded := e.onboard("tag-silo", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
+		pooled := e.activeTenant("tag-pool")
+		e.waitStatus(ded, "active")
+		dedDB := outputsOf(stacksOf(t, e, ded)["eu-west-1"])["glue_database"].(string)
+		poolDB := outputsOf(stacksOf(t, e, pooled)["eu-west-1"])["glue_database"].(string)
+		e.addTable("eu-west-1", dedDB, "identifies", false, "message_id", "user_id", "traits", "context")
+		e.addTable("eu-west-1", poolDB, "identifies", true, "tenant_id", "message_id", "user_id", "traits", "context")
+		findings := pii.Classify(
+			[]pii.Column{{Name: "tenant_id"}, {Name: "message_id"}, {Name: "user_id"}, {Name: "traits"}, {Name: "context"}},
+			[]map[string]any{{"message_id": "m1", "user_id": "u1", "traits": map[string]any{"email": "ada@example.com"}, "context": map[string]any{"ip": "192.0.2.1"}}},
+			[]string{"user_id", "email"})
+		if err := e.grants.TagColumns(ctx, pooled, "eu-west-1", "identifies", findings); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.grants.TagColumns(ctx, ded, "eu-west-1", "identifies", findings); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.grants.TagColumns(ctx, ded, "eu-west-1", "nope", findings); !errors.Is(err, grants.ErrNotFound) {
+			t.Fatalf("TagColumns of a missing table = %v", err)
+		}
+		tags, err := e.catalog.ColumnTags(ctx, "eu-west-1", dedDB, "identifies")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tags["traits"][grants.TagPIIKind] != "email" || tags["context"][grants.TagPIIKind] != "ip" || tags["user_id"][grants.TagPII] != "false" {
+			t.Fatalf("column tags: %v", tags)
+		}
+		audit := e.do("GET", "/v1/audit-events?action=table.classify&tenant_id="+ded, e.admin, nil).want(t, 200)
+		if items := audit.body["items"].([]any); len(items) != 1 {
+			t.Fatalf("classification not audited: %s", audit.raw)
+		}
+
+		const principal, poolPrincipal = "210987654321", "210987654322"
+		nonPII := map[string]any{"cairn:pii": []string{"false"}}
+		e.do("POST", "/v1/tenants/"+ded+"/principals", e.admin, map[string]any{"principal": principal}).want(t, 201)
+		e.do("POST", "/v1/tenants/"+pooled+"/principals", e.admin, map[string]any{"principal": poolPrincipal}).want(t, 201)
+		g := e.do("POST", "/v1/tenants/"+ded+"/grants", e.tenantToken(ded, "grants:write"), map[string]any{
+			"principal": principal, "resource": map[string]any{"region": "eu-west-1", "database": dedDB, "tag": nonPII}, "permissions": []string{"SELECT"},
+		}).want(t, 202)
+		if tag := g.body["resource"].(map[string]any)["tag"]; !cmp.Equal(tag, map[string]any{"cairn:pii": []any{"false"}}) {
+			t.Fatalf("grant resource tag: %v", tag)
+		}
+		e.waitGrant(ded, g.str("id"), "active")
+		policy := grants.TagExpression{grants.TagPII: {"false"}, grants.TagDatabase: {dedDB}}
+		perms, err := e.catalog.TagPolicyPermissions(ctx, "eu-west-1", policy)
+		if err != nil || len(perms) != 1 || perms[0].Principal != principal {
+			t.Fatalf("LF-tag policy permissions: %+v, %v", perms, err)
+		}
+		if got, _ := e.catalog.ColumnTags(ctx, "eu-west-1", dedDB, "identifies"); got["message_id"][grants.TagDatabase] != dedDB {
+			t.Fatalf("the database is not tagged with its name: %v", got)
+		}
+		if r := e.do("POST", "/v1/tenants/"+ded+"/grants/reconcile", e.admin, nil).want(t, 200); len(r.body["repaired"].([]any)) != 0 || len(r.body["unmanaged"].([]any)) != 0 {
+			t.Fatalf("reconcile of a tag grant: %s", r.raw)
+		}
+		// Behind the broker's back the policy grant goes; reconcile puts it back.
+		if err := e.catalog.Revoke(ctx, "eu-west-1", perms[0]); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do("POST", "/v1/tenants/"+ded+"/grants/reconcile", e.admin, nil).want(t, 200); len(r.body["repaired"].([]any)) != 1 {
+			t.Fatalf("reconcile did not repair the tag grant: %s", r.raw)
+		}
+
+		pg := e.do("POST", "/v1/tenants/"+pooled+"/grants", e.admin, map[string]any{
+			"principal": poolPrincipal, "resource": map[string]any{"region": "eu-west-1", "database": poolDB, "table": "identifies", "tag": nonPII}, "permissions": []string{"SELECT"},
+		}).want(t, 202)
+		if pg.str("cells_filter") != grants.TagCellsFilterName(pooled, grants.TagExpression{grants.TagPII: {"false"}}) {
+			t.Fatalf("pooled tag grant without its filter: %s", pg.raw)
+		}
+		e.waitGrant(pooled, pg.str("id"), "active")
+		b, err := os.ReadFile(filepath.Join(e.dataDir, "zones", "eu-west-1", "lakeformation.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ledger struct{ Filters []grants.CellsFilter }
+		if err := json.Unmarshal(b, &ledger); err != nil {
+			t.Fatal(err)
+		}
+		want := grants.CellsFilter{Database: poolDB, Table: "identifies", Name: pg.str("cells_filter"), RowFilter: grants.RowFilter(pooled),
+			Columns: []string{"message_id", "tenant_id", "user_id"}}
+		if !slices.ContainsFunc(ledger.Filters, func(f grants.CellsFilter) bool { return cmp.Equal(f, want) }) {
+			t.Fatalf("filters %+v, want %+v", ledger.Filters, want)
+		}
+
+		// Classified again with PII in every column, the filter could show
+		// only columns the tag no longer selects: reconcile takes the grant
+		// away.
+		var everywhere []pii.Finding
+		for _, c := range []string{"tenant_id", "message_id", "user_id", "traits", "context"} {
+			everywhere = append(everywhere, pii.Finding{Column: c, Kind: pii.KindIdentifier, By: pii.ByName})
+		}
+		if err := e.grants.TagColumns(ctx, pooled, "eu-west-1", "identifies", everywhere); err != nil {
+			t.Fatal(err)
+		}
+		e.do("POST", "/v1/tenants/"+pooled+"/grants/reconcile", e.admin, nil).want(t, 200)
+		if g := e.do("GET", "/v1/tenants/"+pooled+"/grants/"+pg.str("id"), e.admin, nil).want(t, 200); g.str("status") != "failed" || !strings.Contains(g.str("reason"), "no column") {
+			t.Fatalf("tag grant with no column left: %s", g.raw)
+		}
+		for _, p := range e.ledger("eu-west-1", poolDB) {
+			if p.Principal == poolPrincipal {
+				t.Fatalf("the grant is still in the catalog: %+v", p)
+			}
 		}
 	})
 }

@@ -410,6 +410,28 @@ export interface paths {
          *     tenant first (registerPrincipal); otherwise the grant is refused as
          *     `422` `principal-not-registered`. Tenants may grant SELECT and
          *     DESCRIBE; other permissions are admin-only.
+         *
+         *     Grants follow Lake Formation's rules, and a request Lake Formation
+         *     would refuse is answered `400` with the field's JSON Pointer in
+         *     `errors[].field`: a database takes ALTER, DESCRIBE and DROP; a
+         *     table every permission but DATA_LOCATION_ACCESS (which belongs to S3
+         *     locations, and is refused); columns SELECT only. SELECT, INSERT and
+         *     DELETE on a database mean every table of it, and are granted on all
+         *     its tables (a table wildcard, which also lets the principal describe
+         *     the database). In a pooled tenant's catalog, a table shared by the
+         *     pool is granted through the tenant's data cells filter (its rows
+         *     only; SELECT and DESCRIBE), so grants on all tables or by tag
+         *     without a table are refused there.
+         *
+         *     `resource.tag` selects by the LF-tags Cairn classifies columns with
+         *     (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
+         *     `ip`, `postal_address`, `name`, `payment_card`, `identifier`,
+         *     `mixed`, `none`): `{"cairn:pii": ["false"]}` is every column that
+         *     holds no personal data. A tag grant takes SELECT and DESCRIBE; in a
+         *     dedicated tenant's catalog it covers the whole database (an LF-tag
+         *     policy, which Lake Formation enforces as tables are classified), in
+         *     a pooled tenant's it names a shared table and becomes the columns of
+         *     its data cells filter.
          */
         post: operations["createGrant"];
         delete?: never;
@@ -1508,13 +1530,21 @@ export interface paths {
          * @description The tenant's metered usage in every hour (or UTC day) from `from` to
          *     `to`: events accepted (and by source: a source ID, or `api` for
          *     events sent with a token), API requests (a tenant route's or a write
-         *     key's, whatever the answer), bytes written to the raw zone, and webhook
-         *     deliveries its receivers accepted. Buckets with nothing counted are
-         *     present with zeros. `from` is rounded down and `to` up to the
-         *     granularity; at most 744 hours or 366 days. Each replica counts in
-         *     memory and adds its counts to the database every 5 seconds, so the
-         *     current hour may lag by that much; a crash loses at most those
-         *     seconds, and nothing is counted twice. The counts outlive the tenant.
+         *     key's, whatever the answer), bytes written to the raw zone, webhook
+         *     deliveries its receivers accepted, and the unified profiles it has.
+         *     Buckets with nothing counted are present with zeros. `from` is
+         *     rounded down and `to` up to the granularity; at most 744 hours or 366
+         *     days. Each replica counts in memory and adds its counts to the
+         *     database every 5 seconds, so the current hour may lag by that much; a
+         *     crash loses at most those seconds, and nothing is counted twice.
+         *     `profiles` is not a count of the bucket but a level, sampled: the
+         *     latest sample taken in the bucket or in the hour before it (per day,
+         *     the last hourly value of the day, never a sum). A replica samples a
+         *     tenant within seconds of changing its profiles (a large tenant at
+         *     most every n/1000 seconds for n profiles), and every live tenant is
+         *     sampled every 10 minutes, so the hour in progress shows the last
+         *     known count. The counts outlive the tenant; an offboarded tenant's
+         *     profiles drop to 0 an hour after its last sample.
          */
         get: operations["getTenantUsage"];
         put?: never;
@@ -1729,7 +1759,9 @@ export interface paths {
          * @description Each tenant's totals of every metric (see getTenantUsage) over the
          *     hours from `from` (rounded down to the hour) to `to` (rounded up), at
          *     most 366 days, for the tenants that used anything in it, in tenant
-         *     ID order, one page at a time. Offboarded tenants are included: the
+         *     ID order, one page at a time: each count's sum, and `profiles` as
+         *     at the end of the range (its latest sample in the range or in the
+         *     hour before it), not a sum. Offboarded tenants are included: the
          *     counts outlive them.
          */
         get: operations["getFleetUsage"];
@@ -2177,6 +2209,18 @@ export interface components {
             database: string;
             table?: string;
             columns?: string[];
+            tag?: components["schemas"]["TagExpression"];
+        };
+        /**
+         * @description LF-tag keys, each with the values it selects: a column (or table) matches when its value of every key is one of those listed.
+         * @example {
+         *       "cairn:pii": [
+         *         "false"
+         *       ]
+         *     }
+         */
+        TagExpression: {
+            [key: string]: string[];
         };
         GrantCreate: {
             principal: components["schemas"]["AWSPrincipal"];
@@ -2210,6 +2254,12 @@ export interface components {
                 database: string;
                 table?: string;
                 columns?: string[];
+                /** @description The permission is on every table of the database (a table wildcard). */
+                all_tables?: boolean;
+                /** @description The LF-tag policy the permission is on. */
+                tag?: {
+                    [key: string]: string[];
+                };
             };
             cells_filter?: string;
             permissions: string[];
@@ -2258,14 +2308,31 @@ export interface components {
         };
         /** @description One value per metric. */
         UsageValues: {
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Events the ingestion routes stored (a sum).
+             */
             events_accepted: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Requests of the tenant's routes and write keys, whatever their answer (a sum).
+             */
             api_requests: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Uncompressed bytes of events written to the raw zone (a sum).
+             */
             raw_bytes: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Deliveries of the tenant's webhook events that its receivers accepted (a sum).
+             */
             webhook_deliveries: number;
+            /**
+             * Format: int64
+             * @description Unified profiles the tenant has: a level, not a sum. The latest sample taken in the bucket (or range) or in the hour before it; per day, the last hourly value of the day.
+             */
+            profiles: number;
         };
         UsageBucket: {
             /**

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -143,15 +144,21 @@ func tableFromGlue(t gluetypes.Table) grants.Table {
 
 // Grant grants p with Lake Formation GrantPermissions (one call, plus one STS
 // GetCallerIdentity the first time a Region needs its catalog ID). The
-// resource is:
+// resource is, by p.Kind():
 //
-//   - p.CellsFilter set: the data cells filter of that name on
+//   - a data cells filter: DataCellsFilter, the filter of that name on
 //     p.Resource.Table;
-//   - p.Resource.Columns set: those columns of p.Resource.Table;
-//   - p.Resource.Table set: the table;
+//   - an LF-tag policy: LFTagPolicy with ResourceType TABLE and
+//     p.Resource.Tags as its expression;
+//   - all tables: Table with DatabaseName and TableWildcard;
+//   - columns: TableWithColumns with ColumnNames;
+//   - a table: Table with Name;
 //   - otherwise the database p.Resource.Database.
 //
-// A grant through a data cells filter gets the filter's columns, whatever
+// A permission Lake Formation would refuse (grants.CheckPermission: SELECT
+// on a database, DESCRIBE on columns, ...) is refused before any call, with
+// an error wrapping grants.ErrInvalidPermission. In particular a grant
+// through a data cells filter gets the filter's columns, whatever
 // p.Resource.Columns says, so Grant refuses p.CellsFilter together with
 // p.Resource.Columns rather than grant more columns than asked: put the
 // columns in the filter (grants.CellsFilter.Columns) instead.
@@ -161,8 +168,8 @@ func tableFromGlue(t gluetypes.Table) grants.Table {
 // filter that does not exist returns an error wrapping grants.ErrNotFound.
 // p.Resource.Region, if set, must be region.
 func (c *Catalog) Grant(ctx context.Context, region string, p grants.Permission) error {
-	if p.CellsFilter != "" && len(p.Resource.Columns) > 0 {
-		return fmt.Errorf("lakeformation: grant %s: columns with a data cells filter: the filter carries the columns", describe(p))
+	if err := grants.CheckPermission(p); err != nil {
+		return fmt.Errorf("lakeformation: grant %s: %w", describe(p), err)
 	}
 	client, res, err := c.permissionRequest(ctx, region, p)
 	if err != nil {
@@ -229,8 +236,8 @@ func (c *Catalog) permissionRequest(ctx context.Context, region string, p grants
 	case r.Table == "" && (len(r.Columns) > 0 || p.CellsFilter != ""):
 		return nil, nil, errors.New("columns and data cells filters need a table")
 	}
-	switch {
-	case p.CellsFilter != "":
+	switch p.Kind() {
+	case grants.OnCellsFilter:
 		id, err := c.catalogID(ctx, region)
 		if err != nil {
 			return nil, nil, err
@@ -241,13 +248,23 @@ func (c *Catalog) permissionRequest(ctx context.Context, region string, p grants
 			TableName:      aws.String(r.Table),
 			Name:           aws.String(p.CellsFilter),
 		}}, nil
-	case len(r.Columns) > 0:
+	case grants.OnTagPolicy:
+		return client, &lftypes.Resource{LFTagPolicy: &lftypes.LFTagPolicyResource{
+			ResourceType: lftypes.ResourceTypeTable,
+			Expression:   lfExpression(r.Tags),
+		}}, nil
+	case grants.OnAllTables:
+		return client, &lftypes.Resource{Table: &lftypes.TableResource{
+			DatabaseName:  aws.String(r.Database),
+			TableWildcard: &lftypes.TableWildcard{},
+		}}, nil
+	case grants.OnColumns:
 		return client, &lftypes.Resource{TableWithColumns: &lftypes.TableWithColumnsResource{
 			DatabaseName: aws.String(r.Database),
 			Name:         aws.String(r.Table),
 			ColumnNames:  sortedCopy(r.Columns),
 		}}, nil
-	case r.Table != "":
+	case grants.OnTable:
 		return client, &lftypes.Resource{Table: &lftypes.TableResource{
 			DatabaseName: aws.String(r.Database),
 			Name:         aws.String(r.Table),
@@ -269,9 +286,10 @@ func (c *Catalog) permissionRequest(ctx context.Context, region string, p grants
 // Calls, for a database of T tables, when every list fits in one page:
 //
 //   - Glue GetTables: ceil(T/100), at least 1;
-//   - Lake Formation ListPermissions: 1 + T, one for the database and one per
-//     table; a table's call returns its column permissions too, and, with
-//     IncludeRelated=TRUE, its data cells filters' permissions;
+//   - Lake Formation ListPermissions: 2 + T, one for the database, one for
+//     all its tables (TableWildcard) and one per table; a table's call
+//     returns its column permissions too, and, with IncludeRelated=TRUE, its
+//     data cells filters' permissions;
 //   - one more call per further page of any of them.
 //
 // Nothing else: no STS call, no data cells filter listing. The calls are
@@ -283,9 +301,11 @@ func (c *Catalog) permissionRequest(ctx context.Context, region string, p grants
 // wildcard with excluded columns is listed as the table's other columns
 // (grants.Resource has no exclusion, so revoking that Permission revokes
 // those columns, not the wildcard grant); a grant on a data cells filter is
-// listed with CellsFilter set and no Columns. Permissions granted only with
-// the grant option, and grants on all tables (TableWildcard), data locations
-// and LF-tags are not listed.
+// listed with CellsFilter set and no Columns; a permission on all tables
+// (a TableWildcard, which Lake Formation lists for SELECT as the columns of
+// table "ALL_TABLES") is listed with AllTables set. Permissions granted only
+// with the grant option, and grants on data locations, LF-tags and LF-tag
+// policies (see TagPolicyPermissions) are not listed.
 //
 // A database that does not exist returns an error wrapping
 // grants.ErrNotFound.
@@ -325,6 +345,14 @@ func (c *Catalog) Permissions(ctx context.Context, region, database string) ([]g
 		Resource: &lftypes.Resource{Database: &lftypes.DatabaseResource{Name: aws.String(database)}},
 	}, set); err != nil {
 		return nil, fmt.Errorf("lakeformation: list permissions on %s in %s: %w", database, region, err)
+	}
+	if err := listPermissions(ctx, lfClient, &lf.ListPermissionsInput{
+		Resource: &lftypes.Resource{Table: &lftypes.TableResource{
+			DatabaseName:  aws.String(database),
+			TableWildcard: &lftypes.TableWildcard{},
+		}},
+	}, set); err != nil {
+		return nil, fmt.Errorf("lakeformation: list permissions on all tables of %s in %s: %w", database, region, err)
 	}
 	for _, t := range tables {
 		if err := listPermissions(ctx, lfClient, &lf.ListPermissionsInput{
@@ -385,10 +413,14 @@ func (s *permissionSet) add(prp lftypes.PrincipalResourcePermissions) {
 		return
 	}
 	principal := aws.ToString(prp.Principal.DataLakePrincipalIdentifier)
-	key := strings.Join([]string{principal, res.Table, strings.Join(res.Columns, ","), filter}, "\x00")
+	allTables := res.Table == allTablesName
+	if allTables {
+		res.Table = ""
+	}
+	key := strings.Join([]string{principal, res.Table, strings.Join(res.Columns, ","), filter, fmt.Sprint(allTables)}, "\x00")
 	p, ok := s.byKey[key]
 	if !ok {
-		p = &grants.Permission{Principal: principal, Resource: res, CellsFilter: filter}
+		p = &grants.Permission{Principal: principal, Resource: res, AllTables: allTables, CellsFilter: filter}
 		s.byKey[key] = p
 	}
 	for _, perm := range prp.Permissions {
@@ -406,8 +438,12 @@ func (s *permissionSet) resource(r lftypes.Resource) (res grants.Resource, filte
 	case r.Database != nil:
 		return res, "", aws.ToString(r.Database.Name) == s.database
 	case r.Table != nil:
-		if aws.ToString(r.Table.DatabaseName) != s.database || r.Table.TableWildcard != nil {
+		if aws.ToString(r.Table.DatabaseName) != s.database {
 			return res, "", false
+		}
+		if r.Table.TableWildcard != nil {
+			res.Table = allTablesName
+			return res, "", true
 		}
 		res.Table = aws.ToString(r.Table.Name)
 		return res, "", res.Table != ""
@@ -417,9 +453,12 @@ func (s *permissionSet) resource(r lftypes.Resource) (res grants.Resource, filte
 			return res, "", false
 		}
 		res.Table = aws.ToString(t.Name)
+		if res.Table == allTablesName && t.ColumnWildcard != nil && len(t.ColumnWildcard.ExcludedColumnNames) == 0 {
+			// SELECT on a table wildcard, as Lake Formation lists it.
+			return res, "", true
+		}
 		if _, known := s.columns[res.Table]; !known {
-			// ALL_TABLES (a table wildcard) or a table gone since
-			// GetTables.
+			// A table gone since GetTables.
 			return res, "", false
 		}
 		switch {
@@ -446,6 +485,10 @@ func (s *permissionSet) resource(r lftypes.Resource) (res grants.Resource, filte
 	}
 }
 
+// allTablesName is the table name under which Lake Formation lists SELECT on
+// a table wildcard; permissionSet uses it for every grant on all tables.
+const allTablesName = "ALL_TABLES"
+
 func (s *permissionSet) list() []grants.Permission {
 	out := make([]grants.Permission, 0, len(s.byKey))
 	for _, p := range s.byKey {
@@ -454,6 +497,7 @@ func (s *permissionSet) list() []grants.Permission {
 	}
 	slices.SortFunc(out, func(a, b grants.Permission) int {
 		return cmp.Or(
+			cmp.Compare(fmt.Sprint(a.AllTables), fmt.Sprint(b.AllTables)),
 			cmp.Compare(a.Resource.Table, b.Resource.Table),
 			slices.Compare(a.Resource.Columns, b.Resource.Columns),
 			cmp.Compare(a.CellsFilter, b.CellsFilter),
@@ -615,6 +659,15 @@ func isRevokeAbsent(err error) bool {
 
 // Small helpers.
 
+// lfExpression is an LF-tag expression in Lake Formation's form, sorted.
+func lfExpression(e grants.TagExpression) []lftypes.LFTag {
+	out := make([]lftypes.LFTag, 0, len(e))
+	for _, k := range slices.Sorted(maps.Keys(e)) {
+		out = append(out, lftypes.LFTag{TagKey: aws.String(k), TagValues: sortedCopy(e[k])})
+	}
+	return out
+}
+
 func lfPermissions(perms []string) []lftypes.Permission {
 	out := make([]lftypes.Permission, 0, len(perms))
 	for _, p := range sortedCopy(perms) {
@@ -645,6 +698,12 @@ func describe(p grants.Permission) string {
 	}
 	if p.CellsFilter != "" {
 		b.WriteString(" filter " + p.CellsFilter)
+	}
+	if p.AllTables {
+		b.WriteString(".*")
+	}
+	if len(p.Resource.Tags) > 0 {
+		b.WriteString(" tables tagged " + p.Resource.Tags.String())
 	}
 	b.WriteString(" to " + p.Principal)
 	return b.String()

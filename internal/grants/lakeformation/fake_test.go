@@ -596,6 +596,14 @@ func TestPermissionsNormalises(t *testing.T) {
 					entry(roleA, obj{"Database": obj{"CatalogId": fakeAccount, "Name": "db"}}, "DESCRIBE"),
 				}}, nil
 			}
+			if res["Table"].(map[string]any)["TableWildcard"] != nil {
+				// Lake Formation lists SELECT on all tables as the columns
+				// of "ALL_TABLES", the rest on the wildcard.
+				return obj{"PrincipalResourcePermissions": []obj{
+					entry(roleA, obj{"TableWithColumns": obj{"CatalogId": fakeAccount, "DatabaseName": "db", "Name": "ALL_TABLES", "ColumnWildcard": obj{}}}, "SELECT"),
+					entry(roleA, obj{"Table": obj{"CatalogId": fakeAccount, "DatabaseName": "db", "TableWildcard": obj{}}}, "DESCRIBE"),
+				}}, nil
+			}
 			switch res["Table"].(map[string]any)["Name"] {
 			case "events":
 				if body["NextToken"] == nil {
@@ -639,12 +647,16 @@ func TestPermissionsNormalises(t *testing.T) {
 		{Principal: roleA, Resource: res("events"), CellsFilter: "tenant_t1", Permissions: []string{"DESCRIBE", "SELECT"}},
 		{Principal: roleB, Resource: res("profiles", "dt", "email", "id"), Permissions: []string{"SELECT"}},
 		{Principal: roleA, Resource: res("profiles", "email", "id"), Permissions: []string{"SELECT"}},
+		// On all tables: SELECT as Lake Formation lists it, merged with the
+		// rest; the entries a table's list repeats are the same permission.
+		{Principal: roleA, Resource: res(""), AllTables: true, Permissions: []string{"DESCRIBE", "SELECT"}},
+		{Principal: roleB, Resource: res(""), AllTables: true, Permissions: []string{"DESCRIBE", "SELECT"}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Permissions (-want +got):\n%s", diff)
 	}
 
-	wantCalls := map[string]int64{"Glue.GetTables": 2, "LakeFormation.ListPermissions": 4}
+	wantCalls := map[string]int64{"Glue.GetTables": 2, "LakeFormation.ListPermissions": 5}
 	if diff := cmp.Diff(wantCalls, calls.Snapshot()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
@@ -652,7 +664,11 @@ func TestPermissionsNormalises(t *testing.T) {
 	if diff := cmp.Diff(jsonOf(t, obj{"Resource": obj{"Database": obj{"Name": "db"}}}), any(lists[0].Body)); diff != "" {
 		t.Errorf("database ListPermissions body (-want +got):\n%s", diff)
 	}
-	for _, r := range lists[1:] {
+	wildcard := jsonOf(t, obj{"Resource": obj{"Table": obj{"DatabaseName": "db", "TableWildcard": obj{}}}})
+	if diff := cmp.Diff(wildcard, any(lists[1].Body)); diff != "" {
+		t.Errorf("all tables ListPermissions body (-want +got):\n%s", diff)
+	}
+	for _, r := range lists[2:] {
 		if r.Body["IncludeRelated"] != "TRUE" {
 			t.Errorf("table ListPermissions without IncludeRelated=TRUE: %v", r.Body)
 		}

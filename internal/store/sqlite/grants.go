@@ -176,6 +176,10 @@ func (t *grantsTx) GrantInsert(ctx context.Context, g grants.Grant) (grants.Gran
 	if err != nil {
 		return grants.Grant{}, false, fmt.Errorf("insert grant: %w", err)
 	}
+	tags, err := tagsColumn(g.Resource.Tags)
+	if err != nil {
+		return grants.Grant{}, false, fmt.Errorf("insert grant: %w", err)
+	}
 	createdAt, updatedAt := insertTimes(g.CreatedAt, g.UpdatedAt)
 	key := g.Key()
 	row, err := t.queries.GrantInsert(ctx, db.GrantInsertParams{
@@ -187,6 +191,7 @@ func (t *grantsTx) GrantInsert(ctx context.Context, g grants.Grant) (grants.Gran
 		TableName:   g.Resource.Table,
 		Columns:     columns,
 		Permissions: permissions,
+		Tags:        tags,
 		GrantKey:    key,
 		CellsFilter: g.CellsFilter,
 		Status:      string(g.Status),
@@ -356,6 +361,28 @@ func stringsFromColumn(c string) ([]string, error) {
 	return s, nil
 }
 
+// tagsColumn is the stored form of a tag expression: a JSON object of
+// keys and their values, {} for nil.
+func tagsColumn(e grants.TagExpression) (string, error) {
+	if e == nil {
+		e = grants.TagExpression{}
+	}
+	b, err := json.Marshal(e)
+	return string(b), err
+}
+
+// tagsFromColumn parses a stored tag expression; empty reads back as nil.
+func tagsFromColumn(c string) (grants.TagExpression, error) {
+	var e grants.TagExpression
+	if err := json.Unmarshal([]byte(c), &e); err != nil {
+		return nil, err
+	}
+	if len(e) == 0 {
+		return nil, nil
+	}
+	return e, nil
+}
+
 // detailColumn is the stored form of an audit event's detail: a JSON
 // object, {} for nil.
 func detailColumn(detail map[string]string) (string, error) {
@@ -402,6 +429,10 @@ func grantFromRow(r db.Grant) (grants.Grant, error) {
 	if err != nil {
 		return grants.Grant{}, fmt.Errorf("grant %s permissions: %w", r.ID, err)
 	}
+	tags, err := tagsFromColumn(r.Tags)
+	if err != nil {
+		return grants.Grant{}, fmt.Errorf("grant %s tags: %w", r.ID, err)
+	}
 	createdAt, updatedAt, err := parseTimes(r.CreatedAt, r.UpdatedAt)
 	if err != nil {
 		return grants.Grant{}, fmt.Errorf("grant %s: %w", r.ID, err)
@@ -415,6 +446,7 @@ func grantFromRow(r db.Grant) (grants.Grant, error) {
 			Database: r.Database,
 			Table:    r.TableName,
 			Columns:  columns,
+			Tags:     tags,
 		},
 		Permissions: permissions,
 		CellsFilter: r.CellsFilter,

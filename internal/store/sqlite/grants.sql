@@ -27,10 +27,10 @@ DELETE FROM principals WHERE tenant_id = @tenant_id AND principal = @principal;
 -- same grant_key: the conflict target is the partial unique index
 -- grants_tenant_key_live_key.
 INSERT INTO grants (
-    id, tenant_id, principal, region, database, table_name, columns, permissions,
+    id, tenant_id, principal, region, database, table_name, columns, permissions, tags,
     grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at
 ) VALUES (
-    @id, @tenant_id, @principal, @region, @database, @table_name, @columns, @permissions,
+    @id, @tenant_id, @principal, @region, @database, @table_name, @columns, @permissions, @tags,
     @grant_key, @cells_filter, @status, @reason, @created_by, @version, @created_at, @updated_at
 )
 ON CONFLICT (tenant_id, grant_key) WHERE status <> 'revoked' DO NOTHING

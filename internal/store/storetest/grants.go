@@ -260,8 +260,12 @@ func testGrantRoundTrip(t *testing.T, h Harness) {
 	odd := newGrant(ids[0], roleB, 4)
 	odd.Resource.Columns = []string{"quote\"d", "ü", "comma,col"}
 	odd.Status = grants.StatusSuspended
+	tagged := newGrant(ids[0], roleB, 7)
+	tagged.Resource.Table, tagged.Resource.Columns = "", nil
+	tagged.Resource.Tags = grants.TagExpression{grants.TagPII: {"false"}, grants.TagPIIKind: {"none", "ip"}}
+	tagged.CellsFilter = ""
 
-	for _, want := range []grants.Grant{columns, table, database, odd} {
+	for _, want := range []grants.Grant{columns, table, database, odd, tagged} {
 		got, created := insertGrant(t, s, want)
 		if !created || got.Seq <= 0 {
 			t.Errorf("%s: insert = created %t, Seq %d; want created, Seq > 0", want.ID, created, got.Seq)
@@ -335,6 +339,18 @@ func testGrantInsertIdempotent(t *testing.T, h Harness) {
 	if _, err := s.GrantGet(t.Context(), ids[0], same.ID); !errors.Is(err, grants.ErrNotFound) {
 		t.Errorf("the duplicate's ID was stored: get = %v", err)
 	}
+	// So is a tag grant asked again with its values in another order.
+	tagFirst := newGrant(ids[0], roleB, 9)
+	tagFirst.Resource.Columns = nil
+	tagFirst.Resource.Tags = grants.TagExpression{grants.TagPII: {"true", "false"}, grants.TagPIIKind: {"none"}}
+	tagFirst, _ = insertGrant(t, s, tagFirst)
+	tagSame := newGrant(ids[0], roleB, 9)
+	tagSame.ID = "grt_tag_same"
+	tagSame.Resource.Columns = nil
+	tagSame.Resource.Tags = grants.TagExpression{grants.TagPIIKind: {"none"}, grants.TagPII: {"false", "true"}}
+	if got, created := insertGrant(t, s, tagSame); created || got.ID != tagFirst.ID {
+		t.Errorf("insert of the same tag grant = %s, created %t; want %s", got.ID, created, tagFirst.ID)
+	}
 
 	// Other content, or another tenant, is another grant.
 	morePerms := newGrant(ids[0], roleA, 1)
@@ -347,7 +363,13 @@ func testGrantInsertIdempotent(t *testing.T, h Harness) {
 	otherPrincipal.ID = "grt_principal"
 	otherTenant := newGrant(ids[1], roleA, 1)
 	otherTenant.Resource.Database = first.Resource.Database
-	for _, g := range []grants.Grant{morePerms, fewerCols, otherPrincipal, otherTenant} {
+	byTag := newGrant(ids[0], roleA, 1)
+	byTag.ID = "grt_tag"
+	byTag.Resource.Columns, byTag.Resource.Tags = nil, grants.TagExpression{grants.TagPII: {"false"}}
+	otherTag := byTag
+	otherTag.ID = "grt_tag_other"
+	otherTag.Resource.Tags = grants.TagExpression{grants.TagPII: {"false", "true"}}
+	for _, g := range []grants.Grant{morePerms, fewerCols, otherPrincipal, otherTenant, byTag, otherTag} {
 		if got, created := insertGrant(t, s, g); !created || got.ID != g.ID {
 			t.Errorf("insert of %s = %s, created %t; want a new grant", g.ID, got.ID, created)
 		}

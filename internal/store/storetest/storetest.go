@@ -110,6 +110,8 @@ func Run(t *testing.T, h Harness) {
 		{"UsageTotals", testUsageTotals},
 		{"UsageMeter", testUsageMeter},
 		{"UsageDailyReport", testUsageDailyReport},
+		{"UsageSamples", testUsageSamples},
+		{"UsageIndexBuilds", testUsageIndexBuilds},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}

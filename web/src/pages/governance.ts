@@ -108,7 +108,9 @@ export async function grantsView(id: string, t: Tenant): Promise<Child> {
   field('grant-database', 'Glue database (glue_database of the stack)', h('input', { name: 'database' })),
   field('grant-table', 'Table (optional)', h('input', { name: 'table' })),
   field('grant-columns', 'Columns (optional, comma-separated)', h('input', { name: 'columns' })),
-  checks('permission', 'Permissions', PERMISSIONS, ['SELECT', 'DESCRIBE']),
+  // A pooled tenant reads a shared table through its data cells filter, so
+  // it may not be granted SELECT on the whole database: offer DESCRIBE.
+  checks('permission', 'Permissions', PERMISSIONS, t.tier === 'pooled' ? ['DESCRIBE'] : ['SELECT', 'DESCRIBE']),
   h('button', { type: 'submit' }, 'Grant'));
   return [
     table('Grants', ['Principal', 'Resource', 'Permissions', 'Status', 'Reason', ''], data.items.map((g) => [

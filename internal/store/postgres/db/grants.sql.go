@@ -11,7 +11,7 @@ import (
 )
 
 const grantGet = `-- name: GrantGet :one
-SELECT seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at FROM grants WHERE tenant_id = $1 AND id = $2
+SELECT seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags FROM grants WHERE tenant_id = $1 AND id = $2
 `
 
 type GrantGetParams struct {
@@ -40,12 +40,13 @@ func (q *Queries) GrantGet(ctx context.Context, arg GrantGetParams) (Grant, erro
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Tags,
 	)
 	return i, err
 }
 
 const grantGetForUpdate = `-- name: GrantGetForUpdate :one
-SELECT seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at FROM grants WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+SELECT seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags FROM grants WHERE tenant_id = $1 AND id = $2 FOR UPDATE
 `
 
 type GrantGetForUpdateParams struct {
@@ -74,12 +75,13 @@ func (q *Queries) GrantGetForUpdate(ctx context.Context, arg GrantGetForUpdatePa
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Tags,
 	)
 	return i, err
 }
 
 const grantGetLiveByKey = `-- name: GrantGetLiveByKey :one
-SELECT seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at FROM grants
+SELECT seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags FROM grants
 WHERE tenant_id = $1 AND grant_key = $2 AND status <> 'revoked'
 `
 
@@ -110,20 +112,21 @@ func (q *Queries) GrantGetLiveByKey(ctx context.Context, arg GrantGetLiveByKeyPa
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Tags,
 	)
 	return i, err
 }
 
 const grantInsert = `-- name: GrantInsert :one
 INSERT INTO grants (
-    id, tenant_id, principal, region, database, table_name, columns, permissions,
+    id, tenant_id, principal, region, database, table_name, columns, permissions, tags,
     grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at
 ) VALUES (
-    $1, $2, $3, $4, $5, $6, $7, $8,
-    $9, $10, $11, $12, $13, $14, $15, $16
+    $1, $2, $3, $4, $5, $6, $7, $8, $9,
+    $10, $11, $12, $13, $14, $15, $16, $17
 )
 ON CONFLICT (tenant_id, grant_key) WHERE status <> 'revoked' DO NOTHING
-RETURNING seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at
+RETURNING seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags
 `
 
 type GrantInsertParams struct {
@@ -135,6 +138,7 @@ type GrantInsertParams struct {
 	TableName   string
 	Columns     []byte
 	Permissions []byte
+	Tags        []byte
 	GrantKey    string
 	CellsFilter string
 	Status      string
@@ -158,6 +162,7 @@ func (q *Queries) GrantInsert(ctx context.Context, arg GrantInsertParams) (Grant
 		arg.TableName,
 		arg.Columns,
 		arg.Permissions,
+		arg.Tags,
 		arg.GrantKey,
 		arg.CellsFilter,
 		arg.Status,
@@ -186,12 +191,13 @@ func (q *Queries) GrantInsert(ctx context.Context, arg GrantInsertParams) (Grant
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Tags,
 	)
 	return i, err
 }
 
 const grantList = `-- name: GrantList :many
-SELECT seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at FROM grants
+SELECT seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags FROM grants
 WHERE seq > $1
     AND ($2::text = '' OR tenant_id = $2::text)
     AND ($3::text = '' OR principal = $3::text)
@@ -242,6 +248,7 @@ func (q *Queries) GrantList(ctx context.Context, arg GrantListParams) ([]Grant, 
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Tags,
 		); err != nil {
 			return nil, err
 		}
@@ -254,7 +261,7 @@ func (q *Queries) GrantList(ctx context.Context, arg GrantListParams) ([]Grant, 
 }
 
 const grantListLive = `-- name: GrantListLive :many
-SELECT seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at FROM grants
+SELECT seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags FROM grants
 WHERE tenant_id = $1 AND status <> 'revoked'
 ORDER BY seq
 `
@@ -286,6 +293,7 @@ func (q *Queries) GrantListLive(ctx context.Context, tenantID string) ([]Grant, 
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Tags,
 		); err != nil {
 			return nil, err
 		}
@@ -307,7 +315,7 @@ UPDATE grants SET
     version = version + 1,
     updated_at = $6
 WHERE tenant_id = $7 AND id = $8 AND version = $9
-RETURNING seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at
+RETURNING seq, id, tenant_id, principal, region, database, table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags
 `
 
 type GrantUpdateParams struct {
@@ -355,6 +363,7 @@ func (q *Queries) GrantUpdate(ctx context.Context, arg GrantUpdateParams) (Grant
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Tags,
 	)
 	return i, err
 }

@@ -50,6 +50,7 @@ type Grant struct {
 	Version     int64
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	Tags        []byte
 }
 
 type IdempotencyKey struct {
@@ -204,6 +205,19 @@ type UsageCount struct {
 type UsageFlush struct {
 	ID string
 	At time.Time
+}
+
+type UsageGauge struct {
+	TenantID  string
+	Metric    string
+	Hour      time.Time
+	Value     int64
+	SampledAt time.Time
+}
+
+type UsageIndexBuild struct {
+	TenantID string
+	BuiltAt  *time.Time
 }
 
 type UsageReport struct {

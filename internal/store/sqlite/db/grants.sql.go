@@ -10,7 +10,7 @@ import (
 )
 
 const grantGet = `-- name: GrantGet :one
-SELECT seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at FROM grants WHERE tenant_id = ?1 AND id = ?2
+SELECT seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags FROM grants WHERE tenant_id = ?1 AND id = ?2
 `
 
 type GrantGetParams struct {
@@ -39,12 +39,13 @@ func (q *Queries) GrantGet(ctx context.Context, arg GrantGetParams) (Grant, erro
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Tags,
 	)
 	return i, err
 }
 
 const grantGetLiveByKey = `-- name: GrantGetLiveByKey :one
-SELECT seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at FROM grants
+SELECT seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags FROM grants
 WHERE tenant_id = ?1 AND grant_key = ?2 AND status <> 'revoked'
 `
 
@@ -75,20 +76,21 @@ func (q *Queries) GrantGetLiveByKey(ctx context.Context, arg GrantGetLiveByKeyPa
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Tags,
 	)
 	return i, err
 }
 
 const grantInsert = `-- name: GrantInsert :one
 INSERT INTO grants (
-    id, tenant_id, principal, region, database, table_name, columns, permissions,
+    id, tenant_id, principal, region, database, table_name, columns, permissions, tags,
     grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at
 ) VALUES (
-    ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
-    ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16
+    ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+    ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17
 )
 ON CONFLICT (tenant_id, grant_key) WHERE status <> 'revoked' DO NOTHING
-RETURNING seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at
+RETURNING seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags
 `
 
 type GrantInsertParams struct {
@@ -100,6 +102,7 @@ type GrantInsertParams struct {
 	TableName   string
 	Columns     string
 	Permissions string
+	Tags        string
 	GrantKey    string
 	CellsFilter string
 	Status      string
@@ -123,6 +126,7 @@ func (q *Queries) GrantInsert(ctx context.Context, arg GrantInsertParams) (Grant
 		arg.TableName,
 		arg.Columns,
 		arg.Permissions,
+		arg.Tags,
 		arg.GrantKey,
 		arg.CellsFilter,
 		arg.Status,
@@ -151,12 +155,13 @@ func (q *Queries) GrantInsert(ctx context.Context, arg GrantInsertParams) (Grant
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Tags,
 	)
 	return i, err
 }
 
 const grantList = `-- name: GrantList :many
-SELECT seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at FROM grants
+SELECT seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags FROM grants
 WHERE seq > ?1
     AND (CAST(?2 AS TEXT) = '' OR tenant_id = ?2)
     AND (CAST(?3 AS TEXT) = '' OR principal = ?3)
@@ -207,6 +212,7 @@ func (q *Queries) GrantList(ctx context.Context, arg GrantListParams) ([]Grant, 
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Tags,
 		); err != nil {
 			return nil, err
 		}
@@ -222,7 +228,7 @@ func (q *Queries) GrantList(ctx context.Context, arg GrantListParams) ([]Grant, 
 }
 
 const grantListLive = `-- name: GrantListLive :many
-SELECT seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at FROM grants
+SELECT seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags FROM grants
 WHERE tenant_id = ?1 AND status <> 'revoked'
 ORDER BY seq
 `
@@ -254,6 +260,7 @@ func (q *Queries) GrantListLive(ctx context.Context, tenantID string) ([]Grant, 
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Tags,
 		); err != nil {
 			return nil, err
 		}
@@ -278,7 +285,7 @@ UPDATE grants SET
     version = version + 1,
     updated_at = ?6
 WHERE tenant_id = ?7 AND id = ?8 AND version = ?9
-RETURNING seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at
+RETURNING seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags
 `
 
 type GrantUpdateParams struct {
@@ -326,6 +333,7 @@ func (q *Queries) GrantUpdate(ctx context.Context, arg GrantUpdateParams) (Grant
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Tags,
 	)
 	return i, err
 }

@@ -48,6 +48,7 @@ type Grant struct {
 	Version     int64
 	CreatedAt   string
 	UpdatedAt   string
+	Tags        string
 }
 
 type IdempotencyKey struct {
@@ -202,6 +203,19 @@ type UsageCount struct {
 type UsageFlush struct {
 	ID string
 	At string
+}
+
+type UsageGauge struct {
+	TenantID  string
+	Metric    string
+	Hour      string
+	Value     int64
+	SampledAt string
+}
+
+type UsageIndexBuild struct {
+	TenantID string
+	BuiltAt  sql.NullString
 }
 
 type UsageReport struct {

@@ -1,0 +1,135 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/cairn-cdp/cairn/internal/audit"
+	"github.com/cairn-cdp/cairn/internal/grants/pii"
+)
+
+// EnsureTagVocabulary creates, in region's Data Catalog, the LF-tags the
+// broker classifies with (TagPII and TagPIIKind, with every value
+// TagValues lists), or adds the values they lack. It is idempotent, and
+// every method that needs the tags calls it first; provisioning may call it
+// too, so that the tags exist before any table does.
+func (s *Service) EnsureTagVocabulary(ctx context.Context, region string) error {
+	vocabulary := TagValues()
+	for _, k := range slices.Sorted(maps.Keys(vocabulary)) {
+		if err := s.catalog.EnsureTag(ctx, region, k, vocabulary[k]); err != nil {
+			return fmt.Errorf("LF-tag %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// tagDatabase gives the database its TagDatabase value, which scopes its
+// tag grants to it (CatalogPermissions), after the vocabulary its
+// expressions use.
+func (s *Service) tagDatabase(ctx context.Context, region, database string) error {
+	if err := s.EnsureTagVocabulary(ctx, region); err != nil {
+		return err
+	}
+	if err := s.catalog.EnsureTag(ctx, region, TagDatabase, []string{database}); err != nil {
+		return fmt.Errorf("LF-tag %s: %w", TagDatabase, err)
+	}
+	if err := s.catalog.AssignTags(ctx, region, TagAssignment{Database: database, Tags: map[string]string{TagDatabase: database}}); err != nil {
+		return fmt.Errorf("tag database %s: %w", database, err)
+	}
+	return nil
+}
+
+// taggedColumns returns, sorted, the columns of r.Table whose LF-tags
+// match r.Tags.
+func (s *Service) taggedColumns(ctx context.Context, r Resource) ([]string, error) {
+	tags, err := s.catalog.ColumnTags(ctx, r.Region, r.Database, r.Table)
+	if err != nil {
+		return nil, fmt.Errorf("LF-tags of %s.%s: %w", r.Database, r.Table, err)
+	}
+	var out []string
+	for col, t := range tags {
+		if r.Tags.Matches(t) {
+			out = append(out, col)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// ErrUnknownColumn is returned (wrapped) by TagColumns for a finding on a
+// column the table does not have.
+var ErrUnknownColumn = errors.New("no such column")
+
+// TagColumns records a table's PII classification (pii.Classify) in Lake
+// Formation, so that grants can select on it: the table and every column
+// of it get TagPII=false and TagPIIKind=none, and each column that
+// findings name gets TagPII=true and TagPIIKind=its kind (pii.ColumnKinds:
+// "mixed" for several). Every column is given both values explicitly, so
+// that classifying a table again (after its schema or data changed)
+// replaces the previous classification, a column no longer holding PII
+// included. The table must exist in the tenant's catalog in region (the
+// tenant's Glue database there): ErrNotReady, ErrNotFound or a finding on
+// an unknown column (ErrUnknownColumn) change nothing. The classification
+// is written to the audit log (action table.classify, actor cairn).
+//
+// Calls: the vocabulary's EnsureTag (see EnsureTagVocabulary), one
+// AssignTags for the table and one per distinct (TagPII, TagPIIKind) pair
+// among its columns. Safe to repeat.
+func (s *Service) TagColumns(ctx context.Context, tenantID, region, table string, findings []pii.Finding) error {
+	t, err := s.tenants.Get(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	pl, err := s.catalogOf(ctx, t, region)
+	if err != nil {
+		return err
+	}
+	db := pl.Outputs["glue_database"]
+	tbl, err := s.catalog.Table(ctx, region, db, table)
+	if err != nil {
+		return fmt.Errorf("table %s.%s: %w", db, table, err)
+	}
+	kinds := pii.ColumnKinds(findings)
+	for col := range kinds {
+		if !slices.Contains(tbl.Columns, col) {
+			return fmt.Errorf("classify %s.%s: %w: %s", db, table, ErrUnknownColumn, col)
+		}
+	}
+	if err := s.EnsureTagVocabulary(ctx, region); err != nil {
+		return err
+	}
+	none := map[string]string{TagPII: "false", TagPIIKind: KindNone}
+	if err := s.catalog.AssignTags(ctx, region, TagAssignment{Database: db, Table: table, Tags: none}); err != nil {
+		return fmt.Errorf("tag table %s.%s: %w", db, table, err)
+	}
+	groups := map[pii.Kind][]string{}
+	for _, col := range tbl.Columns {
+		k, ok := kinds[col]
+		if !ok {
+			k = KindNone
+		}
+		groups[k] = append(groups[k], col)
+	}
+	var tagged []string
+	for _, k := range slices.Sorted(maps.Keys(groups)) {
+		tags := map[string]string{TagPII: "true", TagPIIKind: string(k)}
+		if k == KindNone {
+			tags = none
+		} else {
+			for _, col := range groups[k] {
+				tagged = append(tagged, col+"="+string(k))
+			}
+		}
+		if err := s.catalog.AssignTags(ctx, region, TagAssignment{Database: db, Table: table, Columns: groups[k], Tags: tags}); err != nil {
+			return fmt.Errorf("tag columns of %s.%s: %w", db, table, err)
+		}
+	}
+	slices.Sort(tagged)
+	return s.record(ctx, audit.Event{TenantID: tenantID, Actor: audit.ActorCairn, Action: "table.classify",
+		TargetType: "table", TargetID: region + "/" + db + "/" + table, Outcome: audit.OutcomeOK,
+		Detail: map[string]string{"pii": strings.Join(tagged, ",")}})
+}

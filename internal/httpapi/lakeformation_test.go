@@ -1,0 +1,159 @@
+package httpapi_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cairn-cdp/cairn/internal/grants"
+	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
+	"github.com/cairn-cdp/cairn/internal/grants/lakeformation/lftest"
+	"github.com/cairn-cdp/cairn/internal/grants/pii"
+)
+
+// TestGovernanceOnLakeFormation runs the grants broker on the Lake
+// Formation adapter against lftest, the scripted Lake Formation that
+// refuses what real Lake Formation refuses and answers what a principal
+// reads: every grant the API accepts is one Lake Formation takes, a
+// database-wide SELECT reads every table, a tag grant reads the columns
+// without PII, and a pooled tenant's principal reads its own rows of the
+// pool's shared tables and never another tenant's.
+func TestGovernanceOnLakeFormation(t *testing.T) {
+	doubles := sync.Map{} // *testing.T → its *lftest.Server
+	onDouble := func(t *testing.T) grants.Catalog {
+		double := lftest.New(t)
+		doubles.Store(t, double)
+		cfg := aws.Config{Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
+		catalog, err := lakeformation.NewCatalog(context.Background(), lakeformation.Config{AWS: &cfg, EndpointURL: double.URL, MaxAttempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return catalog
+	}
+	backendsOn(t, onDouble, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		d, _ := doubles.Load(t)
+		double := d.(*lftest.Server)
+		ctx := context.Background()
+
+		ded := e.onboard("lf-silo", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
+		a, b := e.activeTenant("lf-pool-a"), e.activeTenant("lf-pool-b")
+		e.waitStatus(ded, "active")
+		db := func(id string) string { return outputsOf(stacksOf(t, e, id)["eu-west-1"])["glue_database"].(string) }
+		dedDB, dbA, dbB := db(ded), db(a), db(b)
+
+		// The tables the lakehouse registers: a dedicated tenant's own, and
+		// in each pooled tenant's database, tables over the pool's data,
+		// which holds every pooled tenant's rows.
+		double.AddTable(dedDB, "tracks", []string{"message_id", "event", "user_id"}, nil)
+		double.AddRows(dedDB, "tracks", map[string]string{"message_id": "m1", "event": "Signed Up", "user_id": "u1"})
+		identifies := []string{"tenant_id", "message_id", "user_id", "traits", "context"}
+		double.AddTable(dedDB, "identifies", identifies[1:], nil)
+		double.AddRows(dedDB, "identifies", map[string]string{"message_id": "m2", "user_id": "u1", "traits": `{"email":"ada@example.com"}`, "context": `{"ip":"192.0.2.1"}`})
+		poolRows := []map[string]string{
+			{"tenant_id": a, "message_id": "a1", "user_id": "ua", "traits": `{"email":"ada@example.com"}`, "context": `{"ip":"192.0.2.1"}`},
+			{"tenant_id": b, "message_id": "b1", "user_id": "ub", "traits": `{"email":"bob@example.org"}`, "context": `{"ip":"192.0.2.2"}`},
+			{"tenant_id": a, "message_id": "a2", "user_id": "ua", "traits": `{"email":"ada@example.com"}`, "context": `{"ip":"192.0.2.1"}`},
+		}
+		for _, pooledDB := range []string{dbA, dbB} {
+			double.AddTable(pooledDB, "identifies", identifies, map[string]string{lakeformation.SharedParameter: "true"})
+			double.AddRows(pooledDB, "identifies", poolRows...)
+		}
+		// The lakehouse classifies its tables.
+		samples := []map[string]any{{"message_id": "m2", "user_id": "u1", "traits": `{"email":"ada@example.com"}`, "context": `{"ip":"192.0.2.1"}`}}
+		schema := make([]pii.Column, len(identifies))
+		for i, c := range identifies {
+			schema[i] = pii.Column{Name: c, Type: "string"}
+		}
+		findings := pii.Classify(schema, samples, []string{"user_id", "email", "phone"})
+		for _, tc := range []struct{ tenant, table string }{{ded, "identifies"}, {a, "identifies"}, {b, "identifies"}} {
+			if err := e.grants.TagColumns(ctx, tc.tenant, "eu-west-1", tc.table, findings); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		principals := map[string][]string{
+			ded: {"arn:aws:iam::210987654321:role/all", "arn:aws:iam::210987654321:role/non-pii"},
+			a:   {"arn:aws:iam::310987654321:role/a", "arn:aws:iam::310987654321:role/a-non-pii"},
+			b:   {"arn:aws:iam::410987654321:role/b"},
+		}
+		for id, ps := range principals {
+			for _, p := range ps {
+				e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": p}).want(t, 201)
+			}
+		}
+		grant := func(id, principal string, res map[string]any, perms ...string) string {
+			t.Helper()
+			res["region"], res["database"] = "eu-west-1", db(id)
+			g := e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, map[string]any{"principal": principal, "resource": res, "permissions": perms}).want(t, 202)
+			e.waitGrant(id, g.str("id"), "active")
+			return g.str("id")
+		}
+		nonPII := map[string]any{"cairn:pii": []string{"false"}}
+
+		// Dedicated: SELECT on the database reads every table.
+		grant(ded, principals[ded][0], map[string]any{}, "SELECT", "DESCRIBE")
+		if got := double.Query(principals[ded][0], dedDB, "tracks"); len(got) != 1 || got[0]["event"] != "Signed Up" {
+			t.Fatalf("database-wide SELECT reads %v", got)
+		}
+		// By tag: every column without PII of every classified table.
+		grant(ded, principals[ded][1], map[string]any{"tag": nonPII}, "SELECT")
+		want := []map[string]string{{"message_id": "m2", "user_id": "u1"}}
+		if diff := cmp.Diff(want, double.Query(principals[ded][1], dedDB, "identifies")); diff != "" {
+			t.Errorf("tag grant reads (-want +got):\n%s", diff)
+		}
+		if got := double.Query(principals[ded][1], dedDB, "tracks"); len(got) != 0 {
+			t.Errorf("tag grant reads an unclassified table: %v", got)
+		}
+		// The policy is the tenant's alone: another database's non-PII
+		// columns are not in it.
+		if got := double.Query(principals[ded][1], dbA, "identifies"); len(got) != 0 {
+			t.Errorf("a dedicated tenant's tag grant reads a pooled tenant's table: %v", got)
+		}
+
+		// Pooled: each tenant's principal reads its own rows, never another's.
+		gA := grant(a, principals[a][0], map[string]any{"table": "identifies"}, "SELECT")
+		grant(b, principals[b][0], map[string]any{"table": "identifies", "columns": []string{"message_id", "tenant_id"}}, "SELECT")
+		grant(a, principals[a][1], map[string]any{"table": "identifies", "tag": nonPII}, "SELECT")
+		for _, tc := range []struct {
+			tenant, principal, db string
+			want                  []map[string]string
+		}{
+			{a, principals[a][0], dbA, []map[string]string{poolRows[0], poolRows[2]}},
+			{a, principals[a][0], dbB, nil},
+			{b, principals[b][0], dbB, []map[string]string{{"tenant_id": b, "message_id": "b1"}}},
+			{b, principals[b][0], dbA, nil},
+			{a, principals[a][1], dbA, []map[string]string{
+				{"tenant_id": a, "message_id": "a1", "user_id": "ua"},
+				{"tenant_id": a, "message_id": "a2", "user_id": "ua"},
+			}},
+		} {
+			got := double.Query(tc.principal, tc.db, "identifies")
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s reads %s.identifies (-want +got):\n%s", tc.principal, tc.db, diff)
+			}
+			if slices.ContainsFunc(got, func(r map[string]string) bool { return r["tenant_id"] != tc.tenant }) {
+				t.Errorf("%s reads another tenant's rows: %v", tc.principal, got)
+			}
+		}
+
+		// Nothing to repair and nothing unknown, for any of them.
+		for _, id := range []string{ded, a, b} {
+			r := e.do("POST", "/v1/tenants/"+id+"/grants/reconcile", e.admin, nil).want(t, 200)
+			if len(r.body["repaired"].([]any)) != 0 || len(r.body["unmanaged"].([]any)) != 0 {
+				t.Errorf("reconcile of %s: %s", id, r.raw)
+			}
+		}
+		// A revoke takes the rows away.
+		e.do("DELETE", "/v1/tenants/"+a+"/grants/"+gA, e.admin, nil).want(t, 202)
+		e.waitGrant(a, gA, "revoked")
+		if got := double.Query(principals[a][0], dbA, "identifies"); len(got) != 0 {
+			t.Errorf("after revoke %s reads %v", principals[a][0], got)
+		}
+	})
+}
