@@ -166,8 +166,13 @@ func writeRawCopy(t *testing.T, dir string, at time.Time, lines ...string) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	name := at.UTC().Format("20060102T150405.000000000") + "Z-redelivered.ndjson.gz"
+	// Named as a delivery stream names its objects (the name means
+	// nothing to readers), written at at.
+	name := fmt.Sprintf("cairn-raw-1-%s-redelivered-%d.ndjson.gz", at.UTC().Format("2006-01-02-15-04-05"), at.UnixNano())
 	if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(dir, name), at, at); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,10 +17,6 @@ type Dialect interface {
 	// ParseTimestamp reads ISO 8601 text (with a zone or Z) as a UTC
 	// timestamp, NULL where it is not one.
 	ParseTimestamp(expr string) string
-	// ObjectTime reads the append time at the start of a raw object's
-	// name (YYYYMMDDTHHMMSS) in the object's path expr, as a UTC
-	// timestamp.
-	ObjectTime(expr string) string
 	// JSONString extracts the scalar at a JSONPath ($.a.b) of JSON text
 	// as text, NULL when absent.
 	JSONString(expr, path string) string
@@ -60,10 +56,6 @@ func (duckDialect) ParseTimestamp(expr string) string {
 	return fmt.Sprintf("make_timestamp(epoch_us(TRY_CAST(%s AS TIMESTAMPTZ)))", expr)
 }
 
-func (duckDialect) ObjectTime(expr string) string {
-	return fmt.Sprintf(`try_strptime(regexp_extract(%s, '(\d{8}T\d{6})[^/]*$', 1), '%%Y%%m%%dT%%H%%M%%S')`, expr)
-}
-
 func (duckDialect) JSONString(expr, path string) string {
 	return fmt.Sprintf("json_extract_string(%s, %s)", expr, quote(path))
 }
@@ -92,10 +84,6 @@ func (athenaDialect) Type(t ColumnType) string {
 
 func (athenaDialect) ParseTimestamp(expr string) string {
 	return fmt.Sprintf("CAST(try(from_iso8601_timestamp(%s)) AT TIME ZONE 'UTC' AS timestamp)", expr)
-}
-
-func (athenaDialect) ObjectTime(expr string) string {
-	return fmt.Sprintf(`try(date_parse(regexp_extract(%s, '(\d{8}T\d{6})[^/]*$', 1), '%%Y%%m%%dT%%H%%i%%s'))`, expr)
 }
 
 func (athenaDialect) JSONString(expr, path string) string {

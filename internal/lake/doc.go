@@ -1,10 +1,11 @@
 // Package lake refines each tenant's raw zone into the clean and curated
 // zones of its data lake and keeps their catalog.
 //
-// The raw zone is the log: gzip NDJSON objects, one Segment-shaped event a
-// line, under events/dt=YYYY-MM-DD/hh=HH/ of the tenant's raw bucket (and
-// prefix), an object's name starting with the time it was appended
-// (YYYYMMDDTHHMMSS.nnnnnnnnnZ), which is when its events were received.
+// The raw zone is the log, laid out as its contract says
+// (docs/raw-zone.md): gzip NDJSON objects, one Segment-shaped event a line,
+// under events/dt=YYYY-MM-DD/hh=HH/ of the tenant's raw bucket (and
+// prefix), the hour they arrived. Object names mean nothing to the
+// refinery: an event's received_at is when its object was written.
 //
 // The clean zone holds one Parquet table per event type (Tables: tracks,
 // identifies, pages, screens, groups, aliases), typed, deduplicated by

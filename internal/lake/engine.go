@@ -57,6 +57,11 @@ func (p Partition) End() time.Time { return p.Start().Add(time.Hour) }
 type RawObject struct {
 	Key  string
 	Size int64
+	// Modified is when the object was written (S3's LastModified, a
+	// file's modification time): when its events arrived, give or take a
+	// delivery stream's buffering. The raw zone's contract gives object
+	// names no meaning (docs/raw-zone.md), so nothing is read from them.
+	Modified time.Time
 }
 
 // RawPartition is a partition of the raw zone and its objects.

@@ -33,9 +33,9 @@ type Config struct {
 	// while its home stack is not provisioned (nothing to refine yet).
 	Locate func(ctx context.Context, tenant string) (Location, error)
 	// Grace is how long after its hour ends a raw partition counts as
-	// closed and is refined (DefaultGrace): appends in flight at the turn
-	// of the hour land in it meanwhile. Data landing later still is late
-	// data, and refines the partition again.
+	// closed and is refined (DefaultGrace, as the raw zone's contract
+	// says: a delivery stream buffers and retries for minutes). Data
+	// landing later still is late data, and refines the partition again.
 	Grace time.Duration
 	// CurateEvery is how often the curated zone is rebuilt when no
 	// partition was refined (DefaultCurateEvery), so that merges, traits
@@ -50,7 +50,7 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultGrace       = 2 * time.Minute
+	DefaultGrace       = 15 * time.Minute
 	DefaultCurateEvery = 15 * time.Minute
 	// DefaultBudget leaves a refine job (one minute at most, as every
 	// job) time for the partition in hand and the curated zone.

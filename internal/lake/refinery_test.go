@@ -154,10 +154,10 @@ func TestRefineLevels(t *testing.T) {
 			t.Fatalf("refined %v (result %+v), curated %v; want %v, %v", eng.refined, res, eng.curated > curated, wantRefined, wantCurated)
 		}
 	}
-	// 11:00-12:00 closes at 12:02 (the grace): only 10 is closed.
+	// 11:00-12:00 closes at 12:15 (the grace): only 10 is closed.
 	run([]string{"2026-11-26T10"}, true)
 	run(nil, false)
-	now = now.Add(time.Minute)
+	now = now.Add(lake.DefaultGrace)
 	run([]string{"2026-11-26T11"}, true)
 	// Late data in 10: refined again.
 	eng.raw[0] = raw("2026-11-26T10", "a", "a2")

@@ -23,7 +23,8 @@ type RawField struct {
 }
 
 // RawFields are the fields of the raw relation. An engine adds the column
-// raw_object, the path of the object a line is in.
+// raw_object, the path of the object a line is in, and provides the
+// objects relation (RelObjects) with each object's arrival time.
 var RawFields = []RawField{
 	{"messageId", "message_id", String},
 	{"type", "type", String},
@@ -43,6 +44,9 @@ var RawFields = []RawField{
 
 // The relations the transformations read besides raw.
 var (
+	// RelObjects are the raw partition's objects and when each was
+	// written (RawObject.Modified): its events' received_at.
+	RelObjects = Relation{Name: "objects", Columns: []Column{{Name: "raw_object", Type: String}, {Name: "received_at", Type: Timestamp}}}
 	// RelErased is the tenant's erased-ID filter: message IDs and profile
 	// (member) IDs.
 	RelErased = Relation{Name: "erased", Columns: []Column{{Name: "id", Type: String}}}
@@ -77,8 +81,8 @@ var (
 // Transformation is one SQL definition: a SELECT whose rows are Output,
 // a clean or curated table or an intermediate relation (CleanEvents) that
 // other transformations read. Its SQL is a text/template rendered for a
-// Dialect (Render) with the functions ts, objectTime, jsonString,
-// jsonObjectAgg and type, and the table as .Table.
+// Dialect (Render) with the functions ts, jsonString, jsonObjectAgg and
+// type, and the table as .Table.
 type Transformation struct {
 	Output string
 	// Table is the table Output names (zero for an intermediate).
@@ -90,7 +94,6 @@ type Transformation struct {
 func (t Transformation) Render(d Dialect) (string, error) {
 	tmpl, err := template.New(t.Output).Funcs(template.FuncMap{
 		"ts":            d.ParseTimestamp,
-		"objectTime":    d.ObjectTime,
 		"jsonString":    d.JSONString,
 		"jsonObjectAgg": d.JSONObjectAgg,
 		"type":          func(name string) string { return d.Type(typeNamed(name)) },
@@ -127,9 +130,9 @@ func typeNamed(name string) ColumnType {
 // once per partition and cut it into the clean tables.
 var CleanEvents = Transformation{Output: "clean_events", SQL: `
 WITH received AS (
-  SELECT *, {{objectTime "raw_object"}} AS received_at
-  FROM raw
-  WHERE message_id IS NOT NULL AND type IN ('track', 'identify', 'page', 'screen', 'group', 'alias')
+  SELECT r.*, o.received_at
+  FROM raw r JOIN objects o ON o.raw_object = r.raw_object
+  WHERE r.message_id IS NOT NULL AND r.type IN ('track', 'identify', 'page', 'screen', 'group', 'alias')
 ),
 copies AS (
   SELECT message_id, count(*) AS n FROM received GROUP BY message_id

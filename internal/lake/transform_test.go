@@ -55,7 +55,6 @@ func TestDialects(t *testing.T) {
 		duck, athena string
 	}{
 		{"timestamp", lake.DuckDB.ParseTimestamp("x"), lake.Athena.ParseTimestamp("x")},
-		{"object time", lake.DuckDB.ObjectTime("p"), lake.Athena.ObjectTime("p")},
 		{"json string", lake.DuckDB.JSONString("c", "$.a.b"), lake.Athena.JSONString("c", "$.a.b")},
 		{"json object agg", lake.DuckDB.JSONObjectAgg("k", "v"), lake.Athena.JSONObjectAgg("k", "v")},
 		{"json type", lake.DuckDB.Type(lake.JSON), lake.Athena.Type(lake.JSON)},

@@ -179,7 +179,7 @@ func (e *Engine) RawPartitions(ctx context.Context, loc lake.Location) ([]lake.R
 				if err != nil {
 					return nil, fmt.Errorf("raw partitions: %w", err)
 				}
-				rp.Objects = append(rp.Objects, lake.RawObject{Key: path.Join("events", d.Name(), h.Name(), o.Name()), Size: info.Size()})
+				rp.Objects = append(rp.Objects, lake.RawObject{Key: path.Join("events", d.Name(), h.Name(), o.Name()), Size: info.Size(), Modified: info.ModTime().UTC()})
 			}
 			if len(rp.Objects) > 0 {
 				out = append(out, rp)
@@ -320,12 +320,24 @@ func (s *session) stageErased(ctx context.Context, erased []string) error {
 	})
 }
 
-// rawView makes the raw relation over the partition's objects.
+// rawView makes the raw relation over the partition's objects, and the
+// objects relation of when each was written.
 func (s *session) rawView(ctx context.Context, loc lake.Location, rp lake.RawPartition) error {
 	files := make([]string, len(rp.Objects))
 	base := s.e.bucket(loc, loc.RawBucket)
 	for i, o := range rp.Objects {
 		files[i] = quote(filepath.Join(base, filepath.FromSlash(o.Key)))
+	}
+	if err := s.stage(ctx, lake.RelObjects, func(add func(...driver.Value) error) error {
+		for _, o := range rp.Objects {
+			// The path as read_json's filename column names it.
+			if err := add(filepath.Join(base, filepath.FromSlash(o.Key)), timeOrNull(o.Modified)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	var cols, sel []string
 	for _, f := range lake.RawFields {

@@ -28,7 +28,8 @@ func newEngine(t *testing.T) (*duckdb.Engine, string) {
 	return e, root
 }
 
-// writeRaw writes lines as one raw object appended at at.
+// writeRaw writes lines as one raw object appended at at (its name and
+// its modification time).
 func writeRaw(t testing.TB, root string, at time.Time, lines ...string) {
 	t.Helper()
 	at = at.UTC()
@@ -42,6 +43,10 @@ func writeRaw(t testing.TB, root string, at time.Time, lines ...string) {
 	zw.Close()
 	name := at.Format("20060102T150405.000000000") + fmt.Sprintf("Z-%d.ndjson.gz", time.Now().UnixNano())
 	if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Written when its events arrived: at.
+	if err := os.Chtimes(filepath.Join(dir, name), at, at); err != nil {
 		t.Fatal(err)
 	}
 }

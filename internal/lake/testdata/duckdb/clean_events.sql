@@ -1,7 +1,7 @@
 WITH received AS (
-  SELECT *, try_strptime(regexp_extract(raw_object, '(\d{8}T\d{6})[^/]*$', 1), '%Y%m%dT%H%M%S') AS received_at
-  FROM raw
-  WHERE message_id IS NOT NULL AND type IN ('track', 'identify', 'page', 'screen', 'group', 'alias')
+  SELECT r.*, o.received_at
+  FROM raw r JOIN objects o ON o.raw_object = r.raw_object
+  WHERE r.message_id IS NOT NULL AND r.type IN ('track', 'identify', 'page', 'screen', 'group', 'alias')
 ),
 copies AS (
   SELECT message_id, count(*) AS n FROM received GROUP BY message_id
