@@ -78,6 +78,24 @@ func (e ErasureStatus) Valid() bool {
 	}
 }
 
+// Defines values for ErasureZoneZone.
+const (
+	ErasureZoneZoneClean   ErasureZoneZone = "clean"
+	ErasureZoneZoneCurated ErasureZoneZone = "curated"
+)
+
+// Valid indicates whether the value is a known member of the ErasureZoneZone enum.
+func (e ErasureZoneZone) Valid() bool {
+	switch e {
+	case ErasureZoneZoneClean:
+		return true
+	case ErasureZoneZoneCurated:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GrantStatus.
 const (
 	GrantStatusActive    GrantStatus = "active"
@@ -117,6 +135,24 @@ const (
 func (e HealthStatus) Valid() bool {
 	switch e {
 	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LakeTableZone.
+const (
+	LakeTableZoneClean   LakeTableZone = "clean"
+	LakeTableZoneCurated LakeTableZone = "curated"
+)
+
+// Valid indicates whether the value is a known member of the LakeTableZone enum.
+func (e LakeTableZone) Valid() bool {
+	switch e {
+	case LakeTableZoneClean:
+		return true
+	case LakeTableZoneCurated:
 		return true
 	default:
 		return false
@@ -1023,10 +1059,23 @@ type Erasure struct {
 	Status           ErasureStatus `json:"status"`
 	Suppress         bool          `json:"suppress"`
 	UpdatedAt        time.Time     `json:"updated_at"`
+
+	// Zones What the erasure removed from the lake's refined zones (`clean`, `curated`): the partitions (or tables) that held the profile's rows and how many rows; present once the erasure reached them. Its raw zone events are `lines_removed`.
+	Zones *[]ErasureZone `json:"zones,omitempty"`
 }
 
 // ErasureStatus defines model for Erasure.Status.
 type ErasureStatus string
+
+// ErasureZone defines model for ErasureZone.
+type ErasureZone struct {
+	Partitions int             `json:"partitions"`
+	Rows       int64           `json:"rows"`
+	Zone       ErasureZoneZone `json:"zone"`
+}
+
+// ErasureZoneZone defines model for ErasureZone.Zone.
+type ErasureZoneZone string
 
 // EventError defines model for EventError.
 type EventError struct {
@@ -1164,6 +1213,23 @@ type JWKS struct {
 
 // Labels Free-form labels. Keys are 1 to 63 characters of a-z, 0-9, '_', '.', '/', '-', starting and ending alphanumeric.
 type Labels map[string]string
+
+// LakeTable defines model for LakeTable.
+type LakeTable struct {
+	Bytes      int64 `json:"bytes"`
+	LagSeconds int64 `json:"lag_seconds"`
+
+	// LastPartition The latest raw partition (`YYYY-MM-DDTHH`) the table was refined from; null before the first refinery run.
+	LastPartition *string       `json:"last_partition"`
+	Name          string        `json:"name"`
+	Partitions    int           `json:"partitions"`
+	RefinedAt     *time.Time    `json:"refined_at"`
+	Rows          int64         `json:"rows"`
+	Zone          LakeTableZone `json:"zone"`
+}
+
+// LakeTableZone defines model for LakeTable.Zone.
+type LakeTableZone string
 
 // Merge defines model for Merge.
 type Merge struct {
@@ -2041,6 +2107,20 @@ type TenantCreate struct {
 //
 // Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
 type TenantID = string
+
+// TenantLake defines model for TenantLake.
+type TenantLake struct {
+	PendingPartitions int `json:"pending_partitions"`
+
+	// RawLatestPartition The raw zone's latest hour partition (`YYYY-MM-DDTHH`, UTC); null while it is empty.
+	RawLatestPartition *string     `json:"raw_latest_partition"`
+	Tables             []LakeTable `json:"tables"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId TenantID `json:"tenant_id"`
+}
 
 // TenantList defines model for TenantList.
 type TenantList struct {
@@ -4447,6 +4527,23 @@ type ClientInterface interface {
 	// Corresponds with PUT /v1/tenants/{tenant_id}/identity-config (the `PutIdentityConfig` operationId).
 	PutIdentityConfig(ctx context.Context, tenantId TenantID, body PutIdentityConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetTenantLake The tenant's lake tables and how far behind the raw zone they are
+	//
+	// Every table of the tenant's clean zone (one per event type, refined
+	// from each closed hour of the raw zone) and curated zone (identity
+	// graph, identifiers, traits, segment memberships, daily event counts):
+	// the latest raw partition it was refined from, when, its rows, bytes and
+	// partitions, and its lag (seconds from the end of that partition to the
+	// end of the raw zone's latest). `pending_partitions` counts the closed
+	// raw partitions not refined as they are now (new ones, or late data).
+	// The refinery runs as durable jobs every few minutes. Read with the
+	// tenant's `usage:read` scope: like usage, it tells how much data the
+	// tenant holds, not the data. `409` while the tenant's home stack is not
+	// provisioned.
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/lake (the `GetTenantLake` operationId).
+	GetTenantLake(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RemovePrincipalWithBody Unregister a principal that holds no live grant
 	//
 	// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
@@ -6805,6 +6902,33 @@ func (c *Client) PutIdentityConfigWithBody(ctx context.Context, tenantId TenantI
 // Corresponds with PUT /v1/tenants/{tenant_id}/identity-config (the `PutIdentityConfig` operationId).
 func (c *Client) PutIdentityConfig(ctx context.Context, tenantId TenantID, body PutIdentityConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPutIdentityConfigRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTenantLake The tenant's lake tables and how far behind the raw zone they are
+//
+// Every table of the tenant's clean zone (one per event type, refined
+// from each closed hour of the raw zone) and curated zone (identity
+// graph, identifiers, traits, segment memberships, daily event counts):
+// the latest raw partition it was refined from, when, its rows, bytes and
+// partitions, and its lag (seconds from the end of that partition to the
+// end of the raw zone's latest). `pending_partitions` counts the closed
+// raw partitions not refined as they are now (new ones, or late data).
+// The refinery runs as durable jobs every few minutes. Read with the
+// tenant's `usage:read` scope: like usage, it tells how much data the
+// tenant holds, not the data. `409` while the tenant's home stack is not
+// provisioned.
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/lake (the `GetTenantLake` operationId).
+func (c *Client) GetTenantLake(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTenantLakeRequest(c.Server, tenantId)
 	if err != nil {
 		return nil, err
 	}
@@ -10373,6 +10497,40 @@ func NewPutIdentityConfigRequestWithBody(server string, tenantId TenantID, conte
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetTenantLakeRequest constructs an http.Request for the GetTenantLake method
+func NewGetTenantLakeRequest(server string, tenantId TenantID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/lake", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -14471,6 +14629,25 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/tenants/{tenant_id}/identity-config (the `PutIdentityConfig` operationId).
 	PutIdentityConfigWithResponse(ctx context.Context, tenantId TenantID, body PutIdentityConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*PutIdentityConfigResponse, error)
+
+	// GetTenantLakeWithResponse The tenant's lake tables and how far behind the raw zone they are
+	//
+	// Every table of the tenant's clean zone (one per event type, refined
+	// from each closed hour of the raw zone) and curated zone (identity
+	// graph, identifiers, traits, segment memberships, daily event counts):
+	// the latest raw partition it was refined from, when, its rows, bytes and
+	// partitions, and its lag (seconds from the end of that partition to the
+	// end of the raw zone's latest). `pending_partitions` counts the closed
+	// raw partitions not refined as they are now (new ones, or late data).
+	// The refinery runs as durable jobs every few minutes. Read with the
+	// tenant's `usage:read` scope: like usage, it tells how much data the
+	// tenant holds, not the data. `409` while the tenant's home stack is not
+	// provisioned.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/lake (the `GetTenantLake` operationId).
+	GetTenantLakeWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*GetTenantLakeResponse, error)
 
 	// RemovePrincipalWithBodyWithResponse Unregister a principal that holds no live grant
 	//
@@ -19120,6 +19297,96 @@ func (r PutIdentityConfigResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PutIdentityConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTenantLakeResponse401Headers the declared response headers of an HTTP 401 response for GetTenantLake
+type GetTenantLakeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetTenantLakeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TenantLake
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetTenantLakeResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTenantLakeResponse) GetJSON200() *TenantLake {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetTenantLakeResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetTenantLakeResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetTenantLakeResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetTenantLakeResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetTenantLakeResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetTenantLakeResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTenantLakeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTenantLakeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTenantLakeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTenantLakeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -25658,6 +25925,31 @@ func (c *ClientWithResponses) PutIdentityConfigWithResponse(ctx context.Context,
 	return ParsePutIdentityConfigResponse(rsp)
 }
 
+// GetTenantLakeWithResponse The tenant's lake tables and how far behind the raw zone they are
+//
+// Every table of the tenant's clean zone (one per event type, refined
+// from each closed hour of the raw zone) and curated zone (identity
+// graph, identifiers, traits, segment memberships, daily event counts):
+// the latest raw partition it was refined from, when, its rows, bytes and
+// partitions, and its lag (seconds from the end of that partition to the
+// end of the raw zone's latest). `pending_partitions` counts the closed
+// raw partitions not refined as they are now (new ones, or late data).
+// The refinery runs as durable jobs every few minutes. Read with the
+// tenant's `usage:read` scope: like usage, it tells how much data the
+// tenant holds, not the data. `409` while the tenant's home stack is not
+// provisioned.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/lake (the `GetTenantLake` operationId).
+func (c *ClientWithResponses) GetTenantLakeWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*GetTenantLakeResponse, error) {
+	rsp, err := c.GetTenantLake(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTenantLakeResponse(rsp)
+}
+
 // RemovePrincipalWithBodyWithResponse Unregister a principal that holds no live grant
 //
 // Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
@@ -30310,6 +30602,87 @@ func ParsePutIdentityConfigResponse(rsp *http.Response) (*PutIdentityConfigRespo
 	switch {
 	case rsp.StatusCode == 401:
 		var headers PutIdentityConfigResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTenantLakeResponse parses an HTTP response from a GetTenantLakeWithResponse call
+func ParseGetTenantLakeResponse(rsp *http.Response) (*GetTenantLakeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTenantLakeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TenantLake
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetTenantLakeResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

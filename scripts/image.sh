@@ -8,9 +8,12 @@
 #                                  default) when buildah is installed; say so
 #                                  and succeed when it is not
 #
-# The server is built with CGO_ENABLED=0 (its SQLite is modernc.org/sqlite,
-# pure Go), so it runs on the empty base. deploy/image_test.go runs the
-# context step and checks its output.
+# The server links DuckDB (the lake's embedded engine, C++) through cgo, so
+# it is built with cgo and linked statically (glibc's and libstdc++'s
+# static archives, which gcc and g++ bring), with Go's own DNS resolver and
+# user lookup (netgo, osusergo): it runs on the empty base, and the build
+# needs gcc and g++ on the builder host, nothing from a registry.
+# deploy/image_test.go runs the context step and checks its output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +24,8 @@ context() {
 	local dir=$1
 	mkdir -p "$dir/data"
 	chmod 0700 "$dir/data"
-	CGO_ENABLED=0 "$GO" build -trimpath -ldflags='-s -w' -o "$dir/server" ./cmd/server
+	CGO_ENABLED=1 "$GO" build -trimpath -tags netgo,osusergo \
+		-ldflags='-s -w -linkmode external -extldflags "-static"' -o "$dir/server" ./cmd/server
 	cp "$CA_BUNDLE" "$dir/ca-certificates.crt"
 }
 

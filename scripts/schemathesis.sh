@@ -160,6 +160,9 @@ config=$tmp/schemathesis.toml
 	printf '\n[auth.openapi.writeKey]\nusername = "%s"\npassword = ""\n' "$write_key"
 	printf '\n[[operations]]\ninclude-operation-id = ["lookupProfile"]\n'
 	printf 'parameters = { "path.tenant_id" = "%s", "query.identifier" = "user_id:schemathesis" }\n' "$tenant"
+	# The lake's status too: a generated tenant ID names no tenant.
+	printf '\n[[operations]]\ninclude-operation-id = ["getTenantLake"]\n'
+	printf 'parameters = { "path.tenant_id" = "%s" }\n' "$tenant"
 } >"$config"
 
 # --generation-deterministic derandomizes generation (schemathesis then

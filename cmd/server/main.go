@@ -47,6 +47,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
+	"github.com/cairn-cdp/cairn/internal/lake"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/portal"
@@ -360,6 +361,10 @@ type hooks struct {
 	ready chan<- string
 	// connState is called on every connection state change.
 	connState func(net.Conn, http.ConnState)
+	// lakeNow, if set, is the refinery's clock (tests close partitions).
+	lakeNow func() time.Time
+	// lake, if set, receives the refinery (tests run it at will).
+	lake chan<- *lake.Service
 }
 
 func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) error {
@@ -532,6 +537,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
+	// The refinery (embedded default only): erasures reach its zones.
+	lakeSvc, closeLake, err := newLake(cfg, db, profileSvc, placements, h.lakeNow)
+	if err != nil {
+		return fmt.Errorf("lake: %w", err)
+	}
+	defer closeLake()
+
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	rolloutRunner.Register(workers)
@@ -542,6 +554,19 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	registerMaintenance(workers, db)
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
+	periodic := slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs(),
+		rolloutRunner.PeriodicJobs(), detector.PeriodicJobs())
+	var lakeStatus httpapi.LakeStatus
+	if lakeSvc != nil {
+		profileSvc.SetZoneEraser(lakeSvc)
+		lakeSvc.Register(workers)
+		river.AddWorker(workers, &lakeSweeper{tenants: tenantSvc, store: db})
+		periodic = append(periodic, lakeJobs(cfg.LakeInterval)...)
+		lakeStatus = lakeSvc
+		if h.lake != nil {
+			h.lake <- lakeSvc
+		}
+	}
 	sink, err := usageSink(ctx, cfg, awsSettings)
 	if err != nil {
 		return err
@@ -549,9 +574,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	river.AddWorker(workers, &usageReporter{r: &usage.Reporter{Store: db, Sink: sink, Notify: fleetRelay.Notify, Logger: log}})
 	river.AddWorker(workers, &profileSampler{s: sampler})
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
-		Workers: workers,
-		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs(),
-			rolloutRunner.PeriodicJobs(), detector.PeriodicJobs()),
+		Workers:      workers,
+		PeriodicJobs: periodic,
 		MaxWorkers:   cfg.MaxWorkers,
 		PollInterval: cfg.JobPollInterval,
 		Logger:       log,
@@ -611,6 +635,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Rollouts:     rolloutSvc,
 		Drift:        db,
 		Attention:    db,
+		Lake:         lakeStatus,
 	})
 	if err != nil {
 		return err

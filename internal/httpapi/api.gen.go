@@ -78,6 +78,24 @@ func (e ErasureStatus) Valid() bool {
 	}
 }
 
+// Defines values for ErasureZoneZone.
+const (
+	ErasureZoneZoneClean   ErasureZoneZone = "clean"
+	ErasureZoneZoneCurated ErasureZoneZone = "curated"
+)
+
+// Valid indicates whether the value is a known member of the ErasureZoneZone enum.
+func (e ErasureZoneZone) Valid() bool {
+	switch e {
+	case ErasureZoneZoneClean:
+		return true
+	case ErasureZoneZoneCurated:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GrantStatus.
 const (
 	GrantStatusActive    GrantStatus = "active"
@@ -117,6 +135,24 @@ const (
 func (e HealthStatus) Valid() bool {
 	switch e {
 	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LakeTableZone.
+const (
+	LakeTableZoneClean   LakeTableZone = "clean"
+	LakeTableZoneCurated LakeTableZone = "curated"
+)
+
+// Valid indicates whether the value is a known member of the LakeTableZone enum.
+func (e LakeTableZone) Valid() bool {
+	switch e {
+	case LakeTableZoneClean:
+		return true
+	case LakeTableZoneCurated:
 		return true
 	default:
 		return false
@@ -1023,10 +1059,23 @@ type Erasure struct {
 	Status           ErasureStatus `json:"status"`
 	Suppress         bool          `json:"suppress"`
 	UpdatedAt        time.Time     `json:"updated_at"`
+
+	// Zones What the erasure removed from the lake's refined zones (`clean`, `curated`): the partitions (or tables) that held the profile's rows and how many rows; present once the erasure reached them. Its raw zone events are `lines_removed`.
+	Zones *[]ErasureZone `json:"zones,omitempty"`
 }
 
 // ErasureStatus defines model for Erasure.Status.
 type ErasureStatus string
+
+// ErasureZone defines model for ErasureZone.
+type ErasureZone struct {
+	Partitions int             `json:"partitions"`
+	Rows       int64           `json:"rows"`
+	Zone       ErasureZoneZone `json:"zone"`
+}
+
+// ErasureZoneZone defines model for ErasureZone.Zone.
+type ErasureZoneZone string
 
 // EventError defines model for EventError.
 type EventError struct {
@@ -1164,6 +1213,23 @@ type JWKS struct {
 
 // Labels Free-form labels. Keys are 1 to 63 characters of a-z, 0-9, '_', '.', '/', '-', starting and ending alphanumeric.
 type Labels map[string]string
+
+// LakeTable defines model for LakeTable.
+type LakeTable struct {
+	Bytes      int64 `json:"bytes"`
+	LagSeconds int64 `json:"lag_seconds"`
+
+	// LastPartition The latest raw partition (`YYYY-MM-DDTHH`) the table was refined from; null before the first refinery run.
+	LastPartition *string       `json:"last_partition"`
+	Name          string        `json:"name"`
+	Partitions    int           `json:"partitions"`
+	RefinedAt     *time.Time    `json:"refined_at"`
+	Rows          int64         `json:"rows"`
+	Zone          LakeTableZone `json:"zone"`
+}
+
+// LakeTableZone defines model for LakeTable.Zone.
+type LakeTableZone string
 
 // Merge defines model for Merge.
 type Merge struct {
@@ -2041,6 +2107,20 @@ type TenantCreate struct {
 //
 // Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
 type TenantID = string
+
+// TenantLake defines model for TenantLake.
+type TenantLake struct {
+	PendingPartitions int `json:"pending_partitions"`
+
+	// RawLatestPartition The raw zone's latest hour partition (`YYYY-MM-DDTHH`, UTC); null while it is empty.
+	RawLatestPartition *string     `json:"raw_latest_partition"`
+	Tables             []LakeTable `json:"tables"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId TenantID `json:"tenant_id"`
+}
 
 // TenantList defines model for TenantList.
 type TenantList struct {
@@ -3496,6 +3576,9 @@ type ServerInterface interface {
 	// PutIdentityConfig Replace the identity resolution configuration
 	// (PUT /v1/tenants/{tenant_id}/identity-config)
 	PutIdentityConfig(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	// GetTenantLake The tenant's lake tables and how far behind the raw zone they are
+	// (GET /v1/tenants/{tenant_id}/lake)
+	GetTenantLake(w http.ResponseWriter, r *http.Request, tenantId TenantID)
 	// RemovePrincipal Unregister a principal that holds no live grant
 	// (DELETE /v1/tenants/{tenant_id}/principals)
 	RemovePrincipal(w http.ResponseWriter, r *http.Request, tenantId TenantID)
@@ -3928,6 +4011,12 @@ func (_ Unimplemented) GetIdentityConfig(w http.ResponseWriter, r *http.Request,
 // PutIdentityConfig Replace the identity resolution configuration
 // (PUT /v1/tenants/{tenant_id}/identity-config)
 func (_ Unimplemented) PutIdentityConfig(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetTenantLake The tenant's lake tables and how far behind the raw zone they are
+// (GET /v1/tenants/{tenant_id}/lake)
+func (_ Unimplemented) GetTenantLake(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -5683,6 +5772,32 @@ func (siw *ServerInterfaceWrapper) PutIdentityConfig(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.PutIdentityConfig(w, r, tenantId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetTenantLake operation middleware
+func (siw *ServerInterfaceWrapper) GetTenantLake(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetTenantLake(w, r, tenantId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -8407,6 +8522,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/erasures/{erasure_id}", wrapper.GetErasure)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/lake", wrapper.GetTenantLake)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/usage", wrapper.GetTenantUsage)
@@ -13537,6 +13655,125 @@ type PutIdentityConfig500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response PutIdentityConfig500ApplicationProblemPlusJSONResponse) VisitPutIdentityConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantLakeRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+}
+
+type GetTenantLakeResponseObject interface {
+	VisitGetTenantLakeResponse(w http.ResponseWriter) error
+}
+
+type GetTenantLake200JSONResponse TenantLake
+
+func (response GetTenantLake200JSONResponse) VisitGetTenantLakeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantLake400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantLake400ApplicationProblemPlusJSONResponse) VisitGetTenantLakeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantLake401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantLake401ApplicationProblemPlusJSONResponse) VisitGetTenantLakeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantLake403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantLake403ApplicationProblemPlusJSONResponse) VisitGetTenantLakeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantLake404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantLake404ApplicationProblemPlusJSONResponse) VisitGetTenantLakeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantLake409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantLake409ApplicationProblemPlusJSONResponse) VisitGetTenantLakeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantLake500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantLake500ApplicationProblemPlusJSONResponse) VisitGetTenantLakeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -20592,6 +20829,9 @@ type StrictServerInterface interface {
 	// PutIdentityConfig Replace the identity resolution configuration
 	// (PUT /v1/tenants/{tenant_id}/identity-config)
 	PutIdentityConfig(ctx context.Context, request PutIdentityConfigRequestObject) (PutIdentityConfigResponseObject, error)
+	// GetTenantLake The tenant's lake tables and how far behind the raw zone they are
+	// (GET /v1/tenants/{tenant_id}/lake)
+	GetTenantLake(ctx context.Context, request GetTenantLakeRequestObject) (GetTenantLakeResponseObject, error)
 	// RemovePrincipal Unregister a principal that holds no live grant
 	// (DELETE /v1/tenants/{tenant_id}/principals)
 	RemovePrincipal(ctx context.Context, request RemovePrincipalRequestObject) (RemovePrincipalResponseObject, error)
@@ -22064,6 +22304,32 @@ func (sh *strictHandler) PutIdentityConfig(w http.ResponseWriter, r *http.Reques
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(PutIdentityConfigResponseObject); ok {
 		if err := validResponse.VisitPutIdentityConfigResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetTenantLake operation middleware
+func (sh *strictHandler) GetTenantLake(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	var request GetTenantLakeRequestObject
+
+	request.TenantId = tenantId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTenantLake(ctx, request.(GetTenantLakeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTenantLake")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetTenantLakeResponseObject); ok {
+		if err := validResponse.VisitGetTenantLakeResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

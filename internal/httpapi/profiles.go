@@ -480,11 +480,19 @@ func (s *Server) UnmergeProfile(ctx context.Context, req UnmergeProfileRequestOb
 }
 
 func toAPIErasure(e profiles.Erasure) Erasure {
-	return Erasure{
+	out := Erasure{
 		Id: e.ID, ProfileId: e.ProfileID, Status: ErasureStatus(e.Status), Suppress: e.Suppress,
 		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(),
 		ItemsDeleted: e.ItemsDeleted, ObjectsRewritten: e.ObjectsRewritten, LinesRemoved: e.LinesRemoved,
 	}
+	if len(e.Zones) > 0 {
+		zones := make([]ErasureZone, len(e.Zones))
+		for i, z := range e.Zones {
+			zones[i] = ErasureZone{Zone: ErasureZoneZone(z.Zone), Partitions: z.Partitions, Rows: z.Rows}
+		}
+		out.Zones = &zones
+	}
+	return out
 }
 
 func (s *Server) EraseProfile(ctx context.Context, req EraseProfileRequestObject) (EraseProfileResponseObject, error) {

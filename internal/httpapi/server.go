@@ -79,6 +79,9 @@ type Config struct {
 	Rollouts RolloutService
 	// Drift, if not nil, shows stacks' drift in the stacks and pools.
 	Drift DriftReader
+	// Lake, if not nil, answers the lake status; without it the route is
+	// 404.
+	Lake LakeStatus
 }
 
 // Server implements the generated StrictServerInterface.
@@ -109,6 +112,7 @@ type Server struct {
 	drift DriftReader
 	// attention lists what in the fleet needs an operator.
 	attention attention.Store
+	lake      LakeStatus
 }
 
 var _ StrictServerInterface = (*Server)(nil)
@@ -137,7 +141,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
-		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention}
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention, lake: cfg.Lake}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

@@ -39,7 +39,30 @@ type Erasure struct {
 	ItemsDeleted     int `json:"items_deleted"`
 	ObjectsRewritten int `json:"objects_rewritten"`
 	LinesRemoved     int `json:"lines_removed"`
+	// Zones is what the erasure removed from the lake's clean and curated
+	// zones (set once it reached them; empty without a ZoneEraser).
+	Zones []ZoneErasure `json:"zones,omitempty"`
 }
+
+// ZoneErasure is what an erasure removed from one zone of the lake.
+type ZoneErasure struct {
+	Zone string `json:"zone"`
+	// Partitions counts the partitions (or tables) that held rows of it.
+	Partitions int   `json:"partitions"`
+	Rows       int64 `json:"rows"`
+}
+
+// ZoneEraser removes an erased profile's rows from the lake's refined
+// zones (package lake), and keeps them out of later refinery runs. It
+// must be idempotent: an erasure that crashed calls it again.
+type ZoneEraser interface {
+	EraseZones(ctx context.Context, tenant, erasureID string, members, messageIDs []string) ([]ZoneErasure, error)
+}
+
+// SetZoneEraser sets what carries erasures to the lake's zones; without
+// one they reach the profile store and the raw zone only. Call it before
+// the Service is used.
+func (s *Service) SetZoneEraser(z ZoneEraser) { s.zones = z }
 
 func erasureKey(tenant, id string) Key { return Key{PK: KeyPrefix(tenant) + "X#" + id, SK: "X"} }
 
@@ -233,6 +256,26 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 		}
 		e.ObjectsRewritten++
 		e.LinesRemoved += n
+	}
+	// The raw zone no longer holds the events; the refined zones follow,
+	// and their filter keeps the events out of later refinery runs.
+	if s.zones != nil {
+		seen := map[string]bool{}
+		var messages []string
+		for _, ids := range e.Objects {
+			for _, id := range ids {
+				if !seen[id] {
+					seen[id] = true
+					messages = append(messages, id)
+				}
+			}
+		}
+		slices.Sort(messages)
+		zones, err := s.zones.EraseZones(ctx, tenant, e.ID, e.Members, messages)
+		if err != nil {
+			return fmt.Errorf("erase zones: %w", err)
+		}
+		e.Zones = zones
 	}
 	// The finished record keeps its counts, not what it erased.
 	e.Status = ErasureCompleted

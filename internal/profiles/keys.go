@@ -119,6 +119,9 @@ type memberData struct {
 	// evaluation reads no more). Members made before the field existed
 	// lack it, which is only slower.
 	Single bool `json:"single,omitempty"`
+	// Event is the messageId of the event that made the member (the
+	// lake's id_graph_updates name it); empty on members made before.
+	Event string `json:"event,omitempty"`
 }
 
 // member is a member item as read, with its version.
@@ -155,6 +158,9 @@ type indexData struct {
 	Member     string    `json:"member,omitempty"`
 	FirstSeen  time.Time `json:"first_seen"`
 	Suppressed bool      `json:"suppressed,omitempty"`
+	// Event is the messageId of the event that gave the member the
+	// identifier; empty on identifiers claimed before it was kept.
+	Event string `json:"event,omitempty"`
 }
 
 // suppressedIndex is the index item of a suppressed identifier.
@@ -186,4 +192,7 @@ type mergeData struct {
 	Members         []string  `json:"members"`
 	At              time.Time `json:"at"`
 	Identifier      string    `json:"identifier"`
+	// Event is the messageId of the event that merged (empty on merges
+	// recorded before it was kept).
+	Event string `json:"event,omitempty"`
 }

@@ -29,6 +29,9 @@ type resolver struct {
 	cc     compiledConfig
 	now    time.Time
 	newID  func() string
+	// event is the messageId of the event being resolved, recorded on
+	// what its resolution makes (members, identifiers, merges).
+	event string
 	// record, if set, returns the writes that record the event being
 	// resolved on member m, having applied the event's traits to m. A
 	// resolution that writes anyway (create, attach, merge) includes them
@@ -251,7 +254,7 @@ func (r *resolver) claim(m *member, ids []Identifier) []Op {
 			m.Held = map[string]int{}
 		}
 		m.Held[id.Type]++
-		idx, _ := json.Marshal(indexData{Member: m.ID, FirstSeen: r.now})
+		idx, _ := json.Marshal(indexData{Member: m.ID, FirstSeen: r.now, Event: r.event})
 		own, _ := json.Marshal(identData{Type: id.Type, Value: id.Value, FirstSeen: r.now})
 		ik, ok := indexKey(r.tenant, id), memberIdentKey(r.tenant, m.ID, id)
 		ops = append(ops,
@@ -348,7 +351,7 @@ func (r *resolver) create(ctx context.Context, ids []Identifier) (resolution, er
 			keep = append(keep, id)
 		}
 	}
-	m := member{memberData: memberData{ID: r.newID(), CreatedAt: r.now, UpdatedAt: r.now, Single: true}}
+	m := member{memberData: memberData{ID: r.newID(), CreatedAt: r.now, UpdatedAt: r.now, Single: true, Event: r.event}}
 	m.Root = m.ID
 	var record []Op
 	if r.record != nil {
@@ -428,7 +431,7 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 			for _, m := range byRoot[root] {
 				moved = append(moved, m.ID)
 			}
-			d, _ := json.Marshal(mergeData{MergedProfileID: root, Members: moved, At: r.now, Identifier: ids[0].String()})
+			d, _ := json.Marshal(mergeData{MergedProfileID: root, Members: moved, At: r.now, Identifier: ids[0].String(), Event: r.event})
 			ops = append(ops, Op{Put: &Item{PK: KeyPrefix(r.tenant) + "M#" + survivor, SK: "G#" + sortTime(r.now) + "#" + root, Data: d}},
 				unindexProfile(r.tenant, root))
 		}

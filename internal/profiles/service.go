@@ -34,6 +34,7 @@ type Service struct {
 	segments segmentCache
 	configs  configCache
 	outbox   Outbox
+	zones    ZoneEraser
 	// relays notes the tenants whose outbox has notices to relay;
 	// relayRunning is set while relaySoon's goroutine runs.
 	relays       sync.Map
@@ -101,7 +102,7 @@ func (s *Service) apply(ctx context.Context, b *batch, i int, unseen bool, index
 			return dup, err
 		}
 	}
-	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID, index: index, previous: previousOnly(ev, ids),
+	r := &resolver{store: s.store, tenant: tenant, cc: cc, now: now, newID: NewProfileID, event: ev.MessageID, index: index, previous: previousOnly(ev, ids),
 		notices: func(root string, merged []string) []Op {
 			return s.profileNotices(ctx, tenant, ev, ids, root, merged, now)
 		},
@@ -379,6 +380,9 @@ type Merge struct {
 	Members         []string
 	At              time.Time
 	Identifier      string
+	// Event is the messageId of the event that merged ("" for merges
+	// recorded before it was kept).
+	Event string
 }
 
 // Merges lists the merges into the profile, oldest first.

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/kmskek"
+	"github.com/cairn-cdp/cairn/internal/lake"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
@@ -67,6 +68,9 @@ type Backend interface {
 	kmskek.Store
 	// attention.Store lists the failed stacks and grants of the fleet.
 	attention.Store
+	// lake.Store holds the refinery's watermarks, table stats and
+	// erased-ID filters.
+	lake.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

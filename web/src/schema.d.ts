@@ -1660,6 +1660,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant_id}/lake": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The tenant's lake tables and how far behind the raw zone they are
+         * @description Every table of the tenant's clean zone (one per event type, refined
+         *     from each closed hour of the raw zone) and curated zone (identity
+         *     graph, identifiers, traits, segment memberships, daily event counts):
+         *     the latest raw partition it was refined from, when, its rows, bytes and
+         *     partitions, and its lag (seconds from the end of that partition to the
+         *     end of the raw zone's latest). `pending_partitions` counts the closed
+         *     raw partitions not refined as they are now (new ones, or late data).
+         *     The refinery runs as durable jobs every few minutes. Read with the
+         *     tenant's `usage:read` scope: like usage, it tells how much data the
+         *     tenant holds, not the data. `409` while the tenant's home stack is not
+         *     provisioned.
+         */
+        get: operations["getTenantLake"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant_id}/usage": {
         parameters: {
             query?: never;
@@ -3131,6 +3163,36 @@ export interface components {
         UnmergeRequest: {
             profile_id: string;
         };
+        ErasureZone: {
+            /** @enum {string} */
+            zone: "clean" | "curated";
+            partitions: number;
+            /** Format: int64 */
+            rows: number;
+        };
+        TenantLake: {
+            tenant_id: components["schemas"]["TenantID"];
+            /** @description The raw zone's latest hour partition (`YYYY-MM-DDTHH`, UTC); null while it is empty. */
+            raw_latest_partition: string | null;
+            pending_partitions: number;
+            tables: components["schemas"]["LakeTable"][];
+        };
+        LakeTable: {
+            name: string;
+            /** @enum {string} */
+            zone: "clean" | "curated";
+            /** @description The latest raw partition (`YYYY-MM-DDTHH`) the table was refined from; null before the first refinery run. */
+            last_partition: string | null;
+            /** Format: date-time */
+            refined_at: string | null;
+            partitions: number;
+            /** Format: int64 */
+            rows: number;
+            /** Format: int64 */
+            bytes: number;
+            /** Format: int64 */
+            lag_seconds: number;
+        };
         Erasure: {
             id: string;
             profile_id: string;
@@ -3144,6 +3206,8 @@ export interface components {
             items_deleted: number;
             objects_rewritten: number;
             lines_removed: number;
+            /** @description What the erasure removed from the lake's refined zones (`clean`, `curated`): the partitions (or tables) that held the profile's rows and how many rows; present once the erasure reached them. Its raw zone events are `lines_removed`. */
+            zones?: components["schemas"]["ErasureZone"][];
         };
     };
     responses: {
@@ -5690,6 +5754,34 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getTenantLake: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tenant's lake. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantLake"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
         };
     };

@@ -39,6 +39,8 @@ func Run(t *testing.T, h Harness) {
 		fn   func(*testing.T, Harness)
 	}{
 		{"TenantRoundTrip", testTenantRoundTrip},
+		{"LakeWatermarks", testLakeWatermarks},
+		{"LakeErased", testLakeErased},
 		{"TenantNotFound", testTenantNotFound},
 		{"TenantSlugTaken", testTenantSlugTaken},
 		{"TenantUpdateVersion", testTenantUpdateVersion},

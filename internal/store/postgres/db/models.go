@@ -66,6 +66,31 @@ type IdempotencyKey struct {
 	ExpiresAt   time.Time
 }
 
+type LakeErased struct {
+	Seq       int64
+	TenantID  string
+	ID        string
+	ErasureID string
+}
+
+type LakePartition struct {
+	TenantID    string
+	Partition   string
+	Fingerprint string
+	RawObjects  int64
+	RawBytes    int64
+	ErasedSeq   int64
+	RefinedAt   time.Time
+}
+
+type LakeTable struct {
+	TenantID  string
+	TableName string
+	Partition string
+	Rows      int64
+	Bytes     int64
+}
+
 type Placement struct {
 	TenantID        string
 	Region          string

@@ -64,6 +64,31 @@ type IdempotencyKey struct {
 	ExpiresAt   string
 }
 
+type LakeErased struct {
+	Seq       int64
+	TenantID  string
+	ID        string
+	ErasureID string
+}
+
+type LakePartition struct {
+	TenantID    string
+	Partition   string
+	Fingerprint string
+	RawObjects  int64
+	RawBytes    int64
+	ErasedSeq   int64
+	RefinedAt   string
+}
+
+type LakeTable struct {
+	TenantID  string
+	TableName string
+	Partition string
+	Rows      int64
+	Bytes     int64
+}
+
 type Placement struct {
 	TenantID        string
 	Region          string

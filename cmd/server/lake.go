@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/cairn-cdp/cairn/internal/lake"
+	"github.com/cairn-cdp/cairn/internal/lake/duckdb"
+	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/profiles"
+	"github.com/cairn-cdp/cairn/internal/tenants"
+)
+
+// newLake makes the refinery of the embedded default: DuckDB over the
+// local zones. In AWS mode the transformations are Athena's to run, which
+// Cairn does not drive yet: there is no refinery, and erasures reach the
+// profile store and the raw zone only.
+func newLake(cfg *config, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, now func() time.Time) (*lake.Service, func() error, error) {
+	if cfg.Cloud == "aws" {
+		return nil, func() error { return nil }, nil
+	}
+	engine, err := duckdb.New(duckdb.Config{Root: filepath.Join(cfg.DataDir, "zones")})
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements), Now: now})
+	if err != nil {
+		engine.Close()
+		return nil, nil, err
+	}
+	return svc, engine.Close, nil
+}
+
+// lakeLocator reads a tenant's zones from its home placement's outputs
+// (placement.ErrNotReady before it has one).
+func lakeLocator(placements *placement.Locator) func(context.Context, string) (lake.Location, error) {
+	return func(ctx context.Context, tenant string) (lake.Location, error) {
+		home, err := placements.Home(ctx, tenant)
+		if err != nil {
+			return lake.Location{}, err
+		}
+		return lake.Location{Region: home.Region, RawBucket: home.RawBucket(), CleanBucket: home.CleanBucket(),
+			CuratedBucket: home.CuratedBucket(), Prefix: home.S3Prefix()}, nil
+	}
+}
+
+// lakeSweepArgs queues a refine job for every active tenant.
+type lakeSweepArgs struct{}
+
+func (lakeSweepArgs) Kind() string { return "lake_sweep" }
+
+type lakeSweeper struct {
+	river.WorkerDefaults[lakeSweepArgs]
+	tenants *tenants.Service
+	store   tenants.Store
+}
+
+func (w *lakeSweeper) Work(ctx context.Context, _ *river.Job[lakeSweepArgs]) error {
+	p := tenants.ListParams{Status: tenants.StatusActive, Limit: 200}
+	for {
+		list, err := w.tenants.List(ctx, p)
+		if err != nil {
+			return err
+		}
+		if len(list) > 0 {
+			err = w.store.InTx(ctx, func(tx tenants.Tx) error {
+				for _, t := range list {
+					if err := tx.JobInsert(ctx, lake.RefineArgs{TenantID: t.ID}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if len(list) < p.Limit {
+			return nil
+		}
+		p.AfterSeq = list[len(list)-1].Seq
+	}
+}
+
+// lakeJobs is the sweep, every interval (none when 0).
+func lakeJobs(interval time.Duration) []*river.PeriodicJob {
+	if interval == 0 {
+		return nil
+	}
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
+			return lakeSweepArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval}}
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+	}
+}

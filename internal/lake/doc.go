@@ -1,0 +1,30 @@
+// Package lake refines each tenant's raw zone into the clean and curated
+// zones of its data lake and keeps their catalog.
+//
+// The raw zone is the log, laid out as its contract says
+// (docs/raw-zone.md): gzip NDJSON objects, one Segment-shaped event a line,
+// under events/dt=YYYY-MM-DD/hh=HH/ of the tenant's raw bucket (and
+// prefix), the hour they arrived. Object names mean nothing to the
+// refinery: an event's received_at is when its object was written.
+//
+// The clean zone holds one Parquet table per event type (Tables: tracks,
+// identifies, pages, screens, groups, aliases), typed, deduplicated by
+// message ID, each event's profile resolved, zstd-compressed, partitioned
+// like the raw zone: a clean partition is refined from the raw partition of
+// the same date and hour, so refining a partition again (late data, an
+// erasure) replaces exactly it. The curated zone holds the identity graph,
+// identifiers, traits and memberships in the shapes Segment's Profiles Sync
+// lands in warehouses, and daily event counts, rebuilt whole from the
+// profile store's Snapshot and the clean zone.
+//
+// Every transformation is one SQL text (Transformations), rendered for an
+// engine's Dialect: DuckDB in the embedded default (package lake/duckdb),
+// Athena's Presto SQL in AWS mode. An Engine runs them; Service decides
+// what to run: it is level-based (Refine compares the raw zone with the
+// watermarks in the Store and refines what changed) and resumable, driven
+// by durable jobs per tenant.
+//
+// Erasure reaches the zones through Service.EraseZones: the erased profile
+// and message IDs join the tenant's erased-ID filter, which every refinery
+// run applies, before the partitions holding them are rewritten.
+package lake

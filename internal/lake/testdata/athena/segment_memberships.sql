@@ -1,0 +1,2 @@
+SELECT profile_id, segment_id, entered_at
+FROM memberships
