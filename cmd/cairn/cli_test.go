@@ -513,14 +513,15 @@ func TestEveryResource(t *testing.T) {
 		t.Errorf("a deleted segment: exit %d", r.code)
 	}
 
-	// Principals and grants on the tenant's own Glue database.
+	// Principals and grants on the tenant's own Glue database (a pooled tenant's: DESCRIBE,
+	// as SELECT on every table would reach past its data cells filters).
 	stacks := validate(t, "listTenantStacks", ok(t, e, "stacks", "list", "-o", "json"))
 	db := str(stacks["items"].([]any)[0].(map[string]any)["outputs"].(map[string]any), "glue_database")
 	validate(t, "registerPrincipal", ok(t, e, "principals", "add", "123456789012", "-o", "json"))
 	validate(t, "registerPrincipal", ok(t, e, "principals", "add", "210987654321", "-o", "json"))
 	validate(t, "listPrincipals", ok(t, e, "principals", "list", "-o", "json"))
 	grant := str(validate(t, "createGrant", ok(t, e, "grants", "create", "--principal", "123456789012",
-		"--region", "eu-west-1", "--database", db, "--permission", "SELECT", "-o", "json")), "id")
+		"--region", "eu-west-1", "--database", db, "--permission", "DESCRIBE", "-o", "json")), "id")
 	validate(t, "listGrants", ok(t, e, "grants", "list", "--principal", "123456789012", "-o", "json"))
 	validate(t, "getGrant", ok(t, e, "grants", "get", grant, "-o", "json"))
 	validate(t, "reconcileGrants", ok(t, e, "grants", "reconcile", "-o", "json"))
