@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/kmskek"
+	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/replicas"
@@ -54,6 +55,8 @@ type Backend interface {
 	replicas.Store
 	// kmskek.Store holds the KMS-wrapped key-encryption key.
 	kmskek.Store
+	// plans.Store holds the ISV's plans, which tenants name.
+	plans.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

@@ -108,6 +108,8 @@ func Run(t *testing.T, h Harness) {
 		{"UsageTotals", testUsageTotals},
 		{"UsageMeter", testUsageMeter},
 		{"UsageDailyReport", testUsageDailyReport},
+		{"Plans", testPlans},
+		{"PlanService", testPlanService},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}
