@@ -216,8 +216,12 @@ func (f *fakeUsage) UsageCounts(_ context.Context, r usage.Range) ([]usage.Count
 	return out, nil
 }
 
-func (f *fakeUsage) Unflushed(string, string) int64 { f.mu.Lock(); defer f.mu.Unlock(); return f.unflushed }
-func (f *fakeUsage) Flushes() uint64                { f.mu.Lock(); defer f.mu.Unlock(); return f.flushes }
+func (f *fakeUsage) Unflushed(string, string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.unflushed
+}
+func (f *fakeUsage) Flushes() uint64 { f.mu.Lock(); defer f.mu.Unlock(); return f.flushes }
 
 // flush moves the unflushed counts to the store, in the current hour.
 func (f *fakeUsage) flush(tenant string, hour time.Time) {
