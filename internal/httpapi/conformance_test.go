@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/api"
 	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -45,6 +46,8 @@ var startCursors = map[string]string{
 	"/v1/tenants/{tenant_id}/segments/{segment_id}/members": "AkY",
 	// page.EncodeString("F"): before every "ten_..." ID, by tenant ID.
 	"/v1/usage": "AkY",
+	// page.EncodeString(" "): before every plan name, by name.
+	"/v1/plans": "AiA",
 }
 
 // listQuery is the query a list needs besides its cursor and limit.
@@ -102,6 +105,9 @@ func TestCursorIsOpaque(t *testing.T) {
 		}
 		if pos, err := page.DecodeString("AkY"); err != nil || pos != "F" {
 			t.Fatalf(`DecodeString("AkY") = %q, %v; the pinned cursor must be one the API can issue`, pos, err)
+		}
+		if pos, err := page.DecodeString("AiA"); err != nil || pos != " " || plans.ValidName(pos) {
+			t.Fatalf(`DecodeString("AiA") = %q, %v; the pinned cursor must sort before every plan name`, pos, err)
 		}
 	})
 }

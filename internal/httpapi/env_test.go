@@ -25,6 +25,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
+	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
@@ -58,23 +59,23 @@ type env struct {
 
 // backends runs fn once per control-plane database, in parallel with the
 // other tests: every environment has a database and data directory of its
-// own.
-func backends(t *testing.T, fn func(t *testing.T, newEnv func() *env)) {
+// own. opts change the server's configuration (rate limits, say).
+func backends(t *testing.T, fn func(t *testing.T, newEnv func() *env), opts ...func(*httpapi.Config)) {
 	t.Parallel()
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		fn(t, func() *env { return startEnv(t, "", t.TempDir()) })
+		fn(t, func() *env { return startEnv(t, "", t.TempDir(), opts...) })
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
 		// Skip (or fail) here, not in a subtest that fn starts; every
 		// environment still gets a fresh database of its own.
 		testdb.Postgres(t)
-		fn(t, func() *env { return startEnv(t, testdb.Postgres(t), t.TempDir()) })
+		fn(t, func() *env { return startEnv(t, testdb.Postgres(t), t.TempDir(), opts...) })
 	})
 }
 
-func startEnv(t *testing.T, dbURL, dataDir string) *env {
+func startEnv(t *testing.T, dbURL, dataDir string, opts ...func(*httpapi.Config)) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -99,6 +100,8 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 		t.Fatal(err)
 	}
 	svc := tenants.NewService(db, nil)
+	planSvc := plans.NewService(db, nil)
+	svc.SetPlans(planSvc)
 	e := &env{t: t, db: db, dbURL: dbURL, dataDir: dataDir, auth: a, jobDone: make(chan string, 1000),
 		meter: usage.NewMeter(db, nil, log)}
 
@@ -195,10 +198,14 @@ func startEnv(t *testing.T, dbURL, dataDir string) *env {
 	go func() { relayed <- relay.Run(dispatchCtx) }()
 	t.Cleanup(func() { stopDispatch(); <-relayed })
 
-	h, err := httpapi.NewServer(httpapi.Config{
+	cfg := httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
-		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter,
-	})
+		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Plans: planSvc,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := httpapi.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,9 @@ type gate struct {
 	// scopes are the scope alternatives of each operation that takes a
 	// bearer token (see Scopes).
 	scopes map[*openapi3.Operation][][]string
+	// limits enforces the plans' rates and the budget of refused
+	// credentials per client address (limits.go); nil enforces nothing.
+	limits *limiter
 }
 
 // WriteKeyAuthenticator maps a source's write key to its tenant.
@@ -152,6 +155,9 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 	byKey := false
 	if len(security) > 0 {
 		_, byKey = security[0][writeKeyScheme]
+		if p := g.limits.refuseAddress(r); p != nil {
+			return r, p
+		}
 	}
 
 	// A write-key route reads its body before authenticating, since the
@@ -196,6 +202,9 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 			principal, p = g.authenticate(r)
 		}
 		if p != nil {
+			if p.status == http.StatusUnauthorized && (byKey || r.Header.Get("Authorization") != "") {
+				g.limits.failedAuth(r) // credentials were sent, and refused
+			}
 			return r, p
 		}
 		need := g.scopes[route.Operation]
@@ -210,12 +219,22 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 				return r, p
 			}
 		}
+		var lp *problem
+		if r, lp = g.limits.admit(w, r, principal, byKey, ingest); lp != nil {
+			return r, lp
+		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxPrincipal, principal))
 	}
 	if cors && params["write_key"] != "" {
 		// A public route named by a write key (the browser settings): the
 		// key's source decides the origins.
+		if p := g.limits.refuseAddress(r); p != nil {
+			return r, p
+		}
 		src, p := g.source(r, params["write_key"])
+		if p != nil && p.status == http.StatusNotFound {
+			g.limits.failedAuth(r) // a write key guessed
+		}
 		if p == nil {
 			p = checkOrigin(w.Header(), r.Header.Get("Origin"), src)
 		}

@@ -80,6 +80,8 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 		return segmentProblem(err)
 	case webhookProblem(err) != nil:
 		return webhookProblem(err)
+	case planProblem(err) != nil:
+		return planProblem(err)
 	case errors.As(err, &refusal):
 		return grantProblem(refusal.Err, refusal.Detail)
 	case errors.Is(err, grants.ErrNotFound):

@@ -41,6 +41,7 @@ const (
 	TenantDeleted     = fleet.TenantDeleted
 	StackFailed       = fleet.StackFailed
 	UsageReported     = fleet.UsageReported
+	TenantQuota       = fleet.TenantQuotaExceeded
 	EndpointDisabled  = "webhook.disabled"
 )
 
