@@ -20,8 +20,19 @@ import (
 )
 
 // benchTenant starts a server on the embedded default and returns its URL,
-// an admin token, an active pooled tenant and a write key for it.
+// an admin token, an active pooled tenant and a write key for it. The
+// tenant's plan allows far more than the machine ingests: its limits are
+// checked and charged on every request, and never refuse one.
 func benchTenant(b *testing.B) (url, admin, tenant, key string, stop func()) {
+	return benchTenantHooks(b, hooks{})
+}
+
+// benchPlan is a plan no benchmark reaches.
+const benchPlan = `{"limits":{"events_per_second_per_source":1000000000,"events_per_second_per_tenant":1000000000,"requests_per_second_per_token":1000000000}}`
+
+// benchTenantHooks is benchTenant with hooks (hooks{unmetered: true}: a
+// server that neither meters nor limits).
+func benchTenantHooks(b *testing.B, h hooks) (url, admin, tenant, key string, stop func()) {
 	dir := b.TempDir()
 	vars := map[string]string{"CAIRN_DATA_DIR": dir, "CAIRN_STACK_POLL_INTERVAL": "100ms", "CAIRN_LOG_LEVEL": "error"}
 	admin, err := runToken(b, "--admin", "--data-dir", dir)
@@ -29,8 +40,11 @@ func benchTenant(b *testing.B) (url, admin, tenant, key string, stop func()) {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	url, done := startServer(b, ctx, vars)
-	_, t := call(b, "POST", url+"/v1/tenants", admin, `{"name":"Bench","slug":"bench","tier":"pooled","home_region":"eu-west-1"}`)
+	url, done := startServerHooks(b, ctx, vars, h)
+	if status, p := call(b, "PUT", url+"/v1/plans/bench", admin, benchPlan); status != http.StatusCreated {
+		b.Fatalf("bench plan: %d %v", status, p)
+	}
+	_, t := call(b, "POST", url+"/v1/tenants", admin, `{"name":"Bench","slug":"bench","tier":"pooled","home_region":"eu-west-1","plan":"bench"}`)
 	tenant = t["id"].(string)
 	for deadline := time.Now().Add(time.Minute); ; {
 		if _, t := call(b, "GET", url+"/v1/tenants/"+tenant, admin, ""); t["status"] == "active" {
@@ -68,15 +82,32 @@ func batchBody(n, users int, seq *atomic.Int64) []byte {
 // BenchmarkIngestBatches sends batches of 100 Segment events over HTTP to
 // the embedded default, identity resolution included, from 16 clients
 // (CAIRN_BENCH_CLIENTS to change): enough to keep the server busy, which
-// with fewer waits on fsyncs between batches.
+// with fewer waits on fsyncs between batches. It runs twice in one go:
+// limits=off on a server that neither meters nor limits, the baseline,
+// then limits=on as the server runs by default, metering every request
+// and checking and charging the tenant's plan (one that never refuses),
+// and logs the second's events/s over the first's.
 //
 //	go test -run '^$' -bench IngestBatches -benchtime 400x ./cmd/server
 func BenchmarkIngestBatches(b *testing.B) {
+	var rates [2]float64
+	for i, h := range []hooks{{unmetered: true}, {}} {
+		name := map[bool]string{true: "limits=off", false: "limits=on"}[h.unmetered]
+		b.Run(name, func(b *testing.B) { rates[i] = ingestBatches(b, h) })
+	}
+	if rates[0] > 0 {
+		b.Logf("events/s with metering and rate limits over without: %.3f (%.0f / %.0f)", rates[1]/rates[0], rates[1], rates[0])
+	}
+}
+
+// ingestBatches is BenchmarkIngestBatches on a server started with h; it
+// returns the events/s it reports.
+func ingestBatches(b *testing.B, h hooks) float64 {
 	clients := 16
 	if n, err := strconv.Atoi(os.Getenv("CAIRN_BENCH_CLIENTS")); err == nil && n > 0 {
 		clients = n
 	}
-	url, _, _, key, stop := benchTenant(b)
+	url, _, _, key, stop := benchTenantHooks(b, h)
 	defer stop()
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(key+":"))
 	var seq atomic.Int64
@@ -119,7 +150,9 @@ func BenchmarkIngestBatches(b *testing.B) {
 	}
 	close(work)
 	wg.Wait()
-	b.ReportMetric(float64(b.N*100)/time.Since(start).Seconds(), "events/s")
+	rate := float64(b.N*100) / time.Since(start).Seconds()
+	b.ReportMetric(rate, "events/s")
+	return rate
 }
 
 // BenchmarkGetProfile measures GET profile (with 10 segments to evaluate)

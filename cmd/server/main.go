@@ -413,6 +413,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_replicas_live",
+		Help: "Replicas with a live lease on the control-plane database, this one included, as this replica last counted them; each takes that share of every rate limit.",
+	}, func() float64 { return float64(liveReplicas()) }))
 	jobMetrics := newJobMetrics(reg, db)
 
 	calls := &awsclient.CallCounter{}

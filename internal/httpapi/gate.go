@@ -202,8 +202,8 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 			principal, p = g.authenticate(r)
 		}
 		if p != nil {
-			if p.status == http.StatusUnauthorized && (byKey || r.Header.Get("Authorization") != "") {
-				g.limits.failedAuth(r) // credentials were sent, and refused
+			if p.status == http.StatusUnauthorized && credentialsSent(r, byKey, body) {
+				g.limits.failedAuth(r)
 			}
 			return r, p
 		}
@@ -516,6 +516,18 @@ func (g *gate) authenticateWriteKey(r *http.Request, body []byte) (auth.Principa
 	}
 	knownTenant(r.Context(), src.TenantID)
 	return auth.Principal{Subject: sourceSubject + src.ID, TenantID: src.TenantID, Scopes: []string{auth.ScopeEventsWrite}}, src, nil
+}
+
+// credentialsSent reports whether a request carried credentials (a bearer
+// token, a write key as the Basic user or the body's writeKey): refused,
+// they count against its client address (limits.go); a request without
+// any costs nothing to refuse.
+func credentialsSent(r *http.Request, byKey bool, body []byte) bool {
+	if r.Header.Get("Authorization") != "" {
+		return true
+	}
+	key, err := bodyWriteKey(body)
+	return byKey && (err != nil || key != "")
 }
 
 // sourceSubject prefixes the source ID in a write key's principal.

@@ -107,16 +107,20 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 func ValidName(name string) bool { return namePattern.MatchString(name) }
 
 // Default is the default plan as the migration that made the table made
-// it: generous limits, so that tenants keep the throughput they had before
-// plans existed; the ISV sets its own with PUT /v1/plans/default.
+// it: 1,000 events a second per tenant (what Segment's product limits give
+// a workspace before it queues), 500 per source, 100 requests a second
+// per token, no monthly quota and no counts but Cairn's own caps: above
+// what a tenant's sites and apps send, below what one replica ingests, so
+// that one tenant cannot take a replica whole. The ISV sets its own with
+// PUT /v1/plans/default.
 func Default() Plan {
 	return Plan{
 		Name:        DefaultName,
 		Description: "The plan of tenants that name none.",
 		Limits: Limits{
-			EventsPerSecondPerSource:  ptr(20_000),
-			EventsPerSecondPerTenant:  ptr(50_000),
-			RequestsPerSecondPerToken: ptr(10_000),
+			EventsPerSecondPerSource:  ptr(500),
+			EventsPerSecondPerTenant:  ptr(1_000),
+			RequestsPerSecondPerToken: ptr(100),
 		},
 		MonthlyEventsMode: ModeWarn,
 		Version:           1,

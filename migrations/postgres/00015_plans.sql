@@ -20,7 +20,7 @@ CREATE TABLE plans (
 -- one keeps the default plan's limits).
 INSERT INTO plans (name, description, limits, monthly_events_mode, version, created_at, updated_at)
 VALUES ('default', 'The plan of tenants that name none.',
-        '{"events_per_second_per_source": 20000, "events_per_second_per_tenant": 50000, "requests_per_second_per_token": 10000}',
+        '{"events_per_second_per_source": 500, "events_per_second_per_tenant": 1000, "requests_per_second_per_token": 100}',
         'warn', 1, now(), now());
 INSERT INTO plans (name, description, limits, monthly_events_mode, version, created_at, updated_at)
 SELECT DISTINCT t.plan, '', p.limits, p.monthly_events_mode, 1, now(), now()

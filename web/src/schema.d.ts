@@ -2988,8 +2988,9 @@ export interface components {
          *     (`urn:cairn:problem:monthly-events-quota`, until the month ends, in
          *     UTC), or, for a client address, too many requests whose token or
          *     write key was refused (`urn:cairn:problem:too-many-failed-attempts`;
-         *     any request of that address that carries credentials is refused
-         *     until it waits). Send the request again after `Retry-After`.
+         *     every request of that address to a route that takes credentials is
+         *     refused, before they are checked, until it waits). Send the request
+         *     again after `Retry-After`.
          */
         TooManyRequests: {
             headers: {
