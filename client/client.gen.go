@@ -1001,7 +1001,7 @@ type PlanLimits struct {
 	// MonthlyEvents Events the tenant may send in a calendar month (UTC); see `monthly_events_mode`.
 	MonthlyEvents *int64 `json:"monthly_events,omitempty"`
 
-	// Profiles Profiles the tenant may have. Recorded; not enforced yet, since profiles are not counted yet.
+	// Profiles Profiles the tenant may have. Recorded; not enforced yet (profiles are made by ingestion, not by a create route).
 	Profiles *int64 `json:"profiles,omitempty"`
 
 	// RequestsPerSecondPerToken Requests a second one of the tenant's tokens may make.
@@ -1804,9 +1804,19 @@ type UsageBucket struct {
 
 // UsageValues One value per metric.
 type UsageValues struct {
-	ApiRequests       int64 `json:"api_requests"`
-	EventsAccepted    int64 `json:"events_accepted"`
-	RawBytes          int64 `json:"raw_bytes"`
+	// ApiRequests Requests of the tenant's routes and write keys, whatever their answer (a sum).
+	ApiRequests int64 `json:"api_requests"`
+
+	// EventsAccepted Events the ingestion routes stored (a sum).
+	EventsAccepted int64 `json:"events_accepted"`
+
+	// Profiles Unified profiles the tenant has: a level, not a sum. The latest sample taken in the bucket (or range) or in the hour before it; per day, the last hourly value of the day.
+	Profiles int64 `json:"profiles"`
+
+	// RawBytes Uncompressed bytes of events written to the raw zone (a sum).
+	RawBytes int64 `json:"raw_bytes"`
+
+	// WebhookDeliveries Deliveries of the tenant's webhook events that its receivers accepted (a sum).
 	WebhookDeliveries int64 `json:"webhook_deliveries"`
 }
 
@@ -4354,13 +4364,21 @@ type ClientInterface interface {
 	// The tenant's metered usage in every hour (or UTC day) from `from` to
 	// `to`: events accepted (and by source: a source ID, or `api` for
 	// events sent with a token), API requests (a tenant route's or a write
-	// key's, whatever the answer), bytes written to the raw zone, and webhook
-	// deliveries its receivers accepted. Buckets with nothing counted are
-	// present with zeros. `from` is rounded down and `to` up to the
-	// granularity; at most 744 hours or 366 days. Each replica counts in
-	// memory and adds its counts to the database every 5 seconds, so the
-	// current hour may lag by that much; a crash loses at most those
-	// seconds, and nothing is counted twice. The counts outlive the tenant.
+	// key's, whatever the answer), bytes written to the raw zone, webhook
+	// deliveries its receivers accepted, and the unified profiles it has.
+	// Buckets with nothing counted are present with zeros. `from` is
+	// rounded down and `to` up to the granularity; at most 744 hours or 366
+	// days. Each replica counts in memory and adds its counts to the
+	// database every 5 seconds, so the current hour may lag by that much; a
+	// crash loses at most those seconds, and nothing is counted twice.
+	// `profiles` is not a count of the bucket but a level, sampled: the
+	// latest sample taken in the bucket or in the hour before it (per day,
+	// the last hourly value of the day, never a sum). A replica samples a
+	// tenant within seconds of changing its profiles (a large tenant at
+	// most every n/1000 seconds for n profiles), and every live tenant is
+	// sampled every 10 minutes, so the hour in progress shows the last
+	// known count. The counts outlive the tenant; an offboarded tenant's
+	// profiles drop to 0 an hour after its last sample.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/usage (the `GetTenantUsage` operationId).
 	GetTenantUsage(ctx context.Context, tenantId TenantID, params *GetTenantUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4543,7 +4561,9 @@ type ClientInterface interface {
 	// Each tenant's totals of every metric (see getTenantUsage) over the
 	// hours from `from` (rounded down to the hour) to `to` (rounded up), at
 	// most 366 days, for the tenants that used anything in it, in tenant
-	// ID order, one page at a time. Offboarded tenants are included: the
+	// ID order, one page at a time: each count's sum, and `profiles` as
+	// at the end of the range (its latest sample in the range or in the
+	// hour before it), not a sum. Offboarded tenants are included: the
 	// counts outlive them.
 	//
 	// Corresponds with GET /v1/usage (the `GetFleetUsage` operationId).
@@ -6953,13 +6973,21 @@ func (c *Client) CreateTenantToken(ctx context.Context, tenantId TenantID, body 
 // The tenant's metered usage in every hour (or UTC day) from `from` to
 // `to`: events accepted (and by source: a source ID, or `api` for
 // events sent with a token), API requests (a tenant route's or a write
-// key's, whatever the answer), bytes written to the raw zone, and webhook
-// deliveries its receivers accepted. Buckets with nothing counted are
-// present with zeros. `from` is rounded down and `to` up to the
-// granularity; at most 744 hours or 366 days. Each replica counts in
-// memory and adds its counts to the database every 5 seconds, so the
-// current hour may lag by that much; a crash loses at most those
-// seconds, and nothing is counted twice. The counts outlive the tenant.
+// key's, whatever the answer), bytes written to the raw zone, webhook
+// deliveries its receivers accepted, and the unified profiles it has.
+// Buckets with nothing counted are present with zeros. `from` is
+// rounded down and `to` up to the granularity; at most 744 hours or 366
+// days. Each replica counts in memory and adds its counts to the
+// database every 5 seconds, so the current hour may lag by that much; a
+// crash loses at most those seconds, and nothing is counted twice.
+// `profiles` is not a count of the bucket but a level, sampled: the
+// latest sample taken in the bucket or in the hour before it (per day,
+// the last hourly value of the day, never a sum). A replica samples a
+// tenant within seconds of changing its profiles (a large tenant at
+// most every n/1000 seconds for n profiles), and every live tenant is
+// sampled every 10 minutes, so the hour in progress shows the last
+// known count. The counts outlive the tenant; an offboarded tenant's
+// profiles drop to 0 an hour after its last sample.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/usage (the `GetTenantUsage` operationId).
 func (c *Client) GetTenantUsage(ctx context.Context, tenantId TenantID, params *GetTenantUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7302,7 +7330,9 @@ func (c *Client) SegmentTrack(ctx context.Context, body SegmentTrackJSONRequestB
 // Each tenant's totals of every metric (see getTenantUsage) over the
 // hours from `from` (rounded down to the hour) to `to` (rounded up), at
 // most 366 days, for the tenants that used anything in it, in tenant
-// ID order, one page at a time. Offboarded tenants are included: the
+// ID order, one page at a time: each count's sum, and `profiles` as
+// at the end of the range (its latest sample in the range or in the
+// hour before it), not a sum. Offboarded tenants are included: the
 // counts outlive them.
 //
 // Corresponds with GET /v1/usage (the `GetFleetUsage` operationId).
@@ -13924,13 +13954,21 @@ type ClientWithResponsesInterface interface {
 	// The tenant's metered usage in every hour (or UTC day) from `from` to
 	// `to`: events accepted (and by source: a source ID, or `api` for
 	// events sent with a token), API requests (a tenant route's or a write
-	// key's, whatever the answer), bytes written to the raw zone, and webhook
-	// deliveries its receivers accepted. Buckets with nothing counted are
-	// present with zeros. `from` is rounded down and `to` up to the
-	// granularity; at most 744 hours or 366 days. Each replica counts in
-	// memory and adds its counts to the database every 5 seconds, so the
-	// current hour may lag by that much; a crash loses at most those
-	// seconds, and nothing is counted twice. The counts outlive the tenant.
+	// key's, whatever the answer), bytes written to the raw zone, webhook
+	// deliveries its receivers accepted, and the unified profiles it has.
+	// Buckets with nothing counted are present with zeros. `from` is
+	// rounded down and `to` up to the granularity; at most 744 hours or 366
+	// days. Each replica counts in memory and adds its counts to the
+	// database every 5 seconds, so the current hour may lag by that much; a
+	// crash loses at most those seconds, and nothing is counted twice.
+	// `profiles` is not a count of the bucket but a level, sampled: the
+	// latest sample taken in the bucket or in the hour before it (per day,
+	// the last hourly value of the day, never a sum). A replica samples a
+	// tenant within seconds of changing its profiles (a large tenant at
+	// most every n/1000 seconds for n profiles), and every live tenant is
+	// sampled every 10 minutes, so the hour in progress shows the last
+	// known count. The counts outlive the tenant; an offboarded tenant's
+	// profiles drop to 0 an hour after its last sample.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -14129,7 +14167,9 @@ type ClientWithResponsesInterface interface {
 	// Each tenant's totals of every metric (see getTenantUsage) over the
 	// hours from `from` (rounded down to the hour) to `to` (rounded up), at
 	// most 366 days, for the tenants that used anything in it, in tenant
-	// ID order, one page at a time. Offboarded tenants are included: the
+	// ID order, one page at a time: each count's sum, and `profiles` as
+	// at the end of the range (its latest sample in the range or in the
+	// hour before it), not a sum. Offboarded tenants are included: the
 	// counts outlive them.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -26182,13 +26222,21 @@ func (c *ClientWithResponses) CreateTenantTokenWithResponse(ctx context.Context,
 // The tenant's metered usage in every hour (or UTC day) from `from` to
 // `to`: events accepted (and by source: a source ID, or `api` for
 // events sent with a token), API requests (a tenant route's or a write
-// key's, whatever the answer), bytes written to the raw zone, and webhook
-// deliveries its receivers accepted. Buckets with nothing counted are
-// present with zeros. `from` is rounded down and `to` up to the
-// granularity; at most 744 hours or 366 days. Each replica counts in
-// memory and adds its counts to the database every 5 seconds, so the
-// current hour may lag by that much; a crash loses at most those
-// seconds, and nothing is counted twice. The counts outlive the tenant.
+// key's, whatever the answer), bytes written to the raw zone, webhook
+// deliveries its receivers accepted, and the unified profiles it has.
+// Buckets with nothing counted are present with zeros. `from` is
+// rounded down and `to` up to the granularity; at most 744 hours or 366
+// days. Each replica counts in memory and adds its counts to the
+// database every 5 seconds, so the current hour may lag by that much; a
+// crash loses at most those seconds, and nothing is counted twice.
+// `profiles` is not a count of the bucket but a level, sampled: the
+// latest sample taken in the bucket or in the hour before it (per day,
+// the last hourly value of the day, never a sum). A replica samples a
+// tenant within seconds of changing its profiles (a large tenant at
+// most every n/1000 seconds for n profiles), and every live tenant is
+// sampled every 10 minutes, so the hour in progress shows the last
+// known count. The counts outlive the tenant; an offboarded tenant's
+// profiles drop to 0 an hour after its last sample.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -26483,7 +26531,9 @@ func (c *ClientWithResponses) SegmentTrackWithResponse(ctx context.Context, body
 // Each tenant's totals of every metric (see getTenantUsage) over the
 // hours from `from` (rounded down to the hour) to `to` (rounded up), at
 // most 366 days, for the tenants that used anything in it, in tenant
-// ID order, one page at a time. Offboarded tenants are included: the
+// ID order, one page at a time: each count's sum, and `profiles` as
+// at the end of the range (its latest sample in the range or in the
+// hour before it), not a sum. Offboarded tenants are included: the
 // counts outlive them.
 //
 // Returns a wrapper object for the known response body format(s).

@@ -4,14 +4,16 @@
 // rotated refresh token; a forged state, an error answer and a refused
 // code_verifier shown as problems), with a sign-in link and with a pasted
 // token, onboard a tenant (after a validation error shown at its field) and
-// watch it become active, open its stacks, suspend and resume it (after a
-// stale If-Match shown as a conflict), create a source and send events with
-// its key (the tenant's usage chart counting them), look the profile up,
-// unmerge, erase, create a version 2 segment in its editor (a live preview,
-// an invalid definition's JSON Pointer, its computation and recompute, a 412
-// on a stale save), read the audit log and the fleet overview (its ingestion
-// chart moving as events arrive, the busiest tenants' events per day), make
-// a fleet webhook to the test's receiver (its secret shown once, a test
+// watch it become active, open its stacks (outputs and events), suspend and
+// resume it (after a stale If-Match shown as a conflict), create a source
+// and send events with its key (the tenant's usage chart counting them, its
+// profiles chart the profile they made), look the profile up (its timeline
+// filtered by an event name), unmerge, erase, create a version 2 segment in
+// its editor (a live preview, an invalid definition's JSON Pointer, its
+// computation and recompute, a 412 on a stale save), read the audit log and
+// the fleet overview (its ingestion chart moving as events arrive, the
+// busiest tenants' events per day, the largest tenants' profiles per day),
+// make a fleet webhook to the test's receiver (its secret shown once, a test
 // delivered, redelivery, recovery, rotation, disable, delete), and come back
 // to sign-in with an expired token, with the issuer's reason when its
 // renewal is refused. axe-core runs on every page; a serious or critical
@@ -185,7 +187,9 @@ try {
     const tenantID = await page.evaluate(() => location.pathname.split('/')[2]);
     await check('tenant');
 
-    begin('open the stacks and their events');
+    begin('open the stacks, their outputs and their events');
+    await page.locator('summary', { hasText: /^Outputs \(/ }).first().click();
+    await page.locator('.stack-outputs dt', { hasText: 'raw_bucket' }).first().waitFor();
     await page.getByRole('button', { name: /^Events \(/ }).first().click();
     await page.locator('#stack-events caption, #stack-events p').first().waitFor();
 
@@ -242,6 +246,15 @@ try {
     await page.locator('#tenant-usage svg.usage-chart rect.bar-events').first().waitFor();
     await check('tenant-usage');
 
+    begin('the tenant\'s profiles chart counts the profile its events made');
+    // The visitors' two profiles merged into one: sampled within seconds.
+    await page.waitForFunction(() => Number(document.getElementById('tenant-profiles')?.dataset.latest) >= 1, null, { timeout: 30_000 });
+    await page.locator('#tenant-profiles-summary', { hasText: /^Now [1-9]\d* profiles?;/ }).waitFor();
+    await page.locator('#tenant-profiles svg polyline.line-profiles').waitFor();
+    await page.locator('#tenant-profiles svg circle.dot-profiles').first().waitFor();
+    await page.locator('#tenant-profiles').scrollIntoViewIfNeeded();
+    await check('tenant-profiles');
+
     begin('look the profile up and see its timeline');
     await page.getByRole('link', { name: 'Profiles' }).click();
     await heading('Profiles');
@@ -252,6 +265,15 @@ try {
     await heading('Profile');
     await page.locator('.timeline li').first().waitFor();
     await check('profile');
+
+    begin('filter the timeline by an event name, kept in the URL');
+    await page.getByLabel('Event name').fill('Trial Started');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await page.waitForURL(/\?event=Trial\+Started$/);
+    await page.locator('.timeline li', { hasText: 'Trial Started' }).waitFor();
+    if ((await page.locator('.timeline li').count()) !== 1) throw new Error('the timeline filter kept other events');
+    await page.locator('.timeline').scrollIntoViewIfNeeded();
+    await check('profile-timeline-filtered');
 
     begin('unmerge the merge the identify made');
     await page.getByRole('button', { name: /^Unmerge / }).first().click();
@@ -361,6 +383,12 @@ try {
     await page.locator('#fleet-usage svg polyline.line-s0').waitFor();
     await page.locator('#fleet-usage-summary', { hasText: /busiest: acme-retail [1-9]/ }).waitFor();
     await check('fleet');
+    if (Number(await page.locator('#fleet-profiles').getAttribute('data-total')) < 1) throw new Error('the fleet profiles chart misses the tenant\'s profiles');
+    await page.locator('#fleet-profiles svg polyline.line-s0').waitFor();
+    await page.locator('#fleet-profiles svg circle.dot-s0').first().waitFor();
+    await page.locator('#fleet-profiles-summary', { hasText: /most: acme-retail [1-9]/ }).waitFor();
+    await page.locator('#fleet-profiles').scrollIntoViewIfNeeded();
+    await check('fleet-profiles');
 
     begin('create a fleet webhook; its secret is shown once');
     const receiver = need('CAIRN_WEBHOOK_RECEIVER');

@@ -12,9 +12,9 @@ import (
 
 var (
 	usageColumns = cols("START", "start", "EVENTS", "values.events_accepted", "REQUESTS", "values.api_requests",
-		"RAW BYTES", "values.raw_bytes", "DELIVERIES", "values.webhook_deliveries")
+		"RAW BYTES", "values.raw_bytes", "DELIVERIES", "values.webhook_deliveries", "PROFILES", "values.profiles")
 	fleetUsageColumns = cols("TENANT", "tenant_id", "EVENTS", "values.events_accepted", "REQUESTS", "values.api_requests",
-		"RAW BYTES", "values.raw_bytes", "DELIVERIES", "values.webhook_deliveries")
+		"RAW BYTES", "values.raw_bytes", "DELIVERIES", "values.webhook_deliveries", "PROFILES", "values.profiles")
 )
 
 // usageRange reads --from and --to (RFC 3339), to defaulting to now and

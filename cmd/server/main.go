@@ -466,6 +466,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	rawZone = meteredRawZone{RawZone: rawZone, meter: counting}
 	profileSvc := profiles.NewService(profileStore, rawZone, nil)
 	sources := profiles.NewSources(db, nil)
+	// The profile counts are sampled: by this replica when it changes
+	// them, by a periodic job for every tenant.
+	sampler, stopSampler, err := newProfileSampler(db, profileSvc, tenantSvc, log)
+	if err != nil {
+		return err
+	}
+	defer stopSampler()
 
 	teardown, err := offboarding.BeforeTeardown(offboarding.Config{
 		Grants: grantSvc, Sources: sources, Profiles: profileSvc, Tenants: tenantSvc, Logger: log,
@@ -530,6 +537,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 	river.AddWorker(workers, &usageReporter{r: &usage.Reporter{Store: db, Sink: sink, Notify: fleetRelay.Notify, Logger: log}})
+	river.AddWorker(workers, &profileSampler{s: sampler})
 	stopWorkers, err := db.StartWorkers(ctx, store.WorkerConfig{
 		Workers:      workers,
 		PeriodicJobs: slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs()),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/awsclient"
 
 	"github.com/cairn-cdp/cairn/internal/profiles"
+	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/usage"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
@@ -131,5 +133,107 @@ func usageJobs() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(usageReportEvery), func() (river.JobArgs, *river.InsertOpts) {
 			return usageReportArgs{}, nil
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(profileSampleEvery), func() (river.JobArgs, *river.InsertOpts) {
+			return profileSampleArgs{}, nil
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
+}
+
+// profileCounter is the profile service as the usage sampler sees it.
+type profileCounter struct {
+	svc *profiles.Service
+	log *slog.Logger
+}
+
+func (c profileCounter) ProfileCount(ctx context.Context, tenant string) (int64, error) {
+	n, err := c.svc.ProfileCount(ctx, tenant)
+	if errors.Is(err, profiles.ErrNotReady) {
+		return 0, fmt.Errorf("%w: %w", usage.ErrNotCountable, err)
+	}
+	return int64(n), err
+}
+
+func (c profileCounter) IndexProfiles(ctx context.Context, tenant string) error {
+	added, removed, err := c.svc.IndexProfiles(ctx, tenant)
+	if errors.Is(err, profiles.ErrNotReady) {
+		return fmt.Errorf("%w: %w", usage.ErrNotCountable, err)
+	}
+	if err == nil && added+removed > 0 {
+		c.log.InfoContext(ctx, "profile index mended", "tenant_id", tenant, "added", added, "removed", removed)
+	}
+	return err
+}
+
+func (c profileCounter) CountsChanged() []string { return c.svc.CountsChanged() }
+
+// liveTenants lists the tenants whose profiles are sampled: active and
+// suspended ones (a suspended tenant keeps its profiles).
+type liveTenants struct{ svc *tenants.Service }
+
+func (l liveTenants) LiveTenants(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, status := range []tenants.Status{tenants.StatusActive, tenants.StatusSuspended} {
+		p := tenants.ListParams{Status: status, Limit: 500}
+		for {
+			list, err := l.svc.List(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range list {
+				out = append(out, t.ID)
+			}
+			if len(list) < p.Limit {
+				break
+			}
+			p.AfterSeq = list[len(list)-1].Seq
+		}
+	}
+	return out, nil
+}
+
+// newProfileSampler returns the profile count sampler and starts its loop
+// over the tenants this replica changes; stop ends the loop and waits for
+// it.
+func newProfileSampler(db usage.Store, svc *profiles.Service, tenantSvc *tenants.Service, log *slog.Logger) (*usage.Sampler, func(), error) {
+	s, err := usage.NewSampler(usage.SamplerConfig{Store: db, Profiles: profileCounter{svc: svc, log: log},
+		Tenants: liveTenants{svc: tenantSvc}, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(ctx, usage.DefaultSampleInterval)
+	}()
+	return s, func() { cancel(); <-done }, nil
+}
+
+// profileSampleEvery is how often every live tenant's profiles are
+// sampled: an hour has several samples, and a count a crashed replica did
+// not sample is read within this long.
+const profileSampleEvery = 10 * time.Minute
+
+type profileSampleArgs struct{}
+
+func (profileSampleArgs) Kind() string { return "usage_profile_sample" }
+
+// profileSampler is the periodic full pass: idempotent (the latest sample
+// of an hour is kept), so it needs no uniqueness, and any replica may run
+// it.
+type profileSampler struct {
+	river.WorkerDefaults[profileSampleArgs]
+	s *usage.Sampler
+}
+
+// Timeout is a pass's period, not the default minute: a pass counts every
+// live tenant (writing its samples as it goes) and builds the profile
+// index of a tenant from before it, which reads all of its members.
+func (w *profileSampler) Timeout(*river.Job[profileSampleArgs]) time.Duration {
+	return profileSampleEvery
+}
+
+func (w *profileSampler) Work(ctx context.Context, _ *river.Job[profileSampleArgs]) error {
+	_, err := w.s.SampleAll(ctx)
+	return err
 }

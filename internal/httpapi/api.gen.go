@@ -1001,7 +1001,7 @@ type PlanLimits struct {
 	// MonthlyEvents Events the tenant may send in a calendar month (UTC); see `monthly_events_mode`.
 	MonthlyEvents *int64 `json:"monthly_events,omitempty"`
 
-	// Profiles Profiles the tenant may have. Recorded; not enforced yet, since profiles are not counted yet.
+	// Profiles Profiles the tenant may have. Recorded; not enforced yet (profiles are made by ingestion, not by a create route).
 	Profiles *int64 `json:"profiles,omitempty"`
 
 	// RequestsPerSecondPerToken Requests a second one of the tenant's tokens may make.
@@ -1804,9 +1804,19 @@ type UsageBucket struct {
 
 // UsageValues One value per metric.
 type UsageValues struct {
-	ApiRequests       int64 `json:"api_requests"`
-	EventsAccepted    int64 `json:"events_accepted"`
-	RawBytes          int64 `json:"raw_bytes"`
+	// ApiRequests Requests of the tenant's routes and write keys, whatever their answer (a sum).
+	ApiRequests int64 `json:"api_requests"`
+
+	// EventsAccepted Events the ingestion routes stored (a sum).
+	EventsAccepted int64 `json:"events_accepted"`
+
+	// Profiles Unified profiles the tenant has: a level, not a sum. The latest sample taken in the bucket (or range) or in the hour before it; per day, the last hourly value of the day.
+	Profiles int64 `json:"profiles"`
+
+	// RawBytes Uncompressed bytes of events written to the raw zone (a sum).
+	RawBytes int64 `json:"raw_bytes"`
+
+	// WebhookDeliveries Deliveries of the tenant's webhook events that its receivers accepted (a sum).
 	WebhookDeliveries int64 `json:"webhook_deliveries"`
 }
 

@@ -166,6 +166,7 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 	// raced the first; its raw copies join the erasure before its items go.
 	for {
 		var keys []Key
+		var found []string // members whose own item is still there
 		grew := false
 		for _, m := range e.Members {
 			items, err := s.store.Query(ctx, QueryInput{PK: KeyPrefix(tenant) + "M#" + m})
@@ -173,6 +174,10 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 				return err
 			}
 			for _, it := range items {
+				if it.SK == "M" {
+					found = append(found, m)
+					continue
+				}
 				keys = append(keys, Key{PK: it.PK, SK: it.SK})
 				if strings.HasPrefix(it.SK, "E#") {
 					added, err := s.noteObjects(ctx, tenant, &e, it)
@@ -183,7 +188,7 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 				}
 			}
 		}
-		if len(keys) == 0 {
+		if len(keys) == 0 && len(found) == 0 {
 			break
 		}
 		if grew {
@@ -193,6 +198,23 @@ func (s *Service) Erase(ctx context.Context, tenant, id string) error {
 		}
 		if err := s.deleteAll(ctx, &e, keys); err != nil {
 			return err
+		}
+		// A member's own item goes last, and with its entry in the profile
+		// index (a root has one) in one transaction: the index never counts
+		// a profile that is gone, nor misses one that is not.
+		for chunk := range slices.Chunk(found, MaxTransactOps/2) {
+			ops := make([]Op, 0, 2*len(chunk))
+			for _, m := range chunk {
+				k := memberKey(tenant, m)
+				ops = append(ops, Op{Delete: &k}, unindexProfile(tenant, m))
+			}
+			if err := s.store.Transact(ctx, ops); err != nil {
+				return fmt.Errorf("delete members: %w", err)
+			}
+			e.ItemsDeleted += len(chunk)
+		}
+		if len(found) > 0 {
+			s.countChanged(tenant)
 		}
 	}
 	for object, ids := range e.Objects {

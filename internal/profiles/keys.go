@@ -19,6 +19,8 @@ import (
 //	TENANT#t#X#<erasure>        X                       an erasure and its progress
 //	TENANT#t#SG                 <segment id>            a segment (IDs sort by creation time)
 //	TENANT#t#SC                 count                   how many segments the tenant has
+//	TENANT#t#P                  <profile id>            a profile: one item per root, the profile index (count.go)
+//	TENANT#t#C                  profile-index           when the profile index was built (count.go)
 //	TENANT#t#~purge             <segment>/<segments>    how far an offboarding purge's scan got (DynamoDB only)
 //
 // and the memberships, aggregates, markers and outbox of audience.go.
@@ -35,16 +37,20 @@ import (
 //	                          events of known members: BatchGet M (identifies only),
 //	                          Transact per 100 writes (D if absent, E, M exists or M if version);
 //	                          other events: per event, BatchGet M of its holders, Query gsi1
-//	                          R#<root> per profile to merge, one Transact (M, I, D, E, G)
+//	                          R#<root> per profile to merge, one Transact (M, I, D, E, G; P of
+//	                          a new profile, or of each profile merged away)
 //	get a profile             Query M#<id> after "I" (its identifiers and M); Query gsi1 R#<root>;
 //	                          BatchGet M and Query M#<member> "I#" for each merged member
 //	look up an identifier     Get I, then get a profile
 //	list events               get a profile; Query M#<member> "E#" descending, per member
 //	list merges               get a profile; Query M#<root> "G#"
 //	unmerge                   get a profile; Query M#<member> "G#" per member; Transact
-//	                          re-pointing the merged members' M and deleting the G
+//	                          re-pointing the merged members' M, deleting the G and
+//	                          putting the restored profile's P
 //	erase                     get a profile; Query M#<member> per member; Get D per event;
-//	                          Transact deletes (I or suppressed I first); raw zone rewrites
+//	                          Transact deletes (I or suppressed I first; each M with its P);
+//	                          raw zone rewrites
+//	count profiles            Get C profile-index; Count P (keys only)
 //	segments                  Query SG (list, and the index of what they read, at most
 //	                          once a second a replica); Get; make or delete one: Get SC,
 //	                          Transact (the segment, SC if its version)

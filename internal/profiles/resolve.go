@@ -52,6 +52,8 @@ type resolver struct {
 type resolution struct {
 	Root   string
 	Member member
+	// Created is set when the resolution made Root, a new profile.
+	Created bool
 	// Merged lists the roots merged into Root by this event.
 	Merged []string
 	// Dropped lists identifiers left out to respect limits.
@@ -354,7 +356,7 @@ func (r *resolver) create(ctx context.Context, ids []Identifier) (resolution, er
 	}
 	claims := r.claim(&m, keep)
 	it := m.item(r.tenant)
-	ops := append([]Op{{Put: &it, IfAbsent: true}}, claims...)
+	ops := append([]Op{{Put: &it, IfAbsent: true}, indexProfile(r.tenant, m.ID)}, claims...)
 	if r.notices != nil {
 		ops = append(ops, r.notices(m.ID, nil)...)
 	}
@@ -362,7 +364,7 @@ func (r *resolver) create(ctx context.Context, ids []Identifier) (resolution, er
 		return resolution{}, err
 	}
 	m.version = 1
-	return resolution{Root: m.ID, Member: m, Recorded: record != nil}, nil
+	return resolution{Root: m.ID, Member: m, Created: true, Recorded: record != nil}, nil
 }
 
 // join attaches fresh identifiers to the matched profile, merging the
@@ -427,7 +429,8 @@ func (r *resolver) join(ctx context.Context, ids []Identifier, owned map[Identif
 				moved = append(moved, m.ID)
 			}
 			d, _ := json.Marshal(mergeData{MergedProfileID: root, Members: moved, At: r.now, Identifier: ids[0].String()})
-			ops = append(ops, Op{Put: &Item{PK: KeyPrefix(r.tenant) + "M#" + survivor, SK: "G#" + sortTime(r.now) + "#" + root, Data: d}})
+			ops = append(ops, Op{Put: &Item{PK: KeyPrefix(r.tenant) + "M#" + survivor, SK: "G#" + sortTime(r.now) + "#" + root, Data: d}},
+				unindexProfile(r.tenant, root))
 		}
 	}
 	// owned is kept across attempts: change copies of the member's maps.

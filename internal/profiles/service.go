@@ -39,6 +39,9 @@ type Service struct {
 	relays       sync.Map
 	relayRunning atomic.Bool
 	relayMu      sync.Mutex
+	// changed notes the tenants whose profile count this Service changed
+	// (see CountsChanged).
+	changed sync.Map
 }
 
 // NewService returns a Service. now defaults to time.Now.
@@ -119,7 +122,11 @@ func (s *Service) apply(ctx context.Context, b *batch, i int, unseen bool, index
 			continue // a concurrent change: look again
 		case err != nil:
 			return false, err
-		case res.Recorded:
+		}
+		if res.Created || len(res.Merged) > 0 {
+			s.countChanged(tenant)
+		}
+		if res.Recorded {
 			if len(res.Merged) > 0 {
 				b.mark(res.Root)
 			}

@@ -64,7 +64,7 @@ func (s *Service) Unmerge(ctx context.Context, tenant, profileID, mergedID strin
 				ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: m.version})
 			}
 		}
-		ops = append(ops, Op{Delete: &Key{PK: record.PK, SK: record.SK}})
+		ops = append(ops, Op{Delete: &Key{PK: record.PK, SK: record.SK}}, indexProfile(tenant, mergedID))
 		for _, id := range []string{p.ID, mergedID} {
 			k := reevaluateKey(tenant, id)
 			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: []byte(`{}`)}})
@@ -82,6 +82,7 @@ func (s *Service) Unmerge(ctx context.Context, tenant, profileID, mergedID strin
 		if err != nil {
 			return Profile{}, err
 		}
+		s.countChanged(tenant)
 		// Both profiles' segments are evaluated anew; one that fails here
 		// is left to the pending evaluation its marker asks for.
 		for _, id := range []string{p.ID, mergedID} {

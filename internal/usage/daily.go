@@ -117,12 +117,16 @@ func (r *Reporter) ReportDue(ctx context.Context) (int, error) {
 // report writes and records day's report, unless the day had no usage or
 // another replica recorded it first; it reports whether it recorded it.
 func (r *Reporter) report(ctx context.Context, day, now time.Time) (bool, error) {
-	counts, err := r.Store.UsageCounts(ctx, Range{From: day, To: day.Add(24 * time.Hour)})
-	if err != nil || len(counts) == 0 {
+	counts, err := r.Store.UsageCounts(ctx, Range{From: day.Add(-GaugeLookback), To: day.Add(24 * time.Hour)})
+	if err != nil {
 		return false, err
 	}
+	rows := dayRows(day, counts)
+	if len(rows) == 0 {
+		return false, nil
+	}
 	var buf bytes.Buffer
-	if err := WriteCSV(&buf, day, counts); err != nil {
+	if err := writeRows(&buf, day, rows); err != nil {
 		return false, err
 	}
 	location, err := r.Sink.Put(ctx, ReportName(day), buf.Bytes())
@@ -130,12 +134,12 @@ func (r *Reporter) report(ctx context.Context, day, now time.Time) (bool, error)
 		return false, err
 	}
 	tenants := map[string]bool{}
-	for _, c := range counts {
-		tenants[c.TenantID] = true
+	for _, row := range rows {
+		tenants[row.tenant] = true
 	}
 	date := day.Format(time.DateOnly)
 	ev := fleet.Event{ID: fleet.NewID(fleet.UsageReported, date), Type: fleet.UsageReported, At: now, Data: fleet.Data{
-		Date: date, Location: location, Tenants: len(tenants), Rows: bytes.Count(buf.Bytes(), []byte{'\n'}) - 1, At: fleet.FormatTime(now),
+		Date: date, Location: location, Tenants: len(tenants), Rows: len(rows), At: fleet.FormatTime(now),
 	}}
 	recorded, err := r.Store.UsageReportRecord(ctx, date, location, now, ev)
 	if err != nil {

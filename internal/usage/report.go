@@ -82,8 +82,17 @@ func zeroValues() map[string]int64 {
 	return v
 }
 
-// Series groups one tenant's counts (as UsageCounts returns them for a
-// range from Span) into every bucket of [from, to), empty ones included.
+// GaugeLookback is how far back a bucket looks for a gauge's value when it
+// has no sample of its own: a bucket's value is the latest sample taken in
+// it or in the GaugeLookback before it. An hour not yet sampled (the
+// current one, in its first minutes) shows the last known value, and a
+// tenant that is no longer sampled (offboarded) drops to zero after it.
+const GaugeLookback = time.Hour
+
+// Series groups one tenant's counts (as UsageCounts returns them from
+// GaugeLookback before from to to, for a range from Span) into every bucket
+// of [from, to), empty ones included: counters summed, gauges their latest
+// value.
 func Series(counts []Count, from, to time.Time, g Granularity) []Bucket {
 	out := make([]Bucket, 0, int(to.Sub(from)/step(g)))
 	index := map[int64]int{}
@@ -91,9 +100,34 @@ func Series(counts []Count, from, to time.Time, g Granularity) []Bucket {
 		index[t.Unix()] = len(out)
 		out = append(out, Bucket{Start: t, Values: zeroValues(), BySource: map[string]int64{}})
 	}
+	bucket := func(t time.Time) int {
+		if i, ok := index[floor(t, g).Unix()]; ok {
+			return i
+		}
+		return -1
+	}
+	kept := make([]map[string]time.Time, len(out)) // per bucket, the hour of each gauge's value
 	for _, c := range counts {
-		i, ok := index[floor(c.Hour, g).Unix()]
-		if !ok {
+		i := bucket(c.Hour)
+		if IsGauge(c.Metric) {
+			// A sample is the value of its bucket and of the bucket
+			// GaugeLookback later, unless a later sample is.
+			for _, b := range []int{i, bucket(c.Hour.Add(GaugeLookback))} {
+				if b < 0 {
+					continue
+				}
+				if h, ok := kept[b][c.Metric]; ok && !c.Hour.After(h) {
+					continue
+				}
+				if kept[b] == nil {
+					kept[b] = map[string]time.Time{}
+				}
+				kept[b][c.Metric] = c.Hour
+				out[b].Values[c.Metric] = c.Value
+			}
+			continue
+		}
+		if i < 0 {
 			continue
 		}
 		out[i].Values[c.Metric] += c.Value
@@ -114,14 +148,15 @@ func (r Reader) Tenant(ctx context.Context, tenant string, from, to time.Time, g
 	if err != nil {
 		return nil, from, to, err
 	}
-	counts, err := r.Store.UsageCounts(ctx, Range{TenantID: tenant, From: from, To: to})
+	counts, err := r.Store.UsageCounts(ctx, Range{TenantID: tenant, From: from.Add(-GaugeLookback), To: to})
 	if err != nil {
 		return nil, from, to, err
 	}
 	return Series(counts, from, to, g), from, to, nil
 }
 
-// Total is one tenant's sum of each metric over a range.
+// Total is one tenant's totals over a range: each counter's sum, each
+// gauge's latest value.
 type Total struct {
 	TenantID string
 	Values   map[string]int64
@@ -135,7 +170,8 @@ func (r Reader) Fleet(ctx context.Context, from, to time.Time, afterTenant strin
 	if err != nil {
 		return nil, false, from, to, err
 	}
-	rows, err := r.Store.UsageTotals(ctx, from, to, afterTenant, (limit+1)*len(Metrics))
+	rows, err := r.Store.UsageTotals(ctx, TotalsQuery{From: from, To: to, GaugeFrom: from.Add(-GaugeLookback),
+		AfterTenant: afterTenant, MaxRows: (limit + 1) * len(Metrics)})
 	if err != nil {
 		return nil, false, from, to, err
 	}
@@ -152,30 +188,71 @@ func (r Reader) Fleet(ctx context.Context, from, to time.Time, afterTenant strin
 	return out, false, from, to, nil
 }
 
-// WriteCSV writes a day's counts (every tenant) as CSV with a header:
-// date, tenant_id, metric, dimension, value; one row per tenant, metric
-// and dimension, summed over the day's hours, in that order.
-func WriteCSV(w io.Writer, day time.Time, counts []Count) error {
-	type row struct{ tenant, metric, dimension string }
-	sums := map[row]int64{}
-	var order []row
-	for _, c := range counts {
-		k := row{c.TenantID, c.Metric, c.Dimension}
-		if _, ok := sums[k]; !ok {
-			order = append(order, k)
+// csvRow is one row of a daily report.
+type csvRow struct {
+	tenant, metric, dimension string
+	value                     int64
+}
+
+// dayRows returns the rows of day's report from counts (as UsageCounts
+// returns them from GaugeLookback before the day to its end): one per
+// tenant, metric and dimension, each counter summed over the day's hours,
+// each gauge its last hourly value of the day; in that order.
+func dayRows(day time.Time, counts []Count) []csvRow {
+	day = day.UTC().Truncate(24 * time.Hour)
+	end := day.Add(24 * time.Hour)
+	type key struct{ tenant, metric, dimension string }
+	at := map[key]int{}
+	var rows []csvRow
+	row := func(c Count) int {
+		k := key{c.TenantID, c.Metric, c.Dimension}
+		i, ok := at[k]
+		if !ok {
+			i = len(rows)
+			at[k] = i
+			rows = append(rows, csvRow{tenant: k.tenant, metric: k.metric, dimension: k.dimension})
 		}
-		sums[k] += c.Value
+		return i
 	}
-	slices.SortFunc(order, func(a, b row) int {
+	latest := map[int]time.Time{}
+	for _, c := range counts {
+		switch {
+		case IsGauge(c.Metric):
+			if c.Hour.Before(day.Add(-GaugeLookback)) || !c.Hour.Before(end) {
+				continue
+			}
+			i := row(c)
+			if kept, ok := latest[i]; !ok || c.Hour.After(kept) {
+				latest[i], rows[i].value = c.Hour, c.Value
+			}
+		case !c.Hour.Before(day) && c.Hour.Before(end):
+			i := row(c)
+			rows[i].value += c.Value
+		}
+	}
+	slices.SortFunc(rows, func(a, b csvRow) int {
 		return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.metric, b.metric), cmp.Compare(a.dimension, b.dimension))
 	})
+	return rows
+}
+
+// WriteCSV writes day's report of counts (every tenant's, as UsageCounts
+// returns them from GaugeLookback before the day to its end) as CSV with a
+// header: date, tenant_id, metric, dimension, value; one row per tenant,
+// metric and dimension, each counter summed over the day's hours and each
+// gauge its last hourly value of the day (see Series), in that order.
+func WriteCSV(w io.Writer, day time.Time, counts []Count) error {
+	return writeRows(w, day, dayRows(day, counts))
+}
+
+func writeRows(w io.Writer, day time.Time, rows []csvRow) error {
 	cw := csv.NewWriter(w)
 	date := day.UTC().Format(time.DateOnly)
 	if err := cw.Write([]string{"date", "tenant_id", "metric", "dimension", "value"}); err != nil {
 		return err
 	}
-	for _, k := range order {
-		if err := cw.Write([]string{date, k.tenant, k.metric, k.dimension, strconv.FormatInt(sums[k], 10)}); err != nil {
+	for _, r := range rows {
+		if err := cw.Write([]string{date, r.tenant, r.metric, r.dimension, strconv.FormatInt(r.value, 10)}); err != nil {
 			return err
 		}
 	}

@@ -1,14 +1,39 @@
 // Package usage meters what each tenant uses, per hour: events accepted
 // (by source), API requests, bytes written to the raw zone, webhook
-// deliveries. Counting happens in memory, on the request's path, at the
-// cost of a map update under a mutex; a Meter flushes what it has counted
-// to the control-plane database every few seconds, in one transaction that
-// also records the flush's ID, so a flush retried after an ambiguous
-// failure is applied once. A crash loses at most the counts since the last
-// flush, and never counts anything twice.
+// deliveries, and the profiles it has.
 //
+// The first four are counters. Counting happens in memory, on the
+// request's path, at the cost of a map update under a mutex; a Meter
+// flushes what it has counted to the control-plane database every few
+// seconds, in one transaction that also records the flush's ID, so a flush
+// retried after an ambiguous failure is applied once. A crash loses at
+// most the counts since the last flush, and never counts anything twice.
 // Replicas meter independently and their flushes add up: the stored value
 // of an hour is the sum over every replica.
+//
+// Profiles is a gauge: how many unified profiles the tenant has, sampled,
+// never summed. A Sampler reads the count from the profile service, whose
+// profile index keeps one item per profile in one partition, written in
+// the same transactions that make, merge, unmerge and erase profiles, so
+// that a count is exact and costs one key-only read of that partition.
+// Counting by deltas instead (+1 on a new profile, -1 on a merge) would
+// make the stored number the sum of every delta ever flushed: a crash
+// between a commit and its flush would leave it wrong for good, where a
+// sample is corrected by the next one; and a counter item updated by every
+// new profile would be contended by concurrent ingestion. A sample is kept
+// as its hour's value, unless a later sample of that hour is kept already:
+// samples of several replicas, and retried writes, arrive in any order and
+// leave the latest, and nothing is ever added to anything. Each replica
+// samples the tenants whose count it changed (Sampler.Run, every few
+// seconds, but a large tenant at most once per ProfileReadRate of its
+// count), and a periodic job samples every live tenant (Sampler.SampleAll,
+// every few minutes, and at start), so every hour of a live tenant has its
+// samples and a count a crashed replica did not sample is read again
+// within minutes. A bucket's gauge value is the latest sample taken in it
+// or in the hour before it (an hour not yet sampled shows the last known
+// count; a tenant offboarded drops to zero after an hour): per day, the
+// last hourly value of the day; over a fleet report's range, the last one
+// of the range.
 //
 // This package imports no other Cairn package but fleet, whose outbox
 // announces each daily report.
@@ -30,8 +55,8 @@ import (
 	"github.com/cairn-cdp/cairn/internal/fleet"
 )
 
-// Metrics. Each is a counter summed per hour; Dimension says what one
-// value is split by, if anything.
+// Metrics. Each but Profiles is a counter summed per hour; Dimension says
+// what one value is split by, if anything.
 const (
 	// EventsAccepted counts events stored by the ingestion routes. Its
 	// dimension is the source ID, or "api" for events sent with a token.
@@ -44,10 +69,17 @@ const (
 	// WebhookDeliveries counts the deliveries of the tenant's webhook
 	// events that the receiver accepted.
 	WebhookDeliveries = "webhook_deliveries"
+	// Profiles is how many unified profiles the tenant has: a gauge,
+	// sampled (Sampler), whose value in a bucket is its latest sample (see
+	// the package doc), never a sum.
+	Profiles = "profiles"
 )
 
 // Metrics lists every metric, in the order reports show them.
-var Metrics = []string{EventsAccepted, APIRequests, RawBytes, WebhookDeliveries}
+var Metrics = []string{EventsAccepted, APIRequests, RawBytes, WebhookDeliveries, Profiles}
+
+// IsGauge reports whether metric is sampled rather than counted.
+func IsGauge(metric string) bool { return metric == Profiles }
 
 // DimensionToken is EventsAccepted's dimension for events sent with a
 // token rather than a source's write key.
@@ -70,18 +102,55 @@ type Range struct {
 	From, To time.Time
 }
 
+// Sample is one reading of a gauge: its value for the tenant at At.
+type Sample struct {
+	TenantID string
+	Metric   string
+	At       time.Time
+	Value    int64
+}
+
+// TotalsQuery selects UsageTotals: the tenants after AfterTenant in ID
+// order, each counter summed over the hours starting in [From, To), each
+// gauge's latest value in the hours starting in [GaugeFrom, To); at most
+// MaxRows rows.
+type TotalsQuery struct {
+	From, To, GaugeFrom time.Time
+	AfterTenant         string
+	MaxRows             int
+}
+
+// IndexBuild is a tenant whose profile index wants building (see
+// Sampler.SampleAll): a tenant that had profiles before the index existed.
+type IndexBuild struct {
+	TenantID string
+	// BuiltAt is when the first build pass finished; zero before it.
+	BuiltAt time.Time
+}
+
 // Store keeps the counts. Implementations live in the store adapters.
 type Store interface {
 	// UsageAdd adds the counts to the stored ones in one transaction, and
 	// records flushID in it; it does nothing and returns false when flushID
 	// was recorded before (the flush was already applied).
 	UsageAdd(ctx context.Context, flushID string, counts []Count, at time.Time) (applied bool, err error)
-	// UsageCounts returns the stored counts in r, ordered by tenant and hour.
+	// UsageCounts returns the stored counts in r, and the gauges' hourly
+	// values in it (one per tenant, gauge and hour; Dimension empty),
+	// ordered by tenant and hour.
 	UsageCounts(ctx context.Context, r Range) ([]Count, error)
-	// UsageTotals returns, for the tenants after afterTenant in ID order,
-	// each metric's sum over the hours starting in [from, to), Hour and
-	// Dimension empty, ordered by tenant and metric, at most maxRows rows.
-	UsageTotals(ctx context.Context, from, to time.Time, afterTenant string, maxRows int) ([]Count, error)
+	// UsageTotals returns the totals q selects, Hour and Dimension empty,
+	// ordered by tenant and metric.
+	UsageTotals(ctx context.Context, q TotalsQuery) ([]Count, error)
+	// UsageSample keeps each sample as its gauge's value in the hour its
+	// At falls in, unless a sample of that hour with a later At is kept
+	// already: samples arriving in any order, and again, leave the
+	// latest.
+	UsageSample(ctx context.Context, samples []Sample) error
+	// UsageIndexBuilds returns the tenants whose profile index wants
+	// building, and UsageIndexBuilt records a build pass of the tenant's
+	// at at, forgetting the tenant with final.
+	UsageIndexBuilds(ctx context.Context) ([]IndexBuild, error)
+	UsageIndexBuilt(ctx context.Context, tenant string, at time.Time, final bool) error
 	// UsageForgetFlushes forgets the flush IDs recorded before t.
 	UsageForgetFlushes(ctx context.Context, before time.Time) error
 	// UsageReportRecord records that day's report was written to location

@@ -1476,13 +1476,21 @@ export interface paths {
          * @description The tenant's metered usage in every hour (or UTC day) from `from` to
          *     `to`: events accepted (and by source: a source ID, or `api` for
          *     events sent with a token), API requests (a tenant route's or a write
-         *     key's, whatever the answer), bytes written to the raw zone, and webhook
-         *     deliveries its receivers accepted. Buckets with nothing counted are
-         *     present with zeros. `from` is rounded down and `to` up to the
-         *     granularity; at most 744 hours or 366 days. Each replica counts in
-         *     memory and adds its counts to the database every 5 seconds, so the
-         *     current hour may lag by that much; a crash loses at most those
-         *     seconds, and nothing is counted twice. The counts outlive the tenant.
+         *     key's, whatever the answer), bytes written to the raw zone, webhook
+         *     deliveries its receivers accepted, and the unified profiles it has.
+         *     Buckets with nothing counted are present with zeros. `from` is
+         *     rounded down and `to` up to the granularity; at most 744 hours or 366
+         *     days. Each replica counts in memory and adds its counts to the
+         *     database every 5 seconds, so the current hour may lag by that much; a
+         *     crash loses at most those seconds, and nothing is counted twice.
+         *     `profiles` is not a count of the bucket but a level, sampled: the
+         *     latest sample taken in the bucket or in the hour before it (per day,
+         *     the last hourly value of the day, never a sum). A replica samples a
+         *     tenant within seconds of changing its profiles (a large tenant at
+         *     most every n/1000 seconds for n profiles), and every live tenant is
+         *     sampled every 10 minutes, so the hour in progress shows the last
+         *     known count. The counts outlive the tenant; an offboarded tenant's
+         *     profiles drop to 0 an hour after its last sample.
          */
         get: operations["getTenantUsage"];
         put?: never;
@@ -1751,7 +1759,9 @@ export interface paths {
          * @description Each tenant's totals of every metric (see getTenantUsage) over the
          *     hours from `from` (rounded down to the hour) to `to` (rounded up), at
          *     most 366 days, for the tenants that used anything in it, in tenant
-         *     ID order, one page at a time. Offboarded tenants are included: the
+         *     ID order, one page at a time: each count's sum, and `profiles` as
+         *     at the end of the range (its latest sample in the range or in the
+         *     hour before it), not a sum. Offboarded tenants are included: the
          *     counts outlive them.
          */
         get: operations["getFleetUsage"];
@@ -2074,7 +2084,7 @@ export interface components {
             requests_per_second_per_token?: number;
             /**
              * Format: int64
-             * @description Profiles the tenant may have. Recorded; not enforced yet, since profiles are not counted yet.
+             * @description Profiles the tenant may have. Recorded; not enforced yet (profiles are made by ingestion, not by a create route).
              */
             profiles?: number;
             /**
@@ -2363,14 +2373,31 @@ export interface components {
         };
         /** @description One value per metric. */
         UsageValues: {
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Events the ingestion routes stored (a sum).
+             */
             events_accepted: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Requests of the tenant's routes and write keys, whatever their answer (a sum).
+             */
             api_requests: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Uncompressed bytes of events written to the raw zone (a sum).
+             */
             raw_bytes: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Deliveries of the tenant's webhook events that its receivers accepted (a sum).
+             */
             webhook_deliveries: number;
+            /**
+             * Format: int64
+             * @description Unified profiles the tenant has: a level, not a sum. The latest sample taken in the bucket (or range) or in the hour before it; per day, the last hourly value of the day.
+             */
+            profiles: number;
         };
         UsageBucket: {
             /**

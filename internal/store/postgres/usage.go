@@ -52,9 +52,9 @@ func (d *DB) UsageCounts(ctx context.Context, r usage.Range) ([]usage.Count, err
 }
 
 // UsageTotals implements usage.Store.
-func (d *DB) UsageTotals(ctx context.Context, from, to time.Time, afterTenant string, maxRows int) ([]usage.Count, error) {
-	rows, err := d.queries.UsageTotals(ctx, db.UsageTotalsParams{FromHour: storedTime(from), ToHour: storedTime(to),
-		AfterTenant: afterTenant, MaxRows: int32(min(maxRows, 1<<30))})
+func (d *DB) UsageTotals(ctx context.Context, tq usage.TotalsQuery) ([]usage.Count, error) {
+	rows, err := d.queries.UsageTotals(ctx, db.UsageTotalsParams{FromHour: storedTime(tq.From), ToHour: storedTime(tq.To),
+		GaugeFrom: storedTime(tq.GaugeFrom), AfterTenant: tq.AfterTenant, MaxRows: int32(min(tq.MaxRows, 1<<30))})
 	if err != nil {
 		return nil, fmt.Errorf("total usage: %w", err)
 	}
@@ -63,6 +63,56 @@ func (d *DB) UsageTotals(ctx context.Context, from, to time.Time, afterTenant st
 		out[i] = usage.Count{TenantID: c.TenantID, Metric: c.Metric, Value: c.Value}
 	}
 	return out, nil
+}
+
+// UsageSample implements usage.Store: each sample is one upsert, in one
+// transaction (a pass's samples land together or not at all).
+func (d *DB) UsageSample(ctx context.Context, samples []usage.Sample) error {
+	err := d.withTx(ctx, func(tx pgx.Tx) error {
+		q := d.queries.WithTx(tx)
+		for _, s := range samples {
+			if err := q.UsageSample(ctx, db.UsageSampleParams{TenantID: s.TenantID, Metric: s.Metric,
+				Hour: storedTime(s.At.Truncate(time.Hour)), Value: s.Value, SampledAt: storedTime(s.At)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("keep usage samples: %w", err)
+	}
+	return nil
+}
+
+// UsageIndexBuilds implements usage.Store.
+func (d *DB) UsageIndexBuilds(ctx context.Context) ([]usage.IndexBuild, error) {
+	rows, err := d.queries.UsageIndexBuilds(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read index builds: %w", err)
+	}
+	out := make([]usage.IndexBuild, len(rows))
+	for i, r := range rows {
+		out[i] = usage.IndexBuild{TenantID: r.TenantID}
+		if r.BuiltAt != nil {
+			out[i].BuiltAt = r.BuiltAt.UTC()
+		}
+	}
+	return out, nil
+}
+
+// UsageIndexBuilt implements usage.Store.
+func (d *DB) UsageIndexBuilt(ctx context.Context, tenant string, at time.Time, final bool) error {
+	var err error
+	if final {
+		err = d.queries.UsageIndexBuildDone(ctx, tenant)
+	} else {
+		at = storedTime(at)
+		err = d.queries.UsageIndexBuilt(ctx, db.UsageIndexBuiltParams{TenantID: tenant, BuiltAt: &at})
+	}
+	if err != nil {
+		return fmt.Errorf("record index build of %s: %w", tenant, err)
+	}
+	return nil
 }
 
 // UsageForgetFlushes implements usage.Store.

@@ -55,9 +55,9 @@ func (d *DB) UsageCounts(ctx context.Context, r usage.Range) ([]usage.Count, err
 }
 
 // UsageTotals implements usage.Store.
-func (d *DB) UsageTotals(ctx context.Context, from, to time.Time, afterTenant string, maxRows int) ([]usage.Count, error) {
-	rows, err := d.queries.UsageTotals(ctx, db.UsageTotalsParams{FromHour: formatTime(from), ToHour: formatTime(to),
-		AfterTenant: afterTenant, MaxRows: int64(maxRows)})
+func (d *DB) UsageTotals(ctx context.Context, tq usage.TotalsQuery) ([]usage.Count, error) {
+	rows, err := d.queries.UsageTotals(ctx, db.UsageTotalsParams{FromHour: formatTime(tq.From), ToHour: formatTime(tq.To),
+		GaugeFrom: formatTime(tq.GaugeFrom), AfterTenant: tq.AfterTenant, MaxRows: int64(tq.MaxRows)})
 	if err != nil {
 		return nil, fmt.Errorf("total usage: %w", err)
 	}
@@ -66,6 +66,57 @@ func (d *DB) UsageTotals(ctx context.Context, from, to time.Time, afterTenant st
 		out[i] = usage.Count{TenantID: c.TenantID, Metric: c.Metric, Value: c.Value}
 	}
 	return out, nil
+}
+
+// UsageSample implements usage.Store: each sample is one upsert, in one
+// transaction (a pass's samples land together or not at all).
+func (d *DB) UsageSample(ctx context.Context, samples []usage.Sample) error {
+	err := d.withTx(ctx, func(tx *sql.Tx) error {
+		q := d.queries.WithTx(tx)
+		for _, s := range samples {
+			if err := q.UsageSample(ctx, db.UsageSampleParams{TenantID: s.TenantID, Metric: s.Metric,
+				Hour: formatTime(s.At.Truncate(time.Hour)), Value: s.Value, SampledAt: formatTime(s.At)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("keep usage samples: %w", err)
+	}
+	return nil
+}
+
+// UsageIndexBuilds implements usage.Store.
+func (d *DB) UsageIndexBuilds(ctx context.Context) ([]usage.IndexBuild, error) {
+	rows, err := d.queries.UsageIndexBuilds(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read index builds: %w", err)
+	}
+	out := make([]usage.IndexBuild, len(rows))
+	for i, r := range rows {
+		out[i] = usage.IndexBuild{TenantID: r.TenantID}
+		if r.BuiltAt.Valid {
+			if out[i].BuiltAt, err = parseTime(r.BuiltAt.String); err != nil {
+				return nil, fmt.Errorf("read index builds: %w", err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// UsageIndexBuilt implements usage.Store.
+func (d *DB) UsageIndexBuilt(ctx context.Context, tenant string, at time.Time, final bool) error {
+	var err error
+	if final {
+		err = d.queries.UsageIndexBuildDone(ctx, tenant)
+	} else {
+		err = d.queries.UsageIndexBuilt(ctx, db.UsageIndexBuiltParams{TenantID: tenant, BuiltAt: sql.NullString{String: formatTime(at), Valid: true}})
+	}
+	if err != nil {
+		return fmt.Errorf("record index build of %s: %w", tenant, err)
+	}
+	return nil
 }
 
 // UsageForgetFlushes implements usage.Store.

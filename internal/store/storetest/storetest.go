@@ -108,6 +108,8 @@ func Run(t *testing.T, h Harness) {
 		{"UsageTotals", testUsageTotals},
 		{"UsageMeter", testUsageMeter},
 		{"UsageDailyReport", testUsageDailyReport},
+		{"UsageSamples", testUsageSamples},
+		{"UsageIndexBuilds", testUsageIndexBuilds},
 		{"Plans", testPlans},
 		{"PlanService", testPlanService},
 		{"Restart", testRestart},

@@ -196,6 +196,13 @@ func testUsageDailyReport(t *testing.T, h Harness) {
 	if _, err := b.UsageAdd(ctx, "f", counts, base); err != nil {
 		t.Fatal(err)
 	}
+	// Profiles: the last hourly value of the day, not a sum.
+	if err := b.UsageSample(ctx, []usage.Sample{
+		{TenantID: "ten_a", Metric: usage.Profiles, At: day.Add(2*time.Hour + 5*time.Minute), Value: 12},
+		{TenantID: "ten_a", Metric: usage.Profiles, At: day.Add(3*time.Hour + 5*time.Minute), Value: 11},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	now := day.Add(24*time.Hour + 5*time.Minute)
 	notified := 0
@@ -217,13 +224,133 @@ func testUsageDailyReport(t *testing.T, h Harness) {
 	}
 	want := "date,tenant_id,metric,dimension,value\n" +
 		date + ",ten_a,api_requests,,5\n" +
+		date + ",ten_a,profiles,,11\n" +
 		date + ",ten_b,events_accepted,src_1,4\n"
 	if string(got) != want {
 		t.Errorf("report:\n%s\nwant:\n%s", got, want)
 	}
 	evs := outbox(t, b)
 	if len(evs) != 1 || evs[0].Type != fleet.UsageReported || evs[0].Data.Date != date || evs[0].Data.Tenants != 2 ||
-		evs[0].Data.Rows != 2 || evs[0].Data.Location != filepath.Join(dir, "usage-"+date+".csv") {
+		evs[0].Data.Rows != 3 || evs[0].Data.Location != filepath.Join(dir, "usage-"+date+".csv") {
 		t.Errorf("outbox %+v, want one usage.reported of %s", evs, date)
+	}
+}
+
+// testUsageSamples: a gauge keeps, per hour, the sample taken last, however
+// replicas' samples and retried writes interleave: never a sum. UsageCounts
+// returns the gauge beside the counters; a tenant's series and the fleet's
+// totals give its latest value, from the hour before a bucket when the
+// bucket has none; a tenant with only a gauge is in the fleet's totals.
+func testUsageSamples(t *testing.T, h Harness) {
+	ctx := t.Context()
+	addr := h.NewDatabase(t)
+	b := open(t, h, addr)
+	h0 := base.Truncate(time.Hour)
+	// Three replicas sample ten_p in h0, each several times, and each write
+	// is retried once; the latest sample (At h0+50m) is 42.
+	var wg sync.WaitGroup
+	for r := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5 {
+				at := h0.Add(time.Duration(10*i+r) * time.Minute)
+				smp := []usage.Sample{{TenantID: "ten_p", Metric: usage.Profiles, At: at, Value: int64(30 + 2*i + r)}}
+				if i == 4 && r == 2 {
+					smp[0].At, smp[0].Value = h0.Add(50*time.Minute), 42
+				}
+				for range 2 {
+					if err := b.UsageSample(ctx, smp); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// An older sample arriving last changes nothing.
+	if err := b.UsageSample(ctx, []usage.Sample{{TenantID: "ten_p", Metric: usage.Profiles, At: h0.Add(time.Minute), Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UsageAdd(ctx, "f", []usage.Count{{TenantID: "ten_p", Hour: h0, Metric: usage.APIRequests, Value: 4}}, base); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.UsageSample(ctx, []usage.Sample{
+		{TenantID: "ten_p", Metric: usage.Profiles, At: h0.Add(2*time.Hour + time.Minute), Value: 40},
+		{TenantID: "ten_q", Metric: usage.Profiles, At: h0.Add(time.Minute), Value: 7},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// It survives a restart.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = open(t, h, addr)
+
+	got, err := b.UsageCounts(ctx, usage.Range{TenantID: "ten_p", From: h0, To: h0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []usage.Count{
+		{TenantID: "ten_p", Hour: h0, Metric: usage.APIRequests, Value: 4},
+		{TenantID: "ten_p", Hour: h0, Metric: usage.Profiles, Value: 42},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ten_p's first hour (-want +got):\n%s", diff)
+	}
+
+	r := usage.Reader{Store: b}
+	series, _, _, err := r.Tenant(ctx, "ten_p", h0, h0.Add(4*time.Hour), usage.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hourly []int64
+	for _, bk := range series {
+		hourly = append(hourly, bk.Values[usage.Profiles])
+	}
+	if diff := cmp.Diff([]int64{42, 42, 40, 40}, hourly); diff != "" {
+		t.Errorf("ten_p's profiles per hour (-want +got):\n%s", diff)
+	}
+	series, _, _, err = r.Tenant(ctx, "ten_p", h0, h0.Add(time.Minute), usage.Day)
+	if err != nil || len(series) != 1 {
+		t.Fatalf("a day: %v %v", series, err)
+	}
+	if want := int64(40); series[0].Values[usage.Profiles] != want { // base is early in its day
+		t.Errorf("ten_p's profiles that day %d, want the last hourly value %d", series[0].Values[usage.Profiles], want)
+	}
+
+	totals, more, _, _, err := r.Fleet(ctx, h0, h0.Add(2*time.Hour), "", 10)
+	if err != nil || more {
+		t.Fatal(more, err)
+	}
+	byTenant := map[string]map[string]int64{}
+	for _, tot := range totals {
+		byTenant[tot.TenantID] = tot.Values
+	}
+	if p, q := byTenant["ten_p"], byTenant["ten_q"]; p[usage.Profiles] != 42 || p[usage.APIRequests] != 4 || q[usage.Profiles] != 7 || len(totals) != 2 {
+		t.Errorf("fleet totals %v: want ten_p with 42 profiles and 4 requests, ten_q with 7 profiles", byTenant)
+	}
+	// The hour before the range counts for a gauge, not for a counter.
+	totals, _, _, _, err = r.Fleet(ctx, h0.Add(time.Hour), h0.Add(2*time.Hour), "", 10)
+	if err != nil || len(totals) != 2 || totals[0].Values[usage.Profiles] != 42 || totals[0].Values[usage.APIRequests] != 0 {
+		t.Errorf("fleet totals of the next hour %+v (%v): want ten_p's 42 profiles carried, no requests", totals, err)
+	}
+}
+
+// testUsageIndexBuilds: a build pass is recorded, and the final one
+// forgets the tenant.
+func testUsageIndexBuilds(t *testing.T, h Harness) {
+	ctx := t.Context()
+	b := newBackend(t, h)
+	builds, err := b.UsageIndexBuilds(ctx)
+	if err != nil || len(builds) != 0 {
+		t.Fatalf("a new database: %v %v; want no build pending", builds, err)
+	}
+	// A tenant not listed: recording its pass is harmless.
+	if err := b.UsageIndexBuilt(ctx, "ten_x", base, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.UsageIndexBuilt(ctx, "ten_x", base, true); err != nil {
+		t.Fatal(err)
 	}
 }

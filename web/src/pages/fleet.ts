@@ -2,7 +2,7 @@ import { h, s } from '../dom';
 import { api, must, type Tenant } from '../api';
 import { badge, section, table } from '../ui';
 import { ingestionChart } from './ingestion';
-import { fleetUsageView } from './usage';
+import { fleetUsageViews } from './usage';
 
 // barChart draws counts as horizontal bars: a picture with a text
 // alternative, not a table.
@@ -52,16 +52,17 @@ export async function fleetPage() {
   }
   const { data: pools } = await must(api.GET('/v1/pools'));
   const live = all.filter((t) => t.status !== 'deleted');
-  const usage = await fleetUsageView(new Map(all.map((t) => [t.id, t.slug])));
+  const [usage, profiles] = await fleetUsageViews(new Map(all.map((t) => [t.id, t.slug])));
   const failed = all.filter((t) => t.status === 'failed');
   return [
     h('h1', null, 'Fleet'),
     h('p', null, `${live.length} live tenants, ${all.length} counting deleted ones`, truncated ? `; the first ${all.length} are charted.` : '.'),
     section('Ingestion', h('div', { class: 'charts' }, ingestionChart(), usage)),
-    h('div', { class: 'charts' },
+    section('Profiles', h('div', { class: 'charts' }, profiles)),
+    section('Tenants', h('div', { class: 'charts' },
       barChart('Tenants by status', countBy(all, (t) => t.status)),
       barChart('Live tenants by tier', countBy(live, (t) => t.tier)),
-      barChart('Live tenants by home Region', countBy(live, (t) => t.home_region))),
+      barChart('Live tenants by home Region', countBy(live, (t) => t.home_region)))),
     section('Needs attention', table('Failed tenants', ['Tenant', 'Reason', 'Updated'],
       failed.map((t) => [h('a', { href: `/tenants/${t.id}` }, t.name), t.status_reason ?? '', t.updated_at]), 'none: no tenant has failed.')),
     section('Pool stacks', table('Pool stacks per Region', ['Region', 'Stack', 'Status', 'Tenants', 'Last error'],

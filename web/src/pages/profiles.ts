@@ -34,7 +34,7 @@ export function lookupPage(params: Record<string, string>, q: URLSearchParams) {
   ];
 }
 
-export async function profilePage(params: Record<string, string>) {
+export async function profilePage(params: Record<string, string>, q: URLSearchParams) {
   const tenant = params.tenant ?? '';
   const id = params.profile ?? '';
   const path = { path: { tenant_id: tenant, profile_id: id } };
@@ -71,16 +71,30 @@ export async function profilePage(params: Record<string, string>) {
   };
 
   const timeline = slot('Loading events');
+  // The timeline's filter (an event name) is kept in the URL, as lists' are.
+  const eventName = q.get('event')?.trim() || undefined;
   const loadEvents = async (cursor?: string): Promise<Child> => {
-    const ev = await must(api.GET('/v1/tenants/{tenant_id}/profiles/{profile_id}/events', { params: { ...path, query: { limit: 50, cursor } } }));
+    const ev = await must(api.GET('/v1/tenants/{tenant_id}/profiles/{profile_id}/events', { params: { ...path, query: { limit: 50, cursor, event: eventName } } }));
     const list = h('ol', { class: 'timeline' }, ev.data.items.map((e: Schemas['ProfileEvent']) =>
       h('li', null, h('time', { datetime: e.timestamp }, fmtTime(e.timestamp)), ' ', h('strong', null, e.type), e.name ? ` ${e.name}` : '',
         h('details', null, h('summary', null, 'Event'), h('pre', null, JSON.stringify(e.event, null, 2))))));
     const more = ev.data.next_cursor;
-    return [ev.data.items.length ? list : h('p', { class: 'muted' }, 'No events.'),
+    return [ev.data.items.length ? list : h('p', { class: 'muted' }, eventName ? `No event named “${eventName}”.` : 'No events.'),
       more ? h('button', { type: 'button', onClick: () => fill(timeline, () => loadEvents(more)) }, 'Older events') : null];
   };
   void fill(timeline, () => loadEvents());
+  const here = `/tenants/${tenant}/profiles/${id}`;
+  const timelineFilter = h('form', {
+    class: 'filters', role: 'search', 'aria-label': 'Filter the event timeline',
+    onSubmit: (e: Event) => {
+      e.preventDefault();
+      const v = String(new FormData(e.target as HTMLFormElement).get('event') ?? '').trim();
+      navigate(v ? `${here}?${new URLSearchParams({ event: v })}` : here);
+    },
+  },
+  h('div', { class: 'field' }, h('label', { for: 'timeline-event' }, 'Event name'),
+    h('input', { id: 'timeline-event', name: 'event', value: eventName ?? '', placeholder: 'a track event, or a page or screen name' })),
+  h('div', { class: 'field actions' }, h('button', { type: 'submit' }, 'Filter'), eventName ? h('a', { href: here }, 'Clear') : null));
 
   const suppress = h('input', { id: 'erase-suppress', type: 'checkbox' });
   const confirmErase = h('input', { id: 'erase-confirm', autocomplete: 'off' });
@@ -115,7 +129,7 @@ export async function profilePage(params: Record<string, string>) {
     section('Identifiers', table('Identifiers', ['Type', 'Value', 'First seen'], p.identifiers.map((i) => [i.type, h('code', null, i.value), fmtTime(i.first_seen)]))),
     section('Segments', segNames),
     section('Merge history', merges),
-    section('Event timeline', timeline),
+    section('Event timeline', timelineFilter, timeline),
     section('Erase', erase),
   ];
 }

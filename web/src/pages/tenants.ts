@@ -335,6 +335,11 @@ async function stacksView(id: string, t: Tenant): Promise<Child> {
           h('button', { type: 'button', class: 'small', onClick: () => showEvents(st.region) }, `Events (${st.region})`),
           st.status === 'failed' ? h('button', { type: 'button', class: 'small', onClick: () => retry(st.region) }, 'Retry') : null),
       ]), 'none yet.'),
+    // What each stack made (buckets, table, role, a pooled tenant's
+    // prefixes), under the API's stable keys.
+    data.items.filter((st) => Object.keys(st.outputs).length > 0).map((st) =>
+      h('details', { class: 'stack-outputs' }, h('summary', null, `Outputs (${st.region})`),
+        dl(Object.entries(st.outputs).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, h('code', null, v)])))),
     events,
   ];
 }

@@ -1,8 +1,10 @@
 // Usage pictures, from the usage API (GET /v1/tenants/{id}/usage and
-// GET /v1/usage): a tenant's events and requests per hour, and the
-// fleet's busiest tenants per day. Counts land every few seconds (each
-// replica flushes every 5 s), so the tenant chart reads them again while
-// its page is open.
+// GET /v1/usage): a tenant's events and requests per hour and the profiles
+// it has, and the fleet's busiest and largest tenants per day. Counts land
+// every few seconds (each replica flushes every 5 s, and samples a
+// tenant's profiles within seconds of changing them), so the tenant charts
+// read them again while the page is open. Profiles are a level, not a sum:
+// a bucket's value is the latest sample (per day, the last hourly value).
 import { h, s } from '../dom';
 import { api, must, type Schemas } from '../api';
 import { onLeave } from '../router';
@@ -17,6 +19,10 @@ const DAY = 24 * HOUR;
 
 /** REFRESH_MS is how often the tenant's chart reads its usage again. */
 const REFRESH_MS = 5000;
+
+function profilesWord(n: number): string {
+  return n === 1 ? '1 profile' : `${n} profiles`;
+}
 
 function iso(t: number): string {
   return new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -48,10 +54,35 @@ function columns(buckets: Bucket[], label: string, label0: (b: Bucket) => string
       points: buckets.map((b, i) => `${(PAD.left + (i + 0.5) * step).toFixed(1)},${y(b.values.api_requests).toFixed(1)}`).join(' ') }) : null);
 }
 
+type Line = { values: number[]; cls: string };
+
+// lines draws series over the same buckets as lines on one scale from 0,
+// with a dot at each non-zero value (so a single bucket shows), and the
+// first and last bucket's labels.
+function lines(series: Line[], first: string, last: string, label: string): SVGElement {
+  const n = Math.max(0, ...series.map((l) => l.values.length));
+  const max = Math.max(1, ...series.flatMap((l) => l.values));
+  const x = (i: number) => PAD.left + (n > 1 ? (i / (n - 1)) * (W - PAD.left - PAD.right) : 0);
+  const y = (v: number) => H - PAD.bottom - (v / max) * (H - PAD.top - PAD.bottom);
+  return s('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': label, class: 'line-chart' },
+    s('title', null, label),
+    s('line', { x1: PAD.left, y1: H - PAD.bottom, x2: W - PAD.right, y2: H - PAD.bottom, class: 'chart-axis' }),
+    s('line', { x1: PAD.left, y1: PAD.top, x2: PAD.left, y2: H - PAD.bottom, class: 'chart-axis' }),
+    s('text', { x: PAD.left - 6, y: PAD.top + 10, 'text-anchor': 'end', class: 'chart-label' }, String(max)),
+    s('text', { x: PAD.left - 6, y: H - PAD.bottom, 'text-anchor': 'end', class: 'chart-label' }, '0'),
+    n ? s('text', { x: PAD.left, y: H - 4, class: 'chart-label' }, first) : null,
+    n ? s('text', { x: W - PAD.right, y: H - 4, 'text-anchor': 'end', class: 'chart-label' }, last) : null,
+    series.map((l) => l.values.length > 1 ? s('polyline', { class: `line line-${l.cls}`,
+      points: l.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ') }) : null),
+    series.map((l) => l.values.map((v, i) => v > 0
+      ? s('circle', { cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 3, class: `dot dot-${l.cls}` }) : null)));
+}
+
 /**
- * tenantUsageView is the tenant's last 48 hours, per hour: events accepted
- * (columns) and API requests (a line). The figure's data-total is the
- * events accepted in that window.
+ * tenantUsageView is the tenant's last 48 hours, per hour, in two
+ * figures from one reading: events accepted (columns) and API requests (a
+ * line), whose data-total is the events accepted in that window; and the
+ * profiles it has (a line), whose data-latest is the latest value.
  */
 export function tenantUsageView(id: string): HTMLElement {
   const picture = h('div', { class: 'line-box' });
@@ -63,6 +94,14 @@ export function tenantUsageView(id: string): HTMLElement {
       h('li', null, h('span', { class: 'swatch swatch-events' }), 'events accepted'),
       h('li', null, h('span', { class: 'swatch swatch-requests' }), 'API requests')),
     summary);
+  const profilesPicture = h('div', { class: 'line-box' });
+  const profilesSummary = h('p', { id: 'tenant-profiles-summary', 'aria-live': 'polite' }, 'Reading the tenant’s profiles…');
+  const profilesFig = h('figure', { class: 'chart-box', id: 'tenant-profiles', 'data-latest': '0' },
+    h('figcaption', null, 'Profiles per hour, last 48 hours'),
+    profilesPicture,
+    h('ul', { class: 'legend', 'aria-hidden': 'true' },
+      h('li', null, h('span', { class: 'swatch swatch-profiles' }), 'unified profiles')),
+    profilesSummary);
   let stopped = false;
   const load = async () => {
     const now = Date.now();
@@ -80,8 +119,21 @@ export function tenantUsageView(id: string): HTMLElement {
       fig.setAttribute('data-total', String(events));
       summary.textContent = words;
       picture.replaceChildren(columns(data.buckets, `Per hour, UTC. ${words}`, (b) => hourLabel(b.start)));
+
+      const profiles = data.buckets.map((b) => b.values.profiles);
+      const latest = profiles.at(-1) ?? 0;
+      const first = profiles.find((n) => n > 0);
+      const profileWords = first === undefined
+        ? 'No profiles in the last 48 hours.'
+        : `Now ${profilesWord(latest)}; ${profiles[0]} 48 hours ago, ${Math.max(...profiles)} at most (the latest count in each hour, UTC).`;
+      profilesFig.setAttribute('data-latest', String(latest));
+      profilesSummary.textContent = profileWords;
+      const ends = data.buckets.length ? [hourLabel(data.buckets[0]!.start), hourLabel(data.buckets.at(-1)!.start)] : ['', ''];
+      profilesPicture.replaceChildren(lines([{ values: profiles, cls: 'profiles' }], ends[0]!, ends[1]!, `Profiles per hour. ${profileWords}`));
     } catch (err) {
-      if (!stopped) summary.textContent = `The tenant’s usage cannot be read: ${err instanceof Error ? err.message : String(err)}`;
+      if (stopped) return;
+      summary.textContent = `The tenant’s usage cannot be read: ${err instanceof Error ? err.message : String(err)}`;
+      profilesSummary.textContent = summary.textContent;
     }
   };
   void load();
@@ -90,18 +142,41 @@ export function tenantUsageView(id: string): HTMLElement {
     stopped = true;
     clearInterval(timer);
   });
-  return fig;
+  return h('div', { class: 'charts' }, fig, profilesFig);
 }
 
-/** TOP is how many tenants the fleet chart draws. */
+/** TOP is how many tenants each fleet chart draws. */
 const TOP = 5;
 
+type TenantSeries = { id: string; name: string; buckets: Bucket[] };
+
+// top returns the TOP tenants with the largest non-zero value of k.
+function top(totals: Schemas['TenantUsageTotal'][], k: keyof Schemas['UsageValues']): Schemas['TenantUsageTotal'][] {
+  return totals.filter((t) => t.values[k] > 0).sort((a, b) => b.values[k] - a.values[k]).slice(0, TOP);
+}
+
+// dailyFigure is a fleet chart: one line per tenant of series, its value k
+// per day.
+function dailyFigure(id: string, caption: string, series: TenantSeries[], k: keyof Schemas['UsageValues'], words: string): HTMLElement {
+  const days = series[0]?.buckets.map((b) => b.start) ?? [];
+  const svg = lines(series.map((t, i) => ({ values: t.buckets.map((b) => b.values[k]), cls: `s${i}` })),
+    days[0]?.slice(0, 10) ?? '', days.at(-1)?.slice(0, 10) ?? '', `${caption}. ${words}`);
+  return h('figure', { class: 'chart-box', id },
+    h('figcaption', null, caption),
+    svg,
+    h('ul', { class: 'legend', 'aria-hidden': 'true' }, series.map((t, i) => h('li', null, h('span', { class: `swatch swatch-s${i}` }), t.name))),
+    h('p', { id: `${id}-summary` }, words));
+}
+
 /**
- * fleetUsageView charts the events accepted per day, over the last 7 days,
- * of the TOP busiest tenants (names from the tenants the page read). The
- * figure's data-total is the fleet's events accepted in those days.
+ * fleetUsageViews charts, over the last 7 days per day, the events
+ * accepted of the TOP busiest tenants and the profiles of the TOP largest
+ * ones (names from the tenants the page read). The first figure's
+ * data-total is the fleet's events accepted in those days; the second's is
+ * the profiles the fleet's tenants have now (the sum of each tenant's
+ * latest count).
  */
-export async function fleetUsageView(names: Map<string, string>): Promise<HTMLElement> {
+export async function fleetUsageViews(names: Map<string, string>): Promise<[HTMLElement, HTMLElement]> {
   const now = Date.now();
   const from = iso(Math.floor(now / DAY) * DAY - 6 * DAY);
   const to = iso(now);
@@ -113,36 +188,29 @@ export async function fleetUsageView(names: Map<string, string>): Promise<HTMLEl
     if (!data.next_cursor) break;
     cursor = data.next_cursor;
   }
-  const fleetEvents = totals.reduce((n, t) => n + t.values.events_accepted, 0);
-  const top = totals.filter((t) => t.values.events_accepted > 0)
-    .sort((a, b) => b.values.events_accepted - a.values.events_accepted).slice(0, TOP);
-  const series = await Promise.all(top.map(async (t) => {
+  const busiest = top(totals, 'events_accepted');
+  const largest = top(totals, 'profiles');
+  // Each tenant's days are read once, for either chart or both.
+  const ids = [...new Set([...busiest, ...largest].map((t) => t.tenant_id))];
+  const read = new Map(await Promise.all(ids.map(async (id): Promise<[string, TenantSeries]> => {
     const { data } = await must(api.GET('/v1/tenants/{tenant_id}/usage', { params: {
-      path: { tenant_id: t.tenant_id }, query: { from, to, granularity: 'day' } } }));
-    return { id: t.tenant_id, name: names.get(t.tenant_id) ?? t.tenant_id, buckets: data.buckets };
-  }));
-  const days = series[0]?.buckets.map((b) => b.start) ?? [];
-  const max = Math.max(1, ...series.flatMap((x) => x.buckets.map((b) => b.values.events_accepted)));
-  const x = (i: number) => PAD.left + (days.length > 1 ? (i / (days.length - 1)) * (W - PAD.left - PAD.right) : 0);
-  const y = (v: number) => H - PAD.bottom - (v / max) * (H - PAD.top - PAD.bottom);
-  const words = top.length
-    ? `Last 7 days: ${fleetEvents} events accepted across the fleet; busiest: ${series.map((x, i) => `${x.name} ${top[i]!.values.events_accepted}`).join(', ')}.`
+      path: { tenant_id: id }, query: { from, to, granularity: 'day' } } }));
+    return [id, { id, name: names.get(id) ?? id, buckets: data.buckets }];
+  })));
+  const named = (ts: Schemas['TenantUsageTotal'][]) => ts.map((t) => read.get(t.tenant_id)!);
+
+  const fleetEvents = totals.reduce((n, t) => n + t.values.events_accepted, 0);
+  const eventWords = busiest.length
+    ? `Last 7 days: ${fleetEvents} events accepted across the fleet; busiest: ${busiest.map((t) => `${read.get(t.tenant_id)!.name} ${t.values.events_accepted}`).join(', ')}.`
     : 'No tenant has accepted events in the last 7 days.';
-  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': `Events accepted per day. ${words}`, class: 'line-chart' },
-    s('title', null, `Events accepted per day. ${words}`),
-    s('line', { x1: PAD.left, y1: H - PAD.bottom, x2: W - PAD.right, y2: H - PAD.bottom, class: 'chart-axis' }),
-    s('line', { x1: PAD.left, y1: PAD.top, x2: PAD.left, y2: H - PAD.bottom, class: 'chart-axis' }),
-    s('text', { x: PAD.left - 6, y: PAD.top + 10, 'text-anchor': 'end', class: 'chart-label' }, String(max)),
-    s('text', { x: PAD.left - 6, y: H - PAD.bottom, 'text-anchor': 'end', class: 'chart-label' }, '0'),
-    days.length ? s('text', { x: PAD.left, y: H - 4, class: 'chart-label' }, days[0]!.slice(0, 10)) : null,
-    days.length ? s('text', { x: W - PAD.right, y: H - 4, 'text-anchor': 'end', class: 'chart-label' }, days.at(-1)!.slice(0, 10)) : null,
-    series.map((t, k) => s('polyline', { class: `line line-s${k}`,
-      points: t.buckets.map((b, i) => `${x(i).toFixed(1)},${y(b.values.events_accepted).toFixed(1)}`).join(' ') })),
-    series.map((t, k) => t.buckets.map((b, i) => b.values.events_accepted > 0
-      ? s('circle', { cx: x(i).toFixed(1), cy: y(b.values.events_accepted).toFixed(1), r: 3, class: `dot dot-s${k}` }) : null)));
-  return h('figure', { class: 'chart-box', id: 'fleet-usage', 'data-total': String(fleetEvents) },
-    h('figcaption', null, `Events accepted per day, the ${TOP} busiest tenants`),
-    svg,
-    h('ul', { class: 'legend', 'aria-hidden': 'true' }, series.map((t, k) => h('li', null, h('span', { class: `swatch swatch-s${k}` }), t.name))),
-    h('p', { id: 'fleet-usage-summary' }, words));
+  const events = dailyFigure('fleet-usage', `Events accepted per day, the ${TOP} busiest tenants`, named(busiest), 'events_accepted', eventWords);
+  events.setAttribute('data-total', String(fleetEvents));
+
+  const fleetProfiles = totals.reduce((n, t) => n + t.values.profiles, 0);
+  const profileWords = largest.length
+    ? `Now ${profilesWord(fleetProfiles)} across the fleet; most: ${largest.map((t) => `${read.get(t.tenant_id)!.name} ${t.values.profiles}`).join(', ')} (each day's last count).`
+    : 'No tenant has had profiles in the last 7 days.';
+  const profiles = dailyFigure('fleet-profiles', `Profiles per day, the ${TOP} tenants with the most`, named(largest), 'profiles', profileWords);
+  profiles.setAttribute('data-total', String(fleetProfiles));
+  return [events, profiles];
 }

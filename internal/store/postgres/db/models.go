@@ -191,6 +191,19 @@ type UsageFlush struct {
 	At time.Time
 }
 
+type UsageGauge struct {
+	TenantID  string
+	Metric    string
+	Hour      time.Time
+	Value     int64
+	SampledAt time.Time
+}
+
+type UsageIndexBuild struct {
+	TenantID string
+	BuiltAt  *time.Time
+}
+
 type UsageReport struct {
 	Day        string
 	Location   string

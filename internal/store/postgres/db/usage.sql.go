@@ -36,9 +36,12 @@ func (q *Queries) UsageAdd(ctx context.Context, arg UsageAddParams) error {
 }
 
 const usageCounts = `-- name: UsageCounts :many
-SELECT tenant_id, metric, dimension, hour, value FROM usage_counts
-WHERE ($1::text = '' OR tenant_id = $1) AND hour >= $2 AND hour < $3
-ORDER BY tenant_id, hour, metric, dimension
+SELECT c.tenant_id, c.metric, c.dimension, c.hour, c.value FROM usage_counts c
+WHERE ($1::text = '' OR c.tenant_id = $1) AND c.hour >= $2 AND c.hour < $3
+UNION ALL
+SELECT g.tenant_id, g.metric, '' AS dimension, g.hour, g.value FROM usage_gauges g
+WHERE ($1::text = '' OR g.tenant_id = $1) AND g.hour >= $2 AND g.hour < $3
+ORDER BY 1, 4, 2, 3
 `
 
 type UsageCountsParams struct {
@@ -47,6 +50,8 @@ type UsageCountsParams struct {
 	ToHour   time.Time
 }
 
+// The counters' rows, and the gauges' (one per tenant, metric and hour,
+// with no dimension).
 func (q *Queries) UsageCounts(ctx context.Context, arg UsageCountsParams) ([]UsageCount, error) {
 	rows, err := q.db.Query(ctx, usageCounts, arg.TenantID, arg.FromHour, arg.ToHour)
 	if err != nil {
@@ -100,6 +105,53 @@ func (q *Queries) UsageForgetFlushes(ctx context.Context, before time.Time) erro
 	return err
 }
 
+const usageIndexBuildDone = `-- name: UsageIndexBuildDone :exec
+DELETE FROM usage_index_builds WHERE tenant_id = $1
+`
+
+func (q *Queries) UsageIndexBuildDone(ctx context.Context, tenantID string) error {
+	_, err := q.db.Exec(ctx, usageIndexBuildDone, tenantID)
+	return err
+}
+
+const usageIndexBuilds = `-- name: UsageIndexBuilds :many
+SELECT tenant_id, built_at FROM usage_index_builds ORDER BY tenant_id
+`
+
+func (q *Queries) UsageIndexBuilds(ctx context.Context) ([]UsageIndexBuild, error) {
+	rows, err := q.db.Query(ctx, usageIndexBuilds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []UsageIndexBuild
+	for rows.Next() {
+		var i UsageIndexBuild
+		if err := rows.Scan(&i.TenantID, &i.BuiltAt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const usageIndexBuilt = `-- name: UsageIndexBuilt :exec
+UPDATE usage_index_builds SET built_at = $1 WHERE tenant_id = $2
+`
+
+type UsageIndexBuiltParams struct {
+	BuiltAt  *time.Time
+	TenantID string
+}
+
+func (q *Queries) UsageIndexBuilt(ctx context.Context, arg UsageIndexBuiltParams) error {
+	_, err := q.db.Exec(ctx, usageIndexBuilt, arg.BuiltAt, arg.TenantID)
+	return err
+}
+
 const usageReportRecord = `-- name: UsageReportRecord :execrows
 INSERT INTO usage_reports (day, location, reported_at) VALUES ($1, $2, $3)
 ON CONFLICT (day) DO NOTHING
@@ -149,18 +201,52 @@ func (q *Queries) UsageReportedDays(ctx context.Context, arg UsageReportedDaysPa
 	return items, nil
 }
 
+const usageSample = `-- name: UsageSample :exec
+INSERT INTO usage_gauges (tenant_id, metric, hour, value, sampled_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (tenant_id, metric, hour) DO UPDATE SET value = excluded.value, sampled_at = excluded.sampled_at
+WHERE excluded.sampled_at >= usage_gauges.sampled_at
+`
+
+type UsageSampleParams struct {
+	TenantID  string
+	Metric    string
+	Hour      time.Time
+	Value     int64
+	SampledAt time.Time
+}
+
+// A sample replaces the hour's kept one only if taken later.
+func (q *Queries) UsageSample(ctx context.Context, arg UsageSampleParams) error {
+	_, err := q.db.Exec(ctx, usageSample,
+		arg.TenantID,
+		arg.Metric,
+		arg.Hour,
+		arg.Value,
+		arg.SampledAt,
+	)
+	return err
+}
+
 const usageTotals = `-- name: UsageTotals :many
-SELECT tenant_id, metric, sum(value)::bigint AS value FROM usage_counts
-WHERE hour >= $1 AND hour < $2 AND tenant_id > $3
-GROUP BY tenant_id, metric
+SELECT tenant_id, metric, value FROM (
+    SELECT c.tenant_id, c.metric, sum(c.value)::bigint AS value FROM usage_counts c
+    WHERE c.hour >= $1 AND c.hour < $2 AND c.tenant_id > $3
+    GROUP BY c.tenant_id, c.metric
+    UNION ALL
+    (SELECT DISTINCT ON (g.tenant_id, g.metric) g.tenant_id, g.metric, g.value FROM usage_gauges g
+    WHERE g.hour >= $4 AND g.hour < $2 AND g.tenant_id > $3
+    ORDER BY g.tenant_id, g.metric, g.hour DESC)
+) totals
 ORDER BY tenant_id, metric
-LIMIT $4
+LIMIT $5
 `
 
 type UsageTotalsParams struct {
 	FromHour    time.Time
 	ToHour      time.Time
 	AfterTenant string
+	GaugeFrom   time.Time
 	MaxRows     int32
 }
 
@@ -170,11 +256,14 @@ type UsageTotalsRow struct {
 	Value    int64
 }
 
+// Each counter's sum over [from_hour, to_hour), and each gauge's latest
+// value in [gauge_from, to_hour).
 func (q *Queries) UsageTotals(ctx context.Context, arg UsageTotalsParams) ([]UsageTotalsRow, error) {
 	rows, err := q.db.Query(ctx, usageTotals,
 		arg.FromHour,
 		arg.ToHour,
 		arg.AfterTenant,
+		arg.GaugeFrom,
 		arg.MaxRows,
 	)
 	if err != nil {

@@ -189,6 +189,19 @@ type UsageFlush struct {
 	At string
 }
 
+type UsageGauge struct {
+	TenantID  string
+	Metric    string
+	Hour      string
+	Value     int64
+	SampledAt string
+}
+
+type UsageIndexBuild struct {
+	TenantID string
+	BuiltAt  sql.NullString
+}
+
 type UsageReport struct {
 	Day        string
 	Location   string

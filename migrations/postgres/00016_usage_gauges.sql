@@ -1,0 +1,36 @@
+-- +goose Up
+
+-- usage_gauges holds the sampled metrics (package usage: the profiles a
+-- tenant has): one value per tenant, metric and hour, the latest sample
+-- taken in that hour. A sample replaces the kept one only if it was taken
+-- later (sampled_at), so replicas' samples and retried writes, in any
+-- order, leave the latest; nothing is ever added up. A tenant's rows
+-- outlive it, for billing.
+CREATE TABLE usage_gauges (
+    tenant_id text NOT NULL,
+    metric text NOT NULL,
+    -- hour is the start of the hour sampled, in UTC.
+    hour timestamptz NOT NULL,
+    value bigint NOT NULL CHECK (value >= 0),
+    sampled_at timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, metric, hour)
+);
+
+CREATE INDEX usage_gauges_hour ON usage_gauges (hour);
+
+-- usage_index_builds lists the tenants whose profile index (the profile
+-- store's count of a tenant's profiles) wants building from their
+-- profiles: those that may have had profiles before this version kept
+-- it. Tenants onboarded since keep it from their first profile. A build
+-- runs once, then once more an hour later (built_at) for what a replica of
+-- the older version did meanwhile; the row goes with the second.
+CREATE TABLE usage_index_builds (
+    tenant_id text PRIMARY KEY,
+    built_at timestamptz
+);
+
+INSERT INTO usage_index_builds (tenant_id) SELECT id FROM tenants WHERE status <> 'deleted';
+
+-- +goose Down
+DROP TABLE usage_index_builds;
+DROP TABLE usage_gauges;
