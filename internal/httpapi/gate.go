@@ -29,12 +29,14 @@ import (
 const scopeAdmin = "admin"
 
 // gate is the spec-driven front door of the API. For every request it, in
-// order: matches the OpenAPI operation (404 and 405 otherwise),
+// order: matches the OpenAPI operation (404 and 405 otherwise), refuses a
+// client address that sent too many refused credentials (429, limits.go),
 // authenticates the bearer token (401), authorizes it against the
 // operation's security requirements and the {tenant_id} in the path (403,
 // or 404 for another tenant's resources so that tenant IDs cannot be
-// probed), reads the body under the size limit (413), checks its media type
-// (415) and validates the request against the spec (400, naming the field).
+// probed), applies the tenant's plan's rates (429, limits.go), reads the
+// body under the size limit (413), checks its media type (415) and
+// validates the request against the spec (400, naming the field).
 type gate struct {
 	router  routers.Router
 	auth    Authenticator

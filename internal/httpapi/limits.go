@@ -272,12 +272,12 @@ func (s *Server) chargeEvents(ctx context.Context, n int) error {
 		}
 	}
 	for i, p := range pols {
-		l := ratelimit.PerSecond(p.Quota)
+		rate := ratelimit.PerSecond(p.Quota)
 		switch p.Name {
 		case policySource:
-			pols[i].State = il.l.sources.Charge(il.source, l, n, now)
+			pols[i].State = l.sources.Charge(il.source, rate, n, now)
 		case policyTenant:
-			pols[i].State = il.l.tenantEvents.Charge(il.tenant.ID, l, n, now)
+			pols[i].State = l.tenantEvents.Charge(il.tenant.ID, rate, n, now)
 		}
 	}
 	ratelimit.SetHeaders(il.header, pols)

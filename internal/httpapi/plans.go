@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/plans"
@@ -94,7 +93,7 @@ func (s *Server) PutPlan(ctx context.Context, req PutPlanRequestObject) (PutPlan
 		if err != nil {
 			return nil, err
 		}
-		p.IfVersion = &v
+		p.IfVersion = v
 	}
 	plan, created, err := s.plans.Put(ctx, req.PlanName, p)
 	if err != nil {
@@ -107,35 +106,19 @@ func (s *Server) PutPlan(ctx context.Context, req PutPlanRequestObject) (PutPlan
 }
 
 // planIfMatch returns the version a plan's change must find for its
-// If-Match field: the plan's current version when "*" or a strong tag of
-// the list names it (the store still checks it did not change since); a
-// 412 when the plan does not exist or no tag names its version, a 400
-// for a malformed field.
-func (s *Server) planIfMatch(ctx context.Context, name, h string) (int64, error) {
-	anyTag, tags, err := parseIfMatch(h)
-	if err != nil {
-		return 0, ifMatchProblem(err)
+// If-Match field (see matchVersion; nil for "*"): a 412 when the plan does
+// not exist, since every form of If-Match asks for one, or when no tag
+// names its version, and a 400 for a malformed field.
+func (s *Server) planIfMatch(ctx context.Context, name, h string) (*int64, error) {
+	if _, _, err := parseIfMatch(h); err != nil {
+		return nil, ifMatchProblem(err)
 	}
 	p, err := s.plans.Get(ctx, name)
 	if errors.Is(err, plans.ErrNotFound) {
-		return 0, plans.ErrVersionMismatch
+		return nil, plans.ErrVersionMismatch
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if anyTag {
-		return p.Version, nil
-	}
-	want := strings.Trim(planETag(p), `"`)
-	weakOnly := true
-	for _, tag := range tags {
-		weakOnly = weakOnly && tag.weak
-		if !tag.weak && tag.opaque == want {
-			return p.Version, nil
-		}
-	}
-	if weakOnly {
-		return 0, errWeakIfMatch
-	}
-	return 0, plans.ErrVersionMismatch
+	return matchVersion(&h, p.Version, plans.ErrVersionMismatch)
 }
