@@ -74,7 +74,9 @@ func TestControlPlaneWiring(t *testing.T) {
 	for _, kv := range mapValue(cairn, "Environment").Content {
 		env[mapValue(kv, "Name").Value] = mapValue(kv, "Value")
 	}
-	for name, want := range map[string]string{"CAIRN_MIGRATE": "false", "CAIRN_CLOUD": "aws", "CAIRN_ADDR": "0.0.0.0:8080"} {
+	for name, want := range map[string]string{"CAIRN_MIGRATE": "false", "CAIRN_CLOUD": "aws", "CAIRN_ADDR": "0.0.0.0:8080",
+		// The load balancer, the only peer, names the client.
+		"CAIRN_TRUSTED_PROXIES": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"} {
 		if v := env[name]; v == nil || v.Value != want {
 			t.Errorf("the cairn container's %s is not %s", name, want)
 		}

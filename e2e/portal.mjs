@@ -199,7 +199,7 @@ try {
     await page.locator('#stack-events caption, #stack-events p').first().waitFor();
 
     begin('a stale If-Match is a conflict with a reload');
-    await api('PATCH', `/v1/tenants/${tenantID}`, { plan: 'growth' });
+    await api('PATCH', `/v1/tenants/${tenantID}`, { plan: 'default' });
     await page.getByRole('button', { name: 'Suspend' }).click();
     await page.getByRole('button', { name: 'Reload' }).waitFor();
     await page.locator('.problem', { hasText: 'Precondition failed' }).waitFor();

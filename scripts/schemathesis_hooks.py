@@ -16,7 +16,11 @@ to. Dropped: "schema-valid request rejected" with
                             for createGrant, when the detail names the
                             request's principal: only a principal registered
                             for the tenant may be granted (product spec), and
-                            generated principals rarely are.
+                            generated principals rarely are;
+  400 naming plan           for createTenant and updateTenant, when the
+                            message says the request's plan names no plan:
+                            a tenant names one of the ISV's plans (PUT
+                            /v1/plans/{name}), and generated names rarely do.
 
   422 nothing-to-roll-out  for createRollout: a rollout selects the stacks
                             behind the version of their template that the
@@ -63,7 +67,7 @@ and internal/profiles (IdentityConfig); internal/httpapi/conformance_test.go
 pins the server behaviour the rules rely on (TestHeaderStateProblems,
 TestConformanceUnregisteredPrincipal, TestNULIsRefused, TestLabelKeyRule,
 TestRegionTotal, TestConformanceIdentifierTypeListedTwice, TestETagAndIfMatch,
-TestParseIfMatch).
+TestParseIfMatch, TestPlans).
 """
 
 import datetime
@@ -223,6 +227,9 @@ def explained_rejection(case, response):
     if operation_id(case) == "putIdentityConfig":
         return lists_type_twice(case.body, field, message)
     op = operation_id(case)
+    if op in ("createTenant", "updateTenant") and field == "plan":
+        plan = case.body.get("plan")
+        return isinstance(plan, str) and message == f"no plan is named {json.dumps(plan, ensure_ascii=False)}"
     if op in DEFINITION_OPS and field.startswith("/definition"):
         # A segment definition's rules (one kind a node, known operators,
         # durations, windows, limits) are ParseDefinition's, pinned by

@@ -474,8 +474,8 @@ func TestEveryResource(t *testing.T) {
 	}
 
 	// Tenants' lifecycle and tokens.
-	if got := validate(t, "updateTenant", ok(t, e, "tenants", "update", id, "--plan", "gold", "--label", "tier=a", "-o", "json")); got["plan"] != "gold" {
-		t.Errorf("update --plan gold: %v", got["plan"])
+	if got := validate(t, "updateTenant", ok(t, e, "tenants", "update", id, "--plan", "default", "--label", "tier=a", "-o", "json")); got["plan"] != "default" {
+		t.Errorf("update --plan default: %v", got["plan"])
 	}
 	validate(t, "suspendTenant", ok(t, e, "tenants", "suspend", id, "-o", "json"))
 	ok(t, e, "tenants", "wait", id, "--for", "status=suspended", "--timeout", "1m", "--interval", "100ms")

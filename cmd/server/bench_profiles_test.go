@@ -20,8 +20,19 @@ import (
 )
 
 // benchTenant starts a server on the embedded default and returns its URL,
-// an admin token, an active pooled tenant and a write key for it.
+// an admin token, an active pooled tenant and a write key for it. The
+// tenant's plan allows far more than the machine ingests: its limits are
+// checked and charged on every request, and never refuse one.
 func benchTenant(b *testing.B) (url, admin, tenant, key string, stop func()) {
+	return benchTenantHooks(b, hooks{})
+}
+
+// benchPlan is a plan no benchmark reaches.
+const benchPlan = `{"limits":{"events_per_second_per_source":1000000000,"events_per_second_per_tenant":1000000000,"requests_per_second_per_token":1000000000}}`
+
+// benchTenantHooks is benchTenant with hooks (hooks{unmetered: true}: a
+// server that neither meters nor limits).
+func benchTenantHooks(b *testing.B, h hooks) (url, admin, tenant, key string, stop func()) {
 	dir := b.TempDir()
 	vars := map[string]string{"CAIRN_DATA_DIR": dir, "CAIRN_STACK_POLL_INTERVAL": "100ms", "CAIRN_LOG_LEVEL": "error"}
 	admin, err := runToken(b, "--admin", "--data-dir", dir)
@@ -29,8 +40,11 @@ func benchTenant(b *testing.B) (url, admin, tenant, key string, stop func()) {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	url, done := startServer(b, ctx, vars)
-	_, t := call(b, "POST", url+"/v1/tenants", admin, `{"name":"Bench","slug":"bench","tier":"pooled","home_region":"eu-west-1"}`)
+	url, done := startServerHooks(b, ctx, vars, h)
+	if status, p := call(b, "PUT", url+"/v1/plans/bench", admin, benchPlan); status != http.StatusCreated {
+		b.Fatalf("bench plan: %d %v", status, p)
+	}
+	_, t := call(b, "POST", url+"/v1/tenants", admin, `{"name":"Bench","slug":"bench","tier":"pooled","home_region":"eu-west-1","plan":"bench"}`)
 	tenant = t["id"].(string)
 	for deadline := time.Now().Add(time.Minute); ; {
 		if _, t := call(b, "GET", url+"/v1/tenants/"+tenant, admin, ""); t["status"] == "active" {
@@ -70,56 +84,90 @@ func batchBody(n, users int, seq *atomic.Int64) []byte {
 // (CAIRN_BENCH_CLIENTS to change): enough to keep the server busy, which
 // with fewer waits on fsyncs between batches.
 //
+// It measures two servers in one run: one as the server runs by default,
+// metering every request and checking and charging the tenant's plan (one
+// that never refuses), and one that neither meters nor limits, the
+// baseline. They take rounds of 20 batches in turn (which goes first
+// alternates), so that a machine whose load changes while it runs charges
+// both alike; it reports each one's events/s and on/off, their ratio.
+//
 //	go test -run '^$' -bench IngestBatches -benchtime 400x ./cmd/server
 func BenchmarkIngestBatches(b *testing.B) {
 	clients := 16
 	if n, err := strconv.Atoi(os.Getenv("CAIRN_BENCH_CLIENTS")); err == nil && n > 0 {
 		clients = n
 	}
-	url, _, _, key, stop := benchTenant(b)
-	defer stop()
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(key+":"))
+	type target struct {
+		url, auth string
+		client    *http.Client
+		took      time.Duration
+		events    int
+	}
+	var targets [2]*target // on, off
+	for i, h := range []hooks{{}, {unmetered: true}} {
+		url, _, _, key, stop := benchTenantHooks(b, h)
+		defer stop()
+		targets[i] = &target{url: url, auth: "Basic " + base64.StdEncoding.EncodeToString([]byte(key+":")),
+			client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}}
+	}
 	var seq atomic.Int64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	post := func(body []byte) {
-		req, _ := http.NewRequest("POST", url+"/v1/batch", bytes.NewReader(body))
-		req.Header.Set("Authorization", auth)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := client.Do(req)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			b.Errorf("status %d", res.StatusCode)
-		}
-	}
 	// The bodies are made before the clock starts: the load generator
-	// shares the machine's cores with the server.
-	bodies := make([][]byte, b.N)
+	// shares the machine's cores with the servers. Each server gets its
+	// own, of the same shape.
+	bodies := make([][2][]byte, b.N)
 	for n := range bodies {
-		bodies[n] = batchBody(n, 5000, &seq)
+		bodies[n] = [2][]byte{batchBody(n, 5000, &seq), batchBody(n, 5000, &seq)}
 	}
+	send := func(t *target, batch [][]byte) {
+		start := time.Now()
+		var wg sync.WaitGroup
+		work := make(chan []byte, clients)
+		for range clients {
+			wg.Go(func() {
+				for body := range work {
+					req, _ := http.NewRequest("POST", t.url+"/v1/batch", bytes.NewReader(body))
+					req.Header.Set("Authorization", t.auth)
+					req.Header.Set("Content-Type", "application/json")
+					res, err := t.client.Do(req)
+					if err != nil {
+						b.Error(err)
+						continue
+					}
+					res.Body.Close()
+					if res.StatusCode != 200 {
+						b.Errorf("status %d", res.StatusCode)
+					}
+				}
+			})
+		}
+		for _, body := range batch {
+			work <- body
+		}
+		close(work)
+		wg.Wait()
+		t.took += time.Since(start)
+		t.events += 100 * len(batch)
+	}
+	const round = 20
 	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	work := make(chan []byte, clients)
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for body := range work {
-				post(body)
-			}
-		}()
+	for r := 0; r*round < b.N; r++ {
+		var on, off [][]byte
+		for _, pair := range bodies[r*round : min((r+1)*round, b.N)] {
+			on, off = append(on, pair[0]), append(off, pair[1])
+		}
+		if r%2 == 0 {
+			send(targets[0], on)
+			send(targets[1], off)
+		} else {
+			send(targets[1], off)
+			send(targets[0], on)
+		}
 	}
-	for _, body := range bodies {
-		work <- body
-	}
-	close(work)
-	wg.Wait()
-	b.ReportMetric(float64(b.N*100)/time.Since(start).Seconds(), "events/s")
+	b.StopTimer()
+	rate := func(t *target) float64 { return float64(t.events) / t.took.Seconds() }
+	b.ReportMetric(rate(targets[0]), "events/s")
+	b.ReportMetric(rate(targets[1]), "events/s-off")
+	b.ReportMetric(rate(targets[0])/rate(targets[1]), "on/off")
 }
 
 // BenchmarkGetProfile measures GET profile (with 10 segments to evaluate)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/portal"
+	"github.com/cairn-cdp/cairn/internal/ratelimit"
 	"github.com/cairn-cdp/cairn/internal/sealed"
 )
 
@@ -74,6 +75,16 @@ type config struct {
 	// webhookAllow holds it parsed, by validate.
 	WebhookAllowCIDRs string
 	webhookAllow      []netip.Prefix
+	// RateLimits turns on the plans' rates and monthly quotas and the
+	// budget of refused credentials per client address (FailedAuthBurst
+	// at once, FailedAuthPerMinute after; 0 a minute turns it off).
+	RateLimits          bool
+	FailedAuthBurst     int
+	FailedAuthPerMinute int
+	// TrustedProxies is a comma list of the proxies whose
+	// X-Forwarded-For names the client; trustedProxies holds it parsed.
+	TrustedProxies string
+	trustedProxies ratelimit.Proxies
 
 	// KeyEncryptionKeyFile and KeyEncryptionKey (its environment
 	// variable only: a key has no place on a command line) say where the
@@ -147,6 +158,10 @@ func (c *config) settings() []setting {
 		{"replica-lease", "CAIRN_REPLICA_LEASE", "15s", "how long a replica's lease in the database lasts unless renewed (every third of it); a local-engine replica starts only when no other holds one", &c.ReplicaLease, cmdServe},
 		{"webhook-allow-http", "CAIRN_WEBHOOK_ALLOW_HTTP", "false", "let webhook endpoints use http:// URLs (https only otherwise)", &c.WebhookAllowHTTP, cmdServe},
 		{"webhook-allow-cidrs", "CAIRN_WEBHOOK_ALLOW_CIDRS", "", "comma-separated address ranges (10.0.0.0/8, ...) webhook endpoints may reach although they are private, loopback or link-local", &c.WebhookAllowCIDRs, cmdServe},
+		{"rate-limits", "CAIRN_RATE_LIMITS", "true", "enforce the tenants' plans (events a second per source and per tenant, requests a second per token, the monthly quota of events) and the budget of refused credentials per client address", &c.RateLimits, cmdServe},
+		{"failed-auth-burst", "CAIRN_FAILED_AUTH_BURST", "20", "requests with a refused token or write key a client address may send at once before its requests are refused (429)", &c.FailedAuthBurst, cmdServe},
+		{"failed-auth-per-minute", "CAIRN_FAILED_AUTH_PER_MINUTE", "60", "refused tokens or write keys a client address may send a minute after its burst; 0 sets no limit", &c.FailedAuthPerMinute, cmdServe},
+		{"trusted-proxies", "CAIRN_TRUSTED_PROXIES", "", "comma-separated addresses and ranges (10.0.0.0/16, ...) of the load balancers in front of the server, whose X-Forwarded-For names the client; no other request's is believed", &c.TrustedProxies, cmdServe},
 	}
 }
 
@@ -281,6 +296,13 @@ func (c *config) validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	if c.FailedAuthBurst < 1 || c.FailedAuthPerMinute < 0 {
+		return errors.New("failed-auth-burst must be at least 1 and failed-auth-per-minute at least 0")
+	}
+	var err error
+	if c.trustedProxies, err = ratelimit.ParseProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("trusted-proxies: %w", err)
 	}
 	return nil
 }

@@ -109,15 +109,16 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 // start beside a replica that forbids it (see package replicas), and
 // keeps it renewed. The returned context is ctx, cancelled with the
 // *replicas.RefusedError as its cause if the lease is lost for good;
-// leave stops renewing and gives the lease up.
-func joinReplicas(ctx context.Context, cfg *config, db store.Backend, log *slog.Logger) (context.Context, func(), error) {
+// leave stops renewing and gives the lease up; live counts the replicas
+// with a live lease (replicas.Heartbeat.Live).
+func joinReplicas(ctx context.Context, cfg *config, db store.Backend, log *slog.Logger) (_ context.Context, leave func(), live func() int, _ error) {
 	host, _ := os.Hostname()
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		dir = cfg.DataDir
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("data directory: %w", err)
+		return nil, nil, nil, fmt.Errorf("data directory: %w", err)
 	}
 	unlock, err := replicas.LockDataDir(dir)
 	locked := err == nil
@@ -125,7 +126,7 @@ func joinReplicas(ctx context.Context, cfg *config, db store.Backend, log *slog.
 	case errors.Is(err, replicas.ErrNoLock):
 		unlock = func() {}
 	case err != nil:
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	hb, err := replicas.Join(ctx, replicas.Config{
 		Store: db, Engine: cfg.Cloud, Host: host, DataDir: dir, Lease: cfg.ReplicaLease, Logger: log,
@@ -136,7 +137,7 @@ func joinReplicas(ctx context.Context, cfg *config, db store.Backend, log *slog.
 	})
 	if err != nil {
 		unlock()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -148,7 +149,7 @@ func joinReplicas(ctx context.Context, cfg *config, db store.Backend, log *slog.
 			cancel(err)
 		}
 	}()
-	leave := func() {
+	leave = func() {
 		stop()
 		<-done
 		leaveCtx, cancelLeave := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -159,7 +160,7 @@ func joinReplicas(ctx context.Context, cfg *config, db store.Backend, log *slog.
 		unlock()
 		cancel(nil)
 	}
-	return ctx, leave, nil
+	return ctx, leave, hb.Live, nil
 }
 
 // leaseLost is the error that ended ctx if the replica lost its lease.

@@ -50,10 +50,12 @@ import (
 	"github.com/cairn-cdp/cairn/internal/lake"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/portal"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/cfn"
+	"github.com/cairn-cdp/cairn/internal/ratelimit"
 	"github.com/cairn-cdp/cairn/internal/rollouts"
 	"github.com/cairn-cdp/cairn/internal/sealed"
 	"github.com/cairn-cdp/cairn/internal/store"
@@ -365,6 +367,9 @@ type hooks struct {
 	lakeNow func() time.Time
 	// lake, if set, receives the refinery (tests run it at will).
 	lake chan<- *lake.Service
+	// unmetered serves with neither metering nor rate limits: the
+	// baseline benchmarks measure their cost against.
+	unmetered bool
 }
 
 func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) error {
@@ -398,7 +403,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	defer db.Close()
 	// Before anything touches the data directory: the local engine is
 	// single-node. ctx ends, too, if the lease is lost for good.
-	ctx, leave, err := joinReplicas(ctx, cfg, db, log)
+	ctx, leave, liveReplicas, err := joinReplicas(ctx, cfg, db, log)
 	if err != nil {
 		return err
 	}
@@ -413,9 +418,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	tenantSvc := tenants.NewService(db, nil)
 	tenantSvc.SetLogger(log)
+	planSvc := plans.NewService(db, nil)
+	tenantSvc.SetPlans(planSvc)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_replicas_live",
+		Help: "Replicas with a live lease on the control-plane database, this one included, as this replica last counted them; each takes that share of every rate limit.",
+	}, func() float64 { return float64(liveReplicas()) }))
 	jobMetrics := newJobMetrics(reg, db)
 
 	// One set of AWS client settings for every adapter, their calls
@@ -458,7 +469,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 	defer closeProfiles()
-	rawZone = meteredRawZone{RawZone: rawZone, meter: meter}
+	counting := meter
+	if h.unmetered {
+		counting = nil // counts nothing: a nil *usage.Meter is a no-op
+	}
+	rawZone = meteredRawZone{RawZone: rawZone, meter: counting}
 	profileSvc := profiles.NewService(profileStore, rawZone, nil)
 	sources := profiles.NewSources(db, nil)
 	// The profile counts are sampled: by this replica when it changes
@@ -488,7 +503,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	guard := &webhooks.Guard{AllowHTTP: cfg.WebhookAllowHTTP, Allow: cfg.webhookAllow}
 	webhookSvc, err := webhooks.New(webhooks.Config{
 		Store: db, Sealer: keys, Guard: guard, Sender: &webhooks.Sender{Guard: guard, Timeout: webhooks.DefaultTimeout}, Logger: log,
-		OnAttempt: meterDeliveries(meter),
+		OnAttempt: meterDeliveries(counting),
 	})
 	if err != nil {
 		return err
@@ -631,11 +646,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		PortalOIDC:   portalOIDC(cfg),
 		Usage:        db,
-		Meter:        meter,
+		Meter:        counting,
 		Rollouts:     rolloutSvc,
 		Drift:        db,
 		Attention:    db,
 		Lake:         lakeStatus,
+		Plans:        planSvc,
+		Limits:       limits(cfg, liveReplicas, h),
 	})
 	if err != nil {
 		return err
@@ -705,6 +722,19 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	jobsErr := stopWorkers(shutdownCtx)
 	return errors.Join(leaseLost(ctx), httpErr, dispatchErr, jobsErr)
+}
+
+// limits are the rate limits the configuration turns on, each replica
+// taking its share of them (live counts the replicas); nil for none.
+func limits(cfg *config, live func() int, h hooks) *httpapi.Limits {
+	if !cfg.RateLimits || h.unmetered {
+		return nil
+	}
+	return &httpapi.Limits{
+		Shares:     live,
+		Proxies:    cfg.trustedProxies,
+		FailedAuth: ratelimit.Limit{Rate: float64(cfg.FailedAuthPerMinute) / 60, Burst: cfg.FailedAuthBurst},
+	}
 }
 
 // newCloud returns the provisioning engine, the governance catalog and the

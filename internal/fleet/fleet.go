@@ -32,11 +32,14 @@ const (
 	RolloutHalted     = "rollout.halted"
 	RolloutCompleted  = "rollout.completed"
 	StackDrifted      = "stack.drifted"
+	// TenantQuotaExceeded announces, once a month, a tenant over a quota
+	// of its plan.
+	TenantQuotaExceeded = "tenant.quota_exceeded"
 )
 
 // Types lists every event type this package announces.
 var Types = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed, UsageReported,
-	RolloutHalted, RolloutCompleted, StackDrifted}
+	RolloutHalted, RolloutCompleted, StackDrifted, TenantQuotaExceeded}
 
 // Event is one announcement in the outbox.
 type Event struct {
@@ -81,6 +84,15 @@ type Data struct {
 	// resources.
 	DriftStatus      string   `json:"drift_status,omitempty"`
 	DriftedResources []string `json:"drifted_resources,omitempty"`
+	// Quota, Plan, Limit, Month and Mode describe a tenant.quota_exceeded
+	// event: the quota ("monthly_events"), the tenant's plan, the quota's
+	// limit, the month (YYYY-MM, UTC) and what the plan does past it
+	// ("warn" or "block").
+	Quota string `json:"quota,omitempty"`
+	Plan  string `json:"plan,omitempty"`
+	Limit int64  `json:"limit,omitempty"`
+	Month string `json:"month,omitempty"`
+	Mode  string `json:"mode,omitempty"`
 	// At is when the change happened, RFC 3339 in UTC.
 	At string `json:"at"`
 }

@@ -142,6 +142,9 @@ func TestAuditTrail(t *testing.T) {
 			}
 		}
 		steps := []auditStep{
+			{"putPlan", 201, func() resp {
+				return e.do("PUT", "/v1/plans/audit-gold", e.admin, map[string]any{"limits": map[string]any{"segments": 3}})
+			}, same("plan.create", "plan", "audit-gold", "", "admin")},
 			{"createTenant", 202, func() resp {
 				return e.do("POST", "/v1/tenants", e.admin, map[string]any{"name": "Audit B", "slug": "audit-b", "tier": "pooled", "home_region": "eu-west-1"})
 			}, func(r resp) auditWant {

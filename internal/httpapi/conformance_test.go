@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-cdp/cairn/api"
 	"github.com/cairn-cdp/cairn/internal/attention"
 	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -48,6 +49,8 @@ var startCursors = map[string]string{
 	"/v1/usage": "AkY",
 	// page.EncodeString(attention.Position{}.String()): the start.
 	"/v1/attention": "AjAwMDEtMDEtMDFUMDA6MDA6MDBafHw",
+	// page.EncodeString(" "): before every plan name, by name.
+	"/v1/plans": "AiA",
 }
 
 // listQuery is the query a list needs besides its cursor and limit.
@@ -108,6 +111,9 @@ func TestCursorIsOpaque(t *testing.T) {
 		}
 		if pos, err := page.DecodeString(startCursors["/v1/attention"]); err != nil || pos != (attention.Position{}).String() {
 			t.Fatalf("the pinned cursor of /v1/attention is %q, %v; want the start's", pos, err)
+		}
+		if pos, err := page.DecodeString("AiA"); err != nil || pos != " " || plans.ValidName(pos) {
+			t.Fatalf(`DecodeString("AiA") = %q, %v; the pinned cursor must sort before every plan name`, pos, err)
 		}
 	})
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
 	"github.com/cairn-cdp/cairn/internal/profiles/sqlitestore"
@@ -79,14 +80,14 @@ func (c countedPlacements) TenantPlacements(ctx context.Context, id string) (pla
 
 // backends runs fn once per control-plane database, in parallel with the
 // other tests: every environment has a database and data directory of its
-// own.
-func backends(t *testing.T, fn func(t *testing.T, newEnv func() *env)) {
-	backendsOn(t, nil, fn)
+// own. opts change the server's configuration (rate limits, say).
+func backends(t *testing.T, fn func(t *testing.T, newEnv func() *env), opts ...func(*httpapi.Config)) {
+	backendsOn(t, nil, fn, opts...)
 }
 
 // backendsOn is backends with the grants broker of each environment on the
 // catalog newCatalog makes (the local catalog if nil).
-func backendsOn(t *testing.T, newCatalog func(t *testing.T) grants.Catalog, fn func(t *testing.T, newEnv func() *env)) {
+func backendsOn(t *testing.T, newCatalog func(t *testing.T) grants.Catalog, fn func(t *testing.T, newEnv func() *env), opts ...func(*httpapi.Config)) {
 	t.Parallel()
 	catalog := func(t *testing.T) grants.Catalog {
 		if newCatalog == nil {
@@ -96,25 +97,25 @@ func backendsOn(t *testing.T, newCatalog func(t *testing.T) grants.Catalog, fn f
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		fn(t, func() *env { return startEnvWith(t, "", t.TempDir(), catalog(t)) })
+		fn(t, func() *env { return startEnvWith(t, "", t.TempDir(), catalog(t), opts...) })
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
 		// Skip (or fail) here, not in a subtest that fn starts; every
 		// environment still gets a fresh database of its own.
 		testdb.Postgres(t)
-		fn(t, func() *env { return startEnvWith(t, testdb.Postgres(t), t.TempDir(), catalog(t)) })
+		fn(t, func() *env { return startEnvWith(t, testdb.Postgres(t), t.TempDir(), catalog(t), opts...) })
 	})
 }
 
-func startEnv(t *testing.T, dbURL, dataDir string) *env {
+func startEnv(t *testing.T, dbURL, dataDir string, opts ...func(*httpapi.Config)) *env {
 	t.Helper()
-	return startEnvWith(t, dbURL, dataDir, nil)
+	return startEnvWith(t, dbURL, dataDir, nil, opts...)
 }
 
 // startEnvWith is startEnv with the grants broker on catalog (the local
 // catalog under the data directory when nil).
-func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *env {
+func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, opts ...func(*httpapi.Config)) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -139,6 +140,8 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *
 		t.Fatal(err)
 	}
 	svc := tenants.NewService(db, nil)
+	planSvc := plans.NewService(db, nil)
+	svc.SetPlans(planSvc)
 	e := &env{t: t, db: db, dbURL: dbURL, dataDir: dataDir, auth: a, jobDone: make(chan string, 1000),
 		meter: usage.NewMeter(db, nil, log)}
 	e.placements = placement.NewLocator(countedPlacements{Reader: db, n: &e.placementReads})
@@ -254,10 +257,14 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog) *
 	go func() { relayed <- relay.Run(dispatchCtx) }()
 	t.Cleanup(func() { stopDispatch(); <-relayed })
 
-	h, err := httpapi.NewServer(httpapi.Config{
+	cfg := httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
-		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db, Attention: db,
-	})
+		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db, Attention: db, Plans: planSvc,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := httpapi.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,12 +31,15 @@ const scopeAdmin = "admin"
 // gate is the spec-driven front door of the API. chi routes each request
 // once (404 and 405 otherwise, see notFound and methodNotAllowed); the
 // gate runs in the route it found, as the route's middleware, and, in
-// order: finds its OpenAPI operation by the route's pattern, authenticates
-// the bearer token (401), authorizes it against the operation's security
-// requirements and the {tenant_id} in the path (403, or 404 for another
-// tenant's resources so that tenant IDs cannot be probed), reads the body
-// under the size limit (413), checks its media type (415) and validates
-// the request against the spec with kin-openapi (400, naming the field).
+// order: finds its OpenAPI operation by the route's pattern, refuses a
+// client address that sent too many refused credentials (429, limits.go),
+// authenticates the bearer token (401), authorizes it against the
+// operation's security requirements and the {tenant_id} in the path (403,
+// or 404 for another tenant's resources so that tenant IDs cannot be
+// probed), applies the tenant's plan's rates (429, limits.go), reads the
+// body under the size limit (413), checks its media type (415) and
+// validates the request against the spec with kin-openapi (400, naming the
+// field).
 type gate struct {
 	// routes are the document's operations by method and path template,
 	// which are chi's route patterns too.
@@ -52,6 +55,9 @@ type gate struct {
 	// scopes are the scope alternatives of each operation that takes a
 	// bearer token (see Scopes).
 	scopes map[*openapi3.Operation][][]string
+	// limits enforces the plans' rates and the budget of refused
+	// credentials per client address (limits.go); nil enforces nothing.
+	limits *limiter
 }
 
 // WriteKeyAuthenticator maps a source's write key to its tenant.
@@ -222,6 +228,9 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 	byKey := false
 	if len(security) > 0 {
 		_, byKey = security[0][writeKeyScheme]
+		if p := g.limits.refuseAddress(r); p != nil {
+			return r, p
+		}
 	}
 
 	// A write-key route reads its body before authenticating, since the
@@ -266,6 +275,9 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 			principal, p = g.authenticate(r)
 		}
 		if p != nil {
+			if p.status == http.StatusUnauthorized && credentialsSent(r, byKey, body) {
+				g.limits.failedAuth(r)
+			}
 			return r, p
 		}
 		need := g.scopes[route.Operation]
@@ -280,12 +292,22 @@ func (g *gate) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *pr
 				return r, p
 			}
 		}
+		var lp *problem
+		if r, lp = g.limits.admit(w, r, principal, byKey, ingest); lp != nil {
+			return r, lp
+		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxPrincipal, principal))
 	}
 	if cors && params["write_key"] != "" {
 		// A public route named by a write key (the browser settings): the
 		// key's source decides the origins.
+		if p := g.limits.refuseAddress(r); p != nil {
+			return r, p
+		}
 		src, p := g.source(r, params["write_key"])
+		if p != nil && p.status == http.StatusNotFound {
+			g.limits.failedAuth(r) // a write key guessed
+		}
 		if p == nil {
 			p = checkOrigin(w.Header(), r.Header.Get("Origin"), src)
 		}
@@ -565,6 +587,18 @@ func (g *gate) authenticateWriteKey(r *http.Request, body []byte) (auth.Principa
 	}
 	knownTenant(r.Context(), src.TenantID)
 	return auth.Principal{Subject: sourceSubject + src.ID, TenantID: src.TenantID, Scopes: []string{auth.ScopeEventsWrite}}, src, nil
+}
+
+// credentialsSent reports whether a request carried credentials (a bearer
+// token, a write key as the Basic user or the body's writeKey): refused,
+// they count against its client address (limits.go); a request without
+// any costs nothing to refuse.
+func credentialsSent(r *http.Request, byKey bool, body []byte) bool {
+	if r.Header.Get("Authorization") != "" {
+		return true
+	}
+	key, err := bodyWriteKey(body)
+	return byKey && (err != nil || key != "")
 }
 
 // sourceSubject prefixes the source ID in a write key's principal.

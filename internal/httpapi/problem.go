@@ -82,6 +82,8 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 		return webhookProblem(err)
 	case rolloutProblem(err) != nil:
 		return rolloutProblem(err)
+	case planProblem(err) != nil:
+		return planProblem(err)
 	case errors.As(err, &refusal):
 		return grantProblem(refusal.Err, refusal.Detail)
 	case errors.Is(err, grants.ErrNotFound):

@@ -35,6 +35,9 @@ func (s *Server) ingest(ctx context.Context, tenant, kind string, body []byte, b
 	if p != nil {
 		return IngestResult{}, p
 	}
+	if err := s.chargeEvents(ctx, len(raws)); err != nil {
+		return IngestResult{}, err
+	}
 	now := time.Now()
 	events := make([]profiles.Event, 0, len(raws))
 	out := IngestResult{Errors: []EventError{}}

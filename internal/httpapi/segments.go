@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 )
 
@@ -119,9 +120,13 @@ func (s *Server) CreateSegment(ctx context.Context, req CreateSegmentRequestObje
 		}
 		g.Definition = def
 	}
-	g, err := s.profiles.CreateSegment(ctx, req.TenantId, g, s.queueRecompute)
+	limit, plan, err := s.planCap(ctx, req.TenantId, func(l plans.Limits) *int64 { return l.Segments }, profiles.MaxSegments)
 	if err != nil {
 		return nil, err
+	}
+	g, err = s.profiles.CreateSegmentWithin(ctx, req.TenantId, g, limit, s.queueRecompute)
+	if err != nil {
+		return nil, errAtPlanLimit(err, profiles.ErrSegmentLimit, "segments", limit, plan)
 	}
 	if err := s.record(ctx, auditOf(ctx, req.TenantId, "segment.create", "segment", g.ID)); err != nil {
 		return nil, err

@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/idempotency"
+	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/usage"
@@ -82,6 +83,13 @@ type Config struct {
 	// Lake, if not nil, answers the lake status; without it the route is
 	// 404.
 	Lake LakeStatus
+	// Plans serves the plan routes and gives each tenant its limits: the
+	// counts of segments and webhook endpoints always, the rates and the
+	// monthly quota when Limits is set.
+	Plans *plans.Service
+	// Limits, if not nil, enforces the plans' rates and monthly quota and
+	// the budget of refused credentials per client address.
+	Limits *Limits
 }
 
 // Server implements the generated StrictServerInterface.
@@ -113,14 +121,15 @@ type Server struct {
 	// attention lists what in the fleet needs an operator.
 	attention attention.Store
 	lake      LakeStatus
+	plans     *plans.Service
 }
 
 var _ StrictServerInterface = (*Server)(nil)
 
 // NewServer returns the whole API as one http.Handler.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Audit == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil || cfg.Usage == nil || cfg.Rollouts == nil || cfg.Attention == nil {
-		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Audit, Auth, Idempotency, Registry, Usage, Rollouts and Attention are required")
+	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Audit == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil || cfg.Usage == nil || cfg.Rollouts == nil || cfg.Attention == nil || cfg.Plans == nil {
+		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Audit, Auth, Idempotency, Registry, Usage, Rollouts, Attention and Plans are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -138,10 +147,11 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.limits = newLimiter(cfg)
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
-		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention, lake: cfg.Lake}
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention, lake: cfg.Lake, plans: cfg.Plans}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

@@ -11,6 +11,7 @@ import (
 func TestOnboardAndLifecycle(t *testing.T) {
 	backends(t, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()
+		e.putPlan("gold", map[string]any{}) // a tenant names a plan that exists
 		r := e.onboard("acme", map[string]any{
 			"regions": []string{"us-east-1"}, "plan": "gold", "contact_email": "ops@acme.example",
 			"labels": map[string]string{"team": "growth"},
@@ -189,6 +190,7 @@ func TestSlugConflict(t *testing.T) {
 func TestETagAndIfMatch(t *testing.T) {
 	backends(t, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()
+		e.putPlan("silver", map[string]any{}) // a tenant names a plan that exists
 		id := e.onboard("etag-co").want(t, 202).str("id")
 		g := e.do("GET", "/v1/tenants/"+id, e.admin, nil).want(t, 200)
 		tag := g.header.Get("ETag")
@@ -231,6 +233,7 @@ func TestETagAndIfMatch(t *testing.T) {
 func TestLifecycleIfMatch(t *testing.T) {
 	backends(t, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()
+		e.putPlan("gold", map[string]any{}) // a tenant names a plan that exists
 		id := e.activeTenant("life-co")
 		tag := e.do("GET", "/v1/tenants/"+id, e.admin, nil).want(t, 200).header.Get("ETag")
 		fresh := e.do("PATCH", "/v1/tenants/"+id, e.admin, map[string]any{"plan": "gold"}, "If-Match", tag).want(t, 200).header.Get("ETag")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/page"
+	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/webhooks"
 )
 
@@ -168,7 +169,15 @@ func (s *Server) createWebhook(ctx context.Context, tenant string, b *WebhookEnd
 	if err := s.tenantExists(ctx, tenant); err != nil {
 		return webhooks.Endpoint{}, "", err
 	}
-	return s.webhooks.Create(ctx, auditOf(ctx, tenant, "webhook.create", "webhook", ""), tenant, webhookInput(&b.Url, b.Description, &b.EventTypes, b.SegmentIds, b.Traits, b.Enabled))
+	limit, plan := webhooks.MaxEndpoints, (*plans.Plan)(nil)
+	if tenant != "" {
+		var err error
+		if limit, plan, err = s.planCap(ctx, tenant, func(l plans.Limits) *int64 { return l.Webhooks }, webhooks.MaxEndpoints); err != nil {
+			return webhooks.Endpoint{}, "", err
+		}
+	}
+	e, secret, err := s.webhooks.CreateWithin(ctx, auditOf(ctx, tenant, "webhook.create", "webhook", ""), tenant, webhookInput(&b.Url, b.Description, &b.EventTypes, b.SegmentIds, b.Traits, b.Enabled), limit)
+	return e, secret, errAtPlanLimit(err, webhooks.ErrLimit, "webhook endpoints", limit, plan)
 }
 
 func (s *Server) updateWebhook(ctx context.Context, tenant, id string, ifMatch *string, b *WebhookEndpointUpdate) (webhooks.Endpoint, error) {

@@ -142,6 +142,13 @@ func (g *Segment) validate() error {
 // CreateSegment stores a new segment of the tenant and queues its
 // computation (queue), which its status shows.
 func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment, queue func(context.Context, RecomputeArgs) error) (Segment, error) {
+	return s.CreateSegmentWithin(ctx, tenant, g, MaxSegments, queue)
+}
+
+// CreateSegmentWithin is CreateSegment for a tenant that may have at most
+// limit segments (a plan's; never more than MaxSegments): at limit it
+// returns ErrSegmentLimit, and concurrent creates never pass it.
+func (s *Service) CreateSegmentWithin(ctx context.Context, tenant string, g Segment, limit int, queue func(context.Context, RecomputeArgs) error) (Segment, error) {
 	if err := g.validate(); err != nil {
 		return Segment{}, err
 	}
@@ -157,7 +164,7 @@ func (s *Service) CreateSegment(ctx context.Context, tenant string, g Segment, q
 	k := segmentKey(tenant, g.ID)
 	defer s.forgetSegments(tenant)
 	// The ID is new: a failed condition is the count's.
-	err = s.countSegments(ctx, tenant, +1, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: d}, IfAbsent: true}, func() (bool, error) { return false, nil })
+	err = s.countSegments(ctx, tenant, +1, min(limit, MaxSegments), Op{Put: &Item{PK: k.PK, SK: k.SK, Data: d}, IfAbsent: true}, func() (bool, error) { return false, nil })
 	if err != nil {
 		return Segment{}, err
 	}
@@ -179,11 +186,11 @@ func segmentCountKey(tenant string) Key { return Key{PK: KeyPrefix(tenant) + "SC
 const segmentCountRetries = 32
 
 // countSegments applies op (a segment's put or delete) with the tenant's
-// segment count moved by delta, refusing a create at MaxSegments. When
+// segment count moved by delta, refusing a create at limit. When
 // the transaction fails a condition, gone reports whether op's own
 // condition failed (the segment is not there to delete): then it returns
 // ErrSegmentNotFound, else it tries again with the count read anew.
-func (s *Service) countSegments(ctx context.Context, tenant string, delta int, op Op, gone func() (bool, error)) error {
+func (s *Service) countSegments(ctx context.Context, tenant string, delta, limit int, op Op, gone func() (bool, error)) error {
 	key := segmentCountKey(tenant)
 	for attempt := range segmentCountRetries {
 		if attempt > 0 {
@@ -216,7 +223,7 @@ func (s *Service) countSegments(ctx context.Context, tenant string, delta int, o
 			}
 			count.N, counter.IfAbsent = len(all), true
 		}
-		if delta > 0 && count.N >= MaxSegments {
+		if delta > 0 && count.N >= limit {
 			return ErrSegmentLimit
 		}
 		count.N = max(count.N+delta, 0)
@@ -282,7 +289,7 @@ func (s *Service) GetSegment(ctx context.Context, tenant, id string) (Segment, e
 func (s *Service) DeleteSegment(ctx context.Context, tenant, id string) error {
 	k := segmentKey(tenant, id)
 	defer s.forgetSegments(tenant)
-	return s.countSegments(ctx, tenant, -1, Op{Delete: &k, IfExists: true}, func() (bool, error) {
+	return s.countSegments(ctx, tenant, -1, MaxSegments, Op{Delete: &k, IfExists: true}, func() (bool, error) {
 		_, ok, err := s.store.Get(ctx, k)
 		return !ok, err
 	})

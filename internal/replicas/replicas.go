@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,6 +71,8 @@ type Store interface {
 	ReplicaRenew(ctx context.Context, id string, expiresAt time.Time) (bool, error)
 	// ReplicaLeave deletes id's lease.
 	ReplicaLeave(ctx context.Context, id string) error
+	// ReplicaCount returns how many replicas' leases last past now.
+	ReplicaCount(ctx context.Context, now time.Time) (int, error)
 }
 
 // Config configures Join.
@@ -120,6 +123,9 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 type Heartbeat struct {
 	cfg Config
 	me  Replica
+	// live is how many replicas held a live lease at the last renewal,
+	// this one included (see Live).
+	live atomic.Int64
 }
 
 // Join takes a lease for this replica, or returns a *RefusedError naming
@@ -151,7 +157,29 @@ func Join(ctx context.Context, cfg Config) (*Heartbeat, error) {
 	if err := h.join(ctx, now); err != nil {
 		return nil, err
 	}
+	h.live.Store(1)
+	h.count(ctx, now)
 	return h, nil
+}
+
+// Live returns how many replicas held a live lease when this one last
+// renewed its own, itself included: at least 1. Replicas that share a
+// budget (the rate limits of package ratelimit) each take 1/Live of it. A
+// replica that joins is counted by the others within Lease/3; one that
+// stops, once its lease has lapsed (or at once when it left cleanly).
+// Safe for concurrent use.
+func (h *Heartbeat) Live() int { return int(h.live.Load()) }
+
+// count refreshes Live; a failed count keeps the last one.
+func (h *Heartbeat) count(ctx context.Context, now time.Time) {
+	n, err := h.cfg.Store.ReplicaCount(ctx, now)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.cfg.Logger.WarnContext(ctx, "counting the live replicas failed", "replica", h.me.ID, "error", err)
+		}
+		return
+	}
+	h.live.Store(int64(max(n, 1)))
 }
 
 // ID is the replica's ID in the lease table.
@@ -205,6 +233,9 @@ func (h *Heartbeat) Run(ctx context.Context) error {
 		}
 		if err != nil && ctx.Err() == nil {
 			h.cfg.Logger.WarnContext(ctx, "renewing the replica lease failed", "replica", h.me.ID, "error", err)
+		}
+		if err == nil {
+			h.count(ctx, now)
 		}
 	}
 }

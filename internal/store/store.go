@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/kmskek"
 	"github.com/cairn-cdp/cairn/internal/lake"
 	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/replicas"
@@ -71,6 +72,8 @@ type Backend interface {
 	// lake.Store holds the refinery's watermarks, table stats and
 	// erased-ID filters.
 	lake.Store
+	// plans.Store holds the ISV's plans, which tenants name.
+	plans.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

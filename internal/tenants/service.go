@@ -24,6 +24,48 @@ type Service struct {
 	fleet fleet.Notifier
 	// log records each status transition once (SetLogger).
 	log *slog.Logger
+	// plans, if set, judges the plan names of onboardings and updates.
+	plans PlanChecker
+}
+
+// PlanChecker says whether a tenant may name a plan: "" (the default plan)
+// or the name of one (package plans' Service is one).
+type PlanChecker interface {
+	Exists(ctx context.Context, name string) (bool, error)
+}
+
+// SetPlans makes Onboard and Update refuse a plan that p does not know
+// (a *ValidationError naming "plan"). Without it the plan is free text.
+// Call it before the Service is used.
+func (s *Service) SetPlans(p PlanChecker) { s.plans = p }
+
+// checkPlan refuses a plan name that names no plan.
+func (s *Service) checkPlan(ctx context.Context, name string) error {
+	if s.plans == nil || name == "" {
+		return nil
+	}
+	ok, err := s.plans.Exists(ctx, name)
+	switch {
+	case err != nil:
+		return fmt.Errorf("check plan %q: %w", name, err)
+	case !ok:
+		return invalid("plan", "no plan is named %q", name)
+	}
+	return nil
+}
+
+// Announce writes ev, a fleet event that no change of a tenant carries
+// (a tenant over its monthly quota), to the fleet outbox on its own, and
+// has it relayed at once. An event whose ID the outbox holds is written
+// once.
+func (s *Service) Announce(ctx context.Context, ev fleet.Event) error {
+	if err := s.store.InTx(ctx, func(tx Tx) error { return tx.FleetEventInsert(ctx, ev) }); err != nil {
+		return fmt.Errorf("announce %s: %w", ev.Type, err)
+	}
+	if s.fleet != nil {
+		s.fleet.Notify()
+	}
+	return nil
 }
 
 // NewService returns a Service on store. now defaults to time.Now.
@@ -88,6 +130,9 @@ func (p OnboardParams) validate() ([]string, error) {
 func (s *Service) Onboard(ctx context.Context, p OnboardParams) (Tenant, error) {
 	regions, err := p.validate()
 	if err != nil {
+		return Tenant{}, err
+	}
+	if err := s.checkPlan(ctx, p.Plan); err != nil {
 		return Tenant{}, err
 	}
 	now := s.now()
@@ -197,6 +242,11 @@ func (p UpdateParams) validate() error {
 func (s *Service) Update(ctx context.Context, id string, p UpdateParams) (Tenant, error) {
 	if err := p.validate(); err != nil {
 		return Tenant{}, err
+	}
+	if p.Plan != nil {
+		if err := s.checkPlan(ctx, *p.Plan); err != nil {
+			return Tenant{}, err
+		}
 	}
 	return s.change(ctx, p.Audit, id, p.IfVersion, func(t *Tenant) (JobArgs, error) {
 		if !t.Status.Live() {

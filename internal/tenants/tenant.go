@@ -36,6 +36,9 @@ type Tenant struct {
 	StatusReason string
 	HomeRegion   string
 	Regions      []string
+	// Plan names the tenant's plan (package plans); "" is the default
+	// plan. A name an older version stored as free text, that names no
+	// plan, has the default plan's limits.
 	Plan         string
 	ContactEmail string
 	Labels       map[string]string

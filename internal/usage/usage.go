@@ -49,6 +49,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/fleet"
@@ -183,6 +184,14 @@ type Meter struct {
 
 	mu      sync.Mutex
 	pending map[key]int64
+	// unflushed sums pending by tenant and metric; flushing sums the
+	// counts a flush is writing (or failed to write and retries), which
+	// the database does not hold yet either. See Unflushed.
+	unflushed map[tenantMetric]int64
+	flushing  map[tenantMetric]int64
+	// flushes counts the flushes that wrote everything counted before
+	// them (see Flushes).
+	flushes atomic.Uint64
 
 	// flushMu makes flushes one at a time; retry is a flush that failed
 	// ambiguously, retried with its ID before anything newer.
@@ -191,6 +200,8 @@ type Meter struct {
 	seq     uint64
 	prefix  string
 }
+
+type tenantMetric struct{ tenant, metric string }
 
 type batch struct {
 	id     string
@@ -208,7 +219,8 @@ func NewMeter(s Store, now func() time.Time, log *slog.Logger) *Meter {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &Meter{store: s, now: now, log: log, pending: map[key]int64{}, prefix: hex.EncodeToString(b[:])}
+	return &Meter{store: s, now: now, log: log, pending: map[key]int64{}, prefix: hex.EncodeToString(b[:]),
+		unflushed: map[tenantMetric]int64{}, flushing: map[tenantMetric]int64{}}
 }
 
 // Add counts n of metric for the tenant, now. A nil Meter, an empty tenant
@@ -220,7 +232,36 @@ func (m *Meter) Add(tenant, metric, dimension string, n int64) {
 	hour := m.now().UTC().Truncate(time.Hour).Unix()
 	m.mu.Lock()
 	m.pending[key{tenant, metric, dimension, hour}] += n
+	m.unflushed[tenantMetric{tenant, metric}] += n
 	m.mu.Unlock()
+}
+
+// Unflushed returns what this Meter counted of metric for the tenant that
+// the Store does not hold yet: counted since the last flush, or in a flush
+// not yet written. A reader of the Store adds it to what it read to know
+// this replica's whole count (package ratelimit's monthly quota does). It
+// is not split by hour: counts wait at most a flush interval, so only the
+// first seconds of an hour (or a month) see the previous one's last
+// counts in it. A nil Meter counts nothing.
+func (m *Meter) Unflushed(tenant, metric string) int64 {
+	if m == nil {
+		return 0
+	}
+	k := tenantMetric{tenant, metric}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.unflushed[k] + m.flushing[k]
+}
+
+// Flushes counts the flushes that wrote everything this Meter had counted
+// before they began. A reader that read the Store before the count last
+// changed may lack what that flush wrote, and reads it again: between
+// its reads, what Unflushed leaves out is in the Store.
+func (m *Meter) Flushes() uint64 {
+	if m == nil {
+		return 0
+	}
+	return m.flushes.Load()
 }
 
 // Flush writes what was counted since the last flush. On an error the
@@ -241,8 +282,13 @@ func (m *Meter) Flush(ctx context.Context) error {
 	m.mu.Lock()
 	pending := m.pending
 	m.pending = make(map[key]int64, len(pending))
+	for k, v := range m.unflushed {
+		m.flushing[k] += v
+	}
+	clear(m.unflushed)
 	m.mu.Unlock()
 	if len(pending) == 0 {
+		m.flushed()
 		return nil
 	}
 	counts := make([]Count, 0, len(pending))
@@ -261,7 +307,17 @@ func (m *Meter) Flush(ctx context.Context) error {
 		m.retry = b
 		return fmt.Errorf("usage: flush %s: %w", b.id, err)
 	}
+	m.flushed()
 	return nil
+}
+
+// flushed notes that the Store holds everything counted until the flush
+// (flushMu held): nothing is in flight any more.
+func (m *Meter) flushed() {
+	m.mu.Lock()
+	clear(m.flushing)
+	m.mu.Unlock()
+	m.flushes.Add(1)
 }
 
 // Run flushes every interval (DefaultFlushInterval if zero) until ctx ends,

@@ -99,15 +99,33 @@ func TestMeterFlush(t *testing.T) {
 	m.Add("ten_a", APIRequests, "", 0)
 	now = t0.Add(time.Hour)
 	m.Add("ten_a", APIRequests, "", 4)
+	unflushed := func(want int64) {
+		t.Helper()
+		if got := m.Unflushed("ten_a", APIRequests); got != want {
+			t.Fatalf("Unflushed = %d, want %d", got, want)
+		}
+	}
+	unflushed(7)
 	s.fail = errors.New("down")
 	if err := m.Flush(t.Context()); err == nil {
 		t.Fatal("a failing store's flush succeeded")
+	}
+	// What a failed flush holds is not in the store yet.
+	unflushed(7)
+	if m.Flushes() != 0 {
+		t.Fatalf("Flushes = %d after a failed flush", m.Flushes())
 	}
 	m.Add("ten_b", RawBytes, "", 9)
 	s.fail = nil
 	if err := m.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	unflushed(0)
+	if m.Flushes() != 1 || m.Unflushed("ten_b", RawBytes) != 0 {
+		t.Fatalf("after a flush: Flushes = %d, ten_b unflushed %d", m.Flushes(), m.Unflushed("ten_b", RawBytes))
+	}
+	m.Add("ten_a", APIRequests, "", 2)
+	unflushed(2)
 	var got []string
 	for _, c := range s.added {
 		got = append(got, fmt.Sprintf("%s %s %s %d", c.TenantID, c.Metric, c.Hour.Format("15:04"), c.Value))

@@ -46,7 +46,7 @@ const TestEvent = "webhook.test"
 var TenantEventTypes = []string{SegmentEntered, SegmentExited, ProfileCreated, ProfileMerged, ProfileUnmerged, ProfileErased}
 
 // FleetEventTypes are the types a fleet endpoint may subscribe to.
-var FleetEventTypes = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed, StackDrifted,
+var FleetEventTypes = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, TenantQuota, StackFailed, StackDrifted,
 	UsageReported, RolloutHalted, RolloutCompleted, EndpointDisabled}
 
 // ValidationError is a refused input; Field names it as the API does
@@ -283,6 +283,13 @@ func dedupe(list []string) []string {
 // ErrLimit. Create and every change below write rec, the request's audit
 // event, in the change's transaction.
 func (s *Service) Create(ctx context.Context, rec audit.Event, tenant string, in EndpointInput) (Endpoint, string, error) {
+	return s.CreateWithin(ctx, rec, tenant, in, MaxEndpoints)
+}
+
+// CreateWithin is Create for a tenant that may have at most limit
+// endpoints (a plan's; never more than MaxEndpoints): at limit it returns
+// ErrLimit, and concurrent creates never pass it.
+func (s *Service) CreateWithin(ctx context.Context, rec audit.Event, tenant string, in EndpointInput, limit int) (Endpoint, string, error) {
 	if in.URL == nil {
 		return Endpoint{}, "", &ValidationError{Field: "url", Reason: "required"}
 	}
@@ -296,7 +303,7 @@ func (s *Service) Create(ctx context.Context, rec audit.Event, tenant string, in
 	if err := s.apply(ctx, tenant, &e, in); err != nil {
 		return Endpoint{}, "", err
 	}
-	e, err := s.store.WebhookEndpointInsert(ctx, e, MaxEndpoints, rec.On(e.ID))
+	e, err := s.store.WebhookEndpointInsert(ctx, e, min(limit, MaxEndpoints), rec.On(e.ID))
 	if err != nil {
 		return Endpoint{}, "", err
 	}

@@ -44,6 +44,7 @@ const (
 	RolloutHalted     = fleet.RolloutHalted
 	RolloutCompleted  = fleet.RolloutCompleted
 	StackDrifted      = fleet.StackDrifted
+	TenantQuota       = fleet.TenantQuotaExceeded
 	EndpointDisabled  = "webhook.disabled"
 )
 

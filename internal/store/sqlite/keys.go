@@ -127,6 +127,15 @@ func (d *DB) ReplicaLeave(ctx context.Context, id string) error {
 	return nil
 }
 
+// ReplicaCount implements replicas.Store.
+func (d *DB) ReplicaCount(ctx context.Context, now time.Time) (int, error) {
+	n, err := d.queries.ReplicaCountLive(ctx, formatTime(now))
+	if err != nil {
+		return 0, fmt.Errorf("count replicas: %w", err)
+	}
+	return int(n), nil
+}
+
 // WrappedKeyGet implements kmskek.Store.
 func (d *DB) WrappedKeyGet(ctx context.Context, kmsKeyARN string) ([]byte, error) {
 	wrapped, err := d.queries.WrappedKeyGet(ctx, kmsKeyARN)

@@ -30,6 +30,9 @@ UPDATE replicas SET expires_at = @expires_at WHERE id = @id;
 -- name: ReplicaDelete :exec
 DELETE FROM replicas WHERE id = @id;
 
+-- name: ReplicaCountLive :one
+SELECT count(*) FROM replicas WHERE expires_at > @now;
+
 -- name: WrappedKeyGet :one
 SELECT wrapped FROM wrapped_key_encryption_keys WHERE kms_key_arn = @kms_key_arn;
 

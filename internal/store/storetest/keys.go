@@ -183,9 +183,20 @@ func testReplicaLeases(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if _, err := join(replicas.EngineAWS, "/data/aws"); err != nil {
+		hb, err := join(replicas.EngineAWS, "/data/aws")
+		if err != nil {
 			t.Fatalf("AWS-mode replica %d: %v", i+1, err)
 		}
+		// Each counts the live replicas, itself included, when it joins.
+		if hb.Live() != i+1 {
+			t.Fatalf("AWS-mode replica %d counts %d live replicas", i+1, hb.Live())
+		}
+	}
+	if n, err := b.ReplicaCount(t.Context(), clock.Now()); n != 3 || err != nil {
+		t.Fatalf("ReplicaCount: %d %v, want 3", n, err)
+	}
+	if n, err := b.ReplicaCount(t.Context(), clock.Now().Add(lease)); n != 0 || err != nil {
+		t.Fatalf("ReplicaCount once the leases lapsed: %d %v, want 0", n, err)
 	}
 	if _, err := join(replicas.EngineLocal, "/data/c"); !errors.Is(err, replicas.ErrRefused) {
 		t.Fatalf("a local replica beside AWS-mode ones: %v", err)

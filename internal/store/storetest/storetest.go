@@ -116,6 +116,8 @@ func Run(t *testing.T, h Harness) {
 		{"UsageIndexBuilds", testUsageIndexBuilds},
 		{"Rollouts", testRollouts},
 		{"RolloutCandidates", testRolloutCandidates},
+		{"Plans", testPlans},
+		{"PlanService", testPlanService},
 		{"Restart", testRestart},
 		{"MigrateTwice", testMigrateTwice},
 	}

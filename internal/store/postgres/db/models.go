@@ -109,6 +109,16 @@ type Placement struct {
 	LeaseUntil      *time.Time
 }
 
+type Plan struct {
+	Name              string
+	Description       string
+	Limits            []byte
+	MonthlyEventsMode string
+	Version           int64
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
 type Pool struct {
 	Region          string
 	StackName       string

@@ -10,6 +10,17 @@ import (
 	"database/sql"
 )
 
+const replicaCountLive = `-- name: ReplicaCountLive :one
+SELECT count(*) FROM replicas WHERE expires_at > ?1
+`
+
+func (q *Queries) ReplicaCountLive(ctx context.Context, now string) (int64, error) {
+	row := q.db.QueryRowContext(ctx, replicaCountLive, now)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const replicaDelete = `-- name: ReplicaDelete :exec
 DELETE FROM replicas WHERE id = ?1
 `

@@ -107,6 +107,16 @@ type Placement struct {
 	LeaseUntil      sql.NullString
 }
 
+type Plan struct {
+	Name              string
+	Description       string
+	Limits            string
+	MonthlyEventsMode string
+	Version           int64
+	CreatedAt         string
+	UpdatedAt         string
+}
+
 type Pool struct {
 	Region          string
 	StackName       string
