@@ -117,6 +117,7 @@ type Plan struct {
 	Version           int64
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	ProfilesMode      string
 }
 
 type Pool struct {

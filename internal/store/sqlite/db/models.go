@@ -115,6 +115,7 @@ type Plan struct {
 	Version           int64
 	CreatedAt         string
 	UpdatedAt         string
+	ProfilesMode      string
 }
 
 type Pool struct {
