@@ -60,7 +60,7 @@ type env struct {
 	// profiles is the profile service the API serves.
 	profiles *profiles.Service
 	admin    string
-	jobDone chan string
+	jobDone  chan string
 	// meter counts usage; tests flush it (no flush loop runs).
 	meter *usage.Meter
 	// placements locates tenants' data as the server does, counting its
