@@ -160,6 +160,8 @@ type Rollout struct {
 	Version    int64
 	CreatedAt  time.Time
 	FinishedAt *time.Time
+	LeaseJob   pgtype.Int8
+	LeaseUntil *time.Time
 }
 
 type RolloutTarget struct {
