@@ -70,7 +70,7 @@ Output is a table for people, or the API's own JSON (-o json) or YAML (-o yaml).
 
 	root.AddGroup(&cobra.Group{ID: "fleet", Title: "Fleet:"}, &cobra.Group{ID: "data", Title: "Tenant data:"},
 		&cobra.Group{ID: "governance", Title: "Governance:"}, &cobra.Group{ID: "cli", Title: "The CLI itself:"})
-	for _, c := range []*cobra.Command{a.tenantsCommand(), a.tokensCommand(), a.stacksCommand(), a.poolsCommand(), a.webhooksCommand(), a.usageCommand()} {
+	for _, c := range []*cobra.Command{a.tenantsCommand(), a.tokensCommand(), a.stacksCommand(), a.poolsCommand(), a.webhooksCommand(), a.usageCommand(), a.plansCommand()} {
 		c.GroupID = "fleet"
 		root.AddCommand(c)
 	}

@@ -553,6 +553,30 @@ func TestEveryResource(t *testing.T) {
 	}
 	validate(t, "getFleetUsage", ok(t, e, "usage", "fleet", "-o", "json"))
 
+	// Plans: made from YAML, read back, replaced under If-Match, listed.
+	gold := file("gold.yaml", "description: Gold\nlimits: {events_per_second_per_tenant: 5000, profiles: 1000}\nprofiles_mode: block\n")
+	made := validate(t, "putPlan", ok(t, e, "plans", "set", "cli-gold", "-f", gold, "-o", "json"))
+	if made["profiles_mode"] != "block" || made["version"] != float64(1) {
+		t.Errorf("plans set: %v", made)
+	}
+	if out := ok(t, e, "plans", "get", "cli-gold"); !strings.Contains(out, "PROFILES") || !strings.Contains(out, "1000") {
+		t.Errorf("plans get, as a table:\n%s", out)
+	}
+	if r := cli(t, e, "plans", "set", "cli-gold", "-f", gold, "--if-match", `"v9"`); r.code != exitRefused || !strings.Contains(r.stderr, "412") {
+		t.Errorf("plans set with a stale ETag: exit %d, %q", r.code, r.stderr)
+	}
+	silver := file("silver.json", `{"limits": {"monthly_events": 10}}`)
+	if got := validate(t, "putPlan", ok(t, e, "plans", "set", "cli-gold", "-f", silver, "--if-match", `"v1"`, "-o", "json")); got["version"] != float64(2) || got["profiles_mode"] != "warn" {
+		t.Errorf("plans set, replacing the terms: %v", got)
+	}
+	names := map[string]bool{}
+	for _, item := range validate(t, "listPlans", ok(t, e, "plans", "list", "-o", "json"))["items"].([]any) {
+		names[item.(map[string]any)["name"].(string)] = true
+	}
+	if !names["default"] || !names["cli-gold"] {
+		t.Errorf("plans list: %v", names)
+	}
+
 	audit := validate(t, "listAuditEvents", ok(t, e, "audit", "list", "--action", "grant.create", "-o", "json"))
 	for _, item := range audit["items"].([]any) {
 		if ev := item.(map[string]any); ev["tenant_id"] != id {

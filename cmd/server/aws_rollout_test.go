@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/provisioner/enginetest"
+	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/testdb"
 	"github.com/cairn-cdp/cairn/templates"
 )
@@ -97,9 +98,8 @@ func TestAWSRolloutReplicaKill(t *testing.T) {
 		startServerProcess(t, "survivor-1", bin, vars(survivorAWS.URL)),
 		startServerProcess(t, "survivor-2", bin, vars(survivorAWS.URL)),
 	}
-	// River works a dead replica's running job again after its rescue
-	// (store.RescueAfter and the leader's 30 s sweep); a snoozed one at
-	// once.
+	// The sweep takes over the dead replica's rollout once its job's
+	// lease lapses (rollouts.LeaseTTL); a snoozed job runs again at once.
 	deadline = time.Now().Add(5 * time.Minute)
 	var done map[string]any
 	for {
@@ -130,9 +130,11 @@ func TestAWSRolloutReplicaKill(t *testing.T) {
 			t.Errorf("%s at version %s, want %s", tid, v, next.Version)
 		}
 	}
-	// The job that completed the rollout ends right after it: none is
-	// left waiting or running.
-	for deadline = time.Now().Add(time.Minute); strings.Contains(riverJobs(dbURL), "rollout_step"); <-tick.C {
+	// The job that completed the rollout ends right after it, and the dead
+	// replica's, once River rescues it (store.RescueAfter and the
+	// rescuer's 30 s round), finds the rollout finished and ends too: none
+	// is left waiting or running.
+	for deadline = killedAt.Add(store.RescueAfter + 90*time.Second); strings.Contains(riverJobs(dbURL), "rollout_step"); <-tick.C {
 		if time.Now().After(deadline) {
 			t.Fatalf("rollout jobs left unfinished:\n%s", riverJobs(dbURL))
 		}

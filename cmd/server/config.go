@@ -147,7 +147,7 @@ func (c *config) settings() []setting {
 		{"cloud", "CAIRN_CLOUD", "local", "where tenant stacks are provisioned: local (directories under the data directory) or aws (CloudFormation)", &c.Cloud, cmdServe},
 		{"aws-endpoint-url", "CAIRN_AWS_ENDPOINT_URL", "", "send every AWS API call to this endpoint instead of AWS's own (an emulator, a proxy); the SDK's AWS_ENDPOINT_URL works too", &c.AWSEndpointURL, cmdServe},
 		{"stack-poll-interval", "CAIRN_STACK_POLL_INTERVAL", "5s", "how often in-flight stacks are polled (one DescribeStacks round per Region)", &c.StackPollInterval, cmdServe},
-		{"cfn-call-rate", "CAIRN_CFN_CALL_RATE", "4", "with cloud aws, CloudFormation calls a second this replica makes per Region, for stacks, rollouts and drift detection together (AWS throttles per account and Region: divide the budget among replicas)", &c.CFNCallRate, cmdServe},
+		{"cfn-call-rate", "CAIRN_CFN_CALL_RATE", "4", "with cloud aws, CloudFormation calls a second per Region for stacks, rollouts and drift detection together, divided among the live replicas (AWS throttles per account and Region)", &c.CFNCallRate, cmdServe},
 		{"drift-interval", "CAIRN_DRIFT_INTERVAL", "24h", "how often CloudFormation drift detection runs on every stack, a Region at a time", &c.DriftInterval, cmdServe},
 		{"rollout-templates", "CAIRN_ROLLOUT_TEMPLATES", "", "directory whose tenant-dedicated.yaml and pool.yaml rollouts apply instead of the templates built in (each file present replaces its template)", &c.RolloutTemplates, cmdServe},
 		{"lake-interval", "CAIRN_LAKE_INTERVAL", "5m", "how often every active tenant's raw zone is refined into its clean and curated zones (embedded default); at least 1s; 0 turns the refinery's sweep off", &c.LakeInterval, cmdServe},

@@ -436,7 +436,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		reg.MustRegister(awsCallsCollector{calls})
 	}
 	awsSettings := cfg.awsSettings(calls)
-	engine, catalog, creds, err := newCloud(ctx, cfg, awsSettings)
+	engine, catalog, creds, err := newCloud(ctx, cfg, awsSettings, liveReplicas)
 	if err != nil {
 		return err
 	}
@@ -738,8 +738,9 @@ func limits(cfg *config, live func() int, h hooks) *httpapi.Limits {
 }
 
 // newCloud returns the provisioning engine, the governance catalog and the
-// credential issuer the configuration names, the AWS ones with settings.
-func newCloud(ctx context.Context, cfg *config, settings awsclient.Settings) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
+// credential issuer the configuration names, the AWS ones with settings;
+// live counts the replicas dividing CloudFormation's budget.
+func newCloud(ctx context.Context, cfg *config, settings awsclient.Settings, live func() int) (provisioner.Engine, grants.Catalog, grants.CredentialIssuer, error) {
 	switch cfg.Cloud {
 	case "local":
 		root := filepath.Join(cfg.DataDir, "zones")
@@ -749,9 +750,10 @@ func newCloud(ctx context.Context, cfg *config, settings awsclient.Settings) (pr
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		// Every CloudFormation call of this replica (the poller, rollouts)
-		// shares one budget per Region; the local engine has none.
-		engine := provisioner.Throttle(cloud, provisioner.ThrottleConfig{Rate: float64(cfg.CFNCallRate), Burst: cfg.CFNCallRate})
+		// Every CloudFormation call of this replica (the poller, rollouts,
+		// drift) shares one budget per Region, of which each live replica
+		// takes its share; the local engine has none.
+		engine := provisioner.Throttle(cloud, provisioner.ThrottleConfig{Rate: float64(cfg.CFNCallRate), Burst: cfg.CFNCallRate, Shares: live})
 		lfCfg := lakeformation.Config{AWS: settings}
 		catalog, err := lakeformation.NewCatalog(ctx, lfCfg)
 		if err != nil {

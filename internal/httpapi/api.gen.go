@@ -1289,18 +1289,32 @@ type Plan struct {
 	// across every replica (each replica takes an equal share of them).
 	// A request of events is admitted while the source's and the
 	// tenant's budgets are not spent and is then charged every event it
-	// carries. Profiles, segments and webhook endpoints are counted on
-	// creation: a create past the limit is a `409` `plan-limit` problem.
+	// carries. Segments and webhook endpoints are counted on creation: a
+	// create past the limit is a `409` `plan-limit` problem. Profiles are
+	// made by ingestion: see `profiles_mode`.
 	Limits PlanLimits `json:"limits"`
 
-	// MonthlyEventsMode What the monthly quota of events does to a tenant over it: `warn`
-	// accepts the events, with a `Cairn-Quota-Warning` header, and `block`
-	// refuses them (`429`, `monthly-events-quota`) until the month ends.
-	// Either way the ISV's fleet endpoints hear of it once a month
-	// (`tenant.quota_exceeded`).
+	// MonthlyEventsMode What a quota does to a tenant over it. For the monthly quota of
+	// events, `warn` accepts the events, with a `Cairn-Quota-Warning`
+	// header, and `block` refuses them (`429`, `monthly-events-quota`)
+	// until the month ends. For profiles, `warn` accepts the tenant's
+	// events with the header, and `block` refuses them (`403`,
+	// `profiles-quota`) until erasures bring the tenant under its limit
+	// or the plan is raised. Either way the ISV's fleet endpoints hear of
+	// it once a month (`tenant.quota_exceeded`, with the quota's name).
 	MonthlyEventsMode QuotaMode `json:"monthly_events_mode"`
 	Name              PlanName  `json:"name"`
-	UpdatedAt         time.Time `json:"updated_at"`
+
+	// ProfilesMode What a quota does to a tenant over it. For the monthly quota of
+	// events, `warn` accepts the events, with a `Cairn-Quota-Warning`
+	// header, and `block` refuses them (`429`, `monthly-events-quota`)
+	// until the month ends. For profiles, `warn` accepts the tenant's
+	// events with the header, and `block` refuses them (`403`,
+	// `profiles-quota`) until erasures bring the tenant under its limit
+	// or the plan is raised. Either way the ISV's fleet endpoints hear of
+	// it once a month (`tenant.quota_exceeded`, with the quota's name).
+	ProfilesMode QuotaMode `json:"profiles_mode"`
+	UpdatedAt    time.Time `json:"updated_at"`
 
 	// Version Increases on every change; the ETag carries it.
 	Version int64 `json:"version"`
@@ -1310,8 +1324,9 @@ type Plan struct {
 // across every replica (each replica takes an equal share of them).
 // A request of events is admitted while the source's and the
 // tenant's budgets are not spent and is then charged every event it
-// carries. Profiles, segments and webhook endpoints are counted on
-// creation: a create past the limit is a `409` `plan-limit` problem.
+// carries. Segments and webhook endpoints are counted on creation: a
+// create past the limit is a `409` `plan-limit` problem. Profiles are
+// made by ingestion: see `profiles_mode`.
 type PlanLimits struct {
 	// EventsPerSecondPerSource Events a second one source (write key) may send.
 	EventsPerSecondPerSource *int64 `json:"events_per_second_per_source,omitempty"`
@@ -1322,7 +1337,7 @@ type PlanLimits struct {
 	// MonthlyEvents Events the tenant may send in a calendar month (UTC); see `monthly_events_mode`.
 	MonthlyEvents *int64 `json:"monthly_events,omitempty"`
 
-	// Profiles Profiles the tenant may have. Recorded; not enforced yet (profiles are made by ingestion, not by a create route).
+	// Profiles Profiles the tenant may have. A tenant whose last sampled count of profiles (sampled every few seconds while they change) has reached it is over it, and its events are treated as `profiles_mode` says.
 	Profiles *int64 `json:"profiles,omitempty"`
 
 	// RequestsPerSecondPerToken Requests a second one of the tenant's tokens may make.
@@ -1354,16 +1369,30 @@ type PlanPut struct {
 	// across every replica (each replica takes an equal share of them).
 	// A request of events is admitted while the source's and the
 	// tenant's budgets are not spent and is then charged every event it
-	// carries. Profiles, segments and webhook endpoints are counted on
-	// creation: a create past the limit is a `409` `plan-limit` problem.
+	// carries. Segments and webhook endpoints are counted on creation: a
+	// create past the limit is a `409` `plan-limit` problem. Profiles are
+	// made by ingestion: see `profiles_mode`.
 	Limits PlanLimits `json:"limits"`
 
-	// MonthlyEventsMode What the monthly quota of events does to a tenant over it: `warn`
-	// accepts the events, with a `Cairn-Quota-Warning` header, and `block`
-	// refuses them (`429`, `monthly-events-quota`) until the month ends.
-	// Either way the ISV's fleet endpoints hear of it once a month
-	// (`tenant.quota_exceeded`).
+	// MonthlyEventsMode What a quota does to a tenant over it. For the monthly quota of
+	// events, `warn` accepts the events, with a `Cairn-Quota-Warning`
+	// header, and `block` refuses them (`429`, `monthly-events-quota`)
+	// until the month ends. For profiles, `warn` accepts the tenant's
+	// events with the header, and `block` refuses them (`403`,
+	// `profiles-quota`) until erasures bring the tenant under its limit
+	// or the plan is raised. Either way the ISV's fleet endpoints hear of
+	// it once a month (`tenant.quota_exceeded`, with the quota's name).
 	MonthlyEventsMode *QuotaMode `json:"monthly_events_mode,omitempty"`
+
+	// ProfilesMode What a quota does to a tenant over it. For the monthly quota of
+	// events, `warn` accepts the events, with a `Cairn-Quota-Warning`
+	// header, and `block` refuses them (`429`, `monthly-events-quota`)
+	// until the month ends. For profiles, `warn` accepts the tenant's
+	// events with the header, and `block` refuses them (`403`,
+	// `profiles-quota`) until erasures bring the tenant under its limit
+	// or the plan is raised. Either way the ISV's fleet endpoints hear of
+	// it once a month (`tenant.quota_exceeded`, with the quota's name).
+	ProfilesMode *QuotaMode `json:"profiles_mode,omitempty"`
 }
 
 // Pool defines model for Pool.
@@ -1511,11 +1540,14 @@ type ProfileIdentifier struct {
 	Value     string    `json:"value"`
 }
 
-// QuotaMode What the monthly quota of events does to a tenant over it: `warn`
-// accepts the events, with a `Cairn-Quota-Warning` header, and `block`
-// refuses them (`429`, `monthly-events-quota`) until the month ends.
-// Either way the ISV's fleet endpoints hear of it once a month
-// (`tenant.quota_exceeded`).
+// QuotaMode What a quota does to a tenant over it. For the monthly quota of
+// events, `warn` accepts the events, with a `Cairn-Quota-Warning`
+// header, and `block` refuses them (`429`, `monthly-events-quota`)
+// until the month ends. For profiles, `warn` accepts the tenant's
+// events with the header, and `block` refuses them (`403`,
+// `profiles-quota`) until erasures bring the tenant under its limit
+// or the plan is raised. Either way the ISV's fleet endpoints hear of
+// it once a month (`tenant.quota_exceeded`, with the quota's name).
 type QuotaMode string
 
 // ReconcileReport defines model for ReconcileReport.

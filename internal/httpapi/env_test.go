@@ -57,8 +57,10 @@ type env struct {
 	catalog grants.Catalog
 	grants  *grants.Service
 	raw     profiles.RawZone
-	admin   string
-	jobDone chan string
+	// profiles is the profile service the API serves.
+	profiles *profiles.Service
+	admin    string
+	jobDone  chan string
 	// meter counts usage; tests flush it (no flush loop runs).
 	meter *usage.Meter
 	// placements locates tenants' data as the server does, counting its
@@ -165,6 +167,7 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 	locate := profiles.PlacementLocator{Placements: e.placements}
 	e.raw = &rawzone.Local{Root: filepath.Join(dataDir, "zones"), Locate: locate.RawZone}
 	ps := profiles.NewService(profileStore, e.raw, nil)
+	e.profiles = ps
 	sources := profiles.NewSources(db, nil)
 	// The server's hook, as in the embedded default: every tenant's items
 	// are in the one profiles.db.

@@ -48,6 +48,12 @@ const (
 	policyMonthly = "monthly-events"
 )
 
+// Names of the quotas in tenant.quota_exceeded fleet events.
+const (
+	quotaMonthlyEvents = "monthly_events"
+	quotaProfiles      = "profiles"
+)
+
 // quotaWarningHeader tells a tenant over its monthly quota in warn mode
 // that its events were accepted all the same.
 const quotaWarningHeader = "Cairn-Quota-Warning"
@@ -64,6 +70,7 @@ type limiter struct {
 	proxies                              ratelimit.Proxies
 	failed                               ratelimit.Limit
 	quota                                *ratelimit.Quota
+	profiles                             *ratelimit.ProfileCounts
 	now                                  func() time.Time
 }
 
@@ -80,8 +87,9 @@ func newLimiter(cfg Config) *limiter {
 		tokens:       ratelimit.NewBuckets(size, l.Shares),
 		addrs:        ratelimit.NewBuckets(size, l.Shares),
 		proxies:      l.Proxies, failed: l.FailedAuth,
-		quota: ratelimit.NewQuota(cfg.Usage, cfg.Meter, nil),
-		now:   time.Now,
+		quota:    ratelimit.NewQuota(cfg.Usage, cfg.Meter, nil),
+		profiles: ratelimit.NewProfileCounts(cfg.Usage, nil),
+		now:      time.Now,
 	}
 }
 
@@ -231,11 +239,11 @@ func tokenKey(r *http.Request) string {
 }
 
 // chargeEvents applies an admitted ingestion request's n events to its
-// tenant's plan: the monthly quota first (a tenant over it in block mode
-// is refused, charged nothing; in warn mode it is told so, and either way
-// the ISV hears of it once a month), then the source's and the tenant's
-// event budgets, which may go into debt (see package ratelimit). It
-// updates the RateLimit fields of the answer.
+// tenant's plan: the limit of profiles and the monthly quota first (a
+// tenant over one in block mode is refused, charged nothing; in warn mode
+// it is told so, and either way the ISV hears of it once a month), then
+// the source's and the tenant's event budgets, which may go into debt
+// (see package ratelimit). It updates the RateLimit fields of the answer.
 func (s *Server) chargeEvents(ctx context.Context, n int) error {
 	il, _ := ctx.Value(ingestLimitsKey{}).(*ingestLimits)
 	if il == nil {
@@ -243,6 +251,11 @@ func (s *Server) chargeEvents(ctx context.Context, n int) error {
 	}
 	l, plan, now := il.l, il.plan, il.l.now()
 	pols := il.policies
+	if q := plan.Limits.Profiles; q != nil {
+		if err := s.checkProfiles(ctx, il, *q); err != nil {
+			return err
+		}
+	}
 	if q := plan.Limits.MonthlyEvents; q != nil {
 		st, err := l.quota.Check(ctx, il.tenant.ID, *q, n)
 		if err != nil {
@@ -251,7 +264,8 @@ func (s *Server) chargeEvents(ctx context.Context, n int) error {
 			s.log.WarnContext(ctx, "monthly quota not checked", "tenant_id", il.tenant.ID, "err", err)
 		} else {
 			if st.Announce {
-				s.announceQuota(ctx, il.tenant, plan, st)
+				s.announceQuota(ctx, il.tenant, plan, quotaMonthlyEvents, st.Limit, st.Month, plan.MonthlyEventsMode,
+					func() { l.quota.Unannounce(il.tenant.ID, st.Month) })
 			}
 			blocked := st.Over && plan.MonthlyEventsMode == plans.ModeBlock
 			remaining := st.Limit - st.Used
@@ -267,7 +281,7 @@ func (s *Server) chargeEvents(ctx context.Context, n int) error {
 				return p
 			}
 			if st.Over {
-				il.header.Set(quotaWarningHeader, fmt.Sprintf("monthly events quota of plan %q exceeded: %d of %d accepted in %s", plan.Name, st.Used, *q, st.Month))
+				il.header.Add(quotaWarningHeader, fmt.Sprintf("monthly events quota of plan %q exceeded: %d of %d accepted in %s", plan.Name, st.Used, *q, st.Month))
 			}
 		}
 	}
@@ -284,23 +298,49 @@ func (s *Server) chargeEvents(ctx context.Context, n int) error {
 	return nil
 }
 
+// checkProfiles holds the tenant's last sampled count of profiles against
+// its plan's limit q: at or past it, the tenant's events are refused in
+// block mode and accepted with a warning in warn mode, and the ISV hears
+// of it once a month either way. A count that cannot be read lets the
+// events in: the database must not become an ingestion outage.
+func (s *Server) checkProfiles(ctx context.Context, il *ingestLimits, q int64) error {
+	plan := il.plan
+	st, err := il.l.profiles.Check(ctx, il.tenant.ID, q)
+	if err != nil {
+		s.log.WarnContext(ctx, "limit of profiles not checked", "tenant_id", il.tenant.ID, "err", err)
+		return nil
+	}
+	if !st.Over {
+		return nil
+	}
+	if st.Announce {
+		s.announceQuota(ctx, il.tenant, plan, quotaProfiles, st.Limit, st.Month, plan.ProfilesMode,
+			func() { il.l.profiles.Unannounce(il.tenant.ID, st.Month) })
+	}
+	if plan.ProfilesMode == plans.ModeBlock {
+		return newProblem(http.StatusForbidden, "profiles-quota", "Limit of profiles reached",
+			fmt.Sprintf("The tenant's plan %q allows %d profiles and the tenant has %d; its events are refused until erasures bring it under the limit or the plan is raised.", plan.Name, q, st.Count))
+	}
+	il.header.Add(quotaWarningHeader, fmt.Sprintf("limit of profiles of plan %q reached: %d of %d", plan.Name, st.Count, q))
+	return nil
+}
+
 // announceQuota tells the ISV's fleet endpoints that the tenant went over
-// its monthly quota of events; the event's ID is the tenant's and the
-// month's, so replicas that each see the crossing announce it once. One
-// that cannot be written is tried again at the tenant's next request.
-func (s *Server) announceQuota(ctx context.Context, t tenants.Tenant, plan plans.Plan, st ratelimit.QuotaState) {
+// a quota of its plan (limit, in the mode); the event's ID is the
+// tenant's, the quota's and the month's, so replicas that each see the
+// crossing announce it once a month. One that cannot be written is tried
+// again at the tenant's next request (unannounce forgets this one).
+func (s *Server) announceQuota(ctx context.Context, t tenants.Tenant, plan plans.Plan, quota string, limit int64, month string, mode plans.Mode, unannounce func()) {
 	now := time.Now().UTC()
 	data := tenants.FleetData(t, now)
-	data.Quota, data.Plan, data.Limit, data.Month, data.Mode = "monthly_events", plan.Name, st.Limit, st.Month, string(plan.MonthlyEventsMode)
-	ev := fleet.Event{ID: fleet.NewID(t.ID, fleet.TenantQuotaExceeded, data.Quota, st.Month), Type: fleet.TenantQuotaExceeded, At: now, Data: data}
+	data.Quota, data.Plan, data.Limit, data.Month, data.Mode = quota, plan.Name, limit, month, string(mode)
+	ev := fleet.Event{ID: fleet.NewID(t.ID, fleet.TenantQuotaExceeded, quota, month), Type: fleet.TenantQuotaExceeded, At: now, Data: data}
 	if err := s.tenants.Announce(ctx, ev); err != nil {
-		s.log.WarnContext(ctx, "monthly quota crossing not announced; the next request tries again", "tenant_id", t.ID, "err", err)
-		if il, _ := ctx.Value(ingestLimitsKey{}).(*ingestLimits); il != nil {
-			il.l.quota.Unannounce(t.ID, st.Month)
-		}
+		s.log.WarnContext(ctx, "quota crossing not announced; the next request tries again", "tenant_id", t.ID, "quota", quota, "err", err)
+		unannounce()
 		return
 	}
-	s.log.InfoContext(ctx, "tenant over its monthly quota of events", "tenant_id", t.ID, "plan", plan.Name, "limit", st.Limit, "month", st.Month, "mode", plan.MonthlyEventsMode)
+	s.log.InfoContext(ctx, "tenant over a quota of its plan", "tenant_id", t.ID, "quota", quota, "plan", plan.Name, "limit", limit, "month", month, "mode", mode)
 }
 
 // planCap returns the most resources of a kind the tenant's plan allows

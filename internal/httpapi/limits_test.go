@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/ratelimit"
+	"github.com/cairn-cdp/cairn/internal/usage"
 )
 
 // withLimits turns the rate limits on, with a budget of refused
@@ -386,6 +387,81 @@ func TestMonthlyQuota(t *testing.T) {
 		case h := <-hooks:
 			t.Fatalf("a third announcement: %+v", h)
 		case <-time.After(500 * time.Millisecond):
+		}
+	}, withLimits(1000, ""))
+}
+
+// TestProfilesLimit: a tenant whose sampled profiles reached its plan's
+// limit has its events accepted with a warning in warn mode and refused
+// (403 profiles-quota, nothing stored) in block mode; a tenant under its
+// limit hears nothing, and the ISV hears of each crossing once.
+func TestProfilesLimit(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		hooks := quotaEndpoint(e)
+		for _, name := range []string{"pwarn", "pblock", "roomy"} {
+			e.putPlan(name, map[string]any{})
+		}
+		warned, blocked, roomy := e.planTenant("pwarn-co", "pwarn"), e.planTenant("pblock-co", "pblock"), e.planTenant("roomy-co", "roomy")
+		keys := map[string]string{warned: e.source(warned, "web"), blocked: e.source(blocked, "web"), roomy: e.source(roomy, "web")}
+		// Two profiles each, sampled as the server's sampler samples them.
+		var samples []usage.Sample
+		for tenant, key := range keys {
+			for _, user := range []string{"ada", "grace"} {
+				e.segment("/v1/identify", key, segEvent("identify", tenant+user, map[string]any{"userId": user})).want(t, 200)
+			}
+			n, err := e.profiles.ProfileCount(t.Context(), tenant)
+			if err != nil || n != 2 {
+				t.Fatalf("profiles of %s: %d, %v; want 2", tenant, n, err)
+			}
+			samples = append(samples, usage.Sample{TenantID: tenant, Metric: usage.Profiles, At: time.Now().UTC(), Value: int64(n)})
+		}
+		if err := e.db.UsageSample(t.Context(), samples); err != nil {
+			t.Fatal(err)
+		}
+		e.do("PUT", "/v1/plans/pwarn", e.admin, map[string]any{"limits": map[string]any{"profiles": 2}, "profiles_mode": "warn"}).want(t, 200)
+		e.do("PUT", "/v1/plans/pblock", e.admin, map[string]any{"limits": map[string]any{"profiles": 2}, "profiles_mode": "block"}).want(t, 200)
+		if r := e.do("PUT", "/v1/plans/roomy", e.admin, map[string]any{"limits": map[string]any{"profiles": 3}, "profiles_mode": "block"}).want(t, 200); r.str("profiles_mode") != "block" {
+			t.Fatalf("the plan's profiles_mode: %s", r.raw)
+		}
+
+		for i := range 2 {
+			r := e.segment("/v1/track", keys[warned], segEvent("track", fmt.Sprintf("w-%d", i), map[string]any{"userId": "ada", "event": "E"}))
+			if accepted(t, r, 1); !strings.Contains(r.header.Get("Cairn-Quota-Warning"), "limit of profiles") {
+				t.Fatalf("at the limit in warn mode: Cairn-Quota-Warning %q", r.header.Get("Cairn-Quota-Warning"))
+			}
+		}
+		r := e.segment("/v1/track", keys[blocked], segEvent("track", "b-0", map[string]any{"userId": "hedy", "event": "E"})).want(t, 403)
+		if r.str("type") != "urn:cairn:problem:profiles-quota" || !strings.Contains(r.str("detail"), "allows 2 profiles") {
+			t.Fatalf("at the limit in block mode: %s", r.raw)
+		}
+		tok := e.tenantToken(blocked, "events:write")
+		e.do("POST", "/v1/tenants/"+blocked+"/events", tok, batchOf("b-1", 1)).want(t, 403)
+		if n, err := e.profiles.ProfileCount(t.Context(), blocked); err != nil || n != 2 {
+			t.Fatalf("refused events made profiles: %d, %v", n, err)
+		}
+		r = e.segment("/v1/track", keys[roomy], segEvent("track", "r-0", map[string]any{"userId": "hedy", "event": "E"}))
+		if accepted(t, r, 1); r.header.Get("Cairn-Quota-Warning") != "" {
+			t.Fatalf("under the limit: Cairn-Quota-Warning %q", r.header.Get("Cairn-Quota-Warning"))
+		}
+
+		got := map[string]quotaHook{}
+		deadline := time.After(30 * time.Second)
+		for len(got) < 2 {
+			select {
+			case h := <-hooks:
+				if _, twice := got[h.Data.TenantID]; twice {
+					t.Fatalf("announced twice: %+v", h)
+				}
+				got[h.Data.TenantID] = h
+			case <-deadline:
+				t.Fatalf("announcements: %+v", got)
+			}
+		}
+		for tenant, mode := range map[string]string{warned: "warn", blocked: "block"} {
+			if h := got[tenant]; h.Type != "tenant.quota_exceeded" || h.Data.Quota != "profiles" || h.Data.Limit != 2 || h.Data.Mode != mode {
+				t.Errorf("announcement of %s: %+v", tenant, h)
+			}
 		}
 	}, withLimits(1000, ""))
 }

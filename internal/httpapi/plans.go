@@ -14,7 +14,7 @@ import (
 func toAPIPlan(p plans.Plan) Plan {
 	l := p.Limits
 	return Plan{
-		Name: p.Name, Description: p.Description, MonthlyEventsMode: QuotaMode(p.MonthlyEventsMode), Version: p.Version,
+		Name: p.Name, Description: p.Description, MonthlyEventsMode: QuotaMode(p.MonthlyEventsMode), ProfilesMode: QuotaMode(p.ProfilesMode), Version: p.Version,
 		Limits: PlanLimits{
 			EventsPerSecondPerSource: l.EventsPerSecondPerSource, EventsPerSecondPerTenant: l.EventsPerSecondPerTenant,
 			RequestsPerSecondPerToken: l.RequestsPerSecondPerToken, Profiles: l.Profiles, Segments: l.Segments,
@@ -87,6 +87,9 @@ func (s *Server) PutPlan(ctx context.Context, req PutPlanRequestObject) (PutPlan
 	}
 	if b.MonthlyEventsMode != nil {
 		p.MonthlyEventsMode = plans.Mode(*b.MonthlyEventsMode)
+	}
+	if b.ProfilesMode != nil {
+		p.ProfilesMode = plans.Mode(*b.ProfilesMode)
 	}
 	if req.Params.IfMatch != nil {
 		v, err := s.planIfMatch(ctx, req.PlanName, *req.Params.IfMatch)

@@ -30,7 +30,8 @@ import (
 // DefaultName is the plan of tenants that name none.
 const DefaultName = "default"
 
-// Mode says what happens to events past the monthly quota.
+// Mode says what happens to the events of a tenant past a quota: the
+// monthly quota of events, or its limit of profiles.
 type Mode string
 
 // Modes.
@@ -38,8 +39,9 @@ const (
 	// ModeWarn accepts them, says so in a response header and announces
 	// the tenant's crossing once a month with a fleet event.
 	ModeWarn Mode = "warn"
-	// ModeBlock refuses them (429) until the month ends, after the same
-	// announcement.
+	// ModeBlock refuses them, after the same announcement: past the
+	// monthly quota (429) until the month ends, at the limit of profiles
+	// (403) until erasures bring the tenant under it or the plan rises.
 	ModeBlock Mode = "block"
 )
 
@@ -62,6 +64,8 @@ type Plan struct {
 	Limits      Limits
 	// MonthlyEventsMode applies when Limits.MonthlyEvents is set.
 	MonthlyEventsMode Mode
+	// ProfilesMode applies when Limits.Profiles is set.
+	ProfilesMode Mode
 	// Version increases by one on every change; it is the plan's ETag.
 	Version   int64
 	CreatedAt time.Time
@@ -123,6 +127,7 @@ func Default() Plan {
 			RequestsPerSecondPerToken: ptr(100),
 		},
 		MonthlyEventsMode: ModeWarn,
+		ProfilesMode:      ModeWarn,
 		Version:           1,
 	}
 }
@@ -153,12 +158,17 @@ func (p *Plan) validate() error {
 			return &ValidationError{Field: "limits/" + l.field, Reason: fmt.Sprintf("must be between %d and %d, or absent for no limit", l.min, int64(MaxLimit))}
 		}
 	}
-	switch p.MonthlyEventsMode {
-	case "":
-		p.MonthlyEventsMode = ModeWarn
-	case ModeWarn, ModeBlock:
-	default:
-		return &ValidationError{Field: "monthly_events_mode", Reason: `must be "warn" or "block"`}
+	for _, m := range []struct {
+		field string
+		mode  *Mode
+	}{{"monthly_events_mode", &p.MonthlyEventsMode}, {"profiles_mode", &p.ProfilesMode}} {
+		switch *m.mode {
+		case "":
+			*m.mode = ModeWarn
+		case ModeWarn, ModeBlock:
+		default:
+			return &ValidationError{Field: m.field, Reason: `must be "warn" or "block"`}
+		}
 	}
 	return nil
 }
@@ -168,7 +178,7 @@ func (p *Plan) validate() error {
 func sameTerms(a, b Plan) bool {
 	eq := func(x, y *int64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	la, lb := a.Limits, b.Limits
-	return a.Description == b.Description && a.MonthlyEventsMode == b.MonthlyEventsMode &&
+	return a.Description == b.Description && a.MonthlyEventsMode == b.MonthlyEventsMode && a.ProfilesMode == b.ProfilesMode &&
 		eq(la.EventsPerSecondPerSource, lb.EventsPerSecondPerSource) && eq(la.EventsPerSecondPerTenant, lb.EventsPerSecondPerTenant) &&
 		eq(la.RequestsPerSecondPerToken, lb.RequestsPerSecondPerToken) && eq(la.Profiles, lb.Profiles) &&
 		eq(la.Segments, lb.Segments) && eq(la.Webhooks, lb.Webhooks) && eq(la.MonthlyEvents, lb.MonthlyEvents)

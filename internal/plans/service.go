@@ -76,6 +76,7 @@ type PutParams struct {
 	Description       string
 	Limits            Limits
 	MonthlyEventsMode Mode
+	ProfilesMode      Mode
 	// IfVersion, when set, makes Put fail with ErrVersionMismatch unless
 	// the plan exists at this version.
 	IfVersion *int64
@@ -89,7 +90,7 @@ const putAttempts = 3
 // already, which changes nothing: a PUT repeated is answered alike. It
 // returns a *ValidationError or ErrVersionMismatch.
 func (s *Service) Put(ctx context.Context, name string, p PutParams) (plan Plan, created bool, err error) {
-	want := Plan{Name: name, Description: p.Description, Limits: p.Limits, MonthlyEventsMode: p.MonthlyEventsMode}
+	want := Plan{Name: name, Description: p.Description, Limits: p.Limits, MonthlyEventsMode: p.MonthlyEventsMode, ProfilesMode: p.ProfilesMode}
 	if err := want.validate(); err != nil {
 		return Plan{}, false, err
 	}

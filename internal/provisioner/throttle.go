@@ -2,6 +2,7 @@ package provisioner
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -30,8 +31,13 @@ type ThrottleConfig struct {
 	// when zero.
 	Rate  float64
 	Burst int
+	// Shares, if set, counts the replicas sharing each Region's budget
+	// (this one included): each takes that share of Rate and Burst, at
+	// least one call at once, and follows the count as it changes.
+	Shares func() int
 	// OnCall, if set, is told of every CloudFormation call as it is let
-	// through, with the Region and the Engine method making it.
+	// through, with the Region, the Engine method making it and the
+	// instant its token was granted.
 	OnCall func(region, method string, at time.Time)
 }
 
@@ -39,17 +45,20 @@ type ThrottleConfig struct {
 // events, change sets and drift detection) wait for a token of their
 // Region's bucket; the Glue and S3 methods pass straight through. One
 // ThrottledEngine shared by every user in a process (the poller, rollouts,
-// drift detection) keeps the process within the budget; several replicas
-// each keep their own, so set Rate to the Region's budget divided by the
-// replicas. It is safe for concurrent use.
+// drift detection) keeps the process within the budget; replicas divide
+// it between them (ThrottleConfig.Shares). It is safe for concurrent use.
 type ThrottledEngine struct {
 	Engine
-	rate   rate.Limit
+	rate   float64
 	burst  int
+	shares func() int
 	onCall func(region, method string, at time.Time)
 
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter
+	// pages is how many pages DescribeStacks last took in each Region:
+	// the next call takes that many tokens before it starts.
+	pages map[string]int
 }
 
 var _ Engine = (*ThrottledEngine)(nil)
@@ -62,27 +71,52 @@ func Throttle(e Engine, cfg ThrottleConfig) *ThrottledEngine {
 	if cfg.Burst <= 0 {
 		cfg.Burst = DefaultCallBurst
 	}
-	return &ThrottledEngine{Engine: e, rate: rate.Limit(cfg.Rate), burst: cfg.Burst, onCall: cfg.OnCall, buckets: map[string]*rate.Limiter{}}
+	return &ThrottledEngine{Engine: e, rate: cfg.Rate, burst: cfg.Burst, shares: cfg.Shares, onCall: cfg.OnCall,
+		buckets: map[string]*rate.Limiter{}, pages: map[string]int{}}
 }
 
-func (t *ThrottledEngine) bucket(region string) *rate.Limiter {
+// bucket returns region's bucket, set to this replica's share of the
+// budget as of now.
+func (t *ThrottledEngine) bucket(region string, now time.Time) *rate.Limiter {
+	r, burst := t.rate, t.burst
+	if t.shares != nil {
+		if n := t.shares(); n > 1 {
+			r, burst = r/float64(n), max(burst/n, 1)
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b, ok := t.buckets[region]
 	if !ok {
-		b = rate.NewLimiter(t.rate, t.burst)
+		b = rate.NewLimiter(rate.Limit(r), burst)
 		t.buckets[region] = b
+	} else if b.Limit() != rate.Limit(r) || b.Burst() != burst {
+		b.SetLimitAt(now, rate.Limit(r))
+		b.SetBurstAt(now, burst)
 	}
 	return b
 }
 
 // wait takes a token of region's bucket, or returns ctx's error.
 func (t *ThrottledEngine) wait(ctx context.Context, region, method string) error {
-	if err := t.bucket(region).Wait(ctx); err != nil {
-		return err
+	now := time.Now()
+	r := t.bucket(region, now).ReserveN(now, 1)
+	if !r.OK() {
+		return errors.New("cloudformation throttle: no budget")
+	}
+	at := now.Add(r.DelayFrom(now))
+	if d := at.Sub(now); d > 0 {
+		timer := time.NewTimer(d)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			r.CancelAt(time.Now())
+			return ctx.Err()
+		}
 	}
 	if t.onCall != nil {
-		t.onCall(region, method, time.Now())
+		t.onCall(region, method, at)
 	}
 	return nil
 }
@@ -90,25 +124,40 @@ func (t *ThrottledEngine) wait(ctx context.Context, region, method string) error
 // describeStacksPage is how many stacks one DescribeStacks answer holds.
 const describeStacksPage = 100
 
-// Stacks implements Engine. It waits for one token for the first page of
-// DescribeStacks and, once it knows how many pages the Region took, takes
-// one more per further page without waiting: the calls after it wait
-// that much longer, so the Region stays within its rate.
+// Stacks implements Engine. DescribeStacks pages through the Region's
+// stacks, a call a page, so it first waits for a token for each page the
+// Region took last time. Should the Region have grown past them, it
+// takes a token for each further page afterwards without waiting: the
+// calls after it wait that much longer, so the Region stays within its
+// rate over time.
 func (t *ThrottledEngine) Stacks(ctx context.Context, region string) (map[string]Stack, error) {
-	if err := t.wait(ctx, region, "Stacks"); err != nil {
-		return nil, err
+	t.mu.Lock()
+	before := max(t.pages[region], 1)
+	t.mu.Unlock()
+	for range before {
+		if err := t.wait(ctx, region, "Stacks"); err != nil {
+			return nil, err
+		}
 	}
 	stacks, err := t.Engine.Stacks(ctx, region)
-	if pages := (len(stacks) + describeStacksPage - 1) / describeStacksPage; pages > 1 {
-		now, b := time.Now(), t.bucket(region)
-		for range pages - 1 {
+	if err != nil {
+		return stacks, err
+	}
+	pages := max((len(stacks)+describeStacksPage-1)/describeStacksPage, 1)
+	t.mu.Lock()
+	t.pages[region] = pages
+	t.mu.Unlock()
+	if pages > before {
+		now := time.Now()
+		b := t.bucket(region, now)
+		for range pages - before {
 			b.ReserveN(now, 1) // one at a time: a reservation is at most a burst
 			if t.onCall != nil {
-				t.onCall(region, "Stacks", now)
+				t.onCall(region, "Stacks", now) // made now, on credit
 			}
 		}
 	}
-	return stacks, err
+	return stacks, nil
 }
 
 // CreateStack implements Engine.

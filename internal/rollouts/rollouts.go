@@ -305,6 +305,21 @@ type Store interface {
 	// RolloutEnqueue inserts the rollout's step job unless one is waiting
 	// or running (StepArgs.InsertOpts).
 	RolloutEnqueue(ctx context.Context, id string) error
+	// RolloutTakeover inserts a step job for the rollout that takes over
+	// from the job whose lease lapsed at lapsed: one waiting or running
+	// (the dead replica's) does not block it, and another takeover of the
+	// same lapse is skipped.
+	RolloutTakeover(ctx context.Context, id string, lapsed time.Time) error
+	// RolloutClaim takes or renews the rollout's lease for the job until
+	// until, and reports whether the job holds it: it held it, nobody did,
+	// or its holder's lapsed before now. A finished rollout has none.
+	RolloutClaim(ctx context.Context, id string, job int64, until, now time.Time) (bool, error)
+	// RolloutLeaseRelease gives up the job's lease of the rollout, if it
+	// holds it.
+	RolloutLeaseRelease(ctx context.Context, id string, job int64) error
+	// RolloutLapsed returns the unfinished rollouts whose lease lapsed
+	// before now, by ID, with when it lapsed.
+	RolloutLapsed(ctx context.Context, now time.Time) (map[string]time.Time, error)
 	// RolloutCounts returns how many of the rollout's targets are in each
 	// state.
 	RolloutCounts(ctx context.Context, id string) (map[TargetState]int, error)

@@ -612,3 +612,101 @@ func TestRolloutRefusedChangeSet(t *testing.T) {
 		}
 	}
 }
+
+// sweepLog records the jobs a sweep inserts.
+type sweepLog struct {
+	rollouts.Store
+	mu        sync.Mutex
+	enqueued  []string
+	takeovers []time.Time
+}
+
+func (s *sweepLog) RolloutEnqueue(ctx context.Context, id string) error {
+	s.mu.Lock()
+	s.enqueued = append(s.enqueued, id)
+	s.mu.Unlock()
+	return s.Store.RolloutEnqueue(ctx, id)
+}
+
+func (s *sweepLog) RolloutTakeover(ctx context.Context, id string, lapsed time.Time) error {
+	s.mu.Lock()
+	s.takeovers = append(s.takeovers, lapsed)
+	s.mu.Unlock()
+	return s.Store.RolloutTakeover(ctx, id, lapsed)
+}
+
+// TestRolloutLeaseTakeover: a rollout's job holds it under a lease, so a
+// second job does nothing while the first lives; when the first's replica
+// dies mid-run, its lease lapses after LeaseTTL, the sweep inserts a job
+// that takes over, that job finishes the rollout, and the dead job,
+// rescued later, finds the lease held and does nothing.
+func TestRolloutLeaseTakeover(t *testing.T) {
+	env := newFleet(t, 4, enginetest.WithMarker(templates.Dedicated(), "V2"))
+	ro := env.create(rollouts.CreateParams{Plan: rollouts.Plan{Waves: []int{100}, MaxInFlight: 4}})
+	log := &sweepLog{Store: env.db}
+	r, err := rollouts.NewRunner(rollouts.RunnerConfig{Store: log, Engine: env.eng, Now: env.clock.Now, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const dead, other, takeover = 101, 102, 103
+
+	again, held, err := r.Run(ctx, ro.ID, dead)
+	if err != nil || !held || !again {
+		t.Fatalf("the first job's run: again %v held %v, %v", again, held, err)
+	}
+	// The first job snoozes with the lease: another job does nothing,
+	// and the sweep takes nothing over.
+	if _, held, err := r.Run(ctx, ro.ID, other); err != nil || held {
+		t.Fatalf("a second job while the first holds the lease: held %v, %v", held, err)
+	}
+	if err := r.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(log.takeovers) != 0 || len(log.enqueued) != 1 {
+		t.Fatalf("sweep with a live lease: takeovers %v, enqueued %v", log.takeovers, log.enqueued)
+	}
+
+	// The first job's replica dies: no run renews the lease, which lapses.
+	env.clock.Add(rollouts.DefaultPollInterval + rollouts.LeaseTTL + time.Second)
+	if err := r.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(log.takeovers) != 1 {
+		t.Fatalf("sweep after the lease lapsed: takeovers %v", log.takeovers)
+	}
+	before := env.executions()
+	for i := 0; ; i++ {
+		again, held, err := r.Run(ctx, ro.ID, takeover)
+		if err != nil || !held {
+			t.Fatalf("the taking-over job's run %d: held %v, %v", i, held, err)
+		}
+		if i == 0 {
+			// The dead job, rescued, finds the lease held.
+			if _, held, err := r.Run(ctx, ro.ID, dead); err != nil || held {
+				t.Fatalf("the rescued job while the takeover holds the lease: held %v, %v", held, err)
+			}
+		}
+		if !again {
+			break
+		}
+		if i > 200 {
+			t.Fatal("the rollout never finished")
+		}
+	}
+	got, _, err := env.svc.Get(ctx, ro.ID)
+	if err != nil || got.State != rollouts.StateCompleted || got.Counts[rollouts.TargetSucceeded] != 4 {
+		t.Fatalf("after the takeover: %s %v, %v", got.State, got.Counts, err)
+	}
+	for stack, n := range env.executions() {
+		if n != 1 {
+			t.Errorf("%s updated %d times (%d before the takeover)", stack, n, before[stack])
+		}
+	}
+	// Finished, the rollout has no lease: nothing lapses, nothing is
+	// taken over again.
+	env.clock.Add(time.Hour)
+	if err := r.Sweep(ctx); err != nil || len(log.takeovers) != 1 {
+		t.Fatalf("sweep after the end: takeovers %v, %v", log.takeovers, err)
+	}
+}

@@ -29,8 +29,20 @@ const (
 const DefaultPollInterval = 5 * time.Second
 
 // DefaultSweepInterval is how often every unfinished rollout's job is
-// made sure to exist.
-const DefaultSweepInterval = 30 * time.Second
+// made sure to exist, and a job whose lease lapsed is taken over.
+const DefaultSweepInterval = 10 * time.Second
+
+// A rollout's job holds the rollout under a lease of LeaseTTL while it
+// works it, renewed every LeaseRenew, and between runs for as long as it
+// snoozes plus LeaseTTL. A replica that dies inside a run leaves River's
+// job running until River rescues it (RescueStuckJobsAfter, over a
+// minute); the sweep instead sees the lease lapse and inserts a job that
+// takes over at once, and the dead job, rescued later, finds the lease
+// held and ends. Two jobs therefore never work one rollout at a time.
+const (
+	LeaseTTL   = 15 * time.Second
+	LeaseRenew = 5 * time.Second
+)
 
 // stepBudget bounds the time one run of a rollout's job spends starting
 // and stepping stacks, within its timeout; what is left waits for the
@@ -92,6 +104,10 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 // or running at a time: it snoozes between steps.
 type StepArgs struct {
 	RolloutID string `json:"rollout_id"`
+	// Takeover is set on a job that takes over from one whose lease
+	// lapsed: when it lapsed (Unix microseconds), so that it is unique
+	// apart from the dead job, and once per lapse.
+	Takeover int64 `json:"takeover,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -139,9 +155,9 @@ type stepWorker struct {
 func (w *stepWorker) Timeout(*river.Job[StepArgs]) time.Duration { return time.Minute }
 
 func (w *stepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
-	again, err := w.r.Step(ctx, job.Args.RolloutID)
-	if err != nil {
-		return err
+	again, held, err := w.r.Run(ctx, job.Args.RolloutID, job.ID)
+	if err != nil || !held {
+		return err // another job holds the rollout: this one ends
 	}
 	if !again {
 		// An admin may have resumed the rollout since the step read it:
@@ -163,18 +179,84 @@ type sweepWorker struct {
 }
 
 func (w *sweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error {
-	active, err := w.r.store.RolloutListActive(ctx)
+	return w.r.Sweep(ctx)
+}
+
+// Sweep makes sure every unfinished rollout has a job: it inserts the
+// job of each (an insert while the job exists is skipped,
+// StepArgs.InsertOpts), or, for a rollout whose job's lease lapsed, a
+// job that takes over from it.
+func (r *Runner) Sweep(ctx context.Context) error {
+	active, err := r.store.RolloutListActive(ctx)
+	if err != nil {
+		return err
+	}
+	lapsed, err := r.store.RolloutLapsed(ctx, r.now())
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, ro := range active {
-		// An insert while the job exists is skipped (StepArgs.InsertOpts).
-		if err := w.r.store.RolloutEnqueue(ctx, ro.ID); err != nil {
+		if at, ok := lapsed[ro.ID]; ok {
+			r.log.WarnContext(ctx, "rollout's job stopped renewing its lease: taking it over", "rollout_id", ro.ID, "lapsed_at", at)
+			err = r.store.RolloutTakeover(ctx, ro.ID, at)
+		} else {
+			err = r.store.RolloutEnqueue(ctx, ro.ID)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("rollout %s: %w", ro.ID, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Run is one run of the rollout's job job: it takes the rollout's lease
+// (held is false, and nothing done, when another job holds it), takes a
+// Step while renewing the lease, and then keeps the lease over the
+// snooze before the next run, or gives it up when the rollout needs no
+// more runs. A lease it can no longer renew ends the step.
+func (r *Runner) Run(ctx context.Context, id string, job int64) (again, held bool, err error) {
+	now := r.now()
+	if held, err = r.store.RolloutClaim(ctx, id, job, now.Add(LeaseTTL), now); err != nil || !held {
+		return false, held, err
+	}
+	stepCtx, cancel := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(LeaseRenew)
+		defer t.Stop()
+		for {
+			select {
+			case <-stepCtx.Done():
+				return
+			case <-t.C:
+				now := r.now()
+				if ok, err := r.store.RolloutClaim(stepCtx, id, job, now.Add(LeaseTTL), now); err == nil && !ok {
+					r.log.WarnContext(ctx, "rollout's lease lost to another job: ending this step", "rollout_id", id)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	again, err = r.Step(stepCtx, id)
+	lost := stepCtx.Err() != nil && ctx.Err() == nil
+	cancel()
+	<-renewed
+	if lost {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, true, err
+	}
+	now = r.now()
+	if again {
+		_, err = r.store.RolloutClaim(ctx, id, job, now.Add(r.poll+LeaseTTL), now)
+	} else {
+		err = r.store.RolloutLeaseRelease(ctx, id, job)
+	}
+	return again, true, err
 }
 
 // Step takes the next step of every stack of the rollout in flight,

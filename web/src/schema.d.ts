@@ -2280,11 +2280,14 @@ export interface components {
         };
         PlanName: string;
         /**
-         * @description What the monthly quota of events does to a tenant over it: `warn`
-         *     accepts the events, with a `Cairn-Quota-Warning` header, and `block`
-         *     refuses them (`429`, `monthly-events-quota`) until the month ends.
-         *     Either way the ISV's fleet endpoints hear of it once a month
-         *     (`tenant.quota_exceeded`).
+         * @description What a quota does to a tenant over it. For the monthly quota of
+         *     events, `warn` accepts the events, with a `Cairn-Quota-Warning`
+         *     header, and `block` refuses them (`429`, `monthly-events-quota`)
+         *     until the month ends. For profiles, `warn` accepts the tenant's
+         *     events with the header, and `block` refuses them (`403`,
+         *     `profiles-quota`) until erasures bring the tenant under its limit
+         *     or the plan is raised. Either way the ISV's fleet endpoints hear of
+         *     it once a month (`tenant.quota_exceeded`, with the quota's name).
          * @enum {string}
          */
         QuotaMode: "warn" | "block";
@@ -2293,8 +2296,9 @@ export interface components {
          *     across every replica (each replica takes an equal share of them).
          *     A request of events is admitted while the source's and the
          *     tenant's budgets are not spent and is then charged every event it
-         *     carries. Profiles, segments and webhook endpoints are counted on
-         *     creation: a create past the limit is a `409` `plan-limit` problem.
+         *     carries. Segments and webhook endpoints are counted on creation: a
+         *     create past the limit is a `409` `plan-limit` problem. Profiles are
+         *     made by ingestion: see `profiles_mode`.
          */
         PlanLimits: {
             /**
@@ -2314,7 +2318,7 @@ export interface components {
             requests_per_second_per_token?: number;
             /**
              * Format: int64
-             * @description Profiles the tenant may have. Recorded; not enforced yet (profiles are made by ingestion, not by a create route).
+             * @description Profiles the tenant may have. A tenant whose last sampled count of profiles (sampled every few seconds while they change) has reached it is over it, and its events are treated as `profiles_mode` says.
              */
             profiles?: number;
             /**
@@ -2337,12 +2341,14 @@ export interface components {
             description?: string;
             limits: components["schemas"]["PlanLimits"];
             monthly_events_mode?: components["schemas"]["QuotaMode"];
+            profiles_mode?: components["schemas"]["QuotaMode"];
         };
         Plan: {
             name: components["schemas"]["PlanName"];
             description: string;
             limits: components["schemas"]["PlanLimits"];
             monthly_events_mode: components["schemas"]["QuotaMode"];
+            profiles_mode: components["schemas"]["QuotaMode"];
             /**
              * Format: int64
              * @description Increases on every change; the ETag carries it.

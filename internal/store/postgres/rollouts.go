@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
@@ -293,6 +294,45 @@ func (d *DB) RolloutCounts(ctx context.Context, id string) (map[rollouts.TargetS
 	out := make(map[rollouts.TargetState]int, len(rows))
 	for _, r := range rows {
 		out[rollouts.TargetState(r.State)] = int(r.N)
+	}
+	return out, nil
+}
+
+// RolloutTakeover implements rollouts.Store.
+func (d *DB) RolloutTakeover(ctx context.Context, id string, lapsed time.Time) error {
+	if _, err := d.jobs.Insert(ctx, rollouts.StepArgs{RolloutID: id, Takeover: lapsed.UTC().UnixMicro()}, nil); err != nil {
+		return fmt.Errorf("take over rollout %s: %w", id, err)
+	}
+	return nil
+}
+
+// RolloutClaim implements rollouts.Store.
+func (d *DB) RolloutClaim(ctx context.Context, id string, job int64, until, now time.Time) (bool, error) {
+	n, err := d.queries.RolloutClaim(ctx, db.RolloutClaimParams{Job: pgtype.Int8{Int64: job, Valid: true},
+		LeaseUntil: optionalTime(until), ID: id, Now: optionalTime(now)})
+	if err != nil {
+		return false, fmt.Errorf("claim rollout %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// RolloutLeaseRelease implements rollouts.Store.
+func (d *DB) RolloutLeaseRelease(ctx context.Context, id string, job int64) error {
+	if err := d.queries.RolloutLeaseRelease(ctx, db.RolloutLeaseReleaseParams{ID: id, Job: pgtype.Int8{Int64: job, Valid: true}}); err != nil {
+		return fmt.Errorf("release rollout %s: %w", id, err)
+	}
+	return nil
+}
+
+// RolloutLapsed implements rollouts.Store.
+func (d *DB) RolloutLapsed(ctx context.Context, now time.Time) (map[string]time.Time, error) {
+	rows, err := d.queries.RolloutLapsed(ctx, optionalTime(now))
+	if err != nil {
+		return nil, fmt.Errorf("lapsed rollouts: %w", err)
+	}
+	out := make(map[string]time.Time, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.LeaseUntil.UTC()
 	}
 	return out, nil
 }

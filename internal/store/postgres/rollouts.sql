@@ -84,3 +84,19 @@ WHERE region = @region AND kind = 'pooled' AND status = 'ready';
 -- name: RolloutCounts :many
 -- The rollout's targets per state.
 SELECT state, count(*) AS n FROM rollout_targets WHERE rollout_id = @rollout_id GROUP BY state ORDER BY state;
+
+-- name: RolloutClaim :execrows
+-- The job @job takes or renews the rollout's lease to @lease_until: it
+-- holds it already, or nobody does, or its holder's lapsed before @now.
+UPDATE rollouts SET lease_job = @job, lease_until = @lease_until
+WHERE id = @id AND finished_at IS NULL
+    AND (lease_job IS NULL OR lease_job = @job OR lease_until IS NULL OR lease_until < @now);
+
+-- name: RolloutLeaseRelease :exec
+UPDATE rollouts SET lease_job = NULL, lease_until = NULL WHERE id = @id AND lease_job = @job;
+
+-- name: RolloutLapsed :many
+-- The unfinished rollouts whose job's lease lapsed before @now.
+SELECT id, lease_until::timestamptz AS lease_until FROM rollouts
+WHERE finished_at IS NULL AND lease_until < @now
+ORDER BY seq;

@@ -51,7 +51,7 @@ func (d *DB) PlanInsert(ctx context.Context, p plans.Plan, rec audit.Event) erro
 	}
 	_, err = audited(ctx, d, rec, func(q *db.Queries) (int64, error) {
 		n, err := q.PlanInsert(ctx, db.PlanInsertParams{Name: p.Name, Description: p.Description, Limits: string(limits),
-			MonthlyEventsMode: string(p.MonthlyEventsMode), Version: p.Version, CreatedAt: formatTime(p.CreatedAt), UpdatedAt: formatTime(p.UpdatedAt)})
+			MonthlyEventsMode: string(p.MonthlyEventsMode), ProfilesMode: string(p.ProfilesMode), Version: p.Version, CreatedAt: formatTime(p.CreatedAt), UpdatedAt: formatTime(p.UpdatedAt)})
 		if err == nil && n == 0 {
 			err = plans.ErrVersionMismatch // the audit event must not commit alone
 		}
@@ -71,7 +71,7 @@ func (d *DB) PlanUpdate(ctx context.Context, p plans.Plan, rec audit.Event) erro
 	}
 	_, err = audited(ctx, d, rec, func(q *db.Queries) (int64, error) {
 		n, err := q.PlanUpdate(ctx, db.PlanUpdateParams{Description: p.Description, Limits: string(limits),
-			MonthlyEventsMode: string(p.MonthlyEventsMode), Version: p.Version, UpdatedAt: formatTime(p.UpdatedAt),
+			MonthlyEventsMode: string(p.MonthlyEventsMode), ProfilesMode: string(p.ProfilesMode), Version: p.Version, UpdatedAt: formatTime(p.UpdatedAt),
 			Name: p.Name, PrevVersion: p.Version - 1})
 		if err == nil && n == 0 {
 			if _, gerr := q.PlanGet(ctx, p.Name); errors.Is(gerr, sql.ErrNoRows) {
@@ -89,7 +89,7 @@ func (d *DB) PlanUpdate(ctx context.Context, p plans.Plan, rec audit.Event) erro
 }
 
 func planFromRow(r db.Plan) (plans.Plan, error) {
-	p := plans.Plan{Name: r.Name, Description: r.Description, MonthlyEventsMode: plans.Mode(r.MonthlyEventsMode), Version: r.Version}
+	p := plans.Plan{Name: r.Name, Description: r.Description, MonthlyEventsMode: plans.Mode(r.MonthlyEventsMode), ProfilesMode: plans.Mode(r.ProfilesMode), Version: r.Version}
 	if err := json.Unmarshal([]byte(r.Limits), &p.Limits); err != nil {
 		return plans.Plan{}, fmt.Errorf("plan %s: limits: %w", r.Name, err)
 	}

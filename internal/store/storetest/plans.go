@@ -27,7 +27,7 @@ func testPlans(t *testing.T, h Harness) {
 		t.Fatalf("the default plan: %v", err)
 	}
 	want := plans.Default()
-	if diff := cmp.Diff(want.Limits, def.Limits); diff != "" || def.MonthlyEventsMode != want.MonthlyEventsMode || def.Description != want.Description || def.Version != 1 {
+	if diff := cmp.Diff(want.Limits, def.Limits); diff != "" || def.MonthlyEventsMode != want.MonthlyEventsMode || def.ProfilesMode != want.ProfilesMode || def.Description != want.Description || def.Version != 1 {
 		t.Fatalf("the migrated default plan differs from plans.Default (-want +got):\n%s\n%+v", diff, def)
 	}
 	if _, err := b.PlanGet(ctx, "gold"); !errors.Is(err, plans.ErrNotFound) {
@@ -35,7 +35,7 @@ func testPlans(t *testing.T, h Harness) {
 	}
 
 	gold := plans.Plan{
-		Name: "gold", Description: "Gold", MonthlyEventsMode: plans.ModeBlock, Version: 1, CreatedAt: base, UpdatedAt: base,
+		Name: "gold", Description: "Gold", MonthlyEventsMode: plans.ModeBlock, ProfilesMode: plans.ModeBlock, Version: 1, CreatedAt: base, UpdatedAt: base,
 		Limits: plans.Limits{EventsPerSecondPerSource: limit(100), Segments: limit(0), MonthlyEvents: limit(1_000_000)},
 	}
 	rec := audit.Event{Actor: "admin", Action: "plan.create", TargetType: "plan", TargetID: "gold", RequestID: "req_gold", Outcome: audit.OutcomeOK}
@@ -55,11 +55,11 @@ func testPlans(t *testing.T, h Harness) {
 	}
 
 	next := gold
-	next.Version, next.UpdatedAt, next.Limits = 2, base.Add(time.Minute), plans.Limits{Webhooks: limit(3)}
+	next.Version, next.UpdatedAt, next.Limits, next.ProfilesMode = 2, base.Add(time.Minute), plans.Limits{Webhooks: limit(3)}, plans.ModeWarn
 	if err := b.PlanUpdate(ctx, next, audit.Event{Actor: "admin", Action: "plan.update", TargetType: "plan", TargetID: "gold", RequestID: "req_update", Outcome: audit.OutcomeOK}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := b.PlanGet(ctx, "gold"); got.Version != 2 || got.Limits.Webhooks == nil || *got.Limits.Webhooks != 3 || got.Limits.Segments != nil || !got.CreatedAt.Equal(base) {
+	if got, _ := b.PlanGet(ctx, "gold"); got.Version != 2 || got.ProfilesMode != plans.ModeWarn || got.Limits.Webhooks == nil || *got.Limits.Webhooks != 3 || got.Limits.Segments != nil || !got.CreatedAt.Equal(base) {
 		t.Fatalf("after the update: %+v", got)
 	}
 	if err := b.PlanUpdate(ctx, next, audit.Event{Actor: "admin", Action: "plan.update", TargetType: "plan", TargetID: "gold", RequestID: "req_stale"}); !errors.Is(err, plans.ErrVersionMismatch) {

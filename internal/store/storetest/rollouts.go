@@ -183,3 +183,62 @@ func testRolloutCandidates(t *testing.T, h Harness) {
 		t.Fatalf("versions: pool %s, slice %s, dedicated %s", p.TemplateVersion, s.TemplateVersion, d.TemplateVersion)
 	}
 }
+
+// testRolloutLeases checks a rollout's lease: one job holds it at a time,
+// renews it, loses it only once it lapses, gives it up, and a finished
+// rollout has none.
+func testRolloutLeases(t *testing.T, h Harness) {
+	b := newBackend(t, h)
+	ctx := t.Context()
+	r := newRollout()
+	if _, err := b.RolloutCreate(ctx, r, []rollouts.Target{newTarget(r, 0, "cairn-lease")},
+		audit.Event{Actor: "admin", Action: "rollout.create", TargetType: "rollout", Outcome: audit.OutcomeOK}.On(r.ID)); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	claim := func(job int64, until, now time.Time, want bool) {
+		t.Helper()
+		if got, err := b.RolloutClaim(ctx, r.ID, job, until, now); err != nil || got != want {
+			t.Fatalf("job %d claims until %s at %s: %v, %v; want %v", job, until.Format(time.TimeOnly), now.Format(time.TimeOnly), got, err, want)
+		}
+	}
+	lapsed := func(now time.Time, want ...time.Time) {
+		t.Helper()
+		got, err := b.RolloutLapsed(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at, ok := got[r.ID]; ok != (len(want) == 1) || (ok && !at.Equal(want[0])) {
+			t.Fatalf("lapsed at %s: %v, want %v", now.Format(time.TimeOnly), got, want)
+		}
+	}
+	claim(1, base.Add(15*time.Second), base, true)
+	claim(2, base.Add(20*time.Second), base.Add(5*time.Second), false) // held
+	claim(1, base.Add(30*time.Second), base.Add(10*time.Second), true) // renewed
+	lapsed(base.Add(29 * time.Second))
+	claim(2, base.Add(44*time.Second), base.Add(29*time.Second), false) // still held
+	lapsed(base.Add(31*time.Second), base.Add(30*time.Second))
+	claim(2, base.Add(46*time.Second), base.Add(31*time.Second), true) // taken over
+	claim(1, base.Add(47*time.Second), base.Add(32*time.Second), false)
+	// Released by its holder only.
+	if err := b.RolloutLeaseRelease(ctx, r.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	claim(3, base.Add(48*time.Second), base.Add(33*time.Second), false)
+	if err := b.RolloutLeaseRelease(ctx, r.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	lapsed(base.Add(time.Hour))
+	claim(3, base.Add(48*time.Second), base.Add(33*time.Second), true)
+	// Finished: no lease to take, none lapses.
+	got, err := b.RolloutGet(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.State, got.FinishedAt = rollouts.StateCompleted, base.Add(time.Minute)
+	if _, err := b.RolloutUpdate(ctx, rollouts.Update{Rollout: got}); err != nil {
+		t.Fatal(err)
+	}
+	lapsed(base.Add(time.Hour))
+	claim(3, base.Add(2*time.Hour), base.Add(time.Hour), false)
+}

@@ -115,6 +115,7 @@ func Run(t *testing.T, h Harness) {
 		{"UsageSamples", testUsageSamples},
 		{"UsageIndexBuilds", testUsageIndexBuilds},
 		{"Rollouts", testRollouts},
+		{"RolloutLeases", testRolloutLeases},
 		{"RolloutCandidates", testRolloutCandidates},
 		{"Plans", testPlans},
 		{"PlanService", testPlanService},

@@ -117,6 +117,7 @@ type Plan struct {
 	Version           int64
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	ProfilesMode      string
 }
 
 type Pool struct {
@@ -159,6 +160,8 @@ type Rollout struct {
 	Version    int64
 	CreatedAt  time.Time
 	FinishedAt *time.Time
+	LeaseJob   pgtype.Int8
+	LeaseUntil *time.Time
 }
 
 type RolloutTarget struct {

@@ -11,7 +11,7 @@ import (
 )
 
 const planGet = `-- name: PlanGet :one
-SELECT name, description, limits, monthly_events_mode, version, created_at, updated_at FROM plans WHERE name = $1
+SELECT name, description, limits, monthly_events_mode, version, created_at, updated_at, profiles_mode FROM plans WHERE name = $1
 `
 
 func (q *Queries) PlanGet(ctx context.Context, name string) (Plan, error) {
@@ -25,13 +25,14 @@ func (q *Queries) PlanGet(ctx context.Context, name string) (Plan, error) {
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ProfilesMode,
 	)
 	return i, err
 }
 
 const planInsert = `-- name: PlanInsert :execrows
-INSERT INTO plans (name, description, limits, monthly_events_mode, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO plans (name, description, limits, monthly_events_mode, profiles_mode, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (name) DO NOTHING
 `
 
@@ -40,6 +41,7 @@ type PlanInsertParams struct {
 	Description       string
 	Limits            []byte
 	MonthlyEventsMode string
+	ProfilesMode      string
 	Version           int64
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
@@ -52,6 +54,7 @@ func (q *Queries) PlanInsert(ctx context.Context, arg PlanInsertParams) (int64, 
 		arg.Description,
 		arg.Limits,
 		arg.MonthlyEventsMode,
+		arg.ProfilesMode,
 		arg.Version,
 		arg.CreatedAt,
 		arg.UpdatedAt,
@@ -63,7 +66,7 @@ func (q *Queries) PlanInsert(ctx context.Context, arg PlanInsertParams) (int64, 
 }
 
 const planList = `-- name: PlanList :many
-SELECT name, description, limits, monthly_events_mode, version, created_at, updated_at FROM plans WHERE name > $1 ORDER BY name LIMIT $2
+SELECT name, description, limits, monthly_events_mode, version, created_at, updated_at, profiles_mode FROM plans WHERE name > $1 ORDER BY name LIMIT $2
 `
 
 type PlanListParams struct {
@@ -88,6 +91,7 @@ func (q *Queries) PlanList(ctx context.Context, arg PlanListParams) ([]Plan, err
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ProfilesMode,
 		); err != nil {
 			return nil, err
 		}
@@ -100,15 +104,16 @@ func (q *Queries) PlanList(ctx context.Context, arg PlanListParams) ([]Plan, err
 }
 
 const planUpdate = `-- name: PlanUpdate :execrows
-UPDATE plans SET description = $1, limits = $2, monthly_events_mode = $3,
-    version = $4, updated_at = $5
-WHERE name = $6 AND version = $7
+UPDATE plans SET description = $1, limits = $2, monthly_events_mode = $3, profiles_mode = $4,
+    version = $5, updated_at = $6
+WHERE name = $7 AND version = $8
 `
 
 type PlanUpdateParams struct {
 	Description       string
 	Limits            []byte
 	MonthlyEventsMode string
+	ProfilesMode      string
 	Version           int64
 	UpdatedAt         time.Time
 	Name              string
@@ -120,6 +125,7 @@ func (q *Queries) PlanUpdate(ctx context.Context, arg PlanUpdateParams) (int64, 
 		arg.Description,
 		arg.Limits,
 		arg.MonthlyEventsMode,
+		arg.ProfilesMode,
 		arg.Version,
 		arg.UpdatedAt,
 		arg.Name,

@@ -8,6 +8,8 @@ package db
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const rolloutApprove = `-- name: RolloutApprove :exec
@@ -106,6 +108,34 @@ func (q *Queries) RolloutCandidatesPools(ctx context.Context) ([]RolloutCandidat
 	return items, nil
 }
 
+const rolloutClaim = `-- name: RolloutClaim :execrows
+UPDATE rollouts SET lease_job = $1, lease_until = $2
+WHERE id = $3 AND finished_at IS NULL
+    AND (lease_job IS NULL OR lease_job = $1 OR lease_until IS NULL OR lease_until < $4)
+`
+
+type RolloutClaimParams struct {
+	Job        pgtype.Int8
+	LeaseUntil *time.Time
+	ID         string
+	Now        *time.Time
+}
+
+// The job @job takes or renews the rollout's lease to @lease_until: it
+// holds it already, or nobody does, or its holder's lapsed before @now.
+func (q *Queries) RolloutClaim(ctx context.Context, arg RolloutClaimParams) (int64, error) {
+	result, err := q.db.Exec(ctx, rolloutClaim,
+		arg.Job,
+		arg.LeaseUntil,
+		arg.ID,
+		arg.Now,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const rolloutCounts = `-- name: RolloutCounts :many
 SELECT state, count(*) AS n FROM rollout_targets WHERE rollout_id = $1 GROUP BY state ORDER BY state
 `
@@ -148,7 +178,7 @@ func (q *Queries) RolloutExists(ctx context.Context, id string) (bool, error) {
 }
 
 const rolloutGet = `-- name: RolloutGet :one
-SELECT seq, id, state, body, version, created_at, finished_at FROM rollouts WHERE id = $1
+SELECT seq, id, state, body, version, created_at, finished_at, lease_job, lease_until FROM rollouts WHERE id = $1
 `
 
 func (q *Queries) RolloutGet(ctx context.Context, id string) (Rollout, error) {
@@ -162,6 +192,8 @@ func (q *Queries) RolloutGet(ctx context.Context, id string) (Rollout, error) {
 		&i.Version,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.LeaseJob,
+		&i.LeaseUntil,
 	)
 	return i, err
 }
@@ -191,8 +223,54 @@ func (q *Queries) RolloutInsert(ctx context.Context, arg RolloutInsertParams) (i
 	return seq, err
 }
 
+const rolloutLapsed = `-- name: RolloutLapsed :many
+SELECT id, lease_until::timestamptz AS lease_until FROM rollouts
+WHERE finished_at IS NULL AND lease_until < $1
+ORDER BY seq
+`
+
+type RolloutLapsedRow struct {
+	ID         string
+	LeaseUntil time.Time
+}
+
+// The unfinished rollouts whose job's lease lapsed before @now.
+func (q *Queries) RolloutLapsed(ctx context.Context, now *time.Time) ([]RolloutLapsedRow, error) {
+	rows, err := q.db.Query(ctx, rolloutLapsed, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []RolloutLapsedRow
+	for rows.Next() {
+		var i RolloutLapsedRow
+		if err := rows.Scan(&i.ID, &i.LeaseUntil); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const rolloutLeaseRelease = `-- name: RolloutLeaseRelease :exec
+UPDATE rollouts SET lease_job = NULL, lease_until = NULL WHERE id = $1 AND lease_job = $2
+`
+
+type RolloutLeaseReleaseParams struct {
+	ID  string
+	Job pgtype.Int8
+}
+
+func (q *Queries) RolloutLeaseRelease(ctx context.Context, arg RolloutLeaseReleaseParams) error {
+	_, err := q.db.Exec(ctx, rolloutLeaseRelease, arg.ID, arg.Job)
+	return err
+}
+
 const rolloutList = `-- name: RolloutList :many
-SELECT seq, id, state, body, version, created_at, finished_at FROM rollouts
+SELECT seq, id, state, body, version, created_at, finished_at, lease_job, lease_until FROM rollouts
 WHERE ($1::bigint <= 0 OR seq < $1::bigint)
 ORDER BY seq DESC
 LIMIT $2
@@ -221,6 +299,8 @@ func (q *Queries) RolloutList(ctx context.Context, arg RolloutListParams) ([]Rol
 			&i.Version,
 			&i.CreatedAt,
 			&i.FinishedAt,
+			&i.LeaseJob,
+			&i.LeaseUntil,
 		); err != nil {
 			return nil, err
 		}
@@ -233,7 +313,7 @@ func (q *Queries) RolloutList(ctx context.Context, arg RolloutListParams) ([]Rol
 }
 
 const rolloutListActive = `-- name: RolloutListActive :many
-SELECT seq, id, state, body, version, created_at, finished_at FROM rollouts WHERE finished_at IS NULL ORDER BY seq
+SELECT seq, id, state, body, version, created_at, finished_at, lease_job, lease_until FROM rollouts WHERE finished_at IS NULL ORDER BY seq
 `
 
 func (q *Queries) RolloutListActive(ctx context.Context) ([]Rollout, error) {
@@ -253,6 +333,8 @@ func (q *Queries) RolloutListActive(ctx context.Context) ([]Rollout, error) {
 			&i.Version,
 			&i.CreatedAt,
 			&i.FinishedAt,
+			&i.LeaseJob,
+			&i.LeaseUntil,
 		); err != nil {
 			return nil, err
 		}
@@ -415,7 +497,7 @@ func (q *Queries) RolloutTargets(ctx context.Context, rolloutID string) ([]Rollo
 const rolloutUpdate = `-- name: RolloutUpdate :one
 UPDATE rollouts SET state = $1, body = $2, finished_at = $3, version = version + 1
 WHERE id = $4 AND version = $5
-RETURNING seq, id, state, body, version, created_at, finished_at
+RETURNING seq, id, state, body, version, created_at, finished_at, lease_job, lease_until
 `
 
 type RolloutUpdateParams struct {
@@ -444,6 +526,8 @@ func (q *Queries) RolloutUpdate(ctx context.Context, arg RolloutUpdateParams) (R
 		&i.Version,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.LeaseJob,
+		&i.LeaseUntil,
 	)
 	return i, err
 }

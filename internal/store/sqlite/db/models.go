@@ -115,6 +115,7 @@ type Plan struct {
 	Version           int64
 	CreatedAt         string
 	UpdatedAt         string
+	ProfilesMode      string
 }
 
 type Pool struct {
@@ -157,6 +158,8 @@ type Rollout struct {
 	Version    int64
 	CreatedAt  string
 	FinishedAt sql.NullString
+	LeaseJob   sql.NullInt64
+	LeaseUntil sql.NullString
 }
 
 type RolloutTarget struct {

@@ -10,7 +10,7 @@ import (
 )
 
 const planGet = `-- name: PlanGet :one
-SELECT name, description, limits, monthly_events_mode, version, created_at, updated_at FROM plans WHERE name = ?1
+SELECT name, description, limits, monthly_events_mode, version, created_at, updated_at, profiles_mode FROM plans WHERE name = ?1
 `
 
 func (q *Queries) PlanGet(ctx context.Context, name string) (Plan, error) {
@@ -24,13 +24,14 @@ func (q *Queries) PlanGet(ctx context.Context, name string) (Plan, error) {
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ProfilesMode,
 	)
 	return i, err
 }
 
 const planInsert = `-- name: PlanInsert :execrows
-INSERT INTO plans (name, description, limits, monthly_events_mode, version, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+INSERT INTO plans (name, description, limits, monthly_events_mode, profiles_mode, version, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
 ON CONFLICT (name) DO NOTHING
 `
 
@@ -39,6 +40,7 @@ type PlanInsertParams struct {
 	Description       string
 	Limits            string
 	MonthlyEventsMode string
+	ProfilesMode      string
 	Version           int64
 	CreatedAt         string
 	UpdatedAt         string
@@ -51,6 +53,7 @@ func (q *Queries) PlanInsert(ctx context.Context, arg PlanInsertParams) (int64, 
 		arg.Description,
 		arg.Limits,
 		arg.MonthlyEventsMode,
+		arg.ProfilesMode,
 		arg.Version,
 		arg.CreatedAt,
 		arg.UpdatedAt,
@@ -62,7 +65,7 @@ func (q *Queries) PlanInsert(ctx context.Context, arg PlanInsertParams) (int64, 
 }
 
 const planList = `-- name: PlanList :many
-SELECT name, description, limits, monthly_events_mode, version, created_at, updated_at FROM plans WHERE name > ?1 ORDER BY name LIMIT ?2
+SELECT name, description, limits, monthly_events_mode, version, created_at, updated_at, profiles_mode FROM plans WHERE name > ?1 ORDER BY name LIMIT ?2
 `
 
 type PlanListParams struct {
@@ -87,6 +90,7 @@ func (q *Queries) PlanList(ctx context.Context, arg PlanListParams) ([]Plan, err
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ProfilesMode,
 		); err != nil {
 			return nil, err
 		}
@@ -102,15 +106,16 @@ func (q *Queries) PlanList(ctx context.Context, arg PlanListParams) ([]Plan, err
 }
 
 const planUpdate = `-- name: PlanUpdate :execrows
-UPDATE plans SET description = ?1, limits = ?2, monthly_events_mode = ?3,
-    version = ?4, updated_at = ?5
-WHERE name = ?6 AND version = ?7
+UPDATE plans SET description = ?1, limits = ?2, monthly_events_mode = ?3, profiles_mode = ?4,
+    version = ?5, updated_at = ?6
+WHERE name = ?7 AND version = ?8
 `
 
 type PlanUpdateParams struct {
 	Description       string
 	Limits            string
 	MonthlyEventsMode string
+	ProfilesMode      string
 	Version           int64
 	UpdatedAt         string
 	Name              string
@@ -122,6 +127,7 @@ func (q *Queries) PlanUpdate(ctx context.Context, arg PlanUpdateParams) (int64, 
 		arg.Description,
 		arg.Limits,
 		arg.MonthlyEventsMode,
+		arg.ProfilesMode,
 		arg.Version,
 		arg.UpdatedAt,
 		arg.Name,

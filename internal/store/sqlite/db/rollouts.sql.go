@@ -112,6 +112,34 @@ func (q *Queries) RolloutCandidatesPools(ctx context.Context) ([]RolloutCandidat
 	return items, nil
 }
 
+const rolloutClaim = `-- name: RolloutClaim :execrows
+UPDATE rollouts SET lease_job = ?1, lease_until = ?2
+WHERE id = ?3 AND finished_at IS NULL
+    AND (lease_job IS NULL OR lease_job = ?1 OR lease_until IS NULL OR lease_until < ?4)
+`
+
+type RolloutClaimParams struct {
+	Job        sql.NullInt64
+	LeaseUntil sql.NullString
+	ID         string
+	Now        sql.NullString
+}
+
+// The job @job takes or renews the rollout's lease to @lease_until: it
+// holds it already, or nobody does, or its holder's lapsed before @now.
+func (q *Queries) RolloutClaim(ctx context.Context, arg RolloutClaimParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, rolloutClaim,
+		arg.Job,
+		arg.LeaseUntil,
+		arg.ID,
+		arg.Now,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const rolloutCounts = `-- name: RolloutCounts :many
 SELECT state, count(*) AS n FROM rollout_targets WHERE rollout_id = ?1 GROUP BY state ORDER BY state
 `
@@ -157,7 +185,7 @@ func (q *Queries) RolloutExists(ctx context.Context, id string) (bool, error) {
 }
 
 const rolloutGet = `-- name: RolloutGet :one
-SELECT seq, id, state, body, version, created_at, finished_at FROM rollouts WHERE id = ?1
+SELECT seq, id, state, body, version, created_at, finished_at, lease_job, lease_until FROM rollouts WHERE id = ?1
 `
 
 func (q *Queries) RolloutGet(ctx context.Context, id string) (Rollout, error) {
@@ -171,6 +199,8 @@ func (q *Queries) RolloutGet(ctx context.Context, id string) (Rollout, error) {
 		&i.Version,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.LeaseJob,
+		&i.LeaseUntil,
 	)
 	return i, err
 }
@@ -200,8 +230,57 @@ func (q *Queries) RolloutInsert(ctx context.Context, arg RolloutInsertParams) (i
 	return seq, err
 }
 
+const rolloutLapsed = `-- name: RolloutLapsed :many
+SELECT id, CAST(lease_until AS TEXT) AS lease_until FROM rollouts
+WHERE finished_at IS NULL AND lease_until < ?1
+ORDER BY seq
+`
+
+type RolloutLapsedRow struct {
+	ID         string
+	LeaseUntil string
+}
+
+// The unfinished rollouts whose job's lease lapsed before @now.
+func (q *Queries) RolloutLapsed(ctx context.Context, now sql.NullString) ([]RolloutLapsedRow, error) {
+	rows, err := q.db.QueryContext(ctx, rolloutLapsed, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []RolloutLapsedRow
+	for rows.Next() {
+		var i RolloutLapsedRow
+		if err := rows.Scan(&i.ID, &i.LeaseUntil); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const rolloutLeaseRelease = `-- name: RolloutLeaseRelease :exec
+UPDATE rollouts SET lease_job = NULL, lease_until = NULL WHERE id = ?1 AND lease_job = ?2
+`
+
+type RolloutLeaseReleaseParams struct {
+	ID  string
+	Job sql.NullInt64
+}
+
+func (q *Queries) RolloutLeaseRelease(ctx context.Context, arg RolloutLeaseReleaseParams) error {
+	_, err := q.db.ExecContext(ctx, rolloutLeaseRelease, arg.ID, arg.Job)
+	return err
+}
+
 const rolloutList = `-- name: RolloutList :many
-SELECT seq, id, state, body, version, created_at, finished_at FROM rollouts
+SELECT seq, id, state, body, version, created_at, finished_at, lease_job, lease_until FROM rollouts
 WHERE (CAST(?1 AS INTEGER) <= 0 OR seq < CAST(?1 AS INTEGER))
 ORDER BY seq DESC
 LIMIT ?2
@@ -230,6 +309,8 @@ func (q *Queries) RolloutList(ctx context.Context, arg RolloutListParams) ([]Rol
 			&i.Version,
 			&i.CreatedAt,
 			&i.FinishedAt,
+			&i.LeaseJob,
+			&i.LeaseUntil,
 		); err != nil {
 			return nil, err
 		}
@@ -245,7 +326,7 @@ func (q *Queries) RolloutList(ctx context.Context, arg RolloutListParams) ([]Rol
 }
 
 const rolloutListActive = `-- name: RolloutListActive :many
-SELECT seq, id, state, body, version, created_at, finished_at FROM rollouts WHERE finished_at IS NULL ORDER BY seq
+SELECT seq, id, state, body, version, created_at, finished_at, lease_job, lease_until FROM rollouts WHERE finished_at IS NULL ORDER BY seq
 `
 
 func (q *Queries) RolloutListActive(ctx context.Context) ([]Rollout, error) {
@@ -265,6 +346,8 @@ func (q *Queries) RolloutListActive(ctx context.Context) ([]Rollout, error) {
 			&i.Version,
 			&i.CreatedAt,
 			&i.FinishedAt,
+			&i.LeaseJob,
+			&i.LeaseUntil,
 		); err != nil {
 			return nil, err
 		}
@@ -436,7 +519,7 @@ func (q *Queries) RolloutTargets(ctx context.Context, rolloutID string) ([]Rollo
 const rolloutUpdate = `-- name: RolloutUpdate :one
 UPDATE rollouts SET state = ?1, body = ?2, finished_at = ?3, version = version + 1
 WHERE id = ?4 AND version = ?5
-RETURNING seq, id, state, body, version, created_at, finished_at
+RETURNING seq, id, state, body, version, created_at, finished_at, lease_job, lease_until
 `
 
 type RolloutUpdateParams struct {
@@ -465,6 +548,8 @@ func (q *Queries) RolloutUpdate(ctx context.Context, arg RolloutUpdateParams) (R
 		&i.Version,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.LeaseJob,
+		&i.LeaseUntil,
 	)
 	return i, err
 }
