@@ -299,6 +299,25 @@ type quotaHook struct {
 	} `json:"data"`
 }
 
+// quotaHooks receives n announcements, one per tenant, by tenant.
+func quotaHooks(t *testing.T, hooks <-chan quotaHook, n int) map[string]quotaHook {
+	t.Helper()
+	got := map[string]quotaHook{}
+	deadline := time.After(30 * time.Second)
+	for len(got) < n {
+		select {
+		case h := <-hooks:
+			if _, twice := got[h.Data.TenantID]; twice {
+				t.Fatalf("announced twice: %+v", h)
+			}
+			got[h.Data.TenantID] = h
+		case <-deadline:
+			t.Fatalf("quota announcements: %+v", got)
+		}
+	}
+	return got
+}
+
 // quotaEndpoint registers a fleet endpoint for tenant.quota_exceeded and
 // returns what it receives.
 func quotaEndpoint(e *env) <-chan quotaHook {
@@ -363,19 +382,7 @@ func TestMonthlyQuota(t *testing.T) {
 		wantLimited(t, e.do("POST", "/v1/tenants/"+blocked+"/events", tok, batchOf("m4", 1)), "monthly-events-quota", "monthly-events")
 
 		// Each crossing announced once to the fleet.
-		got := map[string]quotaHook{}
-		deadline := time.After(30 * time.Second)
-		for len(got) < 2 {
-			select {
-			case h := <-hooks:
-				if _, twice := got[h.Data.TenantID]; twice {
-					t.Fatalf("announced twice: %+v", h)
-				}
-				got[h.Data.TenantID] = h
-			case <-deadline:
-				t.Fatalf("quota announcements: %+v", got)
-			}
-		}
+		got := quotaHooks(t, hooks, 2)
 		month := time.Now().UTC().Format("2006-01")
 		for tenant, mode := range map[string]string{warned: "warn", blocked: "block"} {
 			h := got[tenant]
@@ -445,19 +452,7 @@ func TestProfilesLimit(t *testing.T) {
 			t.Fatalf("under the limit: Cairn-Quota-Warning %q", r.header.Get("Cairn-Quota-Warning"))
 		}
 
-		got := map[string]quotaHook{}
-		deadline := time.After(30 * time.Second)
-		for len(got) < 2 {
-			select {
-			case h := <-hooks:
-				if _, twice := got[h.Data.TenantID]; twice {
-					t.Fatalf("announced twice: %+v", h)
-				}
-				got[h.Data.TenantID] = h
-			case <-deadline:
-				t.Fatalf("announcements: %+v", got)
-			}
-		}
+		got := quotaHooks(t, hooks, 2)
 		for tenant, mode := range map[string]string{warned: "warn", blocked: "block"} {
 			if h := got[tenant]; h.Type != "tenant.quota_exceeded" || h.Data.Quota != "profiles" || h.Data.Limit != 2 || h.Data.Mode != mode {
 				t.Errorf("announcement of %s: %+v", tenant, h)

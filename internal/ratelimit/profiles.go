@@ -22,7 +22,7 @@ type ProfileCounts struct {
 
 	mu        sync.Mutex
 	counts    map[string]profileCount
-	announced map[string]string // tenant → month announced
+	announced announced
 	reads     singleflight.Group
 }
 
@@ -36,7 +36,7 @@ func NewProfileCounts(store UsageReader, now func() time.Time) *ProfileCounts {
 	if now == nil {
 		now = time.Now
 	}
-	return &ProfileCounts{store: store, now: now, counts: map[string]profileCount{}, announced: map[string]string{}}
+	return &ProfileCounts{store: store, now: now, counts: map[string]profileCount{}}
 }
 
 // ProfilesState is a tenant's profiles against its plan's limit.
@@ -60,25 +60,12 @@ func (p *ProfileCounts) Check(ctx context.Context, tenant string, limit int64) (
 		return ProfilesState{}, err
 	}
 	st := ProfilesState{Limit: limit, Count: n, Over: n >= limit, Month: now.Format("2006-01")}
-	if st.Over {
-		p.mu.Lock()
-		if p.announced[tenant] != st.Month {
-			p.announced[tenant] = st.Month
-			st.Announce = true
-		}
-		p.mu.Unlock()
-	}
+	st.Announce = st.Over && p.announced.first(tenant, st.Month)
 	return st, nil
 }
 
 // Unannounce undoes Check's Announce for the tenant's month.
-func (p *ProfileCounts) Unannounce(tenant, month string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.announced[tenant] == month {
-		delete(p.announced, tenant)
-	}
-}
+func (p *ProfileCounts) Unannounce(tenant, month string) { p.announced.forget(tenant, month) }
 
 func (p *ProfileCounts) count(ctx context.Context, tenant string, now time.Time) (int64, error) {
 	p.mu.Lock()

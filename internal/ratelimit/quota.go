@@ -41,8 +41,39 @@ type Quota struct {
 
 	mu        sync.Mutex
 	tenants   map[string]*monthCount
-	announced map[string]string // tenant → month announced
+	announced announced
 	reads     singleflight.Group
+}
+
+// announced remembers, per tenant, the month whose crossing of a quota
+// this replica announced, so that it is announced once a month.
+type announced struct {
+	mu     sync.Mutex
+	months map[string]string // tenant → month announced
+}
+
+// first reports whether the tenant's crossing in month is new, and
+// remembers it.
+func (a *announced) first(tenant, month string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.months == nil {
+		a.months = map[string]string{}
+	}
+	if a.months[tenant] == month {
+		return false
+	}
+	a.months[tenant] = month
+	return true
+}
+
+// forget makes the tenant's crossing in month new again.
+func (a *announced) forget(tenant, month string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.months[tenant] == month {
+		delete(a.months, tenant)
+	}
 }
 
 type monthCount struct {
@@ -62,7 +93,7 @@ func NewQuota(store UsageReader, meter Unflushed, now func() time.Time) *Quota {
 	if now == nil {
 		now = time.Now
 	}
-	return &Quota{store: store, meter: meter, now: now, tenants: map[string]*monthCount{}, announced: map[string]string{}}
+	return &Quota{store: store, meter: meter, now: now, tenants: map[string]*monthCount{}}
 }
 
 // QuotaState is a tenant's monthly quota as a request finds it.
@@ -95,26 +126,13 @@ func (q *Quota) Check(ctx context.Context, tenant string, limit int64, n int) (Q
 	}
 	st := QuotaState{Limit: limit, Used: used, Over: used+int64(n) > limit, Month: month.Format("2006-01"),
 		Window: next.Sub(month), Reset: next.Sub(now)}
-	if st.Over {
-		q.mu.Lock()
-		if q.announced[tenant] != st.Month {
-			q.announced[tenant] = st.Month
-			st.Announce = true
-		}
-		q.mu.Unlock()
-	}
+	st.Announce = st.Over && q.announced.first(tenant, st.Month)
 	return st, nil
 }
 
 // Unannounce undoes Check's Announce for the tenant's month, so that a
 // later Check announces again.
-func (q *Quota) Unannounce(tenant, month string) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.announced[tenant] == month {
-		delete(q.announced, tenant)
-	}
-}
+func (q *Quota) Unannounce(tenant, month string) { q.announced.forget(tenant, month) }
 
 // used returns the tenant's accepted events in the month that starts at
 // month, reading the store only when what it read is stale.
