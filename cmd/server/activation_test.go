@@ -262,7 +262,14 @@ type activationTenant struct {
 // plan) at hookURL and the segment.
 func setUpActivation(t testing.TB, base, admin, slug, hookURL string) activationTenant {
 	t.Helper()
-	status, tn := call(t, "POST", base+"/v1/tenants", admin, fmt.Sprintf(`{"name":%q,"slug":%q,"tier":"pooled","home_region":"eu-west-1"}`, slug, slug))
+	return setUpActivationPlan(t, base, admin, slug, hookURL, "")
+}
+
+// setUpActivationPlan is setUpActivation for a tenant of the plan (""
+// the default).
+func setUpActivationPlan(t testing.TB, base, admin, slug, hookURL, plan string) activationTenant {
+	t.Helper()
+	status, tn := call(t, "POST", base+"/v1/tenants", admin, fmt.Sprintf(`{"name":%q,"slug":%q,"tier":"pooled","home_region":"eu-west-1","plan":%q}`, slug, slug, plan))
 	if status != http.StatusAccepted {
 		t.Fatalf("onboard: %d %v", status, tn)
 	}
@@ -312,6 +319,14 @@ func awaitActive(t testing.TB, base, admin, id string) {
 // tenant events route and fails the test unless it is acknowledged.
 func identify(t testing.TB, client *http.Client, base string, a activationTenant, user, plan string) {
 	t.Helper()
+	if err := postIdentify(client, base, a, user, plan); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// postIdentify is identify returning its failure, for goroutines other
+// than the test's.
+func postIdentify(client *http.Client, base string, a activationTenant, user, plan string) error {
 	body := fmt.Sprintf(`{"batch":[{"type":"identify","messageId":%q,"userId":%q,"traits":{"plan":%q},"timestamp":%q}]}`,
 		fmt.Sprintf("m-%s-%s-%d", user, plan, time.Now().UnixNano()), user, plan, time.Now().UTC().Format(time.RFC3339Nano))
 	req, _ := http.NewRequest("POST", base+"/v1/tenants/"+a.ID+"/events", strings.NewReader(body))
@@ -319,13 +334,14 @@ func identify(t testing.TB, client *http.Client, base string, a activationTenant
 	req.Header.Set("Content-Type", "application/json")
 	res, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("identify %s: %v", user, err)
+		return fmt.Errorf("identify %s: %w", user, err)
 	}
 	out, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK || bytes.Contains(out, []byte(`"errors":[{`)) {
-		t.Fatalf("identify %s: %d %s", user, res.StatusCode, out)
+		return fmt.Errorf("identify %s: %d %s", user, res.StatusCode, out)
 	}
+	return nil
 }
 
 // verifyHooks checks every request's signature with webhooks.Verify and,

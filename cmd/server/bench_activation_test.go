@@ -18,7 +18,10 @@ import (
 // the embedded default: identifies of new users with plan pro, each making
 // a profile (profile.created) that enters the segment (segment.entered),
 // from 8 clients (CAIRN_BENCH_CLIENTS to change), to a healthy local
-// receiver. Beside it, in the same run and on the same server:
+// receiver. The tenants' plan (benchPlan) has no limit the benchmark
+// reaches: the default plan's rates (100 requests a second per token)
+// would measure the limiter. Beside it, in the same run and on the same
+// server:
 //
 //   - no-endpoint: the same identifies for a tenant with the segment but
 //     no webhook endpoint (ingestion and evaluation without activation);
@@ -47,23 +50,35 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 	go func() { _ = hooks.Serve(ln) }()
 	defer hooks.Close()
 	base, _ := startServer(b, b.Context(), activationVars(dir))
-	withHook := setUpActivation(b, base, admin, "bench-hooks", "http://"+ln.Addr().String()+"/hook")
-	noHook := setUpActivation(b, base, admin, "bench-plain", "http://"+ln.Addr().String()+"/hook")
+	if status, p := call(b, "PUT", base+"/v1/plans/bench", admin, benchPlan); status != http.StatusCreated {
+		b.Fatalf("bench plan: %d %v", status, p)
+	}
+	withHook := setUpActivationPlan(b, base, admin, "bench-hooks", "http://"+ln.Addr().String()+"/hook", "bench")
+	noHook := setUpActivationPlan(b, base, admin, "bench-plain", "http://"+ln.Addr().String()+"/hook", "bench")
 	if status, _ := call(b, "DELETE", base+"/v1/tenants/"+noHook.ID+"/webhooks/"+noHook.Endpoint, noHook.Token, ""); status != http.StatusNoContent {
 		b.Fatalf("delete endpoint: %d", status)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	var seq atomic.Int64
 
-	// run calls op(i) for i in [0, n) from the clients and returns each
-	// call's acknowledgement time.
-	run := func(b *testing.B, op func(i int)) {
+	// run calls op(i) for i in [0, b.N) from the clients. A failed op
+	// fails the benchmark (b.Error: b.Fatal may only be called from the
+	// benchmark's goroutine) and the clients skip the rest, so that run
+	// returns; it reports whether every op succeeded.
+	run := func(b *testing.B, op func(i int) error) bool {
 		var wg sync.WaitGroup
+		var failed atomic.Bool
 		work := make(chan int, clients)
 		for range clients {
 			wg.Go(func() {
 				for i := range work {
-					op(i)
+					if failed.Load() {
+						continue
+					}
+					if err := op(i); err != nil {
+						failed.Store(true)
+						b.Error(err)
+					}
 				}
 			})
 		}
@@ -72,17 +87,21 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 		}
 		close(work)
 		wg.Wait()
+		return !failed.Load()
 	}
 
 	b.Run("healthz", func(b *testing.B) {
 		start := time.Now()
-		run(b, func(int) {
+		run(b, func(int) error {
 			res, err := client.Get(base + "/healthz")
-			if err != nil || res.StatusCode != 200 {
-				b.Errorf("healthz: %v %v", res, err)
-				return
+			if err != nil {
+				return fmt.Errorf("healthz: %w", err)
 			}
 			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				return fmt.Errorf("healthz: %d", res.StatusCode)
+			}
+			return nil
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "requests/s")
 	})
@@ -90,11 +109,14 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 	b.Run("no-endpoint", func(b *testing.B) {
 		lat := make([]time.Duration, b.N)
 		start := time.Now()
-		run(b, func(i int) {
+		if !run(b, func(i int) error {
 			t0 := time.Now()
-			identify(b, client, base, noHook, fmt.Sprintf("plain-%d", seq.Add(1)), "pro")
+			err := postIdentify(client, base, noHook, fmt.Sprintf("plain-%d", seq.Add(1)), "pro")
 			lat[i] = time.Since(t0)
-		})
+			return err
+		}) {
+			return
+		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 		b.ReportMetric(pct(lat, 50), "ack-p50-ms")
 		b.ReportMetric(pct(lat, 99), "ack-p99-ms")
@@ -109,12 +131,15 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 		}
 		got0 := rcv.count.Load()
 		start := time.Now()
-		run(b, func(i int) {
+		if !run(b, func(i int) error {
 			t0 := time.Now()
-			identify(b, client, base, withHook, users[i], "pro")
+			err := postIdentify(client, base, withHook, users[i], "pro")
 			acked[i] = time.Now()
 			ack[i] = acked[i].Sub(t0)
-		})
+			return err
+		}) {
+			return // the deliveries of refused identifies never come
+		}
 		sent := time.Since(start)
 		// Every segment.entered arrives, or the benchmark fails.
 		deadline := time.Now().Add(2 * time.Minute)
