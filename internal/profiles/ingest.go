@@ -294,10 +294,19 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 			traitKeys = append(traitKeys, memberKey(b.tenant, m), membershipSetKey(b.tenant, m))
 		}
 	}
+	// Evaluating, they come from the item cache when it has them: every
+	// write below is conditioned on the version of the member read (and
+	// the inline units' on the set's too).
 	var members map[Key]Item
+	var cached map[Key]bool
 	if len(traitKeys) > 0 {
 		var err error
-		if members, err = b.s.store.BatchGet(ctx, traitKeys); err != nil {
+		if evaluating {
+			members, cached, err = b.s.items.cachedBatchGet(ctx, traitKeys)
+		} else {
+			members, err = b.s.store.BatchGet(ctx, traitKeys)
+		}
+		if err != nil {
 			return 0, nil, err
 		}
 	}
@@ -318,11 +327,13 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 			continue
 		}
 		if withTraits {
-			iu, err := b.inlineUnit(m, mb, members[membershipSetKey(b.tenant, m)], byMember[m])
+			sk := membershipSetKey(b.tenant, m)
+			iu, err := b.inlineUnit(m, mb, members[sk], byMember[m])
 			if err != nil {
 				return 0, nil, err
 			}
 			if iu != nil {
+				iu.setCached = cached[sk]
 				inline = append(inline, iu)
 				continue
 			}
@@ -345,6 +356,8 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 				item := mb.item(b.tenant)
 				u.ops = append(u.ops, Op{Put: &item, IfVersion: mb.version})
 				mb.version++
+			} else if cached[mk] {
+				u.ops = append(u.ops, Op{Put: &Item{PK: mk.PK, SK: mk.SK}, Check: true, IfVersion: mb.version})
 			} else {
 				u.ops = append(u.ops, Op{Put: &Item{PK: mk.PK, SK: mk.SK}, Check: true, IfExists: true})
 			}
@@ -401,7 +414,9 @@ type inlineUnit struct {
 	mb      member
 	set     Item
 	decoded *membershipSet
-	events  []int
+	// setCached says set came from the item cache.
+	setCached bool
+	events    []int
 	// moved are the traits each event moved; ops its records and the
 	// member's write, on condition of the version read.
 	moved [][]string
@@ -463,7 +478,7 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 			keys = append(keys, aggregateKey(b.tenant, u.m, key))
 		}
 	}
-	aggs, err := b.s.store.BatchGet(ctx, keys)
+	aggs, hit, err := b.s.items.cachedBatchGet(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -482,6 +497,7 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 		if ops, err = b.s.withNotices(ctx, b.tenant, st, ops, notices); err != nil {
 			return nil, err
 		}
+		ops = append(ops, b.checksOfCached(ops, u, aggs, hit)...)
 		if len(u.ops)+len(ops) <= MaxTransactOps {
 			units = append(units, unit{ops: append(u.ops, ops...), events: u.events})
 			continue
@@ -494,6 +510,28 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 		units = append(units, unit{ops: append(recs, u.ops[len(u.ops)-1]), events: u.events})
 	}
 	return units, nil
+}
+
+// checksOfCached returns the checks that condition an inline unit's
+// evaluation, ops, on the items it read from the item cache and does not
+// write: its membership set and the aggregates in aggs that hit says were
+// cached.
+func (b *batch) checksOfCached(ops []Op, u *inlineUnit, aggs map[Key]Item, hit map[Key]bool) []Op {
+	written := make(map[Key]bool, len(ops))
+	for _, op := range ops {
+		written[op.key()] = true
+	}
+	var checks []Op
+	if sk := membershipSetKey(b.tenant, u.m); u.setCached && !written[sk] {
+		checks = append(checks, Op{Put: &Item{PK: sk.PK, SK: sk.SK}, Check: true, IfVersion: u.set.Version})
+	}
+	for key := range u.p.leafKeys {
+		k := aggregateKey(b.tenant, u.m, key)
+		if it, ok := aggs[k]; ok && hit[k] && !written[k] {
+			checks = append(checks, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: it.Version})
+		}
+	}
+	return checks
 }
 
 // groups maps each of events (indexes into the batch, ascending) to the

@@ -28,7 +28,9 @@ const DedupWindow = 48 * time.Hour
 // Service ingests events and serves profiles. It is safe for concurrent
 // use; replicas coordinate through the Store's conditions only.
 type Service struct {
+	// store is items, the Store given to NewService behind the item cache.
 	store    Store
+	items    *cachingStore
 	raw      RawZone
 	now      func() time.Time
 	segments segmentCache
@@ -50,7 +52,8 @@ func NewService(store Store, raw RawZone, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, raw: raw, now: now}
+	items := &cachingStore{Store: store}
+	return &Service{store: items, items: items, raw: raw, now: now}
 }
 
 // NewProfileID returns a new profile ID: the time in milliseconds (6
