@@ -299,6 +299,20 @@ func newAudience(all []Segment, complete map[string]bool) *audience {
 	return a
 }
 
+// same reports whether a was compiled from the segments all (each at
+// its version) and the complete leaves.
+func (a *audience) same(all []Segment, complete map[string]bool) bool {
+	if len(all) != len(a.byID) || !maps.Equal(complete, a.complete) {
+		return false
+	}
+	for _, g := range all {
+		if c := a.byID[g.ID]; c == nil || c.seg.Version != g.Version {
+			return false
+		}
+	}
+	return true
+}
+
 // affects reports whether an event, which set the traits moved to other
 // values, can change a membership, and so needs a marker.
 func (a *audience) affects(ev Event, moved []string) bool {
@@ -361,11 +375,20 @@ func (s *Service) audienceOf(ctx context.Context, tenant string) (*audience, err
 	if ok && !now.Before(c.read) && now.Sub(c.read) < segmentsTTL {
 		return c.aud, nil
 	}
-	all, complete, err := s.segmentsAndLeaves(ctx, tenant)
+	var prev *audience
+	if ok {
+		prev = c.aud
+	}
+	all, complete, err := s.segmentsAndLeaves(ctx, tenant, prev)
 	if err != nil {
 		return nil, err
 	}
-	c = cachedSegments{aud: newAudience(all, complete), read: now}
+	if prev != nil && prev.same(all, complete) {
+		// Nothing changed: the compiled audience stands.
+		c = cachedSegments{aud: prev, read: now}
+	} else {
+		c = cachedSegments{aud: newAudience(all, complete), read: now}
+	}
 	s.segments.mu.Lock()
 	if s.segments.m == nil || len(s.segments.m) >= 10_000 {
 		s.segments.m = map[string]cachedSegments{}

@@ -422,7 +422,13 @@ const leafKeyPrefix = "~leaf#"
 
 // segmentsAndLeaves reads the tenant's segments and the event leaves
 // whose backfill is done, in one Query of their partition.
-func (s *Service) segmentsAndLeaves(ctx context.Context, tenant string) ([]Segment, map[string]bool, error) {
+//
+// A segment whose stored version prev (the audience last read, or nil)
+// holds already is taken from it rather than decoded again: decoding a
+// definition is most of the cost of reading a tenant's segments, which
+// every replica does every segmentsTTL. The version changes on every
+// write of the segment, so an edit is always decoded.
+func (s *Service) segmentsAndLeaves(ctx context.Context, tenant string, prev *audience) ([]Segment, map[string]bool, error) {
 	items, err := s.store.Query(ctx, QueryInput{PK: KeyPrefix(tenant) + "SG"})
 	if err != nil {
 		return nil, nil, err
@@ -433,6 +439,12 @@ func (s *Service) segmentsAndLeaves(ctx context.Context, tenant string) ([]Segme
 		if key, ok := strings.CutPrefix(it.SK, leafKeyPrefix); ok {
 			complete[key] = true
 			continue
+		}
+		if prev != nil {
+			if c := prev.byID[it.SK]; c != nil && c.seg.Version == it.Version {
+				out = append(out, c.seg)
+				continue
+			}
 		}
 		var g Segment
 		if err := json.Unmarshal(it.Data, &g); err != nil {
