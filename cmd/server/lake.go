@@ -43,7 +43,8 @@ func lakeLocator(placements *placement.Locator) func(context.Context, string) (l
 			return lake.Location{}, err
 		}
 		return lake.Location{Region: home.Region, RawBucket: home.RawBucket(), CleanBucket: home.CleanBucket(),
-			CuratedBucket: home.CuratedBucket(), Prefix: home.S3Prefix()}, nil
+			CuratedBucket: home.CuratedBucket(), Prefix: home.S3Prefix(), Tenant: tenant,
+			Database: home.GlueDatabase(), WorkGroup: home.WorkGroup(), Pooled: home.Kind == placement.Pooled}, nil
 	}
 }
 
