@@ -470,12 +470,13 @@ func (e *Engine) Purge(ctx context.Context, in lake.PurgeInput) ([]lake.PurgeRes
 		if err := t.swapClean(ctx, h.table, h.p, h.dir, st.Bytes > 0); err != nil {
 			return nil, nil, fmt.Errorf("purge: %w", err)
 		}
+		one := []lake.TableStats{st}
 		if st.Bytes > 0 {
-			if err := t.countInto(ctx, []lake.TableStats{st}, []lake.Table{h.table}, &h.p, nil); err != nil {
+			if err := t.countInto(ctx, one, []lake.Table{h.table}, &h.p, nil); err != nil {
 				return nil, nil, fmt.Errorf("purge: %w", err)
 			}
 		}
-		rewritten = append(rewritten, st)
+		rewritten = append(rewritten, one[0])
 		clean.Partitions++
 		clean.Rows += h.n
 	}
