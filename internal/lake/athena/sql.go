@@ -72,7 +72,9 @@ func eventsCTE(db string) string {
 }
 
 // unload wraps a query in an UNLOAD into a prefix as zstd Parquet,
-// partitioned by the named trailing columns if any.
+// partitioned by the named trailing columns if any. Athena documents
+// UNLOAD over a SELECT: a query with a WITH clause goes in a subquery,
+// where Trino takes one.
 func unload(query, to string, partitionedBy ...string) string {
 	with := "format = 'PARQUET', compression = 'ZSTD'"
 	if len(partitionedBy) > 0 {
@@ -82,7 +84,7 @@ func unload(query, to string, partitionedBy ...string) string {
 		}
 		with += ", partitioned_by = ARRAY[" + strings.Join(quoted, ", ") + "]"
 	}
-	return fmt.Sprintf("UNLOAD (\n%s\n) TO %s WITH (%s)", query, quote(to), with)
+	return fmt.Sprintf("UNLOAD (\nSELECT * FROM (\n%s\n) q\n) TO %s WITH (%s)", query, quote(to), with)
 }
 
 // eventTypeColumn is the column the refine's UNLOAD partitions by: a copy

@@ -31,6 +31,8 @@ for i, sql in enumerate(statements):
         parsed = sqlglot.parse(query, read="trino", error_level=ErrorLevel.RAISE)
         if len(parsed) != 1:
             raise ValueError(f"{len(parsed)} statements")
+        if parsed[0].key not in ("select", "union"):
+            raise ValueError(f"a {parsed[0].key}, not a query")
         sqlglot.transpile(query, read="trino", write="trino", unsupported_level=ErrorLevel.RAISE)
     except Exception as e:  # noqa: BLE001 - every failure is reported
         print(f"statement {i}: {e}\n{query}\n")
