@@ -799,13 +799,14 @@ func (t *tenant) unstage(run string, rels []staged) {
 	}
 }
 
-// stageTime is how a timestamp is staged: ISO 8601, which the stage CTEs
-// read back with the dialect's ParseTimestamp.
+// stageTime is how a timestamp is staged: ISO 8601 to the millisecond
+// (Athena's timestamp precision), which the stage CTEs read back with the
+// dialect's ParseTimestamp.
 func stageTime(at time.Time) any {
 	if at.IsZero() {
 		return nil
 	}
-	return at.UTC().Format(time.RFC3339Nano)
+	return at.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 func orNull(s string) any {
