@@ -335,7 +335,7 @@ func testEngine(t *testing.T, pooled bool) {
 	}
 	f.script.onUnload = nil
 	if !strings.Contains(staged["objects"], `"raw_object":"s3://`+loc.RawBucket+"/"+raw+`a.ndjson.gz"`) ||
-		!strings.Contains(staged["members"], `"member_id":"prof_b","root":"prof_a"`) ||
+		!strings.Contains(staged["members"], `"created_at":"2026-11-26T10:30:00.000Z","event":"m2","member_id":"prof_b","root":"prof_a"`) ||
 		!strings.Contains(staged["erased"], `"id":"prof_gone"`) || !strings.Contains(staged["identifiers"], `"value":"u1"`) {
 		t.Errorf("staged while the UNLOAD ran: %v", staged)
 	}
