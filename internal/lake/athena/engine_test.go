@@ -586,6 +586,26 @@ func TestEngineQueryFailure(t *testing.T) {
 		t.Errorf("a failed refine left its staged relations: %v", left)
 	}
 
+	// A refine given up on (its context cancelled while Athena runs its
+	// query) stops the query execution, so that it writes nothing more.
+	f.proxy.Reset()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f.proxy.Rewrite("athena:GetQueryExecution", func(body []byte) []byte {
+		cancel()
+		return bytes.ReplaceAll(body, []byte(`"SUCCEEDED"`), []byte(`"RUNNING"`))
+	})
+	_, err = f.engine.Refine(cctx, lake.RefineInput{Tenant: loc.Tenant, Location: loc, Partition: parts[0]})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("refine cancelled: %v", err)
+	}
+	if n := f.proxy.Calls("athena:StopQueryExecution"); n != 1 {
+		t.Errorf("%d StopQueryExecution calls for the abandoned query, want 1", n)
+	}
+	if got := f.partition(t, "tracks", "2026-11-26", "10"); got != good {
+		t.Errorf("a cancelled refine moved tracks from %s to %s", good, got)
+	}
+
 	// A location without its workgroup is refused before any call.
 	bad := loc
 	bad.WorkGroup = ""
