@@ -126,7 +126,7 @@ type PurgeResult struct {
 
 // Engine runs the transformations over a tenant's zones and reads what
 // they hold: DuckDB over the local zones in the embedded default
-// (package lake/duckdb). Every method is idempotent: a partition or table
+// (package lake/duckdb), Athena and Glue in AWS mode (package lake/athena). Every method is idempotent: a partition or table
 // it writes is replaced whole, never appended to. Implementations are
 // safe for concurrent use on different tenants.
 type Engine interface {
