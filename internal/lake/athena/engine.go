@@ -24,7 +24,8 @@
 //   - cairn_stage_<relation>, JSON tables over curated/_stage/<relation>/,
 //     partitioned by run: the relations Cairn holds (the profile store's
 //     snapshot, the erased-ID filter, the raw objects' arrival times),
-//     written as NDJSON for one run and removed after it.
+//     written as NDJSON for one run and removed after it (or, when the
+//     run was cut short, by the first run an hour on).
 //
 // # Atomicity
 //
@@ -751,9 +752,18 @@ func stageDir(loc lake.Location, rel lake.Relation, run string) string {
 	return stageRoot(loc, rel) + "run=" + run + "/"
 }
 
+// staleStage is how old a run's staged relations are when another run
+// removes them: a run that left them was cut short (none lasts an hour).
+const staleStage = time.Hour
+
 // stage writes each relation's rows as one NDJSON object of the run and
-// registers the run's partition of its table.
+// registers the run's partition of its table. It first removes what runs
+// cut short left staged: the snapshot holds identifiers, which must not
+// linger past an erasure.
 func (t *tenant) stage(ctx context.Context, run string, rels []staged) error {
+	if err := t.sweepStage(ctx); err != nil {
+		return err
+	}
 	for _, s := range rels {
 		if len(s.rows) == 0 {
 			continue // no partition: the run reads no row
@@ -778,9 +788,39 @@ func (t *tenant) stage(ctx context.Context, run string, rels []staged) error {
 	return nil
 }
 
-// unstage removes what stage wrote, best effort (the identity snapshot
-// must not linger; a failure is logged and the next purge's listing does
-// not see it, so an operator's lifecycle rule on _stage/ is the backstop).
+// sweepStage removes the staged relations of runs older than staleStage:
+// their objects and their Glue partitions.
+func (t *tenant) sweepStage(ctx context.Context) error {
+	cutoff := "v" + t.e.cfg.Now().Add(-staleStage).UTC().Format("20060102T150405.000000000Z")
+	for _, rel := range stagedRelations {
+		root := stageRoot(t.loc, rel)
+		objects, err := t.list(ctx, t.loc.CuratedBucket, root)
+		if err != nil {
+			return err
+		}
+		var stale []string
+		runs := map[string]bool{}
+		for _, o := range objects {
+			dir, _, _ := strings.Cut(strings.TrimPrefix(aws.ToString(o.Key), root), "/")
+			if run, ok := strings.CutPrefix(dir, "run="); ok && run < cutoff {
+				stale = append(stale, aws.ToString(o.Key))
+				runs[run] = true
+			}
+		}
+		for run := range runs {
+			if _, err := dropPartition(ctx, t.glue, t.loc.Database, stageTable(rel), []string{run}); err != nil {
+				return err
+			}
+		}
+		if err := t.delete(ctx, t.loc.CuratedBucket, stale); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unstage removes what stage wrote, best effort: a failure is logged, and
+// the next run's sweepStage removes it an hour on.
 func (t *tenant) unstage(run string, rels []staged) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

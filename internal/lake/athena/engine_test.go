@@ -606,6 +606,30 @@ func TestEngineQueryFailure(t *testing.T) {
 		t.Errorf("a cancelled refine moved tracks from %s to %s", good, got)
 	}
 
+	// What a run cut short left staged (its snapshot) is removed by a run
+	// an hour later or more, objects and partitions; a recent run's stays.
+	f.proxy.Reset()
+	stale := "v20261126T090000.000000000Z-aaaaa"
+	recent := "v" + time.Now().UTC().Format("20060102T150405.000000000Z") + "-bbbbb"
+	for _, run := range []string{stale, recent} {
+		f.put(t, loc.CuratedBucket, "_stage/members/run="+run+"/data.ndjson", `{"member_id":"prof_a"}`)
+		if _, err := f.glue.CreatePartition(ctx, &glue.CreatePartitionInput{DatabaseName: aws.String(loc.Database), TableName: aws.String("cairn_stage_members"),
+			PartitionInput: &gluetypes.PartitionInput{Values: []string{run}, StorageDescriptor: &gluetypes.StorageDescriptor{
+				Location: aws.String("s3://" + loc.CuratedBucket + "/_stage/members/run=" + run + "/")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.results(t, nil, [][]string{countHeader})
+	if _, err := f.engine.Refine(ctx, lake.RefineInput{Tenant: loc.Tenant, Location: loc, Partition: parts[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.keys(t, loc.CuratedBucket, "_stage/"); len(got) != 1 || !strings.Contains(got[0], recent) {
+		t.Errorf("staged objects after the sweep: %v", got)
+	}
+	if f.partition(t, "cairn_stage_members", stale) != "" || f.partition(t, "cairn_stage_members", recent) == "" {
+		t.Error("the sweep dropped the wrong stage partitions")
+	}
+
 	// A location without its workgroup is refused before any call.
 	bad := loc
 	bad.WorkGroup = ""
