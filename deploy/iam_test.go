@@ -26,6 +26,7 @@ const (
 // the server imports. A package missing here fails the test: say which
 // prefix its actions have.
 var iamPrefix = map[string]string{
+	"athena":         "athena",
 	"cloudformation": "cloudformation",
 	"dynamodb":       "dynamodb",
 	"glue":           "glue",
@@ -56,9 +57,13 @@ var operationActions = map[string][]string{
 // indirectActions are granted to the task role though no SDK call of the
 // code names them, each for the reason given.
 var indirectActions = map[string]string{
-	"iam:PassRole":               "CreateStack passes the stack service role (CAIRN_STACK_ROLE_ARN) to CloudFormation",
-	"cloudformation:TagResource": "CreateStack tags the stack it creates (tag-on-create is authorized as TagResource)",
-	"glue:TagResource":           "CreateDatabase tags the pooled tenant's database it creates",
+	"iam:PassRole":                "CreateStack passes the stack service role (CAIRN_STACK_ROLE_ARN) to CloudFormation",
+	"cloudformation:TagResource":  "CreateStack tags the stack it creates (tag-on-create is authorized as TagResource)",
+	"glue:TagResource":            "CreateDatabase tags the pooled tenant's database it creates",
+	"glue:GetDatabase":            "Athena reads the tenant's database with the caller's credentials when it plans the refinery's queries",
+	"s3:GetBucketLocation":        "Athena checks the buckets of the refinery's UNLOAD locations and results with the caller's credentials",
+	"s3:AbortMultipartUpload":     "Athena writes the refinery's UNLOAD files in multipart uploads with the caller's credentials",
+	"s3:ListMultipartUploadParts": "Athena writes the refinery's UNLOAD files in multipart uploads with the caller's credentials",
 }
 
 // sdkCall is one place that calls an SDK operation.

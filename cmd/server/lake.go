@@ -7,31 +7,40 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/cairn-cdp/cairn/internal/awsclient"
 	"github.com/cairn-cdp/cairn/internal/lake"
+	"github.com/cairn-cdp/cairn/internal/lake/athena"
 	"github.com/cairn-cdp/cairn/internal/lake/duckdb"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
-// newLake makes the refinery of the embedded default: DuckDB over the
-// local zones. In AWS mode the transformations are Athena's to run, which
-// Cairn does not drive yet: there is no refinery, and erasures reach the
-// profile store and the raw zone only.
-func newLake(cfg *config, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, now func() time.Time) (*lake.Service, func() error, error) {
+// newLake makes the refinery: on AWS's engines in AWS mode (Athena in
+// each tenant's workgroup, Glue for the catalog, with settings), DuckDB
+// over the local zones otherwise.
+func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, now func() time.Time) (*lake.Service, func() error, error) {
+	var engine lake.Engine
+	closeEngine := func() error { return nil }
 	if cfg.Cloud == "aws" {
-		return nil, func() error { return nil }, nil
-	}
-	engine, err := duckdb.New(duckdb.Config{Root: filepath.Join(cfg.DataDir, "zones")})
-	if err != nil {
-		return nil, nil, err
+		e, err := athena.New(ctx, athena.Config{AWS: settings})
+		if err != nil {
+			return nil, nil, err
+		}
+		engine = e
+	} else {
+		e, err := duckdb.New(duckdb.Config{Root: filepath.Join(cfg.DataDir, "zones")})
+		if err != nil {
+			return nil, nil, err
+		}
+		engine, closeEngine = e, e.Close
 	}
 	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements), Now: now})
 	if err != nil {
-		engine.Close()
+		closeEngine()
 		return nil, nil, err
 	}
-	return svc, engine.Close, nil
+	return svc, closeEngine, nil
 }
 
 // lakeLocator reads a tenant's zones from its home placement's outputs
@@ -43,7 +52,8 @@ func lakeLocator(placements *placement.Locator) func(context.Context, string) (l
 			return lake.Location{}, err
 		}
 		return lake.Location{Region: home.Region, RawBucket: home.RawBucket(), CleanBucket: home.CleanBucket(),
-			CuratedBucket: home.CuratedBucket(), Prefix: home.S3Prefix()}, nil
+			CuratedBucket: home.CuratedBucket(), Prefix: home.S3Prefix(), Tenant: tenant,
+			Database: home.GlueDatabase(), WorkGroup: home.WorkGroup(), Pooled: home.Kind == placement.Pooled}, nil
 	}
 }
 

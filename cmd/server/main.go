@@ -552,8 +552,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
-	// The refinery (embedded default only): erasures reach its zones.
-	lakeSvc, closeLake, err := newLake(cfg, db, profileSvc, placements, h.lakeNow)
+	// The refinery (Athena in AWS mode, DuckDB otherwise): erasures reach
+	// its zones.
+	lakeSvc, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, placements, h.lakeNow)
 	if err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}

@@ -19,7 +19,8 @@
 //
 // Every transformation is one SQL text (Transformations), rendered for an
 // engine's Dialect: DuckDB in the embedded default (package lake/duckdb),
-// Athena's Presto SQL in AWS mode. An Engine runs them; Service decides
+// Athena's Trino SQL in AWS mode (package lake/athena, which runs them in
+// the tenant's Athena workgroup over its Glue tables). An Engine runs them; Service decides
 // what to run: it is level-based (Refine compares the raw zone with the
 // watermarks in the Store and refines what changed) and resumable, driven
 // by durable jobs per tenant.

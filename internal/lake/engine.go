@@ -18,6 +18,18 @@ type Location struct {
 	CleanBucket   string
 	CuratedBucket string
 	Prefix        string
+	// Tenant is the tenant's ID.
+	Tenant string
+	// Database is the tenant's Glue database (its own, pooled or not), the
+	// catalog of its tables in AWS mode.
+	Database string
+	// WorkGroup is the Athena workgroup the tenant's queries run in: its
+	// own (dedicated) or the pool's (pooled).
+	WorkGroup string
+	// Pooled is true for a slice of a pool's stack: its workgroup is
+	// shared and does not enforce a result location, so callers set one
+	// under the tenant's prefix.
+	Pooled bool
 }
 
 // Partition is an hour of the raw zone, and the clean partition refined
@@ -114,7 +126,7 @@ type PurgeResult struct {
 
 // Engine runs the transformations over a tenant's zones and reads what
 // they hold: DuckDB over the local zones in the embedded default
-// (package lake/duckdb). Every method is idempotent: a partition or table
+// (package lake/duckdb), Athena and Glue in AWS mode (package lake/athena). Every method is idempotent: a partition or table
 // it writes is replaced whole, never appended to. Implementations are
 // safe for concurrent use on different tenants.
 type Engine interface {

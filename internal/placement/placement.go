@@ -86,6 +86,10 @@ func (p Placement) KeyPrefix() string { return p.Outputs["key_prefix"] }
 // GlueDatabase is the tenant's Glue database.
 func (p Placement) GlueDatabase() string { return p.Outputs["glue_database"] }
 
+// WorkGroup is the Athena workgroup the tenant's queries run in: its own
+// (dedicated) or the pool's (pooled).
+func (p Placement) WorkGroup() string { return p.Outputs["athena_workgroup"] }
+
 // In returns the tenant's ready placement in region, or ErrNotReady.
 func (t Tenant) In(region string) (Placement, error) {
 	for _, p := range t.Placements {

@@ -30,7 +30,8 @@ func (r *reader) TenantPlacements(_ context.Context, id string) (placement.Tenan
 
 func newReader() *reader {
 	ready := placement.Placement{Region: "eu-west-1", Kind: placement.Pooled, Ready: true, StackName: "cairn-pool",
-		Outputs: map[string]string{"profile_table": "cairn-pool-profiles", "raw_bucket": "raw", "s3_prefix": "tenants/ten_a/", "key_prefix": "TENANT#ten_a#"}}
+		Outputs: map[string]string{"profile_table": "cairn-pool-profiles", "raw_bucket": "raw", "s3_prefix": "tenants/ten_a/", "key_prefix": "TENANT#ten_a#",
+			"glue_database": "cairn_pool_ten_a", "athena_workgroup": "cairn-pool"}}
 	creating := placement.Placement{Region: "us-east-1", Kind: placement.Pooled, StackName: "cairn-pool"}
 	return &reader{tenants: map[string]placement.Tenant{
 		"ten_a": {ID: "ten_a", Tier: placement.Pooled, HomeRegion: "eu-west-1", Regions: []string{"eu-west-1", "us-east-1"}, Placements: []placement.Placement{ready, creating}},
@@ -42,7 +43,8 @@ func TestTenantIn(t *testing.T) {
 	r := newReader()
 	a := r.tenants["ten_a"]
 	home, err := a.Home()
-	if err != nil || home.Table() != "cairn-pool-profiles" || home.RawBucket() != "raw" || home.S3Prefix() != "tenants/ten_a/" || home.KeyPrefix() != "TENANT#ten_a#" {
+	if err != nil || home.Table() != "cairn-pool-profiles" || home.RawBucket() != "raw" || home.S3Prefix() != "tenants/ten_a/" || home.KeyPrefix() != "TENANT#ten_a#" ||
+		home.GlueDatabase() != "cairn_pool_ten_a" || home.WorkGroup() != "cairn-pool" {
 		t.Errorf("home = %+v, %v", home, err)
 	}
 	for name, tc := range map[string]struct {

@@ -1,0 +1,214 @@
+package athena
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cairn-cdp/cairn/internal/lake"
+)
+
+// The statements below are the lake's transformations (package lake, one
+// definition each, rendered in lake.Athena) wrapped in what Athena needs
+// around them: the relations they read as CTEs over the catalog's tables,
+// and an UNLOAD into a versioned prefix. They are pure functions of their
+// inputs so that a test can parse every one of them.
+
+// rawTable is the Glue table over the raw zone's events/ prefix (JSON).
+const rawTable = "raw_events"
+
+// stagePrefix names the Glue tables of the relations Cairn stages
+// (the snapshot, the erased-ID filter, the raw objects' arrival times).
+const stagePrefix = "cairn_stage_"
+
+// stageTable is the Glue table a staged relation is read from.
+func stageTable(rel lake.Relation) string { return stagePrefix + rel.Name }
+
+// qualified names a table of the tenant's database.
+func qualified(db, table string) string { return ident(db) + "." + ident(table) }
+
+// rawColumn is the Glue column a raw field is read from: Glue lowercases
+// column names, and the JSON SerDe matches them to the line's keys
+// without regard to case.
+func rawColumn(f lake.RawField) string { return strings.ToLower(f.JSON) }
+
+// rawCTE reads one raw partition as the raw relation, the line's object as
+// raw_object ("$path": s3://bucket/key, as the objects relation stages it).
+func rawCTE(db string, p lake.Partition) string {
+	sel := make([]string, 0, len(lake.RawFields)+1)
+	for _, f := range lake.RawFields {
+		sel = append(sel, ident(rawColumn(f))+" AS "+ident(f.Column))
+	}
+	sel = append(sel, `"$path" AS raw_object`)
+	return fmt.Sprintf("raw AS (SELECT %s FROM %s WHERE dt = %s AND hh = %s)",
+		strings.Join(sel, ", "), qualified(db, rawTable), quote(p.Date), quote(p.Hour))
+}
+
+// stageCTE reads a staged relation of one run, typed: it is staged as
+// JSON strings, and its timestamps as ISO 8601 text.
+func stageCTE(db string, rel lake.Relation, run string) string {
+	sel := make([]string, len(rel.Columns))
+	for i, c := range rel.Columns {
+		expr := ident(c.Name)
+		switch c.Type {
+		case lake.Timestamp:
+			expr = lake.Athena.ParseTimestamp(expr)
+		case lake.BigInt, lake.Date:
+			expr = fmt.Sprintf("CAST(%s AS %s)", expr, lake.Athena.Type(c.Type))
+		}
+		sel[i] = expr + " AS " + ident(c.Name)
+	}
+	return fmt.Sprintf("%s AS (SELECT %s FROM %s WHERE run = %s)",
+		ident(rel.Name), strings.Join(sel, ", "), qualified(db, stageTable(rel)), quote(run))
+}
+
+// eventsCTE is the events relation: every clean table's rows.
+func eventsCTE(db string) string {
+	names := columnNames(lake.RelEvents.Columns)
+	var parts []string
+	for _, t := range lake.TablesIn(lake.ZoneClean) {
+		parts = append(parts, fmt.Sprintf("SELECT %s FROM %s", names, qualified(db, t.Name)))
+	}
+	return "events AS (" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// unload wraps a query in an UNLOAD into a prefix as zstd Parquet,
+// partitioned by the named trailing columns if any. Athena documents
+// UNLOAD over a SELECT: a query with a WITH clause goes in a subquery,
+// where Trino takes one.
+func unload(query, to string, partitionedBy ...string) string {
+	with := "format = 'PARQUET', compression = 'ZSTD'"
+	if len(partitionedBy) > 0 {
+		quoted := make([]string, len(partitionedBy))
+		for i, p := range partitionedBy {
+			quoted[i] = quote(p)
+		}
+		with += ", partitioned_by = ARRAY[" + strings.Join(quoted, ", ") + "]"
+	}
+	return fmt.Sprintf("UNLOAD (\nSELECT * FROM (\n%s\n) q\n) TO %s WITH (%s)", query, quote(to), with)
+}
+
+// eventTypeColumn is the column the refine's UNLOAD partitions by: a copy
+// of type, which Hive-style partitioning takes out of the files, so that
+// the clean tables keep their own type column.
+const eventTypeColumn = "event_type"
+
+// refineSQL is the UNLOAD of one raw partition's clean events into the
+// prefix to, a directory per event type: CleanEvents, cut by type as the
+// clean tables' transformation says, in one pass over the raw partition.
+func refineSQL(db string, p lake.Partition, run, to string) (string, error) {
+	clean, err := lake.CleanEvents.Render(lake.Athena)
+	if err != nil {
+		return "", err
+	}
+	ctes := []string{
+		rawCTE(db, p),
+		stageCTE(db, lake.RelObjects, run),
+		stageCTE(db, lake.RelErased, run),
+		stageCTE(db, lake.RelMembers, run),
+		stageCTE(db, lake.RelIdentifiers, run),
+		lake.CleanEvents.Output + " AS (\n" + clean + "\n)",
+	}
+	// Every clean table's transformation selects the same columns from
+	// clean_events where type is its event type (TestCleanCut).
+	q := fmt.Sprintf("WITH %s\nSELECT %s, type AS %s FROM %s",
+		strings.Join(ctes, ",\n"), columnNames(lake.RelEvents.Columns), eventTypeColumn, lake.CleanEvents.Output)
+	return unload(q, to, eventTypeColumn), nil
+}
+
+// curateSQL is the UNLOAD of one curated table's transformation into to.
+func curateSQL(db string, t lake.Table, run, to string) (string, error) {
+	tr, ok := lake.TransformationFor(t.Name)
+	if !ok {
+		return "", fmt.Errorf("no transformation for %s", t.Name)
+	}
+	body, err := tr.Render(lake.Athena)
+	if err != nil {
+		return "", err
+	}
+	ctes := []string{
+		stageCTE(db, lake.RelMembers, run),
+		stageCTE(db, lake.RelIdentifiers, run),
+		stageCTE(db, lake.RelMerges, run),
+		stageCTE(db, lake.RelMemberships, run),
+		stageCTE(db, lake.RelMemberTraits, run),
+		eventsCTE(db),
+	}
+	q := fmt.Sprintf("WITH %s\nSELECT %s FROM (\n%s\n) t", strings.Join(ctes, ",\n"), columnNames(t.Columns), body)
+	return unload(q, to), nil
+}
+
+// erasedMatch is the condition that a row names an erased ID in one of
+// cols.
+func erasedMatch(cols []string) string {
+	conds := make([]string, len(cols))
+	for i, c := range cols {
+		conds[i] = ident(c) + " IN (SELECT id FROM erased)"
+	}
+	return "(" + strings.Join(conds, " OR ") + ")"
+}
+
+// cleanIDColumns are the clean tables' columns an erasure matches.
+var cleanIDColumns = []string{"message_id", "profile_id"}
+
+// purgeHitsSQL counts, per clean table and partition, the rows naming an
+// erased ID: the partitions a purge rewrites.
+func purgeHitsSQL(db, run string) string {
+	var parts []string
+	for _, t := range lake.TablesIn(lake.ZoneClean) {
+		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, dt, hh, count(*) AS n FROM %s WHERE %s GROUP BY dt, hh",
+			quote(t.Name), qualified(db, t.Name), erasedMatch(cleanIDColumns)))
+	}
+	return fmt.Sprintf("WITH %s\n%s", stageCTE(db, lake.RelErased, run), strings.Join(parts, "\nUNION ALL\n"))
+}
+
+// purgeCuratedSQL counts the rows of each curated table naming an erased
+// ID (Curate drops them). tables are the curated tables that exist.
+func purgeCuratedSQL(db, run string, tables []lake.Table) string {
+	var parts []string
+	for _, t := range tables {
+		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, count(*) AS n FROM %s WHERE %s",
+			quote(t.Name), qualified(db, t.Name), erasedMatch(t.ProfileColumns())))
+	}
+	return fmt.Sprintf("WITH %s\n%s", stageCTE(db, lake.RelErased, run), strings.Join(parts, "\nUNION ALL\n"))
+}
+
+// purgeRewriteSQL is the UNLOAD of a clean partition without the rows
+// naming an erased ID.
+func purgeRewriteSQL(db string, t lake.Table, p lake.Partition, run, to string) string {
+	q := fmt.Sprintf("WITH %s\nSELECT %s FROM %s WHERE dt = %s AND hh = %s AND NOT coalesce(%s, false)",
+		stageCTE(db, lake.RelErased, run), columnNames(t.Columns), qualified(db, t.Name), quote(p.Date), quote(p.Hour),
+		erasedMatch(cleanIDColumns))
+	return unload(q, to)
+}
+
+// countSQL counts the rows of clean partitions (by dt and hh) and of
+// curated tables, a row per table and partition. Counting reads Parquet
+// footers only.
+func countSQL(db string, clean []lake.Table, p *lake.Partition, curated []lake.Table) string {
+	var parts []string
+	for _, t := range clean {
+		where := ""
+		if p != nil {
+			where = fmt.Sprintf(" WHERE dt = %s AND hh = %s", quote(p.Date), quote(p.Hour))
+		}
+		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, dt, hh, count(*) AS n FROM %s%s GROUP BY dt, hh",
+			quote(t.Name), qualified(db, t.Name), where))
+	}
+	for _, t := range curated {
+		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, CAST(NULL AS varchar) AS dt, CAST(NULL AS varchar) AS hh, count(*) AS n FROM %s",
+			quote(t.Name), qualified(db, t.Name)))
+	}
+	return strings.Join(parts, "\nUNION ALL\n")
+}
+
+func columnNames(cols []lake.Column) string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = ident(c.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
