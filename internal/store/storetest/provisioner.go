@@ -30,25 +30,27 @@ var allStatuses = []provisioner.Status{
 // stores it (Version 1).
 func newPlacement(tenantID, region string, kind provisioner.Kind, status provisioner.Status) provisioner.Placement {
 	return provisioner.Placement{
-		TenantID:        tenantID,
-		Region:          region,
-		Kind:            kind,
-		StackName:       "cairn-" + tenantID + "-" + region,
-		Status:          status,
-		StackStatus:     "CREATE_IN_PROGRESS",
-		TemplateVersion: "v1",
-		Outputs:         map[string]string{"events_bucket": "cairn-events-" + tenantID},
-		LastError:       "",
-		Attempt:         1,
-		Version:         1,
-		CreatedAt:       base,
-		UpdatedAt:       base.Add(time.Second),
+		TenantID: tenantID,
+		Kind:     kind,
+		StackRecord: provisioner.StackRecord{
+			Region:          region,
+			StackName:       "cairn-" + tenantID + "-" + region,
+			Status:          status,
+			StackStatus:     "CREATE_IN_PROGRESS",
+			TemplateVersion: "v1",
+			Outputs:         map[string]string{"events_bucket": "cairn-events-" + tenantID},
+			LastError:       "",
+			Attempt:         1,
+			Version:         1,
+			CreatedAt:       base,
+			UpdatedAt:       base.Add(time.Second),
+		},
 	}
 }
 
 // newPool returns a pool with every field set, as PoolEnsure stores it.
 func newPool(region string, status provisioner.Status) provisioner.Pool {
-	return provisioner.Pool{
+	return provisioner.Pool{StackRecord: provisioner.StackRecord{
 		Region:          region,
 		StackName:       "cairn-pool-" + region,
 		Status:          status,
@@ -59,7 +61,7 @@ func newPool(region string, status provisioner.Status) provisioner.Pool {
 		Version:         1,
 		CreatedAt:       base,
 		UpdatedAt:       base.Add(time.Second),
-	}
+	}}
 }
 
 // tenantIDs inserts n tenants and returns their IDs: placements refer to
