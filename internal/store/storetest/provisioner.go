@@ -191,6 +191,7 @@ func testPlacementUpdate(t *testing.T, h Harness) {
 	sent.StackName = "cairn-pool-eu-west-1"
 	sent.Status = provisioner.StatusFailed
 	sent.StackStatus = "ROLLBACK_COMPLETE"
+	sent.StackID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/cairn-pool-eu-west-1/1"
 	sent.TemplateVersion = "v2"
 	sent.Outputs = map[string]string{"a": "1", "b": "2"}
 	sent.LastError = "quota exceeded"
@@ -349,6 +350,7 @@ func testPool(t *testing.T, h Harness) {
 	sent.Status = provisioner.StatusCreating
 	sent.StackName = "cairn-pool-eu-west-1-b"
 	sent.StackStatus = "CREATE_IN_PROGRESS"
+	sent.StackID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/cairn-pool-eu-west-1-b/2"
 	sent.TemplateVersion = "v2"
 	sent.Outputs = map[string]string{"Table": "t"}
 	sent.LastError = "x"
