@@ -1412,7 +1412,10 @@ type Pool struct {
 	Outputs Outputs `json:"outputs"`
 
 	// Region An AWS commercial Region code.
-	Region          Region          `json:"region"`
+	Region Region `json:"region"`
+
+	// StackId CloudFormation's ID (StackId) of the latest pool stack, kept after it is deleted; absent until reported.
+	StackId         *string         `json:"stack_id,omitempty"`
 	StackName       string          `json:"stack_name"`
 	StackStatus     *string         `json:"stack_status,omitempty"`
 	Status          PlacementStatus `json:"status"`
@@ -2153,6 +2156,11 @@ type Stack struct {
 
 	// Region An AWS commercial Region code.
 	Region Region `json:"region"`
+
+	// StackId CloudFormation's ID (StackId) of the latest stack made under stack_name, kept after the
+	// stack is deleted: a deleted stack's events are found by its ID, not by its name. For a
+	// pooled tenant, the pool stack's. Absent until CloudFormation reported one.
+	StackId *string `json:"stack_id,omitempty"`
 
 	// StackName The tenant's own stack, or the Region's pool stack for a pooled tenant.
 	StackName string `json:"stack_name"`

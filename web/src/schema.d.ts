@@ -2458,6 +2458,12 @@ export interface components {
             stack_name: string;
             /** @description CloudFormation's last reported status of the stack. */
             stack_status?: string;
+            /**
+             * @description CloudFormation's ID (StackId) of the latest stack made under stack_name, kept after the
+             *     stack is deleted: a deleted stack's events are found by its ID, not by its name. For a
+             *     pooled tenant, the pool stack's. Absent until CloudFormation reported one.
+             */
+            stack_id?: string;
             template_version: string;
             outputs: components["schemas"]["Outputs"];
             last_error?: string;
@@ -2503,6 +2509,8 @@ export interface components {
         Pool: {
             region: components["schemas"]["Region"];
             stack_name: string;
+            /** @description CloudFormation's ID (StackId) of the latest pool stack, kept after it is deleted; absent until reported. */
+            stack_id?: string;
             status: components["schemas"]["PlacementStatus"];
             stack_status?: string;
             template_version: string;
