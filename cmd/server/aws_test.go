@@ -187,6 +187,17 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 		if jstr(st, "status") != "deleted" {
 			t.Errorf("%s's stack in %s after offboarding: %v", ded, region, st)
 		}
+		// Its ID is kept, and finds the deleted stack and its events, which
+		// its name no longer does.
+		stackID := jstr(st, "stack_id")
+		if !strings.HasPrefix(stackID, "arn:aws:cloudformation:"+region+":") {
+			t.Errorf("%s's stack in %s after offboarding: stack_id %q, want its ARN", ded, region, stackID)
+		} else if out, err := motoCFN(moto, region).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(stackID)}); err != nil ||
+			len(out.Stacks) != 1 || out.Stacks[0].StackStatus != "DELETE_COMPLETE" {
+			t.Errorf("moto DescribeStacks %s after offboarding: %v, want the stack, DELETE_COMPLETE", stackID, err)
+		} else if ev, err := motoCFN(moto, region).DescribeStackEvents(ctx, &cloudformation.DescribeStackEventsInput{StackName: aws.String(stackID)}); err != nil || len(ev.StackEvents) == 0 {
+			t.Errorf("moto DescribeStackEvents %s after offboarding: %v, want its events", stackID, err)
+		}
 		_, err := motoCFN(moto, region).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
 		if err == nil || !strings.Contains(err.Error(), "does not exist") {
 			t.Errorf("moto DescribeStacks %s in %s after offboarding: %v, want \"does not exist\"", name, region, err)
