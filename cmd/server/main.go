@@ -651,6 +651,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Meter:        counting,
 		Rollouts:     rolloutSvc,
 		Drift:        db,
+		Offboarding:  offboarder,
 		Attention:    db,
 		Lake:         lakeStatus,
 		Plans:        planSvc,

@@ -264,6 +264,7 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 	cfg := httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db, Attention: db, Plans: planSvc,
+		Offboarding: offboarder,
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -2414,6 +2414,23 @@ export interface components {
             updated_at: string;
             /** Format: date-time */
             deleted_at?: string | null;
+            offboarding?: components["schemas"]["OffboardingProgress"];
+        };
+        /**
+         * @description How far the tenant's offboarding got, while it is deprovisioning (GET
+         *     /v1/tenants/{id} only): its steps finished, in the order they finished, and
+         *     those still to run, in the order they will (revoke_grants, revoke_sources,
+         *     purge_profiles, then any the server adds, then teardown_stacks). A step that
+         *     finished is never run again, even after a restart.
+         */
+        OffboardingProgress: {
+            done: components["schemas"]["OffboardingStep"][];
+            pending: string[];
+        };
+        OffboardingStep: {
+            step: string;
+            /** Format: date-time */
+            finished_at: string;
         };
         TenantList: {
             items: components["schemas"]["Tenant"][];
