@@ -396,7 +396,8 @@ func (p *Provisioner) recordCairnEvent(ctx context.Context, pl Placement, logica
 // (its buckets) and a slice's objects are deleted too; without, they stay.
 //
 // Teardown does nothing for a tenant that is not deprovisioning, and
-// reports true for one that does not exist.
+// reports true for one that does not exist or is deleted. Its caller
+// (the offboarding job) asks again after the polling interval.
 func (p *Provisioner) Teardown(ctx context.Context, tenantID string, purge bool) (bool, error) {
 	t, err := p.tenants.Get(ctx, tenantID)
 	if errors.Is(err, tenants.ErrNotFound) {
@@ -422,10 +423,6 @@ func (p *Provisioner) Teardown(ctx context.Context, tenantID string, purge bool)
 	}
 	return gone, nil
 }
-
-// PollInterval is how often in-flight stacks are polled: how long a
-// caller of Teardown waits before it asks again.
-func (p *Provisioner) PollInterval() time.Duration { return p.poll }
 
 func (p *Provisioner) teardown(ctx context.Context, t tenants.Tenant, pl Placement, purge bool) (bool, error) {
 	glue := GlueDatabase(pl.Kind, t.ID)
