@@ -1268,6 +1268,22 @@ type MergeList struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
+// OffboardingProgress How far the tenant's offboarding got, while it is deprovisioning (GET
+// /v1/tenants/{id} only): its steps finished, in the order they finished, and
+// those still to run, in the order they will (revoke_grants, revoke_sources,
+// purge_profiles, then any the server adds, then teardown_stacks). A step that
+// finished is never run again, even after a restart.
+type OffboardingProgress struct {
+	Done    []OffboardingStep `json:"done"`
+	Pending []string          `json:"pending"`
+}
+
+// OffboardingStep defines model for OffboardingStep.
+type OffboardingStep struct {
+	FinishedAt time.Time `json:"finished_at"`
+	Step       string    `json:"step"`
+}
+
 // Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
 // curated_bucket, stream_arn, profile_table, glue_database,
 // data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
@@ -1412,7 +1428,10 @@ type Pool struct {
 	Outputs Outputs `json:"outputs"`
 
 	// Region An AWS commercial Region code.
-	Region          Region          `json:"region"`
+	Region Region `json:"region"`
+
+	// StackId CloudFormation's ID (StackId) of the latest pool stack, kept after it is deleted; absent until reported.
+	StackId         *string         `json:"stack_id,omitempty"`
 	StackName       string          `json:"stack_name"`
 	StackStatus     *string         `json:"stack_status,omitempty"`
 	Status          PlacementStatus `json:"status"`
@@ -2154,6 +2173,11 @@ type Stack struct {
 	// Region An AWS commercial Region code.
 	Region Region `json:"region"`
 
+	// StackId CloudFormation's ID (StackId) of the latest stack made under stack_name, kept after the
+	// stack is deleted: a deleted stack's events are found by its ID, not by its name. For a
+	// pooled tenant, the pool stack's. Absent until CloudFormation reported one.
+	StackId *string `json:"stack_id,omitempty"`
+
 	// StackName The tenant's own stack, or the Region's pool stack for a pooled tenant.
 	StackName string `json:"stack_name"`
 
@@ -2209,6 +2233,13 @@ type Tenant struct {
 	Id     TenantID          `json:"id"`
 	Labels map[string]string `json:"labels"`
 	Name   string            `json:"name"`
+
+	// Offboarding How far the tenant's offboarding got, while it is deprovisioning (GET
+	// /v1/tenants/{id} only): its steps finished, in the order they finished, and
+	// those still to run, in the order they will (revoke_grants, revoke_sources,
+	// purge_profiles, then any the server adds, then teardown_stacks). A step that
+	// finished is never run again, even after a restart.
+	Offboarding *OffboardingProgress `json:"offboarding,omitempty"`
 
 	// Plan The tenant's plan (see /v1/plans); empty for the plan `default`. A plan name of an older version that names no plan has the default plan's limits.
 	Plan    string   `json:"plan"`

@@ -8,7 +8,9 @@ CloudFormation create that then leaves its stack CREATE_IN_PROGRESS for
 good, as no real stack ever stays). This runs the same application as
 moto_server, still accepting connections on many threads, but handles one
 request at a time: each request is atomic, as each is in AWS. It also
-honours DynamoDB's TransactWriteItems ClientRequestToken (see OneAtATime).
+honours DynamoDB's TransactWriteItems ClientRequestToken (see OneAtATime)
+and CloudFormation's DeletionPolicy RetainExceptOnCreate (see
+retain_except_on_create).
 
 Usage: python moto_server.py [-H HOST] [-p PORT]
 """
@@ -101,7 +103,38 @@ def transaction_token(environ, body):
     return token if isinstance(token, str) and token else None
 
 
+def retain_except_on_create():
+    """Makes moto's DeleteStack retain the resources whose DeletionPolicy is
+    RetainExceptOnCreate, as it does those whose policy is Retain.
+
+    moto retains only "Retain" and deletes every other resource. AWS keeps a
+    RetainExceptOnCreate resource when a stack is deleted, and deletes it
+    only when the create that made it rolls back. moto never rolls a create
+    back (a failed stack is the fault proxy's invention, moto's stack is
+    complete), so every stack it deletes completed its create: retain."""
+    from moto.cloudformation.parsing import ResourceMap
+
+    delete = ResourceMap.delete
+
+    def delete_retaining(self):
+        policies = self._resource_json_map
+        changed = [
+            r for r in policies.values()
+            if isinstance(r, dict) and r.get("DeletionPolicy") == "RetainExceptOnCreate"
+        ]
+        for r in changed:
+            r["DeletionPolicy"] = "Retain"
+        try:
+            return delete(self)
+        finally:
+            for r in changed:
+                r["DeletionPolicy"] = "RetainExceptOnCreate"
+
+    ResourceMap.delete = delete_retaining
+
+
 def main():
+    retain_except_on_create()
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)

@@ -44,9 +44,13 @@
 // too, and tag the KMS key through kms:TagResource: the templates leave it
 // untagged because the test emulator cannot create a tagged key.
 //
-// Buckets and KMS keys are DeletionPolicy Retain (so is the pool's profile
-// table): DeleteStack leaves them, and purging them is Cairn's job through the
-// service APIs. Raw-zone objects are under Object Lock in GOVERNANCE mode, so
+// Buckets and KMS keys are DeletionPolicy RetainExceptOnCreate (so is the
+// pool's profile table), with UpdateReplacePolicy Retain: DeleteStack leaves
+// them, and purging them is Cairn's job through the service APIs, but a create
+// that rolls back deletes them, so a failed stack leaves no orphans behind.
+// The stream and the dedicated profile table are deleted with their stack (a
+// transient buffer; profiles derived from the retained zones, which an
+// offboarded tenant's must not outlive). Raw-zone objects are under Object Lock in GOVERNANCE mode, so
 // the purge must delete every object version with BypassGovernanceRetention.
 //
 // # Under moto (the test emulator, 5.2.5)
@@ -73,7 +77,10 @@
 //     without encryption. Parameter patterns and bounds are not checked, and
 //     CAPABILITY_IAM is not required.
 //   - DeleteStack honours DeletionPolicy Retain (buckets, KMS keys and the
-//     pool table stay). UpdateStack succeeds even with no changes (AWS says
+//     pool table stay) but deletes RetainExceptOnCreate resources: the test
+//     environment's moto server (scripts/moto_server.py) retains those too,
+//     as AWS does for a stack whose create completed (moto never rolls a
+//     create back). UpdateStack succeeds even with no changes (AWS says
 //     "No updates are to be performed"), and fails with a 500 if a change
 //     touches a bucket.
 package templates

@@ -261,6 +261,36 @@ func TestOutputs(t *testing.T) {
 	}
 }
 
+// TestStatefulResourcesLeaveNoOrphans checks the deletion policies of the
+// stateful resources: kept on deletion and replacement, except that a create
+// that rolls back deletes them (RetainExceptOnCreate, never plain Retain,
+// which orphans them), or deleted with the stack by design.
+func TestStatefulResourcesLeaveNoOrphans(t *testing.T) {
+	// The stream is a transient buffer; the dedicated profile table must go
+	// with its tenant (offboarding relies on it).
+	deleted := map[string]bool{DedicatedFile + "/ProfilesTable": true, DedicatedFile + "/IngestStream": true, PoolFile + "/IngestStream": true}
+	for _, tpl := range all() {
+		t.Run(tpl.Name, func(t *testing.T) {
+			c := parse(t, tpl)
+			res := c.resources()
+			for _, typ := range []string{"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::DynamoDB::Table", "AWS::Kinesis::Stream"} {
+				for _, id := range c.ofType(typ) {
+					r := res[id]
+					if r["DeletionPolicy"] == "Retain" {
+						t.Errorf("%s: DeletionPolicy Retain orphans it when a create rolls back; want RetainExceptOnCreate", id)
+					}
+					if deleted[tpl.Name+"/"+id] {
+						continue
+					}
+					if r["DeletionPolicy"] != "RetainExceptOnCreate" || r["UpdateReplacePolicy"] != "Retain" {
+						t.Errorf("%s: DeletionPolicy %v, UpdateReplacePolicy %v; want RetainExceptOnCreate and Retain", id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestBuckets(t *testing.T) {
 	for _, tpl := range all() {
 		t.Run(tpl.Name, func(t *testing.T) {
@@ -280,8 +310,8 @@ func TestBuckets(t *testing.T) {
 			}
 			for _, id := range buckets {
 				r, p := res[id], props(res[id])
-				if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
-					t.Errorf("%s: DeletionPolicy %v, UpdateReplacePolicy %v, want Retain", id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
+				if r["DeletionPolicy"] != "RetainExceptOnCreate" || r["UpdateReplacePolicy"] != "Retain" {
+					t.Errorf("%s: DeletionPolicy %v, UpdateReplacePolicy %v, want RetainExceptOnCreate and Retain", id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
 				}
 				if _, named := p["BucketName"]; named {
 					t.Errorf("%s: has a BucketName; bucket names are global, let CloudFormation name it", id)

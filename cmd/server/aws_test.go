@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
@@ -47,6 +48,7 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 	var dedBuckets, pooledObjects []bucketObject
 	var poolItems []bucketObject // region, table, partition key
 	var dedTables []bucketObject // region, table
+	var dedKeys []bucketObject   // region, KMS key ARN
 	name := dedicatedStack(ded)
 	if want := "cairn-" + strings.ReplaceAll(ded, "_", "-"); name != want {
 		t.Fatalf("dedicated stack name %q, want %q", name, want)
@@ -107,6 +109,7 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 			t.Errorf("%s in %s: DescribeTable %s: %v", ded, region, out["profile_table"], err)
 		}
 		dedTables = append(dedTables, bucketObject{region, out["profile_table"], ""})
+		dedKeys = append(dedKeys, bucketObject{region, out["kms_key_arn"], ""})
 		if want := "cairn_" + ded; out["glue_database"] != want {
 			t.Errorf("%s in %s: glue_database %q, want %q", ded, region, out["glue_database"], want)
 		}
@@ -187,6 +190,17 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 		if jstr(st, "status") != "deleted" {
 			t.Errorf("%s's stack in %s after offboarding: %v", ded, region, st)
 		}
+		// Its ID is kept, and finds the deleted stack and its events, which
+		// its name no longer does.
+		stackID := jstr(st, "stack_id")
+		if !strings.HasPrefix(stackID, "arn:aws:cloudformation:"+region+":") {
+			t.Errorf("%s's stack in %s after offboarding: stack_id %q, want its ARN", ded, region, stackID)
+		} else if out, err := motoCFN(moto, region).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(stackID)}); err != nil ||
+			len(out.Stacks) != 1 || out.Stacks[0].StackStatus != "DELETE_COMPLETE" {
+			t.Errorf("moto DescribeStacks %s after offboarding: %v, want the stack, DELETE_COMPLETE", stackID, err)
+		} else if ev, err := motoCFN(moto, region).DescribeStackEvents(ctx, &cloudformation.DescribeStackEventsInput{StackName: aws.String(stackID)}); err != nil || len(ev.StackEvents) == 0 {
+			t.Errorf("moto DescribeStackEvents %s after offboarding: %v, want its events", stackID, err)
+		}
 		_, err := motoCFN(moto, region).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
 		if err == nil || !strings.Contains(err.Error(), "does not exist") {
 			t.Errorf("moto DescribeStacks %s in %s after offboarding: %v, want \"does not exist\"", name, region, err)
@@ -208,6 +222,14 @@ func TestAWSOnboardAndOffboard(t *testing.T) {
 		}
 		if pool := poolsByRegion(t, url, admin)[region]; jstr(pool, "status") != "ready" || jnum(pool, "tenant_count") != 0 {
 			t.Errorf("GET /v1/pools in %s after offboarding: %v, want ready with 0 tenants", region, pool)
+		}
+	}
+	// The KMS key is RetainExceptOnCreate: the stack's deletion leaves it
+	// (the emulator honours that as AWS does), and Cairn does not delete it.
+	for _, k := range dedKeys {
+		kmsc := kms.NewFromConfig(awstest.Config(""), func(o *kms.Options) { o.Region, o.BaseEndpoint = k.region, aws.String(moto) })
+		if key, err := kmsc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(k.bucket)}); err != nil || key.KeyMetadata.KeyState != "Enabled" {
+			t.Errorf("KMS key %s in %s after offboarding: %v (%v), want it retained, enabled", k.bucket, k.region, err, key)
 		}
 	}
 	for _, tb := range dedTables {

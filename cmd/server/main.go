@@ -484,14 +484,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	defer stopSampler()
 
-	teardown, err := offboarding.BeforeTeardown(offboarding.Config{
-		Grants: grantSvc, Sources: sources, Profiles: profileSvc, Tenants: tenantSvc, Logger: log,
-		// In AWS mode a dedicated tenant's items are in its own table.
-		DedicatedTables: cfg.Cloud == "aws",
-	})
-	if err != nil {
-		return err
-	}
 	keys, err := keyEncryptionKeys(ctx, cfg, db)
 	if err != nil {
 		return err
@@ -528,7 +520,16 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 
 	prov, err := provisioner.New(provisioner.Config{
 		Engine: engine, Store: db, Tenants: tenantSvc, PollInterval: cfg.StackPollInterval, Logger: log,
-		BeforeTeardown: teardown, Fleet: fleetRelay,
+		Fleet: fleetRelay,
+	})
+	if err != nil {
+		return err
+	}
+	offboarder, err := offboarding.New(offboarding.Config{
+		Store: db, Tenants: tenantSvc, Grants: grantSvc, Sources: sources, Profiles: profileSvc, Stacks: prov,
+		// In AWS mode a dedicated tenant's items are in its own table.
+		DedicatedTables: cfg.Cloud == "aws",
+		PollInterval:    cfg.StackPollInterval, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -562,6 +563,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 
 	workers := river.NewWorkers()
 	prov.Register(workers)
+	offboarder.Register(workers)
 	rolloutRunner.Register(workers)
 	detector.Register(workers)
 	grantSvc.Register(workers)
@@ -650,6 +652,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Meter:        counting,
 		Rollouts:     rolloutSvc,
 		Drift:        db,
+		Offboarding:  offboarder,
 		Attention:    db,
 		Lake:         lakeStatus,
 		Plans:        planSvc,

@@ -65,8 +65,8 @@ func TestDriftRounds(t *testing.T) {
 		if _, err := local.Stacks(ctx, region); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.PlacementEnsure(ctx, provisioner.Placement{TenantID: tn.ID, Region: region, Kind: provisioner.KindDedicated,
-			StackName: name, Status: provisioner.StatusReady, Attempt: 1}); err != nil {
+		if _, err := db.PlacementEnsure(ctx, provisioner.Placement{TenantID: tn.ID, Kind: provisioner.KindDedicated,
+			StackRecord: provisioner.StackRecord{Region: region, StackName: name, Status: provisioner.StatusReady, Attempt: 1}}); err != nil {
 			t.Fatal(err)
 		}
 		if i == 3 {
@@ -164,7 +164,7 @@ func TestDriftRefused(t *testing.T) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.PoolEnsure(ctx, provisioner.Pool{Region: "eu-west-1", StackName: provisioner.PoolStackName(), Status: provisioner.StatusReady, Attempt: 1}); err != nil {
+	if _, err := db.PoolEnsure(ctx, provisioner.Pool{StackRecord: provisioner.StackRecord{Region: "eu-west-1", StackName: provisioner.PoolStackName(), Status: provisioner.StatusReady, Attempt: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	d, err := drift.New(drift.Config{Store: db, Engine: refusingEngine{}, Logger: slog.New(slog.DiscardHandler)})

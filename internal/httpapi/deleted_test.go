@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -194,6 +195,52 @@ func TestDeprovisioningTenantRefusesChanges(t *testing.T) {
 		}
 		if got := e.do("GET", base, e.admin, nil).want(t, 200).str("status"); got != "deprovisioning" {
 			t.Fatalf("status %s after the refusals, want deprovisioning", got)
+		}
+	})
+}
+
+// TestOffboardingProgress reads a tenant's offboarding as it goes: the
+// revocations and the purge finished, the stacks' teardown pending while a
+// "stuck-" tenant's stack never finishes deleting.
+func TestOffboardingProgress(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		id := e.onboard("stuck-progress", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
+		if r := e.waitStatus(id, "active"); r.body["offboarding"] != nil {
+			t.Errorf("an active tenant shows offboarding progress: %s", r.raw)
+		}
+		e.do("DELETE", "/v1/tenants/"+id, e.admin, nil).want(t, 202)
+		deadline := time.After(30 * time.Second)
+		for {
+			r := e.do("GET", "/v1/tenants/"+id, e.admin, nil).want(t, 200)
+			p, _ := r.body["offboarding"].(map[string]any)
+			var done []string
+			if p != nil {
+				for _, d := range p["done"].([]any) {
+					step := d.(map[string]any)
+					if _, err := time.Parse(time.RFC3339, step["finished_at"].(string)); err != nil {
+						t.Errorf("step %v: finished_at %v", step["step"], err)
+					}
+					done = append(done, step["step"].(string))
+				}
+			}
+			if len(done) == 3 {
+				if want := []string{"revoke_grants", "revoke_sources", "purge_profiles"}; !slices.Equal(done, want) {
+					t.Errorf("done %v, want %v", done, want)
+				}
+				if pending := p["pending"].([]any); len(pending) != 1 || pending[0] != "teardown_stacks" {
+					t.Errorf("pending %v, want the stacks' teardown", pending)
+				}
+				if r.str("status") != "deprovisioning" {
+					t.Errorf("status %s, want deprovisioning", r.str("status"))
+				}
+				return
+			}
+			select {
+			case <-e.jobDone:
+			case <-deadline:
+				t.Fatalf("offboarding progress %v; waited for the first three steps", r.body["offboarding"])
+			}
 		}
 	})
 }

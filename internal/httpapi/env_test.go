@@ -169,12 +169,6 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 	ps := profiles.NewService(profileStore, e.raw, nil)
 	e.profiles = ps
 	sources := profiles.NewSources(db, nil)
-	// The server's hook, as in the embedded default: every tenant's items
-	// are in the one profiles.db.
-	teardown, err := offboarding.BeforeTeardown(offboarding.Config{Grants: gs, Sources: sources, Profiles: ps, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// As in the server: the key-encryption key generated in the data
 	// directory seals webhook secrets.
 	keys, err := sealed.Load(sealed.Config{DataDir: dataDir})
@@ -196,14 +190,20 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 	svc.SetFleetNotifier(relay)
 	engine := &flakyEngine{Engine: &provisioner.LocalEngine{Root: filepath.Join(dataDir, "zones")}, failing: map[string]bool{}}
 	prov, err := provisioner.New(provisioner.Config{
-		Engine:         engine,
-		Store:          db,
-		Tenants:        svc,
-		PollInterval:   25 * time.Millisecond,
-		Logger:         log,
-		BeforeTeardown: teardown,
-		Fleet:          relay,
+		Engine:       engine,
+		Store:        db,
+		Tenants:      svc,
+		PollInterval: 25 * time.Millisecond,
+		Logger:       log,
+		Fleet:        relay,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Offboarding as in the embedded default: every tenant's items are in
+	// the one profiles.db.
+	offboarder, err := offboarding.New(offboarding.Config{Store: db, Tenants: svc, Grants: gs, Sources: sources, Profiles: ps,
+		Stacks: prov, PollInterval: 25 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +227,7 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 	}
 	workers := river.NewWorkers()
 	prov.Register(workers)
+	offboarder.Register(workers)
 	rollRunner.Register(workers)
 	gs.Register(workers)
 	relay.Register(workers)
@@ -263,6 +264,7 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 	cfg := httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db, Attention: db, Plans: planSvc,
+		Offboarding: offboarder,
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -90,6 +90,9 @@ type Config struct {
 	// Limits, if not nil, enforces the plans' rates and monthly quota and
 	// the budget of refused credentials per client address.
 	Limits *Limits
+	// Offboarding, if not nil, shows a deprovisioning tenant's offboarding
+	// progress on GET /v1/tenants/{id}.
+	Offboarding OffboardingReader
 }
 
 // Server implements the generated StrictServerInterface.
@@ -117,7 +120,8 @@ type Server struct {
 	// rollouts starts and steers template rollouts.
 	rollouts RolloutService
 	// drift reads stacks' drift; nil shows none.
-	drift DriftReader
+	drift       DriftReader
+	offboarding OffboardingReader
 	// attention lists what in the fleet needs an operator.
 	attention attention.Store
 	lake      LakeStatus
@@ -151,7 +155,8 @@ func NewServer(cfg Config) (http.Handler, error) {
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
-		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention, lake: cfg.Lake, plans: cfg.Plans}
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention, lake: cfg.Lake, plans: cfg.Plans,
+		offboarding: cfg.Offboarding}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

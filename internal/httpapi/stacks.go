@@ -68,6 +68,7 @@ func toAPIStack(p provisioner.Placement) Stack {
 		Kind:            Tier(p.Kind),
 		Status:          PlacementStatus(p.Status),
 		StackName:       p.StackName,
+		StackId:         optional(p.StackID),
 		StackStatus:     optional(p.StackStatus),
 		TemplateVersion: p.TemplateVersion,
 		Outputs:         outputs(p.Outputs),
@@ -141,6 +142,7 @@ func (s *Server) ListPools(ctx context.Context, _ ListPoolsRequestObject) (ListP
 		items[i] = Pool{
 			Region:          Region(p.Region),
 			StackName:       p.StackName,
+			StackId:         optional(p.StackID),
 			Status:          PlacementStatus(p.Status),
 			StackStatus:     optional(p.StackStatus),
 			TemplateVersion: p.TemplateVersion,

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
 
 func stacksOf(t *testing.T, e *env, id string) map[string]map[string]any {
@@ -226,6 +228,46 @@ func TestOffboardRetainsOrPurgesData(t *testing.T) {
 		}
 		if exists(raw[purge]) {
 			t.Fatal("purged raw zone still exists")
+		}
+	})
+}
+
+// TestStackIDOutlivesItsStack offboards a dedicated and a pooled tenant and
+// reads their stacks' IDs afterwards: a deleted stack's events are found
+// by its ID, not its name, so the ID is kept.
+func TestStackIDOutlivesItsStack(t *testing.T) {
+	backends(t, func(t *testing.T, newEnv func() *env) {
+		e := newEnv()
+		dedicated := e.onboard("kept-id", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
+		pooled := e.onboard("kept-pool-id", map[string]any{"tier": "pooled"}).want(t, 202).str("id")
+		e.waitStatus(dedicated, "active")
+		e.waitStatus(pooled, "active")
+		id := stacksOf(t, e, dedicated)["eu-west-1"]["stack_id"]
+		if s, _ := id.(string); !strings.HasPrefix(s, "local:stack/"+provisioner.DedicatedStackName(dedicated)+"/") {
+			t.Fatalf("dedicated stack_id %v, want the local engine's ID of its stack", id)
+		}
+		pools := e.do("GET", "/v1/pools", e.admin, nil).want(t, 200).body["items"].([]any)
+		poolID := pools[0].(map[string]any)["stack_id"]
+		if s, _ := poolID.(string); !strings.HasPrefix(s, "local:stack/"+provisioner.PoolStackName()+"/") {
+			t.Fatalf("pool stack_id %v, want the local engine's ID of the pool stack", poolID)
+		}
+		if got := stacksOf(t, e, pooled)["eu-west-1"]["stack_id"]; got != poolID {
+			t.Errorf("pooled tenant's stack_id %v, want its pool's %v", got, poolID)
+		}
+
+		e.do("DELETE", "/v1/tenants/"+dedicated, e.admin, nil).want(t, 202)
+		e.do("DELETE", "/v1/tenants/"+pooled, e.admin, nil).want(t, 202)
+		e.waitStatus(dedicated, "deleted")
+		e.waitStatus(pooled, "deleted")
+		if s := stacksOf(t, e, dedicated)["eu-west-1"]; s["status"] != "deleted" || s["stack_id"] != id {
+			t.Errorf("deleted stack: status %v, stack_id %v; want deleted, %v", s["status"], s["stack_id"], id)
+		}
+		if s := stacksOf(t, e, pooled)["eu-west-1"]; s["status"] != "deleted" || s["stack_id"] != poolID {
+			t.Errorf("deleted slice: status %v, stack_id %v; want deleted, %v", s["status"], s["stack_id"], poolID)
+		}
+		events := e.do("GET", "/v1/tenants/"+dedicated+"/stacks/eu-west-1/events", e.admin, nil).want(t, 200).body["items"].([]any)
+		if len(events) == 0 {
+			t.Error("no events of the deleted stack")
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/page"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
@@ -237,7 +238,31 @@ func (s *Server) GetTenant(ctx context.Context, req GetTenantRequestObject) (Get
 	if err != nil {
 		return nil, err
 	}
-	return GetTenant200JSONResponse{Body: toAPITenant(t), Headers: GetTenant200ResponseHeaders{ETag: etag(t)}}, nil
+	body := toAPITenant(t)
+	if t.Status == tenants.StatusDeprovisioning && s.offboarding != nil {
+		p, err := s.offboarding.Progress(ctx, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		body.Offboarding = toAPIOffboarding(p)
+	}
+	return GetTenant200JSONResponse{Body: body, Headers: GetTenant200ResponseHeaders{ETag: etag(t)}}, nil
+}
+
+// OffboardingReader reads how far a tenant's offboarding got
+// (offboarding.Offboarder).
+type OffboardingReader interface {
+	Progress(ctx context.Context, tenantID string) (offboarding.Progress, error)
+}
+
+var _ OffboardingReader = (*offboarding.Offboarder)(nil)
+
+func toAPIOffboarding(p offboarding.Progress) *OffboardingProgress {
+	out := &OffboardingProgress{Done: make([]OffboardingStep, len(p.Done)), Pending: p.Pending}
+	for i, d := range p.Done {
+		out.Done[i] = OffboardingStep{Step: d.Step, FinishedAt: d.At.UTC()}
+	}
+	return out
 }
 
 func (s *Server) UpdateTenant(ctx context.Context, req UpdateTenantRequestObject) (UpdateTenantResponseObject, error) {

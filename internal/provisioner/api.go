@@ -3,7 +3,6 @@ package provisioner
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -98,7 +97,7 @@ func (p *Provisioner) RetryStack(ctx context.Context, rec audit.Event, tenantID,
 	}
 	switch {
 	case pl.Kind == KindDedicated && pl.Status == StatusFailed:
-		if err := p.replace(ctx, pl); err != nil {
+		if err := p.replace(ctx, p.placementStack(pl, t)); err != nil {
 			return Placement{}, err
 		}
 		pl.Status = StatusReplacing
@@ -107,11 +106,7 @@ func (p *Provisioner) RetryStack(ctx context.Context, rec audit.Event, tenantID,
 		if err != nil || pool.Status != StatusFailed {
 			return Placement{}, errors.Join(ErrNotRetryable, err)
 		}
-		if err := p.engine.DeleteStack(ctx, region, pool.StackName, token(pool.StackName, "delete", pool.Attempt)); err != nil {
-			return Placement{}, fmt.Errorf("delete failed pool: %w", err)
-		}
-		pool.Status = StatusReplacing
-		if err := p.updatePool(ctx, pool); err != nil {
+		if err := p.replace(ctx, p.poolStack(pool)); err != nil {
 			return Placement{}, err
 		}
 	default:

@@ -24,4 +24,11 @@
 // pool buckets and a Glue database of its own made through the Glue API, so
 // thousands of pooled tenants fit in a Region without touching
 // CloudFormation quotas.
+//
+// A tenant's own stack (a Placement) and a Region's pool (a Pool) share one
+// StackRecord, and one routine claims, creates, replaces and observes both
+// (stack.go); failTenant alone decides that a tenant failed. Offboarding is
+// package offboarding's job: its last step calls Teardown until the
+// tenant's stacks and slices are gone. The records stay, with each stack's
+// ID, so a deleted stack's events can still be found.
 package provisioner

@@ -12,7 +12,6 @@ import (
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/tenants"
-	"github.com/cairn-cdp/cairn/templates"
 )
 
 // PollOnce reads the status of every in-flight stack, one Engine.Stacks
@@ -64,114 +63,21 @@ func (p *Provisioner) PollOnce(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("read stacks in %s: %w", region, err))
 			continue
 		}
+		var records []*stackRef
 		for _, pl := range byRegion[region] {
-			st, found := stacks[pl.StackName]
-			if err := p.observe(ctx, pl, st, found); err != nil {
-				errs = append(errs, err)
-			}
+			records = append(records, p.placementStack(pl, tenants.Tenant{ID: pl.TenantID}))
 		}
 		if pool, ok := poolByRegion[region]; ok {
-			st, found := stacks[pool.StackName]
-			if err := p.observePool(ctx, pool, st, found); err != nil {
+			records = append(records, p.poolStack(pool))
+		}
+		for _, s := range records {
+			st, found := stacks[s.StackName]
+			if err := p.observe(ctx, s, st, found); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// observe applies a dedicated stack's reported status to its placement.
-func (p *Provisioner) observe(ctx context.Context, pl Placement, st Stack, found bool) error {
-	before := pl
-	if found {
-		pl.StackStatus = st.Status
-	}
-	var failure string
-	switch pl.Status {
-	case StatusCreating:
-		switch {
-		case !found && p.leaseLive(pl.LeaseUntil):
-			// Claimed: the CreateStack call may still be on its way.
-		case !found:
-			// The claim lapsed and the create never landed: the job claims
-			// it again and sends it with the same token.
-			pl.Status = StatusPending
-		case completeStatus(st.Status):
-			out := stackOutputs(st.Outputs)
-			if out["glue_database"] == "" {
-				out["glue_database"] = templates.DedicatedGlueDatabase(pl.TenantID)
-			}
-			if out["athena_workgroup"] == "" {
-				out["athena_workgroup"] = templates.DedicatedWorkGroup(pl.TenantID)
-			}
-			// The catalog the grants broker relies on is verified through
-			// the Glue API, not taken on the template's word.
-			location := "s3://" + out["raw_bucket"] + "/"
-			if err := p.engine.EnsureDatabase(ctx, pl.Region, out["glue_database"], location, map[string]string{"cairn:tenant-id": pl.TenantID, "cairn:managed-by": "cairn"}); err != nil {
-				return fmt.Errorf("glue database for %s in %s: %w", pl.TenantID, pl.Region, err)
-			}
-			pl.Status, pl.Outputs, pl.LastError = StatusReady, out, ""
-		case failedStatus(st.Status):
-			failure = reasonOf(st)
-			pl.Status, pl.LastError = StatusFailed, failure
-		}
-	case StatusReplacing, StatusDeleting:
-		switch {
-		case !found && pl.Status == StatusReplacing:
-			pl.Status, pl.Attempt, pl.StackStatus = StatusPending, pl.Attempt+1, ""
-		case !found:
-			pl.Status, pl.StackStatus = StatusDeleted, "DELETE_COMPLETE"
-		case st.Status == StackDeleteFailed:
-			pl.Status, pl.LastError = StatusFailed, reasonOf(st)
-		case st.Status != StackDeleteInProgress:
-			// The delete has not started (a crash between the call and the
-			// record, or a throttled call): ask again, idempotently.
-			if err := p.engine.DeleteStack(ctx, pl.Region, pl.StackName, token(pl.StackName, "delete", pl.Attempt)); err != nil {
-				return fmt.Errorf("delete stack %s in %s: %w", pl.StackName, pl.Region, err)
-			}
-		}
-	}
-	if pl.Status == before.Status && pl.StackStatus == before.StackStatus {
-		return nil
-	}
-	var announce []fleet.Event
-	if pl.Status == StatusFailed && before.Status != StatusFailed {
-		t, err := p.tenants.Get(ctx, pl.TenantID)
-		if err != nil && !errors.Is(err, tenants.ErrNotFound) {
-			return fmt.Errorf("tenant of failed stack %s in %s: %w", pl.StackName, pl.Region, err)
-		}
-		if t.ID == "" {
-			t.ID = pl.TenantID
-		}
-		announce = append(announce, placementFailed(t, pl, time.Now()))
-	}
-	if _, err := p.store.PlacementUpdate(ctx, pl, announce...); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return nil // a worker moved it; the next round sees the new record
-		}
-		return fmt.Errorf("update placement %s/%s: %w", pl.TenantID, pl.Region, err)
-	}
-	p.stackMoved(ctx, pl.TenantID, pl.Region, pl.StackName, before.Status, pl.Status, pl.LastError)
-	p.announced(announce)
-	if found {
-		p.recordEvents(ctx, pl)
-	}
-	if pl.Status == StatusReady || pl.Status == StatusPending {
-		p.wake(ctx, pl.TenantID)
-	}
-	if failure != "" {
-		t, err := p.tenants.Get(ctx, pl.TenantID)
-		if err == nil && t.Status == tenants.StatusProvisioning {
-			_, err = p.tenants.MarkFailed(ctx, pl.TenantID, t.Version, pl.Region+": "+failure)
-		}
-		if errors.Is(err, tenants.ErrVersionMismatch) {
-			err = nil // changed since read: the tenant's job judges it again
-		}
-		if err := ignoreTransition(err); err != nil {
-			return fmt.Errorf("mark %s failed: %w", pl.TenantID, err)
-		}
-	}
-	return nil
 }
 
 // stalledBatch bounds the stalled tenants one polling round resumes.
@@ -216,65 +122,6 @@ func reasonOf(st Stack) string {
 		return st.Status + ": " + st.Reason
 	}
 	return st.Status
-}
-
-// recordEvents copies the stack's events into Cairn's record; a failure
-// only costs history, so it is logged, not returned.
-func (p *Provisioner) recordEvents(ctx context.Context, pl Placement) {
-	events, err := p.engine.StackEvents(ctx, pl.Region, pl.StackName)
-	if err == nil {
-		slices.Reverse(events) // oldest first
-		_, err = p.store.StackEventsAppend(ctx, pl.TenantID, pl.Region, events)
-	}
-	if err != nil && !errors.Is(err, ErrStackNotFound) {
-		p.log.WarnContext(ctx, "record stack events", "tenant_id", pl.TenantID, "region", pl.Region, "err", err)
-	}
-}
-
-// observePool applies the pool stack's reported status to the pool.
-func (p *Provisioner) observePool(ctx context.Context, pool Pool, st Stack, found bool) error {
-	before := pool
-	if found {
-		pool.StackStatus = st.Status
-	}
-	switch {
-	case pool.Status == StatusCreating && !found && p.leaseLive(pool.LeaseUntil):
-		// Claimed: the CreateStack call may still be on its way.
-	case pool.Status == StatusCreating && !found:
-		pool.Status = StatusPending
-	case pool.Status == StatusCreating && completeStatus(st.Status):
-		pool.Status, pool.Outputs, pool.LastError = StatusReady, st.Outputs, ""
-		if pool.Outputs["AthenaWorkGroup"] == "" {
-			pool.Outputs = maps.Clone(pool.Outputs)
-			pool.Outputs["AthenaWorkGroup"] = templates.PoolWorkGroup(PoolID)
-		}
-	case pool.Status == StatusCreating && failedStatus(st.Status):
-		pool.Status, pool.LastError = StatusFailed, reasonOf(st)
-	case pool.Status == StatusReplacing && !found:
-		pool.Status, pool.Attempt, pool.StackStatus = StatusPending, pool.Attempt+1, ""
-	case pool.Status == StatusReplacing && st.Status == StackDeleteFailed:
-		pool.Status, pool.LastError = StatusFailed, reasonOf(st)
-	case pool.Status == StatusReplacing && st.Status != StackDeleteInProgress:
-		if err := p.engine.DeleteStack(ctx, pool.Region, pool.StackName, token(pool.StackName, "delete", pool.Attempt)); err != nil {
-			return fmt.Errorf("delete pool in %s: %w", pool.Region, err)
-		}
-	}
-	if pool.Status == before.Status && pool.StackStatus == before.StackStatus {
-		return nil
-	}
-	var announce []fleet.Event
-	if pool.Status == StatusFailed && before.Status != StatusFailed {
-		announce = append(announce, poolFailed(pool, time.Now()))
-	}
-	if _, err := p.store.PoolUpdate(ctx, pool, announce...); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return nil // a worker moved it; the next round sees the new record
-		}
-		return fmt.Errorf("update pool in %s: %w", pool.Region, err)
-	}
-	p.stackMoved(ctx, "", pool.Region, pool.StackName, before.Status, pool.Status, pool.LastError)
-	p.announced(announce)
-	return nil
 }
 
 // placementFailed announces the failure of t's stack pl. Its ID names the

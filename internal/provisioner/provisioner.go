@@ -52,17 +52,12 @@ type Config struct {
 	PollInterval time.Duration
 	// Lease defaults to DefaultLease.
 	Lease time.Duration
-	// Now is the clock leases are read and written by; time.Now by
-	// default.
+	// Now is the provisioner's clock: leases are read and written by
+	// it, and the times Cairn records of its own (fleet events, slice
+	// events) are its. time.Now by default.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// BeforeTeardown, if set, runs before an offboarded tenant's stacks
-	// and slices are taken away (the grants broker revokes the tenant's
-	// grants there). An error retries the job; river.JobSnooze runs it
-	// again later without using up an attempt (a long purge goes on that
-	// way).
-	BeforeTeardown func(ctx context.Context, tenantID string) error
 	// Fleet, if set, is told when a stack's failure was written to the
 	// fleet outbox, so that it goes out at once.
 	Fleet fleet.Notifier
@@ -78,7 +73,6 @@ type Provisioner struct {
 	lease   time.Duration
 	now     func() time.Time
 	log     *slog.Logger
-	before  func(ctx context.Context, tenantID string) error
 	fleet   fleet.Notifier
 }
 
@@ -102,7 +96,7 @@ func New(cfg Config) (*Provisioner, error) {
 	return &Provisioner{
 		engine: cfg.Engine, store: cfg.Store, tenants: cfg.Tenants, poll: cfg.PollInterval, log: cfg.Logger,
 		lease: cfg.Lease, now: cfg.Now,
-		before: cfg.BeforeTeardown, fleet: cfg.Fleet,
+		fleet: cfg.Fleet,
 	}, nil
 }
 
@@ -138,7 +132,6 @@ func (ResumeArgs) InsertOpts() river.InsertOpts {
 func (p *Provisioner) Register(w *river.Workers) {
 	river.AddWorker(w, &provisionWorker{p: p})
 	river.AddWorker(w, &resumeWorker{p: p})
-	river.AddWorker(w, &deprovisionWorker{p: p})
 	river.AddWorker(w, &pollWorker{p: p})
 }
 
@@ -185,22 +178,6 @@ func (w *resumeWorker) Timeout(*river.Job[ResumeArgs]) time.Duration { return jo
 
 func (w *resumeWorker) Work(ctx context.Context, job *river.Job[ResumeArgs]) error {
 	return w.p.provision(ctx, job.Args.TenantID)
-}
-
-type deprovisionWorker struct {
-	river.WorkerDefaults[tenants.DeprovisionArgs]
-	p *Provisioner
-}
-
-// Timeout bounds one step of offboarding; the profile purge it starts
-// takes at most half of it (offboarding.DefaultPurgeBudget) and resumes in
-// the next run.
-func (w *deprovisionWorker) Timeout(*river.Job[tenants.DeprovisionArgs]) time.Duration {
-	return jobTimeout
-}
-
-func (w *deprovisionWorker) Work(ctx context.Context, job *river.Job[tenants.DeprovisionArgs]) error {
-	return w.p.deprovision(ctx, job.Args.TenantID, job.Args.Purge)
 }
 
 type pollWorker struct {
@@ -274,23 +251,15 @@ func (p *Provisioner) provision(ctx context.Context, id string) error {
 		}
 	}
 	switch {
-	case len(failures) > 0:
-		if t.Status == tenants.StatusProvisioning {
-			_, err := p.tenants.MarkFailed(ctx, t.ID, t.Version, strings.Join(failures, "; "))
-			if errors.Is(err, tenants.ErrVersionMismatch) {
-				// The tenant changed since this run read it (an admin
-				// retried, say): judge again from what it is now.
-				return river.JobSnooze(0)
-			}
-			return ignoreTransition(err)
+	case len(failures) > 0 && t.Status == tenants.StatusProvisioning:
+		err := p.failTenant(ctx, t, strings.Join(failures, "; "))
+		if errors.Is(err, errTenantMoved) {
+			return river.JobSnooze(0)
 		}
-		if wait {
-			return river.JobSnooze(p.poll)
-		}
-		return nil
+		return err
 	case wait:
 		return river.JobSnooze(p.poll)
-	case t.Status == tenants.StatusProvisioning:
+	case len(failures) == 0 && t.Status == tenants.StatusProvisioning:
 		_, err := p.tenants.MarkProvisioned(ctx, t.ID)
 		return ignoreTransition(err)
 	}
@@ -298,7 +267,7 @@ func (p *Provisioner) provision(ctx context.Context, id string) error {
 }
 
 func newPlacement(t tenants.Tenant, region string) Placement {
-	pl := Placement{TenantID: t.ID, Region: region, Attempt: 1, Status: StatusPending}
+	pl := Placement{TenantID: t.ID, StackRecord: StackRecord{Region: region, Attempt: 1, Status: StatusPending}}
 	if t.Tier == tenants.TierDedicated {
 		pl.Kind, pl.StackName, pl.TemplateVersion = KindDedicated, DedicatedStackName(t.ID), templates.Dedicated().Version
 	} else {
@@ -307,8 +276,14 @@ func newPlacement(t tenants.Tenant, region string) Placement {
 	return pl
 }
 
-func tenantTags(t tenants.Tenant) map[string]string {
-	return map[string]string{"cairn:tenant-id": t.ID, "cairn:managed-by": "cairn"}
+func newPool(region string) Pool {
+	return Pool{StackRecord: StackRecord{
+		Region: region, StackName: PoolStackName(), Status: StatusPending, TemplateVersion: templates.Pool().Version, Attempt: 1,
+	}}
+}
+
+func tenantTags(tenantID string) map[string]string {
+	return map[string]string{"cairn:tenant-id": tenantID, "cairn:managed-by": "cairn"}
 }
 
 // retrying reports whether a failure recorded at failedAt predates the
@@ -317,68 +292,49 @@ func retrying(t tenants.Tenant, failedAt time.Time) bool {
 	return t.Status == tenants.StatusProvisioning && t.UpdatedAt.After(failedAt)
 }
 
-// step takes the next step for a tenant's placement in one Region.
-//
-// A stack (a tenant's or a pool) is created in two moves, "claim, then
-// create": the worker first records the placement or pool as creating,
-// under its version, and only the worker whose update wins calls
-// CreateStack. So:
-//
-//   - of the jobs that find a stack pending at once (every pooled tenant
-//     onboarded together finds its Region's pool pending; a tenant's job
-//     woken by the poller runs beside its snoozed one), exactly one asks
-//     CloudFormation for it, instead of one call per job;
-//   - the claim carries a lease that the worker renews while its call
-//     runs (claim.go); if the process dies during the call, the poller
-//     already watches the stack: it finds it (the create landed) or, once
-//     the lease has lapsed without one, sends the record back to pending
-//     for a new claim and create with the same token. Nothing waits for
-//     the dead process's job, which River leaves "running" until it
-//     rescues it.
+// step takes the next step for a tenant's placement in one Region: its own
+// stack's (advance), or its pool's and then its slice's.
 func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) (outcome, string, error) {
-	if pl.Kind == KindPooled {
-		return p.stepPooled(ctx, t, pl)
+	if pl.Kind == KindDedicated {
+		return p.advance(ctx, t, p.placementStack(pl, t))
 	}
-	switch pl.Status {
-	case StatusReady:
+	if pl.Status == StatusReady {
 		return done, "", nil
-	case StatusCreating, StatusReplacing, StatusDeleting:
-		return waiting, "", nil
-	case StatusFailed:
-		if !retrying(t, pl.UpdatedAt) {
-			return failed, pl.LastError, nil
-		}
-		return waiting, "", p.replace(ctx, pl)
-	case StatusDeleted:
-		pl.Attempt++
 	}
-	// Claim the create before making it (see step).
-	tmpl := templates.Dedicated()
-	from := pl.Status
-	pl.Status, pl.StackStatus, pl.TemplateVersion, pl.LastError = StatusCreating, "", tmpl.Version, ""
-	now := p.now()
-	claimed, err := p.store.PlacementClaim(ctx, pl, now, now.Add(p.lease))
-	if errors.Is(err, ErrConflict) {
-		return waiting, "", nil // another job of the tenant claimed it
-	}
+	pool, err := p.store.PoolEnsure(ctx, newPool(pl.Region))
 	if err != nil {
-		return waiting, "", fmt.Errorf("claim stack create: %w", err)
+		return waiting, "", fmt.Errorf("pool: %w", err)
 	}
-	p.stackMoved(ctx, claimed.TenantID, claimed.Region, claimed.StackName, from, claimed.Status, "")
-	renew := func(ctx context.Context, now, until time.Time) error {
-		return p.store.PlacementRenew(ctx, claimed.TenantID, claimed.Region, claimed.ClaimVersion, now, until)
+	if pool.Status != StatusReady && pl.Status != StatusCreating {
+		// Waiting on the pool is in flight: the poller watches the slice
+		// and wakes this tenant's job when the pool is ready, so a job
+		// lost in a crash does not leave the tenant waiting.
+		pl.Status = StatusCreating
+		if err := p.updatePlacement(ctx, pl); err != nil {
+			return waiting, "", err
+		}
 	}
-	err = p.underClaim(ctx, claimed.LeaseUntil, renew, func(ctx context.Context) error {
-		return p.engine.CreateStack(ctx, CreateStackInput{
-			Region:     claimed.Region,
-			Name:       claimed.StackName,
-			Template:   tmpl,
-			Parameters: map[string]string{"TenantId": t.ID, "TenantSlug": t.Slug},
-			Tags:       tenantTags(t),
-			Token:      token(claimed.StackName, "create", claimed.Attempt),
-		})
-	})
-	return waiting, "", p.claimEnded(ctx, "create stack", claimed.StackName, claimed.Region, err)
+	out, reason, err := p.advance(ctx, t, p.poolStack(pool))
+	if out == failed {
+		reason = "pool stack: " + reason
+	}
+	if out != done || err != nil {
+		return out, reason, err
+	}
+
+	// The pool is ready: cut the tenant's slice.
+	outputs := sliceOutputs(pool, t.ID)
+	location := "s3://" + outputs["raw_bucket"] + "/" + S3Prefix(t.ID)
+	if err := p.engine.EnsureDatabase(ctx, pl.Region, outputs["glue_database"], location, tenantTags(t.ID)); err != nil {
+		return waiting, "", fmt.Errorf("glue database: %w", err)
+	}
+	pl.Status, pl.Outputs, pl.TemplateVersion, pl.LastError = StatusReady, outputs, pool.TemplateVersion, ""
+	pl.StackID, pl.StackStatus = pool.StackID, pool.StackStatus
+	if err := p.updatePlacement(ctx, pl); err != nil {
+		return waiting, "", err
+	}
+	p.recordCairnEvent(ctx, pl, "Slice", "Cairn::Pool::Slice", StackCreateComplete, "glue database "+outputs["glue_database"]+" over "+location)
+	return done, "", nil
 }
 
 // claimEnded is the result of a step taken under a claim: a claim lost to
@@ -391,21 +347,6 @@ func (p *Provisioner) claimEnded(ctx context.Context, step, stack, region string
 	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
-	return nil
-}
-
-// replace deletes a failed stack so the poller can send it back to pending
-// for a new attempt.
-func (p *Provisioner) replace(ctx context.Context, pl Placement) error {
-	if err := p.engine.DeleteStack(ctx, pl.Region, pl.StackName, token(pl.StackName, "delete", pl.Attempt)); err != nil {
-		return fmt.Errorf("delete failed stack: %w", err)
-	}
-	from := pl.Status
-	pl.Status = StatusReplacing
-	if err := p.updatePlacement(ctx, pl); err != nil {
-		return err
-	}
-	p.stackMoved(ctx, pl.TenantID, pl.Region, pl.StackName, from, pl.Status, "")
 	return nil
 }
 
@@ -434,97 +375,10 @@ func (p *Provisioner) updatePlacement(ctx context.Context, pl Placement) error {
 	return nil
 }
 
-func (p *Provisioner) updatePool(ctx context.Context, pool Pool) error {
-	if _, err := p.store.PoolUpdate(ctx, pool); err != nil && !errors.Is(err, ErrConflict) {
-		return fmt.Errorf("update pool: %w", err)
-	}
-	return nil
-}
-
-func (p *Provisioner) stepPooled(ctx context.Context, t tenants.Tenant, pl Placement) (outcome, string, error) {
-	if pl.Status == StatusReady {
-		return done, "", nil
-	}
-	tmpl := templates.Pool()
-	pool, err := p.store.PoolEnsure(ctx, Pool{
-		Region: pl.Region, StackName: PoolStackName(), Status: StatusPending, TemplateVersion: tmpl.Version, Attempt: 1,
-	})
-	if err != nil {
-		return waiting, "", fmt.Errorf("pool: %w", err)
-	}
-	if pool.Status != StatusReady && pl.Status != StatusCreating {
-		// Waiting on the pool is in flight: the poller watches the slice
-		// and wakes this tenant's job when the pool is ready, so a job
-		// lost in a crash does not leave the tenant waiting.
-		pl.Status = StatusCreating
-		if err := p.updatePlacement(ctx, pl); err != nil {
-			return waiting, "", err
-		}
-	}
-	switch pool.Status {
-	case StatusCreating, StatusReplacing, StatusDeleting:
-		return waiting, "", nil
-	case StatusFailed:
-		if !retrying(t, pool.UpdatedAt) {
-			return failed, "pool stack: " + pool.LastError, nil
-		}
-		if err := p.engine.DeleteStack(ctx, pool.Region, pool.StackName, token(pool.StackName, "delete", pool.Attempt)); err != nil {
-			return waiting, "", fmt.Errorf("delete failed pool: %w", err)
-		}
-		from := pool.Status
-		pool.Status = StatusReplacing
-		if err := p.updatePool(ctx, pool); err != nil {
-			return waiting, "", err
-		}
-		p.stackMoved(ctx, "", pool.Region, pool.StackName, from, pool.Status, "")
-		return waiting, "", nil
-	case StatusPending, StatusDeleted:
-		// Claim the create before making it (see step).
-		from := pool.Status
-		pool.Status, pool.StackStatus, pool.TemplateVersion, pool.LastError = StatusCreating, "", tmpl.Version, ""
-		now := p.now()
-		claimed, err := p.store.PoolClaim(ctx, pool, now, now.Add(p.lease))
-		if errors.Is(err, ErrConflict) {
-			return waiting, "", nil // another pooled tenant's job claimed it
-		}
-		if err != nil {
-			return waiting, "", fmt.Errorf("claim pool stack create: %w", err)
-		}
-		p.stackMoved(ctx, "", claimed.Region, claimed.StackName, from, claimed.Status, "")
-		renew := func(ctx context.Context, now, until time.Time) error {
-			return p.store.PoolRenew(ctx, claimed.Region, claimed.ClaimVersion, now, until)
-		}
-		err = p.underClaim(ctx, claimed.LeaseUntil, renew, func(ctx context.Context) error {
-			return p.engine.CreateStack(ctx, CreateStackInput{
-				Region:     claimed.Region,
-				Name:       claimed.StackName,
-				Template:   tmpl,
-				Parameters: map[string]string{"PoolId": PoolID},
-				Tags:       map[string]string{"cairn:pool-id": PoolID, "cairn:managed-by": "cairn"},
-				Token:      token(claimed.StackName, "create", claimed.Attempt),
-			})
-		})
-		return waiting, "", p.claimEnded(ctx, "create pool stack", claimed.StackName, claimed.Region, err)
-	}
-
-	// The pool is ready: cut the tenant's slice.
-	out := sliceOutputs(pool, t.ID)
-	location := "s3://" + out["raw_bucket"] + "/" + S3Prefix(t.ID)
-	if err := p.engine.EnsureDatabase(ctx, pl.Region, out["glue_database"], location, tenantTags(t)); err != nil {
-		return waiting, "", fmt.Errorf("glue database: %w", err)
-	}
-	pl.Status, pl.Outputs, pl.TemplateVersion, pl.LastError = StatusReady, out, pool.TemplateVersion, ""
-	if err := p.updatePlacement(ctx, pl); err != nil {
-		return waiting, "", err
-	}
-	p.recordCairnEvent(ctx, pl, "Slice", "Cairn::Pool::Slice", StackCreateComplete, "glue database "+out["glue_database"]+" over "+location)
-	return done, "", nil
-}
-
 // recordCairnEvent records an event Cairn itself produced, for stacks (and
 // slices) whose history CloudFormation does not hold.
 func (p *Provisioner) recordCairnEvent(ctx context.Context, pl Placement, logicalID, typ, status, reason string) {
-	now := time.Now().UTC()
+	now := p.now().UTC()
 	ev := StackEvent{
 		ID: fmt.Sprintf("cairn-%s-%d", strings.ToLower(status), now.UnixNano()), Time: now,
 		LogicalID: logicalID, ResourceType: typ, Status: status, Reason: reason,
@@ -534,41 +388,40 @@ func (p *Provisioner) recordCairnEvent(ctx context.Context, pl Placement, logica
 	}
 }
 
-// deprovision takes the tenant's stacks and slices away, then marks the
-// tenant deleted. Dedicated stacks retain their data buckets unless purge.
-func (p *Provisioner) deprovision(ctx context.Context, id string, purge bool) error {
-	t, err := p.tenants.Get(ctx, id)
+// Teardown takes the next step in taking an offboarded tenant's stacks and
+// slices away, and reports whether they are all gone: a dedicated stack is
+// asked to be deleted and then watched by the poller, so the caller calls
+// Teardown again (after PollInterval, say) until it reports true. Every
+// call is safe to repeat. With purge, the data a deleted stack retained
+// (its buckets) and a slice's objects are deleted too; without, they stay.
+//
+// Teardown does nothing for a tenant that is not deprovisioning, and
+// reports true for one that does not exist or is deleted. Its caller
+// (the offboarding job) asks again after the polling interval.
+func (p *Provisioner) Teardown(ctx context.Context, tenantID string, purge bool) (bool, error) {
+	t, err := p.tenants.Get(ctx, tenantID)
 	if errors.Is(err, tenants.ErrNotFound) {
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read tenant: %w", err)
+		return false, fmt.Errorf("read tenant: %w", err)
 	}
 	if t.Status != tenants.StatusDeprovisioning {
-		return nil
+		return t.Status == tenants.StatusDeleted, nil
 	}
-	if p.before != nil {
-		if err := p.before(ctx, id); err != nil {
-			return fmt.Errorf("before teardown of %s: %w", id, err)
-		}
-	}
-	placements, err := p.store.PlacementList(ctx, id)
+	placements, err := p.store.PlacementList(ctx, tenantID)
 	if err != nil {
-		return fmt.Errorf("placements: %w", err)
+		return false, fmt.Errorf("placements: %w", err)
 	}
-	wait := false
+	gone := true
 	for _, pl := range placements {
-		gone, err := p.teardown(ctx, t, pl, purge)
+		ok, err := p.teardown(ctx, t, pl, purge)
 		if err != nil {
-			return fmt.Errorf("%s in %s: %w", t.ID, pl.Region, err)
+			return false, fmt.Errorf("%s in %s: %w", t.ID, pl.Region, err)
 		}
-		wait = wait || !gone
+		gone = gone && ok
 	}
-	if wait {
-		return river.JobSnooze(p.poll)
-	}
-	_, err = p.tenants.MarkDeleted(ctx, id)
-	return ignoreTransition(err)
+	return gone, nil
 }
 
 func (p *Provisioner) teardown(ctx context.Context, t tenants.Tenant, pl Placement, purge bool) (bool, error) {

@@ -67,8 +67,9 @@ func TestPollingCostGrowsWithRegionsNotStacks(t *testing.T) {
 		for _, region := range tn.Regions {
 			name := provisioner.DedicatedStackName(tn.ID)
 			if _, err := db.PlacementEnsure(ctx, provisioner.Placement{
-				TenantID: tn.ID, Region: region, Kind: provisioner.KindDedicated, StackName: name,
-				Status: provisioner.StatusCreating, Attempt: 1,
+				TenantID: tn.ID, Kind: provisioner.KindDedicated, StackRecord: provisioner.StackRecord{
+					Region: region, StackName: name, Status: provisioner.StatusCreating, Attempt: 1,
+				},
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -150,8 +151,9 @@ func TestStaleFailureVerdictIsDropped(t *testing.T) {
 	}
 	name := provisioner.DedicatedStackName(tn.ID)
 	if _, err := db.PlacementEnsure(ctx, provisioner.Placement{
-		TenantID: tn.ID, Region: "eu-west-1", Kind: provisioner.KindDedicated, StackName: name,
-		Status: provisioner.StatusCreating, Attempt: 1,
+		TenantID: tn.ID, Kind: provisioner.KindDedicated, StackRecord: provisioner.StackRecord{
+			Region: "eu-west-1", StackName: name, Status: provisioner.StatusCreating, Attempt: 1,
+		},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -46,18 +46,26 @@ func (s Status) InFlight() bool {
 	return s == StatusCreating || s == StatusReplacing || s == StatusDeleting
 }
 
-// Placement is one tenant's stack, or slice of a pool, in one Region.
-type Placement struct {
-	TenantID string
-	Region   string
-	Kind     Kind
+// StackRecord is what Cairn records of one stack, a tenant's own or a
+// Region's pool: placements and pools share it, and one claim-then-create
+// routine and one observe routine drive both (stack.go).
+type StackRecord struct {
+	Region string
 	// StackName is the tenant's stack (dedicated) or the pool's (pooled).
 	StackName string
-	Status    Status
+	// StackID is the engine's ID of the latest stack created under
+	// StackName (CloudFormation's StackId), "" until the engine reported
+	// one. It is kept after the stack is deleted: a deleted stack's events
+	// are found by its ID, no longer by its name.
+	StackID string
+	Status  Status
 	// StackStatus is the engine's last reported status of the stack.
 	StackStatus     string
 	TemplateVersion string
-	// Outputs are Cairn's snake_case names for what the stack made.
+	// Outputs are Cairn's snake_case names for what the stack made; a
+	// pool's are keyed by the pool template's output logical IDs, but in
+	// the pools that Provisioner.Pools returns, where they are under
+	// Cairn's keys (stackOutputs).
 	Outputs   map[string]string
 	LastError string
 	// Attempt counts creations; it is part of the ClientRequestToken, so a
@@ -65,7 +73,7 @@ type Placement struct {
 	Attempt int
 	// Version increases on every update (optimistic concurrency).
 	Version int64
-	// ClaimVersion and LeaseUntil are the placement's latest claim (see
+	// ClaimVersion and LeaseUntil are the record's latest claim (see
 	// PlacementClaim); a zero LeaseUntil means it was never claimed.
 	ClaimVersion int64
 	LeaseUntil   time.Time
@@ -73,25 +81,18 @@ type Placement struct {
 	UpdatedAt    time.Time
 }
 
+// Placement is one tenant's stack, or slice of a pool, in one Region. A
+// pooled placement's StackName is the pool's; its stack ID and outputs
+// are the pool's as of when its slice was cut.
+type Placement struct {
+	TenantID string
+	Kind     Kind
+	StackRecord
+}
+
 // Pool is the shared stack of one Region for its pooled tenants.
 type Pool struct {
-	Region          string
-	StackName       string
-	Status          Status
-	StackStatus     string
-	TemplateVersion string
-	// Outputs are keyed by the pool template's output logical IDs, but
-	// in the pools that Provisioner.Pools returns, where they are under
-	// Cairn's keys (stackOutputs).
-	Outputs   map[string]string
-	LastError string
-	Attempt   int
-	Version   int64
-	// ClaimVersion and LeaseUntil are as for placements.
-	ClaimVersion int64
-	LeaseUntil   time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	StackRecord
 	// TenantCount is the number of pooled placements in the Region that
 	// are not deleted; filled in by PoolList only.
 	TenantCount int

@@ -104,9 +104,9 @@ func newFleetOn(t testing.TB, n int, next templates.Template, engine provisioner
 			Parameters: map[string]string{"TenantId": tn.ID, "TenantSlug": tn.Slug}, Token: name + "-create-1"}); err != nil {
 			t.Fatal(err)
 		}
-		pl, err := db.PlacementEnsure(ctx, provisioner.Placement{TenantID: tn.ID, Region: region, Kind: provisioner.KindDedicated,
-			StackName: name, Status: provisioner.StatusReady, StackStatus: provisioner.StackCreateComplete,
-			TemplateVersion: current.Version, Attempt: 1})
+		pl, err := db.PlacementEnsure(ctx, provisioner.Placement{TenantID: tn.ID, Kind: provisioner.KindDedicated,
+			StackRecord: provisioner.StackRecord{Region: region, StackName: name, Status: provisioner.StatusReady, StackStatus: provisioner.StackCreateComplete,
+				TemplateVersion: current.Version, Attempt: 1}})
 		if err != nil || pl.Status != provisioner.StatusReady {
 			t.Fatalf("placement: %+v, %v", pl, err)
 		}

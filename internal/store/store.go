@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/kmskek"
 	"github.com/cairn-cdp/cairn/internal/lake"
+	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/profiles"
@@ -74,6 +75,9 @@ type Backend interface {
 	lake.Store
 	// plans.Store holds the ISV's plans, which tenants name.
 	plans.Store
+	// offboarding.Store records the finished steps of tenants'
+	// offboarding.
+	offboarding.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

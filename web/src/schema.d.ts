@@ -2414,6 +2414,23 @@ export interface components {
             updated_at: string;
             /** Format: date-time */
             deleted_at?: string | null;
+            offboarding?: components["schemas"]["OffboardingProgress"];
+        };
+        /**
+         * @description How far the tenant's offboarding got, while it is deprovisioning (GET
+         *     /v1/tenants/{id} only): its steps finished, in the order they finished, and
+         *     those still to run, in the order they will (revoke_grants, revoke_sources,
+         *     purge_profiles, then any the server adds, then teardown_stacks). A step that
+         *     finished is never run again, even after a restart.
+         */
+        OffboardingProgress: {
+            done: components["schemas"]["OffboardingStep"][];
+            pending: string[];
+        };
+        OffboardingStep: {
+            step: string;
+            /** Format: date-time */
+            finished_at: string;
         };
         TenantList: {
             items: components["schemas"]["Tenant"][];
@@ -2458,6 +2475,12 @@ export interface components {
             stack_name: string;
             /** @description CloudFormation's last reported status of the stack. */
             stack_status?: string;
+            /**
+             * @description CloudFormation's ID (StackId) of the latest stack made under stack_name, kept after the
+             *     stack is deleted: a deleted stack's events are found by its ID, not by its name. For a
+             *     pooled tenant, the pool stack's. Absent until CloudFormation reported one.
+             */
+            stack_id?: string;
             template_version: string;
             outputs: components["schemas"]["Outputs"];
             last_error?: string;
@@ -2503,6 +2526,8 @@ export interface components {
         Pool: {
             region: components["schemas"]["Region"];
             stack_name: string;
+            /** @description CloudFormation's ID (StackId) of the latest pool stack, kept after it is deleted; absent until reported. */
+            stack_id?: string;
             status: components["schemas"]["PlacementStatus"];
             stack_status?: string;
             template_version: string;

@@ -125,6 +125,7 @@ func placementUpdate(ctx context.Context, q *db.Queries, p provisioner.Placement
 	row, err := q.PlacementUpdate(ctx, db.PlacementUpdateParams{
 		Kind:            string(p.Kind),
 		StackName:       p.StackName,
+		StackID:         p.StackID,
 		Status:          string(p.Status),
 		StackStatus:     p.StackStatus,
 		TemplateVersion: p.TemplateVersion,
@@ -149,6 +150,7 @@ func (d *DB) PlacementClaim(ctx context.Context, p provisioner.Placement, now, l
 	row, err := d.queries.PlacementClaim(ctx, db.PlacementClaimParams{
 		Kind:            string(p.Kind),
 		StackName:       p.StackName,
+		StackID:         p.StackID,
 		Status:          string(p.Status),
 		StackStatus:     p.StackStatus,
 		TemplateVersion: p.TemplateVersion,
@@ -264,6 +266,7 @@ func poolUpdate(ctx context.Context, q *db.Queries, p provisioner.Pool) (provisi
 	}
 	row, err := q.PoolUpdate(ctx, db.PoolUpdateParams{
 		StackName:       p.StackName,
+		StackID:         p.StackID,
 		Status:          string(p.Status),
 		StackStatus:     p.StackStatus,
 		TemplateVersion: p.TemplateVersion,
@@ -286,6 +289,7 @@ func (d *DB) PoolClaim(ctx context.Context, p provisioner.Pool, now, leaseUntil 
 	}
 	row, err := d.queries.PoolClaim(ctx, db.PoolClaimParams{
 		StackName:       p.StackName,
+		StackID:         p.StackID,
 		Status:          string(p.Status),
 		StackStatus:     p.StackStatus,
 		TemplateVersion: p.TemplateVersion,
@@ -494,21 +498,24 @@ func placementFromRow(r db.Placement) (provisioner.Placement, error) {
 		return provisioner.Placement{}, fmt.Errorf("placement %s/%s outputs: %w", r.TenantID, r.Region, err)
 	}
 	return provisioner.Placement{
-		TenantID:        r.TenantID,
-		Region:          r.Region,
-		Kind:            provisioner.Kind(r.Kind),
-		StackName:       r.StackName,
-		Status:          provisioner.Status(r.Status),
-		StackStatus:     r.StackStatus,
-		TemplateVersion: r.TemplateVersion,
-		Outputs:         outputs,
-		LastError:       r.LastError,
-		Attempt:         int(r.Attempt),
-		Version:         r.Version,
-		ClaimVersion:    r.ClaimVersion,
-		LeaseUntil:      timeOrZero(r.LeaseUntil),
-		CreatedAt:       r.CreatedAt.UTC(),
-		UpdatedAt:       r.UpdatedAt.UTC(),
+		TenantID: r.TenantID,
+		Kind:     provisioner.Kind(r.Kind),
+		StackRecord: provisioner.StackRecord{
+			Region:          r.Region,
+			StackName:       r.StackName,
+			StackID:         r.StackID,
+			Status:          provisioner.Status(r.Status),
+			StackStatus:     r.StackStatus,
+			TemplateVersion: r.TemplateVersion,
+			Outputs:         outputs,
+			LastError:       r.LastError,
+			Attempt:         int(r.Attempt),
+			Version:         r.Version,
+			ClaimVersion:    r.ClaimVersion,
+			LeaseUntil:      timeOrZero(r.LeaseUntil),
+			CreatedAt:       r.CreatedAt.UTC(),
+			UpdatedAt:       r.UpdatedAt.UTC(),
+		},
 	}, nil
 }
 
@@ -549,19 +556,22 @@ func poolFromRow(r db.Pool, tenantCount int64) (provisioner.Pool, error) {
 		return provisioner.Pool{}, fmt.Errorf("pool %s outputs: %w", r.Region, err)
 	}
 	return provisioner.Pool{
-		Region:          r.Region,
-		StackName:       r.StackName,
-		Status:          provisioner.Status(r.Status),
-		StackStatus:     r.StackStatus,
-		TemplateVersion: r.TemplateVersion,
-		Outputs:         outputs,
-		LastError:       r.LastError,
-		Attempt:         int(r.Attempt),
-		Version:         r.Version,
-		ClaimVersion:    r.ClaimVersion,
-		LeaseUntil:      timeOrZero(r.LeaseUntil),
-		CreatedAt:       r.CreatedAt.UTC(),
-		UpdatedAt:       r.UpdatedAt.UTC(),
-		TenantCount:     int(tenantCount),
+		StackRecord: provisioner.StackRecord{
+			Region:          r.Region,
+			StackName:       r.StackName,
+			StackID:         r.StackID,
+			Status:          provisioner.Status(r.Status),
+			StackStatus:     r.StackStatus,
+			TemplateVersion: r.TemplateVersion,
+			Outputs:         outputs,
+			LastError:       r.LastError,
+			Attempt:         int(r.Attempt),
+			Version:         r.Version,
+			ClaimVersion:    r.ClaimVersion,
+			LeaseUntil:      timeOrZero(r.LeaseUntil),
+			CreatedAt:       r.CreatedAt.UTC(),
+			UpdatedAt:       r.UpdatedAt.UTC(),
+		},
+		TenantCount: int(tenantCount),
 	}, nil
 }

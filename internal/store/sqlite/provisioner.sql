@@ -28,6 +28,7 @@ ORDER BY region, tenant_id;
 UPDATE placements SET
     kind = @kind,
     stack_name = @stack_name,
+    stack_id = @stack_id,
     status = @status,
     stack_status = @stack_status,
     template_version = @template_version,
@@ -47,6 +48,7 @@ RETURNING *;
 UPDATE placements SET
     kind = @kind,
     stack_name = @stack_name,
+    stack_id = @stack_id,
     status = @status,
     stack_status = @stack_status,
     template_version = @template_version,
@@ -103,6 +105,7 @@ ORDER BY region;
 -- @prev_version. The key and created_at never change.
 UPDATE pools SET
     stack_name = @stack_name,
+    stack_id = @stack_id,
     status = @status,
     stack_status = @stack_status,
     template_version = @template_version,
@@ -118,6 +121,7 @@ RETURNING *;
 -- PlacementClaim for pools.
 UPDATE pools SET
     stack_name = @stack_name,
+    stack_id = @stack_id,
     status = @status,
     stack_status = @stack_status,
     template_version = @template_version,

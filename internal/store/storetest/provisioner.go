@@ -30,25 +30,27 @@ var allStatuses = []provisioner.Status{
 // stores it (Version 1).
 func newPlacement(tenantID, region string, kind provisioner.Kind, status provisioner.Status) provisioner.Placement {
 	return provisioner.Placement{
-		TenantID:        tenantID,
-		Region:          region,
-		Kind:            kind,
-		StackName:       "cairn-" + tenantID + "-" + region,
-		Status:          status,
-		StackStatus:     "CREATE_IN_PROGRESS",
-		TemplateVersion: "v1",
-		Outputs:         map[string]string{"events_bucket": "cairn-events-" + tenantID},
-		LastError:       "",
-		Attempt:         1,
-		Version:         1,
-		CreatedAt:       base,
-		UpdatedAt:       base.Add(time.Second),
+		TenantID: tenantID,
+		Kind:     kind,
+		StackRecord: provisioner.StackRecord{
+			Region:          region,
+			StackName:       "cairn-" + tenantID + "-" + region,
+			Status:          status,
+			StackStatus:     "CREATE_IN_PROGRESS",
+			TemplateVersion: "v1",
+			Outputs:         map[string]string{"events_bucket": "cairn-events-" + tenantID},
+			LastError:       "",
+			Attempt:         1,
+			Version:         1,
+			CreatedAt:       base,
+			UpdatedAt:       base.Add(time.Second),
+		},
 	}
 }
 
 // newPool returns a pool with every field set, as PoolEnsure stores it.
 func newPool(region string, status provisioner.Status) provisioner.Pool {
-	return provisioner.Pool{
+	return provisioner.Pool{StackRecord: provisioner.StackRecord{
 		Region:          region,
 		StackName:       "cairn-pool-" + region,
 		Status:          status,
@@ -59,7 +61,7 @@ func newPool(region string, status provisioner.Status) provisioner.Pool {
 		Version:         1,
 		CreatedAt:       base,
 		UpdatedAt:       base.Add(time.Second),
-	}
+	}}
 }
 
 // tenantIDs inserts n tenants and returns their IDs: placements refer to
@@ -189,6 +191,7 @@ func testPlacementUpdate(t *testing.T, h Harness) {
 	sent.StackName = "cairn-pool-eu-west-1"
 	sent.Status = provisioner.StatusFailed
 	sent.StackStatus = "ROLLBACK_COMPLETE"
+	sent.StackID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/cairn-pool-eu-west-1/1"
 	sent.TemplateVersion = "v2"
 	sent.Outputs = map[string]string{"a": "1", "b": "2"}
 	sent.LastError = "quota exceeded"
@@ -347,6 +350,7 @@ func testPool(t *testing.T, h Harness) {
 	sent.Status = provisioner.StatusCreating
 	sent.StackName = "cairn-pool-eu-west-1-b"
 	sent.StackStatus = "CREATE_IN_PROGRESS"
+	sent.StackID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/cairn-pool-eu-west-1-b/2"
 	sent.TemplateVersion = "v2"
 	sent.Outputs = map[string]string{"Table": "t"}
 	sent.LastError = "x"

@@ -69,6 +69,7 @@ func Run(t *testing.T, h Harness) {
 		{"PoolClaimFencing", testPoolClaimFencing},
 		{"TenantsStalled", testTenantsStalled},
 		{"StackEvents", testStackEvents},
+		{"OffboardingSteps", testOffboardingSteps},
 		{"Principals", testPrincipals},
 		{"GrantRoundTrip", testGrantRoundTrip},
 		{"GrantInsertIdempotent", testGrantInsertIdempotent},

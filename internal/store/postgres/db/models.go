@@ -91,6 +91,12 @@ type LakeTable struct {
 	Bytes     int64
 }
 
+type OffboardingStep struct {
+	TenantID string
+	Step     string
+	DoneAt   time.Time
+}
+
 type Placement struct {
 	TenantID        string
 	Region          string
@@ -107,6 +113,7 @@ type Placement struct {
 	UpdatedAt       time.Time
 	ClaimVersion    int64
 	LeaseUntil      *time.Time
+	StackID         string
 }
 
 type Plan struct {
@@ -134,6 +141,7 @@ type Pool struct {
 	UpdatedAt       time.Time
 	ClaimVersion    int64
 	LeaseUntil      *time.Time
+	StackID         string
 }
 
 type Principal struct {

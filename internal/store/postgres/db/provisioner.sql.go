@@ -16,24 +16,26 @@ const placementClaim = `-- name: PlacementClaim :one
 UPDATE placements SET
     kind = $1,
     stack_name = $2,
-    status = $3,
-    stack_status = $4,
-    template_version = $5,
-    outputs = $6,
-    last_error = $7,
-    attempt = $8,
+    stack_id = $3,
+    status = $4,
+    stack_status = $5,
+    template_version = $6,
+    outputs = $7,
+    last_error = $8,
+    attempt = $9,
     version = version + 1,
-    updated_at = $9,
+    updated_at = $10,
     claim_version = claim_version + 1,
-    lease_until = $10
-WHERE tenant_id = $11 AND region = $12 AND version = $13
-    AND (lease_until IS NULL OR lease_until < $14)
-RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+    lease_until = $11
+WHERE tenant_id = $12 AND region = $13 AND version = $14
+    AND (lease_until IS NULL OR lease_until < $15)
+RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PlacementClaimParams struct {
 	Kind            string
 	StackName       string
+	StackID         string
 	Status          string
 	StackStatus     string
 	TemplateVersion string
@@ -56,6 +58,7 @@ func (q *Queries) PlacementClaim(ctx context.Context, arg PlacementClaimParams) 
 	row := q.db.QueryRow(ctx, placementClaim,
 		arg.Kind,
 		arg.StackName,
+		arg.StackID,
 		arg.Status,
 		arg.StackStatus,
 		arg.TemplateVersion,
@@ -86,6 +89,7 @@ func (q *Queries) PlacementClaim(ctx context.Context, arg PlacementClaimParams) 
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
@@ -107,7 +111,7 @@ func (q *Queries) PlacementExists(ctx context.Context, arg PlacementExistsParams
 }
 
 const placementGet = `-- name: PlacementGet :one
-SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM placements WHERE tenant_id = $1 AND region = $2
+SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id FROM placements WHERE tenant_id = $1 AND region = $2
 `
 
 type PlacementGetParams struct {
@@ -134,6 +138,7 @@ func (q *Queries) PlacementGet(ctx context.Context, arg PlacementGetParams) (Pla
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
@@ -147,7 +152,7 @@ INSERT INTO placements (
     $8, $9, $10, $11, $12, $13
 )
 ON CONFLICT (tenant_id, region) DO NOTHING
-RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PlacementInsertParams struct {
@@ -200,12 +205,13 @@ func (q *Queries) PlacementInsert(ctx context.Context, arg PlacementInsertParams
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
 
 const placementList = `-- name: PlacementList :many
-SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM placements WHERE tenant_id = $1 ORDER BY region
+SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id FROM placements WHERE tenant_id = $1 ORDER BY region
 `
 
 func (q *Queries) PlacementList(ctx context.Context, tenantID string) ([]Placement, error) {
@@ -233,6 +239,7 @@ func (q *Queries) PlacementList(ctx context.Context, tenantID string) ([]Placeme
 			&i.UpdatedAt,
 			&i.ClaimVersion,
 			&i.LeaseUntil,
+			&i.StackID,
 		); err != nil {
 			return nil, err
 		}
@@ -245,7 +252,7 @@ func (q *Queries) PlacementList(ctx context.Context, tenantID string) ([]Placeme
 }
 
 const placementListInFlight = `-- name: PlacementListInFlight :many
-SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM placements
+SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id FROM placements
 WHERE status IN ('creating', 'replacing', 'deleting')
 ORDER BY region, tenant_id
 `
@@ -276,6 +283,7 @@ func (q *Queries) PlacementListInFlight(ctx context.Context) ([]Placement, error
 			&i.UpdatedAt,
 			&i.ClaimVersion,
 			&i.LeaseUntil,
+			&i.StackID,
 		); err != nil {
 			return nil, err
 		}
@@ -323,21 +331,23 @@ const placementUpdate = `-- name: PlacementUpdate :one
 UPDATE placements SET
     kind = $1,
     stack_name = $2,
-    status = $3,
-    stack_status = $4,
-    template_version = $5,
-    outputs = $6,
-    last_error = $7,
-    attempt = $8,
+    stack_id = $3,
+    status = $4,
+    stack_status = $5,
+    template_version = $6,
+    outputs = $7,
+    last_error = $8,
+    attempt = $9,
     version = version + 1,
-    updated_at = $9
-WHERE tenant_id = $10 AND region = $11 AND version = $12
-RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+    updated_at = $10
+WHERE tenant_id = $11 AND region = $12 AND version = $13
+RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PlacementUpdateParams struct {
 	Kind            string
 	StackName       string
+	StackID         string
 	Status          string
 	StackStatus     string
 	TemplateVersion string
@@ -356,6 +366,7 @@ func (q *Queries) PlacementUpdate(ctx context.Context, arg PlacementUpdateParams
 	row := q.db.QueryRow(ctx, placementUpdate,
 		arg.Kind,
 		arg.StackName,
+		arg.StackID,
 		arg.Status,
 		arg.StackStatus,
 		arg.TemplateVersion,
@@ -384,6 +395,7 @@ func (q *Queries) PlacementUpdate(ctx context.Context, arg PlacementUpdateParams
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
@@ -391,23 +403,25 @@ func (q *Queries) PlacementUpdate(ctx context.Context, arg PlacementUpdateParams
 const poolClaim = `-- name: PoolClaim :one
 UPDATE pools SET
     stack_name = $1,
-    status = $2,
-    stack_status = $3,
-    template_version = $4,
-    outputs = $5,
-    last_error = $6,
-    attempt = $7,
+    stack_id = $2,
+    status = $3,
+    stack_status = $4,
+    template_version = $5,
+    outputs = $6,
+    last_error = $7,
+    attempt = $8,
     version = version + 1,
-    updated_at = $8,
+    updated_at = $9,
     claim_version = claim_version + 1,
-    lease_until = $9
-WHERE region = $10 AND version = $11
-    AND (lease_until IS NULL OR lease_until < $12)
-RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+    lease_until = $10
+WHERE region = $11 AND version = $12
+    AND (lease_until IS NULL OR lease_until < $13)
+RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PoolClaimParams struct {
 	StackName       string
+	StackID         string
 	Status          string
 	StackStatus     string
 	TemplateVersion string
@@ -425,6 +439,7 @@ type PoolClaimParams struct {
 func (q *Queries) PoolClaim(ctx context.Context, arg PoolClaimParams) (Pool, error) {
 	row := q.db.QueryRow(ctx, poolClaim,
 		arg.StackName,
+		arg.StackID,
 		arg.Status,
 		arg.StackStatus,
 		arg.TemplateVersion,
@@ -452,6 +467,7 @@ func (q *Queries) PoolClaim(ctx context.Context, arg PoolClaimParams) (Pool, err
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
@@ -468,7 +484,7 @@ func (q *Queries) PoolExists(ctx context.Context, region string) (bool, error) {
 }
 
 const poolGet = `-- name: PoolGet :one
-SELECT region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM pools WHERE region = $1
+SELECT region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id FROM pools WHERE region = $1
 `
 
 func (q *Queries) PoolGet(ctx context.Context, region string) (Pool, error) {
@@ -488,6 +504,7 @@ func (q *Queries) PoolGet(ctx context.Context, region string) (Pool, error) {
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
@@ -501,7 +518,7 @@ INSERT INTO pools (
     $6, $7, $8, $9, $10, $11
 )
 ON CONFLICT (region) DO NOTHING
-RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PoolInsertParams struct {
@@ -548,12 +565,13 @@ func (q *Queries) PoolInsert(ctx context.Context, arg PoolInsertParams) (Pool, e
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
 
 const poolList = `-- name: PoolList :many
-SELECT pools.region, pools.stack_name, pools.status, pools.stack_status, pools.template_version, pools.outputs, pools.last_error, pools.attempt, pools.version, pools.created_at, pools.updated_at, pools.claim_version, pools.lease_until,
+SELECT pools.region, pools.stack_name, pools.status, pools.stack_status, pools.template_version, pools.outputs, pools.last_error, pools.attempt, pools.version, pools.created_at, pools.updated_at, pools.claim_version, pools.lease_until, pools.stack_id,
     (SELECT count(*) FROM placements
         WHERE placements.region = pools.region
             AND placements.kind = 'pooled'
@@ -591,6 +609,7 @@ func (q *Queries) PoolList(ctx context.Context) ([]PoolListRow, error) {
 			&i.Pool.UpdatedAt,
 			&i.Pool.ClaimVersion,
 			&i.Pool.LeaseUntil,
+			&i.Pool.StackID,
 			&i.TenantCount,
 		); err != nil {
 			return nil, err
@@ -632,20 +651,22 @@ func (q *Queries) PoolRenew(ctx context.Context, arg PoolRenewParams) (int64, er
 const poolUpdate = `-- name: PoolUpdate :one
 UPDATE pools SET
     stack_name = $1,
-    status = $2,
-    stack_status = $3,
-    template_version = $4,
-    outputs = $5,
-    last_error = $6,
-    attempt = $7,
+    stack_id = $2,
+    status = $3,
+    stack_status = $4,
+    template_version = $5,
+    outputs = $6,
+    last_error = $7,
+    attempt = $8,
     version = version + 1,
-    updated_at = $8
-WHERE region = $9 AND version = $10
-RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+    updated_at = $9
+WHERE region = $10 AND version = $11
+RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PoolUpdateParams struct {
 	StackName       string
+	StackID         string
 	Status          string
 	StackStatus     string
 	TemplateVersion string
@@ -662,6 +683,7 @@ type PoolUpdateParams struct {
 func (q *Queries) PoolUpdate(ctx context.Context, arg PoolUpdateParams) (Pool, error) {
 	row := q.db.QueryRow(ctx, poolUpdate,
 		arg.StackName,
+		arg.StackID,
 		arg.Status,
 		arg.StackStatus,
 		arg.TemplateVersion,
@@ -687,6 +709,7 @@ func (q *Queries) PoolUpdate(ctx context.Context, arg PoolUpdateParams) (Pool, e
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }

@@ -89,6 +89,12 @@ type LakeTable struct {
 	Bytes     int64
 }
 
+type OffboardingStep struct {
+	TenantID string
+	Step     string
+	DoneAt   string
+}
+
 type Placement struct {
 	TenantID        string
 	Region          string
@@ -105,6 +111,7 @@ type Placement struct {
 	UpdatedAt       string
 	ClaimVersion    int64
 	LeaseUntil      sql.NullString
+	StackID         string
 }
 
 type Plan struct {
@@ -132,6 +139,7 @@ type Pool struct {
 	UpdatedAt       string
 	ClaimVersion    int64
 	LeaseUntil      sql.NullString
+	StackID         string
 }
 
 type Principal struct {

@@ -14,24 +14,26 @@ const placementClaim = `-- name: PlacementClaim :one
 UPDATE placements SET
     kind = ?1,
     stack_name = ?2,
-    status = ?3,
-    stack_status = ?4,
-    template_version = ?5,
-    outputs = ?6,
-    last_error = ?7,
-    attempt = ?8,
+    stack_id = ?3,
+    status = ?4,
+    stack_status = ?5,
+    template_version = ?6,
+    outputs = ?7,
+    last_error = ?8,
+    attempt = ?9,
     version = version + 1,
-    updated_at = ?9,
+    updated_at = ?10,
     claim_version = claim_version + 1,
-    lease_until = ?10
-WHERE tenant_id = ?11 AND region = ?12 AND version = ?13
-    AND (lease_until IS NULL OR lease_until < ?14)
-RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+    lease_until = ?11
+WHERE tenant_id = ?12 AND region = ?13 AND version = ?14
+    AND (lease_until IS NULL OR lease_until < ?15)
+RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PlacementClaimParams struct {
 	Kind            string
 	StackName       string
+	StackID         string
 	Status          string
 	StackStatus     string
 	TemplateVersion string
@@ -54,6 +56,7 @@ func (q *Queries) PlacementClaim(ctx context.Context, arg PlacementClaimParams) 
 	row := q.db.QueryRowContext(ctx, placementClaim,
 		arg.Kind,
 		arg.StackName,
+		arg.StackID,
 		arg.Status,
 		arg.StackStatus,
 		arg.TemplateVersion,
@@ -84,6 +87,7 @@ func (q *Queries) PlacementClaim(ctx context.Context, arg PlacementClaimParams) 
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
@@ -105,7 +109,7 @@ func (q *Queries) PlacementExists(ctx context.Context, arg PlacementExistsParams
 }
 
 const placementGet = `-- name: PlacementGet :one
-SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM placements WHERE tenant_id = ?1 AND region = ?2
+SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id FROM placements WHERE tenant_id = ?1 AND region = ?2
 `
 
 type PlacementGetParams struct {
@@ -132,6 +136,7 @@ func (q *Queries) PlacementGet(ctx context.Context, arg PlacementGetParams) (Pla
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
@@ -145,7 +150,7 @@ INSERT INTO placements (
     ?8, ?9, ?10, ?11, ?12, ?13
 )
 ON CONFLICT (tenant_id, region) DO NOTHING
-RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PlacementInsertParams struct {
@@ -198,12 +203,13 @@ func (q *Queries) PlacementInsert(ctx context.Context, arg PlacementInsertParams
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
 
 const placementList = `-- name: PlacementList :many
-SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM placements WHERE tenant_id = ?1 ORDER BY region
+SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id FROM placements WHERE tenant_id = ?1 ORDER BY region
 `
 
 func (q *Queries) PlacementList(ctx context.Context, tenantID string) ([]Placement, error) {
@@ -231,6 +237,7 @@ func (q *Queries) PlacementList(ctx context.Context, tenantID string) ([]Placeme
 			&i.UpdatedAt,
 			&i.ClaimVersion,
 			&i.LeaseUntil,
+			&i.StackID,
 		); err != nil {
 			return nil, err
 		}
@@ -246,7 +253,7 @@ func (q *Queries) PlacementList(ctx context.Context, tenantID string) ([]Placeme
 }
 
 const placementListInFlight = `-- name: PlacementListInFlight :many
-SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM placements
+SELECT tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id FROM placements
 WHERE status IN ('creating', 'replacing', 'deleting')
 ORDER BY region, tenant_id
 `
@@ -277,6 +284,7 @@ func (q *Queries) PlacementListInFlight(ctx context.Context) ([]Placement, error
 			&i.UpdatedAt,
 			&i.ClaimVersion,
 			&i.LeaseUntil,
+			&i.StackID,
 		); err != nil {
 			return nil, err
 		}
@@ -327,21 +335,23 @@ const placementUpdate = `-- name: PlacementUpdate :one
 UPDATE placements SET
     kind = ?1,
     stack_name = ?2,
-    status = ?3,
-    stack_status = ?4,
-    template_version = ?5,
-    outputs = ?6,
-    last_error = ?7,
-    attempt = ?8,
+    stack_id = ?3,
+    status = ?4,
+    stack_status = ?5,
+    template_version = ?6,
+    outputs = ?7,
+    last_error = ?8,
+    attempt = ?9,
     version = version + 1,
-    updated_at = ?9
-WHERE tenant_id = ?10 AND region = ?11 AND version = ?12
-RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+    updated_at = ?10
+WHERE tenant_id = ?11 AND region = ?12 AND version = ?13
+RETURNING tenant_id, region, kind, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PlacementUpdateParams struct {
 	Kind            string
 	StackName       string
+	StackID         string
 	Status          string
 	StackStatus     string
 	TemplateVersion string
@@ -360,6 +370,7 @@ func (q *Queries) PlacementUpdate(ctx context.Context, arg PlacementUpdateParams
 	row := q.db.QueryRowContext(ctx, placementUpdate,
 		arg.Kind,
 		arg.StackName,
+		arg.StackID,
 		arg.Status,
 		arg.StackStatus,
 		arg.TemplateVersion,
@@ -388,6 +399,7 @@ func (q *Queries) PlacementUpdate(ctx context.Context, arg PlacementUpdateParams
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
@@ -395,23 +407,25 @@ func (q *Queries) PlacementUpdate(ctx context.Context, arg PlacementUpdateParams
 const poolClaim = `-- name: PoolClaim :one
 UPDATE pools SET
     stack_name = ?1,
-    status = ?2,
-    stack_status = ?3,
-    template_version = ?4,
-    outputs = ?5,
-    last_error = ?6,
-    attempt = ?7,
+    stack_id = ?2,
+    status = ?3,
+    stack_status = ?4,
+    template_version = ?5,
+    outputs = ?6,
+    last_error = ?7,
+    attempt = ?8,
     version = version + 1,
-    updated_at = ?8,
+    updated_at = ?9,
     claim_version = claim_version + 1,
-    lease_until = ?9
-WHERE region = ?10 AND version = ?11
-    AND (lease_until IS NULL OR lease_until < ?12)
-RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+    lease_until = ?10
+WHERE region = ?11 AND version = ?12
+    AND (lease_until IS NULL OR lease_until < ?13)
+RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PoolClaimParams struct {
 	StackName       string
+	StackID         string
 	Status          string
 	StackStatus     string
 	TemplateVersion string
@@ -429,6 +443,7 @@ type PoolClaimParams struct {
 func (q *Queries) PoolClaim(ctx context.Context, arg PoolClaimParams) (Pool, error) {
 	row := q.db.QueryRowContext(ctx, poolClaim,
 		arg.StackName,
+		arg.StackID,
 		arg.Status,
 		arg.StackStatus,
 		arg.TemplateVersion,
@@ -456,6 +471,7 @@ func (q *Queries) PoolClaim(ctx context.Context, arg PoolClaimParams) (Pool, err
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
@@ -472,7 +488,7 @@ func (q *Queries) PoolExists(ctx context.Context, region string) (bool, error) {
 }
 
 const poolGet = `-- name: PoolGet :one
-SELECT region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until FROM pools WHERE region = ?1
+SELECT region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id FROM pools WHERE region = ?1
 `
 
 func (q *Queries) PoolGet(ctx context.Context, region string) (Pool, error) {
@@ -492,6 +508,7 @@ func (q *Queries) PoolGet(ctx context.Context, region string) (Pool, error) {
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
@@ -505,7 +522,7 @@ INSERT INTO pools (
     ?6, ?7, ?8, ?9, ?10, ?11
 )
 ON CONFLICT (region) DO NOTHING
-RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PoolInsertParams struct {
@@ -552,12 +569,13 @@ func (q *Queries) PoolInsert(ctx context.Context, arg PoolInsertParams) (Pool, e
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
 
 const poolList = `-- name: PoolList :many
-SELECT pools.region, pools.stack_name, pools.status, pools.stack_status, pools.template_version, pools.outputs, pools.last_error, pools.attempt, pools.version, pools.created_at, pools.updated_at, pools.claim_version, pools.lease_until,
+SELECT pools.region, pools.stack_name, pools.status, pools.stack_status, pools.template_version, pools.outputs, pools.last_error, pools.attempt, pools.version, pools.created_at, pools.updated_at, pools.claim_version, pools.lease_until, pools.stack_id,
     (SELECT count(*) FROM placements
         WHERE placements.region = pools.region
             AND placements.kind = 'pooled'
@@ -595,6 +613,7 @@ func (q *Queries) PoolList(ctx context.Context) ([]PoolListRow, error) {
 			&i.Pool.UpdatedAt,
 			&i.Pool.ClaimVersion,
 			&i.Pool.LeaseUntil,
+			&i.Pool.StackID,
 			&i.TenantCount,
 		); err != nil {
 			return nil, err
@@ -639,20 +658,22 @@ func (q *Queries) PoolRenew(ctx context.Context, arg PoolRenewParams) (int64, er
 const poolUpdate = `-- name: PoolUpdate :one
 UPDATE pools SET
     stack_name = ?1,
-    status = ?2,
-    stack_status = ?3,
-    template_version = ?4,
-    outputs = ?5,
-    last_error = ?6,
-    attempt = ?7,
+    stack_id = ?2,
+    status = ?3,
+    stack_status = ?4,
+    template_version = ?5,
+    outputs = ?6,
+    last_error = ?7,
+    attempt = ?8,
     version = version + 1,
-    updated_at = ?8
-WHERE region = ?9 AND version = ?10
-RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until
+    updated_at = ?9
+WHERE region = ?10 AND version = ?11
+RETURNING region, stack_name, status, stack_status, template_version, outputs, last_error, attempt, version, created_at, updated_at, claim_version, lease_until, stack_id
 `
 
 type PoolUpdateParams struct {
 	StackName       string
+	StackID         string
 	Status          string
 	StackStatus     string
 	TemplateVersion string
@@ -669,6 +690,7 @@ type PoolUpdateParams struct {
 func (q *Queries) PoolUpdate(ctx context.Context, arg PoolUpdateParams) (Pool, error) {
 	row := q.db.QueryRowContext(ctx, poolUpdate,
 		arg.StackName,
+		arg.StackID,
 		arg.Status,
 		arg.StackStatus,
 		arg.TemplateVersion,
@@ -694,6 +716,7 @@ func (q *Queries) PoolUpdate(ctx context.Context, arg PoolUpdateParams) (Pool, e
 		&i.UpdatedAt,
 		&i.ClaimVersion,
 		&i.LeaseUntil,
+		&i.StackID,
 	)
 	return i, err
 }
