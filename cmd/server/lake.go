@@ -15,23 +15,24 @@ import (
 )
 
 // newLake makes the refinery of the embedded default: DuckDB over the
-// local zones. In AWS mode the transformations are Athena's to run, which
-// Cairn does not drive yet: there is no refinery, and erasures reach the
-// profile store and the raw zone only.
-func newLake(cfg *config, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, now func() time.Time) (*lake.Service, func() error, error) {
+// local zones, and the engine (the query sandbox reads its zones). In AWS
+// mode the transformations are Athena's to run, which Cairn does not drive
+// yet: there is no refinery, and erasures reach the profile store and the
+// raw zone only.
+func newLake(cfg *config, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, now func() time.Time) (*lake.Service, *duckdb.Engine, func() error, error) {
 	if cfg.Cloud == "aws" {
-		return nil, func() error { return nil }, nil
+		return nil, nil, func() error { return nil }, nil
 	}
 	engine, err := duckdb.New(duckdb.Config{Root: filepath.Join(cfg.DataDir, "zones")})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements), Now: now})
 	if err != nil {
 		engine.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return svc, engine.Close, nil
+	return svc, engine, engine.Close, nil
 }
 
 // lakeLocator reads a tenant's zones from its home placement's outputs

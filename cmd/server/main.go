@@ -553,11 +553,17 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 
 	// The refinery (embedded default only): erasures reach its zones.
-	lakeSvc, closeLake, err := newLake(cfg, db, profileSvc, placements, h.lakeNow)
+	lakeSvc, lakeEngine, closeLake, err := newLake(cfg, db, profileSvc, placements, h.lakeNow)
 	if err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}
 	defer closeLake()
+	// Tenants' SQL over their lake: the DuckDB sandbox in the embedded
+	// default, none yet in AWS mode (the routes answer 501).
+	querySvc, err := newQueries(cfg, db, lakeEngine, placements, counting)
+	if err != nil {
+		return fmt.Errorf("queries: %w", err)
+	}
 
 	workers := river.NewWorkers()
 	prov.Register(workers)
@@ -566,6 +572,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	grantSvc.Register(workers)
 	profileSvc.Register(workers)
 	fleetRelay.Register(workers)
+	querySvc.Register(workers)
 	registerMaintenance(workers, db)
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
@@ -651,6 +658,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Drift:        db,
 		Attention:    db,
 		Lake:         lakeStatus,
+		Queries:      querySvc,
 		Plans:        planSvc,
 		Limits:       limits(cfg, liveReplicas, h),
 	})

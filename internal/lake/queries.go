@@ -273,7 +273,7 @@ func (s *QueryService) openResult(ctx context.Context, tenant, id string) (Query
 		return q, nil, err
 	}
 	if q.State != QuerySucceeded {
-		return q, nil, fmt.Errorf("query %s is %s: %w", id, q.State, ErrQueryNotDone)
+		return q, nil, fmt.Errorf("%w: it is %s", ErrQueryNotDone, q.State)
 	}
 	f, err := os.Open(filepath.Join(s.cfg.Dir, q.Result))
 	if err != nil {
