@@ -57,12 +57,12 @@ func (s *Server) CreateLakeQuery(ctx context.Context, req CreateLakeQueryRequest
 }
 
 func (s *Server) ListLakeQueries(ctx context.Context, req ListLakeQueriesRequestObject) (ListLakeQueriesResponseObject, error) {
-	qs, err := s.lakeQueries(ctx, req.TenantId)
+	limit := page.Limit(req.Params.Limit)
+	before, err := decodeCursor(req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	limit := page.Limit(req.Params.Limit)
-	before, err := decodeCursor(req.Params.Cursor)
+	qs, err := s.lakeQueries(ctx, req.TenantId)
 	if err != nil {
 		return nil, err
 	}

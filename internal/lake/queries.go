@@ -21,7 +21,8 @@ import (
 
 // QueriesConfig configures a QueryService. Store, Locate and Dir are
 // required; Querier is nil where no engine runs queries (AWS mode, for
-// now), and every call then returns ErrQueriesUnavailable.
+// now): Submit then returns ErrQueriesUnavailable, and the tenant's list
+// of queries stays empty.
 type QueriesConfig struct {
 	Store   QueryStore
 	Querier Querier
@@ -105,18 +106,12 @@ func (s *QueryService) Submit(ctx context.Context, tenant, sql string) (Query, e
 
 // Get returns the tenant's query (ErrQueryNotFound).
 func (s *QueryService) Get(ctx context.Context, tenant, id string) (Query, error) {
-	if s.cfg.Querier == nil {
-		return Query{}, ErrQueriesUnavailable
-	}
 	return s.cfg.Store.LakeQueryGet(ctx, tenant, id)
 }
 
 // List returns up to limit of the tenant's queries, newest first, those
 // before the cursor beforeSeq (0: from the newest).
 func (s *QueryService) List(ctx context.Context, tenant string, beforeSeq int64, limit int) ([]Query, error) {
-	if s.cfg.Querier == nil {
-		return nil, ErrQueriesUnavailable
-	}
 	return s.cfg.Store.LakeQueryList(ctx, tenant, beforeSeq, limit)
 }
 
