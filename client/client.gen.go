@@ -5002,7 +5002,8 @@ type ClientInterface interface {
 	//
 	// The tenant's SQL queries, newest first, paged by `cursor`, with their
 	// state and statistics (not their results: read a query for them).
-	// `501` where queries need the embedded engine (AWS mode, for now).
+	// Where queries need the embedded engine (AWS mode, for now) the list
+	// is empty: no query is accepted.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/queries (the `ListLakeQueries` operationId).
 	ListLakeQueries(ctx context.Context, tenantId TenantID, params *ListLakeQueriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -7722,7 +7723,8 @@ func (c *Client) UnmergeProfile(ctx context.Context, tenantId TenantID, profileI
 //
 // The tenant's SQL queries, newest first, paged by `cursor`, with their
 // state and statistics (not their results: read a query for them).
-// `501` where queries need the embedded engine (AWS mode, for now).
+// Where queries need the embedded engine (AWS mode, for now) the list
+// is empty: no query is accepted.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/queries (the `ListLakeQueries` operationId).
 func (c *Client) ListLakeQueries(ctx context.Context, tenantId TenantID, params *ListLakeQueriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -15997,7 +15999,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// The tenant's SQL queries, newest first, paged by `cursor`, with their
 	// state and statistics (not their results: read a query for them).
-	// `501` where queries need the embedded engine (AWS mode, for now).
+	// Where queries need the embedded engine (AWS mode, for now) the list
+	// is empty: no query is accepted.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -22596,8 +22599,6 @@ type ListLakeQueriesResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListLakeQueriesResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -22637,11 +22638,6 @@ func (r ListLakeQueriesResponse) GetApplicationproblemJSON429() *TooManyRequests
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r ListLakeQueriesResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r ListLakeQueriesResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetBody returns the raw response body bytes
@@ -22836,8 +22832,6 @@ type GetLakeQueryResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetLakeQueryResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -22877,11 +22871,6 @@ func (r GetLakeQueryResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r GetLakeQueryResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r GetLakeQueryResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetBody returns the raw response body bytes
@@ -22944,8 +22933,6 @@ type CancelLakeQueryResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CancelLakeQueryResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -22990,11 +22977,6 @@ func (r CancelLakeQueryResponse) GetApplicationproblemJSON429() *TooManyRequests
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r CancelLakeQueryResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r CancelLakeQueryResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetBody returns the raw response body bytes
@@ -23055,8 +23037,6 @@ type DownloadLakeQueryResultsResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DownloadLakeQueryResultsResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -23096,11 +23076,6 @@ func (r DownloadLakeQueryResultsResponse) GetApplicationproblemJSON429() *TooMan
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r DownloadLakeQueryResultsResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r DownloadLakeQueryResultsResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetBody returns the raw response body bytes
@@ -29829,7 +29804,8 @@ func (c *ClientWithResponses) UnmergeProfileWithResponse(ctx context.Context, te
 //
 // The tenant's SQL queries, newest first, paged by `cursor`, with their
 // state and statistics (not their results: read a query for them).
-// `501` where queries need the embedded engine (AWS mode, for now).
+// Where queries need the embedded engine (AWS mode, for now) the list
+// is empty: no query is accepted.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -37001,13 +36977,6 @@ func ParseListLakeQueriesResponse(rsp *http.Response) (*ListLakeQueriesResponse,
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
-
 	}
 
 	switch {
@@ -37256,13 +37225,6 @@ func ParseGetLakeQueryResponse(rsp *http.Response) (*GetLakeQueryResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
-
 	}
 
 	switch {
@@ -37375,13 +37337,6 @@ func ParseCancelLakeQueryResponse(rsp *http.Response) (*CancelLakeQueryResponse,
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
-
 	}
 
 	switch {
@@ -37486,13 +37441,6 @@ func ParseDownloadLakeQueryResultsResponse(rsp *http.Response) (*DownloadLakeQue
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
 
 	}
 

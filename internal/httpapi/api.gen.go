@@ -17172,22 +17172,6 @@ func (response ListLakeQueries500ApplicationProblemPlusJSONResponse) VisitListLa
 	return err
 }
 
-type ListLakeQueries501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response ListLakeQueries501ApplicationProblemPlusJSONResponse) VisitListLakeQueriesResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type CreateLakeQueryRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
 	Body     *CreateLakeQueryJSONRequestBody
@@ -17515,22 +17499,6 @@ func (response GetLakeQuery500ApplicationProblemPlusJSONResponse) VisitGetLakeQu
 	return err
 }
 
-type GetLakeQuery501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response GetLakeQuery501ApplicationProblemPlusJSONResponse) VisitGetLakeQueryResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type CancelLakeQueryRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
 	QueryId  QueryID  `json:"query_id"`
@@ -17670,22 +17638,6 @@ func (response CancelLakeQuery500ApplicationProblemPlusJSONResponse) VisitCancel
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type CancelLakeQuery501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response CancelLakeQuery501ApplicationProblemPlusJSONResponse) VisitCancelLakeQueryResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17835,22 +17787,6 @@ func (response DownloadLakeQueryResults500ApplicationProblemPlusJSONResponse) Vi
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type DownloadLakeQueryResults501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response DownloadLakeQueryResults501ApplicationProblemPlusJSONResponse) VisitDownloadLakeQueryResultsResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }

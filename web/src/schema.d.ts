@@ -1705,7 +1705,8 @@ export interface paths {
          * The tenant's queries, newest first
          * @description The tenant's SQL queries, newest first, paged by `cursor`, with their
          *     state and statistics (not their results: read a query for them).
-         *     `501` where queries need the embedded engine (AWS mode, for now).
+         *     Where queries need the embedded engine (AWS mode, for now) the list
+         *     is empty: no query is accepted.
          */
         get: operations["listLakeQueries"];
         put?: never;
@@ -6281,7 +6282,6 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
-            501: components["responses"]["NotImplemented"];
         };
     };
     createLakeQuery: {
@@ -6353,7 +6353,6 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
-            501: components["responses"]["NotImplemented"];
         };
     };
     downloadLakeQueryResults: {
@@ -6384,7 +6383,6 @@ export interface operations {
             409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
-            501: components["responses"]["NotImplemented"];
         };
     };
     cancelLakeQuery: {
@@ -6415,7 +6413,6 @@ export interface operations {
             409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
-            501: components["responses"]["NotImplemented"];
         };
     };
     getTenantUsage: {
