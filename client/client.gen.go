@@ -141,6 +141,33 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for LakeQueryState.
+const (
+	LakeQueryStateCancelled LakeQueryState = "cancelled"
+	LakeQueryStateFailed    LakeQueryState = "failed"
+	LakeQueryStateQueued    LakeQueryState = "queued"
+	LakeQueryStateRunning   LakeQueryState = "running"
+	LakeQueryStateSucceeded LakeQueryState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the LakeQueryState enum.
+func (e LakeQueryState) Valid() bool {
+	switch e {
+	case LakeQueryStateCancelled:
+		return true
+	case LakeQueryStateFailed:
+		return true
+	case LakeQueryStateQueued:
+		return true
+	case LakeQueryStateRunning:
+		return true
+	case LakeQueryStateSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LakeTableZone.
 const (
 	LakeTableZoneClean   LakeTableZone = "clean"
@@ -662,40 +689,43 @@ func (e StackDriftStatus) Valid() bool {
 
 // Defines values for TenantScope.
 const (
-	AuditRead     TenantScope = "audit:read"
-	EventsWrite   TenantScope = "events:write"
-	GrantsWrite   TenantScope = "grants:write"
-	ProfilesRead  TenantScope = "profiles:read"
-	ProfilesWrite TenantScope = "profiles:write"
-	SegmentsRead  TenantScope = "segments:read"
-	SegmentsWrite TenantScope = "segments:write"
-	UsageRead     TenantScope = "usage:read"
-	WebhooksRead  TenantScope = "webhooks:read"
-	WebhooksWrite TenantScope = "webhooks:write"
+	TenantScopeAuditRead     TenantScope = "audit:read"
+	TenantScopeEventsWrite   TenantScope = "events:write"
+	TenantScopeGrantsWrite   TenantScope = "grants:write"
+	TenantScopeLakeQuery     TenantScope = "lake:query"
+	TenantScopeProfilesRead  TenantScope = "profiles:read"
+	TenantScopeProfilesWrite TenantScope = "profiles:write"
+	TenantScopeSegmentsRead  TenantScope = "segments:read"
+	TenantScopeSegmentsWrite TenantScope = "segments:write"
+	TenantScopeUsageRead     TenantScope = "usage:read"
+	TenantScopeWebhooksRead  TenantScope = "webhooks:read"
+	TenantScopeWebhooksWrite TenantScope = "webhooks:write"
 )
 
 // Valid indicates whether the value is a known member of the TenantScope enum.
 func (e TenantScope) Valid() bool {
 	switch e {
-	case AuditRead:
+	case TenantScopeAuditRead:
 		return true
-	case EventsWrite:
+	case TenantScopeEventsWrite:
 		return true
-	case GrantsWrite:
+	case TenantScopeGrantsWrite:
 		return true
-	case ProfilesRead:
+	case TenantScopeLakeQuery:
 		return true
-	case ProfilesWrite:
+	case TenantScopeProfilesRead:
 		return true
-	case SegmentsRead:
+	case TenantScopeProfilesWrite:
 		return true
-	case SegmentsWrite:
+	case TenantScopeSegmentsRead:
 		return true
-	case UsageRead:
+	case TenantScopeSegmentsWrite:
 		return true
-	case WebhooksRead:
+	case TenantScopeUsageRead:
 		return true
-	case WebhooksWrite:
+	case TenantScopeWebhooksRead:
+		return true
+	case TenantScopeWebhooksWrite:
 		return true
 	default:
 		return false
@@ -1234,6 +1264,69 @@ type JWKS struct {
 
 // Labels Free-form labels. Keys are 1 to 63 characters of a-z, 0-9, '_', '.', '/', '-', starting and ending alphanumeric.
 type Labels map[string]string
+
+// LakeQuery defines model for LakeQuery.
+type LakeQuery struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Error Why a failed query failed (a limit it ran over, an error in the query); null otherwise.
+	Error      *string    `json:"error"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Id         string     `json:"id"`
+
+	// Result A page of a succeeded query's result (getLakeQuery only).
+	Result     *LakeQueryResult    `json:"result,omitempty"`
+	Sql        string              `json:"sql"`
+	StartedAt  *time.Time          `json:"started_at"`
+	State      LakeQueryState      `json:"state"`
+	Statistics LakeQueryStatistics `json:"statistics"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId TenantID `json:"tenant_id"`
+}
+
+// LakeQueryColumn defines model for LakeQueryColumn.
+type LakeQueryColumn struct {
+	Name string `json:"name"`
+
+	// Type DuckDB's name of the column's type: VARCHAR, BIGINT, DATE, TIMESTAMP WITH TIME ZONE, ...
+	Type string `json:"type"`
+}
+
+// LakeQueryCreate defines model for LakeQueryCreate.
+type LakeQueryCreate struct {
+	// Sql One read-only SELECT (or WITH) statement.
+	Sql string `json:"sql"`
+}
+
+// LakeQueryList defines model for LakeQueryList.
+type LakeQueryList struct {
+	Items      []LakeQuery `json:"items"`
+	NextCursor *string     `json:"next_cursor"`
+}
+
+// LakeQueryResult A page of a succeeded query's result (getLakeQuery only).
+type LakeQueryResult struct {
+	Columns       []LakeQueryColumn `json:"columns"`
+	NextPageToken *string           `json:"next_page_token"`
+	Rows          [][]interface{}   `json:"rows"`
+}
+
+// LakeQueryState defines model for LakeQueryState.
+type LakeQueryState string
+
+// LakeQueryStatistics defines model for LakeQueryStatistics.
+type LakeQueryStatistics struct {
+	// BytesScanned Bytes of the Parquet files of the tables the query read (as Athena counts before pruning).
+	BytesScanned int64 `json:"bytes_scanned"`
+	ElapsedMs    int64 `json:"elapsed_ms"`
+	ResultBytes  int64 `json:"result_bytes"`
+
+	// Rows Rows of the result.
+	Rows int64 `json:"rows"`
+}
 
 // LakeTable defines model for LakeTable.
 type LakeTable struct {
@@ -2414,6 +2507,9 @@ type UsageValues struct {
 	// Profiles Unified profiles the tenant has: a level, not a sum. The latest sample taken in the bucket (or range) or in the hour before it; per day, the last hourly value of the day.
 	Profiles int64 `json:"profiles"`
 
+	// QueryBytes Bytes the tenant's SQL queries over its lake scanned (a sum; see createLakeQuery).
+	QueryBytes int64 `json:"query_bytes"`
+
 	// RawBytes Uncompressed bytes of events written to the raw zone (a sum).
 	RawBytes int64 `json:"raw_bytes"`
 
@@ -2606,6 +2702,9 @@ type PlanIfMatch = string
 // ProfileID defines model for ProfileID.
 type ProfileID = string
 
+// QueryID defines model for QueryID.
+type QueryID = string
+
 // RegionPath An AWS commercial Region code.
 type RegionPath = Region
 
@@ -2647,6 +2746,9 @@ type InternalError = Problem
 
 // NotFound An RFC 9457 problem detail.
 type NotFound = Problem
+
+// NotImplemented An RFC 9457 problem detail.
+type NotImplemented = Problem
 
 // PreconditionFailed An RFC 9457 problem detail.
 type PreconditionFailed = Problem
@@ -2913,6 +3015,24 @@ type ListProfileEventsParams struct {
 
 	// Event Only events with this name (track event or page/screen name).
 	Event *string `form:"event,omitempty" json:"event,omitempty"`
+}
+
+// ListLakeQueriesParams defines parameters for ListLakeQueries.
+type ListLakeQueriesParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetLakeQueryParams defines parameters for GetLakeQuery.
+type GetLakeQueryParams struct {
+	// Limit Rows a page.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `next_page_token` of the previous page.
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // ResumeTenantParams defines parameters for ResumeTenant.
@@ -3219,6 +3339,9 @@ type RegisterPrincipalJSONRequestBody = PrincipalRef
 
 // UnmergeProfileJSONRequestBody defines body for UnmergeProfile for application/json ContentType.
 type UnmergeProfileJSONRequestBody = UnmergeRequest
+
+// CreateLakeQueryJSONRequestBody defines body for CreateLakeQuery for application/json ContentType.
+type CreateLakeQueryJSONRequestBody = LakeQueryCreate
 
 // CreateSegmentJSONRequestBody defines body for CreateSegment for application/json ContentType.
 type CreateSegmentJSONRequestBody = SegmentCreate
@@ -4905,6 +5028,126 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/profiles/{profile_id}/unmerge (the `UnmergeProfile` operationId).
 	UnmergeProfile(ctx context.Context, tenantId TenantID, profileId ProfileID, body UnmergeProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListLakeQueries The tenant's queries, newest first
+	//
+	// The tenant's SQL queries, newest first, paged by `cursor`, with their
+	// state and statistics (not their results: read a query for them).
+	// Where queries need the embedded engine (AWS mode, for now) the list
+	// is empty: no query is accepted.
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/queries (the `ListLakeQueries` operationId).
+	ListLakeQueries(ctx context.Context, tenantId TenantID, params *ListLakeQueriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateLakeQueryWithBody Run a read-only SQL query over the tenant's lake tables
+	//
+	// Runs one read-only `SELECT` (or `WITH ... SELECT`) statement over the
+	// tenant's own clean tables (`tracks`, `identifies`, `pages`,
+	// `screens`, `groups`, `aliases`) and curated tables (`id_graph`,
+	// `id_graph_updates`, `external_id_mapping`,
+	// `external_id_mapping_updates`, `profile_traits`,
+	// `profile_traits_updates`, `segment_memberships`,
+	// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+	// Asynchronous, as Athena is: `202` with the query, `queued`; poll
+	// `GET .../queries/{query_id}` until it is `succeeded` (its result is
+	// there, paged, and as CSV), `failed` (`error` says why) or
+	// `cancelled`.
+	//
+	// The statement is checked before it is accepted; a refusal is a
+	// `400` problem whose `detail` says why and whose type names the
+	// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
+	// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
+	// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+	// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
+	// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
+	// qualified name such as `ten_x.tracks`: a query sees its tenant's
+	// tables only), `query-unknown-table`, `query-not-select` (anything
+	// else, or several statements), `query-syntax`, `query-too-long`,
+	// `query-invalid`.
+	// A query runs under a time limit (the server's `--query-timeout`,
+	// 60 s by default), a memory limit and a result limit; one over them
+	// ends `failed`, its `error` saying which. The bytes it scanned are
+	// metered as the tenant's `query_bytes`.
+	//
+	// The embedded default runs queries on DuckDB in a sandbox: only the
+	// tenant's tables are visible, external access is disabled and the
+	// configuration locked. In AWS mode queries will run on Athena in
+	// the tenant's workgroup; until then they answer `501`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/queries (the `CreateLakeQuery` operationId).
+	CreateLakeQueryWithBody(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateLakeQuery Run a read-only SQL query over the tenant's lake tables
+	//
+	// Runs one read-only `SELECT` (or `WITH ... SELECT`) statement over the
+	// tenant's own clean tables (`tracks`, `identifies`, `pages`,
+	// `screens`, `groups`, `aliases`) and curated tables (`id_graph`,
+	// `id_graph_updates`, `external_id_mapping`,
+	// `external_id_mapping_updates`, `profile_traits`,
+	// `profile_traits_updates`, `segment_memberships`,
+	// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+	// Asynchronous, as Athena is: `202` with the query, `queued`; poll
+	// `GET .../queries/{query_id}` until it is `succeeded` (its result is
+	// there, paged, and as CSV), `failed` (`error` says why) or
+	// `cancelled`.
+	//
+	// The statement is checked before it is accepted; a refusal is a
+	// `400` problem whose `detail` says why and whose type names the
+	// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
+	// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
+	// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+	// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
+	// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
+	// qualified name such as `ten_x.tracks`: a query sees its tenant's
+	// tables only), `query-unknown-table`, `query-not-select` (anything
+	// else, or several statements), `query-syntax`, `query-too-long`,
+	// `query-invalid`.
+	// A query runs under a time limit (the server's `--query-timeout`,
+	// 60 s by default), a memory limit and a result limit; one over them
+	// ends `failed`, its `error` saying which. The bytes it scanned are
+	// metered as the tenant's `query_bytes`.
+	//
+	// The embedded default runs queries on DuckDB in a sandbox: only the
+	// tenant's tables are visible, external access is disabled and the
+	// configuration locked. In AWS mode queries will run on Athena in
+	// the tenant's workgroup; until then they answer `501`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/queries (the `CreateLakeQuery` operationId).
+	CreateLakeQuery(ctx context.Context, tenantId TenantID, body CreateLakeQueryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetLakeQuery A query's state, statistics and a page of its result
+	//
+	// The query, and once it has `succeeded` a page of its result:
+	// `columns` (name and DuckDB type) and `rows` (arrays of values in
+	// the columns' order: numbers, text, booleans, null; times as RFC 3339
+	// text, decimals and 128-bit integers as text), at most `limit` of
+	// them from `page_token` (the previous page's `next_page_token`; null
+	// on the last page).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/queries/{query_id} (the `GetLakeQuery` operationId).
+	GetLakeQuery(ctx context.Context, tenantId TenantID, queryId QueryID, params *GetLakeQueryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelLakeQuery Cancel a queued or running query
+	//
+	// Cancels the query and stops it if it is running; a cancelled query
+	// is answered as it is. `409` (`query-done`) for a query that
+	// already succeeded or failed.
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/queries/{query_id}/cancel (the `CancelLakeQuery` operationId).
+	CancelLakeQuery(ctx context.Context, tenantId TenantID, queryId QueryID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DownloadLakeQueryResults A succeeded query's whole result as CSV
+	//
+	// The result as CSV (RFC 4180): a header row of the column names, then
+	// a line a row; null is an empty field. `409` (`query-not-done`) while
+	// the query is queued or running, or when it failed or was cancelled.
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/queries/{query_id}/results.csv (the `DownloadLakeQueryResults` operationId).
+	DownloadLakeQueryResults(ctx context.Context, tenantId TenantID, queryId QueryID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ResumeTenant Resume a suspended tenant
 	//
@@ -7497,6 +7740,186 @@ func (c *Client) UnmergeProfileWithBody(ctx context.Context, tenantId TenantID, 
 // Corresponds with POST /v1/tenants/{tenant_id}/profiles/{profile_id}/unmerge (the `UnmergeProfile` operationId).
 func (c *Client) UnmergeProfile(ctx context.Context, tenantId TenantID, profileId ProfileID, body UnmergeProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUnmergeProfileRequest(c.Server, tenantId, profileId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListLakeQueries The tenant's queries, newest first
+//
+// The tenant's SQL queries, newest first, paged by `cursor`, with their
+// state and statistics (not their results: read a query for them).
+// Where queries need the embedded engine (AWS mode, for now) the list
+// is empty: no query is accepted.
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/queries (the `ListLakeQueries` operationId).
+func (c *Client) ListLakeQueries(ctx context.Context, tenantId TenantID, params *ListLakeQueriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListLakeQueriesRequest(c.Server, tenantId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateLakeQueryWithBody Run a read-only SQL query over the tenant's lake tables
+//
+// Runs one read-only `SELECT` (or `WITH ... SELECT`) statement over the
+// tenant's own clean tables (`tracks`, `identifies`, `pages`,
+// `screens`, `groups`, `aliases`) and curated tables (`id_graph`,
+// `id_graph_updates`, `external_id_mapping`,
+// `external_id_mapping_updates`, `profile_traits`,
+// `profile_traits_updates`, `segment_memberships`,
+// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+// Asynchronous, as Athena is: `202` with the query, `queued`; poll
+// `GET .../queries/{query_id}` until it is `succeeded` (its result is
+// there, paged, and as CSV), `failed` (`error` says why) or
+// `cancelled`.
+//
+// The statement is checked before it is accepted; a refusal is a
+// `400` problem whose `detail` says why and whose type names the
+// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
+// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
+// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
+// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
+// qualified name such as `ten_x.tracks`: a query sees its tenant's
+// tables only), `query-unknown-table`, `query-not-select` (anything
+// else, or several statements), `query-syntax`, `query-too-long`,
+// `query-invalid`.
+// A query runs under a time limit (the server's `--query-timeout`,
+// 60 s by default), a memory limit and a result limit; one over them
+// ends `failed`, its `error` saying which. The bytes it scanned are
+// metered as the tenant's `query_bytes`.
+//
+// The embedded default runs queries on DuckDB in a sandbox: only the
+// tenant's tables are visible, external access is disabled and the
+// configuration locked. In AWS mode queries will run on Athena in
+// the tenant's workgroup; until then they answer `501`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/queries (the `CreateLakeQuery` operationId).
+func (c *Client) CreateLakeQueryWithBody(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateLakeQueryRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateLakeQuery Run a read-only SQL query over the tenant's lake tables
+//
+// Runs one read-only `SELECT` (or `WITH ... SELECT`) statement over the
+// tenant's own clean tables (`tracks`, `identifies`, `pages`,
+// `screens`, `groups`, `aliases`) and curated tables (`id_graph`,
+// `id_graph_updates`, `external_id_mapping`,
+// `external_id_mapping_updates`, `profile_traits`,
+// `profile_traits_updates`, `segment_memberships`,
+// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+// Asynchronous, as Athena is: `202` with the query, `queued`; poll
+// `GET .../queries/{query_id}` until it is `succeeded` (its result is
+// there, paged, and as CSV), `failed` (`error` says why) or
+// `cancelled`.
+//
+// The statement is checked before it is accepted; a refusal is a
+// `400` problem whose `detail` says why and whose type names the
+// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
+// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
+// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
+// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
+// qualified name such as `ten_x.tracks`: a query sees its tenant's
+// tables only), `query-unknown-table`, `query-not-select` (anything
+// else, or several statements), `query-syntax`, `query-too-long`,
+// `query-invalid`.
+// A query runs under a time limit (the server's `--query-timeout`,
+// 60 s by default), a memory limit and a result limit; one over them
+// ends `failed`, its `error` saying which. The bytes it scanned are
+// metered as the tenant's `query_bytes`.
+//
+// The embedded default runs queries on DuckDB in a sandbox: only the
+// tenant's tables are visible, external access is disabled and the
+// configuration locked. In AWS mode queries will run on Athena in
+// the tenant's workgroup; until then they answer `501`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/queries (the `CreateLakeQuery` operationId).
+func (c *Client) CreateLakeQuery(ctx context.Context, tenantId TenantID, body CreateLakeQueryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateLakeQueryRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetLakeQuery A query's state, statistics and a page of its result
+//
+// The query, and once it has `succeeded` a page of its result:
+// `columns` (name and DuckDB type) and `rows` (arrays of values in
+// the columns' order: numbers, text, booleans, null; times as RFC 3339
+// text, decimals and 128-bit integers as text), at most `limit` of
+// them from `page_token` (the previous page's `next_page_token`; null
+// on the last page).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/queries/{query_id} (the `GetLakeQuery` operationId).
+func (c *Client) GetLakeQuery(ctx context.Context, tenantId TenantID, queryId QueryID, params *GetLakeQueryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetLakeQueryRequest(c.Server, tenantId, queryId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelLakeQuery Cancel a queued or running query
+//
+// Cancels the query and stops it if it is running; a cancelled query
+// is answered as it is. `409` (`query-done`) for a query that
+// already succeeded or failed.
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/queries/{query_id}/cancel (the `CancelLakeQuery` operationId).
+func (c *Client) CancelLakeQuery(ctx context.Context, tenantId TenantID, queryId QueryID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelLakeQueryRequest(c.Server, tenantId, queryId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DownloadLakeQueryResults A succeeded query's whole result as CSV
+//
+// The result as CSV (RFC 4180): a header row of the column names, then
+// a line a row; null is an empty field. `409` (`query-not-done`) while
+// the query is queued or running, or when it failed or was cancelled.
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/queries/{query_id}/results.csv (the `DownloadLakeQueryResults` operationId).
+func (c *Client) DownloadLakeQueryResults(ctx context.Context, tenantId TenantID, queryId QueryID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDownloadLakeQueryResultsRequest(c.Server, tenantId, queryId)
 	if err != nil {
 		return nil, err
 	}
@@ -11575,6 +11998,288 @@ func NewUnmergeProfileRequestWithBody(server string, tenantId TenantID, profileI
 	return req, nil
 }
 
+// NewListLakeQueriesRequest constructs an http.Request for the ListLakeQueries method
+func NewListLakeQueriesRequest(server string, tenantId TenantID, params *ListLakeQueriesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/queries", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateLakeQueryRequest calls the generic CreateLakeQuery builder with application/json body
+func NewCreateLakeQueryRequest(server string, tenantId TenantID, body CreateLakeQueryJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateLakeQueryRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewCreateLakeQueryRequestWithBody constructs an http.Request for the CreateLakeQuery method, with any body, and a specified content type
+func NewCreateLakeQueryRequestWithBody(server string, tenantId TenantID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/queries", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetLakeQueryRequest constructs an http.Request for the GetLakeQuery method
+func NewGetLakeQueryRequest(server string, tenantId TenantID, queryId QueryID, params *GetLakeQueryParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "query_id", queryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/queries/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelLakeQueryRequest constructs an http.Request for the CancelLakeQuery method
+func NewCancelLakeQueryRequest(server string, tenantId TenantID, queryId QueryID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "query_id", queryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/queries/%s/cancel", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDownloadLakeQueryResultsRequest constructs an http.Request for the DownloadLakeQueryResults method
+func NewDownloadLakeQueryResultsRequest(server string, tenantId TenantID, queryId QueryID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "query_id", queryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/queries/%s/results.csv", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewResumeTenantRequest constructs an http.Request for the ResumeTenant method
 func NewResumeTenantRequest(server string, tenantId TenantID, params *ResumeTenantParams) (*http.Request, error) {
 	var err error
@@ -15320,6 +16025,134 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/profiles/{profile_id}/unmerge (the `UnmergeProfile` operationId).
 	UnmergeProfileWithResponse(ctx context.Context, tenantId TenantID, profileId ProfileID, body UnmergeProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*UnmergeProfileResponse, error)
+
+	// ListLakeQueriesWithResponse The tenant's queries, newest first
+	//
+	// The tenant's SQL queries, newest first, paged by `cursor`, with their
+	// state and statistics (not their results: read a query for them).
+	// Where queries need the embedded engine (AWS mode, for now) the list
+	// is empty: no query is accepted.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/queries (the `ListLakeQueries` operationId).
+	ListLakeQueriesWithResponse(ctx context.Context, tenantId TenantID, params *ListLakeQueriesParams, reqEditors ...RequestEditorFn) (*ListLakeQueriesResponse, error)
+
+	// CreateLakeQueryWithBodyWithResponse Run a read-only SQL query over the tenant's lake tables
+	//
+	// Runs one read-only `SELECT` (or `WITH ... SELECT`) statement over the
+	// tenant's own clean tables (`tracks`, `identifies`, `pages`,
+	// `screens`, `groups`, `aliases`) and curated tables (`id_graph`,
+	// `id_graph_updates`, `external_id_mapping`,
+	// `external_id_mapping_updates`, `profile_traits`,
+	// `profile_traits_updates`, `segment_memberships`,
+	// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+	// Asynchronous, as Athena is: `202` with the query, `queued`; poll
+	// `GET .../queries/{query_id}` until it is `succeeded` (its result is
+	// there, paged, and as CSV), `failed` (`error` says why) or
+	// `cancelled`.
+	//
+	// The statement is checked before it is accepted; a refusal is a
+	// `400` problem whose `detail` says why and whose type names the
+	// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
+	// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
+	// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+	// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
+	// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
+	// qualified name such as `ten_x.tracks`: a query sees its tenant's
+	// tables only), `query-unknown-table`, `query-not-select` (anything
+	// else, or several statements), `query-syntax`, `query-too-long`,
+	// `query-invalid`.
+	// A query runs under a time limit (the server's `--query-timeout`,
+	// 60 s by default), a memory limit and a result limit; one over them
+	// ends `failed`, its `error` saying which. The bytes it scanned are
+	// metered as the tenant's `query_bytes`.
+	//
+	// The embedded default runs queries on DuckDB in a sandbox: only the
+	// tenant's tables are visible, external access is disabled and the
+	// configuration locked. In AWS mode queries will run on Athena in
+	// the tenant's workgroup; until then they answer `501`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/queries (the `CreateLakeQuery` operationId).
+	CreateLakeQueryWithBodyWithResponse(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateLakeQueryResponse, error)
+
+	// CreateLakeQueryWithResponse Run a read-only SQL query over the tenant's lake tables
+	//
+	// Runs one read-only `SELECT` (or `WITH ... SELECT`) statement over the
+	// tenant's own clean tables (`tracks`, `identifies`, `pages`,
+	// `screens`, `groups`, `aliases`) and curated tables (`id_graph`,
+	// `id_graph_updates`, `external_id_mapping`,
+	// `external_id_mapping_updates`, `profile_traits`,
+	// `profile_traits_updates`, `segment_memberships`,
+	// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+	// Asynchronous, as Athena is: `202` with the query, `queued`; poll
+	// `GET .../queries/{query_id}` until it is `succeeded` (its result is
+	// there, paged, and as CSV), `failed` (`error` says why) or
+	// `cancelled`.
+	//
+	// The statement is checked before it is accepted; a refusal is a
+	// `400` problem whose `detail` says why and whose type names the
+	// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
+	// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
+	// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+	// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
+	// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
+	// qualified name such as `ten_x.tracks`: a query sees its tenant's
+	// tables only), `query-unknown-table`, `query-not-select` (anything
+	// else, or several statements), `query-syntax`, `query-too-long`,
+	// `query-invalid`.
+	// A query runs under a time limit (the server's `--query-timeout`,
+	// 60 s by default), a memory limit and a result limit; one over them
+	// ends `failed`, its `error` saying which. The bytes it scanned are
+	// metered as the tenant's `query_bytes`.
+	//
+	// The embedded default runs queries on DuckDB in a sandbox: only the
+	// tenant's tables are visible, external access is disabled and the
+	// configuration locked. In AWS mode queries will run on Athena in
+	// the tenant's workgroup; until then they answer `501`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/queries (the `CreateLakeQuery` operationId).
+	CreateLakeQueryWithResponse(ctx context.Context, tenantId TenantID, body CreateLakeQueryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateLakeQueryResponse, error)
+
+	// GetLakeQueryWithResponse A query's state, statistics and a page of its result
+	//
+	// The query, and once it has `succeeded` a page of its result:
+	// `columns` (name and DuckDB type) and `rows` (arrays of values in
+	// the columns' order: numbers, text, booleans, null; times as RFC 3339
+	// text, decimals and 128-bit integers as text), at most `limit` of
+	// them from `page_token` (the previous page's `next_page_token`; null
+	// on the last page).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/queries/{query_id} (the `GetLakeQuery` operationId).
+	GetLakeQueryWithResponse(ctx context.Context, tenantId TenantID, queryId QueryID, params *GetLakeQueryParams, reqEditors ...RequestEditorFn) (*GetLakeQueryResponse, error)
+
+	// CancelLakeQueryWithResponse Cancel a queued or running query
+	//
+	// Cancels the query and stops it if it is running; a cancelled query
+	// is answered as it is. `409` (`query-done`) for a query that
+	// already succeeded or failed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/queries/{query_id}/cancel (the `CancelLakeQuery` operationId).
+	CancelLakeQueryWithResponse(ctx context.Context, tenantId TenantID, queryId QueryID, reqEditors ...RequestEditorFn) (*CancelLakeQueryResponse, error)
+
+	// DownloadLakeQueryResultsWithResponse A succeeded query's whole result as CSV
+	//
+	// The result as CSV (RFC 4180): a header row of the column names, then
+	// a line a row; null is an empty field. `409` (`query-not-done`) while
+	// the query is queued or running, or when it failed or was cancelled.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/queries/{query_id}/results.csv (the `DownloadLakeQueryResults` operationId).
+	DownloadLakeQueryResultsWithResponse(ctx context.Context, tenantId TenantID, queryId QueryID, reqEditors ...RequestEditorFn) (*DownloadLakeQueryResultsResponse, error)
 
 	// ResumeTenantWithResponse Resume a suspended tenant
 	//
@@ -21762,6 +22595,543 @@ func (r UnmergeProfileResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UnmergeProfileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListLakeQueriesResponse401Headers the declared response headers of an HTTP 401 response for ListLakeQueries
+type ListLakeQueriesResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ListLakeQueriesResponse429Headers the declared response headers of an HTTP 429 response for ListLakeQueries
+type ListLakeQueriesResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+
+type ListLakeQueriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LakeQueryList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListLakeQueriesResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListLakeQueriesResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListLakeQueriesResponse) GetJSON200() *LakeQueryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListLakeQueriesResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListLakeQueriesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListLakeQueriesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListLakeQueriesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListLakeQueriesResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListLakeQueriesResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListLakeQueriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListLakeQueriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListLakeQueriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListLakeQueriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateLakeQueryResponse202Headers the declared response headers of an HTTP 202 response for CreateLakeQuery
+type CreateLakeQueryResponse202Headers struct {
+	Location string
+}
+
+// CreateLakeQueryResponse401Headers the declared response headers of an HTTP 401 response for CreateLakeQuery
+type CreateLakeQueryResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// CreateLakeQueryResponse429Headers the declared response headers of an HTTP 429 response for CreateLakeQuery
+type CreateLakeQueryResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+
+type CreateLakeQueryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *LakeQuery
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
+	ApplicationproblemJSON501 *NotImplemented
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CreateLakeQueryResponse202Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateLakeQueryResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateLakeQueryResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CreateLakeQueryResponse) GetJSON202() *LakeQuery {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateLakeQueryResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateLakeQueryResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateLakeQueryResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreateLakeQueryResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateLakeQueryResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateLakeQueryResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateLakeQueryResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateLakeQueryResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateLakeQueryResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
+func (r CreateLakeQueryResponse) GetApplicationproblemJSON501() *NotImplemented {
+	return r.ApplicationproblemJSON501
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateLakeQueryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateLakeQueryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateLakeQueryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateLakeQueryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetLakeQueryResponse401Headers the declared response headers of an HTTP 401 response for GetLakeQuery
+type GetLakeQueryResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetLakeQueryResponse429Headers the declared response headers of an HTTP 429 response for GetLakeQuery
+type GetLakeQueryResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+
+type GetLakeQueryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LakeQuery
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetLakeQueryResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetLakeQueryResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetLakeQueryResponse) GetJSON200() *LakeQuery {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetLakeQueryResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetLakeQueryResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetLakeQueryResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetLakeQueryResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetLakeQueryResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetLakeQueryResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetLakeQueryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetLakeQueryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetLakeQueryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetLakeQueryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelLakeQueryResponse401Headers the declared response headers of an HTTP 401 response for CancelLakeQuery
+type CancelLakeQueryResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// CancelLakeQueryResponse429Headers the declared response headers of an HTTP 429 response for CancelLakeQuery
+type CancelLakeQueryResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+
+type CancelLakeQueryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LakeQuery
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelLakeQueryResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CancelLakeQueryResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelLakeQueryResponse) GetJSON200() *LakeQuery {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CancelLakeQueryResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CancelLakeQueryResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CancelLakeQueryResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CancelLakeQueryResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelLakeQueryResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CancelLakeQueryResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CancelLakeQueryResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelLakeQueryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelLakeQueryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelLakeQueryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelLakeQueryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DownloadLakeQueryResultsResponse401Headers the declared response headers of an HTTP 401 response for DownloadLakeQueryResults
+type DownloadLakeQueryResultsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// DownloadLakeQueryResultsResponse429Headers the declared response headers of an HTTP 429 response for DownloadLakeQueryResults
+type DownloadLakeQueryResultsResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+
+type DownloadLakeQueryResultsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DownloadLakeQueryResultsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DownloadLakeQueryResultsResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DownloadLakeQueryResultsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DownloadLakeQueryResultsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DownloadLakeQueryResultsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DownloadLakeQueryResultsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DownloadLakeQueryResultsResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DownloadLakeQueryResultsResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DownloadLakeQueryResultsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DownloadLakeQueryResultsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DownloadLakeQueryResultsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DownloadLakeQueryResultsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DownloadLakeQueryResultsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -28459,6 +29829,170 @@ func (c *ClientWithResponses) UnmergeProfileWithResponse(ctx context.Context, te
 		return nil, err
 	}
 	return ParseUnmergeProfileResponse(rsp)
+}
+
+// ListLakeQueriesWithResponse The tenant's queries, newest first
+//
+// The tenant's SQL queries, newest first, paged by `cursor`, with their
+// state and statistics (not their results: read a query for them).
+// Where queries need the embedded engine (AWS mode, for now) the list
+// is empty: no query is accepted.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/queries (the `ListLakeQueries` operationId).
+func (c *ClientWithResponses) ListLakeQueriesWithResponse(ctx context.Context, tenantId TenantID, params *ListLakeQueriesParams, reqEditors ...RequestEditorFn) (*ListLakeQueriesResponse, error) {
+	rsp, err := c.ListLakeQueries(ctx, tenantId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListLakeQueriesResponse(rsp)
+}
+
+// CreateLakeQueryWithBodyWithResponse Run a read-only SQL query over the tenant's lake tables
+//
+// Runs one read-only `SELECT` (or `WITH ... SELECT`) statement over the
+// tenant's own clean tables (`tracks`, `identifies`, `pages`,
+// `screens`, `groups`, `aliases`) and curated tables (`id_graph`,
+// `id_graph_updates`, `external_id_mapping`,
+// `external_id_mapping_updates`, `profile_traits`,
+// `profile_traits_updates`, `segment_memberships`,
+// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+// Asynchronous, as Athena is: `202` with the query, `queued`; poll
+// `GET .../queries/{query_id}` until it is `succeeded` (its result is
+// there, paged, and as CSV), `failed` (`error` says why) or
+// `cancelled`.
+//
+// The statement is checked before it is accepted; a refusal is a
+// `400` problem whose `detail` says why and whose type names the
+// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
+// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
+// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
+// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
+// qualified name such as `ten_x.tracks`: a query sees its tenant's
+// tables only), `query-unknown-table`, `query-not-select` (anything
+// else, or several statements), `query-syntax`, `query-too-long`,
+// `query-invalid`.
+// A query runs under a time limit (the server's `--query-timeout`,
+// 60 s by default), a memory limit and a result limit; one over them
+// ends `failed`, its `error` saying which. The bytes it scanned are
+// metered as the tenant's `query_bytes`.
+//
+// The embedded default runs queries on DuckDB in a sandbox: only the
+// tenant's tables are visible, external access is disabled and the
+// configuration locked. In AWS mode queries will run on Athena in
+// the tenant's workgroup; until then they answer `501`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/queries (the `CreateLakeQuery` operationId).
+func (c *ClientWithResponses) CreateLakeQueryWithBodyWithResponse(ctx context.Context, tenantId TenantID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateLakeQueryResponse, error) {
+	rsp, err := c.CreateLakeQueryWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateLakeQueryResponse(rsp)
+}
+
+// CreateLakeQueryWithResponse Run a read-only SQL query over the tenant's lake tables
+//
+// Runs one read-only `SELECT` (or `WITH ... SELECT`) statement over the
+// tenant's own clean tables (`tracks`, `identifies`, `pages`,
+// `screens`, `groups`, `aliases`) and curated tables (`id_graph`,
+// `id_graph_updates`, `external_id_mapping`,
+// `external_id_mapping_updates`, `profile_traits`,
+// `profile_traits_updates`, `segment_memberships`,
+// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+// Asynchronous, as Athena is: `202` with the query, `queued`; poll
+// `GET .../queries/{query_id}` until it is `succeeded` (its result is
+// there, paged, and as CSV), `failed` (`error` says why) or
+// `cancelled`.
+//
+// The statement is checked before it is accepted; a refusal is a
+// `400` problem whose `detail` says why and whose type names the
+// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
+// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
+// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
+// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
+// qualified name such as `ten_x.tracks`: a query sees its tenant's
+// tables only), `query-unknown-table`, `query-not-select` (anything
+// else, or several statements), `query-syntax`, `query-too-long`,
+// `query-invalid`.
+// A query runs under a time limit (the server's `--query-timeout`,
+// 60 s by default), a memory limit and a result limit; one over them
+// ends `failed`, its `error` saying which. The bytes it scanned are
+// metered as the tenant's `query_bytes`.
+//
+// The embedded default runs queries on DuckDB in a sandbox: only the
+// tenant's tables are visible, external access is disabled and the
+// configuration locked. In AWS mode queries will run on Athena in
+// the tenant's workgroup; until then they answer `501`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/queries (the `CreateLakeQuery` operationId).
+func (c *ClientWithResponses) CreateLakeQueryWithResponse(ctx context.Context, tenantId TenantID, body CreateLakeQueryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateLakeQueryResponse, error) {
+	rsp, err := c.CreateLakeQuery(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateLakeQueryResponse(rsp)
+}
+
+// GetLakeQueryWithResponse A query's state, statistics and a page of its result
+//
+// The query, and once it has `succeeded` a page of its result:
+// `columns` (name and DuckDB type) and `rows` (arrays of values in
+// the columns' order: numbers, text, booleans, null; times as RFC 3339
+// text, decimals and 128-bit integers as text), at most `limit` of
+// them from `page_token` (the previous page's `next_page_token`; null
+// on the last page).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/queries/{query_id} (the `GetLakeQuery` operationId).
+func (c *ClientWithResponses) GetLakeQueryWithResponse(ctx context.Context, tenantId TenantID, queryId QueryID, params *GetLakeQueryParams, reqEditors ...RequestEditorFn) (*GetLakeQueryResponse, error) {
+	rsp, err := c.GetLakeQuery(ctx, tenantId, queryId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetLakeQueryResponse(rsp)
+}
+
+// CancelLakeQueryWithResponse Cancel a queued or running query
+//
+// Cancels the query and stops it if it is running; a cancelled query
+// is answered as it is. `409` (`query-done`) for a query that
+// already succeeded or failed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/queries/{query_id}/cancel (the `CancelLakeQuery` operationId).
+func (c *ClientWithResponses) CancelLakeQueryWithResponse(ctx context.Context, tenantId TenantID, queryId QueryID, reqEditors ...RequestEditorFn) (*CancelLakeQueryResponse, error) {
+	rsp, err := c.CancelLakeQuery(ctx, tenantId, queryId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelLakeQueryResponse(rsp)
+}
+
+// DownloadLakeQueryResultsWithResponse A succeeded query's whole result as CSV
+//
+// The result as CSV (RFC 4180): a header row of the column names, then
+// a line a row; null is an empty field. `409` (`query-not-done`) while
+// the query is queued or running, or when it failed or was cancelled.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/queries/{query_id}/results.csv (the `DownloadLakeQueryResults` operationId).
+func (c *ClientWithResponses) DownloadLakeQueryResultsWithResponse(ctx context.Context, tenantId TenantID, queryId QueryID, reqEditors ...RequestEditorFn) (*DownloadLakeQueryResultsResponse, error) {
+	rsp, err := c.DownloadLakeQueryResults(ctx, tenantId, queryId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDownloadLakeQueryResultsResponse(rsp)
 }
 
 // ResumeTenantWithResponse Resume a suspended tenant
@@ -35384,6 +36918,576 @@ func ParseUnmergeProfileResponse(rsp *http.Response) (*UnmergeProfileResponse, e
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers UnmergeProfileResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListLakeQueriesResponse parses an HTTP response from a ListLakeQueriesWithResponse call
+func ParseListLakeQueriesResponse(rsp *http.Response) (*ListLakeQueriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListLakeQueriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LakeQueryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListLakeQueriesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListLakeQueriesResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateLakeQueryResponse parses an HTTP response from a CreateLakeQueryWithResponse call
+func ParseCreateLakeQueryResponse(rsp *http.Response) (*CreateLakeQueryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateLakeQueryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest LakeQuery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest NotImplemented
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON501 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CreateLakeQueryResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateLakeQueryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateLakeQueryResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetLakeQueryResponse parses an HTTP response from a GetLakeQueryWithResponse call
+func ParseGetLakeQueryResponse(rsp *http.Response) (*GetLakeQueryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetLakeQueryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LakeQuery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetLakeQueryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetLakeQueryResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelLakeQueryResponse parses an HTTP response from a CancelLakeQueryWithResponse call
+func ParseCancelLakeQueryResponse(rsp *http.Response) (*CancelLakeQueryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelLakeQueryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LakeQuery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CancelLakeQueryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CancelLakeQueryResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDownloadLakeQueryResultsResponse parses an HTTP response from a DownloadLakeQueryResultsWithResponse call
+func ParseDownloadLakeQueryResultsResponse(rsp *http.Response) (*DownloadLakeQueryResultsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DownloadLakeQueryResultsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DownloadLakeQueryResultsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DownloadLakeQueryResultsResponse429Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

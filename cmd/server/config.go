@@ -55,6 +55,7 @@ type config struct {
 	// and pool.yaml rollouts apply instead of the embedded templates.
 	RolloutTemplates  string
 	LakeInterval      time.Duration
+	QueryTimeout      time.Duration
 	MaxTenantTokenTTL time.Duration
 	MaxAdminTokenTTL  time.Duration
 	// StackRoleARN, if set, is the service role CloudFormation creates
@@ -151,6 +152,7 @@ func (c *config) settings() []setting {
 		{"drift-interval", "CAIRN_DRIFT_INTERVAL", "24h", "how often CloudFormation drift detection runs on every stack, a Region at a time", &c.DriftInterval, cmdServe},
 		{"rollout-templates", "CAIRN_ROLLOUT_TEMPLATES", "", "directory whose tenant-dedicated.yaml and pool.yaml rollouts apply instead of the templates built in (each file present replaces its template)", &c.RolloutTemplates, cmdServe},
 		{"lake-interval", "CAIRN_LAKE_INTERVAL", "5m", "how often every active tenant's raw zone is refined into its clean and curated zones (on Athena with cloud aws, DuckDB otherwise); at least 1s; 0 turns the refinery's sweep off", &c.LakeInterval, cmdServe},
+		{"query-timeout", "CAIRN_QUERY_TIMEOUT", "60s", "time limit of a tenant's SQL query over its lake (embedded default); at least 1s", &c.QueryTimeout, cmdServe},
 		{"usage-report-bucket", "CAIRN_USAGE_REPORT_BUCKET", "", "s3://bucket[/prefix] (in AWS_REGION) that receives the daily usage reports; empty writes them to <data-dir>/usage-reports", &c.UsageReportBucket, cmdServe},
 		{"key-encryption-kms-key", "CAIRN_KEY_ENCRYPTION_KMS_KEY", "", "ARN of an AWS KMS key (or alias) whose data key, kept wrapped in the database, seals the signing keys; instead of CAIRN_KEY_ENCRYPTION_KEY(_FILE)", &c.KEKKMSKey, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"stack-role-arn", "CAIRN_STACK_ROLE_ARN", "", "ARN of the IAM role CloudFormation creates and deletes tenant stacks with (with cloud aws); empty uses the server's own credentials", &c.StackRoleARN, cmdServe},
@@ -254,6 +256,9 @@ func (c *config) validate() error {
 	}
 	if c.LakeInterval != 0 && c.LakeInterval < time.Second {
 		return errors.New("lake-interval must be 0 (off) or at least 1s")
+	}
+	if c.QueryTimeout < time.Second {
+		return errors.New("query-timeout must be at least 1s")
 	}
 	if c.MaxWorkers < 1 {
 		return errors.New("max-workers must be at least 1")

@@ -18,29 +18,31 @@ import (
 
 // newLake makes the refinery: on AWS's engines in AWS mode (Athena in
 // each tenant's workgroup, Glue for the catalog, with settings), DuckDB
-// over the local zones otherwise.
-func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, now func() time.Time) (*lake.Service, func() error, error) {
+// over the local zones otherwise, returned too (the query sandbox reads its
+// zones; nil in AWS mode, which has no querier yet).
+func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, now func() time.Time) (*lake.Service, *duckdb.Engine, func() error, error) {
 	var engine lake.Engine
+	var local *duckdb.Engine
 	closeEngine := func() error { return nil }
 	if cfg.Cloud == "aws" {
 		e, err := athena.New(ctx, athena.Config{AWS: settings})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		engine = e
 	} else {
 		e, err := duckdb.New(duckdb.Config{Root: filepath.Join(cfg.DataDir, "zones")})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		engine, closeEngine = e, e.Close
+		engine, local, closeEngine = e, e, e.Close
 	}
 	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements), Now: now})
 	if err != nil {
 		closeEngine()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return svc, closeEngine, nil
+	return svc, local, closeEngine, nil
 }
 
 // lakeLocator reads a tenant's zones from its home placement's outputs

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -101,6 +102,12 @@ func (lt *lakeTenant) profileOf(t *testing.T, identifier string) string {
 // never, the test runs the refinery), and onboards a tenant with a source.
 func startLake(t *testing.T, interval string) *lakeTenant {
 	t.Helper()
+	return startLakeVars(t, interval, nil)
+}
+
+// startLakeVars is startLake with more of the server's variables.
+func startLakeVars(t *testing.T, interval string, more map[string]string) *lakeTenant {
+	t.Helper()
 	dir := t.TempDir()
 	admin, err := runToken(t, "--admin", "--data-dir", dir)
 	if err != nil {
@@ -109,6 +116,7 @@ func startLake(t *testing.T, interval string) *lakeTenant {
 	svcs := make(chan *lake.Service, 1)
 	vars := activationVars(dir)
 	vars["CAIRN_LAKE_INTERVAL"] = interval
+	maps.Copy(vars, more)
 	base, _ := startServerHooks(t, t.Context(), vars, hooks{
 		lakeNow: func() time.Time { return time.Now().Add(2 * time.Hour) },
 		lake:    svcs,

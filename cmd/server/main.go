@@ -525,15 +525,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	if err != nil {
 		return err
 	}
-	offboarder, err := offboarding.New(offboarding.Config{
-		Store: db, Tenants: tenantSvc, Grants: grantSvc, Sources: sources, Profiles: profileSvc, Stacks: prov,
-		// In AWS mode a dedicated tenant's items are in its own table.
-		DedicatedTables: cfg.Cloud == "aws",
-		PollInterval:    cfg.StackPollInterval, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
 
 	rolloutTemplates, err := loadRolloutTemplates(cfg.RolloutTemplates)
 	if err != nil {
@@ -555,11 +546,27 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 
 	// The refinery (Athena in AWS mode, DuckDB otherwise): erasures reach
 	// its zones.
-	lakeSvc, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, placements, h.lakeNow)
+	lakeSvc, lakeEngine, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, placements, h.lakeNow)
 	if err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}
 	defer closeLake()
+	// Tenants' SQL over their lake: the DuckDB sandbox in the embedded
+	// default, none yet in AWS mode (the routes answer 501).
+	querySvc, err := newQueries(cfg, db, lakeEngine, placements, counting)
+	if err != nil {
+		return fmt.Errorf("queries: %w", err)
+	}
+	offboarder, err := offboarding.New(offboarding.Config{
+		Store: db, Tenants: tenantSvc, Grants: grantSvc, Sources: sources, Profiles: profileSvc, Stacks: prov,
+		// In AWS mode a dedicated tenant's items are in its own table.
+		DedicatedTables: cfg.Cloud == "aws",
+		PollInterval:    cfg.StackPollInterval, Logger: log,
+		Extra: []offboarding.Step{{Name: "forget_queries", Run: querySvc.ForgetTenant}},
+	})
+	if err != nil {
+		return err
+	}
 
 	workers := river.NewWorkers()
 	prov.Register(workers)
@@ -569,6 +576,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	grantSvc.Register(workers)
 	profileSvc.Register(workers)
 	fleetRelay.Register(workers)
+	querySvc.Register(workers)
 	registerMaintenance(workers, db)
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
@@ -655,6 +663,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Offboarding:  offboarder,
 		Attention:    db,
 		Lake:         lakeStatus,
+		Queries:      querySvc,
 		Plans:        planSvc,
 		Limits:       limits(cfg, liveReplicas, h),
 	})

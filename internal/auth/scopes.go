@@ -21,6 +21,9 @@ const (
 	ScopeUsageRead     = "usage:read"
 	// ScopeAuditRead reads the tenant's own audit trail.
 	ScopeAuditRead = "audit:read"
+	// ScopeLakeQuery runs read-only SQL over the tenant's lake tables and
+	// reads the results.
+	ScopeLakeQuery = "lake:query"
 )
 
 var tenantScopes = []string{
@@ -30,6 +33,7 @@ var tenantScopes = []string{
 	ScopeGrantsWrite, ScopeEventsWrite,
 	ScopeUsageRead,
 	ScopeAuditRead,
+	ScopeLakeQuery,
 }
 
 // TenantScopes returns every scope a tenant token may carry.

@@ -141,6 +141,33 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for LakeQueryState.
+const (
+	LakeQueryStateCancelled LakeQueryState = "cancelled"
+	LakeQueryStateFailed    LakeQueryState = "failed"
+	LakeQueryStateQueued    LakeQueryState = "queued"
+	LakeQueryStateRunning   LakeQueryState = "running"
+	LakeQueryStateSucceeded LakeQueryState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the LakeQueryState enum.
+func (e LakeQueryState) Valid() bool {
+	switch e {
+	case LakeQueryStateCancelled:
+		return true
+	case LakeQueryStateFailed:
+		return true
+	case LakeQueryStateQueued:
+		return true
+	case LakeQueryStateRunning:
+		return true
+	case LakeQueryStateSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LakeTableZone.
 const (
 	LakeTableZoneClean   LakeTableZone = "clean"
@@ -662,40 +689,43 @@ func (e StackDriftStatus) Valid() bool {
 
 // Defines values for TenantScope.
 const (
-	AuditRead     TenantScope = "audit:read"
-	EventsWrite   TenantScope = "events:write"
-	GrantsWrite   TenantScope = "grants:write"
-	ProfilesRead  TenantScope = "profiles:read"
-	ProfilesWrite TenantScope = "profiles:write"
-	SegmentsRead  TenantScope = "segments:read"
-	SegmentsWrite TenantScope = "segments:write"
-	UsageRead     TenantScope = "usage:read"
-	WebhooksRead  TenantScope = "webhooks:read"
-	WebhooksWrite TenantScope = "webhooks:write"
+	TenantScopeAuditRead     TenantScope = "audit:read"
+	TenantScopeEventsWrite   TenantScope = "events:write"
+	TenantScopeGrantsWrite   TenantScope = "grants:write"
+	TenantScopeLakeQuery     TenantScope = "lake:query"
+	TenantScopeProfilesRead  TenantScope = "profiles:read"
+	TenantScopeProfilesWrite TenantScope = "profiles:write"
+	TenantScopeSegmentsRead  TenantScope = "segments:read"
+	TenantScopeSegmentsWrite TenantScope = "segments:write"
+	TenantScopeUsageRead     TenantScope = "usage:read"
+	TenantScopeWebhooksRead  TenantScope = "webhooks:read"
+	TenantScopeWebhooksWrite TenantScope = "webhooks:write"
 )
 
 // Valid indicates whether the value is a known member of the TenantScope enum.
 func (e TenantScope) Valid() bool {
 	switch e {
-	case AuditRead:
+	case TenantScopeAuditRead:
 		return true
-	case EventsWrite:
+	case TenantScopeEventsWrite:
 		return true
-	case GrantsWrite:
+	case TenantScopeGrantsWrite:
 		return true
-	case ProfilesRead:
+	case TenantScopeLakeQuery:
 		return true
-	case ProfilesWrite:
+	case TenantScopeProfilesRead:
 		return true
-	case SegmentsRead:
+	case TenantScopeProfilesWrite:
 		return true
-	case SegmentsWrite:
+	case TenantScopeSegmentsRead:
 		return true
-	case UsageRead:
+	case TenantScopeSegmentsWrite:
 		return true
-	case WebhooksRead:
+	case TenantScopeUsageRead:
 		return true
-	case WebhooksWrite:
+	case TenantScopeWebhooksRead:
+		return true
+	case TenantScopeWebhooksWrite:
 		return true
 	default:
 		return false
@@ -1234,6 +1264,69 @@ type JWKS struct {
 
 // Labels Free-form labels. Keys are 1 to 63 characters of a-z, 0-9, '_', '.', '/', '-', starting and ending alphanumeric.
 type Labels map[string]string
+
+// LakeQuery defines model for LakeQuery.
+type LakeQuery struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Error Why a failed query failed (a limit it ran over, an error in the query); null otherwise.
+	Error      *string    `json:"error"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Id         string     `json:"id"`
+
+	// Result A page of a succeeded query's result (getLakeQuery only).
+	Result     *LakeQueryResult    `json:"result,omitempty"`
+	Sql        string              `json:"sql"`
+	StartedAt  *time.Time          `json:"started_at"`
+	State      LakeQueryState      `json:"state"`
+	Statistics LakeQueryStatistics `json:"statistics"`
+
+	// TenantId A random, prefixed tenant ID.
+	//
+	// Example: ten_7f3kq2w6xbm4zr5vjc2nd7ayqe
+	TenantId TenantID `json:"tenant_id"`
+}
+
+// LakeQueryColumn defines model for LakeQueryColumn.
+type LakeQueryColumn struct {
+	Name string `json:"name"`
+
+	// Type DuckDB's name of the column's type: VARCHAR, BIGINT, DATE, TIMESTAMP WITH TIME ZONE, ...
+	Type string `json:"type"`
+}
+
+// LakeQueryCreate defines model for LakeQueryCreate.
+type LakeQueryCreate struct {
+	// Sql One read-only SELECT (or WITH) statement.
+	Sql string `json:"sql"`
+}
+
+// LakeQueryList defines model for LakeQueryList.
+type LakeQueryList struct {
+	Items      []LakeQuery `json:"items"`
+	NextCursor *string     `json:"next_cursor"`
+}
+
+// LakeQueryResult A page of a succeeded query's result (getLakeQuery only).
+type LakeQueryResult struct {
+	Columns       []LakeQueryColumn `json:"columns"`
+	NextPageToken *string           `json:"next_page_token"`
+	Rows          [][]interface{}   `json:"rows"`
+}
+
+// LakeQueryState defines model for LakeQueryState.
+type LakeQueryState string
+
+// LakeQueryStatistics defines model for LakeQueryStatistics.
+type LakeQueryStatistics struct {
+	// BytesScanned Bytes of the Parquet files of the tables the query read (as Athena counts before pruning).
+	BytesScanned int64 `json:"bytes_scanned"`
+	ElapsedMs    int64 `json:"elapsed_ms"`
+	ResultBytes  int64 `json:"result_bytes"`
+
+	// Rows Rows of the result.
+	Rows int64 `json:"rows"`
+}
 
 // LakeTable defines model for LakeTable.
 type LakeTable struct {
@@ -2414,6 +2507,9 @@ type UsageValues struct {
 	// Profiles Unified profiles the tenant has: a level, not a sum. The latest sample taken in the bucket (or range) or in the hour before it; per day, the last hourly value of the day.
 	Profiles int64 `json:"profiles"`
 
+	// QueryBytes Bytes the tenant's SQL queries over its lake scanned (a sum; see createLakeQuery).
+	QueryBytes int64 `json:"query_bytes"`
+
 	// RawBytes Uncompressed bytes of events written to the raw zone (a sum).
 	RawBytes int64 `json:"raw_bytes"`
 
@@ -2606,6 +2702,9 @@ type PlanIfMatch = string
 // ProfileID defines model for ProfileID.
 type ProfileID = string
 
+// QueryID defines model for QueryID.
+type QueryID = string
+
 // RegionPath An AWS commercial Region code.
 type RegionPath = Region
 
@@ -2647,6 +2746,9 @@ type InternalError = Problem
 
 // NotFound An RFC 9457 problem detail.
 type NotFound = Problem
+
+// NotImplemented An RFC 9457 problem detail.
+type NotImplemented = Problem
 
 // PreconditionFailed An RFC 9457 problem detail.
 type PreconditionFailed = Problem
@@ -2913,6 +3015,24 @@ type ListProfileEventsParams struct {
 
 	// Event Only events with this name (track event or page/screen name).
 	Event *string `form:"event,omitempty" json:"event,omitempty"`
+}
+
+// ListLakeQueriesParams defines parameters for ListLakeQueries.
+type ListLakeQueriesParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetLakeQueryParams defines parameters for GetLakeQuery.
+type GetLakeQueryParams struct {
+	// Limit Rows a page.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `next_page_token` of the previous page.
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // ResumeTenantParams defines parameters for ResumeTenant.
@@ -3219,6 +3339,9 @@ type RegisterPrincipalJSONRequestBody = PrincipalRef
 
 // UnmergeProfileJSONRequestBody defines body for UnmergeProfile for application/json ContentType.
 type UnmergeProfileJSONRequestBody = UnmergeRequest
+
+// CreateLakeQueryJSONRequestBody defines body for CreateLakeQuery for application/json ContentType.
+type CreateLakeQueryJSONRequestBody = LakeQueryCreate
 
 // CreateSegmentJSONRequestBody defines body for CreateSegment for application/json ContentType.
 type CreateSegmentJSONRequestBody = SegmentCreate
@@ -3826,6 +3949,21 @@ type ServerInterface interface {
 	// UnmergeProfile Undo a merge exactly
 	// (POST /v1/tenants/{tenant_id}/profiles/{profile_id}/unmerge)
 	UnmergeProfile(w http.ResponseWriter, r *http.Request, tenantId TenantID, profileId ProfileID)
+	// ListLakeQueries The tenant's queries, newest first
+	// (GET /v1/tenants/{tenant_id}/queries)
+	ListLakeQueries(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListLakeQueriesParams)
+	// CreateLakeQuery Run a read-only SQL query over the tenant's lake tables
+	// (POST /v1/tenants/{tenant_id}/queries)
+	CreateLakeQuery(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	// GetLakeQuery A query's state, statistics and a page of its result
+	// (GET /v1/tenants/{tenant_id}/queries/{query_id})
+	GetLakeQuery(w http.ResponseWriter, r *http.Request, tenantId TenantID, queryId QueryID, params GetLakeQueryParams)
+	// CancelLakeQuery Cancel a queued or running query
+	// (POST /v1/tenants/{tenant_id}/queries/{query_id}/cancel)
+	CancelLakeQuery(w http.ResponseWriter, r *http.Request, tenantId TenantID, queryId QueryID)
+	// DownloadLakeQueryResults A succeeded query's whole result as CSV
+	// (GET /v1/tenants/{tenant_id}/queries/{query_id}/results.csv)
+	DownloadLakeQueryResults(w http.ResponseWriter, r *http.Request, tenantId TenantID, queryId QueryID)
 	// ResumeTenant Resume a suspended tenant
 	// (POST /v1/tenants/{tenant_id}/resume)
 	ResumeTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ResumeTenantParams)
@@ -4309,6 +4447,36 @@ func (_ Unimplemented) ListProfileMerges(w http.ResponseWriter, r *http.Request,
 // UnmergeProfile Undo a merge exactly
 // (POST /v1/tenants/{tenant_id}/profiles/{profile_id}/unmerge)
 func (_ Unimplemented) UnmergeProfile(w http.ResponseWriter, r *http.Request, tenantId TenantID, profileId ProfileID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListLakeQueries The tenant's queries, newest first
+// (GET /v1/tenants/{tenant_id}/queries)
+func (_ Unimplemented) ListLakeQueries(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListLakeQueriesParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateLakeQuery Run a read-only SQL query over the tenant's lake tables
+// (POST /v1/tenants/{tenant_id}/queries)
+func (_ Unimplemented) CreateLakeQuery(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetLakeQuery A query's state, statistics and a page of its result
+// (GET /v1/tenants/{tenant_id}/queries/{query_id})
+func (_ Unimplemented) GetLakeQuery(w http.ResponseWriter, r *http.Request, tenantId TenantID, queryId QueryID, params GetLakeQueryParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CancelLakeQuery Cancel a queued or running query
+// (POST /v1/tenants/{tenant_id}/queries/{query_id}/cancel)
+func (_ Unimplemented) CancelLakeQuery(w http.ResponseWriter, r *http.Request, tenantId TenantID, queryId QueryID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DownloadLakeQueryResults A succeeded query's whole result as CSV
+// (GET /v1/tenants/{tenant_id}/queries/{query_id}/results.csv)
+func (_ Unimplemented) DownloadLakeQueryResults(w http.ResponseWriter, r *http.Request, tenantId TenantID, queryId QueryID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -6564,6 +6732,221 @@ func (siw *ServerInterfaceWrapper) UnmergeProfile(w http.ResponseWriter, r *http
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.UnmergeProfile(w, r, tenantId, profileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListLakeQueries operation middleware
+func (siw *ServerInterfaceWrapper) ListLakeQueries(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListLakeQueriesParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListLakeQueries(w, r, tenantId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateLakeQuery operation middleware
+func (siw *ServerInterfaceWrapper) CreateLakeQuery(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateLakeQuery(w, r, tenantId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetLakeQuery operation middleware
+func (siw *ServerInterfaceWrapper) GetLakeQuery(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "query_id" -------------
+	var queryId QueryID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "query_id", chi.URLParam(r, "query_id"), &queryId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "query_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetLakeQueryParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "page_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_token", r.URL.Query(), &params.PageToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "page_token"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "page_token", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetLakeQuery(w, r, tenantId, queryId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CancelLakeQuery operation middleware
+func (siw *ServerInterfaceWrapper) CancelLakeQuery(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "query_id" -------------
+	var queryId QueryID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "query_id", chi.URLParam(r, "query_id"), &queryId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "query_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelLakeQuery(w, r, tenantId, queryId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DownloadLakeQueryResults operation middleware
+func (siw *ServerInterfaceWrapper) DownloadLakeQueryResults(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "query_id" -------------
+	var queryId QueryID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "query_id", chi.URLParam(r, "query_id"), &queryId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "query_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DownloadLakeQueryResults(w, r, tenantId, queryId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -8887,6 +9270,21 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/lake", wrapper.GetTenantLake)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/queries", wrapper.ListLakeQueries)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/queries", wrapper.CreateLakeQuery)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/queries/{query_id}", wrapper.GetLakeQuery)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/queries/{query_id}/results.csv", wrapper.DownloadLakeQueryResults)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/queries/{query_id}/cancel", wrapper.CancelLakeQuery)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/usage", wrapper.GetTenantUsage)
 	})
 	r.Group(func(r chi.Router) {
@@ -8974,6 +9372,8 @@ type ForbiddenApplicationProblemPlusJSONResponse Problem
 type InternalErrorApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
+
+type NotImplementedApplicationProblemPlusJSONResponse Problem
 
 type PreconditionFailedApplicationProblemPlusJSONResponse Problem
 
@@ -16676,6 +17076,752 @@ func (response UnmergeProfile500ApplicationProblemPlusJSONResponse) VisitUnmerge
 	return err
 }
 
+type ListLakeQueriesRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	Params   ListLakeQueriesParams
+}
+
+type ListLakeQueriesResponseObject interface {
+	VisitListLakeQueriesResponse(w http.ResponseWriter) error
+}
+
+type ListLakeQueries200JSONResponse LakeQueryList
+
+func (response ListLakeQueries200JSONResponse) VisitListLakeQueriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLakeQueries400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListLakeQueries400ApplicationProblemPlusJSONResponse) VisitListLakeQueriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLakeQueries401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListLakeQueries401ApplicationProblemPlusJSONResponse) VisitListLakeQueriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLakeQueries403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListLakeQueries403ApplicationProblemPlusJSONResponse) VisitListLakeQueriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLakeQueries404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListLakeQueries404ApplicationProblemPlusJSONResponse) VisitListLakeQueriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLakeQueries429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListLakeQueries429ApplicationProblemPlusJSONResponse) VisitListLakeQueriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLakeQueries500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListLakeQueries500ApplicationProblemPlusJSONResponse) VisitListLakeQueriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQueryRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	Body     *CreateLakeQueryJSONRequestBody
+}
+
+type CreateLakeQueryResponseObject interface {
+	VisitCreateLakeQueryResponse(w http.ResponseWriter) error
+}
+
+type CreateLakeQuery202ResponseHeaders struct {
+	Location string
+}
+
+type CreateLakeQuery202JSONResponse struct {
+	Body    LakeQuery
+	Headers CreateLakeQuery202ResponseHeaders
+}
+
+func (response CreateLakeQuery202JSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQuery400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLakeQuery400ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQuery401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLakeQuery401ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQuery403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLakeQuery403ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQuery404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLakeQuery404ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQuery409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLakeQuery409ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQuery413ApplicationProblemPlusJSONResponse struct {
+	TooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLakeQuery413ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQuery415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLakeQuery415ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQuery429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLakeQuery429ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQuery500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLakeQuery500ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLakeQuery501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLakeQuery501ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLakeQueryRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	QueryId  QueryID  `json:"query_id"`
+	Params   GetLakeQueryParams
+}
+
+type GetLakeQueryResponseObject interface {
+	VisitGetLakeQueryResponse(w http.ResponseWriter) error
+}
+
+type GetLakeQuery200JSONResponse LakeQuery
+
+func (response GetLakeQuery200JSONResponse) VisitGetLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLakeQuery400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetLakeQuery400ApplicationProblemPlusJSONResponse) VisitGetLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLakeQuery401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetLakeQuery401ApplicationProblemPlusJSONResponse) VisitGetLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLakeQuery403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetLakeQuery403ApplicationProblemPlusJSONResponse) VisitGetLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLakeQuery404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetLakeQuery404ApplicationProblemPlusJSONResponse) VisitGetLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLakeQuery429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetLakeQuery429ApplicationProblemPlusJSONResponse) VisitGetLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLakeQuery500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetLakeQuery500ApplicationProblemPlusJSONResponse) VisitGetLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelLakeQueryRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	QueryId  QueryID  `json:"query_id"`
+}
+
+type CancelLakeQueryResponseObject interface {
+	VisitCancelLakeQueryResponse(w http.ResponseWriter) error
+}
+
+type CancelLakeQuery200JSONResponse LakeQuery
+
+func (response CancelLakeQuery200JSONResponse) VisitCancelLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelLakeQuery400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CancelLakeQuery400ApplicationProblemPlusJSONResponse) VisitCancelLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelLakeQuery401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CancelLakeQuery401ApplicationProblemPlusJSONResponse) VisitCancelLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelLakeQuery403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CancelLakeQuery403ApplicationProblemPlusJSONResponse) VisitCancelLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelLakeQuery404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CancelLakeQuery404ApplicationProblemPlusJSONResponse) VisitCancelLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelLakeQuery409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CancelLakeQuery409ApplicationProblemPlusJSONResponse) VisitCancelLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelLakeQuery429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CancelLakeQuery429ApplicationProblemPlusJSONResponse) VisitCancelLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelLakeQuery500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CancelLakeQuery500ApplicationProblemPlusJSONResponse) VisitCancelLakeQueryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadLakeQueryResultsRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	QueryId  QueryID  `json:"query_id"`
+}
+
+type DownloadLakeQueryResultsResponseObject interface {
+	VisitDownloadLakeQueryResultsResponse(w http.ResponseWriter) error
+}
+
+type DownloadLakeQueryResults200TextcsvResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response DownloadLakeQueryResults200TextcsvResponse) VisitDownloadLakeQueryResultsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type DownloadLakeQueryResults400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DownloadLakeQueryResults400ApplicationProblemPlusJSONResponse) VisitDownloadLakeQueryResultsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadLakeQueryResults401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DownloadLakeQueryResults401ApplicationProblemPlusJSONResponse) VisitDownloadLakeQueryResultsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadLakeQueryResults403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DownloadLakeQueryResults403ApplicationProblemPlusJSONResponse) VisitDownloadLakeQueryResultsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadLakeQueryResults404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DownloadLakeQueryResults404ApplicationProblemPlusJSONResponse) VisitDownloadLakeQueryResultsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadLakeQueryResults409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response DownloadLakeQueryResults409ApplicationProblemPlusJSONResponse) VisitDownloadLakeQueryResultsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadLakeQueryResults429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DownloadLakeQueryResults429ApplicationProblemPlusJSONResponse) VisitDownloadLakeQueryResultsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadLakeQueryResults500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DownloadLakeQueryResults500ApplicationProblemPlusJSONResponse) VisitDownloadLakeQueryResultsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ResumeTenantRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
 	Params   ResumeTenantParams
@@ -23639,6 +24785,21 @@ type StrictServerInterface interface {
 	// UnmergeProfile Undo a merge exactly
 	// (POST /v1/tenants/{tenant_id}/profiles/{profile_id}/unmerge)
 	UnmergeProfile(ctx context.Context, request UnmergeProfileRequestObject) (UnmergeProfileResponseObject, error)
+	// ListLakeQueries The tenant's queries, newest first
+	// (GET /v1/tenants/{tenant_id}/queries)
+	ListLakeQueries(ctx context.Context, request ListLakeQueriesRequestObject) (ListLakeQueriesResponseObject, error)
+	// CreateLakeQuery Run a read-only SQL query over the tenant's lake tables
+	// (POST /v1/tenants/{tenant_id}/queries)
+	CreateLakeQuery(ctx context.Context, request CreateLakeQueryRequestObject) (CreateLakeQueryResponseObject, error)
+	// GetLakeQuery A query's state, statistics and a page of its result
+	// (GET /v1/tenants/{tenant_id}/queries/{query_id})
+	GetLakeQuery(ctx context.Context, request GetLakeQueryRequestObject) (GetLakeQueryResponseObject, error)
+	// CancelLakeQuery Cancel a queued or running query
+	// (POST /v1/tenants/{tenant_id}/queries/{query_id}/cancel)
+	CancelLakeQuery(ctx context.Context, request CancelLakeQueryRequestObject) (CancelLakeQueryResponseObject, error)
+	// DownloadLakeQueryResults A succeeded query's whole result as CSV
+	// (GET /v1/tenants/{tenant_id}/queries/{query_id}/results.csv)
+	DownloadLakeQueryResults(ctx context.Context, request DownloadLakeQueryResultsRequestObject) (DownloadLakeQueryResultsResponseObject, error)
 	// ResumeTenant Resume a suspended tenant
 	// (POST /v1/tenants/{tenant_id}/resume)
 	ResumeTenant(ctx context.Context, request ResumeTenantRequestObject) (ResumeTenantResponseObject, error)
@@ -25461,6 +26622,148 @@ func (sh *strictHandler) UnmergeProfile(w http.ResponseWriter, r *http.Request, 
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(UnmergeProfileResponseObject); ok {
 		if err := validResponse.VisitUnmergeProfileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListLakeQueries operation middleware
+func (sh *strictHandler) ListLakeQueries(w http.ResponseWriter, r *http.Request, tenantId TenantID, params ListLakeQueriesParams) {
+	var request ListLakeQueriesRequestObject
+
+	request.TenantId = tenantId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListLakeQueries(ctx, request.(ListLakeQueriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListLakeQueries")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListLakeQueriesResponseObject); ok {
+		if err := validResponse.VisitListLakeQueriesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateLakeQuery operation middleware
+func (sh *strictHandler) CreateLakeQuery(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	var request CreateLakeQueryRequestObject
+
+	request.TenantId = tenantId
+
+	var body CreateLakeQueryJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateLakeQuery(ctx, request.(CreateLakeQueryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateLakeQuery")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateLakeQueryResponseObject); ok {
+		if err := validResponse.VisitCreateLakeQueryResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetLakeQuery operation middleware
+func (sh *strictHandler) GetLakeQuery(w http.ResponseWriter, r *http.Request, tenantId TenantID, queryId QueryID, params GetLakeQueryParams) {
+	var request GetLakeQueryRequestObject
+
+	request.TenantId = tenantId
+	request.QueryId = queryId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetLakeQuery(ctx, request.(GetLakeQueryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetLakeQuery")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetLakeQueryResponseObject); ok {
+		if err := validResponse.VisitGetLakeQueryResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CancelLakeQuery operation middleware
+func (sh *strictHandler) CancelLakeQuery(w http.ResponseWriter, r *http.Request, tenantId TenantID, queryId QueryID) {
+	var request CancelLakeQueryRequestObject
+
+	request.TenantId = tenantId
+	request.QueryId = queryId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelLakeQuery(ctx, request.(CancelLakeQueryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelLakeQuery")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelLakeQueryResponseObject); ok {
+		if err := validResponse.VisitCancelLakeQueryResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DownloadLakeQueryResults operation middleware
+func (sh *strictHandler) DownloadLakeQueryResults(w http.ResponseWriter, r *http.Request, tenantId TenantID, queryId QueryID) {
+	var request DownloadLakeQueryResultsRequestObject
+
+	request.TenantId = tenantId
+	request.QueryId = queryId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DownloadLakeQueryResults(ctx, request.(DownloadLakeQueryResultsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DownloadLakeQueryResults")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DownloadLakeQueryResultsResponseObject); ok {
+		if err := validResponse.VisitDownloadLakeQueryResultsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

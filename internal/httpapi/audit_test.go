@@ -24,7 +24,9 @@ import (
 // raw zone keeps every event they accept, unchanged, which is their
 // record.
 var auditExempt = map[string]string{
-	"previewSegment": "evaluates a definition against the profiles and changes nothing",
+	"previewSegment":  "evaluates a definition against the profiles and changes nothing",
+	"createLakeQuery": "runs a read-only query over the tenant's own lake and changes no data; the query is its own record, listed with its SQL and times",
+	"cancelLakeQuery": "stops a read-only query of the tenant's own; the query keeps its cancelled state and time",
 }
 
 // mutatingOps returns the operation IDs of the spec's POST, PUT, PATCH and

@@ -25,6 +25,7 @@ var pathSamples = map[string]string{
 	"webhook_id":  "wh_" + strings.Repeat("a", 26),
 	"delivery_id": "dlv_" + strings.Repeat("a", 26),
 	"write_key":   "key",
+	"query_id":    "qry_" + strings.Repeat("a", 26),
 	"tenant_id":   "", // the test's tenant
 	"placeholder": "",
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
+	"github.com/cairn-cdp/cairn/internal/lake"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/plans"
@@ -261,8 +262,18 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 	go func() { relayed <- relay.Run(dispatchCtx) }()
 	t.Cleanup(func() { stopDispatch(); <-relayed })
 
+	// Queries without an engine, as in AWS mode: the lake's queries are
+	// cmd/server's TestLakeQueries, on the embedded default.
+	queries, err := lake.NewQueries(lake.QueriesConfig{Store: db, Dir: filepath.Join(dataDir, "query-results"),
+		Locate: func(context.Context, string) (lake.Location, error) {
+			return lake.Location{}, lake.ErrQueriesUnavailable
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := httpapi.Config{
-		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
+		Queries: queries,
+		Logger:  log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db, Attention: db, Plans: planSvc,
 		Offboarding: offboarder,
 	}

@@ -84,6 +84,8 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 		return rolloutProblem(err)
 	case planProblem(err) != nil:
 		return planProblem(err)
+	case queryProblem(err) != nil:
+		return queryProblem(err)
 	case errors.As(err, &refusal):
 		return grantProblem(refusal.Err, refusal.Detail)
 	case errors.Is(err, grants.ErrNotFound):

@@ -83,6 +83,9 @@ type Config struct {
 	// Lake, if not nil, answers the lake status; without it the route is
 	// 404.
 	Lake LakeStatus
+	// Queries runs tenants' SQL over their lake; without it the query
+	// routes answer 501.
+	Queries LakeQueries
 	// Plans serves the plan routes and gives each tenant its limits: the
 	// counts of segments and webhook endpoints always, the rates and the
 	// monthly quota when Limits is set.
@@ -125,6 +128,7 @@ type Server struct {
 	// attention lists what in the fleet needs an operator.
 	attention attention.Store
 	lake      LakeStatus
+	queries   LakeQueries
 	plans     *plans.Service
 }
 
@@ -155,7 +159,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
-		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention, lake: cfg.Lake, plans: cfg.Plans,
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention, lake: cfg.Lake, queries: cfg.Queries, plans: cfg.Plans,
 		offboarding: cfg.Offboarding}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {

@@ -20,7 +20,7 @@ func usageRangeProblem(err error) error {
 
 func toUsageValues(v map[string]int64) UsageValues {
 	return UsageValues{EventsAccepted: v[usage.EventsAccepted], ApiRequests: v[usage.APIRequests],
-		RawBytes: v[usage.RawBytes], WebhookDeliveries: v[usage.WebhookDeliveries], Profiles: v[usage.Profiles]}
+		RawBytes: v[usage.RawBytes], WebhookDeliveries: v[usage.WebhookDeliveries], QueryBytes: v[usage.QueryBytes], Profiles: v[usage.Profiles]}
 }
 
 func (s *Server) GetTenantUsage(ctx context.Context, req GetTenantUsageRequestObject) (GetTenantUsageResponseObject, error) {

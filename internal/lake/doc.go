@@ -28,4 +28,9 @@
 // Erasure reaches the zones through Service.EraseZones: the erased profile
 // and message IDs join the tenant's erased-ID filter, which every refinery
 // run applies, before the partitions holding them are rewritten.
+//
+// Tenants query their own clean and curated tables with read-only SQL
+// through QueryService: asynchronous as Athena is, each query stored
+// (QueryStore) and run by a durable job on a Querier, DuckDB's sandbox in
+// the embedded default (lake/duckdb.Querier), its result a file.
 package lake

@@ -73,6 +73,8 @@ type Backend interface {
 	// lake.Store holds the refinery's watermarks, table stats and
 	// erased-ID filters.
 	lake.Store
+	// lake.QueryStore holds the tenants' queries over their lake.
+	lake.QueryStore
 	// plans.Store holds the ISV's plans, which tenants name.
 	plans.Store
 	// offboarding.Store records the finished steps of tenants'

@@ -69,6 +69,9 @@ const (
 	// WebhookDeliveries counts the deliveries of the tenant's webhook
 	// events that the receiver accepted.
 	WebhookDeliveries = "webhook_deliveries"
+	// QueryBytes counts the bytes the tenant's SQL queries over its lake
+	// scanned.
+	QueryBytes = "query_bytes"
 	// Profiles is how many unified profiles the tenant has: a gauge,
 	// sampled (Sampler), whose value in a bucket is its latest sample (see
 	// the package doc), never a sum.
@@ -76,7 +79,7 @@ const (
 )
 
 // Metrics lists every metric, in the order reports show them.
-var Metrics = []string{EventsAccepted, APIRequests, RawBytes, WebhookDeliveries, Profiles}
+var Metrics = []string{EventsAccepted, APIRequests, RawBytes, WebhookDeliveries, QueryBytes, Profiles}
 
 // IsGauge reports whether metric is sampled rather than counted.
 func IsGauge(metric string) bool { return metric == Profiles }

@@ -1692,6 +1692,144 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant_id}/queries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The tenant's queries, newest first
+         * @description The tenant's SQL queries, newest first, paged by `cursor`, with their
+         *     state and statistics (not their results: read a query for them).
+         *     Where queries need the embedded engine (AWS mode, for now) the list
+         *     is empty: no query is accepted.
+         */
+        get: operations["listLakeQueries"];
+        put?: never;
+        /**
+         * Run a read-only SQL query over the tenant's lake tables
+         * @description Runs one read-only `SELECT` (or `WITH ... SELECT`) statement over the
+         *     tenant's own clean tables (`tracks`, `identifies`, `pages`,
+         *     `screens`, `groups`, `aliases`) and curated tables (`id_graph`,
+         *     `id_graph_updates`, `external_id_mapping`,
+         *     `external_id_mapping_updates`, `profile_traits`,
+         *     `profile_traits_updates`, `segment_memberships`,
+         *     `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+         *     Asynchronous, as Athena is: `202` with the query, `queued`; poll
+         *     `GET .../queries/{query_id}` until it is `succeeded` (its result is
+         *     there, paged, and as CSV), `failed` (`error` says why) or
+         *     `cancelled`.
+         *
+         *     The statement is checked before it is accepted; a refusal is a
+         *     `400` problem whose `detail` says why and whose type names the
+         *     reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
+         *     CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
+         *     `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+         *     file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
+         *     EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
+         *     qualified name such as `ten_x.tracks`: a query sees its tenant's
+         *     tables only), `query-unknown-table`, `query-not-select` (anything
+         *     else, or several statements), `query-syntax`, `query-too-long`,
+         *     `query-invalid`.
+         *     A query runs under a time limit (the server's `--query-timeout`,
+         *     60 s by default), a memory limit and a result limit; one over them
+         *     ends `failed`, its `error` saying which. The bytes it scanned are
+         *     metered as the tenant's `query_bytes`.
+         *
+         *     The embedded default runs queries on DuckDB in a sandbox: only the
+         *     tenant's tables are visible, external access is disabled and the
+         *     configuration locked. In AWS mode queries will run on Athena in
+         *     the tenant's workgroup; until then they answer `501`.
+         */
+        post: operations["createLakeQuery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}/queries/{query_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                query_id: components["parameters"]["QueryID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A query's state, statistics and a page of its result
+         * @description The query, and once it has `succeeded` a page of its result:
+         *     `columns` (name and DuckDB type) and `rows` (arrays of values in
+         *     the columns' order: numbers, text, booleans, null; times as RFC 3339
+         *     text, decimals and 128-bit integers as text), at most `limit` of
+         *     them from `page_token` (the previous page's `next_page_token`; null
+         *     on the last page).
+         */
+        get: operations["getLakeQuery"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}/queries/{query_id}/results.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                query_id: components["parameters"]["QueryID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A succeeded query's whole result as CSV
+         * @description The result as CSV (RFC 4180): a header row of the column names, then
+         *     a line a row; null is an empty field. `409` (`query-not-done`) while
+         *     the query is queued or running, or when it failed or was cancelled.
+         */
+        get: operations["downloadLakeQueryResults"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}/queries/{query_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                query_id: components["parameters"]["QueryID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a queued or running query
+         * @description Cancels the query and stops it if it is running; a cancelled query
+         *     is answered as it is. `409` (`query-done`) for a query that
+         *     already succeeded or failed.
+         */
+        post: operations["cancelLakeQuery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant_id}/usage": {
         parameters: {
             query?: never;
@@ -2438,7 +2576,7 @@ export interface components {
             next_cursor: string | null;
         };
         /** @enum {string} */
-        TenantScope: "profiles:read" | "profiles:write" | "events:write" | "segments:read" | "segments:write" | "webhooks:read" | "webhooks:write" | "grants:write" | "usage:read" | "audit:read";
+        TenantScope: "profiles:read" | "profiles:write" | "events:write" | "segments:read" | "segments:write" | "webhooks:read" | "webhooks:write" | "grants:write" | "usage:read" | "audit:read" | "lake:query";
         TokenCreate: {
             scopes: components["schemas"]["TenantScope"][];
             /**
@@ -2844,6 +2982,11 @@ export interface components {
              * @description Deliveries of the tenant's webhook events that its receivers accepted (a sum).
              */
             webhook_deliveries: number;
+            /**
+             * Format: int64
+             * @description Bytes the tenant's SQL queries over its lake scanned (a sum; see createLakeQuery).
+             */
+            query_bytes: number;
             /**
              * Format: int64
              * @description Unified profiles the tenant has: a level, not a sum. The latest sample taken in the bucket (or range) or in the hour before it; per day, the last hourly value of the day.
@@ -3361,6 +3504,59 @@ export interface components {
             /** Format: int64 */
             lag_seconds: number;
         };
+        LakeQueryCreate: {
+            /** @description One read-only SELECT (or WITH) statement. */
+            sql: string;
+        };
+        /** @enum {string} */
+        LakeQueryState: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        LakeQueryColumn: {
+            name: string;
+            /** @description DuckDB's name of the column's type: VARCHAR, BIGINT, DATE, TIMESTAMP WITH TIME ZONE, ... */
+            type: string;
+        };
+        LakeQuery: {
+            id: string;
+            tenant_id: components["schemas"]["TenantID"];
+            sql: string;
+            state: components["schemas"]["LakeQueryState"];
+            /** @description Why a failed query failed (a limit it ran over, an error in the query); null otherwise. */
+            error: string | null;
+            statistics: components["schemas"]["LakeQueryStatistics"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            finished_at: string | null;
+            result?: components["schemas"]["LakeQueryResult"];
+        };
+        LakeQueryStatistics: {
+            /**
+             * Format: int64
+             * @description Rows of the result.
+             */
+            rows: number;
+            /**
+             * Format: int64
+             * @description Bytes of the Parquet files of the tables the query read (as Athena counts before pruning).
+             */
+            bytes_scanned: number;
+            /** Format: int64 */
+            elapsed_ms: number;
+            /** Format: int64 */
+            result_bytes: number;
+        };
+        /** @description A page of a succeeded query's result (getLakeQuery only). */
+        LakeQueryResult: {
+            columns: components["schemas"]["LakeQueryColumn"][];
+            rows: unknown[][];
+            next_page_token: string | null;
+        };
+        LakeQueryList: {
+            items: components["schemas"]["LakeQuery"][];
+            next_cursor: string | null;
+        };
         Erasure: {
             id: string;
             profile_id: string;
@@ -3481,6 +3677,15 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description This deployment cannot do it: `queries-unavailable`, queries in AWS mode, which need the embedded engine until they run on Athena. */
+        NotImplemented: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description Not ready. */
         Unavailable: {
             headers: {
@@ -3562,6 +3767,7 @@ export interface components {
         TenantID: components["schemas"]["TenantID"];
         /** @description Page size. */
         Limit: number;
+        QueryID: string;
         SourceID: string;
         WebhookID: string;
         RolloutID: string;
@@ -6067,6 +6273,170 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listLakeQueries: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of queries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LakeQueryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createLakeQuery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LakeQueryCreate"];
+            };
+        };
+        responses: {
+            /** @description Accepted; the query is queued. */
+            202: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LakeQuery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+        };
+    };
+    getLakeQuery: {
+        parameters: {
+            query?: {
+                /** @description Rows a page. */
+                limit?: number;
+                /** @description The `next_page_token` of the previous page. */
+                page_token?: string;
+            };
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                query_id: components["parameters"]["QueryID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The query, and a page of its result once it succeeded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LakeQuery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    downloadLakeQueryResults: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                query_id: components["parameters"]["QueryID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    cancelLakeQuery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+                query_id: components["parameters"]["QueryID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The query, cancelled. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LakeQuery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };

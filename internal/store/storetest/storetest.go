@@ -41,6 +41,7 @@ func Run(t *testing.T, h Harness) {
 		{"TenantRoundTrip", testTenantRoundTrip},
 		{"LakeWatermarks", testLakeWatermarks},
 		{"LakeErased", testLakeErased},
+		{"LakeQueries", testLakeQueries},
 		{"TenantNotFound", testTenantNotFound},
 		{"TenantSlugTaken", testTenantSlugTaken},
 		{"TenantUpdateVersion", testTenantUpdateVersion},

@@ -83,6 +83,23 @@ type LakePartition struct {
 	RefinedAt   time.Time
 }
 
+type LakeQuery struct {
+	Seq          int64
+	ID           string
+	TenantID     string
+	Sql          string
+	State        string
+	Error        string
+	Rows         int64
+	BytesScanned int64
+	ElapsedMs    int64
+	Result       string
+	ResultBytes  int64
+	CreatedAt    time.Time
+	StartedAt    *time.Time
+	FinishedAt   *time.Time
+}
+
 type LakeTable struct {
 	TenantID  string
 	TableName string

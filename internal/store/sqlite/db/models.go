@@ -81,6 +81,23 @@ type LakePartition struct {
 	RefinedAt   string
 }
 
+type LakeQuery struct {
+	Seq          int64
+	ID           string
+	TenantID     string
+	Sql          string
+	State        string
+	Error        string
+	Rows         int64
+	BytesScanned int64
+	ElapsedMs    int64
+	Result       string
+	ResultBytes  int64
+	CreatedAt    string
+	StartedAt    sql.NullString
+	FinishedAt   sql.NullString
+}
+
 type LakeTable struct {
 	TenantID  string
 	TableName string
