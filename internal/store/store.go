@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/kmskek"
 	"github.com/cairn-cdp/cairn/internal/lake"
+	"github.com/cairn-cdp/cairn/internal/migration"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/plans"
 	"github.com/cairn-cdp/cairn/internal/profiles"
@@ -74,6 +75,8 @@ type Backend interface {
 	lake.Store
 	// plans.Store holds the ISV's plans, which tenants name.
 	plans.Store
+	// migration.Store keeps tenants' moves between tiers.
+	migration.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date
