@@ -159,6 +159,63 @@ func (e LakeTableZone) Valid() bool {
 	}
 }
 
+// Defines values for MigrationState.
+const (
+	MigrationStateFailed    MigrationState = "failed"
+	MigrationStateRunning   MigrationState = "running"
+	MigrationStateSucceeded MigrationState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the MigrationState enum.
+func (e MigrationState) Valid() bool {
+	switch e {
+	case MigrationStateFailed:
+		return true
+	case MigrationStateRunning:
+		return true
+	case MigrationStateSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MigrationStep.
+const (
+	Copy      MigrationStep = "copy"
+	Delta     MigrationStep = "delta"
+	Done      MigrationStep = "done"
+	Fence     MigrationStep = "fence"
+	Grants    MigrationStep = "grants"
+	Provision MigrationStep = "provision"
+	Purge     MigrationStep = "purge"
+	Switch    MigrationStep = "switch"
+)
+
+// Valid indicates whether the value is a known member of the MigrationStep enum.
+func (e MigrationStep) Valid() bool {
+	switch e {
+	case Copy:
+		return true
+	case Delta:
+		return true
+	case Done:
+		return true
+	case Fence:
+		return true
+	case Grants:
+		return true
+	case Provision:
+		return true
+	case Purge:
+		return true
+	case Switch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Permission.
 const (
 	ALTER              Permission = "ALTER"
@@ -809,23 +866,25 @@ func (e WebhookDeliveryStatus) Valid() bool {
 
 // Defines values for WebhookEventType.
 const (
-	ProfileCreated      WebhookEventType = "profile.created"
-	ProfileErased       WebhookEventType = "profile.erased"
-	ProfileMerged       WebhookEventType = "profile.merged"
-	ProfileUnmerged     WebhookEventType = "profile.unmerged"
-	RolloutCompleted    WebhookEventType = "rollout.completed"
-	RolloutHalted       WebhookEventType = "rollout.halted"
-	SegmentEntered      WebhookEventType = "segment.entered"
-	SegmentExited       WebhookEventType = "segment.exited"
-	StackDrifted        WebhookEventType = "stack.drifted"
-	StackFailed         WebhookEventType = "stack.failed"
-	TenantDeleted       WebhookEventType = "tenant.deleted"
-	TenantFailed        WebhookEventType = "tenant.failed"
-	TenantProvisioned   WebhookEventType = "tenant.provisioned"
-	TenantQuotaExceeded WebhookEventType = "tenant.quota_exceeded"
-	TenantSuspended     WebhookEventType = "tenant.suspended"
-	UsageReported       WebhookEventType = "usage.reported"
-	WebhookDisabled     WebhookEventType = "webhook.disabled"
+	ProfileCreated        WebhookEventType = "profile.created"
+	ProfileErased         WebhookEventType = "profile.erased"
+	ProfileMerged         WebhookEventType = "profile.merged"
+	ProfileUnmerged       WebhookEventType = "profile.unmerged"
+	RolloutCompleted      WebhookEventType = "rollout.completed"
+	RolloutHalted         WebhookEventType = "rollout.halted"
+	SegmentEntered        WebhookEventType = "segment.entered"
+	SegmentExited         WebhookEventType = "segment.exited"
+	StackDrifted          WebhookEventType = "stack.drifted"
+	StackFailed           WebhookEventType = "stack.failed"
+	TenantDeleted         WebhookEventType = "tenant.deleted"
+	TenantFailed          WebhookEventType = "tenant.failed"
+	TenantMigrated        WebhookEventType = "tenant.migrated"
+	TenantMigrationFailed WebhookEventType = "tenant.migration_failed"
+	TenantProvisioned     WebhookEventType = "tenant.provisioned"
+	TenantQuotaExceeded   WebhookEventType = "tenant.quota_exceeded"
+	TenantSuspended       WebhookEventType = "tenant.suspended"
+	UsageReported         WebhookEventType = "usage.reported"
+	WebhookDisabled       WebhookEventType = "webhook.disabled"
 )
 
 // Valid indicates whether the value is a known member of the WebhookEventType enum.
@@ -854,6 +913,10 @@ func (e WebhookEventType) Valid() bool {
 	case TenantDeleted:
 		return true
 	case TenantFailed:
+		return true
+	case TenantMigrated:
+		return true
+	case TenantMigrationFailed:
 		return true
 	case TenantProvisioned:
 		return true
@@ -1266,6 +1329,63 @@ type Merge struct {
 type MergeList struct {
 	Items      []Merge `json:"items"`
 	NextCursor *string `json:"next_cursor"`
+}
+
+// Migration defines model for Migration.
+type Migration struct {
+	Counts    MigrationCounts `json:"counts"`
+	CreatedAt time.Time       `json:"created_at"`
+
+	// Error Why it failed, or why its last attempt did while it is retried.
+	Error *string `json:"error,omitempty"`
+
+	// Fenced Whether the tenant's ingestion is fenced (answers 503) now.
+	Fenced     bool       `json:"fenced"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+
+	// FromTier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	FromTier Tier   `json:"from_tier"`
+	Id       string `json:"id"`
+
+	// Percent How far it is, by the steps done.
+	Percent int            `json:"percent"`
+	State   MigrationState `json:"state"`
+
+	// Step The step under way (or where it failed): provision the target, copy the zones and catalog, fence writes, copy the delta, switch reads and writes, re-apply grants, purge the source; done once it succeeded.
+	Step     MigrationStep `json:"step"`
+	TenantId string        `json:"tenant_id"`
+
+	// ToTier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	ToTier    Tier      `json:"to_tier"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// MigrationState defines model for Migration.State.
+type MigrationState string
+
+// MigrationStep The step under way (or where it failed): provision the target, copy the zones and catalog, fence writes, copy the delta, switch reads and writes, re-apply grants, purge the source; done once it succeeded.
+type MigrationStep string
+
+// MigrationCounts defines model for MigrationCounts.
+type MigrationCounts struct {
+	BytesCopied int64 `json:"bytes_copied"`
+
+	// DeltaObjects Objects copied or removed by the delta, under the fence.
+	DeltaObjects  int64 `json:"delta_objects"`
+	GrantsRehomed int   `json:"grants_rehomed"`
+	ObjectsCopied int64 `json:"objects_copied"`
+
+	// ObjectsPurged Catalog entries removed from the source with its slice or stack.
+	ObjectsPurged int64 `json:"objects_purged"`
+
+	// ObjectsTotal Zone objects and catalog entries the source held at the copy.
+	ObjectsTotal int64 `json:"objects_total"`
+}
+
+// MigrationRequest defines model for MigrationRequest.
+type MigrationRequest struct {
+	// Tier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	Tier Tier `json:"tier"`
 }
 
 // Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
@@ -2846,6 +2966,12 @@ type CreateGrantParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// MigrateTenantParams defines parameters for MigrateTenant.
+type MigrateTenantParams struct {
+	// IdempotencyKey A client-chosen key that makes the request safe to retry for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListPrincipalsParams defines parameters for ListPrincipals.
 type ListPrincipalsParams struct {
 	// Limit Page size.
@@ -3179,6 +3305,9 @@ type CreateGrantJSONRequestBody = GrantCreate
 
 // PutIdentityConfigJSONRequestBody defines body for PutIdentityConfig for application/json ContentType.
 type PutIdentityConfigJSONRequestBody = IdentityConfig
+
+// MigrateTenantJSONRequestBody defines body for MigrateTenant for application/json ContentType.
+type MigrateTenantJSONRequestBody = MigrationRequest
 
 // RemovePrincipalJSONRequestBody defines body for RemovePrincipal for application/json ContentType.
 type RemovePrincipalJSONRequestBody = PrincipalRef
@@ -4770,6 +4899,57 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/tenants/{tenant_id}/lake (the `GetTenantLake` operationId).
 	GetTenantLake(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// MigrateTenantWithBody Move the tenant to another tier
+	//
+	// Starts moving the tenant between tiers: a pooled tenant to a stack
+	// of its own (`dedicated`), or a dedicated one into its Regions'
+	// pools (`pooled`). A durable job provisions the target, copies the
+	// tenant's raw, clean and curated zone objects and catalog entries,
+	// raises a short write fence (ingestion for the tenant answers `503`
+	// with `Retry-After` for a few seconds), copies what changed since,
+	// switches the tenant's reads and writes to the target, re-applies
+	// its grants there and purges the old slice or stack. No event
+	// acknowledged before or after the fence is lost. The tenant stays
+	// `active` throughout; a failure before the switch leaves it on its
+	// old tier, with the reason in the migration. `Location` is the
+	// migration's progress. A tenant already on the tier, or with a
+	// migration running, is a `409`; a server that cannot move tenants
+	// (with `--cloud aws`, for now) answers `501`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+	MigrateTenantWithBody(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MigrateTenant Move the tenant to another tier
+	//
+	// Starts moving the tenant between tiers: a pooled tenant to a stack
+	// of its own (`dedicated`), or a dedicated one into its Regions'
+	// pools (`pooled`). A durable job provisions the target, copies the
+	// tenant's raw, clean and curated zone objects and catalog entries,
+	// raises a short write fence (ingestion for the tenant answers `503`
+	// with `Retry-After` for a few seconds), copies what changed since,
+	// switches the tenant's reads and writes to the target, re-applies
+	// its grants there and purges the old slice or stack. No event
+	// acknowledged before or after the fence is lost. The tenant stays
+	// `active` throughout; a failure before the switch leaves it on its
+	// old tier, with the reason in the migration. `Location` is the
+	// migration's progress. A tenant already on the tier, or with a
+	// migration running, is a `409`; a server that cannot move tenants
+	// (with `--cloud aws`, for now) answers `501`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+	MigrateTenant(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, body MigrateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTenantMigration The tenant's latest tier migration and its progress
+	//
+	// The latest migration of the tenant, running or finished: its step, how far it is, what it copied and, if it failed, why. A tenant that never moved is a `404`.
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/migration (the `GetTenantMigration` operationId).
+	GetTenantMigration(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RemovePrincipalWithBody Unregister a principal that holds no live grant
 	//
 	// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
@@ -5349,7 +5529,7 @@ type ClientInterface interface {
 
 	// CreateFleetWebhookWithBody Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -5365,7 +5545,7 @@ type ClientInterface interface {
 
 	// CreateFleetWebhook Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -7251,6 +7431,87 @@ func (c *Client) GetTenantLake(ctx context.Context, tenantId TenantID, reqEditor
 	return c.Client.Do(req)
 }
 
+// MigrateTenantWithBody Move the tenant to another tier
+//
+// Starts moving the tenant between tiers: a pooled tenant to a stack
+// of its own (`dedicated`), or a dedicated one into its Regions'
+// pools (`pooled`). A durable job provisions the target, copies the
+// tenant's raw, clean and curated zone objects and catalog entries,
+// raises a short write fence (ingestion for the tenant answers `503`
+// with `Retry-After` for a few seconds), copies what changed since,
+// switches the tenant's reads and writes to the target, re-applies
+// its grants there and purges the old slice or stack. No event
+// acknowledged before or after the fence is lost. The tenant stays
+// `active` throughout; a failure before the switch leaves it on its
+// old tier, with the reason in the migration. `Location` is the
+// migration's progress. A tenant already on the tier, or with a
+// migration running, is a `409`; a server that cannot move tenants
+// (with `--cloud aws`, for now) answers `501`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+func (c *Client) MigrateTenantWithBody(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMigrateTenantRequestWithBody(c.Server, tenantId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MigrateTenant Move the tenant to another tier
+//
+// Starts moving the tenant between tiers: a pooled tenant to a stack
+// of its own (`dedicated`), or a dedicated one into its Regions'
+// pools (`pooled`). A durable job provisions the target, copies the
+// tenant's raw, clean and curated zone objects and catalog entries,
+// raises a short write fence (ingestion for the tenant answers `503`
+// with `Retry-After` for a few seconds), copies what changed since,
+// switches the tenant's reads and writes to the target, re-applies
+// its grants there and purges the old slice or stack. No event
+// acknowledged before or after the fence is lost. The tenant stays
+// `active` throughout; a failure before the switch leaves it on its
+// old tier, with the reason in the migration. `Location` is the
+// migration's progress. A tenant already on the tier, or with a
+// migration running, is a `409`; a server that cannot move tenants
+// (with `--cloud aws`, for now) answers `501`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+func (c *Client) MigrateTenant(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, body MigrateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMigrateTenantRequest(c.Server, tenantId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTenantMigration The tenant's latest tier migration and its progress
+//
+// The latest migration of the tenant, running or finished: its step, how far it is, what it copied and, if it failed, why. A tenant that never moved is a `404`.
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/migration (the `GetTenantMigration` operationId).
+func (c *Client) GetTenantMigration(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTenantMigrationRequest(c.Server, tenantId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RemovePrincipalWithBody Unregister a principal that holds no live grant
 //
 // Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
@@ -8400,7 +8661,7 @@ func (c *Client) ListFleetWebhooks(ctx context.Context, params *ListFleetWebhook
 
 // CreateFleetWebhookWithBody Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -8426,7 +8687,7 @@ func (c *Client) CreateFleetWebhookWithBody(ctx context.Context, params *CreateF
 
 // CreateFleetWebhook Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -10992,6 +11253,102 @@ func NewGetTenantLakeRequest(server string, tenantId TenantID) (*http.Request, e
 	}
 
 	operationPath := fmt.Sprintf("/v1/tenants/%s/lake", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewMigrateTenantRequest calls the generic MigrateTenant builder with application/json body
+func NewMigrateTenantRequest(server string, tenantId TenantID, params *MigrateTenantParams, body MigrateTenantJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewMigrateTenantRequestWithBody(server, tenantId, params, "application/json", bodyReader)
+}
+
+// NewMigrateTenantRequestWithBody constructs an http.Request for the MigrateTenant method, with any body, and a specified content type
+func NewMigrateTenantRequestWithBody(server string, tenantId TenantID, params *MigrateTenantParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/migrate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetTenantMigrationRequest constructs an http.Request for the GetTenantMigration method
+func NewGetTenantMigrationRequest(server string, tenantId TenantID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/migration", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -15173,6 +15530,59 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/tenants/{tenant_id}/lake (the `GetTenantLake` operationId).
 	GetTenantLakeWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*GetTenantLakeResponse, error)
 
+	// MigrateTenantWithBodyWithResponse Move the tenant to another tier
+	//
+	// Starts moving the tenant between tiers: a pooled tenant to a stack
+	// of its own (`dedicated`), or a dedicated one into its Regions'
+	// pools (`pooled`). A durable job provisions the target, copies the
+	// tenant's raw, clean and curated zone objects and catalog entries,
+	// raises a short write fence (ingestion for the tenant answers `503`
+	// with `Retry-After` for a few seconds), copies what changed since,
+	// switches the tenant's reads and writes to the target, re-applies
+	// its grants there and purges the old slice or stack. No event
+	// acknowledged before or after the fence is lost. The tenant stays
+	// `active` throughout; a failure before the switch leaves it on its
+	// old tier, with the reason in the migration. `Location` is the
+	// migration's progress. A tenant already on the tier, or with a
+	// migration running, is a `409`; a server that cannot move tenants
+	// (with `--cloud aws`, for now) answers `501`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+	MigrateTenantWithBodyWithResponse(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MigrateTenantResponse, error)
+
+	// MigrateTenantWithResponse Move the tenant to another tier
+	//
+	// Starts moving the tenant between tiers: a pooled tenant to a stack
+	// of its own (`dedicated`), or a dedicated one into its Regions'
+	// pools (`pooled`). A durable job provisions the target, copies the
+	// tenant's raw, clean and curated zone objects and catalog entries,
+	// raises a short write fence (ingestion for the tenant answers `503`
+	// with `Retry-After` for a few seconds), copies what changed since,
+	// switches the tenant's reads and writes to the target, re-applies
+	// its grants there and purges the old slice or stack. No event
+	// acknowledged before or after the fence is lost. The tenant stays
+	// `active` throughout; a failure before the switch leaves it on its
+	// old tier, with the reason in the migration. `Location` is the
+	// migration's progress. A tenant already on the tier, or with a
+	// migration running, is a `409`; a server that cannot move tenants
+	// (with `--cloud aws`, for now) answers `501`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+	MigrateTenantWithResponse(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, body MigrateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*MigrateTenantResponse, error)
+
+	// GetTenantMigrationWithResponse The tenant's latest tier migration and its progress
+	//
+	// The latest migration of the tenant, running or finished: its step, how far it is, what it copied and, if it failed, why. A tenant that never moved is a `404`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/migration (the `GetTenantMigration` operationId).
+	GetTenantMigrationWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*GetTenantMigrationResponse, error)
+
 	// RemovePrincipalWithBodyWithResponse Unregister a principal that holds no live grant
 	//
 	// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
@@ -15814,7 +16224,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateFleetWebhookWithBodyWithResponse Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -15830,7 +16240,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateFleetWebhookWithResponse Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -20756,6 +21166,225 @@ func (r GetTenantLakeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetTenantLakeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// MigrateTenantResponse202Headers the declared response headers of an HTTP 202 response for MigrateTenant
+type MigrateTenantResponse202Headers struct {
+	Location string
+}
+
+// MigrateTenantResponse401Headers the declared response headers of an HTTP 401 response for MigrateTenant
+type MigrateTenantResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// MigrateTenantResponse429Headers the declared response headers of an HTTP 429 response for MigrateTenant
+type MigrateTenantResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+
+type MigrateTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Migration
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
+	ApplicationproblemJSON501 *Problem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *MigrateTenantResponse202Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *MigrateTenantResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *MigrateTenantResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r MigrateTenantResponse) GetJSON202() *Migration {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON501() *Problem {
+	return r.ApplicationproblemJSON501
+}
+
+// GetBody returns the raw response body bytes
+func (r MigrateTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r MigrateTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MigrateTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MigrateTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTenantMigrationResponse401Headers the declared response headers of an HTTP 401 response for GetTenantMigration
+type GetTenantMigrationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetTenantMigrationResponse429Headers the declared response headers of an HTTP 429 response for GetTenantMigration
+type GetTenantMigrationResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+
+type GetTenantMigrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Migration
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetTenantMigrationResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetTenantMigrationResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTenantMigrationResponse) GetJSON200() *Migration {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTenantMigrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTenantMigrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTenantMigrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTenantMigrationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -28241,6 +28870,77 @@ func (c *ClientWithResponses) GetTenantLakeWithResponse(ctx context.Context, ten
 	return ParseGetTenantLakeResponse(rsp)
 }
 
+// MigrateTenantWithBodyWithResponse Move the tenant to another tier
+//
+// Starts moving the tenant between tiers: a pooled tenant to a stack
+// of its own (`dedicated`), or a dedicated one into its Regions'
+// pools (`pooled`). A durable job provisions the target, copies the
+// tenant's raw, clean and curated zone objects and catalog entries,
+// raises a short write fence (ingestion for the tenant answers `503`
+// with `Retry-After` for a few seconds), copies what changed since,
+// switches the tenant's reads and writes to the target, re-applies
+// its grants there and purges the old slice or stack. No event
+// acknowledged before or after the fence is lost. The tenant stays
+// `active` throughout; a failure before the switch leaves it on its
+// old tier, with the reason in the migration. `Location` is the
+// migration's progress. A tenant already on the tier, or with a
+// migration running, is a `409`; a server that cannot move tenants
+// (with `--cloud aws`, for now) answers `501`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+func (c *ClientWithResponses) MigrateTenantWithBodyWithResponse(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MigrateTenantResponse, error) {
+	rsp, err := c.MigrateTenantWithBody(ctx, tenantId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMigrateTenantResponse(rsp)
+}
+
+// MigrateTenantWithResponse Move the tenant to another tier
+//
+// Starts moving the tenant between tiers: a pooled tenant to a stack
+// of its own (`dedicated`), or a dedicated one into its Regions'
+// pools (`pooled`). A durable job provisions the target, copies the
+// tenant's raw, clean and curated zone objects and catalog entries,
+// raises a short write fence (ingestion for the tenant answers `503`
+// with `Retry-After` for a few seconds), copies what changed since,
+// switches the tenant's reads and writes to the target, re-applies
+// its grants there and purges the old slice or stack. No event
+// acknowledged before or after the fence is lost. The tenant stays
+// `active` throughout; a failure before the switch leaves it on its
+// old tier, with the reason in the migration. `Location` is the
+// migration's progress. A tenant already on the tier, or with a
+// migration running, is a `409`; a server that cannot move tenants
+// (with `--cloud aws`, for now) answers `501`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+func (c *ClientWithResponses) MigrateTenantWithResponse(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, body MigrateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*MigrateTenantResponse, error) {
+	rsp, err := c.MigrateTenant(ctx, tenantId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMigrateTenantResponse(rsp)
+}
+
+// GetTenantMigrationWithResponse The tenant's latest tier migration and its progress
+//
+// The latest migration of the tenant, running or finished: its step, how far it is, what it copied and, if it failed, why. A tenant that never moved is a `404`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/migration (the `GetTenantMigration` operationId).
+func (c *ClientWithResponses) GetTenantMigrationWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*GetTenantMigrationResponse, error) {
+	rsp, err := c.GetTenantMigration(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTenantMigrationResponse(rsp)
+}
+
 // RemovePrincipalWithBodyWithResponse Unregister a principal that holds no live grant
 //
 // Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
@@ -29224,7 +29924,7 @@ func (c *ClientWithResponses) ListFleetWebhooksWithResponse(ctx context.Context,
 
 // CreateFleetWebhookWithBodyWithResponse Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -29246,7 +29946,7 @@ func (c *ClientWithResponses) CreateFleetWebhookWithBodyWithResponse(ctx context
 
 // CreateFleetWebhookWithResponse Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -34340,6 +35040,240 @@ func ParseGetTenantLakeResponse(rsp *http.Response) (*GetTenantLakeResponse, err
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseMigrateTenantResponse parses an HTTP response from a MigrateTenantWithResponse call
+func ParseMigrateTenantResponse(rsp *http.Response) (*MigrateTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MigrateTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Migration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON501 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers MigrateTenantResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 401:
+		var headers MigrateTenantResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers MigrateTenantResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTenantMigrationResponse parses an HTTP response from a GetTenantMigrationWithResponse call
+func ParseGetTenantMigrationResponse(rsp *http.Response) (*GetTenantMigrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTenantMigrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Migration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetTenantMigrationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetTenantMigrationResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/lake"
 	"github.com/cairn-cdp/cairn/internal/lake/duckdb"
+	"github.com/cairn-cdp/cairn/internal/migration"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -18,7 +19,7 @@ import (
 // local zones. In AWS mode the transformations are Athena's to run, which
 // Cairn does not drive yet: there is no refinery, and erasures reach the
 // profile store and the raw zone only.
-func newLake(cfg *config, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, now func() time.Time) (*lake.Service, func() error, error) {
+func newLake(cfg *config, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, fences *migration.Fences, now func() time.Time) (*lake.Service, func() error, error) {
 	if cfg.Cloud == "aws" {
 		return nil, func() error { return nil }, nil
 	}
@@ -26,7 +27,7 @@ func newLake(cfg *config, db lake.Store, profileSvc *profiles.Service, placement
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements), Now: now})
+	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements, fences), Now: now})
 	if err != nil {
 		engine.Close()
 		return nil, nil, err
@@ -35,9 +36,14 @@ func newLake(cfg *config, db lake.Store, profileSvc *profiles.Service, placement
 }
 
 // lakeLocator reads a tenant's zones from its home placement's outputs
-// (placement.ErrNotReady before it has one).
-func lakeLocator(placements *placement.Locator) func(context.Context, string) (lake.Location, error) {
+// (placement.ErrNotReady before it has one, and while the tenant moves
+// between tiers: the refinery leaves its zones alone while they are
+// copied, and refines them in their new place after).
+func lakeLocator(placements *placement.Locator, fences *migration.Fences) func(context.Context, string) (lake.Location, error) {
 	return func(ctx context.Context, tenant string) (lake.Location, error) {
+		if fences.Migrating(tenant) {
+			return lake.Location{}, placement.ErrNotReady
+		}
 		home, err := placements.Home(ctx, tenant)
 		if err != nil {
 			return lake.Location{}, err

@@ -48,6 +48,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/lake"
+	"github.com/cairn-cdp/cairn/internal/migration"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/plans"
@@ -547,13 +548,36 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
+	// Tenants move between tiers through durable jobs; the fences keep
+	// their writes out for the switch. The embedded default's zones are
+	// copied on disk; AWS mode cannot move tenants yet (the route is 501).
+	fences := migration.NewFences(db, 0, nil, log)
+	var zones migration.Zones
+	if cfg.Cloud != "aws" {
+		zones = migration.LocalZones{Root: filepath.Join(cfg.DataDir, "zones")}
+	}
+	migrations, err := migration.New(migration.Config{
+		Store: db, Tenants: tenantSvc, Placements: db, Provisioner: prov, Grants: grantSvc, Fences: fences, Zones: zones,
+		Drain: cfg.MigrationDrain, PollInterval: cfg.StackPollInterval, Logger: log, Fleet: fleetRelay,
+	})
+	if err != nil {
+		return err
+	}
+	fencesCtx, stopFences := context.WithCancel(ctx)
+	fencesDone := make(chan struct{})
+	go func() {
+		defer close(fencesDone)
+		fences.Run(fencesCtx)
+	}()
+	defer func() { stopFences(); <-fencesDone }()
+
 	detector, err := drift.New(drift.Config{Store: db, Engine: engine, Interval: cfg.DriftInterval, Logger: log, Fleet: fleetRelay})
 	if err != nil {
 		return err
 	}
 
 	// The refinery (embedded default only): erasures reach its zones.
-	lakeSvc, closeLake, err := newLake(cfg, db, profileSvc, placements, h.lakeNow)
+	lakeSvc, closeLake, err := newLake(cfg, db, profileSvc, placements, fences, h.lakeNow)
 	if err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}
@@ -562,6 +586,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	rolloutRunner.Register(workers)
+	migrations.Register(workers)
 	detector.Register(workers)
 	grantSvc.Register(workers)
 	profileSvc.Register(workers)
@@ -570,7 +595,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
 	periodic := slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs(),
-		rolloutRunner.PeriodicJobs(), detector.PeriodicJobs())
+		rolloutRunner.PeriodicJobs(), detector.PeriodicJobs(), migrations.PeriodicJobs())
 	var lakeStatus httpapi.LakeStatus
 	if lakeSvc != nil {
 		profileSvc.SetZoneEraser(lakeSvc)
@@ -653,6 +678,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Lake:         lakeStatus,
 		Plans:        planSvc,
 		Limits:       limits(cfg, liveReplicas, h),
+		Migrations:   migrations,
+		Fence:        fences,
 	})
 	if err != nil {
 		return err

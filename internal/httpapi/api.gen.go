@@ -159,6 +159,63 @@ func (e LakeTableZone) Valid() bool {
 	}
 }
 
+// Defines values for MigrationState.
+const (
+	MigrationStateFailed    MigrationState = "failed"
+	MigrationStateRunning   MigrationState = "running"
+	MigrationStateSucceeded MigrationState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the MigrationState enum.
+func (e MigrationState) Valid() bool {
+	switch e {
+	case MigrationStateFailed:
+		return true
+	case MigrationStateRunning:
+		return true
+	case MigrationStateSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MigrationStep.
+const (
+	Copy      MigrationStep = "copy"
+	Delta     MigrationStep = "delta"
+	Done      MigrationStep = "done"
+	Fence     MigrationStep = "fence"
+	Grants    MigrationStep = "grants"
+	Provision MigrationStep = "provision"
+	Purge     MigrationStep = "purge"
+	Switch    MigrationStep = "switch"
+)
+
+// Valid indicates whether the value is a known member of the MigrationStep enum.
+func (e MigrationStep) Valid() bool {
+	switch e {
+	case Copy:
+		return true
+	case Delta:
+		return true
+	case Done:
+		return true
+	case Fence:
+		return true
+	case Grants:
+		return true
+	case Provision:
+		return true
+	case Purge:
+		return true
+	case Switch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Permission.
 const (
 	ALTER              Permission = "ALTER"
@@ -809,23 +866,25 @@ func (e WebhookDeliveryStatus) Valid() bool {
 
 // Defines values for WebhookEventType.
 const (
-	ProfileCreated      WebhookEventType = "profile.created"
-	ProfileErased       WebhookEventType = "profile.erased"
-	ProfileMerged       WebhookEventType = "profile.merged"
-	ProfileUnmerged     WebhookEventType = "profile.unmerged"
-	RolloutCompleted    WebhookEventType = "rollout.completed"
-	RolloutHalted       WebhookEventType = "rollout.halted"
-	SegmentEntered      WebhookEventType = "segment.entered"
-	SegmentExited       WebhookEventType = "segment.exited"
-	StackDrifted        WebhookEventType = "stack.drifted"
-	StackFailed         WebhookEventType = "stack.failed"
-	TenantDeleted       WebhookEventType = "tenant.deleted"
-	TenantFailed        WebhookEventType = "tenant.failed"
-	TenantProvisioned   WebhookEventType = "tenant.provisioned"
-	TenantQuotaExceeded WebhookEventType = "tenant.quota_exceeded"
-	TenantSuspended     WebhookEventType = "tenant.suspended"
-	UsageReported       WebhookEventType = "usage.reported"
-	WebhookDisabled     WebhookEventType = "webhook.disabled"
+	ProfileCreated        WebhookEventType = "profile.created"
+	ProfileErased         WebhookEventType = "profile.erased"
+	ProfileMerged         WebhookEventType = "profile.merged"
+	ProfileUnmerged       WebhookEventType = "profile.unmerged"
+	RolloutCompleted      WebhookEventType = "rollout.completed"
+	RolloutHalted         WebhookEventType = "rollout.halted"
+	SegmentEntered        WebhookEventType = "segment.entered"
+	SegmentExited         WebhookEventType = "segment.exited"
+	StackDrifted          WebhookEventType = "stack.drifted"
+	StackFailed           WebhookEventType = "stack.failed"
+	TenantDeleted         WebhookEventType = "tenant.deleted"
+	TenantFailed          WebhookEventType = "tenant.failed"
+	TenantMigrated        WebhookEventType = "tenant.migrated"
+	TenantMigrationFailed WebhookEventType = "tenant.migration_failed"
+	TenantProvisioned     WebhookEventType = "tenant.provisioned"
+	TenantQuotaExceeded   WebhookEventType = "tenant.quota_exceeded"
+	TenantSuspended       WebhookEventType = "tenant.suspended"
+	UsageReported         WebhookEventType = "usage.reported"
+	WebhookDisabled       WebhookEventType = "webhook.disabled"
 )
 
 // Valid indicates whether the value is a known member of the WebhookEventType enum.
@@ -854,6 +913,10 @@ func (e WebhookEventType) Valid() bool {
 	case TenantDeleted:
 		return true
 	case TenantFailed:
+		return true
+	case TenantMigrated:
+		return true
+	case TenantMigrationFailed:
 		return true
 	case TenantProvisioned:
 		return true
@@ -1266,6 +1329,63 @@ type Merge struct {
 type MergeList struct {
 	Items      []Merge `json:"items"`
 	NextCursor *string `json:"next_cursor"`
+}
+
+// Migration defines model for Migration.
+type Migration struct {
+	Counts    MigrationCounts `json:"counts"`
+	CreatedAt time.Time       `json:"created_at"`
+
+	// Error Why it failed, or why its last attempt did while it is retried.
+	Error *string `json:"error,omitempty"`
+
+	// Fenced Whether the tenant's ingestion is fenced (answers 503) now.
+	Fenced     bool       `json:"fenced"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+
+	// FromTier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	FromTier Tier   `json:"from_tier"`
+	Id       string `json:"id"`
+
+	// Percent How far it is, by the steps done.
+	Percent int            `json:"percent"`
+	State   MigrationState `json:"state"`
+
+	// Step The step under way (or where it failed): provision the target, copy the zones and catalog, fence writes, copy the delta, switch reads and writes, re-apply grants, purge the source; done once it succeeded.
+	Step     MigrationStep `json:"step"`
+	TenantId string        `json:"tenant_id"`
+
+	// ToTier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	ToTier    Tier      `json:"to_tier"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// MigrationState defines model for Migration.State.
+type MigrationState string
+
+// MigrationStep The step under way (or where it failed): provision the target, copy the zones and catalog, fence writes, copy the delta, switch reads and writes, re-apply grants, purge the source; done once it succeeded.
+type MigrationStep string
+
+// MigrationCounts defines model for MigrationCounts.
+type MigrationCounts struct {
+	BytesCopied int64 `json:"bytes_copied"`
+
+	// DeltaObjects Objects copied or removed by the delta, under the fence.
+	DeltaObjects  int64 `json:"delta_objects"`
+	GrantsRehomed int   `json:"grants_rehomed"`
+	ObjectsCopied int64 `json:"objects_copied"`
+
+	// ObjectsPurged Catalog entries removed from the source with its slice or stack.
+	ObjectsPurged int64 `json:"objects_purged"`
+
+	// ObjectsTotal Zone objects and catalog entries the source held at the copy.
+	ObjectsTotal int64 `json:"objects_total"`
+}
+
+// MigrationRequest defines model for MigrationRequest.
+type MigrationRequest struct {
+	// Tier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	Tier Tier `json:"tier"`
 }
 
 // Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
@@ -2846,6 +2966,12 @@ type CreateGrantParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// MigrateTenantParams defines parameters for MigrateTenant.
+type MigrateTenantParams struct {
+	// IdempotencyKey A client-chosen key that makes the request safe to retry for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListPrincipalsParams defines parameters for ListPrincipals.
 type ListPrincipalsParams struct {
 	// Limit Page size.
@@ -3179,6 +3305,9 @@ type CreateGrantJSONRequestBody = GrantCreate
 
 // PutIdentityConfigJSONRequestBody defines body for PutIdentityConfig for application/json ContentType.
 type PutIdentityConfigJSONRequestBody = IdentityConfig
+
+// MigrateTenantJSONRequestBody defines body for MigrateTenant for application/json ContentType.
+type MigrateTenantJSONRequestBody = MigrationRequest
 
 // RemovePrincipalJSONRequestBody defines body for RemovePrincipal for application/json ContentType.
 type RemovePrincipalJSONRequestBody = PrincipalRef
@@ -3768,6 +3897,12 @@ type ServerInterface interface {
 	// GetTenantLake The tenant's lake tables and how far behind the raw zone they are
 	// (GET /v1/tenants/{tenant_id}/lake)
 	GetTenantLake(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	// MigrateTenant Move the tenant to another tier
+	// (POST /v1/tenants/{tenant_id}/migrate)
+	MigrateTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params MigrateTenantParams)
+	// GetTenantMigration The tenant's latest tier migration and its progress
+	// (GET /v1/tenants/{tenant_id}/migration)
+	GetTenantMigration(w http.ResponseWriter, r *http.Request, tenantId TenantID)
 	// RemovePrincipal Unregister a principal that holds no live grant
 	// (DELETE /v1/tenants/{tenant_id}/principals)
 	RemovePrincipal(w http.ResponseWriter, r *http.Request, tenantId TenantID)
@@ -4224,6 +4359,18 @@ func (_ Unimplemented) PutIdentityConfig(w http.ResponseWriter, r *http.Request,
 // GetTenantLake The tenant's lake tables and how far behind the raw zone they are
 // (GET /v1/tenants/{tenant_id}/lake)
 func (_ Unimplemented) GetTenantLake(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// MigrateTenant Move the tenant to another tier
+// (POST /v1/tenants/{tenant_id}/migrate)
+func (_ Unimplemented) MigrateTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params MigrateTenantParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetTenantMigration The tenant's latest tier migration and its progress
+// (GET /v1/tenants/{tenant_id}/migration)
+func (_ Unimplemented) GetTenantMigration(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -6127,6 +6274,82 @@ func (siw *ServerInterfaceWrapper) GetTenantLake(w http.ResponseWriter, r *http.
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetTenantLake(w, r, tenantId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// MigrateTenant operation middleware
+func (siw *ServerInterfaceWrapper) MigrateTenant(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params MigrateTenantParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.MigrateTenant(w, r, tenantId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetTenantMigration operation middleware
+func (siw *ServerInterfaceWrapper) GetTenantMigration(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetTenantMigration(w, r, tenantId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -8674,6 +8897,12 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/stacks/{region}/retry", wrapper.RetryStack)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/migrate", wrapper.MigrateTenant)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/migration", wrapper.GetTenantMigration)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/pools", wrapper.ListPools)
@@ -15295,6 +15524,298 @@ type GetTenantLake500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetTenantLake500ApplicationProblemPlusJSONResponse) VisitGetTenantLakeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenantRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	Params   MigrateTenantParams
+	Body     *MigrateTenantJSONRequestBody
+}
+
+type MigrateTenantResponseObject interface {
+	VisitMigrateTenantResponse(w http.ResponseWriter) error
+}
+
+type MigrateTenant202ResponseHeaders struct {
+	Location string
+}
+
+type MigrateTenant202JSONResponse struct {
+	Body    Migration
+	Headers MigrateTenant202ResponseHeaders
+}
+
+func (response MigrateTenant202JSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant400ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant401ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant403ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant404ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant409ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant429ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant500ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant501ApplicationProblemPlusJSONResponse Problem
+
+func (response MigrateTenant501ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigrationRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+}
+
+type GetTenantMigrationResponseObject interface {
+	VisitGetTenantMigrationResponse(w http.ResponseWriter) error
+}
+
+type GetTenantMigration200JSONResponse Migration
+
+func (response GetTenantMigration200JSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration400ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration401ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration403ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration404ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration429ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration500ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -23581,6 +24102,12 @@ type StrictServerInterface interface {
 	// GetTenantLake The tenant's lake tables and how far behind the raw zone they are
 	// (GET /v1/tenants/{tenant_id}/lake)
 	GetTenantLake(ctx context.Context, request GetTenantLakeRequestObject) (GetTenantLakeResponseObject, error)
+	// MigrateTenant Move the tenant to another tier
+	// (POST /v1/tenants/{tenant_id}/migrate)
+	MigrateTenant(ctx context.Context, request MigrateTenantRequestObject) (MigrateTenantResponseObject, error)
+	// GetTenantMigration The tenant's latest tier migration and its progress
+	// (GET /v1/tenants/{tenant_id}/migration)
+	GetTenantMigration(ctx context.Context, request GetTenantMigrationRequestObject) (GetTenantMigrationResponseObject, error)
 	// RemovePrincipal Unregister a principal that holds no live grant
 	// (DELETE /v1/tenants/{tenant_id}/principals)
 	RemovePrincipal(ctx context.Context, request RemovePrincipalRequestObject) (RemovePrincipalResponseObject, error)
@@ -25165,6 +25692,66 @@ func (sh *strictHandler) GetTenantLake(w http.ResponseWriter, r *http.Request, t
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetTenantLakeResponseObject); ok {
 		if err := validResponse.VisitGetTenantLakeResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// MigrateTenant operation middleware
+func (sh *strictHandler) MigrateTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params MigrateTenantParams) {
+	var request MigrateTenantRequestObject
+
+	request.TenantId = tenantId
+	request.Params = params
+
+	var body MigrateTenantJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.MigrateTenant(ctx, request.(MigrateTenantRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "MigrateTenant")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(MigrateTenantResponseObject); ok {
+		if err := validResponse.VisitMigrateTenantResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetTenantMigration operation middleware
+func (sh *strictHandler) GetTenantMigration(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	var request GetTenantMigrationRequestObject
+
+	request.TenantId = tenantId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTenantMigration(ctx, request.(GetTenantMigrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTenantMigration")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetTenantMigrationResponseObject); ok {
+		if err := validResponse.VisitGetTenantMigrationResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

@@ -90,6 +90,12 @@ type Config struct {
 	// Limits, if not nil, enforces the plans' rates and monthly quota and
 	// the budget of refused credentials per client address.
 	Limits *Limits
+	// Migrations, if not nil, moves tenants between tiers; without it the
+	// migrate route is 501.
+	Migrations MigrationService
+	// Fence, if not nil, admits each ingestion request's writes, refusing
+	// them (503) while the tenant's migration fences them.
+	Fence IngestFence
 }
 
 // Server implements the generated StrictServerInterface.
@@ -122,6 +128,10 @@ type Server struct {
 	attention attention.Store
 	lake      LakeStatus
 	plans     *plans.Service
+	// migrations moves tenants between tiers (nil: 501); fence admits
+	// ingestion writes (nil admits all).
+	migrations MigrationService
+	fence      IngestFence
 }
 
 var _ StrictServerInterface = (*Server)(nil)
@@ -151,7 +161,8 @@ func NewServer(cfg Config) (http.Handler, error) {
 	s := &Server{log: cfg.Logger, tenants: cfg.Tenants, stacks: cfg.Stacks, grants: cfg.Grants, profiles: cfg.Profiles, sources: cfg.Sources, webhooks: cfg.Webhooks, audit: cfg.Audit, auth: cfg.Auth, ready: cfg.Ready,
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
-		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention, lake: cfg.Lake, plans: cfg.Plans}
+		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention, lake: cfg.Lake, plans: cfg.Plans,
+		migrations: cfg.Migrations, fence: cfg.Fence}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))
