@@ -416,3 +416,80 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestTierMigrationRefused: a tenant already on the tier, an unknown tier,
+// a body with more, a tenant that is not there, a tenant's own token and a
+// second migration while one runs are refused with a problem and change
+// nothing; while the running migration fences the tenant's writes,
+// ingestion answers 503 with Retry-After and the migration shows fenced.
+func TestTierMigrationRefused(t *testing.T) {
+	dbURL := testdb.Postgres(t)
+	dir := t.TempDir()
+	vars := migrationVars(dir, dbURL)
+	vars["CAIRN_MIGRATION_DRAIN"] = "10m" // the migration holds its fence for the test
+	base, _ := startServer(t, t.Context(), vars)
+	admin, err := runToken(t, "--admin", "--data-dir", dir, "--database-url", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := jstr(mustAPI(t, "POST", base+"/v1/tenants", admin, `{"name":"Refused","slug":"refused","tier":"pooled","home_region":"eu-west-1"}`, http.StatusAccepted), "id")
+	awaitTenants(t, base, admin, []string{id}, "active", time.Minute)
+	key := jstr(mustAPI(t, "POST", base+"/v1/tenants/"+id+"/sources", admin, `{"name":"web"}`, http.StatusCreated), "write_key")
+	tok := jstr(mustAPI(t, "POST", base+"/v1/tenants/"+id+"/tokens", admin, `{"scopes":["events:write","profiles:read"]}`, http.StatusCreated), "token")
+	path := base + "/v1/tenants/" + id + "/migrate"
+
+	refused := func(token, url, body string, status int, kind string) {
+		t.Helper()
+		got, out, err := apiDo("POST", url, token, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != status || (kind != "" && jstr(out, "type") != "urn:cairn:problem:"+kind) {
+			t.Errorf("POST %s %s: %d %v, want %d %s", url, body, got, out, status, kind)
+		}
+	}
+	mustAPI(t, "GET", base+"/v1/tenants/"+id+"/migration", admin, "", http.StatusNotFound)
+	refused(admin, path, `{"tier":"pooled"}`, http.StatusConflict, "same-tier")
+	refused(admin, path, `{"tier":"silo"}`, http.StatusBadRequest, "invalid-request")
+	refused(admin, path, `{"tier":"dedicated","region":"us-east-1"}`, http.StatusBadRequest, "invalid-request")
+	refused(admin, path, `{}`, http.StatusBadRequest, "invalid-request")
+	refused(admin, base+"/v1/tenants/ten_aaaaaaaaaaaaaaaaaaaaaaaaaa/migrate", `{"tier":"dedicated"}`, http.StatusNotFound, "not-found")
+	refused(tok, path, `{"tier":"dedicated"}`, http.StatusForbidden, "")
+	mustAPI(t, "GET", base+"/v1/tenants/"+id+"/migration", admin, "", http.StatusNotFound)
+	if tn := mustAPI(t, "GET", base+"/v1/tenants/"+id, admin, "", http.StatusOK); jstr(tn, "tier") != "pooled" {
+		t.Fatalf("a refused migration changed the tier: %v", tn)
+	}
+
+	m := mustAPI(t, "POST", path, admin, `{"tier":"dedicated"}`, http.StatusAccepted)
+	refused(admin, path, `{"tier":"dedicated"}`, http.StatusConflict, "migration-running")
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(time.Minute); ; <-tick.C {
+		m = mustAPI(t, "GET", base+"/v1/tenants/"+id+"/migration", admin, "", http.StatusOK)
+		if m["fenced"] == true {
+			break
+		}
+		if time.Now().After(deadline) || jstr(m, "state") != "running" {
+			t.Fatalf("the migration never fenced the tenant: %v", m)
+		}
+	}
+	if jstr(m, "step") != "fence" || jnum(m, "percent") <= 0 {
+		t.Errorf("fenced migration: %v", m)
+	}
+	req, _ := http.NewRequest("POST", base+"/v1/track", strings.NewReader(`{"userId":"u1","event":"Fenced"}`))
+	req.SetBasicAuth(key, "")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), "urn:cairn:problem:tenant-migrating") {
+		t.Errorf("an event while fenced: %d Retry-After %q %s", res.StatusCode, res.Header.Get("Retry-After"), body)
+	}
+	if tn := mustAPI(t, "GET", base+"/v1/tenants/"+id, admin, "", http.StatusOK); jstr(tn, "status") != "active" || jstr(tn, "tier") != "pooled" {
+		t.Errorf("tenant while fenced: %v", tn)
+	}
+}
