@@ -493,3 +493,87 @@ func TestTierMigrationRefused(t *testing.T) {
 		t.Errorf("tenant while fenced: %v", tn)
 	}
 }
+
+// TestTierMigrationSurvivesSIGKILL: the server process is killed while a
+// tenant's migration to a dedicated stack holds its write fence; started
+// again on the same data directory and database, it takes the migration
+// over once the dead job's lease lapses and finishes it once: one stack
+// created, every event acknowledged before the kill in the new raw zone
+// exactly once, nothing left in the pool.
+func TestTierMigrationSurvivesSIGKILL(t *testing.T) {
+	dbURL := testdb.Postgres(t)
+	bin := buildServer(t, t.TempDir())
+	dir := t.TempDir()
+	vars := migrationVars(dir, dbURL)
+	vars["CAIRN_MIGRATION_DRAIN"] = "5s" // long enough to kill it in its fence
+	p := startServerProcess(t, "first", bin, vars)
+	admin, err := runToken(t, "--admin", "--data-dir", dir, "--database-url", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := jstr(mustAPI(t, "POST", p.URL+"/v1/tenants", admin, `{"name":"Killed","slug":"killed","tier":"pooled","home_region":"eu-west-1"}`, http.StatusAccepted), "id")
+	awaitTenants(t, p.URL, admin, []string{id}, "active", time.Minute)
+	key := jstr(mustAPI(t, "POST", p.URL+"/v1/tenants/"+id+"/sources", admin, `{"name":"web"}`, http.StatusCreated), "write_key")
+	_, pooled := homeOutputs(t, p.URL, admin, id)
+	stream := startEventStream(p.URL, key)
+	waitFor(t, "events before the migration", func() bool { return stream.count() >= 20 })
+	acked, _ := stream.Stop(t)
+
+	mustAPI(t, "POST", p.URL+"/v1/tenants/"+id+"/migrate", admin, `{"tier":"dedicated"}`, http.StatusAccepted)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(time.Minute); ; <-tick.C {
+		m := mustAPI(t, "GET", p.URL+"/v1/tenants/"+id+"/migration", admin, "", http.StatusOK)
+		if m["fenced"] == true {
+			t.Logf("killed at step %s", jstr(m, "step"))
+			break
+		}
+		if time.Now().After(deadline) || jstr(m, "state") != "running" {
+			t.Fatalf("the migration never reached its fence: %v", m)
+		}
+	}
+	p.Kill(t)
+
+	p = startServerProcess(t, "restarted", bin, vars)
+	done := awaitMigration(t, p.URL, admin, id, 2*time.Minute)
+	if jstr(done, "state") != "succeeded" {
+		t.Fatalf("migration after the restart: %v", done)
+	}
+	kind, dedicated := homeOutputs(t, p.URL, admin, id)
+	if tn := mustAPI(t, "GET", p.URL+"/v1/tenants/"+id, admin, "", http.StatusOK); kind != "dedicated" || jstr(tn, "tier") != "dedicated" || jstr(tn, "status") != "active" {
+		t.Fatalf("after the restart: placement %s, tenant %v", kind, tn)
+	}
+	checkExactlyOnce(t, "raw zone", acked, rawMessageIDs(t, dir, dedicated))
+	zones := filepath.Join(dir, "zones", "eu-west-1")
+	if p := filepath.Join(zones, "buckets", pooled["raw_bucket"], "tenants", id); exists(t, p) {
+		t.Errorf("left in the pool: %s", p)
+	}
+	b, err := os.ReadFile(filepath.Join(zones, "stacks", provisioner.DedicatedStackName(id)+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Events []struct {
+			LogicalID string `json:"LogicalID"`
+			Status    string `json:"Status"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	created := 0
+	for _, ev := range st.Events {
+		if ev.LogicalID == provisioner.DedicatedStackName(id) && ev.Status == provisioner.StackCreateComplete {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Errorf("the dedicated stack was created %d times, want once", created)
+	}
+	// The fence is gone with the migration: the tenant takes events again.
+	after := startEventStream(p.URL, key)
+	waitFor(t, "events after the restart", func() bool { return after.count() >= 5 })
+	if more, fenced := after.Stop(t); fenced != 0 {
+		t.Errorf("%d of %d events after the migration were fenced", fenced, len(more))
+	}
+}
