@@ -577,3 +577,63 @@ func TestTierMigrationSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("%d of %d events after the migration were fenced", fenced, len(more))
 	}
 }
+
+// TestTierMigrationFailureLeavesTenant: a target stack that fails (its raw
+// bucket cannot be made) fails the migration with the reason; the tenant
+// stays pooled and active, its events keep landing in the pool and stay
+// readable, and the fleet hears of it. Once the cause is gone, the tenant
+// moves.
+func TestTierMigrationFailureLeavesTenant(t *testing.T) {
+	dbURL := testdb.Postgres(t)
+	dir := t.TempDir()
+	base, _ := startServer(t, t.Context(), migrationVars(dir, dbURL))
+	admin, err := runToken(t, "--admin", "--data-dir", dir, "--database-url", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := jstr(mustAPI(t, "POST", base+"/v1/tenants", admin, `{"name":"Stuck","slug":"stuck","tier":"pooled","home_region":"eu-west-1"}`, http.StatusAccepted), "id")
+	awaitTenants(t, base, admin, []string{id}, "active", time.Minute)
+	key := jstr(mustAPI(t, "POST", base+"/v1/tenants/"+id+"/sources", admin, `{"name":"web"}`, http.StatusCreated), "write_key")
+	_, pooled := homeOutputs(t, base, admin, id)
+	stream := startEventStream(base, key)
+	waitFor(t, "events before the migration", func() bool { return stream.count() >= 10 })
+
+	// A file where the target's raw bucket goes: the local engine's create
+	// of the stack fails and rolls back, as CloudFormation's would.
+	buckets := filepath.Join(dir, "zones", "eu-west-1", "buckets")
+	if err := os.MkdirAll(buckets, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	blocker := filepath.Join(buckets, provisioner.DedicatedStackName(id)+"-raw")
+	if err := os.WriteFile(blocker, []byte("in the way"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustAPI(t, "POST", base+"/v1/tenants/"+id+"/migrate", admin, `{"tier":"dedicated"}`, http.StatusAccepted)
+	failed := awaitMigration(t, base, admin, id, time.Minute)
+	if jstr(failed, "state") != "failed" || jstr(failed, "step") != "provision" || !strings.Contains(jstr(failed, "error"), "RawBucket") || failed["fenced"] != false {
+		t.Fatalf("migration onto a failing stack: %v", failed)
+	}
+	kind, out := homeOutputs(t, base, admin, id)
+	if tn := mustAPI(t, "GET", base+"/v1/tenants/"+id, admin, "", http.StatusOK); kind != "pooled" || jstr(tn, "tier") != "pooled" || jstr(tn, "status") != "active" {
+		t.Fatalf("after the failed migration: placement %s, tenant %v", kind, tn)
+	}
+	before := stream.count()
+	waitFor(t, "events after the failure", func() bool { return stream.count() >= before+10 })
+	acked, fenced := stream.Stop(t)
+	if fenced != 0 {
+		t.Errorf("%d sends fenced by a migration that failed in provisioning", fenced)
+	}
+	checkExactlyOnce(t, "raw zone", acked, rawMessageIDs(t, dir, out))
+	if out["raw_bucket"] != pooled["raw_bucket"] {
+		t.Errorf("raw bucket %s, want the pool's %s", out["raw_bucket"], pooled["raw_bucket"])
+	}
+	// The failed stack was taken away; what was in its way is the
+	// operator's to remove, and then the tenant moves.
+	if p := filepath.Join(dir, "zones", "eu-west-1", "stacks", provisioner.DedicatedStackName(id)+".json"); exists(t, p) {
+		t.Errorf("the failed target stack is left: %s", p)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	moveTier(t, base, admin, id, "dedicated")
+}
