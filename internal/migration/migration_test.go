@@ -16,7 +16,9 @@ type fenceStore struct {
 	running map[string]time.Time
 }
 
-func (s fenceStore) MigrationRunning(context.Context) (map[string]time.Time, error) { return s.running, nil }
+func (s fenceStore) MigrationRunning(context.Context) (map[string]time.Time, error) {
+	return s.running, nil
+}
 
 func TestFences(t *testing.T) {
 	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
