@@ -2746,6 +2746,9 @@ type RolloutOK = Rollout
 // TenantAccepted defines model for TenantAccepted.
 type TenantAccepted = Tenant
 
+// TenantMigrating An RFC 9457 problem detail.
+type TenantMigrating = Problem
+
 // TenantOK defines model for TenantOK.
 type TenantOK = Tenant
 
@@ -16503,6 +16506,11 @@ type SegmentAliasShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentAliasShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentAliasShort
+type SegmentAliasShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentAliasShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -16522,10 +16530,14 @@ type SegmentAliasShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentAliasShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentAliasShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentAliasShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -16566,6 +16578,11 @@ func (r SegmentAliasShortResponse) GetApplicationproblemJSON429() *TooManyReques
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentAliasShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentAliasShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -16609,6 +16626,11 @@ type SegmentAliasResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentAliasResponse503Headers the declared response headers of an HTTP 503 response for SegmentAlias
+type SegmentAliasResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentAliasResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -16628,10 +16650,14 @@ type SegmentAliasResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentAliasResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentAliasResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentAliasResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -16672,6 +16698,11 @@ func (r SegmentAliasResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentAliasResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentAliasResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -16982,6 +17013,11 @@ type SegmentBatchShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentBatchShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentBatchShort
+type SegmentBatchShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentBatchShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17001,10 +17037,14 @@ type SegmentBatchShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentBatchShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentBatchShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentBatchShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17045,6 +17085,11 @@ func (r SegmentBatchShortResponse) GetApplicationproblemJSON429() *TooManyReques
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentBatchShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentBatchShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17088,6 +17133,11 @@ type SegmentBatchResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentBatchResponse503Headers the declared response headers of an HTTP 503 response for SegmentBatch
+type SegmentBatchResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentBatchResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17107,10 +17157,14 @@ type SegmentBatchResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentBatchResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentBatchResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentBatchResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17151,6 +17205,11 @@ func (r SegmentBatchResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentBatchResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentBatchResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17194,6 +17253,11 @@ type SegmentGroupShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentGroupShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentGroupShort
+type SegmentGroupShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentGroupShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17213,10 +17277,14 @@ type SegmentGroupShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentGroupShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentGroupShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentGroupShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17257,6 +17325,11 @@ func (r SegmentGroupShortResponse) GetApplicationproblemJSON429() *TooManyReques
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentGroupShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentGroupShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17300,6 +17373,11 @@ type SegmentGroupResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentGroupResponse503Headers the declared response headers of an HTTP 503 response for SegmentGroup
+type SegmentGroupResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentGroupResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17319,10 +17397,14 @@ type SegmentGroupResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentGroupResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentGroupResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentGroupResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17363,6 +17445,11 @@ func (r SegmentGroupResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentGroupResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentGroupResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17406,6 +17493,11 @@ type SegmentIdentifyShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentIdentifyShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentIdentifyShort
+type SegmentIdentifyShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentIdentifyShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17425,10 +17517,14 @@ type SegmentIdentifyShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentIdentifyShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentIdentifyShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentIdentifyShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17469,6 +17565,11 @@ func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON429() *TooManyReq
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17512,6 +17613,11 @@ type SegmentIdentifyResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentIdentifyResponse503Headers the declared response headers of an HTTP 503 response for SegmentIdentify
+type SegmentIdentifyResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentIdentifyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17531,10 +17637,14 @@ type SegmentIdentifyResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentIdentifyResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentIdentifyResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentIdentifyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17575,6 +17685,11 @@ func (r SegmentIdentifyResponse) GetApplicationproblemJSON429() *TooManyRequests
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentIdentifyResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentIdentifyResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17618,6 +17733,11 @@ type SegmentPageShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentPageShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentPageShort
+type SegmentPageShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentPageShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17637,10 +17757,14 @@ type SegmentPageShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentPageShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentPageShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentPageShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17681,6 +17805,11 @@ func (r SegmentPageShortResponse) GetApplicationproblemJSON429() *TooManyRequest
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentPageShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentPageShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17724,6 +17853,11 @@ type SegmentPageResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentPageResponse503Headers the declared response headers of an HTTP 503 response for SegmentPage
+type SegmentPageResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentPageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17743,10 +17877,14 @@ type SegmentPageResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentPageResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentPageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentPageResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17787,6 +17925,11 @@ func (r SegmentPageResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentPageResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentPageResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19018,6 +19161,11 @@ type SegmentScreenShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentScreenShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentScreenShort
+type SegmentScreenShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentScreenShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19037,10 +19185,14 @@ type SegmentScreenShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentScreenShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentScreenShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentScreenShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19081,6 +19233,11 @@ func (r SegmentScreenShortResponse) GetApplicationproblemJSON429() *TooManyReque
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentScreenShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentScreenShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19124,6 +19281,11 @@ type SegmentScreenResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentScreenResponse503Headers the declared response headers of an HTTP 503 response for SegmentScreen
+type SegmentScreenResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentScreenResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19143,10 +19305,14 @@ type SegmentScreenResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentScreenResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentScreenResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentScreenResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19187,6 +19353,11 @@ func (r SegmentScreenResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentScreenResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentScreenResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19313,6 +19484,11 @@ type SegmentTrackShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentTrackShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentTrackShort
+type SegmentTrackShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentTrackShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19332,10 +19508,14 @@ type SegmentTrackShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentTrackShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentTrackShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentTrackShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19376,6 +19556,11 @@ func (r SegmentTrackShortResponse) GetApplicationproblemJSON429() *TooManyReques
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentTrackShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentTrackShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -20204,6 +20389,11 @@ type IngestEventsResponse429Headers struct {
 	RetryAfter      int
 }
 
+// IngestEventsResponse503Headers the declared response headers of an HTTP 503 response for IngestEvents
+type IngestEventsResponse503Headers struct {
+	RetryAfter int
+}
+
 type IngestEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -20227,10 +20417,14 @@ type IngestEventsResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *IngestEventsResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *IngestEventsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IngestEventsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -20281,6 +20475,11 @@ func (r IngestEventsResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r IngestEventsResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r IngestEventsResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -25985,6 +26184,11 @@ type SegmentTrackResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentTrackResponse503Headers the declared response headers of an HTTP 503 response for SegmentTrack
+type SegmentTrackResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentTrackResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -26004,10 +26208,14 @@ type SegmentTrackResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentTrackResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentTrackResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentTrackResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -26048,6 +26256,11 @@ func (r SegmentTrackResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentTrackResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentTrackResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -30287,6 +30500,13 @@ func ParseSegmentAliasShortResponse(rsp *http.Response) (*SegmentAliasShortRespo
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -30324,6 +30544,16 @@ func ParseSegmentAliasShortResponse(rsp *http.Response) (*SegmentAliasShortRespo
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentAliasShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -30399,6 +30629,13 @@ func ParseSegmentAliasResponse(rsp *http.Response) (*SegmentAliasResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -30436,6 +30673,16 @@ func ParseSegmentAliasResponse(rsp *http.Response) (*SegmentAliasResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentAliasResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -30781,6 +31028,13 @@ func ParseSegmentBatchShortResponse(rsp *http.Response) (*SegmentBatchShortRespo
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -30818,6 +31072,16 @@ func ParseSegmentBatchShortResponse(rsp *http.Response) (*SegmentBatchShortRespo
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentBatchShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -30893,6 +31157,13 @@ func ParseSegmentBatchResponse(rsp *http.Response) (*SegmentBatchResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -30930,6 +31201,16 @@ func ParseSegmentBatchResponse(rsp *http.Response) (*SegmentBatchResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentBatchResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31005,6 +31286,13 @@ func ParseSegmentGroupShortResponse(rsp *http.Response) (*SegmentGroupShortRespo
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31042,6 +31330,16 @@ func ParseSegmentGroupShortResponse(rsp *http.Response) (*SegmentGroupShortRespo
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentGroupShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31117,6 +31415,13 @@ func ParseSegmentGroupResponse(rsp *http.Response) (*SegmentGroupResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31154,6 +31459,16 @@ func ParseSegmentGroupResponse(rsp *http.Response) (*SegmentGroupResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentGroupResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31229,6 +31544,13 @@ func ParseSegmentIdentifyShortResponse(rsp *http.Response) (*SegmentIdentifyShor
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31266,6 +31588,16 @@ func ParseSegmentIdentifyShortResponse(rsp *http.Response) (*SegmentIdentifyShor
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentIdentifyShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31341,6 +31673,13 @@ func ParseSegmentIdentifyResponse(rsp *http.Response) (*SegmentIdentifyResponse,
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31378,6 +31717,16 @@ func ParseSegmentIdentifyResponse(rsp *http.Response) (*SegmentIdentifyResponse,
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentIdentifyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31453,6 +31802,13 @@ func ParseSegmentPageShortResponse(rsp *http.Response) (*SegmentPageShortRespons
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31490,6 +31846,16 @@ func ParseSegmentPageShortResponse(rsp *http.Response) (*SegmentPageShortRespons
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentPageShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31565,6 +31931,13 @@ func ParseSegmentPageResponse(rsp *http.Response) (*SegmentPageResponse, error) 
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31602,6 +31975,16 @@ func ParseSegmentPageResponse(rsp *http.Response) (*SegmentPageResponse, error) 
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentPageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32835,6 +33218,13 @@ func ParseSegmentScreenShortResponse(rsp *http.Response) (*SegmentScreenShortRes
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -32872,6 +33262,16 @@ func ParseSegmentScreenShortResponse(rsp *http.Response) (*SegmentScreenShortRes
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentScreenShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32947,6 +33347,13 @@ func ParseSegmentScreenResponse(rsp *http.Response) (*SegmentScreenResponse, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -32984,6 +33391,16 @@ func ParseSegmentScreenResponse(rsp *http.Response) (*SegmentScreenResponse, err
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentScreenResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -33133,6 +33550,13 @@ func ParseSegmentTrackShortResponse(rsp *http.Response) (*SegmentTrackShortRespo
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -33170,6 +33594,16 @@ func ParseSegmentTrackShortResponse(rsp *http.Response) (*SegmentTrackShortRespo
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentTrackShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -34104,6 +34538,13 @@ func ParseIngestEventsResponse(rsp *http.Response) (*IngestEventsResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -34141,6 +34582,16 @@ func ParseIngestEventsResponse(rsp *http.Response) (*IngestEventsResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IngestEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -40267,6 +40718,13 @@ func ParseSegmentTrackResponse(rsp *http.Response) (*SegmentTrackResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -40304,6 +40762,16 @@ func ParseSegmentTrackResponse(rsp *http.Response) (*SegmentTrackResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentTrackResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -2746,6 +2746,9 @@ type RolloutOK = Rollout
 // TenantAccepted defines model for TenantAccepted.
 type TenantAccepted = Tenant
 
+// TenantMigrating An RFC 9457 problem detail.
+type TenantMigrating = Problem
+
 // TenantOK defines model for TenantOK.
 type TenantOK = Tenant
 
@@ -9186,6 +9189,15 @@ type TenantAcceptedJSONResponse struct {
 	Headers TenantAcceptedResponseHeaders
 }
 
+type TenantMigratingResponseHeaders struct {
+	RetryAfter int
+}
+type TenantMigratingApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TenantMigratingResponseHeaders
+}
+
 type TenantOKResponseHeaders struct {
 	ETag string
 }
@@ -9444,6 +9456,23 @@ func (response SegmentAliasShort500ApplicationProblemPlusJSONResponse) VisitSegm
 	return err
 }
 
+type SegmentAliasShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentAliasShort503ApplicationProblemPlusJSONResponse) VisitSegmentAliasShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentAliasRequestObject struct {
 	Body *SegmentAliasJSONRequestBody
 }
@@ -9582,6 +9611,23 @@ func (response SegmentAlias500ApplicationProblemPlusJSONResponse) VisitSegmentAl
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentAlias503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentAlias503ApplicationProblemPlusJSONResponse) VisitSegmentAliasResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10096,6 +10142,23 @@ func (response SegmentBatchShort500ApplicationProblemPlusJSONResponse) VisitSegm
 	return err
 }
 
+type SegmentBatchShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentBatchShort503ApplicationProblemPlusJSONResponse) VisitSegmentBatchShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentBatchRequestObject struct {
 	Body *SegmentBatchJSONRequestBody
 }
@@ -10234,6 +10297,23 @@ func (response SegmentBatch500ApplicationProblemPlusJSONResponse) VisitSegmentBa
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentBatch503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentBatch503ApplicationProblemPlusJSONResponse) VisitSegmentBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10380,6 +10460,23 @@ func (response SegmentGroupShort500ApplicationProblemPlusJSONResponse) VisitSegm
 	return err
 }
 
+type SegmentGroupShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentGroupShort503ApplicationProblemPlusJSONResponse) VisitSegmentGroupShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentGroupRequestObject struct {
 	Body *SegmentGroupJSONRequestBody
 }
@@ -10518,6 +10615,23 @@ func (response SegmentGroup500ApplicationProblemPlusJSONResponse) VisitSegmentGr
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentGroup503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentGroup503ApplicationProblemPlusJSONResponse) VisitSegmentGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10664,6 +10778,23 @@ func (response SegmentIdentifyShort500ApplicationProblemPlusJSONResponse) VisitS
 	return err
 }
 
+type SegmentIdentifyShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentIdentifyShort503ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentIdentifyRequestObject struct {
 	Body *SegmentIdentifyJSONRequestBody
 }
@@ -10802,6 +10933,23 @@ func (response SegmentIdentify500ApplicationProblemPlusJSONResponse) VisitSegmen
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentIdentify503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentIdentify503ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10948,6 +11096,23 @@ func (response SegmentPageShort500ApplicationProblemPlusJSONResponse) VisitSegme
 	return err
 }
 
+type SegmentPageShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentPageShort503ApplicationProblemPlusJSONResponse) VisitSegmentPageShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentPageRequestObject struct {
 	Body *SegmentPageJSONRequestBody
 }
@@ -11086,6 +11251,23 @@ func (response SegmentPage500ApplicationProblemPlusJSONResponse) VisitSegmentPag
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentPage503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentPage503ApplicationProblemPlusJSONResponse) VisitSegmentPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12741,6 +12923,23 @@ func (response SegmentScreenShort500ApplicationProblemPlusJSONResponse) VisitSeg
 	return err
 }
 
+type SegmentScreenShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentScreenShort503ApplicationProblemPlusJSONResponse) VisitSegmentScreenShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentScreenRequestObject struct {
 	Body *SegmentScreenJSONRequestBody
 }
@@ -12879,6 +13078,23 @@ func (response SegmentScreen500ApplicationProblemPlusJSONResponse) VisitSegmentS
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentScreen503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentScreen503ApplicationProblemPlusJSONResponse) VisitSegmentScreenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13124,6 +13340,23 @@ func (response SegmentTrackShort500ApplicationProblemPlusJSONResponse) VisitSegm
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentTrackShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentTrackShort503ApplicationProblemPlusJSONResponse) VisitSegmentTrackShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14364,6 +14597,23 @@ func (response IngestEvents500ApplicationProblemPlusJSONResponse) VisitIngestEve
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IngestEvents503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response IngestEvents503ApplicationProblemPlusJSONResponse) VisitIngestEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -22259,6 +22509,23 @@ func (response SegmentTrack500ApplicationProblemPlusJSONResponse) VisitSegmentTr
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentTrack503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentTrack503ApplicationProblemPlusJSONResponse) VisitSegmentTrackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }

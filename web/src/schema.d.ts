@@ -3564,6 +3564,16 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The tenant is switching to another tier (a few seconds of its migration): nothing was accepted; send again after `Retry-After` seconds (problem type `urn:cairn:problem:tenant-migrating`). */
+        TenantMigrating: {
+            headers: {
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description Not ready. */
         Unavailable: {
             headers: {
@@ -4960,6 +4970,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentIdentify: {
@@ -4991,6 +5002,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentTrack: {
@@ -5022,6 +5034,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentPage: {
@@ -5053,6 +5066,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentScreen: {
@@ -5084,6 +5098,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentGroup: {
@@ -5115,6 +5130,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentAlias: {
@@ -5146,6 +5162,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentBatchShort: {
@@ -5177,6 +5194,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentIdentifyShort: {
@@ -5208,6 +5226,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentTrackShort: {
@@ -5239,6 +5258,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentPageShort: {
@@ -5270,6 +5290,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentScreenShort: {
@@ -5301,6 +5322,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentGroupShort: {
@@ -5332,6 +5354,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentAliasShort: {
@@ -5363,6 +5386,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     getSourceSettings: {
@@ -5627,6 +5651,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     getIdentityConfig: {
