@@ -25,6 +25,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
+	"github.com/cairn-cdp/cairn/internal/migration"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/plans"
@@ -225,8 +226,18 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 	if err != nil {
 		t.Fatal(err)
 	}
+	fences := migration.NewFences(db, 100*time.Millisecond, nil, log)
+	migrations, err := migration.New(migration.Config{
+		Store: db, Tenants: svc, Placements: db, Provisioner: prov, Grants: gs, Fences: fences,
+		Zones: migration.LocalZones{Root: filepath.Join(dataDir, "zones")}, Drain: time.Second,
+		PollInterval: 25 * time.Millisecond, Logger: log, Fleet: relay,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	workers := river.NewWorkers()
 	prov.Register(workers)
+	migrations.Register(workers)
 	rollRunner.Register(workers)
 	gs.Register(workers)
 	relay.Register(workers)
@@ -263,6 +274,7 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 	cfg := httpapi.Config{
 		Logger: log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db, Attention: db, Plans: planSvc,
+		Migrations: migrations, Fence: fences,
 	}
 	for _, o := range opts {
 		o(&cfg)
