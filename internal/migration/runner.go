@@ -125,7 +125,7 @@ func (s *Service) run(ctx context.Context, id string, job int64, last bool) erro
 	}()
 	defer func() { cancel(nil); <-renewed }()
 
-	for {
+	for conflicts := 0; ; {
 		m, err := s.store.MigrationGet(runCtx, id)
 		if err != nil {
 			return err
@@ -141,7 +141,8 @@ func (s *Service) run(ctx context.Context, id string, job int64, last bool) erro
 			return nil
 		}
 		if err != nil {
-			if errors.Is(err, ErrConflict) {
+			if errors.Is(err, ErrConflict) && conflicts < 3 {
+				conflicts++
 				continue // changed under this job (the sweep's takeover): read it again
 			}
 			if last || terminal(err) {
@@ -216,6 +217,13 @@ func (s *Service) step(ctx context.Context, m Migration) (Migration, time.Durati
 		m.Step, m.Error, m.FenceUntil = StepGrants, "", time.Time{}
 		m.UpdatedAt = s.clock()
 		next, err := s.store.MigrationSwitch(ctx, m, m.Progress.Targets)
+		if errors.Is(err, ErrConflict) {
+			if now, gerr := s.store.MigrationGet(ctx, m.ID); gerr == nil && now.Version == m.Version {
+				// The migration is as read: the tenant or its placement
+				// moved on (offboarded, say). It stays where it was.
+				return m, 0, fmt.Errorf("%w: %v", ErrTargetFailed, err)
+			}
+		}
 		if err != nil {
 			return m, 0, err
 		}
