@@ -186,6 +186,63 @@ func (e LakeTableZone) Valid() bool {
 	}
 }
 
+// Defines values for MigrationState.
+const (
+	MigrationStateFailed    MigrationState = "failed"
+	MigrationStateRunning   MigrationState = "running"
+	MigrationStateSucceeded MigrationState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the MigrationState enum.
+func (e MigrationState) Valid() bool {
+	switch e {
+	case MigrationStateFailed:
+		return true
+	case MigrationStateRunning:
+		return true
+	case MigrationStateSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MigrationStep.
+const (
+	Copy      MigrationStep = "copy"
+	Delta     MigrationStep = "delta"
+	Done      MigrationStep = "done"
+	Fence     MigrationStep = "fence"
+	Grants    MigrationStep = "grants"
+	Provision MigrationStep = "provision"
+	Purge     MigrationStep = "purge"
+	Switch    MigrationStep = "switch"
+)
+
+// Valid indicates whether the value is a known member of the MigrationStep enum.
+func (e MigrationStep) Valid() bool {
+	switch e {
+	case Copy:
+		return true
+	case Delta:
+		return true
+	case Done:
+		return true
+	case Fence:
+		return true
+	case Grants:
+		return true
+	case Provision:
+		return true
+	case Purge:
+		return true
+	case Switch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Permission.
 const (
 	ALTER              Permission = "ALTER"
@@ -839,23 +896,25 @@ func (e WebhookDeliveryStatus) Valid() bool {
 
 // Defines values for WebhookEventType.
 const (
-	ProfileCreated      WebhookEventType = "profile.created"
-	ProfileErased       WebhookEventType = "profile.erased"
-	ProfileMerged       WebhookEventType = "profile.merged"
-	ProfileUnmerged     WebhookEventType = "profile.unmerged"
-	RolloutCompleted    WebhookEventType = "rollout.completed"
-	RolloutHalted       WebhookEventType = "rollout.halted"
-	SegmentEntered      WebhookEventType = "segment.entered"
-	SegmentExited       WebhookEventType = "segment.exited"
-	StackDrifted        WebhookEventType = "stack.drifted"
-	StackFailed         WebhookEventType = "stack.failed"
-	TenantDeleted       WebhookEventType = "tenant.deleted"
-	TenantFailed        WebhookEventType = "tenant.failed"
-	TenantProvisioned   WebhookEventType = "tenant.provisioned"
-	TenantQuotaExceeded WebhookEventType = "tenant.quota_exceeded"
-	TenantSuspended     WebhookEventType = "tenant.suspended"
-	UsageReported       WebhookEventType = "usage.reported"
-	WebhookDisabled     WebhookEventType = "webhook.disabled"
+	ProfileCreated        WebhookEventType = "profile.created"
+	ProfileErased         WebhookEventType = "profile.erased"
+	ProfileMerged         WebhookEventType = "profile.merged"
+	ProfileUnmerged       WebhookEventType = "profile.unmerged"
+	RolloutCompleted      WebhookEventType = "rollout.completed"
+	RolloutHalted         WebhookEventType = "rollout.halted"
+	SegmentEntered        WebhookEventType = "segment.entered"
+	SegmentExited         WebhookEventType = "segment.exited"
+	StackDrifted          WebhookEventType = "stack.drifted"
+	StackFailed           WebhookEventType = "stack.failed"
+	TenantDeleted         WebhookEventType = "tenant.deleted"
+	TenantFailed          WebhookEventType = "tenant.failed"
+	TenantMigrated        WebhookEventType = "tenant.migrated"
+	TenantMigrationFailed WebhookEventType = "tenant.migration_failed"
+	TenantProvisioned     WebhookEventType = "tenant.provisioned"
+	TenantQuotaExceeded   WebhookEventType = "tenant.quota_exceeded"
+	TenantSuspended       WebhookEventType = "tenant.suspended"
+	UsageReported         WebhookEventType = "usage.reported"
+	WebhookDisabled       WebhookEventType = "webhook.disabled"
 )
 
 // Valid indicates whether the value is a known member of the WebhookEventType enum.
@@ -884,6 +943,10 @@ func (e WebhookEventType) Valid() bool {
 	case TenantDeleted:
 		return true
 	case TenantFailed:
+		return true
+	case TenantMigrated:
+		return true
+	case TenantMigrationFailed:
 		return true
 	case TenantProvisioned:
 		return true
@@ -1359,6 +1422,63 @@ type Merge struct {
 type MergeList struct {
 	Items      []Merge `json:"items"`
 	NextCursor *string `json:"next_cursor"`
+}
+
+// Migration defines model for Migration.
+type Migration struct {
+	Counts    MigrationCounts `json:"counts"`
+	CreatedAt time.Time       `json:"created_at"`
+
+	// Error Why it failed, or why its last attempt did while it is retried.
+	Error *string `json:"error,omitempty"`
+
+	// Fenced Whether the tenant's ingestion is fenced (answers 503) now.
+	Fenced     bool       `json:"fenced"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+
+	// FromTier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	FromTier Tier   `json:"from_tier"`
+	Id       string `json:"id"`
+
+	// Percent How far it is, by the steps done.
+	Percent int            `json:"percent"`
+	State   MigrationState `json:"state"`
+
+	// Step The step under way (or where it failed): provision the target, copy the zones and catalog, fence writes, copy the delta, switch reads and writes, re-apply grants, purge the source; done once it succeeded.
+	Step     MigrationStep `json:"step"`
+	TenantId string        `json:"tenant_id"`
+
+	// ToTier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	ToTier    Tier      `json:"to_tier"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// MigrationState defines model for Migration.State.
+type MigrationState string
+
+// MigrationStep The step under way (or where it failed): provision the target, copy the zones and catalog, fence writes, copy the delta, switch reads and writes, re-apply grants, purge the source; done once it succeeded.
+type MigrationStep string
+
+// MigrationCounts defines model for MigrationCounts.
+type MigrationCounts struct {
+	BytesCopied int64 `json:"bytes_copied"`
+
+	// DeltaObjects Objects copied or removed by the delta, under the fence.
+	DeltaObjects  int64 `json:"delta_objects"`
+	GrantsRehomed int   `json:"grants_rehomed"`
+	ObjectsCopied int64 `json:"objects_copied"`
+
+	// ObjectsPurged Catalog entries removed from the source with its slice or stack.
+	ObjectsPurged int64 `json:"objects_purged"`
+
+	// ObjectsTotal Zone objects and catalog entries the source held at the copy.
+	ObjectsTotal int64 `json:"objects_total"`
+}
+
+// MigrationRequest defines model for MigrationRequest.
+type MigrationRequest struct {
+	// Tier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	Tier Tier `json:"tier"`
 }
 
 // OffboardingProgress How far the tenant's offboarding got, while it is deprovisioning (GET
@@ -2747,9 +2867,6 @@ type InternalError = Problem
 // NotFound An RFC 9457 problem detail.
 type NotFound = Problem
 
-// NotImplemented An RFC 9457 problem detail.
-type NotImplemented = Problem
-
 // PreconditionFailed An RFC 9457 problem detail.
 type PreconditionFailed = Problem
 
@@ -2758,6 +2875,9 @@ type RolloutOK = Rollout
 
 // TenantAccepted defines model for TenantAccepted.
 type TenantAccepted = Tenant
+
+// TenantMigrating An RFC 9457 problem detail.
+type TenantMigrating = Problem
 
 // TenantOK defines model for TenantOK.
 type TenantOK = Tenant
@@ -2975,6 +3095,12 @@ type ListGrantsParams struct {
 
 // CreateGrantParams defines parameters for CreateGrant.
 type CreateGrantParams struct {
+	// IdempotencyKey A client-chosen key that makes the request safe to retry for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// MigrateTenantParams defines parameters for MigrateTenant.
+type MigrateTenantParams struct {
 	// IdempotencyKey A client-chosen key that makes the request safe to retry for 24 hours.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
@@ -3330,6 +3456,9 @@ type CreateGrantJSONRequestBody = GrantCreate
 
 // PutIdentityConfigJSONRequestBody defines body for PutIdentityConfig for application/json ContentType.
 type PutIdentityConfigJSONRequestBody = IdentityConfig
+
+// MigrateTenantJSONRequestBody defines body for MigrateTenant for application/json ContentType.
+type MigrateTenantJSONRequestBody = MigrationRequest
 
 // RemovePrincipalJSONRequestBody defines body for RemovePrincipal for application/json ContentType.
 type RemovePrincipalJSONRequestBody = PrincipalRef
@@ -4924,6 +5053,57 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/tenants/{tenant_id}/lake (the `GetTenantLake` operationId).
 	GetTenantLake(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// MigrateTenantWithBody Move the tenant to another tier
+	//
+	// Starts moving the tenant between tiers: a pooled tenant to a stack
+	// of its own (`dedicated`), or a dedicated one into its Regions'
+	// pools (`pooled`). A durable job provisions the target, copies the
+	// tenant's raw, clean and curated zone objects and catalog entries,
+	// raises a short write fence (ingestion for the tenant answers `503`
+	// with `Retry-After` for a few seconds), copies what changed since,
+	// switches the tenant's reads and writes to the target, re-applies
+	// its grants there and purges the old slice or stack. No event
+	// acknowledged before or after the fence is lost. The tenant stays
+	// `active` throughout; a failure before the switch leaves it on its
+	// old tier, with the reason in the migration. `Location` is the
+	// migration's progress. A tenant already on the tier, or with a
+	// migration running, is a `409`; a server that cannot move tenants
+	// (with `--cloud aws`, for now) answers `501`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+	MigrateTenantWithBody(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MigrateTenant Move the tenant to another tier
+	//
+	// Starts moving the tenant between tiers: a pooled tenant to a stack
+	// of its own (`dedicated`), or a dedicated one into its Regions'
+	// pools (`pooled`). A durable job provisions the target, copies the
+	// tenant's raw, clean and curated zone objects and catalog entries,
+	// raises a short write fence (ingestion for the tenant answers `503`
+	// with `Retry-After` for a few seconds), copies what changed since,
+	// switches the tenant's reads and writes to the target, re-applies
+	// its grants there and purges the old slice or stack. No event
+	// acknowledged before or after the fence is lost. The tenant stays
+	// `active` throughout; a failure before the switch leaves it on its
+	// old tier, with the reason in the migration. `Location` is the
+	// migration's progress. A tenant already on the tier, or with a
+	// migration running, is a `409`; a server that cannot move tenants
+	// (with `--cloud aws`, for now) answers `501`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+	MigrateTenant(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, body MigrateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTenantMigration The tenant's latest tier migration and its progress
+	//
+	// The latest migration of the tenant, running or finished: its step, how far it is, what it copied and, if it failed, why. A tenant that never moved is a `404`.
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/migration (the `GetTenantMigration` operationId).
+	GetTenantMigration(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RemovePrincipalWithBody Unregister a principal that holds no live grant
 	//
 	// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
@@ -5623,7 +5803,7 @@ type ClientInterface interface {
 
 	// CreateFleetWebhookWithBody Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -5639,7 +5819,7 @@ type ClientInterface interface {
 
 	// CreateFleetWebhook Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -7525,6 +7705,87 @@ func (c *Client) GetTenantLake(ctx context.Context, tenantId TenantID, reqEditor
 	return c.Client.Do(req)
 }
 
+// MigrateTenantWithBody Move the tenant to another tier
+//
+// Starts moving the tenant between tiers: a pooled tenant to a stack
+// of its own (`dedicated`), or a dedicated one into its Regions'
+// pools (`pooled`). A durable job provisions the target, copies the
+// tenant's raw, clean and curated zone objects and catalog entries,
+// raises a short write fence (ingestion for the tenant answers `503`
+// with `Retry-After` for a few seconds), copies what changed since,
+// switches the tenant's reads and writes to the target, re-applies
+// its grants there and purges the old slice or stack. No event
+// acknowledged before or after the fence is lost. The tenant stays
+// `active` throughout; a failure before the switch leaves it on its
+// old tier, with the reason in the migration. `Location` is the
+// migration's progress. A tenant already on the tier, or with a
+// migration running, is a `409`; a server that cannot move tenants
+// (with `--cloud aws`, for now) answers `501`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+func (c *Client) MigrateTenantWithBody(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMigrateTenantRequestWithBody(c.Server, tenantId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MigrateTenant Move the tenant to another tier
+//
+// Starts moving the tenant between tiers: a pooled tenant to a stack
+// of its own (`dedicated`), or a dedicated one into its Regions'
+// pools (`pooled`). A durable job provisions the target, copies the
+// tenant's raw, clean and curated zone objects and catalog entries,
+// raises a short write fence (ingestion for the tenant answers `503`
+// with `Retry-After` for a few seconds), copies what changed since,
+// switches the tenant's reads and writes to the target, re-applies
+// its grants there and purges the old slice or stack. No event
+// acknowledged before or after the fence is lost. The tenant stays
+// `active` throughout; a failure before the switch leaves it on its
+// old tier, with the reason in the migration. `Location` is the
+// migration's progress. A tenant already on the tier, or with a
+// migration running, is a `409`; a server that cannot move tenants
+// (with `--cloud aws`, for now) answers `501`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+func (c *Client) MigrateTenant(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, body MigrateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMigrateTenantRequest(c.Server, tenantId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTenantMigration The tenant's latest tier migration and its progress
+//
+// The latest migration of the tenant, running or finished: its step, how far it is, what it copied and, if it failed, why. A tenant that never moved is a `404`.
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/migration (the `GetTenantMigration` operationId).
+func (c *Client) GetTenantMigration(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTenantMigrationRequest(c.Server, tenantId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RemovePrincipalWithBody Unregister a principal that holds no live grant
 //
 // Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
@@ -8854,7 +9115,7 @@ func (c *Client) ListFleetWebhooks(ctx context.Context, params *ListFleetWebhook
 
 // CreateFleetWebhookWithBody Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -8880,7 +9141,7 @@ func (c *Client) CreateFleetWebhookWithBody(ctx context.Context, params *CreateF
 
 // CreateFleetWebhook Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -11446,6 +11707,102 @@ func NewGetTenantLakeRequest(server string, tenantId TenantID) (*http.Request, e
 	}
 
 	operationPath := fmt.Sprintf("/v1/tenants/%s/lake", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewMigrateTenantRequest calls the generic MigrateTenant builder with application/json body
+func NewMigrateTenantRequest(server string, tenantId TenantID, params *MigrateTenantParams, body MigrateTenantJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewMigrateTenantRequestWithBody(server, tenantId, params, "application/json", bodyReader)
+}
+
+// NewMigrateTenantRequestWithBody constructs an http.Request for the MigrateTenant method, with any body, and a specified content type
+func NewMigrateTenantRequestWithBody(server string, tenantId TenantID, params *MigrateTenantParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/migrate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetTenantMigrationRequest constructs an http.Request for the GetTenantMigration method
+func NewGetTenantMigrationRequest(server string, tenantId TenantID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tenants/%s/migration", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -15909,6 +16266,59 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/tenants/{tenant_id}/lake (the `GetTenantLake` operationId).
 	GetTenantLakeWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*GetTenantLakeResponse, error)
 
+	// MigrateTenantWithBodyWithResponse Move the tenant to another tier
+	//
+	// Starts moving the tenant between tiers: a pooled tenant to a stack
+	// of its own (`dedicated`), or a dedicated one into its Regions'
+	// pools (`pooled`). A durable job provisions the target, copies the
+	// tenant's raw, clean and curated zone objects and catalog entries,
+	// raises a short write fence (ingestion for the tenant answers `503`
+	// with `Retry-After` for a few seconds), copies what changed since,
+	// switches the tenant's reads and writes to the target, re-applies
+	// its grants there and purges the old slice or stack. No event
+	// acknowledged before or after the fence is lost. The tenant stays
+	// `active` throughout; a failure before the switch leaves it on its
+	// old tier, with the reason in the migration. `Location` is the
+	// migration's progress. A tenant already on the tier, or with a
+	// migration running, is a `409`; a server that cannot move tenants
+	// (with `--cloud aws`, for now) answers `501`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+	MigrateTenantWithBodyWithResponse(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MigrateTenantResponse, error)
+
+	// MigrateTenantWithResponse Move the tenant to another tier
+	//
+	// Starts moving the tenant between tiers: a pooled tenant to a stack
+	// of its own (`dedicated`), or a dedicated one into its Regions'
+	// pools (`pooled`). A durable job provisions the target, copies the
+	// tenant's raw, clean and curated zone objects and catalog entries,
+	// raises a short write fence (ingestion for the tenant answers `503`
+	// with `Retry-After` for a few seconds), copies what changed since,
+	// switches the tenant's reads and writes to the target, re-applies
+	// its grants there and purges the old slice or stack. No event
+	// acknowledged before or after the fence is lost. The tenant stays
+	// `active` throughout; a failure before the switch leaves it on its
+	// old tier, with the reason in the migration. `Location` is the
+	// migration's progress. A tenant already on the tier, or with a
+	// migration running, is a `409`; a server that cannot move tenants
+	// (with `--cloud aws`, for now) answers `501`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+	MigrateTenantWithResponse(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, body MigrateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*MigrateTenantResponse, error)
+
+	// GetTenantMigrationWithResponse The tenant's latest tier migration and its progress
+	//
+	// The latest migration of the tenant, running or finished: its step, how far it is, what it copied and, if it failed, why. A tenant that never moved is a `404`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/tenants/{tenant_id}/migration (the `GetTenantMigration` operationId).
+	GetTenantMigrationWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*GetTenantMigrationResponse, error)
+
 	// RemovePrincipalWithBodyWithResponse Unregister a principal that holds no live grant
 	//
 	// Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
@@ -16678,7 +17088,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateFleetWebhookWithBodyWithResponse Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -16694,7 +17104,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateFleetWebhookWithResponse Register a webhook endpoint of the ISV's fleet
 	//
-	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+	// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 	// Standard Webhooks describes with its `secret`, which is in this
 	// response only: a replay (same `Idempotency-Key`) answers it as
 	// `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -16957,6 +17367,11 @@ type SegmentAliasShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentAliasShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentAliasShort
+type SegmentAliasShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentAliasShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -16976,10 +17391,14 @@ type SegmentAliasShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentAliasShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentAliasShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentAliasShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17020,6 +17439,11 @@ func (r SegmentAliasShortResponse) GetApplicationproblemJSON429() *TooManyReques
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentAliasShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentAliasShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17063,6 +17487,11 @@ type SegmentAliasResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentAliasResponse503Headers the declared response headers of an HTTP 503 response for SegmentAlias
+type SegmentAliasResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentAliasResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17082,10 +17511,14 @@ type SegmentAliasResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentAliasResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentAliasResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentAliasResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17126,6 +17559,11 @@ func (r SegmentAliasResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentAliasResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentAliasResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17436,6 +17874,11 @@ type SegmentBatchShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentBatchShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentBatchShort
+type SegmentBatchShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentBatchShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17455,10 +17898,14 @@ type SegmentBatchShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentBatchShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentBatchShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentBatchShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17499,6 +17946,11 @@ func (r SegmentBatchShortResponse) GetApplicationproblemJSON429() *TooManyReques
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentBatchShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentBatchShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17542,6 +17994,11 @@ type SegmentBatchResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentBatchResponse503Headers the declared response headers of an HTTP 503 response for SegmentBatch
+type SegmentBatchResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentBatchResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17561,10 +18018,14 @@ type SegmentBatchResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentBatchResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentBatchResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentBatchResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17605,6 +18066,11 @@ func (r SegmentBatchResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentBatchResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentBatchResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17648,6 +18114,11 @@ type SegmentGroupShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentGroupShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentGroupShort
+type SegmentGroupShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentGroupShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17667,10 +18138,14 @@ type SegmentGroupShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentGroupShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentGroupShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentGroupShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17711,6 +18186,11 @@ func (r SegmentGroupShortResponse) GetApplicationproblemJSON429() *TooManyReques
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentGroupShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentGroupShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17754,6 +18234,11 @@ type SegmentGroupResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentGroupResponse503Headers the declared response headers of an HTTP 503 response for SegmentGroup
+type SegmentGroupResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentGroupResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17773,10 +18258,14 @@ type SegmentGroupResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentGroupResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentGroupResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentGroupResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17817,6 +18306,11 @@ func (r SegmentGroupResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentGroupResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentGroupResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17860,6 +18354,11 @@ type SegmentIdentifyShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentIdentifyShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentIdentifyShort
+type SegmentIdentifyShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentIdentifyShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17879,10 +18378,14 @@ type SegmentIdentifyShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentIdentifyShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentIdentifyShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentIdentifyShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17923,6 +18426,11 @@ func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON429() *TooManyReq
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentIdentifyShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17966,6 +18474,11 @@ type SegmentIdentifyResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentIdentifyResponse503Headers the declared response headers of an HTTP 503 response for SegmentIdentify
+type SegmentIdentifyResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentIdentifyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17985,10 +18498,14 @@ type SegmentIdentifyResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentIdentifyResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentIdentifyResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentIdentifyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -18029,6 +18546,11 @@ func (r SegmentIdentifyResponse) GetApplicationproblemJSON429() *TooManyRequests
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentIdentifyResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentIdentifyResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -18072,6 +18594,11 @@ type SegmentPageShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentPageShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentPageShort
+type SegmentPageShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentPageShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -18091,10 +18618,14 @@ type SegmentPageShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentPageShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentPageShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentPageShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -18135,6 +18666,11 @@ func (r SegmentPageShortResponse) GetApplicationproblemJSON429() *TooManyRequest
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentPageShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentPageShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -18178,6 +18714,11 @@ type SegmentPageResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentPageResponse503Headers the declared response headers of an HTTP 503 response for SegmentPage
+type SegmentPageResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentPageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -18197,10 +18738,14 @@ type SegmentPageResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentPageResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentPageResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentPageResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -18241,6 +18786,11 @@ func (r SegmentPageResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentPageResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentPageResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19472,6 +20022,11 @@ type SegmentScreenShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentScreenShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentScreenShort
+type SegmentScreenShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentScreenShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19491,10 +20046,14 @@ type SegmentScreenShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentScreenShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentScreenShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentScreenShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19535,6 +20094,11 @@ func (r SegmentScreenShortResponse) GetApplicationproblemJSON429() *TooManyReque
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentScreenShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentScreenShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19578,6 +20142,11 @@ type SegmentScreenResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentScreenResponse503Headers the declared response headers of an HTTP 503 response for SegmentScreen
+type SegmentScreenResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentScreenResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19597,10 +20166,14 @@ type SegmentScreenResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentScreenResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentScreenResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentScreenResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19641,6 +20214,11 @@ func (r SegmentScreenResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentScreenResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentScreenResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19767,6 +20345,11 @@ type SegmentTrackShortResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentTrackShortResponse503Headers the declared response headers of an HTTP 503 response for SegmentTrackShort
+type SegmentTrackShortResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentTrackShortResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19786,10 +20369,14 @@ type SegmentTrackShortResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentTrackShortResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentTrackShortResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentTrackShortResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19830,6 +20417,11 @@ func (r SegmentTrackShortResponse) GetApplicationproblemJSON429() *TooManyReques
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentTrackShortResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentTrackShortResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -20658,6 +21250,11 @@ type IngestEventsResponse429Headers struct {
 	RetryAfter      int
 }
 
+// IngestEventsResponse503Headers the declared response headers of an HTTP 503 response for IngestEvents
+type IngestEventsResponse503Headers struct {
+	RetryAfter int
+}
+
 type IngestEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -20681,10 +21278,14 @@ type IngestEventsResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *IngestEventsResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *IngestEventsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IngestEventsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -20735,6 +21336,11 @@ func (r IngestEventsResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r IngestEventsResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r IngestEventsResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -21620,6 +22226,225 @@ func (r GetTenantLakeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetTenantLakeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// MigrateTenantResponse202Headers the declared response headers of an HTTP 202 response for MigrateTenant
+type MigrateTenantResponse202Headers struct {
+	Location string
+}
+
+// MigrateTenantResponse401Headers the declared response headers of an HTTP 401 response for MigrateTenant
+type MigrateTenantResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// MigrateTenantResponse429Headers the declared response headers of an HTTP 429 response for MigrateTenant
+type MigrateTenantResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+
+type MigrateTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Migration
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
+	ApplicationproblemJSON501 *Problem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *MigrateTenantResponse202Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *MigrateTenantResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *MigrateTenantResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r MigrateTenantResponse) GetJSON202() *Migration {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
+func (r MigrateTenantResponse) GetApplicationproblemJSON501() *Problem {
+	return r.ApplicationproblemJSON501
+}
+
+// GetBody returns the raw response body bytes
+func (r MigrateTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r MigrateTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MigrateTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MigrateTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTenantMigrationResponse401Headers the declared response headers of an HTTP 401 response for GetTenantMigration
+type GetTenantMigrationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetTenantMigrationResponse429Headers the declared response headers of an HTTP 429 response for GetTenantMigration
+type GetTenantMigrationResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      int
+}
+
+type GetTenantMigrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Migration
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetTenantMigrationResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetTenantMigrationResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTenantMigrationResponse) GetJSON200() *Migration {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetTenantMigrationResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTenantMigrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTenantMigrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTenantMigrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTenantMigrationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -22740,8 +23565,6 @@ type CreateLakeQueryResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *CreateLakeQueryResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -22798,11 +23621,6 @@ func (r CreateLakeQueryResponse) GetApplicationproblemJSON429() *TooManyRequests
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r CreateLakeQueryResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r CreateLakeQueryResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetBody returns the raw response body bytes
@@ -26757,6 +27575,11 @@ type SegmentTrackResponse429Headers struct {
 	RetryAfter      int
 }
 
+// SegmentTrackResponse503Headers the declared response headers of an HTTP 503 response for SegmentTrack
+type SegmentTrackResponse503Headers struct {
+	RetryAfter int
+}
+
 type SegmentTrackResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -26776,10 +27599,14 @@ type SegmentTrackResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *TenantMigrating
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SegmentTrackResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SegmentTrackResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SegmentTrackResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -26820,6 +27647,11 @@ func (r SegmentTrackResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r SegmentTrackResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SegmentTrackResponse) GetApplicationproblemJSON503() *TenantMigrating {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -29642,6 +30474,77 @@ func (c *ClientWithResponses) GetTenantLakeWithResponse(ctx context.Context, ten
 	return ParseGetTenantLakeResponse(rsp)
 }
 
+// MigrateTenantWithBodyWithResponse Move the tenant to another tier
+//
+// Starts moving the tenant between tiers: a pooled tenant to a stack
+// of its own (`dedicated`), or a dedicated one into its Regions'
+// pools (`pooled`). A durable job provisions the target, copies the
+// tenant's raw, clean and curated zone objects and catalog entries,
+// raises a short write fence (ingestion for the tenant answers `503`
+// with `Retry-After` for a few seconds), copies what changed since,
+// switches the tenant's reads and writes to the target, re-applies
+// its grants there and purges the old slice or stack. No event
+// acknowledged before or after the fence is lost. The tenant stays
+// `active` throughout; a failure before the switch leaves it on its
+// old tier, with the reason in the migration. `Location` is the
+// migration's progress. A tenant already on the tier, or with a
+// migration running, is a `409`; a server that cannot move tenants
+// (with `--cloud aws`, for now) answers `501`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+func (c *ClientWithResponses) MigrateTenantWithBodyWithResponse(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MigrateTenantResponse, error) {
+	rsp, err := c.MigrateTenantWithBody(ctx, tenantId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMigrateTenantResponse(rsp)
+}
+
+// MigrateTenantWithResponse Move the tenant to another tier
+//
+// Starts moving the tenant between tiers: a pooled tenant to a stack
+// of its own (`dedicated`), or a dedicated one into its Regions'
+// pools (`pooled`). A durable job provisions the target, copies the
+// tenant's raw, clean and curated zone objects and catalog entries,
+// raises a short write fence (ingestion for the tenant answers `503`
+// with `Retry-After` for a few seconds), copies what changed since,
+// switches the tenant's reads and writes to the target, re-applies
+// its grants there and purges the old slice or stack. No event
+// acknowledged before or after the fence is lost. The tenant stays
+// `active` throughout; a failure before the switch leaves it on its
+// old tier, with the reason in the migration. `Location` is the
+// migration's progress. A tenant already on the tier, or with a
+// migration running, is a `409`; a server that cannot move tenants
+// (with `--cloud aws`, for now) answers `501`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tenants/{tenant_id}/migrate (the `MigrateTenant` operationId).
+func (c *ClientWithResponses) MigrateTenantWithResponse(ctx context.Context, tenantId TenantID, params *MigrateTenantParams, body MigrateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*MigrateTenantResponse, error) {
+	rsp, err := c.MigrateTenant(ctx, tenantId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMigrateTenantResponse(rsp)
+}
+
+// GetTenantMigrationWithResponse The tenant's latest tier migration and its progress
+//
+// The latest migration of the tenant, running or finished: its step, how far it is, what it copied and, if it failed, why. A tenant that never moved is a `404`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/tenants/{tenant_id}/migration (the `GetTenantMigration` operationId).
+func (c *ClientWithResponses) GetTenantMigrationWithResponse(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*GetTenantMigrationResponse, error) {
+	rsp, err := c.GetTenantMigration(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTenantMigrationResponse(rsp)
+}
+
 // RemovePrincipalWithBodyWithResponse Unregister a principal that holds no live grant
 //
 // Releases a principal registered to the tenant, named in the body, so that another tenant may register it. A principal that still holds a live grant is a `409`: revoke the grant first.
@@ -30789,7 +31692,7 @@ func (c *ClientWithResponses) ListFleetWebhooksWithResponse(ctx context.Context,
 
 // CreateFleetWebhookWithBodyWithResponse Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -30811,7 +31714,7 @@ func (c *ClientWithResponses) CreateFleetWebhookWithBodyWithResponse(ctx context
 
 // CreateFleetWebhookWithResponse Register a webhook endpoint of the ISV's fleet
 //
-// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+// The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
 // Standard Webhooks describes with its `secret`, which is in this
 // response only: a replay (same `Idempotency-Key`) answers it as
 // `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -31152,6 +32055,13 @@ func ParseSegmentAliasShortResponse(rsp *http.Response) (*SegmentAliasShortRespo
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31189,6 +32099,16 @@ func ParseSegmentAliasShortResponse(rsp *http.Response) (*SegmentAliasShortRespo
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentAliasShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31264,6 +32184,13 @@ func ParseSegmentAliasResponse(rsp *http.Response) (*SegmentAliasResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31301,6 +32228,16 @@ func ParseSegmentAliasResponse(rsp *http.Response) (*SegmentAliasResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentAliasResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31646,6 +32583,13 @@ func ParseSegmentBatchShortResponse(rsp *http.Response) (*SegmentBatchShortRespo
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31683,6 +32627,16 @@ func ParseSegmentBatchShortResponse(rsp *http.Response) (*SegmentBatchShortRespo
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentBatchShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31758,6 +32712,13 @@ func ParseSegmentBatchResponse(rsp *http.Response) (*SegmentBatchResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31795,6 +32756,16 @@ func ParseSegmentBatchResponse(rsp *http.Response) (*SegmentBatchResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentBatchResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31870,6 +32841,13 @@ func ParseSegmentGroupShortResponse(rsp *http.Response) (*SegmentGroupShortRespo
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -31907,6 +32885,16 @@ func ParseSegmentGroupShortResponse(rsp *http.Response) (*SegmentGroupShortRespo
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentGroupShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31982,6 +32970,13 @@ func ParseSegmentGroupResponse(rsp *http.Response) (*SegmentGroupResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -32019,6 +33014,16 @@ func ParseSegmentGroupResponse(rsp *http.Response) (*SegmentGroupResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentGroupResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32094,6 +33099,13 @@ func ParseSegmentIdentifyShortResponse(rsp *http.Response) (*SegmentIdentifyShor
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -32131,6 +33143,16 @@ func ParseSegmentIdentifyShortResponse(rsp *http.Response) (*SegmentIdentifyShor
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentIdentifyShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32206,6 +33228,13 @@ func ParseSegmentIdentifyResponse(rsp *http.Response) (*SegmentIdentifyResponse,
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -32243,6 +33272,16 @@ func ParseSegmentIdentifyResponse(rsp *http.Response) (*SegmentIdentifyResponse,
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentIdentifyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32318,6 +33357,13 @@ func ParseSegmentPageShortResponse(rsp *http.Response) (*SegmentPageShortRespons
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -32355,6 +33401,16 @@ func ParseSegmentPageShortResponse(rsp *http.Response) (*SegmentPageShortRespons
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentPageShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32430,6 +33486,13 @@ func ParseSegmentPageResponse(rsp *http.Response) (*SegmentPageResponse, error) 
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -32467,6 +33530,16 @@ func ParseSegmentPageResponse(rsp *http.Response) (*SegmentPageResponse, error) 
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentPageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -33700,6 +34773,13 @@ func ParseSegmentScreenShortResponse(rsp *http.Response) (*SegmentScreenShortRes
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -33737,6 +34817,16 @@ func ParseSegmentScreenShortResponse(rsp *http.Response) (*SegmentScreenShortRes
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentScreenShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -33812,6 +34902,13 @@ func ParseSegmentScreenResponse(rsp *http.Response) (*SegmentScreenResponse, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -33849,6 +34946,16 @@ func ParseSegmentScreenResponse(rsp *http.Response) (*SegmentScreenResponse, err
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentScreenResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -33998,6 +35105,13 @@ func ParseSegmentTrackShortResponse(rsp *http.Response) (*SegmentTrackShortRespo
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -34035,6 +35149,16 @@ func ParseSegmentTrackShortResponse(rsp *http.Response) (*SegmentTrackShortRespo
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentTrackShortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -34969,6 +36093,13 @@ func ParseIngestEventsResponse(rsp *http.Response) (*IngestEventsResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -35006,6 +36137,16 @@ func ParseIngestEventsResponse(rsp *http.Response) (*IngestEventsResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers IngestEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -35905,6 +37046,240 @@ func ParseGetTenantLakeResponse(rsp *http.Response) (*GetTenantLakeResponse, err
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseMigrateTenantResponse parses an HTTP response from a MigrateTenantWithResponse call
+func ParseMigrateTenantResponse(rsp *http.Response) (*MigrateTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MigrateTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Migration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON501 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers MigrateTenantResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 401:
+		var headers MigrateTenantResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers MigrateTenantResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTenantMigrationResponse parses an HTTP response from a GetTenantMigrationWithResponse call
+func ParseGetTenantMigrationResponse(rsp *http.Response) (*GetTenantMigrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTenantMigrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Migration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetTenantMigrationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetTenantMigrationResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -37134,12 +38509,8 @@ func ParseCreateLakeQueryResponse(rsp *http.Response) (*CreateLakeQueryResponse,
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
+	case rsp.StatusCode == 501:
+		break // No content-type
 
 	}
 
@@ -41468,6 +42839,13 @@ func ParseSegmentTrackResponse(rsp *http.Response) (*SegmentTrackResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TenantMigrating
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -41505,6 +42883,16 @@ func ParseSegmentTrackResponse(rsp *http.Response) (*SegmentTrackResponse, error
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SegmentTrackResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -66,6 +66,9 @@ type config struct {
 	Migrate bool
 	// ReplicaLease is how long a replica's lease lasts after a renewal.
 	ReplicaLease time.Duration
+	// MigrationDrain is how long a tier migration waits after fencing a
+	// tenant's writes before it copies the delta (migration.Config.Drain).
+	MigrationDrain time.Duration
 	// KEKKMSKey, if set, is the ARN of the KMS key whose data key is the
 	// key-encryption key (package kmskek).
 	KEKKMSKey string
@@ -153,6 +156,7 @@ func (c *config) settings() []setting {
 		{"rollout-templates", "CAIRN_ROLLOUT_TEMPLATES", "", "directory whose tenant-dedicated.yaml and pool.yaml rollouts apply instead of the templates built in (each file present replaces its template)", &c.RolloutTemplates, cmdServe},
 		{"lake-interval", "CAIRN_LAKE_INTERVAL", "5m", "how often every active tenant's raw zone is refined into its clean and curated zones (on Athena with cloud aws, DuckDB otherwise); at least 1s; 0 turns the refinery's sweep off", &c.LakeInterval, cmdServe},
 		{"query-timeout", "CAIRN_QUERY_TIMEOUT", "60s", "time limit of a tenant's SQL query over its lake (embedded default); at least 1s", &c.QueryTimeout, cmdServe},
+		{"migration-drain", "CAIRN_MIGRATION_DRAIN", "3s", "how long a tier migration waits, after fencing the tenant's writes (503), for every replica to see the fence and finish the writes it admitted before it copies the last changes and switches the tenant; at least 1s", &c.MigrationDrain, cmdServe},
 		{"usage-report-bucket", "CAIRN_USAGE_REPORT_BUCKET", "", "s3://bucket[/prefix] (in AWS_REGION) that receives the daily usage reports; empty writes them to <data-dir>/usage-reports", &c.UsageReportBucket, cmdServe},
 		{"key-encryption-kms-key", "CAIRN_KEY_ENCRYPTION_KMS_KEY", "", "ARN of an AWS KMS key (or alias) whose data key, kept wrapped in the database, seals the signing keys; instead of CAIRN_KEY_ENCRYPTION_KEY(_FILE)", &c.KEKKMSKey, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"stack-role-arn", "CAIRN_STACK_ROLE_ARN", "", "ARN of the IAM role CloudFormation creates and deletes tenant stacks with (with cloud aws); empty uses the server's own credentials", &c.StackRoleARN, cmdServe},
@@ -253,6 +257,9 @@ func (c *config) validate() error {
 	}
 	if c.StackPollInterval <= 0 {
 		return errors.New("stack-poll-interval must be positive")
+	}
+	if c.MigrationDrain < time.Second {
+		return errors.New("migration-drain must be at least 1s")
 	}
 	if c.LakeInterval != 0 && c.LakeInterval < time.Second {
 		return errors.New("lake-interval must be 0 (off) or at least 1s")

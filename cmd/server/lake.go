@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/lake"
 	"github.com/cairn-cdp/cairn/internal/lake/athena"
 	"github.com/cairn-cdp/cairn/internal/lake/duckdb"
+	"github.com/cairn-cdp/cairn/internal/migration"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -20,7 +21,7 @@ import (
 // each tenant's workgroup, Glue for the catalog, with settings), DuckDB
 // over the local zones otherwise, returned too (the query sandbox reads its
 // zones; nil in AWS mode, which has no querier yet).
-func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, now func() time.Time) (*lake.Service, *duckdb.Engine, func() error, error) {
+func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, fences *migration.Fences, now func() time.Time) (*lake.Service, *duckdb.Engine, func() error, error) {
 	var engine lake.Engine
 	var local *duckdb.Engine
 	closeEngine := func() error { return nil }
@@ -37,7 +38,7 @@ func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db l
 		}
 		engine, local, closeEngine = e, e, e.Close
 	}
-	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements), Now: now})
+	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements, fences), Now: now})
 	if err != nil {
 		closeEngine()
 		return nil, nil, nil, err
@@ -46,9 +47,14 @@ func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db l
 }
 
 // lakeLocator reads a tenant's zones from its home placement's outputs
-// (placement.ErrNotReady before it has one).
-func lakeLocator(placements *placement.Locator) func(context.Context, string) (lake.Location, error) {
+// (placement.ErrNotReady before it has one, and while the tenant moves
+// between tiers: the refinery leaves its zones alone while they are
+// copied, and refines them in their new place after).
+func lakeLocator(placements *placement.Locator, fences *migration.Fences) func(context.Context, string) (lake.Location, error) {
 	return func(ctx context.Context, tenant string) (lake.Location, error) {
+		if fences.Migrating(tenant) {
+			return lake.Location{}, placement.ErrNotReady
+		}
 		home, err := placements.Home(ctx, tenant)
 		if err != nil {
 			return lake.Location{}, err

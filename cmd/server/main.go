@@ -48,6 +48,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/lake"
+	"github.com/cairn-cdp/cairn/internal/migration"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/plans"
@@ -539,6 +540,29 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		return err
 	}
 
+	// Tenants move between tiers through durable jobs; the fences keep
+	// their writes out for the switch. The embedded default's zones are
+	// copied on disk; AWS mode cannot move tenants yet (the route is 501).
+	fences := migration.NewFences(db, 0, nil, log)
+	var zones migration.Zones
+	if cfg.Cloud != "aws" {
+		zones = migration.LocalZones{Root: filepath.Join(cfg.DataDir, "zones")}
+	}
+	migrations, err := migration.New(migration.Config{
+		Store: db, Tenants: tenantSvc, Placements: db, Provisioner: prov, Grants: grantSvc, Fences: fences, Zones: zones,
+		Drain: cfg.MigrationDrain, PollInterval: cfg.StackPollInterval, Logger: log, Fleet: fleetRelay,
+	})
+	if err != nil {
+		return err
+	}
+	fencesCtx, stopFences := context.WithCancel(ctx)
+	fencesDone := make(chan struct{})
+	go func() {
+		defer close(fencesDone)
+		fences.Run(fencesCtx)
+	}()
+	defer func() { stopFences(); <-fencesDone }()
+
 	detector, err := drift.New(drift.Config{Store: db, Engine: engine, Interval: cfg.DriftInterval, Logger: log, Fleet: fleetRelay})
 	if err != nil {
 		return err
@@ -546,14 +570,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 
 	// The refinery (Athena in AWS mode, DuckDB otherwise): erasures reach
 	// its zones.
-	lakeSvc, lakeEngine, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, placements, h.lakeNow)
+	lakeSvc, lakeEngine, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, placements, fences, h.lakeNow)
 	if err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}
 	defer closeLake()
 	// Tenants' SQL over their lake: the DuckDB sandbox in the embedded
 	// default, none yet in AWS mode (the routes answer 501).
-	querySvc, err := newQueries(cfg, db, lakeEngine, placements, counting)
+	querySvc, err := newQueries(cfg, db, lakeEngine, placements, fences, counting)
 	if err != nil {
 		return fmt.Errorf("queries: %w", err)
 	}
@@ -572,6 +596,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	prov.Register(workers)
 	offboarder.Register(workers)
 	rolloutRunner.Register(workers)
+	migrations.Register(workers)
 	detector.Register(workers)
 	grantSvc.Register(workers)
 	profileSvc.Register(workers)
@@ -581,7 +606,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	sweeper := &audienceSweeper{tenants: tenantSvc, profiles: profileSvc}
 	river.AddWorker(workers, sweeper)
 	periodic := slices.Concat(maintenanceJobs(), audienceJobs(), usageJobs(), prov.PeriodicJobs(), grantSvc.PeriodicJobs(), fleetRelay.PeriodicJobs(),
-		rolloutRunner.PeriodicJobs(), detector.PeriodicJobs())
+		rolloutRunner.PeriodicJobs(), detector.PeriodicJobs(), migrations.PeriodicJobs())
 	var lakeStatus httpapi.LakeStatus
 	if lakeSvc != nil {
 		profileSvc.SetZoneEraser(lakeSvc)
@@ -666,6 +691,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 		Queries:      querySvc,
 		Plans:        planSvc,
 		Limits:       limits(cfg, liveReplicas, h),
+		Migrations:   migrations,
+		Fence:        fences,
 	})
 	if err != nil {
 		return err

@@ -35,11 +35,16 @@ const (
 	// TenantQuotaExceeded announces, once a month, a tenant over a quota
 	// of its plan.
 	TenantQuotaExceeded = "tenant.quota_exceeded"
+	// TenantMigrated announces a tenant moved to another tier;
+	// TenantMigrationFailed a move that failed, the tenant left on its
+	// tier.
+	TenantMigrated        = "tenant.migrated"
+	TenantMigrationFailed = "tenant.migration_failed"
 )
 
 // Types lists every event type this package announces.
 var Types = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, StackFailed, UsageReported,
-	RolloutHalted, RolloutCompleted, StackDrifted, TenantQuotaExceeded}
+	RolloutHalted, RolloutCompleted, StackDrifted, TenantQuotaExceeded, TenantMigrated, TenantMigrationFailed}
 
 // Event is one announcement in the outbox.
 type Event struct {
@@ -93,6 +98,11 @@ type Data struct {
 	Limit int64  `json:"limit,omitempty"`
 	Month string `json:"month,omitempty"`
 	Mode  string `json:"mode,omitempty"`
+	// MigrationID and FromTier describe a tenant.migrated or
+	// tenant.migration_failed event: the migration and the tier it moved
+	// from (Tier is the tier the tenant is on after it).
+	MigrationID string `json:"migration_id,omitempty"`
+	FromTier    string `json:"from_tier,omitempty"`
 	// At is when the change happened, RFC 3339 in UTC.
 	At string `json:"at"`
 }

@@ -186,6 +186,63 @@ func (e LakeTableZone) Valid() bool {
 	}
 }
 
+// Defines values for MigrationState.
+const (
+	MigrationStateFailed    MigrationState = "failed"
+	MigrationStateRunning   MigrationState = "running"
+	MigrationStateSucceeded MigrationState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the MigrationState enum.
+func (e MigrationState) Valid() bool {
+	switch e {
+	case MigrationStateFailed:
+		return true
+	case MigrationStateRunning:
+		return true
+	case MigrationStateSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MigrationStep.
+const (
+	Copy      MigrationStep = "copy"
+	Delta     MigrationStep = "delta"
+	Done      MigrationStep = "done"
+	Fence     MigrationStep = "fence"
+	Grants    MigrationStep = "grants"
+	Provision MigrationStep = "provision"
+	Purge     MigrationStep = "purge"
+	Switch    MigrationStep = "switch"
+)
+
+// Valid indicates whether the value is a known member of the MigrationStep enum.
+func (e MigrationStep) Valid() bool {
+	switch e {
+	case Copy:
+		return true
+	case Delta:
+		return true
+	case Done:
+		return true
+	case Fence:
+		return true
+	case Grants:
+		return true
+	case Provision:
+		return true
+	case Purge:
+		return true
+	case Switch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Permission.
 const (
 	ALTER              Permission = "ALTER"
@@ -839,23 +896,25 @@ func (e WebhookDeliveryStatus) Valid() bool {
 
 // Defines values for WebhookEventType.
 const (
-	ProfileCreated      WebhookEventType = "profile.created"
-	ProfileErased       WebhookEventType = "profile.erased"
-	ProfileMerged       WebhookEventType = "profile.merged"
-	ProfileUnmerged     WebhookEventType = "profile.unmerged"
-	RolloutCompleted    WebhookEventType = "rollout.completed"
-	RolloutHalted       WebhookEventType = "rollout.halted"
-	SegmentEntered      WebhookEventType = "segment.entered"
-	SegmentExited       WebhookEventType = "segment.exited"
-	StackDrifted        WebhookEventType = "stack.drifted"
-	StackFailed         WebhookEventType = "stack.failed"
-	TenantDeleted       WebhookEventType = "tenant.deleted"
-	TenantFailed        WebhookEventType = "tenant.failed"
-	TenantProvisioned   WebhookEventType = "tenant.provisioned"
-	TenantQuotaExceeded WebhookEventType = "tenant.quota_exceeded"
-	TenantSuspended     WebhookEventType = "tenant.suspended"
-	UsageReported       WebhookEventType = "usage.reported"
-	WebhookDisabled     WebhookEventType = "webhook.disabled"
+	ProfileCreated        WebhookEventType = "profile.created"
+	ProfileErased         WebhookEventType = "profile.erased"
+	ProfileMerged         WebhookEventType = "profile.merged"
+	ProfileUnmerged       WebhookEventType = "profile.unmerged"
+	RolloutCompleted      WebhookEventType = "rollout.completed"
+	RolloutHalted         WebhookEventType = "rollout.halted"
+	SegmentEntered        WebhookEventType = "segment.entered"
+	SegmentExited         WebhookEventType = "segment.exited"
+	StackDrifted          WebhookEventType = "stack.drifted"
+	StackFailed           WebhookEventType = "stack.failed"
+	TenantDeleted         WebhookEventType = "tenant.deleted"
+	TenantFailed          WebhookEventType = "tenant.failed"
+	TenantMigrated        WebhookEventType = "tenant.migrated"
+	TenantMigrationFailed WebhookEventType = "tenant.migration_failed"
+	TenantProvisioned     WebhookEventType = "tenant.provisioned"
+	TenantQuotaExceeded   WebhookEventType = "tenant.quota_exceeded"
+	TenantSuspended       WebhookEventType = "tenant.suspended"
+	UsageReported         WebhookEventType = "usage.reported"
+	WebhookDisabled       WebhookEventType = "webhook.disabled"
 )
 
 // Valid indicates whether the value is a known member of the WebhookEventType enum.
@@ -884,6 +943,10 @@ func (e WebhookEventType) Valid() bool {
 	case TenantDeleted:
 		return true
 	case TenantFailed:
+		return true
+	case TenantMigrated:
+		return true
+	case TenantMigrationFailed:
 		return true
 	case TenantProvisioned:
 		return true
@@ -1359,6 +1422,63 @@ type Merge struct {
 type MergeList struct {
 	Items      []Merge `json:"items"`
 	NextCursor *string `json:"next_cursor"`
+}
+
+// Migration defines model for Migration.
+type Migration struct {
+	Counts    MigrationCounts `json:"counts"`
+	CreatedAt time.Time       `json:"created_at"`
+
+	// Error Why it failed, or why its last attempt did while it is retried.
+	Error *string `json:"error,omitempty"`
+
+	// Fenced Whether the tenant's ingestion is fenced (answers 503) now.
+	Fenced     bool       `json:"fenced"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+
+	// FromTier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	FromTier Tier   `json:"from_tier"`
+	Id       string `json:"id"`
+
+	// Percent How far it is, by the steps done.
+	Percent int            `json:"percent"`
+	State   MigrationState `json:"state"`
+
+	// Step The step under way (or where it failed): provision the target, copy the zones and catalog, fence writes, copy the delta, switch reads and writes, re-apply grants, purge the source; done once it succeeded.
+	Step     MigrationStep `json:"step"`
+	TenantId string        `json:"tenant_id"`
+
+	// ToTier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	ToTier    Tier      `json:"to_tier"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// MigrationState defines model for Migration.State.
+type MigrationState string
+
+// MigrationStep The step under way (or where it failed): provision the target, copy the zones and catalog, fence writes, copy the delta, switch reads and writes, re-apply grants, purge the source; done once it succeeded.
+type MigrationStep string
+
+// MigrationCounts defines model for MigrationCounts.
+type MigrationCounts struct {
+	BytesCopied int64 `json:"bytes_copied"`
+
+	// DeltaObjects Objects copied or removed by the delta, under the fence.
+	DeltaObjects  int64 `json:"delta_objects"`
+	GrantsRehomed int   `json:"grants_rehomed"`
+	ObjectsCopied int64 `json:"objects_copied"`
+
+	// ObjectsPurged Catalog entries removed from the source with its slice or stack.
+	ObjectsPurged int64 `json:"objects_purged"`
+
+	// ObjectsTotal Zone objects and catalog entries the source held at the copy.
+	ObjectsTotal int64 `json:"objects_total"`
+}
+
+// MigrationRequest defines model for MigrationRequest.
+type MigrationRequest struct {
+	// Tier `dedicated`: a stack of the tenant's own per Region. `pooled`: a tenant-prefixed slice of a shared pool stack.
+	Tier Tier `json:"tier"`
 }
 
 // OffboardingProgress How far the tenant's offboarding got, while it is deprovisioning (GET
@@ -2747,9 +2867,6 @@ type InternalError = Problem
 // NotFound An RFC 9457 problem detail.
 type NotFound = Problem
 
-// NotImplemented An RFC 9457 problem detail.
-type NotImplemented = Problem
-
 // PreconditionFailed An RFC 9457 problem detail.
 type PreconditionFailed = Problem
 
@@ -2758,6 +2875,9 @@ type RolloutOK = Rollout
 
 // TenantAccepted defines model for TenantAccepted.
 type TenantAccepted = Tenant
+
+// TenantMigrating An RFC 9457 problem detail.
+type TenantMigrating = Problem
 
 // TenantOK defines model for TenantOK.
 type TenantOK = Tenant
@@ -2975,6 +3095,12 @@ type ListGrantsParams struct {
 
 // CreateGrantParams defines parameters for CreateGrant.
 type CreateGrantParams struct {
+	// IdempotencyKey A client-chosen key that makes the request safe to retry for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// MigrateTenantParams defines parameters for MigrateTenant.
+type MigrateTenantParams struct {
 	// IdempotencyKey A client-chosen key that makes the request safe to retry for 24 hours.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
@@ -3330,6 +3456,9 @@ type CreateGrantJSONRequestBody = GrantCreate
 
 // PutIdentityConfigJSONRequestBody defines body for PutIdentityConfig for application/json ContentType.
 type PutIdentityConfigJSONRequestBody = IdentityConfig
+
+// MigrateTenantJSONRequestBody defines body for MigrateTenant for application/json ContentType.
+type MigrateTenantJSONRequestBody = MigrationRequest
 
 // RemovePrincipalJSONRequestBody defines body for RemovePrincipal for application/json ContentType.
 type RemovePrincipalJSONRequestBody = PrincipalRef
@@ -3922,6 +4051,12 @@ type ServerInterface interface {
 	// GetTenantLake The tenant's lake tables and how far behind the raw zone they are
 	// (GET /v1/tenants/{tenant_id}/lake)
 	GetTenantLake(w http.ResponseWriter, r *http.Request, tenantId TenantID)
+	// MigrateTenant Move the tenant to another tier
+	// (POST /v1/tenants/{tenant_id}/migrate)
+	MigrateTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params MigrateTenantParams)
+	// GetTenantMigration The tenant's latest tier migration and its progress
+	// (GET /v1/tenants/{tenant_id}/migration)
+	GetTenantMigration(w http.ResponseWriter, r *http.Request, tenantId TenantID)
 	// RemovePrincipal Unregister a principal that holds no live grant
 	// (DELETE /v1/tenants/{tenant_id}/principals)
 	RemovePrincipal(w http.ResponseWriter, r *http.Request, tenantId TenantID)
@@ -4393,6 +4528,18 @@ func (_ Unimplemented) PutIdentityConfig(w http.ResponseWriter, r *http.Request,
 // GetTenantLake The tenant's lake tables and how far behind the raw zone they are
 // (GET /v1/tenants/{tenant_id}/lake)
 func (_ Unimplemented) GetTenantLake(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// MigrateTenant Move the tenant to another tier
+// (POST /v1/tenants/{tenant_id}/migrate)
+func (_ Unimplemented) MigrateTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params MigrateTenantParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetTenantMigration The tenant's latest tier migration and its progress
+// (GET /v1/tenants/{tenant_id}/migration)
+func (_ Unimplemented) GetTenantMigration(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -6326,6 +6473,82 @@ func (siw *ServerInterfaceWrapper) GetTenantLake(w http.ResponseWriter, r *http.
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetTenantLake(w, r, tenantId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// MigrateTenant operation middleware
+func (siw *ServerInterfaceWrapper) MigrateTenant(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params MigrateTenantParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.MigrateTenant(w, r, tenantId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetTenantMigration operation middleware
+func (siw *ServerInterfaceWrapper) GetTenantMigration(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetTenantMigration(w, r, tenantId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -9090,6 +9313,12 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/stacks/{region}/retry", wrapper.RetryStack)
 	})
 	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/tenants/{tenant_id}/migrate", wrapper.MigrateTenant)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/tenants/{tenant_id}/migration", wrapper.GetTenantMigration)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/pools", wrapper.ListPools)
 	})
 	r.Group(func(r chi.Router) {
@@ -9373,7 +9602,8 @@ type InternalErrorApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
-type NotImplementedApplicationProblemPlusJSONResponse Problem
+type NotImplementedResponse struct {
+}
 
 type PreconditionFailedApplicationProblemPlusJSONResponse Problem
 
@@ -9386,6 +9616,15 @@ type TenantAcceptedJSONResponse struct {
 	Body Tenant
 
 	Headers TenantAcceptedResponseHeaders
+}
+
+type TenantMigratingResponseHeaders struct {
+	RetryAfter int
+}
+type TenantMigratingApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TenantMigratingResponseHeaders
 }
 
 type TenantOKResponseHeaders struct {
@@ -9646,6 +9885,23 @@ func (response SegmentAliasShort500ApplicationProblemPlusJSONResponse) VisitSegm
 	return err
 }
 
+type SegmentAliasShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentAliasShort503ApplicationProblemPlusJSONResponse) VisitSegmentAliasShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentAliasRequestObject struct {
 	Body *SegmentAliasJSONRequestBody
 }
@@ -9784,6 +10040,23 @@ func (response SegmentAlias500ApplicationProblemPlusJSONResponse) VisitSegmentAl
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentAlias503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentAlias503ApplicationProblemPlusJSONResponse) VisitSegmentAliasResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10298,6 +10571,23 @@ func (response SegmentBatchShort500ApplicationProblemPlusJSONResponse) VisitSegm
 	return err
 }
 
+type SegmentBatchShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentBatchShort503ApplicationProblemPlusJSONResponse) VisitSegmentBatchShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentBatchRequestObject struct {
 	Body *SegmentBatchJSONRequestBody
 }
@@ -10436,6 +10726,23 @@ func (response SegmentBatch500ApplicationProblemPlusJSONResponse) VisitSegmentBa
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentBatch503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentBatch503ApplicationProblemPlusJSONResponse) VisitSegmentBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10582,6 +10889,23 @@ func (response SegmentGroupShort500ApplicationProblemPlusJSONResponse) VisitSegm
 	return err
 }
 
+type SegmentGroupShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentGroupShort503ApplicationProblemPlusJSONResponse) VisitSegmentGroupShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentGroupRequestObject struct {
 	Body *SegmentGroupJSONRequestBody
 }
@@ -10720,6 +11044,23 @@ func (response SegmentGroup500ApplicationProblemPlusJSONResponse) VisitSegmentGr
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentGroup503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentGroup503ApplicationProblemPlusJSONResponse) VisitSegmentGroupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10866,6 +11207,23 @@ func (response SegmentIdentifyShort500ApplicationProblemPlusJSONResponse) VisitS
 	return err
 }
 
+type SegmentIdentifyShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentIdentifyShort503ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentIdentifyRequestObject struct {
 	Body *SegmentIdentifyJSONRequestBody
 }
@@ -11004,6 +11362,23 @@ func (response SegmentIdentify500ApplicationProblemPlusJSONResponse) VisitSegmen
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentIdentify503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentIdentify503ApplicationProblemPlusJSONResponse) VisitSegmentIdentifyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11150,6 +11525,23 @@ func (response SegmentPageShort500ApplicationProblemPlusJSONResponse) VisitSegme
 	return err
 }
 
+type SegmentPageShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentPageShort503ApplicationProblemPlusJSONResponse) VisitSegmentPageShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentPageRequestObject struct {
 	Body *SegmentPageJSONRequestBody
 }
@@ -11288,6 +11680,23 @@ func (response SegmentPage500ApplicationProblemPlusJSONResponse) VisitSegmentPag
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentPage503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentPage503ApplicationProblemPlusJSONResponse) VisitSegmentPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12943,6 +13352,23 @@ func (response SegmentScreenShort500ApplicationProblemPlusJSONResponse) VisitSeg
 	return err
 }
 
+type SegmentScreenShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentScreenShort503ApplicationProblemPlusJSONResponse) VisitSegmentScreenShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SegmentScreenRequestObject struct {
 	Body *SegmentScreenJSONRequestBody
 }
@@ -13081,6 +13507,23 @@ func (response SegmentScreen500ApplicationProblemPlusJSONResponse) VisitSegmentS
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentScreen503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentScreen503ApplicationProblemPlusJSONResponse) VisitSegmentScreenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13326,6 +13769,23 @@ func (response SegmentTrackShort500ApplicationProblemPlusJSONResponse) VisitSegm
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SegmentTrackShort503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentTrackShort503ApplicationProblemPlusJSONResponse) VisitSegmentTrackShortResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14570,6 +15030,23 @@ func (response IngestEvents500ApplicationProblemPlusJSONResponse) VisitIngestEve
 	return err
 }
 
+type IngestEvents503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response IngestEvents503ApplicationProblemPlusJSONResponse) VisitIngestEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListGrantsRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
 	Params   ListGrantsParams
@@ -15726,6 +16203,298 @@ type GetTenantLake500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetTenantLake500ApplicationProblemPlusJSONResponse) VisitGetTenantLakeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenantRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+	Params   MigrateTenantParams
+	Body     *MigrateTenantJSONRequestBody
+}
+
+type MigrateTenantResponseObject interface {
+	VisitMigrateTenantResponse(w http.ResponseWriter) error
+}
+
+type MigrateTenant202ResponseHeaders struct {
+	Location string
+}
+
+type MigrateTenant202JSONResponse struct {
+	Body    Migration
+	Headers MigrateTenant202ResponseHeaders
+}
+
+func (response MigrateTenant202JSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant400ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant401ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant403ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant404ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant409ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant429ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response MigrateTenant500ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MigrateTenant501ApplicationProblemPlusJSONResponse Problem
+
+func (response MigrateTenant501ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigrationRequestObject struct {
+	TenantId TenantID `json:"tenant_id"`
+}
+
+type GetTenantMigrationResponseObject interface {
+	VisitGetTenantMigrationResponse(w http.ResponseWriter) error
+}
+
+type GetTenantMigration200JSONResponse Migration
+
+func (response GetTenantMigration200JSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration400ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration401ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration403ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration404ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration429ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTenantMigration500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetTenantMigration500ApplicationProblemPlusJSONResponse) VisitGetTenantMigrationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -17386,20 +18155,11 @@ func (response CreateLakeQuery500ApplicationProblemPlusJSONResponse) VisitCreate
 	return err
 }
 
-type CreateLakeQuery501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
+type CreateLakeQuery501Response = NotImplementedResponse
 
-func (response CreateLakeQuery501ApplicationProblemPlusJSONResponse) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
+func (response CreateLakeQuery501Response) VisitCreateLakeQueryResponse(w http.ResponseWriter) error {
 	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
+	return nil
 }
 
 type GetLakeQueryRequestObject struct {
@@ -22919,6 +23679,23 @@ func (response SegmentTrack500ApplicationProblemPlusJSONResponse) VisitSegmentTr
 	return err
 }
 
+type SegmentTrack503ApplicationProblemPlusJSONResponse struct {
+	TenantMigratingApplicationProblemPlusJSONResponse
+}
+
+func (response SegmentTrack503ApplicationProblemPlusJSONResponse) VisitSegmentTrackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetFleetUsageRequestObject struct {
 	Params GetFleetUsageParams
 }
@@ -24758,6 +25535,12 @@ type StrictServerInterface interface {
 	// GetTenantLake The tenant's lake tables and how far behind the raw zone they are
 	// (GET /v1/tenants/{tenant_id}/lake)
 	GetTenantLake(ctx context.Context, request GetTenantLakeRequestObject) (GetTenantLakeResponseObject, error)
+	// MigrateTenant Move the tenant to another tier
+	// (POST /v1/tenants/{tenant_id}/migrate)
+	MigrateTenant(ctx context.Context, request MigrateTenantRequestObject) (MigrateTenantResponseObject, error)
+	// GetTenantMigration The tenant's latest tier migration and its progress
+	// (GET /v1/tenants/{tenant_id}/migration)
+	GetTenantMigration(ctx context.Context, request GetTenantMigrationRequestObject) (GetTenantMigrationResponseObject, error)
 	// RemovePrincipal Unregister a principal that holds no live grant
 	// (DELETE /v1/tenants/{tenant_id}/principals)
 	RemovePrincipal(ctx context.Context, request RemovePrincipalRequestObject) (RemovePrincipalResponseObject, error)
@@ -26357,6 +27140,66 @@ func (sh *strictHandler) GetTenantLake(w http.ResponseWriter, r *http.Request, t
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetTenantLakeResponseObject); ok {
 		if err := validResponse.VisitGetTenantLakeResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// MigrateTenant operation middleware
+func (sh *strictHandler) MigrateTenant(w http.ResponseWriter, r *http.Request, tenantId TenantID, params MigrateTenantParams) {
+	var request MigrateTenantRequestObject
+
+	request.TenantId = tenantId
+	request.Params = params
+
+	var body MigrateTenantJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.MigrateTenant(ctx, request.(MigrateTenantRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "MigrateTenant")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(MigrateTenantResponseObject); ok {
+		if err := validResponse.VisitMigrateTenantResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetTenantMigration operation middleware
+func (sh *strictHandler) GetTenantMigration(w http.ResponseWriter, r *http.Request, tenantId TenantID) {
+	var request GetTenantMigrationRequestObject
+
+	request.TenantId = tenantId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTenantMigration(ctx, request.(GetTenantMigrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTenantMigration")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetTenantMigrationResponseObject); ok {
+		if err := validResponse.VisitGetTenantMigrationResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

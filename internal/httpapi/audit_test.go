@@ -165,6 +165,9 @@ func TestAuditTrail(t *testing.T) {
 			{"retryStack", 202, func() resp {
 				return e.do("POST", "/v1/tenants/"+failingStack+"/stacks/eu-west-1/retry", e.admin, nil)
 			}, same("stack.retry", "stack", failingStack+"/eu-west-1", failingStack, "admin")},
+			{"migrateTenant", 202, func() resp {
+				return e.do("POST", "/v1/tenants/"+other+"/migrate", e.admin, map[string]any{"tier": "dedicated"})
+			}, func(r resp) auditWant { return auditWant{"tenant.migrate", "migration", r.str("id"), other, "admin"} }},
 			{"createTenantToken", 201, func() resp {
 				return e.do("POST", base+"/tokens", e.admin, map[string]any{"scopes": []string{"profiles:read"}})
 			}, same("token.mint", "tenant", a, a, "admin")},

@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/httpapi"
 	"github.com/cairn-cdp/cairn/internal/lake"
+	"github.com/cairn-cdp/cairn/internal/migration"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/plans"
@@ -226,9 +227,19 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 	if err != nil {
 		t.Fatal(err)
 	}
+	fences := migration.NewFences(db, 100*time.Millisecond, nil, log)
+	migrations, err := migration.New(migration.Config{
+		Store: db, Tenants: svc, Placements: db, Provisioner: prov, Grants: gs, Fences: fences,
+		Zones: migration.LocalZones{Root: filepath.Join(dataDir, "zones")}, Drain: time.Second,
+		PollInterval: 25 * time.Millisecond, Logger: log, Fleet: relay,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	workers := river.NewWorkers()
 	prov.Register(workers)
 	offboarder.Register(workers)
+	migrations.Register(workers)
 	rollRunner.Register(workers)
 	gs.Register(workers)
 	relay.Register(workers)
@@ -276,6 +287,7 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 		Logger:  log, Tenants: svc, Stacks: prov, Grants: gs, Profiles: ps, Sources: sources, Webhooks: hooks, Audit: db, Auth: a, Idempotency: db, Ready: db.Ping,
 		Registry: prometheus.NewRegistry(), Usage: db, Meter: e.meter, Rollouts: rollSvc, Drift: db, Attention: db, Plans: planSvc,
 		Offboarding: offboarder,
+		Migrations:  migrations, Fence: fences,
 	}
 	for _, o := range opts {
 		o(&cfg)

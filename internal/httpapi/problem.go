@@ -74,6 +74,8 @@ func toProblem(r *http.Request, log *slog.Logger, err error) *problem {
 	case errors.Is(err, tenants.ErrVersionMismatch):
 		return newProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed",
 			"The tenant changed since the ETag given in If-Match; read it again.")
+	case migrationProblem(err) != nil:
+		return migrationProblem(err)
 	case profileProblem(err) != nil:
 		return profileProblem(err)
 	case segmentProblem(err) != nil:

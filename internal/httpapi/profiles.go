@@ -31,6 +31,15 @@ const (
 // defaultType, parses each, and ingests the valid ones for the tenant.
 // Each event keeps its bytes, so the raw zone stores it as sent.
 func (s *Server) ingest(ctx context.Context, tenant, kind string, body []byte, batch bool, defaultType string) (IngestResult, error) {
+	if s.fence != nil {
+		// A tenant moving tiers refuses writes for the few seconds of its
+		// switch (migration.Fences); those admitted before finish first.
+		release, retry, ok := s.fence.Enter(tenant)
+		if !ok {
+			return IngestResult{}, errFenced(retry)
+		}
+		defer release()
+	}
 	raws, p := splitEvents(body, batch, maxBatchEvents)
 	if p != nil {
 		return IngestResult{}, p

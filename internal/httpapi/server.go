@@ -96,6 +96,12 @@ type Config struct {
 	// Offboarding, if not nil, shows a deprovisioning tenant's offboarding
 	// progress on GET /v1/tenants/{id}.
 	Offboarding OffboardingReader
+	// Migrations, if not nil, moves tenants between tiers; without it the
+	// migrate route is 501.
+	Migrations MigrationService
+	// Fence, if not nil, admits each ingestion request's writes, refusing
+	// them (503) while the tenant's migration fences them.
+	Fence IngestFence
 }
 
 // Server implements the generated StrictServerInterface.
@@ -130,6 +136,10 @@ type Server struct {
 	lake      LakeStatus
 	queries   LakeQueries
 	plans     *plans.Service
+	// migrations moves tenants between tiers (nil: 501); fence admits
+	// ingestion writes (nil admits all).
+	migrations MigrationService
+	fence      IngestFence
 }
 
 var _ StrictServerInterface = (*Server)(nil)
@@ -160,7 +170,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 		signIns: cfg.Idempotency, now: cfg.Now,
 		ingestMetrics: newIngestMetrics(cfg.Registry), portalOIDC: cfg.PortalOIDC,
 		usage: usage.Reader{Store: cfg.Usage}, meter: cfg.Meter, rollouts: cfg.Rollouts, drift: cfg.Drift, attention: cfg.Attention, lake: cfg.Lake, queries: cfg.Queries, plans: cfg.Plans,
-		offboarding: cfg.Offboarding}
+		offboarding: cfg.Offboarding, migrations: cfg.Migrations, fence: cfg.Fence}
 
 	problemHandler := func(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, toProblem(r, cfg.Logger, err))

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/idempotency"
 	"github.com/cairn-cdp/cairn/internal/kmskek"
 	"github.com/cairn-cdp/cairn/internal/lake"
+	"github.com/cairn-cdp/cairn/internal/migration"
 	"github.com/cairn-cdp/cairn/internal/offboarding"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/plans"
@@ -80,6 +81,8 @@ type Backend interface {
 	// offboarding.Store records the finished steps of tenants'
 	// offboarding.
 	offboarding.Store
+	// migration.Store keeps tenants' moves between tiers.
+	migration.Store
 	// Grants returns the grants broker's store on the same database.
 	Grants() grants.Store
 	// Migrate brings the schema (Cairn's tables and River's) up to date

@@ -46,7 +46,7 @@ const TestEvent = "webhook.test"
 var TenantEventTypes = []string{SegmentEntered, SegmentExited, ProfileCreated, ProfileMerged, ProfileUnmerged, ProfileErased}
 
 // FleetEventTypes are the types a fleet endpoint may subscribe to.
-var FleetEventTypes = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, TenantQuota, StackFailed, StackDrifted,
+var FleetEventTypes = []string{TenantProvisioned, TenantFailed, TenantSuspended, TenantDeleted, TenantQuota, TenantMigrated, MigrationFailed, StackFailed, StackDrifted,
 	UsageReported, RolloutHalted, RolloutCompleted, EndpointDisabled}
 
 // ValidationError is a refused input; Field names it as the API does

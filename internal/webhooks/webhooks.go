@@ -45,6 +45,8 @@ const (
 	RolloutCompleted  = fleet.RolloutCompleted
 	StackDrifted      = fleet.StackDrifted
 	TenantQuota       = fleet.TenantQuotaExceeded
+	TenantMigrated    = fleet.TenantMigrated
+	MigrationFailed   = fleet.TenantMigrationFailed
 	EndpointDisabled  = "webhook.disabled"
 )
 

@@ -40,7 +40,7 @@ export const TENANT_EVENT_KINDS = [
   { kind: 'Profile events', types: ['profile.created', 'profile.merged', 'profile.unmerged', 'profile.erased'] },
 ] as const satisfies readonly { kind: string; types: readonly Schemas['WebhookEventType'][] }[];
 export const FLEET_EVENT_KINDS = [
-  { kind: 'Tenant events', types: ['tenant.provisioned', 'tenant.failed', 'tenant.suspended', 'tenant.deleted', 'tenant.quota_exceeded'] },
+  { kind: 'Tenant events', types: ['tenant.provisioned', 'tenant.failed', 'tenant.suspended', 'tenant.deleted', 'tenant.quota_exceeded', 'tenant.migrated', 'tenant.migration_failed'] },
   { kind: 'Stack events', types: ['stack.failed', 'stack.drifted'] },
   { kind: 'Rollout events', types: ['rollout.halted', 'rollout.completed'] },
   { kind: 'Usage events', types: ['usage.reported'] },

@@ -265,11 +265,15 @@ func (t *grantsTx) GrantUpdate(ctx context.Context, g grants.Grant) (grants.Gran
 		return grants.Grant{}, fmt.Errorf("update grant: %w", err)
 	}
 	stored.Permissions = g.Permissions
+	if g.Resource.Database != "" {
+		stored.Resource.Database = g.Resource.Database // a tenant's catalog moves with its tier
+	}
 	permissions, err := stringsColumn(g.Permissions)
 	if err != nil {
 		return grants.Grant{}, fmt.Errorf("update grant: %w", err)
 	}
 	row, err = t.queries.GrantUpdate(ctx, db.GrantUpdateParams{
+		Database:    stored.Resource.Database,
 		Permissions: permissions,
 		GrantKey:    stored.Key(),
 		CellsFilter: g.CellsFilter,

@@ -46,8 +46,10 @@ WHERE tenant_id = @tenant_id AND grant_key = @grant_key AND status <> 'revoked';
 
 -- name: GrantUpdate :one
 -- Returns no row when the grant is absent or its version is not
--- @prev_version. Only the fields a grant's life changes are stored.
+-- @prev_version. Only the fields a grant's life changes are stored (the
+-- database changes when the tenant moves tiers: package migration).
 UPDATE grants SET
+    database = @database,
     permissions = @permissions,
     grant_key = @grant_key,
     cells_filter = @cells_filter,

@@ -110,6 +110,7 @@ func Run(t *testing.T, h Harness) {
 		{"FleetEventWithStackFailure", testFleetEventWithStackFailure},
 		{"FleetRelay", testFleetRelay},
 		{"AttentionList", testAttentionList},
+		{"TierMigrations", testTierMigrations},
 		{"UsageAdd", testUsageAdd},
 		{"UsageTotals", testUsageTotals},
 		{"UsageMeter", testUsageMeter},

@@ -263,6 +263,26 @@ type Tenant struct {
 	DeletedAt    *time.Time
 }
 
+type TierMigration struct {
+	Seq        int64
+	ID         string
+	TenantID   string
+	FromTier   string
+	ToTier     string
+	Step       string
+	State      string
+	Error      string
+	Body       []byte
+	FencedAt   *time.Time
+	FenceUntil *time.Time
+	LeaseJob   pgtype.Int8
+	LeaseUntil *time.Time
+	Version    int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	FinishedAt *time.Time
+}
+
 type UsageCount struct {
 	TenantID  string
 	Metric    string

@@ -277,18 +277,20 @@ func (q *Queries) GrantListLive(ctx context.Context, tenantID string) ([]Grant, 
 
 const grantUpdate = `-- name: GrantUpdate :one
 UPDATE grants SET
-    permissions = ?1,
-    grant_key = ?2,
-    cells_filter = ?3,
-    status = ?4,
-    reason = ?5,
+    database = ?1,
+    permissions = ?2,
+    grant_key = ?3,
+    cells_filter = ?4,
+    status = ?5,
+    reason = ?6,
     version = version + 1,
-    updated_at = ?6
-WHERE tenant_id = ?7 AND id = ?8 AND version = ?9
+    updated_at = ?7
+WHERE tenant_id = ?8 AND id = ?9 AND version = ?10
 RETURNING seq, id, tenant_id, principal, region, "database", table_name, columns, permissions, grant_key, cells_filter, status, reason, created_by, version, created_at, updated_at, tags
 `
 
 type GrantUpdateParams struct {
+	Database    string
 	Permissions string
 	GrantKey    string
 	CellsFilter string
@@ -301,9 +303,11 @@ type GrantUpdateParams struct {
 }
 
 // Returns no row when the grant is absent or its version is not
-// @prev_version. Only the fields a grant's life changes are stored.
+// @prev_version. Only the fields a grant's life changes are stored (the
+// database changes when the tenant moves tiers: package migration).
 func (q *Queries) GrantUpdate(ctx context.Context, arg GrantUpdateParams) (Grant, error) {
 	row := q.db.QueryRowContext(ctx, grantUpdate,
+		arg.Database,
 		arg.Permissions,
 		arg.GrantKey,
 		arg.CellsFilter,

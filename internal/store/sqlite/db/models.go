@@ -261,6 +261,26 @@ type Tenant struct {
 	DeletedAt    sql.NullString
 }
 
+type TierMigration struct {
+	Seq        int64
+	ID         string
+	TenantID   string
+	FromTier   string
+	ToTier     string
+	Step       string
+	State      string
+	Error      string
+	Body       string
+	FencedAt   sql.NullString
+	FenceUntil sql.NullString
+	LeaseJob   sql.NullInt64
+	LeaseUntil sql.NullString
+	Version    int64
+	CreatedAt  string
+	UpdatedAt  string
+	FinishedAt sql.NullString
+}
+
 type UsageCount struct {
 	TenantID  string
 	Metric    string

@@ -1,0 +1,96 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cairn-cdp/cairn/internal/audit"
+)
+
+// Rehome re-applies the tenant's grants in region on the catalog database
+// it moved to (package migration): each live grant on database from is
+// taken out of the Catalog there (with its data cells filter), recorded on
+// database to, with the data cells filter a grant on a table shared by a
+// pool needs (pooled says whether to is a pooled tenant's catalog), and
+// put in the Catalog again unless it is suspended. It returns how many
+// grants it moved. Grants already on to are put again, so that a repeat
+// (a job that died half-way) finishes what the first run started; every
+// step is safe to repeat. A grant the Catalog refuses on to is recorded
+// failed with the reason, as its apply job would.
+func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string, pooled bool) (int, error) {
+	live, err := s.store.GrantListLive(ctx, tenantID)
+	if err != nil {
+		return 0, fmt.Errorf("rehome grants: %w", err)
+	}
+	moved := 0
+	for _, g := range live {
+		if g.Resource.Region != region || (g.Resource.Database != from && g.Resource.Database != to) {
+			continue
+		}
+		if g.Status == StatusRevoking {
+			continue // its revoke job takes it away
+		}
+		if g.Resource.Database == from && from != to {
+			if g.Status != StatusSuspended {
+				if err := s.take(ctx, g); err != nil {
+					return moved, fmt.Errorf("rehome grant %s: take from %s: %w", g.ID, from, err)
+				}
+			}
+			if g.CellsFilter != "" {
+				if err := s.catalog.DeleteCellsFilter(ctx, region, from, g.Resource.Table, g.CellsFilter); err != nil {
+					return moved, fmt.Errorf("rehome grant %s: data cells filter: %w", g.ID, err)
+				}
+			}
+		}
+		next := g
+		next.Resource.Database = to
+		next.CellsFilter = ""
+		if g.Resource.Table != "" && pooled {
+			tbl, err := s.catalog.Table(ctx, region, to, g.Resource.Table)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return moved, fmt.Errorf("rehome grant %s: read table: %w", g.ID, err)
+			}
+			if err == nil && tbl.Shared {
+				next.CellsFilter = CellsFilterName(tenantID, g.Resource.Columns)
+				if len(g.Resource.Tags) > 0 {
+					next.CellsFilter = TagCellsFilterName(tenantID, g.Resource.Tags)
+				}
+			}
+		}
+		status, reason := g.Status, ""
+		if g.Status != StatusSuspended {
+			status = StatusActive
+			if err := s.put(ctx, next); err != nil {
+				status, reason = StatusFailed, err.Error()
+			}
+		}
+		if err := s.rehomed(ctx, next, status, reason, from); err != nil {
+			return moved, err
+		}
+		moved++
+	}
+	return moved, nil
+}
+
+// rehomed records a grant moved to its new database, with an audit event.
+func (s *Service) rehomed(ctx context.Context, g Grant, status Status, reason, from string) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		g.Status, g.Reason = status, reason
+		if _, err := tx.GrantUpdate(ctx, g); err != nil {
+			return err
+		}
+		detail := map[string]string{"from_database": from, "database": g.Resource.Database}
+		if reason != "" {
+			detail["reason"] = reason
+		}
+		return tx.AuditAppend(ctx, audit.Event{Time: s.now(), TenantID: g.TenantID, Actor: audit.ActorCairn, Action: "grant.rehome",
+			TargetType: "grant", TargetID: g.ID, Outcome: string(status), Detail: detail})
+	})
+	if err != nil {
+		// A conflict too: the grant changed since it was read; the
+		// migration's step runs again and reads it again.
+		return fmt.Errorf("rehome grant %s: %w", g.ID, err)
+	}
+	return nil
+}
