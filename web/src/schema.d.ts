@@ -334,6 +334,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant_id}/migrate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move the tenant to another tier
+         * @description Starts moving the tenant between tiers: a pooled tenant to a stack
+         *     of its own (`dedicated`), or a dedicated one into its Regions'
+         *     pools (`pooled`). A durable job provisions the target, copies the
+         *     tenant's raw, clean and curated zone objects and catalog entries,
+         *     raises a short write fence (ingestion for the tenant answers `503`
+         *     with `Retry-After` for a few seconds), copies what changed since,
+         *     switches the tenant's reads and writes to the target, re-applies
+         *     its grants there and purges the old slice or stack. No event
+         *     acknowledged before or after the fence is lost. The tenant stays
+         *     `active` throughout; a failure before the switch leaves it on its
+         *     old tier, with the reason in the migration. `Location` is the
+         *     migration's progress. A tenant already on the tier, or with a
+         *     migration running, is a `409`; a server that cannot move tenants
+         *     (with `--cloud aws`, for now) answers `501`.
+         */
+        post: operations["migrateTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}/migration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The tenant's latest tier migration and its progress
+         * @description The latest migration of the tenant, running or finished: its step, how far it is, what it copied and, if it failed, why. A tenant that never moved is a `404`.
+         */
+        get: operations["getTenantMigration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/pools": {
         parameters: {
             query?: never;
@@ -2156,7 +2213,7 @@ export interface paths {
         put?: never;
         /**
          * Register a webhook endpoint of the ISV's fleet
-         * @description The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
+         * @description The endpoint receives the event types it lists (tenant.provisioned, tenant.failed, tenant.suspended, tenant.deleted, tenant.quota_exceeded, tenant.migrated, tenant.migration_failed, stack.failed, stack.drifted, usage.reported, rollout.halted, rollout.completed, webhook.disabled), signed as
          *     Standard Webhooks describes with its `secret`, which is in this
          *     response only: a replay (same `Idempotency-Key`) answers it as
          *     `null` with `Cairn-Secret-Redacted: secret`; rotate the secret for
@@ -2721,6 +2778,57 @@ export interface components {
         RolloutState: "running" | "paused" | "halted" | "aborted" | "completed";
         /** @enum {string} */
         RolloutStackState: "pending" | "reviewing" | "awaiting_approval" | "executing" | "succeeded" | "unchanged" | "failed" | "skipped";
+        MigrationRequest: {
+            tier: components["schemas"]["Tier"];
+        };
+        Migration: {
+            id: string;
+            tenant_id: string;
+            from_tier: components["schemas"]["Tier"];
+            to_tier: components["schemas"]["Tier"];
+            /**
+             * @description The step under way (or where it failed): provision the target, copy the zones and catalog, fence writes, copy the delta, switch reads and writes, re-apply grants, purge the source; done once it succeeded.
+             * @enum {string}
+             */
+            step: "provision" | "copy" | "fence" | "delta" | "switch" | "grants" | "purge" | "done";
+            /** @enum {string} */
+            state: "running" | "succeeded" | "failed";
+            /** @description How far it is, by the steps done. */
+            percent: number;
+            /** @description Why it failed, or why its last attempt did while it is retried. */
+            error?: string;
+            /** @description Whether the tenant's ingestion is fenced (answers 503) now. */
+            fenced: boolean;
+            counts: components["schemas"]["MigrationCounts"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: date-time */
+            finished_at?: string;
+        };
+        MigrationCounts: {
+            /**
+             * Format: int64
+             * @description Zone objects and catalog entries the source held at the copy.
+             */
+            objects_total: number;
+            /** Format: int64 */
+            objects_copied: number;
+            /** Format: int64 */
+            bytes_copied: number;
+            /**
+             * Format: int64
+             * @description Objects copied or removed by the delta, under the fence.
+             */
+            delta_objects: number;
+            grants_rehomed: number;
+            /**
+             * Format: int64
+             * @description Catalog entries removed from the source with its slice or stack.
+             */
+            objects_purged: number;
+        };
         Rollout: {
             id: string;
             state: components["schemas"]["RolloutState"];
@@ -3306,7 +3414,7 @@ export interface components {
          *     `rollout.halted`, `rollout.completed` and `webhook.disabled`.
          * @enum {string}
          */
-        WebhookEventType: "segment.entered" | "segment.exited" | "profile.created" | "profile.merged" | "profile.unmerged" | "profile.erased" | "tenant.provisioned" | "tenant.failed" | "tenant.suspended" | "tenant.deleted" | "tenant.quota_exceeded" | "stack.failed" | "stack.drifted" | "usage.reported" | "rollout.halted" | "rollout.completed" | "webhook.disabled";
+        WebhookEventType: "segment.entered" | "segment.exited" | "profile.created" | "profile.merged" | "profile.unmerged" | "profile.erased" | "tenant.provisioned" | "tenant.failed" | "tenant.suspended" | "tenant.deleted" | "tenant.quota_exceeded" | "tenant.migrated" | "tenant.migration_failed" | "stack.failed" | "stack.drifted" | "usage.reported" | "rollout.halted" | "rollout.completed" | "webhook.disabled";
         WebhookEndpoint: {
             id: string;
             tenant_id?: components["schemas"]["TenantID"];
@@ -3680,6 +3788,14 @@ export interface components {
         /** @description This deployment cannot do it: `queries-unavailable`, queries in AWS mode, which need the embedded engine until they run on Athena. */
         NotImplemented: {
             headers: {
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description The tenant is switching to another tier (a few seconds of its migration): nothing was accepted; send again after `Retry-After` seconds (problem type `urn:cairn:problem:tenant-migrating`). */
+        TenantMigrating: {
+            headers: {
+                "Retry-After": number;
                 [name: string]: unknown;
             };
             content: {
@@ -4366,6 +4482,80 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    migrateTenant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen key that makes the request safe to retry for 24 hours. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MigrationRequest"];
+            };
+        };
+        responses: {
+            /** @description Accepted; the migration's job has been queued. */
+            202: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Migration"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            /** @description This server cannot move tenants between tiers. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTenantMigration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: components["parameters"]["TenantID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The migration. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Migration"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     listPools: {
         parameters: {
             query?: never;
@@ -5009,6 +5199,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentIdentify: {
@@ -5040,6 +5231,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentTrack: {
@@ -5071,6 +5263,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentPage: {
@@ -5102,6 +5295,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentScreen: {
@@ -5133,6 +5327,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentGroup: {
@@ -5164,6 +5359,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentAlias: {
@@ -5195,6 +5391,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentBatchShort: {
@@ -5226,6 +5423,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentIdentifyShort: {
@@ -5257,6 +5455,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentTrackShort: {
@@ -5288,6 +5487,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentPageShort: {
@@ -5319,6 +5519,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentScreenShort: {
@@ -5350,6 +5551,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentGroupShort: {
@@ -5381,6 +5583,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     segmentAliasShort: {
@@ -5412,6 +5615,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     getSourceSettings: {
@@ -5676,6 +5880,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["TenantMigrating"];
         };
     };
     getIdentityConfig: {
