@@ -42,6 +42,27 @@ func (r *recorder) Deliver(_ context.Context, _ string, ns []profiles.Notice) er
 	return nil
 }
 
+// identified relays the tenant's outbox and fails the test unless every
+// notice not yet taken names the profile's identifiers, as a receiver
+// expects of a segment event whether an event or a recompute made it.
+func (r *recorder) identified(t *testing.T, f *fixture, what string) {
+	t.Helper()
+	if _, err := f.svc.Relay(context.Background(), f.tenant); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range r.order {
+		n := r.byID[id]
+		var d struct {
+			Identifiers []map[string]string `json:"identifiers"`
+		}
+		if err := json.Unmarshal(n.Data, &d); err != nil || len(d.Identifiers) == 0 {
+			t.Errorf("%s: %s of %s names no identifiers: %s", what, n.Type, n.ProfileID, n.Data)
+		}
+	}
+}
+
 // take relays the tenant's outbox and returns the notices delivered since
 // the last call, as "type profile segment" strings, sorted.
 func (r *recorder) take(t *testing.T, f *fixture) []string {
@@ -161,6 +182,7 @@ func TestTransitions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rec.identified(t, f, "edit")
 		want(t, "edit", rec.take(t, f), "segment.entered "+u1+" "+pro.ID, "segment.exited "+other+" "+pro.ID)
 		if st, err := f.svc.Status(ctx, f.tenant, pro.ID); err != nil || st.Status != profiles.SegmentReady || st.Progress != 100 {
 			t.Fatalf("status after the edit: %+v, %v", st, err)

@@ -432,17 +432,39 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 		pending, pendingRoots = pending[:0], pendingRoots[:0]
 		return run()
 	}
-	exit := func(root string, it Item) {
+	// identified adds the profile's identifiers to a notice, as the
+	// notices of its events carry them.
+	identified := func(n Notice, root string) (Notice, error) {
+		r := &resolver{store: s.store, tenant: tenant}
+		members, err := r.profileMembers(ctx, root)
+		if err != nil {
+			return n, err
+		}
+		idents, err := s.identifiersOf(ctx, r, members)
+		if err != nil {
+			return n, err
+		}
+		n.Data = withIdentifiers(n.Data, idents)
+		return n, nil
+	}
+	exit := func(root string, it Item) error {
 		ops := []Op{{Delete: &Key{PK: membershipKey(tenant, root, g.ID).PK, SK: g.ID}, IfVersion: it.Version}}
 		var d membershipData
 		if json.Unmarshal(it.Data, &d) == nil && subscribed(NoticeSegmentExited) {
-			ops = append(ops, s.noticeOp(tenant, segmentNotice(NoticeSegmentExited, transitionID(d.Notice, "exited"), g, root, start, d.EnteredAt)))
+			n, err := identified(segmentNotice(NoticeSegmentExited, transitionID(d.Notice, "exited"), g, root, start, d.EnteredAt), root)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, s.noticeOp(tenant, n))
 		}
 		pending, pendingRoots, pendingEntry = append(pending, ops), append(pendingRoots, root), append(pendingEntry, nil)
+		return nil
 	}
 	if gone {
 		for root, it := range current {
-			exit(root, it)
+			if err := exit(root, it); err != nil {
+				return err
+			}
 		}
 		if err := flush(); err != nil {
 			return err
@@ -492,13 +514,18 @@ func (s *Service) RunRecompute(ctx context.Context, args RecomputeArgs) error {
 			data, _ := json.Marshal(d)
 			ops := []Op{{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, g.ID), GSI1SK: p.root, Data: data}, IfAbsent: true}}
 			if subscribed(NoticeSegmentEntered) {
-				n := segmentNotice(NoticeSegmentEntered, d.Notice, g, p.root, start, start)
+				n, err := identified(segmentNotice(NoticeSegmentEntered, d.Notice, g, p.root, start, start), p.root)
+				if err != nil {
+					return err
+				}
 				n.Traits = p.facts.Traits
 				ops = append(ops, s.noticeOp(tenant, n))
 			}
 			pending, pendingRoots, pendingEntry = append(pending, ops), append(pendingRoots, p.root), append(pendingEntry, &d)
 		case !in && isMember:
-			exit(p.root, it)
+			if err := exit(p.root, it); err != nil {
+				return err
+			}
 		}
 		if len(pending) >= 200 {
 			if err := flush(); err != nil {
