@@ -9,8 +9,9 @@ good, as no real stack ever stays). This runs the same application as
 moto_server, still accepting connections on many threads, but handles one
 request at a time: each request is atomic, as each is in AWS. It also
 honours DynamoDB's TransactWriteItems ClientRequestToken (see OneAtATime)
-and CloudFormation's DeletionPolicy RetainExceptOnCreate (see
-retain_except_on_create).
+CloudFormation's DeletionPolicy RetainExceptOnCreate (see
+retain_except_on_create), and creates the Athena workgroups a stack
+declares (see athena_work_groups).
 
 Usage: python moto_server.py [-H HOST] [-p PORT]
 """
@@ -133,8 +134,72 @@ def retain_except_on_create():
     ResourceMap.delete = delete_retaining
 
 
+def athena_work_groups():
+    """Makes moto's CloudFormation create (and delete) the stack's
+    AWS::Athena::WorkGroup in moto's Athena, as AWS does.
+
+    moto has no CloudFormation model for the type: it warns, creates
+    nothing, and the stack completes with a workgroup that Athena does not
+    know, so every query a tenant's stack is meant to run answers
+    "WorkGroup does not exist". The model registers itself by subclassing
+    CloudFormationModel, before moto first reads the list of models."""
+    from moto.athena.models import athena_backends
+    from moto.core.common_models import CloudFormationModel
+
+    class AthenaWorkGroup(CloudFormationModel):
+        __module__ = "moto.athena.cloudformation"  # moto files models by service
+
+        def __init__(self, account_id, region_name, name):
+            self.account_id, self.region_name, self.name = account_id, region_name, name
+
+        @staticmethod
+        def cloudformation_name_type():
+            return "Name"
+
+        @staticmethod
+        def cloudformation_type():
+            return "AWS::Athena::WorkGroup"
+
+        @classmethod
+        def has_cfn_attr(cls, attr):
+            return False
+
+        @property
+        def physical_resource_id(self):
+            return self.name
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            props = cloudformation_json.get("Properties", {})
+            athena_backends[account_id][region_name].create_work_group(
+                resource_name,
+                dict(props.get("WorkGroupConfiguration", {})),
+                props.get("Description", ""),
+                props.get("Tags", []),
+            )
+            return cls(account_id, region_name, resource_name)
+
+        @classmethod
+        def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+            if new_resource_name == original_resource.name:
+                return original_resource
+            original_resource.delete(account_id, region_name)
+            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+            athena_backends[account_id][region_name].delete_work_group(resource_name)
+
+        def delete(self, account_id, region_name):
+            athena_backends[account_id][region_name].delete_work_group(self.name)
+
+        def is_created(self):
+            return True
+
+
 def main():
     retain_except_on_create()
+    athena_work_groups()
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
