@@ -84,15 +84,94 @@ func batchBody(n, users int, seq *atomic.Int64) []byte {
 // (CAIRN_BENCH_CLIENTS to change): enough to keep the server busy, which
 // with fewer waits on fsyncs between batches.
 //
-// It measures two servers in one run: one as the server runs by default,
-// metering every request and checking and charging the tenant's plan (one
-// that never refuses), and one that neither meters nor limits, the
-// baseline. They take rounds of 20 batches in turn (which goes first
-// alternates), so that a machine whose load changes while it runs charges
-// both alike; it reports each one's events/s and on/off, their ratio.
+// It measures two servers in one run (see ingestSideBySide): one as the
+// server runs by default, metering every request and checking and
+// charging the tenant's plan (one that never refuses), and one that
+// neither meters nor limits, the baseline. It reports each one's events/s
+// and on/off, their ratio.
 //
 //	go test -run '^$' -bench IngestBatches -benchtime 400x ./cmd/server
 func BenchmarkIngestBatches(b *testing.B) {
+	var targets [2]ingestTarget // on, off
+	for i, h := range []hooks{{}, {unmetered: true}} {
+		url, _, _, key, stop := benchTenantHooks(b, h)
+		defer stop()
+		targets[i] = ingestTarget{url: url, key: key}
+	}
+	on, off := ingestSideBySide(b, targets)
+	b.ReportMetric(on, "events/s")
+	b.ReportMetric(off, "events/s-off")
+	b.ReportMetric(on/off, "on/off")
+}
+
+// BenchmarkIngestSegmentsHTTP is BenchmarkIngestBatches with and without
+// segments: two servers as they run by default, one whose tenant has 100
+// segments (a mix of trait, event count, event property and segment
+// reference rules, all on what the batches send, so that every event
+// meets some), computed before the clock starts, and one with none. It
+// reports each one's events/s and segments/none, their ratio.
+//
+//	go test -run '^$' -bench IngestSegmentsHTTP -benchtime 400x ./cmd/server
+func BenchmarkIngestSegmentsHTTP(b *testing.B) {
+	var targets [2]ingestTarget // 100 segments, none
+	for i := range targets {
+		url, admin, tenant, key, stop := benchTenant(b)
+		defer stop()
+		targets[i] = ingestTarget{url: url, key: key}
+		if i == 0 {
+			benchSegmentsHTTP(b, url, admin, tenant, 100)
+		}
+	}
+	with, none := ingestSideBySide(b, targets)
+	b.ReportMetric(with, "events/s")
+	b.ReportMetric(none, "events/s-none")
+	b.ReportMetric(with/none, "segments/none")
+}
+
+// benchSegmentsHTTP makes n segments for the tenant and waits until every
+// one is computed.
+func benchSegmentsHTTP(b *testing.B, url, admin, tenant string, n int) {
+	var ids []string
+	for i := range n {
+		var def string
+		switch i % 4 {
+		case 0:
+			def = fmt.Sprintf(`{"trait": "email", "operator": "contains", "value": "%d@"}`, i%10)
+		case 1:
+			def = fmt.Sprintf(`{"event": "Viewed", "count": {"operator": "at_least", "value": %d}, "within": "7d"}`, 1+i%5)
+		case 2:
+			def = fmt.Sprintf(`{"all": [{"event": "Viewed", "where": [{"property": "page", "operator": "gte", "value": %d}]}, {"trait": "plan", "operator": "exists"}]}`, i*100)
+		default:
+			def = fmt.Sprintf(`{"any": [{"segment": %q}, {"trait": "plan", "operator": "starts_with", "value": "p"}]}`, ids[len(ids)-1])
+		}
+		status, seg := call(b, "POST", url+"/v1/tenants/"+tenant+"/segments", admin, fmt.Sprintf(`{"name":"s%d","definition":%s}`, i, def))
+		if status != http.StatusCreated {
+			b.Fatalf("segment %s: status %d %v", def, status, seg)
+		}
+		ids = append(ids, seg["id"].(string))
+	}
+	for _, id := range ids {
+		for deadline := time.Now().Add(2 * time.Minute); ; {
+			if _, seg := call(b, "GET", url+"/v1/tenants/"+tenant+"/segments/"+id, admin, ""); seg["status"] == "ready" {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("segment %s not computed in 2 minutes", id)
+			}
+			time.Sleep(20 * time.Millisecond) // benchmark set-up pacing
+		}
+	}
+}
+
+// ingestTarget is a server and a write key to send batches with.
+type ingestTarget struct{ url, key string }
+
+// ingestSideBySide sends b.N batches of 100 events (batchBody) to each
+// of two targets from 16 clients (CAIRN_BENCH_CLIENTS to change) and
+// returns each one's events/s. They take rounds of 20 batches in turn
+// (which goes first alternates), so that a machine whose load changes
+// while it runs charges both alike.
+func ingestSideBySide(b *testing.B, targets [2]ingestTarget) (first, second float64) {
 	clients := 16
 	if n, err := strconv.Atoi(os.Getenv("CAIRN_BENCH_CLIENTS")); err == nil && n > 0 {
 		clients = n
@@ -103,11 +182,9 @@ func BenchmarkIngestBatches(b *testing.B) {
 		took      time.Duration
 		events    int
 	}
-	var targets [2]*target // on, off
-	for i, h := range []hooks{{}, {unmetered: true}} {
-		url, _, _, key, stop := benchTenantHooks(b, h)
-		defer stop()
-		targets[i] = &target{url: url, auth: "Basic " + base64.StdEncoding.EncodeToString([]byte(key+":")),
+	var ts [2]*target
+	for i, t := range targets {
+		ts[i] = &target{url: t.url, auth: "Basic " + base64.StdEncoding.EncodeToString([]byte(t.key+":")),
 			client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}}
 	}
 	var seq atomic.Int64
@@ -151,23 +228,21 @@ func BenchmarkIngestBatches(b *testing.B) {
 	const round = 20
 	b.ResetTimer()
 	for r := 0; r*round < b.N; r++ {
-		var on, off [][]byte
+		var one, two [][]byte
 		for _, pair := range bodies[r*round : min((r+1)*round, b.N)] {
-			on, off = append(on, pair[0]), append(off, pair[1])
+			one, two = append(one, pair[0]), append(two, pair[1])
 		}
 		if r%2 == 0 {
-			send(targets[0], on)
-			send(targets[1], off)
+			send(ts[0], one)
+			send(ts[1], two)
 		} else {
-			send(targets[1], off)
-			send(targets[0], on)
+			send(ts[1], two)
+			send(ts[0], one)
 		}
 	}
 	b.StopTimer()
 	rate := func(t *target) float64 { return float64(t.events) / t.took.Seconds() }
-	b.ReportMetric(rate(targets[0]), "events/s")
-	b.ReportMetric(rate(targets[1]), "events/s-off")
-	b.ReportMetric(rate(targets[0])/rate(targets[1]), "on/off")
+	return rate(ts[0]), rate(ts[1])
 }
 
 // BenchmarkGetProfile measures GET profile (with 10 segments to evaluate)
