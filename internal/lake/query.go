@@ -62,10 +62,13 @@ var (
 	// ErrQueryNotDone: the query has no result (yet, or ever: it failed or
 	// was cancelled); or it cannot be cancelled, being done.
 	ErrQueryNotDone = errors.New("query not done")
-	// ErrQueriesUnavailable: this deployment has no query engine (AWS
-	// mode, until queries run on Athena).
+	// ErrQueriesUnavailable: this deployment has no query engine.
 	ErrQueriesUnavailable = errors.New("queries need the embedded engine")
 )
+
+// DefaultMaxSQL bounds a statement's length in bytes, in every engine
+// (Athena's own limit is 256 KiB).
+const DefaultMaxSQL = 64 << 10
 
 // Reasons of a QueryRefusal.
 const (
@@ -82,6 +85,7 @@ const (
 	RefusedTimeLimit    = "time-limit"
 	RefusedMemoryLimit  = "memory-limit"
 	RefusedResultLimit  = "result-limit"
+	RefusedScanLimit    = "scan-limit"
 	RefusedInvalid      = "invalid"
 )
 
@@ -130,7 +134,8 @@ type QueryStats struct {
 }
 
 // Querier runs tenants' read-only SQL over their own clean and curated
-// tables (engine side): DuckDB in a sandbox in the embedded default.
+// tables (engine side): DuckDB in a sandbox in the embedded default,
+// Athena with the tenant's own credentials in AWS mode.
 // Implementations are safe for concurrent use.
 type Querier interface {
 	// CheckQuery validates sql without running it: a single read-only
