@@ -63,7 +63,7 @@ var (
 	// was cancelled); or it cannot be cancelled, being done.
 	ErrQueryNotDone = errors.New("query not done")
 	// ErrQueriesUnavailable: this deployment has no query engine.
-	ErrQueriesUnavailable = errors.New("queries need the embedded engine")
+	ErrQueriesUnavailable = errors.New("this deployment runs no queries")
 )
 
 // DefaultMaxSQL bounds a statement's length in bytes, in every engine
