@@ -36,8 +36,9 @@ type Query struct {
 	Error string
 	// Rows is how many rows the result holds.
 	Rows int64
-	// BytesScanned is the bytes of the Parquet files of the tables the
-	// query read (as Athena counts, before column pruning).
+	// BytesScanned is what the query scanned: Athena's count
+	// (DataScannedInBytes), or the bytes of the Parquet files of the
+	// tables the query read (the DuckDB sandbox).
 	BytesScanned int64
 	// Elapsed is how long the query ran.
 	Elapsed time.Duration
