@@ -1,7 +1,8 @@
 // Package athena is AWS mode's lake engine: the transformations run as
 // Athena SQL (lake.Athena, Athena engine version 3) in the tenant's
 // workgroup (the pool's for a pooled tenant), never in Cairn's process,
-// over tables of the tenant's Glue database.
+// over tables of the tenant's Glue database. Tenants' own SQL runs there
+// too, through Querier, signed with the tenant's credentials.
 //
 // # Layout
 //
