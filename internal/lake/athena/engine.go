@@ -635,6 +635,9 @@ func (t *tenant) queryAll(ctx context.Context, queries []string) error {
 	return errors.Join(errs...)
 }
 
+// startTimeout bounds a StartQueryExecution call, retries included.
+const startTimeout = 30 * time.Second
+
 func (t *tenant) start(ctx context.Context, sql string) (string, error) {
 	in := &athena.StartQueryExecutionInput{
 		QueryString:           aws.String(sql),
@@ -652,7 +655,11 @@ func (t *tenant) start(ctx context.Context, sql string) (string, error) {
 			OutputLocation: aws.String(s3URL(t.loc.CuratedBucket, "athena-results/"+t.loc.Tenant+"/")),
 		}
 	}
-	out, err := t.athena.StartQueryExecution(ctx, in)
+	// The start is not cut short when ctx ends: an execution Athena started
+	// whose ID was lost could not be stopped. The caller's wait stops it.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
+	out, err := t.athena.StartQueryExecution(sctx, in)
 	if err != nil {
 		return "", fmt.Errorf("athena start query: %w", err)
 	}

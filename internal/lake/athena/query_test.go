@@ -177,7 +177,8 @@ func (f *fixture) queueResult(t *testing.T, cols [][2]string, rows [][]*string) 
 // STS issued for the tenant, the result read a page at a time and typed,
 // Athena's bytes scanned reported; refusals reach no Athena call; a
 // query Athena fails or cuts off is a refusal with its reason; a query
-// cancelled or over its time limit is stopped in Athena.
+// cancelled (even as it starts) or over its time limit is stopped in
+// Athena.
 func TestQuerierOnEmulator(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, false)
@@ -334,9 +335,21 @@ func TestQuerierOnEmulator(t *testing.T) {
 		if !errors.As(err, &r) || r.Reason != lake.RefusedTimeLimit {
 			t.Errorf("over its time limit: %v", err)
 		}
+		// Cancelled while its start is in flight: the execution Athena
+		// started is stopped all the same.
+		sctx, cancelStart := context.WithCancel(ctx)
+		rule = f.proxy.Rewrite("athena:StartQueryExecution", func(body []byte) []byte {
+			cancelStart()
+			return body
+		})
+		_, err = q.RunQuery(sctx, in, &collected{})
+		rule.Remove()
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled as it started: %v", err)
+		}
 		starts, stops := calls.of("StartQueryExecution"), calls.of("StopQueryExecution")
-		if len(starts) != 2 || len(stops) != 2 {
-			t.Fatalf("%d started, %d stopped, want 2 and 2", len(starts), len(stops))
+		if len(starts) != 3 || len(stops) != 3 {
+			t.Fatalf("%d started, %d stopped, want 3 and 3", len(starts), len(stops))
 		}
 		for i := range stops {
 			if stops[i].key != starts[i].key || !slices.Contains(creds.issued, stops[i].key) {
