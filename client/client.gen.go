@@ -1382,7 +1382,7 @@ type LakeQueryState string
 
 // LakeQueryStatistics defines model for LakeQueryStatistics.
 type LakeQueryStatistics struct {
-	// BytesScanned Bytes of the Parquet files of the tables the query read (as Athena counts before pruning).
+	// BytesScanned Bytes the query scanned: Athena's count in AWS mode; in the embedded default the size of the Parquet files of the tables it read.
 	BytesScanned int64 `json:"bytes_scanned"`
 	ElapsedMs    int64 `json:"elapsed_ms"`
 	ResultBytes  int64 `json:"result_bytes"`
@@ -5213,8 +5213,6 @@ type ClientInterface interface {
 	//
 	// The tenant's SQL queries, newest first, paged by `cursor`, with their
 	// state and statistics (not their results: read a query for them).
-	// Where queries need the embedded engine (AWS mode, for now) the list
-	// is empty: no query is accepted.
 	//
 	// Corresponds with GET /v1/tenants/{tenant_id}/queries (the `ListLakeQueries` operationId).
 	ListLakeQueries(ctx context.Context, tenantId TenantID, params *ListLakeQueriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -5227,7 +5225,9 @@ type ClientInterface interface {
 	// `id_graph_updates`, `external_id_mapping`,
 	// `external_id_mapping_updates`, `profile_traits`,
 	// `profile_traits_updates`, `segment_memberships`,
-	// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+	// `daily_event_counts`), named alone (in AWS mode, also qualified by
+	// the tenant's own Glue database), in the engine's SQL dialect:
+	// DuckDB's in the embedded default, Athena's (Trino) in AWS mode.
 	// Asynchronous, as Athena is: `202` with the query, `queued`; poll
 	// `GET .../queries/{query_id}` until it is `succeeded` (its result is
 	// there, paged, and as CSV), `failed` (`error` says why) or
@@ -5237,7 +5237,7 @@ type ClientInterface interface {
 	// `400` problem whose `detail` says why and whose type names the
 	// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
 	// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
-	// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+	// `query-attach` (ATTACH, DETACH, USE), `query-file-access` (reading a
 	// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
 	// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
 	// qualified name such as `ten_x.tracks`: a query sees its tenant's
@@ -5245,14 +5245,17 @@ type ClientInterface interface {
 	// else, or several statements), `query-syntax`, `query-too-long`,
 	// `query-invalid`.
 	// A query runs under a time limit (the server's `--query-timeout`,
-	// 60 s by default), a memory limit and a result limit; one over them
-	// ends `failed`, its `error` saying which. The bytes it scanned are
-	// metered as the tenant's `query_bytes`.
+	// 60 s by default), a memory limit (embedded) or a per-query scan
+	// cutoff (the Athena workgroup's), and a result limit; one over them
+	// ends `failed`, its `error` saying which, as does a query Athena
+	// fails (an unknown table, a permission Lake Formation refuses). The
+	// bytes it scanned are metered as the tenant's `query_bytes`.
 	//
 	// The embedded default runs queries on DuckDB in a sandbox: only the
 	// tenant's tables are visible, external access is disabled and the
-	// configuration locked. In AWS mode queries will run on Athena in
-	// the tenant's workgroup; until then they answer `501`.
+	// configuration locked. In AWS mode they run on Athena in the
+	// tenant's workgroup and database, with the tenant's own scoped
+	// credentials: Lake Formation enforces what a query may read.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -5267,7 +5270,9 @@ type ClientInterface interface {
 	// `id_graph_updates`, `external_id_mapping`,
 	// `external_id_mapping_updates`, `profile_traits`,
 	// `profile_traits_updates`, `segment_memberships`,
-	// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+	// `daily_event_counts`), named alone (in AWS mode, also qualified by
+	// the tenant's own Glue database), in the engine's SQL dialect:
+	// DuckDB's in the embedded default, Athena's (Trino) in AWS mode.
 	// Asynchronous, as Athena is: `202` with the query, `queued`; poll
 	// `GET .../queries/{query_id}` until it is `succeeded` (its result is
 	// there, paged, and as CSV), `failed` (`error` says why) or
@@ -5277,7 +5282,7 @@ type ClientInterface interface {
 	// `400` problem whose `detail` says why and whose type names the
 	// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
 	// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
-	// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+	// `query-attach` (ATTACH, DETACH, USE), `query-file-access` (reading a
 	// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
 	// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
 	// qualified name such as `ten_x.tracks`: a query sees its tenant's
@@ -5285,14 +5290,17 @@ type ClientInterface interface {
 	// else, or several statements), `query-syntax`, `query-too-long`,
 	// `query-invalid`.
 	// A query runs under a time limit (the server's `--query-timeout`,
-	// 60 s by default), a memory limit and a result limit; one over them
-	// ends `failed`, its `error` saying which. The bytes it scanned are
-	// metered as the tenant's `query_bytes`.
+	// 60 s by default), a memory limit (embedded) or a per-query scan
+	// cutoff (the Athena workgroup's), and a result limit; one over them
+	// ends `failed`, its `error` saying which, as does a query Athena
+	// fails (an unknown table, a permission Lake Formation refuses). The
+	// bytes it scanned are metered as the tenant's `query_bytes`.
 	//
 	// The embedded default runs queries on DuckDB in a sandbox: only the
 	// tenant's tables are visible, external access is disabled and the
-	// configuration locked. In AWS mode queries will run on Athena in
-	// the tenant's workgroup; until then they answer `501`.
+	// configuration locked. In AWS mode they run on Athena in the
+	// tenant's workgroup and database, with the tenant's own scoped
+	// credentials: Lake Formation enforces what a query may read.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -8015,8 +8023,6 @@ func (c *Client) UnmergeProfile(ctx context.Context, tenantId TenantID, profileI
 //
 // The tenant's SQL queries, newest first, paged by `cursor`, with their
 // state and statistics (not their results: read a query for them).
-// Where queries need the embedded engine (AWS mode, for now) the list
-// is empty: no query is accepted.
 //
 // Corresponds with GET /v1/tenants/{tenant_id}/queries (the `ListLakeQueries` operationId).
 func (c *Client) ListLakeQueries(ctx context.Context, tenantId TenantID, params *ListLakeQueriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8039,7 +8045,9 @@ func (c *Client) ListLakeQueries(ctx context.Context, tenantId TenantID, params 
 // `id_graph_updates`, `external_id_mapping`,
 // `external_id_mapping_updates`, `profile_traits`,
 // `profile_traits_updates`, `segment_memberships`,
-// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+// `daily_event_counts`), named alone (in AWS mode, also qualified by
+// the tenant's own Glue database), in the engine's SQL dialect:
+// DuckDB's in the embedded default, Athena's (Trino) in AWS mode.
 // Asynchronous, as Athena is: `202` with the query, `queued`; poll
 // `GET .../queries/{query_id}` until it is `succeeded` (its result is
 // there, paged, and as CSV), `failed` (`error` says why) or
@@ -8049,7 +8057,7 @@ func (c *Client) ListLakeQueries(ctx context.Context, tenantId TenantID, params 
 // `400` problem whose `detail` says why and whose type names the
 // reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
 // CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
-// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+// `query-attach` (ATTACH, DETACH, USE), `query-file-access` (reading a
 // file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
 // EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
 // qualified name such as `ten_x.tracks`: a query sees its tenant's
@@ -8057,14 +8065,17 @@ func (c *Client) ListLakeQueries(ctx context.Context, tenantId TenantID, params 
 // else, or several statements), `query-syntax`, `query-too-long`,
 // `query-invalid`.
 // A query runs under a time limit (the server's `--query-timeout`,
-// 60 s by default), a memory limit and a result limit; one over them
-// ends `failed`, its `error` saying which. The bytes it scanned are
-// metered as the tenant's `query_bytes`.
+// 60 s by default), a memory limit (embedded) or a per-query scan
+// cutoff (the Athena workgroup's), and a result limit; one over them
+// ends `failed`, its `error` saying which, as does a query Athena
+// fails (an unknown table, a permission Lake Formation refuses). The
+// bytes it scanned are metered as the tenant's `query_bytes`.
 //
 // The embedded default runs queries on DuckDB in a sandbox: only the
 // tenant's tables are visible, external access is disabled and the
-// configuration locked. In AWS mode queries will run on Athena in
-// the tenant's workgroup; until then they answer `501`.
+// configuration locked. In AWS mode they run on Athena in the
+// tenant's workgroup and database, with the tenant's own scoped
+// credentials: Lake Formation enforces what a query may read.
 //
 // Takes any type of body and a specified content type.
 //
@@ -8089,7 +8100,9 @@ func (c *Client) CreateLakeQueryWithBody(ctx context.Context, tenantId TenantID,
 // `id_graph_updates`, `external_id_mapping`,
 // `external_id_mapping_updates`, `profile_traits`,
 // `profile_traits_updates`, `segment_memberships`,
-// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+// `daily_event_counts`), named alone (in AWS mode, also qualified by
+// the tenant's own Glue database), in the engine's SQL dialect:
+// DuckDB's in the embedded default, Athena's (Trino) in AWS mode.
 // Asynchronous, as Athena is: `202` with the query, `queued`; poll
 // `GET .../queries/{query_id}` until it is `succeeded` (its result is
 // there, paged, and as CSV), `failed` (`error` says why) or
@@ -8099,7 +8112,7 @@ func (c *Client) CreateLakeQueryWithBody(ctx context.Context, tenantId TenantID,
 // `400` problem whose `detail` says why and whose type names the
 // reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
 // CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
-// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+// `query-attach` (ATTACH, DETACH, USE), `query-file-access` (reading a
 // file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
 // EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
 // qualified name such as `ten_x.tracks`: a query sees its tenant's
@@ -8107,14 +8120,17 @@ func (c *Client) CreateLakeQueryWithBody(ctx context.Context, tenantId TenantID,
 // else, or several statements), `query-syntax`, `query-too-long`,
 // `query-invalid`.
 // A query runs under a time limit (the server's `--query-timeout`,
-// 60 s by default), a memory limit and a result limit; one over them
-// ends `failed`, its `error` saying which. The bytes it scanned are
-// metered as the tenant's `query_bytes`.
+// 60 s by default), a memory limit (embedded) or a per-query scan
+// cutoff (the Athena workgroup's), and a result limit; one over them
+// ends `failed`, its `error` saying which, as does a query Athena
+// fails (an unknown table, a permission Lake Formation refuses). The
+// bytes it scanned are metered as the tenant's `query_bytes`.
 //
 // The embedded default runs queries on DuckDB in a sandbox: only the
 // tenant's tables are visible, external access is disabled and the
-// configuration locked. In AWS mode queries will run on Athena in
-// the tenant's workgroup; until then they answer `501`.
+// configuration locked. In AWS mode they run on Athena in the
+// tenant's workgroup and database, with the tenant's own scoped
+// credentials: Lake Formation enforces what a query may read.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -16440,8 +16456,6 @@ type ClientWithResponsesInterface interface {
 	//
 	// The tenant's SQL queries, newest first, paged by `cursor`, with their
 	// state and statistics (not their results: read a query for them).
-	// Where queries need the embedded engine (AWS mode, for now) the list
-	// is empty: no query is accepted.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -16456,7 +16470,9 @@ type ClientWithResponsesInterface interface {
 	// `id_graph_updates`, `external_id_mapping`,
 	// `external_id_mapping_updates`, `profile_traits`,
 	// `profile_traits_updates`, `segment_memberships`,
-	// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+	// `daily_event_counts`), named alone (in AWS mode, also qualified by
+	// the tenant's own Glue database), in the engine's SQL dialect:
+	// DuckDB's in the embedded default, Athena's (Trino) in AWS mode.
 	// Asynchronous, as Athena is: `202` with the query, `queued`; poll
 	// `GET .../queries/{query_id}` until it is `succeeded` (its result is
 	// there, paged, and as CSV), `failed` (`error` says why) or
@@ -16466,7 +16482,7 @@ type ClientWithResponsesInterface interface {
 	// `400` problem whose `detail` says why and whose type names the
 	// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
 	// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
-	// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+	// `query-attach` (ATTACH, DETACH, USE), `query-file-access` (reading a
 	// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
 	// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
 	// qualified name such as `ten_x.tracks`: a query sees its tenant's
@@ -16474,14 +16490,17 @@ type ClientWithResponsesInterface interface {
 	// else, or several statements), `query-syntax`, `query-too-long`,
 	// `query-invalid`.
 	// A query runs under a time limit (the server's `--query-timeout`,
-	// 60 s by default), a memory limit and a result limit; one over them
-	// ends `failed`, its `error` saying which. The bytes it scanned are
-	// metered as the tenant's `query_bytes`.
+	// 60 s by default), a memory limit (embedded) or a per-query scan
+	// cutoff (the Athena workgroup's), and a result limit; one over them
+	// ends `failed`, its `error` saying which, as does a query Athena
+	// fails (an unknown table, a permission Lake Formation refuses). The
+	// bytes it scanned are metered as the tenant's `query_bytes`.
 	//
 	// The embedded default runs queries on DuckDB in a sandbox: only the
 	// tenant's tables are visible, external access is disabled and the
-	// configuration locked. In AWS mode queries will run on Athena in
-	// the tenant's workgroup; until then they answer `501`.
+	// configuration locked. In AWS mode they run on Athena in the
+	// tenant's workgroup and database, with the tenant's own scoped
+	// credentials: Lake Formation enforces what a query may read.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -16496,7 +16515,9 @@ type ClientWithResponsesInterface interface {
 	// `id_graph_updates`, `external_id_mapping`,
 	// `external_id_mapping_updates`, `profile_traits`,
 	// `profile_traits_updates`, `segment_memberships`,
-	// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+	// `daily_event_counts`), named alone (in AWS mode, also qualified by
+	// the tenant's own Glue database), in the engine's SQL dialect:
+	// DuckDB's in the embedded default, Athena's (Trino) in AWS mode.
 	// Asynchronous, as Athena is: `202` with the query, `queued`; poll
 	// `GET .../queries/{query_id}` until it is `succeeded` (its result is
 	// there, paged, and as CSV), `failed` (`error` says why) or
@@ -16506,7 +16527,7 @@ type ClientWithResponsesInterface interface {
 	// `400` problem whose `detail` says why and whose type names the
 	// reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
 	// CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
-	// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+	// `query-attach` (ATTACH, DETACH, USE), `query-file-access` (reading a
 	// file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
 	// EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
 	// qualified name such as `ten_x.tracks`: a query sees its tenant's
@@ -16514,14 +16535,17 @@ type ClientWithResponsesInterface interface {
 	// else, or several statements), `query-syntax`, `query-too-long`,
 	// `query-invalid`.
 	// A query runs under a time limit (the server's `--query-timeout`,
-	// 60 s by default), a memory limit and a result limit; one over them
-	// ends `failed`, its `error` saying which. The bytes it scanned are
-	// metered as the tenant's `query_bytes`.
+	// 60 s by default), a memory limit (embedded) or a per-query scan
+	// cutoff (the Athena workgroup's), and a result limit; one over them
+	// ends `failed`, its `error` saying which, as does a query Athena
+	// fails (an unknown table, a permission Lake Formation refuses). The
+	// bytes it scanned are metered as the tenant's `query_bytes`.
 	//
 	// The embedded default runs queries on DuckDB in a sandbox: only the
 	// tenant's tables are visible, external access is disabled and the
-	// configuration locked. In AWS mode queries will run on Athena in
-	// the tenant's workgroup; until then they answer `501`.
+	// configuration locked. In AWS mode they run on Athena in the
+	// tenant's workgroup and database, with the tenant's own scoped
+	// credentials: Lake Formation enforces what a query may read.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -30738,8 +30762,6 @@ func (c *ClientWithResponses) UnmergeProfileWithResponse(ctx context.Context, te
 //
 // The tenant's SQL queries, newest first, paged by `cursor`, with their
 // state and statistics (not their results: read a query for them).
-// Where queries need the embedded engine (AWS mode, for now) the list
-// is empty: no query is accepted.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -30760,7 +30782,9 @@ func (c *ClientWithResponses) ListLakeQueriesWithResponse(ctx context.Context, t
 // `id_graph_updates`, `external_id_mapping`,
 // `external_id_mapping_updates`, `profile_traits`,
 // `profile_traits_updates`, `segment_memberships`,
-// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+// `daily_event_counts`), named alone (in AWS mode, also qualified by
+// the tenant's own Glue database), in the engine's SQL dialect:
+// DuckDB's in the embedded default, Athena's (Trino) in AWS mode.
 // Asynchronous, as Athena is: `202` with the query, `queued`; poll
 // `GET .../queries/{query_id}` until it is `succeeded` (its result is
 // there, paged, and as CSV), `failed` (`error` says why) or
@@ -30770,7 +30794,7 @@ func (c *ClientWithResponses) ListLakeQueriesWithResponse(ctx context.Context, t
 // `400` problem whose `detail` says why and whose type names the
 // reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
 // CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
-// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+// `query-attach` (ATTACH, DETACH, USE), `query-file-access` (reading a
 // file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
 // EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
 // qualified name such as `ten_x.tracks`: a query sees its tenant's
@@ -30778,14 +30802,17 @@ func (c *ClientWithResponses) ListLakeQueriesWithResponse(ctx context.Context, t
 // else, or several statements), `query-syntax`, `query-too-long`,
 // `query-invalid`.
 // A query runs under a time limit (the server's `--query-timeout`,
-// 60 s by default), a memory limit and a result limit; one over them
-// ends `failed`, its `error` saying which. The bytes it scanned are
-// metered as the tenant's `query_bytes`.
+// 60 s by default), a memory limit (embedded) or a per-query scan
+// cutoff (the Athena workgroup's), and a result limit; one over them
+// ends `failed`, its `error` saying which, as does a query Athena
+// fails (an unknown table, a permission Lake Formation refuses). The
+// bytes it scanned are metered as the tenant's `query_bytes`.
 //
 // The embedded default runs queries on DuckDB in a sandbox: only the
 // tenant's tables are visible, external access is disabled and the
-// configuration locked. In AWS mode queries will run on Athena in
-// the tenant's workgroup; until then they answer `501`.
+// configuration locked. In AWS mode they run on Athena in the
+// tenant's workgroup and database, with the tenant's own scoped
+// credentials: Lake Formation enforces what a query may read.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -30806,7 +30833,9 @@ func (c *ClientWithResponses) CreateLakeQueryWithBodyWithResponse(ctx context.Co
 // `id_graph_updates`, `external_id_mapping`,
 // `external_id_mapping_updates`, `profile_traits`,
 // `profile_traits_updates`, `segment_memberships`,
-// `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+// `daily_event_counts`), named alone (in AWS mode, also qualified by
+// the tenant's own Glue database), in the engine's SQL dialect:
+// DuckDB's in the embedded default, Athena's (Trino) in AWS mode.
 // Asynchronous, as Athena is: `202` with the query, `queued`; poll
 // `GET .../queries/{query_id}` until it is `succeeded` (its result is
 // there, paged, and as CSV), `failed` (`error` says why) or
@@ -30816,7 +30845,7 @@ func (c *ClientWithResponses) CreateLakeQueryWithBodyWithResponse(ctx context.Co
 // `400` problem whose `detail` says why and whose type names the
 // reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
 // CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
-// `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+// `query-attach` (ATTACH, DETACH, USE), `query-file-access` (reading a
 // file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
 // EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
 // qualified name such as `ten_x.tracks`: a query sees its tenant's
@@ -30824,14 +30853,17 @@ func (c *ClientWithResponses) CreateLakeQueryWithBodyWithResponse(ctx context.Co
 // else, or several statements), `query-syntax`, `query-too-long`,
 // `query-invalid`.
 // A query runs under a time limit (the server's `--query-timeout`,
-// 60 s by default), a memory limit and a result limit; one over them
-// ends `failed`, its `error` saying which. The bytes it scanned are
-// metered as the tenant's `query_bytes`.
+// 60 s by default), a memory limit (embedded) or a per-query scan
+// cutoff (the Athena workgroup's), and a result limit; one over them
+// ends `failed`, its `error` saying which, as does a query Athena
+// fails (an unknown table, a permission Lake Formation refuses). The
+// bytes it scanned are metered as the tenant's `query_bytes`.
 //
 // The embedded default runs queries on DuckDB in a sandbox: only the
 // tenant's tables are visible, external access is disabled and the
-// configuration locked. In AWS mode queries will run on Athena in
-// the tenant's workgroup; until then they answer `501`.
+// configuration locked. In AWS mode they run on Athena in the
+// tenant's workgroup and database, with the tenant's own scoped
+// credentials: Lake Formation enforces what a query may read.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

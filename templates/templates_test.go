@@ -802,3 +802,26 @@ func TestRawDelivery(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryScanCutoff: every workgroup stops a query past the per-query
+// scan cutoff, a parameter (10 GiB unless set, at least Athena's least).
+func TestQueryScanCutoff(t *testing.T) {
+	for _, tpl := range all() {
+		t.Run(tpl.Name, func(t *testing.T) {
+			c := parse(t, tpl)
+			groups := c.ofType("AWS::Athena::WorkGroup")
+			if len(groups) == 0 {
+				t.Fatal("no workgroup")
+			}
+			for _, id := range groups {
+				if got := get(props(c.resources()[id]), "WorkGroupConfiguration", "BytesScannedCutoffPerQuery", "Ref"); got != "QueryBytesScannedCutoff" {
+					t.Errorf("%s: BytesScannedCutoffPerQuery is %v, want the QueryBytesScannedCutoff parameter", id, got)
+				}
+			}
+			param := get(c.section("Parameters"), "QueryBytesScannedCutoff")
+			if get(param, "Type") != "Number" || fmt.Sprint(get(param, "Default")) != "10737418240" || fmt.Sprint(get(param, "MinValue")) != "10000000" {
+				t.Errorf("QueryBytesScannedCutoff: %v", param)
+			}
+		})
+	}
+}

@@ -19,11 +19,10 @@ import (
 
 // newLake makes the refinery: on AWS's engines in AWS mode (Athena in
 // each tenant's workgroup, Glue for the catalog, with settings), DuckDB
-// over the local zones otherwise, returned too (the query sandbox reads its
-// zones; nil in AWS mode, which has no querier yet).
-func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, fences *migration.Fences, now func() time.Time) (*lake.Service, *duckdb.Engine, func() error, error) {
+// over the local zones otherwise. The engine (*athena.Engine or
+// *duckdb.Engine) is returned too: tenants' queries run on it.
+func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, fences *migration.Fences, now func() time.Time) (*lake.Service, lake.Engine, func() error, error) {
 	var engine lake.Engine
-	var local *duckdb.Engine
 	closeEngine := func() error { return nil }
 	if cfg.Cloud == "aws" {
 		e, err := athena.New(ctx, athena.Config{AWS: settings})
@@ -36,14 +35,14 @@ func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db l
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		engine, local, closeEngine = e, e, e.Close
+		engine, closeEngine = e, e.Close
 	}
 	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements, fences), Now: now})
 	if err != nil {
 		closeEngine()
 		return nil, nil, nil, err
 	}
-	return svc, local, closeEngine, nil
+	return svc, engine, closeEngine, nil
 }
 
 // lakeLocator reads a tenant's zones from its home placement's outputs

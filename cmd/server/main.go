@@ -576,8 +576,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 	defer closeLake()
 	// Tenants' SQL over their lake: the DuckDB sandbox in the embedded
-	// default, none yet in AWS mode (the routes answer 501).
-	querySvc, err := newQueries(cfg, db, lakeEngine, placements, fences, counting)
+	// default, Athena with each tenant's own credentials in AWS mode.
+	querySvc, err := newQueries(cfg, db, lakeEngine, grantSvc, placements, fences, counting)
 	if err != nil {
 		return fmt.Errorf("queries: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
 // CredentialsTTL is the lifetime of tenant-scoped credentials.
@@ -42,6 +43,35 @@ func (s *Service) Credentials(ctx context.Context, rec audit.Event, tenantID str
 	if err != nil {
 		return IssuedCredentials{}, err
 	}
+	c, err := s.scoped(ctx, t)
+	if err != nil {
+		return IssuedCredentials{}, err
+	}
+	// STS has issued them: the issue is recorded on its own (nothing else
+	// in the database changes), and credentials whose issue cannot be
+	// recorded are not handed out.
+	rec = rec.On(c.RoleARN).With("region", c.Region).With("expires_at", c.Expiration.UTC().Format(time.RFC3339))
+	if err := s.record(ctx, rec); err != nil {
+		return IssuedCredentials{}, fmt.Errorf("record credentials issue: %w", err)
+	}
+	return c, nil
+}
+
+// ScopedCredentials issues the credentials Credentials does (the tenant
+// active, as there), for Cairn's own use on the tenant's behalf: its SQL
+// queries on Athena, which then reach only what the tenant may. They are
+// never handed out, and their issue is not audited; the queries they run
+// are recorded as the tenant's.
+func (s *Service) ScopedCredentials(ctx context.Context, tenantID string) (IssuedCredentials, error) {
+	t, err := s.activeTenant(ctx, tenantID)
+	if err != nil {
+		return IssuedCredentials{}, err
+	}
+	return s.scoped(ctx, t)
+}
+
+// scoped assumes the tenant's role with its session policy.
+func (s *Service) scoped(ctx context.Context, t tenants.Tenant) (IssuedCredentials, error) {
 	pl, err := s.catalogOf(ctx, t, t.HomeRegion)
 	if err != nil {
 		return IssuedCredentials{}, err
@@ -74,13 +104,6 @@ func (s *Service) Credentials(ctx context.Context, rec audit.Event, tenantID str
 	})
 	if err != nil {
 		return IssuedCredentials{}, err
-	}
-	// STS has issued them: the issue is recorded on its own (nothing else
-	// in the database changes), and credentials whose issue cannot be
-	// recorded are not handed out.
-	rec = rec.On(role).With("region", t.HomeRegion).With("expires_at", creds.Expiration.UTC().Format(time.RFC3339))
-	if err := s.record(ctx, rec); err != nil {
-		return IssuedCredentials{}, fmt.Errorf("record credentials issue: %w", err)
 	}
 	return IssuedCredentials{Credentials: creds, Region: t.HomeRegion, RoleARN: role, Outputs: out}, nil
 }

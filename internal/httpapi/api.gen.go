@@ -1382,7 +1382,7 @@ type LakeQueryState string
 
 // LakeQueryStatistics defines model for LakeQueryStatistics.
 type LakeQueryStatistics struct {
-	// BytesScanned Bytes of the Parquet files of the tables the query read (as Athena counts before pruning).
+	// BytesScanned Bytes the query scanned: Athena's count in AWS mode; in the embedded default the size of the Parquet files of the tables it read.
 	BytesScanned int64 `json:"bytes_scanned"`
 	ElapsedMs    int64 `json:"elapsed_ms"`
 	ResultBytes  int64 `json:"result_bytes"`

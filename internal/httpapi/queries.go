@@ -241,7 +241,7 @@ func queryProblem(err error) *problem {
 		return newProblem(http.StatusConflict, "query-not-done", "Query not done", "The query has no result: "+strings.TrimPrefix(err.Error(), lake.ErrQueryNotDone.Error()+": ")+".")
 	case errors.Is(err, lake.ErrQueriesUnavailable):
 		return newProblem(http.StatusNotImplemented, "queries-unavailable", "Queries unavailable",
-			"Queries need the embedded engine: in AWS mode they will run on Athena, which this version does not drive yet.")
+			"This deployment has no query engine.")
 	}
 	return nil
 }

@@ -4,10 +4,10 @@ import (
 	"testing"
 )
 
-// TestQueriesNeedTheEngine: without a query engine (AWS mode, until
-// queries run on Athena) a query is refused with a 501 problem saying
-// why, the list is empty and a query is not found; the routes take the
-// lake:query scope.
+// TestQueriesNeedTheEngine: without a query engine (a server given no
+// query service) a query is refused with a 501 problem saying why, the
+// list is empty and a query is not found; the routes take the lake:query
+// scope.
 func TestQueriesNeedTheEngine(t *testing.T) {
 	backends(t, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()

@@ -32,5 +32,6 @@
 // Tenants query their own clean and curated tables with read-only SQL
 // through QueryService: asynchronous as Athena is, each query stored
 // (QueryStore) and run by a durable job on a Querier, DuckDB's sandbox in
-// the embedded default (lake/duckdb.Querier), its result a file.
+// the embedded default (lake/duckdb.Querier), Athena with the tenant's own
+// credentials in AWS mode (lake/athena.Querier), its result a file.
 package lake

@@ -20,9 +20,9 @@ import (
 )
 
 // QueriesConfig configures a QueryService. Store, Locate and Dir are
-// required; Querier is nil where no engine runs queries (AWS mode, for
-// now): Submit then returns ErrQueriesUnavailable, and the tenant's list
-// of queries stays empty.
+// required; Querier is nil where no engine runs queries: Submit then
+// returns ErrQueriesUnavailable, and the tenant's list of queries stays
+// empty.
 type QueriesConfig struct {
 	Store   QueryStore
 	Querier Querier

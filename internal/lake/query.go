@@ -36,8 +36,9 @@ type Query struct {
 	Error string
 	// Rows is how many rows the result holds.
 	Rows int64
-	// BytesScanned is the bytes of the Parquet files of the tables the
-	// query read (as Athena counts, before column pruning).
+	// BytesScanned is what the query scanned: Athena's count
+	// (DataScannedInBytes), or the bytes of the Parquet files of the
+	// tables the query read (the DuckDB sandbox).
 	BytesScanned int64
 	// Elapsed is how long the query ran.
 	Elapsed time.Duration
@@ -62,10 +63,13 @@ var (
 	// ErrQueryNotDone: the query has no result (yet, or ever: it failed or
 	// was cancelled); or it cannot be cancelled, being done.
 	ErrQueryNotDone = errors.New("query not done")
-	// ErrQueriesUnavailable: this deployment has no query engine (AWS
-	// mode, until queries run on Athena).
-	ErrQueriesUnavailable = errors.New("queries need the embedded engine")
+	// ErrQueriesUnavailable: this deployment has no query engine.
+	ErrQueriesUnavailable = errors.New("this deployment runs no queries")
 )
+
+// DefaultMaxSQL bounds a statement's length in bytes, in every engine
+// (Athena's own limit is 256 KiB).
+const DefaultMaxSQL = 64 << 10
 
 // Reasons of a QueryRefusal.
 const (
@@ -82,6 +86,7 @@ const (
 	RefusedTimeLimit    = "time-limit"
 	RefusedMemoryLimit  = "memory-limit"
 	RefusedResultLimit  = "result-limit"
+	RefusedScanLimit    = "scan-limit"
 	RefusedInvalid      = "invalid"
 )
 
@@ -130,7 +135,8 @@ type QueryStats struct {
 }
 
 // Querier runs tenants' read-only SQL over their own clean and curated
-// tables (engine side): DuckDB in a sandbox in the embedded default.
+// tables (engine side): DuckDB in a sandbox in the embedded default,
+// Athena with the tenant's own credentials in AWS mode.
 // Implementations are safe for concurrent use.
 type Querier interface {
 	// CheckQuery validates sql without running it: a single read-only

@@ -1762,8 +1762,6 @@ export interface paths {
          * The tenant's queries, newest first
          * @description The tenant's SQL queries, newest first, paged by `cursor`, with their
          *     state and statistics (not their results: read a query for them).
-         *     Where queries need the embedded engine (AWS mode, for now) the list
-         *     is empty: no query is accepted.
          */
         get: operations["listLakeQueries"];
         put?: never;
@@ -1775,7 +1773,9 @@ export interface paths {
          *     `id_graph_updates`, `external_id_mapping`,
          *     `external_id_mapping_updates`, `profile_traits`,
          *     `profile_traits_updates`, `segment_memberships`,
-         *     `daily_event_counts`), named alone, in DuckDB's SQL dialect.
+         *     `daily_event_counts`), named alone (in AWS mode, also qualified by
+         *     the tenant's own Glue database), in the engine's SQL dialect:
+         *     DuckDB's in the embedded default, Athena's (Trino) in AWS mode.
          *     Asynchronous, as Athena is: `202` with the query, `queued`; poll
          *     `GET .../queries/{query_id}` until it is `succeeded` (its result is
          *     there, paged, and as CSV), `failed` (`error` says why) or
@@ -1785,7 +1785,7 @@ export interface paths {
          *     `400` problem whose `detail` says why and whose type names the
          *     reason, `urn:cairn:problem:query-<reason>`: `query-write` (INSERT,
          *     CREATE, DELETE, ...), `query-settings` (SET, RESET, PRAGMA),
-         *     `query-attach` (ATTACH, DETACH), `query-file-access` (reading a
+         *     `query-attach` (ATTACH, DETACH, USE), `query-file-access` (reading a
          *     file or URL: `read_csv`, `read_parquet`, a quoted path, COPY,
          *     EXPORT), `query-extension` (INSTALL, LOAD), `query-other-tenant` (a
          *     qualified name such as `ten_x.tracks`: a query sees its tenant's
@@ -1793,14 +1793,17 @@ export interface paths {
          *     else, or several statements), `query-syntax`, `query-too-long`,
          *     `query-invalid`.
          *     A query runs under a time limit (the server's `--query-timeout`,
-         *     60 s by default), a memory limit and a result limit; one over them
-         *     ends `failed`, its `error` saying which. The bytes it scanned are
-         *     metered as the tenant's `query_bytes`.
+         *     60 s by default), a memory limit (embedded) or a per-query scan
+         *     cutoff (the Athena workgroup's), and a result limit; one over them
+         *     ends `failed`, its `error` saying which, as does a query Athena
+         *     fails (an unknown table, a permission Lake Formation refuses). The
+         *     bytes it scanned are metered as the tenant's `query_bytes`.
          *
          *     The embedded default runs queries on DuckDB in a sandbox: only the
          *     tenant's tables are visible, external access is disabled and the
-         *     configuration locked. In AWS mode queries will run on Athena in
-         *     the tenant's workgroup; until then they answer `501`.
+         *     configuration locked. In AWS mode they run on Athena in the
+         *     tenant's workgroup and database, with the tenant's own scoped
+         *     credentials: Lake Formation enforces what a query may read.
          */
         post: operations["createLakeQuery"];
         delete?: never;
@@ -3647,7 +3650,7 @@ export interface components {
             rows: number;
             /**
              * Format: int64
-             * @description Bytes of the Parquet files of the tables the query read (as Athena counts before pruning).
+             * @description Bytes the query scanned: Athena's count in AWS mode; in the embedded default the size of the Parquet files of the tables it read.
              */
             bytes_scanned: number;
             /** Format: int64 */
@@ -3785,7 +3788,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description This deployment cannot do it: `queries-unavailable`, queries in AWS mode, which need the embedded engine until they run on Athena. */
+        /** @description This deployment cannot do it: `queries-unavailable`, a server built without a query engine. */
         NotImplemented: {
             headers: {
                 [name: string]: unknown;

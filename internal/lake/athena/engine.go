@@ -1,7 +1,8 @@
 // Package athena is AWS mode's lake engine: the transformations run as
 // Athena SQL (lake.Athena, Athena engine version 3) in the tenant's
 // workgroup (the pool's for a pooled tenant), never in Cairn's process,
-// over tables of the tenant's Glue database.
+// over tables of the tenant's Glue database. Tenants' own SQL runs there
+// too, through Querier, signed with the tenant's credentials.
 //
 // # Layout
 //
@@ -609,7 +610,8 @@ func (t *tenant) query(ctx context.Context, sql string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return id, t.wait(ctx, id)
+	_, err = t.wait(ctx, id)
+	return id, err
 }
 
 // queryAll runs the queries at once (Athena queues what exceeds the
@@ -627,11 +629,14 @@ func (t *tenant) queryAll(ctx context.Context, queries []string) error {
 	errs := make([]error, len(started))
 	var wg sync.WaitGroup
 	for i, id := range started {
-		wg.Go(func() { errs[i] = t.wait(ctx, id) })
+		wg.Go(func() { _, errs[i] = t.wait(ctx, id) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// startTimeout bounds a StartQueryExecution call, retries included.
+const startTimeout = 30 * time.Second
 
 func (t *tenant) start(ctx context.Context, sql string) (string, error) {
 	in := &athena.StartQueryExecutionInput{
@@ -650,41 +655,44 @@ func (t *tenant) start(ctx context.Context, sql string) (string, error) {
 			OutputLocation: aws.String(s3URL(t.loc.CuratedBucket, "athena-results/"+t.loc.Tenant+"/")),
 		}
 	}
-	out, err := t.athena.StartQueryExecution(ctx, in)
+	// The start is not cut short when ctx ends: an execution Athena started
+	// whose ID was lost could not be stopped. The caller's wait stops it.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
+	out, err := t.athena.StartQueryExecution(sctx, in)
 	if err != nil {
 		return "", fmt.Errorf("athena start query: %w", err)
 	}
 	return aws.ToString(out.QueryExecutionId), nil
 }
 
-// wait polls the query execution until it ends; a cancelled ctx stops it.
-func (t *tenant) wait(ctx context.Context, id string) error {
+// wait polls the query execution until it ends, and returns it as it
+// ended (with ErrQueryFailed unless it succeeded); a cancelled ctx stops
+// it (StopQueryExecution) and returns ctx's error.
+func (t *tenant) wait(ctx context.Context, id string) (*athenatypes.QueryExecution, error) {
 	delay := t.e.cfg.Poll
 	for {
 		out, err := t.athena.GetQueryExecution(ctx, &athena.GetQueryExecutionInput{QueryExecutionId: aws.String(id)})
 		if err != nil {
 			if ctx.Err() != nil {
 				t.stop([]string{id})
+				return nil, ctx.Err()
 			}
-			return fmt.Errorf("athena query %s: %w", id, err)
+			return nil, fmt.Errorf("athena query %s: %w", id, err)
 		}
-		st := out.QueryExecution.Status
-		switch st.State {
+		qe := out.QueryExecution
+		switch qe.Status.State {
 		case athenatypes.QueryExecutionStateSucceeded:
-			return nil
+			return qe, nil
 		case athenatypes.QueryExecutionStateFailed, athenatypes.QueryExecutionStateCancelled:
-			reason := aws.ToString(st.StateChangeReason)
-			if st.AthenaError != nil && reason == "" {
-				reason = aws.ToString(st.AthenaError.ErrorMessage)
-			}
-			return fmt.Errorf("%w: %s %s: %s", ErrQueryFailed, id, st.State, reason)
+			return qe, fmt.Errorf("%w: %s %s: %s", ErrQueryFailed, id, qe.Status.State, failure(qe.Status))
 		}
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			t.stop([]string{id})
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-timer.C:
 		}
 		delay = min(2*delay, t.e.cfg.MaxPoll)
@@ -703,33 +711,71 @@ func (t *tenant) stop(ids []string) {
 	}
 }
 
+// failure is why a query execution failed or was cancelled.
+func failure(st *athenatypes.QueryExecutionStatus) string {
+	reason := aws.ToString(st.StateChangeReason)
+	if st.AthenaError != nil && reason == "" {
+		reason = aws.ToString(st.AthenaError.ErrorMessage)
+	}
+	return reason
+}
+
 // results reads a finished query's rows as text (NULL as ""), without the
 // header row Athena puts first.
 func (t *tenant) results(ctx context.Context, id string) ([][]string, error) {
 	var out [][]string
-	pages := athena.NewGetQueryResultsPaginator(t.athena, &athena.GetQueryResultsInput{QueryExecutionId: aws.String(id)})
-	first := true
+	err := t.eachRow(ctx, id, 0, nil, func(data []athenatypes.Datum) error {
+		row := make([]string, len(data))
+		for i, d := range data {
+			row[i] = aws.ToString(d.VarCharValue)
+		}
+		out = append(out, row)
+		return nil
+	})
+	return out, err
+}
+
+// eachRow reads a finished SELECT's result with GetQueryResults, a page
+// of pageSize rows at a time (Athena's default when 0): columns, if set,
+// is given the result's columns once, then row each row, without the
+// header row Athena puts first. An error of either stops the reading and
+// is returned.
+func (t *tenant) eachRow(ctx context.Context, id string, pageSize int32, columns func([]athenatypes.ColumnInfo) error, row func([]athenatypes.Datum) error) error {
+	in := &athena.GetQueryResultsInput{QueryExecutionId: aws.String(id)}
+	if pageSize > 0 {
+		in.MaxResults = aws.Int32(pageSize)
+	}
+	pages := athena.NewGetQueryResultsPaginator(t.athena, in)
+	header := true
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("athena query results %s: %w", id, err)
+			return fmt.Errorf("athena query results %s: %w", id, err)
 		}
 		if page.ResultSet == nil {
 			continue
 		}
+		if columns != nil {
+			var cols []athenatypes.ColumnInfo
+			if page.ResultSet.ResultSetMetadata != nil {
+				cols = page.ResultSet.ResultSetMetadata.ColumnInfo
+			}
+			if err := columns(cols); err != nil {
+				return err
+			}
+			columns = nil
+		}
 		for _, r := range page.ResultSet.Rows {
-			if first {
-				first = false
+			if header {
+				header = false
 				continue // the column names
 			}
-			row := make([]string, len(r.Data))
-			for i, d := range r.Data {
-				row[i] = aws.ToString(d.VarCharValue)
+			if err := row(r.Data); err != nil {
+				return err
 			}
-			out = append(out, row)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // staged is a relation to stage and its rows, each a JSON object.

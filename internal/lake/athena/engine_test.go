@@ -53,6 +53,9 @@ type scriptedAthena struct {
 	files func(sql string) map[string]string
 	// onUnload, if set, sees each UNLOAD as it starts.
 	onUnload func(sql string)
+	// around, if set, sends each request on (next) in place of Do, to
+	// read it and its answer.
+	around func(req *http.Request, next func(*http.Request) (*http.Response, error)) (*http.Response, error)
 }
 
 type startedQuery struct {
@@ -95,6 +98,9 @@ func (s *scriptedAthena) Do(req *http.Request) (*http.Response, error) {
 				}
 			}
 		}
+	}
+	if s.around != nil {
+		return s.around(req, s.next.Do)
 	}
 	return s.next.Do(req)
 }

@@ -35,7 +35,7 @@ type QuerierConfig struct {
 const (
 	DefaultQueryMemory  = "1GB"
 	DefaultQueryThreads = 2
-	DefaultMaxSQL       = 64 << 10
+	DefaultMaxSQL       = lake.DefaultMaxSQL
 )
 
 // Querier runs tenants' queries in a sandbox: each query gets a DuckDB
