@@ -161,9 +161,6 @@ var (
 	ErrSameTier = errors.New("tenant already on this tier")
 	// ErrNotActive: only an active tenant moves (Service.Start).
 	ErrNotActive = errors.New("tenant is not active")
-	// ErrUnsupported: this server cannot move tenants (AWS mode, where the
-	// copy of DynamoDB items and S3 objects is not built yet).
-	ErrUnsupported = errors.New("tier migration is not available on this server")
 	// ErrConflict: the migration (or the placement it switches) changed
 	// concurrently (Store).
 	ErrConflict = errors.New("migration changed concurrently")

@@ -346,7 +346,7 @@ func (s *Service) syncAll(ctx context.Context, m Migration) (SyncCounts, error) 
 		return total, fmt.Errorf("%w: targets not recorded", ErrTargetFailed)
 	}
 	for i, src := range m.Progress.Sources {
-		c, err := s.zones.Sync(ctx, src, m.Progress.Targets[i])
+		c, err := s.zones.Sync(ctx, m.TenantID, src, m.Progress.Targets[i])
 		if err != nil {
 			return total, err
 		}
@@ -363,13 +363,11 @@ func (s *Service) syncAll(ctx context.Context, m Migration) (SyncCounts, error) 
 func (s *Service) release(ctx context.Context, m Migration, homes []Home) (bool, error) {
 	all := true
 	for _, h := range homes {
-		if s.zones != nil {
-			n, err := s.zones.Clear(ctx, h)
-			if err != nil {
-				return false, err
-			}
-			m.Progress.ObjectsPurged += n
+		n, err := s.zones.Clear(ctx, m.TenantID, h)
+		if err != nil {
+			return false, err
 		}
+		m.Progress.ObjectsPurged += n
 		gone, err := s.prov.MoveRelease(ctx, provisioner.Placement{
 			TenantID: m.TenantID, Kind: provisioner.Kind(h.Kind), StackRecord: provisioner.StackRecord{
 				Region: h.Region, StackName: h.StackName, Outputs: h.Outputs, Attempt: m.Progress.Attempt,
