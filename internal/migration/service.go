@@ -132,8 +132,8 @@ func New(cfg Config) (*Service, error) {
 // Start starts moving the tenant to tier ("pooled" or "dedicated"), with
 // rec the audit event of the request, and returns the migration. Its
 // errors: *ValidationError for another tier, tenants.ErrNotFound,
-// ErrNotActive, ErrSameTier, placement.ErrNotReady (a
-// Region whose placement is not ready) and ErrRunning.
+// ErrNotActive, ErrSameTier, placement.ErrNotReady (a Region whose
+// placement is not ready) and ErrRunning.
 func (s *Service) Start(ctx context.Context, rec audit.Event, tenantID, tier string) (Migration, error) {
 	to := placement.Kind(tier)
 	if to != placement.Pooled && to != placement.Dedicated {

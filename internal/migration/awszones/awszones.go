@@ -105,7 +105,7 @@ func (z *Zones) Sync(ctx context.Context, tenantID string, from, to migration.Ho
 	if from.Region != to.Region {
 		return c, fmt.Errorf("awszones: source in %s, target in %s: a tenant moves within a Region", from.Region, to.Region)
 	}
-	if src, dst := from.Outputs["profile_table"], to.Outputs["profile_table"]; src != "" && dst != "" {
+	if src, dst := from.ProfileTable(), to.ProfileTable(); src != "" && dst != "" {
 		ic, err := z.items.CopyTenant(ctx, tenantID,
 			dynamostore.TableRef{Region: from.Region, Name: src}, dynamostore.TableRef{Region: to.Region, Name: dst})
 		if err != nil {
@@ -118,7 +118,7 @@ func (z *Zones) Sync(ctx context.Context, tenantID string, from, to migration.Ho
 		return c, fmt.Errorf("awszones: %w", err)
 	}
 	for _, p := range zonePairs(from, to) {
-		if err := syncObjects(ctx, client, p, to.Outputs["kms_key_arn"], &c); err != nil {
+		if err := syncObjects(ctx, client, p, to.KMSKey(), &c); err != nil {
 			return c, fmt.Errorf("awszones: %s/%s to %s/%s: %w", p.from.bucket, p.from.prefix, p.to.bucket, p.to.prefix, err)
 		}
 	}
@@ -136,11 +136,10 @@ func (z *Zones) Sync(ctx context.Context, tenantID string, from, to migration.Ho
 
 // Clear implements migration.Zones.
 func (z *Zones) Clear(ctx context.Context, tenantID string, h migration.Home) (int64, error) {
-	table := h.Outputs["profile_table"]
-	if h.Kind != placement.Pooled || table == "" {
+	if h.Kind != placement.Pooled || h.ProfileTable() == "" {
 		return 0, nil
 	}
-	n, err := z.items.DeleteTenantIn(ctx, tenantID, dynamostore.TableRef{Region: h.Region, Name: table})
+	n, err := z.items.DeleteTenantIn(ctx, tenantID, dynamostore.TableRef{Region: h.Region, Name: h.ProfileTable()})
 	if err != nil {
 		return int64(n), fmt.Errorf("awszones: profile items: %w", err)
 	}
