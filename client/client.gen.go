@@ -5067,8 +5067,7 @@ type ClientInterface interface {
 	// `active` throughout; a failure before the switch leaves it on its
 	// old tier, with the reason in the migration. `Location` is the
 	// migration's progress. A tenant already on the tier, or with a
-	// migration running, is a `409`; a server that cannot move tenants
-	// (with `--cloud aws`, for now) answers `501`.
+	// migration running, is a `409`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -5089,8 +5088,7 @@ type ClientInterface interface {
 	// `active` throughout; a failure before the switch leaves it on its
 	// old tier, with the reason in the migration. `Location` is the
 	// migration's progress. A tenant already on the tier, or with a
-	// migration running, is a `409`; a server that cannot move tenants
-	// (with `--cloud aws`, for now) answers `501`.
+	// migration running, is a `409`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -7727,8 +7725,7 @@ func (c *Client) GetTenantLake(ctx context.Context, tenantId TenantID, reqEditor
 // `active` throughout; a failure before the switch leaves it on its
 // old tier, with the reason in the migration. `Location` is the
 // migration's progress. A tenant already on the tier, or with a
-// migration running, is a `409`; a server that cannot move tenants
-// (with `--cloud aws`, for now) answers `501`.
+// migration running, is a `409`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -7759,8 +7756,7 @@ func (c *Client) MigrateTenantWithBody(ctx context.Context, tenantId TenantID, p
 // `active` throughout; a failure before the switch leaves it on its
 // old tier, with the reason in the migration. `Location` is the
 // migration's progress. A tenant already on the tier, or with a
-// migration running, is a `409`; a server that cannot move tenants
-// (with `--cloud aws`, for now) answers `501`.
+// migration running, is a `409`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -16296,8 +16292,7 @@ type ClientWithResponsesInterface interface {
 	// `active` throughout; a failure before the switch leaves it on its
 	// old tier, with the reason in the migration. `Location` is the
 	// migration's progress. A tenant already on the tier, or with a
-	// migration running, is a `409`; a server that cannot move tenants
-	// (with `--cloud aws`, for now) answers `501`.
+	// migration running, is a `409`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -16318,8 +16313,7 @@ type ClientWithResponsesInterface interface {
 	// `active` throughout; a failure before the switch leaves it on its
 	// old tier, with the reason in the migration. `Location` is the
 	// migration's progress. A tenant already on the tier, or with a
-	// migration running, is a `409`; a server that cannot move tenants
-	// (with `--cloud aws`, for now) answers `501`.
+	// migration running, is a `409`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -22292,8 +22286,6 @@ type MigrateTenantResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *Problem
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *MigrateTenantResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -22340,11 +22332,6 @@ func (r MigrateTenantResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r MigrateTenantResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r MigrateTenantResponse) GetApplicationproblemJSON501() *Problem {
-	return r.ApplicationproblemJSON501
 }
 
 // GetBody returns the raw response body bytes
@@ -30512,8 +30499,7 @@ func (c *ClientWithResponses) GetTenantLakeWithResponse(ctx context.Context, ten
 // `active` throughout; a failure before the switch leaves it on its
 // old tier, with the reason in the migration. `Location` is the
 // migration's progress. A tenant already on the tier, or with a
-// migration running, is a `409`; a server that cannot move tenants
-// (with `--cloud aws`, for now) answers `501`.
+// migration running, is a `409`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -30540,8 +30526,7 @@ func (c *ClientWithResponses) MigrateTenantWithBodyWithResponse(ctx context.Cont
 // `active` throughout; a failure before the switch leaves it on its
 // old tier, with the reason in the migration. `Location` is the
 // migration's progress. A tenant already on the tier, or with a
-// migration running, is a `409`; a server that cannot move tenants
-// (with `--cloud aws`, for now) answers `501`.
+// migration running, is a `409`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -37152,13 +37137,6 @@ func ParseMigrateTenantResponse(rsp *http.Response) (*MigrateTenantResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
 
 	}
 

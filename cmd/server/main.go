@@ -541,12 +541,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	}
 
 	// Tenants move between tiers through durable jobs; the fences keep
-	// their writes out for the switch. The embedded default's zones are
-	// copied on disk; AWS mode cannot move tenants yet (the route is 501).
+	// their writes out for the switch.
 	fences := migration.NewFences(db, 0, nil, log)
-	var zones migration.Zones
-	if cfg.Cloud != "aws" {
-		zones = migration.LocalZones{Root: filepath.Join(cfg.DataDir, "zones")}
+	zones, err := newMigrationZones(ctx, cfg, profileStore, awsSettings)
+	if err != nil {
+		return err
 	}
 	migrations, err := migration.New(migration.Config{
 		Store: db, Tenants: tenantSvc, Placements: db, Provisioner: prov, Grants: grantSvc, Fences: fences, Zones: zones,

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/migration"
+	"github.com/cairn-cdp/cairn/internal/migration/awszones"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/profiles/dynamostore"
 	"github.com/cairn-cdp/cairn/internal/profiles/rawzone"
@@ -46,6 +48,26 @@ func newAWSProfileStores(ctx context.Context, loc profiles.PlacementLocator, set
 		return nil, nil, nil, fmt.Errorf("raw zone: %w", err)
 	}
 	return st, &rawzone.Coalescer{Zone: raw}, func() error { return nil }, nil
+}
+
+// newMigrationZones returns what copies a tenant's data between its
+// placements when it moves between tiers: the local zones' directories by
+// default; with --cloud aws, its profile items between DynamoDB tables
+// (through st, the DynamoDB profile store) and its S3 objects and Glue
+// tables.
+func newMigrationZones(ctx context.Context, cfg *config, st profiles.Store, settings awsclient.Settings) (migration.Zones, error) {
+	if cfg.Cloud != "aws" {
+		return migration.LocalZones{Root: filepath.Join(cfg.DataDir, "zones")}, nil
+	}
+	items, ok := st.(*dynamostore.Store)
+	if !ok {
+		return nil, fmt.Errorf("migration zones: the profile store is %T, not DynamoDB", st)
+	}
+	zones, err := awszones.New(ctx, awszones.Config{AWS: settings, Items: items})
+	if err != nil {
+		return nil, fmt.Errorf("migration zones: %w", err)
+	}
+	return zones, nil
 }
 
 // noticeOutbox hands the profile store's notices (segment transitions,

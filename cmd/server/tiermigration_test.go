@@ -154,10 +154,23 @@ func awaitMigration(t *testing.T, base, admin, tenant string, timeout time.Durat
 // succeed, checking on the way that the tenant stays active.
 func moveTier(t *testing.T, base, admin, tenant, tier string) map[string]any {
 	t.Helper()
+	startMove(t, base, admin, tenant, tier)
+	return awaitMoved(t, base, admin, tenant, tier)
+}
+
+// startMove starts moving the tenant to tier.
+func startMove(t *testing.T, base, admin, tenant, tier string) {
+	t.Helper()
 	m := mustAPI(t, "POST", base+"/v1/tenants/"+tenant+"/migrate", admin, `{"tier":"`+tier+`"}`, http.StatusAccepted)
 	if jstr(m, "state") != "running" || jstr(m, "to_tier") != tier || jstr(m, "step") != "provision" {
 		t.Fatalf("started migration: %v", m)
 	}
+}
+
+// awaitMoved waits for the tenant's migration to tier to succeed and
+// checks that the tenant is active on it.
+func awaitMoved(t *testing.T, base, admin, tenant, tier string) map[string]any {
+	t.Helper()
 	done := awaitMigration(t, base, admin, tenant, 2*time.Minute)
 	if jstr(done, "state") != "succeeded" || jstr(done, "step") != "done" || jnum(done, "percent") != 100 || done["fenced"] != false {
 		t.Fatalf("migration to %s: %v", tier, done)

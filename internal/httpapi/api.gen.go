@@ -16366,20 +16366,6 @@ func (response MigrateTenant500ApplicationProblemPlusJSONResponse) VisitMigrateT
 	return err
 }
 
-type MigrateTenant501ApplicationProblemPlusJSONResponse Problem
-
-func (response MigrateTenant501ApplicationProblemPlusJSONResponse) VisitMigrateTenantResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type GetTenantMigrationRequestObject struct {
 	TenantId TenantID `json:"tenant_id"`
 }

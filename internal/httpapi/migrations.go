@@ -42,9 +42,6 @@ func migrationProblem(err error) *problem {
 			"A migration of the tenant is running; wait for it to finish (GET its migration).")
 	case errors.Is(err, migration.ErrNotActive):
 		return newProblem(http.StatusConflict, "tenant-not-active", "Tenant not active", "Only an active tenant moves between tiers.")
-	case errors.Is(err, migration.ErrUnsupported):
-		return newProblem(http.StatusNotImplemented, "migration-unsupported", "Tier migration not available",
-			"This server cannot move tenants between tiers: it is available on the embedded default (local stacks and zones), not yet with --cloud aws.")
 	}
 	return nil
 }
@@ -64,9 +61,6 @@ func (s *Server) MigrateTenant(ctx context.Context, req MigrateTenantRequestObje
 	if req.Body == nil {
 		return nil, badRequest("body", "a JSON request body is required")
 	}
-	if s.migrations == nil {
-		return nil, migration.ErrUnsupported
-	}
 	rec := auditOf(ctx, req.TenantId, "tenant.migrate", "migration", "")
 	rec.Outcome = audit.OutcomeAccepted
 	m, err := s.migrations.Start(ctx, rec, req.TenantId, string(req.Body.Tier))
@@ -78,9 +72,6 @@ func (s *Server) MigrateTenant(ctx context.Context, req MigrateTenantRequestObje
 }
 
 func (s *Server) GetTenantMigration(ctx context.Context, req GetTenantMigrationRequestObject) (GetTenantMigrationResponseObject, error) {
-	if s.migrations == nil {
-		return nil, migration.ErrNotFound
-	}
 	m, err := s.migrations.Get(ctx, req.TenantId)
 	if err != nil {
 		return nil, err

@@ -96,8 +96,7 @@ type Config struct {
 	// Offboarding, if not nil, shows a deprovisioning tenant's offboarding
 	// progress on GET /v1/tenants/{id}.
 	Offboarding OffboardingReader
-	// Migrations, if not nil, moves tenants between tiers; without it the
-	// migrate route is 501.
+	// Migrations moves tenants between tiers.
 	Migrations MigrationService
 	// Fence, if not nil, admits each ingestion request's writes, refusing
 	// them (503) while the tenant's migration fences them.
@@ -136,8 +135,8 @@ type Server struct {
 	lake      LakeStatus
 	queries   LakeQueries
 	plans     *plans.Service
-	// migrations moves tenants between tiers (nil: 501); fence admits
-	// ingestion writes (nil admits all).
+	// migrations moves tenants between tiers; fence admits ingestion
+	// writes (nil admits all).
 	migrations MigrationService
 	fence      IngestFence
 }
@@ -146,8 +145,8 @@ var _ StrictServerInterface = (*Server)(nil)
 
 // NewServer returns the whole API as one http.Handler.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Audit == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil || cfg.Usage == nil || cfg.Rollouts == nil || cfg.Attention == nil || cfg.Plans == nil {
-		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Audit, Auth, Idempotency, Registry, Usage, Rollouts, Attention and Plans are required")
+	if cfg.Logger == nil || cfg.Tenants == nil || cfg.Stacks == nil || cfg.Grants == nil || cfg.Profiles == nil || cfg.Sources == nil || cfg.Webhooks == nil || cfg.Audit == nil || cfg.Auth == nil || cfg.Idempotency == nil || cfg.Registry == nil || cfg.Usage == nil || cfg.Rollouts == nil || cfg.Attention == nil || cfg.Plans == nil || cfg.Migrations == nil {
+		return nil, errors.New("httpapi: Logger, Tenants, Stacks, Grants, Profiles, Sources, Webhooks, Audit, Auth, Idempotency, Registry, Usage, Rollouts, Attention, Plans and Migrations are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes

@@ -25,19 +25,22 @@ type SyncCounts struct {
 	Bytes int64
 }
 
-// Zones copies a tenant's zone objects and catalog entries between its
-// placements. Its methods are safe to repeat.
+// Zones copies a tenant's data between its placements: its zone objects
+// and catalog entries, and, where they live in a table of the placement
+// (AWS mode), its profile items. Its methods are safe to repeat.
 type Zones interface {
 	// Sync makes the target's raw, clean and curated zones and catalog
-	// tables hold what the source's hold: what the target lacks or holds
-	// otherwise is written, what the source no longer has is removed
-	// from the target. Objects keep their keys below the placements'
-	// prefixes. Every object written is durable when it returns.
-	Sync(ctx context.Context, from, to Home) (SyncCounts, error)
-	// Clear removes the catalog tables of h's catalog database (the
-	// provisioner removes the database and the objects), and returns how
-	// many it removed.
-	Clear(ctx context.Context, h Home) (int64, error)
+	// tables (and profile items) hold what the source's hold: what the
+	// target lacks or holds otherwise is written, what the source no
+	// longer has is removed from the target. Objects keep their keys
+	// below the placements' prefixes. Every object written is durable
+	// when it returns.
+	Sync(ctx context.Context, tenantID string, from, to Home) (SyncCounts, error)
+	// Clear removes what the provisioner's release of h leaves of the
+	// tenant: the catalog tables of h's catalog database (the provisioner
+	// removes the database and the objects), and the tenant's profile
+	// items in a pool's table. It returns how many it removed.
+	Clear(ctx context.Context, tenantID string, h Home) (int64, error)
 }
 
 // LocalZones is the embedded default's Zones: the local engine's layout on
@@ -58,7 +61,7 @@ type LocalZones struct {
 var _ Zones = LocalZones{}
 
 // Sync implements Zones.
-func (z LocalZones) Sync(ctx context.Context, from, to Home) (SyncCounts, error) {
+func (z LocalZones) Sync(ctx context.Context, _ string, from, to Home) (SyncCounts, error) {
 	var c SyncCounts
 	if z.Root == "" {
 		return c, errors.New("local zones: Root is required")
@@ -91,7 +94,7 @@ func (z LocalZones) Sync(ctx context.Context, from, to Home) (SyncCounts, error)
 }
 
 // Clear implements Zones.
-func (z LocalZones) Clear(_ context.Context, h Home) (int64, error) {
+func (z LocalZones) Clear(_ context.Context, _ string, h Home) (int64, error) {
 	if h.GlueDatabase() == "" {
 		return 0, nil
 	}

@@ -83,13 +83,15 @@ type Home struct {
 	Outputs         map[string]string `json:"outputs,omitempty"`
 }
 
-// RawBucket, CleanBucket, CuratedBucket, Prefix and GlueDatabase read the
-// outputs (placement.Placement's keys).
+// RawBucket, CleanBucket, CuratedBucket, Prefix, GlueDatabase,
+// ProfileTable and KMSKey read the outputs (placement.Placement's keys).
 func (h Home) RawBucket() string     { return h.Outputs["raw_bucket"] }
 func (h Home) CleanBucket() string   { return h.Outputs["clean_bucket"] }
 func (h Home) CuratedBucket() string { return h.Outputs["curated_bucket"] }
 func (h Home) Prefix() string        { return h.Outputs["s3_prefix"] }
 func (h Home) GlueDatabase() string  { return h.Outputs["glue_database"] }
+func (h Home) ProfileTable() string  { return h.Outputs["profile_table"] }
+func (h Home) KMSKey() string        { return h.Outputs["kms_key_arn"] }
 
 // Progress is what a migration did so far.
 type Progress struct {
@@ -161,9 +163,6 @@ var (
 	ErrSameTier = errors.New("tenant already on this tier")
 	// ErrNotActive: only an active tenant moves (Service.Start).
 	ErrNotActive = errors.New("tenant is not active")
-	// ErrUnsupported: this server cannot move tenants (AWS mode, where the
-	// copy of DynamoDB items and S3 objects is not built yet).
-	ErrUnsupported = errors.New("tier migration is not available on this server")
 	// ErrConflict: the migration (or the placement it switches) changed
 	// concurrently (Store).
 	ErrConflict = errors.New("migration changed concurrently")

@@ -126,7 +126,7 @@ func TestLocalZonesSync(t *testing.T) {
 	write(t, filepath.Join(buckets, "cairn-pool-raw/tenants/ten_b/events/dt=2026-05-01/hh=10/x.ndjson.gz"), "other tenant")
 	write(t, filepath.Join(root, "eu-west-1/catalog/cairn_pool_ten_a/tracks.json"), `{"columns":["a"],"shared":true}`)
 
-	c, err := z.Sync(t.Context(), from, to)
+	c, err := z.Sync(t.Context(), "ten_a", from, to)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,18 +146,18 @@ func TestLocalZonesSync(t *testing.T) {
 		t.Error("another tenant's object was copied")
 	}
 
-	if c, err = z.Sync(t.Context(), from, to); err != nil || c.Written != 0 || c.Removed != 0 {
+	if c, err = z.Sync(t.Context(), "ten_a", from, to); err != nil || c.Written != 0 || c.Removed != 0 {
 		t.Errorf("repeat: %+v, %v; want nothing written", c, err)
 	}
 	if err := os.Remove(filepath.Join(buckets, "cairn-pool-clean/tenants/ten_a/tracks/dt=2026-05-01/hh=10/p.parquet")); err != nil {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(buckets, "cairn-pool-raw/tenants/ten_a/events/dt=2026-05-01/hh=11/c.ndjson.gz"), "c")
-	if c, err = z.Sync(t.Context(), from, to); err != nil || c.Written != 1 || c.Removed != 1 {
+	if c, err = z.Sync(t.Context(), "ten_a", from, to); err != nil || c.Written != 1 || c.Removed != 1 {
 		t.Errorf("delta: %+v, %v; want one written, one removed", c, err)
 	}
 
-	if n, err := z.Clear(t.Context(), from); err != nil || n != 1 {
+	if n, err := z.Clear(t.Context(), "ten_a", from); err != nil || n != 1 {
 		t.Errorf("clear: %d, %v", n, err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "eu-west-1/catalog/cairn_pool_ten_a")); err == nil {

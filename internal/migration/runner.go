@@ -245,12 +245,17 @@ func (s *Service) step(ctx context.Context, m Migration) (Migration, time.Durati
 		m, err := s.update(ctx, m)
 		return m, 0, err
 	case StepPurge:
-		gone, err := s.release(ctx, m, m.Progress.Sources)
+		gone, purged, err := s.release(ctx, m, m.Progress.Sources)
 		if err != nil {
 			return m, 0, err
 		}
+		m.Progress.ObjectsPurged += purged
 		if !gone {
-			return m, s.poll, nil
+			if purged > 0 {
+				// A repeated Clear finds these gone: keep their count.
+				m, err = s.update(ctx, m)
+			}
+			return m, s.poll, err
 		}
 		now := s.clock()
 		m.Step, m.State, m.Error, m.FinishedAt = StepDone, StateSucceeded, "", now
@@ -346,7 +351,7 @@ func (s *Service) syncAll(ctx context.Context, m Migration) (SyncCounts, error) 
 		return total, fmt.Errorf("%w: targets not recorded", ErrTargetFailed)
 	}
 	for i, src := range m.Progress.Sources {
-		c, err := s.zones.Sync(ctx, src, m.Progress.Targets[i])
+		c, err := s.zones.Sync(ctx, m.TenantID, src, m.Progress.Targets[i])
 		if err != nil {
 			return total, err
 		}
@@ -358,17 +363,16 @@ func (s *Service) syncAll(ctx context.Context, m Migration) (SyncCounts, error) 
 	return total, nil
 }
 
-// release takes homes away (their catalog tables, then their slices or
-// stacks); true once all are gone.
-func (s *Service) release(ctx context.Context, m Migration, homes []Home) (bool, error) {
-	all := true
+// release takes homes away (what Zones.Clear removes, then their slices
+// or stacks); true once all are gone. It returns how many objects Clear
+// removed.
+func (s *Service) release(ctx context.Context, m Migration, homes []Home) (bool, int64, error) {
+	all, purged := true, int64(0)
 	for _, h := range homes {
-		if s.zones != nil {
-			n, err := s.zones.Clear(ctx, h)
-			if err != nil {
-				return false, err
-			}
-			m.Progress.ObjectsPurged += n
+		n, err := s.zones.Clear(ctx, m.TenantID, h)
+		purged += n
+		if err != nil {
+			return false, purged, err
 		}
 		gone, err := s.prov.MoveRelease(ctx, provisioner.Placement{
 			TenantID: m.TenantID, Kind: provisioner.Kind(h.Kind), StackRecord: provisioner.StackRecord{
@@ -376,11 +380,11 @@ func (s *Service) release(ctx context.Context, m Migration, homes []Home) (bool,
 			},
 		})
 		if err != nil {
-			return false, err
+			return false, purged, err
 		}
 		all = all && gone
 	}
-	return all, nil
+	return all, purged, nil
 }
 
 // fail ends a migration that failed before its switch: the fence is
@@ -401,7 +405,7 @@ func (s *Service) fail(ctx context.Context, m Migration, cause error) error {
 		// A few rounds: the local engine deletes a stack on the next read,
 		// CloudFormation later (the stack is left to be deleted then).
 		for range 3 {
-			gone, err := s.release(ctx, m, targets)
+			gone, _, err := s.release(ctx, m, targets)
 			if err != nil {
 				s.log.WarnContext(ctx, "take away the failed migration's target", "migration_id", m.ID, "err", err)
 				break

@@ -54,9 +54,8 @@ const (
 	DefaultLease = 15 * time.Second
 )
 
-// Config wires a Service. Store, Tenants, Placements, Provisioner, Grants
-// and Fences are required; without Zones the server cannot move tenants
-// (Start returns ErrUnsupported).
+// Config wires a Service. Store, Tenants, Placements, Provisioner, Grants,
+// Fences and Zones are required.
 type Config struct {
 	Store       Store
 	Tenants     Tenants
@@ -101,8 +100,8 @@ type Service struct {
 
 // New validates cfg and returns a Service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Tenants == nil || cfg.Placements == nil || cfg.Provisioner == nil || cfg.Grants == nil || cfg.Fences == nil {
-		return nil, errors.New("migration: Store, Tenants, Placements, Provisioner, Grants and Fences are required")
+	if cfg.Store == nil || cfg.Tenants == nil || cfg.Placements == nil || cfg.Provisioner == nil || cfg.Grants == nil || cfg.Fences == nil || cfg.Zones == nil {
+		return nil, errors.New("migration: Store, Tenants, Placements, Provisioner, Grants, Fences and Zones are required")
 	}
 	if cfg.Drain <= 0 {
 		cfg.Drain = DefaultDrain
@@ -133,8 +132,8 @@ func New(cfg Config) (*Service, error) {
 // Start starts moving the tenant to tier ("pooled" or "dedicated"), with
 // rec the audit event of the request, and returns the migration. Its
 // errors: *ValidationError for another tier, tenants.ErrNotFound,
-// ErrUnsupported, ErrNotActive, ErrSameTier, placement.ErrNotReady (a
-// Region whose placement is not ready) and ErrRunning.
+// ErrNotActive, ErrSameTier, placement.ErrNotReady (a Region whose
+// placement is not ready) and ErrRunning.
 func (s *Service) Start(ctx context.Context, rec audit.Event, tenantID, tier string) (Migration, error) {
 	to := placement.Kind(tier)
 	if to != placement.Pooled && to != placement.Dedicated {
@@ -143,9 +142,6 @@ func (s *Service) Start(ctx context.Context, rec audit.Event, tenantID, tier str
 	t, err := s.tenants.Get(ctx, tenantID)
 	if err != nil {
 		return Migration{}, err
-	}
-	if s.zones == nil {
-		return Migration{}, ErrUnsupported
 	}
 	if t.Status != tenants.StatusActive {
 		return Migration{}, fmt.Errorf("%w: it is %s", ErrNotActive, t.Status)

@@ -359,8 +359,7 @@ export interface paths {
          *     `active` throughout; a failure before the switch leaves it on its
          *     old tier, with the reason in the migration. `Location` is the
          *     migration's progress. A tenant already on the tier, or with a
-         *     migration running, is a `409`; a server that cannot move tenants
-         *     (with `--cloud aws`, for now) answers `501`.
+         *     migration running, is a `409`.
          */
         post: operations["migrateTenant"];
         delete?: never;
@@ -4520,15 +4519,6 @@ export interface operations {
             409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
-            /** @description This server cannot move tenants between tiers. */
-            501: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
         };
     };
     getTenantMigration: {

@@ -122,15 +122,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	return &Engine{
 		cfg: cfg,
-		s3: awsclient.NewRegional(func(region string) *s3.Client {
-			return s3.NewFromConfig(b.AWS, func(o *s3.Options) {
-				o.Region = region
-				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				if o.BaseEndpoint != nil {
-					o.UsePathStyle = true // an emulator serves every bucket on one host
-				}
-			})
-		}),
+		s3:  b.RegionalS3(),
 		glue: awsclient.NewRegional(func(region string) *glue.Client {
 			return glue.NewFromConfig(b.AWS, func(o *glue.Options) {
 				o.Region = region

@@ -38,11 +38,29 @@ import (
 // It returns how many items it deleted before an error, with the error
 // (also profiles.ErrPurgeUnfinished if ctx ended after some progress).
 func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
-	prefix, err := profiles.TenantKeyPrefix(tenant)
-	if err != nil {
+	if _, err := profiles.TenantKeyPrefix(tenant); err != nil {
 		return 0, err
 	}
 	t, err := s.table(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	return s.deleteTenant(ctx, tenant, t)
+}
+
+// DeleteTenantIn is DeleteTenant in the table in rather than the one
+// Config.Tables names: a tier migration's purge of the pool table a
+// tenant left, or of the one it did not move to.
+func (s *Store) DeleteTenantIn(ctx context.Context, tenant string, in TableRef) (int, error) {
+	t, err := s.tableIn(in)
+	if err != nil {
+		return 0, err
+	}
+	return s.deleteTenant(ctx, tenant, t)
+}
+
+func (s *Store) deleteTenant(ctx context.Context, tenant string, t table) (int, error) {
+	prefix, err := profiles.TenantKeyPrefix(tenant)
 	if err != nil {
 		return 0, err
 	}
@@ -69,23 +87,11 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 			continue // through in an earlier call
 		}
 		eg.Go(func() error {
-			input := &dynamodb.ScanInput{
-				TableName:                aws.String(t.name),
-				FilterExpression:         aws.String("begins_with(#pk, :prefix) AND #pk <> :progress"),
-				ProjectionExpression:     aws.String("#pk, #sk"),
-				ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK},
-				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":prefix": attrS(prefix), ":progress": attrS(progressPK),
-				},
-				// Consistent, so that no item written before the scan
-				// passes its place is missed. (One written behind a
-				// position an earlier call saved is left, as one written
-				// behind the scan is: see profiles.Store.)
-				ConsistentRead:    aws.Bool(true),
-				Segment:           aws.Int32(segment),
-				TotalSegments:     aws.Int32(segments),
-				ExclusiveStartKey: start,
-			}
+			// (An item written behind a position an earlier call saved
+			// is left, as one written behind the scan is: see
+			// profiles.Store.)
+			input := tenantScan(t, prefix, true)
+			input.Segment, input.TotalSegments, input.ExclusiveStartKey = aws.Int32(segment), aws.Int32(segments), start
 			if s.purgePageSize > 0 {
 				input.Limit = aws.Int32(s.purgePageSize)
 			}
@@ -121,6 +127,27 @@ func (s *Store) DeleteTenant(ctx context.Context, tenant string) (int, error) {
 		return fail(fmt.Errorf("dynamostore: delete tenant %s: %w", tenant, err))
 	}
 	return int(deleted.Load()), nil
+}
+
+// tenantScan is a Scan of t for the items under the tenant's key prefix,
+// its DeleteTenant progress left out; keysOnly projects it to the keys.
+// It is consistent, so that no item written before the scan passes its
+// place is missed.
+func tenantScan(t table, prefix string, keysOnly bool) *dynamodb.ScanInput {
+	in := &dynamodb.ScanInput{
+		TableName:                aws.String(t.name),
+		FilterExpression:         aws.String("begins_with(#pk, :prefix) AND #pk <> :progress"),
+		ExpressionAttributeNames: map[string]string{"#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":prefix": attrS(prefix), ":progress": attrS(prefix + purgeProgressSuffix),
+		},
+		ConsistentRead: aws.Bool(true),
+	}
+	if keysOnly {
+		in.ProjectionExpression = aws.String("#pk, #sk")
+		in.ExpressionAttributeNames["#sk"] = attrSK
+	}
+	return in
 }
 
 // purgeProgressSuffix makes, after a tenant's key prefix, the partition

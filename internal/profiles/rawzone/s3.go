@@ -95,17 +95,8 @@ func NewS3(ctx context.Context, cfg Config) (*S3, error) {
 		return nil, fmt.Errorf("rawzone: %w", err)
 	}
 	return &S3{
-		locate: cfg.Locate,
-		clients: awsclient.NewRegional(func(region string) *s3.Client {
-			return s3.NewFromConfig(b.AWS, func(o *s3.Options) {
-				o.Region = region
-				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				// An emulator serves every bucket on one host.
-				if o.BaseEndpoint != nil {
-					o.UsePathStyle = true
-				}
-			})
-		}),
+		locate:  cfg.Locate,
+		clients: b.RegionalS3(),
 	}, nil
 }
 

@@ -88,16 +88,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
 			})
 		}),
-		s3: awsclient.NewRegional(func(region string) *s3.Client {
-			return s3.NewFromConfig(b.AWS, func(o *s3.Options) {
-				o.Region = region
-				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
-				// One host serves every bucket on an emulator: virtual-hosted
-				// names (bucket.127.0.0.1) would not resolve.
-				if o.BaseEndpoint != nil {
-					o.UsePathStyle = true
-				}
-			})
-		}),
+		s3: b.RegionalS3(),
 	}, nil
 }
