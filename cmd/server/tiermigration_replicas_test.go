@@ -128,11 +128,11 @@ func TestTierMigrationReplicaKill(t *testing.T) {
 		t.Errorf("the dedicated stack was created %d times, want once", n)
 	}
 	raw := s3MessageIDs(ctx, t, motoS3(moto, migrationRegion), dedicated["raw_bucket"], dedicated["s3_prefix"])
-	for id := range interrupted {
+	for ev := range interrupted {
 		// Stored by the dead replica, perhaps, and by the one that
 		// acknowledged it.
-		if raw[id] >= 1 {
-			raw[id] = 1
+		if raw[ev] >= 1 {
+			raw[ev] = 1
 		}
 	}
 	checkExactlyOnce(t, "raw zone", acked, raw)
