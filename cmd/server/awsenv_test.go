@@ -18,9 +18,10 @@ package main
 // ap-northeast-1/ap-southeast-1, replicas us-west-2/eu-central-1, grants
 // eu-north-1, profiles ap-northeast-2, replica takeover
 // sa-east-1/ap-south-1, tracing eu-south-1, rollouts eu-south-2, queries
-// me-south-1, tier migration ca-west-1 (the cfn package uses us-east-1,
-// eu-west-1 and ca-central-1, the rollouts package ap-southeast-2, the
-// athena package ap-northeast-3). awstest.Endpoint gives them the emulator.
+// me-south-1, tier migration ca-west-1, tier migration across replicas
+// eu-central-2 (the cfn package uses us-east-1, eu-west-1 and
+// ca-central-1, the rollouts package ap-southeast-2, the athena package
+// ap-northeast-3). awstest.Endpoint gives them the emulator.
 
 import (
 	"bytes"

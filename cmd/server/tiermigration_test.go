@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,19 +41,29 @@ func migrationVars(dir, dbURL string) map[string]string {
 // one a request, from a goroutine, until stopped: every event is sent
 // again (same messageId) after a 503 and its Retry-After, as Segment's
 // libraries do, so every event it sent is acknowledged once it stops.
+// Given several replicas, it sends to each in turn, as a load balancer
+// does; a replica that cannot be reached is left out from then on and the
+// event is sent again to the next one (it is then interrupted: the
+// replica may have stored it before it died, so it may be in the raw zone
+// twice).
 type eventStream struct {
-	base, key string
-	stop      chan struct{}
-	done      chan struct{}
+	bases []string
+	key   string
+	stop  chan struct{}
+	done  chan struct{}
 
-	mu       sync.Mutex
-	acked    []string
-	fenced   int
-	problems []string
+	mu          sync.Mutex
+	acked       []string
+	interrupted map[string]bool
+	fenced      int
+	problems    []string
 }
 
-func startEventStream(base, key string) *eventStream {
-	s := &eventStream{base: base, key: key, stop: make(chan struct{}), done: make(chan struct{})}
+func startEventStream(base, key string) *eventStream { return startReplicaStream([]string{base}, key) }
+
+// startReplicaStream starts a stream over the replicas bases.
+func startReplicaStream(bases []string, key string) *eventStream {
+	s := &eventStream{bases: slices.Clone(bases), key: key, stop: make(chan struct{}), done: make(chan struct{}), interrupted: map[string]bool{}}
 	go s.run()
 	return s
 }
@@ -59,6 +71,7 @@ func startEventStream(base, key string) *eventStream {
 func (s *eventStream) run() {
 	defer close(s.done)
 	client := &http.Client{Timeout: 30 * time.Second}
+	next := 0
 	for i := 0; ; i++ {
 		select {
 		case <-s.stop:
@@ -68,10 +81,19 @@ func (s *eventStream) run() {
 		id := fmt.Sprintf("mig-%05d", i)
 		body := fmt.Sprintf(`{"type":"identify","messageId":%q,"userId":"u-%d","traits":{"n":%d}}`, id, i%5, i)
 		for {
-			req, _ := http.NewRequest("POST", s.base+"/v1/identify", strings.NewReader(body))
+			next = (next + 1) % len(s.bases)
+			req, _ := http.NewRequest("POST", s.bases[next]+"/v1/identify", strings.NewReader(body))
 			req.SetBasicAuth(s.key, "")
 			req.Header.Set("Content-Type", "application/json")
 			res, err := client.Do(req)
+			if err != nil && len(s.bases) > 1 {
+				// The replica is gone: the next one takes the event.
+				s.mu.Lock()
+				s.interrupted[id] = true
+				s.mu.Unlock()
+				s.bases = slices.Delete(s.bases, next, next+1)
+				continue
+			}
 			if err != nil {
 				s.problem("send %s: %v", id, err)
 				return
@@ -124,6 +146,14 @@ func (s *eventStream) Stop(t *testing.T) ([]string, int) {
 		t.Error(p)
 	}
 	return s.acked, s.fenced
+}
+
+// Interrupted returns the events whose send reached a replica that died
+// before it answered (each acknowledged later by another one).
+func (s *eventStream) Interrupted() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.interrupted)
 }
 
 // count returns how many events were acknowledged so far.
