@@ -306,6 +306,70 @@ func (c *LocalCatalog) ColumnTags(ctx context.Context, region, database, table s
 	return out, nil
 }
 
+// Readable returns, sorted, the columns of the table that the principal
+// may SELECT, as Lake Formation would answer them: through a grant on
+// every table of the database, on the table, on its columns, on a data
+// cells filter of it (the filter's columns; its row filter is not
+// applied here), or on an LF-tag policy whose expression the column's
+// LF-tags (its own, its table's, its database's) match. It is the embedded
+// default's stand-in for Lake Formation's enforcement, which has no engine
+// reading the lake on a principal's behalf. A missing table is
+// ErrNotFound.
+func (c *LocalCatalog) Readable(ctx context.Context, region, principal, database, table string) ([]string, error) {
+	tags, err := c.ColumnTags(ctx, region, database, table)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	l, err := c.load(region)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	readable := map[string]bool{}
+	for _, p := range l.Permissions {
+		if p.Principal != principal || !slices.Contains(p.Permissions, "SELECT") {
+			continue
+		}
+		r := p.Resource
+		var cols []string
+		switch p.Kind() {
+		case OnTagPolicy:
+			for col, t := range tags {
+				if r.Tags.Matches(t) {
+					cols = append(cols, col)
+				}
+			}
+		case OnAllTables:
+			if r.Database == database {
+				cols = slices.Collect(maps.Keys(tags))
+			}
+		case OnTable:
+			if r.Database == database && r.Table == table {
+				cols = slices.Collect(maps.Keys(tags))
+			}
+		case OnColumns:
+			if r.Database == database && r.Table == table {
+				cols = r.Columns
+			}
+		case OnCellsFilter:
+			i := slices.IndexFunc(l.Filters, func(f CellsFilter) bool {
+				return f.Database == database && f.Table == table && f.Name == p.CellsFilter
+			})
+			if r.Database == database && r.Table == table && i >= 0 {
+				cols = l.Filters[i].Columns
+				if len(cols) == 0 {
+					cols = slices.Collect(maps.Keys(tags))
+				}
+			}
+		}
+		for _, col := range cols {
+			readable[col] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(readable)), nil
+}
+
 // LocalCredentials issues stand-in credentials in the embedded default,
 // where there is no AWS to enforce them: random keys that expire like
 // STS's, so clients can be built and tested against the same API.

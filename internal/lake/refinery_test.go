@@ -3,6 +3,7 @@ package lake_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,6 +84,8 @@ type fakeEngine struct {
 	erased  [][]string
 	curated int
 	purged  [][]string
+	// sampled is each Sample's table and partitions.
+	sampled []string
 	// onRefine, if set, runs inside each Refine.
 	onRefine func()
 }
@@ -109,6 +112,10 @@ func (f *fakeEngine) Purge(_ context.Context, in lake.PurgeInput) ([]lake.PurgeR
 }
 func (f *fakeEngine) Stats(context.Context, lake.Location) ([]lake.TableStats, error) {
 	return nil, nil
+}
+func (f *fakeEngine) Sample(_ context.Context, _ lake.Location, t lake.Table, partitions []string, _ int) ([]map[string]any, error) {
+	f.sampled = append(f.sampled, t.Name+" "+strings.Join(partitions, ","))
+	return []map[string]any{{"message_id": "m"}}, nil
 }
 
 type noProfiles struct{}
