@@ -25,19 +25,8 @@ import (
 // then reads exactly the columns without personal data. A later sample
 // without a column's personal data does not untag it.
 func TestLakeClassification(t *testing.T) {
-	dir := t.TempDir()
-	admin, err := runToken(t, "--admin", "--data-dir", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svcs := make(chan *lake.Service, 1)
-	vars := activationVars(dir)
-	vars["CAIRN_LAKE_INTERVAL"] = "0"
-	base, _ := startServerHooks(t, t.Context(), vars, hooks{
-		lakeNow: func() time.Time { return time.Now().Add(2 * time.Hour) },
-		lake:    svcs,
-	})
-	svc := <-svcs
+	lt := startLakeServer(t, "0", nil)
+	dir, admin, base := lt.dir, lt.admin, lt.base
 	status, tn := call(t, "POST", base+"/v1/tenants", admin, `{"name":"PII","slug":"pii","tier":"dedicated","home_region":"eu-west-1"}`)
 	if status != http.StatusAccepted {
 		t.Fatalf("onboard: %d %v", status, tn)
@@ -54,7 +43,7 @@ func TestLakeClassification(t *testing.T) {
 		{"type":"crm_id","priority":3,"limit":1},{"type":"anonymous_id","priority":4,"limit":5}]}`); status != http.StatusOK {
 		t.Fatalf("identity config: %d %v", status, body)
 	}
-	lt := &lakeTenant{base: base, admin: admin, id: id, writeKey: src["write_key"].(string), svc: svc}
+	lt.id, lt.writeKey = id, src["write_key"].(string)
 	ts := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
 	lt.batch(t,
 		fmt.Sprintf(`{"type":"identify","messageId":"i1","userId":"u1","traits":{"plan":"pro","email":"ada@example.com","crm_id":"C-1001"},"context":{"ip":"192.0.2.1","library":{"name":"analytics-go"}},"timestamp":%q}`, ts),

@@ -77,6 +77,13 @@ func (c *LocalCatalog) save(region string, l localLedger) error {
 	return os.Rename(path+".tmp", path)
 }
 
+// read loads the Region's ledger under the lock.
+func (c *LocalCatalog) read(region string) (localLedger, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.load(region)
+}
+
 // update runs fn on the Region's ledger under the lock and saves it,
 // unless fn fails.
 func (c *LocalCatalog) update(region string, fn func(*localLedger) error) error {
@@ -187,9 +194,7 @@ func (c *LocalCatalog) TagPolicyPermissions(_ context.Context, region string, e 
 
 // permissionsWhere lists the Region's permissions keep is true for.
 func (c *LocalCatalog) permissionsWhere(region string, keep func(Permission) bool) ([]Permission, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l, err := c.load(region)
+	l, err := c.read(region)
 	if err != nil {
 		return nil, err
 	}
@@ -289,9 +294,7 @@ func (c *LocalCatalog) ColumnTags(ctx context.Context, region, database, table s
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	l, err := c.load(region)
-	c.mu.Unlock()
+	l, err := c.read(region)
 	if err != nil {
 		return nil, err
 	}
@@ -320,9 +323,7 @@ func (c *LocalCatalog) Readable(ctx context.Context, region, principal, database
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	l, err := c.load(region)
-	c.mu.Unlock()
+	l, err := c.read(region)
 	if err != nil {
 		return nil, err
 	}

@@ -17,15 +17,10 @@ import (
 	"github.com/cairn-cdp/cairn/internal/lake"
 )
 
-// TestGovernanceOnLakeFormation runs the grants broker on the Lake
-// Formation adapter against lftest, the scripted Lake Formation that
-// refuses what real Lake Formation refuses and answers what a principal
-// reads: every grant the API accepts is one Lake Formation takes, a
-// database-wide SELECT reads every table, a tag grant reads the columns
-// without PII, and a pooled tenant's principal reads its own rows of the
-// pool's shared tables and never another tenant's.
-func TestGovernanceOnLakeFormation(t *testing.T) {
-	doubles := sync.Map{} // *testing.T → its *lftest.Server
+// backendsOnDouble runs fn on each backend (backendsOn) with the grants
+// broker on the Lake Formation adapter, on an lftest double of its own.
+func backendsOnDouble(t *testing.T, fn func(t *testing.T, e *env, double *lftest.Server)) {
+	doubles := &sync.Map{} // *testing.T → its *lftest.Server
 	onDouble := func(t *testing.T) grants.Catalog {
 		double := lftest.New(t)
 		doubles.Store(t, double)
@@ -39,7 +34,19 @@ func TestGovernanceOnLakeFormation(t *testing.T) {
 	backendsOn(t, onDouble, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()
 		d, _ := doubles.Load(t)
-		double := d.(*lftest.Server)
+		fn(t, e, d.(*lftest.Server))
+	})
+}
+
+// TestGovernanceOnLakeFormation runs the grants broker on the Lake
+// Formation adapter against lftest, the scripted Lake Formation that
+// refuses what real Lake Formation refuses and answers what a principal
+// reads: every grant the API accepts is one Lake Formation takes, a
+// database-wide SELECT reads every table, a tag grant reads the columns
+// without PII, and a pooled tenant's principal reads its own rows of the
+// pool's shared tables and never another tenant's.
+func TestGovernanceOnLakeFormation(t *testing.T) {
+	backendsOnDouble(t, func(t *testing.T, e *env, double *lftest.Server) {
 		ctx := context.Background()
 
 		ded := e.onboard("lf-silo", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
@@ -167,21 +174,7 @@ func TestGovernanceOnLakeFormation(t *testing.T) {
 // exactly their columns without personal data, in every table, and a
 // later sample without personal data writes no tag and takes none away.
 func TestLakeTablesOnLakeFormation(t *testing.T) {
-	doubles := sync.Map{} // *testing.T → its *lftest.Server
-	onDouble := func(t *testing.T) grants.Catalog {
-		double := lftest.New(t)
-		doubles.Store(t, double)
-		cfg := awstest.Config("")
-		catalog, err := lakeformation.NewCatalog(context.Background(), lakeformation.Config{AWS: awsclient.Settings{AWS: &cfg, EndpointURL: double.URL, MaxAttempts: 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return catalog
-	}
-	backendsOn(t, onDouble, func(t *testing.T, newEnv func() *env) {
-		e := newEnv()
-		d, _ := doubles.Load(t)
-		double := d.(*lftest.Server)
+	backendsOnDouble(t, func(t *testing.T, e *env, double *lftest.Server) {
 		ctx := context.Background()
 		id := e.onboard("lake-pii", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
 		e.waitStatus(id, "active")
