@@ -62,7 +62,7 @@ type lakeClassifier struct {
 	grants   *grants.Service
 	profiles *profiles.Service
 	mu       sync.Mutex
-	added    map[string]string // tenant/region/table → fingerprint of the findings
+	added    map[string]string // tenant/region/database/table → fingerprint of the findings
 }
 
 func newLakeClassifier(g *grants.Service, p *profiles.Service) *lakeClassifier {
@@ -88,7 +88,7 @@ func (c *lakeClassifier) ClassifyTable(ctx context.Context, tenant string, loc l
 	for _, f := range findings {
 		h.Write([]byte(f.String() + "\n"))
 	}
-	key, fp := tenant+"/"+loc.Region+"/"+t.Name, hex.EncodeToString(h.Sum(nil))
+	key, fp := tenant+"/"+loc.Region+"/"+loc.Database+"/"+t.Name, hex.EncodeToString(h.Sum(nil))
 	c.mu.Lock()
 	same := c.added[key] == fp
 	c.mu.Unlock()

@@ -28,10 +28,11 @@ const (
 	SamplePartitions = 24
 )
 
-// classified is what a tenant's tables were last classified from: the
-// clean partitions refined up to through, and each curated table as it
-// then was. It is kept in memory: after a restart every table is
-// classified once again, from a sample of its latest partitions.
+// classified is what a tenant's tables in one catalog were last
+// classified from: the clean partitions refined up to through, and each
+// curated table as it then was. It is kept in memory: after a restart
+// every table is classified once again, from a sample of its latest
+// partitions.
 type classified struct {
 	through time.Time
 	curated map[string]TableStats
@@ -47,8 +48,11 @@ func (s *Service) classify(ctx context.Context, tenant string, loc Location, mar
 	if s.cfg.Classifier == nil {
 		return nil
 	}
+	// By catalog too: a tenant moved to another tier has its tables in
+	// another database, classified anew.
+	key := tenant + " " + loc.Region + " " + loc.Database
 	s.mu.Lock()
-	last := s.classified[tenant]
+	last := s.classified[key]
 	s.mu.Unlock()
 	next := classified{through: last.through, curated: map[string]TableStats{}}
 	for p, w := range marks {
@@ -93,7 +97,7 @@ func (s *Service) classify(ctx context.Context, tenant string, loc Location, mar
 		}
 	}
 	s.mu.Lock()
-	s.classified[tenant] = next
+	s.classified[key] = next
 	s.mu.Unlock()
 	return nil
 }

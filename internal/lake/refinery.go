@@ -72,7 +72,8 @@ type Service struct {
 	cfg   Config
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
-	// classified is what each tenant's tables were last classified from.
+	// classified is what each tenant's tables were last classified from,
+	// by tenant, Region and database.
 	classified map[string]classified
 }
 
