@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
+	"github.com/cairn-cdp/cairn/internal/grants"
+	"github.com/cairn-cdp/cairn/internal/grants/pii"
 	"github.com/cairn-cdp/cairn/internal/lake"
 	"github.com/cairn-cdp/cairn/internal/lake/athena"
 	"github.com/cairn-cdp/cairn/internal/lake/duckdb"
@@ -20,8 +25,9 @@ import (
 // newLake makes the refinery: on AWS's engines in AWS mode (Athena in
 // each tenant's workgroup, Glue for the catalog, with settings), DuckDB
 // over the local zones otherwise. The engine (*athena.Engine or
-// *duckdb.Engine) is returned too: tenants' queries run on it.
-func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, placements *placement.Locator, fences *migration.Fences, now func() time.Time) (*lake.Service, lake.Engine, func() error, error) {
+// *duckdb.Engine) is returned too: tenants' queries run on it. Its tables
+// are classified by the grants broker (lakeClassifier).
+func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, grantSvc *grants.Service, placements *placement.Locator, fences *migration.Fences, now func() time.Time) (*lake.Service, lake.Engine, func() error, error) {
 	var engine lake.Engine
 	closeEngine := func() error { return nil }
 	if cfg.Cloud == "aws" {
@@ -37,12 +43,64 @@ func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db l
 		}
 		engine, closeEngine = e, e.Close
 	}
-	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements, fences), Now: now})
+	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements, fences), Now: now,
+		Classifier: newLakeClassifier(grantSvc, profileSvc)})
 	if err != nil {
 		closeEngine()
 		return nil, nil, nil, err
 	}
 	return svc, engine, closeEngine, nil
+}
+
+// lakeClassifier is the refinery's Classifier: pii.Classify with the
+// tenant's identifier types (its identity configuration), the findings
+// added to the table's LF-tags by the grants broker (AddFindings). It
+// remembers the findings it last added per table, so that a sample that
+// finds the same costs no catalog call.
+type lakeClassifier struct {
+	grants   *grants.Service
+	profiles *profiles.Service
+	mu       sync.Mutex
+	added    map[string]string // tenant/region/database/table → fingerprint of the findings
+}
+
+func newLakeClassifier(g *grants.Service, p *profiles.Service) *lakeClassifier {
+	return &lakeClassifier{grants: g, profiles: p, added: map[string]string{}}
+}
+
+// ClassifyTable implements lake.Classifier.
+func (c *lakeClassifier) ClassifyTable(ctx context.Context, tenant string, loc lake.Location, t lake.Table, sample []map[string]any) error {
+	idc, err := c.profiles.IdentityConfig(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	idTypes := make([]string, len(idc.Identifiers))
+	for i, r := range idc.Identifiers {
+		idTypes[i] = r.Type
+	}
+	schema := make([]pii.Column, len(t.Columns))
+	for i, col := range t.Columns {
+		schema[i] = pii.Column{Name: col.Name, Type: lake.Athena.Type(col.Type)}
+	}
+	findings := pii.Classify(schema, sample, idTypes)
+	h := sha256.New()
+	for _, f := range findings {
+		h.Write([]byte(f.String() + "\n"))
+	}
+	key, fp := tenant+"/"+loc.Region+"/"+loc.Database+"/"+t.Name, hex.EncodeToString(h.Sum(nil))
+	c.mu.Lock()
+	same := c.added[key] == fp
+	c.mu.Unlock()
+	if same {
+		return nil
+	}
+	if err := c.grants.AddFindings(ctx, tenant, loc.Region, t.Name, findings); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.added[key] = fp
+	c.mu.Unlock()
+	return nil
 }
 
 // lakeLocator reads a tenant's zones from its home placement's outputs

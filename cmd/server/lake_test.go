@@ -105,8 +105,10 @@ func startLake(t *testing.T, interval string) *lakeTenant {
 	return startLakeVars(t, interval, nil)
 }
 
-// startLakeVars is startLake with more of the server's variables.
-func startLakeVars(t *testing.T, interval string, more map[string]string) *lakeTenant {
+// startLakeServer starts a server whose refinery's clock is two hours
+// ahead, with the server's variables and more, and returns it with no
+// tenant yet (lt.id, lt.writeKey and lt.loc unset).
+func startLakeServer(t *testing.T, interval string, more map[string]string) *lakeTenant {
 	t.Helper()
 	dir := t.TempDir()
 	admin, err := runToken(t, "--admin", "--data-dir", dir)
@@ -121,7 +123,14 @@ func startLakeVars(t *testing.T, interval string, more map[string]string) *lakeT
 		lakeNow: func() time.Time { return time.Now().Add(2 * time.Hour) },
 		lake:    svcs,
 	})
-	lt := &lakeTenant{base: base, admin: admin, dir: dir, svc: <-svcs}
+	return &lakeTenant{base: base, admin: admin, dir: dir, svc: <-svcs}
+}
+
+// startLakeVars is startLake with more of the server's variables.
+func startLakeVars(t *testing.T, interval string, more map[string]string) *lakeTenant {
+	t.Helper()
+	lt := startLakeServer(t, interval, more)
+	base, admin, dir := lt.base, lt.admin, lt.dir
 	status, tn := call(t, "POST", base+"/v1/tenants", admin, `{"name":"Lake","slug":"lake","tier":"pooled","home_region":"eu-west-1"}`)
 	if status != http.StatusAccepted {
 		t.Fatalf("onboard: %d %v", status, tn)
@@ -154,6 +163,7 @@ func startLakeVars(t *testing.T, interval string, more map[string]string) *lakeT
 		t.Fatalf("zones: %v", buckets)
 	}
 	// A reader of the zones of its own, as an analyst's DuckDB would be.
+	var err error
 	lt.engine, err = duckdb.New(duckdb.Config{Root: filepath.Join(dir, "zones"), Threads: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -569,7 +569,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 
 	// The refinery (Athena in AWS mode, DuckDB otherwise): erasures reach
 	// its zones.
-	lakeSvc, lakeEngine, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, placements, fences, h.lakeNow)
+	lakeSvc, lakeEngine, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, grantSvc, placements, fences, h.lakeNow)
 	if err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}

@@ -48,10 +48,16 @@
 // reconcile. EnsureTagVocabulary creates the tags; every method that needs
 // them calls it.
 //
-// The lakehouse's calls, once a table exists in the tenant's catalog:
+// The lake's refinery classifies each table it writes (package lake,
+// Classifier), once it exists in the tenant's catalog, from samples of its
+// rows; findings only add to what the table's tags say (AddFindings):
 //
 //	findings := pii.Classify(schema, samples, identifierTypes)
-//	err := grantsService.TagColumns(ctx, tenantID, region, table, findings)
+//	err := grantsService.AddFindings(ctx, tenantID, region, table, findings)
+//
+// TagColumns replaces a table's classification whole. In the embedded
+// default, LocalCatalog.Readable answers which columns a principal reads,
+// as Lake Formation would enforce them.
 package grants
 
 import (

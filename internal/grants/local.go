@@ -77,6 +77,13 @@ func (c *LocalCatalog) save(region string, l localLedger) error {
 	return os.Rename(path+".tmp", path)
 }
 
+// read loads the Region's ledger under the lock.
+func (c *LocalCatalog) read(region string) (localLedger, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.load(region)
+}
+
 // update runs fn on the Region's ledger under the lock and saves it,
 // unless fn fails.
 func (c *LocalCatalog) update(region string, fn func(*localLedger) error) error {
@@ -187,9 +194,7 @@ func (c *LocalCatalog) TagPolicyPermissions(_ context.Context, region string, e 
 
 // permissionsWhere lists the Region's permissions keep is true for.
 func (c *LocalCatalog) permissionsWhere(region string, keep func(Permission) bool) ([]Permission, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l, err := c.load(region)
+	l, err := c.read(region)
 	if err != nil {
 		return nil, err
 	}
@@ -289,9 +294,7 @@ func (c *LocalCatalog) ColumnTags(ctx context.Context, region, database, table s
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	l, err := c.load(region)
-	c.mu.Unlock()
+	l, err := c.read(region)
 	if err != nil {
 		return nil, err
 	}
@@ -304,6 +307,68 @@ func (c *LocalCatalog) ColumnTags(ctx context.Context, region, database, table s
 		out[col] = tags
 	}
 	return out, nil
+}
+
+// Readable returns, sorted, the columns of the table that the principal
+// may SELECT, as Lake Formation would answer them: through a grant on
+// every table of the database, on the table, on its columns, on a data
+// cells filter of it (the filter's columns; its row filter is not
+// applied here), or on an LF-tag policy whose expression the column's
+// LF-tags (its own, its table's, its database's) match. It is the embedded
+// default's stand-in for Lake Formation's enforcement, which has no engine
+// reading the lake on a principal's behalf. A missing table is
+// ErrNotFound.
+func (c *LocalCatalog) Readable(ctx context.Context, region, principal, database, table string) ([]string, error) {
+	tags, err := c.ColumnTags(ctx, region, database, table)
+	if err != nil {
+		return nil, err
+	}
+	l, err := c.read(region)
+	if err != nil {
+		return nil, err
+	}
+	readable := map[string]bool{}
+	for _, p := range l.Permissions {
+		if p.Principal != principal || !slices.Contains(p.Permissions, "SELECT") {
+			continue
+		}
+		r := p.Resource
+		var cols []string
+		switch p.Kind() {
+		case OnTagPolicy:
+			for col, t := range tags {
+				if r.Tags.Matches(t) {
+					cols = append(cols, col)
+				}
+			}
+		case OnAllTables:
+			if r.Database == database {
+				cols = slices.Collect(maps.Keys(tags))
+			}
+		case OnTable:
+			if r.Database == database && r.Table == table {
+				cols = slices.Collect(maps.Keys(tags))
+			}
+		case OnColumns:
+			if r.Database == database && r.Table == table {
+				cols = r.Columns
+			}
+		case OnCellsFilter:
+			i := slices.IndexFunc(l.Filters, func(f CellsFilter) bool {
+				return f.Database == database && f.Table == table && f.Name == p.CellsFilter
+			})
+			if r.Database == database && r.Table == table && i >= 0 {
+				cols = l.Filters[i].Columns
+				if len(cols) == 0 {
+					cols = slices.Collect(maps.Keys(tags))
+				}
+			}
+		}
+		for _, col := range cols {
+			readable[col] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(readable)), nil
 }
 
 // LocalCredentials issues stand-in credentials in the embedded default,

@@ -353,7 +353,9 @@ func checkTable(req GrantRequest, tbl Table, pooled, throughFilter bool) error {
 	}
 	if len(req.Resource.Tags) > 0 {
 		if pooled {
-			return invalid("/resource/table", "table %s is not shared by the pool: name its columns, or select by tag on the tenant's whole database", tbl.Name)
+			// Nor on the whole database (checkDatabaseWide): a pooled
+			// tenant's tag grants exist on shared tables only.
+			return invalid("/resource/table", "table %s is not shared by the pool: name its columns (a pooled tenant's tag grants select the columns of a shared table)", tbl.Name)
 		}
 		return invalid("/resource/table", "a tag grant covers the tenant's whole database (Lake Formation's LF-tag policies name no table): leave the table out")
 	}

@@ -73,25 +73,18 @@ var ErrUnknownColumn = errors.New("no such column")
 // replaces the previous classification, a column no longer holding PII
 // included. The table must exist in the tenant's catalog in region (the
 // tenant's Glue database there): placement.ErrNotReady, ErrNotFound or a
-// finding on an unknown column (ErrUnknownColumn) change nothing. The classification
-// is written to the audit log (action table.classify, actor cairn).
+// finding on an unknown column (ErrUnknownColumn) change nothing. The
+// classification is written to the audit log (action table.classify, actor
+// cairn): the columns' kinds ("pii") and the findings' JSON paths
+// ("paths"), which LF-tags cannot name.
 //
 // Calls: the vocabulary's EnsureTag (see EnsureTagVocabulary), one
 // AssignTags for the table and one per distinct (TagPII, TagPIIKind) pair
 // among its columns. Safe to repeat.
 func (s *Service) TagColumns(ctx context.Context, tenantID, region, table string, findings []pii.Finding) error {
-	t, err := s.tenants.Get(ctx, tenantID)
+	db, tbl, err := s.tenantTable(ctx, tenantID, region, table)
 	if err != nil {
 		return err
-	}
-	pl, err := s.catalogOf(ctx, t, region)
-	if err != nil {
-		return err
-	}
-	db := pl.GlueDatabase()
-	tbl, err := s.catalog.Table(ctx, region, db, table)
-	if err != nil {
-		return fmt.Errorf("table %s.%s: %w", db, table, err)
 	}
 	kinds := pii.ColumnKinds(findings)
 	for col := range kinds {
@@ -129,7 +122,73 @@ func (s *Service) TagColumns(ctx context.Context, tenantID, region, table string
 		}
 	}
 	slices.Sort(tagged)
+	detail := map[string]string{"pii": strings.Join(tagged, ",")}
+	// Where inside JSON columns, which LF-tags cannot name.
+	var paths []string
+	for _, f := range findings {
+		if f.Path != "" {
+			paths = append(paths, f.Column+f.Path+"="+string(f.Kind))
+		}
+	}
+	if len(paths) > 0 {
+		detail["paths"] = strings.Join(paths, ",")
+	}
 	return s.record(ctx, audit.Event{TenantID: tenantID, Actor: audit.ActorCairn, Action: "table.classify",
-		TargetType: "table", TargetID: region + "/" + db + "/" + table, Outcome: audit.OutcomeOK,
-		Detail: map[string]string{"pii": strings.Join(tagged, ",")}})
+		TargetType: "table", TargetID: region + "/" + db + "/" + table, Outcome: audit.OutcomeOK, Detail: detail})
+}
+
+// tenantTable returns the tenant's Glue database in region and its table.
+func (s *Service) tenantTable(ctx context.Context, tenantID, region, table string) (string, Table, error) {
+	t, err := s.tenants.Get(ctx, tenantID)
+	if err != nil {
+		return "", Table{}, err
+	}
+	pl, err := s.catalogOf(ctx, t, region)
+	if err != nil {
+		return "", Table{}, err
+	}
+	db := pl.GlueDatabase()
+	tbl, err := s.catalog.Table(ctx, region, db, table)
+	if err != nil {
+		return "", Table{}, fmt.Errorf("table %s.%s: %w", db, table, err)
+	}
+	return db, tbl, nil
+}
+
+// AddFindings adds findings to a table's classification, as the lake's
+// refinery finds them in samples of what it writes: a column tagged as
+// holding personal data keeps its kind (joined with a new kind, it becomes
+// "mixed"), so a sample without a column's personal data never untags it,
+// and the other columns get the findings' kinds (TagColumns). When the
+// table is classified already and the findings add nothing, nothing is
+// written. Errors are TagColumns's.
+//
+// Calls: ColumnTags, then TagColumns's only when the classification
+// changes. Safe to repeat.
+func (s *Service) AddFindings(ctx context.Context, tenantID, region, table string, findings []pii.Finding) error {
+	db, _, err := s.tenantTable(ctx, tenantID, region, table)
+	if err != nil {
+		return err
+	}
+	tags, err := s.catalog.ColumnTags(ctx, region, db, table)
+	if err != nil {
+		return fmt.Errorf("LF-tags of %s.%s: %w", db, table, err)
+	}
+	merged := slices.Clone(findings)
+	before := map[string]pii.Kind{}
+	classified := true
+	for col, t := range tags {
+		switch t[TagPII] {
+		case "true":
+			before[col] = pii.Kind(t[TagPIIKind])
+			merged = append(merged, pii.Finding{Column: col, Kind: before[col]})
+		case "false":
+		default:
+			classified = false
+		}
+	}
+	if classified && maps.Equal(pii.ColumnKinds(merged), before) {
+		return nil
+	}
+	return s.TagColumns(ctx, tenantID, region, table, merged)
 }

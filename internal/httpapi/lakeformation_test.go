@@ -14,17 +14,13 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation"
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation/lftest"
 	"github.com/cairn-cdp/cairn/internal/grants/pii"
+	"github.com/cairn-cdp/cairn/internal/lake"
 )
 
-// TestGovernanceOnLakeFormation runs the grants broker on the Lake
-// Formation adapter against lftest, the scripted Lake Formation that
-// refuses what real Lake Formation refuses and answers what a principal
-// reads: every grant the API accepts is one Lake Formation takes, a
-// database-wide SELECT reads every table, a tag grant reads the columns
-// without PII, and a pooled tenant's principal reads its own rows of the
-// pool's shared tables and never another tenant's.
-func TestGovernanceOnLakeFormation(t *testing.T) {
-	doubles := sync.Map{} // *testing.T → its *lftest.Server
+// backendsOnDouble runs fn on each backend (backendsOn) with the grants
+// broker on the Lake Formation adapter, on an lftest double of its own.
+func backendsOnDouble(t *testing.T, fn func(t *testing.T, e *env, double *lftest.Server)) {
+	doubles := &sync.Map{} // *testing.T → its *lftest.Server
 	onDouble := func(t *testing.T) grants.Catalog {
 		double := lftest.New(t)
 		doubles.Store(t, double)
@@ -38,7 +34,19 @@ func TestGovernanceOnLakeFormation(t *testing.T) {
 	backendsOn(t, onDouble, func(t *testing.T, newEnv func() *env) {
 		e := newEnv()
 		d, _ := doubles.Load(t)
-		double := d.(*lftest.Server)
+		fn(t, e, d.(*lftest.Server))
+	})
+}
+
+// TestGovernanceOnLakeFormation runs the grants broker on the Lake
+// Formation adapter against lftest, the scripted Lake Formation that
+// refuses what real Lake Formation refuses and answers what a principal
+// reads: every grant the API accepts is one Lake Formation takes, a
+// database-wide SELECT reads every table, a tag grant reads the columns
+// without PII, and a pooled tenant's principal reads its own rows of the
+// pool's shared tables and never another tenant's.
+func TestGovernanceOnLakeFormation(t *testing.T) {
+	backendsOnDouble(t, func(t *testing.T, e *env, double *lftest.Server) {
 		ctx := context.Background()
 
 		ded := e.onboard("lf-silo", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
@@ -154,6 +162,99 @@ func TestGovernanceOnLakeFormation(t *testing.T) {
 		e.waitGrant(a, gA, "revoked")
 		if got := double.Query(principals[a][0], dbA, "identifies"); len(got) != 0 {
 			t.Errorf("after revoke %s reads %v", principals[a][0], got)
+		}
+	})
+}
+
+// TestLakeTablesOnLakeFormation: the lake's tables as the Athena engine
+// catalogs them in a dedicated tenant's Glue database (every clean and
+// curated table, the clean ones partitioned by dt and hh), classified
+// from samples as Athena answers them (text) and tagged through the Lake
+// Formation adapter, on lftest: a tag grant on cairn:pii=false reads
+// exactly their columns without personal data, in every table, and a
+// later sample without personal data writes no tag and takes none away.
+func TestLakeTablesOnLakeFormation(t *testing.T) {
+	backendsOnDouble(t, func(t *testing.T, e *env, double *lftest.Server) {
+		ctx := context.Background()
+		id := e.onboard("lake-pii", map[string]any{"tier": "dedicated"}).want(t, 202).str("id")
+		e.waitStatus(id, "active")
+		db := outputsOf(stacksOf(t, e, id)["eu-west-1"])["glue_database"].(string)
+
+		rows := map[string]map[string]string{
+			"identifies": {"message_id": "m1", "type": "identify", "user_id": "u1", "dt": "2026-11-26", "hh": "10",
+				"traits": `{"email":"ada@example.com","crm_id":"C-1001","plan":"pro"}`, "context": `{"ip":"192.0.2.1"}`},
+			"tracks": {"message_id": "m2", "type": "track", "event": "Called", "user_id": "u1", "dt": "2026-11-26", "hh": "10",
+				"properties": `{"phone":"+14155550123"}`, "context": `{"ip":"192.0.2.1"}`},
+			"external_id_mapping": {"canonical_profile_id": "prof_1", "profile_id": "prof_1", "external_id_type": "crm_id", "external_id_value": "C-1001"},
+			"id_graph":            {"profile_id": "prof_1", "canonical_profile_id": "prof_1"},
+		}
+		want := map[string][]string{
+			"identifies":          {"context", "traits"},
+			"tracks":              {"context", "properties"},
+			"external_id_mapping": {"external_id_value"},
+			"id_graph":            nil,
+		}
+		idTypes := []string{"user_id", "email", "crm_id", "anonymous_id"}
+		classify := func(table string, row map[string]string) {
+			t.Helper()
+			tbl, _ := lake.TableNamed(table)
+			schema := make([]pii.Column, len(tbl.Columns))
+			sample := map[string]any{}
+			for i, c := range tbl.Columns {
+				schema[i] = pii.Column{Name: c.Name, Type: lake.Athena.Type(c.Type)}
+				if v, ok := row[c.Name]; ok {
+					sample[c.Name] = v
+				}
+			}
+			if err := e.grants.AddFindings(ctx, id, "eu-west-1", table, pii.Classify(schema, []map[string]any{sample}, idTypes)); err != nil {
+				t.Fatalf("classify %s: %v", table, err)
+			}
+		}
+		for _, tbl := range lake.Tables {
+			var cols []string
+			for _, c := range tbl.Columns {
+				cols = append(cols, c.Name)
+			}
+			if tbl.Partitioned {
+				cols = append(cols, "dt", "hh")
+			}
+			double.AddTable(db, tbl.Name, cols, map[string]string{"classification": "parquet", "cairn:zone": tbl.Zone})
+			if row, ok := rows[tbl.Name]; ok {
+				double.AddRows(db, tbl.Name, row)
+				classify(tbl.Name, row)
+			}
+		}
+
+		const principal = "arn:aws:iam::210987654321:role/non-pii"
+		e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": principal}).want(t, 201)
+		g := e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, map[string]any{"principal": principal, "permissions": []string{"SELECT"},
+			"resource": map[string]any{"region": "eu-west-1", "database": db, "tag": map[string]any{"cairn:pii": []string{"false"}}}}).want(t, 202)
+		e.waitGrant(id, g.str("id"), "active")
+		for table, row := range rows {
+			// Every column the grant reads, a missing value as "".
+			tbl, _ := lake.TableNamed(table)
+			wantRow := map[string]string{}
+			for _, c := range tbl.Columns {
+				if !slices.Contains(want[table], c.Name) {
+					wantRow[c.Name] = row[c.Name]
+				}
+			}
+			if tbl.Partitioned {
+				wantRow["dt"], wantRow["hh"] = row["dt"], row["hh"]
+			}
+			if diff := cmp.Diff([]map[string]string{wantRow}, double.Query(principal, db, table)); diff != "" {
+				t.Errorf("the tag grant reads of %s (-want +got):\n%s", table, diff)
+			}
+		}
+
+		// A sample without personal data: no call changes a tag.
+		assigned := double.Calls("AddLFTagsToResource")
+		classify("tracks", map[string]string{"message_id": "m3", "properties": `{"plan":"pro"}`, "context": `{"library":{"name":"analytics.js"}}`})
+		if n := double.Calls("AddLFTagsToResource"); n != assigned {
+			t.Errorf("a sample adding nothing assigned tags %d times", n-assigned)
+		}
+		if got := double.Query(principal, db, "tracks"); len(got) != 1 || got[0]["properties"] != "" || got[0]["context"] != "" {
+			t.Errorf("after a sample without PII the tag grant reads %v", got)
 		}
 	})
 }

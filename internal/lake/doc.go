@@ -25,6 +25,25 @@
 // watermarks in the Store and refines what changed) and resumable, driven
 // by durable jobs per tenant.
 //
+// The refinery classifies the tables it writes for personal data, through
+// Config.Classifier (cmd/server hands the samples to pii.Classify with the
+// tenant's identifier types, and the findings to the grants broker, which
+// keeps them as the columns' LF-tags cairn:pii and cairn:pii-kind; grants
+// on {"cairn:pii": ["false"]} then select the columns without personal
+// data). At the end of every run it samples, through Engine.Sample, at
+// most SampleRows rows of each table that changed since its last
+// classification: the clean partitions refined since (the latest
+// SamplePartitions of them), a curated table whose rows or bytes changed.
+// DuckDB reads the Parquet files; in AWS mode it is one Athena query over
+// the partitions named, which reads no more than the limit, as Cairn
+// reads no Parquet itself. What was classified is remembered in memory (a
+// restart classifies every table once more), and a run whose
+// classification failed fails, so the next one classifies it again.
+// Findings only add: a sample without a column's personal data does not
+// take its tag away. The embedded engine lists its tables in the local
+// catalog (duckdb.Engine.CatalogFile), as the Athena engine does in Glue,
+// so the grants broker finds them.
+//
 // Erasure reaches the zones through Service.EraseZones: the erased profile
 // and message IDs join the tenant's erased-ID filter, which every refinery
 // run applies, before the partitions holding them are rewritten.

@@ -148,4 +148,8 @@ type Engine interface {
 	Purge(ctx context.Context, in PurgeInput) ([]PurgeResult, []TableStats, error)
 	// Stats returns every table's partitions as stored.
 	Stats(ctx context.Context, loc Location) ([]TableStats, error)
+	// Sample returns up to limit rows of a table, column → value (a JSON
+	// column's value as its text): of the given partitions of a clean
+	// table, of the whole of a curated table.
+	Sample(ctx context.Context, loc Location, t Table, partitions []string, limit int) ([]map[string]any, error)
 }

@@ -30,6 +30,11 @@ type Config struct {
 	Store    Store
 	Engine   Engine
 	Profiles Snapshotter
+	// Classifier, if set, classifies the tables the refinery writes
+	// (Classifier): each run samples the tables that changed since their
+	// last classification, and a run fails (and its job retries) until
+	// they are classified.
+	Classifier Classifier
 	// Locate returns where the tenant's zones are; placement.ErrNotReady
 	// while its home stack is not provisioned (nothing to refine yet).
 	Locate func(ctx context.Context, tenant string) (Location, error)
@@ -67,6 +72,9 @@ type Service struct {
 	cfg   Config
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+	// classified is what each tenant's tables were last classified from,
+	// by tenant, Region and database.
+	classified map[string]classified
 }
 
 // New validates cfg and returns a Service.
@@ -83,7 +91,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, locks: map[string]*sync.Mutex{}}, nil
+	return &Service{cfg: cfg, locks: map[string]*sync.Mutex{}, classified: map[string]classified{}}, nil
 }
 
 func (s *Service) lock(tenant string) func() {
@@ -127,7 +135,8 @@ type RefineResult struct {
 // changed since (late data), or refined under an older erased-ID filter,
 // is refined; then the curated zone is rebuilt if anything was, if an
 // erasure happened since its last rebuild, or if that was CurateEvery ago
-// (curateDue), once no partition is left for a later run.
+// (curateDue), once no partition is left for a later run; last, the tables
+// that changed are classified (Config.Classifier).
 func (s *Service) Refine(ctx context.Context, tenant string) (RefineResult, error) {
 	var res RefineResult
 	defer s.lock(tenant)()
@@ -194,20 +203,22 @@ func (s *Service) Refine(ctx context.Context, tenant string) (RefineResult, erro
 			res.Events += st.Rows
 		}
 	}
-	if res.More || !s.curateDue(marks, seq) {
-		// With more to refine, the curated zone waits for the clean
-		// zone: the job goes on, and curates once it is level.
-		return res, nil
+	// With more to refine, the curated zone waits for the clean zone:
+	// the job goes on, and curates once it is level.
+	if !res.More && s.curateDue(marks, seq) {
+		sn, err := snapshot()
+		if err != nil {
+			return res, err
+		}
+		if err := s.curate(ctx, tenant, loc, sn, marks, seq); err != nil {
+			return res, err
+		}
+		res.Curated = true
+		s.cfg.Logger.InfoContext(ctx, "lake refined", "tenant_id", tenant, "partitions", len(res.Partitions), "events", res.Events, "more", res.More)
 	}
-	sn, err := snapshot()
-	if err != nil {
-		return res, err
+	if err := s.classify(ctx, tenant, loc, marks); err != nil {
+		return res, fmt.Errorf("classify: %w", err)
 	}
-	if err := s.curate(ctx, tenant, loc, sn, marks, seq); err != nil {
-		return res, err
-	}
-	res.Curated = true
-	s.cfg.Logger.InfoContext(ctx, "lake refined", "tenant_id", tenant, "partitions", len(res.Partitions), "events", res.Events, "more", res.More)
 	return res, nil
 }
 

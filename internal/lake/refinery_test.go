@@ -2,7 +2,9 @@ package lake_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,6 +85,8 @@ type fakeEngine struct {
 	erased  [][]string
 	curated int
 	purged  [][]string
+	// sampled is each Sample's table and partitions.
+	sampled []string
 	// onRefine, if set, runs inside each Refine.
 	onRefine func()
 }
@@ -109,6 +113,10 @@ func (f *fakeEngine) Purge(_ context.Context, in lake.PurgeInput) ([]lake.PurgeR
 }
 func (f *fakeEngine) Stats(context.Context, lake.Location) ([]lake.TableStats, error) {
 	return nil, nil
+}
+func (f *fakeEngine) Sample(_ context.Context, _ lake.Location, t lake.Table, partitions []string, _ int) ([]map[string]any, error) {
+	f.sampled = append(f.sampled, t.Name+" "+strings.Join(partitions, ","))
+	return []map[string]any{{"message_id": "m"}}, nil
 }
 
 type noProfiles struct{}
@@ -237,5 +245,66 @@ func TestRefineBudget(t *testing.T) {
 	res, err = svc.Refine(t.Context(), "ten_a")
 	if err != nil || res.More || !slices.Equal(res.Partitions, []string{"2026-11-26T10"}) || !res.Curated {
 		t.Fatalf("second run %+v %v", res, err)
+	}
+}
+
+// classifier records the tables it is asked to classify, and fails while
+// fail is set.
+type classifier struct {
+	tables []string
+	fail   error
+}
+
+func (c *classifier) ClassifyTable(_ context.Context, tenant string, _ lake.Location, t lake.Table, sample []map[string]any) error {
+	if c.fail != nil {
+		return c.fail
+	}
+	c.tables = append(c.tables, tenant+" "+t.Name)
+	return nil
+}
+
+// Refine classifies what changed since the last classification: the clean
+// tables' partitions refined since (the latest first), the curated tables
+// whose contents changed; nothing on a run that changed nothing; and what
+// failed to classify on the next run.
+func TestRefineClassifies(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 30, 0, 0, time.UTC)
+	clock := func() time.Time { now = now.Add(time.Millisecond); return now }
+	st, eng := newMemStore(), &fakeEngine{raw: []lake.RawPartition{raw("2026-11-26T10", "a"), raw("2026-11-26T11", "b")}}
+	cl := &classifier{}
+	svc, err := lake.New(lake.Config{Store: st, Engine: eng, Profiles: noProfiles{}, Now: clock, Classifier: cl,
+		Locate: func(context.Context, string) (lake.Location, error) { return lake.Location{}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(wantSampled, wantClassified []string) error {
+		t.Helper()
+		eng.sampled, cl.tables = nil, nil
+		_, err := svc.Refine(t.Context(), "ten_a")
+		if !slices.Equal(eng.sampled, wantSampled) || !slices.Equal(cl.tables, wantClassified) {
+			t.Fatalf("sampled %q, classified %q; want %q, %q", eng.sampled, cl.tables, wantSampled, wantClassified)
+		}
+		return err
+	}
+	if err := run([]string{"tracks 2026-11-26T11,2026-11-26T10", "id_graph "}, []string{"ten_a tracks", "ten_a id_graph"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Late data in 10, and the classifier fails: the run fails, and the
+	// next one classifies the partition.
+	eng.raw[0] = raw("2026-11-26T10", "a", "a2")
+	cl.fail = errors.New("catalog down")
+	if err := run([]string{"tracks 2026-11-26T10"}, nil); !errors.Is(err, cl.fail) {
+		t.Fatalf("a run whose classification failed: %v", err)
+	}
+	cl.fail = nil
+	// id_graph, rebuilt with the late data as it was, is not sampled.
+	if err := run([]string{"tracks 2026-11-26T10"}, []string{"ten_a tracks"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(nil, nil); err != nil {
+		t.Fatal(err)
 	}
 }

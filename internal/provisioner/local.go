@@ -245,8 +245,16 @@ func (e *LocalEngine) EnsureDatabase(_ context.Context, region, name, location s
 	return writeFileAtomic(f, map[string]any{"name": name, "location_uri": location, "tags": tags})
 }
 
-// DeleteDatabase removes the catalog database; absent is not an error.
+// DeleteDatabase removes the catalog database and its tables (the lake
+// engine lists them under catalog/<name>/), as deleting a Glue database
+// does; absent is not an error.
 func (e *LocalEngine) DeleteDatabase(_ context.Context, region, name string) error {
+	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return fmt.Errorf("local engine: bad database name %q", name)
+	}
+	if err := os.RemoveAll(e.path(region, "catalog", name)); err != nil {
+		return err
+	}
 	err := os.Remove(e.path(region, "catalog", name+".json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

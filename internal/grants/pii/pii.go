@@ -3,15 +3,15 @@
 // IP addresses, postal addresses, people's names, payment card numbers and
 // the values of the tenant's own identifier types. It is the catalog's
 // classifier (the role Amazon Macie plays in a serverless data lake): the
-// lakehouse calls Classify when it creates or changes a table, and hands
-// the findings to grants.Service.TagColumns, which records them as
+// lake's refinery calls Classify on samples of the tables it writes, and
+// hands the findings to grants.Service.AddFindings, which records them as
 // Lake Formation LF-tags (cairn:pii, cairn:pii-kind) that grants can then
 // select on.
 //
 // # Use
 //
 //	findings := pii.Classify(schema, samples, idTypes)
-//	err := grantsService.TagColumns(ctx, tenantID, region, table, schemaNames, findings)
+//	err := grantsService.AddFindings(ctx, tenantID, region, table, findings)
 //
 // schema is the table's columns (name and Glue/Hive type), samples a few
 // rows as column → value (decoded JSON values: string, float64 or

@@ -560,6 +560,36 @@ func (e *Engine) Stats(ctx context.Context, loc lake.Location) ([]lake.TableStat
 	return out, nil
 }
 
+// Sample implements lake.Engine with one Athena query in the tenant's
+// workgroup (sampleSQL): the cheapest correct reader in AWS mode, as Cairn
+// reads no Parquet itself and the query scans only the partitions named,
+// up to the limit. Values come back as text; a NULL is nil.
+func (e *Engine) Sample(ctx context.Context, loc lake.Location, tbl lake.Table, partitions []string, limit int) ([]map[string]any, error) {
+	t, err := e.tenant(loc)
+	if err != nil {
+		return nil, err
+	}
+	id, err := t.query(ctx, sampleSQL(loc.Database, tbl, partitions, limit))
+	if err != nil {
+		return nil, fmt.Errorf("sample %s: %w", tbl.Name, err)
+	}
+	rows, err := t.results(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("sample %s: %w", tbl.Name, err)
+	}
+	out := make([]map[string]any, 0, len(rows))
+	for _, r := range rows {
+		row := make(map[string]any, len(tbl.Columns))
+		for i, c := range tbl.Columns {
+			if i < len(r) {
+				row[c.Name] = orNull(r[i])
+			}
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}
+
 // countInto counts the rows of the clean tables' partitions (p's only,
 // when p is set) and of the curated tables, and sets them in stats.
 func (t *tenant) countInto(ctx context.Context, stats []lake.TableStats, clean []lake.Table, p *lake.Partition, curated []lake.Table) error {

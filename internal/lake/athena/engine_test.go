@@ -667,3 +667,30 @@ func checkTrino(t *testing.T, sqls []string) {
 	}
 	t.Logf("sqlglot: %s", bytes.TrimSpace(out))
 }
+
+// TestEngineSample: a sample is one query in the tenant's workgroup and
+// database over the partitions asked for, its rows read back by column
+// name, a NULL as nil.
+func TestEngineSample(t *testing.T) {
+	f := newFixture(t, true)
+	tracks, _ := lake.TableNamed("tracks")
+	header := make([]string, len(tracks.Columns))
+	row := make([]string, len(tracks.Columns))
+	for i, c := range tracks.Columns {
+		header[i] = c.Name
+	}
+	row[0], row[11] = "m1", `{"phone":"+14155550123"}`
+	f.results(t, [][]string{header, row})
+	got, err := f.engine.Sample(context.Background(), f.loc, tracks, []string{"2026-11-26T10"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0]["message_id"] != "m1" || got[0]["properties"] != `{"phone":"+14155550123"}` || got[0]["traits"] != nil || len(got[0]) != len(tracks.Columns) {
+		t.Fatalf("sample: %v", got)
+	}
+	qs := f.script.queries()
+	if len(qs) != 1 || qs[0].WorkGroup != f.loc.WorkGroup || qs[0].Database != f.loc.Database ||
+		!strings.Contains(qs[0].SQL, `FROM "`+f.loc.Database+`"."tracks" WHERE (dt = '2026-11-26' AND hh = '10') LIMIT 5`) {
+		t.Fatalf("queries: %+v", qs)
+	}
+}

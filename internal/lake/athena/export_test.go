@@ -22,5 +22,7 @@ func Statements(db, run, to string) (map[string]string, error) {
 	out["purge_rewrite"] = purgeRewriteSQL(db, tracks, p, run, to)
 	out["purge_curated"] = purgeCuratedSQL(db, run, lake.TablesIn(lake.ZoneCurated)[:2])
 	out["count"] = countSQL(db, []lake.Table{tracks}, &p, lake.TablesIn(lake.ZoneCurated)[:1])
+	out["sample_clean"] = sampleSQL(db, tracks, []string{"2026-11-26T10", "2026-11-26T11"}, 300)
+	out["sample_curated"] = sampleSQL(db, lake.TablesIn(lake.ZoneCurated)[0], nil, 300)
 	return out, nil
 }

@@ -212,3 +212,25 @@ func columnNames(cols []lake.Column) string {
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// sampleSQL reads up to limit rows of the table: of the partitions of a
+// clean table (YYYY-MM-DDTHH), of the whole of a curated one. Athena
+// reads only the partitions named and stops at the limit.
+func sampleSQL(db string, t lake.Table, partitions []string, limit int) string {
+	q := fmt.Sprintf("SELECT %s FROM %s", columnNames(t.Columns), qualified(db, t.Name))
+	if t.Partitioned {
+		match := make([]string, 0, len(partitions))
+		for _, s := range partitions {
+			p, err := lake.ParsePartition(s)
+			if err != nil {
+				continue
+			}
+			match = append(match, fmt.Sprintf("(dt = %s AND hh = %s)", quote(p.Date), quote(p.Hour)))
+		}
+		if len(match) == 0 {
+			match = []string{"false"}
+		}
+		q += " WHERE " + strings.Join(match, " OR ")
+	}
+	return fmt.Sprintf("%s LIMIT %d", q, limit)
+}

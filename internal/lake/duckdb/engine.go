@@ -454,6 +454,9 @@ func (e *Engine) Refine(ctx context.Context, in lake.RefineInput) ([]lake.TableS
 		steps = append(steps, name, time.Since(lap))
 		lap = time.Now()
 	}
+	if err := e.register(in.Location, lake.TablesIn(lake.ZoneClean)...); err != nil {
+		return nil, err
+	}
 	if err := s.stageIdentity(ctx, in.Snapshot); err != nil {
 		return nil, err
 	}
@@ -649,6 +652,9 @@ func (e *Engine) Curate(ctx context.Context, in lake.CurateInput) ([]lake.TableS
 		return nil, err
 	}
 	defer s.close()
+	if err := e.register(in.Location, lake.TablesIn(lake.ZoneCurated)...); err != nil {
+		return nil, err
+	}
 	snap := in.Snapshot
 	if err := s.stageIdentity(ctx, snap); err != nil {
 		return nil, err

@@ -1,0 +1,1 @@
+SELECT "message_id", "type", "event", "user_id", "anonymous_id", "profile_id", "timestamp", "received_at", "source", "group_id", "previous_id", "properties", "traits", "context" FROM "cairn_ten_a"."tracks" WHERE (dt = '2026-11-26' AND hh = '10') OR (dt = '2026-11-26' AND hh = '11') LIMIT 300
