@@ -47,6 +47,9 @@ var operationActions = map[string][]string{
 	// purged buckets and rewritten raw-zone objects), and raw-zone objects
 	// are under Object Lock in governance mode, which the calls bypass.
 	"s3:DeleteObjects": {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"},
+	// CopyObject reads the source object and writes the copy (a tier
+	// migration's zone objects; their tags are not copied).
+	"s3:CopyObject": {"s3:GetObject", "s3:PutObject"},
 	// A transaction is authorized as the item actions it holds; Cairn's
 	// hold puts, updates, deletes and condition checks.
 	"dynamodb:TransactWriteItems": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"},
