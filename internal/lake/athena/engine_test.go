@@ -176,7 +176,7 @@ func (f *fixture) results(t *testing.T, answers ...[][]string) {
 		VarCharValue *string `json:",omitempty"`
 	}
 	type row struct{ Data []datum }
-	var results []map[string]any
+	var results []any
 	for _, a := range answers {
 		var rows []row
 		for _, r := range a {
@@ -192,6 +192,13 @@ func (f *fixture) results(t *testing.T, answers ...[][]string) {
 		}
 		results = append(results, map[string]any{"rows": rows, "column_info": []any{}})
 	}
+	f.postResults(t, results)
+}
+
+// postResults queues moto's answers to the next query executions'
+// GetQueryResults, in order.
+func (f *fixture) postResults(t *testing.T, results []any) {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{"region": region, "results": results})
 	resp, err := http.Post(f.endpoint+"/moto-api/static/athena/query-results", "application/json", bytes.NewReader(body))
 	if err != nil {

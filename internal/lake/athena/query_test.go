@@ -161,15 +161,7 @@ func (f *fixture) queueResult(t *testing.T, cols [][2]string, rows [][]*string) 
 		}
 		all = append(all, map[string][]datum{"Data": d})
 	}
-	body, _ := json.Marshal(map[string]any{"region": region, "results": []any{map[string]any{"rows": all, "column_info": info}}})
-	resp, err := http.Post(f.endpoint+"/moto-api/static/athena/query-results", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("moto query results: %s", resp.Status)
-	}
+	f.postResults(t, []any{map[string]any{"rows": all, "column_info": info}})
 }
 
 // TestQuerierOnEmulator runs tenants' queries on moto's Athena: in the
