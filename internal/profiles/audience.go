@@ -103,7 +103,9 @@ func markerKey(tenant, member, eventSK string) Key {
 // reevaluateSK is the marker sort key asking for a full evaluation.
 func reevaluateKey(tenant, profile string) Key { return markerKey(tenant, profile, "~") }
 
-func aggregateKey(tenant, member, leaf string) Key {
+// legacyAggregateKey is the per-leaf aggregate item of before (see
+// aggregates.go).
+func legacyAggregateKey(tenant, member, leaf string) Key {
 	return Key{PK: KeyPrefix(tenant) + "A#" + member, SK: leaf}
 }
 
@@ -479,14 +481,19 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 	if err != nil {
 		return err
 	}
-	var aggKeys []Key
-	for _, m := range st.members {
-		for key := range p.leafKeys {
-			aggKeys = append(aggKeys, aggregateKey(tenant, m.ID, key))
+	if len(p.leafKeys) > 0 {
+		var keys []Key
+		var ids []string
+		for _, m := range st.members {
+			keys, ids = append(keys, aggregatesKey(tenant, m.ID)), append(ids, m.ID)
 		}
-	}
-	if st.aggs, err = s.store.BatchGet(ctx, aggKeys); err != nil {
-		return err
+		read, err := s.store.BatchGet(ctx, keys)
+		if err != nil {
+			return err
+		}
+		if st.aggs, err = s.readAggregates(ctx, tenant, ids, read, nil); err != nil {
+			return err
+		}
 	}
 	ops, notices, err := s.decide(ctx, tenant, aud, st, p, s.now().UTC(), true)
 	if err != nil {
@@ -517,8 +524,8 @@ type profileState struct {
 	// current are the root's memberships by segment; leftover those a
 	// merged member still holds from before its merge.
 	current, leftover map[string]held
-	// aggs are the members' aggregates read, by key; absent ones have none.
-	aggs map[Key]Item
+	// aggs are the members' aggregates read, by member.
+	aggs map[string]*memberAggregates
 	// set is the root's membership set as read (Version 0: none), and
 	// decoded once read; otherSets those of other members, which only a
 	// root keeps.
@@ -669,16 +676,18 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 	facts := factsOf(st.members)
 	keep := retention(aud, now)
 	for _, m := range st.members {
+		if len(p.leafKeys) == 0 {
+			break
+		}
+		ma := st.aggs[m.ID]
+		if ma == nil {
+			ma = &memberAggregates{leaves: map[string]*EventAggregate{}}
+		}
+		changed := false
 		for key := range p.leafKeys {
-			k := aggregateKey(tenant, m.ID, key)
-			a := &EventAggregate{}
-			it, had := st.aggs[k]
-			if had {
-				// encoding/json/v2 decodes what encoding/json wrote, a few
-				// times faster: an evaluation reads several aggregates.
-				if err := jsonv2.Unmarshal(it.Data, a); err != nil {
-					return nil, nil, fmt.Errorf("aggregate %s %s: %w", k.PK, k.SK, err)
-				}
+			a, had := ma.leaves[key]
+			if !had {
+				a = &EventAggregate{}
 			}
 			touched := false
 			if aud.complete[key] && !a.Backfilled {
@@ -701,12 +710,19 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 				}
 			}
 			if touched {
-				data, _ := json.Marshal(a)
-				op := Op{Put: &Item{PK: k.PK, SK: k.SK, Data: data}, IfAbsent: !had}
-				if had {
-					op.IfVersion = it.Version
-				}
-				ops = append(ops, op)
+				ma.leaves[key], changed = a, true
+			}
+		}
+		// Written before the facts merge other members' aggregates into
+		// these; also when nothing changed but the combined item was not
+		// stored, so that no later evaluation looks for per-leaf items.
+		if changed || ma.item.Version == 0 || len(ma.legacy) > 0 {
+			ops = append(ops, ma.writeOps(tenant, m.ID)...)
+		}
+		for key := range p.leafKeys {
+			a := ma.leaves[key]
+			if a == nil {
+				a = &EventAggregate{}
 			}
 			if f := facts.Events[key]; f != nil {
 				f.Merge(a)
@@ -823,11 +839,17 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 			next.Wake = wake
 		}
 	}
-	// The set, rewritten whenever the evaluation writes anything (or it is
-	// missing, stale or wrong), on condition of the version read.
-	if len(ops) > 0 || st.set.Version == 0 || was.Stale || !sameSet(was.Segments, final) || !next.Wake.Equal(was.Wake) {
-		k := membershipSetKey(tenant, root)
+	// The set, rewritten when it changes (or is missing or stale), on
+	// condition of the version read; an evaluation that writes only
+	// markers and aggregates checks that version instead, so that two
+	// evaluations of one profile never both commit on what the other
+	// changed.
+	k := membershipSetKey(tenant, root)
+	switch {
+	case st.set.Version == 0 || was.Stale || !sameSet(was.Segments, final) || !next.Wake.Equal(was.Wake):
 		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: next.data()}, IfVersion: st.set.Version, IfAbsent: st.set.Version == 0})
+	case len(ops) > 0:
+		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: st.set.Version})
 	}
 	// Only a root keeps a set: a merged member's goes.
 	for _, it := range st.otherSets {
@@ -897,6 +919,7 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 	}
 	var units []unit
 	var want []Key
+	var withAggs []string
 	for m, markers := range marks {
 		it, ok := found[memberKey(tenant, m)]
 		if !ok {
@@ -917,12 +940,17 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 		}
 		st := &profileState{root: m, members: []member{mb}, markers: markers, current: map[string]held{}, leftover: map[string]held{}}
 		units = append(units, unit{st, p})
-		for key := range p.leafKeys {
-			want = append(want, aggregateKey(tenant, m, key))
+		if len(p.leafKeys) > 0 {
+			want = append(want, aggregatesKey(tenant, m))
+			withAggs = append(withAggs, m)
 		}
 		want = append(want, membershipSetKey(tenant, m))
 	}
 	read, err := s.store.BatchGet(ctx, want)
+	if err != nil {
+		return nil, err
+	}
+	aggs, err := s.readAggregates(ctx, tenant, withAggs, read, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -931,7 +959,7 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 	var txMembers [][]string
 	for _, u := range units {
 		st := u.st
-		st.aggs = read
+		st.aggs = aggs
 		// The memberships, from the profile's set; without a usable one,
 		// from its items, alone.
 		it, ok := read[membershipSetKey(tenant, st.root)]
@@ -1004,7 +1032,7 @@ func (s *Service) transactChunked(ctx context.Context, tenant, root string, ops 
 		k := op.key()
 		switch {
 		case k.SK == setSK && strings.HasPrefix(k.PK, KeyPrefix(tenant)+"PS#"):
-			if op.Put != nil {
+			if op.Put != nil && !op.Check {
 				set, err := readSet(*op.Put)
 				if err != nil {
 					return err

@@ -9,3 +9,9 @@ func MembershipSetKey(tenant, profile string) Key { return membershipSetKey(tena
 
 // QueuePK is the partition of the tenant's evaluation markers.
 func QueuePK(tenant string) string { return queuePK(tenant) }
+
+func AggregatesKey(tenant, member string) Key { return aggregatesKey(tenant, member) }
+
+func LegacyAggregateKey(tenant, member, leaf string) Key {
+	return legacyAggregateKey(tenant, member, leaf)
+}

@@ -473,12 +473,17 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 		return nil, nil
 	}
 	var keys []Key
+	var members []string
 	for _, u := range inline {
-		for key := range u.p.leafKeys {
-			keys = append(keys, aggregateKey(b.tenant, u.m, key))
+		if len(u.p.leafKeys) > 0 {
+			keys, members = append(keys, aggregatesKey(b.tenant, u.m)), append(members, u.m)
 		}
 	}
-	aggs, hit, err := b.s.items.cachedBatchGet(ctx, keys)
+	read, hit, err := b.s.items.cachedBatchGet(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	aggs, err := b.s.readAggregates(ctx, b.tenant, members, read, hit)
 	if err != nil {
 		return nil, err
 	}
@@ -497,7 +502,7 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 		if ops, err = b.s.withNotices(ctx, b.tenant, st, ops, notices); err != nil {
 			return nil, err
 		}
-		ops = append(ops, b.checksOfCached(ops, u, aggs, hit)...)
+		ops = append(ops, b.checksOfCached(ops, u, aggs[u.m])...)
 		if len(u.ops)+len(ops) <= MaxTransactOps {
 			units = append(units, unit{ops: append(u.ops, ops...), events: u.events})
 			continue
@@ -514,9 +519,9 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 
 // checksOfCached returns the checks that condition an inline unit's
 // evaluation, ops, on the items it read from the item cache and does not
-// write: its membership set and the aggregates in aggs that hit says were
-// cached.
-func (b *batch) checksOfCached(ops []Op, u *inlineUnit, aggs map[Key]Item, hit map[Key]bool) []Op {
+// write: its membership set and its aggregates (ma, nil when it read
+// none).
+func (b *batch) checksOfCached(ops []Op, u *inlineUnit, ma *memberAggregates) []Op {
 	written := make(map[Key]bool, len(ops))
 	for _, op := range ops {
 		written[op.key()] = true
@@ -525,11 +530,8 @@ func (b *batch) checksOfCached(ops []Op, u *inlineUnit, aggs map[Key]Item, hit m
 	if sk := membershipSetKey(b.tenant, u.m); u.setCached && !written[sk] {
 		checks = append(checks, Op{Put: &Item{PK: sk.PK, SK: sk.SK}, Check: true, IfVersion: u.set.Version})
 	}
-	for key := range u.p.leafKeys {
-		k := aggregateKey(b.tenant, u.m, key)
-		if it, ok := aggs[k]; ok && hit[k] && !written[k] {
-			checks = append(checks, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: it.Version})
-		}
+	if k := aggregatesKey(b.tenant, u.m); ma != nil && ma.cached && !written[k] {
+		checks = append(checks, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: ma.item.Version})
 	}
 	return checks
 }

@@ -258,31 +258,16 @@ func (s *Service) scanProfiles(ctx context.Context, tenant string, node Node, fn
 	}
 	var incomplete []*EventLeaf
 	aggs := map[string]map[string]*EventAggregate{} // leaf key → member → aggregate
-	prefix := KeyPrefix(tenant) + "A#"
 	for _, l := range refs.Events {
-		key := l.Key()
-		if !aud.complete[key] {
+		if key := l.Key(); aud.complete[key] {
+			aggs[key] = map[string]*EventAggregate{}
+		} else {
 			incomplete = append(incomplete, l)
-			continue
 		}
-		aggs[key] = map[string]*EventAggregate{}
-		after := Key{}
-		for {
-			items, next, err := s.store.Scan(ctx, ScanInput{PKPrefix: prefix, SK: key, After: after, Limit: 5000})
-			if err != nil {
-				return err
-			}
-			for _, it := range items {
-				a := &EventAggregate{}
-				if err := json.Unmarshal(it.Data, a); err != nil {
-					return err
-				}
-				aggs[key][strings.TrimPrefix(it.PK, prefix)] = a
-			}
-			if next == (Key{}) {
-				break
-			}
-			after = next
+	}
+	if len(aggs) > 0 {
+		if err := s.scanAggregates(ctx, tenant, aggs); err != nil {
+			return err
 		}
 	}
 	counted, err := s.eventAggregates(ctx, tenant, incomplete, retention(aud, s.now().UTC()))
@@ -711,20 +696,23 @@ func (s *Service) backfill(ctx context.Context, tenant string, l *EventLeaf, kee
 // backfillMember backfills one member's aggregate of the leaf.
 func (s *Service) backfillMember(ctx context.Context, tenant string, l *EventLeaf, m string, keep time.Duration) error {
 	key := l.Key()
-	k := aggregateKey(tenant, m, key)
+	k := aggregatesKey(tenant, m)
 	for range maxEvaluateAttempts {
-		it, had, err := s.store.Get(ctx, k)
+		read, err := s.store.BatchGet(ctx, []Key{k})
 		if err != nil {
 			return err
 		}
-		a := &EventAggregate{}
-		if had {
-			if err := json.Unmarshal(it.Data, a); err != nil {
-				return fmt.Errorf("aggregate %s %s: %w", k.PK, k.SK, err)
-			}
-			if a.Backfilled {
-				return nil
-			}
+		all, err := s.readAggregates(ctx, tenant, []string{m}, read, nil)
+		if err != nil {
+			return err
+		}
+		ma := all[m]
+		a := ma.leaves[key]
+		if a == nil {
+			a = &EventAggregate{}
+		}
+		if a.Backfilled {
+			return nil
 		}
 		events, err := s.store.Query(ctx, QueryInput{PK: KeyPrefix(tenant) + "M#" + m, Prefix: "E#"})
 		if err != nil {
@@ -739,7 +727,7 @@ func (s *Service) backfillMember(ctx context.Context, tenant string, l *EventLea
 		for _, sk := range a.Seen {
 			counted[sk] = true
 		}
-		read := map[string]bool{}
+		read2 := map[string]bool{}
 		for _, ev := range events {
 			var d eventData
 			if err := json.Unmarshal(ev.Data, &d); err != nil {
@@ -748,27 +736,65 @@ func (s *Service) backfillMember(ctx context.Context, tenant string, l *EventLea
 			if !matchesStored(l, d) {
 				continue
 			}
-			read[ev.SK] = true
+			read2[ev.SK] = true
 			if !counted[ev.SK] {
 				a.Add(d.Timestamp, now, keep)
 			}
 		}
 		a.Skip = nil
 		for _, mk := range markers {
-			if _, sk, _ := strings.Cut(mk.SK, "#"); read[sk] && !counted[sk] {
+			if _, sk, _ := strings.Cut(mk.SK, "#"); read2[sk] && !counted[sk] {
 				a.Skip = append(a.Skip, sk)
 			}
 		}
 		a.Seen, a.Backfilled = nil, true
-		data, _ := json.Marshal(a)
-		op := Op{Put: &Item{PK: k.PK, SK: k.SK, Data: data}, IfAbsent: !had}
-		if had {
-			op.IfVersion = it.Version
-		}
-		err = s.store.Transact(ctx, []Op{op})
+		ma.leaves[key] = a
+		err = s.store.Transact(ctx, ma.writeOps(tenant, m))
 		if !errors.Is(err, ErrConditionFailed) {
 			return err
 		}
 	}
 	return errors.New("backfill: too much contention")
+}
+
+// scanAggregates fills aggs (leaf key → member → aggregate) with the
+// stored aggregates of its leaves, from a scan of every member's
+// aggregates items, combined or per leaf.
+func (s *Service) scanAggregates(ctx context.Context, tenant string, aggs map[string]map[string]*EventAggregate) error {
+	prefix := KeyPrefix(tenant) + "A#"
+	after := Key{}
+	for {
+		items, next, err := s.store.Scan(ctx, ScanInput{PKPrefix: prefix, After: after, Limit: 5000})
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			m := strings.TrimPrefix(it.PK, prefix)
+			if it.SK == aggregatesSK {
+				leaves, err := decodeAggregates(it)
+				if err != nil {
+					return err
+				}
+				for key, a := range leaves {
+					if byMember := aggs[key]; byMember != nil {
+						byMember[m] = a
+					}
+				}
+				continue
+			}
+			// A per-leaf item, stored before combined items: its member
+			// has no combined item yet (the first one takes it in).
+			if byMember := aggs[it.SK]; byMember != nil {
+				a := &EventAggregate{}
+				if err := json.Unmarshal(it.Data, a); err != nil {
+					return fmt.Errorf("aggregate %s %s: %w", it.PK, it.SK, err)
+				}
+				byMember[m] = a
+			}
+		}
+		if next == (Key{}) {
+			return nil
+		}
+		after = next
+	}
 }

@@ -1,0 +1,85 @@
+package profiles_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cairn-cdp/cairn/internal/profiles"
+)
+
+// A member's aggregates stored one item per leaf, as before combined
+// items, still count: an evaluation and a segment's computation read
+// them, and the member's first combined item takes them in and deletes
+// them.
+func TestLegacyAggregates(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		rec, clock := audienceFixture(t, f)
+		three := f.segment(t, "three views", `{"event": "Viewed", "count": {"operator": "at_least", "value": 3}, "within": "7d"}`)
+		view := func(n int) {
+			for i := range n {
+				*clock = clock.Add(time.Minute)
+				f.send(f.ev(map[string]any{"type": "track", "event": "Viewed", "userId": "u1", "messageId": fmt.Sprint("v", clock.Unix(), i)}))
+			}
+		}
+		view(1)
+		u1 := f.lookup("user_id", "u1").ID
+		want(t, "one view", rec.take(t, f), "profile.created "+u1)
+
+		// The member's aggregates as one item per leaf: its combined item
+		// goes, each leaf's is stored alone.
+		combined := profiles.AggregatesKey(f.tenant, u1)
+		it, ok, err := f.store.Get(ctx, combined)
+		if err != nil || !ok {
+			t.Fatalf("combined aggregates of %s: found %v, %v", u1, ok, err)
+		}
+		var leaves map[string]json.RawMessage
+		if err := json.Unmarshal(it.Data, &leaves); err != nil || len(leaves) != 1 {
+			t.Fatalf("combined aggregates %s: %v, want one leaf", it.Data, err)
+		}
+		var ops []profiles.Op
+		var legacy []profiles.Key
+		for leaf, data := range leaves {
+			k := profiles.LegacyAggregateKey(f.tenant, u1, leaf)
+			legacy = append(legacy, k)
+			ops = append(ops, profiles.Op{Put: &profiles.Item{PK: k.PK, SK: k.SK, Data: data}})
+		}
+		ops = append(ops, profiles.Op{Delete: &combined})
+		if err := f.store.Transact(ctx, ops); err != nil {
+			t.Fatal(err)
+		}
+
+		// A segment's computation counts the per-leaf item: a new segment
+		// of one view or more has the member at once.
+		one := f.segment(t, "one view", `{"event": "Viewed", "count": {"operator": "at_least", "value": 1}, "within": "7d"}`)
+		want(t, "computed", rec.take(t, f), "segment.entered "+u1+" "+one.ID)
+
+		// The next evaluation counts on from it: the third view enters.
+		// The combined item then holds the leaf, and no per-leaf item is left.
+		view(1)
+		want(t, "second view", rec.take(t, f))
+		view(1)
+		want(t, "third view", rec.take(t, f), "segment.entered "+u1+" "+three.ID)
+		found, err := f.store.BatchGet(ctx, append(legacy, combined))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range legacy {
+			if _, ok := found[k]; ok {
+				t.Errorf("per-leaf aggregate %s %s still stored", k.PK, k.SK)
+			}
+		}
+		var a map[string]profiles.EventAggregate
+		if err := json.Unmarshal(found[combined].Data, &a); err != nil {
+			t.Fatalf("combined aggregates %q: %v", found[combined].Data, err)
+		}
+		for leaf, agg := range a {
+			if n := len(agg.Recent); n != 3 {
+				t.Errorf("leaf %s counts %d views, want 3", leaf, n)
+			}
+		}
+	})
+}
