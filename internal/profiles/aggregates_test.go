@@ -83,3 +83,59 @@ func TestLegacyAggregates(t *testing.T) {
 		}
 	})
 }
+
+// Aggregates of a leaf no segment counts in a window keep no event times;
+// a window asked for later on that leaf counts by days until its times
+// cover the window, never as if there were no events.
+func TestAggregatesKeepTimesForWindows(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		rec, clock := audienceFixture(t, f)
+		ever := f.segment(t, "ever viewed", `{"event": "Viewed"}`)
+		for i := range 3 {
+			*clock = clock.Add(time.Minute)
+			f.send(f.ev(map[string]any{"type": "track", "event": "Viewed", "userId": "u1", "messageId": fmt.Sprint("v", i)}))
+		}
+		u1 := f.lookup("user_id", "u1").ID
+		want(t, "views", rec.take(t, f), "profile.created "+u1, "segment.entered "+u1+" "+ever.ID)
+		it, ok, err := f.store.Get(ctx, profiles.AggregatesKey(f.tenant, u1))
+		if err != nil || !ok {
+			t.Fatalf("aggregates of %s: found %v, %v", u1, ok, err)
+		}
+		var leaves map[string]profiles.EventAggregate
+		if err := json.Unmarshal(it.Data, &leaves); err != nil || len(leaves) != 1 {
+			t.Fatalf("aggregates %s: %v", it.Data, err)
+		}
+		for key, a := range leaves {
+			if len(a.Recent) != 0 || !a.Partial || a.Days[clock.Format(time.DateOnly)] != 3 {
+				t.Fatalf("leaf %s of an all-time segment: %+v, want three views by day and no times", key, a)
+			}
+		}
+
+		// A segment counting the same leaf in a window: the three views of
+		// today count, by day.
+		recent := f.segment(t, "viewed thrice this week", `{"event": "Viewed", "within": "7d", "count": {"operator": "at_least", "value": 3}}`)
+		want(t, "computed", rec.take(t, f), "segment.entered "+u1+" "+recent.ID)
+		*clock = clock.Add(time.Minute)
+		f.send(f.ev(map[string]any{"type": "track", "event": "Viewed", "userId": "u1", "messageId": "v3"}))
+		want(t, "a fourth view", rec.take(t, f))
+		it, _, err = f.store.Get(ctx, profiles.AggregatesKey(f.tenant, u1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(it.Data, &leaves); err != nil {
+			t.Fatal(err)
+		}
+		for key, a := range leaves {
+			if len(a.Recent) != 1 || !a.Partial {
+				t.Fatalf("leaf %s once windowed: %+v, want the new view's time, partial", key, a)
+			}
+		}
+		// Eight days on, the window holds none of them: out.
+		*clock = clock.Add(8 * 24 * time.Hour)
+		if _, err := f.svc.Pending(ctx, f.tenant); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "a week on", rec.take(t, f), "segment.exited "+u1+" "+recent.ID)
+	})
+}

@@ -249,13 +249,16 @@ type audience struct {
 	// dependents are the segments that reference each segment.
 	dependents map[string][]string
 	timed      []string
+	// windowed are the event leaves some segment counts in a window
+	// (within or between): the others' aggregates keep no times.
+	windowed map[string]bool
 	// complete are the event leaves whose backfill is done.
 	complete map[string]bool
 }
 
 func newAudience(all []Segment, complete map[string]bool) *audience {
 	a := &audience{byID: map[string]*compiled{}, leaves: map[string]*EventLeaf{}, byTrait: map[string][]string{},
-		byLeaf: map[string][]string{}, dependents: map[string][]string{}, complete: complete}
+		byLeaf: map[string][]string{}, dependents: map[string][]string{}, windowed: map[string]bool{}, complete: complete}
 	for _, g := range all {
 		c := &compiled{seg: g, node: g.Tree()}
 		c.refs = c.node.Refs()
@@ -297,6 +300,11 @@ func newAudience(all []Segment, complete map[string]bool) *audience {
 		if c.refs.TimeDependent {
 			a.timed = append(a.timed, id)
 		}
+		c.node.Walk(func(m Node) {
+			if m.Event != nil && (m.Event.Within != "" || m.Event.Between != nil) {
+				a.windowed[m.Event.Key()] = true
+			}
+		})
 	}
 	return a
 }
@@ -710,6 +718,9 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 				}
 			}
 			if touched {
+				if !aud.windowed[key] {
+					a.DropRecent()
+				}
 				ma.leaves[key], changed = a, true
 			}
 		}
@@ -1396,7 +1407,7 @@ func (s *Service) profileNotices(ctx context.Context, tenant string, ev Event, i
 // factsOf returns the facts of a profile's members that their items hold:
 // the traits (each member's latest value wins) and the identifier types.
 func factsOf(members []member) Facts {
-	f := Facts{Traits: map[string]any{}, Identifiers: map[string]bool{}, Events: map[string]*EventAggregate{}, Segments: map[string]bool{}}
+	f := NewFacts()
 	latest := map[string]time.Time{}
 	for _, m := range members {
 		for k, v := range m.Traits {

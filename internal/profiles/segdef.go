@@ -152,6 +152,40 @@ type Facts struct {
 	// Segments are the segments the profile is a member of, evaluated
 	// already (see EvalOrder).
 	Segments map[string]bool
+	// changes memoizes, when not nil, the times an event leaf's answer
+	// may change at, sorted (eventChanges): the segments of a tenant
+	// often share a leaf, with different counts.
+	changes map[string][]time.Time
+}
+
+// NewFacts returns empty facts that memoize what NextChangeBefore finds
+// of each event leaf: facts to evaluate many definitions on.
+func NewFacts() Facts {
+	return Facts{Traits: map[string]any{}, Identifiers: map[string]bool{}, Events: map[string]*EventAggregate{},
+		Segments: map[string]bool{}, changes: map[string][]time.Time{}}
+}
+
+// eventChanges returns the times, sorted and distinct, at which the
+// answer of leaf e may change with f's aggregate of it (EventLeaf.changes),
+// memoized in f. The caller must not modify it.
+func (f Facts) eventChanges(e *EventLeaf, now time.Time) []time.Time {
+	var key string
+	if f.changes != nil {
+		key = e.Key() + "\x00" + e.Within
+		if e.Between != nil {
+			key += "\x00" + e.Between[0].String() + "\x00" + e.Between[1].String()
+		}
+		if at, ok := f.changes[key]; ok {
+			return at
+		}
+	}
+	at := e.changes(f.Events[e.Key()], now, nil)
+	slices.SortFunc(at, time.Time.Compare)
+	at = slices.CompactFunc(at, time.Time.Equal)
+	if f.changes != nil {
+		f.changes[key] = at
+	}
+	return at
 }
 
 // ParseDefinition decodes and validates a definition. pointer is the JSON
@@ -276,21 +310,43 @@ func (n Node) NextChange(f Facts, now time.Time) time.Time {
 // it returns the zero time when the answer holds until then, for a
 // caller that will look again at until anyway.
 func (n Node) NextChangeBefore(f Facts, now, until time.Time) time.Time {
-	var at []time.Time
+	// The candidate times, sorted: an event leaf's alone as memoized,
+	// several leaves' merged.
+	var traits []time.Time
+	var events [][]time.Time
 	n.Walk(func(m Node) {
 		switch {
 		case m.Trait != nil:
-			at = m.Trait.changes(f.Traits, now, at)
+			traits = m.Trait.changes(f.Traits, now, traits)
 		case m.Event != nil:
-			at = m.Event.changes(f.Events[m.Event.Key()], now, at)
+			if c := f.eventChanges(m.Event, now); len(c) > 0 {
+				events = append(events, c)
+			}
 		}
 	})
-	at = slices.DeleteFunc(at, func(t time.Time) bool { return !t.After(now) || !until.IsZero() && !t.Before(until) })
+	var at []time.Time
+	if len(traits) == 0 && len(events) == 1 {
+		at = events[0] // shared with the memo: only sliced
+	} else {
+		at = slices.Concat(append([][]time.Time{traits}, events...)...)
+		slices.SortFunc(at, time.Time.Compare)
+		at = slices.CompactFunc(at, time.Time.Equal)
+	}
+	// Those after now and before until.
+	lo, _ := slices.BinarySearchFunc(at, now, func(t, now time.Time) int {
+		if t.After(now) {
+			return 1
+		}
+		return -1
+	})
+	at = at[lo:]
+	if !until.IsZero() {
+		hi, _ := slices.BinarySearchFunc(at, until, time.Time.Compare)
+		at = at[:hi]
+	}
 	if len(at) == 0 {
 		return time.Time{}
 	}
-	slices.SortFunc(at, time.Time.Compare)
-	at = slices.CompactFunc(at, time.Time.Equal)
 	was := n.Eval(f, now)
 	for i, t := range at {
 		if i == maxChangeEvals || n.Eval(f, t) != was {
@@ -618,13 +674,22 @@ func (e *EventLeaf) Eval(a *EventAggregate, now time.Time) bool {
 		}
 		return holds(total)
 	}
-	r := 0
-	for _, ms := range a.Recent {
-		if t := time.UnixMilli(ms); !t.Before(from) && !t.After(to) {
-			r++
+	// Recent is newest first: the events in [from, to] are those from the
+	// first not after to up to the first before from.
+	first, _ := slices.BinarySearchFunc(a.Recent, to, func(ms int64, to time.Time) int {
+		if time.UnixMilli(ms).After(to) {
+			return -1
 		}
-	}
-	exact := len(a.Recent) < RecentCap || time.UnixMilli(a.Recent[len(a.Recent)-1]).Before(from)
+		return 1
+	})
+	past, _ := slices.BinarySearchFunc(a.Recent, from, func(ms int64, from time.Time) int {
+		if time.UnixMilli(ms).Before(from) {
+			return 1
+		}
+		return -1
+	})
+	r := max(past-first, 0)
+	exact := !a.Partial && len(a.Recent) < RecentCap || len(a.Recent) > 0 && time.UnixMilli(a.Recent[len(a.Recent)-1]).Before(from)
 	switch {
 	case exact:
 		return holds(r)
@@ -711,9 +776,15 @@ const RecentCap = 64
 // so that an event missing from a full Recent is never newer than its
 // oldest. The zero value is empty and ready; it is not safe for
 // concurrent use.
+//
+// A leaf that no segment counts in a window needs no times (DropRecent):
+// its aggregate is then Partial, its Recent missing events newer than
+// its oldest, and a window counted on it later, once a segment asks for
+// one, is counted by days until Recent holds the whole window again.
 type EventAggregate struct {
-	Days   map[string]int `json:"d,omitempty"` // "2006-01-02" (UTC) -> count
-	Recent []int64        `json:"r,omitempty"` // Unix milliseconds, newest first, at most RecentCap
+	Days    map[string]int `json:"d,omitempty"` // "2006-01-02" (UTC) -> count
+	Recent  []int64        `json:"r,omitempty"` // Unix milliseconds, newest first, at most RecentCap
+	Partial bool           `json:"p,omitempty"`
 	// How a stored aggregate came to count every event exactly once (see
 	// the backfill in recompute.go): Backfilled says the member's events
 	// from before the leaf existed are counted; until then Seen lists the
@@ -754,6 +825,7 @@ func (a *EventAggregate) Merge(b *EventAggregate) {
 	if b == nil {
 		return
 	}
+	a.Partial = a.Partial || b.Partial
 	for d, c := range b.Days {
 		if a.Days == nil {
 			a.Days = map[string]int{}
@@ -764,6 +836,9 @@ func (a *EventAggregate) Merge(b *EventAggregate) {
 		a.Recent = insertRecent(a.Recent, ms)
 	}
 }
+
+// DropRecent forgets the event times, which only windows need.
+func (a *EventAggregate) DropRecent() { a.Recent, a.Partial = nil, true }
 
 // insertRecent inserts ms into recent, newest first, keeping RecentCap.
 func insertRecent(recent []int64, ms int64) []int64 {

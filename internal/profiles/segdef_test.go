@@ -1,9 +1,12 @@
 package profiles_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -308,6 +311,39 @@ func TestNodeEvalEvents(t *testing.T) {
 
 // NextChange names the instant the answer flips as time passes, never
 // later: just before it the answer is now's, at it the other.
+// A window's count from Recent is each event in the window once, at its
+// edges too, whatever the times: checked against a plain count.
+func TestEventLeafCountsRecent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const day = 24 * time.Hour
+	for i := range 500 {
+		var ago []time.Duration
+		for range rng.IntN(profiles.RecentCap) {
+			// Whole minutes and days now and then, to land on the edges.
+			d := time.Duration(rng.Int64N(int64(9*day))) - time.Hour
+			if rng.IntN(4) == 0 {
+				d = d.Truncate(day)
+			}
+			ago = append(ago, d)
+		}
+		within := []string{"1d", "7d", "90m"}[rng.IntN(3)]
+		w, _ := profiles.ParseDuration(within)
+		inside := 0
+		for _, d := range ago {
+			if ts := defNow.Add(-d).Truncate(time.Millisecond); ts.After(defNow.Add(-w)) && !ts.After(defNow) {
+				inside++
+			}
+		}
+		n := rng.IntN(6)
+		leaf := parse(t, fmt.Sprintf(`{"event":"A","within":%q,"count":{"operator":"exactly","value":%d}}`, within, n))
+		var e *profiles.EventLeaf
+		leaf.Walk(func(m profiles.Node) { e = cmp.Or(m.Event, e) })
+		if got := e.Eval(aggregate(ago...), defNow); got != (inside == n) {
+			t.Fatalf("case %d: exactly %d within %s of %v: %v, but %d are inside", i, n, within, ago, got, inside)
+		}
+	}
+}
+
 func TestNodeNextChange(t *testing.T) {
 	const day = 24 * time.Hour
 	event := func(def string, agg *profiles.EventAggregate) (profiles.Node, profiles.Facts) {
@@ -370,11 +406,33 @@ func TestNodeNextChange(t *testing.T) {
 		`{"a":"`+ago(time.Hour)+`","b":"`+ago(2*time.Hour)+`"}`)
 	add("an any until the last leaves", n, f, defNow.Add(46*time.Hour))
 
+	n, f = event(`{"any":[{"event":"A","within":"7d","count":{"operator":"at_least","value":3}},{"trait":"seen","operator":"within","value":"3d"}]}`, three)
+	f.Traits = jsonMap(t, `{"seen":"`+ago(2*day)+`"}`)
+	add("an event and a trait: the trait leaves first, the events hold", n, f, defNow.Add(2*day))
+
 	for _, c := range cases {
 		got := c.node.NextChange(c.facts, defNow)
 		if !got.Equal(c.want) {
 			t.Errorf("%s: next change %v, want %v", c.name, got, c.want)
 			continue
+		}
+		// Facts that memoize the leaves' times answer alike, the second
+		// time from the memo, and with until only before it.
+		memo := profiles.NewFacts()
+		maps.Copy(memo.Events, c.facts.Events)
+		maps.Copy(memo.Traits, c.facts.Traits)
+		for range 2 {
+			if again := c.node.NextChange(memo, defNow); !again.Equal(got) {
+				t.Errorf("%s: memoized next change %v, want %v", c.name, again, got)
+			}
+		}
+		if !got.IsZero() {
+			if before := c.node.NextChangeBefore(memo, defNow, got); !before.IsZero() {
+				t.Errorf("%s: next change before %v is %v, want none", c.name, got, before)
+			}
+			if before := c.node.NextChangeBefore(memo, defNow, got.Add(time.Millisecond)); !before.Equal(got) {
+				t.Errorf("%s: next change before %v is %v, want %v", c.name, got.Add(time.Millisecond), before, got)
+			}
 		}
 		if got.IsZero() {
 			continue
