@@ -62,6 +62,15 @@ func benchTenantHooks(b *testing.B, h hooks) (url, admin, tenant, key string, st
 // batchBody makes a batch of 100 events for users u[base..base+users):
 // identifies with traits and tracks, about a third on new identities.
 func batchBody(n, users int, seq *atomic.Int64) []byte {
+	return batchBodyOf(n, users, []string{"Viewed"}, seq)
+}
+
+// benchEvents are the event names of a batch with a mix of events
+// (batchBodyOf).
+var benchEvents = []string{"Viewed", "Clicked", "Searched", "Added", "Removed", "Shared", "Commented", "Rated", "Subscribed", "Ordered"}
+
+// batchBodyOf is batchBody whose tracks take turns at names.
+func batchBodyOf(n, users int, names []string, seq *atomic.Int64) []byte {
 	events := make([]map[string]any, 100)
 	for i := range events {
 		id := seq.Add(1)
@@ -71,7 +80,7 @@ func batchBody(n, users int, seq *atomic.Int64) []byte {
 			ev["type"], ev["traits"] = "identify", map[string]any{"email": user + "@example.com", "plan": "pro"}
 			ev["anonymousId"] = fmt.Sprintf("anon-%d", id)
 		} else {
-			ev["type"], ev["event"], ev["properties"] = "track", "Viewed", map[string]any{"page": id}
+			ev["type"], ev["event"], ev["properties"] = "track", names[int(id/3)%len(names)], map[string]any{"page": id}
 		}
 		events[i] = ev
 	}
@@ -106,52 +115,64 @@ func BenchmarkIngestBatches(b *testing.B) {
 
 // BenchmarkIngestSegmentsHTTP is BenchmarkIngestBatches with and without
 // segments: two servers as they run by default, one whose tenant has 100
-// segments (a mix of trait, event count, event property and segment
-// reference rules, all on what the batches send, so that every event
-// meets some), computed before the clock starts, and one with none.
+// segments (a quarter each of trait rules, event counts in a 7-day
+// window, event rules with a property filter, and rules on another
+// segment or a trait), computed before the clock starts, and one with
+// none. Two workloads:
 //
-// Each server's 2,500 customers are first new: 200 batches (20 with
-// -short), eight events a customer, make them, and as they enter their
-// segments, about 20 memberships an event; that phase is timed apart
-// (cold-segments/none). Then the timed batches are known customers'
-// events, each matching dozens of event leaves, with a membership
-// change now and then: events/s and segments/none, their ratio.
+//   - events=10: the tracks take turns at ten event names, which the
+//     event rules share out, as a tenant's segments are about different
+//     things: an event meets a few rules, and the rules built on them;
+//   - events=1: every track is "Viewed", which every event rule reads:
+//     an event meets 50 rules and the 25 built on them, the worst case.
+//
+// In each, the servers' 2,500 customers are new at first: 200 batches
+// (20 with -short), eight events a customer, make them and enter them in
+// their segments; that phase is timed apart (cold-segments/none). Then
+// the timed batches are known customers' events: events/s,
+// segments/none, their ratio, and the CPU an event cost (see
+// ingestSideBySide).
 //
 //	go test -run '^$' -bench IngestSegmentsHTTP -benchtime 400x ./cmd/server
 func BenchmarkIngestSegmentsHTTP(b *testing.B) {
-	var targets [2]ingestTarget // 100 segments, none
-	for i := range targets {
-		url, admin, tenant, key, stop := benchTenant(b)
-		defer stop()
-		targets[i] = ingestTarget{url: url, key: key}
-		if i == 0 {
-			benchSegmentsHTTP(b, url, admin, tenant, 100)
-		}
+	for _, names := range [][]string{benchEvents, benchEvents[:1]} {
+		b.Run(fmt.Sprint("events=", len(names)), func(b *testing.B) {
+			var targets [2]ingestTarget // 100 segments, none
+			for i := range targets {
+				url, admin, tenant, key, stop := benchTenant(b)
+				defer stop()
+				targets[i] = ingestTarget{url: url, key: key, names: names}
+				if i == 0 {
+					benchSegmentsHTTP(b, url, admin, tenant, 100, names)
+				}
+			}
+			warm := 200
+			if testing.Short() {
+				warm = 20
+			}
+			with, none, cold := ingestSideBySide(b, targets, warm)
+			b.ReportMetric(with, "events/s")
+			b.ReportMetric(none, "events/s-none")
+			b.ReportMetric(with/none, "segments/none")
+			b.ReportMetric(cold[0]/cold[1], "cold-segments/none")
+		})
 	}
-	warm := 200
-	if testing.Short() {
-		warm = 20
-	}
-	with, none, cold := ingestSideBySide(b, targets, warm)
-	b.ReportMetric(with, "events/s")
-	b.ReportMetric(none, "events/s-none")
-	b.ReportMetric(with/none, "segments/none")
-	b.ReportMetric(cold[0]/cold[1], "cold-segments/none")
 }
 
-// benchSegmentsHTTP makes n segments for the tenant and waits until every
-// one is computed.
-func benchSegmentsHTTP(b *testing.B, url, admin, tenant string, n int) {
+// benchSegmentsHTTP makes n segments for the tenant, their event rules on
+// names in turn, and waits until every one is computed.
+func benchSegmentsHTTP(b *testing.B, url, admin, tenant string, n int, names []string) {
 	var ids []string
 	for i := range n {
 		var def string
+		name := names[(i/4)%len(names)]
 		switch i % 4 {
 		case 0:
 			def = fmt.Sprintf(`{"trait": "email", "operator": "contains", "value": "%d@"}`, i%10)
 		case 1:
-			def = fmt.Sprintf(`{"event": "Viewed", "count": {"operator": "at_least", "value": %d}, "within": "7d"}`, 1+i%5)
+			def = fmt.Sprintf(`{"event": %q, "count": {"operator": "at_least", "value": %d}, "within": "7d"}`, name, 1+i%5)
 		case 2:
-			def = fmt.Sprintf(`{"all": [{"event": "Viewed", "where": [{"property": "page", "operator": "gte", "value": %d}]}, {"trait": "plan", "operator": "exists"}]}`, i*100)
+			def = fmt.Sprintf(`{"all": [{"event": %q, "where": [{"property": "page", "operator": "gte", "value": %d}]}, {"trait": "plan", "operator": "exists"}]}`, name, i*100)
 		default:
 			def = fmt.Sprintf(`{"any": [{"segment": %q}, {"trait": "plan", "operator": "starts_with", "value": "p"}]}`, ids[len(ids)-1])
 		}
@@ -174,8 +195,12 @@ func benchSegmentsHTTP(b *testing.B, url, admin, tenant string, n int) {
 	}
 }
 
-// ingestTarget is a server and a write key to send batches with.
-type ingestTarget struct{ url, key string }
+// ingestTarget is a server and a write key to send batches with, and the
+// event names of the batches' tracks ("Viewed" if none).
+type ingestTarget struct {
+	url, key string
+	names    []string
+}
 
 // ingestSideBySide sends b.N batches of 100 events (batchBody) to each
 // of two targets from 16 clients (CAIRN_BENCH_CLIENTS to change) and
@@ -192,6 +217,7 @@ func ingestSideBySide(b *testing.B, targets [2]ingestTarget, warm int) (first, s
 		url, auth string
 		client    *http.Client
 		took      time.Duration
+		cpu       float64 // seconds of the process's, while its batches ran
 		events    int
 	}
 	var ts [2]*target
@@ -205,10 +231,16 @@ func ingestSideBySide(b *testing.B, targets [2]ingestTarget, warm int) (first, s
 	// own, of the same shape.
 	bodies := make([][2][]byte, warm+b.N)
 	for n := range bodies {
-		bodies[n] = [2][]byte{batchBody(n, 5000, &seq), batchBody(n, 5000, &seq)}
+		for i, t := range targets {
+			names := t.names
+			if len(names) == 0 {
+				names = benchEvents[:1]
+			}
+			bodies[n][i] = batchBodyOf(n, 5000, names, &seq)
+		}
 	}
 	send := func(t *target, batch [][]byte) {
-		start := time.Now()
+		start, cpu := time.Now(), cpuSeconds()
 		var wg sync.WaitGroup
 		work := make(chan []byte, clients)
 		for range clients {
@@ -235,6 +267,7 @@ func ingestSideBySide(b *testing.B, targets [2]ingestTarget, warm int) (first, s
 		close(work)
 		wg.Wait()
 		t.took += time.Since(start)
+		t.cpu += cpuSeconds() - cpu
 		t.events += 100 * len(batch)
 	}
 	rounds := func(bodies [][2][]byte) {
@@ -255,7 +288,7 @@ func ingestSideBySide(b *testing.B, targets [2]ingestTarget, warm int) (first, s
 	}
 	rate := func(t *target) float64 {
 		r := float64(t.events) / t.took.Seconds()
-		t.events, t.took = 0, 0
+		t.events, t.took, t.cpu = 0, 0, 0
 		return r
 	}
 	if warm > 0 {
@@ -265,6 +298,11 @@ func ingestSideBySide(b *testing.B, targets [2]ingestTarget, warm int) (first, s
 	b.ResetTimer()
 	rounds(bodies[warm:])
 	b.StopTimer()
+	// The CPU an event cost while each one's batches ran, the load
+	// generator's included: on a busy machine, steadier than the wall
+	// clock.
+	b.ReportMetric(ts[0].cpu*1e6/float64(ts[0].events), "cpu-µs/event")
+	b.ReportMetric(ts[1].cpu*1e6/float64(ts[1].events), "cpu-µs/event-2")
 	return rate(ts[0]), rate(ts[1]), cold
 }
 

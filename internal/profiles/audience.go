@@ -545,9 +545,12 @@ type profileState struct {
 // holdSet records the memberships of the root's set, as read from it
 // (with no version: see held.deleteOp).
 func (st *profileState) holdSet(tenant string, set membershipSet) {
+	if len(st.current) == 0 {
+		st.current = make(map[string]held, len(set.Segments))
+	}
+	pk := membershipKey(tenant, st.root, "").PK
 	for id, d := range set.Segments {
-		k := membershipKey(tenant, st.root, id)
-		st.current[id] = held{profile: st.root, item: Item{PK: k.PK, SK: k.SK}, data: d}
+		st.current[id] = held{profile: st.root, item: Item{PK: pk, SK: id}, data: d}
 	}
 }
 

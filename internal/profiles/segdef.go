@@ -126,8 +126,22 @@ type EventLeaf struct {
 	// and not after now. At most one of Within and Between is set.
 	Between *[2]time.Time `json:"between,omitempty"`
 	// key is Key, set by ParseDefinition (and so by UnmarshalJSON), so
-	// that evaluation does not hash the conditions again.
-	key string
+	// that evaluation does not hash the conditions again; within is
+	// Within parsed (window).
+	key    string
+	within time.Duration
+}
+
+// window returns Within as a duration (0 for none, or an invalid one).
+func (e *EventLeaf) window() time.Duration {
+	if e.within != 0 || e.Within == "" {
+		return e.within
+	}
+	w, err := ParseDuration(e.Within)
+	if err != nil {
+		return 0
+	}
+	return w
 }
 
 // IdentifierLeaf tests whether the profile holds an identifier of a type.
@@ -310,6 +324,14 @@ func (n Node) NextChange(f Facts, now time.Time) time.Time {
 // it returns the zero time when the answer holds until then, for a
 // caller that will look again at until anyway.
 func (n Node) NextChangeBefore(f Facts, now, until time.Time) time.Time {
+	if n.Event != nil {
+		if t, ok := n.Event.nextChange(f.Events[n.Event.Key()], now); ok {
+			if !until.IsZero() && !t.Before(until) {
+				return time.Time{}
+			}
+			return t
+		}
+	}
 	// The candidate times, sorted: an event leaf's alone as memoized,
 	// several leaves' merged.
 	var traits []time.Time
@@ -674,20 +696,7 @@ func (e *EventLeaf) Eval(a *EventAggregate, now time.Time) bool {
 		}
 		return holds(total)
 	}
-	// Recent is newest first: the events in [from, to] are those from the
-	// first not after to up to the first before from.
-	first, _ := slices.BinarySearchFunc(a.Recent, to, func(ms int64, to time.Time) int {
-		if time.UnixMilli(ms).After(to) {
-			return -1
-		}
-		return 1
-	})
-	past, _ := slices.BinarySearchFunc(a.Recent, from, func(ms int64, from time.Time) int {
-		if time.UnixMilli(ms).Before(from) {
-			return 1
-		}
-		return -1
-	})
+	first, past := a.recentIn(from, to)
 	r := max(past-first, 0)
 	exact := !a.Partial && len(a.Recent) < RecentCap || len(a.Recent) > 0 && time.UnixMilli(a.Recent[len(a.Recent)-1]).Before(from)
 	switch {
@@ -708,10 +717,7 @@ func (e *EventLeaf) span(now time.Time) (from, to time.Time, ok bool) {
 	to = now
 	switch {
 	case e.Within != "":
-		w, err := ParseDuration(e.Within)
-		if err != nil {
-			w = 0 // an empty window
-		}
+		w := e.window() // 0 when invalid: an empty window
 		from = now.Add(-w).Truncate(time.Millisecond).Add(time.Millisecond)
 	case e.Between != nil:
 		from = e.Between[0]
@@ -733,8 +739,8 @@ func (e *EventLeaf) changes(a *EventAggregate, now time.Time, at []time.Time) []
 	}
 	switch {
 	case e.Within != "":
-		w, err := ParseDuration(e.Within)
-		if err != nil {
+		w := e.window()
+		if w == 0 {
 			return at
 		}
 		for _, ms := range a.Recent {
@@ -762,6 +768,34 @@ func (e *EventLeaf) changes(a *EventAggregate, now time.Time, at []time.Time) []
 		}
 	}
 	return at
+}
+
+// nextChange is NextChange of a node that is the leaf alone, when it is
+// plain to tell (ok): at least n events within a window, Recent holding
+// every kept event and none after now. The count then only goes down as
+// events leave the window, so the answer changes once at most: when the
+// nth newest event in the window leaves it (at its time plus the window,
+// which span no longer takes in).
+func (e *EventLeaf) nextChange(a *EventAggregate, now time.Time) (t time.Time, ok bool) {
+	op, n := e.count()
+	w := e.window()
+	switch {
+	case op != CountAtLeast || e.Between != nil || w == 0:
+		return time.Time{}, false
+	case a == nil || n <= 0:
+		return time.Time{}, true // no event to leave, or always met
+	case a.Partial || len(a.Recent) >= RecentCap:
+		return time.Time{}, false
+	}
+	from, to, _ := e.span(now)
+	first, past := a.recentIn(from, to)
+	if first > 0 {
+		return time.Time{}, false // a later event enters
+	}
+	if past-first < n {
+		return time.Time{}, true // not met, and only a new event meets it
+	}
+	return time.UnixMilli(a.Recent[first+n-1]).Add(w), true
 }
 
 // RecentCap is how many event times an EventAggregate keeps: enough to
@@ -835,6 +869,34 @@ func (a *EventAggregate) Merge(b *EventAggregate) {
 	for _, ms := range b.Recent {
 		a.Recent = insertRecent(a.Recent, ms)
 	}
+}
+
+// recentIn returns the indexes in Recent (newest first) of the first
+// event not after to and of the first before from: those between are in
+// [from, to].
+func (a *EventAggregate) recentIn(from, to time.Time) (first, past int) {
+	// In milliseconds, as Recent keeps them: a time in [from, to] is one
+	// in [ceil(from), floor(to)].
+	toMS, fromMS := to.UnixMilli(), from.UnixMilli()
+	if to.Before(time.UnixMilli(toMS)) {
+		toMS-- // before 1970, UnixMilli rounds up
+	}
+	if time.UnixMilli(fromMS).Before(from) {
+		fromMS++
+	}
+	first, _ = slices.BinarySearchFunc(a.Recent, toMS, func(ms, to int64) int {
+		if ms > to {
+			return -1
+		}
+		return 1
+	})
+	past, _ = slices.BinarySearchFunc(a.Recent, fromMS, func(ms, from int64) int {
+		if ms < from {
+			return 1
+		}
+		return -1
+	})
+	return first, past
 }
 
 // DropRecent forgets the event times, which only windows need.
@@ -1213,6 +1275,7 @@ func eventLeaf(m map[string]jsontext.Value, ptr string) (*EventLeaf, error) {
 		l.Between = &span
 	}
 	l.key = l.computeKey()
+	l.within = l.window()
 	return &l, nil
 }
 

@@ -344,6 +344,34 @@ func TestEventLeafCountsRecent(t *testing.T) {
 	}
 }
 
+// A lone "at least n within" leaf's next change, told from the nth newest
+// event, is the one the scan of every instant finds (the leaf in an
+// "all" of its own takes the scan).
+func TestEventLeafNextChange(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const day = 24 * time.Hour
+	for i := range 500 {
+		var ago []time.Duration
+		for range rng.IntN(profiles.RecentCap + 4) {
+			d := time.Duration(rng.Int64N(int64(9*day))) - time.Hour/4
+			if rng.IntN(4) == 0 {
+				d = d.Truncate(time.Hour)
+			}
+			ago = append(ago, d)
+		}
+		leaf := fmt.Sprintf(`{"event":"A","within":%q,"count":{"operator":"at_least","value":%d}}`, []string{"1d", "7d", "90m"}[rng.IntN(3)], rng.IntN(8))
+		facts := profiles.Facts{Events: map[string]*profiles.EventAggregate{}}
+		var e *profiles.EventLeaf
+		parse(t, leaf).Walk(func(m profiles.Node) { e = cmp.Or(m.Event, e) })
+		facts.Events[e.Key()] = aggregate(ago...)
+		fast := parse(t, leaf).NextChange(facts, defNow)
+		scan := parse(t, `{"all":[`+leaf+`]}`).NextChange(facts, defNow)
+		if !fast.Equal(scan) {
+			t.Fatalf("case %d: %s over %v: next change %v, the scan finds %v", i, leaf, ago, fast, scan)
+		}
+	}
+}
+
 func TestNodeNextChange(t *testing.T) {
 	const day = 24 * time.Hour
 	event := func(def string, agg *profiles.EventAggregate) (profiles.Node, profiles.Facts) {
