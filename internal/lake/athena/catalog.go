@@ -120,6 +120,39 @@ func tableInput(t lake.Table, location string) *gluetypes.TableInput {
 	return in
 }
 
+// sharedParameter marks a table shared by a pool's tenants (Glue table
+// parameter; grants/lakeformation.SharedParameter reads it): the grants
+// broker grants it only through each tenant's data cells filter.
+const sharedParameter = "cairn:shared"
+
+// sharedTableInput is a clean or curated table shared by a pool's tenants,
+// at location (the pool's prefix): partitioned by tenant_id, then as the
+// table is.
+func sharedTableInput(t lake.Table, location string) *gluetypes.TableInput {
+	in := tableInput(t, location)
+	in.PartitionKeys = append([]gluetypes.Column{{Name: aws.String(tenantColumn), Type: aws.String("string")}}, in.PartitionKeys...)
+	in.Parameters[sharedParameter] = "true"
+	in.Description = aws.String("Cairn " + t.Zone + " zone, shared by a pool's tenants (a partition per tenant_id)")
+	return in
+}
+
+// ensureDatabase creates the database unless it exists.
+func ensureDatabase(ctx context.Context, g *glue.Client, name string) error {
+	_, err := g.GetDatabase(ctx, &glue.GetDatabaseInput{Name: aws.String(name)})
+	if err == nil {
+		return nil
+	}
+	if !isNotFound(err) {
+		return fmt.Errorf("glue get database %s: %w", name, err)
+	}
+	_, err = g.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: aws.String(name),
+		Description: aws.String("Cairn: the tables a pool's tenants share, a partition per tenant_id")}})
+	if err != nil && !isExists(err) {
+		return fmt.Errorf("glue create database %s: %w", name, err)
+	}
+	return nil
+}
+
 func isNotFound(err error) bool {
 	var nf *gluetypes.EntityNotFoundException
 	return errors.As(err, &nf)
@@ -228,10 +261,15 @@ func dropPartition(ctx context.Context, g *glue.Client, db, table string, values
 	return "", nil
 }
 
-// partitions lists a table's partitions: their values and locations.
-func partitions(ctx context.Context, g *glue.Client, db, table string) ([]gluetypes.Partition, error) {
+// partitions lists a table's partitions (those expression selects, if
+// set): their values and locations.
+func partitions(ctx context.Context, g *glue.Client, db, table, expression string) ([]gluetypes.Partition, error) {
 	var out []gluetypes.Partition
-	pages := glue.NewGetPartitionsPaginator(g, &glue.GetPartitionsInput{DatabaseName: aws.String(db), TableName: aws.String(table)})
+	in := &glue.GetPartitionsInput{DatabaseName: aws.String(db), TableName: aws.String(table)}
+	if expression != "" {
+		in.Expression = aws.String(expression)
+	}
+	pages := glue.NewGetPartitionsPaginator(g, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if isNotFound(err) {
