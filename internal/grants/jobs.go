@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -396,6 +397,20 @@ func (s *Service) Reconcile(ctx context.Context, rec audit.Event, tenantID strin
 		perms, err := s.catalog.Permissions(ctx, region, db)
 		if err != nil {
 			return report, fmt.Errorf("list permissions in %s: %w", region, err)
+		}
+		if pl.Kind == placement.Pooled {
+			// The pool's shared tables: the tenant's permissions there are
+			// those through its data cells filters; the other tenants'
+			// are theirs.
+			shared, err := s.catalog.Permissions(ctx, region, provisioner.PoolGlueDatabase())
+			if err != nil && !errors.Is(err, ErrNotFound) { // none before the pool's first lake run
+				return report, fmt.Errorf("list permissions in %s: %w", region, err)
+			}
+			for _, p := range shared {
+				if strings.HasPrefix(p.CellsFilter, CellsFilterName(tenantID, nil)) {
+					perms = append(perms, p)
+				}
+			}
 		}
 		report.Regions = append(report.Regions, region)
 		var mine []Grant
