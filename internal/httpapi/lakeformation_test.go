@@ -431,5 +431,46 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 				t.Errorf("reconcile of %s: %s", id, r.raw)
 			}
 		}
+
+		// a moves to a dedicated database (its tables copied there): its
+		// grants and filters leave the pool; b's stay.
+		ownA := outputsOf(stacksOf(t, e, a)["eu-west-1"])["glue_database"].(string)
+		dedA := "cairn_" + a
+		double.AddTable(dedA, "identifies", cols, nil)
+		double.AddRows(dedA, "identifies", rows[0], rows[2])
+		if n, err := e.grants.Rehome(ctx, a, "eu-west-1", ownA, dedA, false); err != nil || n != 2 {
+			t.Fatalf("rehome to dedicated: %d, %v", n, err)
+		}
+		perms, err = catalog.Permissions(ctx, "eu-west-1", pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range perms {
+			if owner[p.Principal] != b {
+				t.Errorf("after a left the pool, %s holds %v on the pool's database", p.Principal, p)
+			}
+		}
+		for _, name := range []string{grants.CellsFilterName(a, nil)} {
+			if _, err := lf.GetDataCellsFilter(ctx, &awslf.GetDataCellsFilterInput{DatabaseName: aws.String(pool), TableName: aws.String("identifies"),
+				Name: aws.String(name), TableCatalogId: aws.String(lftest.Account)}); err == nil {
+				t.Errorf("a's filter %s is left in the pool", name)
+			}
+		}
+		if got := double.Query(pa, dedA, "identifies"); len(got) != 2 {
+			t.Errorf("on its dedicated database, %s reads %v", pa, got)
+		}
+		// And back: through its filters on the pool's shared table again.
+		if n, err := e.grants.Rehome(ctx, a, "eu-west-1", dedA, ownA, true); err != nil || n != 2 {
+			t.Fatalf("rehome to the pool: %d, %v", n, err)
+		}
+		if diff := cmp.Diff([]map[string]string{rows[0], rows[2]}, double.Query(pa, pool, "identifies")); diff != "" {
+			t.Errorf("back in the pool, %s reads (-want +got):\n%s", pa, diff)
+		}
+		for _, id := range []string{a, b} {
+			r := e.do("POST", "/v1/tenants/"+id+"/grants/reconcile", e.admin, nil).want(t, 200)
+			if len(r.body["repaired"].([]any)) != 0 || len(r.body["unmanaged"].([]any)) != 0 {
+				t.Errorf("reconcile of %s after the moves: %s", id, r.raw)
+			}
+		}
 	})
 }
