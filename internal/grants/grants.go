@@ -38,6 +38,10 @@
 // table's classification (its columns' LF-tags) is the table's, for every
 // tenant of the pool: a tenant's findings add to it (AddFindings), so a
 // column holding personal data for one tenant is tagged so for all.
+// The pool's data-access role acts for every pooled tenant of the pool
+// (ScopedCredentials assume it under each tenant's session policy, which
+// Lake Formation does not read): a grant to it would be every pooled
+// tenant's, and is refused.
 //
 // # PII tags
 //

@@ -257,6 +257,11 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 	if req.Resource.Database != pl.GlueDatabase() && !inPool {
 		return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
 	}
+	if pooled && req.Principal == pl.Outputs["data_access_role_arn"] {
+		// The pool's data-access role acts for every pooled tenant of the
+		// pool: Lake Formation would give each of them what it is granted.
+		return Grant{}, false, invalid("/principal", "%s is the pool's data-access role, which acts for every tenant of the pool: grant to a role of the tenant's own", req.Principal)
+	}
 	if err := checkShape(req); err != nil {
 		return Grant{}, false, err
 	}

@@ -332,6 +332,13 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 		request(a, pa, map[string]any{"table": "identifies"}, "INSERT").want(t, 400)
 		request(a, pa, map[string]any{"table": "identifies"}, "ALTER").want(t, 400)
 		request(a, pa, map[string]any{"database": "cairn_elsewhere", "table": "identifies"}, "SELECT").want(t, 403)
+		// Nor to the pool's data-access role, which acts for every pooled
+		// tenant: its permissions would be theirs.
+		poolRole := outputsOf(stacksOf(t, e, a)["eu-west-1"])["data_access_role_arn"].(string)
+		e.do("POST", "/v1/tenants/"+a+"/principals", e.admin, map[string]any{"principal": poolRole}).want(t, 201)
+		if r := request(a, poolRole, map[string]any{"table": "identifies"}, "SELECT").want(t, 400); !strings.Contains(string(r.raw), "pool's data-access role") {
+			t.Errorf("a grant to the pool's role: %s", r.raw)
+		}
 
 		// Every permission on the pool's database is through a filter of
 		// its tenant, whose row filter is exactly the tenant's.
