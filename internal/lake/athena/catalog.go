@@ -132,9 +132,16 @@ func sharedTableInput(t lake.Table, location string) *gluetypes.TableInput {
 	in := tableInput(t, location)
 	in.PartitionKeys = append([]gluetypes.Column{{Name: aws.String(tenantColumn), Type: aws.String("string")}}, in.PartitionKeys...)
 	in.Parameters[sharedParameter] = "true"
+	// Athena prunes by the partition index (below) when planning.
+	in.Parameters["partition_filtering.enabled"] = "true"
 	in.Description = aws.String("Cairn " + t.Zone + " zone, shared by a pool's tenants (a partition per tenant_id)")
 	return in
 }
+
+// tenantIndex is a shared table's partition index on tenant_id: Glue and
+// Athena find one tenant's partitions of a table that holds every pooled
+// tenant's without listing them all.
+var tenantIndex = gluetypes.PartitionIndex{IndexName: aws.String("cairn_by_tenant"), Keys: []string{tenantColumn}}
 
 // ensureDatabase creates the database unless it exists.
 func ensureDatabase(ctx context.Context, g *glue.Client, name string) error {
@@ -171,7 +178,11 @@ func ensureTable(ctx context.Context, g *glue.Client, db string, in *gluetypes.T
 	out, err := g.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(db), Name: in.Name})
 	switch {
 	case isNotFound(err):
-		_, err = g.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: aws.String(db), TableInput: in})
+		create := &glue.CreateTableInput{DatabaseName: aws.String(db), TableInput: in}
+		if in.Parameters[sharedParameter] == "true" {
+			create.PartitionIndexes = []gluetypes.PartitionIndex{tenantIndex}
+		}
+		_, err = g.CreateTable(ctx, create)
 		if err == nil {
 			return aws.ToString(in.StorageDescriptor.Location), nil
 		}

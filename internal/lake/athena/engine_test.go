@@ -775,6 +775,38 @@ func TestEnginePooledTenantsShareTables(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, true)
 	a, b := f.loc, f.sibling(t)
+	// Glue's CreateTable requests, by database and table: their
+	// partition indexes (moto keeps none).
+	var mu sync.Mutex
+	indexes := map[string]string{}
+	f.script.around = func(req *http.Request, next func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+		if req.Header.Get("X-Amz-Target") == "AWSGlue.CreateTable" {
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				return nil, err
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			var in struct {
+				DatabaseName     string
+				TableInput       struct{ Name string }
+				PartitionIndexes []struct {
+					IndexName string
+					Keys      []string
+				}
+			}
+			if err := json.Unmarshal(body, &in); err != nil {
+				return nil, err
+			}
+			var keys []string
+			for _, i := range in.PartitionIndexes {
+				keys = append(keys, i.IndexName+"("+strings.Join(i.Keys, ",")+")")
+			}
+			mu.Lock()
+			indexes[in.DatabaseName+"."+in.TableInput.Name] += strings.Join(keys, ";") + "|"
+			mu.Unlock()
+		}
+		return next(req)
+	}
 	refine := func(loc lake.Location, rows string) {
 		t.Helper()
 		f.put(t, loc.RawBucket, loc.Prefix+"events/dt=2026-11-26/hh=10/a.ndjson.gz", "x")
@@ -826,6 +858,17 @@ func TestEnginePooledTenantsShareTables(t *testing.T) {
 			t.Errorf("%s's own database has a tracks table", loc.Tenant)
 		}
 	}
+	// Each shared table was made once, with its index on tenant_id.
+	mu.Lock()
+	for _, tbl := range lake.TablesIn(lake.ZoneClean) {
+		if got := indexes[a.SharedDatabase+"."+tbl.Name]; got != "cairn_by_tenant(tenant_id)|" {
+			t.Errorf("CreateTable %s.%s with partition indexes %q, want once with cairn_by_tenant(tenant_id)", a.SharedDatabase, tbl.Name, got)
+		}
+	}
+	if got := indexes[a.Database+".raw_events"]; got != "|" {
+		t.Errorf("CreateTable %s.raw_events with partition indexes %q, want once with none", a.Database, got)
+	}
+	mu.Unlock()
 	bPartition := partitionOf(t, f.glue, b, "tracks", "2026-11-26", "10")
 	bObjects := f.keys(t, b.CleanBucket, b.Prefix)
 

@@ -212,7 +212,8 @@ func writeShared(ctx context.Context, g *glue.Client, pool, tenant, root string,
 			bucket, _, _ := strings.Cut(strings.TrimPrefix(aws.ToString(sd.Location), "s3://"), "/")
 			sd.Location = aws.String("s3://" + bucket + "/" + root)
 			in.StorageDescriptor = &sd
-			_, err := g.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: aws.String(pool), TableInput: &in})
+			_, err := g.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: aws.String(pool), TableInput: &in,
+				PartitionIndexes: []gluetypes.PartitionIndex{{IndexName: aws.String("cairn_by_tenant"), Keys: []string{tenantKey}}}})
 			var exists *gluetypes.AlreadyExistsException
 			if err != nil && !errors.As(err, &exists) {
 				return fmt.Errorf("create table %s.%s: %w", pool, name, err)
