@@ -316,14 +316,15 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 			}
 			return e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, map[string]any{"principal": principal, "resource": res, "permissions": perms})
 		}
-		grant := func(id, principal string, res map[string]any, perms ...string) {
+		grant := func(id, principal string, res map[string]any, perms ...string) string {
 			t.Helper()
 			g := request(id, principal, res, perms...).want(t, 202)
 			e.waitGrant(id, g.str("id"), "active")
+			return g.str("id")
 		}
 		grant(a, pa, map[string]any{"table": "identifies"}, "SELECT", "DESCRIBE")
-		grant(a, paTag, map[string]any{"table": "identifies", "tag": map[string]any{"cairn:pii": []string{"false"}}}, "SELECT")
-		grant(b, pb, map[string]any{"table": "identifies", "columns": []string{"message_id", "tenant_id"}}, "SELECT")
+		gaTag := grant(a, paTag, map[string]any{"table": "identifies", "tag": map[string]any{"cairn:pii": []string{"false"}}}, "SELECT")
+		gb := grant(b, pb, map[string]any{"table": "identifies", "columns": []string{"message_id", "tenant_id"}}, "SELECT")
 
 		// Past the filters: refused.
 		request(a, pa, map[string]any{}, "SELECT").want(t, 400)
@@ -478,6 +479,36 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 			if len(r.body["repaired"].([]any)) != 0 || len(r.body["unmanaged"].([]any)) != 0 {
 				t.Errorf("reconcile of %s after the moves: %s", id, r.raw)
 			}
+		}
+
+		// A revoke takes the grant's filter out of the pool once no other
+		// grant of the tenant goes through it.
+		filterOf := func(id string) map[string]bool {
+			t.Helper()
+			out := map[string]bool{}
+			for _, name := range []string{grants.CellsFilterName(id, nil), grants.CellsFilterName(id, []string{"message_id", "tenant_id"}),
+				grants.TagCellsFilterName(id, grants.TagExpression{"cairn:pii": {"false"}})} {
+				_, err := lf.GetDataCellsFilter(ctx, &awslf.GetDataCellsFilterInput{DatabaseName: aws.String(pool), TableName: aws.String("identifies"),
+					Name: aws.String(name), TableCatalogId: aws.String(lftest.Account)})
+				out[name] = err == nil
+			}
+			return out
+		}
+		if got := filterOf(b); !got[grants.CellsFilterName(b, []string{"message_id", "tenant_id"})] {
+			t.Fatalf("b's filters before the revoke: %v", got)
+		}
+		for id, g := range map[string]string{a: gaTag, b: gb} {
+			e.do("DELETE", "/v1/tenants/"+id+"/grants/"+g, e.admin, nil).want(t, 202)
+			e.waitGrant(id, g, "revoked")
+		}
+		if got := filterOf(b); got[grants.CellsFilterName(b, []string{"message_id", "tenant_id"})] {
+			t.Errorf("b's filter is left in the pool after its grant's revoke: %v", got)
+		}
+		if got := filterOf(a); got[grants.TagCellsFilterName(a, grants.TagExpression{"cairn:pii": {"false"}})] || !got[grants.CellsFilterName(a, nil)] {
+			t.Errorf("a's filters after the revoke of its tag grant: %v, want its other grant's only", got)
+		}
+		if diff := cmp.Diff([]map[string]string{rows[0], rows[2]}, double.Query(pa, pool, "identifies")); diff != "" {
+			t.Errorf("after the revokes, %s reads (-want +got):\n%s", pa, diff)
 		}
 	})
 }
