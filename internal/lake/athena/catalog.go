@@ -252,6 +252,17 @@ func setPartition(ctx context.Context, g *glue.Client, db string, t *gluetypes.T
 	return old, nil
 }
 
+// addPartition creates the table's partition at location unless it
+// exists (then it is left as it is).
+func addPartition(ctx context.Context, g *glue.Client, db string, t *gluetypes.TableInput, values []string, location string) error {
+	_, err := g.CreatePartition(ctx, &glue.CreatePartitionInput{DatabaseName: aws.String(db), TableName: t.Name,
+		PartitionInput: &gluetypes.PartitionInput{Values: values, StorageDescriptor: copyStorage(t.StorageDescriptor, location)}})
+	if err != nil && !isExists(err) {
+		return fmt.Errorf("glue create partition %s %v: %w", aws.ToString(t.Name), values, err)
+	}
+	return nil
+}
+
 // dropPartition removes the table's partition, returning the location it
 // pointed at ("" when there was none).
 func dropPartition(ctx context.Context, g *glue.Client, db, table string, values []string) (string, error) {

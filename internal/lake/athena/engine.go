@@ -21,7 +21,10 @@
 // runs read only the rows of its tenant_id partitions (every statement
 // over a shared table carries tenant_id = '<tenant id>') and swap only
 // those partitions; its data stays under its prefix of the pool's
-// buckets. Under Location.Prefix of the zone buckets:
+// buckets. Clean and curated tables a pooled tenant still has in its own
+// database (from before the pool shared them) become its partitions of
+// the shared tables at its next run (adoptOwnTables). Under
+// Location.Prefix of the zone buckets:
 //
 //   - raw_events, a JSON table over the raw bucket's events/ (partitions
 //     dt, hh registered as they are refined);
@@ -355,6 +358,71 @@ func (t *tenant) ensureCatalog(ctx context.Context) error {
 		if _, err := ensureTable(ctx, t.glue, db, stageTableInput(t.loc, rel), false); err != nil {
 			return err
 		}
+	}
+	if t.sc.tenant != "" {
+		return t.adoptOwnTables(ctx)
+	}
+	return nil
+}
+
+// adoptOwnTables moves a pooled tenant's clean and curated tables that
+// are still in its own database (where its lake tables were before the
+// pool shared them) into the pool's shared tables: each of their
+// partitions (a curated table's location) becomes the tenant's partition
+// of the shared table, unless the tenant has that one already, and the
+// table is then dropped. The data stays where it is, under the tenant's
+// prefix. It costs one GetTables call once there is nothing left to move.
+func (t *tenant) adoptOwnTables(ctx context.Context) error {
+	own := t.loc.Database
+	var found []gluetypes.Table
+	pages := glue.NewGetTablesPaginator(t.glue, &glue.GetTablesInput{DatabaseName: aws.String(own)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("glue get tables %s: %w", own, err)
+		}
+		for _, gt := range page.TableList {
+			if tbl, ok := lake.TableNamed(aws.ToString(gt.Name)); ok && (tbl.Zone == lake.ZoneClean || tbl.Zone == lake.ZoneCurated) {
+				found = append(found, gt)
+			}
+		}
+	}
+	for _, gt := range found {
+		tbl, _ := lake.TableNamed(aws.ToString(gt.Name))
+		bucket := t.loc.CleanBucket
+		if tbl.Zone == lake.ZoneCurated {
+			bucket = t.loc.CuratedBucket
+		}
+		in := t.tableInput(tbl, bucket, "")
+		if _, err := ensureTable(ctx, t.glue, t.sc.tables, in, false); err != nil {
+			return err
+		}
+		if len(gt.PartitionKeys) == 0 {
+			if sd := gt.StorageDescriptor; sd != nil && aws.ToString(sd.Location) != "" {
+				if err := addPartition(ctx, t.glue, t.sc.tables, in, t.values(), aws.ToString(sd.Location)); err != nil {
+					return err
+				}
+			}
+		} else {
+			parts, err := partitions(ctx, t.glue, own, tbl.Name, "")
+			if err != nil {
+				return err
+			}
+			for _, p := range parts {
+				if len(p.Values) != len(gt.PartitionKeys) || p.StorageDescriptor == nil {
+					continue
+				}
+				if err := addPartition(ctx, t.glue, t.sc.tables, in, t.values(p.Values...), aws.ToString(p.StorageDescriptor.Location)); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := t.glue.DeleteTable(ctx, &glue.DeleteTableInput{DatabaseName: aws.String(own), Name: gt.Name})
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("glue delete table %s.%s: %w", own, tbl.Name, err)
+		}
+		t.e.cfg.Logger.InfoContext(ctx, "lake table moved into the pool's shared table", "tenant_id", t.loc.Tenant,
+			"from", own+"."+tbl.Name, "to", t.sc.tables+"."+tbl.Name)
 	}
 	return nil
 }

@@ -935,3 +935,74 @@ func TestEnginePooledTenantsShareTables(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineAdoptsPooledTenantsOwnTables: a pooled tenant's clean and
+// curated tables still in its own database (from before the pool shared
+// them) become its partitions of the pool's shared tables at its next
+// run, where they are, and leave its database; its raw table stays; a
+// second run has nothing to move.
+func TestEngineAdoptsPooledTenantsOwnTables(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, true)
+	loc := f.loc
+	tracks, _ := lake.TableNamed("tracks")
+	idGraph, _ := lake.TableNamed("id_graph")
+	legacy := func(tbl lake.Table, keys []gluetypes.Column, at string) {
+		t.Helper()
+		if _, err := f.glue.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: aws.String(loc.Database), TableInput: &gluetypes.TableInput{
+			Name: aws.String(tbl.Name), PartitionKeys: keys, Parameters: map[string]string{"cairn:zone": tbl.Zone},
+			StorageDescriptor: &gluetypes.StorageDescriptor{Location: aws.String(at), Columns: []gluetypes.Column{{Name: aws.String("message_id"), Type: aws.String("string")}}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hours := []gluetypes.Column{{Name: aws.String("dt"), Type: aws.String("string")}, {Name: aws.String("hh"), Type: aws.String("string")}}
+	clean, curated := "s3://"+loc.CleanBucket+"/"+loc.Prefix, "s3://"+loc.CuratedBucket+"/"+loc.Prefix
+	legacy(tracks, hours, clean+"tracks/")
+	for _, h := range []string{"08", "09"} {
+		if _, err := f.glue.CreatePartition(ctx, &glue.CreatePartitionInput{DatabaseName: aws.String(loc.Database), TableName: aws.String("tracks"),
+			PartitionInput: &gluetypes.PartitionInput{Values: []string{"2026-11-25", h},
+				StorageDescriptor: &gluetypes.StorageDescriptor{Location: aws.String(clean + "events/dt=2026-11-25/hh=" + h + "/v0/event_type=track/")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	legacy(idGraph, nil, curated+"id_graph/v0/")
+
+	f.put(t, loc.RawBucket, loc.Prefix+"events/dt=2026-11-26/hh=10/a.ndjson.gz", "x")
+	parts, err := f.engine.RawPartitions(ctx, loc)
+	if err != nil || len(parts) != 1 {
+		t.Fatal(parts, err)
+	}
+	f.script.files = func(string) map[string]string { return map[string]string{"event_type=track/part-0.parquet": "rows"} }
+	f.results(t, nil, [][]string{countHeader, {"tracks", "2026-11-26", "10", "1"}})
+	if _, err := f.engine.Refine(ctx, lake.RefineInput{Tenant: loc.Tenant, Location: loc, Partition: parts[0], Snapshot: snapshot}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"08", "09"} {
+		if got := f.partition(t, "tracks", "2026-11-25", h); got != clean+"events/dt=2026-11-25/hh="+h+"/v0/event_type=track/" {
+			t.Errorf("adopted tracks partition 2026-11-25T%s at %q", h, got)
+		}
+	}
+	if got := f.partition(t, "tracks", "2026-11-26", "10"); !strings.HasPrefix(got, clean+"events/dt=2026-11-26/hh=10/v") {
+		t.Errorf("refined tracks partition at %q", got)
+	}
+	if got := f.partition(t, "id_graph"); got != curated+"id_graph/v0/" {
+		t.Errorf("adopted id_graph partition at %q", got)
+	}
+	for _, name := range []string{"tracks", "id_graph"} {
+		if _, err := f.glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(loc.Database), Name: aws.String(name)}); err == nil {
+			t.Errorf("%s is left in the tenant's own database", name)
+		}
+	}
+	if _, err := f.glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(loc.Database), Name: aws.String("raw_events")}); err != nil {
+		t.Errorf("raw_events: %v", err)
+	}
+	// Nothing left to adopt: a second run moves nothing and keeps what the
+	// tenant has.
+	f.results(t, nil, [][]string{countHeader, {"tracks", "2026-11-26", "10", "1"}})
+	if _, err := f.engine.Refine(ctx, lake.RefineInput{Tenant: loc.Tenant, Location: loc, Partition: parts[0], Snapshot: snapshot}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.partition(t, "id_graph"); got != curated+"id_graph/v0/" {
+		t.Errorf("id_graph partition after a second run at %q", got)
+	}
+}
