@@ -1261,7 +1261,7 @@ type GrantList struct {
 type GrantResource struct {
 	Columns *[]string `json:"columns,omitempty"`
 
-	// Database The tenant's Glue database, as its stacks report it (glue_database).
+	// Database The tenant's Glue database, as its stacks report it (glue_database), or for a pooled tenant's lake tables the pool's (cairn_pool_shared).
 	Database string `json:"database"`
 
 	// Region An AWS commercial Region code.
@@ -4937,7 +4937,11 @@ type ClientInterface interface {
 	// the database). In a pooled tenant's catalog, a table shared by the
 	// pool is granted through the tenant's data cells filter (its rows
 	// only; SELECT and DESCRIBE), so grants on all tables or by tag
-	// without a table are refused there.
+	// without a table are refused there. A pooled tenant's lake tables
+	// (clean and curated) are the pool's shared tables, one per name in
+	// the pool's database (`cairn_pool_shared`), which its grants name
+	// beside its own database; a grant on that database without a table
+	// is refused.
 	//
 	// `resource.tag` selects by the LF-tags Cairn classifies columns with
 	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
@@ -4973,7 +4977,11 @@ type ClientInterface interface {
 	// the database). In a pooled tenant's catalog, a table shared by the
 	// pool is granted through the tenant's data cells filter (its rows
 	// only; SELECT and DESCRIBE), so grants on all tables or by tag
-	// without a table are refused there.
+	// without a table are refused there. A pooled tenant's lake tables
+	// (clean and curated) are the pool's shared tables, one per name in
+	// the pool's database (`cairn_pool_shared`), which its grants name
+	// beside its own database; a grant on that database without a table
+	// is refused.
 	//
 	// `resource.tag` selects by the LF-tags Cairn classifies columns with
 	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
@@ -7505,7 +7513,11 @@ func (c *Client) ListGrants(ctx context.Context, tenantId TenantID, params *List
 // the database). In a pooled tenant's catalog, a table shared by the
 // pool is granted through the tenant's data cells filter (its rows
 // only; SELECT and DESCRIBE), so grants on all tables or by tag
-// without a table are refused there.
+// without a table are refused there. A pooled tenant's lake tables
+// (clean and curated) are the pool's shared tables, one per name in
+// the pool's database (`cairn_pool_shared`), which its grants name
+// beside its own database; a grant on that database without a table
+// is refused.
 //
 // `resource.tag` selects by the LF-tags Cairn classifies columns with
 // (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
@@ -7551,7 +7563,11 @@ func (c *Client) CreateGrantWithBody(ctx context.Context, tenantId TenantID, par
 // the database). In a pooled tenant's catalog, a table shared by the
 // pool is granted through the tenant's data cells filter (its rows
 // only; SELECT and DESCRIBE), so grants on all tables or by tag
-// without a table are refused there.
+// without a table are refused there. A pooled tenant's lake tables
+// (clean and curated) are the pool's shared tables, one per name in
+// the pool's database (`cairn_pool_shared`), which its grants name
+// beside its own database; a grant on that database without a table
+// is refused.
 //
 // `resource.tag` selects by the LF-tags Cairn classifies columns with
 // (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
@@ -16152,7 +16168,11 @@ type ClientWithResponsesInterface interface {
 	// the database). In a pooled tenant's catalog, a table shared by the
 	// pool is granted through the tenant's data cells filter (its rows
 	// only; SELECT and DESCRIBE), so grants on all tables or by tag
-	// without a table are refused there.
+	// without a table are refused there. A pooled tenant's lake tables
+	// (clean and curated) are the pool's shared tables, one per name in
+	// the pool's database (`cairn_pool_shared`), which its grants name
+	// beside its own database; a grant on that database without a table
+	// is refused.
 	//
 	// `resource.tag` selects by the LF-tags Cairn classifies columns with
 	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
@@ -16188,7 +16208,11 @@ type ClientWithResponsesInterface interface {
 	// the database). In a pooled tenant's catalog, a table shared by the
 	// pool is granted through the tenant's data cells filter (its rows
 	// only; SELECT and DESCRIBE), so grants on all tables or by tag
-	// without a table are refused there.
+	// without a table are refused there. A pooled tenant's lake tables
+	// (clean and curated) are the pool's shared tables, one per name in
+	// the pool's database (`cairn_pool_shared`), which its grants name
+	// beside its own database; a grant on that database without a table
+	// is refused.
 	//
 	// `resource.tag` selects by the LF-tags Cairn classifies columns with
 	// (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
@@ -30305,7 +30329,11 @@ func (c *ClientWithResponses) ListGrantsWithResponse(ctx context.Context, tenant
 // the database). In a pooled tenant's catalog, a table shared by the
 // pool is granted through the tenant's data cells filter (its rows
 // only; SELECT and DESCRIBE), so grants on all tables or by tag
-// without a table are refused there.
+// without a table are refused there. A pooled tenant's lake tables
+// (clean and curated) are the pool's shared tables, one per name in
+// the pool's database (`cairn_pool_shared`), which its grants name
+// beside its own database; a grant on that database without a table
+// is refused.
 //
 // `resource.tag` selects by the LF-tags Cairn classifies columns with
 // (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
@@ -30347,7 +30375,11 @@ func (c *ClientWithResponses) CreateGrantWithBodyWithResponse(ctx context.Contex
 // the database). In a pooled tenant's catalog, a table shared by the
 // pool is granted through the tenant's data cells filter (its rows
 // only; SELECT and DESCRIBE), so grants on all tables or by tag
-// without a table are refused there.
+// without a table are refused there. A pooled tenant's lake tables
+// (clean and curated) are the pool's shared tables, one per name in
+// the pool's database (`cairn_pool_shared`), which its grants name
+// beside its own database; a grant on that database without a table
+// is refused.
 //
 // `resource.tag` selects by the LF-tags Cairn classifies columns with
 // (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,

@@ -145,6 +145,11 @@ func PooledGlueDatabase(poolID, tenantID string) string {
 	return "cairn_" + poolID + "_" + tenantID
 }
 
+// PoolSharedGlueDatabase is the name of a pool's Glue database of the lake
+// tables its tenants share (a tenant_id partition each). It is not named
+// cairn_<pool id>_ten_*: no pooled tenant's own database can be it.
+func PoolSharedGlueDatabase(poolID string) string { return "cairn_" + poolID + "_shared" }
+
 // DedicatedWorkGroup is the name of a dedicated tenant's Athena workgroup
 // (its AthenaWorkGroup output).
 func DedicatedWorkGroup(tenantID string) string { return "cairn-" + tenantID }

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/migration"
 	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/profiles"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -116,9 +117,13 @@ func lakeLocator(placements *placement.Locator, fences *migration.Fences) func(c
 		if err != nil {
 			return lake.Location{}, err
 		}
-		return lake.Location{Region: home.Region, RawBucket: home.RawBucket(), CleanBucket: home.CleanBucket(),
+		loc := lake.Location{Region: home.Region, RawBucket: home.RawBucket(), CleanBucket: home.CleanBucket(),
 			CuratedBucket: home.CuratedBucket(), Prefix: home.S3Prefix(), Tenant: tenant,
-			Database: home.GlueDatabase(), WorkGroup: home.WorkGroup(), Pooled: home.Kind == placement.Pooled}, nil
+			Database: home.GlueDatabase(), WorkGroup: home.WorkGroup(), Pooled: home.Kind == placement.Pooled}
+		if loc.Pooled {
+			loc.SharedDatabase = provisioner.PoolGlueDatabase()
+		}
+		return loc, nil
 	}
 }
 

@@ -25,7 +25,7 @@ func TestLakeLocator(t *testing.T) {
 		Placements: []placement.Placement{{Region: "eu-west-1", Kind: placement.Pooled, Ready: true, Outputs: out}}}}), &migration.Fences{})
 	got, err := locate(context.Background(), "ten_a")
 	want := lake.Location{Region: "eu-west-1", RawBucket: "raw", CleanBucket: "clean", CuratedBucket: "curated", Prefix: "tenants/ten_a/",
-		Tenant: "ten_a", Database: "cairn_pool_ten_a", WorkGroup: "cairn-pool", Pooled: true}
+		Tenant: "ten_a", Database: "cairn_pool_ten_a", SharedDatabase: "cairn_pool_shared", WorkGroup: "cairn-pool", Pooled: true}
 	if err != nil || got != want {
 		t.Errorf("location = %+v, %v; want %+v", got, err, want)
 	}

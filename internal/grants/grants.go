@@ -24,14 +24,24 @@
 //
 // # Pooled tenants
 //
-// A table of a pooled tenant's database marked shared ("cairn:shared") holds
-// the rows of every pooled tenant of the pool, in a tenant_id column. Every
-// grant on it goes through the tenant's data cells filter, whose row filter
-// is tenant_id = '<tenant id>' (RowFilter) and whose columns are the grant's
-// (CellsFilterName, TagCellsFilterName), so that no principal of the tenant
-// reads another tenant's rows. Grants that would reach past the filters, on
-// every table of a pooled tenant's database or by tag on the whole
-// database, are refused.
+// A table marked shared ("cairn:shared") holds the rows of every pooled
+// tenant of the pool, in a tenant_id column: the lake's clean and curated
+// tables of a pool are such tables, one per name in the pool's database
+// (provisioner.PoolGlueDatabase, partitioned by tenant_id), which is a
+// pooled tenant's catalog too, beside its own database. Every grant on a
+// shared table goes through the tenant's data cells filter, whose row
+// filter is tenant_id = '<tenant id>' (RowFilter) and whose columns are the
+// grant's (CellsFilterName, TagCellsFilterName), so that no principal of
+// the tenant reads another tenant's rows. Grants that would reach past the
+// filters, on every table of a pooled tenant's database, by tag on the
+// whole database, or on the pool's database itself, are refused. A shared
+// table's classification (its columns' LF-tags) is the table's, for every
+// tenant of the pool: a tenant's findings add to it (AddFindings), so a
+// column holding personal data for one tenant is tagged so for all.
+// The pool's data-access role acts for every pooled tenant of the pool
+// (ScopedCredentials assume it under each tenant's session policy, which
+// Lake Formation does not read): a grant to it would be every pooled
+// tenant's, and is refused.
 //
 // # PII tags
 //

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -226,7 +227,43 @@ func (s *Service) revoke(ctx context.Context, tenantID, id string) error {
 	if err := s.take(ctx, g); err != nil {
 		return fmt.Errorf("revoke %s: %w", id, err)
 	}
-	return s.setStatus(ctx, g, StatusRevoked, "", "grant.revoked")
+	if err := s.setStatus(ctx, g, StatusRevoked, "", "grant.revoked"); err != nil {
+		return err
+	}
+	return s.dropFilters(ctx, tenantID, []Grant{g})
+}
+
+// dropFilters deletes the data cells filters of revoked grants that no
+// other grant of the tenant still goes through (one revoking counts as
+// going through it: its own revoke drops it). A filter lives on its
+// shared table, which outlives the tenant's grants (the pool's database
+// stays), so a filter left would name the tenant there for good.
+func (s *Service) dropFilters(ctx context.Context, tenantID string, revoked []Grant) error {
+	if !slices.ContainsFunc(revoked, func(g Grant) bool { return g.CellsFilter != "" }) {
+		return nil
+	}
+	live, err := s.store.GrantListLive(ctx, tenantID)
+	if err != nil {
+		return fmt.Errorf("drop data cells filters: %w", err)
+	}
+	done := map[string]bool{}
+	for _, g := range revoked {
+		key := g.Resource.Region + "/" + g.Resource.Database + "/" + g.Resource.Table + "/" + g.CellsFilter
+		if g.CellsFilter == "" || done[key] {
+			continue
+		}
+		done[key] = true
+		if slices.ContainsFunc(live, func(o Grant) bool {
+			return o.ID != g.ID && o.Status != StatusRevoked && o.CellsFilter == g.CellsFilter &&
+				o.Resource.Region == g.Resource.Region && o.Resource.Database == g.Resource.Database && o.Resource.Table == g.Resource.Table
+		}) {
+			continue
+		}
+		if err := s.catalog.DeleteCellsFilter(ctx, g.Resource.Region, g.Resource.Database, g.Resource.Table, g.CellsFilter); err != nil {
+			return fmt.Errorf("drop data cells filter %s: %w", g.CellsFilter, err)
+		}
+	}
+	return nil
 }
 
 // Sync brings the Catalog in line with the tenant's lifecycle: a suspended
@@ -245,6 +282,7 @@ func (s *Service) Sync(ctx context.Context, tenantID string) error {
 	if err != nil {
 		return err
 	}
+	var revoked []Grant
 	for _, g := range live {
 		switch {
 		case !t.Status.Live() && g.Status != StatusRevoked:
@@ -254,6 +292,7 @@ func (s *Service) Sync(ctx context.Context, tenantID string) error {
 			if err := s.setStatus(ctx, g, StatusRevoked, "tenant offboarded", "grant.revoked"); err != nil {
 				return err
 			}
+			revoked = append(revoked, g)
 		case t.Status == tenants.StatusSuspended && (g.Status == StatusActive || g.Status == StatusPending):
 			if err := s.take(ctx, g); err != nil {
 				return fmt.Errorf("suspend %s: %w", g.ID, err)
@@ -270,7 +309,7 @@ func (s *Service) Sync(ctx context.Context, tenantID string) error {
 			}
 		}
 	}
-	return nil
+	return s.dropFilters(ctx, tenantID, revoked)
 }
 
 // RevokeAll takes every grant of an offboarded tenant out of the Catalog,
@@ -396,6 +435,20 @@ func (s *Service) Reconcile(ctx context.Context, rec audit.Event, tenantID strin
 		perms, err := s.catalog.Permissions(ctx, region, db)
 		if err != nil {
 			return report, fmt.Errorf("list permissions in %s: %w", region, err)
+		}
+		if pl.Kind == placement.Pooled {
+			// The pool's shared tables: the tenant's permissions there are
+			// those through its data cells filters; the other tenants'
+			// are theirs.
+			shared, err := s.catalog.Permissions(ctx, region, provisioner.PoolGlueDatabase())
+			if err != nil && !errors.Is(err, ErrNotFound) { // none before the pool's first lake run
+				return report, fmt.Errorf("list permissions in %s: %w", region, err)
+			}
+			for _, p := range shared {
+				if strings.HasPrefix(p.CellsFilter, CellsFilterName(tenantID, nil)) {
+					perms = append(perms, p)
+				}
+			}
 		}
 		report.Regions = append(report.Regions, region)
 		var mine []Grant

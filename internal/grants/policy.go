@@ -152,7 +152,12 @@ func SessionPolicy(in PolicyInput) (string, error) {
 //     TENANT#<tenant id># (dynamodb:LeadingKeys). ForAllValues is true when
 //     the request has no leading key at all, so the Null condition requires
 //     one. Scan is not granted: it has no leading key to confine it.
-//  5. Allow Glue reads of the catalog, the tenant's database and its tables;
+//  5. Allow Glue reads of the catalog, the tenant's database and its tables
+//     (and a pooled tenant's of the pool's database of shared lake tables,
+//     whose rows Lake Formation gives its principals only through its data
+//     cells filters; a pooled tenant's Glue ARNs leave the Region and
+//     account to the pool role's policy, which pins both, to fit STS's
+//     size limit);
 //     kms:Decrypt and kms:GenerateDataKey on the data key (S3 and Kinesis
 //     need them on the caller's behalf for SSE-KMS); Athena queries in the
 //     tenant's (or the pool's) workgroup; and, for a dedicated tenant, its
@@ -186,6 +191,12 @@ func policyDocument(in PolicyInput) document {
 		named.Resource = append(named.Resource, in.StreamARN)
 		return document{Version: "2012-10-17", Statement: []statement{objects, listing, items, named, anywhere}}
 	}
+	glue := func(resource string) string { return "arn:aws:glue:*:*:" + resource }
+	shared := provisioner.PoolGlueDatabase()
+	named.Resource = slices.Concat(list{
+		glue("catalog"), glue("database/" + in.GlueDatabase), glue("table/" + in.GlueDatabase + "/*"),
+		glue("database/" + shared), glue("table/" + shared + "/*"),
+	}, named.Resource[3:])
 	prefix, results := provisioner.S3Prefix(in.TenantID), athenaResultsPrefix(in.TenantID)
 	objects.Resource = list{"arn:aws:s3:::*/" + prefix + "*", "arn:aws:s3:::*/" + results + "*"}
 	nested := statement{Effect: "Deny", Action: list{"s3:*"}, Resource: list{"arn:aws:s3:::*/*/*/" + in.TenantID + "/*"}}

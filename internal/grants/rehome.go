@@ -6,14 +6,17 @@ import (
 	"fmt"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
 
 // Rehome re-applies the tenant's grants in region on the catalog database
-// it moved to (package migration): each live grant on database from is
-// taken out of the Catalog there (with its data cells filter), recorded on
-// database to, with the data cells filter a grant on a table shared by a
-// pool needs (pooled says whether to is a pooled tenant's catalog), and
-// put in the Catalog again unless it is suspended. It returns how many
+// it moved to (package migration): each live grant on database from (or,
+// leaving a pool, on the pool's database of shared lake tables) is taken
+// out of the Catalog there (with its data cells filter, which thus leaves
+// the pool), recorded on database to, and put in the Catalog again unless
+// it is suspended. Moving into a pool (pooled says whether to is a pooled
+// tenant's catalog), a grant on a table the pool shares is recorded on
+// the pool's database instead, through the tenant's data cells filter. It returns how many
 // grants it moved. Grants already on to are put again, so that a repeat
 // (a job that died half-way) finishes what the first run started; every
 // step is safe to repeat. A grant the Catalog refuses on to is recorded
@@ -23,22 +26,26 @@ func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string,
 	if err != nil {
 		return 0, fmt.Errorf("rehome grants: %w", err)
 	}
+	pool := provisioner.PoolGlueDatabase()
 	moved := 0
 	for _, g := range live {
-		if g.Resource.Region != region || (g.Resource.Database != from && g.Resource.Database != to) {
+		db := g.Resource.Database
+		onFrom := db == from || (!pooled && db == pool)
+		onTo := db == to || (pooled && db == pool)
+		if g.Resource.Region != region || !onFrom && !onTo {
 			continue
 		}
 		if g.Status == StatusRevoking {
 			continue // its revoke job takes it away
 		}
-		if g.Resource.Database == from && from != to {
+		if onFrom && !onTo {
 			if g.Status != StatusSuspended {
 				if err := s.take(ctx, g); err != nil {
-					return moved, fmt.Errorf("rehome grant %s: take from %s: %w", g.ID, from, err)
+					return moved, fmt.Errorf("rehome grant %s: take from %s: %w", g.ID, db, err)
 				}
 			}
 			if g.CellsFilter != "" {
-				if err := s.catalog.DeleteCellsFilter(ctx, region, from, g.Resource.Table, g.CellsFilter); err != nil {
+				if err := s.catalog.DeleteCellsFilter(ctx, region, db, g.Resource.Table, g.CellsFilter); err != nil {
 					return moved, fmt.Errorf("rehome grant %s: data cells filter: %w", g.ID, err)
 				}
 			}
@@ -47,7 +54,13 @@ func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string,
 		next.Resource.Database = to
 		next.CellsFilter = ""
 		if g.Resource.Table != "" && pooled {
-			tbl, err := s.catalog.Table(ctx, region, to, g.Resource.Table)
+			tbl, err := s.catalog.Table(ctx, region, pool, g.Resource.Table)
+			switch {
+			case err == nil && tbl.Shared:
+				next.Resource.Database = pool
+			case err == nil || errors.Is(err, ErrNotFound):
+				tbl, err = s.catalog.Table(ctx, region, to, g.Resource.Table)
+			}
 			if err != nil && !errors.Is(err, ErrNotFound) {
 				return moved, fmt.Errorf("rehome grant %s: read table: %w", g.ID, err)
 			}

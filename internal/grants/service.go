@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/ids"
 	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -248,8 +249,18 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 	case err != nil:
 		return Grant{}, false, err
 	}
-	if req.Resource.Database != pl.GlueDatabase() {
+	pooled := pl.Kind == placement.Pooled
+	// A pooled tenant's catalogs are its database and the pool's of the
+	// lake tables its tenants share, which it reaches through its data
+	// cells filters only.
+	inPool := pooled && req.Resource.Database == provisioner.PoolGlueDatabase()
+	if req.Resource.Database != pl.GlueDatabase() && !inPool {
 		return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
+	}
+	if pooled && req.Principal == pl.Outputs["data_access_role_arn"] {
+		// The pool's data-access role acts for every pooled tenant of the
+		// pool: Lake Formation would give each of them what it is granted.
+		return Grant{}, false, invalid("/principal", "%s is the pool's data-access role, which acts for every tenant of the pool: grant to a role of the tenant's own", req.Principal)
 	}
 	if err := checkShape(req); err != nil {
 		return Grant{}, false, err
@@ -260,7 +271,9 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 		CreatedBy: req.Audit.Actor, Version: 1, CreatedAt: s.now(), UpdatedAt: s.now(),
 	}
 	g.Permissions = slices.Compact(g.Permissions)
-	pooled := pl.Kind == placement.Pooled
+	if req.Resource.Table == "" && inPool {
+		return Grant{}, false, invalid("/resource/table", "database %s holds every pooled tenant's lake tables: name a table, which is granted through the tenant's data cells filter", req.Resource.Database)
+	}
 	if req.Resource.Table == "" {
 		if err := checkDatabaseWide(req, pooled); err != nil {
 			return Grant{}, false, err
@@ -277,6 +290,9 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 			if !slices.Contains(tbl.Columns, c) {
 				return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "no column "+c+" in table "+tbl.Name)
 			}
+		}
+		if inPool && !tbl.Shared {
+			return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "table "+tbl.Name+" of the pool's database is not shared by the pool's tenants")
 		}
 		throughFilter := tbl.Shared && pooled
 		if err := checkTable(req, tbl, pooled, throughFilter); err != nil {

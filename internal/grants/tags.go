@@ -10,6 +10,8 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/grants/pii"
+	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
 
 // EnsureTagVocabulary creates, in region's Data Catalog, the LF-tags the
@@ -149,6 +151,15 @@ func (s *Service) tenantTable(ctx context.Context, tenantID, region, table strin
 	}
 	db := pl.GlueDatabase()
 	tbl, err := s.catalog.Table(ctx, region, db, table)
+	if errors.Is(err, ErrNotFound) && pl.Kind == placement.Pooled {
+		// A pooled tenant's lake tables are the pool's shared ones: their
+		// classification (LF-tags on columns) is the table's, for every
+		// tenant of the pool, and findings only add to it.
+		pool := provisioner.PoolGlueDatabase()
+		if shared, err := s.catalog.Table(ctx, region, pool, table); err == nil && shared.Shared {
+			return pool, shared, nil
+		}
+	}
 	if err != nil {
 		return "", Table{}, fmt.Errorf("table %s.%s: %w", db, table, err)
 	}

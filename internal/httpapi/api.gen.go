@@ -1261,7 +1261,7 @@ type GrantList struct {
 type GrantResource struct {
 	Columns *[]string `json:"columns,omitempty"`
 
-	// Database The tenant's Glue database, as its stacks report it (glue_database).
+	// Database The tenant's Glue database, as its stacks report it (glue_database), or for a pooled tenant's lake tables the pool's (cairn_pool_shared).
 	Database string `json:"database"`
 
 	// Region An AWS commercial Region code.

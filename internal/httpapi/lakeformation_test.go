@@ -2,10 +2,15 @@ package httpapi_test
 
 import (
 	"context"
+	"database/sql"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awslf "github.com/aws/aws-sdk-go-v2/service/lakeformation"
+	_ "github.com/duckdb/duckdb-go/v2" // DuckDB runs the row filters
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
@@ -15,6 +20,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/grants/lakeformation/lftest"
 	"github.com/cairn-cdp/cairn/internal/grants/pii"
 	"github.com/cairn-cdp/cairn/internal/lake"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
 
 // backendsOnDouble runs fn on each backend (backendsOn) with the grants
@@ -255,6 +261,254 @@ func TestLakeTablesOnLakeFormation(t *testing.T) {
 		}
 		if got := double.Query(principal, db, "tracks"); len(got) != 1 || got[0]["properties"] != "" || got[0]["context"] != "" {
 			t.Errorf("after a sample without PII the tag grant reads %v", got)
+		}
+	})
+}
+
+// TestPooledSharedTablesOnLakeFormation: the pool's lake tables, one per
+// name in the pool's database and shared by its tenants (tenant_id), on
+// lftest: each pooled tenant's grants there resolve through its own data
+// cells filter, whose row filter is exactly tenant_id = '<its id>' (every
+// permission its principals hold on a shared table is on such a filter,
+// none on the table); what would reach past the filters (the whole
+// database, a write) is refused 400, another pool's database 403; its
+// principals read its rows only. The filters' row expressions, as Lake
+// Formation stores them, are then run by DuckDB over the rows both
+// tenants wrote: each selects exactly its tenant's rows.
+func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
+	backendsOnDouble(t, func(t *testing.T, e *env, double *lftest.Server) {
+		ctx := context.Background()
+		a, b := e.activeTenant("lf-share-a"), e.activeTenant("lf-share-b")
+		pool := provisioner.PoolGlueDatabase()
+		cols := []string{"message_id", "user_id", "traits", "tenant_id", "dt", "hh"}
+		double.AddTable(pool, "identifies", cols, map[string]string{lakeformation.SharedParameter: "true"})
+		rows := []map[string]string{
+			{"tenant_id": a, "message_id": "a1", "user_id": "ua", "traits": `{"email":"ada@example.com"}`, "dt": "2026-11-26", "hh": "10"},
+			{"tenant_id": b, "message_id": "b1", "user_id": "ub", "traits": `{"email":"bob@example.org"}`, "dt": "2026-11-26", "hh": "10"},
+			{"tenant_id": a, "message_id": "a2", "user_id": "ua", "traits": `{"email":"ada@example.com"}`, "dt": "2026-11-26", "hh": "11"},
+		}
+		double.AddRows(pool, "identifies", rows...)
+		// Each tenant's own database holds its raw zone's table.
+		for _, id := range []string{a, b} {
+			double.AddTable(outputsOf(stacksOf(t, e, id)["eu-west-1"])["glue_database"].(string), "raw_events", []string{"messageid"}, nil)
+		}
+		// The refinery classifies the shared table from a's sample: the
+		// findings are the table's.
+		schema := make([]pii.Column, len(cols))
+		for i, c := range cols {
+			schema[i] = pii.Column{Name: c, Type: "string"}
+		}
+		sample := []map[string]any{{"message_id": "a1", "user_id": "ua", "traits": `{"email":"ada@example.com"}`, "tenant_id": a}}
+		if err := e.grants.AddFindings(ctx, a, "eu-west-1", "identifies", pii.Classify(schema, sample, []string{"user_id", "email"})); err != nil {
+			t.Fatal(err)
+		}
+
+		pa, paTag, pb := "arn:aws:iam::310987654321:role/a", "arn:aws:iam::310987654321:role/a-non-pii", "arn:aws:iam::410987654321:role/b"
+		for id, ps := range map[string][]string{a: {pa, paTag}, b: {pb}} {
+			for _, p := range ps {
+				e.do("POST", "/v1/tenants/"+id+"/principals", e.admin, map[string]any{"principal": p}).want(t, 201)
+			}
+		}
+		request := func(id, principal string, res map[string]any, perms ...string) resp {
+			res["region"] = "eu-west-1"
+			if _, ok := res["database"]; !ok {
+				res["database"] = pool
+			}
+			return e.do("POST", "/v1/tenants/"+id+"/grants", e.admin, map[string]any{"principal": principal, "resource": res, "permissions": perms})
+		}
+		grant := func(id, principal string, res map[string]any, perms ...string) string {
+			t.Helper()
+			g := request(id, principal, res, perms...).want(t, 202)
+			e.waitGrant(id, g.str("id"), "active")
+			return g.str("id")
+		}
+		grant(a, pa, map[string]any{"table": "identifies"}, "SELECT", "DESCRIBE")
+		gaTag := grant(a, paTag, map[string]any{"table": "identifies", "tag": map[string]any{"cairn:pii": []string{"false"}}}, "SELECT")
+		gb := grant(b, pb, map[string]any{"table": "identifies", "columns": []string{"message_id", "tenant_id"}}, "SELECT")
+
+		// Past the filters: refused.
+		request(a, pa, map[string]any{}, "SELECT").want(t, 400)
+		request(a, pa, map[string]any{}, "DESCRIBE").want(t, 400)
+		request(a, pa, map[string]any{"tag": map[string]any{"cairn:pii": []string{"false"}}}, "SELECT").want(t, 400)
+		request(a, pa, map[string]any{"table": "identifies"}, "INSERT").want(t, 400)
+		request(a, pa, map[string]any{"table": "identifies"}, "ALTER").want(t, 400)
+		request(a, pa, map[string]any{"database": "cairn_elsewhere", "table": "identifies"}, "SELECT").want(t, 403)
+		// Nor to the pool's data-access role, which acts for every pooled
+		// tenant: its permissions would be theirs.
+		poolRole := outputsOf(stacksOf(t, e, a)["eu-west-1"])["data_access_role_arn"].(string)
+		e.do("POST", "/v1/tenants/"+a+"/principals", e.admin, map[string]any{"principal": poolRole}).want(t, 201)
+		if r := request(a, poolRole, map[string]any{"table": "identifies"}, "SELECT").want(t, 400); !strings.Contains(string(r.raw), "pool's data-access role") {
+			t.Errorf("a grant to the pool's role: %s", r.raw)
+		}
+
+		// Every permission on the pool's database is through a filter of
+		// its tenant, whose row filter is exactly the tenant's.
+		cfg := awstest.Config("eu-west-1")
+		catalog, err := lakeformation.NewCatalog(ctx, lakeformation.Config{AWS: awsclient.Settings{AWS: &cfg, EndpointURL: double.URL, MaxAttempts: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perms, err := catalog.Permissions(ctx, "eu-west-1", pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lf := awslf.NewFromConfig(cfg, func(o *awslf.Options) { o.BaseEndpoint = aws.String(double.URL) })
+		owner := map[string]string{pa: a, paTag: a, pb: b}
+		expressions := map[string][]string{} // tenant → its filters' row expressions
+		for _, p := range perms {
+			tenant := owner[p.Principal]
+			if p.CellsFilter == "" || tenant == "" {
+				t.Errorf("permission %+v on the pool's database is not through a tenant's filter", p)
+				continue
+			}
+			got, err := lf.GetDataCellsFilter(ctx, &awslf.GetDataCellsFilterInput{DatabaseName: aws.String(pool), TableName: aws.String("identifies"),
+				Name: aws.String(p.CellsFilter), TableCatalogId: aws.String(lftest.Account)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := got.DataCellsFilter
+			expr := ""
+			if f.RowFilter != nil {
+				expr = aws.ToString(f.RowFilter.FilterExpression)
+			}
+			if expr != "tenant_id = '"+tenant+"'" || !strings.HasPrefix(p.CellsFilter, grants.CellsFilterName(tenant, nil)) {
+				t.Errorf("%s holds %v through filter %s whose row filter is %q, want tenant_id = '%s'", p.Principal, p.Permissions, p.CellsFilter, expr, tenant)
+			}
+			expressions[tenant] = append(expressions[tenant], expr)
+		}
+		if len(expressions[a]) != 2 || len(expressions[b]) != 1 {
+			t.Errorf("filters' row expressions by tenant: %v, want a's 2 filters and b's 1", expressions)
+		}
+
+		// What each principal reads: its tenant's rows only.
+		for _, tc := range []struct {
+			principal string
+			want      []map[string]string
+		}{
+			{pa, []map[string]string{rows[0], rows[2]}},
+			{paTag, []map[string]string{
+				{"tenant_id": a, "message_id": "a1", "user_id": "ua", "dt": "2026-11-26", "hh": "10"},
+				{"tenant_id": a, "message_id": "a2", "user_id": "ua", "dt": "2026-11-26", "hh": "11"},
+			}},
+			{pb, []map[string]string{{"tenant_id": b, "message_id": "b1"}}},
+		} {
+			if diff := cmp.Diff(tc.want, double.Query(tc.principal, pool, "identifies")); diff != "" {
+				t.Errorf("%s reads (-want +got):\n%s", tc.principal, diff)
+			}
+		}
+
+		// DuckDB runs each stored row expression over both tenants' rows.
+		db, err := sql.Open("duckdb", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.ExecContext(ctx, "CREATE TABLE identifies (tenant_id VARCHAR, message_id VARCHAR)"); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if _, err := db.ExecContext(ctx, "INSERT INTO identifies VALUES (?, ?)", r["tenant_id"], r["message_id"]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for tenant, exprs := range expressions {
+			for _, expr := range exprs {
+				got, err := db.QueryContext(ctx, "SELECT DISTINCT tenant_id FROM identifies WHERE "+expr)
+				if err != nil {
+					t.Fatalf("DuckDB runs %q: %v", expr, err)
+				}
+				var seen []string
+				for got.Next() {
+					var id string
+					if err := got.Scan(&id); err != nil {
+						t.Fatal(err)
+					}
+					seen = append(seen, id)
+				}
+				got.Close()
+				if !slices.Equal(seen, []string{tenant}) {
+					t.Errorf("row filter %q selects the rows of %v, want %s's only", expr, seen, tenant)
+				}
+			}
+		}
+
+		// Reconciles find each tenant's permissions and none of the other's.
+		for _, id := range []string{a, b} {
+			r := e.do("POST", "/v1/tenants/"+id+"/grants/reconcile", e.admin, nil).want(t, 200)
+			if len(r.body["repaired"].([]any)) != 0 || len(r.body["unmanaged"].([]any)) != 0 {
+				t.Errorf("reconcile of %s: %s", id, r.raw)
+			}
+		}
+
+		// a moves to a dedicated database (its tables copied there): its
+		// grants and filters leave the pool; b's stay.
+		ownA := outputsOf(stacksOf(t, e, a)["eu-west-1"])["glue_database"].(string)
+		dedA := "cairn_" + a
+		double.AddTable(dedA, "identifies", cols, nil)
+		double.AddRows(dedA, "identifies", rows[0], rows[2])
+		if n, err := e.grants.Rehome(ctx, a, "eu-west-1", ownA, dedA, false); err != nil || n != 2 {
+			t.Fatalf("rehome to dedicated: %d, %v", n, err)
+		}
+		perms, err = catalog.Permissions(ctx, "eu-west-1", pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range perms {
+			if owner[p.Principal] != b {
+				t.Errorf("after a left the pool, %s holds %v on the pool's database", p.Principal, p)
+			}
+		}
+		for _, name := range []string{grants.CellsFilterName(a, nil)} {
+			if _, err := lf.GetDataCellsFilter(ctx, &awslf.GetDataCellsFilterInput{DatabaseName: aws.String(pool), TableName: aws.String("identifies"),
+				Name: aws.String(name), TableCatalogId: aws.String(lftest.Account)}); err == nil {
+				t.Errorf("a's filter %s is left in the pool", name)
+			}
+		}
+		if got := double.Query(pa, dedA, "identifies"); len(got) != 2 {
+			t.Errorf("on its dedicated database, %s reads %v", pa, got)
+		}
+		// And back: through its filters on the pool's shared table again.
+		if n, err := e.grants.Rehome(ctx, a, "eu-west-1", dedA, ownA, true); err != nil || n != 2 {
+			t.Fatalf("rehome to the pool: %d, %v", n, err)
+		}
+		if diff := cmp.Diff([]map[string]string{rows[0], rows[2]}, double.Query(pa, pool, "identifies")); diff != "" {
+			t.Errorf("back in the pool, %s reads (-want +got):\n%s", pa, diff)
+		}
+		for _, id := range []string{a, b} {
+			r := e.do("POST", "/v1/tenants/"+id+"/grants/reconcile", e.admin, nil).want(t, 200)
+			if len(r.body["repaired"].([]any)) != 0 || len(r.body["unmanaged"].([]any)) != 0 {
+				t.Errorf("reconcile of %s after the moves: %s", id, r.raw)
+			}
+		}
+
+		// A revoke takes the grant's filter out of the pool once no other
+		// grant of the tenant goes through it.
+		filterOf := func(id string) map[string]bool {
+			t.Helper()
+			out := map[string]bool{}
+			for _, name := range []string{grants.CellsFilterName(id, nil), grants.CellsFilterName(id, []string{"message_id", "tenant_id"}),
+				grants.TagCellsFilterName(id, grants.TagExpression{"cairn:pii": {"false"}})} {
+				_, err := lf.GetDataCellsFilter(ctx, &awslf.GetDataCellsFilterInput{DatabaseName: aws.String(pool), TableName: aws.String("identifies"),
+					Name: aws.String(name), TableCatalogId: aws.String(lftest.Account)})
+				out[name] = err == nil
+			}
+			return out
+		}
+		if got := filterOf(b); !got[grants.CellsFilterName(b, []string{"message_id", "tenant_id"})] {
+			t.Fatalf("b's filters before the revoke: %v", got)
+		}
+		for id, g := range map[string]string{a: gaTag, b: gb} {
+			e.do("DELETE", "/v1/tenants/"+id+"/grants/"+g, e.admin, nil).want(t, 202)
+			e.waitGrant(id, g, "revoked")
+		}
+		if got := filterOf(b); got[grants.CellsFilterName(b, []string{"message_id", "tenant_id"})] {
+			t.Errorf("b's filter is left in the pool after its grant's revoke: %v", got)
+		}
+		if got := filterOf(a); got[grants.TagCellsFilterName(a, grants.TagExpression{"cairn:pii": {"false"}})] || !got[grants.CellsFilterName(a, nil)] {
+			t.Errorf("a's filters after the revoke of its tag grant: %v, want its other grant's only", got)
+		}
+		if diff := cmp.Diff([]map[string]string{rows[0], rows[2]}, double.Query(pa, pool, "identifies")); diff != "" {
+			t.Errorf("after the revokes, %s reads (-want +got):\n%s", pa, diff)
 		}
 	})
 }

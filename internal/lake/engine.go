@@ -20,9 +20,15 @@ type Location struct {
 	Prefix        string
 	// Tenant is the tenant's ID.
 	Tenant string
-	// Database is the tenant's Glue database (its own, pooled or not), the
-	// catalog of its tables in AWS mode.
+	// Database is the tenant's Glue database (its own, pooled or not): in
+	// AWS mode, its raw and staging tables, and a dedicated tenant's clean
+	// and curated tables.
 	Database string
+	// SharedDatabase is, for a pooled tenant in AWS mode, the pool's Glue
+	// database: its clean and curated tables are shared by the pool's
+	// tenants, each tenant's rows in its own tenant_id partition ("" for
+	// a dedicated tenant).
+	SharedDatabase string
 	// WorkGroup is the Athena workgroup the tenant's queries run in: its
 	// own (dedicated) or the pool's (pooled).
 	WorkGroup string

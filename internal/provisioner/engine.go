@@ -91,6 +91,12 @@ type Engine interface {
 	EnsureDatabase(ctx context.Context, region, name, locationURI string, tags map[string]string) error
 	// DeleteDatabase deletes the Glue database; absent is not an error.
 	DeleteDatabase(ctx context.Context, region, name string) error
+	// DropTenantPartitions drops a tenant's partitions (those whose first
+	// value is its ID) of every table of the Glue database that is marked
+	// shared (parameter cairn:shared, partitioned by tenant_id first: the
+	// lake's tables a pool's tenants share). An absent database is not an
+	// error.
+	DropTenantPartitions(ctx context.Context, region, database, tenantID string) error
 	// DeleteBuckets empties (every object version) and deletes buckets that
 	// a stack retained; absent buckets are not an error.
 	DeleteBuckets(ctx context.Context, region string, buckets []string) error

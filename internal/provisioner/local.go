@@ -262,6 +262,10 @@ func (e *LocalEngine) DeleteDatabase(_ context.Context, region, name string) err
 	return err
 }
 
+// DropTenantPartitions implements Engine: the embedded lake has no
+// table shared by a pool's tenants, so there is nothing to drop.
+func (e *LocalEngine) DropTenantPartitions(context.Context, string, string, string) error { return nil }
+
 // DeleteBuckets removes retained zone directories.
 func (e *LocalEngine) DeleteBuckets(_ context.Context, region string, buckets []string) error {
 	for _, b := range buckets {

@@ -36,6 +36,10 @@ func GlueDatabase(kind Kind, tenantID string) string {
 	return templates.DedicatedGlueDatabase(tenantID)
 }
 
+// PoolGlueDatabase is the pool's Glue database of the lake tables its
+// tenants share (package lake/athena makes it at the pool's first run).
+func PoolGlueDatabase() string { return templates.PoolSharedGlueDatabase(PoolID) }
+
 // stackOutputs renames a stack's CloudFormation outputs to Cairn's keys.
 func stackOutputs(out map[string]string) map[string]string {
 	m := make(map[string]string, len(out))

@@ -430,6 +430,10 @@ func (p *Provisioner) teardown(ctx context.Context, t tenants.Tenant, pl Placeme
 		if pl.Status == StatusDeleted {
 			return true, nil
 		}
+		// Its partitions of the lake tables the pool shares go with it.
+		if err := p.engine.DropTenantPartitions(ctx, pl.Region, PoolGlueDatabase(), t.ID); err != nil {
+			return false, fmt.Errorf("the pool's shared tables: %w", err)
+		}
 		if err := p.engine.DeleteDatabase(ctx, pl.Region, glue); err != nil {
 			return false, fmt.Errorf("delete glue database: %w", err)
 		}

@@ -120,6 +120,46 @@ func tableInput(t lake.Table, location string) *gluetypes.TableInput {
 	return in
 }
 
+// sharedParameter marks a table shared by a pool's tenants (Glue table
+// parameter; grants/lakeformation.SharedParameter reads it): the grants
+// broker grants it only through each tenant's data cells filter.
+const sharedParameter = "cairn:shared"
+
+// sharedTableInput is a clean or curated table shared by a pool's tenants,
+// at location (the pool's prefix): partitioned by tenant_id, then as the
+// table is.
+func sharedTableInput(t lake.Table, location string) *gluetypes.TableInput {
+	in := tableInput(t, location)
+	in.PartitionKeys = append([]gluetypes.Column{{Name: aws.String(tenantColumn), Type: aws.String("string")}}, in.PartitionKeys...)
+	in.Parameters[sharedParameter] = "true"
+	// Athena prunes by the partition index (below) when planning.
+	in.Parameters["partition_filtering.enabled"] = "true"
+	in.Description = aws.String("Cairn " + t.Zone + " zone, shared by a pool's tenants (a partition per tenant_id)")
+	return in
+}
+
+// tenantIndex is a shared table's partition index on tenant_id: Glue and
+// Athena find one tenant's partitions of a table that holds every pooled
+// tenant's without listing them all.
+var tenantIndex = gluetypes.PartitionIndex{IndexName: aws.String("cairn_by_tenant"), Keys: []string{tenantColumn}}
+
+// ensureDatabase creates the database unless it exists.
+func ensureDatabase(ctx context.Context, g *glue.Client, name string) error {
+	_, err := g.GetDatabase(ctx, &glue.GetDatabaseInput{Name: aws.String(name)})
+	if err == nil {
+		return nil
+	}
+	if !isNotFound(err) {
+		return fmt.Errorf("glue get database %s: %w", name, err)
+	}
+	_, err = g.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: aws.String(name),
+		Description: aws.String("Cairn: the tables a pool's tenants share, a partition per tenant_id")}})
+	if err != nil && !isExists(err) {
+		return fmt.Errorf("glue create database %s: %w", name, err)
+	}
+	return nil
+}
+
 func isNotFound(err error) bool {
 	var nf *gluetypes.EntityNotFoundException
 	return errors.As(err, &nf)
@@ -138,7 +178,11 @@ func ensureTable(ctx context.Context, g *glue.Client, db string, in *gluetypes.T
 	out, err := g.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(db), Name: in.Name})
 	switch {
 	case isNotFound(err):
-		_, err = g.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: aws.String(db), TableInput: in})
+		create := &glue.CreateTableInput{DatabaseName: aws.String(db), TableInput: in}
+		if in.Parameters[sharedParameter] == "true" {
+			create.PartitionIndexes = []gluetypes.PartitionIndex{tenantIndex}
+		}
+		_, err = g.CreateTable(ctx, create)
 		if err == nil {
 			return aws.ToString(in.StorageDescriptor.Location), nil
 		}
@@ -208,6 +252,17 @@ func setPartition(ctx context.Context, g *glue.Client, db string, t *gluetypes.T
 	return old, nil
 }
 
+// addPartition creates the table's partition at location unless it
+// exists (then it is left as it is).
+func addPartition(ctx context.Context, g *glue.Client, db string, t *gluetypes.TableInput, values []string, location string) error {
+	_, err := g.CreatePartition(ctx, &glue.CreatePartitionInput{DatabaseName: aws.String(db), TableName: t.Name,
+		PartitionInput: &gluetypes.PartitionInput{Values: values, StorageDescriptor: copyStorage(t.StorageDescriptor, location)}})
+	if err != nil && !isExists(err) {
+		return fmt.Errorf("glue create partition %s %v: %w", aws.ToString(t.Name), values, err)
+	}
+	return nil
+}
+
 // dropPartition removes the table's partition, returning the location it
 // pointed at ("" when there was none).
 func dropPartition(ctx context.Context, g *glue.Client, db, table string, values []string) (string, error) {
@@ -228,10 +283,15 @@ func dropPartition(ctx context.Context, g *glue.Client, db, table string, values
 	return "", nil
 }
 
-// partitions lists a table's partitions: their values and locations.
-func partitions(ctx context.Context, g *glue.Client, db, table string) ([]gluetypes.Partition, error) {
+// partitions lists a table's partitions (those expression selects, if
+// set): their values and locations.
+func partitions(ctx context.Context, g *glue.Client, db, table, expression string) ([]gluetypes.Partition, error) {
 	var out []gluetypes.Partition
-	pages := glue.NewGetPartitionsPaginator(g, &glue.GetPartitionsInput{DatabaseName: aws.String(db), TableName: aws.String(table)})
+	in := &glue.GetPartitionsInput{DatabaseName: aws.String(db), TableName: aws.String(table)}
+	if expression != "" {
+		in.Expression = aws.String(expression)
+	}
+	pages := glue.NewGetPartitionsPaginator(g, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if isNotFound(err) {

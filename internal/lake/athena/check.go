@@ -10,14 +10,17 @@ import (
 )
 
 // Check refuses, before anything reaches Athena, a statement that is not
-// a single read-only query over the tenant's own database, with the same
+// a single read-only query over the tenant's databases, with the same
 // reasons (lake.Refused*) as the embedded sandbox. Accepted are SELECT
 // and WITH queries (maybe parenthesized), as in the sandbox, so that a
 // query valid in one mode is valid in the other; SHOW, DESCRIBE and
 // EXPLAIN are refused too (EXPLAIN ANALYZE runs its statement, and their
-// answers are not results). A table may be named alone or qualified by
-// the tenant's database (and the AwsDataCatalog catalog); a name
-// qualified by any other database is refused.
+// answers are not results). A table may be named alone (it is looked up
+// in databases[0], the query's context) or qualified by one of databases
+// (and the AwsDataCatalog catalog); a name qualified by any other
+// database is refused. A dedicated tenant's databases are its own; a
+// pooled tenant's are the pool's (its clean and curated tables, shared
+// by the pool's tenants) and its own (its raw and staging tables).
 //
 // It reads tokens, not a grammar: comments, string literals and quoted
 // identifiers cannot fool it, and it refuses no valid query of the
@@ -26,7 +29,10 @@ import (
 // boundary: the query runs with the tenant's own credentials, and Lake
 // Formation and the tenant's session policy refuse what is not the
 // tenant's whatever the statement says.
-func Check(database, sql string, maxSQL int) error {
+func Check(databases []string, sql string, maxSQL int) error {
+	if len(databases) == 0 {
+		return lake.Refuse(lake.RefusedOtherTenant, "The tenant has no database to query.")
+	}
 	if len(sql) > maxSQL {
 		return lake.Refuse(lake.RefusedTooLong, fmt.Sprintf("The statement is %d bytes long; at most %d are accepted.", len(sql), maxSQL))
 	}
@@ -64,13 +70,13 @@ func Check(database, sql string, maxSQL int) error {
 		return lake.Refuse(lake.RefusedNotSelect, first+" is refused: send one SELECT (or WITH) statement.")
 	}
 	for _, name := range relations(toks) {
-		if !ownTable(database, name) {
+		if !slices.ContainsFunc(databases, func(db string) bool { return ownTable(db, name) }) {
 			parts := make([]string, len(name))
 			for i, p := range name {
 				parts[i] = p.text
 			}
-			return lake.Refuse(lake.RefusedOtherTenant, fmt.Sprintf("%s: name tables alone (%s), or in the tenant's database %s: a query sees its tenant's own tables only.",
-				strings.Join(parts, "."), name[len(name)-1].text, database))
+			return lake.Refuse(lake.RefusedOtherTenant, fmt.Sprintf("%s: name tables alone (%s), or in the tenant's databases %s: a query sees its tenant's own tables only.",
+				strings.Join(parts, "."), name[len(name)-1].text, strings.Join(databases, " or ")))
 		}
 	}
 	return nil

@@ -68,8 +68,25 @@ func TestCheck(t *testing.T) {
 		{"SELECT * FROM information_schema.tables", lake.RefusedOtherTenant},
 		{"SELECT * FROM " + strings.Repeat("x", lake.DefaultMaxSQL), lake.RefusedTooLong},
 	}
+	// A pooled tenant's: the pool's database, where its queries run, and
+	// its own.
+	pooled := []string{"cairn_pool_shared", "cairn_pool_ten_abc"}
+	for _, c := range []struct{ sql, reason string }{
+		{"SELECT count(*) FROM tracks", ""},
+		{"SELECT * FROM cairn_pool_shared.tracks t JOIN awsdatacatalog.cairn_pool_shared.profile_traits p ON t.profile_id = p.profile_id", ""},
+		{"SELECT * FROM cairn_pool_ten_abc.raw_events", ""},
+		{"SELECT * FROM cairn_pool_ten_other.raw_events", lake.RefusedOtherTenant},
+		{"SELECT * FROM cairn_ten_abc.tracks", lake.RefusedOtherTenant},
+		{"SELECT * FROM tracks t JOIN cairn_pool_other_shared.tracks o ON t.message_id = o.message_id", lake.RefusedOtherTenant},
+		{`SELECT * FROM "cairn_pool_shared"."tracks" UNION ALL SELECT * FROM "cairn_pool_ten_xyz"."tracks"`, lake.RefusedOtherTenant},
+	} {
+		err := athena.Check(pooled, c.sql, lake.DefaultMaxSQL)
+		if got := refusedFor(err); got != c.reason {
+			t.Errorf("pooled %q: refused for %q (%v), want %q", c.sql, got, err, c.reason)
+		}
+	}
 	for _, c := range cases {
-		err := athena.Check(db, c.sql, lake.DefaultMaxSQL)
+		err := athena.Check([]string{db}, c.sql, lake.DefaultMaxSQL)
 		var refusal *lake.QueryRefusal
 		switch {
 		case c.reason == "" && err != nil:
@@ -81,4 +98,16 @@ func TestCheck(t *testing.T) {
 			t.Errorf("%q: refused for %s (%s), want %s", c.sql, refusal.Reason, refusal.Message, c.reason)
 		}
 	}
+}
+
+// refusedFor is the reason of a refusal, "" for none.
+func refusedFor(err error) string {
+	var refusal *lake.QueryRefusal
+	if errors.As(err, &refusal) {
+		return refusal.Reason
+	}
+	if err != nil {
+		return "not a refusal: " + err.Error()
+	}
+	return ""
 }

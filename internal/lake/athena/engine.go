@@ -1,27 +1,40 @@
 // Package athena is AWS mode's lake engine: the transformations run as
 // Athena SQL (lake.Athena, Athena engine version 3) in the tenant's
 // workgroup (the pool's for a pooled tenant), never in Cairn's process,
-// over tables of the tenant's Glue database. Tenants' own SQL runs there
-// too, through Querier, signed with the tenant's credentials.
+// over tables of the Glue Data Catalog. Tenants' own SQL runs there too,
+// through Querier, signed with the tenant's credentials.
 //
 // # Layout
 //
-// Every tenant, dedicated or pooled, has its tables in its own Glue
-// database (Location.Database: cairn_<tenant> or cairn_<pool>_<tenant>,
-// which the provisioner makes), not in shared pool tables with a
-// tenant_id partition: the pool's data-access role and each pooled
-// tenant's session policy already confine a tenant to its database, Lake
-// Formation grants name a database's tables with no data cells filter to
-// get wrong, and one tenant's refine never rewrites metadata another
-// tenant's queries read. Under Location.Prefix of the zone buckets:
+// A dedicated tenant has all its tables in its own Glue database
+// (Location.Database, cairn_<tenant>). A pooled tenant has its raw and
+// staging tables in its own database (cairn_<pool>_<tenant>, which the
+// provisioner makes), and its clean and curated tables are the pool's:
+// one table per name in the pool's database (Location.SharedDatabase,
+// cairn_<pool>_shared), shared by every tenant of the pool, partitioned
+// by tenant_id first and marked shared (table parameter cairn:shared =
+// true), so that the grants broker grants them only through each
+// tenant's data cells filter (tenant_id = '<tenant id>'). The engine
+// creates the pool's database when it is missing, at a pooled tenant's
+// first run: it needs no stack change, exists only once a pool has a
+// lake, and its name follows from the pool's ID alone. A pooled tenant's
+// runs read only the rows of its tenant_id partitions (every statement
+// over a shared table carries tenant_id = '<tenant id>') and swap only
+// those partitions; its data stays under its prefix of the pool's
+// buckets. Clean and curated tables a pooled tenant still has in its own
+// database (from before the pool shared them) become its partitions of
+// the shared tables at its next run (adoptOwnTables). Under
+// Location.Prefix of the zone buckets:
 //
 //   - raw_events, a JSON table over the raw bucket's events/ (partitions
 //     dt, hh registered as they are refined);
-//   - the clean tables (tracks, identifies, ...), partitioned by dt and hh,
-//     each partition at clean/events/dt=D/hh=H/<version>/event_type=<type>/:
-//     a refine is one UNLOAD of CleanEvents partitioned by event type, one
-//     scan of the raw partition for the six tables;
-//   - the curated tables at curated/<table>/<version>/;
+//   - the clean tables (tracks, identifies, ...), partitioned by dt and hh
+//     (tenant_id, dt, hh when shared), each partition at
+//     clean/events/dt=D/hh=H/<version>/event_type=<type>/: a refine is
+//     one UNLOAD of CleanEvents partitioned by event type, one scan of
+//     the raw partition for the six tables;
+//   - the curated tables at curated/<table>/<version>/ (a shared table's
+//     tenant_id partition there);
 //   - cairn_stage_<relation>, JSON tables over curated/_stage/<relation>/,
 //     partitioned by run: the relations Cairn holds (the profile store's
 //     snapshot, the erased-ID filter, the raw objects' arrival times),
@@ -32,7 +45,8 @@
 //
 // UNLOAD writes into a new versioned prefix (it refuses a non-empty one);
 // then one Glue call points the partition (UpdatePartition) or the curated
-// table (UpdateTable) at it, and the versions older than it are deleted.
+// table (UpdateTable; UpdatePartition of the tenant's partition when
+// shared) at it, and the versions older than it are deleted.
 // A query sees a partition's old rows or its new ones, never a mix; a
 // query planned before the swap and still reading when the old version is
 // deleted fails, and is retried by its caller. A run cut short leaves a
@@ -65,6 +79,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/athena"
 	athenatypes "github.com/aws/aws-sdk-go-v2/service/athena/types"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
+	gluetypes "github.com/aws/aws-sdk-go-v2/service/glue/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -143,18 +158,29 @@ func (e *Engine) Dialect() lake.Dialect { return lake.Athena }
 
 // tenant is one call's clients and location.
 type tenant struct {
-	e      *Engine
-	loc    lake.Location
-	s3     *s3.Client
-	glue   *glue.Client
-	athena *athena.Client
+	e   *Engine
+	loc lake.Location
+	sc  scope
+	// context is the database of the tenant's query executions (Athena's
+	// QueryExecutionContext): the engine's statements name every table
+	// with its database.
+	context string
+	s3      *s3.Client
+	glue    *glue.Client
+	athena  *athena.Client
 }
 
 func (e *Engine) tenant(loc lake.Location) (*tenant, error) {
 	if loc.Database == "" || loc.WorkGroup == "" || loc.RawBucket == "" || loc.CleanBucket == "" || loc.CuratedBucket == "" {
 		return nil, fmt.Errorf("athena engine: tenant %s: location lacks its database, workgroup or buckets", loc.Tenant)
 	}
-	t := &tenant{e: e, loc: loc}
+	t := &tenant{e: e, loc: loc, sc: scope{db: loc.Database, tables: loc.Database}, context: loc.Database}
+	if loc.Pooled {
+		if loc.SharedDatabase == "" || loc.SharedDatabase == loc.Database || poolRoot(loc) == "" {
+			return nil, fmt.Errorf("athena engine: pooled tenant %s: location lacks the pool's database or its prefix", loc.Tenant)
+		}
+		t.sc.tables, t.sc.tenant = loc.SharedDatabase, loc.Tenant
+	}
 	var err error
 	if t.s3, err = e.s3.Client(loc.Region); err != nil {
 		return nil, fmt.Errorf("athena engine: %w", err)
@@ -283,13 +309,13 @@ func cleanPartitionPrefix(loc lake.Location, p lake.Partition) string {
 // the new version has no file for it), then deletes the table's older
 // versions of the partition.
 func (t *tenant) swapClean(ctx context.Context, tbl lake.Table, p lake.Partition, dir string, filled bool) error {
-	values := []string{p.Date, p.Hour}
-	in := tableInput(tbl, s3URL(t.loc.CleanBucket, t.loc.Prefix+tbl.Name+"/"))
+	values := t.values(p.Date, p.Hour)
+	in := t.tableInput(tbl, t.loc.CleanBucket, t.loc.Prefix+tbl.Name+"/")
 	if filled {
-		if _, err := setPartition(ctx, t.glue, t.loc.Database, in, values, s3URL(t.loc.CleanBucket, dir)); err != nil {
+		if _, err := setPartition(ctx, t.glue, t.sc.tables, in, values, s3URL(t.loc.CleanBucket, dir)); err != nil {
 			return err
 		}
-	} else if _, err := dropPartition(ctx, t.glue, t.loc.Database, tbl.Name, values); err != nil {
+	} else if _, err := dropPartition(ctx, t.glue, t.sc.tables, tbl.Name, values); err != nil {
 		return err
 	}
 	// dir is <partition>/<version>/event_type=<type>/: delete this type's
@@ -310,15 +336,21 @@ func (t *tenant) swapClean(ctx context.Context, tbl lake.Table, p lake.Partition
 	return t.delete(ctx, t.loc.CleanBucket, stale)
 }
 
-// ensureCatalog creates the raw, clean and staging tables when missing.
-// Curated tables are made by Curate, at their first version.
+// ensureCatalog creates the raw, clean and staging tables when missing
+// (and, for a pooled tenant, the pool's database). Curated tables are
+// made by Curate, at their first version.
 func (t *tenant) ensureCatalog(ctx context.Context) error {
 	db := t.loc.Database
+	if t.sc.tenant != "" {
+		if err := ensureDatabase(ctx, t.glue, t.sc.tables); err != nil {
+			return err
+		}
+	}
 	if _, err := ensureTable(ctx, t.glue, db, rawTableInput(t.loc), false); err != nil {
 		return err
 	}
 	for _, tbl := range lake.TablesIn(lake.ZoneClean) {
-		if _, err := ensureTable(ctx, t.glue, db, tableInput(tbl, s3URL(t.loc.CleanBucket, t.loc.Prefix+tbl.Name+"/")), false); err != nil {
+		if _, err := ensureTable(ctx, t.glue, t.sc.tables, t.tableInput(tbl, t.loc.CleanBucket, t.loc.Prefix+tbl.Name+"/"), false); err != nil {
 			return err
 		}
 	}
@@ -326,6 +358,71 @@ func (t *tenant) ensureCatalog(ctx context.Context) error {
 		if _, err := ensureTable(ctx, t.glue, db, stageTableInput(t.loc, rel), false); err != nil {
 			return err
 		}
+	}
+	if t.sc.tenant != "" {
+		return t.adoptOwnTables(ctx)
+	}
+	return nil
+}
+
+// adoptOwnTables moves a pooled tenant's clean and curated tables that
+// are still in its own database (where its lake tables were before the
+// pool shared them) into the pool's shared tables: each of their
+// partitions (a curated table's location) becomes the tenant's partition
+// of the shared table, unless the tenant has that one already, and the
+// table is then dropped. The data stays where it is, under the tenant's
+// prefix. It costs one GetTables call once there is nothing left to move.
+func (t *tenant) adoptOwnTables(ctx context.Context) error {
+	own := t.loc.Database
+	var found []gluetypes.Table
+	pages := glue.NewGetTablesPaginator(t.glue, &glue.GetTablesInput{DatabaseName: aws.String(own)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("glue get tables %s: %w", own, err)
+		}
+		for _, gt := range page.TableList {
+			if tbl, ok := lake.TableNamed(aws.ToString(gt.Name)); ok && (tbl.Zone == lake.ZoneClean || tbl.Zone == lake.ZoneCurated) {
+				found = append(found, gt)
+			}
+		}
+	}
+	for _, gt := range found {
+		tbl, _ := lake.TableNamed(aws.ToString(gt.Name))
+		bucket := t.loc.CleanBucket
+		if tbl.Zone == lake.ZoneCurated {
+			bucket = t.loc.CuratedBucket
+		}
+		in := t.tableInput(tbl, bucket, "")
+		if _, err := ensureTable(ctx, t.glue, t.sc.tables, in, false); err != nil {
+			return err
+		}
+		if len(gt.PartitionKeys) == 0 {
+			if sd := gt.StorageDescriptor; sd != nil && aws.ToString(sd.Location) != "" {
+				if err := addPartition(ctx, t.glue, t.sc.tables, in, t.values(), aws.ToString(sd.Location)); err != nil {
+					return err
+				}
+			}
+		} else {
+			parts, err := partitions(ctx, t.glue, own, tbl.Name, "")
+			if err != nil {
+				return err
+			}
+			for _, p := range parts {
+				if len(p.Values) != len(gt.PartitionKeys) || p.StorageDescriptor == nil {
+					continue
+				}
+				if err := addPartition(ctx, t.glue, t.sc.tables, in, t.values(p.Values...), aws.ToString(p.StorageDescriptor.Location)); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := t.glue.DeleteTable(ctx, &glue.DeleteTableInput{DatabaseName: aws.String(own), Name: gt.Name})
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("glue delete table %s.%s: %w", own, tbl.Name, err)
+		}
+		t.e.cfg.Logger.InfoContext(ctx, "lake table moved into the pool's shared table", "tenant_id", t.loc.Tenant,
+			"from", own+"."+tbl.Name, "to", t.sc.tables+"."+tbl.Name)
 	}
 	return nil
 }
@@ -358,7 +455,7 @@ func (e *Engine) Curate(ctx context.Context, in lake.CurateInput) ([]lake.TableS
 	tables := lake.TablesIn(lake.ZoneCurated)
 	queries := make([]string, len(tables))
 	for i, tbl := range tables {
-		if queries[i], err = curateSQL(t.loc.Database, tbl, run, s3URL(t.loc.CuratedBucket, t.loc.Prefix+tbl.Name+"/"+version+"/")); err != nil {
+		if queries[i], err = curateSQL(t.sc, tbl, run, s3URL(t.loc.CuratedBucket, t.loc.Prefix+tbl.Name+"/"+version+"/")); err != nil {
 			return nil, err
 		}
 	}
@@ -379,12 +476,19 @@ func (e *Engine) Curate(ctx context.Context, in lake.CurateInput) ([]lake.TableS
 	return out, nil
 }
 
-// swapCurated points a curated table at its new version (creating the
-// table at its first) and deletes the older versions.
+// swapCurated points a curated table (a shared one's tenant partition) at
+// its new version, creating the table at its first, and deletes the older
+// versions.
 func (t *tenant) swapCurated(ctx context.Context, tbl lake.Table, version string) (lake.TableStats, error) {
 	root := t.loc.Prefix + tbl.Name + "/"
-	if _, err := ensureTable(ctx, t.glue, t.loc.Database, tableInput(tbl, s3URL(t.loc.CuratedBucket, root+version+"/")), false); err != nil {
+	in := t.tableInput(tbl, t.loc.CuratedBucket, root+version+"/")
+	if _, err := ensureTable(ctx, t.glue, t.sc.tables, in, false); err != nil {
 		return lake.TableStats{}, err
+	}
+	if t.sc.tenant != "" {
+		if _, err := setPartition(ctx, t.glue, t.sc.tables, in, t.values(), s3URL(t.loc.CuratedBucket, root+version+"/")); err != nil {
+			return lake.TableStats{}, err
+		}
 	}
 	objects, err := t.list(ctx, t.loc.CuratedBucket, root)
 	if err != nil {
@@ -419,8 +523,7 @@ func (e *Engine) Purge(ctx context.Context, in lake.PurgeInput) ([]lake.PurgeRes
 		return nil, nil, fmt.Errorf("purge: %w", err)
 	}
 	defer t.unstage(run, rels)
-	db := t.loc.Database
-	id, err := t.query(ctx, purgeHitsSQL(db, run))
+	id, err := t.query(ctx, purgeHitsSQL(t.sc, run))
 	if err != nil {
 		return nil, nil, fmt.Errorf("purge: %w", err)
 	}
@@ -448,7 +551,7 @@ func (e *Engine) Purge(ctx context.Context, in lake.PurgeInput) ([]lake.PurgeRes
 	}
 	queries := make([]string, len(hits))
 	for i, h := range hits {
-		queries[i] = purgeRewriteSQL(db, h.table, h.p, run, s3URL(t.loc.CleanBucket, h.dir))
+		queries[i] = purgeRewriteSQL(t.sc, h.table, h.p, run, s3URL(t.loc.CleanBucket, h.dir))
 	}
 	if err := t.queryAll(ctx, queries); err != nil {
 		return nil, nil, fmt.Errorf("purge: %w", err)
@@ -481,17 +584,16 @@ func (e *Engine) Purge(ctx context.Context, in lake.PurgeInput) ([]lake.PurgeRes
 		if len(tbl.ProfileColumns()) == 0 {
 			continue
 		}
-		_, err := t.glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(db), Name: aws.String(tbl.Name)})
-		if isNotFound(err) {
-			continue
-		}
+		location, err := t.curatedLocation(ctx, tbl)
 		if err != nil {
-			return nil, nil, fmt.Errorf("purge: glue get table %s: %w", tbl.Name, err)
+			return nil, nil, fmt.Errorf("purge: %w", err)
 		}
-		existing = append(existing, tbl)
+		if location != "" {
+			existing = append(existing, tbl)
+		}
 	}
 	if len(existing) > 0 {
-		id, err := t.query(ctx, purgeCuratedSQL(db, run, existing))
+		id, err := t.query(ctx, purgeCuratedSQL(t.sc, run, existing))
 		if err != nil {
 			return nil, nil, fmt.Errorf("purge: %w", err)
 		}
@@ -521,12 +623,12 @@ func (e *Engine) Stats(ctx context.Context, loc lake.Location) ([]lake.TableStat
 	var clean, curated []lake.Table
 	for _, tbl := range lake.Tables {
 		if tbl.Partitioned {
-			parts, err := partitions(ctx, t.glue, loc.Database, tbl.Name)
+			parts, err := t.partitions(ctx, tbl.Name)
 			if err != nil {
 				return nil, fmt.Errorf("stats: %w", err)
 			}
 			for _, p := range parts {
-				if len(p.Values) != 2 || p.StorageDescriptor == nil {
+				if p.StorageDescriptor == nil {
 					continue
 				}
 				bytes, err := t.sizeAt(ctx, aws.ToString(p.StorageDescriptor.Location))
@@ -540,14 +642,14 @@ func (e *Engine) Stats(ctx context.Context, loc lake.Location) ([]lake.TableStat
 			}
 			continue
 		}
-		got, err := t.glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(loc.Database), Name: aws.String(tbl.Name)})
-		if isNotFound(err) {
+		location, err := t.curatedLocation(ctx, tbl)
+		if err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		if location == "" {
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("stats: glue get table %s: %w", tbl.Name, err)
-		}
-		bytes, err := t.sizeAt(ctx, aws.ToString(got.Table.StorageDescriptor.Location))
+		bytes, err := t.sizeAt(ctx, location)
 		if err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}
@@ -569,7 +671,7 @@ func (e *Engine) Sample(ctx context.Context, loc lake.Location, tbl lake.Table, 
 	if err != nil {
 		return nil, err
 	}
-	id, err := t.query(ctx, sampleSQL(loc.Database, tbl, partitions, limit))
+	id, err := t.query(ctx, sampleSQL(t.sc, tbl, partitions, limit))
 	if err != nil {
 		return nil, fmt.Errorf("sample %s: %w", tbl.Name, err)
 	}
@@ -596,7 +698,7 @@ func (t *tenant) countInto(ctx context.Context, stats []lake.TableStats, clean [
 	if len(clean)+len(curated) == 0 {
 		return nil
 	}
-	id, err := t.query(ctx, countSQL(t.loc.Database, clean, p, curated))
+	id, err := t.query(ctx, countSQL(t.sc, clean, p, curated))
 	if err != nil {
 		return err
 	}
@@ -623,6 +725,92 @@ func (t *tenant) countInto(ctx context.Context, stats []lake.TableStats, clean [
 		}
 	}
 	return nil
+}
+
+// values are a clean partition's values (date, hour) or a curated
+// table's (none), behind the tenant's ID when the table is shared.
+func (t *tenant) values(v ...string) []string {
+	if t.sc.tenant == "" {
+		return v
+	}
+	return append([]string{t.sc.tenant}, v...)
+}
+
+// tableInput is a clean or curated table, at bucket's key for a
+// dedicated tenant's; a shared table is partitioned by tenant_id first,
+// marked shared and located at the pool's prefix of bucket, the same for
+// every tenant of the pool (its partitions say where each tenant's rows
+// are).
+func (t *tenant) tableInput(tbl lake.Table, bucket, key string) *gluetypes.TableInput {
+	if t.sc.tenant == "" {
+		return tableInput(tbl, s3URL(bucket, key))
+	}
+	return sharedTableInput(tbl, s3URL(bucket, poolRoot(t.loc)))
+}
+
+// poolRoot is the pool's prefix, under which each tenant's Prefix is:
+// "tenants/" of "tenants/<id>/" ("" if the prefix is not so).
+func poolRoot(loc lake.Location) string {
+	root, ok := strings.CutSuffix(loc.Prefix, loc.Tenant+"/")
+	if !ok || loc.Tenant == "" || root == "" {
+		return ""
+	}
+	return root
+}
+
+// partitions lists a clean table's partitions of the tenant, their
+// values the partition's date and hour: of a shared table, those with
+// the tenant's ID (the Glue expression selects them, and what comes
+// back is checked all the same).
+func (t *tenant) partitions(ctx context.Context, table string) ([]gluetypes.Partition, error) {
+	expr := ""
+	if t.sc.tenant != "" {
+		expr = t.sc.own()
+	}
+	all, err := partitions(ctx, t.glue, t.sc.tables, table, expr)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, p := range all {
+		if t.sc.tenant != "" {
+			if len(p.Values) != 3 || p.Values[0] != t.sc.tenant {
+				continue
+			}
+			p.Values = p.Values[1:]
+		}
+		if len(p.Values) == 2 {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// curatedLocation is where a curated table's rows (the tenant's
+// partition's, for a shared table) are, "" when it has none.
+func (t *tenant) curatedLocation(ctx context.Context, tbl lake.Table) (string, error) {
+	if t.sc.tenant != "" {
+		got, err := t.glue.GetPartition(ctx, &glue.GetPartitionInput{DatabaseName: aws.String(t.sc.tables), TableName: aws.String(tbl.Name),
+			PartitionValues: t.values()})
+		if isNotFound(err) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("glue get partition %s %v: %w", tbl.Name, t.values(), err)
+		}
+		if got.Partition.StorageDescriptor == nil {
+			return "", nil
+		}
+		return aws.ToString(got.Partition.StorageDescriptor.Location), nil
+	}
+	got, err := t.glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(t.sc.tables), Name: aws.String(tbl.Name)})
+	if isNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("glue get table %s: %w", tbl.Name, err)
+	}
+	return aws.ToString(got.Table.StorageDescriptor.Location), nil
 }
 
 // query starts a query execution in the tenant's workgroup and database
@@ -664,7 +852,7 @@ func (t *tenant) start(ctx context.Context, sql string) (string, error) {
 	in := &athena.StartQueryExecutionInput{
 		QueryString:           aws.String(sql),
 		WorkGroup:             aws.String(t.loc.WorkGroup),
-		QueryExecutionContext: &athenatypes.QueryExecutionContext{Catalog: aws.String("AwsDataCatalog"), Database: aws.String(t.loc.Database)},
+		QueryExecutionContext: &athenatypes.QueryExecutionContext{Catalog: aws.String("AwsDataCatalog"), Database: aws.String(t.context)},
 		// The same token on the SDK's retries: a start whose answer was
 		// lost is not run twice.
 		ClientRequestToken: aws.String(ids.Random(20)),

@@ -138,6 +138,8 @@ func newFixture(t *testing.T, pooled bool) *fixture {
 		CuratedBucket: "cairn-curated-" + suffix, Database: "cairn_" + id, WorkGroup: "cairn-" + id}
 	if pooled {
 		f.loc.Prefix, f.loc.Pooled, f.loc.Database, f.loc.WorkGroup = "tenants/"+id+"/", true, "cairn_pool_"+id, "cairn-pool-"+suffix
+		// The engine makes the pool's database at the first run.
+		f.loc.SharedDatabase = "cairn_pool" + suffix + "_shared"
 	}
 	for _, b := range []string{f.loc.RawBucket, f.loc.CleanBucket, f.loc.CuratedBucket} {
 		if _, err := f.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b),
@@ -235,9 +237,43 @@ func (f *fixture) keys(t *testing.T, bucket, prefix string) []string {
 	return out
 }
 
+// sibling is another pooled tenant of f's pool (f pooled): the pool's
+// buckets, workgroup and shared database, its own prefix and database.
+func (f *fixture) sibling(t *testing.T) lake.Location {
+	t.Helper()
+	id := "ten_" + strings.ToLower(ids.Random(5))
+	loc := f.loc
+	loc.Tenant, loc.Prefix, loc.Database = id, "tenants/"+id+"/", "cairn_pool_"+id
+	if _, err := f.glue.CreateDatabase(context.Background(), &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: aws.String(loc.Database)}}); err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// tables is the database of loc's clean and curated tables.
+func tables(loc lake.Location) string {
+	if loc.SharedDatabase != "" {
+		return loc.SharedDatabase
+	}
+	return loc.Database
+}
+
+// of is the database a table of loc is in, and the values of its
+// partition that has values (a shared table's start with the tenant).
+func of(loc lake.Location, table string, values []string) (string, []string) {
+	if table == "raw_events" || strings.HasPrefix(table, "cairn_stage_") {
+		return loc.Database, values
+	}
+	if loc.SharedDatabase != "" {
+		return loc.SharedDatabase, append([]string{loc.Tenant}, values...)
+	}
+	return loc.Database, values
+}
+
 func (f *fixture) table(t *testing.T, name string) *gluetypes.Table {
 	t.Helper()
-	out, err := f.glue.GetTable(context.Background(), &glue.GetTableInput{DatabaseName: aws.String(f.loc.Database), Name: aws.String(name)})
+	db, _ := of(f.loc, name, nil)
+	out, err := f.glue.GetTable(context.Background(), &glue.GetTableInput{DatabaseName: aws.String(db), Name: aws.String(name)})
 	if err != nil {
 		t.Fatalf("table %s: %v", name, err)
 	}
@@ -247,7 +283,15 @@ func (f *fixture) table(t *testing.T, name string) *gluetypes.Table {
 // partition returns a partition's location, "" when there is none.
 func (f *fixture) partition(t *testing.T, table string, values ...string) string {
 	t.Helper()
-	out, err := f.glue.GetPartition(context.Background(), &glue.GetPartitionInput{DatabaseName: aws.String(f.loc.Database),
+	return partitionOf(t, f.glue, f.loc, table, values...)
+}
+
+// partitionOf returns the location of loc's partition of a table, ""
+// when there is none.
+func partitionOf(t *testing.T, g *glue.Client, loc lake.Location, table string, values ...string) string {
+	t.Helper()
+	db, values := of(loc, table, values)
+	out, err := g.GetPartition(context.Background(), &glue.GetPartitionInput{DatabaseName: aws.String(db),
 		TableName: aws.String(table), PartitionValues: values})
 	var nf *gluetypes.EntityNotFoundException
 	if errors.As(err, &nf) {
@@ -384,8 +428,15 @@ func testEngine(t *testing.T, pooled bool) {
 		if got := columnsOf(gt.StorageDescriptor.Columns); got != wantColumns(tbl) {
 			t.Errorf("%s columns\n got %s\nwant %s", tbl.Name, got, wantColumns(tbl))
 		}
-		if got := columnsOf(gt.PartitionKeys); got != "dt string, hh string" {
+		wantKeys, wantShared := "dt string, hh string", ""
+		if pooled {
+			wantKeys, wantShared = "tenant_id string, dt string, hh string", "true"
+		}
+		if got := columnsOf(gt.PartitionKeys); got != wantKeys {
 			t.Errorf("%s partition keys %s", tbl.Name, got)
+		}
+		if got := gt.Parameters[athena.SharedParameter]; got != wantShared {
+			t.Errorf("%s %s = %q", tbl.Name, athena.SharedParameter, got)
 		}
 		if got := aws.ToString(gt.StorageDescriptor.SerdeInfo.SerializationLibrary); !strings.Contains(got, "ParquetHiveSerDe") {
 			t.Errorf("%s SerDe %s", tbl.Name, got)
@@ -448,16 +499,29 @@ func testEngine(t *testing.T, pooled bool) {
 		if got := columnsOf(gt.StorageDescriptor.Columns); got != wantColumns(tbl) {
 			t.Errorf("%s columns\n got %s\nwant %s", tbl.Name, got, wantColumns(tbl))
 		}
-		if got := aws.ToString(gt.StorageDescriptor.Location); !strings.HasPrefix(got, "s3://"+loc.CuratedBucket+"/"+loc.Prefix+tbl.Name+"/v") {
+		got := aws.ToString(gt.StorageDescriptor.Location)
+		if pooled {
+			if keys := columnsOf(gt.PartitionKeys); keys != "tenant_id string" || gt.Parameters[athena.SharedParameter] != "true" {
+				t.Errorf("%s partition keys %s, parameters %v", tbl.Name, keys, gt.Parameters)
+			}
+			got = f.partition(t, tbl.Name)
+		}
+		if !strings.HasPrefix(got, "s3://"+loc.CuratedBucket+"/"+loc.Prefix+tbl.Name+"/v") {
 			t.Errorf("%s at %s", tbl.Name, got)
 		}
 	}
-	before := aws.ToString(f.table(t, "id_graph").StorageDescriptor.Location)
+	curatedAt := func(name string) string {
+		if pooled {
+			return f.partition(t, name)
+		}
+		return aws.ToString(f.table(t, name).StorageDescriptor.Location)
+	}
+	before := curatedAt("id_graph")
 	f.results(t, append(answers, count)...)
 	if _, err := f.engine.Curate(ctx, lake.CurateInput{Tenant: loc.Tenant, Location: loc, Snapshot: snapshot}); err != nil {
 		t.Fatal(err)
 	}
-	after := aws.ToString(f.table(t, "id_graph").StorageDescriptor.Location)
+	after := curatedAt("id_graph")
 	if after == before {
 		t.Error("a second curate left id_graph at its version")
 	}
@@ -697,7 +761,248 @@ func TestEngineSample(t *testing.T) {
 	}
 	qs := f.script.queries()
 	if len(qs) != 1 || qs[0].WorkGroup != f.loc.WorkGroup || qs[0].Database != f.loc.Database ||
-		!strings.Contains(qs[0].SQL, `FROM "`+f.loc.Database+`"."tracks" WHERE (dt = '2026-11-26' AND hh = '10') LIMIT 5`) {
+		!strings.Contains(qs[0].SQL, `FROM "`+f.loc.SharedDatabase+`"."tracks" WHERE tenant_id = '`+f.loc.Tenant+`' AND ((dt = '2026-11-26' AND hh = '10')) LIMIT 5`) {
 		t.Fatalf("queries: %+v", qs)
+	}
+}
+
+// TestEnginePooledTenantsShareTables: two pooled tenants of one pool have
+// one table per name in the pool's database, a partition each keyed by
+// its tenant_id, its objects under its own prefix; one tenant's refine,
+// curate and purge read only its rows and leave the other's partitions
+// and objects as they were; its stats see only its partitions.
+func TestEnginePooledTenantsShareTables(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, true)
+	a, b := f.loc, f.sibling(t)
+	// Glue's CreateTable requests, by database and table: their
+	// partition indexes (moto keeps none).
+	var mu sync.Mutex
+	indexes := map[string]string{}
+	f.script.around = func(req *http.Request, next func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+		if req.Header.Get("X-Amz-Target") == "AWSGlue.CreateTable" {
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				return nil, err
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			var in struct {
+				DatabaseName     string
+				TableInput       struct{ Name string }
+				PartitionIndexes []struct {
+					IndexName string
+					Keys      []string
+				}
+			}
+			if err := json.Unmarshal(body, &in); err != nil {
+				return nil, err
+			}
+			var keys []string
+			for _, i := range in.PartitionIndexes {
+				keys = append(keys, i.IndexName+"("+strings.Join(i.Keys, ",")+")")
+			}
+			mu.Lock()
+			indexes[in.DatabaseName+"."+in.TableInput.Name] += strings.Join(keys, ";") + "|"
+			mu.Unlock()
+		}
+		return next(req)
+	}
+	refine := func(loc lake.Location, rows string) {
+		t.Helper()
+		f.put(t, loc.RawBucket, loc.Prefix+"events/dt=2026-11-26/hh=10/a.ndjson.gz", "x")
+		parts, err := f.engine.RawPartitions(ctx, loc)
+		if err != nil || len(parts) != 1 {
+			t.Fatal(parts, err)
+		}
+		f.script.files = func(string) map[string]string { return map[string]string{"event_type=track/part-0.parquet": rows} }
+		f.results(t, nil, [][]string{countHeader, {"tracks", "2026-11-26", "10", "1"}})
+		if _, err := f.engine.Refine(ctx, lake.RefineInput{Tenant: loc.Tenant, Location: loc, Partition: parts[0], Snapshot: snapshot}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refine(a, "a's rows")
+	refine(b, "b's rows")
+
+	tables, err := f.glue.GetTables(ctx, &glue.GetTablesInput{DatabaseName: aws.String(a.SharedDatabase)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tbl := range tables.TableList {
+		names = append(names, aws.ToString(tbl.Name))
+	}
+	if len(names) != len(lake.TablesIn(lake.ZoneClean)) || !slices.Contains(names, "tracks") {
+		t.Errorf("tables of the pool's database: %v, want one per clean table", names)
+	}
+	parts, err := f.glue.GetPartitions(ctx, &glue.GetPartitionsInput{DatabaseName: aws.String(a.SharedDatabase), TableName: aws.String("tracks")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTenant := map[string]string{}
+	for _, p := range parts.Partitions {
+		byTenant[p.Values[0]] = aws.ToString(p.StorageDescriptor.Location)
+		if len(p.Values) != 3 || p.Values[1] != "2026-11-26" || p.Values[2] != "10" {
+			t.Errorf("tracks partition %v", p.Values)
+		}
+	}
+	for _, loc := range []lake.Location{a, b} {
+		if !strings.HasPrefix(byTenant[loc.Tenant], "s3://"+loc.CleanBucket+"/"+loc.Prefix+"events/dt=2026-11-26/hh=10/v") {
+			t.Errorf("%s's tracks partition at %q, want under its prefix", loc.Tenant, byTenant[loc.Tenant])
+		}
+	}
+	if len(byTenant) != 2 {
+		t.Errorf("tracks partitions by tenant: %v", byTenant)
+	}
+	for _, loc := range []lake.Location{a, b} {
+		if _, err := f.glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(loc.Database), Name: aws.String("tracks")}); err == nil {
+			t.Errorf("%s's own database has a tracks table", loc.Tenant)
+		}
+	}
+	// Each shared table was made once, with its index on tenant_id.
+	mu.Lock()
+	for _, tbl := range lake.TablesIn(lake.ZoneClean) {
+		if got := indexes[a.SharedDatabase+"."+tbl.Name]; got != "cairn_by_tenant(tenant_id)|" {
+			t.Errorf("CreateTable %s.%s with partition indexes %q, want once with cairn_by_tenant(tenant_id)", a.SharedDatabase, tbl.Name, got)
+		}
+	}
+	if got := indexes[a.Database+".raw_events"]; got != "|" {
+		t.Errorf("CreateTable %s.raw_events with partition indexes %q, want once with none", a.Database, got)
+	}
+	mu.Unlock()
+	bPartition := partitionOf(t, f.glue, b, "tracks", "2026-11-26", "10")
+	bObjects := f.keys(t, b.CleanBucket, b.Prefix)
+
+	// a's curate, purge and re-refine leave b's partition and objects.
+	f.script.files = func(string) map[string]string { return map[string]string{"part-0.parquet": "curated"} }
+	curated := lake.TablesIn(lake.ZoneCurated)
+	count := [][]string{countHeader}
+	for _, tbl := range curated {
+		count = append(count, []string{tbl.Name, "", "", "1"})
+	}
+	f.results(t, append(make([][][]string, len(curated)), count)...)
+	if _, err := f.engine.Curate(ctx, lake.CurateInput{Tenant: a.Tenant, Location: a, Snapshot: snapshot}); err != nil {
+		t.Fatal(err)
+	}
+	if got := partitionOf(t, f.glue, a, "id_graph"); !strings.HasPrefix(got, "s3://"+a.CuratedBucket+"/"+a.Prefix+"id_graph/v") {
+		t.Errorf("a's id_graph partition at %q", got)
+	}
+	if got := partitionOf(t, f.glue, b, "id_graph"); got != "" {
+		t.Errorf("b has an id_graph partition it never curated: %q", got)
+	}
+	f.script.files = func(string) map[string]string { return map[string]string{"part-0.parquet": "purged"} }
+	f.results(t,
+		[][]string{{"table_name", "dt", "hh", "n"}, {"tracks", "2026-11-26", "10", "1"}},
+		nil,
+		[][]string{countHeader, {"tracks", "2026-11-26", "10", "1"}},
+		[][]string{{"table_name", "n"}, {"id_graph", "0"}},
+	)
+	if _, _, err := f.engine.Purge(ctx, lake.PurgeInput{Tenant: a.Tenant, Location: a, IDs: []string{"prof_a"}}); err != nil {
+		t.Fatal(err)
+	}
+	refine(a, "a's rows again")
+	if got := partitionOf(t, f.glue, b, "tracks", "2026-11-26", "10"); got != bPartition {
+		t.Errorf("b's tracks partition moved from %s to %s", bPartition, got)
+	}
+	if got := f.keys(t, b.CleanBucket, b.Prefix); !slices.Equal(got, bObjects) {
+		t.Errorf("b's objects changed: %v, were %v", got, bObjects)
+	}
+
+	// a's stats are a's partitions only.
+	count = [][]string{countHeader, {"tracks", "2026-11-26", "10", "1"}}
+	for _, tbl := range curated {
+		count = append(count, []string{tbl.Name, "", "", "1"})
+	}
+	f.results(t, count)
+	stats, err := f.engine.Stats(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats) != 1+len(curated) || stats[0].Table != "tracks" || stats[0].Bytes != int64(len("a's rows again")) {
+		t.Errorf("a's stats %+v", stats)
+	}
+
+	// Every statement a's runs sent reads the shared tables' rows of a
+	// only; b's of b only.
+	shared := regexp.MustCompile(`"` + a.SharedDatabase + `"\."[a-z_]+"( WHERE tenant_id = '([a-z0-9_]+)')?`)
+	for _, q := range f.script.queries() {
+		for _, m := range shared.FindAllStringSubmatch(q.SQL, -1) {
+			if m[2] != a.Tenant && m[2] != b.Tenant {
+				t.Errorf("a statement reads %s past its tenant's rows:\n%s", m[0], q.SQL)
+			}
+		}
+		if strings.Contains(q.SQL, b.Prefix) && strings.Contains(q.SQL, "tenant_id = '"+a.Tenant+"'") {
+			t.Errorf("a statement mixes a's rows and b's prefix:\n%s", q.SQL)
+		}
+	}
+}
+
+// TestEngineAdoptsPooledTenantsOwnTables: a pooled tenant's clean and
+// curated tables still in its own database (from before the pool shared
+// them) become its partitions of the pool's shared tables at its next
+// run, where they are, and leave its database; its raw table stays; a
+// second run has nothing to move.
+func TestEngineAdoptsPooledTenantsOwnTables(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, true)
+	loc := f.loc
+	tracks, _ := lake.TableNamed("tracks")
+	idGraph, _ := lake.TableNamed("id_graph")
+	legacy := func(tbl lake.Table, keys []gluetypes.Column, at string) {
+		t.Helper()
+		if _, err := f.glue.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: aws.String(loc.Database), TableInput: &gluetypes.TableInput{
+			Name: aws.String(tbl.Name), PartitionKeys: keys, Parameters: map[string]string{"cairn:zone": tbl.Zone},
+			StorageDescriptor: &gluetypes.StorageDescriptor{Location: aws.String(at), Columns: []gluetypes.Column{{Name: aws.String("message_id"), Type: aws.String("string")}}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hours := []gluetypes.Column{{Name: aws.String("dt"), Type: aws.String("string")}, {Name: aws.String("hh"), Type: aws.String("string")}}
+	clean, curated := "s3://"+loc.CleanBucket+"/"+loc.Prefix, "s3://"+loc.CuratedBucket+"/"+loc.Prefix
+	legacy(tracks, hours, clean+"tracks/")
+	for _, h := range []string{"08", "09"} {
+		if _, err := f.glue.CreatePartition(ctx, &glue.CreatePartitionInput{DatabaseName: aws.String(loc.Database), TableName: aws.String("tracks"),
+			PartitionInput: &gluetypes.PartitionInput{Values: []string{"2026-11-25", h},
+				StorageDescriptor: &gluetypes.StorageDescriptor{Location: aws.String(clean + "events/dt=2026-11-25/hh=" + h + "/v0/event_type=track/")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	legacy(idGraph, nil, curated+"id_graph/v0/")
+
+	f.put(t, loc.RawBucket, loc.Prefix+"events/dt=2026-11-26/hh=10/a.ndjson.gz", "x")
+	parts, err := f.engine.RawPartitions(ctx, loc)
+	if err != nil || len(parts) != 1 {
+		t.Fatal(parts, err)
+	}
+	f.script.files = func(string) map[string]string { return map[string]string{"event_type=track/part-0.parquet": "rows"} }
+	f.results(t, nil, [][]string{countHeader, {"tracks", "2026-11-26", "10", "1"}})
+	if _, err := f.engine.Refine(ctx, lake.RefineInput{Tenant: loc.Tenant, Location: loc, Partition: parts[0], Snapshot: snapshot}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"08", "09"} {
+		if got := f.partition(t, "tracks", "2026-11-25", h); got != clean+"events/dt=2026-11-25/hh="+h+"/v0/event_type=track/" {
+			t.Errorf("adopted tracks partition 2026-11-25T%s at %q", h, got)
+		}
+	}
+	if got := f.partition(t, "tracks", "2026-11-26", "10"); !strings.HasPrefix(got, clean+"events/dt=2026-11-26/hh=10/v") {
+		t.Errorf("refined tracks partition at %q", got)
+	}
+	if got := f.partition(t, "id_graph"); got != curated+"id_graph/v0/" {
+		t.Errorf("adopted id_graph partition at %q", got)
+	}
+	for _, name := range []string{"tracks", "id_graph"} {
+		if _, err := f.glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(loc.Database), Name: aws.String(name)}); err == nil {
+			t.Errorf("%s is left in the tenant's own database", name)
+		}
+	}
+	if _, err := f.glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(loc.Database), Name: aws.String("raw_events")}); err != nil {
+		t.Errorf("raw_events: %v", err)
+	}
+	// Nothing left to adopt: a second run moves nothing and keeps what the
+	// tenant has.
+	f.results(t, nil, [][]string{countHeader, {"tracks", "2026-11-26", "10", "1"}})
+	if _, err := f.engine.Refine(ctx, lake.RefineInput{Tenant: loc.Tenant, Location: loc, Partition: parts[0], Snapshot: snapshot}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.partition(t, "id_graph"); got != curated+"id_graph/v0/" {
+		t.Errorf("id_graph partition after a second run at %q", got)
 	}
 }

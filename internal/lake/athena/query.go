@@ -68,7 +68,19 @@ func NewQuerier(e *Engine, cfg QuerierConfig) (*Querier, error) {
 
 // CheckQuery implements lake.Querier.
 func (q *Querier) CheckQuery(_ context.Context, loc lake.Location, sql string) error {
-	return Check(loc.Database, sql, q.cfg.MaxSQL)
+	return Check(queryDatabases(loc), sql, q.cfg.MaxSQL)
+}
+
+// queryDatabases are the databases a tenant's query may name, its context
+// first: a pooled tenant's queries run in the pool's database (its clean
+// and curated tables are the pool's shared ones, of which Lake Formation
+// lets its credentials read only its rows, through its data cells
+// filters) and may name its own (its raw zone).
+func queryDatabases(loc lake.Location) []string {
+	if loc.Pooled && loc.SharedDatabase != "" {
+		return []string{loc.SharedDatabase, loc.Database}
+	}
+	return []string{loc.Database}
 }
 
 // tenant returns the query's client, signed with the tenant's
@@ -88,7 +100,7 @@ func (q *Querier) tenant(ctx context.Context, loc lake.Location) (*tenant, error
 	client := athena.New(base.Options(), func(o *athena.Options) {
 		o.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil })
 	})
-	return &tenant{e: q.e, loc: loc, athena: client}, nil
+	return &tenant{e: q.e, loc: loc, athena: client, context: queryDatabases(loc)[0]}, nil
 }
 
 // RunQuery implements lake.Querier. The bytes scanned are Athena's

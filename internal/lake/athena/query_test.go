@@ -374,3 +374,69 @@ func (d *deadlineCtx) Err() error {
 	}
 	return d.Context.Err()
 }
+
+// TestQuerierPooledOnEmulator: a pooled tenant's query runs in the pool's
+// workgroup with the pool's database as its context (its clean and
+// curated tables are the pool's shared ones, which Lake Formation lets its
+// credentials read only through its data cells filters), every call signed
+// with the credentials issued for it; a name in another tenant's database
+// or another pool's is refused before any Athena call.
+func TestQuerierPooledOnEmulator(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, true)
+	loc := f.loc
+	other := f.sibling(t)
+	cfg := awstest.Config(region)
+	sts, err := lakeformation.NewSTS(ctx, lakeformation.Config{AWS: awsclient.Settings{AWS: &cfg, EndpointURL: f.endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := &assumedCredentials{sts: sts}
+	calls := &athenaCalls{}
+	f.script.around = calls.around
+	q, err := athena.NewQuerier(f.engine, athena.QuerierConfig{Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		"SELECT * FROM " + other.Database + ".raw_events",
+		"SELECT * FROM tracks t JOIN " + other.Database + ".tracks o ON t.message_id = o.message_id",
+		"SELECT * FROM cairn_pool_elsewhere_shared.tracks",
+		"SELECT * FROM cairn_" + loc.Tenant + ".tracks",
+	} {
+		_, err := q.RunQuery(ctx, lake.QueryInput{Tenant: loc.Tenant, Location: loc, SQL: sql}, &collected{})
+		var r *lake.QueryRefusal
+		if !errors.As(err, &r) || r.Reason != lake.RefusedOtherTenant {
+			t.Errorf("%q: got %v, want a %s refusal", sql, err, lake.RefusedOtherTenant)
+		}
+	}
+	if n := len(calls.of("StartQueryExecution")); n != 0 || len(creds.issued) != 0 {
+		t.Fatalf("%d executions started, %d credentials issued for refused statements", n, len(creds.issued))
+	}
+
+	f.queueResult(t, [][2]string{{"event", "varchar"}}, [][]*string{{aws.String("a")}})
+	in := lake.QueryInput{Tenant: loc.Tenant, Location: loc,
+		SQL: "SELECT event FROM tracks UNION ALL SELECT event FROM " + loc.SharedDatabase + ".pages UNION ALL SELECT event FROM " + loc.Database + ".raw_events"}
+	var w collected
+	if _, err := q.RunQuery(ctx, in, &w); err != nil {
+		t.Fatal(err)
+	}
+	starts := calls.of("StartQueryExecution")
+	if len(starts) != 1 {
+		t.Fatalf("%d executions started", len(starts))
+	}
+	qec, _ := starts[0].body["QueryExecutionContext"].(map[string]any)
+	if starts[0].body["WorkGroup"] != loc.WorkGroup || qec["Database"] != loc.SharedDatabase {
+		t.Errorf("started %v, want workgroup %s, database %s", starts[0].body, loc.WorkGroup, loc.SharedDatabase)
+	}
+	if len(creds.issued) != 1 || creds.tenants[0] != loc.Tenant {
+		t.Fatalf("credentials issued %v for %v, want one set for %s", creds.issued, creds.tenants, loc.Tenant)
+	}
+	calls.mu.Lock()
+	defer calls.mu.Unlock()
+	for _, c := range calls.calls {
+		if c.key != creds.issued[0] {
+			t.Errorf("%s signed with %q, want the tenant's %q", c.op, c.key, creds.issued[0])
+		}
+	}
+}

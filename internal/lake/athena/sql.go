@@ -23,8 +23,52 @@ const stagePrefix = "cairn_stage_"
 // stageTable is the Glue table a staged relation is read from.
 func stageTable(rel lake.Relation) string { return stagePrefix + rel.Name }
 
-// qualified names a table of the tenant's database.
+// qualified names a table of a database.
 func qualified(db, table string) string { return ident(db) + "." + ident(table) }
+
+// scope is where a tenant's tables are and which of their rows are its:
+// the raw and staging tables are in its own database, the clean and
+// curated tables there too (dedicated) or in the pool's database, shared
+// by the pool's tenants (pooled), where a statement reads only the rows
+// of the tenant's tenant_id partitions.
+type scope struct {
+	// db is the tenant's own database.
+	db string
+	// tables is the clean and curated tables' database: db, or the pool's.
+	tables string
+	// tenant is set when the tables are shared: the tenant whose rows
+	// (tenant_id = tenant) a statement reads.
+	tenant string
+}
+
+// table names a clean or curated table.
+func (s scope) table(name string) string { return qualified(s.tables, name) }
+
+// own is the condition that a clean or curated row is the tenant's, ""
+// when every row of the tables is.
+func (s scope) own() string {
+	if s.tenant == "" {
+		return ""
+	}
+	return tenantColumn + " = " + quote(s.tenant)
+}
+
+// tenantColumn is the first partition key of a table shared by a pool.
+const tenantColumn = "tenant_id"
+
+// where is a WHERE clause of the non-empty conditions, "" for none.
+func where(conds ...string) string {
+	var set []string
+	for _, c := range conds {
+		if c != "" {
+			set = append(set, c)
+		}
+	}
+	if len(set) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(set, " AND ")
+}
 
 // rawColumn is the Glue column a raw field is read from: Glue lowercases
 // column names, and the JSON SerDe matches them to the line's keys
@@ -61,12 +105,13 @@ func stageCTE(db string, rel lake.Relation, run string) string {
 		ident(rel.Name), strings.Join(sel, ", "), qualified(db, stageTable(rel)), quote(run))
 }
 
-// eventsCTE is the events relation: every clean table's rows.
-func eventsCTE(db string) string {
+// eventsCTE is the events relation: every clean table's rows (the
+// tenant's).
+func eventsCTE(s scope) string {
 	names := columnNames(lake.RelEvents.Columns)
 	var parts []string
 	for _, t := range lake.TablesIn(lake.ZoneClean) {
-		parts = append(parts, fmt.Sprintf("SELECT %s FROM %s", names, qualified(db, t.Name)))
+		parts = append(parts, fmt.Sprintf("SELECT %s FROM %s%s", names, s.table(t.Name), where(s.own())))
 	}
 	return "events AS (" + strings.Join(parts, " UNION ALL ") + ")"
 }
@@ -116,7 +161,8 @@ func refineSQL(db string, p lake.Partition, run, to string) (string, error) {
 }
 
 // curateSQL is the UNLOAD of one curated table's transformation into to.
-func curateSQL(db string, t lake.Table, run, to string) (string, error) {
+func curateSQL(s scope, t lake.Table, run, to string) (string, error) {
+	db := s.db
 	tr, ok := lake.TransformationFor(t.Name)
 	if !ok {
 		return "", fmt.Errorf("no transformation for %s", t.Name)
@@ -131,7 +177,7 @@ func curateSQL(db string, t lake.Table, run, to string) (string, error) {
 		stageCTE(db, lake.RelMerges, run),
 		stageCTE(db, lake.RelMemberships, run),
 		stageCTE(db, lake.RelMemberTraits, run),
-		eventsCTE(db),
+		eventsCTE(s),
 	}
 	q := fmt.Sprintf("WITH %s\nSELECT %s FROM (\n%s\n) t", strings.Join(ctes, ",\n"), columnNames(t.Columns), body)
 	return unload(q, to), nil
@@ -152,51 +198,51 @@ var cleanIDColumns = []string{"message_id", "profile_id"}
 
 // purgeHitsSQL counts, per clean table and partition, the rows naming an
 // erased ID: the partitions a purge rewrites.
-func purgeHitsSQL(db, run string) string {
+func purgeHitsSQL(s scope, run string) string {
 	var parts []string
 	for _, t := range lake.TablesIn(lake.ZoneClean) {
-		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, dt, hh, count(*) AS n FROM %s WHERE %s GROUP BY dt, hh",
-			quote(t.Name), qualified(db, t.Name), erasedMatch(cleanIDColumns)))
+		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, dt, hh, count(*) AS n FROM %s%s GROUP BY dt, hh",
+			quote(t.Name), s.table(t.Name), where(s.own(), erasedMatch(cleanIDColumns))))
 	}
-	return fmt.Sprintf("WITH %s\n%s", stageCTE(db, lake.RelErased, run), strings.Join(parts, "\nUNION ALL\n"))
+	return fmt.Sprintf("WITH %s\n%s", stageCTE(s.db, lake.RelErased, run), strings.Join(parts, "\nUNION ALL\n"))
 }
 
 // purgeCuratedSQL counts the rows of each curated table naming an erased
 // ID (Curate drops them). tables are the curated tables that exist.
-func purgeCuratedSQL(db, run string, tables []lake.Table) string {
+func purgeCuratedSQL(s scope, run string, tables []lake.Table) string {
 	var parts []string
 	for _, t := range tables {
-		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, count(*) AS n FROM %s WHERE %s",
-			quote(t.Name), qualified(db, t.Name), erasedMatch(t.ProfileColumns())))
+		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, count(*) AS n FROM %s%s",
+			quote(t.Name), s.table(t.Name), where(s.own(), erasedMatch(t.ProfileColumns()))))
 	}
-	return fmt.Sprintf("WITH %s\n%s", stageCTE(db, lake.RelErased, run), strings.Join(parts, "\nUNION ALL\n"))
+	return fmt.Sprintf("WITH %s\n%s", stageCTE(s.db, lake.RelErased, run), strings.Join(parts, "\nUNION ALL\n"))
 }
 
 // purgeRewriteSQL is the UNLOAD of a clean partition without the rows
 // naming an erased ID.
-func purgeRewriteSQL(db string, t lake.Table, p lake.Partition, run, to string) string {
-	q := fmt.Sprintf("WITH %s\nSELECT %s FROM %s WHERE dt = %s AND hh = %s AND NOT coalesce(%s, false)",
-		stageCTE(db, lake.RelErased, run), columnNames(t.Columns), qualified(db, t.Name), quote(p.Date), quote(p.Hour),
-		erasedMatch(cleanIDColumns))
+func purgeRewriteSQL(s scope, t lake.Table, p lake.Partition, run, to string) string {
+	q := fmt.Sprintf("WITH %s\nSELECT %s FROM %s%s",
+		stageCTE(s.db, lake.RelErased, run), columnNames(t.Columns), s.table(t.Name),
+		where(s.own(), "dt = "+quote(p.Date), "hh = "+quote(p.Hour), "NOT coalesce("+erasedMatch(cleanIDColumns)+", false)"))
 	return unload(q, to)
 }
 
 // countSQL counts the rows of clean partitions (by dt and hh) and of
 // curated tables, a row per table and partition. Counting reads Parquet
 // footers only.
-func countSQL(db string, clean []lake.Table, p *lake.Partition, curated []lake.Table) string {
+func countSQL(s scope, clean []lake.Table, p *lake.Partition, curated []lake.Table) string {
 	var parts []string
 	for _, t := range clean {
-		where := ""
+		conds := []string{s.own()}
 		if p != nil {
-			where = fmt.Sprintf(" WHERE dt = %s AND hh = %s", quote(p.Date), quote(p.Hour))
+			conds = append(conds, "dt = "+quote(p.Date), "hh = "+quote(p.Hour))
 		}
 		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, dt, hh, count(*) AS n FROM %s%s GROUP BY dt, hh",
-			quote(t.Name), qualified(db, t.Name), where))
+			quote(t.Name), s.table(t.Name), where(conds...)))
 	}
 	for _, t := range curated {
-		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, CAST(NULL AS varchar) AS dt, CAST(NULL AS varchar) AS hh, count(*) AS n FROM %s",
-			quote(t.Name), qualified(db, t.Name)))
+		parts = append(parts, fmt.Sprintf("SELECT %s AS table_name, CAST(NULL AS varchar) AS dt, CAST(NULL AS varchar) AS hh, count(*) AS n FROM %s%s",
+			quote(t.Name), s.table(t.Name), where(s.own())))
 	}
 	return strings.Join(parts, "\nUNION ALL\n")
 }
@@ -216,9 +262,11 @@ func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"
 // sampleSQL reads up to limit rows of the table: of the partitions of a
 // clean table (YYYY-MM-DDTHH), of the whole of a curated one. Athena
 // reads only the partitions named and stops at the limit.
-func sampleSQL(db string, t lake.Table, partitions []string, limit int) string {
-	q := fmt.Sprintf("SELECT %s FROM %s", columnNames(t.Columns), qualified(db, t.Name))
-	if t.Partitioned {
+func sampleSQL(s scope, t lake.Table, partitions []string, limit int) string {
+	q := fmt.Sprintf("SELECT %s FROM %s", columnNames(t.Columns), s.table(t.Name))
+	if !t.Partitioned {
+		q += where(s.own())
+	} else {
 		match := make([]string, 0, len(partitions))
 		for _, s := range partitions {
 			p, err := lake.ParsePartition(s)
@@ -230,7 +278,11 @@ func sampleSQL(db string, t lake.Table, partitions []string, limit int) string {
 		if len(match) == 0 {
 			match = []string{"false"}
 		}
-		q += " WHERE " + strings.Join(match, " OR ")
+		if s.own() == "" {
+			q += " WHERE " + strings.Join(match, " OR ")
+		} else {
+			q += where(s.own(), "("+strings.Join(match, " OR ")+")")
+		}
 	}
 	return fmt.Sprintf("%s LIMIT %d", q, limit)
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -18,9 +19,32 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // lake.Athena, inside the CTEs and the UNLOAD that Athena needs), and
 // parses them all as Trino's when the Python of make test is there.
 func TestStatements(t *testing.T) {
-	got, err := athena.Statements("cairn_ten_a", "vrun", "s3://cairn-clean/events/dt=2026-11-26/hh=10/vversion/")
+	got, err := athena.Statements("cairn_ten_a", "", "", "vrun", "s3://cairn-clean/events/dt=2026-11-26/hh=10/vversion/")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A pooled tenant's: the shared tables of the pool's database, only
+	// the tenant's rows of each.
+	pooled, err := athena.Statements("cairn_pool_ten_a", "cairn_pool_shared", "ten_a", "vrun",
+		"s3://cairn-pool-clean/tenants/ten_a/events/dt=2026-11-26/hh=10/vversion/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := regexp.MustCompile(`"cairn_pool_shared"\."[a-z_]+"( WHERE tenant_id = 'ten_a')?`)
+	for name, sql := range pooled {
+		got["pooled_"+name] = sql
+		refs := shared.FindAllStringSubmatch(sql, -1)
+		if name != "refine" && len(refs) == 0 {
+			t.Errorf("pooled %s reads no shared table:\n%s", name, sql)
+		}
+		for _, m := range refs {
+			if m[1] == "" {
+				t.Errorf("pooled %s reads %s without its tenant_id condition:\n%s", name, m[0], sql)
+			}
+		}
+		if strings.Contains(sql, `"cairn_ten_a"`) || strings.Contains(sql, `"cairn_pool_ten_a"."tracks"`) {
+			t.Errorf("pooled %s reads a clean table outside the pool's database:\n%s", name, sql)
+		}
 	}
 	var names []string
 	for name := range got {

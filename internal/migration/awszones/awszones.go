@@ -15,11 +15,17 @@
 //     CopyObject copies objects of up to 5 GB: the raw zone's objects and
 //     the refinery's Parquet files are far below it.
 //   - Catalog: every table of the source's Glue database, and every
-//     partition, is made in the target's database with its locations
-//     re-pointed from the source's buckets and prefix to the target's.
-//     The refinery does not rebuild them: it refines an hour once, and the
-//     control plane records which hours it refined, so the catalog is
-//     copied, as the data is.
+//     partition, is made in the target's with its locations re-pointed
+//     from the source's buckets and prefix to the target's. A pooled
+//     tenant's lake tables (clean and curated) are its partitions of the
+//     pool's shared tables (package lake/athena), tenant_id first: from
+//     the pool, they become the dedicated database's tables, partitioned
+//     as the rest of their keys say (a curated table, keyed by tenant_id
+//     alone, at its partition's location); into the pool, the reverse,
+//     the shared table made if the pool lacks it. The refinery does not
+//     rebuild them: it refines an hour once, and the control plane
+//     records which hours it refined, so the catalog is copied, as the
+//     data is.
 //
 // What the target holds that the source no longer has (an object the
 // refinery replaced, an item deleted, a partition dropped) is removed from
@@ -27,8 +33,9 @@
 //
 // Clear leaves the buckets' objects and the Glue database, with its tables,
 // to the provisioner's release of the placement; it deletes a pooled
-// tenant's items from the pool's table (a dedicated table goes with its
-// stack).
+// tenant's items from the pool's table and its partitions of the pool's
+// shared tables (a dedicated table goes with its stack). The tenant's data
+// cells filters on shared tables leave with its grants (grants.Rehome).
 //
 // Zones is safe for concurrent use; Sync and Clear are safe to repeat.
 package awszones
@@ -127,7 +134,11 @@ func (z *Zones) Sync(ctx context.Context, tenantID string, from, to migration.Ho
 		if err != nil {
 			return c, fmt.Errorf("awszones: %w", err)
 		}
-		if err := syncCatalog(ctx, g, from.GlueDatabase(), to.GlueDatabase(), zonePairs(from, to), &c); err != nil {
+		src, err := readCatalog(ctx, g, tenantID, from)
+		if err != nil {
+			return c, fmt.Errorf("awszones: catalog %s: %w", from.GlueDatabase(), err)
+		}
+		if err := writeCatalog(ctx, g, tenantID, to, repoint(src, zonePairs(from, to)), &c); err != nil {
 			return c, fmt.Errorf("awszones: catalog %s to %s: %w", from.GlueDatabase(), to.GlueDatabase(), err)
 		}
 	}
@@ -136,14 +147,29 @@ func (z *Zones) Sync(ctx context.Context, tenantID string, from, to migration.Ho
 
 // Clear implements migration.Zones.
 func (z *Zones) Clear(ctx context.Context, tenantID string, h migration.Home) (int64, error) {
-	if h.Kind != placement.Pooled || h.ProfileTable() == "" {
+	if h.Kind != placement.Pooled {
 		return 0, nil
 	}
-	n, err := z.items.DeleteTenantIn(ctx, tenantID, dynamostore.TableRef{Region: h.Region, Name: h.ProfileTable()})
-	if err != nil {
-		return int64(n), fmt.Errorf("awszones: profile items: %w", err)
+	var n int64
+	if h.ProfileTable() != "" {
+		items, err := z.items.DeleteTenantIn(ctx, tenantID, dynamostore.TableRef{Region: h.Region, Name: h.ProfileTable()})
+		n += int64(items)
+		if err != nil {
+			return n, fmt.Errorf("awszones: profile items: %w", err)
+		}
 	}
-	return int64(n), nil
+	if h.GlueDatabase() != "" {
+		g, err := z.glue.Client(h.Region)
+		if err != nil {
+			return n, fmt.Errorf("awszones: %w", err)
+		}
+		parts, err := clearShared(ctx, g, tenantID)
+		n += parts
+		if err != nil {
+			return n, fmt.Errorf("awszones: the pool's shared tables: %w", err)
+		}
+	}
+	return n, nil
 }
 
 // place is a zone's bucket and the tenant's prefix in it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
@@ -51,6 +52,69 @@ func (e *Engine) DeleteDatabase(ctx context.Context, region, name string) error 
 			return nil
 		}
 		return fmt.Errorf("cfn: delete glue database %s in %s: %w", name, region, err)
+	}
+	return nil
+}
+
+// DropTenantPartitions implements provisioner.Engine with GetTables, then
+// per shared table GetPartitions (the tenant's, by expression, checked)
+// and BatchDeletePartition.
+func (e *Engine) DropTenantPartitions(ctx context.Context, region, database, tenantID string) error {
+	client, err := e.glue.Client(region)
+	if err != nil {
+		return fmt.Errorf("cfn: drop tenant partitions in %s: %w", database, err)
+	}
+	tables := glue.NewGetTablesPaginator(client, &glue.GetTablesInput{DatabaseName: aws.String(database)})
+	for tables.HasMorePages() {
+		page, err := tables.NextPage(ctx)
+		if errorCode(err) == "EntityNotFoundException" {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cfn: tables of %s in %s: %w", database, region, err)
+		}
+		for _, t := range page.TableList {
+			if t.Parameters["cairn:shared"] != "true" || len(t.PartitionKeys) == 0 || aws.ToString(t.PartitionKeys[0].Name) != "tenant_id" {
+				continue
+			}
+			if err := dropTenantPartitions(ctx, client, database, aws.ToString(t.Name), tenantID); err != nil {
+				return fmt.Errorf("cfn: partitions of %s.%s in %s: %w", database, aws.ToString(t.Name), region, err)
+			}
+		}
+	}
+	return nil
+}
+
+// batchDeletePartitionsMax is the most partitions one BatchDeletePartition
+// call deletes.
+const batchDeletePartitionsMax = 25
+
+func dropTenantPartitions(ctx context.Context, client *glue.Client, database, table, tenantID string) error {
+	var stale []gluetypes.PartitionValueList
+	pages := glue.NewGetPartitionsPaginator(client, &glue.GetPartitionsInput{DatabaseName: aws.String(database), TableName: aws.String(table),
+		Expression: aws.String("tenant_id = '" + strings.ReplaceAll(tenantID, "'", "''") + "'")})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range page.Partitions {
+			if len(p.Values) > 0 && p.Values[0] == tenantID {
+				stale = append(stale, gluetypes.PartitionValueList{Values: p.Values})
+			}
+		}
+	}
+	for chunk := range slices.Chunk(stale, batchDeletePartitionsMax) {
+		out, err := client.BatchDeletePartition(ctx, &glue.BatchDeletePartitionInput{DatabaseName: aws.String(database), TableName: aws.String(table),
+			PartitionsToDelete: chunk})
+		if err != nil {
+			return err
+		}
+		for _, e := range out.Errors {
+			if e.ErrorDetail != nil && aws.ToString(e.ErrorDetail.ErrorCode) != "EntityNotFoundException" {
+				return fmt.Errorf("delete partition %v: %s", e.PartitionValues, aws.ToString(e.ErrorDetail.ErrorMessage))
+			}
+		}
 	}
 	return nil
 }

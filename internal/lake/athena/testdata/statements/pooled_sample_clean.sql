@@ -1,0 +1,1 @@
+SELECT "message_id", "type", "event", "user_id", "anonymous_id", "profile_id", "timestamp", "received_at", "source", "group_id", "previous_id", "properties", "traits", "context" FROM "cairn_pool_shared"."tracks" WHERE tenant_id = 'ten_a' AND ((dt = '2026-11-26' AND hh = '10') OR (dt = '2026-11-26' AND hh = '11')) LIMIT 300
