@@ -26,7 +26,8 @@ import (
 //	PK                          SK                      what
 //	TENANT#t#PS#<profile>       <segment id>            a membership (gsi1: TENANT#t#SM#<segment>, <profile>)
 //	TENANT#t#PS#<profile>       ~set                    the profile's membership set (membershipSet)
-//	TENANT#t#A#<member>         <event leaf key>        a member's event aggregate (EventAggregate)
+//	TENANT#t#A#<member>         *                       a member's event aggregates, every leaf's (aggregates.go)
+//	TENANT#t#A#<member>         <event leaf key>        one leaf's, as stored before (taken in by the item above)
 //	TENANT#t#Q                  <member>#<event SK>     an event not yet evaluated (a marker)
 //	TENANT#t#Q                  <member>#~              a profile to evaluate again in full
 //	TENANT#t#W                  <time>#<profile>        when a profile's time-dependent segments may change
