@@ -2,7 +2,6 @@ package profiles
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -126,7 +125,8 @@ func (s *Service) readAggregates(ctx context.Context, tenant string, members []s
 // what was read: its combined item, and the deletion of the per-leaf
 // items it takes in.
 func (ma *memberAggregates) writeOps(tenant, member string) []Op {
-	data, _ := json.Marshal(ma.leaves)
+	// encoding/json/v2 writes what both decode, a few times faster.
+	data, _ := jsonv2.Marshal(ma.leaves)
 	k := aggregatesKey(tenant, member)
 	op := Op{Put: &Item{PK: k.PK, SK: k.SK, Data: data}, IfVersion: ma.item.Version, IfAbsent: ma.item.Version == 0}
 	ops := []Op{op}

@@ -818,14 +818,14 @@ const RecentCap = 64
 type EventAggregate struct {
 	Days    map[string]int `json:"d,omitempty"` // "2006-01-02" (UTC) -> count
 	Recent  []int64        `json:"r,omitempty"` // Unix milliseconds, newest first, at most RecentCap
-	Partial bool           `json:"p,omitempty"`
+	Partial bool           `json:"p,omitzero"`
 	// How a stored aggregate came to count every event exactly once (see
 	// the backfill in recompute.go): Backfilled says the member's events
 	// from before the leaf existed are counted; until then Seen lists the
 	// events (sort keys) that markers counted, which the backfill skips.
 	// Skip lists events the backfill counted whose markers were still
 	// pending, which their processing then skips. Merge ignores them.
-	Backfilled bool     `json:"b,omitempty"`
+	Backfilled bool     `json:"b,omitzero"`
 	Seen       []string `json:"s,omitempty"`
 	Skip       []string `json:"k,omitempty"`
 }
