@@ -653,7 +653,11 @@ export interface paths {
          *     the database). In a pooled tenant's catalog, a table shared by the
          *     pool is granted through the tenant's data cells filter (its rows
          *     only; SELECT and DESCRIBE), so grants on all tables or by tag
-         *     without a table are refused there.
+         *     without a table are refused there. A pooled tenant's lake tables
+         *     (clean and curated) are the pool's shared tables, one per name in
+         *     the pool's database (`cairn_pool_shared`), which its grants name
+         *     beside its own database; a grant on that database without a table
+         *     is refused.
          *
          *     `resource.tag` selects by the LF-tags Cairn classifies columns with
          *     (`cairn:pii`: `true` or `false`; `cairn:pii-kind`: `email`, `phone`,
@@ -2969,7 +2973,7 @@ export interface components {
         Permission: "SELECT" | "DESCRIBE" | "INSERT" | "DELETE" | "ALTER" | "DROP" | "DATA_LOCATION_ACCESS";
         GrantResource: {
             region: components["schemas"]["Region"];
-            /** @description The tenant's Glue database, as its stacks report it (glue_database). */
+            /** @description The tenant's Glue database, as its stacks report it (glue_database), or for a pooled tenant's lake tables the pool's (cairn_pool_shared). */
             database: string;
             table?: string;
             columns?: string[];
