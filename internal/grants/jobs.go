@@ -227,14 +227,16 @@ func (s *Service) revoke(ctx context.Context, tenantID, id string) error {
 	if err := s.take(ctx, g); err != nil {
 		return fmt.Errorf("revoke %s: %w", id, err)
 	}
-	if err := s.setStatus(ctx, g, StatusRevoked, "", "grant.revoked"); err != nil {
+	// The filters first: a revoke retried after a crash finds the grant
+	// still revoking, never revoked with its filter left.
+	if err := s.dropFilters(ctx, tenantID, []Grant{g}); err != nil {
 		return err
 	}
-	return s.dropFilters(ctx, tenantID, []Grant{g})
+	return s.setStatus(ctx, g, StatusRevoked, "", "grant.revoked")
 }
 
-// dropFilters deletes the data cells filters of revoked grants that no
-// other grant of the tenant still goes through (one revoking counts as
+// dropFilters deletes the data cells filters of grants being revoked that
+// no other grant of the tenant still goes through (one revoking counts as
 // going through it: its own revoke drops it). A filter lives on its
 // shared table, which outlives the tenant's grants (the pool's database
 // stays), so a filter left would name the tenant there for good.
@@ -282,17 +284,20 @@ func (s *Service) Sync(ctx context.Context, tenantID string) error {
 	if err != nil {
 		return err
 	}
-	var revoked []Grant
 	for _, g := range live {
 		switch {
 		case !t.Status.Live() && g.Status != StatusRevoked:
 			if err := s.take(ctx, g); err != nil {
 				return fmt.Errorf("revoke %s: %w", g.ID, err)
 			}
+			// The last of the tenant's grants through a filter drops it,
+			// before it counts as revoked (see revoke).
+			if err := s.dropFilters(ctx, tenantID, []Grant{g}); err != nil {
+				return err
+			}
 			if err := s.setStatus(ctx, g, StatusRevoked, "tenant offboarded", "grant.revoked"); err != nil {
 				return err
 			}
-			revoked = append(revoked, g)
 		case t.Status == tenants.StatusSuspended && (g.Status == StatusActive || g.Status == StatusPending):
 			if err := s.take(ctx, g); err != nil {
 				return fmt.Errorf("suspend %s: %w", g.ID, err)
@@ -309,7 +314,7 @@ func (s *Service) Sync(ctx context.Context, tenantID string) error {
 			}
 		}
 	}
-	return s.dropFilters(ctx, tenantID, revoked)
+	return nil
 }
 
 // RevokeAll takes every grant of an offboarded tenant out of the Catalog,
