@@ -142,6 +142,32 @@ func riverJobs(dbURL string) string {
 	return b.String()
 }
 
+// awaitJobsEnded waits until no job of the kind for the tenant is left to
+// run (every one completed, discarded or cancelled).
+func awaitJobsEnded(t *testing.T, dbURL, kind, tenantID string, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM river_job
+			WHERE kind = $1 AND args->>'tenant_id' = $2 AND state NOT IN ('completed', 'discarded', 'cancelled')`, kind, tenantID).Scan(&n)
+		if err == nil && n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s jobs for %s still to run after %s (%v):\n%s", kind, tenantID, timeout, err, riverJobs(dbURL))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // TestAWSCrashRecovery kills the server binary (SIGKILL) in the middle of
 // provisioning, with the dedicated stacks and the pool held in progress by
 // the proxy and one job blocked inside a CreateStack call that moto has

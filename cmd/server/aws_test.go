@@ -279,12 +279,18 @@ func TestAWSFaults(t *testing.T) {
 	t.Parallel()
 	const region = "eu-west-3"
 
-	// setup starts a server on a proxy of its own.
-	setup := func(t *testing.T) (f *faultEndpoint, url, admin string) {
+	// setupDB starts a server on a proxy of its own, and returns its
+	// database as well.
+	setupDB := func(t *testing.T) (f *faultEndpoint, url, admin, dbURL string) {
 		f = newFaultEndpoint(t, moto)
 		keyFile := t.TempDir() + "/signing-key.pem"
 		admin = adminToken(t, keyFile)
-		url = startAWSServer(t, t.Name(), awsVars(t, f.URL, testdb.Postgres(t), keyFile))
+		dbURL = testdb.Postgres(t)
+		url = startAWSServer(t, t.Name(), awsVars(t, f.URL, dbURL, keyFile))
+		return f, url, admin, dbURL
+	}
+	setup := func(t *testing.T) (f *faultEndpoint, url, admin string) {
+		f, url, admin, _ = setupDB(t)
 		return f, url, admin
 	}
 
@@ -426,16 +432,19 @@ func TestAWSFaults(t *testing.T) {
 
 	t.Run("lost request and lost answer", func(t *testing.T) {
 		t.Parallel()
-		f, url, admin := setup(t)
+		f, url, admin, dbURL := setupDB(t)
 		// The first CreateStack never reaches moto; the second does, and
 		// moto creates the stack, but the answer is lost; the third, if the
-		// job sends it before the poller finds the stack the second made,
-		// is answered AlreadyExists.
+		// job's call retries before the poller finds the stack the second
+		// made, is answered AlreadyExists.
 		f.Drop("cloudformation:CreateStack", 1)
 		f.DropResponse("cloudformation:CreateStack", 1)
 		id := awsOnboard(t, url, admin, "dedicated", region)
 		awaitTenants(t, url, admin, []string{id}, "active", 90*time.Second)
 		name := dedicatedStack(id)
+		// The poller can make the tenant active while the job's call is
+		// still between retries: count once the job has ended.
+		awaitJobsEnded(t, dbURL, "tenant_provision", id, 60*time.Second)
 
 		got, reached := f.Received("cloudformation:CreateStack"), f.Calls("cloudformation:CreateStack")
 		if got < 2 || got > 3 || reached != got-1 {
