@@ -4,38 +4,26 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
-	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
 // TestAWSPooledQueries runs a pooled tenant's SQL end to end in AWS mode:
 // the query runs in the pool's workgroup with the pool's database of
-// shared lake tables as its context (where Lake Formation's data cells
-// filters, not Cairn, confine it to the tenant's rows), every Athena call
-// signed with credentials STS issued for the tenant's session on the
-// pool's data-access role; a name in a neighbour's database or a
-// dedicated tenant's is a 400 that reaches no Athena call.
+// shared lake tables as its context, every Athena call signed with
+// credentials STS issued for the tenant's session on the pool's
+// data-access role; a name in a neighbour's database or a dedicated
+// tenant's is a 400 that reaches no Athena call. (Which rows of the shared
+// tables that session reads is Lake Formation's to enforce, and needs a
+// principal per pooled tenant: see the README's "AWS mode" queries.)
 func TestAWSPooledQueries(t *testing.T) {
 	moto := awstest.Endpoint(t)
 	t.Parallel()
 	const region = "ap-south-2" // no other test provisions here
-	target, _ := url.Parse(moto)
-	rec := &signedCalls{next: httputil.NewSingleHostReverseProxy(target), issued: map[string]string{}}
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-
-	keyFile := t.TempDir() + "/signing-key.pem"
-	admin := adminToken(t, keyFile)
-	vars := awsVars(t, front.URL, testdb.Postgres(t), keyFile)
-	vars["CAIRN_LAKE_INTERVAL"] = "0" // no refinery queries to take the canned results
-	base := startAWSServer(t, "pooledqueries", vars)
+	base, admin, rec := startSignedAWSServer(t, moto, "pooledqueries")
 	id := awsOnboard(t, base, admin, "pooled", region)
 	neighbour := awsOnboard(t, base, admin, "pooled", region)
 	awaitTenants(t, base, admin, []string{id, neighbour}, "active", 180*time.Second)

@@ -76,6 +76,26 @@ func (s *signedCalls) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(rec.Body.Bytes())
 }
 
+// startSignedAWSServer starts a server in AWS mode whose AWS calls go
+// through a signedCalls recorder to upstream, with no refinery runs (whose
+// queries would take the canned results), and returns its URL, an admin
+// token and the recorder.
+func startSignedAWSServer(t *testing.T, upstream, name string) (base, admin string, rec *signedCalls) {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = &signedCalls{next: httputil.NewSingleHostReverseProxy(target), issued: map[string]string{}}
+	front := httptest.NewServer(rec)
+	t.Cleanup(front.Close)
+	keyFile := t.TempDir() + "/signing-key.pem"
+	admin = adminToken(t, keyFile)
+	vars := awsVars(t, front.URL, testdb.Postgres(t), keyFile)
+	vars["CAIRN_LAKE_INTERVAL"] = "0"
+	return startAWSServer(t, name, vars), admin, rec
+}
+
 func (s *signedCalls) calls(op string) []signedCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -97,16 +117,7 @@ func TestAWSQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	target, _ := url.Parse(proxy.URL)
-	rec := &signedCalls{next: httputil.NewSingleHostReverseProxy(target), issued: map[string]string{}}
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-
-	keyFile := t.TempDir() + "/signing-key.pem"
-	admin := adminToken(t, keyFile)
-	vars := awsVars(t, front.URL, testdb.Postgres(t), keyFile)
-	vars["CAIRN_LAKE_INTERVAL"] = "0" // no refinery queries to take the canned results
-	base := startAWSServer(t, "queries", vars)
+	base, admin, rec := startSignedAWSServer(t, proxy.URL, "queries")
 	id := awsOnboard(t, base, admin, "dedicated", region)
 	awaitTenants(t, base, admin, []string{id}, "active", 90*time.Second)
 	out := outputsOf(tenantStacks(t, base, admin, id)[region])
