@@ -70,6 +70,12 @@ func Check(databases []string, sql string, maxSQL int) error {
 		return lake.Refuse(lake.RefusedNotSelect, first+" is refused: send one SELECT (or WITH) statement.")
 	}
 	for _, name := range relations(toks) {
+		// Athena's metadata tables ("tracks$partitions", "$files", ...)
+		// answer from the catalog, which for the pool's shared tables
+		// lists every pooled tenant's partitions.
+		if t := name[len(name)-1].text; strings.Contains(t, "$") {
+			return lake.Refuse(lake.RefusedOtherTenant, t+": metadata tables are refused: a query sees its tenant's own rows only.")
+		}
 		if !slices.ContainsFunc(databases, func(db string) bool { return ownTable(db, name) }) {
 			parts := make([]string, len(name))
 			for i, p := range name {

@@ -55,6 +55,8 @@ func TestCheck(t *testing.T) {
 		{"SET SESSION query_max_run_time = '1h'", lake.RefusedSettings},
 		{"USE other", lake.RefusedAttach},
 		{"SELECT * FROM cairn_ten_other.tracks", lake.RefusedOtherTenant},
+		{`SELECT * FROM "tracks$partitions"`, lake.RefusedOtherTenant},
+		{`SELECT * FROM "cairn_ten_abc"."tracks$files"`, lake.RefusedOtherTenant},
 		{"SELECT * FROM cairn_ten_abcd.tracks", lake.RefusedOtherTenant},
 		{`SELECT * FROM "cairn_ten_other" . "tracks"`, lake.RefusedOtherTenant},
 		{"SELECT * FROM/**/cairn_ten_other.tracks", lake.RefusedOtherTenant},
