@@ -33,10 +33,8 @@ func aggregatesKey(tenant, member string) Key {
 
 // memberAggregates is what an evaluation read of a member's aggregates.
 type memberAggregates struct {
-	// item is the combined item as read (Version 0: not stored), and
-	// cached says it came from the item cache.
-	item   Item
-	cached bool
+	// item is the combined item as read (Version 0: not stored).
+	item Item
 	// legacy are per-leaf items still stored, to take in and delete.
 	legacy []Item
 	// leaves are the aggregates by leaf key, decoded from item and legacy.
@@ -58,10 +56,9 @@ func decodeAggregates(it Item) (map[string]*EventAggregate, error) {
 }
 
 // readAggregates returns the aggregates of members from read, the answer
-// of a read that asked for aggregatesKey of each (hit: those the item
-// cache answered). A member whose combined item is not in read has its
+// of a read that asked for aggregatesKey of each. A member whose combined item is not in read has its
 // per-leaf items, if any, queried, a few members at once.
-func (s *Service) readAggregates(ctx context.Context, tenant string, members []string, read map[Key]Item, hit map[Key]bool) (map[string]*memberAggregates, error) {
+func (s *Service) readAggregates(ctx context.Context, tenant string, members []string, read map[Key]Item) (map[string]*memberAggregates, error) {
 	out := make(map[string]*memberAggregates, len(members))
 	var missing []string
 	for _, m := range members {
@@ -76,7 +73,7 @@ func (s *Service) readAggregates(ctx context.Context, tenant string, members []s
 		if err != nil {
 			return nil, err
 		}
-		out[m] = &memberAggregates{item: it, cached: hit[k], leaves: leaves}
+		out[m] = &memberAggregates{item: it, leaves: leaves}
 	}
 	if len(missing) == 0 {
 		return out, nil

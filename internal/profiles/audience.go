@@ -500,7 +500,7 @@ func (s *Service) evaluateOnce(ctx context.Context, tenant, memberID string, ful
 		if err != nil {
 			return err
 		}
-		if st.aggs, err = s.readAggregates(ctx, tenant, ids, read, nil); err != nil {
+		if st.aggs, err = s.readAggregates(ctx, tenant, ids, read); err != nil {
 			return err
 		}
 	}
@@ -870,10 +870,33 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 	for _, it := range st.otherSets {
 		ops = append(ops, Op{Delete: &Key{PK: it.PK, SK: it.SK}, IfVersion: it.Version})
 	}
+	// The aggregates read and not written are checked too: another
+	// evaluation may have counted an event in them since, changing nothing
+	// else, and this one decided without it.
+	if len(ops) > 0 && len(p.leafKeys) > 0 {
+		ops = append(ops, aggregateChecks(tenant, st, ops)...)
+	}
 	for i := range notices {
 		notices[i].Traits = facts.Traits
 	}
 	return ops, notices, nil
+}
+
+// aggregateChecks returns a version check of each stored aggregates item
+// of st's members that ops do not write.
+func aggregateChecks(tenant string, st *profileState, ops []Op) []Op {
+	written := make(map[Key]bool, len(ops))
+	for _, op := range ops {
+		written[op.key()] = true
+	}
+	var checks []Op
+	for _, m := range st.members {
+		ma := st.aggs[m.ID]
+		if k := aggregatesKey(tenant, m.ID); ma != nil && ma.item.Version != 0 && !written[k] {
+			checks = append(checks, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: ma.item.Version})
+		}
+	}
+	return checks
 }
 
 // sameSet reports whether two membership sets hold the same memberships.
@@ -965,7 +988,7 @@ func (s *Service) evaluateBatch(ctx context.Context, tenant string, aud *audienc
 	if err != nil {
 		return nil, err
 	}
-	aggs, err := s.readAggregates(ctx, tenant, withAggs, read, nil)
+	aggs, err := s.readAggregates(ctx, tenant, withAggs, read)
 	if err != nil {
 		return nil, err
 	}

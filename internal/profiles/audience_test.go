@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/profiles"
+	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
 // recorder is an Outbox subscribed to everything that keeps what it is
@@ -388,6 +389,89 @@ func TestMembershipSets(t *testing.T) {
 		}
 		if rec.repeats != 0 {
 			t.Fatalf("%d notices delivered twice", rec.repeats)
+		}
+	})
+}
+
+// interleaved is a store on which, once armed, another replica's
+// evaluation (hook, on the store underneath) commits just before the
+// first transaction that writes the item at key.
+type interleaved struct {
+	profiles.Store
+	key   profiles.Key
+	armed bool
+	hook  func()
+	once  sync.Once
+}
+
+func (s *interleaved) Transact(ctx context.Context, ops []profiles.Op) error {
+	for _, op := range ops {
+		if s.armed && op.Put != nil && !op.Check && op.Put.PK == s.key.PK && op.Put.SK == s.key.SK {
+			s.once.Do(s.hook)
+		}
+	}
+	return s.Store.Transact(ctx, ops)
+}
+
+// Two replicas evaluate one profile at once: one takes in a trait, the
+// other a purchase, and the first changes no membership. The first
+// commits second, having read what the other then wrote (its aggregates,
+// or its membership set), so it must not commit on what it read: the
+// profile ends in the segment that needs both.
+func TestConcurrentEvaluationsSeeEachOther(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		rec, clock := audienceFixture(t, f)
+		now := func() time.Time { return *clock }
+		base := f.svc
+		for _, c := range []struct {
+			name     string
+			readAggs bool // the trait's evaluation reads stored aggregates
+			segments func() []profiles.Segment
+		}{
+			// The purchase changes the aggregates alone.
+			{"aggregates", true, func() []profiles.Segment {
+				return []profiles.Segment{f.segment(t, "vip buyers", `{"all": [{"trait": "plan", "operator": "equals", "value": "vip"}, {"event": "Purchase"}]}`)}
+			}},
+			// The purchase changes the set; the trait's evaluation reads
+			// the set, not the aggregates.
+			{"set", false, func() []profiles.Segment {
+				buyers := f.segment(t, "buyers", `{"event": "Purchase"}`)
+				return []profiles.Segment{buyers, f.segment(t, "vip in buyers", fmt.Sprintf(`{"all": [{"trait": "plan", "operator": "equals", "value": "vip"}, {"segment": %q}]}`, buyers.ID))}
+			}},
+		} {
+			f.svc, f.tenant = base, tenants.NewID()
+			segments := c.segments()
+			f.send(f.ev(map[string]any{"userId": "u1", "plan": "free"}))
+			id := f.lookup("user_id", "u1").ID
+			want(t, c.name, rec.take(t, f), "profile.created "+id)
+			if _, ok, err := f.store.Get(ctx, profiles.AggregatesKey(f.tenant, id)); err != nil || ok != c.readAggs {
+				t.Fatalf("%s: aggregates: found %v, %v", c.name, ok, err)
+			}
+
+			// Each replica a Service of its own, with an empty item cache.
+			other := profiles.NewService(f.store, f.raw, now)
+			other.SetOutbox(rec)
+			st := &interleaved{Store: f.store, key: profiles.MemberKey(f.tenant, id)}
+			ran := false
+			st.hook = func() {
+				ran = true
+				if _, err := other.Ingest(ctx, f.tenant, []profiles.Event{f.ev(map[string]any{"type": "track", "event": "Purchase", "userId": "u1"})}); err != nil {
+					t.Error(err)
+				}
+			}
+			f.svc = profiles.NewService(st, f.raw, now)
+			f.svc.SetOutbox(rec)
+			st.armed = true
+			f.send(f.ev(map[string]any{"userId": "u1", "plan": "vip"}))
+			if !ran {
+				t.Fatalf("%s: the other replica's evaluation did not run", c.name)
+			}
+			var entered []string
+			for _, g := range segments {
+				entered = append(entered, "segment.entered "+id+" "+g.ID)
+			}
+			want(t, c.name+": vip and a purchase", rec.take(t, f), entered...)
 		}
 	})
 }

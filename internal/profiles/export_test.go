@@ -15,3 +15,5 @@ func AggregatesKey(tenant, member string) Key { return aggregatesKey(tenant, mem
 func LegacyAggregateKey(tenant, member, leaf string) Key {
 	return legacyAggregateKey(tenant, member, leaf)
 }
+
+func MemberKey(tenant, member string) Key { return memberKey(tenant, member) }

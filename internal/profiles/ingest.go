@@ -333,7 +333,6 @@ func (b *batch) recordKnown(ctx context.Context, known []int, holder map[int]str
 				return 0, nil, err
 			}
 			if iu != nil {
-				iu.setCached = cached[sk]
 				inline = append(inline, iu)
 				continue
 			}
@@ -414,9 +413,7 @@ type inlineUnit struct {
 	mb      member
 	set     Item
 	decoded *membershipSet
-	// setCached says set came from the item cache.
-	setCached bool
-	events    []int
+	events  []int
 	// moved are the traits each event moved; ops its records and the
 	// member's write, on condition of the version read.
 	moved [][]string
@@ -479,11 +476,11 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 			keys, members = append(keys, aggregatesKey(b.tenant, u.m)), append(members, u.m)
 		}
 	}
-	read, hit, err := b.s.items.cachedBatchGet(ctx, keys)
+	read, _, err := b.s.items.cachedBatchGet(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
-	aggs, err := b.s.readAggregates(ctx, b.tenant, members, read, hit)
+	aggs, err := b.s.readAggregates(ctx, b.tenant, members, read)
 	if err != nil {
 		return nil, err
 	}
@@ -502,7 +499,7 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 		if ops, err = b.s.withNotices(ctx, b.tenant, st, ops, notices); err != nil {
 			return nil, err
 		}
-		ops = append(ops, b.checksOfCached(ops, u, aggs[u.m])...)
+		ops = append(ops, b.readChecks(ops, st, u)...)
 		if len(u.ops)+len(ops) <= MaxTransactOps {
 			units = append(units, unit{ops: append(u.ops, ops...), events: u.events})
 			continue
@@ -517,21 +514,19 @@ func (b *batch) evaluateInline(ctx context.Context, inline []*inlineUnit) ([]uni
 	return units, nil
 }
 
-// checksOfCached returns the checks that condition an inline unit's
-// evaluation, ops, on the items it read from the item cache and does not
-// write: its membership set and its aggregates (ma, nil when it read
-// none).
-func (b *batch) checksOfCached(ops []Op, u *inlineUnit, ma *memberAggregates) []Op {
-	written := make(map[Key]bool, len(ops))
-	for _, op := range ops {
-		written[op.key()] = true
-	}
+// readChecks returns the checks that condition an inline unit's
+// evaluation, ops, on what it read and does not write: its membership set
+// and its aggregates. The unit commits its records whatever it decides,
+// and another evaluation of the profile may have changed either since,
+// without writing the member.
+func (b *batch) readChecks(ops []Op, st *profileState, u *inlineUnit) []Op {
 	var checks []Op
-	if sk := membershipSetKey(b.tenant, u.m); u.setCached && !written[sk] {
+	sk := membershipSetKey(b.tenant, u.m)
+	if !slices.ContainsFunc(ops, func(op Op) bool { return op.key() == sk }) {
 		checks = append(checks, Op{Put: &Item{PK: sk.PK, SK: sk.SK}, Check: true, IfVersion: u.set.Version})
 	}
-	if k := aggregatesKey(b.tenant, u.m); ma != nil && ma.cached && !written[k] {
-		checks = append(checks, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: ma.item.Version})
+	if len(u.p.leafKeys) > 0 {
+		checks = append(checks, aggregateChecks(b.tenant, st, ops)...)
 	}
 	return checks
 }

@@ -702,7 +702,7 @@ func (s *Service) backfillMember(ctx context.Context, tenant string, l *EventLea
 		if err != nil {
 			return err
 		}
-		all, err := s.readAggregates(ctx, tenant, []string{m}, read, nil)
+		all, err := s.readAggregates(ctx, tenant, []string{m}, read)
 		if err != nil {
 			return err
 		}
