@@ -698,7 +698,7 @@ func (e *EventLeaf) Eval(a *EventAggregate, now time.Time) bool {
 	}
 	first, past := a.recentIn(from, to)
 	r := max(past-first, 0)
-	exact := !a.Partial && len(a.Recent) < RecentCap || len(a.Recent) > 0 && time.UnixMilli(a.Recent[len(a.Recent)-1]).Before(from)
+	exact := a.exactFrom(from)
 	switch {
 	case exact:
 		return holds(r)
@@ -812,13 +812,16 @@ const RecentCap = 64
 // concurrent use.
 //
 // A leaf that no segment counts in a window needs no times (DropRecent):
-// its aggregate is then Partial, its Recent missing events newer than
-// its oldest, and a window counted on it later, once a segment asks for
-// one, is counted by days until Recent holds the whole window again.
+// its aggregate is then Partial, its Recent missing events up to Dropped
+// (the newest time it forgot), and a window counted on it later, once a
+// segment asks for one, is counted by days until the window starts after
+// Dropped. An event that arrives late, with a time before Dropped, or a
+// merge, does not make a Partial aggregate exact.
 type EventAggregate struct {
 	Days    map[string]int `json:"d,omitempty"` // "2006-01-02" (UTC) -> count
 	Recent  []int64        `json:"r,omitempty"` // Unix milliseconds, newest first, at most RecentCap
 	Partial bool           `json:"p,omitzero"`
+	Dropped int64          `json:"w,omitzero"` // Unix milliseconds; 0 in aggregates stored before it was kept
 	// How a stored aggregate came to count every event exactly once (see
 	// the backfill in recompute.go): Backfilled says the member's events
 	// from before the leaf existed are counted; until then Seen lists the
@@ -860,6 +863,7 @@ func (a *EventAggregate) Merge(b *EventAggregate) {
 		return
 	}
 	a.Partial = a.Partial || b.Partial
+	a.Dropped = max(a.Dropped, b.Dropped)
 	for d, c := range b.Days {
 		if a.Days == nil {
 			a.Days = map[string]int{}
@@ -899,8 +903,28 @@ func (a *EventAggregate) recentIn(from, to time.Time) (first, past int) {
 	return first, past
 }
 
-// DropRecent forgets the event times, which only windows need.
-func (a *EventAggregate) DropRecent() { a.Recent, a.Partial = nil, true }
+// DropRecent forgets the event times, which only windows need, keeping
+// the newest in Dropped.
+func (a *EventAggregate) DropRecent() {
+	if len(a.Recent) > 0 {
+		a.Dropped = max(a.Dropped, a.Recent[0])
+	}
+	a.Recent, a.Partial = nil, true
+}
+
+// exactFrom reports whether Recent holds every counted event at or after
+// from. Events missing from it are those DropRecent forgot (up to
+// Dropped) and, once it was full, older ones than its oldest.
+func (a *EventAggregate) exactFrom(from time.Time) bool {
+	oldestBefore := len(a.Recent) > 0 && time.UnixMilli(a.Recent[len(a.Recent)-1]).Before(from)
+	if a.Partial && a.Dropped == 0 {
+		// Stored before Dropped was kept: as then, its events are taken
+		// to have come in time order, Recent's oldest after every one
+		// forgotten.
+		return oldestBefore
+	}
+	return (!a.Partial || time.UnixMilli(a.Dropped).Before(from)) && (len(a.Recent) < RecentCap || oldestBefore)
+}
 
 // insertRecent inserts ms into recent, newest first, keeping RecentCap.
 func insertRecent(recent []int64, ms int64) []int64 {

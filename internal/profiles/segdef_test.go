@@ -245,6 +245,20 @@ func TestNodeEvalEvents(t *testing.T) {
 	// and RecentCap inside it: Recent is full and cannot see the ten.
 	crowded := aggregate(append(times(10, at("2026-05-03T06:00:00Z")), times(profiles.RecentCap, day)...)...)
 	spilled := aggregate(append(append(times(10, 3*day), day+time.Hour), times(63, time.Hour)...)...)
+	// partial counts forgotten events, forgets their times (as for a leaf
+	// no window counted), then counts added ones.
+	partial := func(forgotten []time.Duration, added ...time.Duration) *profiles.EventAggregate {
+		a := aggregate(forgotten...)
+		a.DropRecent()
+		for _, d := range added {
+			a.Add(defNow.Add(-d), defNow, 0)
+		}
+		return a
+	}
+	merged := func(a, b *profiles.EventAggregate) *profiles.EventAggregate {
+		a.Merge(b)
+		return a
+	}
 	cases := []struct {
 		name string
 		leaf string // members beside "event":"Order Completed"
@@ -292,6 +306,18 @@ func TestNodeEvalEvents(t *testing.T) {
 		// whole days (May 9 and 10) would count the one before too.
 		{"full, exact by Recent", `"within":"1d","count":{"operator":"exactly","value":63}`, spilled, true},
 		{"full, exact by Recent, not more", `"within":"1d","count":{"operator":"at_least","value":64}`, spilled, false},
+		// Times forgotten: exact once the window starts after the newest
+		// forgotten; an event that comes late, older than that, or a
+		// merge does not make it so.
+		{"partial, forgotten before the window", `"within":"1d","count":{"operator":"exactly","value":1}`, partial([]time.Duration{25 * time.Hour}, time.Hour), true},
+		{"partial, forgotten in the window", `"within":"1d","count":{"operator":"exactly","value":2}`, partial([]time.Duration{2 * time.Hour}, time.Hour), true},
+		{"partial, late event", `"within":"7d"`, partial([]time.Duration{time.Hour}, 10*day), true},
+		{"partial, late event, none in the window", `"within":"7d","count":{"operator":"exactly","value":0}`, partial([]time.Duration{time.Hour}, 10*day), false},
+		{"merged with a partial", `"within":"7d"`, merged(aggregate(10*day), partial([]time.Duration{time.Hour})), true},
+		// Stored before Dropped was kept: by days while Recent's oldest is
+		// in the window.
+		{"partial, stored without Dropped", `"within":"1d","count":{"operator":"exactly","value":1}`,
+			&profiles.EventAggregate{Days: map[string]int{"2026-05-09": 1, "2026-05-10": 1}, Recent: []int64{defNow.Add(-time.Hour).UnixMilli()}, Partial: true}, false},
 	}
 	for _, c := range cases {
 		def := `{"event":"Order Completed"}`
