@@ -5138,7 +5138,10 @@ type ClientInterface interface {
 	// RegisterPrincipalWithBody Register an AWS principal for the tenant
 	//
 	// A principal (12-digit account ID or IAM role ARN) belongs to one
-	// tenant only. Registering it again is a no-op. The `201` has
+	// tenant only. Registering it again is a no-op. A pool's data-access
+	// role, which acts for every tenant of the pool, is refused (`400`)
+	// for a tenant of that pool; a grant to it that a tenant made while
+	// dedicated fails when the tenant moves into the pool. The `201` has
 	// no `Location`: a principal has no URL of its own (routes name it
 	// in the body); it is listed by listPrincipals.
 	//
@@ -5150,7 +5153,10 @@ type ClientInterface interface {
 	// RegisterPrincipal Register an AWS principal for the tenant
 	//
 	// A principal (12-digit account ID or IAM role ARN) belongs to one
-	// tenant only. Registering it again is a no-op. The `201` has
+	// tenant only. Registering it again is a no-op. A pool's data-access
+	// role, which acts for every tenant of the pool, is refused (`400`)
+	// for a tenant of that pool; a grant to it that a tenant made while
+	// dedicated fails when the tenant moves into the pool. The `201` has
 	// no `Location`: a principal has no URL of its own (routes name it
 	// in the body); it is listed by listPrincipals.
 	//
@@ -7864,7 +7870,10 @@ func (c *Client) ListPrincipals(ctx context.Context, tenantId TenantID, params *
 // RegisterPrincipalWithBody Register an AWS principal for the tenant
 //
 // A principal (12-digit account ID or IAM role ARN) belongs to one
-// tenant only. Registering it again is a no-op. The `201` has
+// tenant only. Registering it again is a no-op. A pool's data-access
+// role, which acts for every tenant of the pool, is refused (`400`)
+// for a tenant of that pool; a grant to it that a tenant made while
+// dedicated fails when the tenant moves into the pool. The `201` has
 // no `Location`: a principal has no URL of its own (routes name it
 // in the body); it is listed by listPrincipals.
 //
@@ -7886,7 +7895,10 @@ func (c *Client) RegisterPrincipalWithBody(ctx context.Context, tenantId TenantI
 // RegisterPrincipal Register an AWS principal for the tenant
 //
 // A principal (12-digit account ID or IAM role ARN) belongs to one
-// tenant only. Registering it again is a no-op. The `201` has
+// tenant only. Registering it again is a no-op. A pool's data-access
+// role, which acts for every tenant of the pool, is refused (`400`)
+// for a tenant of that pool; a grant to it that a tenant made while
+// dedicated fails when the tenant moves into the pool. The `201` has
 // no `Location`: a principal has no URL of its own (routes name it
 // in the body); it is listed by listPrincipals.
 //
@@ -16383,7 +16395,10 @@ type ClientWithResponsesInterface interface {
 	// RegisterPrincipalWithBodyWithResponse Register an AWS principal for the tenant
 	//
 	// A principal (12-digit account ID or IAM role ARN) belongs to one
-	// tenant only. Registering it again is a no-op. The `201` has
+	// tenant only. Registering it again is a no-op. A pool's data-access
+	// role, which acts for every tenant of the pool, is refused (`400`)
+	// for a tenant of that pool; a grant to it that a tenant made while
+	// dedicated fails when the tenant moves into the pool. The `201` has
 	// no `Location`: a principal has no URL of its own (routes name it
 	// in the body); it is listed by listPrincipals.
 	//
@@ -16395,7 +16410,10 @@ type ClientWithResponsesInterface interface {
 	// RegisterPrincipalWithResponse Register an AWS principal for the tenant
 	//
 	// A principal (12-digit account ID or IAM role ARN) belongs to one
-	// tenant only. Registering it again is a no-op. The `201` has
+	// tenant only. Registering it again is a no-op. A pool's data-access
+	// role, which acts for every tenant of the pool, is refused (`400`)
+	// for a tenant of that pool; a grant to it that a tenant made while
+	// dedicated fails when the tenant moves into the pool. The `201` has
 	// no `Location`: a principal has no URL of its own (routes name it
 	// in the body); it is listed by listPrincipals.
 	//
@@ -30634,7 +30652,10 @@ func (c *ClientWithResponses) ListPrincipalsWithResponse(ctx context.Context, te
 // RegisterPrincipalWithBodyWithResponse Register an AWS principal for the tenant
 //
 // A principal (12-digit account ID or IAM role ARN) belongs to one
-// tenant only. Registering it again is a no-op. The `201` has
+// tenant only. Registering it again is a no-op. A pool's data-access
+// role, which acts for every tenant of the pool, is refused (`400`)
+// for a tenant of that pool; a grant to it that a tenant made while
+// dedicated fails when the tenant moves into the pool. The `201` has
 // no `Location`: a principal has no URL of its own (routes name it
 // in the body); it is listed by listPrincipals.
 //
@@ -30652,7 +30673,10 @@ func (c *ClientWithResponses) RegisterPrincipalWithBodyWithResponse(ctx context.
 // RegisterPrincipalWithResponse Register an AWS principal for the tenant
 //
 // A principal (12-digit account ID or IAM role ARN) belongs to one
-// tenant only. Registering it again is a no-op. The `201` has
+// tenant only. Registering it again is a no-op. A pool's data-access
+// role, which acts for every tenant of the pool, is refused (`400`)
+// for a tenant of that pool; a grant to it that a tenant made while
+// dedicated fails when the tenant moves into the pool. The `201` has
 // no `Location`: a principal has no URL of its own (routes name it
 // in the body); it is listed by listPrincipals.
 //

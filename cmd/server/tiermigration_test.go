@@ -419,7 +419,26 @@ func TestTierMigration(t *testing.T) {
 	before := stream.count()
 	waitFor(t, "events on the dedicated stack", func() bool { return stream.count() >= before+20 })
 
+	// The pool's data-access role acts for every pooled tenant: a pooled
+	// tenant cannot register it, and a grant to it made while dedicated
+	// fails on the way back into the pool instead of following.
+	poolRole := pooled["data_access_role_arn"]
+	mustAPI(t, "POST", base+"/v1/tenants/"+neighbour+"/principals", admin, `{"principal":"`+poolRole+`"}`, http.StatusBadRequest)
+	mustAPI(t, "POST", base+"/v1/tenants/"+id+"/principals", admin, `{"principal":"`+poolRole+`"}`, http.StatusCreated)
+	toPoolRole := jstr(mustAPI(t, "POST", base+"/v1/tenants/"+id+"/grants", admin,
+		`{"principal":"`+poolRole+`","resource":{"region":"eu-west-1","database":"`+dedicated["glue_database"]+`"},"permissions":["DESCRIBE"]}`, http.StatusAccepted), "id")
+	awaitGrant(t, base, admin, id, toPoolRole, dedicated["glue_database"])
+
 	second := moveTier(t, base, admin, id, "pooled")
+	if counts, _ := second["counts"].(map[string]any); jnum(counts, "grants_rehomed") != 2 {
+		t.Errorf("counts of the move back: %v", counts)
+	}
+	if g := mustAPI(t, "GET", base+"/v1/tenants/"+id+"/grants/"+toPoolRole, admin, "", http.StatusOK); g["status"] != "failed" || !strings.Contains(jstr(g, "reason"), "pool's data-access role") {
+		t.Errorf("the grant to the pool's role after the move into the pool: %v", g)
+	}
+	if dbs := ledgerDatabases(t, dir, poolRole); len(dbs) != 0 {
+		t.Errorf("the pool's role holds permissions on %v", dbs)
+	}
 	acked, fenced := stream.Stop(t)
 	t.Logf("%d events acknowledged, %d sends fenced (503); moves: %v / %v", len(acked), fenced, first["counts"], second["counts"])
 	kind, back := homeOutputs(t, base, admin, id)

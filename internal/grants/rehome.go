@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
 
@@ -20,11 +21,22 @@ import (
 // grants it moved. Grants already on to are put again, so that a repeat
 // (a job that died half-way) finishes what the first run started; every
 // step is safe to repeat. A grant the Catalog refuses on to is recorded
-// failed with the reason, as its apply job would.
+// failed with the reason, as its apply job would; so is one to the pool's
+// data-access role, moving into the pool (Grant refuses those).
 func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string, pooled bool) (int, error) {
 	live, err := s.store.GrantListLive(ctx, tenantID)
 	if err != nil {
 		return 0, fmt.Errorf("rehome grants: %w", err)
+	}
+	var poolRole string
+	if pooled {
+		where, err := s.placements.TenantPlacements(ctx, tenantID)
+		if err != nil {
+			return 0, fmt.Errorf("rehome grants: %w", err)
+		}
+		if pl, err := where.In(region); err == nil && pl.Kind == placement.Pooled {
+			poolRole = pl.Outputs["data_access_role_arn"]
+		}
 	}
 	pool := provisioner.PoolGlueDatabase()
 	moved := 0
@@ -72,7 +84,10 @@ func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string,
 			}
 		}
 		status, reason := g.Status, ""
-		if g.Status != StatusSuspended {
+		switch {
+		case poolRole != "" && g.Principal == poolRole:
+			status, reason = StatusFailed, poolRoleReason(g.Principal)
+		case g.Status != StatusSuspended:
 			status = StatusActive
 			if err := s.put(ctx, next); err != nil {
 				status, reason = StatusFailed, err.Error()

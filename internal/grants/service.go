@@ -118,6 +118,13 @@ func (s *Service) RegisterPrincipal(ctx context.Context, rec audit.Event, tenant
 	if !ValidPrincipal(principal) {
 		return Principal{}, false, &tenants.ValidationError{Field: "principal", Reason: "must be a 12-digit account ID or an IAM role ARN"}
 	}
+	if where, err := s.placements.TenantPlacements(ctx, tenantID); err != nil {
+		return Principal{}, false, err
+	} else if slices.ContainsFunc(where.Placements, func(p placement.Placement) bool {
+		return p.Kind == placement.Pooled && p.Outputs["data_access_role_arn"] == principal
+	}) {
+		return Principal{}, false, &tenants.ValidationError{Field: "principal", Reason: poolRoleReason(principal)}
+	}
 	var (
 		out     Principal
 		created bool
@@ -135,6 +142,13 @@ func (s *Service) RegisterPrincipal(ctx context.Context, rec audit.Event, tenant
 		return Principal{}, false, s.refuse(ctx, rec, principal, ErrPrincipalTaken, "the principal is registered to another tenant")
 	}
 	return out, created, err
+}
+
+// poolRoleReason says why a pool's data-access role is refused as a
+// tenant's principal: it acts for every pooled tenant of the pool, and
+// Lake Formation would give each of them what it is granted.
+func poolRoleReason(role string) string {
+	return role + " is the pool's data-access role, which acts for every tenant of the pool: grant to a role of the tenant's own"
 }
 
 // Principals pages the tenant's principals.
@@ -258,9 +272,7 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 		return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
 	}
 	if pooled && req.Principal == pl.Outputs["data_access_role_arn"] {
-		// The pool's data-access role acts for every pooled tenant of the
-		// pool: Lake Formation would give each of them what it is granted.
-		return Grant{}, false, invalid("/principal", "%s is the pool's data-access role, which acts for every tenant of the pool: grant to a role of the tenant's own", req.Principal)
+		return Grant{}, false, invalid("/principal", "%s", poolRoleReason(req.Principal))
 	}
 	if err := checkShape(req); err != nil {
 		return Grant{}, false, err

@@ -604,7 +604,10 @@ export interface paths {
         /**
          * Register an AWS principal for the tenant
          * @description A principal (12-digit account ID or IAM role ARN) belongs to one
-         *     tenant only. Registering it again is a no-op. The `201` has
+         *     tenant only. Registering it again is a no-op. A pool's data-access
+         *     role, which acts for every tenant of the pool, is refused (`400`)
+         *     for a tenant of that pool; a grant to it that a tenant made while
+         *     dedicated fails when the tenant moves into the pool. The `201` has
          *     no `Location`: a principal has no URL of its own (routes name it
          *     in the body); it is listed by listPrincipals.
          */
