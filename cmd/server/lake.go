@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"path/filepath"
 	"sync"
 	"time"
@@ -28,7 +29,7 @@ import (
 // over the local zones otherwise. The engine (*athena.Engine or
 // *duckdb.Engine) is returned too: tenants' queries run on it. Its tables
 // are classified by the grants broker (lakeClassifier).
-func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, grantSvc *grants.Service, placements *placement.Locator, fences *migration.Fences, now func() time.Time) (*lake.Service, lake.Engine, func() error, error) {
+func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, grantSvc *grants.Service, placements *placement.Locator, fences *migration.Fences, tenantOf func(context.Context, string) (tenants.Tenant, error), now func() time.Time) (*lake.Service, lake.Engine, func() error, error) {
 	var engine lake.Engine
 	closeEngine := func() error { return nil }
 	if cfg.Cloud == "aws" {
@@ -44,7 +45,7 @@ func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db l
 		}
 		engine, closeEngine = e, e.Close
 	}
-	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements, fences), Now: now,
+	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements, fences, tenantOf), Now: now,
 		Classifier: newLakeClassifier(grantSvc, profileSvc)})
 	if err != nil {
 		closeEngine()
@@ -107,10 +108,20 @@ func (c *lakeClassifier) ClassifyTable(ctx context.Context, tenant string, loc l
 // lakeLocator reads a tenant's zones from its home placement's outputs
 // (placement.ErrNotReady before it has one, and while the tenant moves
 // between tiers: the refinery leaves its zones alone while they are
-// copied, and refines them in their new place after).
-func lakeLocator(placements *placement.Locator, fences *migration.Fences) func(context.Context, string) (lake.Location, error) {
+// copied, and refines them in their new place after). Once the tenant is
+// being offboarded (tenantOf says), its zones are not there either: no
+// refinery run starts that teardown, which waits for the runs under way
+// (lakeRefining), would have to wait for.
+func lakeLocator(placements *placement.Locator, fences *migration.Fences, tenantOf func(context.Context, string) (tenants.Tenant, error)) func(context.Context, string) (lake.Location, error) {
 	return func(ctx context.Context, tenant string) (lake.Location, error) {
 		if fences.Migrating(tenant) {
+			return lake.Location{}, placement.ErrNotReady
+		}
+		t, err := tenantOf(ctx, tenant)
+		if err != nil {
+			return lake.Location{}, err
+		}
+		if t.Status == tenants.StatusDeprovisioning || t.Status == tenants.StatusDeleted {
 			return lake.Location{}, placement.ErrNotReady
 		}
 		home, err := placements.Home(ctx, tenant)
@@ -124,6 +135,27 @@ func lakeLocator(placements *placement.Locator, fences *migration.Fences) func(c
 			loc.SharedDatabase = provisioner.PoolGlueDatabase()
 		}
 		return loc, nil
+	}
+}
+
+// lakeRefining reports whether a refinery run of the tenant is under way,
+// on any replica: the provisioner's teardown waits for it
+// (provisioner.Config.Busy).
+func lakeRefining(jobs interface {
+	RunningJobArgs(ctx context.Context, kind string) ([][]byte, error)
+}) func(context.Context, string) (bool, error) {
+	return func(ctx context.Context, tenant string) (bool, error) {
+		running, err := jobs.RunningJobArgs(ctx, lake.RefineArgs{}.Kind())
+		if err != nil {
+			return false, err
+		}
+		for _, raw := range running {
+			var args lake.RefineArgs
+			if err := json.Unmarshal(raw, &args); err == nil && args.TenantID == tenant {
+				return true, nil
+			}
+		}
+		return false, nil
 	}
 }
 

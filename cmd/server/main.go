@@ -521,7 +521,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 
 	prov, err := provisioner.New(provisioner.Config{
 		Engine: engine, Store: db, Tenants: tenantSvc, PollInterval: cfg.StackPollInterval, Logger: log,
-		Fleet: fleetRelay,
+		Fleet: fleetRelay, Busy: lakeRefining(db),
 	})
 	if err != nil {
 		return err
@@ -569,14 +569,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 
 	// The refinery (Athena in AWS mode, DuckDB otherwise): erasures reach
 	// its zones.
-	lakeSvc, lakeEngine, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, grantSvc, placements, fences, h.lakeNow)
+	lakeSvc, lakeEngine, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, grantSvc, placements, fences, tenantSvc.Get, h.lakeNow)
 	if err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}
 	defer closeLake()
 	// Tenants' SQL over their lake: the DuckDB sandbox in the embedded
 	// default, Athena with each tenant's own credentials in AWS mode.
-	querySvc, err := newQueries(cfg, db, lakeEngine, grantSvc, placements, fences, counting)
+	querySvc, err := newQueries(cfg, db, lakeEngine, grantSvc, placements, fences, tenantSvc.Get, counting)
 	if err != nil {
 		return fmt.Errorf("queries: %w", err)
 	}

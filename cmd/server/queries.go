@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-cdp/cairn/internal/lake/duckdb"
 	"github.com/cairn-cdp/cairn/internal/migration"
 	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/internal/usage"
 )
 
@@ -22,8 +23,8 @@ import (
 // tenant's own credentials, which grantSvc issues (AWS mode). Results are
 // stored under <data-dir>/query-results; the bytes each query scanned
 // are metered as usage.QueryBytes.
-func newQueries(cfg *config, db lake.QueryStore, engine lake.Engine, grantSvc *grants.Service, placements *placement.Locator, fences *migration.Fences, meter *usage.Meter) (*lake.QueryService, error) {
-	qc := lake.QueriesConfig{Store: db, Locate: lakeLocator(placements, fences), Dir: filepath.Join(cfg.DataDir, "query-results"), Timeout: cfg.QueryTimeout,
+func newQueries(cfg *config, db lake.QueryStore, engine lake.Engine, grantSvc *grants.Service, placements *placement.Locator, fences *migration.Fences, tenantOf func(context.Context, string) (tenants.Tenant, error), meter *usage.Meter) (*lake.QueryService, error) {
+	qc := lake.QueriesConfig{Store: db, Locate: lakeLocator(placements, fences, tenantOf), Dir: filepath.Join(cfg.DataDir, "query-results"), Timeout: cfg.QueryTimeout,
 		Meter: func(_ context.Context, tenant string, n int64) { meter.Add(tenant, usage.QueryBytes, "", n) }}
 	switch e := engine.(type) {
 	case *duckdb.Engine:

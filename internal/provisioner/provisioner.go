@@ -61,6 +61,12 @@ type Config struct {
 	// Fleet, if set, is told when a stack's failure was written to the
 	// fleet outbox, so that it goes out at once.
 	Fleet fleet.Notifier
+	// Busy, if set, reports whether work that writes a tenant's data zones
+	// and catalog (a lake refinery run) is still running for it. Teardown
+	// waits until none is before it removes anything, so that no run that
+	// started before the offboarding puts back what it removed. Such work
+	// must not start for a tenant that is not active.
+	Busy func(ctx context.Context, tenantID string) (bool, error)
 }
 
 // Provisioner reconciles tenants' stacks. It is safe for concurrent use by
@@ -74,6 +80,7 @@ type Provisioner struct {
 	now     func() time.Time
 	log     *slog.Logger
 	fleet   fleet.Notifier
+	busy    func(ctx context.Context, tenantID string) (bool, error)
 }
 
 // New validates cfg and returns a Provisioner.
@@ -96,7 +103,7 @@ func New(cfg Config) (*Provisioner, error) {
 	return &Provisioner{
 		engine: cfg.Engine, store: cfg.Store, tenants: cfg.Tenants, poll: cfg.PollInterval, log: cfg.Logger,
 		lease: cfg.Lease, now: cfg.Now,
-		fleet: cfg.Fleet,
+		fleet: cfg.Fleet, busy: cfg.Busy,
 	}, nil
 }
 
@@ -395,9 +402,10 @@ func (p *Provisioner) recordCairnEvent(ctx context.Context, pl Placement, logica
 // call is safe to repeat. With purge, the data a deleted stack retained
 // (its buckets) and a slice's objects are deleted too; without, they stay.
 //
-// Teardown does nothing for a tenant that is not deprovisioning, and
-// reports true for one that does not exist or is deleted. Its caller
-// (the offboarding job) asks again after the polling interval.
+// Teardown does nothing for a tenant that is not deprovisioning, nor while
+// Config.Busy says work on its data still runs, and reports true for one
+// that does not exist or is deleted. Its caller (the offboarding job) asks
+// again after the polling interval.
 func (p *Provisioner) Teardown(ctx context.Context, tenantID string, purge bool) (bool, error) {
 	t, err := p.tenants.Get(ctx, tenantID)
 	if errors.Is(err, tenants.ErrNotFound) {
@@ -408,6 +416,15 @@ func (p *Provisioner) Teardown(ctx context.Context, tenantID string, purge bool)
 	}
 	if t.Status != tenants.StatusDeprovisioning {
 		return t.Status == tenants.StatusDeleted, nil
+	}
+	if p.busy != nil {
+		busy, err := p.busy(ctx, tenantID)
+		if err != nil {
+			return false, fmt.Errorf("work on the tenant's data: %w", err)
+		}
+		if busy {
+			return false, nil
+		}
 	}
 	placements, err := p.store.PlacementList(ctx, tenantID)
 	if err != nil {

@@ -153,6 +153,46 @@ func TestStackFailuresTakeOnePath(t *testing.T) {
 	}
 }
 
+// TestTeardownWaitsWhileBusy: while Config.Busy says work on the
+// tenant's data runs, Teardown touches nothing; once it has ended, the
+// teardown goes on.
+func TestTeardownWaitsWhileBusy(t *testing.T) {
+	e := newStackEnv(t)
+	busy := true
+	p, err := provisioner.New(provisioner.Config{Engine: e.engine, Store: e.db, Tenants: e.svc, Now: func() time.Time { return e.now },
+		Busy: func(context.Context, string) (bool, error) { return busy, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := e.onboard(t, "busy", tenants.TierDedicated)
+	e.step(t, tn.ID)
+	if err := e.p.PollOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.step(t, tn.ID)
+	if _, err := e.svc.Offboard(t.Context(), audit.Event{}, tn.ID, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if gone, err := p.Teardown(t.Context(), tn.ID, false); err != nil || gone {
+			t.Fatalf("teardown while busy: gone %t, %v", gone, err)
+		}
+	}
+	if pl, err := e.db.PlacementGet(t.Context(), tn.ID, "eu-west-1"); err != nil || pl.Status != provisioner.StatusReady {
+		t.Fatalf("placement after teardowns while busy: %+v, %v; want ready", pl, err)
+	}
+	if stacks, err := e.engine.Stacks(t.Context(), "eu-west-1"); err != nil || len(stacks) != 1 {
+		t.Fatalf("engine stacks after teardowns while busy: %v, %v; want the tenant's", stacks, err)
+	}
+	busy = false
+	if gone, err := p.Teardown(t.Context(), tn.ID, false); err != nil || gone {
+		t.Fatalf("teardown once idle: gone %t, %v; want the stack deleting", gone, err)
+	}
+	if pl, err := e.db.PlacementGet(t.Context(), tn.ID, "eu-west-1"); err != nil || pl.Status == provisioner.StatusReady {
+		t.Fatalf("placement after the teardown once idle: %+v, %v; want it leaving", pl, err)
+	}
+}
+
 // TestTeardownKeepsStackID offboards a dedicated tenant through Teardown
 // and the poller: the stack is deleted, and its record keeps the stack's
 // ID and its events.

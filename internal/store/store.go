@@ -98,6 +98,9 @@ type Backend interface {
 	// JobCounts returns the number of jobs per River state (available,
 	// running, retryable, scheduled, completed, discarded, cancelled).
 	JobCounts(ctx context.Context) (map[string]int64, error)
+	// RunningJobArgs returns the encoded arguments of the running jobs
+	// of kind.
+	RunningJobArgs(ctx context.Context, kind string) ([][]byte, error)
 	// StartWorkers starts working jobs until ctx is done or the returned
 	// stop function is called; stop waits for running jobs to finish or
 	// its own context to end.

@@ -139,3 +139,25 @@ func (d demoted) Handle(ctx context.Context, r slog.Record) error {
 func (d demoted) WithAttrs(as []slog.Attr) slog.Handler { return demoted{d.h.WithAttrs(as)} }
 
 func (d demoted) WithGroup(name string) slog.Handler { return demoted{d.h.WithGroup(name)} }
+
+// RunningJobArgs returns the encoded arguments of the jobs of kind that
+// are running, read through client; both adapters' RunningJobArgs call it.
+// A job stays running until its worker returns, or, on a replica that
+// died, until River rescues it (RescueAfter).
+func RunningJobArgs[TTx any](ctx context.Context, client *river.Client[TTx], kind string) ([][]byte, error) {
+	var out [][]byte
+	params := river.NewJobListParams().Kinds(kind).States(rivertype.JobStateRunning).First(1000)
+	for {
+		res, err := client.JobList(ctx, params)
+		if err != nil {
+			return nil, fmt.Errorf("list running %s jobs: %w", kind, err)
+		}
+		for _, j := range res.Jobs {
+			out = append(out, j.EncodedArgs)
+		}
+		if len(res.Jobs) < 1000 || res.LastCursor == nil {
+			return out, nil
+		}
+		params = params.After(res.LastCursor)
+	}
+}

@@ -113,6 +113,11 @@ func (d *DB) JobCounts(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
+// RunningJobArgs implements store.Backend.
+func (d *DB) RunningJobArgs(ctx context.Context, kind string) ([][]byte, error) {
+	return store.RunningJobArgs(ctx, d.jobs, kind)
+}
+
 // StartWorkers implements store.Backend. cfg.Logger defaults to the logger
 // given to Open. River learns of new jobs by LISTEN/NOTIFY, so
 // cfg.PollInterval is only a fallback here.

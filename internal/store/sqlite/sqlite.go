@@ -156,6 +156,11 @@ func (d *DB) JobCounts(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
+// RunningJobArgs implements store.Backend.
+func (d *DB) RunningJobArgs(ctx context.Context, kind string) ([][]byte, error) {
+	return store.RunningJobArgs(ctx, d.jobs, kind)
+}
+
 // StartWorkers implements store.Backend. cfg.Logger defaults to the logger
 // given to Open.
 func (d *DB) StartWorkers(ctx context.Context, cfg store.WorkerConfig) (func(context.Context) error, error) {
