@@ -33,7 +33,13 @@ func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db l
 	var engine lake.Engine
 	closeEngine := func() error { return nil }
 	if cfg.Cloud == "aws" {
-		e, err := athena.New(ctx, athena.Config{AWS: settings})
+		// A pooled tenant's tables adopted into the pool's shared tables
+		// take their grants along, through its data cells filters.
+		adopted := func(ctx context.Context, tenant, region, database string) error {
+			_, err := grantSvc.Rehome(ctx, tenant, region, database, database, true)
+			return err
+		}
+		e, err := athena.New(ctx, athena.Config{AWS: settings, Adopted: adopted})
 		if err != nil {
 			return nil, nil, nil, err
 		}

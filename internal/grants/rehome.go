@@ -20,7 +20,10 @@ import (
 // the pool's database instead, through the tenant's data cells filter. It returns how many
 // grants it moved. Grants already on to are put again, so that a repeat
 // (a job that died half-way) finishes what the first run started; every
-// step is safe to repeat. A grant the Catalog refuses on to is recorded
+// step is safe to repeat. With from and to the same database, a pooled
+// tenant's own, it moves the grants on the tables the pool's shared tables
+// took in (the lake's adoption of a pooled tenant's own tables) onto them,
+// through its filters. A grant the Catalog refuses on to is recorded
 // failed with the reason, as its apply job would; so is one to the pool's
 // data-access role, moving into the pool (Grant refuses those).
 func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string, pooled bool) (int, error) {
@@ -81,6 +84,13 @@ func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string,
 				if len(g.Resource.Tags) > 0 {
 					next.CellsFilter = TagCellsFilterName(tenantID, g.Resource.Tags)
 				}
+			}
+		}
+		if next.Resource.Database != db && !(onFrom && !onTo) && g.Status != StatusSuspended {
+			// Its table is now the pool's shared one (adopted, or a move
+			// into the pool repeated): it leaves the tenant's own.
+			if err := s.take(ctx, g); err != nil {
+				return moved, fmt.Errorf("rehome grant %s: take from %s: %w", g.ID, db, err)
 			}
 		}
 		status, reason := g.Status, ""

@@ -511,5 +511,31 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 		if diff := cmp.Diff([]map[string]string{rows[0], rows[2]}, double.Query(pa, pool, "identifies")); diff != "" {
 			t.Errorf("after the revokes, %s reads (-want +got):\n%s", pa, diff)
 		}
+
+		// A table a still has in its own database (from before the pool
+		// shared its tables), granted there, is taken in by the pool's
+		// shared table: the grant follows (as the lake's adoption asks),
+		// through a's filter, and leaves a's own table.
+		double.AddTable(ownA, "tracks", cols, nil)
+		double.AddRows(ownA, "tracks", rows[0])
+		gt := grant(a, pa, map[string]any{"database": ownA, "table": "tracks"}, "SELECT")
+		double.AddTable(pool, "tracks", cols, map[string]string{lakeformation.SharedParameter: "true"})
+		double.AddRows(pool, "tracks", rows...)
+		if _, err := e.grants.Rehome(ctx, a, "eu-west-1", ownA, ownA, true); err != nil {
+			t.Fatal(err)
+		}
+		if g := e.do("GET", "/v1/tenants/"+a+"/grants/"+gt, e.admin, nil).want(t, 200); g.body["status"] != "active" || g.body["resource"].(map[string]any)["database"] != pool {
+			t.Errorf("the grant on a's own table after its adoption: %s", g.raw)
+		}
+		if diff := cmp.Diff([]map[string]string{rows[0], rows[2]}, double.Query(pa, pool, "tracks")); diff != "" {
+			t.Errorf("the adopted table's grant reads (-want +got):\n%s", diff)
+		}
+		if got := double.Query(pa, ownA, "tracks"); len(got) != 0 {
+			t.Errorf("the grant is left on a's own table: %v", got)
+		}
+		r := e.do("POST", "/v1/tenants/"+a+"/grants/reconcile", e.admin, nil).want(t, 200)
+		if len(r.body["repaired"].([]any)) != 0 || len(r.body["unmanaged"].([]any)) != 0 {
+			t.Errorf("reconcile of a after the adoption: %s", r.raw)
+		}
 	})
 }

@@ -98,6 +98,12 @@ type Config struct {
 	// Now stamps versions (time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Adopted, if set, is called when a pooled tenant's own clean and
+	// curated tables are in the pool's shared tables, before they leave
+	// its own database (named): the grants on them must follow (the
+	// grants broker's Rehome onto the shared tables), or they would go
+	// with the tables. An error keeps the tables for the next run.
+	Adopted func(ctx context.Context, tenant, region, database string) error
 }
 
 // Defaults of Config.
@@ -370,8 +376,9 @@ func (t *tenant) ensureCatalog(ctx context.Context) error {
 // pool shared them) into the pool's shared tables: each of their
 // partitions (a curated table's location) becomes the tenant's partition
 // of the shared table, unless the tenant has that one already, and the
-// table is then dropped. The data stays where it is, under the tenant's
-// prefix. It costs one GetTables call once there is nothing left to move.
+// table is then dropped, once Config.Adopted has moved the grants on it.
+// The data stays where it is, under the tenant's prefix. It costs one
+// GetTables call once there is nothing left to move.
 func (t *tenant) adoptOwnTables(ctx context.Context) error {
 	own := t.loc.Database
 	var found []gluetypes.Table
@@ -417,12 +424,22 @@ func (t *tenant) adoptOwnTables(ctx context.Context) error {
 				}
 			}
 		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	if hook := t.e.cfg.Adopted; hook != nil {
+		if err := hook(ctx, t.loc.Tenant, t.loc.Region, own); err != nil {
+			return fmt.Errorf("move the grants on %s's tables: %w", own, err)
+		}
+	}
+	for _, gt := range found {
 		_, err := t.glue.DeleteTable(ctx, &glue.DeleteTableInput{DatabaseName: aws.String(own), Name: gt.Name})
 		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("glue delete table %s.%s: %w", own, tbl.Name, err)
+			return fmt.Errorf("glue delete table %s.%s: %w", own, aws.ToString(gt.Name), err)
 		}
 		t.e.cfg.Logger.InfoContext(ctx, "lake table moved into the pool's shared table", "tenant_id", t.loc.Tenant,
-			"from", own+"."+tbl.Name, "to", t.sc.tables+"."+tbl.Name)
+			"from", own+"."+aws.ToString(gt.Name), "to", t.sc.tables+"."+aws.ToString(gt.Name))
 	}
 	return nil
 }

@@ -939,12 +939,32 @@ func TestEnginePooledTenantsShareTables(t *testing.T) {
 // TestEngineAdoptsPooledTenantsOwnTables: a pooled tenant's clean and
 // curated tables still in its own database (from before the pool shared
 // them) become its partitions of the pool's shared tables at its next
-// run, where they are, and leave its database; its raw table stays; a
+// run, where they are, and leave its database once Config.Adopted (the
+// grants' move) has run, with both tables there; its raw table stays; a
 // second run has nothing to move.
 func TestEngineAdoptsPooledTenantsOwnTables(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, true)
 	loc := f.loc
+	var adopted []string
+	cfg := awstest.Config(region)
+	engine, err := athena.New(ctx, athena.Config{
+		AWS:  awsclient.Settings{AWS: &cfg, EndpointURL: f.proxy.URL, HTTPClient: f.script, MaxBackoff: time.Millisecond},
+		Poll: time.Millisecond, MaxPoll: time.Millisecond,
+		Adopted: func(ctx context.Context, tenant, region, database string) error {
+			adopted = append(adopted, tenant+" "+region+" "+database)
+			for _, db := range []string{database, loc.SharedDatabase} {
+				if _, err := f.glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(db), Name: aws.String("tracks")}); err != nil {
+					t.Errorf("when the grants move, %s.tracks: %v", db, err)
+				}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine = engine
 	tracks, _ := lake.TableNamed("tracks")
 	idGraph, _ := lake.TableNamed("id_graph")
 	legacy := func(tbl lake.Table, keys []gluetypes.Column, at string) {
@@ -996,6 +1016,9 @@ func TestEngineAdoptsPooledTenantsOwnTables(t *testing.T) {
 	if _, err := f.glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(loc.Database), Name: aws.String("raw_events")}); err != nil {
 		t.Errorf("raw_events: %v", err)
 	}
+	if want := []string{loc.Tenant + " " + region + " " + loc.Database}; !slices.Equal(adopted, want) {
+		t.Errorf("grants moved for %q, want %q", adopted, want)
+	}
 	// Nothing left to adopt: a second run moves nothing and keeps what the
 	// tenant has.
 	f.results(t, nil, [][]string{countHeader, {"tracks", "2026-11-26", "10", "1"}})
@@ -1004,5 +1027,8 @@ func TestEngineAdoptsPooledTenantsOwnTables(t *testing.T) {
 	}
 	if got := f.partition(t, "id_graph"); got != curated+"id_graph/v0/" {
 		t.Errorf("id_graph partition after a second run at %q", got)
+	}
+	if len(adopted) != 1 {
+		t.Errorf("grants moved %d times, want once", len(adopted))
 	}
 }
