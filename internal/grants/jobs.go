@@ -221,8 +221,17 @@ func (s *Service) revoke(ctx context.Context, tenantID, id string) error {
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	if err != nil || g.Status != StatusRevoking {
+	if err != nil {
 		return err
+	}
+	switch g.Status {
+	case StatusRevoked:
+		// Retried after the grant was recorded revoked: the filter may
+		// still be there if another revoke through it ran alongside.
+		return s.dropFilters(ctx, tenantID, []Grant{g})
+	case StatusRevoking:
+	default:
+		return nil
 	}
 	if err := s.take(ctx, g); err != nil {
 		return fmt.Errorf("revoke %s: %w", id, err)
@@ -232,7 +241,10 @@ func (s *Service) revoke(ctx context.Context, tenantID, id string) error {
 	if err := s.dropFilters(ctx, tenantID, []Grant{g}); err != nil {
 		return err
 	}
-	return s.setStatus(ctx, g, StatusRevoked, "", "grant.revoked")
+	if err := s.setStatus(ctx, g, StatusRevoked, "", "grant.revoked"); err != nil {
+		return err
+	}
+	return s.dropFilters(ctx, tenantID, []Grant{g})
 }
 
 // dropFilters deletes the data cells filters of grants being revoked that
@@ -240,6 +252,11 @@ func (s *Service) revoke(ctx context.Context, tenantID, id string) error {
 // going through it: its own revoke drops it). A filter lives on its
 // shared table, which outlives the tenant's grants (the pool's database
 // stays), so a filter left would name the tenant there for good.
+//
+// A revoke calls it before and again after it records the grant revoked.
+// Two revokes through one filter at once can each see the other still
+// revoking before either is recorded, and leave the filter to the other;
+// after, the one recorded last sees the other revoked and drops it.
 func (s *Service) dropFilters(ctx context.Context, tenantID string, revoked []Grant) error {
 	if !slices.ContainsFunc(revoked, func(g Grant) bool { return g.CellsFilter != "" }) {
 		return nil
@@ -296,6 +313,9 @@ func (s *Service) Sync(ctx context.Context, tenantID string) error {
 				return err
 			}
 			if err := s.setStatus(ctx, g, StatusRevoked, "tenant offboarded", "grant.revoked"); err != nil {
+				return err
+			}
+			if err := s.dropFilters(ctx, tenantID, []Grant{g}); err != nil {
 				return err
 			}
 		case t.Status == tenants.StatusSuspended && (g.Status == StatusActive || g.Status == StatusPending):
