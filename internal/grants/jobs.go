@@ -224,13 +224,12 @@ func (s *Service) revoke(ctx context.Context, tenantID, id string) error {
 	if err != nil {
 		return err
 	}
-	switch g.Status {
-	case StatusRevoked:
+	if g.Status == StatusRevoked {
 		// Retried after the grant was recorded revoked: the filter may
 		// still be there if another revoke through it ran alongside.
 		return s.dropFilters(ctx, tenantID, []Grant{g})
-	case StatusRevoking:
-	default:
+	}
+	if g.Status != StatusRevoking {
 		return nil
 	}
 	if err := s.take(ctx, g); err != nil {

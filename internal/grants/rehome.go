@@ -53,18 +53,6 @@ func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string,
 		if g.Status == StatusRevoking {
 			continue // its revoke job takes it away
 		}
-		if onFrom && !onTo {
-			if g.Status != StatusSuspended {
-				if err := s.take(ctx, g); err != nil {
-					return moved, fmt.Errorf("rehome grant %s: take from %s: %w", g.ID, db, err)
-				}
-			}
-			if g.CellsFilter != "" {
-				if err := s.catalog.DeleteCellsFilter(ctx, region, db, g.Resource.Table, g.CellsFilter); err != nil {
-					return moved, fmt.Errorf("rehome grant %s: data cells filter: %w", g.ID, err)
-				}
-			}
-		}
 		next := g
 		next.Resource.Database = to
 		next.CellsFilter = ""
@@ -86,11 +74,16 @@ func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string,
 				}
 			}
 		}
-		if next.Resource.Database != db && !(onFrom && !onTo) && g.Status != StatusSuspended {
-			// Its table is now the pool's shared one (adopted, or a move
-			// into the pool repeated): it leaves the tenant's own.
+		// A grant that changes database leaves the one it was on (its table
+		// adopted into the pool's shared one, too), with its filter there.
+		if next.Resource.Database != db && g.Status != StatusSuspended {
 			if err := s.take(ctx, g); err != nil {
 				return moved, fmt.Errorf("rehome grant %s: take from %s: %w", g.ID, db, err)
+			}
+		}
+		if onFrom && !onTo && g.CellsFilter != "" {
+			if err := s.catalog.DeleteCellsFilter(ctx, region, db, g.Resource.Table, g.CellsFilter); err != nil {
+				return moved, fmt.Errorf("rehome grant %s: data cells filter: %w", g.ID, err)
 			}
 		}
 		status, reason := g.Status, ""
