@@ -1162,6 +1162,14 @@ type CatalogPermission struct {
 	} `json:"resource"`
 }
 
+// DroppedCellsFilter defines model for DroppedCellsFilter.
+type DroppedCellsFilter struct {
+	Database string `json:"database"`
+	Name     string `json:"name"`
+	Region   string `json:"region"`
+	Table    string `json:"table"`
+}
+
 // Erasure defines model for Erasure.
 type Erasure struct {
 	CreatedAt        time.Time     `json:"created_at"`
@@ -1784,7 +1792,9 @@ type QuotaMode string
 
 // ReconcileReport defines model for ReconcileReport.
 type ReconcileReport struct {
-	Regions []string `json:"regions"`
+	// DroppedFilters Data cells filters of a pooled tenant on the pool's shared tables that none of its grants went through (left behind by an interrupted revoke), deleted.
+	DroppedFilters []DroppedCellsFilter `json:"dropped_filters"`
+	Regions        []string             `json:"regions"`
 
 	// Repaired IDs of active grants that were missing from Lake Formation and were applied again.
 	Repaired []string `json:"repaired"`
@@ -5000,7 +5010,7 @@ type ClientInterface interface {
 
 	// ReconcileGrants Compare Lake Formation with the ledger and repair drift
 	//
-	// Re-applies active grants missing from Lake Formation and reports permissions on the tenant's resources that exist outside the broker.
+	// Re-applies active grants missing from Lake Formation, deletes a pooled tenant's data cells filters that none of its grants goes through, and reports permissions on the tenant's resources that exist outside the broker.
 	//
 	// Corresponds with POST /v1/tenants/{tenant_id}/grants/reconcile (the `ReconcileGrants` operationId).
 	ReconcileGrants(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -7602,7 +7612,7 @@ func (c *Client) CreateGrant(ctx context.Context, tenantId TenantID, params *Cre
 
 // ReconcileGrants Compare Lake Formation with the ledger and repair drift
 //
-// Re-applies active grants missing from Lake Formation and reports permissions on the tenant's resources that exist outside the broker.
+// Re-applies active grants missing from Lake Formation, deletes a pooled tenant's data cells filters that none of its grants goes through, and reports permissions on the tenant's resources that exist outside the broker.
 //
 // Corresponds with POST /v1/tenants/{tenant_id}/grants/reconcile (the `ReconcileGrants` operationId).
 func (c *Client) ReconcileGrants(ctx context.Context, tenantId TenantID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -16243,7 +16253,7 @@ type ClientWithResponsesInterface interface {
 
 	// ReconcileGrantsWithResponse Compare Lake Formation with the ledger and repair drift
 	//
-	// Re-applies active grants missing from Lake Formation and reports permissions on the tenant's resources that exist outside the broker.
+	// Re-applies active grants missing from Lake Formation, deletes a pooled tenant's data cells filters that none of its grants goes through, and reports permissions on the tenant's resources that exist outside the broker.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -30422,7 +30432,7 @@ func (c *ClientWithResponses) CreateGrantWithResponse(ctx context.Context, tenan
 
 // ReconcileGrantsWithResponse Compare Lake Formation with the ledger and repair drift
 //
-// Re-applies active grants missing from Lake Formation and reports permissions on the tenant's resources that exist outside the broker.
+// Re-applies active grants missing from Lake Formation, deletes a pooled tenant's data cells filters that none of its grants goes through, and reports permissions on the tenant's resources that exist outside the broker.
 //
 // Returns a wrapper object for the known response body format(s).
 //

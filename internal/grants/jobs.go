@@ -353,7 +353,56 @@ func (s *Service) RevokeAll(ctx context.Context, tenantID string) error {
 	if err != nil || t.Status.Live() {
 		return err
 	}
+	for _, region := range t.Regions {
+		if _, err := s.sweepFilters(ctx, tenantID, region); err != nil {
+			return err
+		}
+	}
 	return s.releasePrincipals(ctx, tenantID)
+}
+
+// sweepFilters drops the tenant's data cells filters on the pool's shared
+// tables in region that none of its grants goes through, and returns them:
+// one left behind when a revoke was cut short between recording its grant
+// revoked and its second drop while another revoke through the filter ran
+// (see dropFilters), or, for an offboarded tenant, every one. A filter
+// names the tenant on a table that outlives it, so one left would stay for
+// good. The filters are listed before the grants are read: a filter is made
+// only for a grant already recorded, so one a grant goes through is never
+// taken for an orphan.
+func (s *Service) sweepFilters(ctx context.Context, tenantID, region string) ([]CellsFilter, error) {
+	filters, err := s.catalog.CellsFilters(ctx, region, provisioner.PoolGlueDatabase())
+	if errors.Is(err, ErrNotFound) { // no pool in the Region, or before its first lake run
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list data cells filters in %s: %w", region, err)
+	}
+	prefix := CellsFilterName(tenantID, nil)
+	filters = slices.DeleteFunc(filters, func(f CellsFilter) bool {
+		return f.Name != prefix && !strings.HasPrefix(f.Name, prefix+"_")
+	})
+	if len(filters) == 0 {
+		return nil, nil
+	}
+	live, err := s.store.GrantListLive(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("sweep data cells filters: %w", err)
+	}
+	var dropped []CellsFilter
+	for _, f := range filters {
+		if slices.ContainsFunc(live, func(g Grant) bool {
+			return g.Status != StatusRevoked && g.CellsFilter == f.Name &&
+				g.Resource.Region == region && g.Resource.Database == f.Database && g.Resource.Table == f.Table
+		}) {
+			continue
+		}
+		if err := s.catalog.DeleteCellsFilter(ctx, region, f.Database, f.Table, f.Name); err != nil {
+			return dropped, fmt.Errorf("drop data cells filter %s: %w", f.Name, err)
+		}
+		dropped = append(dropped, f)
+	}
+	return dropped, nil
 }
 
 // releasePrincipals unregisters every principal of an offboarded tenant,
@@ -388,6 +437,14 @@ type ReconcileReport struct {
 	Unmanaged []Permission
 	// Regions are the Regions checked.
 	Regions []string
+	// Dropped are data cells filters of the tenant on the pool's shared
+	// tables that none of its grants went through, deleted (sweepFilters).
+	Dropped []DroppedFilter
+}
+
+// DroppedFilter is a data cells filter a reconcile deleted.
+type DroppedFilter struct {
+	Region, Database, Table, Name string
 }
 
 // sameResource reports whether two permissions are on the same Lake
@@ -454,6 +511,17 @@ func (s *Service) Reconcile(ctx context.Context, rec audit.Event, tenantID strin
 		}
 		if err != nil {
 			return report, err
+		}
+		if pl.Kind == placement.Pooled {
+			// Before the permissions are listed: deleting a filter takes
+			// the permissions on it along.
+			dropped, err := s.sweepFilters(ctx, tenantID, region)
+			for _, f := range dropped {
+				report.Dropped = append(report.Dropped, DroppedFilter{Region: region, Database: f.Database, Table: f.Table, Name: f.Name})
+			}
+			if err != nil {
+				return report, err
+			}
 		}
 		db := pl.GlueDatabase()
 		perms, err := s.catalog.Permissions(ctx, region, db)
@@ -540,6 +608,13 @@ func (s *Service) Reconcile(ctx context.Context, rec audit.Event, tenantID strin
 	// database; the reconcile is recorded once it is done. A periodic
 	// reconcile (a zero rec) records nothing.
 	rec = rec.On(tenantID).With("repaired", strings.Join(report.Repaired, ",")).With("unmanaged", fmt.Sprint(len(report.Unmanaged)))
+	if len(report.Dropped) > 0 {
+		var names []string
+		for _, f := range report.Dropped {
+			names = append(names, f.Region+"/"+f.Database+"."+f.Table+"/"+f.Name)
+		}
+		rec = rec.With("dropped_filters", strings.Join(names, ","))
+	}
 	if err := s.record(ctx, rec); err != nil {
 		return report, fmt.Errorf("record reconcile: %w", err)
 	}

@@ -234,6 +234,23 @@ func (c *LocalCatalog) DeleteCellsFilter(_ context.Context, region, database, ta
 	})
 }
 
+// CellsFilters lists the filters recorded on the database's tables. The
+// local catalog keeps no databases of its own: a database without a
+// filter lists none.
+func (c *LocalCatalog) CellsFilters(_ context.Context, region, database string) ([]CellsFilter, error) {
+	l, err := c.read(region)
+	if err != nil {
+		return nil, fmt.Errorf("local catalog: %w", err)
+	}
+	var out []CellsFilter
+	for _, f := range l.Filters {
+		if f.Database == database {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
 // EnsureTag records the LF-tag and adds the values it lacks.
 func (c *LocalCatalog) EnsureTag(_ context.Context, region, key string, values []string) error {
 	if key == "" || len(values) == 0 {

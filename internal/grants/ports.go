@@ -127,6 +127,9 @@ type Catalog interface {
 	EnsureCellsFilter(ctx context.Context, region string, f CellsFilter) error
 	// DeleteCellsFilter deletes it; absent is not an error.
 	DeleteCellsFilter(ctx context.Context, region, database, table, name string) error
+	// CellsFilters lists the data cells filters on the database's tables;
+	// a database that does not exist is ErrNotFound.
+	CellsFilters(ctx context.Context, region, database string) ([]CellsFilter, error)
 	// EnsureTag creates the LF-tag with these values, or adds to an
 	// existing one the values it lacks.
 	EnsureTag(ctx context.Context, region, key string, values []string) error

@@ -4,12 +4,16 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/grants"
 	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/internal/store"
 	"github.com/cairn-cdp/cairn/internal/store/backend"
 	"github.com/cairn-cdp/cairn/internal/tenants"
@@ -152,4 +156,121 @@ func activeTenant(t *testing.T, b store.Backend) string {
 		t.Fatal(err)
 	}
 	return tn.ID
+}
+
+// pooledIn is a placement.Reader with one ready pooled placement of each
+// tenant in region.
+type pooledIn struct{ region string }
+
+func (p pooledIn) TenantPlacements(_ context.Context, id string) (placement.Tenant, error) {
+	return placement.Tenant{ID: id, Tier: placement.Pooled, HomeRegion: p.region, Regions: []string{p.region},
+		Placements: []placement.Placement{{Region: p.region, Kind: placement.Pooled, Ready: true,
+			Outputs: map[string]string{"glue_database": "cairn_" + id}}}}, nil
+}
+
+// TestOrphanFiltersAreSwept: a data cells filter of a pooled tenant on
+// the pool's shared tables that none of its grants goes through (a revoke
+// cut short after it recorded its grant revoked, while another revoke
+// through the filter ran) is deleted by the tenant's reconcile, which
+// reports it; a filter a live grant goes through, and another tenant's,
+// stay. Offboarding deletes every filter of the tenant.
+func TestOrphanFiltersAreSwept(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, err := backend.Open(ctx, "", t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const region = "eu-west-1"
+	tenant := activeTenant(t, b)
+	other := "ten_" + strings.Repeat("o", 26)
+	catalog := &grants.LocalCatalog{Root: t.TempDir()}
+	tsvc := tenants.NewService(b, nil)
+	svc, err := grants.NewService(grants.Config{Store: b.Grants(), Catalog: catalog, Credentials: grants.LocalCredentials{},
+		Tenants: tsvc, Placements: pooledIn{region}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := provisioner.PoolGlueDatabase()
+	kept := grants.CellsFilterName(tenant, []string{"email"})
+	for _, f := range []grants.CellsFilter{
+		{Database: pool, Table: "tracks", Name: grants.CellsFilterName(tenant, nil), RowFilter: grants.RowFilter(tenant)}, // orphan
+		{Database: pool, Table: "identifies", Name: kept, RowFilter: grants.RowFilter(tenant), Columns: []string{"email"}},
+		{Database: pool, Table: "pages", Name: grants.TagCellsFilterName(tenant, grants.TagExpression{"cairn:pii": {"false"}}), RowFilter: grants.RowFilter(tenant)}, // orphan
+		{Database: pool, Table: "tracks", Name: grants.CellsFilterName(other, nil), RowFilter: grants.RowFilter(other)},
+	} {
+		if err := catalog.EnsureCellsFilter(ctx, region, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC()
+	for _, g := range []grants.Grant{
+		// The grant the orphan was made for, revoked.
+		{ID: "grt_revoked", TenantID: tenant, Principal: "111111111111", Resource: grants.Resource{Region: region, Database: pool, Table: "tracks"},
+			Permissions: []string{"SELECT"}, CellsFilter: grants.CellsFilterName(tenant, nil), Status: grants.StatusRevoked},
+		// A live grant through the kept filter.
+		{ID: "grt_live", TenantID: tenant, Principal: "111111111111", Resource: grants.Resource{Region: region, Database: pool, Table: "identifies", Columns: []string{"email"}},
+			Permissions: []string{"SELECT"}, CellsFilter: kept, Status: grants.StatusPending},
+	} {
+		g.CreatedBy, g.Version, g.CreatedAt, g.UpdatedAt = "test", 1, now, now
+		if err := b.Grants().InTx(ctx, func(tx grants.Tx) error {
+			_, _, err := tx.GrantInsert(ctx, g)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	report, err := svc.Reconcile(ctx, audit.Event{}, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped []string
+	for _, f := range report.Dropped {
+		dropped = append(dropped, f.Table+"/"+f.Name)
+	}
+	slices.Sort(dropped)
+	want := []string{"pages/" + grants.TagCellsFilterName(tenant, grants.TagExpression{"cairn:pii": {"false"}}), "tracks/" + grants.CellsFilterName(tenant, nil)}
+	if !slices.Equal(dropped, want) {
+		t.Fatalf("reconcile dropped %v, want %v", dropped, want)
+	}
+	if got := filterNames(t, catalog, region); !slices.Equal(got, slices.Sorted(slices.Values([]string{"cairn_rows_" + other, kept}))) {
+		t.Fatalf("filters after the reconcile: %v", got)
+	}
+	// Nothing is left to sweep: a second reconcile drops nothing.
+	if report, err := svc.Reconcile(ctx, audit.Event{}, tenant); err != nil || len(report.Dropped) != 0 {
+		t.Fatalf("second reconcile: %+v, %v", report.Dropped, err)
+	}
+
+	// Offboarded, the tenant keeps no filter; the other tenant's stays.
+	if err := b.InTx(ctx, func(tx tenants.Tx) error {
+		tn, err := tx.TenantGet(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		tn.Status, tn.Version = tenants.StatusDeprovisioning, tn.Version+1
+		return tx.TenantUpdate(ctx, tn)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RevokeAll(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if got := filterNames(t, catalog, region); !slices.Equal(got, []string{"cairn_rows_" + other}) {
+		t.Fatalf("filters after offboarding: %v", got)
+	}
+}
+
+func filterNames(t *testing.T, c *grants.LocalCatalog, region string) []string {
+	t.Helper()
+	var names []string
+	for _, f := range filters(t, c, region) {
+		names = append(names, f.Name)
+	}
+	slices.Sort(names)
+	return names
 }

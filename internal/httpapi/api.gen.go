@@ -1162,6 +1162,14 @@ type CatalogPermission struct {
 	} `json:"resource"`
 }
 
+// DroppedCellsFilter defines model for DroppedCellsFilter.
+type DroppedCellsFilter struct {
+	Database string `json:"database"`
+	Name     string `json:"name"`
+	Region   string `json:"region"`
+	Table    string `json:"table"`
+}
+
 // Erasure defines model for Erasure.
 type Erasure struct {
 	CreatedAt        time.Time     `json:"created_at"`
@@ -1784,7 +1792,9 @@ type QuotaMode string
 
 // ReconcileReport defines model for ReconcileReport.
 type ReconcileReport struct {
-	Regions []string `json:"regions"`
+	// DroppedFilters Data cells filters of a pooled tenant on the pool's shared tables that none of its grants went through (left behind by an interrupted revoke), deleted.
+	DroppedFilters []DroppedCellsFilter `json:"dropped_filters"`
+	Regions        []string             `json:"regions"`
 
 	// Repaired IDs of active grants that were missing from Lake Formation and were applied again.
 	Repaired []string `json:"repaired"`

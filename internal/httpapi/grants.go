@@ -174,7 +174,10 @@ func (s *Server) ReconcileGrants(ctx context.Context, req ReconcileGrantsRequest
 	if err != nil {
 		return nil, err
 	}
-	out := ReconcileGrants200JSONResponse{Repaired: r.Repaired, Regions: r.Regions, Unmanaged: []CatalogPermission{}}
+	out := ReconcileGrants200JSONResponse{Repaired: r.Repaired, Regions: r.Regions, Unmanaged: []CatalogPermission{}, DroppedFilters: []DroppedCellsFilter{}}
+	for _, f := range r.Dropped {
+		out.DroppedFilters = append(out.DroppedFilters, DroppedCellsFilter{Region: f.Region, Database: f.Database, Table: f.Table, Name: f.Name})
+	}
 	if out.Repaired == nil {
 		out.Repaired = []string{}
 	}

@@ -692,7 +692,7 @@ export interface paths {
         put?: never;
         /**
          * Compare Lake Formation with the ledger and repair drift
-         * @description Re-applies active grants missing from Lake Formation and reports permissions on the tenant's resources that exist outside the broker.
+         * @description Re-applies active grants missing from Lake Formation, deletes a pooled tenant's data cells filters that none of its grants goes through, and reports permissions on the tenant's resources that exist outside the broker.
          */
         post: operations["reconcileGrants"];
         delete?: never;
@@ -3041,6 +3041,14 @@ export interface components {
             /** @description Permissions on the tenant's resources that exist outside the broker (reported, not removed). */
             unmanaged: components["schemas"]["CatalogPermission"][];
             regions: string[];
+            /** @description Data cells filters of a pooled tenant on the pool's shared tables that none of its grants went through (left behind by an interrupted revoke), deleted. */
+            dropped_filters: components["schemas"]["DroppedCellsFilter"][];
+        };
+        DroppedCellsFilter: {
+            region: string;
+            database: string;
+            table: string;
+            name: string;
         };
         AWSCredentials: {
             access_key_id: string;

@@ -322,22 +322,9 @@ func (c *Catalog) Permissions(ctx context.Context, region, database string) ([]g
 		return nil, errors.New("lakeformation: list permissions: database is required")
 	}
 
-	var tables []grants.Table
-	pages := glue.NewGetTablesPaginator(glueClient, &glue.GetTablesInput{
-		DatabaseName: aws.String(database),
-		MaxResults:   aws.Int32(getTablesPageSize),
-	})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			if isGlueNotFound(err) {
-				return nil, fmt.Errorf("lakeformation: list tables of %s in %s: %w: %w", database, region, grants.ErrNotFound, err)
-			}
-			return nil, fmt.Errorf("lakeformation: list tables of %s in %s: %w", database, region, err)
-		}
-		for _, t := range page.TableList {
-			tables = append(tables, tableFromGlue(t))
-		}
+	tables, err := listTables(ctx, glueClient, region, database)
+	if err != nil {
+		return nil, err
 	}
 
 	set := newPermissionSet(region, database, tables)
@@ -366,6 +353,81 @@ func (c *Catalog) Permissions(ctx context.Context, region, database string) ([]g
 		}
 	}
 	return set.list(), nil
+}
+
+// listTables lists the tables of a database with Glue GetTables, a page of
+// getTablesPageSize at a time. A database that does not exist is an error
+// wrapping grants.ErrNotFound.
+func listTables(ctx context.Context, client *glue.Client, region, database string) ([]grants.Table, error) {
+	var tables []grants.Table
+	pages := glue.NewGetTablesPaginator(client, &glue.GetTablesInput{
+		DatabaseName: aws.String(database),
+		MaxResults:   aws.Int32(getTablesPageSize),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			if isGlueNotFound(err) {
+				return nil, fmt.Errorf("lakeformation: list tables of %s in %s: %w: %w", database, region, grants.ErrNotFound, err)
+			}
+			return nil, fmt.Errorf("lakeformation: list tables of %s in %s: %w", database, region, err)
+		}
+		for _, t := range page.TableList {
+			tables = append(tables, tableFromGlue(t))
+		}
+	}
+	return tables, nil
+}
+
+// CellsFilters lists the data cells filters on the tables of a database:
+// Glue GetTables (ceil(T/100) calls), then Lake Formation
+// ListDataCellsFilter for each table (one call per page of 100 filters),
+// sequentially, as Permissions does. A filter whose row filter is every row
+// is listed with an empty RowFilter, a column wildcard with no Columns.
+// A database that does not exist is an error wrapping grants.ErrNotFound.
+func (c *Catalog) CellsFilters(ctx context.Context, region, database string) ([]grants.CellsFilter, error) {
+	glueClient, err := c.c.glue.Client(region)
+	if err != nil {
+		return nil, fmt.Errorf("lakeformation: list data cells filters: %w", err)
+	}
+	lfClient, err := c.c.lf.Client(region)
+	if err != nil {
+		return nil, fmt.Errorf("lakeformation: list data cells filters: %w", err)
+	}
+	if database == "" {
+		return nil, errors.New("lakeformation: list data cells filters: database is required")
+	}
+	tables, err := listTables(ctx, glueClient, region, database)
+	if err != nil {
+		return nil, err
+	}
+	var out []grants.CellsFilter
+	for _, t := range tables {
+		pages := lf.NewListDataCellsFilterPaginator(lfClient, &lf.ListDataCellsFilterInput{
+			Table:      &lftypes.TableResource{DatabaseName: aws.String(database), Name: aws.String(t.Name)},
+			MaxResults: aws.Int32(100),
+		})
+		for pages.HasMorePages() {
+			page, err := pages.NextPage(ctx)
+			if err != nil {
+				if isLFNotFound(err) {
+					break // the table is gone since GetTables: so are its filters
+				}
+				return nil, fmt.Errorf("lakeformation: list data cells filters of %s.%s in %s: %w", database, t.Name, region, err)
+			}
+			for _, f := range page.DataCellsFilters {
+				cf := grants.CellsFilter{
+					Database: aws.ToString(f.DatabaseName), Table: aws.ToString(f.TableName), Name: aws.ToString(f.Name),
+					Columns: f.ColumnNames,
+				}
+				if f.RowFilter != nil {
+					cf.RowFilter = aws.ToString(f.RowFilter.FilterExpression)
+				}
+				out = append(out, cf)
+			}
+		}
+	}
+	return out, nil
 }
 
 func listPermissions(ctx context.Context, client *lf.Client, in *lf.ListPermissionsInput, set *permissionSet) error {

@@ -8,7 +8,9 @@ package lakeformation_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -343,5 +345,48 @@ func TestFilterConfinesRows(t *testing.T) {
 	// has no filter without a row filter to offer.
 	if err := catalog.EnsureCellsFilter(ctx, regionA, grants.CellsFilter{Database: db, Table: "tracks", Name: "all"}); err == nil {
 		t.Error("a filter without a row filter was made")
+	}
+}
+
+// TestCellsFiltersLists: the adapter lists the data cells filters on
+// every table of a database, past a page of 100, with their row filters
+// and columns, and none of another database's; a missing database is
+// grants.ErrNotFound.
+func TestCellsFiltersLists(t *testing.T) {
+	t.Parallel()
+	double := lftest.New(t)
+	double.AddTable("pool", "tracks", []string{"tenant_id", "event", "email"}, nil)
+	double.AddTable("pool", "pages", []string{"tenant_id", "url"}, nil)
+	double.AddTable("other", "tracks", []string{"tenant_id", "event"}, nil)
+	catalog, _ := newCatalog(t, double.URL)
+	var want []grants.CellsFilter
+	ensure := func(f grants.CellsFilter) {
+		t.Helper()
+		if err := catalog.EnsureCellsFilter(t.Context(), regionA, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 101 {
+		f := grants.CellsFilter{Database: "pool", Table: "tracks", Name: fmt.Sprintf("f%03d", i), RowFilter: fmt.Sprintf("tenant_id = 't%d'", i)}
+		ensure(f)
+		want = append(want, f)
+	}
+	cols := grants.CellsFilter{Database: "pool", Table: "pages", Name: "cols", RowFilter: "tenant_id = 't1'", Columns: []string{"url"}}
+	ensure(cols)
+	want = append(want, cols)
+	ensure(grants.CellsFilter{Database: "other", Table: "tracks", Name: "elsewhere", RowFilter: "tenant_id = 't1'"})
+
+	got, err := catalog.CellsFilters(t.Context(), regionA, "pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := func(a, b grants.CellsFilter) int { return strings.Compare(a.Table+"/"+a.Name, b.Table+"/"+b.Name) }
+	slices.SortFunc(got, byName)
+	slices.SortFunc(want, byName)
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("CellsFilters (-want +got):\n%s", diff)
+	}
+	if _, err := catalog.CellsFilters(t.Context(), regionA, "missing"); !errors.Is(err, grants.ErrNotFound) {
+		t.Fatalf("CellsFilters of a missing database = %v, want grants.ErrNotFound", err)
 	}
 }

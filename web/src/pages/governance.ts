@@ -75,7 +75,8 @@ export async function grantsView(id: string, t: Tenant): Promise<Child> {
     try {
       const r = await must(api.POST('/v1/tenants/{tenant_id}/grants/reconcile', { params: { path: { tenant_id: id } } }));
       out.replaceChildren(h('div', { class: 'card', role: 'status' },
-        h('p', null, `Repaired ${r.data.repaired.length} grant(s) in ${r.data.regions.join(', ') || 'no Region'}.`),
+        h('p', null, `Repaired ${r.data.repaired.length} grant(s) in ${r.data.regions.join(', ') || 'no Region'}.`
+          + (r.data.dropped_filters.length ? ` Deleted ${r.data.dropped_filters.length} data cells filter(s) no grant went through: ${r.data.dropped_filters.map((f) => `${f.database}.${f.table}/${f.name}`).join(', ')}.` : '')),
         table('Permissions outside the broker', ['Principal', 'Resource', 'Permissions'], r.data.unmanaged.map((u) => [
           h('code', null, u.principal), [u.resource.region, u.resource.database, u.resource.table].filter(Boolean).join(' / '), u.permissions.join(', '),
         ]), 'none.')));

@@ -394,6 +394,7 @@ func init() {
 		"GetDataCellsFilter":    decoded((*Server).getDataCellsFilter),
 		"UpdateDataCellsFilter": decoded((*Server).updateDataCellsFilter),
 		"DeleteDataCellsFilter": decoded((*Server).deleteDataCellsFilter),
+		"ListDataCellsFilter":   decoded((*Server).listDataCellsFilter),
 		"CreateLFTag":           decoded((*Server).createLFTag),
 		"GetLFTag":              decoded((*Server).getLFTag),
 		"UpdateLFTag":           decoded((*Server).updateLFTag),

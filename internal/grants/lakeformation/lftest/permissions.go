@@ -494,6 +494,37 @@ func (s *Server) deleteDataCellsFilter(in filterResource) (any, *awsError) {
 	return nil, nil
 }
 
+// listDataCellsFilter lists the filters of one table, sorted by name, a
+// page at a time. The double takes only a Table naming a database and a
+// table, the form Cairn sends: no Table (the whole catalog's filters) and a
+// TableWildcard are refused, not guessed at.
+func (s *Server) listDataCellsFilter(in struct {
+	Table      *tableResource
+	MaxResults int
+	NextToken  string
+}) (any, *awsError) {
+	if in.Table == nil || in.Table.DatabaseName == "" || in.Table.Name == "" || in.Table.TableWildcard != nil {
+		return nil, invalidInput("Table must name a database and a table.")
+	}
+	var keys []string
+	for key, f := range s.filters {
+		if f.db == in.Table.DatabaseName && f.table == in.Table.Name {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	page, next := paginate(keys, in.MaxResults, in.NextToken)
+	list := []map[string]any{}
+	for _, key := range page {
+		list = append(list, s.filters[key].raw)
+	}
+	out := map[string]any{"DataCellsFilters": list}
+	if next != "" {
+		out["NextToken"] = next
+	}
+	return out, nil
+}
+
 // LF-tags.
 
 // maxTagValues is Lake Formation's (soft) limit of values per LF-tag.
