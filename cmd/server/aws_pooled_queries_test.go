@@ -9,16 +9,16 @@ import (
 	"time"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient/awstest"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
 
 // TestAWSPooledQueries runs a pooled tenant's SQL end to end in AWS mode:
 // the query runs in the pool's workgroup with the pool's database of
 // shared lake tables as its context, every Athena call signed with
-// credentials STS issued for the tenant's session on the pool's
-// data-access role; a name in a neighbour's database or a dedicated
-// tenant's is a 400 that reaches no Athena call. (Which rows of the shared
-// tables that session reads is Lake Formation's to enforce, and needs a
-// principal per pooled tenant: see the README's "AWS mode" queries.)
+// credentials STS issued for the tenant's session on its own role (not the
+// pool's data-access role); a name in a neighbour's database or a
+// dedicated tenant's is a 400 that reaches no Athena call. (Which rows of
+// the shared tables that role reads is Lake Formation's to enforce.)
 func TestAWSPooledQueries(t *testing.T) {
 	moto := awstest.Endpoint(t)
 	t.Parallel()
@@ -71,7 +71,13 @@ func TestAWSPooledQueries(t *testing.T) {
 	if s["WorkGroup"] != out["athena_workgroup"] || qec["Database"] != "cairn_pool_shared" {
 		t.Fatalf("started %v, want the pool's workgroup %s and its shared database cairn_pool_shared", s, out["athena_workgroup"])
 	}
+	// Signed on the tenant's own role (made in IAM when its slice was
+	// cut), never the pool's, whose session Lake Formation could not tell
+	// from another tenant's.
 	roleName := out["data_access_role_arn"][strings.LastIndex(out["data_access_role_arn"], "/")+1:]
+	if out["pool_role_arn"] == "" || out["pool_role_arn"] == out["data_access_role_arn"] || roleName != provisioner.TenantRoleName(id, region) {
+		t.Fatalf("pooled tenant's roles: %s (own), %s (pool's)", out["data_access_role_arn"], out["pool_role_arn"])
+	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	for _, c := range rec.athena {

@@ -61,6 +61,9 @@ type config struct {
 	// StackRoleARN, if set, is the service role CloudFormation creates
 	// and deletes tenant stacks with (cfn.Config.RoleARN).
 	StackRoleARN string
+	// TenantRoleBoundary, if set, is the permissions boundary of pooled
+	// tenants' own roles (provisioner.Config.TenantRoleBoundary).
+	TenantRoleBoundary string
 	// Migrate is whether serve brings the schema up to date at start; off,
 	// it refuses a schema older than its own (see checkSchema).
 	Migrate bool
@@ -160,6 +163,7 @@ func (c *config) settings() []setting {
 		{"usage-report-bucket", "CAIRN_USAGE_REPORT_BUCKET", "", "s3://bucket[/prefix] (in AWS_REGION) that receives the daily usage reports; empty writes them to <data-dir>/usage-reports", &c.UsageReportBucket, cmdServe},
 		{"key-encryption-kms-key", "CAIRN_KEY_ENCRYPTION_KMS_KEY", "", "ARN of an AWS KMS key (or alias) whose data key, kept wrapped in the database, seals the signing keys; instead of CAIRN_KEY_ENCRYPTION_KEY(_FILE)", &c.KEKKMSKey, cmdServe | cmdToken | cmdLoginLink | cmdKeys},
 		{"stack-role-arn", "CAIRN_STACK_ROLE_ARN", "", "ARN of the IAM role CloudFormation creates and deletes tenant stacks with (with cloud aws); empty uses the server's own credentials", &c.StackRoleARN, cmdServe},
+		{"tenant-role-boundary", "CAIRN_TENANT_ROLE_BOUNDARY", "", "ARN of the managed policy that pooled tenants' own IAM roles are created with as their permissions boundary (with cloud aws; deploy/control-plane.yaml's PooledTenantRoleBoundary)", &c.TenantRoleBoundary, cmdServe},
 		{"migrate", "CAIRN_MIGRATE", "true", "bring the database schema up to date at start; false refuses to start on a schema older than this version (run \"server migrate\" first)", &c.Migrate, cmdServe},
 		{"replica-lease", "CAIRN_REPLICA_LEASE", "15s", "how long a replica's lease in the database lasts unless renewed (every third of it); a local-engine replica starts only when no other holds one", &c.ReplicaLease, cmdServe},
 		{"webhook-allow-http", "CAIRN_WEBHOOK_ALLOW_HTTP", "false", "let webhook endpoints use http:// URLs (https only otherwise)", &c.WebhookAllowHTTP, cmdServe},

@@ -522,6 +522,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 	prov, err := provisioner.New(provisioner.Config{
 		Engine: engine, Store: db, Tenants: tenantSvc, PollInterval: cfg.StackPollInterval, Logger: log,
 		Fleet: fleetRelay, Busy: lakeRefining(db),
+		// Each pooled tenant gets a role of its own, the principal its lake
+		// grants and its credentials are on.
+		TenantRolePolicy: grants.TenantRolePolicy, TenantRoleBoundary: cfg.TenantRoleBoundary,
 	})
 	if err != nil {
 		return err

@@ -381,6 +381,11 @@ func TestTierMigration(t *testing.T) {
 
 	_, pooled := homeOutputs(t, base, admin, id)
 	_, nout := homeOutputs(t, base, admin, neighbour)
+	// A pooled tenant has a role of its own, the pool's beside it.
+	roleFile := filepath.Join(dir, "zones", "iam", "roles", provisioner.TenantRoleName(id, "eu-west-1")+".json")
+	if pooled["data_access_role_arn"] == pooled["pool_role_arn"] || !strings.HasSuffix(pooled["data_access_role_arn"], "/"+provisioner.TenantRoleName(id, "eu-west-1")) || !exists(t, roleFile) {
+		t.Fatalf("pooled tenant's roles: %s (own), %s (pool's)", pooled["data_access_role_arn"], pooled["pool_role_arn"])
+	}
 	const principal = "arn:aws:iam::123456789012:role/mover"
 	mustAPI(t, "POST", base+"/v1/tenants/"+id+"/principals", admin, `{"principal":"`+principal+`"}`, http.StatusCreated)
 	grant := jstr(mustAPI(t, "POST", base+"/v1/tenants/"+id+"/grants", admin,
@@ -416,13 +421,16 @@ func TestTierMigration(t *testing.T) {
 	if p := filepath.Join(zones, "catalog", pooled["glue_database"]+".json"); exists(t, p) {
 		t.Errorf("the pooled catalog database is left: %s", p)
 	}
+	if exists(t, roleFile) {
+		t.Errorf("the pooled tenant's role is left: %s", roleFile)
+	}
 	before := stream.count()
 	waitFor(t, "events on the dedicated stack", func() bool { return stream.count() >= before+20 })
 
 	// The pool's data-access role acts for every pooled tenant: a pooled
 	// tenant cannot register it, and a grant to it made while dedicated
 	// fails on the way back into the pool instead of following.
-	poolRole := pooled["data_access_role_arn"]
+	poolRole := pooled["pool_role_arn"]
 	mustAPI(t, "POST", base+"/v1/tenants/"+neighbour+"/principals", admin, `{"principal":"`+poolRole+`"}`, http.StatusBadRequest)
 	mustAPI(t, "POST", base+"/v1/tenants/"+id+"/principals", admin, `{"principal":"`+poolRole+`"}`, http.StatusCreated)
 	toPoolRole := jstr(mustAPI(t, "POST", base+"/v1/tenants/"+id+"/grants", admin,
@@ -442,7 +450,8 @@ func TestTierMigration(t *testing.T) {
 	acked, fenced := stream.Stop(t)
 	t.Logf("%d events acknowledged, %d sends fenced (503); moves: %v / %v", len(acked), fenced, first["counts"], second["counts"])
 	kind, back := homeOutputs(t, base, admin, id)
-	if kind != "pooled" || back["raw_bucket"] != pooled["raw_bucket"] || back["s3_prefix"] != "tenants/"+id+"/" {
+	if kind != "pooled" || back["raw_bucket"] != pooled["raw_bucket"] || back["s3_prefix"] != "tenants/"+id+"/" ||
+		back["data_access_role_arn"] != pooled["data_access_role_arn"] || !exists(t, roleFile) {
 		t.Fatalf("placement after the move back: %s %v", kind, back)
 	}
 	awaitGrant(t, base, admin, id, grant, pooled["glue_database"])

@@ -70,6 +70,31 @@ func (s *Service) ScopedCredentials(ctx context.Context, tenantID string) (Issue
 	return s.scoped(ctx, t)
 }
 
+// policyInput is the PolicyInput of a tenant's placement's outputs.
+func policyInput(tenantID, region string, pooled bool, out map[string]string) PolicyInput {
+	return PolicyInput{
+		Pooled:          pooled,
+		TenantID:        tenantID,
+		Region:          region,
+		AccountID:       accountOf(out["data_access_role_arn"]),
+		RawBucket:       out["raw_bucket"],
+		CleanBucket:     out["clean_bucket"],
+		CuratedBucket:   out["curated_bucket"],
+		ProfileTable:    out["profile_table"],
+		GlueDatabase:    out["glue_database"],
+		KMSKeyARN:       out["kms_key_arn"],
+		StreamARN:       out["stream_arn"],
+		AthenaWorkGroup: out["athena_workgroup"],
+	}
+}
+
+// TenantRolePolicy is the inline policy of a pooled tenant's own role in
+// region (RolePolicy) for its slice's outputs, with the pool's role as
+// data_access_role_arn: provisioner.Config.TenantRolePolicy.
+func TenantRolePolicy(tenantID, region string, outputs map[string]string) (string, error) {
+	return RolePolicy(policyInput(tenantID, region, true, outputs))
+}
+
 // scoped assumes the tenant's role with its session policy.
 func (s *Service) scoped(ctx context.Context, t tenants.Tenant) (IssuedCredentials, error) {
 	pl, err := s.catalogOf(ctx, t, t.HomeRegion)
@@ -81,20 +106,7 @@ func (s *Service) scoped(ctx context.Context, t tenants.Tenant) (IssuedCredentia
 	if role == "" {
 		return IssuedCredentials{}, errors.New("credentials: the stack reports no data-access role")
 	}
-	policy, err := SessionPolicy(PolicyInput{
-		Pooled:          pl.Kind == placement.Pooled,
-		TenantID:        t.ID,
-		Region:          t.HomeRegion,
-		AccountID:       accountOf(role),
-		RawBucket:       out["raw_bucket"],
-		CleanBucket:     out["clean_bucket"],
-		CuratedBucket:   out["curated_bucket"],
-		ProfileTable:    out["profile_table"],
-		GlueDatabase:    out["glue_database"],
-		KMSKeyARN:       out["kms_key_arn"],
-		StreamARN:       out["stream_arn"],
-		AthenaWorkGroup: out["athena_workgroup"],
-	})
+	policy, err := SessionPolicy(policyInput(t.ID, t.HomeRegion, pl.Kind == placement.Pooled, out))
 	if err != nil {
 		return IssuedCredentials{}, err
 	}

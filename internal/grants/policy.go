@@ -112,21 +112,45 @@ var (
 // emit a policy that grants the wrong thing; and one wrapping
 // ErrPolicyTooLarge if the result would exceed MaxSessionPolicyBytes.
 func SessionPolicy(in PolicyInput) (string, error) {
-	if err := in.validate(); err != nil {
+	out, err := encodePolicy(in, false)
+	if err != nil {
 		return "", fmt.Errorf("session policy for %s: %w", in.TenantID, err)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // keep '&', '<', '>' literal; validation admits none anyway
-	if err := enc.Encode(policyDocument(in)); err != nil {
-		return "", fmt.Errorf("session policy for %s: %w", in.TenantID, err)
-	}
-	out := strings.TrimSuffix(buf.String(), "\n")
 	if len(out) > MaxSessionPolicyBytes {
 		return "", fmt.Errorf("session policy for %s: %w: %d bytes, the limit is %d",
 			in.TenantID, ErrPolicyTooLarge, len(out), MaxSessionPolicyBytes)
 	}
 	return out, nil
+}
+
+// RolePolicy returns the inline policy of a pooled tenant's own role
+// (provisioner.Config.TenantRolePolicy): the session policy's statements
+// with every resource named exactly (the pool's three buckets, the Glue
+// ARNs' Region and account), since no role policy narrows it further. Its
+// credentials are still issued with the session policy.
+func RolePolicy(in PolicyInput) (string, error) {
+	if !in.Pooled {
+		return "", fmt.Errorf("role policy for %s: %w: only a pooled tenant's role is Cairn's to write", in.TenantID, ErrPolicyInput)
+	}
+	out, err := encodePolicy(in, true)
+	if err != nil {
+		return "", fmt.Errorf("role policy for %s: %w", in.TenantID, err)
+	}
+	return out, nil
+}
+
+// encodePolicy validates in and returns policyDocument's JSON, minified.
+func encodePolicy(in PolicyInput, exact bool) (string, error) {
+	if err := in.validate(); err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep '&', '<', '>' literal; validation admits none anyway
+	if err := enc.Encode(policyDocument(in, exact)); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
 
 // policyDocument is the one template of every session policy. Its statements,
@@ -171,7 +195,11 @@ func SessionPolicy(in PolicyInput) (string, error) {
 // A pooled tenant gets nothing on the pool's stream: Kinesis can neither
 // confine a reader to one tenant's records nor stop a writer from putting
 // records in another tenant's name.
-func policyDocument(in PolicyInput) document {
+//
+// Exact (a pooled tenant's role policy, RolePolicy) names the pool's
+// buckets in statements 1 and 3 and the Region and account in the Glue
+// ARNs of statement 5, where the session policy leaves them to the role.
+func policyDocument(in PolicyInput, exact bool) document {
 	arn := func(service, resource string) string {
 		return "arn:aws:" + service + ":" + in.Region + ":" + in.AccountID + ":" + resource
 	}
@@ -192,6 +220,9 @@ func policyDocument(in PolicyInput) document {
 		return document{Version: "2012-10-17", Statement: []statement{objects, listing, items, named, anywhere}}
 	}
 	glue := func(resource string) string { return "arn:aws:glue:*:*:" + resource }
+	if exact {
+		glue = func(resource string) string { return arn("glue", resource) }
+	}
 	shared := provisioner.PoolGlueDatabase()
 	named.Resource = slices.Concat(list{
 		glue("catalog"), glue("database/" + in.GlueDatabase), glue("table/" + in.GlueDatabase + "/*"),
@@ -199,6 +230,15 @@ func policyDocument(in PolicyInput) document {
 	}, named.Resource[3:])
 	prefix, results := provisioner.S3Prefix(in.TenantID), athenaResultsPrefix(in.TenantID)
 	objects.Resource = list{"arn:aws:s3:::*/" + prefix + "*", "arn:aws:s3:::*/" + results + "*"}
+	if exact {
+		buckets := []string{in.RawBucket, in.CleanBucket, in.CuratedBucket}
+		objects.Resource, listing.Resource = nil, nil
+		for _, b := range buckets {
+			objects.Resource = append(objects.Resource, "arn:aws:s3:::"+b+"/"+prefix+"*")
+			listing.Resource = append(listing.Resource, "arn:aws:s3:::"+b)
+		}
+		objects.Resource = append(objects.Resource, "arn:aws:s3:::"+in.CuratedBucket+"/"+results+"*")
+	}
 	nested := statement{Effect: "Deny", Action: list{"s3:*"}, Resource: list{"arn:aws:s3:::*/*/*/" + in.TenantID + "/*"}}
 	listing.Condition = conditions{"StringLike": {"s3:prefix": {prefix + "*", results + "*"}}}
 	items.Condition = conditions{

@@ -678,3 +678,51 @@ func TestDedicatedSessionPolicy(t *testing.T) {
 	runSimChecks(t, role, session, checks)
 	exercised(t, session, checks)
 }
+
+// TestPooledRolePolicyConfinesTenant: a pooled tenant's own role's policy
+// (RolePolicy), with no role above it, reaches the tenant's prefixes of
+// the pool's three buckets and its catalog in the pool's Region and
+// account, and nothing the session policy leaves to the pool role: the
+// same prefix in another bucket, another Region's catalog. A dedicated
+// tenant's role is its stack's, never Cairn's to write.
+func TestPooledRolePolicyConfinesTenant(t *testing.T) {
+	a := pooledInput(tenantA)
+	doc, err := grants.RolePolicy(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role, err := iamsim.Parse([]byte(doc))
+	if err != nil {
+		t.Fatalf("role policy does not parse: %v\n%s", err, doc)
+	}
+	pA, pB := "tenants/"+tenantA+"/", "tenants/"+tenantB+"/"
+	dbA := a.GlueDatabase
+	for _, c := range []struct {
+		name  string
+		req   iamsim.Request
+		allow bool
+	}{
+		{"get own raw object", iamsim.Request{Action: "s3:GetObject", Resource: s3Object(a.RawBucket, pA+"x.json")}, true},
+		{"put own clean object", iamsim.Request{Action: "s3:PutObject", Resource: s3Object(a.CleanBucket, pA+"x.parquet")}, true},
+		{"write own Athena results", iamsim.Request{Action: "s3:PutObject", Resource: s3Object(a.CuratedBucket, "athena-results/"+tenantA+"/q.csv")}, true},
+		{"list own prefix", iamsim.Request{Action: "s3:ListBucket", Resource: "arn:aws:s3:::" + a.RawBucket, Context: withPrefix(pA)}, true},
+		{"get own table", iamsim.Request{Action: "glue:GetTable", Resource: glueARN(a, "table/"+dbA+"/events")}, true},
+		{"get the pool's shared table", iamsim.Request{Action: "glue:GetTable", Resource: glueARN(a, "table/cairn_pool_shared/tracks")}, true},
+		{"get B's raw object", iamsim.Request{Action: "s3:GetObject", Resource: s3Object(a.RawBucket, pB+"x.json")}, false},
+		{"own prefix in another bucket", iamsim.Request{Action: "s3:GetObject", Resource: s3Object("another-bucket", pA+"x.json")}, false},
+		{"list own prefix of another bucket", iamsim.Request{Action: "s3:ListBucket", Resource: "arn:aws:s3:::another-bucket", Context: withPrefix(pA)}, false},
+		{"own Athena results in another bucket", iamsim.Request{Action: "s3:GetObject", Resource: s3Object(a.RawBucket, "athena-results/"+tenantA+"/q.csv")}, false},
+		{"own table in another Region", iamsim.Request{Action: "glue:GetTable", Resource: strings.Replace(glueARN(a, "table/"+dbA+"/events"), a.Region, "eu-west-1", 1)}, false},
+		{"own table in another account", iamsim.Request{Action: "glue:GetTable", Resource: strings.Replace(glueARN(a, "table/"+dbA+"/events"), a.AccountID, "999999999999", 1)}, false},
+		{"scan the profile table", iamsim.Request{Action: "dynamodb:Scan", Resource: ddbTable(a)}, false},
+	} {
+		if got := iamsim.Evaluate([]iamsim.Policy{role}, c.req) == iamsim.Allow; got != c.allow {
+			t.Errorf("%s: allowed %v, want %v", c.name, got, c.allow)
+		}
+	}
+	d := a
+	d.Pooled = false
+	if _, err := grants.RolePolicy(d); !errors.Is(err, grants.ErrPolicyInput) {
+		t.Errorf("a dedicated tenant's role policy: %v, want ErrPolicyInput", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
-	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
 
@@ -37,8 +36,8 @@ func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string,
 		if err != nil {
 			return 0, fmt.Errorf("rehome grants: %w", err)
 		}
-		if pl, err := where.In(region); err == nil && pl.Kind == placement.Pooled {
-			poolRole = pl.Outputs["data_access_role_arn"]
+		if pl, err := where.In(region); err == nil {
+			poolRole = pl.PoolRole()
 		}
 	}
 	pool := provisioner.PoolGlueDatabase()

@@ -121,7 +121,7 @@ func (s *Service) RegisterPrincipal(ctx context.Context, rec audit.Event, tenant
 	if where, err := s.placements.TenantPlacements(ctx, tenantID); err != nil {
 		return Principal{}, false, err
 	} else if slices.ContainsFunc(where.Placements, func(p placement.Placement) bool {
-		return p.Kind == placement.Pooled && p.Outputs["data_access_role_arn"] == principal
+		return p.PoolRole() == principal
 	}) {
 		return Principal{}, false, &tenants.ValidationError{Field: "principal", Reason: poolRoleReason(principal)}
 	}
@@ -271,7 +271,7 @@ func (s *Service) Grant(ctx context.Context, req GrantRequest) (Grant, bool, err
 	if req.Resource.Database != pl.GlueDatabase() && !inPool {
 		return Grant{}, false, s.refuse(ctx, req.Audit, req.describe(), ErrOutsideCatalog, "database "+req.Resource.Database+" is not the tenant's catalog")
 	}
-	if pooled && req.Principal == pl.Outputs["data_access_role_arn"] {
+	if pooled && req.Principal == pl.PoolRole() {
 		return Grant{}, false, invalid("/principal", "%s", poolRoleReason(req.Principal))
 	}
 	if err := checkShape(req); err != nil {

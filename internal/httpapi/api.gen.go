@@ -1007,7 +1007,9 @@ type AWSCredentials struct {
 	// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
 	// curated_bucket, stream_arn, profile_table, glue_database,
 	// data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
-	// tenant also s3_prefix and key_prefix, its slice of the pool.
+	// tenant also s3_prefix and key_prefix, its slice of the pool, and
+	// pool_role_arn, the pool's data-access role (data_access_role_arn is
+	// then the tenant's own role).
 	Outputs Outputs `json:"outputs"`
 
 	// Region An AWS commercial Region code.
@@ -1508,7 +1510,9 @@ type OffboardingStep struct {
 // Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
 // curated_bucket, stream_arn, profile_table, glue_database,
 // data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
-// tenant also s3_prefix and key_prefix, its slice of the pool.
+// tenant also s3_prefix and key_prefix, its slice of the pool, and
+// pool_role_arn, the pool's data-access role (data_access_role_arn is
+// then the tenant's own role).
 type Outputs map[string]string
 
 // Permission defines model for Permission.
@@ -1645,7 +1649,9 @@ type Pool struct {
 	// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
 	// curated_bucket, stream_arn, profile_table, glue_database,
 	// data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
-	// tenant also s3_prefix and key_prefix, its slice of the pool.
+	// tenant also s3_prefix and key_prefix, its slice of the pool, and
+	// pool_role_arn, the pool's data-access role (data_access_role_arn is
+	// then the tenant's own role).
 	Outputs Outputs `json:"outputs"`
 
 	// Region An AWS commercial Region code.
@@ -2390,7 +2396,9 @@ type Stack struct {
 	// Outputs What the stack made, under stable keys: raw_bucket, clean_bucket,
 	// curated_bucket, stream_arn, profile_table, glue_database,
 	// data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
-	// tenant also s3_prefix and key_prefix, its slice of the pool.
+	// tenant also s3_prefix and key_prefix, its slice of the pool, and
+	// pool_role_arn, the pool's data-access role (data_access_role_arn is
+	// then the tenant's own role).
 	Outputs Outputs `json:"outputs"`
 
 	// Region An AWS commercial Region code.

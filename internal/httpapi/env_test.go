@@ -198,6 +198,8 @@ func startEnvWith(t *testing.T, dbURL, dataDir string, catalog grants.Catalog, o
 		PollInterval: 25 * time.Millisecond,
 		Logger:       log,
 		Fleet:        relay,
+		// As in the server: each pooled tenant gets a role of its own.
+		TenantRolePolicy: grants.TenantRolePolicy,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -337,7 +337,11 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 		// tenant: its permissions would be theirs. It is not a pooled
 		// tenant's principal (cmd/server's TestTierMigration: nor a
 		// grant's that moves into the pool).
-		poolRole := outputsOf(stacksOf(t, e, a)["eu-west-1"])["data_access_role_arn"].(string)
+		outA := outputsOf(stacksOf(t, e, a)["eu-west-1"])
+		poolRole := outA["pool_role_arn"].(string)
+		if own := outA["data_access_role_arn"].(string); own == poolRole || !strings.HasSuffix(own, "/cairn/pooled/cairn-"+a+"-eu-west-1") {
+			t.Errorf("pooled tenant %s's data-access role %s, want its own (the pool's is %s)", a, own, poolRole)
+		}
 		if r := e.do("POST", "/v1/tenants/"+a+"/principals", e.admin, map[string]any{"principal": poolRole}).want(t, 400); !strings.Contains(string(r.raw), "pool's data-access role") {
 			t.Errorf("the pool's role as a principal: %s", r.raw)
 		}

@@ -1,6 +1,8 @@
 package httpapi_test
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -254,6 +256,11 @@ func TestStackIDOutlivesItsStack(t *testing.T) {
 		if got := stacksOf(t, e, pooled)["eu-west-1"]["stack_id"]; got != poolID {
 			t.Errorf("pooled tenant's stack_id %v, want its pool's %v", got, poolID)
 		}
+		// The pooled tenant's own role is there until it is offboarded.
+		role := filepath.Join(e.dataDir, "zones", "iam", "roles", provisioner.TenantRoleName(pooled, "eu-west-1")+".json")
+		if _, err := os.Stat(role); err != nil {
+			t.Errorf("pooled tenant's role: %v", err)
+		}
 
 		e.do("DELETE", "/v1/tenants/"+dedicated, e.admin, nil).want(t, 202)
 		e.do("DELETE", "/v1/tenants/"+pooled, e.admin, nil).want(t, 202)
@@ -264,6 +271,9 @@ func TestStackIDOutlivesItsStack(t *testing.T) {
 		}
 		if s := stacksOf(t, e, pooled)["eu-west-1"]; s["status"] != "deleted" || s["stack_id"] != poolID {
 			t.Errorf("deleted slice: status %v, stack_id %v; want deleted, %v", s["status"], s["stack_id"], poolID)
+		}
+		if _, err := os.Stat(role); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("pooled tenant's role after offboarding: %v", err)
 		}
 		events := e.do("GET", "/v1/tenants/"+dedicated+"/stacks/eu-west-1/events", e.admin, nil).want(t, 200).body["items"].([]any)
 		if len(events) == 0 {

@@ -90,6 +90,19 @@ func (p Placement) GlueDatabase() string { return p.Outputs["glue_database"] }
 // (dedicated) or the pool's (pooled).
 func (p Placement) WorkGroup() string { return p.Outputs["athena_workgroup"] }
 
+// PoolRole is the pool's data-access role of a pooled placement ("" for a
+// dedicated one): pool_role_arn once the tenant has a role of its own (its
+// data_access_role_arn then), data_access_role_arn before.
+func (p Placement) PoolRole() string {
+	if p.Kind != Pooled {
+		return ""
+	}
+	if r := p.Outputs["pool_role_arn"]; r != "" {
+		return r
+	}
+	return p.Outputs["data_access_role_arn"]
+}
+
 // In returns the tenant's ready placement in region, or ErrNotReady.
 func (t Tenant) In(region string) (Placement, error) {
 	for _, p := range t.Placements {

@@ -65,6 +65,36 @@ type CreateStackInput struct {
 // exist.
 var ErrStackNotFound = errors.New("stack not found")
 
+// TenantRole is a pooled tenant's own IAM role: the principal Lake
+// Formation grants the tenant's rows of the pool's shared tables to, and
+// the role its credentials and queries are issued on. The pool's role
+// serves every tenant of the pool, so Lake Formation could not tell them
+// apart on it.
+type TenantRole struct {
+	TenantID string
+	// AccountID is the account the role trusts (the pool's).
+	AccountID string
+	// Policy is the role's inline policy document (JSON): what the tenant
+	// reaches in the pool's resources.
+	Policy string
+	// Boundary, if set, is the ARN of the managed policy the role is
+	// created with as its permissions boundary.
+	Boundary string
+	Tags     map[string]string
+}
+
+// TenantRolePath is the IAM path of pooled tenants' roles: under /cairn/,
+// whose roles Cairn assumes.
+const TenantRolePath = "/cairn/pooled/"
+
+// TenantRoleName names a pooled tenant's own role in a Region: one per
+// Region, as the pool's stacks and so the resources its policy names are
+// (IAM names are global).
+func TenantRoleName(tenantID, region string) string { return "cairn-" + tenantID + "-" + region }
+
+// TenantRolePolicyName names the role's inline policy.
+const TenantRolePolicyName = "cairn-tenant-data-access"
+
 // StackPrefix starts the name of every stack Cairn creates; Engine.Stacks
 // reports only stacks with this prefix.
 const StackPrefix = "cairn-"
@@ -102,6 +132,15 @@ type Engine interface {
 	DeleteBuckets(ctx context.Context, region string, buckets []string) error
 	// DeletePrefix deletes every object version under prefix in bucket.
 	DeletePrefix(ctx context.Context, region, bucket, prefix string) error
+	// EnsureTenantRole creates a pooled tenant's own IAM role in the Region
+	// (TenantRolePath, TenantRoleName), which trusts the account with the tenant's ID as
+	// external ID, unless it exists, and puts r.Policy as its inline policy
+	// (replacing the one it had). It returns the role's ARN. IAM is global:
+	// region names the role and picks the client.
+	EnsureTenantRole(ctx context.Context, region string, r TenantRole) (string, error)
+	// DeleteTenantRole deletes a pooled tenant's own role in the Region and
+	// its inline policies; absent is not an error.
+	DeleteTenantRole(ctx context.Context, region, tenantID string) error
 
 	// Updates go through change sets (changeset.go): create, inspect,
 	// execute. A change set is executed at most once, whatever the number

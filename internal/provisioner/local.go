@@ -286,3 +286,38 @@ func (e *LocalEngine) DeletePrefix(_ context.Context, region, bucket, prefix str
 	}
 	return os.RemoveAll(e.path(region, "buckets", bucket, filepath.FromSlash(prefix)))
 }
+
+// EnsureTenantRole records the role under <root>/iam/roles/ (IAM is
+// global: no Region), with its policy, boundary and tags, replacing the
+// policy of a role recorded already, and returns its ARN in LocalAccountID.
+func (e *LocalEngine) EnsureTenantRole(_ context.Context, region string, r TenantRole) (string, error) {
+	if !safeName(r.TenantID) || !safeName(region) || r.Policy == "" || !json.Valid([]byte(r.Policy)) {
+		return "", fmt.Errorf("local engine: a tenant role needs a tenant and a JSON policy")
+	}
+	arn := "arn:aws:iam::" + LocalAccountID + ":role" + TenantRolePath + TenantRoleName(r.TenantID, region)
+	return arn, writeFileAtomic(e.roleFile(r.TenantID, region), map[string]any{
+		"arn": arn, "policy": json.RawMessage(r.Policy), "boundary": r.Boundary, "tags": r.Tags,
+	})
+}
+
+// DeleteTenantRole forgets the role; absent is not an error.
+func (e *LocalEngine) DeleteTenantRole(_ context.Context, region, tenantID string) error {
+	if !safeName(tenantID) || !safeName(region) {
+		return fmt.Errorf("local engine: bad tenant ID %q or Region %q", tenantID, region)
+	}
+	err := os.Remove(e.roleFile(tenantID, region))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func (e *LocalEngine) roleFile(tenantID, region string) string {
+	return filepath.Join(e.Root, "iam", "roles", TenantRoleName(tenantID, region)+".json")
+}
+
+// safeName reports whether s can name a file: not empty, no separator, not
+// "." or "..".
+func safeName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`)
+}

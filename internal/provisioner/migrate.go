@@ -111,9 +111,9 @@ func (p *Provisioner) movePooled(ctx context.Context, t tenants.Tenant, region s
 	default:
 		return pl, false, nil // in flight: the poller watches it
 	}
-	out := sliceOutputs(pool, t.ID)
-	if err := p.engine.EnsureDatabase(ctx, region, out["glue_database"], "s3://"+out["raw_bucket"]+"/"+S3Prefix(t.ID), tenantTags(t.ID)); err != nil {
-		return Placement{}, false, fmt.Errorf("glue database: %w", err)
+	out, err := p.cutSlice(ctx, pool, t.ID)
+	if err != nil {
+		return Placement{}, false, err
 	}
 	pl.Status, pl.Outputs, pl.TemplateVersion = StatusReady, out, pool.TemplateVersion
 	return pl, true, nil
@@ -134,6 +134,9 @@ func (p *Provisioner) MoveRelease(ctx context.Context, pl Placement) (bool, erro
 					return false, fmt.Errorf("purge %s: %w", key, err)
 				}
 			}
+		}
+		if err := p.engine.DeleteTenantRole(ctx, pl.Region, pl.TenantID); err != nil {
+			return false, fmt.Errorf("tenant role: %w", err)
 		}
 		return true, p.engine.DeleteDatabase(ctx, pl.Region, glue)
 	}

@@ -67,6 +67,16 @@ type Config struct {
 	// started before the offboarding puts back what it removed. Such work
 	// must not start for a tenant that is not active.
 	Busy func(ctx context.Context, tenantID string) (bool, error)
+	// TenantRolePolicy, if set, gives a pooled tenant a role of its own
+	// (Engine.EnsureTenantRole) when its slice is cut: it returns the
+	// role's inline policy for the slice's outputs (those sliceOutputs
+	// makes). The slice's data_access_role_arn is then that role, and
+	// pool_role_arn the pool's. Unset, a pooled tenant's
+	// data_access_role_arn is the pool's role.
+	TenantRolePolicy func(tenantID, region string, outputs map[string]string) (string, error)
+	// TenantRoleBoundary, if set, is the permissions boundary (a managed
+	// policy ARN) those roles are created with.
+	TenantRoleBoundary string
 }
 
 // Provisioner reconciles tenants' stacks. It is safe for concurrent use by
@@ -81,6 +91,9 @@ type Provisioner struct {
 	log     *slog.Logger
 	fleet   fleet.Notifier
 	busy    func(ctx context.Context, tenantID string) (bool, error)
+	// rolePolicy and boundary: Config.TenantRolePolicy and TenantRoleBoundary.
+	rolePolicy func(tenantID, region string, outputs map[string]string) (string, error)
+	boundary   string
 }
 
 // New validates cfg and returns a Provisioner.
@@ -103,7 +116,7 @@ func New(cfg Config) (*Provisioner, error) {
 	return &Provisioner{
 		engine: cfg.Engine, store: cfg.Store, tenants: cfg.Tenants, poll: cfg.PollInterval, log: cfg.Logger,
 		lease: cfg.Lease, now: cfg.Now,
-		fleet: cfg.Fleet, busy: cfg.Busy,
+		fleet: cfg.Fleet, busy: cfg.Busy, rolePolicy: cfg.TenantRolePolicy, boundary: cfg.TenantRoleBoundary,
 	}, nil
 }
 
@@ -330,11 +343,11 @@ func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) 
 	}
 
 	// The pool is ready: cut the tenant's slice.
-	outputs := sliceOutputs(pool, t.ID)
-	location := "s3://" + outputs["raw_bucket"] + "/" + S3Prefix(t.ID)
-	if err := p.engine.EnsureDatabase(ctx, pl.Region, outputs["glue_database"], location, tenantTags(t.ID)); err != nil {
-		return waiting, "", fmt.Errorf("glue database: %w", err)
+	outputs, err := p.cutSlice(ctx, pool, t.ID)
+	if err != nil {
+		return waiting, "", err
 	}
+	location := "s3://" + outputs["raw_bucket"] + "/" + S3Prefix(t.ID)
 	pl.Status, pl.Outputs, pl.TemplateVersion, pl.LastError = StatusReady, outputs, pool.TemplateVersion, ""
 	pl.StackID, pl.StackStatus = pool.StackID, pool.StackStatus
 	if err := p.updatePlacement(ctx, pl); err != nil {
@@ -342,6 +355,41 @@ func (p *Provisioner) step(ctx context.Context, t tenants.Tenant, pl Placement) 
 	}
 	p.recordCairnEvent(ctx, pl, "Slice", "Cairn::Pool::Slice", StackCreateComplete, "glue database "+outputs["glue_database"]+" over "+location)
 	return done, "", nil
+}
+
+// cutSlice makes a pooled tenant's catalog database in the ready pool and,
+// with Config.TenantRolePolicy, its own role, and returns the slice's
+// outputs. Safe to repeat.
+func (p *Provisioner) cutSlice(ctx context.Context, pool Pool, tenantID string) (map[string]string, error) {
+	outputs := sliceOutputs(pool, tenantID)
+	location := "s3://" + outputs["raw_bucket"] + "/" + S3Prefix(tenantID)
+	if err := p.engine.EnsureDatabase(ctx, pool.Region, outputs["glue_database"], location, tenantTags(tenantID)); err != nil {
+		return nil, fmt.Errorf("glue database: %w", err)
+	}
+	if p.rolePolicy == nil {
+		return outputs, nil
+	}
+	policy, err := p.rolePolicy(tenantID, pool.Region, outputs)
+	if err != nil {
+		return nil, fmt.Errorf("tenant role policy: %w", err)
+	}
+	poolRole := outputs["data_access_role_arn"]
+	arn, err := p.engine.EnsureTenantRole(ctx, pool.Region, TenantRole{
+		TenantID: tenantID, AccountID: accountOf(poolRole), Policy: policy, Boundary: p.boundary, Tags: tenantTags(tenantID),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenant role: %w", err)
+	}
+	outputs["pool_role_arn"], outputs["data_access_role_arn"] = poolRole, arn
+	return outputs, nil
+}
+
+// accountOf returns the account ID in an ARN ("arn:aws:iam::123456789012:role/x").
+func accountOf(arn string) string {
+	if parts := strings.Split(arn, ":"); len(parts) > 4 {
+		return parts[4]
+	}
+	return ""
 }
 
 // claimEnded is the result of a step taken under a claim: a claim lost to
@@ -450,6 +498,9 @@ func (p *Provisioner) teardown(ctx context.Context, t tenants.Tenant, pl Placeme
 		// Its partitions of the lake tables the pool shares go with it.
 		if err := p.engine.DropTenantPartitions(ctx, pl.Region, PoolGlueDatabase(), t.ID); err != nil {
 			return false, fmt.Errorf("the pool's shared tables: %w", err)
+		}
+		if err := p.engine.DeleteTenantRole(ctx, pl.Region, t.ID); err != nil {
+			return false, fmt.Errorf("tenant role: %w", err)
 		}
 		if err := p.engine.DeleteDatabase(ctx, pl.Region, glue); err != nil {
 			return false, fmt.Errorf("delete glue database: %w", err)

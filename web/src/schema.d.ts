@@ -2666,7 +2666,9 @@ export interface components {
          * @description What the stack made, under stable keys: raw_bucket, clean_bucket,
          *     curated_bucket, stream_arn, profile_table, glue_database,
          *     data_access_role_arn, kms_key_arn, athena_workgroup; for a pooled
-         *     tenant also s3_prefix and key_prefix, its slice of the pool.
+         *     tenant also s3_prefix and key_prefix, its slice of the pool, and
+         *     pool_role_arn, the pool's data-access role (data_access_role_arn is
+         *     then the tenant's own role).
          */
         Outputs: {
             [key: string]: string;

@@ -1,6 +1,7 @@
 // Package cfn is the AWS implementation of the provisioner's Engine port:
 // CloudFormation for tenant and pool stacks, Glue for pooled tenants' catalog
-// databases and S3 for purging retained buckets and prefixes.
+// databases, IAM for pooled tenants' own roles and S3 for purging retained
+// buckets and prefixes.
 //
 // # Clients
 //
@@ -32,6 +33,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-cdp/cairn/internal/awsclient"
@@ -59,6 +61,7 @@ type Engine struct {
 	role string
 	cfn  *awsclient.Regional[cloudformation.Client]
 	glue *awsclient.Regional[glue.Client]
+	iam  *awsclient.Regional[iam.Client]
 	s3   *awsclient.Regional[s3.Client]
 }
 
@@ -84,6 +87,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}),
 		glue: awsclient.NewRegional(func(region string) *glue.Client {
 			return glue.NewFromConfig(b.AWS, func(o *glue.Options) {
+				o.Region = region
+				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
+			})
+		}),
+		iam: awsclient.NewRegional(func(region string) *iam.Client {
+			return iam.NewFromConfig(b.AWS, func(o *iam.Options) {
 				o.Region = region
 				o.BaseEndpoint = b.BaseEndpoint(o.BaseEndpoint)
 			})

@@ -154,6 +154,35 @@ func Run(t *testing.T, e provisioner.Engine, region string) {
 		}
 	})
 
+	t.Run("a pooled tenant's role is idempotent and deleted", func(t *testing.T) {
+		policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/tenants/` + tenantID + `/*"}]}`
+		r := provisioner.TenantRole{TenantID: tenantID, AccountID: "123456789012", Policy: policy, Tags: map[string]string{"cairn:tenant-id": tenantID}}
+		var arns []string
+		for range 2 {
+			arn, err := e.EnsureTenantRole(ctx, region, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			arns = append(arns, arn)
+		}
+		want := ":role" + provisioner.TenantRolePath + provisioner.TenantRoleName(tenantID, region)
+		if arns[0] != arns[1] || !strings.HasPrefix(arns[0], "arn:aws:iam::") || !strings.HasSuffix(arns[0], want) {
+			t.Fatalf("role ARNs %v, want one ending %s", arns, want)
+		}
+		for range 2 {
+			if err := e.DeleteTenantRole(ctx, region, tenantID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Made again after it went (a tenant back in the pool).
+		if arn, err := e.EnsureTenantRole(ctx, region, r); err != nil || arn != arns[0] {
+			t.Fatalf("role again: %q, %v", arn, err)
+		}
+		if err := e.DeleteTenantRole(ctx, region, tenantID); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("delete removes the stack and retains buckets until purged", func(t *testing.T) {
 		stacks, err := e.Stacks(ctx, region)
 		if err != nil {
