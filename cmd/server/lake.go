@@ -52,7 +52,12 @@ func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db l
 		engine, closeEngine = e, e.Close
 	}
 	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements, fences, tenantOf), Now: now,
-		Classifier: newLakeClassifier(grantSvc, profileSvc)})
+		Classifier: newLakeClassifier(grantSvc, profileSvc),
+		// A pooled tenant's own role reads its rows of the pool's shared
+		// tables, through its data cells filter (AWS mode).
+		Readers: func(ctx context.Context, tenant string, loc lake.Location, tables []string) error {
+			return grantSvc.GrantOwnRole(ctx, tenant, loc.Region, tables)
+		}})
 	if err != nil {
 		closeEngine()
 		return nil, nil, nil, err

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
+	"github.com/cairn-cdp/cairn/internal/placement"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
+	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
 // Rehome re-applies the tenant's grants in region on the catalog database
@@ -24,7 +28,9 @@ import (
 // took in (the lake's adoption of a pooled tenant's own tables) onto them,
 // through its filters. A grant the Catalog refuses on to is recorded
 // failed with the reason, as its apply job would; so is one to the pool's
-// data-access role, moving into the pool (Grant refuses those).
+// data-access role, moving into the pool (Grant refuses those). Leaving
+// the pool, a grant to the tenant's own pooled role (GrantOwnRole) is
+// revoked instead: the role goes with the slice.
 func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string, pooled bool) (int, error) {
 	live, err := s.store.GrantListLive(ctx, tenantID)
 	if err != nil {
@@ -51,6 +57,14 @@ func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string,
 		}
 		if g.Status == StatusRevoking {
 			continue // its revoke job takes it away
+		}
+		if !pooled && from != to && ownRole(g.Principal, tenantID, region) {
+			// The tenant's own pooled role leaves with its slice (the
+			// provisioner deletes it): its grants are revoked, not moved.
+			if err := s.dropOwnRoleGrant(ctx, g); err != nil {
+				return moved, err
+			}
+			continue
 		}
 		next := g
 		next.Resource.Database = to
@@ -103,6 +117,24 @@ func (s *Service) Rehome(ctx context.Context, tenantID, region, from, to string,
 	return moved, nil
 }
 
+// dropOwnRoleGrant takes a grant to the tenant's own pooled role out of
+// the Catalog, with its data cells filter unless another grant goes
+// through it, and records it revoked.
+func (s *Service) dropOwnRoleGrant(ctx context.Context, g Grant) error {
+	if g.Status != StatusSuspended {
+		if err := s.take(ctx, g); err != nil {
+			return fmt.Errorf("rehome grant %s: take: %w", g.ID, err)
+		}
+	}
+	if err := s.dropFilters(ctx, g.TenantID, []Grant{g}); err != nil {
+		return err
+	}
+	if err := s.setStatus(ctx, g, StatusRevoked, "the tenant left the pool, and its own role with it", "grant.revoked"); err != nil {
+		return err
+	}
+	return s.dropFilters(ctx, g.TenantID, []Grant{g})
+}
+
 // rehomed records a grant moved to its new database, with an audit event.
 func (s *Service) rehomed(ctx context.Context, g Grant, status Status, reason, from string) error {
 	err := s.store.InTx(ctx, func(tx Tx) error {
@@ -123,4 +155,70 @@ func (s *Service) rehomed(ctx context.Context, g Grant, status Status, reason, f
 		return fmt.Errorf("rehome grant %s: %w", g.ID, err)
 	}
 	return nil
+}
+
+// GrantOwnRole gives a pooled tenant's own role in region (its slice's
+// data_access_role_arn, which provisioner.Config.TenantRolePolicy made)
+// SELECT on tables of the pool's shared database: what its queries read
+// there, through the tenant's data cells filter, so that Lake Formation
+// confines them to its rows. The refinery calls it with the tables the
+// tenant's lake has there after each run. The role is registered as the
+// tenant's principal first. Tables the role has a live grant on are left
+// alone; the others are granted as Cairn's, applied by the grant jobs.
+// Nothing is done for a tenant that is not active, not pooled in region,
+// or whose slice predates its own role. Safe to repeat.
+func (s *Service) GrantOwnRole(ctx context.Context, tenantID, region string, tables []string) error {
+	t, err := s.tenants.Get(ctx, tenantID)
+	if err != nil || t.Status != tenants.StatusActive {
+		return err
+	}
+	pl, err := s.catalogOf(ctx, t, region)
+	if errors.Is(err, placement.ErrNotReady) || errors.Is(err, ErrOutsideCatalog) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	role := pl.Outputs["data_access_role_arn"]
+	if pl.Kind != placement.Pooled || role == "" || role == pl.PoolRole() {
+		return nil
+	}
+	live, err := s.store.GrantListLive(ctx, tenantID)
+	if err != nil {
+		return fmt.Errorf("grant own role: %w", err)
+	}
+	pool := provisioner.PoolGlueDatabase()
+	var missing []string
+	for _, tbl := range tables {
+		if !slices.ContainsFunc(live, func(g Grant) bool {
+			return g.Principal == role && g.Status != StatusRevoked && g.Resource.Region == region && g.Resource.Database == pool &&
+				g.Resource.Table == tbl && len(g.Resource.Columns) == 0 && len(g.Resource.Tags) == 0 && slices.Contains(g.Permissions, "SELECT")
+		}) {
+			missing = append(missing, tbl)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	rec := func(action, targetType, target string) audit.Event {
+		return audit.Event{TenantID: tenantID, Actor: audit.ActorCairn, Action: action, TargetType: targetType, TargetID: target,
+			Detail: map[string]string{"reason": "the tenant's own role reads its lake tables"}}
+	}
+	if _, _, err := s.RegisterPrincipal(ctx, rec("principal.register", "principal", role), tenantID, role); err != nil {
+		return fmt.Errorf("grant own role: %w", err)
+	}
+	for _, tbl := range missing {
+		if _, _, err := s.Grant(ctx, GrantRequest{TenantID: tenantID, Principal: role, Permissions: []string{"SELECT"}, Admin: true,
+			Resource: Resource{Region: region, Database: pool, Table: tbl}, Audit: rec("grant.create", "grant", "")}); err != nil {
+			return fmt.Errorf("grant own role SELECT on %s: %w", tbl, err)
+		}
+	}
+	return nil
+}
+
+// ownRole reports whether principal is the tenant's own pooled role in
+// region (provisioner.TenantRoleName under provisioner.TenantRolePath).
+func ownRole(principal, tenantID, region string) bool {
+	return strings.HasPrefix(principal, "arn:") &&
+		strings.HasSuffix(principal, ":role"+provisioner.TenantRolePath+provisioner.TenantRoleName(tenantID, region))
 }

@@ -325,6 +325,30 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 		grant(a, pa, map[string]any{"table": "identifies"}, "SELECT", "DESCRIBE")
 		gaTag := grant(a, paTag, map[string]any{"table": "identifies", "tag": map[string]any{"cairn:pii": []string{"false"}}}, "SELECT")
 		gb := grant(b, pb, map[string]any{"table": "identifies", "columns": []string{"message_id", "tenant_id"}}, "SELECT")
+		// a's own role (its slice's data_access_role_arn) is granted the
+		// shared table by the refinery (lake.Config.Readers), through a's
+		// filter; asked twice, it is granted once.
+		ownRoleA := outputsOf(stacksOf(t, e, a)["eu-west-1"])["data_access_role_arn"].(string)
+		ownGrant := func() string {
+			t.Helper()
+			for range 2 {
+				if err := e.grants.GrantOwnRole(ctx, a, "eu-west-1", []string{"identifies"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var ids []string
+			for _, it := range e.do("GET", "/v1/tenants/"+a+"/grants", e.admin, nil).want(t, 200).body["items"].([]any) {
+				if g := it.(map[string]any); g["principal"] == ownRoleA && g["status"] != "revoked" {
+					ids = append(ids, g["id"].(string))
+				}
+			}
+			if len(ids) != 1 {
+				t.Fatalf("grants to a's own role: %v, want one", ids)
+			}
+			e.waitGrant(a, ids[0], "active")
+			return ids[0]
+		}
+		gOwn := ownGrant()
 
 		// Past the filters: refused.
 		request(a, pa, map[string]any{}, "SELECT").want(t, 400)
@@ -358,7 +382,7 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 			t.Fatal(err)
 		}
 		lf := awslf.NewFromConfig(cfg, func(o *awslf.Options) { o.BaseEndpoint = aws.String(double.URL) })
-		owner := map[string]string{pa: a, paTag: a, pb: b}
+		owner := map[string]string{pa: a, paTag: a, pb: b, ownRoleA: a}
 		expressions := map[string][]string{} // tenant → its filters' row expressions
 		for _, p := range perms {
 			tenant := owner[p.Principal]
@@ -381,8 +405,8 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 			}
 			expressions[tenant] = append(expressions[tenant], expr)
 		}
-		if len(expressions[a]) != 2 || len(expressions[b]) != 1 {
-			t.Errorf("filters' row expressions by tenant: %v, want a's 2 filters and b's 1", expressions)
+		if len(expressions[a]) != 3 || len(expressions[b]) != 1 {
+			t.Errorf("filters' row expressions by tenant: %v, want a's 3 permissions through its 2 filters and b's 1", expressions)
 		}
 
 		// What each principal reads: its tenant's rows only.
@@ -391,6 +415,7 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 			want      []map[string]string
 		}{
 			{pa, []map[string]string{rows[0], rows[2]}},
+			{ownRoleA, []map[string]string{rows[0], rows[2]}},
 			{paTag, []map[string]string{
 				{"tenant_id": a, "message_id": "a1", "user_id": "ua", "dt": "2026-11-26", "hh": "10"},
 				{"tenant_id": a, "message_id": "a2", "user_id": "ua", "dt": "2026-11-26", "hh": "11"},
@@ -472,12 +497,29 @@ func TestPooledSharedTablesOnLakeFormation(t *testing.T) {
 		if got := double.Query(pa, dedA, "identifies"); len(got) != 2 {
 			t.Errorf("on its dedicated database, %s reads %v", pa, got)
 		}
+		// a's own pooled role went with its slice: its grant is revoked,
+		// not moved, and it reads nothing anywhere.
+		if g := e.do("GET", "/v1/tenants/"+a+"/grants/"+gOwn, e.admin, nil).want(t, 200); g.body["status"] != "revoked" {
+			t.Errorf("a's own role's grant after a left the pool: %s", g.raw)
+		}
+		for _, db := range []string{pool, dedA} {
+			if got := double.Query(ownRoleA, db, "identifies"); len(got) != 0 {
+				t.Errorf("a's own pooled role reads %v in %s after a left the pool", got, db)
+			}
+		}
 		// And back: through its filters on the pool's shared table again.
 		if n, err := e.grants.Rehome(ctx, a, "eu-west-1", dedA, ownA, true); err != nil || n != 2 {
 			t.Fatalf("rehome to the pool: %d, %v", n, err)
 		}
 		if diff := cmp.Diff([]map[string]string{rows[0], rows[2]}, double.Query(pa, pool, "identifies")); diff != "" {
 			t.Errorf("back in the pool, %s reads (-want +got):\n%s", pa, diff)
+		}
+		// The refinery's next run grants a's own role again.
+		if gOwn2 := ownGrant(); gOwn2 == gOwn {
+			t.Errorf("a's own role's grant back in the pool is the revoked one, %s", gOwn)
+		}
+		if diff := cmp.Diff([]map[string]string{rows[0], rows[2]}, double.Query(ownRoleA, pool, "identifies")); diff != "" {
+			t.Errorf("back in the pool, a's own role reads (-want +got):\n%s", diff)
 		}
 		for _, id := range []string{a, b} {
 			r := e.do("POST", "/v1/tenants/"+id+"/grants/reconcile", e.admin, nil).want(t, 200)

@@ -35,6 +35,12 @@ type Config struct {
 	// last classification, and a run fails (and its job retries) until
 	// they are classified.
 	Classifier Classifier
+	// Readers, if set, is called after each run of a pooled tenant whose
+	// clean and curated tables are the pool's shared ones (Location's
+	// SharedDatabase, in AWS mode) with the names of those it has, so
+	// that its own principal is granted them (grants.Service.GrantOwnRole).
+	// An error fails the run, which its job retries.
+	Readers func(ctx context.Context, tenant string, loc Location, tables []string) error
 	// Locate returns where the tenant's zones are; placement.ErrNotReady
 	// while its home stack is not provisioned (nothing to refine yet).
 	Locate func(ctx context.Context, tenant string) (Location, error)
@@ -219,7 +225,34 @@ func (s *Service) Refine(ctx context.Context, tenant string) (RefineResult, erro
 	if err := s.classify(ctx, tenant, loc, marks); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
+	if s.cfg.Readers != nil && loc.SharedDatabase != "" {
+		tables, err := s.sharedTables(ctx, tenant)
+		if err != nil {
+			return res, err
+		}
+		if err := s.cfg.Readers(ctx, tenant, loc, tables); err != nil {
+			return res, fmt.Errorf("readers: %w", err)
+		}
+	}
 	return res, nil
+}
+
+// sharedTables are the tables the tenant's lake has: those its refines
+// and curations recorded (every clean table exists from its first
+// refine, a curated one from its first curation).
+func (s *Service) sharedTables(ctx context.Context, tenant string) ([]string, error) {
+	stats, err := s.cfg.Store.LakeTables(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, st := range stats {
+		if _, ok := TableNamed(st.Table); ok && !slices.Contains(out, st.Table) {
+			out = append(out, st.Table)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // curateDue reports whether the curated zone must be rebuilt: some clean

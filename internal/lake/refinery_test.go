@@ -308,3 +308,41 @@ func TestRefineClassifies(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A run of a pooled tenant whose tables are the pool's shared ones tells
+// Readers the tables its lake has there, every run, and fails (for its
+// job to retry) when Readers does; a dedicated tenant's runs do not call
+// it.
+func TestRefineTellsReaders(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 30, 0, 0, time.UTC)
+	clock := func() time.Time { now = now.Add(time.Millisecond); return now }
+	st, eng := newMemStore(), &fakeEngine{raw: []lake.RawPartition{raw("2026-11-26T10", "a")}}
+	locs := map[string]lake.Location{
+		"ten_p": {Region: "eu-west-1", Tenant: "ten_p", Database: "cairn_pool_ten_p", SharedDatabase: "cairn_pool_shared", Pooled: true},
+		"ten_d": {Region: "eu-west-1", Tenant: "ten_d", Database: "cairn_ten_d"},
+	}
+	var told []string
+	var fail error
+	svc, err := lake.New(lake.Config{Store: st, Engine: eng, Profiles: noProfiles{}, Now: clock,
+		Locate: func(_ context.Context, tenant string) (lake.Location, error) { return locs[tenant], nil },
+		Readers: func(_ context.Context, tenant string, loc lake.Location, tables []string) error {
+			told = append(told, tenant+" "+loc.SharedDatabase+" "+strings.Join(tables, ","))
+			return fail
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tenant := range []string{"ten_p", "ten_d", "ten_p"} {
+		if _, err := svc.Refine(t.Context(), tenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "ten_p cairn_pool_shared id_graph,tracks"
+	if !slices.Equal(told, []string{want, want}) {
+		t.Fatalf("Readers told %q, want %q twice", told, want)
+	}
+	fail = errors.New("grants down")
+	if _, err := svc.Refine(t.Context(), "ten_p"); !errors.Is(err, fail) {
+		t.Fatalf("a run whose Readers failed: %v", err)
+	}
+}
