@@ -204,10 +204,21 @@ func (s *Service) GrantOwnRole(ctx context.Context, tenantID, region string, tab
 		return audit.Event{TenantID: tenantID, Actor: audit.ActorCairn, Action: action, TargetType: targetType, TargetID: target,
 			Detail: map[string]string{"reason": "the tenant's own role reads its lake tables"}}
 	}
-	if _, _, err := s.RegisterPrincipal(ctx, rec("principal.register", "principal", role), tenantID, role); err != nil {
-		return fmt.Errorf("grant own role: %w", err)
-	}
+	registered := false
 	for _, tbl := range missing {
+		// A table the catalog does not have (yet) waits for a later run,
+		// rather than fail this one and record a refusal each time.
+		if _, err := s.catalog.Table(ctx, region, pool, tbl); errors.Is(err, ErrNotFound) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("grant own role SELECT on %s: %w", tbl, err)
+		}
+		if !registered {
+			if _, _, err := s.RegisterPrincipal(ctx, rec("principal.register", "principal", role), tenantID, role); err != nil {
+				return fmt.Errorf("grant own role: %w", err)
+			}
+			registered = true
+		}
 		if _, _, err := s.Grant(ctx, GrantRequest{TenantID: tenantID, Principal: role, Permissions: []string{"SELECT"}, Admin: true,
 			Resource: Resource{Region: region, Database: pool, Table: tbl}, Audit: rec("grant.create", "grant", "")}); err != nil {
 			return fmt.Errorf("grant own role SELECT on %s: %w", tbl, err)

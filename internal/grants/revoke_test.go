@@ -274,3 +274,55 @@ func filterNames(t *testing.T, c *grants.LocalCatalog, region string) []string {
 	slices.Sort(names)
 	return names
 }
+
+// slicesOf is a placement.Reader with one ready pooled placement of each
+// tenant in region, with these outputs.
+type slicesOf struct {
+	region  string
+	outputs map[string]string
+}
+
+func (p slicesOf) TenantPlacements(_ context.Context, id string) (placement.Tenant, error) {
+	return placement.Tenant{ID: id, Tier: placement.Pooled, HomeRegion: p.region, Regions: []string{p.region},
+		Placements: []placement.Placement{{Region: p.region, Kind: placement.Pooled, Ready: true, Outputs: p.outputs}}}, nil
+}
+
+// TestGrantOwnRoleLeavesWhatItCannotGrant: the refinery's call grants
+// nothing, registers nothing and does not fail for a table the pool's
+// catalog does not have yet, nor for a slice cut before pooled tenants had
+// roles of their own (its data-access role is the pool's).
+func TestGrantOwnRoleLeavesWhatItCannotGrant(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, err := backend.Open(ctx, "", t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const region = "eu-west-1"
+	tenant := activeTenant(t, b)
+	poolRole := "arn:aws:iam::123456789012:role/cairn/cairn-pool-data-access"
+	for name, out := range map[string]map[string]string{
+		"own role, table not there": {"glue_database": "cairn_pool_" + tenant, "pool_role_arn": poolRole,
+			"data_access_role_arn": "arn:aws:iam::123456789012:role/cairn/pooled/" + provisioner.TenantRoleName(tenant, region)},
+		"older slice": {"glue_database": "cairn_pool_" + tenant, "data_access_role_arn": poolRole},
+	} {
+		svc, err := grants.NewService(grants.Config{Store: b.Grants(), Catalog: &grants.LocalCatalog{Root: t.TempDir()}, Credentials: grants.LocalCredentials{},
+			Tenants: tenants.NewService(b, nil), Placements: slicesOf{region, out}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.GrantOwnRole(ctx, tenant, region, []string{"tracks"}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if live, err := b.Grants().GrantListLive(ctx, tenant); err != nil || len(live) != 0 {
+			t.Errorf("%s: grants %+v, %v", name, live, err)
+		}
+		if ps, err := b.Grants().PrincipalList(ctx, tenant, 0, 10); err != nil || len(ps) != 0 {
+			t.Errorf("%s: principals %+v, %v", name, ps, err)
+		}
+	}
+}
