@@ -15,7 +15,7 @@ import (
 // region has status.
 func (e *env) waitStack(id, region, status string) map[string]any {
 	e.t.Helper()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(waitLimit)
 	for {
 		s := stacksOf(e.t, e, id)[region]
 		if s != nil && s["status"] == status {

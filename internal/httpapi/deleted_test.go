@@ -211,7 +211,7 @@ func TestOffboardingProgress(t *testing.T) {
 			t.Errorf("an active tenant shows offboarding progress: %s", r.raw)
 		}
 		e.do("DELETE", "/v1/tenants/"+id, e.admin, nil).want(t, 202)
-		deadline := time.After(30 * time.Second)
+		deadline := time.After(waitLimit)
 		for {
 			r := e.do("GET", "/v1/tenants/"+id, e.admin, nil).want(t, 200)
 			p, _ := r.body["offboarding"].(map[string]any)

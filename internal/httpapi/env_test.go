@@ -468,9 +468,14 @@ func (e *env) onboard(slug string, extra ...map[string]any) resp {
 }
 
 // waitStatus waits, woken by finished jobs, until the tenant has status.
+// waitLimit is how long the tests wait for a job's outcome before they
+// fail: generous, since it is only reached when something is wrong, and a
+// busy machine under the race detector runs jobs many times slower.
+const waitLimit = 2 * time.Minute
+
 func (e *env) waitStatus(id, status string) resp {
 	e.t.Helper()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(waitLimit)
 	for {
 		r := e.do("GET", "/v1/tenants/"+id, e.admin, nil).want(e.t, 200)
 		if r.str("status") == status {
@@ -487,7 +492,7 @@ func (e *env) waitStatus(id, status string) resp {
 // waitRollout waits for the rollout to be in state.
 func (e *env) waitRollout(id, state string) resp {
 	e.t.Helper()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(waitLimit)
 	for {
 		r := e.do("GET", "/v1/rollouts/"+id, e.admin, nil).want(e.t, 200)
 		if r.str("state") == state {

@@ -80,7 +80,7 @@ func fleetEndpoint(e *env) <-chan fleetHook {
 func receiveFleet(t *testing.T, got <-chan fleetHook, tenant string, n int) []fleetHook {
 	t.Helper()
 	var out []fleetHook
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(waitLimit)
 	for len(out) < n {
 		select {
 		case h := <-got:

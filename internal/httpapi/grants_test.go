@@ -21,7 +21,7 @@ import (
 // waitGrant waits, woken by finished jobs, until the grant has status.
 func (e *env) waitGrant(tenantID, id, status string) resp {
 	e.t.Helper()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(waitLimit)
 	for {
 		r := e.do("GET", "/v1/tenants/"+tenantID+"/grants/"+id, e.admin, nil).want(e.t, 200)
 		if r.str("status") == status {

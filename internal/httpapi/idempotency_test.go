@@ -75,7 +75,7 @@ func TestIdempotencyInFlightRace(t *testing.T) {
 			first = e.do("POST", "/v1/tenants", e.admin, body, "Idempotency-Key", "race-key")
 		}()
 		// Wait until the first request is blocked on the lock.
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(waitLimit)
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {

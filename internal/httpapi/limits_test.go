@@ -303,7 +303,7 @@ type quotaHook struct {
 func quotaHooks(t *testing.T, hooks <-chan quotaHook, n int) map[string]quotaHook {
 	t.Helper()
 	got := map[string]quotaHook{}
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(waitLimit)
 	for len(got) < n {
 		select {
 		case h := <-hooks:

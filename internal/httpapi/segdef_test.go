@@ -11,7 +11,7 @@ import (
 // waitSegment waits, woken by finished jobs, until the segment is ready.
 func (e *env) waitSegment(token, path string) resp {
 	e.t.Helper()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(waitLimit)
 	for {
 		r := e.do("GET", path, token, nil).want(e.t, 200)
 		if r.str("status") == "ready" {
