@@ -62,14 +62,7 @@ func TestConcurrentRevokesDropTheirSharedFilter(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			b, err := backend.Open(ctx, dbURL(t), t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Close() })
-			if err := b.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			b := openBackend(t, dbURL(t))
 			tenant := activeTenant(t, b)
 			catalog := &grants.LocalCatalog{Root: t.TempDir()}
 			meet := &meetingStore{Store: b.Grants(), waiting: 2, met: make(chan struct{})}
@@ -142,6 +135,21 @@ func filters(t *testing.T, c *grants.LocalCatalog, region string) []grants.Cells
 	return fs
 }
 
+// openBackend opens and migrates a control-plane backend on dbURL (the
+// embedded SQLite for "").
+func openBackend(t *testing.T, dbURL string) store.Backend {
+	t.Helper()
+	b, err := backend.Open(t.Context(), dbURL, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // activeTenant stores an active pooled tenant.
 func activeTenant(t *testing.T, b store.Backend) string {
 	t.Helper()
@@ -158,16 +166,6 @@ func activeTenant(t *testing.T, b store.Backend) string {
 	return tn.ID
 }
 
-// pooledIn is a placement.Reader with one ready pooled placement of each
-// tenant in region.
-type pooledIn struct{ region string }
-
-func (p pooledIn) TenantPlacements(_ context.Context, id string) (placement.Tenant, error) {
-	return placement.Tenant{ID: id, Tier: placement.Pooled, HomeRegion: p.region, Regions: []string{p.region},
-		Placements: []placement.Placement{{Region: p.region, Kind: placement.Pooled, Ready: true,
-			Outputs: map[string]string{"glue_database": "cairn_" + id}}}}, nil
-}
-
 // TestOrphanFiltersAreSwept: a data cells filter of a pooled tenant on
 // the pool's shared tables that none of its grants goes through (a revoke
 // cut short after it recorded its grant revoked, while another revoke
@@ -177,21 +175,14 @@ func (p pooledIn) TenantPlacements(_ context.Context, id string) (placement.Tena
 func TestOrphanFiltersAreSwept(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	b, err := backend.Open(ctx, "", t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	if err := b.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b := openBackend(t, "")
 	const region = "eu-west-1"
 	tenant := activeTenant(t, b)
 	other := "ten_" + strings.Repeat("o", 26)
 	catalog := &grants.LocalCatalog{Root: t.TempDir()}
 	tsvc := tenants.NewService(b, nil)
 	svc, err := grants.NewService(grants.Config{Store: b.Grants(), Catalog: catalog, Credentials: grants.LocalCredentials{},
-		Tenants: tsvc, Placements: pooledIn{region}})
+		Tenants: tsvc, Placements: slicesOf{region, map[string]string{"glue_database": "cairn_pool_" + tenant}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,14 +285,7 @@ func (p slicesOf) TenantPlacements(_ context.Context, id string) (placement.Tena
 func TestGrantOwnRoleLeavesWhatItCannotGrant(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	b, err := backend.Open(ctx, "", t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	if err := b.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b := openBackend(t, "")
 	const region = "eu-west-1"
 	tenant := activeTenant(t, b)
 	poolRole := "arn:aws:iam::123456789012:role/cairn/cairn-pool-data-access"
