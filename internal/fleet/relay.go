@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/cairn-cdp/cairn/internal/periodic"
 )
 
 // Defaults of a Relay.
@@ -73,6 +75,8 @@ type Relay struct {
 	// mu serialises passes, so that this process hands the outbox over
 	// in order.
 	mu sync.Mutex
+	// round gates the periodic runs (PeriodicJobs).
+	round periodic.Gate
 }
 
 var _ Notifier = (*Relay)(nil)
@@ -161,6 +165,7 @@ type relayWorker struct {
 }
 
 func (w *relayWorker) Work(ctx context.Context, _ *river.Job[RelayArgs]) error {
+	w.r.round.Started()
 	_, err := w.r.RelayOnce(ctx)
 	return err
 }
@@ -176,6 +181,9 @@ func (r *Relay) Register(w *river.Workers) {
 func (r *Relay) PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(r.interval), func() (river.JobArgs, *river.InsertOpts) {
+			if !r.round.Due(time.Now(), r.interval) {
+				return nil, nil // below a second, one waiting at a time (periodic.Gate)
+			}
 			if r.interval < time.Second {
 				return RelayArgs{}, nil // River's unique periods start at a second
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/fleet"
+	"github.com/cairn-cdp/cairn/internal/periodic"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 	"github.com/cairn-cdp/cairn/templates"
 )
@@ -94,6 +95,7 @@ type Provisioner struct {
 	// rolePolicy and boundary: Config.TenantRolePolicy and TenantRoleBoundary.
 	rolePolicy func(tenantID, region string, outputs map[string]string) (string, error)
 	boundary   string
+	round      periodic.Gate // the polling rounds' (PeriodicJobs)
 }
 
 // New validates cfg and returns a Provisioner.
@@ -161,9 +163,14 @@ func (p *Provisioner) Register(w *river.Workers) {
 // process left "running" stays so until River rescues it
 // (store.RescueAfter), and must not stop every round after it. A process runs one
 // round at a time; a round due while one is still running is skipped.
+// Below a second, where River has no unique periods, a round waits for
+// the one inserted before it to start (periodic.Gate).
 func (p *Provisioner) PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(p.poll), func() (river.JobArgs, *river.InsertOpts) {
+			if !p.round.Due(time.Now(), p.poll) {
+				return nil, nil
+			}
 			if p.poll < time.Second {
 				return PollArgs{}, nil // River's unique periods start at a second
 			}
@@ -211,6 +218,7 @@ type pollWorker struct {
 func (w *pollWorker) Timeout(*river.Job[PollArgs]) time.Duration { return jobTimeout }
 
 func (w *pollWorker) Work(ctx context.Context, _ *river.Job[PollArgs]) error {
+	w.p.round.Started()
 	if !w.running.TryLock() {
 		return nil // this process is still in the previous round
 	}

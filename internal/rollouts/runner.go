@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cairn-cdp/cairn/internal/fleet"
+	"github.com/cairn-cdp/cairn/internal/periodic"
 	"github.com/cairn-cdp/cairn/internal/provisioner"
 	"github.com/cairn-cdp/cairn/templates"
 )
@@ -77,6 +78,7 @@ type Runner struct {
 	now   func() time.Time
 	log   *slog.Logger
 	fleet fleet.Notifier
+	round periodic.Gate // the sweeps' (PeriodicJobs)
 }
 
 // NewRunner validates cfg and returns a Runner.
@@ -141,6 +143,9 @@ func (r *Runner) Register(w *river.Workers) {
 func (r *Runner) PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(r.sweep), func() (river.JobArgs, *river.InsertOpts) {
+			if !r.round.Due(time.Now(), r.sweep) {
+				return nil, nil // below a second, one waiting at a time (periodic.Gate)
+			}
 			return SweepArgs{}, nil // idempotent; a unique one could wait behind a dead replica's
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
@@ -179,6 +184,7 @@ type sweepWorker struct {
 }
 
 func (w *sweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error {
+	w.r.round.Started()
 	return w.r.Sweep(ctx)
 }
 
