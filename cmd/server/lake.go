@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"time"
@@ -29,7 +30,7 @@ import (
 // over the local zones otherwise. The engine (*athena.Engine or
 // *duckdb.Engine) is returned too: tenants' queries run on it. Its tables
 // are classified by the grants broker (lakeClassifier).
-func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, grantSvc *grants.Service, placements *placement.Locator, fences *migration.Fences, tenantOf func(context.Context, string) (tenants.Tenant, error), now func() time.Time) (*lake.Service, lake.Engine, func() error, error) {
+func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db lake.Store, profileSvc *profiles.Service, grantSvc *grants.Service, prov *provisioner.Provisioner, placements *placement.Locator, fences *migration.Fences, tenantOf func(context.Context, string) (tenants.Tenant, error), now func() time.Time) (*lake.Service, lake.Engine, func() error, error) {
 	var engine lake.Engine
 	closeEngine := func() error { return nil }
 	if cfg.Cloud == "aws" {
@@ -54,8 +55,12 @@ func newLake(ctx context.Context, cfg *config, settings awsclient.Settings, db l
 	svc, err := lake.New(lake.Config{Store: db, Engine: engine, Profiles: profileSvc, Locate: lakeLocator(placements, fences, tenantOf), Now: now,
 		Classifier: newLakeClassifier(grantSvc, profileSvc),
 		// A pooled tenant's own role reads its rows of the pool's shared
-		// tables, through its data cells filter (AWS mode).
+		// tables, through its data cells filter; a slice cut before pooled
+		// tenants had roles gets its role first (granted at the next run).
 		Readers: func(ctx context.Context, tenant string, loc lake.Location, tables []string) error {
+			if _, err := prov.UpgradeSlice(ctx, tenant, loc.Region); err != nil {
+				return fmt.Errorf("tenant role: %w", err)
+			}
 			return grantSvc.GrantOwnRole(ctx, tenant, loc.Region, tables)
 		}})
 	if err != nil {

@@ -572,7 +572,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, h hooks) 
 
 	// The refinery (Athena in AWS mode, DuckDB otherwise): erasures reach
 	// its zones.
-	lakeSvc, lakeEngine, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, grantSvc, placements, fences, tenantSvc.Get, h.lakeNow)
+	lakeSvc, lakeEngine, closeLake, err := newLake(ctx, cfg, awsSettings, db, profileSvc, grantSvc, prov, placements, fences, tenantSvc.Get, h.lakeNow)
 	if err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}

@@ -35,10 +35,10 @@ type Config struct {
 	// last classification, and a run fails (and its job retries) until
 	// they are classified.
 	Classifier Classifier
-	// Readers, if set, is called after each run of a pooled tenant whose
-	// clean and curated tables are the pool's shared ones (Location's
-	// SharedDatabase, in AWS mode) with the names of those it has, so
-	// that its own principal is granted them (grants.Service.GrantOwnRole).
+	// Readers, if set, is called after each run of a pooled tenant, whose
+	// clean and curated tables are the pool's shared ones in AWS mode
+	// (Location's SharedDatabase), with the names of those it has, so that
+	// its own principal is granted them (grants.Service.GrantOwnRole).
 	// An error fails the run, which its job retries.
 	Readers func(ctx context.Context, tenant string, loc Location, tables []string) error
 	// Locate returns where the tenant's zones are; placement.ErrNotReady

@@ -392,6 +392,50 @@ func (p *Provisioner) cutSlice(ctx context.Context, pool Pool, tenantID string) 
 	return outputs, nil
 }
 
+// UpgradeSlice gives a pooled tenant's ready slice in region the role of
+// its own that Config.TenantRolePolicy asks for, when the slice was cut
+// before pooled tenants had one (its outputs have no pool_role_arn), and
+// reports whether it did. It does nothing for other placements, without
+// the policy, or while the pool is not ready; a placement changed since
+// it was read is left for a later call. Safe to repeat.
+func (p *Provisioner) UpgradeSlice(ctx context.Context, tenantID, region string) (bool, error) {
+	if p.rolePolicy == nil {
+		return false, nil
+	}
+	pl, err := p.store.PlacementGet(ctx, tenantID, region)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if pl.Kind != KindPooled || pl.Status != StatusReady || pl.Outputs["pool_role_arn"] != "" {
+		return false, nil
+	}
+	pool, err := p.store.PoolGet(ctx, region)
+	if err != nil || pool.Status != StatusReady {
+		return false, err
+	}
+	outputs, err := p.cutSlice(ctx, pool, tenantID)
+	if err != nil {
+		return false, err
+	}
+	pl.Outputs = outputs
+	if _, err := p.store.PlacementUpdate(ctx, pl); errors.Is(err, ErrConflict) {
+		// Changed meanwhile: if the slice went (a teardown, a move out of
+		// the pool), so does the role just made for it.
+		now, err := p.store.PlacementGet(ctx, tenantID, region)
+		if errors.Is(err, ErrNotFound) || err == nil && (now.Kind != KindPooled || now.Status != StatusReady) {
+			return false, p.engine.DeleteTenantRole(ctx, region, tenantID)
+		}
+		return false, err
+	} else if err != nil {
+		return false, err
+	}
+	p.recordCairnEvent(ctx, pl, "Slice", "Cairn::Pool::Slice", StackUpdateComplete, "the tenant's own role "+outputs["data_access_role_arn"])
+	return true, nil
+}
+
 // accountOf returns the account ID in an ARN ("arn:aws:iam::123456789012:role/x").
 func accountOf(arn string) string {
 	if parts := strings.Split(arn, ":"); len(parts) > 4 {

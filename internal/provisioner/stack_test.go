@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -236,5 +237,53 @@ func TestTeardownKeepsStackID(t *testing.T) {
 	events, err := e.p.Events(t.Context(), tn.ID, "eu-west-1", 0, 100)
 	if err != nil || len(events) == 0 {
 		t.Errorf("events of the deleted stack: %d, %v; want its history", len(events), err)
+	}
+}
+
+// TestUpgradeSliceGivesOwnRole: a pooled tenant's slice cut before pooled
+// tenants had roles of their own (a provisioner without
+// TenantRolePolicy) gets one on UpgradeSlice, once; a dedicated tenant's
+// placement is left alone.
+func TestUpgradeSliceGivesOwnRole(t *testing.T) {
+	e := newStackEnv(t)
+	pooled := e.onboard(t, "old-slice", tenants.TierPooled)
+	dedicated := e.onboard(t, "own-stack", tenants.TierDedicated)
+	for range 3 {
+		for _, id := range []string{pooled.ID, dedicated.ID} {
+			e.step(t, id)
+		}
+		if err := e.p.PollOnce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := e.db.PlacementGet(t.Context(), pooled.ID, "eu-west-1")
+	if err != nil || old.Status != provisioner.StatusReady || old.Outputs["pool_role_arn"] != "" {
+		t.Fatalf("slice cut without roles: %+v, %v", old, err)
+	}
+	policy := func(tenantID, region string, out map[string]string) (string, error) {
+		return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::` + out["raw_bucket"] + `/tenants/` + tenantID + `/*"}]}`, nil
+	}
+	p, err := provisioner.New(provisioner.Config{Engine: e.engine, Store: e.db, Tenants: e.svc, TenantRolePolicy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		if did, err := p.UpgradeSlice(t.Context(), pooled.ID, "eu-west-1"); err != nil || did != want {
+			t.Fatalf("upgrade %d: %t, %v; want %t", i, did, err, want)
+		}
+	}
+	if did, err := p.UpgradeSlice(t.Context(), dedicated.ID, "eu-west-1"); err != nil || did {
+		t.Fatalf("upgrade of a dedicated placement: %t, %v", did, err)
+	}
+	now, err := e.db.PlacementGet(t.Context(), pooled.ID, "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := now.Outputs["data_access_role_arn"]
+	if now.Outputs["pool_role_arn"] != old.Outputs["data_access_role_arn"] || !strings.HasSuffix(own, provisioner.TenantRolePath+provisioner.TenantRoleName(pooled.ID, "eu-west-1")) {
+		t.Fatalf("upgraded slice's roles: own %s, pool's %s (was %s)", own, now.Outputs["pool_role_arn"], old.Outputs["data_access_role_arn"])
+	}
+	if _, err := os.Stat(filepath.Join(e.engine.Root, "iam", "roles", provisioner.TenantRoleName(pooled.ID, "eu-west-1")+".json")); err != nil {
+		t.Fatalf("the role: %v", err)
 	}
 }
