@@ -368,8 +368,10 @@ func (s *Service) RevokeAll(ctx context.Context, tenantID string) error {
 // (see dropFilters), or, for an offboarded tenant, every one. A filter
 // names the tenant on a table that outlives it, so one left would stay for
 // good. The filters are listed before the grants are read: a filter is made
-// only for a grant already recorded, so one a grant goes through is never
-// taken for an orphan.
+// only for a grant already recorded, so one that a grant recorded before
+// the listing goes through is never taken for an orphan. A grant recorded
+// since, through a filter of the same name left behind, can see it
+// deleted under it; the next reconcile puts it back (Repaired).
 func (s *Service) sweepFilters(ctx context.Context, tenantID, region string) ([]CellsFilter, error) {
 	filters, err := s.catalog.CellsFilters(ctx, region, provisioner.PoolGlueDatabase())
 	if errors.Is(err, ErrNotFound) { // no pool in the Region, or before its first lake run

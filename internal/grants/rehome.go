@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cairn-cdp/cairn/internal/audit"
 	"github.com/cairn-cdp/cairn/internal/placement"
@@ -190,11 +191,19 @@ func (s *Service) GrantOwnRole(ctx context.Context, tenantID, region string, tab
 	pool := provisioner.PoolGlueDatabase()
 	var missing []string
 	for _, tbl := range tables {
-		if !slices.ContainsFunc(live, func(g Grant) bool {
+		i := slices.IndexFunc(live, func(g Grant) bool {
 			return g.Principal == role && g.Status != StatusRevoked && g.Resource.Region == region && g.Resource.Database == pool &&
 				g.Resource.Table == tbl && len(g.Resource.Columns) == 0 && len(g.Resource.Tags) == 0 && slices.Contains(g.Permissions, "SELECT")
-		}) {
+		})
+		switch {
+		case i < 0:
 			missing = append(missing, tbl)
+		case live[i].Status == StatusFailed && s.now().Sub(live[i].UpdatedAt) >= ownRoleRetry:
+			// Lake Formation refused it (a role IAM had not yet made known
+			// everywhere, say): tried again, no sooner than ownRoleRetry.
+			if err := s.requeue(ctx, live[i]); err != nil {
+				return err
+			}
 		}
 	}
 	if len(missing) == 0 {
@@ -223,6 +232,32 @@ func (s *Service) GrantOwnRole(ctx context.Context, tenantID, region string, tab
 			Resource: Resource{Region: region, Database: pool, Table: tbl}, Audit: rec("grant.create", "grant", "")}); err != nil {
 			return fmt.Errorf("grant own role SELECT on %s: %w", tbl, err)
 		}
+	}
+	return nil
+}
+
+// ownRoleRetry is how long a failed grant to a tenant's own role waits
+// before GrantOwnRole applies it again.
+const ownRoleRetry = time.Hour
+
+// requeue records a failed grant pending again, with its apply job.
+func (s *Service) requeue(ctx context.Context, g Grant) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		g.Status, g.Reason = StatusPending, ""
+		if _, err := tx.GrantUpdate(ctx, g); err != nil {
+			return err
+		}
+		if err := tx.JobInsert(ctx, ApplyArgs{TenantID: g.TenantID, GrantID: g.ID}); err != nil {
+			return err
+		}
+		return tx.AuditAppend(ctx, audit.Event{Time: s.now(), TenantID: g.TenantID, Actor: audit.ActorCairn, Action: "grant.retry",
+			TargetType: "grant", TargetID: g.ID, Outcome: string(StatusPending)})
+	})
+	if errors.Is(err, ErrConflict) {
+		return nil // changed meanwhile: the next run looks again
+	}
+	if err != nil {
+		return fmt.Errorf("retry grant %s: %w", g.ID, err)
 	}
 	return nil
 }

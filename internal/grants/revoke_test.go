@@ -2,8 +2,11 @@ package grants_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -307,6 +310,105 @@ func TestGrantOwnRoleLeavesWhatItCannotGrant(t *testing.T) {
 		}
 		if ps, err := b.Grants().PrincipalList(ctx, tenant, 0, 10); err != nil || len(ps) != 0 {
 			t.Errorf("%s: principals %+v, %v", name, ps, err)
+		}
+	}
+}
+
+// TestCairnRolesOfOtherTenantsAreRefused: a principal belongs to one
+// tenant, so a tenant cannot register a role Cairn manages for another
+// (its own pooled role, its dedicated stack's data-access role), which
+// would keep that tenant's own role from being registered; its own are
+// registered.
+func TestCairnRolesOfOtherTenantsAreRefused(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := openBackend(t, "")
+	tenant := activeTenant(t, b)
+	other := "ten_" + strings.Repeat("b", 26)
+	svc, err := grants.NewService(grants.Config{Store: b.Grants(), Catalog: &grants.LocalCatalog{Root: t.TempDir()}, Credentials: grants.LocalCredentials{},
+		Tenants: tenants.NewService(b, nil), Placements: slicesOf{"eu-west-1", map[string]string{"glue_database": "cairn_pool_" + tenant}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const account = "arn:aws:iam::123456789012:role"
+	for _, tc := range []struct {
+		principal string
+		ok        bool
+	}{
+		{account + provisioner.TenantRolePath + provisioner.TenantRoleName(other, "eu-west-1"), false},
+		{account + provisioner.TenantRolePath + provisioner.TenantRoleName(other, "us-east-1"), false},
+		{account + "/cairn/cairn-" + other + "-DataAccessRole-1A2B3C", false},
+		{account + provisioner.TenantRolePath + provisioner.TenantRoleName(tenant, "eu-west-1"), true},
+		{account + "/cairn/cairn-" + tenant + "-DataAccessRole-1A2B3C", true},
+		{account + "/analysts/cairn-" + other, true}, // not under /cairn/: the customer's own
+	} {
+		_, _, err := svc.RegisterPrincipal(ctx, audit.Event{Actor: "test"}, tenant, tc.principal)
+		if verr, ok := errors.AsType[*tenants.ValidationError](err); tc.ok && err != nil || !tc.ok && (!ok || !strings.Contains(verr.Reason, "another tenant")) {
+			t.Errorf("register %s: %v, want ok %t", tc.principal, err, tc.ok)
+		}
+	}
+}
+
+// TestGrantOwnRoleGrantsAndRetries: the refinery's call registers the
+// tenant's own role and grants it SELECT on a table of the pool's shared
+// database, through the tenant's filter, once however often it is made;
+// a grant Lake Formation refused is applied again once it has been failed
+// for an hour, not before.
+func TestGrantOwnRoleGrantsAndRetries(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := openBackend(t, "")
+	const region = "eu-west-1"
+	tenant := activeTenant(t, b)
+	role := "arn:aws:iam::123456789012:role/cairn/pooled/" + provisioner.TenantRoleName(tenant, region)
+	catalog := &grants.LocalCatalog{Root: t.TempDir()}
+	table := filepath.Join(catalog.Root, region, "catalog", provisioner.PoolGlueDatabase(), "tracks.json")
+	if err := os.MkdirAll(filepath.Dir(table), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(table, []byte(`{"Name":"tracks","Columns":["tenant_id","event"],"Shared":true}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	svc, err := grants.NewService(grants.Config{Store: b.Grants(), Catalog: catalog, Credentials: grants.LocalCredentials{},
+		Tenants: tenants.NewService(b, nil), Now: func() time.Time { return now },
+		Placements: slicesOf{region, map[string]string{"glue_database": "cairn_pool_" + tenant, "data_access_role_arn": role,
+			"pool_role_arn": "arn:aws:iam::123456789012:role/cairn/cairn-pool-data-access"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := func() grants.Grant {
+		t.Helper()
+		live, err := b.Grants().GrantListLive(ctx, tenant)
+		if err != nil || len(live) != 1 {
+			t.Fatalf("grants: %+v, %v; want the own role's one", live, err)
+		}
+		return live[0]
+	}
+	for range 2 {
+		if err := svc.GrantOwnRole(ctx, tenant, region, []string{"tracks"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := own()
+	if g.Principal != role || g.Status != grants.StatusPending || g.CellsFilter != grants.CellsFilterName(tenant, nil) || g.CreatedBy != "cairn" {
+		t.Fatalf("the own role's grant: %+v", g)
+	}
+	// Refused by Lake Formation: failed, and left so for an hour.
+	g.Status, g.Reason = grants.StatusFailed, "AccessDeniedException"
+	if err := b.Grants().InTx(ctx, func(tx grants.Tx) error { _, err := tx.GrantUpdate(ctx, g); return err }); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		after time.Duration
+		want  grants.Status
+	}{{59 * time.Minute, grants.StatusFailed}, {61 * time.Minute, grants.StatusPending}} {
+		now = own().UpdatedAt.Add(tc.after)
+		if err := svc.GrantOwnRole(ctx, tenant, region, []string{"tracks"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := own(); got.Status != tc.want {
+			t.Fatalf("%s after it failed: %s, want %s", tc.after, got.Status, tc.want)
 		}
 	}
 }

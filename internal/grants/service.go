@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -125,6 +126,12 @@ func (s *Service) RegisterPrincipal(ctx context.Context, rec audit.Event, tenant
 	}) {
 		return Principal{}, false, &tenants.ValidationError{Field: "principal", Reason: poolRoleReason(principal)}
 	}
+	if other := cairnRoleTenant(principal); other != "" && other != tenantID {
+		// A principal belongs to one tenant: registered first by another,
+		// the tenant's own role could not be (GrantOwnRole).
+		return Principal{}, false, &tenants.ValidationError{Field: "principal",
+			Reason: principal + " is a role Cairn manages for another tenant"}
+	}
 	var (
 		out     Principal
 		created bool
@@ -143,6 +150,26 @@ func (s *Service) RegisterPrincipal(ctx context.Context, rec audit.Event, tenant
 	}
 	return out, created, err
 }
+
+// cairnRoleTenant returns the tenant a role Cairn manages is for: the
+// tenant ID in the name of a role under the path /cairn/ (a pooled
+// tenant's own role, cairn-<tenant id>-<region>, or the data-access role
+// of its dedicated stack, cairn-<tenant id>-...), "" for any other
+// principal.
+func cairnRoleTenant(principal string) string {
+	_, name, ok := strings.Cut(principal, ":role/cairn/")
+	if !ok {
+		return ""
+	}
+	if m := tenantInRoleName.FindStringSubmatch(name[strings.LastIndex(name, "/")+1:]); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// tenantInRoleName finds a tenant ID at the start of a Cairn role's name,
+// after "cairn-".
+var tenantInRoleName = regexp.MustCompile(`^cairn-(ten_[a-z2-7]{26})`)
 
 // poolRoleReason says why a pool's data-access role is refused as a
 // tenant's principal: it acts for every pooled tenant of the pool, and

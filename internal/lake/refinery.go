@@ -39,7 +39,8 @@ type Config struct {
 	// clean and curated tables are the pool's shared ones in AWS mode
 	// (Location's SharedDatabase), with the names of those it has, so that
 	// its own principal is granted them (grants.Service.GrantOwnRole).
-	// An error fails the run, which its job retries.
+	// An error is logged, not the run's: what it refined stays refined,
+	// and the next run calls Readers again.
 	Readers func(ctx context.Context, tenant string, loc Location, tables []string) error
 	// Locate returns where the tenant's zones are; placement.ErrNotReady
 	// while its home stack is not provisioned (nothing to refine yet).
@@ -231,7 +232,7 @@ func (s *Service) Refine(ctx context.Context, tenant string) (RefineResult, erro
 			return res, err
 		}
 		if err := s.cfg.Readers(ctx, tenant, loc, tables); err != nil {
-			return res, fmt.Errorf("readers: %w", err)
+			s.cfg.Logger.WarnContext(ctx, "lake tables' readers not granted; the next run tries again", "tenant_id", tenant, "error", err)
 		}
 	}
 	return res, nil
