@@ -162,7 +162,10 @@ func expiredAdminToken(t *testing.T, dataDir string) string {
 // (oidcDouble) and offering it at sign-in (e2e/portal.mjs: one browser for
 // every scenario, axe-core on every page). Screenshots of the pages go to
 // test-artifacts/portal/ at the repository's root, or CAIRN_TEST_ARTIFACTS.
+// It runs alongside the package's other parallel tests: most of its time
+// is the browser's waits, which the AWS tests' waits can share.
 func TestPortalBrowser(t *testing.T) {
+	t.Parallel()
 	chromium := clientTool(t, "CAIRN_TEST_CHROMIUM")
 	dir := nodeDir(t)
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "axe-core")); err != nil {
