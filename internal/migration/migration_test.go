@@ -2,12 +2,17 @@ package migration
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
+	"github.com/cairn-cdp/cairn/internal/fleet"
 	"github.com/cairn-cdp/cairn/internal/placement"
+	"github.com/cairn-cdp/cairn/internal/provisioner"
 )
 
 // fenceStore answers MigrationRunning only.
@@ -162,5 +167,77 @@ func TestLocalZonesSync(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "eu-west-1/catalog/cairn_pool_ten_a")); err == nil {
 		t.Error("the source's catalog tables are left")
+	}
+}
+
+// failStore records the migration fail writes.
+type failStore struct {
+	Store
+	updated []Migration
+}
+
+func (s *failStore) MigrationUpdate(_ context.Context, m Migration, _ ...fleet.Event) (Migration, error) {
+	s.updated = append(s.updated, m)
+	return m, nil
+}
+
+// releaseRecorder records the placements MoveRelease is asked to take away.
+type releaseRecorder struct {
+	Provisioner
+	released []provisioner.Placement
+}
+
+func (p *releaseRecorder) MoveRelease(_ context.Context, pl provisioner.Placement) (bool, error) {
+	p.released = append(p.released, pl)
+	return true, nil
+}
+
+// TestFailReleasesUnrecordedTargets: a migration that fails in its
+// provision step, before its targets are recorded, takes away what
+// MoveTarget may have made in each source's Region, of the tier it moved
+// to: a pooled slice's role and database as much as a dedicated stack.
+// Recorded targets are taken away as recorded.
+func TestFailReleasesUnrecordedTargets(t *testing.T) {
+	sources := []Home{{Region: "eu-west-1", Kind: placement.Dedicated}, {Region: "us-east-1", Kind: placement.Dedicated}}
+	recorded := []Home{{Region: "eu-west-1", Kind: placement.Pooled, StackName: "cairn-pool", Outputs: map[string]string{"raw_bucket": "cairn-pool-raw"}}}
+	for _, tc := range []struct {
+		name    string
+		from    placement.Kind
+		to      placement.Kind
+		targets []Home
+		want    []provisioner.Placement
+	}{
+		{"into the pool, none recorded", placement.Dedicated, placement.Pooled, nil, []provisioner.Placement{
+			{TenantID: "ten_a", Kind: provisioner.KindPooled, StackRecord: provisioner.StackRecord{Region: "eu-west-1", Attempt: 2}},
+			{TenantID: "ten_a", Kind: provisioner.KindPooled, StackRecord: provisioner.StackRecord{Region: "us-east-1", Attempt: 2}},
+		}},
+		{"into a stack, none recorded", placement.Pooled, placement.Dedicated, nil, []provisioner.Placement{
+			{TenantID: "ten_a", Kind: provisioner.KindDedicated, StackRecord: provisioner.StackRecord{Region: "eu-west-1", Attempt: 2}},
+			{TenantID: "ten_a", Kind: provisioner.KindDedicated, StackRecord: provisioner.StackRecord{Region: "us-east-1", Attempt: 2}},
+		}},
+		{"recorded", placement.Dedicated, placement.Pooled, recorded, []provisioner.Placement{
+			{TenantID: "ten_a", Kind: provisioner.KindPooled, StackRecord: provisioner.StackRecord{Region: "eu-west-1", StackName: "cairn-pool", Attempt: 2, Outputs: recorded[0].Outputs}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, prov := &failStore{}, &releaseRecorder{}
+			s := &Service{store: st, prov: prov, zones: LocalZones{Root: t.TempDir()}, now: time.Now,
+				log: slog.New(slog.DiscardHandler), fences: NewFences(st, time.Hour, time.Now, nil)}
+			m := Migration{ID: "mig_1", TenantID: "ten_a", From: tc.from, To: tc.to, Step: StepProvision, State: StateRunning,
+				Progress: Progress{Attempt: 2, Targets: tc.targets}}
+			for _, src := range sources {
+				src.Kind = tc.from
+				m.Progress.Sources = append(m.Progress.Sources, src)
+			}
+			if err := s.fail(t.Context(), m, errors.New("the pool in us-east-1 failed")); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(prov.released, tc.want) {
+				t.Errorf("released %+v\nwant %+v", prov.released, tc.want)
+			}
+			if len(st.updated) != 1 || st.updated[0].State != StateFailed {
+				t.Errorf("recorded %+v, want one failed migration", st.updated)
+			}
+		})
 	}
 }

@@ -396,12 +396,7 @@ func (s *Service) fail(ctx context.Context, m Migration, cause error) error {
 	s.log.ErrorContext(ctx, "migration failed", "tenant_id", m.TenantID, "migration_id", m.ID, "step", m.Step, "err", cause)
 	switched := m.Step == StepGrants || m.Step == StepPurge
 	if !switched {
-		targets := m.Progress.Targets
-		if len(targets) == 0 && m.To == placement.Dedicated {
-			for _, src := range m.Progress.Sources {
-				targets = append(targets, Home{Region: src.Region, Kind: placement.Dedicated})
-			}
-		}
+		targets := abandoned(m)
 		// A few rounds: the local engine deletes a stack on the next read,
 		// CloudFormation later (the stack is left to be deleted then).
 		for range 3 {
@@ -423,6 +418,22 @@ func (s *Service) fail(ctx context.Context, m Migration, cause error) error {
 	s.fences.set(m.TenantID, time.Time{}, true)
 	s.notify()
 	return nil
+}
+
+// abandoned is what a migration that failed before its switch takes
+// away: its targets, or, when it failed before it recorded them, a home
+// of its tier in each source's Region, for what MoveTarget may have made
+// there before another Region failed (a dedicated stack; a pooled slice's
+// role and catalog database).
+func abandoned(m Migration) []Home {
+	if len(m.Progress.Targets) > 0 {
+		return m.Progress.Targets
+	}
+	homes := make([]Home, 0, len(m.Progress.Sources))
+	for _, src := range m.Progress.Sources {
+		homes = append(homes, Home{Region: src.Region, Kind: m.To})
+	}
+	return homes
 }
 
 // event is the fleet event of the migration's end.

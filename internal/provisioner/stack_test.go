@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -285,5 +286,50 @@ func TestUpgradeSliceGivesOwnRole(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.engine.Root, "iam", "roles", provisioner.TenantRoleName(pooled.ID, "eu-west-1")+".json")); err != nil {
 		t.Fatalf("the role: %v", err)
+	}
+}
+
+// TestMoveReleaseOfAnUnrecordedSlice: the slice MoveTarget cuts for a
+// tenant moving into the pool (its role, its catalog database) is taken
+// away by MoveRelease from the Region and kind alone, as a migration that
+// failed before recording its targets asks for it; and again without
+// error.
+func TestMoveReleaseOfAnUnrecordedSlice(t *testing.T) {
+	e := newStackEnv(t)
+	policy := func(tenantID, region string, out map[string]string) (string, error) {
+		return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::` + out["raw_bucket"] + `/*"}]}`, nil
+	}
+	p, err := provisioner.New(provisioner.Config{Engine: e.engine, Store: e.db, Tenants: e.svc, TenantRolePolicy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mover := e.onboard(t, "mover", tenants.TierDedicated)
+	var pl provisioner.Placement
+	for ready := false; !ready; {
+		if pl, ready, err = p.MoveTarget(t.Context(), mover, "eu-west-1", provisioner.KindPooled, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.PollOnce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	role := filepath.Join(e.engine.Root, "iam", "roles", provisioner.TenantRoleName(mover.ID, "eu-west-1")+".json")
+	db := filepath.Join(e.engine.Root, "eu-west-1", "catalog", pl.Outputs["glue_database"]+".json")
+	for _, f := range []string{role, db} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("the cut slice: %v", err)
+		}
+	}
+	for i := range 2 {
+		gone, err := p.MoveRelease(t.Context(), provisioner.Placement{TenantID: mover.ID, Kind: provisioner.KindPooled,
+			StackRecord: provisioner.StackRecord{Region: "eu-west-1", Attempt: 1}})
+		if err != nil || !gone {
+			t.Fatalf("release %d: gone %t, %v", i, gone, err)
+		}
+	}
+	for _, f := range []string{role, db} {
+		if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("left after the release: %s (%v)", f, err)
+		}
 	}
 }
