@@ -69,11 +69,7 @@ func TestConcurrentRevokesDropTheirSharedFilter(t *testing.T) {
 			tenant := activeTenant(t, b)
 			catalog := &grants.LocalCatalog{Root: t.TempDir()}
 			meet := &meetingStore{Store: b.Grants(), waiting: 2, met: make(chan struct{})}
-			svc, err := grants.NewService(grants.Config{Store: meet, Catalog: catalog, Credentials: grants.LocalCredentials{},
-				Tenants: tenants.NewService(b, nil), Placements: placement.NewLocator(b)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			svc := localService(t, b, grants.Config{Store: meet, Catalog: catalog, Placements: placement.NewLocator(b)})
 			const region, db, table = "eu-west-1", "cairn_pool_eu", "events"
 			filter := grants.CellsFilterName(tenant, nil)
 			if err := catalog.EnsureCellsFilter(ctx, region, grants.CellsFilter{Database: db, Table: table, Name: filter,
@@ -153,6 +149,25 @@ func openBackend(t *testing.T, dbURL string) store.Backend {
 	return b
 }
 
+// localService is a grants service on b with the embedded default's
+// credentials and b's tenants; cfg's Store is b's unless set, its Catalog
+// a local one in a temporary directory unless set.
+func localService(t *testing.T, b store.Backend, cfg grants.Config) *grants.Service {
+	t.Helper()
+	if cfg.Store == nil {
+		cfg.Store = b.Grants()
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = &grants.LocalCatalog{Root: t.TempDir()}
+	}
+	cfg.Credentials, cfg.Tenants = grants.LocalCredentials{}, tenants.NewService(b, nil)
+	svc, err := grants.NewService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // activeTenant stores an active pooled tenant.
 func activeTenant(t *testing.T, b store.Backend) string {
 	t.Helper()
@@ -183,12 +198,7 @@ func TestOrphanFiltersAreSwept(t *testing.T) {
 	tenant := activeTenant(t, b)
 	other := "ten_" + strings.Repeat("o", 26)
 	catalog := &grants.LocalCatalog{Root: t.TempDir()}
-	tsvc := tenants.NewService(b, nil)
-	svc, err := grants.NewService(grants.Config{Store: b.Grants(), Catalog: catalog, Credentials: grants.LocalCredentials{},
-		Tenants: tsvc, Placements: slicesOf{region, map[string]string{"glue_database": "cairn_pool_" + tenant}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := localService(t, b, grants.Config{Catalog: catalog, Placements: slicesOf{region, map[string]string{"glue_database": "cairn_pool_" + tenant}}})
 	pool := provisioner.PoolGlueDatabase()
 	kept := grants.CellsFilterName(tenant, []string{"email"})
 	for _, f := range []grants.CellsFilter{
@@ -297,11 +307,7 @@ func TestGrantOwnRoleLeavesWhatItCannotGrant(t *testing.T) {
 			"data_access_role_arn": "arn:aws:iam::123456789012:role/cairn/pooled/" + provisioner.TenantRoleName(tenant, region)},
 		"older slice": {"glue_database": "cairn_pool_" + tenant, "data_access_role_arn": poolRole},
 	} {
-		svc, err := grants.NewService(grants.Config{Store: b.Grants(), Catalog: &grants.LocalCatalog{Root: t.TempDir()}, Credentials: grants.LocalCredentials{},
-			Tenants: tenants.NewService(b, nil), Placements: slicesOf{region, out}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		svc := localService(t, b, grants.Config{Placements: slicesOf{region, out}})
 		if err := svc.GrantOwnRole(ctx, tenant, region, []string{"tracks"}); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -325,11 +331,7 @@ func TestCairnRolesOfOtherTenantsAreRefused(t *testing.T) {
 	b := openBackend(t, "")
 	tenant := activeTenant(t, b)
 	other := "ten_" + strings.Repeat("b", 26)
-	svc, err := grants.NewService(grants.Config{Store: b.Grants(), Catalog: &grants.LocalCatalog{Root: t.TempDir()}, Credentials: grants.LocalCredentials{},
-		Tenants: tenants.NewService(b, nil), Placements: slicesOf{"eu-west-1", map[string]string{"glue_database": "cairn_pool_" + tenant}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := localService(t, b, grants.Config{Placements: slicesOf{"eu-west-1", map[string]string{"glue_database": "cairn_pool_" + tenant}}})
 	const account = "arn:aws:iam::123456789012:role"
 	for _, tc := range []struct {
 		principal string
@@ -370,13 +372,9 @@ func TestGrantOwnRoleGrantsAndRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	svc, err := grants.NewService(grants.Config{Store: b.Grants(), Catalog: catalog, Credentials: grants.LocalCredentials{},
-		Tenants: tenants.NewService(b, nil), Now: func() time.Time { return now },
+	svc := localService(t, b, grants.Config{Catalog: catalog, Now: func() time.Time { return now },
 		Placements: slicesOf{region, map[string]string{"glue_database": "cairn_pool_" + tenant, "data_access_role_arn": role,
 			"pool_role_arn": "arn:aws:iam::123456789012:role/cairn/cairn-pool-data-access"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	own := func() grants.Grant {
 		t.Helper()
 		live, err := b.Grants().GrantListLive(ctx, tenant)
