@@ -535,7 +535,7 @@ func storeCounts(t *testing.T, dir string) (outbox int, deliveries map[string]in
 // entry acknowledged but not delivered, restarts it on the same data
 // directory with the receiver answering, and expects the delivery.
 func TestActivationSurvivesSIGKILL(t *testing.T) {
-	bin := buildServer(t, t.TempDir())
+	bin := buildServer(t)
 
 	// setUp starts a server process on a fresh data directory with the
 	// tenant, endpoint and segment.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,14 +22,33 @@ import (
 	"github.com/cairn-cdp/cairn/internal/testdb"
 )
 
-// buildServer builds this command into dir and returns the binary's path.
-func buildServer(t *testing.T, dir string) string {
+// built is the server binary the tests run as a child process: built once
+// for the test binary (each link of it takes seconds of CPU), in a
+// directory TestMain removes.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// buildServer builds this command, once for all the tests, and returns
+// the binary's path. Tests only run it: none writes to it.
+func buildServer(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(dir, "cairn")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "cairn-server-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "cairn")
+		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return built.bin
 }
 
 // serverProcess is the server binary running as a child process.
@@ -183,7 +203,7 @@ func awaitJobsEnded(t *testing.T, dbURL, kind, tenantID string, timeout time.Dur
 func TestAWSCrashRecovery(t *testing.T) {
 	moto := awstest.Endpoint(t)
 	t.Parallel()
-	bin := buildServer(t, t.TempDir())
+	bin := buildServer(t)
 	regions := []string{"ap-northeast-1", "ap-southeast-1"} // see the Regions in awsenv_test.go
 	f := newFaultEndpoint(t, moto)
 	dbURL := testdb.Postgres(t)

@@ -33,7 +33,7 @@ func TestAWSRolloutReplicaKill(t *testing.T) {
 	moto := awstest.Endpoint(t)
 	t.Parallel()
 	const tenants = 8
-	bin := buildServer(t, t.TempDir())
+	bin := buildServer(t)
 	dbURL := testdb.Postgres(t)
 	keyFile := t.TempDir() + "/signing-key.pem"
 	admin := adminToken(t, keyFile)

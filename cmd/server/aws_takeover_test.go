@@ -54,7 +54,7 @@ func TestAWSReplicaTakeover(t *testing.T) {
 	}
 	const takeoverBound = 90 * time.Second
 	regions := takeoverRegions
-	bin := buildServer(t, t.TempDir())
+	bin := buildServer(t)
 	dbURL := testdb.Postgres(t)
 	keyFile := t.TempDir() + "/signing-key.pem"
 	admin := adminToken(t, keyFile)

@@ -272,7 +272,7 @@ func TestLocalEngineIsSingleNode(t *testing.T) {
 	}
 	firstVars := vars()
 	firstVars["CAIRN_ADDR"] = "127.0.0.1:0"
-	first := startServerProcess(t, "first", buildServer(t, t.TempDir()), firstVars)
+	first := startServerProcess(t, "first", buildServer(t), firstVars)
 
 	second := vars()
 	err := serveOnce(t, second)

@@ -25,6 +25,15 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
+// TestMain removes the server binary the tests built, once they end.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
 // runToken runs `server token` with args. On a PostgreSQL database it
 // opens the signing keys with testKEK, the key-encryption key that the
 // tests' replicas on PostgreSQL share (awsVars); on the embedded default,

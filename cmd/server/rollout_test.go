@@ -22,7 +22,7 @@ import (
 func TestRolloutSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	const stacks = 20
-	bin := buildServer(t, t.TempDir())
+	bin := buildServer(t)
 	dir, tdir := t.TempDir(), t.TempDir()
 	next := enginetest.WithMarker(templates.Dedicated(), "Restart")
 	if err := os.WriteFile(filepath.Join(tdir, templates.DedicatedFile), []byte(next.Body), 0o600); err != nil {

@@ -43,7 +43,7 @@ func TestTierMigrationReplicaKill(t *testing.T) {
 	moto := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := t.Context()
-	bin := buildServer(t, t.TempDir())
+	bin := buildServer(t)
 	dbURL := testdb.Postgres(t)
 	keyFile := t.TempDir() + "/signing-key.pem"
 	admin := adminToken(t, keyFile)

@@ -573,7 +573,7 @@ func TestTierMigrationRefused(t *testing.T) {
 // exactly once, nothing left in the pool.
 func TestTierMigrationSurvivesSIGKILL(t *testing.T) {
 	dbURL := testdb.Postgres(t)
-	bin := buildServer(t, t.TempDir())
+	bin := buildServer(t)
 	dir := t.TempDir()
 	vars := migrationVars(dir, dbURL)
 	vars["CAIRN_MIGRATION_DRAIN"] = "5s" // long enough to kill it in its fence
