@@ -97,10 +97,7 @@ bench-smoke: venv clients
 
 ## go-test: go test, with the race detector, against a throwaway PostgreSQL
 ## and moto (RACE= to run without it: about half the time on 2 cores).
-## The embedded store's SQLite (modernc.org/sqlite, C transpiled to Go) is
-## built without it: the detector made its tests four times slower and
-## watches Cairn's code, not a third party's C.
-RACE ?= -race -gcflags=modernc.org/...=-race=false
+RACE ?= -race
 go-test: venv clients
 	$(TESTENV) run $(GO) test $(RACE) $(TEST_FLAGS) $(PKGS)
 
