@@ -16,11 +16,20 @@ TEST_FLAGS ?= -count=1 -timeout 15m
 TESTENV := scripts/testenv.sh
 
 .PHONY: bench-smoke test generate generate-check web web-check vet fmt-check venv clients lint-api lint-templates image schemathesis \
-	schemathesis-postgres go-test run bench
+	schemathesis-postgres schemathesis-both go-test run bench
 
 ## test: every check CI runs, in this order, stopping at the first failure.
-# go test runs last so that its summary closes the output, which is what CI reads.
-test: generate-check web-check vet lint-api lint-templates image schemathesis schemathesis-postgres bench-smoke go-test
+# Each step but the last says how long it took, so that a slow suite shows
+# where its time goes. go test runs last so that its summary closes the
+# output, which is what CI reads.
+TEST_STEPS := generate-check web-check vet lint-api lint-templates image schemathesis-both bench-smoke
+test:
+	@for step in $(TEST_STEPS); do \
+		start=$$SECONDS; \
+		$(MAKE) --no-print-directory $$step; \
+		echo "make test: $$step took $$((SECONDS - start)) s"; \
+	done
+	@$(MAKE) --no-print-directory go-test
 
 ## generate: regenerate code (oapi-codegen server and client, ...).
 generate:
@@ -88,6 +97,11 @@ schemathesis: venv
 SCHEMATHESIS_PG_EXAMPLES ?= 25
 schemathesis-postgres: venv
 	$(TESTENV) run bash -c 'SCHEMATHESIS_DATABASE_URL="$$CAIRN_TEST_DATABASE_URL" SCHEMATHESIS_MAX_EXAMPLES="$${SCHEMATHESIS_MAX_EXAMPLES:-$(SCHEMATHESIS_PG_EXAMPLES)}" scripts/schemathesis.sh'
+
+## schemathesis-both: schemathesis and schemathesis-postgres at once, their
+## outputs one after the other (scripts/schemathesis-both.sh): what `test` runs.
+schemathesis-both: venv
+	$(TESTENV) run env SCHEMATHESIS_PG_EXAMPLES=$(SCHEMATHESIS_PG_EXAMPLES) scripts/schemathesis-both.sh
 
 ## bench-smoke: every benchmark once (-benchtime=1x, no test, no figure
 ## asserted), against the same throwaway services, so that none rots;
