@@ -49,9 +49,9 @@ func storage(at string) *gluetypes.StorageDescriptor {
 
 // made fails the test on a create's error, except AlreadyExistsException:
 // the names the test makes are its own (a random suffix; the pool's
-// database in a Region no other test uses), so one that exists is the
-// test's own create, sent again by the SDK after the emulator's answer to
-// it was lost.
+// database in a Region no other test uses), so one that exists can only be
+// this test's create reaching the emulator twice, as one did once on a
+// loaded machine.
 func made(t *testing.T, err error) {
 	t.Helper()
 	var exists *gluetypes.AlreadyExistsException
