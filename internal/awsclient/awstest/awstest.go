@@ -6,11 +6,13 @@
 package awstest
 
 import (
+	"errors"
 	"os"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go"
 )
 
 // Endpoint returns the emulator's URL, or skips (or fails) the test.
@@ -31,4 +33,19 @@ func Endpoint(t testing.TB) string {
 // machine's own.
 func Config(region string) aws.Config {
 	return aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
+}
+
+// Made fails the test on the error of a create it sent for its set-up,
+// unless the error says that what it creates exists already
+// (AlreadyExistsException, or S3's BucketAlreadyOwnedByYou). A test names
+// what it creates uniquely, so one that exists can only be the test's own
+// create reaching the emulator twice, which a loaded machine has shown now
+// and then (Glue's CreateDatabase and CreatePartition).
+func Made(t testing.TB, err error) {
+	t.Helper()
+	var ae smithy.APIError
+	if err == nil || errors.As(err, &ae) && (ae.ErrorCode() == "AlreadyExistsException" || ae.ErrorCode() == "BucketAlreadyOwnedByYou") {
+		return
+	}
+	t.Fatal(err)
 }

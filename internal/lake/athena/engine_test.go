@@ -144,11 +144,11 @@ func newFixture(t *testing.T, pooled bool) *fixture {
 	for _, b := range []string{f.loc.RawBucket, f.loc.CleanBucket, f.loc.CuratedBucket} {
 		if _, err := f.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b),
 			CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(region)}}); err != nil {
-			t.Fatal(err)
+			awstest.Made(t, err)
 		}
 	}
 	if _, err := f.glue.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: aws.String(f.loc.Database)}}); err != nil {
-		t.Fatal(err)
+		awstest.Made(t, err)
 	}
 	if _, err := f.athena.CreateWorkGroup(ctx, &awsathena.CreateWorkGroupInput{Name: aws.String(f.loc.WorkGroup)}); err != nil {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func (f *fixture) sibling(t *testing.T) lake.Location {
 	loc := f.loc
 	loc.Tenant, loc.Prefix, loc.Database = id, "tenants/"+id+"/", "cairn_pool_"+id
 	if _, err := f.glue.CreateDatabase(context.Background(), &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: aws.String(loc.Database)}}); err != nil {
-		t.Fatal(err)
+		awstest.Made(t, err)
 	}
 	return loc
 }
@@ -693,7 +693,7 @@ func TestEngineQueryFailure(t *testing.T) {
 		if _, err := f.glue.CreatePartition(ctx, &glue.CreatePartitionInput{DatabaseName: aws.String(loc.Database), TableName: aws.String("cairn_stage_members"),
 			PartitionInput: &gluetypes.PartitionInput{Values: []string{run}, StorageDescriptor: &gluetypes.StorageDescriptor{
 				Location: aws.String("s3://" + loc.CuratedBucket + "/_stage/members/run=" + run + "/")}}}); err != nil {
-			t.Fatal(err)
+			awstest.Made(t, err)
 		}
 	}
 	f.results(t, nil, [][]string{countHeader})
@@ -972,7 +972,7 @@ func TestEngineAdoptsPooledTenantsOwnTables(t *testing.T) {
 		if _, err := f.glue.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: aws.String(loc.Database), TableInput: &gluetypes.TableInput{
 			Name: aws.String(tbl.Name), PartitionKeys: keys, Parameters: map[string]string{"cairn:zone": tbl.Zone},
 			StorageDescriptor: &gluetypes.StorageDescriptor{Location: aws.String(at), Columns: []gluetypes.Column{{Name: aws.String("message_id"), Type: aws.String("string")}}}}}); err != nil {
-			t.Fatal(err)
+			awstest.Made(t, err)
 		}
 	}
 	hours := []gluetypes.Column{{Name: aws.String("dt"), Type: aws.String("string")}, {Name: aws.String("hh"), Type: aws.String("string")}}
@@ -982,7 +982,7 @@ func TestEngineAdoptsPooledTenantsOwnTables(t *testing.T) {
 		if _, err := f.glue.CreatePartition(ctx, &glue.CreatePartitionInput{DatabaseName: aws.String(loc.Database), TableName: aws.String("tracks"),
 			PartitionInput: &gluetypes.PartitionInput{Values: []string{"2026-11-25", h},
 				StorageDescriptor: &gluetypes.StorageDescriptor{Location: aws.String(clean + "events/dt=2026-11-25/hh=" + h + "/v0/event_type=track/")}}}); err != nil {
-			t.Fatal(err)
+			awstest.Made(t, err)
 		}
 	}
 	legacy(idGraph, nil, curated+"id_graph/v0/")

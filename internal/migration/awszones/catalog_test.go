@@ -47,19 +47,6 @@ func storage(at string) *gluetypes.StorageDescriptor {
 	return &gluetypes.StorageDescriptor{Location: aws.String(at), Columns: columns}
 }
 
-// made fails the test on a create's error, except AlreadyExistsException:
-// the names the test makes are its own (a random suffix; the pool's
-// database in a Region no other test uses), so one that exists can only be
-// this test's create reaching the emulator twice, as one did once on a
-// loaded machine.
-func made(t *testing.T, err error) {
-	t.Helper()
-	var exists *gluetypes.AlreadyExistsException
-	if err != nil && !errors.As(err, &exists) {
-		t.Fatal(err)
-	}
-}
-
 // TestCatalogBetweenPoolAndDedicated: a pooled tenant's partitions of the
 // pool's shared lake tables become its dedicated database's tables
 // (clean: partitioned by dt and hh; curated: unpartitioned, at its
@@ -87,31 +74,27 @@ func TestCatalogBetweenPoolAndDedicated(t *testing.T) {
 	dedicated := migration.Home{Region: region, Kind: placement.Dedicated, Outputs: outputs("ded", "", "cairn_"+tenant)}
 	for _, h := range []migration.Home{pooled, dedicated} {
 		for _, b := range []string{h.RawBucket(), h.CleanBucket(), h.CuratedBucket()} {
-			if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b),
-				CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(region)}}); err != nil {
-				var owned *s3types.BucketAlreadyOwnedByYou
-				if !errors.As(err, &owned) {
-					t.Fatal(err)
-				}
-			}
+			_, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b),
+				CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(region)}})
+			awstest.Made(t, err)
 		}
 		_, err := g.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: aws.String(h.GlueDatabase())}})
-		made(t, err)
+		awstest.Made(t, err)
 	}
 	pool := provisioner.PoolGlueDatabase()
 	_, err = g.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: aws.String(pool)}})
-	made(t, err)
+	awstest.Made(t, err)
 	create := func(db, name string, keys []gluetypes.Column, params map[string]string, at string) {
 		t.Helper()
 		_, err := g.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: aws.String(db), TableInput: &gluetypes.TableInput{
 			Name: aws.String(name), TableType: aws.String("EXTERNAL_TABLE"), PartitionKeys: keys, Parameters: params, StorageDescriptor: storage(at)}})
-		made(t, err)
+		awstest.Made(t, err)
 	}
 	partition := func(db, name, at string, values ...string) {
 		t.Helper()
 		_, err := g.CreatePartition(ctx, &glue.CreatePartitionInput{DatabaseName: aws.String(db), TableName: aws.String(name),
 			PartitionInput: &gluetypes.PartitionInput{Values: values, StorageDescriptor: storage(at)}})
-		made(t, err)
+		awstest.Made(t, err)
 	}
 	pc, pu, pr := "s3://"+pooled.CleanBucket()+"/", "s3://"+pooled.CuratedBucket()+"/", "s3://"+pooled.RawBucket()+"/"
 	create(pool, "tracks", append(tenantKeys, hourKeys...), map[string]string{"cairn:zone": "clean", "cairn:shared": "true"}, pc+"tenants/")

@@ -21,7 +21,7 @@ func TestDropTenantPartitions(t *testing.T) {
 	client := glueClient(endpoint, regionB)
 	db := "cairn_test_shared_" + randomLower(6)
 	if _, err := client.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: aws.String(db)}}); err != nil {
-		t.Fatal(err)
+		awstest.Made(t, err)
 	}
 	keys := []gluetypes.Column{{Name: aws.String("tenant_id"), Type: aws.String("string")}, {Name: aws.String("dt"), Type: aws.String("string")}}
 	sd := func(at string) *gluetypes.StorageDescriptor {
@@ -33,12 +33,12 @@ func TestDropTenantPartitions(t *testing.T) {
 	}{{"tracks", "true"}, {"other", "false"}} {
 		if _, err := client.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: aws.String(db), TableInput: &gluetypes.TableInput{
 			Name: aws.String(tbl.name), PartitionKeys: keys, Parameters: map[string]string{"cairn:shared": tbl.shared}, StorageDescriptor: sd("s3://b/tenants/")}}); err != nil {
-			t.Fatal(err)
+			awstest.Made(t, err)
 		}
 		for _, v := range [][]string{{"ten_a", "2026-11-26"}, {"ten_a", "2026-11-27"}, {"ten_ab", "2026-11-26"}, {"ten_b", "2026-11-26"}} {
 			if _, err := client.CreatePartition(ctx, &glue.CreatePartitionInput{DatabaseName: aws.String(db), TableName: aws.String(tbl.name),
 				PartitionInput: &gluetypes.PartitionInput{Values: v, StorageDescriptor: sd("s3://b/tenants/" + v[0] + "/" + v[1] + "/")}}); err != nil {
-				t.Fatal(err)
+				awstest.Made(t, err)
 			}
 		}
 	}
