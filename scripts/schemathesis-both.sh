@@ -38,14 +38,14 @@ SCHEMATHESIS_DATABASE_URL=$CAIRN_TEST_DATABASE_URL \
 	scripts/schemathesis.sh >"$out/postgres.log" 2>&1 &
 pids+=($!)
 
+names=("the embedded store" PostgreSQL)
+logs=(embedded postgres)
 rc=0
 for i in 0 1; do
-	name=$([[ $i == 0 ]] && echo "the embedded store" || echo "PostgreSQL")
-	file=$([[ $i == 0 ]] && echo embedded || echo postgres)
 	status=0
 	wait "${pids[$i]}" || status=$?
-	printf '=== schemathesis on %s: exit %d\n' "$name" "$status"
-	cat "$out/$file.log"
+	printf '=== schemathesis on %s: exit %d\n' "${names[$i]}" "$status"
+	cat "$out/${logs[$i]}.log"
 	((status == 0)) || rc=1
 done
 exit "$rc"
