@@ -324,12 +324,19 @@ func (n Node) NextChange(f Facts, now time.Time) time.Time {
 // it returns the zero time when the answer holds until then, for a
 // caller that will look again at until anyway.
 func (n Node) NextChangeBefore(f Facts, now, until time.Time) time.Time {
+	// steady is an instant before which the answer cannot change.
+	var steady time.Time
 	if n.Event != nil {
-		if t, ok := n.Event.nextChange(f.Events[n.Event.Key()], now); ok {
+		a := f.Events[n.Event.Key()]
+		if t, ok := n.Event.nextChange(a, now); ok {
 			if !until.IsZero() && !t.Before(until) {
 				return time.Time{}
 			}
 			return t
+		}
+		steady = n.Event.metUntil(a, now)
+		if !until.IsZero() && !steady.Before(until) {
+			return time.Time{}
 		}
 	}
 	// The candidate times, sorted: an event leaf's alone as memoized,
@@ -362,6 +369,10 @@ func (n Node) NextChangeBefore(f Facts, now, until time.Time) time.Time {
 		return -1
 	})
 	at = at[lo:]
+	if steady.After(now) {
+		lo, _ = slices.BinarySearchFunc(at, steady, time.Time.Compare)
+		at = at[lo:]
+	}
 	if !until.IsZero() {
 		hi, _ := slices.BinarySearchFunc(at, until, time.Time.Compare)
 		at = at[:hi]
@@ -796,6 +807,25 @@ func (e *EventLeaf) nextChange(a *EventAggregate, now time.Time) (t time.Time, o
 		return time.Time{}, true // not met, and only a new event meets it
 	}
 	return time.UnixMilli(a.Recent[first+n-1]).Add(w), true
+}
+
+// metUntil returns, for an "at least n within" leaf met by the events
+// Recent holds in the window at now, the instant the nth newest of those
+// leaves it: until then the leaf is met whatever else it counts (later
+// events only add to it), even when nextChange cannot tell what follows
+// (Recent full, or missing events). Otherwise it returns the zero time.
+func (e *EventLeaf) metUntil(a *EventAggregate, now time.Time) time.Time {
+	op, n := e.count()
+	w := e.window()
+	if op != CountAtLeast || e.Between != nil || w == 0 || a == nil || n <= 0 {
+		return time.Time{}
+	}
+	from, to, _ := e.span(now)
+	first, past := a.recentIn(from, to)
+	if past-first < n {
+		return time.Time{}
+	}
+	return time.UnixMilli(a.Recent[first+n-1]).Add(w)
 }
 
 // RecentCap is how many event times an EventAggregate keeps: enough to

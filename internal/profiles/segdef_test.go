@@ -371,14 +371,19 @@ func TestEventLeafCountsRecent(t *testing.T) {
 }
 
 // A lone "at least n within" leaf's next change, told from the nth newest
-// event, is the one the scan of every instant finds (the leaf in an
-// "all" of its own takes the scan).
+// event (or, when Recent is full, scanned only from the instant that
+// event leaves), is the one the scan of every instant finds (the leaf in
+// an "all" of its own takes the whole scan).
 func TestEventLeafNextChange(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const day = 24 * time.Hour
-	for i := range 500 {
+	for i := range 1000 {
 		var ago []time.Duration
-		for range rng.IntN(profiles.RecentCap + 4) {
+		events := rng.IntN(profiles.RecentCap + 4)
+		if i%2 == 1 {
+			events = profiles.RecentCap + rng.IntN(profiles.RecentCap) // Recent full
+		}
+		for range events {
 			d := time.Duration(rng.Int64N(int64(9*day))) - time.Hour/4
 			if rng.IntN(4) == 0 {
 				d = d.Truncate(time.Hour)
