@@ -241,9 +241,12 @@ type compiled struct {
 
 // audience is a tenant's segments indexed by what they read.
 type audience struct {
-	order   []*compiled // referenced segments before those referencing them
-	byID    map[string]*compiled
-	leaves  map[string]*EventLeaf
+	order  []*compiled // referenced segments before those referencing them
+	byID   map[string]*compiled
+	leaves map[string]*EventLeaf
+	// byName indexes leaves by the events they can count (leafName):
+	// an event's cost grows with the leaves that name it, not with all.
+	byName  map[string][]string
 	byTrait map[string][]string
 	byLeaf  map[string][]string
 	byIdent []string // segments reading identifiers
@@ -258,7 +261,7 @@ type audience struct {
 }
 
 func newAudience(all []Segment, complete map[string]bool) *audience {
-	a := &audience{byID: map[string]*compiled{}, leaves: map[string]*EventLeaf{}, byTrait: map[string][]string{},
+	a := &audience{byID: map[string]*compiled{}, leaves: map[string]*EventLeaf{}, byName: map[string][]string{}, byTrait: map[string][]string{},
 		byLeaf: map[string][]string{}, dependents: map[string][]string{}, windowed: map[string]bool{}, complete: complete}
 	for _, g := range all {
 		c := &compiled{seg: g, node: g.Tree()}
@@ -289,7 +292,11 @@ func newAudience(all []Segment, complete map[string]bool) *audience {
 			a.byTrait[t] = append(a.byTrait[t], id)
 		}
 		for _, l := range c.refs.Events {
-			a.leaves[l.Key()] = l
+			if _, ok := a.leaves[l.Key()]; !ok {
+				a.leaves[l.Key()] = l
+				n := leafName(l.typ(), l.Event)
+				a.byName[n] = append(a.byName[n], l.Key())
+			}
 			a.byLeaf[l.Key()] = append(a.byLeaf[l.Key()], id)
 		}
 		if len(c.refs.Identifiers) > 0 {
@@ -308,6 +315,26 @@ func newAudience(all []Segment, complete map[string]bool) *audience {
 		})
 	}
 	return a
+}
+
+// leafName is the index key of the events of type typ named name, and of
+// the leaves counting them: a leaf naming no event counts every event of
+// its type, under name "".
+func leafName(typ, name string) string { return typ + "\x00" + name }
+
+// matching calls fn with the key and leaf of each of a's event leaves
+// that counts an event (EventLeaf.Matches), until fn returns false.
+func (a *audience) matching(typ, name string, props map[string]any, fn func(key string, l *EventLeaf) bool) {
+	for _, n := range [2]string{leafName(typ, name), leafName(typ, "")} {
+		for _, key := range a.byName[n] {
+			if l := a.leaves[key]; l.Matches(typ, name, props) && !fn(key, l) {
+				return
+			}
+		}
+		if name == "" {
+			return // one list
+		}
+	}
 }
 
 // same reports whether a was compiled from the segments all (each at
@@ -338,13 +365,12 @@ func (a *audience) affects(ev Event, moved []string) bool {
 			return true
 		}
 	}
-	name := cmpOr(ev.Event, ev.Name)
-	for _, l := range a.leaves {
-		if l.Matches(ev.Type, name, ev.Properties) {
-			return true
-		}
-	}
-	return false
+	found := false
+	a.matching(ev.Type, cmpOr(ev.Event, ev.Name), ev.Properties, func(string, *EventLeaf) bool {
+		found = true
+		return false
+	})
+	return found
 }
 
 // markOp returns the marker write of an event of member m, which set the
@@ -366,12 +392,13 @@ func (a *audience) markOf(ev Event, moved []string) (markData, bool) {
 		return markData{}, false
 	}
 	d := markData{Type: ev.Type, Name: cmpOr(ev.Event, ev.Name), At: ev.Timestamp, sk: eventSK(ev.Timestamp, ev.MessageID)}
-	for _, l := range a.leaves {
-		if len(l.Where) > 0 && l.Matches(ev.Type, d.Name, ev.Properties) {
+	a.matching(ev.Type, d.Name, ev.Properties, func(_ string, l *EventLeaf) bool {
+		if len(l.Where) > 0 {
 			d.Props = ev.Properties
-			break
+			return false
 		}
-	}
+		return true
+	})
 	d.Traits = moved
 	return d, true
 }
@@ -631,14 +658,13 @@ func (a *audience) planMarks(perMember map[string][]markData, all bool, only []s
 		}
 		// Markers feed every aggregate they match, read or not, so that a
 		// leaf's aggregate never misses an event.
-		for key, l := range a.leaves {
-			if l.Matches(d.Type, d.Name, d.Props) {
-				p.leafKeys[key] = true
-				for _, id := range a.byLeaf[key] {
-					p.todo[id] = true
-				}
+		a.matching(d.Type, d.Name, d.Props, func(key string, _ *EventLeaf) bool {
+			p.leafKeys[key] = true
+			for _, id := range a.byLeaf[key] {
+				p.todo[id] = true
 			}
-		}
+			return true
+		})
 		for _, id := range a.byIdent {
 			p.todo[id] = true
 		}

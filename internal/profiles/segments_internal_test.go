@@ -100,3 +100,63 @@ func TestOldSegmentIDs(t *testing.T) {
 		t.Fatalf("ParseDefinition: %+v, %v", d, err)
 	}
 }
+
+// The audience finds the leaves an event counts towards through its index
+// of event names: exactly those EventLeaf.Matches accepts, as a scan of
+// every leaf finds them, named or not, with where conditions or not.
+func TestAudienceMatchingLeaves(t *testing.T) {
+	defs := []string{
+		`{"event":"A"}`,
+		`{"event":"A","within":"7d","count":{"operator":"at_least","value":2}}`,
+		`{"event":"A","where":[{"property":"total","operator":"gte","value":10}]}`,
+		`{"event":"B","where":[{"property":"total","operator":"less_than","value":10}]}`,
+		`{"event":"B"}`,
+		`{"event_type":"track"}`,
+		`{"event_type":"track","where":[{"property":"total","operator":"exists"}]}`,
+		`{"event_type":"page"}`,
+		`{"event_type":"screen","where":[{"property":"name","operator":"equals","value":"Home"}]}`,
+		`{"all":[{"event":"C"},{"trait":"plan","operator":"exists"}]}`,
+	}
+	var segs []Segment
+	for i, d := range defs {
+		n, err := ParseDefinition([]byte(d), "/definition")
+		if err != nil {
+			t.Fatal(d, err)
+		}
+		segs = append(segs, Segment{ID: "seg_" + string(rune('a'+i)), Name: d, Definition: &n})
+	}
+	a := newAudience(segs, nil)
+	events := []struct {
+		typ, name string
+		props     map[string]any
+	}{
+		{"track", "A", nil}, {"track", "A", map[string]any{"total": 12.0}}, {"track", "A", map[string]any{"total": 3.0}},
+		{"track", "B", map[string]any{"total": 3.0}}, {"track", "C", nil}, {"track", "D", map[string]any{"total": 1.0}},
+		{"page", "", nil}, {"page", "Home", nil}, {"screen", "Home", map[string]any{"name": "Home"}}, {"screen", "", nil},
+		{"identify", "", nil}, {"track", "", nil},
+	}
+	for _, e := range events {
+		var want, got []string
+		for key, l := range a.leaves {
+			if l.Matches(e.typ, e.name, e.props) {
+				want = append(want, key)
+			}
+		}
+		a.matching(e.typ, e.name, e.props, func(key string, _ *EventLeaf) bool {
+			got = append(got, key)
+			return true
+		})
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s %q %v: leaves %q, want %q", e.typ, e.name, e.props, got, want)
+		}
+		ev := Event{Type: e.typ, Name: e.name, Properties: e.props}
+		if e.typ == "track" {
+			ev.Event, ev.Name = e.name, ""
+		}
+		if got := a.affects(ev, nil); got != (len(want) > 0) {
+			t.Errorf("%s %q %v: affects %v with leaves %q", e.typ, e.name, e.props, got, want)
+		}
+	}
+}
