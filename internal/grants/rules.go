@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cairn-cdp/cairn/internal/grants/pii"
+	"github.com/cairn-cdp/cairn/internal/jsonptr"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
 
@@ -196,7 +197,7 @@ func checkTags(e TagExpression) error {
 	vocabulary := TagValues()
 	for _, k := range slices.Sorted(maps.Keys(e)) {
 		allowed, ok := vocabulary[k]
-		at := "/resource/tag/" + pointerEscape(k)
+		at := jsonptr.Append("/resource/tag", k)
 		if !ok {
 			return invalid(at, "unknown LF-tag %q: grants select on %s and %s", k, TagPII, TagPIIKind)
 		}
@@ -210,11 +211,6 @@ func checkTags(e TagExpression) error {
 		}
 	}
 	return nil
-}
-
-// pointerEscape escapes a key for a JSON Pointer (RFC 6901).
-func pointerEscape(k string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
 }
 
 // CatalogPermissions returns the Lake Formation permissions that carry g,

@@ -21,6 +21,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/cairn-cdp/cairn/internal/auth"
+	"github.com/cairn-cdp/cairn/internal/jsonptr"
 	"github.com/cairn-cdp/cairn/internal/profiles"
 	"github.com/cairn-cdp/cairn/internal/tenants"
 )
@@ -763,9 +764,6 @@ func refuseNUL(pathParams map[string]string, query url.Values, body []byte) *pro
 	return nil
 }
 
-// pointerEscaper escapes an object key for a JSON pointer (RFC 6901).
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
-
 // findNUL returns the JSON pointer, below ptr, of the first string or key in
 // v that contains U+0000, keys in sorted order so the answer is stable.
 func findNUL(v any, ptr string) (string, bool) {
@@ -780,7 +778,7 @@ func findNUL(v any, ptr string) (string, bool) {
 		}
 	case map[string]any:
 		for _, k := range slices.Sorted(maps.Keys(v)) {
-			p := ptr + "/" + pointerEscaper.Replace(k)
+			p := jsonptr.Append(ptr, k)
 			if strings.ContainsRune(k, 0) {
 				return p, true
 			}

@@ -21,6 +21,8 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/cairn-cdp/cairn/internal/jsonptr"
 )
 
 // Limits of a definition. A request over any of them is refused by
@@ -1120,8 +1122,7 @@ func invalid(ptr, format string, args ...any) error {
 
 // at returns the JSON Pointer of a member or element of ptr's value.
 func at(ptr string, token any) string {
-	s := fmt.Sprint(token)
-	return ptr + "/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+	return jsonptr.Append(ptr, fmt.Sprint(token))
 }
 
 // object decodes a JSON object's members, refusing a duplicate name.

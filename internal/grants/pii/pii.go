@@ -70,6 +70,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/cairn-cdp/cairn/internal/jsonptr"
 )
 
 // Kind is a kind of personal data.
@@ -250,7 +252,7 @@ func (c *classifier) walk(col Column, path, name string, v any, depth int) {
 	case map[string]any:
 		c.externalID(col.Name, path, x)
 		for k, child := range x {
-			cp := path + "/" + escape(k)
+			cp := jsonptr.Append(path, k)
 			c.byName(col.Name, cp, k, name)
 			c.walk(col, cp, k, decodeJSONText(child), depth+1)
 		}
@@ -595,9 +597,4 @@ func decodeJSONText(v any) any {
 		return v
 	}
 	return out
-}
-
-// escape escapes a key for a JSON Pointer (RFC 6901).
-func escape(k string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
 }
