@@ -119,12 +119,28 @@ func errNotInZone(tenantID, key string) error {
 	return fmt.Errorf("key %q is not in tenant %s's raw zone: %w", key, tenantID, ErrNotFound)
 }
 
-// gzipWriters reuses compressors, whose state is large to allocate. The
-// raw zone favours ingestion speed over the last bytes of compression.
-var gzipWriters = sync.Pool{New: func() any {
-	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level
-	return zw
-}}
+// gzipWriters keeps compressors for reuse: each holds about 1 MB of state.
+// A sync.Pool would drop them at every other garbage collection, which
+// under ingestion comes several times a second. The raw zone favours
+// ingestion speed over the last bytes of compression.
+var gzipWriters = make(chan *gzip.Writer, 4)
+
+func getGzipWriter() *gzip.Writer {
+	select {
+	case zw := <-gzipWriters:
+		return zw
+	default:
+		zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level
+		return zw
+	}
+}
+
+func putGzipWriter(zw *gzip.Writer) {
+	select {
+	case gzipWriters <- zw:
+	default: // enough kept
+	}
+}
 
 // encode returns lines as gzip-compressed NDJSON. Each line must be
 // non-empty and hold no newline, or the object could not be split back
@@ -134,8 +150,8 @@ func encode(lines [][]byte) ([]byte, error) {
 		return nil, errors.New("no lines")
 	}
 	var buf bytes.Buffer
-	zw := gzipWriters.Get().(*gzip.Writer)
-	defer gzipWriters.Put(zw)
+	zw := getGzipWriter()
+	defer putGzipWriter(zw)
 	zw.Reset(&buf)
 	for i, line := range lines {
 		if len(line) == 0 || bytes.IndexByte(line, '\n') >= 0 {
