@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"strconv"
@@ -560,6 +561,12 @@ type profileState struct {
 	// current are the root's memberships by segment; leftover those a
 	// merged member still holds from before its merge.
 	current, leftover map[string]held
+	// fromSet, when not nil, are the root's memberships instead of
+	// current: those of its membership set as decoded (holdSet), held
+	// without a copy, since a profile's evaluation reads a few of them and
+	// it may hold many. fromSet is the decoded set's own map: not modified.
+	fromSet map[string]membershipData
+	setPK   string
 	// aggs are the members' aggregates read, by member.
 	aggs map[string]*memberAggregates
 	// set is the root's membership set as read (Version 0: none), and
@@ -571,15 +578,32 @@ type profileState struct {
 }
 
 // holdSet records the memberships of the root's set, as read from it
-// (with no version: see held.deleteOp).
+// (with no version: see held.deleteOp): set is what st.readSet returned,
+// and the root's memberships are its alone (st.current is empty).
 func (st *profileState) holdSet(tenant string, set membershipSet) {
-	if len(st.current) == 0 {
-		st.current = make(map[string]held, len(set.Segments))
+	st.fromSet = set.Segments
+	if st.fromSet == nil {
+		st.fromSet = map[string]membershipData{}
 	}
-	pk := membershipKey(tenant, st.root, "").PK
-	for id, d := range set.Segments {
-		st.current[id] = held{profile: st.root, item: Item{PK: pk, SK: id}, data: d}
+	st.setPK = membershipKey(tenant, st.root, "").PK
+}
+
+// currentOf returns the root's membership of segment id, if it holds one.
+func (st *profileState) currentOf(id string) (held, bool) {
+	if st.fromSet == nil {
+		h, ok := st.current[id]
+		return h, ok
 	}
+	d, ok := st.fromSet[id]
+	return held{profile: st.root, item: Item{PK: st.setPK, SK: id}, data: d}, ok
+}
+
+// currentIDs returns the segments of the root's memberships.
+func (st *profileState) currentIDs() iter.Seq[string] {
+	if st.fromSet != nil {
+		return maps.Keys(st.fromSet)
+	}
+	return maps.Keys(st.current)
 }
 
 // readSet returns the root's membership set as read.
@@ -774,7 +798,7 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 	}
 
 	// Evaluate, referenced segments first.
-	for id := range st.current {
+	for id := range st.currentIDs() {
 		facts.Segments[id] = true
 	}
 	for id := range st.leftover {
@@ -803,10 +827,19 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 		return err == nil && ok
 	}
 	root := st.root
-	// final is the root's membership set after the evaluation.
-	final := make(map[string]membershipData, len(st.current))
-	for id, h := range st.current {
-		final[id] = h.data
+	// final is the root's membership set after the evaluation: the set's
+	// own map until a transition changes it (edit), when the set was read.
+	final, owned := st.fromSet, false
+	if final == nil {
+		final, owned = make(map[string]membershipData, len(st.current)), true
+		for id, h := range st.current {
+			final[id] = h.data
+		}
+	}
+	edit := func() {
+		if !owned {
+			final, owned = maps.Clone(final), true
+		}
 	}
 	for _, c := range aud.order {
 		id := c.seg.ID
@@ -820,7 +853,7 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 		}
 		in := c.node.Eval(facts, now)
 		facts.Segments[id] = in
-		cur, isMember := st.current[id]
+		cur, isMember := st.currentOf(id)
 		old, wasLeft := st.leftover[id]
 		switch {
 		case in && !isMember && wasLeft:
@@ -828,18 +861,21 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 			k := membershipKey(tenant, root, id)
 			data, _ := json.Marshal(old.data)
 			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, id), GSI1SK: root, Data: data}, IfAbsent: true})
+			edit()
 			final[id] = old.data
 		case in && !isMember:
 			d := membershipData{EnteredAt: now, Notice: newNoticeID()}
 			k := membershipKey(tenant, root, id)
 			data, _ := json.Marshal(d)
 			ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, GSI1PK: segmentMembersIndex(tenant, id), GSI1SK: root, Data: data}, IfAbsent: true})
+			edit()
 			final[id] = d
 			if subscribed(NoticeSegmentEntered) {
 				notices = append(notices, segmentNotice(NoticeSegmentEntered, d.Notice, c.seg, root, now, d.EnteredAt))
 			}
 		case !in && isMember:
 			ops = append(ops, cur.deleteOp())
+			edit()
 			delete(final, id)
 			if subscribed(NoticeSegmentExited) {
 				notices = append(notices, segmentNotice(NoticeSegmentExited, transitionID(cur.data.Notice, "exited"), c.seg, root, now, cur.data.EnteredAt))
@@ -855,12 +891,19 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 	if tidy {
 		// Memberships of segments that no longer exist leave without
 		// notice: the segment's removal job announced their exits.
-		for _, set := range []map[string]held{st.current, st.leftover} {
-			for id, h := range set {
-				if aud.byID[id] == nil {
-					ops = append(ops, h.deleteOp())
-					delete(final, id)
-				}
+		for id := range st.currentIDs() {
+			if aud.byID[id] == nil {
+				h, _ := st.currentOf(id)
+				ops = append(ops, h.deleteOp())
+				edit()
+				delete(final, id)
+			}
+		}
+		for id, h := range st.leftover {
+			if aud.byID[id] == nil {
+				ops = append(ops, h.deleteOp())
+				edit()
+				delete(final, id)
 			}
 		}
 	}
@@ -887,7 +930,7 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 	// changed.
 	k := membershipSetKey(tenant, root)
 	switch {
-	case st.set.Version == 0 || was.Stale || !sameSet(was.Segments, final) || !next.Wake.Equal(was.Wake):
+	case st.set.Version == 0 || was.Stale || owned && !sameSet(was.Segments, final) || !next.Wake.Equal(was.Wake):
 		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: next.data()}, IfVersion: st.set.Version, IfAbsent: st.set.Version == 0})
 	case len(ops) > 0:
 		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: st.set.Version})

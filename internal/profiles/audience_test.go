@@ -475,3 +475,38 @@ func TestConcurrentEvaluationsSeeEachOther(t *testing.T) {
 		}
 	})
 }
+
+// A known customer's events are evaluated as they are recorded, against
+// its membership set: each entry and exit, by a trait or by an event that
+// moves no wake-up, changes the set as it changes the membership items.
+func TestMembershipSetFollowsTransitions(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		rec, _ := audienceFixture(t, f)
+		pro := f.segment(t, "pro", `{"trait": "plan", "operator": "equals", "value": "pro"}`)
+		clicked := f.segment(t, "clicked", `{"event": "Clicked"}`)
+		agree := func(what string, want ...string) {
+			t.Helper()
+			u1 := f.lookup("user_id", "u1").ID
+			set, items, err := profiles.Memberships(ctx, f.store, f.tenant, u1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(want)
+			if !slices.Equal(set, want) || !slices.Equal(items, want) {
+				t.Fatalf("%s: the set holds %q and the items %q, want %q", what, set, items, want)
+			}
+		}
+		f.send(f.ev(map[string]any{"userId": "u1", "plan": "free"}))
+		agree("a new customer")
+		f.send(f.ev(map[string]any{"userId": "u1", "plan": "pro"}))
+		agree("enters on a trait", pro.ID)
+		f.send(f.ev(map[string]any{"type": "track", "event": "Clicked", "userId": "u1"}))
+		agree("enters on an event", pro.ID, clicked.ID)
+		f.send(f.ev(map[string]any{"userId": "u1", "plan": "free"}))
+		agree("leaves on a trait", clicked.ID)
+		u1 := f.lookup("user_id", "u1").ID
+		want(t, "transitions", rec.take(t, f), "profile.created "+u1, "segment.entered "+u1+" "+pro.ID,
+			"segment.entered "+u1+" "+clicked.ID, "segment.exited "+u1+" "+pro.ID)
+	})
+}

@@ -1,5 +1,11 @@
 package profiles
 
+import (
+	"context"
+	"maps"
+	"slices"
+)
+
 // ConfigCompiles returns how many identity configurations s has compiled
 // for ingestion.
 func ConfigCompiles(s *Service) int64 { return s.configs.compiles.Load() }
@@ -17,3 +23,25 @@ func LegacyAggregateKey(tenant, member, leaf string) Key {
 }
 
 func MemberKey(tenant, member string) Key { return memberKey(tenant, member) }
+
+// Memberships returns the segments of profile's membership set and those
+// of its membership items, each sorted.
+func Memberships(ctx context.Context, st Store, tenant, profile string) (set, items []string, err error) {
+	its, err := st.Query(ctx, QueryInput{PK: membershipKey(tenant, profile, "").PK})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, it := range its {
+		if it.SK != setSK {
+			items = append(items, it.SK)
+			continue
+		}
+		m, err := readSet(it)
+		if err != nil {
+			return nil, nil, err
+		}
+		set = slices.Sorted(maps.Keys(m.Segments))
+	}
+	slices.Sort(items)
+	return set, items, nil
+}
