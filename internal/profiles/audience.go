@@ -798,8 +798,12 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 	}
 
 	// Evaluate, referenced segments first.
-	for id := range st.currentIDs() {
-		facts.Segments[id] = true
+	if st.fromSet != nil {
+		facts.held = st.fromSet
+	} else {
+		for id := range st.current {
+			facts.Segments[id] = true
+		}
 	}
 	for id := range st.leftover {
 		facts.Segments[id] = true

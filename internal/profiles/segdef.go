@@ -168,6 +168,10 @@ type Facts struct {
 	// Segments are the segments the profile is a member of, evaluated
 	// already (see EvalOrder).
 	Segments map[string]bool
+	// held are the profile's memberships as stored, which answer for a
+	// segment Segments does not name: an evaluation reads them in place
+	// rather than copying them all into Segments.
+	held map[string]membershipData
 	// changes memoizes, when not nil, the times an event leaf's answer
 	// may change at, sorted (eventChanges): the segments of a tenant
 	// often share a leaf, with different counts.
@@ -290,7 +294,11 @@ func (n Node) Eval(f Facts, now time.Time) bool {
 	case n.Identifier != nil:
 		return f.Identifiers[n.Identifier.Type] != (n.Identifier.Operator == OpNotExists)
 	case n.Segment != nil:
-		return f.Segments[n.Segment.ID]
+		if in, ok := f.Segments[n.Segment.ID]; ok {
+			return in
+		}
+		_, in := f.held[n.Segment.ID]
+		return in
 	case n.Not != nil:
 		return !n.Not.Eval(f, now)
 	case n.Any != nil:
