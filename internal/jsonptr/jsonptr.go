@@ -4,10 +4,8 @@ package jsonptr
 
 import "strings"
 
+// escaper escapes a reference token: "~" as "~0", "/" as "~1".
 var escaper = strings.NewReplacer("~", "~0", "/", "~1")
 
-// Escape escapes one reference token: "~" as "~0", "/" as "~1".
-func Escape(token string) string { return escaper.Replace(token) }
-
 // Append returns the pointer of the member or element token of ptr's value.
-func Append(ptr, token string) string { return ptr + "/" + Escape(token) }
+func Append(ptr, token string) string { return ptr + "/" + escaper.Replace(token) }
