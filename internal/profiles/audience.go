@@ -167,6 +167,16 @@ func readSet(it Item) (membershipSet, error) {
 	return m, nil
 }
 
+// decodedSet is readSet, answered from the item's memo when the item cache
+// kept one (see itemcache.go). The set's Segments may be shared with other
+// readers: they are not to be modified.
+func decodedSet(it Item) (membershipSet, error) {
+	if m, ok := it.recalled().(*membershipSet); ok {
+		return *m, nil
+	}
+	return readSet(it)
+}
+
 // data encodes the set as stored, its memberships in segment order.
 func (m membershipSet) data() []byte {
 	d := setData{X: m.Stale}
@@ -606,10 +616,11 @@ func (st *profileState) currentIDs() iter.Seq[string] {
 	return maps.Keys(st.current)
 }
 
-// readSet returns the root's membership set as read.
+// readSet returns the root's membership set as read (see decodedSet:
+// its Segments are not to be modified).
 func (st *profileState) readSet() (membershipSet, error) {
 	if st.decoded == nil {
-		m, err := readSet(st.set)
+		m, err := decodedSet(st.set)
 		if err != nil {
 			return m, err
 		}
@@ -935,7 +946,10 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 	k := membershipSetKey(tenant, root)
 	switch {
 	case st.set.Version == 0 || was.Stale || owned && !sameSet(was.Segments, final) || !next.Wake.Equal(was.Wake):
-		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: next.data()}, IfVersion: st.set.Version, IfAbsent: st.set.Version == 0})
+		// Kept decoded (see decodedSet): final is not modified after.
+		put := &Item{PK: k.PK, SK: k.SK, Data: next.data()}
+		put.remember(&next)
+		ops = append(ops, Op{Put: put, IfVersion: st.set.Version, IfAbsent: st.set.Version == 0})
 	case len(ops) > 0:
 		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: st.set.Version})
 	}

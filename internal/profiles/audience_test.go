@@ -496,6 +496,10 @@ func TestMembershipSetFollowsTransitions(t *testing.T) {
 			if !slices.Equal(set, want) || !slices.Equal(items, want) {
 				t.Fatalf("%s: the set holds %q and the items %q, want %q", what, set, items, want)
 			}
+			// The set the item cache keeps decoded is the one stored.
+			if n, err := profiles.CachedSetMemos(f.svc); err != nil || n == 0 {
+				t.Fatalf("%s: %d decoded sets checked in the item cache: %v", what, n, err)
+			}
 		}
 		f.send(f.ev(map[string]any{"userId": "u1", "plan": "free"}))
 		agree("a new customer")

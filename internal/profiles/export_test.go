@@ -1,7 +1,9 @@
 package profiles
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 )
@@ -17,6 +19,10 @@ func MembershipSetKey(tenant, profile string) Key { return membershipSetKey(tena
 func QueuePK(tenant string) string { return queuePK(tenant) }
 
 func AggregatesKey(tenant, member string) Key { return aggregatesKey(tenant, member) }
+
+// DecodeAggregates decodes a member's combined aggregates item, leaves by
+// key.
+func DecodeAggregates(it Item) (map[string]*EventAggregate, error) { return decodeAggregates(it) }
 
 func LegacyAggregateKey(tenant, member, leaf string) Key {
 	return legacyAggregateKey(tenant, member, leaf)
@@ -44,4 +50,27 @@ func Memberships(ctx context.Context, st Store, tenant, profile string) (set, it
 	}
 	slices.Sort(items)
 	return set, items, nil
+}
+
+// CachedSetMemos checks the membership sets s's item cache keeps decoded
+// (Item.memo): each must encode to its item's Data. It returns how many
+// it checked.
+func CachedSetMemos(s *Service) (int, error) {
+	s.items.cache.mu.Lock()
+	defer s.items.cache.mu.Unlock()
+	n := 0
+	for k, it := range s.items.cache.m {
+		if k.SK != setSK {
+			continue
+		}
+		m, ok := it.recalled().(*membershipSet)
+		if !ok {
+			continue
+		}
+		if got := m.data(); !bytes.Equal(got, it.Data) {
+			return n, fmt.Errorf("set %s: memo %s, item %s", k.PK, got, it.Data)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -428,7 +428,7 @@ func (b *batch) inlineUnit(m string, mb member, set Item, events []int) (*inline
 	if mb.Root != m || !mb.Single || set.Version == 0 || len(events) > maxUnitEvents {
 		return nil, nil
 	}
-	d, err := readSet(set)
+	d, err := decodedSet(set)
 	if err != nil || d.Stale {
 		return nil, err
 	}

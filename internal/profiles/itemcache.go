@@ -22,6 +22,36 @@ import (
 // store sets a put's version to the one it was conditioned on plus one, 1
 // for a new item) and drops those of a transaction that failed.
 
+// A cached membership set is kept decoded too (Item.memo), by the
+// evaluation that wrote it or the read that filled the cache, so that the
+// next evaluation of the profile on this replica does not decode it again:
+// each one reads it, and a profile in dozens of segments has a set of a few
+// KB. What a memo holds is shared by every reader of the item: it is never
+// modified (see decodedSet).
+
+// memo is what an item's Data decodes to. It holds for those very bytes
+// alone: an Item copied and given other Data has none (recalled).
+type memo struct {
+	data  *byte // &Data[0]
+	n     int   // len(Data)
+	value any
+}
+
+// remember keeps v as what it.Data decodes to.
+func (it *Item) remember(v any) {
+	if len(it.Data) > 0 {
+		it.memo = &memo{data: &it.Data[0], n: len(it.Data), value: v}
+	}
+}
+
+// recalled returns what remember kept for it.Data, or nil.
+func (it Item) recalled() any {
+	if m := it.memo; m != nil && len(it.Data) == m.n && m.n > 0 && &it.Data[0] == m.data {
+		return m.value
+	}
+	return nil
+}
+
 // itemCacheMax bounds the entries kept; past it, a tenth are dropped.
 const itemCacheMax = 200_000
 
@@ -52,8 +82,17 @@ func (c *itemCache) lookup(keys []Key) (map[Key]Item, []Key) {
 	return hits, misses
 }
 
-// fill keeps items read from the store, unless a newer version is kept.
+// fill keeps items read from the store, unless a newer version is kept,
+// the membership sets among them decoded (in items too).
 func (c *itemCache) fill(items map[Key]Item) {
+	for k, it := range items {
+		if k.SK == setSK && it.ExpiresAt == 0 {
+			if set, err := readSet(it); err == nil {
+				it.remember(&set)
+				items[k] = it
+			}
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, it := range items {

@@ -27,6 +27,9 @@ type Item struct {
 	// deleted (DynamoDB TTL). Readers must ignore expired items: the
 	// emulator and DynamoDB itself may keep them for a while.
 	ExpiresAt int64
+	// memo is Data decoded, kept with the item by the item cache (see
+	// itemcache.go); stores neither read nor write it.
+	memo *memo
 }
 
 // Key names an item.
