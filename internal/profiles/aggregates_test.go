@@ -36,13 +36,17 @@ func TestLegacyAggregates(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("combined aggregates of %s: found %v, %v", u1, ok, err)
 		}
-		var leaves map[string]json.RawMessage
-		if err := json.Unmarshal(it.Data, &leaves); err != nil || len(leaves) != 1 {
-			t.Fatalf("combined aggregates %s: %v, want one leaf", it.Data, err)
+		leaves, err := profiles.DecodeAggregates(it)
+		if err != nil || len(leaves) != 1 {
+			t.Fatalf("combined aggregates %q: %v, want one leaf", it.Data, err)
 		}
 		var ops []profiles.Op
 		var legacy []profiles.Key
-		for leaf, data := range leaves {
+		for leaf, a := range leaves {
+			data, err := json.Marshal(a)
+			if err != nil {
+				t.Fatal(err)
+			}
 			k := profiles.LegacyAggregateKey(f.tenant, u1, leaf)
 			legacy = append(legacy, k)
 			ops = append(ops, profiles.Op{Put: &profiles.Item{PK: k.PK, SK: k.SK, Data: data}})
@@ -72,13 +76,62 @@ func TestLegacyAggregates(t *testing.T) {
 				t.Errorf("per-leaf aggregate %s %s still stored", k.PK, k.SK)
 			}
 		}
-		var a map[string]profiles.EventAggregate
-		if err := json.Unmarshal(found[combined].Data, &a); err != nil {
+		a, err := profiles.DecodeAggregates(found[combined])
+		if err != nil {
 			t.Fatalf("combined aggregates %q: %v", found[combined].Data, err)
 		}
 		for leaf, agg := range a {
 			if n := len(agg.Recent); n != 3 {
 				t.Errorf("leaf %s counts %d views, want 3", leaf, n)
+			}
+		}
+	})
+}
+
+// A combined aggregates item written as JSON, as before the binary form,
+// still counts, and its next write is binary.
+func TestJSONAggregates(t *testing.T) {
+	stores(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		rec, clock := audienceFixture(t, f)
+		three := f.segment(t, "three views", `{"event": "Viewed", "count": {"operator": "at_least", "value": 3}, "within": "7d"}`)
+		view := func(n int) {
+			for i := range n {
+				*clock = clock.Add(time.Minute)
+				f.send(f.ev(map[string]any{"type": "track", "event": "Viewed", "userId": "u1", "messageId": fmt.Sprint("v", clock.Unix(), i)}))
+			}
+		}
+		view(2)
+		u1 := f.lookup("user_id", "u1").ID
+		want(t, "two views", rec.take(t, f), "profile.created "+u1)
+		k := profiles.AggregatesKey(f.tenant, u1)
+		it, ok, err := f.store.Get(ctx, k)
+		if err != nil || !ok || len(it.Data) == 0 || it.Data[0] == '{' {
+			t.Fatalf("aggregates of %s: %q, %v, %v; want the binary form", u1, it.Data, ok, err)
+		}
+		leaves, err := profiles.DecodeAggregates(it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := json.Marshal(leaves)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.store.Transact(ctx, []profiles.Op{{Put: &profiles.Item{PK: k.PK, SK: k.SK, Data: js}, IfVersion: it.Version}}); err != nil {
+			t.Fatal(err)
+		}
+		view(1)
+		want(t, "the third view", rec.take(t, f), "segment.entered "+u1+" "+three.ID)
+		it, _, err = f.store.Get(ctx, k)
+		if err != nil || len(it.Data) == 0 || it.Data[0] == '{' {
+			t.Fatalf("aggregates of %s written again: %q, %v; want the binary form", u1, it.Data, err)
+		}
+		if leaves, err = profiles.DecodeAggregates(it); err != nil || len(leaves) != 1 {
+			t.Fatalf("aggregates: %v, %v", leaves, err)
+		}
+		for key, a := range leaves {
+			if len(a.Recent) != 3 {
+				t.Errorf("leaf %s holds %d times, want 3", key, len(a.Recent))
 			}
 		}
 	})
@@ -102,9 +155,9 @@ func TestAggregatesKeepTimesForWindows(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("aggregates of %s: found %v, %v", u1, ok, err)
 		}
-		var leaves map[string]profiles.EventAggregate
-		if err := json.Unmarshal(it.Data, &leaves); err != nil || len(leaves) != 1 {
-			t.Fatalf("aggregates %s: %v", it.Data, err)
+		leaves, err := profiles.DecodeAggregates(it)
+		if err != nil || len(leaves) != 1 {
+			t.Fatalf("aggregates %q: %v", it.Data, err)
 		}
 		for key, a := range leaves {
 			if len(a.Recent) != 0 || !a.Partial || a.Days[clock.Format(time.DateOnly)] != 3 {
@@ -123,7 +176,7 @@ func TestAggregatesKeepTimesForWindows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := json.Unmarshal(it.Data, &leaves); err != nil {
+		if leaves, err = profiles.DecodeAggregates(it); err != nil {
 			t.Fatal(err)
 		}
 		for key, a := range leaves {

@@ -21,7 +21,8 @@ type Item struct {
 	// Version increases on every write (optimistic concurrency); the store
 	// sets it: 1 on first write.
 	Version int64
-	// Data is the item's JSON document.
+	// Data is the item's document: JSON, but for a member's combined
+	// aggregates, which have a binary form (aggcodec.go).
 	Data []byte
 	// ExpiresAt, when not zero, is a Unix time after which the item may be
 	// deleted (DynamoDB TTL). Readers must ignore expired items: the
