@@ -58,30 +58,35 @@ func encodeAggregates(leaves map[string]*EventAggregate) []byte {
 		if a.Backfilled {
 			flags |= aggBackfilled
 		}
-		for d := range a.Days {
-			if _, ok := dayNumber(d); !ok {
-				flags |= aggDayStrings
-				break
-			}
-		}
+		at := len(b) // the flags, which the days may change
 		b = append(b, flags)
 		b = binary.AppendVarint(b, a.Dropped)
 		b = binary.AppendUvarint(b, uint64(len(a.Days)))
+		days := len(b)
 		for d, c := range a.Days {
-			if flags&aggDayStrings != 0 {
-				b = appendString(b, d)
-			} else {
-				n, _ := dayNumber(d)
-				b = binary.AppendVarint(b, n)
+			n, ok := dayNumber(d)
+			if !ok {
+				b = b[:days]
+				break
 			}
+			b = binary.AppendVarint(b, n)
 			b = binary.AppendUvarint(b, uint64(c))
+		}
+		if len(b) == days && len(a.Days) > 0 {
+			// A key that is no day: every day as a string.
+			b[at] |= aggDayStrings
+			for d, c := range a.Days {
+				b = appendString(b, d)
+				b = binary.AppendUvarint(b, uint64(c))
+			}
 		}
 		b = binary.AppendUvarint(b, uint64(len(a.Recent)))
 		for i, ms := range a.Recent {
 			if i == 0 {
 				b = binary.AppendVarint(b, ms)
 			} else {
-				// Newest first, so never negative (a sorted Recent).
+				// Newest first, so small and not negative; in another
+				// order it wraps, and decodes back all the same.
 				b = binary.AppendUvarint(b, uint64(a.Recent[i-1]-ms))
 			}
 		}

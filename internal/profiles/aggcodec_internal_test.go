@@ -71,6 +71,9 @@ func randomAggregates(r *rand.Rand) map[string]*EventAggregate {
 			a.Recent = append(a.Recent, ms)
 			ms -= r.Int64N(3)*r.Int64N(1e9) + r.Int64N(2)
 		}
+		if r.IntN(10) == 0 { // out of order, as no evaluation leaves it
+			r.Shuffle(len(a.Recent), func(i, j int) { a.Recent[i], a.Recent[j] = a.Recent[j], a.Recent[i] })
+		}
 		for range r.IntN(3) {
 			a.Seen = append(a.Seen, fmt.Sprintf("E#%d#m-%d", r.Int64(), i))
 		}
