@@ -598,6 +598,16 @@ func (st *profileState) holdSet(tenant string, set membershipSet) {
 	st.setPK = membershipKey(tenant, st.root, "").PK
 }
 
+// isMember reports whether the root holds a membership of segment id.
+func (st *profileState) isMember(id string) bool {
+	if st.fromSet == nil {
+		_, ok := st.current[id]
+		return ok
+	}
+	_, ok := st.fromSet[id]
+	return ok
+}
+
 // currentOf returns the root's membership of segment id, if it holds one.
 func (st *profileState) currentOf(id string) (held, bool) {
 	if st.fromSet == nil {
@@ -868,7 +878,7 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 		}
 		in := c.node.Eval(facts, now)
 		facts.Segments[id] = in
-		cur, isMember := st.currentOf(id)
+		isMember := st.isMember(id)
 		old, wasLeft := st.leftover[id]
 		switch {
 		case in && !isMember && wasLeft:
@@ -889,6 +899,7 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 				notices = append(notices, segmentNotice(NoticeSegmentEntered, d.Notice, c.seg, root, now, d.EnteredAt))
 			}
 		case !in && isMember:
+			cur, _ := st.currentOf(id)
 			ops = append(ops, cur.deleteOp())
 			edit()
 			delete(final, id)
@@ -946,10 +957,7 @@ func (s *Service) decide(ctx context.Context, tenant string, aud *audience, st *
 	k := membershipSetKey(tenant, root)
 	switch {
 	case st.set.Version == 0 || was.Stale || owned && !sameSet(was.Segments, final) || !next.Wake.Equal(was.Wake):
-		// Kept decoded (see decodedSet): final is not modified after.
-		put := &Item{PK: k.PK, SK: k.SK, Data: next.data()}
-		put.remember(&next)
-		ops = append(ops, Op{Put: put, IfVersion: st.set.Version, IfAbsent: st.set.Version == 0})
+		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK, Data: next.data()}, IfVersion: st.set.Version, IfAbsent: st.set.Version == 0})
 	case len(ops) > 0:
 		ops = append(ops, Op{Put: &Item{PK: k.PK, SK: k.SK}, Check: true, IfVersion: st.set.Version})
 	}

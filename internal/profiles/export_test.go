@@ -1,10 +1,10 @@
 package profiles
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 )
 
@@ -53,22 +53,22 @@ func Memberships(ctx context.Context, st Store, tenant, profile string) (set, it
 }
 
 // CachedSetMemos checks the membership sets s's item cache keeps decoded
-// (Item.memo): each must encode to its item's Data. It returns how many
-// it checked.
+// (Item.memo): each must be what its item's Data decodes to. It returns
+// how many it checked.
 func CachedSetMemos(s *Service) (int, error) {
 	s.items.cache.mu.Lock()
 	defer s.items.cache.mu.Unlock()
 	n := 0
 	for k, it := range s.items.cache.m {
-		if k.SK != setSK {
-			continue
-		}
 		m, ok := it.recalled().(*membershipSet)
 		if !ok {
 			continue
 		}
-		if got := m.data(); !bytes.Equal(got, it.Data) {
-			return n, fmt.Errorf("set %s: memo %s, item %s", k.PK, got, it.Data)
+		fresh := it
+		fresh.memo = nil
+		want, err := readSet(fresh)
+		if err != nil || !reflect.DeepEqual(*m, want) {
+			return n, fmt.Errorf("set %s: memo %+v, item %s (%v)", k.PK, *m, it.Data, err)
 		}
 		n++
 	}

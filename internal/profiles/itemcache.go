@@ -22,12 +22,12 @@ import (
 // store sets a put's version to the one it was conditioned on plus one, 1
 // for a new item) and drops those of a transaction that failed.
 
-// A cached membership set is kept decoded too (Item.memo), by the
-// evaluation that wrote it or the read that filled the cache, so that the
-// next evaluation of the profile on this replica does not decode it again:
-// each one reads it, and a profile in dozens of segments has a set of a few
-// KB. What a memo holds is shared by every reader of the item: it is never
-// modified (see decodedSet).
+// A cached membership set is kept decoded too (Item.memo), decoded when
+// the cache takes it (from a read or a write), so that the evaluations of
+// the customer's next batches on this replica do not decode it again: each
+// one reads it, and a profile in dozens of segments has a set of a few KB.
+// What a memo holds is shared by every reader of the item: never modified
+// (see decodedSet).
 
 // memo is what an item's Data decodes to. It holds for those very bytes
 // alone: an Item copied and given other Data has none (recalled).
@@ -63,8 +63,11 @@ type itemCache struct {
 // cacheable reports whether the cache keeps items under k: members,
 // membership sets and event aggregates.
 func cacheable(k Key) bool {
-	return k.SK == setSK || k.SK == "M" && strings.Contains(k.PK, "#M#") || strings.Contains(k.PK, "#A#")
+	return k.SK == setSK || isMemberKey(k) || strings.Contains(k.PK, "#A#")
 }
+
+// isMemberKey reports whether k is a member item's.
+func isMemberKey(k Key) bool { return k.SK == "M" && strings.Contains(k.PK, "#M#") }
 
 // lookup returns the cached items among keys and the keys it lacks.
 func (c *itemCache) lookup(keys []Key) (map[Key]Item, []Key) {
@@ -82,16 +85,22 @@ func (c *itemCache) lookup(keys []Key) (map[Key]Item, []Key) {
 	return hits, misses
 }
 
+// withMemo returns it, a membership set, with its Data decoded kept; any
+// other item as it is.
+func withMemo(k Key, it Item) Item {
+	if k.SK == setSK && it.ExpiresAt == 0 {
+		if set, err := readSet(it); err == nil {
+			it.remember(&set)
+		}
+	}
+	return it
+}
+
 // fill keeps items read from the store, unless a newer version is kept,
 // the membership sets among them decoded (in items too).
 func (c *itemCache) fill(items map[Key]Item) {
 	for k, it := range items {
-		if k.SK == setSK && it.ExpiresAt == 0 {
-			if set, err := readSet(it); err == nil {
-				it.remember(&set)
-				items[k] = it
-			}
-		}
+		items[k] = withMemo(k, it)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -124,20 +133,32 @@ func (c *itemCache) putLocked(k Key, it Item) {
 
 // committed records the writes of a transaction that succeeded.
 func (c *itemCache) committed(ops []Op) {
+	// Sets are decoded (withMemo) before the lock is taken.
+	var decoded map[int]Item
+	for i, op := range ops {
+		if op.Put != nil && !op.Check && op.Put.SK == setSK {
+			if decoded == nil {
+				decoded = map[int]Item{}
+			}
+			decoded[i] = withMemo(op.key(), *op.Put)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, op := range ops {
+	for i, op := range ops {
+		it, ok := decoded[i]
+		if !ok && op.Put != nil {
+			it = *op.Put
+		}
 		switch {
 		case op.Check:
 		case op.Delete != nil:
 			delete(c.m, *op.Delete)
 		case !cacheable(op.key()) || op.Put.ExpiresAt != 0:
 		case op.IfVersion != 0:
-			it := *op.Put
 			it.Version = op.IfVersion + 1
 			c.putLocked(op.key(), it)
 		case op.IfAbsent:
-			it := *op.Put
 			it.Version = 1
 			c.putLocked(op.key(), it)
 		default: // the version it got is not known
