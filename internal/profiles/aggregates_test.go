@@ -10,6 +10,20 @@ import (
 	"github.com/cairn-cdp/cairn/internal/profiles"
 )
 
+// threeViews makes the segment "three views" (at least three Viewed within
+// 7 days) and returns the tenant's notices, the segment, and a func that
+// sends u1's next n views, a minute apart.
+func threeViews(t *testing.T, f *fixture) (*recorder, profiles.Segment, func(n int)) {
+	rec, clock := audienceFixture(t, f)
+	three := f.segment(t, "three views", `{"event": "Viewed", "count": {"operator": "at_least", "value": 3}, "within": "7d"}`)
+	return rec, three, func(n int) {
+		for i := range n {
+			*clock = clock.Add(time.Minute)
+			f.send(f.ev(map[string]any{"type": "track", "event": "Viewed", "userId": "u1", "messageId": fmt.Sprint("v", clock.Unix(), i)}))
+		}
+	}
+}
+
 // A member's aggregates stored one item per leaf, as before combined
 // items, still count: an evaluation and a segment's computation read
 // them, and the member's first combined item takes them in and deletes
@@ -17,14 +31,7 @@ import (
 func TestLegacyAggregates(t *testing.T) {
 	stores(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		rec, clock := audienceFixture(t, f)
-		three := f.segment(t, "three views", `{"event": "Viewed", "count": {"operator": "at_least", "value": 3}, "within": "7d"}`)
-		view := func(n int) {
-			for i := range n {
-				*clock = clock.Add(time.Minute)
-				f.send(f.ev(map[string]any{"type": "track", "event": "Viewed", "userId": "u1", "messageId": fmt.Sprint("v", clock.Unix(), i)}))
-			}
-		}
+		rec, three, view := threeViews(t, f)
 		view(1)
 		u1 := f.lookup("user_id", "u1").ID
 		want(t, "one view", rec.take(t, f), "profile.created "+u1)
@@ -93,14 +100,7 @@ func TestLegacyAggregates(t *testing.T) {
 func TestJSONAggregates(t *testing.T) {
 	stores(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		rec, clock := audienceFixture(t, f)
-		three := f.segment(t, "three views", `{"event": "Viewed", "count": {"operator": "at_least", "value": 3}, "within": "7d"}`)
-		view := func(n int) {
-			for i := range n {
-				*clock = clock.Add(time.Minute)
-				f.send(f.ev(map[string]any{"type": "track", "event": "Viewed", "userId": "u1", "messageId": fmt.Sprint("v", clock.Unix(), i)}))
-			}
-		}
+		rec, three, view := threeViews(t, f)
 		view(2)
 		u1 := f.lookup("user_id", "u1").ID
 		want(t, "two views", rec.take(t, f), "profile.created "+u1)
