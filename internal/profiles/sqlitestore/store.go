@@ -44,9 +44,10 @@
 //
 // # Concurrency
 //
-// A Store is safe for concurrent use. Only one Store (one process) should
-// open a file: SQLite would serialise two of them, but each would pay for
-// the other's locks.
+// A Store is safe for concurrent use. Only one Store (one process) may
+// write to a file: its writer remembers the versions it read and wrote
+// (see known), which another writer would make stale. Reading the file
+// meanwhile (a backup, the sqlite3 shell) is safe.
 package sqlitestore
 
 import (

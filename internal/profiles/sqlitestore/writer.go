@@ -56,6 +56,8 @@ type writer struct {
 
 	// stored is transact's buffer of the stored state of each op's key.
 	stored []stored
+	// known is what the writer read or wrote of recent items.
+	known known
 }
 
 // stored is what meta read of an item.
@@ -315,7 +317,7 @@ func (g *groupCommitter) take(r *request) {
 	if err != nil && !errors.Is(err, profiles.ErrConditionFailed) {
 		// Roll back, and run each call alone, so that one bad call
 		// cannot fail the others.
-		_, _ = w.rollback.Exec()
+		w.undo(w.rollback)
 		g.inTx = false
 		calls := append(g.open, answer{r: r})
 		g.open = nil
@@ -348,7 +350,7 @@ func (g *groupCommitter) exec(r *request) error {
 func (g *groupCommitter) alone(r *request) {
 	w := g.s.w
 	fail := func(err error) {
-		_, _ = w.rollback.Exec()
+		w.undo(w.rollback)
 		r.done <- fmt.Errorf("sqlitestore: write: %w", err)
 	}
 	if _, err := w.begin.Exec(); err != nil {
@@ -379,7 +381,7 @@ func (g *groupCommitter) flush() {
 		// having seen it, waits for its fsync.
 		g.s.commits.Add(1)
 		if _, err := g.s.w.commit.Exec(); err != nil {
-			_, _ = g.s.w.rollback.Exec()
+			g.s.w.undo(g.s.w.rollback)
 			calls := g.open
 			g.open = nil
 			for _, a := range calls {
@@ -469,7 +471,7 @@ func (w *writer) transact(ops []profiles.Op, now int64) error {
 	err := w.conditionalPuts(ops, now)
 	if puts > 1 {
 		if errors.Is(err, profiles.ErrConditionFailed) {
-			if _, rerr := w.rollbackTo.Exec(); rerr != nil {
+			if rerr := w.undo(w.rollbackTo); rerr != nil {
 				return rerr
 			}
 		}
@@ -487,10 +489,13 @@ func (w *writer) transact(ops []profiles.Op, now int64) error {
 		case op.Check || op.Put != nil && op.Conditional():
 			// checked, or written above
 		case op.Delete != nil:
-			_, err = w.del.Exec(op.Delete.PK, op.Delete.SK)
+			if _, err = w.del.Exec(op.Delete.PK, op.Delete.SK); err == nil {
+				w.known.set(*op.Delete, stored{})
+			}
 		default:
 			it := op.Put
 			_, err = w.upsert.Exec(it.PK, it.SK, nullString(it.GSI1PK), nullString(it.GSI1SK), it.Data, nullInt(it.ExpiresAt))
+			w.known.forget(itemKey(it))
 		}
 		if err != nil {
 			return err
@@ -499,16 +504,21 @@ func (w *writer) transact(ops []profiles.Op, now int64) error {
 	return nil
 }
 
-// check reads the stored item of op's key into st and reports whether
-// op's condition holds.
+// check reads the stored item of op's key into st, from what the writer
+// knows or else from the file, and reports whether op's condition holds.
 func (w *writer) check(op *profiles.Op, st *stored, now int64) error {
 	k := profiles.OpKey(op)
-	err := w.meta.QueryRow(k.PK, k.SK).Scan(&st.version, &st.expiresAt, &st.gsi1pk, &st.gsi1sk)
-	switch {
-	case err == nil:
-		st.found = true
-	case !errors.Is(err, sql.ErrNoRows):
-		return err
+	if kst, ok := w.known.get(k); ok {
+		*st = kst
+	} else {
+		err := w.meta.QueryRow(k.PK, k.SK).Scan(&st.version, &st.expiresAt, &st.gsi1pk, &st.gsi1sk)
+		switch {
+		case err == nil:
+			st.found = true
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		w.known.set(k, *st)
 	}
 	exists := st.found && live(st.expiresAt, now)
 	if op.IfAbsent && exists || op.IfExists && !exists || op.IfVersion != 0 && (!exists || st.version != op.IfVersion) {
@@ -538,9 +548,14 @@ func (w *writer) conditionalPuts(ops []profiles.Op, now int64) error {
 		if err != nil {
 			return err
 		}
+		version := int64(1)
+		if !op.IfAbsent {
+			version = op.IfVersion + 1
+		}
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 1 {
+			w.known.set(itemKey(it), written(it, version))
 			continue
 		}
 		if op.IfAbsent {
@@ -550,11 +565,26 @@ func (w *writer) conditionalPuts(ops []profiles.Op, now int64) error {
 		if err := w.check(op, &w.stored[i], now); err != nil {
 			return err
 		}
-		if err := w.write(w.replace, it, op.IfVersion+1); err != nil {
+		if err := w.write(w.replace, it, version); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func itemKey(it *profiles.Item) profiles.Key { return profiles.Key{PK: it.PK, SK: it.SK} }
+
+// written is the stored state of it once written with version.
+func written(it *profiles.Item, version int64) stored {
+	return stored{found: true, version: version, expiresAt: it.ExpiresAt, gsi1pk: it.GSI1PK, gsi1sk: it.GSI1SK}
+}
+
+// undo runs a rollback statement (rollback, or rollbackTo a savepoint),
+// which undoes writes known may describe: it forgets them all.
+func (w *writer) undo(rollback *sql.Stmt) error {
+	w.known.reset()
+	_, err := rollback.Exec()
+	return err
 }
 
 // putBatch writes items with version 1, replacing any stored item.
@@ -567,10 +597,14 @@ func (w *writer) putBatch(items []profiles.Item) error {
 	return nil
 }
 
-// write runs st (insert, replace or overwrite) for it with version.
+// write runs st (replace or overwrite) for it with version.
 func (w *writer) write(st *sql.Stmt, it *profiles.Item, version int64) error {
-	_, err := st.Exec(it.PK, it.SK, nullString(it.GSI1PK), nullString(it.GSI1SK), version, it.Data, nullInt(it.ExpiresAt))
-	return err
+	if _, err := st.Exec(it.PK, it.SK, nullString(it.GSI1PK), nullString(it.GSI1SK), version, it.Data, nullInt(it.ExpiresAt)); err != nil {
+		w.known.forget(itemKey(it))
+		return err
+	}
+	w.known.set(itemKey(it), written(it, version))
+	return nil
 }
 
 func nullString(s string) any {
@@ -611,6 +645,7 @@ func (s *Store) sweepOnce() int64 {
 }
 
 func (w *writer) sweepChunk(now int64) (int64, error) {
+	w.known.reset() // what was deleted is not known
 	res, err := w.sweep.Exec(now)
 	if err != nil {
 		return 0, err

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) profiles.Store) {
 		{"RaceCounter", testRaceCounter},
 		{"Count", testCount},
 		{"Scan", testScan},
+		{"Model", testModel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
